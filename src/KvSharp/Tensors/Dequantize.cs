@@ -6,7 +6,8 @@ namespace KvSharp.Tensors;
 
 /// <summary>
 /// Exact block -> float conversion, element for element what ggml's dequantize_row_* computes (same operation order,
-/// no fused multiply-add), so an embedding row we look up equals llama.cpp's get_rows output.
+/// no fused multiply-add), so an embedding row we look up equals llama.cpp's get_rows output. The activation formats
+/// Q8_1 and Q8_K can be read back too (tests use that).
 /// </summary>
 public static class Dequantize
 {
@@ -28,6 +29,7 @@ public static class Dequantize
             case GgmlType.Q4_0: Q4_0(src, dst); break;
             case GgmlType.Q5_0: Q5_0(src, dst); break;
             case GgmlType.Q5_1: Q5_1(src, dst); break;
+            case GgmlType.Q8_1: Q8_1(src, dst); break;
             case GgmlType.Q8_K: Q8_K(src, dst); break;
             case GgmlType.Q4_K: Q4_K(src, dst); break;
             case GgmlType.Q5_K: Q5_K(src, dst); break;
@@ -43,6 +45,16 @@ public static class Dequantize
             var blk = src.Slice(b * Q8_0Bytes, Q8_0Bytes);
             float d = F16(blk, 0);
             for (int j = 0; j < QK; j++) y[b * QK + j] = (sbyte)blk[2 + j] * d;
+        }
+    }
+
+    private static void Q8_1(ReadOnlySpan<byte> src, Span<float> y)
+    {
+        for (int b = 0; b < y.Length / QK; b++)
+        {
+            var blk = src.Slice(b * Q8_1Bytes, Q8_1Bytes);
+            float d = F16(blk, 0);
+            for (int j = 0; j < QK; j++) y[b * QK + j] = (sbyte)blk[4 + j] * d;
         }
     }
 
