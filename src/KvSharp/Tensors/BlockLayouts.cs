@@ -102,14 +102,17 @@ internal static class BlockLayouts
         }
     }
 
-    /// <summary>Checks that <paramref name="bytes"/> holds exactly the blocks for <paramref name="n"/> elements of <paramref name="type"/>.</summary>
+    /// <summary>
+    /// Checks that <paramref name="bytes"/> holds the blocks for <paramref name="n"/> elements of <paramref name="type"/>.
+    /// <paramref name="what"/> names the caller; the message is only built on failure (hot paths call this).
+    /// </summary>
     public static void CheckRow(GgmlType type, int n, int bytes, string what)
     {
         int bs = GgmlTypes.BlockSize(type);
-        if (n % bs != 0)
-            throw new ArgumentException($"{what}: {n} elements is not a whole number of {type} blocks of {bs}");
+        if (n < 0 || n % bs != 0)
+            throw new ArgumentException($"{what} ({type}): {n} elements is not a whole number of {type} blocks of {bs}");
         long need = (long)n / bs * GgmlTypes.BlockBytes(type);
         if (bytes < need)
-            throw new ArgumentException($"{what}: {n} elements of {type} need {need} bytes, the span has {bytes}");
+            throw new ArgumentException($"{what} ({type}): {n} elements need {need} bytes, the span has {bytes}");
     }
 }

@@ -15,7 +15,7 @@ public static class Dequantize
     public static void Row(GgmlType type, ReadOnlySpan<byte> src, Span<float> dst)
     {
         int n = dst.Length;
-        CheckRow(type, n, src.Length, $"Dequantize.Row({type})");
+        CheckRow(type, n, src.Length, "Dequantize.Row");
         switch (type)
         {
             case GgmlType.F32: MemoryMarshal.Cast<byte, float>(src[..(n * 4)]).CopyTo(dst); break;

@@ -14,7 +14,7 @@ public static partial class Quantize
     /// <summary>Quantizes <paramref name="src"/> (a whole number of blocks) into <paramref name="dst"/>.</summary>
     public static void Row(GgmlType type, ReadOnlySpan<float> src, Span<byte> dst)
     {
-        CheckRow(type, src.Length, dst.Length, $"Quantize.Row({type})");
+        CheckRow(type, src.Length, dst.Length, "Quantize.Row");
         switch (type)
         {
             case GgmlType.F32: src.CopyTo(MemoryMarshal.Cast<byte, float>(dst)); break;

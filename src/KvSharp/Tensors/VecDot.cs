@@ -44,43 +44,70 @@ public static unsafe class VecDot
 
     internal static void Check(GgmlType weightType, int weightBytes, int activationBytes, int n)
     {
-        BlockLayouts.CheckRow(weightType, n, weightBytes, $"VecDot weight row ({weightType})");
-        BlockLayouts.CheckRow(GgmlTypes.VecDotType(weightType), n, activationBytes, $"VecDot activation row ({GgmlTypes.VecDotType(weightType)})");
+        BlockLayouts.CheckRow(weightType, n, weightBytes, "VecDot weight row");
+        BlockLayouts.CheckRow(GgmlTypes.VecDotType(weightType), n, activationBytes, "VecDot activation row");
     }
 
     /// <summary>The kernel without argument checks; <paramref name="w"/> and <paramref name="a"/> must hold n elements.</summary>
-    internal static float DotUnchecked(GgmlType type, byte* w, byte* a, int n, bool avx2)
+    internal static float DotUnchecked(GgmlType type, byte* w, byte* a, int n, bool avx2) => Kernel(type, avx2)(w, a, n);
+
+    /// <summary>
+    /// The kernel for a weight type as a function pointer (w, a, n) -> dot, so a matmul picks it once instead of
+    /// switching per row. Both implementations take the element count.
+    /// </summary>
+    internal static delegate*<byte*, byte*, int, float> Kernel(GgmlType type, bool avx2)
     {
         if (avx2)
         {
             return type switch
             {
-                GgmlType.Q8_0 => VecDotAvx2.Q8_0(w, a, n / 32),
-                GgmlType.Q4_0 => VecDotAvx2.Q4_0(w, a, n / 32),
-                GgmlType.Q5_0 => VecDotAvx2.Q5_0(w, a, n / 32),
-                GgmlType.Q5_1 => VecDotAvx2.Q5_1(w, a, n / 32),
-                GgmlType.Q4_K => VecDotAvx2.Q4_K(w, a, n / 256),
-                GgmlType.Q5_K => VecDotAvx2.Q5_K(w, a, n / 256),
-                GgmlType.Q6_K => VecDotAvx2.Q6_K(w, a, n / 256),
-                GgmlType.F32 => VecDotAvx2.DotF32((float*)w, (float*)a, n),
-                GgmlType.F16 => VecDotAvx2.DotF16((ushort*)w, (ushort*)a, n),
-                GgmlType.BF16 => VecDotAvx2.DotBF16((ushort*)w, (ushort*)a, n),
+                GgmlType.Q8_0 => &Q8_0Avx2,
+                GgmlType.Q4_0 => &Q4_0Avx2,
+                GgmlType.Q5_0 => &Q5_0Avx2,
+                GgmlType.Q5_1 => &Q5_1Avx2,
+                GgmlType.Q4_K => &Q4_KAvx2,
+                GgmlType.Q5_K => &Q5_KAvx2,
+                GgmlType.Q6_K => &Q6_KAvx2,
+                GgmlType.F32 => &F32Avx2,
+                GgmlType.F16 => &F16Avx2,
+                GgmlType.BF16 => &BF16Avx2,
                 _ => throw new NotSupportedException($"VecDot: weight type {type} is not supported"),
             };
         }
         return type switch
         {
-            GgmlType.Q8_0 => VecDotScalar.Q8_0(w, a, n / 32),
-            GgmlType.Q4_0 => VecDotScalar.Q4_0(w, a, n / 32),
-            GgmlType.Q5_0 => VecDotScalar.Q5_0(w, a, n / 32),
-            GgmlType.Q5_1 => VecDotScalar.Q5_1(w, a, n / 32),
-            GgmlType.Q4_K => VecDotScalar.Q4_K(w, a, n / 256),
-            GgmlType.Q5_K => VecDotScalar.Q5_K(w, a, n / 256),
-            GgmlType.Q6_K => VecDotScalar.Q6_K(w, a, n / 256),
-            GgmlType.F32 => VecDotScalar.DotF32((float*)w, (float*)a, n),
-            GgmlType.F16 => VecDotScalar.DotF16((ushort*)w, (ushort*)a, n),
-            GgmlType.BF16 => VecDotScalar.DotBF16((ushort*)w, (ushort*)a, n),
+            GgmlType.Q8_0 => &Q8_0Scalar,
+            GgmlType.Q4_0 => &Q4_0Scalar,
+            GgmlType.Q5_0 => &Q5_0Scalar,
+            GgmlType.Q5_1 => &Q5_1Scalar,
+            GgmlType.Q4_K => &Q4_KScalar,
+            GgmlType.Q5_K => &Q5_KScalar,
+            GgmlType.Q6_K => &Q6_KScalar,
+            GgmlType.F32 => &F32Scalar,
+            GgmlType.F16 => &F16Scalar,
+            GgmlType.BF16 => &BF16Scalar,
             _ => throw new NotSupportedException($"VecDot: weight type {type} is not supported"),
         };
     }
+
+    private static float Q8_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q8_0(w, a, n / 32);
+    private static float Q4_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_0(w, a, n / 32);
+    private static float Q5_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_0(w, a, n / 32);
+    private static float Q5_1Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_1(w, a, n / 32);
+    private static float Q4_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_K(w, a, n / 256);
+    private static float Q5_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_K(w, a, n / 256);
+    private static float Q6_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q6_K(w, a, n / 256);
+    private static float F32Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF32((float*)w, (float*)a, n);
+    private static float F16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF16((ushort*)w, (ushort*)a, n);
+    private static float BF16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotBF16((ushort*)w, (ushort*)a, n);
+    private static float Q8_0Scalar(byte* w, byte* a, int n) => VecDotScalar.Q8_0(w, a, n / 32);
+    private static float Q4_0Scalar(byte* w, byte* a, int n) => VecDotScalar.Q4_0(w, a, n / 32);
+    private static float Q5_0Scalar(byte* w, byte* a, int n) => VecDotScalar.Q5_0(w, a, n / 32);
+    private static float Q5_1Scalar(byte* w, byte* a, int n) => VecDotScalar.Q5_1(w, a, n / 32);
+    private static float Q4_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q4_K(w, a, n / 256);
+    private static float Q5_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q5_K(w, a, n / 256);
+    private static float Q6_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q6_K(w, a, n / 256);
+    private static float F32Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF32((float*)w, (float*)a, n);
+    private static float F16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF16((ushort*)w, (ushort*)a, n);
+    private static float BF16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotBF16((ushort*)w, (ushort*)a, n);
 }

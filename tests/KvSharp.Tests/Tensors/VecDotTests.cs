@@ -26,8 +26,10 @@ public class VecDotTests
                 norm += Math.Abs((double)wd[i] * x[i]);
             }
             float got = VecDot.Dot(type, wq, xq, n);
-            // Against the dot of the dequantized rows only float rounding differs.
-            Assert.True(Math.Abs(got - exact) <= 1e-5 * norm + 1e-6, $"{type} n={n}: {got} vs dequantized {exact}");
+            // Against the dot of the dequantized rows only float rounding differs, except that Q5_1 x Q8_1 uses the
+            // block sum s = d*sum(q) which Q8_1 stores rounded to f16 (relative error 2^-11 on the min term).
+            double rel = type == GgmlType.Q5_1 ? 1e-3 : 1e-5;
+            Assert.True(Math.Abs(got - exact) <= rel * norm + 1e-6, $"{type} n={n}: {got} vs dequantized {exact}");
             // Against the float activations, the activation quantization error (Q8: ~0.4% per element, random signs).
             double tol = at switch { GgmlType.F32 => 1e-5, GgmlType.F16 => 2e-3, GgmlType.BF16 => 1e-2, _ => 2e-2 } * norm;
             Assert.True(Math.Abs(got - vsFloat) <= tol, $"{type} n={n}: {got} vs float activations {vsFloat} (tol {tol})");
