@@ -1,25 +1,167 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace KvSharp.Tensors;
 
-/// <summary>Element-wise float kernels of the forward pass, computed as ggml does.</summary>
+/// <summary>
+/// The small float kernels of the forward pass, each written to give llama.cpp's (ggml CPU, AVX2) result: same
+/// operations in the same order. The AVX2 and portable paths are bit-identical (tests check it).
+/// </summary>
 public static class FloatOps
 {
-    /// <summary>ggml_rms_norm: the sum of squares in double, scale = 1/sqrtf(mean + eps), then the weight.</summary>
+    private static bool UseAvx2 => VecDot.UseAvx2;
+
+    /// <summary>
+    /// dst = x / sqrt(mean(x²) + eps) * weight, as ggml_rms_norm followed by ggml_mul: the sum of squares is
+    /// accumulated in double in index order, the mean rounded to float, scale = 1/sqrtf(mean+eps), then
+    /// (x*scale)*weight with two roundings. dst may alias x.
+    /// </summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> dst)
     {
-        double sum = 0;
-        foreach (float v in x) sum += (double)(v * v);
-        float scale = 1f / MathF.Sqrt((float)(sum / x.Length) + eps);
-        for (int i = 0; i < x.Length; i++) dst[i] = x[i] * scale * weight[i];
+        if (weight.Length < x.Length) throw new ArgumentException($"RmsNorm: weight has {weight.Length} elements, x has {x.Length}", nameof(weight));
+        if (dst.Length < x.Length) throw new ArgumentException($"RmsNorm: dst has {dst.Length} elements, x has {x.Length}", nameof(dst));
+        float scale = RmsScale(x, eps);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vs = new Vector<float>(scale);
+            var xv = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var wv = MemoryMarshal.Cast<float, Vector<float>>(weight[..x.Length]);
+            var dv = MemoryMarshal.Cast<float, Vector<float>>(dst[..x.Length]);
+            for (int k = 0; k < xv.Length; k++) dv[k] = xv[k] * vs * wv[k];
+            i = xv.Length * Vector<float>.Count;
+        }
+        for (; i < x.Length; i++) dst[i] = x[i] * scale * weight[i];
     }
 
-    /// <summary>gate = silu(gate) * up.</summary>
-    public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    /// <summary>dst = x / sqrt(mean(x²) + eps) (ggml_rms_norm without the weight). dst may alias x.</summary>
+    public static void RmsNorm(ReadOnlySpan<float> x, float eps, Span<float> dst)
     {
-        for (int i = 0; i < gate.Length; i++) gate[i] = gate[i] / (1f + MathF.Exp(-gate[i])) * up[i];
+        if (dst.Length < x.Length) throw new ArgumentException($"RmsNorm: dst has {dst.Length} elements, x has {x.Length}", nameof(dst));
+        float scale = RmsScale(x, eps);
+        for (int i = 0; i < x.Length; i++) dst[i] = x[i] * scale;
     }
 
+    private static float RmsScale(ReadOnlySpan<float> x, float eps)
+    {
+        double sum = 0;
+        foreach (float v in x) sum += v * v; // float square, double sum, index order: ggml_compute_forward_rms_norm_f32
+        float mean = (float)(sum / x.Length);
+        return 1.0f / MathF.Sqrt(mean + eps);
+    }
+
+    /// <summary>
+    /// gate = silu(gate) * up, as ggml_silu then ggml_mul: silu(x) = x / (1 + exp(-x)) with ggml's vector expf for
+    /// whole groups of 8 and the C library's expf for the tail (as ggml_vec_silu_f32 does).
+    /// </summary>
+    public static unsafe void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        if (up.Length < gate.Length) throw new ArgumentException($"SwiGlu: up has {up.Length} elements, gate has {gate.Length}", nameof(up));
+        int n = gate.Length, i = 0;
+        fixed (float* g = gate)
+        fixed (float* u = up)
+        {
+            if (UseAvx2)
+            {
+                for (; i + 8 <= n; i += 8)
+                {
+                    Vector256<float> x = Avx.LoadVector256(g + i);
+                    Vector256<float> s = Avx.Divide(x, Avx.Add(Vector256.Create(1f), FastExp.Avx2Exp(Avx.Subtract(Vector256<float>.Zero, x))));
+                    Avx.Store(g + i, Avx.Multiply(s, Avx.LoadVector256(u + i)));
+                }
+            }
+            else
+            {
+                for (int end = n & ~7; i < end; i++) g[i] = g[i] / (1f + FastExp.Scalar(0f - g[i])) * u[i];
+            }
+            for (; i < n; i++) g[i] = g[i] / (1f + MathF.Exp(-g[i])) * u[i];
+        }
+    }
+
+    /// <summary>dst += src, element-wise.</summary>
     public static void Add(Span<float> dst, ReadOnlySpan<float> src)
     {
-        for (int i = 0; i < dst.Length; i++) dst[i] += src[i];
+        if (src.Length < dst.Length) throw new ArgumentException($"Add: src has {src.Length} elements, dst has {dst.Length}", nameof(src));
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var dv = MemoryMarshal.Cast<float, Vector<float>>(dst);
+            var sv = MemoryMarshal.Cast<float, Vector<float>>(src[..dst.Length]);
+            for (int k = 0; k < dv.Length; k++) dv[k] += sv[k];
+            i = dv.Length * Vector<float>.Count;
+        }
+        for (; i < dst.Length; i++) dst[i] += src[i];
+    }
+
+    /// <summary>dst *= s, element-wise.</summary>
+    public static void Scale(Span<float> dst, float s)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var dv = MemoryMarshal.Cast<float, Vector<float>>(dst);
+            var vs = new Vector<float>(s);
+            for (int k = 0; k < dv.Length; k++) dv[k] *= vs;
+            i = dv.Length * Vector<float>.Count;
+        }
+        for (; i < dst.Length; i++) dst[i] *= s;
+    }
+
+    /// <summary>
+    /// In-place softmax, as ggml_vec_soft_max_f32 + scaling: subtract the max, exp with ggml's vector expf (tail with
+    /// the C library's), sum each group of 8 in float (hsum order) and the groups in double, then multiply by
+    /// (float)(1/sum). -inf entries (masked) become 0.
+    /// </summary>
+    public static unsafe void Softmax(Span<float> x)
+    {
+        int n = x.Length;
+        if (n == 0) return;
+        float max = float.NegativeInfinity;
+        foreach (float v in x) max = MathF.Max(max, v);
+        double sum = 0;
+        int i = 0;
+        fixed (float* p = x)
+        {
+            if (UseAvx2)
+            {
+                for (; i + 8 <= n; i += 8)
+                {
+                    Vector256<float> v = FastExp.Avx2Exp(Avx.Subtract(Avx.LoadVector256(p + i), Vector256.Create(max)));
+                    Avx.Store(p + i, v);
+                    sum += VecDotAvx2.HSum8(v);
+                }
+            }
+            else
+            {
+                VecDotScalar.Lanes8F v = default;
+                for (; i + 8 <= n; i += 8)
+                {
+                    for (int l = 0; l < 8; l++) p[i + l] = v[l] = FastExp.Scalar(p[i + l] - max);
+                    sum += VecDotScalar.HSum8(ref v);
+                }
+            }
+            for (; i < n; i++)
+            {
+                float v = MathF.Exp(p[i] - max);
+                sum += v;
+                p[i] = v;
+            }
+        }
+        Scale(x, (float)(1.0 / sum));
+    }
+
+    /// <summary>Rounds every value to the nearest binary16 (ties to even), keeping it as a float: what storing into an F16 KV cache does.</summary>
+    public static void RoundToHalf(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(Half)x[i];
+    }
+
+    /// <summary>Rounds every value to the nearest bfloat16 (ties to even), keeping it as a float.</summary>
+    public static void RoundToBFloat16(Span<float> x)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] = BlockLayouts.BF16ToFloat(BlockLayouts.FloatToBF16(x[i]));
     }
 }

@@ -1,0 +1,128 @@
+using KvSharp.Tensors;
+using static KvSharp.Tests.Tensors.TensorTestData;
+
+namespace KvSharp.Tests.Tensors;
+
+[Collection(nameof(KernelSwitchCollection))]
+public class FloatOpsTests
+{
+    private static float[] Both(Action<float[]> op, float[] input, out float[] portable)
+    {
+        float[] fast = (float[])input.Clone();
+        op(fast);
+        portable = (float[])input.Clone();
+        try
+        {
+            VecDot.ForceFallback = true;
+            op(portable);
+        }
+        finally
+        {
+            VecDot.ForceFallback = false;
+        }
+        return fast;
+    }
+
+    private static void AssertBitsEqual(float[] a, float[] b, string what)
+    {
+        for (int i = 0; i < a.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(a[i]) == BitConverter.SingleToInt32Bits(b[i]), $"{what}: element {i}: {a[i]:R} vs {b[i]:R}");
+    }
+
+    [Fact]
+    public void FastExpIsAccurateAndItsTwoPathsAgree()
+    {
+        Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
+        var xs = new List<float> { 0f, -0f, 1f, -1f, 88f, 88.7f, 89f, -87f, -103f, -104f, -110f, -200f, 200f, float.NegativeInfinity, 1e-30f };
+        var rng = new Random(3);
+        for (int i = 0; i < 20000; i++) xs.Add((float)(rng.NextDouble() * 220 - 120));
+        while (xs.Count % 8 != 0) xs.Add(0.5f);
+        for (int i = 0; i < xs.Count; i += 8)
+        {
+            var v = FastExp.Avx2Exp(System.Runtime.Intrinsics.Vector256.Create(xs.GetRange(i, 8).ToArray()));
+            for (int l = 0; l < 8; l++)
+            {
+                float x = xs[i + l], s = FastExp.Scalar(x);
+                Assert.True(BitConverter.SingleToInt32Bits(v[l]) == BitConverter.SingleToInt32Bits(s), $"exp({x:R}): AVX2 {v[l]:R} vs scalar {s:R}");
+                if (x > -87f && x < 88f)
+                {
+                    double want = Math.Exp(x);
+                    Assert.True(Math.Abs(s - want) <= 4e-7 * want, $"exp({x:R}) = {s:R}, want {want:R}");
+                }
+            }
+        }
+        Assert.Equal(0f, FastExp.Scalar(float.NegativeInfinity));
+        Assert.Equal(float.PositiveInfinity, FastExp.Scalar(200f));
+    }
+
+    [Fact]
+    public void RmsNormMatchesDefinition()
+    {
+        float[] x = Gaussian(259, 1, 2f), w = Gaussian(259, 2, 0.05f, 1f);
+        var y = new float[259];
+        FloatOps.RmsNorm(x, w, 1e-5f, y);
+        double ms = x.Sum(v => (double)v * v) / x.Length;
+        for (int i = 0; i < x.Length; i++)
+        {
+            double want = x[i] / Math.Sqrt(ms + 1e-5) * w[i];
+            Assert.True(Math.Abs(y[i] - want) <= 1e-6 * Math.Abs(want) + 1e-9, $"{i}: {y[i]} vs {want}");
+        }
+        // In place gives the same.
+        FloatOps.RmsNorm(x, w, 1e-5f, x);
+        AssertBitsEqual(y, x, "in place");
+    }
+
+    [Theory]
+    [InlineData(8)]
+    [InlineData(172)]
+    [InlineData(768)]
+    [InlineData(5)]
+    public void SwiGluMatchesDefinitionAndPathsAgree(int n)
+    {
+        float[] gate = Gaussian(n, n, 4f), up = Gaussian(n, n + 1);
+        float[] fast = Both(g => FloatOps.SwiGlu(g, up), gate, out float[] portable);
+        if (VecDot.IsAvx2Supported) AssertBitsEqual(fast, portable, "SwiGlu AVX2 vs portable");
+        for (int i = 0; i < n; i++)
+        {
+            double want = gate[i] / (1 + Math.Exp(-gate[i])) * up[i];
+            Assert.True(Math.Abs(fast[i] - want) <= 1e-6 * Math.Abs(want) + 1e-12, $"{i}: silu({gate[i]})*{up[i]} = {fast[i]} vs {want}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(13)]
+    [InlineData(512)]
+    public void SoftmaxMatchesDefinitionAndPathsAgree(int n)
+    {
+        float[] x = Gaussian(n, 40 + n, 5f);
+        if (n > 2) x[1] = float.NegativeInfinity; // a masked position
+        float[] fast = Both(v => FloatOps.Softmax(v), x, out float[] portable);
+        if (VecDot.IsAvx2Supported) AssertBitsEqual(fast, portable, "Softmax AVX2 vs portable");
+        double max = x.Max(), z = x.Sum(v => Math.Exp(v - max));
+        for (int i = 0; i < n; i++)
+        {
+            double want = Math.Exp(x[i] - max) / z;
+            Assert.True(Math.Abs(fast[i] - want) <= 1e-6 * want + 1e-9, $"{i}: {fast[i]} vs {want}");
+        }
+        if (n > 2) Assert.Equal(0f, fast[1]);
+        Assert.Equal(1.0, fast.Sum(v => (double)v), 5);
+    }
+
+    [Fact]
+    public void AddAndRounding()
+    {
+        float[] a = Gaussian(37, 5), b = Gaussian(37, 6);
+        float[] c = (float[])a.Clone();
+        FloatOps.Add(c, b);
+        for (int i = 0; i < 37; i++) Assert.Equal(a[i] + b[i], c[i]);
+
+        float[] h = [1 + MathF.Pow(2, -11), 70000f, 1e-8f, -3.14159f];
+        FloatOps.RoundToHalf(h);
+        Assert.Equal(new[] { 1f, float.PositiveInfinity, (float)(Half)1e-8f, (float)(Half)(-3.14159f) }, h);
+        float[] bf = [1 + MathF.Pow(2, -8), 3.14159f];
+        FloatOps.RoundToBFloat16(bf);
+        Assert.Equal(new[] { 1f, 3.140625f }, bf);
+    }
+}
