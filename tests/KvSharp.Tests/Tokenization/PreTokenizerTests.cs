@@ -57,4 +57,18 @@ public class PreTokenizerTests
         Assert.True(PreTokenizer.ForName("llama-bpe").AddBosByDefault);
         Assert.False(PreTokenizer.ForName("qwen2").AddBosByDefault);
     }
+
+    [Fact]
+    public void RegexWhitespaceIsLlamaCppsWhitespaceSet()
+    {
+        // The patterns rely on .NET's \s being exactly llama.cpp's whitespace flag set (unicode-data.cpp).
+        var expected = new HashSet<int> { 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000 };
+        for (int c = 0x2000; c <= 0x200A; c++) expected.Add(c);
+        var space = new System.Text.RegularExpressions.Regex(@"^\s$");
+        for (int c = 0; c < 0x10000; c++)
+        {
+            if (c is >= 0xD800 and <= 0xDFFF) continue;
+            Assert.True(expected.Contains(c) == space.IsMatch(((char)c).ToString()), $"U+{c:X4}");
+        }
+    }
 }

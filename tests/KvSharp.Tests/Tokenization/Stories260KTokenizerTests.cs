@@ -111,4 +111,17 @@ public class Stories260KTokenizerTests
         Assert.Equal(77, all.Length);
         Assert.Equal(ids, all[..64]);
     }
+
+    [Fact]
+    public void RenderSpecialShowsControlTokens()
+    {
+        var tok = TokenizerFixtures.StoriesGguf;
+        int[] ids = tok.Encode("<s>Hi</s>", addSpecial: false, parseSpecial: true);
+        Assert.Equal(1, ids[0]);
+        Assert.Equal(2, ids[^1]);
+        Assert.Equal(tok.Encode("Hi", false, false), ids[1..^1]); // dummy prefix again after a special token
+        // The first piece with bytes is "<s>" when specials are rendered, so the space before "Hi" stays.
+        Assert.Equal("<s> Hi</s>", tok.Decode(ids, renderSpecial: true));
+        Assert.Equal("Hi", tok.Decode(ids));
+    }
 }
