@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+
+namespace KvSharp.Tensors;
+
+/// <summary>One unit of a parallel-for: <see cref="Execute"/> is called once for every index of the range.</summary>
+public interface IParallelWork
+{
+    void Execute(int index);
+}
+
+/// <summary>
+/// A fixed set of worker threads running parallel-for loops over index ranges, built for many short kernels per
+/// token (a decode step runs ~10 matmuls per layer).
+/// </summary>
+/// <remarks>
+/// <para>Design: <see cref="Run{TWork}"/> takes the work as a struct by reference, copies it to the caller's stack
+/// and hands the workers a pointer to that copy plus a function pointer to <c>Execute&lt;TWork&gt;</c>, a generic
+/// static method. Nothing is allocated per call: no Task, no delegate, no closure, no boxing. (A stack local never
+/// moves, and the caller stays inside <see cref="Run{TWork}"/> until every worker is done with it, so the pointer
+/// stays valid; the copy is written back to <c>work</c> at the end.)</para>
+/// <para>Indices are claimed one at a time with an interlocked counter by the caller and the workers together, so
+/// uneven items balance themselves; give each index a meaningful chunk of work (thousands of cycles or more).
+/// Which thread runs which index is not deterministic, so kernels must make each index's result independent of that.
+/// </para>
+/// <para>Idle workers spin for <see cref="SpinTime"/> before blocking, so back-to-back kernels do not pay a thread
+/// wake-up. One caller at a time: <see cref="Run{TWork}"/> is not reentrant and must not be called concurrently.
+/// With <c>threads == 1</c> (or a single index) work runs inline on the calling thread.</para>
+/// </remarks>
+public sealed unsafe class KernelPool : IDisposable
+{
+    private readonly Thread[] _workers;
+    private readonly object _gate = new();
+    private readonly long _spinTicks;
+
+    // State of the current Run, published by the increment of _generation.
+    private void* _work;
+    private delegate*<void*, int, void> _execute;
+    private int _count;
+    private int _next;
+    private int _busy;
+    private int _generation;
+    private int _sleepers;
+    private int _running;
+    private volatile bool _disposed;
+    private ExceptionDispatchInfo? _error;
+
+    /// <param name="threads">Total threads including the caller's (1 = run inline).</param>
+    public KernelPool(int threads) : this(threads, TimeSpan.FromMilliseconds(1)) { }
+
+    /// <param name="threads">Total threads including the caller's (1 = run inline).</param>
+    /// <param name="spinTime">How long an idle worker spins waiting for the next Run before it blocks.</param>
+    public KernelPool(int threads, TimeSpan spinTime)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        Threads = threads;
+        SpinTime = spinTime;
+        _spinTicks = (long)(spinTime.TotalSeconds * Stopwatch.Frequency);
+        _workers = new Thread[threads - 1];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"KvSharp kernel {i + 1}" };
+            _workers[i].Start();
+        }
+    }
+
+    /// <summary>Threads that run work, the caller's included.</summary>
+    public int Threads { get; }
+
+    public TimeSpan SpinTime { get; }
+
+    /// <summary>Calls <c>work.Execute(i)</c> for every i in [0, count), spread over the pool; returns when all are done.</summary>
+    public void Run<TWork>(ref TWork work, int count) where TWork : struct, IParallelWork
+    {
+        if (count <= 0) return;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_workers.Length == 0 || count == 1)
+        {
+            for (int i = 0; i < count; i++) work.Execute(i);
+            return;
+        }
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+            throw new InvalidOperationException("KernelPool.Run was called while another Run is in progress (one caller at a time, no nesting)");
+        try
+        {
+            TWork local = work;
+            _work = Unsafe.AsPointer(ref local);
+            _execute = &Execute<TWork>;
+            _count = count;
+            _next = 0;
+            _busy = _workers.Length;
+            Interlocked.Increment(ref _generation); // full fence: publishes the fields above
+            if (Volatile.Read(ref _sleepers) > 0)
+                lock (_gate) Monitor.PulseAll(_gate);
+
+            Drain();
+
+            SpinWait spin = default;
+            while (Volatile.Read(ref _busy) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            _work = null;
+            work = local;
+            if (_error is { } error)
+            {
+                _error = null;
+                error.Throw();
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private static void Execute<TWork>(void* work, int index) where TWork : struct, IParallelWork
+        => Unsafe.AsRef<TWork>(work).Execute(index);
+
+    private void Drain()
+    {
+        var execute = _execute;
+        void* work = _work;
+        int count = _count;
+        while (true)
+        {
+            int i = Interlocked.Increment(ref _next) - 1;
+            if (i >= count) return;
+            try
+            {
+                execute(work, i);
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
+            }
+        }
+    }
+
+    private void WorkerLoop()
+    {
+        int seen = 0;
+        while (true)
+        {
+            int gen;
+            long deadline = Stopwatch.GetTimestamp() + _spinTicks;
+            while ((gen = Volatile.Read(ref _generation)) == seen && !_disposed)
+            {
+                if (Stopwatch.GetTimestamp() < deadline)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                lock (_gate)
+                {
+                    // Dekker-style handshake with Run: we announce ourselves (full fence) before re-reading the
+                    // generation, Run bumps the generation (full fence) before reading _sleepers.
+                    Interlocked.Increment(ref _sleepers);
+                    while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_gate);
+                    Interlocked.Decrement(ref _sleepers);
+                }
+            }
+            if (_disposed) return;
+            seen = gen;
+            Drain();
+            Interlocked.Decrement(ref _busy);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        lock (_gate) Monitor.PulseAll(_gate);
+        foreach (var t in _workers) t.Join();
+    }
+}

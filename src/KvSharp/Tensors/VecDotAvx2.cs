@@ -1,0 +1,314 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// AVX2 + FMA vec_dot kernels, following ggml's AVX2 kernels (b4748) lane for lane: bytes are multiplied with
+/// vpmaddubsw (unsigned x signed -> int16 pairs) and summed to int32 with vpmaddwd, giving 8 int32 lanes per 32
+/// elements; each block's lanes are converted to float and accumulated with one FMA by the block's scale.
+/// No int16 saturation can occur for valid blocks (largest pair sum: 2*63*127 + 2*32*127 for Q6_K = 24130).
+/// </summary>
+internal static unsafe class VecDotAvx2
+{
+    private static Vector256<byte> LowNibbles => Vector256.Create((byte)0x0F);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float HSum8(Vector256<float> x)
+    {
+        Vector128<float> r = Sse.Add(x.GetUpper(), x.GetLower());
+        r = Sse.Add(r, Sse.MoveHighToLow(r, r));
+        r = Sse.AddScalar(r, Sse3.MoveHighAndDuplicate(r));
+        return r.ToScalar();
+    }
+
+    /// <summary>Signed x signed bytes: |x| * sign(y, x) through vpmaddubsw, then pairs of int16 to int32 (ggml mul_sum_i8_pairs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MulSumI8Pairs(Vector256<sbyte> x, Vector256<sbyte> y)
+    {
+        Vector256<byte> ax = Avx2.Sign(x, x).AsByte();
+        Vector256<sbyte> sy = Avx2.Sign(y, x);
+        return Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ax, sy), Vector256.Create((short)1));
+    }
+
+    /// <summary>Unsigned x signed bytes to 8 int32 lanes (ggml mul_sum_us8_pairs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MulSumU8Pairs(Vector256<byte> ax, Vector256<sbyte> sy)
+        => Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ax, sy), Vector256.Create((short)1));
+
+    /// <summary>16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 (ggml bytes_from_nibbles_32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Nibbles32(byte* p)
+    {
+        Vector128<byte> t = Sse2.LoadVector128(p);
+        Vector128<byte> hi = Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte();
+        return Avx2.And(Vector256.Create(t, hi), LowNibbles);
+    }
+
+    /// <summary>32 bits -> 32 bytes of 0xFF (bit set) or 0x00 (ggml bytes_from_bits_32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> BytesFromBits32(uint bits)
+    {
+        Vector256<byte> shuf = Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte();
+        Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(bits).AsByte(), shuf);
+        bytes = Avx2.Or(bytes, Vector256.Create(0x7fbfdfeff7fbfdfeUL).AsByte());
+        return Avx2.CompareEqual(bytes, Vector256<byte>.AllBitsSet);
+    }
+
+    public static float Q8_0(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes)
+        {
+            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
+            Vector256<sbyte> qx = Avx.LoadVector256((sbyte*)(x + 2));
+            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
+            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
+        }
+        return HSum8(acc);
+    }
+
+    public static float Q4_0(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes)
+        {
+            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
+            Vector256<sbyte> qx = Avx2.Subtract(Nibbles32(x + 2), Vector256.Create((byte)8)).AsSByte();
+            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
+            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
+        }
+        return HSum8(acc);
+    }
+
+    public static float Q5_0(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        for (int ib = 0; ib < nb; ib++, x += Q5_0Bytes, y += Q8_0Bytes)
+        {
+            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
+            // Elements without the 5th bit get 0xF0 or'ed in, i.e. nibble - 16 as a signed byte.
+            Vector256<byte> hi = Avx2.AndNot(BytesFromBits32(*(uint*)(x + 2)), Vector256.Create((byte)0xF0));
+            Vector256<sbyte> qx = Avx2.Or(Nibbles32(x + 6), hi).AsSByte();
+            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
+            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
+        }
+        return HSum8(acc);
+    }
+
+    public static float Q5_1(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        float summs = 0;
+        for (int ib = 0; ib < nb; ib++, x += Q5_1Bytes, y += Q8_1Bytes)
+        {
+            float dx = F16(x), dy = F16(y);
+            summs = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), summs);
+            Vector256<byte> hi = Avx2.And(BytesFromBits32(*(uint*)(x + 4)), Vector256.Create((byte)0x10));
+            Vector256<byte> qx = Avx2.Or(Nibbles32(x + 8), hi);
+            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 4));
+            acc = Fma.MultiplyAdd(Vector256.Create(dx * dy), Avx.ConvertToVector256Single(MulSumU8Pairs(qx, qy)), acc);
+        }
+        return HSum8(acc) + summs;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Bsum32(byte* y, int k) => ((short*)(y + Q8_K_Bsums))[2 * k] + ((short*)(y + Q8_K_Bsums))[2 * k + 1];
+
+    public static float Q4_K(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        Vector128<float> accM = Vector128<float>.Zero;
+        int* sc = stackalloc int[8];
+        int* mn = stackalloc int[8];
+        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
+        {
+            float yd = *(float*)y;
+            float d = yd * F16(x);
+            float dmin = -yd * F16(x + 2);
+            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
+            Vector128<int> prod = Vector128.Create(
+                mn[0] * Bsum32(y, 0) + mn[1] * Bsum32(y, 1), mn[2] * Bsum32(y, 2) + mn[3] * Bsum32(y, 3),
+                mn[4] * Bsum32(y, 4) + mn[5] * Bsum32(y, 5), mn[6] * Bsum32(y, 6) + mn[7] * Bsum32(y, 7));
+            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(prod), accM);
+
+            Vector256<int> sumi = Vector256<int>.Zero;
+            byte* q4 = x + Q4_K_Qs;
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+            {
+                Vector256<byte> bits = Avx.LoadVector256(q4);
+                Vector256<byte> lo = Avx2.And(bits, LowNibbles);
+                Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
+                Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
+                Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
+                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j]), pl);
+                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j + 1]), ph);
+                sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
+            }
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+        accM = Sse.Add(accM, Sse.MoveHighToLow(accM, accM));
+        accM = Sse.AddScalar(accM, Sse3.MoveHighAndDuplicate(accM));
+        return HSum8(acc) + accM.ToScalar();
+    }
+
+    public static float Q5_K(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        float summs = 0;
+        int* sc = stackalloc int[8];
+        int* mn = stackalloc int[8];
+        Vector256<byte> sixteen = Vector256.Create((byte)0x10);
+        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
+        {
+            float yd = *(float*)y;
+            float d = yd * F16(x);
+            float dmin = -yd * F16(x + 2);
+            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q5_K_Scales, out sc[j], out mn[j]);
+            int msum = 0;
+            for (int j = 0; j < 8; j++) msum += mn[j] * Bsum32(y, j);
+            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
+
+            Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
+            Vector256<int> sumi = Vector256<int>.Zero;
+            byte* q5 = x + Q5_K_Qs;
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
+            {
+                Vector256<byte> m0 = Vector256.Create((byte)(1 << (2 * j)));
+                Vector256<byte> m1 = Vector256.Create((byte)(2 << (2 * j)));
+                Vector256<byte> bits = Avx.LoadVector256(q5);
+                Vector256<byte> h0 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m0), m0), sixteen);
+                Vector256<byte> h1 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m1), m1), sixteen);
+                Vector256<byte> lo = Avx2.Or(Avx2.And(bits, LowNibbles), h0);
+                Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles), h1);
+                Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
+                Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
+                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j]), pl);
+                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j + 1]), ph);
+                sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
+            }
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+        return HSum8(acc) + summs;
+    }
+
+    public static float Q6_K(byte* x, byte* y, int nb)
+    {
+        Vector256<float> acc = Vector256<float>.Zero;
+        Vector256<byte> m2 = Vector256.Create((byte)3);
+        Vector256<byte> m32 = Vector256.Create((byte)32);
+        for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
+        {
+            float d = *(float*)y * F16(x + Q6_K_D);
+            sbyte* sc = (sbyte*)(x + Q6_K_Scales);
+            Vector256<int> sumi = Vector256<int>.Zero;
+            for (int n = 0; n < 2; n++)
+            {
+                byte* ql = x + Q6_K_Ql + 64 * n;
+                Vector256<byte> bits1 = Avx.LoadVector256(ql);
+                Vector256<byte> bits2 = Avx.LoadVector256(ql + 32);
+                Vector256<byte> bitsH = Avx.LoadVector256(x + Q6_K_Qh + 32 * n);
+                sbyte* q8 = (sbyte*)(y + Q8_K_Qs + 128 * n);
+                for (int g = 0; g < 4; g++)
+                {
+                    Vector256<byte> low = (g & 1) == 0 ? bits1 : bits2;
+                    if (g >= 2) low = Avx2.ShiftRightLogical(low.AsUInt16(), 4).AsByte();
+                    Vector256<byte> h = Avx2.And(Avx2.ShiftRightLogical(bitsH.AsUInt16(), Vector128.CreateScalar((ushort)(2 * g))).AsByte(), m2);
+                    Vector256<byte> q = Avx2.Or(Avx2.And(low, LowNibbles), Avx2.ShiftLeftLogical(h.AsUInt16(), 4).AsByte());
+                    Vector256<sbyte> q8v = Avx.LoadVector256(q8 + 32 * g);
+                    // (q - 32) * q8 as q*q8 - 32*q8, both through vpmaddubsw as in ggml.
+                    Vector256<short> p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, q8v), Avx2.MultiplyAddAdjacent(m32, q8v));
+                    Vector256<short> s = Vector256.Create(Vector128.Create((short)sc[8 * n + 2 * g]), Vector128.Create((short)sc[8 * n + 2 * g + 1]));
+                    sumi = Avx2.Add(sumi, Avx2.MultiplyAddAdjacent(s, p));
+                }
+            }
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+        return HSum8(acc);
+    }
+
+    /// <summary>ggml GGML_F32x8_REDUCE: (a0+a2)+(a1+a3), lo+hi, two hadds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    {
+        Vector256<float> s = Avx.Add(Avx.Add(a0, a2), Avx.Add(a1, a3));
+        Vector128<float> t = Sse.Add(s.GetLower(), s.GetUpper());
+        t = Sse3.HorizontalAdd(t, t);
+        return Sse3.HorizontalAdd(t, t).ToScalar();
+    }
+
+    public static float DotF32(float* x, float* y, int n)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int np = n & ~31;
+        for (int i = 0; i < np; i += 32)
+        {
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.LoadVector256(y + i), a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.LoadVector256(y + i + 8), a1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.LoadVector256(y + i + 16), a2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.LoadVector256(y + i + 24), a3);
+        }
+        float sum = Reduce4(a0, a1, a2, a3);
+        for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(x[i], y[i], sum);
+        return sum;
+    }
+
+    /// <summary>
+    /// 8 binary16 -> 8 binary32, exactly (there is no F16C in .NET's intrinsics): normal numbers rebias the exponent,
+    /// subnormals are mantissa * 2^-24, Inf/NaN keep an all-ones exponent.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> HalfToSingle(ushort* p)
+    {
+        Vector256<int> h = Avx2.ConvertToVector256Int32(p);
+        Vector256<int> em = Avx2.And(h, Vector256.Create(0x7fff));
+        Vector256<int> sign = Avx2.ShiftLeftLogical(Avx2.And(h, Vector256.Create(0x8000)), 16);
+        Vector256<int> exp = Avx2.And(h, Vector256.Create(0x7c00));
+        Vector256<int> shifted = Avx2.ShiftLeftLogical(em, 13);
+        Vector256<int> normal = Avx2.Add(shifted, Vector256.Create(0x38000000));
+        Vector256<int> infNan = Avx2.Add(shifted, Vector256.Create(0x70000000));
+        Vector256<int> sub = Avx.Multiply(Avx.ConvertToVector256Single(em), Vector256.Create(5.9604645e-8f)).AsInt32();
+        Vector256<int> r = Avx2.BlendVariable(normal, infNan, Avx2.CompareEqual(exp, Vector256.Create(0x7c00)));
+        r = Avx2.BlendVariable(r, sub, Avx2.CompareEqual(exp, Vector256<int>.Zero));
+        return Avx2.Or(r, sign).AsSingle();
+    }
+
+    public static float DotF16(ushort* x, ushort* y, int n)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int np = n & ~31;
+        for (int i = 0; i < np; i += 32)
+        {
+            a0 = Fma.MultiplyAdd(HalfToSingle(x + i), HalfToSingle(y + i), a0);
+            a1 = Fma.MultiplyAdd(HalfToSingle(x + i + 8), HalfToSingle(y + i + 8), a1);
+            a2 = Fma.MultiplyAdd(HalfToSingle(x + i + 16), HalfToSingle(y + i + 16), a2);
+            a3 = Fma.MultiplyAdd(HalfToSingle(x + i + 24), HalfToSingle(y + i + 24), a3);
+        }
+        double sum = Reduce4(a0, a1, a2, a3);
+        for (int i = np; i < n; i++) sum += HalfToFloat(x[i]) * HalfToFloat(y[i]);
+        return (float)sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BF16ToSingle(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
+
+    public static float DotBF16(ushort* x, ushort* y, int n)
+    {
+        Vector256<float> c1 = default, c2 = default, c3 = default, c4 = default;
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+        {
+            c1 = Fma.MultiplyAdd(BF16ToSingle(x + i), BF16ToSingle(y + i), c1);
+            c2 = Fma.MultiplyAdd(BF16ToSingle(x + i + 8), BF16ToSingle(y + i + 8), c2);
+            c3 = Fma.MultiplyAdd(BF16ToSingle(x + i + 16), BF16ToSingle(y + i + 16), c3);
+            c4 = Fma.MultiplyAdd(BF16ToSingle(x + i + 24), BF16ToSingle(y + i + 24), c4);
+        }
+        double sum = HSum8(Avx.Add(Avx.Add(c1, c3), Avx.Add(c2, c4)));
+        for (; i < n; i++) sum += BF16ToFloat(x[i]) * BF16ToFloat(y[i]);
+        return (float)sum;
+    }
+}

@@ -1,0 +1,272 @@
+using System.Runtime.CompilerServices;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
+/// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
+/// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
+/// </summary>
+internal static unsafe class VecDotScalar
+{
+    [InlineArray(8)]
+    internal struct Lanes8F { private float _e; }
+
+    [InlineArray(8)]
+    internal struct Lanes8I { private int _e; }
+
+    /// <summary>ggml hsum_float_8: (hi + lo) then pairwise like movehl/movehdup.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float HSum8(ref Lanes8F a)
+    {
+        float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+        return (r0 + r2) + (r1 + r3);
+    }
+
+    /// <summary>Accumulates 32 weight values times 32 activation bytes into the 8 lane sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LaneDot32(int* wv, sbyte* q, ref Lanes8I lanes, int scale)
+    {
+        for (int l = 0; l < 8; l++)
+        {
+            int s = wv[4 * l] * q[4 * l] + wv[4 * l + 1] * q[4 * l + 1] + wv[4 * l + 2] * q[4 * l + 2] + wv[4 * l + 3] * q[4 * l + 3];
+            lanes[l] += scale * s;
+        }
+    }
+
+    /// <summary>acc = fma(d, float(lane), acc) per lane, as _mm256_fmadd_ps(d, cvtepi32_ps(sum), acc).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LegacyFinish(ref Lanes8F acc, ref Lanes8I lanes, float d)
+    {
+        for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+    }
+
+    public static float Q8_0(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        int* wv = stackalloc int[32];
+        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes)
+        {
+            float d = F16(x) * F16(y);
+            for (int j = 0; j < 32; j++) wv[j] = (sbyte)x[2 + j];
+            Lanes8I lanes = default;
+            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
+            LegacyFinish(ref acc, ref lanes, d);
+        }
+        return HSum8(ref acc);
+    }
+
+    public static float Q4_0(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        int* wv = stackalloc int[32];
+        for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes)
+        {
+            float d = F16(x) * F16(y);
+            for (int j = 0; j < 16; j++)
+            {
+                wv[j] = (x[2 + j] & 0xF) - 8;
+                wv[j + 16] = (x[2 + j] >> 4) - 8;
+            }
+            Lanes8I lanes = default;
+            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
+            LegacyFinish(ref acc, ref lanes, d);
+        }
+        return HSum8(ref acc);
+    }
+
+    public static float Q5_0(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        int* wv = stackalloc int[32];
+        for (int ib = 0; ib < nb; ib++, x += Q5_0Bytes, y += Q8_0Bytes)
+        {
+            float d = F16(x) * F16(y);
+            uint qh = *(uint*)(x + 2);
+            for (int j = 0; j < 16; j++)
+            {
+                wv[j] = ((x[6 + j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - 16;
+                wv[j + 16] = ((x[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16;
+            }
+            Lanes8I lanes = default;
+            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
+            LegacyFinish(ref acc, ref lanes, d);
+        }
+        return HSum8(ref acc);
+    }
+
+    public static float Q5_1(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        float summs = 0;
+        int* wv = stackalloc int[32];
+        for (int ib = 0; ib < nb; ib++, x += Q5_1Bytes, y += Q8_1Bytes)
+        {
+            float dx = F16(x), mx = F16(x + 2), dy = F16(y), sy = F16(y + 2);
+            summs = MathF.FusedMultiplyAdd(mx, sy, summs);
+            uint qh = *(uint*)(x + 4);
+            for (int j = 0; j < 16; j++)
+            {
+                wv[j] = (x[8 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+                wv[j + 16] = (x[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            }
+            Lanes8I lanes = default;
+            LaneDot32(wv, (sbyte*)(y + 4), ref lanes, 1);
+            LegacyFinish(ref acc, ref lanes, dx * dy);
+        }
+        return HSum8(ref acc) + summs;
+    }
+
+    /// <summary>Sum of the 32 Q8_K quants of sub-block <paramref name="k"/> (0..7) from the two 16-element bsums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Bsum32(byte* y, int k) => ((short*)(y + Q8_K_Bsums))[2 * k] + ((short*)(y + Q8_K_Bsums))[2 * k + 1];
+
+    public static float Q4_K(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        float am0 = 0, am1 = 0, am2 = 0, am3 = 0; // acc_m, 4 lanes
+        int* wv = stackalloc int[32];
+        int* sc = stackalloc int[8];
+        int* mn = stackalloc int[8];
+        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
+        {
+            float yd = *(float*)y;
+            float d = yd * F16(x);
+            float dmin = -yd * F16(x + 2);
+            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
+            am0 = MathF.FusedMultiplyAdd(dmin, mn[0] * Bsum32(y, 0) + mn[1] * Bsum32(y, 1), am0);
+            am1 = MathF.FusedMultiplyAdd(dmin, mn[2] * Bsum32(y, 2) + mn[3] * Bsum32(y, 3), am1);
+            am2 = MathF.FusedMultiplyAdd(dmin, mn[4] * Bsum32(y, 4) + mn[5] * Bsum32(y, 5), am2);
+            am3 = MathF.FusedMultiplyAdd(dmin, mn[6] * Bsum32(y, 6) + mn[7] * Bsum32(y, 7), am3);
+            Lanes8I lanes = default;
+            byte* q4 = x + Q4_K_Qs;
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+            {
+                for (int l = 0; l < 32; l++) wv[l] = q4[l] & 0xF;
+                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
+                for (int l = 0; l < 32; l++) wv[l] = q4[l] >> 4;
+                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
+            }
+            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+        }
+        return HSum8(ref acc) + ((am0 + am2) + (am1 + am3));
+    }
+
+    public static float Q5_K(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        float summs = 0;
+        int* wv = stackalloc int[32];
+        int* sc = stackalloc int[8];
+        int* mn = stackalloc int[8];
+        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
+        {
+            float yd = *(float*)y;
+            float d = yd * F16(x);
+            float dmin = -yd * F16(x + 2);
+            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q5_K_Scales, out sc[j], out mn[j]);
+            int msum = 0;
+            for (int j = 0; j < 8; j++) msum += mn[j] * Bsum32(y, j);
+            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
+            Lanes8I lanes = default;
+            byte* q5 = x + Q5_K_Qs;
+            byte* qh = x + Q5_K_Qh;
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
+            {
+                for (int l = 0; l < 32; l++) wv[l] = (q5[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4);
+                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
+                for (int l = 0; l < 32; l++) wv[l] = (q5[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4);
+                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
+            }
+            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+        }
+        return HSum8(ref acc) + summs;
+    }
+
+    public static float Q6_K(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        int* wv = stackalloc int[32];
+        for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
+        {
+            float d = *(float*)y * F16(x + Q6_K_D);
+            sbyte* sc = (sbyte*)(x + Q6_K_Scales);
+            Lanes8I lanes = default;
+            for (int n = 0; n < 2; n++)
+            {
+                byte* ql = x + Q6_K_Ql + 64 * n;
+                byte* qh = x + Q6_K_Qh + 32 * n;
+                sbyte* q8 = (sbyte*)(y + Q8_K_Qs + 128 * n);
+                for (int g = 0; g < 4; g++)
+                {
+                    // group g: elements 32g..32g+31 of this half; low nibbles for g = 0,1, high for g = 2,3.
+                    byte* src = ql + 32 * (g & 1);
+                    int shift = g >= 2 ? 4 : 0;
+                    for (int l = 0; l < 32; l++)
+                        wv[l] = (((src[l] >> shift) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4)) - 32;
+                    // Lanes 0..3 (elements 0..15) use one scale, lanes 4..7 the next.
+                    int s0 = sc[8 * n + 2 * g], s1 = sc[8 * n + 2 * g + 1];
+                    sbyte* q = q8 + 32 * g;
+                    for (int l = 0; l < 8; l++)
+                    {
+                        int s = wv[4 * l] * q[4 * l] + wv[4 * l + 1] * q[4 * l + 1] + wv[4 * l + 2] * q[4 * l + 2] + wv[4 * l + 3] * q[4 * l + 3];
+                        lanes[l] += (l < 4 ? s0 : s1) * s;
+                    }
+                }
+            }
+            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+        }
+        return HSum8(ref acc);
+    }
+
+    /// <summary>ggml GGML_F32x8_REDUCE of four 8-lane accumulators: (a0+a2)+(a1+a3), lo+hi, then two hadds.</summary>
+    private static float Reduce4x8(float* a)
+    {
+        float* r = stackalloc float[8];
+        for (int l = 0; l < 8; l++) r[l] = (a[l] + a[16 + l]) + (a[8 + l] + a[24 + l]);
+        float t0 = r[0] + r[4], t1 = r[1] + r[5], t2 = r[2] + r[6], t3 = r[3] + r[7];
+        return (t0 + t1) + (t2 + t3);
+    }
+
+    public static float DotF32(float* x, float* y, int n)
+    {
+        float* acc = stackalloc float[32];
+        new Span<float>(acc, 32).Clear();
+        int np = n & ~31;
+        for (int i = 0; i < np; i += 32)
+            for (int k = 0; k < 32; k++) acc[k] = MathF.FusedMultiplyAdd(x[i + k], y[i + k], acc[k]);
+        float sum = Reduce4x8(acc);
+        for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(x[i], y[i], sum);
+        return sum;
+    }
+
+    public static float DotF16(ushort* x, ushort* y, int n)
+    {
+        float* acc = stackalloc float[32];
+        new Span<float>(acc, 32).Clear();
+        int np = n & ~31;
+        for (int i = 0; i < np; i += 32)
+            for (int k = 0; k < 32; k++) acc[k] = MathF.FusedMultiplyAdd(HalfToFloat(x[i + k]), HalfToFloat(y[i + k]), acc[k]);
+        double sum = Reduce4x8(acc);
+        for (int i = np; i < n; i++) sum += HalfToFloat(x[i]) * HalfToFloat(y[i]);
+        return (float)sum;
+    }
+
+    public static float DotBF16(ushort* x, ushort* y, int n)
+    {
+        float* c = stackalloc float[32]; // c1..c4 of ggml_vec_dot_bf16
+        new Span<float>(c, 32).Clear();
+        int i = 0;
+        for (; i + 32 <= n; i += 32)
+            for (int k = 0; k < 32; k++) c[k] = MathF.FusedMultiplyAdd(BF16ToFloat(x[i + k]), BF16ToFloat(y[i + k]), c[k]);
+        // (c1 + c3) + (c2 + c4), then hi + lo and movehl/movehdup like hsum_float_8.
+        Lanes8F v = default;
+        for (int l = 0; l < 8; l++) v[l] = (c[l] + c[16 + l]) + (c[8 + l] + c[24 + l]);
+        double sum = HSum8(ref v);
+        for (; i < n; i++) sum += BF16ToFloat(x[i]) * BF16ToFloat(y[i]);
+        return (float)sum;
+    }
+}

@@ -1,0 +1,76 @@
+using KvSharp.Tensors;
+
+namespace KvSharp.Tests.Tensors;
+
+public class KernelPoolTests
+{
+    private struct CountWork : IParallelWork
+    {
+        public int[] Hits;
+        public void Execute(int index) => Interlocked.Increment(ref Hits[index]);
+    }
+
+    private struct ThrowWork : IParallelWork
+    {
+        public void Execute(int index)
+        {
+            if (index == 5) throw new InvalidOperationException("boom at 5");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void RunsEveryIndexExactlyOnce(int threads)
+    {
+        using var pool = new KernelPool(threads);
+        Assert.Equal(threads, pool.Threads);
+        foreach (int count in new[] { 0, 1, 2, 3, 17, 1000 })
+        {
+            var hits = new int[count];
+            var work = new CountWork { Hits = hits };
+            for (int rep = 0; rep < 300; rep++) pool.Run(ref work, count);
+            Assert.All(hits, h => Assert.Equal(300, h));
+        }
+    }
+
+    [Fact]
+    public void SurvivesWorkersFallingAsleep()
+    {
+        // Zero spin time: every Run must wake blocked workers through the monitor path.
+        using var pool = new KernelPool(3, TimeSpan.Zero);
+        var hits = new int[64];
+        var work = new CountWork { Hits = hits };
+        for (int rep = 0; rep < 200; rep++)
+        {
+            pool.Run(ref work, 64);
+            if (rep % 50 == 0) Thread.Sleep(5);
+        }
+        Assert.All(hits, h => Assert.Equal(200, h));
+    }
+
+    [Fact]
+    public void ExceptionsReachTheCallerAndThePoolStaysUsable()
+    {
+        using var pool = new KernelPool(2);
+        var bad = new ThrowWork();
+        var ex = Assert.Throws<InvalidOperationException>(() => pool.Run(ref bad, 20));
+        Assert.Equal("boom at 5", ex.Message);
+        var hits = new int[10];
+        var work = new CountWork { Hits = hits };
+        pool.Run(ref work, 10);
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+
+    [Fact]
+    public void WarmRunDoesNotAllocate()
+    {
+        using var pool = new KernelPool(2);
+        var work = new CountWork { Hits = new int[100] };
+        for (int i = 0; i < 10; i++) pool.Run(ref work, 100);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++) pool.Run(ref work, 100);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}

@@ -1,0 +1,166 @@
+using System.Runtime.InteropServices;
+using KvSharp.Tensors;
+using static KvSharp.Tests.Tensors.TensorTestData;
+
+namespace KvSharp.Tests.Tensors;
+
+/// <summary>A random quantized matrix in native memory, as a model file would provide it.</summary>
+internal sealed unsafe class NativeWeights : IDisposable
+{
+    public readonly WeightMatrix Matrix;
+    private byte* _data;
+
+    public NativeWeights(GgmlType type, int rows, int cols, int seed)
+    {
+        long rowBytes = GgmlTypes.RowBytes(type, cols);
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)(rows * rowBytes), 64);
+        for (int r = 0; r < rows; r++)
+        {
+            float[] w = Gaussian(cols, seed * 7919 + r, 1f / MathF.Sqrt(cols));
+            Quantize.Row(type, w, new Span<byte>(_data + r * rowBytes, (int)rowBytes));
+        }
+        Matrix = new WeightMatrix(type, rows, cols, _data);
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(_data);
+        _data = null;
+    }
+}
+
+[CollectionDefinition(nameof(KernelSwitchCollection), DisableParallelization = true)]
+public sealed class KernelSwitchCollection;
+
+[Collection(nameof(KernelSwitchCollection))]
+public class MatMulTests
+{
+    private static int ColsFor(GgmlType type) => Math.Max(256, 2 * Granule(type));
+
+    private static float[] Multiply(KernelPool pool, in WeightMatrix w, float[] x, int nTokens)
+    {
+        var y = new float[nTokens * w.Rows];
+        new MatMul(pool).Multiply(w, x, nTokens, y);
+        return y;
+    }
+
+    private static void AssertBitsEqual(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string what)
+    {
+        Assert.Equal(want.Length, got.Length);
+        for (int i = 0; i < want.Length; i++)
+            if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
+                Assert.Fail($"{what}: element {i}: {want[i]:R} != {got[i]:R}");
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
+    public void EqualsNaiveLoopOverVecDot(GgmlType type)
+    {
+        int cols = ColsFor(type), rows = 37, nTokens = 11;
+        using var nw = new NativeWeights(type, rows, cols, 1);
+        float[] x = Gaussian(nTokens * cols, 2);
+        using var pool = new KernelPool(2);
+        float[] y = Multiply(pool, nw.Matrix, x, nTokens);
+        GgmlType at = GgmlTypes.VecDotType(type);
+        for (int t = 0; t < nTokens; t++)
+        {
+            byte[] xq = QuantizeRow(at, x.AsSpan(t * cols, cols));
+            for (int r = 0; r < rows; r++)
+            {
+                float want = VecDot.Dot(type, nw.Matrix.Row(r), xq, cols);
+                Assert.Equal(BitConverter.SingleToInt32Bits(want), BitConverter.SingleToInt32Bits(y[t * rows + r]));
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
+    public void IsBatchInvariant(GgmlType type)
+    {
+        int cols = ColsFor(type), rows = 70;
+        using var nw = new NativeWeights(type, rows, cols, 3);
+        float[] x = Gaussian(64 * cols, 4);
+        using var pool1 = new KernelPool(1);
+        using var pool2 = new KernelPool(2);
+        float[] reference = Multiply(pool2, nw.Matrix, x, 64);
+        AssertBitsEqual(reference, Multiply(pool1, nw.Matrix, x, 64), $"{type}: 64 tokens, 1 thread vs 2");
+
+        // Each token alone (decode), and inside batches of 7 with unrelated neighbours at varying positions.
+        float[] noise = Gaussian(7 * cols, 5, 3f);
+        foreach (var pool in new[] { pool1, pool2 })
+        {
+            for (int t = 0; t < 64; t++)
+            {
+                float[] one = Multiply(pool, nw.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1);
+                AssertBitsEqual(reference.AsSpan(t * rows, rows), one, $"{type}: token {t} alone ({pool.Threads} threads)");
+
+                float[] batch = (float[])noise.Clone();
+                int pos = t % 7;
+                x.AsSpan(t * cols, cols).CopyTo(batch.AsSpan(pos * cols));
+                float[] y7 = Multiply(pool, nw.Matrix, batch, 7);
+                AssertBitsEqual(reference.AsSpan(t * rows, rows), y7.AsSpan(pos * rows, rows), $"{type}: token {t} at {pos} of 7 ({pool.Threads} threads)");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
+    public void PortableKernelsGiveTheSameMatMul(GgmlType type)
+    {
+        Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
+        int cols = ColsFor(type), rows = 33;
+        using var nw = new NativeWeights(type, rows, cols, 6);
+        float[] x = Gaussian(9 * cols, 7);
+        using var pool = new KernelPool(2);
+        float[] fast = Multiply(pool, nw.Matrix, x, 9);
+        try
+        {
+            VecDot.ForceFallback = true;
+            AssertBitsEqual(fast, Multiply(pool, nw.Matrix, x, 9), $"{type}: AVX2 vs portable");
+        }
+        finally
+        {
+            VecDot.ForceFallback = false;
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 1)]
+    [InlineData(GgmlType.Q8_0, 16)]
+    [InlineData(GgmlType.Q4_K, 5)]
+    [InlineData(GgmlType.F16, 3)]
+    public void WarmMultiplyDoesNotAllocate(GgmlType type, int nTokens)
+    {
+        int cols = ColsFor(type), rows = 128;
+        using var nw = new NativeWeights(type, rows, cols, 8);
+        float[] x = Gaussian(nTokens * cols, 9);
+        float[] y = new float[nTokens * rows];
+        using var pool = new KernelPool(2);
+        var mm = new MatMul(pool);
+        for (int i = 0; i < 5; i++) mm.Multiply(nw.Matrix, x, nTokens, y);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++) mm.Multiply(nw.Matrix, x, nTokens, y);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public unsafe void WeightMatrixExposesRowsWithoutCopying()
+    {
+        using var nw = new NativeWeights(GgmlType.Q8_0, 3, 64, 10);
+        var w = nw.Matrix;
+        Assert.Equal(68, w.RowBytes);
+        fixed (byte* r1 = w.Row(1)) Assert.True(r1 == w.Data + 68);
+        Assert.Throws<ArgumentOutOfRangeException>(() => w.Row(3));
+        Assert.Throws<ArgumentException>(() => new WeightMatrix(GgmlType.Q4_K, 1, 100, w.Data));
+    }
+
+    [Fact]
+    public void RejectsShortBuffers()
+    {
+        using var nw = new NativeWeights(GgmlType.Q8_0, 4, 64, 11);
+        using var pool = new KernelPool(1);
+        var mm = new MatMul(pool);
+        Assert.Throws<ArgumentException>(() => mm.Multiply(nw.Matrix, new float[127], 2, new float[8]));
+        Assert.Throws<ArgumentException>(() => mm.Multiply(nw.Matrix, new float[128], 2, new float[7]));
+    }
+}
