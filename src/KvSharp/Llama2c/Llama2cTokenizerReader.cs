@@ -13,6 +13,9 @@ namespace KvSharp.Llama2c;
 /// </summary>
 public static class Llama2cTokenizerReader
 {
+    /// <summary>The tokenizer for a tokenizer.bin (vocabSize comes from the checkpoint header).</summary>
+    public static ITokenizer Load(string path, int vocabSize) => TokenizerFactory.Create(Read(path, vocabSize));
+
     public static TokenizerData Read(string path, int vocabSize)
     {
         ArgumentNullException.ThrowIfNull(path);

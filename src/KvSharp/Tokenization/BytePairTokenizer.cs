@@ -47,20 +47,17 @@ public sealed class BytePairTokenizer : TokenizerBase
         public int Next;
     }
 
-    private readonly record struct Bigram(int Left, int Right, int Rank, int Size);
+    private readonly record struct Bigram(int Left, int Right, int Size);
 
-    // Lowest rank first; equal ranks: leftmost first (llama.cpp's llm_bigram_bpe comparator).
-    private sealed class BigramOrder : IComparer<Bigram>
-    {
-        public static readonly BigramOrder Instance = new();
-        public int Compare(Bigram a, Bigram b) => a.Rank != b.Rank ? a.Rank.CompareTo(b.Rank) : a.Left.CompareTo(b.Left);
-    }
+    // Lowest rank first, equal ranks leftmost first (llama.cpp's llm_bigram_bpe comparator), packed into one
+    // ulong so the queue compares plain integers.
+    private static ulong Priority(int rank, int left) => ((ulong)(uint)rank << 32) | (uint)left;
 
     protected override void EncodeText(ReadOnlySpan<char> text, bool afterSpecial, List<int> output)
     {
         var words = new List<(int Start, int Length)>();
         PreTokenizer.Split(text, words);
-        var queue = new PriorityQueue<Bigram, Bigram>(BigramOrder.Instance);
+        var queue = new PriorityQueue<Bigram, ulong>();
         byte[] bytes = ArrayPool<byte>.Shared.Rent(16);
         char[] mapped = ArrayPool<char>.Shared.Rent(16);
         char[] key = ArrayPool<char>.Shared.Rent(33);
@@ -95,7 +92,7 @@ public sealed class BytePairTokenizer : TokenizerBase
         array = ArrayPool<T>.Shared.Rent(size);
     }
 
-    private void EncodeWord(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, Bigram> queue, List<int> output)
+    private void EncodeWord(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, ulong> queue, List<int> output)
     {
         if (word.IsEmpty) return;
         if (PreTokenizer.IgnoreMerges && TokenLookup.TryGetValue(word, out int whole))
@@ -137,7 +134,7 @@ public sealed class BytePairTokenizer : TokenizerBase
         }
     }
 
-    private void TryAddBigram(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, Bigram> queue, int left, int right)
+    private void TryAddBigram(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, ulong> queue, int left, int right)
     {
         if (left < 0 || right < 0) return;
         var l = word.Slice(symbols[left].Start, symbols[left].Length);
@@ -146,7 +143,6 @@ public sealed class BytePairTokenizer : TokenizerBase
         key[l.Length] = ' ';
         r.CopyTo(key.AsSpan(l.Length + 1));
         if (!_rankLookup.TryGetValue(key.AsSpan(0, l.Length + 1 + r.Length), out int rank)) return;
-        var bigram = new Bigram(left, right, rank, l.Length + r.Length);
-        queue.Enqueue(bigram, bigram);
+        queue.Enqueue(new Bigram(left, right, l.Length + r.Length), Priority(rank, left));
     }
 }

@@ -40,4 +40,7 @@ public interface ITokenizer
 
     /// <summary>Whole-sequence decode to text; invalid UTF-8 becomes U+FFFD. Ids out of range throw.</summary>
     string Decode(ReadOnlySpan<int> ids);
+
+    /// <summary>As <see cref="Decode(ReadOnlySpan{int})"/>; with <paramref name="renderSpecial"/>, control tokens show their text.</summary>
+    string Decode(ReadOnlySpan<int> ids, bool renderSpecial);
 }

@@ -43,14 +43,17 @@ public sealed class SentencePieceTokenizer : TokenizerBase
         public int Next;
     }
 
-    private readonly record struct Bigram(int Left, int Right, float Score, int Size);
+    private readonly record struct Bigram(int Left, int Right, int Size);
 
-    // Highest score first; equal scores: leftmost first (llama.cpp's llm_bigram_spm comparator).
-    private sealed class BigramOrder : IComparer<Bigram>
+    // Queue order: highest score first, equal scores leftmost first (llama.cpp's llm_bigram_spm comparator),
+    // packed into one ulong so the queue compares plain integers: high half = score flipped so that larger
+    // scores sort lower, low half = left symbol index.
+    private static ulong Priority(float score, int left)
     {
-        public static readonly BigramOrder Instance = new();
-        public int Compare(Bigram a, Bigram b) =>
-            a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Left.CompareTo(b.Left);
+        if (score == 0) score = 0; // -0 and +0 compare equal in C++
+        int bits = BitConverter.SingleToInt32Bits(score);
+        int ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF); // monotonic in the float value
+        return ((ulong)((long)int.MaxValue - ordered) << 32) | (uint)left;
     }
 
     protected override void EncodeText(ReadOnlySpan<char> text, bool afterSpecial, List<int> output)
@@ -76,7 +79,7 @@ public sealed class SentencePieceTokenizer : TokenizerBase
                 i += len;
             }
 
-            var queue = new PriorityQueue<Bigram, Bigram>(BigramOrder.Instance);
+            var queue = new PriorityQueue<Bigram, ulong>(n);
             for (int i = 1; i < count; i++) TryAddBigram(escaped, symbols, queue, i - 1, i);
 
             while (queue.TryDequeue(out var bigram, out _))
@@ -103,13 +106,12 @@ public sealed class SentencePieceTokenizer : TokenizerBase
         }
     }
 
-    private void TryAddBigram(ReadOnlySpan<char> text, Symbol[] symbols, PriorityQueue<Bigram, Bigram> queue, int left, int right)
+    private void TryAddBigram(ReadOnlySpan<char> text, Symbol[] symbols, PriorityQueue<Bigram, ulong> queue, int left, int right)
     {
         if (left < 0 || right < 0) return;
         int size = symbols[left].Length + symbols[right].Length;
         if (!TokenLookup.TryGetValue(text.Slice(symbols[left].Start, size), out int id)) return;
-        var bigram = new Bigram(left, right, _scores[id], size);
-        queue.Enqueue(bigram, bigram);
+        queue.Enqueue(new Bigram(left, right, size), Priority(_scores[id], left));
     }
 
     // A final symbol is a token unless it is a single character the vocabulary lacks (merges only ever

@@ -112,10 +112,13 @@ public abstract class TokenizerBase : ITokenizer
         return output.ToArray();
     }
 
-    public string Decode(ReadOnlySpan<int> ids)
+    public string Decode(ReadOnlySpan<int> ids) => Decode(ids, renderSpecial: false);
+
+    public string Decode(ReadOnlySpan<int> ids, bool renderSpecial)
     {
+        byte[][] pieces = renderSpecial ? _specialPieces : _pieces;
         int total = 0;
-        foreach (int id in ids) total += _pieces[CheckId(id, nameof(ids))].Length;
+        foreach (int id in ids) total += pieces[CheckId(id, nameof(ids))].Length;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(total, 1));
         try
         {
@@ -123,7 +126,7 @@ public abstract class TokenizerBase : ITokenizer
             bool first = true;
             foreach (int id in ids)
             {
-                ReadOnlySpan<byte> piece = _pieces[id];
+                ReadOnlySpan<byte> piece = pieces[id];
                 if (piece.IsEmpty) continue;
                 if (first && StripsLeadingSpace && piece[0] == (byte)' ') piece = piece[1..];
                 first = false;

@@ -16,6 +16,13 @@ public static class TokenizerFactory
         return Create(ReadData(file.Metadata, file.Path));
     }
 
+    /// <summary>Opens a GGUF file just long enough to read its tokenizer.</summary>
+    public static ITokenizer FromGguf(string path)
+    {
+        using var file = GgufFile.Open(path);
+        return FromGguf(file);
+    }
+
     public static ITokenizer FromMetadata(IReadOnlyDictionary<string, GgufValue> metadata, string source = "metadata") =>
         Create(ReadData(metadata, source));
 
