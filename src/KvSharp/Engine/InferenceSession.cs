@@ -70,7 +70,7 @@ public sealed class InferenceSession : IDisposable
     private IEnumerable<string> Run(IReadOnlyList<int> promptTokens, GenerationOptions options, Sampler sampler)
     {
         var tok = _model.Tokenizer;
-        var detok = new StreamingDetokenizer(tok, skipLeadingSpace: _tokens.Count == 0 && promptTokens.Count > 0 && promptTokens[0] == tok.BosId && tok.AddBos);
+        var detok = new StreamingDetokenizer(tok, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace);
         var stops = new StopStringMatcher(options.StopStrings);
         int reused = CacheMode == KvCacheMode.None ? 0 : _cache.Length;
         _tokens.AddRange(promptTokens);

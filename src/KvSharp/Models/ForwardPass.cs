@@ -123,7 +123,8 @@ public sealed class ForwardPass
             RmsNormRows(x, layer.FeedForwardNorm, xb, n, e);
             _matMul.Multiply(layer.Gate, xb, n, gate);
             _matMul.Multiply(layer.Up, xb, n, up);
-            FloatOps.SwiGlu(gate, up);
+            // Row by row: a vector kernel's tail handling must not depend on how many tokens share the step.
+            for (int t = 0; t < n; t++) FloatOps.SwiGlu(gate.Slice(t * f, f), up.Slice(t * f, f));
             _matMul.Multiply(layer.Down, gate, n, proj);
             FloatOps.Add(x, proj);
         }
