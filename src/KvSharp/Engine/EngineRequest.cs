@@ -64,8 +64,14 @@ public sealed class RequestHandle
 
     public bool IsDone => Status is RequestStatus.Finished or RequestStatus.Cancelled or RequestStatus.Rejected;
 
-    /// <summary>Stops the request; its KV blocks are freed at the start of the engine's next step.</summary>
-    public void Cancel() => _cancelRequested = true;
+    /// <summary>Stops the request and frees its KV blocks at once (waiting for a step in progress to end).</summary>
+    public void Cancel()
+    {
+        _cancelRequested = true;
+        OnCancel?.Invoke();
+    }
+
+    internal Action? OnCancel { get; set; }
 
     internal bool CancelRequested => _cancelRequested;
 

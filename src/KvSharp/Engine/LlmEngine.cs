@@ -60,6 +60,7 @@ public sealed class LlmEngine : IDisposable
     public RequestHandle Submit(EngineRequest request)
     {
         var handle = new RequestHandle(Interlocked.Increment(ref _nextId), request);
+        handle.OnCancel = () => { lock (_lock) RetireCancelled(); };
         string? problem = Check(request);
         if (problem != null)
         {

@@ -176,7 +176,6 @@ public class EngineTests
         for (int i = 0; i < 5; i++) engine.Step();
         Assert.True(engine.Pool.UsedBlocks > 0);
         h.Cancel();
-        engine.Step();
         Assert.Equal(RequestStatus.Cancelled, h.Status);
         Assert.Equal(0, engine.Pool.UsedBlocks);
         Assert.False(engine.HasWork);
