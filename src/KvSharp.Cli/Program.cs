@@ -7,5 +7,6 @@ var root = new RootCommand("kvsharp — run LLMs in pure C#, with the KV cache i
     InspectCommand.Create(),
     TokenizeCommand.Create(),
     LogitsCommand.Create(),
+    KvSharp.Cli.Bench.BenchCommand.Create(),
 };
 return root.Parse(args).Invoke();

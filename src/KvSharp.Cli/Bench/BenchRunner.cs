@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KvSharp.Cache;
+using KvSharp.Synthetic;
+using KvSharp.Tensors;
+
+namespace KvSharp.Cli.Bench;
+
+/// <summary>
+/// Resolves the model (a file, or a cached synthetic one), runs a scenario, and reports: progress and the table go to
+/// <c>stderr</c>/<c>stdout</c>; with --json the table moves to stderr and stdout gets exactly one JSON object.
+/// </summary>
+public static class BenchRunner
+{
+    public static int Run(BenchSettings s, TextWriter stdout, TextWriter stderr)
+    {
+        Validate(s);
+        var log = new BenchLog(stderr);
+        if (s.WritePath != null) return WriteSynthetic(s, log);
+
+        var (path, description, synthetic) = ResolveModel(s, log);
+        bool peakReset = PeakMemory.Reset();
+        using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = s.Threads, TokenizerPath = s.TokenizerPath });
+        int context = s.ContextLength ?? model.Config.TrainedContextLength;
+        var info = new BenchModelInfo(model, path, description, synthetic, context, s.Threads);
+        log.Line($"model: {description}");
+        log.Line($"       {info.ShapeText}; {info.WeightBytesPerToken / 1e6:F1} MB of weights read per token; context {context}; {s.Threads} threads");
+
+        var table = s.Json ? stderr : stdout;
+        JsonObject result = s.Scenario switch
+        {
+            BenchScenario.Speed => SpeedScenario.Run(s, info, log, table),
+            BenchScenario.Cache => CacheScenario.Run(s, info, log, table),
+            _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
+        };
+        long peak = PeakMemory.Peak();
+        result["peak_working_set_bytes"] = peak;
+        result["peak_working_set_counts_from"] = peakReset ? "model load (peak reset after any synthetic model generation)" : "process start";
+        table.WriteLine($"peak working set: {peak / 1048576.0:F1} MiB ({(peakReset ? "since the model was loaded" : "whole process")})");
+        if (s.Json)
+        {
+            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            stdout.Flush();
+        }
+        return 0;
+    }
+
+    private static void Validate(BenchSettings s)
+    {
+        if (s.Threads <= 0) throw new ArgumentException($"--threads must be positive, got {s.Threads}");
+        if (s.PromptTokens is <= 0) throw new ArgumentException($"--prompt-tokens must be positive, got {s.PromptTokens}");
+        if (s.GenTokens is <= 0) throw new ArgumentException($"--gen-tokens must be positive, got {s.GenTokens}");
+        if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
+        if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");
+        if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null))
+            throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE], not both");
+        if (s.ModelPath != null && s.WritePath != null) throw new ArgumentException("--write writes a synthetic model: use it with --synthetic, not --model");
+        if (s.Scenario == BenchScenario.Cache && s.CacheMode == KvCacheMode.None)
+            throw new ArgumentException("--cache must be contiguous or static: the cache scenario compares it with none");
+        if (s.ModelPath != null && !File.Exists(s.ModelPath)) throw new FileNotFoundException($"model file not found: {s.ModelPath}", s.ModelPath);
+        // Parse names early so a typo fails before anything is generated.
+        if (s.Synthetic != null) SyntheticShape.Parse(s.Synthetic);
+        if (s.WeightType != null) SyntheticModelBuilder.ParseType(s.WeightType);
+    }
+
+    /// <summary>The shape a scenario runs on when no model is named: small for speed, tiny for cache (its none baseline is slow).</summary>
+    public static SyntheticShape DefaultShape(BenchScenario scenario) => scenario == BenchScenario.Cache ? SyntheticShape.Tiny : SyntheticShape.Small;
+
+    private static int WriteSynthetic(BenchSettings s, BenchLog log)
+    {
+        var shape = SyntheticShape.Parse(s.Synthetic ?? throw new ArgumentException("--write needs --synthetic SHAPE"));
+        var type = SyntheticModelBuilder.ParseType(s.WeightType ?? "q8_0");
+        var clock = Stopwatch.StartNew();
+        SyntheticModelBuilder.Write(shape, type, s.WritePath!, s.ContextLength, s.Seed, step => log.Progress($"writing {shape.Name} {type}: {step}"));
+        log.EndProgress();
+        log.Line($"wrote {s.WritePath}: synthetic {shape.Name} ({shape.Description}), {type}, context {s.ContextLength ?? shape.ContextLength}, " +
+                 $"seed {s.Seed}, {new FileInfo(s.WritePath!).Length / 1e6:F1} MB in {clock.Elapsed.TotalSeconds:F1} s");
+        return 0;
+    }
+
+    private static (string Path, string Description, bool Synthetic) ResolveModel(BenchSettings s, BenchLog log)
+    {
+        if (s.ModelPath != null) return (s.ModelPath, s.ModelPath, false);
+        var shape = s.Synthetic != null ? SyntheticShape.Parse(s.Synthetic) : DefaultShape(s.Scenario);
+        var type = SyntheticModelBuilder.ParseType(s.WeightType ?? "q8_0");
+        int ctx = s.ContextLength ?? shape.ContextLength;
+        string dir = s.CacheDirectory ?? SyntheticModelBuilder.DefaultCacheDirectory();
+        string path = Path.Combine(dir, SyntheticModelBuilder.FileName(shape, type, ctx, s.Seed));
+        if (!File.Exists(path))
+        {
+            var clock = Stopwatch.StartNew();
+            SyntheticModelBuilder.GetOrCreate(shape, type, ctx, s.Seed, dir, step => log.Progress($"generating synthetic {shape.Name} {type}: {step}"));
+            log.EndProgress();
+            log.Line($"generated {path} in {clock.Elapsed.TotalSeconds:F1} s");
+        }
+        string why = s.Synthetic == null ? $" (default shape for the {s.Scenario.ToString().ToLowerInvariant()} scenario)" : "";
+        return (path, $"synthetic {shape.Name}{why}: {shape.Description}, random weights {type}, seed {s.Seed} [{path}]", true);
+    }
+
+    /// <summary>Deterministic random prompt: BOS (if any) then ids drawn from the vocabulary past the first 3.</summary>
+    public static int[] Prompt(LlmModel model, int length, ulong seed = 7)
+    {
+        var ids = new int[length];
+        var rng = new Random((int)seed);
+        int bos = model.Tokenizer.BosId;
+        int vocab = model.Config.VocabSize;
+        int lo = Math.Min(3, vocab - 1);
+        for (int i = 0; i < length; i++) ids[i] = rng.Next(lo, vocab);
+        if (bos >= 0) ids[0] = bos;
+        return ids;
+    }
+
+    internal static double Median(IReadOnlyList<double> xs)
+    {
+        var sorted = xs.Order().ToArray();
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+}
+
+/// <summary>What the scenarios need to know about the model under test.</summary>
+public sealed class BenchModelInfo(LlmModel model, string path, string description, bool synthetic, int context, int threads)
+{
+    public LlmModel Model { get; } = model;
+    public string Path { get; } = path;
+    public string Description { get; } = description;
+    public bool Synthetic { get; } = synthetic;
+    public int ContextLength { get; } = context;
+    public int Threads { get; } = threads;
+    public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
+    public long KvBytesPerToken => Model.Config.KvBytesPerToken(KvCache.BytesPerElement);
+
+    public string ShapeText
+    {
+        get
+        {
+            var c = Model.Config;
+            return $"{c.Architecture}: dim {c.EmbeddingDim}, {c.LayerCount} layers, {c.HeadCount} heads / {c.KvHeadCount} kv heads (head dim {c.HeadDim}), " +
+                   $"ffn {c.FeedForwardDim}, vocab {c.VocabSize}, weights {TypesText}";
+        }
+    }
+
+    public string TypesText => string.Join("+", Model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
+        .Append(Model.Weights.Output).Select(m => m.Type).Distinct());
+
+    public JsonObject Describe(string scenario) => new()
+    {
+        ["scenario"] = scenario,
+        ["model"] = Path,
+        ["model_description"] = Description,
+        ["synthetic"] = Synthetic,
+        ["weight_types"] = TypesText,
+        ["threads"] = Threads,
+        ["context_length"] = ContextLength,
+    };
+
+    /// <summary>Fails with a one-line error when a run does not fit the context.</summary>
+    public void CheckFits(int tokens, string what)
+    {
+        if (tokens > ContextLength)
+            throw new ArgumentException($"{what} = {tokens} tokens exceeds the context length {ContextLength}" +
+                                        (Synthetic ? " (a synthetic model takes any --context)" : " (raise --context)"));
+    }
+}
+
+/// <summary>Progress lines on stderr that overwrite themselves on a terminal.</summary>
+public sealed class BenchLog(TextWriter err)
+{
+    private readonly bool _terminal = ReferenceEquals(err, Console.Error) && !Console.IsErrorRedirected;
+    private bool _open;
+    private long _lastProgress;
+
+    public void Line(string text)
+    {
+        EndProgress();
+        err.WriteLine(text);
+        err.Flush();
+    }
+
+    /// <summary>A progress update: in place on a terminal, else at most one line every 2 seconds (and every <paramref name="force"/> one).</summary>
+    public void Progress(string text, bool force = true)
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (_terminal)
+        {
+            err.Write("\r\x1b[K" + text);
+            _open = true;
+        }
+        else if (force || Stopwatch.GetElapsedTime(_lastProgress, now).TotalSeconds >= 2)
+        {
+            err.WriteLine(text);
+            _lastProgress = now;
+        }
+        err.Flush();
+    }
+
+    public void EndProgress()
+    {
+        if (_open) err.WriteLine();
+        _open = false;
+    }
+}

@@ -1,0 +1,41 @@
+using KvSharp.Cache;
+
+namespace KvSharp.Cli.Bench;
+
+public enum BenchScenario
+{
+    /// <summary>Prefill and decode tokens/s (llama-bench's pp/tg), bandwidth ratio, peak working set.</summary>
+    Speed,
+    /// <summary>The same generation with and without the KV cache: time, speedup, KV bytes.</summary>
+    Cache,
+}
+
+/// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
+public sealed record BenchSettings
+{
+    public BenchScenario Scenario { get; init; } = BenchScenario.Speed;
+    /// <summary>A GGUF file (or llama2.c checkpoint with <see cref="TokenizerPath"/>); null = a synthetic model.</summary>
+    public string? ModelPath { get; init; }
+    public string? TokenizerPath { get; init; }
+    /// <summary>Synthetic shape name; null with no model path = the scenario's default shape.</summary>
+    public string? Synthetic { get; init; }
+    public string? WeightType { get; init; }
+    public int? ContextLength { get; init; }
+    public ulong Seed { get; init; } = KvSharp.Synthetic.SyntheticModelBuilder.DefaultSeed;
+    public int? PromptTokens { get; init; }
+    public int? GenTokens { get; init; }
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Measured runs per length after the warm-up (default: 5 for speed, 1 for cache).</summary>
+    public int? Repetitions { get; init; }
+    /// <summary>The cache mode compared with <see cref="KvCacheMode.None"/> in the cache scenario.</summary>
+    public KvCacheMode CacheMode { get; init; } = KvCacheMode.Contiguous;
+    /// <summary>Cache scenario: also sweep the generated length (64, 256, 1024) after the main measurement.</summary>
+    public bool Sweep { get; init; } = true;
+    public bool Json { get; init; }
+    /// <summary>Write the synthetic model to this GGUF path and stop.</summary>
+    public string? WritePath { get; init; }
+    /// <summary>Where synthetic models are cached (default <see cref="KvSharp.Synthetic.SyntheticModelBuilder.DefaultCacheDirectory"/>).</summary>
+    public string? CacheDirectory { get; init; }
+    /// <summary>Skip the memory bandwidth measurement (tests).</summary>
+    public bool MeasureBandwidth { get; init; } = true;
+}

@@ -1,0 +1,133 @@
+using System.Text.Json.Nodes;
+using KvSharp.Cache;
+using KvSharp.Engine;
+
+namespace KvSharp.Cli.Bench;
+
+/// <summary>
+/// Prefill and decode throughput, measured like llama-bench's pp/tg tests: "pp P" evaluates a P-token prompt in one
+/// prefill (time to the first token's logits); "tg N" generates N tokens one at a time after a 1-token prompt (the
+/// cache starts empty). Each length is measured <c>repetitions</c> times after one warm-up and the median is
+/// reported. Decode is compared with the memory-bandwidth limit: every decode step reads every weight matrix once.
+/// </summary>
+public static class SpeedScenario
+{
+    public static readonly (int Prompt, int Gen)[] DefaultRuns = [(128, 64), (512, 256)];
+
+    public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
+    {
+        var runs = s.PromptTokens != null || s.GenTokens != null
+            ? [(s.PromptTokens ?? DefaultRuns[0].Prompt, s.GenTokens ?? DefaultRuns[0].Gen)]
+            : DefaultRuns;
+        int reps = s.Repetitions ?? 5;
+        foreach (var (p, n) in runs)
+        {
+            info.CheckFits(p, "--prompt-tokens");
+            info.CheckFits(n + 1, "--gen-tokens + 1 (BOS)");
+        }
+
+        double? bandwidth = null;
+        if (s.MeasureBandwidth)
+        {
+            log.Progress("measuring memory read bandwidth (512 MiB, best of 5)...");
+            bandwidth = MemoryBandwidth.Measure(info.Model.Pool);
+            log.Line($"memory read bandwidth: {bandwidth / 1e9:F2} GB/s ({info.Threads} threads, best of 5 passes over 512 MiB)");
+            PeakMemory.Reset(); // the 512 MiB test buffer is freed: do not count it as the engine's memory
+        }
+
+        var model = info.Model;
+        int maxContext = runs.Max(r => Math.Max(r.Item1, r.Item2 + 1));
+        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext });
+
+        var result = info.Describe("speed");
+        result["repetitions"] = reps;
+        var runArray = new JsonArray();
+        var tableRows = new BenchTable("test", "tokens", "tokens/s (median)", "min", "max", "ms (median)");
+        foreach (var (p, n) in runs)
+        {
+            var prompt = BenchRunner.Prompt(model, p);
+            var bos = BenchRunner.Prompt(model, 1);
+
+            log.Progress($"pp{p}: warm-up");
+            Prefill(session, prompt);
+            var ppTimes = new List<double>();
+            for (int i = 0; i < reps; i++)
+            {
+                ppTimes.Add(Prefill(session, prompt));
+                log.Progress($"pp{p}: run {i + 1}/{reps}: {p / ppTimes[^1]:F1} tok/s");
+            }
+
+            log.Progress($"tg{n}: warm-up");
+            Decode(session, bos, Math.Min(n, 32));
+            var tgTimes = new List<double>();
+            for (int i = 0; i < reps; i++)
+            {
+                tgTimes.Add(Decode(session, bos, n));
+                log.Progress($"tg{n}: run {i + 1}/{reps}: {n / tgTimes[^1]:F1} tok/s");
+            }
+            log.EndProgress();
+
+            double ppMedian = BenchRunner.Median(ppTimes), tgMedian = BenchRunner.Median(tgTimes);
+            tableRows.Add($"pp{p}", $"{p}", $"{p / ppMedian:F1}", $"{p / ppTimes.Max():F1}", $"{p / ppTimes.Min():F1}", $"{ppMedian * 1e3:F1}");
+            tableRows.Add($"tg{n}", $"{n}", $"{n / tgMedian:F1}", $"{n / tgTimes.Max():F1}", $"{n / tgTimes.Min():F1}", $"{tgMedian * 1e3:F1}");
+
+            var run = new JsonObject
+            {
+                ["prompt_tokens"] = p,
+                ["gen_tokens"] = n,
+                ["prefill_tokens_per_s"] = p / ppMedian,
+                ["decode_tokens_per_s"] = n / tgMedian,
+                ["ttft_ms"] = ppMedian * 1e3,
+                ["total_s"] = ppMedian + tgMedian,
+                ["kv_bytes_per_token"] = info.KvBytesPerToken,
+                ["kv_bytes_per_session"] = info.KvBytesPerToken * (p + n),
+                ["prefill_s_runs"] = ToArray(ppTimes),
+                ["decode_s_runs"] = ToArray(tgTimes),
+            };
+            if (bandwidth is double bw)
+            {
+                double bound = bw / info.WeightBytesPerToken;
+                run["bandwidth_bound_decode_tokens_per_s"] = bound;
+                run["decode_bandwidth_ratio"] = n / tgMedian / bound;
+            }
+            runArray.Add(run);
+        }
+
+        table.WriteLine();
+        tableRows.Write(table);
+        // Top level: the first run (llama-bench's -p 128 -n 64 by default), then the shared facts and all runs.
+        foreach (var (key, value) in (JsonObject)runArray[0]!)
+            if (!key.EndsWith("_runs", StringComparison.Ordinal)) result[key] = value?.DeepClone();
+        result["weight_bytes_per_token"] = info.WeightBytesPerToken;
+        if (bandwidth is double b)
+        {
+            result["memory_bandwidth_bytes_per_s"] = b;
+            double bound = b / info.WeightBytesPerToken;
+            table.WriteLine($"bandwidth limit for decode: {b / 1e9:F2} GB/s / {info.WeightBytesPerToken / 1e6:F1} MB per token = {bound:F1} tok/s; " +
+                            $"measured tg{runs[0].Item2} {(double)result["decode_tokens_per_s"]!:F1} tok/s = {(double)result["decode_bandwidth_ratio"]!:P0} of it");
+        }
+        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token (F32 K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
+        result["runs"] = runArray;
+        return result;
+    }
+
+    /// <summary>Seconds to prefill <paramref name="prompt"/> into an empty cache (logits of the last token included).</summary>
+    private static double Prefill(InferenceSession session, int[] prompt)
+    {
+        session.Reset();
+        foreach (var _ in session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 1, StopAtEndOfGeneration = false })) { }
+        return session.LastStats!.PrefillTime.TotalSeconds;
+    }
+
+    /// <summary>Seconds for <paramref name="n"/> single-token decode steps after the 1-token prompt.</summary>
+    private static double Decode(InferenceSession session, int[] bos, int n)
+    {
+        session.Reset();
+        foreach (var _ in session.GenerateTokens(bos, new GenerationOptions { MaxTokens = n + 1, StopAtEndOfGeneration = false })) { }
+        var stats = session.LastStats!;
+        if (stats.GeneratedTokens != n + 1) throw new InvalidOperationException($"expected {n + 1} generated tokens, got {stats.GeneratedTokens}");
+        return stats.DecodeTime.TotalSeconds;
+    }
+
+    private static JsonArray ToArray(IEnumerable<double> xs) => new(xs.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray());
+}

@@ -1,0 +1,134 @@
+using System.Text.Json;
+using KvSharp.Cli.Bench;
+using KvSharp.Synthetic;
+using KvSharp.Tensors;
+using KvSharp.Tests.Cli;
+
+namespace KvSharp.Tests.Bench;
+
+/// <summary>`kvsharp bench` on a tiny synthetic model with tiny lengths: the output's shape, never its timings.</summary>
+public sealed class BenchCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("kvsharp-bench-").FullName;
+    private readonly string _model;
+
+    public BenchCommandTests()
+    {
+        _model = Path.Combine(_dir, "micro.gguf");
+        SyntheticModelBuilder.Write(SyntheticModelTests.Micro, GgmlType.Q8_0, _model, contextLength: 64);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly string[] CommonFields =
+        ["prefill_tokens_per_s", "decode_tokens_per_s", "ttft_ms", "total_s", "kv_bytes_per_token", "kv_bytes_per_session", "peak_working_set_bytes"];
+
+    private static JsonElement RunInProcess(BenchSettings settings, out string table)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(0, BenchRunner.Run(settings with { Json = true, Threads = 2 }, stdout, stderr));
+        table = stderr.ToString();
+        using var doc = JsonDocument.Parse(stdout.ToString());
+        return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public void SpeedScenarioPrintsOneJsonObjectWithTheRequiredFields()
+    {
+        var json = RunInProcess(new BenchSettings
+        {
+            Scenario = BenchScenario.Speed, ModelPath = _model, PromptTokens = 8, GenTokens = 4, Repetitions = 2,
+        }, out string table);
+        Assert.Equal("speed", json.GetProperty("scenario").GetString());
+        foreach (string f in CommonFields) Assert.True(json.GetProperty(f).GetDouble() > 0, f);
+        Assert.Equal(8, json.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(4, json.GetProperty("gen_tokens").GetInt32());
+        // micro: 2 x 2 layers x 2 kv heads x 16 head dim x 4 bytes = 512 bytes per token; 8 + 4 tokens.
+        Assert.Equal(512, json.GetProperty("kv_bytes_per_token").GetInt64());
+        Assert.Equal(512 * 12, json.GetProperty("kv_bytes_per_session").GetInt64());
+        Assert.True(json.GetProperty("memory_bandwidth_bytes_per_s").GetDouble() > 0);
+        Assert.True(json.GetProperty("decode_bandwidth_ratio").GetDouble() > 0);
+        Assert.True(json.GetProperty("weight_bytes_per_token").GetInt64() > 0);
+        var runs = json.GetProperty("runs");
+        Assert.Equal(1, runs.GetArrayLength());
+        Assert.Equal(2, runs[0].GetProperty("prefill_s_runs").GetArrayLength());
+        Assert.Contains("| pp8 ", table);
+        Assert.Contains("| tg4 ", table);
+    }
+
+    [Fact]
+    public void CacheScenarioComparesWithNoneAndReportsTheSpeedup()
+    {
+        var json = RunInProcess(new BenchSettings
+        {
+            Scenario = BenchScenario.Cache, ModelPath = _model, PromptTokens = 12, GenTokens = 6, MeasureBandwidth = false,
+        }, out string table);
+        Assert.Equal("cache", json.GetProperty("scenario").GetString());
+        foreach (string f in CommonFields.Append("speedup").Append("predicted_flops_speedup")) Assert.True(json.GetProperty(f).GetDouble() > 0, f);
+        Assert.Equal(512 * 18, json.GetProperty("kv_bytes_per_session").GetInt64());
+        var none = json.GetProperty("none");
+        Assert.Equal(12 + Enumerable.Range(1, 5).Sum(i => 12 + i), none.GetProperty("tokens_computed").GetInt32());
+        Assert.Equal(12 + 5, json.GetProperty("contiguous").GetProperty("tokens_computed").GetInt32());
+        Assert.True(json.GetProperty("predicted_flops_speedup").GetDouble() > 1);
+        Assert.Equal(1, json.GetProperty("runs").GetArrayLength()); // explicit lengths: one measurement, no sweep
+        Assert.Contains("| 12 + 6 ", table);
+    }
+
+    [Fact]
+    public void DefaultCacheLengthsMustFitTheContext()
+    {
+        // No --prompt-tokens/--gen-tokens: the default P = 2000, N = 500 does not fit a 64-token context.
+        var settings = new BenchSettings { Scenario = BenchScenario.Cache, ModelPath = _model, MeasureBandwidth = false };
+        var e = Assert.Throws<ArgumentException>(() => BenchRunner.Run(settings, TextWriter.Null, TextWriter.Null));
+        Assert.Contains("2500 tokens exceeds the context length 64", e.Message);
+    }
+
+    [Fact]
+    public void FlopsArithmeticCountsWeightsAndAttention()
+    {
+        var c = SyntheticShape.Tiny.ToConfig();
+        // One decode step with nothing cached before it: 2 x every weight + attention over 1 position.
+        double layer = 4.0 * 288 * 288 + 3.0 * 288 * 768;
+        Assert.Equal(2 * 6 * layer + 2.0 * 288 * 32000 + 4.0 * 288 * 6, CacheScenario.StepFlops(c, 1, 0));
+        var (cached, none) = CacheScenario.GenerationFlops(c, 2000, 500);
+        Assert.InRange(none / cached, 30, 1000);
+    }
+
+    [Fact]
+    public void CliWritesASyntheticModelAndBenchesItAsJson()
+    {
+        string path = Path.Combine(_dir, "written.gguf");
+        var w = CliRunner.Run("bench", "--synthetic", "tiny", "--type", "q4_0", "--context", "64", "--write", path);
+        Assert.Equal(0, w.ExitCode);
+        Assert.Contains("wrote " + path, w.Stderr);
+        var r = CliRunner.Run("bench", "--model", path, "--scenario", "speed", "-p", "4", "-n", "2", "-r", "1", "--threads", "2", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal("Q4_0", doc.RootElement.GetProperty("weight_types").GetString());
+        Assert.Equal(64, doc.RootElement.GetProperty("context_length").GetInt32());
+        Assert.Contains("memory read bandwidth", r.Stderr);
+    }
+
+    [Theory]
+    [InlineData("unknown synthetic shape 'huge'", "--synthetic", "huge")]
+    [InlineData("unknown weight type 'q3_k'", "--synthetic", "tiny", "--type", "q3_k")]
+    [InlineData("unknown scenario 'latency'", "--scenario", "latency")]
+    [InlineData("model file not found", "--model", "/nonexistent/model.gguf")]
+    public void BadOptionsGiveOneLineAndExitCodeOne(string message, params string[] args)
+    {
+        var r = CliRunner.Run(["bench", .. args]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.StartsWith("error: ", r.Stderr);
+        Assert.Contains(message, r.Stderr);
+        Assert.Single(r.Stderr.TrimEnd('\n').Split('\n'));
+    }
+
+    [Fact]
+    public void LengthsBeyondTheContextAreRejected()
+    {
+        var r = CliRunner.Run("bench", "--model", _model, "--scenario", "cache", "-p", "60", "-n", "10");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--prompt-tokens + --gen-tokens = 70 tokens exceeds the context length 64", r.Stderr);
+    }
+}
