@@ -128,3 +128,18 @@ public class QuantizeTests
         Assert.Throws<ArgumentException>(() => Dequantize.Row(GgmlType.Q4_K, new byte[100], new float[256]));
     }
 }
+
+public class HalfConversionTests
+{
+    [Fact]
+    public void ScalarHalfToFloatIsExactForEveryHalf()
+    {
+        for (int i = 0; i < 65536; i++)
+        {
+            float want = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            float got = KvSharp.Tensors.BlockLayouts.HalfToFloat((ushort)i);
+            if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{i:x4}");
+            else Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got), $"0x{i:x4}: {got:R} vs {want:R}");
+        }
+    }
+}
