@@ -90,6 +90,22 @@ public static unsafe class VecDot
         };
     }
 
+    /// <summary>
+    /// The four-token kernel (w, a, aStride, n, result[4]) for a weight type, or null when there is none; only AVX2
+    /// has them. Each of its four results is bit-identical to <see cref="Kernel"/>'s for that activation row.
+    /// </summary>
+    internal static delegate*<byte*, byte*, nint, int, float*, void> Kernel4(GgmlType type, bool avx2)
+    {
+        if (!avx2) return null;
+        return type switch
+        {
+            GgmlType.Q8_0 => &VecDotAvx2Multi.Q8_0x4,
+            GgmlType.Q4_0 => &VecDotAvx2Multi.Q4_0x4,
+            GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
+            _ => null,
+        };
+    }
+
     private static float Q8_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q8_0(w, a, n / 32);
     private static float Q4_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_0(w, a, n / 32);
     private static float Q5_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_0(w, a, n / 32);
