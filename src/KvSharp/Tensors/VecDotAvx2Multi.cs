@@ -63,13 +63,11 @@ internal static unsafe class VecDotAvx2Multi
         int nb = n / 256;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector128<float> m0 = default, m1 = default, m2 = default, m3 = default;
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
         Vector256<byte> low = Vector256.Create((byte)0x0F);
         for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
         {
             float xd = F16(x), xdmin = F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
+            VecDotAvx2.UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
             Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             byte* q4 = x + Q4_K_Qs;
             for (int j = 0; j < 4; j++, q4 += 32)
@@ -77,17 +75,17 @@ internal static unsafe class VecDotAvx2Multi
                 Vector256<byte> bits = Avx.LoadVector256(q4);
                 Vector256<byte> lo = Avx2.And(bits, low);
                 Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), low);
-                Vector256<short> scl = Vector256.Create((short)sc[2 * j]), sch = Vector256.Create((short)sc[2 * j + 1]);
+                Vector256<short> scl = Vector256.Create((short)(byte)(scales >> (16 * j))), sch = Vector256.Create((short)(byte)(scales >> (16 * j + 8)));
                 int off = Q8_K_Qs + 64 * j;
                 s0 = Avx2.Add(s0, Sub(lo, hi, scl, sch, (sbyte*)(y + off)));
                 s1 = Avx2.Add(s1, Sub(lo, hi, scl, sch, (sbyte*)(y + yStride + off)));
                 s2 = Avx2.Add(s2, Sub(lo, hi, scl, sch, (sbyte*)(y + 2 * yStride + off)));
                 s3 = Avx2.Add(s3, Sub(lo, hi, scl, sch, (sbyte*)(y + 3 * yStride + off)));
             }
-            Finish(ref a0, ref m0, y, xd, xdmin, mn, s0);
-            Finish(ref a1, ref m1, y + yStride, xd, xdmin, mn, s1);
-            Finish(ref a2, ref m2, y + 2 * yStride, xd, xdmin, mn, s2);
-            Finish(ref a3, ref m3, y + 3 * yStride, xd, xdmin, mn, s3);
+            Finish(ref a0, ref m0, y, xd, xdmin, mins, s0);
+            Finish(ref a1, ref m1, y + yStride, xd, xdmin, mins, s1);
+            Finish(ref a2, ref m2, y + 2 * yStride, xd, xdmin, mins, s2);
+            Finish(ref a3, ref m3, y + 3 * yStride, xd, xdmin, mins, s3);
         }
         result[0] = VecDotAvx2.HSum8(a0) + HSum4(m0);
         result[1] = VecDotAvx2.HSum8(a1) + HSum4(m1);
@@ -101,14 +99,11 @@ internal static unsafe class VecDotAvx2Multi
             return Avx2.Add(il, ih);
         }
 
-        static void Finish(ref Vector256<float> acc, ref Vector128<float> accM, byte* y, float xd, float xdmin, int* mn, Vector256<int> sumi)
+        static void Finish(ref Vector256<float> acc, ref Vector128<float> accM, byte* y, float xd, float xdmin, ulong mins, Vector256<int> sumi)
         {
             float yd = *(float*)y;
             float d = yd * xd, dmin = -yd * xdmin;
-            short* bs = (short*)(y + Q8_K_Bsums);
-            Vector128<int> prod = Vector128.Create(
-                mn[0] * (bs[0] + bs[1]) + mn[1] * (bs[2] + bs[3]), mn[2] * (bs[4] + bs[5]) + mn[3] * (bs[6] + bs[7]),
-                mn[4] * (bs[8] + bs[9]) + mn[5] * (bs[10] + bs[11]), mn[6] * (bs[12] + bs[13]) + mn[7] * (bs[14] + bs[15]));
+            Vector128<int> prod = VecDotAvx2.MinsTimesBsums(mins, y);
             accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(prod), accM);
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
         }
