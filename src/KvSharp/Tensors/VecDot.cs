@@ -101,7 +101,10 @@ public static unsafe class VecDot
         {
             GgmlType.Q8_0 => &VecDotAvx2Multi.Q8_0x4,
             GgmlType.Q4_0 => &VecDotAvx2Multi.Q4_0x4,
+            GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
             GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
+            GgmlType.Q6_K => &VecDotAvx2Multi.Q6_Kx4,
+            GgmlType.F16 => &VecDotAvx2Multi.F16x4,
             _ => null,
         };
     }

@@ -49,7 +49,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>32 bits -> 32 bytes of 0xFF (bit set) or 0x00 (ggml bytes_from_bits_32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> BytesFromBits32(uint bits)
+    internal static Vector256<byte> BytesFromBits32(uint bits)
     {
         Vector256<byte> shuf = Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte();
         Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(bits).AsByte(), shuf);
@@ -254,7 +254,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>ggml GGML_F32x8_REDUCE: (a0+a2)+(a1+a3), lo+hi, two hadds.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    internal static float Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
     {
         Vector256<float> s = Avx.Add(Avx.Add(a0, a2), Avx.Add(a1, a3));
         Vector128<float> t = Sse.Add(s.GetLower(), s.GetUpper());

@@ -104,6 +104,23 @@ public class MatMulTests
     }
 
     [Theory]
+    [InlineData(GgmlType.F16, 172)]
+    [InlineData(GgmlType.BF16, 172)]
+    [InlineData(GgmlType.F32, 100)]
+    [InlineData(GgmlType.F16, 33)]
+    public void OddWidthsAreBatchInvariantToo(GgmlType type, int cols)
+    {
+        // Rows whose length is not a multiple of the 32-element SIMD step (stories260K's 172-wide ffn_down is F16).
+        int rows = 19;
+        using var nw = new NativeWeights(type, rows, cols, 12);
+        float[] x = Gaussian(13 * cols, 13);
+        using var pool = new KernelPool(2);
+        float[] all = Multiply(pool, nw.Matrix, x, 13);
+        for (int t = 0; t < 13; t++)
+            AssertBitsEqual(all.AsSpan(t * rows, rows), Multiply(pool, nw.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1), $"{type} cols {cols} token {t}");
+    }
+
+    [Theory]
     [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
     public void PortableKernelsGiveTheSameMatMul(GgmlType type)
     {

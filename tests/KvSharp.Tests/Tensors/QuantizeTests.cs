@@ -138,6 +138,8 @@ public class HalfConversionTests
         {
             float want = (float)BitConverter.UInt16BitsToHalf((ushort)i);
             float got = KvSharp.Tensors.BlockLayouts.HalfToFloat((ushort)i);
+            float computed = KvSharp.Tensors.BlockLayouts.HalfToFloatComputed((ushort)i);
+            Assert.True(BitConverter.SingleToInt32Bits(computed) == BitConverter.SingleToInt32Bits(got), $"0x{i:x4}: table vs computed");
             if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{i:x4}");
             else Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got), $"0x{i:x4}: {got:R} vs {want:R}");
         }
