@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using KvSharp.Tensors;
 
 namespace KvSharp.Gguf;
@@ -13,9 +12,7 @@ public sealed unsafe class GgufFile : IDisposable
     public const uint Magic = 0x46554747; // "GGUF" little-endian
     public const int DefaultAlignment = 32;
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
-    private byte* _base;
+    private readonly MappedFile _file;
     private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
 
     public string Path { get; }
@@ -29,14 +26,12 @@ public sealed unsafe class GgufFile : IDisposable
     public IReadOnlyList<string> MetadataKeys { get; }
     public IReadOnlyList<GgufTensorInfo> Tensors { get; }
 
-    private GgufFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePtr, long length)
+    private GgufFile(MappedFile file)
     {
-        Path = path;
-        _map = map;
-        _view = view;
-        _base = basePtr;
-        FileLength = length;
-        var header = ParseHeader(new ReadOnlySpan<byte>(basePtr, (int)Math.Min(length, int.MaxValue)), path, length);
+        _file = file;
+        Path = file.Path;
+        FileLength = file.Length;
+        var header = ParseHeader(file.Head, Path, FileLength);
         Version = header.Version;
         Metadata = header.Metadata;
         MetadataKeys = header.Keys;
@@ -49,29 +44,14 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>Opens and validates a GGUF file. Throws <see cref="GgufFormatException"/> naming what is wrong.</summary>
     public static GgufFile Open(string path)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"model file not found: {path}", path);
-        long length = info.Length;
-        if (length < 24)
-            throw new GgufFormatException($"{path}: file is {length} bytes, too small to be a GGUF file (header alone is 24 bytes)");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        MemoryMappedViewAccessor? view = null;
+        var file = new MappedFile(path, 24, "GGUF");
         try
         {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* p = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-            p += view.PointerOffset;
-            return new GgufFile(path, map, view, p, length);
+            return new GgufFile(file);
         }
         catch
         {
-            if (view != null)
-            {
-                view.SafeMemoryMappedViewHandle.ReleasePointer();
-                view.Dispose();
-            }
-            map.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -87,8 +67,7 @@ public sealed unsafe class GgufFile : IDisposable
     /// <summary>Pointer to a tensor's data inside the mapping (valid until Dispose).</summary>
     public byte* GetTensorPointer(GgufTensorInfo tensor)
     {
-        ObjectDisposedException.ThrowIf(_base == null, this);
-        return _base + DataOffset + tensor.Offset;
+        return _file.Pointer + DataOffset + tensor.Offset;
     }
 
     /// <summary>A tensor's bytes as a span (tensors over 2 GiB must use <see cref="GetTensorPointer"/>).</summary>
@@ -199,14 +178,7 @@ public sealed unsafe class GgufFile : IDisposable
     private GgufFormatException WrongType(string key, GgufValue v, string expected) =>
         new($"{Path}: metadata '{key}' has type {v.Type}, expected {expected}");
 
-    public void Dispose()
-    {
-        if (_base == null) return;
-        _base = null;
-        _view?.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view?.Dispose();
-        _map?.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 
     // ---- header parsing ----
 

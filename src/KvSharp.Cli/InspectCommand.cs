@@ -1,0 +1,93 @@
+using System.CommandLine;
+using KvSharp.Cache;
+using KvSharp.Gguf;
+using KvSharp.Llama2c;
+using KvSharp.Models;
+
+namespace KvSharp.Cli;
+
+/// <summary>
+/// `kvsharp inspect`: what a model file holds — metadata, tensor types and counts, parameters — and what its KV
+/// cache costs: bytes per token and per full context by 2 x layers x kv_heads x head_dim x bytes, beside the bytes
+/// a session actually allocates.
+/// </summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var path = new Argument<string>("path") { Description = "GGUF file or llama2.c checkpoint" };
+        var context = new Option<int?>("--context", "-c") { Description = "context length to size the cache for (default: trained)" };
+        var all = new Option<bool>("--all-metadata") { Description = "print long arrays in full" };
+        var command = new Command("inspect", "describe a model file and its KV cache cost") { path, context, all };
+        command.SetAction(r => CliErrors.Run(() =>
+        {
+            string file = r.GetValue(path)!;
+            var o = Console.Out;
+            ModelConfig? config;
+            long parameters = 0;
+            if (IsGguf(file))
+            {
+                using var g = GgufFile.Open(file);
+                o.WriteLine($"file: {file} (GGUF v{g.Version}, {g.FileLength} bytes, alignment {g.Alignment})");
+                o.WriteLine($"metadata ({g.Metadata.Count} keys):");
+                foreach (var key in g.MetadataKeys) o.WriteLine($"  {key} = {Describe(g.Metadata[key], r.GetValue(all))}");
+                o.WriteLine($"tensors: {g.Tensors.Count}");
+                foreach (var group in g.Tensors.GroupBy(t => t.Type).OrderBy(x => x.Key))
+                    o.WriteLine($"  {group.Key,-6} {group.Count(),5} tensors  {group.Sum(t => t.ElementCount),14:N0} parameters  {group.Sum(t => t.ByteSize),14:N0} bytes");
+                parameters = g.Tensors.Sum(t => t.ElementCount);
+                config = g.Tensors.Count == 0 ? null : ModelConfig.FromGguf(g);
+                if (config == null) o.WriteLine("vocab-only file: no weights, usable for tokenization");
+            }
+            else
+            {
+                var (c, w) = Llama2cCheckpoint.Load(file);
+                w.Dispose();
+                config = c;
+                o.WriteLine($"file: {file} (llama2.c checkpoint)");
+                parameters = (long)c.VocabSize * c.EmbeddingDim + c.LayerCount * (2L * c.EmbeddingDim
+                    + (long)c.EmbeddingDim * (c.QueryDim * 2 + c.KvDim * 2) + 3L * c.EmbeddingDim * c.FeedForwardDim) + c.EmbeddingDim;
+            }
+            if (config == null) return 0;
+
+            var c2 = config;
+            o.WriteLine($"architecture: {c2.Architecture} ({c2.Name})");
+            o.WriteLine($"  embedding {c2.EmbeddingDim}, layers {c2.LayerCount}, heads {c2.HeadCount}, kv heads {c2.KvHeadCount} " +
+                        $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
+            o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}, rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}");
+            o.WriteLine($"parameters: {parameters:N0}");
+            int ctx = r.GetValue(context) ?? c2.TrainedContextLength;
+            long perToken = c2.KvBytesPerToken(KvCache.BytesPerElement);
+            o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
+            o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
+                        $"   (F16 would be {c2.KvBytesPerToken(2):N0})");
+            o.WriteLine($"  full context of {ctx}: {perToken * ctx:N0} bytes ({perToken * ctx / 1048576.0:F2} MiB)");
+            if (c2.KvHeadCount < c2.HeadCount)
+                o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {c2.KvBytesPerToken(4) * c2.HeadCount / c2.KvHeadCount * ctx:N0} bytes: {c2.GroupSize}x more");
+            var staticCache = new KvCache(c2, KvCacheMode.Static, ctx);
+            var growing = new KvCache(c2, KvCacheMode.Contiguous, ctx);
+            o.WriteLine($"  a session allocates: static {staticCache.AllocatedBytes:N0} bytes up front; contiguous starts at {growing.AllocatedBytes:N0} bytes ({growing.Capacity} positions) and doubles as it grows");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string Attention(ModelConfig c) =>
+        c.KvHeadCount == c.HeadCount ? "multi-head" : c.KvHeadCount == 1 ? "multi-query" : $"grouped-query, {c.GroupSize} heads per kv head";
+
+    private static bool IsGguf(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        using var f = File.OpenRead(path);
+        Span<byte> magic = stackalloc byte[4];
+        return f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);
+    }
+
+    private static string Describe(GgufValue v, bool all)
+    {
+        if (v.Value is not GgufArray a) return v.Value is string s && s.Length > 200 && !all ? s[..200] + "..." : v.ToString();
+        int show = all ? a.Length : Math.Min(8, a.Length);
+        var items = new List<string>();
+        for (int i = 0; i < show; i++) items.Add(a.Items.GetValue(i) is string str ? $"\"{str}\"" : Convert.ToString(a.Items.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)!);
+        return $"[{a.ElementType} x {a.Length}] [{string.Join(", ", items)}{(show < a.Length ? ", ..." : "")}]";
+    }
+}

@@ -1,0 +1,44 @@
+using KvSharp.Sampling;
+
+namespace KvSharp.Engine;
+
+/// <summary>What to generate and when to stop.</summary>
+public sealed record GenerationOptions
+{
+    public int MaxTokens { get; init; } = 256;
+    public SamplingOptions Sampling { get; init; } = SamplingOptions.Greedy;
+    /// <summary>Generation stops before any of these strings; the stop string itself is not returned.</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT).</summary>
+    public bool StopAtEndOfGeneration { get; init; } = true;
+}
+
+/// <summary>Why generation ended.</summary>
+public enum FinishReason
+{
+    /// <summary>The model produced an end-of-generation token, or a stop string appeared.</summary>
+    Stop,
+    /// <summary>MaxTokens were generated, or the context is full.</summary>
+    Length,
+}
+
+/// <summary>Timing and sizes of the last generation.</summary>
+public sealed record GenerationStats
+{
+    public int PromptTokens { get; init; }
+    /// <summary>Tokens of the conversation that were already in the cache and did not need computing.</summary>
+    public int ReusedTokens { get; init; }
+    /// <summary>Tokens the prefill actually computed (the whole sequence without a cache).</summary>
+    public int PrefilledTokens { get; init; }
+    public int GeneratedTokens { get; init; }
+    public TimeSpan PrefillTime { get; init; }
+    public TimeSpan DecodeTime { get; init; }
+    public FinishReason FinishReason { get; init; }
+    public long KvBytesPerToken { get; init; }
+    public long KvBytesAllocated { get; init; }
+    public long KvBytesUsed { get; init; }
+
+    public double PrefillTokensPerSecond => PrefillTime > TimeSpan.Zero ? PrefilledTokens / PrefillTime.TotalSeconds : 0;
+    /// <summary>Decode rate: tokens after the first (whose logits come from the prefill) per second of decode time.</summary>
+    public double DecodeTokensPerSecond => DecodeTime > TimeSpan.Zero ? Math.Max(0, GeneratedTokens - 1) / DecodeTime.TotalSeconds : 0;
+}

@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using KvSharp.Cache;
+using KvSharp.Models;
+using KvSharp.Sampling;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Engine;
+
+/// <summary>
+/// One conversation with a model: a token history, its KV cache, and generation. Successive
+/// <see cref="Generate"/> calls continue the same sequence, so earlier turns are not recomputed.
+/// With <see cref="KvCacheMode.None"/> every step recomputes the whole sequence (the measured baseline).
+/// Not thread-safe: one generation at a time.
+/// </summary>
+public sealed class InferenceSession : IDisposable
+{
+    private readonly LlmModel _model;
+    private readonly ForwardPass _forward;
+    private readonly List<int> _tokens = [];
+    private readonly float[] _logits;
+    private readonly KvCache _cache;
+
+    public SessionOptions Options { get; }
+    public int ContextLength { get; }
+    /// <summary>The sequence so far: prompts and generated tokens.</summary>
+    public IReadOnlyList<int> Tokens => _tokens;
+    /// <summary>The cache (for mode None, a scratch cache rebuilt every step).</summary>
+    public KvCache Cache => _cache;
+    public GenerationStats? LastStats { get; private set; }
+
+    internal InferenceSession(LlmModel model, SessionOptions options)
+    {
+        _model = model;
+        Options = options;
+        ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        if (ContextLength <= 0) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be positive");
+        _forward = model.CreateForwardPass();
+        _logits = new float[model.Config.VocabSize];
+        // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
+        var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
+        _cache = new KvCache(model.Config, storage, ContextLength);
+    }
+
+    public KvCacheMode CacheMode => Options.CacheMode;
+
+    /// <summary>Generates a continuation of the conversation, streaming text as it becomes valid UTF-8.</summary>
+    public IEnumerable<string> Generate(string prompt, GenerationOptions? options = null)
+    {
+        var tok = _model.Tokenizer;
+        // Only the first turn of a session starts with BOS; later turns continue the sequence.
+        var promptTokens = tok.Encode(prompt, addSpecial: _tokens.Count == 0, parseSpecial: false);
+        return GenerateTokens(promptTokens, options ?? new GenerationOptions());
+    }
+
+    /// <summary>Generates after the given prompt tokens (appended to the session's sequence).</summary>
+    public IEnumerable<string> GenerateTokens(IReadOnlyList<int> promptTokens, GenerationOptions options)
+    {
+        if (options.MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxTokens, "max tokens must be >= 0");
+        if (_tokens.Count == 0 && promptTokens.Count == 0)
+            throw new ArgumentException("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
+        if (_tokens.Count + promptTokens.Count > ContextLength)
+            throw new ContextOverflowException(_tokens.Count, promptTokens.Count, ContextLength);
+        foreach (int t in promptTokens)
+            if ((uint)t >= (uint)_model.Config.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(promptTokens), $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})");
+        var sampler = new Sampler(options.Sampling, _model.Config.VocabSize);
+        return Run(promptTokens, options, sampler);
+    }
+
+    private IEnumerable<string> Run(IReadOnlyList<int> promptTokens, GenerationOptions options, Sampler sampler)
+    {
+        var tok = _model.Tokenizer;
+        var detok = new StreamingDetokenizer(tok, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace);
+        var stops = new StopStringMatcher(options.StopStrings);
+        int reused = CacheMode == KvCacheMode.None ? 0 : _cache.Length;
+        _tokens.AddRange(promptTokens);
+        int prefilled = _tokens.Count - reused;
+        // The prompt is echoed through the detokenizer so the streaming state (leading space, partial UTF-8) is right,
+        // but only generated text is returned.
+        foreach (int t in promptTokens) detok.Append(t);
+
+        var clock = Stopwatch.StartNew();
+        ComputeLogits();
+        var prefillTime = clock.Elapsed;
+        clock.Restart();
+        int generated = 0;
+        var finish = FinishReason.Length;
+        while (generated < options.MaxTokens)
+        {
+            int next = sampler.Sample(_logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens));
+            generated++;
+            _tokens.Add(next);
+            if (options.StopAtEndOfGeneration && tok.IsEndOfGeneration(next))
+            {
+                finish = FinishReason.Stop;
+                break;
+            }
+            var (emit, stopped) = stops.Append(detok.Append(next));
+            if (emit.Length > 0) yield return emit;
+            if (stopped)
+            {
+                finish = FinishReason.Stop;
+                break;
+            }
+            if (generated == options.MaxTokens || _tokens.Count >= ContextLength) break;
+            ComputeLogits();
+        }
+        var decodeTime = clock.Elapsed;
+        string rest = stops.Append(detok.Flush()).Emit + stops.Flush();
+        if (rest.Length > 0 && finish != FinishReason.Stop) yield return rest;
+        LastStats = new GenerationStats
+        {
+            PromptTokens = promptTokens.Count,
+            ReusedTokens = reused,
+            PrefilledTokens = prefilled,
+            GeneratedTokens = generated,
+            PrefillTime = prefillTime,
+            DecodeTime = decodeTime,
+            FinishReason = finish,
+            KvBytesPerToken = CacheMode == KvCacheMode.None ? 0 : _cache.BytesPerToken,
+            KvBytesAllocated = CacheMode == KvCacheMode.None ? 0 : _cache.AllocatedBytes,
+            KvBytesUsed = CacheMode == KvCacheMode.None ? 0 : _cache.UsedBytes,
+        };
+    }
+
+    /// <summary>
+    /// Brings the logits up to date with <see cref="Tokens"/>: with a cache, runs only the tokens the cache lacks;
+    /// without one, recomputes the whole sequence from an empty scratch cache.
+    /// </summary>
+    private void ComputeLogits()
+    {
+        if (CacheMode == KvCacheMode.None) _cache.Reset();
+        int from = _cache.Length;
+        var pending = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens)[from..];
+        _forward.Forward(pending, _cache, _logits, allLogits: false);
+    }
+
+    /// <summary>Logits for the next token after the current sequence (runs what is not cached yet).</summary>
+    public ReadOnlySpan<float> NextTokenLogits()
+    {
+        if (_tokens.Count == 0) throw new InvalidOperationException("the session is empty");
+        if (CacheMode != KvCacheMode.None && _cache.Length == _tokens.Count)
+        {
+            // Everything is cached; recompute the last position to get its logits.
+            _cache.Truncate(_tokens.Count - 1);
+        }
+        ComputeLogits();
+        return _logits;
+    }
+
+    /// <summary>Rewinds the conversation to its first <paramref name="length"/> tokens; the cache keeps that prefix.</summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > _tokens.Count)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"the session holds {_tokens.Count} tokens");
+        _tokens.RemoveRange(length, _tokens.Count - length);
+        if (_cache.Length > length) _cache.Truncate(length);
+    }
+
+    /// <summary>Starts over: an empty sequence and a zeroed cache, nothing carried from earlier requests.</summary>
+    public void Reset()
+    {
+        _tokens.Clear();
+        _cache.Reset();
+        LastStats = null;
+    }
+
+    public void Dispose() => Reset();
+}

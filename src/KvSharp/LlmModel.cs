@@ -1,0 +1,125 @@
+using KvSharp.Cache;
+using KvSharp.Engine;
+using KvSharp.Gguf;
+using KvSharp.Llama2c;
+using KvSharp.Models;
+using KvSharp.Tensors;
+using KvSharp.Tokenization;
+
+namespace KvSharp;
+
+/// <summary>Options for <see cref="LlmModel.Load"/>.</summary>
+public sealed record ModelLoadOptions
+{
+    /// <summary>Tokenizer file for a llama2.c checkpoint (tokenizer.bin). GGUF files carry their own.</summary>
+    public string? TokenizerPath { get; init; }
+    /// <summary>Worker threads for the kernels (default: all cores).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+}
+
+/// <summary>
+/// A loaded model: hyperparameters, memory-mapped weights and tokenizer. Thread-safe to share; each
+/// <see cref="InferenceSession"/> has its own scratch buffers and cache.
+/// </summary>
+public sealed class LlmModel : IDisposable
+{
+    private readonly object _evaluateLock = new();
+    private ForwardPass? _sharedForward;
+
+    public string Path { get; }
+    public ModelConfig Config { get; }
+    public ModelWeights Weights { get; }
+    public ITokenizer Tokenizer { get; }
+    public KernelPool Pool { get; }
+    /// <summary>The GGUF file, or null for a llama2.c checkpoint.</summary>
+    public GgufFile? Gguf { get; }
+
+    private LlmModel(string path, ModelConfig config, ModelWeights weights, ITokenizer tokenizer, GgufFile? gguf, int threads)
+    {
+        Path = path;
+        Config = config;
+        Weights = weights;
+        Tokenizer = tokenizer;
+        Gguf = gguf;
+        Pool = new KernelPool(Math.Max(1, threads));
+    }
+
+    /// <summary>Loads a GGUF file, or a llama2.c checkpoint (with <see cref="ModelLoadOptions.TokenizerPath"/>).</summary>
+    public static LlmModel Load(string path, ModelLoadOptions? options = null)
+    {
+        options ??= new ModelLoadOptions();
+        if (options.Threads <= 0) throw new ArgumentOutOfRangeException(nameof(options), options.Threads, "thread count must be positive");
+        if (IsGguf(path))
+        {
+            var gguf = GgufFile.Open(path);
+            try
+            {
+                var config = ModelConfig.FromGguf(gguf);
+                var tokenizer = TokenizerFactory.FromGguf(gguf);
+                if (tokenizer.VocabSize != config.VocabSize)
+                    throw new ModelFormatException($"{path}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {config.VocabSize}");
+                var weights = GgufModelLoader.Load(gguf, config);
+                return new LlmModel(path, config, weights, tokenizer, gguf, options.Threads);
+            }
+            catch
+            {
+                gguf.Dispose();
+                throw;
+            }
+        }
+
+        if (options.TokenizerPath == null)
+            throw new ArgumentException($"{path} is not a GGUF file; a llama2.c checkpoint needs its tokenizer.bin (--tokenizer)");
+        var (c, w) = Llama2cCheckpoint.Load(path);
+        try
+        {
+            var tok = new SentencePieceTokenizer(Llama2cTokenizerReader.Read(options.TokenizerPath, c.VocabSize));
+            return new LlmModel(path, c, w, tok, null, options.Threads);
+        }
+        catch
+        {
+            w.Dispose();
+            throw;
+        }
+    }
+
+    private static bool IsGguf(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        Span<byte> magic = stackalloc byte[4];
+        using var f = File.OpenRead(path);
+        return f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);
+    }
+
+    /// <summary>A new cache for one sequence. <paramref name="contextLength"/> defaults to the trained context length.</summary>
+    public KvCache CreateCache(KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null) =>
+        new(Config, mode, contextLength ?? Config.TrainedContextLength);
+
+    /// <summary>A forward pass with its own scratch buffers, for callers that drive the model themselves.</summary>
+    public ForwardPass CreateForwardPass(int maxBatch = 256) => new(Config, Weights, Pool, maxBatch);
+
+    public InferenceSession CreateSession(SessionOptions? options = null) => new(this, options ?? new SessionOptions());
+
+    /// <summary>
+    /// Low-level call (past_key_values style): runs <paramref name="tokens"/> after what <paramref name="cache"/>
+    /// holds, appends their keys and values, and returns logits — [tokens x vocab] when <paramref name="allLogits"/>,
+    /// else the last token's. The caller keeps, reuses, truncates or resets the cache as it likes.
+    /// </summary>
+    public float[] Evaluate(ReadOnlySpan<int> tokens, KvCache cache, bool allLogits = false)
+    {
+        if (cache.Config != Config) throw new ArgumentException("the cache was created for a different model", nameof(cache));
+        var logits = new float[(allLogits ? tokens.Length : 1) * Config.VocabSize];
+        lock (_evaluateLock)
+        {
+            _sharedForward ??= CreateForwardPass();
+            _sharedForward.Forward(tokens, cache, logits, allLogits);
+        }
+        return logits;
+    }
+
+    public void Dispose()
+    {
+        Pool.Dispose();
+        Weights.Dispose();
+    }
+}

@@ -1,0 +1,79 @@
+using KvSharp.Gguf;
+using KvSharp.Tensors;
+
+namespace KvSharp.Models;
+
+/// <summary>
+/// Builds <see cref="ModelWeights"/> from a GGUF file's tensors (llama.cpp naming), checking that every tensor
+/// exists, has the shape the metadata implies, and has a type we can compute with.
+/// </summary>
+public static unsafe class GgufModelLoader
+{
+    public static ModelWeights Load(GgufFile file, ModelConfig c)
+    {
+        int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
+        var tokenEmbedding = Matrix(file, "token_embd.weight", e, v);
+        var layers = new LayerWeights[c.LayerCount];
+        for (int i = 0; i < c.LayerCount; i++)
+        {
+            string p = $"blk.{i}.";
+            layers[i] = new LayerWeights
+            {
+                AttentionNorm = Vector(file, p + "attn_norm.weight", e),
+                Query = Matrix(file, p + "attn_q.weight", e, q),
+                Key = Matrix(file, p + "attn_k.weight", e, kv),
+                Value = Matrix(file, p + "attn_v.weight", e, kv),
+                AttentionOutput = Matrix(file, p + "attn_output.weight", q, e),
+                QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
+                KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
+                ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
+                FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
+                Gate = Matrix(file, p + "ffn_gate.weight", e, f),
+                Up = Matrix(file, p + "ffn_up.weight", e, f),
+                Down = Matrix(file, p + "ffn_down.weight", f, e),
+            };
+        }
+        var outputNorm = Vector(file, "output_norm.weight", e);
+        bool tied = !file.HasTensor("output.weight");
+        var output = tied ? tokenEmbedding : Matrix(file, "output.weight", e, v);
+        float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
+        return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
+    }
+
+    private static GgufTensorInfo Tensor(GgufFile file, string name)
+    {
+        var t = file.FindTensor(name) ?? throw new ModelFormatException($"{file.Path}: tensor '{name}' is missing");
+        if (!GgmlTypes.IsSupportedWeight(t.Type))
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has type {t.Type}, which KvSharp cannot compute with " +
+                "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)");
+        return t;
+    }
+
+    /// <summary>A matrix with GGUF shape [cols, rows] (ne0 = the input dimension, contiguous).</summary>
+    private static WeightMatrix Matrix(GgufFile file, string name, int cols, int rows)
+    {
+        var t = Tensor(file, name);
+        if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}] from the metadata");
+        return new WeightMatrix(t.Type, rows, cols, file.GetTensorPointer(t));
+    }
+
+    private static float[] Vector(GgufFile file, string name, int length)
+    {
+        var t = Tensor(file, name);
+        if (t.ElementCount != length || t.Dimensions.Length != 1)
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{length}] from the metadata");
+        var values = new float[length];
+        Dequantize.Row(t.Type, file.GetTensorBytes(t), values);
+        foreach (float x in values)
+            if (!float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: tensor '{name}' contains a non-finite value {x}");
+        return values;
+    }
+
+    private static float[]? OptionalVector(GgufFile file, string name, int length, bool required)
+    {
+        if (file.HasTensor(name)) return Vector(file, name, length);
+        if (required) throw new ModelFormatException($"{file.Path}: tensor '{name}' is missing");
+        return null;
+    }
+}

@@ -1,0 +1,129 @@
+using KvSharp.Gguf;
+
+namespace KvSharp.Models;
+
+/// <summary>How rotary position embedding pairs up dimensions.</summary>
+public enum RopeStyle
+{
+    /// <summary>Adjacent pairs (2i, 2i+1): llama, and llama2.c checkpoints.</summary>
+    Normal,
+    /// <summary>Split halves (i, i + d/2): qwen2 and other GPT-NeoX-style models.</summary>
+    NeoX,
+}
+
+/// <summary>The hyperparameters of a decoder-only transformer, read from GGUF metadata or a llama2.c header.</summary>
+public sealed record ModelConfig
+{
+    public required string Architecture { get; init; }
+    public required int EmbeddingDim { get; init; }
+    public required int LayerCount { get; init; }
+    public required int HeadCount { get; init; }
+    public required int KvHeadCount { get; init; }
+    public required int HeadDim { get; init; }
+    public required int FeedForwardDim { get; init; }
+    public required int VocabSize { get; init; }
+    /// <summary>The context length the model was trained with (metadata); sessions may ask for more.</summary>
+    public required int TrainedContextLength { get; init; }
+    public required float RmsNormEps { get; init; }
+    public required float RopeTheta { get; init; }
+    public required RopeStyle RopeStyle { get; init; }
+    /// <summary>How many dimensions of each head are rotated (usually all of them).</summary>
+    public required int RopeDimensions { get; init; }
+    /// <summary>Linear rope scaling: positions are multiplied by this (1 / scaling factor).</summary>
+    public float RopeFrequencyScale { get; init; } = 1f;
+    public bool HasQkvBias { get; init; }
+    public string Name { get; init; } = "";
+
+    public int QueryDim => HeadCount * HeadDim;
+    public int KvDim => KvHeadCount * HeadDim;
+    /// <summary>Query heads that share one K/V head (1 = multi-head, HeadCount = multi-query).</summary>
+    public int GroupSize => HeadCount / KvHeadCount;
+
+    /// <summary>KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element.</summary>
+    public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
+
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2"];
+
+    /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
+    public static ModelConfig FromGguf(GgufFile file)
+    {
+        if (!file.TryGetString("general.architecture", out string arch))
+            throw new ModelFormatException($"{file.Path}: metadata 'general.architecture' is missing");
+        if (!SupportedArchitectures.Contains(arch))
+            throw new ModelFormatException(
+                $"{file.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
+
+        int Required(string suffix)
+        {
+            string key = $"{arch}.{suffix}";
+            if (!file.TryGetInt64(key, out long v)) throw new ModelFormatException($"{file.Path}: metadata '{key}' is missing");
+            if (v <= 0 || v > int.MaxValue) throw new ModelFormatException($"{file.Path}: metadata '{key}' = {v} is out of range");
+            return (int)v;
+        }
+
+        int embd = Required("embedding_length");
+        int layers = Required("block_count");
+        int heads = Required("attention.head_count");
+        int kvHeads = file.TryGetInt64($"{arch}.attention.head_count_kv", out long kv) ? (int)kv : heads;
+        int ffn = Required("feed_forward_length");
+        int ctx = Required("context_length");
+        int headDim = file.TryGetInt64($"{arch}.attention.key_length", out long kl) ? (int)kl : embd / Math.Max(1, heads);
+
+        float eps = file.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float e) ? e : 1e-5f;
+        float theta = file.TryGetFloat($"{arch}.rope.freq_base", out float t) ? t : 10000f;
+        int ropeDim = file.TryGetInt64($"{arch}.rope.dimension_count", out long rd) ? (int)rd : headDim;
+
+        float freqScale = 1f;
+        string? scalingType = file.GetStringOrNull($"{arch}.rope.scaling.type");
+        if (scalingType is "linear")
+        {
+            if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || factor <= 0)
+                throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not positive");
+            freqScale = 1f / factor;
+        }
+        else if (scalingType is not (null or "none"))
+        {
+            throw new ModelFormatException($"{file.Path}: rope scaling type '{scalingType}' is not supported (supported: none, linear, llama3 via rope_freqs)");
+        }
+
+        var token = file.GetArrayOrNull("tokenizer.ggml.tokens");
+        int vocab = file.TryGetInt64($"{arch}.vocab_size", out long vs) ? (int)vs
+            : token?.Length ?? (int)(file.FindTensor("token_embd.weight")?.Dimensions is { Length: 2 } d ? d[1] : 0);
+
+        var config = new ModelConfig
+        {
+            Architecture = arch,
+            Name = file.GetStringOrNull("general.name") ?? System.IO.Path.GetFileNameWithoutExtension(file.Path),
+            EmbeddingDim = embd,
+            LayerCount = layers,
+            HeadCount = heads,
+            KvHeadCount = kvHeads,
+            HeadDim = headDim,
+            FeedForwardDim = ffn,
+            VocabSize = vocab,
+            TrainedContextLength = ctx,
+            RmsNormEps = eps,
+            RopeTheta = theta,
+            RopeStyle = arch == "qwen2" ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeDimensions = ropeDim,
+            RopeFrequencyScale = freqScale,
+            HasQkvBias = arch == "qwen2",
+        };
+        config.Validate(file.Path);
+        return config;
+    }
+
+    /// <summary>Checks that the numbers agree with one another.</summary>
+    public void Validate(string source)
+    {
+        void Fail(string what) => throw new ModelFormatException($"{source}: {what}");
+        if (EmbeddingDim <= 0 || LayerCount <= 0 || HeadCount <= 0 || KvHeadCount <= 0 || HeadDim <= 0 || FeedForwardDim <= 0)
+            Fail($"non-positive dimension (embedding {EmbeddingDim}, layers {LayerCount}, heads {HeadCount}, kv heads {KvHeadCount}, head dim {HeadDim}, ffn {FeedForwardDim})");
+        if (VocabSize <= 0) Fail($"vocabulary size {VocabSize} is not positive");
+        if (HeadCount % KvHeadCount != 0) Fail($"head count {HeadCount} is not a multiple of the KV head count {KvHeadCount}");
+        if (HeadDim % 2 != 0) Fail($"head dimension {HeadDim} is odd; rotary embedding needs pairs");
+        if (RopeDimensions <= 0 || RopeDimensions > HeadDim || RopeDimensions % 2 != 0)
+            Fail($"rope dimension count {RopeDimensions} must be even and at most the head dimension {HeadDim}");
+        if (!(RmsNormEps > 0) || !(RopeTheta > 0)) Fail($"rms epsilon {RmsNormEps} and rope base {RopeTheta} must be positive");
+    }
+}

@@ -1,0 +1,65 @@
+using KvSharp.Tensors;
+
+namespace KvSharp.Models;
+
+/// <summary>The weights of one transformer block. Matrices point into the memory-mapped model file.</summary>
+public sealed class LayerWeights
+{
+    public required float[] AttentionNorm { get; init; }
+    public required WeightMatrix Query { get; init; }
+    public required WeightMatrix Key { get; init; }
+    public required WeightMatrix Value { get; init; }
+    public required WeightMatrix AttentionOutput { get; init; }
+    public float[]? QueryBias { get; init; }
+    public float[]? KeyBias { get; init; }
+    public float[]? ValueBias { get; init; }
+    public required float[] FeedForwardNorm { get; init; }
+    public required WeightMatrix Gate { get; init; }
+    public required WeightMatrix Up { get; init; }
+    public required WeightMatrix Down { get; init; }
+}
+
+/// <summary>
+/// All weights of a model. Matrices are views of the mapped file (not copied); norm vectors and biases are small
+/// and kept as float arrays. Disposing releases the file mapping the matrices point into.
+/// </summary>
+public sealed class ModelWeights : IDisposable
+{
+    private readonly IDisposable _owner;
+
+    public WeightMatrix TokenEmbedding { get; }
+    public IReadOnlyList<LayerWeights> Layers { get; }
+    public float[] OutputNorm { get; }
+    /// <summary>The classifier; the same matrix as <see cref="TokenEmbedding"/> when the model ties them.</summary>
+    public WeightMatrix Output { get; }
+    public bool TiedOutput { get; }
+    /// <summary>Per-frequency divisors for rotary embedding (llama3-style scaling, the rope_freqs tensor); null if absent.</summary>
+    public float[]? RopeFrequencyFactors { get; }
+
+    public ModelWeights(IDisposable owner, WeightMatrix tokenEmbedding, IReadOnlyList<LayerWeights> layers, float[] outputNorm,
+        WeightMatrix output, bool tiedOutput, float[]? ropeFrequencyFactors)
+    {
+        _owner = owner;
+        TokenEmbedding = tokenEmbedding;
+        Layers = layers;
+        OutputNorm = outputNorm;
+        Output = output;
+        TiedOutput = tiedOutput;
+        RopeFrequencyFactors = ropeFrequencyFactors;
+    }
+
+    /// <summary>Bytes of weight data one decode step reads (every matrix once), for bandwidth estimates.</summary>
+    public long MatrixBytes
+    {
+        get
+        {
+            long total = TiedOutput ? 0 : (long)Output.RowBytes * Output.Rows;
+            foreach (var l in Layers)
+                foreach (var m in new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
+                    total += (long)m.RowBytes * m.Rows;
+            return total + (long)TokenEmbedding.RowBytes * (TiedOutput ? TokenEmbedding.Rows : 0);
+        }
+    }
+
+    public void Dispose() => _owner.Dispose();
+}

@@ -1,0 +1,46 @@
+namespace KvSharp.Tokenization;
+
+/// <summary>Text to token ids and back, with llama.cpp's semantics for the model's tokenizer.</summary>
+public interface ITokenizer
+{
+    int VocabSize { get; }
+    int BosId { get; }
+    int EosId { get; }
+
+    /// <summary>Whether <see cref="Encode"/> with addSpecial prepends BOS (from the model's metadata).</summary>
+    bool AddBos { get; }
+
+    /// <summary>
+    /// True for SentencePiece-style vocabularies that prepend a dummy space to the text: <see cref="Decode"/>
+    /// then drops one leading space from the first piece that has bytes, so decoding inverts encoding.
+    /// </summary>
+    bool StripsLeadingSpace { get; }
+
+    /// <summary>eos, eot, eom and other tokens that end a generated turn.</summary>
+    bool IsEndOfGeneration(int id);
+
+    /// <summary>
+    /// Tokenizes <paramref name="text"/>. <paramref name="addSpecial"/>: BOS (and EOS) as the model's metadata
+    /// says. <paramref name="parseSpecial"/>: control tokens' text in the input ("&lt;s&gt;", "&lt;|im_start|&gt;")
+    /// becomes their id; otherwise it is tokenized as plain text. User-defined tokens are always matched, as in llama.cpp.
+    /// </summary>
+    int[] Encode(string text, bool addSpecial, bool parseSpecial);
+
+    /// <summary>The raw bytes this token decodes to (a copy). Control and unknown tokens give no bytes.</summary>
+    byte[] TokenBytes(int id);
+
+    /// <summary>
+    /// The bytes this token decodes to, without copying. With <paramref name="renderSpecial"/>, control and
+    /// unknown tokens give their text (e.g. "&lt;/s&gt;") instead of nothing.
+    /// </summary>
+    ReadOnlySpan<byte> TokenPiece(int id, bool renderSpecial = false);
+
+    /// <summary>The token's text exactly as stored in the vocabulary.</summary>
+    string TokenText(int id);
+
+    /// <summary>Whole-sequence decode to text; invalid UTF-8 becomes U+FFFD. Ids out of range throw.</summary>
+    string Decode(ReadOnlySpan<int> ids);
+
+    /// <summary>As <see cref="Decode(ReadOnlySpan{int})"/>; with <paramref name="renderSpecial"/>, control tokens show their text.</summary>
+    string Decode(ReadOnlySpan<int> ids, bool renderSpecial);
+}

@@ -1,0 +1,106 @@
+namespace KvSharp.Tests.Cli;
+
+public class CliTests
+{
+    private static readonly string Stories = TestPaths.Model("stories260K.gguf");
+
+    [Fact]
+    public void RunStreamsOnlyTheGeneratedTextToStdout()
+    {
+        var r = CliRunner.Run("run", "--model", Stories, "--prompt", "Zoo", "--max-tokens", "57", "--context", "512", "--threads", "2");
+        Assert.Equal(0, r.ExitCode);
+        string golden = File.ReadAllText(TestPaths.Model("golden-zoo-60.txt")).TrimEnd('\n');
+        Assert.Equal(golden, "Zoo" + r.Stdout.TrimEnd('\n'));
+        Assert.Contains("tok/s", r.Stderr);
+        Assert.Contains("bytes/token", r.Stderr);
+        Assert.Contains("exceeds the model's trained context length 128", r.Stderr);
+    }
+
+    [Fact]
+    public void RunWithoutCacheGivesTheSameText()
+    {
+        var cached = CliRunner.Run("run", "-m", Stories, "-p", "Zoo", "-n", "30", "--cache", "contiguous");
+        var none = CliRunner.Run("run", "-m", Stories, "-p", "Zoo", "-n", "30", "--cache", "none");
+        Assert.Equal(0, none.ExitCode);
+        Assert.Equal(cached.Stdout, none.Stdout);
+    }
+
+    [Fact]
+    public void RunsALlama2cCheckpointWithItsTokenizer()
+    {
+        var r = CliRunner.Run("run", "--model", TestPaths.Model("stories260K.bin"), "--tokenizer", TestPaths.Model("tok512.bin"),
+            "--prompt", "Zoo", "--max-tokens", "57");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal(File.ReadAllText(TestPaths.Model("golden-zoo-60.txt")).TrimEnd('\n'), "Zoo" + r.Stdout.TrimEnd('\n'));
+    }
+
+    [Fact]
+    public void TokenizePrintsIdsAndWorksOnVocabOnlyFiles()
+    {
+        var r = CliRunner.Run("tokenize", "--model", Stories, "--text", "Zoo");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal("1 410 469 347", r.Stdout.Trim());
+        var gpt2 = CliRunner.Run("tokenize", "--model", TestPaths.Fixture("tokenizer/ggml-vocab-gpt-2.gguf"), "--text", "Hello world");
+        Assert.Equal(0, gpt2.ExitCode);
+        Assert.Equal("15496 995", gpt2.Stdout.Trim());
+    }
+
+    [Fact]
+    public void InspectReportsKvBytesByTheFormula()
+    {
+        var r = CliRunner.Run("inspect", TestPaths.Fixture("llama-gqa.Q4_K_M.gguf"));
+        Assert.Equal(0, r.ExitCode);
+        // 2 x 2 layers x 2 kv heads x 32 head dim x 4 bytes = 1024 bytes per token; 512 context = 524288.
+        Assert.Contains("= 1,024 bytes", r.Stdout);
+        Assert.Contains("full context of 512: 524,288 bytes", r.Stdout);
+        Assert.Contains("grouped-query", r.Stdout);
+        Assert.Contains("Q4_K", r.Stdout);
+        Assert.Contains("static 524,288 bytes", r.Stdout);
+    }
+
+    [Theory]
+    [InlineData("batch")]
+    [InlineData("sequential")]
+    public void LogitsWritesTheFixtureFormat(string mode)
+    {
+        var fixture = Fixtures.Get("llama-gqa", "F32");
+        string output = Path.GetTempFileName();
+        try
+        {
+            var r = CliRunner.Run("logits", "--model", fixture.GgufPath, "--tokens", string.Join(",", fixture.PromptIds), "--out", output, "--mode", mode);
+            Assert.Equal(0, r.ExitCode);
+            var ours = fixture.ReadLogits(output);
+            var reference = fixture.ReadLogits(fixture.BatchFile);
+            var (max, mean) = KvSharp.Tests.Models.LlamaCppParityTests.Tolerance("F32");
+            KvSharp.Tests.Models.LlamaCppParityTests.Compare(reference, ours, 512, max, mean, "cli " + mode);
+        }
+        finally { File.Delete(output); }
+    }
+
+    [Theory]
+    [InlineData("run --model /nonexistent.gguf --prompt hi", "model file not found")]
+    [InlineData("run --model {tokenizer} --prompt hi", "llama2.c checkpoint needs its tokenizer")]
+    [InlineData("inspect {vocabonly-truncated}", "truncated")]
+    [InlineData("logits --model {stories} --tokens 1,2,x --out /tmp/x.f32", "'x' (item 3) is not a token id")]
+    [InlineData("logits --model {stories} --tokens 1,99999 --out /tmp/x.f32", "token id 99999")]
+    [InlineData("run --model {stories} --prompt {long} --max-tokens 1", "exceed the context length of 128")]
+    [InlineData("run --model {stories} --prompt hi --temperature -1", "temperature")]
+    public void BadInputGivesAClearErrorAndNonZeroExit(string command, string expected)
+    {
+        string truncated = Path.GetTempFileName();
+        File.WriteAllBytes(truncated, File.ReadAllBytes(TestPaths.Fixture("llama-gqa.Q8_0.gguf"))[..4000]);
+        try
+        {
+            var args = command.Split(' ').Select(a => a
+                .Replace("{stories}", Stories)
+                .Replace("{tokenizer}", TestPaths.Model("tok512.bin"))
+                .Replace("{vocabonly-truncated}", truncated)
+                .Replace("{long}", string.Concat(Enumerable.Repeat("Once upon a time there was a girl. ", 40)))).ToArray();
+            var r = CliRunner.Run(args);
+            Assert.NotEqual(0, r.ExitCode);
+            Assert.Contains(expected, r.Stderr);
+            Assert.DoesNotContain("   at ", r.Stderr); // a message, not a stack trace
+        }
+        finally { File.Delete(truncated); }
+    }
+}
