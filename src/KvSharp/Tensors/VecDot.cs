@@ -103,6 +103,7 @@ public static unsafe class VecDot
             GgmlType.Q4_0 => &VecDotAvx2Multi.Q4_0x4,
             GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
             GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
+            GgmlType.Q5_K => &VecDotAvx2Multi.Q5_Kx4,
             GgmlType.Q6_K => &VecDotAvx2Multi.Q6_Kx4,
             GgmlType.F16 => &VecDotAvx2Multi.F16x4,
             _ => null,

@@ -208,6 +208,65 @@ internal static unsafe class VecDotAvx2Multi
         }
     }
 
+    /// <summary>Four-token Q5_K x Q8_K; per token the same operations as <see cref="VecDotAvx2.Q5_K"/>.</summary>
+    public static void Q5_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / 256;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        Vector256<byte> low = Vector256.Create((byte)0x0F), sixteen = Vector256.Create((byte)0x10);
+        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
+        {
+            float xd = F16(x), xdmin = F16(x + 2);
+            VecDotAvx2.UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
+            Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
+            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            byte* q5 = x + Q5_K_Qs;
+            for (int j = 0; j < 4; j++, q5 += 32)
+            {
+                Vector256<byte> hm0 = Vector256.Create((byte)(1 << (2 * j))), hm1 = Vector256.Create((byte)(2 << (2 * j)));
+                Vector256<byte> bits = Avx.LoadVector256(q5);
+                Vector256<byte> lo = Avx2.Or(Avx2.And(bits, low), Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, hm0), hm0), sixteen));
+                Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), low),
+                    Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, hm1), hm1), sixteen));
+                Vector256<short> scl = Vector256.Create((short)(byte)(scales >> (16 * j))), sch = Vector256.Create((short)(byte)(scales >> (16 * j + 8)));
+                int off = Q8_K_Qs + 64 * j;
+                s0 = Avx2.Add(s0, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + off)));
+                s1 = Avx2.Add(s1, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + yStride + off)));
+                s2 = Avx2.Add(s2, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + 2 * yStride + off)));
+                s3 = Avx2.Add(s3, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + 3 * yStride + off)));
+            }
+            Finish(ref a0, ref m0, y, xd, xdmin, mins, s0);
+            Finish(ref a1, ref m1, y + yStride, xd, xdmin, mins, s1);
+            Finish(ref a2, ref m2, y + 2 * yStride, xd, xdmin, mins, s2);
+            Finish(ref a3, ref m3, y + 3 * yStride, xd, xdmin, mins, s3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0) + m0;
+        result[1] = VecDotAvx2.HSum8(a1) + m1;
+        result[2] = VecDotAvx2.HSum8(a2) + m2;
+        result[3] = VecDotAvx2.HSum8(a3) + m3;
+
+        static void Finish(ref Vector256<float> acc, ref float summs, byte* y, float xd, float xdmin, ulong mins, Vector256<int> sumi)
+        {
+            float yd = *(float*)y;
+            float d = yd * xd, dmin = -yd * xdmin;
+            Vector128<int> prod = VecDotAvx2.MinsTimesBsums(mins, y);
+            prod = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_01_00_11_10));
+            int msum = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_10_11_00_01)).ToScalar();
+            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+    }
+
+    /// <summary>Two sub-blocks (32 low + 32 high quants) times a token's 64 Q8_K quants, scaled: 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SubBlockPair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scl, Vector256<short> sch, sbyte* q8)
+    {
+        Vector256<int> il = Avx2.MultiplyAddAdjacent(scl, Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8)));
+        Vector256<int> ih = Avx2.MultiplyAddAdjacent(sch, Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32)));
+        return Avx2.Add(il, ih);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float HSum4(Vector128<float> m)
     {
