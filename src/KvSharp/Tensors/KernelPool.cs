@@ -151,11 +151,15 @@ public sealed unsafe class KernelPool : IDisposable
         while (true)
         {
             long deadline = Stopwatch.GetTimestamp() + _spinTicks;
+            int spins = 0;
             while (PublishedGeneration() == seen && !_disposed)
             {
                 if (Stopwatch.GetTimestamp() < deadline)
                 {
-                    Thread.SpinWait(20);
+                    // Spin, but let other runnable threads in now and then: on an oversubscribed machine a pure
+                    // spin would steal the time slice the caller needs to publish the next Run.
+                    if (++spins % 64 == 0) Thread.Yield();
+                    else Thread.SpinWait(20);
                     continue;
                 }
                 lock (_gate)

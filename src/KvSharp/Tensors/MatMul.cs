@@ -12,6 +12,10 @@ namespace KvSharp.Tensors;
 /// <para><b>Tiling.</b> Work items are tiles of <see cref="RowTile"/> weight rows × up to <see cref="TokenTile"/>
 /// tokens; inside a tile the loop runs tokens innermost so a weight row (under 1 KiB for a 768-wide Q8_0 row) is
 /// read from memory once and reused from L1 for every token of the tile.</para>
+/// <para>Where a four-token kernel exists (<see cref="VecDot.Kernel4"/>: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, F16 on
+/// AVX2) a weight row is unpacked once for four tokens; those kernels are bit-identical to the single-token ones per
+/// token, so this does not break the invariance. Matrices too small to be worth a thread hand-off run on the
+/// calling thread alone.</para>
 /// <para>The quantized activations live in scratch the instance owns and grows; once warm a call allocates nothing.
 /// An instance is not thread-safe (one call at a time), like the <see cref="KernelPool"/> it runs on.</para>
 /// </remarks>
@@ -19,6 +23,9 @@ public sealed unsafe class MatMul
 {
     /// <summary>Tokens per tile: the weight rows of a tile are reused this many times from cache.</summary>
     internal const int TokenTile = 8;
+
+    /// <summary>Below this many multiply-adds a matmul runs on the calling thread: waking workers would cost more.</summary>
+    internal const long InlineWork = 1 << 15;
 
     private readonly KernelPool _pool;
     private byte[] _scratch = [];
@@ -61,8 +68,12 @@ public sealed unsafe class MatMul
         fixed (float* py = y)
         fixed (byte* act = _scratch)
         {
+            bool inline = (long)w.Rows * w.Cols * nTokens < InlineWork;
             var quant = new QuantizeWork { Type = actType, X = px, Cols = w.Cols, Act = act, ActRowBytes = actRowBytes };
-            _pool.Run(ref quant, nTokens);
+            if (inline)
+                for (int t = 0; t < nTokens; t++) quant.Execute(t);
+            else
+                _pool.Run(ref quant, nTokens);
 
             int tokenTiles = (nTokens + TokenTile - 1) / TokenTile;
             int rowTile = RowTile(w.Rows, tokenTiles);
@@ -82,7 +93,10 @@ public sealed unsafe class MatMul
                 RowTile = rowTile,
                 RowTiles = rowTiles,
             };
-            _pool.Run(ref dot, rowTiles * tokenTiles);
+            if (inline)
+                for (int i = 0; i < rowTiles * tokenTiles; i++) dot.Execute(i);
+            else
+                _pool.Run(ref dot, rowTiles * tokenTiles);
         }
     }
 
