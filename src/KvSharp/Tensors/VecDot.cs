@@ -12,6 +12,10 @@ namespace KvSharp.Tensors;
 /// There are two implementations: <see cref="VecDotAvx2"/> (AVX2 + FMA) and <see cref="VecDotScalar"/>, a portable
 /// one that emulates the same 8 float lanes with <see cref="MathF.FusedMultiplyAdd"/>. The integer parts are exact
 /// and every float operation happens in the same order in both, so the two return bit-identical results.
+/// <see cref="VecDotAvx2Multi"/> adds four-token variants (one weight row, four activation rows) that are again
+/// bit-identical per token; <see cref="MatMul"/> uses them for batches.
+/// Where ggml's C leaves the compiler a choice (GCC contracts <c>s += a*b</c> into an FMA by default), we use the
+/// FMA: the Q5_1 and Q5_K min corrections, the F32 tail and the BF16 body.
 /// </remarks>
 public static unsafe class VecDot
 {
