@@ -160,6 +160,48 @@ public class MatMulTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K, 1)]
+    [InlineData(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_K, 9)]
+    [InlineData(GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.F16, 6)]
+    [InlineData(GgmlType.Q5_1, GgmlType.Q5_0, GgmlType.Q8_0, 17)]
+    [InlineData(GgmlType.F32, GgmlType.BF16, GgmlType.Q5_K, 64)]
+    public void SharedInputOverloadsEqualSeparateMultiplies(GgmlType ta, GgmlType tb, GgmlType tc, int nTokens)
+    {
+        const int cols = 512;
+        using var a = new NativeWeights(ta, 40, cols, 21);
+        using var b = new NativeWeights(tb, 8, cols, 22);
+        using var c = new NativeWeights(tc, 65, cols, 23);
+        float[] x = Gaussian(nTokens * cols, 24);
+        using var pool = new KernelPool(2);
+        var mm = new MatMul(pool);
+        float[] ya = new float[nTokens * 40], yb = new float[nTokens * 8], yc = new float[nTokens * 65];
+        mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        AssertBitsEqual(Multiply(pool, a.Matrix, x, nTokens), ya, "a of three");
+        AssertBitsEqual(Multiply(pool, b.Matrix, x, nTokens), yb, "b of three");
+        AssertBitsEqual(Multiply(pool, c.Matrix, x, nTokens), yc, "c of three");
+        Array.Clear(ya);
+        Array.Clear(yc);
+        mm.Multiply(c.Matrix, yc, a.Matrix, ya, x, nTokens);
+        AssertBitsEqual(Multiply(pool, a.Matrix, x, nTokens), ya, "a of two");
+        AssertBitsEqual(Multiply(pool, c.Matrix, x, nTokens), yc, "c of two");
+
+        for (int i = 0; i < 3; i++) mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void SharedInputRequiresEqualWidths()
+    {
+        using var a = new NativeWeights(GgmlType.Q8_0, 4, 64, 1);
+        using var b = new NativeWeights(GgmlType.Q8_0, 4, 96, 2);
+        using var pool = new KernelPool(1);
+        var ex = Assert.Throws<ArgumentException>(() => new MatMul(pool).Multiply(a.Matrix, new float[4], b.Matrix, new float[4], new float[96], 1));
+        Assert.Contains("columns", ex.Message);
+    }
+
     [Fact]
     public unsafe void WeightMatrixExposesRowsWithoutCopying()
     {
