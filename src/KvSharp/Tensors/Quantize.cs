@@ -20,9 +20,7 @@ public static partial class Quantize
         switch (type)
         {
             case GgmlType.F32: src.CopyTo(MemoryMarshal.Cast<byte, float>(dst)); break;
-            case GgmlType.F16:
-                for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i), FloatToHalf(src[i]));
-                break;
+            case GgmlType.F16: HalfConvert.ToHalf(src, MemoryMarshal.Cast<byte, ushort>(dst)); break;
             case GgmlType.BF16:
                 for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i), FloatToBF16(src[i]));
                 break;
