@@ -11,9 +11,10 @@ namespace KvSharp.Tensors;
 /// quantized x row t); x rows are quantized independently. Tiling and threading only decide which thread computes
 /// which outputs and in which order, never how one output is summed. So y[t, r] is bit-identical whatever nTokens
 /// is, whatever the other rows of x are and whatever the thread count: prefill and decode agree exactly.</para>
-/// <para><b>Tiling.</b> Work items are tiles of <see cref="RowTile"/> weight rows × up to <see cref="TokenTile"/>
-/// tokens; inside a tile the loop runs tokens innermost so a weight row (under 1 KiB for a 768-wide Q8_0 row) is
-/// read from memory once and reused from L1 for every token of the tile.</para>
+/// <para><b>Tiling.</b> A work item is a tile of <see cref="RowTile"/> weight rows over all tokens. Inside it the tokens
+/// go in chunks of <see cref="TokenTile"/> (their converted rows stay in L1) and for each chunk the tile's rows are
+/// swept, so the tile's weights (tens of KiB) come from memory once and are then reused from L2 for every chunk; one
+/// thread owns a row tile, so the two cores never both pull the same weights.</para>
 /// <para>Where a four-token kernel exists (<see cref="VecDot.Kernel4"/>: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, F16 on
 /// AVX2) a weight row is unpacked once for four tokens; those kernels are bit-identical to the single-token ones per
 /// token, so this does not break the invariance. Matrices too small to be worth a thread hand-off run on the
@@ -41,10 +42,10 @@ public sealed unsafe class MatMul
     public KernelPool Pool => _pool;
 
     /// <summary>Rows per work item for a matrix: enough items to balance the threads, but each worth a few µs.</summary>
-    internal int RowTile(int rows, int tokenTiles)
+    internal int RowTile(int rows)
     {
         int items = 4 * _pool.Threads;
-        int perItem = (rows * tokenTiles + items - 1) / items;
+        int perItem = (rows + items - 1) / items;
         return Math.Clamp(perItem, 4, 64);
     }
 
@@ -92,7 +93,6 @@ public sealed unsafe class MatMul
 
         long work = (long)w0.Rows * cols + (count > 1 ? (long)w1.Rows * cols : 0) + (count > 2 ? (long)w2.Rows * cols : 0);
         bool inline = work * nTokens < InlineWork;
-        int tokenTiles = (nTokens + TokenTile - 1) / TokenTile;
 
         fixed (float* px = x)
         fixed (float* py0 = y0)
@@ -107,9 +107,9 @@ public sealed unsafe class MatMul
             Run(ref quant, nTokens * quant.Types, inline);
 
             var dot = new DotWork();
-            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, tokenTiles, 0);
-            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, tokenTiles, dot.Jobs[0].End);
-            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, tokenTiles, dot.Jobs[1].End);
+            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0);
+            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End);
+            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End);
             dot.Count = count;
             Run(ref dot, dot.Jobs[count - 1].End, inline);
         }
@@ -133,14 +133,15 @@ public sealed unsafe class MatMul
             throw new ArgumentException($"MatMul: output {which} has {y.Length} floats, {nTokens} tokens x {w.Rows} rows need {(long)nTokens * w.Rows}", nameof(y));
     }
 
-    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int tokenTiles, int start)
+    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start)
     {
-        int rowTile = RowTile(w.Rows, tokenTiles);
+        int rowTile = RowTile(w.Rows);
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         return new MatJob
         {
             Kernel = VecDot.Kernel(w.Type, VecDot.UseAvx2),
             Kernel4 = VecDot.Kernel4(w.Type, VecDot.UseAvx2),
+            Kernel2x4 = VecDot.Kernel2x4(w.Type, VecDot.UseAvx2),
             W = w.Data,
             WRowBytes = w.RowBytes,
             Rows = w.Rows,
@@ -150,9 +151,8 @@ public sealed unsafe class MatMul
             Y = y,
             NTokens = nTokens,
             RowTile = rowTile,
-            RowTiles = rowTiles,
             Start = start,
-            End = start + (w.Rows == 0 ? 0 : rowTiles * tokenTiles),
+            End = start + (w.Rows == 0 ? 0 : rowTiles),
         };
     }
 
@@ -187,36 +187,63 @@ public sealed unsafe class MatMul
     {
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
+        public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
         public byte* W;
         public int WRowBytes, Rows, Cols;
         public byte* Act;
         public int ActRowBytes;
         public float* Y;
-        public int NTokens, RowTile, RowTiles, Start, End;
+        public int NTokens, RowTile, Start, End;
 
         public readonly void Execute(int item)
         {
-            int r0 = item % RowTiles * RowTile, r1 = Math.Min(Rows, r0 + RowTile);
-            int t0 = item / RowTiles * TokenTile, t1 = Math.Min(NTokens, t0 + TokenTile);
+            int r0 = item * RowTile, r1 = Math.Min(Rows, r0 + RowTile);
             var kernel = Kernel;
             var kernel4 = Kernel4;
-            float* four = stackalloc float[4];
-            for (int r = r0; r < r1; r++)
+            float* four = stackalloc float[8];
+            for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
-                byte* wr = W + (long)r * WRowBytes;
-                int t = t0;
-                // Four tokens at a time where a four-token kernel exists: each result is bit-identical to the
-                // single-token kernel's, so how tokens are grouped never changes an output.
-                if (kernel4 != null)
+                int t1 = Math.Min(NTokens, t0 + TokenTile);
+                int r = r0;
+                // Two rows by four tokens where such a kernel exists, then rows one at a time; every kernel gives the
+                // single-token kernel's bits, so how outputs are grouped never changes one.
+                if (Kernel2x4 != null && t1 - t0 >= 4)
                 {
-                    for (; t + 4 <= t1; t += 4)
+                    for (; r + 2 <= r1; r += 2)
                     {
-                        kernel4(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
-                        for (int k = 0; k < 4; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                        byte* wr = W + (long)r * WRowBytes;
+                        int t = t0;
+                        for (; t + 4 <= t1; t += 4)
+                        {
+                            Kernel2x4(wr, WRowBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
+                            for (int k = 0; k < 4; k++)
+                            {
+                                Y[(long)(t + k) * Rows + r] = four[k];
+                                Y[(long)(t + k) * Rows + r + 1] = four[4 + k];
+                            }
+                        }
+                        for (; t < t1; t++)
+                        {
+                            Y[(long)t * Rows + r] = kernel(wr, Act + (long)t * ActRowBytes, Cols);
+                            Y[(long)t * Rows + r + 1] = kernel(wr + WRowBytes, Act + (long)t * ActRowBytes, Cols);
+                        }
                     }
                 }
-                for (; t < t1; t++)
-                    Y[(long)t * Rows + r] = kernel(wr, Act + (long)t * ActRowBytes, Cols);
+                for (; r < r1; r++)
+                {
+                    byte* wr = W + (long)r * WRowBytes;
+                    int t = t0;
+                    if (kernel4 != null)
+                    {
+                        for (; t + 4 <= t1; t += 4)
+                        {
+                            kernel4(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
+                            for (int k = 0; k < 4; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                        }
+                    }
+                    for (; t < t1; t++)
+                        Y[(long)t * Rows + r] = kernel(wr, Act + (long)t * ActRowBytes, Cols);
+                }
             }
         }
     }

@@ -114,6 +114,13 @@ public static unsafe class VecDot
         };
     }
 
+    /// <summary>
+    /// The two-row, four-token kernel (w, wStride, a, aStride, n, result[2 x 4]) for a weight type, or null; results are
+    /// bit-identical to <see cref="Kernel"/>'s. Only F32 has one: there loads, not arithmetic, limit a single row.
+    /// </summary>
+    internal static delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4(GgmlType type, bool avx2)
+        => avx2 && type == GgmlType.F32 ? &VecDotAvx2Multi.F32x2x4 : null;
+
     private static float Q8_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q8_0(w, a, n / 32);
     private static float Q4_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_0(w, a, n / 32);
     private static float Q5_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_0(w, a, n / 32);

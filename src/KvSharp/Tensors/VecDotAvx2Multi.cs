@@ -258,6 +258,60 @@ internal static unsafe class VecDotAvx2Multi
         }
     }
 
+    /// <summary>
+    /// Two F32 weight rows (x, x + xStride) times four F32 activation rows: result[4 * row + token]. Each output is
+    /// <see cref="VecDotAvx2.DotF32"/>'s exactly: that kernel keeps four accumulators, the k-th summing the 8-float
+    /// chunks at 32j + 8k in increasing j. Those four chains never mix before the final reduction, so here they run one
+    /// after the other (pass k strides over the row), which needs only one accumulator per (row, token) at a time:
+    /// 8 independent FMA chains sharing each weight load 4 times and each activation load twice.
+    /// </summary>
+    private const int ColumnBlock = 1024;
+
+    public static void F32x2x4(byte* x, nint xStride, byte* y, nint yStride, int n, float* result)
+    {
+        float* w0 = (float*)x, w1 = (float*)(x + xStride);
+        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
+        int np = n & ~31;
+        Vector256<float>* part = stackalloc Vector256<float>[32]; // [k][row * 4 + token]
+        for (int j = 0; j < 32; j++) part[j] = default;
+        // Column blocks keep the six rows' active parts in L1 (rows of a 2048-wide matrix would not fit whole).
+        for (int c0 = 0; c0 < np; c0 += ColumnBlock)
+        {
+            int c1 = Math.Min(np, c0 + ColumnBlock);
+            for (int k = 0; k < 32; k += 8)
+            {
+                Vector256<float>* p = part + k;
+                Vector256<float> a0 = p[0], a1 = p[1], a2 = p[2], a3 = p[3];
+                Vector256<float> b0 = p[4], b1 = p[5], b2 = p[6], b3 = p[7];
+                for (int i = c0 + k; i < c1; i += 32)
+                {
+                    Vector256<float> u = Avx.LoadVector256(w0 + i), v = Avx.LoadVector256(w1 + i);
+                    Vector256<float> t = Avx.LoadVector256(y0 + i);
+                    a0 = Fma.MultiplyAdd(u, t, a0);
+                    b0 = Fma.MultiplyAdd(v, t, b0);
+                    t = Avx.LoadVector256(y1 + i);
+                    a1 = Fma.MultiplyAdd(u, t, a1);
+                    b1 = Fma.MultiplyAdd(v, t, b1);
+                    t = Avx.LoadVector256(y2 + i);
+                    a2 = Fma.MultiplyAdd(u, t, a2);
+                    b2 = Fma.MultiplyAdd(v, t, b2);
+                    t = Avx.LoadVector256(y3 + i);
+                    a3 = Fma.MultiplyAdd(u, t, a3);
+                    b3 = Fma.MultiplyAdd(v, t, b3);
+                }
+                p[0] = a0; p[1] = a1; p[2] = a2; p[3] = a3;
+                p[4] = b0; p[5] = b1; p[6] = b2; p[7] = b3;
+            }
+        }
+        for (int j = 0; j < 8; j++)
+        {
+            float* w = j < 4 ? w0 : w1, a = (j & 3) switch { 0 => y0, 1 => y1, 2 => y2, _ => y3 };
+            float sum = VecDotAvx2.Reduce4(part[j], part[8 + j], part[16 + j], part[24 + j]);
+            for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(w[i], a[i], sum);
+            result[j] = sum;
+        }
+    }
+
     /// <summary>Two sub-blocks (32 low + 32 high quants) times a token's 64 Q8_K quants, scaled: 8 int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> SubBlockPair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scl, Vector256<short> sch, sbyte* q8)

@@ -121,6 +121,23 @@ public class MatMulTests
     }
 
     [Theory]
+    [InlineData(GgmlType.F32, 2050)]
+    [InlineData(GgmlType.F32, 1100)]
+    [InlineData(GgmlType.F32, 1024)]
+    [InlineData(GgmlType.F16, 2050)]
+    public void WideRowsEqualSingleTokenDots(GgmlType type, int cols)
+    {
+        // Rows wider than the multi-token kernels' column blocks, with and without a tail past the last 32.
+        int rows = 9, nTokens = 10;
+        using var nw = new NativeWeights(type, rows, cols, 21);
+        float[] x = Gaussian(nTokens * cols, 22);
+        using var pool = new KernelPool(2);
+        float[] y = Multiply(pool, nw.Matrix, x, nTokens);
+        for (int t = 0; t < nTokens; t++)
+            AssertBitsEqual(y.AsSpan(t * rows, rows), Multiply(pool, nw.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1), $"{type} cols {cols} token {t}");
+    }
+
+    [Theory]
     [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
     public void PortableKernelsGiveTheSameMatMul(GgmlType type)
     {
