@@ -82,9 +82,7 @@ public sealed unsafe class MatMul
         GgmlType t0 = GgmlTypes.VecDotType(w0.Type);
         GgmlType t1 = count > 1 ? GgmlTypes.VecDotType(w1.Type) : t0;
         GgmlType t2 = count > 2 ? GgmlTypes.VecDotType(w2.Type) : t0;
-        int r0 = checked((int)GgmlTypes.RowBytes(t0, cols));
-        int r1 = checked((int)GgmlTypes.RowBytes(t1, cols));
-        int r2 = checked((int)GgmlTypes.RowBytes(t2, cols));
+        int r0 = ActivationRowBytes(t0, cols), r1 = ActivationRowBytes(t1, cols), r2 = ActivationRowBytes(t2, cols);
         long off1 = t1 == t0 ? 0 : (long)r0 * nTokens;
         long off2 = t2 == t0 ? 0 : t2 == t1 ? off1 : off1 + (t1 == t0 ? (long)r0 * nTokens : (long)r1 * nTokens);
         long need = Math.Max(Math.Max((long)r0 * nTokens, off1 + (long)r1 * nTokens), off2 + (long)r2 * nTokens);
@@ -100,7 +98,7 @@ public sealed unsafe class MatMul
         fixed (float* py2 = y2)
         fixed (byte* act = _scratch)
         {
-            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1 };
+            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = VecDot.UseAvx2 };
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
             if (t2 != t0 && t2 != t1) quant.Set(quant.Types++, t2, act + off2, r2);
@@ -123,6 +121,17 @@ public sealed unsafe class MatMul
             _pool.Run(ref work, count);
     }
 
+    /// <summary>
+    /// Bytes of one converted activation row: the vec_dot row, and with the AVX2 kernels a Q8_0 row is followed by the
+    /// extras of <see cref="VecDotAvx2Q8Extras"/> (float scales, lane sums) that the Q8_0 / Q4_0 kernels read.
+    /// </summary>
+    private static int ActivationRowBytes(GgmlType type, int cols)
+    {
+        long bytes = GgmlTypes.RowBytes(type, cols);
+        if (type == GgmlType.Q8_0 && VecDot.UseAvx2) bytes += VecDotAvx2Q8Extras.ExtraBytes(cols / BlockLayouts.QK);
+        return checked((int)bytes);
+    }
+
     private static void Check(in WeightMatrix w, ReadOnlySpan<float> x, int nTokens, Span<float> y, int cols, string which)
     {
         if (w.Cols != cols)
@@ -137,10 +146,15 @@ public sealed unsafe class MatMul
     {
         int rowTile = RowTile(w.Rows);
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
+        bool avx2 = VecDot.UseAvx2;
         return new MatJob
         {
-            Kernel = VecDot.Kernel(w.Type, VecDot.UseAvx2),
-            Kernel4 = VecDot.Kernel4(w.Type, VecDot.UseAvx2),
+            Kernel = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0
+                : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0
+                : VecDot.Kernel(w.Type, avx2),
+            Kernel4 = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0x4
+                : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x4
+                : VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = VecDot.Kernel2x4(w.Type, VecDot.UseAvx2),
             W = w.Data,
             WRowBytes = w.RowBytes,
@@ -163,6 +177,7 @@ public sealed unsafe class MatMul
     {
         public float* X;
         public int Cols, NTokens, Types;
+        public bool WithExtras;
         public Three<GgmlType> Type;
         public Three<nint> Act;
         public Three<int> ActRowBytes;
@@ -177,8 +192,9 @@ public sealed unsafe class MatMul
         public void Execute(int index)
         {
             int k = index / NTokens, t = index % NTokens;
-            Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols),
-                new Span<byte>((byte*)Act[k] + (long)t * ActRowBytes[k], ActRowBytes[k]));
+            byte* row = (byte*)Act[k] + (long)t * ActRowBytes[k];
+            Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(row, ActRowBytes[k]));
+            if (WithExtras && Type[k] == GgmlType.Q8_0) VecDotAvx2Q8Extras.Append(row, Cols / BlockLayouts.QK);
         }
     }
 
