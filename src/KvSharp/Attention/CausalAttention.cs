@@ -1,5 +1,8 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using KvSharp.Tensors;
 
 namespace KvSharp.Attention;
 
@@ -10,6 +13,8 @@ namespace KvSharp.Attention;
 /// Tiles start at absolute positions that are multiples of <see cref="TileSize"/>, so a query's result has the same
 /// arithmetic whether it is computed during a batched prefill or a single-token decode: the cache modes give
 /// bit-identical logits.
+/// Softmax weights use ggml's vectorized expf (<see cref="FastExp"/>, as ggml_vec_soft_max_f32); its scalar twin gives
+/// the same bits lane by lane, so a weight never depends on where in the tile (vector body or tail) it falls.
 /// </summary>
 public static class CausalAttention
 {
@@ -56,25 +61,14 @@ public static class CausalAttention
                 foreach (float x in s) tileMax = MathF.Max(tileMax, x);
                 float newMax = MathF.Max(runningMax[g], tileMax);
                 float correction = MathF.Exp(runningMax[g] - newMax);
-                float sum = runningSum[g] * correction;
-                for (int j = 0; j < s.Length; j++)
-                {
-                    float p = MathF.Exp(s[j] - newMax);
-                    s[j] = p;
-                    sum += p;
-                }
-                runningSum[g] = sum;
+                runningSum[g] = ExpSum(s, newMax, runningSum[g] * correction);
                 runningMax[g] = newMax;
                 if (correction != 1f) Scale(output.Slice(g * headDim, headDim), correction);
             }
 
-            // Weighted values: each value row is read once for the whole group.
-            for (int j = 0; j < tileLength; j++)
-            {
-                var v = rows.Value(tileStart + j);
-                for (int g = 0; g < groupSize; g++)
-                    MultiplyAdd(output.Slice(g * headDim, headDim), v, scores[g * TileSize + j]);
-            }
+            // Weighted values: output[g] += p[g, j] * V[j] for each key of the tile, in key order.
+            for (int g = 0; g < groupSize; g++)
+                AccumulateValues(output.Slice(g * headDim, headDim), rows, tileStart, scores.Slice(g * TileSize, tileLength));
         }
 
         for (int g = 0; g < groupSize; g++)
@@ -109,20 +103,84 @@ public static class CausalAttention
         return (x[0] + x[2]) + (x[1] + x[3]);
     }
 
-    private static void MultiplyAdd(Span<float> acc, ReadOnlySpan<float> v, float p)
+    /// <summary>s[j] = exp(s[j] - max) in place; returns <paramref name="sum"/> plus the new values, added in index order.</summary>
+    private static float ExpSum(Span<float> s, float max, float sum)
     {
-        int i = 0;
+        int j = 0;
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
+            ref float p = ref MemoryMarshal.GetReference(s);
+            for (; j <= s.Length - 8; j += 8)
+                FastExp.Avx2Exp(Vector256.LoadUnsafe(ref p, (nuint)j) - Vector256.Create(max)).StoreUnsafe(ref p, (nuint)j);
+        }
+        for (; j < s.Length; j++) s[j] = FastExp.Scalar(s[j] - max);
+        foreach (float x in s) sum += x;
+        return sum;
+    }
+
+    /// <summary>
+    /// acc += p[j] * V[start + j] for every j, one FMA per element per key in key order (the same arithmetic as a
+    /// key-by-key loop); the accumulator stays in registers 64 columns at a time instead of going through memory.
+    /// </summary>
+    private static void AccumulateValues<TRows>(Span<float> acc, scoped in TRows rows, int start, ReadOnlySpan<float> p)
+        where TRows : IKvRows, allows ref struct
+    {
+        int c = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            var pv = Vector256.Create(p);
-            for (; i <= acc.Length - 8; i += 8)
-                Vector256.FusedMultiplyAdd(Vector256.Create(v.Slice(i, 8)), pv, Vector256.Create((ReadOnlySpan<float>)acc.Slice(i, 8))).CopyTo(acc.Slice(i, 8));
+            ref float a = ref MemoryMarshal.GetReference(acc);
+            for (; c + 64 <= acc.Length; c += 64)
+            {
+                Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c), a1 = Vector256.LoadUnsafe(ref a, (nuint)c + 8);
+                Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
+                Vector256<float> a4 = Vector256.LoadUnsafe(ref a, (nuint)c + 32), a5 = Vector256.LoadUnsafe(ref a, (nuint)c + 40);
+                Vector256<float> a6 = Vector256.LoadUnsafe(ref a, (nuint)c + 48), a7 = Vector256.LoadUnsafe(ref a, (nuint)c + 56);
+                for (int j = 0; j < p.Length; j++)
+                {
+                    ref float v = ref Unsafe.AsRef(in rows.Value(start + j).Slice(c, 64)[0]);
+                    Vector256<float> pj = Vector256.Create(p[j]);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v), pj, a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 8), pj, a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 16), pj, a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 24), pj, a3);
+                    a4 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 32), pj, a4);
+                    a5 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 40), pj, a5);
+                    a6 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 48), pj, a6);
+                    a7 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 56), pj, a7);
+                }
+                a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
+                a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
+                a4.StoreUnsafe(ref a, (nuint)c + 32); a5.StoreUnsafe(ref a, (nuint)c + 40);
+                a6.StoreUnsafe(ref a, (nuint)c + 48); a7.StoreUnsafe(ref a, (nuint)c + 56);
+            }
         }
-        for (; i < acc.Length; i++) acc[i] = MathF.FusedMultiplyAdd(v[i], p, acc[i]);
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + 8 <= acc.Length; c += 8)
+            {
+                Vector256<float> a0 = Vector256.Create((ReadOnlySpan<float>)acc.Slice(c, 8));
+                for (int j = 0; j < p.Length; j++)
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(rows.Value(start + j).Slice(c, 8)), Vector256.Create(p[j]), a0);
+                a0.CopyTo(acc.Slice(c, 8));
+            }
+        }
+        for (; c < acc.Length; c++)
+        {
+            float a0 = acc[c];
+            for (int j = 0; j < p.Length; j++) a0 = MathF.FusedMultiplyAdd(rows.Value(start + j)[c], p[j], a0);
+            acc[c] = a0;
+        }
     }
 
     private static void Scale(Span<float> x, float factor)
     {
-        for (int i = 0; i < x.Length; i++) x[i] *= factor;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float p = ref MemoryMarshal.GetReference(x);
+            for (; i <= x.Length - 8; i += 8)
+                (Vector256.LoadUnsafe(ref p, (nuint)i) * Vector256.Create(factor)).StoreUnsafe(ref p, (nuint)i);
+        }
+        for (; i < x.Length; i++) x[i] *= factor;
     }
 }
