@@ -122,13 +122,15 @@ public sealed unsafe class MatMul
     }
 
     /// <summary>
-    /// Bytes of one converted activation row: the vec_dot row, and with the AVX2 kernels a Q8_0 row is followed by the
-    /// extras of <see cref="VecDotAvx2Q8Extras"/> (float scales, lane sums) that the Q8_0 / Q4_0 kernels read.
+    /// Bytes of one converted activation row: the vec_dot row; with the AVX2 kernels a Q8_0 row is followed by the
+    /// extras of <see cref="VecDotAvx2Q8Extras"/> (float scales, lane sums) that the Q8_0 / Q4_0 kernels read, and an
+    /// F16 row is held widened to floats (<see cref="VecDotAvx2F16"/>).
     /// </summary>
     private static int ActivationRowBytes(GgmlType type, int cols)
     {
         long bytes = GgmlTypes.RowBytes(type, cols);
         if (type == GgmlType.Q8_0 && VecDot.UseAvx2) bytes += VecDotAvx2Q8Extras.ExtraBytes(cols / BlockLayouts.QK);
+        if (type == GgmlType.F16 && VecDot.UseAvx2) bytes = VecDotAvx2F16.RowBytes(cols);
         return checked((int)bytes);
     }
 
@@ -151,11 +153,13 @@ public sealed unsafe class MatMul
         {
             Kernel = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0
                 : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0
+                : avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot
                 : VecDot.Kernel(w.Type, avx2),
             Kernel4 = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0x4
                 : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x4
+                : avx2 && w.Type == GgmlType.F16 ? null
                 : VecDot.Kernel4(w.Type, avx2),
-            Kernel2x4 = VecDot.Kernel2x4(w.Type, VecDot.UseAvx2),
+            Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : VecDot.Kernel2x4(w.Type, avx2),
             W = w.Data,
             WRowBytes = w.RowBytes,
             Rows = w.Rows,
@@ -193,6 +197,11 @@ public sealed unsafe class MatMul
         {
             int k = index / NTokens, t = index % NTokens;
             byte* row = (byte*)Act[k] + (long)t * ActRowBytes[k];
+            if (WithExtras && Type[k] == GgmlType.F16)
+            {
+                VecDotAvx2F16.Widen(new ReadOnlySpan<float>(X + (long)t * Cols, Cols), row);
+                return;
+            }
             Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(row, ActRowBytes[k]));
             if (WithExtras && Type[k] == GgmlType.Q8_0) VecDotAvx2Q8Extras.Append(row, Cols / BlockLayouts.QK);
         }

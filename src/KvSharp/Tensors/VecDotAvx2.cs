@@ -279,23 +279,18 @@ internal static unsafe class VecDotAvx2
     }
 
     /// <summary>
-    /// 8 binary16 -> 8 binary32, exactly (there is no F16C in .NET's intrinsics): normal numbers rebias the exponent,
-    /// subnormals are mantissa * 2^-24, Inf/NaN keep an all-ones exponent.
+    /// 8 binary16 -> 8 binary32, exactly (.NET exposes no F16C): exponent and mantissa are placed in a float and
+    /// scaled by 2^112, which rebiases normals and renormalizes subnormals exactly; an all-ones exponent (Inf/NaN)
+    /// gets the float's all-ones exponent or'ed in; the sign comes from sign-extending the half.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> HalfToSingle(ushort* p)
     {
-        Vector256<int> h = Avx2.ConvertToVector256Int32(p);
+        Vector256<int> h = Avx2.ConvertToVector256Int32((short*)p);
         Vector256<int> em = Avx2.And(h, Vector256.Create(0x7fff));
-        Vector256<int> sign = Avx2.ShiftLeftLogical(Avx2.And(h, Vector256.Create(0x8000)), 16);
-        Vector256<int> exp = Avx2.And(h, Vector256.Create(0x7c00));
-        Vector256<int> shifted = Avx2.ShiftLeftLogical(em, 13);
-        Vector256<int> normal = Avx2.Add(shifted, Vector256.Create(0x38000000));
-        Vector256<int> infNan = Avx2.Add(shifted, Vector256.Create(0x70000000));
-        Vector256<int> sub = Avx.Multiply(Avx.ConvertToVector256Single(em), Vector256.Create(5.9604645e-8f)).AsInt32();
-        Vector256<int> r = Avx2.BlendVariable(normal, infNan, Avx2.CompareEqual(exp, Vector256.Create(0x7c00)));
-        r = Avx2.BlendVariable(r, sub, Avx2.CompareEqual(exp, Vector256<int>.Zero));
-        return Avx2.Or(r, sign).AsSingle();
+        Vector256<int> f = Avx.Multiply(Avx2.ShiftLeftLogical(em, 13).AsSingle(), Vector256.Create(5.192297e33f /* 2^112 */)).AsInt32();
+        Vector256<int> infNan = Avx2.And(Avx2.CompareGreaterThan(em, Vector256.Create(0x7bff)), Vector256.Create(0x7f800000));
+        return Avx2.Or(Avx2.Or(f, infNan), Avx2.And(h, Vector256.Create(int.MinValue))).AsSingle();
     }
 
     public static float DotF16(ushort* x, ushort* y, int n)
