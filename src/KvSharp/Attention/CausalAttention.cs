@@ -22,13 +22,13 @@ public static class CausalAttention
     /// output[g] = softmax(q[g] · K[0..end)ᵀ · scale) · V[0..end) for each head g of the group.
     /// </summary>
     /// <param name="queries">groupSize rows of headDim (the group's query heads, consecutive).</param>
-    /// <param name="keys">The K/V head's keys, row p = position p (at least <paramref name="end"/> rows).</param>
-    /// <param name="values">The K/V head's values, same layout.</param>
+    /// <param name="rows">Where the K/V head's key and value rows of each position are.</param>
     /// <param name="end">Attend to positions [0, end): the causal mask is the bound itself.</param>
     /// <param name="output">groupSize rows of headDim.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/> floats.</param>
-    public static void AttendGroup(ReadOnlySpan<float> queries, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+    public static void AttendGroup<TRows>(ReadOnlySpan<float> queries, scoped in TRows rows,
         int headDim, int groupSize, int end, float scale, Span<float> output, Span<float> scratch)
+        where TRows : IKvRows, allows ref struct
     {
         Span<float> scores = scratch[..(groupSize * TileSize)];
         Span<float> runningMax = scratch.Slice(groupSize * TileSize, groupSize);
@@ -43,7 +43,7 @@ public static class CausalAttention
             // Scores: each key row is read once for the whole group.
             for (int j = 0; j < tileLength; j++)
             {
-                var k = keys.Slice((tileStart + j) * headDim, headDim);
+                var k = rows.Key(tileStart + j);
                 for (int g = 0; g < groupSize; g++)
                     scores[g * TileSize + j] = Dot(queries.Slice(g * headDim, headDim), k) * scale;
             }
@@ -71,7 +71,7 @@ public static class CausalAttention
             // Weighted values: each value row is read once for the whole group.
             for (int j = 0; j < tileLength; j++)
             {
-                var v = values.Slice((tileStart + j) * headDim, headDim);
+                var v = rows.Value(tileStart + j);
                 for (int g = 0; g < groupSize; g++)
                     MultiplyAdd(output.Slice(g * headDim, headDim), v, scores[g * TileSize + j]);
             }

@@ -1,3 +1,4 @@
+using KvSharp.Attention;
 using KvSharp.Models;
 
 namespace KvSharp.Cache;
@@ -8,7 +9,7 @@ namespace KvSharp.Cache;
 /// Positions [0, <see cref="Length"/>) are valid. The caller owns the cache: keep it across calls to continue
 /// a sequence, <see cref="Truncate"/> to rewind, <see cref="Reset"/> to start a new one.
 /// </summary>
-public sealed class KvCache
+public sealed class KvCache : IKvStore
 {
     private float[][] _keys;
     private float[][] _values;
@@ -80,6 +81,24 @@ public sealed class KvCache
     public Span<float> Keys(int layer, int kvHead) => _keys[layer].AsSpan(kvHead * Capacity * HeadDim, Capacity * HeadDim);
 
     public Span<float> Values(int layer, int kvHead) => _values[layer].AsSpan(kvHead * Capacity * HeadDim, Capacity * HeadDim);
+
+    void IKvStore.Reserve(int length) => EnsureCapacity(length);
+
+    void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
+        for (int h = 0; h < KvHeadCount; h++)
+        {
+            keys.Slice(h * HeadDim, HeadDim).CopyTo(Keys(layer, h).Slice(position * HeadDim, HeadDim));
+            values.Slice(h * HeadDim, HeadDim).CopyTo(Values(layer, h).Slice(position * HeadDim, HeadDim));
+        }
+    }
+
+    void IKvStore.Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
+        Span<float> output, Span<float> scratch)
+    {
+        var rows = new ContiguousKvRows(Keys(layer, kvHead), Values(layer, kvHead), HeadDim);
+        CausalAttention.AttendGroup(queries, rows, HeadDim, groupSize, end, scale, output, scratch);
+    }
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
     public void Commit(int newLength)

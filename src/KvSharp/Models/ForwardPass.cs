@@ -5,21 +5,28 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama / qwen2) over a batch of consecutive tokens of one sequence, reading and
-/// appending to that sequence's <see cref="KvCache"/>. Prefill passes many tokens, decode passes one; both run the
-/// same code, and because every kernel is batch-invariant they produce bit-identical logits.
-/// One ForwardPass owns scratch buffers sized for <see cref="MaxBatch"/> tokens and is not thread-safe.
+/// The transformer forward pass (llama / qwen2) over a batch of tokens that may belong to several sequences, each
+/// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
+/// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
+/// logits are bit-identical however it was batched.
+/// One ForwardPass owns scratch buffers sized for <see cref="MaxBatch"/> tokens and is not thread-safe; forward
+/// passes sharing a <see cref="KernelPool"/> take turns on it.
 /// </summary>
 public sealed class ForwardPass
 {
     private readonly ModelConfig _c;
     private readonly ModelWeights _w;
+    private readonly KernelPool _pool;
     private readonly MatMul _matMul;
     private readonly RotaryEmbedding _rope;
     private readonly float _attentionScale;
+    private readonly int _scratchPerItem;
 
     // Activations for up to MaxBatch tokens, row-major [token][feature].
-    private readonly float[] _x, _xb, _q, _k, _v, _attn, _proj, _gate, _up, _cos, _sin, _attnScratch, _lastHidden;
+    private readonly float[] _x, _xb, _q, _k, _v, _attn, _proj, _gate, _up, _cos, _sin, _attnScratch, _hidden;
+    // Per row: the sequence it belongs to and its position there.
+    private readonly IKvStore[] _rowStore;
+    private readonly int[] _rowPosition;
 
     public int MaxBatch { get; }
 
@@ -27,12 +34,13 @@ public sealed class ForwardPass
     {
         _c = config;
         _w = weights;
+        _pool = pool;
         _matMul = new MatMul(pool);
         _rope = new RotaryEmbedding(config, weights.RopeFrequencyFactors);
         _attentionScale = 1f / MathF.Sqrt(config.HeadDim);
         MaxBatch = maxBatch;
         _x = new float[maxBatch * config.EmbeddingDim];
-        _xb = new float[maxBatch * Math.Max(config.EmbeddingDim, config.QueryDim)];
+        _xb = new float[maxBatch * config.EmbeddingDim];
         _q = new float[maxBatch * config.QueryDim];
         _k = new float[maxBatch * config.KvDim];
         _v = new float[maxBatch * config.KvDim];
@@ -42,41 +50,96 @@ public sealed class ForwardPass
         _up = new float[maxBatch * config.FeedForwardDim];
         _cos = new float[maxBatch * config.RopeDimensions / 2];
         _sin = new float[maxBatch * config.RopeDimensions / 2];
-        _attnScratch = new float[CausalAttention.ScratchLength(config.GroupSize)];
-        _lastHidden = new float[maxBatch * config.EmbeddingDim];
+        _scratchPerItem = CausalAttention.ScratchLength(config.GroupSize);
+        _attnScratch = new float[maxBatch * config.KvHeadCount * _scratchPerItem];
+        _hidden = new float[maxBatch * config.EmbeddingDim];
+        _rowStore = new IKvStore[maxBatch];
+        _rowPosition = new int[maxBatch];
     }
 
     /// <summary>
-    /// Runs <paramref name="tokens"/> at positions cache.Length.. and appends their keys and values to the cache.
-    /// Writes logits for every token ([tokens, vocab]) when <paramref name="allLogits"/>, else for the last token only.
+    /// Runs <paramref name="tokens"/> of one sequence at positions store.Length.. and appends their keys and values.
+    /// Writes logits for every token ([tokens, vocab]) when <paramref name="allLogits"/>, else for the last one.
+    /// Prompts longer than <see cref="MaxBatch"/> run in chunks.
     /// </summary>
-    public void Forward(ReadOnlySpan<int> tokens, KvCache cache, Span<float> logits, bool allLogits)
+    public void Forward(ReadOnlySpan<int> tokens, IKvStore store, Span<float> logits, bool allLogits)
     {
         int vocab = _c.VocabSize;
         if (tokens.IsEmpty) throw new ArgumentException("no tokens to run", nameof(tokens));
-        int needed = allLogits ? tokens.Length * vocab : vocab;
-        if (logits.Length < needed) throw new ArgumentException($"logits buffer holds {logits.Length} floats, need {needed}", nameof(logits));
-        for (int i = 0; i < tokens.Length; i++)
-            if ((uint)tokens[i] >= (uint)vocab)
-                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[i]} at index {i} is outside the vocabulary [0, {vocab})");
-        if (cache.Length + tokens.Length > cache.MaxLength)
-            throw new ContextOverflowException(cache.Length, tokens.Length, cache.MaxLength);
-
+        if (store.Length + tokens.Length > store.MaxLength)
+            throw new ContextOverflowException(store.Length, tokens.Length, store.MaxLength);
         for (int start = 0; start < tokens.Length; start += MaxBatch)
         {
             int n = Math.Min(MaxBatch, tokens.Length - start);
             bool last = start + n == tokens.Length;
-            var chunkLogits = allLogits ? logits.Slice(start * vocab, n * vocab) : logits[..vocab];
-            ForwardChunk(tokens.Slice(start, n), cache, chunkLogits, allLogits, computeLogits: allLogits || last);
+            var request = allLogits ? LogitsRequest.All : last ? LogitsRequest.Last : LogitsRequest.None;
+            var chunkLogits = allLogits ? logits.Slice(start * vocab, n * vocab) : logits;
+            Forward(tokens.Slice(start, n), [new BatchSegment(store, n, request)], chunkLogits);
         }
     }
 
-    private void ForwardChunk(ReadOnlySpan<int> tokens, KvCache cache, Span<float> logits, bool allLogits, bool computeLogits)
+    /// <summary>
+    /// One batched step: <paramref name="tokens"/> is the concatenation of every segment's tokens, in segment order.
+    /// Logit rows are written in segment order (see <see cref="BatchSegment.LogitRows"/>).
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, ReadOnlySpan<BatchSegment> segments, Span<float> logits)
     {
-        int n = tokens.Length, e = _c.EmbeddingDim, qd = _c.QueryDim, kvd = _c.KvDim, f = _c.FeedForwardDim;
-        int start = cache.Length;
-        cache.EnsureCapacity(start + n);
+        int n = Validate(tokens, segments, logits);
+        lock (_pool)
+        {
+            int row = 0;
+            foreach (var s in segments)
+            {
+                s.Store.Reserve(s.Store.Length + s.TokenCount);
+                for (int i = 0; i < s.TokenCount; i++, row++)
+                {
+                    _rowStore[row] = s.Store;
+                    _rowPosition[row] = s.Store.Length + i;
+                }
+            }
+            try
+            {
+                RunLayers(tokens, n);
+            }
+            finally
+            {
+                Array.Clear(_rowStore, 0, n);
+            }
+            foreach (var s in segments) s.Store.Commit(s.Store.Length + s.TokenCount);
+            ComputeLogits(segments, logits);
+        }
+    }
 
+    private int Validate(ReadOnlySpan<int> tokens, ReadOnlySpan<BatchSegment> segments, Span<float> logits)
+    {
+        int vocab = _c.VocabSize, n = 0, logitRows = 0;
+        for (int i = 0; i < segments.Length; i++)
+        {
+            var s = segments[i];
+            if (s.TokenCount <= 0) throw new ArgumentException($"segment {i} has {s.TokenCount} tokens", nameof(segments));
+            if (s.Store.Length + s.TokenCount > s.Store.MaxLength)
+                throw new ContextOverflowException(s.Store.Length, s.TokenCount, s.Store.MaxLength);
+            for (int j = 0; j < i; j++)
+                if (ReferenceEquals(segments[j].Store, s.Store))
+                    throw new ArgumentException($"segments {j} and {i} append to the same sequence", nameof(segments));
+            n += s.TokenCount;
+            logitRows += s.LogitRows;
+        }
+        if (n != tokens.Length) throw new ArgumentException($"segments cover {n} tokens but {tokens.Length} were given", nameof(tokens));
+        if (n == 0) throw new ArgumentException("no tokens to run", nameof(tokens));
+        if (n > MaxBatch) throw new ArgumentException($"a step of {n} tokens exceeds the batch capacity {MaxBatch}", nameof(tokens));
+        if (logits.Length < logitRows * vocab)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats, need {logitRows * vocab}", nameof(logits));
+        for (int i = 0; i < n; i++)
+            if ((uint)tokens[i] >= (uint)vocab)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[i]} at index {i} is outside the vocabulary [0, {vocab})");
+        return n;
+    }
+
+    /// <summary>Embedding, then every transformer block; leaves the residual stream in _x.</summary>
+    private void RunLayers(ReadOnlySpan<int> tokens, int n)
+    {
+        int e = _c.EmbeddingDim, qd = _c.QueryDim, kvd = _c.KvDim, f = _c.FeedForwardDim, half = _rope.Dims / 2;
         var x = _x.AsSpan(0, n * e);
         var xb = _xb.AsSpan(0, n * e);
         var q = _q.AsSpan(0, n * qd);
@@ -87,13 +150,12 @@ public sealed class ForwardPass
         var gate = _gate.AsSpan(0, n * f);
         var up = _up.AsSpan(0, n * f);
 
-        // Embedding lookup: dequantize each token's row exactly (ggml get_rows).
+        // Embedding lookup: dequantize each token's row exactly (ggml get_rows); rotary angles per row position.
         for (int t = 0; t < n; t++)
+        {
             Dequantize.Row(_w.TokenEmbedding.Type, _w.TokenEmbedding.Row(tokens[t]), x.Slice(t * e, e));
-
-        int half = _rope.Dims / 2;
-        for (int t = 0; t < n; t++)
-            _rope.Angles(start + t, _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
+            _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
+        }
 
         for (int l = 0; l < _c.LayerCount; l++)
         {
@@ -113,9 +175,10 @@ public sealed class ForwardPass
                 var sin = _sin.AsSpan(t * half, half);
                 _rope.Apply(q.Slice(t * qd, qd), _c.HeadDim, cos, sin);
                 _rope.Apply(k.Slice(t * kvd, kvd), _c.HeadDim, cos, sin);
+                _rowStore[t].Write(l, _rowPosition[t], k.Slice(t * kvd, kvd), v.Slice(t * kvd, kvd));
             }
-            AppendToCache(cache, l, k, v, start, n);
-            Attend(cache, l, q, attn, start, n);
+            var work = new AttentionWork(this, l);
+            _pool.Run(ref work, n * _c.KvHeadCount);
             _matMul.Multiply(layer.AttentionOutput, attn, n, proj);
             FloatOps.Add(x, proj);
 
@@ -128,46 +191,35 @@ public sealed class ForwardPass
             _matMul.Multiply(layer.Down, gate, n, proj);
             FloatOps.Add(x, proj);
         }
-
-        cache.Commit(start + n);
-        if (!computeLogits) return;
-
-        // Final norm and classifier, for every token or only the last.
-        int first = allLogits ? 0 : n - 1, rows = n - first;
-        var hidden = _lastHidden.AsSpan(0, rows * e);
-        RmsNormRows(x[(first * e)..], _w.OutputNorm, hidden, rows, e);
-        _matMul.Multiply(_w.Output, hidden, rows, logits[..(rows * _c.VocabSize)]);
     }
 
-    private void AppendToCache(KvCache cache, int layer, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int start, int n)
+    /// <summary>One (token, KV head) pair: the token's query heads of that group attend over their sequence.</summary>
+    private void AttendItem(int layer, int item)
     {
-        int hd = _c.HeadDim, kvd = _c.KvDim;
-        for (int h = 0; h < _c.KvHeadCount; h++)
-        {
-            var keys = cache.Keys(layer, h);
-            var values = cache.Values(layer, h);
-            for (int t = 0; t < n; t++)
-            {
-                k.Slice(t * kvd + h * hd, hd).CopyTo(keys.Slice((start + t) * hd, hd));
-                v.Slice(t * kvd + h * hd, hd).CopyTo(values.Slice((start + t) * hd, hd));
-            }
-        }
+        int t = item / _c.KvHeadCount, h = item % _c.KvHeadCount;
+        int hd = _c.HeadDim, group = _c.GroupSize, width = group * hd, at = t * _c.QueryDim + h * width;
+        // Token t sees positions [0, its position]: the causal mask.
+        _rowStore[t].Attend(layer, h, _q.AsSpan(at, width), group, _rowPosition[t] + 1, _attentionScale,
+            _attn.AsSpan(at, width), _attnScratch.AsSpan(item * _scratchPerItem, _scratchPerItem));
     }
 
-    private void Attend(KvCache cache, int layer, ReadOnlySpan<float> q, Span<float> output, int start, int n)
+    private readonly struct AttentionWork(ForwardPass owner, int layer) : IParallelWork
     {
-        int hd = _c.HeadDim, qd = _c.QueryDim, group = _c.GroupSize, groupWidth = group * hd;
-        for (int h = 0; h < _c.KvHeadCount; h++)
+        public void Execute(int index) => owner.AttendItem(layer, index);
+    }
+
+    /// <summary>Final norm and classifier for the rows the segments asked for.</summary>
+    private void ComputeLogits(ReadOnlySpan<BatchSegment> segments, Span<float> logits)
+    {
+        int e = _c.EmbeddingDim, rows = 0, row = 0;
+        foreach (var s in segments)
         {
-            var keys = cache.Keys(layer, h);
-            var values = cache.Values(layer, h);
-            for (int t = 0; t < n; t++)
-            {
-                // Token t sees positions [0, start + t]: the causal mask.
-                CausalAttention.AttendGroup(q.Slice(t * qd + h * groupWidth, groupWidth), keys, values, hd, group,
-                    start + t + 1, _attentionScale, output.Slice(t * qd + h * groupWidth, groupWidth), _attnScratch);
-            }
+            int first = s.Logits == LogitsRequest.All ? row : row + s.TokenCount - 1;
+            for (int r = first; s.Logits != LogitsRequest.None && r < row + s.TokenCount; r++, rows++)
+                FloatOps.RmsNorm(_x.AsSpan(r * e, e), _w.OutputNorm, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
+            row += s.TokenCount;
         }
+        if (rows > 0) _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
     }
 
     private void RmsNormRows(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, Span<float> dst, int rows, int width)

@@ -1,0 +1,31 @@
+namespace KvSharp.Cache;
+
+/// <summary>
+/// One sequence's keys and values as the forward pass sees them, whatever the storage: a contiguous or static
+/// <see cref="KvCache"/>, or blocks of a paged pool. The forward pass reserves room, writes each new token's K and
+/// V for a layer, attends over positions [0, end) and finally commits the new length.
+/// </summary>
+public interface IKvStore
+{
+    /// <summary>Positions holding valid keys and values.</summary>
+    int Length { get; }
+
+    /// <summary>The most positions this sequence may hold.</summary>
+    int MaxLength { get; }
+
+    /// <summary>Makes room for positions [0, <paramref name="length"/>); throws if it cannot.</summary>
+    void Reserve(int length);
+
+    /// <summary>Stores one token's keys and values (all KV heads, kv_heads x head_dim each) for one layer.</summary>
+    void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
+
+    /// <summary>
+    /// Attention of one group of query heads (those sharing <paramref name="kvHead"/>) over positions [0, end)
+    /// of <paramref name="layer"/>; see <see cref="Attention.CausalAttention.AttendGroup{TRows}"/>.
+    /// </summary>
+    void Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
+        Span<float> output, Span<float> scratch);
+
+    /// <summary>Declares positions [Length, <paramref name="length"/>) written for every layer.</summary>
+    void Commit(int length);
+}

@@ -1,0 +1,146 @@
+using KvSharp.Attention;
+
+namespace KvSharp.Cache.Paged;
+
+/// <summary>
+/// One sequence's keys and values in a <see cref="KvBlockPool"/>: a block table maps position p to block
+/// table[p / BlockSize], slot p % BlockSize. Blocks shared with other sequences (forks, prefix-cache hits) or
+/// published to the prefix cache are never written: the first write into one copies it (copy-on-write).
+/// </summary>
+public sealed unsafe class PagedKvSequence : IKvStore
+{
+    private readonly KvBlockPool _pool;
+    private readonly List<int> _blocks = [];
+    private bool _released;
+
+    public int Length { get; private set; }
+    public int MaxLength { get; }
+    public IReadOnlyList<int> BlockTable => _blocks;
+    public KvBlockPool Pool => _pool;
+
+    public PagedKvSequence(KvBlockPool pool, int maxLength)
+    {
+        if (maxLength <= 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "context length must be positive");
+        _pool = pool;
+        MaxLength = maxLength;
+    }
+
+    /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
+    public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
+
+    /// <summary>Starts the sequence with already-computed blocks (a prefix-cache hit): they are retained, not copied.</summary>
+    public void AdoptPrefix(IReadOnlyList<int> blocks)
+    {
+        if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
+        foreach (int b in blocks)
+        {
+            _pool.Retain(b);
+            _blocks.Add(b);
+        }
+        Length = blocks.Count * _pool.BlockSize;
+    }
+
+    /// <summary>How many fresh blocks <see cref="Reserve"/> would take to reach <paramref name="length"/>.</summary>
+    public int BlocksNeeded(int length)
+    {
+        int needed = Math.Max(0, BlocksFor(length) - _blocks.Count);
+        if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(_blocks[Length / _pool.BlockSize])) needed++;
+        return needed;
+    }
+
+    private bool MustCopy(int block) => _pool.RefCount(block) > 1 || _pool.IsPublished(block);
+
+    /// <summary>Makes room for positions [0, length): allocates blocks, and copies a shared partial last block.</summary>
+    public void Reserve(int length)
+    {
+        ObjectDisposedException.ThrowIf(_released, this);
+        if (length > MaxLength) throw new InvalidOperationException($"sequence of {length} tokens exceeds its context length {MaxLength}");
+        if (length <= Length) return;
+        int needed = BlocksNeeded(length);
+        if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
+        int partial = Length / _pool.BlockSize;
+        if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial]))
+        {
+            int copy = _pool.Allocate();
+            _pool.CopyBlock(_blocks[partial], copy);
+            _pool.Release(_blocks[partial]);
+            _blocks[partial] = copy;
+        }
+        while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
+    }
+
+    public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
+        int block = _blocks[position / _pool.BlockSize], slot = position % _pool.BlockSize, hd = _pool.Config.HeadDim;
+        for (int h = 0; h < _pool.Config.KvHeadCount; h++)
+        {
+            keys.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows(block, layer, false, h) + slot * hd, hd));
+            values.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows(block, layer, true, h) + slot * hd, hd));
+        }
+    }
+
+    public void Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
+        Span<float> output, Span<float> scratch)
+    {
+        var rows = new PagedKvRows(_pool, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks), layer, kvHead);
+        CausalAttention.AttendGroup(queries, rows, _pool.Config.HeadDim, groupSize, end, scale, output, scratch);
+    }
+
+    public void Commit(int length)
+    {
+        if (length < Length || length > _blocks.Count * _pool.BlockSize)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"must be within [{Length}, {_blocks.Count * _pool.BlockSize}]");
+        Length = length;
+    }
+
+    /// <summary>A new sequence sharing every block of this one (parallel sampling): nothing is copied until written.</summary>
+    public PagedKvSequence Fork()
+    {
+        ObjectDisposedException.ThrowIf(_released, this);
+        var child = new PagedKvSequence(_pool, MaxLength);
+        foreach (int b in _blocks)
+        {
+            _pool.Retain(b);
+            child._blocks.Add(b);
+        }
+        child.Length = Length;
+        return child;
+    }
+
+    /// <summary>Rewinds to <paramref name="length"/> positions, releasing the blocks past it.</summary>
+    public void Truncate(int length)
+    {
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), length, $"the sequence holds {Length} positions");
+        int keep = BlocksFor(length);
+        for (int i = _blocks.Count - 1; i >= keep; i--)
+        {
+            _pool.Release(_blocks[i]);
+            _blocks.RemoveAt(i);
+        }
+        Length = length;
+    }
+
+    /// <summary>Gives every block back to the pool (published ones stay cached for later prefix hits).</summary>
+    public void Release()
+    {
+        if (_released) return;
+        foreach (int b in _blocks) _pool.Release(b);
+        _blocks.Clear();
+        Length = 0;
+        _released = true;
+    }
+}
+
+/// <summary>Key/value rows of one layer and KV head found through a block table.</summary>
+public readonly unsafe ref struct PagedKvRows(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead) : IKvRows
+{
+    private readonly KvBlockPool _pool = pool;
+    private readonly ReadOnlySpan<int> _blocks = blocks;
+    private readonly int _layer = layer, _head = kvHead, _size = pool.BlockSize, _hd = pool.Config.HeadDim;
+
+    public ReadOnlySpan<float> Key(int position) =>
+        new(_pool.Rows(_blocks[position / _size], _layer, false, _head) + position % _size * _hd, _hd);
+
+    public ReadOnlySpan<float> Value(int position) =>
+        new(_pool.Rows(_blocks[position / _size], _layer, true, _head) + position % _size * _hd, _hd);
+}

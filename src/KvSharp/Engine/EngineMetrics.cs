@@ -1,0 +1,72 @@
+using System.Diagnostics.Metrics;
+
+namespace KvSharp.Engine;
+
+/// <summary>
+/// The engine's measurements, published through System.Diagnostics.Metrics (meter "KvSharp.Engine") for any
+/// listener (dotnet-counters, OpenTelemetry) and kept as plain totals for benchmarks and tests.
+/// </summary>
+public sealed class EngineMetrics : IDisposable
+{
+    public const string MeterName = "KvSharp.Engine";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _prefixQueried, _prefixHit, _preemptions, _generated, _computed, _rejected;
+    private long _prefixQueriedTotal, _prefixHitTotal, _preemptionTotal, _generatedTotal, _computedTotal, _steps;
+    private double _lastTokensPerSecond;
+
+    internal EngineMetrics(LlmEngine engine)
+    {
+        _meter = new Meter(MeterName);
+        var pool = engine.Pool;
+        _meter.CreateObservableGauge("kvsharp.kv.blocks.used", () => pool.UsedBlocks, "{block}", "KV blocks held by sequences");
+        _meter.CreateObservableGauge("kvsharp.kv.blocks.cached", () => pool.CachedBlocks, "{block}", "free KV blocks still caching a prefix");
+        _meter.CreateObservableGauge("kvsharp.kv.blocks.total", () => pool.BlockCount, "{block}", "KV blocks in the budget");
+        _meter.CreateObservableGauge("kvsharp.kv.bytes.used", () => pool.UsedBlocks * pool.BytesPerBlock, "By", "KV bytes held by sequences");
+        _meter.CreateObservableGauge("kvsharp.kv.bytes.total", () => pool.TotalBytes, "By", "KV budget in bytes");
+        _meter.CreateObservableGauge("kvsharp.queue.length", () => engine.WaitingCount, "{sequence}", "sequences waiting to run");
+        _meter.CreateObservableGauge("kvsharp.sequences.running", () => engine.RunningCount, "{sequence}", "sequences running");
+        _meter.CreateObservableGauge("kvsharp.tokens_per_second", () => _lastTokensPerSecond, "{token}/s", "tokens computed per second in the last step");
+        _prefixQueried = _meter.CreateCounter<long>("kvsharp.prefix_cache.queried_tokens", "{token}", "prompt tokens looked up in the prefix cache");
+        _prefixHit = _meter.CreateCounter<long>("kvsharp.prefix_cache.hit_tokens", "{token}", "prompt tokens found in the prefix cache");
+        _preemptions = _meter.CreateCounter<long>("kvsharp.preemptions", "{sequence}", "sequences preempted for lack of KV blocks");
+        _generated = _meter.CreateCounter<long>("kvsharp.tokens.generated", "{token}", "tokens sampled");
+        _computed = _meter.CreateCounter<long>("kvsharp.tokens.computed", "{token}", "tokens run through the model");
+        _rejected = _meter.CreateCounter<long>("kvsharp.requests.rejected", "{request}", "requests that can never fit");
+    }
+
+    public long PrefixQueriedTokens => Interlocked.Read(ref _prefixQueriedTotal);
+    public long PrefixHitTokens => Interlocked.Read(ref _prefixHitTotal);
+    public long Preemptions => Interlocked.Read(ref _preemptionTotal);
+    public long GeneratedTokens => Interlocked.Read(ref _generatedTotal);
+    public long ComputedTokens => Interlocked.Read(ref _computedTotal);
+    public long Steps => Interlocked.Read(ref _steps);
+
+    internal void PrefixQuery(int queried, int hit)
+    {
+        Interlocked.Add(ref _prefixQueriedTotal, queried);
+        Interlocked.Add(ref _prefixHitTotal, hit);
+        _prefixQueried.Add(queried);
+        _prefixHit.Add(hit);
+    }
+
+    internal void Preempted()
+    {
+        Interlocked.Increment(ref _preemptionTotal);
+        _preemptions.Add(1);
+    }
+
+    internal void Rejected() => _rejected.Add(1);
+
+    internal void StepDone(int computed, int generated, TimeSpan elapsed)
+    {
+        Interlocked.Increment(ref _steps);
+        Interlocked.Add(ref _computedTotal, computed);
+        Interlocked.Add(ref _generatedTotal, generated);
+        _computed.Add(computed);
+        _generated.Add(generated);
+        if (elapsed > TimeSpan.Zero) _lastTokensPerSecond = computed / elapsed.TotalSeconds;
+    }
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,33 @@
+using KvSharp.Cache.Paged;
+
+namespace KvSharp.Engine;
+
+/// <summary>How an <see cref="LlmEngine"/> divides its KV memory and schedules work.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Positions per KV block.</summary>
+    public int BlockSize { get; init; } = 16;
+    /// <summary>KV memory budget in bytes (rounded down to whole blocks). Ignored when <see cref="BlockCount"/> is set.</summary>
+    public long KvBudgetBytes { get; init; } = 256L << 20;
+    /// <summary>Exact number of blocks, overriding <see cref="KvBudgetBytes"/>.</summary>
+    public int? BlockCount { get; init; }
+    /// <summary>Most tokens one step computes (decodes plus prefill chunks): bounds step latency and scratch memory.</summary>
+    public int MaxStepTokens { get; init; } = 256;
+    /// <summary>Most sequences decoding at once (never more than <see cref="MaxStepTokens"/>).</summary>
+    public int MaxRunningSequences { get; init; } = 64;
+    /// <summary>Longest sequence (prompt + output); default: the model's trained context length.</summary>
+    public int? ContextLength { get; init; }
+    /// <summary>Reuse cached KV blocks of identical prefixes across requests and turns.</summary>
+    public bool PrefixCaching { get; init; } = true;
+    /// <summary>The block hash (tests substitute a colliding one).</summary>
+    public BlockHashFunction? HashFunction { get; init; }
+
+    internal void Validate()
+    {
+        if (BlockSize <= 0) throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "block size must be positive");
+        if (MaxStepTokens <= 0) throw new ArgumentOutOfRangeException(nameof(MaxStepTokens), MaxStepTokens, "step token budget must be positive");
+        if (MaxRunningSequences <= 0) throw new ArgumentOutOfRangeException(nameof(MaxRunningSequences), MaxRunningSequences, "must be positive");
+        if (BlockCount is <= 0) throw new ArgumentOutOfRangeException(nameof(BlockCount), BlockCount, "block count must be positive");
+        if (ContextLength is <= 0) throw new ArgumentOutOfRangeException(nameof(ContextLength), ContextLength, "context length must be positive");
+    }
+}

@@ -1,0 +1,96 @@
+using System.Threading.Channels;
+
+namespace KvSharp.Engine;
+
+/// <summary>One generation request for an <see cref="LlmEngine"/>.</summary>
+public sealed record EngineRequest
+{
+    public required IReadOnlyList<int> PromptTokens { get; init; }
+    public GenerationOptions Options { get; init; } = new();
+    /// <summary>Tenant salt for the prefix cache: requests with different salts never share blocks.</summary>
+    public string? CacheSalt { get; init; }
+    /// <summary>Parallel samples: the prompt is computed once and its blocks shared by every sample.</summary>
+    public int SampleCount { get; init; } = 1;
+}
+
+public enum RequestStatus { Waiting, Running, Finished, Cancelled, Rejected }
+
+/// <summary>A generated token as it is produced: which sample, its id, and the text it completed.</summary>
+public readonly record struct GeneratedToken(int Sample, int TokenId, string Text);
+
+/// <summary>Tracks a submitted request: streamed tokens, final outputs, completion, cancellation.</summary>
+public sealed class RequestHandle
+{
+    private readonly Channel<GeneratedToken> _stream = Channel.CreateUnbounded<GeneratedToken>(new() { SingleWriter = true });
+    private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _cancelRequested;
+
+    public long Id { get; }
+    public EngineRequest Request { get; }
+    public RequestStatus Status { get; internal set; } = RequestStatus.Waiting;
+    /// <summary>Generated token ids per sample.</summary>
+    public IReadOnlyList<int>[] OutputTokens { get; }
+    private readonly System.Text.StringBuilder[] _text;
+
+    /// <summary>Generated text per sample (stop strings removed).</summary>
+    public string[] OutputText => Array.ConvertAll(_text, t => t.ToString());
+    public FinishReason[] FinishReasons { get; }
+    /// <summary>Why the request was rejected or failed.</summary>
+    public string? Error { get; internal set; }
+    /// <summary>Prompt tokens found in the prefix cache.</summary>
+    public int CachedPromptTokens { get; internal set; }
+    /// <summary>When the first token was produced, measured from submission.</summary>
+    public TimeSpan? TimeToFirstToken { get; internal set; }
+    internal System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
+
+    internal RequestHandle(long id, EngineRequest request)
+    {
+        Id = id;
+        Request = request;
+        int n = Math.Max(1, request.SampleCount);
+        OutputTokens = new IReadOnlyList<int>[n];
+        for (int i = 0; i < n; i++) OutputTokens[i] = new List<int>();
+        _text = new System.Text.StringBuilder[n];
+        for (int i = 0; i < n; i++) _text[i] = new();
+        FinishReasons = new FinishReason[n];
+        LiveSamples = n;
+    }
+
+    /// <summary>Tokens as they are generated, for streaming; completes when the request ends.</summary>
+    public ChannelReader<GeneratedToken> Stream => _stream.Reader;
+
+    /// <summary>Completes when every sample has finished (or the request was cancelled or rejected).</summary>
+    public Task Completion => _done.Task;
+
+    public bool IsDone => Status is RequestStatus.Finished or RequestStatus.Cancelled or RequestStatus.Rejected;
+
+    /// <summary>Stops the request and frees its KV blocks at once (waiting for a step in progress to end).</summary>
+    public void Cancel()
+    {
+        _cancelRequested = true;
+        OnCancel?.Invoke();
+    }
+
+    internal Action? OnCancel { get; set; }
+
+    internal bool CancelRequested => _cancelRequested;
+
+    /// <summary>Samples not finished yet (the engine's bookkeeping).</summary>
+    internal int LiveSamples { get; set; }
+
+    internal void Emit(int sample, int token, string text)
+    {
+        ((List<int>)OutputTokens[sample]).Add(token);
+        _text[sample].Append(text);
+        TimeToFirstToken ??= Clock.Elapsed;
+        _stream.Writer.TryWrite(new GeneratedToken(sample, token, text));
+    }
+
+    internal void Complete(RequestStatus status, string? error = null)
+    {
+        Status = status;
+        Error ??= error;
+        _stream.Writer.TryComplete();
+        _done.TrySetResult();
+    }
+}

@@ -1,0 +1,35 @@
+using KvSharp.Cache.Paged;
+using KvSharp.Sampling;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Engine;
+
+/// <summary>
+/// One sequence the scheduler runs: a sample of a request, its tokens (prompt and generated), and its KV blocks
+/// while it holds any. A preempted sequence keeps its tokens and gives up its blocks; it is recomputed later.
+/// </summary>
+internal sealed class EngineSequence
+{
+    public required RequestHandle Handle { get; init; }
+    public required int Sample { get; init; }
+    public required long Arrival { get; init; }
+    public required List<int> Tokens { get; init; }
+    public required int PromptLength { get; init; }
+    public required Sampler Sampler { get; init; }
+    public required StreamingDetokenizer Detokenizer { get; init; }
+    public required StopStringMatcher Stops { get; init; }
+    public required ulong ChainSeed { get; init; }
+
+    public PagedKvSequence? Kv { get; set; }
+    /// <summary>Leading blocks of <see cref="Kv"/> already in the prefix index, and the hash of the last of them.</summary>
+    public int PublishedBlocks { get; set; }
+    public ulong LastPublishedHash { get; set; }
+    public int Generated { get; set; }
+    public bool Finished { get; set; }
+
+    public GenerationOptions Options => Handle.Request.Options;
+    /// <summary>Tokens whose K/V are not in the cache yet (the prompt's rest, or the last sampled token).</summary>
+    public int Pending => Tokens.Count - (Kv?.Length ?? 0);
+    /// <summary>The prompt has been computed at least once, so this sequence is decoding.</summary>
+    public bool IsDecoding => Generated > 0;
+}

@@ -1,0 +1,374 @@
+using System.Runtime.InteropServices;
+using KvSharp.Cache.Paged;
+using KvSharp.Models;
+using KvSharp.Sampling;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Engine;
+
+/// <summary>
+/// Serves many generations from one model in a fixed KV budget: a paged block pool, automatic prefix caching, and
+/// continuous batching. Each <see cref="Step"/> admits waiting requests that fit, runs one batched forward over
+/// every running sequence's next token plus chunks of pending prompts (within <see cref="EngineOptions.MaxStepTokens"/>),
+/// samples, and retires finished sequences. When blocks run out the newest sequences are preempted (their blocks
+/// freed, their tokens kept) and recomputed later. Requests may be submitted and cancelled from any thread while
+/// one thread drives <see cref="Step"/> (or <see cref="RunAsync"/>).
+/// </summary>
+public sealed class LlmEngine : IDisposable
+{
+    private readonly LlmModel _model;
+    private readonly ForwardPass _forward;
+    private readonly object _lock = new();
+    private readonly LinkedList<EngineSequence> _waiting = new();
+    private readonly List<EngineSequence> _running = [];
+    private readonly List<BatchSegment> _segments = [];
+    private readonly List<EngineSequence> _segmentOwners = [];
+    private readonly List<int> _batchTokens = [];
+    private readonly List<EngineSequence> _order = [];
+    private readonly float[] _logits;
+    private readonly string _modelIdentity;
+    private long _nextId;
+    private long _arrivals;
+
+    public EngineOptions Options { get; }
+    public KvBlockPool Pool { get; }
+    public int ContextLength { get; }
+    public EngineMetrics Metrics { get; }
+
+    public LlmEngine(LlmModel model, EngineOptions? options = null)
+    {
+        options ??= new EngineOptions();
+        options.Validate();
+        _model = model;
+        Options = options;
+        ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        Pool = options.BlockCount is int blocks
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction);
+        _forward = model.CreateForwardPass(options.MaxStepTokens);
+        _logits = new float[options.MaxStepTokens * model.Config.VocabSize];
+        // Blocks computed by another model must never match: the chain is seeded with what identifies this one.
+        _modelIdentity = $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}";
+        Metrics = new EngineMetrics(this);
+    }
+
+    public int WaitingCount { get { lock (_lock) return _waiting.Count; } }
+    public int RunningCount { get { lock (_lock) return _running.Count; } }
+    public bool HasWork { get { lock (_lock) return _waiting.Count > 0 || _running.Count > 0; } }
+
+    /// <summary>Queues a request. Requests that can never fit (longer than the context or the whole KV budget) are rejected at once.</summary>
+    public RequestHandle Submit(EngineRequest request)
+    {
+        var handle = new RequestHandle(Interlocked.Increment(ref _nextId), request);
+        handle.OnCancel = () => { lock (_lock) RetireCancelled(); };
+        string? problem = Check(request);
+        if (problem != null)
+        {
+            handle.Complete(RequestStatus.Rejected, problem);
+            Metrics.Rejected();
+            return handle;
+        }
+        lock (_lock)
+        {
+            long arrival = ++_arrivals;
+            var seed = PrefixHasher.Seed(_modelIdentity, request.CacheSalt);
+            // One sequence per request to start with; parallel samples fork from it once the prompt is computed.
+            _waiting.AddLast(NewSequence(handle, 0, [.. request.PromptTokens], arrival, seed));
+        }
+        return handle;
+    }
+
+    private string? Check(EngineRequest r)
+    {
+        var o = r.Options;
+        if (r.PromptTokens.Count == 0) return "the prompt is empty";
+        if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
+        if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
+        foreach (int t in r.PromptTokens)
+            if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
+        try { o.Sampling.Validate(); }
+        catch (ArgumentException e) { return e.Message; }
+        long total = (long)r.PromptTokens.Count + o.MaxTokens;
+        if (total > ContextLength)
+            return $"prompt of {r.PromptTokens.Count} tokens + {o.MaxTokens} to generate exceeds the context length of {ContextLength}";
+        long blocks = (total + Pool.BlockSize - 1) / Pool.BlockSize;
+        if (blocks > Pool.BlockCount)
+            return $"prompt + output of {total} tokens needs {blocks} KV blocks but the whole budget holds {Pool.BlockCount}";
+        return null;
+    }
+
+    private EngineSequence NewSequence(RequestHandle handle, int sample, List<int> tokens, long arrival, ulong seed)
+    {
+        var o = handle.Request.Options;
+        var tok = _model.Tokenizer;
+        return new EngineSequence
+        {
+            Handle = handle,
+            Sample = sample,
+            Arrival = arrival,
+            Tokens = tokens,
+            PromptLength = handle.Request.PromptTokens.Count,
+            Sampler = new Sampler(o.Sampling with { Seed = o.Sampling.Seed + (ulong)sample }, _model.Config.VocabSize),
+            Detokenizer = new StreamingDetokenizer(tok, skipLeadingSpace: false),
+            Stops = new StopStringMatcher(o.StopStrings),
+            ChainSeed = seed,
+        };
+    }
+
+    /// <summary>Runs steps until nothing is waiting or running.</summary>
+    public void RunUntilIdle()
+    {
+        while (Step()) { }
+    }
+
+    /// <summary>Drives the engine on a background loop until cancelled.</summary>
+    public async Task RunAsync(CancellationToken cancellation)
+    {
+        while (!cancellation.IsCancellationRequested)
+        {
+            if (!Step()) await Task.Delay(1, cancellation).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One scheduling iteration. Returns false when there was nothing to do.</summary>
+    public bool Step()
+    {
+        lock (_lock)
+        {
+            RetireCancelled();
+            Admit();
+            if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
+            // Publish before sampling: a sequence that finishes this step releases its blocks, and the blocks it
+            // completed should stay cached for the next turn.
+            PublishFullBlocks();
+            int produced = SampleAndAdvance();
+            Metrics.StepDone(_batchTokens.Count, produced, clock.Elapsed);
+            _running.RemoveAll(s => s.Finished);
+            return true;
+        }
+    }
+
+    private void RetireCancelled()
+    {
+        foreach (var s in _running.Where(s => s.Handle.CancelRequested).ToList()) Finish(s, FinishReason.Stop, cancelled: true);
+        _running.RemoveAll(s => s.Finished);
+        for (var node = _waiting.First; node != null;)
+        {
+            var next = node.Next;
+            if (node.Value.Handle.CancelRequested)
+            {
+                Finish(node.Value, FinishReason.Stop, cancelled: true);
+                _waiting.Remove(node);
+            }
+            node = next;
+        }
+    }
+
+    /// <summary>Moves waiting sequences to running, oldest first, while their blocks fit.</summary>
+    private void Admit()
+    {
+        while (_waiting.First is { } node && _running.Count < Math.Min(Options.MaxRunningSequences, Options.MaxStepTokens))
+        {
+            var seq = node.Value;
+            seq.Kv ??= new PagedKvSequence(Pool, ContextLength);
+            if (seq.Kv.Length == 0 && Options.PrefixCaching) AdoptCachedPrefix(seq);
+            // Admit only what can hold all its pending tokens now, so admission does not immediately cause preemption.
+            int needed = seq.Kv.BlocksNeeded(seq.Tokens.Count);
+            if (needed > Pool.AvailableBlocks && _running.Count > 0)
+            {
+                ReleaseBlocks(seq);
+                break;
+            }
+            _waiting.RemoveFirst();
+            _running.Add(seq);
+            seq.Handle.Status = RequestStatus.Running;
+        }
+    }
+
+    /// <summary>Finds the longest run of cached full blocks matching the sequence's tokens (leaving at least one token to compute).</summary>
+    private void AdoptCachedPrefix(EngineSequence seq)
+    {
+        int bs = Pool.BlockSize, full = (seq.Tokens.Count - 1) / bs;
+        var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+        var matched = new List<int>();
+        ulong hash = seq.ChainSeed;
+        int parent = -1;
+        for (int b = 0; b < full; b++)
+        {
+            if (!Pool.TryFind(parent, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
+            matched.Add(block);
+            parent = block;
+            hash = h;
+        }
+        Metrics.PrefixQuery(full * bs, matched.Count * bs);
+        if (matched.Count == 0) return;
+        seq.Kv!.AdoptPrefix(matched);
+        seq.PublishedBlocks = matched.Count;
+        seq.LastPublishedHash = hash;
+        if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, matched.Count * bs);
+    }
+
+    /// <summary>
+    /// Decodes first (one token per running sequence that has finished its prompt), then prompt chunks, oldest first,
+    /// within the step's token budget. Preempts the newest sequences when blocks run out.
+    /// </summary>
+    private bool BuildBatch()
+    {
+        _segments.Clear();
+        _segmentOwners.Clear();
+        _batchTokens.Clear();
+        int budget = Options.MaxStepTokens;
+        _running.Sort((a, b) => a.Arrival != b.Arrival ? a.Arrival.CompareTo(b.Arrival) : a.Sample.CompareTo(b.Sample));
+        _order.Clear();
+        _order.AddRange(_running);
+        foreach (bool decodes in (ReadOnlySpan<bool>)[true, false])
+        {
+            // A snapshot, since reserving blocks may preempt (remove) sequences from _running.
+            foreach (var seq in _order)
+            {
+                if (budget == 0) break;
+                if (seq.Finished || seq.Kv == null || (seq.Pending == 1) != decodes) continue;
+                int count = Math.Min(seq.Pending, budget);
+                if (!TryReserve(seq, seq.Kv.Length + count)) continue;
+                bool reachesEnd = count == seq.Pending;
+                _segments.Add(new BatchSegment(seq.Kv, count, reachesEnd ? LogitsRequest.Last : LogitsRequest.None));
+                _segmentOwners.Add(seq);
+                _batchTokens.AddRange(seq.Tokens.GetRange(seq.Kv.Length, count));
+                budget -= count;
+            }
+        }
+        return _segments.Count > 0;
+    }
+
+    /// <summary>Reserves blocks for a sequence, preempting newer sequences while the pool is short. False if it was preempted itself.</summary>
+    private bool TryReserve(EngineSequence seq, int length)
+    {
+        while (seq.Kv!.BlocksNeeded(length) > Pool.AvailableBlocks)
+        {
+            var victim = _running.Where(s => !s.Finished && s.Kv != null && !_segmentOwners.Contains(s))
+                .OrderByDescending(s => s.Arrival).ThenByDescending(s => s.Sample).First();
+            Preempt(victim);
+            if (victim == seq) return false;
+        }
+        seq.Kv.Reserve(length);
+        return true;
+    }
+
+    /// <summary>Frees a sequence's blocks and sends it back to the front of the queue to be recomputed.</summary>
+    private void Preempt(EngineSequence seq)
+    {
+        ReleaseBlocks(seq);
+        _running.Remove(seq);
+        _waiting.AddFirst(seq);
+        seq.Handle.Status = RequestStatus.Waiting;
+        Metrics.Preempted();
+    }
+
+    private static void ReleaseBlocks(EngineSequence seq)
+    {
+        seq.Kv?.Release();
+        seq.Kv = null;
+        seq.PublishedBlocks = 0;
+    }
+
+    private int SampleAndAdvance()
+    {
+        int row = 0, produced = 0, vocab = _model.Config.VocabSize;
+        for (int i = 0; i < _segments.Count; i++)
+        {
+            if (_segments[i].Logits != LogitsRequest.Last) continue;
+            var seq = _segmentOwners[i];
+            var logits = _logits.AsSpan(row * vocab, vocab);
+            row++;
+            if (!seq.IsDecoding && seq.Handle.Request.SampleCount > 1 && seq.Sample == 0) ForkSamples(seq, logits);
+            Advance(seq, logits);
+            produced++;
+        }
+        return produced;
+    }
+
+    /// <summary>Parallel sampling: once the prompt is computed, the other samples share its blocks and its logits.</summary>
+    private void ForkSamples(EngineSequence parent, ReadOnlySpan<float> logits)
+    {
+        for (int s = 1; s < parent.Handle.Request.SampleCount; s++)
+        {
+            var child = NewSequence(parent.Handle, s, [.. parent.Tokens], parent.Arrival, parent.ChainSeed);
+            child.Kv = parent.Kv!.Fork();
+            child.PublishedBlocks = parent.PublishedBlocks;
+            child.LastPublishedHash = parent.LastPublishedHash;
+            _running.Add(child);
+            var copy = logits.ToArray();
+            Advance(child, copy);
+        }
+    }
+
+    private void Advance(EngineSequence seq, Span<float> logits)
+    {
+        int next = seq.Sampler.Sample(logits, CollectionsMarshal.AsSpan(seq.Tokens));
+        seq.Tokens.Add(next);
+        seq.Generated++;
+        var o = seq.Options;
+        if (o.StopAtEndOfGeneration && _model.Tokenizer.IsEndOfGeneration(next))
+        {
+            seq.Handle.Emit(seq.Sample, next, "");
+            Finish(seq, FinishReason.Stop);
+            return;
+        }
+        var (text, stopped) = seq.Stops.Append(seq.Detokenizer.Append(next));
+        seq.Handle.Emit(seq.Sample, next, text);
+        if (stopped) Finish(seq, FinishReason.Stop);
+        else if (seq.Generated >= o.MaxTokens || seq.Tokens.Count >= ContextLength) Finish(seq, FinishReason.Length);
+    }
+
+    private void Finish(EngineSequence seq, FinishReason reason, bool cancelled = false)
+    {
+        if (seq.Finished) return;
+        seq.Finished = true;
+        if (!cancelled && reason == FinishReason.Length)
+        {
+            string rest = seq.Stops.Append(seq.Detokenizer.Flush()).Emit + seq.Stops.Flush();
+            if (rest.Length > 0) seq.Handle.Emit(seq.Sample, -1, rest);
+        }
+        seq.Handle.FinishReasons[seq.Sample] = reason;
+        ReleaseBlocks(seq);
+        var h = seq.Handle;
+        if (cancelled) h.Complete(RequestStatus.Cancelled);
+        else if (--h.LiveSamples == 0) h.Complete(RequestStatus.Finished);
+    }
+
+    /// <summary>Publishes every newly completed full block to the prefix index, chained to its predecessor.</summary>
+    private void PublishFullBlocks()
+    {
+        if (!Options.PrefixCaching) return;
+        int bs = Pool.BlockSize;
+        foreach (var seq in _running)
+        {
+            if (seq.Kv == null) continue;
+            int full = seq.Kv.Length / bs;
+            var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+            while (seq.PublishedBlocks < full)
+            {
+                int b = seq.PublishedBlocks;
+                int parent = b == 0 ? -1 : seq.Kv.BlockTable[b - 1];
+                ulong parentHash = b == 0 ? seq.ChainSeed : seq.LastPublishedHash;
+                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, parentHash, tokens.Slice(b * bs, bs));
+                seq.PublishedBlocks++;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var s in _running) ReleaseBlocks(s);
+            foreach (var s in _waiting) ReleaseBlocks(s);
+            _running.Clear();
+            _waiting.Clear();
+        }
+        Metrics.Dispose();
+        Pool.Dispose();
+    }
+}

@@ -1,0 +1,198 @@
+using KvSharp.Cache.Paged;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+
+namespace KvSharp.Tests.Engine;
+
+/// <summary>Continuous batching over the paged cache: batching never changes results; prefix caching reuses blocks.</summary>
+public class EngineTests
+{
+    private static LlmModel Stories() => LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+
+    private static readonly string[] Prompts =
+    [
+        "Once upon a time", "Lily saw a big red ball", "The dog ran to the park", "Tom had a little car",
+        "One day, a bird", "The sun was hot and", "Sam and Sue went to", "A cat sat on the mat",
+    ];
+
+    private static EngineRequest Request(LlmModel model, string prompt, int maxTokens = 24, string? salt = null, int samples = 1, SamplingOptions? sampling = null) => new()
+    {
+        PromptTokens = model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: false),
+        Options = new GenerationOptions { MaxTokens = maxTokens, StopAtEndOfGeneration = false, Sampling = sampling ?? SamplingOptions.Greedy },
+        CacheSalt = salt,
+        SampleCount = samples,
+    };
+
+    /// <summary>What a request produces alone, through the single-session path (contiguous cache).</summary>
+    private static int[] Alone(LlmModel model, EngineRequest r)
+    {
+        using var session = model.CreateSession(new SessionOptions { ContextLength = 512 });
+        session.GenerateTokens(r.PromptTokens, r.Options).ToList();
+        return session.Tokens.Skip(r.PromptTokens.Count).ToArray();
+    }
+
+    [Fact]
+    public void ConcurrentRequestsEqualEachRequestAloneIncludingLateJoiners()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 256, MaxStepTokens = 64 });
+        var requests = Prompts.Select((p, i) => Request(model, p, maxTokens: 16 + 3 * i)).ToArray();
+        var handles = new List<RequestHandle>();
+        for (int i = 0; i < 4; i++) handles.Add(engine.Submit(requests[i]));
+        for (int step = 0; step < 5; step++) engine.Step();
+        for (int i = 4; i < requests.Length; i++) handles.Add(engine.Submit(requests[i])); // join mid-flight
+        engine.RunUntilIdle();
+        for (int i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(RequestStatus.Finished, handles[i].Status);
+            Assert.Equal(Alone(model, requests[i]), handles[i].OutputTokens[0]);
+        }
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void SharedPrefixReusesExactlyItsFullBlocks()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4 });
+        var first = Request(model, "Once upon a time, there was a little girl named Lily. She", maxTokens: 8);
+        var h1 = engine.Submit(first);
+        engine.RunUntilIdle();
+        Assert.Equal(0, h1.CachedPromptTokens);
+
+        // Same prompt: every full block but the one holding the last prompt token is reused.
+        var h2 = engine.Submit(first);
+        engine.RunUntilIdle();
+        int prompt = first.PromptTokens.Count;
+        Assert.Equal((prompt - 1) / 4 * 4, h2.CachedPromptTokens);
+        Assert.Equal(h1.OutputTokens[0], h2.OutputTokens[0]);
+
+        // The first request's prompt + output as the next turn's prefix: its whole history is reused.
+        var turn2 = new EngineRequest
+        {
+            PromptTokens = [.. first.PromptTokens, .. h1.OutputTokens[0], .. model.Tokenizer.Encode(" Then", false, false)],
+            Options = first.Options,
+        };
+        var h3 = engine.Submit(turn2);
+        engine.RunUntilIdle();
+        // Blocks are published once all their positions are computed; the last sampled token never was.
+        Assert.Equal((prompt + 8 - 1) / 4 * 4, h3.CachedPromptTokens);
+        Assert.Equal(Alone(model, turn2), h3.OutputTokens[0]);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void DifferentSaltsNeverShareBlocks()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4 });
+        var a = engine.Submit(Request(model, "Once upon a time, there was a little girl", salt: "tenant-a"));
+        engine.RunUntilIdle();
+        var b = engine.Submit(Request(model, "Once upon a time, there was a little girl", salt: "tenant-b"));
+        engine.RunUntilIdle();
+        var a2 = engine.Submit(Request(model, "Once upon a time, there was a little girl", salt: "tenant-a"));
+        engine.RunUntilIdle();
+        Assert.Equal(0, b.CachedPromptTokens);
+        Assert.True(a2.CachedPromptTokens > 0);
+        Assert.Equal(a.OutputTokens[0], b.OutputTokens[0]);
+        Assert.Equal(a.OutputTokens[0], a2.OutputTokens[0]);
+    }
+
+    [Fact]
+    public void ForcedHashCollisionsFallBackToRecompute()
+    {
+        using var model = Stories();
+        // Every block hashes the same: only the token comparison keeps results right.
+        using var engine = new LlmEngine(model, new EngineOptions
+        {
+            ContextLength = 512, BlockCount = 128, BlockSize = 4, HashFunction = (_, _) => 42UL,
+        });
+        var x = engine.Submit(Request(model, "Once upon a time, there was a little girl"));
+        engine.RunUntilIdle();
+        var y = engine.Submit(Request(model, "The dog ran to the park and played with a ball"));
+        engine.RunUntilIdle();
+        Assert.Equal(0, y.CachedPromptTokens);
+        Assert.Equal(Alone(model, Request(model, "The dog ran to the park and played with a ball")), y.OutputTokens[0]);
+        Assert.Equal(Alone(model, Request(model, "Once upon a time, there was a little girl")), x.OutputTokens[0]);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void ParallelSamplesShareThePromptBlocks()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4 });
+        var sampling = new SamplingOptions { Temperature = 0.9f, TopK = 40, Seed = 7 };
+        var h = engine.Submit(Request(model, "Once upon a time, there was a little girl named", maxTokens: 12, samples: 4, sampling: sampling));
+        engine.Step(); // prefill of the shared prompt, then the samples fork
+        int promptBlocks = (h.Request.PromptTokens.Count + 3) / 4;
+        Assert.True(engine.Pool.UsedBlocks < 4 * promptBlocks, $"{engine.Pool.UsedBlocks} blocks for 4 samples of {promptBlocks} prompt blocks");
+        engine.RunUntilIdle();
+        Assert.Equal(RequestStatus.Finished, h.Status);
+        Assert.All(h.OutputTokens, o => Assert.Equal(12, o.Count));
+        Assert.True(h.OutputTokens.Select(o => string.Join(",", o)).Distinct().Count() > 1, "samples with different seeds should differ");
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void TinyBudgetPreemptsAndStillMatchesRunningAlone()
+    {
+        using var model = Stories();
+        // 12 blocks of 4 = 48 positions for 8 requests of ~30 positions each: constant preemption.
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 12, BlockSize = 4, MaxStepTokens = 32 });
+        var requests = Prompts.Select(p => Request(model, p, maxTokens: 20)).ToArray();
+        var handles = requests.Select(engine.Submit).ToArray();
+        engine.RunUntilIdle();
+        Assert.True(engine.Metrics.Preemptions > 0);
+        for (int i = 0; i < requests.Length; i++) Assert.Equal(Alone(model, requests[i]), handles[i].OutputTokens[0]);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void RequestsThatCanNeverFitAreRejectedWithAReason()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 64, BlockCount = 4, BlockSize = 4 });
+        var tooLong = engine.Submit(Request(model, "Once upon a time, there was a little girl named Lily.", maxTokens: 60));
+        Assert.Equal(RequestStatus.Rejected, tooLong.Status);
+        Assert.Contains("exceeds the context length of 64", tooLong.Error);
+        var tooBig = engine.Submit(Request(model, "Once upon a time", maxTokens: 20));
+        Assert.Equal(RequestStatus.Rejected, tooBig.Status);
+        Assert.Contains("the whole budget holds 4", tooBig.Error);
+        var empty = engine.Submit(new EngineRequest { PromptTokens = [] });
+        Assert.Contains("empty", empty.Error);
+        Assert.True(tooLong.Completion.IsCompleted);
+    }
+
+    [Fact]
+    public void CancellationFreesBlocksAtOnce()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 64, BlockSize = 4 });
+        var h = engine.Submit(Request(model, "Once upon a time", maxTokens: 200));
+        for (int i = 0; i < 5; i++) engine.Step();
+        Assert.True(engine.Pool.UsedBlocks > 0);
+        h.Cancel();
+        Assert.Equal(RequestStatus.Cancelled, h.Status);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        Assert.False(engine.HasWork);
+    }
+
+    [Fact]
+    public void MetricsCountPrefixHitsAndTokens()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 64, BlockSize = 4 });
+        var r = Request(model, "Once upon a time, there was a little girl", maxTokens: 5);
+        engine.Submit(r);
+        engine.RunUntilIdle();
+        engine.Submit(r);
+        engine.RunUntilIdle();
+        Assert.Equal(10, engine.Metrics.GeneratedTokens);
+        Assert.True(engine.Metrics.PrefixHitTokens > 0);
+        Assert.True(engine.Metrics.PrefixQueriedTokens >= engine.Metrics.PrefixHitTokens);
+    }
+}

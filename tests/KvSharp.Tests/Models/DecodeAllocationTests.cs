@@ -1,0 +1,44 @@
+using KvSharp.Cache;
+using KvSharp.Cache.Paged;
+
+namespace KvSharp.Tests.Models;
+
+[CollectionDefinition(nameof(DecodeAllocationTests), DisableParallelization = true)]
+public sealed class AllocationMeasurementCollection;
+
+/// <summary>
+/// The decode loop allocates nothing per token once warm, on any thread (the kernel workers included). It runs
+/// alone, since the process-wide allocation counter would also see other tests' allocations.
+/// </summary>
+[Collection(nameof(DecodeAllocationTests))]
+public class DecodeAllocationTests
+{
+    [Theory]
+    [InlineData("llama-gqa.Q4_K_M", false)]
+    [InlineData("qwen2-bias.Q8_0", false)]
+    [InlineData("llama-tied.F16", true)]
+    public void DecodeStepsAllocateNothing(string fixture, bool paged)
+    {
+        using var model = LlmModel.Load(TestPaths.Fixture(fixture + ".gguf"), new ModelLoadOptions { Threads = 2 });
+        var forward = model.CreateForwardPass();
+        using var pool = new KvBlockPool(model.Config, 16, 16);
+        IKvStore store = paged ? new PagedKvSequence(pool, 256) : model.CreateCache(KvCacheMode.Static, 256);
+        var logits = new float[model.Config.VocabSize];
+        forward.Forward(Fixtures.All[0].PromptIds, store, logits, allLogits: false);
+        int token = KvSharp.Sampling.Sampler.ArgMax(logits);
+        for (int i = 0; i < 8; i++) // warm up: JIT tiers, pool threads, scratch buffers
+        {
+            forward.Forward([token], store, logits, false);
+            token = KvSharp.Sampling.Sampler.ArgMax(logits);
+        }
+
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < 32; i++)
+        {
+            forward.Forward([token], store, logits, false);
+            token = KvSharp.Sampling.Sampler.ArgMax(logits);
+        }
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.Equal(0, allocated);
+    }
+}
