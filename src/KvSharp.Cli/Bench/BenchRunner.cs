@@ -52,6 +52,7 @@ public static class BenchRunner
         if (s.PromptTokens is <= 0) throw new ArgumentException($"--prompt-tokens must be positive, got {s.PromptTokens}");
         if (s.GenTokens is <= 0) throw new ArgumentException($"--gen-tokens must be positive, got {s.GenTokens}");
         if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
+        if (!(s.WarmUpSeconds >= 0)) throw new ArgumentException($"--warmup must be >= 0 seconds, got {s.WarmUpSeconds}");
         if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");
         if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null))
             throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE], not both");

@@ -36,6 +36,8 @@ public sealed record BenchSettings
     public string? WritePath { get; init; }
     /// <summary>Where synthetic models are cached (default <see cref="KvSharp.Synthetic.SyntheticModelBuilder.DefaultCacheDirectory"/>).</summary>
     public string? CacheDirectory { get; init; }
+    /// <summary>Seconds of warm-up runs before each measured length (at least two runs), so the JIT has tiered up.</summary>
+    public double WarmUpSeconds { get; init; } = 3;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 }

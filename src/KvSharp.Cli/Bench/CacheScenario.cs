@@ -37,8 +37,12 @@ public static class CacheScenario
         string cacheName = s.CacheMode.ToString().ToLowerInvariant();
 
         log.Progress("warm-up");
-        Generate(cached, BenchRunner.Prompt(model, Math.Min(p, 32)), Math.Min(n, 8), null, "");
-        Generate(none, BenchRunner.Prompt(model, Math.Min(p, 32)), Math.Min(n, 8), null, "");
+        // Short runs of both modes so the JIT has optimized the forward pass before anything is timed.
+        SpeedScenario.WarmUp(s.WarmUpSeconds, () =>
+        {
+            Generate(cached, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 16), null, "");
+            Generate(none, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 4), null, "");
+        });
         log.EndProgress();
 
         var result = info.Describe("cache");
