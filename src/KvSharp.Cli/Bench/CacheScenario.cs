@@ -149,7 +149,8 @@ public static class CacheScenario
         var clock = System.Diagnostics.Stopwatch.StartNew();
         log?.Progress($"{label}: prefill...");
         foreach (var _ in session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = n, StopAtEndOfGeneration = false }))
-            log?.Progress($"{label}: {session.Tokens.Count - prompt.Length}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s", force: false);
+            if (log is { ProgressDue: true })
+                log.Progress($"{label}: {session.Tokens.Count - prompt.Length}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s", force: false);
         var st = session.LastStats!;
         if (st.GeneratedTokens != n) throw new InvalidOperationException($"expected {n} generated tokens, got {st.GeneratedTokens}");
         // Tokens the forward pass computed: with the cache P + (N-1); without, the prefill plus the whole sequence every step.
