@@ -25,7 +25,7 @@ internal static class InspectCommand
             var o = Console.Out;
             ModelConfig? config;
             long parameters = 0;
-            if (IsGguf(file))
+            if (LlmModel.IsGguf(file))
             {
                 using var g = GgufFile.Open(file);
                 o.WriteLine($"file: {file} (GGUF v{g.Version}, {g.FileLength} bytes, alignment {g.Alignment})");
@@ -73,14 +73,6 @@ internal static class InspectCommand
 
     private static string Attention(ModelConfig c) =>
         c.KvHeadCount == c.HeadCount ? "multi-head" : c.KvHeadCount == 1 ? "multi-query" : $"grouped-query, {c.GroupSize} heads per kv head";
-
-    private static bool IsGguf(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);
-    }
 
     private static string Describe(GgufValue v, bool all)
     {
