@@ -252,7 +252,7 @@ public sealed class LlmEngine : IDisposable
                 bool reachesEnd = count == seq.Pending;
                 _segments.Add(new BatchSegment(seq.Kv, count, reachesEnd ? LogitsRequest.Last : LogitsRequest.None));
                 _segmentOwners.Add(seq);
-                _batchTokens.AddRange(seq.Tokens.GetRange(seq.Kv.Length, count));
+                _batchTokens.AddRange(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Kv.Length, count));
                 budget -= count;
             }
         }
