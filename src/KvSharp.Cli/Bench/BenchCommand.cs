@@ -8,7 +8,7 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var scenario = new Option<string>("--scenario", "-s") { Description = "speed (prefill/decode tokens/s) or cache (with vs without the KV cache)", DefaultValueFactory = _ => "speed" };
+        var scenario = new Option<string>("--scenario", "-s") { Description = "speed (prefill/decode tokens/s), cache (with vs without the KV cache), capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching)", DefaultValueFactory = _ => "speed" };
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
         var synthetic = new Option<string?>("--synthetic") { Description = "synthetic shape: tiny, small, smollm2-135m (gqa), llama-3.2-1b (1b); default small for speed, tiny for cache" };
@@ -22,12 +22,15 @@ internal static class BenchCommand
         var warmup = new Option<double>("--warmup") { Description = "seconds of warm-up runs before each measured length (at least 2 runs)", DefaultValueFactory = _ => 3 };
         var cache = new Option<KvCacheMode>("--cache") { Description = "cache scenario: the cache compared with none (contiguous or static)", DefaultValueFactory = _ => KvCacheMode.Contiguous };
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
+        var budget = new Option<long>("--kv-budget-mib") { Description = "engine scenarios: KV memory budget in MiB", DefaultValueFactory = _ => 64 };
+        var blockSize = new Option<int>("--block-size") { Description = "engine scenarios: positions per KV block", DefaultValueFactory = _ => 16 };
+        var turns = new Option<int>("--turns") { Description = "multiturn scenario: chat turns", DefaultValueFactory = _ => 8 };
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, json, write, cacheDir,
         };
         command.SetAction(r => CliErrors.Run(() =>
         {
@@ -50,6 +53,9 @@ internal static class BenchCommand
                 Json = r.GetValue(json),
                 WritePath = r.GetValue(write),
                 CacheDirectory = r.GetValue(cacheDir),
+                KvBudgetMiB = r.GetValue(budget),
+                BlockSize = r.GetValue(blockSize),
+                Turns = r.GetValue(turns),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         }));
@@ -60,6 +66,9 @@ internal static class BenchCommand
     {
         "speed" => BenchScenario.Speed,
         "cache" => BenchScenario.Cache,
-        _ => throw new ArgumentException($"unknown scenario '{name}' (known: speed, cache)"),
+        "capacity" => BenchScenario.Capacity,
+        "concurrency" => BenchScenario.Concurrency,
+        "multiturn" => BenchScenario.Multiturn,
+        _ => throw new ArgumentException($"unknown scenario '{name}' (known: speed, cache, capacity, concurrency, multiturn)"),
     };
 }

@@ -32,6 +32,9 @@ public static class BenchRunner
         {
             BenchScenario.Speed => SpeedScenario.Run(s, info, log, table),
             BenchScenario.Cache => CacheScenario.Run(s, info, log, table),
+            BenchScenario.Capacity => CapacityScenario.Run(s, info, log, table),
+            BenchScenario.Concurrency => ConcurrencyScenario.Run(s, info, log, table),
+            BenchScenario.Multiturn => MultiturnScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();
@@ -54,6 +57,9 @@ public static class BenchRunner
         if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
         if (!(s.WarmUpSeconds >= 0)) throw new ArgumentException($"--warmup must be >= 0 seconds, got {s.WarmUpSeconds}");
         if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");
+        if (s.KvBudgetMiB <= 0) throw new ArgumentException($"--kv-budget-mib must be positive, got {s.KvBudgetMiB}");
+        if (s.BlockSize <= 0) throw new ArgumentException($"--block-size must be positive, got {s.BlockSize}");
+        if (s.Turns <= 0) throw new ArgumentException($"--turns must be positive, got {s.Turns}");
         if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null))
             throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE], not both");
         if (s.ModelPath != null && s.WritePath != null) throw new ArgumentException("--write writes a synthetic model: use it with --synthetic, not --model");
@@ -66,7 +72,8 @@ public static class BenchRunner
     }
 
     /// <summary>The shape a scenario runs on when no model is named: small for speed, tiny for cache (its none baseline is slow).</summary>
-    public static SyntheticShape DefaultShape(BenchScenario scenario) => scenario == BenchScenario.Cache ? SyntheticShape.Tiny : SyntheticShape.Small;
+    public static SyntheticShape DefaultShape(BenchScenario scenario) =>
+        scenario is BenchScenario.Speed or BenchScenario.Concurrency ? SyntheticShape.Small : SyntheticShape.Tiny;
 
     private static int WriteSynthetic(BenchSettings s, BenchLog log)
     {

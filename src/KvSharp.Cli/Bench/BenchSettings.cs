@@ -8,6 +8,12 @@ public enum BenchScenario
     Speed,
     /// <summary>The same generation with and without the KV cache: time, speedup, KV bytes.</summary>
     Cache,
+    /// <summary>Sessions that fit a KV budget: paged blocks against contiguous reservations.</summary>
+    Capacity,
+    /// <summary>Aggregate decode tokens/s at 1, 4, 16 and 64 concurrent sequences.</summary>
+    Concurrency,
+    /// <summary>A growing chat: time to first token per turn with and without prefix caching.</summary>
+    Multiturn,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -38,6 +44,12 @@ public sealed record BenchSettings
     public string? CacheDirectory { get; init; }
     /// <summary>Seconds of warm-up runs before each measured length (at least two runs), so the JIT has tiered up.</summary>
     public double WarmUpSeconds { get; init; } = 3;
+    /// <summary>Engine scenarios: the KV budget in MiB.</summary>
+    public long KvBudgetMiB { get; init; } = 64;
+    /// <summary>Engine scenarios: positions per KV block.</summary>
+    public int BlockSize { get; init; } = 16;
+    /// <summary>Multiturn scenario: chat turns.</summary>
+    public int Turns { get; init; } = 8;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 }

@@ -6,6 +6,12 @@ using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
+/// <param name="Running">Sequences running.</param>
+/// <param name="Waiting">Sequences waiting (new or preempted).</param>
+/// <param name="UsedBlocks">KV blocks held.</param>
+/// <param name="FilledPositions">Positions with computed K/V in the running sequences' blocks.</param>
+public readonly record struct EngineSnapshot(int Running, int Waiting, int UsedBlocks, long FilledPositions);
+
 /// <summary>
 /// Serves many generations from one model in a fixed KV budget: a paged block pool, automatic prefix caching, and
 /// continuous batching. Each <see cref="Step"/> admits waiting requests that fit, runs one batched forward over
@@ -55,6 +61,17 @@ public sealed class LlmEngine : IDisposable
     public int WaitingCount { get { lock (_lock) return _waiting.Count; } }
     public int RunningCount { get { lock (_lock) return _running.Count; } }
     public bool HasWork { get { lock (_lock) return _waiting.Count > 0 || _running.Count > 0; } }
+
+    /// <summary>What the engine holds right now: sequences, blocks, and the positions those blocks actually fill.</summary>
+    public EngineSnapshot Snapshot()
+    {
+        lock (_lock)
+        {
+            long positions = 0;
+            foreach (var s in _running) positions += s.Kv?.Length ?? 0;
+            return new EngineSnapshot(_running.Count, _waiting.Count, Pool.UsedBlocks, positions);
+        }
+    }
 
     /// <summary>Queues a request. Requests that can never fit (longer than the context or the whole KV budget) are rejected at once.</summary>
     public RequestHandle Submit(EngineRequest request)
@@ -235,7 +252,7 @@ public sealed class LlmEngine : IDisposable
                 bool reachesEnd = count == seq.Pending;
                 _segments.Add(new BatchSegment(seq.Kv, count, reachesEnd ? LogitsRequest.Last : LogitsRequest.None));
                 _segmentOwners.Add(seq);
-                _batchTokens.AddRange(seq.Tokens.GetRange(seq.Kv.Length, count));
+                _batchTokens.AddRange(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Kv.Length, count));
                 budget -= count;
             }
         }

@@ -163,9 +163,7 @@ public sealed class ForwardPass
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
             RmsNormRows(x, layer.AttentionNorm, xb, n, e);
-            _matMul.Multiply(layer.Query, xb, n, q);
-            _matMul.Multiply(layer.Key, xb, n, k);
-            _matMul.Multiply(layer.Value, xb, n, v);
+            _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, xb, n);
             if (layer.QueryBias != null) AddBiasRows(q, layer.QueryBias, n);
             if (layer.KeyBias != null) AddBiasRows(k, layer.KeyBias, n);
             if (layer.ValueBias != null) AddBiasRows(v, layer.ValueBias, n);
@@ -184,8 +182,7 @@ public sealed class ForwardPass
 
             // Feed-forward block: norm, SwiGLU, down projection, residual.
             RmsNormRows(x, layer.FeedForwardNorm, xb, n, e);
-            _matMul.Multiply(layer.Gate, xb, n, gate);
-            _matMul.Multiply(layer.Up, xb, n, up);
+            _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
             // Row by row: a vector kernel's tail handling must not depend on how many tokens share the step.
             for (int t = 0; t < n; t++) FloatOps.SwiGlu(gate.Slice(t * f, f), up.Slice(t * f, f));
             _matMul.Multiply(layer.Down, gate, n, proj);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace KvSharp.Tensors;
 
@@ -40,9 +41,35 @@ internal static class BlockLayouts
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe float F16(byte* p) => HalfToFloat(*(ushort*)p);
 
-    /// <summary>Exact binary16 -> binary32 (every half is representable as a float).</summary>
+    /// <summary>
+    /// Exact binary16 -> binary32 (every half is representable as a float). Hot: every block scale goes through it,
+    /// and .NET has no F16C intrinsic, so it is one load from a 256 KiB table (as ggml's GGML_FP16_TO_FP32 without
+    /// F16C); in practice only the few hundred entries near typical scales stay in cache.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float HalfToFloat(ushort h) => (float)BitConverter.UInt16BitsToHalf(h);
+    public static float HalfToFloat(ushort h) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(HalfTable), h);
+
+    private static readonly float[] HalfTable = BuildHalfTable();
+
+    private static float[] BuildHalfTable()
+    {
+        var t = new float[65536];
+        for (int i = 0; i < t.Length; i++) t[i] = HalfToFloatComputed((ushort)i);
+        return t;
+    }
+
+    /// <summary>
+    /// The conversion computed without the table, branch-free: the half's exponent and mantissa are placed in a float
+    /// and scaled by 2^112, which rebiases normals and renormalizes subnormals exactly; an all-ones exponent
+    /// (Inf/NaN) is restored after.
+    /// </summary>
+    internal static float HalfToFloatComputed(ushort h)
+    {
+        uint o = ((uint)h & 0x7fff) << 13;
+        uint bits = BitConverter.SingleToUInt32Bits(BitConverter.UInt32BitsToSingle(o) * 5.192297e33f /* 2^112 */);
+        bits |= o >= 0x0f800000 ? 0x7f800000u : 0u;
+        return BitConverter.UInt32BitsToSingle(bits | (((uint)h & 0x8000) << 16));
+    }
 
     /// <summary>binary32 -> binary16 rounding to nearest even, as F16C's vcvtps2ph with imm 0 (ggml's GGML_FP32_TO_FP16 on x86).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

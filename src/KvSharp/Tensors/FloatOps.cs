@@ -154,10 +154,7 @@ public static class FloatOps
     }
 
     /// <summary>Rounds every value to the nearest binary16 (ties to even), keeping it as a float: what storing into an F16 KV cache does.</summary>
-    public static void RoundToHalf(Span<float> x)
-    {
-        for (int i = 0; i < x.Length; i++) x[i] = (float)(Half)x[i];
-    }
+    public static void RoundToHalf(Span<float> x) => HalfConvert.RoundTrip(x);
 
     /// <summary>Rounds every value to the nearest bfloat16 (ties to even), keeping it as a float.</summary>
     public static void RoundToBFloat16(Span<float> x)

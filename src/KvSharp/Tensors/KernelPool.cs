@@ -34,13 +34,18 @@ public sealed unsafe class KernelPool : IDisposable
     private readonly object _gate = new();
     private readonly long _spinTicks;
 
-    // State of the current Run, published by the increment of _generation.
+    // The current Run. _claim packs (generation << 32 | next index): workers claim an index with a CAS that also
+    // checks the generation, so a worker that wakes up late can never take an index of a later Run. The fields
+    // below are written under a seqlock (_version odd while writing) and carry their generation, so a late worker
+    // either reads the fields of the generation it claims from or gives up.
+    private long _claim;
+    private int _version;
+    private int _fieldsGeneration;
     private void* _work;
     private delegate*<void*, int, void> _execute;
     private int _count;
-    private int _next;
-    private int _busy;
-    private int _generation;
+    private int _done;
+    private int _generation; // only the caller touches it
     private int _sleepers;
     private int _running;
     private volatile bool _disposed;
@@ -85,20 +90,24 @@ public sealed unsafe class KernelPool : IDisposable
         try
         {
             TWork local = work;
+            int gen = ++_generation;
+            Interlocked.Increment(ref _version); // odd: fields being written
             _work = Unsafe.AsPointer(ref local);
             _execute = &Execute<TWork>;
             _count = count;
-            _next = 0;
-            _busy = _workers.Length;
-            Interlocked.Increment(ref _generation); // full fence: publishes the fields above
+            _fieldsGeneration = gen;
+            _done = 0;
+            Interlocked.Increment(ref _version); // even: fields consistent
+            Interlocked.Exchange(ref _claim, (long)gen << 32); // publish (full fence)
             if (Volatile.Read(ref _sleepers) > 0)
                 lock (_gate) Monitor.PulseAll(_gate);
 
-            Drain();
+            Drain(gen, &Execute<TWork>, _work, count);
 
+            // Wait for the items other threads claimed, not for the threads: a worker that wakes up late finds
+            // nothing to claim and never holds this call up.
             SpinWait spin = default;
-            while (Volatile.Read(ref _busy) != 0) spin.SpinOnce(sleep1Threshold: -1);
-            _work = null;
+            while (Volatile.Read(ref _done) != count) spin.SpinOnce(sleep1Threshold: -1);
             work = local;
             if (_error is { } error)
             {
@@ -115,15 +124,15 @@ public sealed unsafe class KernelPool : IDisposable
     private static void Execute<TWork>(void* work, int index) where TWork : struct, IParallelWork
         => Unsafe.AsRef<TWork>(work).Execute(index);
 
-    private void Drain()
+    private void Drain(int gen, delegate*<void*, int, void> execute, void* work, int count)
     {
-        var execute = _execute;
-        void* work = _work;
-        int count = _count;
         while (true)
         {
-            int i = Interlocked.Increment(ref _next) - 1;
+            long c = Volatile.Read(ref _claim);
+            if ((int)(c >> 32) != gen) return;
+            int i = (int)c;
             if (i >= count) return;
+            if (Interlocked.CompareExchange(ref _claim, c + 1, c) != c) continue;
             try
             {
                 execute(work, i);
@@ -132,6 +141,7 @@ public sealed unsafe class KernelPool : IDisposable
             {
                 Interlocked.CompareExchange(ref _error, ExceptionDispatchInfo.Capture(e), null);
             }
+            Interlocked.Increment(ref _done);
         }
     }
 
@@ -140,30 +150,44 @@ public sealed unsafe class KernelPool : IDisposable
         int seen = 0;
         while (true)
         {
-            int gen;
             long deadline = Stopwatch.GetTimestamp() + _spinTicks;
-            while ((gen = Volatile.Read(ref _generation)) == seen && !_disposed)
+            int spins = 0;
+            while (PublishedGeneration() == seen && !_disposed)
             {
                 if (Stopwatch.GetTimestamp() < deadline)
                 {
-                    Thread.SpinWait(20);
+                    // Spin, but let other runnable threads in now and then: on an oversubscribed machine a pure
+                    // spin would steal the time slice the caller needs to publish the next Run.
+                    if (++spins % 64 == 0) Thread.Yield();
+                    else Thread.SpinWait(20);
                     continue;
                 }
                 lock (_gate)
                 {
-                    // Dekker-style handshake with Run: we announce ourselves (full fence) before re-reading the
-                    // generation, Run bumps the generation (full fence) before reading _sleepers.
+                    // Dekker-style handshake with Run: announce ourselves (full fence) before re-reading the
+                    // generation; Run publishes the generation (full fence) before reading _sleepers.
                     Interlocked.Increment(ref _sleepers);
-                    while (Volatile.Read(ref _generation) == seen && !_disposed) Monitor.Wait(_gate);
+                    while (PublishedGeneration() == seen && !_disposed) Monitor.Wait(_gate);
                     Interlocked.Decrement(ref _sleepers);
                 }
             }
             if (_disposed) return;
+            int gen = PublishedGeneration();
             seen = gen;
-            Drain();
-            Interlocked.Decrement(ref _busy);
+            // Read the fields of that generation (seqlock); if the caller has moved on, skip it.
+            int v1 = Volatile.Read(ref _version);
+            if ((v1 & 1) != 0) continue;
+            var execute = _execute;
+            void* work = _work;
+            int count = _count;
+            int fieldsGen = _fieldsGeneration;
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _version) != v1 || fieldsGen != gen) continue;
+            Drain(gen, execute, work, count);
         }
     }
+
+    private int PublishedGeneration() => (int)(Volatile.Read(ref _claim) >> 32);
 
     public void Dispose()
     {

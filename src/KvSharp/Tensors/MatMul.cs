@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace KvSharp.Tensors;
 
 /// <summary>
@@ -12,6 +14,10 @@ namespace KvSharp.Tensors;
 /// <para><b>Tiling.</b> Work items are tiles of <see cref="RowTile"/> weight rows × up to <see cref="TokenTile"/>
 /// tokens; inside a tile the loop runs tokens innermost so a weight row (under 1 KiB for a 768-wide Q8_0 row) is
 /// read from memory once and reused from L1 for every token of the tile.</para>
+/// <para>Where a four-token kernel exists (<see cref="VecDot.Kernel4"/>: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, F16 on
+/// AVX2) a weight row is unpacked once for four tokens; those kernels are bit-identical to the single-token ones per
+/// token, so this does not break the invariance. Matrices too small to be worth a thread hand-off run on the
+/// calling thread alone.</para>
 /// <para>The quantized activations live in scratch the instance owns and grows; once warm a call allocates nothing.
 /// An instance is not thread-safe (one call at a time), like the <see cref="KernelPool"/> it runs on.</para>
 /// </remarks>
@@ -19,6 +25,9 @@ public sealed unsafe class MatMul
 {
     /// <summary>Tokens per tile: the weight rows of a tile are reused this many times from cache.</summary>
     internal const int TokenTile = 8;
+
+    /// <summary>Below this many multiply-adds a matmul runs on the calling thread: waking workers would cost more.</summary>
+    internal const long InlineWork = 1 << 15;
 
     private readonly KernelPool _pool;
     private byte[] _scratch = [];
@@ -43,81 +52,184 @@ public sealed unsafe class MatMul
     /// x: row-major [nTokens, w.Cols]; y: row-major [nTokens, w.Rows]. Only the first nTokens rows of each are used.
     /// </summary>
     public void Multiply(in WeightMatrix w, ReadOnlySpan<float> x, int nTokens, Span<float> y)
+        => MultiplyShared(1, w, y, default, default, default, default, x, nTokens);
+
+    /// <summary>
+    /// Two matrices applied to the same input (e.g. ffn gate and up): y_a = x·Aᵀ, y_b = x·Bᵀ, with x quantized once per
+    /// activation type and both products in one parallel-for. Each output is bit-identical to a separate
+    /// <see cref="Multiply(in WeightMatrix, ReadOnlySpan{float}, int, Span{float})"/>.
+    /// </summary>
+    public void Multiply(in WeightMatrix a, Span<float> ya, in WeightMatrix b, Span<float> yb, ReadOnlySpan<float> x, int nTokens)
+        => MultiplyShared(2, a, ya, b, yb, default, default, x, nTokens);
+
+    /// <summary>Three matrices applied to the same input (e.g. attention q, k, v); see the two-matrix overload.</summary>
+    public void Multiply(in WeightMatrix a, Span<float> ya, in WeightMatrix b, Span<float> yb, in WeightMatrix c, Span<float> yc,
+        ReadOnlySpan<float> x, int nTokens)
+        => MultiplyShared(3, a, ya, b, yb, c, yc, x, nTokens);
+
+    private void MultiplyShared(int count, in WeightMatrix w0, Span<float> y0, in WeightMatrix w1, Span<float> y1,
+        in WeightMatrix w2, Span<float> y2, ReadOnlySpan<float> x, int nTokens)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(nTokens);
-        if (nTokens == 0 || w.Rows == 0) return;
-        if (x.Length < (long)nTokens * w.Cols)
-            throw new ArgumentException($"MatMul: x has {x.Length} floats, {nTokens} tokens x {w.Cols} columns need {(long)nTokens * w.Cols}", nameof(x));
-        if (y.Length < (long)nTokens * w.Rows)
-            throw new ArgumentException($"MatMul: y has {y.Length} floats, {nTokens} tokens x {w.Rows} rows need {(long)nTokens * w.Rows}", nameof(y));
+        int cols = w0.Cols;
+        Check(w0, x, nTokens, y0, cols, "a");
+        if (count > 1) Check(w1, x, nTokens, y1, cols, "b");
+        if (count > 2) Check(w2, x, nTokens, y2, cols, "c");
+        if (nTokens == 0) return;
 
-        GgmlType actType = GgmlTypes.VecDotType(w.Type);
-        int actRowBytes = checked((int)GgmlTypes.RowBytes(actType, w.Cols));
-        long need = (long)actRowBytes * nTokens;
+        // One quantized copy of x per distinct activation type (a Q4_K_M layer can mix Q4_K and Q6_K: both Q8_K).
+        GgmlType t0 = GgmlTypes.VecDotType(w0.Type);
+        GgmlType t1 = count > 1 ? GgmlTypes.VecDotType(w1.Type) : t0;
+        GgmlType t2 = count > 2 ? GgmlTypes.VecDotType(w2.Type) : t0;
+        int r0 = checked((int)GgmlTypes.RowBytes(t0, cols));
+        int r1 = checked((int)GgmlTypes.RowBytes(t1, cols));
+        int r2 = checked((int)GgmlTypes.RowBytes(t2, cols));
+        long off1 = t1 == t0 ? 0 : (long)r0 * nTokens;
+        long off2 = t2 == t0 ? 0 : t2 == t1 ? off1 : off1 + (t1 == t0 ? (long)r0 * nTokens : (long)r1 * nTokens);
+        long need = Math.Max(Math.Max((long)r0 * nTokens, off1 + (long)r1 * nTokens), off2 + (long)r2 * nTokens);
         if (_scratch.Length < need)
             _scratch = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need, _scratch.Length * 2L)), pinned: true);
 
+        long work = (long)w0.Rows * cols + (count > 1 ? (long)w1.Rows * cols : 0) + (count > 2 ? (long)w2.Rows * cols : 0);
+        bool inline = work * nTokens < InlineWork;
+        int tokenTiles = (nTokens + TokenTile - 1) / TokenTile;
+
         fixed (float* px = x)
-        fixed (float* py = y)
+        fixed (float* py0 = y0)
+        fixed (float* py1 = y1)
+        fixed (float* py2 = y2)
         fixed (byte* act = _scratch)
         {
-            var quant = new QuantizeWork { Type = actType, X = px, Cols = w.Cols, Act = act, ActRowBytes = actRowBytes };
-            _pool.Run(ref quant, nTokens);
+            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1 };
+            quant.Set(0, t0, act, r0);
+            if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
+            if (t2 != t0 && t2 != t1) quant.Set(quant.Types++, t2, act + off2, r2);
+            Run(ref quant, nTokens * quant.Types, inline);
 
-            int tokenTiles = (nTokens + TokenTile - 1) / TokenTile;
-            int rowTile = RowTile(w.Rows, tokenTiles);
-            int rowTiles = (w.Rows + rowTile - 1) / rowTile;
-            var dot = new DotWork
-            {
-                Kernel = VecDot.Kernel(w.Type, VecDot.UseAvx2),
-                W = w.Data,
-                WRowBytes = w.RowBytes,
-                Rows = w.Rows,
-                Cols = w.Cols,
-                Act = act,
-                ActRowBytes = actRowBytes,
-                Y = py,
-                NTokens = nTokens,
-                RowTile = rowTile,
-                RowTiles = rowTiles,
-            };
-            _pool.Run(ref dot, rowTiles * tokenTiles);
+            var dot = new DotWork();
+            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, tokenTiles, 0);
+            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, tokenTiles, dot.Jobs[0].End);
+            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, tokenTiles, dot.Jobs[1].End);
+            dot.Count = count;
+            Run(ref dot, dot.Jobs[count - 1].End, inline);
         }
     }
 
-    private struct QuantizeWork : IParallelWork
+    private void Run<TWork>(ref TWork work, int count, bool inline) where TWork : struct, IParallelWork
     {
-        public GgmlType Type;
-        public float* X;
-        public int Cols;
-        public byte* Act;
-        public int ActRowBytes;
-
-        public void Execute(int t) =>
-            Quantize.Row(Type, new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(Act + (long)t * ActRowBytes, ActRowBytes));
+        if (inline)
+            for (int i = 0; i < count; i++) work.Execute(i);
+        else
+            _pool.Run(ref work, count);
     }
 
-    private struct DotWork : IParallelWork
+    private static void Check(in WeightMatrix w, ReadOnlySpan<float> x, int nTokens, Span<float> y, int cols, string which)
+    {
+        if (w.Cols != cols)
+            throw new ArgumentException($"MatMul: matrix {which} has {w.Cols} columns, the first matrix {cols}; matrices sharing an input must agree");
+        if (x.Length < (long)nTokens * cols)
+            throw new ArgumentException($"MatMul: x has {x.Length} floats, {nTokens} tokens x {cols} columns need {(long)nTokens * cols}", nameof(x));
+        if (y.Length < (long)nTokens * w.Rows)
+            throw new ArgumentException($"MatMul: output {which} has {y.Length} floats, {nTokens} tokens x {w.Rows} rows need {(long)nTokens * w.Rows}", nameof(y));
+    }
+
+    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int tokenTiles, int start)
+    {
+        int rowTile = RowTile(w.Rows, tokenTiles);
+        int rowTiles = (w.Rows + rowTile - 1) / rowTile;
+        return new MatJob
+        {
+            Kernel = VecDot.Kernel(w.Type, VecDot.UseAvx2),
+            Kernel4 = VecDot.Kernel4(w.Type, VecDot.UseAvx2),
+            W = w.Data,
+            WRowBytes = w.RowBytes,
+            Rows = w.Rows,
+            Cols = w.Cols,
+            Act = act,
+            ActRowBytes = actRowBytes,
+            Y = y,
+            NTokens = nTokens,
+            RowTile = rowTile,
+            RowTiles = rowTiles,
+            Start = start,
+            End = start + (w.Rows == 0 ? 0 : rowTiles * tokenTiles),
+        };
+    }
+
+    [InlineArray(3)]
+    private struct Three<T> { private T _e; }
+
+    private struct QuantizeWork : IParallelWork
+    {
+        public float* X;
+        public int Cols, NTokens, Types;
+        public Three<GgmlType> Type;
+        public Three<nint> Act;
+        public Three<int> ActRowBytes;
+
+        public void Set(int i, GgmlType type, byte* act, int rowBytes)
+        {
+            Type[i] = type;
+            Act[i] = (nint)act;
+            ActRowBytes[i] = rowBytes;
+        }
+
+        public void Execute(int index)
+        {
+            int k = index / NTokens, t = index % NTokens;
+            Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols),
+                new Span<byte>((byte*)Act[k] + (long)t * ActRowBytes[k], ActRowBytes[k]));
+        }
+    }
+
+    /// <summary>One matrix of a (possibly shared-input) matmul: its work items are [Start, End).</summary>
+    private struct MatJob
     {
         public delegate*<byte*, byte*, int, float> Kernel;
+        public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public byte* W;
         public int WRowBytes, Rows, Cols;
         public byte* Act;
         public int ActRowBytes;
         public float* Y;
-        public int NTokens, RowTile, RowTiles;
+        public int NTokens, RowTile, RowTiles, Start, End;
 
-        public void Execute(int item)
+        public readonly void Execute(int item)
         {
             int r0 = item % RowTiles * RowTile, r1 = Math.Min(Rows, r0 + RowTile);
             int t0 = item / RowTiles * TokenTile, t1 = Math.Min(NTokens, t0 + TokenTile);
             var kernel = Kernel;
+            var kernel4 = Kernel4;
+            float* four = stackalloc float[4];
             for (int r = r0; r < r1; r++)
             {
                 byte* wr = W + (long)r * WRowBytes;
-                for (int t = t0; t < t1; t++)
+                int t = t0;
+                // Four tokens at a time where a four-token kernel exists: each result is bit-identical to the
+                // single-token kernel's, so how tokens are grouped never changes an output.
+                if (kernel4 != null)
+                {
+                    for (; t + 4 <= t1; t += 4)
+                    {
+                        kernel4(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
+                        for (int k = 0; k < 4; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                    }
+                }
+                for (; t < t1; t++)
                     Y[(long)t * Rows + r] = kernel(wr, Act + (long)t * ActRowBytes, Cols);
             }
+        }
+    }
+
+    private struct DotWork : IParallelWork
+    {
+        public Three<MatJob> Jobs;
+        public int Count;
+
+        public void Execute(int item)
+        {
+            int j = item < Jobs[0].End ? 0 : Count > 1 && item < Jobs[1].End ? 1 : 2;
+            Jobs[j].Execute(item - Jobs[j].Start);
         }
     }
 }

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using static KvSharp.Tensors.BlockLayouts;
 
 namespace KvSharp.Tensors;
@@ -18,9 +20,7 @@ public static partial class Quantize
         switch (type)
         {
             case GgmlType.F32: src.CopyTo(MemoryMarshal.Cast<byte, float>(dst)); break;
-            case GgmlType.F16:
-                for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i), FloatToHalf(src[i]));
-                break;
+            case GgmlType.F16: HalfConvert.ToHalf(src, MemoryMarshal.Cast<byte, ushort>(dst)); break;
             case GgmlType.BF16:
                 for (int i = 0; i < src.Length; i++) BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i), FloatToBF16(src[i]));
                 break;
@@ -59,21 +59,30 @@ public static partial class Quantize
     /// <summary>
     /// One block as llama.cpp's AVX2 quantize_row_q8_0/q8_1 does it: d = amax/127 (stored as f16 by the caller), but the
     /// values are scaled by id = 127/amax, not 1/f16(d), and rounded to nearest even (_mm256_round_ps). Also returns
-    /// the integer sum of the quants (Q8_1 stores d*sum).
+    /// the integer sum of the quants (Q8_1 stores d*sum). Written with the portable Vector256 API: every step is an
+    /// exactly specified IEEE operation, so it gives the same bytes with or without AVX2.
     /// </summary>
     private static void Q8Block(ReadOnlySpan<float> x, Span<byte> qs, out float d, out int sum)
     {
-        float amax = 0;
-        for (int j = 0; j < QK; j++) amax = MathF.Max(amax, MathF.Abs(x[j]));
+        ref float p = ref MemoryMarshal.GetReference(x);
+        Vector256<float> v0 = Vector256.LoadUnsafe(ref p), v1 = Vector256.LoadUnsafe(ref p, 8);
+        Vector256<float> v2 = Vector256.LoadUnsafe(ref p, 16), v3 = Vector256.LoadUnsafe(ref p, 24);
+        Vector256<float> m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+        float amax = HorizontalMax(m);
         d = amax / 127f;
-        float id = amax != 0f ? 127f / amax : 0f;
-        sum = 0;
-        for (int j = 0; j < QK; j++)
-        {
-            int q = (int)MathF.Round(x[j] * id, MidpointRounding.ToEven);
-            qs[j] = (byte)(sbyte)q;
-            sum += q;
-        }
+        var id = Vector256.Create(amax != 0f ? 127f / amax : 0f);
+        Vector256<int> q0 = Vector256.ConvertToInt32(Vector256.Round(v0 * id)), q1 = Vector256.ConvertToInt32(Vector256.Round(v1 * id));
+        Vector256<int> q2 = Vector256.ConvertToInt32(Vector256.Round(v2 * id)), q3 = Vector256.ConvertToInt32(Vector256.Round(v3 * id));
+        sum = Vector256.Sum(q0 + q1 + q2 + q3);
+        Vector256.Narrow(Vector256.Narrow(q0, q1), Vector256.Narrow(q2, q3)).StoreUnsafe(ref Unsafe.As<byte, sbyte>(ref MemoryMarshal.GetReference(qs)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalMax(Vector256<float> m)
+    {
+        Vector128<float> h = Vector128.Max(m.GetLower(), m.GetUpper());
+        h = Vector128.Max(h, Vector128.Shuffle(h, Vector128.Create(2, 3, 0, 1)));
+        return MathF.Max(h.GetElement(0), h.GetElement(1));
     }
 
     /// <summary>
@@ -86,25 +95,33 @@ public static partial class Quantize
         {
             var xb = x.Slice(b * QK_K, QK_K);
             var blk = y.Slice(b * Q8_KBytes, Q8_KBytes);
-            float max = 0, amax = 0;
-            for (int j = 0; j < QK_K; j++)
-            {
-                float ax = MathF.Abs(xb[j]);
-                if (ax > amax) { amax = ax; max = xb[j]; }
-            }
+            ref float p = ref MemoryMarshal.GetReference(xb);
+            Vector256<float> m = Vector256<float>.Zero;
+            for (int j = 0; j < QK_K; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.LoadUnsafe(ref p, (nuint)j)));
+            float amax = HorizontalMax(m);
             if (amax == 0f)
             {
                 blk.Clear();
                 continue;
             }
-            float iscale = -127f / max;
-            for (int j = 0; j < QK_K; j++)
-                blk[Q8_K_Qs + j] = (byte)(sbyte)Math.Min(127, NearestInt(iscale * xb[j]));
-            for (int k = 0; k < QK_K / 16; k++)
+            // ggml keeps the first element of largest magnitude, with its sign.
+            int at = 0;
+            while (MathF.Abs(xb[at]) != amax) at++;
+            float iscale = -127f / xb[at];
+            var vs = Vector256.Create(iscale);
+            var cap = Vector256.Create(127);
+            ref sbyte qs = ref Unsafe.As<byte, sbyte>(ref blk[Q8_K_Qs]);
+            var bsums = MemoryMarshal.Cast<byte, short>(blk.Slice(Q8_K_Bsums, 32));
+            for (int j = 0; j < QK_K; j += 32)
             {
-                int s = 0;
-                for (int i = 0; i < 16; i++) s += (sbyte)blk[Q8_K_Qs + 16 * k + i];
-                BinaryPrimitives.WriteInt16LittleEndian(blk.Slice(Q8_K_Bsums + 2 * k), (short)s);
+                // nearest_int (round half to even) then MIN(127, v), as quantize_row_q8_K_ref.
+                Vector256<int> q0 = Vector256.Min(cap, Vector256.ConvertToInt32(Vector256.Round(Vector256.LoadUnsafe(ref p, (nuint)j) * vs)));
+                Vector256<int> q1 = Vector256.Min(cap, Vector256.ConvertToInt32(Vector256.Round(Vector256.LoadUnsafe(ref p, (nuint)j + 8) * vs)));
+                Vector256<int> q2 = Vector256.Min(cap, Vector256.ConvertToInt32(Vector256.Round(Vector256.LoadUnsafe(ref p, (nuint)j + 16) * vs)));
+                Vector256<int> q3 = Vector256.Min(cap, Vector256.ConvertToInt32(Vector256.Round(Vector256.LoadUnsafe(ref p, (nuint)j + 24) * vs)));
+                Vector256.Narrow(Vector256.Narrow(q0, q1), Vector256.Narrow(q2, q3)).StoreUnsafe(ref qs, (nuint)j);
+                bsums[j / 16] = (short)Vector256.Sum(q0 + q1);
+                bsums[j / 16 + 1] = (short)Vector256.Sum(q2 + q3);
             }
             BinaryPrimitives.WriteSingleLittleEndian(blk, 1 / iscale);
         }

@@ -12,6 +12,10 @@ namespace KvSharp.Tensors;
 /// There are two implementations: <see cref="VecDotAvx2"/> (AVX2 + FMA) and <see cref="VecDotScalar"/>, a portable
 /// one that emulates the same 8 float lanes with <see cref="MathF.FusedMultiplyAdd"/>. The integer parts are exact
 /// and every float operation happens in the same order in both, so the two return bit-identical results.
+/// <see cref="VecDotAvx2Multi"/> adds four-token variants (one weight row, four activation rows) that are again
+/// bit-identical per token; <see cref="MatMul"/> uses them for batches.
+/// Where ggml's C leaves the compiler a choice (GCC contracts <c>s += a*b</c> into an FMA by default), we use the
+/// FMA: the Q5_1 and Q5_K min corrections, the F32 tail and the BF16 body.
 /// </remarks>
 public static unsafe class VecDot
 {
@@ -87,6 +91,26 @@ public static unsafe class VecDot
             GgmlType.F16 => &F16Scalar,
             GgmlType.BF16 => &BF16Scalar,
             _ => throw new NotSupportedException($"VecDot: weight type {type} is not supported"),
+        };
+    }
+
+    /// <summary>
+    /// The four-token kernel (w, a, aStride, n, result[4]) for a weight type, or null when there is none; only AVX2
+    /// has them. Each of its four results is bit-identical to <see cref="Kernel"/>'s for that activation row.
+    /// </summary>
+    internal static delegate*<byte*, byte*, nint, int, float*, void> Kernel4(GgmlType type, bool avx2)
+    {
+        if (!avx2) return null;
+        return type switch
+        {
+            GgmlType.Q8_0 => &VecDotAvx2Multi.Q8_0x4,
+            GgmlType.Q4_0 => &VecDotAvx2Multi.Q4_0x4,
+            GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
+            GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
+            GgmlType.Q5_K => &VecDotAvx2Multi.Q5_Kx4,
+            GgmlType.Q6_K => &VecDotAvx2Multi.Q6_Kx4,
+            GgmlType.F16 => &VecDotAvx2Multi.F16x4,
+            _ => null,
         };
     }
 

@@ -49,7 +49,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>32 bits -> 32 bytes of 0xFF (bit set) or 0x00 (ggml bytes_from_bits_32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> BytesFromBits32(uint bits)
+    internal static Vector256<byte> BytesFromBits32(uint bits)
     {
         Vector256<byte> shuf = Vector256.Create(0x0000000000000000UL, 0x0101010101010101UL, 0x0202020202020202UL, 0x0303030303030303UL).AsByte();
         Vector256<byte> bytes = Avx2.Shuffle(Vector256.Create(bits).AsByte(), shuf);
@@ -114,25 +114,47 @@ internal static unsafe class VecDotAvx2
         return HSum8(acc) + summs;
     }
 
+    /// <summary>
+    /// Unpacks the 12 bytes of Q4_K/Q5_K 6-bit scales and mins with ggml's utmp trick: afterwards the bytes of
+    /// u0,u1 are scales 0..7 and the bytes of u2,u3 mins 0..7 (same values as <see cref="ScaleMinK4"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int Bsum32(byte* y, int k) => ((short*)(y + Q8_K_Bsums))[2 * k] + ((short*)(y + Q8_K_Bsums))[2 * k + 1];
+    internal static void UnpackScalesK4(byte* p, out ulong scales, out ulong mins)
+    {
+        const uint kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+        uint u0 = *(uint*)p, u1 = *(uint*)(p + 4), u2 = *(uint*)(p + 8);
+        uint u3 = ((u2 >> 4) & kmask2) | (((u1 >> 6) & kmask3) << 4);
+        uint aux = u1 & kmask1;
+        u1 = (u2 & kmask2) | (((u0 >> 6) & kmask3) << 4);
+        u2 = aux;
+        u0 &= kmask1;
+        scales = u0 | ((ulong)u1 << 32);
+        mins = u2 | ((ulong)u3 << 32);
+    }
+
+    /// <summary>
+    /// The 4 int32 lanes min[2k]*bsum32[2k] + min[2k+1]*bsum32[2k+1] (bsum32 = sum of the 32 Q8_K quants of a
+    /// sub-block), as ggml's hadd_epi16 of the bsums then madd_epi16 with the mins.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<int> MinsTimesBsums(ulong mins, byte* y)
+    {
+        Vector128<short> q8s = Ssse3.HorizontalAdd(Sse2.LoadVector128((short*)(y + Q8_K_Bsums)), Sse2.LoadVector128((short*)(y + Q8_K_Bsums) + 8));
+        Vector128<short> m = Sse41.ConvertToVector128Int16(Vector128.CreateScalar(mins).AsByte());
+        return Sse2.MultiplyAddAdjacent(m, q8s);
+    }
 
     public static float Q4_K(byte* x, byte* y, int nb)
     {
         Vector256<float> acc = Vector256<float>.Zero;
         Vector128<float> accM = Vector128<float>.Zero;
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
         for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
         {
             float yd = *(float*)y;
             float d = yd * F16(x);
             float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
-            Vector128<int> prod = Vector128.Create(
-                mn[0] * Bsum32(y, 0) + mn[1] * Bsum32(y, 1), mn[2] * Bsum32(y, 2) + mn[3] * Bsum32(y, 3),
-                mn[4] * Bsum32(y, 4) + mn[5] * Bsum32(y, 5), mn[6] * Bsum32(y, 6) + mn[7] * Bsum32(y, 7));
-            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(prod), accM);
+            UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
+            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(MinsTimesBsums(mins, y)), accM);
 
             Vector256<int> sumi = Vector256<int>.Zero;
             byte* q4 = x + Q4_K_Qs;
@@ -144,8 +166,8 @@ internal static unsafe class VecDotAvx2
                 Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
-                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j]), pl);
-                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j + 1]), ph);
+                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
+                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
                 sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
             }
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
@@ -159,17 +181,16 @@ internal static unsafe class VecDotAvx2
     {
         Vector256<float> acc = Vector256<float>.Zero;
         float summs = 0;
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
         Vector256<byte> sixteen = Vector256.Create((byte)0x10);
         for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
         {
             float yd = *(float*)y;
             float d = yd * F16(x);
             float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q5_K_Scales, out sc[j], out mn[j]);
-            int msum = 0;
-            for (int j = 0; j < 8; j++) msum += mn[j] * Bsum32(y, j);
+            UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
+            Vector128<int> prod = MinsTimesBsums(mins, y);
+            prod = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_01_00_11_10));
+            int msum = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_10_11_00_01)).ToScalar();
             summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
 
             Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
@@ -187,8 +208,8 @@ internal static unsafe class VecDotAvx2
                 Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles), h1);
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
-                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j]), pl);
-                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)sc[2 * j + 1]), ph);
+                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
+                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
                 sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
             }
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
@@ -233,7 +254,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>ggml GGML_F32x8_REDUCE: (a0+a2)+(a1+a3), lo+hi, two hadds.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    internal static float Reduce4(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
     {
         Vector256<float> s = Avx.Add(Avx.Add(a0, a2), Avx.Add(a1, a3));
         Vector128<float> t = Sse.Add(s.GetLower(), s.GetUpper());

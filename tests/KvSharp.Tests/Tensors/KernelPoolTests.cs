@@ -50,6 +50,26 @@ public class KernelPoolTests
         Assert.All(hits, h => Assert.Equal(200, h));
     }
 
+    [Theory]
+    [InlineData(2, 0)]
+    [InlineData(4, 0)]
+    [InlineData(4, 50)]
+    public void StressManyShortRuns(int threads, int spinMicroseconds)
+    {
+        // Late-waking workers must never run an index of a later Run nor run one twice.
+        using var pool = new KernelPool(threads, TimeSpan.FromTicks(spinMicroseconds * 10));
+        var rng = new Random(threads * 100 + spinMicroseconds);
+        var hits = new int[8];
+        for (int rep = 0; rep < 5000; rep++)
+        {
+            int count = 1 + rng.Next(hits.Length);
+            Array.Clear(hits);
+            var work = new CountWork { Hits = hits };
+            pool.Run(ref work, count);
+            for (int i = 0; i < hits.Length; i++) Assert.Equal(i < count ? 1 : 0, hits[i]);
+        }
+    }
+
     [Fact]
     public void ExceptionsReachTheCallerAndThePoolStaysUsable()
     {

@@ -104,6 +104,23 @@ public class MatMulTests
     }
 
     [Theory]
+    [InlineData(GgmlType.F16, 172)]
+    [InlineData(GgmlType.BF16, 172)]
+    [InlineData(GgmlType.F32, 100)]
+    [InlineData(GgmlType.F16, 33)]
+    public void OddWidthsAreBatchInvariantToo(GgmlType type, int cols)
+    {
+        // Rows whose length is not a multiple of the 32-element SIMD step (stories260K's 172-wide ffn_down is F16).
+        int rows = 19;
+        using var nw = new NativeWeights(type, rows, cols, 12);
+        float[] x = Gaussian(13 * cols, 13);
+        using var pool = new KernelPool(2);
+        float[] all = Multiply(pool, nw.Matrix, x, 13);
+        for (int t = 0; t < 13; t++)
+            AssertBitsEqual(all.AsSpan(t * rows, rows), Multiply(pool, nw.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1), $"{type} cols {cols} token {t}");
+    }
+
+    [Theory]
     [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
     public void PortableKernelsGiveTheSameMatMul(GgmlType type)
     {
@@ -141,6 +158,48 @@ public class MatMulTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 20; i++) mm.Multiply(nw.Matrix, x, nTokens, y);
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K, 1)]
+    [InlineData(GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q4_K, 9)]
+    [InlineData(GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.F16, 6)]
+    [InlineData(GgmlType.Q5_1, GgmlType.Q5_0, GgmlType.Q8_0, 17)]
+    [InlineData(GgmlType.F32, GgmlType.BF16, GgmlType.Q5_K, 64)]
+    public void SharedInputOverloadsEqualSeparateMultiplies(GgmlType ta, GgmlType tb, GgmlType tc, int nTokens)
+    {
+        const int cols = 512;
+        using var a = new NativeWeights(ta, 40, cols, 21);
+        using var b = new NativeWeights(tb, 8, cols, 22);
+        using var c = new NativeWeights(tc, 65, cols, 23);
+        float[] x = Gaussian(nTokens * cols, 24);
+        using var pool = new KernelPool(2);
+        var mm = new MatMul(pool);
+        float[] ya = new float[nTokens * 40], yb = new float[nTokens * 8], yc = new float[nTokens * 65];
+        mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        AssertBitsEqual(Multiply(pool, a.Matrix, x, nTokens), ya, "a of three");
+        AssertBitsEqual(Multiply(pool, b.Matrix, x, nTokens), yb, "b of three");
+        AssertBitsEqual(Multiply(pool, c.Matrix, x, nTokens), yc, "c of three");
+        Array.Clear(ya);
+        Array.Clear(yc);
+        mm.Multiply(c.Matrix, yc, a.Matrix, ya, x, nTokens);
+        AssertBitsEqual(Multiply(pool, a.Matrix, x, nTokens), ya, "a of two");
+        AssertBitsEqual(Multiply(pool, c.Matrix, x, nTokens), yc, "c of two");
+
+        for (int i = 0; i < 3; i++) mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void SharedInputRequiresEqualWidths()
+    {
+        using var a = new NativeWeights(GgmlType.Q8_0, 4, 64, 1);
+        using var b = new NativeWeights(GgmlType.Q8_0, 4, 96, 2);
+        using var pool = new KernelPool(1);
+        var ex = Assert.Throws<ArgumentException>(() => new MatMul(pool).Multiply(a.Matrix, new float[4], b.Matrix, new float[4], new float[96], 1));
+        Assert.Contains("columns", ex.Message);
     }
 
     [Fact]

@@ -128,3 +128,63 @@ public class QuantizeTests
         Assert.Throws<ArgumentException>(() => Dequantize.Row(GgmlType.Q4_K, new byte[100], new float[256]));
     }
 }
+
+public class HalfConversionTests
+{
+    [Fact]
+    public void ScalarHalfToFloatIsExactForEveryHalf()
+    {
+        for (int i = 0; i < 65536; i++)
+        {
+            float want = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            float got = KvSharp.Tensors.BlockLayouts.HalfToFloat((ushort)i);
+            float computed = KvSharp.Tensors.BlockLayouts.HalfToFloatComputed((ushort)i);
+            Assert.True(BitConverter.SingleToInt32Bits(computed) == BitConverter.SingleToInt32Bits(got), $"0x{i:x4}: table vs computed");
+            if (float.IsNaN(want)) Assert.True(float.IsNaN(got), $"0x{i:x4}");
+            else Assert.True(BitConverter.SingleToInt32Bits(want) == BitConverter.SingleToInt32Bits(got), $"0x{i:x4}: {got:R} vs {want:R}");
+        }
+    }
+}
+
+public class VectorHalfConversionTests
+{
+    private static void Check(float[] x)
+    {
+        var q = new ushort[x.Length];
+        KvSharp.Tensors.HalfConvert.ToHalf(x, q);
+        var r = (float[])x.Clone();
+        KvSharp.Tensors.FloatOps.RoundToHalf(r);
+        for (int i = 0; i < x.Length; i++)
+        {
+            if (float.IsNaN(x[i]))
+            {
+                Assert.True(Half.IsNaN(BitConverter.UInt16BitsToHalf(q[i])));
+                Assert.True(float.IsNaN(r[i]));
+                continue;
+            }
+            ushort want = BitConverter.HalfToUInt16Bits((Half)x[i]);
+            Assert.True(want == q[i], $"{x[i]:R} (0x{BitConverter.SingleToUInt32Bits(x[i]):x8}): 0x{q[i]:x4} vs (Half) 0x{want:x4}");
+            Assert.Equal(BitConverter.SingleToInt32Bits((float)(Half)x[i]), BitConverter.SingleToInt32Bits(r[i]));
+        }
+    }
+
+    [Fact]
+    public void MatchesHalfCastAcrossTheWholeFloatRange()
+    {
+        // A stride through all 2^32 bit patterns (odd stride: every exponent and many mantissas), then every half's
+        // exact value, its neighbours and the midpoints between consecutive halves (the ties).
+        var xs = new List<float>();
+        for (ulong b = 0; b < (1UL << 32); b += 1021) xs.Add(BitConverter.UInt32BitsToSingle((uint)b));
+        for (int h = 0; h < 65535; h++)
+        {
+            float a = (float)BitConverter.UInt16BitsToHalf((ushort)h), b = (float)BitConverter.UInt16BitsToHalf((ushort)(h + 1));
+            if (float.IsNaN(a) || float.IsNaN(b) || float.IsInfinity(a) || float.IsInfinity(b)) continue;
+            xs.Add(a);
+            xs.Add((float)(((double)a + b) / 2));
+            xs.Add(BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) + 1));
+            xs.Add(BitConverter.UInt32BitsToSingle(BitConverter.SingleToUInt32Bits(a) - 1));
+        }
+        xs.AddRange([65504f, 65519.99f, 65520f, 65536f, 1e10f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 5.96e-8f, 2.98e-8f, 2.99e-8f, -0f]);
+        Check(xs.ToArray());
+    }
+}

@@ -91,6 +91,36 @@ public class VecDotTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
+    public unsafe void FourTokenKernelsEqualTheSingleTokenKernel(GgmlType type)
+    {
+        Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
+        var k4 = VecDot.Kernel4(type, avx2: true);
+        if (k4 == null) return; // this type has no four-token kernel; MatMul uses the single one
+        var k1 = VecDot.Kernel(type, avx2: true);
+        GgmlType at = GgmlTypes.VecDotType(type);
+        foreach (int n in new[] { Granule(type), 3 * Granule(type), GgmlTypes.BlockSize(type) == 1 ? 172 : 4 * Granule(type) })
+            for (int rep = 0; rep < 10; rep++)
+            {
+                byte[] wq = QuantizeRow(type, Gaussian(n, 70 + rep, rep % 2 == 0 ? 1f : 0.01f));
+                int ab = (int)GgmlTypes.RowBytes(at, n);
+                byte[] acts = new byte[4 * ab];
+                for (int t = 0; t < 4; t++) QuantizeRow(at, Gaussian(n, 80 + 4 * rep + t, 1f + t)).CopyTo(acts, t * ab);
+                fixed (float* four = new float[4])
+                fixed (byte* w = wq)
+                fixed (byte* a = acts)
+                {
+                    k4(w, a, ab, n, four);
+                    for (int t = 0; t < 4; t++)
+                    {
+                        float one = k1(w, a + t * ab, n);
+                        Assert.True(BitConverter.SingleToInt32Bits(one) == BitConverter.SingleToInt32Bits(four[t]), $"{type} n={n} token {t}: {four[t]:R} vs {one:R}");
+                    }
+                }
+            }
+    }
+
     [Fact]
     public void Avx2HalfConversionIsExactForEveryHalf()
     {

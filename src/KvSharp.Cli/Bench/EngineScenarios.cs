@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using KvSharp.Engine;
+
+namespace KvSharp.Cli.Bench;
+
+/// <summary>Shared pieces of the engine scenarios (capacity, concurrency, multiturn).</summary>
+internal static class EngineBench
+{
+    /// <summary>A greedy request of exactly <paramref name="gen"/> tokens (no early stop), prompt drawn from <paramref name="seed"/>.</summary>
+    public static EngineRequest Request(LlmModel model, int prompt, int gen, ulong seed) => new()
+    {
+        PromptTokens = BenchRunner.Prompt(model, prompt, seed),
+        Options = new GenerationOptions { MaxTokens = gen, StopAtEndOfGeneration = false },
+    };
+
+    public static EngineOptions Options(BenchSettings s, int context, long? budgetBytes = null, bool prefixCaching = true,
+        int maxRunning = 64, int maxStep = 256) => new()
+    {
+        BlockSize = s.BlockSize,
+        KvBudgetBytes = budgetBytes ?? s.KvBudgetMiB * (1L << 20),
+        ContextLength = context,
+        PrefixCaching = prefixCaching,
+        MaxRunningSequences = maxRunning,
+        MaxStepTokens = maxStep,
+    };
+}
+
+/// <summary>
+/// How many sessions of prompt P + output N run at once in a fixed KV budget: the paged pool (blocks allocated as
+/// sequences grow) against each session reserving its whole context contiguously. The paged count is what the
+/// block arithmetic allows (budget blocks / blocks per finished session); the engine then runs exactly that many
+/// together, and the peak of sessions running at once and any preemptions are measured. Waste is allocated-but-unfilled slots over allocated slots at the peak.
+/// </summary>
+public static class CapacityScenario
+{
+    public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
+    {
+        int p = s.PromptTokens ?? 256, n = s.GenTokens ?? 256, context = info.ContextLength;
+        info.CheckFits(p + n, "--prompt-tokens + --gen-tokens");
+        var model = info.Model;
+        long budget = s.KvBudgetMiB * (1L << 20);
+        long perToken = info.KvBytesPerToken;
+        long contiguousSessions = budget / (perToken * context);
+        long idealSessions = budget / (perToken * (p + n));
+        var clock = Stopwatch.StartNew();
+
+        // The last sampled token is never run through the model, so a finished session fills p + n - 1 positions.
+        int blocksPerSession = (p + n - 1 + s.BlockSize - 1) / s.BlockSize;
+        var fits = RunSessions(s, info, log, budget, context, p, n, count: -1, blocksPerSession);
+        log.EndProgress();
+        double contiguousWaste = 1 - (double)(p + n) / context;
+
+        var result = info.Describe("capacity");
+        result["prompt_tokens"] = p;
+        result["gen_tokens"] = n;
+        result["context"] = context;
+        result["kv_budget_bytes"] = budget;
+        result["block_size"] = s.BlockSize;
+        result["kv_bytes_per_token"] = perToken;
+        result["kv_bytes_per_session"] = perToken * (p + n);
+        result["sessions_paged"] = fits.PeakRunning;
+        result["sessions_contiguous"] = contiguousSessions;
+        result["sessions_ideal"] = idealSessions;
+        result["paged_over_contiguous"] = contiguousSessions > 0 ? (double)fits.PeakRunning / contiguousSessions : double.PositiveInfinity;
+        result["kv_waste_fraction"] = fits.Waste;
+        result["kv_waste_fraction_contiguous"] = contiguousWaste;
+        result["paged_allocated_slots_at_peak"] = fits.Allocated;
+        result["paged_filled_slots_at_peak"] = fits.Filled;
+        result["preemptions"] = fits.Preemptions;
+        result["seconds"] = clock.Elapsed.TotalSeconds;
+
+        var t = new BenchTable("layout", "sessions", "KV waste", "how");
+        t.Add("paged", $"{fits.PeakRunning}", $"{fits.Waste:P2}", $"blocks of {s.BlockSize} allocated as sequences grow; ran together, {fits.Preemptions} preemptions");
+        t.Add("contiguous", $"{contiguousSessions}", $"{contiguousWaste:P2}", $"each session reserves its {context}-token context");
+        t.Add("ideal", $"{idealSessions}", "0%", $"budget / ({p} + {n}) tokens x {perToken} B");
+        table.WriteLine();
+        t.Write(table);
+        table.WriteLine($"KV budget {budget / 1048576.0:F0} MiB; paged/contiguous = {(double)result["paged_over_contiguous"]!:F2}x");
+        return result;
+    }
+
+    private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, double Waste, long Preemptions);
+
+    /// <summary>Runs <paramref name="count"/> sessions at once (-1: as many as the block arithmetic allows).</summary>
+    private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n, int count, int blocksPerSession)
+    {
+        var model = info.Model;
+        var probe = EngineBench.Options(s, context, budget, prefixCaching: false);
+        using var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 });
+        int sessions = count > 0 ? count : sizing.Pool.BlockCount / blocksPerSession;
+        sizing.Dispose();
+        // Distinct prompts: nothing is shared, every session pays for its own blocks.
+        using var engine = new LlmEngine(model, probe with { MaxRunningSequences = sessions, MaxStepTokens = Math.Max(256, sessions) });
+        for (int i = 0; i < sessions; i++) engine.Submit(EngineBench.Request(model, p, n, (ulong)(1000 + i)));
+        int peak = 0;
+        long allocated = 0, filled = 0;
+        while (engine.Step())
+        {
+            var snap = engine.Snapshot();
+            peak = Math.Max(peak, snap.Running);
+            if (snap.FilledPositions > filled)
+            {
+                filled = snap.FilledPositions;
+                allocated = (long)snap.UsedBlocks * s.BlockSize;
+            }
+            log.Progress($"capacity: {sessions} sessions, {engine.Metrics.GeneratedTokens} tokens generated, {snap.Running} running, {snap.UsedBlocks}/{engine.Pool.BlockCount} blocks", force: false);
+        }
+        return new Outcome(sessions, peak, allocated, filled, allocated > 0 ? 1 - (double)filled / allocated : 0, engine.Metrics.Preemptions);
+    }
+}
+
+/// <summary>Aggregate decode tokens/s with 1, 4, 16 and 64 sequences decoding together (each weight read once per step).</summary>
+public static class ConcurrencyScenario
+{
+    public static readonly int[] Levels = [1, 4, 16, 64];
+
+    public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
+    {
+        int p = s.PromptTokens ?? 32, n = s.GenTokens ?? 64;
+        info.CheckFits(p + n, "--prompt-tokens + --gen-tokens");
+        var model = info.Model;
+        var runs = new JsonArray();
+        var t = new BenchTable("concurrency", "decode tok/s", "per sequence", "vs 1");
+        double single = 0;
+        // Warm-up: JIT and pool threads.
+        using (var warm = new LlmEngine(model, EngineBench.Options(s, p + n)))
+        {
+            warm.Submit(EngineBench.Request(model, p, 4, 1));
+            warm.RunUntilIdle();
+        }
+        foreach (int c in Levels)
+        {
+            long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (p + n + s.BlockSize) * c);
+            using var engine = new LlmEngine(model, EngineBench.Options(s, p + n, budget, prefixCaching: false, maxRunning: c, maxStep: Math.Max(256, c)));
+            var handles = Enumerable.Range(0, c).Select(i => engine.Submit(EngineBench.Request(model, p, n, (ulong)(500 + i)))).ToList();
+            // Prefill everyone first; decode throughput is measured from the step where all of them decode.
+            while (handles.Any(h => h.OutputTokens[0].Count == 0)) engine.Step();
+            long before = engine.Metrics.GeneratedTokens;
+            var clock = Stopwatch.StartNew();
+            while (engine.Step()) log.Progress($"concurrency {c}: {engine.Metrics.GeneratedTokens - before} tokens", force: false);
+            double seconds = clock.Elapsed.TotalSeconds;
+            long generated = engine.Metrics.GeneratedTokens - before;
+            double rate = generated / seconds;
+            if (c == 1) single = rate;
+            runs.Add(new JsonObject
+            {
+                ["concurrency"] = c,
+                ["tokens_per_s"] = rate,
+                ["per_sequence_tokens_per_s"] = rate / c,
+                ["generated_tokens"] = generated,
+                ["seconds"] = seconds,
+                ["speedup_vs_1"] = single > 0 ? rate / single : 1,
+            });
+            t.Add($"{c}", $"{rate:F1}", $"{rate / c:F1}", single > 0 ? $"{rate / single:F2}x" : "");
+        }
+        log.EndProgress();
+        var result = info.Describe("concurrency");
+        result["prompt_tokens"] = p;
+        result["gen_tokens"] = n;
+        result["decode_tokens_per_s"] = single;
+        result["runs"] = runs;
+        table.WriteLine();
+        t.Write(table);
+        return result;
+    }
+}
+
+/// <summary>
+/// A chat whose history grows turn by turn: time to first token per turn with prefix caching (the history's blocks
+/// are reused) and without (the whole history is prefilled again each turn).
+/// </summary>
+public static class MultiturnScenario
+{
+    public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
+    {
+        int turns = s.Turns, user = s.PromptTokens ?? 64, reply = s.GenTokens ?? 128;
+        int total = turns * (user + reply);
+        info.CheckFits(total, "--turns x (--prompt-tokens + --gen-tokens)");
+        var model = info.Model;
+        var with = RunChat(s, info, log, prefixCaching: true, turns, user, reply, total, out double hitRate);
+        var without = RunChat(s, info, log, prefixCaching: false, turns, user, reply, total, out _);
+        log.EndProgress();
+
+        var runs = new JsonArray();
+        var t = new BenchTable("turn", "prompt tokens", "cached", "TTFT with cache ms", "TTFT without ms", "ratio");
+        for (int i = 0; i < turns; i++)
+        {
+            runs.Add(new JsonObject
+            {
+                ["turn"] = i + 1,
+                ["prompt_tokens"] = with[i].Prompt,
+                ["cached_prompt_tokens"] = with[i].Cached,
+                ["ttft_ms_with_cache"] = with[i].TtftMs,
+                ["ttft_ms_without_cache"] = without[i].TtftMs,
+            });
+            t.Add($"{i + 1}", $"{with[i].Prompt}", $"{with[i].Cached}", $"{with[i].TtftMs:F1}", $"{without[i].TtftMs:F1}", $"{without[i].TtftMs / with[i].TtftMs:F1}x");
+        }
+        var result = info.Describe("multiturn");
+        result["turns"] = turns;
+        result["user_tokens"] = user;
+        result["reply_tokens"] = reply;
+        result["prefix_hit_rate"] = hitRate;
+        result["ttft_ms"] = with[^1].TtftMs;
+        result["ttft_ms_without_cache"] = without[^1].TtftMs;
+        result["last_turn_ttft_ratio"] = without[^1].TtftMs / with[^1].TtftMs;
+        result["runs"] = runs;
+        table.WriteLine();
+        t.Write(table);
+        table.WriteLine($"prefix hit rate over turns 2-{turns}: {hitRate:P1}; turn {turns} time to first token {without[^1].TtftMs / with[^1].TtftMs:F1}x lower with prefix caching");
+        return result;
+    }
+
+    private readonly record struct Turn(int Prompt, int Cached, double TtftMs);
+
+    private static List<Turn> RunChat(BenchSettings s, BenchModelInfo info, BenchLog log, bool prefixCaching, int turns, int user, int reply, int total, out double hitRate)
+    {
+        var model = info.Model;
+        long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (total + 4L * s.BlockSize) * 2);
+        using var engine = new LlmEngine(model, EngineBench.Options(s, total + 1, budget, prefixCaching));
+        // Warm-up on an unrelated prompt so the first turn does not pay for JIT.
+        engine.Submit(EngineBench.Request(model, 16, 2, 99));
+        engine.RunUntilIdle();
+        var history = new List<int>();
+        var result = new List<Turn>();
+        long promptAfterFirst = 0, cachedAfterFirst = 0;
+        for (int turn = 0; turn < turns; turn++)
+        {
+            var message = BenchRunner.Prompt(model, user, (ulong)(40 + turn));
+            history.AddRange(turn == 0 ? message : message.Skip(1)); // later messages carry no BOS
+            var h = engine.Submit(new EngineRequest
+            {
+                PromptTokens = history.ToArray(),
+                Options = new GenerationOptions { MaxTokens = reply, StopAtEndOfGeneration = false },
+            });
+            while (!h.IsDone)
+            {
+                engine.Step();
+                log.Progress($"multiturn ({(prefixCaching ? "with" : "without")} prefix cache): turn {turn + 1}/{turns}", force: false);
+            }
+            if (h.Status != RequestStatus.Finished) throw new InvalidOperationException($"turn {turn + 1} ended as {h.Status}: {h.Error}");
+            result.Add(new Turn(history.Count, h.CachedPromptTokens, h.TimeToFirstToken!.Value.TotalMilliseconds));
+            if (turn > 0)
+            {
+                promptAfterFirst += history.Count;
+                cachedAfterFirst += h.CachedPromptTokens;
+            }
+            history.AddRange(h.OutputTokens[0]);
+        }
+        hitRate = promptAfterFirst > 0 ? (double)cachedAfterFirst / promptAfterFirst : 0;
+        return result;
+    }
+}

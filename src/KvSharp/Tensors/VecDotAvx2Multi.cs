@@ -1,0 +1,276 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// Four-token variants of the AVX2 kernels for batched matmuls: one weight row against four activation rows, the
+/// weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
+/// single-token kernel's (same integer lanes, same FMA per block, same final reduction), so every output is
+/// bit-identical to <see cref="VecDotAvx2"/>'s. That is what keeps <see cref="MatMul"/> batch-invariant.
+/// </summary>
+internal static unsafe class VecDotAvx2Multi
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> MulSumI8(Vector256<byte> ax, Vector256<sbyte> x, sbyte* y)
+    {
+        Vector256<sbyte> sy = Avx2.Sign(Avx.LoadVector256(y), x);
+        return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ax, sy), Vector256.Create((short)1)));
+    }
+
+    private const int Q8 = 0, Q4 = 1, Q5 = 2;
+
+    /// <summary>out[k] = dot(x, y + k*yStride) for k = 0..3; x is a Q8_0, Q4_0 or Q5_0 row (<paramref name="kind"/>), y Q8_0 rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Legacy8x4(byte* x, byte* y, nint yStride, int nb, float* result, int kind)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        int xBytes = kind == Q4 ? Q4_0Bytes : kind == Q5 ? Q5_0Bytes : Q8_0Bytes;
+        for (int ib = 0; ib < nb; ib++, x += xBytes, y += Q8_0Bytes)
+        {
+            float dx = F16(x);
+            Vector256<sbyte> qx;
+            if (kind == Q4)
+            {
+                Vector128<byte> t = Sse2.LoadVector128(x + 2);
+                Vector256<byte> nib = Avx2.And(Vector256.Create(t, Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte()), Vector256.Create((byte)0x0F));
+                qx = Avx2.Subtract(nib, Vector256.Create((byte)8)).AsSByte();
+            }
+            else if (kind == Q5)
+            {
+                Vector128<byte> t = Sse2.LoadVector128(x + 6);
+                Vector256<byte> nib = Avx2.And(Vector256.Create(t, Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte()), Vector256.Create((byte)0x0F));
+                Vector256<byte> hi = Avx2.AndNot(VecDotAvx2.BytesFromBits32(*(uint*)(x + 2)), Vector256.Create((byte)0xF0));
+                qx = Avx2.Or(nib, hi).AsSByte();
+            }
+            else
+            {
+                qx = Avx.LoadVector256((sbyte*)(x + 2));
+            }
+            Vector256<byte> ax = Avx2.Sign(qx, qx).AsByte();
+            byte* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
+            a0 = Fma.MultiplyAdd(Vector256.Create(dx * F16(y0)), MulSumI8(ax, qx, (sbyte*)(y0 + 2)), a0);
+            a1 = Fma.MultiplyAdd(Vector256.Create(dx * F16(y1)), MulSumI8(ax, qx, (sbyte*)(y1 + 2)), a1);
+            a2 = Fma.MultiplyAdd(Vector256.Create(dx * F16(y2)), MulSumI8(ax, qx, (sbyte*)(y2 + 2)), a2);
+            a3 = Fma.MultiplyAdd(Vector256.Create(dx * F16(y3)), MulSumI8(ax, qx, (sbyte*)(y3 + 2)), a3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0);
+        result[1] = VecDotAvx2.HSum8(a1);
+        result[2] = VecDotAvx2.HSum8(a2);
+        result[3] = VecDotAvx2.HSum8(a3);
+    }
+
+    public static void Q8_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q8);
+
+    public static void Q4_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q4);
+
+    public static void Q5_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q5);
+
+    /// <summary>Four-token Q6_K x Q8_K; per token the same operations as <see cref="VecDotAvx2.Q6_K"/>.</summary>
+    public static void Q6_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / 256;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<byte> m2 = Vector256.Create((byte)3), m32 = Vector256.Create((byte)32), low = Vector256.Create((byte)0x0F);
+        for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
+        {
+            float xd = F16(x + Q6_K_D);
+            sbyte* sc = (sbyte*)(x + Q6_K_Scales);
+            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int h = 0; h < 2; h++)
+            {
+                byte* ql = x + Q6_K_Ql + 64 * h;
+                Vector256<byte> bits1 = Avx.LoadVector256(ql), bits2 = Avx.LoadVector256(ql + 32);
+                Vector256<byte> bitsH = Avx.LoadVector256(x + Q6_K_Qh + 32 * h);
+                for (int g = 0; g < 4; g++)
+                {
+                    Vector256<byte> lo = (g & 1) == 0 ? bits1 : bits2;
+                    if (g >= 2) lo = Avx2.ShiftRightLogical(lo.AsUInt16(), 4).AsByte();
+                    Vector256<byte> hb = Avx2.And(Avx2.ShiftRightLogical(bitsH.AsUInt16(), Vector128.CreateScalar((ushort)(2 * g))).AsByte(), m2);
+                    Vector256<byte> q = Avx2.Or(Avx2.And(lo, low), Avx2.ShiftLeftLogical(hb.AsUInt16(), 4).AsByte());
+                    Vector256<short> scv = Vector256.Create(Vector128.Create((short)sc[8 * h + 2 * g]), Vector128.Create((short)sc[8 * h + 2 * g + 1]));
+                    int off = Q8_K_Qs + 128 * h + 32 * g;
+                    s0 = Avx2.Add(s0, Q6Group(q, m32, scv, (sbyte*)(y + off)));
+                    s1 = Avx2.Add(s1, Q6Group(q, m32, scv, (sbyte*)(y + yStride + off)));
+                    s2 = Avx2.Add(s2, Q6Group(q, m32, scv, (sbyte*)(y + 2 * yStride + off)));
+                    s3 = Avx2.Add(s3, Q6Group(q, m32, scv, (sbyte*)(y + 3 * yStride + off)));
+                }
+            }
+            a0 = Fma.MultiplyAdd(Vector256.Create(*(float*)y * xd), Avx.ConvertToVector256Single(s0), a0);
+            a1 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + yStride) * xd), Avx.ConvertToVector256Single(s1), a1);
+            a2 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + 2 * yStride) * xd), Avx.ConvertToVector256Single(s2), a2);
+            a3 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + 3 * yStride) * xd), Avx.ConvertToVector256Single(s3), a3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0);
+        result[1] = VecDotAvx2.HSum8(a1);
+        result[2] = VecDotAvx2.HSum8(a2);
+        result[3] = VecDotAvx2.HSum8(a3);
+
+        static Vector256<int> Q6Group(Vector256<byte> q, Vector256<byte> m32, Vector256<short> scv, sbyte* q8)
+        {
+            Vector256<sbyte> q8v = Avx.LoadVector256(q8);
+            Vector256<short> p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, q8v), Avx2.MultiplyAddAdjacent(m32, q8v));
+            return Avx2.MultiplyAddAdjacent(scv, p);
+        }
+    }
+
+    /// <summary>
+    /// Four-token F16 x F16: the weight row is converted to float once per 32 elements and used for all four tokens
+    /// (two at a time, to stay within the 16 vector registers); per token the accumulation is
+    /// <see cref="VecDotAvx2.DotF16"/>'s exactly.
+    /// </summary>
+    public static void F16x4(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        F16x2((ushort*)x, (ushort*)y, (ushort*)(y + yStride), n, result);
+        F16x2((ushort*)x, (ushort*)(y + 2 * yStride), (ushort*)(y + 3 * yStride), n, result + 2);
+    }
+
+    private static void F16x2(ushort* x, ushort* y0, ushort* y1, int n, float* result)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
+        int np = n & ~31;
+        for (int i = 0; i < np; i += 32)
+        {
+            Vector256<float> w0 = VecDotAvx2.HalfToSingle(x + i), w1 = VecDotAvx2.HalfToSingle(x + i + 8);
+            Vector256<float> w2 = VecDotAvx2.HalfToSingle(x + i + 16), w3 = VecDotAvx2.HalfToSingle(x + i + 24);
+            a0 = Fma.MultiplyAdd(w0, VecDotAvx2.HalfToSingle(y0 + i), a0);
+            a1 = Fma.MultiplyAdd(w1, VecDotAvx2.HalfToSingle(y0 + i + 8), a1);
+            a2 = Fma.MultiplyAdd(w2, VecDotAvx2.HalfToSingle(y0 + i + 16), a2);
+            a3 = Fma.MultiplyAdd(w3, VecDotAvx2.HalfToSingle(y0 + i + 24), a3);
+            b0 = Fma.MultiplyAdd(w0, VecDotAvx2.HalfToSingle(y1 + i), b0);
+            b1 = Fma.MultiplyAdd(w1, VecDotAvx2.HalfToSingle(y1 + i + 8), b1);
+            b2 = Fma.MultiplyAdd(w2, VecDotAvx2.HalfToSingle(y1 + i + 16), b2);
+            b3 = Fma.MultiplyAdd(w3, VecDotAvx2.HalfToSingle(y1 + i + 24), b3);
+        }
+        double s0 = VecDotAvx2.Reduce4(a0, a1, a2, a3), s1 = VecDotAvx2.Reduce4(b0, b1, b2, b3);
+        for (int i = np; i < n; i++)
+        {
+            float w = HalfToFloat(x[i]);
+            s0 += w * HalfToFloat(y0[i]);
+            s1 += w * HalfToFloat(y1[i]);
+        }
+        result[0] = (float)s0;
+        result[1] = (float)s1;
+    }
+
+    /// <summary>Four-token Q4_K x Q8_K; per token the same operations as <see cref="VecDotAvx2.Q4_K"/>.</summary>
+    public static void Q4_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / 256;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        Vector128<float> m0 = default, m1 = default, m2 = default, m3 = default;
+        Vector256<byte> low = Vector256.Create((byte)0x0F);
+        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
+        {
+            float xd = F16(x), xdmin = F16(x + 2);
+            VecDotAvx2.UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
+            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            byte* q4 = x + Q4_K_Qs;
+            for (int j = 0; j < 4; j++, q4 += 32)
+            {
+                Vector256<byte> bits = Avx.LoadVector256(q4);
+                Vector256<byte> lo = Avx2.And(bits, low);
+                Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), low);
+                Vector256<short> scl = Vector256.Create((short)(byte)(scales >> (16 * j))), sch = Vector256.Create((short)(byte)(scales >> (16 * j + 8)));
+                int off = Q8_K_Qs + 64 * j;
+                s0 = Avx2.Add(s0, Sub(lo, hi, scl, sch, (sbyte*)(y + off)));
+                s1 = Avx2.Add(s1, Sub(lo, hi, scl, sch, (sbyte*)(y + yStride + off)));
+                s2 = Avx2.Add(s2, Sub(lo, hi, scl, sch, (sbyte*)(y + 2 * yStride + off)));
+                s3 = Avx2.Add(s3, Sub(lo, hi, scl, sch, (sbyte*)(y + 3 * yStride + off)));
+            }
+            Finish(ref a0, ref m0, y, xd, xdmin, mins, s0);
+            Finish(ref a1, ref m1, y + yStride, xd, xdmin, mins, s1);
+            Finish(ref a2, ref m2, y + 2 * yStride, xd, xdmin, mins, s2);
+            Finish(ref a3, ref m3, y + 3 * yStride, xd, xdmin, mins, s3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0) + HSum4(m0);
+        result[1] = VecDotAvx2.HSum8(a1) + HSum4(m1);
+        result[2] = VecDotAvx2.HSum8(a2) + HSum4(m2);
+        result[3] = VecDotAvx2.HSum8(a3) + HSum4(m3);
+
+        static Vector256<int> Sub(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scl, Vector256<short> sch, sbyte* q8)
+        {
+            Vector256<int> il = Avx2.MultiplyAddAdjacent(scl, Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8)));
+            Vector256<int> ih = Avx2.MultiplyAddAdjacent(sch, Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32)));
+            return Avx2.Add(il, ih);
+        }
+
+        static void Finish(ref Vector256<float> acc, ref Vector128<float> accM, byte* y, float xd, float xdmin, ulong mins, Vector256<int> sumi)
+        {
+            float yd = *(float*)y;
+            float d = yd * xd, dmin = -yd * xdmin;
+            Vector128<int> prod = VecDotAvx2.MinsTimesBsums(mins, y);
+            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(prod), accM);
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+    }
+
+    /// <summary>Four-token Q5_K x Q8_K; per token the same operations as <see cref="VecDotAvx2.Q5_K"/>.</summary>
+    public static void Q5_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / 256;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        float m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+        Vector256<byte> low = Vector256.Create((byte)0x0F), sixteen = Vector256.Create((byte)0x10);
+        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
+        {
+            float xd = F16(x), xdmin = F16(x + 2);
+            VecDotAvx2.UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
+            Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
+            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
+            byte* q5 = x + Q5_K_Qs;
+            for (int j = 0; j < 4; j++, q5 += 32)
+            {
+                Vector256<byte> hm0 = Vector256.Create((byte)(1 << (2 * j))), hm1 = Vector256.Create((byte)(2 << (2 * j)));
+                Vector256<byte> bits = Avx.LoadVector256(q5);
+                Vector256<byte> lo = Avx2.Or(Avx2.And(bits, low), Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, hm0), hm0), sixteen));
+                Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), low),
+                    Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, hm1), hm1), sixteen));
+                Vector256<short> scl = Vector256.Create((short)(byte)(scales >> (16 * j))), sch = Vector256.Create((short)(byte)(scales >> (16 * j + 8)));
+                int off = Q8_K_Qs + 64 * j;
+                s0 = Avx2.Add(s0, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + off)));
+                s1 = Avx2.Add(s1, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + yStride + off)));
+                s2 = Avx2.Add(s2, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + 2 * yStride + off)));
+                s3 = Avx2.Add(s3, SubBlockPair(lo, hi, scl, sch, (sbyte*)(y + 3 * yStride + off)));
+            }
+            Finish(ref a0, ref m0, y, xd, xdmin, mins, s0);
+            Finish(ref a1, ref m1, y + yStride, xd, xdmin, mins, s1);
+            Finish(ref a2, ref m2, y + 2 * yStride, xd, xdmin, mins, s2);
+            Finish(ref a3, ref m3, y + 3 * yStride, xd, xdmin, mins, s3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0) + m0;
+        result[1] = VecDotAvx2.HSum8(a1) + m1;
+        result[2] = VecDotAvx2.HSum8(a2) + m2;
+        result[3] = VecDotAvx2.HSum8(a3) + m3;
+
+        static void Finish(ref Vector256<float> acc, ref float summs, byte* y, float xd, float xdmin, ulong mins, Vector256<int> sumi)
+        {
+            float yd = *(float*)y;
+            float d = yd * xd, dmin = -yd * xdmin;
+            Vector128<int> prod = VecDotAvx2.MinsTimesBsums(mins, y);
+            prod = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_01_00_11_10));
+            int msum = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_10_11_00_01)).ToScalar();
+            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
+            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+        }
+    }
+
+    /// <summary>Two sub-blocks (32 low + 32 high quants) times a token's 64 Q8_K quants, scaled: 8 int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> SubBlockPair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scl, Vector256<short> sch, sbyte* q8)
+    {
+        Vector256<int> il = Avx2.MultiplyAddAdjacent(scl, Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8)));
+        Vector256<int> ih = Avx2.MultiplyAddAdjacent(sch, Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32)));
+        return Avx2.Add(il, ih);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HSum4(Vector128<float> m)
+    {
+        m = Sse.Add(m, Sse.MoveHighToLow(m, m));
+        return Sse.AddScalar(m, Sse3.MoveHighAndDuplicate(m)).ToScalar();
+    }
+}
