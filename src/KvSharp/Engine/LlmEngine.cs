@@ -214,7 +214,7 @@ public sealed class LlmEngine : IDisposable
         int parent = -1;
         for (int b = 0; b < full; b++)
         {
-            if (!Pool.TryFind(parent, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
+            if (!Pool.TryFind(parent, seq.ChainSeed, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
             matched.Add(block);
             parent = block;
             hash = h;
@@ -370,7 +370,7 @@ public sealed class LlmEngine : IDisposable
                 int b = seq.PublishedBlocks;
                 int parent = b == 0 ? -1 : seq.Kv.BlockTable[b - 1];
                 ulong parentHash = b == 0 ? seq.ChainSeed : seq.LastPublishedHash;
-                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, parentHash, tokens.Slice(b * bs, bs));
+                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, seq.ChainSeed, parentHash, tokens.Slice(b * bs, bs));
                 seq.PublishedBlocks++;
             }
         }
