@@ -52,7 +52,8 @@ public sealed class LlmEngine : IDisposable
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction)
             : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
-        _logits = new float[options.MaxStepTokens * model.Config.VocabSize];
+        // One logits row per sequence in a step at most (each segment asks for its last token only).
+        _logits = new float[Math.Min(options.MaxStepTokens, options.MaxRunningSequences) * model.Config.VocabSize];
         // Blocks computed by another model must never match: the chain is seeded with what identifies this one.
         _modelIdentity = $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}";
         Metrics = new EngineMetrics(this);
