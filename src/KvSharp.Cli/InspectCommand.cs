@@ -25,7 +25,7 @@ internal static class InspectCommand
             var o = Console.Out;
             ModelConfig? config;
             long parameters = 0;
-            if (IsGguf(file))
+            if (LlmModel.IsGguf(file))
             {
                 using var g = GgufFile.Open(file);
                 o.WriteLine($"file: {file} (GGUF v{g.Version}, {g.FileLength} bytes, alignment {g.Alignment})");
@@ -74,20 +74,21 @@ internal static class InspectCommand
     private static string Attention(ModelConfig c) =>
         c.KvHeadCount == c.HeadCount ? "multi-head" : c.KvHeadCount == 1 ? "multi-query" : $"grouped-query, {c.GroupSize} heads per kv head";
 
-    private static bool IsGguf(string path)
+    /// <summary>Control characters shown as escapes, so a chat template or a newline token stays on one line.</summary>
+    private static string Escape(string s)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
-        using var f = File.OpenRead(path);
-        Span<byte> magic = stackalloc byte[4];
-        return f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);
+        var b = new System.Text.StringBuilder(s.Length);
+        foreach (char c in s)
+            b.Append(c switch { '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", < ' ' => $"\\x{(int)c:X2}", _ => c.ToString() });
+        return b.ToString();
     }
 
     private static string Describe(GgufValue v, bool all)
     {
-        if (v.Value is not GgufArray a) return v.Value is string s && s.Length > 200 && !all ? s[..200] + "..." : v.ToString();
+        if (v.Value is not GgufArray a) return v.Value is string s ? Escape(s.Length > 200 && !all ? s[..200] + "..." : s) : v.ToString();
         int show = all ? a.Length : Math.Min(8, a.Length);
         var items = new List<string>();
-        for (int i = 0; i < show; i++) items.Add(a.Items.GetValue(i) is string str ? $"\"{str}\"" : Convert.ToString(a.Items.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)!);
+        for (int i = 0; i < show; i++) items.Add(a.Items.GetValue(i) is string str ? $"\"{Escape(str)}\"" : Convert.ToString(a.Items.GetValue(i), System.Globalization.CultureInfo.InvariantCulture)!);
         return $"[{a.ElementType} x {a.Length}] [{string.Join(", ", items)}{(show < a.Length ? ", ..." : "")}]";
     }
 }

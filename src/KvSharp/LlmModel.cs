@@ -83,7 +83,8 @@ public sealed class LlmModel : IDisposable
         }
     }
 
-    private static bool IsGguf(string path)
+    /// <summary>True when the file starts with the GGUF magic (anything else is tried as a llama2.c checkpoint).</summary>
+    public static bool IsGguf(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
         Span<byte> magic = stackalloc byte[4];

@@ -7,7 +7,7 @@ namespace KvSharp.Tests;
 /// <summary>Keeps the README's C# example compiling and running: its body is copied here and compared line by line.</summary>
 public class ReadmeExampleTests
 {
-    // ---- README example begins (everything after the `string modelPath = ...` line) ----
+    // ---- README example begins (less its using lines and the `string modelPath = ...` line) ----
     private static void Example(string modelPath)
     {
 using var model = LlmModel.Load(modelPath);
@@ -28,23 +28,54 @@ cache.Reset();       // start over, zeroed
     }
     // ---- README example ends ----
 
-    [Fact]
-    public void ReadmeExampleRuns() => Example(TestPaths.Model("stories260K.gguf"));
+    // ---- README example begins (the engine) ----
+    private static void EngineExample(LlmModel model)
+    {
+using var engine = new LlmEngine(model, new EngineOptions { KvBudgetBytes = 64 << 20, BlockSize = 16 });
+var handle = engine.Submit(new EngineRequest
+{
+    PromptTokens = model.Tokenizer.Encode("Once upon a time", addSpecial: true, parseSpecial: false),
+    Options = new GenerationOptions { MaxTokens = 64 },
+    SampleCount = 2,                        // parallel samples share the prompt's blocks
+});
+engine.RunUntilIdle();                      // or: _ = engine.RunAsync(cancellationToken);
+Console.WriteLine(handle.OutputText[0]);
+    }
+    // ---- README example ends ----
 
     [Fact]
-    public void ReadmeExampleIsTheCodeAbove()
+    public void ReadmeExamplesRun()
     {
+        Example(TestPaths.Model("stories260K.gguf"));
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        EngineExample(model);
+    }
+
+    [Fact]
+    public void ReadmeExamplesAreTheCodeAbove()
+    {
+        // Every ```csharp block of the README, less its using lines and the line that names the model file.
         string readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
-        int start = readme.IndexOf("```csharp", StringComparison.Ordinal);
-        int end = readme.IndexOf("```", start + 9, StringComparison.Ordinal);
-        var block = readme[(start + 9)..end].Split('\n').Select(l => l.TrimEnd()).ToList();
-        int bodyStart = block.FindIndex(l => l.StartsWith("string modelPath", StringComparison.Ordinal)) + 1;
-        var body = block.Skip(bodyStart).Where(l => l.Length > 0).ToList();
+        var readmeBlocks = new List<List<string>>();
+        for (int start = readme.IndexOf("```csharp", StringComparison.Ordinal); start >= 0; start = readme.IndexOf("```csharp", start + 9, StringComparison.Ordinal))
+        {
+            int end = readme.IndexOf("```", start + 9, StringComparison.Ordinal);
+            readmeBlocks.Add(Lines(readme[(start + 9)..end])
+                .Where(l => !l.StartsWith("using KvSharp", StringComparison.Ordinal) && !l.StartsWith("string modelPath", StringComparison.Ordinal)).ToList());
+        }
 
         string source = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "KvSharp.Tests", "ReadmeExampleTests.cs"));
-        int from = source.IndexOf("    {\n", source.IndexOf("README example begins", StringComparison.Ordinal), StringComparison.Ordinal) + 6;
-        int to = source.IndexOf("    }\n    // ---- README example ends", StringComparison.Ordinal);
-        var copy = source[from..to].Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0).ToList();
-        Assert.Equal(body, copy);
+        var copies = new List<List<string>>();
+        // Markers split in two so these lines do not match themselves.
+        const string begins = "// ---- README example " + "begins", ends = "    }\n    // ---- README example " + "ends";
+        for (int at = source.IndexOf(begins, StringComparison.Ordinal); at >= 0; at = source.IndexOf(begins, at + 1, StringComparison.Ordinal))
+        {
+            int from = source.IndexOf("    {\n", at, StringComparison.Ordinal) + 6;
+            int to = source.IndexOf(ends, from, StringComparison.Ordinal);
+            copies.Add(Lines(source[from..to]));
+        }
+        Assert.Equal(readmeBlocks, copies);
     }
+
+    private static List<string> Lines(string text) => text.Split('\n').Select(l => l.TrimEnd()).Where(l => l.Length > 0).ToList();
 }

@@ -19,6 +19,7 @@ internal static class BenchCommand
         var gen = new Option<int?>("--gen-tokens", "-n") { Description = "tokens to generate (default speed 64 and 256, cache 500)" };
         var threads = CommonOptions.Threads();
         var reps = new Option<int?>("--repetitions", "-r") { Description = "measured runs per length after a warm-up; the median is reported (default speed 5, cache 1)" };
+        var warmup = new Option<double>("--warmup") { Description = "seconds of warm-up runs before each measured length (at least 2 runs)", DefaultValueFactory = _ => 3 };
         var cache = new Option<KvCacheMode>("--cache") { Description = "cache scenario: the cache compared with none (contiguous or static)", DefaultValueFactory = _ => KvCacheMode.Contiguous };
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
         var budget = new Option<long>("--kv-budget-mib") { Description = "engine scenarios: KV memory budget in MiB", DefaultValueFactory = _ => 64 };
@@ -29,7 +30,7 @@ internal static class BenchCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, cache, noSweep, budget, blockSize, turns, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, json, write, cacheDir,
         };
         command.SetAction(r => CliErrors.Run(() =>
         {
@@ -46,6 +47,7 @@ internal static class BenchCommand
                 GenTokens = r.GetValue(gen),
                 Threads = r.GetValue(threads),
                 Repetitions = r.GetValue(reps),
+                WarmUpSeconds = r.GetValue(warmup),
                 CacheMode = r.GetValue(cache),
                 Sweep = !r.GetValue(noSweep),
                 Json = r.GetValue(json),

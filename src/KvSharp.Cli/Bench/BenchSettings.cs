@@ -42,6 +42,8 @@ public sealed record BenchSettings
     public string? WritePath { get; init; }
     /// <summary>Where synthetic models are cached (default <see cref="KvSharp.Synthetic.SyntheticModelBuilder.DefaultCacheDirectory"/>).</summary>
     public string? CacheDirectory { get; init; }
+    /// <summary>Seconds of warm-up runs before each measured length (at least two runs), so the JIT has tiered up.</summary>
+    public double WarmUpSeconds { get; init; } = 3;
     /// <summary>Engine scenarios: the KV budget in MiB.</summary>
     public long KvBudgetMiB { get; init; } = 64;
     /// <summary>Engine scenarios: positions per KV block.</summary>

@@ -37,8 +37,12 @@ public static class CacheScenario
         string cacheName = s.CacheMode.ToString().ToLowerInvariant();
 
         log.Progress("warm-up");
-        Generate(cached, BenchRunner.Prompt(model, Math.Min(p, 32)), Math.Min(n, 8), null, "");
-        Generate(none, BenchRunner.Prompt(model, Math.Min(p, 32)), Math.Min(n, 8), null, "");
+        // Short runs of both modes so the JIT has optimized the forward pass before anything is timed.
+        SpeedScenario.WarmUp(s.WarmUpSeconds, () =>
+        {
+            Generate(cached, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 16), null, "");
+            Generate(none, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 4), null, "");
+        });
         log.EndProgress();
 
         var result = info.Describe("cache");
@@ -145,7 +149,8 @@ public static class CacheScenario
         var clock = System.Diagnostics.Stopwatch.StartNew();
         log?.Progress($"{label}: prefill...");
         foreach (var _ in session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = n, StopAtEndOfGeneration = false }))
-            log?.Progress($"{label}: {session.Tokens.Count - prompt.Length}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s", force: false);
+            if (log is { ProgressDue: true })
+                log.Progress($"{label}: {session.Tokens.Count - prompt.Length}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s", force: false);
         var st = session.LastStats!;
         if (st.GeneratedTokens != n) throw new InvalidOperationException($"expected {n} generated tokens, got {st.GeneratedTokens}");
         // Tokens the forward pass computed: with the cache P + (N-1); without, the prefill plus the whole sequence every step.

@@ -7,7 +7,7 @@ namespace KvSharp.Cli.Bench;
 /// <summary>
 /// Prefill and decode throughput, measured like llama-bench's pp/tg tests: "pp P" evaluates a P-token prompt in one
 /// prefill (time to the first token's logits); "tg N" generates N tokens one at a time after a 1-token prompt (the
-/// cache starts empty). Each length is measured <c>repetitions</c> times after one warm-up and the median is
+/// cache starts empty). Each length is measured <c>repetitions</c> times after a warm-up (3 s by default) and the median is
 /// reported. Decode is compared with the memory-bandwidth limit: every decode step reads every weight matrix once.
 /// </summary>
 public static class SpeedScenario
@@ -49,7 +49,7 @@ public static class SpeedScenario
             var bos = BenchRunner.Prompt(model, 1);
 
             log.Progress($"pp{p}: warm-up");
-            Prefill(session, prompt);
+            WarmUp(s.WarmUpSeconds, () => Prefill(session, prompt));
             var ppTimes = new List<double>();
             for (int i = 0; i < reps; i++)
             {
@@ -58,7 +58,7 @@ public static class SpeedScenario
             }
 
             log.Progress($"tg{n}: warm-up");
-            Decode(session, bos, Math.Min(n, 32));
+            WarmUp(s.WarmUpSeconds, () => Decode(session, bos, n));
             var tgTimes = new List<double>();
             for (int i = 0; i < reps; i++)
             {
@@ -109,6 +109,17 @@ public static class SpeedScenario
         table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token (F32 K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> until <paramref name="seconds"/> have passed (at least twice): .NET compiles hot
+    /// methods again with full optimization (tier 1, dynamic PGO) only after they have run for a while, so one short
+    /// warm-up run still measures partly unoptimized code (seen as first runs 3-5x slower than the rest).
+    /// </summary>
+    internal static void WarmUp(double seconds, Action run)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < 2 || clock.Elapsed.TotalSeconds < seconds; i++) run();
     }
 
     /// <summary>Seconds to prefill <paramref name="prompt"/> into an empty cache (logits of the last token included).</summary>

@@ -35,6 +35,9 @@ public sealed class EngineMetrics : IDisposable
         _rejected = _meter.CreateCounter<long>("kvsharp.requests.rejected", "{request}", "requests that can never fit");
     }
 
+    /// <summary>This engine's meter (each engine has its own, all named <see cref="MeterName"/>).</summary>
+    public Meter Meter => _meter;
+
     public long PrefixQueriedTokens => Interlocked.Read(ref _prefixQueriedTotal);
     public long PrefixHitTokens => Interlocked.Read(ref _prefixHitTotal);
     public long Preemptions => Interlocked.Read(ref _preemptionTotal);

@@ -32,69 +32,98 @@ public sealed class Sampler
         return best;
     }
 
-    /// <summary>Chooses a token. <paramref name="logits"/> is modified (penalties, temperature).</summary>
+    /// <summary>Chooses a token. <paramref name="logits"/> is modified (penalties).</summary>
     /// <param name="history">Tokens so far (prompt and generated), for the penalties.</param>
+    /// <remarks>
+    /// The filters run in llama.cpp's default order on the untempered distribution — top-k, top-p, min-p — and the
+    /// temperature applies to the survivors. Only what a filter needs is sorted: with no top-k/top-p the candidates
+    /// stay in id order, and top-p sorts a growing head of the distribution until it holds the mass p.
+    /// </remarks>
     public int Sample(Span<float> logits, ReadOnlySpan<int> history)
     {
         if (logits.Length != _vocab) throw new ArgumentException($"expected {_vocab} logits, got {logits.Length}", nameof(logits));
         ApplyPenalties(logits, history);
         if (_options.Temperature == 0) return ArgMax(logits);
 
-        // Softmax at the temperature, over tokens sorted by logit (ties: lower id first, for determinism).
-        for (int i = 0; i < _vocab; i++) _order[i] = i;
         var order = _order.AsSpan();
-        int candidates = _vocab;
+        float max = logits[ArgMax(logits)];
+        // Probabilities at temperature 1, unnormalised (relative to the best token, which gets 1).
+        double total = 0;
+        for (int i = 0; i < _vocab; i++)
+        {
+            float p = MathF.Exp(logits[i] - max);
+            _probs[i] = p;
+            total += p;
+        }
+
+        int candidates;
         if (_options.TopK > 0 && _options.TopK < _vocab)
         {
-            PartialSortDescending(logits, order, _options.TopK);
-            candidates = _options.TopK;
+            candidates = TopByLogit(logits, order, _options.TopK);
+        }
+        else if (_options.TopP < 1)
+        {
+            // Sort a head of 64, 256, 1024, ... tokens until it holds the mass p (or is the whole vocabulary).
+            candidates = 0;
+            for (int k = Math.Min(64, _vocab); ; k = Math.Min(k * 4, _vocab))
+            {
+                candidates = TopByLogit(logits, order, k);
+                double mass = 0;
+                for (int i = 0; i < candidates; i++) mass += _probs[order[i]];
+                if (mass >= _options.TopP * total || k == _vocab) break;
+            }
         }
         else
         {
-            // Full sort by descending logit: sort negated copies as keys (deterministic for the same input).
-            var keys = _probs.AsSpan();
-            for (int i = 0; i < _vocab; i++) keys[i] = -logits[i];
-            keys.Sort(order);
+            for (int i = 0; i < _vocab; i++) order[i] = i;
+            candidates = _vocab;
         }
 
-        float max = logits[order[0]];
-        double sum = 0;
-        for (int i = 0; i < candidates; i++)
-        {
-            float p = MathF.Exp((logits[order[i]] - max) / _options.Temperature);
-            _probs[i] = p;
-            sum += p;
-        }
-        for (int i = 0; i < candidates; i++) _probs[i] = (float)(_probs[i] / sum);
-
-        if (_options.MinP > 0)
-        {
-            float threshold = _options.MinP * _probs[0];
-            int keep = 1;
-            while (keep < candidates && _probs[keep] >= threshold) keep++;
-            candidates = keep;
-        }
         if (_options.TopP < 1)
         {
-            double cumulative = 0;
+            // order[0..candidates) is sorted here (top-k or the grown head).
+            double cumulative = 0, target = _options.TopP * total;
             int keep = 0;
             while (keep < candidates)
             {
-                cumulative += _probs[keep++];
-                if (cumulative >= _options.TopP) break;
+                cumulative += _probs[order[keep++]];
+                if (cumulative >= target) break;
             }
             candidates = keep;
         }
+        if (_options.MinP > 0)
+        {
+            // The best token has probability 1 / total here; keep those at least min_p of it.
+            int keep = 0;
+            for (int i = 0; i < candidates; i++)
+                if (_probs[order[i]] >= _options.MinP) order[keep++] = order[i];
+            candidates = keep;
+        }
 
-        double total = 0;
-        for (int i = 0; i < candidates; i++) total += _probs[i];
-        double r = NextDouble() * total;
+        // Temperature on the survivors, then one draw.
+        double sum = 0;
         for (int i = 0; i < candidates; i++)
         {
-            r -= _probs[i];
+            int id = order[i];
+            double w = Math.Exp((logits[id] - max) / _options.Temperature);
+            _probs[id] = (float)w;
+            sum += w;
+        }
+        double r = NextDouble() * sum;
+        for (int i = 0; i < candidates; i++)
+        {
+            r -= _probs[order[i]];
             if (r < 0) return order[i];
         }
         return order[candidates - 1];
+    }
+
+    /// <summary>The k tokens with the highest logits, sorted (ties: lower id first), into order[0..k).</summary>
+    private static int TopByLogit(ReadOnlySpan<float> logits, Span<int> order, int k)
+    {
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        PartialSortDescending(logits, order, k);
+        return k;
     }
 
     private void ApplyPenalties(Span<float> logits, ReadOnlySpan<int> history)

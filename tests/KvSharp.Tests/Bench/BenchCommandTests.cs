@@ -27,7 +27,7 @@ public sealed class BenchCommandTests : IDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        Assert.Equal(0, BenchRunner.Run(settings with { Json = true, Threads = 2 }, stdout, stderr));
+        Assert.Equal(0, BenchRunner.Run(settings with { Json = true, Threads = 2, WarmUpSeconds = 0 }, stdout, stderr));
         table = stderr.ToString();
         using var doc = JsonDocument.Parse(stdout.ToString());
         return doc.RootElement.Clone();
@@ -102,7 +102,7 @@ public sealed class BenchCommandTests : IDisposable
         var w = CliRunner.Run("bench", "--synthetic", "tiny", "--type", "q4_0", "--context", "64", "--write", path);
         Assert.Equal(0, w.ExitCode);
         Assert.Contains("wrote " + path, w.Stderr);
-        var r = CliRunner.Run("bench", "--model", path, "--scenario", "speed", "-p", "4", "-n", "2", "-r", "1", "--threads", "2", "--json");
+        var r = CliRunner.Run("bench", "--model", path, "--scenario", "speed", "-p", "4", "-n", "2", "-r", "1", "--warmup", "0", "--threads", "2", "--json");
         Assert.True(r.ExitCode == 0, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
         Assert.Equal("Q4_0", doc.RootElement.GetProperty("weight_types").GetString());

@@ -8,23 +8,8 @@ namespace KvSharp.Tests.Models;
 /// <summary>Files that do not describe a model we can run fail to load with a message naming what is wrong.</summary>
 public class BadModelTests
 {
-    /// <summary>Copies a fixture, editing metadata values and tensors on the way.</summary>
     private static string Rewrite(string fixture, Func<string, GgufValue, GgufValue>? metadata = null,
-        Func<GgufTensorInfo, (GgmlType Type, long[] Dims, byte[] Data)?>? tensor = null)
-    {
-        using var g = GgufFile.Open(TestPaths.Fixture(fixture));
-        var w = new GgufWriter(g.Alignment, g.Version);
-        foreach (var key in g.MetadataKeys)
-            if (key != "general.alignment") w.Add(key, metadata?.Invoke(key, g.Metadata[key]) ?? g.Metadata[key]);
-        foreach (var t in g.Tensors)
-        {
-            var replaced = tensor == null ? (t.Type, t.Dimensions, g.GetTensorBytes(t).ToArray()) : tensor(t);
-            if (replaced is { } r) w.AddTensor(t.Name, r.Type, r.Dims, r.Data);
-        }
-        string path = Path.Combine(Path.GetTempPath(), $"kvsharp-bad-{Guid.NewGuid():N}.gguf");
-        w.Write(path);
-        return path;
-    }
+        Func<GgufTensorInfo, (GgmlType Type, long[] Dims, byte[] Data)?>? tensor = null) => GgufRewrite.Rewrite(fixture, metadata, tensor);
 
     private static Exception LoadFails(string path)
     {
