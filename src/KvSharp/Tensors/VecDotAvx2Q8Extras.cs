@@ -134,4 +134,50 @@ internal static unsafe class VecDotAvx2Q8Extras
         result[2] = VecDotAvx2.HSum8(a2);
         result[3] = VecDotAvx2.HSum8(a3);
     }
+
+    /// <summary>
+    /// Four weight rows (x + k * xStride) against one token: result[k], per row the bits of
+    /// <see cref="Q4_0(byte*, byte*, int)"/>. A single row's blocks form one FMA chain; for short rows (decode of a
+    /// small model) that latency and the per-row call dominate, and four rows side by side hide both.
+    /// </summary>
+    public static void Q4_0Rows4(byte* x, nint xStride, byte* y, int n, float* result)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = xStride, s2 = 2 * xStride, s3 = 3 * xStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes, e += ExtraBlock)
+        {
+            a0 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x)), e), Q4Lanes(Nibbles(x + 2), y, e), a0);
+            a1 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s1)), e), Q4Lanes(Nibbles(x + s1 + 2), y, e), a1);
+            a2 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s2)), e), Q4Lanes(Nibbles(x + s2 + 2), y, e), a2);
+            a3 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s3)), e), Q4Lanes(Nibbles(x + s3 + 2), y, e), a3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0);
+        result[1] = VecDotAvx2.HSum8(a1);
+        result[2] = VecDotAvx2.HSum8(a2);
+        result[3] = VecDotAvx2.HSum8(a3);
+    }
+
+    /// <summary>Four weight rows against one token; per row the bits of <see cref="Q8_0(byte*, byte*, int)"/>.</summary>
+    public static void Q8_0Rows4(byte* x, nint xStride, byte* y, int n, float* result)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = xStride, s2 = 2 * xStride, s3 = 3 * xStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes, e += ExtraBlock)
+        {
+            Vector256<sbyte> q0 = Avx.LoadVector256((sbyte*)(x + 2)), q1 = Avx.LoadVector256((sbyte*)(x + s1 + 2));
+            Vector256<sbyte> q2 = Avx.LoadVector256((sbyte*)(x + s2 + 2)), q3 = Avx.LoadVector256((sbyte*)(x + s3 + 2));
+            a0 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x)), e), Q8Lanes(Avx2.Sign(q0, q0).AsByte(), q0, y), a0);
+            a1 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s1)), e), Q8Lanes(Avx2.Sign(q1, q1).AsByte(), q1, y), a1);
+            a2 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s2)), e), Q8Lanes(Avx2.Sign(q2, q2).AsByte(), q2, y), a2);
+            a3 = Fma.MultiplyAdd(Scale(Vector256.Create(F16(x + s3)), e), Q8Lanes(Avx2.Sign(q3, q3).AsByte(), q3, y), a3);
+        }
+        result[0] = VecDotAvx2.HSum8(a0);
+        result[1] = VecDotAvx2.HSum8(a1);
+        result[2] = VecDotAvx2.HSum8(a2);
+        result[3] = VecDotAvx2.HSum8(a3);
+    }
 }
