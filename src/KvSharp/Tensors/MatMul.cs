@@ -166,6 +166,10 @@ public sealed unsafe class MatMul
                 : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x4
                 : avx2 && w.Type == GgmlType.F16 ? null
                 : VecDot.Kernel4(w.Type, avx2),
+            Kernel8 = !avx2 ? null
+                : w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0x8
+                : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x8
+                : null,
             KernelRows4 = !avx2 || w.Cols > ShortRow ? null
                 : w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0Rows4
                 : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0Rows4
@@ -225,6 +229,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
         public delegate*<byte*, nint, byte*, int, float*, void> KernelRows4;
+        public delegate*<byte*, byte*, nint, int, float*, void> Kernel8;
         public byte* W;
         public int WRowBytes, Rows, Cols;
         public byte* Act;
@@ -283,6 +288,14 @@ public sealed unsafe class MatMul
                 {
                     byte* wr = W + (long)r * WRowBytes;
                     int t = t0;
+                    if (Kernel8 != null)
+                    {
+                        for (; t + 8 <= t1; t += 8)
+                        {
+                            Kernel8(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
+                            for (int k = 0; k < 8; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                        }
+                    }
                     if (kernel4 != null)
                     {
                         for (; t + 4 <= t1; t += 4)

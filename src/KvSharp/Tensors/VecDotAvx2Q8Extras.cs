@@ -180,4 +180,65 @@ internal static unsafe class VecDotAvx2Q8Extras
         result[2] = VecDotAvx2.HSum8(a2);
         result[3] = VecDotAvx2.HSum8(a3);
     }
+
+    /// <summary>Eight tokens at once (the weight block decoded once for all); per token the bits of <see cref="Q4_0(byte*, byte*, int)"/>.</summary>
+    public static void Q4_0x8(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride, s5 = 5 * yStride, s6 = 6 * yStride, s7 = 7 * yStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes, e += ExtraBlock)
+        {
+            Vector256<float> dx = Vector256.Create(F16(x));
+            Vector256<byte> nib = Nibbles(x + 2);
+            a0 = Fma.MultiplyAdd(Scale(dx, e), Q4Lanes(nib, y, e), a0);
+            a1 = Fma.MultiplyAdd(Scale(dx, e + s1), Q4Lanes(nib, y + s1, e + s1), a1);
+            a2 = Fma.MultiplyAdd(Scale(dx, e + s2), Q4Lanes(nib, y + s2, e + s2), a2);
+            a3 = Fma.MultiplyAdd(Scale(dx, e + s3), Q4Lanes(nib, y + s3, e + s3), a3);
+            a4 = Fma.MultiplyAdd(Scale(dx, e + s4), Q4Lanes(nib, y + s4, e + s4), a4);
+            a5 = Fma.MultiplyAdd(Scale(dx, e + s5), Q4Lanes(nib, y + s5, e + s5), a5);
+            a6 = Fma.MultiplyAdd(Scale(dx, e + s6), Q4Lanes(nib, y + s6, e + s6), a6);
+            a7 = Fma.MultiplyAdd(Scale(dx, e + s7), Q4Lanes(nib, y + s7, e + s7), a7);
+        }
+        Store8(result, a0, a1, a2, a3, a4, a5, a6, a7);
+    }
+
+    /// <summary>Eight tokens at once; per token the bits of <see cref="Q8_0(byte*, byte*, int)"/>.</summary>
+    public static void Q8_0x8(byte* x, byte* y, nint yStride, int n, float* result)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride, s5 = 5 * yStride, s6 = 6 * yStride, s7 = 7 * yStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes, e += ExtraBlock)
+        {
+            Vector256<float> dx = Vector256.Create(F16(x));
+            Vector256<sbyte> qx = Avx.LoadVector256((sbyte*)(x + 2));
+            Vector256<byte> ax = Avx2.Sign(qx, qx).AsByte();
+            a0 = Fma.MultiplyAdd(Scale(dx, e), Q8Lanes(ax, qx, y), a0);
+            a1 = Fma.MultiplyAdd(Scale(dx, e + s1), Q8Lanes(ax, qx, y + s1), a1);
+            a2 = Fma.MultiplyAdd(Scale(dx, e + s2), Q8Lanes(ax, qx, y + s2), a2);
+            a3 = Fma.MultiplyAdd(Scale(dx, e + s3), Q8Lanes(ax, qx, y + s3), a3);
+            a4 = Fma.MultiplyAdd(Scale(dx, e + s4), Q8Lanes(ax, qx, y + s4), a4);
+            a5 = Fma.MultiplyAdd(Scale(dx, e + s5), Q8Lanes(ax, qx, y + s5), a5);
+            a6 = Fma.MultiplyAdd(Scale(dx, e + s6), Q8Lanes(ax, qx, y + s6), a6);
+            a7 = Fma.MultiplyAdd(Scale(dx, e + s7), Q8Lanes(ax, qx, y + s7), a7);
+        }
+        Store8(result, a0, a1, a2, a3, a4, a5, a6, a7);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store8(float* result, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7)
+    {
+        result[0] = VecDotAvx2.HSum8(a0);
+        result[1] = VecDotAvx2.HSum8(a1);
+        result[2] = VecDotAvx2.HSum8(a2);
+        result[3] = VecDotAvx2.HSum8(a3);
+        result[4] = VecDotAvx2.HSum8(a4);
+        result[5] = VecDotAvx2.HSum8(a5);
+        result[6] = VecDotAvx2.HSum8(a6);
+        result[7] = VecDotAvx2.HSum8(a7);
+    }
 }
