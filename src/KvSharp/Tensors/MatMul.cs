@@ -15,10 +15,12 @@ namespace KvSharp.Tensors;
 /// go in chunks of <see cref="TokenTile"/> (their converted rows stay in L1) and for each chunk the tile's rows are
 /// swept, so the tile's weights (tens of KiB) come from memory once and are then reused from L2 for every chunk; one
 /// thread owns a row tile, so the two cores never both pull the same weights.</para>
-/// <para>Where a four-token kernel exists (<see cref="VecDot.Kernel4"/>: Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, F16 on
-/// AVX2) a weight row is unpacked once for four tokens; those kernels are bit-identical to the single-token ones per
-/// token, so this does not break the invariance. Matrices too small to be worth a thread hand-off run on the
-/// calling thread alone.</para>
+/// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
+/// they exist: eight or four tokens per weight row (Q8_0, Q4_0; four for Q5_0 and the K-quants), two rows by four
+/// tokens (F32, F16), four rows for one token (short Q8_0 / Q4_0 rows). Each returns, per output, exactly the
+/// single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some activation
+/// rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a thread
+/// hand-off run on the calling thread alone.</para>
 /// <para>The quantized activations live in scratch the instance owns and grows; once warm a call allocates nothing.
 /// An instance is not thread-safe (one call at a time), like the <see cref="KernelPool"/> it runs on.</para>
 /// </remarks>
@@ -89,7 +91,9 @@ public sealed unsafe class MatMul
         GgmlType t0 = GgmlTypes.VecDotType(w0.Type);
         GgmlType t1 = count > 1 ? GgmlTypes.VecDotType(w1.Type) : t0;
         GgmlType t2 = count > 2 ? GgmlTypes.VecDotType(w2.Type) : t0;
-        int r0 = ActivationRowBytes(t0, cols), r1 = ActivationRowBytes(t1, cols), r2 = ActivationRowBytes(t2, cols);
+        // Read once: a call must not mix kernels and activation layouts if tests flip the switch meanwhile.
+        bool avx2 = VecDot.UseAvx2;
+        int r0 = ActivationRowBytes(t0, cols, avx2), r1 = ActivationRowBytes(t1, cols, avx2), r2 = ActivationRowBytes(t2, cols, avx2);
         long off1 = t1 == t0 ? 0 : (long)r0 * nTokens;
         long off2 = t2 == t0 ? 0 : t2 == t1 ? off1 : off1 + (t1 == t0 ? (long)r0 * nTokens : (long)r1 * nTokens);
         long need = Math.Max(Math.Max((long)r0 * nTokens, off1 + (long)r1 * nTokens), off2 + (long)r2 * nTokens);
@@ -105,16 +109,16 @@ public sealed unsafe class MatMul
         fixed (float* py2 = y2)
         fixed (byte* act = _scratch)
         {
-            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = VecDot.UseAvx2 };
+            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = avx2 };
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
             if (t2 != t0 && t2 != t1) quant.Set(quant.Types++, t2, act + off2, r2);
             Run(ref quant, nTokens * quant.Types, inline);
 
             var dot = new DotWork();
-            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0);
-            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End);
-            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End);
+            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, avx2);
+            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, avx2);
+            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, avx2);
             dot.Count = count;
             Run(ref dot, dot.Jobs[count - 1].End, inline);
         }
@@ -133,11 +137,11 @@ public sealed unsafe class MatMul
     /// extras of <see cref="VecDotAvx2Q8Extras"/> (float scales, lane sums) that the Q8_0 / Q4_0 kernels read, and an
     /// F16 row is held widened to floats (<see cref="VecDotAvx2F16"/>).
     /// </summary>
-    private static int ActivationRowBytes(GgmlType type, int cols)
+    private static int ActivationRowBytes(GgmlType type, int cols, bool avx2)
     {
         long bytes = GgmlTypes.RowBytes(type, cols);
-        if (type == GgmlType.Q8_0 && VecDot.UseAvx2) bytes += VecDotAvx2Q8Extras.ExtraBytes(cols / BlockLayouts.QK);
-        if (type == GgmlType.F16 && VecDot.UseAvx2) bytes = VecDotAvx2F16.RowBytes(cols);
+        if (type == GgmlType.Q8_0 && avx2) bytes += VecDotAvx2Q8Extras.ExtraBytes(cols / BlockLayouts.QK);
+        if (type == GgmlType.F16 && avx2) bytes = VecDotAvx2F16.RowBytes(cols);
         return checked((int)bytes);
     }
 
@@ -151,11 +155,10 @@ public sealed unsafe class MatMul
             throw new ArgumentException($"MatMul: output {which} has {y.Length} floats, {nTokens} tokens x {w.Rows} rows need {(long)nTokens * w.Rows}", nameof(y));
     }
 
-    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start)
+    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start, bool avx2)
     {
         int rowTile = RowTile(w.Rows);
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
-        bool avx2 = VecDot.UseAvx2;
         return new MatJob
         {
             Kernel = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0
@@ -242,7 +245,7 @@ public sealed unsafe class MatMul
             int r0 = item * RowTile, r1 = Math.Min(Rows, r0 + RowTile);
             var kernel = Kernel;
             var kernel4 = Kernel4;
-            float* four = stackalloc float[8];
+            float* results = stackalloc float[8];
             for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
                 int t1 = Math.Min(NTokens, t0 + TokenTile);
@@ -257,11 +260,11 @@ public sealed unsafe class MatMul
                         int t = t0;
                         for (; t + 4 <= t1; t += 4)
                         {
-                            Kernel2x4(wr, WRowBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
+                            Kernel2x4(wr, WRowBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
                             for (int k = 0; k < 4; k++)
                             {
-                                Y[(long)(t + k) * Rows + r] = four[k];
-                                Y[(long)(t + k) * Rows + r + 1] = four[4 + k];
+                                Y[(long)(t + k) * Rows + r] = results[k];
+                                Y[(long)(t + k) * Rows + r + 1] = results[4 + k];
                             }
                         }
                         for (; t < t1; t++)
@@ -279,8 +282,8 @@ public sealed unsafe class MatMul
                         byte* wr = W + (long)r * WRowBytes;
                         for (int t = t0; t < t1; t++)
                         {
-                            KernelRows4(wr, WRowBytes, Act + (long)t * ActRowBytes, Cols, four);
-                            for (int k = 0; k < 4; k++) Y[(long)t * Rows + r + k] = four[k];
+                            KernelRows4(wr, WRowBytes, Act + (long)t * ActRowBytes, Cols, results);
+                            for (int k = 0; k < 4; k++) Y[(long)t * Rows + r + k] = results[k];
                         }
                     }
                 }
@@ -292,16 +295,16 @@ public sealed unsafe class MatMul
                     {
                         for (; t + 8 <= t1; t += 8)
                         {
-                            Kernel8(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
-                            for (int k = 0; k < 8; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                            Kernel8(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
+                            for (int k = 0; k < 8; k++) Y[(long)(t + k) * Rows + r] = results[k];
                         }
                     }
                     if (kernel4 != null)
                     {
                         for (; t + 4 <= t1; t += 4)
                         {
-                            kernel4(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, four);
-                            for (int k = 0; k < 4; k++) Y[(long)(t + k) * Rows + r] = four[k];
+                            kernel4(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
+                            for (int k = 0; k < 4; k++) Y[(long)(t + k) * Rows + r] = results[k];
                         }
                     }
                     for (; t < t1; t++)
