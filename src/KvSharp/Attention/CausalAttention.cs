@@ -45,8 +45,12 @@ public static class CausalAttention
         for (int tileStart = 0; tileStart < end; tileStart += TileSize)
         {
             int tileLength = Math.Min(TileSize, end - tileStart);
-            // Scores: each key row is read once for the whole group.
-            for (int j = 0; j < tileLength; j++)
+            // Scores: each key row is read once for the whole group; eight keys at a time where possible.
+            int j = 0;
+            if (Avx.IsSupported && Fma.IsSupported && headDim % 8 == 0)
+                for (; j + 8 <= tileLength; j += 8)
+                    ScoreEight(queries, rows, tileStart + j, headDim, groupSize, scale, scores[j..]);
+            for (; j < tileLength; j++)
             {
                 var k = rows.Key(tileStart + j);
                 for (int g = 0; g < groupSize; g++)
@@ -73,6 +77,55 @@ public static class CausalAttention
 
         for (int g = 0; g < groupSize; g++)
             Scale(output.Slice(g * headDim, headDim), 1f / runningSum[g]);
+    }
+
+    /// <summary>
+    /// scores[g * TileSize + k] = Dot(query g, key start + k) * scale for k = 0..7: the eight dot products run side by
+    /// side and their horizontal sums are done together, in exactly <see cref="Dot"/>'s order (lanes i and i+4, then
+    /// (0+2)+(1+3)), so every score has Dot's bits.
+    /// </summary>
+    private static void ScoreEight<TRows>(ReadOnlySpan<float> queries, scoped in TRows rows, int start, int headDim, int groupSize,
+        float scale, Span<float> scores) where TRows : IKvRows, allows ref struct
+    {
+        ref float k0 = ref MemoryMarshal.GetReference(rows.Key(start)), k1 = ref MemoryMarshal.GetReference(rows.Key(start + 1));
+        ref float k2 = ref MemoryMarshal.GetReference(rows.Key(start + 2)), k3 = ref MemoryMarshal.GetReference(rows.Key(start + 3));
+        ref float k4 = ref MemoryMarshal.GetReference(rows.Key(start + 4)), k5 = ref MemoryMarshal.GetReference(rows.Key(start + 5));
+        ref float k6 = ref MemoryMarshal.GetReference(rows.Key(start + 6)), k7 = ref MemoryMarshal.GetReference(rows.Key(start + 7));
+        for (int g = 0; g < groupSize; g++)
+        {
+            ref float q = ref MemoryMarshal.GetReference(queries.Slice(g * headDim, headDim));
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (nuint i = 0; i < (nuint)headDim; i += 8)
+            {
+                Vector256<float> qv = Vector256.LoadUnsafe(ref q, i);
+                a0 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
+                a1 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
+                a2 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
+                a3 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
+                a4 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k4, i), a4);
+                a5 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k5, i), a5);
+                a6 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k6, i), a6);
+                a7 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k7, i), a7);
+            }
+            Span<float> s = scores.Slice(g * TileSize, 8);
+            SumPair(a0, a1, out s[0], out s[1]);
+            SumPair(a2, a3, out s[2], out s[3]);
+            SumPair(a4, a5, out s[4], out s[5]);
+            SumPair(a6, a7, out s[6], out s[7]);
+            for (int k = 0; k < 8; k++) s[k] *= scale;
+        }
+    }
+
+    /// <summary>Two horizontal sums at once, each in <see cref="HorizontalSum"/>'s order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SumPair(Vector256<float> a, Vector256<float> b, out float sa, out float sb)
+    {
+        // [lo(a) + hi(a) | lo(b) + hi(b)], then per half (x0 + x2, x1 + x3), then their sum in lane 0 of each half.
+        Vector256<float> x = Avx.Add(Avx.Permute2x128(a, b, 0x20), Avx.Permute2x128(a, b, 0x31));
+        Vector256<float> y = Avx.Add(x, Avx.Permute(x, 0b01_00_11_10));
+        Vector256<float> z = Avx.Add(y, Avx.Permute(y, 0b10_11_00_01));
+        sa = z.ToScalar();
+        sb = z.GetUpper().ToScalar();
     }
 
     /// <summary>Dot product with a fixed summation order (independent of where the spans sit in memory).</summary>
