@@ -31,7 +31,7 @@ public sealed class LlmEngine : IDisposable
     private readonly List<EngineSequence> _segmentOwners = [];
     private readonly List<int> _batchTokens = [];
     private readonly List<EngineSequence> _order = [];
-    private readonly float[] _logits;
+    private float[] _logits;
     private readonly string _modelIdentity;
     private long _nextId;
     private long _arrivals;
@@ -52,7 +52,9 @@ public sealed class LlmEngine : IDisposable
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction)
             : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
-        _logits = new float[options.MaxStepTokens * model.Config.VocabSize];
+        // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
+        // of parallel samples push the running count past MaxRunningSequences.
+        _logits = new float[Math.Min(options.MaxStepTokens, options.MaxRunningSequences) * model.Config.VocabSize];
         // Blocks computed by another model must never match: the chain is seeded with what identifies this one.
         _modelIdentity = $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}";
         Metrics = new EngineMetrics(this);
@@ -155,6 +157,8 @@ public sealed class LlmEngine : IDisposable
             RetireCancelled();
             Admit();
             if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
+            int rows = _segments.Count * _model.Config.VocabSize;
+            if (_logits.Length < rows) _logits = new float[rows];
             var clock = System.Diagnostics.Stopwatch.StartNew();
             _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
             // Publish before sampling: a sequence that finishes this step releases its blocks, and the blocks it
@@ -214,7 +218,7 @@ public sealed class LlmEngine : IDisposable
         int parent = -1;
         for (int b = 0; b < full; b++)
         {
-            if (!Pool.TryFind(parent, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
+            if (!Pool.TryFind(parent, seq.ChainSeed, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
             matched.Add(block);
             parent = block;
             hash = h;
@@ -370,7 +374,7 @@ public sealed class LlmEngine : IDisposable
                 int b = seq.PublishedBlocks;
                 int parent = b == 0 ? -1 : seq.Kv.BlockTable[b - 1];
                 ulong parentHash = b == 0 ? seq.ChainSeed : seq.LastPublishedHash;
-                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, parentHash, tokens.Slice(b * bs, bs));
+                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, seq.ChainSeed, parentHash, tokens.Slice(b * bs, bs));
                 seq.PublishedBlocks++;
             }
         }

@@ -119,6 +119,21 @@ public class EngineTests
     }
 
     [Fact]
+    public void SaltsStaySeparateEvenWhenEveryHashCollides()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions
+        {
+            ContextLength = 512, BlockCount = 128, BlockSize = 4, HashFunction = (_, _) => 7UL,
+        });
+        engine.Submit(Request(model, "Once upon a time, there was a little girl", salt: "tenant-a"));
+        engine.RunUntilIdle();
+        var b = engine.Submit(Request(model, "Once upon a time, there was a little girl", salt: "tenant-b"));
+        engine.RunUntilIdle();
+        Assert.Equal(0, b.CachedPromptTokens);
+    }
+
+    [Fact]
     public void ParallelSamplesShareThePromptBlocks()
     {
         using var model = Stories();

@@ -21,6 +21,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     private readonly ulong[] _hash;
     private readonly bool[] _published;
     private readonly int[] _parent;
+    private readonly ulong[] _root;
     private readonly int[] _tokens;
     // Published blocks that no sequence holds, least recently used first.
     private readonly LinkedList<int> _lru = new();
@@ -55,6 +56,7 @@ public sealed unsafe class KvBlockPool : IDisposable
         _hash = new ulong[blockCount];
         _published = new bool[blockCount];
         _parent = new int[blockCount];
+        _root = new ulong[blockCount];
         _tokens = new int[blockCount * blockSize];
         _lruNode = new LinkedListNode<int>?[blockCount];
         for (int b = blockCount - 1; b >= 0; b--) _free.Push(b);
@@ -124,9 +126,11 @@ public sealed unsafe class KvBlockPool : IDisposable
 
     /// <summary>
     /// Publishes a full block under the hash of its tokens chained to its parent's (parent -1 for the first block).
-    /// Returns the hash. An existing entry with the same hash is kept (the first writer wins).
+    /// <paramref name="root"/> is the chain's seed (model identity and tenant salt), kept so that even a colliding
+    /// hash can never hand one tenant's block to another. Returns the hash. An existing entry with the same hash is
+    /// kept (the first writer wins).
     /// </summary>
-    public ulong Publish(int block, int parentBlock, ulong parentHash, ReadOnlySpan<int> tokens)
+    public ulong Publish(int block, int parentBlock, ulong root, ulong parentHash, ReadOnlySpan<int> tokens)
     {
         if (tokens.Length != BlockSize) throw new ArgumentException($"a full block has {BlockSize} tokens, got {tokens.Length}");
         ulong h = HashFunction(parentHash, tokens);
@@ -134,6 +138,7 @@ public sealed unsafe class KvBlockPool : IDisposable
         tokens.CopyTo(_tokens.AsSpan(block * BlockSize, BlockSize));
         _hash[block] = h;
         _parent[block] = parentBlock;
+        _root[block] = root;
         _published[block] = true;
         _index.TryAdd(h, block);
         return h;
@@ -141,12 +146,12 @@ public sealed unsafe class KvBlockPool : IDisposable
 
     /// <summary>
     /// Finds the cached block holding <paramref name="tokens"/> right after <paramref name="parentBlock"/>.
-    /// The hash only proposes a candidate: its tokens and parent must match exactly, so a collision is a miss.
+    /// The hash only proposes a candidate: its chain root, parent and tokens must match exactly, so a collision is a miss.
     /// </summary>
-    public bool TryFind(int parentBlock, ulong parentHash, ReadOnlySpan<int> tokens, out int block, out ulong hash)
+    public bool TryFind(int parentBlock, ulong root, ulong parentHash, ReadOnlySpan<int> tokens, out int block, out ulong hash)
     {
         hash = HashFunction(parentHash, tokens);
-        if (_index.TryGetValue(hash, out block) && _published[block] && _parent[block] == parentBlock
+        if (_index.TryGetValue(hash, out block) && _published[block] && _parent[block] == parentBlock && _root[block] == root
             && _tokens.AsSpan(block * BlockSize, BlockSize).SequenceEqual(tokens))
             return true;
         block = -1;
