@@ -123,11 +123,15 @@ public static class ConcurrencyScenario
         var runs = new JsonArray();
         var t = new BenchTable("concurrency", "decode tok/s", "per sequence", "vs 1");
         double single = 0;
-        // Warm-up: JIT and pool threads.
-        using (var warm = new LlmEngine(model, EngineBench.Options(s, p + n)))
+        // Warm-up (--warmup seconds, at least twice): .NET optimizes hot methods fully only after they ran a while,
+        // and a cold single-sequence run would understate the baseline the other levels are compared with.
+        var warmClock = Stopwatch.StartNew();
+        for (int run = 0; run < 2 || warmClock.Elapsed.TotalSeconds < s.WarmUpSeconds; run++)
         {
-            warm.Submit(EngineBench.Request(model, p, 4, 1));
+            using var warm = new LlmEngine(model, EngineBench.Options(s, p + n));
+            for (int i = 0; i < 4; i++) warm.Submit(EngineBench.Request(model, p, Math.Min(n, 16), (ulong)(1 + i)));
             warm.RunUntilIdle();
+            log.Progress("concurrency: warm-up", force: false);
         }
         foreach (int c in Levels)
         {
