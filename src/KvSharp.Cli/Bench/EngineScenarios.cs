@@ -14,6 +14,25 @@ internal static class EngineBench
         Options = new GenerationOptions { MaxTokens = gen, StopAtEndOfGeneration = false },
     };
 
+    /// <summary>
+    /// Warm-up (--warmup seconds, at least two runs) of the engine's whole path, prefill and batched decode, with
+    /// and without prefix hits: .NET optimizes hot methods fully only after they ran a while, and a cold first
+    /// measurement would be several times too slow.
+    /// </summary>
+    public static void WarmUp(BenchSettings s, LlmModel model, BenchLog log, int context)
+    {
+        int prompt = Math.Max(1, Math.Min(64, context / 2)), gen = Math.Max(1, Math.Min(16, context - prompt));
+        var clock = Stopwatch.StartNew();
+        for (int run = 0; run < 2 || clock.Elapsed.TotalSeconds < s.WarmUpSeconds; run++)
+        {
+            using var warm = new LlmEngine(model, Options(s, context));
+            for (int i = 0; i < 4; i++) warm.Submit(Request(model, prompt, gen, (ulong)(1 + i % 2)));
+            warm.RunUntilIdle();
+            log.Progress("warm-up", force: false);
+        }
+        log.EndProgress();
+    }
+
     public static EngineOptions Options(BenchSettings s, int context, long? budgetBytes = null, bool prefixCaching = true,
         int maxRunning = 64, int maxStep = 256) => new()
     {
@@ -123,16 +142,7 @@ public static class ConcurrencyScenario
         var runs = new JsonArray();
         var t = new BenchTable("concurrency", "decode tok/s", "per sequence", "vs 1");
         double single = 0;
-        // Warm-up (--warmup seconds, at least twice): .NET optimizes hot methods fully only after they ran a while,
-        // and a cold single-sequence run would understate the baseline the other levels are compared with.
-        var warmClock = Stopwatch.StartNew();
-        for (int run = 0; run < 2 || warmClock.Elapsed.TotalSeconds < s.WarmUpSeconds; run++)
-        {
-            using var warm = new LlmEngine(model, EngineBench.Options(s, p + n));
-            for (int i = 0; i < 4; i++) warm.Submit(EngineBench.Request(model, p, Math.Min(n, 16), (ulong)(1 + i)));
-            warm.RunUntilIdle();
-            log.Progress("concurrency: warm-up", force: false);
-        }
+        EngineBench.WarmUp(s, model, log, p + n);
         foreach (int c in Levels)
         {
             long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (p + n + s.BlockSize) * c);
@@ -182,6 +192,7 @@ public static class MultiturnScenario
         int total = turns * (user + reply);
         info.CheckFits(total, "--turns x (--prompt-tokens + --gen-tokens)");
         var model = info.Model;
+        EngineBench.WarmUp(s, model, log, total + 1);
         var with = RunChat(s, info, log, prefixCaching: true, turns, user, reply, total, out double hitRate);
         var without = RunChat(s, info, log, prefixCaching: false, turns, user, reply, total, out _);
         log.EndProgress();
@@ -222,9 +233,6 @@ public static class MultiturnScenario
         var model = info.Model;
         long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (total + 4L * s.BlockSize) * 2);
         using var engine = new LlmEngine(model, EngineBench.Options(s, total + 1, budget, prefixCaching));
-        // Warm-up on an unrelated prompt so the first turn does not pay for JIT.
-        engine.Submit(EngineBench.Request(model, 16, 2, 99));
-        engine.RunUntilIdle();
         var history = new List<int>();
         var result = new List<Turn>();
         long promptAfterFirst = 0, cachedAfterFirst = 0;
