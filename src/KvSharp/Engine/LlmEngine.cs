@@ -140,11 +140,13 @@ public sealed class LlmEngine : IDisposable
         while (Step()) { }
     }
 
-    /// <summary>Drives the engine on a background loop until cancelled.</summary>
+    /// <summary>Drives the engine on a background loop until cancelled; always ends with OperationCanceledException.</summary>
     public async Task RunAsync(CancellationToken cancellation)
     {
-        while (!cancellation.IsCancellationRequested)
+        while (true)
         {
+            // Checked on every pass, so the loop ends the same way whether cancellation came during a step or a wait.
+            cancellation.ThrowIfCancellationRequested();
             if (!Step()) await Task.Delay(1, cancellation).ConfigureAwait(false);
         }
     }
