@@ -53,7 +53,10 @@ internal static unsafe class VecDotAvx2F16
         return (float)sum;
     }
 
-    private const int ColumnBlock = 1024;
+    private readonly struct F16Weights : VecDotAvx2Multi.IWeightLoad
+    {
+        public static Vector256<float> Load(byte* row, int i) => VecDotAvx2.HalfToSingle((ushort*)row + i);
+    }
 
     /// <summary>
     /// Two F16 weight rows times four widened activation rows: result[4 * row + token], each the bits of
@@ -66,35 +69,7 @@ internal static unsafe class VecDotAvx2F16
         float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
         int np = n & ~31;
         Vector256<float>* part = stackalloc Vector256<float>[32]; // [k][row * 4 + token]
-        for (int j = 0; j < 32; j++) part[j] = default;
-        for (int c0 = 0; c0 < np; c0 += ColumnBlock)
-        {
-            int c1 = Math.Min(np, c0 + ColumnBlock);
-            for (int k = 0; k < 32; k += 8)
-            {
-                Vector256<float>* p = part + k;
-                Vector256<float> a0 = p[0], a1 = p[1], a2 = p[2], a3 = p[3];
-                Vector256<float> b0 = p[4], b1 = p[5], b2 = p[6], b3 = p[7];
-                for (int i = c0 + k; i < c1; i += 32)
-                {
-                    Vector256<float> u = VecDotAvx2.HalfToSingle(w0 + i), v = VecDotAvx2.HalfToSingle(w1 + i);
-                    Vector256<float> t = Avx.LoadVector256(y0 + i);
-                    a0 = Fma.MultiplyAdd(u, t, a0);
-                    b0 = Fma.MultiplyAdd(v, t, b0);
-                    t = Avx.LoadVector256(y1 + i);
-                    a1 = Fma.MultiplyAdd(u, t, a1);
-                    b1 = Fma.MultiplyAdd(v, t, b1);
-                    t = Avx.LoadVector256(y2 + i);
-                    a2 = Fma.MultiplyAdd(u, t, a2);
-                    b2 = Fma.MultiplyAdd(v, t, b2);
-                    t = Avx.LoadVector256(y3 + i);
-                    a3 = Fma.MultiplyAdd(u, t, a3);
-                    b3 = Fma.MultiplyAdd(v, t, b3);
-                }
-                p[0] = a0; p[1] = a1; p[2] = a2; p[3] = a3;
-                p[4] = b0; p[5] = b1; p[6] = b2; p[7] = b3;
-            }
-        }
+        VecDotAvx2Multi.Accumulate2x4<F16Weights>(x, x + xStride, y0, y1, y2, y3, np, part);
         for (int j = 0; j < 8; j++)
         {
             ushort* w = j < 4 ? w0 : w1;

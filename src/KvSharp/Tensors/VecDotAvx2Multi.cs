@@ -258,21 +258,27 @@ internal static unsafe class VecDotAvx2Multi
         }
     }
 
-    /// <summary>
-    /// Two F32 weight rows (x, x + xStride) times four F32 activation rows: result[4 * row + token]. Each output is
-    /// <see cref="VecDotAvx2.DotF32"/>'s exactly: that kernel keeps four accumulators, the k-th summing the 8-float
-    /// chunks at 32j + 8k in increasing j. Those four chains never mix before the final reduction, so here they run one
-    /// after the other (pass k strides over the row), which needs only one accumulator per (row, token) at a time:
-    /// 8 independent FMA chains sharing each weight load 4 times and each activation load twice.
-    /// </summary>
-    private const int ColumnBlock = 1024;
-
-    public static void F32x2x4(byte* x, nint xStride, byte* y, nint yStride, int n, float* result)
+    /// <summary>How a two-row kernel reads eight weights of a row as floats (plain F32, or F16 widened).</summary>
+    internal interface IWeightLoad
     {
-        float* w0 = (float*)x, w1 = (float*)(x + xStride);
-        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
-        int np = n & ~31;
-        Vector256<float>* part = stackalloc Vector256<float>[32]; // [k][row * 4 + token]
+        static abstract Vector256<float> Load(byte* row, int i);
+    }
+
+    internal readonly struct F32Weights : IWeightLoad
+    {
+        public static Vector256<float> Load(byte* row, int i) => Avx.LoadVector256((float*)row + i);
+    }
+
+    /// <summary>
+    /// The body of the two-row x four-token float kernels: part[k * 8 + row * 4 + token] gets accumulator chain k of
+    /// the single-row dot (chunks at 32j + 8k, increasing j) over columns [0, np). Those four chains never mix before
+    /// the final reduction, so they run one after the other (pass k strides over the row), which needs only one
+    /// accumulator per (row, token) at a time: 8 independent FMA chains sharing each weight load 4 times and each
+    /// activation load twice.
+    /// </summary>
+    internal static void Accumulate2x4<TLoad>(byte* w0, byte* w1, float* y0, float* y1, float* y2, float* y3, int np,
+        Vector256<float>* part) where TLoad : IWeightLoad
+    {
         for (int j = 0; j < 32; j++) part[j] = default;
         // Column blocks keep the six rows' active parts in L1 (rows of a 2048-wide matrix would not fit whole).
         for (int c0 = 0; c0 < np; c0 += ColumnBlock)
@@ -285,7 +291,7 @@ internal static unsafe class VecDotAvx2Multi
                 Vector256<float> b0 = p[4], b1 = p[5], b2 = p[6], b3 = p[7];
                 for (int i = c0 + k; i < c1; i += 32)
                 {
-                    Vector256<float> u = Avx.LoadVector256(w0 + i), v = Avx.LoadVector256(w1 + i);
+                    Vector256<float> u = TLoad.Load(w0, i), v = TLoad.Load(w1, i);
                     Vector256<float> t = Avx.LoadVector256(y0 + i);
                     a0 = Fma.MultiplyAdd(u, t, a0);
                     b0 = Fma.MultiplyAdd(v, t, b0);
@@ -303,6 +309,21 @@ internal static unsafe class VecDotAvx2Multi
                 p[4] = b0; p[5] = b1; p[6] = b2; p[7] = b3;
             }
         }
+    }
+
+    private const int ColumnBlock = 1024;
+
+    /// <summary>
+    /// Two F32 weight rows (x, x + xStride) times four F32 activation rows: result[4 * row + token], each exactly
+    /// <see cref="VecDotAvx2.DotF32"/>'s bits (see <see cref="Accumulate2x4{TLoad}"/>).
+    /// </summary>
+    public static void F32x2x4(byte* x, nint xStride, byte* y, nint yStride, int n, float* result)
+    {
+        float* w0 = (float*)x, w1 = (float*)(x + xStride);
+        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
+        int np = n & ~31;
+        Vector256<float>* part = stackalloc Vector256<float>[32]; // [k][row * 4 + token]
+        Accumulate2x4<F32Weights>(x, x + xStride, y0, y1, y2, y3, np, part);
         for (int j = 0; j < 8; j++)
         {
             float* w = j < 4 ? w0 : w1, a = (j & 3) switch { 0 => y0, 1 => y1, 2 => y2, _ => y3 };
