@@ -175,8 +175,10 @@ public sealed class LlmEngine : IDisposable
 
     private void RetireCancelled()
     {
-        foreach (var s in _running.Where(s => s.Handle.CancelRequested).ToList()) Finish(s, FinishReason.Stop, cancelled: true);
-        _running.RemoveAll(s => s.Finished);
+        // Every step passes here: no allocation unless something was cancelled.
+        foreach (var s in _running)
+            if (s.Handle.CancelRequested) Finish(s, FinishReason.Stop, cancelled: true);
+        _running.RemoveAll(static s => s.Finished);
         for (var node = _waiting.First; node != null;)
         {
             var next = node.Next;
