@@ -11,8 +11,33 @@ public static unsafe class GgufModelLoader
 {
     public static ModelWeights Load(GgufFile file, ModelConfig c)
     {
+        var interleaved = new List<InterleavedRows>();
+        try
+        {
+            return Load(file, c, interleaved);
+        }
+        catch
+        {
+            foreach (var rows in interleaved) rows.Dispose();
+            throw;
+        }
+    }
+
+    private static ModelWeights Load(GgufFile file, ModelConfig c, List<InterleavedRows> interleaved)
+    {
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
-        var tokenEmbedding = Matrix(file, "token_embd.weight", e, v);
+        // Matrices that feed matmuls get an interleaved copy where their type has interleaved kernels; the token
+        // embedding is only looked up row by row, so it stays as it is (unless it is also the classifier).
+        WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows));
+        WeightMatrix Interleave(WeightMatrix m)
+        {
+            if (!InterleavedRows.Supports(m.Type) || m.Rows < InterleavedRows.RowsPerGroup) return m;
+            var rows = InterleavedRows.Create(m);
+            interleaved.Add(rows);
+            return m with { Interleaved = rows };
+        }
+
+        var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
@@ -20,22 +45,22 @@ public static unsafe class GgufModelLoader
             layers[i] = new LayerWeights
             {
                 AttentionNorm = Vector(file, p + "attn_norm.weight", e),
-                Query = Matrix(file, p + "attn_q.weight", e, q),
-                Key = Matrix(file, p + "attn_k.weight", e, kv),
-                Value = Matrix(file, p + "attn_v.weight", e, kv),
-                AttentionOutput = Matrix(file, p + "attn_output.weight", q, e),
+                Query = Matrix(p + "attn_q.weight", e, q),
+                Key = Matrix(p + "attn_k.weight", e, kv),
+                Value = Matrix(p + "attn_v.weight", e, kv),
+                AttentionOutput = Matrix(p + "attn_output.weight", q, e),
                 QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
                 KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
                 FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
-                Gate = Matrix(file, p + "ffn_gate.weight", e, f),
-                Up = Matrix(file, p + "ffn_up.weight", e, f),
-                Down = Matrix(file, p + "ffn_down.weight", f, e),
+                Gate = Matrix(p + "ffn_gate.weight", e, f),
+                Up = Matrix(p + "ffn_up.weight", e, f),
+                Down = Matrix(p + "ffn_down.weight", f, e),
             };
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");
-        var output = tied ? tokenEmbedding : Matrix(file, "output.weight", e, v);
+        var output = tied ? Interleave(tokenEmbedding) : Matrix("output.weight", e, v);
         float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
         return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
     }
@@ -50,7 +75,7 @@ public static unsafe class GgufModelLoader
     }
 
     /// <summary>A matrix with GGUF shape [cols, rows] (ne0 = the input dimension, contiguous).</summary>
-    private static WeightMatrix Matrix(GgufFile file, string name, int cols, int rows)
+    private static WeightMatrix MatrixView(GgufFile file, string name, int cols, int rows)
     {
         var t = Tensor(file, name);
         if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)

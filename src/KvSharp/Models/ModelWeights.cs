@@ -20,8 +20,9 @@ public sealed class LayerWeights
 }
 
 /// <summary>
-/// All weights of a model. Matrices are views of the mapped file (not copied); norm vectors and biases are small
-/// and kept as float arrays. Disposing releases the file mapping the matrices point into.
+/// All weights of a model. Matrices are views of the mapped file; Q8_0 and Q4_0 matmul weights also have an
+/// interleaved copy (<see cref="WeightMatrix.Interleaved"/>) in native memory. Norm vectors and biases are small and
+/// kept as float arrays. Disposing frees the copies and releases the file mapping the matrices point into.
 /// </summary>
 public sealed class ModelWeights : IDisposable
 {
@@ -61,5 +62,13 @@ public sealed class ModelWeights : IDisposable
         }
     }
 
-    public void Dispose() => _owner.Dispose();
+    public void Dispose()
+    {
+        // Interleaved copies are native memory the weights own (Dispose is idempotent, so a tied matrix is fine).
+        Output.Interleaved?.Dispose();
+        foreach (var l in Layers)
+            foreach (var m in new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
+                m.Interleaved?.Dispose();
+        _owner.Dispose();
+    }
 }

@@ -16,11 +16,11 @@ namespace KvSharp.Tensors;
 /// swept, so the tile's weights (tens of KiB) come from memory once and are then reused from L2 for every chunk; one
 /// thread owns a row tile, so the two cores never both pull the same weights.</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
-/// they exist: eight or four tokens per weight row (Q8_0, Q4_0; four for Q5_0 and the K-quants), two rows by four
-/// tokens (F32, F16), four rows for one token (short Q8_0 / Q4_0 rows). Each returns, per output, exactly the
-/// single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some activation
-/// rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a thread
-/// hand-off run on the calling thread alone.</para>
+/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0 with <see cref="WeightMatrix.Interleaved"/>),
+/// four tokens per weight row (Q5_0 and the K-quants), two rows by four tokens (F32, F16). Each returns, per output,
+/// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
+/// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
+/// thread hand-off run on the calling thread alone.</para>
 /// <para>The quantized activations live in scratch the instance owns and grows; once warm a call allocates nothing.
 /// An instance is not thread-safe (one call at a time), like the <see cref="KernelPool"/> it runs on.</para>
 /// </remarks>
@@ -31,13 +31,6 @@ public sealed unsafe class MatMul
 
     /// <summary>Below this many multiply-adds a matmul runs on the calling thread: waking workers would cost more.</summary>
     internal const long InlineWork = 1 << 15;
-
-    /// <summary>
-    /// Rows up to this many elements use the four-row single-token kernels when there are fewer than four tokens: a
-    /// short row's one FMA chain and call overhead dominate, while long rows streamed from memory did better one at a
-    /// time (measured on Zen 4: 288-wide rows faster, 768-wide rows from DRAM slower).
-    /// </summary>
-    internal const int ShortRow = 512;
 
     private readonly KernelPool _pool;
     private byte[] _scratch = [];
@@ -134,13 +127,13 @@ public sealed unsafe class MatMul
 
     /// <summary>
     /// Bytes of one converted activation row: the vec_dot row; with the AVX2 kernels a Q8_0 row is followed by the
-    /// extras of <see cref="VecDotAvx2Q8Extras"/> (float scales, lane sums) that the Q8_0 / Q4_0 kernels read, and an
+    /// extras of <see cref="VecDotAvx2Interleaved"/> (float scales, quant sums) that the interleaved kernels read, and an
     /// F16 row is held widened to floats (<see cref="VecDotAvx2F16"/>).
     /// </summary>
     private static int ActivationRowBytes(GgmlType type, int cols, bool avx2)
     {
         long bytes = GgmlTypes.RowBytes(type, cols);
-        if (type == GgmlType.Q8_0 && avx2) bytes += VecDotAvx2Q8Extras.ExtraBytes(cols / BlockLayouts.QK);
+        if (type == GgmlType.Q8_0 && avx2) bytes += VecDotAvx2Interleaved.ExtraBytes(cols / BlockLayouts.QK);
         if (type == GgmlType.F16 && avx2) bytes = VecDotAvx2F16.RowBytes(cols);
         return checked((int)bytes);
     }
@@ -157,27 +150,20 @@ public sealed unsafe class MatMul
 
     private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start, bool avx2)
     {
+        var interleaved = avx2 ? w.Interleaved : null;
         int rowTile = RowTile(w.Rows);
+        if (interleaved != null) rowTile = (rowTile + InterleavedRows.RowsPerGroup - 1) / InterleavedRows.RowsPerGroup * InterleavedRows.RowsPerGroup;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         return new MatJob
         {
-            Kernel = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0
-                : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0
-                : avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot
-                : VecDot.Kernel(w.Type, avx2),
-            Kernel4 = avx2 && w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0x4
-                : avx2 && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x4
-                : avx2 && w.Type == GgmlType.F16 ? null
-                : VecDot.Kernel4(w.Type, avx2),
-            Kernel8 = !avx2 ? null
-                : w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0x8
-                : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0x8
-                : null,
-            KernelRows4 = !avx2 || w.Cols > ShortRow ? null
-                : w.Type == GgmlType.Q4_0 ? &VecDotAvx2Q8Extras.Q4_0Rows4
-                : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Q8Extras.Q8_0Rows4
-                : null,
+            Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
+            Kernel4 = avx2 && w.Type == GgmlType.F16 ? null : VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : VecDot.Kernel2x4(w.Type, avx2),
+            Group4 = interleaved == null ? null : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Interleaved.Q8_0x4 : &VecDotAvx2Interleaved.Q4_0x4,
+            Group1 = interleaved == null ? null : w.Type == GgmlType.Q8_0 ? &VecDotAvx2Interleaved.Q8_0x1 : &VecDotAvx2Interleaved.Q4_0x1,
+            Groups = interleaved?.Groups ?? 0,
+            GroupBytes = interleaved?.GroupBytes ?? 0,
+            Packed = interleaved == null ? null : interleaved.Data,
             W = w.Data,
             WRowBytes = w.RowBytes,
             Rows = w.Rows,
@@ -221,7 +207,7 @@ public sealed unsafe class MatMul
                 return;
             }
             Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(row, ActRowBytes[k]));
-            if (WithExtras && Type[k] == GgmlType.Q8_0) VecDotAvx2Q8Extras.Append(row, Cols / BlockLayouts.QK);
+            if (WithExtras && Type[k] == GgmlType.Q8_0) VecDotAvx2Interleaved.AppendExtras(row, Cols / BlockLayouts.QK);
         }
     }
 
@@ -231,8 +217,10 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
-        public delegate*<byte*, nint, byte*, int, float*, void> KernelRows4;
-        public delegate*<byte*, byte*, nint, int, float*, void> Kernel8;
+        public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
+        public delegate*<byte*, byte*, int, float*, void> Group1;
+        public byte* Packed;
+        public int Groups, GroupBytes;
         public byte* W;
         public int WRowBytes, Rows, Cols;
         public byte* Act;
@@ -274,31 +262,23 @@ public sealed unsafe class MatMul
                         }
                     }
                 }
-                // Short rows and fewer than four tokens (decode of a small model): four rows side by side.
-                if (KernelRows4 != null && t1 - t0 < 4)
+                // Interleaved matrices: eight rows at a time, four tokens or one; rows past the last group fall through.
+                if (Group1 != null)
                 {
-                    for (; r + 4 <= r1; r += 4)
+                    for (int end = Math.Min(r1, Groups * InterleavedRows.RowsPerGroup); r + InterleavedRows.RowsPerGroup <= end; r += InterleavedRows.RowsPerGroup)
                     {
-                        byte* wr = W + (long)r * WRowBytes;
-                        for (int t = t0; t < t1; t++)
-                        {
-                            KernelRows4(wr, WRowBytes, Act + (long)t * ActRowBytes, Cols, results);
-                            for (int k = 0; k < 4; k++) Y[(long)t * Rows + r + k] = results[k];
-                        }
+                        byte* g = Packed + (long)(r / InterleavedRows.RowsPerGroup) * GroupBytes;
+                        int t = t0;
+                        for (; t + 4 <= t1; t += 4)
+                            Group4(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                        for (; t < t1; t++)
+                            Group1(g, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r);
                     }
                 }
                 for (; r < r1; r++)
                 {
                     byte* wr = W + (long)r * WRowBytes;
                     int t = t0;
-                    if (Kernel8 != null)
-                    {
-                        for (; t + 8 <= t1; t += 8)
-                        {
-                            Kernel8(wr, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
-                            for (int k = 0; k < 8; k++) Y[(long)(t + k) * Rows + r] = results[k];
-                        }
-                    }
                     if (kernel4 != null)
                     {
                         for (; t + 4 <= t1; t += 4)

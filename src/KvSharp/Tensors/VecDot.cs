@@ -6,7 +6,9 @@ namespace KvSharp.Tensors;
 /// Dot product of one weight row with one activation row already converted to the weight's vec_dot type
 /// (<see cref="GgmlTypes.VecDotType"/>). Quantized types are multiplied block by block in integers and the block
 /// results scaled and accumulated in floats in the same lanes and order as ggml's AVX2 ggml_vec_dot_* kernels, so
-/// the result reproduces llama.cpp's CPU numerics.
+/// the result reproduces llama.cpp's CPU numerics — except Q8_0 and Q4_0, whose blocks are accumulated in sequence
+/// (one FMA per block, see <see cref="VecDotScalar.Q8_0"/>) so that <see cref="VecDotAvx2Interleaved"/> can compute
+/// eight rows at once, a row per lane, with the same bits.
 /// </summary>
 /// <remarks>
 /// There are two implementations: <see cref="VecDotAvx2"/> (AVX2 + FMA) and <see cref="VecDotScalar"/>, a portable
@@ -103,8 +105,6 @@ public static unsafe class VecDot
         if (!avx2) return null;
         return type switch
         {
-            GgmlType.Q8_0 => &VecDotAvx2Multi.Q8_0x4,
-            GgmlType.Q4_0 => &VecDotAvx2Multi.Q4_0x4,
             GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
             GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
             GgmlType.Q5_K => &VecDotAvx2Multi.Q5_Kx4,

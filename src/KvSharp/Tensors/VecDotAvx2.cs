@@ -57,30 +57,42 @@ internal static unsafe class VecDotAvx2
         return Avx2.CompareEqual(bytes, Vector256<byte>.AllBitsSet);
     }
 
-    public static float Q8_0(byte* x, byte* y, int nb)
+    /// <summary>Sum of 8 int32 lanes (exact, so the order does not matter).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int HSumInt(Vector256<int> v)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
-        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes)
-        {
-            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
-            Vector256<sbyte> qx = Avx.LoadVector256((sbyte*)(x + 2));
-            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
-            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
-        }
-        return HSum8(acc);
+        Vector128<int> r = Sse2.Add(v.GetLower(), v.GetUpper());
+        r = Sse2.Add(r, Sse2.Shuffle(r, 0b_01_00_11_10));
+        return Sse2.Add(r, Sse2.Shuffle(r, 0b_10_11_00_01)).ToScalar();
     }
 
+    /// <summary>
+    /// Block-sequential order (see <see cref="VecDotScalar.Q8_0"/>): per block the exact integer dot, then one scalar
+    /// FMA. Used for matrices that are not row-interleaved (their tail rows, or matrices built in tests).
+    /// </summary>
+    public static float Q8_0(byte* x, byte* y, int nb)
+    {
+        float acc = 0;
+        for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes)
+        {
+            Vector256<sbyte> qx = Avx.LoadVector256((sbyte*)(x + 2));
+            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumI8Pairs(qx, qy)), acc);
+        }
+        return acc;
+    }
+
+    /// <summary>Block-sequential order, like <see cref="Q8_0"/>.</summary>
     public static float Q4_0(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes)
         {
-            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
             Vector256<sbyte> qx = Avx2.Subtract(Nibbles32(x + 2), Vector256.Create((byte)8)).AsSByte();
             Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
-            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumI8Pairs(qx, qy)), acc);
         }
-        return HSum8(acc);
+        return acc;
     }
 
     public static float Q5_0(byte* x, byte* y, int nb)

@@ -20,35 +20,18 @@ internal static unsafe class VecDotAvx2Multi
         return Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(ax, sy), Vector256.Create((short)1)));
     }
 
-    private const int Q8 = 0, Q4 = 1, Q5 = 2;
-
-    /// <summary>out[k] = dot(x, y + k*yStride) for k = 0..3; x is a Q8_0, Q4_0 or Q5_0 row (<paramref name="kind"/>), y Q8_0 rows.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Legacy8x4(byte* x, byte* y, nint yStride, int nb, float* result, int kind)
+    /// <summary>Four tokens of a Q5_0 row; per token the bits of <see cref="VecDotAvx2.Q5_0"/>.</summary>
+    public static void Q5_0x4(byte* x, byte* y, nint yStride, int n, float* result)
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        int xBytes = kind == Q4 ? Q4_0Bytes : kind == Q5 ? Q5_0Bytes : Q8_0Bytes;
-        for (int ib = 0; ib < nb; ib++, x += xBytes, y += Q8_0Bytes)
+        int nb = n / 32;
+        for (int ib = 0; ib < nb; ib++, x += Q5_0Bytes, y += Q8_0Bytes)
         {
             float dx = F16(x);
-            Vector256<sbyte> qx;
-            if (kind == Q4)
-            {
-                Vector128<byte> t = Sse2.LoadVector128(x + 2);
-                Vector256<byte> nib = Avx2.And(Vector256.Create(t, Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte()), Vector256.Create((byte)0x0F));
-                qx = Avx2.Subtract(nib, Vector256.Create((byte)8)).AsSByte();
-            }
-            else if (kind == Q5)
-            {
-                Vector128<byte> t = Sse2.LoadVector128(x + 6);
-                Vector256<byte> nib = Avx2.And(Vector256.Create(t, Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte()), Vector256.Create((byte)0x0F));
-                Vector256<byte> hi = Avx2.AndNot(VecDotAvx2.BytesFromBits32(*(uint*)(x + 2)), Vector256.Create((byte)0xF0));
-                qx = Avx2.Or(nib, hi).AsSByte();
-            }
-            else
-            {
-                qx = Avx.LoadVector256((sbyte*)(x + 2));
-            }
+            Vector128<byte> t = Sse2.LoadVector128(x + 6);
+            Vector256<byte> nib = Avx2.And(Vector256.Create(t, Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte()), Vector256.Create((byte)0x0F));
+            Vector256<byte> hi = Avx2.AndNot(VecDotAvx2.BytesFromBits32(*(uint*)(x + 2)), Vector256.Create((byte)0xF0));
+            Vector256<sbyte> qx = Avx2.Or(nib, hi).AsSByte();
             Vector256<byte> ax = Avx2.Sign(qx, qx).AsByte();
             byte* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
             a0 = Fma.MultiplyAdd(Vector256.Create(dx * F16(y0)), MulSumI8(ax, qx, (sbyte*)(y0 + 2)), a0);
@@ -62,13 +45,6 @@ internal static unsafe class VecDotAvx2Multi
         result[3] = VecDotAvx2.HSum8(a3);
     }
 
-    public static void Q8_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q8);
-
-    public static void Q4_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q4);
-
-    public static void Q5_0x4(byte* x, byte* y, nint yStride, int n, float* result) => Legacy8x4(x, y, yStride, n / 32, result, Q5);
-
-    /// <summary>Four-token Q6_K x Q8_K; per token the same operations as <see cref="VecDotAvx2.Q6_K"/>.</summary>
     public static void Q6_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
     {
         int nb = n / 256;

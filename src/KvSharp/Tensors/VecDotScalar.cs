@@ -42,38 +42,35 @@ internal static unsafe class VecDotScalar
         for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
     }
 
+    /// <summary>
+    /// Q8_0 weights x Q8_0 activations in block-sequential order (not ggml's lanes): per block the exact integer dot,
+    /// then acc = fma(dx * dy, sum, acc) in block order — the order in which <see cref="VecDotAvx2Interleaved"/>
+    /// accumulates eight rows side by side, one per lane.
+    /// </summary>
     public static float Q8_0(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q8_0Bytes, y += Q8_0Bytes)
         {
-            float d = F16(x) * F16(y);
-            for (int j = 0; j < 32; j++) wv[j] = (sbyte)x[2 + j];
-            Lanes8I lanes = default;
-            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
-            LegacyFinish(ref acc, ref lanes, d);
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += (sbyte)x[2 + j] * (sbyte)y[2 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
         }
-        return HSum8(ref acc);
+        return acc;
     }
 
+    /// <summary>Q4_0 weights x Q8_0 activations in block-sequential order, like <see cref="Q8_0"/>.</summary>
     public static float Q4_0(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q4_0Bytes, y += Q8_0Bytes)
         {
-            float d = F16(x) * F16(y);
+            int sum = 0;
             for (int j = 0; j < 16; j++)
-            {
-                wv[j] = (x[2 + j] & 0xF) - 8;
-                wv[j + 16] = (x[2 + j] >> 4) - 8;
-            }
-            Lanes8I lanes = default;
-            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
-            LegacyFinish(ref acc, ref lanes, d);
+                sum += ((x[2 + j] & 0xF) - 8) * (sbyte)y[2 + j] + ((x[2 + j] >> 4) - 8) * (sbyte)y[18 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
         }
-        return HSum8(ref acc);
+        return acc;
     }
 
     public static float Q5_0(byte* x, byte* y, int nb)

@@ -40,6 +40,12 @@ public readonly unsafe struct WeightMatrix
     /// <summary>First byte of row 0.</summary>
     public byte* Data { get; }
 
+    /// <summary>
+    /// The matrix's rows also laid out eight at a time for the interleaved kernels (Q8_0 and Q4_0; see
+    /// <see cref="InterleavedRows"/>), or null. <see cref="MatMul"/> gives the same bits either way; with it, faster.
+    /// </summary>
+    public InterleavedRows? Interleaved { get; init; }
+
     /// <summary>Total bytes of the matrix.</summary>
     public long TotalBytes => (long)Rows * RowBytes;
 

@@ -10,7 +10,16 @@ internal sealed unsafe class NativeWeights : IDisposable
     public readonly WeightMatrix Matrix;
     private byte* _data;
 
-    public NativeWeights(GgmlType type, int rows, int cols, int seed)
+    /// <summary>Wraps bytes the caller filled (<paramref name="rows"/> rows of <paramref name="type"/>).</summary>
+    public NativeWeights(GgmlType type, int rows, int cols, ReadOnlySpan<byte> bytes, bool interleave)
+    {
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, bytes.Length), 64);
+        bytes.CopyTo(new Span<byte>(_data, bytes.Length));
+        Matrix = new WeightMatrix(type, rows, cols, _data);
+        if (interleave) Matrix = Matrix with { Interleaved = InterleavedRows.Create(Matrix) };
+    }
+
+    public NativeWeights(GgmlType type, int rows, int cols, int seed, bool interleave = false)
     {
         long rowBytes = GgmlTypes.RowBytes(type, cols);
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)(rows * rowBytes), 64);
@@ -20,10 +29,12 @@ internal sealed unsafe class NativeWeights : IDisposable
             Quantize.Row(type, w, new Span<byte>(_data + r * rowBytes, (int)rowBytes));
         }
         Matrix = new WeightMatrix(type, rows, cols, _data);
+        if (interleave) Matrix = Matrix with { Interleaved = InterleavedRows.Create(Matrix) };
     }
 
     public void Dispose()
     {
+        Matrix.Interleaved?.Dispose();
         NativeMemory.AlignedFree(_data);
         _data = null;
     }
@@ -37,14 +48,14 @@ public class MatMulTests
 {
     private static int ColsFor(GgmlType type) => Math.Max(256, 2 * Granule(type));
 
-    private static float[] Multiply(KernelPool pool, in WeightMatrix w, float[] x, int nTokens)
+    internal static float[] Multiply(KernelPool pool, in WeightMatrix w, float[] x, int nTokens)
     {
         var y = new float[nTokens * w.Rows];
         new MatMul(pool).Multiply(w, x, nTokens, y);
         return y;
     }
 
-    private static void AssertBitsEqual(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string what)
+    internal static void AssertBitsEqual(ReadOnlySpan<float> want, ReadOnlySpan<float> got, string what)
     {
         Assert.Equal(want.Length, got.Length);
         for (int i = 0; i < want.Length; i++)

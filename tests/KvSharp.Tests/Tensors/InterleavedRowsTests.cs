@@ -1,0 +1,102 @@
+using KvSharp.Tensors;
+using static KvSharp.Tests.Tensors.MatMulTests;
+using static KvSharp.Tests.Tensors.TensorTestData;
+
+namespace KvSharp.Tests.Tensors;
+
+/// <summary>
+/// The interleaved Q8_0 / Q4_0 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
+/// </summary>
+[Collection(nameof(KernelSwitchCollection))]
+public class InterleavedRowsTests
+{
+    public static TheoryData<GgmlType, int, int, int> Shapes() => new()
+    {
+        { GgmlType.Q8_0, 8, 256, 1 },
+        { GgmlType.Q8_0, 37, 96, 9 },
+        { GgmlType.Q8_0, 70, 256, 16 },
+        { GgmlType.Q4_0, 8, 256, 4 },
+        { GgmlType.Q4_0, 37, 96, 9 },
+        { GgmlType.Q4_0, 70, 256, 13 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void EqualsSingleRowKernelsBitForBit(GgmlType type, int rows, int cols, int nTokens)
+    {
+        using var interleaved = new NativeWeights(type, rows, cols, 31, interleave: true);
+        using var plain = new NativeWeights(type, rows, cols, 31);
+        Assert.Equal(rows / 8, interleaved.Matrix.Interleaved!.Groups);
+        float[] x = Gaussian(nTokens * cols, 32);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var pool = new KernelPool(threads);
+            float[] y = Multiply(pool, interleaved.Matrix, x, nTokens);
+            AssertBitsEqual(Multiply(pool, plain.Matrix, x, nTokens), y, $"{type} {rows}x{cols}: interleaved vs plain, {threads} threads");
+            for (int t = 0; t < nTokens; t++)
+            {
+                byte[] xq = QuantizeRow(GgmlType.Q8_0, x.AsSpan(t * cols, cols));
+                for (int r = 0; r < rows; r++)
+                {
+                    float scalar = VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: false);
+                    Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(y[t * rows + r]));
+                    if (VecDot.IsAvx2Supported)
+                        Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: true)));
+                }
+                float[] alone = Multiply(pool, interleaved.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1);
+                AssertBitsEqual(y.AsSpan(t * rows, rows), alone, $"{type}: token {t} alone vs in a batch of {nTokens}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_0, 0xFF, 1f)]
+    [InlineData(GgmlType.Q4_0, 0xFF, -1f)]
+    [InlineData(GgmlType.Q4_0, 0x00, 1f)]
+    [InlineData(GgmlType.Q8_0, 0x7F, -1f)]
+    [InlineData(GgmlType.Q8_0, 0x80, 1f)]
+    public void ExtremeBlocksDoNotOverflow(GgmlType type, byte quantByte, float activation)
+    {
+        // Every quant at its extreme (Q4_0 nibbles 15 or 0; Q8_0 bytes 127 or -128) against activations of +-127:
+        // the largest partial sums the int16 lanes ever hold. The result must be the exact integer dot times the scales.
+        int rows = 8, cols = 64, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
+        var bytes = new byte[rows * cols / 32 * blockBytes];
+        for (int b = 0; b < bytes.Length; b += blockBytes)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(b, 2), (Half)1f);
+            bytes.AsSpan(b + 2, blockBytes - 2).Fill(quantByte);
+        }
+        using var w = new NativeWeights(type, rows, cols, bytes, interleave: true);
+        float[] x = Enumerable.Repeat(activation, cols).ToArray();
+        using var pool = new KernelPool(1);
+        float[] y = Multiply(pool, w.Matrix, x, 1);
+        int weight = type == GgmlType.Q8_0 ? (sbyte)quantByte : (quantByte & 0xF) - 8;
+        float dy = (float)(Half)(1f / 127);
+        float want = 0;
+        for (int b = 0; b < cols / 32; b++) want = MathF.FusedMultiplyAdd(dy, 32 * weight * 127 * MathF.Sign(activation), want);
+        foreach (float got in y) Assert.Equal(want, got);
+    }
+
+    [Theory]
+    [InlineData("Q8_0")]
+    [InlineData("Q4_0")]
+    public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
+    {
+        using var model = LlmModel.Load(Fixtures.Get("llama-gqa", type).GgufPath);
+        var layer = model.Weights.Layers[0];
+        foreach (var m in new[] { layer.Query, layer.Key, layer.Value, layer.AttentionOutput, layer.Gate, layer.Up, layer.Down, model.Weights.Output })
+        {
+            // llama.cpp's Q4_0 files keep the classifier in Q6_K, which has no interleaved kernels.
+            if (!InterleavedRows.Supports(m.Type))
+            {
+                Assert.Null(m.Interleaved);
+                continue;
+            }
+            Assert.NotNull(m.Interleaved);
+            Assert.Equal(m.Rows / 8, m.Interleaved!.Groups);
+            Assert.Equal(m.Rows / 8 * 8L * m.RowBytes, m.Interleaved.Bytes);
+        }
+        Assert.Null(model.Weights.TokenEmbedding.Interleaved);
+    }
+}
