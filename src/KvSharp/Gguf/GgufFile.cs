@@ -64,6 +64,9 @@ public sealed unsafe class GgufFile : IDisposable
         ? t
         : throw new GgufFormatException($"{Path}: tensor '{name}' is missing");
 
+    /// <summary>Lets the OS drop mapped pages of a range this process has copied elsewhere (see <see cref="MappedFile.AdviseNotNeeded"/>).</summary>
+    public void AdviseNotNeeded(byte* start, long bytes) => _file.AdviseNotNeeded(start, bytes);
+
     /// <summary>Pointer to a tensor's data inside the mapping (valid until Dispose).</summary>
     public byte* GetTensorPointer(GgufTensorInfo tensor)
     {

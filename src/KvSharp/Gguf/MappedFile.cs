@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 
 namespace KvSharp.Gguf;
 
@@ -45,6 +46,24 @@ public sealed unsafe class MappedFile : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// Tells the OS that the pages wholly inside [start, start + bytes) will not be read soon, so they leave this
+    /// process's resident memory (they stay in the page cache, and reading them again simply faults them back in).
+    /// Used after a matrix was copied into another layout. Only on Linux; elsewhere, and on any error, nothing happens.
+    /// </summary>
+    public void AdviseNotNeeded(byte* start, long bytes)
+    {
+        if (!OperatingSystem.IsLinux() || start < Pointer || start + bytes > Pointer + Length) return;
+        long page = Environment.SystemPageSize;
+        long first = ((long)start + page - 1) & ~(page - 1), end = ((long)start + bytes) & ~(page - 1);
+        if (end > first) _ = madvise((nint)first, (nuint)(end - first), MadviseDontNeed);
+    }
+
+    private const int MadviseDontNeed = 4;
+
+    [DllImport("libc", SetLastError = false)]
+    private static extern int madvise(nint address, nuint length, int advice);
 
     /// <summary>The first min(Length, 2 GiB) bytes, for parsing headers.</summary>
     public ReadOnlySpan<byte> Head => new(Pointer, (int)Math.Min(Length, int.MaxValue));

@@ -28,12 +28,15 @@ public static unsafe class GgufModelLoader
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
         // Matrices that feed matmuls get an interleaved copy where their type has interleaved kernels; the token
         // embedding is only looked up row by row, so it stays as it is (unless it is also the classifier).
-        WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows));
-        WeightMatrix Interleave(WeightMatrix m)
+        // The copied bytes are then advised out of resident memory, so the model is not held twice; only the rows past
+        // the last group of eight are still read there (they fault back in), and a tied embedding keeps its pages.
+        WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows), lookedUp: false);
+        WeightMatrix Interleave(WeightMatrix m, bool lookedUp)
         {
             if (!InterleavedRows.Supports(m.Type) || m.Rows < InterleavedRows.RowsPerGroup) return m;
             var rows = InterleavedRows.Create(m);
             interleaved.Add(rows);
+            if (!lookedUp) file.AdviseNotNeeded(m.Data, rows.Bytes);
             return m with { Interleaved = rows };
         }
 
@@ -60,7 +63,7 @@ public static unsafe class GgufModelLoader
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");
-        var output = tied ? Interleave(tokenEmbedding) : Matrix("output.weight", e, v);
+        var output = tied ? Interleave(tokenEmbedding, lookedUp: true) : Matrix("output.weight", e, v);
         float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
         return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
     }
