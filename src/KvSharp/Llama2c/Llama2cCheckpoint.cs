@@ -91,8 +91,10 @@ public static unsafe class Llama2cCheckpoint
         byte* classifier = shared ? embedding : cursor;
 
         static float[] Floats(byte* at, long offset, int count) => new ReadOnlySpan<float>((float*)at + offset, count).ToArray();
-        static WeightMatrix At(byte* kind, int layer, int rows, int cols) =>
-            new(GgmlType.F32, rows, cols, kind + (long)layer * rows * cols * 4);
+        // Matmul weights get interleaved copies (see InterleavedCopies); the embedding is looked up row by row.
+        using var copies = new InterleavedCopies((at, bytes) => file.AdviseNotNeeded((byte*)at, bytes));
+        WeightMatrix At(byte* kind, int layer, int rows, int cols) =>
+            copies.Interleave(new(GgmlType.F32, rows, cols, kind + (long)layer * rows * cols * 4));
 
         var layerWeights = new LayerWeights[layers];
         for (int l = 0; l < layers; l++)
@@ -111,8 +113,9 @@ public static unsafe class Llama2cCheckpoint
             };
         }
         var embeddingMatrix = new WeightMatrix(GgmlType.F32, vocab, dim, embedding);
-        var weights = new ModelWeights(file, embeddingMatrix, layerWeights, Floats(rmsFinal, 0, dim),
-            shared ? embeddingMatrix : new WeightMatrix(GgmlType.F32, vocab, dim, classifier), shared, null);
+        var output = copies.Interleave(shared ? embeddingMatrix : new WeightMatrix(GgmlType.F32, vocab, dim, classifier), lookedUp: shared);
+        var weights = new ModelWeights(file, embeddingMatrix, layerWeights, Floats(rmsFinal, 0, dim), output, shared, null);
+        copies.Keep();
         return (config, weights);
     }
 }

@@ -11,34 +11,20 @@ public static unsafe class GgufModelLoader
 {
     public static ModelWeights Load(GgufFile file, ModelConfig c)
     {
-        var interleaved = new List<InterleavedRows>();
-        try
+        var copies = new InterleavedCopies((p, bytes) => file.AdviseNotNeeded((byte*)p, bytes));
+        using (copies)
         {
-            return Load(file, c, interleaved);
-        }
-        catch
-        {
-            foreach (var rows in interleaved) rows.Dispose();
-            throw;
+            var weights = Load(file, c, copies);
+            copies.Keep();
+            return weights;
         }
     }
 
-    private static ModelWeights Load(GgufFile file, ModelConfig c, List<InterleavedRows> interleaved)
+    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies copies)
     {
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
-        // Matrices that feed matmuls get an interleaved copy where their type has interleaved kernels; the token
-        // embedding is only looked up row by row, so it stays as it is (unless it is also the classifier).
-        // The copied bytes are then advised out of resident memory, so the model is not held twice; only the rows past
-        // the last group of eight are still read there (they fault back in), and a tied embedding keeps its pages.
-        WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows), lookedUp: false);
-        WeightMatrix Interleave(WeightMatrix m, bool lookedUp)
-        {
-            if (!InterleavedRows.Supports(m.Type) || m.Rows < InterleavedRows.RowsPerGroup) return m;
-            var rows = InterleavedRows.Create(m);
-            interleaved.Add(rows);
-            if (!lookedUp) file.AdviseNotNeeded(m.Data, rows.Bytes);
-            return m with { Interleaved = rows };
-        }
+        // Matmul weights get interleaved copies; the token embedding is only looked up row by row (unless tied).
+        WeightMatrix Matrix(string name, int cols, int rows) => copies.Interleave(MatrixView(file, name, cols, rows));
 
         var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
         var layers = new LayerWeights[c.LayerCount];
@@ -63,7 +49,7 @@ public static unsafe class GgufModelLoader
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");
-        var output = tied ? Interleave(tokenEmbedding, lookedUp: true) : Matrix("output.weight", e, v);
+        var output = tied ? copies.Interleave(tokenEmbedding, lookedUp: true) : Matrix("output.weight", e, v);
         float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
         return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
     }

@@ -13,6 +13,8 @@ namespace KvSharp.Tensors;
 /// <item>Q4_0: four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
 /// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3).</item>
 /// </list>
+/// F32 groups are simply column-major: column c's eight values (rows 0..7) side by side, so one load gives the eight
+/// rows' weights for a column and a token's value is broadcast against them.
 /// A token's four activation bytes for those elements are broadcast to all lanes, so vpmaddubsw multiplies each row's
 /// four weights by them and eight rows' dot products grow in eight lanes, with no horizontal sums.
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
@@ -33,7 +35,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -49,11 +51,23 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>Copies <paramref name="w"/> (Q8_0 or Q4_0) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0 and Q4_0)", nameof(w));
-        int groups = w.Rows / RowsPerGroup, blocks = w.Cols / QK;
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0 and F32)", nameof(w));
+        int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
         byte* data = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        if (w.Type == GgmlType.F32)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                float* src = (float*)(w.Data + (long)g * groupBytes), dst = (float*)(data + (long)g * groupBytes);
+                for (int r = 0; r < RowsPerGroup; r++)
+                    for (int c = 0; c < w.Cols; c++)
+                        dst[(long)c * RowsPerGroup + r] = src[(long)r * w.Cols + c];
+            }
+            return new InterleavedRows(data, bytes, groups, groupBytes);
+        }
+        int blocks = w.Cols / QK;
         int blockBytes = w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, vectors = w.Type == GgmlType.Q8_0 ? 8 : 4;
         for (int g = 0; g < groups; g++)
         {

@@ -17,7 +17,8 @@ namespace KvSharp.Tensors;
 /// <see cref="VecDotAvx2Multi"/> adds four-token variants (one weight row, four activation rows) that are again
 /// bit-identical per token; <see cref="MatMul"/> uses them for batches.
 /// Where ggml's C leaves the compiler a choice (GCC contracts <c>s += a*b</c> into an FMA by default), we use the
-/// FMA: the Q5_1 and Q5_K min corrections, the F32 tail and the BF16 body.
+/// FMA: the Q5_1 and Q5_K min corrections and the BF16 body. F32, like Q8_0 and Q4_0, has its own order (two FMA
+/// chains per row, <see cref="VecDotScalar.DotF32"/>) so that interleaved rows reproduce it.
 /// </remarks>
 public static unsafe class VecDot
 {
@@ -113,13 +114,6 @@ public static unsafe class VecDot
             _ => null,
         };
     }
-
-    /// <summary>
-    /// The two-row, four-token kernel (w, wStride, a, aStride, n, result[2 x 4]) for a weight type, or null; results are
-    /// bit-identical to <see cref="Kernel"/>'s. Only F32 has one: there loads, not arithmetic, limit a single row.
-    /// </summary>
-    internal static delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4(GgmlType type, bool avx2)
-        => avx2 && type == GgmlType.F32 ? &VecDotAvx2Multi.F32x2x4 : null;
 
     private static float Q8_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q8_0(w, a, n / 32);
     private static float Q4_0Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_0(w, a, n / 32);

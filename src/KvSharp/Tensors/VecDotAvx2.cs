@@ -274,21 +274,8 @@ internal static unsafe class VecDotAvx2
         return Sse3.HorizontalAdd(t, t).ToScalar();
     }
 
-    public static float DotF32(float* x, float* y, int n)
-    {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        int np = n & ~31;
-        for (int i = 0; i < np; i += 32)
-        {
-            a0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.LoadVector256(y + i), a0);
-            a1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.LoadVector256(y + i + 8), a1);
-            a2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.LoadVector256(y + i + 16), a2);
-            a3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.LoadVector256(y + i + 24), a3);
-        }
-        float sum = Reduce4(a0, a1, a2, a3);
-        for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(x[i], y[i], sum);
-        return sum;
-    }
+    /// <summary>F32 in the interleaved kernels' order (see <see cref="VecDotScalar.DotF32"/>); for rows outside any group.</summary>
+    public static float DotF32(float* x, float* y, int n) => VecDotScalar.DotF32(x, y, n);
 
     /// <summary>
     /// 8 binary16 -> 8 binary32, exactly (.NET exposes no F16C): exponent and mantissa are placed in a float and

@@ -60,8 +60,8 @@ internal static unsafe class VecDotAvx2F16
 
     /// <summary>
     /// Two F16 weight rows times four widened activation rows: result[4 * row + token], each the bits of
-    /// <see cref="Dot"/>. As in <see cref="VecDotAvx2Multi.F32x2x4"/>, DotF16's four accumulator chains run one after
-    /// the other, so each converted weight vector feeds four FMAs.
+    /// <see cref="Dot"/>. DotF16's four accumulator chains run one after the other
+    /// (<see cref="VecDotAvx2Multi.Accumulate2x4{TLoad}"/>), so each converted weight vector feeds four FMAs.
     /// </summary>
     public static void Dot2x4(byte* x, nint xStride, byte* y, nint yStride, int n, float* result)
     {

@@ -179,4 +179,52 @@ internal static unsafe class VecDotAvx2Interleaved
         }
         Avx.Store(output, acc);
     }
+
+    /// <summary>
+    /// Eight interleaved F32 rows x four tokens. Per row and token two FMA chains, even and odd columns, added at the
+    /// end (<see cref="VecDotScalar.DotF32"/>'s order): two chains hide FMA latency when one token runs alone, and
+    /// four tokens x two chains are eight accumulators, what the registers hold beside a weight load and a broadcast.
+    /// </summary>
+    public static void F32x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        float* wf = (float*)w, y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
+        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+        int c = 0;
+        for (; c + 2 <= n; c += 2, wf += 16)
+        {
+            Vector256<float> we = Avx.LoadVector256(wf), wo = Avx.LoadVector256(wf + 8);
+            a0 = Fma.MultiplyAdd(we, Vector256.Create(y0[c]), a0);
+            b0 = Fma.MultiplyAdd(wo, Vector256.Create(y0[c + 1]), b0);
+            a1 = Fma.MultiplyAdd(we, Vector256.Create(y1[c]), a1);
+            b1 = Fma.MultiplyAdd(wo, Vector256.Create(y1[c + 1]), b1);
+            a2 = Fma.MultiplyAdd(we, Vector256.Create(y2[c]), a2);
+            b2 = Fma.MultiplyAdd(wo, Vector256.Create(y2[c + 1]), b2);
+            a3 = Fma.MultiplyAdd(we, Vector256.Create(y3[c]), a3);
+            b3 = Fma.MultiplyAdd(wo, Vector256.Create(y3[c + 1]), b3);
+        }
+        if (c < n)
+        {
+            Vector256<float> we = Avx.LoadVector256(wf);
+            a0 = Fma.MultiplyAdd(we, Vector256.Create(y0[c]), a0);
+            a1 = Fma.MultiplyAdd(we, Vector256.Create(y1[c]), a1);
+            a2 = Fma.MultiplyAdd(we, Vector256.Create(y2[c]), a2);
+            a3 = Fma.MultiplyAdd(we, Vector256.Create(y3[c]), a3);
+        }
+        Store4(output, outStride, Avx.Add(a0, b0), Avx.Add(a1, b1), Avx.Add(a2, b2), Avx.Add(a3, b3));
+    }
+
+    /// <summary>Eight interleaved F32 rows x one token; see <see cref="F32x4"/>.</summary>
+    public static void F32x1(byte* w, byte* y, int n, float* output)
+    {
+        float* wf = (float*)w, yf = (float*)y;
+        Vector256<float> a = default, b = default;
+        int c = 0;
+        for (; c + 2 <= n; c += 2, wf += 16)
+        {
+            a = Fma.MultiplyAdd(Avx.LoadVector256(wf), Vector256.Create(yf[c]), a);
+            b = Fma.MultiplyAdd(Avx.LoadVector256(wf + 8), Vector256.Create(yf[c + 1]), b);
+        }
+        if (c < n) a = Fma.MultiplyAdd(Avx.LoadVector256(wf), Vector256.Create(yf[c]), a);
+        Avx.Store(output, Avx.Add(a, b));
+    }
 }

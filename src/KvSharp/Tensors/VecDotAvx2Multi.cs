@@ -234,15 +234,10 @@ internal static unsafe class VecDotAvx2Multi
         }
     }
 
-    /// <summary>How a two-row kernel reads eight weights of a row as floats (plain F32, or F16 widened).</summary>
+    /// <summary>How a two-row kernel reads eight weights of a row as floats (F16 widened; F32 rows are interleaved instead).</summary>
     internal interface IWeightLoad
     {
         static abstract Vector256<float> Load(byte* row, int i);
-    }
-
-    internal readonly struct F32Weights : IWeightLoad
-    {
-        public static Vector256<float> Load(byte* row, int i) => Avx.LoadVector256((float*)row + i);
     }
 
     /// <summary>
@@ -288,26 +283,6 @@ internal static unsafe class VecDotAvx2Multi
     }
 
     private const int ColumnBlock = 1024;
-
-    /// <summary>
-    /// Two F32 weight rows (x, x + xStride) times four F32 activation rows: result[4 * row + token], each exactly
-    /// <see cref="VecDotAvx2.DotF32"/>'s bits (see <see cref="Accumulate2x4{TLoad}"/>).
-    /// </summary>
-    public static void F32x2x4(byte* x, nint xStride, byte* y, nint yStride, int n, float* result)
-    {
-        float* w0 = (float*)x, w1 = (float*)(x + xStride);
-        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
-        int np = n & ~31;
-        Vector256<float>* part = stackalloc Vector256<float>[32]; // [k][row * 4 + token]
-        Accumulate2x4<F32Weights>(x, x + xStride, y0, y1, y2, y3, np, part);
-        for (int j = 0; j < 8; j++)
-        {
-            float* w = j < 4 ? w0 : w1, a = (j & 3) switch { 0 => y0, 1 => y1, 2 => y2, _ => y3 };
-            float sum = VecDotAvx2.Reduce4(part[j], part[8 + j], part[16 + j], part[24 + j]);
-            for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(w[i], a[i], sum);
-            result[j] = sum;
-        }
-    }
 
     /// <summary>Two sub-blocks (32 low + 32 high quants) times a token's 64 Q8_K quants, scaled: 8 int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -228,16 +228,21 @@ internal static unsafe class VecDotScalar
         return (t0 + t1) + (t2 + t3);
     }
 
+    /// <summary>
+    /// F32 in the order of <see cref="VecDotAvx2Interleaved.F32x4"/>: two FMA chains, even and odd columns, then their
+    /// sum. (Not ggml's 32-lane order: interleaved rows put a row in one lane, so a row's sum is a chain.)
+    /// </summary>
     public static float DotF32(float* x, float* y, int n)
     {
-        float* acc = stackalloc float[32];
-        new Span<float>(acc, 32).Clear();
-        int np = n & ~31;
-        for (int i = 0; i < np; i += 32)
-            for (int k = 0; k < 32; k++) acc[k] = MathF.FusedMultiplyAdd(x[i + k], y[i + k], acc[k]);
-        float sum = Reduce4x8(acc);
-        for (int i = np; i < n; i++) sum = MathF.FusedMultiplyAdd(x[i], y[i], sum);
-        return sum;
+        float a = 0, b = 0;
+        int c = 0;
+        for (; c + 2 <= n; c += 2)
+        {
+            a = MathF.FusedMultiplyAdd(x[c], y[c], a);
+            b = MathF.FusedMultiplyAdd(x[c + 1], y[c + 1], b);
+        }
+        if (c < n) a = MathF.FusedMultiplyAdd(x[c], y[c], a);
+        return a + b;
     }
 
     public static float DotF16(ushort* x, ushort* y, int n)

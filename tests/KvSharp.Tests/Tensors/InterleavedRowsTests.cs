@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -19,6 +19,9 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 8, 256, 4 },
         { GgmlType.Q4_0, 37, 96, 9 },
         { GgmlType.Q4_0, 70, 256, 13 },
+        { GgmlType.F32, 8, 64, 5 },
+        { GgmlType.F32, 37, 33, 9 },
+        { GgmlType.F32, 70, 100, 16 },
     };
 
     [Theory]
@@ -36,7 +39,7 @@ public class InterleavedRowsTests
             AssertBitsEqual(Multiply(pool, plain.Matrix, x, nTokens), y, $"{type} {rows}x{cols}: interleaved vs plain, {threads} threads");
             for (int t = 0; t < nTokens; t++)
             {
-                byte[] xq = QuantizeRow(GgmlType.Q8_0, x.AsSpan(t * cols, cols));
+                byte[] xq = QuantizeRow(GgmlTypes.VecDotType(type), x.AsSpan(t * cols, cols));
                 for (int r = 0; r < rows; r++)
                 {
                     float scalar = VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: false);
@@ -81,6 +84,7 @@ public class InterleavedRowsTests
     [Theory]
     [InlineData("Q8_0")]
     [InlineData("Q4_0")]
+    [InlineData("F32")]
     public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
     {
         using var model = LlmModel.Load(Fixtures.Get("llama-gqa", type).GgufPath);
