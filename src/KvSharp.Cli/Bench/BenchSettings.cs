@@ -31,7 +31,7 @@ public sealed record BenchSettings
     public int? PromptTokens { get; init; }
     public int? GenTokens { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
-    /// <summary>Measured runs per length after the warm-up (default: 5 for speed, 1 for cache).</summary>
+    /// <summary>Measured runs per length after the warm-up (default: 5 for speed, 3 per level for concurrency, 1 for cache).</summary>
     public int? Repetitions { get; init; }
     /// <summary>The cache mode compared with <see cref="KvCacheMode.None"/> in the cache scenario.</summary>
     public KvCacheMode CacheMode { get; init; } = KvCacheMode.Contiguous;

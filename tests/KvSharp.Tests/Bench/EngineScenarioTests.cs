@@ -49,6 +49,12 @@ public sealed class EngineScenarioTests : IDisposable
         var runs = json.GetProperty("runs");
         Assert.Equal([1, 4, 16, 64], runs.EnumerateArray().Select(r => r.GetProperty("concurrency").GetInt32()));
         Assert.All(runs.EnumerateArray(), r => Assert.True(r.GetProperty("tokens_per_s").GetDouble() > 0));
+        // The median of three runs per level.
+        Assert.All(runs.EnumerateArray(), r =>
+        {
+            Assert.Equal(3, r.GetProperty("repetitions").GetInt32());
+            Assert.InRange(r.GetProperty("tokens_per_s").GetDouble(), r.GetProperty("tokens_per_s_min").GetDouble(), r.GetProperty("tokens_per_s_max").GetDouble());
+        });
         // Each of the c sequences decodes 5 tokens after its first (which came from the prefill).
         Assert.Equal([5L, 20L, 80L, 320L], runs.EnumerateArray().Select(r => r.GetProperty("generated_tokens").GetInt64()));
     }
