@@ -18,7 +18,7 @@ internal static class BenchCommand
         var prompt = new Option<int?>("--prompt-tokens", "-p") { Description = "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000)" };
         var gen = new Option<int?>("--gen-tokens", "-n") { Description = "tokens to generate (default speed 64 and 256, cache 500)" };
         var threads = CommonOptions.Threads();
-        var reps = new Option<int?>("--repetitions", "-r") { Description = "measured runs per length after a warm-up; the median is reported (default speed 5, cache 1)" };
+        var reps = new Option<int?>("--repetitions", "-r") { Description = "measured runs per length after a warm-up; the median is reported (default speed 5, concurrency 3 per level, cache 1)" };
         var warmup = new Option<double>("--warmup") { Description = "seconds of warm-up runs before each measured length (at least 2 runs)", DefaultValueFactory = _ => 3 };
         var cache = new Option<KvCacheMode>("--cache") { Description = "cache scenario: the cache compared with none (contiguous or static)", DefaultValueFactory = _ => KvCacheMode.Contiguous };
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
