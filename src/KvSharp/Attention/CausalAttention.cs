@@ -91,17 +91,48 @@ public static class CausalAttention
     /// </summary>
     private static void FoldTile(Span<float> s, ref float runningMax, ref float runningSum, Span<float> output)
     {
-        float tileMax = float.NegativeInfinity;
-        foreach (float x in s) tileMax = MathF.Max(tileMax, x);
-        float newMax = MathF.Max(runningMax, tileMax);
+        float newMax = MathF.Max(runningMax, Max(s));
         float correction = MathF.Exp(runningMax - newMax);
         runningSum = ExpSum(s, newMax, runningSum * correction);
         runningMax = newMax;
         if (correction != 1f) Scale(output, correction);
     }
 
+    /// <summary>
+    /// The largest of <paramref name="s"/> (or -∞): an IEEE maximum, which has one answer whatever the order of
+    /// comparison (+0 above -0, NaN if any is NaN), so eight lanes at a time give the sequential loop's bits.
+    /// </summary>
+    private static float Max(ReadOnlySpan<float> s)
+    {
+        int j = 0;
+        float max = float.NegativeInfinity;
+        if (Vector256.IsHardwareAccelerated && s.Length >= 8)
+        {
+            ref float p = ref MemoryMarshal.GetReference(s);
+            Vector256<float> m = Vector256.LoadUnsafe(ref p);
+            for (j = 8; j <= s.Length - 8; j += 8) m = Vector256.Max(m, Vector256.LoadUnsafe(ref p, (nuint)j));
+            for (int lane = 0; lane < 8; lane++) max = MathF.Max(max, m[lane]);
+        }
+        for (; j < s.Length; j++) max = MathF.Max(max, s[j]);
+        return max;
+    }
+
     /// <summary>s[j] = exp(s[j] - max) in place; returns <paramref name="sum"/> plus the new values, added in index order.</summary>
     private static float ExpSum(Span<float> s, float max, float sum)
+    {
+        Exp(s, max);
+        return Sum(s, sum);
+    }
+
+    /// <summary>start + s[0] + s[1] + ... in index order; kept out of line so the running sum stays in a register.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static float Sum(ReadOnlySpan<float> s, float start)
+    {
+        foreach (float x in s) start += x;
+        return start;
+    }
+
+    private static void Exp(Span<float> s, float max)
     {
         int j = 0;
         if (Avx2.IsSupported && Fma.IsSupported)
@@ -111,8 +142,6 @@ public static class CausalAttention
                 FastExp.Avx2Exp(Vector256.LoadUnsafe(ref p, (nuint)j) - Vector256.Create(max)).StoreUnsafe(ref p, (nuint)j);
         }
         for (; j < s.Length; j++) s[j] = FastExp.Scalar(s[j] - max);
-        foreach (float x in s) sum += x;
-        return sum;
     }
 
     /// <summary>
