@@ -1,23 +1,51 @@
+using System.Runtime.InteropServices;
+
 namespace KvSharp.Attention;
 
 /// <summary>
-/// Where the attention kernel finds the key and value row of a position for one layer and KV head. Implemented by
-/// small structs so the kernel is specialised per storage layout (contiguous rows, or rows behind a block table)
-/// with no virtual call per position.
+/// Where the attention kernel finds the key and value rows of one layer and KV head. A position's key row starts
+/// at <see cref="KeyOrigin"/> + offset and its value row at <see cref="ValueOrigin"/> + the same offset; the kernel
+/// asks for a tile's offsets once (<see cref="RowOffsets"/>) and then walks the rows without a lookup or a bounds
+/// check per position and query. Implemented by small structs so the kernel is specialised per storage layout
+/// (contiguous rows, or rows behind a block table) with no virtual call.
 /// </summary>
 public interface IKvRows
 {
-    ReadOnlySpan<float> Key(int position);
-    ReadOnlySpan<float> Value(int position);
+    ref readonly float KeyOrigin { get; }
+    ref readonly float ValueOrigin { get; }
+
+    /// <summary>
+    /// offsets[i] = where the rows of position start + i begin, in floats from the origins. Throws if a position
+    /// is not stored, so every row the kernel reads lies inside the store.
+    /// </summary>
+    void RowOffsets(int start, scoped Span<nint> offsets);
 }
 
 /// <summary>Rows of one head laid out contiguously: row p at p x headDim.</summary>
-public readonly ref struct ContiguousKvRows(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int headDim) : IKvRows
+public readonly ref struct ContiguousKvRows : IKvRows
 {
-    private readonly ReadOnlySpan<float> _keys = keys;
-    private readonly ReadOnlySpan<float> _values = values;
-    private readonly int _headDim = headDim;
+    private readonly ReadOnlySpan<float> _keys;
+    private readonly ReadOnlySpan<float> _values;
+    private readonly int _headDim;
 
-    public ReadOnlySpan<float> Key(int position) => _keys.Slice(position * _headDim, _headDim);
-    public ReadOnlySpan<float> Value(int position) => _values.Slice(position * _headDim, _headDim);
+    public ContiguousKvRows(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int headDim)
+    {
+        // Offsets are shared by keys and values, so both must hold the same rows.
+        int rows = Math.Min(keys.Length, values.Length) / headDim;
+        _keys = keys[..(rows * headDim)];
+        _values = values[..(rows * headDim)];
+        _headDim = headDim;
+    }
+
+    public ref readonly float KeyOrigin => ref MemoryMarshal.GetReference(_keys);
+    public ref readonly float ValueOrigin => ref MemoryMarshal.GetReference(_values);
+
+    public void RowOffsets(int start, scoped Span<nint> offsets)
+    {
+        if (start < 0 || (long)(start + offsets.Length) * _headDim > _keys.Length)
+            throw new ArgumentOutOfRangeException(nameof(start), start,
+                $"positions [{start}, {start + offsets.Length}) are outside the {_keys.Length / _headDim} stored rows");
+        nint at = (nint)start * _headDim;
+        for (int i = 0; i < offsets.Length; i++, at += _headDim) offsets[i] = at;
+    }
 }

@@ -1,3 +1,5 @@
+using KvSharp.Attention;
+
 namespace KvSharp.Cache;
 
 /// <summary>
@@ -20,11 +22,11 @@ public interface IKvStore
     void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
 
     /// <summary>
-    /// Attention of one group of query heads (those sharing <paramref name="kvHead"/>) over positions [0, end)
-    /// of <paramref name="layer"/>; see <see cref="Attention.CausalAttention.AttendGroup{TRows}"/>.
+    /// Attention of a block of this sequence's tokens, for the query heads sharing <paramref name="kvHead"/>, over
+    /// <paramref name="layer"/>: token t of the block attends to positions [0, block.FirstPosition + t]; see
+    /// <see cref="CausalAttention.Attend{TRows}"/>.
     /// </summary>
-    void Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
-        Span<float> output, Span<float> scratch);
+    void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
 
     /// <summary>Declares positions [Length, <paramref name="length"/>) written for every layer.</summary>
     void Commit(int length);

@@ -93,11 +93,10 @@ public sealed class KvCache : IKvStore
         }
     }
 
-    void IKvStore.Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
-        Span<float> output, Span<float> scratch)
+    void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         var rows = new ContiguousKvRows(Keys(layer, kvHead), Values(layer, kvHead), HeadDim);
-        CausalAttention.AttendGroup(queries, rows, HeadDim, groupSize, end, scale, output, scratch);
+        CausalAttention.Attend(block, rows, scale, scratch);
     }
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>

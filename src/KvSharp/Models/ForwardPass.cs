@@ -27,6 +27,18 @@ public sealed class ForwardPass
     // Per row: the sequence it belongs to and its position there.
     private readonly IKvStore[] _rowStore;
     private readonly int[] _rowPosition;
+    // Attention work: blocks of consecutive rows of one sequence (first row, row count) and the order to run them in.
+    private readonly int[] _blockFirstRow, _blockTokens, _blockCost, _blockOrder;
+    private int _blockCount;
+
+    /// <summary>
+    /// The most tokens one attention work item serves: each key and value row is loaded once for all of them, and
+    /// beyond this the rows are already reused enough that bigger blocks only make the items harder to balance.
+    /// </summary>
+    private const int MaxBlockTokens = 16;
+
+    /// <summary>Attention items per thread to aim for, so that dealing the costliest first evens the threads out.</summary>
+    private const int ItemsPerThread = 8;
 
     public int MaxBatch { get; }
 
@@ -55,6 +67,10 @@ public sealed class ForwardPass
         _hidden = new float[maxBatch * config.EmbeddingDim];
         _rowStore = new IKvStore[maxBatch];
         _rowPosition = new int[maxBatch];
+        _blockFirstRow = new int[maxBatch];
+        _blockTokens = new int[maxBatch];
+        _blockCost = new int[maxBatch];
+        _blockOrder = new int[maxBatch];
     }
 
     /// <summary>
@@ -97,6 +113,7 @@ public sealed class ForwardPass
                     _rowPosition[row] = s.Store.Length + i;
                 }
             }
+            PlanAttentionBlocks(segments, n);
             try
             {
                 RunLayers(tokens, n);
@@ -176,7 +193,7 @@ public sealed class ForwardPass
                 _rowStore[t].Write(l, _rowPosition[t], k.Slice(t * kvd, kvd), v.Slice(t * kvd, kvd));
             }
             var work = new AttentionWork(this, l);
-            _pool.Run(ref work, n * _c.KvHeadCount);
+            _pool.Run(ref work, _blockCount * _c.KvHeadCount);
             _matMul.Multiply(layer.AttentionOutput, attn, n, proj);
             FloatOps.Add(x, proj);
 
@@ -190,14 +207,45 @@ public sealed class ForwardPass
         }
     }
 
-    /// <summary>One (token, KV head) pair: the token's query heads of that group attend over their sequence.</summary>
+    /// <summary>
+    /// Splits each segment's rows into query blocks of at most <see cref="MaxBlockTokens"/> tokens, small enough that
+    /// there are about <see cref="ItemsPerThread"/> (block, KV head) items per thread, and orders the blocks costliest
+    /// first (a block's work grows with its tokens times the positions they see) so the last items to be claimed are
+    /// the short ones. How rows are blocked never changes a bit of the result.
+    /// </summary>
+    private void PlanAttentionBlocks(ReadOnlySpan<BatchSegment> segments, int n)
+    {
+        int size = Math.Clamp(n * _c.KvHeadCount / (ItemsPerThread * _pool.Threads), 1, MaxBlockTokens);
+        int row = 0;
+        _blockCount = 0;
+        foreach (var s in segments)
+        {
+            int blocks = (s.TokenCount + size - 1) / size;
+            for (int b = 0; b < blocks; b++)
+            {
+                int tokens = s.TokenCount / blocks + (b < s.TokenCount % blocks ? 1 : 0);
+                _blockFirstRow[_blockCount] = row;
+                _blockTokens[_blockCount] = tokens;
+                _blockCost[_blockCount] = -tokens * (_rowPosition[row] + tokens);
+                _blockOrder[_blockCount] = _blockCount;
+                _blockCount++;
+                row += tokens;
+            }
+        }
+        Array.Sort(_blockCost, _blockOrder, 0, _blockCount);
+    }
+
+    /// <summary>One (query block, KV head) pair: the block's tokens, that group of query heads each, attend over their sequence.</summary>
     private void AttendItem(int layer, int item)
     {
-        int t = item / _c.KvHeadCount, h = item % _c.KvHeadCount;
-        int hd = _c.HeadDim, group = _c.GroupSize, width = group * hd, at = t * _c.QueryDim + h * width;
-        // Token t sees positions [0, its position]: the causal mask.
-        _rowStore[t].Attend(layer, h, _q.AsSpan(at, width), group, _rowPosition[t] + 1, _attentionScale,
-            _attn.AsSpan(at, width), _attnScratch.AsSpan(item * _scratchPerItem, _scratchPerItem));
+        int b = _blockOrder[item / _c.KvHeadCount], h = item % _c.KvHeadCount;
+        int first = _blockFirstRow[b], tokens = _blockTokens[b];
+        int hd = _c.HeadDim, group = _c.GroupSize, width = group * hd, at = first * _c.QueryDim + h * width;
+        int span = (tokens - 1) * _c.QueryDim + width;
+        // Token first + i sees positions [0, its position]: the causal mask.
+        var block = new QueryBlock(_q.AsSpan(at, span), _attn.AsSpan(at, span), tokens, _c.QueryDim, _rowPosition[first], group, hd);
+        _rowStore[first].Attend(layer, h, block, _attentionScale,
+            _attnScratch.AsSpan((h * MaxBatch + first) * _scratchPerItem, tokens * _scratchPerItem));
     }
 
     private readonly struct AttentionWork(ForwardPass owner, int layer) : IParallelWork

@@ -184,12 +184,24 @@ public sealed unsafe class KvBlockPool : IDisposable
     }
 
     /// <summary>Start of one head's rows (K or V) of one layer inside a block: BlockSize rows of head_dim.</summary>
-    public float* Rows(int block, int layer, bool value, int kvHead)
+    public float* Rows(int block, int layer, bool value, int kvHead) => Origin + RowsOffset(block, layer, value, kvHead);
+
+    /// <summary>Where <see cref="Rows"/> starts, in floats from <see cref="Origin"/>.</summary>
+    public long RowsOffset(int block, int layer, bool value, int kvHead) =>
+        block * BlockFloats + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize * Config.HeadDim;
+
+    /// <summary>The start of the pool's storage, which every block lies after.</summary>
+    public float* Origin
     {
-        ObjectDisposedException.ThrowIf(_storage == null, this);
-        long offset = block * BlockFloats + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize * Config.HeadDim;
-        return _storage + offset;
+        get
+        {
+            ObjectDisposedException.ThrowIf(_storage == null, this);
+            return _storage;
+        }
     }
+
+    /// <summary>Floats from a head's K rows to its V rows of the same layer and block.</summary>
+    public long ValueRowsDistance => (long)Config.KvHeadCount * BlockSize * Config.HeadDim;
 
     /// <summary>Copies a whole block's contents (copy-on-write).</summary>
     public void CopyBlock(int from, int to) =>

@@ -79,11 +79,10 @@ public sealed unsafe class PagedKvSequence : IKvStore
         }
     }
 
-    public void Attend(int layer, int kvHead, ReadOnlySpan<float> queries, int groupSize, int end, float scale,
-        Span<float> output, Span<float> scratch)
+    public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         var rows = new PagedKvRows(_pool, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks), layer, kvHead);
-        CausalAttention.AttendGroup(queries, rows, _pool.Config.HeadDim, groupSize, end, scale, output, scratch);
+        CausalAttention.Attend(block, rows, scale, scratch);
     }
 
     public void Commit(int length)
@@ -131,16 +130,29 @@ public sealed unsafe class PagedKvSequence : IKvStore
     }
 }
 
-/// <summary>Key/value rows of one layer and KV head found through a block table.</summary>
+/// <summary>
+/// Key/value rows of one layer and KV head found through a block table. Offsets count from the pool's storage;
+/// a block keeps a layer's V rows a fixed distance after its K rows, so one offset serves both.
+/// </summary>
 public readonly unsafe ref struct PagedKvRows(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead) : IKvRows
 {
     private readonly KvBlockPool _pool = pool;
     private readonly ReadOnlySpan<int> _blocks = blocks;
     private readonly int _layer = layer, _head = kvHead, _size = pool.BlockSize, _hd = pool.Config.HeadDim;
 
-    public ReadOnlySpan<float> Key(int position) =>
-        new(_pool.Rows(_blocks[position / _size], _layer, false, _head) + position % _size * _hd, _hd);
+    public ref readonly float KeyOrigin => ref *_pool.Origin;
+    public ref readonly float ValueOrigin => ref *(_pool.Origin + _pool.ValueRowsDistance);
 
-    public ReadOnlySpan<float> Value(int position) =>
-        new(_pool.Rows(_blocks[position / _size], _layer, true, _head) + position % _size * _hd, _hd);
+    public void RowOffsets(int start, scoped Span<nint> offsets)
+    {
+        // One table lookup per block the positions cross, not per position.
+        int position = start, i = 0;
+        while (i < offsets.Length)
+        {
+            int slot = position % _size, run = Math.Min(_size - slot, offsets.Length - i);
+            nint at = (nint)_pool.RowsOffset(_blocks[position / _size], _layer, false, _head) + slot * _hd;
+            for (int end = i + run; i < end; i++, at += _hd) offsets[i] = at;
+            position += run;
+        }
+    }
 }

@@ -1,0 +1,130 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace KvSharp.Attention;
+
+/// <summary>
+/// The scores of one tile: query · key x scale for every query of a block and every key of the tile it attends to.
+/// Every score has exactly <see cref="Dot"/>'s bits — the same FMAs in the same order and the same horizontal sum —
+/// however many queries and keys are computed side by side, so a query's scores never depend on its block.
+/// </summary>
+internal static class KeyScores
+{
+    /// <summary>Eight keys at a time share each query load; needs FMA and a head_dim of whole 8-float vectors.</summary>
+    private static bool EightAtATime(int headDim) => Vector256.IsHardwareAccelerated && Fma.IsSupported && headDim % 8 == 0;
+
+    /// <summary>
+    /// scores[q x TileSize + j] = Dot(query q, key row offsets[j]) x scale for each token of the block whose causal
+    /// bound passes key tileStart + j (scores a little past a token's bound may be written too; they are never read).
+    /// </summary>
+    public static void Tile(scoped in QueryBlock block, ref float keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
+        float scale, Span<float> scores)
+    {
+        int headDim = block.HeadDim, group = block.GroupSize, tiles = CausalAttention.TileSize;
+        ref float query0 = ref MemoryMarshal.GetReference(block.Queries);
+        ref float score0 = ref MemoryMarshal.GetReference(scores);
+        int j = 0;
+        if (EightAtATime(headDim))
+            for (; j + 8 <= offsets.Length; j += 8)
+            {
+                int first = FirstToken(block, tileStart + j);
+                ScoreEight(ref keyOrigin, offsets.Slice(j, 8), ref Unsafe.Add(ref query0, first * block.Stride),
+                    block.Tokens - first, block.Stride, group, headDim, scale, ref Unsafe.Add(ref score0, first * group * tiles + j));
+            }
+        for (; j < offsets.Length; j++)
+        {
+            var key = MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref keyOrigin, offsets[j]), headDim);
+            for (int t = FirstToken(block, tileStart + j); t < block.Tokens; t++)
+                for (int g = 0; g < group; g++)
+                    scores[(t * group + g) * tiles + j] = Dot(block.Queries.Slice(t * block.Stride + g * headDim, headDim), key) * scale;
+        }
+    }
+
+    /// <summary>The first token of the block that attends to <paramref name="position"/>: tokens before it end earlier.</summary>
+    private static int FirstToken(scoped in QueryBlock block, int position) => Math.Max(0, position - block.FirstPosition);
+
+    /// <summary>
+    /// Eight keys against <paramref name="tokens"/> tokens' queries: per query the eight dot products run side by side
+    /// (one query load feeds eight FMAs), and their eight horizontal sums are done together in one transpose, each
+    /// in exactly <see cref="Dot"/>'s order.
+    /// </summary>
+    private static void ScoreEight(ref float keyOrigin, ReadOnlySpan<nint> keys, ref float query0, int tokens, int stride,
+        int group, int headDim, float scale, ref float score0)
+    {
+        ref float k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
+        ref float k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
+        ref float k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
+        ref float k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
+        Vector256<float> scaleVector = Vector256.Create(scale);
+        for (int t = 0; t < tokens; t++)
+            for (int g = 0; g < group; g++)
+            {
+                ref float q = ref Unsafe.Add(ref query0, t * stride + g * headDim);
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                for (nuint i = 0; i < (nuint)headDim; i += 8)
+                {
+                    Vector256<float> qv = Vector256.LoadUnsafe(ref q, i);
+                    a0 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
+                    a1 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
+                    a2 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
+                    a3 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
+                    a4 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k4, i), a4);
+                    a5 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k5, i), a5);
+                    a6 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k6, i), a6);
+                    a7 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k7, i), a7);
+                }
+                (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector)
+                    .StoreUnsafe(ref Unsafe.Add(ref score0, (t * group + g) * CausalAttention.TileSize));
+            }
+    }
+
+    /// <summary>
+    /// The eight horizontal sums of a0..a7 as one vector, each in <see cref="HorizontalSum"/>'s order: lanes i and
+    /// i + 4 first, then (x0 + x2) + (x1 + x3).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> SumEight(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7)
+    {
+        // x04 = [lo(a0) + hi(a0) | lo(a4) + hi(a4)]: four partial sums x0..x3 of a0 in the low half, of a4 in the high.
+        Vector256<float> x04 = Avx.Add(Avx.Permute2x128(a0, a4, 0x20), Avx.Permute2x128(a0, a4, 0x31));
+        Vector256<float> x15 = Avx.Add(Avx.Permute2x128(a1, a5, 0x20), Avx.Permute2x128(a1, a5, 0x31));
+        Vector256<float> x26 = Avx.Add(Avx.Permute2x128(a2, a6, 0x20), Avx.Permute2x128(a2, a6, 0x31));
+        Vector256<float> x37 = Avx.Add(Avx.Permute2x128(a3, a7, 0x20), Avx.Permute2x128(a3, a7, 0x31));
+        // Per half: [x0 + x2 of a0, of a1, x1 + x3 of a0, of a1] (and the same for a2, a3).
+        Vector256<float> y01 = Avx.Add(Avx.UnpackLow(x04, x15), Avx.UnpackHigh(x04, x15));
+        Vector256<float> y23 = Avx.Add(Avx.UnpackLow(x26, x37), Avx.UnpackHigh(x26, x37));
+        // (x0 + x2) + (x1 + x3) for a0, a1, a2, a3 in the low half and a4, a5, a6, a7 in the high half.
+        return Avx.Add(Avx.Shuffle(y01, y23, 0b01_00_01_00), Avx.Shuffle(y01, y23, 0b11_10_11_10));
+    }
+
+    /// <summary>Dot product with a fixed summation order (independent of where the spans sit in memory).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        float sum;
+        if (Vector256.IsHardwareAccelerated && a.Length >= 8)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i <= a.Length - 8; i += 8)
+                acc = Vector256.FusedMultiplyAdd(Vector256.Create(a.Slice(i, 8)), Vector256.Create(b.Slice(i, 8)), acc);
+            sum = HorizontalSum(acc);
+        }
+        else
+        {
+            sum = 0;
+        }
+        for (; i < a.Length; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalSum(Vector256<float> v)
+    {
+        var x = v.GetLower() + v.GetUpper();
+        return (x[0] + x[2]) + (x[1] + x[3]);
+    }
+}

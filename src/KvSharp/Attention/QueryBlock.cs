@@ -1,0 +1,52 @@
+namespace KvSharp.Attention;
+
+/// <summary>
+/// The queries one attention call serves: <see cref="Tokens"/> consecutive tokens of one sequence, each with the
+/// group of query heads that share one KV head. Token t sits at position FirstPosition + t and attends to
+/// positions [0, FirstPosition + t] (the causal mask), so a block reads the cache below FirstPosition + Tokens.
+/// Token t's heads are the consecutive rows at t x <see cref="Stride"/> of <see cref="Queries"/> and
+/// <see cref="Output"/> (the forward pass's [token][query head][head_dim] layout, viewed from one group).
+/// Query q = t x GroupSize + g names head g of token t.
+/// </summary>
+public readonly ref struct QueryBlock
+{
+    public ReadOnlySpan<float> Queries { get; }
+    public Span<float> Output { get; }
+    public int Tokens { get; }
+    /// <summary>Floats from one token's first head to the next token's.</summary>
+    public int Stride { get; }
+    public int FirstPosition { get; }
+    public int GroupSize { get; }
+    public int HeadDim { get; }
+
+    public QueryBlock(ReadOnlySpan<float> queries, Span<float> output, int tokens, int stride, int firstPosition,
+        int groupSize, int headDim)
+    {
+        if (tokens < 1) throw new ArgumentOutOfRangeException(nameof(tokens), tokens, "a query block holds at least one token");
+        if (groupSize < 1 || headDim < 1)
+            throw new ArgumentOutOfRangeException(nameof(groupSize), $"group size {groupSize} and head_dim {headDim} must be positive");
+        if (stride < groupSize * headDim)
+            throw new ArgumentOutOfRangeException(nameof(stride), stride, $"tokens would overlap: a token's group is {groupSize * headDim} floats");
+        if (firstPosition < 0) throw new ArgumentOutOfRangeException(nameof(firstPosition), firstPosition, "positions start at 0");
+        int span = (tokens - 1) * stride + groupSize * headDim;
+        if (queries.Length < span || output.Length < span)
+            throw new ArgumentException($"{tokens} tokens with stride {stride} need {span} floats; queries hold {queries.Length}, output {output.Length}");
+        Queries = queries;
+        Output = output;
+        Tokens = tokens;
+        Stride = stride;
+        FirstPosition = firstPosition;
+        GroupSize = groupSize;
+        HeadDim = headDim;
+    }
+
+    /// <summary>One token's group attending to positions [0, <paramref name="end"/>) (a decode step).</summary>
+    public static QueryBlock Single(ReadOnlySpan<float> queries, Span<float> output, int groupSize, int headDim, int end) =>
+        new(queries, output, 1, groupSize * headDim, end - 1, groupSize, headDim);
+
+    /// <summary>Queries in the block: Tokens x GroupSize.</summary>
+    public int Count => Tokens * GroupSize;
+
+    /// <summary>Positions below this are read: the last token's causal bound.</summary>
+    public int End => FirstPosition + Tokens;
+}
