@@ -171,6 +171,7 @@ public sealed unsafe class MatMul
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
                 _ => &VecDotAvx2Interleaved.F32x1,
             },
+            Group1x4 = interleaved != null && w.Type == GgmlType.F32 ? &VecDotAvx2Interleaved.F32x1Groups4 : null,
             Groups = interleaved?.Groups ?? 0,
             GroupBytes = interleaved?.GroupBytes ?? 0,
             Packed = interleaved == null ? null : interleaved.Data,
@@ -229,6 +230,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
         public delegate*<byte*, byte*, int, float*, void> Group1;
+        public delegate*<byte*, nint, byte*, int, float*, void> Group1x4;
         public byte* Packed;
         public int Groups, GroupBytes;
         public byte* W;
@@ -275,9 +277,15 @@ public sealed unsafe class MatMul
                 // Interleaved matrices: eight rows at a time, four tokens or one; rows past the last group fall through.
                 if (Group1 != null)
                 {
-                    for (int end = Math.Min(r1, Groups * InterleavedRows.RowsPerGroup); r + InterleavedRows.RowsPerGroup <= end; r += InterleavedRows.RowsPerGroup)
+                    const int G = InterleavedRows.RowsPerGroup;
+                    int end = Math.Min(r1, Groups * G);
+                    // One token (decode): four groups at once where that kernel exists, for independent FMA chains.
+                    if (Group1x4 != null && t1 - t0 == 1)
+                        for (; r + 4 * G <= end; r += 4 * G)
+                            Group1x4(Packed + (long)(r / G) * GroupBytes, GroupBytes, Act + (long)t0 * ActRowBytes, Cols, Y + (long)t0 * Rows + r);
+                    for (; r + G <= end; r += G)
                     {
-                        byte* g = Packed + (long)(r / InterleavedRows.RowsPerGroup) * GroupBytes;
+                        byte* g = Packed + (long)(r / G) * GroupBytes;
                         int t = t0;
                         for (; t + 4 <= t1; t += 4)
                             Group4(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);

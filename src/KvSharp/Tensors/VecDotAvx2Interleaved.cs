@@ -227,4 +227,40 @@ internal static unsafe class VecDotAvx2Interleaved
         if (c < n) a = Fma.MultiplyAdd(Avx.LoadVector256(wf), Vector256.Create(yf[c]), a);
         Avx.Store(output, Avx.Add(a, b));
     }
+
+    /// <summary>
+    /// Four consecutive F32 groups (32 rows, <paramref name="groupBytes"/> apart) x one token, each group exactly as
+    /// <see cref="F32x1"/>. A lone group's two FMA chains wait on FMA latency every column; four groups give eight
+    /// independent chains, so decode streams the weights instead of waiting on the adder.
+    /// </summary>
+    public static void F32x1Groups4(byte* w, nint groupBytes, byte* y, int n, float* output)
+    {
+        float* w0 = (float*)w, w1 = (float*)(w + groupBytes), w2 = (float*)(w + 2 * groupBytes), w3 = (float*)(w + 3 * groupBytes);
+        float* yf = (float*)y;
+        Vector256<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
+        int c = 0;
+        for (; c + 2 <= n; c += 2)
+        {
+            Vector256<float> ye = Vector256.Create(yf[c]), yo = Vector256.Create(yf[c + 1]);
+            nint o = (nint)c * 8;
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + o), ye, a0);
+            b0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + o + 8), yo, b0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + o), ye, a1);
+            b1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + o + 8), yo, b1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + o), ye, a2);
+            b2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + o + 8), yo, b2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + o), ye, a3);
+            b3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + o + 8), yo, b3);
+        }
+        if (c < n)
+        {
+            Vector256<float> ye = Vector256.Create(yf[c]);
+            nint o = (nint)c * 8;
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(w0 + o), ye, a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + o), ye, a1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + o), ye, a2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + o), ye, a3);
+        }
+        Store4(output, 8, Avx.Add(a0, b0), Avx.Add(a1, b1), Avx.Add(a2, b2), Avx.Add(a3, b3));
+    }
 }

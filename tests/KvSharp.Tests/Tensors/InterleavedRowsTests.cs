@@ -22,6 +22,7 @@ public class InterleavedRowsTests
         { GgmlType.F32, 8, 64, 5 },
         { GgmlType.F32, 37, 33, 9 },
         { GgmlType.F32, 70, 100, 16 },
+        { GgmlType.F32, 300, 65, 3 }, // row tiles of five groups: decode runs four at once, then one
     };
 
     [Theory]
