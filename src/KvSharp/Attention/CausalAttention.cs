@@ -54,23 +54,24 @@ public static class CausalAttention
             rows.RowOffsets(tileStart, offsets);
             KeyScores.Tile(block, ref keyOrigin, offsets, tileStart, scale, scores);
 
-            // Tokens whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
-            for (int t = Math.Max(0, tileStart - block.FirstPosition); t < block.Tokens; t++)
-            {
-                int length = Math.Min(TileSize, block.FirstPosition + t + 1 - tileStart);
-                for (int g = 0, q = t * group; g < group; g++, q++)
-                {
-                    Span<float> output = block.Output.Slice(t * block.Stride + g * headDim, headDim);
-                    Span<float> weights = scores.Slice(q * TileSize, length);
-                    FoldTile(weights, ref runningMax[q], ref runningSum[q], output);
-                    AccumulateValues(output, ref valueOrigin, offsets[..length], weights);
-                }
-            }
+            // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
+            int first = block.FirstQuery(tileStart);
+            for (int q = first; q < count; q++)
+                FoldTile(scores.Slice(q * TileSize, block.TileLength(q, tileStart)), ref runningMax[q], ref runningSum[q],
+                    block.Output.Slice(block.RowOffset(q), headDim));
+
+            // Weighted values two queries at a time, sharing each value row load; per query still in key order.
+            int p = first;
+            for (; p + 2 <= count; p += 2)
+                AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
+                    ref valueOrigin, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
+                    scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)));
+            if (p < count)
+                AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref valueOrigin, offsets,
+                    scores.Slice(p * TileSize, block.TileLength(p, tileStart)));
         }
 
-        for (int t = 0; t < block.Tokens; t++)
-            for (int g = 0, q = t * group; g < group; g++, q++)
-                Scale(block.Output.Slice(t * block.Stride + g * headDim, headDim), 1f / runningSum[q]);
+        for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
     }
 
     /// <summary>
@@ -151,7 +152,7 @@ public static class CausalAttention
     private static void AccumulateValues(Span<float> acc, ref float valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p)
     {
         int c = 0, keys = p.Length;
-        if (rows.Length != keys) throw new ArgumentException("one row per weight", nameof(rows));
+        if (rows.Length < keys) throw new ArgumentException("one row per weight", nameof(rows));
         ref float a = ref MemoryMarshal.GetReference(acc);
         ref nint row = ref MemoryMarshal.GetReference(rows);
         ref float weight = ref MemoryMarshal.GetReference(p);
@@ -196,6 +197,64 @@ public static class CausalAttention
             for (int j = 0; j < keys; j++)
                 a0 = MathF.FusedMultiplyAdd(Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), Unsafe.Add(ref weight, j), a0);
             acc[c] = a0;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="AccumulateValues"/> for two queries at once, <paramref name="pa"/> no longer than <paramref name="pb"/>
+    /// (an earlier token of the block, or the same one): 32 columns of both accumulators stay in registers, and each
+    /// value vector loaded feeds an FMA of each; each element still sees one FMA per key in key order.
+    /// </summary>
+    private static void AccumulatePair(Span<float> accA, Span<float> accB, ref float valueOrigin, ReadOnlySpan<nint> rows,
+        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb)
+    {
+        int c = 0, both = pa.Length, keys = pb.Length;
+        if (both > keys || rows.Length < keys || accA.Length != accB.Length) throw new ArgumentException("the shorter query first, one row per weight");
+        ref float a = ref MemoryMarshal.GetReference(accA), b = ref MemoryMarshal.GetReference(accB);
+        ref nint row = ref MemoryMarshal.GetReference(rows);
+        ref float wa = ref MemoryMarshal.GetReference(pa), wb = ref MemoryMarshal.GetReference(pb);
+        if (Vector256.IsHardwareAccelerated)
+            for (; c + 32 <= accA.Length; c += 32)
+            {
+                Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c), a1 = Vector256.LoadUnsafe(ref a, (nuint)c + 8);
+                Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
+                Vector256<float> b0 = Vector256.LoadUnsafe(ref b, (nuint)c), b1 = Vector256.LoadUnsafe(ref b, (nuint)c + 8);
+                Vector256<float> b2 = Vector256.LoadUnsafe(ref b, (nuint)c + 16), b3 = Vector256.LoadUnsafe(ref b, (nuint)c + 24);
+                int j = 0;
+                for (; j < both; j++)
+                {
+                    ref float v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
+                    Vector256<float> v0 = Vector256.LoadUnsafe(ref v), v1 = Vector256.LoadUnsafe(ref v, 8);
+                    Vector256<float> v2 = Vector256.LoadUnsafe(ref v, 16), v3 = Vector256.LoadUnsafe(ref v, 24);
+                    Vector256<float> pja = Vector256.Create(Unsafe.Add(ref wa, j)), pjb = Vector256.Create(Unsafe.Add(ref wb, j));
+                    a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
+                    a1 = Vector256.FusedMultiplyAdd(v1, pja, a1);
+                    a2 = Vector256.FusedMultiplyAdd(v2, pja, a2);
+                    a3 = Vector256.FusedMultiplyAdd(v3, pja, a3);
+                    b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);
+                    b1 = Vector256.FusedMultiplyAdd(v1, pjb, b1);
+                    b2 = Vector256.FusedMultiplyAdd(v2, pjb, b2);
+                    b3 = Vector256.FusedMultiplyAdd(v3, pjb, b3);
+                }
+                for (; j < keys; j++)
+                {
+                    ref float v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
+                    Vector256<float> pjb = Vector256.Create(Unsafe.Add(ref wb, j));
+                    b0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v), pjb, b0);
+                    b1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 8), pjb, b1);
+                    b2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 16), pjb, b2);
+                    b3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 24), pjb, b3);
+                }
+                a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
+                a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
+                b0.StoreUnsafe(ref b, (nuint)c); b1.StoreUnsafe(ref b, (nuint)c + 8);
+                b2.StoreUnsafe(ref b, (nuint)c + 16); b3.StoreUnsafe(ref b, (nuint)c + 24);
+            }
+        if (c < accA.Length)
+        {
+            // The remaining columns one query at a time: shifting the origin by c makes every row start at column c.
+            AccumulateValues(accA[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pa);
+            AccumulateValues(accB[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pb);
         }
     }
 

@@ -16,68 +16,96 @@ internal static class KeyScores
     private static bool EightAtATime(int headDim) => Vector256.IsHardwareAccelerated && Fma.IsSupported && headDim % 8 == 0;
 
     /// <summary>
-    /// scores[q x TileSize + j] = Dot(query q, key row offsets[j]) x scale for each token of the block whose causal
-    /// bound passes key tileStart + j (scores a little past a token's bound may be written too; they are never read).
+    /// scores[q x TileSize + j] = Dot(query q, key row offsets[j]) x scale for each query of the block whose causal
+    /// bound passes key tileStart + j (scores a little past a query's bound may be written too; they are never read).
     /// </summary>
     public static void Tile(scoped in QueryBlock block, ref float keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
         float scale, Span<float> scores)
     {
-        int headDim = block.HeadDim, group = block.GroupSize, tiles = CausalAttention.TileSize;
-        ref float query0 = ref MemoryMarshal.GetReference(block.Queries);
+        int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref float score0 = ref MemoryMarshal.GetReference(scores);
         int j = 0;
         if (EightAtATime(headDim))
             for (; j + 8 <= offsets.Length; j += 8)
-            {
-                int first = FirstToken(block, tileStart + j);
-                ScoreEight(ref keyOrigin, offsets.Slice(j, 8), ref Unsafe.Add(ref query0, first * block.Stride),
-                    block.Tokens - first, block.Stride, group, headDim, scale, ref Unsafe.Add(ref score0, first * group * tiles + j));
-            }
+                ScoreEight(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j));
         for (; j < offsets.Length; j++)
         {
             var key = MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref keyOrigin, offsets[j]), headDim);
-            for (int t = FirstToken(block, tileStart + j); t < block.Tokens; t++)
-                for (int g = 0; g < group; g++)
-                    scores[(t * group + g) * tiles + j] = Dot(block.Queries.Slice(t * block.Stride + g * headDim, headDim), key) * scale;
+            for (int q = block.FirstQuery(tileStart + j); q < block.Count; q++)
+                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), key) * scale;
         }
     }
 
-    /// <summary>The first token of the block that attends to <paramref name="position"/>: tokens before it end earlier.</summary>
-    private static int FirstToken(scoped in QueryBlock block, int position) => Math.Max(0, position - block.FirstPosition);
-
     /// <summary>
-    /// Eight keys against <paramref name="tokens"/> tokens' queries: per query the eight dot products run side by side
-    /// (one query load feeds eight FMAs), and their eight horizontal sums are done together in one transpose, each
-    /// in exactly <see cref="Dot"/>'s order.
+    /// Eight keys against queries firstQuery.. of the block, two queries at a time: each pass loads two query and four
+    /// key vectors for eight FMAs, and the eight horizontal sums are done together in one transpose, each in exactly
+    /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once.
     /// </summary>
-    private static void ScoreEight(ref float keyOrigin, ReadOnlySpan<nint> keys, ref float query0, int tokens, int stride,
-        int group, int headDim, float scale, ref float score0)
+    private static void ScoreEight(scoped in QueryBlock block, ref float keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
+        float scale, ref float scores)
     {
+        int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref float k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
         ref float k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
         ref float k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
         ref float k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
+        ref float query0 = ref MemoryMarshal.GetReference(block.Queries);
         Vector256<float> scaleVector = Vector256.Create(scale);
-        for (int t = 0; t < tokens; t++)
-            for (int g = 0; g < group; g++)
+        int q = firstQuery;
+        for (; q + 2 <= block.Count; q += 2)
+        {
+            ref float qa = ref Unsafe.Add(ref query0, block.RowOffset(q));
+            ref float qb = ref Unsafe.Add(ref query0, block.RowOffset(q + 1));
+            ref float sa = ref Unsafe.Add(ref scores, q * tiles);
+            ref float sb = ref Unsafe.Add(ref sa, tiles);
+            Vector256<float> s = TwoByFour(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim) * scaleVector;
+            s.GetLower().StoreUnsafe(ref sa);
+            s.GetUpper().StoreUnsafe(ref sb);
+            s = TwoByFour(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim) * scaleVector;
+            s.GetLower().StoreUnsafe(ref sa, 4);
+            s.GetUpper().StoreUnsafe(ref sb, 4);
+        }
+        if (q < block.Count)
+        {
+            ref float qa = ref Unsafe.Add(ref query0, block.RowOffset(q));
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            for (nuint i = 0; i < (nuint)headDim; i += 8)
             {
-                ref float q = ref Unsafe.Add(ref query0, t * stride + g * headDim);
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                for (nuint i = 0; i < (nuint)headDim; i += 8)
-                {
-                    Vector256<float> qv = Vector256.LoadUnsafe(ref q, i);
-                    a0 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
-                    a1 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
-                    a2 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
-                    a3 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
-                    a4 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k4, i), a4);
-                    a5 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k5, i), a5);
-                    a6 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k6, i), a6);
-                    a7 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k7, i), a7);
-                }
-                (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector)
-                    .StoreUnsafe(ref Unsafe.Add(ref score0, (t * group + g) * CausalAttention.TileSize));
+                Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i);
+                a0 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
+                a1 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
+                a2 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
+                a3 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
+                a4 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k4, i), a4);
+                a5 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k5, i), a5);
+                a6 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k6, i), a6);
+                a7 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k7, i), a7);
             }
+            (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
+        }
+    }
+
+    /// <summary>Scores of queries a and b against keys 0..3, unscaled: lanes 0..3 for a, 4..7 for b.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TwoByFour(ref float qa, ref float qb, ref float k0, ref float k1, ref float k2, ref float k3,
+        int headDim)
+    {
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (nuint i = 0; i < (nuint)headDim; i += 8)
+        {
+            Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qvb = Vector256.LoadUnsafe(ref qb, i);
+            Vector256<float> kv0 = Vector256.LoadUnsafe(ref k0, i), kv1 = Vector256.LoadUnsafe(ref k1, i);
+            Vector256<float> kv2 = Vector256.LoadUnsafe(ref k2, i), kv3 = Vector256.LoadUnsafe(ref k3, i);
+            a0 = Fma.MultiplyAdd(qva, kv0, a0);
+            a1 = Fma.MultiplyAdd(qva, kv1, a1);
+            a2 = Fma.MultiplyAdd(qva, kv2, a2);
+            a3 = Fma.MultiplyAdd(qva, kv3, a3);
+            b0 = Fma.MultiplyAdd(qvb, kv0, b0);
+            b1 = Fma.MultiplyAdd(qvb, kv1, b1);
+            b2 = Fma.MultiplyAdd(qvb, kv2, b2);
+            b3 = Fma.MultiplyAdd(qvb, kv3, b3);
+        }
+        return SumEight(a0, a1, a2, a3, b0, b1, b2, b3);
     }
 
     /// <summary>

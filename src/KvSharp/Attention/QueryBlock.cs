@@ -49,4 +49,14 @@ public readonly ref struct QueryBlock
 
     /// <summary>Positions below this are read: the last token's causal bound.</summary>
     public int End => FirstPosition + Tokens;
+
+    /// <summary>Where query q's row starts in <see cref="Queries"/> and <see cref="Output"/>.</summary>
+    public int RowOffset(int query) => query / GroupSize * Stride + query % GroupSize * HeadDim;
+
+    /// <summary>Positions of the tile starting at <paramref name="tileStart"/> that query q attends to (at most TileSize).</summary>
+    public int TileLength(int query, int tileStart) =>
+        Math.Min(CausalAttention.TileSize, FirstPosition + query / GroupSize + 1 - tileStart);
+
+    /// <summary>The first query that attends to <paramref name="position"/>: queries before it end earlier.</summary>
+    public int FirstQuery(int position) => Math.Max(0, position - FirstPosition) * GroupSize;
 }
