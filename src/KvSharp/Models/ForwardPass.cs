@@ -20,7 +20,8 @@ public sealed class ForwardPass
     private readonly MatMul _matMul;
     private readonly RotaryEmbedding _rope;
     private readonly float _attentionScale;
-    private readonly int _scratchPerItem;
+    // Attention scratch is laid out [kv head][row]: a query block uses its rows' share, so items never overlap.
+    private readonly int _scratchPerRow;
 
     // Activations for up to MaxBatch tokens, row-major [token][feature].
     private readonly float[] _x, _xb, _q, _k, _v, _attn, _proj, _gate, _up, _cos, _sin, _attnScratch, _hidden;
@@ -62,8 +63,8 @@ public sealed class ForwardPass
         _up = new float[maxBatch * config.FeedForwardDim];
         _cos = new float[maxBatch * config.RopeDimensions / 2];
         _sin = new float[maxBatch * config.RopeDimensions / 2];
-        _scratchPerItem = CausalAttention.ScratchLength(config.GroupSize);
-        _attnScratch = new float[maxBatch * config.KvHeadCount * _scratchPerItem];
+        _scratchPerRow = CausalAttention.ScratchLength(config.GroupSize);
+        _attnScratch = new float[maxBatch * config.KvHeadCount * _scratchPerRow];
         _hidden = new float[maxBatch * config.EmbeddingDim];
         _rowStore = new IKvStore[maxBatch];
         _rowPosition = new int[maxBatch];
@@ -226,7 +227,7 @@ public sealed class ForwardPass
                 int tokens = s.TokenCount / blocks + (b < s.TokenCount % blocks ? 1 : 0);
                 _blockFirstRow[_blockCount] = row;
                 _blockTokens[_blockCount] = tokens;
-                _blockCost[_blockCount] = -tokens * (_rowPosition[row] + tokens);
+                _blockCost[_blockCount] = -tokens * (_rowPosition[row] + tokens); // negated: the sort ascends
                 _blockOrder[_blockCount] = _blockCount;
                 _blockCount++;
                 row += tokens;
@@ -245,7 +246,7 @@ public sealed class ForwardPass
         // Token first + i sees positions [0, its position]: the causal mask.
         var block = new QueryBlock(_q.AsSpan(at, span), _attn.AsSpan(at, span), tokens, _c.QueryDim, _rowPosition[first], group, hd);
         _rowStore[first].Attend(layer, h, block, _attentionScale,
-            _attnScratch.AsSpan((h * MaxBatch + first) * _scratchPerItem, tokens * _scratchPerItem));
+            _attnScratch.AsSpan((h * MaxBatch + first) * _scratchPerRow, tokens * _scratchPerRow));
     }
 
     private readonly struct AttentionWork(ForwardPass owner, int layer) : IParallelWork
