@@ -11,13 +11,10 @@ public static unsafe class GgufModelLoader
 {
     public static ModelWeights Load(GgufFile file, ModelConfig c)
     {
-        var copies = new InterleavedCopies((p, bytes) => file.AdviseNotNeeded((byte*)p, bytes));
-        using (copies)
-        {
-            var weights = Load(file, c, copies);
-            copies.Keep();
-            return weights;
-        }
+        using var copies = new InterleavedCopies((p, bytes) => file.AdviseNotNeeded((byte*)p, bytes));
+        var weights = Load(file, c, copies);
+        copies.Keep();
+        return weights;
     }
 
     private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies copies)

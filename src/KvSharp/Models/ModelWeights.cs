@@ -20,7 +20,7 @@ public sealed class LayerWeights
 }
 
 /// <summary>
-/// All weights of a model. Matrices are views of the mapped file; Q8_0 and Q4_0 matmul weights also have an
+/// All weights of a model. Matrices are views of the mapped file; Q8_0, Q4_0 and F32 matmul weights also have an
 /// interleaved copy (<see cref="WeightMatrix.Interleaved"/>) in native memory. Norm vectors and biases are small and
 /// kept as float arrays. Disposing frees the copies and releases the file mapping the matrices point into.
 /// </summary>
@@ -55,9 +55,7 @@ public sealed class ModelWeights : IDisposable
         get
         {
             long total = TiedOutput ? 0 : (long)Output.RowBytes * Output.Rows;
-            foreach (var l in Layers)
-                foreach (var m in new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-                    total += (long)m.RowBytes * m.Rows;
+            foreach (var m in LayerMatrices()) total += (long)m.RowBytes * m.Rows;
             return total + (long)TokenEmbedding.RowBytes * (TiedOutput ? TokenEmbedding.Rows : 0);
         }
     }
@@ -66,9 +64,11 @@ public sealed class ModelWeights : IDisposable
     {
         // Interleaved copies are native memory the weights own (Dispose is idempotent, so a tied matrix is fine).
         Output.Interleaved?.Dispose();
-        foreach (var l in Layers)
-            foreach (var m in new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-                m.Interleaved?.Dispose();
+        foreach (var m in LayerMatrices()) m.Interleaved?.Dispose();
         _owner.Dispose();
     }
+
+    /// <summary>The seven matrices of every layer.</summary>
+    private IEnumerable<WeightMatrix> LayerMatrices() =>
+        Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down });
 }

@@ -234,56 +234,6 @@ internal static unsafe class VecDotAvx2Multi
         }
     }
 
-    /// <summary>How a two-row kernel reads eight weights of a row as floats (F16 widened; F32 rows are interleaved instead).</summary>
-    internal interface IWeightLoad
-    {
-        static abstract Vector256<float> Load(byte* row, int i);
-    }
-
-    /// <summary>
-    /// The body of the two-row x four-token float kernels: part[k * 8 + row * 4 + token] gets accumulator chain k of
-    /// the single-row dot (chunks at 32j + 8k, increasing j) over columns [0, np). Those four chains never mix before
-    /// the final reduction, so they run one after the other (pass k strides over the row), which needs only one
-    /// accumulator per (row, token) at a time: 8 independent FMA chains sharing each weight load 4 times and each
-    /// activation load twice.
-    /// </summary>
-    internal static void Accumulate2x4<TLoad>(byte* w0, byte* w1, float* y0, float* y1, float* y2, float* y3, int np,
-        Vector256<float>* part) where TLoad : IWeightLoad
-    {
-        for (int j = 0; j < 32; j++) part[j] = default;
-        // Column blocks keep the six rows' active parts in L1 (rows of a 2048-wide matrix would not fit whole).
-        for (int c0 = 0; c0 < np; c0 += ColumnBlock)
-        {
-            int c1 = Math.Min(np, c0 + ColumnBlock);
-            for (int k = 0; k < 32; k += 8)
-            {
-                Vector256<float>* p = part + k;
-                Vector256<float> a0 = p[0], a1 = p[1], a2 = p[2], a3 = p[3];
-                Vector256<float> b0 = p[4], b1 = p[5], b2 = p[6], b3 = p[7];
-                for (int i = c0 + k; i < c1; i += 32)
-                {
-                    Vector256<float> u = TLoad.Load(w0, i), v = TLoad.Load(w1, i);
-                    Vector256<float> t = Avx.LoadVector256(y0 + i);
-                    a0 = Fma.MultiplyAdd(u, t, a0);
-                    b0 = Fma.MultiplyAdd(v, t, b0);
-                    t = Avx.LoadVector256(y1 + i);
-                    a1 = Fma.MultiplyAdd(u, t, a1);
-                    b1 = Fma.MultiplyAdd(v, t, b1);
-                    t = Avx.LoadVector256(y2 + i);
-                    a2 = Fma.MultiplyAdd(u, t, a2);
-                    b2 = Fma.MultiplyAdd(v, t, b2);
-                    t = Avx.LoadVector256(y3 + i);
-                    a3 = Fma.MultiplyAdd(u, t, a3);
-                    b3 = Fma.MultiplyAdd(v, t, b3);
-                }
-                p[0] = a0; p[1] = a1; p[2] = a2; p[3] = a3;
-                p[4] = b0; p[5] = b1; p[6] = b2; p[7] = b3;
-            }
-        }
-    }
-
-    private const int ColumnBlock = 1024;
-
     /// <summary>Two sub-blocks (32 low + 32 high quants) times a token's 64 Q8_K quants, scaled: 8 int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> SubBlockPair(Vector256<byte> lo, Vector256<byte> hi, Vector256<short> scl, Vector256<short> sch, sbyte* q8)
