@@ -15,6 +15,12 @@ internal static class CommonOptions
         DefaultValueFactory = _ => Environment.ProcessorCount,
     };
 
+    public static Option<string> KvType() => new("--kv-type")
+    {
+        Description = "how the KV cache stores keys and values: f32 (exact) or f16 (half the memory)",
+        DefaultValueFactory = _ => "f32",
+    };
+
     public static LlmModel Load(string model, string? tokenizer, int threads) =>
         LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
 }

@@ -25,19 +25,21 @@ internal static class RunCommand
         var cache = new Option<KvCacheMode>("--cache") { Description = "KV cache: none (recompute every step), contiguous, static", DefaultValueFactory = _ => KvCacheMode.Contiguous };
         var context = new Option<int?>("--context", "-c") { Description = "context length (default: the model's trained length)" };
         var threads = CommonOptions.Threads();
+        var kvType = CommonOptions.KvType();
         var command = new Command("run", "generate text from a prompt")
         {
-            model, tokenizer, prompt, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, context, threads,
+            model, tokenizer, prompt, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads,
         };
         command.SetAction(r => CliErrors.Run(() =>
         {
+            var kvElements = KvElementTypes.Parse(r.GetValue(kvType)!);
             using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.GetValue(threads));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
-            using var session = llm.CreateSession(new SessionOptions { CacheMode = r.GetValue(cache), ContextLength = ctx });
+            using var session = llm.CreateSession(new SessionOptions { CacheMode = r.GetValue(cache), ContextLength = ctx, KvElementType = kvElements });
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -66,7 +68,7 @@ internal static class RunCommand
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");
             if (session.CacheMode != KvCacheMode.None)
                 Console.Error.WriteLine(
-                    $"[kvsharp] KV cache: {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
+                    $"[kvsharp] KV cache ({session.Cache.ElementType}): {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
             return 0;
         }));
         return command;

@@ -93,8 +93,9 @@ public sealed class LlmModel : IDisposable
     }
 
     /// <summary>A new cache for one sequence. <paramref name="contextLength"/> defaults to the trained context length.</summary>
-    public KvCache CreateCache(KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null) =>
-        new(Config, mode, contextLength ?? Config.TrainedContextLength);
+    public KvCache CreateCache(KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null,
+        KvElementType elementType = KvElementType.F32) =>
+        new(Config, mode, contextLength ?? Config.TrainedContextLength, elementType);
 
     /// <summary>A forward pass with its own scratch buffers, for callers that drive the model themselves.</summary>
     public ForwardPass CreateForwardPass(int maxBatch = 256) => new(Config, Weights, Pool, maxBatch);

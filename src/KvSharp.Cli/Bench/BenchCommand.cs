@@ -22,6 +22,7 @@ internal static class BenchCommand
         var warmup = new Option<double>("--warmup") { Description = "seconds of warm-up runs before each measured length (at least 2 runs)", DefaultValueFactory = _ => 3 };
         var cache = new Option<KvCacheMode>("--cache") { Description = "cache scenario: the cache compared with none (contiguous or static)", DefaultValueFactory = _ => KvCacheMode.Contiguous };
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
+        var kvType = CommonOptions.KvType();
         var budget = new Option<long>("--kv-budget-mib") { Description = "engine scenarios: KV memory budget in MiB", DefaultValueFactory = _ => 64 };
         var blockSize = new Option<int>("--block-size") { Description = "engine scenarios: positions per KV block", DefaultValueFactory = _ => 16 };
         var turns = new Option<int>("--turns") { Description = "multiturn scenario: chat turns", DefaultValueFactory = _ => 8 };
@@ -30,7 +31,7 @@ internal static class BenchCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, json, write, cacheDir,
         };
         command.SetAction(r => CliErrors.Run(() =>
         {
@@ -53,6 +54,7 @@ internal static class BenchCommand
                 Json = r.GetValue(json),
                 WritePath = r.GetValue(write),
                 CacheDirectory = r.GetValue(cacheDir),
+                KvType = KvElementTypes.Parse(r.GetValue(kvType)!),
                 KvBudgetMiB = r.GetValue(budget),
                 BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),

@@ -23,7 +23,7 @@ public static class BenchRunner
         bool peakReset = PeakMemory.Reset();
         using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = s.Threads, TokenizerPath = s.TokenizerPath });
         int context = s.ContextLength ?? model.Config.TrainedContextLength;
-        var info = new BenchModelInfo(model, path, description, synthetic, context, s.Threads);
+        var info = new BenchModelInfo(model, path, description, synthetic, context, s.Threads, s.KvType);
         log.Line($"model: {description}");
         log.Line($"       {info.ShapeText}; {info.WeightBytesPerToken / 1e6:F1} MB of weights read per token; context {context}; {s.Threads} threads");
 
@@ -128,7 +128,8 @@ public static class BenchRunner
 }
 
 /// <summary>What the scenarios need to know about the model under test.</summary>
-public sealed class BenchModelInfo(LlmModel model, string path, string description, bool synthetic, int context, int threads)
+public sealed class BenchModelInfo(LlmModel model, string path, string description, bool synthetic, int context, int threads,
+    KvElementType kvType = KvElementType.F32)
 {
     public LlmModel Model { get; } = model;
     public string Path { get; } = path;
@@ -137,7 +138,9 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
     public int ContextLength { get; } = context;
     public int Threads { get; } = threads;
     public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
-    public long KvBytesPerToken => Model.Config.KvBytesPerToken(KvCache.BytesPerElement);
+    /// <summary>How the scenario's caches store keys and values.</summary>
+    public KvElementType KvType { get; } = kvType;
+    public long KvBytesPerToken => Model.Config.KvBytesPerToken(KvType.BytesPerElement());
 
     public string ShapeText
     {
@@ -159,6 +162,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         ["model_description"] = Description,
         ["synthetic"] = Synthetic,
         ["weight_types"] = TypesText,
+        ["kv_type"] = KvType.ToString().ToLowerInvariant(),
         ["threads"] = Threads,
         ["context_length"] = ContextLength,
     };

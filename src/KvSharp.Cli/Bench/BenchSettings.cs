@@ -44,6 +44,8 @@ public sealed record BenchSettings
     public string? CacheDirectory { get; init; }
     /// <summary>Seconds of warm-up runs before each measured length (at least two runs), so the JIT has tiered up.</summary>
     public double WarmUpSeconds { get; init; } = 3;
+    /// <summary>How the KV cache stores keys and values (every scenario).</summary>
+    public KvElementType KvType { get; init; } = KvElementType.F32;
     /// <summary>Engine scenarios: the KV budget in MiB.</summary>
     public long KvBudgetMiB { get; init; } = 64;
     /// <summary>Engine scenarios: positions per KV block.</summary>

@@ -40,6 +40,7 @@ internal static class EngineBench
         KvBudgetBytes = budgetBytes ?? s.KvBudgetMiB * (1L << 20),
         ContextLength = context,
         PrefixCaching = prefixCaching,
+        KvElementType = s.KvType,
         MaxRunningSequences = maxRunning,
         MaxStepTokens = maxStep,
     };

@@ -37,7 +37,7 @@ public static class SpeedScenario
 
         var model = info.Model;
         int maxContext = runs.Max(r => Math.Max(r.Item1, r.Item2 + 1));
-        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext });
+        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext, KvElementType = s.KvType });
 
         var result = info.Describe("speed");
         result["repetitions"] = reps;
@@ -106,7 +106,7 @@ public static class SpeedScenario
             table.WriteLine($"bandwidth limit for decode: {b / 1e9:F2} GB/s / {info.WeightBytesPerToken / 1e6:F1} MB per token = {bound:F1} tok/s; " +
                             $"measured tg{runs[0].Item2} {(double)result["decode_tokens_per_s"]!:F1} tok/s = {(double)result["decode_bandwidth_ratio"]!:P0} of it");
         }
-        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token (F32 K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
+        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvType} K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;
     }

@@ -32,8 +32,21 @@ public static class CausalAttention
     /// <param name="rows">Where the K/V head's key and value rows of each position are.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/>(block.Count) floats.</param>
     public static void Attend<TRows>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows, allows ref struct
+        where TRows : IKvRows<float>, allows ref struct =>
+        Attend<TRows, float>(block, rows, scale, scratch);
+
+    /// <summary>
+    /// <see cref="Attend{TRows}"/> over keys and values stored as <typeparamref name="TElement"/> (float, or Half for
+    /// an F16 cache). Half rows are widened tile by tile into a per-thread buffer and then go through the float kernels
+    /// unchanged: widening is exact, so an F16 cache gives exactly the bits of a float cache holding the same
+    /// (F16-rounded) values, and every property of the float path (block and cache-mode invariance) carries over.
+    /// </summary>
+    public static void Attend<TRows, TElement>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TElement>, allows ref struct
+        where TElement : unmanaged
     {
+        if (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half))
+            throw new NotSupportedException($"KV rows of {typeof(TElement).Name} are not supported (float or Half)");
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
@@ -44,15 +57,28 @@ public static class CausalAttention
         runningSum.Clear();
         for (int t = 0; t < block.Tokens; t++) block.Output.Slice(t * block.Stride, width).Clear();
 
-        ref float keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
-        ref float valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
+        ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
+        ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
+        bool widen = typeof(TElement) == typeof(Half);
+        Span<float> widened = widen ? WidenBuffer(2 * TileSize * headDim) : default;
         Span<nint> tileRows = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart);
             Span<nint> offsets = tileRows[..tileKeys];
             rows.RowOffsets(tileStart, offsets);
-            KeyScores.Tile(block, ref keyOrigin, offsets, tileStart, scale, scores);
+            ref float keys = ref Unsafe.As<TElement, float>(ref keyOrigin);
+            ref float values = ref Unsafe.As<TElement, float>(ref valueOrigin);
+            if (widen)
+            {
+                // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
+                WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
+                WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
+                keys = ref widened[0];
+                values = ref widened[TileSize * headDim];
+                for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
+            }
+            KeyScores.Tile(block, ref keys, offsets, tileStart, scale, scores);
 
             // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
             int first = block.FirstQuery(tileStart);
@@ -64,14 +90,33 @@ public static class CausalAttention
             int p = first;
             for (; p + 2 <= count; p += 2)
                 AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
-                    ref valueOrigin, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
+                    ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
                     scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)));
             if (p < count)
-                AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref valueOrigin, offsets,
+                AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
                     scores.Slice(p * TileSize, block.TileLength(p, tileStart)));
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
+    }
+
+    // One buffer per thread for widened F16 tiles: attention runs on kernel-pool threads, many items per thread, and
+    // a buffer per item would be megabytes for a long prefill. Allocated once per thread, then reused.
+    [ThreadStatic] private static float[]? t_widened;
+
+    private static Span<float> WidenBuffer(int floats)
+    {
+        var buffer = t_widened;
+        if (buffer == null || buffer.Length < floats) t_widened = buffer = new float[floats];
+        return buffer.AsSpan(0, floats);
+    }
+
+    /// <summary>Row j of the output = the headDim halves at origin + offsets[j], widened (exactly) to floats.</summary>
+    private static void WidenRows(ref Half origin, ReadOnlySpan<nint> offsets, int headDim, Span<float> output)
+    {
+        for (int j = 0; j < offsets.Length; j++)
+            HalfConvert.ToSingle(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref origin, offsets[j]), headDim),
+                output.Slice(j * headDim, headDim));
     }
 
     /// <summary>
@@ -83,8 +128,8 @@ public static class CausalAttention
     /// <param name="scratch">At least <see cref="ScratchLength"/>(groupSize) floats.</param>
     public static void AttendGroup<TRows>(ReadOnlySpan<float> queries, scoped in TRows rows,
         int headDim, int groupSize, int end, float scale, Span<float> output, Span<float> scratch)
-        where TRows : IKvRows, allows ref struct =>
-        Attend(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
+        where TRows : IKvRows<float>, allows ref struct =>
+        Attend<TRows, float>(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
 
     /// <summary>
     /// Online softmax step of one query: folds this tile's scores into its running max and sum, turning the scores

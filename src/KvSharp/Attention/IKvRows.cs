@@ -7,28 +7,30 @@ namespace KvSharp.Attention;
 /// at <see cref="KeyOrigin"/> + offset and its value row at <see cref="ValueOrigin"/> + the same offset; the kernel
 /// asks for a tile's offsets once (<see cref="RowOffsets"/>) and then walks the rows without a lookup or a bounds
 /// check per position and query. Implemented by small structs so the kernel is specialised per storage layout
-/// (contiguous rows, or rows behind a block table) with no virtual call.
+/// (contiguous rows, or rows behind a block table) and per element type (<see cref="float"/> or <see cref="Half"/>)
+/// with no virtual call.
 /// </summary>
-public interface IKvRows
+/// <typeparam name="TElement">How a stored key or value element is held: float, or Half (an F16 cache).</typeparam>
+public interface IKvRows<TElement> where TElement : unmanaged
 {
-    ref readonly float KeyOrigin { get; }
-    ref readonly float ValueOrigin { get; }
+    ref readonly TElement KeyOrigin { get; }
+    ref readonly TElement ValueOrigin { get; }
 
     /// <summary>
-    /// offsets[i] = where the rows of position start + i begin, in floats from the origins. Throws if a position
+    /// offsets[i] = where the rows of position start + i begin, in elements from the origins. Throws if a position
     /// is not stored, so every row the kernel reads lies inside the store.
     /// </summary>
     void RowOffsets(int start, scoped Span<nint> offsets);
 }
 
 /// <summary>Rows of one head laid out contiguously: row p at p x headDim.</summary>
-public readonly ref struct ContiguousKvRows : IKvRows
+public readonly ref struct ContiguousKvRows<TElement> : IKvRows<TElement> where TElement : unmanaged
 {
-    private readonly ReadOnlySpan<float> _keys;
-    private readonly ReadOnlySpan<float> _values;
+    private readonly ReadOnlySpan<TElement> _keys;
+    private readonly ReadOnlySpan<TElement> _values;
     private readonly int _headDim;
 
-    public ContiguousKvRows(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int headDim)
+    public ContiguousKvRows(ReadOnlySpan<TElement> keys, ReadOnlySpan<TElement> values, int headDim)
     {
         // Offsets are shared by keys and values, so both must hold the same rows.
         int rows = Math.Min(keys.Length, values.Length) / headDim;
@@ -37,8 +39,8 @@ public readonly ref struct ContiguousKvRows : IKvRows
         _headDim = headDim;
     }
 
-    public ref readonly float KeyOrigin => ref MemoryMarshal.GetReference(_keys);
-    public ref readonly float ValueOrigin => ref MemoryMarshal.GetReference(_values);
+    public ref readonly TElement KeyOrigin => ref MemoryMarshal.GetReference(_keys);
+    public ref readonly TElement ValueOrigin => ref MemoryMarshal.GetReference(_values);
 
     public void RowOffsets(int start, scoped Span<nint> offsets)
     {

@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using KvSharp.Attention;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache;
 
@@ -11,11 +13,13 @@ namespace KvSharp.Cache;
 /// </summary>
 public sealed class KvCache : IKvStore
 {
-    private float[][] _keys;
-    private float[][] _values;
+    // Exactly one of the two is set, by ElementType.
+    private readonly KvArrays<float>? _f32;
+    private readonly KvArrays<Half>? _f16;
 
     public ModelConfig Config { get; }
     public KvCacheMode Mode { get; }
+    public KvElementType ElementType { get; }
     /// <summary>The most positions this cache will ever hold (the session's context length).</summary>
     public int MaxLength { get; }
     /// <summary>Positions currently allocated per layer and head.</summary>
@@ -26,31 +30,28 @@ public sealed class KvCache : IKvStore
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
     public int HeadDim => Config.HeadDim;
-    public const int BytesPerElement = sizeof(float);
+    public int BytesPerElement => ElementType.BytesPerElement();
 
-    /// <summary>Bytes per cached token: 2 x layers x kv_heads x head_dim x 4.</summary>
+    /// <summary>Bytes per cached token: 2 x layers x kv_heads x head_dim x bytes per element.</summary>
     public long BytesPerToken => Config.KvBytesPerToken(BytesPerElement);
     /// <summary>Bytes this cache has actually allocated.</summary>
     public long AllocatedBytes => BytesPerToken * Capacity;
     /// <summary>Bytes holding valid data.</summary>
     public long UsedBytes => BytesPerToken * Length;
 
-    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength)
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementType elementType = KvElementType.F32)
     {
         if (mode == KvCacheMode.None)
             throw new ArgumentException("KvCacheMode.None keeps no cache; a recomputing session uses a scratch cache per step", nameof(mode));
         if (maxLength <= 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "context length must be positive");
+        _ = elementType.BytesPerElement(); // rejects an undefined type
         Config = config;
         Mode = mode;
+        ElementType = elementType;
         MaxLength = maxLength;
         Capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
-        _keys = new float[config.LayerCount][];
-        _values = new float[config.LayerCount][];
-        for (int l = 0; l < config.LayerCount; l++)
-        {
-            _keys[l] = new float[(long)config.KvHeadCount * Capacity * config.HeadDim];
-            _values[l] = new float[_keys[l].Length];
-        }
+        if (elementType == KvElementType.F16) _f16 = new KvArrays<Half>(config, Capacity);
+        else _f32 = new KvArrays<float>(config, Capacity);
     }
 
     /// <summary>Makes room for <paramref name="length"/> positions (contiguous mode grows by doubling; static never grows).</summary>
@@ -60,27 +61,23 @@ public sealed class KvCache : IKvStore
             throw new InvalidOperationException($"sequence of {length} tokens exceeds the cache's context length {MaxLength}");
         if (length <= Capacity) return;
         int newCapacity = Math.Min(MaxLength, Math.Max(length, Capacity * 2));
-        for (int l = 0; l < LayerCount; l++)
-        {
-            _keys[l] = Grow(_keys[l], newCapacity);
-            _values[l] = Grow(_values[l], newCapacity);
-        }
+        _f32?.Grow(Capacity, newCapacity, Length);
+        _f16?.Grow(Capacity, newCapacity, Length);
         Capacity = newCapacity;
     }
 
-    private float[] Grow(float[] old, int newCapacity)
-    {
-        var grown = new float[(long)KvHeadCount * newCapacity * HeadDim];
-        int oldRun = Capacity * HeadDim, newRun = newCapacity * HeadDim, used = Length * HeadDim;
-        for (int h = 0; h < KvHeadCount; h++)
-            Array.Copy(old, (long)h * oldRun, grown, (long)h * newRun, used);
-        return grown;
-    }
+    /// <summary>One head's keys for positions [0, Capacity) of an F32 cache: row p is the key at position p.</summary>
+    public Span<float> Keys(int layer, int kvHead) => F32.Rows(layer, kvHead, false, Capacity);
 
-    /// <summary>One head's keys for positions [0, Capacity): row p is the key at position p.</summary>
-    public Span<float> Keys(int layer, int kvHead) => _keys[layer].AsSpan(kvHead * Capacity * HeadDim, Capacity * HeadDim);
+    public Span<float> Values(int layer, int kvHead) => F32.Rows(layer, kvHead, true, Capacity);
 
-    public Span<float> Values(int layer, int kvHead) => _values[layer].AsSpan(kvHead * Capacity * HeadDim, Capacity * HeadDim);
+    /// <summary>One head's keys for positions [0, Capacity) of an F16 cache.</summary>
+    public Span<Half> HalfKeys(int layer, int kvHead) => F16.Rows(layer, kvHead, false, Capacity);
+
+    public Span<Half> HalfValues(int layer, int kvHead) => F16.Rows(layer, kvHead, true, Capacity);
+
+    private KvArrays<float> F32 => _f32 ?? throw new InvalidOperationException($"this cache stores {ElementType}; use HalfKeys/HalfValues");
+    private KvArrays<Half> F16 => _f16 ?? throw new InvalidOperationException($"this cache stores {ElementType}; use Keys/Values");
 
     void IKvStore.Reserve(int length) => EnsureCapacity(length);
 
@@ -88,15 +85,29 @@ public sealed class KvCache : IKvStore
     {
         for (int h = 0; h < KvHeadCount; h++)
         {
-            keys.Slice(h * HeadDim, HeadDim).CopyTo(Keys(layer, h).Slice(position * HeadDim, HeadDim));
-            values.Slice(h * HeadDim, HeadDim).CopyTo(Values(layer, h).Slice(position * HeadDim, HeadDim));
+            var k = keys.Slice(h * HeadDim, HeadDim);
+            var v = values.Slice(h * HeadDim, HeadDim);
+            int at = position * HeadDim;
+            if (_f16 != null)
+            {
+                HalfConvert.ToHalf(k, MemoryMarshal.Cast<Half, ushort>(HalfKeys(layer, h).Slice(at, HeadDim)));
+                HalfConvert.ToHalf(v, MemoryMarshal.Cast<Half, ushort>(HalfValues(layer, h).Slice(at, HeadDim)));
+            }
+            else
+            {
+                k.CopyTo(Keys(layer, h).Slice(at, HeadDim));
+                v.CopyTo(Values(layer, h).Slice(at, HeadDim));
+            }
         }
     }
 
     void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
-        var rows = new ContiguousKvRows(Keys(layer, kvHead), Values(layer, kvHead), HeadDim);
-        CausalAttention.Attend(block, rows, scale, scratch);
+        if (_f16 != null)
+            CausalAttention.Attend<ContiguousKvRows<Half>, Half>(block,
+                new ContiguousKvRows<Half>(HalfKeys(layer, kvHead), HalfValues(layer, kvHead), HeadDim), scale, scratch);
+        else
+            CausalAttention.Attend(block, new ContiguousKvRows<float>(Keys(layer, kvHead), Values(layer, kvHead), HeadDim), scale, scratch);
     }
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
@@ -125,11 +136,55 @@ public sealed class KvCache : IKvStore
 
     private void ClearFrom(int position)
     {
-        for (int l = 0; l < LayerCount; l++)
-            for (int h = 0; h < KvHeadCount; h++)
+        _f32?.Clear(position, Length, Capacity);
+        _f16?.Clear(position, Length, Capacity);
+    }
+
+    /// <summary>Per layer one array of keys and one of values, [kv_head][position][head_dim] at a capacity.</summary>
+    private sealed class KvArrays<T>(ModelConfig config, int capacity) where T : unmanaged
+    {
+        private readonly T[][] _keys = Allocate(config, capacity);
+        private readonly T[][] _values = Allocate(config, capacity);
+
+        private static T[][] Allocate(ModelConfig config, int capacity)
+        {
+            var layers = new T[config.LayerCount][];
+            for (int l = 0; l < layers.Length; l++) layers[l] = new T[(long)config.KvHeadCount * capacity * config.HeadDim];
+            return layers;
+        }
+
+        public Span<T> Rows(int layer, int kvHead, bool value, int capacity) =>
+            (value ? _values : _keys)[layer].AsSpan(kvHead * capacity * config.HeadDim, capacity * config.HeadDim);
+
+        /// <summary>Moves to a larger capacity, keeping each head's first <paramref name="used"/> rows.</summary>
+        public void Grow(int oldCapacity, int newCapacity, int used)
+        {
+            for (int l = 0; l < _keys.Length; l++)
             {
-                Keys(l, h)[(position * HeadDim)..(Length * HeadDim)].Clear();
-                Values(l, h)[(position * HeadDim)..(Length * HeadDim)].Clear();
+                _keys[l] = Grow(_keys[l], oldCapacity, newCapacity, used);
+                _values[l] = Grow(_values[l], oldCapacity, newCapacity, used);
             }
+        }
+
+        private T[] Grow(T[] old, int oldCapacity, int newCapacity, int used)
+        {
+            int hd = config.HeadDim;
+            var grown = new T[(long)config.KvHeadCount * newCapacity * hd];
+            for (int h = 0; h < config.KvHeadCount; h++)
+                Array.Copy(old, (long)h * oldCapacity * hd, grown, (long)h * newCapacity * hd, used * hd);
+            return grown;
+        }
+
+        /// <summary>Zeroes rows [from, to) of every layer and head.</summary>
+        public void Clear(int from, int to, int capacity)
+        {
+            int hd = config.HeadDim;
+            for (int l = 0; l < _keys.Length; l++)
+                for (int h = 0; h < config.KvHeadCount; h++)
+                {
+                    Rows(l, h, false, capacity)[(from * hd)..(to * hd)].Clear();
+                    Rows(l, h, true, capacity)[(from * hd)..(to * hd)].Clear();
+                }
+        }
     }
 }

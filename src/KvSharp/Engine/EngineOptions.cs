@@ -1,3 +1,4 @@
+using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 
 namespace KvSharp.Engine;
@@ -9,6 +10,8 @@ public sealed record EngineOptions
     public int BlockSize { get; init; } = 16;
     /// <summary>KV memory budget in bytes (rounded down to whole blocks). Ignored when <see cref="BlockCount"/> is set.</summary>
     public long KvBudgetBytes { get; init; } = 256L << 20;
+    /// <summary>How keys and values are stored: F32 (default, exact) or F16 (twice the tokens in the same budget).</summary>
+    public KvElementType KvElementType { get; init; } = KvElementType.F32;
     /// <summary>Exact number of blocks, overriding <see cref="KvBudgetBytes"/>.</summary>
     public int? BlockCount { get; init; }
     /// <summary>Most tokens one step computes (decodes plus prefill chunks): bounds step latency and scratch memory.</summary>

@@ -38,7 +38,7 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        _cache = new KvCache(model.Config, storage, ContextLength);
+        _cache = new KvCache(model.Config, storage, ContextLength, options.KvElementType);
     }
 
     public KvCacheMode CacheMode => Options.CacheMode;

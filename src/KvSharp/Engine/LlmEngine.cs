@@ -49,8 +49,8 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction, options.KvElementType)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction, options.KvElementType);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
         // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
         // of parallel samples push the running count past MaxRunningSequences.

@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Vectorized float -> binary16 with round-to-nearest-even, for whole rows (F16 activations, F16 KV cache).
+/// Vectorized float -> binary16 with round-to-nearest-even, for whole rows (F16 activations, F16 KV cache), and the
+/// exact widening back.
 /// Integer algorithm after F. Giesen's float_to_half_fast3_rtne: normal results round by adding 0xfff plus the
 /// mantissa's lowest kept bit, subnormal results let the FPU round by adding a magic float, overflow gives Inf and
 /// NaN a quiet NaN. Same results as <c>(Half)f</c> for every non-NaN input; portable Vector256 code, so it is
@@ -59,5 +60,23 @@ internal static class HalfConvert
                 Unsafe.Add(ref p, i + k) = BitConverter.SingleToUInt32Bits(BlockLayouts.HalfToFloat((ushort)h.GetElement(k)));
         }
         for (; i < n; i++) x[i] = BlockLayouts.HalfToFloat(BlockLayouts.FloatToHalf(x[i]));
+    }
+
+    /// <summary>
+    /// dst[i] = src[i] as a float. Widening is exact, so the AVX2 path (<see cref="VecDotAvx2.HalfToSingle"/>) and the
+    /// scalar one give the same bits.
+    /// </summary>
+    public static unsafe void ToSingle(ReadOnlySpan<Half> src, Span<float> dst)
+    {
+        int n = src.Length, i = 0;
+        if (dst.Length < n) throw new ArgumentException($"{n} halves need {n} floats, got {dst.Length}", nameof(dst));
+        fixed (Half* s = src)
+        fixed (float* d = dst)
+        {
+            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+                for (; i + 8 <= n; i += 8)
+                    VecDotAvx2.HalfToSingle((ushort*)(s + i)).Store(d + i);
+            for (; i < n; i++) d[i] = (float)s[i];
+        }
     }
 }

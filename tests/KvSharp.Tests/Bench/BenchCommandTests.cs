@@ -34,6 +34,30 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void KvTypeF16HalvesTheKvBytesEveryScenarioReports()
+    {
+        var speed = RunInProcess(new BenchSettings
+        {
+            Scenario = BenchScenario.Speed, ModelPath = _model, PromptTokens = 8, GenTokens = 4, Repetitions = 1, KvType = KvSharp.Cache.KvElementType.F16,
+            MeasureBandwidth = false,
+        }, out string table);
+        Assert.Equal("f16", speed.GetProperty("kv_type").GetString());
+        Assert.Equal(256, speed.GetProperty("kv_bytes_per_token").GetInt64());
+        Assert.Contains("256 bytes/token (F16 K and V)", table);
+
+        var r = CliRunner.Run("bench", "--model", _model, "--scenario", "concurrency", "-p", "4", "-n", "3", "-r", "1", "--warmup", "0",
+            "--threads", "2", "--kv-type", "f16", "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal("f16", doc.RootElement.GetProperty("kv_type").GetString());
+        Assert.Equal(4, doc.RootElement.GetProperty("runs").GetArrayLength());
+
+        var bad = CliRunner.Run("bench", "--model", _model, "--kv-type", "f8");
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("unknown KV cache type 'f8'", bad.Stderr);
+    }
+
+    [Fact]
     public void SpeedScenarioPrintsOneJsonObjectWithTheRequiredFields()
     {
         var json = RunInProcess(new BenchSettings

@@ -7,26 +7,27 @@ namespace KvSharp.Tests.Paged;
 /// <summary>Attention through a block table gives exactly the contiguous cache's logits, in prefill and decode.</summary>
 public class PagedAttentionTests
 {
-    public static TheoryData<string, int> Cases()
+    public static TheoryData<string, int, KvElementType> Cases()
     {
-        var data = new TheoryData<string, int>();
+        var data = new TheoryData<string, int, KvElementType>();
         foreach (var model in new[] { "llama-gqa.Q8_0", "qwen2-bias.F32", "stories260K.Q4_K_M" })
             foreach (int blockSize in new[] { 1, 16, 7 })
-                data.Add(model, blockSize);
+                foreach (var kv in new[] { KvElementType.F32, KvElementType.F16 })
+                    data.Add(model, blockSize, kv);
         return data;
     }
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void PagedLogitsEqualContiguousLogits(string fixture, int blockSize)
+    public void PagedLogitsEqualContiguousLogits(string fixture, int blockSize, KvElementType kv)
     {
         using var model = LlmModel.Load(TestPaths.Fixture(fixture + ".gguf"), new ModelLoadOptions { Threads = 2 });
         int vocab = model.Config.VocabSize;
         var prompt = Fixtures.All[0].PromptIds; // 64 tokens: 7 does not divide it
-        var contiguous = model.CreateCache(KvCacheMode.Contiguous, 128);
+        var contiguous = model.CreateCache(KvCacheMode.Contiguous, 128, kv);
         var expectedPrefill = model.Evaluate(prompt, contiguous, allLogits: true);
 
-        using var pool = new KvBlockPool(model.Config, blockSize, (128 + blockSize - 1) / blockSize);
+        using var pool = new KvBlockPool(model.Config, blockSize, (128 + blockSize - 1) / blockSize, elementType: kv);
         var paged = new PagedKvSequence(pool, 128);
         var forward = model.CreateForwardPass();
         var prefill = new float[prompt.Length * vocab];

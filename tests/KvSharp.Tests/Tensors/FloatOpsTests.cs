@@ -125,4 +125,21 @@ public class FloatOpsTests
         FloatOps.RoundToBFloat16(bf);
         Assert.Equal(new[] { 1f, 3.140625f }, bf);
     }
+
+    [Fact]
+    public void WideningHalvesIsExactForEveryBitPattern()
+    {
+        // Every binary16 value (subnormals, infinities and NaNs included), with an odd tail so the scalar loop runs too.
+        var halves = Enumerable.Range(0, 65536).Select(i => BitConverter.UInt16BitsToHalf((ushort)i)).Append(Half.Epsilon).ToArray();
+        var floats = new float[halves.Length];
+        KvSharp.Tensors.HalfConvert.ToSingle(halves, floats);
+        for (int i = 0; i < halves.Length; i++)
+        {
+            float expected = (float)halves[i];
+            if (float.IsNaN(expected)) Assert.True(float.IsNaN(floats[i]), $"half bits {i:x4}: NaN widened to {floats[i]}");
+            else Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(floats[i]),
+                $"half bits {i:x4}: expected {expected}, got {floats[i]}");
+        }
+        Assert.Throws<ArgumentException>(() => KvSharp.Tensors.HalfConvert.ToSingle(halves, new float[3]));
+    }
 }

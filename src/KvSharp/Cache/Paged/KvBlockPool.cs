@@ -13,7 +13,7 @@ namespace KvSharp.Cache.Paged;
 /// </summary>
 public sealed unsafe class KvBlockPool : IDisposable
 {
-    private float* _storage;
+    private byte* _storage;
     private readonly int[] _refCounts;
     private readonly Stack<int> _free = new();
     // Published blocks: hash -> block, and per block its hash, tokens and parent block for verification.
@@ -30,8 +30,11 @@ public sealed unsafe class KvBlockPool : IDisposable
     public ModelConfig Config { get; }
     public int BlockSize { get; }
     public int BlockCount { get; }
-    public long BlockFloats { get; }
-    public long BytesPerBlock => BlockFloats * sizeof(float);
+    /// <summary>How each key and value element is stored (F16 halves the bytes per block).</summary>
+    public KvElementType ElementType { get; }
+    /// <summary>Elements (keys and values of every layer and head) in one block.</summary>
+    public long BlockElements { get; }
+    public long BytesPerBlock => BlockElements * ElementType.BytesPerElement();
     public long TotalBytes => BytesPerBlock * BlockCount;
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
@@ -41,17 +44,20 @@ public sealed unsafe class KvBlockPool : IDisposable
     public int AvailableBlocks => BlockCount - UsedBlocks;
     public BlockHashFunction HashFunction { get; }
 
-    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, BlockHashFunction? hash = null)
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, BlockHashFunction? hash = null,
+        KvElementType elementType = KvElementType.F32)
     {
+        int elementBytes = elementType.BytesPerElement(); // rejects an undefined type
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
         BlockSize = blockSize;
         BlockCount = blockCount;
-        BlockFloats = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim;
+        ElementType = elementType;
+        BlockElements = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim;
         HashFunction = hash ?? PrefixHasher.Hash;
-        _storage = (float*)NativeMemory.AlignedAlloc((nuint)(BlockFloats * blockCount * sizeof(float)), 64);
-        NativeMemory.Clear(_storage, (nuint)(BlockFloats * blockCount * sizeof(float)));
+        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)(BlockElements * blockCount * elementBytes), 64);
+        NativeMemory.Clear(_storage, (nuint)(BlockElements * blockCount * elementBytes));
         _refCounts = new int[blockCount];
         _hash = new ulong[blockCount];
         _published = new bool[blockCount];
@@ -63,13 +69,14 @@ public sealed unsafe class KvBlockPool : IDisposable
     }
 
     /// <summary>A pool sized by a byte budget (rounded down to whole blocks).</summary>
-    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, BlockHashFunction? hash = null)
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, BlockHashFunction? hash = null,
+        KvElementType elementType = KvElementType.F32)
     {
-        long perBlock = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim * sizeof(float);
+        long perBlock = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim * elementType.BytesPerElement();
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
-        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), hash);
+        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), hash, elementType);
     }
 
     public int RefCount(int block) => _refCounts[block];
@@ -183,15 +190,26 @@ public sealed unsafe class KvBlockPool : IDisposable
         while (_lru.First is { } node) Unpublish(node.Value);
     }
 
-    /// <summary>Start of one head's rows (K or V) of one layer inside a block: BlockSize rows of head_dim.</summary>
-    public float* Rows(int block, int layer, bool value, int kvHead) => Origin + RowsOffset(block, layer, value, kvHead);
+    /// <summary>
+    /// Start of one head's rows (K or V) of one layer inside a block: BlockSize rows of head_dim elements of
+    /// <typeparamref name="TElement"/>, which must be the pool's element type (float for F32, Half for F16).
+    /// </summary>
+    public TElement* Rows<TElement>(int block, int layer, bool value, int kvHead) where TElement : unmanaged =>
+        Origin<TElement>() + RowsOffset(block, layer, value, kvHead);
 
-    /// <summary>Where <see cref="Rows"/> starts, in floats from <see cref="Origin"/>.</summary>
+    /// <summary>Where <see cref="Rows"/> starts, in elements from the origin.</summary>
     public long RowsOffset(int block, int layer, bool value, int kvHead) =>
-        block * BlockFloats + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize * Config.HeadDim;
+        block * BlockElements + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize * Config.HeadDim;
 
-    /// <summary>The start of the pool's storage, which every block lies after.</summary>
-    public float* Origin
+    /// <summary>The start of the pool's storage, which every block lies after, as elements of the pool's type.</summary>
+    public TElement* Origin<TElement>() where TElement : unmanaged
+    {
+        if (sizeof(TElement) != ElementType.BytesPerElement() || (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half)))
+            throw new InvalidOperationException($"this pool stores {ElementType} elements, not {typeof(TElement).Name}");
+        return (TElement*)Storage;
+    }
+
+    private byte* Storage
     {
         get
         {
@@ -200,12 +218,12 @@ public sealed unsafe class KvBlockPool : IDisposable
         }
     }
 
-    /// <summary>Floats from a head's K rows to its V rows of the same layer and block.</summary>
+    /// <summary>Elements from a head's K rows to its V rows of the same layer and block.</summary>
     public long ValueRowsDistance => (long)Config.KvHeadCount * BlockSize * Config.HeadDim;
 
     /// <summary>Copies a whole block's contents (copy-on-write).</summary>
     public void CopyBlock(int from, int to) =>
-        Buffer.MemoryCopy(_storage + from * BlockFloats, _storage + to * BlockFloats, BlockFloats * sizeof(float), BlockFloats * sizeof(float));
+        Buffer.MemoryCopy(_storage + from * BytesPerBlock, _storage + to * BytesPerBlock, BytesPerBlock, BytesPerBlock);
 
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()

@@ -1,4 +1,5 @@
 using KvSharp.Attention;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
 
@@ -72,17 +73,29 @@ public sealed unsafe class PagedKvSequence : IKvStore
     public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
         int block = _blocks[position / _pool.BlockSize], slot = position % _pool.BlockSize, hd = _pool.Config.HeadDim;
+        bool half = _pool.ElementType == KvElementType.F16;
         for (int h = 0; h < _pool.Config.KvHeadCount; h++)
         {
-            keys.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows(block, layer, false, h) + slot * hd, hd));
-            values.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows(block, layer, true, h) + slot * hd, hd));
+            if (half)
+            {
+                HalfConvert.ToHalf(keys.Slice(h * hd, hd), new Span<ushort>(_pool.Rows<Half>(block, layer, false, h) + slot * hd, hd));
+                HalfConvert.ToHalf(values.Slice(h * hd, hd), new Span<ushort>(_pool.Rows<Half>(block, layer, true, h) + slot * hd, hd));
+            }
+            else
+            {
+                keys.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows<float>(block, layer, false, h) + slot * hd, hd));
+                values.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows<float>(block, layer, true, h) + slot * hd, hd));
+            }
         }
     }
 
     public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
-        var rows = new PagedKvRows(_pool, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks), layer, kvHead);
-        CausalAttention.Attend(block, rows, scale, scratch);
+        var table = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks);
+        if (_pool.ElementType == KvElementType.F16)
+            CausalAttention.Attend<PagedKvRows<Half>, Half>(block, new PagedKvRows<Half>(_pool, table, layer, kvHead), scale, scratch);
+        else
+            CausalAttention.Attend<PagedKvRows<float>, float>(block, new PagedKvRows<float>(_pool, table, layer, kvHead), scale, scratch);
     }
 
     public void Commit(int length)
@@ -134,14 +147,15 @@ public sealed unsafe class PagedKvSequence : IKvStore
 /// Key/value rows of one layer and KV head found through a block table. Offsets count from the pool's storage;
 /// a block keeps a layer's V rows a fixed distance after its K rows, so one offset serves both.
 /// </summary>
-public readonly unsafe ref struct PagedKvRows(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead) : IKvRows
+public readonly unsafe ref struct PagedKvRows<TElement>(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead)
+    : IKvRows<TElement> where TElement : unmanaged
 {
     private readonly KvBlockPool _pool = pool;
     private readonly ReadOnlySpan<int> _blocks = blocks;
     private readonly int _layer = layer, _head = kvHead, _size = pool.BlockSize, _hd = pool.Config.HeadDim;
 
-    public ref readonly float KeyOrigin => ref *_pool.Origin;
-    public ref readonly float ValueOrigin => ref *(_pool.Origin + _pool.ValueRowsDistance);
+    public ref readonly TElement KeyOrigin => ref *_pool.Origin<TElement>();
+    public ref readonly TElement ValueOrigin => ref *(_pool.Origin<TElement>() + _pool.ValueRowsDistance);
 
     public void RowOffsets(int start, scoped Span<nint> offsets)
     {

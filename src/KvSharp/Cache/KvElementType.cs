@@ -1,0 +1,31 @@
+namespace KvSharp.Cache;
+
+/// <summary>How each cached key and value element is stored.</summary>
+public enum KvElementType
+{
+    /// <summary>32-bit floats: the keys and values exactly as the forward pass computed them.</summary>
+    F32,
+    /// <summary>
+    /// binary16 (llama.cpp's default cache type): half the memory per token, so twice the tokens in a budget and half
+    /// the bytes a decode step reads. Values are rounded to nearest-even on write and widened exactly on read.
+    /// </summary>
+    F16,
+}
+
+public static class KvElementTypes
+{
+    public static int BytesPerElement(this KvElementType type) => type switch
+    {
+        KvElementType.F32 => sizeof(float),
+        KvElementType.F16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
+    };
+
+    /// <summary>Parses "f32" / "f16" (any case), naming the accepted values when it cannot.</summary>
+    public static KvElementType Parse(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "f32" or "float32" => KvElementType.F32,
+        "f16" or "float16" or "half" => KvElementType.F16,
+        _ => throw new ArgumentException($"unknown KV cache type '{text}' (expected f32 or f16)", nameof(text)),
+    };
+}

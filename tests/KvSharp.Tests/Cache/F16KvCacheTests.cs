@@ -1,0 +1,129 @@
+using KvSharp.Attention;
+using KvSharp.Cache;
+using KvSharp.Cache.Paged;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+using KvSharp.Tests.Cli;
+using KvSharp.Tests.Models;
+
+namespace KvSharp.Tests.Cache;
+
+/// <summary>
+/// The F16 KV cache: keys and values rounded to binary16 on write and widened exactly on read, so it computes what an
+/// F32 cache holding the rounded values computes, bit for bit, and it keeps the F32 cache's invariances. Covered
+/// elsewhere with the F16 cache too: logits against llama.cpp's F16-KV dumps and batch == sequential
+/// (<see cref="LlamaCppParityTests"/>), paged == contiguous (<see cref="Paged.PagedAttentionTests"/>).
+/// </summary>
+public class F16KvCacheTests
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 5)]
+    [InlineData(4, 16)]
+    [InlineData(1, 61)]
+    public void HalfRowsAttendExactlyLikeFloatRowsHoldingTheRoundedValues(int group, int tokens)
+    {
+        const int headDim = 64, positions = 96;
+        var rng = new Random(group * 100 + tokens);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var keys = Random(positions * headDim);
+        var values = Random(positions * headDim);
+        var queries = Random(tokens * group * headDim);
+        var halfKeys = keys.Select(x => (Half)x).ToArray();
+        var halfValues = values.Select(x => (Half)x).ToArray();
+        var roundedKeys = halfKeys.Select(h => (float)h).ToArray();
+        var roundedValues = halfValues.Select(h => (float)h).ToArray();
+
+        int first = positions - tokens, width = group * headDim;
+        var expected = new float[tokens * width];
+        var actual = new float[tokens * width];
+        var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
+        CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
+            new ContiguousKvRows<float>(roundedKeys, roundedValues, headDim), 0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<Half>, Half>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+            new ContiguousKvRows<Half>(halfKeys, halfValues, headDim), 0.125f, scratch);
+        Assert.Equal(expected, actual);
+        Assert.All(actual, x => Assert.True(float.IsFinite(x)));
+    }
+
+    [Fact]
+    public void F16HalvesTheBytesPerTokenAndDoublesTheBlocksInABudget()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        var c = model.Config;
+        var f32 = model.CreateCache(KvCacheMode.Static, 100);
+        var f16 = model.CreateCache(KvCacheMode.Static, 100, KvElementType.F16);
+        Assert.Equal(2L * c.LayerCount * c.KvHeadCount * c.HeadDim * 2, f16.BytesPerToken);
+        Assert.Equal(f32.BytesPerToken, 2 * f16.BytesPerToken);
+        Assert.Equal(f32.AllocatedBytes, 2 * f16.AllocatedBytes);
+
+        long budget = 40 * 16 * f32.BytesPerToken;
+        using var pool32 = KvBlockPool.FromBudget(c, 16, budget);
+        using var pool16 = KvBlockPool.FromBudget(c, 16, budget, elementType: KvElementType.F16);
+        Assert.Equal(40, pool32.BlockCount);
+        Assert.Equal(80, pool16.BlockCount);
+        Assert.Equal(pool32.TotalBytes, pool16.TotalBytes);
+    }
+
+    [Fact]
+    public void EngineWithAnF16PoolGivesEachRequestItsAloneOutput()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 256, BlockCount = 64, BlockSize = 8, KvElementType = KvElementType.F16 });
+        Assert.Equal(KvElementType.F16, engine.Pool.ElementType);
+        string[] prompts = ["Once upon a time", "Lily saw a big red ball", "The dog ran to the park", "Tom had a little car"];
+        var options = new GenerationOptions { MaxTokens = 20, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy };
+        var requests = prompts.Select(p => new EngineRequest { PromptTokens = model.Tokenizer.Encode(p, addSpecial: true, parseSpecial: false), Options = options }).ToArray();
+        var handles = requests.Select(engine.Submit).ToList();
+        engine.RunUntilIdle();
+        for (int i = 0; i < requests.Length; i++)
+        {
+            using var session = model.CreateSession(new SessionOptions { ContextLength = 256, KvElementType = KvElementType.F16 });
+            session.GenerateTokens(requests[i].PromptTokens, options).ToList();
+            Assert.Equal(session.Tokens.Skip(requests[i].PromptTokens.Count), handles[i].OutputTokens[0]);
+        }
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void TruncateAndResetClearAnF16Cache()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        var cache = model.CreateCache(KvCacheMode.Contiguous, 64, KvElementType.F16);
+        var full = model.Evaluate([1, 410, 469, 347, 261, 400], cache);
+        cache.Truncate(4);
+        Assert.All(cache.HalfKeys(0, 0)[(4 * model.Config.HeadDim)..].ToArray(), h => Assert.Equal((Half)0, h));
+        Assert.Equal(full, model.Evaluate([261, 400], cache));
+        cache.Reset();
+        Assert.Equal(0, cache.Length);
+        Assert.All(cache.HalfValues(model.Config.LayerCount - 1, 0).ToArray(), h => Assert.Equal((Half)0, h));
+    }
+
+    [Fact]
+    public void WrongElementAccessAndUnknownTypesAreClearErrors()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        var cache = model.CreateCache(KvCacheMode.Contiguous, 16, KvElementType.F16);
+        Assert.Contains("stores F16", Assert.Throws<InvalidOperationException>(() => cache.Keys(0, 0)).Message);
+        Assert.Contains("stores F32", Assert.Throws<InvalidOperationException>(() => model.CreateCache().HalfKeys(0, 0)).Message);
+        using var pool = new KvBlockPool(model.Config, 4, 2, elementType: KvElementType.F16);
+        Assert.Contains("F16 elements, not Single", Assert.Throws<InvalidOperationException>(() => { unsafe { _ = pool.Origin<float>(); } }).Message);
+        Assert.Contains("expected f32 or f16", Assert.Throws<ArgumentException>(() => KvElementTypes.Parse("q9")).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new KvCache(model.Config, KvCacheMode.Static, 8, (KvElementType)7));
+
+        var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "4", "--kv-type", "q9");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("unknown KV cache type 'q9'", r.Stderr);
+    }
+
+    [Fact]
+    public void RunCommandWithAnF16CacheReportsHalfTheBytes()
+    {
+        var f32 = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "8", "--threads", "2");
+        var f16 = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "8", "--threads", "2", "--kv-type", "f16");
+        Assert.Equal(0, f16.ExitCode);
+        Assert.Contains("KV cache (F16): 640 bytes/token", f16.Stderr);
+        Assert.Contains("KV cache (F32): 1280 bytes/token", f32.Stderr);
+    }
+}
