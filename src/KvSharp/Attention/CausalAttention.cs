@@ -114,9 +114,10 @@ public static class CausalAttention
     /// <summary>Row j of the output = the headDim halves at origin + offsets[j], widened (exactly) to floats.</summary>
     private static void WidenRows(ref Half origin, ReadOnlySpan<nint> offsets, int headDim, Span<float> output)
     {
-        for (int j = 0; j < offsets.Length; j++)
-            HalfConvert.ToSingle(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref origin, offsets[j]), headDim),
-                output.Slice(j * headDim, headDim));
+        if (output.Length < offsets.Length * headDim) throw new ArgumentException("the widened tile does not fit", nameof(output));
+        ref float row = ref MemoryMarshal.GetReference(output);
+        for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
+            HalfConvert.ToSingle(ref Unsafe.Add(ref origin, offsets[j]), ref row, headDim);
     }
 
     /// <summary>

@@ -63,20 +63,27 @@ internal static class HalfConvert
     }
 
     /// <summary>
-    /// dst[i] = src[i] as a float. Widening is exact, so the AVX2 path (<see cref="VecDotAvx2.HalfToSingle"/>) and the
-    /// scalar one give the same bits.
+    /// dst[i] = src[i] as a float. Widening is exact, so the AVX2 path (<see cref="VecDotAvx2.HalfToSingle(Vector256{int})"/>)
+    /// and the scalar one give the same bits.
     /// </summary>
-    public static unsafe void ToSingle(ReadOnlySpan<Half> src, Span<float> dst)
+    public static void ToSingle(ReadOnlySpan<Half> src, Span<float> dst)
     {
-        int n = src.Length, i = 0;
-        if (dst.Length < n) throw new ArgumentException($"{n} halves need {n} floats, got {dst.Length}", nameof(dst));
-        fixed (Half* s = src)
-        fixed (float* d = dst)
+        if (dst.Length < src.Length) throw new ArgumentException($"{src.Length} halves need {src.Length} floats, got {dst.Length}", nameof(dst));
+        ToSingle(ref MemoryMarshal.GetReference(src), ref MemoryMarshal.GetReference(dst), src.Length);
+    }
+
+    /// <summary>The unchecked core of <see cref="ToSingle(ReadOnlySpan{Half}, Span{float})"/>: n halves from src to dst.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ToSingle(ref Half src, ref float dst, int n)
+    {
+        int i = 0;
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
         {
-            if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
-                for (; i + 8 <= n; i += 8)
-                    VecDotAvx2.HalfToSingle((ushort*)(s + i)).Store(d + i);
-            for (; i < n; i++) d[i] = (float)s[i];
+            ref short s = ref Unsafe.As<Half, short>(ref src);
+            for (; i + 8 <= n; i += 8)
+                VecDotAvx2.HalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32(Vector128.LoadUnsafe(ref s, (nuint)i)))
+                    .StoreUnsafe(ref dst, (nuint)i);
         }
+        for (; i < n; i++) Unsafe.Add(ref dst, i) = (float)Unsafe.Add(ref src, i);
     }
 }

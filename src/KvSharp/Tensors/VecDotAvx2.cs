@@ -283,9 +283,12 @@ internal static unsafe class VecDotAvx2
     /// gets the float's all-ones exponent or'ed in; the sign comes from sign-extending the half.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> HalfToSingle(ushort* p)
+    internal static Vector256<float> HalfToSingle(ushort* p) => HalfToSingle(Avx2.ConvertToVector256Int32((short*)p));
+
+    /// <summary>Eight halves, already sign-extended to int32 lanes, widened exactly to floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> HalfToSingle(Vector256<int> h)
     {
-        Vector256<int> h = Avx2.ConvertToVector256Int32((short*)p);
         Vector256<int> em = Avx2.And(h, Vector256.Create(0x7fff));
         Vector256<int> f = Avx.Multiply(Avx2.ShiftLeftLogical(em, 13).AsSingle(), Vector256.Create(5.192297e33f /* 2^112 */)).AsInt32();
         Vector256<int> infNan = Avx2.And(Avx2.CompareGreaterThan(em, Vector256.Create(0x7bff)), Vector256.Create(0x7f800000));
