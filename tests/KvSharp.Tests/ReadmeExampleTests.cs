@@ -31,7 +31,12 @@ cache.Reset();       // start over, zeroed
     // ---- README example begins (the engine) ----
     private static void EngineExample(LlmModel model)
     {
-using var engine = new LlmEngine(model, new EngineOptions { KvBudgetBytes = 64 << 20, BlockSize = 16 });
+using var engine = new LlmEngine(model, new EngineOptions
+{
+    KvBudgetBytes = 64 << 20,
+    BlockSize = 16,
+    KvElementType = KvElementType.F16,      // half the bytes per token: twice the tokens in the budget
+});
 var handle = engine.Submit(new EngineRequest
 {
     PromptTokens = model.Tokenizer.Encode("Once upon a time", addSpecial: true, parseSpecial: false),
