@@ -39,16 +39,6 @@ public sealed class BytePairTokenizer : TokenizerBase
 
     public override bool StripsLeadingSpace => false;
 
-    private struct Symbol
-    {
-        public int Start;
-        public int Length; // 0 once merged into its left neighbour
-        public int Prev;
-        public int Next;
-    }
-
-    private readonly record struct Bigram(int Left, int Right, int Size);
-
     // Lowest rank first, equal ranks leftmost first (llama.cpp's llm_bigram_bpe comparator), packed into one
     // ulong so the queue compares plain integers.
     private static ulong Priority(int rank, int left) => ((ulong)(uint)rank << 32) | (uint)left;
@@ -57,11 +47,11 @@ public sealed class BytePairTokenizer : TokenizerBase
     {
         var words = new List<(int Start, int Length)>();
         PreTokenizer.Split(text, words);
-        var queue = new PriorityQueue<Bigram, ulong>();
+        var queue = new PriorityQueue<MergeCandidate, ulong>();
         byte[] bytes = ArrayPool<byte>.Shared.Rent(16);
         char[] mapped = ArrayPool<char>.Shared.Rent(16);
         char[] key = ArrayPool<char>.Shared.Rent(33);
-        Symbol[] symbols = ArrayPool<Symbol>.Shared.Rent(16);
+        MergeSymbol[] symbols = ArrayPool<MergeSymbol>.Shared.Rent(16);
         try
         {
             foreach (var (start, length) in words)
@@ -82,7 +72,7 @@ public sealed class BytePairTokenizer : TokenizerBase
             ArrayPool<byte>.Shared.Return(bytes);
             ArrayPool<char>.Shared.Return(mapped);
             ArrayPool<char>.Shared.Return(key);
-            ArrayPool<Symbol>.Shared.Return(symbols);
+            ArrayPool<MergeSymbol>.Shared.Return(symbols);
         }
     }
 
@@ -92,7 +82,7 @@ public sealed class BytePairTokenizer : TokenizerBase
         array = ArrayPool<T>.Shared.Rent(size);
     }
 
-    private void EncodeWord(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, ulong> queue, List<int> output)
+    private void EncodeWord(ReadOnlySpan<char> word, MergeSymbol[] symbols, char[] key, PriorityQueue<MergeCandidate, ulong> queue, List<int> output)
     {
         if (word.IsEmpty) return;
         if (PreTokenizer.IgnoreMerges && TokenLookup.TryGetValue(word, out int whole))
@@ -104,24 +94,9 @@ public sealed class BytePairTokenizer : TokenizerBase
         // Every byte-mapped character is a single BMP char, so one symbol per char is one per byte.
         int count = word.Length;
         for (int i = 0; i < count; i++)
-            symbols[i] = new Symbol { Start = i, Length = 1, Prev = i - 1, Next = i + 1 < count ? i + 1 : -1 };
-
-        queue.Clear();
-        for (int i = 1; i < count; i++) TryAddBigram(word, symbols, key, queue, i - 1, i);
-
-        while (queue.TryDequeue(out var bigram, out _))
-        {
-            ref Symbol left = ref symbols[bigram.Left];
-            ref Symbol right = ref symbols[bigram.Right];
-            // Stale entry: a side was merged away or grew since the pair was queued (its text would differ).
-            if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Size) continue;
-            left.Length += right.Length;
-            right.Length = 0;
-            left.Next = right.Next;
-            if (right.Next >= 0) symbols[right.Next].Prev = bigram.Left;
-            TryAddBigram(word, symbols, key, queue, left.Prev, bigram.Left);
-            TryAddBigram(word, symbols, key, queue, bigram.Left, left.Next);
-        }
+            symbols[i] = new MergeSymbol { Start = i, Length = 1, Prev = i - 1, Next = i + 1 < count ? i + 1 : -1 };
+        var ranker = new RankByMergeList(this, word, key);
+        SymbolMerges.Run(symbols, count, queue, ref ranker);
 
         for (int i = 0; i != -1; i = symbols[i].Next)
         {
@@ -134,15 +109,21 @@ public sealed class BytePairTokenizer : TokenizerBase
         }
     }
 
-    private void TryAddBigram(ReadOnlySpan<char> word, Symbol[] symbols, char[] key, PriorityQueue<Bigram, ulong> queue, int left, int right)
+    /// <summary>A pair merges if "left right" is in the merge list; the earlier in the list, the sooner.</summary>
+    private readonly ref struct RankByMergeList(BytePairTokenizer tokenizer, ReadOnlySpan<char> word, char[] key) : IMergeRanker
     {
-        if (left < 0 || right < 0) return;
-        var l = word.Slice(symbols[left].Start, symbols[left].Length);
-        var r = word.Slice(symbols[right].Start, symbols[right].Length);
-        l.CopyTo(key);
-        key[l.Length] = ' ';
-        r.CopyTo(key.AsSpan(l.Length + 1));
-        if (!_rankLookup.TryGetValue(key.AsSpan(0, l.Length + 1 + r.Length), out int rank)) return;
-        queue.Enqueue(new Bigram(left, right, l.Length + r.Length), Priority(rank, left));
+        private readonly ReadOnlySpan<char> _word = word;
+
+        public void TryQueue(MergeSymbol[] symbols, PriorityQueue<MergeCandidate, ulong> queue, int left, int right)
+        {
+            if (left < 0 || right < 0) return;
+            var l = _word.Slice(symbols[left].Start, symbols[left].Length);
+            var r = _word.Slice(symbols[right].Start, symbols[right].Length);
+            l.CopyTo(key);
+            key[l.Length] = ' ';
+            r.CopyTo(key.AsSpan(l.Length + 1));
+            if (!tokenizer._rankLookup.TryGetValue(key.AsSpan(0, l.Length + 1 + r.Length), out int rank)) return;
+            queue.Enqueue(new MergeCandidate(left, right, l.Length + r.Length), Priority(rank, left));
+        }
     }
 }

@@ -35,16 +35,6 @@ public sealed class SentencePieceTokenizer : TokenizerBase
 
     public override bool StripsLeadingSpace => Data.AddSpacePrefix;
 
-    private struct Symbol
-    {
-        public int Start;  // index into the escaped text
-        public int Length; // 0 once merged into its left neighbour
-        public int Prev;
-        public int Next;
-    }
-
-    private readonly record struct Bigram(int Left, int Right, int Size);
-
     // Queue order: highest score first, equal scores leftmost first (llama.cpp's llm_bigram_spm comparator),
     // packed into one ulong so the queue compares plain integers: high half = score flipped so that larger
     // scores sort lower, low half = left symbol index.
@@ -61,7 +51,7 @@ public sealed class SentencePieceTokenizer : TokenizerBase
         bool prefix = Data.AddSpacePrefix && afterSpecial;
         int n = text.Length + (prefix ? 1 : 0);
         char[] chars = ArrayPool<char>.Shared.Rent(n);
-        Symbol[] symbols = ArrayPool<Symbol>.Shared.Rent(n);
+        MergeSymbol[] symbols = ArrayPool<MergeSymbol>.Shared.Rent(n);
         try
         {
             int w = 0;
@@ -74,27 +64,14 @@ public sealed class SentencePieceTokenizer : TokenizerBase
             for (int i = 0; i < n;)
             {
                 int len = char.IsHighSurrogate(escaped[i]) && i + 1 < n && char.IsLowSurrogate(escaped[i + 1]) ? 2 : 1;
-                symbols[count] = new Symbol { Start = i, Length = len, Prev = count - 1, Next = i + len < n ? count + 1 : -1 };
+                symbols[count] = new MergeSymbol { Start = i, Length = len, Prev = count - 1, Next = i + len < n ? count + 1 : -1 };
                 count++;
                 i += len;
             }
 
-            var queue = new PriorityQueue<Bigram, ulong>(n);
-            for (int i = 1; i < count; i++) TryAddBigram(escaped, symbols, queue, i - 1, i);
-
-            while (queue.TryDequeue(out var bigram, out _))
-            {
-                ref Symbol left = ref symbols[bigram.Left];
-                ref Symbol right = ref symbols[bigram.Right];
-                // Stale entry: one side was merged away or grew since this pair was queued.
-                if (left.Length == 0 || right.Length == 0 || left.Length + right.Length != bigram.Size) continue;
-                left.Length += right.Length;
-                right.Length = 0;
-                left.Next = right.Next;
-                if (right.Next >= 0) symbols[right.Next].Prev = bigram.Left;
-                TryAddBigram(escaped, symbols, queue, left.Prev, bigram.Left);
-                TryAddBigram(escaped, symbols, queue, bigram.Left, left.Next);
-            }
+            var queue = new PriorityQueue<MergeCandidate, ulong>(n);
+            var ranker = new RankByScore(this, escaped);
+            SymbolMerges.Run(symbols, count, queue, ref ranker);
 
             for (int i = count > 0 ? 0 : -1; i != -1; i = symbols[i].Next)
                 Emit(escaped.Slice(symbols[i].Start, symbols[i].Length), output);
@@ -102,16 +79,22 @@ public sealed class SentencePieceTokenizer : TokenizerBase
         finally
         {
             ArrayPool<char>.Shared.Return(chars);
-            ArrayPool<Symbol>.Shared.Return(symbols);
+            ArrayPool<MergeSymbol>.Shared.Return(symbols);
         }
     }
 
-    private void TryAddBigram(ReadOnlySpan<char> text, Symbol[] symbols, PriorityQueue<Bigram, ulong> queue, int left, int right)
+    /// <summary>A pair merges if the joined text is a token; the higher its score, the sooner.</summary>
+    private readonly ref struct RankByScore(SentencePieceTokenizer tokenizer, ReadOnlySpan<char> text) : IMergeRanker
     {
-        if (left < 0 || right < 0) return;
-        int size = symbols[left].Length + symbols[right].Length;
-        if (!TokenLookup.TryGetValue(text.Slice(symbols[left].Start, size), out int id)) return;
-        queue.Enqueue(new Bigram(left, right, size), Priority(_scores[id], left));
+        private readonly ReadOnlySpan<char> _text = text;
+
+        public void TryQueue(MergeSymbol[] symbols, PriorityQueue<MergeCandidate, ulong> queue, int left, int right)
+        {
+            if (left < 0 || right < 0) return;
+            int size = symbols[left].Length + symbols[right].Length;
+            if (!tokenizer.TokenLookup.TryGetValue(_text.Slice(symbols[left].Start, size), out int id)) return;
+            queue.Enqueue(new MergeCandidate(left, right, size), Priority(tokenizer._scores[id], left));
+        }
     }
 
     // A final symbol is a token unless it is a single character the vocabulary lacks (merges only ever
