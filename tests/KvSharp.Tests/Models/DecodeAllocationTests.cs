@@ -11,15 +11,17 @@ namespace KvSharp.Tests.Models;
 public class DecodeAllocationTests
 {
     [Theory]
-    [InlineData("llama-gqa.Q4_K_M", false)]
-    [InlineData("qwen2-bias.Q8_0", false)]
-    [InlineData("llama-tied.F16", true)]
-    public void DecodeStepsAllocateNothing(string fixture, bool paged)
+    [InlineData("llama-gqa.Q4_K_M", false, KvElementType.F32)]
+    [InlineData("qwen2-bias.Q8_0", false, KvElementType.F32)]
+    [InlineData("llama-tied.F16", true, KvElementType.F32)]
+    [InlineData("llama-gqa.Q8_0", false, KvElementType.F16)]
+    [InlineData("qwen2-bias.Q4_0", true, KvElementType.F16)]
+    public void DecodeStepsAllocateNothing(string fixture, bool paged, KvElementType kv)
     {
         using var model = LlmModel.Load(TestPaths.Fixture(fixture + ".gguf"), new ModelLoadOptions { Threads = 1 });
         var forward = model.CreateForwardPass();
-        using var pool = new KvBlockPool(model.Config, 16, 16);
-        IKvStore store = paged ? new PagedKvSequence(pool, 256) : model.CreateCache(KvCacheMode.Static, 256);
+        using var pool = new KvBlockPool(model.Config, 16, 16, elementType: kv);
+        IKvStore store = paged ? new PagedKvSequence(pool, 256) : model.CreateCache(KvCacheMode.Static, 256, kv);
         var logits = new float[model.Config.VocabSize];
         forward.Forward(Fixtures.All[0].PromptIds, store, logits, allLogits: false);
         int token = KvSharp.Sampling.Sampler.ArgMax(logits);
