@@ -6,7 +6,8 @@ namespace KvSharp.Cache.Paged;
 /// <summary>
 /// A fixed KV memory budget divided into blocks of <see cref="BlockSize"/> positions. Each block holds K and V for
 /// every layer and KV head of its positions, laid out [layer][K|V][kv_head][slot][head_dim] so one head's rows in a
-/// block are contiguous. Blocks are reference-counted (sequences that share a prefix share its blocks). Full blocks
+/// block are contiguous, each element stored as <see cref="ElementType"/> (F32, or F16 for twice the positions in the
+/// same budget). Blocks are reference-counted (sequences that share a prefix share its blocks). Full blocks
 /// can be published under their prefix hash; when no sequence holds a published block it stays cached and is
 /// reused for a matching prefix, or evicted in least-recently-used order when a fresh block is needed.
 /// Not thread-safe: the engine's scheduler owns it.
