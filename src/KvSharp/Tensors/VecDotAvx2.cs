@@ -59,12 +59,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>Sum of 8 int32 lanes (exact, so the order does not matter).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int HSumInt(Vector256<int> v)
-    {
-        Vector128<int> r = Sse2.Add(v.GetLower(), v.GetUpper());
-        r = Sse2.Add(r, Sse2.Shuffle(r, 0b_01_00_11_10));
-        return Sse2.Add(r, Sse2.Shuffle(r, 0b_10_11_00_01)).ToScalar();
-    }
+    internal static int HSumInt(Vector256<int> v) => HSumInt(Sse2.Add(v.GetLower(), v.GetUpper()));
 
     /// <summary>
     /// Block-sequential order (see <see cref="VecDotScalar.Q8_0"/>): per block the exact integer dot, then one scalar
@@ -156,37 +151,48 @@ internal static unsafe class VecDotAvx2
         return Sse2.MultiplyAddAdjacent(m, q8s);
     }
 
+    /// <summary>Sum of 4 int32 lanes (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int HSumInt(Vector128<int> r)
+    {
+        r = Sse2.Add(r, Sse2.Shuffle(r, 0b_01_00_11_10));
+        return Sse2.Add(r, Sse2.Shuffle(r, 0b_10_11_00_01)).ToScalar();
+    }
+
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q4_K"/>); for rows outside any interleaved group.</summary>
     public static float Q4_K(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
-        Vector128<float> accM = Vector128<float>.Zero;
+        float acc = 0;
         for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
         {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
             UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
-            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(MinsTimesBsums(mins, y)), accM);
-
-            Vector256<int> sumi = Vector256<int>.Zero;
-            byte* q4 = x + Q4_K_Qs;
-            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
-            {
-                Vector256<byte> bits = Avx.LoadVector256(q4);
-                Vector256<byte> lo = Avx2.And(bits, LowNibbles);
-                Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
-                Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
-                Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
-                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
-                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
-                sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
-            }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+            acc = VecDotScalar.AccumulateK4(acc, *(float*)y, x, HSumInt(Q4_KSums(x, y, scales)), HSumInt(MinsTimesBsums(mins, y)));
         }
-        accM = Sse.Add(accM, Sse.MoveHighToLow(accM, accM));
-        accM = Sse.AddScalar(accM, Sse3.MoveHighAndDuplicate(accM));
-        return HSum8(acc) + accM.ToScalar();
+        return acc;
+    }
+
+    /// <summary>
+    /// A Q4_K super-block's scaled sub-block dots in 8 int32 lanes (their sum is the exact isum of
+    /// <see cref="VecDotScalar.Q4_K"/>); <paramref name="y"/> is the Q8_K block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<int> Q4_KSums(byte* x, byte* y, ulong scales)
+    {
+        Vector256<int> sumi = Vector256<int>.Zero;
+        byte* q4 = x + Q4_K_Qs;
+        sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+        {
+            Vector256<byte> bits = Avx.LoadVector256(q4);
+            Vector256<byte> lo = Avx2.And(bits, LowNibbles);
+            Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
+            Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
+            Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
+            Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
+            Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
+            sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
+        }
+        return sumi;
     }
 
     public static float Q5_K(byte* x, byte* y, int nb)
@@ -200,9 +206,7 @@ internal static unsafe class VecDotAvx2
             float d = yd * F16(x);
             float dmin = -yd * F16(x + 2);
             UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
-            Vector128<int> prod = MinsTimesBsums(mins, y);
-            prod = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_01_00_11_10));
-            int msum = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_10_11_00_01)).ToScalar();
+            int msum = HSumInt(MinsTimesBsums(mins, y));
             summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
 
             Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);

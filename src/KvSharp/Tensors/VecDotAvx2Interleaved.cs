@@ -8,8 +8,9 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// AVX2 kernels over <see cref="InterleavedRows"/>: eight weight rows (one per lane) against one or four tokens.
 /// Per row and token the arithmetic is the block-sequential order of <see cref="VecDotScalar.Q8_0"/> /
-/// <see cref="VecDotScalar.Q4_0"/>: each block's exact integer dot, then acc = fma(dx * dy, sum, acc), so every
-/// output is bit-identical to the single-row kernels and to any other grouping of tokens.
+/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/>: each block's exact integer dot, then
+/// acc = fma(dx * dy, sum, acc) (Q4_K: and its min term), so every output is bit-identical to the single-row kernels
+/// and to any other grouping of tokens.
 /// </summary>
 /// <remarks>
 /// Why this is faster than one row at a time: ggml's kernels spend, per 32 multiply-adds of one row and token, a
@@ -176,6 +177,145 @@ internal static unsafe class VecDotAvx2Interleaved
                 i1 = Q4Step(i1, Avx2.And(v1, mask), Avx2.And(Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte(), mask), y + 6 + 4 * k);
             }
             acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, Q4Sum(Avx2.Add(i0, i1), e));
+        }
+        Avx.Store(output, acc);
+    }
+
+    /// <summary>Offsets in a Q4_K group's super-block (see <see cref="InterleavedRows"/>): scales, quants, next block.</summary>
+    private const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes;
+
+    /// <summary>
+    /// Scales of the eight rows (ggml's utmp unpacking, <see cref="VecDotAvx2.UnpackScalesK4"/>, on all lanes at once):
+    /// lane r of <paramref name="sc03"/> holds row r's 6-bit scales 0..3, one byte each; <paramref name="sc47"/> 4..7.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScalesK4(byte* p, out Vector256<byte> sc03, out Vector256<byte> sc47)
+    {
+        Vector256<uint> u0 = Avx.LoadVector256((uint*)p), u2 = Avx.LoadVector256((uint*)(p + 64));
+        sc03 = (u0 & Vector256.Create(0x3f3f3f3fu)).AsByte();
+        sc47 = ((u2 & Vector256.Create(0x0f0f0f0fu)) | (((u0 >> 6) & Vector256.Create(0x03030303u)) << 4)).AsByte();
+    }
+
+    /// <summary>The eight rows' mins like <see cref="ScalesK4"/>: lane r of mn03 holds row r's mins 0..3, mn47 4..7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MinsK4(byte* p, out Vector256<byte> mn03, out Vector256<byte> mn47)
+    {
+        Vector256<uint> u1 = Avx.LoadVector256((uint*)(p + 32)), u2 = Avx.LoadVector256((uint*)(p + 64));
+        mn03 = (u1 & Vector256.Create(0x3f3f3f3fu)).AsByte();
+        mn47 = (((u2 >> 4) & Vector256.Create(0x0f0f0f0fu)) | (((u1 >> 6) & Vector256.Create(0x03030303u)) << 4)).AsByte();
+    }
+
+    /// <summary>vpshufb indexes of each 32-bit lane's own bytes (4i within a 128-bit half).</summary>
+    private static Vector256<uint> LaneBytes => Vector256.Create(0u, 0x00040004u, 0x00080008u, 0x000C000Cu, 0u, 0x00040004u, 0x00080008u, 0x000C000Cu);
+
+    /// <summary>Byte <paramref name="k"/> (0..3) of each 32-bit lane, zero-extended into both of its int16 halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ByteInBothHalves(Vector256<byte> v, int k)
+        => Avx2.Shuffle(v, (Vector256.Create(0x80008000u + (uint)k * 0x00010001u) + LaneBytes).AsByte()).AsInt16();
+
+    /// <summary>Bytes 2h and 2h + 1 of each 32-bit lane, zero-extended to its two int16 halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> BytePair(Vector256<byte> v, int h)
+        => Avx2.Shuffle(v, (Vector256.Create(0x80018000u + (uint)h * 0x00020002u) + LaneBytes).AsByte()).AsInt16();
+
+    /// <summary>
+    /// msum of <see cref="VecDotScalar.Q4_K"/> per lane: Σ_k min_k · bsum32_k, the token's 32-element quant sums
+    /// (|bsum32| ≤ 4096, an int16) broadcast as pairs against each row's pair of mins.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MinSums(Vector256<byte> mn03, Vector256<byte> mn47, byte* y)
+    {
+        short* bs = (short*)(y + Q8_K_Bsums);
+        Vector128<short> b = Ssse3.HorizontalAdd(Sse2.LoadVector128(bs), Sse2.LoadVector128(bs + 8));
+        Vector256<int> bb = Vector256.Create(b, b).AsInt32();
+        return Avx2.Add(
+            Avx2.Add(Avx2.MultiplyAddAdjacent(BytePair(mn03, 0), Avx2.Shuffle(bb, 0x00).AsInt16()),
+                Avx2.MultiplyAddAdjacent(BytePair(mn03, 1), Avx2.Shuffle(bb, 0x55).AsInt16())),
+            Avx2.Add(Avx2.MultiplyAddAdjacent(BytePair(mn47, 0), Avx2.Shuffle(bb, 0xAA).AsInt16()),
+                Avx2.MultiplyAddAdjacent(BytePair(mn47, 1), Avx2.Shuffle(bb, 0xFF).AsInt16())));
+    }
+
+    /// <summary><see cref="VecDotScalar.AccumulateK4"/> on eight rows: acc = fma(dy·d, isum, acc) then -(dy·dmin)·msum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishK4(Vector256<float> acc, byte* w, byte* y, Vector256<int> isum, Vector256<byte> mn03, Vector256<byte> mn47)
+    {
+        Vector256<float> dy = Vector256.Create(*(float*)y);
+        acc = Fma.MultiplyAdd(Avx.Multiply(dy, VecDotAvx2.HalfToSingle((ushort*)w)), Avx.ConvertToVector256Single(isum), acc);
+        return Fma.MultiplyAddNegated(Avx.Multiply(dy, VecDotAvx2.HalfToSingle((ushort*)(w + 16))),
+            Avx.ConvertToVector256Single(MinSums(mn03, mn47, y)), acc);
+    }
+
+    /// <summary>
+    /// Eight interleaved Q4_K rows x four tokens; see <see cref="Q8_0x4"/>. Sub-block by sub-block (32 elements, one
+    /// 6-bit scale per row): the nibbles times the broadcast activation bytes summed in int16 lanes, then one vpmaddwd
+    /// by the rows' scales into int32. Bound: a vpmaddubsw pair is at most 2 x 15 x 128 = 3840 in magnitude and a
+    /// sub-block adds eight of them, at most 30720 &lt; 32767, so neither the saturating multiply nor the adds overflow.
+    /// </summary>
+    public static void Q4_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        int nb = n / QK_K;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, w += K4Block, y += Q8_KBytes)
+        {
+            ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int k = 0; k < 8; k++)
+            {
+                // Sub-block k: elements 32k..32k+31, the low (k even) or high nibbles of quant vectors 8(k/2)...
+                byte* wv = w + K4Qs + 256 * (k >> 1), q = y + Q8_K_Qs + 32 * k;
+                Vector128<ushort> shift = Vector128.CreateScalar((ushort)(4 * (k & 1)));
+                Vector256<short> p0 = default, p1 = default, p2 = default, p3 = default;
+                for (int s = 0; s < 8; s++, wv += 32, q += 4)
+                {
+                    Vector256<byte> v = Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(wv).AsUInt16(), shift).AsByte(), mask);
+                    p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(v, Broadcast4(q)));
+                    p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s1)));
+                    p2 = Avx2.Add(p2, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s2)));
+                    p3 = Avx2.Add(p3, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s3)));
+                }
+                Vector256<short> sc = ByteInBothHalves(k < 4 ? sc03 : sc47, k & 3);
+                i0 = Avx2.Add(i0, Avx2.MultiplyAddAdjacent(p0, sc));
+                i1 = Avx2.Add(i1, Avx2.MultiplyAddAdjacent(p1, sc));
+                i2 = Avx2.Add(i2, Avx2.MultiplyAddAdjacent(p2, sc));
+                i3 = Avx2.Add(i3, Avx2.MultiplyAddAdjacent(p3, sc));
+            }
+            MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
+            a0 = FinishK4(a0, w, y, i0, mn03, mn47);
+            a1 = FinishK4(a1, w, y + s1, i1, mn03, mn47);
+            a2 = FinishK4(a2, w, y + s2, i2, mn03, mn47);
+            a3 = FinishK4(a3, w, y + s3, i3, mn03, mn47);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    /// <summary>Eight interleaved Q4_K rows x one token; low and high nibbles of each quant vector in one pass.</summary>
+    public static void Q4_Kx1(byte* w, byte* y, int n, float* output)
+    {
+        int nb = n / QK_K;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        Vector256<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += K4Block, y += Q8_KBytes)
+        {
+            ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
+            Vector256<int> isum = default;
+            byte* wv = w + K4Qs, q = y + Q8_K_Qs;
+            for (int j = 0; j < 4; j++, q += 64)
+            {
+                Vector256<short> lo = default, hi = default;
+                for (int s = 0; s < 8; s++, wv += 32)
+                {
+                    Vector256<byte> v = Avx.LoadVector256(wv);
+                    lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(Avx2.And(v, mask), Broadcast4(q + 4 * s)));
+                    hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask), Broadcast4(q + 32 + 4 * s)));
+                }
+                Vector256<byte> sc = j < 2 ? sc03 : sc47;
+                isum = Avx2.Add(isum, Avx2.Add(Avx2.MultiplyAddAdjacent(lo, ByteInBothHalves(sc, 2 * (j & 1))),
+                    Avx2.MultiplyAddAdjacent(hi, ByteInBothHalves(sc, 2 * (j & 1) + 1))));
+            }
+            MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
+            acc = FinishK4(acc, w, y, isum, mn03, mn47);
         }
         Avx.Store(output, acc);
     }

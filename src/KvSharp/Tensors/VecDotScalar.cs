@@ -7,8 +7,8 @@ namespace KvSharp.Tensors;
 /// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
-/// Q8_0, Q4_0 and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at a
-/// time into one accumulator per row), and the AVX2 single-row kernels follow them.
+/// Q8_0, Q4_0, Q4_K and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
+/// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
 internal static unsafe class VecDotScalar
 {
@@ -121,36 +121,47 @@ internal static unsafe class VecDotScalar
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Bsum32(byte* y, int k) => ((short*)(y + Q8_K_Bsums))[2 * k] + ((short*)(y + Q8_K_Bsums))[2 * k + 1];
 
+    /// <summary>
+    /// Q4_K weights x Q8_K activations in block-sequential order (not ggml's lanes): per super-block the exact integer
+    /// sums isum = Σ_k sc_k · dot(q_k, y_k) over the eight sub-blocks and msum = Σ_k m_k · bsum32_k, then
+    /// <see cref="AccumulateK4"/> — the order in which <see cref="VecDotAvx2Interleaved"/> accumulates eight rows side
+    /// by side. Bounds: |dot_k| ≤ 32·15·128, so |isum| ≤ 8·63·61440 &lt; 2^25 and |msum| ≤ 8·63·32·128 &lt; 2^21 (int32).
+    /// </summary>
     public static float Q4_K(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        float am0 = 0, am1 = 0, am2 = 0, am3 = 0; // acc_m, 4 lanes
-        int* wv = stackalloc int[32];
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
+        float acc = 0;
         for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
         {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
-            am0 = MathF.FusedMultiplyAdd(dmin, mn[0] * Bsum32(y, 0) + mn[1] * Bsum32(y, 1), am0);
-            am1 = MathF.FusedMultiplyAdd(dmin, mn[2] * Bsum32(y, 2) + mn[3] * Bsum32(y, 3), am1);
-            am2 = MathF.FusedMultiplyAdd(dmin, mn[4] * Bsum32(y, 4) + mn[5] * Bsum32(y, 5), am2);
-            am3 = MathF.FusedMultiplyAdd(dmin, mn[6] * Bsum32(y, 6) + mn[7] * Bsum32(y, 7), am3);
-            Lanes8I lanes = default;
+            int isum = 0, msum = 0;
             byte* q4 = x + Q4_K_Qs;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
             for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
             {
-                for (int l = 0; l < 32; l++) wv[l] = q4[l] & 0xF;
-                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
-                for (int l = 0; l < 32; l++) wv[l] = q4[l] >> 4;
-                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
+                ScaleMinK4(2 * j, x + Q4_K_Scales, out int sc0, out int m0);
+                ScaleMinK4(2 * j + 1, x + Q4_K_Scales, out int sc1, out int m1);
+                int lo = 0, hi = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    lo += (q4[l] & 0xF) * q8[l];
+                    hi += (q4[l] >> 4) * q8[32 + l];
+                }
+                isum += sc0 * lo + sc1 * hi;
+                msum += m0 * Bsum32(y, 2 * j) + m1 * Bsum32(y, 2 * j + 1);
             }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+            acc = AccumulateK4(acc, *(float*)y, x, isum, msum);
         }
-        return HSum8(ref acc) + ((am0 + am2) + (am1 + am3));
+        return acc;
+    }
+
+    /// <summary>
+    /// One Q4_K super-block's float step, shared by every Q4_K kernel: acc = fma(dy·d, isum, acc), then
+    /// acc = fma(-(dy·dmin), msum, acc), with d and dmin the block's halves at <paramref name="x"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float AccumulateK4(float acc, float dy, byte* x, int isum, int msum)
+    {
+        acc = MathF.FusedMultiplyAdd(dy * F16(x), isum, acc);
+        return MathF.FusedMultiplyAdd(-(dy * F16(x + 2)), msum, acc);
     }
 
     public static float Q5_K(byte* x, byte* y, int nb)

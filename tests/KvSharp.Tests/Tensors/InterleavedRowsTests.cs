@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / Q4_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -19,6 +19,9 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 8, 256, 4 },
         { GgmlType.Q4_0, 37, 96, 9 },
         { GgmlType.Q4_0, 70, 256, 13 },
+        { GgmlType.Q4_K, 8, 256, 4 },
+        { GgmlType.Q4_K, 37, 512, 9 },
+        { GgmlType.Q4_K, 70, 768, 16 },
         { GgmlType.F32, 8, 64, 5 },
         { GgmlType.F32, 37, 33, 9 },
         { GgmlType.F32, 70, 100, 16 },
@@ -83,8 +86,57 @@ public class InterleavedRowsTests
     }
 
     [Theory]
+    [InlineData(0xFF, false)]
+    [InlineData(0xFF, true)]
+    [InlineData(0x00, true)]
+    public void ExtremeQ4_KBlocksDoNotOverflow(byte quantByte, bool mixedSigns)
+    {
+        // Every nibble 15 (or 0) and every 6-bit scale and min 63 against activation quants of +-127: the largest sums
+        // the int16 lanes ever hold (eight vpmaddubsw pairs of 2 x 15 x 127 per sub-block). Q8_K quantizes the first
+        // largest value of a block to -127, so equal inputs give all -127 and [-1, 1, 1, ...] gives one -127 then +127s.
+        // The result must be the exact integer sums times the scales in the block-sequential order.
+        int rows = 8, cols = 512, blocks = cols / 256;
+        var bytes = new byte[rows * blocks * 144];
+        for (int b = 0; b < bytes.Length; b += 144)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(b, 2), (Half)1f);
+            BitConverter.TryWriteBytes(bytes.AsSpan(b + 2, 2), (Half)0.5f);
+            bytes.AsSpan(b + 4, 12).Fill(0xFF);
+            bytes.AsSpan(b + 16, 128).Fill(quantByte);
+        }
+        using var w = new NativeWeights(GgmlType.Q4_K, rows, cols, bytes, interleave: true);
+        float[] x = Enumerable.Repeat(1f, cols).ToArray();
+        if (mixedSigns) for (int b = 0; b < blocks; b++) x[256 * b] = -1;
+        byte[] xq = QuantizeRow(GgmlType.Q8_K, x);
+        int nibble = quantByte & 0xF;
+        float want = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            float dy = BitConverter.ToSingle(xq, b * 292);
+            long isum = 0, msum = 0;
+            for (int i = 0; i < 256; i++)
+            {
+                int q = (sbyte)xq[b * 292 + 4 + i];
+                Assert.Equal(127, Math.Abs(q));
+                isum += 63 * nibble * q;
+                msum += 63 * q;
+            }
+            want = MathF.FusedMultiplyAdd(dy * 1f, isum, want);
+            want = MathF.FusedMultiplyAdd(-(dy * 0.5f), msum, want);
+        }
+        using var pool = new KernelPool(1);
+        foreach (int nTokens in new[] { 1, 4 })
+        {
+            float[] y = Multiply(pool, w.Matrix, Enumerable.Range(0, nTokens).SelectMany(_ => x).ToArray(), nTokens);
+            foreach (float got in y) Assert.Equal(want, got);
+        }
+        Assert.Equal(want, VecDot.Dot(GgmlType.Q4_K, w.Matrix.Row(0), xq, cols, avx2: false));
+    }
+
+    [Theory]
     [InlineData("Q8_0")]
     [InlineData("Q4_0")]
+    [InlineData("Q4_K_M")]
     [InlineData("F32")]
     public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
     {
@@ -92,7 +144,8 @@ public class InterleavedRowsTests
         var layer = model.Weights.Layers[0];
         foreach (var m in new[] { layer.Query, layer.Key, layer.Value, layer.AttentionOutput, layer.Gate, layer.Up, layer.Down, model.Weights.Output })
         {
-            // llama.cpp's Q4_0 files keep the classifier in Q6_K, which has no interleaved kernels.
+            // llama.cpp's Q4_0 and Q4_K_M files keep the classifier (Q4_K_M: also some ffn_down/attn_v) in Q6_K,
+            // which has no interleaved kernels.
             if (!InterleavedRows.Supports(m.Type))
             {
                 Assert.Null(m.Interleaved);
