@@ -4,18 +4,21 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0, Q4_0, Q4_K or F32 matrix rearranged so that eight rows are multiplied side by side, one row per float
+/// A Q8_0, Q4_0, Q4_K, Q6_K or F32 matrix rearranged so that eight rows are multiplied side by side, one row per float
 /// lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within a group block by
 /// block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
-/// <item>the eight rows' half scales (16 bytes; Q4_K: the eight d, then the eight dmin), then</item>
+/// <item>the eight rows' half scales (16 bytes; Q4_K: the eight d, then the eight dmin; Q6_K: its d, stored last in a
+/// block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
 /// <item>Q4_0: four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
 /// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
 /// <item>Q4_K (per super-block of 256): three 32-byte vectors, vector i holding bytes 4i..4i+3 of each row's 12 bytes
 /// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
 /// vector 8j+s holding bytes 32j+4s..32j+4s+3 of each row (low nibbles: elements 64j+4s.., sub-block 2j; high
-/// nibbles: elements 64j+32+4s.., sub-block 2j+1).</item>
+/// nibbles: elements 64j+32+4s.., sub-block 2j+1);</item>
+/// <item>Q6_K (per super-block of 256): the block's 52 words in order, each as a 32-byte vector of the eight rows'
+/// words: ql (32 vectors), qh (16), the sixteen int8 scales (4).</item>
 /// </list>
 /// F32 groups are simply column-major: column c's eight values (rows 0..7) side by side, so one load gives the eight
 /// rows' weights for a column and a token's value is broadcast against them.
@@ -39,7 +42,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.F32;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -55,7 +58,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>Copies <paramref name="w"/> (Q8_0 or Q4_0) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K and F32)", nameof(w));
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
@@ -73,6 +76,8 @@ public sealed unsafe class InterleavedRows : IDisposable
         }
         if (w.Type == GgmlType.Q4_K)
             InterleaveBlocks(w, data, groups, QK_K, Q4_KBytes, halves: [0, 2], firstWord: Q4_K_Scales, words: 35);
+        else if (w.Type == GgmlType.Q6_K)
+            InterleaveBlocks(w, data, groups, QK_K, Q6_KBytes, halves: [Q6_K_D], firstWord: Q6_K_Ql, words: 52);
         else
             InterleaveBlocks(w, data, groups, QK, w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, halves: [0], firstWord: 2,
                 words: w.Type == GgmlType.Q8_0 ? 8 : 4);

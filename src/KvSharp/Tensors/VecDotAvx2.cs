@@ -233,14 +233,14 @@ internal static unsafe class VecDotAvx2
         return HSum8(acc) + summs;
     }
 
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q6_K"/>); for rows outside any interleaved group.</summary>
     public static float Q6_K(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
+        float acc = 0;
         Vector256<byte> m2 = Vector256.Create((byte)3);
         Vector256<byte> m32 = Vector256.Create((byte)32);
         for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
         {
-            float d = *(float*)y * F16(x + Q6_K_D);
             sbyte* sc = (sbyte*)(x + Q6_K_Scales);
             Vector256<int> sumi = Vector256<int>.Zero;
             for (int n = 0; n < 2; n++)
@@ -257,15 +257,15 @@ internal static unsafe class VecDotAvx2
                     Vector256<byte> h = Avx2.And(Avx2.ShiftRightLogical(bitsH.AsUInt16(), Vector128.CreateScalar((ushort)(2 * g))).AsByte(), m2);
                     Vector256<byte> q = Avx2.Or(Avx2.And(low, LowNibbles), Avx2.ShiftLeftLogical(h.AsUInt16(), 4).AsByte());
                     Vector256<sbyte> q8v = Avx.LoadVector256(q8 + 32 * g);
-                    // (q - 32) * q8 as q*q8 - 32*q8, both through vpmaddubsw as in ggml.
+                    // (q - 32) * q8 as q*q8 - 32*q8, both through vpmaddubsw (exact: each pair is at most 2 x 63 x 128).
                     Vector256<short> p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, q8v), Avx2.MultiplyAddAdjacent(m32, q8v));
                     Vector256<short> s = Vector256.Create(Vector128.Create((short)sc[8 * n + 2 * g]), Vector128.Create((short)sc[8 * n + 2 * g + 1]));
                     sumi = Avx2.Add(sumi, Avx2.MultiplyAddAdjacent(s, p));
                 }
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+            acc = MathF.FusedMultiplyAdd(*(float*)y * F16(x + Q6_K_D), HSumInt(sumi), acc);
         }
-        return HSum8(acc);
+        return acc;
     }
 
     /// <summary>ggml GGML_F32x8_REDUCE: (a0+a2)+(a1+a3), lo+hi, two hadds.</summary>

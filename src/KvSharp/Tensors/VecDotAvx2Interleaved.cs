@@ -8,7 +8,8 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// AVX2 kernels over <see cref="InterleavedRows"/>: eight weight rows (one per lane) against one or four tokens.
 /// Per row and token the arithmetic is the block-sequential order of <see cref="VecDotScalar.Q8_0"/> /
-/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/>: each block's exact integer dot, then
+/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/> / <see cref="VecDotScalar.Q6_K"/>: each block's
+/// exact integer dot, then
 /// acc = fma(dx * dy, sum, acc) (Q4_K: and its min term), so every output is bit-identical to the single-row kernels
 /// and to any other grouping of tokens.
 /// </summary>
@@ -316,6 +317,142 @@ internal static unsafe class VecDotAvx2Interleaved
             }
             MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
             acc = FinishK4(acc, w, y, isum, mn03, mn47);
+        }
+        Avx.Store(output, acc);
+    }
+
+    /// <summary>Offsets in a Q6_K group's super-block (see <see cref="InterleavedRows"/>): ql, qh, scales, next block.</summary>
+    private const int K6Ql = 16, K6Qh = K6Ql + 32 * 32, K6Scales = K6Qh + 16 * 32, K6Block = 8 * Q6_KBytes;
+
+    /// <summary>
+    /// vpshufb control: in each 32-bit lane, bytes <paramref name="b0"/> and <paramref name="b1"/> (0..3) of the same
+    /// lane into the high bytes of its two int16 halves, zeros below (an arithmetic shift then sign-extends them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> ToHighBytes(int b0, int b1)
+        => (Vector256.Create(0x00800080u | (uint)b0 << 8 | (uint)b1 << 24) + (LaneBytes << 8)).AsByte();
+
+    /// <summary>The eight rows' signed scale of sub-block <paramref name="k"/> (0..15), in both int16 halves of each lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScaleK6(byte* w, int k)
+        => Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (k >> 2)), ToHighBytes(k & 3, k & 3)).AsInt16(), 8);
+
+    /// <summary>32 x the scales of sub-blocks 2i and 2i + 1 (|32 sc| ≤ 4096, an int16) in the two int16 halves of each lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScalePairTimes32K6(byte* w, int i)
+        => Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (i >> 1)), ToHighBytes(2 * (i & 1), 2 * (i & 1) + 1)).AsInt16(), 3);
+
+    /// <summary>
+    /// The unsigned 6-bit quants (0..63) of one word position s (elements 4s..4s+3 of each 32-element group) of half h,
+    /// eight rows, for the four groups g = 0..3 at once: low bits from the ql words at <paramref name="ql"/> (word
+    /// 16h + s: groups 0 and 2, low and high nibbles) and 256 bytes on (word 16h + 8 + s: groups 1 and 3), high bits
+    /// 2g, 2g + 1 of the qh word at <paramref name="qh"/> (word 8h + s).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantsK6(byte* ql, byte* qh, out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3)
+    {
+        Vector256<byte> nib = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        Vector256<ushort> l0 = Avx.LoadVector256((ushort*)ql), l1 = Avx.LoadVector256((ushort*)(ql + 256)), h = Avx.LoadVector256((ushort*)qh);
+        g0 = Avx2.Or(Avx2.And(l0.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 4).AsByte(), top));
+        g1 = Avx2.Or(Avx2.And(l1.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 2).AsByte(), top));
+        g2 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l0, 4).AsByte(), nib), Avx2.And(h.AsByte(), top));
+        g3 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l1, 4).AsByte(), nib), Avx2.And(Avx2.ShiftRightLogical(h, 2).AsByte(), top));
+    }
+
+    /// <summary>
+    /// Two quant words (eight elements) of a sub-block times a token's bytes, scaled: int32 lanes. The unsigned quants
+    /// make a vpmaddubsw pair at most 2 x 63 x 128 = 16128, so two words sum to at most 32256 &lt; 32767 in int16 before
+    /// vpmaddwd widens them (a sub-block's four words would not fit).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> StepK6(Vector256<byte> qa, Vector256<byte> qb, byte* q, Vector256<short> sc)
+        => Avx2.MultiplyAddAdjacent(Avx2.Add(Avx2.MultiplyAddAdjacent(qa, Broadcast4(q)), Avx2.MultiplyAddAdjacent(qb, Broadcast4(q + 4))), sc);
+
+    /// <summary>
+    /// The offset of 32 for sub-blocks 2i, 2i + 1: isum -= 32 sc · bsum (Q8_K's 16-element quant sums, a pair per lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> OffsetK6(Vector256<int> isum, Vector256<short> sc32, byte* y, int i)
+        => Avx2.Subtract(isum, Avx2.MultiplyAddAdjacent(sc32, Vector256.Create(*(int*)(y + Q8_K_Bsums + 4 * i)).AsInt16()));
+
+    /// <summary>acc = fma(dy · d, isum, acc) for eight rows (<see cref="VecDotScalar.Q6_K"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishK6(Vector256<float> acc, Vector256<float> dx, byte* y, Vector256<int> isum)
+        => Fma.MultiplyAdd(Avx.Multiply(Vector256.Create(*(float*)y), dx), Avx.ConvertToVector256Single(isum), acc);
+
+    /// <summary>
+    /// Eight interleaved Q6_K rows x four tokens; see <see cref="Q8_0x4"/>. Two word positions at a time, each unpacked
+    /// for the four groups of a half at once: the unsigned quants times the broadcast activation bytes, widened by the
+    /// rows' sub-block scales; at the end of the super-block the quants' offset of 32 is subtracted through the
+    /// activations' sums. All integer sums are exact (|Σ sc·q·y| ≤ 16·128·16·63·128 &lt; 2^29, the offset term
+    /// ≤ 2^27), so the result is <see cref="VecDotScalar.Q6_K"/>'s.
+    /// </summary>
+    public static void Q6_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        int nb = n / QK_K;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
+        {
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int hs = 0; hs < 8; hs++) // half h = hs / 4, word positions s = 2 (hs % 4) and s + 1
+            {
+                int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2); // k: group 0's sub-block; group g's is k + 2g
+                byte* ql = w + K6Ql + 32 * (16 * h + s), qh = w + K6Qh + 32 * (8 * h + s), q = y + Q8_K_Qs + 128 * h + 4 * s;
+                QuantsK6(ql, qh, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(ql + 32, qh + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                Vector256<short> c0 = ScaleK6(w, k), c1 = ScaleK6(w, k + 2), c2 = ScaleK6(w, k + 4), c3 = ScaleK6(w, k + 6);
+                i0 = Avx2.Add(i0, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q));
+                i1 = Avx2.Add(i1, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s1));
+                i2 = Avx2.Add(i2, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s2));
+                i3 = Avx2.Add(i3, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s3));
+            }
+            for (int i = 0; i < 8; i++)
+            {
+                Vector256<short> sc32 = ScalePairTimes32K6(w, i);
+                i0 = OffsetK6(i0, sc32, y, i);
+                i1 = OffsetK6(i1, sc32, y + s1, i);
+                i2 = OffsetK6(i2, sc32, y + s2, i);
+                i3 = OffsetK6(i3, sc32, y + s3, i);
+            }
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
+            a0 = FinishK6(a0, dx, y, i0);
+            a1 = FinishK6(a1, dx, y + s1, i1);
+            a2 = FinishK6(a2, dx, y + s2, i2);
+            a3 = FinishK6(a3, dx, y + s3, i3);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    /// <summary>
+    /// Two word positions of the four groups of a half (quants x*, then z*) times a token's bytes at <paramref name="q"/>
+    /// (group g's at q + 32g), each group scaled by its sub-block's scale c*: int32 lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Groups4K6(Vector256<byte> x0, Vector256<byte> x1, Vector256<byte> x2, Vector256<byte> x3,
+        Vector256<byte> z0, Vector256<byte> z1, Vector256<byte> z2, Vector256<byte> z3,
+        Vector256<short> c0, Vector256<short> c1, Vector256<short> c2, Vector256<short> c3, byte* q)
+        => Avx2.Add(Avx2.Add(StepK6(x0, z0, q, c0), StepK6(x1, z1, q + 32, c1)), Avx2.Add(StepK6(x2, z2, q + 64, c2), StepK6(x3, z3, q + 96, c3)));
+
+    /// <summary>Eight interleaved Q6_K rows x one token; see <see cref="Q6_Kx4"/>.</summary>
+    public static void Q6_Kx1(byte* w, byte* y, int n, float* output)
+    {
+        int nb = n / QK_K;
+        Vector256<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
+        {
+            Vector256<int> isum = default;
+            for (int hs = 0; hs < 8; hs++)
+            {
+                int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2);
+                byte* ql = w + K6Ql + 32 * (16 * h + s), qh = w + K6Qh + 32 * (8 * h + s);
+                QuantsK6(ql, qh, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(ql + 32, qh + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                isum = Avx2.Add(isum, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3,
+                    ScaleK6(w, k), ScaleK6(w, k + 2), ScaleK6(w, k + 4), ScaleK6(w, k + 6), y + Q8_K_Qs + 128 * h + 4 * s));
+            }
+            for (int i = 0; i < 8; i++) isum = OffsetK6(isum, ScalePairTimes32K6(w, i), y, i);
+            acc = FinishK6(acc, VecDotAvx2.HalfToSingle((ushort*)w), y, isum);
         }
         Avx.Store(output, acc);
     }

@@ -45,53 +45,6 @@ internal static unsafe class VecDotAvx2Multi
         result[3] = VecDotAvx2.HSum8(a3);
     }
 
-    public static void Q6_Kx4(byte* x, byte* y, nint yStride, int n, float* result)
-    {
-        int nb = n / 256;
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        Vector256<byte> m2 = Vector256.Create((byte)3), m32 = Vector256.Create((byte)32), low = Vector256.Create((byte)0x0F);
-        for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
-        {
-            float xd = F16(x + Q6_K_D);
-            sbyte* sc = (sbyte*)(x + Q6_K_Scales);
-            Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (int h = 0; h < 2; h++)
-            {
-                byte* ql = x + Q6_K_Ql + 64 * h;
-                Vector256<byte> bits1 = Avx.LoadVector256(ql), bits2 = Avx.LoadVector256(ql + 32);
-                Vector256<byte> bitsH = Avx.LoadVector256(x + Q6_K_Qh + 32 * h);
-                for (int g = 0; g < 4; g++)
-                {
-                    Vector256<byte> lo = (g & 1) == 0 ? bits1 : bits2;
-                    if (g >= 2) lo = Avx2.ShiftRightLogical(lo.AsUInt16(), 4).AsByte();
-                    Vector256<byte> hb = Avx2.And(Avx2.ShiftRightLogical(bitsH.AsUInt16(), Vector128.CreateScalar((ushort)(2 * g))).AsByte(), m2);
-                    Vector256<byte> q = Avx2.Or(Avx2.And(lo, low), Avx2.ShiftLeftLogical(hb.AsUInt16(), 4).AsByte());
-                    Vector256<short> scv = Vector256.Create(Vector128.Create((short)sc[8 * h + 2 * g]), Vector128.Create((short)sc[8 * h + 2 * g + 1]));
-                    int off = Q8_K_Qs + 128 * h + 32 * g;
-                    s0 = Avx2.Add(s0, Q6Group(q, m32, scv, (sbyte*)(y + off)));
-                    s1 = Avx2.Add(s1, Q6Group(q, m32, scv, (sbyte*)(y + yStride + off)));
-                    s2 = Avx2.Add(s2, Q6Group(q, m32, scv, (sbyte*)(y + 2 * yStride + off)));
-                    s3 = Avx2.Add(s3, Q6Group(q, m32, scv, (sbyte*)(y + 3 * yStride + off)));
-                }
-            }
-            a0 = Fma.MultiplyAdd(Vector256.Create(*(float*)y * xd), Avx.ConvertToVector256Single(s0), a0);
-            a1 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + yStride) * xd), Avx.ConvertToVector256Single(s1), a1);
-            a2 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + 2 * yStride) * xd), Avx.ConvertToVector256Single(s2), a2);
-            a3 = Fma.MultiplyAdd(Vector256.Create(*(float*)(y + 3 * yStride) * xd), Avx.ConvertToVector256Single(s3), a3);
-        }
-        result[0] = VecDotAvx2.HSum8(a0);
-        result[1] = VecDotAvx2.HSum8(a1);
-        result[2] = VecDotAvx2.HSum8(a2);
-        result[3] = VecDotAvx2.HSum8(a3);
-
-        static Vector256<int> Q6Group(Vector256<byte> q, Vector256<byte> m32, Vector256<short> scv, sbyte* q8)
-        {
-            Vector256<sbyte> q8v = Avx.LoadVector256(q8);
-            Vector256<short> p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, q8v), Avx2.MultiplyAddAdjacent(m32, q8v));
-            return Avx2.MultiplyAddAdjacent(scv, p);
-        }
-    }
-
     /// <summary>
     /// Four-token F16 x F16: the weight row is converted to float once per 32 elements and used for all four tokens
     /// (two at a time, to stay within the 16 vector registers); per token the accumulation is

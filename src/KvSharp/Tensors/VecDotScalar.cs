@@ -7,7 +7,7 @@ namespace KvSharp.Tensors;
 /// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
-/// Q8_0, Q4_0, Q4_K and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
+/// Q8_0, Q4_0, Q4_K, Q6_K and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
 /// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
 internal static unsafe class VecDotScalar
@@ -196,40 +196,35 @@ internal static unsafe class VecDotScalar
         return HSum8(ref acc) + summs;
     }
 
+    /// <summary>
+    /// Q6_K weights x Q8_K activations in block-sequential order (not ggml's lanes): per super-block the exact integer
+    /// isum = Σ_k sc_k · Σ (q - 32) · y over its sixteen sub-blocks of 16, then acc = fma(dy · d, isum, acc) — the
+    /// order of <see cref="VecDotAvx2Interleaved"/>. Bound: |isum| ≤ 16 · 128 · 16 · 32 · 128 = 2^27 (int32).
+    /// </summary>
     public static float Q6_K(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
         {
-            float d = *(float*)y * F16(x + Q6_K_D);
             sbyte* sc = (sbyte*)(x + Q6_K_Scales);
-            Lanes8I lanes = default;
-            for (int n = 0; n < 2; n++)
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            int isum = 0;
+            // Sub-block k = 8n + 2g + h: elements 128n + 32g + 16h .. +15 of half n, group g (low bits from the low
+            // nibbles of ql for g = 0, 1 and the high ones for g = 2, 3; high bits 2g, 2g + 1 of qh).
+            for (int k = 0; k < 16; k++)
             {
-                byte* ql = x + Q6_K_Ql + 64 * n;
-                byte* qh = x + Q6_K_Qh + 32 * n;
-                sbyte* q8 = (sbyte*)(y + Q8_K_Qs + 128 * n);
-                for (int g = 0; g < 4; g++)
-                {
-                    // group g: elements 32g..32g+31 of this half; low nibbles for g = 0,1, high for g = 2,3.
-                    byte* src = ql + 32 * (g & 1);
-                    int shift = g >= 2 ? 4 : 0;
-                    for (int l = 0; l < 32; l++)
-                        wv[l] = (((src[l] >> shift) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4)) - 32;
-                    // Lanes 0..3 (elements 0..15) use one scale, lanes 4..7 the next.
-                    int s0 = sc[8 * n + 2 * g], s1 = sc[8 * n + 2 * g + 1];
-                    sbyte* q = q8 + 32 * g;
-                    for (int l = 0; l < 8; l++)
-                    {
-                        int s = wv[4 * l] * q[4 * l] + wv[4 * l + 1] * q[4 * l + 1] + wv[4 * l + 2] * q[4 * l + 2] + wv[4 * l + 3] * q[4 * l + 3];
-                        lanes[l] += (l < 4 ? s0 : s1) * s;
-                    }
-                }
+                int n = k >> 3, g = (k >> 1) & 3, h = k & 1;
+                byte* ql = x + Q6_K_Ql + 64 * n + 32 * (g & 1) + 16 * h;
+                byte* qh = x + Q6_K_Qh + 32 * n + 16 * h;
+                sbyte* q = q8 + 128 * n + 32 * g + 16 * h;
+                int dot = 0;
+                for (int l = 0; l < 16; l++)
+                    dot += ((((ql[l] >> (4 * (g >> 1))) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4)) - 32) * q[l];
+                isum += sc[k] * dot;
             }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+            acc = MathF.FusedMultiplyAdd(*(float*)y * F16(x + Q6_K_D), isum, acc);
         }
-        return HSum8(ref acc);
+        return acc;
     }
 
     /// <summary>ggml GGML_F32x8_REDUCE of four 8-lane accumulators: (a0+a2)+(a1+a3), lo+hi, then two hadds.</summary>

@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / Q4_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / Q4_K / Q6_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -22,6 +22,9 @@ public class InterleavedRowsTests
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
+        { GgmlType.Q6_K, 8, 256, 4 },
+        { GgmlType.Q6_K, 37, 512, 9 },
+        { GgmlType.Q6_K, 70, 768, 16 },
         { GgmlType.F32, 8, 64, 5 },
         { GgmlType.F32, 37, 33, 9 },
         { GgmlType.F32, 70, 100, 16 },
@@ -134,9 +137,48 @@ public class InterleavedRowsTests
     }
 
     [Theory]
+    [InlineData(0xFF, 127, false)]
+    [InlineData(0xFF, -128, true)]
+    [InlineData(0x00, -128, false)]
+    [InlineData(0x00, 127, true)]
+    public void ExtremeQ6_KBlocksDoNotOverflow(byte quantByte, sbyte scale, bool mixedSigns)
+    {
+        // Every 6-bit quant 63 (or 0, i.e. -32 after the offset) and every scale at an extreme against activation quants
+        // of +-127 (see the Q4_K case): two words of vpmaddubsw pairs of 2 x 63 x 127 in the int16 lanes.
+        int rows = 8, cols = 512, blocks = cols / 256;
+        var bytes = new byte[rows * blocks * 210];
+        for (int b = 0; b < bytes.Length; b += 210)
+        {
+            bytes.AsSpan(b, 192).Fill(quantByte);
+            bytes.AsSpan(b + 192, 16).Fill((byte)scale);
+            BitConverter.TryWriteBytes(bytes.AsSpan(b + 208, 2), (Half)0.25f);
+        }
+        using var w = new NativeWeights(GgmlType.Q6_K, rows, cols, bytes, interleave: true);
+        float[] x = Enumerable.Repeat(1f, cols).ToArray();
+        if (mixedSigns) for (int b = 0; b < blocks; b++) x[256 * b] = -1;
+        byte[] xq = QuantizeRow(GgmlType.Q8_K, x);
+        int weight = (quantByte == 0xFF ? 63 : 0) - 32;
+        float want = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            long isum = 0;
+            for (int i = 0; i < 256; i++) isum += scale * weight * (sbyte)xq[b * 292 + 4 + i];
+            want = MathF.FusedMultiplyAdd(BitConverter.ToSingle(xq, b * 292) * 0.25f, isum, want);
+        }
+        using var pool = new KernelPool(1);
+        foreach (int nTokens in new[] { 1, 4 })
+        {
+            float[] y = Multiply(pool, w.Matrix, Enumerable.Range(0, nTokens).SelectMany(_ => x).ToArray(), nTokens);
+            foreach (float got in y) Assert.Equal(want, got);
+        }
+        Assert.Equal(want, VecDot.Dot(GgmlType.Q6_K, w.Matrix.Row(0), xq, cols, avx2: false));
+    }
+
+    [Theory]
     [InlineData("Q8_0")]
     [InlineData("Q4_0")]
     [InlineData("Q4_K_M")]
+    [InlineData("Q6_K")]
     [InlineData("F32")]
     public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
     {
@@ -144,13 +186,6 @@ public class InterleavedRowsTests
         var layer = model.Weights.Layers[0];
         foreach (var m in new[] { layer.Query, layer.Key, layer.Value, layer.AttentionOutput, layer.Gate, layer.Up, layer.Down, model.Weights.Output })
         {
-            // llama.cpp's Q4_0 and Q4_K_M files keep the classifier (Q4_K_M: also some ffn_down/attn_v) in Q6_K,
-            // which has no interleaved kernels.
-            if (!InterleavedRows.Supports(m.Type))
-            {
-                Assert.Null(m.Interleaved);
-                continue;
-            }
             Assert.NotNull(m.Interleaved);
             Assert.Equal(m.Rows / 8, m.Interleaved!.Groups);
             Assert.Equal(m.Rows / 8 * 8L * m.RowBytes, m.Interleaved.Bytes);
