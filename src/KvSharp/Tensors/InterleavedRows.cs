@@ -17,8 +17,9 @@ namespace KvSharp.Tensors;
 /// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
 /// vector 8j+s holding bytes 32j+4s..32j+4s+3 of each row (low nibbles: elements 64j+4s.., sub-block 2j; high
 /// nibbles: elements 64j+32+4s.., sub-block 2j+1);</item>
-/// <item>Q6_K (per super-block of 256): the block's 52 words in order, each as a 32-byte vector of the eight rows'
-/// words: ql (32 vectors), qh (16), the sixteen int8 scales (4).</item>
+/// <item>Q6_K (per super-block of 256): the block's 52 words, each as a 32-byte vector of the eight rows' words, in
+/// the order the kernels read them (see <see cref="Q6_KWords"/>) so that a group streams front to back: the sixteen
+/// int8 scales (4 vectors), then per word pair ql, ql of the odd groups, qh (6 vectors).</item>
 /// </list>
 /// F32 groups are simply column-major: column c's eight values (rows 0..7) side by side, so one load gives the eight
 /// rows' weights for a column and a token's value is broadcast against them.
@@ -75,22 +76,43 @@ public sealed unsafe class InterleavedRows : IDisposable
             return new InterleavedRows(data, bytes, groups, groupBytes);
         }
         if (w.Type == GgmlType.Q4_K)
-            InterleaveBlocks(w, data, groups, QK_K, Q4_KBytes, halves: [0, 2], firstWord: Q4_K_Scales, words: 35);
+            InterleaveBlocks(w, data, groups, QK_K, Q4_KBytes, halves: [0, 2], Words(Q4_K_Scales, 35));
         else if (w.Type == GgmlType.Q6_K)
-            InterleaveBlocks(w, data, groups, QK_K, Q6_KBytes, halves: [Q6_K_D], firstWord: Q6_K_Ql, words: 52);
+            InterleaveBlocks(w, data, groups, QK_K, Q6_KBytes, halves: [Q6_K_D], Q6_KWords());
         else
-            InterleaveBlocks(w, data, groups, QK, w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, halves: [0], firstWord: 2,
-                words: w.Type == GgmlType.Q8_0 ? 8 : 4);
+            InterleaveBlocks(w, data, groups, QK, w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, halves: [0],
+                Words(2, w.Type == GgmlType.Q8_0 ? 8 : 4));
         return new InterleavedRows(data, bytes, groups, groupBytes);
+    }
+
+    /// <summary>Byte offsets of <paramref name="count"/> consecutive words of a block from <paramref name="first"/>.</summary>
+    private static int[] Words(int first, int count) => Enumerable.Range(0, count).Select(v => first + 4 * v).ToArray();
+
+    /// <summary>
+    /// A Q6_K block's words in the order the kernels read them, so that a group is read front to back: the four words
+    /// of scales, then for each half h and word pair s = 0, 2, 4, 6: ql words 16h + s, 16h + s + 1 (groups 0 and 2),
+    /// ql words 16h + 8 + s, +1 (groups 1 and 3), qh words 8h + s, +1.
+    /// </summary>
+    private static int[] Q6_KWords()
+    {
+        var words = new List<int>();
+        for (int i = 0; i < 4; i++) words.Add(Q6_K_Scales + 4 * i);
+        for (int hs = 0; hs < 8; hs++)
+        {
+            int h = hs >> 2, s = 2 * (hs & 3);
+            foreach (int first in new[] { Q6_K_Ql + 4 * (16 * h + s), Q6_K_Ql + 4 * (16 * h + 8 + s), Q6_K_Qh + 4 * (8 * h + s) })
+                words.AddRange([first, first + 4]);
+        }
+        return words.ToArray();
     }
 
     /// <summary>
     /// Block b of a group: for each half at offset <paramref name="halves"/>[i] of a block, the eight rows' halves
-    /// (16 bytes); then for each of the block's <paramref name="words"/> 4-byte words from
-    /// <paramref name="firstWord"/> on, the eight rows' words (32 bytes).
+    /// (16 bytes); then for each word at byte offset <paramref name="words"/>[v] of a block, the eight rows' words
+    /// (32 bytes).
     /// </summary>
     private static void InterleaveBlocks(in WeightMatrix w, byte* data, int groups, int blockSize, int blockBytes,
-        ReadOnlySpan<int> halves, int firstWord, int words)
+        ReadOnlySpan<int> halves, ReadOnlySpan<int> words)
     {
         int blocks = w.Cols / blockSize;
         for (int g = 0; g < groups; g++)
@@ -104,8 +126,8 @@ public sealed unsafe class InterleavedRows : IDisposable
                     for (int h = 0; h < halves.Length; h++)
                         ((ushort*)dst)[RowsPerGroup * h + r] = *(ushort*)(block + halves[h]);
                     byte* wordsDst = dst + 2 * RowsPerGroup * halves.Length;
-                    for (int v = 0; v < words; v++)
-                        *(uint*)(wordsDst + v * 32 + r * 4) = *(uint*)(block + firstWord + 4 * v);
+                    for (int v = 0; v < words.Length; v++)
+                        *(uint*)(wordsDst + v * 32 + r * 4) = *(uint*)(block + words[v]);
                 }
             }
         }

@@ -321,8 +321,11 @@ internal static unsafe class VecDotAvx2Interleaved
         Avx.Store(output, acc);
     }
 
-    /// <summary>Offsets in a Q6_K group's super-block (see <see cref="InterleavedRows"/>): ql, qh, scales, next block.</summary>
-    private const int K6Ql = 16, K6Qh = K6Ql + 32 * 32, K6Scales = K6Qh + 16 * 32, K6Block = 8 * Q6_KBytes;
+    /// <summary>
+    /// Offsets in a Q6_K group's super-block (see <see cref="InterleavedRows"/>): scales, the quants of word pair hs
+    /// (K6Quants + 192 hs: ql, ql of the odd groups, qh; two vectors each), next block.
+    /// </summary>
+    private const int K6Scales = 16, K6Quants = K6Scales + 4 * 32, K6Block = 8 * Q6_KBytes;
 
     /// <summary>
     /// vpshufb control: in each 32-bit lane, bytes <paramref name="b0"/> and <paramref name="b1"/> (0..3) of the same
@@ -344,15 +347,15 @@ internal static unsafe class VecDotAvx2Interleaved
 
     /// <summary>
     /// The unsigned 6-bit quants (0..63) of one word position s (elements 4s..4s+3 of each 32-element group) of half h,
-    /// eight rows, for the four groups g = 0..3 at once: low bits from the ql words at <paramref name="ql"/> (word
-    /// 16h + s: groups 0 and 2, low and high nibbles) and 256 bytes on (word 16h + 8 + s: groups 1 and 3), high bits
-    /// 2g, 2g + 1 of the qh word at <paramref name="qh"/> (word 8h + s).
+    /// eight rows, for the four groups g = 0..3 at once: low bits from the ql word at <paramref name="p"/> (word
+    /// 16h + s: groups 0 and 2, low and high nibbles) and at p + 64 (word 16h + 8 + s: groups 1 and 3), high bits
+    /// 2g, 2g + 1 of the qh word at p + 128 (word 8h + s).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void QuantsK6(byte* ql, byte* qh, out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3)
+    private static void QuantsK6(byte* p, out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3)
     {
         Vector256<byte> nib = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
-        Vector256<ushort> l0 = Avx.LoadVector256((ushort*)ql), l1 = Avx.LoadVector256((ushort*)(ql + 256)), h = Avx.LoadVector256((ushort*)qh);
+        Vector256<ushort> l0 = Avx.LoadVector256((ushort*)p), l1 = Avx.LoadVector256((ushort*)(p + 64)), h = Avx.LoadVector256((ushort*)(p + 128));
         g0 = Avx2.Or(Avx2.And(l0.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 4).AsByte(), top));
         g1 = Avx2.Or(Avx2.And(l1.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 2).AsByte(), top));
         g2 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l0, 4).AsByte(), nib), Avx2.And(h.AsByte(), top));
@@ -398,9 +401,9 @@ internal static unsafe class VecDotAvx2Interleaved
             for (int hs = 0; hs < 8; hs++) // half h = hs / 4, word positions s = 2 (hs % 4) and s + 1
             {
                 int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2); // k: group 0's sub-block; group g's is k + 2g
-                byte* ql = w + K6Ql + 32 * (16 * h + s), qh = w + K6Qh + 32 * (8 * h + s), q = y + Q8_K_Qs + 128 * h + 4 * s;
-                QuantsK6(ql, qh, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
-                QuantsK6(ql + 32, qh + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                byte* p = w + K6Quants + 192 * hs, q = y + Q8_K_Qs + 128 * h + 4 * s;
+                QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
                 Vector256<short> c0 = ScaleK6(w, k), c1 = ScaleK6(w, k + 2), c2 = ScaleK6(w, k + 4), c3 = ScaleK6(w, k + 6);
                 i0 = Avx2.Add(i0, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q));
                 i1 = Avx2.Add(i1, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s1));
@@ -445,9 +448,9 @@ internal static unsafe class VecDotAvx2Interleaved
             for (int hs = 0; hs < 8; hs++)
             {
                 int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2);
-                byte* ql = w + K6Ql + 32 * (16 * h + s), qh = w + K6Qh + 32 * (8 * h + s);
-                QuantsK6(ql, qh, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
-                QuantsK6(ql + 32, qh + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                byte* p = w + K6Quants + 192 * hs;
+                QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
                 isum = Avx2.Add(isum, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3,
                     ScaleK6(w, k), ScaleK6(w, k + 2), ScaleK6(w, k + 4), ScaleK6(w, k + 6), y + Q8_K_Qs + 128 * h + 4 * s));
             }
