@@ -4,11 +4,11 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0, Q4_0, Q4_K, Q6_K or F32 matrix rearranged so that eight rows are multiplied side by side, one row per float
+/// A Q8_0, Q4_0, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side, one row per float
 /// lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within a group block by
 /// block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
-/// <item>the eight rows' half scales (16 bytes; Q4_K: the eight d, then the eight dmin; Q6_K: its d, stored last in a
+/// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored last in a
 /// block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
 /// <item>Q4_0: four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
@@ -17,6 +17,8 @@ namespace KvSharp.Tensors;
 /// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
 /// vector 8j+s holding bytes 32j+4s..32j+4s+3 of each row (low nibbles: elements 64j+4s.., sub-block 2j; high
 /// nibbles: elements 64j+32+4s.., sub-block 2j+1);</item>
+/// <item>Q5_K: as Q4_K with the eight vectors of qh words (word s: the fifth bits of quant word 8j+s, bit k for
+/// sub-block k) between the scales and the quants;</item>
 /// <item>Q6_K (per super-block of 256): the block's 52 words, each as a 32-byte vector of the eight rows' words, in
 /// the order the kernels read them (see <see cref="Q6_KWords"/>) so that a group streams front to back: the sixteen
 /// int8 scales (4 vectors), then per word pair ql, ql of the odd groups, qh (6 vectors).</item>
@@ -43,7 +45,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -59,7 +61,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>Copies <paramref name="w"/> (Q8_0 or Q4_0) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q6_K and F32)", nameof(w));
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
@@ -75,8 +77,8 @@ public sealed unsafe class InterleavedRows : IDisposable
             }
             return new InterleavedRows(data, bytes, groups, groupBytes);
         }
-        if (w.Type == GgmlType.Q4_K)
-            InterleaveBlocks(w, data, groups, QK_K, Q4_KBytes, halves: [0, 2], Words(Q4_K_Scales, 35));
+        if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: all words in order
+            InterleaveBlocks(w, data, groups, QK_K, GgmlTypes.BlockBytes(w.Type), halves: [0, 2], Words(Q4_K_Scales, (GgmlTypes.BlockBytes(w.Type) - 4) / 4));
         else if (w.Type == GgmlType.Q6_K)
             InterleaveBlocks(w, data, groups, QK_K, Q6_KBytes, halves: [Q6_K_D], Q6_KWords());
         else

@@ -160,77 +160,47 @@ internal static unsafe class VecDotAvx2
     }
 
     /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q4_K"/>); for rows outside any interleaved group.</summary>
-    public static float Q4_K(byte* x, byte* y, int nb)
-    {
-        float acc = 0;
-        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
-        {
-            UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
-            acc = VecDotScalar.AccumulateK4(acc, *(float*)y, x, HSumInt(Q4_KSums(x, y, scales)), HSumInt(MinsTimesBsums(mins, y)));
-        }
-        return acc;
-    }
+    public static float Q4_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q4_KBytes, Q4_K_Qs, -1);
+
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q5_K"/>); for rows outside any interleaved group.</summary>
+    public static float Q5_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q5_KBytes, Q5_K_Qs, Q5_K_Qh);
 
     /// <summary>
-    /// A Q4_K super-block's scaled sub-block dots in 8 int32 lanes (their sum is the exact isum of
-    /// <see cref="VecDotScalar.Q4_K"/>); <paramref name="y"/> is the Q8_K block.
+    /// Q4_K (<paramref name="qhOffset"/> &lt; 0) or Q5_K: per super-block the scaled sub-block dots in 8 int32 lanes
+    /// and the mins times the quant sums in 4, each summed exactly, then <see cref="VecDotScalar.AccumulateK4"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<int> Q4_KSums(byte* x, byte* y, ulong scales)
+    private static float QuantK(byte* x, byte* y, int nb, int blockBytes, int qsOffset, int qhOffset)
     {
-        Vector256<int> sumi = Vector256<int>.Zero;
-        byte* q4 = x + Q4_K_Qs;
-        sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-        for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
-        {
-            Vector256<byte> bits = Avx.LoadVector256(q4);
-            Vector256<byte> lo = Avx2.And(bits, LowNibbles);
-            Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
-            Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
-            Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
-            Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
-            Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
-            sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
-        }
-        return sumi;
-    }
-
-    public static float Q5_K(byte* x, byte* y, int nb)
-    {
-        Vector256<float> acc = Vector256<float>.Zero;
-        float summs = 0;
+        float acc = 0;
         Vector256<byte> sixteen = Vector256.Create((byte)0x10);
-        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
+        for (int i = 0; i < nb; i++, x += blockBytes, y += Q8_KBytes)
         {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
-            int msum = HSumInt(MinsTimesBsums(mins, y));
-            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
-
-            Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
+            UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
+            Vector256<byte> hbits = qhOffset < 0 ? default : Avx.LoadVector256(x + qhOffset);
             Vector256<int> sumi = Vector256<int>.Zero;
-            byte* q5 = x + Q5_K_Qs;
+            byte* qs = x + qsOffset;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
+            for (int j = 0; j < 4; j++, qs += 32, q8 += 64)
             {
-                Vector256<byte> m0 = Vector256.Create((byte)(1 << (2 * j)));
-                Vector256<byte> m1 = Vector256.Create((byte)(2 << (2 * j)));
-                Vector256<byte> bits = Avx.LoadVector256(q5);
-                Vector256<byte> h0 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m0), m0), sixteen);
-                Vector256<byte> h1 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m1), m1), sixteen);
-                Vector256<byte> lo = Avx2.Or(Avx2.And(bits, LowNibbles), h0);
-                Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles), h1);
+                Vector256<byte> bits = Avx.LoadVector256(qs);
+                Vector256<byte> lo = Avx2.And(bits, LowNibbles);
+                Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
+                if (qhOffset >= 0)
+                {
+                    Vector256<byte> m0 = Vector256.Create((byte)(1 << (2 * j))), m1 = Vector256.Create((byte)(2 << (2 * j)));
+                    lo = Avx2.Or(lo, Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m0), m0), sixteen));
+                    hi = Avx2.Or(hi, Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m1), m1), sixteen));
+                }
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
                 Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
                 Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
                 sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+            acc = VecDotScalar.AccumulateK4(acc, *(float*)y, x, HSumInt(sumi), HSumInt(MinsTimesBsums(mins, y)));
         }
-        return HSum8(acc) + summs;
+        return acc;
     }
 
     /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q6_K"/>); for rows outside any interleaved group.</summary>

@@ -182,8 +182,11 @@ internal static unsafe class VecDotAvx2Interleaved
         Avx.Store(output, acc);
     }
 
-    /// <summary>Offsets in a Q4_K group's super-block (see <see cref="InterleavedRows"/>): scales, quants, next block.</summary>
-    private const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes;
+    /// <summary>
+    /// Offsets in a Q4_K / Q5_K group's super-block (see <see cref="InterleavedRows"/>): scales (both), quants, Q5_K's
+    /// fifth bits (qh word s serves quant word 8j + s of every j), next block.
+    /// </summary>
+    private const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes, K5Qh = 128, K5Qs = K5Qh + 8 * 32, K5Block = 8 * Q5_KBytes;
 
     /// <summary>
     /// Scales of the eight rows (ggml's utmp unpacking, <see cref="VecDotAvx2.UnpackScalesK4"/>, on all lanes at once):
@@ -253,34 +256,51 @@ internal static unsafe class VecDotAvx2Interleaved
     /// sub-block adds eight of them, at most 30720 &lt; 32767, so neither the saturating multiply nor the adds overflow.
     /// </summary>
     public static void Q4_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKx4(w, y, yStride, n, output, outStride, K4Block, K4Qs, -1);
+
+    /// <summary>
+    /// Eight interleaved Q5_K rows x four tokens, as <see cref="Q4_Kx4"/> with each quant's fifth bit (bit k of its qh
+    /// byte for sub-block k) or'ed in. Quants up to 31 make a pair at most 2 x 31 x 128 = 7936, so the int16 lanes are
+    /// widened every four words (31744 &lt; 32767), twice per sub-block.
+    /// </summary>
+    public static void Q5_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKx4(w, y, yStride, n, output, outStride, K5Block, K5Qs, K5Qh);
+
+    /// <summary>Q4_K (<paramref name="qh"/> &lt; 0) or Q5_K groups x four tokens; offsets within a group's super-block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantKx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride, int blockBytes, int qs, int qh)
     {
-        int nb = n / QK_K;
+        int nb = n / QK_K, words = qh < 0 ? 8 : 4;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
-        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        Vector256<byte> mask = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += K4Block, y += Q8_KBytes)
+        for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
         {
             ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 8; k++)
             {
                 // Sub-block k: elements 32k..32k+31, the low (k even) or high nibbles of quant vectors 8(k/2)...
-                byte* wv = w + K4Qs + 256 * (k >> 1), q = y + Q8_K_Qs + 32 * k;
-                Vector128<ushort> shift = Vector128.CreateScalar((ushort)(4 * (k & 1)));
-                Vector256<short> p0 = default, p1 = default, p2 = default, p3 = default;
-                for (int s = 0; s < 8; s++, wv += 32, q += 4)
-                {
-                    Vector256<byte> v = Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(wv).AsUInt16(), shift).AsByte(), mask);
-                    p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(v, Broadcast4(q)));
-                    p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s1)));
-                    p2 = Avx2.Add(p2, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s2)));
-                    p3 = Avx2.Add(p3, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s3)));
-                }
+                byte* wv = w + qs + 256 * (k >> 1), hv = w + qh, q = y + Q8_K_Qs + 32 * k;
+                Vector128<ushort> shift = Vector128.CreateScalar((ushort)(4 * (k & 1))), hshift = Vector128.CreateScalar((ushort)k);
                 Vector256<short> sc = ByteInBothHalves(k < 4 ? sc03 : sc47, k & 3);
-                i0 = Avx2.Add(i0, Avx2.MultiplyAddAdjacent(p0, sc));
-                i1 = Avx2.Add(i1, Avx2.MultiplyAddAdjacent(p1, sc));
-                i2 = Avx2.Add(i2, Avx2.MultiplyAddAdjacent(p2, sc));
-                i3 = Avx2.Add(i3, Avx2.MultiplyAddAdjacent(p3, sc));
+                for (int part = 0; part < 8; part += words)
+                {
+                    Vector256<short> p0 = default, p1 = default, p2 = default, p3 = default;
+                    for (int s = 0; s < words; s++, wv += 32, hv += 32, q += 4)
+                    {
+                        Vector256<byte> v = Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(wv).AsUInt16(), shift).AsByte(), mask);
+                        if (qh >= 0) v = Avx2.Or(v, FifthBits(hv, hshift, one));
+                        p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(v, Broadcast4(q)));
+                        p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s1)));
+                        p2 = Avx2.Add(p2, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s2)));
+                        p3 = Avx2.Add(p3, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s3)));
+                    }
+                    i0 = Avx2.Add(i0, Avx2.MultiplyAddAdjacent(p0, sc));
+                    i1 = Avx2.Add(i1, Avx2.MultiplyAddAdjacent(p1, sc));
+                    i2 = Avx2.Add(i2, Avx2.MultiplyAddAdjacent(p2, sc));
+                    i3 = Avx2.Add(i3, Avx2.MultiplyAddAdjacent(p3, sc));
+                }
             }
             MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
             a0 = FinishK4(a0, w, y, i0, mn03, mn47);
@@ -291,29 +311,55 @@ internal static unsafe class VecDotAvx2Interleaved
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
+    /// <summary>
+    /// Q5_K: 16 x bit b (= <paramref name="shift"/>, 0..7) of each qh byte at <paramref name="hv"/>. The shifts act on
+    /// 16-bit lanes, but after the right shift bit 0 of each byte is that byte's own bit b (bits from the upper byte
+    /// land at bits 8 - b and above, masked off), and the left shift by 4 stays within the byte.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> FifthBits(byte* hv, Vector128<ushort> shift, Vector256<byte> one)
+        => Avx2.ShiftLeftLogical(Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(hv).AsUInt16(), shift).AsByte(), one).AsUInt16(), 4).AsByte();
+
     /// <summary>Eight interleaved Q4_K rows x one token; low and high nibbles of each quant vector in one pass.</summary>
-    public static void Q4_Kx1(byte* w, byte* y, int n, float* output)
+    public static void Q4_Kx1(byte* w, byte* y, int n, float* output) => QuantKx1(w, y, n, output, K4Block, K4Qs, -1);
+
+    /// <summary>Eight interleaved Q5_K rows x one token; see <see cref="Q5_Kx4"/>.</summary>
+    public static void Q5_Kx1(byte* w, byte* y, int n, float* output) => QuantKx1(w, y, n, output, K5Block, K5Qs, K5Qh);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantKx1(byte* w, byte* y, int n, float* output, int blockBytes, int qs, int qh)
     {
-        int nb = n / QK_K;
-        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        int nb = n / QK_K, words = qh < 0 ? 8 : 4;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
         Vector256<float> acc = default;
-        for (int ib = 0; ib < nb; ib++, w += K4Block, y += Q8_KBytes)
+        for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
         {
             ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
             Vector256<int> isum = default;
-            byte* wv = w + K4Qs, q = y + Q8_K_Qs;
+            byte* wv = w + qs, q = y + Q8_K_Qs;
             for (int j = 0; j < 4; j++, q += 64)
             {
-                Vector256<short> lo = default, hi = default;
-                for (int s = 0; s < 8; s++, wv += 32)
-                {
-                    Vector256<byte> v = Avx.LoadVector256(wv);
-                    lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(Avx2.And(v, mask), Broadcast4(q + 4 * s)));
-                    hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask), Broadcast4(q + 32 + 4 * s)));
-                }
                 Vector256<byte> sc = j < 2 ? sc03 : sc47;
-                isum = Avx2.Add(isum, Avx2.Add(Avx2.MultiplyAddAdjacent(lo, ByteInBothHalves(sc, 2 * (j & 1))),
-                    Avx2.MultiplyAddAdjacent(hi, ByteInBothHalves(sc, 2 * (j & 1) + 1))));
+                Vector256<short> scLo = ByteInBothHalves(sc, 2 * (j & 1)), scHi = ByteInBothHalves(sc, 2 * (j & 1) + 1);
+                Vector128<ushort> hLo = Vector128.CreateScalar((ushort)(2 * j)), hHi = Vector128.CreateScalar((ushort)(2 * j + 1));
+                byte* hv = w + qh;
+                for (int part = 0; part < 8; part += words)
+                {
+                    Vector256<short> lo = default, hi = default;
+                    for (int s = part; s < part + words; s++, wv += 32, hv += 32)
+                    {
+                        Vector256<byte> v = Avx.LoadVector256(wv);
+                        Vector256<byte> l = Avx2.And(v, mask), h = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                        if (qh >= 0)
+                        {
+                            l = Avx2.Or(l, FifthBits(hv, hLo, one));
+                            h = Avx2.Or(h, FifthBits(hv, hHi, one));
+                        }
+                        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(l, Broadcast4(q + 4 * s)));
+                        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(h, Broadcast4(q + 32 + 4 * s)));
+                    }
+                    isum = Avx2.Add(isum, Avx2.Add(Avx2.MultiplyAddAdjacent(lo, scLo), Avx2.MultiplyAddAdjacent(hi, scHi)));
+                }
             }
             MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
             acc = FinishK4(acc, w, y, isum, mn03, mn47);

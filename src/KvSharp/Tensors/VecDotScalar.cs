@@ -7,7 +7,7 @@ namespace KvSharp.Tensors;
 /// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
-/// Q8_0, Q4_0, Q4_K, Q6_K and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
+/// Q8_0, Q4_0, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
 /// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
 internal static unsafe class VecDotScalar
@@ -127,23 +127,30 @@ internal static unsafe class VecDotScalar
     /// <see cref="AccumulateK4"/> — the order in which <see cref="VecDotAvx2Interleaved"/> accumulates eight rows side
     /// by side. Bounds: |dot_k| ≤ 32·15·128, so |isum| ≤ 8·63·61440 &lt; 2^25 and |msum| ≤ 8·63·32·128 &lt; 2^21 (int32).
     /// </summary>
-    public static float Q4_K(byte* x, byte* y, int nb)
+    public static float Q4_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q4_KBytes, Q4_K_Qs, -1);
+
+    /// <summary>Q5_K in the order of <see cref="Q4_K"/> (quants up to 31: |isum| ≤ 8·63·32·31·128 &lt; 2^26).</summary>
+    public static float Q5_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q5_KBytes, Q5_K_Qs, Q5_K_Qh);
+
+    /// <summary>Q4_K (<paramref name="qhOffset"/> &lt; 0) or Q5_K (the fifth bits at qhOffset) in block-sequential order.</summary>
+    private static float QuantK(byte* x, byte* y, int nb, int blockBytes, int qsOffset, int qhOffset)
     {
         float acc = 0;
-        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
+        for (int i = 0; i < nb; i++, x += blockBytes, y += Q8_KBytes)
         {
             int isum = 0, msum = 0;
-            byte* q4 = x + Q4_K_Qs;
+            byte* qs = x + qsOffset;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+            for (int j = 0; j < 4; j++, qs += 32, q8 += 64)
             {
                 ScaleMinK4(2 * j, x + Q4_K_Scales, out int sc0, out int m0);
                 ScaleMinK4(2 * j + 1, x + Q4_K_Scales, out int sc1, out int m1);
                 int lo = 0, hi = 0;
                 for (int l = 0; l < 32; l++)
                 {
-                    lo += (q4[l] & 0xF) * q8[l];
-                    hi += (q4[l] >> 4) * q8[32 + l];
+                    int h = qhOffset < 0 ? 0 : x[qhOffset + l] >> (2 * j);
+                    lo += ((qs[l] & 0xF) | ((h & 1) << 4)) * q8[l];
+                    hi += ((qs[l] >> 4) | ((h & 2) << 3)) * q8[32 + l];
                 }
                 isum += sc0 * lo + sc1 * hi;
                 msum += m0 * Bsum32(y, 2 * j) + m1 * Bsum32(y, 2 * j + 1);
@@ -154,7 +161,7 @@ internal static unsafe class VecDotScalar
     }
 
     /// <summary>
-    /// One Q4_K super-block's float step, shared by every Q4_K kernel: acc = fma(dy·d, isum, acc), then
+    /// One Q4_K/Q5_K super-block's float step, shared by all their kernels: acc = fma(dy·d, isum, acc), then
     /// acc = fma(-(dy·dmin), msum, acc), with d and dmin the block's halves at <paramref name="x"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -162,38 +169,6 @@ internal static unsafe class VecDotScalar
     {
         acc = MathF.FusedMultiplyAdd(dy * F16(x), isum, acc);
         return MathF.FusedMultiplyAdd(-(dy * F16(x + 2)), msum, acc);
-    }
-
-    public static float Q5_K(byte* x, byte* y, int nb)
-    {
-        Lanes8F acc = default;
-        float summs = 0;
-        int* wv = stackalloc int[32];
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
-        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
-        {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q5_K_Scales, out sc[j], out mn[j]);
-            int msum = 0;
-            for (int j = 0; j < 8; j++) msum += mn[j] * Bsum32(y, j);
-            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
-            Lanes8I lanes = default;
-            byte* q5 = x + Q5_K_Qs;
-            byte* qh = x + Q5_K_Qh;
-            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
-            {
-                for (int l = 0; l < 32; l++) wv[l] = (q5[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4);
-                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
-                for (int l = 0; l < 32; l++) wv[l] = (q5[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4);
-                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
-            }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
-        }
-        return HSum8(ref acc) + summs;
     }
 
     /// <summary>

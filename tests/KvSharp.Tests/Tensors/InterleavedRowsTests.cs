@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / Q4_K / Q6_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -22,6 +22,9 @@ public class InterleavedRowsTests
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
+        { GgmlType.Q5_K, 8, 256, 4 },
+        { GgmlType.Q5_K, 37, 512, 9 },
+        { GgmlType.Q5_K, 70, 768, 16 },
         { GgmlType.Q6_K, 8, 256, 4 },
         { GgmlType.Q6_K, 37, 512, 9 },
         { GgmlType.Q6_K, 70, 768, 16 },
@@ -89,29 +92,33 @@ public class InterleavedRowsTests
     }
 
     [Theory]
-    [InlineData(0xFF, false)]
-    [InlineData(0xFF, true)]
-    [InlineData(0x00, true)]
-    public void ExtremeQ4_KBlocksDoNotOverflow(byte quantByte, bool mixedSigns)
+    [InlineData(GgmlType.Q4_K, 0xFF, false)]
+    [InlineData(GgmlType.Q4_K, 0xFF, true)]
+    [InlineData(GgmlType.Q4_K, 0x00, true)]
+    [InlineData(GgmlType.Q5_K, 0xFF, false)]
+    [InlineData(GgmlType.Q5_K, 0xFF, true)]
+    [InlineData(GgmlType.Q5_K, 0x00, true)]
+    public void ExtremeQ4_KAndQ5_KBlocksDoNotOverflow(GgmlType type, byte quantByte, bool mixedSigns)
     {
-        // Every nibble 15 (or 0) and every 6-bit scale and min 63 against activation quants of +-127: the largest sums
-        // the int16 lanes ever hold (eight vpmaddubsw pairs of 2 x 15 x 127 per sub-block). Q8_K quantizes the first
-        // largest value of a block to -127, so equal inputs give all -127 and [-1, 1, 1, ...] gives one -127 then +127s.
-        // The result must be the exact integer sums times the scales in the block-sequential order.
-        int rows = 8, cols = 512, blocks = cols / 256;
-        var bytes = new byte[rows * blocks * 144];
-        for (int b = 0; b < bytes.Length; b += 144)
+        // Every quant at its extreme (Q4_K: nibbles 15 or 0; Q5_K: 31 or 0) and every 6-bit scale and min 63 against
+        // activation quants of +-127: the largest sums the int16 lanes ever hold (per sub-block eight vpmaddubsw pairs
+        // of 2 x 15 x 127, or four of 2 x 31 x 127). Q8_K quantizes the first largest value of a block to -127, so
+        // equal inputs give all -127 and [-1, 1, 1, ...] gives one -127 then +127s. The result must be the exact
+        // integer sums times the scales in the block-sequential order.
+        int rows = 8, cols = 512, blocks = cols / 256, blockBytes = GgmlTypes.BlockBytes(type);
+        var bytes = new byte[rows * blocks * blockBytes];
+        for (int b = 0; b < bytes.Length; b += blockBytes)
         {
             BitConverter.TryWriteBytes(bytes.AsSpan(b, 2), (Half)1f);
             BitConverter.TryWriteBytes(bytes.AsSpan(b + 2, 2), (Half)0.5f);
             bytes.AsSpan(b + 4, 12).Fill(0xFF);
-            bytes.AsSpan(b + 16, 128).Fill(quantByte);
+            bytes.AsSpan(b + 16, blockBytes - 16).Fill(quantByte); // Q5_K: the fifth bits too
         }
-        using var w = new NativeWeights(GgmlType.Q4_K, rows, cols, bytes, interleave: true);
+        using var w = new NativeWeights(type, rows, cols, bytes, interleave: true);
         float[] x = Enumerable.Repeat(1f, cols).ToArray();
         if (mixedSigns) for (int b = 0; b < blocks; b++) x[256 * b] = -1;
         byte[] xq = QuantizeRow(GgmlType.Q8_K, x);
-        int nibble = quantByte & 0xF;
+        int quant = quantByte == 0 ? 0 : type == GgmlType.Q4_K ? 15 : 31;
         float want = 0;
         for (int b = 0; b < blocks; b++)
         {
@@ -121,7 +128,7 @@ public class InterleavedRowsTests
             {
                 int q = (sbyte)xq[b * 292 + 4 + i];
                 Assert.Equal(127, Math.Abs(q));
-                isum += 63 * nibble * q;
+                isum += 63 * quant * q;
                 msum += 63 * q;
             }
             want = MathF.FusedMultiplyAdd(dy * 1f, isum, want);
@@ -133,7 +140,7 @@ public class InterleavedRowsTests
             float[] y = Multiply(pool, w.Matrix, Enumerable.Range(0, nTokens).SelectMany(_ => x).ToArray(), nTokens);
             foreach (float got in y) Assert.Equal(want, got);
         }
-        Assert.Equal(want, VecDot.Dot(GgmlType.Q4_K, w.Matrix.Row(0), xq, cols, avx2: false));
+        Assert.Equal(want, VecDot.Dot(type, w.Matrix.Row(0), xq, cols, avx2: false));
     }
 
     [Theory]
@@ -178,6 +185,7 @@ public class InterleavedRowsTests
     [InlineData("Q8_0")]
     [InlineData("Q4_0")]
     [InlineData("Q4_K_M")]
+    [InlineData("Q5_K_M")]
     [InlineData("Q6_K")]
     [InlineData("F32")]
     public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
