@@ -4,12 +4,12 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0, Q4_0, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side, one row per float
-/// lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within a group block by
-/// block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
+/// A Q8_0, Q4_0, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
+/// one row per float lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within
+/// a group block by block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
-/// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored last in a
-/// block, comes first), then</item>
+/// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored
+/// last in a block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
 /// <item>Q4_0: four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
 /// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
@@ -58,7 +58,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>First byte of group 0; valid until <see cref="Dispose"/>.</summary>
     public byte* Data => _data != null ? _data : throw new ObjectDisposedException(nameof(InterleavedRows));
 
-    /// <summary>Copies <paramref name="w"/> (Q8_0 or Q4_0) into the interleaved layout.</summary>
+    /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
         if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
@@ -77,13 +77,13 @@ public sealed unsafe class InterleavedRows : IDisposable
             }
             return new InterleavedRows(data, bytes, groups, groupBytes);
         }
-        if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: all words in order
-            InterleaveBlocks(w, data, groups, QK_K, GgmlTypes.BlockBytes(w.Type), halves: [0, 2], Words(Q4_K_Scales, (GgmlTypes.BlockBytes(w.Type) - 4) / 4));
+        int blockBytes = GgmlTypes.BlockBytes(w.Type);
+        if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: every word after d, dmin in order
+            InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [0, 2], Words(Q4_K_Scales, (blockBytes - 4) / 4));
         else if (w.Type == GgmlType.Q6_K)
-            InterleaveBlocks(w, data, groups, QK_K, Q6_KBytes, halves: [Q6_K_D], Q6_KWords());
+            InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else
-            InterleaveBlocks(w, data, groups, QK, w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, halves: [0],
-                Words(2, w.Type == GgmlType.Q8_0 ? 8 : 4));
+            InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
         return new InterleavedRows(data, bytes, groups, groupBytes);
     }
 

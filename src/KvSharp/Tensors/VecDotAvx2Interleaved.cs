@@ -8,18 +8,18 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// AVX2 kernels over <see cref="InterleavedRows"/>: eight weight rows (one per lane) against one or four tokens.
 /// Per row and token the arithmetic is the block-sequential order of <see cref="VecDotScalar.Q8_0"/> /
-/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/> / <see cref="VecDotScalar.Q6_K"/>: each block's
-/// exact integer dot, then
-/// acc = fma(dx * dy, sum, acc) (Q4_K: and its min term), so every output is bit-identical to the single-row kernels
-/// and to any other grouping of tokens.
+/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/> (and Q5_K) / <see cref="VecDotScalar.Q6_K"/>:
+/// each block's exact integer dot, then acc = fma(dx * dy, sum, acc) (Q4_K, Q5_K: and the min term), so every output
+/// is bit-identical to the single-row kernels and to any other grouping of tokens.
 /// </summary>
 /// <remarks>
 /// Why this is faster than one row at a time: ggml's kernels spend, per 32 multiply-adds of one row and token, a
 /// vpmaddubsw, a vpmaddwd, a conversion, a scale product and an FMA. Here a lane is a row, so a block's integer
-/// partial sums stay in int32 lanes (Q8_0) or even int16 lanes (Q4_0) across the block, and the conversion, scale
-/// product and FMA are paid once per block for eight rows; nor is there a horizontal sum per output.
-/// The activation row is a Q8_0 row followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of
-/// its quants), written once per row by <see cref="AppendExtras"/>.
+/// partial sums stay in int32 lanes (Q8_0) or even int16 lanes (Q4_0, K-quant sub-blocks) across the block, and the
+/// conversion, scale product and FMA are paid once per block (K-quants: one vpmaddwd per sub-block, the float work
+/// once per super-block) for eight rows; nor is there a horizontal sum per output.
+/// A Q8_0 activation row is followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of its
+/// quants), written once per row by <see cref="AppendExtras"/>; the K-quants read Q8_K's own scale and sums.
 /// </remarks>
 internal static unsafe class VecDotAvx2Interleaved
 {
