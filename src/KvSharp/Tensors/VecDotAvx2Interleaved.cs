@@ -250,9 +250,10 @@ internal static unsafe class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// Eight interleaved Q4_K rows x four tokens; see <see cref="Q8_0x4"/>. Sub-block by sub-block (32 elements, one
-    /// 6-bit scale per row): the nibbles times the broadcast activation bytes summed in int16 lanes, then one vpmaddwd
-    /// by the rows' scales into int32. Bound: a vpmaddubsw pair is at most 2 x 15 x 128 = 3840 in magnitude and a
+    /// Eight interleaved Q4_K rows x four tokens; see <see cref="Q8_0x4"/>. Two sub-blocks at a time (the low and
+    /// high nibbles of the same quant vectors; 32 elements and one 6-bit scale per row each): the nibbles times the
+    /// broadcast activation bytes summed in int16 lanes (eight accumulators: two sub-blocks x four tokens), then one
+    /// vpmaddwd per sub-block by the rows' scales into int32. Bound: a vpmaddubsw pair is at most 2 x 15 x 128 = 3840 in magnitude and a
     /// sub-block adds eight of them, at most 30720 &lt; 32767, so neither the saturating multiply nor the adds overflow.
     /// </summary>
     public static void Q4_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
@@ -278,28 +279,39 @@ internal static unsafe class VecDotAvx2Interleaved
         {
             ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            for (int k = 0; k < 8; k++)
+            for (int j = 0; j < 4; j++)
             {
-                // Sub-block k: elements 32k..32k+31, the low (k even) or high nibbles of quant vectors 8(k/2)...
-                byte* wv = w + qs + 256 * (k >> 1), hv = w + qh, q = y + Q8_K_Qs + 32 * k;
-                Vector128<ushort> shift = Vector128.CreateScalar((ushort)(4 * (k & 1))), hshift = Vector128.CreateScalar((ushort)k);
-                Vector256<short> sc = ByteInBothHalves(k < 4 ? sc03 : sc47, k & 3);
+                // Sub-blocks 2j and 2j + 1: elements 64j.., the low and high nibbles of quant vectors 8j..8j+7.
+                byte* wv = w + qs + 256 * j, hv = w + qh, q = y + Q8_K_Qs + 64 * j;
+                Vector128<ushort> hLo = Vector128.CreateScalar((ushort)(2 * j)), hHi = Vector128.CreateScalar((ushort)(2 * j + 1));
+                Vector256<byte> sc = j < 2 ? sc03 : sc47;
+                Vector256<short> scLo = ByteInBothHalves(sc, 2 * (j & 1)), scHi = ByteInBothHalves(sc, 2 * (j & 1) + 1);
                 for (int part = 0; part < 8; part += words)
                 {
-                    Vector256<short> p0 = default, p1 = default, p2 = default, p3 = default;
+                    Vector256<short> l0 = default, l1 = default, l2 = default, l3 = default;
+                    Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
                     for (int s = 0; s < words; s++, wv += 32, hv += 32, q += 4)
                     {
-                        Vector256<byte> v = Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(wv).AsUInt16(), shift).AsByte(), mask);
-                        if (qh >= 0) v = Avx2.Or(v, FifthBits(hv, hshift, one));
-                        p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(v, Broadcast4(q)));
-                        p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s1)));
-                        p2 = Avx2.Add(p2, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s2)));
-                        p3 = Avx2.Add(p3, Avx2.MultiplyAddAdjacent(v, Broadcast4(q + s3)));
+                        Vector256<byte> v = Avx.LoadVector256(wv);
+                        Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                        if (qh >= 0)
+                        {
+                            lo = Avx2.Or(lo, FifthBits(hv, hLo, one));
+                            hi = Avx2.Or(hi, FifthBits(hv, hHi, one));
+                        }
+                        l0 = Avx2.Add(l0, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q)));
+                        l1 = Avx2.Add(l1, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s1)));
+                        l2 = Avx2.Add(l2, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s2)));
+                        l3 = Avx2.Add(l3, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s3)));
+                        h0 = Avx2.Add(h0, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 32)));
+                        h1 = Avx2.Add(h1, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s1 + 32)));
+                        h2 = Avx2.Add(h2, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s2 + 32)));
+                        h3 = Avx2.Add(h3, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s3 + 32)));
                     }
-                    i0 = Avx2.Add(i0, Avx2.MultiplyAddAdjacent(p0, sc));
-                    i1 = Avx2.Add(i1, Avx2.MultiplyAddAdjacent(p1, sc));
-                    i2 = Avx2.Add(i2, Avx2.MultiplyAddAdjacent(p2, sc));
-                    i3 = Avx2.Add(i3, Avx2.MultiplyAddAdjacent(p3, sc));
+                    i0 = Avx2.Add(i0, Avx2.Add(Avx2.MultiplyAddAdjacent(l0, scLo), Avx2.MultiplyAddAdjacent(h0, scHi)));
+                    i1 = Avx2.Add(i1, Avx2.Add(Avx2.MultiplyAddAdjacent(l1, scLo), Avx2.MultiplyAddAdjacent(h1, scHi)));
+                    i2 = Avx2.Add(i2, Avx2.Add(Avx2.MultiplyAddAdjacent(l2, scLo), Avx2.MultiplyAddAdjacent(h2, scHi)));
+                    i3 = Avx2.Add(i3, Avx2.Add(Avx2.MultiplyAddAdjacent(l3, scLo), Avx2.MultiplyAddAdjacent(h3, scHi)));
                 }
             }
             MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
