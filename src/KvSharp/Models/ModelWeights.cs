@@ -20,7 +20,7 @@ public sealed class LayerWeights
 }
 
 /// <summary>
-/// All weights of a model. Matrices are views of the mapped file; Q8_0, Q4_0 and F32 matmul weights also have an
+/// All weights of a model. Matrices are views of the mapped file; Q8_0, Q4_0, K-quant and F32 matmul weights also have an
 /// interleaved copy (<see cref="WeightMatrix.Interleaved"/>) in native memory. Norm vectors and biases are small and
 /// kept as float arrays. Disposing frees the copies and releases the file mapping the matrices point into.
 /// </summary>

@@ -4,14 +4,24 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0 or Q4_0 matrix rearranged so that eight rows are multiplied side by side, one row per float lane, and a
-/// batch of tokens reuses each weight load: groups of eight consecutive rows, and within a group block by block
-/// (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
+/// A Q8_0, Q4_0, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
+/// one row per float lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within
+/// a group block by block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
-/// <item>the eight rows' half scales (16 bytes), then</item>
+/// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored
+/// last in a block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
 /// <item>Q4_0: four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
-/// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3).</item>
+/// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
+/// <item>Q4_K (per super-block of 256): three 32-byte vectors, vector i holding bytes 4i..4i+3 of each row's 12 bytes
+/// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
+/// vector 8j+s holding bytes 32j+4s..32j+4s+3 of each row (low nibbles: elements 64j+4s.., sub-block 2j; high
+/// nibbles: elements 64j+32+4s.., sub-block 2j+1);</item>
+/// <item>Q5_K: as Q4_K with the eight vectors of qh words (word s: the fifth bits of quant word 8j+s, bit k for
+/// sub-block k) between the scales and the quants;</item>
+/// <item>Q6_K (per super-block of 256): the block's 52 words, each as a 32-byte vector of the eight rows' words, in
+/// the order the kernels read them (see <see cref="Q6_KWords"/>) so that a group streams front to back: the sixteen
+/// int8 scales (4 vectors), then per word pair ql, ql of the odd groups, qh (6 vectors).</item>
 /// </list>
 /// F32 groups are simply column-major: column c's eight values (rows 0..7) side by side, so one load gives the eight
 /// rows' weights for a column and a token's value is broadcast against them.
@@ -35,7 +45,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.F32;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -48,10 +58,10 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>First byte of group 0; valid until <see cref="Dispose"/>.</summary>
     public byte* Data => _data != null ? _data : throw new ObjectDisposedException(nameof(InterleavedRows));
 
-    /// <summary>Copies <paramref name="w"/> (Q8_0 or Q4_0) into the interleaved layout.</summary>
+    /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0 and F32)", nameof(w));
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
@@ -67,23 +77,62 @@ public sealed unsafe class InterleavedRows : IDisposable
             }
             return new InterleavedRows(data, bytes, groups, groupBytes);
         }
-        int blocks = w.Cols / QK;
-        int blockBytes = w.Type == GgmlType.Q8_0 ? Q8_0Bytes : Q4_0Bytes, vectors = w.Type == GgmlType.Q8_0 ? 8 : 4;
+        int blockBytes = GgmlTypes.BlockBytes(w.Type);
+        if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: every word after d, dmin in order
+            InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [0, 2], Words(Q4_K_Scales, (blockBytes - 4) / 4));
+        else if (w.Type == GgmlType.Q6_K)
+            InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
+        else
+            InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
+        return new InterleavedRows(data, bytes, groups, groupBytes);
+    }
+
+    /// <summary>Byte offsets of <paramref name="count"/> consecutive words of a block from <paramref name="first"/>.</summary>
+    private static int[] Words(int first, int count) => Enumerable.Range(0, count).Select(v => first + 4 * v).ToArray();
+
+    /// <summary>
+    /// A Q6_K block's words in the order the kernels read them, so that a group is read front to back: the four words
+    /// of scales, then for each half h and word pair s = 0, 2, 4, 6: ql words 16h + s, 16h + s + 1 (groups 0 and 2),
+    /// ql words 16h + 8 + s, +1 (groups 1 and 3), qh words 8h + s, +1.
+    /// </summary>
+    private static int[] Q6_KWords()
+    {
+        var words = new List<int>();
+        for (int i = 0; i < 4; i++) words.Add(Q6_K_Scales + 4 * i);
+        for (int hs = 0; hs < 8; hs++)
+        {
+            int h = hs >> 2, s = 2 * (hs & 3);
+            foreach (int first in new[] { Q6_K_Ql + 4 * (16 * h + s), Q6_K_Ql + 4 * (16 * h + 8 + s), Q6_K_Qh + 4 * (8 * h + s) })
+                words.AddRange([first, first + 4]);
+        }
+        return words.ToArray();
+    }
+
+    /// <summary>
+    /// Block b of a group: for each half at offset <paramref name="halves"/>[i] of a block, the eight rows' halves
+    /// (16 bytes); then for each word at byte offset <paramref name="words"/>[v] of a block, the eight rows' words
+    /// (32 bytes).
+    /// </summary>
+    private static void InterleaveBlocks(in WeightMatrix w, byte* data, int groups, int blockSize, int blockBytes,
+        ReadOnlySpan<int> halves, ReadOnlySpan<int> words)
+    {
+        int blocks = w.Cols / blockSize;
         for (int g = 0; g < groups; g++)
         {
-            byte* src = w.Data + (long)g * groupBytes, dst = data + (long)g * groupBytes;
+            byte* src = w.Data + (long)g * RowsPerGroup * w.RowBytes, dst = data + (long)g * RowsPerGroup * w.RowBytes;
             for (int b = 0; b < blocks; b++, dst += RowsPerGroup * blockBytes)
             {
                 for (int r = 0; r < RowsPerGroup; r++)
                 {
                     byte* block = src + (long)r * w.RowBytes + b * blockBytes;
-                    ((ushort*)dst)[r] = *(ushort*)block;
-                    for (int v = 0; v < vectors; v++)
-                        *(uint*)(dst + 16 + v * 32 + r * 4) = *(uint*)(block + 2 + 4 * v);
+                    for (int h = 0; h < halves.Length; h++)
+                        ((ushort*)dst)[RowsPerGroup * h + r] = *(ushort*)(block + halves[h]);
+                    byte* wordsDst = dst + 2 * RowsPerGroup * halves.Length;
+                    for (int v = 0; v < words.Length; v++)
+                        *(uint*)(wordsDst + v * 32 + r * 4) = *(uint*)(block + words[v]);
                 }
             }
         }
-        return new InterleavedRows(data, bytes, groups, groupBytes);
     }
 
     public void Dispose()

@@ -16,8 +16,8 @@ namespace KvSharp.Tensors;
 /// swept, so the tile's weights (tens of KiB) come from memory once and are then reused from L2 for every chunk; one
 /// thread owns a row tile, so the two cores never both pull the same weights.</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
-/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, F32 with <see cref="WeightMatrix.Interleaved"/>),
-/// four tokens per weight row (Q5_0 and the K-quants), two rows by four tokens (F16). Each returns, per output,
+/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
+/// <see cref="WeightMatrix.Interleaved"/>), four tokens per weight row (Q5_0), two rows by four tokens (F16). Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
 /// thread hand-off run on the calling thread alone.</para>
@@ -163,12 +163,18 @@ public sealed unsafe class MatMul
             {
                 GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x4,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x4,
+                GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
+                GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
+                GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
                 _ => &VecDotAvx2Interleaved.F32x4,
             },
             Group1 = interleaved == null ? null : w.Type switch
             {
                 GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x1,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
+                GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
+                GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,
+                GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,
                 _ => &VecDotAvx2Interleaved.F32x1,
             },
             Group1x4 = interleaved != null && w.Type == GgmlType.F32 ? &VecDotAvx2Interleaved.F32x1Groups4 : null,

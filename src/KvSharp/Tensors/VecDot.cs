@@ -6,8 +6,8 @@ namespace KvSharp.Tensors;
 /// Dot product of one weight row with one activation row already converted to the weight's vec_dot type
 /// (<see cref="GgmlTypes.VecDotType"/>). Quantized types are multiplied block by block in integers and the block
 /// results scaled and accumulated in floats in the same lanes and order as ggml's AVX2 ggml_vec_dot_* kernels, so
-/// the result reproduces llama.cpp's CPU numerics — except Q8_0 and Q4_0, whose blocks are accumulated in sequence
-/// (one FMA per block, see <see cref="VecDotScalar.Q8_0"/>) so that <see cref="VecDotAvx2Interleaved"/> can compute
+/// the result reproduces llama.cpp's CPU numerics — except Q8_0, Q4_0 and the K-quants, whose blocks are accumulated
+/// in sequence (one FMA per block, Q4_K/Q5_K two, see <see cref="VecDotScalar.Q8_0"/>, <see cref="VecDotScalar.Q4_K"/>) so that <see cref="VecDotAvx2Interleaved"/> can compute
 /// eight rows at once, a row per lane, with the same bits.
 /// </summary>
 /// <remarks>
@@ -17,7 +17,7 @@ namespace KvSharp.Tensors;
 /// <see cref="VecDotAvx2Multi"/> adds four-token variants (one weight row, four activation rows) that are again
 /// bit-identical per token; <see cref="MatMul"/> uses them for batches.
 /// Where ggml's C leaves the compiler a choice (GCC contracts <c>s += a*b</c> into an FMA by default), we use the
-/// FMA: the Q5_1 and Q5_K min corrections and the BF16 body. F32, like Q8_0 and Q4_0, has its own order (two FMA
+/// FMA: the Q5_1 min correction and the BF16 body. F32, like Q8_0, Q4_0 and the K-quants, has its own order (two FMA
 /// chains per row, <see cref="VecDotScalar.DotF32"/>) so that interleaved rows reproduce it.
 /// </remarks>
 public static unsafe class VecDot
@@ -107,9 +107,6 @@ public static unsafe class VecDot
         return type switch
         {
             GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
-            GgmlType.Q4_K => &VecDotAvx2Multi.Q4_Kx4,
-            GgmlType.Q5_K => &VecDotAvx2Multi.Q5_Kx4,
-            GgmlType.Q6_K => &VecDotAvx2Multi.Q6_Kx4,
             GgmlType.F16 => &VecDotAvx2Multi.F16x4,
             _ => null,
         };

@@ -59,12 +59,7 @@ internal static unsafe class VecDotAvx2
 
     /// <summary>Sum of 8 int32 lanes (exact, so the order does not matter).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int HSumInt(Vector256<int> v)
-    {
-        Vector128<int> r = Sse2.Add(v.GetLower(), v.GetUpper());
-        r = Sse2.Add(r, Sse2.Shuffle(r, 0b_01_00_11_10));
-        return Sse2.Add(r, Sse2.Shuffle(r, 0b_10_11_00_01)).ToScalar();
-    }
+    internal static int HSumInt(Vector256<int> v) => HSumInt(Sse2.Add(v.GetLower(), v.GetUpper()));
 
     /// <summary>
     /// Block-sequential order (see <see cref="VecDotScalar.Q8_0"/>): per block the exact integer dot, then one scalar
@@ -156,87 +151,66 @@ internal static unsafe class VecDotAvx2
         return Sse2.MultiplyAddAdjacent(m, q8s);
     }
 
-    public static float Q4_K(byte* x, byte* y, int nb)
+    /// <summary>Sum of 4 int32 lanes (exact).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int HSumInt(Vector128<int> r)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
-        Vector128<float> accM = Vector128<float>.Zero;
-        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
-        {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
-            accM = Fma.MultiplyAdd(Vector128.Create(dmin), Sse2.ConvertToVector128Single(MinsTimesBsums(mins, y)), accM);
+        r = Sse2.Add(r, Sse2.Shuffle(r, 0b_01_00_11_10));
+        return Sse2.Add(r, Sse2.Shuffle(r, 0b_10_11_00_01)).ToScalar();
+    }
 
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q4_K"/>); for rows outside any interleaved group.</summary>
+    public static float Q4_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q4_KBytes, Q4_K_Qs, -1);
+
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q5_K"/>); for rows outside any interleaved group.</summary>
+    public static float Q5_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q5_KBytes, Q5_K_Qs, Q5_K_Qh);
+
+    /// <summary>
+    /// Q4_K (<paramref name="qhOffset"/> &lt; 0) or Q5_K: per super-block the scaled sub-block dots in 8 int32 lanes
+    /// and the mins times the quant sums in 4, each summed exactly, then <see cref="VecDotScalar.AccumulateK4"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float QuantK(byte* x, byte* y, int nb, int blockBytes, int qsOffset, int qhOffset)
+    {
+        float acc = 0;
+        Vector256<byte> sixteen = Vector256.Create((byte)0x10);
+        for (int i = 0; i < nb; i++, x += blockBytes, y += Q8_KBytes)
+        {
+            UnpackScalesK4(x + Q4_K_Scales, out ulong scales, out ulong mins);
+            Vector256<byte> hbits = qhOffset < 0 ? default : Avx.LoadVector256(x + qhOffset);
             Vector256<int> sumi = Vector256<int>.Zero;
-            byte* q4 = x + Q4_K_Qs;
+            byte* qs = x + qsOffset;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+            for (int j = 0; j < 4; j++, qs += 32, q8 += 64)
             {
-                Vector256<byte> bits = Avx.LoadVector256(q4);
+                Vector256<byte> bits = Avx.LoadVector256(qs);
                 Vector256<byte> lo = Avx2.And(bits, LowNibbles);
                 Vector256<byte> hi = Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles);
+                if (qhOffset >= 0)
+                {
+                    Vector256<byte> m0 = Vector256.Create((byte)(1 << (2 * j))), m1 = Vector256.Create((byte)(2 << (2 * j)));
+                    lo = Avx2.Or(lo, Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m0), m0), sixteen));
+                    hi = Avx2.Or(hi, Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m1), m1), sixteen));
+                }
                 Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
                 Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
                 Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
                 Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
                 sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+            acc = VecDotScalar.AccumulateK4(acc, *(float*)y, x, HSumInt(sumi), HSumInt(MinsTimesBsums(mins, y)));
         }
-        accM = Sse.Add(accM, Sse.MoveHighToLow(accM, accM));
-        accM = Sse.AddScalar(accM, Sse3.MoveHighAndDuplicate(accM));
-        return HSum8(acc) + accM.ToScalar();
+        return acc;
     }
 
-    public static float Q5_K(byte* x, byte* y, int nb)
-    {
-        Vector256<float> acc = Vector256<float>.Zero;
-        float summs = 0;
-        Vector256<byte> sixteen = Vector256.Create((byte)0x10);
-        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
-        {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            UnpackScalesK4(x + Q5_K_Scales, out ulong scales, out ulong mins);
-            Vector128<int> prod = MinsTimesBsums(mins, y);
-            prod = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_01_00_11_10));
-            int msum = Sse2.Add(prod, Sse2.Shuffle(prod, 0b_10_11_00_01)).ToScalar();
-            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
-
-            Vector256<byte> hbits = Avx.LoadVector256(x + Q5_K_Qh);
-            Vector256<int> sumi = Vector256<int>.Zero;
-            byte* q5 = x + Q5_K_Qs;
-            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
-            {
-                Vector256<byte> m0 = Vector256.Create((byte)(1 << (2 * j)));
-                Vector256<byte> m1 = Vector256.Create((byte)(2 << (2 * j)));
-                Vector256<byte> bits = Avx.LoadVector256(q5);
-                Vector256<byte> h0 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m0), m0), sixteen);
-                Vector256<byte> h1 = Avx2.And(Avx2.CompareEqual(Avx2.And(hbits, m1), m1), sixteen);
-                Vector256<byte> lo = Avx2.Or(Avx2.And(bits, LowNibbles), h0);
-                Vector256<byte> hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), LowNibbles), h1);
-                Vector256<short> pl = Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(q8));
-                Vector256<short> ph = Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(q8 + 32));
-                Vector256<int> il = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j))), pl);
-                Vector256<int> ih = Avx2.MultiplyAddAdjacent(Vector256.Create((short)(byte)(scales >> (16 * j + 8))), ph);
-                sumi = Avx2.Add(sumi, Avx2.Add(il, ih));
-            }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
-        }
-        return HSum8(acc) + summs;
-    }
-
+    /// <summary>Block-sequential order (see <see cref="VecDotScalar.Q6_K"/>); for rows outside any interleaved group.</summary>
     public static float Q6_K(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
+        float acc = 0;
         Vector256<byte> m2 = Vector256.Create((byte)3);
         Vector256<byte> m32 = Vector256.Create((byte)32);
         for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
         {
-            float d = *(float*)y * F16(x + Q6_K_D);
             sbyte* sc = (sbyte*)(x + Q6_K_Scales);
             Vector256<int> sumi = Vector256<int>.Zero;
             for (int n = 0; n < 2; n++)
@@ -253,15 +227,15 @@ internal static unsafe class VecDotAvx2
                     Vector256<byte> h = Avx2.And(Avx2.ShiftRightLogical(bitsH.AsUInt16(), Vector128.CreateScalar((ushort)(2 * g))).AsByte(), m2);
                     Vector256<byte> q = Avx2.Or(Avx2.And(low, LowNibbles), Avx2.ShiftLeftLogical(h.AsUInt16(), 4).AsByte());
                     Vector256<sbyte> q8v = Avx.LoadVector256(q8 + 32 * g);
-                    // (q - 32) * q8 as q*q8 - 32*q8, both through vpmaddubsw as in ggml.
+                    // (q - 32) * q8 as q*q8 - 32*q8, both through vpmaddubsw (exact: each pair is at most 2 x 63 x 128).
                     Vector256<short> p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, q8v), Avx2.MultiplyAddAdjacent(m32, q8v));
                     Vector256<short> s = Vector256.Create(Vector128.Create((short)sc[8 * n + 2 * g]), Vector128.Create((short)sc[8 * n + 2 * g + 1]));
                     sumi = Avx2.Add(sumi, Avx2.MultiplyAddAdjacent(s, p));
                 }
             }
-            acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(sumi), acc);
+            acc = MathF.FusedMultiplyAdd(*(float*)y * F16(x + Q6_K_D), HSumInt(sumi), acc);
         }
-        return HSum8(acc);
+        return acc;
     }
 
     /// <summary>ggml GGML_F32x8_REDUCE: (a0+a2)+(a1+a3), lo+hi, two hadds.</summary>

@@ -8,16 +8,18 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// AVX2 kernels over <see cref="InterleavedRows"/>: eight weight rows (one per lane) against one or four tokens.
 /// Per row and token the arithmetic is the block-sequential order of <see cref="VecDotScalar.Q8_0"/> /
-/// <see cref="VecDotScalar.Q4_0"/>: each block's exact integer dot, then acc = fma(dx * dy, sum, acc), so every
-/// output is bit-identical to the single-row kernels and to any other grouping of tokens.
+/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/> (and Q5_K) / <see cref="VecDotScalar.Q6_K"/>:
+/// each block's exact integer dot, then acc = fma(dx * dy, sum, acc) (Q4_K, Q5_K: and the min term), so every output
+/// is bit-identical to the single-row kernels and to any other grouping of tokens.
 /// </summary>
 /// <remarks>
 /// Why this is faster than one row at a time: ggml's kernels spend, per 32 multiply-adds of one row and token, a
 /// vpmaddubsw, a vpmaddwd, a conversion, a scale product and an FMA. Here a lane is a row, so a block's integer
-/// partial sums stay in int32 lanes (Q8_0) or even int16 lanes (Q4_0) across the block, and the conversion, scale
-/// product and FMA are paid once per block for eight rows; nor is there a horizontal sum per output.
-/// The activation row is a Q8_0 row followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of
-/// its quants), written once per row by <see cref="AppendExtras"/>.
+/// partial sums stay in int32 lanes (Q8_0) or even int16 lanes (Q4_0, K-quant sub-blocks) across the block, and the
+/// conversion, scale product and FMA are paid once per block (K-quants: one vpmaddwd per sub-block, the float work
+/// once per super-block) for eight rows; nor is there a horizontal sum per output.
+/// A Q8_0 activation row is followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of its
+/// quants), written once per row by <see cref="AppendExtras"/>; the K-quants read Q8_K's own scale and sums.
 /// </remarks>
 internal static unsafe class VecDotAvx2Interleaved
 {
@@ -176,6 +178,342 @@ internal static unsafe class VecDotAvx2Interleaved
                 i1 = Q4Step(i1, Avx2.And(v1, mask), Avx2.And(Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte(), mask), y + 6 + 4 * k);
             }
             acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, Q4Sum(Avx2.Add(i0, i1), e));
+        }
+        Avx.Store(output, acc);
+    }
+
+    /// <summary>
+    /// Offsets in a Q4_K / Q5_K group's super-block (see <see cref="InterleavedRows"/>): scales (both), quants, Q5_K's
+    /// fifth bits (qh word s serves quant word 8j + s of every j), next block.
+    /// </summary>
+    private const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes, K5Qh = 128, K5Qs = K5Qh + 8 * 32, K5Block = 8 * Q5_KBytes;
+
+    /// <summary>
+    /// Scales of the eight rows (ggml's utmp unpacking, <see cref="VecDotAvx2.UnpackScalesK4"/>, on all lanes at once):
+    /// lane r of <paramref name="sc03"/> holds row r's 6-bit scales 0..3, one byte each; <paramref name="sc47"/> 4..7.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ScalesK4(byte* p, out Vector256<byte> sc03, out Vector256<byte> sc47)
+    {
+        Vector256<uint> u0 = Avx.LoadVector256((uint*)p), u2 = Avx.LoadVector256((uint*)(p + 64));
+        sc03 = (u0 & Vector256.Create(0x3f3f3f3fu)).AsByte();
+        sc47 = ((u2 & Vector256.Create(0x0f0f0f0fu)) | (((u0 >> 6) & Vector256.Create(0x03030303u)) << 4)).AsByte();
+    }
+
+    /// <summary>The eight rows' mins like <see cref="ScalesK4"/>: lane r of mn03 holds row r's mins 0..3, mn47 4..7.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MinsK4(byte* p, out Vector256<byte> mn03, out Vector256<byte> mn47)
+    {
+        Vector256<uint> u1 = Avx.LoadVector256((uint*)(p + 32)), u2 = Avx.LoadVector256((uint*)(p + 64));
+        mn03 = (u1 & Vector256.Create(0x3f3f3f3fu)).AsByte();
+        mn47 = (((u2 >> 4) & Vector256.Create(0x0f0f0f0fu)) | (((u1 >> 6) & Vector256.Create(0x03030303u)) << 4)).AsByte();
+    }
+
+    /// <summary>vpshufb indexes of each 32-bit lane's own bytes (4i within a 128-bit half).</summary>
+    private static Vector256<uint> LaneBytes => Vector256.Create(0u, 0x00040004u, 0x00080008u, 0x000C000Cu, 0u, 0x00040004u, 0x00080008u, 0x000C000Cu);
+
+    /// <summary>Byte <paramref name="k"/> (0..3) of each 32-bit lane, zero-extended into both of its int16 halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ByteInBothHalves(Vector256<byte> v, int k)
+        => Avx2.Shuffle(v, (Vector256.Create(0x80008000u + (uint)k * 0x00010001u) + LaneBytes).AsByte()).AsInt16();
+
+    /// <summary>Bytes 2h and 2h + 1 of each 32-bit lane, zero-extended to its two int16 halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> BytePair(Vector256<byte> v, int h)
+        => Avx2.Shuffle(v, (Vector256.Create(0x80018000u + (uint)h * 0x00020002u) + LaneBytes).AsByte()).AsInt16();
+
+    /// <summary>
+    /// msum of <see cref="VecDotScalar.Q4_K"/> per lane: Σ_k min_k · bsum32_k, the token's 32-element quant sums
+    /// (|bsum32| ≤ 4096, an int16) broadcast as pairs against each row's pair of mins.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MinSums(Vector256<byte> mn03, Vector256<byte> mn47, byte* y)
+    {
+        short* bs = (short*)(y + Q8_K_Bsums);
+        Vector128<short> b = Ssse3.HorizontalAdd(Sse2.LoadVector128(bs), Sse2.LoadVector128(bs + 8));
+        Vector256<int> bb = Vector256.Create(b, b).AsInt32();
+        return Avx2.Add(
+            Avx2.Add(Avx2.MultiplyAddAdjacent(BytePair(mn03, 0), Avx2.Shuffle(bb, 0x00).AsInt16()),
+                Avx2.MultiplyAddAdjacent(BytePair(mn03, 1), Avx2.Shuffle(bb, 0x55).AsInt16())),
+            Avx2.Add(Avx2.MultiplyAddAdjacent(BytePair(mn47, 0), Avx2.Shuffle(bb, 0xAA).AsInt16()),
+                Avx2.MultiplyAddAdjacent(BytePair(mn47, 1), Avx2.Shuffle(bb, 0xFF).AsInt16())));
+    }
+
+    /// <summary><see cref="VecDotScalar.AccumulateK4"/> on eight rows: acc = fma(dy·d, isum, acc) then -(dy·dmin)·msum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishK4(Vector256<float> acc, byte* w, byte* y, Vector256<int> isum, Vector256<byte> mn03, Vector256<byte> mn47)
+    {
+        Vector256<float> dy = Vector256.Create(*(float*)y);
+        acc = Fma.MultiplyAdd(Avx.Multiply(dy, VecDotAvx2.HalfToSingle((ushort*)w)), Avx.ConvertToVector256Single(isum), acc);
+        return Fma.MultiplyAddNegated(Avx.Multiply(dy, VecDotAvx2.HalfToSingle((ushort*)(w + 16))),
+            Avx.ConvertToVector256Single(MinSums(mn03, mn47, y)), acc);
+    }
+
+    /// <summary>
+    /// Eight interleaved Q4_K rows x four tokens; see <see cref="Q8_0x4"/>. Two sub-blocks at a time (the low and
+    /// high nibbles of the same quant vectors; 32 elements and one 6-bit scale per row each): the nibbles times the
+    /// broadcast activation bytes summed in int16 lanes (eight accumulators: two sub-blocks x four tokens), then one
+    /// vpmaddwd per sub-block by the rows' scales into int32. Bound: a vpmaddubsw pair is at most 2 x 15 x 128 = 3840 in magnitude and a
+    /// sub-block adds eight of them, at most 30720 &lt; 32767, so neither the saturating multiply nor the adds overflow.
+    /// </summary>
+    public static void Q4_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKx4(w, y, yStride, n, output, outStride, K4Block, K4Qs, -1);
+
+    /// <summary>
+    /// Eight interleaved Q5_K rows x four tokens, as <see cref="Q4_Kx4"/> with each quant's fifth bit (bit k of its qh
+    /// byte for sub-block k) or'ed in. Quants up to 31 make a pair at most 2 x 31 x 128 = 7936, so the int16 lanes are
+    /// widened every four words (31744 &lt; 32767), twice per sub-block.
+    /// </summary>
+    public static void Q5_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKx4(w, y, yStride, n, output, outStride, K5Block, K5Qs, K5Qh);
+
+    /// <summary>Q4_K (<paramref name="qh"/> &lt; 0) or Q5_K groups x four tokens; offsets within a group's super-block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantKx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride, int blockBytes, int qs, int qh)
+    {
+        int nb = n / QK_K, words = qh < 0 ? 8 : 4;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
+        {
+            ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int j = 0; j < 4; j++)
+            {
+                // Sub-blocks 2j and 2j + 1: elements 64j.., the low and high nibbles of quant vectors 8j..8j+7.
+                byte* wv = w + qs + 256 * j, hv = w + qh, q = y + Q8_K_Qs + 64 * j;
+                Vector128<ushort> hLo = Vector128.CreateScalar((ushort)(2 * j)), hHi = Vector128.CreateScalar((ushort)(2 * j + 1));
+                Vector256<byte> sc = j < 2 ? sc03 : sc47;
+                Vector256<short> scLo = ByteInBothHalves(sc, 2 * (j & 1)), scHi = ByteInBothHalves(sc, 2 * (j & 1) + 1);
+                for (int part = 0; part < 8; part += words)
+                {
+                    Vector256<short> l0 = default, l1 = default, l2 = default, l3 = default;
+                    Vector256<short> h0 = default, h1 = default, h2 = default, h3 = default;
+                    for (int s = 0; s < words; s++, wv += 32, hv += 32, q += 4)
+                    {
+                        Vector256<byte> v = Avx.LoadVector256(wv);
+                        Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                        if (qh >= 0)
+                        {
+                            lo = Avx2.Or(lo, FifthBits(hv, hLo, one));
+                            hi = Avx2.Or(hi, FifthBits(hv, hHi, one));
+                        }
+                        l0 = Avx2.Add(l0, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q)));
+                        l1 = Avx2.Add(l1, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s1)));
+                        l2 = Avx2.Add(l2, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s2)));
+                        l3 = Avx2.Add(l3, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q + s3)));
+                        h0 = Avx2.Add(h0, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 32)));
+                        h1 = Avx2.Add(h1, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s1 + 32)));
+                        h2 = Avx2.Add(h2, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s2 + 32)));
+                        h3 = Avx2.Add(h3, Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + s3 + 32)));
+                    }
+                    i0 = Avx2.Add(i0, Avx2.Add(Avx2.MultiplyAddAdjacent(l0, scLo), Avx2.MultiplyAddAdjacent(h0, scHi)));
+                    i1 = Avx2.Add(i1, Avx2.Add(Avx2.MultiplyAddAdjacent(l1, scLo), Avx2.MultiplyAddAdjacent(h1, scHi)));
+                    i2 = Avx2.Add(i2, Avx2.Add(Avx2.MultiplyAddAdjacent(l2, scLo), Avx2.MultiplyAddAdjacent(h2, scHi)));
+                    i3 = Avx2.Add(i3, Avx2.Add(Avx2.MultiplyAddAdjacent(l3, scLo), Avx2.MultiplyAddAdjacent(h3, scHi)));
+                }
+            }
+            MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
+            a0 = FinishK4(a0, w, y, i0, mn03, mn47);
+            a1 = FinishK4(a1, w, y + s1, i1, mn03, mn47);
+            a2 = FinishK4(a2, w, y + s2, i2, mn03, mn47);
+            a3 = FinishK4(a3, w, y + s3, i3, mn03, mn47);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    /// <summary>
+    /// Q5_K: 16 x bit b (= <paramref name="shift"/>, 0..7) of each qh byte at <paramref name="hv"/>. The shifts act on
+    /// 16-bit lanes, but after the right shift bit 0 of each byte is that byte's own bit b (bits from the upper byte
+    /// land at bits 8 - b and above, masked off), and the left shift by 4 stays within the byte.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> FifthBits(byte* hv, Vector128<ushort> shift, Vector256<byte> one)
+        => Avx2.ShiftLeftLogical(Avx2.And(Avx2.ShiftRightLogical(Avx.LoadVector256(hv).AsUInt16(), shift).AsByte(), one).AsUInt16(), 4).AsByte();
+
+    /// <summary>Eight interleaved Q4_K rows x one token; low and high nibbles of each quant vector in one pass.</summary>
+    public static void Q4_Kx1(byte* w, byte* y, int n, float* output) => QuantKx1(w, y, n, output, K4Block, K4Qs, -1);
+
+    /// <summary>Eight interleaved Q5_K rows x one token; see <see cref="Q5_Kx4"/>.</summary>
+    public static void Q5_Kx1(byte* w, byte* y, int n, float* output) => QuantKx1(w, y, n, output, K5Block, K5Qs, K5Qh);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantKx1(byte* w, byte* y, int n, float* output, int blockBytes, int qs, int qh)
+    {
+        int nb = n / QK_K, words = qh < 0 ? 8 : 4;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F), one = Vector256.Create((byte)1);
+        Vector256<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
+        {
+            ScalesK4(w + K4Scales, out Vector256<byte> sc03, out Vector256<byte> sc47);
+            Vector256<int> isum = default;
+            byte* wv = w + qs, q = y + Q8_K_Qs;
+            for (int j = 0; j < 4; j++, q += 64)
+            {
+                Vector256<byte> sc = j < 2 ? sc03 : sc47;
+                Vector256<short> scLo = ByteInBothHalves(sc, 2 * (j & 1)), scHi = ByteInBothHalves(sc, 2 * (j & 1) + 1);
+                Vector128<ushort> hLo = Vector128.CreateScalar((ushort)(2 * j)), hHi = Vector128.CreateScalar((ushort)(2 * j + 1));
+                byte* hv = w + qh;
+                for (int part = 0; part < 8; part += words)
+                {
+                    Vector256<short> lo = default, hi = default;
+                    for (int s = part; s < part + words; s++, wv += 32, hv += 32)
+                    {
+                        Vector256<byte> v = Avx.LoadVector256(wv);
+                        Vector256<byte> l = Avx2.And(v, mask), h = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                        if (qh >= 0)
+                        {
+                            l = Avx2.Or(l, FifthBits(hv, hLo, one));
+                            h = Avx2.Or(h, FifthBits(hv, hHi, one));
+                        }
+                        lo = Avx2.Add(lo, Avx2.MultiplyAddAdjacent(l, Broadcast4(q + 4 * s)));
+                        hi = Avx2.Add(hi, Avx2.MultiplyAddAdjacent(h, Broadcast4(q + 32 + 4 * s)));
+                    }
+                    isum = Avx2.Add(isum, Avx2.Add(Avx2.MultiplyAddAdjacent(lo, scLo), Avx2.MultiplyAddAdjacent(hi, scHi)));
+                }
+            }
+            MinsK4(w + K4Scales, out Vector256<byte> mn03, out Vector256<byte> mn47);
+            acc = FinishK4(acc, w, y, isum, mn03, mn47);
+        }
+        Avx.Store(output, acc);
+    }
+
+    /// <summary>
+    /// Offsets in a Q6_K group's super-block (see <see cref="InterleavedRows"/>): scales, the quants of word pair hs
+    /// (K6Quants + 192 hs: ql, ql of the odd groups, qh; two vectors each), next block.
+    /// </summary>
+    private const int K6Scales = 16, K6Quants = K6Scales + 4 * 32, K6Block = 8 * Q6_KBytes;
+
+    /// <summary>
+    /// vpshufb control: in each 32-bit lane, bytes <paramref name="b0"/> and <paramref name="b1"/> (0..3) of the same
+    /// lane into the high bytes of its two int16 halves, zeros below (an arithmetic shift then sign-extends them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> ToHighBytes(int b0, int b1)
+        => (Vector256.Create(0x00800080u | (uint)b0 << 8 | (uint)b1 << 24) + (LaneBytes << 8)).AsByte();
+
+    /// <summary>The eight rows' signed scale of sub-block <paramref name="k"/> (0..15), in both int16 halves of each lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScaleK6(byte* w, int k)
+        => Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (k >> 2)), ToHighBytes(k & 3, k & 3)).AsInt16(), 8);
+
+    /// <summary>32 x the scales of sub-blocks 2i and 2i + 1 (|32 sc| ≤ 4096, an int16) in the two int16 halves of each lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> ScalePairTimes32K6(byte* w, int i)
+        => Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (i >> 1)), ToHighBytes(2 * (i & 1), 2 * (i & 1) + 1)).AsInt16(), 3);
+
+    /// <summary>
+    /// The unsigned 6-bit quants (0..63) of one word position s (elements 4s..4s+3 of each 32-element group) of half h,
+    /// eight rows, for the four groups g = 0..3 at once: low bits from the ql word at <paramref name="p"/> (word
+    /// 16h + s: groups 0 and 2, low and high nibbles) and at p + 64 (word 16h + 8 + s: groups 1 and 3), high bits
+    /// 2g, 2g + 1 of the qh word at p + 128 (word 8h + s).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void QuantsK6(byte* p, out Vector256<byte> g0, out Vector256<byte> g1, out Vector256<byte> g2, out Vector256<byte> g3)
+    {
+        Vector256<byte> nib = Vector256.Create((byte)0x0F), top = Vector256.Create((byte)0x30);
+        Vector256<ushort> l0 = Avx.LoadVector256((ushort*)p), l1 = Avx.LoadVector256((ushort*)(p + 64)), h = Avx.LoadVector256((ushort*)(p + 128));
+        g0 = Avx2.Or(Avx2.And(l0.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 4).AsByte(), top));
+        g1 = Avx2.Or(Avx2.And(l1.AsByte(), nib), Avx2.And(Avx2.ShiftLeftLogical(h, 2).AsByte(), top));
+        g2 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l0, 4).AsByte(), nib), Avx2.And(h.AsByte(), top));
+        g3 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l1, 4).AsByte(), nib), Avx2.And(Avx2.ShiftRightLogical(h, 2).AsByte(), top));
+    }
+
+    /// <summary>
+    /// Two quant words (eight elements) of a sub-block times a token's bytes, scaled: int32 lanes. The unsigned quants
+    /// make a vpmaddubsw pair at most 2 x 63 x 128 = 16128, so two words sum to at most 32256 &lt; 32767 in int16 before
+    /// vpmaddwd widens them (a sub-block's four words would not fit).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> StepK6(Vector256<byte> qa, Vector256<byte> qb, byte* q, Vector256<short> sc)
+        => Avx2.MultiplyAddAdjacent(Avx2.Add(Avx2.MultiplyAddAdjacent(qa, Broadcast4(q)), Avx2.MultiplyAddAdjacent(qb, Broadcast4(q + 4))), sc);
+
+    /// <summary>
+    /// The offset of 32 for sub-blocks 2i, 2i + 1: isum -= 32 sc · bsum (Q8_K's 16-element quant sums, a pair per lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> OffsetK6(Vector256<int> isum, Vector256<short> sc32, byte* y, int i)
+        => Avx2.Subtract(isum, Avx2.MultiplyAddAdjacent(sc32, Vector256.Create(*(int*)(y + Q8_K_Bsums + 4 * i)).AsInt16()));
+
+    /// <summary>acc = fma(dy · d, isum, acc) for eight rows (<see cref="VecDotScalar.Q6_K"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishK6(Vector256<float> acc, Vector256<float> dx, byte* y, Vector256<int> isum)
+        => Fma.MultiplyAdd(Avx.Multiply(Vector256.Create(*(float*)y), dx), Avx.ConvertToVector256Single(isum), acc);
+
+    /// <summary>
+    /// Eight interleaved Q6_K rows x four tokens; see <see cref="Q8_0x4"/>. Two word positions at a time, each unpacked
+    /// for the four groups of a half at once: the unsigned quants times the broadcast activation bytes, widened by the
+    /// rows' sub-block scales; at the end of the super-block the quants' offset of 32 is subtracted through the
+    /// activations' sums. All integer sums are exact (|Σ sc·q·y| ≤ 16·128·16·63·128 &lt; 2^29, the offset term
+    /// ≤ 2^27), so the result is <see cref="VecDotScalar.Q6_K"/>'s.
+    /// </summary>
+    public static void Q6_Kx4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        int nb = n / QK_K;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
+        {
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            for (int hs = 0; hs < 8; hs++) // half h = hs / 4, word positions s = 2 (hs % 4) and s + 1
+            {
+                int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2); // k: group 0's sub-block; group g's is k + 2g
+                byte* p = w + K6Quants + 192 * hs, q = y + Q8_K_Qs + 128 * h + 4 * s;
+                QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                Vector256<short> c0 = ScaleK6(w, k), c1 = ScaleK6(w, k + 2), c2 = ScaleK6(w, k + 4), c3 = ScaleK6(w, k + 6);
+                i0 = Avx2.Add(i0, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q));
+                i1 = Avx2.Add(i1, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s1));
+                i2 = Avx2.Add(i2, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s2));
+                i3 = Avx2.Add(i3, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s3));
+            }
+            for (int i = 0; i < 8; i++)
+            {
+                Vector256<short> sc32 = ScalePairTimes32K6(w, i);
+                i0 = OffsetK6(i0, sc32, y, i);
+                i1 = OffsetK6(i1, sc32, y + s1, i);
+                i2 = OffsetK6(i2, sc32, y + s2, i);
+                i3 = OffsetK6(i3, sc32, y + s3, i);
+            }
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
+            a0 = FinishK6(a0, dx, y, i0);
+            a1 = FinishK6(a1, dx, y + s1, i1);
+            a2 = FinishK6(a2, dx, y + s2, i2);
+            a3 = FinishK6(a3, dx, y + s3, i3);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    /// <summary>
+    /// Two word positions of the four groups of a half (quants x*, then z*) times a token's bytes at <paramref name="q"/>
+    /// (group g's at q + 32g), each group scaled by its sub-block's scale c*: int32 lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Groups4K6(Vector256<byte> x0, Vector256<byte> x1, Vector256<byte> x2, Vector256<byte> x3,
+        Vector256<byte> z0, Vector256<byte> z1, Vector256<byte> z2, Vector256<byte> z3,
+        Vector256<short> c0, Vector256<short> c1, Vector256<short> c2, Vector256<short> c3, byte* q)
+        => Avx2.Add(Avx2.Add(StepK6(x0, z0, q, c0), StepK6(x1, z1, q + 32, c1)), Avx2.Add(StepK6(x2, z2, q + 64, c2), StepK6(x3, z3, q + 96, c3)));
+
+    /// <summary>Eight interleaved Q6_K rows x one token; see <see cref="Q6_Kx4"/>.</summary>
+    public static void Q6_Kx1(byte* w, byte* y, int n, float* output)
+    {
+        int nb = n / QK_K;
+        Vector256<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
+        {
+            Vector256<int> isum = default;
+            for (int hs = 0; hs < 8; hs++)
+            {
+                int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2);
+                byte* p = w + K6Quants + 192 * hs;
+                QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
+                QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
+                isum = Avx2.Add(isum, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3,
+                    ScaleK6(w, k), ScaleK6(w, k + 2), ScaleK6(w, k + 4), ScaleK6(w, k + 6), y + Q8_K_Qs + 128 * h + 4 * s));
+            }
+            for (int i = 0; i < 8; i++) isum = OffsetK6(isum, ScalePairTimes32K6(w, i), y, i);
+            acc = FinishK6(acc, VecDotAvx2.HalfToSingle((ushort*)w), y, isum);
         }
         Avx.Store(output, acc);
     }

@@ -7,8 +7,8 @@ namespace KvSharp.Tensors;
 /// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
-/// Q8_0, Q4_0 and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at a
-/// time into one accumulator per row), and the AVX2 single-row kernels follow them.
+/// Q8_0, Q4_0, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
+/// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
 internal static unsafe class VecDotScalar
 {
@@ -121,104 +121,85 @@ internal static unsafe class VecDotScalar
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Bsum32(byte* y, int k) => ((short*)(y + Q8_K_Bsums))[2 * k] + ((short*)(y + Q8_K_Bsums))[2 * k + 1];
 
-    public static float Q4_K(byte* x, byte* y, int nb)
+    /// <summary>
+    /// Q4_K weights x Q8_K activations in block-sequential order (not ggml's lanes): per super-block the exact integer
+    /// sums isum = Σ_k sc_k · dot(q_k, y_k) over the eight sub-blocks and msum = Σ_k m_k · bsum32_k, then
+    /// <see cref="AccumulateK4"/> — the order in which <see cref="VecDotAvx2Interleaved"/> accumulates eight rows side
+    /// by side. Bounds: |dot_k| ≤ 32·15·128, so |isum| ≤ 8·63·61440 &lt; 2^25 and |msum| ≤ 8·63·32·128 &lt; 2^21 (int32).
+    /// </summary>
+    public static float Q4_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q4_KBytes, Q4_K_Qs, -1);
+
+    /// <summary>Q5_K in the order of <see cref="Q4_K"/> (quants up to 31: |isum| ≤ 8·63·32·31·128 &lt; 2^26).</summary>
+    public static float Q5_K(byte* x, byte* y, int nb) => QuantK(x, y, nb, Q5_KBytes, Q5_K_Qs, Q5_K_Qh);
+
+    /// <summary>Q4_K (<paramref name="qhOffset"/> &lt; 0) or Q5_K (the fifth bits at qhOffset) in block-sequential order.</summary>
+    private static float QuantK(byte* x, byte* y, int nb, int blockBytes, int qsOffset, int qhOffset)
     {
-        Lanes8F acc = default;
-        float am0 = 0, am1 = 0, am2 = 0, am3 = 0; // acc_m, 4 lanes
-        int* wv = stackalloc int[32];
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
-        for (int i = 0; i < nb; i++, x += Q4_KBytes, y += Q8_KBytes)
+        float acc = 0;
+        for (int i = 0; i < nb; i++, x += blockBytes, y += Q8_KBytes)
         {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q4_K_Scales, out sc[j], out mn[j]);
-            am0 = MathF.FusedMultiplyAdd(dmin, mn[0] * Bsum32(y, 0) + mn[1] * Bsum32(y, 1), am0);
-            am1 = MathF.FusedMultiplyAdd(dmin, mn[2] * Bsum32(y, 2) + mn[3] * Bsum32(y, 3), am1);
-            am2 = MathF.FusedMultiplyAdd(dmin, mn[4] * Bsum32(y, 4) + mn[5] * Bsum32(y, 5), am2);
-            am3 = MathF.FusedMultiplyAdd(dmin, mn[6] * Bsum32(y, 6) + mn[7] * Bsum32(y, 7), am3);
-            Lanes8I lanes = default;
-            byte* q4 = x + Q4_K_Qs;
+            int isum = 0, msum = 0;
+            byte* qs = x + qsOffset;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q4 += 32, q8 += 64)
+            for (int j = 0; j < 4; j++, qs += 32, q8 += 64)
             {
-                for (int l = 0; l < 32; l++) wv[l] = q4[l] & 0xF;
-                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
-                for (int l = 0; l < 32; l++) wv[l] = q4[l] >> 4;
-                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
+                ScaleMinK4(2 * j, x + Q4_K_Scales, out int sc0, out int m0);
+                ScaleMinK4(2 * j + 1, x + Q4_K_Scales, out int sc1, out int m1);
+                int lo = 0, hi = 0;
+                for (int l = 0; l < 32; l++)
+                {
+                    int h = qhOffset < 0 ? 0 : x[qhOffset + l] >> (2 * j);
+                    lo += ((qs[l] & 0xF) | ((h & 1) << 4)) * q8[l];
+                    hi += ((qs[l] >> 4) | ((h & 2) << 3)) * q8[32 + l];
+                }
+                isum += sc0 * lo + sc1 * hi;
+                msum += m0 * Bsum32(y, 2 * j) + m1 * Bsum32(y, 2 * j + 1);
             }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+            acc = AccumulateK4(acc, *(float*)y, x, isum, msum);
         }
-        return HSum8(ref acc) + ((am0 + am2) + (am1 + am3));
+        return acc;
     }
 
-    public static float Q5_K(byte* x, byte* y, int nb)
+    /// <summary>
+    /// One Q4_K/Q5_K super-block's float step, shared by all their kernels: acc = fma(dy·d, isum, acc), then
+    /// acc = fma(-(dy·dmin), msum, acc), with d and dmin the block's halves at <paramref name="x"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float AccumulateK4(float acc, float dy, byte* x, int isum, int msum)
     {
-        Lanes8F acc = default;
-        float summs = 0;
-        int* wv = stackalloc int[32];
-        int* sc = stackalloc int[8];
-        int* mn = stackalloc int[8];
-        for (int i = 0; i < nb; i++, x += Q5_KBytes, y += Q8_KBytes)
-        {
-            float yd = *(float*)y;
-            float d = yd * F16(x);
-            float dmin = -yd * F16(x + 2);
-            for (int j = 0; j < 8; j++) ScaleMinK4(j, x + Q5_K_Scales, out sc[j], out mn[j]);
-            int msum = 0;
-            for (int j = 0; j < 8; j++) msum += mn[j] * Bsum32(y, j);
-            summs = MathF.FusedMultiplyAdd(dmin, msum, summs);
-            Lanes8I lanes = default;
-            byte* q5 = x + Q5_K_Qs;
-            byte* qh = x + Q5_K_Qh;
-            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            for (int j = 0; j < 4; j++, q5 += 32, q8 += 64)
-            {
-                for (int l = 0; l < 32; l++) wv[l] = (q5[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4);
-                LaneDot32(wv, q8, ref lanes, sc[2 * j]);
-                for (int l = 0; l < 32; l++) wv[l] = (q5[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4);
-                LaneDot32(wv, q8 + 32, ref lanes, sc[2 * j + 1]);
-            }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
-        }
-        return HSum8(ref acc) + summs;
+        acc = MathF.FusedMultiplyAdd(dy * F16(x), isum, acc);
+        return MathF.FusedMultiplyAdd(-(dy * F16(x + 2)), msum, acc);
     }
 
+    /// <summary>
+    /// Q6_K weights x Q8_K activations in block-sequential order (not ggml's lanes): per super-block the exact integer
+    /// isum = Σ_k sc_k · Σ (q - 32) · y over its sixteen sub-blocks of 16, then acc = fma(dy · d, isum, acc) — the
+    /// order of <see cref="VecDotAvx2Interleaved"/>. Bound: |isum| ≤ 16 · 128 · 16 · 32 · 128 = 2^27 (int32).
+    /// </summary>
     public static float Q6_K(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int i = 0; i < nb; i++, x += Q6_KBytes, y += Q8_KBytes)
         {
-            float d = *(float*)y * F16(x + Q6_K_D);
             sbyte* sc = (sbyte*)(x + Q6_K_Scales);
-            Lanes8I lanes = default;
-            for (int n = 0; n < 2; n++)
+            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
+            int isum = 0;
+            // Sub-block k = 8n + 2g + h: elements 128n + 32g + 16h .. +15 of half n, group g (low bits from the low
+            // nibbles of ql for g = 0, 1 and the high ones for g = 2, 3; high bits 2g, 2g + 1 of qh).
+            for (int k = 0; k < 16; k++)
             {
-                byte* ql = x + Q6_K_Ql + 64 * n;
-                byte* qh = x + Q6_K_Qh + 32 * n;
-                sbyte* q8 = (sbyte*)(y + Q8_K_Qs + 128 * n);
-                for (int g = 0; g < 4; g++)
-                {
-                    // group g: elements 32g..32g+31 of this half; low nibbles for g = 0,1, high for g = 2,3.
-                    byte* src = ql + 32 * (g & 1);
-                    int shift = g >= 2 ? 4 : 0;
-                    for (int l = 0; l < 32; l++)
-                        wv[l] = (((src[l] >> shift) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4)) - 32;
-                    // Lanes 0..3 (elements 0..15) use one scale, lanes 4..7 the next.
-                    int s0 = sc[8 * n + 2 * g], s1 = sc[8 * n + 2 * g + 1];
-                    sbyte* q = q8 + 32 * g;
-                    for (int l = 0; l < 8; l++)
-                    {
-                        int s = wv[4 * l] * q[4 * l] + wv[4 * l + 1] * q[4 * l + 1] + wv[4 * l + 2] * q[4 * l + 2] + wv[4 * l + 3] * q[4 * l + 3];
-                        lanes[l] += (l < 4 ? s0 : s1) * s;
-                    }
-                }
+                int n = k >> 3, g = (k >> 1) & 3, h = k & 1;
+                byte* ql = x + Q6_K_Ql + 64 * n + 32 * (g & 1) + 16 * h;
+                byte* qh = x + Q6_K_Qh + 32 * n + 16 * h;
+                sbyte* q = q8 + 128 * n + 32 * g + 16 * h;
+                int dot = 0;
+                for (int l = 0; l < 16; l++)
+                    dot += ((((ql[l] >> (4 * (g >> 1))) & 0xF) | (((qh[l] >> (2 * g)) & 3) << 4)) - 32) * q[l];
+                isum += sc[k] * dot;
             }
-            for (int l = 0; l < 8; l++) acc[l] = MathF.FusedMultiplyAdd(d, lanes[l], acc[l]);
+            acc = MathF.FusedMultiplyAdd(*(float*)y * F16(x + Q6_K_D), isum, acc);
         }
-        return HSum8(ref acc);
+        return acc;
     }
 
     /// <summary>ggml GGML_F32x8_REDUCE of four 8-lane accumulators: (a0+a2)+(a1+a3), lo+hi, then two hadds.</summary>

@@ -14,9 +14,9 @@ namespace KvSharp.Tests.Models;
 ///   llama.cpp does, so a tiny order difference can move a value across a rounding boundary; llama.cpp's own
 ///   batch-vs-sequential spread for BF16 reaches 0.078 max and 0.0042 mean.
 /// - Q8_0, Q4_0, Q5_0, Q5_1, K-quants: 0.3 / 0.03. Activations are quantized to Q8_0/Q8_1/Q8_K exactly as llama.cpp
-///   does, so the integer block dot products agree; our Q8_0/Q4_0 kernels then add the blocks in sequence rather than
-///   in ggml's 8 lanes (llama-gqa.Q8_0 agrees to 1e-6, llama-gqa.Q4_0 to 0.08); float accumulation order can
-///   still flip one activation to a neighbouring 8-bit level, and when that lands in a cached K/V it shifts every
+///   does, so the integer block dot products agree; our Q8_0/Q4_0/K-quant kernels then add the blocks in sequence rather
+///   than in ggml's 8 lanes (llama-gqa.Q8_0 agrees to 1e-6, llama-gqa.Q4_0 to 0.08, llama-gqa.Q4_K_M to 0.007); float
+///   accumulation order can still flip one activation to a neighbouring 8-bit level, and when that lands in a cached K/V it shifts every
 ///   later position (llama-tied.Q6_K: positions 0-7 agree to 2e-6, position 8 flips, the rest differ by ~0.1,
 ///   mean 0.021). llama.cpp's own batch vs seq differ by up to 0.28.
 /// With F16 KV caches the tolerances are those of the F16 rounding itself: 0.03 / 0.005 (F32, F16 weights),

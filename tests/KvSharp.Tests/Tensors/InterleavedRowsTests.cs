@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -19,6 +19,15 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 8, 256, 4 },
         { GgmlType.Q4_0, 37, 96, 9 },
         { GgmlType.Q4_0, 70, 256, 13 },
+        { GgmlType.Q4_K, 8, 256, 4 },
+        { GgmlType.Q4_K, 37, 512, 9 },
+        { GgmlType.Q4_K, 70, 768, 16 },
+        { GgmlType.Q5_K, 8, 256, 4 },
+        { GgmlType.Q5_K, 37, 512, 9 },
+        { GgmlType.Q5_K, 70, 768, 16 },
+        { GgmlType.Q6_K, 8, 256, 4 },
+        { GgmlType.Q6_K, 37, 512, 9 },
+        { GgmlType.Q6_K, 70, 768, 16 },
         { GgmlType.F32, 8, 64, 5 },
         { GgmlType.F32, 37, 33, 9 },
         { GgmlType.F32, 70, 100, 16 },
@@ -83,8 +92,101 @@ public class InterleavedRowsTests
     }
 
     [Theory]
+    [InlineData(GgmlType.Q4_K, 0xFF, false)]
+    [InlineData(GgmlType.Q4_K, 0xFF, true)]
+    [InlineData(GgmlType.Q4_K, 0x00, true)]
+    [InlineData(GgmlType.Q5_K, 0xFF, false)]
+    [InlineData(GgmlType.Q5_K, 0xFF, true)]
+    [InlineData(GgmlType.Q5_K, 0x00, true)]
+    public void ExtremeQ4_KAndQ5_KBlocksDoNotOverflow(GgmlType type, byte quantByte, bool mixedSigns)
+    {
+        // Every quant at its extreme (Q4_K: nibbles 15 or 0; Q5_K: 31 or 0) and every 6-bit scale and min 63 against
+        // activation quants of +-127: the largest sums the int16 lanes ever hold (per sub-block eight vpmaddubsw pairs
+        // of 2 x 15 x 127, or four of 2 x 31 x 127). Q8_K quantizes the first largest value of a block to -127, so
+        // equal inputs give all -127 and [-1, 1, 1, ...] gives one -127 then +127s. The result must be the exact
+        // integer sums times the scales in the block-sequential order.
+        int rows = 8, cols = 512, blocks = cols / 256, blockBytes = GgmlTypes.BlockBytes(type);
+        var bytes = new byte[rows * blocks * blockBytes];
+        for (int b = 0; b < bytes.Length; b += blockBytes)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(b, 2), (Half)1f);
+            BitConverter.TryWriteBytes(bytes.AsSpan(b + 2, 2), (Half)0.5f);
+            bytes.AsSpan(b + 4, 12).Fill(0xFF);
+            bytes.AsSpan(b + 16, blockBytes - 16).Fill(quantByte); // Q5_K: the fifth bits too
+        }
+        using var w = new NativeWeights(type, rows, cols, bytes, interleave: true);
+        float[] x = Enumerable.Repeat(1f, cols).ToArray();
+        if (mixedSigns) for (int b = 0; b < blocks; b++) x[256 * b] = -1;
+        byte[] xq = QuantizeRow(GgmlType.Q8_K, x);
+        int quant = quantByte == 0 ? 0 : type == GgmlType.Q4_K ? 15 : 31;
+        float want = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            float dy = BitConverter.ToSingle(xq, b * 292);
+            long isum = 0, msum = 0;
+            for (int i = 0; i < 256; i++)
+            {
+                int q = (sbyte)xq[b * 292 + 4 + i];
+                Assert.Equal(127, Math.Abs(q));
+                isum += 63 * quant * q;
+                msum += 63 * q;
+            }
+            want = MathF.FusedMultiplyAdd(dy * 1f, isum, want);
+            want = MathF.FusedMultiplyAdd(-(dy * 0.5f), msum, want);
+        }
+        using var pool = new KernelPool(1);
+        foreach (int nTokens in new[] { 1, 4 })
+        {
+            float[] y = Multiply(pool, w.Matrix, Enumerable.Range(0, nTokens).SelectMany(_ => x).ToArray(), nTokens);
+            foreach (float got in y) Assert.Equal(want, got);
+        }
+        Assert.Equal(want, VecDot.Dot(type, w.Matrix.Row(0), xq, cols, avx2: false));
+    }
+
+    [Theory]
+    [InlineData(0xFF, 127, false)]
+    [InlineData(0xFF, -128, true)]
+    [InlineData(0x00, -128, false)]
+    [InlineData(0x00, 127, true)]
+    public void ExtremeQ6_KBlocksDoNotOverflow(byte quantByte, sbyte scale, bool mixedSigns)
+    {
+        // Every 6-bit quant 63 (or 0, i.e. -32 after the offset) and every scale at an extreme against activation quants
+        // of +-127 (see the Q4_K case): two words of vpmaddubsw pairs of 2 x 63 x 127 in the int16 lanes.
+        int rows = 8, cols = 512, blocks = cols / 256;
+        var bytes = new byte[rows * blocks * 210];
+        for (int b = 0; b < bytes.Length; b += 210)
+        {
+            bytes.AsSpan(b, 192).Fill(quantByte);
+            bytes.AsSpan(b + 192, 16).Fill((byte)scale);
+            BitConverter.TryWriteBytes(bytes.AsSpan(b + 208, 2), (Half)0.25f);
+        }
+        using var w = new NativeWeights(GgmlType.Q6_K, rows, cols, bytes, interleave: true);
+        float[] x = Enumerable.Repeat(1f, cols).ToArray();
+        if (mixedSigns) for (int b = 0; b < blocks; b++) x[256 * b] = -1;
+        byte[] xq = QuantizeRow(GgmlType.Q8_K, x);
+        int weight = (quantByte == 0xFF ? 63 : 0) - 32;
+        float want = 0;
+        for (int b = 0; b < blocks; b++)
+        {
+            long isum = 0;
+            for (int i = 0; i < 256; i++) isum += scale * weight * (sbyte)xq[b * 292 + 4 + i];
+            want = MathF.FusedMultiplyAdd(BitConverter.ToSingle(xq, b * 292) * 0.25f, isum, want);
+        }
+        using var pool = new KernelPool(1);
+        foreach (int nTokens in new[] { 1, 4 })
+        {
+            float[] y = Multiply(pool, w.Matrix, Enumerable.Range(0, nTokens).SelectMany(_ => x).ToArray(), nTokens);
+            foreach (float got in y) Assert.Equal(want, got);
+        }
+        Assert.Equal(want, VecDot.Dot(GgmlType.Q6_K, w.Matrix.Row(0), xq, cols, avx2: false));
+    }
+
+    [Theory]
     [InlineData("Q8_0")]
     [InlineData("Q4_0")]
+    [InlineData("Q4_K_M")]
+    [InlineData("Q5_K_M")]
+    [InlineData("Q6_K")]
     [InlineData("F32")]
     public void LoaderInterleavesMatmulWeightsButNotTheEmbedding(string type)
     {
@@ -92,12 +194,6 @@ public class InterleavedRowsTests
         var layer = model.Weights.Layers[0];
         foreach (var m in new[] { layer.Query, layer.Key, layer.Value, layer.AttentionOutput, layer.Gate, layer.Up, layer.Down, model.Weights.Output })
         {
-            // llama.cpp's Q4_0 files keep the classifier in Q6_K, which has no interleaved kernels.
-            if (!InterleavedRows.Supports(m.Type))
-            {
-                Assert.Null(m.Interleaved);
-                continue;
-            }
             Assert.NotNull(m.Interleaved);
             Assert.Equal(m.Rows / 8, m.Interleaved!.Groups);
             Assert.Equal(m.Rows / 8 * 8L * m.RowBytes, m.Interleaved.Bytes);
