@@ -1,7 +1,5 @@
-using System.Runtime.InteropServices;
 using KvSharp.Attention;
 using KvSharp.Models;
-using KvSharp.Tensors;
 
 namespace KvSharp.Cache;
 
@@ -83,22 +81,8 @@ public sealed class KvCache : IKvStore
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
-        for (int h = 0; h < KvHeadCount; h++)
-        {
-            var k = keys.Slice(h * HeadDim, HeadDim);
-            var v = values.Slice(h * HeadDim, HeadDim);
-            int at = position * HeadDim;
-            if (_f16 != null)
-            {
-                HalfConvert.ToHalf(k, MemoryMarshal.Cast<Half, ushort>(HalfKeys(layer, h).Slice(at, HeadDim)));
-                HalfConvert.ToHalf(v, MemoryMarshal.Cast<Half, ushort>(HalfValues(layer, h).Slice(at, HeadDim)));
-            }
-            else
-            {
-                k.CopyTo(Keys(layer, h).Slice(at, HeadDim));
-                v.CopyTo(Values(layer, h).Slice(at, HeadDim));
-            }
-        }
+        if (_f16 != null) _f16.Write(layer, position, keys, values, Capacity);
+        else F32.Write(layer, position, keys, values, Capacity);
     }
 
     void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
@@ -155,6 +139,17 @@ public sealed class KvCache : IKvStore
 
         public Span<T> Rows(int layer, int kvHead, bool value, int capacity) =>
             (value ? _values : _keys)[layer].AsSpan(kvHead * capacity * config.HeadDim, capacity * config.HeadDim);
+
+        /// <summary>Stores one position's keys and values (kv_heads x head_dim each) for one layer.</summary>
+        public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int capacity)
+        {
+            int hd = config.HeadDim;
+            for (int h = 0; h < config.KvHeadCount; h++)
+            {
+                KvElementTypes.Store(keys.Slice(h * hd, hd), Rows(layer, h, false, capacity).Slice(position * hd, hd));
+                KvElementTypes.Store(values.Slice(h * hd, hd), Rows(layer, h, true, capacity).Slice(position * hd, hd));
+            }
+        }
 
         /// <summary>Moves to a larger capacity, keeping each head's first <paramref name="used"/> rows.</summary>
         public void Grow(int oldCapacity, int newCapacity, int used)

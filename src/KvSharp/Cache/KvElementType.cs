@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using KvSharp.Tensors;
+
 namespace KvSharp.Cache;
 
 /// <summary>How each cached key and value element is stored.</summary>
@@ -20,6 +23,17 @@ public static class KvElementTypes
         KvElementType.F16 => 2,
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
     };
+
+    /// <summary>
+    /// Stores one row of keys or values as <typeparamref name="TElement"/>: copied for float, rounded to nearest-even
+    /// for Half. Every cache writes through here, so the contiguous and paged caches store the same bits.
+    /// </summary>
+    internal static void Store<TElement>(ReadOnlySpan<float> row, Span<TElement> destination) where TElement : unmanaged
+    {
+        if (typeof(TElement) == typeof(float)) row.CopyTo(MemoryMarshal.Cast<TElement, float>(destination));
+        else if (typeof(TElement) == typeof(Half)) HalfConvert.ToHalf(row, MemoryMarshal.Cast<TElement, ushort>(destination));
+        else throw new NotSupportedException($"KV elements of {typeof(TElement).Name} are not supported (float or Half)");
+    }
 
     /// <summary>Parses "f32" / "f16" (any case), naming the accepted values when it cannot.</summary>
     public static KvElementType Parse(string text) => text.Trim().ToLowerInvariant() switch

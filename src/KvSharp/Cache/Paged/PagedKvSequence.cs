@@ -1,5 +1,4 @@
 using KvSharp.Attention;
-using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
 
@@ -72,20 +71,17 @@ public sealed unsafe class PagedKvSequence : IKvStore
 
     public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
+        if (_pool.ElementType == KvElementType.F16) Write<Half>(layer, position, keys, values);
+        else Write<float>(layer, position, keys, values);
+    }
+
+    private void Write<TElement>(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) where TElement : unmanaged
+    {
         int block = _blocks[position / _pool.BlockSize], slot = position % _pool.BlockSize, hd = _pool.Config.HeadDim;
-        bool half = _pool.ElementType == KvElementType.F16;
         for (int h = 0; h < _pool.Config.KvHeadCount; h++)
         {
-            if (half)
-            {
-                HalfConvert.ToHalf(keys.Slice(h * hd, hd), new Span<ushort>(_pool.Rows<Half>(block, layer, false, h) + slot * hd, hd));
-                HalfConvert.ToHalf(values.Slice(h * hd, hd), new Span<ushort>(_pool.Rows<Half>(block, layer, true, h) + slot * hd, hd));
-            }
-            else
-            {
-                keys.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows<float>(block, layer, false, h) + slot * hd, hd));
-                values.Slice(h * hd, hd).CopyTo(new Span<float>(_pool.Rows<float>(block, layer, true, h) + slot * hd, hd));
-            }
+            KvElementTypes.Store(keys.Slice(h * hd, hd), new Span<TElement>(_pool.Rows<TElement>(block, layer, false, h) + slot * hd, hd));
+            KvElementTypes.Store(values.Slice(h * hd, hd), new Span<TElement>(_pool.Rows<TElement>(block, layer, true, h) + slot * hd, hd));
         }
     }
 
