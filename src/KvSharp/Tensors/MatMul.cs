@@ -157,7 +157,7 @@ public sealed unsafe class MatMul
         return new MatJob
         {
             Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
-            Kernel4 = avx2 && w.Type == GgmlType.F16 ? null : VecDot.Kernel4(w.Type, avx2),
+            Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
             Group4 = interleaved == null ? null : w.Type switch
             {

@@ -107,7 +107,6 @@ public static unsafe class VecDot
         return type switch
         {
             GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
-            GgmlType.F16 => &VecDotAvx2Multi.F16x4,
             _ => null,
         };
     }

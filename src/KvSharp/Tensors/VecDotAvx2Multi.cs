@@ -6,8 +6,9 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Four-token variants of the AVX2 kernels for batched matmuls: one weight row against four activation rows, the
-/// weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
+/// Four-token variants of the AVX2 kernels for batched matmuls, for the types that have no interleaved layout or
+/// kernel of their own (Q5_0; F16 has <see cref="VecDotAvx2F16.Dot2x4"/>): one weight row against four activation
+/// rows, the weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
 /// single-token kernel's (same integer lanes, same FMA per block, same final reduction), so every output is
 /// bit-identical to <see cref="VecDotAvx2"/>'s. That is what keeps <see cref="MatMul"/> batch-invariant.
 /// </summary>
@@ -43,45 +44,5 @@ internal static unsafe class VecDotAvx2Multi
         result[1] = VecDotAvx2.HSum8(a1);
         result[2] = VecDotAvx2.HSum8(a2);
         result[3] = VecDotAvx2.HSum8(a3);
-    }
-
-    /// <summary>
-    /// Four-token F16 x F16: the weight row is converted to float once per 32 elements and used for all four tokens
-    /// (two at a time, to stay within the 16 vector registers); per token the accumulation is
-    /// <see cref="VecDotAvx2.DotF16"/>'s exactly.
-    /// </summary>
-    public static void F16x4(byte* x, byte* y, nint yStride, int n, float* result)
-    {
-        F16x2((ushort*)x, (ushort*)y, (ushort*)(y + yStride), n, result);
-        F16x2((ushort*)x, (ushort*)(y + 2 * yStride), (ushort*)(y + 3 * yStride), n, result + 2);
-    }
-
-    private static void F16x2(ushort* x, ushort* y0, ushort* y1, int n, float* result)
-    {
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        Vector256<float> b0 = default, b1 = default, b2 = default, b3 = default;
-        int np = n & ~31;
-        for (int i = 0; i < np; i += 32)
-        {
-            Vector256<float> w0 = VecDotAvx2.HalfToSingle(x + i), w1 = VecDotAvx2.HalfToSingle(x + i + 8);
-            Vector256<float> w2 = VecDotAvx2.HalfToSingle(x + i + 16), w3 = VecDotAvx2.HalfToSingle(x + i + 24);
-            a0 = Fma.MultiplyAdd(w0, VecDotAvx2.HalfToSingle(y0 + i), a0);
-            a1 = Fma.MultiplyAdd(w1, VecDotAvx2.HalfToSingle(y0 + i + 8), a1);
-            a2 = Fma.MultiplyAdd(w2, VecDotAvx2.HalfToSingle(y0 + i + 16), a2);
-            a3 = Fma.MultiplyAdd(w3, VecDotAvx2.HalfToSingle(y0 + i + 24), a3);
-            b0 = Fma.MultiplyAdd(w0, VecDotAvx2.HalfToSingle(y1 + i), b0);
-            b1 = Fma.MultiplyAdd(w1, VecDotAvx2.HalfToSingle(y1 + i + 8), b1);
-            b2 = Fma.MultiplyAdd(w2, VecDotAvx2.HalfToSingle(y1 + i + 16), b2);
-            b3 = Fma.MultiplyAdd(w3, VecDotAvx2.HalfToSingle(y1 + i + 24), b3);
-        }
-        double s0 = VecDotAvx2.Reduce4(a0, a1, a2, a3), s1 = VecDotAvx2.Reduce4(b0, b1, b2, b3);
-        for (int i = np; i < n; i++)
-        {
-            float w = HalfToFloat(x[i]);
-            s0 += w * HalfToFloat(y0[i]);
-            s1 += w * HalfToFloat(y1[i]);
-        }
-        result[0] = (float)s0;
-        result[1] = (float)s1;
     }
 }
