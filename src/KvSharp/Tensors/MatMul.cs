@@ -17,7 +17,8 @@ namespace KvSharp.Tensors;
 /// thread owns a row tile, so the two cores never both pull the same weights.</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
-/// <see cref="WeightMatrix.Interleaved"/>), four tokens per weight row (Q5_0), two rows by four tokens (F16). Each returns, per output,
+/// <see cref="WeightMatrix.Interleaved"/>; Q8_0 also by eight tokens, sharing each weight load and |w| eight ways),
+/// four tokens per weight row (Q5_0), two rows by four tokens (F16). Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
 /// thread hand-off run on the calling thread alone.</para>
@@ -168,6 +169,7 @@ public sealed unsafe class MatMul
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
                 _ => &VecDotAvx2Interleaved.F32x4,
             },
+            Group8 = interleaved != null && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Interleaved.Q8_0x8 : null,
             Group1 = interleaved == null ? null : w.Type switch
             {
                 GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x1,
@@ -235,6 +237,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
+        public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
         public delegate*<byte*, nint, byte*, int, float*, void> Group1x4;
         public byte* Packed;
@@ -280,7 +283,8 @@ public sealed unsafe class MatMul
                         }
                     }
                 }
-                // Interleaved matrices: eight rows at a time, four tokens or one; rows past the last group fall through.
+                // Interleaved matrices: eight rows at a time, eight tokens (Q8_0), four or one; rows past the last
+                // group fall through.
                 if (Group1 != null)
                 {
                     const int G = InterleavedRows.RowsPerGroup;
@@ -293,6 +297,9 @@ public sealed unsafe class MatMul
                     {
                         byte* g = Packed + (long)(r / G) * GroupBytes;
                         int t = t0;
+                        if (Group8 != null)
+                            for (; t + 8 <= t1; t += 8)
+                                Group8(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                         for (; t + 4 <= t1; t += 4)
                             Group4(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                         for (; t < t1; t++)

@@ -88,6 +88,48 @@ internal static unsafe class VecDotAvx2Interleaved
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
+    /// <summary>
+    /// Eight interleaved Q8_0 rows x eight tokens: <see cref="Q8_0x4"/> twice over, but each weight vector's load and
+    /// |w|, and each block's scales, are shared by eight tokens instead of four.
+    /// </summary>
+    public static void Q8_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int ib = 0; ib < nb; ib++, w += 8 * Q8_0Bytes, y += Q8_0Bytes, e += Extras)
+        {
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
+            for (int s = 0; s < 8; s++)
+            {
+                Vector256<sbyte> wv = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s));
+                Vector256<byte> aw = Avx2.Sign(wv, wv).AsByte();
+                byte* q = y + 2 + 4 * s, q4 = q + s4;
+                i0 = Q8Step(i0, aw, wv, q);
+                i1 = Q8Step(i1, aw, wv, q + s1);
+                i2 = Q8Step(i2, aw, wv, q + s2);
+                i3 = Q8Step(i3, aw, wv, q + s3);
+                i4 = Q8Step(i4, aw, wv, q4);
+                i5 = Q8Step(i5, aw, wv, q4 + s1);
+                i6 = Q8Step(i6, aw, wv, q4 + s2);
+                i7 = Q8Step(i7, aw, wv, q4 + s3);
+            }
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
+            byte* e4 = e + s4;
+            a0 = Finish(a0, dx, e, i0);
+            a1 = Finish(a1, dx, e + s1, i1);
+            a2 = Finish(a2, dx, e + s2, i2);
+            a3 = Finish(a3, dx, e + s3, i3);
+            a4 = Finish(a4, dx, e4, i4);
+            a5 = Finish(a5, dx, e4 + s1, i5);
+            a6 = Finish(a6, dx, e4 + s2, i6);
+            a7 = Finish(a7, dx, e4 + s3, i7);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+        Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store4(float* output, nint stride, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
     {

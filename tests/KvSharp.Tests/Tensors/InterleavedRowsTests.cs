@@ -81,14 +81,18 @@ public class InterleavedRowsTests
             bytes.AsSpan(b + 2, blockBytes - 2).Fill(quantByte);
         }
         using var w = new NativeWeights(type, rows, cols, bytes, interleave: true);
-        float[] x = Enumerable.Repeat(activation, cols).ToArray();
         using var pool = new KernelPool(1);
-        float[] y = Multiply(pool, w.Matrix, x, 1);
         int weight = type == GgmlType.Q8_0 ? (sbyte)quantByte : (quantByte & 0xF) - 8;
         float dy = (float)(Half)(1f / 127);
         float want = 0;
         for (int b = 0; b < cols / 32; b++) want = MathF.FusedMultiplyAdd(dy, 32 * weight * 127 * MathF.Sign(activation), want);
-        foreach (float got in y) Assert.Equal(want, got);
+        // One token, four and nine (eight at once, then one): every kernel a group of rows can run on.
+        foreach (int nTokens in new[] { 1, 4, 9 })
+        {
+            float[] x = Enumerable.Repeat(activation, nTokens * cols).ToArray();
+            float[] y = Multiply(pool, w.Matrix, x, nTokens);
+            foreach (float got in y) Assert.Equal(want, got);
+        }
     }
 
     [Theory]
