@@ -28,6 +28,12 @@ public interface IKvStore
     /// </summary>
     void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
 
+    /// <summary>
+    /// A hint that the attention of (<paramref name="layer"/>, <paramref name="kvHead"/>) over positions [0,
+    /// <paramref name="end"/>) comes soon: starts loading the first rows (<see cref="KvPrefetch"/>). Changes nothing.
+    /// </summary>
+    void Prefetch(int layer, int kvHead, int end);
+
     /// <summary>Declares positions [Length, <paramref name="length"/>) written for every layer.</summary>
     void Commit(int length);
 }

@@ -94,6 +94,21 @@ public sealed class KvCache : IKvStore
             CausalAttention.Attend(block, new ContiguousKvRows<float>(Keys(layer, kvHead), Values(layer, kvHead), HeadDim), scale, scratch);
     }
 
+    void IKvStore.Prefetch(int layer, int kvHead, int end)
+    {
+        int elements = Math.Min(end, KvPrefetch.Positions) * HeadDim;
+        if (_f16 != null)
+        {
+            KvPrefetch.Rows(HalfKeys(layer, kvHead), elements);
+            KvPrefetch.Rows(HalfValues(layer, kvHead), elements);
+        }
+        else
+        {
+            KvPrefetch.Rows(Keys(layer, kvHead), elements);
+            KvPrefetch.Rows(Values(layer, kvHead), elements);
+        }
+    }
+
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
     public void Commit(int newLength)
     {

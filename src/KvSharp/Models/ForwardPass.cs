@@ -239,6 +239,13 @@ public sealed class ForwardPass
     /// <summary>One (query block, KV head) pair: the block's tokens, that group of query heads each, attend over their sequence.</summary>
     private void AttendItem(int layer, int item)
     {
+        // Threads claim items in turn, so this thread's next item is about one per thread ahead: start its rows now.
+        int next = item + _pool.Threads;
+        if (next < _blockCount * _c.KvHeadCount)
+        {
+            int nb = _blockOrder[next / _c.KvHeadCount], nf = _blockFirstRow[nb];
+            _rowStore[nf].Prefetch(layer, next % _c.KvHeadCount, _rowPosition[nf] + _blockTokens[nb]);
+        }
         int b = _blockOrder[item / _c.KvHeadCount], h = item % _c.KvHeadCount;
         int first = _blockFirstRow[b], tokens = _blockTokens[b];
         int hd = _c.HeadDim, group = _c.GroupSize, width = group * hd, at = first * _c.QueryDim + h * width;

@@ -85,6 +85,21 @@ public sealed unsafe class PagedKvSequence : IKvStore
         }
     }
 
+    public void Prefetch(int layer, int kvHead, int end)
+    {
+        int size = _pool.BlockSize, elementBytes = _pool.ElementType.BytesPerElement();
+        nint rowBytes = (nint)_pool.Config.HeadDim * elementBytes, values = (nint)(_pool.ValueRowsDistance * elementBytes);
+        byte* origin = _pool.ElementType == KvElementType.F16 ? (byte*)_pool.Origin<Half>() : (byte*)_pool.Origin<float>();
+        end = Math.Min(Math.Min(end, KvPrefetch.Positions), _blocks.Count * size);
+        for (int start = 0; start < end; start += size)
+        {
+            byte* keys = origin + _pool.RowsOffset(_blocks[start / size], layer, false, kvHead) * elementBytes;
+            nint bytes = Math.Min(size, end - start) * rowBytes;
+            KvPrefetch.Lines(keys, bytes);
+            KvPrefetch.Lines(keys + values, bytes);
+        }
+    }
+
     public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         var table = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks);
