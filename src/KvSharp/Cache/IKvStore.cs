@@ -30,9 +30,10 @@ public interface IKvStore
 
     /// <summary>
     /// A hint that the attention of (<paramref name="layer"/>, <paramref name="kvHead"/>) over positions [0,
-    /// <paramref name="end"/>) comes soon: starts loading the first rows (<see cref="KvPrefetch"/>). Changes nothing.
+    /// <paramref name="end"/>) comes soon: starts loading the first rows (<see cref="KvPrefetch"/>). Changes nothing;
+    /// a store that has nothing to prefetch may ignore it.
     /// </summary>
-    void Prefetch(int layer, int kvHead, int end);
+    void Prefetch(int layer, int kvHead, int end) { }
 
     /// <summary>Declares positions [Length, <paramref name="length"/>) written for every layer.</summary>
     void Commit(int length);
