@@ -17,7 +17,7 @@ namespace KvSharp.Tensors;
 /// thread owns a row tile, so the two cores never both pull the same weights.</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
-/// <see cref="WeightMatrix.Interleaved"/>; Q8_0 also by eight tokens, sharing each weight load and |w| eight ways),
+/// <see cref="WeightMatrix.Interleaved"/>; Q8_0 and Q4_0 also by eight tokens, sharing each weight load eight ways),
 /// four tokens per weight row (Q5_0), two rows by four tokens (F16). Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
@@ -169,7 +169,12 @@ public sealed unsafe class MatMul
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
                 _ => &VecDotAvx2Interleaved.F32x4,
             },
-            Group8 = interleaved != null && w.Type == GgmlType.Q8_0 ? &VecDotAvx2Interleaved.Q8_0x8 : null,
+            Group8 = interleaved == null ? null : w.Type switch
+            {
+                GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x8,
+                GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
+                _ => null,
+            },
             Group1 = interleaved == null ? null : w.Type switch
             {
                 GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x1,
@@ -283,7 +288,7 @@ public sealed unsafe class MatMul
                         }
                     }
                 }
-                // Interleaved matrices: eight rows at a time, eight tokens (Q8_0), four or one; rows past the last
+                // Interleaved matrices: eight rows at a time, eight tokens (Q8_0, Q4_0), four or one; rows past the last
                 // group fall through.
                 if (Group1 != null)
                 {

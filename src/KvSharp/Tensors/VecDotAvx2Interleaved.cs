@@ -56,6 +56,17 @@ internal static unsafe class VecDotAvx2Interleaved
     private static Vector256<float> Finish(Vector256<float> acc, Vector256<float> dx, byte* e, Vector256<int> sum)
         => Fma.MultiplyAdd(Avx.Multiply(dx, Vector256.Create(*(float*)e)), Avx.ConvertToVector256Single(sum), acc);
 
+    /// <summary><see cref="Finish"/> for four tokens (activation extras at e, e + s1, e + s2, e + s3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish4(ref Vector256<float> a0, ref Vector256<float> a1, ref Vector256<float> a2, ref Vector256<float> a3,
+        Vector256<float> dx, byte* e, nint s1, nint s2, nint s3, Vector256<int> i0, Vector256<int> i1, Vector256<int> i2, Vector256<int> i3)
+    {
+        a0 = Finish(a0, dx, e, i0);
+        a1 = Finish(a1, dx, e + s1, i1);
+        a2 = Finish(a2, dx, e + s2, i2);
+        a3 = Finish(a3, dx, e + s3, i3);
+    }
+
     /// <summary>
     /// Eight interleaved Q8_0 rows (group at <paramref name="w"/>) x four tokens (activation rows y + k * yStride):
     /// out[k * outStride + r] = dot(row r, token k).
@@ -79,11 +90,7 @@ internal static unsafe class VecDotAvx2Interleaved
                 i2 = Q8Step(i2, aw, wv, q + s2);
                 i3 = Q8Step(i3, aw, wv, q + s3);
             }
-            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
-            a0 = Finish(a0, dx, e, i0);
-            a1 = Finish(a1, dx, e + s1, i1);
-            a2 = Finish(a2, dx, e + s2, i2);
-            a3 = Finish(a3, dx, e + s3, i3);
+            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3, i0, i1, i2, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -116,15 +123,8 @@ internal static unsafe class VecDotAvx2Interleaved
                 i7 = Q8Step(i7, aw, wv, q4 + s3);
             }
             Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
-            byte* e4 = e + s4;
-            a0 = Finish(a0, dx, e, i0);
-            a1 = Finish(a1, dx, e + s1, i1);
-            a2 = Finish(a2, dx, e + s2, i2);
-            a3 = Finish(a3, dx, e + s3, i3);
-            a4 = Finish(a4, dx, e4, i4);
-            a5 = Finish(a5, dx, e4 + s1, i5);
-            a6 = Finish(a6, dx, e4 + s2, i6);
-            a7 = Finish(a7, dx, e4 + s3, i7);
+            Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3, i0, i1, i2, i3);
+            Finish4(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, s2, s3, i4, i5, i6, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -194,13 +194,44 @@ internal static unsafe class VecDotAvx2Interleaved
                 i2 = Q4Step(i2, lo, hi, q + s2);
                 i3 = Q4Step(i3, lo, hi, q + s3);
             }
-            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
-            a0 = Finish(a0, dx, e, Q4Sum(i0, e));
-            a1 = Finish(a1, dx, e + s1, Q4Sum(i1, e + s1));
-            a2 = Finish(a2, dx, e + s2, Q4Sum(i2, e + s2));
-            a3 = Finish(a3, dx, e + s3, Q4Sum(i3, e + s3));
+            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3,
+                Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    /// <summary>Eight interleaved Q4_0 rows x eight tokens; see <see cref="Q8_0x8"/>.</summary>
+    public static void Q4_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int ib = 0; ib < nb; ib++, w += 8 * Q4_0Bytes, y += Q8_0Bytes, e += Extras)
+        {
+            Vector256<short> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
+            for (int k = 0; k < 4; k++)
+            {
+                Vector256<byte> v = Avx.LoadVector256(w + 16 + 32 * k);
+                Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                byte* q = y + 2 + 4 * k, q4 = q + s4;
+                i0 = Q4Step(i0, lo, hi, q);
+                i1 = Q4Step(i1, lo, hi, q + s1);
+                i2 = Q4Step(i2, lo, hi, q + s2);
+                i3 = Q4Step(i3, lo, hi, q + s3);
+                i4 = Q4Step(i4, lo, hi, q4);
+                i5 = Q4Step(i5, lo, hi, q4 + s1);
+                i6 = Q4Step(i6, lo, hi, q4 + s2);
+                i7 = Q4Step(i7, lo, hi, q4 + s3);
+            }
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
+            byte* e4 = e + s4;
+            Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3, Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
+            Finish4(ref a4, ref a5, ref a6, ref a7, dx, e4, s1, s2, s3, Q4Sum(i4, e4), Q4Sum(i5, e4 + s1), Q4Sum(i6, e4 + s2), Q4Sum(i7, e4 + s3));
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+        Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
     }
 
     /// <summary>Eight interleaved Q4_0 rows x one token.</summary>
