@@ -80,10 +80,37 @@ internal static class HalfConvert
         if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
         {
             ref short s = ref Unsafe.As<Half, short>(ref src);
+            for (; i + 16 <= n; i += 16)
+            {
+                WidenSixteen(Vector256.LoadUnsafe(ref s, (nuint)i), out var low, out var high);
+                low.StoreUnsafe(ref dst, (nuint)i);
+                high.StoreUnsafe(ref dst, (nuint)i + 8);
+            }
             for (; i + 8 <= n; i += 8)
                 VecDotAvx2.HalfToSingle(System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32(Vector128.LoadUnsafe(ref s, (nuint)i)))
                     .StoreUnsafe(ref dst, (nuint)i);
         }
         for (; i < n; i++) Unsafe.Add(ref dst, i) = (float)Unsafe.Add(ref src, i);
+    }
+
+    /// <summary>
+    /// Sixteen halves widened exactly, in about half the operations of two eight-lane conversions: the float's upper
+    /// 16 bits are built in the half's own lanes (sign; the 5-bit exponent moved down three places into the 8-bit
+    /// field; the top seven mantissa bits), the lower 16 bits are the last three mantissa bits shifted up, and
+    /// interleaving the two gives the float's bits with the exponent unbiased for binary16. Multiplying by 2^112
+    /// rebiases it exactly, subnormals included; infinities and NaNs get an all-ones exponent first, which the product
+    /// keeps. The qword permute first makes the in-lane interleave come out in element order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void WidenSixteen(Vector256<short> h, out Vector256<float> low, out Vector256<float> high)
+    {
+        h = System.Runtime.Intrinsics.X86.Avx2.Permute4x64(h.AsInt64(), 0b11_01_10_00).AsInt16();
+        Vector256<short> upper = (h >> 3) & Vector256.Create(unchecked((short)0x8fff));
+        Vector256<short> special = Vector256.GreaterThan(h & Vector256.Create((short)0x7fff), Vector256.Create((short)0x7bff));
+        upper |= special & Vector256.Create((short)0x7f80);
+        Vector256<short> lower = h << 13;
+        Vector256<float> rebias = Vector256.Create(5.192297e33f); // 2^112
+        low = System.Runtime.Intrinsics.X86.Avx2.UnpackLow(lower, upper).AsSingle() * rebias;
+        high = System.Runtime.Intrinsics.X86.Avx2.UnpackHigh(lower, upper).AsSingle() * rebias;
     }
 }
