@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using KvSharp.Tensors;
 
 namespace KvSharp.Attention;
@@ -42,4 +43,37 @@ internal static class WideningLoads
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1<T>(ref T row, nint i) where T : unmanaged =>
         typeof(T) == typeof(float) ? Unsafe.As<T, float>(ref Unsafe.Add(ref row, i)) : (float)Unsafe.As<T, Half>(ref Unsafe.Add(ref row, i));
+
+    /// <summary>
+    /// Elements i..i+15 of a value row for a weighted sum: a float row as <see cref="Load16"/> gives it; a Half row
+    /// x 2^-112 and in <see cref="HalfConvert.Widen16ScaledDown"/>'s lanes, to be multiplied by
+    /// <see cref="ValueWeight"/> into accumulators put in the same lanes by <see cref="SwapInnerHalves"/>. The
+    /// product is exactly element x weight (the weight, at most 1, scales up exactly; the element scales down to an
+    /// exact float, subnormal at worst), so each FMA rounds the same sum as with the rebiased element.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void LoadValues16<T>(ref T row, nuint i, out Vector256<float> first, out Vector256<float> second) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Load16(ref row, i, out first, out second);
+        else
+            HalfConvert.Widen16ScaledDown(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i), out first, out second);
+    }
+
+    /// <summary>The factor that multiplies <see cref="LoadValues16"/>'s elements for a softmax weight p (0 &lt;= p &lt;= 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ValueWeight<T>(float p) where T : unmanaged => typeof(T) == typeof(float) ? p : p * HalfConvert.TwoTo112;
+
+    /// <summary>
+    /// Accumulators of 16 columns (x = columns 0..7, y = 8..15) into or out of <see cref="LoadValues16"/>'s lanes:
+    /// for Half rows the 128-bit halves x.hi and y.lo change places (its own inverse); for float rows nothing moves.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void SwapInnerHalves<T>(ref Vector256<float> x, ref Vector256<float> y) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return;
+        Vector256<float> lows = Avx.Permute2x128(x, y, 0x20), highs = Avx.Permute2x128(x, y, 0x31);
+        x = lows;
+        y = highs;
+    }
 }

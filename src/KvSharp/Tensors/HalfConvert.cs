@@ -124,7 +124,23 @@ internal static class HalfConvert
         return Avx2.UnpackLow(low, high).AsSingle() * Vector256.Create(TwoTo112);
     }
 
-    private const float TwoTo112 = 5.192297e33f; // 2^(127 - 15): rebiases a half's exponent to a float's
+    /// <summary>2^(127 - 15): rebiases a half's exponent to a float's.</summary>
+    internal const float TwoTo112 = 5.192297e33f;
+
+    /// <summary>
+    /// Sixteen halves as floats x 2^-112, exactly (the values <see cref="Widen16"/> has before its multiply; an
+    /// infinity or NaN keeps its all-ones exponent, a NaN is not yet quiet), in the lanes the unpacks leave them:
+    /// <paramref name="first"/> = halves 0..3 and 8..11, <paramref name="second"/> = 4..7 and 12..15. For sums that
+    /// can take the 2^112 on the other factor and keep their accumulators in the same lane order: no permute and no
+    /// multiplies, seven instructions per sixteen halves instead of ten.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Widen16ScaledDown(Vector256<ushort> halves, out Vector256<float> first, out Vector256<float> second)
+    {
+        FloatWords(halves.AsInt16(), out Vector256<short> high, out Vector256<short> low);
+        first = Avx2.UnpackLow(low, high).AsSingle();
+        second = Avx2.UnpackHigh(low, high).AsSingle();
+    }
 
     /// <summary>
     /// The high and low 16 bits of each half's float bits before the rebias: sign | exponent (5 bits, not rebiased) |
