@@ -37,9 +37,11 @@ public static class CausalAttention
 
     /// <summary>
     /// <see cref="Attend{TRows}"/> over keys and values stored as <typeparamref name="TElement"/> (float, or Half for
-    /// an F16 cache). Half rows are widened tile by tile into a per-thread buffer and then go through the float kernels
-    /// unchanged: widening is exact, so an F16 cache gives exactly the bits of a float cache holding the same
-    /// (F16-rounded) values, and every property of the float path (block and cache-mode invariance) carries over.
+    /// an F16 cache). The kernels read Half rows directly and widen them in registers (<see cref="WideningLoads"/>);
+    /// widening is exact, so an F16 cache gives exactly the bits of a float cache holding the same (F16-rounded)
+    /// values, and every property of the float path (block and cache-mode invariance) carries over. A block of more
+    /// than <see cref="WidenInRegistersUpTo"/> queries, which would widen each row once per pair of queries, and a
+    /// machine without AVX2 instead widen each tile once into a per-thread buffer and read that as float rows.
     /// </summary>
     public static void Attend<TRows, TElement>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
         where TRows : IKvRows<TElement>, allows ref struct
@@ -59,45 +61,61 @@ public static class CausalAttention
 
         ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
         ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
-        bool widen = typeof(TElement) == typeof(Half);
-        Span<float> widened = widen ? WidenBuffer(2 * TileSize * headDim) : default;
+        bool widenTiles = typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || !WideningLoads.Supported<TElement>());
+        Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
         Span<nint> tileRows = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart);
             Span<nint> offsets = tileRows[..tileKeys];
             rows.RowOffsets(tileStart, offsets);
-            ref float keys = ref Unsafe.As<TElement, float>(ref keyOrigin);
-            ref float values = ref Unsafe.As<TElement, float>(ref valueOrigin);
-            if (widen)
+            if (!widenTiles)
             {
-                // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
-                WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
-                WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
-                keys = ref widened[0];
-                values = ref widened[TileSize * headDim];
-                for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
+                AttendTile(block, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum);
+                continue;
             }
-            KeyScores.Tile(block, ref keys, offsets, tileStart, scale, scores);
-
-            // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
-            int first = block.FirstQuery(tileStart);
-            for (int q = first; q < count; q++)
-                FoldTile(scores.Slice(q * TileSize, block.TileLength(q, tileStart)), ref runningMax[q], ref runningSum[q],
-                    block.Output.Slice(block.RowOffset(q), headDim));
-
-            // Weighted values two queries at a time, sharing each value row load; per query still in key order.
-            int p = first;
-            for (; p + 2 <= count; p += 2)
-                AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
-                    ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
-                    scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)));
-            if (p < count)
-                AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
-                    scores.Slice(p * TileSize, block.TileLength(p, tileStart)));
+            // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
+            WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
+            WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
+            for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
+            AttendTile(block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum);
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
+    }
+
+    /// <summary>
+    /// Up to this many queries in a block (one pair, as <see cref="AccumulatePair{T}"/> and the score kernel take them)
+    /// Half rows are widened in registers where they are used; a larger block reuses each widened row for more pairs,
+    /// so widening the tile once into a buffer costs less.
+    /// </summary>
+    private const int WidenInRegistersUpTo = 2;
+
+    /// <summary>
+    /// One tile of keys and values (rows at the origins + offsets) folded into every query of the block: scores,
+    /// the online-softmax step, then the weighted values.
+    /// </summary>
+    private static void AttendTile<T>(scoped in QueryBlock block, ref T keys, ref T values, ReadOnlySpan<nint> offsets,
+        int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum) where T : unmanaged
+    {
+        int count = block.Count, headDim = block.HeadDim;
+        KeyScores.Tile(block, ref keys, offsets, tileStart, scale, scores);
+
+        // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
+        int first = block.FirstQuery(tileStart);
+        for (int q = first; q < count; q++)
+            FoldTile(scores.Slice(q * TileSize, block.TileLength(q, tileStart)), ref runningMax[q], ref runningSum[q],
+                block.Output.Slice(block.RowOffset(q), headDim));
+
+        // Weighted values two queries at a time, sharing each value row load; per query still in key order.
+        int p = first;
+        for (; p + 2 <= count; p += 2)
+            AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
+                ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
+                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)));
+        if (p < count)
+            AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
+                scores.Slice(p * TileSize, block.TileLength(p, tileStart)));
     }
 
     // One buffer per thread for widened F16 tiles: attention runs on kernel-pool threads, many items per thread, and
@@ -194,8 +212,12 @@ public static class CausalAttention
     /// <summary>
     /// acc += p[j] * V[row j] for every j, one FMA per element per key in key order (the same arithmetic as a
     /// key-by-key loop); the accumulator stays in registers 64 columns at a time instead of going through memory.
+    /// Half rows are read as <see cref="WideningLoads.LoadValues16"/> gives them (scaled down, lanes as unpacked) with
+    /// the weight scaled up to match, the accumulators moved into those lanes for the tile: each FMA rounds the same
+    /// exact product and sum as with float rows, for three instructions less per sixteen halves.
     /// </summary>
-    private static void AccumulateValues(Span<float> acc, ref float valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p)
+    private static void AccumulateValues<T>(Span<float> acc, ref T valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p)
+        where T : unmanaged
     {
         int c = 0, keys = p.Length;
         if (rows.Length < keys) throw new ArgumentException("one row per weight", nameof(rows));
@@ -210,19 +232,27 @@ public static class CausalAttention
                 Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
                 Vector256<float> a4 = Vector256.LoadUnsafe(ref a, (nuint)c + 32), a5 = Vector256.LoadUnsafe(ref a, (nuint)c + 40);
                 Vector256<float> a6 = Vector256.LoadUnsafe(ref a, (nuint)c + 48), a7 = Vector256.LoadUnsafe(ref a, (nuint)c + 56);
+                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<T>(ref a4, ref a5, ref a6, ref a7);
                 for (int j = 0; j < keys; j++)
                 {
-                    ref float v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pj = Vector256.Create(Unsafe.Add(ref weight, j));
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v), pj, a0);
-                    a1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 8), pj, a1);
-                    a2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 16), pj, a2);
-                    a3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 24), pj, a3);
-                    a4 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 32), pj, a4);
-                    a5 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 40), pj, a5);
-                    a6 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 48), pj, a6);
-                    a7 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 56), pj, a7);
+                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
+                    Vector256<float> pj = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref weight, j)));
+                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
+                    a0 = Vector256.FusedMultiplyAdd(v0, pj, a0);
+                    a1 = Vector256.FusedMultiplyAdd(v1, pj, a1);
+                    WideningLoads.LoadValues16(ref v, 16, out v0, out v1);
+                    a2 = Vector256.FusedMultiplyAdd(v0, pj, a2);
+                    a3 = Vector256.FusedMultiplyAdd(v1, pj, a3);
+                    WideningLoads.LoadValues16(ref v, 32, out v0, out v1);
+                    a4 = Vector256.FusedMultiplyAdd(v0, pj, a4);
+                    a5 = Vector256.FusedMultiplyAdd(v1, pj, a5);
+                    WideningLoads.LoadValues16(ref v, 48, out v0, out v1);
+                    a6 = Vector256.FusedMultiplyAdd(v0, pj, a6);
+                    a7 = Vector256.FusedMultiplyAdd(v1, pj, a7);
                 }
+                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<T>(ref a4, ref a5, ref a6, ref a7);
                 a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
                 a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
                 a4.StoreUnsafe(ref a, (nuint)c + 32); a5.StoreUnsafe(ref a, (nuint)c + 40);
@@ -232,7 +262,7 @@ public static class CausalAttention
             {
                 Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c);
                 for (int j = 0; j < keys; j++)
-                    a0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c)),
+                    a0 = Vector256.FusedMultiplyAdd(WideningLoads.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), 0),
                         Vector256.Create(Unsafe.Add(ref weight, j)), a0);
                 a0.StoreUnsafe(ref a, (nuint)c);
             }
@@ -241,18 +271,18 @@ public static class CausalAttention
         {
             float a0 = acc[c];
             for (int j = 0; j < keys; j++)
-                a0 = MathF.FusedMultiplyAdd(Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), Unsafe.Add(ref weight, j), a0);
+                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c), Unsafe.Add(ref weight, j), a0);
             acc[c] = a0;
         }
     }
 
     /// <summary>
-    /// <see cref="AccumulateValues"/> for two queries at once, <paramref name="pa"/> no longer than <paramref name="pb"/>
+    /// <see cref="AccumulateValues{T}"/> for two queries at once, <paramref name="pa"/> no longer than <paramref name="pb"/>
     /// (an earlier token of the block, or the same one): 32 columns of both accumulators stay in registers, and each
     /// value vector loaded feeds an FMA of each; each element still sees one FMA per key in key order.
     /// </summary>
-    private static void AccumulatePair(Span<float> accA, Span<float> accB, ref float valueOrigin, ReadOnlySpan<nint> rows,
-        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb)
+    private static void AccumulatePair<T>(Span<float> accA, Span<float> accB, ref T valueOrigin, ReadOnlySpan<nint> rows,
+        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb) where T : unmanaged
     {
         int c = 0, both = pa.Length, keys = pb.Length;
         if (both > keys || rows.Length < keys || accA.Length != accB.Length) throw new ArgumentException("the shorter query first, one row per weight");
@@ -266,13 +296,16 @@ public static class CausalAttention
                 Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
                 Vector256<float> b0 = Vector256.LoadUnsafe(ref b, (nuint)c), b1 = Vector256.LoadUnsafe(ref b, (nuint)c + 8);
                 Vector256<float> b2 = Vector256.LoadUnsafe(ref b, (nuint)c + 16), b3 = Vector256.LoadUnsafe(ref b, (nuint)c + 24);
+                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<T>(ref b0, ref b1, ref b2, ref b3);
                 int j = 0;
                 for (; j < both; j++)
                 {
-                    ref float v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> v0 = Vector256.LoadUnsafe(ref v), v1 = Vector256.LoadUnsafe(ref v, 8);
-                    Vector256<float> v2 = Vector256.LoadUnsafe(ref v, 16), v3 = Vector256.LoadUnsafe(ref v, 24);
-                    Vector256<float> pja = Vector256.Create(Unsafe.Add(ref wa, j)), pjb = Vector256.Create(Unsafe.Add(ref wb, j));
+                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
+                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
+                    WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
+                    Vector256<float> pja = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wa, j)));
+                    Vector256<float> pjb = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wb, j)));
                     a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pja, a1);
                     a2 = Vector256.FusedMultiplyAdd(v2, pja, a2);
@@ -284,13 +317,17 @@ public static class CausalAttention
                 }
                 for (; j < keys; j++)
                 {
-                    ref float v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pjb = Vector256.Create(Unsafe.Add(ref wb, j));
-                    b0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v), pjb, b0);
-                    b1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 8), pjb, b1);
-                    b2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 16), pjb, b2);
-                    b3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, 24), pjb, b3);
+                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
+                    Vector256<float> pjb = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wb, j)));
+                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
+                    WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
+                    b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);
+                    b1 = Vector256.FusedMultiplyAdd(v1, pjb, b1);
+                    b2 = Vector256.FusedMultiplyAdd(v2, pjb, b2);
+                    b3 = Vector256.FusedMultiplyAdd(v3, pjb, b3);
                 }
+                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<T>(ref b0, ref b1, ref b2, ref b3);
                 a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
                 a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
                 b0.StoreUnsafe(ref b, (nuint)c); b1.StoreUnsafe(ref b, (nuint)c + 8);
@@ -302,6 +339,15 @@ public static class CausalAttention
             AccumulateValues(accA[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pa);
             AccumulateValues(accB[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pb);
         }
+    }
+
+    /// <summary><see cref="WideningLoads.SwapInnerHalves"/> of two 16-column accumulator pairs (x0, x1) and (x2, x3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SwapInnerHalves<T>(ref Vector256<float> x0, ref Vector256<float> x1, ref Vector256<float> x2,
+        ref Vector256<float> x3) where T : unmanaged
+    {
+        WideningLoads.SwapInnerHalves<T>(ref x0, ref x1);
+        WideningLoads.SwapInnerHalves<T>(ref x2, ref x3);
     }
 
     private static void Scale(Span<float> x, float factor)

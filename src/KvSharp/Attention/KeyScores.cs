@@ -8,7 +8,9 @@ namespace KvSharp.Attention;
 /// <summary>
 /// The scores of one tile: query · key x scale for every query of a block and every key of the tile it attends to.
 /// Every score has exactly <see cref="Dot"/>'s bits — the same FMAs in the same order and the same horizontal sum —
-/// however many queries and keys are computed side by side, so a query's scores never depend on its block.
+/// however many queries and keys are computed side by side, so a query's scores never depend on its block. Keys are
+/// float or Half rows (<see cref="WideningLoads"/>); a Half key is widened in registers, exactly, so it scores as the
+/// float holding its value would.
 /// </summary>
 internal static class KeyScores
 {
@@ -19,8 +21,8 @@ internal static class KeyScores
     /// scores[q x TileSize + j] = Dot(query q, key row offsets[j]) x scale for each query of the block whose causal
     /// bound passes key tileStart + j (scores a little past a query's bound may be written too; they are never read).
     /// </summary>
-    public static void Tile(scoped in QueryBlock block, ref float keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
-        float scale, Span<float> scores)
+    public static void Tile<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
+        float scale, Span<float> scores) where T : unmanaged
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref float score0 = ref MemoryMarshal.GetReference(scores);
@@ -30,25 +32,26 @@ internal static class KeyScores
                 ScoreEight(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j));
         for (; j < offsets.Length; j++)
         {
-            var key = MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref keyOrigin, offsets[j]), headDim);
+            ref T key = ref Unsafe.Add(ref keyOrigin, offsets[j]);
             for (int q = block.FirstQuery(tileStart + j); q < block.Count; q++)
-                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), key) * scale;
+                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), ref key) * scale;
         }
     }
 
     /// <summary>
     /// Eight keys against queries firstQuery.. of the block, two queries at a time: each pass loads two query and four
     /// key vectors for eight FMAs, and the eight horizontal sums are done together in one transpose, each in exactly
-    /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once.
+    /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once. Columns go 16 at a time (two
+    /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time.
     /// </summary>
-    private static void ScoreEight(scoped in QueryBlock block, ref float keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
-        float scale, ref float scores)
+    private static void ScoreEight<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
+        float scale, ref float scores) where T : unmanaged
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
-        ref float k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
-        ref float k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
-        ref float k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
-        ref float k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
+        ref T k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
+        ref T k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
+        ref T k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
+        ref T k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
         ref float query0 = ref MemoryMarshal.GetReference(block.Queries);
         Vector256<float> scaleVector = Vector256.Create(scale);
         int q = firstQuery;
@@ -69,33 +72,73 @@ internal static class KeyScores
         {
             ref float qa = ref Unsafe.Add(ref query0, block.RowOffset(q));
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-            for (nuint i = 0; i < (nuint)headDim; i += 8)
+            nuint i = 0;
+            for (; i + 16 <= (nuint)headDim; i += 16)
+            {
+                Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i), qw = Vector256.LoadUnsafe(ref qa, i + 8);
+                a0 = TwoSteps(qv, qw, ref k0, i, a0);
+                a1 = TwoSteps(qv, qw, ref k1, i, a1);
+                a2 = TwoSteps(qv, qw, ref k2, i, a2);
+                a3 = TwoSteps(qv, qw, ref k3, i, a3);
+                a4 = TwoSteps(qv, qw, ref k4, i, a4);
+                a5 = TwoSteps(qv, qw, ref k5, i, a5);
+                a6 = TwoSteps(qv, qw, ref k6, i, a6);
+                a7 = TwoSteps(qv, qw, ref k7, i, a7);
+            }
+            if (i < (nuint)headDim)
             {
                 Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i);
-                a0 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
-                a1 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
-                a2 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
-                a3 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
-                a4 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k4, i), a4);
-                a5 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k5, i), a5);
-                a6 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k6, i), a6);
-                a7 = Fma.MultiplyAdd(qv, Vector256.LoadUnsafe(ref k7, i), a7);
+                a0 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k0, i), a0);
+                a1 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k1, i), a1);
+                a2 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k2, i), a2);
+                a3 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k3, i), a3);
+                a4 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k4, i), a4);
+                a5 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k5, i), a5);
+                a6 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k6, i), a6);
+                a7 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k7, i), a7);
             }
             (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
         }
     }
 
+    /// <summary>acc + q[i..i+8) x key[i..i+8) + q[i+8..i+16) x key[i+8..i+16), as two FMAs in that order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TwoSteps<T>(Vector256<float> qv, Vector256<float> qw, ref T key, nuint i, Vector256<float> acc)
+        where T : unmanaged
+    {
+        WideningLoads.Load16(ref key, i, out Vector256<float> kv, out Vector256<float> kw);
+        return Fma.MultiplyAdd(qw, kw, Fma.MultiplyAdd(qv, kv, acc));
+    }
+
     /// <summary>Scores of queries a and b against keys 0..3, unscaled: lanes 0..3 for a, 4..7 for b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TwoByFour(ref float qa, ref float qb, ref float k0, ref float k1, ref float k2, ref float k3,
-        int headDim)
+    private static Vector256<float> TwoByFour<T>(ref float qa, ref float qb, ref T k0, ref T k1, ref T k2, ref T k3,
+        int headDim) where T : unmanaged
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        for (nuint i = 0; i < (nuint)headDim; i += 8)
+        nuint i = 0;
+        for (; i + 16 <= (nuint)headDim; i += 16)
+        {
+            Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qwa = Vector256.LoadUnsafe(ref qa, i + 8);
+            Vector256<float> qvb = Vector256.LoadUnsafe(ref qb, i), qwb = Vector256.LoadUnsafe(ref qb, i + 8);
+            WideningLoads.Load16(ref k0, i, out Vector256<float> kv, out Vector256<float> kw);
+            a0 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a0));
+            b0 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b0));
+            WideningLoads.Load16(ref k1, i, out kv, out kw);
+            a1 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a1));
+            b1 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b1));
+            WideningLoads.Load16(ref k2, i, out kv, out kw);
+            a2 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a2));
+            b2 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b2));
+            WideningLoads.Load16(ref k3, i, out kv, out kw);
+            a3 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a3));
+            b3 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b3));
+        }
+        if (i < (nuint)headDim)
         {
             Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qvb = Vector256.LoadUnsafe(ref qb, i);
-            Vector256<float> kv0 = Vector256.LoadUnsafe(ref k0, i), kv1 = Vector256.LoadUnsafe(ref k1, i);
-            Vector256<float> kv2 = Vector256.LoadUnsafe(ref k2, i), kv3 = Vector256.LoadUnsafe(ref k3, i);
+            Vector256<float> kv0 = WideningLoads.Load8(ref k0, i), kv1 = WideningLoads.Load8(ref k1, i);
+            Vector256<float> kv2 = WideningLoads.Load8(ref k2, i), kv3 = WideningLoads.Load8(ref k3, i);
             a0 = Fma.MultiplyAdd(qva, kv0, a0);
             a1 = Fma.MultiplyAdd(qva, kv1, a1);
             a2 = Fma.MultiplyAdd(qva, kv2, a2);
@@ -128,26 +171,34 @@ internal static class KeyScores
         return Avx.Add(Avx.Shuffle(y01, y23, 0b01_00_01_00), Avx.Shuffle(y01, y23, 0b11_10_11_10));
     }
 
-    /// <summary>Dot product with a fixed summation order (independent of where the spans sit in memory).</summary>
+    /// <summary>
+    /// query · key with a fixed summation order (independent of where the rows sit in memory): eight lanes of FMAs over
+    /// whole 8-element chunks in column order, <see cref="HorizontalSum"/>, then one FMA per leftover column.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    internal static float Dot<T>(ReadOnlySpan<float> query, ref T key) where T : unmanaged
     {
-        int i = 0;
+        int i = 0, n = query.Length;
+        ref float q = ref MemoryMarshal.GetReference(query);
         float sum;
-        if (Vector256.IsHardwareAccelerated && a.Length >= 8)
+        if (Vector256.IsHardwareAccelerated && n >= 8)
         {
             var acc = Vector256<float>.Zero;
-            for (; i <= a.Length - 8; i += 8)
-                acc = Vector256.FusedMultiplyAdd(Vector256.Create(a.Slice(i, 8)), Vector256.Create(b.Slice(i, 8)), acc);
+            for (; i <= n - 8; i += 8)
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref q, (nuint)i), WideningLoads.Load8(ref key, (nuint)i), acc);
             sum = HorizontalSum(acc);
         }
         else
         {
             sum = 0;
         }
-        for (; i < a.Length; i++) sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref q, i), WideningLoads.Load1(ref key, i), sum);
         return sum;
     }
+
+    /// <summary><see cref="Dot{T}"/> of two float rows (the reference a tile's scores are held to).</summary>
+    internal static float Dot(ReadOnlySpan<float> query, ReadOnlySpan<float> key) =>
+        Dot(query, ref MemoryMarshal.GetReference(key[..query.Length]));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float HorizontalSum(Vector256<float> v)

@@ -17,18 +17,32 @@ namespace KvSharp.Tests.Cache;
 public class F16KvCacheTests
 {
     [Theory]
-    [InlineData(1, 1)]
-    [InlineData(2, 5)]
-    [InlineData(4, 16)]
-    [InlineData(1, 61)]
-    public void HalfRowsAttendExactlyLikeFloatRowsHoldingTheRoundedValues(int group, int tokens)
+    [InlineData(1, 1, 64, 96)]
+    [InlineData(2, 5, 64, 96)]
+    [InlineData(4, 16, 64, 96)]
+    [InlineData(1, 61, 64, 96)]
+    // Blocks of one and two queries read the halves in registers, larger ones through a widened tile; head_dims with
+    // a last 8-column chunk (40, 72) or a scalar tail (20), and ends that leave part tiles and odd keys.
+    [InlineData(1, 1, 40, 77)]
+    [InlineData(2, 1, 72, 45)]
+    [InlineData(1, 2, 128, 70)]
+    [InlineData(3, 1, 48, 101)]
+    [InlineData(1, 1, 20, 37)]
+    [InlineData(2, 3, 20, 53)]
+    public void HalfRowsAttendExactlyLikeFloatRowsHoldingTheRoundedValues(int group, int tokens, int headDim, int positions)
     {
-        const int headDim = 64, positions = 96;
-        var rng = new Random(group * 100 + tokens);
+        var rng = new Random(group * 100 + tokens + headDim * 7 + positions);
         float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
         var keys = Random(positions * headDim);
         var values = Random(positions * headDim);
         var queries = Random(tokens * group * headDim);
+        // Values a half holds only as a subnormal, its largest finite values and signed zeros widen exactly too.
+        float[] special = [3e-7f, -5.96e-8f, 1e-5f, 65504f, -65504f, 0f, -0f, 6.1e-5f];
+        for (int i = 0; i < special.Length; i++)
+        {
+            values[i * 13 % values.Length] = special[i];
+            keys[i * 17 % keys.Length] = special[i] / 65504f;
+        }
         var halfKeys = keys.Select(x => (Half)x).ToArray();
         var halfValues = values.Select(x => (Half)x).ToArray();
         var roundedKeys = halfKeys.Select(h => (float)h).ToArray();
@@ -42,8 +56,36 @@ public class F16KvCacheTests
             new ContiguousKvRows<float>(roundedKeys, roundedValues, headDim), 0.125f, scratch);
         CausalAttention.Attend<ContiguousKvRows<Half>, Half>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
             new ContiguousKvRows<Half>(halfKeys, halfValues, headDim), 0.125f, scratch);
-        Assert.Equal(expected, actual);
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
         Assert.All(actual, x => Assert.True(float.IsFinite(x)));
+    }
+
+    [Fact]
+    public void InfinitiesInHalfValuesReachTheOutputAsInFloatRows()
+    {
+        // A value row holding +Inf and NaN: outputs that weigh it are Inf or NaN, with the same bits as from float rows.
+        const int headDim = 48, positions = 40;
+        var rng = new Random(5);
+        float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var keys = Random(positions * headDim);
+        var values = Random(positions * headDim);
+        var queries = Random(2 * headDim);
+        values[7 * headDim + 3] = float.PositiveInfinity;
+        values[9 * headDim + 40] = float.NegativeInfinity;
+        values[30 * headDim + 17] = float.NaN;
+        var halfKeys = keys.Select(x => (Half)x).ToArray();
+        var halfValues = values.Select(x => (Half)x).ToArray();
+        var expected = new float[2 * headDim];
+        var actual = new float[2 * headDim];
+        var scratch = new float[CausalAttention.ScratchLength(2)];
+        CausalAttention.Attend(new QueryBlock(queries, expected, 1, 2 * headDim, positions - 1, 2, headDim),
+            new ContiguousKvRows<float>(halfKeys.Select(h => (float)h).ToArray(), halfValues.Select(h => (float)h).ToArray(), headDim),
+            0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<Half>, Half>(new QueryBlock(queries, actual, 1, 2 * headDim, positions - 1, 2, headDim),
+            new ContiguousKvRows<Half>(halfKeys, halfValues, headDim), 0.125f, scratch);
+        Assert.Equal(float.PositiveInfinity, actual[3]);
+        Assert.True(float.IsNaN(actual[17]));
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using KvSharp.Tensors;
 using static KvSharp.Tests.Tensors.TensorTestData;
 
@@ -129,17 +130,40 @@ public class FloatOpsTests
     [Fact]
     public void WideningHalvesIsExactForEveryBitPattern()
     {
-        // Every binary16 value (subnormals, infinities and NaNs included), with an odd tail so the scalar loop runs too.
-        var halves = Enumerable.Range(0, 65536).Select(i => BitConverter.UInt16BitsToHalf((ushort)i)).Append(Half.Epsilon).ToArray();
+        // Every binary16 value (subnormals, infinities and NaNs included), with a tail of 8 + 3 so the eight-half vector
+        // step and the scalar loop run too. Bits must match (float)Half's, NaN sign and payload included.
+        var halves = Enumerable.Range(0, 65536).Select(i => BitConverter.UInt16BitsToHalf((ushort)i))
+            .Concat(Enumerable.Range(0, 11).Select(i => BitConverter.UInt16BitsToHalf((ushort)(0x7bfd + i)))).ToArray();
         var floats = new float[halves.Length];
         KvSharp.Tensors.HalfConvert.ToSingle(halves, floats);
         for (int i = 0; i < halves.Length; i++)
-        {
-            float expected = (float)halves[i];
-            if (float.IsNaN(expected)) Assert.True(float.IsNaN(floats[i]), $"half bits {i:x4}: NaN widened to {floats[i]}");
-            else Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(floats[i]),
-                $"half bits {i:x4}: expected {expected}, got {floats[i]}");
-        }
+            AssertWidened(BitConverter.HalfToUInt16Bits(halves[i]), floats[i]);
         Assert.Throws<ArgumentException>(() => KvSharp.Tensors.HalfConvert.ToSingle(halves, new float[3]));
+    }
+
+    [Fact]
+    public void VectorWideningGivesEveryHalfInOrder()
+    {
+        Assert.SkipUnless(KvSharp.Tensors.HalfConvert.CanWidenVectors, "no AVX2 on this machine");
+        // Lanes hold consecutive bit patterns, so a lane out of order shows up as a wrong value.
+        for (int start = 0; start < 65536; start += 16)
+        {
+            var h = Vector256.Create(Enumerable.Range(start, 16).Select(i => (ushort)i).ToArray());
+            KvSharp.Tensors.HalfConvert.Widen16(h, out var lower, out var upper);
+            var eight = KvSharp.Tensors.HalfConvert.Widen8(h.GetUpper());
+            for (int k = 0; k < 8; k++)
+            {
+                AssertWidened((ushort)(start + k), lower[k]);
+                AssertWidened((ushort)(start + 8 + k), upper[k]);
+                AssertWidened((ushort)(start + 8 + k), eight[k]);
+            }
+        }
+    }
+
+    private static void AssertWidened(ushort half, float widened)
+    {
+        uint expected = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf(half));
+        Assert.True(expected == BitConverter.SingleToUInt32Bits(widened),
+            $"half bits {half:x4}: expected {expected:x8}, got {BitConverter.SingleToUInt32Bits(widened):x8}");
     }
 }
