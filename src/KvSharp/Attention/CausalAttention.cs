@@ -61,7 +61,15 @@ public static class CausalAttention
 
         ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
         ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
-        bool widenTiles = typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || !WideningLoads.Supported<TElement>());
+        bool widenTiles = typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim
+            || !WideningLoads.Supported<TElement>());
+        // Half keys are read x 2^-112, so the scores take queries x 2^112 (a compact copy; a query too large for that
+        // to be exact is scored from a widened tile instead). The copy is a block of its own for the scores only, which
+        // read queries and never write outputs.
+        Span<float> scaledQueries = typeof(TElement) == typeof(Half) && !widenTiles ? stackalloc float[count * headDim] : default;
+        if (!scaledQueries.IsEmpty) widenTiles = !ScaleQueries(block, scaledQueries);
+        QueryBlock scoring = scaledQueries.IsEmpty || widenTiles ? block
+            : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
         Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
         Span<nint> tileRows = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
@@ -71,35 +79,63 @@ public static class CausalAttention
             rows.RowOffsets(tileStart, offsets);
             if (!widenTiles)
             {
-                AttendTile(block, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum);
+                AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum);
                 continue;
             }
             // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
             WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
             WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
             for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
-            AttendTile(block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum);
+            AttendTile(block, block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum);
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
     }
 
     /// <summary>
-    /// Up to this many queries in a block (one pair, as <see cref="AccumulatePair{T}"/> and the score kernel take them)
-    /// Half rows are widened in registers where they are used; a larger block reuses each widened row for more pairs,
-    /// so widening the tile once into a buffer costs less.
+    /// Up to this many queries in a block (a decode step of a group of up to four heads) Half rows are widened in
+    /// registers where they are used, once per pair of queries (<see cref="AccumulatePair{T}"/> and the score kernel
+    /// take them two by two); a larger block (prefill) reuses each row for more pairs, so widening the tile once into
+    /// a buffer costs less. Measured (AttentionBenchmarks, 64 heads): at four queries in registers equals the buffer
+    /// at 256 positions and is ~1.6x faster at 2048, where the buffer's extra pass over the tile does not hide the
+    /// cache misses.
     /// </summary>
-    private const int WidenInRegistersUpTo = 2;
+    private const int WidenInRegistersUpTo = 4;
+
+    /// <summary>Largest head_dim whose scaled queries (<see cref="WidenInRegistersUpTo"/> rows, 8 KiB) go on the stack.</summary>
+    private const int MaxScaledHeadDim = 512;
+
+    /// <summary>
+    /// scaled[q x HeadDim..] = query q x 2^112 (<see cref="WideningLoads.ScaleUp"/>) for each query of the block;
+    /// false if some |query element| &gt;= 2^16, where that product would overflow and so not be exact.
+    /// </summary>
+    private static bool ScaleQueries(scoped in QueryBlock block, Span<float> scaled)
+    {
+        int headDim = block.HeadDim;
+        for (int q = 0; q < block.Count; q++)
+        {
+            ReadOnlySpan<float> query = block.Queries.Slice(block.RowOffset(q), headDim);
+            Span<float> to = scaled.Slice(q * headDim, headDim);
+            for (int i = 0; i < headDim; i++)
+            {
+                if (MathF.Abs(query[i]) >= 65536f) return false;
+                to[i] = WideningLoads.ScaleUp<Half>(query[i]);
+            }
+        }
+        return true;
+    }
 
     /// <summary>
     /// One tile of keys and values (rows at the origins + offsets) folded into every query of the block: scores,
-    /// the online-softmax step, then the weighted values.
+    /// the online-softmax step, then the weighted values. <paramref name="scoring"/> is the block whose queries
+    /// the scores read: the block itself, or its queries scaled to match keys read scaled down.
     /// </summary>
-    private static void AttendTile<T>(scoped in QueryBlock block, ref T keys, ref T values, ReadOnlySpan<nint> offsets,
-        int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum) where T : unmanaged
+    private static void AttendTile<T>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref T keys, ref T values,
+        ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum)
+        where T : unmanaged
     {
         int count = block.Count, headDim = block.HeadDim;
-        KeyScores.Tile(block, ref keys, offsets, tileStart, scale, scores);
+        KeyScores.Tile(scoring, ref keys, offsets, tileStart, scale, scores);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -212,9 +248,9 @@ public static class CausalAttention
     /// <summary>
     /// acc += p[j] * V[row j] for every j, one FMA per element per key in key order (the same arithmetic as a
     /// key-by-key loop); the accumulator stays in registers 64 columns at a time instead of going through memory.
-    /// Half rows are read as <see cref="WideningLoads.LoadValues16"/> gives them (scaled down, lanes as unpacked) with
-    /// the weight scaled up to match, the accumulators moved into those lanes for the tile: each FMA rounds the same
-    /// exact product and sum as with float rows, for three instructions less per sixteen halves.
+    /// Half rows are read scaled down with the weight scaled up to match (<see cref="WideningLoads"/>), 16 columns at a
+    /// time in the lanes <see cref="WideningLoads.LoadValues16"/> leaves them, the accumulators moved into those lanes
+    /// for the tile: each FMA rounds the same exact product and sum as with float rows.
     /// </summary>
     private static void AccumulateValues<T>(Span<float> acc, ref T valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p)
         where T : unmanaged
@@ -237,7 +273,7 @@ public static class CausalAttention
                 for (int j = 0; j < keys; j++)
                 {
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pj = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref weight, j)));
+                    Vector256<float> pj = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)));
                     WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
                     a0 = Vector256.FusedMultiplyAdd(v0, pj, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pj, a1);
@@ -263,7 +299,7 @@ public static class CausalAttention
                 Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c);
                 for (int j = 0; j < keys; j++)
                     a0 = Vector256.FusedMultiplyAdd(WideningLoads.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), 0),
-                        Vector256.Create(Unsafe.Add(ref weight, j)), a0);
+                        Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j))), a0);
                 a0.StoreUnsafe(ref a, (nuint)c);
             }
         }
@@ -271,7 +307,8 @@ public static class CausalAttention
         {
             float a0 = acc[c];
             for (int j = 0; j < keys; j++)
-                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c), Unsafe.Add(ref weight, j), a0);
+                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c),
+                    WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)), a0);
             acc[c] = a0;
         }
     }
@@ -304,8 +341,8 @@ public static class CausalAttention
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
                     WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
                     WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
-                    Vector256<float> pja = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wa, j)));
-                    Vector256<float> pjb = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wb, j)));
+                    Vector256<float> pja = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wa, j)));
+                    Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
                     a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pja, a1);
                     a2 = Vector256.FusedMultiplyAdd(v2, pja, a2);
@@ -318,7 +355,7 @@ public static class CausalAttention
                 for (; j < keys; j++)
                 {
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pjb = Vector256.Create(WideningLoads.ValueWeight<T>(Unsafe.Add(ref wb, j)));
+                    Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
                     WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
                     WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
                     b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);

@@ -9,8 +9,8 @@ namespace KvSharp.Attention;
 /// The scores of one tile: query · key x scale for every query of a block and every key of the tile it attends to.
 /// Every score has exactly <see cref="Dot"/>'s bits — the same FMAs in the same order and the same horizontal sum —
 /// however many queries and keys are computed side by side, so a query's scores never depend on its block. Keys are
-/// float or Half rows (<see cref="WideningLoads"/>); a Half key is widened in registers, exactly, so it scores as the
-/// float holding its value would.
+/// float or Half rows (<see cref="WideningLoads"/>); a Half key is widened in registers to its value x 2^-112, so a
+/// block scoring Half keys holds its queries x 2^112: each product, and so each score, is exactly the float one.
 /// </summary>
 internal static class KeyScores
 {

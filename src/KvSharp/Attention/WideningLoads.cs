@@ -7,15 +7,24 @@ namespace KvSharp.Attention;
 
 /// <summary>
 /// Loads of stored key or value elements as floats, for kernels written once over <typeparamref name="T"/> = float
-/// (read as is) or Half (widened exactly in registers by <see cref="HalfConvert"/>). The type tests are constants
-/// in each specialisation, so the float kernels compile to plain loads and keep their bits, and a Half kernel does
-/// the same arithmetic on the same values: an F16 cache gives exactly a float cache's bits.
+/// (read as is) or Half (widened in registers by <see cref="HalfConvert"/>). A Half element comes out x 2^-112
+/// (<see cref="HalfConvert.Widen16ScaledDown"/>: exact, no multiply) and the kernel multiplies the other factor of
+/// each product by 2^112 instead (<see cref="ScaleUp"/>), so every product — and every FMA's rounded sum — is
+/// exactly what the float holding the half's value gives: an F16 cache gives exactly a float cache's bits. The type
+/// tests are constants in each specialisation, so the float kernels compile to plain loads and keep their bits.
 /// </summary>
 internal static class WideningLoads
 {
-    /// <summary>Whether rows of <typeparamref name="T"/> can be read with <see cref="Load16"/> and <see cref="Load8"/>.</summary>
+    /// <summary>Whether rows of <typeparamref name="T"/> can be read here (Half needs AVX2).</summary>
     public static bool Supported<T>() where T : unmanaged =>
         typeof(T) == typeof(float) || (typeof(T) == typeof(Half) && HalfConvert.CanWidenVectors);
+
+    /// <summary>
+    /// x times the factor that makes x x (a loaded element) the true product: x for float rows, x x 2^112 for Half
+    /// rows. Exact where x x 2^112 is finite (|x| &lt; 2^16, e.g. a softmax weight); a caller scaling a query checks it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float ScaleUp<T>(float x) where T : unmanaged => typeof(T) == typeof(float) ? x : x * HalfConvert.TwoTo112;
 
     /// <summary>Elements i..i+7 of <paramref name="row"/> in <paramref name="lower"/>, i+8..i+15 in <paramref name="upper"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -28,7 +37,8 @@ internal static class WideningLoads
         }
         else
         {
-            HalfConvert.Widen16(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i), out lower, out upper);
+            HalfConvert.Widen16ScaledDown(HalfConvert.InUnpackOrder(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i)),
+                out lower, out upper);
         }
     }
 
@@ -37,19 +47,19 @@ internal static class WideningLoads
     public static Vector256<float> Load8<T>(ref T row, nuint i) where T : unmanaged =>
         typeof(T) == typeof(float)
             ? Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref row), i)
-            : HalfConvert.Widen8(Vector128.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i));
+            : HalfConvert.Widen8ScaledDown(Vector128.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i));
 
     /// <summary>Element i of <paramref name="row"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1<T>(ref T row, nint i) where T : unmanaged =>
-        typeof(T) == typeof(float) ? Unsafe.As<T, float>(ref Unsafe.Add(ref row, i)) : (float)Unsafe.As<T, Half>(ref Unsafe.Add(ref row, i));
+        typeof(T) == typeof(float)
+            ? Unsafe.As<T, float>(ref Unsafe.Add(ref row, i))
+            : (float)Unsafe.As<T, Half>(ref Unsafe.Add(ref row, i)) * HalfConvert.TwoToMinus112;
 
     /// <summary>
-    /// Elements i..i+15 of a value row for a weighted sum: a float row as <see cref="Load16"/> gives it; a Half row
-    /// x 2^-112 and in <see cref="HalfConvert.Widen16ScaledDown"/>'s lanes, to be multiplied by
-    /// <see cref="ValueWeight"/> into accumulators put in the same lanes by <see cref="SwapInnerHalves"/>. The
-    /// product is exactly element x weight (the weight, at most 1, scales up exactly; the element scales down to an
-    /// exact float, subnormal at worst), so each FMA rounds the same sum as with the rebiased element.
+    /// Elements i..i+15 of a row for sums whose accumulators can sit in any lane order (value sums): as
+    /// <see cref="Load16"/>, but a Half row's lanes as the unpacks leave them (<see cref="HalfConvert.Widen16ScaledDown"/>,
+    /// one permute fewer), for accumulators put in the same lanes by <see cref="SwapInnerHalves"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void LoadValues16<T>(ref T row, nuint i, out Vector256<float> first, out Vector256<float> second) where T : unmanaged
@@ -59,10 +69,6 @@ internal static class WideningLoads
         else
             HalfConvert.Widen16ScaledDown(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i), out first, out second);
     }
-
-    /// <summary>The factor that multiplies <see cref="LoadValues16"/>'s elements for a softmax weight p (0 &lt;= p &lt;= 1).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float ValueWeight<T>(float p) where T : unmanaged => typeof(T) == typeof(float) ? p : p * HalfConvert.TwoTo112;
 
     /// <summary>
     /// Accumulators of 16 columns (x = columns 0..7, y = 8..15) into or out of <see cref="LoadValues16"/>'s lanes:

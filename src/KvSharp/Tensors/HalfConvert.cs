@@ -108,31 +108,27 @@ internal static class HalfConvert
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Widen16(Vector256<ushort> halves, out Vector256<float> lower, out Vector256<float> upper)
     {
-        // The unpacks pair words within each 128-bit lane: with the quadwords in the order 0, 2, 1, 3 (halves 0..3,
-        // 8..11 | 4..7, 12..15), the low unpack gives floats 0..7 and the high unpack 8..15, in order.
-        FloatWords(Avx2.Permute4x64(halves.AsUInt64(), 0b11_01_10_00).AsInt16(), out Vector256<short> high, out Vector256<short> low);
-        lower = Avx2.UnpackLow(low, high).AsSingle() * Vector256.Create(TwoTo112);
-        upper = Avx2.UnpackHigh(low, high).AsSingle() * Vector256.Create(TwoTo112);
+        Widen16ScaledDown(InUnpackOrder(halves), out lower, out upper);
+        lower *= Vector256.Create(TwoTo112);
+        upper *= Vector256.Create(TwoTo112);
     }
 
     /// <summary>Eight halves widened exactly to floats, as <see cref="Widen16"/> does its first eight.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Widen8(Vector128<ushort> halves)
-    {
-        // Quadwords 0, 0, 1, 1: halves 0..3 low in the first 128-bit lane, 4..7 low in the second.
-        FloatWords(Avx2.Permute4x64(halves.ToVector256Unsafe().AsUInt64(), 0b01_01_00_00).AsInt16(), out Vector256<short> high, out Vector256<short> low);
-        return Avx2.UnpackLow(low, high).AsSingle() * Vector256.Create(TwoTo112);
-    }
+    internal static Vector256<float> Widen8(Vector128<ushort> halves) => Widen8ScaledDown(halves) * Vector256.Create(TwoTo112);
 
     /// <summary>2^(127 - 15): rebiases a half's exponent to a float's.</summary>
     internal const float TwoTo112 = 5.192297e33f;
 
+    /// <summary>1 / <see cref="TwoTo112"/>.</summary>
+    internal const float TwoToMinus112 = 1f / TwoTo112;
+
     /// <summary>
     /// Sixteen halves as floats x 2^-112, exactly (the values <see cref="Widen16"/> has before its multiply; an
     /// infinity or NaN keeps its all-ones exponent, a NaN is not yet quiet), in the lanes the unpacks leave them:
-    /// <paramref name="first"/> = halves 0..3 and 8..11, <paramref name="second"/> = 4..7 and 12..15. For sums that
-    /// can take the 2^112 on the other factor and keep their accumulators in the same lane order: no permute and no
-    /// multiplies, seven instructions per sixteen halves instead of ten.
+    /// <paramref name="first"/> = halves 0..3 and 8..11, <paramref name="second"/> = 4..7 and 12..15 (in order if the
+    /// halves went through <see cref="InUnpackOrder"/> first). For sums that can take the 2^112 on the other factor:
+    /// seven instructions per sixteen halves, no multiplies.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Widen16ScaledDown(Vector256<ushort> halves, out Vector256<float> first, out Vector256<float> second)
@@ -140,6 +136,23 @@ internal static class HalfConvert
         FloatWords(halves.AsInt16(), out Vector256<short> high, out Vector256<short> low);
         first = Avx2.UnpackLow(low, high).AsSingle();
         second = Avx2.UnpackHigh(low, high).AsSingle();
+    }
+
+    /// <summary>
+    /// Sixteen halves rearranged so that <see cref="Widen16ScaledDown"/> gives floats 0..7 and 8..15 in order: the
+    /// unpacks pair words within each 128-bit lane, so the quadwords go 0, 2, 1, 3 (halves 0..3, 8..11 | 4..7, 12..15).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<ushort> InUnpackOrder(Vector256<ushort> halves) =>
+        Avx2.Permute4x64(halves.AsUInt64(), 0b11_01_10_00).AsUInt16();
+
+    /// <summary>Eight halves as floats x 2^-112, in order (<see cref="Widen8"/> before its multiply).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Widen8ScaledDown(Vector128<ushort> halves)
+    {
+        // Quadwords 0, 0, 1, 1: halves 0..3 low in the first 128-bit lane, 4..7 low in the second.
+        FloatWords(Avx2.Permute4x64(halves.ToVector256Unsafe().AsUInt64(), 0b01_01_00_00).AsInt16(), out Vector256<short> high, out Vector256<short> low);
+        return Avx2.UnpackLow(low, high).AsSingle();
     }
 
     /// <summary>

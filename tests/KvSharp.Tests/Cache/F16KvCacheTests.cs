@@ -60,6 +60,32 @@ public class F16KvCacheTests
         Assert.All(actual, x => Assert.True(float.IsFinite(x)));
     }
 
+    [Theory]
+    [InlineData(60000f)]
+    [InlineData(-1e5f)]
+    public void LargeQueriesScoreHalfKeysExactlyLikeFloatKeys(float large)
+    {
+        // Half keys are read scaled down and queries scaled up by 2^112; a query element of 2^16 or more would overflow
+        // that, so such a block must take another exact path.
+        const int headDim = 64, positions = 50;
+        var rng = new Random(11);
+        float[] Random(int n, double range) => Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * range)).ToArray();
+        var halfKeys = Random(positions * headDim, 1e-3).Select(x => (Half)x).ToArray();
+        var halfValues = Random(positions * headDim, 1).Select(x => (Half)x).ToArray();
+        var queries = Random(headDim, 1);
+        queries[5] = large;
+        var expected = new float[headDim];
+        var actual = new float[headDim];
+        var scratch = new float[CausalAttention.ScratchLength(1)];
+        CausalAttention.Attend(QueryBlock.Single(queries, expected, 1, headDim, positions),
+            new ContiguousKvRows<float>(halfKeys.Select(h => (float)h).ToArray(), halfValues.Select(h => (float)h).ToArray(), headDim),
+            0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<Half>, Half>(QueryBlock.Single(queries, actual, 1, headDim, positions),
+            new ContiguousKvRows<Half>(halfKeys, halfValues, headDim), 0.125f, scratch);
+        Assert.All(actual, x => Assert.True(float.IsFinite(x)));
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
+    }
+
     [Fact]
     public void InfinitiesInHalfValuesReachTheOutputAsInFloatRows()
     {
