@@ -96,17 +96,9 @@ public sealed class KvCache : IKvStore
 
     void IKvStore.Prefetch(int layer, int kvHead, int end)
     {
-        int elements = Math.Min(end, KvPrefetch.Positions) * HeadDim;
-        if (_f16 != null)
-        {
-            KvPrefetch.Rows(HalfKeys(layer, kvHead), elements);
-            KvPrefetch.Rows(HalfValues(layer, kvHead), elements);
-        }
-        else
-        {
-            KvPrefetch.Rows(Keys(layer, kvHead), elements);
-            KvPrefetch.Rows(Values(layer, kvHead), elements);
-        }
+        int positions = Math.Min(end, KvPrefetch.Positions);
+        if (_f16 != null) _f16.Prefetch(layer, kvHead, positions, Capacity);
+        else F32.Prefetch(layer, kvHead, positions, Capacity);
     }
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
@@ -164,6 +156,13 @@ public sealed class KvCache : IKvStore
                 KvElementTypes.Store(keys.Slice(h * hd, hd), Rows(layer, h, false, capacity).Slice(position * hd, hd));
                 KvElementTypes.Store(values.Slice(h * hd, hd), Rows(layer, h, true, capacity).Slice(position * hd, hd));
             }
+        }
+
+        /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>
+        public void Prefetch(int layer, int kvHead, int positions, int capacity)
+        {
+            KvPrefetch.Rows(Rows(layer, kvHead, false, capacity), positions * config.HeadDim);
+            KvPrefetch.Rows(Rows(layer, kvHead, true, capacity), positions * config.HeadDim);
         }
 
         /// <summary>Moves to a larger capacity, keeping each head's first <paramref name="used"/> rows.</summary>
