@@ -1,3 +1,9 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace KvSharp.Sampling;
 
 /// <summary>
@@ -24,7 +30,39 @@ public sealed class Sampler
         if (_state == 0) _state = 1;
     }
 
+    /// <summary>
+    /// The first index of the largest logit: the answer of <c>best = 0; if (l[i] &gt; l[best]) best = i</c> in index
+    /// order, so ties go to the lower id, +0 and -0 tie, and a NaN never wins (unless it is l[0], which nothing
+    /// beats). Greedy decoding of every sequence in an engine step runs this over the whole vocabulary on the
+    /// stepping thread, so it goes eight lanes at a time: one pass for the largest value, one for where it first is.
+    /// </summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        if (logits.IsEmpty) return 0;
+        if (!Avx.IsSupported || logits.Length < 2 * Vector256<float>.Count || float.IsNaN(logits[0]))
+            return ArgMaxScalar(logits);
+        ref float l = ref MemoryMarshal.GetReference(logits);
+        int n = logits.Length, last = n - Vector256<float>.Count, i;
+        // vmaxps(x, m) keeps m where x is NaN (or equal), so NaNs are skipped as the scalar loop skips them.
+        Vector256<float> m = Vector256.Create(l);
+        for (i = 0; i <= last; i += Vector256<float>.Count) m = Avx.Max(Vector256.LoadUnsafe(ref l, (nuint)i), m);
+        float max = l;
+        for (int lane = 0; lane < Vector256<float>.Count; lane++) max = m[lane] > max ? m[lane] : max;
+        for (; i < n; i++) max = Unsafe.Add(ref l, i) > max ? Unsafe.Add(ref l, i) : max;
+        // The first element equal to the largest: every earlier one is smaller (or NaN), as the scalar loop needs.
+        var target = Vector256.Create(max);
+        for (i = 0; i <= last; i += Vector256<float>.Count)
+        {
+            uint hits = Vector256.Equals(Vector256.LoadUnsafe(ref l, (nuint)i), target).ExtractMostSignificantBits();
+            if (hits != 0) return i + BitOperations.TrailingZeroCount(hits);
+        }
+        for (; i < n; i++)
+            if (Unsafe.Add(ref l, i) == max) return i;
+        throw new InvalidOperationException("unreachable: the largest logit was found in the first pass");
+    }
+
+    /// <summary>The reference loop <see cref="ArgMax"/> must agree with.</summary>
+    internal static int ArgMaxScalar(ReadOnlySpan<float> logits)
     {
         int best = 0;
         for (int i = 1; i < logits.Length; i++)

@@ -14,6 +14,28 @@ public class SamplerTests
     }
 
     [Fact]
+    public void VectorArgMaxAgreesWithTheScalarLoopOnTiesZerosInfinitiesAndNaNs()
+    {
+        // Values drawn from a small set so ties, +0/-0 pairs and NaNs land in every lane and in the tail.
+        float[] pool = [0f, -0f, 1f, -1f, 2.5f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.MaxValue, -float.MaxValue, 1e-40f];
+        var rng = new Random(17);
+        for (int trial = 0; trial < 20000; trial++)
+        {
+            var logits = new float[rng.Next(0, 70)];
+            bool wide = trial % 2 == 0;
+            for (int i = 0; i < logits.Length; i++) logits[i] = wide ? (float)(rng.NextDouble() * 8 - 4) : pool[rng.Next(pool.Length)];
+            if (wide && logits.Length > 0 && rng.Next(3) == 0) logits[rng.Next(logits.Length)] = float.NaN;
+            Assert.True(Sampler.ArgMaxScalar(logits) == Sampler.ArgMax(logits), $"trial {trial}: [{string.Join(", ", logits)}]");
+        }
+        // A vocabulary-sized row whose largest value sits in the scalar tail, and one with a NaN first.
+        var row = Enumerable.Range(0, 32003).Select(i => (float)Math.Sin(i)).ToArray();
+        row[32001] = 5f;
+        Assert.Equal(32001, Sampler.ArgMax(row));
+        row[0] = float.NaN;
+        Assert.Equal(0, Sampler.ArgMax(row));
+    }
+
+    [Fact]
     public void GreedyTakesTheArgmaxAndTheLowestIdOnTies()
     {
         Assert.Equal(2, new Sampler(SamplingOptions.Greedy, 4).Sample(Logits(1, 3, 5, 2), []));
