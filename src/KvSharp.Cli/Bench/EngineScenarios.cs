@@ -145,12 +145,17 @@ public static class ConcurrencyScenario
         double single = 0;
         EngineBench.WarmUp(s, model, log, p + n);
         int reps = s.Repetitions ?? 3;
+        // The median of several runs per level: one run at low concurrency is only a few hundred ms of steps, so one
+        // scheduler hiccup on a shared machine would otherwise decide the baseline that every ratio divides by. The
+        // runs go round by round (1, 4, 16, 64, then again), not level by level, so a slow spell of the host lands on
+        // every level alike instead of on whichever level it happened to coincide with.
+        var measured = Levels.ToDictionary(c => c, _ => new List<(double Rate, long Generated, double Seconds)>());
+        for (int rep = 0; rep < reps; rep++)
+            foreach (int c in Levels)
+                measured[c].Add(DecodeRate(s, info, log, c, p, n));
         foreach (int c in Levels)
         {
-            // The median of several runs: one run at low concurrency is only a few hundred ms of steps, so one
-            // scheduler hiccup on a shared machine would otherwise decide the baseline that every ratio divides by.
-            var rates = new List<(double Rate, long Generated, double Seconds)>();
-            for (int rep = 0; rep < reps; rep++) rates.Add(DecodeRate(s, info, log, c, p, n));
+            var rates = measured[c];
             var (rate, generated, seconds) = rates.OrderBy(r => r.Rate).ElementAt(reps / 2);
             if (c == 1) single = rate;
             runs.Add(new JsonObject
