@@ -17,7 +17,7 @@ internal static class CommonOptions
 
     public static Option<string> KvType() => new("--kv-type")
     {
-        Description = "how the KV cache stores keys and values: f32 (exact) or f16 (half the memory)",
+        Description = "how the KV cache stores keys and values: f32 (exact), f16 (half the memory) or q8_0 (8-bit integers with a float scale per 32: ~0.28x the memory)",
         DefaultValueFactory = _ => "f32",
     };
 

@@ -47,9 +47,13 @@ public static class CausalAttention
         where TRows : IKvRows<TElement>, allows ref struct
         where TElement : unmanaged
     {
-        if (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half))
-            throw new NotSupportedException($"KV rows of {typeof(TElement).Name} are not supported (float or Half)");
+        if (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half) && typeof(TElement) != typeof(sbyte))
+            throw new NotSupportedException($"KV rows of {typeof(TElement).Name} are not supported (float, Half or Q8_0's sbyte)");
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
+        bool q8 = typeof(TElement) == typeof(sbyte);
+        int scaleGroup = q8 ? rows.ScaleGroup : 0;
+        if (q8 && (scaleGroup <= 0 || headDim % scaleGroup != 0))
+            throw new ArgumentException($"Q8_0 rows with scale groups of {scaleGroup} do not tile head_dim {headDim}", nameof(rows));
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
         Span<float> scores = scratch[..(count * TileSize)];
@@ -61,7 +65,8 @@ public static class CausalAttention
 
         ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
         ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
-        bool widenTiles = typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim
+        // Q8_0 rows are always dequantized a tile at a time into the buffer (q x d, the values a float cache would hold).
+        bool widenTiles = q8 || typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim
             || !WideningLoads.Supported<TElement>());
         // Half keys are read x 2^-112, so the scores take queries x 2^112 (a compact copy; a query too large for that
         // to be exact is scored from a widened tile instead). The copy is a block of its own for the scores only, which
@@ -83,8 +88,17 @@ public static class CausalAttention
                 continue;
             }
             // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
-            WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
-            WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
+            if (q8)
+            {
+                DequantizeRows(ref Unsafe.As<TElement, sbyte>(ref keyOrigin), ref Unsafe.AsRef(in rows.KeyScaleOrigin), offsets, headDim, scaleGroup, widened);
+                DequantizeRows(ref Unsafe.As<TElement, sbyte>(ref valueOrigin), ref Unsafe.AsRef(in rows.ValueScaleOrigin), offsets, headDim, scaleGroup,
+                    widened[(TileSize * headDim)..]);
+            }
+            else
+            {
+                WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
+                WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
+            }
             for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
             AttendTile(block, block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum);
         }
@@ -172,6 +186,15 @@ public static class CausalAttention
         ref float row = ref MemoryMarshal.GetReference(output);
         for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
             HalfConvert.ToSingle(ref Unsafe.Add(ref origin, offsets[j]), ref row, headDim);
+    }
+
+    /// <summary>Row j of the output = the Q8_0 row at origin + offsets[j], each element q x its group's scale.</summary>
+    private static void DequantizeRows(ref sbyte origin, ref float scales, ReadOnlySpan<nint> offsets, int headDim, int group, Span<float> output)
+    {
+        if (output.Length < offsets.Length * headDim) throw new ArgumentException("the dequantized tile does not fit", nameof(output));
+        ref float row = ref MemoryMarshal.GetReference(output);
+        for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
+            KvQ8.Dequantize(ref Unsafe.Add(ref origin, offsets[j]), ref Unsafe.Add(ref scales, offsets[j] / group), headDim, group, ref row);
     }
 
     /// <summary>

@@ -10,11 +10,21 @@ namespace KvSharp.Attention;
 /// (contiguous rows, or rows behind a block table) and per element type (<see cref="float"/> or <see cref="Half"/>)
 /// with no virtual call.
 /// </summary>
-/// <typeparam name="TElement">How a stored key or value element is held: float, or Half (an F16 cache).</typeparam>
+/// <typeparam name="TElement">How a stored key or value element is held: float, Half (an F16 cache) or sbyte (the
+/// integers of a Q8_0 cache, whose scales the rows also locate).</typeparam>
 public interface IKvRows<TElement> where TElement : unmanaged
 {
     ref readonly TElement KeyOrigin { get; }
     ref readonly TElement ValueOrigin { get; }
+
+    /// <summary>
+    /// Q8_0 rows only: the scale of the key element at offset o lies at KeyScaleOrigin + o / <see cref="ScaleGroup"/>
+    /// (rows start at multiples of the group). A null reference for float and Half rows.
+    /// </summary>
+    ref readonly float KeyScaleOrigin { get; }
+    ref readonly float ValueScaleOrigin { get; }
+    /// <summary>Elements per scale (Q8_0), or 0.</summary>
+    int ScaleGroup { get; }
 
     /// <summary>
     /// offsets[i] = where the rows of position start + i begin, in elements from the origins. Throws if a position
@@ -28,10 +38,14 @@ public readonly ref struct ContiguousKvRows<TElement> : IKvRows<TElement> where 
 {
     private readonly ReadOnlySpan<TElement> _keys;
     private readonly ReadOnlySpan<TElement> _values;
+    private readonly ReadOnlySpan<float> _keyScales;
+    private readonly ReadOnlySpan<float> _valueScales;
     private readonly int _headDim;
 
     public ContiguousKvRows(ReadOnlySpan<TElement> keys, ReadOnlySpan<TElement> values, int headDim)
     {
+        if (typeof(TElement) == typeof(sbyte))
+            throw new ArgumentException("Q8_0 rows need their scales (the constructor that takes them)", nameof(keys));
         // Offsets are shared by keys and values, so both must hold the same rows.
         int rows = Math.Min(keys.Length, values.Length) / headDim;
         _keys = keys[..(rows * headDim)];
@@ -39,8 +53,28 @@ public readonly ref struct ContiguousKvRows<TElement> : IKvRows<TElement> where 
         _headDim = headDim;
     }
 
+    /// <summary>Q8_0 rows: the integers, and one scale per <paramref name="group"/> of them.</summary>
+    public ContiguousKvRows(ReadOnlySpan<TElement> keys, ReadOnlySpan<TElement> values, ReadOnlySpan<float> keyScales,
+        ReadOnlySpan<float> valueScales, int headDim, int group)
+    {
+        if (typeof(TElement) != typeof(sbyte)) throw new ArgumentException("only Q8_0 rows (sbyte) have scales", nameof(keyScales));
+        if (group <= 0 || headDim % group != 0)
+            throw new ArgumentOutOfRangeException(nameof(group), group, $"head_dim {headDim} is not a whole number of groups of {group}");
+        int rows = Math.Min(Math.Min(keys.Length, values.Length) / headDim,
+            Math.Min(keyScales.Length, valueScales.Length) / (headDim / group));
+        _keys = keys[..(rows * headDim)];
+        _values = values[..(rows * headDim)];
+        _keyScales = keyScales[..(rows * headDim / group)];
+        _valueScales = valueScales[..(rows * headDim / group)];
+        _headDim = headDim;
+        ScaleGroup = group;
+    }
+
     public ref readonly TElement KeyOrigin => ref MemoryMarshal.GetReference(_keys);
     public ref readonly TElement ValueOrigin => ref MemoryMarshal.GetReference(_values);
+    public ref readonly float KeyScaleOrigin => ref MemoryMarshal.GetReference(_keyScales);
+    public ref readonly float ValueScaleOrigin => ref MemoryMarshal.GetReference(_valueScales);
+    public int ScaleGroup { get; }
 
     public void RowOffsets(int start, scoped Span<nint> offsets)
     {

@@ -1,5 +1,6 @@
 using KvSharp.Attention;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache;
 
@@ -11,9 +12,11 @@ namespace KvSharp.Cache;
 /// </summary>
 public sealed class KvCache : IKvStore
 {
-    // Exactly one of the two is set, by ElementType.
+    // Exactly one of the three is set, by ElementType (Q8_0: the integers, plus one scale per group in _q8Scales).
     private readonly KvArrays<float>? _f32;
     private readonly KvArrays<Half>? _f16;
+    private readonly KvArrays<sbyte>? _q8;
+    private readonly KvArrays<float>? _q8Scales;
 
     public ModelConfig Config { get; }
     public KvCacheMode Mode { get; }
@@ -28,10 +31,8 @@ public sealed class KvCache : IKvStore
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
     public int HeadDim => Config.HeadDim;
-    public int BytesPerElement => ElementType.BytesPerElement();
-
-    /// <summary>Bytes per cached token: 2 x layers x kv_heads x head_dim x bytes per element.</summary>
-    public long BytesPerToken => Config.KvBytesPerToken(BytesPerElement);
+    /// <summary>Bytes per cached token: 2 x layers x kv_heads x head_dim x bytes per element (Q8_0: 1 + 4 / group).</summary>
+    public long BytesPerToken => Config.KvBytesPerToken(ElementType);
     /// <summary>Bytes this cache has actually allocated.</summary>
     public long AllocatedBytes => BytesPerToken * Capacity;
     /// <summary>Bytes holding valid data.</summary>
@@ -42,14 +43,19 @@ public sealed class KvCache : IKvStore
         if (mode == KvCacheMode.None)
             throw new ArgumentException("KvCacheMode.None keeps no cache; a recomputing session uses a scratch cache per step", nameof(mode));
         if (maxLength <= 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "context length must be positive");
-        _ = elementType.BytesPerElement(); // rejects an undefined type
+        if (!Enum.IsDefined(elementType)) throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "unknown KV element type");
         Config = config;
         Mode = mode;
         ElementType = elementType;
         MaxLength = maxLength;
         Capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
-        if (elementType == KvElementType.F16) _f16 = new KvArrays<Half>(config, Capacity);
-        else _f32 = new KvArrays<float>(config, Capacity);
+        if (elementType == KvElementType.Q8_0)
+        {
+            _q8 = new KvArrays<sbyte>(config, config.HeadDim, Capacity);
+            _q8Scales = new KvArrays<float>(config, config.HeadDim / ScaleGroup, Capacity);
+        }
+        else if (elementType == KvElementType.F16) _f16 = new KvArrays<Half>(config, config.HeadDim, Capacity);
+        else _f32 = new KvArrays<float>(config, config.HeadDim, Capacity);
     }
 
     /// <summary>Makes room for <paramref name="length"/> positions (contiguous mode grows by doubling; static never grows).</summary>
@@ -61,6 +67,8 @@ public sealed class KvCache : IKvStore
         int newCapacity = Math.Min(MaxLength, Math.Max(length, Capacity * 2));
         _f32?.Grow(Capacity, newCapacity, Length);
         _f16?.Grow(Capacity, newCapacity, Length);
+        _q8?.Grow(Capacity, newCapacity, Length);
+        _q8Scales?.Grow(Capacity, newCapacity, Length);
         Capacity = newCapacity;
     }
 
@@ -74,20 +82,55 @@ public sealed class KvCache : IKvStore
 
     public Span<Half> HalfValues(int layer, int kvHead) => F16.Rows(layer, kvHead, true, Capacity);
 
-    private KvArrays<float> F32 => _f32 ?? throw new InvalidOperationException($"this cache stores {ElementType}; use HalfKeys/HalfValues");
-    private KvArrays<Half> F16 => _f16 ?? throw new InvalidOperationException($"this cache stores {ElementType}; use Keys/Values");
+    /// <summary>One head's key integers of a Q8_0 cache for positions [0, Capacity); scales in <see cref="Q8KeyScales"/>.</summary>
+    public Span<sbyte> Q8Keys(int layer, int kvHead) => Q8.Rows(layer, kvHead, false, Capacity);
+
+    public Span<sbyte> Q8Values(int layer, int kvHead) => Q8.Rows(layer, kvHead, true, Capacity);
+
+    /// <summary>One scale per <see cref="ScaleGroup"/> key elements: position p's at p x head_dim / group.</summary>
+    public Span<float> Q8KeyScales(int layer, int kvHead) => Q8Scales.Rows(layer, kvHead, false, Capacity);
+
+    public Span<float> Q8ValueScales(int layer, int kvHead) => Q8Scales.Rows(layer, kvHead, true, Capacity);
+
+    /// <summary>Elements per Q8_0 scale (<see cref="KvElementTypes.Q8Group"/>).</summary>
+    public int ScaleGroup => KvElementTypes.Q8Group(HeadDim);
+
+    private KvArrays<float> F32 => _f32 ?? throw WrongType("Keys/Values");
+    private KvArrays<Half> F16 => _f16 ?? throw WrongType("HalfKeys/HalfValues");
+    private KvArrays<sbyte> Q8 => _q8 ?? throw WrongType("Q8Keys/Q8Values");
+    private KvArrays<float> Q8Scales => _q8Scales ?? throw WrongType("Q8KeyScales/Q8ValueScales");
+
+    private InvalidOperationException WrongType(string accessors)
+    {
+        string right = ElementType switch { KvElementType.F32 => "Keys/Values", KvElementType.F16 => "HalfKeys/HalfValues", _ => "Q8Keys/Q8Values" };
+        return new InvalidOperationException($"this cache stores {ElementType}; use {right}, not {accessors}");
+    }
 
     void IKvStore.Reserve(int length) => EnsureCapacity(length);
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
-        if (_f16 != null) _f16.Write(layer, position, keys, values, Capacity);
+        if (_q8 != null)
+        {
+            int hd = HeadDim, group = ScaleGroup;
+            for (int h = 0; h < KvHeadCount; h++)
+            {
+                KvQ8.Quantize(keys.Slice(h * hd, hd), Q8Keys(layer, h).Slice(position * hd, hd),
+                    Q8KeyScales(layer, h).Slice(position * hd / group, hd / group), group);
+                KvQ8.Quantize(values.Slice(h * hd, hd), Q8Values(layer, h).Slice(position * hd, hd),
+                    Q8ValueScales(layer, h).Slice(position * hd / group, hd / group), group);
+            }
+        }
+        else if (_f16 != null) _f16.Write(layer, position, keys, values, Capacity);
         else F32.Write(layer, position, keys, values, Capacity);
     }
 
     void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
-        if (_f16 != null)
+        if (_q8 != null)
+            CausalAttention.Attend<ContiguousKvRows<sbyte>, sbyte>(block, new ContiguousKvRows<sbyte>(Q8Keys(layer, kvHead),
+                Q8Values(layer, kvHead), Q8KeyScales(layer, kvHead), Q8ValueScales(layer, kvHead), HeadDim, ScaleGroup), scale, scratch);
+        else if (_f16 != null)
             CausalAttention.Attend<ContiguousKvRows<Half>, Half>(block,
                 new ContiguousKvRows<Half>(HalfKeys(layer, kvHead), HalfValues(layer, kvHead), HeadDim), scale, scratch);
         else
@@ -97,7 +140,8 @@ public sealed class KvCache : IKvStore
     void IKvStore.Prefetch(int layer, int kvHead, int end)
     {
         int positions = Math.Min(end, KvPrefetch.Positions);
-        if (_f16 != null) _f16.Prefetch(layer, kvHead, positions, Capacity);
+        if (_q8 != null) _q8.Prefetch(layer, kvHead, positions, Capacity);
+        else if (_f16 != null) _f16.Prefetch(layer, kvHead, positions, Capacity);
         else F32.Prefetch(layer, kvHead, positions, Capacity);
     }
 
@@ -129,23 +173,28 @@ public sealed class KvCache : IKvStore
     {
         _f32?.Clear(position, Length, Capacity);
         _f16?.Clear(position, Length, Capacity);
+        _q8?.Clear(position, Length, Capacity);
+        _q8Scales?.Clear(position, Length, Capacity);
     }
 
-    /// <summary>Per layer one array of keys and one of values, [kv_head][position][head_dim] at a capacity.</summary>
-    private sealed class KvArrays<T>(ModelConfig config, int capacity) where T : unmanaged
+    /// <summary>
+    /// Per layer one array of keys and one of values, [kv_head][position][width] at a capacity: width is head_dim, or
+    /// for a Q8_0 cache's scales head_dim / group.
+    /// </summary>
+    private sealed class KvArrays<T>(ModelConfig config, int width, int capacity) where T : unmanaged
     {
-        private readonly T[][] _keys = Allocate(config, capacity);
-        private readonly T[][] _values = Allocate(config, capacity);
+        private readonly T[][] _keys = Allocate(config, width, capacity);
+        private readonly T[][] _values = Allocate(config, width, capacity);
 
-        private static T[][] Allocate(ModelConfig config, int capacity)
+        private static T[][] Allocate(ModelConfig config, int width, int capacity)
         {
             var layers = new T[config.LayerCount][];
-            for (int l = 0; l < layers.Length; l++) layers[l] = new T[(long)config.KvHeadCount * capacity * config.HeadDim];
+            for (int l = 0; l < layers.Length; l++) layers[l] = new T[(long)config.KvHeadCount * capacity * width];
             return layers;
         }
 
         public Span<T> Rows(int layer, int kvHead, bool value, int capacity) =>
-            (value ? _values : _keys)[layer].AsSpan(kvHead * capacity * config.HeadDim, capacity * config.HeadDim);
+            (value ? _values : _keys)[layer].AsSpan(kvHead * capacity * width, capacity * width);
 
         /// <summary>Stores one position's keys and values (kv_heads x head_dim each) for one layer.</summary>
         public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int capacity)
@@ -161,8 +210,8 @@ public sealed class KvCache : IKvStore
         /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>
         public void Prefetch(int layer, int kvHead, int positions, int capacity)
         {
-            KvPrefetch.Rows(Rows(layer, kvHead, false, capacity), positions * config.HeadDim);
-            KvPrefetch.Rows(Rows(layer, kvHead, true, capacity), positions * config.HeadDim);
+            KvPrefetch.Rows(Rows(layer, kvHead, false, capacity), positions * width);
+            KvPrefetch.Rows(Rows(layer, kvHead, true, capacity), positions * width);
         }
 
         /// <summary>Moves to a larger capacity, keeping each head's first <paramref name="used"/> rows.</summary>
@@ -177,7 +226,7 @@ public sealed class KvCache : IKvStore
 
         private T[] Grow(T[] old, int oldCapacity, int newCapacity, int used)
         {
-            int hd = config.HeadDim;
+            int hd = width;
             var grown = new T[(long)config.KvHeadCount * newCapacity * hd];
             for (int h = 0; h < config.KvHeadCount; h++)
                 Array.Copy(old, (long)h * oldCapacity * hd, grown, (long)h * newCapacity * hd, used * hd);
@@ -187,7 +236,7 @@ public sealed class KvCache : IKvStore
         /// <summary>Zeroes rows [from, to) of every layer and head.</summary>
         public void Clear(int from, int to, int capacity)
         {
-            int hd = config.HeadDim;
+            int hd = width;
             for (int l = 0; l < _keys.Length; l++)
                 for (int h = 0; h < config.KvHeadCount; h++)
                 {

@@ -42,6 +42,9 @@ public sealed record ModelConfig
     /// <summary>KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element.</summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
+    /// <summary>Bytes per cached token with keys and values stored as <paramref name="type"/>.</summary>
+    public long KvBytesPerToken(Cache.KvElementType type) => Cache.KvElementTypes.Bytes(type, 2L * LayerCount * KvHeadCount * HeadDim, HeadDim);
+
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>

@@ -12,7 +12,7 @@ public class PagedAttentionTests
         var data = new TheoryData<string, int, KvElementType>();
         foreach (var model in new[] { "llama-gqa.Q8_0", "qwen2-bias.F32", "stories260K.Q4_K_M" })
             foreach (int blockSize in new[] { 1, 16, 7 })
-                foreach (var kv in new[] { KvElementType.F32, KvElementType.F16 })
+                foreach (var kv in new[] { KvElementType.F32, KvElementType.F16, KvElementType.Q8_0 })
                     data.Add(model, blockSize, kv);
         return data;
     }

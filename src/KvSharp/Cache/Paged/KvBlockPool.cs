@@ -35,7 +35,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     public KvElementType ElementType { get; }
     /// <summary>Elements (keys and values of every layer and head) in one block.</summary>
     public long BlockElements { get; }
-    public long BytesPerBlock => BlockElements * ElementType.BytesPerElement();
+    public long BytesPerBlock => ElementType.Bytes(BlockElements, Config.HeadDim);
     public long TotalBytes => BytesPerBlock * BlockCount;
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
@@ -48,7 +48,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, BlockHashFunction? hash = null,
         KvElementType elementType = KvElementType.F32)
     {
-        int elementBytes = elementType.BytesPerElement(); // rejects an undefined type
+        if (!Enum.IsDefined(elementType)) throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "unknown KV element type");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
@@ -57,8 +57,11 @@ public sealed unsafe class KvBlockPool : IDisposable
         ElementType = elementType;
         BlockElements = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim;
         HashFunction = hash ?? PrefixHasher.Hash;
-        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)(BlockElements * blockCount * elementBytes), 64);
-        NativeMemory.Clear(_storage, (nuint)(BlockElements * blockCount * elementBytes));
+        // One allocation; a Q8_0 pool keeps its scales in a plane after the integers: the scale of the element at
+        // offset o (from the origin) at o / group, so an offset finds both.
+        long bytes = elementType.Bytes(BlockElements * blockCount, config.HeadDim);
+        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        NativeMemory.Clear(_storage, (nuint)bytes);
         _refCounts = new int[blockCount];
         _hash = new ulong[blockCount];
         _published = new bool[blockCount];
@@ -73,7 +76,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, BlockHashFunction? hash = null,
         KvElementType elementType = KvElementType.F32)
     {
-        long perBlock = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim * elementType.BytesPerElement();
+        long perBlock = elementType.Bytes(2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim, config.HeadDim);
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
@@ -205,10 +208,25 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>The start of the pool's storage, which every block lies after, as elements of the pool's type.</summary>
     public TElement* Origin<TElement>() where TElement : unmanaged
     {
-        if (sizeof(TElement) != ElementType.BytesPerElement() || (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half)))
-            throw new InvalidOperationException($"this pool stores {ElementType} elements, not {typeof(TElement).Name}");
+        bool matches = ElementType switch
+        {
+            KvElementType.F32 => typeof(TElement) == typeof(float),
+            KvElementType.F16 => typeof(TElement) == typeof(Half),
+            _ => typeof(TElement) == typeof(sbyte),
+        };
+        if (!matches) throw new InvalidOperationException($"this pool stores {ElementType} elements, not {typeof(TElement).Name}");
         return (TElement*)Storage;
     }
+
+    /// <summary>Q8_0 pools: the scale plane; the scale of the element at offset o lies at o / <see cref="ScaleGroup"/>.</summary>
+    public float* ScaleOrigin()
+    {
+        if (ElementType != KvElementType.Q8_0) throw new InvalidOperationException($"this pool stores {ElementType} elements, which have no scales");
+        return (float*)(Storage + BlockElements * BlockCount);
+    }
+
+    /// <summary>Elements per Q8_0 scale (<see cref="KvElementTypes.Q8Group"/>).</summary>
+    public int ScaleGroup => KvElementTypes.Q8Group(Config.HeadDim);
 
     private byte* Storage
     {
@@ -223,8 +241,20 @@ public sealed unsafe class KvBlockPool : IDisposable
     public long ValueRowsDistance => (long)Config.KvHeadCount * BlockSize * Config.HeadDim;
 
     /// <summary>Copies a whole block's contents (copy-on-write).</summary>
-    public void CopyBlock(int from, int to) =>
-        Buffer.MemoryCopy(_storage + from * BytesPerBlock, _storage + to * BytesPerBlock, BytesPerBlock, BytesPerBlock);
+    public void CopyBlock(int from, int to)
+    {
+        long elements = BlockElements;
+        if (ElementType == KvElementType.Q8_0)
+        {
+            // The integers, then the block's run of the scale plane.
+            Buffer.MemoryCopy(Storage + from * elements, Storage + to * elements, elements, elements);
+            long scales = elements / ScaleGroup;
+            Buffer.MemoryCopy(ScaleOrigin() + from * scales, ScaleOrigin() + to * scales, scales * sizeof(float), scales * sizeof(float));
+            return;
+        }
+        long bytes = ElementType.Bytes(elements, Config.HeadDim);
+        Buffer.MemoryCopy(Storage + from * bytes, Storage + to * bytes, bytes, bytes);
+    }
 
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()

@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using KvSharp.Attention;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
 
@@ -71,8 +73,24 @@ public sealed unsafe class PagedKvSequence : IKvStore
 
     public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
-        if (_pool.ElementType == KvElementType.F16) Write<Half>(layer, position, keys, values);
+        if (_pool.ElementType == KvElementType.Q8_0) WriteQ8(layer, position, keys, values);
+        else if (_pool.ElementType == KvElementType.F16) Write<Half>(layer, position, keys, values);
         else Write<float>(layer, position, keys, values);
+    }
+
+    private void WriteQ8(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
+        int block = _blocks[position / _pool.BlockSize], slot = position % _pool.BlockSize, hd = _pool.Config.HeadDim;
+        int group = _pool.ScaleGroup;
+        sbyte* origin = _pool.Origin<sbyte>();
+        float* scales = _pool.ScaleOrigin();
+        for (int h = 0; h < _pool.Config.KvHeadCount; h++)
+            for (int v = 0; v < 2; v++)
+            {
+                long at = _pool.RowsOffset(block, layer, v == 1, h) + slot * hd;
+                KvQ8.Quantize((v == 1 ? values : keys).Slice(h * hd, hd), new Span<sbyte>(origin + at, hd),
+                    new Span<float>(scales + at / group, hd / group), group);
+            }
     }
 
     private void Write<TElement>(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) where TElement : unmanaged
@@ -87,9 +105,15 @@ public sealed unsafe class PagedKvSequence : IKvStore
 
     public void Prefetch(int layer, int kvHead, int end)
     {
-        int size = _pool.BlockSize, elementBytes = _pool.ElementType.BytesPerElement();
+        // The integers only for Q8_0: its scales are a sixteenth of the bytes, and a line of them serves 32 rows' groups.
+        int size = _pool.BlockSize, elementBytes = _pool.ElementType == KvElementType.Q8_0 ? 1 : _pool.ElementType.BytesPerElement();
         nint rowBytes = (nint)_pool.Config.HeadDim * elementBytes, values = (nint)(_pool.ValueRowsDistance * elementBytes);
-        byte* origin = _pool.ElementType == KvElementType.F16 ? (byte*)_pool.Origin<Half>() : (byte*)_pool.Origin<float>();
+        byte* origin = _pool.ElementType switch
+        {
+            KvElementType.F16 => (byte*)_pool.Origin<Half>(),
+            KvElementType.Q8_0 => (byte*)_pool.Origin<sbyte>(),
+            _ => (byte*)_pool.Origin<float>(),
+        };
         end = Math.Min(Math.Min(end, KvPrefetch.Positions), _blocks.Count * size);
         for (int start = 0; start < end; start += size)
         {
@@ -103,7 +127,9 @@ public sealed unsafe class PagedKvSequence : IKvStore
     public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         var table = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_blocks);
-        if (_pool.ElementType == KvElementType.F16)
+        if (_pool.ElementType == KvElementType.Q8_0)
+            CausalAttention.Attend<PagedKvRows<sbyte>, sbyte>(block, new PagedKvRows<sbyte>(_pool, table, layer, kvHead), scale, scratch);
+        else if (_pool.ElementType == KvElementType.F16)
             CausalAttention.Attend<PagedKvRows<Half>, Half>(block, new PagedKvRows<Half>(_pool, table, layer, kvHead), scale, scratch);
         else
             CausalAttention.Attend<PagedKvRows<float>, float>(block, new PagedKvRows<float>(_pool, table, layer, kvHead), scale, scratch);
@@ -167,6 +193,10 @@ public readonly unsafe ref struct PagedKvRows<TElement>(KvBlockPool pool, ReadOn
 
     public ref readonly TElement KeyOrigin => ref *_pool.Origin<TElement>();
     public ref readonly TElement ValueOrigin => ref *(_pool.Origin<TElement>() + _pool.ValueRowsDistance);
+    public ref readonly float KeyScaleOrigin => ref typeof(TElement) == typeof(sbyte) ? ref *_pool.ScaleOrigin() : ref Unsafe.NullRef<float>();
+    public ref readonly float ValueScaleOrigin => ref typeof(TElement) == typeof(sbyte)
+        ? ref *(_pool.ScaleOrigin() + _pool.ValueRowsDistance / _pool.ScaleGroup) : ref Unsafe.NullRef<float>();
+    public int ScaleGroup => typeof(TElement) == typeof(sbyte) ? _pool.ScaleGroup : 0;
 
     public void RowOffsets(int start, scoped Span<nint> offsets)
     {
