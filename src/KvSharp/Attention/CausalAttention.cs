@@ -65,9 +65,14 @@ public static class CausalAttention
 
         ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
         ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
-        // Q8_0 rows are always dequantized a tile at a time into the buffer (q x d, the values a float cache would hold).
-        bool widenTiles = q8 || typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim
-            || !WideningLoads.Supported<TElement>());
+        // Q8_0 rows are read as q x d in registers (the values a float cache would hold) for blocks of up to four queries
+        // in groups of 32; larger blocks and other groupings dequantize each tile once into the buffer.
+        bool widenTiles = q8 ? count > WidenInRegistersUpTo || scaleGroup != Q8Scales.Group || !WideningLoads.Supported<TElement>()
+            : typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim || !WideningLoads.Supported<TElement>());
+        var keyScales = q8 && !widenTiles
+            ? new Q8Scales(ref Unsafe.As<TElement, sbyte>(ref keyOrigin), ref Unsafe.AsRef(in rows.KeyScaleOrigin)) : default;
+        var valueScales = q8 && !widenTiles
+            ? new Q8Scales(ref Unsafe.As<TElement, sbyte>(ref valueOrigin), ref Unsafe.AsRef(in rows.ValueScaleOrigin)) : default;
         // Half keys are read x 2^-112, so the scores take queries x 2^112 (a compact copy; a query too large for that
         // to be exact is scored from a widened tile instead). The copy is a block of its own for the scores only, which
         // read queries and never write outputs.
@@ -84,7 +89,8 @@ public static class CausalAttention
             rows.RowOffsets(tileStart, offsets);
             if (!widenTiles)
             {
-                AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum);
+                AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum,
+                    keyScales, valueScales);
                 continue;
             }
             // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
@@ -100,7 +106,8 @@ public static class CausalAttention
                 WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
             }
             for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
-            AttendTile(block, block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum);
+            AttendTile(block, block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum,
+                default, default);
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
@@ -145,11 +152,11 @@ public static class CausalAttention
     /// the scores read: the block itself, or its queries scaled to match keys read scaled down.
     /// </summary>
     private static void AttendTile<T>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref T keys, ref T values,
-        ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum)
-        where T : unmanaged
+        ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum,
+        scoped in Q8Scales keyScales, scoped in Q8Scales valueScales) where T : unmanaged
     {
         int count = block.Count, headDim = block.HeadDim;
-        KeyScores.Tile(scoring, ref keys, offsets, tileStart, scale, scores);
+        KeyScores.Tile(scoring, ref keys, offsets, tileStart, scale, scores, keyScales);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -162,10 +169,10 @@ public static class CausalAttention
         for (; p + 2 <= count; p += 2)
             AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
                 ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
-                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)));
+                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valueScales);
         if (p < count)
             AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
-                scores.Slice(p * TileSize, block.TileLength(p, tileStart)));
+                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valueScales);
     }
 
     // One buffer per thread for widened F16 tiles: attention runs on kernel-pool threads, many items per thread, and
@@ -275,8 +282,8 @@ public static class CausalAttention
     /// time in the lanes <see cref="WideningLoads.LoadValues16"/> leaves them, the accumulators moved into those lanes
     /// for the tile: each FMA rounds the same exact product and sum as with float rows.
     /// </summary>
-    private static void AccumulateValues<T>(Span<float> acc, ref T valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p)
-        where T : unmanaged
+    private static void AccumulateValues<T>(Span<float> acc, ref T valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p,
+        scoped in Q8Scales valueScales) where T : unmanaged
     {
         int c = 0, keys = p.Length;
         if (rows.Length < keys) throw new ArgumentException("one row per weight", nameof(rows));
@@ -297,16 +304,16 @@ public static class CausalAttention
                 {
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
                     Vector256<float> pj = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)));
-                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
+                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
                     a0 = Vector256.FusedMultiplyAdd(v0, pj, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pj, a1);
-                    WideningLoads.LoadValues16(ref v, 16, out v0, out v1);
+                    WideningLoads.LoadValues16(ref v, 16, valueScales, out v0, out v1);
                     a2 = Vector256.FusedMultiplyAdd(v0, pj, a2);
                     a3 = Vector256.FusedMultiplyAdd(v1, pj, a3);
-                    WideningLoads.LoadValues16(ref v, 32, out v0, out v1);
+                    WideningLoads.LoadValues16(ref v, 32, valueScales, out v0, out v1);
                     a4 = Vector256.FusedMultiplyAdd(v0, pj, a4);
                     a5 = Vector256.FusedMultiplyAdd(v1, pj, a5);
-                    WideningLoads.LoadValues16(ref v, 48, out v0, out v1);
+                    WideningLoads.LoadValues16(ref v, 48, valueScales, out v0, out v1);
                     a6 = Vector256.FusedMultiplyAdd(v0, pj, a6);
                     a7 = Vector256.FusedMultiplyAdd(v1, pj, a7);
                 }
@@ -321,7 +328,7 @@ public static class CausalAttention
             {
                 Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c);
                 for (int j = 0; j < keys; j++)
-                    a0 = Vector256.FusedMultiplyAdd(WideningLoads.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), 0),
+                    a0 = Vector256.FusedMultiplyAdd(WideningLoads.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), 0, valueScales),
                         Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j))), a0);
                 a0.StoreUnsafe(ref a, (nuint)c);
             }
@@ -330,7 +337,7 @@ public static class CausalAttention
         {
             float a0 = acc[c];
             for (int j = 0; j < keys; j++)
-                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c),
+                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c, valueScales),
                     WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)), a0);
             acc[c] = a0;
         }
@@ -342,7 +349,7 @@ public static class CausalAttention
     /// value vector loaded feeds an FMA of each; each element still sees one FMA per key in key order.
     /// </summary>
     private static void AccumulatePair<T>(Span<float> accA, Span<float> accB, ref T valueOrigin, ReadOnlySpan<nint> rows,
-        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb) where T : unmanaged
+        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb, scoped in Q8Scales valueScales) where T : unmanaged
     {
         int c = 0, both = pa.Length, keys = pb.Length;
         if (both > keys || rows.Length < keys || accA.Length != accB.Length) throw new ArgumentException("the shorter query first, one row per weight");
@@ -362,8 +369,8 @@ public static class CausalAttention
                 for (; j < both; j++)
                 {
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
-                    WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
+                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
+                    WideningLoads.LoadValues16(ref v, 16, valueScales, out Vector256<float> v2, out Vector256<float> v3);
                     Vector256<float> pja = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wa, j)));
                     Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
                     a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
@@ -379,8 +386,8 @@ public static class CausalAttention
                 {
                     ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
                     Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
-                    WideningLoads.LoadValues16(ref v, 0, out Vector256<float> v0, out Vector256<float> v1);
-                    WideningLoads.LoadValues16(ref v, 16, out Vector256<float> v2, out Vector256<float> v3);
+                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
+                    WideningLoads.LoadValues16(ref v, 16, valueScales, out Vector256<float> v2, out Vector256<float> v3);
                     b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);
                     b1 = Vector256.FusedMultiplyAdd(v1, pjb, b1);
                     b2 = Vector256.FusedMultiplyAdd(v2, pjb, b2);
@@ -396,8 +403,9 @@ public static class CausalAttention
         if (c < accA.Length)
         {
             // The remaining columns one query at a time: shifting the origin by c makes every row start at column c.
-            AccumulateValues(accA[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pa);
-            AccumulateValues(accB[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pb);
+            // (Q8_0 rows read their scales by address, which the shift keeps.)
+            AccumulateValues(accA[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pa, valueScales);
+            AccumulateValues(accB[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pb, valueScales);
         }
     }
 

@@ -22,19 +22,19 @@ internal static class KeyScores
     /// bound passes key tileStart + j (scores a little past a query's bound may be written too; they are never read).
     /// </summary>
     public static void Tile<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
-        float scale, Span<float> scores) where T : unmanaged
+        float scale, Span<float> scores, scoped in Q8Scales keyScales) where T : unmanaged
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref float score0 = ref MemoryMarshal.GetReference(scores);
         int j = 0;
         if (EightAtATime(headDim))
             for (; j + 8 <= offsets.Length; j += 8)
-                ScoreEight(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j));
+                ScoreEight(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j), keyScales);
         for (; j < offsets.Length; j++)
         {
             ref T key = ref Unsafe.Add(ref keyOrigin, offsets[j]);
             for (int q = block.FirstQuery(tileStart + j); q < block.Count; q++)
-                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), ref key) * scale;
+                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), ref key, keyScales) * scale;
         }
     }
 
@@ -45,7 +45,7 @@ internal static class KeyScores
     /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time.
     /// </summary>
     private static void ScoreEight<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
-        float scale, ref float scores) where T : unmanaged
+        float scale, ref float scores, scoped in Q8Scales keyScales) where T : unmanaged
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref T k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
@@ -61,10 +61,10 @@ internal static class KeyScores
             ref float qb = ref Unsafe.Add(ref query0, block.RowOffset(q + 1));
             ref float sa = ref Unsafe.Add(ref scores, q * tiles);
             ref float sb = ref Unsafe.Add(ref sa, tiles);
-            Vector256<float> s = TwoByFour(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim) * scaleVector;
+            Vector256<float> s = TwoByFour(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyScales) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa);
             s.GetUpper().StoreUnsafe(ref sb);
-            s = TwoByFour(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim) * scaleVector;
+            s = TwoByFour(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyScales) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa, 4);
             s.GetUpper().StoreUnsafe(ref sb, 4);
         }
@@ -76,26 +76,26 @@ internal static class KeyScores
             for (; i + 16 <= (nuint)headDim; i += 16)
             {
                 Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i), qw = Vector256.LoadUnsafe(ref qa, i + 8);
-                a0 = TwoSteps(qv, qw, ref k0, i, a0);
-                a1 = TwoSteps(qv, qw, ref k1, i, a1);
-                a2 = TwoSteps(qv, qw, ref k2, i, a2);
-                a3 = TwoSteps(qv, qw, ref k3, i, a3);
-                a4 = TwoSteps(qv, qw, ref k4, i, a4);
-                a5 = TwoSteps(qv, qw, ref k5, i, a5);
-                a6 = TwoSteps(qv, qw, ref k6, i, a6);
-                a7 = TwoSteps(qv, qw, ref k7, i, a7);
+                a0 = TwoSteps(qv, qw, ref k0, i, a0, keyScales);
+                a1 = TwoSteps(qv, qw, ref k1, i, a1, keyScales);
+                a2 = TwoSteps(qv, qw, ref k2, i, a2, keyScales);
+                a3 = TwoSteps(qv, qw, ref k3, i, a3, keyScales);
+                a4 = TwoSteps(qv, qw, ref k4, i, a4, keyScales);
+                a5 = TwoSteps(qv, qw, ref k5, i, a5, keyScales);
+                a6 = TwoSteps(qv, qw, ref k6, i, a6, keyScales);
+                a7 = TwoSteps(qv, qw, ref k7, i, a7, keyScales);
             }
             if (i < (nuint)headDim)
             {
                 Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i);
-                a0 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k0, i), a0);
-                a1 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k1, i), a1);
-                a2 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k2, i), a2);
-                a3 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k3, i), a3);
-                a4 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k4, i), a4);
-                a5 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k5, i), a5);
-                a6 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k6, i), a6);
-                a7 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k7, i), a7);
+                a0 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k0, i, keyScales), a0);
+                a1 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k1, i, keyScales), a1);
+                a2 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k2, i, keyScales), a2);
+                a3 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k3, i, keyScales), a3);
+                a4 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k4, i, keyScales), a4);
+                a5 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k5, i, keyScales), a5);
+                a6 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k6, i, keyScales), a6);
+                a7 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k7, i, keyScales), a7);
             }
             (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
         }
@@ -103,17 +103,17 @@ internal static class KeyScores
 
     /// <summary>acc + q[i..i+8) x key[i..i+8) + q[i+8..i+16) x key[i+8..i+16), as two FMAs in that order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TwoSteps<T>(Vector256<float> qv, Vector256<float> qw, ref T key, nuint i, Vector256<float> acc)
-        where T : unmanaged
+    private static Vector256<float> TwoSteps<T>(Vector256<float> qv, Vector256<float> qw, ref T key, nuint i, Vector256<float> acc,
+        scoped in Q8Scales keyScales) where T : unmanaged
     {
-        WideningLoads.Load16(ref key, i, out Vector256<float> kv, out Vector256<float> kw);
+        WideningLoads.Load16(ref key, i, keyScales, out Vector256<float> kv, out Vector256<float> kw);
         return Fma.MultiplyAdd(qw, kw, Fma.MultiplyAdd(qv, kv, acc));
     }
 
     /// <summary>Scores of queries a and b against keys 0..3, unscaled: lanes 0..3 for a, 4..7 for b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> TwoByFour<T>(ref float qa, ref float qb, ref T k0, ref T k1, ref T k2, ref T k3,
-        int headDim) where T : unmanaged
+        int headDim, scoped in Q8Scales keyScales) where T : unmanaged
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         nuint i = 0;
@@ -121,24 +121,24 @@ internal static class KeyScores
         {
             Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qwa = Vector256.LoadUnsafe(ref qa, i + 8);
             Vector256<float> qvb = Vector256.LoadUnsafe(ref qb, i), qwb = Vector256.LoadUnsafe(ref qb, i + 8);
-            WideningLoads.Load16(ref k0, i, out Vector256<float> kv, out Vector256<float> kw);
+            WideningLoads.Load16(ref k0, i, keyScales, out Vector256<float> kv, out Vector256<float> kw);
             a0 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a0));
             b0 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b0));
-            WideningLoads.Load16(ref k1, i, out kv, out kw);
+            WideningLoads.Load16(ref k1, i, keyScales, out kv, out kw);
             a1 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a1));
             b1 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b1));
-            WideningLoads.Load16(ref k2, i, out kv, out kw);
+            WideningLoads.Load16(ref k2, i, keyScales, out kv, out kw);
             a2 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a2));
             b2 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b2));
-            WideningLoads.Load16(ref k3, i, out kv, out kw);
+            WideningLoads.Load16(ref k3, i, keyScales, out kv, out kw);
             a3 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a3));
             b3 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b3));
         }
         if (i < (nuint)headDim)
         {
             Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qvb = Vector256.LoadUnsafe(ref qb, i);
-            Vector256<float> kv0 = WideningLoads.Load8(ref k0, i), kv1 = WideningLoads.Load8(ref k1, i);
-            Vector256<float> kv2 = WideningLoads.Load8(ref k2, i), kv3 = WideningLoads.Load8(ref k3, i);
+            Vector256<float> kv0 = WideningLoads.Load8(ref k0, i, keyScales), kv1 = WideningLoads.Load8(ref k1, i, keyScales);
+            Vector256<float> kv2 = WideningLoads.Load8(ref k2, i, keyScales), kv3 = WideningLoads.Load8(ref k3, i, keyScales);
             a0 = Fma.MultiplyAdd(qva, kv0, a0);
             a1 = Fma.MultiplyAdd(qva, kv1, a1);
             a2 = Fma.MultiplyAdd(qva, kv2, a2);
@@ -176,7 +176,7 @@ internal static class KeyScores
     /// whole 8-element chunks in column order, <see cref="HorizontalSum"/>, then one FMA per leftover column.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Dot<T>(ReadOnlySpan<float> query, ref T key) where T : unmanaged
+    internal static float Dot<T>(ReadOnlySpan<float> query, ref T key, scoped in Q8Scales keyScales) where T : unmanaged
     {
         int i = 0, n = query.Length;
         ref float q = ref MemoryMarshal.GetReference(query);
@@ -185,20 +185,20 @@ internal static class KeyScores
         {
             var acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
-                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref q, (nuint)i), WideningLoads.Load8(ref key, (nuint)i), acc);
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref q, (nuint)i), WideningLoads.Load8(ref key, (nuint)i, keyScales), acc);
             sum = HorizontalSum(acc);
         }
         else
         {
             sum = 0;
         }
-        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref q, i), WideningLoads.Load1(ref key, i), sum);
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref q, i), WideningLoads.Load1(ref key, i, keyScales), sum);
         return sum;
     }
 
     /// <summary><see cref="Dot{T}"/> of two float rows (the reference a tile's scores are held to).</summary>
     internal static float Dot(ReadOnlySpan<float> query, ReadOnlySpan<float> key) =>
-        Dot(query, ref MemoryMarshal.GetReference(key[..query.Length]));
+        Dot(query, ref MemoryMarshal.GetReference(key[..query.Length]), default);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float HorizontalSum(Vector256<float> v)

@@ -7,7 +7,8 @@ namespace KvSharp.Attention;
 
 /// <summary>
 /// Loads of stored key or value elements as floats, for kernels written once over <typeparamref name="T"/> = float
-/// (read as is) or Half (widened in registers by <see cref="HalfConvert"/>). A Half element comes out x 2^-112
+/// (read as is), Half (widened in registers by <see cref="HalfConvert"/>) or sbyte (a Q8_0 row's integers, read as
+/// q x d with d from <see cref="Q8Scales"/>: exactly the float a dequantized tile would hold). A Half element comes out x 2^-112
 /// (<see cref="HalfConvert.Widen16ScaledDown"/>: exact, no multiply) and the kernel multiplies the other factor of
 /// each product by 2^112 instead (<see cref="ScaleUp"/>), so every product — and every FMA's rounded sum — is
 /// exactly what the float holding the half's value gives: an F16 cache gives exactly a float cache's bits. The type
@@ -17,23 +18,32 @@ internal static class WideningLoads
 {
     /// <summary>Whether rows of <typeparamref name="T"/> can be read here (Half needs AVX2).</summary>
     public static bool Supported<T>() where T : unmanaged =>
-        typeof(T) == typeof(float) || (typeof(T) == typeof(Half) && HalfConvert.CanWidenVectors);
+        typeof(T) == typeof(float) || (typeof(T) == typeof(Half) && HalfConvert.CanWidenVectors) || (typeof(T) == typeof(sbyte) && Avx2.IsSupported);
 
     /// <summary>
     /// x times the factor that makes x x (a loaded element) the true product: x for float rows, x x 2^112 for Half
     /// rows. Exact where x x 2^112 is finite (|x| &lt; 2^16, e.g. a softmax weight); a caller scaling a query checks it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float ScaleUp<T>(float x) where T : unmanaged => typeof(T) == typeof(float) ? x : x * HalfConvert.TwoTo112;
+    public static float ScaleUp<T>(float x) where T : unmanaged => typeof(T) == typeof(Half) ? x * HalfConvert.TwoTo112 : x;
 
     /// <summary>Elements i..i+7 of <paramref name="row"/> in <paramref name="lower"/>, i+8..i+15 in <paramref name="upper"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Load16<T>(ref T row, nuint i, out Vector256<float> lower, out Vector256<float> upper) where T : unmanaged
+    public static void Load16<T>(ref T row, nuint i, scoped in Q8Scales scales, out Vector256<float> lower, out Vector256<float> upper)
+        where T : unmanaged
     {
         if (typeof(T) == typeof(float))
         {
             lower = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref row), i);
             upper = Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref row), i + 8);
+        }
+        else if (typeof(T) == typeof(sbyte))
+        {
+            ref sbyte q = ref Unsafe.Add(ref Unsafe.As<T, sbyte>(ref row), (nint)i);
+            var d = Vector256.Create(scales.Of(ref q));
+            Vector128<sbyte> bytes = Vector128.LoadUnsafe(ref q);
+            lower = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * d;
+            upper = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(bytes, 8))) * d;
         }
         else
         {
@@ -44,17 +54,24 @@ internal static class WideningLoads
 
     /// <summary>Elements i..i+7 of <paramref name="row"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Load8<T>(ref T row, nuint i) where T : unmanaged =>
-        typeof(T) == typeof(float)
-            ? Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref row), i)
-            : HalfConvert.Widen8ScaledDown(Vector128.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i));
+    public static Vector256<float> Load8<T>(ref T row, nuint i, scoped in Q8Scales scales) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return Vector256.LoadUnsafe(ref Unsafe.As<T, float>(ref row), i);
+        if (typeof(T) == typeof(sbyte))
+        {
+            ref sbyte q = ref Unsafe.Add(ref Unsafe.As<T, sbyte>(ref row), (nint)i);
+            Vector128<sbyte> bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.As<sbyte, byte>(ref q))).AsSByte();
+            return Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * Vector256.Create(scales.Of(ref q));
+        }
+        return HalfConvert.Widen8ScaledDown(Vector128.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i));
+    }
 
     /// <summary>Element i of <paramref name="row"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Load1<T>(ref T row, nint i) where T : unmanaged =>
-        typeof(T) == typeof(float)
-            ? Unsafe.As<T, float>(ref Unsafe.Add(ref row, i))
-            : (float)Unsafe.As<T, Half>(ref Unsafe.Add(ref row, i)) * HalfConvert.TwoToMinus112;
+    public static float Load1<T>(ref T row, nint i, scoped in Q8Scales scales) where T : unmanaged =>
+        typeof(T) == typeof(float) ? Unsafe.As<T, float>(ref Unsafe.Add(ref row, i))
+        : typeof(T) == typeof(sbyte) ? Unsafe.As<T, sbyte>(ref Unsafe.Add(ref row, i)) * scales.Of(ref Unsafe.Add(ref row, i))
+        : (float)Unsafe.As<T, Half>(ref Unsafe.Add(ref row, i)) * HalfConvert.TwoToMinus112;
 
     /// <summary>
     /// Elements i..i+15 of a row for sums whose accumulators can sit in any lane order (value sums): as
@@ -62,10 +79,11 @@ internal static class WideningLoads
     /// one permute fewer), for accumulators put in the same lanes by <see cref="SwapInnerHalves"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void LoadValues16<T>(ref T row, nuint i, out Vector256<float> first, out Vector256<float> second) where T : unmanaged
+    public static void LoadValues16<T>(ref T row, nuint i, scoped in Q8Scales scales, out Vector256<float> first, out Vector256<float> second)
+        where T : unmanaged
     {
-        if (typeof(T) == typeof(float))
-            Load16(ref row, i, out first, out second);
+        if (typeof(T) != typeof(Half))
+            Load16(ref row, i, scales, out first, out second);
         else
             HalfConvert.Widen16ScaledDown(Vector256.LoadUnsafe(ref Unsafe.As<T, ushort>(ref row), i), out first, out second);
     }
@@ -77,7 +95,7 @@ internal static class WideningLoads
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SwapInnerHalves<T>(ref Vector256<float> x, ref Vector256<float> y) where T : unmanaged
     {
-        if (typeof(T) == typeof(float)) return;
+        if (typeof(T) != typeof(Half)) return;
         Vector256<float> lows = Avx.Permute2x128(x, y, 0x20), highs = Avx.Permute2x128(x, y, 0x31);
         x = lows;
         y = highs;

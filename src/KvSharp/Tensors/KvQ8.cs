@@ -87,6 +87,7 @@ public static class KvQ8
     /// <paramref name="count"/> elements (whole groups) from <paramref name="q"/>, scales from <paramref name="scale"/>,
     /// as floats at <paramref name="dst"/>. The caller guarantees the ranges.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void Dequantize(ref sbyte q, ref float scale, int count, int group, ref float dst)
     {
         for (int g = 0; g < count / group; g++)
@@ -96,6 +97,13 @@ public static class KvQ8
             if (Avx2.IsSupported)
             {
                 var vd = Vector256.Create(d);
+                for (; i + 16 <= end; i += 16)
+                {
+                    Vector128<sbyte> bytes = Vector128.LoadUnsafe(ref Unsafe.Add(ref q, i));
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * vd).StoreUnsafe(ref dst, (nuint)i);
+                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(bytes, 8))) * vd)
+                        .StoreUnsafe(ref dst, (nuint)i + 8);
+                }
                 for (; i + 8 <= end; i += 8)
                 {
                     Vector128<sbyte> bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.As<sbyte, byte>(ref Unsafe.Add(ref q, i)))).AsSByte();

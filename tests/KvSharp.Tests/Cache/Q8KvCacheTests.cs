@@ -87,8 +87,12 @@ public class Q8KvCacheTests
     }
 
     [Theory]
+    // Up to four queries in groups of 32 read the integers in registers (odd keys, 8-column tails at 96, one group
+    // per row at 32); more queries, or head_dims that are not a multiple of 32, through a dequantized tile.
     [InlineData(1, 1, 64, 96)]
     [InlineData(4, 1, 64, 200)]
+    [InlineData(3, 1, 96, 77)]
+    [InlineData(2, 1, 32, 50)]
     [InlineData(2, 5, 32, 96)]
     [InlineData(1, 61, 128, 96)]
     [InlineData(1, 1, 20, 37)]
