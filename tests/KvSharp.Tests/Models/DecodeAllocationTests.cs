@@ -16,6 +16,8 @@ public class DecodeAllocationTests
     [InlineData("llama-tied.F16", true, KvElementType.F32)]
     [InlineData("llama-gqa.Q8_0", false, KvElementType.F16)]
     [InlineData("qwen2-bias.Q4_0", true, KvElementType.F16)]
+    [InlineData("llama-gqa.Q8_0", true, KvElementType.Q8_0)]
+    [InlineData("qwen2-bias.F32", false, KvElementType.Q8_0)]
     public void DecodeStepsAllocateNothing(string fixture, bool paged, KvElementType kv)
     {
         using var model = LlmModel.Load(TestPaths.Fixture(fixture + ".gguf"), new ModelLoadOptions { Threads = 1 });
