@@ -81,12 +81,26 @@ public static class CausalAttention
         QueryBlock scoring = scaledQueries.IsEmpty || widenTiles ? block
             : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
         Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
-        Span<nint> tileRows = stackalloc nint[TileSize];
+        Span<nint> tileRows = stackalloc nint[TileSize], nextRows = stackalloc nint[TileSize];
+        rows.RowOffsets(0, nextRows[..Math.Min(TileSize, block.End)]);
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart);
+            // This tile's offsets were found last round; find the next tile's and ask for its rows, which then arrive
+            // while this one computes. In a paged cache a head's rows are runs of one block each (16 rows: 1-4 KiB),
+            // too short for the hardware prefetcher to learn before the run ends.
+            Span<nint> swap = tileRows;
+            tileRows = nextRows;
+            nextRows = swap;
             Span<nint> offsets = tileRows[..tileKeys];
-            rows.RowOffsets(tileStart, offsets);
+            int nextStart = tileStart + TileSize;
+            if (nextStart < block.End)
+            {
+                Span<nint> next = nextRows[..Math.Min(TileSize, block.End - nextStart)];
+                rows.RowOffsets(nextStart, next);
+                PrefetchRows(ref keyOrigin, next, headDim);
+                PrefetchRows(ref valueOrigin, next, headDim);
+            }
             if (!widenTiles)
             {
                 AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum,
@@ -193,6 +207,18 @@ public static class CausalAttention
         ref float row = ref MemoryMarshal.GetReference(output);
         for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
             HalfConvert.ToSingle(ref Unsafe.Add(ref origin, offsets[j]), ref row, headDim);
+    }
+
+    /// <summary>Asks for the rows at origin + offsets (each head_dim elements) to be brought into L2; only a hint.</summary>
+    private static unsafe void PrefetchRows<T>(ref T origin, ReadOnlySpan<nint> offsets, int headDim) where T : unmanaged
+    {
+        if (!Sse.IsSupported) return;
+        int bytes = headDim * sizeof(T);
+        foreach (nint offset in offsets)
+        {
+            byte* row = (byte*)Unsafe.AsPointer(ref Unsafe.Add(ref origin, offset));
+            for (int i = 0; i < bytes; i += 64) Sse.Prefetch1(row + i);
+        }
     }
 
     /// <summary>Row j of the output = the Q8_0 row at origin + offsets[j], each element q x its group's scale.</summary>
