@@ -81,26 +81,17 @@ public static class CausalAttention
         QueryBlock scoring = scaledQueries.IsEmpty || widenTiles ? block
             : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
         Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
-        Span<nint> tileRows = stackalloc nint[TileSize], nextRows = stackalloc nint[TileSize];
-        rows.RowOffsets(0, nextRows[..Math.Min(TileSize, block.End)]);
+        Span<nint> tileRows = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart);
-            // This tile's offsets were found last round; find the next tile's and ask for its rows, which then arrive
-            // while this one computes. In a paged cache a head's rows are runs of one block each (16 rows: 1-4 KiB),
-            // too short for the hardware prefetcher to learn before the run ends.
-            Span<nint> swap = tileRows;
-            tileRows = nextRows;
-            nextRows = swap;
             Span<nint> offsets = tileRows[..tileKeys];
-            int nextStart = tileStart + TileSize;
-            if (nextStart < block.End)
-            {
-                Span<nint> next = nextRows[..Math.Min(TileSize, block.End - nextStart)];
-                rows.RowOffsets(nextStart, next);
-                PrefetchRows(ref keyOrigin, next, headDim);
-                PrefetchRows(ref valueOrigin, next, headDim);
-            }
+            rows.RowOffsets(tileStart, offsets);
+            // Rows in short runs (a block each) end before the hardware prefetcher has learnt them: ask for the next
+            // tile's runs now, so they arrive while this tile computes. Contiguous rows stream, and skip this.
+            if (TRows.ShortRuns && tileStart + TileSize < block.End)
+                PrefetchNextRuns(rows, offsets[^1], tileStart + TileSize, Math.Min(TileSize, block.End - tileStart - TileSize),
+                    ref keyOrigin, ref valueOrigin, headDim);
             if (!widenTiles)
             {
                 AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum,
@@ -207,6 +198,24 @@ public static class CausalAttention
         ref float row = ref MemoryMarshal.GetReference(output);
         for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
             HalfConvert.ToSingle(ref Unsafe.Add(ref origin, offsets[j]), ref row, headDim);
+    }
+
+    /// <summary>
+    /// Finds the offsets of the <paramref name="count"/> positions from <paramref name="start"/> and asks for the rows
+    /// of every run among them except one that goes on from the row at <paramref name="last"/> (already streaming).
+    /// </summary>
+    private static void PrefetchNextRuns<TRows, TElement>(scoped in TRows rows, nint last, int start, int count,
+        ref TElement keyOrigin, ref TElement valueOrigin, int headDim)
+        where TRows : IKvRows<TElement>, allows ref struct
+        where TElement : unmanaged
+    {
+        Span<nint> next = stackalloc nint[TileSize];
+        next = next[..count];
+        rows.RowOffsets(start, next);
+        int continued = 0;
+        for (nint expected = last + headDim; continued < next.Length && next[continued] == expected; continued++, expected += headDim) { }
+        PrefetchRows(ref keyOrigin, next[continued..], headDim);
+        PrefetchRows(ref valueOrigin, next[continued..], headDim);
     }
 
     /// <summary>Asks for the rows at origin + offsets (each head_dim elements) to be brought into L2; only a hint.</summary>

@@ -31,6 +31,12 @@ public interface IKvRows<TElement> where TElement : unmanaged
     /// is not stored, so every row the kernel reads lies inside the store.
     /// </summary>
     void RowOffsets(int start, scoped Span<nint> offsets);
+
+    /// <summary>
+    /// True when a head's rows lie in short runs (a block each) rather than one stream: the kernel then asks for the
+    /// next tile's rows ahead, which a streaming read leaves to the hardware prefetcher. A constant per layout.
+    /// </summary>
+    static abstract bool ShortRuns { get; }
 }
 
 /// <summary>Rows of one head laid out contiguously: row p at p x headDim.</summary>
@@ -84,4 +90,6 @@ public readonly ref struct ContiguousKvRows<TElement> : IKvRows<TElement> where 
         nint at = (nint)start * _headDim;
         for (int i = 0; i < offsets.Length; i++, at += _headDim) offsets[i] = at;
     }
+
+    public static bool ShortRuns => false;
 }

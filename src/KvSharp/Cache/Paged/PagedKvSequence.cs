@@ -210,4 +210,6 @@ public readonly unsafe ref struct PagedKvRows<TElement>(KvBlockPool pool, ReadOn
             position += run;
         }
     }
+
+    public static bool ShortRuns => true;
 }
