@@ -152,6 +152,7 @@ public sealed unsafe class MatMul
     private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start, bool avx2)
     {
         var interleaved = avx2 ? w.Interleaved : null;
+        bool vnni = avx2 && VecDot.UseVnni;
         int rowTile = RowTile(w.Rows);
         if (interleaved != null) rowTile = (rowTile + InterleavedRows.RowsPerGroup - 1) / InterleavedRows.RowsPerGroup * InterleavedRows.RowsPerGroup;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
@@ -162,7 +163,7 @@ public sealed unsafe class MatMul
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
             Group4 = interleaved == null ? null : w.Type switch
             {
-                GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x4,
+                GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x4,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
@@ -171,13 +172,13 @@ public sealed unsafe class MatMul
             },
             Group8 = interleaved == null ? null : w.Type switch
             {
-                GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x8,
+                GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x8Vnni : &VecDotAvx2Interleaved.Q8_0x8,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
                 _ => null,
             },
             Group1 = interleaved == null ? null : w.Type switch
             {
-                GgmlType.Q8_0 => &VecDotAvx2Interleaved.Q8_0x1,
+                GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x1Vnni : &VecDotAvx2Interleaved.Q8_0x1,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,

@@ -30,6 +30,17 @@ public static unsafe class VecDot
 
     internal static bool UseAvx2 => IsAvx2Supported && !ForceFallback;
 
+    /// <summary>
+    /// True when the CPU has AVX-VNNI, which the Q8_0 group kernels use (same bits, fewer instructions; see
+    /// <see cref="VecDotAvx2Interleaved"/>). Setting the environment variable KVSHARP_VNNI=0 turns them off.
+    /// </summary>
+    public static bool IsVnniSupported { get; } = IsAvx2Supported && AvxVnni.IsSupported;
+
+    /// <summary>Tests (and KVSHARP_VNNI=0) set this to run the AVX2 kernels on a machine that has VNNI.</summary>
+    internal static volatile bool ForceNoVnni = Environment.GetEnvironmentVariable("KVSHARP_VNNI") == "0";
+
+    internal static bool UseVnni => UseAvx2 && IsVnniSupported && !ForceNoVnni;
+
     /// <summary>Dot product of the first <paramref name="n"/> elements of a weight row and an activation row.</summary>
     public static float Dot(GgmlType weightType, ReadOnlySpan<byte> weightRow, ReadOnlySpan<byte> activationRow, int n)
     {

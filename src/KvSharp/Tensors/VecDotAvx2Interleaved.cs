@@ -21,7 +21,7 @@ namespace KvSharp.Tensors;
 /// A Q8_0 activation row is followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of its
 /// quants), written once per row by <see cref="AppendExtras"/>; the K-quants read Q8_K's own scale and sums.
 /// </remarks>
-internal static unsafe class VecDotAvx2Interleaved
+internal static unsafe partial class VecDotAvx2Interleaved
 {
     /// <summary>Extra bytes after a Q8_0 activation row of <paramref name="blocks"/> blocks.</summary>
     public static int ExtraBytes(int blocks) => blocks * Extras;
@@ -46,10 +46,36 @@ internal static unsafe class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> Broadcast4(byte* q) => Vector256.Create(*(int*)q).AsSByte();
 
-    /// <summary>Q8_0 groups: lanes += |w| x sign(y, w) over four elements (ggml's sign trick, no int16 overflow).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q8Step(Vector256<int> sum, Vector256<byte> aw, Vector256<sbyte> w, byte* y)
-        => Avx2.Add(sum, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(aw, Avx2.Sign(Broadcast4(y), w)), Vector256.Create((short)1)));
+    /// <summary>
+    /// How a Q8_0 group kernel multiplies a weight vector (four bytes of each of eight rows) by a token's four bytes:
+    /// <see cref="SignTrick"/> on AVX2, <see cref="VnniOffset"/> where the CPU has AVX-VNNI. The kernels are generic
+    /// over it, so each is compiled once per way with no call in the loop.
+    /// </summary>
+    private interface IQ8Multiply
+    {
+        /// <summary>The weight vector as <see cref="Step"/> wants it; computed once and shared by every token.</summary>
+        static abstract Vector256<byte> Prepare(Vector256<sbyte> w);
+
+        /// <summary>lanes += the four-element products of row (lane) and the token's bytes at <paramref name="y"/>.</summary>
+        static abstract Vector256<int> Step(Vector256<int> sum, Vector256<byte> prepared, Vector256<sbyte> w, byte* y);
+
+        /// <summary>The block's exact integer dot from its summed steps (<paramref name="e"/>: the token's block extras).</summary>
+        static abstract Vector256<int> BlockSum(Vector256<int> sum, byte* e);
+    }
+
+    /// <summary>ggml's sign trick: lanes += |w| x sign(y, w) (vpsignb, vpmaddubsw, vpmaddwd; no int16 overflow).</summary>
+    private readonly struct SignTrick : IQ8Multiply
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Prepare(Vector256<sbyte> w) => Avx2.Sign(w, w).AsByte();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> prepared, Vector256<sbyte> w, byte* y)
+            => Avx2.Add(sum, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(prepared, Avx2.Sign(Broadcast4(y), w)), Vector256.Create((short)1)));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> BlockSum(Vector256<int> sum, byte* e) => sum;
+    }
 
     /// <summary>acc = fma(dx * dy, float(sum), acc): the block's scale product and one FMA, per lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -72,6 +98,17 @@ internal static unsafe class VecDotAvx2Interleaved
     /// out[k * outStride + r] = dot(row r, token k).
     /// </summary>
     public static void Q8_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => Q8_0x4Using<SignTrick>(w, y, yStride, n, output, outStride);
+
+    /// <summary>
+    /// Eight interleaved Q8_0 rows x eight tokens: <see cref="Q8_0x4"/> twice over, but each weight vector's load and
+    /// preparation, and each block's scales, are shared by eight tokens instead of four.
+    /// </summary>
+    public static void Q8_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => Q8_0x8Using<SignTrick>(w, y, yStride, n, output, outStride);
+
+    private static void Q8_0x4Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
@@ -83,23 +120,21 @@ internal static unsafe class VecDotAvx2Interleaved
             for (int s = 0; s < 8; s++)
             {
                 Vector256<sbyte> wv = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s));
-                Vector256<byte> aw = Avx2.Sign(wv, wv).AsByte();
+                Vector256<byte> prepared = TMultiply.Prepare(wv);
                 byte* q = y + 2 + 4 * s;
-                i0 = Q8Step(i0, aw, wv, q);
-                i1 = Q8Step(i1, aw, wv, q + s1);
-                i2 = Q8Step(i2, aw, wv, q + s2);
-                i3 = Q8Step(i3, aw, wv, q + s3);
+                i0 = TMultiply.Step(i0, prepared, wv, q);
+                i1 = TMultiply.Step(i1, prepared, wv, q + s1);
+                i2 = TMultiply.Step(i2, prepared, wv, q + s2);
+                i3 = TMultiply.Step(i3, prepared, wv, q + s3);
             }
-            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3, i0, i1, i2, i3);
+            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3,
+                TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
-    /// <summary>
-    /// Eight interleaved Q8_0 rows x eight tokens: <see cref="Q8_0x4"/> twice over, but each weight vector's load and
-    /// |w|, and each block's scales, are shared by eight tokens instead of four.
-    /// </summary>
-    public static void Q8_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    private static void Q8_0x8Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
@@ -111,20 +146,23 @@ internal static unsafe class VecDotAvx2Interleaved
             for (int s = 0; s < 8; s++)
             {
                 Vector256<sbyte> wv = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s));
-                Vector256<byte> aw = Avx2.Sign(wv, wv).AsByte();
+                Vector256<byte> prepared = TMultiply.Prepare(wv);
                 byte* q = y + 2 + 4 * s, q4 = q + s4;
-                i0 = Q8Step(i0, aw, wv, q);
-                i1 = Q8Step(i1, aw, wv, q + s1);
-                i2 = Q8Step(i2, aw, wv, q + s2);
-                i3 = Q8Step(i3, aw, wv, q + s3);
-                i4 = Q8Step(i4, aw, wv, q4);
-                i5 = Q8Step(i5, aw, wv, q4 + s1);
-                i6 = Q8Step(i6, aw, wv, q4 + s2);
-                i7 = Q8Step(i7, aw, wv, q4 + s3);
+                i0 = TMultiply.Step(i0, prepared, wv, q);
+                i1 = TMultiply.Step(i1, prepared, wv, q + s1);
+                i2 = TMultiply.Step(i2, prepared, wv, q + s2);
+                i3 = TMultiply.Step(i3, prepared, wv, q + s3);
+                i4 = TMultiply.Step(i4, prepared, wv, q4);
+                i5 = TMultiply.Step(i5, prepared, wv, q4 + s1);
+                i6 = TMultiply.Step(i6, prepared, wv, q4 + s2);
+                i7 = TMultiply.Step(i7, prepared, wv, q4 + s3);
             }
             Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
-            Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3, i0, i1, i2, i3);
-            Finish4(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, s2, s3, i4, i5, i6, i7);
+            byte* e4 = e + s4;
+            Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3,
+                TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
+            Finish4(ref a4, ref a5, ref a6, ref a7, dx, e4, s1, s2, s3,
+                TMultiply.BlockSum(i4, e4), TMultiply.BlockSum(i5, e4 + s1), TMultiply.BlockSum(i6, e4 + s2), TMultiply.BlockSum(i7, e4 + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -140,7 +178,9 @@ internal static unsafe class VecDotAvx2Interleaved
     }
 
     /// <summary>Eight interleaved Q8_0 rows x one token: output[r] = dot(row r, y).</summary>
-    public static void Q8_0x1(byte* w, byte* y, int n, float* output)
+    public static void Q8_0x1(byte* w, byte* y, int n, float* output) => Q8_0x1Using<SignTrick>(w, y, n, output);
+
+    private static void Q8_0x1Using<TMultiply>(byte* w, byte* y, int n, float* output) where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
@@ -152,10 +192,10 @@ internal static unsafe class VecDotAvx2Interleaved
             for (int s = 0; s < 8; s += 2)
             {
                 Vector256<sbyte> w0 = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s)), w1 = Avx.LoadVector256((sbyte*)(w + 48 + 32 * s));
-                i0 = Q8Step(i0, Avx2.Sign(w0, w0).AsByte(), w0, y + 2 + 4 * s);
-                i1 = Q8Step(i1, Avx2.Sign(w1, w1).AsByte(), w1, y + 6 + 4 * s);
+                i0 = TMultiply.Step(i0, TMultiply.Prepare(w0), w0, y + 2 + 4 * s);
+                i1 = TMultiply.Step(i1, TMultiply.Prepare(w1), w1, y + 6 + 4 * s);
             }
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, Avx2.Add(i0, i1));
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, TMultiply.BlockSum(Avx2.Add(i0, i1), e));
         }
         Avx.Store(output, acc);
     }

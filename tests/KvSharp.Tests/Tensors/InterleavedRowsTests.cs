@@ -42,25 +42,46 @@ public class InterleavedRowsTests
         using var plain = new NativeWeights(type, rows, cols, 31);
         Assert.Equal(rows / 8, interleaved.Matrix.Interleaved!.Groups);
         float[] x = Gaussian(nTokens * cols, 32);
-        foreach (int threads in new[] { 1, 2 })
+        ForEachQ8Kernel(kernels =>
         {
-            using var pool = new KernelPool(threads);
-            float[] y = Multiply(pool, interleaved.Matrix, x, nTokens);
-            AssertBitsEqual(Multiply(pool, plain.Matrix, x, nTokens), y, $"{type} {rows}x{cols}: interleaved vs plain, {threads} threads");
-            for (int t = 0; t < nTokens; t++)
+            foreach (int threads in new[] { 1, 2 })
             {
-                byte[] xq = QuantizeRow(GgmlTypes.VecDotType(type), x.AsSpan(t * cols, cols));
-                for (int r = 0; r < rows; r++)
+                using var pool = new KernelPool(threads);
+                float[] y = Multiply(pool, interleaved.Matrix, x, nTokens);
+                AssertBitsEqual(Multiply(pool, plain.Matrix, x, nTokens), y, $"{type} {rows}x{cols} ({kernels}): interleaved vs plain, {threads} threads");
+                for (int t = 0; t < nTokens; t++)
                 {
-                    float scalar = VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: false);
-                    Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(y[t * rows + r]));
-                    if (VecDot.IsAvx2Supported)
-                        Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: true)));
+                    byte[] xq = QuantizeRow(GgmlTypes.VecDotType(type), x.AsSpan(t * cols, cols));
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float scalar = VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: false);
+                        Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(y[t * rows + r]));
+                        if (VecDot.IsAvx2Supported)
+                            Assert.Equal(BitConverter.SingleToInt32Bits(scalar), BitConverter.SingleToInt32Bits(VecDot.Dot(type, plain.Matrix.Row(r), xq, cols, avx2: true)));
+                    }
+                    float[] alone = Multiply(pool, interleaved.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1);
+                    AssertBitsEqual(y.AsSpan(t * rows, rows), alone, $"{type} ({kernels}): token {t} alone vs in a batch of {nTokens}");
                 }
-                float[] alone = Multiply(pool, interleaved.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1);
-                AssertBitsEqual(y.AsSpan(t * rows, rows), alone, $"{type}: token {t} alone vs in a batch of {nTokens}");
+            }
+        });
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on the AVX2 Q8_0 group kernels and, where the CPU has AVX-VNNI, again on the VNNI
+    /// ones (MatMul picks them by <see cref="VecDot.UseVnni"/>); the argument names the kernels.
+    /// </summary>
+    internal static void ForEachQ8Kernel(Action<string> body)
+    {
+        bool saved = VecDot.ForceNoVnni;
+        try
+        {
+            foreach (bool vnni in VecDot.IsVnniSupported ? new[] { false, true } : new[] { false })
+            {
+                VecDot.ForceNoVnni = !vnni;
+                body(vnni ? "VNNI" : "AVX2");
             }
         }
+        finally { VecDot.ForceNoVnni = saved; }
     }
 
     [Theory]
@@ -87,12 +108,15 @@ public class InterleavedRowsTests
         float want = 0;
         for (int b = 0; b < cols / 32; b++) want = MathF.FusedMultiplyAdd(dy, 32 * weight * 127 * MathF.Sign(activation), want);
         // One token, four and nine (eight at once, then one): every kernel a group of rows can run on.
-        foreach (int nTokens in new[] { 1, 4, 9 })
+        ForEachQ8Kernel(_ =>
         {
-            float[] x = Enumerable.Repeat(activation, nTokens * cols).ToArray();
-            float[] y = Multiply(pool, w.Matrix, x, nTokens);
-            foreach (float got in y) Assert.Equal(want, got);
-        }
+            foreach (int nTokens in new[] { 1, 4, 9 })
+            {
+                float[] x = Enumerable.Repeat(activation, nTokens * cols).ToArray();
+                float[] y = Multiply(pool, w.Matrix, x, nTokens);
+                foreach (float got in y) Assert.Equal(want, got);
+            }
+        });
     }
 
     [Theory]
