@@ -82,19 +82,28 @@ public sealed class MutatedFileSweepTests : IDisposable
 
     private static readonly float[] Poisons = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 3e38f];
 
-    [Fact]
-    public void MutatedGgufFiles()
+    /// <summary>Header bytes; and in the data, flipped bytes (a Q4_0 file's block scales among them) or a NaN/Inf float.</summary>
+    [Theory]
+    [InlineData("stories260K.gguf", 200)]
+    [InlineData("llama-gqa.Q4_0.gguf", 100)]
+    public void MutatedGgufFiles(string file, int count)
     {
         var time = Stopwatch.StartNew();
-        var original = File.ReadAllBytes(StoriesGguf);
+        string source = file == "stories260K.gguf" ? StoriesGguf : TestPaths.Fixture(file);
+        var original = File.ReadAllBytes(source);
         long dataStart;
-        using (var g = GgufFile.Open(StoriesGguf)) dataStart = g.DataOffset;
+        using (var g = GgufFile.Open(source)) dataStart = g.DataOffset;
         var rng = new Random(13);
-        for (int i = 0; i < 200; i++)
+        for (int i = 0; i < count; i++)
         {
             var b = (byte[])original.Clone();
             string what;
-            if (i % 4 == 3)
+            if (i % 4 == 2)
+            {
+                for (int k = 0; k < 4; k++) b[dataStart + rng.NextInt64(b.Length - dataStart)] = (byte)rng.Next(256);
+                what = $"gguf #{i}: four bytes of tensor data";
+            }
+            else if (i % 4 == 3)
             {
                 float poison = Poisons[rng.Next(Poisons.Length)];
                 PoisonFloat(b, rng, dataStart, b.Length, poison);
@@ -115,7 +124,7 @@ public sealed class MutatedFileSweepTests : IDisposable
             Check(what, () => InspectAndRun(path));
             File.Delete(path);
         }
-        AssertClean("GGUF mutants", time);
+        AssertClean($"{file} mutants", time);
     }
 
     /// <summary>Every metadata key of stories260K.gguf stored as each of several other types and values.</summary>
