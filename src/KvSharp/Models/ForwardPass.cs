@@ -215,9 +215,9 @@ public sealed class ForwardPass
         if (!NonFinite.Any(values)) return;
         throw new NonFiniteActivationsException(_c.Name, stage switch
         {
-            EmbeddingStage => "the token embedding",
-            _ when stage == _c.LayerCount => "the output norm and classifier",
-            _ => $"layer {stage} (blk.{stage}, of {_c.LayerCount})",
+            EmbeddingStage => "the token embedding (token_embd.weight)",
+            _ when stage == _c.LayerCount => "the output norm and classifier (output_norm.weight, output.weight)",
+            _ => $"layer {stage} of {_c.LayerCount} (blk.{stage}.*)",
         });
     }
 

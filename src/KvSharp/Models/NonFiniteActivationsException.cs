@@ -6,11 +6,11 @@ namespace KvSharp.Models;
 /// </summary>
 public sealed class NonFiniteActivationsException : InvalidOperationException
 {
-    /// <summary>"the token embedding", "layer 3" or "the output norm and classifier".</summary>
+    /// <summary>Where, with the tensors involved: "the token embedding (token_embd.weight)", "layer 3 (blk.3.*)", ...</summary>
     public string Stage { get; }
 
     public NonFiniteActivationsException(string model, string stage)
-        : base($"{model}: the forward pass produced NaN or infinity, first in the output of {stage}; the weights there are damaged")
+        : base($"model '{Gguf.PrintableText.Of(model)}': the forward pass produced NaN or infinity, first in the output of {stage}; the weights there are damaged")
     {
         Stage = stage;
     }

@@ -56,8 +56,8 @@ public class DamagedModelTests
     {
         string path = DamageTensor("llama-gqa.F32.gguf", "blk.1.attn_q.weight", d => BitConverter.TryWriteBytes(d.AsSpan(400), float.NaN));
         var e = Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(path), path));
-        Assert.Equal("layer 1 (blk.1, of 2)", e.Stage);
-        Assert.Contains("NaN or infinity, first in the output of layer 1", e.Message);
+        Assert.Equal("layer 1 of 2 (blk.1.*)", e.Stage);
+        Assert.Equal("model 'llama-gqa': the forward pass produced NaN or infinity, first in the output of layer 1 of 2 (blk.1.*); the weights there are damaged", e.Message);
     }
 
     [Fact]
@@ -67,9 +67,9 @@ public class DamagedModelTests
         {
             for (int i = 0; i < d.Length; i += 4) BitConverter.TryWriteBytes(d.AsSpan(i), float.PositiveInfinity);
         });
-        Assert.Equal("the token embedding", Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(embd), embd)).Stage);
+        Assert.Equal("the token embedding (token_embd.weight)", Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(embd), embd)).Stage);
         string output = DamageTensor("llama-gqa.F32.gguf", "output.weight", d => BitConverter.TryWriteBytes(d.AsSpan(0), float.NaN));
-        Assert.Equal("the output norm and classifier", Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(output), output)).Stage);
+        Assert.Equal("the output norm and classifier (output_norm.weight, output.weight)", Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(output), output)).Stage);
     }
 
     /// <summary>
@@ -81,7 +81,7 @@ public class DamagedModelTests
     {
         string path = DamageTensor("llama-gqa.Q4_K_M.gguf", "blk.0.attn_q.weight", d => { d[0] = 0xFF; d[1] = 0x7F; });
         var e = Assert.IsType<NonFiniteActivationsException>(Fails(() => Generate(path), path));
-        Assert.Equal("layer 0 (blk.0, of 2)", e.Stage);
+        Assert.Equal("layer 0 of 2 (blk.0.*)", e.Stage);
     }
 
     [Fact]
