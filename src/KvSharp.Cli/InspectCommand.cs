@@ -8,8 +8,9 @@ namespace KvSharp.Cli;
 
 /// <summary>
 /// `kvsharp inspect`: what a model file holds — metadata, tensor types and counts, parameters — and what its KV
-/// cache costs: bytes per token and per full context by 2 x layers x kv_heads x head_dim x bytes, beside the bytes
-/// a session actually allocates.
+/// cache costs: bytes per token and per full context by 2 x layers x kv_heads x head_dim x bytes. Sizes are
+/// computed, never allocated, and only after the metadata was checked against the tensors (as `run` does), so a
+/// damaged block_count is reported instead of sized.
 /// </summary>
 internal static class InspectCommand
 {
@@ -19,56 +20,58 @@ internal static class InspectCommand
         var context = new Option<int?>("--context", "-c") { Description = "context length to size the cache for (default: trained)" };
         var all = new Option<bool>("--all-metadata") { Description = "print long arrays in full" };
         var command = new Command("inspect", "describe a model file and its KV cache cost") { path, context, all };
-        command.SetAction(r => CliErrors.Run(() =>
-        {
-            string file = r.GetValue(path)!;
-            var o = Console.Out;
-            ModelConfig? config;
-            long parameters = 0;
-            if (LlmModel.IsGguf(file))
-            {
-                using var g = GgufFile.Open(file);
-                o.WriteLine($"file: {file} (GGUF v{g.Version}, {g.FileLength} bytes, alignment {g.Alignment})");
-                o.WriteLine($"metadata ({g.Metadata.Count} keys):");
-                foreach (var key in g.MetadataKeys) o.WriteLine($"  {key} = {Describe(g.Metadata[key], r.GetValue(all))}");
-                o.WriteLine($"tensors: {g.Tensors.Count}");
-                foreach (var group in g.Tensors.GroupBy(t => t.Type).OrderBy(x => x.Key))
-                    o.WriteLine($"  {group.Key,-6} {group.Count(),5} tensors  {group.Sum(t => t.ElementCount),14:N0} parameters  {group.Sum(t => t.ByteSize),14:N0} bytes");
-                parameters = g.Tensors.Sum(t => t.ElementCount);
-                config = g.Tensors.Count == 0 ? null : ModelConfig.FromGguf(g);
-                if (config == null) o.WriteLine("vocab-only file: no weights, usable for tokenization");
-            }
-            else
-            {
-                var (c, w) = Llama2cCheckpoint.Load(file);
-                w.Dispose();
-                config = c;
-                o.WriteLine($"file: {file} (llama2.c checkpoint)");
-                parameters = (long)c.VocabSize * c.EmbeddingDim + c.LayerCount * (2L * c.EmbeddingDim
-                    + (long)c.EmbeddingDim * (c.QueryDim * 2 + c.KvDim * 2) + 3L * c.EmbeddingDim * c.FeedForwardDim) + c.EmbeddingDim;
-            }
-            if (config == null) return 0;
-
-            var c2 = config;
-            o.WriteLine($"architecture: {c2.Architecture} ({c2.Name})");
-            o.WriteLine($"  embedding {c2.EmbeddingDim}, layers {c2.LayerCount}, heads {c2.HeadCount}, kv heads {c2.KvHeadCount} " +
-                        $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
-            o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}, rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}");
-            o.WriteLine($"parameters: {parameters:N0}");
-            int ctx = r.GetValue(context) ?? c2.TrainedContextLength;
-            long perToken = c2.KvBytesPerToken(KvElementType.F32);
-            o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
-            o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
-                        $"   (--kv-type f16: {c2.KvBytesPerToken(KvElementType.F16):N0}, q8_0: {c2.KvBytesPerToken(KvElementType.Q8_0):N0})");
-            o.WriteLine($"  full context of {ctx}: {perToken * ctx:N0} bytes ({perToken * ctx / 1048576.0:F2} MiB)");
-            if (c2.KvHeadCount < c2.HeadCount)
-                o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {c2.KvBytesPerToken(4) * c2.HeadCount / c2.KvHeadCount * ctx:N0} bytes: {c2.GroupSize}x more");
-            var staticCache = new KvCache(c2, KvCacheMode.Static, ctx);
-            var growing = new KvCache(c2, KvCacheMode.Contiguous, ctx);
-            o.WriteLine($"  a session allocates: static {staticCache.AllocatedBytes:N0} bytes up front; contiguous starts at {growing.AllocatedBytes:N0} bytes ({growing.Capacity} positions) and doubles as it grows");
-            return 0;
-        }));
+        command.SetAction(r => CliErrors.Run(() => Inspect(r.GetValue(path)!, r.GetValue(context), r.GetValue(all), Console.Out)));
         return command;
+    }
+
+    /// <summary>Writes the report for <paramref name="file"/> to <paramref name="o"/> (tests run it in-process).</summary>
+    internal static int Inspect(string file, int? context, bool allMetadata, TextWriter o)
+    {
+        ModelConfig? config;
+        long parameters = 0;
+        if (LlmModel.IsGguf(file))
+        {
+            using var g = GgufFile.Open(file);
+            o.WriteLine($"file: {file} (GGUF v{g.Version}, {g.FileLength} bytes, alignment {g.Alignment})");
+            o.WriteLine($"metadata ({g.Metadata.Count} keys):");
+            foreach (var key in g.MetadataKeys) o.WriteLine($"  {PrintableText.Of(key)} = {Describe(g.Metadata[key], allMetadata)}");
+            o.WriteLine($"tensors: {g.Tensors.Count}");
+            foreach (var group in g.Tensors.GroupBy(t => t.Type).OrderBy(x => x.Key))
+                o.WriteLine($"  {group.Key,-6} {group.Count(),5} tensors  {group.Sum(t => t.ElementCount),14:N0} parameters  {group.Sum(t => t.ByteSize),14:N0} bytes");
+            parameters = g.Tensors.Sum(t => t.ElementCount);
+            config = g.Tensors.Count == 0 ? null : ModelConfig.FromGguf(g);
+            if (config == null) o.WriteLine("vocab-only file: no weights, usable for tokenization");
+            else GgufModelLoader.Validate(g, config);
+        }
+        else
+        {
+            var c = Llama2cCheckpoint.ReadConfig(file);
+            config = c;
+            o.WriteLine($"file: {file} (llama2.c checkpoint)");
+            parameters = (long)c.VocabSize * c.EmbeddingDim + c.LayerCount * (2L * c.EmbeddingDim
+                + (long)c.EmbeddingDim * (c.QueryDim * 2 + c.KvDim * 2) + 3L * c.EmbeddingDim * c.FeedForwardDim) + c.EmbeddingDim;
+        }
+        if (config == null) return 0;
+
+        var c2 = config;
+        o.WriteLine($"architecture: {c2.Architecture} ({PrintableText.Of(c2.Name)})");
+        o.WriteLine($"  embedding {c2.EmbeddingDim}, layers {c2.LayerCount}, heads {c2.HeadCount}, kv heads {c2.KvHeadCount} " +
+                    $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
+        o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}, rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}");
+        o.WriteLine($"parameters: {parameters:N0}");
+        int ctx = context ?? c2.TrainedContextLength;
+        if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");
+        long perToken = c2.KvBytesPerToken(KvElementType.F32);
+        // decimal: a context of 2^31 tokens times a large model's bytes per token does not fit in a long.
+        decimal full = (decimal)perToken * ctx;
+        o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
+        o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
+                    $"   (--kv-type f16: {c2.KvBytesPerToken(KvElementType.F16):N0}, q8_0: {c2.KvBytesPerToken(KvElementType.Q8_0):N0})");
+        o.WriteLine($"  full context of {ctx}: {full:N0} bytes ({full / 1048576m:F2} MiB)");
+        if (c2.KvHeadCount < c2.HeadCount)
+            o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {full * c2.GroupSize:N0} bytes: {c2.GroupSize}x more");
+        o.WriteLine($"  a session allocates: static {full:N0} bytes up front; contiguous grows by doubling as tokens arrive");
+        return 0;
     }
 
     private static string Attention(ModelConfig c) =>

@@ -12,7 +12,7 @@ internal static class TokenizeCommand
     {
         var model = new Option<string?>("--model", "-m") { Description = "GGUF file (a vocab-only file is enough)" };
         var tokenizer = CommonOptions.Tokenizer();
-        var vocab = new Option<int>("--vocab-size") { Description = "vocabulary size of a llama2.c tokenizer.bin", DefaultValueFactory = _ => 32000 };
+        var vocab = new Option<int?>("--vocab-size") { Description = "check that a llama2.c tokenizer.bin holds this many tokens (default: read them all)" };
         var text = new Option<string>("--text") { Description = "text to tokenize", Required = true };
         var noBos = new Option<bool>("--no-bos") { Description = "do not add BOS/EOS even if the model asks for them" };
         var noSpecial = new Option<bool>("--no-parse-special") { Description = "treat special-token text like <s> as plain text" };

@@ -69,11 +69,18 @@ public sealed class LlmModel : IDisposable
         }
 
         if (options.TokenizerPath == null)
+        {
+            Llama2cCheckpoint.ReadConfig(path); // a file that is no checkpoint either is reported as neither
             throw new ArgumentException($"{path} is not a GGUF file; a llama2.c checkpoint needs its tokenizer.bin (--tokenizer)");
+        }
         var (c, w) = Llama2cCheckpoint.Load(path);
         try
         {
-            var tok = new SentencePieceTokenizer(Llama2cTokenizerReader.Read(options.TokenizerPath, c.VocabSize));
+            var data = Llama2cTokenizerReader.Read(options.TokenizerPath);
+            if (data.Tokens.Length != c.VocabSize)
+                throw new ModelFormatException(
+                    $"{options.TokenizerPath} holds {data.Tokens.Length} tokens but the checkpoint {path} has a vocabulary of {c.VocabSize}: a tokenizer.bin for another model?");
+            var tok = new SentencePieceTokenizer(data);
             return new LlmModel(path, c, w, tok, null, options.Threads);
         }
         catch
@@ -86,7 +93,7 @@ public sealed class LlmModel : IDisposable
     /// <summary>True when the file starts with the GGUF magic (anything else is tried as a llama2.c checkpoint).</summary>
     public static bool IsGguf(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        if (!File.Exists(path)) throw ModelPath.NotAFile(path);
         Span<byte> magic = stackalloc byte[4];
         using var f = File.OpenRead(path);
         return f.Read(magic) == 4 && magic.SequenceEqual("GGUF"u8);

@@ -99,7 +99,10 @@ public sealed unsafe class GgufFile : IDisposable
     {
         value = 0;
         if (!Metadata.TryGetValue(key, out var v)) return false;
-        if (!v.TryGetInt64(out value)) throw WrongType(key, v, "integer");
+        // Strict: a bool (or a float) where a count belongs is a damaged type byte, not a 1.
+        if (!v.IsInteger) throw WrongType(key, v, "an integer");
+        if (!v.TryGetInt64(out value))
+            throw new GgufFormatException($"{Path}: metadata '{key}' = {v} is out of range for a 64-bit integer");
         return true;
     }
 
@@ -117,8 +120,12 @@ public sealed unsafe class GgufFile : IDisposable
     {
         value = 0;
         if (!Metadata.TryGetValue(key, out var v)) return false;
-        if (!v.TryGetDouble(out double d)) throw WrongType(key, v, "number");
-        value = (float)d;
+        value = v.Value switch
+        {
+            float f => f,
+            double d => (float)d,
+            _ => throw WrongType(key, v, "a float"),
+        };
         return true;
     }
 
@@ -141,7 +148,7 @@ public sealed unsafe class GgufFile : IDisposable
     {
         var a = GetArrayOrNull(key);
         if (a == null) return null;
-        return a.Items as string[] ?? throw new GgufFormatException($"{Path}: metadata '{key}' is an array of {a.ElementType}, expected strings");
+        return a.Items as string[] ?? throw WrongElementType(key, a, "strings");
     }
 
     public float[]? GetFloatArray(string key)
@@ -152,7 +159,7 @@ public sealed unsafe class GgufFile : IDisposable
         {
             float[] f => f,
             double[] d => Array.ConvertAll(d, x => (float)x),
-            _ => throw new GgufFormatException($"{Path}: metadata '{key}' is an array of {a.ElementType}, expected floats"),
+            _ => throw WrongElementType(key, a, "floats"),
         };
     }
 
@@ -168,8 +175,7 @@ public sealed unsafe class GgufFile : IDisposable
             {
                 byte b => b, sbyte sb => sb, ushort us => us, short s => s, uint ui => ui, int n => n, long ll => ll,
                 ulong ul when ul <= long.MaxValue => (long)ul,
-                bool bo => bo ? 1 : 0,
-                _ => throw new GgufFormatException($"{Path}: metadata '{key}' is an array of {a.ElementType}, expected integers"),
+                _ => throw WrongElementType(key, a, "integers"),
             };
             if (l < int.MinValue || l > int.MaxValue)
                 throw new GgufFormatException($"{Path}: metadata '{key}'[{i}] = {l} is out of range for a 32-bit integer");
@@ -179,7 +185,12 @@ public sealed unsafe class GgufFile : IDisposable
     }
 
     private GgufFormatException WrongType(string key, GgufValue v, string expected) =>
-        new($"{Path}: metadata '{key}' has type {v.Type}, expected {expected}");
+        new($"{Path}: metadata '{PrintableText.Of(key)}' has type {Describe(v)}, expected {expected}");
+
+    private GgufFormatException WrongElementType(string key, GgufArray a, string expected) =>
+        new($"{Path}: metadata '{PrintableText.Of(key)}' is an array of {a.ElementType}, expected {expected}");
+
+    private static string Describe(GgufValue v) => v.Value is GgufArray a ? $"array of {a.ElementType}" : v.Type.ToString();
 
     public void Dispose() => _file.Dispose();
 
@@ -208,18 +219,20 @@ public sealed unsafe class GgufFile : IDisposable
         for (ulong i = 0; i < kvCount; i++)
         {
             string key = r.ReadString($"metadata key #{i}");
-            var type = (GgufValueType)r.ReadUInt32($"type of metadata '{key}'");
-            var value = ReadValue(ref r, type, key);
+            string shown = PrintableText.Of(key);
+            var type = (GgufValueType)r.ReadUInt32($"type of metadata '{shown}'");
+            var value = ReadValue(ref r, type, shown);
             if (!metadata.TryAdd(key, value))
-                throw r.Error($"metadata key '{key}' appears twice");
+                throw r.Error($"metadata key '{shown}' appears twice");
             keys.Add(key);
         }
 
         int alignment = DefaultAlignment;
         if (metadata.TryGetValue("general.alignment", out var alignValue))
         {
-            if (!alignValue.TryGetInt64(out long a) || a <= 0 || a > 1 << 20 || (a & (a - 1)) != 0)
-                throw new GgufFormatException($"{path}: general.alignment = {alignValue} must be a power of two between 1 and 1 MiB");
+            if (!alignValue.IsInteger || !alignValue.TryGetInt64(out long a) || a <= 0 || a > 1 << 20 || (a & (a - 1)) != 0)
+                throw new GgufFormatException(
+                    $"{path}: general.alignment = {alignValue} ({alignValue.Type}) must be an integer power of two between 1 and 1 MiB");
             alignment = (int)a;
         }
 
@@ -227,7 +240,8 @@ public sealed unsafe class GgufFile : IDisposable
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (ulong i = 0; i < tensorCount; i++)
         {
-            string name = r.ReadString($"name of tensor #{i}");
+            string fullName = r.ReadString($"name of tensor #{i}");
+            string name = PrintableText.Of(fullName);
             uint nDims = r.ReadUInt32($"dimension count of tensor '{name}'");
             if (nDims is 0 or > 4)
                 throw r.Error($"tensor '{name}' has {nDims} dimensions; GGUF allows 1 to 4");
@@ -247,27 +261,46 @@ public sealed unsafe class GgufFile : IDisposable
                 throw r.Error($"tensor '{name}' has unknown type number {typeNumber}");
             if (dims[0] % GgmlTypes.BlockSize(type) != 0)
                 throw r.Error($"tensor '{name}' of type {type} has ne0 = {dims[0]}, not a multiple of its block size {GgmlTypes.BlockSize(type)}");
+            // Every block takes at least a byte, so more blocks than the file has bytes cannot be there (and sizes
+            // computed from the shape below cannot overflow).
+            if (elements / GgmlTypes.BlockSize(type) > fileLength)
+                throw r.Error($"tensor '{name}' ({type} {GgufTensorInfo.FormatShape(dims)}) has {elements} elements, more than the {fileLength}-byte file can hold");
             ulong offset = r.ReadUInt64($"data offset of tensor '{name}'");
             if (offset % (ulong)alignment != 0)
                 throw r.Error($"tensor '{name}' data offset {offset} is not a multiple of the alignment {alignment}");
             if (offset > (ulong)fileLength)
                 throw r.Error($"tensor '{name}' data offset {offset} is past the end of the {fileLength}-byte file (truncated or corrupt)");
-            if (!names.Add(name))
+            if (!names.Add(fullName))
                 throw r.Error($"tensor name '{name}' appears twice");
-            tensors.Add(new GgufTensorInfo(name, type, dims, (long)offset));
+            tensors.Add(new GgufTensorInfo(fullName, type, dims, (long)offset));
         }
 
         long dataOffset = (r.Position + (long)alignment - 1) / alignment * alignment;
         if (tensorCount > 0 && dataOffset > fileLength)
             throw new GgufFormatException($"{path}: file is truncated: tensor data would start at {dataOffset} but the file has {fileLength} bytes");
-        foreach (var t in tensors)
+        CheckDataRegions(tensors, dataOffset, fileLength, path);
+        return new Header(version, metadata, keys, tensors, alignment, dataOffset);
+    }
+
+    /// <summary>
+    /// Every tensor's bytes lie inside the file and no two tensors share a byte: a damaged type or offset that makes
+    /// one tensor read another's data would otherwise run with silently wrong weights.
+    /// </summary>
+    private static void CheckDataRegions(List<GgufTensorInfo> tensors, long dataOffset, long fileLength, string path)
+    {
+        var byOffset = tensors.OrderBy(t => t.Offset).ToArray();
+        for (int i = 0; i < byOffset.Length; i++)
         {
+            var t = byOffset[i];
             long end = dataOffset + t.Offset + t.ByteSize;
             if (end > fileLength)
                 throw new GgufFormatException(
-                    $"{path}: file is truncated: tensor '{t.Name}' ({t.Type} {t.ShapeText}, {t.ByteSize} bytes at data offset {t.Offset}) ends at byte {end}, past the end of the {fileLength}-byte file");
+                    $"{path}: file is truncated: tensor '{PrintableText.Of(t.Name)}' ({t.Type} {t.ShapeText}, {t.ByteSize} bytes at data offset {t.Offset}) ends at byte {end}, past the end of the {fileLength}-byte file");
+            if (i + 1 < byOffset.Length && t.Offset + t.ByteSize > byOffset[i + 1].Offset)
+                throw new GgufFormatException(
+                    $"{path}: tensor '{PrintableText.Of(t.Name)}' ({t.Type} {t.ShapeText}, {t.ByteSize} bytes at data offset {t.Offset}) overlaps " +
+                    $"tensor '{PrintableText.Of(byOffset[i + 1].Name)}' at data offset {byOffset[i + 1].Offset}");
         }
-        return new Header(version, metadata, keys, tensors, alignment, dataOffset);
     }
 
     private static GgufValue ReadValue(ref GgufHeaderReader r, GgufValueType type, string key) => type switch

@@ -21,5 +21,7 @@ public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dimension
     /// <summary>Bytes of tensor data: rows of ne0 elements each, in blocks of the type.</summary>
     public long ByteSize => GgmlTypes.RowBytes(Type, Dimensions[0]) * (ElementCount / Dimensions[0]);
 
-    public string ShapeText => "[" + string.Join(", ", Dimensions) + "]";
+    public string ShapeText => FormatShape(Dimensions);
+
+    internal static string FormatShape(long[] dimensions) => "[" + string.Join(", ", dimensions) + "]";
 }

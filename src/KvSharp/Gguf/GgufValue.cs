@@ -62,9 +62,10 @@ public sealed class GgufValue
         }
     }
 
+    /// <summary>The value for display in messages: strings escaped and shortened (<see cref="PrintableText"/>); <see cref="Value"/> holds the string itself.</summary>
     public override string ToString() => Value switch
     {
-        string s => s,
+        string s => PrintableText.Of(s),
         GgufArray a => a.ToString(),
         float f => f.ToString("R", CultureInfo.InvariantCulture),
         double d => d.ToString("R", CultureInfo.InvariantCulture),

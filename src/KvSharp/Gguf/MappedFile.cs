@@ -26,7 +26,7 @@ public sealed unsafe class MappedFile : IDisposable
     public MappedFile(string path, long minimumLength, string formatName)
     {
         var info = new FileInfo(path);
-        if (!info.Exists) throw new FileNotFoundException($"model file not found: {path}", path);
+        if (!info.Exists) throw ModelPath.NotAFile(path);
         if (info.Length < Math.Max(1, minimumLength))
             throw new GgufFormatException($"{path}: file is {info.Length} bytes, too small to be a {formatName} file (needs at least {minimumLength})");
         Path = path;

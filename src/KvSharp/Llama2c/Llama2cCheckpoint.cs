@@ -28,19 +28,52 @@ public static unsafe class Llama2cCheckpoint
         }
     }
 
-    private static (ModelConfig, ModelWeights) Parse(MappedFile file)
+    /// <summary>
+    /// The hyperparameters of a checkpoint, checked against the file's length, without touching the weights
+    /// (what `kvsharp inspect` needs).
+    /// </summary>
+    public static ModelConfig ReadConfig(string path)
+    {
+        using var file = new MappedFile(path, HeaderBytes, "llama2.c checkpoint");
+        return ReadHeader(file).Config;
+    }
+
+    private sealed record Header(ModelConfig Config, bool SharedClassifier);
+
+    /// <summary>
+    /// Reads and checks the seven header fields. A file that is not a checkpoint at all (a text file, or a GGUF
+    /// with a damaged magic, both tried here because they lack the GGUF magic) has fields that are implausible on
+    /// their own; a real checkpoint that was cut short has a sane header whose sizes exceed the file.
+    /// </summary>
+    private static Header ReadHeader(MappedFile file)
     {
         Span<int> h = stackalloc int[7];
         for (int i = 0; i < 7; i++) h[i] = BinaryPrimitives.ReadInt32LittleEndian(file.Head[(i * 4)..]);
         int dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kvHeads = h[4], vocabField = h[5], seqLen = h[6];
-        bool shared = vocabField > 0;
-        int vocab = Math.Abs(vocabField);
         string p = file.Path;
-        if (dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || vocab == 0 || seqLen <= 0)
-            throw new ModelFormatException($"{p}: llama2.c header has a non-positive field (dim {dim}, hidden_dim {hidden}, n_layers {layers}, n_heads {heads}, n_kv_heads {kvHeads}, vocab_size {vocabField}, seq_len {seqLen})");
-        if (dim % heads != 0)
-            throw new ModelFormatException($"{p}: llama2.c header: dim {dim} is not a multiple of n_heads {heads}");
-        int headDim = dim / heads;
+        string fields = $"dim {dim}, hidden_dim {hidden}, n_layers {layers}, n_heads {heads}, n_kv_heads {kvHeads}, vocab_size {vocabField}, seq_len {seqLen}";
+        string? implausible =
+            dim <= 0 || hidden <= 0 || layers <= 0 || heads <= 0 || kvHeads <= 0 || seqLen <= 0 ? "a size field is not positive"
+            : vocabField is 0 or int.MinValue ? $"vocab_size {vocabField} is out of range"
+            : dim % heads != 0 ? $"dim {dim} is not a multiple of n_heads {heads}"
+            : kvHeads > heads || heads % kvHeads != 0 ? $"n_heads {heads} is not a multiple of n_kv_heads {kvHeads}"
+            : null;
+        bool shared = vocabField > 0;
+        int vocab = implausible == null ? Math.Abs(vocabField) : 0;
+        int headDim = implausible == null ? dim / heads : 0;
+        long? expected = implausible == null ? ExpectedLength(dim, hidden, layers, kvHeads * (long)headDim, vocab, seqLen, headDim, shared) : null;
+        if (implausible == null && expected == null) implausible = "the sizes it implies overflow 64 bits";
+        if (implausible == null && expected > file.Length && file.Length < expected / 1024)
+            implausible = $"it implies {expected} bytes, over 1024 times the file's {file.Length}";
+        if (implausible != null)
+        {
+            string notGguf = file.Head.StartsWith("GGUF"u8) ? "" : "neither a GGUF file (it does not start with \"GGUF\") nor ";
+            throw new ModelFormatException($"{p}: {notGguf}a plausible llama2.c checkpoint: {implausible} (header: {fields})");
+        }
+        if (file.Length != expected)
+            throw new ModelFormatException($"{p}: llama2.c checkpoint is {file.Length} bytes but its header ({fields}) implies {expected}" +
+                (file.Length < expected ? " (truncated?)" : ""));
+
         var config = new ModelConfig
         {
             Architecture = "llama",
@@ -59,14 +92,33 @@ public static unsafe class Llama2cCheckpoint
             RopeDimensions = headDim,
         };
         config.Validate(p);
+        return new Header(config, shared);
+    }
 
-        long kvDim = (long)kvHeads * headDim;
-        long floats = (long)vocab * dim + layers * (2L * dim + (long)dim * dim * 2 + 2 * dim * kvDim + 3L * dim * hidden)
-            + dim + (long)seqLen * headDim + (shared ? 0 : (long)vocab * dim);
-        long expected = HeaderBytes + floats * 4;
-        if (file.Length != expected)
-            throw new ModelFormatException($"{p}: llama2.c checkpoint is {file.Length} bytes but its header (dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv heads {kvHeads}, vocab {vocabField}, seq_len {seqLen}) implies {expected}" +
-                (file.Length < expected ? " (truncated?)" : ""));
+    /// <summary>Header plus float32 weights in run.c's order; null when the sizes overflow (no real file is that big).</summary>
+    private static long? ExpectedLength(long dim, long hidden, long layers, long kvDim, long vocab, long seqLen, long headDim, bool shared)
+    {
+        try
+        {
+            checked
+            {
+                long perLayer = 2 * dim + dim * dim * 2 + 2 * dim * kvDim + 3 * dim * hidden;
+                long floats = vocab * dim + layers * perLayer + dim + seqLen * headDim + (shared ? 0 : vocab * dim);
+                return HeaderBytes + floats * 4;
+            }
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
+    }
+
+    private static (ModelConfig, ModelWeights) Parse(MappedFile file)
+    {
+        var (config, shared) = ReadHeader(file);
+        int dim = config.EmbeddingDim, hidden = config.FeedForwardDim, layers = config.LayerCount, vocab = config.VocabSize;
+        int headDim = config.HeadDim, seqLen = config.TrainedContextLength;
+        long kvDim = config.KvDim;
 
         byte* cursor = file.Pointer + HeaderBytes;
         byte* Take(long count)

@@ -174,6 +174,7 @@ public sealed class ForwardPass
             Dequantize.Row(_w.TokenEmbedding.Type, _w.TokenEmbedding.Row(tokens[t]), x.Slice(t * e, e));
             _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
         }
+        ThrowIfNonFinite(x, EmbeddingStage);
 
         for (int l = 0; l < _c.LayerCount; l++)
         {
@@ -198,7 +199,26 @@ public sealed class ForwardPass
             _pool.Run(ref swiGlu, n);
             _matMul.Multiply(layer.Down, gate, n, proj);
             FloatOps.Add(x, proj);
+            ThrowIfNonFinite(x, l);
         }
+    }
+
+    private const int EmbeddingStage = -1;
+
+    /// <summary>
+    /// Stops at the first stage whose output holds NaN or infinity (damaged weights), before it spreads to the
+    /// logits and the sampler quietly turns it into an empty text. One pass over n x embedding floats per layer,
+    /// against the layer's n x embedding x ~12 x embedding multiply-adds: nothing measurable, and no allocation.
+    /// </summary>
+    private void ThrowIfNonFinite(ReadOnlySpan<float> values, int stage)
+    {
+        if (!NonFinite.Any(values)) return;
+        throw new NonFiniteActivationsException(_c.Name, stage switch
+        {
+            EmbeddingStage => "the token embedding (token_embd.weight)",
+            _ when stage == _c.LayerCount => "the output norm and classifier (output_norm.weight, output.weight)",
+            _ => $"layer {stage} of {_c.LayerCount} (blk.{stage}.*)",
+        });
     }
 
     /// <summary>
@@ -265,7 +285,9 @@ public sealed class ForwardPass
                 FloatOps.RmsNorm(_x.AsSpan(r * e, e), _w.OutputNorm, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
             row += s.TokenCount;
         }
-        if (rows > 0) _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
+        if (rows == 0) return;
+        _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
+        ThrowIfNonFinite(logits[..(rows * _c.VocabSize)], _c.LayerCount);
     }
 
     // The steps between the matmuls act on each token's row alone, so they run as parallel-fors over the tokens: at

@@ -17,13 +17,28 @@ public static unsafe class GgufModelLoader
         return weights;
     }
 
-    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies copies)
+    /// <summary>
+    /// The checks <see cref="Load"/> makes (every tensor present, shaped as the metadata says, of a type we can compute
+    /// with, norms finite) without copying any weights: what `kvsharp inspect` runs before it sizes a cache from the
+    /// metadata, so a damaged block_count or embedding_length is reported instead of believed.
+    /// </summary>
+    public static void Validate(GgufFile file, ModelConfig c) => Load(file, c, copies: null);
+
+    /// <summary>With <paramref name="copies"/> null the matrices stay views of the file (validation only).</summary>
+    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies? copies)
     {
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
         // Matmul weights get interleaved copies; the token embedding is only looked up row by row (unless tied).
-        WeightMatrix Matrix(string name, int cols, int rows) => copies.Interleave(MatrixView(file, name, cols, rows));
+        WeightMatrix Matrix(string name, int cols, int rows) =>
+            copies == null ? MatrixView(file, name, cols, rows) : copies.Interleave(MatrixView(file, name, cols, rows));
 
         var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
+        // The last block's tensors must be there before block_count sizes anything (a damaged count can be 2^31 - 1).
+        string lastBlock = $"blk.{c.LayerCount - 1}.attn_norm.weight";
+        if (!file.HasTensor(lastBlock))
+            throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but tensor '{lastBlock}' is missing");
+        if (file.HasTensor($"blk.{c.LayerCount}.attn_norm.weight"))
+            throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but the file has tensors for block {c.LayerCount}");
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
@@ -46,7 +61,7 @@ public static unsafe class GgufModelLoader
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");
-        var output = tied ? copies.Interleave(tokenEmbedding, lookedUp: true) : Matrix("output.weight", e, v);
+        var output = !tied ? Matrix("output.weight", e, v) : copies?.Interleave(tokenEmbedding, lookedUp: true) ?? tokenEmbedding;
         float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
         return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
     }

@@ -54,44 +54,47 @@ public sealed record ModelConfig
             throw new ModelFormatException($"{file.Path}: metadata 'general.architecture' is missing");
         if (!SupportedArchitectures.Contains(arch))
             throw new ModelFormatException(
-                $"{file.Path}: architecture '{arch}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
+                $"{file.Path}: architecture '{PrintableText.Of(arch)}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");
 
-        int Required(string suffix)
+        // Counts must be stored as integers and floats as floats (GgufFile's typed getters say which key had which
+        // type), so a damaged type byte cannot turn a bool into a block count of 1.
+        int? Count(string suffix)
         {
             string key = $"{arch}.{suffix}";
-            if (!file.TryGetInt64(key, out long v)) throw new ModelFormatException($"{file.Path}: metadata '{key}' is missing");
-            if (v <= 0 || v > int.MaxValue) throw new ModelFormatException($"{file.Path}: metadata '{key}' = {v} is out of range");
+            if (!file.TryGetInt64(key, out long v)) return null;
+            if (v <= 0 || v > int.MaxValue) throw new ModelFormatException($"{file.Path}: metadata '{key}' = {v} is out of range (1..{int.MaxValue})");
             return (int)v;
         }
+        int Required(string suffix) => Count(suffix) ?? throw new ModelFormatException($"{file.Path}: metadata '{arch}.{suffix}' is missing");
 
         int embd = Required("embedding_length");
         int layers = Required("block_count");
         int heads = Required("attention.head_count");
-        int kvHeads = file.TryGetInt64($"{arch}.attention.head_count_kv", out long kv) ? (int)kv : heads;
+        int kvHeads = Count("attention.head_count_kv") ?? heads;
         int ffn = Required("feed_forward_length");
         int ctx = Required("context_length");
-        int headDim = file.TryGetInt64($"{arch}.attention.key_length", out long kl) ? (int)kl : embd / Math.Max(1, heads);
+        int headDim = Count("attention.key_length") ?? embd / heads;
 
         float eps = file.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float e) ? e : 1e-5f;
         float theta = file.TryGetFloat($"{arch}.rope.freq_base", out float t) ? t : 10000f;
-        int ropeDim = file.TryGetInt64($"{arch}.rope.dimension_count", out long rd) ? (int)rd : headDim;
+        int ropeDim = Count("rope.dimension_count") ?? headDim;
 
         float freqScale = 1f;
         string? scalingType = file.GetStringOrNull($"{arch}.rope.scaling.type");
         if (scalingType is "linear")
         {
-            if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || factor <= 0)
-                throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not positive");
+            if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || !(factor > 0) || !float.IsFinite(factor))
+                throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
             freqScale = 1f / factor;
         }
         else if (scalingType is not (null or "none"))
         {
-            throw new ModelFormatException($"{file.Path}: rope scaling type '{scalingType}' is not supported (supported: none, linear, llama3 via rope_freqs)");
+            throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported (supported: none, linear, llama3 via rope_freqs)");
         }
 
         var token = file.GetArrayOrNull("tokenizer.ggml.tokens");
-        int vocab = file.TryGetInt64($"{arch}.vocab_size", out long vs) ? (int)vs
-            : token?.Length ?? (int)(file.FindTensor("token_embd.weight")?.Dimensions is { Length: 2 } d ? d[1] : 0);
+        int vocab = Count("vocab_size")
+            ?? token?.Length ?? (int)(file.FindTensor("token_embd.weight")?.Dimensions is { Length: 2 } d ? Math.Min(d[1], int.MaxValue) : 0);
 
         var config = new ModelConfig
         {
@@ -127,6 +130,7 @@ public sealed record ModelConfig
         if (HeadDim % 2 != 0) Fail($"head dimension {HeadDim} is odd; rotary embedding needs pairs");
         if (RopeDimensions <= 0 || RopeDimensions > HeadDim || RopeDimensions % 2 != 0)
             Fail($"rope dimension count {RopeDimensions} must be even and at most the head dimension {HeadDim}");
-        if (!(RmsNormEps > 0) || !(RopeTheta > 0)) Fail($"rms epsilon {RmsNormEps} and rope base {RopeTheta} must be positive");
+        if (!(RmsNormEps > 0) || !(RopeTheta > 0) || !float.IsFinite(RmsNormEps) || !float.IsFinite(RopeTheta))
+            Fail($"rms epsilon {RmsNormEps} and rope base {RopeTheta} must be positive and finite");
     }
 }

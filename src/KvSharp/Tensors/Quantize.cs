@@ -99,14 +99,17 @@ public static partial class Quantize
             Vector256<float> m = Vector256<float>.Zero;
             for (int j = 0; j < QK_K; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.LoadUnsafe(ref p, (nuint)j)));
             float amax = HorizontalMax(m);
-            if (amax == 0f)
+            if (amax == 0f || !float.IsFinite(amax))
             {
+                // A NaN or infinite input (damaged weights upstream) has no scale: the block's scale becomes NaN, so
+                // every dot product with it is NaN too and the forward pass reports it rather than index past the block.
                 blk.Clear();
+                if (amax != 0f) BinaryPrimitives.WriteSingleLittleEndian(blk, float.NaN);
                 continue;
             }
-            // ggml keeps the first element of largest magnitude, with its sign.
+            // ggml keeps the first element of largest magnitude, with its sign (bounded: a NaN the max skipped never matches).
             int at = 0;
-            while (MathF.Abs(xb[at]) != amax) at++;
+            while (at < QK_K - 1 && MathF.Abs(xb[at]) != amax) at++;
             float iscale = -127f / xb[at];
             var vs = Vector256.Create(iscale);
             var cap = Vector256.Create(127);

@@ -34,7 +34,7 @@ public static class TokenizerFactory
         {
             "llama" => new SentencePieceTokenizer(data),
             "gpt2" => new BytePairTokenizer(data),
-            _ => throw new NotSupportedException($"{data.Source}: tokenizer.ggml.model = '{data.Model}' is not supported (supported: 'llama' (SentencePiece-style), 'gpt2' (byte-level BPE))"),
+            _ => throw new NotSupportedException($"{data.Source}: tokenizer.ggml.model = '{PrintableText.Of(data.Model)}' is not supported (supported: 'llama' (SentencePiece-style), 'gpt2' (byte-level BPE))"),
         };
     }
 
@@ -46,7 +46,7 @@ public static class TokenizerFactory
 
         string model = md.String("model") ?? throw new InvalidDataException($"{source}: {Prefix}model is missing");
         if (model is not ("llama" or "gpt2"))
-            throw new NotSupportedException($"{source}: {Prefix}model = '{model}' is not supported (supported: 'llama' (SentencePiece-style), 'gpt2' (byte-level BPE))");
+            throw new NotSupportedException($"{source}: {Prefix}model = '{PrintableText.Of(model)}' is not supported (supported: 'llama' (SentencePiece-style), 'gpt2' (byte-level BPE))");
         string? pre = md.String("pre");
         string[] tokens = md.StringArray("tokens") ?? throw new InvalidDataException($"{source}: {Prefix}tokens is missing");
         int n = tokens.Length;

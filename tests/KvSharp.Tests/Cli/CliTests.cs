@@ -79,7 +79,8 @@ public class CliTests
 
     [Theory]
     [InlineData("run --model /nonexistent.gguf --prompt hi", "model file not found")]
-    [InlineData("run --model {tokenizer} --prompt hi", "llama2.c checkpoint needs its tokenizer")]
+    [InlineData("run --model {tokenizer} --prompt hi", "neither a GGUF file (it does not start with \"GGUF\") nor a plausible llama2.c checkpoint")]
+    [InlineData("run --model {checkpoint} --prompt hi", "llama2.c checkpoint needs its tokenizer")]
     [InlineData("inspect {vocabonly-truncated}", "truncated")]
     [InlineData("logits --model {stories} --tokens 1,2,x --out /tmp/x.f32", "'x' (item 3) is not a token id")]
     [InlineData("logits --model {stories} --tokens 1,99999 --out /tmp/x.f32", "token id 99999")]
@@ -94,6 +95,7 @@ public class CliTests
             var args = command.Split(' ').Select(a => a
                 .Replace("{stories}", Stories)
                 .Replace("{tokenizer}", TestPaths.Model("tok512.bin"))
+                .Replace("{checkpoint}", TestPaths.Model("stories260K.bin"))
                 .Replace("{vocabonly-truncated}", truncated)
                 .Replace("{long}", string.Concat(Enumerable.Repeat("Once upon a time there was a girl. ", 40)))).ToArray();
             var r = CliRunner.Run(args);

@@ -7,7 +7,8 @@ public class GgufCorruptionTests
 {
     private static byte[] Original => File.ReadAllBytes(TestPaths.Fixture("llama-gqa.Q4_0.gguf"));
 
-    private static Exception? OpenBytes(byte[] bytes)
+    /// <summary>Opens <paramref name="bytes"/> as a GGUF file; the exception it threw, or null.</summary>
+    internal static Exception? OpenBytes(byte[] bytes)
     {
         string path = Path.GetTempFileName();
         try
