@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
 using KvSharp.Sampling;
-using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
@@ -119,7 +118,7 @@ public sealed class LlmEngine : IDisposable
     private EngineSequence NewSequence(RequestHandle handle, int sample, List<int> tokens, long arrival, ulong seed)
     {
         var o = handle.Request.Options;
-        var tok = _model.Tokenizer;
+        var sampler = new Sampler(o.Sampling with { Seed = o.Sampling.Seed + (ulong)sample }, _model.Config.VocabSize);
         return new EngineSequence
         {
             Handle = handle,
@@ -127,9 +126,7 @@ public sealed class LlmEngine : IDisposable
             Arrival = arrival,
             Tokens = tokens,
             PromptLength = handle.Request.PromptTokens.Count,
-            Sampler = new Sampler(o.Sampling with { Seed = o.Sampling.Seed + (ulong)sample }, _model.Config.VocabSize),
-            Detokenizer = new StreamingDetokenizer(tok, skipLeadingSpace: false),
-            Stops = new StopStringMatcher(o.StopStrings),
+            Stepper = new GenerationStepper(_model.Tokenizer, o, sampler, ContextLength, skipLeadingSpace: false),
             ChainSeed = seed,
         };
     }
@@ -331,29 +328,18 @@ public sealed class LlmEngine : IDisposable
 
     private void Advance(EngineSequence seq, Span<float> logits)
     {
-        int next = seq.Sampler.Sample(logits, CollectionsMarshal.AsSpan(seq.Tokens));
-        seq.Tokens.Add(next);
-        seq.Generated++;
-        var o = seq.Options;
-        if (o.StopAtEndOfGeneration && _model.Tokenizer.IsEndOfGeneration(next))
-        {
-            seq.Handle.Emit(seq.Sample, next, "");
-            Finish(seq, FinishReason.Stop);
-            return;
-        }
-        var (text, stopped) = seq.Stops.Append(seq.Detokenizer.Append(next));
-        seq.Handle.Emit(seq.Sample, next, text);
-        if (stopped) Finish(seq, FinishReason.Stop);
-        else if (seq.Generated >= o.MaxTokens || seq.Tokens.Count >= ContextLength) Finish(seq, FinishReason.Length);
+        var step = seq.Stepper.Next(logits, seq.Tokens);
+        seq.Handle.Emit(seq.Sample, step.Token, step.Text);
+        if (step.Finish is { } reason) Finish(seq, reason);
     }
 
     private void Finish(EngineSequence seq, FinishReason reason, bool cancelled = false)
     {
         if (seq.Finished) return;
         seq.Finished = true;
-        if (!cancelled && reason == FinishReason.Length)
+        if (!cancelled)
         {
-            string rest = seq.Stops.Append(seq.Detokenizer.Flush()).Emit + seq.Stops.Flush();
+            string rest = seq.Stepper.Flush();
             if (rest.Length > 0) seq.Handle.Emit(seq.Sample, -1, rest);
         }
         seq.Handle.FinishReasons[seq.Sample] = reason;
