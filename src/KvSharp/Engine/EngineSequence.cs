@@ -14,12 +14,10 @@ internal sealed class EngineSequence
     public required List<int> Tokens { get; init; }
     public required int PromptLength { get; init; }
     public required GenerationStepper Stepper { get; init; }
-    public required ulong ChainSeed { get; init; }
+    /// <summary>How far this sequence's blocks are in the prefix cache (a field: the cache advances it by reference).</summary>
+    public required PrefixCursor Prefix;
 
     public PagedKvSequence? Kv { get; set; }
-    /// <summary>Leading blocks of <see cref="Kv"/> already in the prefix index, and the hash of the last of them.</summary>
-    public int PublishedBlocks { get; set; }
-    public ulong LastPublishedHash { get; set; }
     public bool Finished { get; set; }
 
     /// <summary>Tokens whose K/V are not in the cache yet (the prompt's rest, or the last sampled token).</summary>
