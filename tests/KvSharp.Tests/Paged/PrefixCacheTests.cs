@@ -104,18 +104,37 @@ public class PrefixCacheTests
         using var pool = Pool(2, 2);
         var cache = new PrefixCache(pool, "test-model", (parent, tokens) => tokens[0] == 500 ? 7UL : PrefixHasher.Hash(parent, tokens));
         var a = Published(cache, [1, 2, 500, 4]);
-        int parent = a.BlockTable[0];
-        a.Release(); // cached, least recently used first: the parent, then the child
+        int parent = a.BlockTable[0], child = a.BlockTable[1];
+        // Someone else still holds the child, so the parent is the only block to evict.
+        pool.Retain(child);
+        a.Release();
 
         // Another prefix evicts the parent and is published in the same block.
         var b = Published(cache, [9, 9]);
         Assert.Equal(parent, b.BlockTable[0]);
         b.Release();
+        pool.Release(child);
 
         // [9, 9] hits the reused block; the child [500, 4] was computed after [1, 2], so it must not follow it.
         var (seq, adopted) = Adopt(cache, [9, 9, 500, 4, 0]);
         Assert.Equal(2, adopted);
         Assert.Equal([parent], seq.BlockTable);
+        seq.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void ASequencesTailIsEvictedBeforeItsHead()
+    {
+        using var pool = Pool(2, 3);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] tokens = [1, 2, 3, 4, 5, 6];
+        var a = Published(cache, tokens);
+        a.Release();
+        var taken = new PagedKvSequence(pool, 64);
+        taken.Reserve(2);
+        // The last block went; the first two still make a prefix.
+        Assert.Equal(4, Adopt(cache, [.. tokens, 0]).Adopted);
     }
 
     [Fact]

@@ -173,7 +173,9 @@ public sealed unsafe class PagedKvSequence : IKvStore
     public void Release()
     {
         if (_released) return;
-        foreach (int b in _blocks) _pool.Release(b);
+        // Tail first: cached blocks are evicted in the order they were let go, and a prefix that loses its head
+        // loses every block after it (a lookup walks the chain from the start), while losing the tail costs only it.
+        for (int i = _blocks.Count - 1; i >= 0; i--) _pool.Release(_blocks[i]);
         _blocks.Clear();
         Length = 0;
         _released = true;
