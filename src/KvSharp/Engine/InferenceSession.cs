@@ -2,7 +2,6 @@ using System.Diagnostics;
 using KvSharp.Cache;
 using KvSharp.Models;
 using KvSharp.Sampling;
-using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
