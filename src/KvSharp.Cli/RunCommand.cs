@@ -63,6 +63,9 @@ internal static class RunCommand
             }
             stdout.WriteLine();
             var s = session.LastStats!;
+            if (s.FinishReason == FinishReason.ContextFull)
+                Console.Error.WriteLine($"[kvsharp] stopped after {s.GeneratedTokens} tokens: the context of {session.ContextLength} tokens is full " +
+                    $"(prompt {s.PromptTokens} + {s.GeneratedTokens} generated); --context N raises it");
             Console.Error.WriteLine(
                 $"[kvsharp] cache {session.CacheMode}: prompt {s.PromptTokens} tokens, prefill {s.PrefillTime.TotalMilliseconds:F1} ms ({s.PrefillTokensPerSecond:F1} tok/s); " +
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");

@@ -1,5 +1,4 @@
 using KvSharp.Cache;
-using KvSharp.Engine;
 using KvSharp.Gguf;
 using KvSharp.Llama2c;
 using KvSharp.Models;
@@ -18,8 +17,8 @@ public sealed record ModelLoadOptions
 }
 
 /// <summary>
-/// A loaded model: hyperparameters, memory-mapped weights and tokenizer. Thread-safe to share; each
-/// <see cref="InferenceSession"/> has its own scratch buffers and cache.
+/// A loaded model: hyperparameters, memory-mapped weights and tokenizer. Thread-safe to share; each session or
+/// engine built on it (KvSharp.Engine) has its own scratch buffers and cache.
 /// </summary>
 public sealed class LlmModel : IDisposable
 {
@@ -106,8 +105,6 @@ public sealed class LlmModel : IDisposable
 
     /// <summary>A forward pass with its own scratch buffers, for callers that drive the model themselves.</summary>
     public ForwardPass CreateForwardPass(int maxBatch = 256) => new(Config, Weights, Pool, maxBatch);
-
-    public InferenceSession CreateSession(SessionOptions? options = null) => new(this, options ?? new SessionOptions());
 
     /// <summary>
     /// Low-level call (past_key_values style): runs <paramref name="tokens"/> after what <paramref name="cache"/>

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using KvSharp.Cache.Paged;
 
 namespace KvSharp.Engine;
 
@@ -11,14 +12,16 @@ public sealed class EngineMetrics : IDisposable
     public const string MeterName = "KvSharp.Engine";
 
     private readonly Meter _meter;
-    private readonly Counter<long> _prefixQueried, _prefixHit, _preemptions, _generated, _computed, _rejected;
-    private long _prefixQueriedTotal, _prefixHitTotal, _preemptionTotal, _generatedTotal, _computedTotal, _steps;
+    private readonly Counter<long> _preemptions, _generated, _computed, _rejected;
+    private readonly PrefixCache _prefixCache;
+    private long _preemptionTotal, _generatedTotal, _computedTotal, _steps;
     private double _lastTokensPerSecond;
 
     internal EngineMetrics(LlmEngine engine)
     {
         _meter = new Meter(MeterName);
         var pool = engine.Pool;
+        _prefixCache = engine.PrefixCache;
         _meter.CreateObservableGauge("kvsharp.kv.blocks.used", () => pool.UsedBlocks, "{block}", "KV blocks held by sequences");
         _meter.CreateObservableGauge("kvsharp.kv.blocks.cached", () => pool.CachedBlocks, "{block}", "free KV blocks still caching a prefix");
         _meter.CreateObservableGauge("kvsharp.kv.blocks.total", () => pool.BlockCount, "{block}", "KV blocks in the budget");
@@ -27,8 +30,9 @@ public sealed class EngineMetrics : IDisposable
         _meter.CreateObservableGauge("kvsharp.queue.length", () => engine.WaitingCount, "{sequence}", "sequences waiting to run");
         _meter.CreateObservableGauge("kvsharp.sequences.running", () => engine.RunningCount, "{sequence}", "sequences running");
         _meter.CreateObservableGauge("kvsharp.tokens_per_second", () => _lastTokensPerSecond, "{token}/s", "tokens computed per second in the last step");
-        _prefixQueried = _meter.CreateCounter<long>("kvsharp.prefix_cache.queried_tokens", "{token}", "prompt tokens looked up in the prefix cache");
-        _prefixHit = _meter.CreateCounter<long>("kvsharp.prefix_cache.hit_tokens", "{token}", "prompt tokens found in the prefix cache");
+        // The prefix cache keeps its own totals; the meter reads them.
+        _meter.CreateObservableCounter("kvsharp.prefix_cache.queried_tokens", () => _prefixCache.QueriedTokens, "{token}", "prompt tokens looked up in the prefix cache");
+        _meter.CreateObservableCounter("kvsharp.prefix_cache.hit_tokens", () => _prefixCache.HitTokens, "{token}", "prompt tokens found in the prefix cache");
         _preemptions = _meter.CreateCounter<long>("kvsharp.preemptions", "{sequence}", "sequences preempted for lack of KV blocks");
         _generated = _meter.CreateCounter<long>("kvsharp.tokens.generated", "{token}", "tokens sampled");
         _computed = _meter.CreateCounter<long>("kvsharp.tokens.computed", "{token}", "tokens run through the model");
@@ -38,20 +42,12 @@ public sealed class EngineMetrics : IDisposable
     /// <summary>This engine's meter (each engine has its own, all named <see cref="MeterName"/>).</summary>
     public Meter Meter => _meter;
 
-    public long PrefixQueriedTokens => Interlocked.Read(ref _prefixQueriedTotal);
-    public long PrefixHitTokens => Interlocked.Read(ref _prefixHitTotal);
+    public long PrefixQueriedTokens => _prefixCache.QueriedTokens;
+    public long PrefixHitTokens => _prefixCache.HitTokens;
     public long Preemptions => Interlocked.Read(ref _preemptionTotal);
     public long GeneratedTokens => Interlocked.Read(ref _generatedTotal);
     public long ComputedTokens => Interlocked.Read(ref _computedTotal);
     public long Steps => Interlocked.Read(ref _steps);
-
-    internal void PrefixQuery(int queried, int hit)
-    {
-        Interlocked.Add(ref _prefixQueriedTotal, queried);
-        Interlocked.Add(ref _prefixHitTotal, hit);
-        _prefixQueried.Add(queried);
-        _prefixHit.Add(hit);
-    }
 
     internal void Preempted()
     {

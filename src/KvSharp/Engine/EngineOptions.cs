@@ -22,7 +22,7 @@ public sealed record EngineOptions
     public int? ContextLength { get; init; }
     /// <summary>Reuse cached KV blocks of identical prefixes across requests and turns.</summary>
     public bool PrefixCaching { get; init; } = true;
-    /// <summary>The block hash (tests substitute a colliding one).</summary>
+    /// <summary>The prefix cache's block hash (tests substitute a colliding one); default <see cref="PrefixHasher.Hash"/>.</summary>
     public BlockHashFunction? HashFunction { get; init; }
 
     internal void Validate()

@@ -1,6 +1,4 @@
 using KvSharp.Cache.Paged;
-using KvSharp.Sampling;
-using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
@@ -15,21 +13,15 @@ internal sealed class EngineSequence
     public required long Arrival { get; init; }
     public required List<int> Tokens { get; init; }
     public required int PromptLength { get; init; }
-    public required Sampler Sampler { get; init; }
-    public required StreamingDetokenizer Detokenizer { get; init; }
-    public required StopStringMatcher Stops { get; init; }
-    public required ulong ChainSeed { get; init; }
+    public required GenerationStepper Stepper { get; init; }
+    /// <summary>How far this sequence's blocks are in the prefix cache (a field: the cache advances it by reference).</summary>
+    public required PrefixCursor Prefix;
 
     public PagedKvSequence? Kv { get; set; }
-    /// <summary>Leading blocks of <see cref="Kv"/> already in the prefix index, and the hash of the last of them.</summary>
-    public int PublishedBlocks { get; set; }
-    public ulong LastPublishedHash { get; set; }
-    public int Generated { get; set; }
     public bool Finished { get; set; }
 
-    public GenerationOptions Options => Handle.Request.Options;
     /// <summary>Tokens whose K/V are not in the cache yet (the prompt's rest, or the last sampled token).</summary>
     public int Pending => Tokens.Count - (Kv?.Length ?? 0);
     /// <summary>The prompt has been computed at least once, so this sequence is decoding.</summary>
-    public bool IsDecoding => Generated > 0;
+    public bool IsDecoding => Stepper.Generated > 0;
 }

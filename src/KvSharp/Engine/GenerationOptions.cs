@@ -18,8 +18,13 @@ public enum FinishReason
 {
     /// <summary>The model produced an end-of-generation token, or a stop string appeared.</summary>
     Stop,
-    /// <summary>MaxTokens were generated, or the context is full.</summary>
+    /// <summary>MaxTokens were generated.</summary>
     Length,
+    /// <summary>
+    /// The sequence filled the context length before MaxTokens (a longer context, or context shift, would have gone
+    /// on). OpenAI-style APIs report it as "length", like <see cref="Length"/>.
+    /// </summary>
+    ContextFull,
 }
 
 /// <summary>Timing and sizes of the last generation.</summary>

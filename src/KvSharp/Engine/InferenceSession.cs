@@ -2,7 +2,6 @@ using System.Diagnostics;
 using KvSharp.Cache;
 using KvSharp.Models;
 using KvSharp.Sampling;
-using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
@@ -70,53 +69,35 @@ public sealed class InferenceSession : IDisposable
     private IEnumerable<string> Run(IReadOnlyList<int> promptTokens, GenerationOptions options, Sampler sampler)
     {
         var tok = _model.Tokenizer;
-        var detok = new StreamingDetokenizer(tok, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace);
-        var stops = new StopStringMatcher(options.StopStrings);
+        var stepper = new GenerationStepper(tok, options, sampler, ContextLength, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace);
         int reused = CacheMode == KvCacheMode.None ? 0 : _cache.Length;
         _tokens.AddRange(promptTokens);
         int prefilled = _tokens.Count - reused;
-        // The prompt is echoed through the detokenizer so the streaming state (leading space, partial UTF-8) is right,
-        // but only generated text is returned.
-        foreach (int t in promptTokens) detok.Append(t);
+        // Only generated text is returned, but the detokenizer sees the prompt so its streaming state is right.
+        stepper.Echo(promptTokens);
 
         var clock = Stopwatch.StartNew();
         ComputeLogits();
         var prefillTime = clock.Elapsed;
         clock.Restart();
-        int generated = 0;
-        var finish = FinishReason.Length;
-        while (generated < options.MaxTokens)
+        while (stepper.Finish == null)
         {
-            int next = sampler.Sample(_logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens));
-            generated++;
-            _tokens.Add(next);
-            if (options.StopAtEndOfGeneration && tok.IsEndOfGeneration(next))
-            {
-                finish = FinishReason.Stop;
-                break;
-            }
-            var (emit, stopped) = stops.Append(detok.Append(next));
-            if (emit.Length > 0) yield return emit;
-            if (stopped)
-            {
-                finish = FinishReason.Stop;
-                break;
-            }
-            if (generated == options.MaxTokens || _tokens.Count >= ContextLength) break;
-            ComputeLogits();
+            var step = stepper.Next(_logits, _tokens);
+            if (step.Text.Length > 0) yield return step.Text;
+            if (step.Finish == null) ComputeLogits();
         }
         var decodeTime = clock.Elapsed;
-        string rest = stops.Append(detok.Flush()).Emit + stops.Flush();
-        if (rest.Length > 0 && finish != FinishReason.Stop) yield return rest;
+        string rest = stepper.Flush();
+        if (rest.Length > 0) yield return rest;
         LastStats = new GenerationStats
         {
             PromptTokens = promptTokens.Count,
             ReusedTokens = reused,
             PrefilledTokens = prefilled,
-            GeneratedTokens = generated,
+            GeneratedTokens = stepper.Generated,
             PrefillTime = prefillTime,
             DecodeTime = decodeTime,
-            FinishReason = finish,
+            FinishReason = stepper.Finish.Value,
             KvBytesPerToken = CacheMode == KvCacheMode.None ? 0 : _cache.BytesPerToken,
             KvBytesAllocated = CacheMode == KvCacheMode.None ? 0 : _cache.AllocatedBytes,
             KvBytesUsed = CacheMode == KvCacheMode.None ? 0 : _cache.UsedBytes,

@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
 using KvSharp.Sampling;
-using KvSharp.Tokenization;
 
 namespace KvSharp.Engine;
 
@@ -32,12 +31,13 @@ public sealed class LlmEngine : IDisposable
     private readonly List<int> _batchTokens = [];
     private readonly List<EngineSequence> _order = [];
     private float[] _logits;
-    private readonly string _modelIdentity;
     private long _nextId;
     private long _arrivals;
 
     public EngineOptions Options { get; }
     public KvBlockPool Pool { get; }
+    /// <summary>Cached prefix blocks: what requests adopt instead of computing, and what they publish as they go.</summary>
+    public PrefixCache PrefixCache { get; }
     public int ContextLength { get; }
     public EngineMetrics Metrics { get; }
 
@@ -49,14 +49,14 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.HashFunction, options.KvElementType)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.HashFunction, options.KvElementType);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvElementType)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvElementType);
+        // Blocks computed by another model must never match: the chains are seeded with what identifies this one.
+        PrefixCache = new PrefixCache(Pool, $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}", options.HashFunction);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
         // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
         // of parallel samples push the running count past MaxRunningSequences.
         _logits = new float[Math.Min(options.MaxStepTokens, options.MaxRunningSequences) * model.Config.VocabSize];
-        // Blocks computed by another model must never match: the chain is seeded with what identifies this one.
-        _modelIdentity = $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}";
         Metrics = new EngineMetrics(this);
     }
 
@@ -90,9 +90,8 @@ public sealed class LlmEngine : IDisposable
         lock (_lock)
         {
             long arrival = ++_arrivals;
-            var seed = PrefixHasher.Seed(_modelIdentity, request.CacheSalt);
             // One sequence per request to start with; parallel samples fork from it once the prompt is computed.
-            _waiting.AddLast(NewSequence(handle, 0, [.. request.PromptTokens], arrival, seed));
+            _waiting.AddLast(NewSequence(handle, 0, [.. request.PromptTokens], arrival, PrefixCache.Begin(request.CacheSalt)));
         }
         return handle;
     }
@@ -116,10 +115,10 @@ public sealed class LlmEngine : IDisposable
         return null;
     }
 
-    private EngineSequence NewSequence(RequestHandle handle, int sample, List<int> tokens, long arrival, ulong seed)
+    private EngineSequence NewSequence(RequestHandle handle, int sample, List<int> tokens, long arrival, PrefixCursor prefix)
     {
         var o = handle.Request.Options;
-        var tok = _model.Tokenizer;
+        var sampler = new Sampler(o.Sampling with { Seed = o.Sampling.Seed + (ulong)sample }, _model.Config.VocabSize);
         return new EngineSequence
         {
             Handle = handle,
@@ -127,10 +126,8 @@ public sealed class LlmEngine : IDisposable
             Arrival = arrival,
             Tokens = tokens,
             PromptLength = handle.Request.PromptTokens.Count,
-            Sampler = new Sampler(o.Sampling with { Seed = o.Sampling.Seed + (ulong)sample }, _model.Config.VocabSize),
-            Detokenizer = new StreamingDetokenizer(tok, skipLeadingSpace: false),
-            Stops = new StopStringMatcher(o.StopStrings),
-            ChainSeed = seed,
+            Stepper = new GenerationStepper(_model.Tokenizer, o, sampler, ContextLength, skipLeadingSpace: false),
+            Prefix = prefix,
         };
     }
 
@@ -198,7 +195,11 @@ public sealed class LlmEngine : IDisposable
         {
             var seq = node.Value;
             seq.Kv ??= new PagedKvSequence(Pool, ContextLength);
-            if (seq.Kv.Length == 0 && Options.PrefixCaching) AdoptCachedPrefix(seq);
+            if (seq.Kv.Length == 0 && Options.PrefixCaching)
+            {
+                int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+                if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
+            }
             // Admit only what can hold all its pending tokens now, so admission does not immediately cause preemption.
             int needed = seq.Kv.BlocksNeeded(seq.Tokens.Count);
             if (needed > Pool.AvailableBlocks && _running.Count > 0)
@@ -210,29 +211,6 @@ public sealed class LlmEngine : IDisposable
             _running.Add(seq);
             seq.Handle.Status = RequestStatus.Running;
         }
-    }
-
-    /// <summary>Finds the longest run of cached full blocks matching the sequence's tokens (leaving at least one token to compute).</summary>
-    private void AdoptCachedPrefix(EngineSequence seq)
-    {
-        int bs = Pool.BlockSize, full = (seq.Tokens.Count - 1) / bs;
-        var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
-        var matched = new List<int>();
-        ulong hash = seq.ChainSeed;
-        int parent = -1;
-        for (int b = 0; b < full; b++)
-        {
-            if (!Pool.TryFind(parent, seq.ChainSeed, hash, tokens.Slice(b * bs, bs), out int block, out ulong h)) break;
-            matched.Add(block);
-            parent = block;
-            hash = h;
-        }
-        Metrics.PrefixQuery(full * bs, matched.Count * bs);
-        if (matched.Count == 0) return;
-        seq.Kv!.AdoptPrefix(matched);
-        seq.PublishedBlocks = matched.Count;
-        seq.LastPublishedHash = hash;
-        if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, matched.Count * bs);
     }
 
     /// <summary>
@@ -295,7 +273,7 @@ public sealed class LlmEngine : IDisposable
     {
         seq.Kv?.Release();
         seq.Kv = null;
-        seq.PublishedBlocks = 0;
+        seq.Prefix = seq.Prefix.Restart();
     }
 
     private int SampleAndAdvance()
@@ -319,10 +297,8 @@ public sealed class LlmEngine : IDisposable
     {
         for (int s = 1; s < parent.Handle.Request.SampleCount; s++)
         {
-            var child = NewSequence(parent.Handle, s, [.. parent.Tokens], parent.Arrival, parent.ChainSeed);
+            var child = NewSequence(parent.Handle, s, [.. parent.Tokens], parent.Arrival, parent.Prefix);
             child.Kv = parent.Kv!.Fork();
-            child.PublishedBlocks = parent.PublishedBlocks;
-            child.LastPublishedHash = parent.LastPublishedHash;
             _running.Add(child);
             var copy = logits.ToArray();
             Advance(child, copy);
@@ -331,29 +307,18 @@ public sealed class LlmEngine : IDisposable
 
     private void Advance(EngineSequence seq, Span<float> logits)
     {
-        int next = seq.Sampler.Sample(logits, CollectionsMarshal.AsSpan(seq.Tokens));
-        seq.Tokens.Add(next);
-        seq.Generated++;
-        var o = seq.Options;
-        if (o.StopAtEndOfGeneration && _model.Tokenizer.IsEndOfGeneration(next))
-        {
-            seq.Handle.Emit(seq.Sample, next, "");
-            Finish(seq, FinishReason.Stop);
-            return;
-        }
-        var (text, stopped) = seq.Stops.Append(seq.Detokenizer.Append(next));
-        seq.Handle.Emit(seq.Sample, next, text);
-        if (stopped) Finish(seq, FinishReason.Stop);
-        else if (seq.Generated >= o.MaxTokens || seq.Tokens.Count >= ContextLength) Finish(seq, FinishReason.Length);
+        var step = seq.Stepper.Next(logits, seq.Tokens);
+        seq.Handle.Emit(seq.Sample, step.Token, step.Text);
+        if (step.Finish is { } reason) Finish(seq, reason);
     }
 
     private void Finish(EngineSequence seq, FinishReason reason, bool cancelled = false)
     {
         if (seq.Finished) return;
         seq.Finished = true;
-        if (!cancelled && reason == FinishReason.Length)
+        if (!cancelled)
         {
-            string rest = seq.Stops.Append(seq.Detokenizer.Flush()).Emit + seq.Stops.Flush();
+            string rest = seq.Stepper.Flush();
             if (rest.Length > 0) seq.Handle.Emit(seq.Sample, -1, rest);
         }
         seq.Handle.FinishReasons[seq.Sample] = reason;
@@ -363,25 +328,12 @@ public sealed class LlmEngine : IDisposable
         else if (--h.LiveSamples == 0) h.Complete(RequestStatus.Finished);
     }
 
-    /// <summary>Publishes every newly completed full block to the prefix index, chained to its predecessor.</summary>
+    /// <summary>Publishes every newly completed full block to the prefix cache.</summary>
     private void PublishFullBlocks()
     {
         if (!Options.PrefixCaching) return;
-        int bs = Pool.BlockSize;
         foreach (var seq in _running)
-        {
-            if (seq.Kv == null) continue;
-            int full = seq.Kv.Length / bs;
-            var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
-            while (seq.PublishedBlocks < full)
-            {
-                int b = seq.PublishedBlocks;
-                int parent = b == 0 ? -1 : seq.Kv.BlockTable[b - 1];
-                ulong parentHash = b == 0 ? seq.ChainSeed : seq.LastPublishedHash;
-                seq.LastPublishedHash = Pool.Publish(seq.Kv.BlockTable[b], parent, seq.ChainSeed, parentHash, tokens.Slice(b * bs, bs));
-                seq.PublishedBlocks++;
-            }
-        }
+            if (seq.Kv != null) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
 
     public void Dispose()

@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Engine;
 using KvSharp.Gguf;
 using KvSharp.Models;
 using KvSharp.Tensors;

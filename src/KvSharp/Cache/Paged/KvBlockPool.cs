@@ -7,26 +7,17 @@ namespace KvSharp.Cache.Paged;
 /// A fixed KV memory budget divided into blocks of <see cref="BlockSize"/> positions. Each block holds K and V for
 /// every layer and KV head of its positions, laid out [layer][K|V][kv_head][slot][head_dim] so one head's rows in a
 /// block are contiguous, each element stored as <see cref="ElementType"/> (F32, or F16 for twice the positions in the
-/// same budget). Blocks are reference-counted (sequences that share a prefix share its blocks). Full blocks
-/// can be published under their prefix hash; when no sequence holds a published block it stays cached and is
-/// reused for a matching prefix, or evicted in least-recently-used order when a fresh block is needed.
-/// Not thread-safe: the engine's scheduler owns it.
+/// same budget). Blocks are reference-counted (sequences that share a prefix share its blocks). The pool keeps
+/// storage, refcounts and the free list; which blocks outlive their last holder is its prefix cache's business
+/// (<see cref="PrefixCache"/>, attached through <see cref="ICachedBlocks"/>), which it asks for a block back when
+/// none is free. Not thread-safe: the engine's scheduler owns it.
 /// </summary>
 public sealed unsafe class KvBlockPool : IDisposable
 {
     private byte* _storage;
     private readonly int[] _refCounts;
     private readonly Stack<int> _free = new();
-    // Published blocks: hash -> block, and per block its hash, tokens and parent block for verification.
-    private readonly Dictionary<ulong, int> _index = [];
-    private readonly ulong[] _hash;
-    private readonly bool[] _published;
-    private readonly int[] _parent;
-    private readonly ulong[] _root;
-    private readonly int[] _tokens;
-    // Published blocks that no sequence holds, least recently used first.
-    private readonly LinkedList<int> _lru = new();
-    private readonly LinkedListNode<int>?[] _lruNode;
+    private ICachedBlocks? _cache;
 
     public ModelConfig Config { get; }
     public int BlockSize { get; }
@@ -40,13 +31,11 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
     /// <summary>Blocks nobody holds that still cache a published prefix (reusable, evictable).</summary>
-    public int CachedBlocks => _lru.Count;
+    public int CachedBlocks => _cache?.Count ?? 0;
     /// <summary>Blocks that can be handed out now (free or evictable).</summary>
     public int AvailableBlocks => BlockCount - UsedBlocks;
-    public BlockHashFunction HashFunction { get; }
 
-    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, BlockHashFunction? hash = null,
-        KvElementType elementType = KvElementType.F32)
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementType elementType = KvElementType.F32)
     {
         if (!Enum.IsDefined(elementType)) throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "unknown KV element type");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
@@ -56,52 +45,45 @@ public sealed unsafe class KvBlockPool : IDisposable
         BlockCount = blockCount;
         ElementType = elementType;
         BlockElements = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim;
-        HashFunction = hash ?? PrefixHasher.Hash;
         // One allocation; a Q8_0 pool keeps its scales in a plane after the integers: the scale of the element at
         // offset o (from the origin) at o / group, so an offset finds both.
         long bytes = elementType.Bytes(BlockElements * blockCount, config.HeadDim);
         _storage = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         NativeMemory.Clear(_storage, (nuint)bytes);
         _refCounts = new int[blockCount];
-        _hash = new ulong[blockCount];
-        _published = new bool[blockCount];
-        _parent = new int[blockCount];
-        _root = new ulong[blockCount];
-        _tokens = new int[blockCount * blockSize];
-        _lruNode = new LinkedListNode<int>?[blockCount];
         for (int b = blockCount - 1; b >= 0; b--) _free.Push(b);
     }
 
     /// <summary>A pool sized by a byte budget (rounded down to whole blocks).</summary>
-    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, BlockHashFunction? hash = null,
-        KvElementType elementType = KvElementType.F32)
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementType elementType = KvElementType.F32)
     {
         long perBlock = elementType.Bytes(2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim, config.HeadDim);
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
-        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), hash, elementType);
+        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), elementType);
     }
 
     public int RefCount(int block) => _refCounts[block];
-    public bool IsPublished(int block) => _published[block];
 
-    /// <summary>Takes a fresh block (refcount 1): a free one, else the least recently used cached one.</summary>
+    /// <summary>
+    /// Whether others see this block's contents: more than one holder, or published to the prefix cache. A writer
+    /// copies such a block first (copy-on-write), so a block being written is never shared.
+    /// </summary>
+    public bool IsShared(int block) => _refCounts[block] > 1 || _cache?.IsPublished(block) == true;
+
+    /// <summary>Lets <paramref name="cache"/> keep blocks past their last holder (one prefix cache per pool).</summary>
+    internal void Attach(ICachedBlocks cache)
+    {
+        if (_cache != null) throw new InvalidOperationException("this pool already has a prefix cache");
+        _cache = cache;
+    }
+
+    /// <summary>Takes a fresh block (refcount 1): a free one, else one the prefix cache gives up (least recently used).</summary>
     public bool TryAllocate(out int block)
     {
-        if (_free.Count > 0)
-        {
-            block = _free.Pop();
-        }
-        else if (_lru.First is { } oldest)
-        {
-            // Evict the least recently used cached prefix block.
-            block = oldest.Value;
-            _lru.RemoveFirst();
-            _lruNode[block] = null;
-            RemoveFromIndex(block);
-        }
-        else
+        if (_free.Count > 0) block = _free.Pop();
+        else if (_cache == null || !_cache.TryEvict(out block))
         {
             block = -1;
             return false;
@@ -118,80 +100,20 @@ public sealed unsafe class KvBlockPool : IDisposable
     {
         if (_refCounts[block] == 0)
         {
-            // A cached block comes back into use.
-            if (_lruNode[block] is { } node) { _lru.Remove(node); _lruNode[block] = null; }
+            // Only a cached block comes back into use from nobody; a free one is allocated.
+            if (_cache == null || !_cache.Reuse(block)) throw new InvalidOperationException($"block {block} is free: allocate it, do not retain it");
             UsedBlocks++;
         }
         _refCounts[block]++;
     }
 
-    /// <summary>Drops one holder; at zero a published block stays cached (LRU), an unpublished one is freed.</summary>
+    /// <summary>Drops one holder; at zero the prefix cache may keep the block (if published), else it is freed.</summary>
     public void Release(int block)
     {
         if (_refCounts[block] <= 0) throw new InvalidOperationException($"block {block} released more times than it was held");
         if (--_refCounts[block] > 0) return;
         UsedBlocks--;
-        if (_published[block]) _lruNode[block] = _lru.AddLast(block);
-        else _free.Push(block);
-    }
-
-    /// <summary>
-    /// Publishes a full block under the hash of its tokens chained to its parent's (parent -1 for the first block).
-    /// <paramref name="root"/> is the chain's seed (model identity and tenant salt), kept so that even a colliding
-    /// hash can never hand one tenant's block to another. Returns the hash. An existing entry with the same hash is
-    /// kept (the first writer wins).
-    /// </summary>
-    public ulong Publish(int block, int parentBlock, ulong root, ulong parentHash, ReadOnlySpan<int> tokens)
-    {
-        if (tokens.Length != BlockSize) throw new ArgumentException($"a full block has {BlockSize} tokens, got {tokens.Length}");
-        ulong h = HashFunction(parentHash, tokens);
-        if (_published[block]) return _hash[block];
-        tokens.CopyTo(_tokens.AsSpan(block * BlockSize, BlockSize));
-        _hash[block] = h;
-        _parent[block] = parentBlock;
-        _root[block] = root;
-        _published[block] = true;
-        _index.TryAdd(h, block);
-        return h;
-    }
-
-    /// <summary>
-    /// Finds the cached block holding <paramref name="tokens"/> right after <paramref name="parentBlock"/>.
-    /// The hash only proposes a candidate: its chain root, parent and tokens must match exactly, so a collision is a miss.
-    /// </summary>
-    public bool TryFind(int parentBlock, ulong root, ulong parentHash, ReadOnlySpan<int> tokens, out int block, out ulong hash)
-    {
-        hash = HashFunction(parentHash, tokens);
-        if (_index.TryGetValue(hash, out block) && _published[block] && _parent[block] == parentBlock && _root[block] == root
-            && _tokens.AsSpan(block * BlockSize, BlockSize).SequenceEqual(tokens))
-            return true;
-        block = -1;
-        return false;
-    }
-
-    /// <summary>Takes a block out of the prefix index (its contents are about to change or be dropped).</summary>
-    public void Unpublish(int block)
-    {
-        if (!_published[block]) return;
-        RemoveFromIndex(block);
-        if (_lruNode[block] is { } node)
-        {
-            _lru.Remove(node);
-            _lruNode[block] = null;
-            if (_refCounts[block] == 0) _free.Push(block);
-        }
-    }
-
-    private void RemoveFromIndex(int block)
-    {
-        _published[block] = false;
-        if (_index.TryGetValue(_hash[block], out int indexed) && indexed == block) _index.Remove(_hash[block]);
-    }
-
-    /// <summary>Drops every cached block (nobody holds them) back to the free list.</summary>
-    public void ClearCache()
-    {
-        while (_lru.First is { } node) Unpublish(node.Value);
+        if (_cache?.Keep(block) != true) _free.Push(block);
     }
 
     /// <summary>
@@ -259,19 +181,19 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()
     {
-        int held = 0, freeSeen = 0;
+        int held = 0, cached = 0;
         var inFree = new HashSet<int>(_free);
         if (inFree.Count != _free.Count) throw new InvalidOperationException("a block is on the free list twice");
         for (int b = 0; b < BlockCount; b++)
         {
-            bool free = inFree.Contains(b), cached = _lruNode[b] != null;
             if (_refCounts[b] < 0) throw new InvalidOperationException($"block {b} has refcount {_refCounts[b]}");
+            if (_refCounts[b] > 0 && inFree.Contains(b)) throw new InvalidOperationException($"block {b} is held (refcount {_refCounts[b]}) and free");
             if (_refCounts[b] > 0) held++;
-            if (free) freeSeen++;
-            int states = (_refCounts[b] > 0 ? 1 : 0) + (free ? 1 : 0) + (cached ? 1 : 0);
-            if (states != 1) throw new InvalidOperationException($"block {b} is in {states} states (refcount {_refCounts[b]}, free {free}, cached {cached})");
+            else if (!inFree.Contains(b)) cached++;
         }
         if (held != UsedBlocks) throw new InvalidOperationException($"{held} blocks held but UsedBlocks says {UsedBlocks}");
+        // A block nobody holds and not free must be the prefix cache's, and it must know of exactly those.
+        if (cached != CachedBlocks) throw new InvalidOperationException($"{cached} blocks are neither held nor free but the prefix cache keeps {CachedBlocks}");
     }
 
     public void Dispose()

@@ -30,7 +30,7 @@ public sealed unsafe class PagedKvSequence : IKvStore
     /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
     public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
 
-    /// <summary>Starts the sequence with already-computed blocks (a prefix-cache hit): they are retained, not copied.</summary>
+    /// <summary>Starts the sequence with already-computed blocks (a <see cref="PrefixCache"/> hit): they are retained, not copied.</summary>
     public void AdoptPrefix(IReadOnlyList<int> blocks)
     {
         if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
@@ -50,7 +50,7 @@ public sealed unsafe class PagedKvSequence : IKvStore
         return needed;
     }
 
-    private bool MustCopy(int block) => _pool.RefCount(block) > 1 || _pool.IsPublished(block);
+    private bool MustCopy(int block) => _pool.IsShared(block);
 
     /// <summary>Makes room for positions [0, length): allocates blocks, and copies a shared partial last block.</summary>
     public void Reserve(int length)
@@ -173,7 +173,9 @@ public sealed unsafe class PagedKvSequence : IKvStore
     public void Release()
     {
         if (_released) return;
-        foreach (int b in _blocks) _pool.Release(b);
+        // Tail first: cached blocks are evicted in the order they were let go, and a prefix that loses its head
+        // loses every block after it (a lookup walks the chain from the start), while losing the tail costs only it.
+        for (int i = _blocks.Count - 1; i >= 0; i--) _pool.Release(_blocks[i]);
         _blocks.Clear();
         Length = 0;
         _released = true;

@@ -1,0 +1,82 @@
+using System.Runtime.InteropServices;
+using KvSharp.Sampling;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Engine;
+
+/// <summary>One sampled token: its id, the text it made ready to show (often "" mid-character), and why generation ended, if it did.</summary>
+internal readonly record struct GenerationStep(int Token, string Text, FinishReason? Finish);
+
+/// <summary>
+/// The body of the generation loop, the one both <see cref="InferenceSession"/> and <see cref="LlmEngine"/> run: from
+/// the logits after a sequence it samples the next token, appends it, turns it into text (whole UTF-8 characters,
+/// held back while it may be the start of a stop string) and decides whether generation ends, and why. The callers
+/// only compute logits and deliver text. One per generated sequence.
+/// </summary>
+internal sealed class GenerationStepper
+{
+    private readonly ITokenizer _tokenizer;
+    private readonly GenerationOptions _options;
+    private readonly Sampler _sampler;
+    private readonly StreamingDetokenizer _detokenizer;
+    private readonly StopStringMatcher _stops;
+    private readonly int _contextLength;
+
+    /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
+    public GenerationStepper(ITokenizer tokenizer, GenerationOptions options, Sampler sampler, int contextLength, bool skipLeadingSpace)
+    {
+        _tokenizer = tokenizer;
+        _options = options;
+        _sampler = sampler;
+        _contextLength = contextLength;
+        _detokenizer = new StreamingDetokenizer(tokenizer, skipLeadingSpace);
+        _stops = new StopStringMatcher(options.StopStrings);
+        if (options.MaxTokens <= 0) Finish = FinishReason.Length;
+    }
+
+    /// <summary>Tokens sampled so far.</summary>
+    public int Generated { get; private set; }
+    /// <summary>Why generation ended; null while it goes on.</summary>
+    public FinishReason? Finish { get; private set; }
+
+    /// <summary>
+    /// Passes already-known tokens (a prompt) through the detokenizer without showing them, so its state (the leading
+    /// space, a character split across tokens) is what it would be had it seen them generated.
+    /// </summary>
+    public void Echo(IReadOnlyList<int> tokens)
+    {
+        foreach (int t in tokens) _detokenizer.Append(t);
+    }
+
+    /// <summary>Samples the token after <paramref name="tokens"/> from <paramref name="logits"/> and appends it to them.</summary>
+    public GenerationStep Next(Span<float> logits, List<int> tokens)
+    {
+        if (Finish != null) throw new InvalidOperationException($"generation already finished ({Finish})");
+        int next = _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
+        tokens.Add(next);
+        Generated++;
+        if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop);
+        var (text, stopped) = _stops.Append(_detokenizer.Append(next));
+        if (stopped) return End(next, text, FinishReason.Stop);
+        // The length the caller asked for wins over the context filling at the same token.
+        if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length);
+        if (tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull);
+        return new GenerationStep(next, text, null);
+    }
+
+    private GenerationStep End(int token, string text, FinishReason reason)
+    {
+        Finish = reason;
+        return new GenerationStep(token, text, reason);
+    }
+
+    /// <summary>
+    /// The text still held back when generation ends (bytes of an unfinished character, a possible stop-string
+    /// start); "" after a stop, whose remainder is never shown.
+    /// </summary>
+    public string Flush()
+    {
+        string rest = _stops.Append(_detokenizer.Flush()).Emit + _stops.Flush();
+        return Finish == FinishReason.Stop ? "" : rest;
+    }
+}

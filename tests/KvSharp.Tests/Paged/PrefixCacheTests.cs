@@ -1,0 +1,233 @@
+using KvSharp.Cache.Paged;
+using KvSharp.Models;
+
+namespace KvSharp.Tests.Paged;
+
+/// <summary>The prefix cache on its own: hits, misses, verification under colliding hashes, salts, LRU eviction, and copy-on-write.</summary>
+public class PrefixCacheTests
+{
+    private static readonly Lazy<ModelConfig> Config = new(() =>
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        return model.Config;
+    });
+
+    private static KvBlockPool Pool(int blockSize, int blocks) => new(Config.Value, blockSize, blocks);
+
+    /// <summary>A sequence whose first <paramref name="tokens"/>.Length positions are computed (their K/V are not read here).</summary>
+    private static PagedKvSequence Computed(KvBlockPool pool, int[] tokens)
+    {
+        var seq = new PagedKvSequence(pool, 64);
+        seq.Reserve(tokens.Length);
+        seq.Commit(tokens.Length);
+        return seq;
+    }
+
+    private static PagedKvSequence Published(PrefixCache cache, int[] tokens, string? salt = null)
+    {
+        var seq = Computed(cache.Pool, tokens);
+        var cursor = cache.Begin(salt);
+        cache.Publish(seq, tokens, ref cursor);
+        return seq;
+    }
+
+    /// <summary>Adopts into a fresh sequence; returns it and the positions adopted.</summary>
+    private static (PagedKvSequence Seq, int Adopted) Adopt(PrefixCache cache, int[] tokens, string? salt = null)
+    {
+        var seq = new PagedKvSequence(cache.Pool, 64);
+        var cursor = cache.Begin(salt);
+        int adopted = cache.Adopt(seq, tokens, ref cursor);
+        Assert.Equal(adopted / cache.Pool.BlockSize, cursor.Blocks);
+        return (seq, adopted);
+    }
+
+    private static int[] Range(int start, int count) => Enumerable.Range(start, count).ToArray();
+
+    [Fact]
+    public void AHitSharesTheLongestPublishedPrefixAndLeavesOneTokenToCompute()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        var a = Published(cache, Range(100, 10)); // two full blocks and a partial one
+        Assert.True(cache.IsPublished(a.BlockTable[0]) && cache.IsPublished(a.BlockTable[1]));
+        Assert.False(cache.IsPublished(a.BlockTable[2]));
+
+        var (b, adopted) = Adopt(cache, [.. Range(100, 8), 7, 7]);
+        Assert.Equal(8, adopted);
+        Assert.Equal(8, b.Length);
+        Assert.Equal(a.BlockTable.Take(2), b.BlockTable);
+        Assert.Equal(2, pool.RefCount(a.BlockTable[0]));
+
+        // Exactly two blocks of tokens: the second is left to compute, for its logits.
+        var (c, exact) = Adopt(cache, Range(100, 8));
+        Assert.Equal(4, exact);
+        // Counted in whole blocks short of the last token: 8 for b, 4 for c, all found; a miss adds to the queried only.
+        Assert.Equal((12, 12), (cache.QueriedTokens, cache.HitTokens));
+        var (d, missed) = Adopt(cache, Range(300, 5));
+        Assert.Equal((0, 16, 12), (missed, cache.QueriedTokens, cache.HitTokens));
+
+        foreach (var s in new[] { a, b, c, d }) s.Release();
+        Assert.Equal(0, pool.UsedBlocks);
+        Assert.Equal(2, cache.CachedBlocks);
+        pool.Verify();
+    }
+
+    [Fact]
+    public void TokensThatDifferMissFromTheBlockWhereTheyDiffer()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        Published(cache, Range(100, 12)).Release();
+        Assert.Equal(4, Adopt(cache, [.. Range(100, 4), 1, .. Range(105, 7)]).Adopted);
+        var (miss, none) = Adopt(cache, [1, .. Range(101, 11)]);
+        Assert.Equal(0, none);
+        Assert.Equal(0, miss.Length);
+        Assert.Empty(miss.BlockTable);
+    }
+
+    [Fact]
+    public void ACollidingHashIsAMissUnlessTheTokensMatch()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model", (_, _) => 42UL);
+        var a = Published(cache, Range(100, 5));
+        Assert.Equal(0, Adopt(cache, Range(200, 5)).Adopted);
+        var (hit, adopted) = Adopt(cache, Range(100, 5));
+        Assert.Equal(4, adopted);
+        Assert.Equal(a.BlockTable[0], hit.BlockTable[0]);
+    }
+
+    [Fact]
+    public void AChildNeverMatchesUnderAParentBlockReusedForAnotherPrefix()
+    {
+        // Second blocks starting with token 500 all collide; first blocks hash honestly.
+        using var pool = Pool(2, 2);
+        var cache = new PrefixCache(pool, "test-model", (parent, tokens) => tokens[0] == 500 ? 7UL : PrefixHasher.Hash(parent, tokens));
+        var a = Published(cache, [1, 2, 500, 4]);
+        int parent = a.BlockTable[0], child = a.BlockTable[1];
+        // Someone else still holds the child, so the parent is the only block to evict.
+        pool.Retain(child);
+        a.Release();
+
+        // Another prefix evicts the parent and is published in the same block.
+        var b = Published(cache, [9, 9]);
+        Assert.Equal(parent, b.BlockTable[0]);
+        b.Release();
+        pool.Release(child);
+
+        // [9, 9] hits the reused block; the child [500, 4] was computed after [1, 2], so it must not follow it.
+        var (seq, adopted) = Adopt(cache, [9, 9, 500, 4, 0]);
+        Assert.Equal(2, adopted);
+        Assert.Equal([parent], seq.BlockTable);
+        seq.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void ASequencesTailIsEvictedBeforeItsHead()
+    {
+        using var pool = Pool(2, 3);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] tokens = [1, 2, 3, 4, 5, 6];
+        var a = Published(cache, tokens);
+        a.Release();
+        var taken = new PagedKvSequence(pool, 64);
+        taken.Reserve(2);
+        // The last block went; the first two still make a prefix.
+        Assert.Equal(4, Adopt(cache, [.. tokens, 0]).Adopted);
+    }
+
+    [Fact]
+    public void SaltsNeverShareBlocksEvenWhenEveryHashCollides()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model", (_, _) => 7UL);
+        Published(cache, Range(100, 5), salt: "tenant-a").Release();
+        Assert.Equal(0, Adopt(cache, Range(100, 5), salt: "tenant-b").Adopted);
+        Assert.Equal(0, Adopt(cache, Range(100, 5), salt: null).Adopted);
+        Assert.Equal(4, Adopt(cache, Range(100, 5), salt: "tenant-a").Adopted);
+    }
+
+    [Fact]
+    public void AnotherModelsCacheNeverMatches()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        using var otherPool = Pool(4, 16);
+        var other = new PrefixCache(otherPool, "another-model");
+        var a = Published(cache, Range(100, 5));
+        Assert.NotEqual(cache.Begin(null).Root, other.Begin(null).Root);
+        Assert.Throws<ArgumentException>(() => { var c = other.Begin(null); other.Publish(a, Range(100, 5), ref c); });
+    }
+
+    [Fact]
+    public void UnheldBlocksAreEvictedLeastRecentlyUsedFirst()
+    {
+        using var pool = Pool(2, 4);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] x = [1, 1], y = [2, 2], z = [3, 3];
+        var xs = Published(cache, x);
+        var ys = Published(cache, y);
+        var zs = Published(cache, z);
+        xs.Release();
+        zs.Release();
+        ys.Release();
+        Assert.Equal(3, cache.CachedBlocks);
+
+        // A hit takes x out of the cache; released again, it is the most recently used: order z, y, x.
+        var (again, adopted) = Adopt(cache, [.. x, 0]);
+        Assert.Equal(2, adopted);
+        Assert.Equal(2, cache.CachedBlocks);
+        again.Release();
+
+        // The free block goes first, then the oldest cached one: z.
+        var fresh = new PagedKvSequence(pool, 64);
+        fresh.Reserve(4);
+        Assert.Equal(2, cache.CachedBlocks);
+        Assert.Equal(0, Adopt(cache, [.. z, 0]).Adopted);
+        var (ySeq, yHit) = Adopt(cache, [.. y, 0]);
+        var (xSeq, xHit) = Adopt(cache, [.. x, 0]);
+        Assert.Equal((2, 2), (yHit, xHit));
+        pool.Verify();
+
+        // Everything held: nothing left to evict.
+        Assert.False(pool.TryAllocate(out _));
+        foreach (var s in new[] { fresh, ySeq, xSeq }) s.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void ABlockBeingWrittenIsNeverShared()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] tokens = Range(100, 6);
+        var a = Published(cache, tokens);
+        int published = a.BlockTable[0], partial = a.BlockTable[1];
+        // The partial block is the one being written: never published, so nobody adopts it.
+        Assert.False(cache.IsPublished(partial));
+        Assert.False(pool.IsShared(partial));
+        // A published block is shared even with one holder: rewinding into it and writing copies it first.
+        Assert.Equal(1, pool.RefCount(published));
+        Assert.True(pool.IsShared(published));
+        a.Truncate(2);
+        a.Reserve(3);
+        Assert.NotEqual(published, a.BlockTable[0]);
+        Assert.True(cache.IsPublished(published));
+        Assert.Equal(1, cache.CachedBlocks);
+        var (b, adopted) = Adopt(cache, tokens);
+        Assert.Equal(4, adopted);
+        Assert.Equal(published, b.BlockTable[0]);
+        a.Release();
+        b.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void APoolHasOnePrefixCache()
+    {
+        using var pool = Pool(4, 4);
+        _ = new PrefixCache(pool, "test-model");
+        Assert.Throws<InvalidOperationException>(() => new PrefixCache(pool, "again"));
+    }
+}
