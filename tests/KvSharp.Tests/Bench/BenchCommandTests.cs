@@ -54,7 +54,7 @@ public sealed class BenchCommandTests : IDisposable
 
         var bad = CliRunner.Run("bench", "--model", _model, "--kv-type", "f8");
         Assert.NotEqual(0, bad.ExitCode);
-        Assert.Contains("unknown KV cache type 'f8'", bad.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0; got 'f8'", bad.Stderr);
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class BenchCommandTests : IDisposable
     [Theory]
     [InlineData("unknown synthetic shape 'huge'", "--synthetic", "huge")]
     [InlineData("unknown weight type 'q3_k'", "--synthetic", "tiny", "--type", "q3_k")]
-    [InlineData("unknown scenario 'latency'", "--scenario", "latency")]
+    [InlineData("--scenario must be one of speed, cache, capacity, concurrency, multiturn; got 'latency'", "--scenario", "latency")]
     [InlineData("model file not found", "--model", "/nonexistent/model.gguf")]
     public void BadOptionsGiveOneLineAndExitCodeOne(string message, params string[] args)
     {
