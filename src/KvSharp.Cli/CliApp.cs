@@ -47,9 +47,26 @@ internal static class CliApp
     /// <summary>Every parse error on one line, and where to read more.</summary>
     private static string ParseErrors(ParseResult result)
     {
-        var messages = result.Errors.Select(e => CliErrors.Message(new FormatException(e.Message))).Distinct();
+        var messages = result.Errors.Select(e => WithoutTypeNames(CliErrors.Message(new FormatException(e.Message)))).Distinct();
         var command = result.CommandResult.Command;
         string help = command.Name == Name ? $"{Name} --help" : $"{Name} {command.Name} --help";
         return $"{string.Join("; ", messages)} (see '{help}')";
+    }
+
+    /// <summary>
+    /// System.CommandLine's own conversion error, for an option that does not parse its value itself (see
+    /// <see cref="NumberOption"/>), names the .NET type ("as expected type 'System.Nullable`1[System.Int32]'"): say it in words.
+    /// </summary>
+    internal static string WithoutTypeNames(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*)' for (?:option|argument) '(.*)' as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'");
+        if (!m.Success) return message;
+        string kind = m.Groups[3].Value switch
+        {
+            "Int32" or "Int64" or "UInt64" or "UInt32" => "a whole number",
+            "Single" or "Double" => "a number",
+            _ => "a " + m.Groups[3].Value.ToLowerInvariant(),
+        };
+        return $"{m.Groups[2].Value} must be {kind}, got '{m.Groups[1].Value}'";
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KvSharp.Cache;
@@ -43,7 +44,9 @@ public static class BenchRunner
         table.WriteLine($"peak working set: {peak / 1048576.0:F1} MiB ({(peakReset ? "since the model was loaded" : "whole process")})");
         if (s.Json)
         {
-            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            // Relaxed escaping: the JSON goes to a terminal or a file, never into HTML, so "P + N" stays readable
+            // instead of "P \u002B N".
+            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             stdout.Flush();
         }
         return 0;

@@ -111,7 +111,7 @@ public static class CapacityScenario
         table.WriteLine($"KV waste: the share of the slots a session reserves that it leaves unfilled when it finishes ({filled} positions filled).");
         if (fits.Allocated > 0)
             table.WriteLine($"measured when the most positions were filled: {fits.Filled:N0} of {fits.Allocated:N0} allocated paged slots " +
-                            $"({Percent(1 - (double)fits.Filled / fits.Allocated)} unfilled: sequences part-way through a block, a step apart)");
+                            $"({Percent(1 - (double)fits.Filled / fits.Allocated)} unfilled: sequences part-way through their last block)");
         string ratio = contiguousSessions > 0
             ? overContiguous.Text("F2")
             : $"n/a: not one contiguous session fits (each reserves {KvMemory.Size((double)perToken * context)}, the budget is {KvMemory.Size(budget)})";

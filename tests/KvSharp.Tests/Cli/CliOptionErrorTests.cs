@@ -47,6 +47,16 @@ public class CliOptionErrorTests
         AssertOneLineError(r, expected);
     }
 
+    [Theory]
+    [InlineData("Cannot parse argument 'abc' for option '--vocab-size' as expected type 'System.Int32'.", "--vocab-size must be a whole number, got 'abc'")]
+    [InlineData("Cannot parse argument 'x' for option '--context' as expected type 'System.Nullable`1[System.Int32]'.", "--context must be a whole number, got 'x'")]
+    [InlineData("Cannot parse argument 'x' for option '--scale' as expected type 'System.Single'.", "--scale must be a number, got 'x'")]
+    [InlineData("Option '--model' is required.", "Option '--model' is required.")]
+    public void OptionsThatDoNotParseTheirOwnValuesStillNameNoDotNetType(string systemCommandLine, string said)
+    {
+        Assert.Equal(said, KvSharp.Cli.CliApp.WithoutTypeNames(systemCommandLine));
+    }
+
     [Fact]
     public void TwoMistakesAreStillOneLine()
     {
