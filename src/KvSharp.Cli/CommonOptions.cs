@@ -1,4 +1,5 @@
 using System.CommandLine;
+using KvSharp.Cache;
 
 namespace KvSharp.Cli;
 
@@ -7,20 +8,42 @@ internal static class CommonOptions
 {
     public static Option<string> Model() => new("--model", "-m") { Description = "GGUF model file or llama2.c checkpoint", Required = true };
 
+    /// <summary>--model for commands that fall back to the bundled model (<see cref="DefaultModel"/>).</summary>
+    public static Option<string?> ModelOrDefault() => new("--model", "-m")
+    {
+        Description = $"GGUF model file or llama2.c checkpoint (default: the bundled {DefaultModel.FileName})",
+    };
+
     public static Option<string?> Tokenizer() => new("--tokenizer") { Description = "tokenizer.bin for a llama2.c checkpoint" };
 
-    public static Option<int> Threads() => new("--threads", "-t")
-    {
-        Description = "kernel worker threads (default: all cores)",
-        DefaultValueFactory = _ => Environment.ProcessorCount,
-    };
+    /// <summary>No default value in the option itself: help would print the core count as a second default.</summary>
+    public static Option<int?> Threads() => NumberOption.Optional("--threads",
+        $"kernel worker threads (default: all cores, {Environment.ProcessorCount} here)", Allowed.AtLeast(1), "-t");
 
-    public static Option<string> KvType() => new("--kv-type")
-    {
-        Description = "how the KV cache stores keys and values: f32 (exact), f16 (half the memory) or q8_0 (8-bit integers with a float scale per 32: ~0.28x the memory)",
-        DefaultValueFactory = _ => "f32",
-    };
+    public static int ThreadCount(this ParseResult r, Option<int?> threads) => r.GetValue(threads) ?? Environment.ProcessorCount;
 
-    public static LlmModel Load(string model, string? tokenizer, int threads) =>
-        LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
+    public static Option<Choice<KvElementType>> KvType() => ChoiceOption.Create("--kv-type",
+        "how the KV cache stores keys and values: f32 (exact), f16 (half the memory) or q8_0 (8-bit integers with a float scale per 32: ~0.28x the memory)",
+        ChoiceOption.Of<KvElementType>(), KvElementType.F32, ParseKvAlias);
+
+    /// <summary>The library's other spellings ("float16", "half", "q8"), accepted but not listed.</summary>
+    private static KvElementType? ParseKvAlias(string text)
+    {
+        try { return KvElementTypes.Parse(text); }
+        catch (ArgumentException) { return null; }
+    }
+
+    public static LlmModel Load(string model, string? tokenizer, int threads)
+    {
+        CheckNotDirectory("--model", model);
+        if (tokenizer != null) CheckNotDirectory("--tokenizer", tokenizer);
+        return LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
+    }
+
+    /// <summary>A directory would otherwise be reported as "not found", which sends people looking in the wrong place.</summary>
+    public static void CheckNotDirectory(string option, string path)
+    {
+        if (Directory.Exists(path))
+            throw new ArgumentException($"{option} {path} is a directory; give the model file inside it (a .gguf file or a llama2.c .bin checkpoint)");
+    }
 }

@@ -10,24 +10,25 @@ namespace KvSharp.Cli;
 /// </summary>
 internal static class LogitsCommand
 {
+    private enum LogitsMode { Batch, Sequential }
+
     public static Command Create()
     {
         var model = CommonOptions.Model();
         var tokenizer = CommonOptions.Tokenizer();
         var tokens = new Option<string>("--tokens") { Description = "comma-separated token ids", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "output file", Required = true };
-        var mode = new Option<string>("--mode") { Description = "batch (one prefill) or sequential (one token at a time)", DefaultValueFactory = _ => "batch" };
-        mode.AcceptOnlyFromAmong("batch", "sequential");
+        var mode = ChoiceOption.Create("--mode", "batch (one prefill) or sequential (one token at a time)", ChoiceOption.Of<LogitsMode>(), LogitsMode.Batch);
         var threads = CommonOptions.Threads();
         var command = new Command("logits", "write the logits of a token sequence to a file") { model, tokenizer, tokens, output, mode, threads };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r =>
         {
             int[] ids = ParseTokens(r.GetValue(tokens)!);
-            using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.GetValue(threads));
+            using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.ThreadCount(threads));
             int vocab = llm.Config.VocabSize;
             var cache = llm.CreateCache(KvCacheMode.Contiguous, Math.Max(ids.Length, llm.Config.TrainedContextLength));
             var logits = new float[ids.Length * vocab];
-            if (r.GetValue(mode) == "batch")
+            if (r.GetValue(mode).Value == LogitsMode.Batch)
             {
                 llm.Evaluate(ids, cache, allLogits: true).CopyTo(logits, 0);
             }
@@ -39,7 +40,7 @@ internal static class LogitsCommand
             File.WriteAllBytes(r.GetValue(output)!, MemoryMarshal.AsBytes(logits.AsSpan()).ToArray());
             Console.Error.WriteLine($"[kvsharp] wrote {ids.Length} x {vocab} logits to {r.GetValue(output)}");
             return 0;
-        }));
+        });
         return command;
     }
 

@@ -1,12 +1,1 @@
-using System.CommandLine;
-using KvSharp.Cli;
-
-var root = new RootCommand("kvsharp — run LLMs in pure C#, with the KV cache in plain view")
-{
-    RunCommand.Create(),
-    InspectCommand.Create(),
-    TokenizeCommand.Create(),
-    LogitsCommand.Create(),
-    KvSharp.Cli.Bench.BenchCommand.Create(),
-};
-return root.Parse(args).Invoke();
+return KvSharp.Cli.CliApp.Run(args);

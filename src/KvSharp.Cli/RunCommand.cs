@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text;
 using KvSharp.Cache;
 using KvSharp.Engine;
 using KvSharp.Sampling;
@@ -10,36 +11,32 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
+        var model = CommonOptions.ModelOrDefault();
         var tokenizer = CommonOptions.Tokenizer();
-        var prompt = new Option<string>("--prompt", "-p") { Description = "prompt text", DefaultValueFactory = _ => "" };
-        var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "most tokens to generate", DefaultValueFactory = _ => 256 };
-        var temperature = new Option<float>("--temperature") { Description = "sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0f };
-        var topK = new Option<int>("--top-k") { Description = "keep the k most likely tokens (0 = off)", DefaultValueFactory = _ => 0 };
-        var topP = new Option<float>("--top-p") { Description = "nucleus sampling threshold (1 = off)", DefaultValueFactory = _ => 1f };
-        var minP = new Option<float>("--min-p") { Description = "min-p threshold (0 = off)", DefaultValueFactory = _ => 0f };
-        var repeat = new Option<float>("--repeat-penalty") { Description = "repetition penalty (1 = off)", DefaultValueFactory = _ => 1f };
-        var presence = new Option<float>("--presence-penalty") { Description = "presence penalty (0 = off)", DefaultValueFactory = _ => 0f };
-        var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 42UL };
+        var prompt = new Option<string?>("--prompt", "-p") { Description = "prompt text (default: --file, piped input, or empty)" };
+        var file = PromptInput.File();
+        var maxTokens = NumberOption.Create("--max-tokens", "most tokens to generate", 256, Allowed.AtLeast(0), "-n");
+        var temperature = NumberOption.Create("--temperature", "sampling temperature (0 = greedy)", 0f, Allowed.AtLeast(0f));
+        var topK = NumberOption.Create("--top-k", "keep the k most likely tokens (0 = off)", 0, Allowed.AtLeast(0));
+        var topP = NumberOption.Create("--top-p", "nucleus sampling threshold (1 = off)", 1f, Allowed.Between(0f, 1f, minIncluded: false));
+        var minP = NumberOption.Create("--min-p", "min-p threshold (0 = off)", 0f, Allowed.Between(0f, 1f));
+        var repeat = NumberOption.Create("--repeat-penalty", "repetition penalty (1 = off)", 1f, Allowed.Above(0f));
+        var presence = NumberOption.Create("--presence-penalty", "presence penalty (0 = off)", 0f, Allowed.AnyFinite);
+        var seed = NumberOption.Create("--seed", "random seed", 42UL, Allowed.AnyUInt64);
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var cache = new Option<KvCacheMode>("--cache") { Description = "KV cache: none (recompute every step), contiguous, static", DefaultValueFactory = _ => KvCacheMode.Contiguous };
-        var context = new Option<int?>("--context", "-c") { Description = "context length (default: the model's trained length)" };
+        var cache = ChoiceOption.Create("--cache", "KV cache: none (recompute every step), contiguous (grows), static (allocated up front)",
+            ChoiceOption.Of<KvCacheMode>(), KvCacheMode.Contiguous);
+        var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var threads = CommonOptions.Threads();
         var kvType = CommonOptions.KvType();
-        var command = new Command("run", "generate text from a prompt")
+        var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads,
+            model, tokenizer, prompt, file, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads,
         };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r =>
         {
-            var kvElements = KvElementTypes.Parse(r.GetValue(kvType)!);
-            using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.GetValue(threads));
-            int trained = llm.Config.TrainedContextLength;
-            int ctx = r.GetValue(context) ?? trained;
-            if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");
-            if (ctx > trained)
-                Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
-            using var session = llm.CreateSession(new SessionOptions { CacheMode = r.GetValue(cache), ContextLength = ctx, KvElementType = kvElements });
+            string text = PromptInput.Read(r.GetValue(prompt), r.GetValue(file), Console.In, Console.IsInputRedirected);
+            var sessionOptions = new SessionOptions { CacheMode = r.GetValue(cache).Value, KvElementType = r.GetValue(kvType).Value };
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -55,8 +52,15 @@ internal static class RunCommand
                     Seed = r.GetValue(seed),
                 },
             };
+            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            int trained = llm.Config.TrainedContextLength;
+            int ctx = r.GetValue(context) ?? trained;
+            CheckFits(llm, sessionOptions, ctx, text, options.MaxTokens);
+            if (ctx > trained)
+                Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
+            using var session = llm.CreateSession(sessionOptions with { ContextLength = ctx });
             var stdout = Console.Out;
-            foreach (string piece in session.Generate(r.GetValue(prompt) ?? "", options))
+            foreach (string piece in session.Generate(text, options))
             {
                 stdout.Write(piece);
                 stdout.Flush();
@@ -67,13 +71,26 @@ internal static class RunCommand
                 Console.Error.WriteLine($"[kvsharp] stopped after {s.GeneratedTokens} tokens: the context of {session.ContextLength} tokens is full " +
                     $"(prompt {s.PromptTokens} + {s.GeneratedTokens} generated); --context N raises it");
             Console.Error.WriteLine(
-                $"[kvsharp] cache {session.CacheMode}: prompt {s.PromptTokens} tokens, prefill {s.PrefillTime.TotalMilliseconds:F1} ms ({s.PrefillTokensPerSecond:F1} tok/s); " +
+                $"[kvsharp] cache {session.CacheMode.ToString().ToLowerInvariant()}: prompt {s.PromptTokens} tokens, prefill {s.PrefillTime.TotalMilliseconds:F1} ms ({s.PrefillTokensPerSecond:F1} tok/s); " +
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");
             if (session.CacheMode != KvCacheMode.None)
                 Console.Error.WriteLine(
                     $"[kvsharp] KV cache ({session.Cache.ElementType}): {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
             return 0;
-        }));
+        });
         return command;
+    }
+
+    /// <summary>
+    /// The KV cache this run can reach must fit in memory: a static cache allocates the whole context up front; a
+    /// growing one (and mode none's scratch cache) at most the prompt plus --max-tokens, and never past the context.
+    /// A prompt has at most one token per UTF-8 byte, plus BOS and EOS.
+    /// </summary>
+    private static void CheckFits(LlmModel llm, SessionOptions session, int context, string prompt, int maxTokens)
+    {
+        bool isStatic = session.CacheMode == KvCacheMode.Static;
+        long reach = Math.Min(context, Encoding.UTF8.GetByteCount(prompt) + 2L + maxTokens);
+        string what = isStatic ? $"--context {context} with --cache static" : $"--context {context} with a prompt of {prompt.Length} characters and --max-tokens {maxTokens}";
+        KvMemory.CheckTokens(llm.Config, session.KvElementType, isStatic ? context : reach, what, KvMemory.AvailableBytes());
     }
 }

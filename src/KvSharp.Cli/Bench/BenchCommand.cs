@@ -8,24 +8,29 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var scenario = new Option<string>("--scenario", "-s") { Description = "speed (prefill/decode tokens/s), cache (with vs without the KV cache), capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching)", DefaultValueFactory = _ => "speed" };
+        var scenario = ChoiceOption.Create("--scenario",
+            "speed (prefill/decode tokens/s), cache (with vs without the KV cache; with the defaults it takes minutes: the none baseline " +
+            "recomputes about 33 TFLOP, some 6 minutes at 90 GFLOP/s; it prints an estimate after the warm-up and the progress line shows an ETA; -p/-n or --no-sweep shorten it), " +
+            "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching)",
+            ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
         var synthetic = new Option<string?>("--synthetic") { Description = "synthetic shape: tiny, small, smollm2-135m (gqa), llama-3.2-1b (1b); default small for speed, tiny for cache" };
         var type = new Option<string?>("--type") { Description = "synthetic weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k (default q8_0)" };
-        var context = new Option<int?>("--context", "-c") { Description = "context length (synthetic: written to the model's metadata)" };
-        var seed = new Option<ulong>("--seed") { Description = "synthetic weights seed", DefaultValueFactory = _ => Synthetic.SyntheticModelBuilder.DefaultSeed };
-        var prompt = new Option<int?>("--prompt-tokens", "-p") { Description = "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000)" };
-        var gen = new Option<int?>("--gen-tokens", "-n") { Description = "tokens to generate (default speed 64 and 256, cache 500)" };
+        var context = NumberOption.Optional("--context", "context length (synthetic: written to the model's metadata)", Allowed.AtLeast(1), "-c");
+        var seed = NumberOption.Create("--seed", "synthetic weights seed", Synthetic.SyntheticModelBuilder.DefaultSeed, Allowed.AnyUInt64);
+        var prompt = NumberOption.Optional("--prompt-tokens", "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000)", Allowed.AtLeast(1), "-p");
+        var gen = NumberOption.Optional("--gen-tokens", "tokens to generate (default speed 64 and 256, cache 500)", Allowed.AtLeast(1), "-n");
         var threads = CommonOptions.Threads();
-        var reps = new Option<int?>("--repetitions", "-r") { Description = "measured runs per length after a warm-up; the median is reported (default speed 5, concurrency 3 per level, cache 1)" };
-        var warmup = new Option<double>("--warmup") { Description = "seconds of warm-up runs before each measured length (at least 2 runs)", DefaultValueFactory = _ => 3 };
-        var cache = new Option<KvCacheMode>("--cache") { Description = "cache scenario: the cache compared with none (contiguous or static)", DefaultValueFactory = _ => KvCacheMode.Contiguous };
+        var reps = NumberOption.Optional("--repetitions", "measured runs per length after a warm-up; the median is reported (default speed 5, concurrency 3 per level, cache 1)", Allowed.AtLeast(1), "-r");
+        var warmup = NumberOption.Create("--warmup", "seconds of warm-up runs before each measured length (at least 2 runs)", 3.0, Allowed.AtLeast(0.0));
+        var cache = ChoiceOption.Create("--cache", "cache scenario: the cache compared with none",
+            ChoiceOption.Of<KvCacheMode>().Where(c => c.Value != KvCacheMode.None).ToArray(), KvCacheMode.Contiguous);
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
         var kvType = CommonOptions.KvType();
-        var budget = new Option<long>("--kv-budget-mib") { Description = "engine scenarios: KV memory budget in MiB", DefaultValueFactory = _ => 64 };
-        var blockSize = new Option<int>("--block-size") { Description = "engine scenarios: positions per KV block", DefaultValueFactory = _ => 16 };
-        var turns = new Option<int>("--turns") { Description = "multiturn scenario: chat turns", DefaultValueFactory = _ => 8 };
+        var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
+        var blockSize = NumberOption.Create("--block-size", "engine scenarios: positions per KV block", 16, Allowed.AtLeast(1));
+        var turns = NumberOption.Create("--turns", "multiturn scenario: chat turns", 8, Allowed.AtLeast(1));
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
@@ -33,11 +38,11 @@ internal static class BenchCommand
         {
             scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, json, write, cacheDir,
         };
-        command.SetAction(r => CliErrors.Run(() =>
+        command.SetAction(r =>
         {
             var settings = new BenchSettings
             {
-                Scenario = ParseScenario(r.GetValue(scenario)!),
+                Scenario = r.GetValue(scenario).Value,
                 ModelPath = r.GetValue(model),
                 TokenizerPath = r.GetValue(tokenizer),
                 Synthetic = r.GetValue(synthetic),
@@ -46,31 +51,21 @@ internal static class BenchCommand
                 Seed = r.GetValue(seed),
                 PromptTokens = r.GetValue(prompt),
                 GenTokens = r.GetValue(gen),
-                Threads = r.GetValue(threads),
+                Threads = r.ThreadCount(threads),
                 Repetitions = r.GetValue(reps),
                 WarmUpSeconds = r.GetValue(warmup),
-                CacheMode = r.GetValue(cache),
+                CacheMode = r.GetValue(cache).Value,
                 Sweep = !r.GetValue(noSweep),
                 Json = r.GetValue(json),
                 WritePath = r.GetValue(write),
                 CacheDirectory = r.GetValue(cacheDir),
-                KvType = KvElementTypes.Parse(r.GetValue(kvType)!),
+                KvType = r.GetValue(kvType).Value,
                 KvBudgetMiB = r.GetValue(budget),
                 BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
-        }));
+        });
         return command;
     }
-
-    public static BenchScenario ParseScenario(string name) => name.ToLowerInvariant() switch
-    {
-        "speed" => BenchScenario.Speed,
-        "cache" => BenchScenario.Cache,
-        "capacity" => BenchScenario.Capacity,
-        "concurrency" => BenchScenario.Concurrency,
-        "multiturn" => BenchScenario.Multiturn,
-        _ => throw new ArgumentException($"unknown scenario '{name}' (known: speed, cache, capacity, concurrency, multiturn)"),
-    };
 }

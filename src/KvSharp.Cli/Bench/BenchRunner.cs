@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KvSharp.Cache;
@@ -43,7 +44,9 @@ public static class BenchRunner
         table.WriteLine($"peak working set: {peak / 1048576.0:F1} MiB ({(peakReset ? "since the model was loaded" : "whole process")})");
         if (s.Json)
         {
-            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            // Relaxed escaping: the JSON goes to a terminal or a file, never into HTML, so "P + N" stays readable
+            // instead of "P \u002B N".
+            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             stdout.Flush();
         }
         return 0;
@@ -60,6 +63,8 @@ public static class BenchRunner
         if (s.KvBudgetMiB <= 0) throw new ArgumentException($"--kv-budget-mib must be positive, got {s.KvBudgetMiB}");
         if (s.BlockSize <= 0) throw new ArgumentException($"--block-size must be positive, got {s.BlockSize}");
         if (s.Turns <= 0) throw new ArgumentException($"--turns must be positive, got {s.Turns}");
+        if (s.Scenario is BenchScenario.Capacity or BenchScenario.Concurrency or BenchScenario.Multiturn)
+            KvMemory.CheckBudget(s.KvBudgetMiB * 1048576.0, $"--kv-budget-mib {s.KvBudgetMiB}", KvMemory.AvailableBytes());
         if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null))
             throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE], not both");
         if (s.ModelPath != null && s.WritePath != null) throw new ArgumentException("--write writes a synthetic model: use it with --synthetic, not --model");
@@ -167,12 +172,13 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         ["context_length"] = ContextLength,
     };
 
-    /// <summary>Fails with a one-line error when a run does not fit the context.</summary>
+    /// <summary>Fails with a one-line error when a run does not fit the context, or its KV cache does not fit in memory.</summary>
     public void CheckFits(int tokens, string what)
     {
         if (tokens > ContextLength)
             throw new ArgumentException($"{what} = {tokens} tokens exceeds the context length {ContextLength}" +
                                         (Synthetic ? " (a synthetic model takes any --context)" : " (raise --context)"));
+        KvMemory.CheckTokens(Model.Config, KvType, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes());
     }
 }
 

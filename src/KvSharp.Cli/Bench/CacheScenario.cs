@@ -36,27 +36,34 @@ public static class CacheScenario
         using var none = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.None, ContextLength = maxContext, KvElementType = s.KvType });
         string cacheName = s.CacheMode.ToString().ToLowerInvariant();
 
+        var c = model.Config;
+        var plan = new[] { (p, n) }.Concat(sweep).SelectMany(r => Plan(c, r.Item1, r.Item2, reps)).ToList();
+        var eta = new ScenarioEta(plan);
         log.Progress("warm-up");
-        // Short runs of both modes so the JIT has optimized the forward pass before anything is timed.
+        // Short runs of both modes so the JIT has optimized the forward pass before anything is timed; their times
+        // also give the first estimate of how long the scenario takes.
         SpeedScenario.WarmUp(s.WarmUpSeconds, () =>
         {
-            Generate(cached, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 16), null, "");
-            Generate(none, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 4), null, "");
+            Generate(cached, model.Config, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 16), null, "", null);
+            Generate(none, model.Config, BenchRunner.Prompt(model, Math.Min(p, 64)), Math.Min(n, 4), null, "", null);
         });
+        WarmUpRates(eta, c, cached, none, model, Math.Min(p, 64), Math.Min(n, 16), Math.Min(n, 4));
         log.EndProgress();
+        log.Line($"estimated duration: {ScenarioEta.Format(eta.SecondsPlanned)} (the none baseline recomputes {plan.Where(r => !r.Cached).Sum(r => r.Flops) / 1e12:F2} TFLOP; " +
+                 "the progress line updates the estimate)");
 
         var result = info.Describe("cache");
         result["cache_mode"] = cacheName;
         result["repetitions"] = reps;
-        var main = Measure(s, info, log, cached, none, p, n, reps, cacheName);
+        var main = Measure(info, log, eta, cached, none, p, n, reps, cacheName);
         foreach (var (key, value) in main) result[key] = value?.DeepClone();
 
-        var t = new BenchTable("P + N", "cache", "prefill s", "decode s", "total s", "TTFT ms", "decode tok/s", "speedup", "FLOPs ratio", "KV bytes");
+        var t = new BenchTable("P + N", "cache", "prefill s", "decode s", "total s", "TTFT ms", "decode tok/s", "speedup vs none", "FLOPs ratio", "KV bytes");
         AddRows(t, main, cacheName);
         var runs = new JsonArray { main };
         foreach (var (sp, sn) in sweep)
         {
-            var r = Measure(s, info, log, cached, none, sp, sn, reps, cacheName);
+            var r = Measure(info, log, eta, cached, none, sp, sn, reps, cacheName);
             runs.Add(r);
             AddRows(t, r, cacheName);
         }
@@ -64,8 +71,7 @@ public static class CacheScenario
 
         table.WriteLine();
         t.Write(table);
-        var c = model.Config;
-        table.WriteLine($"speedup = total time with none / total time with the {cacheName} cache. FLOPs per decode step at position {p + n / 2}: " +
+        table.WriteLine($"speedup vs none = total time with none / total time with the {cacheName} cache (FLOPs ratio: the speedup the arithmetic predicts). FLOPs per decode step at position {p + n / 2}: " +
                         $"{(double)main["flops_per_step_with_cache"]! / 1e6:F1} MFLOP with the cache, {(double)main["flops_per_step_without_cache"]! / 1e9:F2} GFLOP without " +
                         $"(2 x {LayerMatmulParams(c) * c.LayerCount / 1e6:F2}M layer weights x tokens + 2 x {(double)c.EmbeddingDim * c.VocabSize / 1e6:F2}M output weights + attention 4 x T x {c.QueryDim} x {c.LayerCount} per token)");
         if (sweep.Count == 0 && !single && s.Sweep)
@@ -73,13 +79,30 @@ public static class CacheScenario
         return result;
     }
 
-    private static JsonObject Measure(BenchSettings s, BenchModelInfo info, BenchLog log, InferenceSession cached, InferenceSession none,
+    /// <summary>The runs one measurement makes, in order: <paramref name="reps"/> with the cache, then as many without.</summary>
+    private static IEnumerable<(bool Cached, double Flops)> Plan(ModelConfig c, int p, int n, int reps)
+    {
+        var (flopsCached, flopsNone) = GenerationFlops(c, p, n);
+        return Enumerable.Repeat((true, flopsCached), reps).Concat(Enumerable.Repeat((false, flopsNone), reps));
+    }
+
+    /// <summary>One timed run of each mode at the warm-up's lengths: the first seconds-per-FLOP of each.</summary>
+    private static void WarmUpRates(ScenarioEta eta, ModelConfig c, InferenceSession cached, InferenceSession none, LlmModel model, int p, int nCached, int nNone)
+    {
+        var prompt = BenchRunner.Prompt(model, p);
+        var withCache = Generate(cached, c, prompt, nCached, null, "", null);
+        eta.ObserveWarmUp(true, GenerationFlops(c, p, nCached).Cached, withCache.TotalS);
+        var without = Generate(none, c, prompt, nNone, null, "", null);
+        eta.ObserveWarmUp(false, GenerationFlops(c, p, nNone).None, without.TotalS);
+    }
+
+    private static JsonObject Measure(BenchModelInfo info, BenchLog log, ScenarioEta eta, InferenceSession cached, InferenceSession none,
         int p, int n, int reps, string cacheName)
     {
         var model = info.Model;
         var prompt = BenchRunner.Prompt(model, p);
-        var withCache = Repeat(cached, prompt, n, reps, log, $"P={p} N={n} {cacheName}");
-        var without = Repeat(none, prompt, n, reps, log, $"P={p} N={n} none");
+        var withCache = Repeat(cached, model.Config, prompt, n, reps, log, eta, $"P={p} N={n} {cacheName}");
+        var without = Repeat(none, model.Config, prompt, n, reps, log, eta, $"P={p} N={n} none");
         log.EndProgress();
         var (flopsCached, flopsNone) = GenerationFlops(model.Config, p, n);
         int mid = p + n / 2;
@@ -87,12 +110,12 @@ public static class CacheScenario
         {
             ["prompt_tokens"] = p,
             ["gen_tokens"] = n,
-            ["prefill_tokens_per_s"] = p / withCache.PrefillS,
+            ["prefill_tokens_per_s"] = new Ratio(p, withCache.PrefillS).Json,
             ["decode_tokens_per_s"] = DecodeRate(withCache),
             ["ttft_ms"] = withCache.PrefillS * 1e3,
             ["total_s"] = withCache.TotalS,
-            ["speedup"] = without.TotalS / withCache.TotalS,
-            ["decode_speedup"] = without.DecodeS / withCache.DecodeS,
+            ["speedup"] = new Ratio(without.TotalS, withCache.TotalS).Json,
+            ["decode_speedup"] = new Ratio(without.DecodeS, withCache.DecodeS).Json, // null with one generated token: no decode step
             ["kv_bytes_per_token"] = info.KvBytesPerToken,
             ["kv_bytes_per_session"] = info.KvBytesPerToken * (p + n),
             [cacheName] = ModeJson(withCache, p),
@@ -106,6 +129,7 @@ public static class CacheScenario
         return r;
     }
 
+    /// <summary>The speedup and the FLOPs ratio go on the cached row (what the cache buys); the none row is the baseline they divide.</summary>
     private static void AddRows(BenchTable t, JsonObject r, string cacheName)
     {
         string lengths = $"{r["prompt_tokens"]} + {r["gen_tokens"]}";
@@ -115,11 +139,13 @@ public static class CacheScenario
             bool isCache = mode == cacheName;
             t.Add(lengths, mode, $"{(double)m["prefill_s"]!:F3}", $"{(double)m["decode_s"]!:F3}", $"{(double)m["total_s"]!:F3}",
                 $"{(double)m["ttft_ms"]!:F1}", $"{(double)m["decode_tokens_per_s"]!:F1}",
-                isCache ? "1.0x" : $"{(double)r["speedup"]!:F1}x",
-                isCache ? "" : $"{(double)r["predicted_flops_speedup"]!:F1}x",
+                isCache ? Times(r["speedup"]) : "baseline",
+                isCache ? Times(r["predicted_flops_speedup"]) : "",
                 isCache ? $"{(long)r["kv_bytes_per_session"]!:N0}" : "0");
         }
     }
+
+    private static string Times(JsonNode? ratio) => ratio is null ? "n/a" : $"{(double)ratio:F1}x";
 
     private static JsonObject ModeJson(ModeResult m, int p) => new()
     {
@@ -127,37 +153,53 @@ public static class CacheScenario
         ["decode_s"] = m.DecodeS,
         ["total_s"] = m.TotalS,
         ["ttft_ms"] = m.PrefillS * 1e3,
-        ["prefill_tokens_per_s"] = p / m.PrefillS,
+        ["prefill_tokens_per_s"] = new Ratio(p, m.PrefillS).Json,
         ["decode_tokens_per_s"] = DecodeRate(m),
         ["tokens_computed"] = m.Prefilled,
     };
 
-    private static double DecodeRate(ModeResult m) => m.DecodeS > 0 ? Math.Max(0, m.Generated - 1) / m.DecodeS : 0;
+    private static double DecodeRate(ModeResult m) => new Ratio(Math.Max(0, m.Generated - 1), m.DecodeS).Value ?? 0;
 
     /// <summary>Median (by total time) of <paramref name="reps"/> generations.</summary>
-    private static ModeResult Repeat(InferenceSession session, int[] prompt, int n, int reps, BenchLog log, string label)
+    private static ModeResult Repeat(InferenceSession session, ModelConfig config, int[] prompt, int n, int reps, BenchLog log, ScenarioEta eta, string label)
     {
         var results = new List<ModeResult>();
         for (int i = 0; i < reps; i++)
-            results.Add(Generate(session, prompt, n, log, reps > 1 ? $"{label} (run {i + 1}/{reps})" : label));
+            results.Add(Generate(session, config, prompt, n, log, reps > 1 ? $"{label} (run {i + 1}/{reps})" : label, eta));
         return results.OrderBy(r => r.TotalS).ElementAt(results.Count / 2);
     }
 
-    private static ModeResult Generate(InferenceSession session, int[] prompt, int n, BenchLog? log, string label)
+    private static ModeResult Generate(InferenceSession session, ModelConfig config, int[] prompt, int n, BenchLog? log, string label, ScenarioEta? eta)
     {
         session.Reset();
+        bool isCached = session.CacheMode != KvCacheMode.None;
+        double runFlops = eta == null ? 0 : Flops(config, isCached, prompt.Length, n);
+        eta?.Start();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         log?.Progress($"{label}: prefill...");
         foreach (var _ in session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = n, StopAtEndOfGeneration = false }))
             if (log is { ProgressDue: true })
-                log.Progress($"{label}: {session.Tokens.Count - prompt.Length}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s", force: false);
+            {
+                int generated = session.Tokens.Count - prompt.Length;
+                string left = eta == null ? "" : $", about {ScenarioEta.Format(eta.SecondsLeft(isCached, runFlops, Flops(config, isCached, prompt.Length, generated), clock.Elapsed.TotalSeconds))} left in the scenario";
+                log.Progress($"{label}: {generated}/{n} tokens, {clock.Elapsed.TotalSeconds:F0} s{left}", force: false);
+            }
         var st = session.LastStats!;
         if (st.GeneratedTokens != n) throw new InvalidOperationException($"expected {n} generated tokens, got {st.GeneratedTokens}");
+        eta?.Observe(isCached, runFlops, clock.Elapsed.TotalSeconds);
         // Tokens the forward pass computed: with the cache P + (N-1); without, the prefill plus the whole sequence every step.
-        int computed = session.CacheMode == KvCacheMode.None
+        int computed = !isCached
             ? (int)Math.Min(int.MaxValue, (long)prompt.Length + Enumerable.Range(1, n - 1).Sum(i => (long)prompt.Length + i))
             : prompt.Length + n - 1;
         return new ModeResult(st.PrefillTime.TotalSeconds, st.DecodeTime.TotalSeconds, st.GeneratedTokens, computed);
+    }
+
+    /// <summary>FLOPs of a run that has generated <paramref name="generated"/> tokens so far (0: before the prefill).</summary>
+    private static double Flops(ModelConfig c, bool cached, int p, int generated)
+    {
+        if (generated == 0) return 0;
+        var (withCache, without) = GenerationFlops(c, p, generated);
+        return cached ? withCache : without;
     }
 
     /// <summary>Weights of one layer's matrices (each multiplied once per token).</summary>

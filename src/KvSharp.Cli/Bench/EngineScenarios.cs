@@ -50,7 +50,15 @@ internal static class EngineBench
 /// How many sessions of prompt P + output N run at once in a fixed KV budget: the paged pool (blocks allocated as
 /// sequences grow) against each session reserving its whole context contiguously. The paged count is what the
 /// block arithmetic allows (budget blocks / blocks per finished session); the engine then runs exactly that many
-/// together, and the peak of sessions running at once and any preemptions are measured. Waste is allocated-but-unfilled slots over allocated slots at the peak.
+/// together, and the peak of sessions running at once and any preemptions are measured.
+/// <para>
+/// KV waste is one figure per layout with one meaning: the share of the slots a session reserves that it leaves
+/// unfilled when it finishes. A finished session fills T = P + N - 1 positions (the last sampled token is never run
+/// through the model); paged reserves T rounded up to whole blocks, contiguous reserves the whole context, ideal
+/// exactly T. (An earlier version measured the paged figure at the step with the most filled positions, where the
+/// sessions, prefilled one step apart, were at different points of their last block: a number that moved with the
+/// schedule and disagreed with the block arithmetic. That occupancy is still reported, under its own name.)
+/// </para>
 /// </summary>
 public static class CapacityScenario
 {
@@ -58,18 +66,18 @@ public static class CapacityScenario
     {
         int p = s.PromptTokens ?? 256, n = s.GenTokens ?? 256, context = info.ContextLength;
         info.CheckFits(p + n, "--prompt-tokens + --gen-tokens");
-        var model = info.Model;
         long budget = s.KvBudgetMiB * (1L << 20);
         long perToken = info.KvBytesPerToken;
+        int filled = p + n - 1;
+        int blocksPerSession = (filled + s.BlockSize - 1) / s.BlockSize;
         long contiguousSessions = budget / (perToken * context);
-        long idealSessions = budget / (perToken * (p + n));
+        long idealSessions = budget / (perToken * filled);
         var clock = Stopwatch.StartNew();
-
-        // The last sampled token is never run through the model, so a finished session fills p + n - 1 positions.
-        int blocksPerSession = (p + n - 1 + s.BlockSize - 1) / s.BlockSize;
-        var fits = RunSessions(s, info, log, budget, context, p, n, count: -1, blocksPerSession);
+        var fits = RunSessions(s, info, log, budget, context, p, n, blocksPerSession);
         log.EndProgress();
-        double contiguousWaste = 1 - (double)(p + n) / context;
+        double pagedWaste = 1 - (double)filled / ((long)blocksPerSession * s.BlockSize);
+        double contiguousWaste = 1 - (double)filled / context;
+        var overContiguous = new Ratio(fits.PeakRunning, contiguousSessions);
 
         var result = info.Describe("capacity");
         result["prompt_tokens"] = p;
@@ -79,37 +87,51 @@ public static class CapacityScenario
         result["block_size"] = s.BlockSize;
         result["kv_bytes_per_token"] = perToken;
         result["kv_bytes_per_session"] = perToken * (p + n);
+        result["filled_positions_per_session"] = filled;
         result["sessions_paged"] = fits.PeakRunning;
         result["sessions_contiguous"] = contiguousSessions;
         result["sessions_ideal"] = idealSessions;
-        result["paged_over_contiguous"] = contiguousSessions > 0 ? (double)fits.PeakRunning / contiguousSessions : double.PositiveInfinity;
-        result["kv_waste_fraction"] = fits.Waste;
+        result["paged_over_contiguous"] = overContiguous.Json; // null when not one contiguous session fits
+        result["kv_waste_definition"] = "share of the slots a session reserves that it leaves unfilled when it finishes (P + N - 1 filled positions)";
+        result["kv_waste_fraction"] = pagedWaste;
         result["kv_waste_fraction_contiguous"] = contiguousWaste;
         result["paged_allocated_slots_at_peak"] = fits.Allocated;
         result["paged_filled_slots_at_peak"] = fits.Filled;
+        result["paged_unfilled_fraction_at_peak"] = new Ratio(fits.Allocated - fits.Filled, fits.Allocated).Json;
         result["preemptions"] = fits.Preemptions;
         result["seconds"] = clock.Elapsed.TotalSeconds;
 
         var t = new BenchTable("layout", "sessions", "KV waste", "how");
-        t.Add("paged", $"{fits.PeakRunning}", $"{fits.Waste:P2}", $"blocks of {s.BlockSize} allocated as sequences grow; ran together, {fits.Preemptions} preemptions");
-        t.Add("contiguous", $"{contiguousSessions}", $"{contiguousWaste:P2}", $"each session reserves its {context}-token context");
-        t.Add("ideal", $"{idealSessions}", "0%", $"budget / ({p} + {n}) tokens x {perToken} B");
+        t.Add("paged", $"{fits.PeakRunning}", Percent(pagedWaste),
+            $"blocks of {s.BlockSize} allocated as sequences grow ({blocksPerSession} per session); ran together, {fits.Preemptions} preemptions");
+        t.Add("contiguous", $"{contiguousSessions}", Percent(contiguousWaste), $"each session reserves its {context}-token context");
+        t.Add("ideal", $"{idealSessions}", Percent(0), $"budget / ({p} + {n} - 1) tokens x {perToken} B");
         table.WriteLine();
         t.Write(table);
-        table.WriteLine($"KV budget {budget / 1048576.0:F0} MiB; paged/contiguous = {(double)result["paged_over_contiguous"]!:F2}x");
+        table.WriteLine($"KV waste: the share of the slots a session reserves that it leaves unfilled when it finishes ({filled} positions filled).");
+        if (fits.Allocated > 0)
+            table.WriteLine($"measured when the most positions were filled: {fits.Filled:N0} of {fits.Allocated:N0} allocated paged slots " +
+                            $"({Percent(1 - (double)fits.Filled / fits.Allocated)} unfilled: sequences part-way through their last block)");
+        string ratio = contiguousSessions > 0
+            ? overContiguous.Text("F2")
+            : $"n/a: not one contiguous session fits (each reserves {KvMemory.Size((double)perToken * context)}, the budget is {KvMemory.Size(budget)})";
+        table.WriteLine($"KV budget {budget / 1048576.0:F0} MiB; paged/contiguous = {ratio}");
         return result;
     }
 
-    private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, double Waste, long Preemptions);
+    private static string Percent(double fraction) => $"{fraction * 100:F2}%";
 
-    /// <summary>Runs <paramref name="count"/> sessions at once (-1: as many as the block arithmetic allows).</summary>
-    private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n, int count, int blocksPerSession)
+    private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, long Preemptions);
+
+    /// <summary>Runs as many sessions at once as the block arithmetic allows (none when one session needs more blocks than the budget holds).</summary>
+    private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n, int blocksPerSession)
     {
         var model = info.Model;
         var probe = EngineBench.Options(s, context, budget, prefixCaching: false);
-        using var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 });
-        int sessions = count > 0 ? count : sizing.Pool.BlockCount / blocksPerSession;
-        sizing.Dispose();
+        int sessions;
+        using (var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 }))
+            sessions = sizing.Pool.BlockCount / blocksPerSession;
+        if (sessions == 0) return new Outcome(0, 0, 0, 0, 0);
         // Distinct prompts: nothing is shared, every session pays for its own blocks.
         using var engine = new LlmEngine(model, probe with { MaxRunningSequences = sessions, MaxStepTokens = Math.Max(256, sessions) });
         for (int i = 0; i < sessions; i++) engine.Submit(EngineBench.Request(model, p, n, (ulong)(1000 + i)));
@@ -126,7 +148,7 @@ public static class CapacityScenario
             }
             log.Progress($"capacity: {sessions} sessions, {engine.Metrics.GeneratedTokens} tokens generated, {snap.Running} running, {snap.UsedBlocks}/{engine.Pool.BlockCount} blocks", force: false);
         }
-        return new Outcome(sessions, peak, allocated, filled, allocated > 0 ? 1 - (double)filled / allocated : 0, engine.Metrics.Preemptions);
+        return new Outcome(sessions, peak, allocated, filled, engine.Metrics.Preemptions);
     }
 }
 
@@ -168,9 +190,9 @@ public static class ConcurrencyScenario
                 ["repetitions"] = reps,
                 ["tokens_per_s_min"] = rates.Min(r => r.Rate),
                 ["tokens_per_s_max"] = rates.Max(r => r.Rate),
-                ["speedup_vs_1"] = single > 0 ? rate / single : 1,
+                ["speedup_vs_1"] = new Ratio(rate, single).Json,
             });
-            t.Add($"{c}", $"{rate:F1}", $"{rate / c:F1}", single > 0 ? $"{rate / single:F2}x" : "");
+            t.Add($"{c}", $"{rate:F1}", $"{rate / c:F1}", new Ratio(rate, single).Text("F2"));
         }
         log.EndProgress();
         var result = info.Describe("concurrency");
@@ -196,7 +218,7 @@ public static class ConcurrencyScenario
         while (engine.Step()) log.Progress($"concurrency {c}: {engine.Metrics.GeneratedTokens - before} tokens", force: false);
         double seconds = clock.Elapsed.TotalSeconds;
         long generated = engine.Metrics.GeneratedTokens - before;
-        return (generated / seconds, generated, seconds);
+        return (new Ratio(generated, seconds).Value ?? 0, generated, seconds);
     }
 }
 
@@ -229,7 +251,7 @@ public static class MultiturnScenario
                 ["ttft_ms_with_cache"] = with[i].TtftMs,
                 ["ttft_ms_without_cache"] = without[i].TtftMs,
             });
-            t.Add($"{i + 1}", $"{with[i].Prompt}", $"{with[i].Cached}", $"{with[i].TtftMs:F1}", $"{without[i].TtftMs:F1}", $"{without[i].TtftMs / with[i].TtftMs:F1}x");
+            t.Add($"{i + 1}", $"{with[i].Prompt}", $"{with[i].Cached}", $"{with[i].TtftMs:F1}", $"{without[i].TtftMs:F1}", new Ratio(without[i].TtftMs, with[i].TtftMs).Text("F1"));
         }
         var result = info.Describe("multiturn");
         result["turns"] = turns;
@@ -238,11 +260,12 @@ public static class MultiturnScenario
         result["prefix_hit_rate"] = hitRate;
         result["ttft_ms"] = with[^1].TtftMs;
         result["ttft_ms_without_cache"] = without[^1].TtftMs;
-        result["last_turn_ttft_ratio"] = without[^1].TtftMs / with[^1].TtftMs;
+        var lastRatio = new Ratio(without[^1].TtftMs, with[^1].TtftMs);
+        result["last_turn_ttft_ratio"] = lastRatio.Json;
         result["runs"] = runs;
         table.WriteLine();
         t.Write(table);
-        table.WriteLine($"prefix hit rate over turns 2-{turns}: {hitRate:P1}; turn {turns} time to first token {without[^1].TtftMs / with[^1].TtftMs:F1}x lower with prefix caching");
+        table.WriteLine($"prefix hit rate over turns 2-{turns}: {hitRate:P1}; turn {turns} time to first token {lastRatio.Text("F1")} lower with prefix caching");
         return result;
     }
 

@@ -54,7 +54,7 @@ public sealed class BenchCommandTests : IDisposable
 
         var bad = CliRunner.Run("bench", "--model", _model, "--kv-type", "f8");
         Assert.NotEqual(0, bad.ExitCode);
-        Assert.Contains("unknown KV cache type 'f8'", bad.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0; got 'f8'", bad.Stderr);
     }
 
     [Fact]
@@ -97,6 +97,73 @@ public sealed class BenchCommandTests : IDisposable
         Assert.True(json.GetProperty("predicted_flops_speedup").GetDouble() > 1);
         Assert.Equal(1, json.GetProperty("runs").GetArrayLength()); // explicit lengths: one measurement, no sweep
         Assert.Contains("| 12 + 6 ", table);
+        // The speedup and the FLOPs ratio sit on the cached row; the none row is the baseline they divide.
+        string cachedRow = table.Split('\n').Single(l => l.StartsWith("| 12 + 6 |") && l.Contains(" contiguous |"));
+        string noneRow = table.Split('\n').Single(l => l.StartsWith("| 12 + 6 |") && l.Contains(" none |"));
+        Assert.Matches(@"\| +\d+\.\dx \| +\d+\.\dx \| +9,216 \|$", cachedRow);
+        Assert.Matches(@"\| +baseline \| +\| +0 \|$", noneRow);
+        Assert.Contains("speedup vs none", table);
+        Assert.Contains("estimated duration: ", table);
+    }
+
+    [Fact]
+    public void CacheScenarioWithOneGeneratedTokenStillWritesJson()
+    {
+        // One generated token comes from the prefill: no decode step, so the decode times are (nearly) zero and a
+        // decode ratio has (almost) nothing to divide by; it must come out as a number or null, never Infinity or NaN.
+        var json = RunInProcess(new BenchSettings
+        {
+            Scenario = BenchScenario.Cache, ModelPath = _model, PromptTokens = 4, GenTokens = 1, MeasureBandwidth = false,
+        }, out _);
+        Assert.Contains(json.GetProperty("decode_speedup").ValueKind, new[] { JsonValueKind.Null, JsonValueKind.Number });
+        Assert.True(json.GetProperty("speedup").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void SpeedScenarioNamesTheBandwidthBoundAFloor()
+    {
+        var json = RunInProcess(new BenchSettings
+        {
+            Scenario = BenchScenario.Speed, ModelPath = _model, PromptTokens = 4, GenTokens = 2, Repetitions = 1,
+        }, out string table);
+        Assert.Contains("lower bound", json.GetProperty("bandwidth_bound_note").GetString());
+        Assert.Contains("a floor of the true limit", table);
+        // micro's weights are a few hundred KB: wherever the cache size can be read, they fit and the output says so.
+        if (json.GetProperty("last_level_cache_bytes").ValueKind == JsonValueKind.Number)
+            Assert.Contains("fit in the", table);
+    }
+
+    [Fact]
+    public void RatiosWithNothingToDivideByAreUndefinedNotInfinite()
+    {
+        Assert.Equal(2.5, new Ratio(5, 2).Value);
+        Assert.Null(new Ratio(5, 0).Value);
+        Assert.Null(new Ratio(0, 0).Value);
+        Assert.Null(new Ratio(double.NaN, 1).Value);
+        Assert.Null(new Ratio(5, 0).Json);
+        Assert.Equal("2.50x", new Ratio(5, 2).Text("F2"));
+        Assert.Equal("n/a", new Ratio(5, 0).Text("F2"));
+    }
+
+    [Fact]
+    public void TheEtaCountsTheRestOfTheRunAndEveryRunToCome()
+    {
+        // Three runs planned: a cached one of 10 FLOPs, then two recomputing ones of 1000.
+        var eta = new ScenarioEta([(true, 10.0), (false, 1000.0), (false, 1000.0)]);
+        eta.ObserveWarmUp(cached: true, flops: 1, seconds: 0.5);   // warm-up: 0.5 s per cached FLOP
+        eta.ObserveWarmUp(cached: false, flops: 100, seconds: 1);  // 0.01 s per recomputed FLOP
+        Assert.Equal(10 * 0.5 + 2000 * 0.01, eta.SecondsPlanned, 9);
+        eta.Start();                                                // the cached run: 4 FLOPs in 1 s, its own rate now
+        Assert.Equal(6 * 0.25 + 2000 * 0.01, eta.SecondsLeft(cached: true, runFlops: 10, doneFlops: 4, elapsed: 1), 9);
+        eta.Observe(cached: true, flops: 10, seconds: 3);
+        eta.Start();                                                // the first recomputing run: 500 FLOPs in 2 s
+        Assert.Equal(500 * 0.004 + 1000 * 0.004, eta.SecondsLeft(cached: false, runFlops: 1000, doneFlops: 500, elapsed: 2), 9);
+        eta.Observe(cached: false, flops: 1000, seconds: 5);
+        eta.Start();                                                // the last: finished runs and this one's progress
+        Assert.Equal(900 * (6.0 / 1100), eta.SecondsLeft(cached: false, runFlops: 1000, doneFlops: 100, elapsed: 1), 9);
+        Assert.Equal("6 min 10 s", ScenarioEta.Format(370));
+        Assert.Equal("2 h 05 min", ScenarioEta.Format(7500));
+        Assert.Equal("45 s", ScenarioEta.Format(45));
     }
 
     [Fact]
@@ -117,6 +184,10 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(2 * 6 * layer + 2.0 * 288 * 32000 + 4.0 * 288 * 6, CacheScenario.StepFlops(c, 1, 0));
         var (cached, none) = CacheScenario.GenerationFlops(c, 2000, 500);
         Assert.InRange(none / cached, 30, 1000);
+        // `bench --help` says the cache scenario's none baseline recomputes about 33 TFLOP with the defaults (tiny,
+        // P 2000 + N 500, then the sweep): keep it true.
+        double total = none + CacheScenario.SweepGen.Sum(g => CacheScenario.GenerationFlops(c, CacheScenario.SweepPrompt, g).None);
+        Assert.Equal(33, Math.Round(total / 1e12));
     }
 
     [Fact]
@@ -137,7 +208,7 @@ public sealed class BenchCommandTests : IDisposable
     [Theory]
     [InlineData("unknown synthetic shape 'huge'", "--synthetic", "huge")]
     [InlineData("unknown weight type 'q3_k'", "--synthetic", "tiny", "--type", "q3_k")]
-    [InlineData("unknown scenario 'latency'", "--scenario", "latency")]
+    [InlineData("--scenario must be one of speed, cache, capacity, concurrency, multiturn; got 'latency'", "--scenario", "latency")]
     [InlineData("model file not found", "--model", "/nonexistent/model.gguf")]
     public void BadOptionsGiveOneLineAndExitCodeOne(string message, params string[] args)
     {

@@ -19,27 +19,67 @@ public sealed class EngineScenarioTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private JsonElement Run(BenchSettings settings)
-    {
-        var stdout = new StringWriter();
-        Assert.Equal(0, BenchRunner.Run(settings with { ModelPath = _model, Json = true, Threads = 2, MeasureBandwidth = false }, stdout, TextWriter.Null));
-        using var doc = JsonDocument.Parse(stdout.ToString());
-        return doc.RootElement.Clone();
-    }
+    private JsonElement Run(BenchSettings settings) => RunWithTable(settings).Json;
 
     [Fact]
     public void CapacityComparesPagedWithContiguousSessions()
     {
         // micro: 512 KV bytes per token; 1 MiB budget = 2048 tokens = 512 blocks of 4; context 256 -> 8 contiguous
         // sessions; 24 + 8 tokens fill 31 positions = 8 blocks each -> 64 paged sessions, which run without preemption.
-        var json = Run(new BenchSettings { Scenario = BenchScenario.Capacity, PromptTokens = 24, GenTokens = 8, KvBudgetMiB = 1, BlockSize = 4 });
+        var json = CapacityIn1MiB(context: 256, prompt: 24, gen: 8).Json;
         Assert.Equal(8, json.GetProperty("sessions_contiguous").GetInt64());
         Assert.Equal(64, json.GetProperty("sessions_paged").GetInt64());
         Assert.Equal(0, json.GetProperty("preemptions").GetInt64());
-        // Only partly filled last blocks are waste: at most one block of 4 per 32-token session, and at least the
-        // final empty slot of each session that is at its full length.
-        Assert.InRange(json.GetProperty("kv_waste_fraction").GetDouble(), 0.0, 4.0 / 32);
-        Assert.Equal(1 - 32.0 / 256, json.GetProperty("kv_waste_fraction_contiguous").GetDouble(), 6);
+        // KV waste, one meaning for every layout: the reserved slots a finished session leaves unfilled. It fills
+        // 24 + 8 - 1 = 31 positions: paged reserves 8 blocks of 4 (1 of 32 unfilled), contiguous its 256-token context.
+        Assert.Equal(31, json.GetProperty("filled_positions_per_session").GetInt32());
+        Assert.Equal(1.0 / 32, json.GetProperty("kv_waste_fraction").GetDouble(), 12);
+        Assert.Equal(1 - 31.0 / 256, json.GetProperty("kv_waste_fraction_contiguous").GetDouble(), 12);
+        // The occupancy measured while running is reported under its own name, and is at least the arithmetic's waste.
+        Assert.InRange(json.GetProperty("paged_unfilled_fraction_at_peak").GetDouble(), 1.0 / 32 - 1e-12, 1.0);
+        Assert.Equal(8.0, json.GetProperty("paged_over_contiguous").GetDouble());
+    }
+
+    [Fact]
+    public void CapacityWithNoContiguousSessionSaysNotApplicableInsteadOfInfinity()
+    {
+        // A 4096-token context reserves 2 MiB per contiguous session: none fits the 1 MiB budget, 64 paged ones do.
+        var (json, table) = CapacityIn1MiB(context: 4096, prompt: 24, gen: 8);
+        Assert.Equal(0, json.GetProperty("sessions_contiguous").GetInt64());
+        Assert.Equal(64, json.GetProperty("sessions_paged").GetInt64());
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("paged_over_contiguous").ValueKind);
+        Assert.Contains("paged/contiguous = n/a: not one contiguous session fits (each reserves 2 MiB, the budget is 1 MiB)", table);
+        // One figure per layout, printed alike: paged 1/32, contiguous 1 - 31/4096, ideal 0.
+        Assert.Matches(@"\| paged +\| +64 \| +3\.12% \|", table);
+        Assert.Matches(@"\| contiguous +\| +0 \| +99\.24% \|", table);
+        Assert.Matches(@"\| ideal +\| +\d+ \| +0\.00% \|", table);
+    }
+
+    [Fact]
+    public void CapacityWhereNotOneSessionFitsReportsZeroSessions()
+    {
+        // 2000 + 100 tokens need 525 blocks of 4; the 1 MiB budget holds 512.
+        var (json, table) = CapacityIn1MiB(context: 4096, prompt: 2000, gen: 100);
+        Assert.Equal(0, json.GetProperty("sessions_paged").GetInt64());
+        Assert.Equal(0, json.GetProperty("sessions_ideal").GetInt64());
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("paged_over_contiguous").ValueKind);
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("paged_unfilled_fraction_at_peak").ValueKind);
+        Assert.Contains("paged/contiguous = n/a", table);
+    }
+
+    /// <summary>The capacity scenario in a 1 MiB budget (2048 tokens of micro's KV) with blocks of 4.</summary>
+    private (JsonElement Json, string Table) CapacityIn1MiB(int context, int prompt, int gen) => RunWithTable(new BenchSettings
+    {
+        Scenario = BenchScenario.Capacity, ContextLength = context, PromptTokens = prompt, GenTokens = gen, KvBudgetMiB = 1, BlockSize = 4,
+    });
+
+    private (JsonElement Json, string Table) RunWithTable(BenchSettings settings)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(0, BenchRunner.Run(settings with { ModelPath = _model, Json = true, Threads = 2, MeasureBandwidth = false }, stdout, stderr));
+        using var doc = JsonDocument.Parse(stdout.ToString());
+        return (doc.RootElement.Clone(), stderr.ToString());
     }
 
     [Fact]

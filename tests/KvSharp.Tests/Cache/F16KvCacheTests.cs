@@ -161,7 +161,7 @@ public class F16KvCacheTests
 
         var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "4", "--kv-type", "q9");
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains("unknown KV cache type 'q9'", r.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0; got 'q9'", r.Stderr);
     }
 
     [Fact]

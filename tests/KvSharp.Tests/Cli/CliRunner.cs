@@ -7,10 +7,15 @@ public static class CliRunner
 {
     public sealed record Result(int ExitCode, string Stdout, string Stderr);
 
-    public static Result Run(params string[] args)
+    /// <summary>Runs with an empty, closed standard input (as `kvsharp ... &lt; /dev/null`), never the test host's.</summary>
+    public static Result Run(params string[] args) => RunWithInput("", args);
+
+    /// <summary>Runs with <paramref name="stdin"/> piped to standard input.</summary>
+    public static Result RunWithInput(string stdin, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
@@ -20,6 +25,8 @@ public static class CliRunner
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
+        p.StandardInput.Write(stdin);
+        p.StandardInput.Close();
         if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
         {
             p.Kill(entireProcessTree: true);

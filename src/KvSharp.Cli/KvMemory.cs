@@ -1,0 +1,51 @@
+using KvSharp.Cache;
+using KvSharp.Models;
+
+namespace KvSharp.Cli;
+
+/// <summary>
+/// Checks KV cache sizes against the machine's memory before anything is allocated, so a context or budget that
+/// cannot fit is one line saying what it needs, what there is, and the largest value that fits, instead of an
+/// overflow or out-of-memory exception from the allocation.
+/// </summary>
+internal static class KvMemory
+{
+    /// <summary>
+    /// Memory this process can still use: the physical memory or container limit the GC sees, less what the process
+    /// already holds (the mapped model pages it touched, the runtime).
+    /// </summary>
+    public static long AvailableBytes() => Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - Environment.WorkingSet);
+
+    /// <summary>Fails when <paramref name="tokens"/> positions of KV cache (per session) do not fit in memory.</summary>
+    /// <param name="what">The option and value that asked for them, e.g. "--context 100000000 with --cache static".</param>
+    public static void CheckTokens(ModelConfig config, KvElementType type, long tokens, string what, long available)
+    {
+        long perToken = config.KvBytesPerToken(type);
+        if (tokens <= available / perToken) return;
+        long fits = Math.Min(int.MaxValue, available / perToken);
+        throw new ArgumentException(
+            $"{what} needs {Size((double)perToken * tokens)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {type.ToString().ToLowerInvariant()}) " +
+            $"but {Size(available)} of memory is available: at most {fits:N0} tokens fit" +
+            (type == KvElementType.F32 ? $" (--kv-type q8_0 takes {config.KvBytesPerToken(KvElementType.Q8_0):N0} bytes/token)" : ""));
+    }
+
+    /// <summary>Fails when a KV budget of <paramref name="bytes"/> does not fit in memory.</summary>
+    public static void CheckBudget(double bytes, string what, long available)
+    {
+        if (bytes <= available) return;
+        throw new ArgumentException($"{what} needs {Size(bytes)} but {Size(available)} of memory is available: the largest budget that fits is {available >> 20:N0} MiB");
+    }
+
+    /// <summary>Bytes in binary units with three significant digits or so ("1.19 TiB", "640 KiB").</summary>
+    public static string Size(double bytes)
+    {
+        string[] units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        int u = 0;
+        while (bytes >= 1024 && u < units.Length - 1)
+        {
+            bytes /= 1024;
+            u++;
+        }
+        return u == 0 ? $"{bytes:N0} bytes" : $"{bytes:0.##} {units[u]}";
+    }
+}
