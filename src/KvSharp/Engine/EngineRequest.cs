@@ -13,7 +13,9 @@ public sealed record EngineRequest
     public int SampleCount { get; init; } = 1;
 }
 
-public enum RequestStatus { Waiting, Running, Finished, Cancelled, Rejected }
+/// <summary>Where a request stands. <see cref="Failed"/>: the forward pass could not compute its step (the model produced
+/// NaN or infinity); <see cref="RequestHandle.Error"/> says why, and the engine goes on serving other requests.</summary>
+public enum RequestStatus { Waiting, Running, Finished, Cancelled, Rejected, Failed }
 
 /// <summary>A generated token as it is produced: which sample, its id, and the text it completed.</summary>
 public readonly record struct GeneratedToken(int Sample, int TokenId, string Text);
@@ -62,7 +64,7 @@ public sealed class RequestHandle
     /// <summary>Completes when every sample has finished (or the request was cancelled or rejected).</summary>
     public Task Completion => _done.Task;
 
-    public bool IsDone => Status is RequestStatus.Finished or RequestStatus.Cancelled or RequestStatus.Rejected;
+    public bool IsDone => Status is RequestStatus.Finished or RequestStatus.Cancelled or RequestStatus.Rejected or RequestStatus.Failed;
 
     /// <summary>Stops the request and frees its KV blocks at once (waiting for a step in progress to end).</summary>
     public void Cancel()

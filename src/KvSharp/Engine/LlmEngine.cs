@@ -159,7 +159,18 @@ public sealed class LlmEngine : IDisposable
             int rows = _segments.Count * _model.Config.VocabSize;
             if (_logits.Length < rows) _logits = new float[rows];
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
+            try
+            {
+                _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
+            }
+            catch (NonFiniteActivationsException e)
+            {
+                // The step's activations cannot be told apart per sequence, so every request in it fails, with the
+                // reason; their blocks (holding this step's unusable K/V) go back to the pool and the engine serves on.
+                foreach (var seq in _segmentOwners) Fail(seq, e.Message);
+                _running.RemoveAll(static s => s.Finished);
+                return true;
+            }
             // Publish before sampling: a sequence that finishes this step releases its blocks, and the blocks it
             // completed should stay cached for the next turn.
             PublishFullBlocks();
@@ -326,6 +337,24 @@ public sealed class LlmEngine : IDisposable
         var h = seq.Handle;
         if (cancelled) h.Complete(RequestStatus.Cancelled);
         else if (--h.LiveSamples == 0) h.Complete(RequestStatus.Finished);
+    }
+
+    /// <summary>Ends every sample of a sequence's request with <see cref="RequestStatus.Failed"/>.</summary>
+    private void Fail(EngineSequence seq, string error)
+    {
+        if (seq.Finished) return;
+        seq.Finished = true;
+        ReleaseBlocks(seq);
+        seq.Handle.Complete(RequestStatus.Failed, error);
+        // Its other samples cannot finish either.
+        foreach (var other in _running)
+            if (other.Handle == seq.Handle && !other.Finished) { other.Finished = true; ReleaseBlocks(other); }
+        for (var node = _waiting.First; node != null;)
+        {
+            var next = node.Next;
+            if (node.Value.Handle == seq.Handle) { ReleaseBlocks(node.Value); _waiting.Remove(node); }
+            node = next;
+        }
     }
 
     /// <summary>Publishes every newly completed full block to the prefix cache.</summary>

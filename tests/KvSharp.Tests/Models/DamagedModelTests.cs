@@ -61,6 +61,32 @@ public class DamagedModelTests
     }
 
     [Fact]
+    public void TheEngineFailsTheRequestsOfANonFiniteStepAndServesOn()
+    {
+        string path = DamageTensor("llama-gqa.F32.gguf", "blk.1.attn_q.weight", d => BitConverter.TryWriteBytes(d.AsSpan(400), float.NaN));
+        try
+        {
+            using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
+            using var engine = new LlmEngine(model, new EngineOptions { BlockCount = 64, BlockSize = 4 });
+            var one = engine.Submit(new EngineRequest { PromptTokens = [1, 2, 3, 4, 5], Options = new GenerationOptions { MaxTokens = 4 } });
+            var two = engine.Submit(new EngineRequest { PromptTokens = [1, 7, 8], Options = new GenerationOptions { MaxTokens = 4 }, SampleCount = 2 });
+            engine.RunUntilIdle();
+            foreach (var h in new[] { one, two })
+            {
+                Assert.Equal(RequestStatus.Failed, h.Status);
+                Assert.True(h.IsDone);
+                Assert.Contains("layer 1 of 2 (blk.1.*)", h.Error);
+            }
+            Assert.Equal(0, engine.Pool.UsedBlocks);
+            Assert.False(engine.HasWork);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void InfiniteEmbeddingAndClassifierAreNamed()
     {
         string embd = DamageTensor("llama-gqa.F32.gguf", "token_embd.weight", d =>
