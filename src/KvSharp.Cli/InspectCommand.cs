@@ -56,10 +56,10 @@ internal static class InspectCommand
             o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}, rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}");
             o.WriteLine($"parameters: {parameters:N0}");
             int ctx = r.GetValue(context) ?? c2.TrainedContextLength;
-            long perToken = c2.KvBytesPerToken(KvElementType.F32);
+            long perToken = KvSizing.BytesPerToken(c2, KvElementType.F32);
             o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
             o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
-                        $"   (--kv-type f16: {c2.KvBytesPerToken(KvElementType.F16):N0}, q8_0: {c2.KvBytesPerToken(KvElementType.Q8_0):N0})");
+                        $"   (--kv-type f16: {KvSizing.BytesPerToken(c2, KvElementType.F16):N0}, q8_0: {KvSizing.BytesPerToken(c2, KvElementType.Q8_0):N0})");
             o.WriteLine($"  full context of {ctx}: {perToken * ctx:N0} bytes ({perToken * ctx / 1048576.0:F2} MiB)");
             if (c2.KvHeadCount < c2.HeadCount)
                 o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {c2.KvBytesPerToken(4) * c2.HeadCount / c2.KvHeadCount * ctx:N0} bytes: {c2.GroupSize}x more");
