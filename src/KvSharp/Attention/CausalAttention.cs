@@ -148,7 +148,7 @@ public static class CausalAttention
                 scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valuePlanes);
         if (p < count)
             AccumulateValues<TKv>(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
-                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valuePlanes, 0);
+                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valuePlanes);
     }
 
     // One buffer per thread for tiles read into floats: attention runs on kernel-pool threads, many items per thread,
@@ -276,10 +276,11 @@ public static class CausalAttention
     /// Rows read scaled down (F16) take the weight scaled up to match (<see cref="IKvElement{TSelf}.ScaleUp"/>), 16
     /// columns at a time in the lanes <see cref="IKvElement{TSelf}.LoadValues16"/> leaves them, the accumulators moved
     /// into those lanes for the tile: each FMA rounds the same exact product and sum as with float rows.
-    /// <paramref name="acc"/> holds columns <paramref name="column"/>.. of the output; row j starts at valueOrigin + rows[j] bytes.
+    /// Row j starts at valueOrigin + rows[j] bytes; column c of it at RowBytes(c) from there (types read in registers
+    /// store each element in a whole number of bytes).
     /// </summary>
     private static void AccumulateValues<TKv>(Span<float> acc, ref byte valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p,
-        scoped in KvPlanes valuePlanes, int column) where TKv : struct, IKvElement<TKv>
+        scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {
         int c = 0, keys = p.Length;
         if (rows.Length < keys) throw new ArgumentException("one row per weight", nameof(rows));
@@ -296,21 +297,20 @@ public static class CausalAttention
                 Vector256<float> a6 = Vector256.LoadUnsafe(ref a, (nuint)c + 48), a7 = Vector256.LoadUnsafe(ref a, (nuint)c + 56);
                 SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
                 SwapInnerHalves<TKv>(ref a4, ref a5, ref a6, ref a7);
-                nuint at = (nuint)(column + c);
                 for (int j = 0; j < keys; j++)
                 {
-                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j));
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
                     Vector256<float> pj = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref weight, j)));
-                    TKv.LoadValues16(ref v, at, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
                     a0 = Vector256.FusedMultiplyAdd(v0, pj, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pj, a1);
-                    TKv.LoadValues16(ref v, at + 16, valuePlanes, out v0, out v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out v0, out v1);
                     a2 = Vector256.FusedMultiplyAdd(v0, pj, a2);
                     a3 = Vector256.FusedMultiplyAdd(v1, pj, a3);
-                    TKv.LoadValues16(ref v, at + 32, valuePlanes, out v0, out v1);
+                    TKv.LoadValues16(ref v, 32, valuePlanes, out v0, out v1);
                     a4 = Vector256.FusedMultiplyAdd(v0, pj, a4);
                     a5 = Vector256.FusedMultiplyAdd(v1, pj, a5);
-                    TKv.LoadValues16(ref v, at + 48, valuePlanes, out v0, out v1);
+                    TKv.LoadValues16(ref v, 48, valuePlanes, out v0, out v1);
                     a6 = Vector256.FusedMultiplyAdd(v0, pj, a6);
                     a7 = Vector256.FusedMultiplyAdd(v1, pj, a7);
                 }
@@ -325,7 +325,7 @@ public static class CausalAttention
             {
                 Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c);
                 for (int j = 0; j < keys; j++)
-                    a0 = Vector256.FusedMultiplyAdd(TKv.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j)), (nuint)(column + c), valuePlanes),
+                    a0 = Vector256.FusedMultiplyAdd(TKv.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c)), 0, valuePlanes),
                         Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref weight, j))), a0);
                 a0.StoreUnsafe(ref a, (nuint)c);
             }
@@ -334,7 +334,7 @@ public static class CausalAttention
         {
             float a0 = acc[c];
             for (int j = 0; j < keys; j++)
-                a0 = MathF.FusedMultiplyAdd(TKv.Load1(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j)), column + c, valuePlanes),
+                a0 = MathF.FusedMultiplyAdd(TKv.Load1(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c)), 0, valuePlanes),
                     TKv.ScaleUp(Unsafe.Add(ref weight, j)), a0);
             acc[c] = a0;
         }
@@ -362,13 +362,12 @@ public static class CausalAttention
                 Vector256<float> b2 = Vector256.LoadUnsafe(ref b, (nuint)c + 16), b3 = Vector256.LoadUnsafe(ref b, (nuint)c + 24);
                 SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
                 SwapInnerHalves<TKv>(ref b0, ref b1, ref b2, ref b3);
-                nuint at = (nuint)c;
                 int j = 0;
                 for (; j < both; j++)
                 {
-                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j));
-                    TKv.LoadValues16(ref v, at, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
-                    TKv.LoadValues16(ref v, at + 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
                     Vector256<float> pja = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wa, j)));
                     Vector256<float> pjb = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wb, j)));
                     a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
@@ -382,10 +381,10 @@ public static class CausalAttention
                 }
                 for (; j < keys; j++)
                 {
-                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j));
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
                     Vector256<float> pjb = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wb, j)));
-                    TKv.LoadValues16(ref v, at, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
-                    TKv.LoadValues16(ref v, at + 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
                     b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);
                     b1 = Vector256.FusedMultiplyAdd(v1, pjb, b1);
                     b2 = Vector256.FusedMultiplyAdd(v2, pjb, b2);
@@ -400,9 +399,10 @@ public static class CausalAttention
             }
         if (c < accA.Length)
         {
-            // The remaining columns one query at a time, from column c.
-            AccumulateValues<TKv>(accA[c..], ref valueOrigin, rows, pa, valuePlanes, c);
-            AccumulateValues<TKv>(accB[c..], ref valueOrigin, rows, pb, valuePlanes, c);
+            // The remaining columns one query at a time: shifting the origin by c columns makes every row start at
+            // column c. (Q8_0 rows read their scales by address, which the shift keeps.)
+            AccumulateValues<TKv>(accA[c..], ref Unsafe.Add(ref valueOrigin, TKv.RowBytes(c)), rows, pa, valuePlanes);
+            AccumulateValues<TKv>(accB[c..], ref Unsafe.Add(ref valueOrigin, TKv.RowBytes(c)), rows, pb, valuePlanes);
         }
     }
 

@@ -47,6 +47,8 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     /// <summary>
     /// Blocks of up to this many queries are attended with rows read in registers (<see cref="Load16"/> and the other
     /// loads); larger blocks read each tile once into floats (<see cref="Read"/>). 0 (the default): always from a tile.
+    /// A type read in registers stores each element in a whole number of bytes: column c of a row lies
+    /// <see cref="RowBytes"/>(c) bytes into it.
     /// </summary>
     static virtual int MaxQueriesInRegisters(int headDim) => 0;
 
