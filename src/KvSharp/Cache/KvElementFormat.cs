@@ -36,16 +36,12 @@ public abstract class KvElementFormat
 
     public override string ToString() => Name;
 
-    private static readonly KvElementFormat F32 = new KvElementFormat<KvF32>();
-    private static readonly KvElementFormat F16 = new KvElementFormat<KvF16>();
-    private static readonly KvElementFormat Q8_0 = new KvElementFormat<KvQ8>();
-
     /// <summary>The strategy of a built-in type (the one place the enum becomes a type).</summary>
     public static KvElementFormat Of(KvElementType type) => type switch
     {
-        KvElementType.F32 => F32,
-        KvElementType.F16 => F16,
-        KvElementType.Q8_0 => Q8_0,
+        KvElementType.F32 => Of<KvF32>(),
+        KvElementType.F16 => Of<KvF16>(),
+        KvElementType.Q8_0 => Of<KvQ8>(),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
     };
 
@@ -58,7 +54,8 @@ internal sealed class KvElementFormat<TKv> : KvElementFormat where TKv : struct,
     public static readonly KvElementFormat<TKv> Instance = new();
 
     // A built-in strategy's name is its enum member's.
-    public override KvElementType? Type { get; } = Enum.TryParse(TKv.Name, out KvElementType type) ? type : null;
+    public override KvElementType? Type { get; } =
+        Enum.GetValues<KvElementType>().Where(t => t.ToString() == TKv.Name).Select(t => (KvElementType?)t).FirstOrDefault();
 
     public override string Name => TKv.Name;
 

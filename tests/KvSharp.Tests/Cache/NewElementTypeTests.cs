@@ -123,6 +123,8 @@ public class NewElementTypeTests
         Assert.Equal(next, pagedLogits);
 
         Assert.Equal("BF16", cache.Format.Name);
+        Assert.Same(KvElementFormat.Of(KvElementType.Q8_0), KvElementFormat.Of<KvSharp.Tensors.KvQ8>());
+        Assert.Equal(KvElementType.F16, KvElementFormat.Of<KvSharp.Tensors.KvF16>().Type);
         Assert.Null(cache.Format.Type);
         Assert.Equal(KvSizing.BytesPerToken(model.Config, KvElementType.F16), cache.BytesPerToken);
         Assert.Equal(pool.TotalBytes, 8 * 16 * cache.BytesPerToken);
