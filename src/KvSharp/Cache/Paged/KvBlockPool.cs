@@ -225,7 +225,7 @@ public sealed unsafe class KvBlockPool : IDisposable
         block * RowsPerBlock + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize;
 
     /// <summary>Rows from a head's K rows to its V rows of the same layer and block.</summary>
-    public long ValueRowsDistance => (long)Config.KvHeadCount * BlockSize;
+    public long RowsFromKeysToValues => (long)Config.KvHeadCount * BlockSize;
 
     /// <summary>The start of the pool's element plane, which every block's rows lie after.</summary>
     internal byte* ElementPlane => Storage;

@@ -15,9 +15,9 @@ public readonly unsafe ref struct PagedKvRows<TKv>(KvBlockPool pool, ReadOnlySpa
     private readonly int _layer = layer, _head = kvHead, _size = pool.BlockSize;
 
     public ref readonly byte KeyOrigin => ref *_pool.ElementPlane;
-    public ref readonly byte ValueOrigin => ref *(_pool.ElementPlane + _pool.ValueRowsDistance * _pool.RowBytes);
+    public ref readonly byte ValueOrigin => ref *(_pool.ElementPlane + _pool.RowsFromKeysToValues * _pool.RowBytes);
     public ref readonly byte KeySideOrigin => ref *_pool.SidePlane;
-    public ref readonly byte ValueSideOrigin => ref *(_pool.SidePlane + _pool.ValueRowsDistance * _pool.SideBytes);
+    public ref readonly byte ValueSideOrigin => ref *(_pool.SidePlane + _pool.RowsFromKeysToValues * _pool.SideBytes);
 
     public void RowOffsets(int start, scoped Span<nint> rows)
     {

@@ -40,7 +40,7 @@ internal sealed unsafe class PagedKvStorage<TKv>(KvBlockPool pool) : PagedKvStor
     public override void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end)
     {
         int rowBytes = pool.RowBytes, sideBytes = pool.SideBytes;
-        long values = pool.ValueRowsDistance;
+        long values = pool.RowsFromKeysToValues;
         end = Math.Min(Math.Min(end, KvPrefetch.Positions), blocks.Length * _size);
         for (int start = 0; start < end; start += _size)
         {
