@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KvSharp.Tensors;
 
@@ -61,7 +62,7 @@ public readonly struct KvF16 : IKvElement<KvF16>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void SwapInnerHalves(ref Vector256<float> x, ref Vector256<float> y)
     {
-        Vector256<float> lows = System.Runtime.Intrinsics.X86.Avx.Permute2x128(x, y, 0x20), highs = System.Runtime.Intrinsics.X86.Avx.Permute2x128(x, y, 0x31);
+        Vector256<float> lows = Avx.Permute2x128(x, y, 0x20), highs = Avx.Permute2x128(x, y, 0x31);
         x = lows;
         y = highs;
     }
