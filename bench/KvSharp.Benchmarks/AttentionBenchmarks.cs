@@ -3,6 +3,7 @@ using KvSharp.Attention;
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Benchmarks;
 
@@ -38,7 +39,7 @@ public class AttentionBenchmarks
     private Half[] _halfKeys = [], _halfValues = [];
     private sbyte[] _q8Keys = [], _q8Values = [];
     private float[] _q8KeyScales = [], _q8ValueScales = [];
-    private readonly int _q8Group = KvElementTypes.Q8Group(HeadDim);
+    private readonly int _q8Group = KvQ8.GroupSize(HeadDim);
 
     [GlobalSetup]
     public void Setup()
@@ -100,14 +101,14 @@ public class AttentionBenchmarks
             if (_sequence is not null)
                 _sequence.Attend(h / KvHeads, h % KvHeads, block, 0.125f, _scratch);
             else if (KvType == KvElementType.Q8_0)
-                CausalAttention.Attend<ContiguousKvRows<sbyte>, sbyte>(block, new ContiguousKvRows<sbyte>(_q8Keys.AsSpan(h * run, run),
+                CausalAttention.Attend<ContiguousKvRows<KvQ8>, KvQ8>(block, ContiguousKvRows.Of(_q8Keys.AsSpan(h * run, run),
                     _q8Values.AsSpan(h * run, run), _q8KeyScales.AsSpan(h * run / _q8Group, run / _q8Group),
-                    _q8ValueScales.AsSpan(h * run / _q8Group, run / _q8Group), HeadDim, _q8Group), 0.125f, _scratch);
+                    _q8ValueScales.AsSpan(h * run / _q8Group, run / _q8Group), HeadDim), 0.125f, _scratch);
             else if (KvType == KvElementType.F16)
-                CausalAttention.Attend<ContiguousKvRows<Half>, Half>(block,
-                    new ContiguousKvRows<Half>(_halfKeys.AsSpan(h * run, run), _halfValues.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);
+                CausalAttention.Attend<ContiguousKvRows<KvF16>, KvF16>(block,
+                    ContiguousKvRows.Of(_halfKeys.AsSpan(h * run, run), _halfValues.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);
             else
-                CausalAttention.Attend(block, new ContiguousKvRows<float>(_keys.AsSpan(h * run, run), _values.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);
+                CausalAttention.Attend(block, ContiguousKvRows.Of(_keys.AsSpan(h * run, run), _values.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);
         }
     }
 

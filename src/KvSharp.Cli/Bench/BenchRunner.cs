@@ -145,7 +145,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
     public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
     /// <summary>How the scenario's caches store keys and values.</summary>
     public KvElementType KvType { get; } = kvType;
-    public long KvBytesPerToken => Model.Config.KvBytesPerToken(KvType);
+    public long KvBytesPerToken => KvSizing.BytesPerToken(Model.Config, KvType);
 
     public string ShapeText
     {

@@ -32,28 +32,22 @@ public static class CausalAttention
     /// <param name="rows">Where the K/V head's key and value rows of each position are.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/>(block.Count) floats.</param>
     public static void Attend<TRows>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<float>, allows ref struct =>
-        Attend<TRows, float>(block, rows, scale, scratch);
+        where TRows : IKvRows<KvF32>, allows ref struct =>
+        Attend<TRows, KvF32>(block, rows, scale, scratch);
 
     /// <summary>
-    /// <see cref="Attend{TRows}"/> over keys and values stored as <typeparamref name="TElement"/> (float, or Half for
-    /// an F16 cache). The kernels read Half rows directly and widen them in registers (<see cref="WideningLoads"/>);
-    /// widening is exact, so an F16 cache gives exactly the bits of a float cache holding the same (F16-rounded)
-    /// values, and every property of the float path (block and cache-mode invariance) carries over. A block of more
-    /// than <see cref="WidenInRegistersUpTo"/> queries, which would widen each row once per pair of queries, and a
-    /// machine without AVX2 instead widen each tile once into a per-thread buffer and read that as float rows.
+    /// <see cref="Attend{TRows}"/> over keys and values stored as <typeparamref name="TKv"/>. A block of up to
+    /// <see cref="IKvElement{TSelf}.MaxQueriesInRegisters"/> queries reads the stored rows directly, converting them in
+    /// registers (F16 widened, Q8_0 as q x d); any other block, and every type without such loads, reads each tile once
+    /// into a per-thread float buffer (<see cref="IKvElement{TSelf}.Read"/>) and runs the float kernel on it. Both give
+    /// the floats the rows stand for exactly, so every type computes what float rows holding those values compute, bit
+    /// for bit, and every property of the float path (block and cache-mode invariance) carries over.
     /// </summary>
-    public static void Attend<TRows, TElement>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<TElement>, allows ref struct
-        where TElement : unmanaged
+    public static void Attend<TRows, TKv>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKv>, allows ref struct
+        where TKv : struct, IKvElement<TKv>
     {
-        if (typeof(TElement) != typeof(float) && typeof(TElement) != typeof(Half) && typeof(TElement) != typeof(sbyte))
-            throw new NotSupportedException($"KV rows of {typeof(TElement).Name} are not supported (float, Half or Q8_0's sbyte)");
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
-        bool q8 = typeof(TElement) == typeof(sbyte);
-        int scaleGroup = q8 ? rows.ScaleGroup : 0;
-        if (q8 && (scaleGroup <= 0 || headDim % scaleGroup != 0))
-            throw new ArgumentException($"Q8_0 rows with scale groups of {scaleGroup} do not tile head_dim {headDim}", nameof(rows));
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
         Span<float> scores = scratch[..(count * TileSize)];
@@ -63,21 +57,15 @@ public static class CausalAttention
         runningSum.Clear();
         for (int t = 0; t < block.Tokens; t++) block.Output.Slice(t * block.Stride, width).Clear();
 
-        ref TElement keyOrigin = ref Unsafe.AsRef(in rows.KeyOrigin);
-        ref TElement valueOrigin = ref Unsafe.AsRef(in rows.ValueOrigin);
-        // Q8_0 rows are read as q x d in registers (the values a float cache would hold) for blocks of up to four queries
-        // in groups of 32; larger blocks and other groupings dequantize each tile once into the buffer.
-        bool widenTiles = q8 ? count > WidenInRegistersUpTo || scaleGroup != Q8Scales.Group || !WideningLoads.Supported<TElement>()
-            : typeof(TElement) == typeof(Half) && (count > WidenInRegistersUpTo || headDim > MaxScaledHeadDim || !WideningLoads.Supported<TElement>());
-        var keyScales = q8 && !widenTiles
-            ? new Q8Scales(ref Unsafe.As<TElement, sbyte>(ref keyOrigin), ref Unsafe.AsRef(in rows.KeyScaleOrigin)) : default;
-        var valueScales = q8 && !widenTiles
-            ? new Q8Scales(ref Unsafe.As<TElement, sbyte>(ref valueOrigin), ref Unsafe.AsRef(in rows.ValueScaleOrigin)) : default;
-        // Half keys are read x 2^-112, so the scores take queries x 2^112 (a compact copy; a query too large for that
-        // to be exact is scored from a widened tile instead). The copy is a block of its own for the scores only, which
+        var keys = new KvPlanes(ref Unsafe.AsRef(in rows.KeyOrigin), ref Unsafe.AsRef(in rows.KeySideOrigin));
+        var values = new KvPlanes(ref Unsafe.AsRef(in rows.ValueOrigin), ref Unsafe.AsRef(in rows.ValueSideOrigin));
+        nint rowBytes = TKv.RowBytes(headDim);
+        bool widenTiles = count > TKv.MaxQueriesInRegisters(headDim) || (TKv.ReadsScaledDown && count * headDim > MaxScaledQueryFloats);
+        // Keys read scaled down are scored against queries scaled up (a compact copy; a query too large for that to be
+        // exact is scored from a tile of floats instead). The copy is a block of its own for the scores only, which
         // read queries and never write outputs.
-        Span<float> scaledQueries = typeof(TElement) == typeof(Half) && !widenTiles ? stackalloc float[count * headDim] : default;
-        if (!scaledQueries.IsEmpty) widenTiles = !ScaleQueries(block, scaledQueries);
+        Span<float> scaledQueries = TKv.ReadsScaledDown && !widenTiles ? stackalloc float[count * headDim] : default;
+        if (!scaledQueries.IsEmpty) widenTiles = !ScaleQueries<TKv>(block, scaledQueries);
         QueryBlock scoring = scaledQueries.IsEmpty || widenTiles ? block
             : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
         Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
@@ -90,52 +78,34 @@ public static class CausalAttention
             // Rows in short runs (a block each) end before the hardware prefetcher has learnt them: ask for the next
             // tile's runs now, so they arrive while this tile computes. Contiguous rows stream, and skip this.
             if (TRows.ShortRuns && tileStart + TileSize < block.End)
-                PrefetchNextRuns(rows, offsets[^1], tileStart + TileSize, Math.Min(TileSize, block.End - tileStart - TileSize),
-                    ref keyOrigin, ref valueOrigin, headDim);
+                PrefetchNextRuns<TRows, TKv>(rows, offsets[^1], tileStart + TileSize, Math.Min(TileSize, block.End - tileStart - TileSize),
+                    keys, values, headDim);
             if (!widenTiles)
             {
-                AttendTile(block, scoring, ref keyOrigin, ref valueOrigin, offsets, tileStart, scale, scores, runningMax, runningSum,
-                    keyScales, valueScales);
+                for (int j = 0; j < tileKeys; j++) offsets[j] *= rowBytes;
+                AttendTile<TKv>(block, scoring, ref keys.Elements, ref values.Elements, offsets, tileStart, scale, scores, runningMax, runningSum,
+                    keys, values);
                 continue;
             }
             // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
-            if (q8)
-            {
-                DequantizeRows(ref Unsafe.As<TElement, sbyte>(ref keyOrigin), ref Unsafe.AsRef(in rows.KeyScaleOrigin), offsets, headDim, scaleGroup, widened);
-                DequantizeRows(ref Unsafe.As<TElement, sbyte>(ref valueOrigin), ref Unsafe.AsRef(in rows.ValueScaleOrigin), offsets, headDim, scaleGroup,
-                    widened[(TileSize * headDim)..]);
-            }
-            else
-            {
-                WidenRows(ref Unsafe.As<TElement, Half>(ref keyOrigin), offsets, headDim, widened);
-                WidenRows(ref Unsafe.As<TElement, Half>(ref valueOrigin), offsets, headDim, widened[(TileSize * headDim)..]);
-            }
-            for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim;
-            AttendTile(block, block, ref widened[0], ref widened[TileSize * headDim], offsets, tileStart, scale, scores, runningMax, runningSum,
-                default, default);
+            ReadRows<TKv>(keys, offsets, headDim, widened);
+            ReadRows<TKv>(values, offsets, headDim, widened[(TileSize * headDim)..]);
+            for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim * sizeof(float);
+            AttendTile<KvF32>(block, block, ref Unsafe.As<float, byte>(ref widened[0]), ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]),
+                offsets, tileStart, scale, scores, runningMax, runningSum, default, default);
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
     }
 
-    /// <summary>
-    /// Up to this many queries in a block (a decode step of a group of up to four heads) Half rows are widened in
-    /// registers where they are used, once per pair of queries (<see cref="AccumulatePair{T}"/> and the score kernel
-    /// take them two by two); a larger block (prefill) reuses each row for more pairs, so widening the tile once into
-    /// a buffer costs less. Measured (AttentionBenchmarks, 64 heads): at four queries in registers equals the buffer
-    /// at 256 positions and is ~1.6x faster at 2048, where the buffer's extra pass over the tile does not hide the
-    /// cache misses.
-    /// </summary>
-    private const int WidenInRegistersUpTo = 4;
-
-    /// <summary>Largest head_dim whose scaled queries (<see cref="WidenInRegistersUpTo"/> rows, 8 KiB) go on the stack.</summary>
-    private const int MaxScaledHeadDim = 512;
+    /// <summary>Most floats of scaled queries a block puts on the stack (four queries of head_dim 512, 8 KiB).</summary>
+    private const int MaxScaledQueryFloats = 4 * 512;
 
     /// <summary>
-    /// scaled[q x HeadDim..] = query q x 2^112 (<see cref="WideningLoads.ScaleUp"/>) for each query of the block;
-    /// false if some |query element| &gt;= 2^16, where that product would overflow and so not be exact.
+    /// scaled[q x HeadDim..] = <see cref="IKvElement{TSelf}.ScaleUp"/>(query q) for each query of the block; false if
+    /// some scaled element overflows (F16: |query element| &gt;= 2^16), where that product would not be exact.
     /// </summary>
-    private static bool ScaleQueries(scoped in QueryBlock block, Span<float> scaled)
+    private static bool ScaleQueries<TKv>(scoped in QueryBlock block, Span<float> scaled) where TKv : struct, IKvElement<TKv>
     {
         int headDim = block.HeadDim;
         for (int q = 0; q < block.Count; q++)
@@ -144,24 +114,25 @@ public static class CausalAttention
             Span<float> to = scaled.Slice(q * headDim, headDim);
             for (int i = 0; i < headDim; i++)
             {
-                if (MathF.Abs(query[i]) >= 65536f) return false;
-                to[i] = WideningLoads.ScaleUp<Half>(query[i]);
+                float x = TKv.ScaleUp(query[i]);
+                if (float.IsInfinity(x)) return false;
+                to[i] = x;
             }
         }
         return true;
     }
 
     /// <summary>
-    /// One tile of keys and values (rows at the origins + offsets) folded into every query of the block: scores,
+    /// One tile of keys and values (rows at the origins + byte offsets) folded into every query of the block: scores,
     /// the online-softmax step, then the weighted values. <paramref name="scoring"/> is the block whose queries
     /// the scores read: the block itself, or its queries scaled to match keys read scaled down.
     /// </summary>
-    private static void AttendTile<T>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref T keys, ref T values,
+    private static void AttendTile<TKv>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref byte keys, ref byte values,
         ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum,
-        scoped in Q8Scales keyScales, scoped in Q8Scales valueScales) where T : unmanaged
+        scoped in KvPlanes keyPlanes, scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {
         int count = block.Count, headDim = block.HeadDim;
-        KeyScores.Tile(scoring, ref keys, offsets, tileStart, scale, scores, keyScales);
+        KeyScores.Tile<TKv>(scoring, ref keys, offsets, tileStart, scale, scores, keyPlanes);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -172,16 +143,16 @@ public static class CausalAttention
         // Weighted values two queries at a time, sharing each value row load; per query still in key order.
         int p = first;
         for (; p + 2 <= count; p += 2)
-            AccumulatePair(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
+            AccumulatePair<TKv>(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
                 ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
-                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valueScales);
+                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valuePlanes);
         if (p < count)
-            AccumulateValues(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
-                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valueScales);
+            AccumulateValues<TKv>(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
+                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valuePlanes);
     }
 
-    // One buffer per thread for widened F16 tiles: attention runs on kernel-pool threads, many items per thread, and
-    // a buffer per item would be megabytes for a long prefill. Allocated once per thread, then reused.
+    // One buffer per thread for tiles read into floats: attention runs on kernel-pool threads, many items per thread,
+    // and a buffer per item would be megabytes for a long prefill. Allocated once per thread, then reused.
     [ThreadStatic] private static float[]? t_widened;
 
     private static Span<float> WidenBuffer(int floats)
@@ -191,52 +162,41 @@ public static class CausalAttention
         return buffer.AsSpan(0, floats);
     }
 
-    /// <summary>Row j of the output = the headDim halves at origin + offsets[j], widened (exactly) to floats.</summary>
-    private static void WidenRows(ref Half origin, ReadOnlySpan<nint> offsets, int headDim, Span<float> output)
+    /// <summary>Row j of the output = the floats of the stored row rows[j] (<see cref="IKvElement{TSelf}.Read"/>).</summary>
+    private static void ReadRows<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, Span<float> output)
+        where TKv : struct, IKvElement<TKv>
     {
-        if (output.Length < offsets.Length * headDim) throw new ArgumentException("the widened tile does not fit", nameof(output));
+        if (output.Length < rows.Length * headDim) throw new ArgumentException("the tile of floats does not fit", nameof(output));
+        nint rowBytes = TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);
         ref float row = ref MemoryMarshal.GetReference(output);
-        for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
-            HalfConvert.ToSingle(ref Unsafe.Add(ref origin, offsets[j]), ref row, headDim);
+        for (int j = 0; j < rows.Length; j++, row = ref Unsafe.Add(ref row, headDim))
+            TKv.Read(ref Unsafe.Add(ref planes.Elements, rows[j] * rowBytes), ref Unsafe.Add(ref planes.Side, rows[j] * sideBytes), headDim, ref row);
     }
 
     /// <summary>
-    /// Finds the offsets of the <paramref name="count"/> positions from <paramref name="start"/> and asks for the rows
-    /// of every run among them except one that goes on from the row at <paramref name="last"/> (already streaming).
+    /// Finds the rows of the <paramref name="count"/> positions from <paramref name="start"/> and asks for every run
+    /// of consecutive rows among them (<see cref="IKvElement{TSelf}.Prefetch"/>) except one that goes on from row
+    /// <paramref name="last"/> (already streaming).
     /// </summary>
-    private static void PrefetchNextRuns<TRows, TElement>(scoped in TRows rows, nint last, int start, int count,
-        ref TElement keyOrigin, ref TElement valueOrigin, int headDim)
-        where TRows : IKvRows<TElement>, allows ref struct
-        where TElement : unmanaged
+    private static void PrefetchNextRuns<TRows, TKv>(scoped in TRows rows, nint last, int start, int count,
+        scoped in KvPlanes keys, scoped in KvPlanes values, int headDim)
+        where TRows : IKvRows<TKv>, allows ref struct
+        where TKv : struct, IKvElement<TKv>
     {
         Span<nint> next = stackalloc nint[TileSize];
         next = next[..count];
         rows.RowOffsets(start, next);
-        int continued = 0;
-        for (nint expected = last + headDim; continued < next.Length && next[continued] == expected; continued++, expected += headDim) { }
-        PrefetchRows(ref keyOrigin, next[continued..], headDim);
-        PrefetchRows(ref valueOrigin, next[continued..], headDim);
-    }
-
-    /// <summary>Asks for the rows at origin + offsets (each head_dim elements) to be brought into L2; only a hint.</summary>
-    private static unsafe void PrefetchRows<T>(ref T origin, ReadOnlySpan<nint> offsets, int headDim) where T : unmanaged
-    {
-        if (!Sse.IsSupported) return;
-        int bytes = headDim * sizeof(T);
-        foreach (nint offset in offsets)
+        int j = 0;
+        for (nint expected = last + 1; j < next.Length && next[j] == expected; j++, expected++) { }
+        nint rowBytes = TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);
+        while (j < next.Length)
         {
-            byte* row = (byte*)Unsafe.AsPointer(ref Unsafe.Add(ref origin, offset));
-            for (int i = 0; i < bytes; i += 64) Sse.Prefetch1(row + i);
+            int run = 1;
+            while (j + run < next.Length && next[j + run] == next[j] + run) run++;
+            TKv.Prefetch(ref Unsafe.Add(ref keys.Elements, next[j] * rowBytes), ref Unsafe.Add(ref keys.Side, next[j] * sideBytes), run, headDim);
+            TKv.Prefetch(ref Unsafe.Add(ref values.Elements, next[j] * rowBytes), ref Unsafe.Add(ref values.Side, next[j] * sideBytes), run, headDim);
+            j += run;
         }
-    }
-
-    /// <summary>Row j of the output = the Q8_0 row at origin + offsets[j], each element q x its group's scale.</summary>
-    private static void DequantizeRows(ref sbyte origin, ref float scales, ReadOnlySpan<nint> offsets, int headDim, int group, Span<float> output)
-    {
-        if (output.Length < offsets.Length * headDim) throw new ArgumentException("the dequantized tile does not fit", nameof(output));
-        ref float row = ref MemoryMarshal.GetReference(output);
-        for (int j = 0; j < offsets.Length; j++, row = ref Unsafe.Add(ref row, headDim))
-            KvQ8.Dequantize(ref Unsafe.Add(ref origin, offsets[j]), ref Unsafe.Add(ref scales, offsets[j] / group), headDim, group, ref row);
     }
 
     /// <summary>
@@ -248,8 +208,8 @@ public static class CausalAttention
     /// <param name="scratch">At least <see cref="ScratchLength"/>(groupSize) floats.</param>
     public static void AttendGroup<TRows>(ReadOnlySpan<float> queries, scoped in TRows rows,
         int headDim, int groupSize, int end, float scale, Span<float> output, Span<float> scratch)
-        where TRows : IKvRows<float>, allows ref struct =>
-        Attend<TRows, float>(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
+        where TRows : IKvRows<KvF32>, allows ref struct =>
+        Attend<TRows, KvF32>(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
 
     /// <summary>
     /// Online softmax step of one query: folds this tile's scores into its running max and sum, turning the scores
@@ -313,12 +273,14 @@ public static class CausalAttention
     /// <summary>
     /// acc += p[j] * V[row j] for every j, one FMA per element per key in key order (the same arithmetic as a
     /// key-by-key loop); the accumulator stays in registers 64 columns at a time instead of going through memory.
-    /// Half rows are read scaled down with the weight scaled up to match (<see cref="WideningLoads"/>), 16 columns at a
-    /// time in the lanes <see cref="WideningLoads.LoadValues16"/> leaves them, the accumulators moved into those lanes
-    /// for the tile: each FMA rounds the same exact product and sum as with float rows.
+    /// Rows read scaled down (F16) take the weight scaled up to match (<see cref="IKvElement{TSelf}.ScaleUp"/>), 16
+    /// columns at a time in the lanes <see cref="IKvElement{TSelf}.LoadValues16"/> leaves them, the accumulators moved
+    /// into those lanes for the tile: each FMA rounds the same exact product and sum as with float rows.
+    /// Row j starts at valueOrigin + rows[j] bytes; column c of it at RowBytes(c) from there (types read in registers
+    /// store each element in a whole number of bytes).
     /// </summary>
-    private static void AccumulateValues<T>(Span<float> acc, ref T valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p,
-        scoped in Q8Scales valueScales) where T : unmanaged
+    private static void AccumulateValues<TKv>(Span<float> acc, ref byte valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p,
+        scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {
         int c = 0, keys = p.Length;
         if (rows.Length < keys) throw new ArgumentException("one row per weight", nameof(rows));
@@ -333,27 +295,27 @@ public static class CausalAttention
                 Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
                 Vector256<float> a4 = Vector256.LoadUnsafe(ref a, (nuint)c + 32), a5 = Vector256.LoadUnsafe(ref a, (nuint)c + 40);
                 Vector256<float> a6 = Vector256.LoadUnsafe(ref a, (nuint)c + 48), a7 = Vector256.LoadUnsafe(ref a, (nuint)c + 56);
-                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
-                SwapInnerHalves<T>(ref a4, ref a5, ref a6, ref a7);
+                SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<TKv>(ref a4, ref a5, ref a6, ref a7);
                 for (int j = 0; j < keys; j++)
                 {
-                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pj = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)));
-                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
+                    Vector256<float> pj = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref weight, j)));
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
                     a0 = Vector256.FusedMultiplyAdd(v0, pj, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pj, a1);
-                    WideningLoads.LoadValues16(ref v, 16, valueScales, out v0, out v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out v0, out v1);
                     a2 = Vector256.FusedMultiplyAdd(v0, pj, a2);
                     a3 = Vector256.FusedMultiplyAdd(v1, pj, a3);
-                    WideningLoads.LoadValues16(ref v, 32, valueScales, out v0, out v1);
+                    TKv.LoadValues16(ref v, 32, valuePlanes, out v0, out v1);
                     a4 = Vector256.FusedMultiplyAdd(v0, pj, a4);
                     a5 = Vector256.FusedMultiplyAdd(v1, pj, a5);
-                    WideningLoads.LoadValues16(ref v, 48, valueScales, out v0, out v1);
+                    TKv.LoadValues16(ref v, 48, valuePlanes, out v0, out v1);
                     a6 = Vector256.FusedMultiplyAdd(v0, pj, a6);
                     a7 = Vector256.FusedMultiplyAdd(v1, pj, a7);
                 }
-                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
-                SwapInnerHalves<T>(ref a4, ref a5, ref a6, ref a7);
+                SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<TKv>(ref a4, ref a5, ref a6, ref a7);
                 a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
                 a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
                 a4.StoreUnsafe(ref a, (nuint)c + 32); a5.StoreUnsafe(ref a, (nuint)c + 40);
@@ -363,8 +325,8 @@ public static class CausalAttention
             {
                 Vector256<float> a0 = Vector256.LoadUnsafe(ref a, (nuint)c);
                 for (int j = 0; j < keys; j++)
-                    a0 = Vector256.FusedMultiplyAdd(WideningLoads.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c), 0, valueScales),
-                        Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j))), a0);
+                    a0 = Vector256.FusedMultiplyAdd(TKv.Load8(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c)), 0, valuePlanes),
+                        Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref weight, j))), a0);
                 a0.StoreUnsafe(ref a, (nuint)c);
             }
         }
@@ -372,8 +334,8 @@ public static class CausalAttention
         {
             float a0 = acc[c];
             for (int j = 0; j < keys; j++)
-                a0 = MathF.FusedMultiplyAdd(WideningLoads.Load1(ref valueOrigin, Unsafe.Add(ref row, j) + c, valueScales),
-                    WideningLoads.ScaleUp<T>(Unsafe.Add(ref weight, j)), a0);
+                a0 = MathF.FusedMultiplyAdd(TKv.Load1(ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c)), 0, valuePlanes),
+                    TKv.ScaleUp(Unsafe.Add(ref weight, j)), a0);
             acc[c] = a0;
         }
     }
@@ -383,8 +345,8 @@ public static class CausalAttention
     /// (an earlier token of the block, or the same one): 32 columns of both accumulators stay in registers, and each
     /// value vector loaded feeds an FMA of each; each element still sees one FMA per key in key order.
     /// </summary>
-    private static void AccumulatePair<T>(Span<float> accA, Span<float> accB, ref T valueOrigin, ReadOnlySpan<nint> rows,
-        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb, scoped in Q8Scales valueScales) where T : unmanaged
+    private static void AccumulatePair<TKv>(Span<float> accA, Span<float> accB, ref byte valueOrigin, ReadOnlySpan<nint> rows,
+        ReadOnlySpan<float> pa, ReadOnlySpan<float> pb, scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {
         int c = 0, both = pa.Length, keys = pb.Length;
         if (both > keys || rows.Length < keys || accA.Length != accB.Length) throw new ArgumentException("the shorter query first, one row per weight");
@@ -398,16 +360,16 @@ public static class CausalAttention
                 Vector256<float> a2 = Vector256.LoadUnsafe(ref a, (nuint)c + 16), a3 = Vector256.LoadUnsafe(ref a, (nuint)c + 24);
                 Vector256<float> b0 = Vector256.LoadUnsafe(ref b, (nuint)c), b1 = Vector256.LoadUnsafe(ref b, (nuint)c + 8);
                 Vector256<float> b2 = Vector256.LoadUnsafe(ref b, (nuint)c + 16), b3 = Vector256.LoadUnsafe(ref b, (nuint)c + 24);
-                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
-                SwapInnerHalves<T>(ref b0, ref b1, ref b2, ref b3);
+                SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<TKv>(ref b0, ref b1, ref b2, ref b3);
                 int j = 0;
                 for (; j < both; j++)
                 {
-                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
-                    WideningLoads.LoadValues16(ref v, 16, valueScales, out Vector256<float> v2, out Vector256<float> v3);
-                    Vector256<float> pja = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wa, j)));
-                    Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
+                    Vector256<float> pja = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wa, j)));
+                    Vector256<float> pjb = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wb, j)));
                     a0 = Vector256.FusedMultiplyAdd(v0, pja, a0);
                     a1 = Vector256.FusedMultiplyAdd(v1, pja, a1);
                     a2 = Vector256.FusedMultiplyAdd(v2, pja, a2);
@@ -419,17 +381,17 @@ public static class CausalAttention
                 }
                 for (; j < keys; j++)
                 {
-                    ref T v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + c);
-                    Vector256<float> pjb = Vector256.Create(WideningLoads.ScaleUp<T>(Unsafe.Add(ref wb, j)));
-                    WideningLoads.LoadValues16(ref v, 0, valueScales, out Vector256<float> v0, out Vector256<float> v1);
-                    WideningLoads.LoadValues16(ref v, 16, valueScales, out Vector256<float> v2, out Vector256<float> v3);
+                    ref byte v = ref Unsafe.Add(ref valueOrigin, Unsafe.Add(ref row, j) + TKv.RowBytes(c));
+                    Vector256<float> pjb = Vector256.Create(TKv.ScaleUp(Unsafe.Add(ref wb, j)));
+                    TKv.LoadValues16(ref v, 0, valuePlanes, out Vector256<float> v0, out Vector256<float> v1);
+                    TKv.LoadValues16(ref v, 16, valuePlanes, out Vector256<float> v2, out Vector256<float> v3);
                     b0 = Vector256.FusedMultiplyAdd(v0, pjb, b0);
                     b1 = Vector256.FusedMultiplyAdd(v1, pjb, b1);
                     b2 = Vector256.FusedMultiplyAdd(v2, pjb, b2);
                     b3 = Vector256.FusedMultiplyAdd(v3, pjb, b3);
                 }
-                SwapInnerHalves<T>(ref a0, ref a1, ref a2, ref a3);
-                SwapInnerHalves<T>(ref b0, ref b1, ref b2, ref b3);
+                SwapInnerHalves<TKv>(ref a0, ref a1, ref a2, ref a3);
+                SwapInnerHalves<TKv>(ref b0, ref b1, ref b2, ref b3);
                 a0.StoreUnsafe(ref a, (nuint)c); a1.StoreUnsafe(ref a, (nuint)c + 8);
                 a2.StoreUnsafe(ref a, (nuint)c + 16); a3.StoreUnsafe(ref a, (nuint)c + 24);
                 b0.StoreUnsafe(ref b, (nuint)c); b1.StoreUnsafe(ref b, (nuint)c + 8);
@@ -437,20 +399,20 @@ public static class CausalAttention
             }
         if (c < accA.Length)
         {
-            // The remaining columns one query at a time: shifting the origin by c makes every row start at column c.
-            // (Q8_0 rows read their scales by address, which the shift keeps.)
-            AccumulateValues(accA[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pa, valueScales);
-            AccumulateValues(accB[c..], ref Unsafe.Add(ref valueOrigin, c), rows, pb, valueScales);
+            // The remaining columns one query at a time: shifting the origin by c columns makes every row start at
+            // column c. (Q8_0 rows read their scales by address, which the shift keeps.)
+            AccumulateValues<TKv>(accA[c..], ref Unsafe.Add(ref valueOrigin, TKv.RowBytes(c)), rows, pa, valuePlanes);
+            AccumulateValues<TKv>(accB[c..], ref Unsafe.Add(ref valueOrigin, TKv.RowBytes(c)), rows, pb, valuePlanes);
         }
     }
 
-    /// <summary><see cref="WideningLoads.SwapInnerHalves"/> of two 16-column accumulator pairs (x0, x1) and (x2, x3).</summary>
+    /// <summary><see cref="IKvElement{TSelf}.SwapInnerHalves"/> of two 16-column accumulator pairs (x0, x1) and (x2, x3).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void SwapInnerHalves<T>(ref Vector256<float> x0, ref Vector256<float> x1, ref Vector256<float> x2,
-        ref Vector256<float> x3) where T : unmanaged
+    private static void SwapInnerHalves<TKv>(ref Vector256<float> x0, ref Vector256<float> x1, ref Vector256<float> x2,
+        ref Vector256<float> x3) where TKv : struct, IKvElement<TKv>
     {
-        WideningLoads.SwapInnerHalves<T>(ref x0, ref x1);
-        WideningLoads.SwapInnerHalves<T>(ref x2, ref x3);
+        TKv.SwapInnerHalves(ref x0, ref x1);
+        TKv.SwapInnerHalves(ref x2, ref x3);
     }
 
     private static void Scale(Span<float> x, float factor)

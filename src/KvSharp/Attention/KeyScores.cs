@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using KvSharp.Tensors;
 
 namespace KvSharp.Attention;
 
@@ -9,8 +10,9 @@ namespace KvSharp.Attention;
 /// The scores of one tile: query · key x scale for every query of a block and every key of the tile it attends to.
 /// Every score has exactly <see cref="Dot"/>'s bits — the same FMAs in the same order and the same horizontal sum —
 /// however many queries and keys are computed side by side, so a query's scores never depend on its block. Keys are
-/// float or Half rows (<see cref="WideningLoads"/>); a Half key is widened in registers to its value x 2^-112, so a
-/// block scoring Half keys holds its queries x 2^112: each product, and so each score, is exactly the float one.
+/// read in registers by their type's loads (<see cref="IKvElement{TSelf}.Load16"/>); a type read scaled down (F16: a
+/// half widened to its value x 2^-112) is scored by a block holding its queries scaled up to match (x 2^112): each
+/// product, and so each score, is exactly the float one.
 /// </summary>
 internal static class KeyScores
 {
@@ -18,23 +20,23 @@ internal static class KeyScores
     private static bool EightAtATime(int headDim) => Vector256.IsHardwareAccelerated && Fma.IsSupported && headDim % 8 == 0;
 
     /// <summary>
-    /// scores[q x TileSize + j] = Dot(query q, key row offsets[j]) x scale for each query of the block whose causal
+    /// scores[q x TileSize + j] = Dot<TKv>(query q, key row offsets[j]) x scale for each query of the block whose causal
     /// bound passes key tileStart + j (scores a little past a query's bound may be written too; they are never read).
     /// </summary>
-    public static void Tile<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
-        float scale, Span<float> scores, scoped in Q8Scales keyScales) where T : unmanaged
+    public static void Tile<TKv>(scoped in QueryBlock block, ref byte keyOrigin, ReadOnlySpan<nint> offsets, int tileStart,
+        float scale, Span<float> scores, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
         ref float score0 = ref MemoryMarshal.GetReference(scores);
         int j = 0;
         if (EightAtATime(headDim))
             for (; j + 8 <= offsets.Length; j += 8)
-                ScoreEight(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j), keyScales);
+                ScoreEight<TKv>(block, ref keyOrigin, offsets.Slice(j, 8), block.FirstQuery(tileStart + j), scale, ref Unsafe.Add(ref score0, j), keyPlanes);
         for (; j < offsets.Length; j++)
         {
-            ref T key = ref Unsafe.Add(ref keyOrigin, offsets[j]);
+            ref byte key = ref Unsafe.Add(ref keyOrigin, offsets[j]);
             for (int q = block.FirstQuery(tileStart + j); q < block.Count; q++)
-                scores[q * tiles + j] = Dot(block.Queries.Slice(block.RowOffset(q), headDim), ref key, keyScales) * scale;
+                scores[q * tiles + j] = Dot<TKv>(block.Queries.Slice(block.RowOffset(q), headDim), ref key, keyPlanes) * scale;
         }
     }
 
@@ -44,14 +46,14 @@ internal static class KeyScores
     /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once. Columns go 16 at a time (two
     /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time.
     /// </summary>
-    private static void ScoreEight<T>(scoped in QueryBlock block, ref T keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
-        float scale, ref float scores, scoped in Q8Scales keyScales) where T : unmanaged
+    private static void ScoreEight<TKv>(scoped in QueryBlock block, ref byte keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
+        float scale, ref float scores, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
         int headDim = block.HeadDim, tiles = CausalAttention.TileSize;
-        ref T k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
-        ref T k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
-        ref T k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
-        ref T k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
+        ref byte k0 = ref Unsafe.Add(ref keyOrigin, keys[0]), k1 = ref Unsafe.Add(ref keyOrigin, keys[1]);
+        ref byte k2 = ref Unsafe.Add(ref keyOrigin, keys[2]), k3 = ref Unsafe.Add(ref keyOrigin, keys[3]);
+        ref byte k4 = ref Unsafe.Add(ref keyOrigin, keys[4]), k5 = ref Unsafe.Add(ref keyOrigin, keys[5]);
+        ref byte k6 = ref Unsafe.Add(ref keyOrigin, keys[6]), k7 = ref Unsafe.Add(ref keyOrigin, keys[7]);
         ref float query0 = ref MemoryMarshal.GetReference(block.Queries);
         Vector256<float> scaleVector = Vector256.Create(scale);
         int q = firstQuery;
@@ -61,10 +63,10 @@ internal static class KeyScores
             ref float qb = ref Unsafe.Add(ref query0, block.RowOffset(q + 1));
             ref float sa = ref Unsafe.Add(ref scores, q * tiles);
             ref float sb = ref Unsafe.Add(ref sa, tiles);
-            Vector256<float> s = TwoByFour(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyScales) * scaleVector;
+            Vector256<float> s = TwoByFour<TKv>(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyPlanes) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa);
             s.GetUpper().StoreUnsafe(ref sb);
-            s = TwoByFour(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyScales) * scaleVector;
+            s = TwoByFour<TKv>(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyPlanes) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa, 4);
             s.GetUpper().StoreUnsafe(ref sb, 4);
         }
@@ -76,26 +78,26 @@ internal static class KeyScores
             for (; i + 16 <= (nuint)headDim; i += 16)
             {
                 Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i), qw = Vector256.LoadUnsafe(ref qa, i + 8);
-                a0 = TwoSteps(qv, qw, ref k0, i, a0, keyScales);
-                a1 = TwoSteps(qv, qw, ref k1, i, a1, keyScales);
-                a2 = TwoSteps(qv, qw, ref k2, i, a2, keyScales);
-                a3 = TwoSteps(qv, qw, ref k3, i, a3, keyScales);
-                a4 = TwoSteps(qv, qw, ref k4, i, a4, keyScales);
-                a5 = TwoSteps(qv, qw, ref k5, i, a5, keyScales);
-                a6 = TwoSteps(qv, qw, ref k6, i, a6, keyScales);
-                a7 = TwoSteps(qv, qw, ref k7, i, a7, keyScales);
+                a0 = TwoSteps<TKv>(qv, qw, ref k0, i, a0, keyPlanes);
+                a1 = TwoSteps<TKv>(qv, qw, ref k1, i, a1, keyPlanes);
+                a2 = TwoSteps<TKv>(qv, qw, ref k2, i, a2, keyPlanes);
+                a3 = TwoSteps<TKv>(qv, qw, ref k3, i, a3, keyPlanes);
+                a4 = TwoSteps<TKv>(qv, qw, ref k4, i, a4, keyPlanes);
+                a5 = TwoSteps<TKv>(qv, qw, ref k5, i, a5, keyPlanes);
+                a6 = TwoSteps<TKv>(qv, qw, ref k6, i, a6, keyPlanes);
+                a7 = TwoSteps<TKv>(qv, qw, ref k7, i, a7, keyPlanes);
             }
             if (i < (nuint)headDim)
             {
                 Vector256<float> qv = Vector256.LoadUnsafe(ref qa, i);
-                a0 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k0, i, keyScales), a0);
-                a1 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k1, i, keyScales), a1);
-                a2 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k2, i, keyScales), a2);
-                a3 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k3, i, keyScales), a3);
-                a4 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k4, i, keyScales), a4);
-                a5 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k5, i, keyScales), a5);
-                a6 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k6, i, keyScales), a6);
-                a7 = Fma.MultiplyAdd(qv, WideningLoads.Load8(ref k7, i, keyScales), a7);
+                a0 = Fma.MultiplyAdd(qv, TKv.Load8(ref k0, i, keyPlanes), a0);
+                a1 = Fma.MultiplyAdd(qv, TKv.Load8(ref k1, i, keyPlanes), a1);
+                a2 = Fma.MultiplyAdd(qv, TKv.Load8(ref k2, i, keyPlanes), a2);
+                a3 = Fma.MultiplyAdd(qv, TKv.Load8(ref k3, i, keyPlanes), a3);
+                a4 = Fma.MultiplyAdd(qv, TKv.Load8(ref k4, i, keyPlanes), a4);
+                a5 = Fma.MultiplyAdd(qv, TKv.Load8(ref k5, i, keyPlanes), a5);
+                a6 = Fma.MultiplyAdd(qv, TKv.Load8(ref k6, i, keyPlanes), a6);
+                a7 = Fma.MultiplyAdd(qv, TKv.Load8(ref k7, i, keyPlanes), a7);
             }
             (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
         }
@@ -103,17 +105,17 @@ internal static class KeyScores
 
     /// <summary>acc + q[i..i+8) x key[i..i+8) + q[i+8..i+16) x key[i+8..i+16), as two FMAs in that order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TwoSteps<T>(Vector256<float> qv, Vector256<float> qw, ref T key, nuint i, Vector256<float> acc,
-        scoped in Q8Scales keyScales) where T : unmanaged
+    private static Vector256<float> TwoSteps<TKv>(Vector256<float> qv, Vector256<float> qw, ref byte key, nuint i, Vector256<float> acc,
+        scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
-        WideningLoads.Load16(ref key, i, keyScales, out Vector256<float> kv, out Vector256<float> kw);
+        TKv.Load16(ref key, i, keyPlanes, out Vector256<float> kv, out Vector256<float> kw);
         return Fma.MultiplyAdd(qw, kw, Fma.MultiplyAdd(qv, kv, acc));
     }
 
     /// <summary>Scores of queries a and b against keys 0..3, unscaled: lanes 0..3 for a, 4..7 for b.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> TwoByFour<T>(ref float qa, ref float qb, ref T k0, ref T k1, ref T k2, ref T k3,
-        int headDim, scoped in Q8Scales keyScales) where T : unmanaged
+    private static Vector256<float> TwoByFour<TKv>(ref float qa, ref float qb, ref byte k0, ref byte k1, ref byte k2, ref byte k3,
+        int headDim, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
         nuint i = 0;
@@ -121,24 +123,24 @@ internal static class KeyScores
         {
             Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qwa = Vector256.LoadUnsafe(ref qa, i + 8);
             Vector256<float> qvb = Vector256.LoadUnsafe(ref qb, i), qwb = Vector256.LoadUnsafe(ref qb, i + 8);
-            WideningLoads.Load16(ref k0, i, keyScales, out Vector256<float> kv, out Vector256<float> kw);
+            TKv.Load16(ref k0, i, keyPlanes, out Vector256<float> kv, out Vector256<float> kw);
             a0 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a0));
             b0 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b0));
-            WideningLoads.Load16(ref k1, i, keyScales, out kv, out kw);
+            TKv.Load16(ref k1, i, keyPlanes, out kv, out kw);
             a1 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a1));
             b1 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b1));
-            WideningLoads.Load16(ref k2, i, keyScales, out kv, out kw);
+            TKv.Load16(ref k2, i, keyPlanes, out kv, out kw);
             a2 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a2));
             b2 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b2));
-            WideningLoads.Load16(ref k3, i, keyScales, out kv, out kw);
+            TKv.Load16(ref k3, i, keyPlanes, out kv, out kw);
             a3 = Fma.MultiplyAdd(qwa, kw, Fma.MultiplyAdd(qva, kv, a3));
             b3 = Fma.MultiplyAdd(qwb, kw, Fma.MultiplyAdd(qvb, kv, b3));
         }
         if (i < (nuint)headDim)
         {
             Vector256<float> qva = Vector256.LoadUnsafe(ref qa, i), qvb = Vector256.LoadUnsafe(ref qb, i);
-            Vector256<float> kv0 = WideningLoads.Load8(ref k0, i, keyScales), kv1 = WideningLoads.Load8(ref k1, i, keyScales);
-            Vector256<float> kv2 = WideningLoads.Load8(ref k2, i, keyScales), kv3 = WideningLoads.Load8(ref k3, i, keyScales);
+            Vector256<float> kv0 = TKv.Load8(ref k0, i, keyPlanes), kv1 = TKv.Load8(ref k1, i, keyPlanes);
+            Vector256<float> kv2 = TKv.Load8(ref k2, i, keyPlanes), kv3 = TKv.Load8(ref k3, i, keyPlanes);
             a0 = Fma.MultiplyAdd(qva, kv0, a0);
             a1 = Fma.MultiplyAdd(qva, kv1, a1);
             a2 = Fma.MultiplyAdd(qva, kv2, a2);
@@ -176,7 +178,7 @@ internal static class KeyScores
     /// whole 8-element chunks in column order, <see cref="HorizontalSum"/>, then one FMA per leftover column.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static float Dot<T>(ReadOnlySpan<float> query, ref T key, scoped in Q8Scales keyScales) where T : unmanaged
+    internal static float Dot<TKv>(ReadOnlySpan<float> query, ref byte key, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
         int i = 0, n = query.Length;
         ref float q = ref MemoryMarshal.GetReference(query);
@@ -185,20 +187,20 @@ internal static class KeyScores
         {
             var acc = Vector256<float>.Zero;
             for (; i <= n - 8; i += 8)
-                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref q, (nuint)i), WideningLoads.Load8(ref key, (nuint)i, keyScales), acc);
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref q, (nuint)i), TKv.Load8(ref key, (nuint)i, keyPlanes), acc);
             sum = HorizontalSum(acc);
         }
         else
         {
             sum = 0;
         }
-        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref q, i), WideningLoads.Load1(ref key, i, keyScales), sum);
+        for (; i < n; i++) sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref q, i), TKv.Load1(ref key, i, keyPlanes), sum);
         return sum;
     }
 
-    /// <summary><see cref="Dot{T}"/> of two float rows (the reference a tile's scores are held to).</summary>
+    /// <summary><see cref="Dot{TKv}"/> of two float rows (the reference a tile's scores are held to).</summary>
     internal static float Dot(ReadOnlySpan<float> query, ReadOnlySpan<float> key) =>
-        Dot(query, ref MemoryMarshal.GetReference(key[..query.Length]), default);
+        Dot<KvF32>(query, ref Unsafe.As<float, byte>(ref MemoryMarshal.GetReference(key[..query.Length])), default);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float HorizontalSum(Vector256<float> v)

@@ -1,9 +1,10 @@
-using System.Runtime.InteropServices;
-using KvSharp.Tensors;
-
 namespace KvSharp.Cache;
 
-/// <summary>How each cached key and value element is stored.</summary>
+/// <summary>
+/// How each cached key and value element is stored: the built-in types, each implemented by one strategy
+/// (<see cref="KvSharp.Tensors.KvF32"/>, <see cref="KvSharp.Tensors.KvF16"/>, <see cref="KvSharp.Tensors.KvQ8"/>;
+/// <see cref="KvElementFormat.Of(KvElementType)"/> maps one to the other).
+/// </summary>
 public enum KvElementType
 {
     /// <summary>32-bit floats: the keys and values exactly as the forward pass computed them.</summary>
@@ -26,38 +27,6 @@ public enum KvElementType
 
 public static class KvElementTypes
 {
-    /// <summary>Bytes per element of F32 and F16; a Q8_0 element takes a byte plus its share of a scale (<see cref="Bytes"/>).</summary>
-    public static int BytesPerElement(this KvElementType type) => type switch
-    {
-        KvElementType.F32 => sizeof(float),
-        KvElementType.F16 => 2,
-        KvElementType.Q8_0 => throw new ArgumentException("a Q8_0 element is a byte plus a share of its group's scale; use Bytes", nameof(type)),
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
-    };
-
-    /// <summary>Bytes that <paramref name="elements"/> elements (whole rows of <paramref name="headDim"/>) take.</summary>
-    public static long Bytes(this KvElementType type, long elements, int headDim) => type switch
-    {
-        KvElementType.Q8_0 => elements + elements / Q8Group(headDim) * sizeof(float),
-        _ => elements * type.BytesPerElement(),
-    };
-
-    /// <summary>Elements per Q8_0 scale: 32 (llama.cpp's block), or a whole row where head_dim is not a multiple of 32.</summary>
-    public static int Q8Group(int headDim) => headDim % Q8Block == 0 ? Q8Block : headDim;
-
-    private const int Q8Block = 32;
-
-    /// <summary>
-    /// Stores one row of keys or values as <typeparamref name="TElement"/>: copied for float, rounded to nearest-even
-    /// for Half. Every cache writes through here, so the contiguous and paged caches store the same bits.
-    /// </summary>
-    internal static void Store<TElement>(ReadOnlySpan<float> row, Span<TElement> destination) where TElement : unmanaged
-    {
-        if (typeof(TElement) == typeof(float)) row.CopyTo(MemoryMarshal.Cast<TElement, float>(destination));
-        else if (typeof(TElement) == typeof(Half)) HalfConvert.ToHalf(row, MemoryMarshal.Cast<TElement, ushort>(destination));
-        else throw new NotSupportedException($"KV elements of {typeof(TElement).Name} are not supported (float or Half)");
-    }
-
     /// <summary>Parses "f32" / "f16" / "q8_0" (any case), naming the accepted values when it cannot.</summary>
     public static KvElementType Parse(string text) => text.Trim().ToLowerInvariant() switch
     {

@@ -1,4 +1,3 @@
-using KvSharp.Cache;
 
 namespace KvSharp.Models;
 

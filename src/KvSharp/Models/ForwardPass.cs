@@ -1,5 +1,4 @@
 using KvSharp.Attention;
-using KvSharp.Cache;
 using KvSharp.Tensors;
 
 namespace KvSharp.Models;

@@ -39,11 +39,11 @@ public sealed record ModelConfig
     /// <summary>Query heads that share one K/V head (1 = multi-head, HeadCount = multi-query).</summary>
     public int GroupSize => HeadCount / KvHeadCount;
 
-    /// <summary>KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element.</summary>
+    /// <summary>
+    /// KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element (for a type with a
+    /// whole number of bytes per element; Cache.KvSizing.BytesPerToken sizes any KV element type).
+    /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
-
-    /// <summary>Bytes per cached token with keys and values stored as <paramref name="type"/>.</summary>
-    public long KvBytesPerToken(Cache.KvElementType type) => Cache.KvElementTypes.Bytes(type, 2L * LayerCount * KvHeadCount * HeadDim, HeadDim);
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2"];
 

@@ -6,13 +6,73 @@ using System.Runtime.Intrinsics.X86;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Rows of a Q8_0 KV cache (<see cref="Cache.KvElementType.Q8_0"/>): each group of <see cref="Cache.KvElementTypes.Q8Group"/>
-/// elements becomes 8-bit integers q and one float scale d, as llama.cpp's q8_0 quantizer computes them:
-/// d = max|x| / 127, q = round-half-even(x x (1 / d)) (the rounding of its AVX2 path), read back as q x d.
-/// Eight lanes and the scalar loop give the same bits, so a row's storage never depends on the machine's vectors.
+/// KV elements as Q8_0, like llama.cpp's q8_0 cache type: each group of <see cref="GroupSize"/> elements of a row
+/// becomes 8-bit integers q and one float scale d, as llama.cpp's q8_0 quantizer computes them: d = max|x| / 127,
+/// q = round-half-even(x x (1 / d)) (the rounding of its AVX2 path), read back as q x d. Eight lanes and the scalar loop
+/// give the same bits, so a row's storage never depends on the machine's vectors. The scale is kept as a float, not
+/// binary16 as in llama.cpp's blocks: a binary16 scale turns subnormal for groups whose largest value is below ~0.008
+/// and then loses most of their precision. A row's integers lie in the element plane, its scales in the side plane
+/// (row r's at r x head_dim / group floats), so the scale of the element at byte offset o is at o / group.
+/// Attention reads the values q x d, exactly as float rows holding them would: in registers for decode blocks in
+/// groups of 32, else from a dequantized tile.
 /// </summary>
-public static class KvQ8
+public readonly struct KvQ8 : IKvElement<KvQ8>
 {
+    public static string Name => "Q8_0";
+
+    /// <summary>Elements per scale: 32 (llama.cpp's block), or a whole row where head_dim is not a multiple of 32.</summary>
+    public static int GroupSize(int headDim) => headDim % Block == 0 ? Block : headDim;
+
+    private const int Block = 32;
+
+    public static int RowBytes(int headDim) => headDim;
+
+    public static int SideBytes(int headDim) => headDim / GroupSize(headDim) * sizeof(float);
+
+    public static void Write(ReadOnlySpan<float> source, Span<byte> row, Span<byte> side) =>
+        Quantize(source, MemoryMarshal.Cast<byte, sbyte>(row), MemoryMarshal.Cast<byte, float>(side), GroupSize(source.Length));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Read(ref byte row, ref byte side, int headDim, ref float destination) =>
+        Dequantize(ref Unsafe.As<byte, sbyte>(ref row), ref Unsafe.As<byte, float>(ref side), headDim, GroupSize(headDim), ref destination);
+
+    /// <summary>Decode blocks (up to four queries) in groups of 32 read q x d in registers (AVX2); others dequantize each tile.</summary>
+    public static int MaxQueriesInRegisters(int headDim) => Avx2.IsSupported && GroupSize(headDim) == Block ? 4 : 0;
+
+    /// <summary>
+    /// The scale of the group holding the element at <paramref name="q"/>: in groups of 32, rows start at multiples of
+    /// the group, so the scale lies at (byte distance from the element plane's origin) / 32 in the side plane, and a
+    /// 16-element chunk at a multiple of 16 shares one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ScaleOf(ref sbyte q, scoped in KvPlanes planes) =>
+        Unsafe.Add(ref Unsafe.As<byte, float>(ref planes.Side), (nint)Unsafe.ByteOffset(ref planes.Elements, ref Unsafe.As<sbyte, byte>(ref q)) >> 5);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load16(ref byte row, nuint i, scoped in KvPlanes planes, out Vector256<float> lower, out Vector256<float> upper)
+    {
+        ref sbyte q = ref Unsafe.Add(ref Unsafe.As<byte, sbyte>(ref row), (nint)i);
+        var d = Vector256.Create(ScaleOf(ref q, planes));
+        Vector128<sbyte> bytes = Vector128.LoadUnsafe(ref q);
+        lower = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * d;
+        upper = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(bytes, 8))) * d;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(ref byte row, nuint i, scoped in KvPlanes planes)
+    {
+        ref sbyte q = ref Unsafe.Add(ref Unsafe.As<byte, sbyte>(ref row), (nint)i);
+        Vector128<sbyte> bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.As<sbyte, byte>(ref q))).AsSByte();
+        return Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * Vector256.Create(ScaleOf(ref q, planes));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Load1(ref byte row, nint i, scoped in KvPlanes planes)
+    {
+        ref sbyte q = ref Unsafe.Add(ref Unsafe.As<byte, sbyte>(ref row), i);
+        return q * ScaleOf(ref q, planes);
+    }
+
     /// <summary>
     /// Quantizes one row (a whole number of groups) into <paramref name="quants"/> and one scale per group. A group
     /// holding an infinity or NaN stores q = 0 and d = Inf or NaN: it reads back as NaN, so the attention that uses it

@@ -41,7 +41,7 @@ public class CausalAttentionTests
         foreach (int end in new[] { 1, 7, 31, 32, 33, 64, 100 })
         {
             var output = new float[groupSize * headDim];
-            var rows = new ContiguousKvRows<float>(keys, values, headDim);
+            var rows = ContiguousKvRows.Of(keys, values, headDim);
             CausalAttention.AttendGroup(queries, rows, headDim, groupSize, end, scale, output, scratch);
             for (int g = 0; g < groupSize; g++)
             {
@@ -64,8 +64,8 @@ public class CausalAttentionTests
         var a = new float[2 * headDim];
         var b = new float[2 * headDim];
         var scratch = new float[CausalAttention.ScratchLength(2)];
-        CausalAttention.AttendGroup(q, new ContiguousKvRows<float>(keys, values, headDim), headDim, 2, end, 0.125f, a, scratch);
-        CausalAttention.AttendGroup(q, new ContiguousKvRows<float>(keys2.AsSpan(0, end * headDim), values2.AsSpan(0, end * headDim), headDim),
+        CausalAttention.AttendGroup(q, ContiguousKvRows.Of(keys, values, headDim), headDim, 2, end, 0.125f, a, scratch);
+        CausalAttention.AttendGroup(q, ContiguousKvRows.Of(keys2.AsSpan(0, end * headDim), values2.AsSpan(0, end * headDim), headDim),
             headDim, 2, end, 0.125f, b, scratch);
         for (int i = 0; i < a.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
     }

@@ -84,7 +84,7 @@ public class QueryBlockTests
         float[] keys = Gaussian(end * headDim, 4), values = Gaussian(end * headDim, 5), queries = Gaussian(Tokens * headDim, 6);
         var output = new float[Tokens * headDim];
         var block = new QueryBlock(queries, output, Tokens, headDim, FirstPosition, 1, headDim);
-        CausalAttention.Attend(block, new ContiguousKvRows<float>(keys, values, headDim), 0.125f, new float[CausalAttention.ScratchLength(Tokens)]);
+        CausalAttention.Attend(block, ContiguousKvRows.Of(keys, values, headDim), 0.125f, new float[CausalAttention.ScratchLength(Tokens)]);
         Assert.All(output, x => Assert.True(float.IsFinite(x)));
     }
 
@@ -106,7 +106,7 @@ public class QueryBlockTests
         var output = new float[queries.Length];
         int width = groupSize * headDim;
         var block = new QueryBlock(queries, output, Positions, width, 0, groupSize, headDim);
-        CausalAttention.Attend(block, new ContiguousKvRows<float>(keys, values, headDim), 0.125f,
+        CausalAttention.Attend(block, ContiguousKvRows.Of(keys, values, headDim), 0.125f,
             new float[CausalAttention.ScratchLength(Positions * groupSize)]);
         for (int t = 0; t < Positions; t++)
             for (int g = 0; g < groupSize; g++)

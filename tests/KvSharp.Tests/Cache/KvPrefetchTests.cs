@@ -1,6 +1,8 @@
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 using KvSharp.Tests.Models;
+using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Tests.Cache;
 
@@ -14,6 +16,7 @@ public class KvPrefetchTests
     [Theory]
     [InlineData(KvElementType.F32)]
     [InlineData(KvElementType.F16)]
+    [InlineData(KvElementType.Q8_0)]
     public void PrefetchIsSafeAtEveryBoundAndChangesNothing(KvElementType type)
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
@@ -30,15 +33,21 @@ public class KvPrefetchTests
             foreach (int end in new[] { 0, 3, 5, 64, 1000 })
                 for (int h = 0; h < config.KvHeadCount; h++) store.Prefetch(0, h, end);
         }
-        // Both stores still hold exactly what was written.
+        // The contiguous store still holds exactly what was written.
         var contiguous = (KvCache)stores[0];
+        var got = new float[config.HeadDim];
         for (int h = 0; h < config.KvHeadCount; h++)
         {
             var want = keys.AsSpan(h * config.HeadDim, config.HeadDim).ToArray();
-            var got = type == KvElementType.F32
-                ? contiguous.Keys(0, h)[..config.HeadDim].ToArray()
-                : contiguous.HalfKeys(0, h)[..config.HeadDim].ToArray().Select(x => (float)x).ToArray();
-            Assert.Equal(want.Select(x => type == KvElementType.F32 ? x : (float)(Half)x), got);
+            if (type == KvElementType.F16) want = want.Select(x => (float)(Half)x).ToArray();
+            if (type == KvElementType.Q8_0)
+            {
+                var (q, d) = (new sbyte[want.Length], new float[want.Length / KvQ8.GroupSize(want.Length)]);
+                KvQ8.Quantize(want, q, d, KvQ8.GroupSize(want.Length));
+                KvQ8.Dequantize(q, d, KvQ8.GroupSize(want.Length), want);
+            }
+            contiguous.ReadKey(0, h, 4, got);
+            Assert.Equal(want, got);
         }
     }
 }

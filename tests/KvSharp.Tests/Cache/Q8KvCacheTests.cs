@@ -5,6 +5,7 @@ using KvSharp.Engine;
 using KvSharp.Sampling;
 using KvSharp.Tensors;
 using KvSharp.Tests.Cli;
+using System.Runtime.InteropServices;
 
 namespace KvSharp.Tests.Cache;
 
@@ -39,7 +40,7 @@ public class Q8KvCacheTests
     [InlineData(8, 8)]
     public void QuantizeMatchesTheReferenceAndRoundTripsWithinHalfAStep(int headDim, int group)
     {
-        Assert.Equal(group, KvElementTypes.Q8Group(headDim));
+        Assert.Equal(group, KvQ8.GroupSize(headDim));
         var rng = new Random(headDim);
         for (int trial = 0; trial < 200; trial++)
         {
@@ -101,7 +102,7 @@ public class Q8KvCacheTests
     {
         var rng = new Random(group * 100 + tokens + headDim * 7 + positions);
         float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
-        int scaleGroup = KvElementTypes.Q8Group(headDim), scales = positions * headDim / scaleGroup;
+        int scaleGroup = KvQ8.GroupSize(headDim), scales = positions * headDim / scaleGroup;
         var keys = Random(positions * headDim);
         var values = Random(positions * headDim);
         var queries = Random(tokens * group * headDim);
@@ -117,9 +118,9 @@ public class Q8KvCacheTests
         var actual = new float[tokens * width];
         var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
         CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
-            new ContiguousKvRows<float>(fk, fv, headDim), 0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<sbyte>, sbyte>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
-            new ContiguousKvRows<sbyte>(qk, qv, dk, dv, headDim, scaleGroup), 0.125f, scratch);
+            ContiguousKvRows.Of(fk, fv, headDim), 0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<KvQ8>, KvQ8>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+            ContiguousKvRows.Of(qk, qv, dk, dv, headDim), 0.125f, scratch);
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
     }
 
@@ -162,7 +163,7 @@ public class Q8KvCacheTests
         var f32 = model.CreateCache(KvCacheMode.Static, 100);
         var q8 = model.CreateCache(KvCacheMode.Static, 100, KvElementType.Q8_0);
         Assert.Equal(2L * c.LayerCount * c.KvHeadCount * (c.HeadDim + 4), q8.BytesPerToken);
-        Assert.Equal(q8.BytesPerToken, c.KvBytesPerToken(KvElementType.Q8_0));
+        Assert.Equal(q8.BytesPerToken, KvSizing.BytesPerToken(c, KvElementType.Q8_0));
         Assert.Equal(f32.AllocatedBytes * 36 / 128, q8.AllocatedBytes);
 
         long budget = 40 * 16 * f32.BytesPerToken;
@@ -171,12 +172,12 @@ public class Q8KvCacheTests
         Assert.Equal(40, pool32.BlockCount);
         Assert.Equal(40 * 128 / 36, pool8.BlockCount);
         Assert.Equal(pool8.BlockCount * pool8.BytesPerBlock, pool8.TotalBytes);
-        Assert.Throws<InvalidOperationException>(() => { unsafe { _ = pool32.ScaleOrigin(); } });
-        Assert.Contains("Q8_0 elements, not Half", Assert.Throws<InvalidOperationException>(() => { unsafe { _ = pool8.Origin<Half>(); } }).Message);
+        Assert.Equal(0, pool32.BlockSide(0).Length);
+        Assert.Equal(pool8.RowsPerBlock * 4, pool8.BlockSide(0).Length);
     }
 
     [Fact]
-    public unsafe void CopyOnWriteCopiesTheScalesWithTheIntegers()
+    public void CopyOnWriteCopiesTheScalesWithTheIntegers()
     {
         using var model = LlmModel.Load(TestPaths.Fixture("qwen2-bias.F32.gguf"));
         using var pool = new KvBlockPool(model.Config, 4, 4, elementType: KvElementType.Q8_0);
@@ -185,12 +186,11 @@ public class Q8KvCacheTests
         model.CreateForwardPass().Forward([1, 2, 3, 4, 5, 6], sequence, logits, allLogits: false);
         int to = pool.Allocate();
         pool.CopyBlock(0, to);
-        long elements = pool.BlockElements, scales = elements / pool.ScaleGroup;
-        Assert.Equal(new Span<sbyte>(pool.Origin<sbyte>(), (int)elements).ToArray(),
-            new Span<sbyte>(pool.Origin<sbyte>() + to * elements, (int)elements).ToArray());
-        var original = new Span<float>(pool.ScaleOrigin(), (int)scales).ToArray();
+        Assert.Equal(pool.BlockElements, pool.BlockRows(0).Length);
+        Assert.Equal(pool.BlockRows(0).ToArray(), pool.BlockRows(to).ToArray());
+        var original = MemoryMarshal.Cast<byte, float>(pool.BlockSide(0)).ToArray();
         Assert.Contains(original, d => d != 0);
-        Assert.Equal(original, new Span<float>(pool.ScaleOrigin() + to * scales, (int)scales).ToArray());
+        Assert.Equal(original, MemoryMarshal.Cast<byte, float>(pool.BlockSide(to)).ToArray());
     }
 
     [Fact]
@@ -199,14 +199,14 @@ public class Q8KvCacheTests
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
         var cache = model.CreateCache(KvCacheMode.Contiguous, 64, KvElementType.Q8_0);
         var full = model.Evaluate([1, 410, 469, 347, 261, 400], cache);
-        int hd = model.Config.HeadDim, perRow = hd / cache.ScaleGroup;
+        int hd = model.Config.HeadDim, perRow = hd / KvQ8.GroupSize(hd);
         cache.Truncate(4);
-        Assert.All(cache.Q8Keys(0, 0)[(4 * hd)..].ToArray(), q => Assert.Equal(0, q));
-        Assert.All(cache.Q8KeyScales(0, 0)[(4 * perRow)..].ToArray(), d => Assert.Equal(0f, d));
+        Assert.All(cache.KeyRows(0, 0)[(4 * hd)..].ToArray(), q => Assert.Equal(0, q));
+        Assert.All(MemoryMarshal.Cast<byte, float>(cache.KeySide(0, 0))[(4 * perRow)..].ToArray(), d => Assert.Equal(0f, d));
+        Assert.Contains(MemoryMarshal.Cast<byte, float>(cache.KeySide(0, 0))[..(4 * perRow)].ToArray(), d => d != 0);
         Assert.Equal(full, model.Evaluate([261, 400], cache));
         cache.Reset();
-        Assert.All(cache.Q8ValueScales(model.Config.LayerCount - 1, 0).ToArray(), d => Assert.Equal(0f, d));
-        Assert.Contains("use Q8Keys/Q8Values", Assert.Throws<InvalidOperationException>(() => cache.HalfKeys(0, 0)).Message);
+        Assert.All(MemoryMarshal.Cast<byte, float>(cache.ValueSide(model.Config.LayerCount - 1, 0)).ToArray(), d => Assert.Equal(0f, d));
     }
 
     [Fact]

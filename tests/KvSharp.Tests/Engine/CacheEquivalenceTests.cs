@@ -64,7 +64,7 @@ public class CacheEquivalenceTests
         Assert.NotEqual(expected, other);
         // Positions past the new sequence were zeroed, not just hidden.
         for (int l = 0; l < model.Config.LayerCount; l++)
-            Assert.All(reused.Cache.Keys(l, 0)[(reused.Cache.Length * model.Config.HeadDim)..].ToArray(), x => Assert.Equal(0f, x));
+            Assert.All(reused.Cache.KeyRows(l, 0)[(reused.Cache.Length * reused.Cache.Format.RowBytes(model.Config.HeadDim))..].ToArray(), b => Assert.Equal(0, b));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
+using KvSharp.Models;
 
 namespace KvSharp.Tests.Models;
 

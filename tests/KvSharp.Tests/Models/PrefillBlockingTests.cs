@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
+using KvSharp.Models;
 
 namespace KvSharp.Tests.Models;
 

@@ -6,11 +6,12 @@ namespace KvSharp.Cache.Paged;
 /// <summary>
 /// A fixed KV memory budget divided into blocks of <see cref="BlockSize"/> positions. Each block holds K and V for
 /// every layer and KV head of its positions, laid out [layer][K|V][kv_head][slot][head_dim] so one head's rows in a
-/// block are contiguous, each element stored as <see cref="ElementType"/> (F32, or F16 for twice the positions in the
-/// same budget). Blocks are reference-counted (sequences that share a prefix share its blocks). The pool keeps
-/// storage, refcounts and the free list; which blocks outlive their last holder is its prefix cache's business
-/// (<see cref="PrefixCache"/>, attached through <see cref="ICachedBlocks"/>), which it asks for a block back when
-/// none is free. Not thread-safe: the engine's scheduler owns it.
+/// block are contiguous, each row stored as the pool's element type (<see cref="Format"/>): a row's elements in one
+/// plane, its side data (Q8_0's scales) in a second plane after the first, row r's at r x RowBytes and r x SideBytes.
+/// Blocks are reference-counted (sequences that share a prefix share its blocks). The pool keeps storage, refcounts
+/// and the free list; which blocks outlive their last holder is its prefix cache's business (<see cref="PrefixCache"/>,
+/// attached through <see cref="ICachedBlocks"/>), which it asks for a block back when none is free.
+/// Not thread-safe: the engine's scheduler owns it.
 /// </summary>
 public sealed unsafe class KvBlockPool : IDisposable
 {
@@ -23,10 +24,18 @@ public sealed unsafe class KvBlockPool : IDisposable
     public int BlockSize { get; }
     public int BlockCount { get; }
     /// <summary>How each key and value element is stored (F16 halves the bytes per block).</summary>
-    public KvElementType ElementType { get; }
+    public KvElementFormat Format { get; }
+    /// <summary>The built-in element type (<see cref="Format"/>); throws for a strategy that <see cref="KvElementType"/> does not name.</summary>
+    public KvElementType ElementType =>
+        Format.Type ?? throw new InvalidOperationException($"this pool stores {Format.Name}, which KvElementType does not name; see Format");
     /// <summary>Elements (keys and values of every layer and head) in one block.</summary>
-    public long BlockElements { get; }
-    public long BytesPerBlock => ElementType.Bytes(BlockElements, Config.HeadDim);
+    public long BlockElements => RowsPerBlock * Config.HeadDim;
+    /// <summary>Rows (keys and values of every layer and head, head_dim elements each) in one block.</summary>
+    public long RowsPerBlock { get; }
+    /// <summary>Bytes of a row's elements, and of its side data (<see cref="Format"/>).</summary>
+    public int RowBytes { get; }
+    public int SideBytes { get; }
+    public long BytesPerBlock => RowsPerBlock * (RowBytes + SideBytes);
     public long TotalBytes => BytesPerBlock * BlockCount;
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
@@ -36,20 +45,29 @@ public sealed unsafe class KvBlockPool : IDisposable
     public int AvailableBlocks => BlockCount - UsedBlocks;
 
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementType elementType = KvElementType.F32)
+        : this(config, blockSize, blockCount, KvElementFormat.Of(elementType)) { }
+
+    /// <summary>A pool of any element type, including a strategy defined outside this library (<see cref="KvElementFormat.Of{TKv}"/>).</summary>
+    /// <exception cref="KvCacheSizeException">The blocks do not fit in memory.</exception>
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format)
     {
-        if (!Enum.IsDefined(elementType)) throw new ArgumentOutOfRangeException(nameof(elementType), elementType, "unknown KV element type");
+        ArgumentNullException.ThrowIfNull(format);
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
         BlockSize = blockSize;
         BlockCount = blockCount;
-        ElementType = elementType;
-        BlockElements = 2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim;
-        // One allocation; a Q8_0 pool keeps its scales in a plane after the integers: the scale of the element at
-        // offset o (from the origin) at o / group, so an offset finds both.
-        long bytes = elementType.Bytes(BlockElements * blockCount, config.HeadDim);
-        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
-        NativeMemory.Clear(_storage, (nuint)bytes);
+        Format = format;
+        RowsPerBlock = 2L * config.LayerCount * config.KvHeadCount * blockSize;
+        RowBytes = format.RowBytes(config.HeadDim);
+        SideBytes = format.SideBytes(config.HeadDim);
+        // One allocation: the element plane, then the side plane, so a row index finds both.
+        Int128 bytes = (Int128)BytesPerBlock * blockCount;
+        KvSizing.EnsureFits($"a KV block pool of {blockCount:N0} blocks of {blockSize} positions ({format.Name}, {BytesPerBlock:N0} bytes per block)",
+            bytes, 0);
+        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)(long)bytes, 64);
+        NativeMemory.Clear(_storage, (nuint)(long)bytes);
+        Rows = format.CreatePaged(this);
         _refCounts = new int[blockCount];
         for (int b = blockCount - 1; b >= 0; b--) _free.Push(b);
     }
@@ -57,7 +75,9 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>A pool sized by a byte budget (rounded down to whole blocks).</summary>
     public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementType elementType = KvElementType.F32)
     {
-        long perBlock = elementType.Bytes(2L * config.LayerCount * config.KvHeadCount * blockSize * config.HeadDim, config.HeadDim);
+        var format = KvElementFormat.Of(elementType);
+        long perBlock = format.BytesPerToken(config) * blockSize;
+        KvSizing.EnsureFits($"a KV budget of {budgetBytes:N0} bytes ({format.Name})", budgetBytes, 0);
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
@@ -116,39 +136,33 @@ public sealed unsafe class KvBlockPool : IDisposable
         if (_cache?.Keep(block) != true) _free.Push(block);
     }
 
+    /// <summary>The storage specialised for the pool's element type, which sequences write and attend through.</summary>
+    internal PagedKvStorage Rows { get; }
+
     /// <summary>
-    /// Start of one head's rows (K or V) of one layer inside a block: BlockSize rows of head_dim elements of
-    /// <typeparamref name="TElement"/>, which must be the pool's element type (float for F32, Half for F16).
+    /// Index of the first of one head's BlockSize rows (K or V) of one layer inside a block: its elements lie at
+    /// <see cref="ElementPlane"/> + index x RowBytes, its side data at <see cref="SidePlane"/> + index x SideBytes.
     /// </summary>
-    public TElement* Rows<TElement>(int block, int layer, bool value, int kvHead) where TElement : unmanaged =>
-        Origin<TElement>() + RowsOffset(block, layer, value, kvHead);
+    public long RowIndex(int block, int layer, bool value, int kvHead) =>
+        block * RowsPerBlock + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize;
 
-    /// <summary>Where <see cref="Rows"/> starts, in elements from the origin.</summary>
-    public long RowsOffset(int block, int layer, bool value, int kvHead) =>
-        block * BlockElements + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize * Config.HeadDim;
+    /// <summary>Rows from a head's K rows to its V rows of the same layer and block.</summary>
+    public long RowsFromKeysToValues => (long)Config.KvHeadCount * BlockSize;
 
-    /// <summary>The start of the pool's storage, which every block lies after, as elements of the pool's type.</summary>
-    public TElement* Origin<TElement>() where TElement : unmanaged
-    {
-        bool matches = ElementType switch
-        {
-            KvElementType.F32 => typeof(TElement) == typeof(float),
-            KvElementType.F16 => typeof(TElement) == typeof(Half),
-            _ => typeof(TElement) == typeof(sbyte),
-        };
-        if (!matches) throw new InvalidOperationException($"this pool stores {ElementType} elements, not {typeof(TElement).Name}");
-        return (TElement*)Storage;
-    }
+    /// <summary>The start of the pool's element plane, which every block's rows lie after.</summary>
+    internal byte* ElementPlane => Storage;
 
-    /// <summary>Q8_0 pools: the scale plane; the scale of the element at offset o lies at o / <see cref="ScaleGroup"/>.</summary>
-    public float* ScaleOrigin()
-    {
-        if (ElementType != KvElementType.Q8_0) throw new InvalidOperationException($"this pool stores {ElementType} elements, which have no scales");
-        return (float*)(Storage + BlockElements * BlockCount);
-    }
+    /// <summary>The start of the side plane, right after the element plane (its end, for a type without side data).</summary>
+    internal byte* SidePlane => Storage + RowsPerBlock * BlockCount * RowBytes;
 
-    /// <summary>Elements per Q8_0 scale (<see cref="KvElementTypes.Q8Group"/>).</summary>
-    public int ScaleGroup => KvElementTypes.Q8Group(Config.HeadDim);
+    /// <summary>The stored bytes of a block's rows (element plane), for inspection.</summary>
+    public ReadOnlySpan<byte> BlockRows(int block) => new(ElementPlane + CheckBlock(block) * RowsPerBlock * RowBytes, checked((int)(RowsPerBlock * RowBytes)));
+
+    /// <summary>The stored side data of a block's rows (Q8_0: their scales); empty for a type without.</summary>
+    public ReadOnlySpan<byte> BlockSide(int block) => new(SidePlane + CheckBlock(block) * RowsPerBlock * SideBytes, checked((int)(RowsPerBlock * SideBytes)));
+
+    private long CheckBlock(int block) =>
+        (uint)block < (uint)BlockCount ? block : throw new ArgumentOutOfRangeException(nameof(block), block, $"the pool has {BlockCount} blocks");
 
     private byte* Storage
     {
@@ -159,23 +173,12 @@ public sealed unsafe class KvBlockPool : IDisposable
         }
     }
 
-    /// <summary>Elements from a head's K rows to its V rows of the same layer and block.</summary>
-    public long ValueRowsDistance => (long)Config.KvHeadCount * BlockSize * Config.HeadDim;
-
-    /// <summary>Copies a whole block's contents (copy-on-write).</summary>
+    /// <summary>Copies a whole block's contents (copy-on-write): its run of the element plane, then of the side plane.</summary>
     public void CopyBlock(int from, int to)
     {
-        long elements = BlockElements;
-        if (ElementType == KvElementType.Q8_0)
-        {
-            // The integers, then the block's run of the scale plane.
-            Buffer.MemoryCopy(Storage + from * elements, Storage + to * elements, elements, elements);
-            long scales = elements / ScaleGroup;
-            Buffer.MemoryCopy(ScaleOrigin() + from * scales, ScaleOrigin() + to * scales, scales * sizeof(float), scales * sizeof(float));
-            return;
-        }
-        long bytes = ElementType.Bytes(elements, Config.HeadDim);
-        Buffer.MemoryCopy(Storage + from * bytes, Storage + to * bytes, bytes, bytes);
+        long rows = RowsPerBlock * RowBytes, side = RowsPerBlock * SideBytes;
+        Buffer.MemoryCopy(ElementPlane + CheckBlock(from) * rows, ElementPlane + CheckBlock(to) * rows, rows, rows);
+        Buffer.MemoryCopy(SidePlane + from * side, SidePlane + to * side, side, side);
     }
 
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>

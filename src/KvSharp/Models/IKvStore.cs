@@ -1,10 +1,10 @@
 using KvSharp.Attention;
 
-namespace KvSharp.Cache;
+namespace KvSharp.Models;
 
 /// <summary>
-/// One sequence's keys and values as the forward pass sees them, whatever the storage: a contiguous or static
-/// <see cref="KvCache"/>, or blocks of a paged pool. The forward pass reserves room, writes each new token's K and
+/// One sequence's keys and values as the forward pass sees them, whatever the storage (the Cache layer implements it:
+/// a contiguous or static cache, or blocks of a paged pool). The forward pass reserves room, writes each new token's K and
 /// V for a layer, attends over positions [0, end) and finally commits the new length.
 /// </summary>
 public interface IKvStore
@@ -30,7 +30,7 @@ public interface IKvStore
 
     /// <summary>
     /// A hint that the attention of (<paramref name="layer"/>, <paramref name="kvHead"/>) over positions [0,
-    /// <paramref name="end"/>) comes soon: starts loading the first rows (<see cref="KvPrefetch"/>). Changes nothing;
+    /// <paramref name="end"/>) comes soon: starts loading the first rows. Changes nothing;
     /// a store that has nothing to prefetch may ignore it.
     /// </summary>
     void Prefetch(int layer, int kvHead, int end) { }

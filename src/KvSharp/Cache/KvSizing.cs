@@ -1,0 +1,32 @@
+using KvSharp.Models;
+
+namespace KvSharp.Cache;
+
+/// <summary>
+/// What a KV cache costs, computed without allocating it, and the check every cache makes before it allocates: the
+/// bytes asked for must neither overflow nor exceed what the process can get.
+/// </summary>
+public static class KvSizing
+{
+    /// <summary>Bytes per cached token with keys and values stored as <paramref name="type"/>.</summary>
+    public static long BytesPerToken(ModelConfig config, KvElementType type) => KvElementFormat.Of(type).BytesPerToken(config);
+
+    /// <summary>Bytes this process can use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: physical memory or the container's limit).</summary>
+    public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+    /// <summary>
+    /// Throws <see cref="KvCacheSizeException"/> if <paramref name="bytes"/> exceeds the available memory or
+    /// <paramref name="arrayBytes"/> (the largest single allocation) exceeds what one .NET array can hold.
+    /// </summary>
+    /// <param name="what">What was asked, for the message ("a static KV cache of 100,000,000 positions (F32)").</param>
+    internal static void EnsureFits(string what, Int128 bytes, Int128 arrayBytes)
+    {
+        long available = AvailableBytes;
+        if (bytes > available)
+            throw new KvCacheSizeException($"{what} needs {bytes:N0} bytes, more than the {available:N0} bytes of memory available", bytes, available);
+        if (arrayBytes > Array.MaxLength)
+            throw new KvCacheSizeException(
+                $"{what} needs {arrayBytes:N0} bytes in one array (one KV head's rows), more than a .NET array holds ({Array.MaxLength:N0})",
+                bytes, available);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// One way of storing cached keys and values (F32, F16, Q8_0, ...), as a strategy the caches and the attention kernel
+/// are generic over: a struct per type whose static members the JIT compiles into each specialisation, so there is no
+/// virtual call per row. The strategy owns the storage layout of a row of head_dim elements (bytes in the element
+/// plane, and optionally per-row side data such as Q8_0's scales in a second plane), how a row is written (rounded,
+/// quantized), how it is read back as floats, and which bytes a prefetch asks for.
+/// A new type implements <see cref="RowBytes"/>, <see cref="Write"/> and <see cref="Read"/> (and
+/// <see cref="SideBytes"/> if it has side data): the attention kernel then reads a tile of its rows into floats and runs
+/// the float kernel on them. A type may also read its rows in the kernel's registers (<see cref="MaxQueriesInRegisters"/>
+/// and the loads below), as F32, F16 and Q8_0 do.
+/// </summary>
+/// <typeparam name="TSelf">The implementing struct.</typeparam>
+public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
+{
+    /// <summary>The type's name in messages ("F32", "Q8_0"); a built-in type's name is its <c>KvElementType</c>.</summary>
+    static abstract string Name { get; }
+
+    /// <summary>Bytes one row of <paramref name="headDim"/> elements takes in the element plane.</summary>
+    static abstract int RowBytes(int headDim);
+
+    /// <summary>Bytes of side data per row (in a second plane, row r's at r x SideBytes); 0 for none.</summary>
+    static virtual int SideBytes(int headDim) => 0;
+
+    /// <summary>Stores one row of keys or values: its elements in <paramref name="row"/>, its side data in <paramref name="side"/>.</summary>
+    static abstract void Write(ReadOnlySpan<float> source, Span<byte> row, Span<byte> side);
+
+    /// <summary>
+    /// The floats a stored row stands for, written to <paramref name="destination"/> (<paramref name="headDim"/> of
+    /// them). The caller guarantees the ranges: this is the attention kernel's inner loop for types read from a tile.
+    /// </summary>
+    static abstract void Read(ref byte row, ref byte side, int headDim, ref float destination);
+
+    /// <summary>
+    /// Asks for <paramref name="rows"/> consecutive rows (starting at <paramref name="row"/> and <paramref name="side"/>)
+    /// to be brought into L2 before they are read; only a hint. By default the element plane: the side data is small
+    /// and one line of it serves many rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void Prefetch(ref byte row, ref byte side, int rows, int headDim) =>
+        CacheLines.Prefetch(ref row, (nint)rows * TSelf.RowBytes(headDim));
+
+    /// <summary>
+    /// Blocks of up to this many queries are attended with rows read in registers (<see cref="Load16"/> and the other
+    /// loads); larger blocks read each tile once into floats (<see cref="Read"/>). 0 (the default): always from a tile.
+    /// A type read in registers stores each element in a whole number of bytes: column c of a row lies
+    /// <see cref="RowBytes"/>(c) bytes into it.
+    /// </summary>
+    static virtual int MaxQueriesInRegisters(int headDim) => 0;
+
+    /// <summary>
+    /// True when the loads return each element scaled down (F16: x 2^-112) and the other factor of every product must
+    /// be <see cref="ScaleUp"/>-ed to match.
+    /// </summary>
+    static virtual bool ReadsScaledDown => false;
+
+    /// <summary>x times the factor that makes x x (a loaded element) the true product (x itself unless <see cref="ReadsScaledDown"/>).</summary>
+    static virtual float ScaleUp(float x) => x;
+
+    /// <summary>Elements i..i+7 of the row at <paramref name="row"/> in <paramref name="lower"/>, i+8..i+15 in <paramref name="upper"/>.</summary>
+    static virtual void Load16(ref byte row, nuint i, scoped in KvPlanes planes, out Vector256<float> lower, out Vector256<float> upper) =>
+        throw NotInRegisters();
+
+    /// <summary>Elements i..i+7 of the row at <paramref name="row"/>.</summary>
+    static virtual Vector256<float> Load8(ref byte row, nuint i, scoped in KvPlanes planes) => throw NotInRegisters();
+
+    /// <summary>Element i of the row at <paramref name="row"/>.</summary>
+    static virtual float Load1(ref byte row, nint i, scoped in KvPlanes planes) => throw NotInRegisters();
+
+    /// <summary>
+    /// Elements i..i+15 for sums whose accumulators can sit in any lane order (value sums), in the lanes
+    /// <see cref="SwapInnerHalves"/> moves the accumulators into; by default as <see cref="Load16"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void LoadValues16(ref byte row, nuint i, scoped in KvPlanes planes, out Vector256<float> first, out Vector256<float> second) =>
+        TSelf.Load16(ref row, i, planes, out first, out second);
+
+    /// <summary>Accumulators of 16 columns (x = 0..7, y = 8..15) into or out of <see cref="LoadValues16"/>'s lanes; by default nothing moves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void SwapInnerHalves(ref Vector256<float> x, ref Vector256<float> y) { }
+
+    private static NotSupportedException NotInRegisters() =>
+        new($"KV elements of {TSelf.Name} are read from a tile of floats, not in registers (MaxQueriesInRegisters is 0)");
+}
