@@ -36,10 +36,18 @@ public sealed class ReferenceModel
         _output = weights.TiedOutput ? _embedding : FloatMatrix.From(weights.Output);
         _outputNorm = weights.OutputNorm;
         _layers = weights.Layers.Select(ReferenceLayer.From).ToArray();
-        float[][][] Cache() => Enumerable.Range(0, config.LayerCount)
-            .Select(_ => Enumerable.Range(0, config.KvHeadCount).Select(_ => new float[ContextLength * config.HeadDim]).ToArray()).ToArray();
-        _keys = Cache();
-        _values = Cache();
+        _keys = new float[config.LayerCount][][];
+        _values = new float[config.LayerCount][][];
+        for (int l = 0; l < config.LayerCount; l++)
+        {
+            _keys[l] = new float[config.KvHeadCount][];
+            _values[l] = new float[config.KvHeadCount][];
+            for (int h = 0; h < config.KvHeadCount; h++)
+            {
+                _keys[l][h] = new float[ContextLength * config.HeadDim];
+                _values[l][h] = new float[ContextLength * config.HeadDim];
+            }
+        }
     }
 
     /// <summary>Starts a new sequence. Old rows stay in the arrays but are never read: attention stops at Position.</summary>
