@@ -1,0 +1,164 @@
+using KvSharp.Models;
+
+namespace KvSharp.Reference;
+
+/// <summary>
+/// The whole transformer (llama / qwen2) written to be read: one token at a time, plain loops, every sum in double.
+/// Start here to learn what the model computes. <see cref="ForwardPass"/> computes the same thing fast (batches of
+/// tokens from many sequences, SIMD kernels on the quantized weights, activations quantized as llama.cpp does, a
+/// cache layer of its own); the tests hold it to this class.
+/// The weights are dequantized to float once, at construction (4 bytes per parameter: meant for small models), and
+/// the model keeps its own KV cache, so <see cref="Forward"/> continues the sequence until <see cref="Reset"/>.
+/// </summary>
+public sealed class ReferenceModel
+{
+    private readonly ModelConfig _c;
+    private readonly float[] _ropeFactors;
+    private readonly FloatMatrix _embedding, _output;
+    private readonly float[] _outputNorm;
+    private readonly ReferenceLayer[] _layers;
+    // The KV cache: [layer][kv head] -> one row of HeadDim floats per position, keys and values apart.
+    private readonly float[][][] _keys, _values;
+
+    /// <summary>Tokens seen since the last <see cref="Reset"/>: the position of the next one.</summary>
+    public int Position { get; private set; }
+
+    /// <summary>The most tokens the cache holds.</summary>
+    public int ContextLength { get; }
+
+    public ReferenceModel(ModelConfig config, ModelWeights weights, int? contextLength = null)
+    {
+        _c = config;
+        ContextLength = contextLength ?? config.TrainedContextLength;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
+        _ropeFactors = weights.RopeFrequencyFactors ?? Enumerable.Repeat(1f, config.RopeDimensions / 2).ToArray();
+        _embedding = FloatMatrix.From(weights.TokenEmbedding);
+        _output = weights.TiedOutput ? _embedding : FloatMatrix.From(weights.Output);
+        _outputNorm = weights.OutputNorm;
+        _layers = weights.Layers.Select(ReferenceLayer.From).ToArray();
+        _keys = new float[config.LayerCount][][];
+        _values = new float[config.LayerCount][][];
+        for (int l = 0; l < config.LayerCount; l++)
+        {
+            _keys[l] = new float[config.KvHeadCount][];
+            _values[l] = new float[config.KvHeadCount][];
+            for (int h = 0; h < config.KvHeadCount; h++)
+            {
+                _keys[l][h] = new float[ContextLength * config.HeadDim];
+                _values[l][h] = new float[ContextLength * config.HeadDim];
+            }
+        }
+    }
+
+    /// <summary>Starts a new sequence. Old rows stay in the arrays but are never read: attention stops at Position.</summary>
+    public void Reset() => Position = 0;
+
+    /// <summary>Runs <paramref name="token"/> at <see cref="Position"/>, caches its keys and values, returns the next-token logits.</summary>
+    public float[] Forward(int token)
+    {
+        if ((uint)token >= (uint)_c.VocabSize)
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"token id outside the vocabulary [0, {_c.VocabSize})");
+        if (Position == ContextLength)
+            throw new InvalidOperationException($"the reference model's cache is full ({ContextLength} positions); call Reset");
+        int pos = Position, hd = _c.HeadDim;
+
+        // The residual stream: every block reads a normalised copy of it and adds its result back.
+        float[] x = _embedding.Row(token).ToArray();
+        for (int l = 0; l < _c.LayerCount; l++)
+        {
+            var w = _layers[l];
+
+            // Attention. Queries, keys and values are projections of the normalised stream (qwen2 adds biases).
+            float[] xb = RmsNorm(x, w.AttentionNorm);
+            float[] q = MatVec(w.Query, xb, w.QueryBias);
+            float[] k = MatVec(w.Key, xb, w.KeyBias);
+            float[] v = MatVec(w.Value, xb, w.ValueBias);
+            // Position enters only here, by rotating q and k: their dot product then depends on the distance.
+            Rope(q, pos);
+            Rope(k, pos);
+            for (int h = 0; h < _c.KvHeadCount; h++)
+            {
+                Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);
+                Array.Copy(v, h * hd, _values[l][h], pos * hd, hd);
+            }
+            // Each query head attends over positions 0..pos of its KV head. With grouped-query attention (GQA) a run
+            // of GroupSize consecutive query heads shares one KV head, which is what shrinks the cache.
+            var attention = new float[_c.QueryDim];
+            for (int h = 0; h < _c.HeadCount; h++)
+            {
+                int kvHead = h / _c.GroupSize;
+                ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead], _values[l][kvHead], pos + 1,
+                    1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
+            }
+            Add(x, MatVec(w.AttentionOutput, attention));
+
+            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)).
+            xb = RmsNorm(x, w.FeedForwardNorm);
+            float[] gate = MatVec(w.Gate, xb), up = MatVec(w.Up, xb);
+            for (int i = 0; i < gate.Length; i++) gate[i] = (float)(Silu(gate[i]) * up[i]);
+            Add(x, MatVec(w.Down, gate));
+        }
+
+        Position++;
+        return MatVec(_output, RmsNorm(x, _outputNorm));
+    }
+
+    /// <summary>x / sqrt(mean(x²) + eps) x weight: rescales the stream to unit size, then per feature.</summary>
+    private float[] RmsNorm(float[] x, float[] weight)
+    {
+        double squares = 0;
+        foreach (float v in x) squares += (double)v * v;
+        double scale = 1 / Math.Sqrt(squares / x.Length + _c.RmsNormEps);
+        var y = new float[x.Length];
+        for (int i = 0; i < x.Length; i++) y[i] = (float)(x[i] * scale * weight[i]);
+        return y;
+    }
+
+    /// <summary>W·x (+ bias): output r is the dot product of row r with x.</summary>
+    private static float[] MatVec(FloatMatrix w, float[] x, float[]? bias = null)
+    {
+        var y = new float[w.Rows];
+        for (int r = 0; r < w.Rows; r++)
+        {
+            var row = w.Row(r);
+            double s = bias?[r] ?? 0;
+            for (int c = 0; c < x.Length; c++) s += (double)row[c] * x[c];
+            y[r] = (float)s;
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Rotary position embedding: in every head, rotates pairs of dimensions by position x frequency. Pair i turns at
+    /// base^(-2i/dims) radians per position (fast for the first pairs, slow for the last), divided by the model's
+    /// per-pair factor (llama3-style rope_freqs) and scaled by the linear rope scaling. Only the first
+    /// RopeDimensions of a head rotate. llama pairs neighbours (2i, 2i+1); NeoX-style models (qwen2) pair the
+    /// halves (i, i + dims/2).
+    /// </summary>
+    private void Rope(float[] heads, int position)
+    {
+        int hd = _c.HeadDim, dims = _c.RopeDimensions, half = dims / 2;
+        bool neox = _c.RopeStyle == RopeStyle.NeoX;
+        for (int i = 0; i < half; i++)
+        {
+            double angle = _c.RopeFrequencyScale * position * Math.Pow(_c.RopeTheta, -2.0 * i / dims) / _ropeFactors[i];
+            double cos = Math.Cos(angle), sin = Math.Sin(angle);
+            for (int h = 0; h < heads.Length / hd; h++)
+            {
+                int a = h * hd + (neox ? i : 2 * i), b = a + (neox ? half : 1);
+                double x0 = heads[a], x1 = heads[b];
+                heads[a] = (float)(x0 * cos - x1 * sin);
+                heads[b] = (float)(x0 * sin + x1 * cos);
+            }
+        }
+    }
+
+    /// <summary>SiLU, the gate's activation: x · sigmoid(x).</summary>
+    private static double Silu(double x) => x / (1 + Math.Exp(-x));
+
+    /// <summary>The residual connection: x += y.</summary>
+    private static void Add(float[] x, float[] y)
+    {
+        for (int i = 0; i < x.Length; i++) x[i] += y[i];
+    }
+}

@@ -1,0 +1,33 @@
+using KvSharp.Models;
+using KvSharp.Tensors;
+
+namespace KvSharp.Reference;
+
+/// <summary>A weight matrix as plain floats, row-major: <see cref="Rows"/> outputs of <see cref="Cols"/> inputs each.</summary>
+internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
+{
+    public ReadOnlySpan<float> Row(int r) => Values.AsSpan(r * Cols, Cols);
+
+    /// <summary>
+    /// Every row of <paramref name="m"/> through <see cref="Dequantize.Row"/>, which reproduces ggml's block
+    /// decoding exactly: the reference sees the same weights as the fast path, only as floats.
+    /// </summary>
+    public static FloatMatrix From(WeightMatrix m)
+    {
+        var values = new float[(long)m.Rows * m.Cols];
+        for (int r = 0; r < m.Rows; r++) Dequantize.Row(m.Type, m.Row(r), values.AsSpan(r * m.Cols, m.Cols));
+        return new FloatMatrix(m.Rows, m.Cols, values);
+    }
+}
+
+/// <summary>One transformer block's weights as floats. Norm weights and biases are floats already (shared, not copied).</summary>
+internal sealed record ReferenceLayer(
+    float[] AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
+    float[]? QueryBias, float[]? KeyBias, float[]? ValueBias,
+    float[] FeedForwardNorm, FloatMatrix Gate, FloatMatrix Up, FloatMatrix Down)
+{
+    public static ReferenceLayer From(LayerWeights w) => new(
+        w.AttentionNorm, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
+        w.QueryBias, w.KeyBias, w.ValueBias,
+        w.FeedForwardNorm, FloatMatrix.From(w.Gate), FloatMatrix.From(w.Up), FloatMatrix.From(w.Down));
+}
