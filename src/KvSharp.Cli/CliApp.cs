@@ -27,6 +27,7 @@ internal static class CliApp
             TokenizeCommand.Create(),
             LogitsCommand.Create(),
             BenchCommand.Create(),
+            ServeCommand.Create(),
         };
         root.Options.Add(new HelpOption { Recursive = true });
         root.Options.Add(new VersionOption());

@@ -12,7 +12,8 @@ public sealed class EngineMetrics : IDisposable
     public const string MeterName = "KvSharp.Engine";
 
     private readonly Meter _meter;
-    private readonly Counter<long> _preemptions, _generated, _computed, _rejected;
+    private readonly Counter<long> _generated, _computed, _rejected;
+    private readonly Histogram<double> _timeToFirstToken, _interTokenLatency;
     private readonly PrefixCache _prefixCache;
     private long _preemptionTotal, _generatedTotal, _computedTotal, _steps;
     private double _lastTokensPerSecond;
@@ -33,10 +34,22 @@ public sealed class EngineMetrics : IDisposable
         // The prefix cache keeps its own totals; the meter reads them.
         _meter.CreateObservableCounter("kvsharp.prefix_cache.queried_tokens", () => _prefixCache.QueriedTokens, "{token}", "prompt tokens looked up in the prefix cache");
         _meter.CreateObservableCounter("kvsharp.prefix_cache.hit_tokens", () => _prefixCache.HitTokens, "{token}", "prompt tokens found in the prefix cache");
-        _preemptions = _meter.CreateCounter<long>("kvsharp.preemptions", "{sequence}", "sequences preempted for lack of KV blocks");
+        // Observed from the total, so the series exists (at 0) before the first preemption: dashboards and alerts see it.
+        _meter.CreateObservableCounter("kvsharp.preemptions", () => Preemptions, "{sequence}", "sequences preempted for lack of KV blocks");
         _generated = _meter.CreateCounter<long>("kvsharp.tokens.generated", "{token}", "tokens sampled");
         _computed = _meter.CreateCounter<long>("kvsharp.tokens.computed", "{token}", "tokens run through the model");
         _rejected = _meter.CreateCounter<long>("kvsharp.requests.rejected", "{request}", "requests that can never fit");
+        // Seconds, with buckets for what a CPU engine sees (a listener's defaults are meant for milliseconds).
+        _timeToFirstToken = _meter.CreateHistogram<double>("kvsharp.request.time_to_first_token", "s",
+            "time from submission to a request's first token", tags: null, advice: new InstrumentAdvice<double>
+            {
+                HistogramBucketBoundaries = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+            });
+        _interTokenLatency = _meter.CreateHistogram<double>("kvsharp.request.inter_token_latency", "s",
+            "time between two tokens of a sequence", tags: null, advice: new InstrumentAdvice<double>
+            {
+                HistogramBucketBoundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+            });
     }
 
     /// <summary>This engine's meter (each engine has its own, all named <see cref="MeterName"/>).</summary>
@@ -49,13 +62,17 @@ public sealed class EngineMetrics : IDisposable
     public long ComputedTokens => Interlocked.Read(ref _computedTotal);
     public long Steps => Interlocked.Read(ref _steps);
 
-    internal void Preempted()
-    {
-        Interlocked.Increment(ref _preemptionTotal);
-        _preemptions.Add(1);
-    }
+    internal void Preempted() => Interlocked.Increment(ref _preemptionTotal);
 
     internal void Rejected() => _rejected.Add(1);
+
+    /// <summary>A sequence produced a token at <paramref name="now"/> (a Stopwatch timestamp); its first one is its request's TTFT.</summary>
+    internal void TokenProduced(RequestHandle handle, bool firstOfRequest, ref long lastTokenAt, long now)
+    {
+        if (firstOfRequest) _timeToFirstToken.Record(handle.TimeToFirstToken!.Value.TotalSeconds);
+        else if (lastTokenAt != 0) _interTokenLatency.Record(System.Diagnostics.Stopwatch.GetElapsedTime(lastTokenAt, now).TotalSeconds);
+        lastTokenAt = now;
+    }
 
     internal void StepDone(int computed, int generated, TimeSpan elapsed)
     {

@@ -17,8 +17,11 @@ public sealed record EngineRequest
 /// NaN or infinity); <see cref="RequestHandle.Error"/> says why, and the engine goes on serving other requests.</summary>
 public enum RequestStatus { Waiting, Running, Finished, Cancelled, Rejected, Failed }
 
-/// <summary>A generated token as it is produced: which sample, its id, and the text it completed.</summary>
-public readonly record struct GeneratedToken(int Sample, int TokenId, string Text);
+/// <summary>
+/// A generated token as it is produced: which sample, its id, the text it completed, and its log-probabilities when
+/// <see cref="GenerationOptions.TopLogprobs"/> asked for them. Text flushed at the end has id -1 and no logprobs.
+/// </summary>
+public readonly record struct GeneratedToken(int Sample, int TokenId, string Text, KvSharp.Sampling.TokenLogprobs? Logprobs = null);
 
 /// <summary>Tracks a submitted request: streamed tokens, final outputs, completion, cancellation.</summary>
 public sealed class RequestHandle
@@ -80,12 +83,12 @@ public sealed class RequestHandle
     /// <summary>Samples not finished yet (the engine's bookkeeping).</summary>
     internal int LiveSamples { get; set; }
 
-    internal void Emit(int sample, int token, string text)
+    internal void Emit(int sample, int token, string text, KvSharp.Sampling.TokenLogprobs? logprobs = null)
     {
         ((List<int>)OutputTokens[sample]).Add(token);
         _text[sample].Append(text);
         TimeToFirstToken ??= Clock.Elapsed;
-        _stream.Writer.TryWrite(new GeneratedToken(sample, token, text));
+        _stream.Writer.TryWrite(new GeneratedToken(sample, token, text, logprobs));
     }
 
     internal void Complete(RequestStatus status, string? error = null)

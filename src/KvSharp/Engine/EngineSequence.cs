@@ -18,6 +18,8 @@ internal sealed class EngineSequence
     public required PrefixCursor Prefix;
 
     public PagedKvSequence? Kv { get; set; }
+    /// <summary>When this sequence last produced a token (a Stopwatch timestamp; 0 before its first), for inter-token latency.</summary>
+    public long LastTokenAt;
     public bool Finished { get; set; }
 
     /// <summary>Tokens whose K/V are not in the cache yet (the prompt's rest, or the last sampled token).</summary>

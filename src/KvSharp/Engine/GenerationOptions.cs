@@ -11,6 +11,11 @@ public sealed record GenerationOptions
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT).</summary>
     public bool StopAtEndOfGeneration { get; init; } = true;
+    /// <summary>
+    /// Report each sampled token's log-probability and those of the k most likely tokens (<see cref="TokenLogprobs"/>,
+    /// on <see cref="GeneratedToken.Logprobs"/>); null: none, and nothing is computed or allocated for them.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
 }
 
 /// <summary>Why generation ended.</summary>

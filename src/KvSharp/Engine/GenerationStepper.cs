@@ -5,7 +5,7 @@ using KvSharp.Tokenization;
 namespace KvSharp.Engine;
 
 /// <summary>One sampled token: its id, the text it made ready to show (often "" mid-character), and why generation ended, if it did.</summary>
-internal readonly record struct GenerationStep(int Token, string Text, FinishReason? Finish);
+internal readonly record struct GenerationStep(int Token, string Text, FinishReason? Finish, TokenLogprobs? Logprobs = null);
 
 /// <summary>
 /// The body of the generation loop, the one both <see cref="InferenceSession"/> and <see cref="LlmEngine"/> run: from
@@ -21,6 +21,8 @@ internal sealed class GenerationStepper
     private readonly StreamingDetokenizer _detokenizer;
     private readonly StopStringMatcher _stops;
     private readonly int _contextLength;
+    // The logits as the model gave them, kept only when logprobs are asked for (the sampler's penalties change them).
+    private float[]? _rawLogits;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
     public GenerationStepper(ITokenizer tokenizer, GenerationOptions options, Sampler sampler, int contextLength, bool skipLeadingSpace)
@@ -52,22 +54,24 @@ internal sealed class GenerationStepper
     public GenerationStep Next(Span<float> logits, List<int> tokens)
     {
         if (Finish != null) throw new InvalidOperationException($"generation already finished ({Finish})");
+        if (_options.TopLogprobs != null) logits.CopyTo(_rawLogits ??= new float[logits.Length]);
         int next = _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
+        var logprobs = _options.TopLogprobs is int top ? TokenLogprobs.From(_rawLogits, next, top) : null;
         tokens.Add(next);
         Generated++;
-        if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop);
+        if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop, logprobs);
         var (text, stopped) = _stops.Append(_detokenizer.Append(next));
-        if (stopped) return End(next, text, FinishReason.Stop);
+        if (stopped) return End(next, text, FinishReason.Stop, logprobs);
         // The length the caller asked for wins over the context filling at the same token.
-        if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length);
-        if (tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull);
-        return new GenerationStep(next, text, null);
+        if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length, logprobs);
+        if (tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull, logprobs);
+        return new GenerationStep(next, text, null, logprobs);
     }
 
-    private GenerationStep End(int token, string text, FinishReason reason)
+    private GenerationStep End(int token, string text, FinishReason reason, TokenLogprobs? logprobs)
     {
         Finish = reason;
-        return new GenerationStep(token, text, reason);
+        return new GenerationStep(token, text, reason, logprobs);
     }
 
     /// <summary>

@@ -102,6 +102,7 @@ public sealed class LlmEngine : IDisposable
         if (r.PromptTokens.Count == 0) return "the prompt is empty";
         if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
         if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
+        if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -319,7 +320,9 @@ public sealed class LlmEngine : IDisposable
     private void Advance(EngineSequence seq, Span<float> logits)
     {
         var step = seq.Stepper.Next(logits, seq.Tokens);
-        seq.Handle.Emit(seq.Sample, step.Token, step.Text);
+        bool first = seq.Handle.TimeToFirstToken == null;
+        seq.Handle.Emit(seq.Sample, step.Token, step.Text, step.Logprobs);
+        Metrics.TokenProduced(seq.Handle, first, ref seq.LastTokenAt, System.Diagnostics.Stopwatch.GetTimestamp());
         if (step.Finish is { } reason) Finish(seq, reason);
     }
 

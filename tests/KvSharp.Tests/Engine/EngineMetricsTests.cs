@@ -49,5 +49,7 @@ public class EngineMetricsTests
         Assert.True(longs["kvsharp.prefix_cache.queried_tokens"] >= longs["kvsharp.prefix_cache.hit_tokens"]);
         Assert.Equal(0, longs["kvsharp.queue.length"]);
         Assert.True(doubles["kvsharp.tokens_per_second"] > 0);
+        Assert.True(doubles["kvsharp.request.time_to_first_token"] > 0);
+        Assert.True(doubles["kvsharp.request.inter_token_latency"] > 0);
     }
 }

@@ -88,6 +88,14 @@ public class SamplerTests
         Assert.Equal(-2, l[2]);                                          // negative logits are multiplied
     }
 
+    [Fact]
+    public void FrequencyPenaltyGrowsWithEachOccurrence()
+    {
+        var sampler = new Sampler(new SamplingOptions { FrequencyPenalty = 0.6f }, 3);
+        Assert.Equal(0, sampler.Sample(Logits(3, 2, -1), [0]));          // 3 - 0.6 = 2.4 > 2
+        Assert.Equal(1, sampler.Sample(Logits(3, 2, -1), [0, 0]));       // 3 - 2 x 0.6 = 1.8 < 2
+    }
+
     [Theory]
     [InlineData(-1f, 0, 1f, 0f, 1f, "temperature")]
     [InlineData(0f, -1, 1f, 0f, 1f, "top-k")]

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using KvSharp.Engine;
+using KvSharp.Server;
+
+namespace KvSharp.Cli;
+
+/// <summary>`kvsharp serve`: an OpenAI-compatible HTTP server over one engine, until Ctrl-C (which cancels what is running).</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.ModelOrDefault();
+        var tokenizer = CommonOptions.Tokenizer();
+        var host = new Option<string>("--host")
+        {
+            Description = "address to listen on: 127.0.0.1 (this machine only), or e.g. 0.0.0.0 for every interface",
+            DefaultValueFactory = _ => "127.0.0.1",
+        };
+        var port = NumberOption.Create("--port", "TCP port (0: any free port)", 8080, new Allowed<int>(p => p is >= 0 and <= 65535, "a whole number in [0, 65535]"));
+        var apiKey = new Option<string?>("--api-key") { Description = "require this key (Authorization: Bearer KEY) on every endpoint but /health" };
+        var context = NumberOption.Optional("--context", "longest sequence, prompt + output (default: the model's trained length)", Allowed.AtLeast(1), "-c");
+        var budget = NumberOption.Create("--kv-budget-mib", "KV memory shared by all requests, in MiB", 256L, Allowed.AtLeast(1L));
+        var kvType = CommonOptions.KvType();
+        var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
+        var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
+        var threads = CommonOptions.Threads();
+        var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/completions), continuous batching and prefix caching")
+        {
+            model, tokenizer, host, port, apiKey, context, budget, kvType, maxRunning, maxQueue, threads,
+        };
+        command.SetAction(r =>
+        {
+            long budgetMiB = r.GetValue(budget);
+            KvMemory.CheckBudget(budgetMiB * 1048576.0, $"--kv-budget-mib {budgetMiB}", KvMemory.AvailableBytes());
+            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            int trained = llm.Config.TrainedContextLength, ctx = r.GetValue(context) ?? trained;
+            if (ctx > trained)
+                Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
+            var options = new ServerOptions
+            {
+                Host = r.GetValue(host)!,
+                Port = r.GetValue(port),
+                ApiKey = r.GetValue(apiKey),
+                MaxQueue = r.GetValue(maxQueue),
+                Engine = new EngineOptions
+                {
+                    ContextLength = ctx,
+                    KvBudgetBytes = budgetMiB << 20,
+                    KvElementType = r.GetValue(kvType).Value,
+                    MaxRunningSequences = r.GetValue(maxRunning),
+                },
+            };
+            if (options.ApiKey == null && !IsLoopback(options.Host))
+                Console.Error.WriteLine($"warning: --host {options.Host} is reachable from other machines and no --api-key is set: anyone who can connect can use the model");
+            return Serve(llm, options, Console.Error).GetAwaiter().GetResult();
+        });
+        return command;
+    }
+
+    private static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+
+    private static async Task<int> Serve(LlmModel model, ServerOptions options, TextWriter log)
+    {
+        await using var server = KvSharpServer.Create(model, options);
+        await server.StartAsync();
+        var pool = server.Engine.Pool;
+        log.WriteLine($"[kvsharp] serving {Path.GetFileName(model.Path)} at {server.BaseAddress} (OpenAI API: POST /v1/completions; " +
+            $"also /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
+            $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.ElementType}); Ctrl-C stops");
+        await server.WaitForShutdownAsync();
+        log.WriteLine("[kvsharp] stopped");
+        return 0;
+    }
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+using KvSharp.Server.Errors;
+using KvSharp.Server.Hosting;
+
+namespace KvSharp.Server.Generation;
+
+/// <summary>
+/// Turns the shared OpenAI fields and a tokenized prompt into an <see cref="EngineRequest"/>, refusing what is out of
+/// range with a 400 that names the field: the ranges are OpenAI's (temperature [0, 2], penalties [-2, 2], n up to 128).
+/// </summary>
+internal static class EngineRequests
+{
+    public const int MaxChoices = 128;
+
+    /// <summary>Most alternatives a request may ask logprobs for (vLLM's default limit; OpenAI's completions allow 5).</summary>
+    public const int MaxTopLogprobs = 20;
+
+    /// <param name="defaultMaxTokens">max_tokens when the request has none (null: up to the end of the context).</param>
+    /// <param name="topLogprobs">Alternatives per token to report logprobs for, checked by the endpoint (null: no logprobs).</param>
+    public static EngineRequest Create(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served, int? defaultMaxTokens, int? topLogprobs = null)
+    {
+        CheckModel(p.Model, served);
+        int context = served.ContextLength;
+        if (prompt.Count >= context)
+            throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens, but the prompt has " +
+                $"{prompt.Count} tokens and at least one must be left to generate; shorten the prompt");
+        int room = context - prompt.Count;
+        int maxTokens;
+        if (p.MaxTokens is int requested)
+        {
+            if (requested < 1) throw ApiError.InvalidValue("max_tokens", $"max_tokens must be at least 1, got {requested}");
+            if (requested > room)
+                throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens. However, you requested " +
+                    $"{(long)prompt.Count + requested} tokens ({prompt.Count} in the prompt, {requested} for the completion); " +
+                    "reduce the prompt or max_tokens");
+            maxTokens = requested;
+        }
+        else maxTokens = Math.Min(defaultMaxTokens ?? room, room);
+
+        if (p.StreamOptions != null && p.Stream != true)
+            throw ApiError.InvalidValue("stream_options", "stream_options is only allowed when stream is true");
+        int n = p.N ?? 1;
+        if (n is < 1 or > MaxChoices) throw ApiError.InvalidValue("n", $"n must be in [1, {MaxChoices}], got {n}");
+        float temperature = p.Temperature ?? 1f, topP = p.TopP ?? 1f, minP = p.MinP ?? 0f, repetition = p.RepetitionPenalty ?? 1f;
+        float presence = p.PresencePenalty ?? 0f, frequency = p.FrequencyPenalty ?? 0f;
+        int topK = p.TopK ?? 0;
+        Allowed("temperature", temperature, temperature is >= 0 and <= 2, "in [0, 2]");
+        Allowed("top_p", topP, topP is > 0 and <= 1, "in (0, 1]");
+        Allowed("top_k", topK, topK >= 0, ">= 0");
+        Allowed("min_p", minP, minP is >= 0 and <= 1, "in [0, 1]");
+        Allowed("presence_penalty", presence, presence is >= -2 and <= 2, "in [-2, 2]");
+        Allowed("frequency_penalty", frequency, frequency is >= -2 and <= 2, "in [-2, 2]");
+        Allowed("repetition_penalty", repetition, repetition > 0 && float.IsFinite(repetition), "a finite number > 0");
+        var sampling = new SamplingOptions
+        {
+            Temperature = temperature,
+            TopP = topP,
+            TopK = topK,
+            MinP = minP,
+            PresencePenalty = presence,
+            FrequencyPenalty = frequency,
+            RepetitionPenalty = repetition,
+            Seed = p.Seed is long seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+        };
+        return new EngineRequest
+        {
+            PromptTokens = prompt,
+            Options = new GenerationOptions
+            {
+                MaxTokens = maxTokens,
+                Sampling = sampling,
+                StopStrings = StopStrings(p.Stop),
+                StopAtEndOfGeneration = p.IgnoreEos != true,
+                TopLogprobs = topLogprobs,
+            },
+            CacheSalt = p.CacheSalt,
+            SampleCount = n,
+        };
+    }
+
+    /// <summary>A request may name the model it expects; any name but the one served is refused.</summary>
+    public static void CheckModel(string? requested, EngineService served)
+    {
+        if (requested != null && requested != served.ModelId) throw ApiError.ModelNotFound(requested, served.ModelId);
+    }
+
+    private static void Allowed<T>(string param, T value, bool ok, string allowed)
+    {
+        if (!ok) throw ApiError.InvalidValue(param, $"{param} must be {allowed}, got {value}");
+    }
+
+    /// <summary>"stop": absent, null, a string, or a list of strings; none of them empty.</summary>
+    private static IReadOnlyList<string> StopStrings(JsonElement stop)
+    {
+        switch (stop.ValueKind)
+        {
+            case JsonValueKind.Undefined or JsonValueKind.Null:
+                return [];
+            case JsonValueKind.String:
+                return [NonEmpty(stop.GetString()!)];
+            case JsonValueKind.Array:
+                var list = new List<string>();
+                foreach (var e in stop.EnumerateArray())
+                {
+                    if (e.ValueKind != JsonValueKind.String) throw ApiError.InvalidType("stop", $"stop must be a string or a list of strings; found a {e.ValueKind} in the list");
+                    list.Add(NonEmpty(e.GetString()!));
+                }
+                return list;
+            default:
+                throw ApiError.InvalidType("stop", $"stop must be a string or a list of strings, got a {stop.ValueKind}");
+        }
+    }
+
+    private static string NonEmpty(string s) => s.Length > 0 ? s : throw ApiError.InvalidValue("stop", "stop strings must not be empty");
+}

@@ -1,0 +1,135 @@
+using System.Text;
+using System.Text.Json;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+using KvSharp.Server.Errors;
+using KvSharp.Server.Hosting;
+using KvSharp.Server.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace KvSharp.Server.Generation;
+
+/// <summary>Everything a non-streaming response needs: each choice's text, finish reason and (if asked for) token logprobs, and the usage.</summary>
+internal sealed record GenerationResult(string[] Texts, string[] FinishReasons, Usage Usage, List<TokenLogprobs>[]? Logprobs);
+
+/// <summary>
+/// One engine request on behalf of one HTTP call: cancelled the moment its client disconnects (the engine frees its
+/// blocks at once), read whole or streamed as server-sent events, and released from the queue when disposed.
+/// </summary>
+internal sealed class GenerationRun : IDisposable
+{
+    private readonly EngineService _service;
+    private readonly CancellationToken _clientGone;
+    private readonly CancellationTokenRegistration _cancelOnClientGone;
+
+    public GenerationRun(EngineService service, RequestHandle handle, CancellationToken clientGone)
+    {
+        _service = service;
+        Handle = handle;
+        _clientGone = clientGone;
+        _cancelOnClientGone = clientGone.Register(static h => ((RequestHandle)h!).Cancel(), handle);
+    }
+
+    public RequestHandle Handle { get; }
+
+    /// <summary>Waits for every choice to finish.</summary>
+    public async Task<GenerationResult> CompleteAsync()
+    {
+        await Handle.Completion;
+        ThrowUnlessFinished();
+        // Every token is in the (completed) stream; -1 marks text flushed at the end, not a token.
+        int generated = 0;
+        var logprobs = WantsLogprobs ? NewLists<TokenLogprobs>() : null;
+        while (Handle.Stream.TryRead(out var token))
+        {
+            if (token.TokenId >= 0) generated++;
+            if (token.Logprobs != null) logprobs![token.Sample].Add(token.Logprobs);
+        }
+        return new GenerationResult(Handle.OutputText, Array.ConvertAll(Handle.FinishReasons, OpenAiFinishReason), UsageOf(generated), logprobs);
+    }
+
+    private bool WantsLogprobs => Handle.Request.Options.TopLogprobs != null;
+
+    private List<T>[] NewLists<T>()
+    {
+        var lists = new List<T>[Handle.Request.SampleCount];
+        for (int i = 0; i < lists.Length; i++) lists[i] = [];
+        return lists;
+    }
+
+    /// <summary>
+    /// Streams the choices' text as it is generated (whatever arrived since the last write, one chunk per choice),
+    /// then a finish chunk per choice, the usage if asked, and <c>data: [DONE]</c>. A request the engine refused
+    /// outright still gets a plain 400, since nothing has been sent yet.
+    /// </summary>
+    public async Task StreamAsync(HttpResponse response, IChunkFormat format, bool includeUsage)
+    {
+        if (Handle.Status == RequestStatus.Rejected) ThrowUnlessFinished();
+        ServerSentEvents.Begin(response);
+        await response.StartAsync(_clientGone);
+        var body = response.BodyWriter;
+        // The headers go now, not with the first token: a request waiting for a slot is already accepted.
+        await body.FlushAsync(_clientGone);
+        int choices = Handle.Request.SampleCount, generated = 0;
+        var pending = new StringBuilder[choices];
+        for (int i = 0; i < choices; i++) pending[i] = new StringBuilder();
+        var logprobs = WantsLogprobs ? NewLists<TokenLogprobs>() : null;
+        var reader = Handle.Stream;
+        while (await reader.WaitToReadAsync(_clientGone))
+        {
+            while (reader.TryRead(out var token))
+            {
+                pending[token.Sample].Append(token.Text);
+                if (token.TokenId >= 0) generated++;
+                if (token.Logprobs != null) logprobs![token.Sample].Add(token.Logprobs);
+            }
+            for (int i = 0; i < choices; i++)
+            {
+                // A token in the middle of a character has no text yet, but its logprobs still go out.
+                if (pending[i].Length == 0 && (logprobs == null || logprobs[i].Count == 0)) continue;
+                ServerSentEvents.Write(body, format.Text(i, pending[i].ToString(), logprobs?[i]));
+                pending[i].Clear();
+                logprobs?[i].Clear();
+            }
+            await body.FlushAsync(_clientGone);
+        }
+        await Handle.Completion;
+        if (Handle.Status == RequestStatus.Finished)
+        {
+            for (int i = 0; i < choices; i++) ServerSentEvents.Write(body, format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])));
+            if (includeUsage) ServerSentEvents.Write(body, format.Usage(UsageOf(generated)));
+        }
+        else
+        {
+            _clientGone.ThrowIfCancellationRequested();
+            ServerSentEvents.Write(body, JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(Failure()), ServerJson.Default.ErrorBody));
+        }
+        ServerSentEvents.WriteDone(body);
+        await body.FlushAsync(_clientGone);
+    }
+
+    private Usage UsageOf(int generated) => Usage.Of(Handle.Request.PromptTokens.Count, generated, Handle.CachedPromptTokens);
+
+    private void ThrowUnlessFinished()
+    {
+        if (Handle.Status == RequestStatus.Finished) return;
+        _clientGone.ThrowIfCancellationRequested();
+        throw Failure();
+    }
+
+    /// <summary>Why a request that did not finish ended, as the client should see it.</summary>
+    private ApiError Failure() => Handle.Status switch
+    {
+        RequestStatus.Rejected => new ApiError(400, Handle.Error ?? "the engine refused the request", ApiError.InvalidRequest, null, "request_rejected"),
+        RequestStatus.Failed => new ApiError(500, $"the model could not compute this request: {Handle.Error}", "server_error", null, "model_error"),
+        _ => ApiError.ShuttingDown(), // cancelled, and not by its client: the server is stopping
+    };
+
+    public static string OpenAiFinishReason(FinishReason reason) => reason == FinishReason.Stop ? "stop" : "length";
+
+    public void Dispose()
+    {
+        _cancelOnClientGone.Dispose();
+        _service.Ended(Handle, _clientGone.IsCancellationRequested);
+    }
+}

@@ -1,0 +1,39 @@
+using System.Text.Json;
+
+namespace KvSharp.Server.Generation;
+
+/// <summary>
+/// The request fields OpenAI's completions and chat completions share: which model, how many tokens, how to sample,
+/// when to stop, how many choices, streaming; plus the extensions llama-server and vLLM accept (top_k, min_p,
+/// repetition_penalty, ignore_eos) and vLLM's cache_salt. Each endpoint's request derives from it.
+/// </summary>
+public class SamplingParameters
+{
+    public string? Model { get; set; }
+    public int? MaxTokens { get; set; }
+    /// <summary>Default 1 (OpenAI's); 0 is greedy.</summary>
+    public float? Temperature { get; set; }
+    public float? TopP { get; set; }
+    public int? TopK { get; set; }
+    public float? MinP { get; set; }
+    public float? PresencePenalty { get; set; }
+    public float? FrequencyPenalty { get; set; }
+    public float? RepetitionPenalty { get; set; }
+    /// <summary>Same seed, prompt and parameters, same output; absent: a random seed.</summary>
+    public long? Seed { get; set; }
+    /// <summary>A string or a list of strings.</summary>
+    public JsonElement Stop { get; set; }
+    public int? N { get; set; }
+    public bool? Stream { get; set; }
+    public StreamOptions? StreamOptions { get; set; }
+    /// <summary>Requests with different salts never share prefix-cache blocks (tenants cannot probe each other's prompts).</summary>
+    public string? CacheSalt { get; set; }
+    /// <summary>Go on past the model's end-of-generation tokens, up to max_tokens.</summary>
+    public bool? IgnoreEos { get; set; }
+}
+
+public sealed class StreamOptions
+{
+    /// <summary>Send a last chunk with the usage (and no choices) before <c>data: [DONE]</c>.</summary>
+    public bool? IncludeUsage { get; set; }
+}

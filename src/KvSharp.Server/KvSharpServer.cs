@@ -1,0 +1,118 @@
+using System.Net;
+using KvSharp.Engine;
+using KvSharp.Server.Completions;
+using KvSharp.Server.Errors;
+using KvSharp.Server.Health;
+using KvSharp.Server.Hosting;
+using KvSharp.Server.Metrics;
+using KvSharp.Server.ModelList;
+using KvSharp.Server.Tokenize;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace KvSharp.Server;
+
+/// <summary>
+/// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over one model and one
+/// <see cref="LlmEngine"/>: every request shares its continuous batching and its prefix cache. Endpoints:
+/// <c>POST /v1/completions</c>, <c>POST /tokenize</c>, <c>POST /detokenize</c>, <c>GET /v1/models</c>,
+/// <c>GET /health</c>, <c>GET /metrics</c>; each group maps itself from its own folder.
+/// The caller keeps ownership of the model; the server owns the engine.
+/// </summary>
+public sealed class KvSharpServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private bool _started;
+
+    private KvSharpServer(WebApplication app, LlmEngine engine, ServerMetrics metrics)
+    {
+        _app = app;
+        Engine = engine;
+        Metrics = metrics;
+        Service = app.Services.GetRequiredService<EngineService>();
+    }
+
+    public LlmEngine Engine { get; }
+    public ServerOptions Options => Service.Options;
+    internal EngineService Service { get; }
+    internal ServerMetrics Metrics { get; }
+
+    /// <summary>Builds the server (nothing listens until <see cref="StartAsync"/>).</summary>
+    public static KvSharpServer Create(LlmModel model, ServerOptions options)
+    {
+        options.Validate();
+        var address = ListenAddress(options.Host);
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(KvSharpServer).Assembly.GetName().Name });
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(address, options.Port);
+        });
+        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddRoutingCore();
+        MetricsSetup.AddMetrics(builder.Services);
+
+        var engine = new LlmEngine(model, options.Engine);
+        var metrics = new ServerMetrics();
+        builder.Services.AddSingleton(sp => new EngineService(model, engine, options, metrics,
+            sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EngineService>>()));
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineService>());
+
+        var app = builder.Build();
+        app.Use(ErrorHandling.Middleware);
+        if (options.ApiKey != null) app.Use(new ApiKeyCheck(options.ApiKey).Middleware);
+        // One line per endpoint group; each maps its routes from its own folder.
+        CompletionsEndpoint.Map(app);
+        TokenizeEndpoints.Map(app);
+        ModelsEndpoint.Map(app);
+        HealthEndpoint.Map(app);
+        MetricsSetup.Map(app);
+        return new KvSharpServer(app, engine, metrics);
+    }
+
+    /// <summary>Loopback unless told otherwise; "localhost" is the IPv4 loopback (a port of 0 cannot bind a name).</summary>
+    private static IPAddress ListenAddress(string host)
+    {
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        return IPAddress.TryParse(host, out var ip) ? ip
+            : throw new ArgumentException($"--host {host} is not an IP address or 'localhost' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)");
+    }
+
+    /// <summary>Starts listening and the engine's loop.</summary>
+    public async Task StartAsync(CancellationToken cancellation = default)
+    {
+        await _app.StartAsync(cancellation);
+        _started = true;
+    }
+
+    /// <summary>Where the server listens (with the real port when <see cref="ServerOptions.Port"/> was 0).</summary>
+    public Uri BaseAddress => new(_app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+
+    /// <summary>Completes when the host is told to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public async Task WaitForShutdownAsync(CancellationToken cancellation = default)
+    {
+        await _app.WaitForShutdownAsync(cancellation); // which stops the host
+        _started = false;
+    }
+
+    /// <summary>Cancels the requests still running (their clients get an error event or a 503), then stops listening.</summary>
+    public async Task StopAsync(CancellationToken cancellation = default)
+    {
+        _started = false;
+        await _app.StopAsync(cancellation);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_started) await _app.StopAsync();
+        await _app.DisposeAsync();
+        Metrics.Dispose();
+        Engine.Dispose();
+    }
+}

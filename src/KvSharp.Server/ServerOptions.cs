@@ -1,0 +1,30 @@
+using KvSharp.Engine;
+
+namespace KvSharp.Server;
+
+/// <summary>Where <see cref="KvSharpServer"/> listens, who may call it, and how its one engine is sized.</summary>
+public sealed record ServerOptions
+{
+    /// <summary>An IP address or "localhost"; loopback by default, so nothing outside this machine reaches it unless asked.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+    /// <summary>TCP port; 0 picks a free one (read it back from <see cref="KvSharpServer.BaseAddress"/>).</summary>
+    public int Port { get; init; } = 8080;
+    /// <summary>When set, every endpoint but /health needs "Authorization: Bearer KEY" (or "X-Api-Key: KEY").</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>
+    /// Requests accepted beyond <see cref="EngineOptions.MaxRunningSequences"/> while they wait for a slot; the next
+    /// one gets 429. Requests that are running or waiting count alike, so the server holds at most running + queue.
+    /// </summary>
+    public int MaxQueue { get; init; } = 256;
+    /// <summary>The engine every request goes through: KV budget and type, context length, batch limits.</summary>
+    public EngineOptions Engine { get; init; } = new();
+    /// <summary>The model's id in the API (/v1/models, the "model" field); default: the model file's name.</summary>
+    public string? ModelId { get; init; }
+
+    internal void Validate()
+    {
+        if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");
+        if (MaxQueue < 0) throw new ArgumentOutOfRangeException(nameof(MaxQueue), MaxQueue, "queue length must be >= 0");
+        if (ApiKey is { Length: 0 }) throw new ArgumentException("the API key must not be empty", nameof(ApiKey));
+    }
+}

@@ -1,0 +1,38 @@
+namespace KvSharp.Sampling;
+
+/// <summary>A token and its log-probability.</summary>
+public readonly record struct TokenLogprob(int Token, float Logprob);
+
+/// <summary>
+/// What OpenAI's logprobs report for one sampled token: its log-probability under the model's distribution (the
+/// logits as the model gave them: before penalties, temperature and filters) and the most likely tokens' at that step.
+/// </summary>
+public sealed record TokenLogprobs(TokenLogprob Sampled, TokenLogprob[] Top)
+{
+    /// <summary>Log-softmax of <paramref name="logits"/> at <paramref name="token"/>, and the <paramref name="top"/> largest, most likely first (ties: lower id).</summary>
+    public static TokenLogprobs From(ReadOnlySpan<float> logits, int token, int top)
+    {
+        float max = logits[Sampler.ArgMax(logits)];
+        double sum = 0;
+        foreach (float l in logits) sum += Math.Exp(l - max);
+        float logTotal = max + (float)Math.Log(sum);
+
+        // The k largest by a bounded insertion pass (k is small: OpenAI allows 20).
+        int k = Math.Min(top, logits.Length), filled = 0;
+        var best = new TokenLogprob[k];
+        for (int id = 0; id < logits.Length && k > 0; id++)
+        {
+            float l = logits[id];
+            if (filled == k && !(l > best[k - 1].Logprob)) continue;
+            int pos = filled < k ? filled++ : k - 1;
+            while (pos > 0 && l > best[pos - 1].Logprob)
+            {
+                best[pos] = best[pos - 1];
+                pos--;
+            }
+            best[pos] = new TokenLogprob(id, l);
+        }
+        for (int i = 0; i < k; i++) best[i] = best[i] with { Logprob = best[i].Logprob - logTotal };
+        return new TokenLogprobs(new TokenLogprob(token, logits[token] - logTotal), best);
+    }
+}

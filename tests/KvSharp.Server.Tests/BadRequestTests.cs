@@ -1,0 +1,78 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace KvSharp.Server.Tests;
+
+/// <summary>Every kind of bad request gets its status and OpenAI's error shape with its code and the field at fault.</summary>
+public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    [Theory]
+    [InlineData("{\"prompt\": \"Once\", ", "invalid_json", null)]
+    [InlineData("", "invalid_json", null)]
+    [InlineData("null", "invalid_json", null)]
+    [InlineData("{\"prompt\": \"Once\", \"max_tokens\": \"many\"}", "invalid_type", "max_tokens")]
+    [InlineData("{\"prompt\": \"Once\", \"model\": \"gpt-4\"}", "model_not_found", "model")]
+    [InlineData("{\"max_tokens\": 5}", "missing_required_parameter", "prompt")]
+    [InlineData("{\"prompt\": 42}", "invalid_type", "prompt")]
+    [InlineData("{\"prompt\": [\"a\", \"b\"]}", "invalid_type", "prompt")]
+    [InlineData("{\"prompt\": [1, 99999]}", "invalid_value", "prompt")]
+    [InlineData("{\"prompt\": \"Once\", \"max_tokens\": 0}", "invalid_value", "max_tokens")]
+    [InlineData("{\"prompt\": \"Once\", \"temperature\": 2.5}", "invalid_value", "temperature")]
+    [InlineData("{\"prompt\": \"Once\", \"temperature\": -1}", "invalid_value", "temperature")]
+    [InlineData("{\"prompt\": \"Once\", \"top_p\": 0}", "invalid_value", "top_p")]
+    [InlineData("{\"prompt\": \"Once\", \"top_k\": -1}", "invalid_value", "top_k")]
+    [InlineData("{\"prompt\": \"Once\", \"n\": 0}", "invalid_value", "n")]
+    [InlineData("{\"prompt\": \"Once\", \"n\": 129}", "invalid_value", "n")]
+    [InlineData("{\"prompt\": \"Once\", \"presence_penalty\": 2.5}", "invalid_value", "presence_penalty")]
+    [InlineData("{\"prompt\": \"Once\", \"frequency_penalty\": -3}", "invalid_value", "frequency_penalty")]
+    [InlineData("{\"prompt\": \"Once\", \"stop\": \"\"}", "invalid_value", "stop")]
+    [InlineData("{\"prompt\": \"Once\", \"stop\": [\"a\", 3]}", "invalid_type", "stop")]
+    [InlineData("{\"prompt\": \"Once\", \"stream_options\": {\"include_usage\": true}}", "invalid_value", "stream_options")]
+    [InlineData("{\"prompt\": \"Once\", \"logprobs\": 21}", "invalid_value", "logprobs")]
+    [InlineData("{\"prompt\": \"Once\", \"logprobs\": -1}", "invalid_value", "logprobs")]
+    [InlineData("{\"prompt\": \"Once\", \"echo\": true}", "unsupported_parameter", "echo")]
+    [InlineData("{\"prompt\": \"Once\", \"max_tokens\": 600}", "context_length_exceeded", "prompt")]
+    public async Task CompletionsRefuseWith400(string body, string code, string? param)
+    {
+        var (status, json) = await server.SendAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        AssertError(HttpStatusCode.BadRequest, code, param, status, json);
+    }
+
+    [Fact]
+    public async Task APromptLongerThanTheContextIsRefusedStreamedOrNot()
+    {
+        // 600 words: far more than 512 tokens.
+        string prompt = string.Join(' ', Enumerable.Repeat("dog", 600));
+        foreach (bool stream in new[] { false, true })
+        {
+            var body = new System.Text.Json.Nodes.JsonObject { ["prompt"] = prompt, ["stream"] = stream };
+            var (status, json) = await server.PostAsync("/v1/completions", body, TestContext.Current.CancellationToken);
+            AssertError(HttpStatusCode.BadRequest, "context_length_exceeded", "prompt", status, json);
+            Assert.Contains("512", json.GetProperty("error").GetProperty("message").GetString());
+        }
+        Assert.Equal(0, server.Engine.Pool.UsedBlocks);
+    }
+
+    [Theory]
+    [InlineData("/tokenize", "{}", "missing_required_parameter", "content")]
+    [InlineData("/tokenize", "{\"content\": 5}", "invalid_type", "content")]
+    [InlineData("/detokenize", "{}", "missing_required_parameter", "tokens")]
+    [InlineData("/detokenize", "{\"tokens\": [1, -4]}", "invalid_value", "tokens")]
+    [InlineData("/detokenize", "{\"tokens\": \"1 2\"}", "invalid_type", "tokens")]
+    public async Task HelperEndpointsRefuseWith400(string path, string body, string code, string param)
+    {
+        var (status, json) = await server.SendAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        AssertError(HttpStatusCode.BadRequest, code, param, status, json);
+    }
+
+    internal static void AssertError(HttpStatusCode expectedStatus, string code, string? param, HttpStatusCode status, JsonElement json)
+    {
+        Assert.True(status == expectedStatus, $"{status}: {json}");
+        var error = json.GetProperty("error");
+        Assert.Equal(code, error.GetProperty("code").GetString());
+        Assert.Equal(param, error.GetProperty("param").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
+        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("type").GetString()));
+    }
+}

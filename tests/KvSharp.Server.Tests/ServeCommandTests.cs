@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace KvSharp.Server.Tests;
+
+/// <summary>`kvsharp serve` as a user runs it: it says where it listens, answers there, and stops cleanly on Ctrl-C (SIGINT).</summary>
+public class ServeCommandTests
+{
+    /// <summary>`kvsharp serve` on stories260K with one thread, as a child process (KvSharp.Cli.dll beside the tests), stdin closed.</summary>
+    private static Process StartServe(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "KvSharp.Cli.dll"), "serve", "--model", TestPaths.Model("stories260K.gguf"), "--threads", "1" })
+            psi.ArgumentList.Add(a);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        return process;
+    }
+
+    [Fact]
+    public async Task ServeListensOnLoopbackAnswersAndStopsOnSigint()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var process = StartServe("--port", "0");
+        try
+        {
+            var stderr = new System.Text.StringBuilder();
+            Uri? address = null;
+            using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            startup.CancelAfter(TimeSpan.FromSeconds(30));
+            while (address == null && await process.StandardError.ReadLineAsync(startup.Token) is { } line)
+            {
+                stderr.AppendLine(line);
+                var m = Regex.Match(line, @"serving stories260K\.gguf at (http://127\.0\.0\.1:\d+/?)");
+                if (m.Success) address = new Uri(m.Groups[1].Value);
+            }
+            Assert.True(address != null, $"no 'serving ... at' line; stderr:\n{stderr}");
+            var rest = process.StandardError.ReadToEndAsync(ct);
+
+            using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+            var health = JsonDocument.Parse(await client.GetStringAsync("/health", ct)).RootElement;
+            Assert.Equal("ok", health.GetProperty("status").GetString());
+            using var completion = await client.PostAsync("/v1/completions",
+                new StringContent("{\"prompt\": \"Once upon a time\", \"max_tokens\": 5, \"temperature\": 0}", System.Text.Encoding.UTF8, "application/json"), ct);
+            completion.EnsureSuccessStatusCode();
+
+            using (var kill = Process.Start("kill", ["-INT", process.Id.ToString()])!) await kill.WaitForExitAsync(ct);
+            using var exit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            exit.CancelAfter(TimeSpan.FromSeconds(20));
+            await process.WaitForExitAsync(exit.Token);
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains("[kvsharp] stopped", await rest);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--port", "70000", "--port must be a whole number in [0, 65535], got '70000'")]
+    [InlineData("--max-queue", "-1", "--max-queue must be a whole number >= 0, got '-1'")]
+    [InlineData("--host", "somewhere", "--host somewhere is not an IP address or 'localhost'")]
+    public async Task BadOptionsAreOneLineAndExitCode1(string option, string value, string expected)
+    {
+        using var process = StartServe(option, value);
+        var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
+        using var exit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        exit.CancelAfter(TimeSpan.FromSeconds(30));
+        try { await process.WaitForExitAsync(exit.Token); }
+        finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains(expected, await stderr);
+    }
+}
