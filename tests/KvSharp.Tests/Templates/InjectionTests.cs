@@ -59,6 +59,20 @@ public class InjectionTests
         Assert.Equal(2, ids.Count(id => id == eot));
     }
 
+    [Theory]
+    [InlineData("{{ messages[0].content | replace('a', 'X') }}", "Xbc", "1+2")]
+    [InlineData("{{ messages[0].content | tojson }}", "\"abc\"", "1+3")]
+    [InlineData("{{ messages[0].content[::-1] ~ '|' ~ messages[0].content.upper() }}", "cba|ABC", "0+3,4+3")]
+    [InlineData("{{ (messages[0].content ~ ' x').split(' ') | join('-') }}", "abc-x", "0+3")]
+    [InlineData("{{ messages[0].role }}:{{ 'abc' }}", "user:abc", "0+4")]
+    [InlineData("{{ bos_token ~ messages[0].content[1:] }}", "<s>bc", "3+2")]
+    public void ContentRangesFollowTheContentsCharacters(string source, string text, string ranges)
+    {
+        var rendered = ChatTemplate.Parse(source).Render([ChatMessage.User("abc")], false, "<s>", "</s>");
+        Assert.Equal(text, rendered.Text);
+        Assert.Equal(ranges, string.Join(",", rendered.ContentRanges.Select(r => $"{r.Start}+{r.Length}")));
+    }
+
     [Fact]
     public void ASpecialTokenStraddlingTemplateAndContentIsNotMatched()
     {
