@@ -9,7 +9,8 @@ namespace KvSharp.Templates;
 /// A model's chat template: the Jinja text (GGUF <c>tokenizer.chat_template</c>, a file, or a built-in) that turns a
 /// list of messages into the prompt the model was trained on. Rendered as Hugging Face renders it (Jinja2 with
 /// trim_blocks and lstrip_blocks, raise_exception, strftime_now, tojson); a template that rejects or drops the
-/// system role gets the system text prepended to the first user message, as llama.cpp's minja does.
+/// system role gets the system text prepended to the first user message, as llama.cpp's minja does. Immutable:
+/// one instance may render for many threads at once (a server's requests).
 /// </summary>
 public sealed class ChatTemplate
 {

@@ -36,4 +36,15 @@ public class JinjaFeatureTests
         var t = ChatTemplate.Parse("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %H:%M %A %j') }}").WithClock(() => TemplateTestData.FixedNow);
         Assert.Equal("26 Jul 2024|2024-07-26 13:45 Friday 208", t.Render([], false).Text);
     }
+
+    [Fact]
+    public void OneTemplateRendersForManyThreadsAtOnce()
+    {
+        var template = ChatTemplate.BuiltIn("qwen2.5");
+        string Render(int i) => template.Render([ChatMessage.User($"message {i}"), ChatMessage.Assistant("ok"), ChatMessage.User("again")], true).Text;
+        var expected = Enumerable.Range(0, 64).Select(Render).ToArray();
+        var actual = new string[64];
+        Parallel.For(0, 64, i => actual[i] = Render(i));
+        Assert.Equal(expected, actual);
+    }
 }
