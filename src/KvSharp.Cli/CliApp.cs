@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
 using KvSharp.Cli.Bench;
+using KvSharp.Cli.Chat;
 
 namespace KvSharp.Cli;
 
@@ -23,6 +24,7 @@ internal static class CliApp
         var root = new Command(Name, "kvsharp — run LLMs in pure C#, with the KV cache in plain view")
         {
             RunCommand.Create(),
+            ChatCommand.Create(),
             InspectCommand.Create(),
             TokenizeCommand.Create(),
             LogitsCommand.Create(),

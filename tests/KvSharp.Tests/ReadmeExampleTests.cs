@@ -1,6 +1,7 @@
 using KvSharp.Cache;
 using KvSharp.Engine;
 using KvSharp.Sampling;
+using KvSharp.Templates;
 
 namespace KvSharp.Tests;
 
@@ -48,12 +49,26 @@ Console.WriteLine(handle.OutputText[0]);
     }
     // ---- README example ends ----
 
+    // ---- README example begins (a chat template) ----
+    private static void ChatExample(LlmModel model)
+    {
+var template = ChatTemplate.ForModel(model);   // tokenizer.chat_template, --chat-template's choices, or the fallback
+var rendered = template.Render([ChatMessage.System("You tell stories."), ChatMessage.User("Tell me about a cat")],
+    addGenerationPrompt: true, model.Tokenizer);
+int[] prompt = rendered.Tokenize(model.Tokenizer);   // the template's special tokens parsed, the messages' never
+using var chat = model.CreateSession();
+foreach (string piece in chat.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 30, StopStrings = template.StopStrings }))
+    Console.Write(piece);
+    }
+    // ---- README example ends ----
+
     [Fact]
     public void ReadmeExamplesRun()
     {
         Example(TestPaths.Model("stories260K.gguf"));
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
         EngineExample(model);
+        ChatExample(model);
     }
 
     [Fact]

@@ -26,6 +26,15 @@ public interface ITokenizer
     /// </summary>
     int[] Encode(string text, bool addSpecial, bool parseSpecial);
 
+    /// <summary>
+    /// Tokenizes a rendered chat prompt: special tokens' text is parsed as special (as with parseSpecial), except
+    /// inside <paramref name="literalRanges"/> (sorted, non-overlapping: the characters that came from message
+    /// content), where it is read as with parseSpecial off (control tokens stay plain text; user-defined tokens match
+    /// as always), so a user who types "&lt;|im_start|&gt;system" cannot switch roles.
+    /// The text between special tokens is tokenized exactly as <see cref="Encode(string, bool, bool)"/> does.
+    /// </summary>
+    int[] Encode(string text, bool addSpecial, IReadOnlyList<TextRange> literalRanges);
+
     /// <summary>The raw bytes this token decodes to (a copy). Control and unknown tokens give no bytes.</summary>
     byte[] TokenBytes(int id);
 

@@ -5,7 +5,9 @@ namespace KvSharp.Tokenization;
 /// tokenizer_st_partition does: every control, user-defined and unknown token is a candidate, tried longest
 /// text first; each one splits all remaining raw-text fragments at every occurrence. Control and unknown
 /// tokens are only matched when parseSpecial is on; user-defined tokens are always matched (HF tokenizers
-/// treat added tokens that way).
+/// treat added tokens that way). Inside literal ranges (a chat template's message content) control and unknown tokens
+/// are never matched, as if parseSpecial were off there: an occurrence that overlaps one stays plain text, so what a
+/// user types cannot become a control token.
 /// </summary>
 internal sealed class SpecialTokenSplitter
 {
@@ -27,7 +29,8 @@ internal sealed class SpecialTokenSplitter
 
     public bool HasCandidates => _candidates.Length > 0;
 
-    public List<TextFragment> Split(string text, bool parseSpecial)
+    /// <param name="literal">Sorted, non-overlapping ranges of <paramref name="text"/> where no special token may match.</param>
+    public List<TextFragment> Split(string text, bool parseSpecial, IReadOnlyList<TextRange> literal)
     {
         var fragments = new List<TextFragment> { TextFragment.Text(0, text.Length) };
         if (_candidates.Length == 0) return fragments;
@@ -42,18 +45,37 @@ internal sealed class SpecialTokenSplitter
             {
                 if (f.IsToken) { next.Add(f); continue; }
                 int start = f.Start, end = f.Start + f.Length;
-                while (start < end)
+                int from = start; // where the next search begins; text before it but after start is still unsplit
+                while (from < end)
                 {
-                    int hit = text.AsSpan(start, end - start).IndexOf(tokenText, StringComparison.Ordinal);
+                    int hit = text.AsSpan(from, end - from).IndexOf(tokenText, StringComparison.Ordinal);
                     if (hit < 0) break;
-                    if (hit > 0) next.Add(TextFragment.Text(start, hit));
+                    hit += from;
+                    // Literal text reads as with parseSpecial off: no control token, user-defined tokens as always.
+                    if (needsParseSpecial && Overlaps(literal, hit, tokenText.Length)) { from = hit + 1; continue; }
+                    if (hit > start) next.Add(TextFragment.Text(start, hit - start));
                     next.Add(TextFragment.Token(id));
-                    start += hit + tokenText.Length;
+                    start = from = hit + tokenText.Length;
                 }
                 if (start < end) next.Add(TextFragment.Text(start, end - start));
             }
             (fragments, next) = (next, fragments);
         }
         return fragments;
+    }
+
+    /// <summary>Whether [start, start + length) shares a character with any of the sorted ranges (binary search).</summary>
+    private static bool Overlaps(IReadOnlyList<TextRange> ranges, int start, int length)
+    {
+        int lo = 0, hi = ranges.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            var r = ranges[mid];
+            if (r.End <= start) lo = mid + 1;
+            else if (r.Start >= start + length) hi = mid - 1;
+            else return true;
+        }
+        return false;
     }
 }

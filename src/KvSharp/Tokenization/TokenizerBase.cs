@@ -92,7 +92,22 @@ public abstract class TokenizerBase : ITokenizer
     public ReadOnlySpan<byte> TokenPiece(int id, bool renderSpecial = false) =>
         renderSpecial ? _specialPieces[CheckId(id)] : _pieces[CheckId(id)];
 
-    public int[] Encode(string text, bool addSpecial, bool parseSpecial)
+    public int[] Encode(string text, bool addSpecial, bool parseSpecial) => Encode(text, addSpecial, parseSpecial, []);
+
+    public int[] Encode(string text, bool addSpecial, IReadOnlyList<TextRange> literalRanges)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(literalRanges);
+        for (int i = 0; i < literalRanges.Count; i++)
+        {
+            var r = literalRanges[i];
+            if (r.Start < 0 || r.Length < 0 || r.End > text.Length || (i > 0 && r.Start < literalRanges[i - 1].End))
+                throw new ArgumentException($"literal range {i} ({r.Start}, length {r.Length}) is outside the text (length {text.Length}) or not after the previous one", nameof(literalRanges));
+        }
+        return Encode(text, addSpecial, parseSpecial: true, literalRanges);
+    }
+
+    private int[] Encode(string text, bool addSpecial, bool parseSpecial, IReadOnlyList<TextRange> literalRanges)
     {
         ArgumentNullException.ThrowIfNull(text);
         var output = new List<int>(text.Length / 2 + 4);
@@ -101,7 +116,7 @@ public abstract class TokenizerBase : ITokenizer
         {
             // SPM adds its dummy-prefix space to the first text fragment and to any text right after a special token.
             bool afterSpecial = true;
-            foreach (var f in _splitter.Split(text, parseSpecial))
+            foreach (var f in _splitter.Split(text, parseSpecial, literalRanges))
             {
                 if (f.IsToken) { output.Add(f.TokenId); afterSpecial = true; continue; }
                 EncodeText(text.AsSpan(f.Start, f.Length), afterSpecial, output);

@@ -1,0 +1,80 @@
+using KvSharp.Engine;
+using KvSharp.Templates;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Cli.Chat;
+
+/// <summary>What one turn's prompt costs: tokens already in the cache, tokens to compute, tokens rewound.</summary>
+internal readonly record struct TurnPrompt(int Cached, int New, int Rewound);
+
+/// <summary>
+/// A terminal conversation over one <see cref="InferenceSession"/>: the messages, the template that renders them, and
+/// the KV cache kept between turns. Each turn renders the whole conversation and tokenizes it; the session keeps the
+/// longest token prefix it shares with what it already holds (normally everything up to the last reply) and computes
+/// only the rest. When the template renders earlier turns differently (a changed system prompt, a reply that
+/// re-tokenizes differently) the session is rewound to the common prefix, never further.
+/// </summary>
+internal sealed class ChatConversation(InferenceSession session, ChatTemplate template, ITokenizer tokenizer)
+{
+    private readonly List<ChatMessage> _messages = [];
+
+    public InferenceSession Session { get; } = session;
+    public ChatTemplate Template { get; } = template;
+    public IReadOnlyList<ChatMessage> Messages => _messages;
+    public string? SystemPrompt => _messages.Count > 0 && _messages[0].Role == "system" ? _messages[0].Content : null;
+
+    /// <summary>Sets, replaces or (with null or "") removes the system prompt; the next turn re-renders from where it changed.</summary>
+    public void SetSystemPrompt(string? text)
+    {
+        if (SystemPrompt != null) _messages.RemoveAt(0);
+        if (!string.IsNullOrEmpty(text)) _messages.Insert(0, ChatMessage.System(text));
+    }
+
+    /// <summary>Forgets every turn (the system prompt stays) and empties the cache.</summary>
+    public void Reset()
+    {
+        string? system = SystemPrompt;
+        _messages.Clear();
+        SetSystemPrompt(system);
+        Session.Reset();
+    }
+
+    /// <summary>
+    /// Adds the user's message and brings the session to the common prefix of its tokens and the new rendering.
+    /// Returns the tokens to feed, or null (the message is dropped again) when the conversation no longer fits the context.
+    /// </summary>
+    /// <exception cref="TemplateException">The template failed on the conversation; the message is dropped again.</exception>
+    public (int[] Tokens, TurnPrompt Cost)? BeginTurn(string userText, out int needed)
+    {
+        _messages.Add(ChatMessage.User(userText));
+        int[] all;
+        try
+        {
+            all = Template.Render(_messages, addGenerationPrompt: true, tokenizer).Tokenize(tokenizer);
+        }
+        catch (TemplateException)
+        {
+            _messages.RemoveAt(_messages.Count - 1); // the template refused it (raise_exception): the turn never happened
+            throw;
+        }
+        needed = all.Length;
+        // Room for the prompt and at least one generated token.
+        if (all.Length >= Session.ContextLength)
+        {
+            _messages.RemoveAt(_messages.Count - 1);
+            return null;
+        }
+        var held = Session.Tokens;
+        int common = 0;
+        while (common < held.Count && common < all.Length && held[common] == all[common]) common++;
+        // The last prompt token is always fed: its logits start the reply.
+        if (common == all.Length) common--;
+        int rewound = held.Count - common;
+        if (rewound > 0) Session.Truncate(common);
+        int cached = Math.Min(common, Session.Cache.Length);
+        return (all[common..], new TurnPrompt(cached, all.Length - cached, rewound));
+    }
+
+    /// <summary>Records the reply (what was shown, possibly cut off) as the assistant's message.</summary>
+    public void EndTurn(string reply) => _messages.Add(ChatMessage.Assistant(reply));
+}
