@@ -26,6 +26,7 @@ internal static class CliApp
             InspectCommand.Create(),
             TokenizeCommand.Create(),
             LogitsCommand.Create(),
+            EvalCommand.Create(),
             BenchCommand.Create(),
         };
         root.Options.Add(new HelpOption { Recursive = true });
