@@ -19,9 +19,10 @@ internal static class EvalCommand
     {
         var model = CommonOptions.ModelOrDefault();
         var tokenizer = CommonOptions.Tokenizer();
-        var text = new Option<string?>("--text") { Description = "evaluate on the text of this file" };
+        var text = new Option<string?>("--text") { Description = "evaluate on the text of this file", HelpName = "FILE" };
         var generate = NumberOption.Optional("--generate",
             $"evaluate on N tokens the model writes itself (seeded; pieces from BOS of at most {EvalText.DefaultPieceTokens} tokens and half the context)", Allowed.AtLeast(2));
+        generate.HelpName = "N";
         var seed = NumberOption.Create("--seed", "random seed of --generate", 42UL, Allowed.AnyUInt64);
         var kvTypes = KvTypes();
         var context = NumberOption.Optional("--context", "tokens per evaluation window (default: the model's trained length)", Allowed.AtLeast(2), "-c");
@@ -42,7 +43,8 @@ internal static class EvalCommand
                 CommonOptions.CheckNotDirectory("--text", textFile);
                 if (!File.Exists(textFile)) throw new FileNotFoundException($"--text: file not found: {textFile}", textFile);
             }
-            var setups = r.GetValue(kvTypes)!.Select(t => new EvalSetup(t)).ToArray();
+            var types = r.GetValue(kvTypes) is { Length: > 0 } given ? given : Enum.GetValues<KvElementType>();
+            var setups = types.Select(t => new EvalSetup(t)).ToArray();
 
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
             int ctx = r.GetValue(context) ?? llm.Config.TrainedContextLength;
@@ -84,7 +86,6 @@ internal static class EvalCommand
             Description = $"KV cache type to evaluate, repeatable or comma-separated: {names} (default: all of them)",
             HelpName = string.Join('|', all.Select(Name)),
             AllowMultipleArgumentsPerToken = false,
-            DefaultValueFactory = _ => all,
             CustomParser = result =>
             {
                 var types = new List<KvElementType>();
@@ -94,7 +95,7 @@ internal static class EvalCommand
                         try { types.Add(KvElementTypes.Parse(item)); }
                         catch (ArgumentException) { result.AddError($"--kv-type must be one of {names}; got '{item}'"); }
                     }
-                return types.Count > 0 ? types.Distinct().ToArray() : all;
+                return [.. types.Distinct()];
             },
         };
     }
