@@ -286,11 +286,13 @@ public class Q4KvCacheTests
     }
 
     [Fact]
-    public void RunCommandWithAQ4CacheReportsItsBytes()
+    public void RunAndInspectReportAQ4CachesBytes()
     {
         var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "8", "--threads", "2", "--kv-type", "q4_0");
         Assert.Equal(0, r.ExitCode);
         // head_dim 8 is not a multiple of 32, so one scale per row: 2 x 5 layers x 4 heads x (4 + 4) bytes.
         Assert.Contains("KV cache (Q4_0): 320 bytes/token", r.Stderr);
+        var inspect = CliRunner.Run("inspect", TestPaths.Model("stories260K.gguf"));
+        Assert.Contains("(--kv-type f16: 640, q8_0: 480, q4_0: 320)", inspect.Stdout);
     }
 }
