@@ -28,6 +28,7 @@ internal static class CliApp
             InspectCommand.Create(),
             TokenizeCommand.Create(),
             LogitsCommand.Create(),
+            EvalCommand.Create(),
             BenchCommand.Create(),
             ServeCommand.Create(),
         };

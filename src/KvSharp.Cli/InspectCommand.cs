@@ -66,7 +66,7 @@ internal static class InspectCommand
         decimal full = (decimal)perToken * ctx;
         o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
         o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
-                    $"   (--kv-type f16: {KvSizing.BytesPerToken(c2, KvElementType.F16):N0}, q8_0: {KvSizing.BytesPerToken(c2, KvElementType.Q8_0):N0})");
+                    $"   (--kv-type f16: {KvSizing.BytesPerToken(c2, KvElementType.F16):N0}, q8_0: {KvSizing.BytesPerToken(c2, KvElementType.Q8_0):N0}, q4_0: {KvSizing.BytesPerToken(c2, KvElementType.Q4_0):N0})");
         o.WriteLine($"  full context of {ctx}: {full:N0} bytes ({full / 1048576m:F2} MiB)");
         if (c2.KvHeadCount < c2.HeadCount)
             o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {full * c2.GroupSize:N0} bytes: {c2.GroupSize}x more");

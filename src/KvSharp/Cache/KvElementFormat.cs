@@ -42,6 +42,7 @@ public abstract class KvElementFormat
         KvElementType.F32 => Of<KvF32>(),
         KvElementType.F16 => Of<KvF16>(),
         KvElementType.Q8_0 => Of<KvQ8>(),
+        KvElementType.Q4_0 => Of<KvQ4>(),
         _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
     };
 

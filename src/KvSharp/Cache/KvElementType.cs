@@ -2,7 +2,8 @@ namespace KvSharp.Cache;
 
 /// <summary>
 /// How each cached key and value element is stored: the built-in types, each implemented by one strategy
-/// (<see cref="KvSharp.Tensors.KvF32"/>, <see cref="KvSharp.Tensors.KvF16"/>, <see cref="KvSharp.Tensors.KvQ8"/>;
+/// (<see cref="KvSharp.Tensors.KvF32"/>, <see cref="KvSharp.Tensors.KvF16"/>, <see cref="KvSharp.Tensors.KvQ8"/>,
+/// <see cref="KvSharp.Tensors.KvQ4"/>;
 /// <see cref="KvElementFormat.Of(KvElementType)"/> maps one to the other).
 /// </summary>
 public enum KvElementType
@@ -23,16 +24,26 @@ public enum KvElementType
     /// reads the values q x d, exactly as a float cache holding them would.
     /// </summary>
     Q8_0,
+    /// <summary>
+    /// 4-bit integers with a scale per group, like llama.cpp's q4_0 cache type: each group of 32 consecutive elements
+    /// (a whole row where head_dim is not a multiple of 32) is stored as q = round(x / d) + 8 in 0..15, d = m / -8 where
+    /// m is the group's element of largest magnitude, and read back as (q - 8) x d; the scale is kept as a float, as
+    /// for <see cref="Q8_0"/>. 0.625 bytes per element at head_dim 32 or more in groups of 32: 6.4x the tokens of F32
+    /// in a budget, at an error of up to half a step (m / 8) per element. Attention reads the values (q - 8) x d,
+    /// exactly as a float cache holding them would.
+    /// </summary>
+    Q4_0,
 }
 
 public static class KvElementTypes
 {
-    /// <summary>Parses "f32" / "f16" / "q8_0" (any case), naming the accepted values when it cannot.</summary>
+    /// <summary>Parses "f32" / "f16" / "q8_0" / "q4_0" (any case), naming the accepted values when it cannot.</summary>
     public static KvElementType Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
         "f32" or "float32" => KvElementType.F32,
         "f16" or "float16" or "half" => KvElementType.F16,
         "q8_0" or "q8" => KvElementType.Q8_0,
-        _ => throw new ArgumentException($"unknown KV cache type '{text}' (expected f32, f16 or q8_0)", nameof(text)),
+        "q4_0" or "q4" => KvElementType.Q4_0,
+        _ => throw new ArgumentException($"unknown KV cache type '{text}' (expected f32, f16, q8_0 or q4_0)", nameof(text)),
     };
 }

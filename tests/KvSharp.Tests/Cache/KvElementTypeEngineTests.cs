@@ -15,6 +15,7 @@ public class KvElementTypeEngineTests
     [InlineData(KvElementType.F32)]
     [InlineData(KvElementType.F16)]
     [InlineData(KvElementType.Q8_0)]
+    [InlineData(KvElementType.Q4_0)]
     public void EngineGivesEachRequestItsAloneOutput(KvElementType kv)
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });

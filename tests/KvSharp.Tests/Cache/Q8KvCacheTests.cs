@@ -130,29 +130,14 @@ public class Q8KvCacheTests
     public void LogitsStayCloseToTheF32CachesAndPagedEqualsContiguous(string fixture)
     {
         using var model = LlmModel.Load(TestPaths.Fixture(fixture + ".F32.gguf"), new ModelLoadOptions { Threads = 2 });
-        int[] prompt = [1, 45, 300, 12, 99, 7, 410, 88, 23, 5, 61, 200, 17, 3, 250, 42, 11, 9, 130, 77];
-        int vocab = model.Config.VocabSize;
-        float[] Run(KvElementType kv)
-        {
-            var cache = model.CreateCache(KvCacheMode.Contiguous, 64, kv);
-            var logits = model.Evaluate(prompt, cache);
-            return [.. logits, .. model.Evaluate([Sampler.ArgMax(logits)], cache)];
-        }
-        var f32 = Run(KvElementType.F32);
-        var q8 = Run(KvElementType.Q8_0);
+        var f32 = KvTypeLogits.PromptThenStep(model, KvElementType.F32);
+        var q8 = KvTypeLogits.PromptThenStep(model, KvElementType.Q8_0);
         float max = f32.Zip(q8, (a, b) => Math.Abs(a - b)).Max();
         // q8_0 keys and values (error <= d/2 per element, d = max|x| / 127 of the group) move these random-weight
         // models' logits by a few hundredths: measured 2026-11-22, 0.072 (llama-gqa) and 0.058 (qwen2-bias), against
         // 0.03 allowed for an F16 cache in LlamaCppParityTests.
         Assert.True(max < 0.15f, $"max |logit(Q8_0 cache) - logit(F32 cache)| = {max}");
         Assert.True(max > 0, "a Q8_0 cache that changed nothing would not be quantizing");
-
-        // Through a paged pool (block size 16: the prompt's 20 tokens leave a partial block), bit for bit.
-        using var pool = new KvBlockPool(model.Config, 16, 8, elementType: KvElementType.Q8_0);
-        var sequence = new PagedKvSequence(pool, 64);
-        var pagedLogits = new float[vocab];
-        model.CreateForwardPass().Forward(prompt, sequence, pagedLogits, allLogits: false);
-        Assert.Equal(q8[..vocab], pagedLogits);
     }
 
     [Fact]

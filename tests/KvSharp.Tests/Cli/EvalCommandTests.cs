@@ -1,0 +1,70 @@
+using System.Text.Json;
+
+namespace KvSharp.Tests.Cli;
+
+/// <summary>`kvsharp eval`: its table and JSON, and a one-line error for each bad argument.</summary>
+public class EvalCommandTests
+{
+    private static readonly string Model = TestPaths.Model("stories260K.gguf");
+
+    [Fact]
+    public void JsonHasOneRunPerKvTypeWithEveryField()
+    {
+        var r = CliRunner.Run("eval", "-m", Model, "--generate", "300", "--kv-type", "f32,q8_0", "--kv-type", "q4_0", "--context", "256", "--json", "--threads", "2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        Assert.Equal(300, root.GetProperty("tokens").GetInt32());
+        Assert.Equal(256, root.GetProperty("context").GetInt32());
+        var runs = root.GetProperty("runs").EnumerateArray().ToArray();
+        Assert.Equal(["f32", "q8_0", "q4_0"], runs.Select(x => x.GetProperty("kv_type_k").GetString()));
+        Assert.Equal(["f32", "q8_0", "q4_0"], runs.Select(x => x.GetProperty("kv_type_v").GetString()));
+        Assert.All(runs, x => Assert.Equal("full", x.GetProperty("policy").GetString()));
+        Assert.Equal(0, runs[0].GetProperty("mean_kl").GetDouble());
+        Assert.Equal(1, runs[0].GetProperty("top1_agreement").GetDouble());
+        Assert.True(runs[1].GetProperty("mean_kl").GetDouble() < runs[2].GetProperty("mean_kl").GetDouble());
+        Assert.Equal([1280L, 480L, 320L], runs.Select(x => x.GetProperty("kv_bytes_per_token").GetInt64()));
+        foreach (var run in runs)
+        {
+            Assert.InRange(run.GetProperty("perplexity").GetDouble(), 1, 100);
+            Assert.Equal(256 * run.GetProperty("kv_bytes_per_token").GetInt64(), run.GetProperty("peak_kv_bytes").GetInt64());
+            Assert.True(run.GetProperty("decode_tokens_per_s").GetDouble() > 0);
+            Assert.Equal(2, run.GetProperty("segments").GetArrayLength());
+        }
+    }
+
+    [Fact]
+    public void TheTableGoesToStdoutForATextFile()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"kvsharp-eval-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(file, "Once upon a time, there was a little dog. The dog liked to run in the park with his friend.");
+        try
+        {
+            var r = CliRunner.Run("eval", "-m", Model, "--text", file, "--kv-type", "q4_0", "--threads", "2");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("| policy |", r.Stdout);
+            Assert.Matches(@"\| full\s+\| q4_0 \| q4_0 \|\s+\d+\.\d{4} \|", r.Stdout);
+            Assert.Contains("tokens scored in 1 windows", r.Stderr);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Theory]
+    [InlineData("eval needs a text: --text FILE or --generate N")]
+    [InlineData("--text FILE or --generate N, not both", "--text", "x.txt", "--generate", "10")]
+    [InlineData("--kv-type must be one of f32, f16, q8_0, q4_0; got 'q3'", "--generate", "10", "--kv-type", "f32,q3")]
+    [InlineData("--context must be a whole number >= 2, got '1'", "--generate", "10", "--context", "1")]
+    [InlineData("--generate must be a whole number >= 2, got '0'", "--generate", "0")]
+    [InlineData("--text: file not found: no-such-file.txt", "--text", "no-such-file.txt")]
+    public void BadArgumentsAreOneLineErrors(string message, params string[] args)
+    {
+        var r = CliRunner.Run(["eval", "-m", Model, .. args]);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(message, r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), line => line.StartsWith("error:"));
+        Assert.Equal("", r.Stdout);
+    }
+}
