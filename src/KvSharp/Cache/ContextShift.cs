@@ -44,8 +44,8 @@ public readonly record struct ContextShift(int Keep, int Discard)
     public void Validate(int length)
     {
         if (Keep < 0 || Discard < 1 || (long)Keep + Discard > length)
-            throw new ArgumentOutOfRangeException(nameof(length), length,
-                $"a context shift keeping {Keep} and discarding {Discard} positions needs Keep >= 0, Discard >= 1 and Keep + Discard <= the {length} cached positions");
+            throw new ArgumentOutOfRangeException(nameof(Discard), Discard,
+                $"a context shift keeping {Keep} and discarding {Discard} positions needs keep >= 0, discard >= 1 and keep + discard <= the {length} cached positions");
     }
 
     /// <summary>Moves and re-rotates the rows of <paramref name="storage"/>, which holds <paramref name="length"/> positions; zeroes the freed rows.</summary>

@@ -23,7 +23,7 @@ public sealed class InferenceSession : IDisposable
 
     public SessionOptions Options { get; }
     public int ContextLength { get; }
-    /// <summary>The sequence so far: prompts and generated tokens.</summary>
+    /// <summary>The sequence so far: prompts and generated tokens (after a context shift, less the discarded ones).</summary>
     public IReadOnlyList<int> Tokens => _tokens;
     /// <summary>The cache (for mode None, a scratch cache rebuilt every step).</summary>
     public KvCache Cache => _cache;

@@ -250,4 +250,27 @@ public class ContextShiftCacheTests
         cache.Shift(4, 6, model.Rope); // discarding everything after the kept positions is allowed
         Assert.Equal(4, cache.Length);
     }
+
+    [Theory]
+    [InlineData(64, 1, 1, null, 1, 31)]   // llama.cpp: n_keep counts BOS, n_discard = n_left / 2
+    [InlineData(64, 20, 1, null, 1, 31)]  // half of the rest makes room for 20
+    [InlineData(64, 40, 1, null, 1, 40)]  // but not for 40: discard what they need
+    [InlineData(64, 1, 0, 8, 0, 8)]       // a chosen discard
+    [InlineData(64, 1, 4, 100, 4, 60)]    // at most what follows the kept positions
+    [InlineData(64, 1, 63, null, 63, 1)]  // half of one position is none: at least what is needed
+    [InlineData(40, 30, 10, null, 10, 15)] // a prompt of 30 after 40 cached: half of the 30 after the kept 10
+    public void ToFitPlansLlamaCppsShift(int length, int incoming, int keep, int? discard, int expectedKeep, int expectedDiscard)
+    {
+        Assert.Equal(new ContextShift(expectedKeep, expectedDiscard), ContextShift.ToFit(length, incoming, 64, keep, discard));
+    }
+
+    [Fact]
+    public void ToFitRefusesWhatNeedsNoShiftAndWhatNoShiftCanFit()
+    {
+        Assert.Throws<ArgumentException>(() => ContextShift.ToFit(10, 1, 64, 1));
+        // A keep beyond the cached positions keeps them all, and frees nothing.
+        Assert.Throws<KvSharp.Models.ContextOverflowException>(() => ContextShift.ToFit(40, 30, 64, 50));
+        var e = Assert.Throws<KvSharp.Models.ContextOverflowException>(() => ContextShift.ToFit(64, 64, 64, 1));
+        Assert.Equal("64 cached + 64 new tokens exceed the context length of 64: a context shift keeping the first 1 of the 64 cached positions frees at most 63", e.Message);
+    }
 }
