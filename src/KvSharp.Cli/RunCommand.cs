@@ -29,14 +29,24 @@ internal static class RunCommand
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var threads = CommonOptions.Threads();
         var kvType = CommonOptions.KvType();
+        var overflow = ChoiceOption.Create("--context-overflow",
+            "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
+            ChoiceOption.Of<ContextOverflow>(), ContextOverflow.Stop);
+        var keep = NumberOption.Optional("--keep", "tokens a context shift keeps at the start (default: the BOS token)", Allowed.AtLeast(0));
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads,
+            model, tokenizer, prompt, file, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads, overflow, keep,
         };
         command.SetAction(r =>
         {
             string text = PromptInput.Read(r.GetValue(prompt), r.GetValue(file), Console.In, Console.IsInputRedirected);
-            var sessionOptions = new SessionOptions { CacheMode = r.GetValue(cache).Value, KvElementType = r.GetValue(kvType).Value };
+            var sessionOptions = new SessionOptions
+            {
+                CacheMode = r.GetValue(cache).Value,
+                KvElementType = r.GetValue(kvType).Value,
+                ContextOverflow = r.GetValue(overflow).Value,
+                ContextShiftKeep = r.GetValue(keep),
+            };
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -56,6 +66,8 @@ internal static class RunCommand
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             CheckFits(llm, sessionOptions, ctx, text, options.MaxTokens);
+            if (sessionOptions.ContextShiftKeep >= ctx)
+                throw new ArgumentException($"--keep {sessionOptions.ContextShiftKeep} must be below the context length {ctx}: a context shift must leave a position to discard");
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             using var session = llm.CreateSession(sessionOptions with { ContextLength = ctx });
@@ -69,7 +81,9 @@ internal static class RunCommand
             var s = session.LastStats!;
             if (s.FinishReason == FinishReason.ContextFull)
                 Console.Error.WriteLine($"[kvsharp] stopped after {s.GeneratedTokens} tokens: the context of {session.ContextLength} tokens is full " +
-                    $"(prompt {s.PromptTokens} + {s.GeneratedTokens} generated); --context N raises it");
+                    $"(prompt {s.PromptTokens} + {s.GeneratedTokens} generated); --context N raises it, --context-overflow shift goes on past it");
+            if (sessionOptions.ContextOverflow == ContextOverflow.Shift)
+                Console.Error.WriteLine($"[kvsharp] context shifts: {s.ContextShifts} ({s.ShiftedOutTokens} tokens discarded)");
             Console.Error.WriteLine(
                 $"[kvsharp] cache {session.CacheMode.ToString().ToLowerInvariant()}: prompt {s.PromptTokens} tokens, prefill {s.PrefillTime.TotalMilliseconds:F1} ms ({s.PrefillTokensPerSecond:F1} tok/s); " +
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");

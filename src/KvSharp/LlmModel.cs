@@ -32,6 +32,8 @@ public sealed class LlmModel : IDisposable
     public KernelPool Pool { get; }
     /// <summary>The GGUF file, or null for a llama2.c checkpoint.</summary>
     public GgufFile? Gguf { get; }
+    /// <summary>The model's rotary position embedding (what <see cref="KvCache.Shift"/> re-rotates cached keys with).</summary>
+    public RotaryEmbedding Rope { get; }
 
     private LlmModel(string path, ModelConfig config, ModelWeights weights, ITokenizer tokenizer, GgufFile? gguf, int threads)
     {
@@ -41,6 +43,7 @@ public sealed class LlmModel : IDisposable
         Tokenizer = tokenizer;
         Gguf = gguf;
         Pool = new KernelPool(Math.Max(1, threads));
+        Rope = new RotaryEmbedding(config, weights.RopeFrequencyFactors);
     }
 
     /// <summary>Loads a GGUF file, or a llama2.c checkpoint (with <see cref="ModelLoadOptions.TokenizerPath"/>).</summary>

@@ -24,6 +24,7 @@ Console.WriteLine(session.LastStats);
 var cache = model.CreateCache(KvCacheMode.Static, contextLength: 512);
 float[] logits = model.Evaluate([1, 410, 469, 347], cache);   // prefill: BOS "Zoo"
 logits = model.Evaluate([Sampler.ArgMax(logits)], cache);      // one decode step
+cache.Shift(keep: 1, discard: 2, model.Rope);   // context shift: keep BOS, drop 2, move the rest down
 cache.Truncate(2);   // rewind to the first two positions
 cache.Reset();       // start over, zeroed
     }

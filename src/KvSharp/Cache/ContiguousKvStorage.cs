@@ -18,6 +18,8 @@ internal abstract class ContiguousKvStorage
     public abstract void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
     public abstract void Prefetch(int layer, int kvHead, int positions);
     public abstract void Read(int layer, int kvHead, bool value, int position, Span<float> row);
+    public abstract void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row);
+    public abstract void Move(int from, int to, int count);
     public abstract Span<byte> Rows(int layer, int kvHead, bool value);
     public abstract Span<byte> Side(int layer, int kvHead, bool value);
     public abstract void Clear(int from, int to);
@@ -116,6 +118,27 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
         int i = Index(layer, kvHead, value);
         TKv.Read(ref _rows[i][position * _rowBytes], ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_side[i]), position * _sideBytes),
             _headDim, ref MemoryMarshal.GetReference(row));
+    }
+
+    /// <summary>Stores one head's key or value row at <paramref name="position"/> (rounded or quantized as the type stores it).</summary>
+    public override void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row)
+    {
+        if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
+        if (row.Length != _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
+        WriteRow(Index(layer, kvHead, value), position, row);
+    }
+
+    /// <summary>
+    /// Copies rows [from, from + count) to [to, to + count) in every layer, K and V and head, stored bytes and side data
+    /// as they are (the ranges may overlap).
+    /// </summary>
+    public override void Move(int from, int to, int count)
+    {
+        for (int i = 0; i < _rows.Length; i++)
+        {
+            _rows[i].AsSpan(from * _rowBytes, count * _rowBytes).CopyTo(_rows[i].AsSpan(to * _rowBytes));
+            _side[i].AsSpan(from * _sideBytes, count * _sideBytes).CopyTo(_side[i].AsSpan(to * _sideBytes));
+        }
     }
 
     /// <summary>Zeroes rows [from, to) of every layer and head.</summary>

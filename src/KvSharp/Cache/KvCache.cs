@@ -118,6 +118,18 @@ public sealed class KvCache : IKvStore
         Length = length;
     }
 
+    /// <summary>
+    /// Context shift (<see cref="ContextShift"/>): keeps positions [0, <paramref name="keep"/>), discards the next
+    /// <paramref name="discard"/>, moves the rest down with their keys re-rotated by <paramref name="rope"/> (the
+    /// model's: <c>LlmModel.Rope</c>), so the sequence continues at Length - discard.
+    /// </summary>
+    public void Shift(int keep, int discard, RotaryEmbedding rope)
+    {
+        ArgumentNullException.ThrowIfNull(rope);
+        new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
+        Length -= discard;
+    }
+
     /// <summary>Empties the cache for an unrelated request. The old keys and values are zeroed, not just hidden.</summary>
     public void Reset()
     {

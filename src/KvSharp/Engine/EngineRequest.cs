@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using KvSharp.Cache;
 
 namespace KvSharp.Engine;
 
@@ -11,6 +12,11 @@ public sealed record EngineRequest
     public string? CacheSalt { get; init; }
     /// <summary>Parallel samples: the prompt is computed once and its blocks shared by every sample.</summary>
     public int SampleCount { get; init; } = 1;
+    /// <summary>
+    /// Only <see cref="ContextOverflow.Stop"/>: the engine refuses <see cref="ContextOverflow.Shift"/> (see
+    /// <see cref="LlmEngine.Submit"/>); an <see cref="InferenceSession"/> shifts.
+    /// </summary>
+    public ContextOverflow ContextOverflow { get; init; } = ContextOverflow.Stop;
 }
 
 /// <summary>Where a request stands. <see cref="Failed"/>: the forward pass could not compute its step (the model produced

@@ -44,6 +44,10 @@ public sealed record GenerationStats
     public TimeSpan PrefillTime { get; init; }
     public TimeSpan DecodeTime { get; init; }
     public FinishReason FinishReason { get; init; }
+    /// <summary>Context shifts this generation made (<see cref="SessionOptions.ContextOverflow"/>).</summary>
+    public int ContextShifts { get; init; }
+    /// <summary>Positions the context shifts of this generation discarded, together.</summary>
+    public int ShiftedOutTokens { get; init; }
     public long KvBytesPerToken { get; init; }
     public long KvBytesAllocated { get; init; }
     public long KvBytesUsed { get; init; }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvSharp.Cache;
 using KvSharp.Sampling;
 using KvSharp.Tokenization;
 
@@ -23,10 +24,14 @@ internal sealed class GenerationStepper
     private readonly int _contextLength;
     // The logits as the model gave them, kept only when logprobs are asked for (the sampler's penalties change them).
     private float[]? _rawLogits;
+    private readonly ContextOverflow _overflow;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
-    public GenerationStepper(ITokenizer tokenizer, GenerationOptions options, Sampler sampler, int contextLength, bool skipLeadingSpace)
+    /// <param name="overflow">Whether a full context ends generation (<see cref="ContextOverflow.Stop"/>) or the caller shifts it and goes on.</param>
+    public GenerationStepper(ITokenizer tokenizer, GenerationOptions options, Sampler sampler, int contextLength, bool skipLeadingSpace,
+        ContextOverflow overflow = ContextOverflow.Stop)
     {
+        _overflow = overflow;
         _tokenizer = tokenizer;
         _options = options;
         _sampler = sampler;
@@ -64,7 +69,7 @@ internal sealed class GenerationStepper
         if (stopped) return End(next, text, FinishReason.Stop, logprobs);
         // The length the caller asked for wins over the context filling at the same token.
         if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length, logprobs);
-        if (tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull, logprobs);
+        if (_overflow == ContextOverflow.Stop && tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull, logprobs);
         return new GenerationStep(next, text, null, logprobs);
     }
 

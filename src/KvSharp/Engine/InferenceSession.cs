@@ -18,10 +18,12 @@ public sealed class InferenceSession : IDisposable
     private readonly List<int> _tokens = [];
     private readonly float[] _logits;
     private readonly KvCache _cache;
+    // Context shifts of the current generation and the positions they discarded.
+    private int _shifts, _shiftedOut;
 
     public SessionOptions Options { get; }
     public int ContextLength { get; }
-    /// <summary>The sequence so far: prompts and generated tokens.</summary>
+    /// <summary>The sequence so far: prompts and generated tokens (after a context shift, less the discarded ones).</summary>
     public IReadOnlyList<int> Tokens => _tokens;
     /// <summary>The cache (for mode None, a scratch cache rebuilt every step).</summary>
     public KvCache Cache => _cache;
@@ -38,6 +40,16 @@ public sealed class InferenceSession : IDisposable
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
         _cache = new KvCache(model.Config, storage, ContextLength, options.KvElementType);
+        CheckShiftOptions(options, ContextLength);
+    }
+
+    private static void CheckShiftOptions(SessionOptions o, int contextLength)
+    {
+        if (o.ContextShiftKeep is int keep && (keep < 0 || keep >= contextLength))
+            throw new ArgumentOutOfRangeException(nameof(o.ContextShiftKeep), keep,
+                $"ContextShiftKeep must be within [0, {contextLength - 1}]: a context shift of a {contextLength}-token context must leave a position to discard");
+        if (o.ContextShiftDiscard is < 1)
+            throw new ArgumentOutOfRangeException(nameof(o.ContextShiftDiscard), o.ContextShiftDiscard, "ContextShiftDiscard must be at least 1");
     }
 
     public KvCacheMode CacheMode => Options.CacheMode;
@@ -58,7 +70,11 @@ public sealed class InferenceSession : IDisposable
         if (_tokens.Count == 0 && promptTokens.Count == 0)
             throw new ArgumentException("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
         if (_tokens.Count + promptTokens.Count > ContextLength)
-            throw new ContextOverflowException(_tokens.Count, promptTokens.Count, ContextLength);
+        {
+            if (Options.ContextOverflow == ContextOverflow.Stop)
+                throw new ContextOverflowException(_tokens.Count, promptTokens.Count, ContextLength);
+            PlanShift(_tokens.Count + promptTokens.Count - _cache.Length); // throws now if no shift can make room
+        }
         foreach (int t in promptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize)
                 throw new ArgumentOutOfRangeException(nameof(promptTokens), $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})");
@@ -69,7 +85,9 @@ public sealed class InferenceSession : IDisposable
     private IEnumerable<string> Run(IReadOnlyList<int> promptTokens, GenerationOptions options, Sampler sampler)
     {
         var tok = _model.Tokenizer;
-        var stepper = new GenerationStepper(tok, options, sampler, ContextLength, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace);
+        var stepper = new GenerationStepper(tok, options, sampler, ContextLength, skipLeadingSpace: _tokens.Count == 0 && tok.StripsLeadingSpace,
+            Options.ContextOverflow);
+        _shifts = _shiftedOut = 0;
         int reused = CacheMode == KvCacheMode.None ? 0 : _cache.Length;
         _tokens.AddRange(promptTokens);
         int prefilled = _tokens.Count - reused;
@@ -98,6 +116,8 @@ public sealed class InferenceSession : IDisposable
             PrefillTime = prefillTime,
             DecodeTime = decodeTime,
             FinishReason = stepper.Finish.Value,
+            ContextShifts = _shifts,
+            ShiftedOutTokens = _shiftedOut,
             KvBytesPerToken = CacheMode == KvCacheMode.None ? 0 : _cache.BytesPerToken,
             KvBytesAllocated = CacheMode == KvCacheMode.None ? 0 : _cache.AllocatedBytes,
             KvBytesUsed = CacheMode == KvCacheMode.None ? 0 : _cache.UsedBytes,
@@ -110,10 +130,34 @@ public sealed class InferenceSession : IDisposable
     /// </summary>
     private void ComputeLogits()
     {
+        if (_tokens.Count > ContextLength && Options.ContextOverflow == ContextOverflow.Shift) ShiftContext();
         if (CacheMode == KvCacheMode.None) _cache.Reset();
         int from = _cache.Length;
         var pending = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens)[from..];
         _forward.Forward(pending, _cache, _logits, allLogits: false);
+    }
+
+    /// <summary>
+    /// Makes room for the tokens not computed yet by a context shift (<see cref="ContextShift"/>): the cache moves and
+    /// re-rotates its rows, and the same positions leave <see cref="Tokens"/>, which stays the sequence the cache holds.
+    /// Without a cache the kept tokens are simply recomputed at their new positions.
+    /// </summary>
+    private void ShiftContext()
+    {
+        var shift = PlanShift(_tokens.Count - _cache.Length);
+        if (CacheMode != KvCacheMode.None) _cache.Shift(shift.Keep, shift.Discard, _model.Rope);
+        _tokens.RemoveRange(shift.Keep, shift.Discard);
+        _shifts++;
+        _shiftedOut += shift.Discard;
+    }
+
+    /// <summary>The shift that makes room for <paramref name="pending"/> tokens after the computed ones; throws if none can.</summary>
+    private ContextShift PlanShift(int pending)
+    {
+        // By default the BOS token stays: llama.cpp's n_keep counts it in.
+        var tok = _model.Tokenizer;
+        int keep = Options.ContextShiftKeep ?? (_tokens.Count > 0 && tok.AddBos && _tokens[0] == tok.BosId ? 1 : 0);
+        return ContextShift.ToFit(_cache.Length, pending, ContextLength, keep, Options.ContextShiftDiscard);
     }
 
     /// <summary>Logits for the next token after the current sequence (runs what is not cached yet).</summary>

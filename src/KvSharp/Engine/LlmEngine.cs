@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
 using KvSharp.Sampling;
@@ -103,6 +104,7 @@ public sealed class LlmEngine : IDisposable
         if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
         if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
         if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
+        if (r.ContextOverflow == ContextOverflow.Shift) return ShiftRefused;
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -115,6 +117,17 @@ public sealed class LlmEngine : IDisposable
             return $"prompt + output of {total} tokens needs {blocks} KV blocks but the whole budget holds {Pool.BlockCount}";
         return null;
     }
+
+    /// <summary>
+    /// Why the engine does not shift: a shift rewrites every block after the kept positions, and those blocks may be
+    /// shared with the prefix cache and with parallel samples; the shifted rows of layers past the first also depend on
+    /// the discarded tokens, so they could never be published under their tokens' hash again. Doing it right needs
+    /// copy-on-write of the affected blocks and a sequence that no longer publishes; until then a refusal beats a
+    /// subtly wrong shared block.
+    /// </summary>
+    private const string ShiftRefused =
+        "context shift (ContextOverflow.Shift) is not supported for engine requests: it would rewrite KV blocks the prefix cache and parallel samples share; " +
+        "shift in an InferenceSession, or give the engine a context that holds the prompt and MaxTokens";
 
     private EngineSequence NewSequence(RequestHandle handle, int sample, List<int> tokens, long arrival, PrefixCursor prefix)
     {

@@ -10,4 +10,20 @@ public sealed record SessionOptions
     public int? ContextLength { get; init; }
     /// <summary>How keys and values are stored: F32 (default, exact) or F16 (half the memory and the bytes read per step).</summary>
     public KvElementType KvElementType { get; init; } = KvElementType.F32;
+    /// <summary>
+    /// When the next token would not fit in the context: <see cref="ContextOverflow.Stop"/> (default) ends generation
+    /// with <see cref="FinishReason.ContextFull"/>; <see cref="ContextOverflow.Shift"/> shifts the context
+    /// (<see cref="ContextShift"/>) and goes on, and so does a later prompt that would not fit.
+    /// </summary>
+    public ContextOverflow ContextOverflow { get; init; } = ContextOverflow.Stop;
+    /// <summary>
+    /// Positions at the start of the sequence a context shift keeps (llama.cpp's n_keep, counting BOS): default, the
+    /// BOS token when the sequence starts with one, else none; a system prompt's length in tokens keeps the system prompt.
+    /// </summary>
+    public int? ContextShiftKeep { get; init; }
+    /// <summary>
+    /// Positions a context shift discards after the kept ones (llama.cpp's n_discard): default, half of the rest; more
+    /// when a prompt needs more room.
+    /// </summary>
+    public int? ContextShiftDiscard { get; init; }
 }

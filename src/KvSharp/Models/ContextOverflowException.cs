@@ -14,4 +14,13 @@ public sealed class ContextOverflowException : InvalidOperationException
         NewTokens = newTokens;
         ContextLength = contextLength;
     }
+
+    /// <summary>The same, with why no room could be made (e.g. by a context shift).</summary>
+    public ContextOverflowException(int cachedTokens, int newTokens, int contextLength, string reason)
+        : base($"{cachedTokens} cached + {newTokens} new tokens exceed the context length of {contextLength}: {reason}")
+    {
+        CachedTokens = cachedTokens;
+        NewTokens = newTokens;
+        ContextLength = contextLength;
+    }
 }

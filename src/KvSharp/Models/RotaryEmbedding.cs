@@ -31,13 +31,15 @@ public sealed class RotaryEmbedding
         float theta = position;
         for (int i = 0; i < _dims / 2; i++)
         {
-            float ff = _factors?[i] ?? 1f;
-            float angle = _frequencyScale * (theta / ff);
+            float angle = Angle(theta, i);
             cos[i] = MathF.Cos(angle);
             sin[i] = MathF.Sin(angle);
             theta *= _thetaScale;
         }
     }
+
+    /// <summary>Pair i's angle at theta = position x thetaScale^i (the recurrence's float value), as ggml computes it.</summary>
+    private float Angle(float theta, int i) => _frequencyScale * (theta / (_factors?[i] ?? 1f));
 
     /// <summary>Rotates every head (consecutive rows of headDim) of one token in place.</summary>
     public void Apply(Span<float> heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
@@ -65,5 +67,64 @@ public sealed class RotaryEmbedding
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The rotation that carries a key rotated at <paramref name="fromPosition"/> to <paramref name="toPosition"/> (a
+    /// context shift moves cached keys without recomputing them): per pair, cos and sin (Dims/2 each) of
+    /// angle(to) - angle(from), where each angle is the float <see cref="Angles"/> rotates by at that position and
+    /// the difference and its cos/sin are taken in double. So a key re-rotated from p to q is the key rotated at q, to
+    /// within rounding, at any position. (llama.cpp rotates by the angle of q - p instead, which drifts from
+    /// angle(q) - angle(p) by the rounding of the float recurrence, more so far into the context.)
+    /// </summary>
+    public void RerotationAngles(int fromPosition, int toPosition, Span<double> cos, Span<double> sin)
+    {
+        int half = _dims / 2;
+        if (cos.Length < half || sin.Length < half)
+            throw new ArgumentException($"re-rotation needs {half} cos and sin values (Dims / 2), got {cos.Length} and {sin.Length}");
+        float from = fromPosition, to = toPosition;
+        for (int i = 0; i < half; i++)
+        {
+            double delta = (double)Angle(to, i) - Angle(from, i);
+            cos[i] = Math.Cos(delta);
+            sin[i] = Math.Sin(delta);
+            from *= _thetaScale;
+            to *= _thetaScale;
+        }
+    }
+
+    /// <summary>
+    /// Rotates every head (consecutive rows of <paramref name="headDim"/>) of already rotated keys by
+    /// <see cref="RerotationAngles"/>, in double with one rounding per element; the same pairs as <see cref="Apply"/>
+    /// (neighbours, or halves for NeoX), and dimensions past <see cref="Dims"/> are left as they are.
+    /// </summary>
+    public void Rerotate(Span<float> heads, int headDim, ReadOnlySpan<double> cos, ReadOnlySpan<double> sin)
+    {
+        int half = _dims / 2;
+        if (headDim < _dims || heads.Length % headDim != 0)
+            throw new ArgumentException($"{heads.Length} floats are not whole heads of {headDim} (at least the {_dims} rotated dimensions)", nameof(heads));
+        if (cos.Length < half || sin.Length < half)
+            throw new ArgumentException($"re-rotation needs {half} cos and sin values (Dims / 2), got {cos.Length} and {sin.Length}");
+        for (int h = 0; h < heads.Length / headDim; h++)
+        {
+            var x = heads.Slice(h * headDim, headDim);
+            for (int i = 0; i < half; i++)
+            {
+                var (a, b) = _style == RopeStyle.Normal ? (2 * i, 2 * i + 1) : (i, i + half);
+                double x0 = x[a], x1 = x[b];
+                x[a] = (float)(x0 * cos[i] - x1 * sin[i]);
+                x[b] = (float)(x0 * sin[i] + x1 * cos[i]);
+            }
+        }
+    }
+
+    /// <summary>Re-rotates keys rotated at <paramref name="fromPosition"/> to <paramref name="toPosition"/> (<see cref="RerotationAngles"/>).</summary>
+    public void Rerotate(Span<float> heads, int headDim, int fromPosition, int toPosition)
+    {
+        int half = _dims / 2;
+        Span<double> cos = half <= 256 ? stackalloc double[half] : new double[half];
+        Span<double> sin = half <= 256 ? stackalloc double[half] : new double[half];
+        RerotationAngles(fromPosition, toPosition, cos, sin);
+        Rerotate(heads, headDim, cos, sin);
     }
 }
