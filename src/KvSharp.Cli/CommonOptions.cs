@@ -14,6 +14,13 @@ internal static class CommonOptions
         Description = $"GGUF model file or llama2.c checkpoint (default: the bundled {DefaultModel.FileName})",
     };
 
+    /// <summary>--chat-template for the commands that render chats (resolve with <see cref="Templates.ChatTemplate.ForModel"/>).</summary>
+    public static Option<string?> ChatTemplate() => new("--chat-template")
+    {
+        Description = $"chat template: a built-in name ({string.Join(", ", Templates.ChatTemplate.BuiltInNames)}) or a Jinja file " +
+            "(default: the model's tokenizer.chat_template; without one, chatml if the vocabulary has <|im_start|>, else plain)",
+    };
+
     public static Option<string?> Tokenizer() => new("--tokenizer") { Description = "tokenizer.bin for a llama2.c checkpoint" };
 
     /// <summary>No default value in the option itself: help would print the core count as a second default.</summary>

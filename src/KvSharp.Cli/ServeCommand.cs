@@ -1,6 +1,7 @@
 using System.CommandLine;
 using KvSharp.Engine;
 using KvSharp.Server;
+using KvSharp.Templates;
 
 namespace KvSharp.Cli;
 
@@ -17,6 +18,7 @@ internal static class ServeCommand
             DefaultValueFactory = _ => "127.0.0.1",
         };
         var port = NumberOption.Create("--port", "TCP port (0: any free port)", 8080, new Allowed<int>(p => p is >= 0 and <= 65535, "a whole number in [0, 65535]"));
+        var chatTemplate = CommonOptions.ChatTemplate();
         var apiKey = new Option<string?>("--api-key") { Description = "require this key (Authorization: Bearer KEY) on every endpoint but /health" };
         var context = NumberOption.Optional("--context", "longest sequence, prompt + output (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var budget = NumberOption.Create("--kv-budget-mib", "KV memory shared by all requests, in MiB", 256L, Allowed.AtLeast(1L));
@@ -24,15 +26,17 @@ internal static class ServeCommand
         var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
-        var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/completions), continuous batching and prefix caching")
+        var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions), continuous batching and prefix caching")
         {
-            model, tokenizer, host, port, apiKey, context, budget, kvType, maxRunning, maxQueue, threads,
+            model, tokenizer, chatTemplate, host, port, apiKey, context, budget, kvType, maxRunning, maxQueue, threads,
         };
         command.SetAction(r =>
         {
             long budgetMiB = r.GetValue(budget);
             KvMemory.CheckBudget(budgetMiB * 1048576.0, $"--kv-budget-mib {budgetMiB}", KvMemory.AvailableBytes());
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            // Resolved once, before listening: a bad name or file is a startup error, not a failure of every chat request.
+            var template = ChatTemplate.ForModel(llm, r.GetValue(chatTemplate));
             int trained = llm.Config.TrainedContextLength, ctx = r.GetValue(context) ?? trained;
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
@@ -42,6 +46,7 @@ internal static class ServeCommand
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey),
                 MaxQueue = r.GetValue(maxQueue),
+                ChatTemplate = template,
                 Engine = new EngineOptions
                 {
                     ContextLength = ctx,
@@ -65,8 +70,8 @@ internal static class ServeCommand
         await using var server = KvSharpServer.Create(model, options);
         await server.StartAsync();
         var pool = server.Engine.Pool;
-        log.WriteLine($"[kvsharp] serving {Path.GetFileName(model.Path)} at {server.BaseAddress} (OpenAI API: POST /v1/completions; " +
-            $"also /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
+        log.WriteLine($"[kvsharp] serving {Path.GetFileName(model.Path)} at {server.BaseAddress} (OpenAI API: POST /v1/chat/completions, /v1/completions; " +
+            $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
             $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.ElementType}); Ctrl-C stops");
         await server.WaitForShutdownAsync();
         log.WriteLine("[kvsharp] stopped");

@@ -1,5 +1,6 @@
 using System.Net;
 using KvSharp.Engine;
+using KvSharp.Server.Chat;
 using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Health;
@@ -7,6 +8,7 @@ using KvSharp.Server.Hosting;
 using KvSharp.Server.Metrics;
 using KvSharp.Server.ModelList;
 using KvSharp.Server.Tokenize;
+using KvSharp.Templates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -21,7 +23,7 @@ namespace KvSharp.Server;
 /// <summary>
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over one model and one
 /// <see cref="LlmEngine"/>: every request shares its continuous batching and its prefix cache. Endpoints:
-/// <c>POST /v1/completions</c>, <c>POST /tokenize</c>, <c>POST /detokenize</c>, <c>GET /v1/models</c>,
+/// <c>POST /v1/completions</c>, <c>POST /v1/chat/completions</c>, <c>POST /apply-template</c>, <c>POST /tokenize</c>, <c>POST /detokenize</c>, <c>GET /v1/models</c>,
 /// <c>GET /health</c>, <c>GET /metrics</c>; each group maps itself from its own folder.
 /// The caller keeps ownership of the model; the server owns the engine.
 /// </summary>
@@ -40,6 +42,8 @@ public sealed class KvSharpServer : IAsyncDisposable
 
     public LlmEngine Engine { get; }
     public ServerOptions Options => Service.Options;
+    /// <summary>The template chat requests are rendered with, resolved when the server was created.</summary>
+    public ChatTemplate ChatTemplate => Service.ChatTemplate;
     internal EngineService Service { get; }
     internal ServerMetrics Metrics { get; }
 
@@ -47,6 +51,8 @@ public sealed class KvSharpServer : IAsyncDisposable
     public static KvSharpServer Create(LlmModel model, ServerOptions options)
     {
         options.Validate();
+        // Resolved before anything starts: a bad template is an error now, not on the first chat request.
+        var chatTemplate = options.ChatTemplate ?? ChatTemplate.ForModel(model);
         var address = ListenAddress(options.Host);
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(KvSharpServer).Assembly.GetName().Name });
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
@@ -60,7 +66,7 @@ public sealed class KvSharpServer : IAsyncDisposable
 
         var engine = new LlmEngine(model, options.Engine);
         var metrics = new ServerMetrics();
-        builder.Services.AddSingleton(sp => new EngineService(model, engine, options, metrics,
+        builder.Services.AddSingleton(sp => new EngineService(model, engine, chatTemplate, options, metrics,
             sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EngineService>>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineService>());
 
@@ -69,6 +75,8 @@ public sealed class KvSharpServer : IAsyncDisposable
         if (options.ApiKey != null) app.Use(new ApiKeyCheck(options.ApiKey).Middleware);
         // One line per endpoint group; each maps its routes from its own folder.
         CompletionsEndpoint.Map(app);
+        ChatCompletionsEndpoint.Map(app);
+        ApplyTemplateEndpoint.Map(app);
         TokenizeEndpoints.Map(app);
         ModelsEndpoint.Map(app);
         HealthEndpoint.Map(app);

@@ -1,4 +1,5 @@
 using KvSharp.Engine;
+using KvSharp.Templates;
 
 namespace KvSharp.Server;
 
@@ -20,6 +21,8 @@ public sealed record ServerOptions
     public EngineOptions Engine { get; init; } = new();
     /// <summary>The model's id in the API (/v1/models, the "model" field); default: the model file's name.</summary>
     public string? ModelId { get; init; }
+    /// <summary>The template chat requests are rendered with; default: <see cref="ChatTemplate.ForModel"/> (the model's own, else a fallback).</summary>
+    public ChatTemplate? ChatTemplate { get; init; }
 
     internal void Validate()
     {

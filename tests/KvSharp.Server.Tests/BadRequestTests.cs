@@ -39,6 +39,43 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
         AssertError(HttpStatusCode.BadRequest, code, param, status, json);
     }
 
+    [Theory]
+    [InlineData("{}", "missing_required_parameter", "messages")]
+    [InlineData("{\"messages\": []}", "invalid_value", "messages")]
+    [InlineData("{\"messages\": \"Hi\"}", "invalid_type", "messages")]
+    [InlineData("{\"messages\": [{\"role\": \"wizard\", \"content\": \"Hi\"}]}", "invalid_value", "messages[0].role")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"tool\", \"content\": \"42\"}]}", "invalid_value", "messages[1].role")]
+    [InlineData("{\"messages\": [{\"content\": \"Hi\"}]}", "missing_required_parameter", "messages[0].role")]
+    [InlineData("{\"messages\": [{\"role\": \"user\"}]}", "missing_required_parameter", "messages[0].content")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", "invalid_type", "messages[0].content")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"Hi\"}, {\"type\": \"image_url\", \"image_url\": {\"url\": \"http://x/cat.png\"}}]}]}", "unsupported_parameter", "messages[0].content[1].type")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}", "invalid_type", "messages[0].content[0].text")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 0}", "invalid_value", "n")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 129}", "invalid_value", "n")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"temperature\": 3}", "invalid_value", "temperature")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_completion_tokens\": 0}", "invalid_value", "max_completion_tokens")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 600}", "context_length_exceeded", "prompt")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 3}", "invalid_value", "top_logprobs")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logprobs\": true, \"top_logprobs\": 21}", "invalid_value", "top_logprobs")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "unsupported_parameter", "tools")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"response_format\": {\"type\": \"json_object\"}}", "unsupported_parameter", "response_format")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"model\": \"gpt-4o\"}", "model_not_found", "model")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"\"]}", "invalid_value", "stop")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream_options\": {\"include_usage\": true}}", "invalid_value", "stream_options")]
+    public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
+    {
+        foreach (bool stream in new[] { false, true })
+        {
+            // Streamed or not, a refused request gets a plain 400 before any event.
+            if (stream && param == "stream_options") continue; // allowed when streaming
+            var sent = System.Text.Json.Nodes.JsonNode.Parse(body)!.AsObject();
+            if (stream) sent["stream"] = true;
+            var (status, json) = await server.SendAsync("/v1/chat/completions", new StringContent(sent.ToJsonString(), Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+            AssertError(HttpStatusCode.BadRequest, code, param, status, json);
+        }
+        Assert.Equal(0, server.Engine.Pool.UsedBlocks);
+    }
+
     [Fact]
     public async Task APromptLongerThanTheContextIsRefusedStreamedOrNot()
     {
@@ -57,6 +94,8 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [Theory]
     [InlineData("/tokenize", "{}", "missing_required_parameter", "content")]
     [InlineData("/tokenize", "{\"content\": 5}", "invalid_type", "content")]
+    [InlineData("/apply-template", "{}", "missing_required_parameter", "messages")]
+    [InlineData("/apply-template", "{\"messages\": [{\"role\": \"narrator\", \"content\": \"Hi\"}]}", "invalid_value", "messages[0].role")]
     [InlineData("/detokenize", "{}", "missing_required_parameter", "tokens")]
     [InlineData("/detokenize", "{\"tokens\": [1, -4]}", "invalid_value", "tokens")]
     [InlineData("/detokenize", "{\"tokens\": \"1 2\"}", "invalid_type", "tokens")]

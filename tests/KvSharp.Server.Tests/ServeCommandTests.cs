@@ -45,6 +45,9 @@ public class ServeCommandTests
             using var completion = await client.PostAsync("/v1/completions",
                 new StringContent("{\"prompt\": \"Once upon a time\", \"max_tokens\": 5, \"temperature\": 0}", System.Text.Encoding.UTF8, "application/json"), ct);
             completion.EnsureSuccessStatusCode();
+            using var chat = await client.PostAsync("/v1/chat/completions",
+                new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 5}", System.Text.Encoding.UTF8, "application/json"), ct);
+            chat.EnsureSuccessStatusCode();
 
             using (var kill = Process.Start("kill", ["-INT", process.Id.ToString()])!) await kill.WaitForExitAsync(ct);
             using var exit = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -63,6 +66,7 @@ public class ServeCommandTests
     [InlineData("--port", "70000", "--port must be a whole number in [0, 65535], got '70000'")]
     [InlineData("--max-queue", "-1", "--max-queue must be a whole number >= 0, got '-1'")]
     [InlineData("--host", "somewhere", "--host somewhere is not an IP address or 'localhost'")]
+    [InlineData("--chat-template", "nosuch", "--chat-template 'nosuch' is neither a built-in template")]
     public async Task BadOptionsAreOneLineAndExitCode1(string option, string value, string expected)
     {
         using var process = StartServe(option, value);

@@ -17,11 +17,7 @@ internal static class ChatCommand
     {
         var model = CommonOptions.ModelOrDefault();
         var tokenizer = CommonOptions.Tokenizer();
-        var template = new Option<string?>("--chat-template")
-        {
-            Description = $"chat template: a built-in name ({string.Join(", ", ChatTemplate.BuiltInNames)}) or a Jinja file " +
-                "(default: the model's tokenizer.chat_template; without one, chatml if the vocabulary has <|im_start|>, else plain)",
-        };
+        var template = CommonOptions.ChatTemplate();
         var system = new Option<string?>("--system", "-s") { Description = "system prompt (change it in the chat with /system TEXT)" };
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var kvType = CommonOptions.KvType();

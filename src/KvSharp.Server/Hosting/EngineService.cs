@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using KvSharp.Engine;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
+using KvSharp.Templates;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -22,13 +23,14 @@ public sealed class EngineService : IHostedService
     private int _inFlight;
     private volatile bool _stopping;
 
-    internal EngineService(LlmModel model, LlmEngine engine, ServerOptions options, ServerMetrics metrics, IHostApplicationLifetime lifetime,
+    internal EngineService(LlmModel model, LlmEngine engine, ChatTemplate chatTemplate, ServerOptions options, ServerMetrics metrics, IHostApplicationLifetime lifetime,
         ILogger<EngineService> log)
     {
         _log = log;
         Options = options;
         Model = model;
         Engine = engine;
+        ChatTemplate = chatTemplate;
         ModelId = options.ModelId ?? Path.GetFileName(model.Path);
         MaxInFlight = (int)Math.Min(int.MaxValue, (long)options.Engine.MaxRunningSequences + options.MaxQueue);
         Metrics = metrics;
@@ -38,6 +40,8 @@ public sealed class EngineService : IHostedService
     public ServerOptions Options { get; }
     public LlmModel Model { get; }
     public LlmEngine Engine { get; }
+    /// <summary>What turns chat messages into the prompt (the model's own, the fallback, or --chat-template).</summary>
+    public ChatTemplate ChatTemplate { get; }
     /// <summary>The model's name in the API.</summary>
     public string ModelId { get; }
     public int ContextLength => Engine.ContextLength;

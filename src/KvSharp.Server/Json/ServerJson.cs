@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using KvSharp.Server.Chat;
 using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Health;
@@ -15,6 +16,11 @@ namespace KvSharp.Server.Json;
 [JsonSerializable(typeof(ErrorBody))]
 [JsonSerializable(typeof(CompletionRequest))]
 [JsonSerializable(typeof(CompletionResponse))]
+[JsonSerializable(typeof(ChatCompletionRequest))]
+[JsonSerializable(typeof(ChatCompletionResponse))]
+[JsonSerializable(typeof(ChatCompletionChunk))]
+[JsonSerializable(typeof(ApplyTemplateRequest))]
+[JsonSerializable(typeof(ApplyTemplateResponse))]
 [JsonSerializable(typeof(TokenizeRequest))]
 [JsonSerializable(typeof(TokenizeResponse))]
 [JsonSerializable(typeof(TokenizeWithPiecesResponse))]

@@ -1,0 +1,34 @@
+using KvSharp.Server.Hosting;
+using KvSharp.Server.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace KvSharp.Server.Chat;
+
+/// <summary>
+/// llama-server's <c>POST /apply-template</c>: the prompt text the served chat template makes of the messages (BOS and
+/// a final EOS left to the tokenizer, as llama-server returns it), without generating.
+/// </summary>
+internal static class ApplyTemplateEndpoint
+{
+    public static void Map(IEndpointRouteBuilder routes) => routes.MapPost("/apply-template", Handle);
+
+    private static async Task Handle(HttpContext context)
+    {
+        var served = context.RequestServices.GetRequiredService<EngineService>();
+        var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ApplyTemplateRequest);
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), body.AddGenerationPrompt != false, served.Model.Tokenizer);
+        await context.Response.WriteAsJsonAsync(new ApplyTemplateResponse(rendered.Prompt), ServerJson.Default.ApplyTemplateResponse, contentType: null, context.RequestAborted);
+    }
+}
+
+/// <summary>Messages as in chat completions; add_generation_prompt defaults to true, as llama-server's.</summary>
+public sealed class ApplyTemplateRequest
+{
+    public List<ChatRequestMessage?>? Messages { get; set; }
+    public bool? AddGenerationPrompt { get; set; }
+}
+
+public sealed record ApplyTemplateResponse(string Prompt);
