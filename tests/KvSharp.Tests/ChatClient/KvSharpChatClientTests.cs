@@ -274,19 +274,43 @@ public class KvSharpChatClientTests
     }
 
     [Fact]
-    public async Task ComposesWithDelegatingMiddleware()
+    public async Task ComposesWithChatClientBuilderMiddleware()
     {
         using var llm = Load();
         using var client = new KvSharpChatClient(llm);
-        var counting = new CountingChatClient(client);
-        IChatClient chat = counting;
+        CountingChatClient? counting = null;
+        IChatClient chat = new ChatClientBuilder(client)
+            .UseFunctionInvocation()
+            .Use(inner => counting = new CountingChatClient(inner))
+            .Build();
         var conversation = chat.GetService<KvSharpChatClient>()!.StartConversation();
         var first = await chat.GetResponseAsync([User("Hello")], Options(conversation.Id), cancellationToken: TestContext.Current.CancellationToken);
         var second = await chat.GetStreamingResponseAsync([User("Tell me about a cat")], Options(conversation.Id), cancellationToken: TestContext.Current.CancellationToken).ToChatResponseAsync(cancellationToken: TestContext.Current.CancellationToken);
-        Assert.Equal(2, counting.Calls);
+        Assert.Equal(2, counting!.Calls);
         Assert.True(second.Usage!.CachedInputTokenCount > 0);
         Assert.Equal(first.Text, conversation.Messages[1].Text);
         Assert.Equal("kvsharp", chat.GetService<ChatClientMetadata>()!.ProviderName);
         Assert.Same(llm, chat.GetService<LlmModel>());
+    }
+
+    [Fact]
+    public async Task AStreamLeftEarlyKeepsWhatWasReadAndTheConversationGoesOn()
+    {
+        using var llm = Load();
+        using var client = new KvSharpChatClient(llm);
+        var conversation = client.StartConversation();
+        string read = "";
+        await foreach (var update in client.GetStreamingResponseAsync([User("Hello")], Options(conversation.Id), cancellationToken: TestContext.Current.CancellationToken))
+        {
+            read += update.Text;
+            if (read.Length > 0) break;
+        }
+        Assert.Equal(["user", "assistant"], conversation.Messages.Select(m => m.Role.Value));
+        Assert.Equal(read, conversation.Messages[1].Text);
+
+        var next = await client.GetResponseAsync([User("Tell me about a cat")], Options(conversation.Id), cancellationToken: TestContext.Current.CancellationToken);
+        var history = AsTemplate(conversation.Messages).Take(3).ToList();
+        Assert.Equal(Fresh(client, llm, history).Reply, next.Text);
+        Assert.True(next.Usage!.CachedInputTokenCount > 0);
     }
 }
