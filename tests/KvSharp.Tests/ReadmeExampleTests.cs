@@ -1,7 +1,10 @@
 using KvSharp.Cache;
 using KvSharp.Engine;
+using KvSharp.Extensions.AI;
 using KvSharp.Sampling;
 using KvSharp.Templates;
+using Microsoft.Extensions.AI;
+using ChatMessage = KvSharp.Templates.ChatMessage;
 
 namespace KvSharp.Tests;
 
@@ -63,26 +66,48 @@ foreach (string piece in chat.GenerateTokens(prompt, new GenerationOptions { Max
     }
     // ---- README example ends ----
 
+#pragma warning disable xUnit1051 // the README shows calls without a cancellation token
+    // ---- README example begins (IChatClient) ----
+    private static async Task ChatClientExample(LlmModel model)
+    {
+using var client = new KvSharpChatClient(model);   // an IChatClient: wrap it in any ChatClientBuilder middleware
+var conversation = client.StartConversation();     // its own KV cache, kept between calls
+var options = new ChatOptions { ConversationId = conversation.Id, MaxOutputTokens = 30 };
+Console.WriteLine(await client.GetResponseAsync("Hello", options));
+// Only the new message: the conversation holds the history, and its cache serves the earlier turns.
+var reply = await client.GetResponseAsync("Tell me about a cat", options);
+Console.WriteLine($"{reply.Usage!.CachedInputTokenCount} of {reply.Usage.InputTokenCount} prompt tokens came from the cache");
+var fork = conversation.Fork();   // a copy that shares nothing mutable
+conversation.RewindTo(2);         // forget from the third message on; the cache keeps the first two
+await foreach (var update in client.GetStreamingResponseAsync("Tell me about a dog", options))
+    Console.Write(update.Text);
+fork.Release();                   // frees its cache now
+    }
+    // ---- README example ends ----
+#pragma warning restore xUnit1051
+
     [Fact]
-    public void ReadmeExamplesRun()
+    public async Task ReadmeExamplesRun()
     {
         Example(TestPaths.Model("stories260K.gguf"));
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
         EngineExample(model);
         ChatExample(model);
+        await ChatClientExample(model);
     }
 
     [Fact]
     public void ReadmeExamplesAreTheCodeAbove()
     {
-        // Every ```csharp block of the README, less its using lines and the line that names the model file.
+        // Every ```csharp block of the README, less its using directives and the line that names the model file.
         string readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
         var readmeBlocks = new List<List<string>>();
         for (int start = readme.IndexOf("```csharp", StringComparison.Ordinal); start >= 0; start = readme.IndexOf("```csharp", start + 9, StringComparison.Ordinal))
         {
             int end = readme.IndexOf("```", start + 9, StringComparison.Ordinal);
             readmeBlocks.Add(Lines(readme[(start + 9)..end])
-                .Where(l => !l.StartsWith("using KvSharp", StringComparison.Ordinal) && !l.StartsWith("string modelPath", StringComparison.Ordinal)).ToList());
+                .Where(l => !l.StartsWith("using KvSharp", StringComparison.Ordinal) && !l.StartsWith("using Microsoft.", StringComparison.Ordinal)
+                    && !l.StartsWith("string modelPath", StringComparison.Ordinal)).ToList());
         }
 
         string source = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "tests", "KvSharp.Tests", "ReadmeExampleTests.cs"));

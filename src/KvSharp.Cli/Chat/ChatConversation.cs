@@ -4,15 +4,10 @@ using KvSharp.Tokenization;
 
 namespace KvSharp.Cli.Chat;
 
-/// <summary>What one turn's prompt costs: tokens already in the cache, tokens to compute, tokens rewound.</summary>
-internal readonly record struct TurnPrompt(int Cached, int New, int Rewound);
-
 /// <summary>
 /// A terminal conversation over one <see cref="InferenceSession"/>: the messages, the template that renders them, and
-/// the KV cache kept between turns. Each turn renders the whole conversation and tokenizes it; the session keeps the
-/// longest token prefix it shares with what it already holds (normally everything up to the last reply) and computes
-/// only the rest. When the template renders earlier turns differently (a changed system prompt, a reply that
-/// re-tokenizes differently) the session is rewound to the common prefix, never further.
+/// the KV cache kept between turns. Each turn renders the whole conversation and tokenizes it, and
+/// <see cref="PromptResume.Resume"/> keeps the longest token prefix the session already holds and computes only the rest.
 /// </summary>
 internal sealed class ChatConversation(InferenceSession session, ChatTemplate template, ITokenizer tokenizer)
 {
@@ -44,7 +39,7 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
     /// Returns the tokens to feed, or null (the message is dropped again) when the conversation no longer fits the context.
     /// </summary>
     /// <exception cref="TemplateException">The template failed on the conversation; the message is dropped again.</exception>
-    public (int[] Tokens, TurnPrompt Cost)? BeginTurn(string userText, out int needed)
+    public PromptResume? BeginTurn(string userText, out int needed)
     {
         _messages.Add(ChatMessage.User(userText));
         int[] all;
@@ -64,15 +59,7 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
             _messages.RemoveAt(_messages.Count - 1);
             return null;
         }
-        var held = Session.Tokens;
-        int common = 0;
-        while (common < held.Count && common < all.Length && held[common] == all[common]) common++;
-        // The last prompt token is always fed: its logits start the reply.
-        if (common == all.Length) common--;
-        int rewound = held.Count - common;
-        if (rewound > 0) Session.Truncate(common);
-        int cached = Math.Min(common, Session.Cache.Length);
-        return (all[common..], new TurnPrompt(cached, all.Length - cached, rewound));
+        return PromptResume.Resume(Session, all);
     }
 
     /// <summary>Records the reply (what was shown, possibly cut off) as the assistant's message.</summary>

@@ -94,7 +94,7 @@ internal sealed class ChatRepl(ChatConversation conversation, GenerationOptions 
     private void Turn(string userText)
     {
         var session = conversation.Session;
-        (int[] Tokens, TurnPrompt Cost)? begun;
+        PromptResume? begun;
         int needed;
         try
         {
@@ -113,7 +113,8 @@ internal sealed class ChatRepl(ChatConversation conversation, GenerationOptions 
                 $"the context of {session.ContextLength} tokens. /reset starts over; --context N gives a longer context");
             return;
         }
-        var (tokens, cost) = begun.Value;
+        var cost = begun.Value;
+        var tokens = cost.Pending;
         var reply = new StringBuilder();
         _generating = true;
         _stopRequested = false;

@@ -20,7 +20,7 @@ public class ChatConversationTests
     private static void SystemAndTurn(ChatConversation chat, string system, string user)
     {
         chat.SetSystemPrompt(system);
-        var (tokens, _) = chat.BeginTurn(user, out _)!.Value;
+        var tokens = chat.BeginTurn(user, out _)!.Value.Pending;
         chat.EndTurn(Reply(chat.Session, tokens));
     }
 
@@ -32,11 +32,13 @@ public class ChatConversationTests
         var template = ChatTemplate.ForModel(llm);
         var chat = new ChatConversation(session, template, llm.Tokenizer);
 
-        var (first, firstCost) = chat.BeginTurn("Hello", out _)!.Value;
+        var firstCost = chat.BeginTurn("Hello", out _)!.Value;
+        var first = firstCost.Pending;
         Assert.Equal(0, firstCost.Cached);
         chat.EndTurn(Reply(session, first));
 
-        var (second, cost) = chat.BeginTurn("Tell me about a cat", out int needed)!.Value;
+        var cost = chat.BeginTurn("Tell me about a cat", out int needed)!.Value;
+        var second = cost.Pending;
         int[] all = template.Render(chat.Messages, true, llm.Tokenizer).Tokenize(llm.Tokenizer);
         Assert.Equal(all.Length, needed);
         Assert.True(cost.Cached > first.Length / 2, $"only {cost.Cached} of the {first.Length} first-turn prompt tokens were reused");
@@ -60,7 +62,8 @@ public class ChatConversationTests
 
         chat.SetSystemPrompt("You tell short stories.");
         Assert.Equal("You tell short stories.", chat.SystemPrompt);
-        var (t2, cost) = chat.BeginTurn("Hi again", out _)!.Value;
+        var cost = chat.BeginTurn("Hi again", out _)!.Value;
+        var t2 = cost.Pending;
         Assert.True(cost.Rewound > 0 && cost.Rewound < held);
         Assert.True(cost.Cached > 0, "BOS and 'You tell' are unchanged and stay cached");
         Assert.NotEmpty(t2);
