@@ -83,6 +83,16 @@ public class ServerFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// Two usages count the same prompt, completion and total tokens. cached_tokens is left out: a repeated request may
+    /// find its own earlier blocks in the prefix cache (or an earlier test's), so it depends on the order tests run in.
+    /// </summary>
+    public static void AssertSameCounts(JsonElement expected, JsonElement actual)
+    {
+        foreach (string count in new[] { "prompt_tokens", "completion_tokens", "total_tokens" })
+            Assert.Equal(expected.GetProperty(count).GetInt32(), actual.GetProperty(count).GetInt32());
+    }
+
     /// <summary>The text of choice <paramref name="index"/> of a completion.</summary>
     public static string Text(JsonElement completion, int index = 0) => Choice(completion, index).GetProperty("text").GetString()!;
 
