@@ -35,17 +35,14 @@ internal static class ChatCompletionsEndpoint
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted);
         var format = new Chunks($"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
-        if (body.Stream == true)
+        await run.RespondAsync(context.Response, format, body.Stream == true, body.StreamOptions?.IncludeUsage == true, result =>
         {
-            await run.StreamAsync(context.Response, format, body.StreamOptions?.IncludeUsage == true);
-            return;
-        }
-        var result = await run.CompleteAsync();
-        var choices = new ChatChoice[result.Texts.Length];
-        for (int i = 0; i < choices.Length; i++)
-            choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, result.Texts[i]), format.Logprobs(result.Logprobs?[i]), result.FinishReasons[i]);
-        var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, served.ModelId, choices, result.Usage);
-        await context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
+            var choices = new ChatChoice[result.Texts.Length];
+            for (int i = 0; i < choices.Length; i++)
+                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, result.Texts[i]), format.Logprobs(result.Logprobs?[i]), result.FinishReasons[i]);
+            var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, served.ModelId, choices, result.Usage);
+            return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
+        });
     }
 
     /// <summary>The fields only chat has; returns the alternatives per token to report logprobs for (null: no logprobs).</summary>

@@ -30,16 +30,13 @@ internal static class CompletionsEndpoint
         var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs);
         using var run = served.Submit(request, context.RequestAborted);
         var format = new Chunks($"cmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, served.Model.Tokenizer, request.SampleCount);
-        if (body.Stream == true)
+        await run.RespondAsync(context.Response, format, body.Stream == true, body.StreamOptions?.IncludeUsage == true, result =>
         {
-            await run.StreamAsync(context.Response, format, body.StreamOptions?.IncludeUsage == true);
-            return;
-        }
-        var result = await run.CompleteAsync();
-        var choices = new CompletionChoice[result.Texts.Length];
-        for (int i = 0; i < choices.Length; i++)
-            choices[i] = new CompletionChoice(i, result.Texts[i], format.Logprobs(i, result.Logprobs?[i]), result.FinishReasons[i]);
-        await context.Response.WriteAsJsonAsync(format.Response(choices, result.Usage), ServerJson.Default.CompletionResponse, contentType: null, context.RequestAborted);
+            var choices = new CompletionChoice[result.Texts.Length];
+            for (int i = 0; i < choices.Length; i++)
+                choices[i] = new CompletionChoice(i, result.Texts[i], format.Logprobs(i, result.Logprobs?[i]), result.FinishReasons[i]);
+            return context.Response.WriteAsJsonAsync(format.Response(choices, result.Usage), ServerJson.Default.CompletionResponse, contentType: null, context.RequestAborted);
+        });
     }
 
     private static void CheckCompletionFields(CompletionRequest body)

@@ -58,6 +58,17 @@ internal sealed class GenerationRun : IDisposable
     }
 
     /// <summary>
+    /// The ending every generating endpoint shares: streamed chunks in <paramref name="format"/>'s shape when the
+    /// request asked to stream, else the whole result, written by <paramref name="writeWhole"/> in the endpoint's shape.
+    /// </summary>
+    public async Task RespondAsync(HttpResponse response, IChunkFormat format, bool stream, bool includeUsage,
+        Func<GenerationResult, Task> writeWhole)
+    {
+        if (stream) await StreamAsync(response, format, includeUsage);
+        else await writeWhole(await CompleteAsync());
+    }
+
+    /// <summary>
     /// Streams the choices' text as it is generated (whatever arrived since the last write, one chunk per choice),
     /// then a finish chunk per choice, the usage if asked, and <c>data: [DONE]</c>. A request the engine refused
     /// outright still gets a plain 400, since nothing has been sent yet.
