@@ -16,13 +16,7 @@ internal static class RunCommand
         var prompt = new Option<string?>("--prompt", "-p") { Description = "prompt text (default: --file, piped input, or empty)" };
         var file = PromptInput.File();
         var maxTokens = NumberOption.Create("--max-tokens", "most tokens to generate", 256, Allowed.AtLeast(0), "-n");
-        var temperature = NumberOption.Create("--temperature", "sampling temperature (0 = greedy)", 0f, Allowed.AtLeast(0f));
-        var topK = NumberOption.Create("--top-k", "keep the k most likely tokens (0 = off)", 0, Allowed.AtLeast(0));
-        var topP = NumberOption.Create("--top-p", "nucleus sampling threshold (1 = off)", 1f, Allowed.Between(0f, 1f, minIncluded: false));
-        var minP = NumberOption.Create("--min-p", "min-p threshold (0 = off)", 0f, Allowed.Between(0f, 1f));
-        var repeat = NumberOption.Create("--repeat-penalty", "repetition penalty (1 = off)", 1f, Allowed.Above(0f));
-        var presence = NumberOption.Create("--presence-penalty", "presence penalty (0 = off)", 0f, Allowed.AnyFinite);
-        var seed = NumberOption.Create("--seed", "random seed", 42UL, Allowed.AnyUInt64);
+        var sampling = new SamplingCliOptions(new SamplingOptions());
         var stop = new Option<string[]>("--stop") { Description = "stop string (repeatable)", AllowMultipleArgumentsPerToken = false };
         var cache = ChoiceOption.Create("--cache", "KV cache: none (recompute every step), contiguous (grows), static (allocated up front)",
             ChoiceOption.Of<KvCacheMode>(), KvCacheMode.Contiguous);
@@ -35,8 +29,9 @@ internal static class RunCommand
         var keep = NumberOption.Optional("--keep", "tokens a context shift keeps at the start (default: the BOS token)", Allowed.AtLeast(0));
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, temperature, topK, topP, minP, repeat, presence, seed, stop, cache, kvType, context, threads, overflow, keep,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep,
         };
+        foreach (var option in sampling.All) command.Options.Add(option);
         command.SetAction(r =>
         {
             string text = PromptInput.Read(r.GetValue(prompt), r.GetValue(file), Console.In, Console.IsInputRedirected);
@@ -51,16 +46,7 @@ internal static class RunCommand
             {
                 MaxTokens = r.GetValue(maxTokens),
                 StopStrings = r.GetValue(stop) ?? [],
-                Sampling = new SamplingOptions
-                {
-                    Temperature = r.GetValue(temperature),
-                    TopK = r.GetValue(topK),
-                    TopP = r.GetValue(topP),
-                    MinP = r.GetValue(minP),
-                    RepetitionPenalty = r.GetValue(repeat),
-                    PresencePenalty = r.GetValue(presence),
-                    Seed = r.GetValue(seed),
-                },
+                Sampling = sampling.Read(r),
             };
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
             int trained = llm.Config.TrainedContextLength;

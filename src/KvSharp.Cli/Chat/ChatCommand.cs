@@ -22,16 +22,14 @@ internal static class ChatCommand
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var kvType = CommonOptions.KvType();
         var maxTokens = NumberOption.Create("--max-tokens", "most tokens per reply", 512, Allowed.AtLeast(1), "-n");
-        var temperature = NumberOption.Create("--temperature", "sampling temperature (0 = greedy)", 0.8f, Allowed.AtLeast(0f));
-        var topK = NumberOption.Create("--top-k", "keep the k most likely tokens (0 = off)", 40, Allowed.AtLeast(0));
-        var topP = NumberOption.Create("--top-p", "nucleus sampling threshold (1 = off)", 0.95f, Allowed.Between(0f, 1f, minIncluded: false));
-        var repeat = NumberOption.Create("--repeat-penalty", "repetition penalty (1 = off)", 1f, Allowed.Above(0f));
-        var seed = NumberOption.Create("--seed", "random seed", 42UL, Allowed.AnyUInt64);
+        // llama.cpp's sampling defaults for chat: a conversation wants variety, not the greedy loop `run` defaults to.
+        var sampling = new SamplingCliOptions(new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f });
         var threads = CommonOptions.Threads();
         var command = new Command("chat", "chat with a model in the terminal, keeping the KV cache across turns (/reset, /stats, /system TEXT, /exit)")
         {
-            model, tokenizer, template, system, context, kvType, maxTokens, temperature, topK, topP, repeat, seed, threads,
+            model, tokenizer, template, system, context, kvType, maxTokens, threads,
         };
+        foreach (var option in sampling.All) command.Options.Add(option);
         command.SetAction(r =>
         {
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
@@ -46,14 +44,7 @@ internal static class ChatCommand
             {
                 MaxTokens = r.GetValue(maxTokens),
                 StopStrings = chatTemplate.StopStrings,
-                Sampling = new SamplingOptions
-                {
-                    Temperature = r.GetValue(temperature),
-                    TopK = r.GetValue(topK),
-                    TopP = r.GetValue(topP),
-                    RepetitionPenalty = r.GetValue(repeat),
-                    Seed = r.GetValue(seed),
-                },
+                Sampling = sampling.Read(r),
             };
             using var session = llm.CreateSession(new SessionOptions { ContextLength = ctx, KvElementType = kv, CacheMode = KvCacheMode.Contiguous });
             var conversation = new ChatConversation(session, chatTemplate, llm.Tokenizer);
