@@ -61,6 +61,8 @@ public sealed class EngineMetrics : IDisposable
     public long GeneratedTokens => Interlocked.Read(ref _generatedTotal);
     public long ComputedTokens => Interlocked.Read(ref _computedTotal);
     public long Steps => Interlocked.Read(ref _steps);
+    /// <summary>Tokens computed per second in the last step.</summary>
+    public double TokensPerSecond => Volatile.Read(ref _lastTokensPerSecond);
 
     internal void Preempted() => Interlocked.Increment(ref _preemptionTotal);
 

@@ -21,6 +21,8 @@ internal sealed class EngineSequence
     /// <summary>When this sequence last produced a token (a Stopwatch timestamp; 0 before its first), for inter-token latency.</summary>
     public long LastTokenAt;
     public bool Finished { get; set; }
+    /// <summary>Times this sequence gave up its blocks for lack of room (the inspector tells preempted from new).</summary>
+    public int Preemptions;
 
     /// <summary>Tokens whose K/V are not in the cache yet (the prompt's rest, or the last sampled token).</summary>
     public int Pending => Tokens.Count - (Kv?.Length ?? 0);

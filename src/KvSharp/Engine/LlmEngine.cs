@@ -34,6 +34,7 @@ public sealed class LlmEngine : IDisposable
     private float[] _logits;
     private long _nextId;
     private long _arrivals;
+    private long _changes;
 
     public EngineOptions Options { get; }
     public KvBlockPool Pool { get; }
@@ -76,11 +77,32 @@ public sealed class LlmEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Counts what changes the engine's state (submissions, cancellations, steps): an inspector takes a new
+    /// <see cref="Inspect"/> only when this moved.
+    /// </summary>
+    public long Changes => Interlocked.Read(ref _changes);
+
+    /// <summary>
+    /// Everything an inspector shows (<see cref="EngineSnapshotDetail"/>), consistent as of the end of a step. The lock
+    /// is held only while a few arrays are copied; the map and the prefix tree are built after it is released.
+    /// </summary>
+    public EngineSnapshotDetail Inspect()
+    {
+        EngineSnapshotCapture capture;
+        lock (_lock) capture = EngineSnapshotCapture.Copy(this, _model, _running, _waiting, Changes);
+        return capture.Build();
+    }
+
     /// <summary>Queues a request. Requests that can never fit (longer than the context or the whole KV budget) are rejected at once.</summary>
     public RequestHandle Submit(EngineRequest request)
     {
         var handle = new RequestHandle(Interlocked.Increment(ref _nextId), request);
-        handle.OnCancel = () => { lock (_lock) RetireCancelled(); };
+        handle.OnCancel = () =>
+        {
+            lock (_lock) RetireCancelled();
+            Interlocked.Increment(ref _changes);
+        };
         string? problem = Check(request);
         if (problem != null)
         {
@@ -93,6 +115,7 @@ public sealed class LlmEngine : IDisposable
             long arrival = ++_arrivals;
             // One sequence per request to start with; parallel samples fork from it once the prompt is computed.
             _waiting.AddLast(NewSequence(handle, 0, [.. request.PromptTokens], arrival, PrefixCache.Begin(request.CacheSalt)));
+            Interlocked.Increment(ref _changes);
         }
         return handle;
     }
@@ -170,6 +193,8 @@ public sealed class LlmEngine : IDisposable
             RetireCancelled();
             Admit();
             if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
+            // Counted when the step ends (the lock is released then), so whoever sees the new count sees its results.
+            using var counted = new ChangeCounted(this);
             int rows = _segments.Count * _model.Config.VocabSize;
             if (_logits.Length < rows) _logits = new float[rows];
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -288,6 +313,7 @@ public sealed class LlmEngine : IDisposable
     private void Preempt(EngineSequence seq)
     {
         ReleaseBlocks(seq);
+        seq.Preemptions++;
         _running.Remove(seq);
         _waiting.AddFirst(seq);
         seq.Handle.Status = RequestStatus.Waiting;
@@ -379,6 +405,12 @@ public sealed class LlmEngine : IDisposable
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
             if (seq.Kv != null) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+    }
+
+    /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>
+    private readonly struct ChangeCounted(LlmEngine engine) : IDisposable
+    {
+        public void Dispose() => Interlocked.Increment(ref engine._changes);
     }
 
     public void Dispose()

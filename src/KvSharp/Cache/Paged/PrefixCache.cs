@@ -23,6 +23,8 @@ public sealed class PrefixCache : ICachedBlocks
     // match under a parent block that was reused for another prefix, even when hashes collide.
     private readonly int[] _generation;
     private readonly int[] _parentGeneration;
+    // Times each published block was adopted since it was published (the inspector's hit counts).
+    private readonly int[] _hits;
     // Published blocks that nobody holds, least recently used first.
     private readonly LinkedList<int> _lru = new();
     private readonly LinkedListNode<int>?[] _lruNode;
@@ -45,6 +47,7 @@ public sealed class PrefixCache : ICachedBlocks
         _tokens = new int[blocks * pool.BlockSize];
         _generation = new int[blocks];
         _parentGeneration = new int[blocks];
+        _hits = new int[blocks];
         _lruNode = new LinkedListNode<int>?[blocks];
         pool.Attach(this);
     }
@@ -62,6 +65,19 @@ public sealed class PrefixCache : ICachedBlocks
     public PrefixCursor Begin(string? salt) => new(PrefixHasher.Seed(_modelIdentity, salt));
 
     public bool IsPublished(int block) => _published[block];
+
+    /// <summary>
+    /// Where <paramref name="block"/> stands in the cache, for inspection: published or not, kept with no holder,
+    /// its chain's root, its parent (-1 for a chain's first block, or when the parent block has since been evicted and
+    /// reused, which leaves this block unreachable), and how many times it was adopted.
+    /// </summary>
+    public PrefixBlockState Describe(int block)
+    {
+        if (!_published[block]) return default;
+        int parent = _parent[block];
+        if (parent >= 0 && (!_published[parent] || _parentGeneration[block] != _generation[parent])) parent = PrefixBlockState.Orphaned;
+        return new PrefixBlockState(true, _lruNode[block] != null, _root[block], parent, _hits[block]);
+    }
 
     /// <summary>
     /// Starts the empty <paramref name="sequence"/> with the longest run of cached blocks that matches
@@ -85,6 +101,7 @@ public sealed class PrefixCache : ICachedBlocks
         Interlocked.Add(ref _queriedTokens, (long)full * size);
         Interlocked.Add(ref _hitTokens, (long)_matched.Count * size);
         if (_matched.Count == 0) return 0;
+        foreach (int b in _matched) _hits[b]++;
         sequence.AdoptPrefix(_matched);
         cursor.Blocks = _matched.Count;
         cursor.LastHash = hash;
@@ -121,6 +138,7 @@ public sealed class PrefixCache : ICachedBlocks
         _parent[block] = parent;
         _parentGeneration[block] = parent < 0 ? 0 : _generation[parent];
         _published[block] = true;
+        _hits[block] = 0;
         _index.TryAdd(h, block);
         return h;
     }
