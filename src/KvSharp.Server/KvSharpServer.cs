@@ -5,6 +5,7 @@ using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Health;
 using KvSharp.Server.Hosting;
+using KvSharp.Server.Inspector;
 using KvSharp.Server.Metrics;
 using KvSharp.Server.ModelList;
 using KvSharp.Server.Tokenize;
@@ -24,7 +25,7 @@ namespace KvSharp.Server;
 /// An OpenAI-compatible HTTP server (ASP.NET Core minimal APIs on Kestrel) over one model and one
 /// <see cref="LlmEngine"/>: every request shares its continuous batching and its prefix cache. Endpoints:
 /// <c>POST /v1/completions</c>, <c>POST /v1/chat/completions</c>, <c>POST /apply-template</c>, <c>POST /tokenize</c>, <c>POST /detokenize</c>, <c>GET /v1/models</c>,
-/// <c>GET /health</c>, <c>GET /metrics</c>; each group maps itself from its own folder.
+/// <c>GET /health</c>, <c>GET /metrics</c>, and the KV cache inspector (<c>GET /</c>, <c>/v1/kv/snapshot</c>, <c>/v1/kv/events</c>); each group maps itself from its own folder.
 /// The caller keeps ownership of the model; the server owns the engine.
 /// </summary>
 public sealed class KvSharpServer : IAsyncDisposable
@@ -69,6 +70,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         builder.Services.AddSingleton(sp => new EngineService(model, engine, chatTemplate, options, metrics,
             sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<EngineService>>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<EngineService>());
+        InspectorEndpoints.AddServices(builder.Services);
 
         var app = builder.Build();
         app.Use(ErrorHandling.Middleware);
@@ -81,6 +83,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         ModelsEndpoint.Map(app);
         HealthEndpoint.Map(app);
         MetricsSetup.Map(app);
+        InspectorEndpoints.Map(app);
         return new KvSharpServer(app, engine, metrics);
     }
 

@@ -24,6 +24,9 @@ public sealed record ServerOptions
     /// <summary>The template chat requests are rendered with; default: <see cref="ChatTemplate.ForModel"/> (the model's own, else a fallback).</summary>
     public ChatTemplate? ChatTemplate { get; init; }
 
+    /// <summary>Tests only: no engine loop; the test calls <see cref="LlmEngine.Step"/> itself, to see each step's state.</summary>
+    internal bool ManualEngineSteps { get; init; }
+
     internal void Validate()
     {
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");

@@ -2,12 +2,13 @@ using System.Security.Cryptography;
 using System.Text;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Health;
+using KvSharp.Server.Inspector;
 using Microsoft.AspNetCore.Http;
 
 namespace KvSharp.Server.Hosting;
 
 /// <summary>
-/// With --api-key, every path but /health needs the key, as "Authorization: Bearer KEY" (OpenAI's clients) or
+/// With --api-key, every path but /health and the inspector's page files (which carry no data) needs the key, as "Authorization: Bearer KEY" (OpenAI's clients) or
 /// "X-Api-Key: KEY"; a missing or wrong key is a 401. Compared in constant time.
 /// </summary>
 internal sealed class ApiKeyCheck(string key)
@@ -17,6 +18,7 @@ internal sealed class ApiKeyCheck(string key)
     public Task Middleware(HttpContext context, RequestDelegate next)
     {
         if (context.Request.Path.Equals(HealthEndpoint.Path, StringComparison.OrdinalIgnoreCase)) return next(context);
+        if (InspectorAssets.IsPublic(context.Request.Path.Value ?? "")) return next(context);
         string? given = Presented(context.Request.Headers);
         if (given != null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), _key)) return next(context);
         return ErrorHandling.Write(context, ApiError.Unauthorized(keyGiven: given != null));

@@ -55,7 +55,7 @@ public sealed class EngineService : IHostedService
     {
         // Stopping begins before Kestrel waits for open requests to end: cancelling them first makes that wait short.
         _lifetime.ApplicationStopping.Register(BeginStopping);
-        _loop = Task.Run(RunLoopAsync, CancellationToken.None);
+        if (!Options.ManualEngineSteps) _loop = Task.Run(RunLoopAsync, CancellationToken.None);
         return Task.CompletedTask;
     }
 

@@ -1,0 +1,360 @@
+// The KV cache inspector: reads the engine's snapshots from GET /v1/kv/events (server-sent events, read through
+// fetch so an API key can ride in a header) and draws them. Plain JavaScript, no build step, nothing from a CDN.
+'use strict';
+
+const MAX_CELLS = 4096;        // past this many blocks, one cell stands for several
+const MAX_TREE_NODES = 300;    // the prefix tree draws at most this many runs
+const HISTORY = 120;           // samples kept for the charts (one a second: two minutes)
+const SVG = 'http://www.w3.org/2000/svg';
+
+const $ = id => document.getElementById(id);
+let latest = null;             // the last snapshot received
+let cells = [];                // the map's cell elements
+let cellStates = '';           // what each cell shows now
+let blocksPerCell = 1;
+const history = { tps: [], queue: [], preempt: [], hitRate: [] };
+let lastSample = null;         // {time, generated, preemptions} at the previous chart sample
+
+// ---- connection ---------------------------------------------------------------------------------------------
+
+function apiKey() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (fromHash) sessionStorage.setItem('kvsharp-key', fromHash);
+  return sessionStorage.getItem('kvsharp-key');
+}
+
+function setConnection(state, text) {
+  const el = $('connection');
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+async function connect() {
+  const key = apiKey();
+  const headers = { Accept: 'text/event-stream' };
+  if (key) headers.Authorization = 'Bearer ' + key;
+  try {
+    const response = await fetch('/v1/kv/events', { headers, cache: 'no-store' });
+    if (response.status === 401) {
+      setConnection('disconnected', 'API key needed');
+      $('key-form').hidden = false;
+      return;
+    }
+    if (!response.ok) throw new Error('HTTP ' + response.status);
+    setConnection('live', 'live');
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
+        if (data) render(JSON.parse(data));
+      }
+    }
+    throw new Error('the stream ended');
+  } catch (e) {
+    setConnection('disconnected', 'disconnected, retrying');
+    setTimeout(connect, 1000);
+  }
+}
+
+$('key-form').addEventListener('submit', e => {
+  e.preventDefault();
+  sessionStorage.setItem('kvsharp-key', $('key-input').value);
+  $('key-form').hidden = true;
+  connect();
+});
+
+// ---- formatting ---------------------------------------------------------------------------------------------
+
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(n < 10 ? 2 : 1)) + ' ' + units[i];
+}
+const count = n => n.toLocaleString('en-US');
+const percent = x => (100 * x).toFixed(x > 0 && x < 0.1 ? 1 : 0) + '%';
+
+function text(id, value) {
+  const el = $(id);
+  if (el.textContent !== String(value)) el.textContent = value;
+}
+
+// ---- rendering ----------------------------------------------------------------------------------------------
+
+function render(snapshot) {
+  latest = snapshot;
+  text('model-name', snapshot.model.name);
+  text('step', count(snapshot.step));
+  renderPool(snapshot.blocks);
+  renderSequences(snapshot.sequences);
+  renderPrefix(snapshot.prefix_tree, snapshot.counters);
+  renderCounters(snapshot.counters);
+  renderModel(snapshot.model, snapshot.blocks);
+  if (!lastSample) sample();
+}
+
+// The map: one cell per block (or per group of blocks, showing the busiest state among them); only changed cells
+// are touched, so a large pool redraws cheaply.
+const busiest = { '.': 0, c: 1, u: 2, s: 3 };
+function renderPool(blocks) {
+  const held = blocks.in_use + blocks.shared;
+  text('pool-usage', percent(blocks.count ? held / blocks.count : 0));
+  text('pool-blocks', count(held) + ' / ' + count(blocks.count));
+  text('pool-bytes', bytes(blocks.used_bytes) + ' / ' + bytes(blocks.total_bytes));
+  text('pool-type', blocks.element_type);
+  text('pool-block-size', blocks.block_size);
+  text('count-free', count(blocks.free));
+  text('count-in-use', count(blocks.in_use));
+  text('count-shared', count(blocks.shared));
+  text('count-cached', count(blocks.cached));
+  const map = $('block-map');
+  Object.assign(map.dataset, { free: blocks.free, inUse: blocks.in_use, shared: blocks.shared, cached: blocks.cached });
+
+  const per = Math.max(1, Math.ceil(blocks.count / MAX_CELLS));
+  const n = Math.ceil(blocks.count / per);
+  if (n !== cells.length || per !== blocksPerCell) {
+    blocksPerCell = per;
+    map.replaceChildren();
+    cells = [];
+    for (let i = 0; i < n; i++) {
+      const cell = document.createElement('i');
+      cell.className = 'cell f';
+      cell.dataset.index = i;
+      map.appendChild(cell);
+      cells.push(cell);
+    }
+    cellStates = '.'.repeat(n);
+    text('map-scale', per > 1 ? `1 cell = ${per} blocks (the busiest shown)` : '1 cell = 1 block');
+  }
+  let states = '';
+  for (let i = 0; i < n; i++) {
+    let state = '.';
+    for (let b = i * per; b < Math.min(blocks.count, (i + 1) * per); b++)
+      if (busiest[blocks.map[b]] > busiest[state]) state = blocks.map[b];
+    states += state;
+    if (state !== cellStates[i]) cells[i].className = 'cell ' + (state === '.' ? 'f' : state);
+  }
+  cellStates = states;
+}
+
+const stateNames = { '.': 'free', u: 'in use', s: 'shared', c: 'cached, unreferenced' };
+$('block-map').addEventListener('mouseover', e => {
+  const i = e.target.dataset && e.target.dataset.index;
+  if (i === undefined || !latest) return;
+  const first = i * blocksPerCell, last = Math.min(latest.blocks.count, first + blocksPerCell) - 1;
+  e.target.title = (first === last ? `block ${first}` : `blocks ${first}–${last}`) + ': ' + stateNames[cellStates[i]];
+});
+
+function highlight(blockTable, on) {
+  for (const b of blockTable) {
+    const cell = cells[Math.floor(b / blocksPerCell)];
+    if (cell) cell.classList.toggle('hl', on);
+  }
+}
+
+function renderSequences(sequences) {
+  const body = $('sequences').tBodies[0];
+  $('no-sequences').hidden = sequences.length > 0;
+  const rows = sequences.map(s => {
+    const row = document.createElement('tr');
+    row.dataset.request = s.request_id;
+    row.dataset.sample = s.sample;
+    row.dataset.state = s.state;
+    const id = s.sample > 0 ? `#${s.request_id}.${s.sample}` : `#${s.request_id}`;
+    const ttft = s.time_to_first_token_ms == null ? '–' : s.time_to_first_token_ms.toFixed(1) + ' ms';
+    const cellsText = [id, null, s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.kv_length, ttft, null];
+    cellsText.forEach((value, i) => {
+      const td = document.createElement('td');
+      if (i === 1) {
+        const badge = document.createElement('span');
+        badge.className = 'state ' + s.state;
+        badge.textContent = s.preemptions > 0 && s.state !== 'preempted' ? `${s.state} (preempted ${s.preemptions}×)` : s.state;
+        td.appendChild(badge);
+      } else if (i === 7) {
+        const chips = document.createElement('div');
+        chips.className = 'blocks';
+        td.appendChild(chips);
+        for (const b of s.block_table) {
+          const chip = document.createElement('span');
+          const shared = latest.blocks.map[b] === 's';
+          chip.className = shared ? 'chip s' : 'chip';
+          chip.textContent = b;
+          chips.appendChild(chip);
+        }
+      } else td.textContent = value;
+      row.appendChild(td);
+    });
+    row.addEventListener('mouseenter', () => highlight(s.block_table, true));
+    row.addEventListener('mouseleave', () => highlight(s.block_table, false));
+    return row;
+  });
+  for (const cell of cells) cell.classList.remove('hl');
+  body.replaceChildren(...rows);
+  text('running-count', sequences.filter(s => s.state === 'prefill' || s.state === 'decoding').length);
+  text('waiting-count', sequences.filter(s => s.state === 'queued' || s.state === 'preempted').length);
+}
+
+// The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf.
+function renderPrefix(nodes, counters) {
+  text('hit-rate', percent(counters.prefix_hit_rate));
+  text('hit-tokens', count(counters.prefix_hit_tokens) + ' / ' + count(counters.prefix_queried_tokens));
+  text('prefix-blocks', count(nodes.reduce((n, node) => n + node.blocks.length, 0)));
+  $('no-prefixes').hidden = nodes.length > 0;
+  const svg = $('prefix-tree');
+  svg.replaceChildren();
+  const shown = nodes.slice(0, MAX_TREE_NODES);
+  const children = new Map();
+  const roots = new Map(); // chain -> first-level nodes
+  for (const node of shown) {
+    if (node.parent >= 0 && node.parent < shown.length) {
+      if (!children.has(node.parent)) children.set(node.parent, []);
+      children.get(node.parent).push(node);
+    } else {
+      if (!roots.has(node.chain)) roots.set(node.chain, []);
+      roots.get(node.chain).push(node);
+    }
+  }
+  // Busiest branches first: most hits, then most blocks held.
+  for (const kids of children.values()) kids.sort((a, b) => b.hits - a.hits || b.held - a.held);
+  const W = 118, H = 20, GAP_X = 26, GAP_Y = 4, CHAIN_W = 62;
+  let row = 0, maxDepth = 0;
+  const place = new Map();
+  function layout(node, depth) {
+    maxDepth = Math.max(maxDepth, depth);
+    const kids = children.get(node.id) || [];
+    let y;
+    if (kids.length === 0) y = row++;
+    else y = kids.map(k => layout(k, depth + 1))[0]; // level with its first child: a wide fan-out grows downwards only
+    place.set(node.id, { x: CHAIN_W + depth * (W + GAP_X), y: y * (H + GAP_Y) });
+    return y;
+  }
+  const chainRows = [];
+  for (const [chain, first] of roots) {
+    const ys = first.map(n => layout(n, 0));
+    chainRows.push({ chain, y: ys[0] * (H + GAP_Y), first });
+    row += 0.5;
+  }
+  const add = (parent, tag, attrs, content) => {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (content !== undefined) el.textContent = content;
+    parent.appendChild(el);
+    return el;
+  };
+  for (const c of chainRows) {
+    const g = add(svg, 'g', { class: 'chain' });
+    add(g, 'text', { x: 0, y: c.y + H / 2 + 4 }, `chain ${c.chain}`);
+    for (const n of c.first) {
+      const p = place.get(n.id);
+      add(svg, 'path', { class: 'edge', d: `M46 ${c.y + H / 2} C ${CHAIN_W - 6} ${c.y + H / 2}, ${CHAIN_W - 12} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+    }
+  }
+  for (const node of shown) {
+    const p = place.get(node.id);
+    if (!p) continue;
+    if (node.parent >= 0 && place.has(node.parent)) {
+      const q = place.get(node.parent);
+      add(svg, 'path', { class: 'edge', d: `M${q.x + W} ${q.y + H / 2} C ${q.x + W + GAP_X / 2} ${q.y + H / 2}, ${p.x - GAP_X / 2} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+    }
+    const classes = ['node'];
+    if (node.hits > 0) classes.push('hit');
+    if (node.held > 0) classes.push('held');
+    if (node.orphaned) classes.push('orphaned');
+    const g = add(svg, 'g', { class: classes.join(' '), 'data-hits': node.hits, 'data-blocks': node.blocks.join(' ') });
+    add(g, 'title', {}, `blocks ${node.blocks.join(', ')}\n${node.hits} hit(s) each; ${node.held} held by a sequence, ${node.blocks.length - node.held} cached` + (node.orphaned ? '\norphaned: its parent block was evicted' : ''));
+    add(g, 'rect', { x: p.x, y: p.y, width: W, height: H });
+    const first = node.blocks[0], last = node.blocks[node.blocks.length - 1];
+    const label = node.blocks.length === 1 ? `b${first}` : `b${first}…b${last} (${node.blocks.length})`;
+    add(g, 'text', { x: p.x + 6, y: p.y + 14 }, label);
+    add(g, 'text', { x: p.x + W - 6, y: p.y + 14, 'text-anchor': 'end', class: 'hits' }, node.hits > 0 ? `${node.hits} hit${node.hits > 1 ? 's' : ''}` : '');
+  }
+  if (nodes.length > shown.length)
+    add(svg, 'text', { x: 0, y: row * (H + GAP_Y) + 14 }, `+ ${nodes.length - shown.length} more runs not drawn`);
+  svg.setAttribute('width', CHAIN_W + (maxDepth + 1) * (W + GAP_X));
+  svg.setAttribute('height', Math.max(H, row * (H + GAP_Y) + (nodes.length > shown.length ? 24 : 0)));
+}
+
+function renderCounters(c) {
+  text('queue-length', count(c.waiting));
+  text('preemptions', count(c.preemptions));
+}
+
+function renderModel(m, blocks) {
+  text('model-arch', `${m.architecture}, context ${count(m.context_length)}`);
+  const perElement = Number.isInteger(m.bytes_per_element) ? m.bytes_per_element : m.bytes_per_element.toFixed(4);
+  text('kv-formula', `2 × ${m.layers} layers × ${m.kv_heads} kv_heads × ${m.head_dim} head_dim × ${perElement} bytes (${m.element_type}) = ` +
+    `${count(m.bytes_per_token)} bytes per token; budget ${bytes(m.budget_bytes)} = ${count(blocks.count)} blocks × ${m.block_size} positions`);
+  capacity();
+}
+
+// The seeds' capacity arithmetic: a contiguous cache reserves the whole context for every session; a paged one
+// allocates a block at a time, so a session of L tokens takes ceil(L / block) blocks.
+function capacity() {
+  if (!latest) return;
+  const m = latest.model, blocks = latest.blocks;
+  const input = $('session-length');
+  if (!lengthChosen) input.value = Math.max(1, Math.round(m.context_length / 4));
+  const length = Math.max(1, Math.floor(Number(input.value) || 1));
+  const perSession = Math.ceil(length / m.block_size);
+  const paged = Math.floor(blocks.count / perSession);
+  const contiguous = Math.floor(m.budget_bytes / (m.context_length * m.bytes_per_token));
+  text('fit-paged', count(paged));
+  text('fit-contiguous', count(contiguous));
+  const note = length > m.context_length
+    ? `A session of ${count(length)} tokens is longer than the context (${count(m.context_length)}): the engine refuses it.`
+    : `Paged: ${perSession} block(s) of ${bytes(m.block_size * m.bytes_per_token)} per session, at most ${m.block_size - 1} positions wasted; ` +
+      `contiguous: ${bytes(m.context_length * m.bytes_per_token)} reserved per session whatever its length` +
+      (paged > contiguous && contiguous > 0 ? `: ${(paged / contiguous).toFixed(1)}× fewer sessions.` : '.');
+  text('capacity-note', note);
+}
+// Until the reader picks a length, a quarter of the context: a typical session, shorter than the worst case.
+let lengthChosen = false;
+$('session-length').addEventListener('input', () => { lengthChosen = true; capacity(); });
+
+// ---- charts -------------------------------------------------------------------------------------------------
+
+// Sampled once a second from the latest snapshot, so rates fall to zero when the engine is idle.
+function sample() {
+  if (!latest) return;
+  const now = performance.now(), c = latest.counters;
+  if (lastSample) {
+    const seconds = (now - lastSample.time) / 1000;
+    push(history.tps, (c.generated_tokens - lastSample.generated) / seconds);
+    push(history.preempt, (c.preemptions - lastSample.preemptions) / seconds);
+    push(history.queue, c.waiting);
+    push(history.hitRate, c.prefix_hit_rate);
+    text('tokens-per-second', count(Math.round(history.tps[history.tps.length - 1])));
+    chart('tps-chart', history.tps);
+    chart('queue-chart', history.queue);
+    chart('preempt-chart', history.preempt);
+    chart('hit-rate-chart', history.hitRate, 1);
+  }
+  lastSample = { time: now, generated: c.generated_tokens, preemptions: c.preemptions };
+}
+setInterval(sample, 1000);
+
+function push(series, value) {
+  series.push(value);
+  if (series.length > HISTORY) series.shift();
+}
+
+function chart(id, series, max) {
+  const svg = $(id);
+  const top = max || Math.max(1, ...series);
+  const points = series.map((v, i) => `${(300 * i / (HISTORY - 1)).toFixed(1)},${(58 - 56 * v / top).toFixed(1)}`).join(' ');
+  let line = svg.firstElementChild;
+  if (!line) { line = document.createElementNS(SVG, 'polyline'); svg.appendChild(line); }
+  line.setAttribute('points', points);
+  svg.dataset.last = series.length ? series[series.length - 1] : 0;
+  const scale = $(id + '-max');
+  if (scale) scale.textContent = max ? '' : `(max ${top < 10 ? top.toFixed(1) : count(Math.round(top))})`;
+}
+
+connect();

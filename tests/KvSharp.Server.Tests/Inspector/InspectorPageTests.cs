@@ -1,0 +1,83 @@
+using Microsoft.Playwright;
+
+namespace KvSharp.Server.Tests.Inspector;
+
+/// <summary>
+/// The inspector page in headless Chromium, against a server whose engine the test steps: requests go in through
+/// the API, and the page must show the blocks they hold, their sequences, the blocks forks share, a prefix hit when a
+/// prompt comes back, and at the end a pool with every block free or cached. Leaves a screenshot in the test output.
+/// </summary>
+public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<InspectorServerFixture>
+{
+    private const string Story = "Once upon a time there was a little girl named Lily. She loved to play in the park";
+    private const string Dog = "The dog ran to the big red ball and";
+
+    [Fact]
+    public async Task PageShowsBlocksSequencesAndPrefixHitsLive()
+    {
+        var (playwright, browser) = await InspectorBrowser.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = browser;
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 1180 } });
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        await page.GotoAsync(server.Server.BaseAddress.ToString());
+        await WaitForAsync(page, "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#model-name').textContent === 'stories260K.gguf'");
+        await WaitForAsync(page, $"document.querySelectorAll('#block-map .cell').length === {server.Engine.Pool.BlockCount}");
+
+        // Two requests queued: the page lists them before a step runs.
+        var story = await server.SubmitAsync(Story, 12);
+        var dogs = await server.SubmitAsync(Dog, 12, samples: 2);
+        await WaitForAsync(page, "document.querySelectorAll('#sequences tbody tr[data-state=queued]').length === 2");
+
+        // One step computes both prompts and forks the second's samples: three sequences decode, two of them on shared blocks.
+        server.Engine.Step();
+        await WaitForAsync(page, "document.querySelectorAll('#sequences tbody tr[data-state=decoding]').length === 3");
+        await WaitForAsync(page, "document.querySelectorAll('#block-map .cell.u').length > 0 && document.querySelectorAll('#block-map .cell.s').length > 0");
+        int inUse = await page.EvalOnSelectorAllAsync<int>("#block-map .cell.u, #block-map .cell.s", "cells => cells.length");
+        Assert.Equal(server.Engine.Pool.UsedBlocks, inUse);
+        Assert.Equal(server.Engine.Pool.UsedBlocks.ToString(), (await page.InnerTextAsync("#pool-blocks")).Split(" / ")[0]);
+        await server.FinishAsync(story, dogs);
+
+        // The same prompt again: its full blocks come from the prefix cache, and the tree and the hit rate say so.
+        var again = await server.SubmitAsync(Story, 12);
+        var more = await server.SubmitAsync(Story + " with her friends", 12, samples: 2);
+        server.Engine.Step();
+        await WaitForAsync(page, "document.querySelectorAll('#prefix-tree .node.hit').length > 0 && document.querySelector('#hit-rate').textContent !== '0%'");
+        var cached = await page.EvalOnSelectorAllAsync<int[]>("#sequences tbody tr", "rows => rows.map(r => Number(r.children[3].textContent))");
+        Assert.Equal(3, cached.Length);
+        Assert.All(cached, c => Assert.True(c > 0, "every sequence adopted the cached prefix"));
+        await SaveScreenshotAsync(page);
+
+        // Finished: nothing holds a block; what the requests computed stays cached.
+        await server.FinishAsync(again, more);
+        await WaitForAsync(page, "document.querySelectorAll('#block-map .cell.u, #block-map .cell.s').length === 0 && !document.querySelector('#no-sequences').hidden");
+        var cells = await page.EvalOnSelectorAllAsync<string[]>("#block-map .cell", "cells => cells.map(c => c.className)");
+        Assert.All(cells, c => Assert.True(c is "cell f" or "cell c", $"a cell is {c} after every request finished"));
+        Assert.Contains("cell c", cells);
+        Assert.Equal(server.Engine.Pool.CachedBlocks, cells.Count(c => c == "cell c"));
+        Assert.Empty(errors);
+    }
+
+    /// <summary>Waits (a bounded while) for the page to satisfy <paramref name="condition"/>, a JavaScript expression.</summary>
+    private static async Task WaitForAsync(IPage page, string condition)
+    {
+        try
+        {
+            await page.WaitForFunctionAsync($"() => {condition}", null, new PageWaitForFunctionOptions { Timeout = 30_000 });
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"within 30 s the page never showed: {condition}");
+        }
+    }
+
+    /// <summary>The page mid-run, kept with the test's output (artifacts/inspector.png) and attached to the test result.</summary>
+    private static async Task SaveScreenshotAsync(IPage page)
+    {
+        string path = Path.Combine(AppContext.BaseDirectory, "artifacts", "inspector.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        byte[] png = await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+        TestContext.Current.AddAttachment("inspector.png", png, "image/png");
+    }
+}
