@@ -12,6 +12,7 @@ let latest = null;             // the last snapshot received
 let cells = [];                // the map's cell elements
 let cellStates = '';           // what each cell shows now
 let blocksPerCell = 1;
+let hovered = null;            // the sequence row under the pointer, by its label
 const history = { tps: [], queue: [], preempt: [], hitRate: [] };
 let lastSample = null;         // {time, generated, preemptions} at the previous chart sample
 
@@ -175,7 +176,9 @@ function renderSequences(sequences) {
       if (i === 1) {
         const badge = document.createElement('span');
         badge.className = 'state ' + s.state;
-        badge.textContent = s.preemptions > 0 && s.state !== 'preempted' ? `${s.state} (preempted ${s.preemptions}×)` : s.state;
+        // A prompt computed in chunks shows how far it got.
+        const state = s.state === 'prefill' ? `prefill ${s.kv_length}/${s.prompt_tokens}` : s.state;
+        badge.textContent = s.preemptions > 0 && s.state !== 'preempted' ? `${state} (preempted ${s.preemptions}×)` : state;
         td.appendChild(badge);
       } else if (i === 7) {
         const chips = document.createElement('div');
@@ -191,12 +194,16 @@ function renderSequences(sequences) {
       } else td.textContent = value;
       row.appendChild(td);
     });
-    row.addEventListener('mouseenter', () => highlight(s.block_table, true));
-    row.addEventListener('mouseleave', () => highlight(s.block_table, false));
-    return row;
+    const key = id;
+    row.addEventListener('mouseenter', () => { hovered = key; highlight(s.block_table, true); });
+    row.addEventListener('mouseleave', () => { hovered = null; highlight(s.block_table, false); });
+    return { row, key, table: s.block_table };
   });
+  // Rows are rebuilt on every snapshot: the hovered sequence keeps its blocks marked.
   for (const cell of cells) cell.classList.remove('hl');
-  body.replaceChildren(...rows);
+  const still = rows.find(r => r.key === hovered);
+  if (still) highlight(still.table, true);
+  body.replaceChildren(...rows.map(r => r.row));
   text('running-count', sequences.filter(s => s.state === 'prefill' || s.state === 'decoding').length);
   text('waiting-count', sequences.filter(s => s.state === 'queued' || s.state === 'preempted').length);
 }
