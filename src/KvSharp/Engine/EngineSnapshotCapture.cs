@@ -1,3 +1,4 @@
+using System.Buffers;
 using KvSharp.Cache.Paged;
 
 namespace KvSharp.Engine;
@@ -6,12 +7,15 @@ namespace KvSharp.Engine;
 /// Takes an <see cref="EngineSnapshotDetail"/> in two halves: <see cref="Copy"/> runs under the scheduler's lock and
 /// only copies (refcounts, each block's prefix-cache state, the sequences and the totals: a few arrays), so a step
 /// waits microseconds at most; <see cref="Build"/> runs after the lock is released and derives the map and the tree.
+/// The per-block arrays are rented and returned by Build: a large pool's would otherwise land on the large object
+/// heap ten times a second while a page is open, and the collections that follow would pause the steps.
 /// </summary>
 internal sealed class EngineSnapshotCapture
 {
     private long _step, _changes;
     private DateTimeOffset _takenAt;
     private EngineSnapshotModel _model = null!;
+    private int _blockCount;
     private int[] _refCounts = [];
     private PrefixBlockState[] _prefix = [];
     private EngineSnapshotSequence[] _sequences = [];
@@ -39,8 +43,9 @@ internal sealed class EngineSnapshotCapture
             _model = new EngineSnapshotModel(Path.GetFileName(model.Path), config.Architecture,
                 config.LayerCount, config.KvHeadCount, config.HeadDim, pool.Format.Name,
                 perToken / (2.0 * config.LayerCount * config.KvHeadCount * config.HeadDim), perToken, engine.ContextLength, pool.BlockSize, pool.TotalBytes),
-            _refCounts = new int[pool.BlockCount],
-            _prefix = new PrefixBlockState[pool.BlockCount],
+            _blockCount = pool.BlockCount,
+            _refCounts = ArrayPool<int>.Shared.Rent(pool.BlockCount),
+            _prefix = ArrayPool<PrefixBlockState>.Shared.Rent(pool.BlockCount),
         };
         for (int b = 0; b < pool.BlockCount; b++)
         {
@@ -65,10 +70,25 @@ internal sealed class EngineSnapshotCapture
             s.Preemptions, s.Kv is { } kv ? [.. kv.BlockTable] : [], h.TimeToFirstToken?.TotalMilliseconds, h.Clock.Elapsed.TotalMilliseconds);
     }
 
-    /// <summary>Derives the cell map, the counts and the prefix tree from the copy (no lock needed).</summary>
+    /// <summary>Derives the cell map, the counts and the prefix tree from the copy (no lock needed); once only.</summary>
     public EngineSnapshotDetail Build()
     {
-        int count = _refCounts.Length, free = 0, inUse = 0, shared = 0, cached = 0;
+        try
+        {
+            return Derive();
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(_refCounts);
+            ArrayPool<PrefixBlockState>.Shared.Return(_prefix);
+            _refCounts = [];
+            _prefix = [];
+        }
+    }
+
+    private EngineSnapshotDetail Derive()
+    {
+        int count = _blockCount, free = 0, inUse = 0, shared = 0, cached = 0;
         var map = new char[count];
         for (int b = 0; b < count; b++)
         {
@@ -97,8 +117,22 @@ internal sealed class EngineSnapshotCapture
     /// </summary>
     private List<EngineSnapshotPrefixNode> PrefixTree()
     {
-        int count = _prefix.Length;
-        var children = new List<int>?[count];
+        int count = _blockCount;
+        var children = ArrayPool<List<int>?>.Shared.Rent(count);
+        Array.Clear(children, 0, count);
+        try
+        {
+            return PrefixTree(children);
+        }
+        finally
+        {
+            ArrayPool<List<int>?>.Shared.Return(children, clearArray: true);
+        }
+    }
+
+    private List<EngineSnapshotPrefixNode> PrefixTree(List<int>?[] children)
+    {
+        int count = _blockCount;
         var starts = new List<int>();
         for (int b = 0; b < count; b++)
         {
