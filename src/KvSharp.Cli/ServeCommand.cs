@@ -73,6 +73,7 @@ internal static class ServeCommand
         log.WriteLine($"[kvsharp] serving {Path.GetFileName(model.Path)} at {server.BaseAddress} (OpenAI API: POST /v1/chat/completions, /v1/completions; " +
             $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
             $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.ElementType}); Ctrl-C stops");
+        log.WriteLine($"[kvsharp] KV cache inspector: open {server.BaseAddress} in a browser");
         await server.WaitForShutdownAsync();
         log.WriteLine("[kvsharp] stopped");
         return 0;

@@ -193,7 +193,7 @@ public sealed class LlmEngine : IDisposable
             RetireCancelled();
             Admit();
             if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
-            // Counted when the step ends (the lock is released then), so whoever sees the new count sees its results.
+            // Counted as the step ends, still under the lock: a snapshot (taken under it) sees a count and the state it counts.
             using var counted = new ChangeCounted(this);
             int rows = _segments.Count * _model.Config.VocabSize;
             if (_logits.Length < rows) _logits = new float[rows];
