@@ -11,9 +11,6 @@ namespace KvSharp.Server.Tests;
 /// </summary>
 public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<ServerFixture>, IDisposable
 {
-    /// <summary>GQA 4/2, 64 wide, a 300-token vocabulary: writes and runs in milliseconds.</summary>
-    private static readonly SyntheticShape Micro = new("micro", "test shape", 64, 2, 4, 2, 128, 300, 1024);
-
     private readonly string _dir = Directory.CreateTempSubdirectory("kvsharp-serve-bench-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -58,7 +55,7 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
     public void InProcessServerOnASyntheticModelReportsEveryClientCountAndTheHttpOverhead()
     {
         string model = Path.Combine(_dir, "micro.gguf");
-        SyntheticModelBuilder.Write(Micro, GgmlType.Q8_0, model);
+        SyntheticModelBuilder.Write(MicroShape.Shape, GgmlType.Q8_0, model);
         var (json, table) = Run(Small(new BenchSettings { ModelPath = model }));
         OnlyLevel(json);
         Assert.Equal("kvsharp (in process)", json.GetProperty("server").GetString());

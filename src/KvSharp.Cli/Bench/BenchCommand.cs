@@ -17,6 +17,11 @@ internal static class BenchCommand
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
         var synthetic = new Option<string?>("--synthetic") { Description = "synthetic shape: tiny, small, smollm2-135m (gqa), llama-3.2-1b (1b); default small for speed, tiny for cache" };
+        var vocab = new Option<string?>("--vocab")
+        {
+            Description = "synthetic model: copy the vocabulary, merges, special ids and chat template of this GGUF " +
+                          "(e.g. llama.cpp's ggml-vocab-llama3.gguf); the vocabulary size follows it",
+        };
         var type = new Option<string?>("--type") { Description = "synthetic weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k (default q8_0)" };
         var context = NumberOption.Optional("--context", "context length (synthetic: written to the model's metadata)", Allowed.AtLeast(1), "-c");
         var seed = NumberOption.Create("--seed", "synthetic weights seed", Synthetic.SyntheticModelBuilder.DefaultSeed, Allowed.AnyUInt64);
@@ -45,7 +50,7 @@ internal static class BenchCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, json, write, cacheDir,
         };
         command.SetAction(r =>
         {
@@ -56,6 +61,7 @@ internal static class BenchCommand
                 TokenizerPath = r.GetValue(tokenizer),
                 Synthetic = r.GetValue(synthetic),
                 WeightType = r.GetValue(type),
+                VocabPath = r.GetValue(vocab),
                 ContextLength = r.GetValue(context),
                 Seed = r.GetValue(seed),
                 PromptTokens = r.GetValue(prompt),

@@ -28,6 +28,8 @@ public sealed record BenchSettings
     /// <summary>Synthetic shape name; null with no model path = the scenario's default shape.</summary>
     public string? Synthetic { get; init; }
     public string? WeightType { get; init; }
+    /// <summary>A GGUF whose tokenizer (vocabulary, merges, special ids, chat template) the synthetic model copies; null = the built-in synthetic vocabulary.</summary>
+    public string? VocabPath { get; init; }
     public int? ContextLength { get; init; }
     public ulong Seed { get; init; } = KvSharp.Synthetic.SyntheticModelBuilder.DefaultSeed;
     public int? PromptTokens { get; init; }
