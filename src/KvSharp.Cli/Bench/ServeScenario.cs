@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using KvSharp.Engine;
-using KvSharp.Sampling;
 using KvSharp.Server;
 using KvSharp.Templates;
 
@@ -39,8 +37,9 @@ public static class ServeScenario
         var engineOptions = EngineBench.Options(s, info.ContextLength, budget, prefixCaching: true, maxRunning: Math.Max(p.Clients.Max(), 1));
 
         EngineBench.WarmUp(s, model, log, Math.Min(info.ContextLength, 256));
-        var overheadPrompt = p.Workload(OverheadRound).NewConversationWithTurn(0, 0);
-        var inProcess = InProcessDecode(model, engineOptions, template, overheadPrompt, p, s.Repetitions ?? 3, log);
+        // The single stream's own engine needs room for one sequence only.
+        var singleOptions = engineOptions with { KvBudgetBytes = info.KvBytesPerToken * (longest + p.MaxTokens + 2L * s.BlockSize) };
+        using var local = new InProcessStream(model, singleOptions, template, OverheadPrompt(p), p.MaxTokens, p.Seed);
 
         var result = info.Describe("serve");
         result["server"] = "kvsharp (in process)";
@@ -49,7 +48,7 @@ public static class ServeScenario
             await using var server = KvSharpServer.Create(model, new ServerOptions { Port = 0, Engine = engineOptions, ChatTemplate = template });
             await server.StartAsync();
             log.Line($"serving on {server.BaseAddress} (chat template {template.Name}; KV {server.Engine.Pool.BlockCount} blocks of {server.Engine.Pool.BlockSize})");
-            await DriveAsync(s, p, server.BaseAddress.ToString(), inProcess, log, table, result);
+            await DriveAsync(s, p, server.BaseAddress.ToString(), local, log, table, result);
             return result;
         }).GetAwaiter().GetResult();
     }
@@ -74,6 +73,9 @@ public static class ServeScenario
     // Rounds of the workload that are not a client count's: each gets its own text so no round finds another's prefix.
     private const int WarmUpRound = -1, OverheadRound = -2;
 
+    /// <summary>The single-stream comparison's messages: a first turn of a round no client count uses.</summary>
+    private static JsonArray OverheadPrompt(Plan p) => p.Workload(OverheadRound).NewConversationWithTurn(0, 0);
+
     /// <summary>Tokens in the last turn's prompt when every earlier reply is max_tokens long.</summary>
     private static int LongestPrompt(Plan p, ChatTemplate template, LlmModel model)
     {
@@ -87,7 +89,7 @@ public static class ServeScenario
         return template.Render(messages, addGenerationPrompt: true, model.Tokenizer).Tokenize(model.Tokenizer).Length + (p.Turns - 1) * p.MaxTokens;
     }
 
-    private static async Task DriveAsync(BenchSettings s, Plan p, string url, SingleStream? inProcess, BenchLog log, TextWriter table, JsonObject result)
+    private static async Task DriveAsync(BenchSettings s, Plan p, string url, InProcessStream? local, BenchLog log, TextWriter table, JsonObject result)
     {
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = int.MaxValue }) { Timeout = TimeSpan.FromMinutes(10) };
         var chat = new ServeChatClient(http, ChatCompletionsUri(url));
@@ -99,8 +101,7 @@ public static class ServeScenario
             var warm = await RunLevelAsync(chat, p, p.Workload(WarmUpRound - run * 1000), Math.Min(2, p.Clients.Max()), Math.Min(2, p.Turns), progress, "warm-up");
             if (warm.Completed == 0) throw new InvalidOperationException($"every warm-up request to {url} failed: {warm.Json()["errors"]!.ToJsonString()}");
         }
-        var overheadPrompt = p.Workload(OverheadRound).NewConversationWithTurn(0, 0);
-        var http1 = await HttpDecodeAsync(chat, overheadPrompt, p, s.Repetitions ?? 3, progress);
+        var (http1, inProcess) = await ServeSingleStream.MeasureAsync(chat, local, OverheadPrompt(p), p.MaxTokens, p.Seed, s.Repetitions ?? 3, progress);
 
         var levels = new List<ServeLevel>();
         for (int i = 0; i < p.Clients.Length; i++)
@@ -172,58 +173,5 @@ public static class ServeScenario
         })).ToArray();
         var requests = (await Task.WhenAll(conversations)).SelectMany(r => r).ToList();
         return new ServeLevel(clients, turns, requests, clock.Elapsed.TotalSeconds);
-    }
-
-    /// <summary>One stream's decode time per token (the median of <paramref name="reps"/> runs), prompt and completion tokens.</summary>
-    private sealed record SingleStream(double? MsPerToken, int Tokens, int PromptTokens);
-
-    private static async Task<SingleStream> HttpDecodeAsync(ServeChatClient chat, JsonArray prompt, Plan p, int reps, ServeProgress progress)
-    {
-        progress.Start("single stream over HTTP", reps);
-        var runs = new List<ServeResponse>();
-        for (int i = 0; i < reps; i++)
-        {
-            var r = await chat.ChatAsync(prompt, p.MaxTokens, p.Seed, CancellationToken.None);
-            if (!r.Ok) throw new InvalidOperationException($"the single-stream request failed: {r.Error}");
-            runs.Add(r);
-            progress.RequestDone();
-        }
-        var decode = runs.Where(r => r.DecodeMsPerToken != null).Select(r => r.DecodeMsPerToken!.Value).ToList();
-        return new SingleStream(decode.Count > 0 ? BenchRunner.Median(decode) : null, runs[0].CompletionTokens, runs[0].PromptTokens);
-    }
-
-    /// <summary>The same prompt and options as the server's chat endpoint builds, straight on an engine of the same options.</summary>
-    private static SingleStream InProcessDecode(LlmModel model, EngineOptions options, ChatTemplate template, JsonArray prompt, Plan p, int reps, BenchLog log)
-    {
-        var messages = prompt.Select(m => new ChatMessage(m!["role"]!.GetValue<string>(), m["content"]!.GetValue<string>())).ToList();
-        var tokens = template.Render(messages, addGenerationPrompt: true, model.Tokenizer).Tokenize(model.Tokenizer);
-        var request = new EngineRequest
-        {
-            PromptTokens = tokens,
-            Options = new GenerationOptions
-            {
-                MaxTokens = p.MaxTokens,
-                Sampling = SamplingOptions.Greedy with { Seed = p.Seed },
-                StopStrings = template.StopStrings,
-            },
-        };
-        using var engine = new LlmEngine(model, options);
-        var perToken = new List<double>();
-        int generated = 0;
-        for (int i = 0; i < reps; i++)
-        {
-            var h = engine.Submit(request);
-            long first = 0;
-            while (!h.IsDone)
-            {
-                engine.Step();
-                if (first == 0 && h.OutputTokens[0].Count > 0) first = Stopwatch.GetTimestamp();
-                log.Progress("single stream in process", force: false);
-            }
-            if (h.Status != RequestStatus.Finished) throw new InvalidOperationException($"the in-process single stream ended as {h.Status}: {h.Error}");
-            generated = h.OutputTokens[0].Count;
-            if (generated > 1) perToken.Add(Stopwatch.GetElapsedTime(first).TotalMilliseconds / (generated - 1));
-        }
-        return new SingleStream(perToken.Count > 0 ? BenchRunner.Median(perToken) : null, generated, tokens.Length);
     }
 }
