@@ -42,6 +42,7 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
             Assert.True(level.GetProperty(field).GetDouble() >= 0, field);
         Assert.InRange(level.GetProperty("generated_tokens").GetInt64(), 1, 2 * 2 * 4);
         Assert.True(level.GetProperty("usage_reported").GetBoolean());
+        Assert.Equal("usage.prompt_tokens_details.cached_tokens", level.GetProperty("cached_tokens_from").GetString());
         var turns = level.GetProperty("turns").EnumerateArray().ToList();
         Assert.Equal(2, turns.Count);
         // Each client's second turn resends its first: the prefix cache serves at least that turn's full blocks.

@@ -10,11 +10,17 @@ namespace KvSharp.Cli.Bench;
 /// <param name="FirstTokenMs">From sending the request to the first chunk with content (time to first token).</param>
 /// <param name="GapsMs">Between consecutive content chunks (inter-token latency; a server may put several tokens in one chunk).</param>
 /// <param name="LastTokenMs">From sending the request to the last chunk with content.</param>
-/// <param name="CachedTokens">usage.prompt_tokens_details.cached_tokens; null when the server does not report it.</param>
+/// <param name="CachedTokens">
+/// usage.prompt_tokens_details.cached_tokens, else llama-server's timings.cache_n (prompt tokens it reused from the
+/// slot's cache); null when the server reports neither.
+/// </param>
+/// <param name="CachedFrom">Which of the two <paramref name="CachedTokens"/> came from.</param>
 internal sealed record ServeResponse(
     string? Error, string Text, double FirstTokenMs, double LastTokenMs, List<double> GapsMs,
-    int PromptTokens, int CompletionTokens, int? CachedTokens, bool UsageReported)
+    int PromptTokens, int CompletionTokens, int? CachedTokens, bool UsageReported, string? CachedFrom = null)
 {
+    public const string FromUsage = "usage.prompt_tokens_details.cached_tokens", FromTimings = "timings.cache_n";
+
     public bool Ok => Error == null;
 
     public static ServeResponse Failed(string error) => new(error, "", 0, 0, [], 0, 0, null, false);
@@ -71,7 +77,7 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions)
         var gaps = new List<double>();
         double first = -1, last = -1;
         int prompt = 0, completion = 0, chunks = 0;
-        int? cached = null;
+        int? cached = null, timingsCached = null;
         bool usageSeen = false, done = false;
         while (!done && await reader.ReadLineAsync(cancellation) is { } line)
         {
@@ -100,13 +106,15 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions)
                 usageSeen = true;
                 prompt = usage["prompt_tokens"]?.GetValue<int>() ?? 0;
                 completion = usage["completion_tokens"]?.GetValue<int>() ?? 0;
-                cached = usage["prompt_tokens_details"]?["cached_tokens"] is JsonValue c && c.TryGetValue(out int n) ? n : null;
+                cached = usage["prompt_tokens_details"]?["cached_tokens"] is JsonValue c && c.TryGetValue(out int n) ? n : cached;
             }
+            if (chunk?["timings"]?["cache_n"] is JsonValue t && t.TryGetValue(out int reused)) timingsCached = reused;
         }
         if (!done) return ServeResponse.Failed("the stream ended without data: [DONE]");
         if (first < 0) first = last = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         // Without usage the chunks are the best count of generated tokens there is.
-        return new ServeResponse(null, text.ToString(), first, last, gaps, prompt, usageSeen ? completion : chunks, cached, usageSeen);
+        string? cachedFrom = cached != null ? ServeResponse.FromUsage : timingsCached != null ? ServeResponse.FromTimings : null;
+        return new ServeResponse(null, text.ToString(), first, last, gaps, prompt, usageSeen ? completion : chunks, cached ?? timingsCached, usageSeen, cachedFrom);
     }
 
     private static string OneLine(string s)

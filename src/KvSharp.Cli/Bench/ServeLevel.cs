@@ -18,6 +18,9 @@ internal sealed class ServeLevel(int clients, int turns, IReadOnlyList<(int Clie
     /// <summary>Cached over prompt tokens of the requests that report cached tokens; null when none does.</summary>
     public Ratio HitRate => HitRateOf(Ok);
 
+    /// <summary>Where the server reported its cached prompt tokens (<see cref="ServeResponse.FromUsage"/> or <see cref="ServeResponse.FromTimings"/>); null: nowhere.</summary>
+    public string? CachedFrom => Ok.Select(r => r.CachedFrom).FirstOrDefault(f => f != null);
+
     /// <summary>The hit rate in percent, for the table.</summary>
     public Ratio HitPercent => new(HitRate.Numerator * 100, HitRate.Denominator);
 
@@ -69,7 +72,8 @@ internal sealed class ServeLevel(int clients, int turns, IReadOnlyList<(int Clie
             ["seconds"] = seconds,
             ["tokens_per_s"] = TokensPerSecond,
             ["prompt_tokens"] = Ok.Sum(r => (long)r.PromptTokens),
-            ["prefix_hit_rate"] = HitRate.Json, // null: the server reports no cached_tokens
+            ["prefix_hit_rate"] = HitRate.Json, // null: the server reports no cached tokens
+            ["cached_tokens_from"] = CachedFrom,
             ["usage_reported"] = Ok.All(r => r.UsageReported),
             ["turns"] = perTurn,
         };

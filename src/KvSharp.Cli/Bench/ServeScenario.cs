@@ -134,6 +134,9 @@ public static class ServeScenario
         table.WriteLine();
         t.Write(table);
         table.WriteLine($"{p.Turns} turns per client, user messages of {p.UserWords} words after a shared {p.SystemWords}-word system prompt, max_tokens {p.MaxTokens}, greedy, seed {p.Seed}");
+        var sources = levels.Select(l => l.CachedFrom).Distinct().ToList();
+        if (sources.Contains(null)) table.WriteLine("prefix hit n/a: the server reported no cached prompt tokens (usage.prompt_tokens_details.cached_tokens)");
+        if (sources.Contains(ServeResponse.FromTimings)) table.WriteLine($"prefix hit from {ServeResponse.FromTimings} (llama-server's prompt tokens reused from the slot)");
         foreach (var l in levels.Where(l => l.Failed > 0))
             table.WriteLine($"{l.Clients} clients: {l.Failed} requests failed: {string.Join("; ", l.Json()["errors"]!.AsArray().Select(e => e!.GetValue<string>()))}");
 
