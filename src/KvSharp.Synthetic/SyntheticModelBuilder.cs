@@ -52,9 +52,13 @@ public static class SyntheticModelBuilder
         _ => 0,
     };
 
-    /// <summary>The file name a synthetic model is cached under.</summary>
-    public static string FileName(SyntheticShape shape, GgmlType type, int contextLength, ulong seed) =>
-        $"{shape.Name}-{type.ToString().ToLowerInvariant()}-ctx{contextLength}-seed{seed}-v{FormatVersion}.gguf";
+    /// <summary>
+    /// The file name a synthetic model is cached under: with a copied vocabulary, its identity too (the built-in
+    /// synthetic vocabulary keeps the names files were cached under before vocabularies could be copied).
+    /// </summary>
+    public static string FileName(SyntheticShape shape, GgmlType type, int contextLength, ulong seed, GgufVocabulary? vocabulary = null) =>
+        $"{shape.Name}-{type.ToString().ToLowerInvariant()}-ctx{contextLength}-seed{seed}" +
+        (vocabulary != null ? $"-vocab-{vocabulary.Identity}" : "") + $"-v{FormatVersion}.gguf";
 
     /// <summary>$KVSHARP_CACHE_DIR, else $XDG_CACHE_HOME/kvsharp/synthetic, else ~/.cache/kvsharp/synthetic.</summary>
     public static string DefaultCacheDirectory()
@@ -72,22 +76,22 @@ public static class SyntheticModelBuilder
     /// renamed, so an interrupted write never leaves a truncated file under the final name).
     /// </summary>
     public static string GetOrCreate(SyntheticShape shape, GgmlType type, int? contextLength = null, ulong seed = DefaultSeed,
-        string? cacheDirectory = null, Action<string>? progress = null)
+        string? cacheDirectory = null, Action<string>? progress = null, GgufVocabulary? vocabulary = null)
     {
         int ctx = contextLength ?? shape.ContextLength;
         string dir = cacheDirectory ?? DefaultCacheDirectory();
-        string path = Path.Combine(dir, FileName(shape, type, ctx, seed));
+        string path = Path.Combine(dir, FileName(shape, type, ctx, seed, vocabulary));
         if (File.Exists(path)) return path;
         Directory.CreateDirectory(dir);
-        Write(shape, type, path, ctx, seed, progress);
+        Write(shape, type, path, ctx, seed, progress, vocabulary);
         return path;
     }
 
     /// <summary>Writes the model to <paramref name="path"/> (via a temporary file in the same folder, then renamed).</summary>
     public static void Write(SyntheticShape shape, GgmlType type, string path, int? contextLength = null, ulong seed = DefaultSeed,
-        Action<string>? progress = null)
+        Action<string>? progress = null, GgufVocabulary? vocabulary = null)
     {
-        var writer = CreateWriter(shape, type, contextLength, seed, withTensors: true, progress);
+        var writer = CreateWriter(shape, type, contextLength, seed, withTensors: true, progress, vocabulary);
         string full = Path.GetFullPath(path);
         string? dir = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
@@ -105,11 +109,13 @@ public static class SyntheticModelBuilder
 
     /// <summary>
     /// The GGUF writer for a synthetic model: metadata and tokenizer, and with <paramref name="withTensors"/> every
-    /// tensor (without, a metadata-only file whose config can be checked cheaply even for the big shapes).
+    /// tensor (without, a metadata-only file whose config can be checked cheaply even for the big shapes). With a
+    /// <paramref name="vocabulary"/> the tokenizer is that one and the vocabulary size (embedding and output rows) follows it.
     /// </summary>
     public static GgufWriter CreateWriter(SyntheticShape shape, GgmlType type, int? contextLength = null, ulong seed = DefaultSeed,
-        bool withTensors = true, Action<string>? progress = null)
+        bool withTensors = true, Action<string>? progress = null, GgufVocabulary? vocabulary = null)
     {
+        if (vocabulary != null) shape = shape with { VocabSize = vocabulary.Size };
         if (!SupportedTypes.Contains(type))
             throw new ArgumentException($"weight type {type} is not supported for synthetic models");
         int ctx = contextLength ?? shape.ContextLength;
@@ -121,7 +127,8 @@ public static class SyntheticModelBuilder
         w.Add("general.architecture", "llama");
         w.Add("general.name", $"kvsharp-synthetic-{shape.Name}-{type.ToString().ToLowerInvariant()}");
         w.Add("general.file_type", FileType(type));
-        w.Add("general.description", $"random weights (seed {seed}) of the {shape.Description}, written by KvSharp's synthetic model builder v{FormatVersion}");
+        w.Add("general.description", $"random weights (seed {seed}) of the {shape.Description}, written by KvSharp's synthetic model builder v{FormatVersion}" +
+            (vocabulary != null ? $"; vocabulary and chat template of {Path.GetFileName(vocabulary.Path)}" : ""));
         w.Add("llama.context_length", (uint)ctx);
         w.Add("llama.embedding_length", (uint)shape.EmbeddingDim);
         w.Add("llama.block_count", (uint)shape.LayerCount);
@@ -132,16 +139,11 @@ public static class SyntheticModelBuilder
         w.Add("llama.rope.freq_base", shape.RopeTheta);
         w.Add("llama.rope.dimension_count", (uint)shape.HeadDim);
         w.Add("llama.vocab_size", (uint)shape.VocabSize);
-        var (tokens, scores, types) = SyntheticVocabulary.Create(shape.VocabSize);
-        w.Add("tokenizer.ggml.model", "llama");
-        w.Add("tokenizer.ggml.tokens", GgufValue.Of(tokens));
-        w.Add("tokenizer.ggml.scores", GgufValue.Of(scores));
-        w.Add("tokenizer.ggml.token_type", GgufValue.Of(types));
-        w.Add("tokenizer.ggml.unknown_token_id", (uint)SyntheticVocabulary.UnknownId);
-        w.Add("tokenizer.ggml.bos_token_id", (uint)SyntheticVocabulary.BosId);
-        w.Add("tokenizer.ggml.eos_token_id", (uint)SyntheticVocabulary.EosId);
-        w.Add("tokenizer.ggml.add_bos_token", true);
-        w.Add("tokenizer.ggml.add_eos_token", false);
+        if (vocabulary != null)
+        {
+            foreach (var (key, value) in vocabulary.Keys) w.Add(key, value);
+        }
+        else AddSyntheticTokenizer(w, shape.VocabSize);
         if (!withTensors) return w;
 
         int e = shape.EmbeddingDim, q = shape.HeadCount * shape.HeadDim, kv = shape.KvHeadCount * shape.HeadDim, f = shape.FeedForwardDim;
@@ -170,6 +172,20 @@ public static class SyntheticModelBuilder
             AddMatrix(w, "output.weight", e, shape.VocabSize, 1.5f / MathF.Sqrt(e), type, seed);
         }
         return w;
+    }
+
+    private static void AddSyntheticTokenizer(GgufWriter w, int vocabSize)
+    {
+        var (tokens, scores, types) = SyntheticVocabulary.Create(vocabSize);
+        w.Add("tokenizer.ggml.model", "llama");
+        w.Add("tokenizer.ggml.tokens", GgufValue.Of(tokens));
+        w.Add("tokenizer.ggml.scores", GgufValue.Of(scores));
+        w.Add("tokenizer.ggml.token_type", GgufValue.Of(types));
+        w.Add("tokenizer.ggml.unknown_token_id", (uint)SyntheticVocabulary.UnknownId);
+        w.Add("tokenizer.ggml.bos_token_id", (uint)SyntheticVocabulary.BosId);
+        w.Add("tokenizer.ggml.eos_token_id", (uint)SyntheticVocabulary.EosId);
+        w.Add("tokenizer.ggml.add_bos_token", true);
+        w.Add("tokenizer.ggml.add_eos_token", false);
     }
 
     private static void AddNorm(GgufWriter w, string name, int n, ulong seed)

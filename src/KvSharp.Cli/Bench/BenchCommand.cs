@@ -11,16 +11,23 @@ internal static class BenchCommand
         var scenario = ChoiceOption.Create("--scenario",
             "speed (prefill/decode tokens/s), cache (with vs without the KV cache; with the defaults it takes minutes: the none baseline " +
             "recomputes about 33 TFLOP, some 6 minutes at 90 GFLOP/s; it prints an estimate after the warm-up and the progress line shows an ETA; -p/-n or --no-sweep shorten it), " +
-            "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching)",
+            "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), " +
+            "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
         var synthetic = new Option<string?>("--synthetic") { Description = "synthetic shape: tiny, small, smollm2-135m (gqa), llama-3.2-1b (1b); default small for speed, tiny for cache" };
+        var vocab = new Option<string?>("--vocab")
+        {
+            Description = "synthetic model: copy the vocabulary, merges, special ids and chat template of this GGUF " +
+                          "(e.g. llama.cpp's ggml-vocab-llama3.gguf); the vocabulary size follows it",
+        };
         var type = new Option<string?>("--type") { Description = "synthetic weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k (default q8_0)" };
         var context = NumberOption.Optional("--context", "context length (synthetic: written to the model's metadata)", Allowed.AtLeast(1), "-c");
         var seed = NumberOption.Create("--seed", "synthetic weights seed", Synthetic.SyntheticModelBuilder.DefaultSeed, Allowed.AnyUInt64);
-        var prompt = NumberOption.Optional("--prompt-tokens", "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000)", Allowed.AtLeast(1), "-p");
-        var gen = NumberOption.Optional("--gen-tokens", "tokens to generate (default speed 64 and 256, cache 500)", Allowed.AtLeast(1), "-n");
+        var prompt = NumberOption.Optional("--prompt-tokens", "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000; " +
+            "serve: words per user message, default 32)", Allowed.AtLeast(1), "-p");
+        var gen = NumberOption.Optional("--gen-tokens", "tokens to generate (default speed 64 and 256, cache 500; serve: max_tokens per request, default 64)", Allowed.AtLeast(1), "-n", "--max-tokens");
         var threads = CommonOptions.Threads();
         var reps = NumberOption.Optional("--repetitions", "measured runs per length after a warm-up; the median is reported (default speed 5, concurrency 3 per level, cache 1)", Allowed.AtLeast(1), "-r");
         var warmup = NumberOption.Create("--warmup", "seconds of warm-up runs before each measured length (at least 2 runs)", 3.0, Allowed.AtLeast(0.0));
@@ -30,13 +37,20 @@ internal static class BenchCommand
         var kvType = CommonOptions.KvType();
         var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
         var blockSize = NumberOption.Create("--block-size", "engine scenarios: positions per KV block", 16, Allowed.AtLeast(1));
-        var turns = NumberOption.Create("--turns", "multiturn scenario: chat turns", 8, Allowed.AtLeast(1));
+        var turns = NumberOption.Create("--turns", "multiturn and serve scenarios: chat turns (per client)", 8, Allowed.AtLeast(1));
+        var clients = new Option<string[]>("--clients")
+        {
+            Description = "serve scenario: concurrent clients, one run per count (repeat the option or give a list: 1,4,16; default 1,4,16)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var systemWords = NumberOption.Optional("--system-tokens", "serve scenario: words in the system prompt all conversations share (default 64; 0: none)", Allowed.AtLeast(0));
+        var url = new Option<string?>("--url") { Description = "serve scenario: drive this OpenAI-compatible server (e.g. http://127.0.0.1:8080 for llama-server -np N) instead of kvsharp's own" };
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, json, write, cacheDir,
         };
         command.SetAction(r =>
         {
@@ -47,6 +61,7 @@ internal static class BenchCommand
                 TokenizerPath = r.GetValue(tokenizer),
                 Synthetic = r.GetValue(synthetic),
                 WeightType = r.GetValue(type),
+                VocabPath = r.GetValue(vocab),
                 ContextLength = r.GetValue(context),
                 Seed = r.GetValue(seed),
                 PromptTokens = r.GetValue(prompt),
@@ -63,6 +78,9 @@ internal static class BenchCommand
                 KvBudgetMiB = r.GetValue(budget),
                 BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),
+                Clients = BenchSettings.ParseClients(r.GetValue(clients)),
+                SystemTokens = r.GetValue(systemWords),
+                Url = r.GetValue(url),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

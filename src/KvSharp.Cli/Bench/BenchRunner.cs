@@ -19,6 +19,11 @@ public static class BenchRunner
         Validate(s);
         var log = new BenchLog(stderr);
         if (s.WritePath != null) return WriteSynthetic(s, log);
+        if (s.Url != null)
+        {
+            WriteJson(s, ServeScenario.RunExternal(s, log, s.Json ? stderr : stdout), stdout);
+            return 0;
+        }
 
         var (path, description, synthetic) = ResolveModel(s, log);
         bool peakReset = PeakMemory.Reset();
@@ -36,20 +41,24 @@ public static class BenchRunner
             BenchScenario.Capacity => CapacityScenario.Run(s, info, log, table),
             BenchScenario.Concurrency => ConcurrencyScenario.Run(s, info, log, table),
             BenchScenario.Multiturn => MultiturnScenario.Run(s, info, log, table),
+            BenchScenario.Serve => ServeScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();
         result["peak_working_set_bytes"] = peak;
         result["peak_working_set_counts_from"] = peakReset ? "model load (peak reset after any synthetic model generation)" : "process start";
         table.WriteLine($"peak working set: {peak / 1048576.0:F1} MiB ({(peakReset ? "since the model was loaded" : "whole process")})");
-        if (s.Json)
-        {
-            // Relaxed escaping: the JSON goes to a terminal or a file, never into HTML, so "P + N" stays readable
-            // instead of "P \u002B N".
-            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-            stdout.Flush();
-        }
+        WriteJson(s, result, stdout);
         return 0;
+    }
+
+    private static void WriteJson(BenchSettings s, JsonObject result, TextWriter stdout)
+    {
+        if (!s.Json) return;
+        // Relaxed escaping: the JSON goes to a terminal or a file, never into HTML, so "P + N" stays readable
+        // instead of "P \u002B N".
+        stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        stdout.Flush();
     }
 
     private static void Validate(BenchSettings s)
@@ -65,9 +74,20 @@ public static class BenchRunner
         if (s.Turns <= 0) throw new ArgumentException($"--turns must be positive, got {s.Turns}");
         if (s.Scenario is BenchScenario.Capacity or BenchScenario.Concurrency or BenchScenario.Multiturn)
             KvMemory.CheckBudget(s.KvBudgetMiB * 1048576.0, $"--kv-budget-mib {s.KvBudgetMiB}", KvMemory.AvailableBytes());
-        if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null))
-            throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE], not both");
+        if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null || s.VocabPath != null))
+            throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE] [--vocab FILE], not both");
+        if (s.VocabPath != null && !File.Exists(s.VocabPath)) throw new FileNotFoundException($"--vocab file not found: {s.VocabPath}", s.VocabPath);
         if (s.ModelPath != null && s.WritePath != null) throw new ArgumentException("--write writes a synthetic model: use it with --synthetic, not --model");
+        if (s.Url != null)
+        {
+            if (s.Scenario != BenchScenario.Serve) throw new ArgumentException($"--url drives an external server: it belongs to --scenario serve, not {s.Scenario.ToString().ToLowerInvariant()}");
+            if (s.ModelPath != null || s.Synthetic != null || s.VocabPath != null) throw new ArgumentException("--url drives an external server that has its own model: leave out --model and --synthetic");
+            if (!Uri.TryCreate(s.Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                throw new ArgumentException($"--url must be an http:// or https:// address such as http://127.0.0.1:8080, got '{s.Url}'");
+        }
+        if (s.Clients != null && (s.Clients.Length == 0 || s.Clients.Any(c => c <= 0)))
+            throw new ArgumentException($"--clients must be positive whole numbers, got '{string.Join(",", s.Clients)}'");
+        if (s.SystemTokens is < 0) throw new ArgumentException($"--system-tokens must be >= 0, got {s.SystemTokens}");
         if (s.Scenario == BenchScenario.Cache && s.CacheMode == KvCacheMode.None)
             throw new ArgumentException("--cache must be contiguous or static: the cache scenario compares it with none");
         if (s.ModelPath != null && !File.Exists(s.ModelPath)) throw new FileNotFoundException($"model file not found: {s.ModelPath}", s.ModelPath);
@@ -84,11 +104,12 @@ public static class BenchRunner
     {
         var shape = SyntheticShape.Parse(s.Synthetic ?? throw new ArgumentException("--write needs --synthetic SHAPE"));
         var type = SyntheticModelBuilder.ParseType(s.WeightType ?? "q8_0");
+        var vocabulary = s.VocabPath != null ? GgufVocabulary.Load(s.VocabPath) : null;
         var clock = Stopwatch.StartNew();
-        SyntheticModelBuilder.Write(shape, type, s.WritePath!, s.ContextLength, s.Seed, step => log.Progress($"writing {shape.Name} {type}: {step}"));
+        SyntheticModelBuilder.Write(shape, type, s.WritePath!, s.ContextLength, s.Seed, step => log.Progress($"writing {shape.Name} {type}: {step}"), vocabulary);
         log.EndProgress();
         log.Line($"wrote {s.WritePath}: synthetic {shape.Name} ({shape.Description}), {type}, context {s.ContextLength ?? shape.ContextLength}, " +
-                 $"seed {s.Seed}, {new FileInfo(s.WritePath!).Length / 1e6:F1} MB in {clock.Elapsed.TotalSeconds:F1} s");
+                 $"seed {s.Seed}{VocabText(vocabulary)}, {new FileInfo(s.WritePath!).Length / 1e6:F1} MB in {clock.Elapsed.TotalSeconds:F1} s");
         return 0;
     }
 
@@ -98,18 +119,22 @@ public static class BenchRunner
         var shape = s.Synthetic != null ? SyntheticShape.Parse(s.Synthetic) : DefaultShape(s.Scenario);
         var type = SyntheticModelBuilder.ParseType(s.WeightType ?? "q8_0");
         int ctx = s.ContextLength ?? shape.ContextLength;
+        var vocabulary = s.VocabPath != null ? GgufVocabulary.Load(s.VocabPath) : null;
         string dir = s.CacheDirectory ?? SyntheticModelBuilder.DefaultCacheDirectory();
-        string path = Path.Combine(dir, SyntheticModelBuilder.FileName(shape, type, ctx, s.Seed));
+        string path = Path.Combine(dir, SyntheticModelBuilder.FileName(shape, type, ctx, s.Seed, vocabulary));
         if (!File.Exists(path))
         {
             var clock = Stopwatch.StartNew();
-            SyntheticModelBuilder.GetOrCreate(shape, type, ctx, s.Seed, dir, step => log.Progress($"generating synthetic {shape.Name} {type}: {step}"));
+            SyntheticModelBuilder.GetOrCreate(shape, type, ctx, s.Seed, dir, step => log.Progress($"generating synthetic {shape.Name} {type}: {step}"), vocabulary);
             log.EndProgress();
             log.Line($"generated {path} in {clock.Elapsed.TotalSeconds:F1} s");
         }
         string why = s.Synthetic == null ? $" (default shape for the {s.Scenario.ToString().ToLowerInvariant()} scenario)" : "";
-        return (path, $"synthetic {shape.Name}{why}: {shape.Description}, random weights {type}, seed {s.Seed} [{path}]", true);
+        return (path, $"synthetic {shape.Name}{why}: {shape.Description}, random weights {type}, seed {s.Seed}{VocabText(vocabulary)} [{path}]", true);
     }
+
+    private static string VocabText(GgufVocabulary? vocabulary) =>
+        vocabulary == null ? "" : $", vocabulary of {Path.GetFileName(vocabulary.Path)} ({vocabulary.Size} tokens)";
 
     /// <summary>Deterministic random prompt: BOS (if any) then ids drawn from the vocabulary past the first 3.</summary>
     public static int[] Prompt(LlmModel model, int length, ulong seed = 7)

@@ -14,6 +14,8 @@ public enum BenchScenario
     Concurrency,
     /// <summary>A growing chat: time to first token per turn with and without prefix caching.</summary>
     Multiturn,
+    /// <summary>Concurrent streaming chat clients over HTTP: TTFT, inter-token latency, tokens/s, prefix hit rate.</summary>
+    Serve,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -26,6 +28,8 @@ public sealed record BenchSettings
     /// <summary>Synthetic shape name; null with no model path = the scenario's default shape.</summary>
     public string? Synthetic { get; init; }
     public string? WeightType { get; init; }
+    /// <summary>A GGUF whose tokenizer (vocabulary, merges, special ids, chat template) the synthetic model copies; null = the built-in synthetic vocabulary.</summary>
+    public string? VocabPath { get; init; }
     public int? ContextLength { get; init; }
     public ulong Seed { get; init; } = KvSharp.Synthetic.SyntheticModelBuilder.DefaultSeed;
     public int? PromptTokens { get; init; }
@@ -52,6 +56,22 @@ public sealed record BenchSettings
     public int BlockSize { get; init; } = 16;
     /// <summary>Multiturn scenario: chat turns.</summary>
     public int Turns { get; init; } = 8;
+    /// <summary>Serve scenario: the client counts to run, one after another (default 1, 4, 16).</summary>
+    public int[]? Clients { get; init; }
+    /// <summary>Serve scenario: words in the system prompt every conversation starts with (default 64; 0 = none).</summary>
+    public int? SystemTokens { get; init; }
+    /// <summary>Serve scenario: an OpenAI-compatible server to drive instead of kvsharp's own in process.</summary>
+    public string? Url { get; init; }
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
+
+    /// <summary>"--clients 1,4 --clients 16" → [1, 4, 16]; null when not given.</summary>
+    public static int[]? ParseClients(string[]? values)
+    {
+        if (values is not { Length: > 0 }) return null;
+        return values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            .Select(v => int.TryParse(v, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n > 0 ? n
+                : throw new ArgumentException($"--clients takes positive whole numbers (e.g. 1,4,16), got '{v}'"))
+            .ToArray();
+    }
 }

@@ -13,9 +13,12 @@ public sealed class ChatCompletionRequest : SamplingParameters
     public bool? Logprobs { get; set; }
     /// <summary>And those of this many most likely alternatives (0 to 20; needs logprobs: true).</summary>
     public int? TopLogprobs { get; set; }
-    /// <summary>Not supported: a non-empty list is refused rather than ignored (the model would never call them).</summary>
+    // Function calling and structured output are not supported; these fields are read only to refuse them
+    // (ChatRefusedFields) rather than silently answer as if they had not been sent.
     public JsonElement Tools { get; set; }
-    /// <summary>Only {"type": "text"}: JSON modes would need constrained sampling.</summary>
+    public JsonElement ToolChoice { get; set; }
+    public JsonElement Functions { get; set; }
+    public JsonElement FunctionCall { get; set; }
     public JsonElement ResponseFormat { get; set; }
 }
 

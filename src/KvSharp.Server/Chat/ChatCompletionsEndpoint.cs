@@ -54,11 +54,7 @@ internal static class ChatCompletionsEndpoint
             throw ApiError.InvalidValue("top_logprobs", $"top_logprobs must be in [0, {EngineRequests.MaxTopLogprobs}], got {body.TopLogprobs}");
         if (body.TopLogprobs != null && body.Logprobs != true)
             throw ApiError.InvalidValue("top_logprobs", "top_logprobs needs logprobs: true");
-        if (body.Tools.ValueKind == JsonValueKind.Array && body.Tools.GetArrayLength() > 0)
-            throw ApiError.Unsupported("tools", "tools (function calling) are not supported");
-        if (body.ResponseFormat.ValueKind == JsonValueKind.Object
-            && !(body.ResponseFormat.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String && type.GetString() == "text"))
-            throw ApiError.Unsupported("response_format", "only response_format {\"type\": \"text\"} is supported (no JSON mode or schema)");
+        ChatRefusedFields.Check(body);
         return body.Logprobs == true ? body.TopLogprobs ?? 0 : null;
     }
 

@@ -1,0 +1,51 @@
+using System.Text.Json;
+using KvSharp.Server.Errors;
+
+namespace KvSharp.Server.Chat;
+
+/// <summary>
+/// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
+/// sends tools or asks for JSON would otherwise get plain text and no error. What asks for nothing is accepted, as
+/// OpenAI's clients send it: absent or null, an empty tools or functions list, tool_choice or function_call "none",
+/// response_format {"type": "text"}.
+/// </summary>
+internal static class ChatRefusedFields
+{
+    private const string NoFunctionCalling = "function calling is not supported by this server";
+
+    public static void Check(ChatCompletionRequest body)
+    {
+        RefuseList(body.Tools, "tools");
+        RefuseList(body.Functions, "functions");
+        RefuseChoice(body.ToolChoice, "tool_choice");
+        RefuseChoice(body.FunctionCall, "function_call");
+        if (Given(body.ResponseFormat) && !IsTextFormat(body.ResponseFormat))
+            throw ApiError.Unsupported("response_format",
+                $"response_format {Short(body.ResponseFormat)} is not supported: only {{\"type\": \"text\"}} (no JSON mode or JSON schema)");
+    }
+
+    private static bool Given(JsonElement e) => e.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null);
+
+    private static void RefuseList(JsonElement list, string param)
+    {
+        if (Given(list) && !(list.ValueKind == JsonValueKind.Array && list.GetArrayLength() == 0))
+            throw ApiError.Unsupported(param, $"{param} are not supported: {NoFunctionCalling}");
+    }
+
+    private static void RefuseChoice(JsonElement choice, string param)
+    {
+        if (Given(choice) && !(choice.ValueKind == JsonValueKind.String && choice.GetString() == "none"))
+            throw ApiError.Unsupported(param, $"{param} {Short(choice)} is not supported: {NoFunctionCalling} (only \"none\" is accepted)");
+    }
+
+    private static bool IsTextFormat(JsonElement format) =>
+        format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type)
+        && type.ValueKind == JsonValueKind.String && type.GetString() == "text";
+
+    /// <summary>The value as sent, cut short for the message.</summary>
+    private static string Short(JsonElement e)
+    {
+        string raw = e.GetRawText();
+        return raw.Length <= 80 ? raw : raw[..80] + "...";
+    }
+}
