@@ -116,6 +116,9 @@ public static class SpeedScenario
                 table.WriteLine($"the weights read per token ({info.WeightBytesPerToken / 1e6:F1} MB) fit in the {lastLevelCache / 1048576.0:F0} MiB last-level cache: " +
                                 "decode may read them from the cache, not from memory, and beat the memory bound");
         }
+        KernelReport.Write(table, model);
+        result["kernel_paths"] = KernelReport.Paths(model);
+        result["cpu"] = KernelReport.Cpu();
         table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvType} K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;

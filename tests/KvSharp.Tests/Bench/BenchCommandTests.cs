@@ -78,6 +78,16 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(1, runs.GetArrayLength());
         Assert.Equal(2, runs[0].GetProperty("prefill_s_runs").GetArrayLength());
         Assert.Contains("| pp8 ", table);
+        // Which kernels ran and on what CPU: every weight type of the model named with a path, in the JSON and the table.
+        var paths = json.GetProperty("kernel_paths");
+        foreach (var p in paths.EnumerateObject())
+        {
+            Assert.Equal(KernelPaths.Name(KernelPaths.For(Enum.Parse<GgmlType>(p.Name))), p.Value.GetString());
+            Assert.Contains($"{p.Name} {p.Value.GetString()}", table);
+        }
+        Assert.NotEmpty(paths.EnumerateObject());
+        Assert.Equal(CpuFeatures.DotNetSupported, json.GetProperty("cpu").GetProperty("dotnet").GetString());
+        Assert.Contains("CPU: ", table);
         Assert.Contains("| tg4 ", table);
     }
 
