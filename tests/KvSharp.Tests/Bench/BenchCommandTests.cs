@@ -58,6 +58,24 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void KvSharpIsaPicksTheKernelPathAndABadValueFailsBeforeAnyTiming()
+    {
+        string[] args = ["bench", "--model", _model, "--scenario", "speed", "--prompt-tokens", "4", "--gen-tokens", "2",
+            "--repetitions", "1", "--warmup", "0", "--threads", "1", "--json"];
+        var scalar = CliRunner.RunWithEnvironment(("KVSHARP_ISA", "scalar"), args);
+        Assert.True(scalar.ExitCode == 0, scalar.Stderr);
+        using var doc = JsonDocument.Parse(scalar.Stdout);
+        foreach (var p in doc.RootElement.GetProperty("kernel_paths").EnumerateObject()) Assert.Equal("scalar", p.Value.GetString());
+        Assert.Equal("scalar", doc.RootElement.GetProperty("cpu").GetProperty("isa_override").GetString());
+        Assert.Contains("(KVSHARP_ISA=scalar)", scalar.Stderr);
+
+        var bad = CliRunner.RunWithEnvironment(("KVSHARP_ISA", "sse9"), args);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("KVSHARP_ISA: 'sse9' is not a kernel path", bad.Stderr);
+        Assert.DoesNotContain("pp4", bad.Stderr);
+    }
+
+    [Fact]
     public void SpeedScenarioPrintsOneJsonObjectWithTheRequiredFields()
     {
         var json = RunInProcess(new BenchSettings
