@@ -198,11 +198,7 @@ internal static unsafe class VecDotAvx512Interleaved
                 i2 = T.Step(i2, pa, pb, q + s2, k);
                 i3 = T.Step(i3, pa, pb, q + s3, k);
             }
-            Vector512<float> dx = Scales(w, groupBytes);
-            a0 = Finish(a0, dx, e, T.BlockSum(i0, e));
-            a1 = Finish(a1, dx, e + s1, T.BlockSum(i1, e + s1));
-            a2 = Finish(a2, dx, e + s2, T.BlockSum(i2, e + s2));
-            a3 = Finish(a3, dx, e + s3, T.BlockSum(i3, e + s3));
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), e, s1, i0, i1, i2, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -230,18 +226,22 @@ internal static unsafe class VecDotAvx512Interleaved
                 i7 = T.Step(i7, pa, pb, q4 + s3, k);
             }
             Vector512<float> dx = Scales(w, groupBytes);
-            byte* e4 = e + s4;
-            a0 = Finish(a0, dx, e, T.BlockSum(i0, e));
-            a1 = Finish(a1, dx, e + s1, T.BlockSum(i1, e + s1));
-            a2 = Finish(a2, dx, e + s2, T.BlockSum(i2, e + s2));
-            a3 = Finish(a3, dx, e + s3, T.BlockSum(i3, e + s3));
-            a4 = Finish(a4, dx, e4, T.BlockSum(i4, e4));
-            a5 = Finish(a5, dx, e4 + s1, T.BlockSum(i5, e4 + s1));
-            a6 = Finish(a6, dx, e4 + s2, T.BlockSum(i6, e4 + s2));
-            a7 = Finish(a7, dx, e4 + s3, T.BlockSum(i7, e4 + s3));
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, i4, i5, i6, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
+    }
+
+    /// <summary><see cref="Finish"/> for four tokens whose extras are <paramref name="stride"/> apart from e.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish4<T>(ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+        Vector512<float> dx, byte* e, nint stride, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> i3) where T : IBlock
+    {
+        a0 = Finish(a0, dx, e, T.BlockSum(i0, e));
+        a1 = Finish(a1, dx, e + stride, T.BlockSum(i1, e + stride));
+        a2 = Finish(a2, dx, e + 2 * stride, T.BlockSum(i2, e + 2 * stride));
+        a3 = Finish(a3, dx, e + 3 * stride, T.BlockSum(i3, e + 3 * stride));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
