@@ -16,7 +16,7 @@ public static class KernelPaths
     private static readonly bool s_avx2 = Avx2.IsSupported && Fma.IsSupported;
     private static readonly bool s_noVnni = Environment.GetEnvironmentVariable("KVSHARP_VNNI") == "0";
     private static KernelPath? s_fromEnvironment;
-    private static bool s_environmentRead;
+    private static volatile bool s_environmentRead; // set after s_fromEnvironment, so a reader that sees it sees the path
     private static volatile int s_forced = -1;
 
     /// <summary>Whether this machine can run <paramref name="path"/>.</summary>
