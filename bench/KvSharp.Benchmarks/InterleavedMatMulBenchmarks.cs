@@ -5,8 +5,8 @@ namespace KvSharp.Benchmarks;
 
 /// <summary>
 /// MatMul on interleaved weights (the layout models run on), so the group kernels are measured: eight rows against one,
-/// four or eight tokens at once. <see cref="Vnni"/> picks the Q8_0 kernels' multiply: false = the AVX2 sign trick,
-/// true = AVX-VNNI where the CPU has it (on a CPU without it, both run the sign trick).
+/// four or eight tokens at once (AVX-512: sixteen rows). <see cref="Path"/> runs each kernel path this machine has
+/// (<see cref="KernelPaths.Available"/>), alternated in one run, so old and new kernels are compared side by side.
 /// The shape is a `small` model's attention projection: 2048 x 768, one thread.
 /// </summary>
 [MemoryDiagnoser]
@@ -19,7 +19,7 @@ public class InterleavedMatMulBenchmarks
     private KernelPool _pool = null!;
     private MatMul _matmul = null!;
     private float[] _x = null!, _y = null!;
-    private bool _noVnniBefore;
+    private IDisposable? _forced;
 
     [Params(GgmlType.Q8_0, GgmlType.Q4_0)]
     public GgmlType Type { get; set; }
@@ -27,8 +27,10 @@ public class InterleavedMatMulBenchmarks
     [Params(1, 16, 64)]
     public int Tokens { get; set; }
 
-    [Params(false, true)]
-    public bool Vnni { get; set; }
+    [ParamsSource(nameof(Paths))]
+    public KernelPath Path { get; set; }
+
+    public static IEnumerable<KernelPath> Paths => KernelPaths.Available.Where(p => p != KernelPath.Scalar);
 
     [GlobalSetup]
     public void Setup()
@@ -41,14 +43,13 @@ public class InterleavedMatMulBenchmarks
         _x = new float[Tokens * Cols];
         KernelData.Fill(new Random(3), _x, 1f);
         _y = new float[Tokens * Rows];
-        _noVnniBefore = VecDot.ForceNoVnni;
-        VecDot.ForceNoVnni = !Vnni;
+        _forced = KernelPaths.Force(Path);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        VecDot.ForceNoVnni = _noVnniBefore;
+        _forced?.Dispose();
         _pool.Dispose();
         _interleaved.Dispose();
         _w.Dispose();

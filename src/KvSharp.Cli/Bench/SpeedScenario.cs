@@ -20,6 +20,7 @@ public static class SpeedScenario
             ? [(s.PromptTokens ?? DefaultRuns[0].Prompt, s.GenTokens ?? DefaultRuns[0].Gen)]
             : DefaultRuns;
         int reps = s.Repetitions ?? 5;
+        var kernelPaths = KernelReport.Paths(info.Model); // before any timing: a bad KVSHARP_ISA fails here
         foreach (var (p, n) in runs)
         {
             info.CheckFits(p, "--prompt-tokens");
@@ -116,6 +117,9 @@ public static class SpeedScenario
                 table.WriteLine($"the weights read per token ({info.WeightBytesPerToken / 1e6:F1} MB) fit in the {lastLevelCache / 1048576.0:F0} MiB last-level cache: " +
                                 "decode may read them from the cache, not from memory, and beat the memory bound");
         }
+        KernelReport.Write(table, model);
+        result["kernel_paths"] = kernelPaths;
+        result["cpu"] = KernelReport.Cpu();
         table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvType} K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;

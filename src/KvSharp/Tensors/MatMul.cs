@@ -18,7 +18,9 @@ namespace KvSharp.Tensors;
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
 /// <see cref="WeightMatrix.Interleaved"/>; Q8_0 and Q4_0 also by eight tokens, sharing each weight load eight ways),
-/// four tokens per weight row (Q5_0), two rows by four tokens (F16). Each returns, per output,
+/// four tokens per weight row (Q5_0), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
+/// sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
+/// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
 /// thread hand-off run on the calling thread alone.</para>
@@ -86,7 +88,8 @@ public sealed unsafe class MatMul
         GgmlType t1 = count > 1 ? GgmlTypes.VecDotType(w1.Type) : t0;
         GgmlType t2 = count > 2 ? GgmlTypes.VecDotType(w2.Type) : t0;
         // Read once: a call must not mix kernels and activation layouts if tests flip the switch meanwhile.
-        bool avx2 = VecDot.UseAvx2;
+        KernelPath? requested = KernelPaths.Requested;
+        bool avx2 = VecDot.IsAvx2Supported && requested != KernelPath.Scalar;
         int r0 = ActivationRowBytes(t0, cols, avx2), r1 = ActivationRowBytes(t1, cols, avx2), r2 = ActivationRowBytes(t2, cols, avx2);
         long off1 = t1 == t0 ? 0 : (long)r0 * nTokens;
         long off2 = t2 == t0 ? 0 : t2 == t1 ? off1 : off1 + (t1 == t0 ? (long)r0 * nTokens : (long)r1 * nTokens);
@@ -110,9 +113,9 @@ public sealed unsafe class MatMul
             Run(ref quant, nTokens * quant.Types, inline);
 
             var dot = new DotWork();
-            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, avx2);
-            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, avx2);
-            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, avx2);
+            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, KernelPaths.For(w0.Type, requested));
+            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, KernelPaths.For(w1.Type, requested));
+            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, KernelPaths.For(w2.Type, requested));
             dot.Count = count;
             Run(ref dot, dot.Jobs[count - 1].End, inline);
         }
@@ -149,15 +152,22 @@ public sealed unsafe class MatMul
             throw new ArgumentException($"MatMul: output {which} has {y.Length} floats, {nTokens} tokens x {w.Rows} rows need {(long)nTokens * w.Rows}", nameof(y));
     }
 
-    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start, bool avx2)
+    private MatJob Job(in WeightMatrix w, byte* act, int actRowBytes, float* y, int nTokens, int start, KernelPath path)
     {
+        bool avx2 = path != KernelPath.Scalar, vnni = path == KernelPath.Avx2Vnni, avx512 = path == KernelPath.Avx512;
         var interleaved = avx2 ? w.Interleaved : null;
-        bool vnni = avx2 && VecDot.UseVnni;
-        int rowTile = RowTile(w.Rows);
-        if (interleaved != null) rowTile = (rowTile + InterleavedRows.RowsPerGroup - 1) / InterleavedRows.RowsPerGroup * InterleavedRows.RowsPerGroup;
+        bool pairs = avx512 && interleaved != null;
+        // Row tiles of whole groups; on AVX-512 of whole pairs of groups, which its kernels take sixteen rows at a time.
+        int rowTile = RowTile(w.Rows), unit = InterleavedRows.RowsPerGroup * (pairs ? 2 : 1);
+        if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
+        delegate*<byte*, nint, byte*, nint, int, float*, nint, void> pair1 = null, pair4 = null, pair8 = null;
+        if (pairs) VecDotAvx512Interleaved.Kernels(w.Type, out pair1, out pair4, out pair8);
         return new MatJob
         {
+            Pair1 = pair1,
+            Pair4 = pair4,
+            Pair8 = pair8,
             Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
@@ -246,6 +256,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
         public delegate*<byte*, nint, byte*, int, float*, void> Group1x4;
+        public delegate*<byte*, nint, byte*, nint, int, float*, nint, void> Pair1, Pair4, Pair8;
         public byte* Packed;
         public int Groups, GroupBytes;
         public byte* W;
@@ -299,6 +310,21 @@ public sealed unsafe class MatMul
                     if (Group1x4 != null && t1 - t0 == 1)
                         for (; r + 4 * G <= end; r += 4 * G)
                             Group1x4(Packed + (long)(r / G) * GroupBytes, GroupBytes, Act + (long)t0 * ActRowBytes, Cols, Y + (long)t0 * Rows + r);
+                    // AVX-512: two groups (sixteen rows) at a time, eight tokens, four or one; a lone last group goes on.
+                    if (Pair1 != null)
+                    {
+                        for (; r + 2 * G <= end; r += 2 * G)
+                        {
+                            byte* g = Packed + (long)(r / G) * GroupBytes;
+                            int t = t0;
+                            for (; t + 8 <= t1; t += 8)
+                                Pair8(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            for (; t + 4 <= t1; t += 4)
+                                Pair4(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            for (; t < t1; t++)
+                                Pair1(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                        }
+                    }
                     for (; r + G <= end; r += G)
                     {
                         byte* g = Packed + (long)(r / G) * GroupBytes;

@@ -1,5 +1,3 @@
-using System.Runtime.Intrinsics.X86;
-
 namespace KvSharp.Tensors;
 
 /// <summary>
@@ -23,23 +21,10 @@ namespace KvSharp.Tensors;
 public static unsafe class VecDot
 {
     /// <summary>True when the AVX2 kernels run on this machine.</summary>
-    public static bool IsAvx2Supported { get; } = Avx2.IsSupported && Fma.IsSupported;
+    public static bool IsAvx2Supported => KernelPaths.IsAvailable(KernelPath.Avx2);
 
-    /// <summary>Tests set this to run everything (including <see cref="MatMul"/>) on the portable kernels.</summary>
-    internal static volatile bool ForceFallback;
-
-    internal static bool UseAvx2 => IsAvx2Supported && !ForceFallback;
-
-    /// <summary>
-    /// True when the CPU has AVX-VNNI, which the Q8_0 group kernels use (same bits, fewer instructions; see
-    /// <see cref="VecDotAvx2Interleaved"/>). Setting the environment variable KVSHARP_VNNI=0 turns them off.
-    /// </summary>
-    public static bool IsVnniSupported { get; } = IsAvx2Supported && AvxVnni.IsSupported;
-
-    /// <summary>Tests (and KVSHARP_VNNI=0) set this to run the AVX2 kernels on a machine that has VNNI.</summary>
-    internal static volatile bool ForceNoVnni = Environment.GetEnvironmentVariable("KVSHARP_VNNI") == "0";
-
-    internal static bool UseVnni => UseAvx2 && IsVnniSupported && !ForceNoVnni;
+    /// <summary>Whether the SIMD kernels run (any <see cref="KernelPaths"/> choice but scalar).</summary>
+    internal static bool UseAvx2 => KernelPaths.UsesSimd;
 
     /// <summary>Dot product of the first <paramref name="n"/> elements of a weight row and an activation row.</summary>
     public static float Dot(GgmlType weightType, ReadOnlySpan<byte> weightRow, ReadOnlySpan<byte> activationRow, int n)

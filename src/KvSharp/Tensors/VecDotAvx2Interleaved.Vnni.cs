@@ -6,7 +6,7 @@ namespace KvSharp.Tensors;
 
 /// <summary>
 /// The Q8_0 group kernels on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four products summed into each
-/// int32 lane in one instruction), used where the CPU has it (<see cref="VecDot.UseVnni"/>).
+/// int32 lane in one instruction), used on <see cref="KernelPath.Avx2Vnni"/> (<see cref="KernelPaths"/>).
 /// </summary>
 internal static unsafe partial class VecDotAvx2Interleaved
 {

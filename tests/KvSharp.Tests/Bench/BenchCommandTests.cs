@@ -58,6 +58,24 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void KvSharpIsaPicksTheKernelPathAndABadValueFailsBeforeAnyTiming()
+    {
+        string[] args = ["bench", "--model", _model, "--scenario", "speed", "--prompt-tokens", "4", "--gen-tokens", "2",
+            "--repetitions", "1", "--warmup", "0", "--threads", "1", "--json"];
+        var scalar = CliRunner.RunWithEnvironment(("KVSHARP_ISA", "scalar"), args);
+        Assert.True(scalar.ExitCode == 0, scalar.Stderr);
+        using var doc = JsonDocument.Parse(scalar.Stdout);
+        foreach (var p in doc.RootElement.GetProperty("kernel_paths").EnumerateObject()) Assert.Equal("scalar", p.Value.GetString());
+        Assert.Equal("scalar", doc.RootElement.GetProperty("cpu").GetProperty("isa_override").GetString());
+        Assert.Contains("(KVSHARP_ISA=scalar)", scalar.Stderr);
+
+        var bad = CliRunner.RunWithEnvironment(("KVSHARP_ISA", "sse9"), args);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("KVSHARP_ISA: 'sse9' is not a kernel path", bad.Stderr);
+        Assert.DoesNotContain("pp4", bad.Stderr);
+    }
+
+    [Fact]
     public void SpeedScenarioPrintsOneJsonObjectWithTheRequiredFields()
     {
         var json = RunInProcess(new BenchSettings
@@ -78,6 +96,16 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(1, runs.GetArrayLength());
         Assert.Equal(2, runs[0].GetProperty("prefill_s_runs").GetArrayLength());
         Assert.Contains("| pp8 ", table);
+        // Which kernels ran and on what CPU: every weight type of the model named with a path, in the JSON and the table.
+        var paths = json.GetProperty("kernel_paths");
+        foreach (var p in paths.EnumerateObject())
+        {
+            Assert.Equal(KernelPaths.Name(KernelPaths.For(Enum.Parse<GgmlType>(p.Name))), p.Value.GetString());
+            Assert.Contains($"{p.Name} {p.Value.GetString()}", table);
+        }
+        Assert.NotEmpty(paths.EnumerateObject());
+        Assert.Equal(CpuFeatures.DotNetSupported, json.GetProperty("cpu").GetProperty("dotnet").GetString());
+        Assert.Contains("CPU: ", table);
         Assert.Contains("| tg4 ", table);
     }
 

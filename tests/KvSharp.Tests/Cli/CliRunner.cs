@@ -11,7 +11,12 @@ public static class CliRunner
     public static Result Run(params string[] args) => RunWithInput("", args);
 
     /// <summary>Runs with <paramref name="stdin"/> piped to standard input.</summary>
-    public static Result RunWithInput(string stdin, params string[] args)
+    public static Result RunWithInput(string stdin, params string[] args) => RunWith(stdin, null, args);
+
+    /// <summary>Runs with the environment variable <paramref name="variable"/> = value set for the child.</summary>
+    public static Result RunWithEnvironment((string Name, string Value) variable, params string[] args) => RunWith("", variable, args);
+
+    private static Result RunWith(string stdin, (string Name, string Value)? variable, string[] args)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -22,6 +27,7 @@ public static class CliRunner
         };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "KvSharp.Cli.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
+        if (variable is var (name, value)) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

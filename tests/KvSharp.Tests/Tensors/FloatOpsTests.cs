@@ -12,15 +12,8 @@ public class FloatOpsTests
         float[] fast = (float[])input.Clone();
         op(fast);
         portable = (float[])input.Clone();
-        try
-        {
-            VecDot.ForceFallback = true;
+        using (KernelPaths.Force(KernelPath.Scalar))
             op(portable);
-        }
-        finally
-        {
-            VecDot.ForceFallback = false;
-        }
         return fast;
     }
 

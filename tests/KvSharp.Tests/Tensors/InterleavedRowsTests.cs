@@ -16,9 +16,11 @@ public class InterleavedRowsTests
         { GgmlType.Q8_0, 8, 256, 1 },
         { GgmlType.Q8_0, 37, 96, 9 },
         { GgmlType.Q8_0, 70, 256, 16 },
+        { GgmlType.Q8_0, 24, 64, 13 }, // AVX-512: a pair of groups and a lone one; eight tokens, four, one
         { GgmlType.Q4_0, 8, 256, 4 },
         { GgmlType.Q4_0, 37, 96, 9 },
         { GgmlType.Q4_0, 70, 256, 13 },
+        { GgmlType.Q4_0, 24, 64, 13 },
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
@@ -42,7 +44,7 @@ public class InterleavedRowsTests
         using var plain = new NativeWeights(type, rows, cols, 31);
         Assert.Equal(rows / 8, interleaved.Matrix.Interleaved!.Groups);
         float[] x = Gaussian(nTokens * cols, 32);
-        ForEachQ8Kernel(kernels =>
+        ForEachKernelPath(kernels =>
         {
             foreach (int threads in new[] { 1, 2 })
             {
@@ -67,21 +69,14 @@ public class InterleavedRowsTests
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/> on the AVX2 Q8_0 group kernels and, where the CPU has AVX-VNNI, again on the VNNI
-    /// ones (MatMul picks them by <see cref="VecDot.UseVnni"/>); the argument names the kernels.
+    /// Runs <paramref name="body"/> once on every SIMD kernel path this machine has (AVX2, and AVX-VNNI or AVX-512 where
+    /// the CPU and .NET expose them: <see cref="KernelPaths"/>); the argument names the path.
     /// </summary>
-    internal static void ForEachQ8Kernel(Action<string> body)
+    internal static void ForEachKernelPath(Action<string> body)
     {
-        bool saved = VecDot.ForceNoVnni;
-        try
-        {
-            foreach (bool vnni in VecDot.IsVnniSupported ? new[] { false, true } : new[] { false })
-            {
-                VecDot.ForceNoVnni = !vnni;
-                body(vnni ? "VNNI" : "AVX2");
-            }
-        }
-        finally { VecDot.ForceNoVnni = saved; }
+        foreach (var path in KernelPaths.Available.Where(p => p != KernelPath.Scalar))
+            using (KernelPaths.Force(path))
+                body(KernelPaths.Name(path));
     }
 
     [Theory]
@@ -94,7 +89,7 @@ public class InterleavedRowsTests
     {
         // Every quant at its extreme (Q4_0 nibbles 15 or 0; Q8_0 bytes 127 or -128) against activations of +-127:
         // the largest partial sums the int16 lanes ever hold. The result must be the exact integer dot times the scales.
-        int rows = 8, cols = 64, blockBytes = type == GgmlType.Q8_0 ? 34 : 18;
+        int rows = 24, cols = 64, blockBytes = type == GgmlType.Q8_0 ? 34 : 18; // AVX-512: a pair of groups, then a lone one
         var bytes = new byte[rows * cols / 32 * blockBytes];
         for (int b = 0; b < bytes.Length; b += blockBytes)
         {
@@ -108,7 +103,7 @@ public class InterleavedRowsTests
         float want = 0;
         for (int b = 0; b < cols / 32; b++) want = MathF.FusedMultiplyAdd(dy, 32 * weight * 127 * MathF.Sign(activation), want);
         // One token, four and nine (eight at once, then one): every kernel a group of rows can run on.
-        ForEachQ8Kernel(_ =>
+        ForEachKernelPath(_ =>
         {
             foreach (int nTokens in new[] { 1, 4, 9 })
             {

@@ -158,15 +158,8 @@ public class MatMulTests
         float[] x = Gaussian(9 * cols, 7);
         using var pool = new KernelPool(2);
         float[] fast = Multiply(pool, nw.Matrix, x, 9);
-        try
-        {
-            VecDot.ForceFallback = true;
+        using (KernelPaths.Force(KernelPath.Scalar))
             AssertBitsEqual(fast, Multiply(pool, nw.Matrix, x, 9), $"{type}: AVX2 vs portable");
-        }
-        finally
-        {
-            VecDot.ForceFallback = false;
-        }
     }
 
     [Theory]

@@ -1,0 +1,129 @@
+using System.Runtime.Intrinsics.X86;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// The one place that decides which kernel path (<see cref="KernelPath"/>) each weight type runs on: by default the
+/// fastest this CPU and .NET expose for that type; the environment variable KVSHARP_ISA=scalar|avx2|avx2-vnni|avx512
+/// caps every type at one path (a type without kernels on that path runs AVX2), and KVSHARP_VNNI=0 keeps the default
+/// choice off AVX-VNNI. Tests force a path with <see cref="Force"/>.
+/// </summary>
+public static class KernelPaths
+{
+    /// <summary>The environment variable that picks a path for every weight type.</summary>
+    public const string IsaVariable = "KVSHARP_ISA";
+
+    private static readonly bool s_avx2 = Avx2.IsSupported && Fma.IsSupported;
+    private static readonly bool s_noVnni = Environment.GetEnvironmentVariable("KVSHARP_VNNI") == "0";
+    private static KernelPath? s_fromEnvironment;
+    private static volatile bool s_environmentRead; // set after s_fromEnvironment, so a reader that sees it sees the path
+    private static volatile int s_forced = -1;
+
+    /// <summary>Whether this machine can run <paramref name="path"/>.</summary>
+    public static bool IsAvailable(KernelPath path) => path switch
+    {
+        KernelPath.Scalar => true,
+        KernelPath.Avx2 => s_avx2,
+        KernelPath.Avx2Vnni => s_avx2 && AvxVnni.IsSupported,
+        KernelPath.Avx512 => s_avx2 && Avx512F.IsSupported && Avx512BW.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>The paths this machine can run, slowest first.</summary>
+    public static IReadOnlyList<KernelPath> Available { get; } = Enum.GetValues<KernelPath>().Where(IsAvailable).ToArray();
+
+    /// <summary>
+    /// The path every type is capped at: the one forced by a test, else KVSHARP_ISA's, else null (each type its fastest).
+    /// </summary>
+    public static KernelPath? Requested
+    {
+        get
+        {
+            int forced = s_forced;
+            return forced >= 0 ? (KernelPath)forced : FromEnvironment();
+        }
+    }
+
+    /// <summary>The path weights of <paramref name="type"/> run on now.</summary>
+    public static KernelPath For(GgmlType type) => For(type, Requested);
+
+    /// <summary>The path weights of <paramref name="type"/> run on under <paramref name="requested"/> (see <see cref="Requested"/>).</summary>
+    public static KernelPath For(GgmlType type, KernelPath? requested)
+    {
+        if (requested is KernelPath cap)
+        {
+            return cap switch
+            {
+                KernelPath.Scalar => KernelPath.Scalar,
+                KernelPath.Avx2Vnni when type == GgmlType.Q8_0 => KernelPath.Avx2Vnni,
+                KernelPath.Avx512 when HasAvx512Kernels(type) => KernelPath.Avx512,
+                _ => KernelPath.Avx2,
+            };
+        }
+        if (!s_avx2) return KernelPath.Scalar;
+        // AVX-VNNI multiplies 32 byte pairs in one instruction, the AVX-512 kernels 64 in four: where both exist, VNNI
+        // is the one measured faster (docs/benchmarks-history.md); .NET 10 exposes no 512-bit VNNI.
+        if (type == GgmlType.Q8_0 && IsAvailable(KernelPath.Avx2Vnni) && !s_noVnni) return KernelPath.Avx2Vnni;
+        if (HasAvx512Kernels(type) && IsAvailable(KernelPath.Avx512)) return KernelPath.Avx512;
+        return KernelPath.Avx2;
+    }
+
+    /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
+    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
+
+    /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
+    internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;
+
+    /// <summary>
+    /// Runs everything on <paramref name="path"/> (which must be available) until the returned scope is disposed, which
+    /// restores the previous choice. For tests and benchmarks; not thread-safe against concurrent forcing.
+    /// </summary>
+    internal static IDisposable Force(KernelPath path)
+    {
+        if (!IsAvailable(path))
+            throw new PlatformNotSupportedException($"KernelPaths: {Name(path)} is not available on this machine (available: {string.Join(", ", Available.Select(Name))})");
+        int previous = s_forced;
+        s_forced = (int)path;
+        return new Restore(previous);
+    }
+
+    private sealed class Restore(int previous) : IDisposable
+    {
+        public void Dispose() => s_forced = previous;
+    }
+
+    /// <summary>The name KVSHARP_ISA and the bench output use: scalar, avx2, avx2-vnni, avx512.</summary>
+    public static string Name(KernelPath path) => path switch
+    {
+        KernelPath.Scalar => "scalar",
+        KernelPath.Avx2 => "avx2",
+        KernelPath.Avx2Vnni => "avx2-vnni",
+        KernelPath.Avx512 => "avx512",
+        _ => path.ToString(),
+    };
+
+    /// <summary>Reads a path name (<see cref="Name"/>); <paramref name="source"/> names where it came from for the error.</summary>
+    public static KernelPath Parse(string value, string source)
+    {
+        foreach (var path in Enum.GetValues<KernelPath>())
+            if (string.Equals(Name(path), value.Trim(), StringComparison.OrdinalIgnoreCase)) return path;
+        throw new ArgumentException($"{source}: '{value}' is not a kernel path (scalar, avx2, avx2-vnni, avx512)");
+    }
+
+    /// <summary>KVSHARP_ISA, read once; an unknown or unavailable path is an error naming the variable.</summary>
+    private static KernelPath? FromEnvironment()
+    {
+        if (s_environmentRead) return s_fromEnvironment;
+        string? value = Environment.GetEnvironmentVariable(IsaVariable);
+        KernelPath? path = null;
+        if (!string.IsNullOrWhiteSpace(value))
+        {
+            path = Parse(value, IsaVariable);
+            if (!IsAvailable(path.Value))
+                throw new PlatformNotSupportedException($"{IsaVariable}={value}: this CPU or .NET does not expose it (available: {string.Join(", ", Available.Select(Name))})");
+        }
+        s_fromEnvironment = path;
+        s_environmentRead = true;
+        return path;
+    }
+}

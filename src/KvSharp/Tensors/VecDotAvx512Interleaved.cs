@@ -1,0 +1,255 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// AVX-512F/BW group kernels for Q8_0 and Q4_0 (<see cref="KernelPath.Avx512"/>): two consecutive eight-row groups of
+/// <see cref="InterleavedRows"/> (sixteen rows, one per int32 / float lane of a 512-bit vector) against one, four or
+/// eight tokens. They read the same layout as <see cref="VecDotAvx2Interleaved"/> (each 512-bit weight vector is the
+/// same 32 bytes of the two groups), and per row and token they do exactly its arithmetic: the same exact block
+/// integer, then acc = fma(dx * dy, sum, acc) once per block. So every output has the AVX2 kernels' bits, and a lone
+/// last group of a tile can run on those.
+/// </summary>
+/// <remarks>
+/// AVX-512BW has no <c>vpsignb</c>, and .NET 10 exposes no 512-bit VNNI. Q8_0 therefore keeps the sign trick with the
+/// sign moved by a mask: |w| and the mask of negative weights are computed once per weight vector and shared by every
+/// token; per token the activation bytes are negated where the mask is set, then vpmaddubsw, vpmaddwd. Offsetting the
+/// weights to unsigned bytes instead (as the VNNI kernels do) would overflow vpmaddubsw's int16 pairs (2 x 255 x 127).
+/// Q4_0's nibbles are unsigned already, so its kernels are the AVX2 ones at twice the width.
+/// Why wider helps on CPUs that split 512-bit operations in two (Zen 4): half the instructions per product, 32 vector
+/// registers, so eight tokens' int and float accumulators for sixteen rows stay in registers.
+/// </remarks>
+internal static unsafe class VecDotAvx512Interleaved
+{
+    /// <summary>
+    /// The kernels for Q8_0 or Q4_0 (w, groupBytes, y, yStride, n, output, outStride): sixteen rows, the groups at w and
+    /// w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride): out[k * outStride + r].
+    /// </summary>
+    public static void Kernels(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
+        out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
+    {
+        if (type == GgmlType.Q8_0)
+        {
+            one = &X1<Q8>;
+            four = &X4<Q8>;
+            eight = &X8<Q8>;
+        }
+        else if (type == GgmlType.Q4_0)
+        {
+            one = &X1<Q4>;
+            four = &X4<Q4>;
+            eight = &X8<Q4>;
+        }
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0 and Q4_0)");
+    }
+
+    /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
+    private const int Extras = 8;
+
+    /// <summary>
+    /// One weight type's block: how a 512-bit weight vector (32 bytes of each group) is prepared once for all tokens,
+    /// how a token's bytes are multiplied into its accumulator, and how the accumulator becomes the exact block integer.
+    /// </summary>
+    private interface IBlock
+    {
+        /// <summary>Bytes of a group's block (eight rows' blocks, interleaved).</summary>
+        static abstract int GroupBlockBytes { get; }
+
+        /// <summary>32-byte weight vectors per group block.</summary>
+        static abstract int Vectors { get; }
+
+        static abstract void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b);
+
+        /// <summary>acc += the products of weight vector k (prepared as a, b) and the token's block quants at q.</summary>
+        static abstract Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k);
+
+        /// <summary>Two accumulators added in their own lane width (exact: a block's sums stay in range).</summary>
+        static abstract Vector512<int> Add(Vector512<int> x, Vector512<int> y);
+
+        /// <summary>The block's exact int32 dot per row from the summed steps (<paramref name="e"/>: the token's extras).</summary>
+        static abstract Vector512<int> BlockSum(Vector512<int> acc, byte* e);
+    }
+
+    /// <summary>Q8_0: eight vectors of four quants per row; |w| and the negative-weight mask, int32 lanes.</summary>
+    private readonly struct Q8 : IBlock
+    {
+        public static int GroupBlockBytes => 8 * Q8_0Bytes;
+        public static int Vectors => 8;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
+        {
+            a = Avx512BW.Abs(v.AsSByte());
+            b = v;
+        }
+
+        /// <summary>ggml's sign trick: |w| x (y negated where w &lt; 0); vpmaddubsw pairs stay within int16 (2 x 128 x 127).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+        {
+            // (y ^ m) - m with m = -1 where w < 0: y negated there, kept elsewhere (two instructions, like a blend).
+            Vector512<sbyte> y = Broadcast4(q + 4 * k);
+            Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(b.AsSByte(), Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
+            return acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, signed), Vector512.Create((short)1));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
+    }
+
+    /// <summary>
+    /// Q4_0: four vectors of packed bytes (low nibbles: elements 4k.., high: 16 + 4k..); the unsigned nibbles times the
+    /// activation bytes in int16 lanes (a block stays below 8 x 2 x 15 x 127 = 30480), widened once per block, minus
+    /// 8 x the activation sum for the nibbles' offset of 8.
+    /// </summary>
+    private readonly struct Q4 : IBlock
+    {
+        public static int GroupBlockBytes => 8 * Q4_0Bytes;
+        public static int Vectors => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
+        {
+            Vector512<byte> mask = Vector512.Create((byte)0x0F);
+            a = v & mask;
+            b = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+            => (acc.AsInt16() + Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k))).AsInt32();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e)
+            => Avx512BW.MultiplyAddAdjacent(acc.AsInt16(), Vector512.Create((short)1)) - Vector512.Create(*(int*)(e + 4));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
+    }
+
+    /// <summary>Four bytes of the activation block in every lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<sbyte> Broadcast4(byte* q) => Vector512.Create(*(int*)q).AsSByte();
+
+    /// <summary>32 bytes at offset <paramref name="offset"/> of the group block at p, and of the next group's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Load2(byte* p, nint groupBytes, int offset)
+        => Join(Avx.LoadVector256(p + offset), Avx.LoadVector256(p + groupBytes + offset));
+
+    /// <summary>
+    /// lo in the low half, hi in the high: one vinserti64x4. (Vector512.Create(lo, hi) compiles to two inserts into the
+    /// previous iteration's register, a dependency that made the decode kernels twice as slow.)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Join(Vector256<byte> lo, Vector256<byte> hi) => Avx512F.InsertVector256(lo.ToVector512Unsafe(), hi, 1);
+
+    /// <summary>The sixteen rows' block scales (the halves at the start of each group's block).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scales(byte* p, nint groupBytes)
+        => Join(VecDotAvx2.HalfToSingle((ushort*)p).AsByte(), VecDotAvx2.HalfToSingle((ushort*)(p + groupBytes)).AsByte()).AsSingle();
+
+    /// <summary>acc = fma(dx * dy, float(sum), acc) per lane (<see cref="VecDotAvx2Interleaved"/>'s Finish).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Finish(Vector512<float> acc, Vector512<float> dx, byte* e, Vector512<int> sum)
+        => Avx512F.FusedMultiplyAdd(Avx512F.Multiply(dx, Vector512.Create(*(float*)e)), Avx512F.ConvertToVector512Single(sum), acc);
+
+    private static void X1<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        Vector512<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        {
+            // Two partial sums shorten the dependency chain; integer adds are exact (Q4_0: within int16, see Q4).
+            Vector512<int> i0 = default, i1 = default;
+            for (int k = 0; k < T.Vectors; k += 2)
+            {
+                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var a0, out var b0);
+                T.Prepare(Load2(w, groupBytes, 48 + 32 * k), out var a1, out var b1);
+                i0 = T.Step(i0, a0, b0, y + 2, k);
+                i1 = T.Step(i1, a1, b1, y + 2, k + 1);
+            }
+            acc = Finish(acc, Scales(w, groupBytes), e, T.BlockSum(T.Add(i0, i1), e));
+        }
+        Vector512.Store(acc, output);
+    }
+
+    private static void X4<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        {
+            Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
+            byte* q = y + 2;
+            for (int k = 0; k < T.Vectors; k++)
+            {
+                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var pa, out var pb);
+                i0 = T.Step(i0, pa, pb, q, k);
+                i1 = T.Step(i1, pa, pb, q + s1, k);
+                i2 = T.Step(i2, pa, pb, q + s2, k);
+                i3 = T.Step(i3, pa, pb, q + s3, k);
+            }
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), e, s1, i0, i1, i2, i3);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+    }
+
+    private static void X8<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
+    {
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        {
+            Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
+            byte* q = y + 2, q4 = q + s4;
+            for (int k = 0; k < T.Vectors; k++)
+            {
+                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var pa, out var pb);
+                i0 = T.Step(i0, pa, pb, q, k);
+                i1 = T.Step(i1, pa, pb, q + s1, k);
+                i2 = T.Step(i2, pa, pb, q + s2, k);
+                i3 = T.Step(i3, pa, pb, q + s3, k);
+                i4 = T.Step(i4, pa, pb, q4, k);
+                i5 = T.Step(i5, pa, pb, q4 + s1, k);
+                i6 = T.Step(i6, pa, pb, q4 + s2, k);
+                i7 = T.Step(i7, pa, pb, q4 + s3, k);
+            }
+            Vector512<float> dx = Scales(w, groupBytes);
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, i4, i5, i6, i7);
+        }
+        Store4(output, outStride, a0, a1, a2, a3);
+        Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
+    }
+
+    /// <summary><see cref="Finish"/> for four tokens whose extras are <paramref name="stride"/> apart from e.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish4<T>(ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+        Vector512<float> dx, byte* e, nint stride, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> i3) where T : IBlock
+    {
+        a0 = Finish(a0, dx, e, T.BlockSum(i0, e));
+        a1 = Finish(a1, dx, e + stride, T.BlockSum(i1, e + stride));
+        a2 = Finish(a2, dx, e + 2 * stride, T.BlockSum(i2, e + 2 * stride));
+        a3 = Finish(a3, dx, e + 3 * stride, T.BlockSum(i3, e + 3 * stride));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store4(float* output, nint stride, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3)
+    {
+        Vector512.Store(a0, output);
+        Vector512.Store(a1, output + stride);
+        Vector512.Store(a2, output + 2 * stride);
+        Vector512.Store(a3, output + 3 * stride);
+    }
+}

@@ -1,0 +1,92 @@
+using KvSharp.Cache;
+using KvSharp.Tensors;
+
+namespace KvSharp.Tests.Tensors;
+
+/// <summary>
+/// The kernel path choice (<see cref="KernelPaths"/>): which path each weight type runs on, and that every path this
+/// machine has gives the same bits on real models, so the llama.cpp parity tests (run on the default path) hold on all.
+/// </summary>
+[Collection(nameof(KernelSwitchCollection))]
+public class KernelPathsTests
+{
+    [Theory]
+    [InlineData(GgmlType.Q8_0, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.Q4_0, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.Q4_K, KernelPath.Avx512, KernelPath.Avx2)]
+    [InlineData(GgmlType.F32, KernelPath.Avx512, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q8_0, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
+    [InlineData(GgmlType.Q4_0, KernelPath.Avx2Vnni, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q6_K, KernelPath.Scalar, KernelPath.Scalar)]
+    [InlineData(GgmlType.Q8_0, KernelPath.Avx2, KernelPath.Avx2)]
+    public void ACapMapsEachTypeToItsKernels(GgmlType type, KernelPath cap, KernelPath expected)
+        => Assert.Equal(expected, KernelPaths.For(type, cap));
+
+    [Fact]
+    public void TheDefaultIsTheFastestAvailablePathPerType()
+    {
+        Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
+        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null));
+        var q4 = KernelPaths.For(GgmlType.Q4_0, null);
+        Assert.Equal(KernelPaths.IsAvailable(KernelPath.Avx512) ? KernelPath.Avx512 : KernelPath.Avx2, q4);
+        Assert.True(KernelPaths.IsAvailable(KernelPaths.For(GgmlType.Q8_0, null)));
+    }
+
+    [Fact]
+    public void NamesRoundTripAndABadNameIsAClearError()
+    {
+        foreach (var path in Enum.GetValues<KernelPath>())
+            Assert.Equal(path, KernelPaths.Parse(KernelPaths.Name(path).ToUpperInvariant(), "test"));
+        var e = Assert.Throws<ArgumentException>(() => KernelPaths.Parse("sse9", KernelPaths.IsaVariable));
+        Assert.Contains("KVSHARP_ISA", e.Message);
+        Assert.Contains("sse9", e.Message);
+    }
+
+    [Fact]
+    public void ForcingAPathRunsItAndRestoresTheChoice()
+    {
+        var before = KernelPaths.Requested;
+        using (KernelPaths.Force(KernelPath.Scalar))
+        {
+            Assert.Equal(KernelPath.Scalar, KernelPaths.For(GgmlType.Q8_0));
+            Assert.False(VecDot.UseAvx2);
+        }
+        Assert.Equal(before, KernelPaths.Requested);
+        foreach (var missing in Enum.GetValues<KernelPath>().Where(p => !KernelPaths.IsAvailable(p)))
+            Assert.Throws<PlatformNotSupportedException>(() => KernelPaths.Force(missing));
+    }
+
+    /// <summary>
+    /// A fixture model's prompt logits, in one prefill and token by token, on every path: all bit-identical (the
+    /// default path's are the ones <c>LlamaCppParityTests</c> compares with llama.cpp).
+    /// </summary>
+    [Theory]
+    [InlineData("llama-gqa", "Q8_0")]
+    [InlineData("llama-gqa", "Q4_0")]
+    [InlineData("llama-gqa", "Q4_K_M")]
+    public void EveryPathGivesTheSameLogitsOnAFixtureModel(string name, string type)
+    {
+        var fixture = Fixtures.Get(name, type);
+        using var model = LlmModel.Load(fixture.GgufPath, new ModelLoadOptions { Threads = 2 });
+        int[] prompt = fixture.PromptIds.Take(24).ToArray();
+        int vocab = model.Config.VocabSize;
+        float[]? first = null;
+        string firstPath = "";
+        foreach (var path in KernelPaths.Available)
+        {
+            using var _ = KernelPaths.Force(path);
+            float[] batch = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 64, KvElementType.F32), allLogits: true);
+            var cache = model.CreateCache(KvCacheMode.Static, 64, KvElementType.F32);
+            float[] sequential = new float[prompt.Length * vocab];
+            for (int i = 0; i < prompt.Length; i++) model.Evaluate(prompt.AsSpan(i, 1), cache).CopyTo(sequential, i * vocab);
+            Assert.True(batch.AsSpan().SequenceEqual(sequential), $"{fixture} on {KernelPaths.Name(path)}: prefill and decode differ");
+            if (first == null)
+            {
+                first = batch;
+                firstPath = KernelPaths.Name(path);
+            }
+            else
+                Assert.True(first.AsSpan().SequenceEqual(batch), $"{fixture}: {KernelPaths.Name(path)} differs from {firstPath}");
+        }
+    }
+}
