@@ -24,6 +24,12 @@ public sealed record ServerOptions
     /// <summary>The template chat requests are rendered with; default: <see cref="ChatTemplate.ForModel"/> (the model's own, else a fallback).</summary>
     public ChatTemplate? ChatTemplate { get; init; }
 
+    /// <summary>
+    /// Where <c>POST /v1/kv/sessions/{id}/save</c> writes a conversation's KV and <c>/restore</c> reads it back
+    /// (<see cref="Sessions.KvSessionEndpoints"/>); null: those endpoints answer 404.
+    /// </summary>
+    public string? SessionDirectory { get; init; }
+
     internal void Validate()
     {
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");

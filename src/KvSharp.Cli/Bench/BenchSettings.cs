@@ -14,6 +14,8 @@ public enum BenchScenario
     Concurrency,
     /// <summary>A growing chat: time to first token per turn with and without prefix caching.</summary>
     Multiturn,
+    /// <summary>Time to first token of a 2,000-token prefix from RAM, the disk tier, the Redis tier, and recomputed.</summary>
+    Tiers,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -52,6 +54,8 @@ public sealed record BenchSettings
     public int BlockSize { get; init; } = 16;
     /// <summary>Multiturn scenario: chat turns.</summary>
     public int Turns { get; init; } = 8;
+    /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>
+    public string? Redis { get; init; }
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 }

@@ -10,6 +10,28 @@ namespace KvSharp.Persistence;
 /// </summary>
 internal static class ChecksummedSections
 {
+    /// <summary>Writes a file's header: its 8-byte magic and its format version (u32).</summary>
+    public static void WriteHeader(Stream stream, ReadOnlySpan<byte> magic, uint version)
+    {
+        Span<byte> head = stackalloc byte[12];
+        magic.CopyTo(head);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[8..], version);
+        stream.Write(head);
+    }
+
+    /// <summary>Checks a file's header (<see cref="WriteHeader"/>); <paramref name="kind"/> names the file in errors ("session", "prefix").</summary>
+    public static void ReadHeader(Stream stream, ReadOnlySpan<byte> magic, uint version, string kind)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        Span<byte> head = stackalloc byte[12];
+        int got = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        if (got < magic.Length || !head[..magic.Length].SequenceEqual(magic))
+            throw new SessionFileException($"not a KvSharp {kind} file: it does not start with the magic \"{System.Text.Encoding.ASCII.GetString(magic).TrimEnd()}\"");
+        if (got < head.Length) throw new SessionFileException($"{kind} file is truncated: it ends inside its header");
+        uint found = BinaryPrimitives.ReadUInt32LittleEndian(head[8..]);
+        if (found != version) throw new SessionFileException($"{kind} file version {found} is not supported: this build reads version {version}");
+    }
+
     /// <summary>Writes a whole section.</summary>
     public static void Write(Stream stream, string tag, ReadOnlySpan<byte> payload)
     {

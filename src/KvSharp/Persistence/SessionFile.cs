@@ -24,10 +24,7 @@ public static class SessionFile
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(cache);
         if (session.CachedLength > cache.Length) throw new ArgumentException($"the session claims {session.CachedLength} cached positions but the cache holds {cache.Length}");
-        stream.Write(Magic);
-        Span<byte> version = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(version, Version);
-        stream.Write(version);
+        ChecksummedSections.WriteHeader(stream, Magic, Version);
         ChecksummedSections.Write(stream, "MODL", Build(w =>
         {
             var m = session.Model;
@@ -56,14 +53,7 @@ public static class SessionFile
     /// <summary>Reads and checks everything before the KV rows; the stream is left at the KV rows (<see cref="ReadKv"/>).</summary>
     public static SavedSession ReadHeader(Stream stream)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        Span<byte> head = stackalloc byte[12];
-        int got = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (got < Magic.Length || !head[..Magic.Length].SequenceEqual(Magic))
-            throw new SessionFileException("not a KvSharp session file: it does not start with the magic \"KVSESS\"");
-        if (got < head.Length) throw new SessionFileException("session file is truncated: it ends inside its header");
-        uint version = BinaryPrimitives.ReadUInt32LittleEndian(head[Magic.Length..]);
-        if (version != Version) throw new SessionFileException($"session file version {version} is not supported: this build reads version {Version}");
+        ChecksummedSections.ReadHeader(stream, Magic, Version, "session");
         var model = Parse(ChecksummedSections.Read(stream, "MODL", "model fingerprint", MaxHeaderSection),
             r => new ModelFingerprint(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadUInt64()));
         var layout = Parse(ChecksummedSections.Read(stream, "KVLY", "KV layout", MaxHeaderSection), ReadLayout);
