@@ -27,9 +27,13 @@ internal static class RunCommand
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
             ChoiceOption.Of<ContextOverflow>(), ContextOverflow.Stop);
         var keep = NumberOption.Optional("--keep", "tokens a context shift keeps at the start (default: the BOS token)", Allowed.AtLeast(0));
+        var promptCache = new Option<string?>("--prompt-cache")
+        {
+            Description = "session file: if it exists, restore it and skip the prefill of its tokens that start the prompt; save the session to it after the run",
+        };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep, promptCache,
         };
         foreach (var option in sampling.All) command.Options.Add(option);
         command.SetAction(r =>
@@ -56,14 +60,20 @@ internal static class RunCommand
                 throw new ArgumentException($"--keep {sessionOptions.ContextShiftKeep} must be below the context length {ctx}: a context shift must leave a position to discard");
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
+            string? cacheFile = r.GetValue(promptCache);
+            if (cacheFile != null && sessionOptions.CacheMode == KvCacheMode.None)
+                throw new ArgumentException("--prompt-cache needs a KV cache to save: use --cache contiguous or static, not none");
             using var session = llm.CreateSession(sessionOptions with { ContextLength = ctx });
             var stdout = Console.Out;
-            foreach (string piece in session.Generate(text, options))
+            var pieces = cacheFile == null ? session.Generate(text, options)
+                : session.GenerateTokens(PromptCacheFile.Restore(session, cacheFile, text, Console.Error), options);
+            foreach (string piece in pieces)
             {
                 stdout.Write(piece);
                 stdout.Flush();
             }
             stdout.WriteLine();
+            if (cacheFile != null) PromptCacheFile.Save(session, cacheFile);
             var s = session.LastStats!;
             if (s.FinishReason == FinishReason.ContextFull)
                 Console.Error.WriteLine($"[kvsharp] stopped after {s.GeneratedTokens} tokens: the context of {session.ContextLength} tokens is full " +

@@ -26,10 +26,17 @@ internal static class ServeCommand
         var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
+        var tiers = new KvTierCliOptions();
+        var sessionDir = new Option<string?>("--session-dir")
+        {
+            Description = "directory where POST /v1/kv/sessions/{id}/save writes a conversation's KV and /restore reads it back",
+        };
         var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions), continuous batching and prefix caching")
         {
             model, tokenizer, chatTemplate, host, port, apiKey, context, budget, kvType, maxRunning, maxQueue, threads,
         };
+        foreach (var option in tiers.All) command.Options.Add(option);
+        command.Options.Add(sessionDir);
         command.SetAction(r =>
         {
             long budgetMiB = r.GetValue(budget);
@@ -40,6 +47,7 @@ internal static class ServeCommand
             int trained = llm.Config.TrainedContextLength, ctx = r.GetValue(context) ?? trained;
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
+            using var kvTiers = tiers.Create(r);
             var options = new ServerOptions
             {
                 Host = r.GetValue(host)!,
@@ -47,12 +55,14 @@ internal static class ServeCommand
                 ApiKey = r.GetValue(apiKey),
                 MaxQueue = r.GetValue(maxQueue),
                 ChatTemplate = template,
+                SessionDirectory = r.GetValue(sessionDir) is { } dir ? Directory.CreateDirectory(dir).FullName : null,
                 Engine = new EngineOptions
                 {
                     ContextLength = ctx,
                     KvBudgetBytes = budgetMiB << 20,
                     KvElementType = r.GetValue(kvType).Value,
                     MaxRunningSequences = r.GetValue(maxRunning),
+                    KvTiers = kvTiers,
                 },
             };
             if (options.ApiKey == null && !IsLoopback(options.Host))

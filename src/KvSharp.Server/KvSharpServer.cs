@@ -80,6 +80,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         ChatCompletionsEndpoint.Map(app);
         ApplyTemplateEndpoint.Map(app);
         TokenizeEndpoints.Map(app);
+        Sessions.KvSessionEndpoints.Map(app);
         ModelsEndpoint.Map(app);
         HealthEndpoint.Map(app);
         MetricsSetup.Map(app);

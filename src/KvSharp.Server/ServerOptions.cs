@@ -26,6 +26,11 @@ public sealed record ServerOptions
 
     /// <summary>Tests only: no engine loop; the test calls <see cref="LlmEngine.Step"/> itself, to see each step's state.</summary>
     internal bool ManualEngineSteps { get; init; }
+    /// <summary>
+    /// Where <c>POST /v1/kv/sessions/{id}/save</c> writes a conversation's KV and <c>/restore</c> reads it back
+    /// (<see cref="Sessions.KvSessionEndpoints"/>); null: those endpoints answer 404.
+    /// </summary>
+    public string? SessionDirectory { get; init; }
 
     internal void Validate()
     {

@@ -34,7 +34,7 @@ public class ServerFixture : IAsyncLifetime
         Client = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }
 
-    public async ValueTask DisposeAsync()
+    public virtual async ValueTask DisposeAsync()
     {
         Client.Dispose();
         await Server.DisposeAsync();

@@ -12,7 +12,8 @@ internal static class BenchCommand
             "speed (prefill/decode tokens/s), cache (with vs without the KV cache; with the defaults it takes minutes: the none baseline " +
             "recomputes about 33 TFLOP, some 6 minutes at 90 GFLOP/s; it prints an estimate after the warm-up and the progress line shows an ETA; -p/-n or --no-sweep shorten it), " +
             "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), " +
-            "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url)",
+            "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url), " +
+            "tiers (a 2,000-token prefix from RAM, disk, Redis and recomputed)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
@@ -45,6 +46,7 @@ internal static class BenchCommand
         };
         var systemWords = NumberOption.Optional("--system-tokens", "serve scenario: words in the system prompt all conversations share (default 64; 0: none)", Allowed.AtLeast(0));
         var url = new Option<string?>("--url") { Description = "serve scenario: drive this OpenAI-compatible server (e.g. http://127.0.0.1:8080 for llama-server -np N) instead of kvsharp's own" };
+        var redis = new Option<string?>("--redis") { Description = "tiers scenario: Redis or Garnet server HOST:PORT (default: an embedded Garnet)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
@@ -52,6 +54,7 @@ internal static class BenchCommand
         {
             scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, json, write, cacheDir,
         };
+        command.Options.Add(redis);
         command.SetAction(r =>
         {
             var settings = new BenchSettings
@@ -81,6 +84,7 @@ internal static class BenchCommand
                 Clients = BenchSettings.ParseClients(r.GetValue(clients)),
                 SystemTokens = r.GetValue(systemWords),
                 Url = r.GetValue(url),
+                Redis = r.GetValue(redis),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

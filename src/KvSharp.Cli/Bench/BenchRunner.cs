@@ -42,6 +42,7 @@ public static class BenchRunner
             BenchScenario.Concurrency => ConcurrencyScenario.Run(s, info, log, table),
             BenchScenario.Multiturn => MultiturnScenario.Run(s, info, log, table),
             BenchScenario.Serve => ServeScenario.Run(s, info, log, table),
+            BenchScenario.Tiers => TiersScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();
@@ -98,7 +99,7 @@ public static class BenchRunner
 
     /// <summary>The shape a scenario runs on when no model is named: small for speed, tiny for cache (its none baseline is slow).</summary>
     public static SyntheticShape DefaultShape(BenchScenario scenario) =>
-        scenario is BenchScenario.Speed or BenchScenario.Concurrency ? SyntheticShape.Small : SyntheticShape.Tiny;
+        scenario is BenchScenario.Speed or BenchScenario.Concurrency or BenchScenario.Tiers ? SyntheticShape.Small : SyntheticShape.Tiny;
 
     private static int WriteSynthetic(BenchSettings s, BenchLog log)
     {
@@ -118,7 +119,8 @@ public static class BenchRunner
         if (s.ModelPath != null) return (s.ModelPath, s.ModelPath, false);
         var shape = s.Synthetic != null ? SyntheticShape.Parse(s.Synthetic) : DefaultShape(s.Scenario);
         var type = SyntheticModelBuilder.ParseType(s.WeightType ?? "q8_0");
-        int ctx = s.ContextLength ?? shape.ContextLength;
+        // The tiers scenario's prefix (2,000 tokens by default) needs more than a shape's own context.
+        int ctx = s.ContextLength ?? (s.Scenario == BenchScenario.Tiers ? Math.Max(shape.ContextLength, 2 * (s.PromptTokens ?? 2000) + 4 * s.BlockSize) : shape.ContextLength);
         var vocabulary = s.VocabPath != null ? GgufVocabulary.Load(s.VocabPath) : null;
         string dir = s.CacheDirectory ?? SyntheticModelBuilder.DefaultCacheDirectory();
         string path = Path.Combine(dir, SyntheticModelBuilder.FileName(shape, type, ctx, s.Seed, vocabulary));

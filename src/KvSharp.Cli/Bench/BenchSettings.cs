@@ -16,6 +16,8 @@ public enum BenchScenario
     Multiturn,
     /// <summary>Concurrent streaming chat clients over HTTP: TTFT, inter-token latency, tokens/s, prefix hit rate.</summary>
     Serve,
+    /// <summary>Time to first token of a 2,000-token prefix from RAM, the disk tier, the Redis tier, and recomputed.</summary>
+    Tiers,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -62,6 +64,8 @@ public sealed record BenchSettings
     public int? SystemTokens { get; init; }
     /// <summary>Serve scenario: an OpenAI-compatible server to drive instead of kvsharp's own in process.</summary>
     public string? Url { get; init; }
+    /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>
+    public string? Redis { get; init; }
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 

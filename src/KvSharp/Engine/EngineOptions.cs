@@ -25,6 +25,13 @@ public sealed record EngineOptions
     /// <summary>The prefix cache's block hash (tests substitute a colliding one); default <see cref="PrefixHasher.Hash"/>.</summary>
     public BlockHashFunction? HashFunction { get; init; }
 
+    /// <summary>
+    /// Storage below RAM for prefix blocks (<see cref="KvSharp.Cache.Tiers.KvTiers"/>: disk, Redis): blocks the pool
+    /// evicts are written down, and a prompt whose prefix left RAM fetches them back instead of recomputing. The
+    /// caller owns and disposes it. Null: none.
+    /// </summary>
+    public KvSharp.Cache.Tiers.KvTiers? KvTiers { get; init; }
+
     internal void Validate()
     {
         if (BlockSize <= 0) throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "block size must be positive");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using KvSharp.Cache;
 using KvSharp.Models;
+using KvSharp.Persistence;
 using KvSharp.Sampling;
 
 namespace KvSharp.Engine;
@@ -20,8 +21,11 @@ public sealed class InferenceSession : IDisposable
     private readonly KvCache _cache;
     // Context shifts of the current generation and the positions they discarded.
     private int _shifts, _shiftedOut;
+    private ModelFingerprint? _fingerprint;
 
     public SessionOptions Options { get; }
+    /// <summary>The model this session runs.</summary>
+    public LlmModel Model => _model;
     public int ContextLength { get; }
     /// <summary>The sequence so far: prompts and generated tokens (after a context shift, less the discarded ones).</summary>
     public IReadOnlyList<int> Tokens => _tokens;
@@ -189,6 +193,44 @@ public sealed class InferenceSession : IDisposable
         _cache.Reset();
         LastStats = null;
     }
+
+    /// <summary>
+    /// Writes the session (<see cref="SessionFile"/>: model fingerprint, KV layout, tokens, policy, the cached keys and
+    /// values, checksummed) so that <see cref="Load"/> can continue it later without recomputing.
+    /// </summary>
+    public void Save(Stream stream)
+    {
+        if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to save");
+        SessionFile.Write(stream, Describe([.. _tokens], _cache.Length), _cache);
+    }
+
+    /// <summary>
+    /// Replaces this session's contents with a saved one (<see cref="Save"/>), which must come from the same model and KV
+    /// type and fit this session's context and overflow policy. Otherwise throws <see cref="SessionFileException"/> naming
+    /// what is wrong: a file that does not match leaves the session as it was, one whose rows are truncated or corrupted
+    /// leaves it empty.
+    /// </summary>
+    public void Load(Stream stream)
+    {
+        if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to restore into");
+        var saved = SessionFile.ReadHeader(stream);
+        SessionCompatibility.Check(saved, Describe([], 0));
+        Reset();
+        SessionFile.ReadKv(stream, saved, _cache);
+        _tokens.AddRange(saved.Tokens);
+    }
+
+    private SavedSession Describe(int[] tokens, int cached) => new()
+    {
+        Model = _fingerprint ??= ModelFingerprint.Of(_model),
+        Kv = KvLayout.Of(_cache),
+        ContextLength = ContextLength,
+        ContextOverflow = Options.ContextOverflow,
+        ContextShiftKeep = Options.ContextShiftKeep,
+        ContextShiftDiscard = Options.ContextShiftDiscard,
+        Tokens = tokens,
+        CachedLength = cached,
+    };
 
     public void Dispose() => Reset();
 }

@@ -54,7 +54,8 @@ public sealed class LlmEngine : IDisposable
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvElementType)
             : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvElementType);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one.
-        PrefixCache = new PrefixCache(Pool, $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}", options.HashFunction);
+        PrefixCache = new PrefixCache(Pool, $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}", options.HashFunction,
+            options.KvTiers);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
         // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
         // of parallel samples push the running count past MaxRunningSequences.
@@ -411,6 +412,36 @@ public sealed class LlmEngine : IDisposable
     private readonly struct ChangeCounted(LlmEngine engine) : IDisposable
     {
         public void Dispose() => Interlocked.Increment(ref engine._changes);
+    }
+
+    /// <summary>
+    /// Saves the cached prefix blocks of a conversation (its <paramref name="tokens"/> under <paramref name="salt"/>)
+    /// to <paramref name="stream"/> (<see cref="KvSharp.Persistence.PrefixFile"/>), as far as they are in RAM; returns
+    /// the positions saved. <see cref="RestorePrefix"/> puts them back, here or in another engine of the same model.
+    /// </summary>
+    public int SavePrefix(IReadOnlyList<int> tokens, string? salt, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var blocks = new List<byte[]>();
+        int[] ids = [.. tokens];
+        lock (_lock) PrefixCache.Export(ids, salt, blocks.Add);
+        int positions = blocks.Count * Pool.BlockSize;
+        KvSharp.Persistence.PrefixFile.Write(stream, ids.AsSpan(0, positions), blocks);
+        return positions;
+    }
+
+    /// <summary>
+    /// Puts a saved prefix (<see cref="SavePrefix"/>) back into the prefix cache under <paramref name="salt"/>, so the
+    /// conversation's next request adopts it instead of computing it; returns the positions cached. A file of another
+    /// model, KV type or salt, or a damaged one, is refused (<see cref="InvalidDataException"/>) with the reason.
+    /// </summary>
+    public int RestorePrefix(Stream stream, string? salt)
+    {
+        var (tokens, blocks) = KvSharp.Persistence.PrefixFile.Read(stream);
+        int cached;
+        lock (_lock) cached = PrefixCache.Import(tokens, salt, blocks);
+        Interlocked.Increment(ref _changes);
+        return cached;
     }
 
     public void Dispose()

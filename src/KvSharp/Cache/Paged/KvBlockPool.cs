@@ -181,6 +181,26 @@ public sealed unsafe class KvBlockPool : IDisposable
         Buffer.MemoryCopy(SidePlane + from * side, SidePlane + to * side, side, side);
     }
 
+    /// <summary>
+    /// Copies a block's stored bytes (<see cref="BytesPerBlock"/>: its run of the element plane, then of the side
+    /// plane) out, for a tier below RAM (<see cref="Tiers.KvTiers"/>); <see cref="CopyBlockIn"/> puts them back.
+    /// </summary>
+    public void CopyBlockOut(int block, Span<byte> destination)
+    {
+        var rows = BlockRows(block);
+        rows.CopyTo(destination);
+        BlockSide(block).CopyTo(destination[rows.Length..checked((int)BytesPerBlock)]);
+    }
+
+    /// <summary>Overwrites a block's stored bytes with ones <see cref="CopyBlockOut"/> gave (of a pool of the same layout).</summary>
+    public void CopyBlockIn(ReadOnlySpan<byte> source, int block)
+    {
+        if (source.Length != BytesPerBlock) throw new ArgumentException($"a block of this pool is {BytesPerBlock} bytes, got {source.Length}", nameof(source));
+        long rows = RowsPerBlock * RowBytes, side = RowsPerBlock * SideBytes;
+        source[..(int)rows].CopyTo(new Span<byte>(ElementPlane + CheckBlock(block) * rows, (int)rows));
+        source[(int)rows..].CopyTo(new Span<byte>(SidePlane + block * side, (int)side));
+    }
+
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()
     {

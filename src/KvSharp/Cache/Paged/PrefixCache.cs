@@ -1,3 +1,5 @@
+using KvSharp.Cache.Tiers;
+
 namespace KvSharp.Cache.Paged;
 
 /// <summary>
@@ -6,7 +8,9 @@ namespace KvSharp.Cache.Paged;
 /// with the model's identity and the tenant's salt; a new sequence adopts the longest run of published blocks that
 /// matches its tokens instead of computing them. A hash only proposes a block: its chain root, its parent and its
 /// tokens must match, so a collision costs a recompute, never a wrong answer. Published blocks nobody holds stay
-/// cached, least recently used first out when the pool needs a fresh block. Not thread-safe: the scheduler owns it.
+/// cached, least recently used first out when the pool needs a fresh block; with <see cref="KvTiers"/>, an evicted
+/// block is written down to them and a lookup that runs out of blocks in RAM fetches the next ones back from them.
+/// Not thread-safe: the scheduler owns it.
 /// </summary>
 public sealed class PrefixCache : ICachedBlocks
 {
@@ -17,6 +21,7 @@ public sealed class PrefixCache : ICachedBlocks
     private readonly ulong[] _hash;
     private readonly bool[] _published;
     private readonly ulong[] _root;
+    private readonly ulong[] _parentHash;
     private readonly int[] _parent;
     private readonly int[] _tokens;
     // Bumped when a block is evicted (its contents will change); a child remembers its parent's, so it can never
@@ -29,12 +34,16 @@ public sealed class PrefixCache : ICachedBlocks
     private readonly LinkedList<int> _lru = new();
     private readonly LinkedListNode<int>?[] _lruNode;
     private readonly List<int> _matched = [];
-    private long _queriedTokens, _hitTokens;
+    private long _queriedTokens, _hitTokens, _tierHitTokens;
+    private readonly KvTiers? _tiers;
+    // What tier keys carry so that blocks of another KV type or block size never match.
+    private readonly ulong _layoutId;
 
     /// <param name="pool">The blocks to cache; a pool has at most one prefix cache.</param>
     /// <param name="modelIdentity">What identifies the model that computes the blocks: blocks of another model never match.</param>
     /// <param name="hash">The block hash (tests substitute a colliding one); default <see cref="PrefixHasher.Hash"/>.</param>
-    public PrefixCache(KvBlockPool pool, string modelIdentity, BlockHashFunction? hash = null)
+    /// <param name="tiers">Storage below RAM that evicted blocks are written to and fetched back from; null for none.</param>
+    public PrefixCache(KvBlockPool pool, string modelIdentity, BlockHashFunction? hash = null, KvTiers? tiers = null)
     {
         _pool = pool;
         _modelIdentity = modelIdentity;
@@ -43,6 +52,9 @@ public sealed class PrefixCache : ICachedBlocks
         _hash = new ulong[blocks];
         _published = new bool[blocks];
         _root = new ulong[blocks];
+        _parentHash = new ulong[blocks];
+        _tiers = tiers;
+        _layoutId = PrefixHasher.Seed($"{pool.Format.Name}|{pool.BlockSize}|{pool.RowsPerBlock}|{pool.RowBytes}|{pool.SideBytes}", null);
         _parent = new int[blocks];
         _tokens = new int[blocks * pool.BlockSize];
         _generation = new int[blocks];
@@ -58,8 +70,11 @@ public sealed class PrefixCache : ICachedBlocks
     public int CachedBlocks => _lru.Count;
     /// <summary>Prompt tokens looked up (whole blocks only, short of the last token).</summary>
     public long QueriedTokens => Interlocked.Read(ref _queriedTokens);
-    /// <summary>Prompt tokens found.</summary>
+    /// <summary>Prompt tokens found (in RAM or in a tier).</summary>
     public long HitTokens => Interlocked.Read(ref _hitTokens);
+    /// <summary>Prompt tokens of <see cref="HitTokens"/> fetched back from a tier.</summary>
+    public long TierHitTokens => Interlocked.Read(ref _tierHitTokens);
+    public KvTiers? Tiers => _tiers;
 
     /// <summary>A cursor at the start of the chain for this model and <paramref name="salt"/> (null: no tenant).</summary>
     public PrefixCursor Begin(string? salt) => new(PrefixHasher.Seed(_modelIdentity, salt));
@@ -89,23 +104,121 @@ public sealed class PrefixCache : ICachedBlocks
         if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
         if (sequence.Length != 0 || cursor.Blocks != 0) throw new InvalidOperationException("only an empty sequence adopts a cached prefix");
         int size = _pool.BlockSize, full = Math.Max(0, tokens.Length - 1) / size;
-        _matched.Clear();
-        ulong hash = cursor.Root;
-        for (int b = 0; b < full; b++)
-        {
-            int parent = b == 0 ? -1 : _matched[b - 1];
-            if (!TryFind(parent, cursor.Root, hash, tokens.Slice(b * size, size), out int block, out ulong next)) break;
-            _matched.Add(block);
-            hash = next;
-        }
+        ulong hash = MatchInRam(tokens, full, cursor.Root);
+        int inRam = _matched.Count;
+        if (_tiers != null && inRam < full) FetchFromTiers(tokens, full, cursor.Root, ref hash);
         Interlocked.Add(ref _queriedTokens, (long)full * size);
         Interlocked.Add(ref _hitTokens, (long)_matched.Count * size);
+        Interlocked.Add(ref _tierHitTokens, (long)(_matched.Count - inRam) * size);
         if (_matched.Count == 0) return 0;
         foreach (int b in _matched) _hits[b]++;
         sequence.AdoptPrefix(_matched);
+        // The holds FetchFromTiers took are the sequence's now.
+        if (_tiers != null && inRam < full) foreach (int b in _matched) _pool.Release(b);
         cursor.Blocks = _matched.Count;
         cursor.LastHash = hash;
         return _matched.Count * size;
+    }
+
+    /// <summary>Fills <paramref name="block"/> with the <paramref name="index"/>th block of a chain, if the source holds it intact.</summary>
+    private delegate bool BlockSource(int index, KvTierBlock.Identity id, ReadOnlySpan<int> tokens, int block);
+
+    private void FetchFromTiers(ReadOnlySpan<int> tokens, int full, ulong root, ref ulong hash) =>
+        Extend(tokens, full, root, ref hash, (_, id, blockTokens, block) => _tiers!.TryFetch(id, blockTokens, _pool, block));
+
+    /// <summary>
+    /// Extends <see cref="_matched"/> with the blocks after it that <paramref name="source"/> holds, each filled into a
+    /// fresh block and published, until the first one it does not give back intact. Every matched block is held on
+    /// return (the caller lets go once it is done): a block found in RAM that nobody holds must not be evicted to make
+    /// room for the ones after it.
+    /// </summary>
+    private void Extend(ReadOnlySpan<int> tokens, int full, ulong root, ref ulong hash, BlockSource source)
+    {
+        foreach (int b in _matched) _pool.Retain(b);
+        int size = _pool.BlockSize;
+        for (int b = _matched.Count; b < full; b++)
+        {
+            var blockTokens = tokens.Slice(b * size, size);
+            ulong next = HashFunction(hash, blockTokens);
+            if (!_pool.TryAllocate(out int block)) break;
+            if (!source(b, new KvTierBlock.Identity(_layoutId, root, hash, next), blockTokens, block))
+            {
+                _pool.Release(block);
+                break;
+            }
+            PublishBlock(block, b == 0 ? -1 : _matched[b - 1], root, hash, blockTokens);
+            _matched.Add(block);
+            hash = next;
+        }
+    }
+
+    /// <summary>The run of cached blocks holding <paramref name="tokens"/>' first <paramref name="full"/> blocks, into <see cref="_matched"/>; returns the chain's hash after it.</summary>
+    private ulong MatchInRam(ReadOnlySpan<int> tokens, int full, ulong root)
+    {
+        int size = _pool.BlockSize;
+        _matched.Clear();
+        ulong hash = root;
+        for (int b = 0; b < full; b++)
+        {
+            int parent = b == 0 ? -1 : _matched[b - 1];
+            if (!TryFind(parent, root, hash, tokens.Slice(b * size, size), out int block, out ulong next)) break;
+            _matched.Add(block);
+            hash = next;
+        }
+        return hash;
+    }
+
+    /// <summary>
+    /// Encodes (<see cref="KvTierBlock"/>) the cached blocks holding the leading full blocks of
+    /// <paramref name="tokens"/> under <paramref name="salt"/>, as far as they are in RAM, handing each to
+    /// <paramref name="write"/>; returns how many. What <see cref="Import"/> takes back.
+    /// </summary>
+    public int Export(ReadOnlySpan<int> tokens, string? salt, Action<byte[]> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        int size = _pool.BlockSize;
+        ulong root = Begin(salt).Root, hash = root;
+        MatchInRam(tokens, tokens.Length / size, root);
+        foreach (int block in _matched)
+        {
+            var blockTokens = _tokens.AsSpan(block * size, size);
+            ulong next = _hash[block];
+            var value = new byte[KvTierBlock.EncodedLength(size, checked((int)_pool.BytesPerBlock))];
+            KvTierBlock.Encode(new KvTierBlock.Identity(_layoutId, root, hash, next), blockTokens, _pool, block, value);
+            write(value);
+            hash = next;
+        }
+        return _matched.Count;
+    }
+
+    /// <summary>
+    /// Puts blocks <see cref="Export"/> gave for <paramref name="tokens"/> back into the cache (published, nobody
+    /// holding them, so later requests adopt them), under <paramref name="salt"/>; blocks already in RAM are kept.
+    /// Returns the positions now cached. A value that is not intact or not the block its place in the chain names
+    /// (another model, KV type, salt or tokens) stops the import there with <see cref="InvalidDataException"/>.
+    /// </summary>
+    public int Import(ReadOnlySpan<int> tokens, string? salt, IReadOnlyList<byte[]> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        int size = _pool.BlockSize, full = Math.Min(tokens.Length / size, values.Count), blockBytes = checked((int)_pool.BytesPerBlock);
+        ulong root = Begin(salt).Root;
+        ulong hash = MatchInRam(tokens, full, root);
+        string? refused = null;
+        Extend(tokens, full, root, ref hash, (index, id, blockTokens, block) =>
+        {
+            if (KvTierBlock.TryDecode(values[index], id, blockTokens, blockBytes, out var bytes, out string? problem))
+            {
+                _pool.CopyBlockIn(bytes, block);
+                return true;
+            }
+            refused = $"block {index} of {values.Count}: {problem}";
+            return false;
+        });
+        int cached = _matched.Count;
+        foreach (int b in _matched) _pool.Release(b);
+        if (refused != null)
+            throw new InvalidDataException($"saved prefix refused at {refused} (saved by another model, KV type or tenant, or corrupted); {cached * size} positions restored before it");
+        return cached * size;
     }
 
     /// <summary>
@@ -135,6 +248,7 @@ public sealed class PrefixCache : ICachedBlocks
         tokens.CopyTo(_tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize));
         _hash[block] = h;
         _root[block] = root;
+        _parentHash[block] = parentHash;
         _parent[block] = parent;
         _parentGeneration[block] = parent < 0 ? 0 : _generation[parent];
         _published[block] = true;
@@ -182,6 +296,8 @@ public sealed class PrefixCache : ICachedBlocks
         block = oldest.Value;
         _lru.RemoveFirst();
         _lruNode[block] = null;
+        _tiers?.TryQueue(new KvTierBlock.Identity(_layoutId, _root[block], _parentHash[block], _hash[block]),
+            _tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize), _pool, block);
         _published[block] = false;
         _generation[block]++;
         if (_index.TryGetValue(_hash[block], out int indexed) && indexed == block) _index.Remove(_hash[block]);

@@ -1,0 +1,42 @@
+namespace KvSharp.Tests.Cli;
+
+/// <summary>`kvsharp run --prompt-cache FILE`: the first run writes the file; a later run whose prompt starts with the saved tokens skips their prefill and prints what a run without the cache prints.</summary>
+public sealed class RunPromptCacheTests : IDisposable
+{
+    private static readonly string Stories = TestPaths.Model("stories260K.gguf");
+    private readonly string _dir = Directory.CreateTempSubdirectory("kvsharp-prompt-cache-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static CliRunner.Result Run(string prompt, params string[] more) =>
+        CliRunner.Run(["run", "-m", Stories, "-p", prompt, "-n", "12", "--context", "128", "--threads", "2", .. more]);
+
+    [Fact]
+    public void ASecondRunRestoresTheSharedPrefixAndPrintsTheSameText()
+    {
+        string file = Path.Combine(_dir, "prompt.kvs");
+        const string first = "Once upon a time, there was a little dog named Max.", second = first + " He liked to";
+        var written = Run(first, "--prompt-cache", file);
+        Assert.Equal(0, written.ExitCode);
+        Assert.Contains("does not exist yet", written.Stderr);
+        Assert.True(File.Exists(file));
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
+
+        var cached = Run(second, "--prompt-cache", file);
+        var plain = Run(second);
+        Assert.Equal(0, cached.ExitCode);
+        Assert.Equal(plain.Stdout, cached.Stdout);
+        Assert.Matches(@"prompt cache .*: (\d+) of \d+ prompt tokens restored", cached.Stderr);
+        int restored = int.Parse(System.Text.RegularExpressions.Regex.Match(cached.Stderr, @"(\d+) of \d+ prompt tokens restored").Groups[1].Value);
+        Assert.True(restored > 10, cached.Stderr);
+    }
+
+    [Fact]
+    public void AFileOfAnotherKvTypeIsAOneLineErrorNamingTheFile()
+    {
+        string file = Path.Combine(_dir, "f32.kvs");
+        Assert.Equal(0, Run("Zoo", "--prompt-cache", file).ExitCode);
+        var r = Run("Zoo", "--prompt-cache", file, "--kv-type", "f16");
+        CliOptionErrorTests.AssertOneLineError(r, $"--prompt-cache {file}: session file holds a F32 KV cache but this session stores F16");
+    }
+}
