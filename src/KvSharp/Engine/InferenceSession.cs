@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 using KvSharp.Sampling;
 
@@ -39,7 +40,11 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        _cache = new KvCache(model.Config, storage, ContextLength, options.KvElementType);
+        _cache = new KvCache(model.Config, storage, ContextLength, KvElementFormat.Of(options.KvElementType),
+            options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
+        if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': its window moves by itself; " +
+                "give the session a ContextLength as long as the sequence should grow", nameof(options));
         CheckShiftOptions(options, ContextLength);
     }
 
