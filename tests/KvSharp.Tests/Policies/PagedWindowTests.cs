@@ -67,6 +67,9 @@ public class PagedWindowTests
         using var pool = new KvBlockPool(model.Config, 4, 40);
         var windowed = new PagedKvSequence(pool, 64, KvCachePolicy.SlidingWindow(8));
         Assert.Contains("cannot share prefix-cache blocks", Assert.Throws<InvalidOperationException>(() => windowed.AdoptPrefix([])).Message);
+        var prefixes = new PrefixCache(pool, "policies");
+        var cursor = prefixes.Begin(null);
+        Assert.Contains("cannot publish prefix-cache blocks", Assert.Throws<InvalidOperationException>(() => prefixes.Publish(windowed, [1, 2, 3], ref cursor)).Message);
         var sinks = new PagedKvSequence(pool, 64, KvCachePolicy.Parse("sinks:4+window:8"), model.Rope);
         model.CreateForwardPass().Forward(Prompt(model.Config.VocabSize, 6), sinks, new float[model.Config.VocabSize], allLogits: false);
         Assert.Contains("cannot be forked", Assert.Throws<InvalidOperationException>(() => sinks.Fork()).Message);
