@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Cli.Bench;
 using KvSharp.Evaluation;
 
@@ -26,11 +27,18 @@ internal static class EvalCommand
         var seed = NumberOption.Create("--seed", "random seed of --generate", 42UL, Allowed.AnyUInt64);
         var kvTypes = KvTypes();
         var context = NumberOption.Optional("--context", "tokens per evaluation window (default: the model's trained length)", Allowed.AtLeast(2), "-c");
+        var policies = KvPolicyOption.Many("--policy",
+            $"cache policy to evaluate, repeatable or comma-separated: {KvPolicyOption.Forms} (default: full)");
+        var sweep = new Option<bool>("--sweep")
+        {
+            Description = $"run each --policy (default: window and sinks:4+window) at budgets {string.Join('/', PolicySweep.DefaultBudgets)} positions, plus full, into one table",
+        };
+        var plot = new Option<string?>("--plot") { Description = "draw perplexity per segment, one line per run, to this .svg or .png file", HelpName = "FILE" };
         var json = new Option<bool>("--json") { Description = "write one JSON object (a `runs` array) to stdout instead of the table" };
         var threads = CommonOptions.Threads();
         var command = new Command("eval", "measure KV cache types against the exact cache: perplexity, KL divergence, top-1 agreement, memory, speed")
         {
-            model, tokenizer, text, generate, seed, kvTypes, context, json, threads,
+            model, tokenizer, text, generate, seed, kvTypes, policies, sweep, context, json, plot, threads,
         };
         command.SetAction(r =>
         {
@@ -43,11 +51,22 @@ internal static class EvalCommand
                 CommonOptions.CheckNotDirectory("--text", textFile);
                 if (!File.Exists(textFile)) throw new FileNotFoundException($"--text: file not found: {textFile}", textFile);
             }
-            var types = r.GetValue(kvTypes) is { Length: > 0 } given ? given : Enum.GetValues<KvElementType>();
-            var setups = types.Select(t => new EvalSetup(t)).ToArray();
+            var policyList = r.GetValue(policies) is { Length: > 0 } named ? named : null;
+            bool sweeping = r.GetValue(sweep);
+            IReadOnlyList<KvCachePolicy> runPolicies = sweeping
+                ? PolicySweep.Expand(policyList ?? PolicySweep.DefaultPolicies, PolicySweep.DefaultBudgets)
+                : policyList?.Distinct().ToArray() ?? [KvCachePolicy.Full];
+            // Policies are measured at the exact element type unless types are named; types alone, each of them.
+            var types = r.GetValue(kvTypes) is { Length: > 0 } given ? given
+                : policyList == null && !sweeping ? Enum.GetValues<KvElementType>() : [KvElementType.F32];
+            var setups = runPolicies.SelectMany(p => types.Select(t => new EvalSetup(t, p))).ToArray();
+            string? plotFile = r.GetValue(plot);
+            if (plotFile != null && Path.GetExtension(plotFile).ToLowerInvariant() is not (".svg" or ".png"))
+                throw new ArgumentException($"--plot {plotFile}: the file must end in .svg or .png");
 
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
             int ctx = r.GetValue(context) ?? llm.Config.TrainedContextLength;
+            foreach (var p in runPolicies) p.Validate(ctx);
             string source;
             int[] tokens;
             if (textFile != null)
@@ -70,7 +89,15 @@ internal static class EvalCommand
             if (r.GetValue(json))
                 Console.Out.WriteLine(ToJson(report, llm.Path, source).ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             else
+            {
                 WriteTable(report, Console.Out);
+                if (report.Runs[0].SegmentPerplexity.Count > 1) WriteSegments(report, Console.Out);
+            }
+            if (plotFile != null)
+            {
+                SegmentPlot.Write(report, plotFile, $"{Path.GetFileName(llm.Path)}: {report.Tokens:N0} tokens, context {ctx}");
+                Console.Error.WriteLine($"[kvsharp] eval: plot written to {plotFile}");
+            }
             return 0;
         });
         return command;
@@ -106,10 +133,25 @@ internal static class EvalCommand
 
     private static void WriteTable(EvalReport report, TextWriter stdout)
     {
-        var table = new BenchTable("policy", "K", "V", "perplexity", "mean KL", "top-1", "KV bytes/token", "peak KV bytes", "decode tok/s");
+        var table = new BenchTable("policy", "budget", "K", "V", "perplexity", "mean KL", "top-1", "KV bytes/token", "peak KV bytes", "decode tok/s");
         foreach (var run in report.Runs)
-            table.Add(run.Policy, Name(run.KeyType), Name(run.ValueType), $"{run.Perplexity:F4}", $"{run.MeanKl:F6}", $"{run.Top1Agreement * 100:F2}%",
+            table.Add(run.Policy, Budget(run.Policy)?.ToString("N0") ?? "all", Name(run.KeyType), Name(run.ValueType), $"{run.Perplexity:F4}", $"{run.MeanKl:F6}", $"{run.Top1Agreement * 100:F2}%",
                 $"{run.KvBytesPerToken:N0}", $"{run.PeakKvBytes:N0}", $"{run.DecodeTokensPerSecond:F0}");
+        table.Write(stdout);
+    }
+
+    /// <summary>Positions a run's policy keeps per query, or null for full.</summary>
+    private static int? Budget(string policy) => KvCachePolicy.Parse(policy).Budget;
+
+    /// <summary>Perplexity per segment: a row per segment, a column per run.</summary>
+    private static void WriteSegments(EvalReport report, TextWriter stdout)
+    {
+        stdout.WriteLine();
+        stdout.WriteLine($"perplexity per {report.SegmentTokens}-token segment:");
+        var table = new BenchTable(["tokens", .. report.Runs.Select(r => r.KeyType == KvElementType.F32 ? r.Policy : $"{r.Policy} {Name(r.KeyType)}")]);
+        int segments = report.Runs[0].SegmentPerplexity.Count;
+        for (int i = 0; i < segments; i++)
+            table.Add([$"{(i + 1) * report.SegmentTokens:N0}", .. report.Runs.Select(r => double.IsFinite(r.SegmentPerplexity[i]) ? $"{r.SegmentPerplexity[i]:F3}" : "-")]);
         table.Write(stdout);
     }
 
@@ -125,6 +167,7 @@ internal static class EvalCommand
         ["runs"] = new JsonArray(report.Runs.Select(run => (JsonNode)new JsonObject
         {
             ["policy"] = run.Policy,
+            ["budget"] = Budget(run.Policy),
             ["kv_type_k"] = Name(run.KeyType),
             ["kv_type_v"] = Name(run.ValueType),
             ["perplexity"] = Number(run.Perplexity),

@@ -27,13 +27,14 @@ internal static class RunCommand
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
             ChoiceOption.Of<ContextOverflow>(), ContextOverflow.Stop);
         var keep = NumberOption.Optional("--keep", "tokens a context shift keeps at the start (default: the BOS token)", Allowed.AtLeast(0));
+        var policy = KvPolicyOption.Single("--kv-policy", $"which positions the KV cache keeps: {KvPolicyOption.Forms} (default: full, or the model's sliding window)");
         var promptCache = new Option<string?>("--prompt-cache")
         {
             Description = "session file: if it exists, restore it and skip the prefill of its tokens that start the prompt; save the session to it after the run",
         };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep, promptCache,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep, promptCache, policy,
         };
         foreach (var option in sampling.All) command.Options.Add(option);
         command.SetAction(r =>
@@ -45,6 +46,7 @@ internal static class RunCommand
                 KvElementType = r.GetValue(kvType).Value,
                 ContextOverflow = r.GetValue(overflow).Value,
                 ContextShiftKeep = r.GetValue(keep),
+                CachePolicy = r.GetValue(policy),
             };
             var options = new GenerationOptions
             {

@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Gguf;
 using KvSharp.Llama2c;
 using KvSharp.Models;
@@ -105,6 +106,11 @@ public sealed class LlmModel : IDisposable
     public KvCache CreateCache(KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null,
         KvElementType elementType = KvElementType.F32) =>
         new(Config, mode, contextLength ?? Config.TrainedContextLength, elementType);
+
+    /// <summary>A new cache for one sequence that keeps the positions <paramref name="policy"/> says (<see cref="KvCachePolicy"/>).</summary>
+    public KvCache CreateCache(KvCachePolicy policy, KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null,
+        KvElementType elementType = KvElementType.F32) =>
+        new(Config, mode, contextLength ?? Config.TrainedContextLength, KvElementFormat.Of(elementType), policy, Rope);
 
     /// <summary>A forward pass with its own scratch buffers, for callers that drive the model themselves.</summary>
     public ForwardPass CreateForwardPass(int maxBatch = 256) => new(Config, Weights, Pool, maxBatch);

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using KvSharp.Attention;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 using KvSharp.Tensors;
 
@@ -16,6 +17,8 @@ internal abstract class ContiguousKvStorage
     public abstract void Grow(int capacity, int used);
     public abstract void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
     public abstract void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
+    /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
+    public abstract void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks);
     public abstract void Prefetch(int layer, int kvHead, int positions);
     public abstract void Read(int layer, int kvHead, bool value, int position, Span<float> row);
     public abstract void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row);
@@ -97,6 +100,13 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         CausalAttention.Attend<ContiguousKvRows<TKv>, TKv>(block,
             new ContiguousKvRows<TKv>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), scale, scratch);
+    }
+
+    public override void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks)
+    {
+        int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
+        PolicyAttention.Attend<ContiguousKvRows<TKv>, TKv>(block,
+            new ContiguousKvRows<TKv>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), slots, sinks, layer, kvHead, scale, scratch);
     }
 
     /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>

@@ -1,4 +1,5 @@
 using KvSharp.Attention;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 
 namespace KvSharp.Cache;
@@ -11,7 +12,9 @@ namespace KvSharp.Cache;
 /// </summary>
 public sealed class KvCache : IKvStore
 {
-    private readonly ContiguousKvStorage _storage;
+    private ContiguousKvStorage _storage;
+    // Null for the full policy, whose path stays as it was; else the window's slots, ring and sinks.
+    private readonly ContiguousWindow? _window;
 
     public ModelConfig Config { get; }
     public KvCacheMode Mode { get; }
@@ -21,11 +24,15 @@ public sealed class KvCache : IKvStore
     public KvElementType ElementType =>
         Format.Type ?? throw new InvalidOperationException($"this cache stores {Format.Name}, which KvElementType does not name; see Format");
     /// <summary>The most positions this cache will ever hold (the session's context length).</summary>
-    public int MaxLength { get; }
+    public int MaxLength { get; private init; }
     /// <summary>Positions currently allocated per layer and head.</summary>
     public int Capacity => _storage.Capacity;
     /// <summary>Positions holding valid keys and values.</summary>
     public int Length { get; private set; }
+    /// <summary>Which positions the cache keeps (<see cref="KvCachePolicy.Full"/> unless given).</summary>
+    public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
+    /// <summary>Positions whose keys and values the cache holds now (under a window policy, at most sinks + ring rows).</summary>
+    public int HeldPositions => _window?.Slots.Held(Length) ?? Length;
 
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
@@ -35,7 +42,7 @@ public sealed class KvCache : IKvStore
     /// <summary>Bytes this cache has actually allocated.</summary>
     public long AllocatedBytes => BytesPerToken * Capacity;
     /// <summary>Bytes holding valid data.</summary>
-    public long UsedBytes => BytesPerToken * Length;
+    public long UsedBytes => BytesPerToken * HeldPositions;
 
     public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementType elementType = KvElementType.F32)
         : this(config, mode, maxLength, KvElementFormat.Of(elementType)) { }
@@ -57,6 +64,26 @@ public sealed class KvCache : IKvStore
         _storage = format.CreateContiguous(config, capacity);
     }
 
+    /// <summary>
+    /// A cache that keeps the positions <paramref name="policy"/> says (<see cref="KvCachePolicy"/>): a window policy
+    /// allocates sinks + window rows whatever <paramref name="maxLength"/>, which then bounds only the sequence.
+    /// <paramref name="rope"/> (the model's: <c>LlmModel.Rope</c>) is needed by policies with sinks.
+    /// </summary>
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope = null)
+        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        policy.Validate(maxLength);
+        Policy = policy;
+        MaxLength = maxLength;
+        if (policy.KeepsEverything) return;
+        _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
+        {
+            if (_storage.Capacity < rows) _storage.Grow(rows, 0);
+            return _storage;
+        });
+    }
+
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
     private void EnsureFits(int capacity) => KvSizing.EnsureFits(
         $"a {Mode.ToString().ToLowerInvariant()} KV cache of {capacity:N0} positions ({Format.Name}, {BytesPerToken:N0} bytes per position)",
@@ -67,6 +94,12 @@ public sealed class KvCache : IKvStore
     {
         if (length > MaxLength)
             throw new InvalidOperationException($"sequence of {length} tokens exceeds the cache's context length {MaxLength}");
+        if (_window != null)
+        {
+            _window.Reserve(Length, length, EnsureFits);
+            _storage = _window.Storage;
+            return;
+        }
         if (length <= Capacity) return;
         int newCapacity = (int)Math.Min(MaxLength, Math.Max(length, Capacity * 2L));
         EnsureFits(newCapacity);
@@ -87,25 +120,35 @@ public sealed class KvCache : IKvStore
     public Span<byte> ValueSide(int layer, int kvHead) => _storage.Side(layer, kvHead, true);
 
     /// <summary>The floats the key at <paramref name="position"/> stands for (rounded or dequantized as stored).</summary>
-    public void ReadKey(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, false, position, row);
+    public void ReadKey(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, false, Slot(position), row);
 
-    public void ReadValue(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, true, position, row);
+    public void ReadValue(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, true, Slot(position), row);
+
+    /// <summary>The row that holds <paramref name="position"/> (itself, unless a window policy wraps it into a ring).</summary>
+    private int Slot(int position) => _window?.Slots.Slot(position) ?? position;
 
     void IKvStore.Reserve(int length) => EnsureCapacity(length);
 
-    void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) =>
-        _storage.Write(layer, position, keys, values);
+    void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
+        _storage.Write(layer, Slot(position), keys, values);
+        if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
+    }
 
-    void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) =>
-        _storage.Attend(layer, kvHead, block, scale, scratch);
+    void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
+    {
+        if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
+        else _storage.Attend(layer, kvHead, block, scale, scratch);
+    }
 
-    void IKvStore.Prefetch(int layer, int kvHead, int end) => _storage.Prefetch(layer, kvHead, Math.Min(end, KvPrefetch.Positions));
+    void IKvStore.Prefetch(int layer, int kvHead, int end) => _storage.Prefetch(layer, kvHead, Math.Min(Math.Min(end, Capacity), KvPrefetch.Positions));
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
     public void Commit(int newLength)
     {
-        if (newLength < Length || newLength > Capacity)
-            throw new ArgumentOutOfRangeException(nameof(newLength), newLength, $"must be within [{Length}, {Capacity}]");
+        int most = _window != null ? MaxLength : Capacity;
+        if (newLength < Length || newLength > most)
+            throw new ArgumentOutOfRangeException(nameof(newLength), newLength, $"must be within [{Length}, {most}]");
         Length = newLength;
     }
 
@@ -114,7 +157,9 @@ public sealed class KvCache : IKvStore
     {
         if (length < 0 || length > Length)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"cannot truncate a cache of {Length} tokens to {length}");
-        _storage.Clear(length, Length);
+        _window?.CheckTruncate(length, Length);
+        // A ring's rows past the new length may hold older positions still in the window: they are overwritten, not cleared.
+        if (_window == null) _storage.Clear(length, Length);
         Length = length;
     }
 
@@ -126,6 +171,8 @@ public sealed class KvCache : IKvStore
     public void Shift(int keep, int discard, RotaryEmbedding rope)
     {
         ArgumentNullException.ThrowIfNull(rope);
+        if (_window != null)
+            throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
         new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
         Length -= discard;
     }
@@ -133,7 +180,7 @@ public sealed class KvCache : IKvStore
     /// <summary>Empties the cache for an unrelated request. The old keys and values are zeroed, not just hidden.</summary>
     public void Reset()
     {
-        _storage.Clear(0, Length);
+        _storage.Clear(0, Math.Min(Length, Capacity));
         Length = 0;
     }
 }

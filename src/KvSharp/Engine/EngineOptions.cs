@@ -1,5 +1,6 @@
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
+using KvSharp.Cache.Policies;
 
 namespace KvSharp.Engine;
 
@@ -24,6 +25,11 @@ public sealed record EngineOptions
     public bool PrefixCaching { get; init; } = true;
     /// <summary>The prefix cache's block hash (tests substitute a colliding one); default <see cref="PrefixHasher.Hash"/>.</summary>
     public BlockHashFunction? HashFunction { get; init; }
+    /// <summary>
+    /// The cache policy of requests that name none (<see cref="EngineRequest.CachePolicy"/>); default the model's
+    /// (<see cref="KvCachePolicy.OfModel"/>: its sliding window, or full).
+    /// </summary>
+    public KvCachePolicy? CachePolicy { get; init; }
 
     /// <summary>
     /// Storage below RAM for prefix blocks (<see cref="KvSharp.Cache.Tiers.KvTiers"/>: disk, Redis): blocks the pool

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 
 namespace KvSharp.Engine;
 
@@ -17,6 +18,11 @@ public sealed record EngineRequest
     /// <see cref="LlmEngine.Submit"/>); an <see cref="InferenceSession"/> shifts.
     /// </summary>
     public ContextOverflow ContextOverflow { get; init; } = ContextOverflow.Stop;
+    /// <summary>
+    /// Which positions this request's cache keeps (<see cref="KvCachePolicy"/>); default <see cref="EngineOptions.CachePolicy"/>.
+    /// A windowed request neither reads nor publishes prefix-cache blocks; one with sinks takes one sample only.
+    /// </summary>
+    public KvCachePolicy? CachePolicy { get; init; }
 }
 
 /// <summary>Where a request stands. <see cref="Failed"/>: the forward pass could not compute its step (the model produced

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 using KvSharp.Persistence;
 using KvSharp.Sampling;
@@ -43,7 +44,11 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        _cache = new KvCache(model.Config, storage, ContextLength, options.KvElementType);
+        _cache = new KvCache(model.Config, storage, ContextLength, KvElementFormat.Of(options.KvElementType),
+            options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
+        if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': its window moves by itself; " +
+                "give the session a ContextLength as long as the sequence should grow", nameof(options));
         CheckShiftOptions(options, ContextLength);
     }
 
@@ -201,6 +206,7 @@ public sealed class InferenceSession : IDisposable
     public void Save(Stream stream)
     {
         if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to save");
+        EnsureFullPolicy("saved");
         SessionFile.Write(stream, Describe([.. _tokens], _cache.Length), _cache);
     }
 
@@ -213,11 +219,20 @@ public sealed class InferenceSession : IDisposable
     public void Load(Stream stream)
     {
         if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to restore into");
+        EnsureFullPolicy("restored");
         var saved = SessionFile.ReadHeader(stream);
         SessionCompatibility.Check(saved, Describe([], 0));
         Reset();
         SessionFile.ReadKv(stream, saved, _cache);
         _tokens.AddRange(saved.Tokens);
+    }
+
+    // A session file holds positions 0..n in order; a window or sinks policy keeps a ring of some of them, which the
+    // file format does not describe, so such a session is refused rather than written or read wrongly.
+    private void EnsureFullPolicy(string what)
+    {
+        if (!_cache.Policy.KeepsEverything)
+            throw new NotSupportedException($"a session with cache policy '{_cache.Policy}' cannot be {what}: session files hold the full cache only (policy full)");
     }
 
     private SavedSession Describe(int[] tokens, int cached) => new()

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using KvSharp.Cache;
 using KvSharp.Cache.Paged;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 using KvSharp.Sampling;
 
@@ -129,6 +130,11 @@ public sealed class LlmEngine : IDisposable
         if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
         if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
         if (r.ContextOverflow == ContextOverflow.Shift) return ShiftRefused;
+        var policy = PolicyOf(r);
+        try { policy.Validate(ContextLength); }
+        catch (ArgumentException e) { return e.Message; }
+        if (policy.Sinks > 0 && r.SampleCount > 1)
+            return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -245,8 +251,10 @@ public sealed class LlmEngine : IDisposable
         while (_waiting.First is { } node && _running.Count < Math.Min(Options.MaxRunningSequences, Options.MaxStepTokens))
         {
             var seq = node.Value;
-            seq.Kv ??= new PagedKvSequence(Pool, ContextLength);
-            if (seq.Kv.Length == 0 && Options.PrefixCaching)
+            seq.Kv ??= PolicyOf(seq.Handle.Request) is { KeepsEverything: false } policy
+                ? new PagedKvSequence(Pool, ContextLength, policy, _model.Rope)
+                : new PagedKvSequence(Pool, ContextLength);
+            if (seq.Kv.Length == 0 && Options.PrefixCaching && seq.Kv.Policy.KeepsEverything)
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
                 if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
@@ -400,12 +408,17 @@ public sealed class LlmEngine : IDisposable
         }
     }
 
-    /// <summary>Publishes every newly completed full block to the prefix cache.</summary>
+    private KvCachePolicy PolicyOf(EngineRequest r) => r.CachePolicy ?? Options.CachePolicy ?? KvCachePolicy.OfModel(_model.Config, ContextLength);
+
+    /// <summary>
+    /// Publishes every newly completed full block to the prefix cache; not a windowed sequence's (past the window its
+    /// keys and values depend on the window, and its blocks are freed as the window moves).
+    /// </summary>
     private void PublishFullBlocks()
     {
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
-            if (seq.Kv != null) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+            if (seq.Kv is { Policy.KeepsEverything: true }) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
 
     /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>

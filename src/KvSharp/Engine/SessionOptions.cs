@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 
 namespace KvSharp.Engine;
 
@@ -26,4 +27,10 @@ public sealed record SessionOptions
     /// when a prompt needs more room.
     /// </summary>
     public int? ContextShiftDiscard { get; init; }
+    /// <summary>
+    /// Which positions the cache keeps (<see cref="KvCachePolicy"/>): <see cref="KvCachePolicy.Full"/> (default, or the
+    /// model's own sliding window when its GGUF names one), a window, or sinks and a window. Under a window the cache
+    /// holds O(window) rows and the sequence may run up to <see cref="ContextLength"/>, past the trained length.
+    /// </summary>
+    public KvCachePolicy? CachePolicy { get; init; }
 }

@@ -30,7 +30,7 @@ public static class KvEvaluator
         int chunk = Math.Min(options.ChunkTokens, context);
         var forward = model.CreateForwardPass(maxBatch: chunk);
         var exact = new KvCache(config, KvCacheMode.Contiguous, context);
-        var runs = setups.Select(s => new RunTotals(s, s.CreateCache(config, context), segments)).ToArray();
+        var runs = setups.Select(s => new RunTotals(s, s.CreateCache(config, context, model.Rope), segments)).ToArray();
         var exactLogits = new float[chunk * vocab];
         var logits = new float[chunk * vocab];
         foreach (var window in windows)

@@ -24,6 +24,11 @@ public sealed record ModelConfig
     public required int VocabSize { get; init; }
     /// <summary>The context length the model was trained with (metadata); sessions may ask for more.</summary>
     public required int TrainedContextLength { get; init; }
+    /// <summary>
+    /// The sliding window the model was trained with (GGUF <c>{arch}.attention.sliding_window</c>), applied to every
+    /// layer (Mistral-style); null when every layer attends to the whole context.
+    /// </summary>
+    public int? SlidingWindow { get; init; }
     public required float RmsNormEps { get; init; }
     public required float RopeTheta { get; init; }
     public required RopeStyle RopeStyle { get; init; }
@@ -108,6 +113,7 @@ public sealed record ModelConfig
             FeedForwardDim = ffn,
             VocabSize = vocab,
             TrainedContextLength = ctx,
+            SlidingWindow = Count("attention.sliding_window"),
             RmsNormEps = eps,
             RopeTheta = theta,
             RopeStyle = arch == "qwen2" ? RopeStyle.NeoX : RopeStyle.Normal,

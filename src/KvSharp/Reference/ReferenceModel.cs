@@ -1,3 +1,4 @@
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 
 namespace KvSharp.Reference;
@@ -26,8 +27,16 @@ public sealed class ReferenceModel
     /// <summary>The most tokens the cache holds.</summary>
     public int ContextLength { get; }
 
-    public ReferenceModel(ModelConfig config, ModelWeights weights, int? contextLength = null)
+    /// <summary>
+    /// Which positions each query attends to, and at which positions (<see cref="KvCachePolicy.KeptPositions"/>): the
+    /// literal definition, for the caches' policies to be held to. Under a policy other than full the cache keeps keys
+    /// before RoPE and every query rotates its kept keys at the positions the policy assigns them, itself at the last.
+    /// </summary>
+    public KvCachePolicy Policy { get; }
+
+    public ReferenceModel(ModelConfig config, ModelWeights weights, int? contextLength = null, KvCachePolicy? policy = null)
     {
+        Policy = policy ?? KvCachePolicy.Full;
         _c = config;
         ContextLength = contextLength ?? config.TrainedContextLength;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
@@ -74,23 +83,28 @@ public sealed class ReferenceModel
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
             // Position enters only here, by rotating q and k: their dot product then depends on the distance.
-            Rope(q, pos);
-            Rope(k, pos);
-            for (int h = 0; h < _c.KvHeadCount; h++)
+            // A policy's reference attends over the kept positions at the positions it assigns; full keeps the plain path.
+            if (!Policy.KeepsEverything) AttendKept(l, q, k, v, pos, x);
+            else
             {
-                Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);
-                Array.Copy(v, h * hd, _values[l][h], pos * hd, hd);
+                Rope(q, pos);
+                Rope(k, pos);
+                for (int h = 0; h < _c.KvHeadCount; h++)
+                {
+                    Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);
+                    Array.Copy(v, h * hd, _values[l][h], pos * hd, hd);
+                }
+                // Each query head attends over positions 0..pos of its KV head. With grouped-query attention (GQA) a run
+                // of GroupSize consecutive query heads shares one KV head, which is what shrinks the cache.
+                var attention = new float[_c.QueryDim];
+                for (int h = 0; h < _c.HeadCount; h++)
+                {
+                    int kvHead = h / _c.GroupSize;
+                    ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead], _values[l][kvHead], pos + 1,
+                        1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
+                }
+                Add(x, MatVec(w.AttentionOutput, attention));
             }
-            // Each query head attends over positions 0..pos of its KV head. With grouped-query attention (GQA) a run
-            // of GroupSize consecutive query heads shares one KV head, which is what shrinks the cache.
-            var attention = new float[_c.QueryDim];
-            for (int h = 0; h < _c.HeadCount; h++)
-            {
-                int kvHead = h / _c.GroupSize;
-                ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead], _values[l][kvHead], pos + 1,
-                    1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
-            }
-            Add(x, MatVec(w.AttentionOutput, attention));
 
             // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)).
             xb = RmsNorm(x, w.FeedForwardNorm);
@@ -101,6 +115,41 @@ public sealed class ReferenceModel
 
         Position++;
         return MatVec(_output, RmsNorm(x, _outputNorm));
+    }
+
+    /// <summary>
+    /// The attention block under <see cref="Policy"/>: stores k unrotated, then rotates q at the last assigned
+    /// position and each kept key at its own, attends, and adds the projected result to <paramref name="x"/>.
+    /// </summary>
+    private void AttendKept(int l, float[] q, float[] k, float[] v, int pos, float[] x)
+    {
+        int hd = _c.HeadDim;
+        for (int h = 0; h < _c.KvHeadCount; h++)
+        {
+            Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);
+            Array.Copy(v, h * hd, _values[l][h], pos * hd, hd);
+        }
+        int[] kept = Policy.KeptPositions(pos);
+        Rope(q, kept.Length - 1);
+        var keys = new float[_c.KvHeadCount][];
+        var values = new float[_c.KvHeadCount][];
+        for (int h = 0; h < _c.KvHeadCount; h++)
+        {
+            keys[h] = new float[kept.Length * hd];
+            values[h] = new float[kept.Length * hd];
+            for (int i = 0; i < kept.Length; i++)
+            {
+                var key = _keys[l][h].AsSpan(kept[i] * hd, hd).ToArray();
+                Rope(key, i);
+                key.CopyTo(keys[h], i * hd);
+                Array.Copy(_values[l][h], kept[i] * hd, values[h], i * hd, hd);
+            }
+        }
+        var attention = new float[_c.QueryDim];
+        for (int h = 0; h < _c.HeadCount; h++)
+            ReferenceAttention.Attend(q.AsSpan(h * hd, hd), keys[h / _c.GroupSize], values[h / _c.GroupSize], kept.Length,
+                1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
+        Add(x, MatVec(_layers[l].AttentionOutput, attention));
     }
 
     /// <summary>x / sqrt(mean(x²) + eps) x weight: rescales the stream to unit size, then per feature.</summary>

@@ -43,7 +43,7 @@ public class EvalCommandTests
             var r = CliRunner.Run("eval", "-m", Model, "--text", file, "--kv-type", "q4_0", "--threads", "2");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("| policy |", r.Stdout);
-            Assert.Matches(@"\| full\s+\| q4_0 \| q4_0 \|\s+\d+\.\d{4} \|", r.Stdout);
+            Assert.Matches(@"\| full\s+\|\s+all \| q4_0 \| q4_0 \|\s+\d+\.\d{4} \|", r.Stdout);
             Assert.Contains("tokens scored in 1 windows", r.Stderr);
         }
         finally
@@ -52,7 +52,45 @@ public class EvalCommandTests
         }
     }
 
+    [Fact]
+    public void PoliciesRunOncePerPolicyAndTheSweepStretchesThemToEachBudget()
+    {
+        string plot = Path.Combine(Path.GetTempPath(), $"kvsharp-eval-{Guid.NewGuid():N}.svg");
+        try
+        {
+            var r = CliRunner.Run("eval", "-m", Model, "--generate", "300", "--context", "256", "--policy", "full,window:32", "--policy", "sinks:4+window:28",
+                "--json", "--threads", "2", "--plot", plot);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            var runs = doc.RootElement.GetProperty("runs").EnumerateArray().ToArray();
+            Assert.Equal(["full", "window:32", "sinks:4+window:28"], runs.Select(x => x.GetProperty("policy").GetString()));
+            Assert.All(runs, x => Assert.Equal("f32", x.GetProperty("kv_type_k").GetString()));
+            Assert.Equal(JsonValueKind.Null, runs[0].GetProperty("budget").ValueKind);
+            Assert.Equal(32, runs[1].GetProperty("budget").GetInt32());
+            Assert.Equal(0, runs[0].GetProperty("mean_kl").GetDouble());
+            Assert.True(runs[1].GetProperty("mean_kl").GetDouble() > 0);
+            // A window holds its budget plus a prefill chunk's rows (64), not the context.
+            Assert.True(runs[1].GetProperty("peak_kv_bytes").GetInt64() < runs[0].GetProperty("peak_kv_bytes").GetInt64());
+            Assert.All(runs, x => Assert.Equal(2, x.GetProperty("segments").GetArrayLength()));
+            Assert.StartsWith("<?xml", File.ReadAllText(plot));
+            Assert.Contains("sinks:4+window:28", File.ReadAllText(plot));
+
+            var sweep = CliRunner.Run("eval", "-m", Model, "--generate", "200", "--context", "256", "--sweep", "--threads", "2");
+            Assert.True(sweep.ExitCode == 0, sweep.Stderr);
+            foreach (string policy in new[] { "full", "window:64", "window:128", "window:256", "sinks:4+window:60", "sinks:4+window:124", "sinks:4+window:252" })
+                Assert.Matches($@"\| {policy.Replace("+", @"\+")}\s+\|", sweep.Stdout);
+        }
+        finally
+        {
+            File.Delete(plot);
+        }
+    }
+
     [Theory]
+    [InlineData("--policy: cache policy 'window:0': the window must keep at least 1 position, got 0", "--generate", "10", "--policy", "window:0")]
+    [InlineData("--policy: cache policy 'h2o': expected full", "--generate", "10", "--policy", "h2o")]
+    [InlineData("cache policy 'window:300' keeps 300 positions, more than the context length of 256", "--generate", "10", "--context", "256", "--policy", "window:300")]
+    [InlineData("--plot x.pdf: the file must end in .svg or .png", "--generate", "10", "--plot", "x.pdf")]
     [InlineData("eval needs a text: --text FILE or --generate N")]
     [InlineData("--text FILE or --generate N, not both", "--text", "x.txt", "--generate", "10")]
     [InlineData("--kv-type must be one of f32, f16, q8_0, q4_0; got 'q3'", "--generate", "10", "--kv-type", "f32,q3")]

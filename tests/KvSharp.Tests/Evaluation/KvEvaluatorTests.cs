@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Evaluation;
 
 namespace KvSharp.Tests.Evaluation;
@@ -47,6 +48,32 @@ public class KvEvaluatorTests
         Assert.Equal(tokens.Length * run.KvBytesPerToken, run.PeakKvBytes);
         Assert.True(run.DecodeTokensPerSecond > 0);
         Assert.Equal(run.Perplexity, Assert.Single(run.SegmentPerplexity), 1e-9);
+    }
+
+    [Fact]
+    public void PoliciesAreMeasuredAgainstTheExactCacheWithTheirOwnMemory()
+    {
+        using var model = Stories();
+        var text = EvalText.Generate(model, 300, seed: 3);
+        var options = new EvalOptions { ContextLength = 300, ChunkTokens = 16, DecodeTokens = 8 };
+        var report = KvEvaluator.Run(model, text,
+            [new EvalSetup(KvElementType.F32, KvCachePolicy.SlidingWindow(300)), new EvalSetup(KvElementType.F32, KvCachePolicy.SlidingWindow(24)),
+             new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("sinks:4+window:20")), new EvalSetup(KvElementType.F16, KvCachePolicy.SlidingWindow(24))],
+            options);
+        Assert.Equal(["window:300", "window:24", "sinks:4+window:20", "window:24"], report.Runs.Select(r => r.Policy));
+        // A window as long as the text keeps everything: the exact cache's numbers, bit for bit.
+        Assert.Equal(0, report.Runs[0].MeanKl);
+        Assert.Equal(1, report.Runs[0].Top1Agreement);
+        Assert.Equal(300 * report.Runs[0].KvBytesPerToken, report.Runs[0].PeakKvBytes);
+        for (int i = 1; i < 4; i++)
+        {
+            Assert.InRange(report.Runs[i].MeanKl, 1e-6, 2);
+            // The budget plus the rows a 16-token chunk needs while its first query still sees its window.
+            Assert.Equal((24 + 15) * report.Runs[i].KvBytesPerToken, report.Runs[i].PeakKvBytes);
+        }
+        Assert.True(report.Runs[3].MeanKl > report.Runs[1].MeanKl * 0.5);
+        Assert.Contains("more than the context length of 300", Assert.Throws<ArgumentException>(() =>
+            KvEvaluator.Run(model, text, [new EvalSetup(KvElementType.F32, KvCachePolicy.SlidingWindow(301))], options)).Message);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Cache.Policies;
 using KvSharp.Engine;
 using KvSharp.Persistence;
 using KvSharp.Sampling;
@@ -198,5 +199,21 @@ public sealed class SessionFileTests : IDisposable
         using var model = Synthetic();
         using var none = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.None, ContextLength = 64 });
         Assert.Throws<InvalidOperationException>(() => none.Save(new MemoryStream()));
+    }
+
+    [Theory]
+    [InlineData("window:16")]
+    [InlineData("sinks:2+window:16")]
+    public void AWindowedSessionIsRefusedBothWaysNamingItsPolicy(string policy)
+    {
+        using var model = Synthetic();
+        using var full = Primed(model, KvElementType.F32);
+        var file = new MemoryStream(Save(full));
+        using var windowed = model.CreateSession(new SessionOptions { ContextLength = 64, CachePolicy = KvCachePolicy.Parse(policy) });
+        windowed.GenerateTokens(Prompt, new GenerationOptions { MaxTokens = 4, StopAtEndOfGeneration = false }).ToList();
+        var save = Assert.Throws<NotSupportedException>(() => windowed.Save(new MemoryStream()));
+        Assert.Contains($"'{policy}'", save.Message);
+        var load = Assert.Throws<NotSupportedException>(() => windowed.Load(file));
+        Assert.Contains($"'{policy}'", load.Message);
     }
 }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using KvSharp.Attention;
+using KvSharp.Cache.Policies;
 using KvSharp.Models;
 
 namespace KvSharp.Cache.Paged;
@@ -14,17 +15,35 @@ public sealed class PagedKvSequence : IKvStore
     private readonly KvBlockPool _pool;
     private readonly List<int> _blocks = [];
     private bool _released;
+    // Null for the full policy (its path stays as it was); else the window that frees blocks behind it.
+    private readonly PagedWindow? _window;
 
     public int Length { get; private set; }
     public int MaxLength { get; }
     public IReadOnlyList<int> BlockTable => _blocks;
     public KvBlockPool Pool => _pool;
+    /// <summary>Which positions the sequence keeps; under a window policy, table entries of freed blocks are -1.</summary>
+    public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
+    /// <summary>Blocks the sequence holds now (a window policy's freed ones not counted).</summary>
+    public int HeldBlocks => _window == null ? _blocks.Count : _blocks.Count(b => b != PagedWindow.Freed);
 
     public PagedKvSequence(KvBlockPool pool, int maxLength)
     {
         if (maxLength <= 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "context length must be positive");
         _pool = pool;
         MaxLength = maxLength;
+    }
+
+    /// <summary>
+    /// A sequence that keeps the positions <paramref name="policy"/> says: under a window, blocks wholly behind
+    /// every coming query's window go back to the pool. <paramref name="rope"/> (<c>LlmModel.Rope</c>) is needed by
+    /// policies with sinks. Such a sequence neither adopts nor publishes prefix-cache blocks (see <see cref="AdoptPrefix"/>).
+    /// </summary>
+    public PagedKvSequence(KvBlockPool pool, int maxLength, KvCachePolicy policy, RotaryEmbedding? rope = null) : this(pool, maxLength)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        Policy = policy;
+        if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
     }
 
     /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
@@ -34,6 +53,9 @@ public sealed class PagedKvSequence : IKvStore
     public void AdoptPrefix(IReadOnlyList<int> blocks)
     {
         if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
+        // Past the window a position's keys and values depend on the window: a prefix computed with every position
+        // in view is not this sequence's, nor is this one's any other sequence's.
+        if (_window != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot share prefix-cache blocks");
         foreach (int b in blocks)
         {
             _pool.Retain(b);
@@ -58,6 +80,7 @@ public sealed class PagedKvSequence : IKvStore
         ObjectDisposedException.ThrowIf(_released, this);
         if (length > MaxLength) throw new InvalidOperationException($"sequence of {length} tokens exceeds its context length {MaxLength}");
         if (length <= Length) return;
+        _window?.ReleaseOutside(_blocks, Length);
         int needed = BlocksNeeded(length);
         if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
         int partial = Length / _pool.BlockSize;
@@ -71,13 +94,22 @@ public sealed class PagedKvSequence : IKvStore
         while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
     }
 
-    public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) =>
+    public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    {
         _pool.Rows.Write(CollectionsMarshal.AsSpan(_blocks), layer, position, keys, values);
+        if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
+    }
 
-    public void Prefetch(int layer, int kvHead, int end) => _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
+    public void Prefetch(int layer, int kvHead, int end)
+    {
+        if (_window == null) _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
+    }
 
-    public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) =>
-        _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch);
+    public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
+    {
+        if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
+        else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch);
+    }
 
     public void Commit(int length)
     {
@@ -90,10 +122,12 @@ public sealed class PagedKvSequence : IKvStore
     public PagedKvSequence Fork()
     {
         ObjectDisposedException.ThrowIf(_released, this);
-        var child = new PagedKvSequence(_pool, MaxLength);
+        // Sink keys are rotated in place, in blocks a fork would share.
+        if (_window?.Sinks != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot be forked: its sink keys move in shared blocks");
+        var child = _window == null ? new PagedKvSequence(_pool, MaxLength) : new PagedKvSequence(_pool, MaxLength, Policy);
         foreach (int b in _blocks)
         {
-            _pool.Retain(b);
+            if (b != PagedWindow.Freed) _pool.Retain(b);
             child._blocks.Add(b);
         }
         child.Length = Length;
@@ -104,10 +138,13 @@ public sealed class PagedKvSequence : IKvStore
     public void Truncate(int length)
     {
         if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length), length, $"the sequence holds {Length} positions");
+        if (_window != null && _window.FirstNeededBlock(length) is int first && first < _blocks.Count && first >= _window.SinkBlocks
+            && _blocks[first] == PagedWindow.Freed)
+            throw new InvalidOperationException($"cannot truncate a sequence of {Length} tokens with cache policy '{Policy}' to {length}: its window's blocks were freed");
         int keep = BlocksFor(length);
         for (int i = _blocks.Count - 1; i >= keep; i--)
         {
-            _pool.Release(_blocks[i]);
+            if (_blocks[i] != PagedWindow.Freed) _pool.Release(_blocks[i]);
             _blocks.RemoveAt(i);
         }
         Length = length;
@@ -119,7 +156,8 @@ public sealed class PagedKvSequence : IKvStore
         if (_released) return;
         // Tail first: cached blocks are evicted in the order they were let go, and a prefix that loses its head
         // loses every block after it (a lookup walks the chain from the start), while losing the tail costs only it.
-        for (int i = _blocks.Count - 1; i >= 0; i--) _pool.Release(_blocks[i]);
+        for (int i = _blocks.Count - 1; i >= 0; i--)
+            if (_blocks[i] != PagedWindow.Freed) _pool.Release(_blocks[i]);
         _blocks.Clear();
         Length = 0;
         _released = true;

@@ -1,4 +1,5 @@
 using KvSharp.Attention;
+using KvSharp.Cache.Policies;
 using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
@@ -12,6 +13,11 @@ internal abstract class PagedKvStorage
     public abstract void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
     public abstract void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
     public abstract void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end);
+    /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
+    public abstract void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
+        KeptSlots slots, SinkKeys? sinks);
+    /// <summary>Stores one head's key row at <paramref name="position"/> (a sink key rotated by its policy).</summary>
+    public abstract void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row);
 }
 
 internal sealed unsafe class PagedKvStorage<TKv>(KvBlockPool pool) : PagedKvStorage where TKv : struct, IKvElement<TKv>
@@ -35,6 +41,16 @@ internal sealed unsafe class PagedKvStorage<TKv>(KvBlockPool pool) : PagedKvStor
 
     public override void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) =>
         CausalAttention.Attend<PagedKvRows<TKv>, TKv>(block, new PagedKvRows<TKv>(pool, blocks, layer, kvHead), scale, scratch);
+
+    public override void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
+        KeptSlots slots, SinkKeys? sinks) =>
+        PolicyAttention.Attend<PagedKvRows<TKv>, TKv>(block, new PagedKvRows<TKv>(pool, blocks, layer, kvHead), slots, sinks, layer, kvHead, scale, scratch);
+
+    public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row)
+    {
+        long at = pool.RowIndex(blocks[position / _size], layer, false, kvHead) + position % _size;
+        TKv.Write(row, new Span<byte>(pool.ElementPlane + at * pool.RowBytes, pool.RowBytes), new Span<byte>(pool.SidePlane + at * pool.SideBytes, pool.SideBytes));
+    }
 
     /// <summary>Asks for the first <see cref="KvPrefetch.Positions"/> rows of a head's keys and values, one run per block.</summary>
     public override void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end)

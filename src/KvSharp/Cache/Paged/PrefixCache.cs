@@ -230,6 +230,8 @@ public sealed class PrefixCache : ICachedBlocks
     {
         if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
         if (tokens.Length < sequence.Length) throw new ArgumentException($"{tokens.Length} tokens for a sequence of {sequence.Length} positions", nameof(tokens));
+        if (!sequence.Policy.KeepsEverything)
+            throw new InvalidOperationException($"a sequence with cache policy '{sequence.Policy}' cannot publish prefix-cache blocks: past its window they depend on the window");
         int size = _pool.BlockSize, full = sequence.Length / size;
         var table = sequence.BlockTable;
         while (cursor.Blocks < full)

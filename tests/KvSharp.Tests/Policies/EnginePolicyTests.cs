@@ -1,0 +1,97 @@
+using KvSharp.Cache.Policies;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+
+namespace KvSharp.Tests.Policies;
+
+/// <summary>
+/// Requests with different cache policies batched in one engine produce what each produces alone; random workloads
+/// of them (preemption, cancellation, prefix caching on) leave every block free; what cannot be right is refused.
+/// </summary>
+public class EnginePolicyTests
+{
+    private static readonly Lazy<LlmModel> Model = new(() =>
+        LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 }));
+
+    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7"];
+
+    private static EngineRequest Request(int seed, string policy, int maxTokens = 60)
+    {
+        var rng = new Random(seed);
+        return new EngineRequest
+        {
+            PromptTokens = [1, .. Enumerable.Range(0, rng.Next(5, 40)).Select(_ => rng.Next(3, 512))],
+            CachePolicy = KvCachePolicy.Parse(policy),
+            Options = new GenerationOptions { MaxTokens = maxTokens, StopAtEndOfGeneration = false, Sampling = new SamplingOptions { Temperature = 0 } },
+        };
+    }
+
+    [Fact]
+    public void BatchedPoliciesGiveWhatEachGivesAlone()
+    {
+        var model = Model.Value;
+        var requests = Policies.Select((p, i) => Request(i, p)).ToArray();
+        var alone = requests.Select(r =>
+        {
+            using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+            var h = engine.Submit(r);
+            engine.RunUntilIdle();
+            return h.OutputTokens[0].ToArray();
+        }).ToArray();
+
+        using var shared = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 200, BlockSize = 4, MaxStepTokens = 24 });
+        var handles = requests.Select(shared.Submit).ToArray();
+        shared.RunUntilIdle();
+        for (int i = 0; i < requests.Length; i++)
+            Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"{Policies[i]}: batched output differs from alone");
+        Assert.Equal(0, shared.Pool.UsedBlocks);
+        // The windows changed what was generated: the policies are really applied.
+        Assert.NotEqual(alone[0], alone[3]);
+    }
+
+    [Fact]
+    public void RandomWorkloadsWithPoliciesLeaveEveryBlockFree()
+    {
+        var model = Model.Value;
+        for (int seed = 0; seed < 12; seed++)
+        {
+            var rng = new Random(seed);
+            using var engine = new LlmEngine(model, new EngineOptions
+            {
+                ContextLength = 96,
+                BlockSize = rng.Next(1, 9),
+                BlockCount = rng.Next(20, 60),
+                MaxStepTokens = rng.Next(4, 40),
+                MaxRunningSequences = rng.Next(1, 6),
+                PrefixCaching = rng.Next(2) == 0,
+            });
+            var handles = new List<RequestHandle>();
+            for (int r = 0; r < 8; r++)
+            {
+                handles.Add(engine.Submit(Request(rng.Next(), Policies[rng.Next(Policies.Length)], rng.Next(1, 50))));
+                for (int s = rng.Next(0, 6); s > 0; s--) engine.Step();
+                if (rng.Next(6) == 0) handles[rng.Next(handles.Count)].Cancel();
+            }
+            engine.RunUntilIdle();
+            Assert.All(handles, h => Assert.True(h.IsDone, $"seed {seed}: request {h.Id} is {h.Status} ({h.Error})"));
+            Assert.Equal(0, engine.Pool.UsedBlocks);
+            for (int b = 0; b < engine.Pool.BlockCount; b++) Assert.Equal(0, engine.Pool.RefCount(b));
+            engine.Pool.Verify();
+        }
+    }
+
+    [Fact]
+    public void RefusesWhatCannotBeRight()
+    {
+        using var engine = new LlmEngine(Model.Value, new EngineOptions { ContextLength = 64, BlockCount = 64, BlockSize = 4 });
+        var tooLarge = engine.Submit(Request(1, "window:65"));
+        var forkedSinks = engine.Submit(Request(2, "sinks:4+window:8") with { SampleCount = 2 });
+        Assert.Equal(RequestStatus.Rejected, tooLarge.Status);
+        Assert.Contains("more than the context length of 64", tooLarge.Error);
+        Assert.Equal(RequestStatus.Rejected, forkedSinks.Status);
+        Assert.Contains("one sample per request", forkedSinks.Error);
+        var forkedWindow = engine.Submit(Request(3, "window:8", 10) with { SampleCount = 2 });
+        engine.RunUntilIdle();
+        Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
+    }
+}
