@@ -11,7 +11,7 @@ internal static class BenchCommand
         var scenario = ChoiceOption.Create("--scenario",
             "speed (prefill/decode tokens/s), cache (with vs without the KV cache; with the defaults it takes minutes: the none baseline " +
             "recomputes about 33 TFLOP, some 6 minutes at 90 GFLOP/s; it prints an estimate after the warm-up and the progress line shows an ETA; -p/-n or --no-sweep shorten it), " +
-            "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching)",
+            "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), router (prefix-aware routing over 3 replicas)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
@@ -31,12 +31,13 @@ internal static class BenchCommand
         var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
         var blockSize = NumberOption.Create("--block-size", "engine scenarios: positions per KV block", 16, Allowed.AtLeast(1));
         var turns = NumberOption.Create("--turns", "multiturn scenario: chat turns", 8, Allowed.AtLeast(1));
+        var users = NumberOption.Create("--users", "router scenario: users chatting at once", 12, Allowed.AtLeast(1));
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, users, json, write, cacheDir,
         };
         command.SetAction(r =>
         {
@@ -63,6 +64,7 @@ internal static class BenchCommand
                 KvBudgetMiB = r.GetValue(budget),
                 BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),
+                Users = r.GetValue(users),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

@@ -36,6 +36,7 @@ public static class BenchRunner
             BenchScenario.Capacity => CapacityScenario.Run(s, info, log, table),
             BenchScenario.Concurrency => ConcurrencyScenario.Run(s, info, log, table),
             BenchScenario.Multiturn => MultiturnScenario.Run(s, info, log, table),
+            BenchScenario.Router => RouterScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();

@@ -14,6 +14,8 @@ public enum BenchScenario
     Concurrency,
     /// <summary>A growing chat: time to first token per turn with and without prefix caching.</summary>
     Multiturn,
+    /// <summary>Users chatting through `kvsharp router` to 3 replicas: prefix hit rate and tokens/s, prefix-aware against round-robin.</summary>
+    Router,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -52,6 +54,8 @@ public sealed record BenchSettings
     public int BlockSize { get; init; } = 16;
     /// <summary>Multiturn scenario: chat turns.</summary>
     public int Turns { get; init; } = 8;
+    /// <summary>Router scenario: users chatting at once.</summary>
+    public int Users { get; init; } = 12;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 }
