@@ -14,10 +14,10 @@ public class RouterBenchSmokeTests
         {
             Scenario = BenchScenario.Router,
             ModelPath = RouterRig.ModelPath,
-            ContextLength = 512,
+            ContextLength = 1024,
             Users = 3,
             Turns = 3,
-            PromptTokens = 40,
+            PromptTokens = 24,
             GenTokens = 4,
             Threads = 3,
             KvBudgetMiB = 4,

@@ -27,10 +27,11 @@ public static class RouterScenario
     public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
     {
         int users = s.Users, turns = s.Turns, opening = s.PromptTokens ?? 128, reply = s.GenTokens ?? 32;
-        // Text decoded from token ids re-encodes to about as many tokens; a quarter of margin for the difference.
-        int longest = SystemTokens + opening + turns * (TurnTokens + reply);
-        info.CheckFits(longest + longest / 4, "the longest conversation (64 + --prompt-tokens + --turns x (32 + --gen-tokens), plus a quarter)");
-        var workload = Workload.Create(info.Model, users, turns, opening);
+        var workload = Workload.Create(users, turns, opening);
+        // The words' text as this model's tokenizer counts it (a word is a token or a few), plus the replies and a tenth.
+        string allText = workload.System + "\n" + workload.Openings[0] + string.Concat(workload.Messages[0].Select(m => "\nUser: " + m + "\nAssistant:"));
+        int longest = info.Model.Tokenizer.Encode(allText, addSpecial: true, parseSpecial: false).Length + turns * reply;
+        info.CheckFits(longest + longest / 10, "the longest conversation (64 words + --prompt-tokens words + --turns x (32 words + --gen-tokens), in this model's tokens, plus a tenth)");
 
         var results = new[] { RoutingPolicy.PrefixAffinity, RoutingPolicy.RoundRobin }
             .Select(policy => RunPolicy(s, info, log, workload, policy, reply)).ToArray();
@@ -66,22 +67,39 @@ public static class RouterScenario
         };
     }
 
-    /// <summary>The prompt text, decoded from seeded token ids: one system prompt, each user's opening and per-turn messages.</summary>
+    /// <summary>
+    /// The prompt text: one system prompt, each user's opening and per-turn messages, as seeded words from a small
+    /// English list (about a token each). Not text decoded from random token ids: those hold stray bytes that do not
+    /// re-encode to the same tokens once more text follows, and the turns of a chat would stop sharing their prefix.
+    /// </summary>
     private sealed record Workload(string System, string[] Openings, string[][] Messages)
     {
-        public static Workload Create(LlmModel model, int users, int turns, int opening)
+        private static readonly string[] Words =
+        [
+            "the", "little", "girl", "saw", "a", "big", "red", "ball", "in", "park", "and", "she", "was", "happy", "her",
+            "mom", "said", "to", "play", "with", "dog", "one", "day", "boy", "named", "tom", "went", "outside", "sun",
+            "sky", "tree", "bird", "sang", "song", "they", "ran", "home", "ate", "cake", "it", "very", "good", "friend",
+            "cat", "jumped", "over", "fence", "lily", "liked", "flowers", "water", "fish", "swim", "lake", "then", "smiled",
+        ];
+
+        public static Workload Create(int users, int turns, int opening)
         {
-            string Text(int tokens, ulong seed) => model.Tokenizer.Decode(BenchRunner.Prompt(model, tokens + 1, seed)[1..]);
+            static string Text(int words, int seed)
+            {
+                var rng = new Random(seed);
+                return string.Join(' ', Enumerable.Range(0, words).Select(_ => Words[rng.Next(Words.Length)]));
+            }
             return new Workload(Text(SystemTokens, 1),
-                Enumerable.Range(0, users).Select(u => Text(opening, 1000 + (ulong)u)).ToArray(),
-                Enumerable.Range(0, users).Select(u => Enumerable.Range(0, turns).Select(k => Text(TurnTokens, 100_000 + (ulong)(u * turns + k))).ToArray()).ToArray());
+                Enumerable.Range(0, users).Select(u => Text(opening, 1000 + u)).ToArray(),
+                Enumerable.Range(0, users).Select(u => Enumerable.Range(0, turns).Select(k => Text(TurnTokens, 100_000 + u * turns + k)).ToArray()).ToArray());
         }
     }
 
     private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica)
     {
         public double HitRate => PromptTokens == 0 ? 0 : (double)CachedTokens / PromptTokens;
-        public double TokensPerSecond => (PromptTokens - CachedTokens + CompletionTokens) / WallSeconds;
+        /// <summary>Tokens served (prompt and completion) per second of wall time: a cached prompt token is served, not computed.</summary>
+        public double TokensPerSecond => (PromptTokens + CompletionTokens) / WallSeconds;
 
         public JsonObject Json() => new()
         {

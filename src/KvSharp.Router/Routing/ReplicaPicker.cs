@@ -5,8 +5,8 @@ namespace KvSharp.Router.Routing;
 
 /// <summary>
 /// Chooses the replica for a request from its prefix chain. Prefix affinity: the replica that last served the
-/// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), else the owner of the prompt's
-/// deepest hash on the <see cref="HashRing"/>, then the ring's next replicas in turn. In both, a replica is skipped
+/// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), else the less loaded of the first
+/// two replicas on the <see cref="HashRing"/> walk from the prompt's deepest hash. In both, a replica is skipped
 /// when it is out of rotation, already tried for this request, or overloaded: consistent hashing with bounded loads
 /// (a replica may hold at most ceil(LoadFactor x (in flight + 1) / healthy) + LoadSlack requests), so a hot prefix spills over
 /// instead of queueing on one replica. Requests without a prompt, and the round-robin baseline, take replicas in turn.
@@ -52,8 +52,17 @@ internal sealed class ReplicaPicker
         if (known >= 0) return all[known];
         Span<int> order = stackalloc int[all.Count];
         int n = _ring.Walk(chain[^1], order);
+        // A new prefix: the less loaded of the first two replicas on its walk that fit (two choices). With a few
+        // dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3), and a conversation
+        // stays where its first turn went, so the lump would last its whole life.
+        int first = -1;
         foreach (int i in order[..n])
-            if (Fits(i)) return all[i];
+        {
+            if (!Fits(i)) continue;
+            if (first < 0) { first = i; continue; }
+            return all[i].InFlight < all[first].InFlight ? all[i] : all[first];
+        }
+        if (first >= 0) return all[first];
         // Every usable replica is at its bound (the bound counts this request, so this is rare): the ring's first usable one.
         foreach (int i in order[..n])
             if (Usable(i)) return all[i];
