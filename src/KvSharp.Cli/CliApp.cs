@@ -31,6 +31,7 @@ internal static class CliApp
             EvalCommand.Create(),
             BenchCommand.Create(),
             ServeCommand.Create(),
+            RouterCommand.Create(),
         };
         root.Options.Add(new HelpOption { Recursive = true });
         root.Options.Add(new VersionOption());

@@ -13,7 +13,8 @@ internal static class BenchCommand
             "recomputes about 33 TFLOP, some 6 minutes at 90 GFLOP/s; it prints an estimate after the warm-up and the progress line shows an ETA; -p/-n or --no-sweep shorten it), " +
             "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), " +
             "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url), " +
-            "tiers (a 2,000-token prefix from RAM, disk, Redis and recomputed)",
+            "tiers (a 2,000-token prefix from RAM, disk, Redis and recomputed), " +
+            "router (prefix-aware routing over 3 replicas)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();
@@ -47,12 +48,13 @@ internal static class BenchCommand
         var systemWords = NumberOption.Optional("--system-tokens", "serve scenario: words in the system prompt all conversations share (default 64; 0: none)", Allowed.AtLeast(0));
         var url = new Option<string?>("--url") { Description = "serve scenario: drive this OpenAI-compatible server (e.g. http://127.0.0.1:8080 for llama-server -np N) instead of kvsharp's own" };
         var redis = new Option<string?>("--redis") { Description = "tiers scenario: Redis or Garnet server HOST:PORT (default: an embedded Garnet)" };
+        var users = NumberOption.Create("--users", "router scenario: users chatting at once", 12, Allowed.AtLeast(1));
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
         };
         command.Options.Add(redis);
         command.SetAction(r =>
@@ -85,6 +87,7 @@ internal static class BenchCommand
                 SystemTokens = r.GetValue(systemWords),
                 Url = r.GetValue(url),
                 Redis = r.GetValue(redis),
+                Users = r.GetValue(users),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

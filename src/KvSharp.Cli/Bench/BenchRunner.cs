@@ -43,6 +43,7 @@ public static class BenchRunner
             BenchScenario.Multiturn => MultiturnScenario.Run(s, info, log, table),
             BenchScenario.Serve => ServeScenario.Run(s, info, log, table),
             BenchScenario.Tiers => TiersScenario.Run(s, info, log, table),
+            BenchScenario.Router => RouterScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();

@@ -18,6 +18,8 @@ public enum BenchScenario
     Serve,
     /// <summary>Time to first token of a 2,000-token prefix from RAM, the disk tier, the Redis tier, and recomputed.</summary>
     Tiers,
+    /// <summary>Users chatting through `kvsharp router` to 3 replicas: prefix hit rate and tokens/s, prefix-aware against round-robin.</summary>
+    Router,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>
@@ -66,6 +68,8 @@ public sealed record BenchSettings
     public string? Url { get; init; }
     /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>
     public string? Redis { get; init; }
+    /// <summary>Router scenario: users chatting at once.</summary>
+    public int Users { get; init; } = 12;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 

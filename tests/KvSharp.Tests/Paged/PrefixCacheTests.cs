@@ -73,6 +73,25 @@ public class PrefixCacheTests
     }
 
     [Fact]
+    public void ASequenceThatComputedAPublishedPrefixAgainStillPublishesWhatFollowsIt()
+    {
+        using var pool = Pool(4, 32);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] shared = Range(100, 8);
+        // Both prefilled the shared prefix at once: b's first two blocks duplicate a's, which the index already holds.
+        var a = Published(cache, [.. shared, .. Range(200, 4)]);
+        var b = Published(cache, [.. shared, .. Range(300, 8)]);
+        Assert.NotEqual(a.BlockTable[1], b.BlockTable[1]);
+
+        // b's own continuation is found behind the indexed copy of the shared prefix.
+        var (c, adopted) = Adopt(cache, [.. shared, .. Range(300, 8), 9]);
+        Assert.Equal(16, adopted);
+        Assert.Equal(a.BlockTable.Take(2).Concat(b.BlockTable.Skip(2).Take(2)), c.BlockTable);
+        foreach (var s in new[] { a, b, c }) s.Release();
+        pool.Verify();
+    }
+
+    [Fact]
     public void TokensThatDifferMissFromTheBlockWhereTheyDiffer()
     {
         using var pool = Pool(4, 16);

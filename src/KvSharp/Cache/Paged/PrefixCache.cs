@@ -237,7 +237,11 @@ public sealed class PrefixCache : ICachedBlocks
         while (cursor.Blocks < full)
         {
             int b = cursor.Blocks;
-            cursor.LastHash = PublishBlock(table[b], b == 0 ? -1 : table[b - 1], cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
+            // The parent is the block the index holds for the parent's hash, when it holds one: a sequence that computed
+            // a prefix another had already published (both prefilled it at once) owns a duplicate that is not indexed,
+            // and its later blocks, chained to the duplicate, could never be found by a lookup that walks indexed blocks.
+            int parent = b == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : table[b - 1];
+            cursor.LastHash = PublishBlock(table[b], parent, cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
             cursor.Blocks++;
         }
     }

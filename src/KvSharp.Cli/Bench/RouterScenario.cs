@@ -1,0 +1,182 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KvSharp.Engine;
+using KvSharp.Router;
+using KvSharp.Router.Routing;
+using KvSharp.Server;
+
+namespace KvSharp.Cli.Bench;
+
+/// <summary>
+/// Many users chatting at once through `kvsharp router` to 3 in-process `kvsharp serve` replicas, routed by prompt
+/// prefix and then round-robin, each with fresh replicas: the prefix hit rate (prompt tokens the replicas served from
+/// their prefix caches) and the aggregate tokens/s. Every user holds one growing conversation (a short system prompt
+/// all users share, an opening message of --prompt-tokens of their own, then per turn a 32-token message and a
+/// --gen-tokens reply) as completion prompts over HTTP, so the router sees what a real client sends. Round-robin
+/// spreads each conversation over every replica: a turn finds its history only where an earlier turn happened to
+/// land, and each replica's KV budget must hold every conversation instead of a third of them.
+/// </summary>
+public static class RouterScenario
+{
+    public const int Replicas = 3;
+    private const int SystemTokens = 64, TurnTokens = 32;
+
+    public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
+    {
+        int users = s.Users, turns = s.Turns, opening = s.PromptTokens ?? 128, reply = s.GenTokens ?? 32;
+        var workload = Workload.Create(users, turns, opening);
+        // The words' text as this model's tokenizer counts it (a word is a token or a few), plus the replies and a tenth.
+        string allText = workload.System + "\n" + workload.Openings[0] + string.Concat(workload.Messages[0].Select(m => "\nUser: " + m + "\nAssistant:"));
+        int longest = info.Model.Tokenizer.Encode(allText, addSpecial: true, parseSpecial: false).Length + turns * reply;
+        info.CheckFits(longest + longest / 10, "the longest conversation (64 words + --prompt-tokens words + --turns x (32 words + --gen-tokens), in this model's tokens, plus a tenth)");
+
+        var results = new[] { RoutingPolicy.PrefixAffinity, RoutingPolicy.RoundRobin }
+            .Select(policy => RunPolicy(s, info, log, workload, policy, reply)).ToArray();
+        log.EndProgress();
+        var (prefix, roundRobin) = (results[0], results[1]);
+        var hitRatio = new Ratio(prefix.HitRate, roundRobin.HitRate);
+        var speedRatio = new Ratio(prefix.TokensPerSecond, roundRobin.TokensPerSecond);
+
+        var t = new BenchTable("routing", "requests", "prompt tokens", "cached", "hit rate", "completion tokens", "wall s", "tokens/s", "requests per replica");
+        foreach (var r in results)
+            t.Add(r.Name, r.Requests.ToString(), r.PromptTokens.ToString(), r.CachedTokens.ToString(), $"{r.HitRate:P1}", r.CompletionTokens.ToString(),
+                $"{r.WallSeconds:F2}", $"{r.TokensPerSecond:F1}", string.Join(" / ", r.PerReplica));
+        table.WriteLine();
+        t.Write(table);
+        table.WriteLine($"{users} users x {turns} turns on {Replicas} replicas ({s.KvBudgetMiB} MiB of KV each): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
+                        $"aggregate tokens/s {speedRatio.Text("F2")} (target: hit rate >= 2x)");
+
+        return new JsonObject
+        {
+            ["scenario"] = "router",
+            ["replicas"] = Replicas,
+            ["users"] = users,
+            ["turns"] = turns,
+            ["system_tokens"] = SystemTokens,
+            ["opening_tokens"] = opening,
+            ["turn_tokens"] = TurnTokens,
+            ["reply_tokens"] = reply,
+            ["kv_budget_mib_per_replica"] = s.KvBudgetMiB,
+            ["prefix"] = prefix.Json(),
+            ["round_robin"] = roundRobin.Json(),
+            ["hit_rate_ratio"] = hitRatio.Json,
+            ["tokens_per_second_ratio"] = speedRatio.Json,
+        };
+    }
+
+    /// <summary>
+    /// The prompt text: one system prompt, each user's opening and per-turn messages, as seeded words from a small
+    /// English list (about a token each). Not text decoded from random token ids: those hold stray bytes that do not
+    /// re-encode to the same tokens once more text follows, and the turns of a chat would stop sharing their prefix.
+    /// </summary>
+    private sealed record Workload(string System, string[] Openings, string[][] Messages)
+    {
+        private static readonly string[] Words =
+        [
+            "the", "little", "girl", "saw", "a", "big", "red", "ball", "in", "park", "and", "she", "was", "happy", "her",
+            "mom", "said", "to", "play", "with", "dog", "one", "day", "boy", "named", "tom", "went", "outside", "sun",
+            "sky", "tree", "bird", "sang", "song", "they", "ran", "home", "ate", "cake", "it", "very", "good", "friend",
+            "cat", "jumped", "over", "fence", "lily", "liked", "flowers", "water", "fish", "swim", "lake", "then", "smiled",
+        ];
+
+        public static Workload Create(int users, int turns, int opening)
+        {
+            static string Text(int words, int seed)
+            {
+                var rng = new Random(seed);
+                return string.Join(' ', Enumerable.Range(0, words).Select(_ => Words[rng.Next(Words.Length)]));
+            }
+            return new Workload(Text(SystemTokens, 1),
+                Enumerable.Range(0, users).Select(u => Text(opening, 1000 + u)).ToArray(),
+                Enumerable.Range(0, users).Select(u => Enumerable.Range(0, turns).Select(k => Text(TurnTokens, 100_000 + u * turns + k)).ToArray()).ToArray());
+        }
+    }
+
+    private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica)
+    {
+        public double HitRate => PromptTokens == 0 ? 0 : (double)CachedTokens / PromptTokens;
+        /// <summary>Tokens served (prompt and completion) per second of wall time: a cached prompt token is served, not computed.</summary>
+        public double TokensPerSecond => (PromptTokens + CompletionTokens) / WallSeconds;
+
+        public JsonObject Json() => new()
+        {
+            ["requests"] = Requests,
+            ["prompt_tokens"] = PromptTokens,
+            ["cached_tokens"] = CachedTokens,
+            ["completion_tokens"] = CompletionTokens,
+            ["prefix_hit_rate"] = HitRate,
+            ["wall_seconds"] = WallSeconds,
+            ["tokens_per_second"] = TokensPerSecond,
+            ["requests_per_replica"] = new JsonArray(PerReplica.Select(n => (JsonNode)n).ToArray()),
+        };
+    }
+
+    private static PolicyResult RunPolicy(BenchSettings s, BenchModelInfo info, BenchLog log, Workload workload, RoutingPolicy policy, int reply)
+    {
+        string name = policy == RoutingPolicy.PrefixAffinity ? "prefix" : "round-robin";
+        var models = new List<LlmModel>();
+        var servers = new List<KvSharpServer>();
+        try
+        {
+            for (int i = 0; i < Replicas; i++)
+            {
+                // Each replica its own model (memory-mapped, so the weights are shared by the OS) and a third of the threads.
+                var model = LlmModel.Load(info.Path, new ModelLoadOptions { Threads = Math.Max(1, info.Threads / Replicas), TokenizerPath = s.TokenizerPath });
+                models.Add(model);
+                var server = KvSharpServer.Create(model, new ServerOptions
+                {
+                    Port = 0,
+                    Engine = new EngineOptions { ContextLength = info.ContextLength, KvBudgetBytes = s.KvBudgetMiB << 20, BlockSize = s.BlockSize, KvElementType = s.KvType },
+                });
+                servers.Add(server);
+                server.StartAsync().GetAwaiter().GetResult();
+            }
+            return RunThroughRouter(servers, workload, policy, name, reply, log).GetAwaiter().GetResult();
+        }
+        finally
+        {
+            foreach (var server in servers) server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            foreach (var model in models) model.Dispose();
+        }
+    }
+
+    private static async Task<PolicyResult> RunThroughRouter(List<KvSharpServer> servers, Workload workload, RoutingPolicy policy, string name, int reply, BenchLog log)
+    {
+        await using var router = KvSharpRouter.Create(new RouterOptions { Port = 0, Replicas = servers.Select(x => x.BaseAddress).ToArray(), Policy = policy });
+        await router.StartAsync();
+        using var client = new HttpClient { BaseAddress = router.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
+        long prompt = 0, cached = 0, completion = 0;
+        int done = 0, total = workload.Openings.Length * workload.Messages[0].Length;
+        var perReplica = new ConcurrentDictionary<string, int>();
+        var clock = Stopwatch.StartNew();
+
+        async Task Converse(int user)
+        {
+            string conversation = workload.System + "\n" + workload.Openings[user];
+            foreach (string message in workload.Messages[user])
+            {
+                conversation += "\nUser: " + message + "\nAssistant:";
+                var body = new JsonObject { ["prompt"] = conversation, ["max_tokens"] = reply, ["ignore_eos"] = true, ["temperature"] = 0 };
+                using var response = await client.PostAsJsonAsync("/v1/completions", body);
+                string text = await response.Content.ReadAsStringAsync();
+                if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"router scenario ({name}): user {user} got {(int)response.StatusCode}: {text}");
+                var json = JsonDocument.Parse(text).RootElement;
+                var usage = json.GetProperty("usage");
+                Interlocked.Add(ref prompt, usage.GetProperty("prompt_tokens").GetInt32());
+                Interlocked.Add(ref cached, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+                Interlocked.Add(ref completion, usage.GetProperty("completion_tokens").GetInt32());
+                perReplica.AddOrUpdate(response.Headers.GetValues("x-kvsharp-replica").First(), 1, (_, n) => n + 1);
+                conversation += json.GetProperty("choices")[0].GetProperty("text").GetString();
+                log.Progress($"{name}: {Interlocked.Increment(ref done)}/{total} requests", force: false);
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, workload.Openings.Length).Select(Converse));
+        double wall = clock.Elapsed.TotalSeconds;
+        var counts = router.Replicas.All.Select(r => perReplica.GetValueOrDefault(r.Name)).ToArray();
+        return new PolicyResult(name, total, prompt, cached, completion, wall, counts);
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text;
+using System.Text.Json;
+
+namespace KvSharp.Router.Affinity;
+
+/// <summary>
+/// The text of an OpenAI request's prompt, in order, as the router keys it: for chat, each message's role and text
+/// content (text parts of an array content), separated so "ab"+"c" and "a"+"bc" differ; for completions the prompt
+/// (the first of several; token-id prompts as their decimal ids). The tenant's <c>cache_salt</c> comes along, because
+/// engines never share blocks across salts and so neither should routing. A body that is not such JSON gives empty
+/// text: the request is still forwarded, and the replica answers with its own error.
+/// </summary>
+public readonly record struct PromptText(string Text, string? Salt)
+{
+    private const char Separator = '\u001e'; // record separator: cannot be confused with text a user typed
+
+    public static PromptText Parse(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray());
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return default;
+            string? salt = root.TryGetProperty("cache_salt", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+            var text = new StringBuilder();
+            if (root.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var m in messages.EnumerateArray())
+                {
+                    if (m.ValueKind != JsonValueKind.Object) continue;
+                    if (m.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String) text.Append(role.GetString());
+                    text.Append(Separator);
+                    if (m.TryGetProperty("content", out var content)) AppendContent(text, content);
+                    text.Append(Separator);
+                }
+            }
+            else if (root.TryGetProperty("prompt", out var prompt)) AppendPrompt(text, prompt);
+            return new PromptText(text.ToString(), salt);
+        }
+        catch (JsonException)
+        {
+            return default;
+        }
+    }
+
+    private static void AppendContent(StringBuilder text, JsonElement content)
+    {
+        if (content.ValueKind == JsonValueKind.String) text.Append(content.GetString());
+        else if (content.ValueKind == JsonValueKind.Array)
+            foreach (var part in content.EnumerateArray())
+                if (part.ValueKind == JsonValueKind.Object && part.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String)
+                    text.Append(t.GetString());
+    }
+
+    private static void AppendPrompt(StringBuilder text, JsonElement prompt)
+    {
+        switch (prompt.ValueKind)
+        {
+            case JsonValueKind.String:
+                text.Append(prompt.GetString());
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in prompt.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Number) text.Append(item.GetRawText()).Append(' ');
+                    else
+                    {
+                        AppendPrompt(text, item); // the first prompt of a batch (or the first token list) keys the request
+                        return;
+                    }
+                }
+                break;
+        }
+    }
+}

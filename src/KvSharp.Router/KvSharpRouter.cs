@@ -1,0 +1,115 @@
+using System.Net;
+using KvSharp.Router.Forwarding;
+using KvSharp.Router.Replicas;
+using KvSharp.Router.Routing;
+using KvSharp.Router.Status;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace KvSharp.Router;
+
+/// <summary>
+/// <c>kvsharp router</c>: one OpenAI-compatible address in front of several kvsharp serve replicas of the same model
+/// (ASP.NET Core on Kestrel, YARP's forwarder). A chat or completion request goes to the replica that already holds
+/// the KV of its prompt's prefix (<see cref="ReplicaPicker"/>), which answers it from its prefix cache; replicas are
+/// health-checked, and a request that fails before its response starts is sent to another replica. Every response
+/// carries <c>x-kvsharp-replica</c>, the replica that answered. It loads no model.
+/// </summary>
+public sealed class KvSharpRouter : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private bool _started;
+
+    private KvSharpRouter(WebApplication app, ReplicaSet replicas)
+    {
+        _app = app;
+        Replicas = replicas;
+    }
+
+    public ReplicaSet Replicas { get; }
+    public RouterOptions Options => _app.Services.GetRequiredService<RouterOptions>();
+
+    /// <summary>Builds the router (nothing listens until <see cref="StartAsync"/>).</summary>
+    public static KvSharpRouter Create(RouterOptions options)
+    {
+        options.Validate();
+        var address = ListenAddress(options.Host);
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(KvSharpRouter).Assembly.GetName().Name });
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
+            k.Listen(address, options.Port);
+        });
+        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddRoutingCore();
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("kvsharp-router"))
+            .WithMetrics(metrics => metrics.AddMeter(RouterMetrics.MeterName).AddPrometheusExporter());
+        var replicas = new ReplicaSet(options.Replicas);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(replicas);
+        builder.Services.AddSingleton<RouterMetrics>();
+        builder.Services.AddSingleton<ReplicaPicker>();
+        builder.Services.AddSingleton<RoutedForwarder>();
+        builder.Services.AddSingleton<HealthChecker>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<HealthChecker>());
+
+        var app = builder.Build();
+        app.UseRouting();
+        RouterStatusEndpoints.Map(app, replicas);
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        ProxyEndpoints.Map(app, app.Services.GetRequiredService<RoutedForwarder>());
+        return new KvSharpRouter(app, replicas);
+    }
+
+    /// <summary>Loopback unless told otherwise; "localhost" is the IPv4 loopback (a port of 0 cannot bind a name).</summary>
+    private static IPAddress ListenAddress(string host)
+    {
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
+        return IPAddress.TryParse(host, out var ip) ? ip
+            : throw new ArgumentException($"--host {host} is not an IP address or 'localhost' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)");
+    }
+
+    public async Task StartAsync(CancellationToken cancellation = default)
+    {
+        await _app.StartAsync(cancellation);
+        _started = true;
+    }
+
+    /// <summary>Where the router listens (with the real port when <see cref="RouterOptions.Port"/> was 0).</summary>
+    public Uri BaseAddress => new(_app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+
+    /// <summary>Probes every replica's /health now instead of at the next tick.</summary>
+    public Task CheckHealthAsync(CancellationToken cancellation = default) =>
+        Task.WhenAll(Replicas.All.Select(r => _app.Services.GetRequiredService<HealthChecker>().ProbeAsync(r, cancellation)));
+
+    /// <summary>Completes when the host is told to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
+    public async Task WaitForShutdownAsync(CancellationToken cancellation = default)
+    {
+        await _app.WaitForShutdownAsync(cancellation);
+        _started = false;
+    }
+
+    public async Task StopAsync(CancellationToken cancellation = default)
+    {
+        _started = false;
+        await _app.StopAsync(cancellation);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_started) await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,89 @@
+using KvSharp.Router.Affinity;
+using KvSharp.Router.Replicas;
+
+namespace KvSharp.Router.Routing;
+
+/// <summary>
+/// Chooses the replica for a request from its prefix chain. Prefix affinity: the replica that last served the
+/// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), else the less loaded of the first
+/// two replicas on the <see cref="HashRing"/> walk from the prompt's deepest hash. In both, a replica is skipped
+/// when it is out of rotation, already tried for this request, or overloaded: consistent hashing with bounded loads
+/// (a replica may hold at most ceil(LoadFactor x (in flight + 1) / healthy) + LoadSlack requests), so a hot prefix spills over
+/// instead of queueing on one replica. Requests without a prompt, and the round-robin baseline, take replicas in turn.
+/// </summary>
+internal sealed class ReplicaPicker
+{
+    private readonly ReplicaSet _replicas;
+    private readonly RouterOptions _options;
+    private readonly HashRing _ring;
+    private readonly PrefixTable _table = new(slotsLog2: 20);
+    private int _next = -1;
+
+    public ReplicaPicker(ReplicaSet replicas, RouterOptions options)
+    {
+        _replicas = replicas;
+        _options = options;
+        _ring = new HashRing(replicas.All.Select(r => r.Name).ToArray());
+    }
+
+    /// <summary>
+    /// A replica for this try; when no replica is in rotation, one that is out but untried (its health check may only
+    /// have been slow: a refused connection costs little, and a false alarm would otherwise fail every request until the
+    /// next probe); null when every replica has been tried.
+    /// </summary>
+    public Replica? Pick(ReadOnlySpan<ulong> chain, ulong tried)
+    {
+        var picked = _options.Policy == RoutingPolicy.RoundRobin || chain.IsEmpty ? NextInTurn(tried) : ByPrefix(chain, tried);
+        return picked ?? _replicas.All.FirstOrDefault(r => _replicas.HealthyCount == 0 && (tried & (1UL << r.Index)) == 0);
+    }
+
+    private Replica? ByPrefix(ReadOnlySpan<ulong> chain, ulong tried)
+    {
+        var all = _replicas.All;
+        int healthy = 0, inFlight = 0;
+        foreach (var r in all)
+            if (r.Healthy) { healthy++; inFlight += r.InFlight; }
+        if (healthy == 0) return null;
+        int capacity = (int)Math.Ceiling(_options.LoadFactor * (inFlight + 1) / healthy) + _options.LoadSlack;
+        bool Usable(int i) => all[i].Healthy && (tried & (1UL << i)) == 0;
+        bool Fits(int i) => Usable(i) && all[i].InFlight + 1 <= capacity;
+
+        var (_, known) = _table.LongestMatch(chain, Fits);
+        if (known >= 0) return all[known];
+        Span<int> order = stackalloc int[all.Count];
+        int n = _ring.Walk(chain[^1], order);
+        // A new prefix: the less loaded of the first two replicas on its walk that fit (two choices). With a few
+        // dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3), and a conversation
+        // stays where its first turn went, so the lump would last its whole life.
+        int first = -1;
+        foreach (int i in order[..n])
+        {
+            if (!Fits(i)) continue;
+            if (first < 0) { first = i; continue; }
+            return all[i].InFlight < all[first].InFlight ? all[i] : all[first];
+        }
+        if (first >= 0) return all[first];
+        // Every usable replica is at its bound (the bound counts this request, so this is rare): the ring's first usable one.
+        foreach (int i in order[..n])
+            if (Usable(i)) return all[i];
+        return null;
+    }
+
+    /// <summary>Remembers that <paramref name="replica"/> now holds the KV of this prompt's blocks.</summary>
+    public void Record(ReadOnlySpan<ulong> chain, Replica replica)
+    {
+        if (_options.Policy == RoutingPolicy.PrefixAffinity) _table.Record(chain, replica.Index);
+    }
+
+    private Replica? NextInTurn(ulong tried)
+    {
+        var all = _replicas.All;
+        int start = Interlocked.Increment(ref _next);
+        for (int k = 0; k < all.Count; k++)
+        {
+            var r = all[(int)((uint)(start + k) % (uint)all.Count)];
+            if (r.Healthy && (tried & (1UL << r.Index)) == 0) return r;
+        }
+        return null;
+    }
+}
