@@ -35,7 +35,7 @@ internal static class CommonOptions
         ChoiceOption.Of<KvElementType>(), KvElementType.F32, ParseKvAlias);
 
     /// <summary>The library's other spellings ("float16", "half", "q8"), accepted but not listed.</summary>
-    private static KvElementType? ParseKvAlias(string text)
+    public static KvElementType? ParseKvAlias(string text)
     {
         try { return KvElementTypes.Parse(text); }
         catch (ArgumentException) { return null; }

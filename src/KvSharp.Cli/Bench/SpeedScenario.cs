@@ -37,7 +37,7 @@ public static class SpeedScenario
 
         var model = info.Model;
         int maxContext = runs.Max(r => Math.Max(r.Item1, r.Item2 + 1));
-        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext, KvElementType = s.KvType });
+        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext, KeyElementType = s.KeyElementType, ValueElementType = s.ValueElementType });
 
         var result = info.Describe("speed");
         result["repetitions"] = reps;
@@ -116,7 +116,7 @@ public static class SpeedScenario
                 table.WriteLine($"the weights read per token ({info.WeightBytesPerToken / 1e6:F1} MB) fit in the {lastLevelCache / 1048576.0:F0} MiB last-level cache: " +
                                 "decode may read them from the cache, not from memory, and beat the memory bound");
         }
-        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvType} K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
+        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvTypesText}), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;
     }

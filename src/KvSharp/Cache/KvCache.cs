@@ -60,7 +60,7 @@ public sealed class KvCache : IKvStore
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
     private void EnsureFits(int capacity) => KvSizing.EnsureFits(
         $"a {Mode.ToString().ToLowerInvariant()} KV cache of {capacity:N0} positions ({Format.Name}, {BytesPerToken:N0} bytes per position)",
-        (Int128)BytesPerToken * capacity, (Int128)Format.RowBytes(HeadDim) * capacity);
+        (Int128)BytesPerToken * capacity, (Int128)Math.Max(Format.Keys.RowBytes(HeadDim), Format.Values.RowBytes(HeadDim)) * capacity);
 
     /// <summary>Makes room for <paramref name="length"/> positions (contiguous mode grows by doubling; static never grows).</summary>
     public void EnsureCapacity(int length)
@@ -91,7 +91,11 @@ public sealed class KvCache : IKvStore
 
     public void ReadValue(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, true, position, row);
 
-    void IKvStore.Reserve(int length) => EnsureCapacity(length);
+    void IKvStore.Reserve(int length)
+    {
+        EnsureCapacity(length);
+        _storage.Prepare(length);
+    }
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) =>
         _storage.Write(layer, position, keys, values);
@@ -126,6 +130,8 @@ public sealed class KvCache : IKvStore
     public void Shift(int keep, int discard, RotaryEmbedding rope)
     {
         ArgumentNullException.ThrowIfNull(rope);
+        if (!Format.RowsStandAlone)
+            throw new NotSupportedException($"context shift moves cached rows, which {Format.Name} quantizes in groups along positions and cannot move");
         new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
         Length -= discard;
     }

@@ -39,7 +39,7 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        _cache = new KvCache(model.Config, storage, ContextLength, options.KvElementType);
+        _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat);
         CheckShiftOptions(options, ContextLength);
     }
 
@@ -50,6 +50,8 @@ public sealed class InferenceSession : IDisposable
                 $"ContextShiftKeep must be within [0, {contextLength - 1}]: a context shift of a {contextLength}-token context must leave a position to discard");
         if (o.ContextShiftDiscard is < 1)
             throw new ArgumentOutOfRangeException(nameof(o.ContextShiftDiscard), o.ContextShiftDiscard, "ContextShiftDiscard must be at least 1");
+        if (o.ContextOverflow == ContextOverflow.Shift && !o.KvFormat.RowsStandAlone)
+            throw new ArgumentException($"ContextOverflow.Shift moves cached rows, which {o.KvFormat.Name} quantizes in groups along positions; use ContextOverflow.Stop");
     }
 
     public KvCacheMode CacheMode => Options.CacheMode;

@@ -5,25 +5,26 @@ namespace KvSharp.Evaluation;
 
 /// <summary>
 /// One cache configuration an evaluation measures against the exact cache (F32, every position kept): today the KV
-/// element type, with every position kept (the "full" policy). A cache policy (sliding window, sinks, eviction) is one
-/// more property here, applied where the setup creates its cache; the evaluator runs every setup the same way.
+/// element types of keys and values, with every position kept (the "full" policy). A cache policy (sliding window,
+/// sinks, eviction) is one more property here, applied where the setup creates its cache; the evaluator runs every
+/// setup the same way.
 /// </summary>
-public sealed record EvalSetup(KvElementType ElementType)
+public sealed record EvalSetup(KvElementType KeyType, KvElementType ValueType)
 {
+    /// <summary>Keys and values stored as the same type.</summary>
+    public EvalSetup(KvElementType elementType) : this(elementType, elementType) { }
+
     /// <summary>The policy that keeps every position, as reports name it.</summary>
     public const string FullPolicy = "full";
 
     /// <summary>The cache policy's name in reports.</summary>
     public string Policy => FullPolicy;
 
-    /// <summary>How keys are stored (keys and values share one type until caches store them separately).</summary>
-    public KvElementType KeyType => ElementType;
-
-    /// <summary>How values are stored.</summary>
-    public KvElementType ValueType => ElementType;
+    /// <summary>The keys' and values' types together.</summary>
+    public KvElementFormat Format => KvElementFormat.Of(KeyType, ValueType);
 
     /// <summary>The cache one window of the text runs in (emptied between windows).</summary>
-    internal KvCache CreateCache(ModelConfig config, int contextLength) => new(config, KvCacheMode.Contiguous, contextLength, ElementType);
+    internal KvCache CreateCache(ModelConfig config, int contextLength) => new(config, KvCacheMode.Contiguous, contextLength, Format);
 
-    public override string ToString() => $"{Policy} {ElementType}";
+    public override string ToString() => $"{Policy} {Format.Name}";
 }
