@@ -83,6 +83,8 @@ public abstract class KvElementFormat
         KvElementType.F16 => WithValues<KvF16>(values),
         KvElementType.Q8_0 => WithValues<KvQ8>(values),
         KvElementType.Q4_0 => WithValues<KvQ4>(values),
+        KvElementType.Kivi4 => WithValues<KvKivi<KiviBits4, KiviPerChannel>>(values),
+        KvElementType.Kivi2 => WithValues<KvKivi<KiviBits2, KiviPerChannel>>(values),
         _ => throw new ArgumentOutOfRangeException(nameof(keys), keys, "unknown KV element type"),
     };
 
@@ -92,6 +94,8 @@ public abstract class KvElementFormat
         KvElementType.F16 => Of<TKey, KvF16>(),
         KvElementType.Q8_0 => Of<TKey, KvQ8>(),
         KvElementType.Q4_0 => Of<TKey, KvQ4>(),
+        KvElementType.Kivi4 => Of<TKey, KvKivi<KiviBits4, KiviPerToken>>(),
+        KvElementType.Kivi2 => Of<TKey, KvKivi<KiviBits2, KiviPerToken>>(),
         _ => throw new ArgumentOutOfRangeException(nameof(values), values, "unknown KV element type"),
     };
 

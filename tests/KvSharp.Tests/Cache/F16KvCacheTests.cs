@@ -153,13 +153,13 @@ public class F16KvCacheTests
     public void UnknownTypesAreClearErrors()
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
-        Assert.Contains("expected f32, f16, q8_0 or q4_0", Assert.Throws<ArgumentException>(() => KvElementTypes.Parse("q9")).Message);
+        Assert.Contains("expected f32, f16, q8_0, q4_0, kivi4 or kivi2", Assert.Throws<ArgumentException>(() => KvElementTypes.Parse("q9")).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new KvCache(model.Config, KvCacheMode.Static, 8, (KvElementType)7));
         Assert.Throws<ArgumentOutOfRangeException>(() => new KvBlockPool(model.Config, 4, 2, elementType: (KvElementType)7));
 
         var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "4", "--kv-type", "q9");
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0; got 'q9'", r.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'q9'", r.Stderr);
     }
 
     [Fact]

@@ -27,8 +27,8 @@ public class KvTypeOptionTests
     [Theory]
     [InlineData("run", "--kv-type-k f16 contradicts --kv-type q8_0, which sets keys and values; give --kv-type-k and --kv-type-v without --kv-type", "--kv-type", "q8_0", "--kv-type-k", "f16")]
     [InlineData("chat", "--kv-type-v f32 contradicts --kv-type f16, which sets keys and values; give --kv-type-k and --kv-type-v without --kv-type", "--kv-type", "f16", "--kv-type-v", "f32")]
-    [InlineData("run", "--kv-type-v must be one of f32, f16, q8_0, q4_0; got 'q3'", "--kv-type-v", "q3")]
-    [InlineData("serve", "--kv-type-k must be one of f32, f16, q8_0, q4_0; got 'x'", "--kv-type-k", "x")]
+    [InlineData("run", "--kv-type-v must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'q3'", "--kv-type-v", "q3")]
+    [InlineData("serve", "--kv-type-k must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'x'", "--kv-type-k", "x")]
     [InlineData("bench", "--kv-type-k q4_0 contradicts --kv-type f32, which sets keys and values; give --kv-type-k and --kv-type-v without --kv-type", "--kv-type", "f32", "--kv-type-k", "q4_0")]
     public void ConflictsAndBadNamesAreOneLineErrors(string command, string expected, params string[] options)
     {

@@ -62,6 +62,9 @@ public sealed unsafe class KvBlockPool : IDisposable
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format)
     {
         ArgumentNullException.ThrowIfNull(format);
+        if (!format.RowsStandAlone)
+            throw new NotSupportedException($"a paged KV cache cannot store {format.Name}: its rows are quantized {KvSharp.Tensors.KvKivi.GroupRows} " +
+                "positions at a time along each sequence, which blocks shared between sequences cannot hold; use it in a contiguous cache (a session)");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
