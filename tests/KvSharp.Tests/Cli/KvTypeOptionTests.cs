@@ -38,6 +38,23 @@ public class KvTypeOptionTests
     }
 
     [Fact]
+    public void BenchReportsEachSidesTypeAndRefusesKiviInItsPagedScenarios()
+    {
+        var r = CliRunner.Run("bench", "--model", Stories, "--scenario", "speed", "-p", "8", "-n", "4", "-r", "1", "--warmup", "0",
+            "--threads", "2", "--kv-type-k", "f16", "--kv-type-v", "q8_0", "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.Equal("f16/q8_0", doc.RootElement.GetProperty("kv_type").GetString());
+        Assert.Equal("f16", doc.RootElement.GetProperty("kv_type_k").GetString());
+        Assert.Equal("q8_0", doc.RootElement.GetProperty("kv_type_v").GetString());
+        Assert.Contains("KV cache: 560 bytes/token (F16 K, Q8_0 V)", r.Stderr);
+        var paged = CliRunner.Run("bench", "--model", Stories, "--scenario", "concurrency", "-p", "8", "-n", "4", "-r", "1", "--warmup", "0",
+            "--threads", "2", "--kv-type", "kivi4");
+        Assert.Equal(1, paged.ExitCode);
+        Assert.Contains("error: a paged KV cache cannot store Kivi4", paged.Stderr); // after the model's description
+    }
+
+    [Fact]
     public void EvalRunsEveryKeyTypeWithEveryValueType()
     {
         var r = CliRunner.Run("eval", "-m", Stories, "--generate", "120", "--kv-type-k", "f16,q8_0", "--kv-type-v", "q4_0", "--context", "128", "--json", "--threads", "2");
