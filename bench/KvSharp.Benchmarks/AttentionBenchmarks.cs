@@ -101,11 +101,11 @@ public class AttentionBenchmarks
             if (_sequence is not null)
                 _sequence.Attend(h / KvHeads, h % KvHeads, block, 0.125f, _scratch);
             else if (KvType == KvElementType.Q8_0)
-                CausalAttention.Attend<ContiguousKvRows<KvQ8>, KvQ8>(block, ContiguousKvRows.Of(_q8Keys.AsSpan(h * run, run),
+                CausalAttention.Attend<ContiguousKvRows<KvQ8, KvQ8>, KvQ8>(block, ContiguousKvRows.Of(_q8Keys.AsSpan(h * run, run),
                     _q8Values.AsSpan(h * run, run), _q8KeyScales.AsSpan(h * run / _q8Group, run / _q8Group),
                     _q8ValueScales.AsSpan(h * run / _q8Group, run / _q8Group), HeadDim), 0.125f, _scratch);
             else if (KvType == KvElementType.F16)
-                CausalAttention.Attend<ContiguousKvRows<KvF16>, KvF16>(block,
+                CausalAttention.Attend<ContiguousKvRows<KvF16, KvF16>, KvF16>(block,
                     ContiguousKvRows.Of(_halfKeys.AsSpan(h * run, run), _halfValues.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);
             else
                 CausalAttention.Attend(block, ContiguousKvRows.Of(_keys.AsSpan(h * run, run), _values.AsSpan(h * run, run), HeadDim), 0.125f, _scratch);

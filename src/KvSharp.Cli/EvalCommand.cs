@@ -25,7 +25,9 @@ internal static class EvalCommand
             $"evaluate on N tokens the model writes itself (seeded; pieces from BOS of at most {EvalText.DefaultPieceTokens} tokens and half the context)", Allowed.AtLeast(2));
         generate.HelpName = "N";
         var seed = NumberOption.Create("--seed", "random seed of --generate", 42UL, Allowed.AnyUInt64);
-        var kvTypes = KvTypes();
+        var kvTypes = KvTypes("--kv-type", "KV cache type to evaluate (keys and values)", "default: all of them");
+        var keyTypes = KvTypes("--kv-type-k", "key type to evaluate with each --kv-type-v", "default: --kv-type, else f32");
+        var valueTypes = KvTypes("--kv-type-v", "value type to evaluate with each --kv-type-k", "default: --kv-type, else f32");
         var context = NumberOption.Optional("--context", "tokens per evaluation window (default: the model's trained length)", Allowed.AtLeast(2), "-c");
         var policies = KvPolicyOption.Many("--policy",
             $"cache policy to evaluate, repeatable or comma-separated: {KvPolicyOption.Forms} (default: full)");
@@ -38,7 +40,7 @@ internal static class EvalCommand
         var threads = CommonOptions.Threads();
         var command = new Command("eval", "measure KV cache types against the exact cache: perplexity, KL divergence, top-1 agreement, memory, speed")
         {
-            model, tokenizer, text, generate, seed, kvTypes, policies, sweep, context, json, plot, threads,
+            model, tokenizer, text, generate, seed, kvTypes, keyTypes, valueTypes, policies, sweep, context, json, plot, threads,
         };
         command.SetAction(r =>
         {
@@ -57,9 +59,10 @@ internal static class EvalCommand
                 ? PolicySweep.Expand(policyList ?? PolicySweep.DefaultPolicies, PolicySweep.DefaultBudgets)
                 : policyList?.Distinct().ToArray() ?? [KvCachePolicy.Full];
             // Policies are measured at the exact element type unless types are named; types alone, each of them.
-            var types = r.GetValue(kvTypes) is { Length: > 0 } given ? given
-                : policyList == null && !sweeping ? Enum.GetValues<KvElementType>() : [KvElementType.F32];
-            var setups = runPolicies.SelectMany(p => types.Select(t => new EvalSetup(t, p))).ToArray();
+            bool typesNamed = r.GetValue(kvTypes) is { Length: > 0 } || r.GetValue(keyTypes) is { Length: > 0 } || r.GetValue(valueTypes) is { Length: > 0 };
+            EvalSetup[] types = !typesNamed && (policyList != null || sweeping) ? [new EvalSetup(KvElementType.F32)]
+                : Setups(r.GetValue(kvTypes), r.GetValue(keyTypes), r.GetValue(valueTypes));
+            var setups = runPolicies.SelectMany(p => types.Select(t => t with { CachePolicy = p })).ToArray();
             string? plotFile = r.GetValue(plot);
             if (plotFile != null && Path.GetExtension(plotFile).ToLowerInvariant() is not (".svg" or ".png"))
                 throw new ArgumentException($"--plot {plotFile}: the file must end in .svg or .png");
@@ -103,14 +106,29 @@ internal static class EvalCommand
         return command;
     }
 
-    /// <summary>--kv-type, repeatable and comma-separated ("--kv-type f32,q4_0"); default: every built-in type.</summary>
-    private static Option<KvElementType[]> KvTypes()
+    /// <summary>
+    /// The runs: each --kv-type for keys and values (default every built-in type); with --kv-type-k or --kv-type-v,
+    /// every key type with every value type instead, a side not given taking --kv-type's types (else f32).
+    /// </summary>
+    internal static EvalSetup[] Setups(KvElementType[]? both, KvElementType[]? keys, KvElementType[]? values)
+    {
+        both = both is { Length: > 0 } ? both : null;
+        if (keys is not { Length: > 0 } && values is not { Length: > 0 })
+            return (both ?? Enum.GetValues<KvElementType>()).Select(t => new EvalSetup(t)).ToArray();
+        KvElementType[] fallback = both ?? [KvElementType.F32];
+        keys = keys is { Length: > 0 } ? keys : fallback;
+        values = values is { Length: > 0 } ? values : fallback;
+        return keys.SelectMany(k => values.Select(v => new EvalSetup(k, v))).ToArray();
+    }
+
+    /// <summary>A list of KV types, repeatable and comma-separated ("--kv-type f32,q4_0").</summary>
+    private static Option<KvElementType[]> KvTypes(string name, string description, string defaults)
     {
         var all = Enum.GetValues<KvElementType>();
         string names = string.Join(", ", all.Select(Name));
-        return new Option<KvElementType[]>("--kv-type")
+        return new Option<KvElementType[]>(name)
         {
-            Description = $"KV cache type to evaluate, repeatable or comma-separated: {names} (default: all of them)",
+            Description = $"{description}, repeatable or comma-separated: {names} ({defaults})",
             HelpName = string.Join('|', all.Select(Name)),
             AllowMultipleArgumentsPerToken = false,
             CustomParser = result =>
@@ -120,7 +138,7 @@ internal static class EvalCommand
                     foreach (string item in token.Value.Split(',', StringSplitOptions.TrimEntries))
                     {
                         try { types.Add(KvElementTypes.Parse(item)); }
-                        catch (ArgumentException) { result.AddError($"--kv-type must be one of {names}; got '{item}'"); }
+                        catch (ArgumentException) { result.AddError($"{name} must be one of {names}; got '{item}'"); }
                     }
                 return [.. types.Distinct()];
             },

@@ -18,15 +18,15 @@ internal static class KvMemory
 
     /// <summary>Fails when <paramref name="tokens"/> positions of KV cache (per session) do not fit in memory.</summary>
     /// <param name="what">The option and value that asked for them, e.g. "--context 100000000 with --cache static".</param>
-    public static void CheckTokens(ModelConfig config, KvElementType type, long tokens, string what, long available)
+    public static void CheckTokens(ModelConfig config, KvElementFormat format, long tokens, string what, long available)
     {
-        long perToken = KvSizing.BytesPerToken(config, type);
+        long perToken = format.BytesPerToken(config);
         if (tokens <= available / perToken) return;
         long fits = Math.Min(int.MaxValue, available / perToken);
         throw new ArgumentException(
-            $"{what} needs {Size((double)perToken * tokens)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {type.ToString().ToLowerInvariant()}) " +
+            $"{what} needs {Size((double)perToken * tokens)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {format.Name.ToLowerInvariant()}) " +
             $"but {Size(available)} of memory is available: at most {fits:N0} tokens fit" +
-            (type == KvElementType.F32 ? $" (--kv-type q8_0 takes {KvSizing.BytesPerToken(config, KvElementType.Q8_0):N0} bytes/token)" : ""));
+            (format.Type == KvElementType.F32 ? $" (--kv-type q8_0 takes {KvSizing.BytesPerToken(config, KvElementType.Q8_0):N0} bytes/token)" : ""));
     }
 
     /// <summary>Fails when a KV budget of <paramref name="bytes"/> does not fit in memory.</summary>

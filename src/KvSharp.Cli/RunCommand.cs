@@ -22,7 +22,7 @@ internal static class RunCommand
             ChoiceOption.Of<KvCacheMode>(), KvCacheMode.Contiguous);
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var threads = CommonOptions.Threads();
-        var kvType = CommonOptions.KvType();
+        var kvTypes = new KvTypeCliOptions();
         var overflow = ChoiceOption.Create("--context-overflow",
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
             ChoiceOption.Of<ContextOverflow>(), ContextOverflow.Stop);
@@ -34,16 +34,18 @@ internal static class RunCommand
         };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, kvType, context, threads, overflow, keep, promptCache, policy,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy,
         };
-        foreach (var option in sampling.All) command.Options.Add(option);
+        foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
         {
             string text = PromptInput.Read(r.GetValue(prompt), r.GetValue(file), Console.In, Console.IsInputRedirected);
+            var kv = kvTypes.Read(r);
             var sessionOptions = new SessionOptions
             {
                 CacheMode = r.GetValue(cache).Value,
-                KvElementType = r.GetValue(kvType).Value,
+                KeyElementType = kv.Keys,
+                ValueElementType = kv.Values,
                 ContextOverflow = r.GetValue(overflow).Value,
                 ContextShiftKeep = r.GetValue(keep),
                 CachePolicy = r.GetValue(policy),
@@ -87,7 +89,7 @@ internal static class RunCommand
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");
             if (session.CacheMode != KvCacheMode.None)
                 Console.Error.WriteLine(
-                    $"[kvsharp] KV cache ({session.Cache.ElementType}): {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
+                    $"[kvsharp] KV cache ({session.Cache.Format.Name}): {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
             return 0;
         });
         return command;
@@ -103,6 +105,6 @@ internal static class RunCommand
         bool isStatic = session.CacheMode == KvCacheMode.Static;
         long reach = Math.Min(context, Encoding.UTF8.GetByteCount(prompt) + 2L + maxTokens);
         string what = isStatic ? $"--context {context} with --cache static" : $"--context {context} with a prompt of {prompt.Length} characters and --max-tokens {maxTokens}";
-        KvMemory.CheckTokens(llm.Config, session.KvElementType, isStatic ? context : reach, what, KvMemory.AvailableBytes());
+        KvMemory.CheckTokens(llm.Config, session.KvFormat, isStatic ? context : reach, what, KvMemory.AvailableBytes());
     }
 }

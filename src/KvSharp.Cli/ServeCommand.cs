@@ -22,7 +22,7 @@ internal static class ServeCommand
         var apiKey = new Option<string?>("--api-key") { Description = "require this key (Authorization: Bearer KEY) on every endpoint but /health" };
         var context = NumberOption.Optional("--context", "longest sequence, prompt + output (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var budget = NumberOption.Create("--kv-budget-mib", "KV memory shared by all requests, in MiB", 256L, Allowed.AtLeast(1L));
-        var kvType = CommonOptions.KvType();
+        var kvTypes = new KvTypeCliOptions();
         var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
@@ -33,12 +33,14 @@ internal static class ServeCommand
         };
         var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions), continuous batching and prefix caching")
         {
-            model, tokenizer, chatTemplate, host, port, apiKey, context, budget, kvType, maxRunning, maxQueue, threads,
+            model, tokenizer, chatTemplate, host, port, apiKey, context, budget, maxRunning, maxQueue, threads,
         };
         foreach (var option in tiers.All) command.Options.Add(option);
         command.Options.Add(sessionDir);
+        foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
+            var kv = kvTypes.Read(r);
             long budgetMiB = r.GetValue(budget);
             KvMemory.CheckBudget(budgetMiB * 1048576.0, $"--kv-budget-mib {budgetMiB}", KvMemory.AvailableBytes());
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
@@ -60,7 +62,8 @@ internal static class ServeCommand
                 {
                     ContextLength = ctx,
                     KvBudgetBytes = budgetMiB << 20,
-                    KvElementType = r.GetValue(kvType).Value,
+                    KeyElementType = kv.Keys,
+                    ValueElementType = kv.Values,
                     MaxRunningSequences = r.GetValue(maxRunning),
                     KvTiers = kvTiers,
                 },
@@ -82,7 +85,7 @@ internal static class ServeCommand
         var pool = server.Engine.Pool;
         log.WriteLine($"[kvsharp] serving {Path.GetFileName(model.Path)} at {server.BaseAddress} (OpenAI API: POST /v1/chat/completions, /v1/completions; " +
             $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
-            $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.ElementType}); Ctrl-C stops");
+            $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.Format.Name}); Ctrl-C stops");
         log.WriteLine($"[kvsharp] KV cache inspector: open {server.BaseAddress} in a browser");
         await server.WaitForShutdownAsync();
         log.WriteLine("[kvsharp] stopped");

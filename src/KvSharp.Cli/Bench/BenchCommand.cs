@@ -36,7 +36,7 @@ internal static class BenchCommand
         var cache = ChoiceOption.Create("--cache", "cache scenario: the cache compared with none",
             ChoiceOption.Of<KvCacheMode>().Where(c => c.Value != KvCacheMode.None).ToArray(), KvCacheMode.Contiguous);
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
-        var kvType = CommonOptions.KvType();
+        var kvTypes = new KvTypeCliOptions();
         var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
         var blockSize = NumberOption.Create("--block-size", "engine scenarios: positions per KV block", 16, Allowed.AtLeast(1));
         var turns = NumberOption.Create("--turns", "multiturn and serve scenarios: chat turns (per client)", 8, Allowed.AtLeast(1));
@@ -54,11 +54,13 @@ internal static class BenchCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, kvType, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
         };
         command.Options.Add(redis);
+        foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
+            var kv = kvTypes.Read(r);
             var settings = new BenchSettings
             {
                 Scenario = r.GetValue(scenario).Value,
@@ -79,7 +81,8 @@ internal static class BenchCommand
                 Json = r.GetValue(json),
                 WritePath = r.GetValue(write),
                 CacheDirectory = r.GetValue(cacheDir),
-                KvType = r.GetValue(kvType).Value,
+                KvKeyType = kv.Keys,
+                KvValueType = kv.Values,
                 KvBudgetMiB = r.GetValue(budget),
                 BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),

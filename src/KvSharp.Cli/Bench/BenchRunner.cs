@@ -29,7 +29,7 @@ public static class BenchRunner
         bool peakReset = PeakMemory.Reset();
         using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = s.Threads, TokenizerPath = s.TokenizerPath });
         int context = s.ContextLength ?? model.Config.TrainedContextLength;
-        var info = new BenchModelInfo(model, path, description, synthetic, context, s.Threads, s.KvType);
+        var info = new BenchModelInfo(model, path, description, synthetic, context, s.Threads, KvElementFormat.Of(s.KeyElementType, s.ValueElementType));
         log.Line($"model: {description}");
         log.Line($"       {info.ShapeText}; {info.WeightBytesPerToken / 1e6:F1} MB of weights read per token; context {context}; {s.Threads} threads");
 
@@ -162,7 +162,7 @@ public static class BenchRunner
 
 /// <summary>What the scenarios need to know about the model under test.</summary>
 public sealed class BenchModelInfo(LlmModel model, string path, string description, bool synthetic, int context, int threads,
-    KvElementType kvType = KvElementType.F32)
+    KvElementFormat? kvFormat = null)
 {
     public LlmModel Model { get; } = model;
     public string Path { get; } = path;
@@ -172,8 +172,10 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
     public int Threads { get; } = threads;
     public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
     /// <summary>How the scenario's caches store keys and values.</summary>
-    public KvElementType KvType { get; } = kvType;
-    public long KvBytesPerToken => KvSizing.BytesPerToken(Model.Config, KvType);
+    public KvElementFormat KvFormat { get; } = kvFormat ?? KvElementFormat.Of(KvElementType.F32);
+    public long KvBytesPerToken => KvFormat.BytesPerToken(Model.Config);
+    /// <summary>"F16 K and V", or "F16 K, Q8_0 V".</summary>
+    public string KvTypesText => KvFormat.KeyName == KvFormat.ValueName ? $"{KvFormat.Name} K and V" : $"{KvFormat.KeyName} K, {KvFormat.ValueName} V";
 
     public string ShapeText
     {
@@ -195,7 +197,9 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         ["model_description"] = Description,
         ["synthetic"] = Synthetic,
         ["weight_types"] = TypesText,
-        ["kv_type"] = KvType.ToString().ToLowerInvariant(),
+        ["kv_type"] = KvFormat.Name.ToLowerInvariant(),
+        ["kv_type_k"] = KvFormat.KeyName.ToLowerInvariant(),
+        ["kv_type_v"] = KvFormat.ValueName.ToLowerInvariant(),
         ["threads"] = Threads,
         ["context_length"] = ContextLength,
     };
@@ -206,7 +210,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         if (tokens > ContextLength)
             throw new ArgumentException($"{what} = {tokens} tokens exceeds the context length {ContextLength}" +
                                         (Synthetic ? " (a synthetic model takes any --context)" : " (raise --context)"));
-        KvMemory.CheckTokens(Model.Config, KvType, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes());
+        KvMemory.CheckTokens(Model.Config, KvFormat, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes());
     }
 }
 

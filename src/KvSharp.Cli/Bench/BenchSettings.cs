@@ -54,6 +54,12 @@ public sealed record BenchSettings
     public double WarmUpSeconds { get; init; } = 3;
     /// <summary>How the KV cache stores keys and values (every scenario).</summary>
     public KvElementType KvType { get; init; } = KvElementType.F32;
+    /// <summary>How the KV cache stores keys, where they differ from values (--kv-type-k); default <see cref="KvType"/>.</summary>
+    public KvElementType? KvKeyType { get; init; }
+    /// <summary>How the KV cache stores values, where they differ from keys (--kv-type-v); default <see cref="KvType"/>.</summary>
+    public KvElementType? KvValueType { get; init; }
+    public KvElementType KeyElementType => KvKeyType ?? KvType;
+    public KvElementType ValueElementType => KvValueType ?? KvType;
     /// <summary>Engine scenarios: the KV budget in MiB.</summary>
     public long KvBudgetMiB { get; init; } = 64;
     /// <summary>Engine scenarios: positions per KV block.</summary>

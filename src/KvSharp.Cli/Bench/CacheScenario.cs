@@ -32,8 +32,8 @@ public static class CacheScenario
         int reps = s.Repetitions ?? 1;
         var model = info.Model;
         int maxContext = Math.Max(p + n, sweep.Count > 0 ? sweep.Max(r => r.Item1 + r.Item2) : 0);
-        using var cached = model.CreateSession(new SessionOptions { CacheMode = s.CacheMode, ContextLength = maxContext, KvElementType = s.KvType });
-        using var none = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.None, ContextLength = maxContext, KvElementType = s.KvType });
+        using var cached = model.CreateSession(new SessionOptions { CacheMode = s.CacheMode, ContextLength = maxContext, KeyElementType = s.KeyElementType, ValueElementType = s.ValueElementType });
+        using var none = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.None, ContextLength = maxContext, KeyElementType = s.KeyElementType, ValueElementType = s.ValueElementType });
         string cacheName = s.CacheMode.ToString().ToLowerInvariant();
 
         var c = model.Config;

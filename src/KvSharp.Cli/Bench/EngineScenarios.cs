@@ -40,7 +40,8 @@ internal static class EngineBench
         KvBudgetBytes = budgetBytes ?? s.KvBudgetMiB * (1L << 20),
         ContextLength = context,
         PrefixCaching = prefixCaching,
-        KvElementType = s.KvType,
+        KeyElementType = s.KeyElementType,
+        ValueElementType = s.ValueElementType,
         MaxRunningSequences = maxRunning,
         MaxStepTokens = maxStep,
     };

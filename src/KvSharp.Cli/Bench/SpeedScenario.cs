@@ -38,7 +38,7 @@ public static class SpeedScenario
 
         var model = info.Model;
         int maxContext = runs.Max(r => Math.Max(r.Item1, r.Item2 + 1));
-        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext, KvElementType = s.KvType });
+        using var session = model.CreateSession(new SessionOptions { CacheMode = KvCacheMode.Static, ContextLength = maxContext, KeyElementType = s.KeyElementType, ValueElementType = s.ValueElementType });
 
         var result = info.Describe("speed");
         result["repetitions"] = reps;
@@ -120,7 +120,7 @@ public static class SpeedScenario
         KernelReport.Write(table, model);
         result["kernel_paths"] = kernelPaths;
         result["cpu"] = KernelReport.Cpu();
-        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvType} K and V), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
+        table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvTypesText}), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens");
         result["runs"] = runArray;
         return result;
     }

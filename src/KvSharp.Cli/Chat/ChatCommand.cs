@@ -20,24 +20,24 @@ internal static class ChatCommand
         var template = CommonOptions.ChatTemplate();
         var system = new Option<string?>("--system", "-s") { Description = "system prompt (change it in the chat with /system TEXT)" };
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
-        var kvType = CommonOptions.KvType();
+        var kvTypes = new KvTypeCliOptions();
         var maxTokens = NumberOption.Create("--max-tokens", "most tokens per reply", 512, Allowed.AtLeast(1), "-n");
         // llama.cpp's sampling defaults for chat: a conversation wants variety, not the greedy loop `run` defaults to.
         var sampling = new SamplingCliOptions(new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f });
         var threads = CommonOptions.Threads();
         var command = new Command("chat", "chat with a model in the terminal, keeping the KV cache across turns (/reset, /stats, /system TEXT, /exit)")
         {
-            model, tokenizer, template, system, context, kvType, maxTokens, threads,
+            model, tokenizer, template, system, context, maxTokens, threads,
         };
-        foreach (var option in sampling.All) command.Options.Add(option);
+        foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
         {
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
             var chatTemplate = ChatTemplate.ForModel(llm, r.GetValue(template));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
-            var kv = r.GetValue(kvType).Value;
-            KvMemory.CheckTokens(llm.Config, kv, ctx, $"--context {ctx}", KvMemory.AvailableBytes());
+            var kv = kvTypes.Read(r);
+            KvMemory.CheckTokens(llm.Config, kv.Format, ctx, $"--context {ctx}", KvMemory.AvailableBytes());
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             var generation = new GenerationOptions
@@ -46,7 +46,7 @@ internal static class ChatCommand
                 StopStrings = chatTemplate.StopStrings,
                 Sampling = sampling.Read(r),
             };
-            using var session = llm.CreateSession(new SessionOptions { ContextLength = ctx, KvElementType = kv, CacheMode = KvCacheMode.Contiguous });
+            using var session = llm.CreateSession(new SessionOptions { ContextLength = ctx, KeyElementType = kv.Keys, ValueElementType = kv.Values, CacheMode = KvCacheMode.Contiguous });
             var conversation = new ChatConversation(session, chatTemplate, llm.Tokenizer);
             conversation.SetSystemPrompt(r.GetValue(system));
             var repl = new ChatRepl(conversation, generation, Console.In, Console.Out, Console.Error, interactive: !Console.IsInputRedirected);

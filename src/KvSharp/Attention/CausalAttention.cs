@@ -32,20 +32,29 @@ public static class CausalAttention
     /// <param name="rows">Where the K/V head's key and value rows of each position are.</param>
     /// <param name="scratch">At least <see cref="ScratchLength"/>(block.Count) floats.</param>
     public static void Attend<TRows>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<KvF32>, allows ref struct =>
-        Attend<TRows, KvF32>(block, rows, scale, scratch);
+        where TRows : IKvRows<KvF32, KvF32>, allows ref struct =>
+        Attend<TRows, KvF32, KvF32>(block, rows, scale, scratch);
+
+    /// <summary><see cref="Attend{TRows, TKey, TValue}"/> with keys and values stored as the same type.</summary>
+    public static void Attend<TRows, TKv>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKv, TKv>, allows ref struct
+        where TKv : struct, IKvElement<TKv> =>
+        Attend<TRows, TKv, TKv>(block, rows, scale, scratch);
 
     /// <summary>
-    /// <see cref="Attend{TRows}"/> over keys and values stored as <typeparamref name="TKv"/>. A block of up to
+    /// <see cref="Attend{TRows}"/> over keys stored as <typeparamref name="TKey"/> and values as
+    /// <typeparamref name="TValue"/>. Each side on its own: a block of up to the type's
     /// <see cref="IKvElement{TSelf}.MaxQueriesInRegisters"/> queries reads the stored rows directly, converting them in
-    /// registers (F16 widened, Q8_0 as q x d); any other block, and every type without such loads, reads each tile once
-    /// into a per-thread float buffer (<see cref="IKvElement{TSelf}.Read"/>) and runs the float kernel on it. Both give
-    /// the floats the rows stand for exactly, so every type computes what float rows holding those values compute, bit
-    /// for bit, and every property of the float path (block and cache-mode invariance) carries over.
+    /// registers (F16 widened, Q8_0 as q x d); any other block, and every type without such loads, reads each tile of
+    /// that side once into a per-thread float buffer (<see cref="IKvElement{TSelf}.Read"/>) and runs the float loads on
+    /// it. Both give the floats the rows stand for exactly, so every pair of types computes what float rows holding
+    /// those values compute, bit for bit, and every property of the float path (block and cache-mode invariance)
+    /// carries over.
     /// </summary>
-    public static void Attend<TRows, TKv>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<TKv>, allows ref struct
-        where TKv : struct, IKvElement<TKv>
+    public static void Attend<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
     {
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
         if (scratch.Length < ScratchLength(count))
@@ -59,43 +68,69 @@ public static class CausalAttention
 
         var keys = new KvPlanes(ref Unsafe.AsRef(in rows.KeyOrigin), ref Unsafe.AsRef(in rows.KeySideOrigin));
         var values = new KvPlanes(ref Unsafe.AsRef(in rows.ValueOrigin), ref Unsafe.AsRef(in rows.ValueSideOrigin));
-        nint rowBytes = TKv.RowBytes(headDim);
-        bool widenTiles = count > TKv.MaxQueriesInRegisters(headDim) || (TKv.ReadsScaledDown && count * headDim > MaxScaledQueryFloats);
+        nint keyRowBytes = TKey.RowBytes(headDim), valueRowBytes = TValue.RowBytes(headDim);
+        bool widenKeys = count > TKey.MaxQueriesInRegisters(headDim) || (TKey.ReadsScaledDown && count * headDim > MaxScaledQueryFloats);
+        bool widenValues = count > TValue.MaxQueriesInRegisters(headDim);
         // Keys read scaled down are scored against queries scaled up (a compact copy; a query too large for that to be
         // exact is scored from a tile of floats instead). The copy is a block of its own for the scores only, which
         // read queries and never write outputs.
-        Span<float> scaledQueries = TKv.ReadsScaledDown && !widenTiles ? stackalloc float[count * headDim] : default;
-        if (!scaledQueries.IsEmpty) widenTiles = !ScaleQueries<TKv>(block, scaledQueries);
-        QueryBlock scoring = scaledQueries.IsEmpty || widenTiles ? block
+        Span<float> scaledQueries = TKey.ReadsScaledDown && !widenKeys ? stackalloc float[count * headDim] : default;
+        if (!scaledQueries.IsEmpty) widenKeys = !ScaleQueries<TKey>(block, scaledQueries);
+        QueryBlock scoring = scaledQueries.IsEmpty || widenKeys ? block
             : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
-        Span<float> widened = widenTiles ? WidenBuffer(2 * TileSize * headDim) : default;
-        Span<nint> tileRows = stackalloc nint[TileSize];
+        // The tile's rows read into floats side by side: keys first, values TileSize rows later.
+        Span<float> widened = widenKeys || widenValues ? WidenBuffer(2 * TileSize * headDim) : default;
+        ref byte widenedKeys = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[0]);
+        ref byte widenedValues = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]);
+        Span<nint> tileRows = stackalloc nint[TileSize], keyOffsets = stackalloc nint[TileSize], valueOffsets = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart);
-            Span<nint> offsets = tileRows[..tileKeys];
-            rows.RowOffsets(tileStart, offsets);
+            Span<nint> rowIndices = tileRows[..tileKeys];
+            rows.RowOffsets(tileStart, rowIndices);
             // Rows in short runs (a block each) end before the hardware prefetcher has learnt them: ask for the next
             // tile's runs now, so they arrive while this tile computes. Contiguous rows stream, and skip this.
             if (TRows.ShortRuns && tileStart + TileSize < block.End)
-                PrefetchNextRuns<TRows, TKv>(rows, offsets[^1], tileStart + TileSize, Math.Min(TileSize, block.End - tileStart - TileSize),
-                    keys, values, headDim);
-            if (!widenTiles)
-            {
-                for (int j = 0; j < tileKeys; j++) offsets[j] *= rowBytes;
-                AttendTile<TKv>(block, scoring, ref keys.Elements, ref values.Elements, offsets, tileStart, scale, scores, runningMax, runningSum,
-                    keys, values);
-                continue;
-            }
-            // The tile's rows side by side in the buffer: keys first, values TileSize rows later.
-            ReadRows<TKv>(keys, offsets, headDim, widened);
-            ReadRows<TKv>(values, offsets, headDim, widened[(TileSize * headDim)..]);
-            for (int j = 0; j < tileKeys; j++) offsets[j] = (nint)j * headDim * sizeof(float);
-            AttendTile<KvF32>(block, block, ref Unsafe.As<float, byte>(ref widened[0]), ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]),
-                offsets, tileStart, scale, scores, runningMax, runningSum, default, default);
+                PrefetchNextRuns<TRows, TKey, TValue>(rows, rowIndices[^1], tileStart + TileSize,
+                    Math.Min(TileSize, block.End - tileStart - TileSize), keys, values, headDim);
+            ReadOnlySpan<nint> keyAt = TileOffsets<TKey>(keys, rowIndices, keyRowBytes, headDim, widenKeys, widened, keyOffsets[..tileKeys]);
+            ReadOnlySpan<nint> valueAt = TileOffsets<TValue>(values, rowIndices, valueRowBytes, headDim, widenValues,
+                widenValues ? widened[(TileSize * headDim)..] : default, valueOffsets[..tileKeys]);
+            // Each side's rows as stored or as floats: the four pairings are four specialisations of one tile.
+            if (!widenKeys && !widenValues)
+                AttendTile<TKey, TValue>(block, scoring, ref keys.Elements, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
+                    runningMax, runningSum, keys, values);
+            else if (widenKeys && widenValues)
+                AttendTile<KvF32, KvF32>(block, block, ref widenedKeys, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
+                    runningMax, runningSum, default, default);
+            else if (widenKeys)
+                AttendTile<KvF32, TValue>(block, block, ref widenedKeys, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
+                    runningMax, runningSum, default, values);
+            else
+                AttendTile<TKey, KvF32>(block, scoring, ref keys.Elements, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
+                    runningMax, runningSum, keys, default);
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
+    }
+
+    /// <summary>
+    /// The byte offsets at which a tile's rows of one side are read: from their planes (row index x row bytes), or,
+    /// where that side is read from a tile of floats, from <paramref name="widened"/> after reading them into it.
+    /// </summary>
+    private static ReadOnlySpan<nint> TileOffsets<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, nint rowBytes, int headDim,
+        bool widen, Span<float> widened, Span<nint> offsets) where TKv : struct, IKvElement<TKv>
+    {
+        if (widen)
+        {
+            ReadRows<TKv>(planes, rows, headDim, widened);
+            for (int j = 0; j < offsets.Length; j++) offsets[j] = (nint)j * headDim * sizeof(float);
+        }
+        else
+        {
+            for (int j = 0; j < offsets.Length; j++) offsets[j] = rows[j] * rowBytes;
+        }
+        return offsets;
     }
 
     /// <summary>Most floats of scaled queries a block puts on the stack (four queries of head_dim 512, 8 KiB).</summary>
@@ -127,12 +162,13 @@ public static class CausalAttention
     /// the online-softmax step, then the weighted values. <paramref name="scoring"/> is the block whose queries
     /// the scores read: the block itself, or its queries scaled to match keys read scaled down.
     /// </summary>
-    private static void AttendTile<TKv>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref byte keys, ref byte values,
-        ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax, Span<float> runningSum,
-        scoped in KvPlanes keyPlanes, scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
+    private static void AttendTile<TKey, TValue>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref byte keys, ref byte values,
+        ReadOnlySpan<nint> keyOffsets, ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax,
+        Span<float> runningSum, scoped in KvPlanes keyPlanes, scoped in KvPlanes valuePlanes)
+        where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
     {
         int count = block.Count, headDim = block.HeadDim;
-        KeyScores.Tile<TKv>(scoring, ref keys, offsets, tileStart, scale, scores, keyPlanes);
+        KeyScores.Tile<TKey>(scoring, ref keys, keyOffsets, tileStart, scale, scores, keyPlanes);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -143,11 +179,11 @@ public static class CausalAttention
         // Weighted values two queries at a time, sharing each value row load; per query still in key order.
         int p = first;
         for (; p + 2 <= count; p += 2)
-            AccumulatePair<TKv>(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
+            AccumulatePair<TValue>(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
                 ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
                 scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valuePlanes);
         if (p < count)
-            AccumulateValues<TKv>(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
+            AccumulateValues<TValue>(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
                 scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valuePlanes);
     }
 
@@ -167,10 +203,8 @@ public static class CausalAttention
         where TKv : struct, IKvElement<TKv>
     {
         if (output.Length < rows.Length * headDim) throw new ArgumentException("the tile of floats does not fit", nameof(output));
-        nint rowBytes = TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);
         ref float row = ref MemoryMarshal.GetReference(output);
-        for (int j = 0; j < rows.Length; j++, row = ref Unsafe.Add(ref row, headDim))
-            TKv.Read(ref Unsafe.Add(ref planes.Elements, rows[j] * rowBytes), ref Unsafe.Add(ref planes.Side, rows[j] * sideBytes), headDim, ref row);
+        for (int j = 0; j < rows.Length; j++, row = ref Unsafe.Add(ref row, headDim)) TKv.ReadRow(planes, rows[j], headDim, ref row);
     }
 
     /// <summary>
@@ -178,10 +212,11 @@ public static class CausalAttention
     /// (<see cref="IKvElement{TSelf}.Prefetch"/>), all the key rows first and then all the value rows, except a run
     /// that goes on from row <paramref name="last"/> (already streaming).
     /// </summary>
-    private static void PrefetchNextRuns<TRows, TKv>(scoped in TRows rows, nint last, int start, int count,
+    private static void PrefetchNextRuns<TRows, TKey, TValue>(scoped in TRows rows, nint last, int start, int count,
         scoped in KvPlanes keys, scoped in KvPlanes values, int headDim)
-        where TRows : IKvRows<TKv>, allows ref struct
-        where TKv : struct, IKvElement<TKv>
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
     {
         Span<nint> next = stackalloc nint[TileSize];
         next = next[..count];
@@ -191,8 +226,8 @@ public static class CausalAttention
         // In the order the tile reads them: its scores read every key row before its sums read any value row. Asking
         // for a block's keys then that block's values (one loop over runs) queues the next block's keys behind lines
         // needed only later; with that order paged decode (2,048 positions, AttentionBenchmarks) was 13-35% slower.
-        PrefetchRows<TKv>(keys, next[first..], headDim);
-        PrefetchRows<TKv>(values, next[first..], headDim);
+        PrefetchRows<TKey>(keys, next[first..], headDim);
+        PrefetchRows<TValue>(values, next[first..], headDim);
     }
 
     /// <summary>
@@ -217,8 +252,8 @@ public static class CausalAttention
     /// <param name="scratch">At least <see cref="ScratchLength"/>(groupSize) floats.</param>
     public static void AttendGroup<TRows>(ReadOnlySpan<float> queries, scoped in TRows rows,
         int headDim, int groupSize, int end, float scale, Span<float> output, Span<float> scratch)
-        where TRows : IKvRows<KvF32>, allows ref struct =>
-        Attend<TRows, KvF32>(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
+        where TRows : IKvRows<KvF32, KvF32>, allows ref struct =>
+        Attend<TRows, KvF32, KvF32>(QueryBlock.Single(queries, output, groupSize, headDim, end), rows, scale, scratch);
 
     /// <summary>
     /// Online softmax step of one query: folds this tile's scores into its running max and sum, turning the scores

@@ -3,8 +3,9 @@ using KvSharp.Tensors;
 
 namespace KvSharp.Attention;
 
-/// <summary>Rows of one head laid out contiguously: position p is row p.</summary>
-public readonly ref struct ContiguousKvRows<TKv> : IKvRows<TKv> where TKv : struct, IKvElement<TKv>
+/// <summary>Rows of one head laid out contiguously: position p is row p, keys stored as <typeparamref name="TKey"/>, values as <typeparamref name="TValue"/>.</summary>
+public readonly ref struct ContiguousKvRows<TKey, TValue> : IKvRows<TKey, TValue>
+    where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
     private readonly ReadOnlySpan<byte> _keys;
     private readonly ReadOnlySpan<byte> _values;
@@ -12,21 +13,26 @@ public readonly ref struct ContiguousKvRows<TKv> : IKvRows<TKv> where TKv : stru
     private readonly ReadOnlySpan<byte> _valueSide;
     private readonly int _rows;
 
-    /// <summary>Rows of a type without side data (F32, F16).</summary>
+    /// <summary>Rows of types without side data (F32, F16).</summary>
     public ContiguousKvRows(ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, int headDim) : this(keys, values, default, default, headDim) { }
 
     /// <summary>Rows of <paramref name="headDim"/> elements and their side data (Q8_0's scales), in the same order.</summary>
     public ContiguousKvRows(ReadOnlySpan<byte> keys, ReadOnlySpan<byte> values, ReadOnlySpan<byte> keySide, ReadOnlySpan<byte> valueSide, int headDim)
     {
-        int rowBytes = TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);
         // Row indices are shared by keys and values, so both must hold the same rows.
-        int rows = Math.Min(keys.Length, values.Length) / rowBytes;
-        if (sideBytes > 0) rows = Math.Min(rows, Math.Min(keySide.Length, valueSide.Length) / sideBytes);
+        int rows = Math.Min(Rows<TKey>(keys, keySide, headDim), Rows<TValue>(values, valueSide, headDim));
         _keys = keys;
         _values = values;
         _keySide = keySide;
         _valueSide = valueSide;
         _rows = rows;
+    }
+
+    /// <summary>Whole rows (elements and side data) the planes of one side hold.</summary>
+    private static int Rows<TKv>(ReadOnlySpan<byte> rows, ReadOnlySpan<byte> side, int headDim) where TKv : struct, IKvElement<TKv>
+    {
+        int count = rows.Length / TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);
+        return sideBytes > 0 ? Math.Min(count, (side.Length - TKv.SideHeaderBytes(headDim)) / sideBytes) : count;
     }
 
     public ref readonly byte KeyOrigin => ref MemoryMarshal.GetReference(_keys);
@@ -48,14 +54,14 @@ public readonly ref struct ContiguousKvRows<TKv> : IKvRows<TKv> where TKv : stru
 /// <summary>Contiguous rows from typed arrays, for callers holding floats or halves (tests, benchmarks).</summary>
 public static class ContiguousKvRows
 {
-    public static ContiguousKvRows<KvF32> Of(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int headDim) =>
+    public static ContiguousKvRows<KvF32, KvF32> Of(ReadOnlySpan<float> keys, ReadOnlySpan<float> values, int headDim) =>
         new(MemoryMarshal.AsBytes(keys), MemoryMarshal.AsBytes(values), headDim);
 
-    public static ContiguousKvRows<KvF16> Of(ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int headDim) =>
+    public static ContiguousKvRows<KvF16, KvF16> Of(ReadOnlySpan<Half> keys, ReadOnlySpan<Half> values, int headDim) =>
         new(MemoryMarshal.AsBytes(keys), MemoryMarshal.AsBytes(values), headDim);
 
     /// <summary>Q8_0 rows: the integers, and one scale per group of them (<see cref="KvQ8.GroupSize"/>).</summary>
-    public static ContiguousKvRows<KvQ8> Of(ReadOnlySpan<sbyte> keys, ReadOnlySpan<sbyte> values, ReadOnlySpan<float> keyScales,
+    public static ContiguousKvRows<KvQ8, KvQ8> Of(ReadOnlySpan<sbyte> keys, ReadOnlySpan<sbyte> values, ReadOnlySpan<float> keyScales,
         ReadOnlySpan<float> valueScales, int headDim) =>
         new(MemoryMarshal.AsBytes(keys), MemoryMarshal.AsBytes(values), MemoryMarshal.AsBytes(keyScales), MemoryMarshal.AsBytes(valueScales), headDim);
 }

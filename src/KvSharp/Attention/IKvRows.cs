@@ -4,14 +4,16 @@ namespace KvSharp.Attention;
 
 /// <summary>
 /// Where the attention kernel finds the key and value rows of one layer and KV head, stored as
-/// <typeparamref name="TKv"/>. Positions map to row indices (<see cref="RowOffsets"/>); row r's key elements start at
-/// <see cref="KeyOrigin"/> + r x RowBytes and its side data at <see cref="KeySideOrigin"/> + r x SideBytes, its value
-/// row at the value origins and the same index. The kernel asks for a tile's rows once and then walks them without a
+/// <typeparamref name="TKey"/> and <typeparamref name="TValue"/> (the same type, or two: llama.cpp's -ctk/-ctv).
+/// Positions map to row indices (<see cref="RowOffsets"/>); row r's key elements start at <see cref="KeyOrigin"/> +
+/// r x TKey.RowBytes and its side data at <see cref="KeySideOrigin"/> + r x TKey.SideBytes, its value row at the value
+/// origins and the same index with TValue's sizes. The kernel asks for a tile's rows once and then walks them without a
 /// lookup or a bounds check per position and query. Implemented by small structs so the kernel is specialised per
 /// storage layout (contiguous rows, or rows behind a block table) and per element type with no virtual call.
 /// </summary>
-/// <typeparam name="TKv">How the rows are stored (<see cref="KvF32"/>, <see cref="KvF16"/>, <see cref="KvQ8"/>, ...).</typeparam>
-public interface IKvRows<TKv> where TKv : struct, IKvElement<TKv>
+/// <typeparam name="TKey">How the key rows are stored (<see cref="KvF32"/>, <see cref="KvF16"/>, <see cref="KvQ8"/>, ...).</typeparam>
+/// <typeparam name="TValue">How the value rows are stored.</typeparam>
+public interface IKvRows<TKey, TValue> where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
     ref readonly byte KeyOrigin { get; }
     ref readonly byte ValueOrigin { get; }

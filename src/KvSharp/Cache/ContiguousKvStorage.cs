@@ -15,6 +15,8 @@ internal abstract class ContiguousKvStorage
 {
     public abstract int Capacity { get; }
     public abstract void Grow(int capacity, int used);
+    /// <summary>Rows up to <paramref name="length"/> are about to be written (in parallel, in any order).</summary>
+    public abstract void Prepare(int length);
     public abstract void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
     public abstract void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
@@ -31,13 +33,24 @@ internal abstract class ContiguousKvStorage
 /// <summary>
 /// Per layer, K or V and KV head, one array of rows [position] (row p at p x RowBytes, so one head's keys for
 /// consecutive positions are contiguous, which is what the attention kernel streams through), and, for a type with
-/// side data, one array of the rows' side data at p x SideBytes.
+/// side data, one array of the rows' side data at p x SideBytes. Keys are stored as <typeparamref name="TKey"/>,
+/// values as <typeparamref name="TValue"/>, each side with its own row and side sizes.
 /// </summary>
-internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv : struct, IKvElement<TKv>
+internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
+    where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
-    private readonly int _kvHeads, _headDim, _rowBytes, _sideBytes;
+    private readonly int _kvHeads, _headDim;
+    // [K|V]
+    private readonly int[] _rowBytes, _sideBytes, _sideHeaders;
     // [(layer x 2 + K|V) x kv_heads + head]
     private readonly byte[][] _rows, _side;
+    // Types whose rows do not stand alone (KIVI): each array's pending rows, the length reserved for the step being
+    // written, and one lock under which a step's first attention settles them. Unused (and compiled out) otherwise.
+    private readonly float[]?[] _pending;
+    private int _reserved;
+    private readonly Lock _settle = new();
+
+    private static bool RowsStandAlone => TKey.RowsStandAlone && TValue.RowsStandAlone;
 
     public override int Capacity => _capacity;
     private int _capacity;
@@ -46,19 +59,28 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
     {
         _kvHeads = config.KvHeadCount;
         _headDim = config.HeadDim;
-        _rowBytes = TKv.RowBytes(_headDim);
-        _sideBytes = TKv.SideBytes(_headDim);
+        _rowBytes = [TKey.RowBytes(_headDim), TValue.RowBytes(_headDim)];
+        _sideBytes = [TKey.SideBytes(_headDim), TValue.SideBytes(_headDim)];
+        _sideHeaders = [TKey.SideHeaderBytes(_headDim), TValue.SideHeaderBytes(_headDim)];
         _capacity = capacity;
         _rows = new byte[2 * config.LayerCount * _kvHeads][];
         _side = new byte[_rows.Length][];
+        _pending = new float[]?[_rows.Length];
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i] = new byte[(long)capacity * _rowBytes];
-            _side[i] = new byte[(long)capacity * _sideBytes];
+            _rows[i] = new byte[(long)capacity * RowBytes(i)];
+            _side[i] = new byte[SideHeader(i) + (long)capacity * SideBytes(i)];
         }
     }
 
     private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value ? 1 : 0)) * _kvHeads + kvHead;
+
+    /// <summary>Row bytes of the array at <paramref name="index"/>: the key type's or the value type's.</summary>
+    private int RowBytes(int index) => _rowBytes[index / _kvHeads % 2];
+
+    private int SideBytes(int index) => _sideBytes[index / _kvHeads % 2];
+
+    private int SideHeader(int index) => _sideHeaders[index / _kvHeads % 2];
 
     public override Span<byte> Rows(int layer, int kvHead, bool value) => _rows[Index(layer, kvHead, value)];
 
@@ -69,8 +91,8 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
     {
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i] = Grow(_rows[i], (long)capacity * _rowBytes, (long)used * _rowBytes);
-            _side[i] = Grow(_side[i], (long)capacity * _sideBytes, (long)used * _sideBytes);
+            _rows[i] = Grow(_rows[i], (long)capacity * RowBytes(i), (long)used * RowBytes(i));
+            _side[i] = Grow(_side[i], SideHeader(i) + (long)capacity * SideBytes(i), SideHeader(i) + (long)used * SideBytes(i));
         }
         _capacity = capacity;
     }
@@ -82,31 +104,53 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
         return grown;
     }
 
+    public override void Prepare(int length)
+    {
+        if (RowsStandAlone) return;
+        _reserved = length;
+        for (int i = 0; i < _rows.Length; i++)
+        {
+            if (i / _kvHeads % 2 == 1) TValue.Prepare(_side[i], length, _headDim, ref _pending[i]);
+            else TKey.Prepare(_side[i], length, _headDim, ref _pending[i]);
+        }
+    }
+
+    /// <summary>Quantizes the complete groups of one head's rows written so far (KIVI), once per step: every attention of the step calls it first.</summary>
+    private void Settle(int keys, int values)
+    {
+        lock (_settle)
+        {
+            TKey.Settle(_rows[keys], _side[keys], _reserved, _headDim);
+            TValue.Settle(_rows[values], _side[values], _reserved, _headDim);
+        }
+    }
+
     public override void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
         int hd = _headDim;
         for (int h = 0; h < _kvHeads; h++)
         {
-            WriteRow(Index(layer, h, false), position, keys.Slice(h * hd, hd));
-            WriteRow(Index(layer, h, true), position, values.Slice(h * hd, hd));
+            WriteRow<TKey>(Index(layer, h, false), position, keys.Slice(h * hd, hd));
+            WriteRow<TValue>(Index(layer, h, true), position, values.Slice(h * hd, hd));
         }
     }
 
-    private void WriteRow(int index, int position, ReadOnlySpan<float> row) =>
-        TKv.Write(row, _rows[index].AsSpan(position * _rowBytes, _rowBytes), _side[index].AsSpan(position * _sideBytes, _sideBytes));
+    private void WriteRow<TKv>(int index, int position, ReadOnlySpan<float> row) where TKv : struct, IKvElement<TKv> =>
+        TKv.WriteRow(row, _rows[index], _side[index], position, _headDim);
 
     public override void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
-        CausalAttention.Attend<ContiguousKvRows<TKv>, TKv>(block,
-            new ContiguousKvRows<TKv>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), scale, scratch);
+        if (!RowsStandAlone) Settle(keys, values);
+        CausalAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), scale, scratch);
     }
 
     public override void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks)
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
-        PolicyAttention.Attend<ContiguousKvRows<TKv>, TKv>(block,
-            new ContiguousKvRows<TKv>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), slots, sinks, layer, kvHead, scale, scratch);
+        PolicyAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), slots, sinks, layer, kvHead, scale, scratch);
     }
 
     /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>
@@ -114,11 +158,11 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
     {
         positions = Math.Min(positions, _capacity);
         if (positions <= 0) return;
-        PrefetchRows(Index(layer, kvHead, false), positions);
-        PrefetchRows(Index(layer, kvHead, true), positions);
+        PrefetchRows<TKey>(Index(layer, kvHead, false), positions);
+        PrefetchRows<TValue>(Index(layer, kvHead, true), positions);
     }
 
-    private void PrefetchRows(int index, int positions) =>
+    private void PrefetchRows<TKv>(int index, int positions) where TKv : struct, IKvElement<TKv> =>
         TKv.Prefetch(ref MemoryMarshal.GetArrayDataReference(_rows[index]), ref MemoryMarshal.GetArrayDataReference(_side[index]), positions, _headDim);
 
     public override void Read(int layer, int kvHead, bool value, int position, Span<float> row)
@@ -126,16 +170,22 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
         if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
         if (row.Length < _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
         int i = Index(layer, kvHead, value);
-        TKv.Read(ref _rows[i][position * _rowBytes], ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_side[i]), position * _sideBytes),
-            _headDim, ref MemoryMarshal.GetReference(row));
+        if (!RowsStandAlone) Settle(Index(layer, kvHead, false), Index(layer, kvHead, true));
+        if (value) ReadRow<TValue>(i, position, row);
+        else ReadRow<TKey>(i, position, row);
     }
+
+    private void ReadRow<TKv>(int index, int position, Span<float> row) where TKv : struct, IKvElement<TKv> =>
+        TKv.ReadRow(new KvPlanes(ref MemoryMarshal.GetArrayDataReference(_rows[index]), ref MemoryMarshal.GetArrayDataReference(_side[index])),
+            position, _headDim, ref MemoryMarshal.GetReference(row));
 
     /// <summary>Stores one head's key or value row at <paramref name="position"/> (rounded or quantized as the type stores it).</summary>
     public override void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row)
     {
         if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
         if (row.Length != _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
-        WriteRow(Index(layer, kvHead, value), position, row);
+        if (value) WriteRow<TValue>(Index(layer, kvHead, true), position, row);
+        else WriteRow<TKey>(Index(layer, kvHead, false), position, row);
     }
 
     /// <summary>
@@ -144,10 +194,13 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
     /// </summary>
     public override void Move(int from, int to, int count)
     {
+        if (!TKey.RowsStandAlone || !TValue.RowsStandAlone)
+            throw new NotSupportedException($"rows of {KvElementFormat.Of<TKey, TValue>().Name} are quantized in groups along positions and cannot be moved");
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i].AsSpan(from * _rowBytes, count * _rowBytes).CopyTo(_rows[i].AsSpan(to * _rowBytes));
-            _side[i].AsSpan(from * _sideBytes, count * _sideBytes).CopyTo(_side[i].AsSpan(to * _sideBytes));
+            int rowBytes = RowBytes(i), sideBytes = SideBytes(i);
+            _rows[i].AsSpan(from * rowBytes, count * rowBytes).CopyTo(_rows[i].AsSpan(to * rowBytes));
+            _side[i].AsSpan(SideHeader(i) + from * sideBytes, count * sideBytes).CopyTo(_side[i].AsSpan(SideHeader(i) + to * sideBytes));
         }
     }
 
@@ -156,8 +209,8 @@ internal sealed class ContiguousKvStorage<TKv> : ContiguousKvStorage where TKv :
     {
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i].AsSpan(from * _rowBytes, (to - from) * _rowBytes).Clear();
-            _side[i].AsSpan(from * _sideBytes, (to - from) * _sideBytes).Clear();
+            if (i / _kvHeads % 2 == 1) TValue.ClearRows(_rows[i], _side[i], from, to, _headDim);
+            else TKey.ClearRows(_rows[i], _side[i], from, to, _headDim);
         }
     }
 }

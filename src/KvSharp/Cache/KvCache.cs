@@ -77,6 +77,10 @@ public sealed class KvCache : IKvStore
         Policy = policy;
         MaxLength = maxLength;
         if (policy.KeepsEverything) return;
+        // A ring overwrites rows in place, and sinks rewrite their keys; a type that quantizes rows in groups along
+        // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
+        if (!format.RowsStandAlone)
+            throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
         _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
         {
             if (_storage.Capacity < rows) _storage.Grow(rows, 0);
@@ -87,7 +91,7 @@ public sealed class KvCache : IKvStore
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
     private void EnsureFits(int capacity) => KvSizing.EnsureFits(
         $"a {Mode.ToString().ToLowerInvariant()} KV cache of {capacity:N0} positions ({Format.Name}, {BytesPerToken:N0} bytes per position)",
-        (Int128)BytesPerToken * capacity, (Int128)Format.RowBytes(HeadDim) * capacity);
+        (Int128)BytesPerToken * capacity, (Int128)Math.Max(Format.Keys.RowBytes(HeadDim), Format.Values.RowBytes(HeadDim)) * capacity);
 
     /// <summary>Makes room for <paramref name="length"/> positions (contiguous mode grows by doubling; static never grows).</summary>
     public void EnsureCapacity(int length)
@@ -127,7 +131,11 @@ public sealed class KvCache : IKvStore
     /// <summary>The row that holds <paramref name="position"/> (itself, unless a window policy wraps it into a ring).</summary>
     private int Slot(int position) => _window?.Slots.Slot(position) ?? position;
 
-    void IKvStore.Reserve(int length) => EnsureCapacity(length);
+    void IKvStore.Reserve(int length)
+    {
+        EnsureCapacity(length);
+        _storage.Prepare(length);
+    }
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
@@ -173,6 +181,8 @@ public sealed class KvCache : IKvStore
         ArgumentNullException.ThrowIfNull(rope);
         if (_window != null)
             throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
+        if (!Format.RowsStandAlone)
+            throw new NotSupportedException($"context shift moves cached rows, which {Format.Name} quantizes in groups along positions and cannot move");
         new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
         Length -= discard;
     }

@@ -5,30 +5,67 @@ using KvSharp.Tensors;
 namespace KvSharp.Cache;
 
 /// <summary>
-/// A KV element type as a value the caches are built from: it names a strategy (<see cref="IKvElement{TSelf}"/>) and
-/// creates the caches' storage specialised for it, once, at construction. Every method of a cache then runs the
-/// strategy's code with no branch on the type. <see cref="Of(KvElementType)"/> gives the built-in types;
-/// <see cref="Of{TKv}"/> any strategy, including one defined outside this library.
+/// How a cache stores its keys and its values, as a value the caches are built from: it names a strategy
+/// (<see cref="IKvElement{TSelf}"/>) for each side, the same one or two (llama.cpp's -ctk/-ctv: keys are the more
+/// sensitive, since an error in a key moves every score it enters through the softmax), and creates the caches'
+/// storage specialised for the pair, once, at construction. Every method of a cache then runs the strategies' code
+/// with no branch on the types. <see cref="Of(KvElementType)"/> and <see cref="Of(KvElementType, KvElementType)"/>
+/// give the built-in types; <see cref="Of{TKv}"/> and <see cref="Of{TKey, TValue}"/> any strategies, including ones
+/// defined outside this library.
 /// </summary>
 public abstract class KvElementFormat
 {
     private protected KvElementFormat() { }
 
-    /// <summary>The strategy's name ("F32", "Q8_0", ...).</summary>
-    public abstract string Name { get; }
+    /// <summary>The strategies' names: "F16" when keys and values share a type, else "keys/values" ("F16/Q8_0").</summary>
+    public string Name => KeyName == ValueName ? KeyName : $"{KeyName}/{ValueName}";
 
-    /// <summary>The built-in type this is, or null for a strategy <see cref="KvElementType"/> does not name.</summary>
-    public abstract KvElementType? Type { get; }
+    /// <summary>The key type's name ("F32", "Q8_0", ...).</summary>
+    public abstract string KeyName { get; }
 
-    /// <summary>Bytes of a row of <paramref name="headDim"/> elements (element plane).</summary>
-    public abstract int RowBytes(int headDim);
+    /// <summary>The value type's name.</summary>
+    public abstract string ValueName { get; }
 
-    /// <summary>Bytes of a row's side data (0 for none).</summary>
-    public abstract int SideBytes(int headDim);
+    /// <summary>True when keys and values are stored as the same strategy (kivi4 is not: per-channel keys, per-token values).</summary>
+    public abstract bool IsUniform { get; }
 
-    /// <summary>Bytes per cached token: 2 (K and V) x layers x kv_heads x (row bytes + side bytes).</summary>
+    /// <summary>
+    /// True when every row is stored on its own (<see cref="IKvElement{TSelf}.RowsStandAlone"/>), so caches may page,
+    /// share and move rows; false for KIVI, whose rows are quantized in groups along positions.
+    /// </summary>
+    public abstract bool RowsStandAlone { get; }
+
+    /// <summary>The format of the keys alone: keys and values both stored as the key type.</summary>
+    public abstract KvElementFormat Keys { get; }
+
+    /// <summary>The format of the values alone: keys and values both stored as the value type.</summary>
+    public abstract KvElementFormat Values { get; }
+
+    /// <summary>The built-in type both sides are, or null for a mixed pair or a strategy <see cref="KvElementType"/> does not name.</summary>
+    public KvElementType? Type => KeyType == ValueType ? KeyType : null;
+
+    /// <summary>The built-in type of the keys, or null for a strategy <see cref="KvElementType"/> does not name.</summary>
+    public abstract KvElementType? KeyType { get; }
+
+    /// <summary>The built-in type of the values, or null for a strategy <see cref="KvElementType"/> does not name.</summary>
+    public abstract KvElementType? ValueType { get; }
+
+    /// <summary>Bytes of a row of <paramref name="headDim"/> elements (element plane) of a uniform format; see <see cref="Keys"/> and <see cref="Values"/> for a mixed one.</summary>
+    public int RowBytes(int headDim) => Uniform().KeyRowBytes(headDim);
+
+    /// <summary>Bytes of a row's side data (0 for none) of a uniform format.</summary>
+    public int SideBytes(int headDim) => Uniform().KeySideBytes(headDim);
+
+    private protected abstract int KeyRowBytes(int headDim);
+    private protected abstract int KeySideBytes(int headDim);
+
+    private KvElementFormat Uniform() => IsUniform ? this
+        : throw new InvalidOperationException($"keys ({KeyName}) and values ({ValueName}) have rows of their own sizes; ask Keys or Values");
+
+    /// <summary>Bytes per cached token: layers x kv_heads x (key row + key side + value row + value side).</summary>
     public long BytesPerToken(ModelConfig config) =>
-        2L * config.LayerCount * config.KvHeadCount * (RowBytes(config.HeadDim) + SideBytes(config.HeadDim));
+        (long)config.LayerCount * config.KvHeadCount * (Keys.RowBytes(config.HeadDim) + Keys.SideBytes(config.HeadDim)
+            + Values.RowBytes(config.HeadDim) + Values.SideBytes(config.HeadDim));
 
     internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity);
 
@@ -36,35 +73,70 @@ public abstract class KvElementFormat
 
     public override string ToString() => Name;
 
-    /// <summary>The strategy of a built-in type (the one place the enum becomes a type).</summary>
-    public static KvElementFormat Of(KvElementType type) => type switch
+    /// <summary>Keys and values both stored as a built-in type (the one place the enum becomes a type).</summary>
+    public static KvElementFormat Of(KvElementType type) => Of(type, type);
+
+    /// <summary>Keys stored as <paramref name="keys"/>, values as <paramref name="values"/> (built-in types).</summary>
+    public static KvElementFormat Of(KvElementType keys, KvElementType values) => keys switch
     {
-        KvElementType.F32 => Of<KvF32>(),
-        KvElementType.F16 => Of<KvF16>(),
-        KvElementType.Q8_0 => Of<KvQ8>(),
-        KvElementType.Q4_0 => Of<KvQ4>(),
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "unknown KV element type"),
+        KvElementType.F32 => WithValues<KvF32>(values),
+        KvElementType.F16 => WithValues<KvF16>(values),
+        KvElementType.Q8_0 => WithValues<KvQ8>(values),
+        KvElementType.Q4_0 => WithValues<KvQ4>(values),
+        KvElementType.Kivi4 => WithValues<KvKivi<KiviBits4, KiviPerChannel>>(values),
+        KvElementType.Kivi2 => WithValues<KvKivi<KiviBits2, KiviPerChannel>>(values),
+        _ => throw new ArgumentOutOfRangeException(nameof(keys), keys, "unknown KV element type"),
     };
 
-    /// <summary>Any strategy, built-in or not.</summary>
-    public static KvElementFormat Of<TKv>() where TKv : struct, IKvElement<TKv> => KvElementFormat<TKv>.Instance;
+    private static KvElementFormat WithValues<TKey>(KvElementType values) where TKey : struct, IKvElement<TKey> => values switch
+    {
+        KvElementType.F32 => Of<TKey, KvF32>(),
+        KvElementType.F16 => Of<TKey, KvF16>(),
+        KvElementType.Q8_0 => Of<TKey, KvQ8>(),
+        KvElementType.Q4_0 => Of<TKey, KvQ4>(),
+        KvElementType.Kivi4 => Of<TKey, KvKivi<KiviBits4, KiviPerToken>>(),
+        KvElementType.Kivi2 => Of<TKey, KvKivi<KiviBits2, KiviPerToken>>(),
+        _ => throw new ArgumentOutOfRangeException(nameof(values), values, "unknown KV element type"),
+    };
+
+    /// <summary>Keys and values both stored as any strategy, built-in or not.</summary>
+    public static KvElementFormat Of<TKv>() where TKv : struct, IKvElement<TKv> => KvElementFormat<TKv, TKv>.Instance;
+
+    /// <summary>Keys stored as <typeparamref name="TKey"/>, values as <typeparamref name="TValue"/>, built-in or not.</summary>
+    public static KvElementFormat Of<TKey, TValue>() where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue> =>
+        KvElementFormat<TKey, TValue>.Instance;
+
+    /// <summary>The built-in type a strategy implements: a built-in strategy's name is its enum member's.</summary>
+    private protected static KvElementType? BuiltIn(string name) =>
+        Enum.GetValues<KvElementType>().Where(t => t.ToString() == name).Select(t => (KvElementType?)t).FirstOrDefault();
 }
 
-internal sealed class KvElementFormat<TKv> : KvElementFormat where TKv : struct, IKvElement<TKv>
+internal sealed class KvElementFormat<TKey, TValue> : KvElementFormat
+    where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
-    public static readonly KvElementFormat<TKv> Instance = new();
+    public static readonly KvElementFormat<TKey, TValue> Instance = new();
 
-    // A built-in strategy's name is its enum member's.
-    public override KvElementType? Type { get; } =
-        Enum.GetValues<KvElementType>().Where(t => t.ToString() == TKv.Name).Select(t => (KvElementType?)t).FirstOrDefault();
+    public override KvElementType? KeyType { get; } = BuiltIn(TKey.Name);
 
-    public override string Name => TKv.Name;
+    public override KvElementType? ValueType { get; } = BuiltIn(TValue.Name);
 
-    public override int RowBytes(int headDim) => TKv.RowBytes(headDim);
+    public override string KeyName => TKey.Name;
 
-    public override int SideBytes(int headDim) => TKv.SideBytes(headDim);
+    public override string ValueName => TValue.Name;
 
-    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity) => new ContiguousKvStorage<TKv>(config, capacity);
+    public override bool IsUniform { get; } = typeof(TKey) == typeof(TValue);
 
-    internal override PagedKvStorage CreatePaged(KvBlockPool pool) => new PagedKvStorage<TKv>(pool);
+    public override bool RowsStandAlone => TKey.RowsStandAlone && TValue.RowsStandAlone;
+
+    public override KvElementFormat Keys => Of<TKey>();
+
+    public override KvElementFormat Values => Of<TValue>();
+
+    private protected override int KeyRowBytes(int headDim) => TKey.RowBytes(headDim);
+
+    private protected override int KeySideBytes(int headDim) => TKey.SideBytes(headDim);
+
+    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity) => new ContiguousKvStorage<TKey, TValue>(config, capacity);
+
+    internal override PagedKvStorage CreatePaged(KvBlockPool pool) => new PagedKvStorage<TKey, TValue>(pool);
 }

@@ -3,7 +3,7 @@ namespace KvSharp.Cache;
 /// <summary>
 /// How each cached key and value element is stored: the built-in types, each implemented by one strategy
 /// (<see cref="KvSharp.Tensors.KvF32"/>, <see cref="KvSharp.Tensors.KvF16"/>, <see cref="KvSharp.Tensors.KvQ8"/>,
-/// <see cref="KvSharp.Tensors.KvQ4"/>;
+/// <see cref="KvSharp.Tensors.KvQ4"/>, <see cref="KvSharp.Tensors.KvKivi{TBits, TAxis}"/>;
 /// <see cref="KvElementFormat.Of(KvElementType)"/> maps one to the other).
 /// </summary>
 public enum KvElementType
@@ -33,17 +33,29 @@ public enum KvElementType
     /// exactly as a float cache holding them would.
     /// </summary>
     Q4_0,
+    /// <summary>
+    /// KIVI 4-bit (<see cref="KvSharp.Tensors.KvKivi{TBits, TAxis}"/>): keys quantized per channel and values per token,
+    /// 32 rows at a time, to 4-bit codes with a binary16 min and scale per set; the newest rows (up to 32) stay exact
+    /// until their group fills. Keys take 0.5 bytes per element plus 4 x head_dim bytes per 32 rows, values 0.5 bytes
+    /// plus 4 bytes per group of 32 channels (of the row, where head_dim is not a multiple of 32), plus a constant
+    /// 32 exact rows per head. Contiguous caches only: its rows are quantized in groups and cannot be paged or moved.
+    /// </summary>
+    Kivi4,
+    /// <summary>KIVI 2-bit: <see cref="Kivi4"/> with 2-bit codes (4 levels per set).</summary>
+    Kivi2,
 }
 
 public static class KvElementTypes
 {
-    /// <summary>Parses "f32" / "f16" / "q8_0" / "q4_0" (any case), naming the accepted values when it cannot.</summary>
+    /// <summary>Parses "f32" / "f16" / "q8_0" / "q4_0" / "kivi4" / "kivi2" (any case), naming the accepted values when it cannot.</summary>
     public static KvElementType Parse(string text) => text.Trim().ToLowerInvariant() switch
     {
         "f32" or "float32" => KvElementType.F32,
         "f16" or "float16" or "half" => KvElementType.F16,
         "q8_0" or "q8" => KvElementType.Q8_0,
         "q4_0" or "q4" => KvElementType.Q4_0,
-        _ => throw new ArgumentException($"unknown KV cache type '{text}' (expected f32, f16, q8_0 or q4_0)", nameof(text)),
+        "kivi4" => KvElementType.Kivi4,
+        "kivi2" => KvElementType.Kivi2,
+        _ => throw new ArgumentException($"unknown KV cache type '{text}' (expected f32, f16, q8_0, q4_0, kivi4 or kivi2)", nameof(text)),
     };
 }

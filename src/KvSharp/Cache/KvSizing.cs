@@ -11,6 +11,10 @@ public static class KvSizing
     /// <summary>Bytes per cached token with keys and values stored as <paramref name="type"/>.</summary>
     public static long BytesPerToken(ModelConfig config, KvElementType type) => KvElementFormat.Of(type).BytesPerToken(config);
 
+    /// <summary>Bytes per cached token with keys stored as <paramref name="keys"/> and values as <paramref name="values"/>.</summary>
+    public static long BytesPerToken(ModelConfig config, KvElementType keys, KvElementType values) =>
+        KvElementFormat.Of(keys, values).BytesPerToken(config);
+
     /// <summary>Bytes this process can use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: physical memory or the container's limit).</summary>
     public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 

@@ -13,6 +13,12 @@ public sealed record EngineOptions
     public long KvBudgetBytes { get; init; } = 256L << 20;
     /// <summary>How keys and values are stored: F32 (default, exact) or F16 (twice the tokens in the same budget).</summary>
     public KvElementType KvElementType { get; init; } = KvElementType.F32;
+    /// <summary>How keys are stored, where they differ from values (llama.cpp's -ctk); default: <see cref="KvElementType"/>.</summary>
+    public KvElementType? KeyElementType { get; init; }
+    /// <summary>How values are stored, where they differ from keys (llama.cpp's -ctv); default: <see cref="KvElementType"/>.</summary>
+    public KvElementType? ValueElementType { get; init; }
+    /// <summary>The keys' and values' types together, as the block pool stores them.</summary>
+    public KvElementFormat KvFormat => KvElementFormat.Of(KeyElementType ?? KvElementType, ValueElementType ?? KvElementType);
     /// <summary>Exact number of blocks, overriding <see cref="KvBudgetBytes"/>.</summary>
     public int? BlockCount { get; init; }
     /// <summary>Most tokens one step computes (decodes plus prefill chunks): bounds step latency and scratch memory.</summary>

@@ -44,7 +44,7 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        _cache = new KvCache(model.Config, storage, ContextLength, KvElementFormat.Of(options.KvElementType),
+        _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
             options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
         if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
             throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': its window moves by itself; " +
@@ -59,6 +59,8 @@ public sealed class InferenceSession : IDisposable
                 $"ContextShiftKeep must be within [0, {contextLength - 1}]: a context shift of a {contextLength}-token context must leave a position to discard");
         if (o.ContextShiftDiscard is < 1)
             throw new ArgumentOutOfRangeException(nameof(o.ContextShiftDiscard), o.ContextShiftDiscard, "ContextShiftDiscard must be at least 1");
+        if (o.ContextOverflow == ContextOverflow.Shift && !o.KvFormat.RowsStandAlone)
+            throw new ArgumentException($"ContextOverflow.Shift moves cached rows, which {o.KvFormat.Name} quantizes in groups along positions; use ContextOverflow.Stop");
     }
 
     public KvCacheMode CacheMode => Options.CacheMode;
@@ -227,12 +229,15 @@ public sealed class InferenceSession : IDisposable
         _tokens.AddRange(saved.Tokens);
     }
 
-    // A session file holds positions 0..n in order; a window or sinks policy keeps a ring of some of them, which the
-    // file format does not describe, so such a session is refused rather than written or read wrongly.
+    // A session file holds the stored rows of positions 0..n in order. A window or sinks policy keeps a ring of some of
+    // them, and KIVI holds its newest rows apart until their group fills; the format describes neither, so such a
+    // session is refused rather than written or read wrongly.
     private void EnsureFullPolicy(string what)
     {
         if (!_cache.Policy.KeepsEverything)
             throw new NotSupportedException($"a session with cache policy '{_cache.Policy}' cannot be {what}: session files hold the full cache only (policy full)");
+        if (!_cache.Format.RowsStandAlone)
+            throw new NotSupportedException($"a session with KV type {_cache.Format.Name} cannot be {what}: it quantizes rows in groups along positions, which session files do not hold");
     }
 
     private SavedSession Describe(int[] tokens, int cached) => new()

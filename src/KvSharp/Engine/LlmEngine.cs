@@ -52,8 +52,8 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvElementType)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvElementType);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one.
         PrefixCache = new PrefixCache(Pool, $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}", options.HashFunction,
             options.KvTiers);

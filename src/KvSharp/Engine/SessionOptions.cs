@@ -11,6 +11,12 @@ public sealed record SessionOptions
     public int? ContextLength { get; init; }
     /// <summary>How keys and values are stored: F32 (default, exact) or F16 (half the memory and the bytes read per step).</summary>
     public KvElementType KvElementType { get; init; } = KvElementType.F32;
+    /// <summary>How keys are stored, where they differ from values (llama.cpp's -ctk); default: <see cref="KvElementType"/>.</summary>
+    public KvElementType? KeyElementType { get; init; }
+    /// <summary>How values are stored, where they differ from keys (llama.cpp's -ctv); default: <see cref="KvElementType"/>.</summary>
+    public KvElementType? ValueElementType { get; init; }
+    /// <summary>The keys' and values' types together, as the cache stores them.</summary>
+    public KvElementFormat KvFormat => KvElementFormat.Of(KeyElementType ?? KvElementType, ValueElementType ?? KvElementType);
     /// <summary>
     /// When the next token would not fit in the context: <see cref="ContextOverflow.Stop"/> (default) ends generation
     /// with <see cref="FinishReason.ContextFull"/>; <see cref="ContextOverflow.Shift"/> shifts the context

@@ -30,7 +30,7 @@ public sealed record KvLayout(string KeyType, string ValueType, int Layers, int 
     public static KvLayout Of(KvCache cache)
     {
         int capacity = cache.Capacity;
-        return new KvLayout(cache.Format.Name, cache.Format.Name, cache.LayerCount, cache.KvHeadCount, cache.HeadDim,
+        return new KvLayout(cache.Format.KeyName, cache.Format.ValueName, cache.LayerCount, cache.KvHeadCount, cache.HeadDim,
             cache.KeyRows(0, 0).Length / capacity, cache.KeySide(0, 0).Length / capacity,
             cache.ValueRows(0, 0).Length / capacity, cache.ValueSide(0, 0).Length / capacity);
     }

@@ -36,6 +36,63 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     static abstract void Read(ref byte row, ref byte side, int headDim, ref float destination);
 
     /// <summary>
+    /// Bytes at the start of a head's side plane, before row 0's side data: 0 (the default) for a type whose rows each
+    /// stand alone. A type that quantizes groups of rows together keeps its pending rows there (KIVI).
+    /// </summary>
+    static virtual int SideHeaderBytes(int headDim) => 0;
+
+    /// <summary>
+    /// True (the default) when each row is stored on its own: written once, read alone, copied or moved as bytes, so
+    /// paging, prefix sharing and context shift can move rows about. False for a type whose rows are quantized in
+    /// groups along positions (KIVI): the caches that move rows refuse it.
+    /// </summary>
+    static virtual bool RowsStandAlone => true;
+
+    /// <summary>
+    /// Stores row <paramref name="row"/> of a head whose element and side planes are <paramref name="rows"/> and
+    /// <paramref name="side"/> (side header included); by default <see cref="Write"/> at the row's place.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void WriteRow(ReadOnlySpan<float> source, Span<byte> rows, Span<byte> side, int row, int headDim)
+    {
+        int rowBytes = TSelf.RowBytes(headDim), sideBytes = TSelf.SideBytes(headDim);
+        TSelf.Write(source, rows.Slice(row * rowBytes, rowBytes), side.Slice(TSelf.SideHeaderBytes(headDim) + row * sideBytes, sideBytes));
+    }
+
+    /// <summary>
+    /// The floats row <paramref name="row"/> of the planes stands for (the tile path of the attention kernel, and
+    /// reads of single rows); by default <see cref="Read"/> at the row's place. The caller guarantees the ranges.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void ReadRow(scoped in KvPlanes planes, nint row, int headDim, ref float destination) =>
+        TSelf.Read(ref Unsafe.Add(ref planes.Elements, row * TSelf.RowBytes(headDim)),
+            ref Unsafe.Add(ref planes.Side, TSelf.SideHeaderBytes(headDim) + row * TSelf.SideBytes(headDim)), headDim, ref destination);
+
+    /// <summary>
+    /// Called before rows up to <paramref name="length"/> are written (a step's rows are written in parallel, in any
+    /// order): a type that holds pending rows makes room for them in <paramref name="pending"/>, a buffer the cache
+    /// keeps for it. Nothing by default.
+    /// </summary>
+    static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending) { }
+
+    /// <summary>
+    /// Called, one caller at a time, after every row below <paramref name="end"/> is written and before they are read:
+    /// a type that quantizes groups of rows quantizes the groups now complete. Nothing by default.
+    /// </summary>
+    static virtual void Settle(Span<byte> rows, Span<byte> side, int end, int headDim) { }
+
+    /// <summary>
+    /// Forgets rows [<paramref name="from"/>, <paramref name="to"/>) of a head (truncation, reset), zeroing what they
+    /// stored; rows before <paramref name="from"/> read as before. By default their bytes are zeroed.
+    /// </summary>
+    static virtual void ClearRows(Span<byte> rows, Span<byte> side, int from, int to, int headDim)
+    {
+        int rowBytes = TSelf.RowBytes(headDim), sideBytes = TSelf.SideBytes(headDim);
+        rows.Slice(from * rowBytes, (to - from) * rowBytes).Clear();
+        side.Slice(TSelf.SideHeaderBytes(headDim) + from * sideBytes, (to - from) * sideBytes).Clear();
+    }
+
+    /// <summary>
     /// Asks for <paramref name="rows"/> consecutive rows (starting at <paramref name="row"/> and <paramref name="side"/>)
     /// to be brought into L2 before they are read; only a hint. By default the element plane: the side data is small
     /// and one line of it serves many rows.

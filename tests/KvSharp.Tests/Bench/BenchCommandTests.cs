@@ -54,7 +54,7 @@ public sealed class BenchCommandTests : IDisposable
 
         var bad = CliRunner.Run("bench", "--model", _model, "--kv-type", "f8");
         Assert.NotEqual(0, bad.ExitCode);
-        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0; got 'f8'", bad.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'f8'", bad.Stderr);
     }
 
     [Fact]

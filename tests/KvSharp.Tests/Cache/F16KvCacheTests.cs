@@ -55,7 +55,7 @@ public class F16KvCacheTests
         var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
         CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(roundedKeys, roundedValues, headDim), 0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvF16>, KvF16>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+        CausalAttention.Attend<ContiguousKvRows<KvF16, KvF16>, KvF16>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(halfKeys, halfValues, headDim), 0.125f, scratch);
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
         Assert.All(actual, x => Assert.True(float.IsFinite(x)));
@@ -81,7 +81,7 @@ public class F16KvCacheTests
         CausalAttention.Attend(QueryBlock.Single(queries, expected, 1, headDim, positions),
             ContiguousKvRows.Of(halfKeys.Select(h => (float)h).ToArray(), halfValues.Select(h => (float)h).ToArray(), headDim),
             0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvF16>, KvF16>(QueryBlock.Single(queries, actual, 1, headDim, positions),
+        CausalAttention.Attend<ContiguousKvRows<KvF16, KvF16>, KvF16>(QueryBlock.Single(queries, actual, 1, headDim, positions),
             ContiguousKvRows.Of(halfKeys, halfValues, headDim), 0.125f, scratch);
         Assert.All(actual, x => Assert.True(float.IsFinite(x)));
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
@@ -108,7 +108,7 @@ public class F16KvCacheTests
         CausalAttention.Attend(new QueryBlock(queries, expected, 1, 2 * headDim, positions - 1, 2, headDim),
             ContiguousKvRows.Of(halfKeys.Select(h => (float)h).ToArray(), halfValues.Select(h => (float)h).ToArray(), headDim),
             0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvF16>, KvF16>(new QueryBlock(queries, actual, 1, 2 * headDim, positions - 1, 2, headDim),
+        CausalAttention.Attend<ContiguousKvRows<KvF16, KvF16>, KvF16>(new QueryBlock(queries, actual, 1, 2 * headDim, positions - 1, 2, headDim),
             ContiguousKvRows.Of(halfKeys, halfValues, headDim), 0.125f, scratch);
         Assert.Equal(float.PositiveInfinity, actual[3]);
         Assert.True(float.IsNaN(actual[17]));
@@ -153,13 +153,13 @@ public class F16KvCacheTests
     public void UnknownTypesAreClearErrors()
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
-        Assert.Contains("expected f32, f16, q8_0 or q4_0", Assert.Throws<ArgumentException>(() => KvElementTypes.Parse("q9")).Message);
+        Assert.Contains("expected f32, f16, q8_0, q4_0, kivi4 or kivi2", Assert.Throws<ArgumentException>(() => KvElementTypes.Parse("q9")).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => new KvCache(model.Config, KvCacheMode.Static, 8, (KvElementType)7));
         Assert.Throws<ArgumentOutOfRangeException>(() => new KvBlockPool(model.Config, 4, 2, elementType: (KvElementType)7));
 
         var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Zoo", "-n", "4", "--kv-type", "q9");
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0; got 'q9'", r.Stderr);
+        Assert.Contains("--kv-type must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'q9'", r.Stderr);
     }
 
     [Fact]

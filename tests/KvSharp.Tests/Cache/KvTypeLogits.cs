@@ -14,14 +14,17 @@ internal static class KvTypeLogits
     /// <paramref name="kv"/>; asserts that a paged pool of the same type (block size 16: the prompt leaves a partial
     /// block) gives them bit for bit.
     /// </summary>
-    public static float[] PromptThenStep(LlmModel model, KvElementType kv)
+    public static float[] PromptThenStep(LlmModel model, KvElementType kv) => PromptThenStep(model, KvElementFormat.Of(kv));
+
+    /// <summary><see cref="PromptThenStep(LlmModel, KvElementType)"/> with keys and values of their own types.</summary>
+    public static float[] PromptThenStep(LlmModel model, KvElementFormat kv)
     {
         int vocab = model.Config.VocabSize;
-        var cache = model.CreateCache(KvCacheMode.Contiguous, 64, kv);
+        var cache = new KvCache(model.Config, KvCacheMode.Contiguous, 64, kv);
         var logits = model.Evaluate(Prompt, cache);
         float[] both = [.. logits, .. model.Evaluate([Sampler.ArgMax(logits)], cache)];
 
-        using var pool = new KvBlockPool(model.Config, 16, 8, elementType: kv);
+        using var pool = new KvBlockPool(model.Config, 16, 8, kv);
         var sequence = new PagedKvSequence(pool, 64);
         var forward = model.CreateForwardPass();
         var paged = new float[vocab];

@@ -43,8 +43,8 @@ public class NewElementTypeTests
         var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
         CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(keys.Select(KvBf16.Round).ToArray(), values.Select(KvBf16.Round).ToArray(), headDim), 0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvBf16>, KvBf16>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
-            new ContiguousKvRows<KvBf16>(stored.Keys, stored.Values, headDim), 0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<KvBf16, KvBf16>, KvBf16>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+            new ContiguousKvRows<KvBf16, KvBf16>(stored.Keys, stored.Values, headDim), 0.125f, scratch);
         Assert.Equal(Bits(expected), Bits(actual));
         Assert.NotEqual(Bits(expected), Bits(RunFloat(keys, values)));
 

@@ -230,8 +230,8 @@ public class Q4KvCacheTests
         var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
         CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(k.Back, v.Back, headDim), 0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvQ4>, KvQ4>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
-            new ContiguousKvRows<KvQ4>(k.Rows, v.Rows, k.Side, v.Side, headDim), 0.125f, scratch);
+        CausalAttention.Attend<ContiguousKvRows<KvQ4, KvQ4>, KvQ4>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+            new ContiguousKvRows<KvQ4, KvQ4>(k.Rows, v.Rows, k.Side, v.Side, headDim), 0.125f, scratch);
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
         CausalAttention.Attend(new QueryBlock(queries, exact, tokens, width, first, group, headDim), ContiguousKvRows.Of(keys, values, headDim), 0.125f, scratch);
         Assert.NotEqual(exact, actual);

@@ -119,7 +119,7 @@ public class Q8KvCacheTests
         var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
         CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(fk, fv, headDim), 0.125f, scratch);
-        CausalAttention.Attend<ContiguousKvRows<KvQ8>, KvQ8>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
+        CausalAttention.Attend<ContiguousKvRows<KvQ8, KvQ8>, KvQ8>(new QueryBlock(queries, actual, tokens, width, first, group, headDim),
             ContiguousKvRows.Of(qk, qv, dk, dv, headDim), 0.125f, scratch);
         Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), actual.Select(BitConverter.SingleToInt32Bits));
     }
@@ -157,8 +157,9 @@ public class Q8KvCacheTests
         Assert.Equal(40, pool32.BlockCount);
         Assert.Equal(40 * 128 / 36, pool8.BlockCount);
         Assert.Equal(pool8.BlockCount * pool8.BytesPerBlock, pool8.TotalBytes);
-        Assert.Equal(0, pool32.BlockSide(0).Length);
-        Assert.Equal(pool8.RowsPerBlock * 4, pool8.BlockSide(0).Length);
+        Assert.Equal(0, pool32.BlockSide(0, value: false).Length);
+        Assert.Equal(pool8.RowsPerSide * 4, pool8.BlockSide(0, value: false).Length);
+        Assert.Equal(pool8.RowsPerSide * 4, pool8.BlockSide(0, value: true).Length);
     }
 
     [Fact]
@@ -171,11 +172,14 @@ public class Q8KvCacheTests
         model.CreateForwardPass().Forward([1, 2, 3, 4, 5, 6], sequence, logits, allLogits: false);
         int to = pool.Allocate();
         pool.CopyBlock(0, to);
-        Assert.Equal(pool.BlockElements, pool.BlockRows(0).Length);
-        Assert.Equal(pool.BlockRows(0).ToArray(), pool.BlockRows(to).ToArray());
-        var original = MemoryMarshal.Cast<byte, float>(pool.BlockSide(0)).ToArray();
-        Assert.Contains(original, d => d != 0);
-        Assert.Equal(original, MemoryMarshal.Cast<byte, float>(pool.BlockSide(to)).ToArray());
+        foreach (bool value in new[] { false, true })
+        {
+            Assert.Equal(pool.BlockElements / 2, pool.BlockRows(0, value).Length);
+            Assert.Equal(pool.BlockRows(0, value).ToArray(), pool.BlockRows(to, value).ToArray());
+            var original = MemoryMarshal.Cast<byte, float>(pool.BlockSide(0, value)).ToArray();
+            Assert.Contains(original, d => d != 0);
+            Assert.Equal(original, MemoryMarshal.Cast<byte, float>(pool.BlockSide(to, value)).ToArray());
+        }
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public class CliOptionErrorTests
     [InlineData("--min-p 2", "--min-p must be a number in [0, 1], got '2'")]
     [InlineData("--repeat-penalty 0", "--repeat-penalty must be a number > 0, got '0'")]
     [InlineData("--presence-penalty nan", "--presence-penalty must be a finite number, got 'nan'")]
-    [InlineData("--kv-type q3", "--kv-type must be one of f32, f16, q8_0, q4_0; got 'q3'")]
+    [InlineData("--kv-type q3", "--kv-type must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'q3'")]
     [InlineData("--cache paged", "--cache must be one of none, contiguous, static; got 'paged'")]
     [InlineData("--seed -1", "--seed must be a whole number from 0 to 18446744073709551615, got '-1'")]
     [InlineData("--max-tokens many", "--max-tokens must be a whole number >= 0, got 'many'")]
@@ -86,7 +86,7 @@ public class CliOptionErrorTests
         Assert.DoesNotContain("KvSharp.Cli", r.Stdout);
         Assert.Contains("--cache <none|contiguous|static>", r.Stdout);
         Assert.Contains("[default: contiguous]", r.Stdout);
-        Assert.Contains("--kv-type <f32|f16|q8_0|q4_0>", r.Stdout);
+        Assert.Contains("--kv-type <f32|f16|q8_0|q4_0|kivi4|kivi2>", r.Stdout);
         Assert.Contains("[default: f32]", r.Stdout);
         string threads = r.Stdout.Split('\n').Single(l => l.Contains("--threads"));
         Assert.Single(threads.Split("default").Skip(1));

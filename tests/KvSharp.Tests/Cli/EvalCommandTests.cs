@@ -93,7 +93,7 @@ public class EvalCommandTests
     [InlineData("--plot x.pdf: the file must end in .svg or .png", "--generate", "10", "--plot", "x.pdf")]
     [InlineData("eval needs a text: --text FILE or --generate N")]
     [InlineData("--text FILE or --generate N, not both", "--text", "x.txt", "--generate", "10")]
-    [InlineData("--kv-type must be one of f32, f16, q8_0, q4_0; got 'q3'", "--generate", "10", "--kv-type", "f32,q3")]
+    [InlineData("--kv-type must be one of f32, f16, q8_0, q4_0, kivi4, kivi2; got 'q3'", "--generate", "10", "--kv-type", "f32,q3")]
     [InlineData("--context must be a whole number >= 2, got '1'", "--generate", "10", "--context", "1")]
     [InlineData("--generate must be a whole number >= 2, got '0'", "--generate", "0")]
     [InlineData("--text: file not found: no-such-file.txt", "--text", "no-such-file.txt")]

@@ -216,4 +216,13 @@ public sealed class SessionFileTests : IDisposable
         var load = Assert.Throws<NotSupportedException>(() => windowed.Load(file));
         Assert.Contains($"'{policy}'", load.Message);
     }
+
+    [Fact]
+    public void AKiviSessionIsRefusedNamingItsType()
+    {
+        using var model = Synthetic();
+        using var kivi = model.CreateSession(new SessionOptions { ContextLength = 64, KvElementType = KvElementType.Kivi4 });
+        kivi.GenerateTokens(Prompt, new GenerationOptions { MaxTokens = 4, StopAtEndOfGeneration = false }).ToList();
+        Assert.Contains("KIVI4", Assert.Throws<NotSupportedException>(() => kivi.Save(new MemoryStream())).Message, StringComparison.OrdinalIgnoreCase);
+    }
 }

@@ -1,3 +1,5 @@
+using KvSharp.Cache;
+using KvSharp.Models;
 using KvSharp.Cache.Policies;
 
 namespace KvSharp.Tests.Policies;
@@ -59,5 +61,21 @@ public class KvCachePolicyTests
         Assert.Equal([0, 1, 98, 99, 100], policy.KeptPositions(100));
         Assert.Equal([8, 9, 10], KvCachePolicy.SlidingWindow(3).KeptPositions(10));
         Assert.Equal([0, 1, 2], KvCachePolicy.Full.KeptPositions(2));
+    }
+
+    [Theory]
+    [InlineData("window:16")]
+    [InlineData("sinks:2+window:16")]
+    public void AWindowOverAGroupQuantizedKvTypeIsRefused(string policy)
+    {
+        var config = new ModelConfig
+        {
+            Architecture = "llama", EmbeddingDim = 32, LayerCount = 2, HeadCount = 4, KvHeadCount = 4, HeadDim = 8,
+            FeedForwardDim = 8, VocabSize = 1, TrainedContextLength = 64, RmsNormEps = 1e-5f, RopeTheta = 10000f,
+            RopeStyle = RopeStyle.Normal, RopeDimensions = 8,
+        };
+        var error = Assert.Throws<NotSupportedException>(() =>
+            new KvCache(config, KvCacheMode.Contiguous, 64, KvElementFormat.Of(KvElementType.Kivi4), KvCachePolicy.Parse(policy)));
+        Assert.Contains(policy, error.Message);
     }
 }

@@ -5,9 +5,14 @@ namespace KvSharp.Cache.Paged;
 
 /// <summary>
 /// A fixed KV memory budget divided into blocks of <see cref="BlockSize"/> positions. Each block holds K and V for
-/// every layer and KV head of its positions, laid out [layer][K|V][kv_head][slot][head_dim] so one head's rows in a
-/// block are contiguous, each row stored as the pool's element type (<see cref="Format"/>): a row's elements in one
-/// plane, its side data (Q8_0's scales) in a second plane after the first, row r's at r x RowBytes and r x SideBytes.
+/// every layer and KV head of its positions. Keys and values lie in planes of their own, since their types
+/// (<see cref="Format"/>: -ctk/-ctv) may store rows of different sizes; one allocation holds, in this order, the key
+/// plane, the value plane, the key side plane and the value side plane (side data: Q8_0's scales; a type without it
+/// has an empty side plane). Every plane is laid out [block][layer][kv_head][slot] with one row per slot, so one
+/// head's rows in a block are contiguous and a row index r (<see cref="RowIndex"/>) names the key row at
+/// key plane + r x KeyRowBytes, its side data at key side plane + r x KeySideBytes, and the value row of the same
+/// position at the same index in the value planes. A block's bytes are therefore four runs, one per plane
+/// (<see cref="BlockRows"/>, <see cref="BlockSide"/>), each RowsPerSide x that plane's bytes per row long.
 /// Blocks are reference-counted (sequences that share a prefix share its blocks). The pool keeps storage, refcounts
 /// and the free list; which blocks outlive their last holder is its prefix cache's business (<see cref="PrefixCache"/>,
 /// attached through <see cref="ICachedBlocks"/>), which it asks for a block back when none is free.
@@ -31,11 +36,16 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>Elements (keys and values of every layer and head) in one block.</summary>
     public long BlockElements => RowsPerBlock * Config.HeadDim;
     /// <summary>Rows (keys and values of every layer and head, head_dim elements each) in one block.</summary>
-    public long RowsPerBlock { get; }
-    /// <summary>Bytes of a row's elements, and of its side data (<see cref="Format"/>).</summary>
-    public int RowBytes { get; }
-    public int SideBytes { get; }
-    public long BytesPerBlock => RowsPerBlock * (RowBytes + SideBytes);
+    public long RowsPerBlock => 2 * RowsPerSide;
+    /// <summary>Key rows (or value rows) of every layer and head in one block.</summary>
+    public long RowsPerSide { get; }
+    /// <summary>Bytes of a key row's elements, and of its side data (<see cref="Format"/>'s key type).</summary>
+    public int KeyRowBytes { get; }
+    public int KeySideBytes { get; }
+    /// <summary>Bytes of a value row's elements, and of its side data (<see cref="Format"/>'s value type).</summary>
+    public int ValueRowBytes { get; }
+    public int ValueSideBytes { get; }
+    public long BytesPerBlock => RowsPerSide * (KeyRowBytes + KeySideBytes + ValueRowBytes + ValueSideBytes);
     public long TotalBytes => BytesPerBlock * BlockCount;
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
@@ -52,16 +62,21 @@ public sealed unsafe class KvBlockPool : IDisposable
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format)
     {
         ArgumentNullException.ThrowIfNull(format);
+        if (!format.RowsStandAlone)
+            throw new NotSupportedException($"a paged KV cache cannot store {format.Name}: its rows are quantized {KvSharp.Tensors.KvKivi.GroupRows} " +
+                "positions at a time along each sequence, which blocks shared between sequences cannot hold; use it in a contiguous cache (a session)");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
         BlockSize = blockSize;
         BlockCount = blockCount;
         Format = format;
-        RowsPerBlock = 2L * config.LayerCount * config.KvHeadCount * blockSize;
-        RowBytes = format.RowBytes(config.HeadDim);
-        SideBytes = format.SideBytes(config.HeadDim);
-        // One allocation: the element plane, then the side plane, so a row index finds both.
+        RowsPerSide = (long)config.LayerCount * config.KvHeadCount * blockSize;
+        KeyRowBytes = format.Keys.RowBytes(config.HeadDim);
+        KeySideBytes = format.Keys.SideBytes(config.HeadDim);
+        ValueRowBytes = format.Values.RowBytes(config.HeadDim);
+        ValueSideBytes = format.Values.SideBytes(config.HeadDim);
+        // One allocation: the four planes one after another, so a row index finds a position's rows in each.
         Int128 bytes = (Int128)BytesPerBlock * blockCount;
         KvSizing.EnsureFits($"a KV block pool of {blockCount:N0} blocks of {blockSize} positions ({format.Name}, {BytesPerBlock:N0} bytes per block)",
             bytes, 0);
@@ -73,15 +88,19 @@ public sealed unsafe class KvBlockPool : IDisposable
     }
 
     /// <summary>A pool sized by a byte budget (rounded down to whole blocks).</summary>
-    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementType elementType = KvElementType.F32)
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementType elementType = KvElementType.F32) =>
+        FromBudget(config, blockSize, budgetBytes, KvElementFormat.Of(elementType));
+
+    /// <summary>A pool of any format (keys and values of their own types) sized by a byte budget.</summary>
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format)
     {
-        var format = KvElementFormat.Of(elementType);
+        ArgumentNullException.ThrowIfNull(format);
         long perBlock = format.BytesPerToken(config) * blockSize;
         KvSizing.EnsureFits($"a KV budget of {budgetBytes:N0} bytes ({format.Name})", budgetBytes, 0);
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
-        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), elementType);
+        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), format);
     }
 
     public int RefCount(int block) => _refCounts[block];
@@ -140,26 +159,37 @@ public sealed unsafe class KvBlockPool : IDisposable
     internal PagedKvStorage Rows { get; }
 
     /// <summary>
-    /// Index of the first of one head's BlockSize rows (K or V) of one layer inside a block: its elements lie at
-    /// <see cref="ElementPlane"/> + index x RowBytes, its side data at <see cref="SidePlane"/> + index x SideBytes.
+    /// Index of the first of one head's BlockSize rows of one layer inside a block, in every plane: its keys lie at
+    /// <see cref="KeyPlane"/> + index x KeyRowBytes, their side data at <see cref="KeySidePlane"/> + index x
+    /// KeySideBytes, its values at the same index in the value planes.
     /// </summary>
-    public long RowIndex(int block, int layer, bool value, int kvHead) =>
-        block * RowsPerBlock + (((long)layer * 2 + (value ? 1 : 0)) * Config.KvHeadCount + kvHead) * BlockSize;
+    public long RowIndex(int block, int layer, int kvHead) =>
+        block * RowsPerSide + ((long)layer * Config.KvHeadCount + kvHead) * BlockSize;
 
-    /// <summary>Rows from a head's K rows to its V rows of the same layer and block.</summary>
-    public long RowsFromKeysToValues => (long)Config.KvHeadCount * BlockSize;
+    /// <summary>The start of the pool's key plane (the allocation's start).</summary>
+    internal byte* KeyPlane => Storage;
 
-    /// <summary>The start of the pool's element plane, which every block's rows lie after.</summary>
-    internal byte* ElementPlane => Storage;
+    /// <summary>The start of the value plane, right after the key plane.</summary>
+    internal byte* ValuePlane => KeyPlane + RowsPerSide * BlockCount * KeyRowBytes;
 
-    /// <summary>The start of the side plane, right after the element plane (its end, for a type without side data).</summary>
-    internal byte* SidePlane => Storage + RowsPerBlock * BlockCount * RowBytes;
+    /// <summary>The start of the key side plane, right after the value plane (its end, for a key type without side data).</summary>
+    internal byte* KeySidePlane => ValuePlane + RowsPerSide * BlockCount * ValueRowBytes;
 
-    /// <summary>The stored bytes of a block's rows (element plane), for inspection.</summary>
-    public ReadOnlySpan<byte> BlockRows(int block) => new(ElementPlane + CheckBlock(block) * RowsPerBlock * RowBytes, checked((int)(RowsPerBlock * RowBytes)));
+    /// <summary>The start of the value side plane, right after the key side plane.</summary>
+    internal byte* ValueSidePlane => KeySidePlane + RowsPerSide * BlockCount * KeySideBytes;
 
-    /// <summary>The stored side data of a block's rows (Q8_0: their scales); empty for a type without.</summary>
-    public ReadOnlySpan<byte> BlockSide(int block) => new(SidePlane + CheckBlock(block) * RowsPerBlock * SideBytes, checked((int)(RowsPerBlock * SideBytes)));
+    /// <summary>
+    /// The stored bytes of a block's key rows (or value rows), for inspection and serialization: RowsPerSide rows laid
+    /// out [layer][kv_head][slot], each KeyRowBytes (ValueRowBytes) long.
+    /// </summary>
+    public ReadOnlySpan<byte> BlockRows(int block, bool value) => value
+        ? new(ValuePlane + CheckBlock(block) * RowsPerSide * ValueRowBytes, checked((int)(RowsPerSide * ValueRowBytes)))
+        : new(KeyPlane + CheckBlock(block) * RowsPerSide * KeyRowBytes, checked((int)(RowsPerSide * KeyRowBytes)));
+
+    /// <summary>The stored side data of a block's key (or value) rows (Q8_0: their scales), in the rows' order; empty for a type without.</summary>
+    public ReadOnlySpan<byte> BlockSide(int block, bool value) => value
+        ? new(ValueSidePlane + CheckBlock(block) * RowsPerSide * ValueSideBytes, checked((int)(RowsPerSide * ValueSideBytes)))
+        : new(KeySidePlane + CheckBlock(block) * RowsPerSide * KeySideBytes, checked((int)(RowsPerSide * KeySideBytes)));
 
     private long CheckBlock(int block) =>
         (uint)block < (uint)BlockCount ? block : throw new ArgumentOutOfRangeException(nameof(block), block, $"the pool has {BlockCount} blocks");
@@ -173,33 +203,57 @@ public sealed unsafe class KvBlockPool : IDisposable
         }
     }
 
-    /// <summary>Copies a whole block's contents (copy-on-write): its run of the element plane, then of the side plane.</summary>
+    /// <summary>Copies a whole block's contents (copy-on-write): its run of each of the four planes.</summary>
     public void CopyBlock(int from, int to)
     {
-        long rows = RowsPerBlock * RowBytes, side = RowsPerBlock * SideBytes;
-        Buffer.MemoryCopy(ElementPlane + CheckBlock(from) * rows, ElementPlane + CheckBlock(to) * rows, rows, rows);
-        Buffer.MemoryCopy(SidePlane + from * side, SidePlane + to * side, side, side);
+        CheckBlock(from);
+        CheckBlock(to);
+        CopyRun(KeyPlane, KeyRowBytes, from, to);
+        CopyRun(ValuePlane, ValueRowBytes, from, to);
+        CopyRun(KeySidePlane, KeySideBytes, from, to);
+        CopyRun(ValueSidePlane, ValueSideBytes, from, to);
+    }
+
+    private void CopyRun(byte* plane, int bytesPerRow, int from, int to)
+    {
+        long run = RowsPerSide * bytesPerRow;
+        Buffer.MemoryCopy(plane + from * run, plane + to * run, run, run);
     }
 
     /// <summary>
-    /// Copies a block's stored bytes (<see cref="BytesPerBlock"/>: its run of the element plane, then of the side
-    /// plane) out, for a tier below RAM (<see cref="Tiers.KvTiers"/>); <see cref="CopyBlockIn"/> puts them back.
+    /// Copies a block's stored bytes (<see cref="BytesPerBlock"/>: its run of the key plane, the value plane, the key
+    /// side plane and the value side plane, in that order) out, for a tier below RAM (<see cref="Tiers.KvTiers"/>) or a
+    /// file; <see cref="CopyBlockIn"/> puts them back.
     /// </summary>
     public void CopyBlockOut(int block, Span<byte> destination)
     {
-        var rows = BlockRows(block);
-        rows.CopyTo(destination);
-        BlockSide(block).CopyTo(destination[rows.Length..checked((int)BytesPerBlock)]);
+        if (destination.Length < BytesPerBlock) throw new ArgumentException($"a block of this pool is {BytesPerBlock} bytes, got room for {destination.Length}", nameof(destination));
+        CheckBlock(block);
+        int at = 0;
+        foreach (var (plane, bytesPerRow) in Planes())
+        {
+            int run = checked((int)(RowsPerSide * bytesPerRow));
+            new ReadOnlySpan<byte>((byte*)plane + block * (long)run, run).CopyTo(destination[at..]);
+            at += run;
+        }
     }
 
     /// <summary>Overwrites a block's stored bytes with ones <see cref="CopyBlockOut"/> gave (of a pool of the same layout).</summary>
     public void CopyBlockIn(ReadOnlySpan<byte> source, int block)
     {
         if (source.Length != BytesPerBlock) throw new ArgumentException($"a block of this pool is {BytesPerBlock} bytes, got {source.Length}", nameof(source));
-        long rows = RowsPerBlock * RowBytes, side = RowsPerBlock * SideBytes;
-        source[..(int)rows].CopyTo(new Span<byte>(ElementPlane + CheckBlock(block) * rows, (int)rows));
-        source[(int)rows..].CopyTo(new Span<byte>(SidePlane + block * side, (int)side));
+        CheckBlock(block);
+        int at = 0;
+        foreach (var (plane, bytesPerRow) in Planes())
+        {
+            int run = checked((int)(RowsPerSide * bytesPerRow));
+            source.Slice(at, run).CopyTo(new Span<byte>((byte*)plane + block * (long)run, run));
+            at += run;
+        }
     }
+
+    private (nint Plane, int BytesPerRow)[] Planes() =>
+        [((nint)KeyPlane, KeyRowBytes), ((nint)ValuePlane, ValueRowBytes), ((nint)KeySidePlane, KeySideBytes), ((nint)ValueSidePlane, ValueSideBytes)];
 
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()

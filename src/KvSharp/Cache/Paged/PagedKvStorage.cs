@@ -20,7 +20,9 @@ internal abstract class PagedKvStorage
     public abstract void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row);
 }
 
-internal sealed unsafe class PagedKvStorage<TKv>(KvBlockPool pool) : PagedKvStorage where TKv : struct, IKvElement<TKv>
+/// <summary>Keys stored as <typeparamref name="TKey"/> in the pool's key planes, values as <typeparamref name="TValue"/> in its value planes.</summary>
+internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : PagedKvStorage
+    where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
     private readonly int _headDim = pool.Config.HeadDim, _kvHeads = pool.Config.KvHeadCount, _size = pool.BlockSize;
 
@@ -28,42 +30,43 @@ internal sealed unsafe class PagedKvStorage<TKv>(KvBlockPool pool) : PagedKvStor
     public override void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
         int block = blocks[position / _size], slot = position % _size, hd = _headDim;
-        int rowBytes = pool.RowBytes, sideBytes = pool.SideBytes;
-        byte* rows = pool.ElementPlane, side = pool.SidePlane;
         for (int h = 0; h < _kvHeads; h++)
-            for (int v = 0; v < 2; v++)
-            {
-                long row = pool.RowIndex(block, layer, v == 1, h) + slot;
-                TKv.Write((v == 1 ? values : keys).Slice(h * hd, hd), new Span<byte>(rows + row * rowBytes, rowBytes),
-                    new Span<byte>(side + row * sideBytes, sideBytes));
-            }
+        {
+            long row = pool.RowIndex(block, layer, h) + slot;
+            WriteRow<TKey>(keys.Slice(h * hd, hd), pool.KeyPlane, pool.KeySidePlane, row);
+            WriteRow<TValue>(values.Slice(h * hd, hd), pool.ValuePlane, pool.ValueSidePlane, row);
+        }
+    }
+
+    private void WriteRow<TKv>(ReadOnlySpan<float> source, byte* plane, byte* sidePlane, long row) where TKv : struct, IKvElement<TKv>
+    {
+        int rowBytes = TKv.RowBytes(_headDim), sideBytes = TKv.SideBytes(_headDim);
+        TKv.Write(source, new Span<byte>(plane + row * rowBytes, rowBytes), new Span<byte>(sidePlane + row * sideBytes, sideBytes));
     }
 
     public override void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) =>
-        CausalAttention.Attend<PagedKvRows<TKv>, TKv>(block, new PagedKvRows<TKv>(pool, blocks, layer, kvHead), scale, scratch);
+        CausalAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), scale, scratch);
 
     public override void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks) =>
-        PolicyAttention.Attend<PagedKvRows<TKv>, TKv>(block, new PagedKvRows<TKv>(pool, blocks, layer, kvHead), slots, sinks, layer, kvHead, scale, scratch);
+        PolicyAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), slots, sinks, layer, kvHead, scale, scratch);
 
     public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row)
     {
-        long at = pool.RowIndex(blocks[position / _size], layer, false, kvHead) + position % _size;
-        TKv.Write(row, new Span<byte>(pool.ElementPlane + at * pool.RowBytes, pool.RowBytes), new Span<byte>(pool.SidePlane + at * pool.SideBytes, pool.SideBytes));
+        long at = pool.RowIndex(blocks[position / _size], layer, kvHead) + position % _size;
+        WriteRow<TKey>(row, pool.KeyPlane, pool.KeySidePlane, at);
     }
 
     /// <summary>Asks for the first <see cref="KvPrefetch.Positions"/> rows of a head's keys and values, one run per block.</summary>
     public override void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end)
     {
-        int rowBytes = pool.RowBytes, sideBytes = pool.SideBytes;
-        long values = pool.RowsFromKeysToValues;
         end = Math.Min(Math.Min(end, KvPrefetch.Positions), blocks.Length * _size);
         for (int start = 0; start < end; start += _size)
         {
-            long keys = pool.RowIndex(blocks[start / _size], layer, false, kvHead);
+            long row = pool.RowIndex(blocks[start / _size], layer, kvHead);
             int count = Math.Min(_size, end - start);
-            TKv.Prefetch(ref pool.ElementPlane[keys * rowBytes], ref pool.SidePlane[keys * sideBytes], count, _headDim);
-            TKv.Prefetch(ref pool.ElementPlane[(keys + values) * rowBytes], ref pool.SidePlane[(keys + values) * sideBytes], count, _headDim);
+            TKey.Prefetch(ref pool.KeyPlane[row * pool.KeyRowBytes], ref pool.KeySidePlane[row * pool.KeySideBytes], count, _headDim);
+            TValue.Prefetch(ref pool.ValuePlane[row * pool.ValueRowBytes], ref pool.ValueSidePlane[row * pool.ValueSideBytes], count, _headDim);
         }
     }
 }

@@ -54,7 +54,7 @@ public sealed class PrefixCache : ICachedBlocks
         _root = new ulong[blocks];
         _parentHash = new ulong[blocks];
         _tiers = tiers;
-        _layoutId = PrefixHasher.Seed($"{pool.Format.Name}|{pool.BlockSize}|{pool.RowsPerBlock}|{pool.RowBytes}|{pool.SideBytes}", null);
+        _layoutId = PrefixHasher.Seed($"{pool.Format.Name}|{pool.BlockSize}|{pool.RowsPerSide}|{pool.KeyRowBytes}|{pool.KeySideBytes}|{pool.ValueRowBytes}|{pool.ValueSideBytes}", null);
         _parent = new int[blocks];
         _tokens = new int[blocks * pool.BlockSize];
         _generation = new int[blocks];

@@ -9,9 +9,10 @@ namespace KvSharp.Cache.Policies;
 /// <c>windowStart</c>; each position's slot (<see cref="KeptSlots.Slot"/>) is found in the storage's own rows. Runs of
 /// consecutive slots are asked for at once, so a tile costs a lookup per run (sinks, ring up to its wrap, the rest).
 /// </summary>
-internal readonly ref struct KeptKvRows<TRows, TKv> : IKvRows<TKv>
-    where TRows : IKvRows<TKv>, allows ref struct
-    where TKv : struct, IKvElement<TKv>
+internal readonly ref struct KeptKvRows<TRows, TKey, TValue> : IKvRows<TKey, TValue>
+    where TRows : IKvRows<TKey, TValue>, allows ref struct
+    where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
 {
     private readonly TRows _rows;
     private readonly KeptSlots _slots;

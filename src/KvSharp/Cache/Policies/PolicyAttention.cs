@@ -6,30 +6,32 @@ namespace KvSharp.Cache.Policies;
 /// <summary>
 /// Attention of a block of one sequence's queries under a window policy. The queries that still see every position
 /// before them (a prefix of the block) run as one block over the rows as they are; each later query sees its own
-/// window, so it runs alone over the sinks and its window (<see cref="KeptKvRows{TRows, TKv}"/>), the sink keys
+/// window, so it runs alone over the sinks and its window (<see cref="KeptKvRows{TRows, TKey, TValue}"/>), the sink keys
 /// first rotated to its offset (<see cref="SinkKeys"/>). Either way the kernel runs unchanged over exactly the kept
 /// rows, and a query's result does not depend on the block it came in: a prefill chunk that wraps the ring gives
 /// the bits of decoding its tokens one by one.
 /// </summary>
 internal static class PolicyAttention
 {
-    public static void Attend<TRows, TKv>(scoped in QueryBlock block, scoped in TRows rows, KeptSlots slots, SinkKeys? sinks,
+    public static void Attend<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, KeptSlots slots, SinkKeys? sinks,
         int layer, int kvHead, float scale, Span<float> scratch)
-        where TRows : IKvRows<TKv>, allows ref struct
-        where TKv : struct, IKvElement<TKv>
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
     {
         if (sinks == null)
         {
-            AttendKept<TRows, TKv>(block, rows, slots, null, layer, kvHead, scale, scratch);
+            AttendKept<TRows, TKey, TValue>(block, rows, slots, null, layer, kvHead, scale, scratch);
             return;
         }
-        lock (sinks.LockOf(layer, kvHead)) AttendKept<TRows, TKv>(block, rows, slots, sinks, layer, kvHead, scale, scratch);
+        lock (sinks.LockOf(layer, kvHead)) AttendKept<TRows, TKey, TValue>(block, rows, slots, sinks, layer, kvHead, scale, scratch);
     }
 
-    private static void AttendKept<TRows, TKv>(scoped in QueryBlock block, scoped in TRows rows, KeptSlots slots, SinkKeys? sinks,
+    private static void AttendKept<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, KeptSlots slots, SinkKeys? sinks,
         int layer, int kvHead, float scale, Span<float> scratch)
-        where TRows : IKvRows<TKv>, allows ref struct
-        where TKv : struct, IKvElement<TKv>
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
     {
         int first = block.FirstPosition, seeAll = Math.Clamp(slots.Sinks + slots.Window - first, 0, block.Tokens);
         if (seeAll > 0)
@@ -37,7 +39,7 @@ internal static class PolicyAttention
             sinks?.RotateTo(layer, kvHead, 0, first + seeAll);
             var whole = seeAll == block.Tokens ? block
                 : new QueryBlock(block.Queries, block.Output, seeAll, block.Stride, first, block.GroupSize, block.HeadDim);
-            CausalAttention.Attend<KeptKvRows<TRows, TKv>, TKv>(whole, new KeptKvRows<TRows, TKv>(rows, slots, slots.Sinks), scale, scratch);
+            CausalAttention.Attend<KeptKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new KeptKvRows<TRows, TKey, TValue>(rows, slots, slots.Sinks), scale, scratch);
         }
         int width = block.GroupSize * block.HeadDim, last = slots.Sinks + slots.Window - 1;
         for (int t = seeAll; t < block.Tokens; t++)
@@ -48,7 +50,7 @@ internal static class PolicyAttention
             sinks?.RotateTo(layer, kvHead, windowStart - slots.Sinks, slots.Sinks);
             var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
                 last, block.GroupSize, block.HeadDim);
-            CausalAttention.Attend<KeptKvRows<TRows, TKv>, TKv>(one, new KeptKvRows<TRows, TKv>(rows, slots, windowStart), scale, scratch);
+            CausalAttention.Attend<KeptKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new KeptKvRows<TRows, TKey, TValue>(rows, slots, windowStart), scale, scratch);
         }
     }
 }

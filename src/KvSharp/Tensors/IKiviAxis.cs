@@ -1,0 +1,25 @@
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// Along which axis a KIVI group of rows is quantized (<see cref="KvKivi{TBits, TAxis}"/>): keys per channel (each
+/// channel over the group's tokens shares a min and a scale, so an outlier channel costs only itself), values per
+/// token (each row's groups of channels have their own).
+/// </summary>
+public interface IKiviAxis
+{
+    /// <summary>Bytes of side data per row: a group of <see cref="KvKivi{TBits, TAxis}.GroupRows"/> rows keeps GroupRows x this many.</summary>
+    static abstract int SideBytes(int headDim);
+
+    /// <summary>
+    /// Quantizes a full group: <paramref name="rows"/> holds GroupRows rows of <paramref name="headDim"/> floats; the
+    /// packed codes go to <paramref name="codes"/> (GroupRows rows of <paramref name="rowBytes"/>, zeroed), the
+    /// parameters to <paramref name="side"/> (GroupRows x SideBytes).
+    /// </summary>
+    static abstract void Quantize(ReadOnlySpan<float> rows, int headDim, int bits, int rowBytes, Span<byte> codes, Span<byte> side);
+
+    /// <summary>
+    /// The floats of row <paramref name="inGroup"/> of a quantized group, from its packed codes at <paramref name="codes"/>
+    /// and the group's side data at <paramref name="groupSide"/>.
+    /// </summary>
+    static abstract void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination);
+}

@@ -1,0 +1,97 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// KIVI's keys: each channel over the group's tokens is one set (<see cref="KiviQuantizer"/>). The group's side data is
+/// its channels' binary16 mins, then their scales (4 x head_dim bytes, spread over its rows' side shares).
+/// </summary>
+public readonly struct KiviPerChannel : IKiviAxis
+{
+    public static int SideBytes(int headDim) => (4 * headDim + KvKivi.GroupRows - 1) / KvKivi.GroupRows;
+
+    public static void Quantize(ReadOnlySpan<float> rows, int headDim, int bits, int rowBytes, Span<byte> codes, Span<byte> side)
+    {
+        int levels = (1 << bits) - 1, count = rows.Length / headDim;
+        Span<Half> mins = MemoryMarshal.Cast<byte, Half>(side)[..headDim], scales = MemoryMarshal.Cast<byte, Half>(side).Slice(headDim, headDim);
+        for (int c = 0; c < headDim; c++)
+        {
+            var (low, high) = KiviRange.Of(rows, c, headDim, count);
+            (mins[c], scales[c]) = KiviQuantizer.Parameters(low, high, levels);
+            float min = (float)mins[c], scale = (float)scales[c];
+            for (int r = 0; r < count; r++)
+                KiviQuantizer.Pack(codes.Slice(r * rowBytes, rowBytes), c, KiviQuantizer.Code(rows[r * headDim + c], min, scale, levels), bits);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination)
+    {
+        ref Half mins = ref Unsafe.As<byte, Half>(ref groupSide);
+        ref Half scales = ref Unsafe.Add(ref mins, headDim);
+        for (int c = 0; c < headDim; c++)
+            Unsafe.Add(ref destination, c) = KiviQuantizer.Unpack(ref codes, c, bits) * (float)Unsafe.Add(ref scales, c) + (float)Unsafe.Add(ref mins, c);
+    }
+}
+
+/// <summary>
+/// KIVI's values: each row's channels in groups of 32 (a whole row where head_dim is not a multiple of 32) are one set
+/// each. A row's side data is its groups' binary16 (min, scale) pairs.
+/// </summary>
+public readonly struct KiviPerToken : IKiviAxis
+{
+    /// <summary>Channels per set: 32, or a whole row where head_dim is not a multiple of 32.</summary>
+    public static int ChannelGroup(int headDim) => headDim % 32 == 0 ? 32 : headDim;
+
+    public static int SideBytes(int headDim) => headDim / ChannelGroup(headDim) * 4;
+
+    public static void Quantize(ReadOnlySpan<float> rows, int headDim, int bits, int rowBytes, Span<byte> codes, Span<byte> side)
+    {
+        int levels = (1 << bits) - 1, count = rows.Length / headDim, group = ChannelGroup(headDim), sideBytes = SideBytes(headDim);
+        for (int r = 0; r < count; r++)
+        {
+            ReadOnlySpan<float> row = rows.Slice(r * headDim, headDim);
+            Span<Half> parameters = MemoryMarshal.Cast<byte, Half>(side.Slice(r * sideBytes, sideBytes));
+            for (int g = 0; g < headDim / group; g++)
+            {
+                var (low, high) = KiviRange.Of(row.Slice(g * group, group), 0, 1, group);
+                var (min, scale) = KiviQuantizer.Parameters(low, high, levels);
+                parameters[2 * g] = min;
+                parameters[2 * g + 1] = scale;
+                for (int c = g * group; c < (g + 1) * group; c++)
+                    KiviQuantizer.Pack(codes.Slice(r * rowBytes, rowBytes), c, KiviQuantizer.Code(row[c], (float)min, (float)scale, levels), bits);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination)
+    {
+        int group = ChannelGroup(headDim);
+        ref Half parameters = ref Unsafe.As<byte, Half>(ref Unsafe.Add(ref groupSide, inGroup * SideBytes(headDim)));
+        for (int g = 0; g < headDim / group; g++)
+        {
+            float min = (float)Unsafe.Add(ref parameters, 2 * g), scale = (float)Unsafe.Add(ref parameters, 2 * g + 1);
+            for (int c = g * group; c < (g + 1) * group; c++)
+                Unsafe.Add(ref destination, c) = KiviQuantizer.Unpack(ref codes, c, bits) * scale + min;
+        }
+    }
+}
+
+/// <summary>The least and greatest of a strided set of floats; NaN for both if any is NaN.</summary>
+internal static class KiviRange
+{
+    public static (float Min, float Max) Of(ReadOnlySpan<float> x, int start, int stride, int count)
+    {
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        for (int i = 0; i < count; i++)
+        {
+            float v = x[start + i * stride];
+            if (float.IsNaN(v)) return (float.NaN, float.NaN);
+            min = MathF.Min(min, v);
+            max = MathF.Max(max, v);
+        }
+        return (min, max);
+    }
+}

@@ -1,0 +1,155 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// KIVI-style KV elements (Liu et al., 2024, "KIVI: a tuning-free asymmetric 2bit quantization for KV cache"): rows
+/// are quantized <see cref="GroupRows"/> at a time, keys per channel (<see cref="KiviPerChannel"/>) and values per
+/// token (<see cref="KiviPerToken"/>), to <typeparamref name="TBits"/>-bit codes with a binary16 min and scale per
+/// set (<see cref="KiviQuantizer"/>). The newest rows, up to <see cref="GroupRows"/> of them (KIVI's residual R, here
+/// equal to the group size), stay as exact floats until their group fills; then the whole group is quantized at
+/// once. Per-channel keys are what makes 4 bits work where per-token Q4_0 does not: a key channel with large values
+/// (an outlier channel) sets only its own scale.
+/// Layout of a head's planes: row r's codes in the element plane at r x RowBytes; at the start of the side plane a
+/// 16-byte header (the first pending row, the pending buffer's capacity and its address), then the quantized groups'
+/// side data, group g (rows g x GroupRows ..) at header + g x GroupRows x SideBytes. The pending rows live in a
+/// pinned buffer the cache keeps (<see cref="IKvElement{TSelf}.Prepare"/>): a step's rows are written in parallel and
+/// in any order, so a group is quantized only once the step's rows are all written
+/// (<see cref="IKvElement{TSelf}.Settle"/>, before attention reads them). A truncation into a quantized group reads that group's rows before the cut
+/// back into the pending rows (as quantized: quantizing them again when the group refills can move them by up to one
+/// more half step). Rows do not stand alone (<see cref="IKvElement{TSelf}.RowsStandAlone"/>): paged caches, prefix
+/// sharing and context shift refuse the type. Attention reads every row as floats from a tile
+/// (<see cref="IKvElement{TSelf}.ReadRow"/>), and reads what is stored when it runs: a prefill that fills a group
+/// reads that group quantized for all its queries, so prefill and one-token decode agree within the quantization
+/// error rather than bit for bit.
+/// </summary>
+public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> where TBits : struct, IKiviBits where TAxis : struct, IKiviAxis
+{
+    public static string Name => TBits.Name;
+
+    public static int RowBytes(int headDim) => (headDim * TBits.Bits + 7) / 8;
+
+    public static int SideBytes(int headDim) => TAxis.SideBytes(headDim);
+
+    /// <summary>The first pending row, the pending buffer's capacity in rows and its address (pinned), padded to 16 bytes.</summary>
+    public static int SideHeaderBytes(int headDim) => 16;
+
+    public static bool RowsStandAlone => false;
+
+    /// <summary>A single row cannot be quantized on its own; the caches store rows through <see cref="WriteRow"/>.</summary>
+    public static void Write(ReadOnlySpan<float> source, Span<byte> row, Span<byte> side) =>
+        throw new NotSupportedException($"{Name} quantizes rows {KvKivi.GroupRows} at a time; store them with WriteRow");
+
+    /// <summary>Rows are read by index (<see cref="ReadRow"/>): a row alone does not say where its group's parameters are.</summary>
+    public static void Read(ref byte row, ref byte side, int headDim, ref float destination) =>
+        throw new NotSupportedException($"{Name} rows are read with ReadRow, which finds their group");
+
+    private static ref int PendingStart(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[0];
+
+    private static ref int PendingCapacity(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[1];
+
+    private static ref long PendingAddress(Span<byte> side) => ref MemoryMarshal.Cast<byte, long>(side)[1];
+
+    /// <summary>The pending rows (first pending row first), in the pinned buffer whose address the header keeps.</summary>
+    private static unsafe Span<float> Pending(Span<byte> side, int headDim) =>
+        new((void*)PendingAddress(side), PendingCapacity(side) * headDim);
+
+    /// <summary>Grows the pending buffer (pinned, so the header can point at it) to hold every row up to <paramref name="length"/>.</summary>
+    public static void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending)
+    {
+        int rows = Math.Max(KvKivi.GroupRows, length - PendingStart(side));
+        if (pending != null && PendingCapacity(side) >= rows) return;
+        var grown = GC.AllocateArray<float>(rows * headDim, pinned: true);
+        if (pending != null) Pending(side, headDim).CopyTo(grown);
+        pending = grown;
+        PendingAddress(side) = Marshal.UnsafeAddrOfPinnedArrayElement(grown, 0);
+        PendingCapacity(side) = rows;
+    }
+
+    /// <summary>Stores a row as exact floats among the pending rows; rows of a step may arrive in any order, from any thread.</summary>
+    public static void WriteRow(ReadOnlySpan<float> source, Span<byte> rows, Span<byte> side, int row, int headDim)
+    {
+        int start = PendingStart(side);
+        if (row < start || row - start >= PendingCapacity(side))
+            throw new InvalidOperationException(
+                $"{Name} row {row} is outside the pending rows [{start}, {start + PendingCapacity(side)}): rows are quantized up to {start}, and the cache reserves the rest before writing");
+        source[..headDim].CopyTo(Pending(side, headDim)[((row - start) * headDim)..]);
+    }
+
+    /// <summary>Quantizes every complete group of pending rows below <paramref name="end"/>, and moves the rest to the buffer's start.</summary>
+    public static void Settle(Span<byte> rows, Span<byte> side, int end, int headDim)
+    {
+        int start = PendingStart(side), group = KvKivi.GroupRows;
+        if (start + group > end) return;
+        int rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim), header = SideHeaderBytes(headDim);
+        Span<float> pending = Pending(side, headDim);
+        int done = 0;
+        for (; start + done + group <= end; done += group)
+        {
+            int first = start + done;
+            Span<byte> codes = rows.Slice(first * rowBytes, group * rowBytes);
+            codes.Clear();
+            TAxis.Quantize(pending.Slice(done * headDim, group * headDim), headDim, TBits.Bits, rowBytes, codes,
+                side.Slice(header + first * sideBytes, group * sideBytes));
+        }
+        pending[(done * headDim)..].CopyTo(pending);
+        pending[^(done * headDim)..].Clear();
+        PendingStart(side) = start + done;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void ReadRow(scoped in KvPlanes planes, nint row, int headDim, ref float destination)
+    {
+        int start = Unsafe.As<byte, int>(ref planes.Side);
+        if (row >= start)
+        {
+            float* pending = (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 8));
+            if (pending == null)
+            {
+                // Nothing was ever written to this head: the row reads as zeros, as an unwritten row of any type.
+                MemoryMarshal.CreateSpan(ref destination, headDim).Clear();
+                return;
+            }
+            Unsafe.CopyBlockUnaligned(ref Unsafe.As<float, byte>(ref destination), ref *(byte*)(pending + (row - start) * headDim),
+                (uint)(headDim * sizeof(float)));
+            return;
+        }
+        int inGroup = (int)(row % KvKivi.GroupRows);
+        ref byte groupSide = ref Unsafe.Add(ref planes.Side, SideHeaderBytes(headDim) + (row - inGroup) * SideBytes(headDim));
+        TAxis.Read(ref Unsafe.Add(ref planes.Elements, row * RowBytes(headDim)), ref groupSide, inGroup, headDim, TBits.Bits, ref destination);
+    }
+
+    /// <summary>
+    /// Forgets rows [from, to): a cut inside a quantized group reads the group's rows before it back into the pending
+    /// rows, and every byte of the forgotten rows (codes, parameters, pending floats) is zeroed.
+    /// </summary>
+    public static void ClearRows(Span<byte> rows, Span<byte> side, int from, int to, int headDim)
+    {
+        if (PendingCapacity(side) == 0) return; // nothing was ever written
+        int start = PendingStart(side), group = KvKivi.GroupRows, rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim);
+        int header = SideHeaderBytes(headDim);
+        Span<float> pending = Pending(side, headDim);
+        if (from < start)
+        {
+            // The pending buffer holds at least a group, so the kept rows of the cut group fit.
+            int first = from - from % group;
+            var planes = new KvPlanes(ref MemoryMarshal.GetReference(rows), ref MemoryMarshal.GetReference(side));
+            var kept = new float[(from - first) * headDim]; // truncation, not a per-token path
+            for (int r = first; r < from; r++) ReadRow(planes, r, headDim, ref kept[(r - first) * headDim]);
+            rows[(first * rowBytes)..(start * rowBytes)].Clear();
+            side[(header + first * sideBytes)..(header + start * sideBytes)].Clear();
+            pending.Clear();
+            kept.CopyTo(pending);
+            PendingStart(side) = start = first;
+        }
+        pending[(Math.Max(0, from - start) * headDim)..].Clear();
+    }
+}
+
+/// <summary>KIVI's shared constants, and the key and value types of kivi4 and kivi2.</summary>
+public static class KvKivi
+{
+    /// <summary>Rows quantized together, and the most rows kept as exact floats until then (KIVI's G and R).</summary>
+    public const int GroupRows = 32;
+}

@@ -1,0 +1,278 @@
+using System.Runtime.InteropServices;
+using KvSharp.Attention;
+using KvSharp.Cache;
+using KvSharp.Cache.Paged;
+using KvSharp.Engine;
+using KvSharp.Models;
+using KvSharp.Reference;
+using KvSharp.Tensors;
+using KvSharp.Tests.Cli;
+
+namespace KvSharp.Tests.Cache;
+
+/// <summary>
+/// KIVI-style kivi4 / kivi2: keys per channel and values per token, 32 rows at a time, the newest rows exact until
+/// their group fills. Every element reads back within half a step of its own set (a key channel over its group, or a
+/// value row's channels), whatever an outlier channel does; NaN and ±Inf read back as NaN for their whole set; the
+/// attention reads exactly the values the cache reads back; and the caches that move rows refuse the type.
+/// </summary>
+public class KiviKvCacheTests
+{
+    private const int Group = KvKivi.GroupRows;
+
+    /// <summary>One head's planes of a KIVI type, written row by row; reads back every row as floats.</summary>
+    private sealed class Planes<TKv> where TKv : struct, IKvElement<TKv>
+    {
+        public readonly byte[] Rows, Side;
+        private readonly int _headDim;
+        private float[]? _pending;
+
+        public Planes(int capacity, int headDim)
+        {
+            _headDim = headDim;
+            Rows = new byte[capacity * TKv.RowBytes(headDim)];
+            Side = new byte[TKv.SideHeaderBytes(headDim) + capacity * TKv.SideBytes(headDim)];
+        }
+
+        /// <summary>Rows [from, to) of <paramref name="x"/> written as a cache writes a step: room first, rows in any order, then settled.</summary>
+        public void Write(float[] x, int to, int from = 0)
+        {
+            TKv.Prepare(Side, to, _headDim, ref _pending);
+            for (int r = to - 1; r >= from; r--) TKv.WriteRow(x.AsSpan(r * _headDim, _headDim), Rows, Side, r, _headDim);
+            TKv.Settle(Rows, Side, to, _headDim);
+        }
+
+        public float[] Read(int rows)
+        {
+            var back = new float[rows * _headDim];
+            var planes = new KvPlanes(ref Rows[0], ref Side[0]);
+            for (int r = 0; r < rows; r++) TKv.ReadRow(planes, r, _headDim, ref back[r * _headDim]);
+            return back;
+        }
+    }
+
+    /// <summary>
+    /// The error bound of a set with least and greatest elements lo and hi at <paramref name="levels"/> steps: half a
+    /// step of the range widened by min's rounding down to binary16 (one binary16 ulp, 2^-10 x |lo|, or 2^-24 for
+    /// subnormals), the step rounded up to binary16 (a factor 1 + 2^-10), plus float rounding.
+    /// </summary>
+    private static double Bound(double lo, double hi, int levels) =>
+        0.5 * ((hi - lo + Math.Abs(lo) * Math.Pow(2, -10) + Math.Pow(2, -24)) / levels * (1 + Math.Pow(2, -9)) + Math.Pow(2, -24))
+        + 1e-6 * Math.Max(Math.Abs(lo), Math.Abs(hi));
+
+    /// <summary>Rows with two adversarial channels: channel 3 an outlier 1,000x the others, channel 5 a large offset with a small spread.</summary>
+    private static float[] AdversarialRows(int rows, int headDim, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[rows * headDim];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < headDim; c++)
+                x[r * headDim + c] = c == 3 ? (float)(rng.NextDouble() * 2000 - 1000) : c == 5 ? 100 + (float)rng.NextDouble() * 0.01f : (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    [Theory]
+    [InlineData(4, 8)]
+    [InlineData(4, 64)]
+    [InlineData(2, 8)]
+    [InlineData(2, 32)]
+    public void KeysPerChannelStayWithinHalfAStepOfTheirOwnChannelAndPendingRowsAreExact(int bits, int headDim)
+    {
+        int rows = Group * 2 + 5, levels = (1 << bits) - 1;
+        var x = AdversarialRows(rows, headDim, headDim + bits);
+        var back = bits == 4 ? RoundTrip<KvKivi<KiviBits4, KiviPerChannel>>(x, rows, headDim) : RoundTrip<KvKivi<KiviBits2, KiviPerChannel>>(x, rows, headDim);
+        for (int g = 0; g < 2; g++)
+            for (int c = 0; c < headDim; c++)
+            {
+                var set = Enumerable.Range(g * Group, Group).Select(r => (double)x[r * headDim + c]).ToArray();
+                double bound = Bound(set.Min(), set.Max(), levels);
+                for (int r = g * Group; r < (g + 1) * Group; r++)
+                    Assert.True(Math.Abs(x[r * headDim + c] - back[r * headDim + c]) <= bound,
+                        $"row {r} channel {c}: {x[r * headDim + c]} read back as {back[r * headDim + c]}, bound {bound}");
+            }
+        // The outlier channel sets only its own scale: the unit channels keep their small error.
+        double unitError = Enumerable.Range(0, Group * headDim).Where(i => i % headDim is not (3 or 5)).Max(i => Math.Abs(x[i] - back[i]));
+        Assert.True(unitError <= Bound(-1, 1, levels), $"unit channels' error {unitError}");
+        // The 5 newest rows are pending: exact.
+        Assert.Equal(x[(Group * 2 * headDim)..], back[(Group * 2 * headDim)..]);
+    }
+
+    [Theory]
+    [InlineData(4, 8)]
+    [InlineData(4, 64)]
+    [InlineData(2, 8)]
+    public void ValuesPerTokenStayWithinHalfAStepOfTheirOwnRowsGroup(int bits, int headDim)
+    {
+        int rows = Group + 3, levels = (1 << bits) - 1, group = KiviPerToken.ChannelGroup(headDim);
+        var x = AdversarialRows(rows, headDim, 7 * headDim + bits);
+        var back = bits == 4 ? RoundTrip<KvKivi<KiviBits4, KiviPerToken>>(x, rows, headDim) : RoundTrip<KvKivi<KiviBits2, KiviPerToken>>(x, rows, headDim);
+        for (int r = 0; r < Group; r++)
+            for (int g = 0; g < headDim / group; g++)
+            {
+                var set = x.AsSpan(r * headDim + g * group, group).ToArray();
+                double bound = Bound(set.Min(), set.Max(), levels);
+                for (int c = g * group; c < (g + 1) * group; c++)
+                    Assert.True(Math.Abs(x[r * headDim + c] - back[r * headDim + c]) <= bound, $"row {r} channel {c}: bound {bound}");
+            }
+        Assert.Equal(x[(Group * headDim)..], back[(Group * headDim)..]);
+    }
+
+    private static float[] RoundTrip<TKv>(float[] x, int rows, int headDim) where TKv : struct, IKvElement<TKv>
+    {
+        var planes = new Planes<TKv>(rows, headDim);
+        planes.Write(x, rows);
+        return planes.Read(rows);
+    }
+
+    [Fact]
+    public void NaNAndInfinityReadBackAsNaNForTheirWholeSetOnly()
+    {
+        const int headDim = 64;
+        var keys = AdversarialRows(Group, headDim, 1);
+        keys[4 * headDim + 2] = float.NaN;
+        keys[9 * headDim + 7] = float.PositiveInfinity;
+        keys[11 * headDim + 8] = 1e6f; // past binary16's range
+        var back = RoundTrip<KvKivi<KiviBits4, KiviPerChannel>>(keys, Group, headDim);
+        for (int r = 0; r < Group; r++)
+            for (int c = 0; c < headDim; c++)
+                Assert.Equal(c is 2 or 7 or 8, float.IsNaN(back[r * headDim + c]));
+
+        var values = AdversarialRows(Group, headDim, 2);
+        values[5 * headDim + 40] = float.NegativeInfinity; // row 5's second group of 32 channels
+        values[6 * headDim + 1] = float.NaN;
+        back = RoundTrip<KvKivi<KiviBits2, KiviPerToken>>(values, Group, headDim);
+        for (int r = 0; r < Group; r++)
+            for (int c = 0; c < headDim; c++)
+                Assert.Equal((r == 5 && c >= 32) || (r == 6 && c < 32), float.IsNaN(back[r * headDim + c]));
+    }
+
+    [Fact]
+    public void ATruncationIntoAQuantizedGroupKeepsTheRowsBeforeItAndZeroesTheRest()
+    {
+        const int headDim = 8, rows = Group + 10;
+        var x = AdversarialRows(rows, headDim, 3);
+        var planes = new Planes<KvKivi<KiviBits4, KiviPerChannel>>(2 * Group, headDim);
+        planes.Write(x, rows);
+        var before = planes.Read(rows);
+        KvKivi<KiviBits4, KiviPerChannel>.ClearRows(planes.Rows, planes.Side, 20, rows, headDim);
+        Assert.Equal(before[..(20 * headDim)], planes.Read(20));
+        Assert.All(planes.Rows[(20 * KvKivi<KiviBits4, KiviPerChannel>.RowBytes(headDim))..], b => Assert.Equal(0, b));
+        // The group refills from row 20 with new rows and is quantized again; the kept rows stay within a half step
+        // of the refilled group's channel of what they read before.
+        var fresh = AdversarialRows(rows, headDim, 4);
+        planes.Write(fresh, rows, from: 20);
+        var after = planes.Read(rows);
+        Assert.Equal(fresh[(Group * headDim)..(rows * headDim)], after[(Group * headDim)..]);
+        for (int c = 0; c < headDim; c++)
+        {
+            var set = Enumerable.Range(0, Group).Select(r => (double)(r < 20 ? before[r * headDim + c] : fresh[r * headDim + c])).ToArray();
+            for (int r = 0; r < 20; r++)
+                Assert.True(Math.Abs(after[r * headDim + c] - before[r * headDim + c]) <= Bound(set.Min(), set.Max(), 15), $"row {r} channel {c}");
+        }
+        Assert.Throws<InvalidOperationException>(() =>
+            KvKivi<KiviBits4, KiviPerChannel>.WriteRow(fresh.AsSpan(0, headDim), planes.Rows, planes.Side, 3, headDim)); // already quantized
+    }
+
+    [Theory]
+    [InlineData(KvElementType.Kivi4, 1, 70, 0.15f)]
+    [InlineData(KvElementType.Kivi4, 7, 90, 0.15f)]
+    [InlineData(KvElementType.Kivi2, 1, 40, 0.6f)]
+    public void AttentionReadsExactlyTheCachesValuesAndStaysNearTheReference(KvElementType type, int tokens, int positions, float tolerance)
+    {
+        // Keys with an outlier channel, values in [-1, 1]; llama-gqa's shape (2 KV heads of 32).
+        using var model = LlmModel.Load(TestPaths.Fixture("llama-gqa.F32.gguf"));
+        var config = model.Config;
+        int headDim = config.HeadDim, heads = config.KvHeadCount, group = config.HeadCount / heads, width = group * headDim;
+        var cache = new KvCache(config, KvCacheMode.Contiguous, 128, KvElementFormat.Of(type));
+        IKvStore store = cache;
+        var rng = new Random(positions);
+        var keys = AdversarialRows(positions * heads, headDim, positions);
+        for (int i = 0; i < keys.Length; i++) keys[i] /= i % headDim == 3 ? 100 : 1; // outlier channel at 10x
+        var values = Enumerable.Range(0, keys.Length).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        store.Reserve(positions);
+        for (int l = 0; l < config.LayerCount; l++)
+            for (int p = 0; p < positions; p++)
+                store.Write(l, p, keys.AsSpan(p * heads * headDim, heads * headDim), values.AsSpan(p * heads * headDim, heads * headDim));
+        cache.Commit(positions);
+
+        var queries = Enumerable.Range(0, tokens * width).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var scratch = new float[CausalAttention.ScratchLength(tokens * group)];
+        int first = positions - tokens;
+        for (int h = 0; h < heads; h++)
+        {
+            var actual = new float[tokens * width];
+            store.Attend(1, h, new QueryBlock(queries, actual, tokens, width, first, group, headDim), 0.125f, scratch);
+            var (k, v) = (new float[positions * headDim], new float[positions * headDim]);
+            for (int p = 0; p < positions; p++)
+            {
+                cache.ReadKey(1, h, p, k.AsSpan(p * headDim, headDim));
+                cache.ReadValue(1, h, p, v.AsSpan(p * headDim, headDim));
+            }
+            var expected = new float[tokens * width];
+            CausalAttention.Attend(new QueryBlock(queries, expected, tokens, width, first, group, headDim), ContiguousKvRows.Of(k, v, headDim), 0.125f, scratch);
+            Assert.Equal(expected, actual);
+
+            var exactKeys = Enumerable.Range(0, positions).SelectMany(p => keys.AsSpan((p * heads + h) * headDim, headDim).ToArray()).ToArray();
+            var exactValues = Enumerable.Range(0, positions).SelectMany(p => values.AsSpan((p * heads + h) * headDim, headDim).ToArray()).ToArray();
+            var reference = new float[headDim];
+            for (int t = 0; t < tokens; t++)
+                for (int g = 0; g < group; g++)
+                {
+                    int at = t * width + g * headDim;
+                    ReferenceAttention.Attend(queries.AsSpan(at, headDim), exactKeys, exactValues, first + t + 1, 0.125, reference);
+                    for (int i = 0; i < headDim; i++)
+                        Assert.True(Math.Abs(reference[i] - actual[at + i]) <= tolerance, $"head {h} token {t} query {g} element {i}: {actual[at + i]} vs {reference[i]}");
+                }
+        }
+    }
+
+    [Fact]
+    public void ModelLogitsStayNearF32AndKivi4TakesAThirdOfF16sBytes()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        var prompt = model.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.",
+            addSpecial: true, parseSpecial: false);
+        var f32 = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 64), allLogits: true);
+        var kivi4 = model.Evaluate(prompt, new KvCache(model.Config, KvCacheMode.Contiguous, 64, KvElementFormat.Of(KvElementType.Kivi4)), allLogits: true);
+        var q4 = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 64, KvElementType.Q4_0), allLogits: true);
+        double Mean(float[] a) => f32.Zip(a, (x, y) => (double)Math.Abs(x - y)).Average();
+        // Measured 2026-12-05 over this prompt's 36 positions: mean |logit(kivi4) - logit(F32)| 0.24, Q4_0's 1.39.
+        Assert.True(Mean(kivi4) > 0 && Mean(kivi4) < 0.4, $"mean |logit(kivi4) - logit(F32)| = {Mean(kivi4)}");
+        Assert.True(Mean(kivi4) < Mean(q4) / 4, $"kivi4 {Mean(kivi4)}, q4_0 {Mean(q4)}");
+        // head_dim 8: keys 4 bytes of codes + 1 byte share of 32 bytes of channel parameters per 32 rows, values
+        // 4 bytes + one (min, scale) pair; 5 layers x 4 heads.
+        Assert.Equal(5L * 4 * (4 + 1 + 4 + 4), KvSizing.BytesPerToken(model.Config, KvElementType.Kivi4));
+        Assert.Equal(5L * 4 * (2 + 1 + 2 + 4), KvSizing.BytesPerToken(model.Config, KvElementType.Kivi2));
+        Assert.Equal("Kivi4", KvElementFormat.Of(KvElementType.Kivi4).Name);
+        Assert.Equal(KvElementType.Kivi4, KvElementFormat.Of(KvElementType.Kivi4).Type);
+    }
+
+    [Fact]
+    public void TheCachesThatMoveRowsRefuseKivi()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        var kivi = KvElementFormat.Of(KvElementType.F16, KvElementType.Kivi2);
+        Assert.Contains("a paged KV cache cannot store F16/Kivi2",
+            Assert.Throws<NotSupportedException>(() => new KvBlockPool(model.Config, 16, 4, kivi)).Message);
+        Assert.Contains("cannot store Kivi4", Assert.Throws<NotSupportedException>(() =>
+            new LlmEngine(model, new EngineOptions { BlockCount = 8, KvElementType = KvElementType.Kivi4 })).Message);
+        Assert.Contains("ContextOverflow.Shift", Assert.Throws<ArgumentException>(() =>
+            model.CreateSession(new SessionOptions { KeyElementType = KvElementType.Kivi4, ContextOverflow = ContextOverflow.Shift })).Message);
+        var cache = new KvCache(model.Config, KvCacheMode.Contiguous, 64, kivi);
+        Assert.Throws<NotSupportedException>(() => cache.Shift(1, 1, model.Rope));
+        var unwritten = new float[model.Config.HeadDim];
+        cache.ReadValue(0, 0, 3, unwritten); // before anything is written: zeros, not a read through a null buffer
+        Assert.All(unwritten, x => Assert.Equal(0, x));
+        var run = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "hi", "--kv-type", "kivi4", "--context-overflow", "shift");
+        CliOptionErrorTests.AssertOneLineError(run, "ContextOverflow.Shift moves cached rows, which Kivi4 quantizes in groups along positions");
+    }
+
+    [Fact]
+    public void RunGeneratesWithKiviAndSaysItsBytes()
+    {
+        var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Once upon a time", "-n", "40", "--threads", "2", "--kv-type", "kivi4");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("KV cache (Kivi4): 260 bytes/token", r.Stderr);
+        Assert.True(r.Stdout.Length > 40, r.Stdout);
+    }
+}
