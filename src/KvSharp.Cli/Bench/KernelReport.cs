@@ -13,7 +13,7 @@ public static class KernelReport
     public static JsonObject Paths(LlmModel model)
     {
         var paths = new JsonObject();
-        foreach (var type in WeightTypes(model)) paths[type.ToString()] = KernelPaths.Name(KernelPaths.For(type));
+        foreach (var type in WeightTypes(model)) paths[type.ToString()] = KernelPaths.Describe(type);
         return paths;
     }
 
@@ -30,7 +30,7 @@ public static class KernelReport
     public static void Write(TextWriter table, LlmModel model)
     {
         string? cap = Environment.GetEnvironmentVariable(KernelPaths.IsaVariable);
-        table.WriteLine($"kernels: {string.Join(", ", WeightTypes(model).Select(t => $"{t} {KernelPaths.Name(KernelPaths.For(t))}"))}" +
+        table.WriteLine($"kernels: {string.Join(", ", WeightTypes(model).Select(t => $"{t} {KernelPaths.Describe(t)}"))}" +
                         (string.IsNullOrWhiteSpace(cap) ? " (fastest per type; KVSHARP_ISA unset)" : $" (KVSHARP_ISA={cap})"));
         table.WriteLine($"CPU: {CpuFeatures.ModelName ?? "unknown"}; flags: {string.Join(' ', CpuFeatures.CpuFlags)}; .NET: {CpuFeatures.DotNetSupported}");
     }

@@ -69,6 +69,30 @@ public static class KernelPaths
     }
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
+    /// <summary>
+    /// The path for one product over <paramref name="tokens"/> activation rows: <see cref="For(GgmlType, KernelPath?)"/>,
+    /// except that with no path asked for a single row (one-token decode) stays on AVX2 where the default would be
+    /// AVX-512. Measured on Zen 4 (docs/benchmarks.md, 2026-12-05): the 512-bit kernels take Q8_0 prefill from about
+    /// 600 to 1,100-1,300 tokens/s but slow one-token decode from about 220 to 155 (Q4_0: 330 to 235), a memory-bound
+    /// matrix-vector product where the 256-bit loop streams better. Every path gives the same bits, so mixing them
+    /// keeps batch invariance.
+    /// </summary>
+    public static KernelPath For(GgmlType type, KernelPath? requested, int tokens)
+    {
+        var path = For(type, requested);
+        return requested == null && tokens <= SingleRowAvx2Tokens && path == KernelPath.Avx512 ? KernelPath.Avx2 : path;
+    }
+
+    /// <summary>The path a weight type runs on, as reports name it: one name, or "avx512 prefill, avx2 decode" where they differ.</summary>
+    public static string Describe(GgmlType type)
+    {
+        KernelPath many = For(type, Requested, int.MaxValue), one = For(type, Requested, 1);
+        return many == one ? Name(many) : $"{Name(many)} prefill, {Name(one)} decode";
+    }
+
+    /// <summary>Products over at most this many activation rows run the AVX2 kernel by default (see <see cref="For(GgmlType, KernelPath?, int)"/>).</summary>
+    public const int SingleRowAvx2Tokens = 1;
+
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>

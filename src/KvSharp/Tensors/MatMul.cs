@@ -113,9 +113,9 @@ public sealed unsafe class MatMul
             Run(ref quant, nTokens * quant.Types, inline);
 
             var dot = new DotWork();
-            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, KernelPaths.For(w0.Type, requested));
-            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, KernelPaths.For(w1.Type, requested));
-            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, KernelPaths.For(w2.Type, requested));
+            dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, KernelPaths.For(w0.Type, requested, nTokens));
+            if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, KernelPaths.For(w1.Type, requested, nTokens));
+            if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, KernelPaths.For(w2.Type, requested, nTokens));
             dot.Count = count;
             Run(ref dot, dot.Jobs[count - 1].End, inline);
         }

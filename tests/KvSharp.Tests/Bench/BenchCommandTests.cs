@@ -100,7 +100,7 @@ public sealed class BenchCommandTests : IDisposable
         var paths = json.GetProperty("kernel_paths");
         foreach (var p in paths.EnumerateObject())
         {
-            Assert.Equal(KernelPaths.Name(KernelPaths.For(Enum.Parse<GgmlType>(p.Name))), p.Value.GetString());
+            Assert.Equal(KernelPaths.Describe(Enum.Parse<GgmlType>(p.Name)), p.Value.GetString());
             Assert.Contains($"{p.Name} {p.Value.GetString()}", table);
         }
         Assert.NotEmpty(paths.EnumerateObject());

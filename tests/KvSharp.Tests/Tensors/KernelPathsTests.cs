@@ -33,6 +33,17 @@ public class KernelPathsTests
     }
 
     [Fact]
+    public void OneTokenDecodeStaysOnAvx2UnlessAPathIsAsked()
+    {
+        Assert.SkipUnless(KernelPaths.IsAvailable(KernelPath.Avx512), "no AVX-512 path on this machine");
+        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q4_0, null, 1));
+        Assert.Equal(KernelPath.Avx512, KernelPaths.For(GgmlType.Q4_0, null, 2));
+        Assert.Equal(KernelPath.Avx512, KernelPaths.For(GgmlType.Q4_0, KernelPath.Avx512, 1));
+        Assert.Equal("avx512 prefill, avx2 decode", KernelPaths.Describe(GgmlType.Q4_0));
+        Assert.Equal("avx2", KernelPaths.Describe(GgmlType.Q6_K));
+    }
+
+    [Fact]
     public void NamesRoundTripAndABadNameIsAClearError()
     {
         foreach (var path in Enum.GetValues<KernelPath>())
