@@ -34,7 +34,7 @@ internal sealed record ServeResponse(
 /// max_tokens, temperature, seed, stream, stream_options.include_usage), so kvsharp and llama-server get exactly the
 /// same load; reads the <c>data:</c> events of the stream itself (no SDK, so nothing buffers or reorders chunks).
 /// </summary>
-internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions)
+internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool closeConnections = false)
 {
     public async Task<ServeResponse> ChatAsync(JsonArray messages, int maxTokens, ulong seed, CancellationToken cancellation)
     {
@@ -52,6 +52,7 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions)
             Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
         };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        if (closeConnections) request.Headers.ConnectionClose = true;
         long start = Stopwatch.GetTimestamp();
         try
         {
@@ -65,7 +66,8 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions)
         }
         catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
         {
-            return ServeResponse.Failed($"{e.GetType().Name}: {OneLine(e.Message)}");
+            string inner = e.InnerException is { } cause ? $" ({cause.GetType().Name}: {OneLine(cause.Message)})" : "";
+            return ServeResponse.Failed($"{e.GetType().Name}: {OneLine(e.Message)}{inner}");
         }
     }
 
