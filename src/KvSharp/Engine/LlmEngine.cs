@@ -54,8 +54,10 @@ public sealed class LlmEngine : IDisposable
         Pool = options.BlockCount is int blocks
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat)
             : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat);
-        // Blocks computed by another model must never match: the chains are seeded with what identifies this one.
-        PrefixCache = new PrefixCache(Pool, $"{model.Path}|{new FileInfo(model.Path).Length}|{model.Config}", options.HashFunction,
+        // Blocks computed by another model must never match: the chains are seeded with what identifies this one. The
+        // fingerprint (tensor shapes, types and sampled bytes) and the configuration, not the file's path, so engines on
+        // other hosts, or with the model at another path, share blocks through a remote tier.
+        PrefixCache = new PrefixCache(Pool, $"{KvSharp.Persistence.ModelFingerprint.Of(model)}|{model.Config}", options.HashFunction,
             options.KvTiers);
         _forward = model.CreateForwardPass(options.MaxStepTokens);
         // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
