@@ -20,6 +20,7 @@ internal sealed class EngineSnapshotCapture
     private PrefixBlockState[] _prefix = [];
     private EngineSnapshotSequence[] _sequences = [];
     private EngineSnapshotCounters _counters = null!;
+    private EngineSnapshotTier[] _tiers = [];
     private long _bytesPerBlock;
     private string _elementType = "";
     private int _blockSize;
@@ -59,6 +60,8 @@ internal sealed class EngineSnapshotCapture
         long queried = metrics.PrefixQueriedTokens, hit = metrics.PrefixHitTokens;
         capture._counters = new EngineSnapshotCounters(metrics.Steps, metrics.GeneratedTokens, metrics.ComputedTokens, queried, hit,
             queried == 0 ? 0 : (double)hit / queried, metrics.Preemptions, metrics.TokensPerSecond, running.Count, waiting.Count);
+        // Lookups run inside steps, so these are the step's; the tiers' writer adds its writes at any moment.
+        capture._tiers = EngineSnapshotTier.Of(cache.Tiers);
         return capture;
     }
 
@@ -108,7 +111,7 @@ internal sealed class EngineSnapshotCapture
         }
         var blocks = new EngineSnapshotBlocks(_blockSize, count, free, inUse, shared, cached, _bytesPerBlock, _bytesPerBlock * count,
             _bytesPerBlock * (inUse + shared), _elementType, new string(map));
-        return new EngineSnapshotDetail(_step, _changes, _takenAt, _model, blocks, _sequences, PrefixTree(), _counters);
+        return new EngineSnapshotDetail(_step, _changes, _takenAt, _model, blocks, _sequences, PrefixTree(), _counters, _tiers);
     }
 
     /// <summary>

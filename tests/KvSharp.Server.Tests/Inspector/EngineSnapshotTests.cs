@@ -44,6 +44,7 @@ public class EngineSnapshotTests
         Assert.Empty(idle.Sequences);
         Assert.Equal(0, idle.Blocks.InUse + idle.Blocks.Shared);
         Assert.All(idle.Blocks.Map, c => Assert.Contains(c, ".c"));
+        Assert.Empty(idle.Tiers);
     }
 
     [Fact]

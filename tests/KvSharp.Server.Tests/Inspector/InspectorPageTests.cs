@@ -24,6 +24,7 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         await page.GotoAsync(server.Server.BaseAddress.ToString());
         await WaitForAsync(page, "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#model-name').textContent === 'stories260K.gguf'");
         await WaitForAsync(page, $"document.querySelectorAll('#block-map .cell').length === {server.Engine.Pool.BlockCount}");
+        Assert.True(await page.IsHiddenAsync("#tiers-panel"), "the KV tiers panel shows on an engine without tiers");
 
         // Two requests queued: the page lists them before a step runs.
         var story = await server.SubmitAsync(Story, 12);
@@ -60,7 +61,7 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
     }
 
     /// <summary>Waits (a bounded while) for the page to satisfy <paramref name="condition"/>, a JavaScript expression.</summary>
-    private static async Task WaitForAsync(IPage page, string condition)
+    internal static async Task WaitForAsync(IPage page, string condition)
     {
         try
         {

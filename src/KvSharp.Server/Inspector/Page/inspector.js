@@ -97,6 +97,7 @@ function render(snapshot) {
   renderSequences(snapshot.sequences);
   renderPrefix(snapshot.prefix_tree, snapshot.counters);
   renderCounters(snapshot.counters);
+  renderTiers(snapshot.tiers || []);
   renderModel(snapshot.model, snapshot.blocks);
   if (!lastSample) sample();
 }
@@ -291,6 +292,29 @@ function renderPrefix(nodes, counters) {
 function renderCounters(c) {
   text('queue-length', count(c.waiting));
   text('preemptions', count(c.preemptions));
+}
+
+// One row per tier below RAM; the panel is hidden when the engine has none.
+function renderTiers(tiers) {
+  $('tiers-panel').hidden = tiers.length === 0;
+  if (tiers.length === 0) return;
+  const rows = tiers.map(t => {
+    const row = document.createElement('tr');
+    row.dataset.tier = t.name;
+    const found = t.hits + t.misses;
+    const values = [t.name, count(t.hits), count(t.misses), found ? percent(t.hits / found) : '–',
+      `${count(t.refused)} · ${count(t.timeouts)} · ${count(t.errors)}`, bytes(t.bytes_in), bytes(t.bytes_out), count(t.writes),
+      t.lookups ? t.fetch_mean_ms.toFixed(t.fetch_mean_ms < 10 ? 2 : 0) + ' ms' : '–'];
+    for (const value of values) {
+      const td = document.createElement('td');
+      td.textContent = value;
+      row.appendChild(td);
+    }
+    return row;
+  });
+  $('tiers').tBodies[0].replaceChildren(...rows);
+  text('tier-queue', count(tiers[0].write_queue));
+  text('tier-dropped', count(tiers[0].writes_dropped));
 }
 
 function renderModel(m, blocks) {

@@ -3,7 +3,7 @@ namespace KvSharp.Cache.Tiers;
 /// <summary>What one tier has done so far (thread-safe counters; the engine's metrics read them).</summary>
 public sealed class KvTierStats(string tier)
 {
-    private long _hits, _misses, _refused, _timeouts, _errors, _bytesIn, _bytesOut, _writes, _fetchTicks;
+    private long _hits, _misses, _refused, _timeouts, _errors, _bytesIn, _bytesOut, _writes, _lookups, _fetchTicks;
 
     public string Tier { get; } = tier;
     /// <summary>Blocks fetched and adopted.</summary>
@@ -21,6 +21,8 @@ public sealed class KvTierStats(string tier)
     public long BytesOut => Interlocked.Read(ref _bytesOut);
     /// <summary>Values written.</summary>
     public long Writes => Interlocked.Read(ref _writes);
+    /// <summary>Lookups timed into <see cref="FetchTime"/>, whatever their outcome (so FetchTime / Lookups is the mean).</summary>
+    public long Lookups => Interlocked.Read(ref _lookups);
     /// <summary>Time spent in lookups, hits and misses.</summary>
     public TimeSpan FetchTime => TimeSpan.FromTicks(Interlocked.Read(ref _fetchTicks));
 
@@ -45,5 +47,9 @@ public sealed class KvTierStats(string tier)
         Interlocked.Add(ref _bytesOut, bytes);
     }
 
-    internal void Fetched(TimeSpan time) => Interlocked.Add(ref _fetchTicks, time.Ticks);
+    internal void Fetched(TimeSpan time)
+    {
+        Interlocked.Increment(ref _lookups);
+        Interlocked.Add(ref _fetchTicks, time.Ticks);
+    }
 }

@@ -46,6 +46,8 @@ public sealed class KvTiers : IDisposable
     public IReadOnlyList<KvTierStats> Stats => _stats;
     /// <summary>Evicted blocks not written because the queue was full.</summary>
     public long DroppedWrites => Interlocked.Read(ref _dropped);
+    /// <summary>Evicted blocks queued and not yet written to every tier (the write queue's length).</summary>
+    public long PendingWrites => Math.Max(0, Interlocked.Read(ref _queued) - Interlocked.Read(ref _written));
     /// <summary>Called after every lookup in a tier with its time (the engine's metrics record it).</summary>
     public Action<KvTierStats, TimeSpan>? FetchTimed { get; set; }
 
