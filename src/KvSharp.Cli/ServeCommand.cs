@@ -27,6 +27,8 @@ internal static class ServeCommand
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
         var tiers = new KvTierCliOptions();
+        var policy = KvPolicyOption.Single("--kv-policy",
+            $"which positions the KV cache keeps for requests without kv_policy: {KvPolicyOption.Forms} (default: full, or the model's sliding window)");
         var sessionDir = new Option<string?>("--session-dir")
         {
             Description = "directory where POST /v1/kv/sessions/{id}/save writes a conversation's KV and /restore reads it back",
@@ -37,6 +39,7 @@ internal static class ServeCommand
         };
         foreach (var option in tiers.All) command.Options.Add(option);
         command.Options.Add(sessionDir);
+        command.Options.Add(policy);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -49,6 +52,9 @@ internal static class ServeCommand
             int trained = llm.Config.TrainedContextLength, ctx = r.GetValue(context) ?? trained;
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
+            var defaultPolicy = r.GetValue(policy);
+            // A budget past the context is a startup error, not a refusal of every request that names no policy.
+            defaultPolicy?.Validate(ctx);
             using var kvTiers = tiers.Create(r);
             var options = new ServerOptions
             {
@@ -66,6 +72,7 @@ internal static class ServeCommand
                     ValueElementType = kv.Values,
                     MaxRunningSequences = r.GetValue(maxRunning),
                     KvTiers = kvTiers,
+                    CachePolicy = defaultPolicy,
                 },
             };
             if (options.ApiKey == null && !IsLoopback(options.Host))

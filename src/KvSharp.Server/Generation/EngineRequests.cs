@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KvSharp.Cache.Policies;
 using KvSharp.Engine;
 using KvSharp.Sampling;
 using KvSharp.Server.Errors;
@@ -76,8 +77,32 @@ internal static class EngineRequests
                 TopLogprobs = topLogprobs,
             },
             CacheSalt = p.CacheSalt,
+            CachePolicy = CachePolicy(p.KvPolicy, context, n),
             SampleCount = n,
         };
+    }
+
+    /// <summary>
+    /// kv_policy: null when absent (the engine's default applies), else the parsed policy, refused with a 400 naming the
+    /// field when malformed, larger than the context, or a sinks policy asked for several choices (the engine could not
+    /// run it right).
+    /// </summary>
+    private static KvCachePolicy? CachePolicy(string? text, int context, int choices)
+    {
+        if (text == null) return null;
+        KvCachePolicy policy;
+        try
+        {
+            policy = KvCachePolicy.Parse(text);
+            policy.Validate(context);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw ApiError.InvalidValue("kv_policy", $"kv_policy: {e.Message}");
+        }
+        if (policy.Sinks > 0 && choices > 1)
+            throw ApiError.InvalidValue("kv_policy", $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
+        return policy;
     }
 
     /// <summary>A request may name the model it expects; any name but the one served is refused.</summary>

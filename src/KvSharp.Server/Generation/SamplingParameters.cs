@@ -5,7 +5,7 @@ namespace KvSharp.Server.Generation;
 /// <summary>
 /// The request fields OpenAI's completions and chat completions share: which model, how many tokens, how to sample,
 /// when to stop, how many choices, streaming; plus the extensions llama-server and vLLM accept (top_k, min_p,
-/// repetition_penalty, ignore_eos) and vLLM's cache_salt. Each endpoint's request derives from it.
+/// repetition_penalty, ignore_eos), vLLM's cache_salt, and KvSharp's kv_policy. Each endpoint's request derives from it.
 /// </summary>
 public class SamplingParameters
 {
@@ -30,6 +30,11 @@ public class SamplingParameters
     public string? CacheSalt { get; set; }
     /// <summary>Go on past the model's end-of-generation tokens, up to max_tokens.</summary>
     public bool? IgnoreEos { get; set; }
+    /// <summary>
+    /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c> or <c>sinks:S+window:W</c>, as
+    /// <c>kvsharp run --kv-policy</c>; absent: the server's default (<c>kvsharp serve --kv-policy</c>).
+    /// </summary>
+    public string? KvPolicy { get; set; }
 }
 
 public sealed class StreamOptions

@@ -144,10 +144,31 @@ public sealed class LlmEngine : IDisposable
         long total = (long)r.PromptTokens.Count + o.MaxTokens;
         if (total > ContextLength)
             return $"prompt of {r.PromptTokens.Count} tokens + {o.MaxTokens} to generate exceeds the context length of {ContextLength}";
-        long blocks = (total + Pool.BlockSize - 1) / Pool.BlockSize;
+        long blocks = MostBlocksHeld(policy, total);
         if (blocks > Pool.BlockCount)
-            return $"prompt + output of {total} tokens needs {blocks} KV blocks but the whole budget holds {Pool.BlockCount}";
+            return policy.KeepsEverything
+                ? $"prompt + output of {total} tokens needs {blocks} KV blocks but the whole budget holds {Pool.BlockCount}"
+                : $"prompt + output of {total} tokens with cache policy '{policy}' needs up to {blocks} KV blocks at once but the whole budget holds {Pool.BlockCount}";
         return null;
+    }
+
+    /// <summary>
+    /// Most blocks one sequence of <paramref name="total"/> tokens holds at once, so that a request admitted alone
+    /// always finishes (else it would preempt itself and restart forever). A full cache holds every position. A window
+    /// (<see cref="PagedWindow"/>) frees the blocks before the window only when it reserves the next chunk, and the engine
+    /// counts the blocks it needs before that release: so at that moment it holds the sink blocks plus every block
+    /// touched from the previous chunk's window start to the end of the new chunk, at most 2 chunks + W - 1 positions.
+    /// </summary>
+    private long MostBlocksHeld(KvCachePolicy policy, long total)
+    {
+        long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
+        if (policy.Window is not int window) return all;
+        long chunk = Math.Min(Options.MaxStepTokens, total);
+        long span = 2 * chunk + window - 1;
+        // Blocks touched by `span` consecutive positions, however they align; the sinks' blocks stay held.
+        long windowBlocks = (span - 1 + bs - 1) / bs + 1;
+        long sinkBlocks = (policy.Sinks + bs - 1) / bs;
+        return Math.Min(all, sinkBlocks + windowBlocks);
     }
 
     /// <summary>

@@ -94,4 +94,55 @@ public class EnginePolicyTests
         engine.RunUntilIdle();
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
     }
+
+    [Fact]
+    public void WindowedRequestLongerThanThePoolIsAdmittedAndFullIsNot()
+    {
+        var model = Model.Value;
+        // 12 blocks of 4 hold 48 positions; the request runs to about 80.
+        var options = new EngineOptions { ContextLength = 128, BlockCount = 12, BlockSize = 4, MaxStepTokens = 8 };
+        var windowed = Request(5, "window:16", 60);
+        Assert.True(windowed.PromptTokens.Count + 60 > 48);
+        using var small = new LlmEngine(model, options);
+        var full = small.Submit(windowed with { CachePolicy = KvCachePolicy.Full });
+        Assert.Equal(RequestStatus.Rejected, full.Status);
+        Assert.Contains("KV blocks", full.Error);
+        var h = small.Submit(windowed);
+        small.RunUntilIdle();
+        Assert.Equal(RequestStatus.Finished, h.Status);
+        Assert.Equal(60, h.OutputTokens[0].Count);
+        Assert.Equal(0, small.Pool.UsedBlocks);
+
+        using var large = new LlmEngine(model, options with { BlockCount = 64 });
+        var reference = large.Submit(windowed);
+        large.RunUntilIdle();
+        Assert.Equal(reference.OutputTokens[0], h.OutputTokens[0]);
+    }
+
+    [Fact]
+    public void SmallestAdmittingPoolAlwaysFinishesAWindowedRequest()
+    {
+        // The admission bound is what a lone sequence can hold at most: a pool one block smaller than the smallest
+        // that admits it would have to preempt it, and it would restart forever. Capped steps catch that.
+        var model = Model.Value;
+        var rng = new Random(7);
+        for (int trial = 0; trial < 10; trial++)
+        {
+            var options = new EngineOptions { ContextLength = 96, BlockSize = rng.Next(1, 9), MaxStepTokens = rng.Next(1, 20) };
+            string policy = rng.Next(2) == 0 ? $"window:{rng.Next(1, 30)}" : $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}";
+            var request = Request(rng.Next(), policy, rng.Next(20, 50));
+            int blocks = 1;
+            while (true)
+            {
+                using var probe = new LlmEngine(model, options with { BlockCount = blocks });
+                if (probe.Submit(request).Status != RequestStatus.Rejected) break;
+                blocks++;
+            }
+            using var engine = new LlmEngine(model, options with { BlockCount = blocks });
+            var h = engine.Submit(request);
+            for (int steps = 0; steps < 2000 && engine.Step(); steps++) { }
+            Assert.True(h.Status == RequestStatus.Finished, $"{policy}, {options.BlockSize}-position blocks, {options.MaxStepTokens}-token steps, {blocks} blocks: {h.Status} ({h.Error})");
+            Assert.Equal(0, engine.Pool.UsedBlocks);
+        }
+    }
 }
