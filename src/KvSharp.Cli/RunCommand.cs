@@ -68,6 +68,8 @@ internal static class RunCommand
             if (cacheFile != null && sessionOptions.CacheMode == KvCacheMode.None)
                 throw new ArgumentException("--prompt-cache needs a KV cache to save: use --cache contiguous or static, not none");
             using var session = llm.CreateSession(sessionOptions with { ContextLength = ctx });
+            // Refused before anything is generated, not after: a run whose session cannot be saved writes nothing.
+            if (cacheFile != null) session.EnsureSavable();
             var stdout = Console.Out;
             var pieces = cacheFile == null ? session.Generate(text, options)
                 : session.GenerateTokens(PromptCacheFile.Restore(session, cacheFile, text, Console.Error), options);

@@ -208,7 +208,7 @@ public sealed class InferenceSession : IDisposable
     public void Save(Stream stream)
     {
         if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to save");
-        EnsureFullPolicy("saved");
+        EnsureSavable("saved");
         SessionFile.Write(stream, Describe([.. _tokens], _cache.Length), _cache);
     }
 
@@ -221,7 +221,7 @@ public sealed class InferenceSession : IDisposable
     public void Load(Stream stream)
     {
         if (CacheMode == KvCacheMode.None) throw new InvalidOperationException("a session with KvCacheMode.None keeps no cache to restore into");
-        EnsureFullPolicy("restored");
+        EnsureSavable("restored");
         var saved = SessionFile.ReadHeader(stream);
         SessionCompatibility.Check(saved, Describe([], 0));
         Reset();
@@ -232,7 +232,14 @@ public sealed class InferenceSession : IDisposable
     // A session file holds the stored rows of positions 0..n in order. A window or sinks policy keeps a ring of some of
     // them, and KIVI holds its newest rows apart until their group fills; the format describes neither, so such a
     // session is refused rather than written or read wrongly.
-    private void EnsureFullPolicy(string what)
+    /// <summary>
+    /// Throws <see cref="NotSupportedException"/>, naming the reason, when this session's cache cannot be saved or
+    /// restored (<see cref="Save"/>, <see cref="Load"/>): a window or sinks policy, or a KV type quantized in groups
+    /// along positions. Lets a caller refuse before it computes anything it would then fail to save.
+    /// </summary>
+    public void EnsureSavable() => EnsureSavable("saved or restored");
+
+    private void EnsureSavable(string what)
     {
         if (!_cache.Policy.KeepsEverything)
             throw new NotSupportedException($"a session with cache policy '{_cache.Policy}' cannot be {what}: session files hold the full cache only (policy full)");

@@ -39,4 +39,17 @@ public sealed class RunPromptCacheTests : IDisposable
         var r = Run("Zoo", "--prompt-cache", file, "--kv-type", "f16");
         CliOptionErrorTests.AssertOneLineError(r, $"--prompt-cache {file}: session file holds a F32 KV cache but this session stores F16");
     }
+
+    [Theory]
+    [InlineData("--kv-policy", "window:16", "cache policy 'window:16'")]
+    [InlineData("--kv-type", "kivi4", "KV type KIVI4")]
+    public void ASessionThatCannotBeSavedIsRefusedBeforeAnythingIsGenerated(string option, string value, string named)
+    {
+        string file = Path.Combine(_dir, "never.kvs");
+        var r = Run("Once upon a time", "--prompt-cache", file, option, value);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains(named, r.Stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("", r.Stdout.Trim());
+        Assert.False(File.Exists(file));
+    }
 }
