@@ -1,13 +1,10 @@
-using System.Net;
+using KvSharp.Hosting;
 using KvSharp.Router.Forwarding;
 using KvSharp.Router.Replicas;
 using KvSharp.Router.Routing;
 using KvSharp.Router.Status;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -26,23 +23,22 @@ namespace KvSharp.Router;
 /// </summary>
 public sealed class KvSharpRouter : IAsyncDisposable
 {
-    private readonly WebApplication _app;
-    private bool _started;
+    private readonly HostedWebApp _host;
 
     private KvSharpRouter(WebApplication app, ReplicaSet replicas)
     {
-        _app = app;
+        _host = new HostedWebApp(app);
         Replicas = replicas;
     }
 
     public ReplicaSet Replicas { get; }
-    public RouterOptions Options => _app.Services.GetRequiredService<RouterOptions>();
+    public RouterOptions Options => _host.Services.GetRequiredService<RouterOptions>();
 
     /// <summary>Builds the router (nothing listens until <see cref="StartAsync"/>).</summary>
     public static KvSharpRouter Create(RouterOptions options)
     {
         options.Validate();
-        var address = ListenAddress(options.Host);
+        var address = HostedWebApp.ListenAddress(options.Host);
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(KvSharpRouter).Assembly.GetName().Name });
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
@@ -73,43 +69,22 @@ public sealed class KvSharpRouter : IAsyncDisposable
         return new KvSharpRouter(app, replicas);
     }
 
-    /// <summary>Loopback unless told otherwise; "localhost" is the IPv4 loopback (a port of 0 cannot bind a name).</summary>
-    private static IPAddress ListenAddress(string host)
-    {
-        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
-        return IPAddress.TryParse(host, out var ip) ? ip
-            : throw new ArgumentException($"--host {host} is not an IP address or 'localhost' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)");
-    }
-
-    public async Task StartAsync(CancellationToken cancellation = default)
-    {
-        await _app.StartAsync(cancellation);
-        _started = true;
-    }
+    public Task StartAsync(CancellationToken cancellation = default) => _host.StartAsync(cancellation);
 
     /// <summary>Where the router listens (with the real port when <see cref="RouterOptions.Port"/> was 0).</summary>
-    public Uri BaseAddress => new(_app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+    public Uri BaseAddress => _host.BaseAddress;
 
     /// <summary>Probes every replica's /health now instead of at the next tick.</summary>
     public Task CheckHealthAsync(CancellationToken cancellation = default) =>
-        Task.WhenAll(Replicas.All.Select(r => _app.Services.GetRequiredService<HealthChecker>().ProbeAsync(r, cancellation)));
+        Task.WhenAll(Replicas.All.Select(r => _host.Services.GetRequiredService<HealthChecker>().ProbeAsync(r, cancellation)));
 
     /// <summary>Completes when the host is told to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
-    public async Task WaitForShutdownAsync(CancellationToken cancellation = default)
-    {
-        await _app.WaitForShutdownAsync(cancellation);
-        _started = false;
-    }
+    public Task WaitForShutdownAsync(CancellationToken cancellation = default) => _host.WaitForShutdownAsync(cancellation);
 
-    public async Task StopAsync(CancellationToken cancellation = default)
-    {
-        _started = false;
-        await _app.StopAsync(cancellation);
-    }
+    public Task StopAsync(CancellationToken cancellation = default) => _host.StopAsync(cancellation);
 
     public async ValueTask DisposeAsync()
     {
-        if (_started) await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _host.DisposeAsync();
     }
 }

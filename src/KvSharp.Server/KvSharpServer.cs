@@ -1,5 +1,5 @@
-using System.Net;
 using KvSharp.Engine;
+using KvSharp.Hosting;
 using KvSharp.Server.Chat;
 using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
@@ -12,9 +12,6 @@ using KvSharp.Server.Tokenize;
 using KvSharp.Templates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -30,12 +27,11 @@ namespace KvSharp.Server;
 /// </summary>
 public sealed class KvSharpServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
-    private bool _started;
+    private readonly HostedWebApp _host;
 
     private KvSharpServer(WebApplication app, LlmEngine engine, ServerMetrics metrics)
     {
-        _app = app;
+        _host = new HostedWebApp(app);
         Engine = engine;
         Metrics = metrics;
         Service = app.Services.GetRequiredService<EngineService>();
@@ -54,7 +50,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         options.Validate();
         // Resolved before anything starts: a bad template is an error now, not on the first chat request.
         var chatTemplate = options.ChatTemplate ?? ChatTemplate.ForModel(model);
-        var address = ListenAddress(options.Host);
+        var address = HostedWebApp.ListenAddress(options.Host);
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ApplicationName = typeof(KvSharpServer).Assembly.GetName().Name });
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
@@ -88,42 +84,21 @@ public sealed class KvSharpServer : IAsyncDisposable
         return new KvSharpServer(app, engine, metrics);
     }
 
-    /// <summary>Loopback unless told otherwise; "localhost" is the IPv4 loopback (a port of 0 cannot bind a name).</summary>
-    private static IPAddress ListenAddress(string host)
-    {
-        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return IPAddress.Loopback;
-        return IPAddress.TryParse(host, out var ip) ? ip
-            : throw new ArgumentException($"--host {host} is not an IP address or 'localhost' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)");
-    }
-
     /// <summary>Starts listening and the engine's loop.</summary>
-    public async Task StartAsync(CancellationToken cancellation = default)
-    {
-        await _app.StartAsync(cancellation);
-        _started = true;
-    }
+    public Task StartAsync(CancellationToken cancellation = default) => _host.StartAsync(cancellation);
 
     /// <summary>Where the server listens (with the real port when <see cref="ServerOptions.Port"/> was 0).</summary>
-    public Uri BaseAddress => new(_app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+    public Uri BaseAddress => _host.BaseAddress;
 
     /// <summary>Completes when the host is told to stop (Ctrl-C, SIGTERM, or <see cref="StopAsync"/>).</summary>
-    public async Task WaitForShutdownAsync(CancellationToken cancellation = default)
-    {
-        await _app.WaitForShutdownAsync(cancellation); // which stops the host
-        _started = false;
-    }
+    public Task WaitForShutdownAsync(CancellationToken cancellation = default) => _host.WaitForShutdownAsync(cancellation);
 
     /// <summary>Cancels the requests still running (their clients get an error event or a 503), then stops listening.</summary>
-    public async Task StopAsync(CancellationToken cancellation = default)
-    {
-        _started = false;
-        await _app.StopAsync(cancellation);
-    }
+    public Task StopAsync(CancellationToken cancellation = default) => _host.StopAsync(cancellation);
 
     public async ValueTask DisposeAsync()
     {
-        if (_started) await _app.StopAsync();
-        await _app.DisposeAsync();
+        await _host.DisposeAsync();
         Metrics.Dispose();
         Engine.Dispose();
     }
