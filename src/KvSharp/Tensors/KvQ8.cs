@@ -98,6 +98,13 @@ public readonly struct KvQ8 : IKvElement<KvQ8>
         }
         float d = amax / 127f, id = d != 0 ? 1f / d : 0f;
         int i = 0;
+        // |d| < 2^-128 (the group's largest magnitude below ~3.7e-37): 1 / d overflows to infinity, and x x id would
+        // turn into int.MinValue in the vector conversion; dividing by d keeps every code in [-127, 127].
+        if (!float.IsFinite(id))
+        {
+            for (; i < x.Length; i++) q[i] = (sbyte)(int)MathF.Round(x[i] / d, MidpointRounding.ToEven);
+            return d;
+        }
         if (Avx2.IsSupported)
         {
             ref float src = ref MemoryMarshal.GetReference(x);

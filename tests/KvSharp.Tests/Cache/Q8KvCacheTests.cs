@@ -68,6 +68,30 @@ public class Q8KvCacheTests
         }
     }
 
+    /// <summary>
+    /// A group whose largest magnitude is below ~3.7e-37 has a scale whose reciprocal overflows to infinity: its codes
+    /// still keep their signs and read back within half a step (plus the subnormal grid's rounding).
+    /// </summary>
+    [Theory]
+    [InlineData(1e-38f)]
+    [InlineData(3e-39f)]
+    [InlineData(2e-37f)]
+    public void AGroupOfTinyValuesKeepsItsSignsAndRoundTrips(float largest)
+    {
+        var row = Enumerable.Range(0, 32).Select(i => largest * ((i % 2 == 0 ? 1 : -1) * (i + 1) / 32f)).ToArray();
+        var q = new sbyte[32];
+        var d = new float[1];
+        KvQ8.Quantize(row, q, d, 32);
+        var back = new float[32];
+        KvQ8.Dequantize(q, d, 32, back);
+        for (int i = 0; i < 32; i++)
+        {
+            Assert.InRange((int)q[i], -127, 127);
+            Assert.Equal(Math.Sign(row[i]), Math.Sign(back[i]));
+            Assert.True(Math.Abs(back[i] - row[i]) <= d[0] * 0.5f + 1e-43f, $"element {i}: {row[i]} came back as {back[i]} (step {d[0]})");
+        }
+    }
+
     [Fact]
     public void AGroupHoldingAnInfinityOrNaNReadsBackAsNaNAndLeavesTheOthers()
     {
