@@ -11,6 +11,13 @@ public interface IKiviAxis
     static abstract int SideBytes(int headDim);
 
     /// <summary>
+    /// Rows kept exact after the newest complete group: a group is quantized once this many newer rows follow it, so
+    /// the newest ExactRows to ExactRows + GroupRows - 1 rows are exact floats (KIVI's residual R, which the paper
+    /// sets to 128 with groups of 32).
+    /// </summary>
+    static abstract int ExactRows { get; }
+
+    /// <summary>
     /// Quantizes a full group: <paramref name="rows"/> holds GroupRows rows of <paramref name="headDim"/> floats; the
     /// packed codes go to <paramref name="codes"/> (GroupRows rows of <paramref name="rowBytes"/>, zeroed), the
     /// parameters to <paramref name="side"/> (GroupRows x SideBytes).

@@ -71,9 +71,10 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     /// <summary>
     /// Called before rows up to <paramref name="length"/> are written (a step's rows are written in parallel, in any
     /// order): a type that holds pending rows makes room for them in <paramref name="pending"/>, a buffer the cache
-    /// keeps for it. Nothing by default.
+    /// keeps for it. <paramref name="rotation"/> is the model's rotary angles for the key side of a contiguous cache
+    /// (null for values), for a type that keeps keys before RoPE (KIVI). Nothing by default.
     /// </summary>
-    static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending) { }
+    static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending, RotaryTable? rotation) { }
 
     /// <summary>
     /// Called, one caller at a time, after every row below <paramref name="end"/> is written and before they are read:
