@@ -162,6 +162,38 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     }
 
     /// <summary>
+    /// A tile of rows: each run of consecutive rows inside one quantized group is read at once
+    /// (<see cref="IKiviAxis.ReadRun"/>: the group's parameters widened once, codes eight at a time) and rotated row by
+    /// row; pending rows are copied. The same floats as <see cref="ReadRow"/> per row, bit for bit.
+    /// </summary>
+    public static unsafe void ReadRows(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, ref float destination)
+    {
+        int start = Unsafe.As<byte, int>(ref planes.Side), dims = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 24));
+        float* table = (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 16));
+        bool halves = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 28)) != 0;
+        int rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim), header = SideHeaderBytes(headDim);
+        for (int j = 0; j < rows.Length;)
+        {
+            nint row = rows[j];
+            ref float to = ref Unsafe.Add(ref destination, j * headDim);
+            if (row >= start)
+            {
+                ReadRow(planes, row, headDim, ref to);
+                j++;
+                continue;
+            }
+            int inGroup = (int)(row % KvKivi.GroupRows), run = 1;
+            nint end = Math.Min(row - inGroup + KvKivi.GroupRows, start);
+            while (j + run < rows.Length && rows[j + run] == row + run && row + run < end) run++;
+            TAxis.ReadRun(ref Unsafe.Add(ref planes.Elements, row * rowBytes), rowBytes,
+                ref Unsafe.Add(ref planes.Side, header + (row - inGroup) * sideBytes), inGroup, run, headDim, TBits.Bits, ref to);
+            if (dims != 0)
+                for (int r = 0; r < run; r++) RotaryTable.Rotate(ref Unsafe.Add(ref to, r * headDim), table + (row + r) * dims, dims, halves);
+            j += run;
+        }
+    }
+
+    /// <summary>
     /// Forgets rows [from, to): a cut inside a quantized group reads the group's rows before it back into the pending
     /// rows, and every byte of the forgotten rows (codes, parameters, pending floats) is zeroed.
     /// </summary>

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KvSharp.Tensors;
 
@@ -53,12 +55,45 @@ public sealed class RotaryTable
         _table = table;
     }
 
-    /// <summary>Rotates <paramref name="x"/> (a head's row) as RoPE does at the position whose cos/sin are at <paramref name="angles"/>.</summary>
+    /// <summary>
+    /// Rotates <paramref name="x"/> (a head's row) as RoPE does at the position whose cos/sin are at
+    /// <paramref name="angles"/>: the products and sums of <c>RotaryEmbedding.Apply</c>, so the same floats, four or
+    /// eight pairs at a time where AVX2 is there (x' = x cos + (its partner) (∓sin), which is x cos - partner sin
+    /// exactly, as negation is exact), the rest one pair at a time.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe void Rotate(ref float x, float* angles, int dims, bool pairsHalves)
     {
-        int half = dims / 2, step = pairsHalves ? 1 : 2, partner = pairsHalves ? half : 1;
-        for (int i = 0; i < half; i++)
+        int half = dims / 2, step = pairsHalves ? 1 : 2, partner = pairsHalves ? half : 1, i = 0;
+        if (Avx2.IsSupported)
+        {
+            if (pairsHalves)
+            {
+                // Pair i is (i, i + half): eight pairs are two runs of eight.
+                for (; i + 8 <= half; i += 8)
+                {
+                    Vector256<float> a = Vector256.LoadUnsafe(ref x, (nuint)i), b = Vector256.LoadUnsafe(ref x, (nuint)(i + half));
+                    Vector256<float> cos = Avx.LoadVector256(angles + i), sin = Avx.LoadVector256(angles + half + i);
+                    Avx.Subtract(Avx.Multiply(a, cos), Avx.Multiply(b, sin)).StoreUnsafe(ref x, (nuint)i);
+                    Avx.Add(Avx.Multiply(a, sin), Avx.Multiply(b, cos)).StoreUnsafe(ref x, (nuint)(i + half));
+                }
+            }
+            else
+            {
+                // Pair i is (2i, 2i + 1): four pairs are eight neighbours; each angle serves two lanes.
+                Vector256<int> twice = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+                Vector256<float> signs = Vector256.Create(-0f, 0f, -0f, 0f, -0f, 0f, -0f, 0f);
+                for (; i + 4 <= half; i += 4)
+                {
+                    Vector256<float> v = Vector256.LoadUnsafe(ref x, (nuint)(2 * i));
+                    Vector256<float> cos = Avx2.PermuteVar8x32(Vector128.Load(angles + i).ToVector256Unsafe(), twice);
+                    Vector256<float> sin = Avx2.PermuteVar8x32(Vector128.Load(angles + half + i).ToVector256Unsafe(), twice) ^ signs;
+                    Vector256<float> swapped = Avx.Permute(v, 0b10_11_00_01);
+                    Avx.Add(Avx.Multiply(v, cos), Avx.Multiply(swapped, sin)).StoreUnsafe(ref x, (nuint)(2 * i));
+                }
+            }
+        }
+        for (; i < half; i++)
         {
             ref float a = ref Unsafe.Add(ref x, i * step);
             ref float b = ref Unsafe.Add(ref a, partner);

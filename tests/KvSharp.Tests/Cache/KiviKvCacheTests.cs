@@ -209,6 +209,98 @@ public class KiviKvCacheTests
         Assert.Equal(rotated[(3 * Group * headDim)..], back[(3 * Group * headDim)..]);
     }
 
+    /// <summary>A RoPE of <paramref name="headDim"/> rotating <paramref name="dims"/> dimensions, neighbour pairs or NeoX halves.</summary>
+    private static RotaryEmbedding Rope(int headDim, int dims, bool neox) => new(new ModelConfig
+    {
+        Architecture = neox ? "qwen2" : "llama",
+        EmbeddingDim = 2 * headDim, LayerCount = 1, HeadCount = 2, KvHeadCount = 2, HeadDim = headDim, FeedForwardDim = 16,
+        VocabSize = 16, TrainedContextLength = 4096, RmsNormEps = 1e-5f, RopeTheta = 10_000f,
+        RopeStyle = neox ? RopeStyle.NeoX : RopeStyle.Normal, RopeDimensions = dims, RopeFrequencyScale = 1f,
+    }, null);
+
+    /// <summary>The rotation at read is the model's: RotaryTable.Rotate (vectorised where it can be) equals RotaryEmbedding.Apply bit for bit.</summary>
+    [Theory]
+    [InlineData(8, 8, false)]
+    [InlineData(64, 64, false)]
+    [InlineData(64, 64, true)]
+    [InlineData(64, 40, false)]
+    [InlineData(64, 40, true)]
+    [InlineData(12, 12, true)]
+    public unsafe void RotaryTableRotatesAsTheModelsRopeBitForBit(int headDim, int dims, bool neox)
+    {
+        var rope = Rope(headDim, dims, neox);
+        var table = new RotaryTable(dims, neox, rope.Angles);
+        table.Cover(3000);
+        var rng = new Random(headDim + dims);
+        var (cos, sin) = (new float[dims / 2], new float[dims / 2]);
+        foreach (int p in new[] { 0, 1, 2, 31, 500, 2999 })
+        {
+            var expected = Enumerable.Range(0, headDim).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+            var actual = expected.ToArray();
+            rope.Angles(p, cos, sin);
+            rope.Apply(expected, headDim, cos, sin);
+            fixed (float* angles = &MemoryMarshal.GetArrayDataReference(AnglesOf(table, p, dims))) RotaryTable.Rotate(ref actual[0], angles, dims, neox);
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    /// <summary>Position p's cos and sin as the table keeps them.</summary>
+    private static float[] AnglesOf(RotaryTable table, int p, int dims)
+    {
+        var angles = new float[dims];
+        unsafe { new ReadOnlySpan<float>((float*)table.Address + (nint)p * dims, dims).CopyTo(angles); }
+        return angles;
+    }
+
+    /// <summary>
+    /// The attention kernel's tile reader (runs of a group at once, codes eight at a time) gives the floats the one-row
+    /// reader gives, bit for bit: runs inside a group, across group ends and into the pending rows, and rows out of order.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 8, false)]
+    [InlineData(4, 64, false)]
+    [InlineData(4, 64, true)]
+    [InlineData(2, 64, true)]
+    [InlineData(2, 8, false)]
+    [InlineData(4, 12, true)]
+    public void TileReadsEqualOneRowReadsBitForBit(int bits, int headDim, bool neox)
+    {
+        var rotation = new RotaryTable(headDim, neox, Rope(headDim, headDim, neox).Angles);
+        if (bits == 4)
+        {
+            TileEqualsRows<KvKivi<KiviBits4, KiviPerChannel>>(headDim, rotation);
+            TileEqualsRows<KvKivi<KiviBits4, KiviPerToken>>(headDim, null);
+        }
+        else
+        {
+            TileEqualsRows<KvKivi<KiviBits2, KiviPerChannel>>(headDim, rotation);
+            TileEqualsRows<KvKivi<KiviBits2, KiviPerToken>>(headDim, null);
+        }
+    }
+
+    private static void TileEqualsRows<TKv>(int headDim, RotaryTable? rotation) where TKv : struct, IKvElement<TKv>
+    {
+        int rows = 3 * Group + KeyExact + 7;
+        var planes = new Planes<TKv>(rows, headDim, rotation);
+        planes.Write(AdversarialRows(rows, headDim, headDim), rows);
+        var one = planes.Read(rows);
+        var side = new KvPlanes(ref planes.Rows[0], ref planes.Side[0]);
+        nint[][] tiles =
+        [
+            [.. Enumerable.Range(0, Group).Select(r => (nint)r)],
+            [.. Enumerable.Range(20, 32).Select(r => (nint)r)],
+            [.. Enumerable.Range(rows - 40, 40).Select(r => (nint)r)],
+            [70, 3, 4, 5, 33, 34, 95, 96, 2, (nint)(rows - 1)],
+        ];
+        foreach (var tile in tiles)
+        {
+            var widened = new float[tile.Length * headDim];
+            TKv.ReadRows(side, tile, headDim, ref widened[0]);
+            for (int j = 0; j < tile.Length; j++)
+                Assert.Equal(one.AsSpan((int)tile[j] * headDim, headDim).ToArray(), widened.AsSpan(j * headDim, headDim).ToArray());
+        }
+    }
+
     [Fact]
     public void ATruncationIntoAQuantizedGroupKeepsTheRowsBeforeItAndZeroesTheRest()
     {
