@@ -28,7 +28,7 @@ namespace KvSharp.Tensors;
 /// back into the pending rows (as quantized: quantizing them again when the group refills can move them by up to one
 /// more half step). Rows do not stand alone (<see cref="IKvElement{TSelf}.RowsStandAlone"/>): paged caches, prefix
 /// sharing and context shift refuse the type. Attention reads every row as floats from a tile
-/// (<see cref="IKvElement{TSelf}.ReadRow"/>), and reads what is stored when it runs: a prefill that fills a group
+/// (<see cref="ReadRows"/>: a run of a group's rows at once, codes eight at a time), and reads what is stored when it runs: a prefill that fills a group
 /// reads that group quantized for all its queries, so prefill and one-token decode agree within the quantization
 /// error rather than bit for bit.
 /// </summary>
