@@ -105,7 +105,7 @@ public sealed class LlmModel : IDisposable
     /// <summary>A new cache for one sequence. <paramref name="contextLength"/> defaults to the trained context length.</summary>
     public KvCache CreateCache(KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null,
         KvElementType elementType = KvElementType.F32) =>
-        new(Config, mode, contextLength ?? Config.TrainedContextLength, elementType);
+        CreateCache(KvCachePolicy.Full, mode, contextLength, elementType); // with Rope: KIVI keys are stored before it
 
     /// <summary>A new cache for one sequence that keeps the positions <paramref name="policy"/> says (<see cref="KvCachePolicy"/>).</summary>
     public KvCache CreateCache(KvCachePolicy policy, KvCacheMode mode = KvCacheMode.Contiguous, int? contextLength = null,

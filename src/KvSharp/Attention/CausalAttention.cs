@@ -203,8 +203,7 @@ public static class CausalAttention
         where TKv : struct, IKvElement<TKv>
     {
         if (output.Length < rows.Length * headDim) throw new ArgumentException("the tile of floats does not fit", nameof(output));
-        ref float row = ref MemoryMarshal.GetReference(output);
-        for (int j = 0; j < rows.Length; j++, row = ref Unsafe.Add(ref row, headDim)) TKv.ReadRow(planes, rows[j], headDim, ref row);
+        TKv.ReadRows(planes, rows, headDim, ref MemoryMarshal.GetReference(output));
     }
 
     /// <summary>

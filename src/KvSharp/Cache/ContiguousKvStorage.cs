@@ -49,13 +49,17 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     private readonly float[]?[] _pending;
     private int _reserved;
     private readonly Lock _settle = new();
+    // The model's rotary angles per position, for a key type that stores keys before RoPE (KIVI); null otherwise.
+    private readonly RotaryTable? _keyRotation;
 
     private static bool RowsStandAlone => TKey.RowsStandAlone && TValue.RowsStandAlone;
 
     public override int Capacity => _capacity;
     private int _capacity;
 
-    public ContiguousKvStorage(ModelConfig config, int capacity)
+    /// <param name="rope">The model's rotary embedding (<c>LlmModel.Rope</c>), which KIVI keys are stored before; null: the
+    /// config's RoPE without per-frequency factors (reads are right either way, see <see cref="KvKivi{TBits, TAxis}"/>).</param>
+    public ContiguousKvStorage(ModelConfig config, int capacity, RotaryEmbedding? rope)
     {
         _kvHeads = config.KvHeadCount;
         _headDim = config.HeadDim;
@@ -66,6 +70,11 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _rows = new byte[2 * config.LayerCount * _kvHeads][];
         _side = new byte[_rows.Length][];
         _pending = new float[]?[_rows.Length];
+        if (!TKey.RowsStandAlone)
+        {
+            rope ??= new RotaryEmbedding(config, null);
+            _keyRotation = new RotaryTable(rope.Dims, config.RopeStyle == RopeStyle.NeoX, rope.Angles);
+        }
         for (int i = 0; i < _rows.Length; i++)
         {
             _rows[i] = new byte[(long)capacity * RowBytes(i)];
@@ -110,8 +119,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _reserved = length;
         for (int i = 0; i < _rows.Length; i++)
         {
-            if (i / _kvHeads % 2 == 1) TValue.Prepare(_side[i], length, _headDim, ref _pending[i]);
-            else TKey.Prepare(_side[i], length, _headDim, ref _pending[i]);
+            if (i / _kvHeads % 2 == 1) TValue.Prepare(_side[i], length, _headDim, ref _pending[i], null);
+            else TKey.Prepare(_side[i], length, _headDim, ref _pending[i], _keyRotation);
         }
     }
 

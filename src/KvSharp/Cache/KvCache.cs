@@ -49,7 +49,10 @@ public sealed class KvCache : IKvStore
 
     /// <summary>A cache of any element type, including a strategy defined outside this library (<see cref="KvElementFormat.Of{TKv}"/>).</summary>
     /// <exception cref="KvCacheSizeException">A static cache of <paramref name="maxLength"/> positions does not fit in memory.</exception>
-    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format)
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format) : this(config, mode, maxLength, format, rope: null) { }
+
+    /// <summary><paramref name="rope"/> (the model's, may be null) is the rotation KIVI keys are stored before.</summary>
+    private KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, RotaryEmbedding? rope)
     {
         if (mode == KvCacheMode.None)
             throw new ArgumentException("KvCacheMode.None keeps no cache; a recomputing session uses a scratch cache per step", nameof(mode));
@@ -61,7 +64,7 @@ public sealed class KvCache : IKvStore
         MaxLength = maxLength;
         int capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
         EnsureFits(capacity);
-        _storage = format.CreateContiguous(config, capacity);
+        _storage = format.CreateContiguous(config, capacity, rope);
     }
 
     /// <summary>
@@ -70,7 +73,7 @@ public sealed class KvCache : IKvStore
     /// <paramref name="rope"/> (the model's: <c>LlmModel.Rope</c>) is needed by policies with sinks.
     /// </summary>
     public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope = null)
-        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format)
+        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope)
     {
         ArgumentNullException.ThrowIfNull(policy);
         policy.Validate(maxLength);

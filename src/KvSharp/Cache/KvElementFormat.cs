@@ -67,7 +67,8 @@ public abstract class KvElementFormat
         (long)config.LayerCount * config.KvHeadCount * (Keys.RowBytes(config.HeadDim) + Keys.SideBytes(config.HeadDim)
             + Values.RowBytes(config.HeadDim) + Values.SideBytes(config.HeadDim));
 
-    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity);
+    /// <summary>Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys stored before RoPE.</summary>
+    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope);
 
     internal abstract PagedKvStorage CreatePaged(KvBlockPool pool);
 
@@ -136,7 +137,8 @@ internal sealed class KvElementFormat<TKey, TValue> : KvElementFormat
 
     private protected override int KeySideBytes(int headDim) => TKey.SideBytes(headDim);
 
-    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity) => new ContiguousKvStorage<TKey, TValue>(config, capacity);
+    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope) =>
+        new ContiguousKvStorage<TKey, TValue>(config, capacity, rope);
 
     internal override PagedKvStorage CreatePaged(KvBlockPool pool) => new PagedKvStorage<TKey, TValue>(pool);
 }

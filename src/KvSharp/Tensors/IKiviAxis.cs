@@ -11,6 +11,13 @@ public interface IKiviAxis
     static abstract int SideBytes(int headDim);
 
     /// <summary>
+    /// Rows kept exact after the newest complete group: a group is quantized once this many newer rows follow it, so
+    /// the newest ExactRows to ExactRows + GroupRows - 1 rows are exact floats (KIVI's residual R, which the paper
+    /// sets to 128 with groups of 32).
+    /// </summary>
+    static abstract int ExactRows { get; }
+
+    /// <summary>
     /// Quantizes a full group: <paramref name="rows"/> holds GroupRows rows of <paramref name="headDim"/> floats; the
     /// packed codes go to <paramref name="codes"/> (GroupRows rows of <paramref name="rowBytes"/>, zeroed), the
     /// parameters to <paramref name="side"/> (GroupRows x SideBytes).
@@ -22,4 +29,12 @@ public interface IKiviAxis
     /// and the group's side data at <paramref name="groupSide"/>.
     /// </summary>
     static abstract void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination);
+
+    /// <summary>
+    /// Rows <paramref name="inGroup"/> .. + <paramref name="count"/> - 1 of a quantized group (the first's codes at
+    /// <paramref name="codes"/>, the next <paramref name="rowBytes"/> on), one after another from
+    /// <paramref name="destination"/>: the floats <see cref="Read"/> gives, bit for bit, with the group's parameters
+    /// widened once and the codes eight at a time (<see cref="KiviCodes"/>). The attention kernel's tile of floats.
+    /// </summary>
+    static abstract void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination);
 }

@@ -69,11 +69,23 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
             ref Unsafe.Add(ref planes.Side, TSelf.SideHeaderBytes(headDim) + row * TSelf.SideBytes(headDim)), headDim, ref destination);
 
     /// <summary>
+    /// The floats of rows <paramref name="rows"/> (row indices), one after another from <paramref name="destination"/>:
+    /// a tile the attention kernel reads as floats. By default <see cref="ReadRow"/> per row; a type whose rows share
+    /// parameters (KIVI's groups) reads a run of them at once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void ReadRows(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, ref float destination)
+    {
+        for (int j = 0; j < rows.Length; j++, destination = ref Unsafe.Add(ref destination, headDim)) TSelf.ReadRow(planes, rows[j], headDim, ref destination);
+    }
+
+    /// <summary>
     /// Called before rows up to <paramref name="length"/> are written (a step's rows are written in parallel, in any
     /// order): a type that holds pending rows makes room for them in <paramref name="pending"/>, a buffer the cache
-    /// keeps for it. Nothing by default.
+    /// keeps for it. <paramref name="rotation"/> is the model's rotary angles for the key side of a contiguous cache
+    /// (null for values), for a type that keeps keys before RoPE (KIVI). Nothing by default.
     /// </summary>
-    static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending) { }
+    static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending, RotaryTable? rotation) { }
 
     /// <summary>
     /// Called, one caller at a time, after every row below <paramref name="end"/> is written and before they are read:

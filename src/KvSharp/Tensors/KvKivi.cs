@@ -7,12 +7,20 @@ namespace KvSharp.Tensors;
 /// KIVI-style KV elements (Liu et al., 2024, "KIVI: a tuning-free asymmetric 2bit quantization for KV cache"): rows
 /// are quantized <see cref="GroupRows"/> at a time, keys per channel (<see cref="KiviPerChannel"/>) and values per
 /// token (<see cref="KiviPerToken"/>), to <typeparamref name="TBits"/>-bit codes with a binary16 min and scale per
-/// set (<see cref="KiviQuantizer"/>). The newest rows, up to <see cref="GroupRows"/> of them (KIVI's residual R, here
-/// equal to the group size), stay as exact floats until their group fills; then the whole group is quantized at
-/// once. Per-channel keys are what makes 4 bits work where per-token Q4_0 does not: a key channel with large values
+/// set (<see cref="KiviQuantizer"/>). The newest rows stay as exact floats (KIVI's residual): the group being filled,
+/// and, past it, the newest <see cref="IKiviAxis.ExactRows"/> (64 for keys, 0 for values); a group is quantized
+/// whole once it is complete and that many newer rows follow it. Per-channel keys are what makes 4 bits work where per-token Q4_0 does not: a key channel with large values
 /// (an outlier channel) sets only its own scale.
+/// Keys before RoPE (KVQuant, Hooper et al. 2024): given the model's rotary angles (<see cref="RotaryTable"/>, which
+/// a contiguous cache passes for its keys), a group is rotated back to its position-free form before it is quantized,
+/// and each quantized row is rotated by its position's angles when it is read. A post-RoPE channel of a fast-turning
+/// pair (the first pair turns ~1 radian per token) swings over its whole range within a group of 32, so per-channel
+/// codes along tokens fit it badly; before RoPE a channel's values are steady, as per-channel quantization wants.
+/// Pending rows stay as written (rotated, exact). Reads are right whatever rotation is given (the same angles undo what
+/// they did, to within float rounding); the model's own angles make the quantized form the one that fits best.
 /// Layout of a head's planes: row r's codes in the element plane at r x RowBytes; at the start of the side plane a
-/// 16-byte header (the first pending row, the pending buffer's capacity and its address), then the quantized groups'
+/// 32-byte header (the first pending row, the pending buffer's capacity and its address; the rotary table's address,
+/// its dimensions (0 for none) and layout), then the quantized groups'
 /// side data, group g (rows g x GroupRows ..) at header + g x GroupRows x SideBytes. The pending rows live in a
 /// pinned buffer the cache keeps (<see cref="IKvElement{TSelf}.Prepare"/>): a step's rows are written in parallel and
 /// in any order, so a group is quantized only once the step's rows are all written
@@ -20,7 +28,7 @@ namespace KvSharp.Tensors;
 /// back into the pending rows (as quantized: quantizing them again when the group refills can move them by up to one
 /// more half step). Rows do not stand alone (<see cref="IKvElement{TSelf}.RowsStandAlone"/>): paged caches, prefix
 /// sharing and context shift refuse the type. Attention reads every row as floats from a tile
-/// (<see cref="IKvElement{TSelf}.ReadRow"/>), and reads what is stored when it runs: a prefill that fills a group
+/// (<see cref="ReadRows"/>: a run of a group's rows at once, codes eight at a time), and reads what is stored when it runs: a prefill that fills a group
 /// reads that group quantized for all its queries, so prefill and one-token decode agree within the quantization
 /// error rather than bit for bit.
 /// </summary>
@@ -32,8 +40,8 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
 
     public static int SideBytes(int headDim) => TAxis.SideBytes(headDim);
 
-    /// <summary>The first pending row, the pending buffer's capacity in rows and its address (pinned), padded to 16 bytes.</summary>
-    public static int SideHeaderBytes(int headDim) => 16;
+    /// <summary>The first pending row, the pending buffer's capacity in rows and its address (pinned); the rotary table's address, dimensions and layout.</summary>
+    public static int SideHeaderBytes(int headDim) => 32;
 
     public static bool RowsStandAlone => false;
 
@@ -51,14 +59,32 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
 
     private static ref long PendingAddress(Span<byte> side) => ref MemoryMarshal.Cast<byte, long>(side)[1];
 
+    private static ref long RotationAddress(Span<byte> side) => ref MemoryMarshal.Cast<byte, long>(side)[2];
+
+    private static ref int RotationDims(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[6];
+
+    private static ref int RotationPairsHalves(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[7];
+
     /// <summary>The pending rows (first pending row first), in the pinned buffer whose address the header keeps.</summary>
     private static unsafe Span<float> Pending(Span<byte> side, int headDim) =>
         new((void*)PendingAddress(side), PendingCapacity(side) * headDim);
 
-    /// <summary>Grows the pending buffer (pinned, so the header can point at it) to hold every row up to <paramref name="length"/>.</summary>
-    public static void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending)
+    /// <summary>
+    /// Grows the pending buffer (pinned, so the header can point at it) to hold every row up to <paramref name="length"/>,
+    /// and, given <paramref name="rotation"/>, covers those positions in it and keeps its address (keys before RoPE).
+    /// </summary>
+    public static void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending, RotaryTable? rotation)
     {
-        int rows = Math.Max(KvKivi.GroupRows, length - PendingStart(side));
+        if (rotation != null)
+        {
+            if (rotation.Dims > headDim)
+                throw new ArgumentException($"the rotary table turns {rotation.Dims} dimensions, more than a row's {headDim}", nameof(rotation));
+            rotation.Cover(length);
+            RotationAddress(side) = rotation.Address;
+            RotationDims(side) = rotation.Dims;
+            RotationPairsHalves(side) = rotation.PairsHalves ? 1 : 0;
+        }
+        int rows = Math.Max(KvKivi.GroupRows + TAxis.ExactRows, length - PendingStart(side));
         if (pending != null && PendingCapacity(side) >= rows) return;
         var grown = GC.AllocateArray<float>(rows * headDim, pinned: true);
         if (pending != null) Pending(side, headDim).CopyTo(grown);
@@ -81,13 +107,14 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     public static void Settle(Span<byte> rows, Span<byte> side, int end, int headDim)
     {
         int start = PendingStart(side), group = KvKivi.GroupRows;
-        if (start + group > end) return;
+        if (start + group + TAxis.ExactRows > end) return;
         int rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim), header = SideHeaderBytes(headDim);
         Span<float> pending = Pending(side, headDim);
         int done = 0;
-        for (; start + done + group <= end; done += group)
+        for (; start + done + group + TAxis.ExactRows <= end; done += group)
         {
             int first = start + done;
+            if (RotationDims(side) != 0) Unrotate(side, pending.Slice(done * headDim, group * headDim), first, headDim);
             Span<byte> codes = rows.Slice(first * rowBytes, group * rowBytes);
             codes.Clear();
             TAxis.Quantize(pending.Slice(done * headDim, group * headDim), headDim, TBits.Bits, rowBytes, codes,
@@ -96,6 +123,16 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
         pending[(done * headDim)..].CopyTo(pending);
         pending[^(done * headDim)..].Clear();
         PendingStart(side) = start + done;
+    }
+
+    /// <summary>Turns rows at positions <paramref name="first"/>.. back by their rotary angles, in place: keys before RoPE.</summary>
+    private static unsafe void Unrotate(Span<byte> side, Span<float> rows, int first, int headDim)
+    {
+        int dims = RotationDims(side);
+        float* table = (float*)RotationAddress(side);
+        bool halves = RotationPairsHalves(side) != 0;
+        for (int r = 0; r < rows.Length / headDim; r++)
+            RotaryTable.Unrotate(rows.Slice(r * headDim, headDim), table + (nint)(first + r) * dims, dims, halves);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -118,6 +155,42 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
         int inGroup = (int)(row % KvKivi.GroupRows);
         ref byte groupSide = ref Unsafe.Add(ref planes.Side, SideHeaderBytes(headDim) + (row - inGroup) * SideBytes(headDim));
         TAxis.Read(ref Unsafe.Add(ref planes.Elements, row * RowBytes(headDim)), ref groupSide, inGroup, headDim, TBits.Bits, ref destination);
+        int dims = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 24));
+        if (dims != 0)
+            RotaryTable.Rotate(ref destination, (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 16)) + row * dims, dims,
+                Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 28)) != 0);
+    }
+
+    /// <summary>
+    /// A tile of rows: each run of consecutive rows inside one quantized group is read at once
+    /// (<see cref="IKiviAxis.ReadRun"/>: the group's parameters widened once, codes eight at a time) and rotated row by
+    /// row; pending rows are copied. The same floats as <see cref="ReadRow"/> per row, bit for bit.
+    /// </summary>
+    public static unsafe void ReadRows(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, ref float destination)
+    {
+        int start = Unsafe.As<byte, int>(ref planes.Side), dims = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 24));
+        float* table = (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 16));
+        bool halves = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 28)) != 0;
+        int rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim), header = SideHeaderBytes(headDim);
+        for (int j = 0; j < rows.Length;)
+        {
+            nint row = rows[j];
+            ref float to = ref Unsafe.Add(ref destination, j * headDim);
+            if (row >= start)
+            {
+                ReadRow(planes, row, headDim, ref to);
+                j++;
+                continue;
+            }
+            int inGroup = (int)(row % KvKivi.GroupRows), run = 1;
+            nint end = Math.Min(row - inGroup + KvKivi.GroupRows, start);
+            while (j + run < rows.Length && rows[j + run] == row + run && row + run < end) run++;
+            TAxis.ReadRun(ref Unsafe.Add(ref planes.Elements, row * rowBytes), rowBytes,
+                ref Unsafe.Add(ref planes.Side, header + (row - inGroup) * sideBytes), inGroup, run, headDim, TBits.Bits, ref to);
+            if (dims != 0)
+                for (int r = 0; r < run; r++) RotaryTable.Rotate(ref Unsafe.Add(ref to, r * headDim), table + (row + r) * dims, dims, halves);
+            j += run;
+        }
     }
 
     /// <summary>
