@@ -80,13 +80,11 @@ public class KvEvaluatorTests
     public void ScoreBasedPoliciesAreMeasuredWithTheirEvictionsPerChunk()
     {
         using var model = Stories();
-        var text = EvalText.Generate(model, 300, seed: 3);
-        var options = new EvalOptions { ContextLength = 300, ChunkTokens = 16, DecodeTokens = 8 };
-        var report = KvEvaluator.Run(model, text,
+        var report = KvEvaluator.Run(model, EvalText.Generate(model, 300, seed: 3),
             [new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("h2o:300")), new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("snapkv:300")),
              new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("h2o:24")), new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("snapkv:24+obs:8")),
              new EvalSetup(KvElementType.Q8_0, KvCachePolicy.Parse("h2o:24"))],
-            options);
+            new EvalOptions { ContextLength = 300, ChunkTokens = 16, DecodeTokens = 8 });
         Assert.Equal(["h2o:300", "snapkv:300", "h2o:24", "snapkv:24+obs:8", "h2o:24"], report.Runs.Select(r => r.Policy));
         // A budget as long as the text evicts nothing: the exact cache's numbers, bit for bit.
         for (int i = 0; i < 2; i++)
