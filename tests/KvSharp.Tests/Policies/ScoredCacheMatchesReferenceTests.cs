@@ -98,6 +98,30 @@ public class ScoredCacheMatchesReferenceTests
     }
 
     [Theory]
+    [InlineData(KvElementType.F16)]
+    [InlineData(KvElementType.Q8_0)]
+    [InlineData(KvElementType.Q4_0)]
+    public void EveryTypeWhoseRowsStandAloneRuns(KvElementType type)
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        var prompt = Prompt(model.Config.VocabSize, 100);
+        // H2O: a chunk gives the bits of token by token whatever the rows are stored as.
+        var policy = KvCachePolicy.Parse("h2o:24+recent:4");
+        var single = model.CreateCache(policy, contextLength: 160, elementType: type);
+        var singleLogits = new List<float>();
+        foreach (int token in prompt) singleLogits.AddRange(model.Evaluate([token], single));
+        var chunked = model.CreateCache(policy, contextLength: 160, elementType: type);
+        Assert.Equal(singleLogits, model.Evaluate(prompt, chunked, allLogits: true));
+        Assert.Equal(24, chunked.HeldPositions);
+        // SnapKV: a prefill of 60 compressed to 24, then 40 decode steps appended.
+        var snap = model.CreateCache(KvCachePolicy.Parse("snapkv:24+obs:4"), contextLength: 160, elementType: type);
+        var logits = model.Evaluate(prompt.AsSpan(0, 60), snap, allLogits: true).ToList();
+        for (int i = 60; i < prompt.Length; i++) logits.AddRange(model.Evaluate([prompt[i]], snap));
+        Assert.All(logits, x => Assert.True(float.IsFinite(x)));
+        Assert.Equal(24 + 40, snap.HeldPositions);
+    }
+
+    [Theory]
     [InlineData("h2o:150")]
     [InlineData("snapkv:150")]
     public void ABudgetAsLongAsTheTextIsTheFullCacheBitForBit(string text)

@@ -64,6 +64,20 @@ public class ScoredEvictionHandBuiltTests
     }
 
     [Fact]
+    public void OfEqualMassesTheOldestGoes()
+    {
+        // Keys 1 and 2 score -200: exp underflows to 0, so no query (not even their own) gives them any mass, and they
+        // tie at exactly 0. Budget 3, nothing protected but the query: at position 3 one of 0, 1, 2 must go; 0 holds
+        // 3.0, and of the two at 0 the older, 1, goes. At 4, 2 (still 0) goes before 3 (0.5 from its own query).
+        var cache = new KvCache(Config, KvCacheMode.Contiguous, 64, KvElementFormat.Of(KvElementType.F32), KvCachePolicy.Parse("h2o:3+recent:0"));
+        Func<int, float> strength = p => p is 1 or 2 ? -200 : 0;
+        for (int p = 0; p < 4; p++) Step(cache, 1, strength);
+        Assert.Equal([0, 2, 3], cache.PositionsHeld(0, 0));
+        Step(cache, 1, strength);
+        Assert.Equal([0, 3, 4], cache.PositionsHeld(0, 0));
+    }
+
+    [Fact]
     public void SnapKvKeepsTheVotedNeighbourhoodAndTheObservationWindow()
     {
         // A prefill of 12 with budget 5 and an observation window of 2: queries 10 and 11 vote for the first 10
