@@ -6,7 +6,9 @@ namespace KvSharp.Cli;
 /// <summary>A cache policy option (<see cref="KvCachePolicy.Parse"/>); a bad value is a parse error that names it.</summary>
 internal static class KvPolicyOption
 {
-    public const string Forms = "full, window:W, or sinks:S+window:W (StreamingLLM: the first S positions plus the last W)";
+    public const string Forms = "full, window:W, sinks:S+window:W (StreamingLLM: the first S positions plus the last W), " +
+        "h2o:B[+recent:R] (B heaviest-attended positions per head, the R most recent among them; default R = B/2) or " +
+        "snapkv:B[+obs:O] (each prompt compressed to B per head by its last O queries' votes; default O = min(16, B/2))";
 
     public static Option<KvCachePolicy?> Single(string name, string description) => new(name)
     {

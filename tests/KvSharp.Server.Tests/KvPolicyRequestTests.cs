@@ -61,6 +61,9 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [InlineData("\"sinks:-1+window:8\"", "invalid_value")]
     [InlineData("\"window:513\"", "invalid_value")] // the fixture's context is 512
     [InlineData("\"sinks:8+window:505\"", "invalid_value")]
+    [InlineData("\"h2o:64\"", "invalid_value")] // score-based: the paged cache does not run them
+    [InlineData("\"snapkv:64+obs:8\"", "invalid_value")]
+    [InlineData("\"h2o:8+recent:8\"", "invalid_value")]
     [InlineData("7", "invalid_type")]
     public async Task BadPoliciesAre400NamingTheField(string value, string code)
     {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KvSharp.Cache.Paged;
 using KvSharp.Cache.Policies;
 using KvSharp.Engine;
 using KvSharp.Sampling;
@@ -100,6 +101,7 @@ internal static class EngineRequests
         {
             throw ApiError.InvalidValue("kv_policy", $"kv_policy: {e.Message}");
         }
+        if (PagedKvSequence.Refusal(policy) is string paged) throw ApiError.InvalidValue("kv_policy", $"kv_policy: {paged}");
         if (policy.Sinks > 0 && choices > 1)
             throw ApiError.InvalidValue("kv_policy", $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
         return policy;

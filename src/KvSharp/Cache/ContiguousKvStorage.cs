@@ -21,6 +21,8 @@ internal abstract class ContiguousKvStorage
     public abstract void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
     public abstract void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks);
+    /// <summary><see cref="Attend"/> under a score-based policy (<see cref="ScoredAttention"/>), over the rows it holds.</summary>
+    public abstract void AttendScored(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, ScoredHeads heads);
     public abstract void Prefetch(int layer, int kvHead, int positions);
     public abstract void Read(int layer, int kvHead, bool value, int position, Span<float> row);
     public abstract void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row);
@@ -160,6 +162,13 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         PolicyAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
             new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), slots, sinks, layer, kvHead, scale, scratch);
+    }
+
+    public override void AttendScored(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, ScoredHeads heads)
+    {
+        int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
+        ScoredAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), heads, layer, kvHead, scale, scratch);
     }
 
     /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>

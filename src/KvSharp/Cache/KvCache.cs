@@ -15,6 +15,8 @@ public sealed class KvCache : IKvStore
     private ContiguousKvStorage _storage;
     // Null for the full policy, whose path stays as it was; else the window's slots, ring and sinks.
     private readonly ContiguousWindow? _window;
+    // Null unless a score-based policy (H2O, SnapKV) holds each layer and head's positions in slots of its own.
+    private readonly ScoredHeads? _scored;
 
     public ModelConfig Config { get; }
     public KvCacheMode Mode { get; }
@@ -31,8 +33,9 @@ public sealed class KvCache : IKvStore
     public int Length { get; private set; }
     /// <summary>Which positions the cache keeps (<see cref="KvCachePolicy.Full"/> unless given).</summary>
     public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
-    /// <summary>Positions whose keys and values the cache holds now (under a window policy, at most sinks + ring rows).</summary>
-    public int HeldPositions => _window?.Slots.Held(Length) ?? Length;
+    /// <summary>Positions whose keys and values the cache holds now, per layer and KV head (under a window policy, at most
+    /// sinks + ring rows; under H2O at most its budget).</summary>
+    public int HeldPositions => _scored?.Held ?? _window?.Slots.Held(Length) ?? Length;
 
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
@@ -84,6 +87,12 @@ public sealed class KvCache : IKvStore
         // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
         if (!format.RowsStandAlone)
             throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
+        if (policy.EvictsByScore)
+        {
+            _scored = new ScoredHeads(config, policy, maxLength);
+            _scored.AddSlots(0, Capacity);
+            return;
+        }
         _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
         {
             if (_storage.Capacity < rows) _storage.Grow(rows, 0);
@@ -107,10 +116,46 @@ public sealed class KvCache : IKvStore
             _storage = _window.Storage;
             return;
         }
+        if (_scored != null)
+        {
+            ReserveScored(length);
+            return;
+        }
         if (length <= Capacity) return;
         int newCapacity = (int)Math.Min(MaxLength, Math.Max(length, Capacity * 2L));
         EnsureFits(newCapacity);
         _storage.Grow(newCapacity, Length);
+    }
+
+    /// <summary>
+    /// Slots for a step up to <paramref name="length"/> in every head of a score-based policy, growing the rows when the
+    /// free ones do not suffice: H2O to exactly what the step needs (B + T at most, never again for smaller steps),
+    /// SnapKV at least doubling (its decode steps append without evicting).
+    /// </summary>
+    private void ReserveScored(int length)
+    {
+        int tokens = length - Length, more = _scored!.RowsNeeded(tokens);
+        if (more > 0)
+        {
+            int grown = Capacity + more;
+            if (Policy.Eviction == KvEviction.SnapKv) grown = Math.Max(grown, (int)Math.Min(MaxLength, Capacity * 2L));
+            EnsureFits(grown);
+            int old = Capacity;
+            _storage.Grow(grown, old);
+            _scored.AddSlots(old, grown);
+        }
+        _scored.Reserve(Length, length);
+    }
+
+    /// <summary>
+    /// Positions whose rows the cache holds for (<paramref name="layer"/>, <paramref name="kvHead"/>), ascending: a
+    /// score-based policy chooses them per head; the others hold the same positions in every head.
+    /// </summary>
+    public int[] PositionsHeld(int layer, int kvHead)
+    {
+        if (_scored != null) return _scored.Of(layer, kvHead).Positions.ToArray();
+        int held = HeldPositions, sinks = Math.Min(Policy.Sinks, held);
+        return [.. Enumerable.Range(0, sinks), .. Enumerable.Range(Length - (held - sinks), held - sinks)];
     }
 
     /// <summary>
@@ -127,12 +172,21 @@ public sealed class KvCache : IKvStore
     public Span<byte> ValueSide(int layer, int kvHead) => _storage.Side(layer, kvHead, true);
 
     /// <summary>The floats the key at <paramref name="position"/> stands for (rounded or dequantized as stored).</summary>
-    public void ReadKey(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, false, Slot(position), row);
+    public void ReadKey(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, false, Slot(layer, kvHead, position), row);
 
-    public void ReadValue(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, true, Slot(position), row);
+    public void ReadValue(int layer, int kvHead, int position, Span<float> row) => _storage.Read(layer, kvHead, true, Slot(layer, kvHead, position), row);
 
     /// <summary>The row that holds <paramref name="position"/> (itself, unless a window policy wraps it into a ring).</summary>
     private int Slot(int position) => _window?.Slots.Slot(position) ?? position;
+
+    /// <summary>The row of one head that holds <paramref name="position"/>: a score-based policy's own slot, else <see cref="Slot(int)"/>.</summary>
+    private int Slot(int layer, int kvHead, int position)
+    {
+        if (_scored == null) return Slot(position);
+        int slot = _scored.Of(layer, kvHead).SlotOf(position);
+        return slot >= 0 ? slot
+            : throw new ArgumentOutOfRangeException(nameof(position), position, $"cache policy '{Policy}' does not hold position {position} in layer {layer}, KV head {kvHead}");
+    }
 
     void IKvStore.Reserve(int length)
     {
@@ -142,6 +196,17 @@ public sealed class KvCache : IKvStore
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
+        if (_scored != null)
+        {
+            // Each head puts its new position in a slot of its own (one its evictions freed).
+            for (int h = 0, hd = HeadDim; h < KvHeadCount; h++)
+            {
+                int slot = _scored.Of(layer, h).SlotOf(position);
+                _storage.WriteRow(layer, h, false, slot, keys.Slice(h * hd, hd));
+                _storage.WriteRow(layer, h, true, slot, values.Slice(h * hd, hd));
+            }
+            return;
+        }
         _storage.Write(layer, Slot(position), keys, values);
         if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
     }
@@ -149,15 +214,18 @@ public sealed class KvCache : IKvStore
     void IKvStore.Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
+        else if (_scored != null) _storage.AttendScored(layer, kvHead, block, scale, scratch, _scored);
         else _storage.Attend(layer, kvHead, block, scale, scratch);
     }
+
+    bool IKvStore.AttendsWholeChunks => _scored != null;
 
     void IKvStore.Prefetch(int layer, int kvHead, int end) => _storage.Prefetch(layer, kvHead, Math.Min(Math.Min(end, Capacity), KvPrefetch.Positions));
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
     public void Commit(int newLength)
     {
-        int most = _window != null ? MaxLength : Capacity;
+        int most = _window != null || _scored != null ? MaxLength : Capacity;
         if (newLength < Length || newLength > most)
             throw new ArgumentOutOfRangeException(nameof(newLength), newLength, $"must be within [{Length}, {most}]");
         Length = newLength;
@@ -169,8 +237,9 @@ public sealed class KvCache : IKvStore
         if (length < 0 || length > Length)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"cannot truncate a cache of {Length} tokens to {length}");
         _window?.CheckTruncate(length, Length);
+        _scored?.Truncate(length, Length);
         // A ring's rows past the new length may hold older positions still in the window: they are overwritten, not cleared.
-        if (_window == null) _storage.Clear(length, Length);
+        if (_window == null && _scored == null) _storage.Clear(length, Length);
         Length = length;
     }
 
@@ -184,6 +253,8 @@ public sealed class KvCache : IKvStore
         ArgumentNullException.ThrowIfNull(rope);
         if (_window != null)
             throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
+        if (_scored != null)
+            throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': it evicts by score to its budget and holds positions per head, which a shift would renumber under it");
         if (!Format.RowsStandAlone)
             throw new NotSupportedException($"context shift moves cached rows, which {Format.Name} quantizes in groups along positions and cannot move");
         new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
@@ -193,7 +264,8 @@ public sealed class KvCache : IKvStore
     /// <summary>Empties the cache for an unrelated request. The old keys and values are zeroed, not just hidden.</summary>
     public void Reset()
     {
-        _storage.Clear(0, Math.Min(Length, Capacity));
+        _storage.Clear(0, _scored != null ? Capacity : Math.Min(Length, Capacity));
+        _scored?.Truncate(0, Length);
         Length = 0;
     }
 }

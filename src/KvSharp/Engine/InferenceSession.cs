@@ -47,7 +47,8 @@ public sealed class InferenceSession : IDisposable
         _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
             options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
         if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
-            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': its window moves by itself; " +
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': " +
+                (_cache.Policy.EvictsByScore ? "it evicts to its budget by itself; " : "its window moves by itself; ") +
                 "give the session a ContextLength as long as the sequence should grow", nameof(options));
         CheckShiftOptions(options, ContextLength);
     }

@@ -135,6 +135,7 @@ public sealed class LlmEngine : IDisposable
         var policy = PolicyOf(r);
         try { policy.Validate(ContextLength); }
         catch (ArgumentException e) { return e.Message; }
+        if (PagedKvSequence.Refusal(policy) is string paged) return paged;
         if (policy.Sinks > 0 && r.SampleCount > 1)
             return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
         foreach (int t in r.PromptTokens)

@@ -233,7 +233,7 @@ public sealed class ForwardPass
         _blockCount = 0;
         foreach (var s in segments)
         {
-            int blocks = (s.TokenCount + size - 1) / size;
+            int blocks = s.Store.AttendsWholeChunks ? 1 : (s.TokenCount + size - 1) / size;
             for (int b = 0; b < blocks; b++)
             {
                 int tokens = s.TokenCount / blocks + (b < s.TokenCount % blocks ? 1 : 0);

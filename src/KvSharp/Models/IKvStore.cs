@@ -29,6 +29,13 @@ public interface IKvStore
     void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
 
     /// <summary>
+    /// True when each KV head's attention must see a step's tokens as one block, in one call: a policy whose every
+    /// query changes what the next one sees (H2O's eviction, SnapKV's votes) cannot take a step's blocks in any order
+    /// or at once. The forward pass then splits the work by KV head only.
+    /// </summary>
+    bool AttendsWholeChunks => false;
+
+    /// <summary>
     /// A hint that the attention of (<paramref name="layer"/>, <paramref name="kvHead"/>) over positions [0,
     /// <paramref name="end"/>) comes soon: starts loading the first rows. Changes nothing;
     /// a store that has nothing to prefetch may ignore it.

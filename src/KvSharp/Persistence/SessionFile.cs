@@ -23,6 +23,7 @@ public static class SessionFile
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(session);
         ArgumentNullException.ThrowIfNull(cache);
+        CheckFull(cache, "written");
         if (session.CachedLength > cache.Length) throw new ArgumentException($"the session claims {session.CachedLength} cached positions but the cache holds {cache.Length}");
         ChecksummedSections.WriteHeader(stream, Magic, Version);
         ChecksummedSections.Write(stream, "MODL", Build(w =>
@@ -51,6 +52,13 @@ public static class SessionFile
     }
 
     /// <summary>Reads and checks everything before the KV rows; the stream is left at the KV rows (<see cref="ReadKv"/>).</summary>
+    /// <summary>A file holds position p's rows at p: only a cache that keeps every position where it was written has them so.</summary>
+    private static void CheckFull(KvCache cache, string what)
+    {
+        if (!cache.Policy.KeepsEverything)
+            throw new NotSupportedException($"a cache with policy '{cache.Policy}' cannot be {what} as a session file: session files hold the full cache only (policy full)");
+    }
+
     public static SavedSession ReadHeader(Stream stream)
     {
         ChecksummedSections.ReadHeader(stream, Magic, Version, "session");
@@ -86,6 +94,7 @@ public static class SessionFile
     public static void ReadKv(Stream stream, SavedSession session, KvCache cache)
     {
         ArgumentNullException.ThrowIfNull(cache);
+        CheckFull(cache, "restored");
         if (cache.Length != 0) throw new InvalidOperationException("KV rows are restored into an empty cache");
         cache.EnsureCapacity(session.CachedLength);
         if (KvLayout.Of(cache) != session.Kv) throw new InvalidOperationException("the cache's layout differs from the file's: check it first");

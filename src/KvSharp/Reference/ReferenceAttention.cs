@@ -20,6 +20,32 @@ public static class ReferenceAttention
         if (keys.Length < length * d || values.Length < length * d || output.Length < d)
             throw new ArgumentException($"{length} rows of {d} need {length * d} floats; keys hold {keys.Length}, values {values.Length}, output {output.Length} (needs {d})");
 
+        var weights = Weights(query, keys, length, scale, out double sum);
+
+        // The output is the average of the values, weighted by the softmax.
+        for (int i = 0; i < d; i++)
+        {
+            double o = 0;
+            for (int j = 0; j < length; j++) o += weights[j] * values[j * d + i];
+            output[i] = (float)(o / sum);
+        }
+    }
+
+    /// <summary>
+    /// softmax(query · keys[0..length)ᵀ · scale): the share of the query's attention each position gets (what H2O
+    /// accumulates and SnapKV's observation queries vote with).
+    /// </summary>
+    public static double[] Probabilities(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, int length, double scale)
+    {
+        var weights = Weights(query, keys, length, scale, out double sum);
+        for (int j = 0; j < length; j++) weights[j] /= sum;
+        return weights;
+    }
+
+    /// <summary>exp(score - max score) per position, and their sum.</summary>
+    private static double[] Weights(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, int length, double scale, out double sum)
+    {
+        int d = query.Length;
         // How well each position's key matches the query. Subtracting the largest score before exp changes nothing
         // mathematically and keeps exp from overflowing.
         var weights = new double[length];
@@ -29,16 +55,9 @@ public static class ReferenceAttention
             weights[j] = Dot(query, keys.Slice(j * d, d)) * scale;
             max = Math.Max(max, weights[j]);
         }
-        double sum = 0;
+        sum = 0;
         for (int j = 0; j < length; j++) sum += weights[j] = Math.Exp(weights[j] - max);
-
-        // The output is the average of the values, weighted by the softmax.
-        for (int i = 0; i < d; i++)
-        {
-            double o = 0;
-            for (int j = 0; j < length; j++) o += weights[j] * values[j * d + i];
-            output[i] = (float)(o / sum);
-        }
+        return weights;
     }
 
     private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

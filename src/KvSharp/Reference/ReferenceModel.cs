@@ -34,12 +34,16 @@ public sealed class ReferenceModel
     /// </summary>
     public KvCachePolicy Policy { get; }
 
+    /// <summary>The literal H2O or SnapKV under a score-based <see cref="Policy"/>, else null.</summary>
+    public ScoredReference? Scored { get; }
+
     public ReferenceModel(ModelConfig config, ModelWeights weights, int? contextLength = null, KvCachePolicy? policy = null)
     {
         Policy = policy ?? KvCachePolicy.Full;
         _c = config;
         ContextLength = contextLength ?? config.TrainedContextLength;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
+        if (Policy.EvictsByScore) Scored = new ScoredReference(config, Policy, ContextLength);
         _ropeFactors = weights.RopeFrequencyFactors ?? Enumerable.Repeat(1f, config.RopeDimensions / 2).ToArray();
         _embedding = FloatMatrix.From(weights.TokenEmbedding);
         _output = weights.TiedOutput ? _embedding : FloatMatrix.From(weights.Output);
@@ -60,7 +64,24 @@ public sealed class ReferenceModel
     }
 
     /// <summary>Starts a new sequence. Old rows stay in the arrays but are never read: attention stops at Position.</summary>
-    public void Reset() => Position = 0;
+    public void Reset()
+    {
+        Position = 0;
+        Scored?.Reset();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> as one prefill (a multi-token forward: SnapKV compresses after it) and returns
+    /// each token's next-token logits. <see cref="Forward"/> alone is a one-token step.
+    /// </summary>
+    public float[][] Prefill(IReadOnlyList<int> tokens)
+    {
+        Scored?.BeginPrefill(Position, tokens.Count);
+        var logits = tokens.Select(Forward).ToArray();
+        Scored?.EndPrefill(_keys);
+        Scored?.BeginPrefill(Position, 0);
+        return logits;
+    }
 
     /// <summary>Runs <paramref name="token"/> at <see cref="Position"/>, caches its keys and values, returns the next-token logits.</summary>
     public float[] Forward(int token)
@@ -84,7 +105,7 @@ public sealed class ReferenceModel
             float[] v = MatVec(w.Value, xb, w.ValueBias);
             // Position enters only here, by rotating q and k: their dot product then depends on the distance.
             // A policy's reference attends over the kept positions at the positions it assigns; full keeps the plain path.
-            if (!Policy.KeepsEverything) AttendKept(l, q, k, v, pos, x);
+            if (Policy.Window != null) AttendKept(l, q, k, v, pos, x);
             else
             {
                 Rope(q, pos);
@@ -97,7 +118,8 @@ public sealed class ReferenceModel
                 // Each query head attends over positions 0..pos of its KV head. With grouped-query attention (GQA) a run
                 // of GroupSize consecutive query heads shares one KV head, which is what shrinks the cache.
                 var attention = new float[_c.QueryDim];
-                for (int h = 0; h < _c.HeadCount; h++)
+                if (Scored != null) Scored.Attend(l, q, _keys[l], _values[l], pos, attention);
+                else for (int h = 0; h < _c.HeadCount; h++)
                 {
                     int kvHead = h / _c.GroupSize;
                     ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead], _values[l][kvHead], pos + 1,

@@ -77,7 +77,8 @@ public class EvalCommandTests
 
             var sweep = CliRunner.Run("eval", "-m", Model, "--generate", "200", "--context", "256", "--sweep", "--threads", "2");
             Assert.True(sweep.ExitCode == 0, sweep.Stderr);
-            foreach (string policy in new[] { "full", "window:64", "window:128", "window:256", "sinks:4+window:60", "sinks:4+window:124", "sinks:4+window:252" })
+            foreach (string policy in new[] { "full", "window:64", "window:128", "window:256", "sinks:4+window:60", "sinks:4+window:124", "sinks:4+window:252",
+                         "h2o:64", "h2o:128", "h2o:256", "snapkv:64", "snapkv:128", "snapkv:256" })
                 Assert.Matches($@"\| {policy.Replace("+", @"\+")}\s+\|", sweep.Stdout);
         }
         finally

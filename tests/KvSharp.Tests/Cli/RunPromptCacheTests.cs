@@ -42,6 +42,7 @@ public sealed class RunPromptCacheTests : IDisposable
 
     [Theory]
     [InlineData("--kv-policy", "window:16", "cache policy 'window:16'")]
+    [InlineData("--kv-policy", "h2o:16", "cache policy 'h2o:16'")]
     [InlineData("--kv-type", "kivi4", "KV type KIVI4")]
     public void ASessionThatCannotBeSavedIsRefusedBeforeAnythingIsGenerated(string option, string value, string named)
     {

@@ -77,6 +77,39 @@ public class KvEvaluatorTests
     }
 
     [Fact]
+    public void ScoreBasedPoliciesAreMeasuredWithTheirEvictionsPerChunk()
+    {
+        using var model = Stories();
+        var report = KvEvaluator.Run(model, EvalText.Generate(model, 300, seed: 3),
+            [new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("h2o:300")), new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("snapkv:300")),
+             new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("h2o:24")), new EvalSetup(KvElementType.F32, KvCachePolicy.Parse("snapkv:24+obs:8")),
+             new EvalSetup(KvElementType.Q8_0, KvCachePolicy.Parse("h2o:24"))],
+            new EvalOptions { ContextLength = 300, ChunkTokens = 16, DecodeTokens = 8 });
+        Assert.Equal(["h2o:300", "snapkv:300", "h2o:24", "snapkv:24+obs:8", "h2o:24"], report.Runs.Select(r => r.Policy));
+        // A budget as long as the text evicts nothing: the exact cache's numbers, bit for bit.
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.Equal(0, report.Runs[i].MeanKl);
+            Assert.Equal(1, report.Runs[i].Top1Agreement);
+        }
+        for (int i = 2; i < 5; i++) Assert.InRange(report.Runs[i].MeanKl, 1e-6, 2);
+        // Between steps H2O holds its budget; SnapKV its budget after each 16-token prefill, then the 8 decode steps appended.
+        Assert.Equal(24 * report.Runs[2].KvBytesPerToken, report.Runs[2].PeakKvBytes);
+        Assert.Equal((24 + 8) * report.Runs[3].KvBytesPerToken, report.Runs[3].PeakKvBytes);
+        Assert.True(report.Runs[4].MeanKl > report.Runs[2].MeanKl * 0.5);
+    }
+
+    [Fact]
+    public void TheSweepStretchesEachPolicyToEachBudget()
+    {
+        Assert.Equal(["full", "window:64", "window:128", "sinks:4+window:60", "sinks:4+window:124", "h2o:64", "h2o:128", "snapkv:64", "snapkv:128"],
+            PolicySweep.Expand(PolicySweep.DefaultPolicies, [64, 128]).Select(p => p.ToString()));
+        Assert.Equal(["h2o:64+recent:16", "h2o:128+recent:32", "snapkv:64+obs:8", "snapkv:128+obs:8", "snapkv:8"],
+            PolicySweep.Expand([KvCachePolicy.Parse("h2o:32+recent:8"), KvCachePolicy.Parse("snapkv:32+obs:8")], [64, 128]).Select(p => p.ToString())
+                .Concat(PolicySweep.Expand([KvCachePolicy.Parse("snapkv:32+obs:8")], [8]).Select(p => p.ToString())));
+    }
+
+    [Fact]
     public void WindowsScoreEveryTokenButBosOnceAndSegmentsSplitTheText()
     {
         using var model = Stories();

@@ -204,6 +204,8 @@ public sealed class SessionFileTests : IDisposable
     [Theory]
     [InlineData("window:16")]
     [InlineData("sinks:2+window:16")]
+    [InlineData("h2o:16")]
+    [InlineData("snapkv:16")]
     public void AWindowedSessionIsRefusedBothWaysNamingItsPolicy(string policy)
     {
         using var model = Synthetic();
@@ -215,6 +217,10 @@ public sealed class SessionFileTests : IDisposable
         Assert.Contains($"'{policy}'", save.Message);
         var load = Assert.Throws<NotSupportedException>(() => windowed.Load(file));
         Assert.Contains($"'{policy}'", load.Message);
+        // The file format itself refuses such a cache too, for callers that skip the session.
+        var header = SessionFile.ReadHeader(new MemoryStream(Save(full)));
+        Assert.Contains($"'{policy}'", Assert.Throws<NotSupportedException>(() => SessionFile.Write(new MemoryStream(), header, windowed.Cache)).Message);
+        Assert.Contains($"'{policy}'", Assert.Throws<NotSupportedException>(() => SessionFile.ReadKv(new MemoryStream(), header, windowed.Cache)).Message);
     }
 
     [Fact]

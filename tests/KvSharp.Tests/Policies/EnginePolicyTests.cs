@@ -1,3 +1,4 @@
+using KvSharp.Cache.Paged;
 using KvSharp.Cache.Policies;
 using KvSharp.Engine;
 using KvSharp.Sampling;
@@ -90,6 +91,14 @@ public class EnginePolicyTests
         Assert.Contains("more than the context length of 64", tooLarge.Error);
         Assert.Equal(RequestStatus.Rejected, forkedSinks.Status);
         Assert.Contains("one sample per request", forkedSinks.Error);
+        foreach (string scored in new[] { "h2o:16", "snapkv:16+obs:4" })
+        {
+            var refused = engine.Submit(Request(4, scored));
+            Assert.Equal(RequestStatus.Rejected, refused.Status);
+            Assert.Contains($"cache policy '{scored}' runs only in a contiguous cache", refused.Error);
+            Assert.Contains("per layer and KV head", Assert.Throws<NotSupportedException>(() =>
+                new PagedKvSequence(engine.Pool, 64, KvCachePolicy.Parse(scored))).Message);
+        }
         var forkedWindow = engine.Submit(Request(3, "window:8", 10) with { SampleCount = 2 });
         engine.RunUntilIdle();
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);

@@ -27,6 +27,37 @@ public class SessionPolicyTests
         Assert.True(session.Cache.Capacity <= 64 + 8, $"{session.Cache.Capacity} rows for a prompt of a few tokens");
     }
 
+    [Theory]
+    [InlineData("h2o:32")]
+    [InlineData("snapkv:32+obs:8")]
+    public void ScoreBasedPoliciesGenerateInASessionAndRefuseWhatTheyCannotDo(string text)
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        var policy = KvCachePolicy.Parse(text);
+        using var session = model.CreateSession(new SessionOptions { CachePolicy = policy, ContextLength = 400 });
+        var options = new GenerationOptions { MaxTokens = 150, StopAtEndOfGeneration = false, Sampling = new SamplingOptions { Temperature = 0 } };
+        string prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the sun with her friends and her dog.";
+        _ = string.Concat(session.Generate(prompt, options));
+        Assert.Equal(150, session.LastStats!.GeneratedTokens);
+        int promptTokens = session.Tokens.Count - 150;
+        Assert.True(promptTokens > 32, $"a prompt of {promptTokens} tokens");
+        if (policy.Eviction == KvEviction.HeavyHitters)
+        {
+            Assert.Equal(32, session.Cache.HeldPositions);
+            Assert.True(session.Cache.Capacity <= 32 + promptTokens, $"{session.Cache.Capacity} rows");
+        }
+        else
+        {
+            // The prompt was compressed to 32; every generated token was appended (the last sampled one is not run yet).
+            Assert.Equal(32 + 149, session.Cache.HeldPositions);
+        }
+        // A second turn continues the sequence: its prompt is a prefill.
+        _ = string.Concat(session.Generate(" The end.", options with { MaxTokens = 5 }));
+        Assert.Contains($"'{text}'", Assert.Throws<NotSupportedException>(() => session.EnsureSavable()).Message);
+        Assert.Contains($"does not apply to cache policy '{text}': it evicts to its budget by itself", Assert.Throws<ArgumentException>(() =>
+            model.CreateSession(new SessionOptions { CachePolicy = policy, ContextLength = 400, ContextOverflow = ContextOverflow.Shift })).Message);
+    }
+
     [Fact]
     public void AModelsSlidingWindowIsItsDefaultPolicyAndAShiftIsRefused()
     {

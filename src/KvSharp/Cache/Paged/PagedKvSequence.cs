@@ -42,9 +42,19 @@ public sealed class PagedKvSequence : IKvStore
     public PagedKvSequence(KvBlockPool pool, int maxLength, KvCachePolicy policy, RotaryEmbedding? rope = null) : this(pool, maxLength)
     {
         ArgumentNullException.ThrowIfNull(policy);
+        if (Refusal(policy) is string why) throw new NotSupportedException(why);
         Policy = policy;
         if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
     }
+
+    /// <summary>
+    /// Why a paged sequence (the engine, <c>kvsharp serve</c>) cannot run <paramref name="policy"/>, or null if it can.
+    /// Score-based policies choose positions per layer and KV head, so a paged sequence would need a slot map per head
+    /// through its blocks, and a block could go back to the pool only once every head evicted all of it: not built.
+    /// </summary>
+    public static string? Refusal(KvCachePolicy policy) => policy.EvictsByScore
+        ? $"cache policy '{policy}' runs only in a contiguous cache (sessions, kvsharp run, kvsharp eval): it evicts per layer and KV head, which the paged cache (the engine, kvsharp serve) does not address"
+        : null;
 
     /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
     public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
