@@ -30,13 +30,22 @@ function setConnection(state, text) {
   el.textContent = text;
 }
 
+// A hidden tab reads nothing and draws nothing: the stream closes, so the server sends it nothing either, and a
+// fresh one (a whole snapshot first) opens when the tab shows again.
+let stream = null;             // the open stream's AbortController
+const hidden = () => document.visibilityState === 'hidden';
+
 async function connect() {
+  if (stream || hidden()) return;
+  const controller = stream = new AbortController();
   const key = apiKey();
   const headers = { Accept: 'text/event-stream' };
   if (key) headers.Authorization = 'Bearer ' + key;
   try {
-    const response = await fetch('/v1/kv/events', { headers, cache: 'no-store' });
+    // delta=true: the first event is a whole snapshot, the rest only the parts that changed since the one before.
+    const response = await fetch('/v1/kv/events?delta=true', { headers, cache: 'no-store', signal: controller.signal });
     if (response.status === 401) {
+      stream = null;
       setConnection('disconnected', 'API key needed');
       $('key-form').hidden = false;
       return;
@@ -51,18 +60,36 @@ async function connect() {
       buffer += value;
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, end);
+        const lines = buffer.slice(0, end).split('\n');
         buffer = buffer.slice(end + 2);
-        const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
-        if (data) render(JSON.parse(data));
+        const type = lines.find(l => l.startsWith('event: '));
+        const data = lines.filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
+        if (data) receive(JSON.parse(data), type ? type.slice(7) : 'message');
       }
     }
     throw new Error('the stream ended');
   } catch (e) {
+    if (stream !== controller) return; // closed on purpose (hidden tab, a fresh start)
+    stream = null;
     setConnection('disconnected', 'disconnected, retrying');
     setTimeout(connect, 1000);
   }
 }
+
+function disconnect() {
+  const controller = stream;
+  stream = null;
+  if (controller) controller.abort();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (hidden()) {
+    disconnect();
+    if (frame) { cancelAnimationFrame(frame); frame = 0; }
+    setConnection('paused', 'paused while hidden');
+    lastSample = null; // the charts resume from the next sample, not averaged over the pause
+  } else connect();
+});
 
 $('key-form').addEventListener('submit', e => {
   e.preventDefault();
@@ -70,6 +97,46 @@ $('key-form').addEventListener('submit', e => {
   $('key-form').hidden = true;
   connect();
 });
+
+// ---- receiving ----------------------------------------------------------------------------------------------
+
+// What changed since the last frame was drawn; a frame draws only these parts, at most one frame per event.
+const PARTS = ['model', 'blocks', 'sequences', 'prefix_tree', 'counters', 'tiers'];
+const dirty = new Set();
+let frame = 0;
+// For the page's own test: events received, frames drawn, and how often each costly part was redrawn.
+const stats = window.inspectorStats = { events: 0, frames: 0, sequences: 0, tree: 0 };
+
+function receive(event, type) {
+  stats.events++;
+  if (type === 'delta') {
+    // A delta applies to the snapshot it names; if this page does not have it, start over from a whole one.
+    if (!latest || event.base !== latest.changes) { disconnect(); connect(); return; }
+    for (const part of PARTS) {
+      if (!(part in event)) continue;
+      if (part === 'blocks') event.blocks.map = patch(latest.blocks.map, event.map_runs, event.blocks.count);
+      latest[part] = event[part];
+      dirty.add(part);
+    }
+    latest.step = event.step;
+    latest.changes = event.changes;
+    latest.taken_at = event.taken_at;
+  } else {
+    latest = event;
+    for (const part of PARTS) dirty.add(part);
+  }
+  if (!frame) frame = requestAnimationFrame(draw);
+}
+
+// The map with each run [first block, "cells"] written over it.
+function patch(map, runs, length) {
+  let out = '', at = 0;
+  for (const [start, cells] of runs) {
+    out += map.slice(at, start) + cells;
+    at = start + cells.length;
+  }
+  return (out + map.slice(at)).slice(0, length);
+}
 
 // ---- formatting ---------------------------------------------------------------------------------------------
 
@@ -89,21 +156,25 @@ function text(id, value) {
 
 // ---- rendering ----------------------------------------------------------------------------------------------
 
-function render(snapshot) {
-  latest = snapshot;
+function draw() {
+  frame = 0;
+  if (!latest || hidden()) return;
+  stats.frames++;
+  const snapshot = latest;
   text('model-name', snapshot.model.name);
   text('step', count(snapshot.step));
-  renderPool(snapshot.blocks);
-  renderSequences(snapshot.sequences);
-  renderPrefix(snapshot.prefix_tree, snapshot.counters);
-  renderCounters(snapshot.counters);
-  renderTiers(snapshot.tiers || []);
-  renderModel(snapshot.model, snapshot.blocks);
+  if (dirty.has('blocks')) renderPool(snapshot.blocks);
+  if (dirty.has('sequences') || dirty.has('blocks')) renderSequences(snapshot.sequences, dirty.has('blocks'));
+  if (dirty.has('prefix_tree')) renderPrefix(snapshot.prefix_tree);
+  if (dirty.has('counters')) renderCounters(snapshot.counters);
+  if (dirty.has('tiers')) renderTiers(snapshot.tiers || []);
+  if (dirty.has('model') || dirty.has('blocks')) renderModel(snapshot.model, snapshot.blocks);
+  dirty.clear();
   if (!lastSample) sample();
 }
 
-// The map: one cell per block (or per group of blocks, showing the busiest state among them); only changed cells
-// are touched, so a large pool redraws cheaply.
+// The map: one cell per block (or per group of blocks, showing the busiest state among them). The cells are made
+// once and keep their elements; only a cell whose state changed gets a new class, so a large pool redraws cheaply.
 const busiest = { '.': 0, c: 1, u: 2, s: 3 };
 function renderPool(blocks) {
   const held = blocks.in_use + blocks.shared;
@@ -125,6 +196,7 @@ function renderPool(blocks) {
     blocksPerCell = per;
     map.replaceChildren();
     cells = [];
+    outlined = [];
     for (let i = 0; i < n; i++) {
       const cell = document.createElement('i');
       cell.className = 'cell f';
@@ -141,7 +213,7 @@ function renderPool(blocks) {
     for (let b = i * per; b < Math.min(blocks.count, (i + 1) * per); b++)
       if (busiest[blocks.map[b]] > busiest[state]) state = blocks.map[b];
     states += state;
-    if (state !== cellStates[i]) cells[i].className = 'cell ' + (state === '.' ? 'f' : state);
+    if (state !== cellStates[i]) cells[i].className = 'cell ' + (state === '.' ? 'f' : state) + (outlined.includes(cells[i]) ? ' hl' : '');
   }
   cellStates = states;
 }
@@ -154,65 +226,104 @@ $('block-map').addEventListener('mouseover', e => {
   e.target.title = (first === last ? `block ${first}` : `blocks ${first}–${last}`) + ': ' + stateNames[cellStates[i]];
 });
 
-function highlight(blockTable, on) {
-  for (const b of blockTable) {
-    const cell = cells[Math.floor(b / blocksPerCell)];
-    if (cell) cell.classList.toggle('hl', on);
-  }
+// The hovered sequence's blocks are outlined on the map; only the cells that change outline are touched.
+let outlined = [];
+function highlight(blockTable) {
+  const next = blockTable.map(b => cells[Math.floor(b / blocksPerCell)]).filter(c => c);
+  for (const cell of outlined) if (!next.includes(cell)) cell.classList.remove('hl');
+  for (const cell of next) if (!outlined.includes(cell)) cell.classList.add('hl');
+  outlined = next;
 }
 
-function renderSequences(sequences) {
+// The sequence table, one row per sequence kept from snapshot to snapshot by its label: a row's cells are written
+// only when their text changes and its block chips only when its block table (or which blocks are shared) does.
+const rows = new Map();        // label -> { row, tds, badge, chips, table, tableKey }
+const COLUMNS = 8;
+
+function sequenceRow(key) {
+  let r = rows.get(key);
+  if (r) return r;
+  const row = document.createElement('tr');
+  const tds = [];
+  for (let i = 0; i < COLUMNS; i++) tds.push(row.appendChild(document.createElement('td')));
+  const badge = tds[1].appendChild(document.createElement('span'));
+  const chips = tds[7].appendChild(document.createElement('div'));
+  chips.className = 'blocks';
+  r = { row, tds, badge, chips, table: [], tableKey: null };
+  row.addEventListener('mouseenter', () => { hovered = key; highlight(r.table); });
+  row.addEventListener('mouseleave', () => { hovered = null; highlight([]); });
+  rows.set(key, r);
+  return r;
+}
+
+function setText(el, value) {
+  const s = String(value);
+  if (el.textContent !== s) el.textContent = s;
+}
+
+function renderSequences(sequences, blocksChanged) {
+  stats.sequences++;
   const body = $('sequences').tBodies[0];
   $('no-sequences').hidden = sequences.length > 0;
-  const rows = sequences.map(s => {
-    const row = document.createElement('tr');
-    row.dataset.request = s.request_id;
-    row.dataset.sample = s.sample;
-    row.dataset.state = s.state;
-    const id = s.sample > 0 ? `#${s.request_id}.${s.sample}` : `#${s.request_id}`;
+  const seen = new Set();
+  let running = 0, waiting = 0;
+  sequences.forEach((s, index) => {
+    const key = s.sample > 0 ? `#${s.request_id}.${s.sample}` : `#${s.request_id}`;
+    seen.add(key);
+    const r = sequenceRow(key);
+    if (s.state === 'prefill' || s.state === 'decoding') running++; else waiting++;
+    if (r.row.dataset.state !== s.state) Object.assign(r.row.dataset, { request: s.request_id, sample: s.sample, state: s.state });
     const ttft = s.time_to_first_token_ms == null ? '–' : s.time_to_first_token_ms.toFixed(1) + ' ms';
-    const cellsText = [id, null, s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.kv_length, ttft, null];
-    cellsText.forEach((value, i) => {
-      const td = document.createElement('td');
-      if (i === 1) {
-        const badge = document.createElement('span');
-        badge.className = 'state ' + s.state;
-        // A prompt computed in chunks shows how far it got.
-        const state = s.state === 'prefill' ? `prefill ${s.kv_length}/${s.prompt_tokens}` : s.state;
-        badge.textContent = s.preemptions > 0 && s.state !== 'preempted' ? `${state} (preempted ${s.preemptions}×)` : state;
-        td.appendChild(badge);
-      } else if (i === 7) {
-        const chips = document.createElement('div');
-        chips.className = 'blocks';
-        td.appendChild(chips);
-        for (const b of s.block_table) {
-          const chip = document.createElement('span');
-          const shared = latest.blocks.map[b] === 's';
-          chip.className = shared ? 'chip s' : 'chip';
-          chip.textContent = b;
-          chips.appendChild(chip);
-        }
-      } else td.textContent = value;
-      row.appendChild(td);
-    });
-    const key = id;
-    row.addEventListener('mouseenter', () => { hovered = key; highlight(s.block_table, true); });
-    row.addEventListener('mouseleave', () => { hovered = null; highlight(s.block_table, false); });
-    return { row, key, table: s.block_table };
+    setText(r.tds[0], key);
+    setText(r.tds[2], s.prompt_tokens);
+    setText(r.tds[3], s.cached_tokens);
+    setText(r.tds[4], s.generated_tokens);
+    setText(r.tds[5], s.kv_length);
+    setText(r.tds[6], ttft);
+    // A prompt computed in chunks shows how far it got.
+    const state = s.state === 'prefill' ? `prefill ${s.kv_length}/${s.prompt_tokens}` : s.state;
+    const className = 'state ' + s.state;
+    if (r.badge.className !== className) r.badge.className = className;
+    setText(r.badge, s.preemptions > 0 && s.state !== 'preempted' ? `${state} (preempted ${s.preemptions}×)` : state);
+    const tableKey = s.block_table.join(' ');
+    if (tableKey !== r.tableKey) {
+      r.table = s.block_table;
+      r.tableKey = tableKey;
+      r.chips.replaceChildren(...s.block_table.map(b => {
+        const chip = document.createElement('span');
+        chip.textContent = b;
+        return chip;
+      }));
+      markShared(r);
+      if (hovered === key) highlight(r.table);
+    } else if (blocksChanged) markShared(r);
+    // Rows keep their elements; only one that is out of place moves.
+    if (body.children[index] !== r.row) body.insertBefore(r.row, body.children[index] || null);
   });
-  // Rows are rebuilt on every snapshot: the hovered sequence keeps its blocks marked.
-  for (const cell of cells) cell.classList.remove('hl');
-  const still = rows.find(r => r.key === hovered);
-  if (still) highlight(still.table, true);
-  body.replaceChildren(...rows.map(r => r.row));
-  text('running-count', sequences.filter(s => s.state === 'prefill' || s.state === 'decoding').length);
-  text('waiting-count', sequences.filter(s => s.state === 'queued' || s.state === 'preempted').length);
+  for (const [key, r] of rows) {
+    if (seen.has(key)) continue;
+    r.row.remove();
+    rows.delete(key);
+    if (hovered === key) { hovered = null; highlight([]); }
+  }
+  text('running-count', running);
+  text('waiting-count', waiting);
+}
+
+// A chip is violet when its block is shared (refcount > 1).
+function markShared(r) {
+  const map = latest.blocks.map;
+  r.table.forEach((b, i) => {
+    const chip = r.chips.children[i];
+    const className = map[b] === 's' ? 'chip s' : 'chip';
+    if (chip.className !== className) chip.className = className;
+  });
 }
 
 // The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf.
-function renderPrefix(nodes, counters) {
-  text('hit-rate', percent(counters.prefix_hit_rate));
-  text('hit-tokens', count(counters.prefix_hit_tokens) + ' / ' + count(counters.prefix_queried_tokens));
+// Redrawn only when the tree changed (the server sends it only then).
+function renderPrefix(nodes) {
+  stats.tree++;
   text('prefix-blocks', count(nodes.reduce((n, node) => n + node.blocks.length, 0)));
   $('no-prefixes').hidden = nodes.length > 0;
   const svg = $('prefix-tree');
@@ -290,6 +401,8 @@ function renderPrefix(nodes, counters) {
 }
 
 function renderCounters(c) {
+  text('hit-rate', percent(c.prefix_hit_rate));
+  text('hit-tokens', count(c.prefix_hit_tokens) + ' / ' + count(c.prefix_queried_tokens));
   text('queue-length', count(c.waiting));
   text('preemptions', count(c.preemptions));
 }
@@ -353,7 +466,7 @@ $('session-length').addEventListener('input', () => { lengthChosen = true; capac
 
 // Sampled once a second from the latest snapshot, so rates fall to zero when the engine is idle.
 function sample() {
-  if (!latest) return;
+  if (!latest || hidden()) return;
   const now = performance.now(), c = latest.counters;
   if (lastSample) {
     const seconds = (now - lastSample.time) / 1000;
