@@ -50,10 +50,15 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         await server.FinishAsync(story, dogs);
 
         // The same prompt again: its full blocks come from the prefix cache, and the tree and the hit rate say so.
+        // The tree's runs keep their elements too (a run is found again by its first block).
+        await WaitForAsync(page, "document.querySelectorAll('#prefix-tree .node').length > 0");
+        await page.EvaluateAsync("() => document.querySelectorAll('#prefix-tree .node').forEach(n => n.kept = true)");
         var again = await server.SubmitAsync(Story, 12);
         var more = await server.SubmitAsync(Story + " with her friends", 12, samples: 2);
         server.Engine.Step();
         await WaitForAsync(page, "document.querySelectorAll('#prefix-tree .node.hit').length > 0 && document.querySelector('#hit-rate').textContent !== '0%'");
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#prefix-tree .node.hit')].some(n => n.kept)"),
+            "the prefix tree was rebuilt instead of updated: no run that got a hit kept its element");
         var cached = await page.EvalOnSelectorAllAsync<int[]>("#sequences tbody tr", "rows => rows.map(r => Number(r.children[3].textContent))");
         Assert.Equal(3, cached.Length);
         Assert.All(cached, c => Assert.True(c > 0, "every sequence adopted the cached prefix"));

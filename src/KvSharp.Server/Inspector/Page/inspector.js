@@ -320,14 +320,35 @@ function markShared(r) {
   });
 }
 
-// The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf.
-// Redrawn only when the tree changed (the server sends it only then).
+// The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf. Redrawn
+// only when the tree changed (the server sends it only then), and then incrementally: a run keeps its element by its
+// chain and first block, and only what moved or changed (position, label, classes, its edge) is written.
+const TREE = { W: 118, H: 20, GAP_X: 26, GAP_Y: 4, CHAIN_W: 62 };
+const treeRuns = new Map();    // "chain:first block" -> { g, title, label, hits, edge, state }
+const treeChains = new Map();  // chain -> its label
+let treeLayers = null;         // { edges, nodes, chains, more }: edges drawn under the runs
+
+function svgElement(parent, tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  return parent.appendChild(el);
+}
+
+function setAttr(el, name, value) {
+  const s = String(value);
+  if (el.getAttribute(name) !== s) el.setAttribute(name, s);
+}
+
 function renderPrefix(nodes) {
   stats.tree++;
   text('prefix-blocks', count(nodes.reduce((n, node) => n + node.blocks.length, 0)));
   $('no-prefixes').hidden = nodes.length > 0;
   const svg = $('prefix-tree');
-  svg.replaceChildren();
+  if (!treeLayers) {
+    treeLayers = { edges: svgElement(svg, 'g'), nodes: svgElement(svg, 'g'), chains: svgElement(svg, 'g', { class: 'chain' }) };
+    treeLayers.more = svgElement(svg, 'text', { x: 0 });
+  }
+  const { W, H, GAP_X, GAP_Y, CHAIN_W } = TREE;
   const shown = nodes.slice(0, MAX_TREE_NODES);
   const children = new Map();
   const roots = new Map(); // chain -> first-level nodes
@@ -342,7 +363,6 @@ function renderPrefix(nodes) {
   }
   // Busiest branches first: most hits, then most blocks held.
   for (const kids of children.values()) kids.sort((a, b) => b.hits - a.hits || b.held - a.held);
-  const W = 118, H = 20, GAP_X = 26, GAP_Y = 4, CHAIN_W = 62;
   let row = 0, maxDepth = 0;
   const place = new Map();
   function layout(node, depth) {
@@ -354,50 +374,70 @@ function renderPrefix(nodes) {
     place.set(node.id, { x: CHAIN_W + depth * (W + GAP_X), y: y * (H + GAP_Y) });
     return y;
   }
-  const chainRows = [];
+  const chainY = new Map();
   for (const [chain, first] of roots) {
     const ys = first.map(n => layout(n, 0));
-    chainRows.push({ chain, y: ys[0] * (H + GAP_Y), first });
+    chainY.set(chain, ys[0] * (H + GAP_Y));
     row += 0.5;
   }
-  const add = (parent, tag, attrs, content) => {
-    const el = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    if (content !== undefined) el.textContent = content;
-    parent.appendChild(el);
-    return el;
-  };
-  for (const c of chainRows) {
-    const g = add(svg, 'g', { class: 'chain' });
-    add(g, 'text', { x: 0, y: c.y + H / 2 + 4 }, `chain ${c.chain}`);
-    for (const n of c.first) {
-      const p = place.get(n.id);
-      add(svg, 'path', { class: 'edge', d: `M46 ${c.y + H / 2} C ${CHAIN_W - 6} ${c.y + H / 2}, ${CHAIN_W - 12} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+
+  for (const [chain, y] of chainY) {
+    let label = treeChains.get(chain);
+    if (!label) {
+      label = svgElement(treeLayers.chains, 'text', { x: 0 });
+      label.textContent = `chain ${chain}`;
+      treeChains.set(chain, label);
     }
+    setAttr(label, 'y', y + H / 2 + 4);
   }
+  for (const [chain, label] of treeChains) if (!chainY.has(chain)) { label.remove(); treeChains.delete(chain); }
+
+  const seen = new Set();
   for (const node of shown) {
     const p = place.get(node.id);
     if (!p) continue;
-    if (node.parent >= 0 && place.has(node.parent)) {
-      const q = place.get(node.parent);
-      add(svg, 'path', { class: 'edge', d: `M${q.x + W} ${q.y + H / 2} C ${q.x + W + GAP_X / 2} ${q.y + H / 2}, ${p.x - GAP_X / 2} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+    const key = node.chain + ':' + node.blocks[0];
+    seen.add(key);
+    let run = treeRuns.get(key);
+    if (!run) {
+      const g = svgElement(treeLayers.nodes, 'g');
+      run = { g, title: svgElement(g, 'title'), edge: svgElement(treeLayers.edges, 'path', { class: 'edge' }), state: '' };
+      svgElement(g, 'rect', { width: W, height: H });
+      run.label = svgElement(g, 'text', { x: 6, y: 14 });
+      run.hits = svgElement(g, 'text', { x: W - 6, y: 14, 'text-anchor': 'end', class: 'hits' });
+      treeRuns.set(key, run);
     }
+    setAttr(run.g, 'transform', `translate(${p.x} ${p.y})`);
+    // Its edge comes from its parent's run, or from its chain's label for a chain's first run.
+    const q = node.parent >= 0 ? place.get(node.parent) : null;
+    const y = p.y + H / 2;
+    setAttr(run.edge, 'd', q
+      ? `M${q.x + W} ${q.y + H / 2} C ${q.x + W + GAP_X / 2} ${q.y + H / 2}, ${p.x - GAP_X / 2} ${y}, ${p.x} ${y}`
+      : `M46 ${chainY.get(node.chain) + H / 2} C ${CHAIN_W - 6} ${chainY.get(node.chain) + H / 2}, ${CHAIN_W - 12} ${y}, ${p.x} ${y}`);
+    // What the run shows: written only when some of it changed.
+    const state = [node.hits, node.held, node.orphaned, node.blocks.length, node.blocks[node.blocks.length - 1]].join(' ');
+    if (state === run.state) continue;
+    run.state = state;
     const classes = ['node'];
     if (node.hits > 0) classes.push('hit');
     if (node.held > 0) classes.push('held');
     if (node.orphaned) classes.push('orphaned');
-    const g = add(svg, 'g', { class: classes.join(' '), 'data-hits': node.hits, 'data-blocks': node.blocks.join(' ') });
-    add(g, 'title', {}, `blocks ${node.blocks.join(', ')}\n${node.hits} hit(s) each; ${node.held} held by a sequence, ${node.blocks.length - node.held} cached` + (node.orphaned ? '\norphaned: its parent block was evicted' : ''));
-    add(g, 'rect', { x: p.x, y: p.y, width: W, height: H });
+    run.g.setAttribute('class', classes.join(' '));
+    run.g.dataset.hits = node.hits;
+    run.g.dataset.blocks = node.blocks.join(' ');
+    run.title.textContent = `blocks ${node.blocks.join(', ')}\n${node.hits} hit(s) each; ${node.held} held by a sequence, ${node.blocks.length - node.held} cached` +
+      (node.orphaned ? '\norphaned: its parent block was evicted' : '');
     const first = node.blocks[0], last = node.blocks[node.blocks.length - 1];
-    const label = node.blocks.length === 1 ? `b${first}` : `b${first}…b${last} (${node.blocks.length})`;
-    add(g, 'text', { x: p.x + 6, y: p.y + 14 }, label);
-    add(g, 'text', { x: p.x + W - 6, y: p.y + 14, 'text-anchor': 'end', class: 'hits' }, node.hits > 0 ? `${node.hits} hit${node.hits > 1 ? 's' : ''}` : '');
+    run.label.textContent = node.blocks.length === 1 ? `b${first}` : `b${first}…b${last} (${node.blocks.length})`;
+    run.hits.textContent = node.hits > 0 ? `${node.hits} hit${node.hits > 1 ? 's' : ''}` : '';
   }
-  if (nodes.length > shown.length)
-    add(svg, 'text', { x: 0, y: row * (H + GAP_Y) + 14 }, `+ ${nodes.length - shown.length} more runs not drawn`);
-  svg.setAttribute('width', CHAIN_W + (maxDepth + 1) * (W + GAP_X));
-  svg.setAttribute('height', Math.max(H, row * (H + GAP_Y) + (nodes.length > shown.length ? 24 : 0)));
+  for (const [key, run] of treeRuns) if (!seen.has(key)) { run.g.remove(); run.edge.remove(); treeRuns.delete(key); }
+
+  const more = nodes.length - shown.length;
+  setText(treeLayers.more, more > 0 ? `+ ${more} more runs not drawn` : '');
+  setAttr(treeLayers.more, 'y', row * (H + GAP_Y) + 14);
+  setAttr(svg, 'width', CHAIN_W + (maxDepth + 1) * (W + GAP_X));
+  setAttr(svg, 'height', Math.max(H, row * (H + GAP_Y) + (more > 0 ? 24 : 0)));
 }
 
 function renderCounters(c) {
