@@ -12,7 +12,7 @@ namespace KvSharp.Server.Inspector;
 [JsonSerializable(typeof(EngineSnapshotModel))]
 [JsonSerializable(typeof(EngineSnapshotBlocks))]
 [JsonSerializable(typeof(IReadOnlyList<EngineSnapshotSequence>))]
-[JsonSerializable(typeof(IReadOnlyList<EngineSnapshotPrefixNode>))]
+[JsonSerializable(typeof(EngineSnapshotPrefixNode))]
 [JsonSerializable(typeof(EngineSnapshotCounters))]
 [JsonSerializable(typeof(IReadOnlyList<EngineSnapshotTier>))]
 internal sealed partial class InspectorJson : JsonSerializerContext;

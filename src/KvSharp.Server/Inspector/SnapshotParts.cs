@@ -17,6 +17,8 @@ internal sealed class SnapshotParts
 
     private readonly EngineSnapshotDetail _snapshot;
     private readonly byte[] _model, _blocks, _counts, _sequences, _prefixTree, _counters, _tiers;
+    /// <summary>Where each prefix node's JSON lies in <see cref="_prefixTree"/> (its leading comma excluded).</summary>
+    private readonly (int Start, int Length)[] _nodes;
 
     public SnapshotParts(EngineSnapshotDetail snapshot)
     {
@@ -27,7 +29,7 @@ internal sealed class SnapshotParts
         // The pool's numbers without its map, which a delta patches run by run instead.
         _counts = JsonSerializer.SerializeToUtf8Bytes(snapshot.Blocks with { Map = "" }, json.EngineSnapshotBlocks);
         _sequences = JsonSerializer.SerializeToUtf8Bytes(snapshot.Sequences, json.IReadOnlyListEngineSnapshotSequence);
-        _prefixTree = JsonSerializer.SerializeToUtf8Bytes(snapshot.PrefixTree, json.IReadOnlyListEngineSnapshotPrefixNode);
+        (_prefixTree, _nodes) = SerializeTree(snapshot.PrefixTree);
         _counters = JsonSerializer.SerializeToUtf8Bytes(snapshot.Counters, json.EngineSnapshotCounters);
         _tiers = JsonSerializer.SerializeToUtf8Bytes(snapshot.Tiers, json.IReadOnlyListEngineSnapshotTier);
     }
@@ -56,7 +58,8 @@ internal sealed class SnapshotParts
     /// <summary>
     /// What changed since <paramref name="before"/>: <c>base</c> (its change count), the header, and only the parts
     /// whose JSON differs; a changed pool comes as <c>blocks</c> with an empty map and <c>map_runs</c>, each
-    /// <c>[first block, "new cells"]</c>.
+    /// <c>[first block, "new cells"]</c>; a changed prefix tree as <c>prefix_tree_length</c> (its nodes now) and
+    /// <c>prefix_tree_runs</c>, each <c>[first index, [nodes]]</c>: the nodes that differ at their place in the list.
     /// </summary>
     public byte[] WriteDelta(SnapshotParts before)
     {
@@ -73,12 +76,59 @@ internal sealed class SnapshotParts
                 WriteMapRuns(w, before._snapshot.Blocks.Map, _snapshot.Blocks.Map);
             }
             WriteIfChanged(w, "sequences"u8, _sequences, before._sequences);
-            WriteIfChanged(w, "prefix_tree"u8, _prefixTree, before._prefixTree);
+            if (!_prefixTree.AsSpan().SequenceEqual(before._prefixTree)) WriteTreeRuns(w, before);
             WriteIfChanged(w, "counters"u8, _counters, before._counters);
             WriteIfChanged(w, "tiers"u8, _tiers, before._tiers);
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The tree's JSON array, serialised node by node into one buffer so each node's bytes can be compared.</summary>
+    private static (byte[] Json, (int Start, int Length)[] Nodes) SerializeTree(IReadOnlyList<EngineSnapshotPrefixNode> tree)
+    {
+        var buffer = new ArrayBufferWriter<byte>(64 * tree.Count + 2);
+        var nodes = new (int, int)[tree.Count];
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            w.Flush();
+            for (int i = 0; i < tree.Count; i++)
+            {
+                int start = buffer.WrittenCount + (i > 0 ? 1 : 0); // the writer puts the separating comma before the node
+                JsonSerializer.Serialize(w, tree[i], InspectorJson.Default.EngineSnapshotPrefixNode);
+                w.Flush();
+                nodes[i] = (start, buffer.WrittenCount - start);
+            }
+            w.WriteEndArray();
+        }
+        return (buffer.WrittenSpan.ToArray(), nodes);
+    }
+
+    private ReadOnlySpan<byte> Node(int i) => _prefixTree.AsSpan(_nodes[i].Start, _nodes[i].Length);
+
+    /// <summary>
+    /// The tree's changed nodes as runs at their indices: a run that grows by a block, or a count that moves, is one
+    /// node; a chain inserted before others shifts the ids after it, and those nodes come too.
+    /// </summary>
+    private void WriteTreeRuns(Utf8JsonWriter w, SnapshotParts before)
+    {
+        w.WriteNumber("prefix_tree_length"u8, _nodes.Length);
+        w.WriteStartArray("prefix_tree_runs"u8);
+        int i = 0;
+        while (i < _nodes.Length)
+        {
+            if (i < before._nodes.Length && Node(i).SequenceEqual(before.Node(i))) { i++; continue; }
+            int start = i;
+            while (i < _nodes.Length && !(i < before._nodes.Length && Node(i).SequenceEqual(before.Node(i)))) i++;
+            w.WriteStartArray();
+            w.WriteNumberValue(start);
+            w.WriteStartArray();
+            for (int n = start; n < i; n++) w.WriteRawValue(Node(n), skipInputValidation: true);
+            w.WriteEndArray();
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
     }
 
     private void WriteHeader(Utf8JsonWriter w)

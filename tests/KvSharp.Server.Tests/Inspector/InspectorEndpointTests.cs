@@ -92,7 +92,7 @@ public partial class InspectorEndpointTests(InspectorServerFixture server) : ICl
 
         var request = await server.SubmitAsync(Story, 12, samples: 2);
         int deltas = 0;
-        bool mapPatched = false;
+        bool mapPatched = false, treePatched = false;
         for (int step = 0; step < 4; step++)
         {
             if (step > 0) engine.Step();
@@ -103,6 +103,8 @@ public partial class InspectorEndpointTests(InspectorServerFixture server) : ICl
                 Assert.Equal("delta", t);
                 Assert.False(delta.ContainsKey("model"), "the model never changes, so no delta carries it");
                 mapPatched |= delta["map_runs"] is { } runs && runs.AsArray().Count > 0;
+                treePatched |= delta["prefix_tree_runs"] is { } nodes && nodes.AsArray().Count > 0;
+                Assert.Null(delta["prefix_tree"]); // the tree comes as changed runs of nodes, never whole
                 InspectorEvents.Apply(state, delta);
                 deltas++;
             }
@@ -114,6 +116,7 @@ public partial class InspectorEndpointTests(InspectorServerFixture server) : ICl
         }
         Assert.True(deltas >= 4, $"{deltas} delta events for a submission and three steps");
         Assert.True(mapPatched, "the steps allocated blocks, so some delta patched the map");
+        Assert.True(treePatched, "the steps published blocks, so some delta patched the prefix tree");
         await server.FinishAsync(request);
     }
 

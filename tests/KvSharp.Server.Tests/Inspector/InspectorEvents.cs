@@ -26,7 +26,21 @@ internal static class InspectorEvents
         Assert.Equal(state["changes"]!.GetValue<long>(), delta["base"]!.GetValue<long>());
         foreach (var (name, value) in delta)
         {
-            if (name is "base" or "map_runs") continue;
+            if (name is "base" or "map_runs" or "prefix_tree_length") continue;
+            if (name == "prefix_tree_runs")
+            {
+                var tree = state["prefix_tree"]!.AsArray().Select(n => n!.DeepClone()).Take(delta["prefix_tree_length"]!.GetValue<int>()).ToList();
+                foreach (var run in value!.AsArray())
+                {
+                    int start = run![0]!.GetValue<int>();
+                    var nodes = run[1]!.AsArray();
+                    for (int i = 0; i < nodes.Count; i++)
+                        if (start + i < tree.Count) tree[start + i] = nodes[i]!.DeepClone();
+                        else tree.Add(nodes[i]!.DeepClone());
+                }
+                state["prefix_tree"] = new JsonArray([.. tree]);
+                continue;
+            }
             var copy = value?.DeepClone();
             if (name == "blocks")
             {

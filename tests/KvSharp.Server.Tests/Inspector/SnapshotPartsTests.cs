@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using KvSharp.Engine;
 using KvSharp.Server.Inspector;
 
 namespace KvSharp.Server.Tests.Inspector;
@@ -20,6 +22,28 @@ public class SnapshotPartsTests(InspectorServerFixture server) : IClassFixture<I
         Assert.Equal(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(snapshot, InspectorJson.Default.EngineSnapshotDetail)),
             Encoding.UTF8.GetString(new SnapshotParts(snapshot).WriteFull()));
         await server.FinishAsync(request);
+    }
+
+    [Fact]
+    public void ATreeDeltaCarriesOnlyTheNodesThatDifferAtTheirPlaces()
+    {
+        var snapshot = server.Engine.Inspect();
+        static EngineSnapshotPrefixNode Node(int id, int parent, params int[] blocks) => new(id, parent, 0, blocks, 0, 0, false);
+        var before = new SnapshotParts(snapshot with { PrefixTree = [Node(0, -1, 1, 2), Node(1, 0, 3), Node(2, 0, 4, 5)] });
+        // The second run grew by a block and a run was added under the third.
+        var grown = new SnapshotParts(snapshot with { Changes = snapshot.Changes + 1, PrefixTree = [Node(0, -1, 1, 2), Node(1, 0, 3, 6), Node(2, 0, 4, 5), Node(3, 2, 7)] });
+        var delta = JsonNode.Parse(grown.WriteDelta(before))!;
+        Assert.Equal(4, delta["prefix_tree_length"]!.GetValue<int>());
+        Assert.Equal("""[[1,[{"id":1,"parent":0,"chain":0,"blocks":[3,6],"hits":0,"held":0,"orphaned":false}]],[3,[{"id":3,"parent":2,"chain":0,"blocks":[7],"hits":0,"held":0,"orphaned":false}]]]""",
+            delta["prefix_tree_runs"]!.ToJsonString());
+        Assert.Null(delta["prefix_tree"]);
+        // Back again: the list is cut to three and the second run rewritten.
+        var shrunk = JsonNode.Parse(new SnapshotParts(snapshot with { Changes = snapshot.Changes + 2, PrefixTree = [Node(0, -1, 1, 2), Node(1, 0, 3), Node(2, 0, 4, 5)] }).WriteDelta(grown))!;
+        Assert.Equal(3, shrunk["prefix_tree_length"]!.GetValue<int>());
+        Assert.Equal("""[[1,[{"id":1,"parent":0,"chain":0,"blocks":[3],"hits":0,"held":0,"orphaned":false}]]]""", shrunk["prefix_tree_runs"]!.ToJsonString());
+        // An unchanged tree is left out.
+        var same = JsonNode.Parse(new SnapshotParts(snapshot with { Changes = snapshot.Changes + 3, PrefixTree = [Node(0, -1, 1, 2), Node(1, 0, 3), Node(2, 0, 4, 5)] }).WriteDelta(before))!;
+        Assert.Null(same["prefix_tree_runs"]);
     }
 
     [Theory]

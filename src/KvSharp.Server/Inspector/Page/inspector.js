@@ -118,6 +118,13 @@ function receive(event, type) {
       latest[part] = event[part];
       dirty.add(part);
     }
+    if (event.prefix_tree_runs) {
+      // The tree's changed nodes at their places: a list cut or grown to its new length, then written over.
+      const tree = latest.prefix_tree.slice(0, event.prefix_tree_length);
+      for (const [start, nodes] of event.prefix_tree_runs) tree.splice(start, nodes.length, ...nodes);
+      latest.prefix_tree = tree;
+      dirty.add('prefix_tree');
+    }
     latest.step = event.step;
     latest.changes = event.changes;
     latest.taken_at = event.taken_at;
