@@ -156,10 +156,12 @@ function bytes(n) {
 const count = n => n.toLocaleString('en-US');
 const percent = x => (100 * x).toFixed(x > 0 && x < 0.1 ? 1 : 0) + '%';
 
-function text(id, value) {
-  const el = $(id);
-  if (el.textContent !== String(value)) el.textContent = value;
+// Writes only what differs: an unchanged write would still invalidate the element's layout.
+function setText(el, value) {
+  const s = String(value);
+  if (el.textContent !== s) el.textContent = s;
 }
+const text = (id, value) => setText($(id), value);
 
 // ---- rendering ----------------------------------------------------------------------------------------------
 
@@ -195,22 +197,23 @@ function renderPool(blocks) {
   text('count-shared', count(blocks.shared));
   text('count-cached', count(blocks.cached));
   const map = $('block-map');
-  Object.assign(map.dataset, { free: blocks.free, inUse: blocks.in_use, shared: blocks.shared, cached: blocks.cached });
+  for (const [name, value] of [['free', blocks.free], ['inUse', blocks.in_use], ['shared', blocks.shared], ['cached', blocks.cached]])
+    if (map.dataset[name] !== String(value)) map.dataset[name] = value;
 
   const per = Math.max(1, Math.ceil(blocks.count / MAX_CELLS));
   const n = Math.ceil(blocks.count / per);
   if (n !== cells.length || per !== blocksPerCell) {
     blocksPerCell = per;
-    map.replaceChildren();
     cells = [];
     outlined = [];
+    const fragment = document.createDocumentFragment(); // thousands of cells, inserted at once
     for (let i = 0; i < n; i++) {
       const cell = document.createElement('i');
       cell.className = 'cell f';
       cell.dataset.index = i;
-      map.appendChild(cell);
-      cells.push(cell);
+      cells.push(fragment.appendChild(cell));
     }
+    map.replaceChildren(fragment);
     cellStates = '.'.repeat(n);
     text('map-scale', per > 1 ? `1 cell = ${per} blocks (the busiest shown)` : '1 cell = 1 block');
   }
@@ -261,11 +264,6 @@ function sequenceRow(key) {
   row.addEventListener('mouseleave', () => { hovered = null; highlight([]); });
   rows.set(key, r);
   return r;
-}
-
-function setText(el, value) {
-  const s = String(value);
-  if (el.textContent !== s) el.textContent = s;
 }
 
 function renderSequences(sequences, blocksChanged) {
