@@ -34,12 +34,15 @@ internal static class ServeCommand
         {
             Description = "directory where POST /v1/kv/sessions/{id}/save writes a conversation's KV and /restore reads it back",
         };
+        var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "shortest time between two snapshots the inspector page (GET /) receives while the engine changes",
+            (int)new ServerOptions().InspectorInterval.TotalMilliseconds, Allowed.AtLeast((int)ServerOptions.MinInspectorInterval.TotalMilliseconds));
         var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions), continuous batching and prefix caching")
         {
             model, tokenizer, chatTemplate, host, port, apiKey, context, budget, maxRunning, maxQueue, threads,
         };
         foreach (var option in tiers.All) command.Options.Add(option);
         command.Options.Add(sessionDir);
+        command.Options.Add(inspectorInterval);
         command.Options.Add(policy);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
@@ -64,6 +67,7 @@ internal static class ServeCommand
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey),
                 MaxQueue = r.GetValue(maxQueue),
+                InspectorInterval = TimeSpan.FromMilliseconds(r.GetValue(inspectorInterval)),
                 ChatTemplate = template,
                 SessionDirectory = r.GetValue(sessionDir) is { } dir ? Directory.CreateDirectory(dir).FullName : null,
                 Engine = new EngineOptions

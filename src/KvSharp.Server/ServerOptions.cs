@@ -32,10 +32,21 @@ public sealed record ServerOptions
     /// </summary>
     public string? SessionDirectory { get; init; }
 
+    /// <summary>
+    /// The inspector's event stream (<c>GET /v1/kv/events</c>) takes a new snapshot at most this often while the
+    /// engine changes (an idle engine sends none): four a second by default, enough to watch a pool fill, and at least
+    /// <see cref="MinInspectorInterval"/>, so open pages never take the engine's time for more than a person can follow.
+    /// </summary>
+    public TimeSpan InspectorInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>The shortest <see cref="InspectorInterval"/>: ten snapshots a second.</summary>
+    public static readonly TimeSpan MinInspectorInterval = TimeSpan.FromMilliseconds(100);
+
     internal void Validate()
     {
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");
         if (MaxQueue < 0) throw new ArgumentOutOfRangeException(nameof(MaxQueue), MaxQueue, "queue length must be >= 0");
+        if (InspectorInterval < MinInspectorInterval)
+            throw new ArgumentOutOfRangeException(nameof(InspectorInterval), InspectorInterval, $"the inspector's snapshot interval must be at least {MinInspectorInterval.TotalMilliseconds} ms");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("the API key must not be empty", nameof(ApiKey));
     }
 }

@@ -14,7 +14,8 @@ internal static class BenchCommand
             "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), " +
             "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url), " +
             "tiers (a 2,000-token prefix from RAM, disk, Redis and recomputed), " +
-            "router (prefix-aware routing over 3 replicas)",
+            "router (prefix-aware routing over 3 replicas), " +
+            "inspector (decode tokens/s with and without the inspector's event stream, ABBA)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
         var tokenizer = CommonOptions.Tokenizer();

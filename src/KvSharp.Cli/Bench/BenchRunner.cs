@@ -44,6 +44,7 @@ public static class BenchRunner
             BenchScenario.Serve => ServeScenario.Run(s, info, log, table),
             BenchScenario.Tiers => TiersScenario.Run(s, info, log, table),
             BenchScenario.Router => RouterScenario.Run(s, info, log, table),
+            BenchScenario.Inspector => InspectorScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
         long peak = PeakMemory.Peak();

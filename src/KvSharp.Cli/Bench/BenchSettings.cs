@@ -20,6 +20,8 @@ public enum BenchScenario
     Tiers,
     /// <summary>Users chatting through `kvsharp router` to 3 replicas: prefix hit rate and tokens/s, prefix-aware against round-robin.</summary>
     Router,
+    /// <summary>Decode tokens/s with and without the inspector page's event stream open, ABBA; the cost of one snapshot.</summary>
+    Inspector,
 }
 
 /// <summary>Everything `kvsharp bench` was asked to do, parsed and defaulted.</summary>

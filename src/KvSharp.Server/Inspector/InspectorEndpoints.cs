@@ -1,3 +1,4 @@
+using System.Buffers;
 using KvSharp.Server.Generation;
 using KvSharp.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -10,8 +11,10 @@ namespace KvSharp.Server.Inspector;
 
 /// <summary>
 /// The live KV cache inspector: <c>GET /</c> (the page) and its files under <c>/inspector/</c>; <c>GET /v1/kv/snapshot</c>
-/// (the engine as JSON, taken now); <c>GET /v1/kv/events</c> (the same JSON as server-sent events, one per change of
-/// the engine's state, at most ten a second, a comment every 15 s to keep idle connections open).
+/// (the engine as JSON, taken now); <c>GET /v1/kv/events</c> (the same JSON as server-sent events when the engine's
+/// state changed, at most one per <see cref="ServerOptions.InspectorInterval"/>, a comment every 15 s to keep idle
+/// connections open; with <c>?delta=true</c> only the first is whole and the rest are <c>event: delta</c>, the parts
+/// that changed).
 /// </summary>
 internal static class InspectorEndpoints
 {
@@ -19,7 +22,11 @@ internal static class InspectorEndpoints
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
 
     public static void AddServices(IServiceCollection services) =>
-        services.AddSingleton(sp => new SnapshotFeed(sp.GetRequiredService<EngineService>().Engine));
+        services.AddSingleton(sp =>
+        {
+            var service = sp.GetRequiredService<EngineService>();
+            return new SnapshotFeed(service.Engine, service.Options.InspectorInterval);
+        });
 
     public static void Map(WebApplication app)
     {
@@ -57,6 +64,7 @@ internal static class InspectorEndpoints
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var response = context.Response;
         ServerSentEvents.Begin(response);
+        bool deltas = context.Request.Query["delta"] is [var delta] && bool.TryParse(delta, out bool on) && on;
         long sent = -1;
         var lastWrite = DateTime.UtcNow;
         try
@@ -66,7 +74,13 @@ internal static class InspectorEndpoints
                 var snapshot = feed.Latest();
                 if (snapshot.Changes != sent)
                 {
-                    ServerSentEvents.Write(response.BodyWriter, snapshot.Json);
+                    // A page that has the delta's base gets only what changed; one that missed a snapshot, the whole.
+                    if (deltas && snapshot.Delta is { } changed && snapshot.Base == sent)
+                    {
+                        response.BodyWriter.Write("event: delta\n"u8);
+                        ServerSentEvents.Write(response.BodyWriter, changed);
+                    }
+                    else ServerSentEvents.Write(response.BodyWriter, snapshot.Json);
                     await response.BodyWriter.FlushAsync(stop.Token);
                     sent = snapshot.Changes;
                     lastWrite = DateTime.UtcNow;
@@ -76,7 +90,7 @@ internal static class InspectorEndpoints
                     await response.BodyWriter.WriteAsync(": keep-alive\n\n"u8.ToArray(), stop.Token);
                     lastWrite = DateTime.UtcNow;
                 }
-                await Task.Delay(SnapshotFeed.MinInterval, stop.Token);
+                await Task.Delay(feed.Interval, stop.Token);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)

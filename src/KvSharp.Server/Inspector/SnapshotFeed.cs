@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using KvSharp.Engine;
 
 namespace KvSharp.Server.Inspector;
@@ -7,15 +6,17 @@ namespace KvSharp.Server.Inspector;
 /// <summary>
 /// The snapshots the inspector page streams, shared by every open page: a new one is taken only when the engine's
 /// state changed (<see cref="LlmEngine.Changes"/>: at most one per step) and no more often than
-/// <see cref="MinInterval"/>, however many pages are open; each is serialised once.
+/// <see cref="Interval"/> (<see cref="ServerOptions.InspectorInterval"/>), however many pages are open; each is
+/// serialised once, whole and as its changes since the one before.
 /// </summary>
-internal sealed class SnapshotFeed(LlmEngine engine)
+internal sealed class SnapshotFeed(LlmEngine engine, TimeSpan interval)
 {
-    /// <summary>At most ten snapshots a second: enough to watch, cheap enough not to slow decoding.</summary>
-    public static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(100);
-
     private readonly Lock _lock = new();
     private FeedSnapshot? _latest;
+    private SnapshotParts? _parts;
+
+    /// <summary>The shortest time between two snapshots, and how often a stream looks for a new one.</summary>
+    public TimeSpan Interval => interval;
 
     /// <summary>The latest snapshot, taking a new one if the engine changed since and the last is old enough.</summary>
     public FeedSnapshot Latest()
@@ -23,15 +24,31 @@ internal sealed class SnapshotFeed(LlmEngine engine)
         lock (_lock)
         {
             long now = Stopwatch.GetTimestamp();
-            if (_latest is { } last && (last.Changes == engine.Changes || Stopwatch.GetElapsedTime(last.TakenAt, now) < MinInterval)) return last;
-            var snapshot = engine.Inspect();
-            _latest = new FeedSnapshot(snapshot.Changes, now, JsonSerializer.SerializeToUtf8Bytes(snapshot, InspectorJson.Default.EngineSnapshotDetail));
-            return _latest;
+            if (_latest is { } last && (last.Changes == engine.Changes || Stopwatch.GetElapsedTime(last.TakenAt, now) < interval)) return last;
+            return TakeLocked(now);
         }
+    }
+
+    /// <summary>A new snapshot now, whatever the interval (a benchmark times this: Inspect and both serialisations).</summary>
+    internal FeedSnapshot Take(long now)
+    {
+        lock (_lock) return TakeLocked(now);
+    }
+
+    private FeedSnapshot TakeLocked(long now)
+    {
+        var parts = new SnapshotParts(engine.Inspect());
+        // Equal change counts, equal state: a delta against the same state would be empty, so the stream skips it anyway.
+        byte[]? delta = _parts is { } before && before.Changes != parts.Changes ? parts.WriteDelta(before) : null;
+        _latest = new FeedSnapshot(parts.Changes, now, parts.WriteFull(), delta, delta != null ? _parts!.Changes : -1);
+        _parts = parts;
+        return _latest;
     }
 }
 
 /// <param name="Changes">The engine's change count the snapshot was taken at.</param>
 /// <param name="TakenAt">A Stopwatch timestamp.</param>
 /// <param name="Json">The snapshot as /v1/kv/snapshot writes it.</param>
-internal sealed record FeedSnapshot(long Changes, long TakenAt, byte[] Json);
+/// <param name="Delta">Its changes since the feed's previous snapshot (null for the first).</param>
+/// <param name="Base">The previous snapshot's change count, which <paramref name="Delta"/> applies to (-1 without one).</param>
+internal sealed record FeedSnapshot(long Changes, long TakenAt, byte[] Json, byte[]? Delta, long Base);

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using KvSharp.Engine;
 using KvSharp.Server.Inspector;
@@ -74,6 +75,48 @@ public partial class InspectorEndpointTests(InspectorServerFixture server) : ICl
         var stepped = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
         Assert.Equal(engine.Metrics.Steps, stepped.GetProperty("step").GetInt64());
         Assert.Equal("decoding", stepped.GetProperty("sequences")[0].GetProperty("state").GetString());
+        await server.FinishAsync(request);
+    }
+
+    [Fact]
+    public async Task DeltaEventsCarryOnlyWhatChangedAndRebuildTheEnginesSnapshot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var engine = server.Engine;
+        using var response = await server.Client.GetAsync(InspectorEndpoints.EventsPath + "?delta=true", HttpCompletionOption.ResponseHeadersRead, ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+        var (type, state) = await InspectorEvents.ReadAsync(reader, ct);
+        Assert.Equal("message", type);
+        Assert.False(state.ContainsKey("base"), "the first event is a whole snapshot");
+
+        var request = await server.SubmitAsync(Story, 12, samples: 2);
+        int deltas = 0;
+        bool mapPatched = false, treePatched = false;
+        for (int step = 0; step < 4; step++)
+        {
+            if (step > 0) engine.Step();
+            // Every event after the first is a delta on the one before, until the page has the engine's state.
+            while (state["changes"]!.GetValue<long>() != engine.Changes)
+            {
+                var (t, delta) = await InspectorEvents.ReadAsync(reader, ct);
+                Assert.Equal("delta", t);
+                Assert.False(delta.ContainsKey("model"), "the model never changes, so no delta carries it");
+                mapPatched |= delta["map_runs"] is { } runs && runs.AsArray().Count > 0;
+                treePatched |= delta["prefix_tree_runs"] is { } nodes && nodes.AsArray().Count > 0;
+                Assert.Null(delta["prefix_tree"]); // the tree comes as changed runs of nodes, never whole
+                InspectorEvents.Apply(state, delta);
+                deltas++;
+            }
+            // The engine is still: what the deltas built is the snapshot of now, part for part.
+            var now = JsonNode.Parse(JsonSerializer.SerializeToUtf8Bytes(engine.Inspect(), InspectorJson.Default.EngineSnapshotDetail))!.AsObject();
+            foreach (string part in new[] { "step", "model", "blocks", "prefix_tree", "counters", "tiers" })
+                Assert.Equal(InspectorEvents.Json(now[part]), InspectorEvents.Json(state[part]));
+            Assert.Equal(now["sequences"]!.AsArray().Select(s => InspectorEvents.Json(s!["block_table"])), state["sequences"]!.AsArray().Select(s => InspectorEvents.Json(s!["block_table"])));
+        }
+        Assert.True(deltas >= 4, $"{deltas} delta events for a submission and three steps");
+        Assert.True(mapPatched, "the steps allocated blocks, so some delta patched the map");
+        Assert.True(treePatched, "the steps published blocks, so some delta patched the prefix tree");
         await server.FinishAsync(request);
     }
 

@@ -26,6 +26,9 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         await WaitForAsync(page, $"document.querySelectorAll('#block-map .cell').length === {server.Engine.Pool.BlockCount}");
         Assert.True(await page.IsHiddenAsync("#tiers-panel"), "the KV tiers panel shows on an engine without tiers");
 
+        // Every cell keeps its element from update to update: mark them all now and look for the marks at the end.
+        await page.EvaluateAsync("() => document.querySelectorAll('#block-map .cell').forEach(c => c.kept = true)");
+
         // Two requests queued: the page lists them before a step runs.
         var story = await server.SubmitAsync(Story, 12);
         var dogs = await server.SubmitAsync(Dog, 12, samples: 2);
@@ -38,17 +41,29 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         int inUse = await page.EvalOnSelectorAllAsync<int>("#block-map .cell.u, #block-map .cell.s", "cells => cells.length");
         Assert.Equal(server.Engine.Pool.UsedBlocks, inUse);
         Assert.Equal(server.Engine.Pool.UsedBlocks.ToString(), (await page.InnerTextAsync("#pool-blocks")).Split(" / ")[0]);
+        // Rows keep their elements too: a step later the same rows show the new counts.
+        await page.EvaluateAsync("() => document.querySelectorAll('#sequences tbody tr').forEach(r => r.kept = true)");
+        server.Engine.Step();
+        await WaitForAsync(page, $"document.querySelector('#step').textContent === '{server.Engine.Metrics.Steps}'");
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#sequences tbody tr')].every(r => r.kept)"),
+            "a sequence's row was rebuilt instead of updated");
         await server.FinishAsync(story, dogs);
 
         // The same prompt again: its full blocks come from the prefix cache, and the tree and the hit rate say so.
+        // The tree's runs keep their elements too (a run is found again by its first block).
+        await WaitForAsync(page, "document.querySelectorAll('#prefix-tree .node').length > 0");
+        await page.EvaluateAsync("() => document.querySelectorAll('#prefix-tree .node').forEach(n => n.kept = true)");
         var again = await server.SubmitAsync(Story, 12);
         var more = await server.SubmitAsync(Story + " with her friends", 12, samples: 2);
         server.Engine.Step();
         await WaitForAsync(page, "document.querySelectorAll('#prefix-tree .node.hit').length > 0 && document.querySelector('#hit-rate').textContent !== '0%'");
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#prefix-tree .node.hit')].some(n => n.kept)"),
+            "the prefix tree was rebuilt instead of updated: no run that got a hit kept its element");
         var cached = await page.EvalOnSelectorAllAsync<int[]>("#sequences tbody tr", "rows => rows.map(r => Number(r.children[3].textContent))");
         Assert.Equal(3, cached.Length);
         Assert.All(cached, c => Assert.True(c > 0, "every sequence adopted the cached prefix"));
         await SaveScreenshotAsync(page);
+        await AssertHiddenPageDrawsNothingAsync(page);
 
         // Finished: nothing holds a block; what the requests computed stays cached.
         await server.FinishAsync(again, more);
@@ -57,7 +72,32 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         Assert.All(cells, c => Assert.True(c is "cell f" or "cell c", $"a cell is {c} after every request finished"));
         Assert.Contains("cell c", cells);
         Assert.Equal(server.Engine.Pool.CachedBlocks, cells.Count(c => c == "cell c"));
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#block-map .cell')].every(c => c.kept)"),
+            "a block map cell was replaced instead of given a new class");
+        // One frame at most per event received: updates that arrive together are drawn once.
+        var stats = await page.EvaluateAsync<Dictionary<string, int>>("() => window.inspectorStats");
+        Assert.InRange(stats["frames"], 1, stats["events"]);
         Assert.Empty(errors);
+    }
+
+    /// <summary>
+    /// While the tab is hidden the page closes its stream and draws nothing, however the engine moves; shown again, it
+    /// reconnects and catches up. (Headless Chromium is never hidden, so the test tells the page it is.)
+    /// </summary>
+    private async Task AssertHiddenPageDrawsNothingAsync(IPage page)
+    {
+        await page.EvaluateAsync("() => { Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' }); document.dispatchEvent(new Event('visibilitychange')); }");
+        await WaitForAsync(page, "document.querySelector('#connection').dataset.state === 'paused'");
+        var before = await page.EvaluateAsync<int[]>("() => [window.inspectorStats.events, window.inspectorStats.frames]");
+        string step = await page.InnerTextAsync("#step");
+        server.Engine.Step();
+        // Several of the feed's intervals: a page that still listened would have had the step's snapshot by now.
+        await Task.Delay(1000);
+        Assert.Equal(before, await page.EvaluateAsync<int[]>("() => [window.inspectorStats.events, window.inspectorStats.frames]"));
+        Assert.Equal(step, await page.InnerTextAsync("#step"));
+
+        await page.EvaluateAsync("() => { Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' }); document.dispatchEvent(new Event('visibilitychange')); }");
+        await WaitForAsync(page, $"document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#step').textContent === '{server.Engine.Metrics.Steps}'");
     }
 
     /// <summary>Waits (a bounded while) for the page to satisfy <paramref name="condition"/>, a JavaScript expression.</summary>

@@ -91,7 +91,7 @@ public class CliOptionErrorTests
         string threads = r.Stdout.Split('\n').Single(l => l.Contains("--threads"));
         Assert.Single(threads.Split("default").Skip(1));
         var bench = CliRunner.Run("bench", "--help");
-        Assert.Contains("--scenario <speed|cache|capacity|concurrency|multiturn|serve|tiers|router>", bench.Stdout);
+        Assert.Contains("--scenario <speed|cache|capacity|concurrency|multiturn|serve|tiers|router|inspector>", bench.Stdout);
         Assert.Contains("progress line shows an ETA", bench.Stdout);
     }
 

@@ -30,13 +30,22 @@ function setConnection(state, text) {
   el.textContent = text;
 }
 
+// A hidden tab reads nothing and draws nothing: the stream closes, so the server sends it nothing either, and a
+// fresh one (a whole snapshot first) opens when the tab shows again.
+let stream = null;             // the open stream's AbortController
+const hidden = () => document.visibilityState === 'hidden';
+
 async function connect() {
+  if (stream || hidden()) return;
+  const controller = stream = new AbortController();
   const key = apiKey();
   const headers = { Accept: 'text/event-stream' };
   if (key) headers.Authorization = 'Bearer ' + key;
   try {
-    const response = await fetch('/v1/kv/events', { headers, cache: 'no-store' });
+    // delta=true: the first event is a whole snapshot, the rest only the parts that changed since the one before.
+    const response = await fetch('/v1/kv/events?delta=true', { headers, cache: 'no-store', signal: controller.signal });
     if (response.status === 401) {
+      stream = null;
       setConnection('disconnected', 'API key needed');
       $('key-form').hidden = false;
       return;
@@ -51,18 +60,36 @@ async function connect() {
       buffer += value;
       let end;
       while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, end);
+        const lines = buffer.slice(0, end).split('\n');
         buffer = buffer.slice(end + 2);
-        const data = event.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
-        if (data) render(JSON.parse(data));
+        const type = lines.find(l => l.startsWith('event: '));
+        const data = lines.filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
+        if (data) receive(JSON.parse(data), type ? type.slice(7) : 'message');
       }
     }
     throw new Error('the stream ended');
   } catch (e) {
+    if (stream !== controller) return; // closed on purpose (hidden tab, a fresh start)
+    stream = null;
     setConnection('disconnected', 'disconnected, retrying');
     setTimeout(connect, 1000);
   }
 }
+
+function disconnect() {
+  const controller = stream;
+  stream = null;
+  if (controller) controller.abort();
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (hidden()) {
+    disconnect();
+    if (frame) { cancelAnimationFrame(frame); frame = 0; }
+    setConnection('paused', 'paused while hidden');
+    lastSample = null; // the charts resume from the next sample, not averaged over the pause
+  } else connect();
+});
 
 $('key-form').addEventListener('submit', e => {
   e.preventDefault();
@@ -70,6 +97,53 @@ $('key-form').addEventListener('submit', e => {
   $('key-form').hidden = true;
   connect();
 });
+
+// ---- receiving ----------------------------------------------------------------------------------------------
+
+// What changed since the last frame was drawn; a frame draws only these parts, at most one frame per event.
+const PARTS = ['model', 'blocks', 'sequences', 'prefix_tree', 'counters', 'tiers'];
+const dirty = new Set();
+let frame = 0;
+// For the page's own test: events received, frames drawn, and how often each costly part was redrawn.
+const stats = window.inspectorStats = { events: 0, frames: 0, sequences: 0, tree: 0 };
+
+function receive(event, type) {
+  stats.events++;
+  if (type === 'delta') {
+    // A delta applies to the snapshot it names; if this page does not have it, start over from a whole one.
+    if (!latest || event.base !== latest.changes) { disconnect(); connect(); return; }
+    for (const part of PARTS) {
+      if (!(part in event)) continue;
+      if (part === 'blocks') event.blocks.map = patch(latest.blocks.map, event.map_runs, event.blocks.count);
+      latest[part] = event[part];
+      dirty.add(part);
+    }
+    if (event.prefix_tree_runs) {
+      // The tree's changed nodes at their places: a list cut or grown to its new length, then written over.
+      const tree = latest.prefix_tree.slice(0, event.prefix_tree_length);
+      for (const [start, nodes] of event.prefix_tree_runs) tree.splice(start, nodes.length, ...nodes);
+      latest.prefix_tree = tree;
+      dirty.add('prefix_tree');
+    }
+    latest.step = event.step;
+    latest.changes = event.changes;
+    latest.taken_at = event.taken_at;
+  } else {
+    latest = event;
+    for (const part of PARTS) dirty.add(part);
+  }
+  if (!frame) frame = requestAnimationFrame(draw);
+}
+
+// The map with each run [first block, "cells"] written over it.
+function patch(map, runs, length) {
+  let out = '', at = 0;
+  for (const [start, cells] of runs) {
+    out += map.slice(at, start) + cells;
+    at = start + cells.length;
+  }
+  return (out + map.slice(at)).slice(0, length);
+}
 
 // ---- formatting ---------------------------------------------------------------------------------------------
 
@@ -82,28 +156,34 @@ function bytes(n) {
 const count = n => n.toLocaleString('en-US');
 const percent = x => (100 * x).toFixed(x > 0 && x < 0.1 ? 1 : 0) + '%';
 
-function text(id, value) {
-  const el = $(id);
-  if (el.textContent !== String(value)) el.textContent = value;
+// Writes only what differs: an unchanged write would still invalidate the element's layout.
+function setText(el, value) {
+  const s = String(value);
+  if (el.textContent !== s) el.textContent = s;
 }
+const text = (id, value) => setText($(id), value);
 
 // ---- rendering ----------------------------------------------------------------------------------------------
 
-function render(snapshot) {
-  latest = snapshot;
+function draw() {
+  frame = 0;
+  if (!latest || hidden()) return;
+  stats.frames++;
+  const snapshot = latest;
   text('model-name', snapshot.model.name);
   text('step', count(snapshot.step));
-  renderPool(snapshot.blocks);
-  renderSequences(snapshot.sequences);
-  renderPrefix(snapshot.prefix_tree, snapshot.counters);
-  renderCounters(snapshot.counters);
-  renderTiers(snapshot.tiers || []);
-  renderModel(snapshot.model, snapshot.blocks);
+  if (dirty.has('blocks')) renderPool(snapshot.blocks);
+  if (dirty.has('sequences') || dirty.has('blocks')) renderSequences(snapshot.sequences, dirty.has('blocks'));
+  if (dirty.has('prefix_tree')) renderPrefix(snapshot.prefix_tree);
+  if (dirty.has('counters')) renderCounters(snapshot.counters);
+  if (dirty.has('tiers')) renderTiers(snapshot.tiers || []);
+  if (dirty.has('model') || dirty.has('blocks')) renderModel(snapshot.model, snapshot.blocks);
+  dirty.clear();
   if (!lastSample) sample();
 }
 
-// The map: one cell per block (or per group of blocks, showing the busiest state among them); only changed cells
-// are touched, so a large pool redraws cheaply.
+// The map: one cell per block (or per group of blocks, showing the busiest state among them). The cells are made
+// once and keep their elements; only a cell whose state changed gets a new class, so a large pool redraws cheaply.
 const busiest = { '.': 0, c: 1, u: 2, s: 3 };
 function renderPool(blocks) {
   const held = blocks.in_use + blocks.shared;
@@ -117,21 +197,23 @@ function renderPool(blocks) {
   text('count-shared', count(blocks.shared));
   text('count-cached', count(blocks.cached));
   const map = $('block-map');
-  Object.assign(map.dataset, { free: blocks.free, inUse: blocks.in_use, shared: blocks.shared, cached: blocks.cached });
+  for (const [name, value] of [['free', blocks.free], ['inUse', blocks.in_use], ['shared', blocks.shared], ['cached', blocks.cached]])
+    if (map.dataset[name] !== String(value)) map.dataset[name] = value;
 
   const per = Math.max(1, Math.ceil(blocks.count / MAX_CELLS));
   const n = Math.ceil(blocks.count / per);
   if (n !== cells.length || per !== blocksPerCell) {
     blocksPerCell = per;
-    map.replaceChildren();
     cells = [];
+    outlined = [];
+    const fragment = document.createDocumentFragment(); // thousands of cells, inserted at once
     for (let i = 0; i < n; i++) {
       const cell = document.createElement('i');
       cell.className = 'cell f';
       cell.dataset.index = i;
-      map.appendChild(cell);
-      cells.push(cell);
+      cells.push(fragment.appendChild(cell));
     }
+    map.replaceChildren(fragment);
     cellStates = '.'.repeat(n);
     text('map-scale', per > 1 ? `1 cell = ${per} blocks (the busiest shown)` : '1 cell = 1 block');
   }
@@ -141,7 +223,7 @@ function renderPool(blocks) {
     for (let b = i * per; b < Math.min(blocks.count, (i + 1) * per); b++)
       if (busiest[blocks.map[b]] > busiest[state]) state = blocks.map[b];
     states += state;
-    if (state !== cellStates[i]) cells[i].className = 'cell ' + (state === '.' ? 'f' : state);
+    if (state !== cellStates[i]) cells[i].className = 'cell ' + (state === '.' ? 'f' : state) + (outlined.includes(cells[i]) ? ' hl' : '');
   }
   cellStates = states;
 }
@@ -154,69 +236,124 @@ $('block-map').addEventListener('mouseover', e => {
   e.target.title = (first === last ? `block ${first}` : `blocks ${first}–${last}`) + ': ' + stateNames[cellStates[i]];
 });
 
-function highlight(blockTable, on) {
-  for (const b of blockTable) {
-    const cell = cells[Math.floor(b / blocksPerCell)];
-    if (cell) cell.classList.toggle('hl', on);
-  }
+// The hovered sequence's blocks are outlined on the map; only the cells that change outline are touched.
+let outlined = [];
+function highlight(blockTable) {
+  const next = blockTable.map(b => cells[Math.floor(b / blocksPerCell)]).filter(c => c);
+  for (const cell of outlined) if (!next.includes(cell)) cell.classList.remove('hl');
+  for (const cell of next) if (!outlined.includes(cell)) cell.classList.add('hl');
+  outlined = next;
 }
 
-function renderSequences(sequences) {
+// The sequence table, one row per sequence kept from snapshot to snapshot by its label: a row's cells are written
+// only when their text changes and its block chips only when its block table (or which blocks are shared) does.
+const rows = new Map();        // label -> { row, tds, badge, chips, table, tableKey }
+const COLUMNS = 8;
+
+function sequenceRow(key) {
+  let r = rows.get(key);
+  if (r) return r;
+  const row = document.createElement('tr');
+  const tds = [];
+  for (let i = 0; i < COLUMNS; i++) tds.push(row.appendChild(document.createElement('td')));
+  const badge = tds[1].appendChild(document.createElement('span'));
+  const chips = tds[7].appendChild(document.createElement('div'));
+  chips.className = 'blocks';
+  r = { row, tds, badge, chips, table: [], tableKey: null };
+  row.addEventListener('mouseenter', () => { hovered = key; highlight(r.table); });
+  row.addEventListener('mouseleave', () => { hovered = null; highlight([]); });
+  rows.set(key, r);
+  return r;
+}
+
+function renderSequences(sequences, blocksChanged) {
+  stats.sequences++;
   const body = $('sequences').tBodies[0];
   $('no-sequences').hidden = sequences.length > 0;
-  const rows = sequences.map(s => {
-    const row = document.createElement('tr');
-    row.dataset.request = s.request_id;
-    row.dataset.sample = s.sample;
-    row.dataset.state = s.state;
-    const id = s.sample > 0 ? `#${s.request_id}.${s.sample}` : `#${s.request_id}`;
+  const seen = new Set();
+  let running = 0, waiting = 0;
+  sequences.forEach((s, index) => {
+    const key = s.sample > 0 ? `#${s.request_id}.${s.sample}` : `#${s.request_id}`;
+    seen.add(key);
+    const r = sequenceRow(key);
+    if (s.state === 'prefill' || s.state === 'decoding') running++; else waiting++;
+    if (r.row.dataset.state !== s.state) Object.assign(r.row.dataset, { request: s.request_id, sample: s.sample, state: s.state });
     const ttft = s.time_to_first_token_ms == null ? '–' : s.time_to_first_token_ms.toFixed(1) + ' ms';
-    const cellsText = [id, null, s.prompt_tokens, s.cached_tokens, s.generated_tokens, s.kv_length, ttft, null];
-    cellsText.forEach((value, i) => {
-      const td = document.createElement('td');
-      if (i === 1) {
-        const badge = document.createElement('span');
-        badge.className = 'state ' + s.state;
-        // A prompt computed in chunks shows how far it got.
-        const state = s.state === 'prefill' ? `prefill ${s.kv_length}/${s.prompt_tokens}` : s.state;
-        badge.textContent = s.preemptions > 0 && s.state !== 'preempted' ? `${state} (preempted ${s.preemptions}×)` : state;
-        td.appendChild(badge);
-      } else if (i === 7) {
-        const chips = document.createElement('div');
-        chips.className = 'blocks';
-        td.appendChild(chips);
-        for (const b of s.block_table) {
-          const chip = document.createElement('span');
-          const shared = latest.blocks.map[b] === 's';
-          chip.className = shared ? 'chip s' : 'chip';
-          chip.textContent = b;
-          chips.appendChild(chip);
-        }
-      } else td.textContent = value;
-      row.appendChild(td);
-    });
-    const key = id;
-    row.addEventListener('mouseenter', () => { hovered = key; highlight(s.block_table, true); });
-    row.addEventListener('mouseleave', () => { hovered = null; highlight(s.block_table, false); });
-    return { row, key, table: s.block_table };
+    setText(r.tds[0], key);
+    setText(r.tds[2], s.prompt_tokens);
+    setText(r.tds[3], s.cached_tokens);
+    setText(r.tds[4], s.generated_tokens);
+    setText(r.tds[5], s.kv_length);
+    setText(r.tds[6], ttft);
+    // A prompt computed in chunks shows how far it got.
+    const state = s.state === 'prefill' ? `prefill ${s.kv_length}/${s.prompt_tokens}` : s.state;
+    const className = 'state ' + s.state;
+    if (r.badge.className !== className) r.badge.className = className;
+    setText(r.badge, s.preemptions > 0 && s.state !== 'preempted' ? `${state} (preempted ${s.preemptions}×)` : state);
+    const tableKey = s.block_table.join(' ');
+    if (tableKey !== r.tableKey) {
+      r.table = s.block_table;
+      r.tableKey = tableKey;
+      r.chips.replaceChildren(...s.block_table.map(b => {
+        const chip = document.createElement('span');
+        chip.textContent = b;
+        return chip;
+      }));
+      markShared(r);
+      if (hovered === key) highlight(r.table);
+    } else if (blocksChanged) markShared(r);
+    // Rows keep their elements; only one that is out of place moves.
+    if (body.children[index] !== r.row) body.insertBefore(r.row, body.children[index] || null);
   });
-  // Rows are rebuilt on every snapshot: the hovered sequence keeps its blocks marked.
-  for (const cell of cells) cell.classList.remove('hl');
-  const still = rows.find(r => r.key === hovered);
-  if (still) highlight(still.table, true);
-  body.replaceChildren(...rows.map(r => r.row));
-  text('running-count', sequences.filter(s => s.state === 'prefill' || s.state === 'decoding').length);
-  text('waiting-count', sequences.filter(s => s.state === 'queued' || s.state === 'preempted').length);
+  for (const [key, r] of rows) {
+    if (seen.has(key)) continue;
+    r.row.remove();
+    rows.delete(key);
+    if (hovered === key) { hovered = null; highlight([]); }
+  }
+  text('running-count', running);
+  text('waiting-count', waiting);
 }
 
-// The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf.
-function renderPrefix(nodes, counters) {
-  text('hit-rate', percent(counters.prefix_hit_rate));
-  text('hit-tokens', count(counters.prefix_hit_tokens) + ' / ' + count(counters.prefix_queried_tokens));
+// A chip is violet when its block is shared (refcount > 1).
+function markShared(r) {
+  const map = latest.blocks.map;
+  r.table.forEach((b, i) => {
+    const chip = r.chips.children[i];
+    const className = map[b] === 's' ? 'chip s' : 'chip';
+    if (chip.className !== className) chip.className = className;
+  });
+}
+
+// The prefix tree: each node a run of chained blocks, laid out left to right by depth, one row per leaf. Redrawn
+// only when the tree changed (the server sends it only then), and then incrementally: a run keeps its element by its
+// chain and first block, and only what moved or changed (position, label, classes, its edge) is written.
+const TREE = { W: 118, H: 20, GAP_X: 26, GAP_Y: 4, CHAIN_W: 62 };
+const treeRuns = new Map();    // "chain:first block" -> { g, title, label, hits, edge, state }
+const treeChains = new Map();  // chain -> its label
+let treeLayers = null;         // { edges, nodes, chains, more }: edges drawn under the runs
+
+function svgElement(parent, tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  return parent.appendChild(el);
+}
+
+function setAttr(el, name, value) {
+  const s = String(value);
+  if (el.getAttribute(name) !== s) el.setAttribute(name, s);
+}
+
+function renderPrefix(nodes) {
+  stats.tree++;
   text('prefix-blocks', count(nodes.reduce((n, node) => n + node.blocks.length, 0)));
   $('no-prefixes').hidden = nodes.length > 0;
   const svg = $('prefix-tree');
-  svg.replaceChildren();
+  if (!treeLayers) {
+    treeLayers = { edges: svgElement(svg, 'g'), nodes: svgElement(svg, 'g'), chains: svgElement(svg, 'g', { class: 'chain' }) };
+    treeLayers.more = svgElement(svg, 'text', { x: 0 });
+  }
+  const { W, H, GAP_X, GAP_Y, CHAIN_W } = TREE;
   const shown = nodes.slice(0, MAX_TREE_NODES);
   const children = new Map();
   const roots = new Map(); // chain -> first-level nodes
@@ -231,7 +368,6 @@ function renderPrefix(nodes, counters) {
   }
   // Busiest branches first: most hits, then most blocks held.
   for (const kids of children.values()) kids.sort((a, b) => b.hits - a.hits || b.held - a.held);
-  const W = 118, H = 20, GAP_X = 26, GAP_Y = 4, CHAIN_W = 62;
   let row = 0, maxDepth = 0;
   const place = new Map();
   function layout(node, depth) {
@@ -243,53 +379,75 @@ function renderPrefix(nodes, counters) {
     place.set(node.id, { x: CHAIN_W + depth * (W + GAP_X), y: y * (H + GAP_Y) });
     return y;
   }
-  const chainRows = [];
+  const chainY = new Map();
   for (const [chain, first] of roots) {
     const ys = first.map(n => layout(n, 0));
-    chainRows.push({ chain, y: ys[0] * (H + GAP_Y), first });
+    chainY.set(chain, ys[0] * (H + GAP_Y));
     row += 0.5;
   }
-  const add = (parent, tag, attrs, content) => {
-    const el = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    if (content !== undefined) el.textContent = content;
-    parent.appendChild(el);
-    return el;
-  };
-  for (const c of chainRows) {
-    const g = add(svg, 'g', { class: 'chain' });
-    add(g, 'text', { x: 0, y: c.y + H / 2 + 4 }, `chain ${c.chain}`);
-    for (const n of c.first) {
-      const p = place.get(n.id);
-      add(svg, 'path', { class: 'edge', d: `M46 ${c.y + H / 2} C ${CHAIN_W - 6} ${c.y + H / 2}, ${CHAIN_W - 12} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+
+  for (const [chain, y] of chainY) {
+    let label = treeChains.get(chain);
+    if (!label) {
+      label = svgElement(treeLayers.chains, 'text', { x: 0 });
+      label.textContent = `chain ${chain}`;
+      treeChains.set(chain, label);
     }
+    setAttr(label, 'y', y + H / 2 + 4);
   }
+  for (const [chain, label] of treeChains) if (!chainY.has(chain)) { label.remove(); treeChains.delete(chain); }
+
+  const seen = new Set();
   for (const node of shown) {
     const p = place.get(node.id);
     if (!p) continue;
-    if (node.parent >= 0 && place.has(node.parent)) {
-      const q = place.get(node.parent);
-      add(svg, 'path', { class: 'edge', d: `M${q.x + W} ${q.y + H / 2} C ${q.x + W + GAP_X / 2} ${q.y + H / 2}, ${p.x - GAP_X / 2} ${p.y + H / 2}, ${p.x} ${p.y + H / 2}` });
+    const key = node.chain + ':' + node.blocks[0];
+    seen.add(key);
+    let run = treeRuns.get(key);
+    if (!run) {
+      const g = svgElement(treeLayers.nodes, 'g');
+      run = { g, title: svgElement(g, 'title'), edge: svgElement(treeLayers.edges, 'path', { class: 'edge' }), state: '' };
+      svgElement(g, 'rect', { width: W, height: H });
+      run.label = svgElement(g, 'text', { x: 6, y: 14 });
+      run.hits = svgElement(g, 'text', { x: W - 6, y: 14, 'text-anchor': 'end', class: 'hits' });
+      treeRuns.set(key, run);
     }
+    setAttr(run.g, 'transform', `translate(${p.x} ${p.y})`);
+    // Its edge comes from its parent's run, or from its chain's label for a chain's first run.
+    const q = node.parent >= 0 ? place.get(node.parent) : null;
+    const y = p.y + H / 2;
+    setAttr(run.edge, 'd', q
+      ? `M${q.x + W} ${q.y + H / 2} C ${q.x + W + GAP_X / 2} ${q.y + H / 2}, ${p.x - GAP_X / 2} ${y}, ${p.x} ${y}`
+      : `M46 ${chainY.get(node.chain) + H / 2} C ${CHAIN_W - 6} ${chainY.get(node.chain) + H / 2}, ${CHAIN_W - 12} ${y}, ${p.x} ${y}`);
+    // What the run shows: written only when some of it changed.
+    const state = [node.hits, node.held, node.orphaned, node.blocks.length, node.blocks[node.blocks.length - 1]].join(' ');
+    if (state === run.state) continue;
+    run.state = state;
     const classes = ['node'];
     if (node.hits > 0) classes.push('hit');
     if (node.held > 0) classes.push('held');
     if (node.orphaned) classes.push('orphaned');
-    const g = add(svg, 'g', { class: classes.join(' '), 'data-hits': node.hits, 'data-blocks': node.blocks.join(' ') });
-    add(g, 'title', {}, `blocks ${node.blocks.join(', ')}\n${node.hits} hit(s) each; ${node.held} held by a sequence, ${node.blocks.length - node.held} cached` + (node.orphaned ? '\norphaned: its parent block was evicted' : ''));
-    add(g, 'rect', { x: p.x, y: p.y, width: W, height: H });
+    run.g.setAttribute('class', classes.join(' '));
+    run.g.dataset.hits = node.hits;
+    run.g.dataset.blocks = node.blocks.join(' ');
+    run.title.textContent = `blocks ${node.blocks.join(', ')}\n${node.hits} hit(s) each; ${node.held} held by a sequence, ${node.blocks.length - node.held} cached` +
+      (node.orphaned ? '\norphaned: its parent block was evicted' : '');
     const first = node.blocks[0], last = node.blocks[node.blocks.length - 1];
-    const label = node.blocks.length === 1 ? `b${first}` : `b${first}…b${last} (${node.blocks.length})`;
-    add(g, 'text', { x: p.x + 6, y: p.y + 14 }, label);
-    add(g, 'text', { x: p.x + W - 6, y: p.y + 14, 'text-anchor': 'end', class: 'hits' }, node.hits > 0 ? `${node.hits} hit${node.hits > 1 ? 's' : ''}` : '');
+    run.label.textContent = node.blocks.length === 1 ? `b${first}` : `b${first}…b${last} (${node.blocks.length})`;
+    run.hits.textContent = node.hits > 0 ? `${node.hits} hit${node.hits > 1 ? 's' : ''}` : '';
   }
-  if (nodes.length > shown.length)
-    add(svg, 'text', { x: 0, y: row * (H + GAP_Y) + 14 }, `+ ${nodes.length - shown.length} more runs not drawn`);
-  svg.setAttribute('width', CHAIN_W + (maxDepth + 1) * (W + GAP_X));
-  svg.setAttribute('height', Math.max(H, row * (H + GAP_Y) + (nodes.length > shown.length ? 24 : 0)));
+  for (const [key, run] of treeRuns) if (!seen.has(key)) { run.g.remove(); run.edge.remove(); treeRuns.delete(key); }
+
+  const more = nodes.length - shown.length;
+  setText(treeLayers.more, more > 0 ? `+ ${more} more runs not drawn` : '');
+  setAttr(treeLayers.more, 'y', row * (H + GAP_Y) + 14);
+  setAttr(svg, 'width', CHAIN_W + (maxDepth + 1) * (W + GAP_X));
+  setAttr(svg, 'height', Math.max(H, row * (H + GAP_Y) + (more > 0 ? 24 : 0)));
 }
 
 function renderCounters(c) {
+  text('hit-rate', percent(c.prefix_hit_rate));
+  text('hit-tokens', count(c.prefix_hit_tokens) + ' / ' + count(c.prefix_queried_tokens));
   text('queue-length', count(c.waiting));
   text('preemptions', count(c.preemptions));
 }
@@ -353,7 +511,7 @@ $('session-length').addEventListener('input', () => { lengthChosen = true; capac
 
 // Sampled once a second from the latest snapshot, so rates fall to zero when the engine is idle.
 function sample() {
-  if (!latest) return;
+  if (!latest || hidden()) return;
   const now = performance.now(), c = latest.counters;
   if (lastSample) {
     const seconds = (now - lastSample.time) / 1000;
