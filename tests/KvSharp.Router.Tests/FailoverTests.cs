@@ -81,7 +81,7 @@ public class FailoverTests
         var ct = TestContext.Current.CancellationToken;
         await using var rig = await RouterRig.StartAsync(2, o => o with { HealthInterval = TimeSpan.FromHours(1) });
         var replica = rig.Router.Replicas.All[0];
-        Assert.True(replica.Healthy);
+        Assert.True(replica.Healthy, replica.DownReason);
         var port = rig.Replicas[0].BaseAddress.Port;
         await rig.Replicas[0].StopAsync(ct);
         await rig.Router.CheckHealthAsync(ct);
@@ -92,7 +92,7 @@ public class FailoverTests
 
         await using var again = await Revive(port);
         await rig.Router.CheckHealthAsync(ct);
-        Assert.True(replica.Healthy);
+        Assert.True(replica.Healthy, $"the revived replica on port {port} is still out: {replica.DownReason}");
     }
 
     [Fact]
