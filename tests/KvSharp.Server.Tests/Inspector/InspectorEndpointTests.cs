@@ -63,16 +63,23 @@ public partial class InspectorEndpointTests(InspectorServerFixture server) : ICl
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
-        var current = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
+        // The engine only moves when the test steps it. The first event may be the feed's shared snapshot from up to
+        // one interval before (another test's), so read until an event reaches the engine's change count.
+        async Task<JsonElement> ReadCurrentAsync()
+        {
+            var e = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
+            while (e.GetProperty("changes").GetInt64() != engine.Changes) e = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
+            return e;
+        }
+        var current = await ReadCurrentAsync();
         Assert.Equal(engine.Changes, current.GetProperty("changes").GetInt64());
 
         var request = await server.SubmitAsync(Story, 4);
-        var queued = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
-        Assert.Equal(engine.Changes, queued.GetProperty("changes").GetInt64());
+        var queued = await ReadCurrentAsync();
         Assert.Equal("queued", queued.GetProperty("sequences")[0].GetProperty("state").GetString());
 
         engine.Step();
-        var stepped = await ServerSentEventsReader.ReadFirstAsync(reader, ct);
+        var stepped = await ReadCurrentAsync();
         Assert.Equal(engine.Metrics.Steps, stepped.GetProperty("step").GetInt64());
         Assert.Equal("decoding", stepped.GetProperty("sequences")[0].GetProperty("state").GetString());
         await server.FinishAsync(request);
