@@ -102,8 +102,10 @@ internal static class EngineRequests
             throw ApiError.InvalidValue("kv_policy", $"kv_policy: {e.Message}");
         }
         if (PagedKvSequence.Refusal(policy) is string paged) throw ApiError.InvalidValue("kv_policy", $"kv_policy: {paged}");
-        if (policy.Sinks > 0 && choices > 1)
-            throw ApiError.InvalidValue("kv_policy", $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
+        if ((policy.Sinks > 0 || policy.EvictsByScore) && choices > 1)
+            throw ApiError.InvalidValue("kv_policy", policy.EvictsByScore
+                ? $"kv_policy '{policy}' takes one choice per request (n = 1): each layer and KV head reuses its evicted slots in place, in the blocks choices would share"
+                : $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
         return policy;
     }
 

@@ -138,6 +138,8 @@ public sealed class LlmEngine : IDisposable
         if (PagedKvSequence.Refusal(policy) is string paged) return paged;
         if (policy.Sinks > 0 && r.SampleCount > 1)
             return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
+        if (policy.EvictsByScore && r.SampleCount > 1)
+            return $"cache policy '{policy}' takes one sample per request: each layer and KV head reuses its evicted slots in place, in the blocks parallel samples would share";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -159,10 +161,12 @@ public sealed class LlmEngine : IDisposable
     /// (<see cref="PagedWindow"/>) frees the blocks before the window only when it reserves the next chunk, and the engine
     /// counts the blocks it needs before that release: so at that moment it holds the sink blocks plus every block
     /// touched from the previous chunk's window start to the end of the new chunk, at most 2 chunks + W - 1 positions.
+    /// H2O holds its budget B plus free slots for a step's tokens, never more slots than positions so far.
     /// </summary>
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {
         long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
+        if (policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
         if (policy.Window is not int window) return all;
         long chunk = Math.Min(Options.MaxStepTokens, total);
         long span = 2 * chunk + window - 1;

@@ -14,7 +14,7 @@ public class EnginePolicyTests
     private static readonly Lazy<LlmModel> Model = new(() =>
         LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 }));
 
-    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7"];
+    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7", "h2o:16", "h2o:9+recent:2"];
 
     private static EngineRequest Request(int seed, string policy, int maxTokens = 60)
     {
@@ -46,8 +46,13 @@ public class EnginePolicyTests
         for (int i = 0; i < requests.Length; i++)
             Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"{Policies[i]}: batched output differs from alone");
         Assert.Equal(0, shared.Pool.UsedBlocks);
-        // The windows changed what was generated: the policies are really applied.
+        // The windows and H2O changed what was generated: the policies are really applied.
         Assert.NotEqual(alone[0], alone[3]);
+        var fullOfH2o = requests[6] with { CachePolicy = KvCachePolicy.Full };
+        using var full = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+        var fullHandle = full.Submit(fullOfH2o);
+        full.RunUntilIdle();
+        Assert.NotEqual(fullHandle.OutputTokens[0], alone[6]);
     }
 
     [Fact]
@@ -91,17 +96,42 @@ public class EnginePolicyTests
         Assert.Contains("more than the context length of 64", tooLarge.Error);
         Assert.Equal(RequestStatus.Rejected, forkedSinks.Status);
         Assert.Contains("one sample per request", forkedSinks.Error);
-        foreach (string scored in new[] { "h2o:16", "snapkv:16+obs:4" })
-        {
-            var refused = engine.Submit(Request(4, scored));
-            Assert.Equal(RequestStatus.Rejected, refused.Status);
-            Assert.Contains($"cache policy '{scored}' runs only in a contiguous cache", refused.Error);
-            Assert.Contains("per layer and KV head", Assert.Throws<NotSupportedException>(() =>
-                new PagedKvSequence(engine.Pool, 64, KvCachePolicy.Parse(scored))).Message);
-        }
+        var snapKv = engine.Submit(Request(4, "snapkv:16+obs:4"));
+        Assert.Equal(RequestStatus.Rejected, snapKv.Status);
+        Assert.Contains("cache policy 'snapkv:16+obs:4' runs only in a contiguous cache", snapKv.Error);
+        Assert.Contains("would depend on the batch", Assert.Throws<NotSupportedException>(() =>
+            new PagedKvSequence(engine.Pool, 64, KvCachePolicy.Parse("snapkv:16"))).Message);
+        var forkedH2o = engine.Submit(Request(5, "h2o:16") with { SampleCount = 2 });
+        Assert.Equal(RequestStatus.Rejected, forkedH2o.Status);
+        Assert.Contains("one sample per request", forkedH2o.Error);
         var forkedWindow = engine.Submit(Request(3, "window:8", 10) with { SampleCount = 2 });
         engine.RunUntilIdle();
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
+    }
+
+    [Fact]
+    public void H2oRequestsNeverTouchThePrefixCache()
+    {
+        var model = Model.Value;
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+        var full = Request(8, "full", 4);
+        engine.Submit(full);
+        engine.RunUntilIdle();
+        int cached = engine.Pool.CachedBlocks;
+        Assert.True(cached > 0);
+        // The same prompt under H2O: nothing adopted, nothing published, the full request's blocks still there for the next.
+        for (int i = 0; i < 2; i++)
+        {
+            var h = engine.Submit(full with { CachePolicy = KvCachePolicy.Parse("h2o:8") });
+            engine.RunUntilIdle();
+            Assert.Equal(RequestStatus.Finished, h.Status);
+            Assert.Equal(0, h.CachedPromptTokens);
+            Assert.Equal(cached, engine.Pool.CachedBlocks);
+        }
+        var again = engine.Submit(full);
+        engine.RunUntilIdle();
+        Assert.True(again.CachedPromptTokens > 0);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
     }
 
     [Fact]
@@ -138,7 +168,12 @@ public class EnginePolicyTests
         for (int trial = 0; trial < 10; trial++)
         {
             var options = new EngineOptions { ContextLength = 96, BlockSize = rng.Next(1, 9), MaxStepTokens = rng.Next(1, 20) };
-            string policy = rng.Next(2) == 0 ? $"window:{rng.Next(1, 30)}" : $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}";
+            string policy = rng.Next(3) switch
+            {
+                0 => $"window:{rng.Next(1, 30)}",
+                1 => $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}",
+                _ => $"h2o:{rng.Next(2, 30)}",
+            };
             var request = Request(rng.Next(), policy, rng.Next(20, 50));
             int blocks = 1;
             while (true)
