@@ -110,6 +110,31 @@ public class EnginePolicyTests
     }
 
     [Fact]
+    public void PreemptedH2oRequestsRecomputeToWhatEachGivesAlone()
+    {
+        var model = Model.Value;
+        var requests = Enumerable.Range(0, 6).Select(i => Request(20 + i, i % 2 == 0 ? "h2o:12" : "h2o:20+recent:4", 40)).ToArray();
+        var alone = requests.Select(r =>
+        {
+            using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+            var h = engine.Submit(r);
+            engine.RunUntilIdle();
+            return h.OutputTokens[0].ToArray();
+        }).ToArray();
+
+        // 14 blocks of 4 for six sequences of up to B + a 16-token step each: they preempt one another, and each
+        // recomputes its tokens in other chunks than before.
+        using var tight = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 14, BlockSize = 4, MaxStepTokens = 16 });
+        var handles = requests.Select(tight.Submit).ToArray();
+        tight.RunUntilIdle();
+        Assert.True(tight.Metrics.Preemptions > 0);
+        for (int i = 0; i < requests.Length; i++)
+            Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"request {i}: output after preemption differs from alone");
+        Assert.Equal(0, tight.Pool.UsedBlocks);
+        tight.Pool.Verify();
+    }
+
+    [Fact]
     public void H2oRequestsNeverTouchThePrefixCache()
     {
         var model = Model.Value;
