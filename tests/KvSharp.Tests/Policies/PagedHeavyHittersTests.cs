@@ -1,3 +1,4 @@
+using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 using KvSharp.Cache.Policies;
 
@@ -42,17 +43,20 @@ public class PagedHeavyHittersTests
     [InlineData("h2o:24", 16, 37, 1)]
     [InlineData("h2o:10+recent:3", 3, 5, 7)]
     [InlineData("h2o:1+recent:0", 1, 9, 4)]
-    public void MatchesTheContiguousCacheTokenByTokenAndHoldsItsBudgetPlusAStep(string text, int blockSize, int prefill, int chunk)
+    [InlineData("h2o:16+recent:5", 4, 20, 3, KvElementType.F16)]
+    [InlineData("h2o:16", 8, 6, 5, KvElementType.Q8_0)]
+    public void MatchesTheContiguousCacheTokenByTokenAndHoldsItsBudgetPlusAStep(string text, int blockSize, int prefill, int chunk,
+        KvElementType type = KvElementType.F32)
     {
         var model = Model.Value;
         var policy = KvCachePolicy.Parse(text);
         var prompt = Prompt(model.Config.VocabSize);
         // The contiguous cache decoded token by token after the same prefill: the paged chunks must not change a bit.
-        var contiguous = model.CreateCache(policy, contextLength: 128);
+        var contiguous = model.CreateCache(policy, contextLength: 128, elementType: type);
         var expected = Run(model, prompt, contiguous, prefill, 1);
         Assert.Equal(policy.EvictionBudget, contiguous.HeldPositions);
 
-        using var pool = new KvBlockPool(model.Config, blockSize, 100);
+        using var pool = new KvBlockPool(model.Config, blockSize, 100, type);
         var paged = new PagedKvSequence(pool, 128, policy, model.Rope);
         int mostHeld = 0;
         var actual = Run(model, prompt, paged, prefill, chunk, () => mostHeld = Math.Max(mostHeld, paged.HeldBlocks));
