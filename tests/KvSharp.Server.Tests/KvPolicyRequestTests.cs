@@ -24,10 +24,11 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [InlineData("sinks:4+window:12")]
     [InlineData("h2o:64")]
     [InlineData("h2o:16+recent:4")]
-    public async Task WindowedRequestStreamsAndEqualsTheSessionWithTheSamePolicy(string policy)
+    // SnapKV compresses only a prompt longer than its budget, once, however the engine chunks it.
+    [InlineData("snapkv:12+obs:4", "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day, she saw a big dog.")]
+    public async Task WindowedRequestStreamsAndEqualsTheSessionWithTheSamePolicy(string policy, string prompt = "Once upon a time")
     {
         var ct = TestContext.Current.CancellationToken;
-        const string prompt = "Once upon a time";
         using var session = server.ReferenceModel.CreateSession(new SessionOptions { ContextLength = 512, CachePolicy = KvCachePolicy.Parse(policy) });
         string expected = string.Concat(session.Generate(prompt, new GenerationOptions { MaxTokens = 120 }));
         using var full = server.ReferenceModel.CreateSession(new SessionOptions { ContextLength = 512 });
@@ -56,6 +57,7 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
         Assert.Equal(0, await Cached("sinks:4+window:16"));
         // The same prompt again under H2O: nothing adopted, and the full prefix it could have matched is still cached.
         Assert.Equal(0, await Cached("h2o:24"));
+        Assert.Equal(0, await Cached("snapkv:24"));
         Assert.True(await Cached("full") > 0);
         await server.WaitForNoBlocksAsync();
     }
@@ -66,7 +68,7 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [InlineData("\"sinks:-1+window:8\"", "invalid_value")]
     [InlineData("\"window:513\"", "invalid_value")] // the fixture's context is 512
     [InlineData("\"sinks:8+window:505\"", "invalid_value")]
-    [InlineData("\"snapkv:64+obs:8\"", "invalid_value")] // its output would depend on the batch's chunking
+    [InlineData("\"snapkv:64+obs:65\"", "invalid_value")]
     [InlineData("\"h2o:513\"", "invalid_value")]
     [InlineData("\"h2o:8+recent:8\"", "invalid_value")]
     [InlineData("7", "invalid_type")]
@@ -87,7 +89,8 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [Theory]
     [InlineData("sinks:2+window:8")]
     [InlineData("h2o:16")]
-    public async Task SinksOrH2oWithSeveralChoicesAre400NamingTheField(string policy)
+    [InlineData("snapkv:16")]
+    public async Task SinksOrScoredPoliciesWithSeveralChoicesAre400NamingTheField(string policy)
     {
         var body = Greedy("Once", 4, policy);
         body["n"] = 2;

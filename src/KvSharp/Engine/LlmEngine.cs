@@ -135,7 +135,6 @@ public sealed class LlmEngine : IDisposable
         var policy = PolicyOf(r);
         try { policy.Validate(ContextLength); }
         catch (ArgumentException e) { return e.Message; }
-        if (PagedKvSequence.Refusal(policy) is string paged) return paged;
         if (policy.Sinks > 0 && r.SampleCount > 1)
             return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
         if (policy.EvictsByScore && r.SampleCount > 1)
@@ -166,7 +165,7 @@ public sealed class LlmEngine : IDisposable
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {
         long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
-        if (policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
+        if (policy.Eviction == KvEviction.HeavyHitters && policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
         if (policy.Window is not int window) return all;
         long chunk = Math.Min(Options.MaxStepTokens, total);
         long span = 2 * chunk + window - 1;
@@ -282,6 +281,8 @@ public sealed class LlmEngine : IDisposable
             seq.Kv ??= PolicyOf(seq.Handle.Request) is { KeepsEverything: false } policy
                 ? new PagedKvSequence(Pool, ContextLength, policy, _model.Rope)
                 : new PagedKvSequence(Pool, ContextLength);
+            // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
+            if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
             if (seq.Kv.Length == 0 && Options.PrefixCaching && seq.Kv.Policy.KeepsEverything)
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);

@@ -14,7 +14,7 @@ public class EnginePolicyTests
     private static readonly Lazy<LlmModel> Model = new(() =>
         LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 }));
 
-    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7", "h2o:16", "h2o:9+recent:2"];
+    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7", "h2o:16", "h2o:9+recent:2", "snapkv:12+obs:3"];
 
     private static EngineRequest Request(int seed, string policy, int maxTokens = 60)
     {
@@ -96,24 +96,21 @@ public class EnginePolicyTests
         Assert.Contains("more than the context length of 64", tooLarge.Error);
         Assert.Equal(RequestStatus.Rejected, forkedSinks.Status);
         Assert.Contains("one sample per request", forkedSinks.Error);
-        var snapKv = engine.Submit(Request(4, "snapkv:16+obs:4"));
-        Assert.Equal(RequestStatus.Rejected, snapKv.Status);
-        Assert.Contains("cache policy 'snapkv:16+obs:4' runs only in a contiguous cache", snapKv.Error);
-        Assert.Contains("would depend on the batch", Assert.Throws<NotSupportedException>(() =>
-            new PagedKvSequence(engine.Pool, 64, KvCachePolicy.Parse("snapkv:16"))).Message);
-        var forkedH2o = engine.Submit(Request(5, "h2o:16") with { SampleCount = 2 });
-        Assert.Equal(RequestStatus.Rejected, forkedH2o.Status);
-        Assert.Contains("one sample per request", forkedH2o.Error);
+        foreach (string scored in new[] { "h2o:16", "snapkv:16+obs:4" })
+        {
+            var forked = engine.Submit(Request(5, scored) with { SampleCount = 2 });
+            Assert.Equal(RequestStatus.Rejected, forked.Status);
+            Assert.Contains("one sample per request", forked.Error);
+        }
         var forkedWindow = engine.Submit(Request(3, "window:8", 10) with { SampleCount = 2 });
         engine.RunUntilIdle();
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
     }
 
-    [Fact]
-    public void PreemptedH2oRequestsRecomputeToWhatEachGivesAlone()
+    /// <summary>Runs the requests together in a pool too small for them all, and checks each gives what it gives alone.</summary>
+    private static void AssertPreemptedEqualAlone(EngineRequest[] requests, EngineOptions tightOptions)
     {
         var model = Model.Value;
-        var requests = Enumerable.Range(0, 6).Select(i => Request(20 + i, i % 2 == 0 ? "h2o:12" : "h2o:20+recent:4", 40)).ToArray();
         var alone = requests.Select(r =>
         {
             using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
@@ -122,17 +119,37 @@ public class EnginePolicyTests
             return h.OutputTokens[0].ToArray();
         }).ToArray();
 
-        // 14 blocks of 4 for six sequences of up to B + a 16-token step each: they preempt one another, and each
-        // recomputes its tokens in other chunks than before.
-        using var tight = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 14, BlockSize = 4, MaxStepTokens = 16 });
+        using var tight = new LlmEngine(model, tightOptions);
         var handles = requests.Select(tight.Submit).ToArray();
         tight.RunUntilIdle();
         Assert.True(tight.Metrics.Preemptions > 0);
         for (int i = 0; i < requests.Length; i++)
-            Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"request {i}: output after preemption differs from alone");
+            Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"request {i} ({requests[i].CachePolicy}): batched output differs from alone");
         Assert.Equal(0, tight.Pool.UsedBlocks);
         tight.Pool.Verify();
     }
+
+    [Fact]
+    public void PreemptedH2oRequestsRecomputeToWhatEachGivesAlone() =>
+        // 14 blocks of 4 for six sequences of up to B + a 16-token step each: they preempt one another, and each
+        // recomputes its tokens in other chunks than before.
+        AssertPreemptedEqualAlone(
+            [.. Enumerable.Range(0, 6).Select(i => Request(20 + i, i % 2 == 0 ? "h2o:12" : "h2o:20+recent:4", 40))],
+            new EngineOptions { ContextLength = 128, BlockCount = 14, BlockSize = 4, MaxStepTokens = 16 });
+
+    [Fact]
+    public void SnapKvOutputsDependNeitherOnTheBatchNorOnPreemption() =>
+        // Prompts longer than the budget and than a step: compressed once at their end, however they are chunked.
+        AssertPreemptedEqualAlone(
+            [.. Enumerable.Range(0, 4).Select(i =>
+            {
+                var rng = new Random(40 + i);
+                return Request(40 + i, i % 2 == 0 ? "snapkv:12+obs:3" : "snapkv:20", 20) with
+                {
+                    PromptTokens = [1, .. Enumerable.Range(0, rng.Next(30, 60)).Select(_ => rng.Next(3, 512))],
+                };
+            })],
+            new EngineOptions { ContextLength = 128, BlockCount = 30, BlockSize = 4, MaxStepTokens = 7 });
 
     [Fact]
     public void H2oRequestsNeverTouchThePrefixCache()
@@ -193,11 +210,12 @@ public class EnginePolicyTests
         for (int trial = 0; trial < 10; trial++)
         {
             var options = new EngineOptions { ContextLength = 96, BlockSize = rng.Next(1, 9), MaxStepTokens = rng.Next(1, 20) };
-            string policy = rng.Next(3) switch
+            string policy = rng.Next(4) switch
             {
                 0 => $"window:{rng.Next(1, 30)}",
                 1 => $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}",
-                _ => $"h2o:{rng.Next(2, 30)}",
+                2 => $"h2o:{rng.Next(2, 30)}",
+                _ => $"snapkv:{rng.Next(2, 30)}",
             };
             var request = Request(rng.Next(), policy, rng.Next(20, 50));
             int blocks = 1;

@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Engine;
 using KvSharp.Cache.Paged;
 using KvSharp.Cache.Policies;
 
@@ -7,7 +8,8 @@ namespace KvSharp.Tests.Policies;
 /// <summary>
 /// A paged sequence under H2O computes the contiguous H2O cache's logits bit for bit (each head's held positions read
 /// from its own slots through the block table), in any chunking, holds blocks for its budget plus a step and no more,
-/// frees every block when released, and refuses what cannot be right: prefix-cache blocks, forks, SnapKV.
+/// frees every block when released, and refuses what cannot be right: prefix-cache blocks, forks. Under SnapKV a prompt
+/// marked as one (BeginPrompt) is compressed once at its end, so its chunking changes nothing.
 /// </summary>
 public class PagedHeavyHittersTests
 {
@@ -87,7 +89,7 @@ public class PagedHeavyHittersTests
     }
 
     [Fact]
-    public void RefusesPrefixBlocksForksAndSnapKv()
+    public void RefusesPrefixBlocksAndForks()
     {
         var model = Model.Value;
         using var pool = new KvBlockPool(model.Config, 4, 40);
@@ -100,13 +102,65 @@ public class PagedHeavyHittersTests
             Assert.Throws<InvalidOperationException>(() => prefixes.Publish(h2o, [.. Enumerable.Range(1, 12)], ref cursor)).Message);
         Assert.Contains("cannot be forked", Assert.Throws<InvalidOperationException>(() => h2o.Fork()).Message);
         Assert.Contains("cannot truncate", Assert.Throws<InvalidOperationException>(() => h2o.Truncate(5)).Message);
-        Assert.Contains("would depend on the batch",
-            Assert.Throws<NotSupportedException>(() => new PagedKvSequence(pool, 64, KvCachePolicy.Parse("snapkv:8"))).Message);
         // Truncating to 0 starts over in the same blocks, and gives what a fresh sequence gives.
         h2o.Truncate(0);
         var again = Run(model, Prompt(model.Config.VocabSize, 20), h2o, 3, 2);
         var fresh = Run(model, Prompt(model.Config.VocabSize, 20), new PagedKvSequence(pool, 64, KvCachePolicy.Parse("h2o:8"), model.Rope), 3, 2);
         Assert.Equal(fresh, again);
         h2o.Release();
+    }
+
+    [Theory]
+    [InlineData("snapkv:16+obs:4", 4, 7)]
+    [InlineData("snapkv:10", 3, 1)]
+    [InlineData("snapkv:24+obs:8", 16, 13)]
+    public void SnapKvCompressesAMarkedPromptOnceWhateverItsChunks(string text, int blockSize, int chunk)
+    {
+        var model = Model.Value;
+        var policy = KvCachePolicy.Parse(text);
+        var prompt = Prompt(model.Config.VocabSize, 60);
+        int vocab = model.Config.VocabSize, promptLength = 45;
+        // The contiguous cache: the prompt in one forward (compressed at its end), then decoding token by token.
+        var contiguous = model.CreateCache(policy, contextLength: 128);
+        var expected = Run(model, prompt, contiguous, promptLength, 1);
+        Assert.Equal(policy.EvictionBudget!.Value + prompt.Length - promptLength, contiguous.HeldPositions);
+
+        // Marked, in chunks that cross the prompt's end: the same bits, paged or contiguous.
+        using var pool = new KvBlockPool(model.Config, blockSize, 100);
+        var paged = new PagedKvSequence(pool, 128, policy, model.Rope);
+        paged.BeginPrompt(promptLength);
+        Assert.Equal(expected, Run(model, prompt, paged, chunk, chunk));
+        var chunked = model.CreateCache(policy, contextLength: 128);
+        chunked.BeginPrompt(promptLength);
+        Assert.Equal(expected, Run(model, prompt, chunked, chunk, chunk));
+        Assert.Equal(contiguous.HeldPositions, chunked.HeldPositions);
+
+        // Unmarked, each chunk is a prompt of its own (eval's chunked prefill): it compresses more often.
+        if (chunk > 1)
+        {
+            var unmarked = model.CreateCache(policy, contextLength: 128);
+            Assert.NotEqual(expected, Run(model, prompt, unmarked, chunk, chunk));
+        }
+        paged.Release();
+        Assert.Equal(pool.BlockCount, pool.AvailableBlocks);
+        pool.Verify();
+    }
+
+    [Fact]
+    public void ASessionCompressesAPromptLongerThanAForwardPassOnce()
+    {
+        var model = Model.Value;
+        var policy = KvCachePolicy.Parse("snapkv:16+obs:4");
+        var prompt = Prompt(model.Config.VocabSize, 300);
+        var whole = model.CreateCache(policy, contextLength: 512);
+        model.CreateForwardPass(maxBatch: 300).Forward(prompt, whole, new float[model.Config.VocabSize], allLogits: false);
+
+        // The session's forward pass takes 256 tokens at a time: the prompt runs in two, and is compressed once.
+        using var session = model.CreateSession(new SessionOptions { ContextLength = 512, CachePolicy = policy });
+        _ = session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 1, StopAtEndOfGeneration = false }).ToList();
+        Assert.True(session.Cache.Length >= prompt.Length);
+        for (int layer = 0; layer < model.Config.LayerCount; layer++)
+            for (int head = 0; head < model.Config.KvHeadCount; head++)
+                Assert.Equal(whole.PositionsHeld(layer, head), session.Cache.PositionsHeld(layer, head).Where(p => p < prompt.Length));
     }
 }

@@ -9,10 +9,10 @@ namespace KvSharp.Cache.Paged;
 /// One sequence's keys and values in a <see cref="KvBlockPool"/>: a block table maps position p to block
 /// table[p / BlockSize], slot p % BlockSize. Blocks shared with other sequences (forks, prefix-cache hits) or
 /// published to the prefix cache are never written: the first write into one copies it (copy-on-write).
-/// Under H2O (<see cref="KvEviction.HeavyHitters"/>) the table addresses slots, not positions: each layer and KV head
-/// keeps its held positions in slots of its own (<see cref="ScoredHeads"/>), slot s at block table[s / BlockSize], row
-/// s % BlockSize, and reuses an evicted position's slot for a new one. Such a sequence holds blocks for its budget plus
-/// a step's tokens and frees none while it lives.
+/// Under a score-based policy (H2O, SnapKV) the table addresses slots, not positions: each layer and KV head keeps its
+/// held positions in slots of its own (<see cref="ScoredHeads"/>), slot s at block table[s / BlockSize], row
+/// s % BlockSize, and reuses an evicted position's slot for a new one. Such a sequence takes blocks only when a step
+/// needs more free slots (H2O: B + T at most) and frees none while it lives.
 /// </summary>
 public sealed class PagedKvSequence : IKvStore
 {
@@ -45,27 +45,23 @@ public sealed class PagedKvSequence : IKvStore
 
     /// <summary>
     /// A sequence that keeps the positions <paramref name="policy"/> says: under a window, blocks wholly behind
-    /// every coming query's window go back to the pool; under H2O, blocks for about B + a step's tokens hold every
-    /// head's slots. <paramref name="rope"/> (<c>LlmModel.Rope</c>) is needed by policies with sinks. Such a sequence
+    /// every coming query's window go back to the pool; under H2O or SnapKV, blocks hold every head's slots. <paramref name="rope"/> (<c>LlmModel.Rope</c>) is needed by policies with sinks. Such a sequence
     /// neither adopts nor publishes prefix-cache blocks (see <see cref="AdoptPrefix"/>).
     /// </summary>
     public PagedKvSequence(KvBlockPool pool, int maxLength, KvCachePolicy policy, RotaryEmbedding? rope = null) : this(pool, maxLength)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        if (Refusal(policy) is string why) throw new NotSupportedException(why);
         Policy = policy;
         if (policy.EvictsByScore) _scored = new ScoredHeads(pool.Config, policy, maxLength);
         else if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
     }
 
     /// <summary>
-    /// Why a paged sequence (the engine, <c>kvsharp serve</c>) cannot run <paramref name="policy"/>, or null if it can.
-    /// SnapKV compresses at the end of each step of several tokens, and the engine splits a prompt into steps by what
-    /// else is in the batch: its output would depend on the batch.
+    /// Declares positions [Length, <paramref name="end"/>) one prompt: SnapKV compresses it once, when its last token
+    /// has run, however the engine splits it into steps (unmarked, each step of several tokens is a prompt). Other
+    /// policies ignore it.
     /// </summary>
-    public static string? Refusal(KvCachePolicy policy) => policy.Eviction == KvEviction.SnapKv
-        ? $"cache policy '{policy}' runs only in a contiguous cache (sessions, kvsharp run, kvsharp eval): it compresses after each prompt chunk, and the engine (kvsharp serve) chunks a prompt by what else is in the batch, so its output would depend on the batch; use h2o:B"
-        : null;
+    public void BeginPrompt(int end) => _scored?.MarkPrompt(Length, end);
 
     /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
     public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
