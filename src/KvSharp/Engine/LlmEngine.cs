@@ -160,7 +160,8 @@ public sealed class LlmEngine : IDisposable
     /// (<see cref="PagedWindow"/>) frees the blocks before the window only when it reserves the next chunk, and the engine
     /// counts the blocks it needs before that release: so at that moment it holds the sink blocks plus every block
     /// touched from the previous chunk's window start to the end of the new chunk, at most 2 chunks + W - 1 positions.
-    /// H2O holds its budget B plus free slots for a step's tokens, never more slots than positions so far.
+    /// H2O holds its budget B plus free slots for a step's tokens, never more slots than positions so far; SnapKV holds
+    /// its whole prompt until the prompt's end compresses it, and decoding appends: every position, as full.
     /// </summary>
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {

@@ -16,10 +16,11 @@ namespace KvSharp.Cache.Policies;
 /// after the lightest position outside the recent ones is evicted so it attends to exactly B (itself included). Each
 /// query's probabilities, summed over the group's query heads, are then added to the scores of what it attended to.
 /// So a prefill chunk gives the bits of decoding its tokens one by one.</item>
-/// <item>SnapKV: the block attends to everything held (the new positions included, causally). If the step has more
-/// than one token and leaves more than B held, its last O queries vote: their probabilities over the positions before
-/// them, summed over those queries and the group, max-pooled over 7 neighbours (clipped at the ends); the B - O
-/// earlier positions with the most votes stay, with the O observed ones.</item>
+/// <item>SnapKV: the block attends to everything held (the new positions included, causally). The prompt's last O
+/// queries vote as they run (<see cref="ScoredHeads.PromptEnd"/>: the marked prompt, else a step of several tokens):
+/// their probabilities over the positions before them, summed over those queries and the group. When the prompt's
+/// last token has run and more than B are held, the votes are max-pooled over 7 neighbours (clipped at the ends) and
+/// the B - O earlier positions with the most stay, with the O observed ones.</item>
 /// </list>
 /// </summary>
 internal static class ScoredAttention
