@@ -1,5 +1,4 @@
 using System.CommandLine;
-using KvSharp.Cache.Paged;
 using KvSharp.Engine;
 using KvSharp.Server;
 using KvSharp.Templates;
@@ -59,7 +58,6 @@ internal static class ServeCommand
             var defaultPolicy = r.GetValue(policy);
             // A budget past the context is a startup error, not a refusal of every request that names no policy.
             defaultPolicy?.Validate(ctx);
-            if (defaultPolicy != null && PagedKvSequence.Refusal(defaultPolicy) is string paged) throw new ArgumentException($"--kv-policy: {paged}");
             using var kvTiers = tiers.Create(r);
             var options = new ServerOptions
             {

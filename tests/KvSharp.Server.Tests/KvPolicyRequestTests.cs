@@ -6,7 +6,7 @@ using KvSharp.Engine;
 namespace KvSharp.Server.Tests;
 
 /// <summary>
-/// The kv_policy request field: a windowed request streams and completes with what an <see cref="InferenceSession"/>
+/// The kv_policy request field: a windowed or H2O request streams and completes with what an <see cref="InferenceSession"/>
 /// under the same policy writes, never touches the prefix cache (cached_tokens 0), and bad values are a 400 naming
 /// the field on both endpoints.
 /// </summary>
@@ -22,10 +22,13 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [Theory]
     [InlineData("window:16")]
     [InlineData("sinks:4+window:12")]
-    public async Task WindowedRequestStreamsAndEqualsTheSessionWithTheSamePolicy(string policy)
+    [InlineData("h2o:64")]
+    [InlineData("h2o:16+recent:4")]
+    // SnapKV compresses only a prompt longer than its budget, once, however the engine chunks it.
+    [InlineData("snapkv:12+obs:4", "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day, she saw a big dog.")]
+    public async Task WindowedRequestStreamsAndEqualsTheSessionWithTheSamePolicy(string policy, string prompt = "Once upon a time")
     {
         var ct = TestContext.Current.CancellationToken;
-        const string prompt = "Once upon a time";
         using var session = server.ReferenceModel.CreateSession(new SessionOptions { ContextLength = 512, CachePolicy = KvCachePolicy.Parse(policy) });
         string expected = string.Concat(session.Generate(prompt, new GenerationOptions { MaxTokens = 120 }));
         using var full = server.ReferenceModel.CreateSession(new SessionOptions { ContextLength = 512 });
@@ -52,6 +55,10 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
         Assert.True(await Cached("full") > 0);
         Assert.Equal(0, await Cached("window:32"));
         Assert.Equal(0, await Cached("sinks:4+window:16"));
+        // The same prompt again under H2O: nothing adopted, and the full prefix it could have matched is still cached.
+        Assert.Equal(0, await Cached("h2o:24"));
+        Assert.Equal(0, await Cached("snapkv:24"));
+        Assert.True(await Cached("full") > 0);
         await server.WaitForNoBlocksAsync();
     }
 
@@ -61,8 +68,8 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
     [InlineData("\"sinks:-1+window:8\"", "invalid_value")]
     [InlineData("\"window:513\"", "invalid_value")] // the fixture's context is 512
     [InlineData("\"sinks:8+window:505\"", "invalid_value")]
-    [InlineData("\"h2o:64\"", "invalid_value")] // score-based: the paged cache does not run them
-    [InlineData("\"snapkv:64+obs:8\"", "invalid_value")]
+    [InlineData("\"snapkv:64+obs:65\"", "invalid_value")]
+    [InlineData("\"h2o:513\"", "invalid_value")]
     [InlineData("\"h2o:8+recent:8\"", "invalid_value")]
     [InlineData("7", "invalid_type")]
     public async Task BadPoliciesAre400NamingTheField(string value, string code)
@@ -79,10 +86,13 @@ public class KvPolicyRequestTests(ServerFixture server) : IClassFixture<ServerFi
         }
     }
 
-    [Fact]
-    public async Task SinksWithSeveralChoicesAre400NamingTheField()
+    [Theory]
+    [InlineData("sinks:2+window:8")]
+    [InlineData("h2o:16")]
+    [InlineData("snapkv:16")]
+    public async Task SinksOrScoredPoliciesWithSeveralChoicesAre400NamingTheField(string policy)
     {
-        var body = Greedy("Once", 4, "sinks:2+window:8");
+        var body = Greedy("Once", 4, policy);
         body["n"] = 2;
         var (status, json) = await server.PostAsync("/v1/completions", body, TestContext.Current.CancellationToken);
         BadRequestTests.AssertError(HttpStatusCode.BadRequest, "invalid_value", "kv_policy", status, json);

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using KvSharp.Cache.Paged;
 using KvSharp.Cache.Policies;
 using KvSharp.Engine;
 using KvSharp.Sampling;
@@ -85,8 +84,8 @@ internal static class EngineRequests
 
     /// <summary>
     /// kv_policy: null when absent (the engine's default applies), else the parsed policy, refused with a 400 naming the
-    /// field when malformed, larger than the context, or a sinks policy asked for several choices (the engine could not
-    /// run it right).
+    /// field when malformed, larger than the context, or a sinks or score-based policy asked for several choices (the
+    /// engine could not run it right).
     /// </summary>
     private static KvCachePolicy? CachePolicy(string? text, int context, int choices)
     {
@@ -101,9 +100,10 @@ internal static class EngineRequests
         {
             throw ApiError.InvalidValue("kv_policy", $"kv_policy: {e.Message}");
         }
-        if (PagedKvSequence.Refusal(policy) is string paged) throw ApiError.InvalidValue("kv_policy", $"kv_policy: {paged}");
-        if (policy.Sinks > 0 && choices > 1)
-            throw ApiError.InvalidValue("kv_policy", $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
+        if ((policy.Sinks > 0 || policy.EvictsByScore) && choices > 1)
+            throw ApiError.InvalidValue("kv_policy", policy.EvictsByScore
+                ? $"kv_policy '{policy}' takes one choice per request (n = 1): each layer and KV head reuses its evicted slots in place, in the blocks choices would share"
+                : $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
         return policy;
     }
 

@@ -31,7 +31,8 @@ public class SamplingParameters
     /// <summary>Go on past the model's end-of-generation tokens, up to max_tokens.</summary>
     public bool? IgnoreEos { get; set; }
     /// <summary>
-    /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c> or <c>sinks:S+window:W</c>, as
+    /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c>, <c>sinks:S+window:W</c>,
+    /// <c>h2o:B[+recent:R]</c> or <c>snapkv:B[+obs:O]</c>, as
     /// <c>kvsharp run --kv-policy</c>; absent: the server's default (<c>kvsharp serve --kv-policy</c>).
     /// </summary>
     public string? KvPolicy { get; set; }

@@ -188,6 +188,13 @@ public sealed class KvCache : IKvStore
             : throw new ArgumentOutOfRangeException(nameof(position), position, $"cache policy '{Policy}' does not hold position {position} in layer {layer}, KV head {kvHead}");
     }
 
+    /// <summary>
+    /// Declares positions [Length, <paramref name="end"/>) one prompt: SnapKV compresses it once, when its last token
+    /// has run, however many forward passes it takes (unmarked, each forward of several tokens is a prompt: what
+    /// <c>kvsharp eval</c>'s chunks are). Other policies ignore it.
+    /// </summary>
+    public void BeginPrompt(int end) => _scored?.MarkPrompt(Length, end);
+
     void IKvStore.Reserve(int length)
     {
         EnsureCapacity(length);

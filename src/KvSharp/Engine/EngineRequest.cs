@@ -20,7 +20,8 @@ public sealed record EngineRequest
     public ContextOverflow ContextOverflow { get; init; } = ContextOverflow.Stop;
     /// <summary>
     /// Which positions this request's cache keeps (<see cref="KvCachePolicy"/>); default <see cref="EngineOptions.CachePolicy"/>.
-    /// A windowed request neither reads nor publishes prefix-cache blocks; one with sinks takes one sample only.
+    /// A request with any policy but full neither reads nor publishes prefix-cache blocks; one with sinks, H2O or SnapKV
+    /// takes one sample only.
     /// </summary>
     public KvCachePolicy? CachePolicy { get; init; }
 }

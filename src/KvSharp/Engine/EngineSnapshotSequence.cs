@@ -9,7 +9,8 @@ namespace KvSharp.Engine;
 /// <param name="Sample">Which parallel sample of the request.</param>
 /// <param name="CachedTokens">Prompt tokens adopted from the prefix cache.</param>
 /// <param name="KvLength">Positions whose K/V are computed.</param>
-/// <param name="BlockTable">The blocks holding those positions, in order (empty while queued or preempted).</param>
+/// <param name="BlockTable">The blocks holding those positions, in order (empty while queued or preempted; -1 for a
+/// block a window freed; under H2O the blocks of its heads' slots, in slot order, not positions').</param>
 /// <param name="TimeToFirstTokenMs">From submission to the request's first token; null before it.</param>
 /// <param name="AgeMs">Time since submission.</param>
 public sealed record EngineSnapshotSequence(

@@ -146,6 +146,8 @@ public sealed class InferenceSession : IDisposable
         if (CacheMode == KvCacheMode.None) _cache.Reset();
         int from = _cache.Length;
         var pending = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_tokens)[from..];
+        // A prompt longer than a forward pass's batch runs in several: SnapKV still compresses it once, at its end.
+        if (pending.Length > 1) _cache.BeginPrompt(_tokens.Count);
         _forward.Forward(pending, _cache, _logits, allLogits: false);
     }
 

@@ -135,9 +135,10 @@ public sealed class LlmEngine : IDisposable
         var policy = PolicyOf(r);
         try { policy.Validate(ContextLength); }
         catch (ArgumentException e) { return e.Message; }
-        if (PagedKvSequence.Refusal(policy) is string paged) return paged;
         if (policy.Sinks > 0 && r.SampleCount > 1)
             return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
+        if (policy.EvictsByScore && r.SampleCount > 1)
+            return $"cache policy '{policy}' takes one sample per request: each layer and KV head reuses its evicted slots in place, in the blocks parallel samples would share";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -159,10 +160,13 @@ public sealed class LlmEngine : IDisposable
     /// (<see cref="PagedWindow"/>) frees the blocks before the window only when it reserves the next chunk, and the engine
     /// counts the blocks it needs before that release: so at that moment it holds the sink blocks plus every block
     /// touched from the previous chunk's window start to the end of the new chunk, at most 2 chunks + W - 1 positions.
+    /// H2O holds its budget B plus free slots for a step's tokens, never more slots than positions so far; SnapKV holds
+    /// its whole prompt until the prompt's end compresses it, and decoding appends: every position, as full.
     /// </summary>
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {
         long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
+        if (policy.Eviction == KvEviction.HeavyHitters && policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
         if (policy.Window is not int window) return all;
         long chunk = Math.Min(Options.MaxStepTokens, total);
         long span = 2 * chunk + window - 1;
@@ -278,6 +282,8 @@ public sealed class LlmEngine : IDisposable
             seq.Kv ??= PolicyOf(seq.Handle.Request) is { KeepsEverything: false } policy
                 ? new PagedKvSequence(Pool, ContextLength, policy, _model.Rope)
                 : new PagedKvSequence(Pool, ContextLength);
+            // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
+            if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
             if (seq.Kv.Length == 0 && Options.PrefixCaching && seq.Kv.Policy.KeepsEverything)
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);

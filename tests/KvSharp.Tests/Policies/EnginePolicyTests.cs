@@ -14,7 +14,7 @@ public class EnginePolicyTests
     private static readonly Lazy<LlmModel> Model = new(() =>
         LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 }));
 
-    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7"];
+    private static readonly string[] Policies = ["full", "window:24", "sinks:4+window:20", "window:1", "sinks:1+window:7", "h2o:16", "h2o:9+recent:2", "snapkv:12+obs:3"];
 
     private static EngineRequest Request(int seed, string policy, int maxTokens = 60)
     {
@@ -46,8 +46,13 @@ public class EnginePolicyTests
         for (int i = 0; i < requests.Length; i++)
             Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"{Policies[i]}: batched output differs from alone");
         Assert.Equal(0, shared.Pool.UsedBlocks);
-        // The windows changed what was generated: the policies are really applied.
+        // The windows and H2O changed what was generated: the policies are really applied.
         Assert.NotEqual(alone[0], alone[3]);
+        var fullOfH2o = requests[6] with { CachePolicy = KvCachePolicy.Full };
+        using var full = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+        var fullHandle = full.Submit(fullOfH2o);
+        full.RunUntilIdle();
+        Assert.NotEqual(fullHandle.OutputTokens[0], alone[6]);
     }
 
     [Fact]
@@ -93,15 +98,82 @@ public class EnginePolicyTests
         Assert.Contains("one sample per request", forkedSinks.Error);
         foreach (string scored in new[] { "h2o:16", "snapkv:16+obs:4" })
         {
-            var refused = engine.Submit(Request(4, scored));
-            Assert.Equal(RequestStatus.Rejected, refused.Status);
-            Assert.Contains($"cache policy '{scored}' runs only in a contiguous cache", refused.Error);
-            Assert.Contains("per layer and KV head", Assert.Throws<NotSupportedException>(() =>
-                new PagedKvSequence(engine.Pool, 64, KvCachePolicy.Parse(scored))).Message);
+            var forked = engine.Submit(Request(5, scored) with { SampleCount = 2 });
+            Assert.Equal(RequestStatus.Rejected, forked.Status);
+            Assert.Contains("one sample per request", forked.Error);
         }
         var forkedWindow = engine.Submit(Request(3, "window:8", 10) with { SampleCount = 2 });
         engine.RunUntilIdle();
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
+    }
+
+    /// <summary>Runs the requests together in a pool too small for them all, and checks each gives what it gives alone.</summary>
+    private static void AssertPreemptedEqualAlone(EngineRequest[] requests, EngineOptions tightOptions)
+    {
+        var model = Model.Value;
+        var alone = requests.Select(r =>
+        {
+            using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+            var h = engine.Submit(r);
+            engine.RunUntilIdle();
+            return h.OutputTokens[0].ToArray();
+        }).ToArray();
+
+        using var tight = new LlmEngine(model, tightOptions);
+        var handles = requests.Select(tight.Submit).ToArray();
+        tight.RunUntilIdle();
+        Assert.True(tight.Metrics.Preemptions > 0);
+        for (int i = 0; i < requests.Length; i++)
+            Assert.True(alone[i].SequenceEqual(handles[i].OutputTokens[0]), $"request {i} ({requests[i].CachePolicy}): batched output differs from alone");
+        Assert.Equal(0, tight.Pool.UsedBlocks);
+        tight.Pool.Verify();
+    }
+
+    [Fact]
+    public void PreemptedH2oRequestsRecomputeToWhatEachGivesAlone() =>
+        // 14 blocks of 4 for six sequences of up to B + a 16-token step each: they preempt one another, and each
+        // recomputes its tokens in other chunks than before.
+        AssertPreemptedEqualAlone(
+            [.. Enumerable.Range(0, 6).Select(i => Request(20 + i, i % 2 == 0 ? "h2o:12" : "h2o:20+recent:4", 40))],
+            new EngineOptions { ContextLength = 128, BlockCount = 14, BlockSize = 4, MaxStepTokens = 16 });
+
+    [Fact]
+    public void SnapKvOutputsDependNeitherOnTheBatchNorOnPreemption() =>
+        // Prompts longer than the budget and than a step: compressed once at their end, however they are chunked.
+        AssertPreemptedEqualAlone(
+            [.. Enumerable.Range(0, 4).Select(i =>
+            {
+                var rng = new Random(40 + i);
+                return Request(40 + i, i % 2 == 0 ? "snapkv:12+obs:3" : "snapkv:20", 20) with
+                {
+                    PromptTokens = [1, .. Enumerable.Range(0, rng.Next(30, 60)).Select(_ => rng.Next(3, 512))],
+                };
+            })],
+            new EngineOptions { ContextLength = 128, BlockCount = 30, BlockSize = 4, MaxStepTokens = 7 });
+
+    [Fact]
+    public void H2oRequestsNeverTouchThePrefixCache()
+    {
+        var model = Model.Value;
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+        var full = Request(8, "full", 4);
+        engine.Submit(full);
+        engine.RunUntilIdle();
+        int cached = engine.Pool.CachedBlocks;
+        Assert.True(cached > 0);
+        // The same prompt under H2O: nothing adopted, nothing published, the full request's blocks still there for the next.
+        for (int i = 0; i < 2; i++)
+        {
+            var h = engine.Submit(full with { CachePolicy = KvCachePolicy.Parse("h2o:8") });
+            engine.RunUntilIdle();
+            Assert.Equal(RequestStatus.Finished, h.Status);
+            Assert.Equal(0, h.CachedPromptTokens);
+            Assert.Equal(cached, engine.Pool.CachedBlocks);
+        }
+        var again = engine.Submit(full);
+        engine.RunUntilIdle();
+        Assert.True(again.CachedPromptTokens > 0);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
     }
 
     [Fact]
@@ -138,7 +210,13 @@ public class EnginePolicyTests
         for (int trial = 0; trial < 10; trial++)
         {
             var options = new EngineOptions { ContextLength = 96, BlockSize = rng.Next(1, 9), MaxStepTokens = rng.Next(1, 20) };
-            string policy = rng.Next(2) == 0 ? $"window:{rng.Next(1, 30)}" : $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}";
+            string policy = rng.Next(4) switch
+            {
+                0 => $"window:{rng.Next(1, 30)}",
+                1 => $"sinks:{rng.Next(1, 6)}+window:{rng.Next(1, 25)}",
+                2 => $"h2o:{rng.Next(2, 30)}",
+                _ => $"snapkv:{rng.Next(2, 30)}",
+            };
             var request = Request(rng.Next(), policy, rng.Next(20, 50));
             int blocks = 1;
             while (true)

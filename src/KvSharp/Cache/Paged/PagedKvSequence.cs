@@ -9,6 +9,10 @@ namespace KvSharp.Cache.Paged;
 /// One sequence's keys and values in a <see cref="KvBlockPool"/>: a block table maps position p to block
 /// table[p / BlockSize], slot p % BlockSize. Blocks shared with other sequences (forks, prefix-cache hits) or
 /// published to the prefix cache are never written: the first write into one copies it (copy-on-write).
+/// Under a score-based policy (H2O, SnapKV) the table addresses slots, not positions: each layer and KV head keeps its
+/// held positions in slots of its own (<see cref="ScoredHeads"/>), slot s at block table[s / BlockSize], row
+/// s % BlockSize, and reuses an evicted position's slot for a new one. Such a sequence takes blocks only when a step
+/// needs more free slots (H2O: B + T at most) and frees none while it lives.
 /// </summary>
 public sealed class PagedKvSequence : IKvStore
 {
@@ -17,12 +21,17 @@ public sealed class PagedKvSequence : IKvStore
     private bool _released;
     // Null for the full policy (its path stays as it was); else the window that frees blocks behind it.
     private readonly PagedWindow? _window;
+    // Null unless a score-based policy holds each layer and head's positions in slots of its own.
+    private readonly ScoredHeads? _scored;
 
     public int Length { get; private set; }
     public int MaxLength { get; }
     public IReadOnlyList<int> BlockTable => _blocks;
     public KvBlockPool Pool => _pool;
-    /// <summary>Which positions the sequence keeps; under a window policy, table entries of freed blocks are -1.</summary>
+    /// <summary>
+    /// Which positions the sequence keeps; under a window policy, table entries of freed blocks are -1; under a
+    /// score-based one the table holds every head's slots, not positions in order.
+    /// </summary>
     public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
     /// <summary>Blocks the sequence holds now (a window policy's freed ones not counted).</summary>
     public int HeldBlocks => _window == null ? _blocks.Count : _blocks.Count(b => b != PagedWindow.Freed);
@@ -36,25 +45,23 @@ public sealed class PagedKvSequence : IKvStore
 
     /// <summary>
     /// A sequence that keeps the positions <paramref name="policy"/> says: under a window, blocks wholly behind
-    /// every coming query's window go back to the pool. <paramref name="rope"/> (<c>LlmModel.Rope</c>) is needed by
-    /// policies with sinks. Such a sequence neither adopts nor publishes prefix-cache blocks (see <see cref="AdoptPrefix"/>).
+    /// every coming query's window go back to the pool; under H2O or SnapKV, blocks hold every head's slots. <paramref name="rope"/> (<c>LlmModel.Rope</c>) is needed by policies with sinks. Such a sequence
+    /// neither adopts nor publishes prefix-cache blocks (see <see cref="AdoptPrefix"/>).
     /// </summary>
     public PagedKvSequence(KvBlockPool pool, int maxLength, KvCachePolicy policy, RotaryEmbedding? rope = null) : this(pool, maxLength)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        if (Refusal(policy) is string why) throw new NotSupportedException(why);
         Policy = policy;
-        if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
+        if (policy.EvictsByScore) _scored = new ScoredHeads(pool.Config, policy, maxLength);
+        else if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
     }
 
     /// <summary>
-    /// Why a paged sequence (the engine, <c>kvsharp serve</c>) cannot run <paramref name="policy"/>, or null if it can.
-    /// Score-based policies choose positions per layer and KV head, so a paged sequence would need a slot map per head
-    /// through its blocks, and a block could go back to the pool only once every head evicted all of it: not built.
+    /// Declares positions [Length, <paramref name="end"/>) one prompt: SnapKV compresses it once, when its last token
+    /// has run, however the engine splits it into steps (unmarked, each step of several tokens is a prompt). Other
+    /// policies ignore it.
     /// </summary>
-    public static string? Refusal(KvCachePolicy policy) => policy.EvictsByScore
-        ? $"cache policy '{policy}' runs only in a contiguous cache (sessions, kvsharp run, kvsharp eval): it evicts per layer and KV head, which the paged cache (the engine, kvsharp serve) does not address"
-        : null;
+    public void BeginPrompt(int end) => _scored?.MarkPrompt(Length, end);
 
     /// <summary>Blocks needed to hold <paramref name="length"/> positions.</summary>
     public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
@@ -65,7 +72,7 @@ public sealed class PagedKvSequence : IKvStore
         if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
         // Past the window a position's keys and values depend on the window: a prefix computed with every position
         // in view is not this sequence's, nor is this one's any other sequence's.
-        if (_window != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot share prefix-cache blocks");
+        if (_window != null || _scored != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot share prefix-cache blocks");
         foreach (int b in blocks)
         {
             _pool.Retain(b);
@@ -77,6 +84,7 @@ public sealed class PagedKvSequence : IKvStore
     /// <summary>How many fresh blocks <see cref="Reserve"/> would take to reach <paramref name="length"/>.</summary>
     public int BlocksNeeded(int length)
     {
+        if (_scored != null) return length <= Length ? 0 : ScoredBlocksNeeded(length - Length);
         int needed = Math.Max(0, BlocksFor(length) - _blocks.Count);
         if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(_blocks[Length / _pool.BlockSize])) needed++;
         return needed;
@@ -90,6 +98,11 @@ public sealed class PagedKvSequence : IKvStore
         ObjectDisposedException.ThrowIf(_released, this);
         if (length > MaxLength) throw new InvalidOperationException($"sequence of {length} tokens exceeds its context length {MaxLength}");
         if (length <= Length) return;
+        if (_scored != null)
+        {
+            ReserveScored(length);
+            return;
+        }
         _window?.ReleaseOutside(_blocks, Length);
         int needed = BlocksNeeded(length);
         if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
@@ -104,27 +117,57 @@ public sealed class PagedKvSequence : IKvStore
         while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
     }
 
+    /// <summary>Blocks to add so that every head has a free slot for each of <paramref name="tokens"/> new positions.</summary>
+    private int ScoredBlocksNeeded(int tokens)
+    {
+        int more = _scored!.RowsNeeded(tokens);
+        return more == 0 ? 0 : BlocksFor(_blocks.Count * _pool.BlockSize + more) - _blocks.Count;
+    }
+
+    /// <summary>Adds the blocks a step of positions [Length, length) needs for its slots, then takes those slots in every head.</summary>
+    private void ReserveScored(int length)
+    {
+        int needed = ScoredBlocksNeeded(length - Length);
+        if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
+        int from = _blocks.Count * _pool.BlockSize;
+        for (int i = 0; i < needed; i++) _blocks.Add(_pool.Allocate());
+        if (needed > 0) _scored!.AddSlots(from, _blocks.Count * _pool.BlockSize);
+        _scored!.Reserve(Length, length);
+    }
+
     public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
+        if (_scored != null)
+        {
+            // Each head puts its new position in a slot of its own (one its evictions freed).
+            var blocks = CollectionsMarshal.AsSpan(_blocks);
+            for (int h = 0, hd = _pool.Config.HeadDim; h < _pool.Config.KvHeadCount; h++)
+                _pool.Rows.WriteSlot(blocks, layer, h, _scored.Of(layer, h).SlotOf(position), keys.Slice(h * hd, hd), values.Slice(h * hd, hd));
+            return;
+        }
         _pool.Rows.Write(CollectionsMarshal.AsSpan(_blocks), layer, position, keys, values);
         if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
     }
 
     public void Prefetch(int layer, int kvHead, int end)
     {
-        if (_window == null) _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
+        if (_window == null && _scored == null) _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
     }
 
     public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
+        else if (_scored != null) _pool.Rows.AttendScored(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _scored);
         else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch);
     }
 
+    public bool AttendsWholeChunks => _scored != null;
+
     public void Commit(int length)
     {
-        if (length < Length || length > _blocks.Count * _pool.BlockSize)
-            throw new ArgumentOutOfRangeException(nameof(length), length, $"must be within [{Length}, {_blocks.Count * _pool.BlockSize}]");
+        int most = _scored != null ? MaxLength : _blocks.Count * _pool.BlockSize;
+        if (length < Length || length > most)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"must be within [{Length}, {most}]");
         Length = length;
     }
 
@@ -134,6 +177,8 @@ public sealed class PagedKvSequence : IKvStore
         ObjectDisposedException.ThrowIf(_released, this);
         // Sink keys are rotated in place, in blocks a fork would share.
         if (_window?.Sinks != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot be forked: its sink keys move in shared blocks");
+        // Its heads would evict in their own ways from then on and reuse the freed slots, in blocks the fork shares.
+        if (_scored != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot be forked: each head reuses its evicted slots in place");
         var child = _window == null ? new PagedKvSequence(_pool, MaxLength) : new PagedKvSequence(_pool, MaxLength, Policy);
         foreach (int b in _blocks)
         {
@@ -151,6 +196,13 @@ public sealed class PagedKvSequence : IKvStore
         if (_window != null && _window.FirstNeededBlock(length) is int first && first < _blocks.Count && first >= _window.SinkBlocks
             && _blocks[first] == PagedWindow.Freed)
             throw new InvalidOperationException($"cannot truncate a sequence of {Length} tokens with cache policy '{Policy}' to {length}: its window's blocks were freed");
+        if (_scored != null)
+        {
+            // Slots are not positions: the blocks stay, and the heads free the slots of the positions dropped.
+            _scored.Truncate(length, Length);
+            Length = length;
+            return;
+        }
         int keep = BlocksFor(length);
         for (int i = _blocks.Count - 1; i >= keep; i--)
         {

@@ -16,6 +16,11 @@ internal abstract class PagedKvStorage
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
     public abstract void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks);
+    /// <summary><see cref="Attend"/> under a score-based policy (<see cref="ScoredAttention"/>): each head's held positions in its own slots.</summary>
+    public abstract void AttendScored(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
+        ScoredHeads heads);
+    /// <summary>Stores one head's key and value rows in <paramref name="slot"/> (block slot / BlockSize, row slot % BlockSize).</summary>
+    public abstract void WriteSlot(ReadOnlySpan<int> blocks, int layer, int kvHead, int slot, ReadOnlySpan<float> key, ReadOnlySpan<float> value);
     /// <summary>Stores one head's key row at <paramref name="position"/> (a sink key rotated by its policy).</summary>
     public abstract void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row);
 }
@@ -50,6 +55,17 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
     public override void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks) =>
         PolicyAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), slots, sinks, layer, kvHead, scale, scratch);
+
+    public override void AttendScored(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
+        ScoredHeads heads) =>
+        ScoredAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), heads, layer, kvHead, scale, scratch);
+
+    public override void WriteSlot(ReadOnlySpan<int> blocks, int layer, int kvHead, int slot, ReadOnlySpan<float> key, ReadOnlySpan<float> value)
+    {
+        long at = pool.RowIndex(blocks[slot / _size], layer, kvHead) + slot % _size;
+        WriteRow<TKey>(key, pool.KeyPlane, pool.KeySidePlane, at);
+        WriteRow<TValue>(value, pool.ValuePlane, pool.ValueSidePlane, at);
+    }
 
     public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row)
     {

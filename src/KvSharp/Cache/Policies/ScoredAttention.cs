@@ -16,10 +16,11 @@ namespace KvSharp.Cache.Policies;
 /// after the lightest position outside the recent ones is evicted so it attends to exactly B (itself included). Each
 /// query's probabilities, summed over the group's query heads, are then added to the scores of what it attended to.
 /// So a prefill chunk gives the bits of decoding its tokens one by one.</item>
-/// <item>SnapKV: the block attends to everything held (the new positions included, causally). If the step has more
-/// than one token and leaves more than B held, its last O queries vote: their probabilities over the positions before
-/// them, summed over those queries and the group, max-pooled over 7 neighbours (clipped at the ends); the B - O
-/// earlier positions with the most votes stay, with the O observed ones.</item>
+/// <item>SnapKV: the block attends to everything held (the new positions included, causally). The prompt's last O
+/// queries vote as they run (<see cref="ScoredHeads.PromptEnd"/>: the marked prompt, else a step of several tokens):
+/// their probabilities over the positions before them, summed over those queries and the group. When the prompt's
+/// last token has run and more than B are held, the votes are max-pooled over 7 neighbours (clipped at the ends) and
+/// the B - O earlier positions with the most stay, with the O observed ones.</item>
 /// </list>
 /// </summary>
 internal static class ScoredAttention
@@ -95,26 +96,71 @@ internal static class ScoredAttention
         where TKey : struct, IKvElement<TKey>
         where TValue : struct, IKvElement<TValue>
     {
-        int first = block.FirstPosition, tokens = block.Tokens, budget = heads.Budget;
-        for (int t = 0; t < tokens; t++) head.Append(first + t);
-        int held = head.Count, logicalFirst = held - tokens;
-        var whole = new QueryBlock(block.Queries, block.Output, tokens, block.Stride, logicalFirst, block.GroupSize, block.HeadDim);
-        CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
-        // Decode steps append without eviction, as in the paper: only a prefill is compressed.
-        if (tokens == 1 || held <= budget) return;
+        int first = block.FirstPosition, tokens = block.Tokens;
+        // The prompt [start, end) this step runs (part of): the one marked, else the step itself if it has several
+        // tokens; a step past it appends without eviction, as decoding does in the paper.
+        int start = first, end = tokens > 1 ? first + tokens : first;
+        if (heads.PromptEnd is int marked)
+        {
+            start = heads.PromptStart;
+            end = marked;
+        }
+        int inPrompt = Math.Clamp(end - first, 0, tokens);
+        if (inPrompt > 0) PromptPart<TRows, TKey, TValue>(Part(block, 0, inPrompt), rows, heads, head, start, end, scale, scratch);
+        if (inPrompt < tokens) AttendAppended<TRows, TKey, TValue>(Part(block, inPrompt, tokens - inPrompt), rows, head, scale, scratch);
+    }
 
-        int observed = Math.Min(heads.Policy.Observation, tokens), prefix = held - observed, headDim = block.HeadDim;
-        Span<float> votes = head.Work(held), pooled = head.Pooled(held);
-        // Each observing query's probabilities land in `pooled` (free until pooling), then add to its votes.
-        votes[..prefix].Clear();
-        for (int t = tokens - observed; t < tokens; t++)
+    /// <summary>Tokens [<paramref name="from"/>, from + <paramref name="count"/>) of a block, at their own positions.</summary>
+    private static QueryBlock Part(scoped in QueryBlock block, int from, int count) =>
+        new(block.Queries.Slice(from * block.Stride), block.Output.Slice(from * block.Stride), count, block.Stride, block.FirstPosition + from,
+            block.GroupSize, block.HeadDim);
+
+    /// <summary>Holds a block's positions and attends it to everything held (the new positions causally); returns its first logical position.</summary>
+    private static int AttendAppended<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, ScoredHead head, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
+    {
+        for (int t = 0; t < block.Tokens; t++) head.Append(block.FirstPosition + t);
+        int logicalFirst = head.Count - block.Tokens;
+        var whole = new QueryBlock(block.Queries, block.Output, block.Tokens, block.Stride, logicalFirst, block.GroupSize, block.HeadDim);
+        CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
+        return logicalFirst;
+    }
+
+    /// <summary>
+    /// Runs a block of the prompt [<paramref name="start"/>, <paramref name="end"/>): its queries in the observation
+    /// window (the last O of the prompt) add their votes, and the block that ends the prompt compresses it. Nothing is
+    /// evicted before the end, so held positions from the prompt's start on keep their logical places between steps.
+    /// </summary>
+    private static void PromptPart<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, ScoredHeads heads, ScoredHead head,
+        int start, int end, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
+    {
+        int first = block.FirstPosition, tokens = block.Tokens, budget = heads.Budget, headDim = block.HeadDim;
+        int logicalFirst = AttendAppended<TRows, TKey, TValue>(block, rows, head, scale, scratch);
+        int held = head.Count, observeFrom = Math.Max(start, end - heads.Policy.Observation), observed = end - observeFrom;
+        // Logical index of the first observed position: every position after it, up to this block's end, is held.
+        int prefix = held - (first + tokens - observeFrom);
+        Span<float> votes = observeFrom < first + tokens ? head.Votes(prefix) : default;
+        for (int t = Math.Max(0, observeFrom - first); t < tokens; t++)
+        {
+            if (first + t == observeFrom) votes.Clear();
+            int length = logicalFirst + t + 1;
+            Span<float> probabilities = head.Work(length);
             for (int g = 0; g < block.GroupSize; g++)
             {
-                int length = logicalFirst + t + 1;
                 Probabilities<TRows, TKey, TValue>(block.Queries.Slice(t * block.Stride + g * headDim, headDim), rows, head.Slots[..length], scale,
-                    pooled[..length]);
-                for (int j = 0; j < prefix; j++) votes[j] += pooled[j];
+                    probabilities);
+                for (int j = 0; j < prefix; j++) votes[j] += probabilities[j];
             }
+        }
+        // A prompt of one token is a decode step; one that fits the budget keeps everything.
+        if (first + tokens != end || end - start < 2 || held <= budget) return;
+
+        Span<float> pooled = head.Pooled(prefix);
         const int reach = PoolKernel / 2;
         for (int j = 0; j < prefix; j++)
         {
@@ -122,8 +168,8 @@ internal static class ScoredAttention
             for (int i = Math.Max(0, j - reach); i <= Math.Min(prefix - 1, j + reach); i++) most = Math.Max(most, votes[i]);
             pooled[j] = most;
         }
-        head.KeepTopVoted(prefix, budget - observed, pooled, votes);
-        head.CompressedAt = first + tokens;
+        head.KeepTopVoted(prefix, budget - observed, pooled, head.Work(prefix));
+        head.CompressedAt = end;
     }
 
     /// <summary>

@@ -11,7 +11,7 @@ namespace KvSharp.Cache.Policies;
 internal sealed class ScoredHead
 {
     private int[] _positions = [], _slots = [], _free = [], _pending = [];
-    private float[] _scores = [], _work = [], _pooled = [];
+    private float[] _scores = [], _work = [], _pooled = [], _votes = [];
     private int _freeCount, _pendingStart, _pendingCount;
 
     /// <summary>Positions held.</summary>
@@ -35,6 +35,9 @@ internal sealed class ScoredHead
     /// <summary>SnapKV's second buffer (pooled votes).</summary>
     public Span<float> Pooled(int length) => _pooled.AsSpan(0, length);
 
+    /// <summary>SnapKV's votes, gathered over the steps that run a prompt's observation window.</summary>
+    public Span<float> Votes(int length) => _votes.AsSpan(0, length);
+
     /// <summary>Makes slots [from, to) available (a storage grown to <paramref name="to"/> rows), the lowest taken first.</summary>
     public void AddSlots(int from, int to)
     {
@@ -47,6 +50,7 @@ internal sealed class ScoredHead
             Array.Resize(ref _scores, to);
             Array.Resize(ref _work, to);
             Array.Resize(ref _pooled, to);
+            Array.Resize(ref _votes, to);
         }
         for (int s = to - 1; s >= from; s--) _free[_freeCount++] = s;
     }

@@ -32,6 +32,22 @@ internal sealed class ScoredHeads
 
     public ScoredHead Of(int layer, int kvHead) => _heads[layer * _kvHeads + kvHead];
 
+    /// <summary>
+    /// SnapKV: the prompt being prefilled, positions [<see cref="PromptStart"/>, PromptEnd): compressed once, when its
+    /// last token has run, by the votes of its last O queries, whatever steps it is split into. Null: each step of
+    /// several tokens is a prompt of its own (<c>kvsharp eval</c>'s chunked prefill).
+    /// </summary>
+    public int? PromptEnd { get; private set; }
+    public int PromptStart { get; private set; }
+
+    /// <summary>Declares positions [<paramref name="start"/>, <paramref name="end"/>) one prompt (<see cref="PromptEnd"/>).</summary>
+    public void MarkPrompt(int start, int end)
+    {
+        if (start < 0 || end < start) throw new ArgumentOutOfRangeException(nameof(end), end, $"a prompt from position {start} must end at or after it");
+        PromptStart = start;
+        PromptEnd = end;
+    }
+
     /// <summary>Positions each head holds (every head holds as many).</summary>
     public int Held => _heads[0].Count;
 
@@ -73,6 +89,7 @@ internal sealed class ScoredHeads
                 throw new InvalidOperationException(
                     $"cannot truncate a cache with policy '{Policy}' from {held} tokens to {length}: it compressed the sequence at {compressed} tokens by the votes of queries from {length} on (truncate to {compressed} or more, to 0, or Reset)");
         }
+        if (length < PromptEnd) PromptEnd = null;
         foreach (var h in _heads)
         {
             h.DropFrom(length);
