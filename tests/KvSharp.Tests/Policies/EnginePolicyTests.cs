@@ -32,13 +32,7 @@ public class EnginePolicyTests
     {
         var model = Model.Value;
         var requests = Policies.Select((p, i) => Request(i, p)).ToArray();
-        var alone = requests.Select(r =>
-        {
-            using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
-            var h = engine.Submit(r);
-            engine.RunUntilIdle();
-            return h.OutputTokens[0].ToArray();
-        }).ToArray();
+        var alone = requests.Select(r => Alone(model, r)).ToArray();
 
         using var shared = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 200, BlockSize = 4, MaxStepTokens = 24 });
         var handles = requests.Select(shared.Submit).ToArray();
@@ -107,17 +101,20 @@ public class EnginePolicyTests
         Assert.Equal(RequestStatus.Finished, forkedWindow.Status);
     }
 
+    /// <summary>The tokens a request generates in an engine of its own.</summary>
+    private static int[] Alone(LlmModel model, EngineRequest request)
+    {
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
+        var h = engine.Submit(request);
+        engine.RunUntilIdle();
+        return h.OutputTokens[0].ToArray();
+    }
+
     /// <summary>Runs the requests together in a pool too small for them all, and checks each gives what it gives alone.</summary>
     private static void AssertPreemptedEqualAlone(EngineRequest[] requests, EngineOptions tightOptions)
     {
         var model = Model.Value;
-        var alone = requests.Select(r =>
-        {
-            using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 64, BlockSize = 4 });
-            var h = engine.Submit(r);
-            engine.RunUntilIdle();
-            return h.OutputTokens[0].ToArray();
-        }).ToArray();
+        var alone = requests.Select(r => Alone(model, r)).ToArray();
 
         using var tight = new LlmEngine(model, tightOptions);
         var handles = requests.Select(tight.Submit).ToArray();
