@@ -1,5 +1,6 @@
 using System.CommandLine;
 using KvSharp.Cache;
+using KvSharp.Server;
 
 namespace KvSharp.Cli.Bench;
 
@@ -58,6 +59,9 @@ internal static class BenchCommand
             scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
         };
         command.Options.Add(redis);
+        var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "inspector scenario: the server's shortest time between two snapshots of the event stream",
+            (int)new ServerOptions().InspectorInterval.TotalMilliseconds, Allowed.AtLeast((int)ServerOptions.MinInspectorInterval.TotalMilliseconds));
+        command.Options.Add(inspectorInterval);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -92,6 +96,7 @@ internal static class BenchCommand
                 Url = r.GetValue(url),
                 Redis = r.GetValue(redis),
                 Users = r.GetValue(users),
+                InspectorIntervalMs = r.GetValue(inspectorInterval),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

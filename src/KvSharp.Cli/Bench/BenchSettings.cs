@@ -76,6 +76,8 @@ public sealed record BenchSettings
     public string? Url { get; init; }
     /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>
     public string? Redis { get; init; }
+    /// <summary>Inspector scenario: the server's shortest time between two inspector snapshots (null: its default).</summary>
+    public int? InspectorIntervalMs { get; init; }
     /// <summary>Router scenario: users chatting at once.</summary>
     public int Users { get; init; } = 12;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>

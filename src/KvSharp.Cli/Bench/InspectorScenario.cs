@@ -32,7 +32,7 @@ internal static class InspectorScenario
         var result = info.Describe("inspector");
         Task.Run(async () =>
         {
-            await using var server = KvSharpServer.Create(info.Model, new ServerOptions { Port = 0, Engine = engineOptions });
+            await using var server = KvSharpServer.Create(info.Model, new ServerOptions { Port = 0, Engine = engineOptions, InspectorInterval = Interval(s) });
             await server.StartAsync();
             using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
             log.Line($"serving on {server.BaseAddress}; snapshots at most every {server.Options.InspectorInterval.TotalMilliseconds} ms");
@@ -95,6 +95,9 @@ internal static class InspectorScenario
     }
 
     /// <summary>One completion's generated tokens per second (a five-token prompt: its prefill is one short step), with or without a stream reader.</summary>
+    private static TimeSpan Interval(BenchSettings s) =>
+        s.InspectorIntervalMs is int ms ? TimeSpan.FromMilliseconds(ms) : new ServerOptions().InspectorInterval;
+
     private static async Task<(double Rate, StreamLoad? Load)> DecodeAsync(HttpClient http, int tokens, bool reader)
     {
         using var stop = new CancellationTokenSource();

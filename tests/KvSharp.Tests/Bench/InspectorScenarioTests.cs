@@ -22,7 +22,7 @@ public sealed class InspectorScenarioTests : IDisposable
         var settings = new BenchSettings
         {
             Scenario = BenchScenario.Inspector, ModelPath = model, GenTokens = 24, BlockSize = 4, Repetitions = 2,
-            Json = true, Threads = 2, WarmUpSeconds = 0, KvBudgetMiB = 1,
+            Json = true, Threads = 2, WarmUpSeconds = 0, KvBudgetMiB = 1, InspectorIntervalMs = 200,
         };
         Assert.Equal(0, BenchRunner.Run(settings, stdout, stderr));
         using var doc = JsonDocument.Parse(stdout.ToString());
@@ -35,7 +35,7 @@ public sealed class InspectorScenarioTests : IDisposable
             Assert.True(json.GetProperty(field).GetDouble() > 0, field);
         Assert.True(json.GetProperty("snapshot_full_bytes").GetInt32() > 0);
         Assert.True(json.GetProperty("snapshot_delta_bytes").GetInt32() > 0, "snapshots between steps differ, so each after the first has a delta");
-        Assert.Equal(250, json.GetProperty("inspector_interval_ms").GetDouble());
+        Assert.Equal(200, json.GetProperty("inspector_interval_ms").GetDouble());
         Assert.Contains("| event stream ", stderr.ToString());
     }
 }
