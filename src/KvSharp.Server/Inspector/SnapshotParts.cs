@@ -107,6 +107,9 @@ internal sealed class SnapshotParts
 
     private ReadOnlySpan<byte> Node(int i) => _prefixTree.AsSpan(_nodes[i].Start, _nodes[i].Length);
 
+    /// <summary>True when node <paramref name="i"/> is byte for byte the one at the same index in <paramref name="before"/>.</summary>
+    private bool SameNode(SnapshotParts before, int i) => i < before._nodes.Length && Node(i).SequenceEqual(before.Node(i));
+
     /// <summary>
     /// The tree's changed nodes as runs at their indices: a run that grows by a block, or a count that moves, is one
     /// node; a chain inserted before others shifts the ids after it, and those nodes come too.
@@ -118,9 +121,9 @@ internal sealed class SnapshotParts
         int i = 0;
         while (i < _nodes.Length)
         {
-            if (i < before._nodes.Length && Node(i).SequenceEqual(before.Node(i))) { i++; continue; }
+            if (SameNode(before, i)) { i++; continue; }
             int start = i;
-            while (i < _nodes.Length && !(i < before._nodes.Length && Node(i).SequenceEqual(before.Node(i)))) i++;
+            while (i < _nodes.Length && !SameNode(before, i)) i++;
             w.WriteStartArray();
             w.WriteNumberValue(start);
             w.WriteStartArray();

@@ -62,16 +62,16 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
 
     public override void WriteSlot(ReadOnlySpan<int> blocks, int layer, int kvHead, int slot, ReadOnlySpan<float> key, ReadOnlySpan<float> value)
     {
-        long at = pool.RowIndex(blocks[slot / _size], layer, kvHead) + slot % _size;
+        long at = RowAt(blocks, layer, kvHead, slot);
         WriteRow<TKey>(key, pool.KeyPlane, pool.KeySidePlane, at);
         WriteRow<TValue>(value, pool.ValuePlane, pool.ValueSidePlane, at);
     }
 
-    public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row)
-    {
-        long at = pool.RowIndex(blocks[position / _size], layer, kvHead) + position % _size;
-        WriteRow<TKey>(row, pool.KeyPlane, pool.KeySidePlane, at);
-    }
+    public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row) =>
+        WriteRow<TKey>(row, pool.KeyPlane, pool.KeySidePlane, RowAt(blocks, layer, kvHead, position));
+
+    /// <summary>The pool row of one head's <paramref name="slot"/>: block table[slot / BlockSize], row slot % BlockSize.</summary>
+    private long RowAt(ReadOnlySpan<int> blocks, int layer, int kvHead, int slot) => pool.RowIndex(blocks[slot / _size], layer, kvHead) + slot % _size;
 
     /// <summary>Asks for the first <see cref="KvPrefetch.Positions"/> rows of a head's keys and values, one run per block.</summary>
     public override void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end)

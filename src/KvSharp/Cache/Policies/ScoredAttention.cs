@@ -55,12 +55,12 @@ internal static class ScoredAttention
         int seeAll = Math.Clamp(budget - first, 0, block.Tokens);
         if (seeAll > 0)
         {
-            for (int t = 0; t < seeAll; t++) head.Append(first + t);
-            int logicalFirst = head.Count - seeAll;
-            var whole = new QueryBlock(block.Queries, block.Output, seeAll, block.Stride, logicalFirst, block.GroupSize, block.HeadDim);
-            CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
+            int logicalFirst = AttendAppended<TRows, TKey, TValue>(Part(block, 0, seeAll), rows, head, scale, scratch);
             for (int t = 0; t < seeAll; t++)
-                AddAttention<TRows, TKey, TValue>(block.Queries.Slice(t * block.Stride, width), block.GroupSize, rows, head, logicalFirst + t + 1, scale);
+            {
+                int length = logicalFirst + t + 1;
+                AddAttention<TRows, TKey, TValue>(block.Queries.Slice(t * block.Stride, width), block.GroupSize, rows, head, length, scale, head.Scores[..length]);
+            }
         }
         for (int t = seeAll; t < block.Tokens; t++)
         {
@@ -70,23 +70,27 @@ internal static class ScoredAttention
             var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
                 head.Count - 1, block.GroupSize, block.HeadDim);
             CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
-            AddAttention<TRows, TKey, TValue>(one.Queries, block.GroupSize, rows, head, head.Count, scale);
+            AddAttention<TRows, TKey, TValue>(one.Queries, block.GroupSize, rows, head, head.Count, scale, head.Scores);
         }
     }
 
-    /// <summary>Adds one token's attention (each query head of the group in turn) over held [0, length) to the scores.</summary>
+    /// <summary>
+    /// Adds one token's attention (each query head of the group in turn) over held [0, <paramref name="length"/>) to
+    /// <paramref name="into"/>, whose first into.Length positions it counts: H2O's scores, or SnapKV's votes over the
+    /// positions before its observation window.
+    /// </summary>
     private static void AddAttention<TRows, TKey, TValue>(ReadOnlySpan<float> queries, int group, scoped in TRows rows, ScoredHead head,
-        int length, float scale)
+        int length, float scale, Span<float> into)
         where TRows : IKvRows<TKey, TValue>, allows ref struct
         where TKey : struct, IKvElement<TKey>
         where TValue : struct, IKvElement<TValue>
     {
         int headDim = queries.Length / group;
-        Span<float> probabilities = head.Work(length), scores = head.Scores[..length];
+        Span<float> probabilities = head.Work(length);
         for (int g = 0; g < group; g++)
         {
             Probabilities<TRows, TKey, TValue>(queries.Slice(g * headDim, headDim), rows, head.Slots[..length], scale, probabilities);
-            for (int j = 0; j < length; j++) scores[j] += probabilities[j];
+            for (int j = 0; j < into.Length; j++) into[j] += probabilities[j];
         }
     }
 
@@ -148,14 +152,8 @@ internal static class ScoredAttention
         for (int t = Math.Max(0, observeFrom - first); t < tokens; t++)
         {
             if (first + t == observeFrom) votes.Clear();
-            int length = logicalFirst + t + 1;
-            Span<float> probabilities = head.Work(length);
-            for (int g = 0; g < block.GroupSize; g++)
-            {
-                Probabilities<TRows, TKey, TValue>(block.Queries.Slice(t * block.Stride + g * headDim, headDim), rows, head.Slots[..length], scale,
-                    probabilities);
-                for (int j = 0; j < prefix; j++) votes[j] += probabilities[j];
-            }
+            AddAttention<TRows, TKey, TValue>(block.Queries.Slice(t * block.Stride, block.GroupSize * headDim), block.GroupSize, rows, head,
+                logicalFirst + t + 1, scale, votes);
         }
         // A prompt of one token is a decode step; one that fits the budget keeps everything.
         if (first + tokens != end || end - start < 2 || held <= budget) return;
