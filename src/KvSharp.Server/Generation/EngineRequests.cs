@@ -100,10 +100,8 @@ internal static class EngineRequests
         {
             throw ApiError.InvalidValue("kv_policy", $"kv_policy: {e.Message}");
         }
-        if ((policy.Sinks > 0 || policy.EvictsByScore) && choices > 1)
-            throw ApiError.InvalidValue("kv_policy", policy.EvictsByScore
-                ? $"kv_policy '{policy}' takes one choice per request (n = 1): each layer and KV head reuses its evicted slots in place, in the blocks choices would share"
-                : $"kv_policy '{policy}' takes one choice per request (n = 1): its sink keys are re-rotated in place, in the blocks choices share");
+        if (choices > 1 && policy.SingleSampleReason is { } oneChoice)
+            throw ApiError.InvalidValue("kv_policy", $"kv_policy '{policy}' takes one choice per request (n = 1): {oneChoice}");
         return policy;
     }
 

@@ -135,10 +135,8 @@ public sealed class LlmEngine : IDisposable
         var policy = PolicyOf(r);
         try { policy.Validate(ContextLength); }
         catch (ArgumentException e) { return e.Message; }
-        if (policy.Sinks > 0 && r.SampleCount > 1)
-            return $"cache policy '{policy}' takes one sample per request: its sink keys are re-rotated in place, in the blocks parallel samples share";
-        if (policy.EvictsByScore && r.SampleCount > 1)
-            return $"cache policy '{policy}' takes one sample per request: each layer and KV head reuses its evicted slots in place, in the blocks parallel samples would share";
+        if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
+            return $"cache policy '{policy}' takes one sample per request: {oneSample}";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }

@@ -69,6 +69,15 @@ public sealed record KvCachePolicy
     /// <summary>True for H2O and SnapKV: positions are chosen by attention scores, per layer and KV head.</summary>
     public bool EvictsByScore => Eviction != KvEviction.None;
 
+    /// <summary>
+    /// Why a sequence under this policy cannot share its blocks with parallel samples of the same prompt (null when
+    /// it can): the engine and the server refuse several samples with this reason.
+    /// </summary>
+    public string? SingleSampleReason =>
+        EvictsByScore ? "each layer and KV head reuses its evicted slots in place, in the blocks parallel samples would share"
+        : Sinks > 0 ? "its sink keys are re-rotated in place, in the blocks parallel samples share"
+        : null;
+
     /// <summary>Most positions one query attends to (sinks + window, or an H2O budget); null for <see cref="Full"/>.
     /// SnapKV's B bounds what a compressed prefill leaves; the prefill's own queries and later decode steps see more.</summary>
     public int? Budget => Window is int w ? Sinks + w : EvictionBudget;
