@@ -41,7 +41,9 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     public static int SideBytes(int headDim) => TAxis.SideBytes(headDim);
 
     /// <summary>The first pending row, the pending buffer's capacity in rows and its address (pinned); the rotary table's address, dimensions and layout.</summary>
-    public static int SideHeaderBytes(int headDim) => 32;
+    public static int SideHeaderBytes(int headDim) => HeaderBytes;
+
+    private const int HeaderBytes = 32;
 
     public static bool RowsStandAlone => false;
 
@@ -53,17 +55,24 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     public static void Read(ref byte row, ref byte side, int headDim, ref float destination) =>
         throw new NotSupportedException($"{Name} rows are read with ReadRow, which finds their group");
 
-    private static ref int PendingStart(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[0];
+    // The side header's fields (SideHeaderBytes), by byte offset, for the span that writes them and the reads that
+    // hold only a reference to the plane's start.
+    private static ref int PendingStart(ref byte side) => ref Unsafe.As<byte, int>(ref side);
+    private static ref int PendingCapacity(ref byte side) => ref Unsafe.As<byte, int>(ref Unsafe.Add(ref side, 4));
+    private static ref long PendingAddress(ref byte side) => ref Unsafe.As<byte, long>(ref Unsafe.Add(ref side, 8));
+    private static ref long RotationAddress(ref byte side) => ref Unsafe.As<byte, long>(ref Unsafe.Add(ref side, 16));
+    private static ref int RotationDims(ref byte side) => ref Unsafe.As<byte, int>(ref Unsafe.Add(ref side, 24));
+    private static ref int RotationPairsHalves(ref byte side) => ref Unsafe.As<byte, int>(ref Unsafe.Add(ref side, 28));
 
-    private static ref int PendingCapacity(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[1];
+    private static ref int PendingStart(Span<byte> side) => ref PendingStart(ref Header(side));
+    private static ref int PendingCapacity(Span<byte> side) => ref PendingCapacity(ref Header(side));
+    private static ref long PendingAddress(Span<byte> side) => ref PendingAddress(ref Header(side));
+    private static ref long RotationAddress(Span<byte> side) => ref RotationAddress(ref Header(side));
+    private static ref int RotationDims(Span<byte> side) => ref RotationDims(ref Header(side));
+    private static ref int RotationPairsHalves(Span<byte> side) => ref RotationPairsHalves(ref Header(side));
 
-    private static ref long PendingAddress(Span<byte> side) => ref MemoryMarshal.Cast<byte, long>(side)[1];
-
-    private static ref long RotationAddress(Span<byte> side) => ref MemoryMarshal.Cast<byte, long>(side)[2];
-
-    private static ref int RotationDims(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[6];
-
-    private static ref int RotationPairsHalves(Span<byte> side) => ref MemoryMarshal.Cast<byte, int>(side)[7];
+    /// <summary>The header's first byte, checked to lie within <paramref name="side"/>.</summary>
+    private static ref byte Header(Span<byte> side) => ref MemoryMarshal.GetReference(side[..HeaderBytes]);
 
     /// <summary>The pending rows (first pending row first), in the pinned buffer whose address the header keeps.</summary>
     private static unsafe Span<float> Pending(Span<byte> side, int headDim) =>
@@ -138,10 +147,10 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static unsafe void ReadRow(scoped in KvPlanes planes, nint row, int headDim, ref float destination)
     {
-        int start = Unsafe.As<byte, int>(ref planes.Side);
+        int start = PendingStart(ref planes.Side);
         if (row >= start)
         {
-            float* pending = (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 8));
+            float* pending = (float*)PendingAddress(ref planes.Side);
             if (pending == null)
             {
                 // Nothing was ever written to this head: the row reads as zeros, as an unwritten row of any type.
@@ -155,10 +164,9 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
         int inGroup = (int)(row % KvKivi.GroupRows);
         ref byte groupSide = ref Unsafe.Add(ref planes.Side, SideHeaderBytes(headDim) + (row - inGroup) * SideBytes(headDim));
         TAxis.Read(ref Unsafe.Add(ref planes.Elements, row * RowBytes(headDim)), ref groupSide, inGroup, headDim, TBits.Bits, ref destination);
-        int dims = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 24));
+        int dims = RotationDims(ref planes.Side);
         if (dims != 0)
-            RotaryTable.Rotate(ref destination, (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 16)) + row * dims, dims,
-                Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 28)) != 0);
+            RotaryTable.Rotate(ref destination, (float*)RotationAddress(ref planes.Side) + row * dims, dims, RotationPairsHalves(ref planes.Side) != 0);
     }
 
     /// <summary>
@@ -168,9 +176,9 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
     /// </summary>
     public static unsafe void ReadRows(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, ref float destination)
     {
-        int start = Unsafe.As<byte, int>(ref planes.Side), dims = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 24));
-        float* table = (float*)Unsafe.As<byte, long>(ref Unsafe.Add(ref planes.Side, 16));
-        bool halves = Unsafe.As<byte, int>(ref Unsafe.Add(ref planes.Side, 28)) != 0;
+        int start = PendingStart(ref planes.Side), dims = RotationDims(ref planes.Side);
+        float* table = (float*)RotationAddress(ref planes.Side);
+        bool halves = RotationPairsHalves(ref planes.Side) != 0;
         int rowBytes = RowBytes(headDim), sideBytes = SideBytes(headDim), header = SideHeaderBytes(headDim);
         for (int j = 0; j < rows.Length;)
         {
