@@ -94,10 +94,11 @@ internal static class InspectorScenario
         return result;
     }
 
-    /// <summary>One completion's generated tokens per second (a five-token prompt: its prefill is one short step), with or without a stream reader.</summary>
+    /// <summary>The server's shortest time between two snapshots: --inspector-interval-ms, else the server's default.</summary>
     private static TimeSpan Interval(BenchSettings s) =>
         s.InspectorIntervalMs is int ms ? TimeSpan.FromMilliseconds(ms) : new ServerOptions().InspectorInterval;
 
+    /// <summary>One completion's generated tokens per second (a five-token prompt: its prefill is one short step), with or without a stream reader.</summary>
     private static async Task<(double Rate, StreamLoad? Load)> DecodeAsync(HttpClient http, int tokens, bool reader)
     {
         using var stop = new CancellationTokenSource();
