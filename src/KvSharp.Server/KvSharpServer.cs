@@ -35,6 +35,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         Engine = engine;
         Metrics = metrics;
         Service = app.Services.GetRequiredService<EngineService>();
+        InspectorFeed = app.Services.GetRequiredService<SnapshotFeed>();
     }
 
     public LlmEngine Engine { get; }
@@ -43,6 +44,8 @@ public sealed class KvSharpServer : IAsyncDisposable
     public ChatTemplate ChatTemplate => Service.ChatTemplate;
     internal EngineService Service { get; }
     internal ServerMetrics Metrics { get; }
+    /// <summary>The inspector's shared snapshots (its <see cref="SnapshotFeed.Readers"/> tell whether a page is open).</summary>
+    internal SnapshotFeed InspectorFeed { get; }
 
     /// <summary>Builds the server (nothing listens until <see cref="StartAsync"/>).</summary>
     public static KvSharpServer Create(LlmModel model, ServerOptions options)

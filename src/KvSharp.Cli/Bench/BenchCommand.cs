@@ -62,6 +62,8 @@ internal static class BenchCommand
         var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "inspector scenario: the server's shortest time between two snapshots of the event stream",
             (int)new ServerOptions().InspectorInterval.TotalMilliseconds, Allowed.AtLeast((int)ServerOptions.MinInspectorInterval.TotalMilliseconds));
         command.Options.Add(inspectorInterval);
+        var browser = new Option<string?>("--browser") { Description = "inspector scenario: open the page in this headless Chromium-family browser (e.g. /usr/bin/chromium) instead of only reading its event stream" };
+        command.Options.Add(browser);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -97,6 +99,7 @@ internal static class BenchCommand
                 Redis = r.GetValue(redis),
                 Users = r.GetValue(users),
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
+                Browser = r.GetValue(browser),
             };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });

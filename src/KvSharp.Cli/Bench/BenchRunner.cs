@@ -90,6 +90,11 @@ public static class BenchRunner
         }
         if (s.Clients != null && (s.Clients.Length == 0 || s.Clients.Any(c => c <= 0)))
             throw new ArgumentException($"--clients must be positive whole numbers, got '{string.Join(",", s.Clients)}'");
+        if (s.Browser != null)
+        {
+            if (s.Scenario != BenchScenario.Inspector) throw new ArgumentException($"--browser opens the inspector page: it belongs to --scenario inspector, not {s.Scenario.ToString().ToLowerInvariant()}");
+            if (!File.Exists(s.Browser)) throw new FileNotFoundException($"--browser {s.Browser}: no such file (give a Chromium-family executable, e.g. /usr/bin/chromium)", s.Browser);
+        }
         if (s.SystemTokens is < 0) throw new ArgumentException($"--system-tokens must be >= 0, got {s.SystemTokens}");
         if (s.Scenario == BenchScenario.Cache && s.CacheMode == KvCacheMode.None)
             throw new ArgumentException("--cache must be contiguous or static: the cache scenario compares it with none");

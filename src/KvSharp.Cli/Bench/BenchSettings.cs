@@ -78,6 +78,8 @@ public sealed record BenchSettings
     public string? Redis { get; init; }
     /// <summary>Inspector scenario: the server's shortest time between two inspector snapshots (null: its default).</summary>
     public int? InspectorIntervalMs { get; init; }
+    /// <summary>Inspector scenario: a Chromium-family executable that opens the page headless for the "with" side (null: a stream reader stands in).</summary>
+    public string? Browser { get; init; }
     /// <summary>Router scenario: users chatting at once.</summary>
     public int Users { get; init; } = 12;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>

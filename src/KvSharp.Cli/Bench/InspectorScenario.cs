@@ -15,6 +15,9 @@ namespace KvSharp.Cli.Bench;
 /// ...) so a host that speeds up or slows down through the run biases neither side; the result is each side's median
 /// decode rate and their change, and the median of the rounds' paired changes. Then the cost of one snapshot as the
 /// stream pays it (<c>Inspect()</c>, serialising it whole and as a delta) is timed between the steps of an engine.
+/// With --browser, the "with" side is the page itself open in that headless browser (started for each such
+/// completion, once the page's stream is live and it has settled, and killed after), so the browser's rendering on the
+/// same cores is in the cost too, and the browser's own CPU time while the clock ran is reported beside it.
 /// </summary>
 internal static class InspectorScenario
 {
@@ -22,6 +25,8 @@ internal static class InspectorScenario
     private const string Prompt = "Once upon a time";
     /// <summary>Room left for the prompt's tokens: a byte-level vocabulary makes one of each of its 16 characters.</summary>
     private const int PromptRoom = 32;
+    /// <summary>How long a browser may take to open the page's stream, and how long it settles after (its start-up work).</summary>
+    private static readonly TimeSpan PageOpenDeadline = TimeSpan.FromSeconds(30), PageSettle = TimeSpan.FromSeconds(2);
 
     public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
     {
@@ -35,10 +40,12 @@ internal static class InspectorScenario
             await using var server = KvSharpServer.Create(info.Model, new ServerOptions { Port = 0, Engine = engineOptions, InspectorInterval = Interval(s) });
             await server.StartAsync();
             using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
-            log.Line($"serving on {server.BaseAddress}; snapshots at most every {server.Options.InspectorInterval.TotalMilliseconds} ms");
+            log.Line($"serving on {server.BaseAddress}; snapshots at most every {server.Options.InspectorInterval.TotalMilliseconds} ms" +
+                     (s.Browser is { } browser ? $"; the page open in {browser}" : ""));
+            var inspector = new Inspector(http, server, s.Browser);
             // The server's own paths warm up too: a completion with and without a reader.
-            await DecodeAsync(http, Math.Min(tokens, 32), reader: false);
-            await DecodeAsync(http, Math.Min(tokens, 32), reader: true);
+            await inspector.DecodeAsync(Math.Min(tokens, 32), open: false);
+            await inspector.DecodeAsync(Math.Min(tokens, 32), open: true);
 
             var without = new List<double>();
             var with = new List<double>();
@@ -49,10 +56,10 @@ internal static class InspectorScenario
                 log.Progress($"round {round + 1} of {rounds}");
                 // ABBA: even rounds without first, odd rounds with first.
                 double a = 0, b = 0;
-                foreach (bool reader in round % 2 == 0 ? new[] { false, true } : [true, false])
+                foreach (bool open in round % 2 == 0 ? new[] { false, true } : [true, false])
                 {
-                    var (rate, load) = await DecodeAsync(http, tokens, reader);
-                    if (reader) { b = rate; with.Add(rate); stream.Add(load!); }
+                    var (rate, load) = await inspector.DecodeAsync(tokens, open);
+                    if (open) { b = rate; with.Add(rate); stream.Add(load!); }
                     else { a = rate; without.Add(rate); }
                 }
                 changes.Add(b / a - 1);
@@ -63,11 +70,16 @@ internal static class InspectorScenario
             double medianWithout = BenchRunner.Median(without), medianWith = BenchRunner.Median(with);
             var t = new BenchTable("inspector", "decode tok/s (median)", "rounds");
             t.Add("none", $"{medianWithout:F1}", string.Join(", ", without.Select(x => x.ToString("F1"))));
-            t.Add("event stream", $"{medianWith:F1}", string.Join(", ", with.Select(x => x.ToString("F1"))));
+            string opened = s.Browser != null ? "page" : "stream";
+            t.Add(s.Browser != null ? $"the page in {Path.GetFileName(s.Browser)}" : "event stream", $"{medianWith:F1}", string.Join(", ", with.Select(x => x.ToString("F1"))));
             table.WriteLine();
             t.Write(table);
-            table.WriteLine($"change with the stream: {100 * (medianWith / medianWithout - 1):+0.0;-0.0}% (medians); median of the rounds' paired changes {100 * BenchRunner.Median(changes):+0.0;-0.0}%");
-            table.WriteLine($"stream: {BenchRunner.Median(stream.Select(l => l.EventsPerSecond).ToList()):F1} events/s, {BenchRunner.Median(stream.Select(l => l.BytesPerEvent).ToList()):F0} bytes each (median)");
+            table.WriteLine($"change with the {opened}: {100 * (medianWith / medianWithout - 1):+0.0;-0.0}% (medians); median of the rounds' paired changes {100 * BenchRunner.Median(changes):+0.0;-0.0}%");
+            var browserCpu = stream.Select(l => l.BrowserCpuMsPerSecond).OfType<double>().ToList();
+            if (s.Browser == null)
+                table.WriteLine($"stream: {BenchRunner.Median(stream.Select(l => l.EventsPerSecond).ToList()):F1} events/s, {BenchRunner.Median(stream.Select(l => l.BytesPerEvent).ToList()):F0} bytes each (median)");
+            else if (browserCpu.Count > 0)
+                table.WriteLine($"the browser's own CPU time while decoding: {BenchRunner.Median(browserCpu):F1} ms a second (median; {string.Join(", ", browserCpu.Select(x => x.ToString("F1")))})");
             table.WriteLine($"one snapshot ({CostSequences} sequences decoding): Inspect() {cost.InspectUs:F0} µs, Inspect() + whole and delta JSON {cost.TakeUs:F0} µs, " +
                             $"a step {cost.StepUs:F0} µs (medians of {SnapshotSamples}); {cost.FullBytes} bytes whole, {cost.DeltaBytes} bytes as a delta");
 
@@ -77,13 +89,23 @@ internal static class InspectorScenario
             result["inspector_interval_ms"] = server.Options.InspectorInterval.TotalMilliseconds;
             result["block_count"] = server.Engine.Pool.BlockCount;
             result["decode_tps_without"] = new JsonArray([.. without.Select(x => (JsonNode)x)]);
-            result["decode_tps_with_stream"] = new JsonArray([.. with.Select(x => (JsonNode)x)]);
+            result["with"] = opened;
+            if (s.Browser != null) result["browser"] = s.Browser;
+            result[$"decode_tps_with_{opened}"] = new JsonArray([.. with.Select(x => (JsonNode)x)]);
             result["median_tps_without"] = medianWithout;
-            result["median_tps_with_stream"] = medianWith;
+            result[$"median_tps_with_{opened}"] = medianWith;
             result["median_change"] = medianWith / medianWithout - 1;
             result["median_paired_change"] = BenchRunner.Median(changes);
-            result["stream_events_per_second"] = BenchRunner.Median(stream.Select(l => l.EventsPerSecond).ToList());
-            result["stream_bytes_per_event"] = BenchRunner.Median(stream.Select(l => l.BytesPerEvent).ToList());
+            if (s.Browser == null)
+            {
+                result["stream_events_per_second"] = BenchRunner.Median(stream.Select(l => l.EventsPerSecond).ToList());
+                result["stream_bytes_per_event"] = BenchRunner.Median(stream.Select(l => l.BytesPerEvent).ToList());
+            }
+            else
+            {
+                result["browser_cpu_ms_per_s"] = new JsonArray([.. browserCpu.Select(x => (JsonNode)x)]);
+                if (browserCpu.Count > 0) result["median_browser_cpu_ms_per_s"] = BenchRunner.Median(browserCpu);
+            }
             result["snapshot_inspect_us"] = cost.InspectUs;
             result["snapshot_inspect_and_json_us"] = cost.TakeUs;
             result["snapshot_step_us"] = cost.StepUs;
@@ -98,30 +120,67 @@ internal static class InspectorScenario
     private static TimeSpan Interval(BenchSettings s) =>
         s.InspectorIntervalMs is int ms ? TimeSpan.FromMilliseconds(ms) : new ServerOptions().InspectorInterval;
 
-    /// <summary>One completion's generated tokens per second (a five-token prompt: its prefill is one short step), with or without a stream reader.</summary>
-    private static async Task<(double Rate, StreamLoad? Load)> DecodeAsync(HttpClient http, int tokens, bool reader)
+    /// <summary>Decodes one completion at a time through the server, with the inspector open or not.</summary>
+    /// <param name="browser">The executable that opens the page (--browser); null: a reader of the event stream stands in for the page.</param>
+    private sealed class Inspector(HttpClient http, KvSharpServer server, string? browser)
     {
-        using var stop = new CancellationTokenSource();
-        var load = new StreamLoad();
-        Task? reading = null;
-        if (reader)
+        /// <summary>
+        /// One completion's generated tokens per second (a five-token prompt: its prefill is one short step), with or
+        /// without the inspector open; when open, what it received or used while the clock ran.
+        /// </summary>
+        public async Task<(double Rate, StreamLoad? Load)> DecodeAsync(int tokens, bool open)
         {
-            var first = new TaskCompletionSource();
-            reading = ReadEventsAsync(http, load, first, stop.Token);
-            await first.Task; // the stream is live (its first, whole snapshot arrived) before the clock starts
+            using var stop = new CancellationTokenSource();
+            var load = new StreamLoad();
+            Task? reading = null;
+            using var page = open && browser != null ? await OpenPageAsync(browser) : null;
+            if (open && page == null)
+            {
+                var first = new TaskCompletionSource();
+                reading = ReadEventsAsync(http, load, first, stop.Token);
+                await first.Task; // the stream is live (its first, whole snapshot arrived) before the clock starts
+            }
+            var body = new JsonObject { ["prompt"] = Prompt, ["max_tokens"] = tokens, ["ignore_eos"] = true, ["temperature"] = 0 };
+            var cpuBefore = page?.CpuTime();
+            long start = Stopwatch.GetTimestamp();
+            load.Start();
+            using var response = await http.PostAsJsonAsync("/v1/completions", body);
+            var json = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+            double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            load.Stop();
+            if (page?.CpuTime() is { } cpuAfter && cpuBefore is { } before) load.BrowserCpuMsPerSecond = (cpuAfter - before).TotalMilliseconds / seconds;
+            if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"the benchmark's completion failed: HTTP {(int)response.StatusCode} {json?.ToJsonString()}");
+            if (page is { HasExited: true }) throw new InvalidOperationException($"--browser {browser}: the browser exited while the page was being measured");
+            int generated = json!["usage"]!["completion_tokens"]!.GetValue<int>();
+            await stop.CancelAsync();
+            if (reading != null) await reading;
+            return (generated / seconds, open ? load : null);
         }
-        var body = new JsonObject { ["prompt"] = Prompt, ["max_tokens"] = tokens, ["ignore_eos"] = true, ["temperature"] = 0 };
-        long start = Stopwatch.GetTimestamp();
-        load.Start();
-        using var response = await http.PostAsJsonAsync("/v1/completions", body);
-        var json = JsonNode.Parse(await response.Content.ReadAsStringAsync());
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        load.Stop();
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"the benchmark's completion failed: HTTP {(int)response.StatusCode} {json?.ToJsonString()}");
-        int generated = json!["usage"]!["completion_tokens"]!.GetValue<int>();
-        await stop.CancelAsync();
-        if (reading != null) await reading;
-        return (generated / seconds, reader ? load : null);
+
+        /// <summary>Opens the page in the browser and waits until its stream is live and the browser has settled.</summary>
+        private async Task<HeadlessBrowser> OpenPageAsync(string executable)
+        {
+            var feed = server.InspectorFeed;
+            var page = HeadlessBrowser.Open(executable, server.BaseAddress);
+            try
+            {
+                long start = Stopwatch.GetTimestamp();
+                while (feed.Readers == 0)
+                {
+                    if (page.HasExited) throw new InvalidOperationException($"--browser {executable}: the browser exited before the page opened its event stream");
+                    if (Stopwatch.GetElapsedTime(start) > PageOpenDeadline)
+                        throw new InvalidOperationException($"--browser {executable}: the page did not open its event stream within {PageOpenDeadline.TotalSeconds} s");
+                    await Task.Delay(50);
+                }
+                await Task.Delay(PageSettle);
+                return page;
+            }
+            catch
+            {
+                page.Dispose();
+                throw;
+            }
+        }
     }
 
     /// <summary>Reads the page's event stream, counting events and bytes, until cancelled.</summary>
@@ -199,6 +258,9 @@ internal static class InspectorScenario
             Interlocked.Increment(ref _events);
             Interlocked.Add(ref _bytes, bytes);
         }
+
+        /// <summary>With --browser: the browser's CPU time (all its processes) per second of the completion.</summary>
+        public double? BrowserCpuMsPerSecond { get; set; }
 
         public double EventsPerSecond => _events / Stopwatch.GetElapsedTime(_start, _stop).TotalSeconds;
         public double BytesPerEvent => _events == 0 ? 0 : (double)_bytes / _events;

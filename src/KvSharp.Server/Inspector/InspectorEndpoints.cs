@@ -62,6 +62,7 @@ internal static class InspectorEndpoints
     private static async Task StreamAsync(HttpContext context, SnapshotFeed feed, IHostApplicationLifetime lifetime)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+        using var reader = feed.OpenReader();
         var response = context.Response;
         ServerSentEvents.Begin(response);
         bool deltas = context.Request.Query["delta"] is [var delta] && bool.TryParse(delta, out bool on) && on;

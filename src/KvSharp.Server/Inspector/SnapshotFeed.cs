@@ -14,9 +14,30 @@ internal sealed class SnapshotFeed(LlmEngine engine, TimeSpan interval)
     private readonly Lock _lock = new();
     private FeedSnapshot? _latest;
     private SnapshotParts? _parts;
+    private int _readers;
 
     /// <summary>The shortest time between two snapshots, and how often a stream looks for a new one.</summary>
     public TimeSpan Interval => interval;
+
+    /// <summary>Event streams open now (pages, or any other reader of /v1/kv/events).</summary>
+    public int Readers => Volatile.Read(ref _readers);
+
+    /// <summary>Counts an open stream until the returned value is disposed.</summary>
+    public IDisposable OpenReader()
+    {
+        Interlocked.Increment(ref _readers);
+        return new ReaderCount(this);
+    }
+
+    private sealed class ReaderCount(SnapshotFeed feed) : IDisposable
+    {
+        private int _closed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _closed, 1) == 0) Interlocked.Decrement(ref feed._readers);
+        }
+    }
 
     /// <summary>The latest snapshot, taking a new one if the engine changed since and the last is old enough.</summary>
     public FeedSnapshot Latest()

@@ -47,6 +47,17 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         await WaitForAsync(page, $"document.querySelector('#step').textContent === '{server.Engine.Metrics.Steps}'");
         Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#sequences tbody tr')].every(r => r.kept)"),
             "a sequence's row was rebuilt instead of updated");
+        // A growing block table keeps its chips and gains one at its end: a block (4 positions) later, every row's first
+        // chip is the same element and the chips read exactly the engine's block tables.
+        await page.EvaluateAsync("() => document.querySelectorAll('#sequences .blocks span').forEach(c => c.kept = true)");
+        var tablesBefore = server.Engine.Inspect().Sequences.Select(q => q.BlockTable.Count).ToArray();
+        for (int i = 0; i < 4; i++) server.Engine.Step();
+        await WaitForAsync(page, $"document.querySelector('#step').textContent === '{server.Engine.Metrics.Steps}'");
+        var tables = server.Engine.Inspect().Sequences.Select(q => string.Join(' ', q.BlockTable)).ToArray();
+        Assert.True(tables.Select(t => t.Split(' ').Length).Zip(tablesBefore).Any(p => p.First > p.Second), "no block table grew: the check below shows nothing");
+        Assert.Equal(tables, await page.EvalOnSelectorAllAsync<string[]>("#sequences tbody tr", "rows => rows.map(r => [...r.querySelectorAll('.blocks span')].map(c => c.textContent).join(' '))"));
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('#sequences .blocks')].every(b => b.firstElementChild.kept)"),
+            "a growing block table's chips were rebuilt instead of extended");
         await server.FinishAsync(story, dogs);
 
         // The same prompt again: its full blocks come from the prefix cache, and the tree and the hit rate say so.

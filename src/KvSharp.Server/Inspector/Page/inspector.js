@@ -179,7 +179,9 @@ function draw() {
   if (dirty.has('tiers')) renderTiers(snapshot.tiers || []);
   if (dirty.has('model') || dirty.has('blocks')) renderModel(snapshot.model, snapshot.blocks);
   dirty.clear();
-  if (!lastSample) sample();
+  // The charts take their sample in the same frame when one is due, so a second of decoding costs the browser one
+  // layout and paint, not two; the timer below samples only while no snapshots arrive (rates fall to zero when idle).
+  if (!lastSample || performance.now() - lastSample.time >= SAMPLE_MS - FRAME_SLACK_MS) sample();
 }
 
 // The map: one cell per block (or per group of blocks, showing the busiest state among them). The cells are made
@@ -294,11 +296,13 @@ function renderSequences(sequences, blocksChanged) {
     if (tableKey !== r.tableKey) {
       r.table = s.block_table;
       r.tableKey = tableKey;
-      r.chips.replaceChildren(...s.block_table.map(b => {
-        const chip = document.createElement('span');
-        chip.textContent = b;
-        return chip;
-      }));
+      // Tables grow at their end as a sequence decodes: chips up to the first difference stay, only the rest is
+      // rewritten (one new chip a block, not the whole row again).
+      const chips = r.chips.children;
+      let same = 0;
+      while (same < chips.length && same < s.block_table.length && chips[same].textContent === String(s.block_table[same])) same++;
+      while (chips.length > same) r.chips.lastChild.remove();
+      for (let i = same; i < s.block_table.length; i++) r.chips.appendChild(document.createElement('span')).textContent = s.block_table[i];
       markShared(r);
       if (hovered === key) highlight(r.table);
     } else if (blocksChanged) markShared(r);
@@ -509,7 +513,9 @@ $('session-length').addEventListener('input', () => { lengthChosen = true; capac
 
 // ---- charts -------------------------------------------------------------------------------------------------
 
-// Sampled once a second from the latest snapshot, so rates fall to zero when the engine is idle.
+// Sampled about once a second from the latest snapshot: in the frame that draws a snapshot when one arrives in time,
+// else by the timer, so rates fall to zero when the engine is idle and no snapshots come.
+const SAMPLE_MS = 1000, FRAME_SLACK_MS = 100;
 function sample() {
   if (!latest || hidden()) return;
   const now = performance.now(), c = latest.counters;
@@ -527,7 +533,8 @@ function sample() {
   }
   lastSample = { time: now, generated: c.generated_tokens, preemptions: c.preemptions };
 }
-setInterval(sample, 1000);
+// Half a sample late before the timer steps in: snapshots a second apart arrive a little over a second apart.
+setInterval(() => { if (!lastSample || performance.now() - lastSample.time >= 1.5 * SAMPLE_MS) sample(); }, SAMPLE_MS / 2);
 
 function push(series, value) {
   series.push(value);
