@@ -198,7 +198,7 @@ public sealed class KvCache : IKvStore
     void IKvStore.Reserve(int length)
     {
         EnsureCapacity(length);
-        _storage.Prepare(length);
+        _storage.Prepare(Length, length);
     }
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
