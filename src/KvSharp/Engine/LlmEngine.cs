@@ -52,8 +52,8 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat, model.Rope);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one. The
         // fingerprint (tensor shapes, types and sampled bytes) and the configuration, not the file's path, so engines on
         // other hosts, or with the model at another path, share blocks through a remote tier.
@@ -137,6 +137,8 @@ public sealed class LlmEngine : IDisposable
         catch (ArgumentException e) { return e.Message; }
         if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
             return $"cache policy '{policy}' takes one sample per request: {oneSample}";
+        if (!policy.KeepsEverything && !Pool.Format.RowsStandAlone)
+            return $"cache policy '{policy}' overwrites or frees rows in place, which {Pool.Format.Name} quantizes in groups along positions; use full, or another KV type";
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -282,7 +284,7 @@ public sealed class LlmEngine : IDisposable
                 : new PagedKvSequence(Pool, ContextLength);
             // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
             if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
-            if (seq.Kv.Length == 0 && Options.PrefixCaching && seq.Kv.Policy.KeepsEverything)
+            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv))
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
                 if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
@@ -446,8 +448,15 @@ public sealed class LlmEngine : IDisposable
     {
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
-            if (seq.Kv is { Policy.KeepsEverything: true }) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+            if (seq.Kv != null && UsesPrefixCache(seq.Kv)) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
+
+    /// <summary>
+    /// Whether a sequence adopts and publishes prefix-cache blocks: not under a window or eviction policy, nor with a
+    /// KV type whose rows do not stand alone (KIVI: <see cref="PagedKvSequence.ExactRowsReason"/>), whose blocks would
+    /// read differently shared than computed.
+    /// </summary>
+    private bool UsesPrefixCache(PagedKvSequence kv) => Options.PrefixCaching && kv.Policy.KeepsEverything && Pool.Format.RowsStandAlone;
 
     /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>
     private readonly struct ChangeCounted(LlmEngine engine) : IDisposable
@@ -463,6 +472,7 @@ public sealed class LlmEngine : IDisposable
     public int SavePrefix(IReadOnlyList<int> tokens, string? salt, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(tokens);
+        RefuseWithoutPrefixCache();
         var blocks = new List<byte[]>();
         int[] ids = [.. tokens];
         lock (_lock) PrefixCache.Export(ids, salt, blocks.Add);
@@ -478,11 +488,18 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     public int RestorePrefix(Stream stream, string? salt)
     {
+        RefuseWithoutPrefixCache();
         var (tokens, blocks) = KvSharp.Persistence.PrefixFile.Read(stream);
         int cached;
         lock (_lock) cached = PrefixCache.Import(tokens, salt, blocks);
         Interlocked.Increment(ref _changes);
         return cached;
+    }
+
+    private void RefuseWithoutPrefixCache()
+    {
+        if (!Pool.Format.RowsStandAlone)
+            throw new NotSupportedException($"an engine of {Pool.Format.Name} keeps no prefix cache to save or restore: {PagedKvSequence.ExactRowsReason}");
     }
 
     public void Dispose()
