@@ -44,7 +44,8 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     /// <summary>
     /// True (the default) when each row is stored on its own: written once, read alone, copied or moved as bytes, so
     /// paging, prefix sharing and context shift can move rows about. False for a type whose rows are quantized in
-    /// groups along positions (KIVI): the caches that move rows refuse it.
+    /// groups along positions (KIVI): a paged pool keeps its pending rows with each sequence (<see cref="Page"/>) and
+    /// shares no prefix blocks of it, and the caches that move or overwrite rows (context shift, windows) refuse it.
     /// </summary>
     static virtual bool RowsStandAlone => true;
 
@@ -78,6 +79,12 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     {
         for (int j = 0; j < rows.Length; j++, destination = ref Unsafe.Add(ref destination, headDim)) TSelf.ReadRow(planes, rows[j], headDim, ref destination);
     }
+
+    /// <summary>
+    /// Rows of head_dim floats a head keeps beside its planes (exact, not yet quantized) at least: KIVI's filling group
+    /// and its exact rows. Memory a sequence holds whatever its length, which bytes per token leave out. 0 by default.
+    /// </summary>
+    static virtual int PendingRows => 0;
 
     /// <summary>
     /// True for a type whose rows a query reads one way or another depending on the query's position (KIVI: a group

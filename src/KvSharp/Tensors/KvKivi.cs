@@ -52,6 +52,9 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
 
     public static bool RowsStandAlone => false;
 
+    /// <summary>The pending buffer's least capacity: the filling group and the exact rows after the newest quantized one.</summary>
+    public static int PendingRows => KvKivi.GroupRows + TAxis.ExactRows;
+
     public static bool ViewDependsOnQuery => true;
 
     /// <summary>A single row cannot be quantized on its own; the caches store rows through <see cref="WriteRow"/>.</summary>
@@ -148,7 +151,7 @@ public readonly struct KvKivi<TBits, TAxis> : IKvElement<KvKivi<TBits, TAxis>> w
             RotationDims(ref h) = rotation.Dims;
             RotationPairsHalves(ref h) = rotation.PairsHalves ? 1 : 0;
         }
-        int rows = Math.Max(KvKivi.GroupRows + TAxis.ExactRows, length - PendingStart(ref h));
+        int rows = Math.Max(PendingRows, length - PendingStart(ref h));
         if (pending != null && PendingCapacity(ref h) >= rows)
         {
             // The buffer may be a copy the header has not seen (a fork's).

@@ -401,6 +401,12 @@ public class KiviKvCacheTests
         // 4 bytes + one (min, scale) pair; 5 layers x 4 heads.
         Assert.Equal(5L * 4 * (4 + 1 + 4 + 4), KvSizing.BytesPerToken(model.Config, KvElementType.Kivi4));
         Assert.Equal(5L * 4 * (2 + 1 + 2 + 4), KvSizing.BytesPerToken(model.Config, KvElementType.Kivi2));
+        Assert.Equal(5L * 4 * 8 * 4 * (96 + 32), KvSizing.ExactBytesPerSequence(model.Config, KvElementType.Kivi4, KvElementType.Kivi2));
+        Assert.Equal(5L * 4 * 8 * 4 * 32, KvSizing.ExactBytesPerSequence(model.Config, KvElementType.Q8_0, KvElementType.Kivi2));
+        Assert.Equal(0, KvSizing.ExactBytesPerSequence(model.Config, KvElementType.F16, KvElementType.Q4_0));
+        var cache = new KvCache(model.Config, KvCacheMode.Contiguous, 64, KvElementFormat.Of(KvElementType.Kivi4));
+        Assert.Equal(260L * 64 + 5 * 4 * 8 * 4 * 128, cache.AllocatedBytes);
+        Assert.Equal(0, cache.UsedBytes);
         Assert.Equal("Kivi4", KvElementFormat.Of(KvElementType.Kivi4).Name);
         Assert.Equal(KvElementType.Kivi4, KvElementFormat.Of(KvElementType.Kivi4).Type);
     }
@@ -442,7 +448,8 @@ public class KiviKvCacheTests
     {
         var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.gguf"), "-p", "Once upon a time", "-n", "40", "--threads", "2", "--kv-type", "kivi4");
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("KV cache (Kivi4): 260 bytes/token", r.Stderr);
+        // Plus the exact rows, a constant: 5 layers x 4 heads x 8 floats x (96 key rows + 32 value rows).
+        Assert.Contains("KV cache (Kivi4): 260 bytes/token + 81920 bytes of exact rows", r.Stderr);
         Assert.True(r.Stdout.Length > 40, r.Stdout);
     }
 }
