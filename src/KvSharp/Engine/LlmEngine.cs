@@ -51,6 +51,9 @@ public sealed class LlmEngine : IDisposable
         _model = model;
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        // A default policy no request of this KV type could run is a startup error, not a refusal of every request.
+        if (RefusedPolicy(options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), options.KvFormat) is { } refused)
+            throw new ArgumentException(refused, nameof(options));
         Pool = options.BlockCount is int blocks
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope)
             : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat, model.Rope);
@@ -137,8 +140,7 @@ public sealed class LlmEngine : IDisposable
         catch (ArgumentException e) { return e.Message; }
         if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
             return $"cache policy '{policy}' takes one sample per request: {oneSample}";
-        if (!policy.KeepsEverything && !Pool.Format.RowsStandAlone)
-            return $"cache policy '{policy}' overwrites or frees rows in place, which {Pool.Format.Name} quantizes in groups along positions; use full, or another KV type";
+        if (RefusedPolicy(policy, Pool.Format) is { } refused) return refused;
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -153,6 +155,10 @@ public sealed class LlmEngine : IDisposable
                 : $"prompt + output of {total} tokens with cache policy '{policy}' needs up to {blocks} KV blocks at once but the whole budget holds {Pool.BlockCount}";
         return null;
     }
+
+    /// <summary>Why a sequence of <paramref name="format"/> cannot run under <paramref name="policy"/>, or null when it can.</summary>
+    private static string? RefusedPolicy(KvCachePolicy policy, KvElementFormat format) => policy.KeepsEverything || format.RowsStandAlone ? null
+        : $"cache policy '{policy}' overwrites or frees rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type";
 
     /// <summary>
     /// Most blocks one sequence of <paramref name="total"/> tokens holds at once, so that a request admitted alone

@@ -74,6 +74,10 @@ public class PagedKiviTests
         Assert.Equal(0, pool.UsedBlocks);
     }
 
+    /// <summary>The kernel asks where a tile turns from exact to quantized (IKvElement.ExactBefore): right only while a tile is one KIVI group.</summary>
+    [Fact]
+    public void TheKernelsTilesAreKivisGroups() => Assert.Equal(CausalAttention.TileSize, KvKivi.GroupRows);
+
     [Fact]
     public void ATruncatedAndRefedSequenceReadsAsOneComputedStraight()
     {
@@ -107,10 +111,14 @@ public class PagedKiviTests
         var parent = new PagedKvSequence(pool, 512);
         Logits(parent, tokens[..100], [100]);
         var child = parent.Fork();
-        var childLogits = Logits(child, branch[100..], [1, 1, 118]);
+        // Each quantizes groups holding rows written after the fork, turn about, into blocks they shared.
+        var childLogits = Logits(child, branch[100..200], [1, 1, 98]);
         var parentLogits = Logits(parent, tokens[100..], [120]);
+        var childRest = Logits(child, branch[200..], [20]);
         Assert.Equal(Logits(Contiguous(format), tokens, [220])[(100 * vocab)..], parentLogits);
-        Assert.Equal(Logits(Contiguous(format), [.. tokens[..100], .. branch[100..]], [220])[(100 * vocab)..], childLogits);
+        var straight = Logits(Contiguous(format), [.. tokens[..100], .. branch[100..]], [220]);
+        Assert.Equal(straight[(100 * vocab)..(200 * vocab)], childLogits);
+        Assert.Equal(straight[(200 * vocab)..], childRest);
         parent.Release();
         child.Release();
         pool.Verify();
@@ -136,6 +144,8 @@ public class PagedKiviTests
         var handle = engine.Submit(new EngineRequest { PromptTokens = [1, 2, 3], CachePolicy = KvCachePolicy.Parse("sinks:4+window:32") });
         Assert.Equal(RequestStatus.Rejected, handle.Status);
         Assert.Contains("quantizes in groups along positions", handle.Error);
+        Assert.Contains("cache policy 'window:64' overwrites or frees rows in place, which Kivi4 quantizes", Assert.Throws<ArgumentException>(() =>
+            new LlmEngine(model, new EngineOptions { BlockCount = 8, KvElementType = KvElementType.Kivi4, CachePolicy = KvCachePolicy.Parse("window:64") })).Message);
         Assert.Contains("keeps no prefix cache", Assert.Throws<NotSupportedException>(() => engine.SavePrefix([1, 2, 3], null, new MemoryStream())).Message);
     }
 
