@@ -32,7 +32,7 @@ internal static class CommonOptions
     public static Option<Choice<KvElementType>> KvType() => ChoiceOption.Create("--kv-type",
         "how the KV cache stores keys and values: f32 (exact), f16 (half the memory), q8_0 (8-bit integers with a float scale per 32: ~0.28x the memory) " +
         "q4_0 (4-bit integers with a float scale per 32: ~0.16x the memory), " +
-        "kivi4 / kivi2 (KIVI: keys per channel, values per token, 32 positions at a time, 4 or 2 bits; contiguous caches only)",
+        "kivi4 / kivi2 (KIVI: keys per channel, values per token, 32 positions at a time, 4 or 2 bits; paged: blocks of a multiple of 32, no prefix cache)",
         ChoiceOption.Of<KvElementType>(), KvElementType.F32, ParseKvAlias);
 
     /// <summary>The library's other spellings ("float16", "half", "q8"), accepted but not listed.</summary>

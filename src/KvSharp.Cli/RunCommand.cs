@@ -91,7 +91,9 @@ internal static class RunCommand
                 $"generated {s.GeneratedTokens} tokens, decode {s.DecodeTime.TotalMilliseconds:F1} ms ({s.DecodeTokensPerSecond:F1} tok/s); finish: {s.FinishReason}");
             if (session.CacheMode != KvCacheMode.None)
                 Console.Error.WriteLine(
-                    $"[kvsharp] KV cache ({session.Cache.Format.Name}): {s.KvBytesPerToken} bytes/token, {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
+                    $"[kvsharp] KV cache ({session.Cache.Format.Name}): {s.KvBytesPerToken} bytes/token" +
+                    (session.Cache.ExactBytes > 0 ? $" + {session.Cache.ExactBytes} bytes of exact rows" : "") +
+                    $", {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
             return 0;
         });
         return command;

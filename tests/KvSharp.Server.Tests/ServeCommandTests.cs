@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using KvSharp.Engine;
 
 namespace KvSharp.Server.Tests;
 
@@ -26,17 +27,7 @@ public class ServeCommandTests
         using var process = StartServe("--port", "0");
         try
         {
-            var stderr = new System.Text.StringBuilder();
-            Uri? address = null;
-            using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            startup.CancelAfter(TimeSpan.FromSeconds(30));
-            while (address == null && await process.StandardError.ReadLineAsync(startup.Token) is { } line)
-            {
-                stderr.AppendLine(line);
-                var m = Regex.Match(line, @"serving stories260K\.gguf at (http://127\.0\.0\.1:\d+/?)");
-                if (m.Success) address = new Uri(m.Groups[1].Value);
-            }
-            Assert.True(address != null, $"no 'serving ... at' line; stderr:\n{stderr}");
+            var address = await AddressAsync(process, ct);
             var rest = process.StandardError.ReadToEndAsync(ct);
 
             using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
@@ -55,6 +46,62 @@ public class ServeCommandTests
             await process.WaitForExitAsync(exit.Token);
             Assert.Equal(0, process.ExitCode);
             Assert.Contains("[kvsharp] stopped", await rest);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>Reads the server's stderr up to its "serving ... at URL" line and returns the URL.</summary>
+    private static async Task<Uri> AddressAsync(Process process, CancellationToken ct)
+    {
+        var stderr = new System.Text.StringBuilder();
+        using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        startup.CancelAfter(TimeSpan.FromSeconds(30));
+        while (await process.StandardError.ReadLineAsync(startup.Token) is { } line)
+        {
+            stderr.AppendLine(line);
+            var m = Regex.Match(line, @"serving stories260K\.gguf at (http://127\.0\.0\.1:\d+/?)");
+            if (m.Success) return new Uri(m.Groups[1].Value);
+        }
+        Assert.Fail($"no 'serving ... at' line; stderr:\n{stderr}");
+        return null!;
+    }
+
+    /// <summary>
+    /// `kvsharp serve --kv-type-k kivi4 --kv-type-v kivi2`: the engine pages KIVI (blocks of 32, its group) and writes
+    /// what an in-process session with the same KV types writes, greedily, past several group turns.
+    /// </summary>
+    [Fact]
+    public async Task ServeWithKiviKeysAndValuesWritesWhatASessionWrites()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const string prompt = "Once upon a time, there was a little girl named Lily.";
+        string expected;
+        using (var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 }))
+        using (var session = model.CreateSession(new SessionOptions
+        {
+            ContextLength = 512, KeyElementType = KvSharp.Cache.KvElementType.Kivi4, ValueElementType = KvSharp.Cache.KvElementType.Kivi2,
+        }))
+        using (var exact = model.CreateSession(new SessionOptions { ContextLength = 512 }))
+        {
+            expected = string.Concat(session.Generate(prompt, new GenerationOptions { MaxTokens = 150 }));
+            // Long enough for key groups to turn (past 96 positions), and KIVI really changes what is written.
+            Assert.True(session.Tokens.Count > 120, $"{session.Tokens.Count} tokens");
+            Assert.NotEqual(string.Concat(exact.Generate(prompt, new GenerationOptions { MaxTokens = 150 })), expected);
+        }
+        using var process = StartServe("--port", "0", "--context", "512", "--kv-type-k", "kivi4", "--kv-type-v", "kivi2");
+        try
+        {
+            var address = await AddressAsync(process, ct);
+            using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+            var body = new System.Text.Json.Nodes.JsonObject { ["prompt"] = prompt, ["max_tokens"] = 150, ["temperature"] = 0 };
+            using var completion = await client.PostAsync("/v1/completions", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"), ct);
+            string answer = await completion.Content.ReadAsStringAsync(ct);
+            Assert.True(completion.IsSuccessStatusCode, answer);
+            var text = JsonDocument.Parse(answer).RootElement.GetProperty("choices")[0].GetProperty("text").GetString();
+            Assert.Equal(expected, text);
         }
         finally
         {

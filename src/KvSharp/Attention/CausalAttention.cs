@@ -68,7 +68,6 @@ public static class CausalAttention
 
         var keys = new KvPlanes(ref Unsafe.AsRef(in rows.KeyOrigin), ref Unsafe.AsRef(in rows.KeySideOrigin));
         var values = new KvPlanes(ref Unsafe.AsRef(in rows.ValueOrigin), ref Unsafe.AsRef(in rows.ValueSideOrigin));
-        nint keyRowBytes = TKey.RowBytes(headDim), valueRowBytes = TValue.RowBytes(headDim);
         bool widenKeys = count > TKey.MaxQueriesInRegisters(headDim) || (TKey.ReadsScaledDown && count * headDim > MaxScaledQueryFloats);
         bool widenValues = count > TValue.MaxQueriesInRegisters(headDim);
         // Keys read scaled down are scored against queries scaled up (a compact copy; a query too large for that to be
@@ -80,8 +79,6 @@ public static class CausalAttention
             : new QueryBlock(scaledQueries, scaledQueries, block.Tokens, block.GroupSize * headDim, block.FirstPosition, block.GroupSize, headDim);
         // The tile's rows read into floats side by side: keys first, values TileSize rows later.
         Span<float> widened = widenKeys || widenValues ? WidenBuffer(2 * TileSize * headDim) : default;
-        ref byte widenedKeys = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[0]);
-        ref byte widenedValues = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]);
         Span<nint> tileRows = stackalloc nint[TileSize], keyOffsets = stackalloc nint[TileSize], valueOffsets = stackalloc nint[TileSize];
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
@@ -93,25 +90,64 @@ public static class CausalAttention
             if (TRows.ShortRuns && tileStart + TileSize < block.End)
                 PrefetchNextRuns<TRows, TKey, TValue>(rows, rowIndices[^1], tileStart + TileSize,
                     Math.Min(TileSize, block.End - tileStart - TileSize), keys, values, headDim);
-            ReadOnlySpan<nint> keyAt = TileOffsets<TKey>(keys, rowIndices, keyRowBytes, headDim, widenKeys, widened, keyOffsets[..tileKeys]);
-            ReadOnlySpan<nint> valueAt = TileOffsets<TValue>(values, rowIndices, valueRowBytes, headDim, widenValues,
-                widenValues ? widened[(TileSize * headDim)..] : default, valueOffsets[..tileKeys]);
-            // Each side's rows as stored or as floats: the four pairings are four specialisations of one tile.
-            if (!widenKeys && !widenValues)
-                AttendTile<TKey, TValue>(block, scoring, ref keys.Elements, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
-                    runningMax, runningSum, keys, values);
-            else if (widenKeys && widenValues)
-                AttendTile<KvF32, KvF32>(block, block, ref widenedKeys, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
-                    runningMax, runningSum, default, default);
-            else if (widenKeys)
-                AttendTile<KvF32, TValue>(block, block, ref widenedKeys, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
-                    runningMax, runningSum, default, values);
-            else
-                AttendTile<TKey, KvF32>(block, scoring, ref keys.Elements, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
-                    runningMax, runningSum, keys, default);
+            if (!TKey.ViewDependsOnQuery && !TValue.ViewDependsOnQuery)
+            {
+                AttendTileAs<TKey, TValue>(block, scoring, keys, values, rowIndices, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
+                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys]);
+                continue;
+            }
+            // A type whose rows read differently for later queries (KIVI's groups turning quantized): the block's
+            // tokens in runs that read the tile alike, each run a block of its own over the tile read as it sees it.
+            // Every query still runs its own arithmetic in key order, so a run gives the bits the whole block would.
+            int keySplit = TKey.ExactBefore(keys, tileStart, headDim), valueSplit = TValue.ExactBefore(values, tileStart, headDim);
+            for (int t = Math.Max(0, tileStart - block.FirstPosition); t < block.Tokens;)
+            {
+                int position = block.FirstPosition + t, next = block.Tokens;
+                if (keySplit > position) next = (int)Math.Min(next, (long)keySplit - block.FirstPosition);
+                if (valueSplit > position) next = (int)Math.Min(next, (long)valueSplit - block.FirstPosition);
+                int q0 = t * block.GroupSize, queries = (next - t) * block.GroupSize;
+                AttendTileAs<TKey, TValue>(Tokens(block, t, next), Tokens(scoring, t, next), keys, values, rowIndices, tileStart, position, scale,
+                    scores[(q0 * TileSize)..], runningMax.Slice(q0, queries), runningSum.Slice(q0, queries),
+                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys]);
+                t = next;
+            }
         }
 
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
+    }
+
+    /// <summary>Tokens [<paramref name="from"/>, <paramref name="to"/>) of a block, as a block of their own.</summary>
+    private static QueryBlock Tokens(scoped in QueryBlock block, int from, int to) =>
+        new(block.Queries[(from * block.Stride)..], block.Output[(from * block.Stride)..], to - from, block.Stride, block.FirstPosition + from,
+            block.GroupSize, block.HeadDim);
+
+    /// <summary>
+    /// One tile folded into the block's queries: each side's rows as stored or as floats (read as a query at
+    /// <paramref name="reader"/> reads them); the four pairings are four specialisations of one tile.
+    /// </summary>
+    private static void AttendTileAs<TKey, TValue>(scoped in QueryBlock block, scoped in QueryBlock scoring, scoped in KvPlanes keys,
+        scoped in KvPlanes values, ReadOnlySpan<nint> rowIndices, int tileStart, int reader, float scale, Span<float> scores, Span<float> runningMax,
+        Span<float> runningSum, bool widenKeys, bool widenValues, Span<float> widened, Span<nint> keyOffsets, Span<nint> valueOffsets)
+        where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
+    {
+        int headDim = block.HeadDim;
+        ReadOnlySpan<nint> keyAt = TileOffsets<TKey>(keys, rowIndices, TKey.RowBytes(headDim), headDim, widenKeys, widened, keyOffsets, reader);
+        ReadOnlySpan<nint> valueAt = TileOffsets<TValue>(values, rowIndices, TValue.RowBytes(headDim), headDim, widenValues,
+            widenValues ? widened[(TileSize * headDim)..] : default, valueOffsets, reader);
+        ref byte widenedKeys = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[0]);
+        ref byte widenedValues = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]);
+        if (!widenKeys && !widenValues)
+            AttendTile<TKey, TValue>(block, scoring, ref keys.Elements, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
+                runningMax, runningSum, keys, values);
+        else if (widenKeys && widenValues)
+            AttendTile<KvF32, KvF32>(block, block, ref widenedKeys, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
+                runningMax, runningSum, default, default);
+        else if (widenKeys)
+            AttendTile<KvF32, TValue>(block, block, ref widenedKeys, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
+                runningMax, runningSum, default, values);
+        else
+            AttendTile<TKey, KvF32>(block, scoring, ref keys.Elements, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
+                runningMax, runningSum, keys, default);
     }
 
     /// <summary>
@@ -119,11 +155,11 @@ public static class CausalAttention
     /// where that side is read from a tile of floats, from <paramref name="widened"/> after reading them into it.
     /// </summary>
     private static ReadOnlySpan<nint> TileOffsets<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, nint rowBytes, int headDim,
-        bool widen, Span<float> widened, Span<nint> offsets) where TKv : struct, IKvElement<TKv>
+        bool widen, Span<float> widened, Span<nint> offsets, int reader) where TKv : struct, IKvElement<TKv>
     {
         if (widen)
         {
-            ReadRows<TKv>(planes, rows, headDim, widened);
+            ReadRows<TKv>(planes, rows, headDim, widened, reader);
             for (int j = 0; j < offsets.Length; j++) offsets[j] = (nint)j * headDim * sizeof(float);
         }
         else
@@ -199,11 +235,11 @@ public static class CausalAttention
     }
 
     /// <summary>Row j of the output = the floats of the stored row rows[j] (<see cref="IKvElement{TSelf}.Read"/>).</summary>
-    private static void ReadRows<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, Span<float> output)
+    private static void ReadRows<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, Span<float> output, int reader)
         where TKv : struct, IKvElement<TKv>
     {
         if (output.Length < rows.Length * headDim) throw new ArgumentException("the tile of floats does not fit", nameof(output));
-        TKv.ReadRows(planes, rows, headDim, ref MemoryMarshal.GetReference(output));
+        TKv.ReadRows(planes, rows, headDim, ref MemoryMarshal.GetReference(output), reader);
     }
 
     /// <summary>

@@ -15,8 +15,8 @@ internal abstract class ContiguousKvStorage
 {
     public abstract int Capacity { get; }
     public abstract void Grow(int capacity, int used);
-    /// <summary>Rows up to <paramref name="length"/> are about to be written (in parallel, in any order).</summary>
-    public abstract void Prepare(int length);
+    /// <summary>Rows [<paramref name="from"/>, <paramref name="length"/>) are about to be written (in parallel, in any order).</summary>
+    public abstract void Prepare(int from, int length);
     public abstract void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
     public abstract void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
@@ -47,9 +47,10 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     // [(layer x 2 + K|V) x kv_heads + head]
     private readonly byte[][] _rows, _side;
     // Types whose rows do not stand alone (KIVI): each array's pending rows, the length reserved for the step being
-    // written, and one lock under which a step's first attention settles them. Unused (and compiled out) otherwise.
+    // written (from its first position), and one lock under which a step's first attention settles them. Unused (and
+    // compiled out) otherwise.
     private readonly float[]?[] _pending;
-    private int _reserved;
+    private int _stepFrom, _reserved;
     private readonly Lock _settle = new();
     // The model's rotary angles per position, for a key type that stores keys before RoPE (KIVI); null otherwise.
     private readonly RotaryTable? _keyRotation;
@@ -115,9 +116,10 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         return grown;
     }
 
-    public override void Prepare(int length)
+    public override void Prepare(int from, int length)
     {
         if (RowsStandAlone) return;
+        _stepFrom = from;
         _reserved = length;
         for (int i = 0; i < _rows.Length; i++)
         {
@@ -131,8 +133,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         lock (_settle)
         {
-            TKey.Settle(_rows[keys], _side[keys], _reserved, _headDim);
-            TValue.Settle(_rows[values], _side[values], _reserved, _headDim);
+            TKey.Settle(_rows[keys], _side[keys], _stepFrom, _reserved, _headDim);
+            TValue.Settle(_rows[values], _side[values], _stepFrom, _reserved, _headDim);
         }
     }
 
@@ -225,6 +227,9 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     /// <summary>Zeroes rows [from, to) of every layer and head.</summary>
     public override void Clear(int from, int to)
     {
+        // A later settle (a read before the next step) must not quantize the forgotten rows' groups again.
+        _reserved = Math.Min(_reserved, from);
+        _stepFrom = Math.Min(_stepFrom, from);
         for (int i = 0; i < _rows.Length; i++)
         {
             if (i / _kvHeads % 2 == 1) TValue.ClearRows(_rows[i], _side[i], from, to, _headDim);

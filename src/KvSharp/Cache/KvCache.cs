@@ -42,10 +42,12 @@ public sealed class KvCache : IKvStore
     public int HeadDim => Config.HeadDim;
     /// <summary>Bytes per cached token: 2 x layers x kv_heads x bytes per row (Q8_0: head_dim + 4 per group).</summary>
     public long BytesPerToken => Format.BytesPerToken(Config);
-    /// <summary>Bytes this cache has actually allocated.</summary>
-    public long AllocatedBytes => BytesPerToken * Capacity;
-    /// <summary>Bytes holding valid data.</summary>
-    public long UsedBytes => BytesPerToken * HeldPositions;
+    /// <summary>Bytes a KIVI cache holds beside its per-token bytes, its exact rows (<see cref="KvElementFormat.ExactBytesPerSequence"/>); 0 for the other types.</summary>
+    public long ExactBytes => Format.ExactBytesPerSequence(Config);
+    /// <summary>Bytes this cache has actually allocated: its rows, and KIVI's exact rows.</summary>
+    public long AllocatedBytes => BytesPerToken * Capacity + ExactBytes;
+    /// <summary>Bytes holding valid data: the rows of the positions held, and KIVI's exact rows once anything is.</summary>
+    public long UsedBytes => BytesPerToken * HeldPositions + (Length > 0 ? ExactBytes : 0);
 
     public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementType elementType = KvElementType.F32)
         : this(config, mode, maxLength, KvElementFormat.Of(elementType)) { }
@@ -198,7 +200,7 @@ public sealed class KvCache : IKvStore
     void IKvStore.Reserve(int length)
     {
         EnsureCapacity(length);
-        _storage.Prepare(length);
+        _storage.Prepare(Length, length);
     }
 
     void IKvStore.Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)

@@ -31,7 +31,8 @@ public abstract class KvElementFormat
 
     /// <summary>
     /// True when every row is stored on its own (<see cref="IKvElement{TSelf}.RowsStandAlone"/>), so caches may page,
-    /// share and move rows; false for KIVI, whose rows are quantized in groups along positions.
+    /// share and move rows; false for KIVI, whose rows are quantized in groups along positions (paged with its pending
+    /// rows beside each sequence and no prefix sharing; never moved).
     /// </summary>
     public abstract bool RowsStandAlone { get; }
 
@@ -66,6 +67,13 @@ public abstract class KvElementFormat
     public long BytesPerToken(ModelConfig config) =>
         (long)config.LayerCount * config.KvHeadCount * (Keys.RowBytes(config.HeadDim) + Keys.SideBytes(config.HeadDim)
             + Values.RowBytes(config.HeadDim) + Values.SideBytes(config.HeadDim));
+
+    /// <summary>
+    /// Bytes a sequence holds beside its per-token rows whatever its length: KIVI's exact rows not yet quantized (the
+    /// filling group, and for keys 64 more rows), layers x kv_heads x head_dim x 4 x (pending key rows + pending value
+    /// rows); 0 for types whose rows are all stored as they come. A paged sequence holds them outside the pool.
+    /// </summary>
+    public abstract long ExactBytesPerSequence(ModelConfig config);
 
     /// <summary>Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys stored before RoPE.</summary>
     internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope);
@@ -132,6 +140,9 @@ internal sealed class KvElementFormat<TKey, TValue> : KvElementFormat
     public override KvElementFormat Keys => Of<TKey>();
 
     public override KvElementFormat Values => Of<TValue>();
+
+    public override long ExactBytesPerSequence(ModelConfig config) =>
+        (long)config.LayerCount * config.KvHeadCount * config.HeadDim * sizeof(float) * (TKey.PendingRows + TValue.PendingRows);
 
     private protected override int KeyRowBytes(int headDim) => TKey.RowBytes(headDim);
 

@@ -35,10 +35,12 @@ public enum KvElementType
     Q4_0,
     /// <summary>
     /// KIVI 4-bit (<see cref="KvSharp.Tensors.KvKivi{TBits, TAxis}"/>): keys quantized per channel and values per token,
-    /// 32 rows at a time, to 4-bit codes with a binary16 min and scale per set; the newest rows (up to 32) stay exact
-    /// until their group fills. Keys take 0.5 bytes per element plus 4 x head_dim bytes per 32 rows, values 0.5 bytes
-    /// plus 4 bytes per group of 32 channels (of the row, where head_dim is not a multiple of 32), plus a constant
-    /// 32 exact rows per head. Contiguous caches only: its rows are quantized in groups and cannot be paged or moved.
+    /// 32 rows at a time, to 4-bit codes with a binary16 min and scale per set; the newest rows stay exact (values until
+    /// their group fills, keys 64 rows longer). Keys take 0.5 bytes per element plus 4 x head_dim bytes per 32 rows,
+    /// values 0.5 bytes plus 4 bytes per group of 32 channels (of the row, where head_dim is not a multiple of 32),
+    /// plus a constant 96 key and 32 value rows of floats per head (<see cref="KvElementFormat.ExactBytesPerSequence"/>).
+    /// Contiguous or paged (blocks of a multiple of 32, no prefix sharing); its rows are quantized in groups and cannot
+    /// be moved (context shift) or overwritten in place (windows, eviction).
     /// </summary>
     Kivi4,
     /// <summary>KIVI 2-bit: <see cref="Kivi4"/> with 2-bit codes (4 levels per set).</summary>

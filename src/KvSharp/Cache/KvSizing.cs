@@ -15,6 +15,13 @@ public static class KvSizing
     public static long BytesPerToken(ModelConfig config, KvElementType keys, KvElementType values) =>
         KvElementFormat.Of(keys, values).BytesPerToken(config);
 
+    /// <summary>
+    /// Bytes one sequence holds beside its per-token bytes with keys stored as <paramref name="keys"/> and values as
+    /// <paramref name="values"/>: KIVI's exact rows (<see cref="KvElementFormat.ExactBytesPerSequence"/>); 0 for the others.
+    /// </summary>
+    public static long ExactBytesPerSequence(ModelConfig config, KvElementType keys, KvElementType values) =>
+        KvElementFormat.Of(keys, values).ExactBytesPerSequence(config);
+
     /// <summary>Bytes this process can use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: physical memory or the container's limit).</summary>
     public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 

@@ -7,8 +7,17 @@ namespace KvSharp.Engine;
 /// <summary>How an <see cref="LlmEngine"/> divides its KV memory and schedules work.</summary>
 public sealed record EngineOptions
 {
-    /// <summary>Positions per KV block.</summary>
-    public int BlockSize { get; init; } = 16;
+    /// <summary>
+    /// Positions per KV block: by default 16, or 32 for a KIVI type (<see cref="KvFormat"/>), whose groups of 32
+    /// positions a block must hold whole (a multiple of 32).
+    /// </summary>
+    public int BlockSize
+    {
+        get => _blockSize ?? (KvFormat.RowsStandAlone ? 16 : KvSharp.Tensors.KvKivi.GroupRows);
+        init => _blockSize = value;
+    }
+
+    private readonly int? _blockSize;
     /// <summary>KV memory budget in bytes (rounded down to whole blocks). Ignored when <see cref="BlockCount"/> is set.</summary>
     public long KvBudgetBytes { get; init; } = 256L << 20;
     /// <summary>How keys and values are stored: F32 (default, exact) or F16 (twice the tokens in the same budget).</summary>

@@ -51,9 +51,12 @@ public sealed class LlmEngine : IDisposable
         _model = model;
         Options = options;
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        // A default policy no request of this KV type could run is a startup error, not a refusal of every request.
+        if (RefusedPolicy(options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), options.KvFormat) is { } refused)
+            throw new ArgumentException(refused, nameof(options));
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat, model.Rope);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one. The
         // fingerprint (tensor shapes, types and sampled bytes) and the configuration, not the file's path, so engines on
         // other hosts, or with the model at another path, share blocks through a remote tier.
@@ -137,6 +140,7 @@ public sealed class LlmEngine : IDisposable
         catch (ArgumentException e) { return e.Message; }
         if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
             return $"cache policy '{policy}' takes one sample per request: {oneSample}";
+        if (RefusedPolicy(policy, Pool.Format) is { } refused) return refused;
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
@@ -151,6 +155,10 @@ public sealed class LlmEngine : IDisposable
                 : $"prompt + output of {total} tokens with cache policy '{policy}' needs up to {blocks} KV blocks at once but the whole budget holds {Pool.BlockCount}";
         return null;
     }
+
+    /// <summary>Why a sequence of <paramref name="format"/> cannot run under <paramref name="policy"/>, or null when it can.</summary>
+    private static string? RefusedPolicy(KvCachePolicy policy, KvElementFormat format) => policy.KeepsEverything || format.RowsStandAlone ? null
+        : $"cache policy '{policy}' overwrites or frees rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type";
 
     /// <summary>
     /// Most blocks one sequence of <paramref name="total"/> tokens holds at once, so that a request admitted alone
@@ -282,7 +290,7 @@ public sealed class LlmEngine : IDisposable
                 : new PagedKvSequence(Pool, ContextLength);
             // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
             if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
-            if (seq.Kv.Length == 0 && Options.PrefixCaching && seq.Kv.Policy.KeepsEverything)
+            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv))
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
                 if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
@@ -446,8 +454,15 @@ public sealed class LlmEngine : IDisposable
     {
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
-            if (seq.Kv is { Policy.KeepsEverything: true }) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+            if (seq.Kv != null && UsesPrefixCache(seq.Kv)) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
+
+    /// <summary>
+    /// Whether a sequence adopts and publishes prefix-cache blocks: not under a window or eviction policy, nor with a
+    /// KV type whose rows do not stand alone (KIVI: <see cref="PagedKvSequence.ExactRowsReason"/>), whose blocks would
+    /// read differently shared than computed.
+    /// </summary>
+    private bool UsesPrefixCache(PagedKvSequence kv) => Options.PrefixCaching && kv.Policy.KeepsEverything && Pool.Format.RowsStandAlone;
 
     /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>
     private readonly struct ChangeCounted(LlmEngine engine) : IDisposable
@@ -463,6 +478,7 @@ public sealed class LlmEngine : IDisposable
     public int SavePrefix(IReadOnlyList<int> tokens, string? salt, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(tokens);
+        RefuseWithoutPrefixCache();
         var blocks = new List<byte[]>();
         int[] ids = [.. tokens];
         lock (_lock) PrefixCache.Export(ids, salt, blocks.Add);
@@ -478,11 +494,18 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     public int RestorePrefix(Stream stream, string? salt)
     {
+        RefuseWithoutPrefixCache();
         var (tokens, blocks) = KvSharp.Persistence.PrefixFile.Read(stream);
         int cached;
         lock (_lock) cached = PrefixCache.Import(tokens, salt, blocks);
         Interlocked.Increment(ref _changes);
         return cached;
+    }
+
+    private void RefuseWithoutPrefixCache()
+    {
+        if (!Pool.Format.RowsStandAlone)
+            throw new NotSupportedException($"an engine of {Pool.Format.Name} keeps no prefix cache to save or restore: {PagedKvSequence.ExactRowsReason}");
     }
 
     public void Dispose()

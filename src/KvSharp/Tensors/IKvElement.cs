@@ -44,7 +44,8 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     /// <summary>
     /// True (the default) when each row is stored on its own: written once, read alone, copied or moved as bytes, so
     /// paging, prefix sharing and context shift can move rows about. False for a type whose rows are quantized in
-    /// groups along positions (KIVI): the caches that move rows refuse it.
+    /// groups along positions (KIVI): a paged pool keeps its pending rows with each sequence (<see cref="Page"/>) and
+    /// shares no prefix blocks of it, and the caches that move or overwrite rows (context shift, windows) refuse it.
     /// </summary>
     static virtual bool RowsStandAlone => true;
 
@@ -80,6 +81,34 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     }
 
     /// <summary>
+    /// Rows of head_dim floats a head keeps beside its planes (exact, not yet quantized) at least: KIVI's filling group
+    /// and its exact rows. Memory a sequence holds whatever its length, which bytes per token leave out. 0 by default.
+    /// </summary>
+    static virtual int PendingRows => 0;
+
+    /// <summary>
+    /// True for a type whose rows a query reads one way or another depending on the query's position (KIVI: a group
+    /// turns from exact to quantized once enough newer rows follow it): the attention kernel then asks
+    /// <see cref="ExactBefore"/> per tile and reads the tile once per view. False (the default): one view for all.
+    /// </summary>
+    static virtual bool ViewDependsOnQuery => false;
+
+    /// <summary>
+    /// For a type whose view depends on the query: the first query position that reads the rows of the tile at
+    /// <paramref name="tileStart"/> as quantized while the queries before read them exact, or int.MaxValue where every
+    /// query reads the tile alike.
+    /// </summary>
+    static virtual int ExactBefore(scoped in KvPlanes planes, int tileStart, int headDim) => int.MaxValue;
+
+    /// <summary>
+    /// <see cref="ReadRows(in KvPlanes, ReadOnlySpan{nint}, int, ref float)"/> as a query at position
+    /// <paramref name="reader"/> reads them; the same unless <see cref="ViewDependsOnQuery"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static virtual void ReadRows(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim, ref float destination, int reader) =>
+        TSelf.ReadRows(planes, rows, headDim, ref destination);
+
+    /// <summary>
     /// Called before rows up to <paramref name="length"/> are written (a step's rows are written in parallel, in any
     /// order): a type that holds pending rows makes room for them in <paramref name="pending"/>, a buffer the cache
     /// keeps for it. <paramref name="rotation"/> is the model's rotary angles for the key side of a contiguous cache
@@ -88,10 +117,17 @@ public interface IKvElement<TSelf> where TSelf : struct, IKvElement<TSelf>
     static virtual void Prepare(Span<byte> side, int length, int headDim, ref float[]? pending, RotaryTable? rotation) { }
 
     /// <summary>
-    /// Called, one caller at a time, after every row below <paramref name="end"/> is written and before they are read:
-    /// a type that quantizes groups of rows quantizes the groups now complete. Nothing by default.
+    /// For a type whose rows do not stand alone, kept in a paged pool: binds the head's side header (which then lives
+    /// with the sequence, not in the pool) to where its rows lie (<see cref="KvPaging"/>). Nothing by default.
     /// </summary>
-    static virtual void Settle(Span<byte> rows, Span<byte> side, int end, int headDim) { }
+    static virtual void Page(Span<byte> side, in KvPaging paging) { }
+
+    /// <summary>
+    /// Called, one caller at a time, after the rows of a step of positions [<paramref name="from"/>,
+    /// <paramref name="end"/>) are written and before they are read: a type that quantizes groups of rows quantizes
+    /// the groups the step's queries read quantized. Nothing by default.
+    /// </summary>
+    static virtual void Settle(Span<byte> rows, Span<byte> side, int from, int end, int headDim) { }
 
     /// <summary>
     /// Forgets rows [<paramref name="from"/>, <paramref name="to"/>) of a head (truncation, reset), zeroing what they

@@ -11,7 +11,7 @@ namespace KvSharp.Tensors;
 /// own angle code (the Cache layer fills the table with <c>RotaryEmbedding.Angles</c>), so a key rotated here is
 /// rotated by exactly the floats the forward pass rotated it by. Position p's Dims/2 cos, then its Dims/2 sin, lie at
 /// p x Dims floats. Pinned, so element types can keep its address in their
-/// side plane and read it with no lookup per row; it grows (by doubling) and never shrinks.
+/// side plane and read it with no lookup per row; it grows (by doubling), never shrinks, and keeps every address it gave valid.
 /// </summary>
 public sealed class RotaryTable
 {
@@ -20,6 +20,9 @@ public sealed class RotaryTable
 
     private readonly AnglesOf _angles;
     private float[] _table = [];
+    // Tables outgrown: an address handed out stays valid while the table lives (a pool's table is shared by its
+    // sequences, and one prepared earlier in a step still reads the address it was given).
+    private readonly List<float[]> _outgrown = [];
 
     /// <param name="dims">Rotated dimensions (even, at most head_dim): the model's RoPE dimension count.</param>
     /// <param name="pairsHalves">NeoX layout: pair i is (i, i + Dims/2); else (2i, 2i + 1), as the model's RoPE pairs them.</param>
@@ -52,6 +55,7 @@ public sealed class RotaryTable
         _table.CopyTo(table, 0);
         int half = Dims / 2;
         for (int p = have; p < grown; p++) _angles(p, table.AsSpan(p * Dims, half), table.AsSpan(p * Dims + half, half));
+        _outgrown.Add(_table);
         _table = table;
     }
 

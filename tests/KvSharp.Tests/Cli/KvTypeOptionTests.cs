@@ -38,7 +38,7 @@ public class KvTypeOptionTests
     }
 
     [Fact]
-    public void BenchReportsEachSidesTypeAndRefusesKiviInItsPagedScenarios()
+    public void BenchReportsEachSidesTypeAndRefusesKiviInBlocksThatSplitItsGroups()
     {
         var r = CliRunner.Run("bench", "--model", Stories, "--scenario", "speed", "-p", "8", "-n", "4", "-r", "1", "--warmup", "0",
             "--threads", "2", "--kv-type-k", "f16", "--kv-type-v", "q8_0", "--json");
@@ -51,7 +51,7 @@ public class KvTypeOptionTests
         var paged = CliRunner.Run("bench", "--model", Stories, "--scenario", "concurrency", "-p", "8", "-n", "4", "-r", "1", "--warmup", "0",
             "--threads", "2", "--kv-type", "kivi4");
         Assert.Equal(1, paged.ExitCode);
-        Assert.Contains("error: a paged KV cache cannot store Kivi4", paged.Stderr); // after the model's description
+        Assert.Contains("error: block size 16 cannot hold Kivi4", paged.Stderr); // after the model's description
     }
 
     [Fact]

@@ -24,6 +24,15 @@ public class EngineWorkloadPropertyTests
             .Check(Config.QuickThrowOnFailure.WithMaxTest(25).WithQuietOnSuccess(true));
     }
 
+    /// <summary>The same with KIVI keys and values (blocks of 32 or 64, no prefix cache): forks copy the blocks they quantize into.</summary>
+    [Fact]
+    public void RandomKiviWorkloadsDrainCompletelyAndLeakNoBlocks()
+    {
+        var seeds = Gen.Choose(0, int.MaxValue).ToArbitrary();
+        Prop.ForAll(seeds, seed => RunWorkload(seed, kivi: true) && RunSequenceOperations(seed, kivi: true))
+            .Check(Config.QuickThrowOnFailure.WithMaxTest(8).WithQuietOnSuccess(true));
+    }
+
     [Fact]
     public void RandomForkTruncateReleaseSequencesLeakNoBlocks()
     {
@@ -32,11 +41,11 @@ public class EngineWorkloadPropertyTests
             .Check(Config.QuickThrowOnFailure.WithMaxTest(40).WithQuietOnSuccess(true));
     }
 
-    private static bool RunWorkload(int seed)
+    private static bool RunWorkload(int seed, bool kivi = false)
     {
         var model = Model.Value;
         var rng = new Random(seed);
-        int blockSize = rng.Next(1, 9);
+        int blockSize = kivi ? KvSharp.Tensors.KvKivi.GroupRows * rng.Next(1, 3) : rng.Next(1, 9);
         int blocks = rng.Next(48 / blockSize + 1, 160 / blockSize + 2);
         using var engine = new LlmEngine(model, new EngineOptions
         {
@@ -46,6 +55,8 @@ public class EngineWorkloadPropertyTests
             MaxStepTokens = rng.Next(4, 40),
             MaxRunningSequences = rng.Next(1, 8),
             PrefixCaching = rng.Next(4) != 0,
+            KeyElementType = kivi ? KvSharp.Cache.KvElementType.Kivi4 : null,
+            ValueElementType = kivi ? KvSharp.Cache.KvElementType.Kivi2 : null,
         });
         var handles = new List<RequestHandle>();
         int requests = rng.Next(3, 12);
@@ -98,11 +109,13 @@ public class EngineWorkloadPropertyTests
         return true;
     }
 
-    private static bool RunSequenceOperations(int seed)
+    private static bool RunSequenceOperations(int seed, bool kivi = false)
     {
         var model = Model.Value;
         var rng = new Random(seed);
-        using var pool = new KvBlockPool(model.Config, rng.Next(1, 6), 64);
+        using var pool = kivi
+            ? new KvBlockPool(model.Config, KvSharp.Tensors.KvKivi.GroupRows, 16, KvSharp.Cache.KvElementFormat.Of(KvSharp.Cache.KvElementType.Kivi4))
+            : new KvBlockPool(model.Config, rng.Next(1, 6), 64);
         var forward = model.CreateForwardPass(32);
         var logits = new float[model.Config.VocabSize];
         var live = new List<PagedKvSequence> { new(pool, 128) };

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
 
@@ -59,13 +60,21 @@ public sealed unsafe class KvBlockPool : IDisposable
 
     /// <summary>A pool of any element type, including a strategy defined outside this library (<see cref="KvElementFormat.Of{TKv}"/>).</summary>
     /// <exception cref="KvCacheSizeException">The blocks do not fit in memory.</exception>
-    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format)
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format) : this(config, blockSize, blockCount, format, null) { }
+
+    /// <summary>
+    /// A pool whose KIVI keys (a format whose rows do not stand alone) are stored before <paramref name="rope"/>, the
+    /// model's (<c>LlmModel.Rope</c>), as a session's are; null: the config's RoPE without per-frequency factors.
+    /// </summary>
+    /// <exception cref="ArgumentException">A KIVI format with a block size that is not a multiple of its group of 32 positions.</exception>
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format, RotaryEmbedding? rope)
     {
         ArgumentNullException.ThrowIfNull(format);
-        if (!format.RowsStandAlone)
-            throw new NotSupportedException($"a paged KV cache cannot store {format.Name}: its rows are quantized {KvSharp.Tensors.KvKivi.GroupRows} " +
-                "positions at a time along each sequence, which blocks shared between sequences cannot hold; use it in a contiguous cache (a session)");
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
+        // A group of rows is quantized into one block: it must not straddle two.
+        if (!format.RowsStandAlone && blockSize % KvKivi.GroupRows != 0)
+            throw new ArgumentException($"block size {blockSize} cannot hold {format.Name}: its rows are quantized {KvKivi.GroupRows} positions at a time, " +
+                $"so the block size must be a multiple of {KvKivi.GroupRows}", nameof(blockSize));
         if (blockCount <= 0) throw new ArgumentOutOfRangeException(nameof(blockCount), blockCount, "the pool needs at least one block");
         Config = config;
         BlockSize = blockSize;
@@ -82,6 +91,17 @@ public sealed unsafe class KvBlockPool : IDisposable
             bytes, 0);
         _storage = (byte*)NativeMemory.AlignedAlloc((nuint)(long)bytes, 64);
         NativeMemory.Clear(_storage, (nuint)(long)bytes);
+        if (!format.RowsStandAlone)
+        {
+            // Where each block sits in the sequences that hold it (the same for every holder: forks keep a block's
+            // place), which KIVI reads to rotate a row and to tell its pending rows apart.
+            BlockPositions = GC.AllocateArray<int>(blockCount, pinned: true);
+            if (!format.Keys.RowsStandAlone)
+            {
+                rope ??= new RotaryEmbedding(config, null);
+                KeyRotation = new RotaryTable(rope.Dims, config.RopeStyle == RopeStyle.NeoX, rope.Angles);
+            }
+        }
         Rows = format.CreatePaged(this);
         _refCounts = new int[blockCount];
         for (int b = blockCount - 1; b >= 0; b--) _free.Push(b);
@@ -92,7 +112,11 @@ public sealed unsafe class KvBlockPool : IDisposable
         FromBudget(config, blockSize, budgetBytes, KvElementFormat.Of(elementType));
 
     /// <summary>A pool of any format (keys and values of their own types) sized by a byte budget.</summary>
-    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format)
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format) =>
+        FromBudget(config, blockSize, budgetBytes, format, null);
+
+    /// <summary>A pool sized by a byte budget whose KIVI keys are stored before <paramref name="rope"/> (see the constructor).</summary>
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format, RotaryEmbedding? rope)
     {
         ArgumentNullException.ThrowIfNull(format);
         long perBlock = format.BytesPerToken(config) * blockSize;
@@ -100,7 +124,7 @@ public sealed unsafe class KvBlockPool : IDisposable
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
-        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), format);
+        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), format, rope);
     }
 
     public int RefCount(int block) => _refCounts[block];
@@ -154,6 +178,15 @@ public sealed unsafe class KvBlockPool : IDisposable
         UsedBlocks--;
         if (_cache?.Keep(block) != true) _free.Push(block);
     }
+
+    /// <summary>
+    /// For a format whose rows do not stand alone (KIVI): the first position of each block in the sequences holding
+    /// it (pinned, so a head's header can point at it); set as sequences take blocks. Null otherwise.
+    /// </summary>
+    internal int[]? BlockPositions { get; }
+
+    /// <summary>The model's rotary angles per position, for KIVI keys stored before RoPE; null otherwise.</summary>
+    internal RotaryTable? KeyRotation { get; }
 
     /// <summary>The storage specialised for the pool's element type, which sequences write and attend through.</summary>
     internal PagedKvStorage Rows { get; }

@@ -6,18 +6,34 @@ namespace KvSharp.Cache.Paged;
 /// <summary>
 /// Key/value rows of one layer and KV head found through a block table. Row indices count from the pool's planes;
 /// a position's key and value rows have the same index in the key and the value planes, so one index serves both.
+/// A type whose rows do not stand alone (KIVI) reads its side from the sequence's header for the head instead
+/// (<see cref="PagedExactRows"/>), which says where the pool's side data is.
 /// </summary>
-public readonly unsafe ref struct PagedKvRows<TKey, TValue>(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead)
-    : IKvRows<TKey, TValue> where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
+public readonly unsafe ref struct PagedKvRows<TKey, TValue> : IKvRows<TKey, TValue>
+    where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
-    private readonly KvBlockPool _pool = pool;
-    private readonly ReadOnlySpan<int> _blocks = blocks;
-    private readonly int _layer = layer, _head = kvHead, _size = pool.BlockSize;
+    private readonly KvBlockPool _pool;
+    private readonly ReadOnlySpan<int> _blocks;
+    private readonly int _layer, _head, _size;
+    private readonly byte* _keySide, _valueSide;
+
+    public PagedKvRows(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead) : this(pool, blocks, layer, kvHead, pool.KeySidePlane, pool.ValueSidePlane) { }
+
+    internal PagedKvRows(KvBlockPool pool, ReadOnlySpan<int> blocks, int layer, int kvHead, byte* keySide, byte* valueSide)
+    {
+        _pool = pool;
+        _blocks = blocks;
+        _layer = layer;
+        _head = kvHead;
+        _size = pool.BlockSize;
+        _keySide = keySide;
+        _valueSide = valueSide;
+    }
 
     public ref readonly byte KeyOrigin => ref *_pool.KeyPlane;
     public ref readonly byte ValueOrigin => ref *_pool.ValuePlane;
-    public ref readonly byte KeySideOrigin => ref *_pool.KeySidePlane;
-    public ref readonly byte ValueSideOrigin => ref *_pool.ValueSidePlane;
+    public ref readonly byte KeySideOrigin => ref *_keySide;
+    public ref readonly byte ValueSideOrigin => ref *_valueSide;
 
     public void RowOffsets(int start, scoped Span<nint> rows)
     {

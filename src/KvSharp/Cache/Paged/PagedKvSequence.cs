@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using KvSharp.Attention;
 using KvSharp.Cache.Policies;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Cache.Paged;
 
@@ -23,6 +24,8 @@ public sealed class PagedKvSequence : IKvStore
     private readonly PagedWindow? _window;
     // Null unless a score-based policy holds each layer and head's positions in slots of its own.
     private readonly ScoredHeads? _scored;
+    // Null unless the pool's rows do not stand alone (KIVI): the pending rows and headers kept outside the pool.
+    private PagedExactRows? _exact;
 
     public int Length { get; private set; }
     public int MaxLength { get; }
@@ -41,6 +44,7 @@ public sealed class PagedKvSequence : IKvStore
         if (maxLength <= 0) throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "context length must be positive");
         _pool = pool;
         MaxLength = maxLength;
+        _exact = pool.Rows.NewExactRows();
     }
 
     /// <summary>
@@ -52,6 +56,10 @@ public sealed class PagedKvSequence : IKvStore
     {
         ArgumentNullException.ThrowIfNull(policy);
         Policy = policy;
+        // A window frees blocks and rewrites sink keys, a score-based policy reuses slots in place: a type that
+        // quantizes rows in groups along positions (KIVI) can do neither, so the pair is refused rather than read wrongly.
+        if (!policy.KeepsEverything && _exact != null)
+            throw new NotSupportedException($"cache policy '{policy}' overwrites or frees rows in place, which {pool.Format.Name} quantizes in groups along positions; use full, or another KV type");
         if (policy.EvictsByScore) _scored = new ScoredHeads(pool.Config, policy, maxLength);
         else if (!policy.KeepsEverything) _window = new PagedWindow(pool, policy, maxLength, rope, () => CollectionsMarshal.AsSpan(_blocks));
     }
@@ -73,6 +81,9 @@ public sealed class PagedKvSequence : IKvStore
         // Past the window a position's keys and values depend on the window: a prefix computed with every position
         // in view is not this sequence's, nor is this one's any other sequence's.
         if (_window != null || _scored != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot share prefix-cache blocks");
+        // A reader reads its newest rows exact; a shared prefix holds only codes (the exact rows stayed with the
+        // sequence that computed them), so it would read them quantized where computing them reads them exact.
+        if (_exact != null) throw new InvalidOperationException($"a sequence of {_pool.Format.Name} cannot share prefix-cache blocks: {ExactRowsReason}");
         foreach (int b in blocks)
         {
             _pool.Retain(b);
@@ -86,9 +97,30 @@ public sealed class PagedKvSequence : IKvStore
     {
         if (_scored != null) return length <= Length ? 0 : ScoredBlocksNeeded(length - Length);
         int needed = Math.Max(0, BlocksFor(length) - _blocks.Count);
+        if (_exact != null)
+        {
+            if (length > Length)
+                for (int i = FirstWritten(); i < Math.Min(_blocks.Count, BlocksFor(length)); i++)
+                    if (MustCopy(_blocks[i])) needed++;
+            return needed;
+        }
         if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(_blocks[Length / _pool.BlockSize])) needed++;
         return needed;
     }
+
+    /// <summary>
+    /// Why a KIVI sequence shares no prefix-cache blocks: the newest 64 to 95 key rows are read exact, and a prefix
+    /// another sequence computed holds them only as codes.
+    /// </summary>
+    public const string ExactRowsReason =
+        "its newest key rows are read exact, and a prefix computed by another sequence holds them only quantized";
+
+    /// <summary>
+    /// The first block a step may write into under a type whose rows do not stand alone: its rows, and the groups it
+    /// quantizes, which lie at most a group and the exact rows behind the sequence's end. A fork shares those blocks
+    /// until then, so they are copied first.
+    /// </summary>
+    private int FirstWritten() => Math.Max(0, Length - KvKivi.GroupRows - KiviPerChannel.ExactRows) / _pool.BlockSize;
 
     private bool MustCopy(int block) => _pool.IsShared(block);
 
@@ -107,14 +139,25 @@ public sealed class PagedKvSequence : IKvStore
         int needed = BlocksNeeded(length);
         if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
         int partial = Length / _pool.BlockSize;
-        if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial]))
+        if (_exact != null)
         {
-            int copy = _pool.Allocate();
-            _pool.CopyBlock(_blocks[partial], copy);
-            _pool.Release(_blocks[partial]);
-            _blocks[partial] = copy;
+            for (int i = FirstWritten(); i < _blocks.Count; i++)
+                if (MustCopy(_blocks[i])) CopyOnWrite(i);
         }
+        else if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial])) CopyOnWrite(partial);
         while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
+        if (_exact == null) return;
+        for (int i = 0; i < _blocks.Count; i++) _pool.BlockPositions![_blocks[i]] = i * _pool.BlockSize;
+        _pool.Rows.Prepare(_exact, CollectionsMarshal.AsSpan(_blocks), Length, length);
+    }
+
+    /// <summary>Replaces table entry <paramref name="i"/> with a copy of its block that only this sequence holds.</summary>
+    private void CopyOnWrite(int i)
+    {
+        int copy = _pool.Allocate();
+        _pool.CopyBlock(_blocks[i], copy);
+        _pool.Release(_blocks[i]);
+        _blocks[i] = copy;
     }
 
     /// <summary>Blocks to add so that every head has a free slot for each of <paramref name="tokens"/> new positions.</summary>
@@ -145,7 +188,7 @@ public sealed class PagedKvSequence : IKvStore
                 _pool.Rows.WriteSlot(blocks, layer, h, _scored.Of(layer, h).SlotOf(position), keys.Slice(h * hd, hd), values.Slice(h * hd, hd));
             return;
         }
-        _pool.Rows.Write(CollectionsMarshal.AsSpan(_blocks), layer, position, keys, values);
+        _pool.Rows.Write(CollectionsMarshal.AsSpan(_blocks), layer, position, keys, values, _exact);
         if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
     }
 
@@ -158,7 +201,7 @@ public sealed class PagedKvSequence : IKvStore
     {
         if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
         else if (_scored != null) _pool.Rows.AttendScored(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _scored);
-        else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch);
+        else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _exact);
     }
 
     public bool AttendsWholeChunks => _scored != null;
@@ -180,6 +223,9 @@ public sealed class PagedKvSequence : IKvStore
         // Its heads would evict in their own ways from then on and reuse the freed slots, in blocks the fork shares.
         if (_scored != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot be forked: each head reuses its evicted slots in place");
         var child = _window == null ? new PagedKvSequence(_pool, MaxLength) : new PagedKvSequence(_pool, MaxLength, Policy);
+        // Its own pending rows, as they are: the blocks it shares hold only the groups quantized so far, and the next
+        // step of either copies the blocks it writes into (see FirstWritten).
+        if (_exact != null) child._exact = _exact.Fork();
         foreach (int b in _blocks)
         {
             if (b != PagedWindow.Freed) _pool.Retain(b);
@@ -203,6 +249,7 @@ public sealed class PagedKvSequence : IKvStore
             Length = length;
             return;
         }
+        if (_exact != null) _pool.Rows.Truncate(_exact, length, Length);
         int keep = BlocksFor(length);
         for (int i = _blocks.Count - 1; i >= keep; i--)
         {

@@ -10,8 +10,14 @@ namespace KvSharp.Cache.Paged;
 /// </summary>
 internal abstract class PagedKvStorage
 {
-    public abstract void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
-    public abstract void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
+    /// <summary>What a sequence keeps outside the pool, for a type whose rows do not stand alone (KIVI); null for the others.</summary>
+    public abstract PagedExactRows? NewExactRows();
+    /// <summary>Before a step of positions [<paramref name="from"/>, <paramref name="length"/>): room for its pending rows, and every header bound to the blocks.</summary>
+    public abstract void Prepare(PagedExactRows exact, ReadOnlySpan<int> blocks, int from, int length);
+    /// <summary>Forgets positions [<paramref name="from"/>, <paramref name="to"/>) of the pending rows and quantized groups.</summary>
+    public abstract void Truncate(PagedExactRows exact, int from, int to);
+    public abstract void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, PagedExactRows? exact);
+    public abstract void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, PagedExactRows? exact);
     public abstract void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
     public abstract void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
@@ -31,16 +37,73 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
 {
     private readonly int _headDim = pool.Config.HeadDim, _kvHeads = pool.Config.KvHeadCount, _size = pool.BlockSize;
 
-    /// <summary>Stores one position's keys and values (kv_heads x head_dim each) for one layer, in its block's slot.</summary>
-    public override void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
+    /// <summary>
+    /// Stores one position's keys and values (kv_heads x head_dim each) for one layer, in its block's slot, or, for a
+    /// side whose rows do not stand alone, among the sequence's pending rows (quantized into the block in a settle).
+    /// </summary>
+    public override void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
+        PagedExactRows? exact)
     {
         int block = blocks[position / _size], slot = position % _size, hd = _headDim;
         for (int h = 0; h < _kvHeads; h++)
         {
             long row = pool.RowIndex(block, layer, h) + slot;
-            WriteRow<TKey>(keys.Slice(h * hd, hd), pool.KeyPlane, pool.KeySidePlane, row);
-            WriteRow<TValue>(values.Slice(h * hd, hd), pool.ValuePlane, pool.ValueSidePlane, row);
+            if (TKey.RowsStandAlone) WriteRow<TKey>(keys.Slice(h * hd, hd), pool.KeyPlane, pool.KeySidePlane, row);
+            else TKey.WriteRow(keys.Slice(h * hd, hd), default, exact!.Header(exact.Index(layer, false, h)), position, hd);
+            if (TValue.RowsStandAlone) WriteRow<TValue>(values.Slice(h * hd, hd), pool.ValuePlane, pool.ValueSidePlane, row);
+            else TValue.WriteRow(values.Slice(h * hd, hd), default, exact!.Header(exact.Index(layer, true, h)), position, hd);
         }
+    }
+
+    public override PagedExactRows? NewExactRows() => TKey.RowsStandAlone && TValue.RowsStandAlone ? null
+        : new PagedExactRows(pool.Config.LayerCount, _kvHeads, Math.Max(TKey.SideHeaderBytes(_headDim), TValue.SideHeaderBytes(_headDim)));
+
+    public override void Prepare(PagedExactRows exact, ReadOnlySpan<int> blocks, int from, int length)
+    {
+        exact.CopyTable(blocks);
+        exact.From = from;
+        exact.End = length;
+        fixed (int* table = exact.Table)
+        fixed (int* positions = pool.BlockPositions)
+            for (int layer = 0; layer < pool.Config.LayerCount; layer++)
+                for (int h = 0; h < _kvHeads; h++)
+                {
+                    long offset = pool.RowIndex(0, layer, h);
+                    if (!TKey.RowsStandAlone)
+                        PrepareHead<TKey>(exact, exact.Index(layer, false, h), length, pool.KeyRotation,
+                            new KvPaging((nint)table, (nint)positions, (nint)pool.KeyPlane, (nint)pool.KeySidePlane, pool.RowsPerSide, offset, _size));
+                    if (!TValue.RowsStandAlone)
+                        PrepareHead<TValue>(exact, exact.Index(layer, true, h), length, null,
+                            new KvPaging((nint)table, (nint)positions, (nint)pool.ValuePlane, (nint)pool.ValueSidePlane, pool.RowsPerSide, offset, _size));
+                }
+    }
+
+    private void PrepareHead<TKv>(PagedExactRows exact, int index, int length, RotaryTable? rotation, in KvPaging paging) where TKv : struct, IKvElement<TKv>
+    {
+        TKv.Page(exact.Header(index), paging);
+        TKv.Prepare(exact.Header(index), length, _headDim, ref exact.Pending[index], rotation);
+    }
+
+    /// <summary>Quantizes one head's groups the step's queries read quantized, once per step: every attention of the step calls it first.</summary>
+    private void Settle(PagedExactRows exact, int layer, int kvHead)
+    {
+        lock (exact.Settling)
+        {
+            if (!TKey.RowsStandAlone) TKey.Settle(default, exact.Header(exact.Index(layer, false, kvHead)), exact.From, exact.End, _headDim);
+            if (!TValue.RowsStandAlone) TValue.Settle(default, exact.Header(exact.Index(layer, true, kvHead)), exact.From, exact.End, _headDim);
+        }
+    }
+
+    public override void Truncate(PagedExactRows exact, int from, int to)
+    {
+        for (int layer = 0; layer < pool.Config.LayerCount; layer++)
+            for (int h = 0; h < _kvHeads; h++)
+            {
+                if (!TKey.RowsStandAlone) TKey.ClearRows(default, exact.Header(exact.Index(layer, false, h)), from, to, _headDim);
+                if (!TValue.RowsStandAlone) TValue.ClearRows(default, exact.Header(exact.Index(layer, true, h)), from, to, _headDim);
+            }
+        exact.From = Math.Min(exact.From, from);
+        exact.End = Math.Min(exact.End, from);
     }
 
     private void WriteRow<TKv>(ReadOnlySpan<float> source, byte* plane, byte* sidePlane, long row) where TKv : struct, IKvElement<TKv>
@@ -49,8 +112,20 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
         TKv.Write(source, new Span<byte>(plane + row * rowBytes, rowBytes), new Span<byte>(sidePlane + row * sideBytes, sideBytes));
     }
 
-    public override void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) =>
-        CausalAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), scale, scratch);
+    public override void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
+        PagedExactRows? exact)
+    {
+        if (exact == null)
+        {
+            CausalAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead), scale, scratch);
+            return;
+        }
+        Settle(exact, layer, kvHead);
+        byte* keySide = TKey.RowsStandAlone ? pool.KeySidePlane : exact.HeaderAddress(exact.Index(layer, false, kvHead));
+        byte* valueSide = TValue.RowsStandAlone ? pool.ValueSidePlane : exact.HeaderAddress(exact.Index(layer, true, kvHead));
+        CausalAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead, keySide, valueSide),
+            scale, scratch);
+    }
 
     public override void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks) =>
