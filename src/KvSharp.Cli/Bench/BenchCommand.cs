@@ -40,7 +40,7 @@ internal static class BenchCommand
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
         var kvTypes = new KvTypeCliOptions();
         var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
-        var blockSize = NumberOption.Create("--block-size", "engine scenarios: positions per KV block", 16, Allowed.AtLeast(1));
+        var blockSize = NumberOption.Optional("--block-size", "engine scenarios: positions per KV block (default 16, or 32 for a KIVI type)", Allowed.AtLeast(1));
         var turns = NumberOption.Create("--turns", "multiturn and serve scenarios: chat turns (per client)", 8, Allowed.AtLeast(1));
         var clients = new Option<string[]>("--clients")
         {
@@ -91,7 +91,6 @@ internal static class BenchCommand
                 KvKeyType = kv.Keys,
                 KvValueType = kv.Values,
                 KvBudgetMiB = r.GetValue(budget),
-                BlockSize = r.GetValue(blockSize),
                 Turns = r.GetValue(turns),
                 Clients = BenchSettings.ParseClients(r.GetValue(clients)),
                 SystemTokens = r.GetValue(systemWords),
@@ -101,6 +100,7 @@ internal static class BenchCommand
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
                 Browser = r.GetValue(browser),
             };
+            if (r.GetValue(blockSize) is int size) settings = settings with { BlockSize = size };
             return BenchRunner.Run(settings, Console.Out, Console.Error);
         });
         return command;

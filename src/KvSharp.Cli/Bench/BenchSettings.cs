@@ -64,8 +64,14 @@ public sealed record BenchSettings
     public KvElementType ValueElementType => KvValueType ?? KvType;
     /// <summary>Engine scenarios: the KV budget in MiB.</summary>
     public long KvBudgetMiB { get; init; } = 64;
-    /// <summary>Engine scenarios: positions per KV block.</summary>
-    public int BlockSize { get; init; } = 16;
+    /// <summary>Engine scenarios: positions per KV block (--block-size); by default the engine's: 16, or 32 for a KIVI type.</summary>
+    public int BlockSize
+    {
+        get => _blockSize ?? new KvSharp.Engine.EngineOptions { KeyElementType = KeyElementType, ValueElementType = ValueElementType }.BlockSize;
+        init => _blockSize = value;
+    }
+
+    private readonly int? _blockSize;
     /// <summary>Multiturn scenario: chat turns.</summary>
     public int Turns { get; init; } = 8;
     /// <summary>Serve scenario: the client counts to run, one after another (default 1, 4, 16).</summary>

@@ -99,6 +99,18 @@ public sealed class EngineScenarioTests : IDisposable
         Assert.Equal([5L, 20L, 80L, 320L], runs.EnumerateArray().Select(r => r.GetProperty("generated_tokens").GetInt64()));
     }
 
+    /// <summary>A KIVI type runs in the engine scenarios without --block-size: their blocks default to the engine's 32.</summary>
+    [Fact]
+    public void ConcurrencyWithKiviTakesTheEnginesBlockSize()
+    {
+        var settings = new BenchSettings { Scenario = BenchScenario.Concurrency, PromptTokens = 4, GenTokens = 6, KvKeyType = KvSharp.Cache.KvElementType.Kivi4 };
+        Assert.Equal(32, settings.BlockSize);
+        Assert.Equal(16, new BenchSettings().BlockSize);
+        Assert.Equal(8, (settings with { BlockSize = 8 }).BlockSize);
+        var runs = Run(settings).GetProperty("runs");
+        Assert.Equal([5L, 20L, 80L, 320L], runs.EnumerateArray().Select(r => r.GetProperty("generated_tokens").GetInt64()));
+    }
+
     [Fact]
     public void MultiturnReusesTheHistory()
     {
