@@ -56,7 +56,7 @@ public sealed class LlmEngine : IDisposable
             throw new ArgumentException(refused, nameof(options));
         Pool = options.BlockCount is int blocks
             ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, options.KvBudgetBytes, options.KvFormat, model.Rope);
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, PoolBudget(model.Config, options), options.KvFormat, model.Rope);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one. The
         // fingerprint (tensor shapes, types and sampled bytes) and the configuration, not the file's path, so engines on
         // other hosts, or with the model at another path, share blocks through a remote tier.
@@ -67,6 +67,25 @@ public sealed class LlmEngine : IDisposable
         // of parallel samples push the running count past MaxRunningSequences.
         _logits = new float[Math.Min(options.MaxStepTokens, options.MaxRunningSequences) * model.Config.VocabSize];
         Metrics = new EngineMetrics(this);
+    }
+
+    /// <summary>
+    /// The part of the KV budget the block pool gets. KIVI's newest rows stay exact floats beside the pool, per running
+    /// sequence (<see cref="KvElementFormat.ExactBytesPerSequence"/>), so the budget sets aside room for as many as
+    /// can run at once and the pool gets the rest: pool and exact rows together stay within the budget (forks of a
+    /// request's parallel samples can briefly run past that count, each holding its own exact rows).
+    /// </summary>
+    private static long PoolBudget(ModelConfig config, EngineOptions options)
+    {
+        long exact = options.KvFormat.ExactBytesPerSequence(config);
+        if (exact == 0) return options.KvBudgetBytes;
+        int running = Math.Min(options.MaxRunningSequences, options.MaxStepTokens);
+        long rest = options.KvBudgetBytes - exact * running;
+        long block = options.KvFormat.BytesPerToken(config) * options.BlockSize;
+        if (rest < block)
+            throw new ArgumentException($"a KV budget of {options.KvBudgetBytes:N0} bytes cannot hold the exact rows of {running} running {options.KvFormat.Name} " +
+                $"sequences ({exact:N0} bytes each) and a block of {block:N0} bytes: raise the budget or lower the running sequences", nameof(options));
+        return rest;
     }
 
     public int WaitingCount { get { lock (_lock) return _waiting.Count; } }

@@ -149,6 +149,31 @@ public class PagedKiviTests
         Assert.Contains("keeps no prefix cache", Assert.Throws<NotSupportedException>(() => engine.SavePrefix([1, 2, 3], null, new MemoryStream())).Message);
     }
 
+    /// <summary>
+    /// A KV budget holds KIVI's exact rows too: the pool gets what is left after the rows of every sequence that can run
+    /// at once, so pool and exact rows together stay within the budget; a budget too small for both is a clear error.
+    /// </summary>
+    [Fact]
+    public void TheKvBudgetSetsAsideTheExactRowsOfEveryRunningSequence()
+    {
+        var model = Model.Value;
+        var format = KvElementFormat.Of(KvElementType.Kivi4, KvElementType.Kivi4);
+        long exact = format.ExactBytesPerSequence(model.Config), perBlock = format.BytesPerToken(model.Config) * 32;
+        const int running = 8;
+        long budget = running * exact + 10 * perBlock + perBlock / 2;
+        using (var engine = new LlmEngine(model, new EngineOptions { KvBudgetBytes = budget, MaxRunningSequences = running, KvElementType = KvElementType.Kivi4 }))
+        {
+            Assert.Equal(10, engine.Pool.BlockCount);
+            Assert.True(engine.Pool.BlockCount * perBlock + running * exact <= budget);
+        }
+        // A non-KIVI type gives the whole budget to the pool.
+        using (var f16 = new LlmEngine(model, new EngineOptions { KvBudgetBytes = budget, MaxRunningSequences = running, KvElementType = KvElementType.F16, BlockSize = 32 }))
+            Assert.Equal(budget / (KvElementFormat.Of(KvElementType.F16).BytesPerToken(model.Config) * 32), f16.Pool.BlockCount);
+        var e = Assert.Throws<ArgumentException>(() =>
+            new LlmEngine(model, new EngineOptions { KvBudgetBytes = running * exact, MaxRunningSequences = running, KvElementType = KvElementType.Kivi4 }));
+        Assert.Contains($"cannot hold the exact rows of {running} running Kivi4 sequences ({exact:N0} bytes each)", e.Message);
+    }
+
     private static EngineRequest Request(int[] prompt, int samples = 1, ulong seed = 7) => new()
     {
         PromptTokens = prompt,
