@@ -349,6 +349,7 @@ public sealed class LlmEngine : IDisposable
     /// <summary>Frees a sequence's blocks and sends it back to the front of the queue to be recomputed.</summary>
     private void Preempt(EngineSequence seq)
     {
+        PublishTail(seq);
         ReleaseBlocks(seq);
         seq.Preemptions++;
         _running.Remove(seq);
@@ -412,6 +413,7 @@ public sealed class LlmEngine : IDisposable
             if (rest.Length > 0) seq.Handle.Emit(seq.Sample, -1, rest);
         }
         seq.Handle.FinishReasons[seq.Sample] = reason;
+        PublishTail(seq);
         ReleaseBlocks(seq);
         var h = seq.Handle;
         if (cancelled) h.Complete(RequestStatus.Cancelled);
@@ -447,6 +449,17 @@ public sealed class LlmEngine : IDisposable
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
             if (seq.Kv is { Policy.KeepsEverything: true }) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+    }
+
+    /// <summary>
+    /// Keeps the last partial block of a sequence that lets go of its blocks (finished, cancelled or preempted) in the
+    /// prefix cache: the next turn of a conversation, or the sequence itself when recomputed, takes its rows instead of
+    /// computing them again. Not for a failed step's sequences (their last K/V are not usable).
+    /// </summary>
+    private void PublishTail(EngineSequence seq)
+    {
+        if (Options.PrefixCaching && seq.Kv is { Policy.KeepsEverything: true } kv)
+            PrefixCache.PublishTail(kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
 
     /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>
