@@ -120,6 +120,26 @@ public class EngineTests
     }
 
     [Fact]
+    public void RequestsArrivingTogetherWithOneSystemPromptComputeItOnce()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4, MaxStepTokens = 64 });
+        const string system = "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog. ";
+        var requests = new[] { "Lily saw a big red ball.", "Tom had a little car.", "The sun was hot." }
+            .Select(p => Request(model, system + p, maxTokens: 6)).ToArray();
+        int shared = requests[0].PromptTokens.Zip(requests[1].PromptTokens).TakeWhile(p => p.First == p.Second).Count();
+        Assert.True(shared >= 16, $"{shared} shared tokens");
+        var handles = requests.Select(engine.Submit).ToArray();
+        engine.RunUntilIdle();
+        Assert.Equal(0, handles[0].CachedPromptTokens);
+        // The others waited for the first to publish the system prompt's blocks, then adopted them.
+        foreach (var h in handles.Skip(1)) Assert.True(h.CachedPromptTokens >= shared / 4 * 4, $"{h.CachedPromptTokens} of {shared} shared tokens cached");
+        for (int i = 0; i < requests.Length; i++) Assert.Equal(Alone(model, requests[i]), handles[i].OutputTokens[0]);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
     public void DifferentSaltsNeverShareBlocks()
     {
         using var model = Stories();
