@@ -24,6 +24,12 @@ public sealed record ServerOptions
     /// <summary>The template chat requests are rendered with; default: <see cref="ChatTemplate.ForModel"/> (the model's own, else a fallback).</summary>
     public ChatTemplate? ChatTemplate { get; init; }
 
+    /// <summary>
+    /// Most token ids kept of recent completions for requests that continue one (<c>continues</c>: the response id),
+    /// least recently used out first: about 4 bytes an id plus the text they spell. 0 keeps none.
+    /// </summary>
+    public int ContinuationTokens { get; init; } = 1 << 21;
+
     /// <summary>Tests only: no engine loop; the test calls <see cref="LlmEngine.Step"/> itself, to see each step's state.</summary>
     internal bool ManualEngineSteps { get; init; }
     /// <summary>
@@ -46,6 +52,7 @@ public sealed record ServerOptions
     {
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");
         if (MaxQueue < 0) throw new ArgumentOutOfRangeException(nameof(MaxQueue), MaxQueue, "queue length must be >= 0");
+        if (ContinuationTokens < 0) throw new ArgumentOutOfRangeException(nameof(ContinuationTokens), ContinuationTokens, "continuation tokens must be >= 0");
         if (InspectorInterval < MinInspectorInterval)
             throw new ArgumentOutOfRangeException(nameof(InspectorInterval), InspectorInterval, $"the inspector's snapshot interval must be at least {MinInspectorInterval.TotalMilliseconds} ms");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("the API key must not be empty", nameof(ApiKey));

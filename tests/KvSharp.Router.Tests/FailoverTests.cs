@@ -96,6 +96,21 @@ public class FailoverTests
     }
 
     [Fact]
+    public void AProbeThatBeganBeforeTheLastAnsweredOneCannotTakeTheReplicaOut()
+    {
+        var replica = new KvSharp.Router.Replicas.Replica(0, new Uri("http://127.0.0.1:1"));
+        Assert.Equal(true, replica.EndProbe(replica.BeginProbe(), "GET /health failed: refused"));
+        // One probe is slow to fail (it reached the replica while it stopped); a later one finds it back.
+        long slow = replica.BeginProbe(), later = replica.BeginProbe();
+        Assert.Equal(true, replica.EndProbe(later, null));
+        Assert.Null(replica.EndProbe(slow, "GET /health failed: connection reset"));
+        Assert.True(replica.Healthy, replica.DownReason);
+        // A probe that begins after it still takes it out.
+        Assert.Equal(true, replica.EndProbe(replica.BeginProbe(), "GET /health answered 503"));
+        Assert.False(replica.Healthy);
+    }
+
+    [Fact]
     public async Task WithNoReplicaInRotationTheRouterTriesThemAnywayAndThenSays502()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -65,7 +65,7 @@ public class ChatCompletionsTests(ServerFixture server) : IClassFixture<ServerFi
     }
 
     [Fact]
-    public async Task ASecondTurnReportsExactlyTheCachedWholeBlocksOfTheSharedPrefix()
+    public async Task ASecondTurnReportsExactlyTheCachedTokensOfTheSharedPrefix()
     {
         var ct = TestContext.Current.CancellationToken;
         var chat = ChatReference.SdkClient(server);
@@ -75,15 +75,16 @@ public class ChatCompletionsTests(ServerFixture server) : IClassFixture<ServerFi
 
         ChatCompletion reply = await chat.CompleteChatAsync([new SystemChatMessage(system), new UserChatMessage(first)], Greedy(60), ct);
         Assert.Equal(turn1.Text, reply.Content.Single().Text);
-        Assert.Equal(0, reply.Usage.InputTokenDetails.CachedTokenCount);
+        // Other tests' chats on this server share the template's first tokens at most: the system prompt is this test's own.
+        Assert.InRange(reply.Usage.InputTokenDetails.CachedTokenCount, 0, server.Engine.Pool.BlockSize - 1);
 
         List<TemplateMessage> conversation = [TemplateMessage.System(system), TemplateMessage.User(first), TemplateMessage.Assistant(turn1.Text), TemplateMessage.User(second)];
         var turn2 = ChatReference.Greedy(server.ReferenceModel, conversation, 20);
-        // The first turn published every whole block it computed (prompt and reply); the second adopts the whole blocks
-        // it shares with them, short of its last token (whose logits must be computed).
+        // The first turn left every position it computed (prompt and reply, its last partial block too) in the cache;
+        // the second adopts every token it shares with them, short of its last (whose logits must be computed).
         int blockSize = server.Engine.Pool.BlockSize;
         int shared = turn2.PromptTokens.Zip(turn1.ComputedTokens).TakeWhile(p => p.First == p.Second).Count();
-        int expected = Math.Min(shared, turn2.PromptTokens.Length - 1) / blockSize * blockSize;
+        int expected = Math.Min(shared, turn2.PromptTokens.Length - 1);
         // The reply's blocks count too, not only the first prompt's.
         Assert.True(expected > turn1.PromptTokens.Length / blockSize * blockSize, $"shared {shared} tokens; first prompt {turn1.PromptTokens.Length}");
 

@@ -56,7 +56,8 @@ public class ChatShapeTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
         var usage = json.GetProperty("usage");
         Assert.Equal(6, usage.GetProperty("completion_tokens").GetInt32());
-        Assert.Equal(0, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+        // Other tests' prompts on this server share the template's opening; the last prompt token is always computed.
+        Assert.InRange(usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32(), 0, usage.GetProperty("prompt_tokens").GetInt32() - 1);
     }
 
     [Fact]

@@ -43,7 +43,9 @@ public class CompletionsTests(ServerFixture server) : IClassFixture<ServerFixtur
         var choice = ServerFixture.Choice(json, 0);
         Assert.Equal(JsonValueKind.Null, choice.GetProperty("logprobs").ValueKind);
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
-        Assert.Equal(0, json.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
+        // Other tests' prompts on this server share at least the BOS row; the last prompt token is always computed.
+        var usage = json.GetProperty("usage");
+        Assert.InRange(usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32(), 0, usage.GetProperty("prompt_tokens").GetInt32() - 1);
     }
 
     [Fact]

@@ -27,7 +27,7 @@ public class OpenAiAdapterTests(ServerFixture server) : IClassFixture<ServerFixt
         // The same prompt again: its whole blocks but the last token's come from the prefix cache.
         int blockSize = server.Engine.Pool.BlockSize;
         var again = await chat.GetResponseAsync(messages, options, ct);
-        Assert.Equal((expected.PromptTokens.Length - 1) / blockSize * blockSize, again.Usage?.CachedInputTokenCount);
+        Assert.Equal(expected.PromptTokens.Length - 1, again.Usage?.CachedInputTokenCount);
 
         var text = new StringBuilder();
         ChatFinishReason? finish = null;

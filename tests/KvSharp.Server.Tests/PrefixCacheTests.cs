@@ -3,17 +3,18 @@ using System.Text.Json.Nodes;
 namespace KvSharp.Server.Tests;
 
 /// <summary>
-/// usage.prompt_tokens_details.cached_tokens counts exactly the prompt tokens the prefix cache served: whole blocks
-/// of 16 that an earlier request computed, short of the last prompt token (whose logits must be computed); and a
-/// cache_salt keeps tenants apart. Prompts are token ids so the block arithmetic is exact; each test starts its
-/// prompts with its own token so the tests never hit each other's blocks.
+/// usage.prompt_tokens_details.cached_tokens counts exactly the prompt tokens the prefix cache served: every position
+/// an earlier request computed that the prompt shares, whole blocks of 16 and the leading rows of the next, short of
+/// the last prompt token (whose logits must be computed); and a cache_salt keeps tenants apart. Prompts are token ids
+/// so the arithmetic is exact; each test starts its prompts with its own token (not BOS, which every prompt would
+/// share a row of) so the tests never hit each other's blocks.
 /// </summary>
 public class PrefixCacheTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const int BlockSize = 16;
 
-    /// <summary>BOS, a token that tells the tests apart, then <paramref name="length"/> - 2 ordinary tokens.</summary>
-    private static int[] Prompt(int first, int length) => [1, first, .. Enumerable.Range(0, length - 2).Select(i => 300 + i % 150)];
+    /// <summary>A token that tells the tests apart, then <paramref name="length"/> - 1 ordinary tokens.</summary>
+    private static int[] Prompt(int first, int length) => [first, .. Enumerable.Range(0, length - 1).Select(i => 300 + i % 150)];
 
     private async Task<int> CachedTokens(int[] prompt, string? salt = null, bool stream = false)
     {
@@ -43,12 +44,15 @@ public class PrefixCacheTests(ServerFixture server) : IClassFixture<ServerFixtur
     {
         var first = Prompt(400, 37);
         Assert.Equal(0, await CachedTokens(first));
-        // The first request computed 37 positions: blocks 0 and 1 are full and published, block 2 is partial.
+        // The first request computed 37 positions: blocks 0 and 1 are full and published, block 2's 5 rows its tail.
         int[] longer = [.. first, .. Enumerable.Range(0, 13).Select(i => 200 + i)];
-        Assert.Equal(2 * BlockSize, await CachedTokens(longer));
-        // That one computed 50 positions (3 full blocks); the same prompt again adopts all but the last token's block.
-        Assert.Equal((longer.Length - 1) / BlockSize * BlockSize, await CachedTokens(longer, stream: true));
-        Assert.Equal(48, (longer.Length - 1) / BlockSize * BlockSize);
+        Assert.Equal(37, await CachedTokens(longer));
+        // That one computed 50 positions; the same prompt again adopts all but its last token, 3 blocks and 1 row.
+        Assert.Equal(longer.Length - 1, await CachedTokens(longer, stream: true));
+        Assert.Equal(3 * BlockSize + 1, longer.Length - 1);
+        // A prompt that leaves it inside a block takes the rows before the first token that differs.
+        int[] branch = [.. longer[..40], 7, 7, 7];
+        Assert.Equal(40, await CachedTokens(branch));
         await server.WaitForNoBlocksAsync();
     }
 
@@ -59,9 +63,9 @@ public class PrefixCacheTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Equal(0, await CachedTokens(prompt, salt: "tenant-a"));
         Assert.Equal(0, await CachedTokens(prompt, salt: "tenant-b"));
         Assert.Equal(0, await CachedTokens(prompt));            // no salt is a tenant of its own
-        Assert.Equal(32, await CachedTokens(prompt, salt: "tenant-a"));
-        Assert.Equal(32, await CachedTokens(prompt, salt: "tenant-b"));
-        Assert.Equal(32, await CachedTokens(prompt));
+        Assert.Equal(39, await CachedTokens(prompt, salt: "tenant-a"));
+        Assert.Equal(39, await CachedTokens(prompt, salt: "tenant-b"));
+        Assert.Equal(39, await CachedTokens(prompt));
         await server.WaitForNoBlocksAsync();
     }
 }

@@ -17,7 +17,10 @@ namespace KvSharp.Cli.Bench;
 /// all users share, an opening message of --prompt-tokens of their own, then per turn a 32-token message and a
 /// --gen-tokens reply) as completion prompts over HTTP, so the router sees what a real client sends. Round-robin
 /// spreads each conversation over every replica: a turn finds its history only where an earlier turn happened to
-/// land, and each replica's KV budget must hold every conversation instead of a third of them.
+/// land, and each replica's KV budget must hold every conversation instead of a third of them. Each turn names the
+/// completion it continues (<c>continues</c>), as a client of kvsharp serve can: the replica that generated the last
+/// reply takes the ids it generated for that text instead of re-tokenizing it (which need not give them back, and
+/// then misses the cache from the first token that differs); any other replica tokenizes the text whole.
 /// </summary>
 public static class RouterScenario
 {
@@ -95,7 +98,7 @@ public static class RouterScenario
         }
     }
 
-    private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica)
+    private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long ContinuedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica)
     {
         public double HitRate => PromptTokens == 0 ? 0 : (double)CachedTokens / PromptTokens;
         /// <summary>Tokens served (prompt and completion) per second of wall time: a cached prompt token is served, not computed.</summary>
@@ -106,6 +109,7 @@ public static class RouterScenario
             ["requests"] = Requests,
             ["prompt_tokens"] = PromptTokens,
             ["cached_tokens"] = CachedTokens,
+            ["continued_tokens"] = ContinuedTokens,
             ["completion_tokens"] = CompletionTokens,
             ["prefix_hit_rate"] = HitRate,
             ["wall_seconds"] = WallSeconds,
@@ -148,7 +152,7 @@ public static class RouterScenario
         await using var router = KvSharpRouter.Create(new RouterOptions { Port = 0, Replicas = servers.Select(x => x.BaseAddress).ToArray(), Policy = policy });
         await router.StartAsync();
         using var client = new HttpClient { BaseAddress = router.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
-        long prompt = 0, cached = 0, completion = 0;
+        long prompt = 0, cached = 0, continued = 0, completion = 0;
         int done = 0, total = workload.Openings.Length * workload.Messages[0].Length;
         var perReplica = new ConcurrentDictionary<string, int>();
         var clock = Stopwatch.StartNew();
@@ -156,10 +160,12 @@ public static class RouterScenario
         async Task Converse(int user)
         {
             string conversation = workload.System + "\n" + workload.Openings[user];
+            string? previous = null;
             foreach (string message in workload.Messages[user])
             {
                 conversation += "\nUser: " + message + "\nAssistant:";
                 var body = new JsonObject { ["prompt"] = conversation, ["max_tokens"] = reply, ["ignore_eos"] = true, ["temperature"] = 0 };
+                if (previous != null) body["continues"] = previous;
                 using var response = await client.PostAsJsonAsync("/v1/completions", body);
                 string text = await response.Content.ReadAsStringAsync();
                 if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"router scenario ({name}): user {user} got {(int)response.StatusCode}: {text}");
@@ -168,6 +174,8 @@ public static class RouterScenario
                 Interlocked.Add(ref prompt, usage.GetProperty("prompt_tokens").GetInt32());
                 Interlocked.Add(ref cached, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
                 Interlocked.Add(ref completion, usage.GetProperty("completion_tokens").GetInt32());
+                if (response.Headers.TryGetValues(Server.Completions.CompletionsEndpoint.ContinuedHeader, out var kept)) Interlocked.Add(ref continued, long.Parse(kept.First(), System.Globalization.CultureInfo.InvariantCulture));
+                previous = json.GetProperty("id").GetString();
                 perReplica.AddOrUpdate(response.Headers.GetValues("x-kvsharp-replica").First(), 1, (_, n) => n + 1);
                 conversation += json.GetProperty("choices")[0].GetProperty("text").GetString();
                 log.Progress($"{name}: {Interlocked.Increment(ref done)}/{total} requests", force: false);
@@ -177,6 +185,6 @@ public static class RouterScenario
         await Task.WhenAll(Enumerable.Range(0, workload.Openings.Length).Select(Converse));
         double wall = clock.Elapsed.TotalSeconds;
         var counts = router.Replicas.All.Select(r => perReplica.GetValueOrDefault(r.Name)).ToArray();
-        return new PolicyResult(name, total, prompt, cached, completion, wall, counts);
+        return new PolicyResult(name, total, prompt, cached, continued, completion, wall, counts);
     }
 }

@@ -26,6 +26,7 @@ internal sealed class HealthChecker(ReplicaSet replicas, RouterOptions options, 
     internal async Task ProbeAsync(Replica replica, CancellationToken cancellation)
     {
         string? failure;
+        long ticket = replica.BeginProbe();
         try
         {
             using var response = await _client.GetAsync(replica.Prefix + "/health", cancellation);
@@ -39,12 +40,9 @@ internal sealed class HealthChecker(ReplicaSet replicas, RouterOptions options, 
         {
             return; // the router is stopping
         }
-        if (failure == null)
-        {
-            if (replica.MarkUp()) log.LogWarning("replica {Replica} is healthy again and back in rotation", replica.Name);
-        }
-        else if (replica.MarkDown(failure))
-            log.LogWarning("replica {Replica} taken out of rotation: {Failure}", replica.Name, failure);
+        if (replica.EndProbe(ticket, failure) != true) return;
+        if (failure == null) log.LogWarning("replica {Replica} is healthy again and back in rotation", replica.Name);
+        else log.LogWarning("replica {Replica} taken out of rotation: {Failure}", replica.Name, failure);
     }
 
     public override void Dispose()

@@ -10,6 +10,9 @@ public sealed class Replica
     private int _inFlight;
     private long _requests, _retries, _midStreamFailures;
     private volatile bool _healthy = true;
+    // Probes in the order they began, and the latest whose answer was applied: an answer older than that is stale.
+    private long _probesBegun, _probeApplied;
+    private readonly object _probeLock = new();
 
     internal Replica(int index, Uri address)
     {
@@ -41,6 +44,24 @@ public sealed class Replica
     internal void CountAnswered() => Interlocked.Increment(ref _requests);
     internal void CountRetry() => Interlocked.Increment(ref _retries);
     internal void CountMidStreamFailure() => Interlocked.Increment(ref _midStreamFailures);
+
+    /// <summary>A health probe begins: its ticket for <see cref="EndProbe"/>.</summary>
+    internal long BeginProbe() => Interlocked.Increment(ref _probesBegun);
+
+    /// <summary>
+    /// A probe's answer: <paramref name="failure"/> null puts the replica back, else takes it out. An answer from a probe
+    /// that began before the last applied one is dropped (returns null): a probe that was slow to fail while the replica
+    /// restarted must not take out a replica that a later probe found healthy. Else true when the rotation changed.
+    /// </summary>
+    internal bool? EndProbe(long ticket, string? failure)
+    {
+        lock (_probeLock)
+        {
+            if (ticket < _probeApplied) return null;
+            _probeApplied = ticket;
+            return failure == null ? MarkUp() : MarkDown(failure);
+        }
+    }
 
     /// <summary>Takes the replica out of rotation; true when it was in.</summary>
     internal bool MarkDown(string reason)

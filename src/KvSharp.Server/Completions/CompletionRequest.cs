@@ -16,4 +16,9 @@ public sealed class CompletionRequest : SamplingParameters
     public string? Suffix { get; set; }
     /// <summary>Only 1 or n (best_of candidates would need their log-likelihoods).</summary>
     public int? BestOf { get; set; }
+    /// <summary>
+    /// kvsharp's: the id of an earlier completion of this server whose prompt and text the (text) prompt starts with;
+    /// those are then the token ids the earlier request used and generated (<see cref="Continuations.PromptContinuation"/>).
+    /// </summary>
+    public string? Continues { get; set; }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using KvSharp.Sampling;
+using KvSharp.Server.Continuations;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
 using KvSharp.Server.Hosting;
@@ -18,6 +19,9 @@ internal static class CompletionsEndpoint
     /// <summary>OpenAI's default when max_tokens is absent.</summary>
     public const int DefaultMaxTokens = 16;
 
+    /// <summary>On a request with <c>continues</c>: how many prompt tokens came from the completion it continues (0: none, the text was tokenized whole).</summary>
+    public const string ContinuedHeader = "x-kvsharp-continued";
+
     public static void Map(IEndpointRouteBuilder routes) => routes.MapPost("/v1/completions", Handle);
 
     private static async Task Handle(HttpContext context)
@@ -26,10 +30,14 @@ internal static class CompletionsEndpoint
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.CompletionRequest);
         CheckCompletionFields(body);
         EngineRequests.CheckModel(body.Model, served);
-        var prompt = PromptTokens(body.Prompt, served.Model);
+        var (prompt, continued) = PromptContinuation.Tokenize(body, served);
+        if (body.Continues != null) context.Response.Headers[ContinuedHeader] = continued.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs);
         using var run = served.Submit(request, context.RequestAborted);
-        var format = new Chunks($"cmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, served.Model.Tokenizer, request.SampleCount);
+        string id = $"cmpl-{Guid.NewGuid():N}";
+        if (PromptContinuation.TextOf(body.Prompt) is { } promptText && served.Options.ContinuationTokens > 0)
+            run.Finished = () => PromptContinuation.Remember(served, id, promptText, run.Handle);
+        var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, served.Model.Tokenizer, request.SampleCount);
         await run.RespondAsync(context.Response, format, body.Stream == true, body.StreamOptions?.IncludeUsage == true, result =>
         {
             var choices = new CompletionChoice[result.Texts.Length];

@@ -32,11 +32,15 @@ internal sealed class GenerationRun : IDisposable
 
     public RequestHandle Handle { get; }
 
+    /// <summary>Runs once the request has finished, before the last of the response is written (so a client that reads it whole sees what it did).</summary>
+    public Action? Finished { get; set; }
+
     /// <summary>Waits for every choice to finish.</summary>
     public async Task<GenerationResult> CompleteAsync()
     {
         await Handle.Completion;
         ThrowUnlessFinished();
+        Finished?.Invoke();
         // Every token is in the (completed) stream; -1 marks text flushed at the end, not a token.
         int generated = 0;
         var logprobs = WantsLogprobs ? NewLists<TokenLogprobs>() : null;
@@ -107,6 +111,7 @@ internal sealed class GenerationRun : IDisposable
         await Handle.Completion;
         if (Handle.Status == RequestStatus.Finished)
         {
+            Finished?.Invoke();
             for (int i = 0; i < choices; i++) ServerSentEvents.Write(body, format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])));
             if (includeUsage) ServerSentEvents.Write(body, format.Usage(UsageOf(generated)));
         }

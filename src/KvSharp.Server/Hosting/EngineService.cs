@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using KvSharp.Engine;
+using KvSharp.Server.Continuations;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
 using KvSharp.Templates;
@@ -35,6 +36,7 @@ public sealed class EngineService : IHostedService
         MaxInFlight = (int)Math.Min(int.MaxValue, (long)options.Engine.MaxRunningSequences + options.MaxQueue);
         Metrics = metrics;
         _lifetime = lifetime;
+        Continuations = new ContinuationStore(options.ContinuationTokens);
     }
 
     public ServerOptions Options { get; }
@@ -50,6 +52,8 @@ public sealed class EngineService : IHostedService
     /// <summary>Requests accepted and not finished.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
     internal ServerMetrics Metrics { get; }
+    /// <summary>Recent completions' token ids, for the requests that continue them.</summary>
+    internal ContinuationStore Continuations { get; }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {

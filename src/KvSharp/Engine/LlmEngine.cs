@@ -298,12 +298,20 @@ public sealed class LlmEngine : IDisposable
         }
     }
 
-    /// <summary>Moves waiting sequences to running, oldest first, while their blocks fit.</summary>
+    /// <summary>
+    /// Moves waiting sequences to running, oldest first, while their blocks fit; one whose coming prompt blocks a
+    /// running sequence is computing right now is passed over until they are published (<see cref="AwaitsSharedPrefill"/>).
+    /// </summary>
     private void Admit()
     {
-        while (_waiting.First is { } node && _running.Count < Math.Min(Options.MaxRunningSequences, Options.MaxStepTokens))
+        for (var node = _waiting.First; node != null && _running.Count < Math.Min(Options.MaxRunningSequences, Options.MaxStepTokens);)
         {
             var seq = node.Value;
+            if (AwaitsSharedPrefill(seq))
+            {
+                node = node.Next;
+                continue;
+            }
             seq.Kv ??= PolicyOf(seq.Handle.Request) is { KeepsEverything: false } policy
                 ? new PagedKvSequence(Pool, ContextLength, policy, _model.Rope)
                 : new PagedKvSequence(Pool, ContextLength);
@@ -321,10 +329,35 @@ public sealed class LlmEngine : IDisposable
                 ReleaseBlocks(seq);
                 break;
             }
-            _waiting.RemoveFirst();
+            var next = node.Next;
+            _waiting.Remove(node);
+            node = next;
             _running.Add(seq);
             seq.Handle.Status = RequestStatus.Running;
         }
+    }
+
+    /// <summary>
+    /// Whether a sequence not yet started should wait for a running one that is computing its prompt now: both share
+    /// prompt blocks past what the running one has published (requests that arrive together with one system prompt),
+    /// so waiting until they are published turns them into hits instead of computing them twice. The running one
+    /// computes some of its prompt every step (or is preempted, and then nobody waits for it), so the wait ends.
+    /// </summary>
+    private bool AwaitsSharedPrefill(EngineSequence seq)
+    {
+        // A KV type whose blocks are not shared (KIVI) publishes nothing, so there is nothing to wait for.
+        if (seq.Kv != null || !Options.PrefixCaching || !PolicyOf(seq.Handle.Request).KeepsEverything || !Pool.Format.RowsStandAlone) return false;
+        int size = Pool.BlockSize;
+        var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
+        foreach (var other in _running)
+        {
+            if (other.Finished || other.IsDecoding || other.Kv is not { Policy.KeepsEverything: true } || other.Prefix.Root != seq.Prefix.Root) continue;
+            var prompt = CollectionsMarshal.AsSpan(other.Tokens)[..other.PromptLength];
+            // The shared blocks the running one has yet to publish; this one adopts at most all but its last token.
+            int shared = Math.Min(tokens[..^1].CommonPrefixLength(prompt), other.PromptLength);
+            if (shared / size > other.Prefix.Blocks) return true;
+        }
+        return false;
     }
 
     /// <summary>
@@ -376,6 +409,7 @@ public sealed class LlmEngine : IDisposable
     /// <summary>Frees a sequence's blocks and sends it back to the front of the queue to be recomputed.</summary>
     private void Preempt(EngineSequence seq)
     {
+        PublishTail(seq);
         ReleaseBlocks(seq);
         seq.Preemptions++;
         _running.Remove(seq);
@@ -439,6 +473,7 @@ public sealed class LlmEngine : IDisposable
             if (rest.Length > 0) seq.Handle.Emit(seq.Sample, -1, rest);
         }
         seq.Handle.FinishReasons[seq.Sample] = reason;
+        PublishTail(seq);
         ReleaseBlocks(seq);
         var h = seq.Handle;
         if (cancelled) h.Complete(RequestStatus.Cancelled);
@@ -482,6 +517,17 @@ public sealed class LlmEngine : IDisposable
     /// read differently shared than computed.
     /// </summary>
     private bool UsesPrefixCache(PagedKvSequence kv) => Options.PrefixCaching && kv.Policy.KeepsEverything && Pool.Format.RowsStandAlone;
+
+    /// <summary>
+    /// Keeps the last partial block of a sequence that lets go of its blocks (finished, cancelled or preempted) in the
+    /// prefix cache: the next turn of a conversation, or the sequence itself when recomputed, takes its rows instead of
+    /// computing them again. Not for a failed step's sequences (their last K/V are not usable).
+    /// </summary>
+    private void PublishTail(EngineSequence seq)
+    {
+        if (seq.Kv is { } kv && UsesPrefixCache(kv))
+            PrefixCache.PublishTail(kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+    }
 
     /// <summary>Bumps <see cref="Changes"/> when disposed: at the end of a step, whichever way it ends.</summary>
     private readonly struct ChangeCounted(LlmEngine engine) : IDisposable

@@ -27,6 +27,13 @@ public interface ITokenizer
     int[] Encode(string text, bool addSpecial, bool parseSpecial);
 
     /// <summary>
+    /// Tokenizes <paramref name="text"/> that continues text already tokenized: no BOS or EOS, and no SentencePiece
+    /// dummy-prefix space at its start (there is one after a special token inside it, as in <see cref="Encode(string, bool, bool)"/>),
+    /// so the ids of the earlier text followed by these spell exactly the two texts joined.
+    /// </summary>
+    int[] EncodeContinuation(string text, bool parseSpecial);
+
+    /// <summary>
     /// Tokenizes a rendered chat prompt: special tokens' text is parsed as special (as with parseSpecial), except
     /// inside <paramref name="literalRanges"/> (sorted, non-overlapping: the characters that came from message
     /// content), where it is read as with parseSpecial off (control tokens stay plain text; user-defined tokens match

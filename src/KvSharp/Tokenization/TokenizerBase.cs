@@ -94,6 +94,8 @@ public abstract class TokenizerBase : ITokenizer
 
     public int[] Encode(string text, bool addSpecial, bool parseSpecial) => Encode(text, addSpecial, parseSpecial, []);
 
+    public int[] EncodeContinuation(string text, bool parseSpecial) => Encode(text, addSpecial: false, parseSpecial, [], continues: true);
+
     public int[] Encode(string text, bool addSpecial, IReadOnlyList<TextRange> literalRanges)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -107,7 +109,7 @@ public abstract class TokenizerBase : ITokenizer
         return Encode(text, addSpecial, parseSpecial: true, literalRanges);
     }
 
-    private int[] Encode(string text, bool addSpecial, bool parseSpecial, IReadOnlyList<TextRange> literalRanges)
+    private int[] Encode(string text, bool addSpecial, bool parseSpecial, IReadOnlyList<TextRange> literalRanges, bool continues = false)
     {
         ArgumentNullException.ThrowIfNull(text);
         var output = new List<int>(text.Length / 2 + 4);
@@ -115,7 +117,7 @@ public abstract class TokenizerBase : ITokenizer
         if (text.Length > 0)
         {
             // SPM adds its dummy-prefix space to the first text fragment and to any text right after a special token.
-            bool afterSpecial = true;
+            bool afterSpecial = !continues;
             foreach (var f in _splitter.Split(text, parseSpecial, literalRanges))
             {
                 if (f.IsToken) { output.Add(f.TokenId); afterSpecial = true; continue; }

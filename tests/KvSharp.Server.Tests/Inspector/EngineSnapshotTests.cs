@@ -63,8 +63,11 @@ public class EngineSnapshotTests
         var root = Assert.Single(tree, n => n.Parent == -1);
         Assert.Equal(2, tree.Count(n => n.Parent == root.Id));
         Assert.Equal(1, root.Hits);
-        Assert.Equal(branch.CachedPromptTokens, root.Blocks.Count * engine.Pool.BlockSize);
-        Assert.All(tree.Where(n => n.Parent == root.Id), n => Assert.Equal(0, n.Hits));
+        // The shared run's blocks, then the leading rows of the first block after it that the prompts still share.
+        int rows = branch.CachedPromptTokens - root.Blocks.Count * engine.Pool.BlockSize;
+        Assert.InRange(rows, 0, engine.Pool.BlockSize - 1);
+        // The branch whose leading rows were taken counts that hit; the other is the new prompt's own.
+        Assert.Equal(rows > 0 ? 1 : 0, tree.Where(n => n.Parent == root.Id).Sum(n => n.Hits));
 
         // Every published block is in exactly one node, parents come before children, chains are numbered.
         var published = Enumerable.Range(0, engine.Pool.BlockCount).Where(b => engine.PrefixCache.Describe(b).Published).ToHashSet();

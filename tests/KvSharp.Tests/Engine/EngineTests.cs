@@ -52,7 +52,7 @@ public class EngineTests
     }
 
     [Fact]
-    public void SharedPrefixReusesExactlyItsFullBlocks()
+    public void SharedPrefixReusesEveryComputedPosition()
     {
         using var model = Stories();
         using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4 });
@@ -61,11 +61,11 @@ public class EngineTests
         engine.RunUntilIdle();
         Assert.Equal(0, h1.CachedPromptTokens);
 
-        // Same prompt: every full block but the one holding the last prompt token is reused.
+        // Same prompt: every position but the last prompt token's is reused (that one is computed for its logits).
         var h2 = engine.Submit(first);
         engine.RunUntilIdle();
         int prompt = first.PromptTokens.Count;
-        Assert.Equal((prompt - 1) / 4 * 4, h2.CachedPromptTokens);
+        Assert.Equal(prompt - 1, h2.CachedPromptTokens);
         Assert.Equal(h1.OutputTokens[0], h2.OutputTokens[0]);
 
         // The first request's prompt + output as the next turn's prefix: its whole history is reused.
@@ -76,9 +76,66 @@ public class EngineTests
         };
         var h3 = engine.Submit(turn2);
         engine.RunUntilIdle();
-        // Blocks are published once all their positions are computed; the last sampled token never was.
-        Assert.Equal((prompt + 8 - 1) / 4 * 4, h3.CachedPromptTokens);
+        // Every position the first request computed, its last partial block's too; the last sampled token never was.
+        Assert.Equal(prompt + 8 - 1, h3.CachedPromptTokens);
         Assert.Equal(Alone(model, turn2), h3.OutputTokens[0]);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
+    public void HitsThatEndInsideABlockGiveTheLogitsOfAColdPrefill()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 64, BlockSize = 16 });
+        using var cold = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 64, BlockSize = 16, PrefixCaching = false });
+        EngineRequest WithLogprobs(IReadOnlyList<int> prompt) => new()
+        {
+            PromptTokens = prompt,
+            Options = new GenerationOptions { MaxTokens = 6, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy, TopLogprobs = 3 },
+        };
+        var opening = model.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She liked to play outside", true, false);
+        var first = WithLogprobs(opening);
+        var (firstOutput, _) = Tiers.TierEngineHarness.Run(engine, first);
+
+        // The next turn: the whole history (ending inside a block, in the first turn's tail), then more text.
+        var next = WithLogprobs([.. opening, .. firstOutput, .. model.Tokenizer.Encode(" Then the sun", false, false)]);
+        int history = opening.Length + firstOutput.Length - 1;
+        Assert.NotEqual(0, history % 16);
+        // A prompt that leaves the first turn's at a token inside a block: every token they share is a hit.
+        var diverging = WithLogprobs([.. opening.Take(21), .. model.Tokenizer.Encode(" a big dog", false, false)]);
+        int shared = diverging.PromptTokens.Zip(opening).TakeWhile(p => p.First == p.Second).Count();
+        Assert.InRange(shared % 16, 1, 15);
+        foreach (var (request, cached) in new[] { (next, history), (diverging, shared) })
+        {
+            long hitsBefore = engine.PrefixCache.HitTokens;
+            var hit = Tiers.TierEngineHarness.Run(engine, request);
+            Assert.Equal(cached, engine.PrefixCache.HitTokens - hitsBefore);
+            // Tokens and every log-probability: equal only if the logits are bit-identical to computing it all.
+            var expected = Tiers.TierEngineHarness.Run(cold, request);
+            Assert.Equal(expected.Tokens, hit.Tokens);
+            Assert.Equal(expected.Logprobs, hit.Logprobs);
+        }
+        engine.Pool.Verify();
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+    }
+
+    [Fact]
+    public void RequestsArrivingTogetherWithOneSystemPromptComputeItOnce()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4, MaxStepTokens = 64 });
+        const string system = "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog. ";
+        var requests = new[] { "Lily saw a big red ball.", "Tom had a little car.", "The sun was hot." }
+            .Select(p => Request(model, system + p, maxTokens: 6)).ToArray();
+        int shared = requests[0].PromptTokens.Zip(requests[1].PromptTokens).TakeWhile(p => p.First == p.Second).Count();
+        Assert.True(shared >= 16, $"{shared} shared tokens");
+        var handles = requests.Select(engine.Submit).ToArray();
+        engine.RunUntilIdle();
+        Assert.Equal(0, handles[0].CachedPromptTokens);
+        // The others waited for the first to publish the system prompt's blocks, then adopted them.
+        foreach (var h in handles.Skip(1)) Assert.True(h.CachedPromptTokens >= shared / 4 * 4, $"{h.CachedPromptTokens} of {shared} shared tokens cached");
+        for (int i = 0; i < requests.Length; i++) Assert.Equal(Alone(model, requests[i]), handles[i].OutputTokens[0]);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
         engine.Pool.Verify();
     }
 
@@ -112,7 +169,7 @@ public class EngineTests
         engine.RunUntilIdle();
         var y = engine.Submit(Request(model, "The dog ran to the park and played with a ball"));
         engine.RunUntilIdle();
-        Assert.Equal(0, y.CachedPromptTokens);
+        Assert.Equal(1, y.CachedPromptTokens); // the BOS row, the one token the prompts share
         Assert.Equal(Alone(model, Request(model, "The dog ran to the park and played with a ball")), y.OutputTokens[0]);
         Assert.Equal(Alone(model, Request(model, "Once upon a time, there was a little girl")), x.OutputTokens[0]);
         engine.Pool.Verify();

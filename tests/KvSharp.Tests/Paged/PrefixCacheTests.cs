@@ -31,6 +31,16 @@ public class PrefixCacheTests
         return seq;
     }
 
+    /// <summary>A computed sequence that published its full blocks and, as a finished one does, its tail.</summary>
+    private static PagedKvSequence PublishedWithTail(PrefixCache cache, int[] tokens)
+    {
+        var seq = Computed(cache.Pool, tokens);
+        var cursor = cache.Begin(null);
+        cache.Publish(seq, tokens, ref cursor);
+        cache.PublishTail(seq, tokens, ref cursor);
+        return seq;
+    }
+
     /// <summary>Adopts into a fresh sequence; returns it and the positions adopted.</summary>
     private static (PagedKvSequence Seq, int Adopted) Adopt(PrefixCache cache, int[] tokens, string? salt = null)
     {
@@ -58,13 +68,15 @@ public class PrefixCacheTests
         Assert.Equal(a.BlockTable.Take(2), b.BlockTable);
         Assert.Equal(2, pool.RefCount(a.BlockTable[0]));
 
-        // Exactly two blocks of tokens: the second is left to compute, for its logits.
+        // Exactly two blocks of tokens: the second block's first three rows are taken, its last token left to compute.
         var (c, exact) = Adopt(cache, Range(100, 8));
-        Assert.Equal(4, exact);
-        // Counted in whole blocks short of the last token: 8 for b, 4 for c, all found; a miss adds to the queried only.
-        Assert.Equal((12, 12), (cache.QueriedTokens, cache.HitTokens));
+        Assert.Equal(7, exact);
+        Assert.Equal(a.BlockTable.Take(2), c.BlockTable);
+        // Counted short of the last token: 9 looked up for b (8 found: a's third block is still being written), 7 for c;
+        // a miss adds to the queried only.
+        Assert.Equal((16, 15), (cache.QueriedTokens, cache.HitTokens));
         var (d, missed) = Adopt(cache, Range(300, 5));
-        Assert.Equal((0, 16, 12), (missed, cache.QueriedTokens, cache.HitTokens));
+        Assert.Equal((0, 20, 15), (missed, cache.QueriedTokens, cache.HitTokens));
 
         foreach (var s in new[] { a, b, c, d }) s.Release();
         Assert.Equal(0, pool.UsedBlocks);
@@ -238,6 +250,78 @@ public class PrefixCacheTests
         Assert.Equal(4, adopted);
         Assert.Equal(published, b.BlockTable[0]);
         a.Release();
+        b.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void AHitThatEndsInsideABlockSharesItUntilTheFirstWriteCopiesIt()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        Published(cache, Range(100, 8)).Release();
+        // Diverges at the seventh token: the first block whole, then the second block's first two rows.
+        var (b, adopted) = Adopt(cache, [.. Range(100, 6), 1, 2, 3]);
+        Assert.Equal(6, adopted);
+        Assert.Equal(6, b.Length);
+        int shared = b.BlockTable[1];
+        Assert.True(cache.IsPublished(shared));
+        Assert.Equal(2, pool.UsedBlocks);
+        Assert.Equal(2, b.BlocksNeeded(9)); // a copy of the shared block and one more
+        b.Reserve(9);
+        Assert.NotEqual(shared, b.BlockTable[1]);
+        Assert.Equal(1, pool.RefCount(b.BlockTable[1]));
+        // The published block is left whole for the next lookup.
+        var (c, all) = Adopt(cache, [.. Range(100, 8), 5]);
+        Assert.Equal(8, all);
+        Assert.Equal(shared, c.BlockTable[1]);
+        b.Release();
+        c.Release();
+        pool.Verify();
+    }
+
+    [Fact]
+    public void AFinishedSequencesTailIsReusedRowByRowButNeverAsAWholeBlock()
+    {
+        using var pool = Pool(4, 16);
+        var cache = new PrefixCache(pool, "test-model");
+        int[] tokens = Range(100, 7);
+        var a = PublishedWithTail(cache, tokens);
+        int tail = a.BlockTable[1];
+        Assert.True(cache.IsPublished(tail));
+        a.Release();
+        Assert.Equal(2, cache.CachedBlocks);
+
+        // The next turn continues the history: every computed position is taken, the tail's three rows too.
+        var (b, adopted) = Adopt(cache, [.. tokens, 1, 2]);
+        Assert.Equal(7, adopted);
+        Assert.Equal(tail, b.BlockTable[1]);
+        // A tail of three tokens never stands for a whole block of four, even one that starts with them.
+        var (c, rows) = Adopt(cache, [.. Range(100, 8), 9]);
+        Assert.Equal(7, rows);
+        Assert.Equal(2, pool.RefCount(tail));
+
+        // The same tokens' tail again: the cached one already holds them, so the new one goes back to the pool.
+        var d = PublishedWithTail(cache, tokens);
+        Assert.False(cache.IsPublished(d.BlockTable[1]));
+        foreach (var s in new[] { b, c, d }) s.Release();
+        Assert.Equal(3, cache.CachedBlocks); // a's two and d's first block (a duplicate, as any recomputed block is)
+        pool.Verify();
+    }
+
+    [Fact]
+    public void AnEvictedTailIsNoLongerFound()
+    {
+        using var pool = Pool(2, 3);
+        var cache = new PrefixCache(pool, "test-model");
+        PublishedWithTail(cache, [1, 2, 3]).Release();
+        // Two blocks: the free one and the tail (released first, so evicted first); the head stays.
+        var taken = new PagedKvSequence(pool, 64);
+        taken.Reserve(4);
+        var (b, adopted) = Adopt(cache, [1, 2, 3, 4]);
+        Assert.Equal(2, adopted);
+        Assert.Single(b.BlockTable);
+        taken.Release();
         b.Release();
         pool.Verify();
     }

@@ -62,7 +62,7 @@ public sealed class TierEngineHarness : IDisposable
     public async Task ComputeAndEvictSharedAsync(string? salt = null)
     {
         Run(Request(Shared, salt));
-        for (int i = 0; i < 4; i++) Run(Request([1, .. Enumerable.Range(0, 23).Select(t => (t * 13 + i * 71) % 290 + 5)]));
+        for (int i = 0; i < 4; i++) Run(Request([290 + i, .. Enumerable.Range(0, 23).Select(t => (t * 13 + i * 71) % 290 + 5)]));
         await Tiers.FlushAsync(TestContext.Current.CancellationToken);
     }
 

@@ -75,9 +75,20 @@ public sealed class PagedKvSequence : IKvStore
     public int BlocksFor(int length) => (length + _pool.BlockSize - 1) / _pool.BlockSize;
 
     /// <summary>Starts the sequence with already-computed blocks (a <see cref="PrefixCache"/> hit): they are retained, not copied.</summary>
-    public void AdoptPrefix(IReadOnlyList<int> blocks)
+    public void AdoptPrefix(IReadOnlyList<int> blocks) => AdoptPrefix(blocks, blocks.Count * _pool.BlockSize);
+
+    /// <summary>
+    /// Starts the sequence with the first <paramref name="length"/> positions of already-computed blocks; the last block
+    /// may hold only some of them (a hit that ends inside a block). They are retained, not copied: the shared partial
+    /// block is copied on the first write after it, and the rows past <paramref name="length"/> are overwritten then.
+    /// </summary>
+    public void AdoptPrefix(IReadOnlyList<int> blocks, int length)
     {
         if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
+        if (length < 0 || BlocksFor(length) != blocks.Count)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"{blocks.Count} blocks of {_pool.BlockSize} positions do not end at position {length}");
+        if (length % _pool.BlockSize != 0 && !_pool.Format.RowsStandAlone)
+            throw new InvalidOperationException($"KV format {_pool.Format.Name} quantizes rows in groups: part of a block cannot be adopted");
         // Past the window a position's keys and values depend on the window: a prefix computed with every position
         // in view is not this sequence's, nor is this one's any other sequence's.
         if (_window != null || _scored != null) throw new InvalidOperationException($"a sequence with cache policy '{Policy}' cannot share prefix-cache blocks");
@@ -89,7 +100,7 @@ public sealed class PagedKvSequence : IKvStore
             _pool.Retain(b);
             _blocks.Add(b);
         }
-        Length = blocks.Count * _pool.BlockSize;
+        Length = length;
     }
 
     /// <summary>How many fresh blocks <see cref="Reserve"/> would take to reach <paramref name="length"/>.</summary>

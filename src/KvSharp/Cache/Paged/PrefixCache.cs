@@ -10,6 +10,10 @@ namespace KvSharp.Cache.Paged;
 /// tokens must match, so a collision costs a recompute, never a wrong answer. Published blocks nobody holds stay
 /// cached, least recently used first out when the pool needs a fresh block; with <see cref="KvTiers"/>, an evicted
 /// block is written down to them and a lookup that runs out of blocks in RAM fetches the next ones back from them.
+/// A hit ends at a token, not a block: after the whole blocks that match, the lookup takes the leading rows of the
+/// cached block (a published one, or the last partial block a finished sequence left, its tail) that shares the most
+/// tokens with what follows, and the sequence copies that block on its first write (SGLang's radix cache matches at
+/// token granularity too). Not with a KV format that quantizes rows in groups (KIVI): there a row is not its own.
 /// Not thread-safe: the scheduler owns it.
 /// </summary>
 public sealed class PrefixCache : ICachedBlocks
@@ -30,6 +34,11 @@ public sealed class PrefixCache : ICachedBlocks
     private readonly int[] _parentGeneration;
     // Times each published block was adopted since it was published (the inspector's hit counts).
     private readonly int[] _hits;
+    // Rows of each published block that hold its tokens: BlockSize, or fewer for a tail (never in the hash index).
+    private readonly int[] _rows;
+    // Published blocks and tails by the chain hash before them: where a hit that ends inside a block looks.
+    private readonly Dictionary<ulong, List<int>> _children = [];
+    private readonly bool _partialHits;
     // Published blocks that nobody holds, least recently used first.
     private readonly LinkedList<int> _lru = new();
     private readonly LinkedListNode<int>?[] _lruNode;
@@ -60,6 +69,8 @@ public sealed class PrefixCache : ICachedBlocks
         _generation = new int[blocks];
         _parentGeneration = new int[blocks];
         _hits = new int[blocks];
+        _rows = new int[blocks];
+        _partialHits = pool.Format.RowsStandAlone;
         _lruNode = new LinkedListNode<int>?[blocks];
         pool.Attach(this);
     }
@@ -68,7 +79,7 @@ public sealed class PrefixCache : ICachedBlocks
     public BlockHashFunction HashFunction { get; }
     /// <summary>Published blocks nobody holds: reused on a hit, evicted when the pool needs a block.</summary>
     public int CachedBlocks => _lru.Count;
-    /// <summary>Prompt tokens looked up (whole blocks only, short of the last token).</summary>
+    /// <summary>Prompt tokens looked up (all but the last; whole blocks only under a format whose rows are quantized in groups).</summary>
     public long QueriedTokens => Interlocked.Read(ref _queriedTokens);
     /// <summary>Prompt tokens found (in RAM or in a tier).</summary>
     public long HitTokens => Interlocked.Read(ref _hitTokens);
@@ -96,28 +107,52 @@ public sealed class PrefixCache : ICachedBlocks
 
     /// <summary>
     /// Starts the empty <paramref name="sequence"/> with the longest run of cached blocks that matches
-    /// <paramref name="tokens"/>, leaving at least one token to compute (its logits are needed). The blocks are
-    /// shared, not copied. Returns the positions adopted.
+    /// <paramref name="tokens"/>, then the leading rows of the cached block that continues it furthest, leaving at least
+    /// one token to compute (its logits are needed). The blocks are shared, not copied. Returns the positions adopted;
+    /// <paramref name="cursor"/> counts the whole blocks among them.
     /// </summary>
     public int Adopt(PagedKvSequence sequence, ReadOnlySpan<int> tokens, ref PrefixCursor cursor)
     {
         if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
         if (sequence.Length != 0 || cursor.Blocks != 0) throw new InvalidOperationException("only an empty sequence adopts a cached prefix");
-        int size = _pool.BlockSize, full = Math.Max(0, tokens.Length - 1) / size;
+        int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1), full = limit / size;
         ulong hash = MatchInRam(tokens, full, cursor.Root);
         int inRam = _matched.Count;
         if (_tiers != null && inRam < full) FetchFromTiers(tokens, full, cursor.Root, ref hash);
-        Interlocked.Add(ref _queriedTokens, (long)full * size);
-        Interlocked.Add(ref _hitTokens, (long)_matched.Count * size);
-        Interlocked.Add(ref _tierHitTokens, (long)(_matched.Count - inRam) * size);
+        int blocks = _matched.Count, whole = blocks * size;
+        var (partial, rows) = _partialHits && whole < limit
+            ? LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], cursor.Root, hash)
+            : (-1, 0);
+        Interlocked.Add(ref _queriedTokens, _partialHits ? limit : (long)full * size);
+        Interlocked.Add(ref _hitTokens, (long)whole + rows);
+        Interlocked.Add(ref _tierHitTokens, (long)(blocks - inRam) * size);
+        if (rows > 0) _matched.Add(partial);
         if (_matched.Count == 0) return 0;
         foreach (int b in _matched) _hits[b]++;
-        sequence.AdoptPrefix(_matched);
+        sequence.AdoptPrefix(_matched, whole + rows);
         // The holds FetchFromTiers took are the sequence's now.
-        if (_tiers != null && inRam < full) foreach (int b in _matched) _pool.Release(b);
-        cursor.Blocks = _matched.Count;
+        if (_tiers != null && inRam < full) for (int i = 0; i < blocks; i++) _pool.Release(_matched[i]);
+        cursor.Blocks = blocks;
         cursor.LastHash = hash;
-        return _matched.Count * size;
+        return whole + rows;
+    }
+
+    /// <summary>
+    /// The cached block after <paramref name="parent"/> (a published block or a tail) whose leading rows match the most
+    /// of <paramref name="rest"/>, and how many: (-1, 0) when none matches a token.
+    /// </summary>
+    private (int Block, int Rows) LongestContinuation(ReadOnlySpan<int> rest, int parent, ulong root, ulong parentHash)
+    {
+        if (!_children.TryGetValue(parentHash, out var candidates)) return (-1, 0);
+        int size = _pool.BlockSize, best = -1, most = 0;
+        foreach (int b in candidates)
+        {
+            if (!_published[b] || _root[b] != root || _parent[b] != parent || (parent >= 0 && _parentGeneration[b] != _generation[parent])) continue;
+            int n = Math.Min(_rows[b], rest.Length);
+            int common = rest[..n].CommonPrefixLength(_tokens.AsSpan(b * size, n));
+            if (common > most) (best, most) = (b, common);
+        }
+        return (best, most);
     }
 
     /// <summary>Fills <paramref name="block"/> with the <paramref name="index"/>th block of a chain, if the source holds it intact.</summary>
@@ -246,12 +281,38 @@ public sealed class PrefixCache : ICachedBlocks
         }
     }
 
-    /// <summary>Publishes one full block; the first block published under a hash keeps the index entry.</summary>
+    /// <summary>
+    /// Keeps the last, partial block of <paramref name="sequence"/> (its tail: the rows past its whole blocks) as a
+    /// cached block that a later lookup can take the leading rows of, once the sequence is done with it: it is finishing
+    /// or giving up its blocks to be recomputed. Call after <see cref="Publish"/> and before releasing the blocks; the
+    /// tail is never written again (a sequence sharing it copies it first). Does nothing when there is no tail, when a
+    /// cached block already holds its tokens, or under a format whose rows are quantized in groups.
+    /// </summary>
+    public void PublishTail(PagedKvSequence sequence, ReadOnlySpan<int> tokens, ref PrefixCursor cursor)
+    {
+        if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
+        if (!sequence.Policy.KeepsEverything)
+            throw new InvalidOperationException($"a sequence with cache policy '{sequence.Policy}' cannot publish prefix-cache blocks: past its window they depend on the window");
+        int size = _pool.BlockSize, full = sequence.Length / size, rows = sequence.Length % size;
+        if (!_partialHits || rows == 0 || cursor.Blocks != full) return;
+        int block = sequence.BlockTable[full];
+        if (_published[block]) return; // adopted as a partial hit and not written since
+        var tail = tokens.Slice(full * size, rows);
+        int parent = full == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : sequence.BlockTable[full - 1];
+        if (LongestContinuation(tail, parent, cursor.Root, cursor.LastHash).Rows == rows) return;
+        PublishBlock(block, parent, cursor.Root, cursor.LastHash, tail);
+    }
+
+    /// <summary>
+    /// Publishes one block: a full one is indexed by its hash (the first block published under a hash keeps the
+    /// entry), a tail (fewer tokens than a block) only among its parent's continuations.
+    /// </summary>
     private ulong PublishBlock(int block, int parent, ulong root, ulong parentHash, ReadOnlySpan<int> tokens)
     {
         ulong h = HashFunction(parentHash, tokens);
         if (_published[block]) return _hash[block];
-        tokens.CopyTo(_tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize));
+        tokens.CopyTo(_tokens.AsSpan(block * _pool.BlockSize, tokens.Length));
+        _rows[block] = tokens.Length;
         _hash[block] = h;
         _root[block] = root;
         _parentHash[block] = parentHash;
@@ -259,7 +320,9 @@ public sealed class PrefixCache : ICachedBlocks
         _parentGeneration[block] = parent < 0 ? 0 : _generation[parent];
         _published[block] = true;
         _hits[block] = 0;
-        _index.TryAdd(h, block);
+        if (tokens.Length == _pool.BlockSize) _index.TryAdd(h, block);
+        if (!_children.TryGetValue(parentHash, out var siblings)) _children[parentHash] = siblings = [];
+        siblings.Add(block);
         return h;
     }
 
@@ -267,7 +330,7 @@ public sealed class PrefixCache : ICachedBlocks
     private bool TryFind(int parent, ulong root, ulong parentHash, ReadOnlySpan<int> tokens, out int block, out ulong hash)
     {
         hash = HashFunction(parentHash, tokens);
-        if (_index.TryGetValue(hash, out block) && _published[block] && _root[block] == root && _parent[block] == parent
+        if (_index.TryGetValue(hash, out block) && _published[block] && _rows[block] == _pool.BlockSize && _root[block] == root && _parent[block] == parent
             && (parent < 0 || _parentGeneration[block] == _generation[parent])
             && _tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize).SequenceEqual(tokens))
             return true;
@@ -302,8 +365,11 @@ public sealed class PrefixCache : ICachedBlocks
         block = oldest.Value;
         _lru.RemoveFirst();
         _lruNode[block] = null;
-        _tiers?.TryQueue(new KvTierBlock.Identity(_layoutId, _root[block], _parentHash[block], _hash[block]),
-            _tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize), _pool, block);
+        // Tiers hold whole blocks, found by hash; a tail is only ever reused from RAM.
+        if (_rows[block] == _pool.BlockSize)
+            _tiers?.TryQueue(new KvTierBlock.Identity(_layoutId, _root[block], _parentHash[block], _hash[block]),
+                _tokens.AsSpan(block * _pool.BlockSize, _pool.BlockSize), _pool, block);
+        if (_children.TryGetValue(_parentHash[block], out var siblings) && siblings.Remove(block) && siblings.Count == 0) _children.Remove(_parentHash[block]);
         _published[block] = false;
         _generation[block]++;
         if (_index.TryGetValue(_hash[block], out int indexed) && indexed == block) _index.Remove(_hash[block]);

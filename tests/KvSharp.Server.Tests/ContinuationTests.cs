@@ -1,0 +1,119 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using KvSharp.Engine;
+using KvSharp.Sampling;
+using KvSharp.Server.Completions;
+
+namespace KvSharp.Server.Tests;
+
+/// <summary>
+/// A completion that names the one it continues ("continues"): its prompt is that request's prompt ids, the ids it
+/// generated, then the rest of the text tokenized as a continuation; every position the first request computed is a
+/// prefix hit, and the logits are those of computing the same ids cold.
+/// </summary>
+public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private const string Opening = "Lily and Ben went to the park. They saw a big dog";
+
+    private async Task<(JsonElement Body, string? Continued)> CompleteAsync(JsonObject body, HttpStatusCode status = HttpStatusCode.OK)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var response = await server.Client.PostAsync("/v1/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone();
+        Assert.True(response.StatusCode == status, $"{response.StatusCode}: {json}");
+        return (json, response.Headers.TryGetValues(CompletionsEndpoint.ContinuedHeader, out var v) ? v.Single() : null);
+    }
+
+    private static JsonObject Greedy(JsonNode prompt, int maxTokens, string? continues = null, string? salt = null)
+    {
+        var body = new JsonObject { ["prompt"] = prompt, ["max_tokens"] = maxTokens, ["temperature"] = 0, ["logprobs"] = 3 };
+        if (continues != null) body["continues"] = continues;
+        if (salt != null) body["cache_salt"] = salt;
+        return body;
+    }
+
+    private static int Usage(JsonElement body, string field) => field == "cached"
+        ? body.GetProperty("usage").GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32()
+        : body.GetProperty("usage").GetProperty(field).GetInt32();
+
+    /// <summary>What the model generates for <paramref name="prompt"/>, greedily, as ids (the reference engine's).</summary>
+    private int[] Generated(int[] prompt, int maxTokens)
+    {
+        using var engine = new LlmEngine(server.ReferenceModel, new EngineOptions { ContextLength = 512, BlockCount = 64 });
+        var handle = engine.Submit(new EngineRequest { PromptTokens = prompt, Options = new GenerationOptions { MaxTokens = maxTokens, Sampling = SamplingOptions.Greedy } });
+        engine.RunUntilIdle();
+        return [.. handle.OutputTokens[0]];
+    }
+
+    [Fact]
+    public async Task ANextTurnUsesTheGeneratedIdsAndGivesTheLogitsOfAColdPrefill()
+    {
+        var tokenizer = server.ReferenceModel.Tokenizer;
+        var (first, none) = await CompleteAsync(Greedy(Opening, 12));
+        Assert.Null(none); // no header unless the request continues one
+        string reply = ServerFixture.Text(first), more = "\nThen they ran home.";
+        int[] ids = [.. tokenizer.Encode(Opening, true, true), .. Generated(tokenizer.Encode(Opening, true, true), 12), .. tokenizer.EncodeContinuation(more, true)];
+        Assert.Equal(Opening + reply + more, tokenizer.Decode(ids)); // the ids spell the text the client sent
+
+        string prompt = Opening + reply + more;
+        var (next, continued) = await CompleteAsync(Greedy(prompt, 8, continues: first.GetProperty("id").GetString()));
+        int kept = ids.Length - tokenizer.EncodeContinuation(more, true).Length;
+        Assert.Equal(kept.ToString(), continued);
+        Assert.Equal(ids.Length, Usage(next, "prompt_tokens"));
+        // Every position the first request computed: its prompt and reply but the last sampled token.
+        Assert.Equal(kept - 1, Usage(next, "cached"));
+
+        // The same ids under another tenant's salt share nothing: a cold prefill, with the same tokens and logprobs.
+        var (cold, _) = await CompleteAsync(Greedy(new JsonArray(ids.Select(t => (JsonNode)t).ToArray()), 8, salt: "cold"));
+        Assert.Equal(0, Usage(cold, "cached"));
+        Assert.Equal(ServerFixture.Text(cold), ServerFixture.Text(next));
+        Assert.Equal(ServerFixture.Choice(cold, 0).GetProperty("logprobs").GetRawText(), ServerFixture.Choice(next, 0).GetProperty("logprobs").GetRawText());
+
+        // The continued turn is kept in turn: a third continues the second.
+        var (third, again) = await CompleteAsync(Greedy(prompt + ServerFixture.Text(next) + " The end", 4, continues: next.GetProperty("id").GetString()));
+        Assert.Equal((ids.Length + 8).ToString(), again);
+        Assert.Equal(ids.Length + 8 - 1, Usage(third, "cached"));
+        await server.WaitForNoBlocksAsync();
+    }
+
+    [Fact]
+    public async Task AnUnknownCompletionIsTokenizedWholeAndAnotherConversationIsRefused()
+    {
+        var tokenizer = server.ReferenceModel.Tokenizer;
+        string prompt = "Tom had a little red car. He";
+        var (unknown, continued) = await CompleteAsync(Greedy(prompt, 2, continues: "cmpl-not-on-this-server"));
+        Assert.Equal("0", continued);
+        Assert.Equal(tokenizer.Encode(prompt, true, true).Length, Usage(unknown, "prompt_tokens"));
+
+        var (other, _) = await CompleteAsync(Greedy("Once upon a time", 2, continues: unknown.GetProperty("id").GetString()), HttpStatusCode.BadRequest);
+        Assert.Equal("continues", other.GetProperty("error").GetProperty("param").GetString());
+        var (ids, _) = await CompleteAsync(Greedy(new JsonArray(1, 2, 3), 2, continues: unknown.GetProperty("id").GetString()), HttpStatusCode.BadRequest);
+        Assert.Contains("text prompt", ids.GetProperty("error").GetProperty("message").GetString());
+        await server.WaitForNoBlocksAsync();
+    }
+
+    [Fact]
+    public async Task AReplyCutByAStopStringKeepsTheIdsBeforeTheCut()
+    {
+        // A story of its own: the other tests' cached replies would match past the cut.
+        const string Story = "Sue had a small red ball. She";
+        var tokenizer = server.ReferenceModel.Tokenizer;
+        var cut = Greedy(Story, 30);
+        cut["stop"] = ".";
+        var (first, _) = await CompleteAsync(cut);
+        Assert.Equal("stop", ServerFixture.Choice(first, 0).GetProperty("finish_reason").GetString());
+        string reply = ServerFixture.Text(first);
+        int[] prompt = tokenizer.Encode(Story, true, true), generated = Generated(prompt, 30);
+        // The generated ids whose text is the reply's: those before the one that spelled the stop string.
+        int before = Enumerable.Range(0, generated.Length + 1)
+            .Last(n => (Story + reply).StartsWith(tokenizer.Decode([.. prompt, .. generated.Take(n)]), StringComparison.Ordinal));
+        var (next, continued) = await CompleteAsync(Greedy(Story + reply + ". More", 2, continues: first.GetProperty("id").GetString()));
+        Assert.Equal((prompt.Length + before).ToString(), continued);
+        Assert.True(before > 0, "the reply had text before the stop string");
+        // All of them were computed (the token that spelled the stop string was the last sampled, never run).
+        Assert.Equal(prompt.Length + before, Usage(next, "cached"));
+        await server.WaitForNoBlocksAsync();
+    }
+}
