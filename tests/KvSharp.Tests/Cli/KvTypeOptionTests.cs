@@ -49,7 +49,7 @@ public class KvTypeOptionTests
         Assert.Equal("q8_0", doc.RootElement.GetProperty("kv_type_v").GetString());
         Assert.Contains("KV cache: 560 bytes/token (F16 K, Q8_0 V)", r.Stderr);
         var paged = CliRunner.Run("bench", "--model", Stories, "--scenario", "concurrency", "-p", "8", "-n", "4", "-r", "1", "--warmup", "0",
-            "--threads", "2", "--kv-type", "kivi4");
+            "--threads", "2", "--kv-type", "kivi4", "--block-size", "16");
         Assert.Equal(1, paged.ExitCode);
         Assert.Contains("error: block size 16 cannot hold Kivi4", paged.Stderr); // after the model's description
     }
