@@ -99,7 +99,10 @@ public class PrefixCacheTests
         var (c, adopted) = Adopt(cache, [.. shared, .. Range(300, 8), 9]);
         Assert.Equal(16, adopted);
         Assert.Equal(a.BlockTable.Take(2).Concat(b.BlockTable.Skip(2).Take(2)), c.BlockTable);
+        // b's copies of the shared blocks were never published: once everyone lets go they are free, not cached.
+        Assert.False(cache.IsPublished(b.BlockTable[0]) || cache.IsPublished(b.BlockTable[1]));
         foreach (var s in new[] { a, b, c }) s.Release();
+        Assert.Equal(5, cache.CachedBlocks); // a's three and b's two of its own
         pool.Verify();
     }
 
@@ -305,7 +308,10 @@ public class PrefixCacheTests
         var d = PublishedWithTail(cache, tokens);
         Assert.False(cache.IsPublished(d.BlockTable[1]));
         foreach (var s in new[] { b, c, d }) s.Release();
-        Assert.Equal(3, cache.CachedBlocks); // a's two and d's first block (a duplicate, as any recomputed block is)
+        // a's two: d's first block duplicates a's (the cache holds its tokens already), so it was not published and
+        // went back to the pool with d.
+        Assert.Equal(2, cache.CachedBlocks);
+        Assert.Equal(0, pool.UsedBlocks);
         pool.Verify();
     }
 

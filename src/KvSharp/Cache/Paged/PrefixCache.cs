@@ -273,7 +273,7 @@ public sealed class PrefixCache : ICachedBlocks
         {
             int b = cursor.Blocks;
             // The parent is the block the index holds for the parent's hash, when it holds one: a sequence that computed
-            // a prefix another had already published (both prefilled it at once) owns a duplicate that is not indexed,
+            // a prefix another had already published (both prefilled it at once) owns a duplicate that is not published,
             // and its later blocks, chained to the duplicate, could never be found by a lookup that walks indexed blocks.
             int parent = b == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : table[b - 1];
             cursor.LastHash = PublishBlock(table[b], parent, cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
@@ -304,13 +304,17 @@ public sealed class PrefixCache : ICachedBlocks
     }
 
     /// <summary>
-    /// Publishes one block: a full one is indexed by its hash (the first block published under a hash keeps the
-    /// entry), a tail (fewer tokens than a block) only among its parent's continuations.
+    /// Publishes one block: a full one is indexed by its hash, a tail (fewer tokens than a block) only among its
+    /// parent's continuations. A full block whose tokens the cache already holds after the same parent (a sequence
+    /// that computed a published prefix again: both prefilled it at once, or greedy decoding wrote the same text) is
+    /// not published: nothing could find it that would not find the first, so it goes back to the pool when its
+    /// sequence lets go instead of taking a cached block's place (and a branch of the tree) until it is evicted.
     /// </summary>
     private ulong PublishBlock(int block, int parent, ulong root, ulong parentHash, ReadOnlySpan<int> tokens)
     {
-        ulong h = HashFunction(parentHash, tokens);
         if (_published[block]) return _hash[block];
+        if (tokens.Length == _pool.BlockSize && TryFind(parent, root, parentHash, tokens, out _, out ulong known)) return known;
+        ulong h = HashFunction(parentHash, tokens);
         tokens.CopyTo(_tokens.AsSpan(block * _pool.BlockSize, tokens.Length));
         _rows[block] = tokens.Length;
         _hash[block] = h;
