@@ -97,6 +97,9 @@ public sealed class EngineScenarioTests : IDisposable
         });
         // Each of the c sequences decodes 5 tokens after its first (which came from the prefill).
         Assert.Equal([5L, 20L, 80L, 320L], runs.EnumerateArray().Select(r => r.GetProperty("generated_tokens").GetInt64()));
+        // The paired ratio: each round's rate over the same round's single sequence (so exactly 1 for one sequence).
+        Assert.Equal(1.0, runs[0].GetProperty("speedup_vs_1_paired").GetDouble());
+        Assert.All(runs.EnumerateArray(), r => Assert.True(r.GetProperty("speedup_vs_1_paired").GetDouble() > 0));
     }
 
     /// <summary>A KIVI type runs in the engine scenarios without --block-size: their blocks default to the engine's 32.</summary>
