@@ -77,6 +77,7 @@ public class PassPerThreadBenchmarks
     [Benchmark(Baseline = true, OperationsPerInvoke = Decoded)]
     public void OnePass()
     {
+        Reserve();
         for (int i = 0; i < Decoded; i++) _whole.Step();
         Rewind();
     }
@@ -84,9 +85,19 @@ public class PassPerThreadBenchmarks
     [Benchmark(OperationsPerInvoke = Decoded)]
     public void PassPerThread()
     {
+        Reserve();
         var halves = new Halves(_halves);
         for (int i = 0; i < Decoded; i++) _halvesPool.Run(ref halves, 2);
         Rewind();
+    }
+
+    /// <summary>
+    /// Takes every block the decoded tokens will need up front, in both methods alike: the pool is not shared between
+    /// threads (the engine allocates between steps), and two passes stepping at once must not take blocks from it.
+    /// </summary>
+    private void Reserve()
+    {
+        foreach (var s in _sequences) s.Reserve(Prompt + Decoded);
     }
 
     private void Rewind()
