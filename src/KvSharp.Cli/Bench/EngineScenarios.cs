@@ -25,7 +25,7 @@ internal static class EngineBench
         var clock = Stopwatch.StartNew();
         for (int run = 0; run < 2 || clock.Elapsed.TotalSeconds < s.WarmUpSeconds; run++)
         {
-            using var warm = new LlmEngine(model, Options(s, context));
+            using var warm = new LlmEngine(model, Options(s, model.Config, context));
             for (int i = 0; i < 4; i++) warm.Submit(Request(model, prompt, gen, (ulong)(1 + i % 2)));
             warm.RunUntilIdle();
             log.Progress("warm-up", force: false);
@@ -33,18 +33,27 @@ internal static class EngineBench
         log.EndProgress();
     }
 
-    public static EngineOptions Options(BenchSettings s, int context, long? budgetBytes = null, bool prefixCaching = true,
-        int maxRunning = 64, int maxStep = 256) => new()
+    /// <summary>
+    /// The engine's options for a scenario. The budget is the block pool's, whatever the KV type: a KIVI type's exact
+    /// rows, which the engine takes out of its budget for each sequence that can run at once, come on top of it, so
+    /// the scenarios compare types at the same pool capacity and the same prompts fit.
+    /// </summary>
+    public static EngineOptions Options(BenchSettings s, KvSharp.Models.ModelConfig config, int context, long? budgetBytes = null, bool prefixCaching = true,
+        int maxRunning = 64, int maxStep = 256)
     {
-        BlockSize = s.BlockSize,
-        KvBudgetBytes = budgetBytes ?? s.KvBudgetMiB * (1L << 20),
-        ContextLength = context,
-        PrefixCaching = prefixCaching,
-        KeyElementType = s.KeyElementType,
-        ValueElementType = s.ValueElementType,
-        MaxRunningSequences = maxRunning,
-        MaxStepTokens = maxStep,
-    };
+        var options = new EngineOptions
+        {
+            BlockSize = s.BlockSize,
+            ContextLength = context,
+            PrefixCaching = prefixCaching,
+            KeyElementType = s.KeyElementType,
+            ValueElementType = s.ValueElementType,
+            MaxRunningSequences = maxRunning,
+            MaxStepTokens = maxStep,
+        };
+        long exact = options.KvFormat.ExactBytesPerSequence(config) * Math.Min(maxRunning, maxStep);
+        return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiB * (1L << 20)) + exact };
+    }
 }
 
 /// <summary>
@@ -128,7 +137,7 @@ public static class CapacityScenario
     private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n, int blocksPerSession)
     {
         var model = info.Model;
-        var probe = EngineBench.Options(s, context, budget, prefixCaching: false);
+        var probe = EngineBench.Options(s, model.Config, context, budget, prefixCaching: false);
         int sessions;
         using (var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 }))
             sessions = sizing.Pool.BlockCount / blocksPerSession;
@@ -215,7 +224,7 @@ public static class ConcurrencyScenario
     {
         var model = info.Model;
         long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (p + n + s.BlockSize) * c);
-        using var engine = new LlmEngine(model, EngineBench.Options(s, p + n, budget, prefixCaching: false, maxRunning: c, maxStep: Math.Max(256, c)));
+        using var engine = new LlmEngine(model, EngineBench.Options(s, model.Config, p + n, budget, prefixCaching: false, maxRunning: c, maxStep: Math.Max(256, c)));
         var handles = Enumerable.Range(0, c).Select(i => engine.Submit(EngineBench.Request(model, p, n, (ulong)(500 + i)))).ToList();
         while (handles.Any(h => h.OutputTokens[0].Count == 0)) engine.Step();
         long before = engine.Metrics.GeneratedTokens;
@@ -280,7 +289,7 @@ public static class MultiturnScenario
     {
         var model = info.Model;
         long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (total + 4L * s.BlockSize) * 2);
-        using var engine = new LlmEngine(model, EngineBench.Options(s, total + 1, budget, prefixCaching));
+        using var engine = new LlmEngine(model, EngineBench.Options(s, model.Config, total + 1, budget, prefixCaching));
         var history = new List<int>();
         var result = new List<Turn>();
         long promptAfterFirst = 0, cachedAfterFirst = 0;

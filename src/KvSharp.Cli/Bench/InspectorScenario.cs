@@ -32,7 +32,7 @@ internal static class InspectorScenario
     {
         int tokens = s.GenTokens ?? DefaultTokens, rounds = s.Repetitions ?? DefaultRounds;
         info.CheckFits(tokens + PromptRoom, "--gen-tokens + a short prompt");
-        var engineOptions = EngineBench.Options(s, info.ContextLength, maxRunning: 4);
+        var engineOptions = EngineBench.Options(s, info.Model.Config, info.ContextLength, maxRunning: 4);
         EngineBench.WarmUp(s, info.Model, log, Math.Min(info.ContextLength, 256));
         var result = info.Describe("inspector");
         Task.Run(async () =>

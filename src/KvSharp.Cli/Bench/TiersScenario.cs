@@ -96,7 +96,7 @@ internal static class TiersScenario
     private static LlmEngine Engine(BenchSettings s, BenchModelInfo info, int prefix, bool prefixCaching, KvTiers? tiers)
     {
         long blocks = (prefix + 1 + s.BlockSize - 1) / s.BlockSize + 1;
-        return new LlmEngine(info.Model, EngineBench.Options(s, prefix + 1, blocks * s.BlockSize * info.KvBytesPerToken, prefixCaching) with { KvTiers = tiers });
+        return new LlmEngine(info.Model, EngineBench.Options(s, info.Model.Config, prefix + 1, blocks * s.BlockSize * info.KvBytesPerToken, prefixCaching) with { KvTiers = tiers });
     }
 
     private static double Ttft(LlmEngine engine, EngineRequest request)

@@ -106,7 +106,8 @@ public sealed class EngineScenarioTests : IDisposable
     [Fact]
     public void ConcurrencyWithKiviTakesTheEnginesBlockSize()
     {
-        var settings = new BenchSettings { Scenario = BenchScenario.Concurrency, PromptTokens = 4, GenTokens = 6, KvKeyType = KvSharp.Cache.KvElementType.Kivi4 };
+        // 1 MiB is the pool's: the exact rows of 64 sequences (2 MiB on micro) come on top, as for every engine scenario.
+        var settings = new BenchSettings { Scenario = BenchScenario.Concurrency, PromptTokens = 4, GenTokens = 6, KvBudgetMiB = 1, KvKeyType = KvSharp.Cache.KvElementType.Kivi4 };
         Assert.Equal(32, settings.BlockSize);
         Assert.Equal(16, new BenchSettings().BlockSize);
         Assert.Equal(8, (settings with { BlockSize = 8 }).BlockSize);
