@@ -51,8 +51,7 @@ internal static class EngineBench
             MaxRunningSequences = maxRunning,
             MaxStepTokens = maxStep,
         };
-        long exact = options.KvFormat.ExactBytesPerSequence(config) * Math.Min(maxRunning, maxStep);
-        return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiB * (1L << 20)) + exact };
+        return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiB * (1L << 20)) + options.ExactRowsBytes(config) };
     }
 }
 

@@ -34,6 +34,15 @@ public sealed record EngineOptions
     public int MaxStepTokens { get; init; } = 256;
     /// <summary>Most sequences decoding at once (never more than <see cref="MaxStepTokens"/>).</summary>
     public int MaxRunningSequences { get; init; } = 64;
+    /// <summary>Sequences the scheduler admits at once: <see cref="MaxRunningSequences"/>, at most <see cref="MaxStepTokens"/> (one token each).</summary>
+    public int RunningLimit => Math.Min(MaxRunningSequences, MaxStepTokens);
+
+    /// <summary>
+    /// Bytes the engine sets aside from <see cref="KvBudgetBytes"/> for KIVI's exact rows, which each running sequence
+    /// holds beside the pool (<see cref="KvElementFormat.ExactBytesPerSequence"/>): as many as <see cref="RunningLimit"/>
+    /// sequences hold; 0 for the types whose rows all live in the pool.
+    /// </summary>
+    public long ExactRowsBytes(KvSharp.Models.ModelConfig config) => KvFormat.ExactBytesPerSequence(config) * RunningLimit;
     /// <summary>Longest sequence (prompt + output); default: the model's trained context length.</summary>
     public int? ContextLength { get; init; }
     /// <summary>Reuse cached KV blocks of identical prefixes across requests and turns.</summary>

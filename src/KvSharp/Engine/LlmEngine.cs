@@ -65,7 +65,7 @@ public sealed class LlmEngine : IDisposable
         _forward = model.CreateForwardPass(options.MaxStepTokens);
         // One logits row per sequence in a step at most (each segment asks for its last token only); grown if forks
         // of parallel samples push the running count past MaxRunningSequences.
-        _logits = new float[Math.Min(options.MaxStepTokens, options.MaxRunningSequences) * model.Config.VocabSize];
+        _logits = new float[options.RunningLimit * model.Config.VocabSize];
         Metrics = new EngineMetrics(this);
     }
 
@@ -77,14 +77,13 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     private static long PoolBudget(ModelConfig config, EngineOptions options)
     {
-        long exact = options.KvFormat.ExactBytesPerSequence(config);
+        long exact = options.ExactRowsBytes(config);
         if (exact == 0) return options.KvBudgetBytes;
-        int running = Math.Min(options.MaxRunningSequences, options.MaxStepTokens);
-        long rest = options.KvBudgetBytes - exact * running;
+        long rest = options.KvBudgetBytes - exact;
         long block = options.KvFormat.BytesPerToken(config) * options.BlockSize;
         if (rest < block)
-            throw new ArgumentException($"a KV budget of {options.KvBudgetBytes:N0} bytes cannot hold the exact rows of {running} running {options.KvFormat.Name} " +
-                $"sequences ({exact:N0} bytes each) and a block of {block:N0} bytes: raise the budget or lower the running sequences", nameof(options));
+            throw new ArgumentException($"a KV budget of {options.KvBudgetBytes:N0} bytes cannot hold the exact rows of {options.RunningLimit} running {options.KvFormat.Name} " +
+                $"sequences ({options.KvFormat.ExactBytesPerSequence(config):N0} bytes each) and a block of {block:N0} bytes: raise the budget or lower the running sequences", nameof(options));
         return rest;
     }
 
@@ -304,7 +303,7 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     private void Admit()
     {
-        for (var node = _waiting.First; node != null && _running.Count < Math.Min(Options.MaxRunningSequences, Options.MaxStepTokens);)
+        for (var node = _waiting.First; node != null && _running.Count < Options.RunningLimit;)
         {
             var seq = node.Value;
             if (AwaitsSharedPrefill(seq))
@@ -317,7 +316,7 @@ public sealed class LlmEngine : IDisposable
                 : new PagedKvSequence(Pool, ContextLength);
             // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
             if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
-            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv))
+            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv.Policy))
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
                 if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
@@ -345,8 +344,8 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     private bool AwaitsSharedPrefill(EngineSequence seq)
     {
-        // A KV type whose blocks are not shared (KIVI) publishes nothing, so there is nothing to wait for.
-        if (seq.Kv != null || !Options.PrefixCaching || !PolicyOf(seq.Handle.Request).KeepsEverything || !Pool.Format.RowsStandAlone) return false;
+        // One that will not adopt cached blocks (a policy or KV type that shares none) has nothing to wait for.
+        if (seq.Kv != null || !UsesPrefixCache(PolicyOf(seq.Handle.Request))) return false;
         int size = Pool.BlockSize;
         var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
         foreach (var other in _running)
@@ -508,15 +507,15 @@ public sealed class LlmEngine : IDisposable
     {
         if (!Options.PrefixCaching) return;
         foreach (var seq in _running)
-            if (seq.Kv != null && UsesPrefixCache(seq.Kv)) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
+            if (seq.Kv != null && UsesPrefixCache(seq.Kv.Policy)) PrefixCache.Publish(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
 
     /// <summary>
-    /// Whether a sequence adopts and publishes prefix-cache blocks: not under a window or eviction policy, nor with a
-    /// KV type whose rows do not stand alone (KIVI: <see cref="PagedKvSequence.ExactRowsReason"/>), whose blocks would
-    /// read differently shared than computed.
+    /// Whether a sequence under <paramref name="policy"/> adopts and publishes prefix-cache blocks: not under a window or
+    /// eviction policy, nor with a KV type whose rows do not stand alone (KIVI: <see cref="PagedKvSequence.ExactRowsReason"/>),
+    /// whose blocks would read differently shared than computed.
     /// </summary>
-    private bool UsesPrefixCache(PagedKvSequence kv) => Options.PrefixCaching && kv.Policy.KeepsEverything && Pool.Format.RowsStandAlone;
+    private bool UsesPrefixCache(KvCachePolicy policy) => Options.PrefixCaching && policy.KeepsEverything && Pool.Format.RowsStandAlone;
 
     /// <summary>
     /// Keeps the last partial block of a sequence that lets go of its blocks (finished, cancelled or preempted) in the
@@ -525,7 +524,7 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     private void PublishTail(EngineSequence seq)
     {
-        if (seq.Kv is { } kv && UsesPrefixCache(kv))
+        if (seq.Kv is { } kv && UsesPrefixCache(kv.Policy))
             PrefixCache.PublishTail(kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
     }
 

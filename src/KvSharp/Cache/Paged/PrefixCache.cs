@@ -272,11 +272,7 @@ public sealed class PrefixCache : ICachedBlocks
         while (cursor.Blocks < full)
         {
             int b = cursor.Blocks;
-            // The parent is the block the index holds for the parent's hash, when it holds one: a sequence that computed
-            // a prefix another had already published (both prefilled it at once) owns a duplicate that is not published,
-            // and its later blocks, chained to the duplicate, could never be found by a lookup that walks indexed blocks.
-            int parent = b == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : table[b - 1];
-            cursor.LastHash = PublishBlock(table[b], parent, cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
+            cursor.LastHash = PublishBlock(table[b], ParentOf(cursor, table, b), cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
             cursor.Blocks++;
         }
     }
@@ -298,10 +294,19 @@ public sealed class PrefixCache : ICachedBlocks
         int block = sequence.BlockTable[full];
         if (_published[block]) return; // adopted as a partial hit and not written since
         var tail = tokens.Slice(full * size, rows);
-        int parent = full == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : sequence.BlockTable[full - 1];
+        int parent = ParentOf(cursor, sequence.BlockTable, full);
         if (LongestContinuation(tail, parent, cursor.Root, cursor.LastHash).Rows == rows) return;
         PublishBlock(block, parent, cursor.Root, cursor.LastHash, tail);
     }
+
+    /// <summary>
+    /// The parent of table entry <paramref name="b"/> as published: the block the index holds for the hash before it,
+    /// when it holds one. A sequence that computed a prefix another had already published (both prefilled it at once)
+    /// owns a duplicate that is not published, and its later blocks, chained to the duplicate, could never be found by
+    /// a lookup that walks indexed blocks. -1 for a chain's first block.
+    /// </summary>
+    private int ParentOf(in PrefixCursor cursor, IReadOnlyList<int> table, int b) =>
+        b == 0 ? -1 : _index.TryGetValue(cursor.LastHash, out int indexed) && _published[indexed] ? indexed : table[b - 1];
 
     /// <summary>
     /// Publishes one block: a full one is indexed by its hash, a tail (fewer tokens than a block) only among its
@@ -313,8 +318,9 @@ public sealed class PrefixCache : ICachedBlocks
     private ulong PublishBlock(int block, int parent, ulong root, ulong parentHash, ReadOnlySpan<int> tokens)
     {
         if (_published[block]) return _hash[block];
-        if (tokens.Length == _pool.BlockSize && TryFind(parent, root, parentHash, tokens, out _, out ulong known)) return known;
-        ulong h = HashFunction(parentHash, tokens);
+        ulong h;
+        if (tokens.Length < _pool.BlockSize) h = HashFunction(parentHash, tokens);
+        else if (TryFind(parent, root, parentHash, tokens, out _, out h)) return h; // TryFind hashed it either way
         tokens.CopyTo(_tokens.AsSpan(block * _pool.BlockSize, tokens.Length));
         _rows[block] = tokens.Length;
         _hash[block] = h;
