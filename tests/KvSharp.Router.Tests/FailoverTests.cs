@@ -61,7 +61,8 @@ public class FailoverTests
     public async Task AReplicaThatCannotBeReachedIsSkippedAndTakenOutOfRotation()
     {
         var ct = TestContext.Current.CancellationToken;
-        var deadAddress = new Uri($"http://127.0.0.1:{FreePort()}");
+        using var deadPort = new DeadPort();
+        var deadAddress = deadPort.Address;
         // One probe at start, then none: the dead replica is out from the first probe or the first request that fails on it.
         await using var rig = await RouterRig.StartAsync(1, o => o with { HealthInterval = TimeSpan.FromHours(1) }, deadAddress);
         for (int i = 0; i < 6; i++)
@@ -114,7 +115,8 @@ public class FailoverTests
     public async Task WithNoReplicaInRotationTheRouterTriesThemAnywayAndThenSays502()
     {
         var ct = TestContext.Current.CancellationToken;
-        var dead = new[] { new Uri($"http://127.0.0.1:{FreePort()}"), new Uri($"http://127.0.0.1:{FreePort()}") };
+        using DeadPort first = new(), second = new();
+        var dead = new[] { first.Address, second.Address };
         await using var rig = await RouterRig.StartAsync(0, o => o with { HealthInterval = TimeSpan.FromHours(1) }, dead);
         await rig.Router.CheckHealthAsync(ct);
         using var health = await rig.Client.GetAsync("/health", ct);
@@ -145,10 +147,19 @@ public class FailoverTests
     }
 
     /// <summary>A loopback port nothing listens on (bound, then released).</summary>
-    internal static int FreePort()
+    /// <summary>
+    /// A loopback address where nothing answers: the port stays bound (never listening, so a connection is refused)
+    /// until disposed. A port merely found free and let go could be taken at once by a server another test starts on
+    /// port 0, which would then answer the "dead" replica's health checks.
+    /// </summary>
+    private sealed class DeadPort : IDisposable
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+        private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        public DeadPort() => _socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+
+        public Uri Address => new($"http://127.0.0.1:{((IPEndPoint)_socket.LocalEndPoint!).Port}");
+
+        public void Dispose() => _socket.Dispose();
     }
 }
