@@ -95,6 +95,15 @@ public sealed class BenchCommandTests : IDisposable
         var runs = json.GetProperty("runs");
         Assert.Equal(1, runs.GetArrayLength());
         Assert.Equal(2, runs[0].GetProperty("prefill_s_runs").GetArrayLength());
+        // The paired ratio: each decode run over the probe taken just before it, median of the runs.
+        var decodeSeconds = runs[0].GetProperty("decode_s_runs").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        var roundBandwidths = runs[0].GetProperty("memory_bandwidth_runs").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.Equal(2, roundBandwidths.Length);
+        Assert.All(roundBandwidths, b => Assert.True(b > 0));
+        double weightBytes = json.GetProperty("weight_bytes_per_token").GetInt64();
+        double expectedPaired = decodeSeconds.Select((t, i) => 4 / t / (roundBandwidths[i] / weightBytes)).Average(); // median of two
+        Assert.Equal(expectedPaired, json.GetProperty("decode_bandwidth_ratio_paired").GetDouble(), 9);
+        Assert.Contains("paired (each decode run over a probe", table);
         Assert.Contains("| pp8 ", table);
         // Which kernels ran and on what CPU: every weight type of the model named with a path, in the JSON and the table.
         var paths = json.GetProperty("kernel_paths");
