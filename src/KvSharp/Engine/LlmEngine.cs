@@ -150,6 +150,9 @@ public sealed class LlmEngine : IDisposable
         var o = r.Options;
         if (r.PromptTokens.Count == 0) return "the prompt is empty";
         if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
+        if (r.SampleCount > Options.RunningLimit)
+            return $"{r.SampleCount} samples exceed the {Options.RunningLimit} sequences the engine runs at once " +
+                   $"(max running sequences {Options.MaxRunningSequences}, max step tokens {Options.MaxStepTokens})";
         if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
         if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
         if (r.ContextOverflow == ContextOverflow.Shift) return ShiftRefused;
@@ -303,9 +306,14 @@ public sealed class LlmEngine : IDisposable
     /// </summary>
     private void Admit()
     {
-        for (var node = _waiting.First; node != null && _running.Count < Options.RunningLimit;)
+        // A request's samples fork from it once its prompt is computed and run beside it: admitting it takes their
+        // places too, so the running count (and KIVI's exact rows, set aside per running sequence) stays in bounds.
+        int places = 0;
+        foreach (var running in _running) places += SequencesOnceForked(running);
+        for (var node = _waiting.First; node != null && places < Options.RunningLimit;)
         {
             var seq = node.Value;
+            if (places + SequencesOnceForked(seq) > Options.RunningLimit) break;
             if (AwaitsSharedPrefill(seq))
             {
                 node = node.Next;
@@ -332,6 +340,7 @@ public sealed class LlmEngine : IDisposable
             _waiting.Remove(node);
             node = next;
             _running.Add(seq);
+            places += SequencesOnceForked(seq);
             seq.Handle.Status = RequestStatus.Running;
         }
     }
@@ -433,12 +442,17 @@ public sealed class LlmEngine : IDisposable
             var seq = _segmentOwners[i];
             var logits = _logits.AsSpan(row * vocab, vocab);
             row++;
-            if (!seq.IsDecoding && seq.Handle.Request.SampleCount > 1 && seq.Sample == 0) ForkSamples(seq, logits);
+            if (WillFork(seq)) ForkSamples(seq, logits);
             Advance(seq, logits);
             produced++;
         }
         return produced;
     }
+
+    /// <summary>Running sequences <paramref name="seq"/> becomes: all its request's samples if it is still to fork them.</summary>
+    private static int SequencesOnceForked(EngineSequence seq) => WillFork(seq) ? seq.Handle.Request.SampleCount : 1;
+
+    private static bool WillFork(EngineSequence seq) => !seq.IsDecoding && seq.Handle.Request.SampleCount > 1 && seq.Sample == 0;
 
     /// <summary>Parallel sampling: once the prompt is computed, the other samples share its blocks and its logits.</summary>
     private void ForkSamples(EngineSequence parent, ReadOnlySpan<float> logits)

@@ -209,6 +209,31 @@ public class EngineTests
     }
 
     [Fact]
+    public void ARequestsSamplesTakeTheirRunningPlacesWhenAdmitted()
+    {
+        using var model = Stories();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 512, BlockCount = 128, BlockSize = 4, MaxRunningSequences = 3 });
+        var sampling = new SamplingOptions { Temperature = 0.9f, TopK = 40, Seed = 7 };
+        var first = engine.Submit(Request(model, "Once upon a time", maxTokens: 8));
+        var forked = engine.Submit(Request(model, "Lily saw a big red ball", maxTokens: 8, samples: 3, sampling: sampling));
+        var last = engine.Submit(Request(model, "The dog ran to the park", maxTokens: 8));
+        int most = 0;
+        while (engine.Step()) most = Math.Max(most, engine.RunningCount);
+        // The three samples cannot start beside the first request (1 + 3 > 3); they run alone, then the last request.
+        Assert.Equal(3, most);
+        Assert.All(new[] { first, forked, last }, h => Assert.Equal(RequestStatus.Finished, h.Status));
+        Assert.All(forked.OutputTokens, o => Assert.Equal(8, o.Count));
+        Assert.Equal(Alone(model, first.Request), first.OutputTokens[0]);
+        Assert.Equal(Alone(model, last.Request), last.OutputTokens[0]);
+
+        var tooMany = engine.Submit(Request(model, "Tom had a little car", samples: 4, sampling: sampling));
+        Assert.Equal(RequestStatus.Rejected, tooMany.Status);
+        Assert.Contains("4 samples exceed the 3 sequences the engine runs at once", tooMany.Error);
+        Assert.Equal(0, engine.Pool.UsedBlocks);
+        engine.Pool.Verify();
+    }
+
+    [Fact]
     public void TinyBudgetPreemptsAndStillMatchesRunningAlone()
     {
         using var model = Stories();

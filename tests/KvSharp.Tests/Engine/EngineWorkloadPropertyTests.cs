@@ -87,6 +87,8 @@ public class EngineWorkloadPropertyTests
             }
             if (handles.Count > 0 && rng.Next(25) == 0) handles[rng.Next(handles.Count)].Cancel();
             bool busy = engine.Step();
+            // Forked samples count: never more running than the engine admits (KIVI sets exact rows aside for them).
+            Assert.True(engine.RunningCount <= engine.Options.RunningLimit, $"seed {seed}: {engine.RunningCount} running, limit {engine.Options.RunningLimit}");
             if (!busy && next == requests) break;
         }
 
