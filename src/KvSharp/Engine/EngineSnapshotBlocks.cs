@@ -8,6 +8,11 @@ namespace KvSharp.Engine;
 /// <param name="InUse">Blocks held by exactly one sequence.</param>
 /// <param name="Shared">Blocks held by more than one (forks, prefix hits); InUse + Shared is the pool's UsedBlocks.</param>
 /// <param name="Cached">Blocks nobody holds that the prefix cache keeps (the pool's CachedBlocks).</param>
+/// <param name="ExactRowsBytes">
+/// KIVI only (0 otherwise): the rows not yet quantized that the sequences holding a cache keep beside the pool, at most
+/// <see cref="KvSharp.Cache.KvElementFormat.ExactBytesPerSequence"/> each (what <c>KvCache.AllocatedBytes</c> counts).
+/// </param>
+/// <param name="ExactRowsReservedBytes">What the engine set aside from its budget for them (<see cref="EngineOptions.ExactRowsBytes"/>).</param>
 public sealed record EngineSnapshotBlocks(
     int BlockSize,
     int Count,
@@ -19,7 +24,9 @@ public sealed record EngineSnapshotBlocks(
     long TotalBytes,
     long UsedBytes,
     string ElementType,
-    string Map)
+    string Map,
+    long ExactRowsBytes,
+    long ExactRowsReservedBytes)
 {
     public const char FreeCell = '.', InUseCell = 'u', SharedCell = 's', CachedCell = 'c';
 }

@@ -24,6 +24,7 @@ internal sealed class EngineSnapshotCapture
     private long _bytesPerBlock;
     private string _elementType = "";
     private int _blockSize;
+    private long _exactRowsBytes, _exactRowsReservedBytes;
 
     /// <summary>Copies what the snapshot needs; the caller holds the engine's lock.</summary>
     public static EngineSnapshotCapture Copy(LlmEngine engine, LlmModel model, List<EngineSequence> running, LinkedList<EngineSequence> waiting, long changes)
@@ -47,6 +48,7 @@ internal sealed class EngineSnapshotCapture
             _blockCount = pool.BlockCount,
             _refCounts = ArrayPool<int>.Shared.Rent(pool.BlockCount),
             _prefix = ArrayPool<PrefixBlockState>.Shared.Rent(pool.BlockCount),
+            _exactRowsReservedBytes = engine.Options.ExactRowsBytes(config),
         };
         for (int b = 0; b < pool.BlockCount; b++)
         {
@@ -57,6 +59,10 @@ internal sealed class EngineSnapshotCapture
         foreach (var s in running) if (!s.Finished) sequences.Add(Describe(s, running: true));
         foreach (var s in waiting) if (!s.Finished) sequences.Add(Describe(s, running: false));
         capture._sequences = [.. sequences];
+        int holdingExactRows = 0;
+        foreach (var s in running) if (!s.Finished && s.Kv != null) holdingExactRows++;
+        foreach (var s in waiting) if (!s.Finished && s.Kv != null) holdingExactRows++;
+        capture._exactRowsBytes = pool.Format.ExactBytesPerSequence(config) * holdingExactRows;
         long queried = metrics.PrefixQueriedTokens, hit = metrics.PrefixHitTokens;
         capture._counters = new EngineSnapshotCounters(metrics.Steps, metrics.GeneratedTokens, metrics.ComputedTokens, queried, hit,
             queried == 0 ? 0 : (double)hit / queried, metrics.Preemptions, metrics.TokensPerSecond, running.Count, waiting.Count);
@@ -110,7 +116,7 @@ internal sealed class EngineSnapshotCapture
             }
         }
         var blocks = new EngineSnapshotBlocks(_blockSize, count, free, inUse, shared, cached, _bytesPerBlock, _bytesPerBlock * count,
-            _bytesPerBlock * (inUse + shared), _elementType, new string(map));
+            _bytesPerBlock * (inUse + shared), _elementType, new string(map), _exactRowsBytes, _exactRowsReservedBytes);
         return new EngineSnapshotDetail(_step, _changes, _takenAt, _model, blocks, _sequences, PrefixTree(), _counters, _tiers);
     }
 

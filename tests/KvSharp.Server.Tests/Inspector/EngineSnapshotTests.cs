@@ -48,6 +48,29 @@ public class EngineSnapshotTests
     }
 
     [Fact]
+    public void KiviExactRowsAreCountedPerRunningSequence()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 });
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 16, MaxRunningSequences = 2, KvElementType = KvSharp.Cache.KvElementType.Kivi4 });
+        long perSequence = engine.Pool.Format.ExactBytesPerSequence(model.Config);
+        Assert.True(perSequence > 0);
+        Assert.Equal(2 * perSequence, engine.Inspect().Blocks.ExactRowsReservedBytes);
+        var handles = new[] { Story, "The dog ran to the big red ball and", "Tom and Sam went to the shop to buy" }
+            .Select(p => engine.Submit(Request(model, p, 8))).ToList();
+        Assert.Equal(0, engine.Inspect().Blocks.ExactRowsBytes);
+        long most = 0;
+        while (engine.Step())
+        {
+            var snapshot = engine.Inspect();
+            AssertMatchesEngine(engine, snapshot);
+            most = Math.Max(most, snapshot.Blocks.ExactRowsBytes);
+        }
+        Assert.Equal(2 * perSequence, most);
+        Assert.All(handles, h => Assert.Equal(RequestStatus.Finished, h.Status));
+        Assert.Equal(0, engine.Inspect().Blocks.ExactRowsBytes);
+    }
+
+    [Fact]
     public void PrefixTreeBranchesWhereThePromptsDifferAndCountsHits()
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 1 });
@@ -113,6 +136,9 @@ public class EngineSnapshotTests
         Assert.Equal(pool.BlockCount, b.Free + b.InUse + b.Shared + b.Cached);
         Assert.Equal(pool.UsedBlocks * pool.BytesPerBlock, b.UsedBytes);
         Assert.Equal(pool.TotalBytes, b.TotalBytes);
+        // KIVI's exact rows: one set per sequence holding a cache (only running ones do); none for other types.
+        Assert.Equal(pool.Format.ExactBytesPerSequence(pool.Config) * engine.RunningCount, b.ExactRowsBytes);
+        Assert.Equal(engine.Options.ExactRowsBytes(pool.Config), b.ExactRowsReservedBytes);
         for (int block = 0; block < pool.BlockCount; block++)
         {
             char expected = pool.RefCount(block) switch

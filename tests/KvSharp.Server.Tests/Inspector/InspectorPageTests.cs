@@ -25,6 +25,7 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         await WaitForAsync(page, "document.querySelector('#connection').dataset.state === 'live' && document.querySelector('#model-name').textContent === 'stories260K.gguf'");
         await WaitForAsync(page, $"document.querySelectorAll('#block-map .cell').length === {server.Engine.Pool.BlockCount}");
         Assert.True(await page.IsHiddenAsync("#tiers-panel"), "the KV tiers panel shows on an engine without tiers");
+        Assert.True(await page.IsHiddenAsync("#exact-rows-stat"), "KIVI's exact rows show on an F32 engine");
 
         // Every cell keeps its element from update to update: mark them all now and look for the marks at the end.
         await page.EvaluateAsync("() => document.querySelectorAll('#block-map .cell').forEach(c => c.kept = true)");
@@ -88,6 +89,12 @@ public class InspectorPageTests(InspectorServerFixture server) : IClassFixture<I
         // One frame at most per event received: updates that arrive together are drawn once.
         var stats = await page.EvaluateAsync<Dictionary<string, int>>("() => window.inspectorStats");
         Assert.InRange(stats["frames"], 1, stats["events"]);
+        Assert.Empty(errors);
+
+        // A KIVI engine's blocks (the engine side is EngineSnapshotTests'): its exact rows show beside the pool's bytes.
+        await page.EvaluateAsync("() => renderPool({ ...latest.blocks, exact_rows_bytes: 3 * 1048576, exact_rows_reserved_bytes: 8 * 1048576 })");
+        Assert.False(await page.IsHiddenAsync("#exact-rows-stat"));
+        Assert.Equal("3.00 MiB / 8.00 MiB", await page.TextContentAsync("#exact-rows-bytes"));
         Assert.Empty(errors);
     }
 

@@ -192,6 +192,10 @@ function renderPool(blocks) {
   text('pool-usage', percent(blocks.count ? held / blocks.count : 0));
   text('pool-blocks', count(held) + ' / ' + count(blocks.count));
   text('pool-bytes', bytes(blocks.used_bytes) + ' / ' + bytes(blocks.total_bytes));
+  // KIVI keeps each sequence's newest rows unquantized beside the pool, from a share of the budget set aside for them.
+  const exact = blocks.exact_rows_reserved_bytes > 0;
+  if ($('exact-rows-stat').hidden === exact) $('exact-rows-stat').hidden = !exact;
+  if (exact) text('exact-rows-bytes', bytes(blocks.exact_rows_bytes) + ' / ' + bytes(blocks.exact_rows_reserved_bytes));
   text('pool-type', blocks.element_type);
   text('pool-block-size', blocks.block_size);
   text('count-free', count(blocks.free));
