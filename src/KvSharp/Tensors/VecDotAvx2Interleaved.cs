@@ -107,6 +107,26 @@ internal static unsafe partial class VecDotAvx2Interleaved
     public static void Q8_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         => Q8_0x8Using<SignTrick>(w, y, yStride, n, output, outStride);
 
+    /// <summary>
+    /// <see cref="Q8_0x4"/> / <see cref="Q8_0x8"/> (and their VNNI twins) over one way of multiplying. Never inlined
+    /// into those one-line wrappers: with tiered PGO (the default, and the CLI's setting) the Tier1 wrapper inlined the
+    /// whole kernel, ran out of inlining budget there and left <see cref="Finish4"/>, <see cref="Finish"/> and
+    /// <see cref="Store4"/> as calls, the float accumulators in memory and passed through the stack every block.
+    /// Compiled on their own, every helper inlines and the accumulators stay in registers.
+    /// </summary>
+    /// <remarks>
+    /// Measured in one process on the shared 2-core Zen 4 with the AVX2 kernels, one thread, MatMul's tiling (64-row
+    /// tiles, 8-token chunks), median of 31 alternated rounds, this against the wrapper-inlined code: 768x768,
+    /// 2048x768 and 32000x768 Q8_0 matrices by 8, 16 and 128 tokens, 1.41x to 1.48x as .NET compiles on that CPU (32
+    /// vector registers), 1.36x to 1.48x with AVX-512 code generation off (DOTNET_EnableAVX512=0: 16 registers, VEX
+    /// only, as on an AVX2-only CPU). The four-token kernel had kept its helpers; the eight-token one had been slower
+    /// than it. Tried on top and dropped (ratios against this, same shapes): the sign applied by a mask (vpxor, vpsubb)
+    /// instead of vpsignb, 1.03x to 1.05x with 32 registers but 0.95x to 0.98x with 16; the weights widened to int16
+    /// for vpmaddwd alone (activations pre-widened), 0.90x to 1.03x with 32 registers, 0.74x to 0.85x with 16;
+    /// prefetching the next group's block, no gain (0.71x to 1.01x); four tokens at a time, 0.93x to 0.96x; two groups
+    /// (16 rows) by four tokens sharing each broadcast, 0.88x to 1.05x.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Q8_0x4Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         where TMultiply : IQ8Multiply
     {
@@ -133,6 +153,8 @@ internal static unsafe partial class VecDotAvx2Interleaved
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
+    /// <summary>See <see cref="Q8_0x4Using"/>: never inlined into its wrappers, for the same reason.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Q8_0x8Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         where TMultiply : IQ8Multiply
     {
