@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using KvSharp.Engine;
 using KvSharp.Sampling;
 using KvSharp.Server.Completions;
+using TemplateMessage = KvSharp.Templates.ChatMessage;
 
 namespace KvSharp.Server.Tests;
 
@@ -114,6 +115,60 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
         Assert.True(before > 0, "the reply had text before the stop string");
         // All of them were computed (the token that spelled the stop string was the last sampled, never run).
         Assert.Equal(prompt.Length + before, Usage(next, "cached"));
+        await server.WaitForNoBlocksAsync();
+    }
+    private async Task<(JsonElement Body, string? Continued)> ChatAsync(IEnumerable<TemplateMessage> messages, int maxTokens, string? continues = null)
+    {
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(messages.Select(m => (JsonNode)new JsonObject { ["role"] = m.Role, ["content"] = m.Content }).ToArray()),
+            ["max_tokens"] = maxTokens, ["temperature"] = 0,
+        };
+        if (continues != null) body["continues"] = continues;
+        var ct = TestContext.Current.CancellationToken;
+        using var response = await server.Client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}: {json}");
+        return (json, response.Headers.TryGetValues(CompletionsEndpoint.ContinuedHeader, out var v) ? v.Single() : null);
+    }
+
+    private static string Reply(JsonElement chat) => ServerFixture.Choice(chat, 0).GetProperty("message").GetProperty("content").GetString()!;
+
+    [Fact]
+    public async Task AChatTurnContinuesThePreviousReplysIdsAndGivesWhatThoseIdsGiveCold()
+    {
+        var tokenizer = server.ReferenceModel.Tokenizer;
+        var template = server.Server.ChatTemplate;
+        TemplateMessage[] turn1 = [new("user", "Tell me a story about a red ball.")];
+        var (first, none) = await ChatAsync(turn1, 10);
+        Assert.Null(none);
+        Assert.Equal("length", ServerFixture.Choice(first, 0).GetProperty("finish_reason").GetString()); // every generated id spells the reply
+        string reply = Reply(first);
+        TemplateMessage[] turn2 = [.. turn1, new("assistant", reply), new("user", "What happened next?")];
+        var rendered1 = template.Render(turn1, addGenerationPrompt: true, tokenizer);
+        var rendered2 = template.Render(turn2, addGenerationPrompt: true, tokenizer);
+        Assert.StartsWith(rendered1.Prompt + reply, rendered2.Prompt);
+        int[] prompt1 = rendered1.Tokenize(tokenizer);
+        int[] ids = [.. prompt1, .. Generated(prompt1, 10), .. rendered2.TokenizeFrom(tokenizer, (rendered1.Prompt + reply).Length)];
+
+        var (next, continued) = await ChatAsync(turn2, 6, continues: first.GetProperty("id").GetString());
+        Assert.Equal((prompt1.Length + 10).ToString(), continued);
+        Assert.Equal(ids.Length, Usage(next, "prompt_tokens"));
+        Assert.Equal(prompt1.Length + 10 - 1, Usage(next, "cached"));
+        // The same ids computed cold (another tenant's salt, the template's stop strings) give the same reply.
+        var cold = Greedy(new JsonArray(ids.Select(t => (JsonNode)t).ToArray()), 6, salt: "cold-chat");
+        cold["stop"] = new JsonArray(template.StopStrings.Select(x => (JsonNode)x).ToArray());
+        var (coldBody, _) = await CompleteAsync(cold);
+        Assert.Equal(0, Usage(coldBody, "cached"));
+        Assert.Equal(ServerFixture.Text(coldBody), Reply(next));
+
+        // A conversation that no longer starts with the earlier prompt and reply (an edited reply) is tokenized whole.
+        TemplateMessage[] edited = [.. turn1, new("assistant", "Something else."), new("user", "What happened next?")];
+        var (whole, zero) = await ChatAsync(edited, 2, continues: first.GetProperty("id").GetString());
+        Assert.Equal("0", zero);
+        Assert.Equal(template.Render(edited, addGenerationPrompt: true, tokenizer).Tokenize(tokenizer).Length, Usage(whole, "prompt_tokens"));
+        var (_, unknown) = await ChatAsync(turn2, 2, continues: "chatcmpl-not-on-this-server");
+        Assert.Equal("0", unknown);
         await server.WaitForNoBlocksAsync();
     }
 }

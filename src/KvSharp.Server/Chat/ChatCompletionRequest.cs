@@ -13,6 +13,12 @@ public sealed class ChatCompletionRequest : SamplingParameters
     public bool? Logprobs { get; set; }
     /// <summary>And those of this many most likely alternatives (0 to 20; needs logprobs: true).</summary>
     public int? TopLogprobs { get; set; }
+    /// <summary>
+    /// kvsharp's: the id of an earlier chat completion of this server (one choice) that these messages continue; where
+    /// the rendered prompt starts with that request's prompt and reply, those are the token ids it used and generated
+    /// (<see cref="Continuations.PromptContinuation.TokenizeChat"/>).
+    /// </summary>
+    public string? Continues { get; set; }
     // Function calling and structured output are not supported; these fields are read only to refuse them
     // (ChatRefusedFields) rather than silently answer as if they had not been sent.
     public JsonElement Tools { get; set; }

@@ -1,6 +1,8 @@
 using System.Text;
 using System.Text.Json;
 using KvSharp.Sampling;
+using KvSharp.Server.Completions;
+using KvSharp.Server.Continuations;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
 using KvSharp.Server.Hosting;
@@ -31,10 +33,14 @@ internal static class ChatCompletionsEndpoint
         var tokenizer = served.Model.Tokenizer;
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer);
         body.MaxTokens ??= body.MaxCompletionTokens;
-        var request = EngineRequests.Create(body, rendered.Tokenize(tokenizer), served, defaultMaxTokens: null, topLogprobs);
+        var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
+        if (body.Continues != null) context.Response.Headers[CompletionsEndpoint.ContinuedHeader] = continued.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs);
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted);
-        var format = new Chunks($"chatcmpl-{Guid.NewGuid():N}", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
+        string id = $"chatcmpl-{Guid.NewGuid():N}";
+        if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
+        var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
         await run.RespondAsync(context.Response, format, body.Stream == true, body.StreamOptions?.IncludeUsage == true, result =>
         {
             var choices = new ChatChoice[result.Texts.Length];

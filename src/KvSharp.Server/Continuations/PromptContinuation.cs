@@ -4,12 +4,13 @@ using KvSharp.Engine;
 using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Hosting;
+using KvSharp.Templates;
 
 namespace KvSharp.Server.Continuations;
 
 /// <summary>
 /// A completion's prompt that continues an earlier completion of this server (the request's <c>continues</c>: that
-/// response's id): when the prompt text starts with the earlier prompt's text and the text generated for it, the
+/// response's id; a chat completion's rendered prompt likewise, <see cref="TokenizeChat"/>): when the prompt text starts with the earlier prompt's text and the text generated for it, the
 /// prompt's ids are the earlier prompt's ids, the ids the model generated, then the rest of the text tokenized as a
 /// continuation. Re-tokenizing a reply's text does not always give back the ids the model generated (a BPE vocabulary
 /// has several spellings of most text), and from the first token where it differs nothing after it is a prefix-cache
@@ -33,6 +34,21 @@ internal static class PromptContinuation
         // The text after it, tokenized as llama-server tokenizes a completion prompt's (special-token text parsed), minus BOS.
         int[] more = rest.Length == 0 ? [] : served.Model.Tokenizer.EncodeContinuation(rest, parseSpecial: true);
         return ([.. ids, .. more], ids.Length);
+    }
+
+    /// <summary>
+    /// A chat prompt's ids, and how many came from the chat completion <paramref name="continues"/> names. Unlike a text
+    /// completion, a conversation that does not start with that request's prompt and reply is tokenized whole rather
+    /// than refused: a chat template may render earlier turns differently once a later one follows (trimmed replies,
+    /// dropped reasoning), which the client cannot help; the header then says 0.
+    /// </summary>
+    public static (IReadOnlyList<int> Tokens, int Continued) TokenizeChat(string? continues, RenderedChat rendered, EngineService served)
+    {
+        var tokenizer = served.Model.Tokenizer;
+        if (continues is { } id && served.Continuations.TryGet(id, out string spelled, out int[] ids)
+            && rendered.Prompt.StartsWith(spelled, StringComparison.Ordinal))
+            return ([.. ids, .. rendered.TokenizeFrom(tokenizer, spelled.Length)], ids.Length);
+        return (rendered.Tokenize(tokenizer), 0);
     }
 
     /// <summary>

@@ -44,14 +44,33 @@ public sealed class RenderedChat
     public int[] Tokenize(ITokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        int start = PromptStart, end = PromptEnd;
+        return tokenizer.Encode(Prompt, addSpecial: true, PromptContentRanges(0));
+    }
+
+    /// <summary>
+    /// The ids of <see cref="Prompt"/> from character <paramref name="offset"/> on, where the ids of the text before it
+    /// are already known (a conversation's earlier turns): tokenized as <see cref="Tokenize"/> tokenizes it, but as a
+    /// continuation (no BOS, no dummy-prefix space at the offset), so the known ids followed by these spell the prompt.
+    /// </summary>
+    public int[] TokenizeFrom(ITokenizer tokenizer, int offset)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offset, PromptEnd - PromptStart);
+        return tokenizer.EncodeContinuation(Prompt[offset..], PromptContentRanges(offset));
+    }
+
+    /// <summary><see cref="ContentRanges"/> within the prompt from <paramref name="offset"/> on, relative to that offset.</summary>
+    private List<TextRange> PromptContentRanges(int offset)
+    {
+        int start = PromptStart + offset, end = PromptEnd;
         var ranges = new List<TextRange>(ContentRanges.Count);
         foreach (var r in ContentRanges)
         {
             int from = Math.Max(r.Start, start), to = Math.Min(r.End, end);
             if (from < to) ranges.Add(new TextRange(from - start, to - from));
         }
-        return tokenizer.Encode(Text[start..end], addSpecial: true, ranges);
+        return ranges;
     }
 
     public override string ToString() => Text;

@@ -42,6 +42,12 @@ public interface ITokenizer
     /// </summary>
     int[] Encode(string text, bool addSpecial, IReadOnlyList<TextRange> literalRanges);
 
+    /// <summary>
+    /// The rest of a rendered chat prompt whose start is already tokenized: <see cref="Encode(string, bool, IReadOnlyList{TextRange})"/>'s
+    /// special-token rules with <see cref="EncodeContinuation(string, bool)"/>'s start (no BOS, no dummy-prefix space).
+    /// </summary>
+    int[] EncodeContinuation(string text, IReadOnlyList<TextRange> literalRanges);
+
     /// <summary>The raw bytes this token decodes to (a copy). Control and unknown tokens give no bytes.</summary>
     byte[] TokenBytes(int id);
 

@@ -98,6 +98,18 @@ public abstract class TokenizerBase : ITokenizer
 
     public int[] Encode(string text, bool addSpecial, IReadOnlyList<TextRange> literalRanges)
     {
+        CheckRanges(text, literalRanges);
+        return Encode(text, addSpecial, parseSpecial: true, literalRanges);
+    }
+
+    public int[] EncodeContinuation(string text, IReadOnlyList<TextRange> literalRanges)
+    {
+        CheckRanges(text, literalRanges);
+        return Encode(text, addSpecial: false, parseSpecial: true, literalRanges, continues: true);
+    }
+
+    private static void CheckRanges(string text, IReadOnlyList<TextRange> literalRanges)
+    {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(literalRanges);
         for (int i = 0; i < literalRanges.Count; i++)
@@ -106,7 +118,6 @@ public abstract class TokenizerBase : ITokenizer
             if (r.Start < 0 || r.Length < 0 || r.End > text.Length || (i > 0 && r.Start < literalRanges[i - 1].End))
                 throw new ArgumentException($"literal range {i} ({r.Start}, length {r.Length}) is outside the text (length {text.Length}) or not after the previous one", nameof(literalRanges));
         }
-        return Encode(text, addSpecial, parseSpecial: true, literalRanges);
     }
 
     private int[] Encode(string text, bool addSpecial, bool parseSpecial, IReadOnlyList<TextRange> literalRanges, bool continues = false)
