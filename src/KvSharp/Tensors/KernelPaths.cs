@@ -93,6 +93,11 @@ public static class KernelPaths
     /// 2026-12-05: one-token decode about 220 against 155 tokens/s for Q8_0, 330 against 235 for Q4_0). With the next
     /// pair of groups prefetched, Q4_0's runs 2.4x faster than before and at or above AVX2 in alternated runs on a
     /// shared 2-core Zen 4; Q8_0's was level with AVX2 there, so it stays (issue 18; to be measured on a quiet machine).
+    /// The AVX2 one-token kernels take no such prefetch: in-process A/B on Zen 4 restricted to AVX2 (62 MB of a
+    /// stories110M-sized model's matrices per token, 300 interleaved rounds), prefetching one or two groups ahead into
+    /// L1 or L2, or 1-4 KiB ahead, ran 0.80-0.98x for Q4_0 single-threaded (2 threads: 0.91-1.19x over four runs),
+    /// 0.90-1.00x for Q8_0 and 0.78-0.90x for Q4_K; a kernel that only loads the same bytes is just 1.02-1.15x faster
+    /// than them, so they already stream weights about as fast as a core is fed here.
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type == GgmlType.Q8_0;
 

@@ -21,6 +21,7 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 37, 96, 9 },
         { GgmlType.Q4_0, 70, 256, 13 },
         { GgmlType.Q4_0, 24, 64, 13 },
+        { GgmlType.Q4_0, 16, 224, 5 }, // seven blocks: the one-token kernel's four-block step, then three alone
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
