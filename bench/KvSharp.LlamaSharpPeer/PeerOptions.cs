@@ -2,11 +2,12 @@ using LLama.Native;
 
 /// <summary>The command line, with kvsharp bench's option names and defaults (speed: pp128 / tg64, 5 repetitions).</summary>
 internal sealed record PeerOptions(string Model, int Threads, GGMLType KvType, string KvTypeName, int Prompt, int Gen,
-    int Repetitions, double WarmUp, int[] Concurrency, string? JsonPath)
+    int Repetitions, double WarmUp, int[] Concurrency, string? JsonPath, AvxLevel? Avx)
 {
     public static PeerOptions Parse(string[] args)
     {
         string? model = null, json = null, kv = "f32";
+        AvxLevel? avx = null;
         int threads = Math.Min(Environment.ProcessorCount, 8), prompt = 128, gen = 64, reps = 5;
         double warmUp = 3;
         int[] levels = [1, 4, 16];
@@ -24,7 +25,14 @@ internal sealed record PeerOptions(string Model, int Threads, GGMLType KvType, s
                 case "--warmup": warmUp = double.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture); break;
                 case "--concurrency": levels = Value().Split(',').Select(v => Positive(v, "--concurrency")).ToArray(); break;
                 case "--json": json = Value(); break;
-                default: throw new ArgumentException($"unknown option '{args[i]}' (--model, --threads, --kv-type, --prompt-tokens, --gen-tokens, --repetitions, --warmup, --concurrency, --json)");
+                case "--avx": avx = Value() switch
+                {
+                    "avx2" => AvxLevel.Avx2,
+                    "avx512" => AvxLevel.Avx512,
+                    var other => throw new ArgumentException($"--avx must be avx2 or avx512 (which of LLamaSharp's native builds to load; default: what the CPU has), got '{other}'"),
+                };
+                    break;
+                default: throw new ArgumentException($"unknown option '{args[i]}' (--model, --threads, --kv-type, --prompt-tokens, --gen-tokens, --repetitions, --warmup, --concurrency, --json, --avx)");
             }
         }
         if (model == null) throw new ArgumentException("--model FILE.gguf is required");
@@ -37,7 +45,7 @@ internal sealed record PeerOptions(string Model, int Threads, GGMLType KvType, s
             "q4_0" => GGMLType.GGML_TYPE_Q4_0,
             _ => throw new ArgumentException($"--kv-type must be one of f32, f16, q8_0, q4_0; got '{kv}'"),
         };
-        return new PeerOptions(model, threads, type, kv, prompt, gen, reps, warmUp, levels, json);
+        return new PeerOptions(model, threads, type, kv, prompt, gen, reps, warmUp, levels, json, avx);
     }
 
     private static int Positive(string value, string option)

@@ -11,10 +11,12 @@ using LLama.Native;
 // GGUF can be compared side by side. Usage (from the repository root):
 //   dotnet run -c Release --project bench/KvSharp.LlamaSharpPeer -- --model FILE.gguf [--threads N] [--kv-type f32|f16]
 //       [--prompt-tokens 128] [--gen-tokens 64] [--repetitions 5] [--warmup 3] [--concurrency 1,4,16] [--json FILE]
+//       [--avx avx2|avx512] (which of LLamaSharp's native builds to load, e.g. avx2 to compare as on an AVX2-only CPU)
 // Prints a table, then one JSON object with kvsharp bench's speed field names (and a "concurrency" array with the
 // concurrency scenario's), "engine": "LLamaSharp 0.30.0" and the CPU.
 var options = PeerOptions.Parse(args);
 NativeLibraryConfig.All.WithLogCallback((level, message) => { if (level >= LLamaLogLevel.Error) Console.Error.Write(message); });
+if (options.Avx is { } avx) NativeLibraryConfig.All.WithAvx(avx);
 
 int maxSeqs = options.Concurrency.Max();
 uint context = (uint)Math.Max(options.Prompt + 1, Math.Max(options.Gen + 2, maxSeqs * (32 + options.Gen + 1)));
@@ -186,6 +188,7 @@ var json = new JsonObject
     ["decode_s_runs"] = new JsonArray(tg.Select(x => (JsonNode?)x).ToArray()),
     ["concurrency"] = concurrency,
     ["llama_system_info"] = systemInfo.Trim(),
+    ["native_build"] = options.Avx?.ToString().ToLowerInvariant() ?? "chosen by LLamaSharp for this CPU",
     ["cpu"] = new JsonObject
     {
         ["model"] = CpuModel(),
