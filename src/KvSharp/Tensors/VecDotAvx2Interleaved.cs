@@ -498,8 +498,9 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// full (<see cref="SubBlockPairK4"/> four times, each eight words long): the JIT kept the loop over words, six
     /// scalar instructions of counter and addressing beside each word's eleven vector ones. In-process A/B against
     /// the loop over a stories110M-sized model's matrices (62 MB, from memory) on Zen 4 restricted to AVX2: 1.02-1.18x,
-    /// median about 1.04x (300 interleaved rounds, single-threaded and on a 2-thread pool, also with the JIT kept off
-    /// AVX-512 encodings by DOTNET_EnableAVX512F=0).
+    /// median about 1.04x (300 interleaved rounds, single-threaded and on a 2-thread pool; those runs' second set used
+    /// DOTNET_EnableAVX512F=0, which .NET 10 ignores, so the JIT's AVX-512 encodings stayed on: DOTNET_EnableAVX512=0
+    /// turns them off, as the suite's AVX2-only rerun does).
     /// </summary>
     public static void Q4_Kx1(byte* w, byte* y, int n, float* output)
     {
