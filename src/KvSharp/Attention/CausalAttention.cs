@@ -357,7 +357,12 @@ public static class CausalAttention
     /// into those lanes for the tile: each FMA rounds the same exact product and sum as with float rows.
     /// Row j starts at valueOrigin + rows[j] bytes; column c of it at RowBytes(c) from there (types read in registers
     /// store each element in a whole number of bytes).
+    /// Never inlined (nor <see cref="AccumulatePair{TKv}"/>): with tiered PGO the Tier1 AttendTile / AttendTileAs of
+    /// F16 rows took these bodies in, ran out of inlining budget and left <see cref="SwapInnerHalves{TKv}"/> and even
+    /// <see cref="IKvElement{TSelf}.LoadValues16"/> inside the key loop as calls, the accumulators on the stack (same
+    /// bits; about 1.3x slower F16 decode attention). One call per query and tile is nothing against that.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void AccumulateValues<TKv>(Span<float> acc, ref byte valueOrigin, ReadOnlySpan<nint> rows, ReadOnlySpan<float> p,
         scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {
@@ -424,6 +429,7 @@ public static class CausalAttention
     /// (an earlier token of the block, or the same one): 32 columns of both accumulators stay in registers, and each
     /// value vector loaded feeds an FMA of each; each element still sees one FMA per key in key order.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void AccumulatePair<TKv>(Span<float> accA, Span<float> accB, ref byte valueOrigin, ReadOnlySpan<nint> rows,
         ReadOnlySpan<float> pa, ReadOnlySpan<float> pb, scoped in KvPlanes valuePlanes) where TKv : struct, IKvElement<TKv>
     {

@@ -46,6 +46,12 @@ internal static class KeyScores
     /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once. Columns go 16 at a time (two
     /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time.
     /// </summary>
+    /// <remarks>
+    /// Never inlined into <see cref="Tile{TKv}"/>: with tiered PGO the Tier1 Tile&lt;KvF16&gt; took this whole body in, ran
+    /// out of inlining budget and left <see cref="SumEight"/>, <see cref="HorizontalSum"/> and the Half loads as calls,
+    /// vectors passed through the stack (same bits, no result test sees it). Compiled on its own every helper inlines.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ScoreEight<TKv>(scoped in QueryBlock block, ref byte keyOrigin, ReadOnlySpan<nint> keys, int firstQuery,
         float scale, ref float scores, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
     {
