@@ -157,8 +157,10 @@ public sealed unsafe class MatMul
         bool avx2 = path != KernelPath.Scalar, vnni = path == KernelPath.Avx2Vnni, avx512 = path == KernelPath.Avx512;
         var interleaved = avx2 ? w.Interleaved : null;
         bool pairs = avx512 && interleaved != null;
-        // Row tiles of whole groups; on AVX-512 of whole pairs of groups, which its kernels take sixteen rows at a time.
-        int rowTile = RowTile(w.Rows), unit = InterleavedRows.RowsPerGroup * (pairs ? 2 : 1);
+        // Row tiles of whole groups; on AVX-512 of whole pairs of groups, which its kernels take sixteen rows at a time;
+        // F32 prefill on AVX2 of whole triples, which its kernel takes two tokens at a time.
+        bool triples = !pairs && interleaved != null && w.Type == GgmlType.F32 && nTokens > 1;
+        int rowTile = RowTile(w.Rows), unit = InterleavedRows.RowsPerGroup * (pairs ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         delegate*<byte*, nint, byte*, nint, int, float*, nint, void> pair1 = null, pair4 = null, pair8 = null;
@@ -196,6 +198,7 @@ public sealed unsafe class MatMul
                 _ => &VecDotAvx2Interleaved.F32x1,
             },
             Group1x4 = interleaved != null && w.Type == GgmlType.F32 ? &VecDotAvx2Interleaved.F32x1Groups4 : null,
+            Triple2 = triples ? &VecDotAvx2Interleaved.F32Groups3x2 : null,
             Groups = interleaved?.Groups ?? 0,
             GroupBytes = interleaved?.GroupBytes ?? 0,
             Packed = interleaved == null ? null : interleaved.Data,
@@ -256,6 +259,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
         public delegate*<byte*, nint, byte*, int, float*, void> Group1x4;
+        public delegate*<byte*, nint, byte*, nint, int, float*, nint, void> Triple2;
         public delegate*<byte*, nint, byte*, nint, int, float*, nint, void> Pair1, Pair4, Pair8;
         public byte* Packed;
         public int Groups, GroupBytes;
@@ -310,6 +314,21 @@ public sealed unsafe class MatMul
                     if (Group1x4 != null && t1 - t0 == 1)
                         for (; r + 4 * G <= end; r += 4 * G)
                             Group1x4(Packed + (long)(r / G) * GroupBytes, GroupBytes, Act + (long)t0 * ActRowBytes, Cols, Y + (long)t0 * Rows + r);
+                    // F32 on AVX2: three groups (24 rows) at a time, two tokens; an odd last token and the groups past
+                    // the last triple go on.
+                    if (Triple2 != null)
+                    {
+                        for (; r + 3 * G <= end; r += 3 * G)
+                        {
+                            byte* g = Packed + (long)(r / G) * GroupBytes;
+                            int t = t0;
+                            for (; t + 2 <= t1; t += 2)
+                                Triple2(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            if (t < t1)
+                                for (int k = 0; k < 3; k++)
+                                    Group1(g + k * GroupBytes, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r + k * G);
+                        }
+                    }
                     // AVX-512: two groups (sixteen rows) at a time, eight tokens, four or one; a lone last group goes on.
                     if (Pair1 != null)
                     {

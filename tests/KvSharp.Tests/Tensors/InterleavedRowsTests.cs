@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -35,6 +35,7 @@ public class InterleavedRowsTests
         { GgmlType.F32, 37, 33, 9 },
         { GgmlType.F32, 70, 100, 16 },
         { GgmlType.F32, 300, 65, 3 }, // row tiles of five groups: decode runs four at once, then one
+        { GgmlType.F32, 40, 33, 7 }, // AVX2: a triple of groups two tokens at a time, the seventh alone, then two groups
     };
 
     [Theory]
