@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using KvSharp.Engine;
 using KvSharp.Sampling;
-using KvSharp.Server.Completions;
+using KvSharp.Server.Continuations;
 using TemplateMessage = KvSharp.Templates.ChatMessage;
 
 namespace KvSharp.Server.Tests;
@@ -24,7 +24,7 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
         using var response = await server.Client.PostAsync("/v1/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone();
         Assert.True(response.StatusCode == status, $"{response.StatusCode}: {json}");
-        return (json, response.Headers.TryGetValues(CompletionsEndpoint.ContinuedHeader, out var v) ? v.Single() : null);
+        return (json, response.Headers.TryGetValues(PromptContinuation.ContinuedHeader, out var v) ? v.Single() : null);
     }
 
     private static JsonObject Greedy(JsonNode prompt, int maxTokens, string? continues = null, string? salt = null)
@@ -129,7 +129,7 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
         using var response = await server.Client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone();
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"{response.StatusCode}: {json}");
-        return (json, response.Headers.TryGetValues(CompletionsEndpoint.ContinuedHeader, out var v) ? v.Single() : null);
+        return (json, response.Headers.TryGetValues(PromptContinuation.ContinuedHeader, out var v) ? v.Single() : null);
     }
 
     private static string Reply(JsonElement chat) => ServerFixture.Choice(chat, 0).GetProperty("message").GetProperty("content").GetString()!;

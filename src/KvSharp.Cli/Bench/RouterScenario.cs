@@ -174,7 +174,7 @@ public static class RouterScenario
                 Interlocked.Add(ref prompt, usage.GetProperty("prompt_tokens").GetInt32());
                 Interlocked.Add(ref cached, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
                 Interlocked.Add(ref completion, usage.GetProperty("completion_tokens").GetInt32());
-                if (response.Headers.TryGetValues(Server.Completions.CompletionsEndpoint.ContinuedHeader, out var kept)) Interlocked.Add(ref continued, long.Parse(kept.First(), System.Globalization.CultureInfo.InvariantCulture));
+                if (response.Headers.TryGetValues(Server.Continuations.PromptContinuation.ContinuedHeader, out var kept)) Interlocked.Add(ref continued, long.Parse(kept.First(), System.Globalization.CultureInfo.InvariantCulture));
                 previous = json.GetProperty("id").GetString();
                 perReplica.AddOrUpdate(response.Headers.GetValues("x-kvsharp-replica").First(), 1, (_, n) => n + 1);
                 conversation += json.GetProperty("choices")[0].GetProperty("text").GetString();

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using KvSharp.Sampling;
-using KvSharp.Server.Completions;
 using KvSharp.Server.Continuations;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
@@ -34,7 +33,7 @@ internal static class ChatCompletionsEndpoint
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer);
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
-        if (body.Continues != null) context.Response.Headers[CompletionsEndpoint.ContinuedHeader] = continued.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs);
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted);

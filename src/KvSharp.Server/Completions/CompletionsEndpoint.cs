@@ -19,9 +19,6 @@ internal static class CompletionsEndpoint
     /// <summary>OpenAI's default when max_tokens is absent.</summary>
     public const int DefaultMaxTokens = 16;
 
-    /// <summary>On a request with <c>continues</c>: how many prompt tokens came from the completion it continues (0: none, the text was tokenized whole).</summary>
-    public const string ContinuedHeader = "x-kvsharp-continued";
-
     public static void Map(IEndpointRouteBuilder routes) => routes.MapPost("/v1/completions", Handle);
 
     private static async Task Handle(HttpContext context)
@@ -31,7 +28,7 @@ internal static class CompletionsEndpoint
         CheckCompletionFields(body);
         EngineRequests.CheckModel(body.Model, served);
         var (prompt, continued) = PromptContinuation.Tokenize(body, served);
-        if (body.Continues != null) context.Response.Headers[ContinuedHeader] = continued.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs);
         using var run = served.Submit(request, context.RequestAborted);
         string id = $"cmpl-{Guid.NewGuid():N}";

@@ -5,6 +5,7 @@ using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Hosting;
 using KvSharp.Templates;
+using Microsoft.AspNetCore.Http;
 
 namespace KvSharp.Server.Continuations;
 
@@ -21,6 +22,15 @@ namespace KvSharp.Server.Continuations;
 /// </summary>
 internal static class PromptContinuation
 {
+    /// <summary>On a request with <c>continues</c>: how many prompt tokens came from the completion it continues (0: none, the text was tokenized whole).</summary>
+    public const string ContinuedHeader = "x-kvsharp-continued";
+
+    /// <summary>Says in <see cref="ContinuedHeader"/> how many prompt tokens were continued, on a request that asked to continue one.</summary>
+    public static void Report(HttpResponse response, string? continues, int continued)
+    {
+        if (continues != null) response.Headers[ContinuedHeader] = continued.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The prompt's ids, and how many of them came from the completion it continues (0 when none did).</summary>
     public static (IReadOnlyList<int> Tokens, int Continued) Tokenize(CompletionRequest body, EngineService served)
     {
