@@ -310,10 +310,10 @@ public sealed class LlmEngine : IDisposable
         // places too, so the running count (and KIVI's exact rows, set aside per running sequence) stays in bounds.
         int places = 0;
         foreach (var running in _running) places += SequencesOnceForked(running);
-        for (var node = _waiting.First; node != null && places < Options.RunningLimit;)
+        for (var node = _waiting.First; node != null;)
         {
             var seq = node.Value;
-            if (places + SequencesOnceForked(seq) > Options.RunningLimit) break;
+            if (places + SequencesOnceForked(seq) > Options.RunningLimit) break; // also ends the loop at the limit
             if (AwaitsSharedPrefill(seq))
             {
                 node = node.Next;
