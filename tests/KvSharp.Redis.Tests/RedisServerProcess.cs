@@ -36,13 +36,17 @@ public sealed class RedisServerProcess : ITestRedisServer
         foreach (var a in new[] { "--bind", "127.0.0.1", "--port", Port.ToString(), "--save", "", "--appendonly", "no", "--protected-mode", "no" })
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
+        var log = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        _process.OutputDataReceived += (_, e) => { if (e.Data != null) log.Enqueue(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data != null) log.Enqueue(e.Data); };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
         // Ready when it accepts a connection (bounded: a server that never comes up fails the test, it does not hang it).
+        // A server that exited (its port taken, say) fails with its log: whatever else answers on the port is not it.
         for (int i = 0; i < 400; i++)
         {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"redis-server exited with code {_process.ExitCode} before accepting connections on {Endpoint}: {string.Join(" | ", log.TakeLast(5))}");
             try
             {
                 using var client = new TcpClient();

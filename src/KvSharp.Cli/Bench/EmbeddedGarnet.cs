@@ -25,14 +25,28 @@ internal sealed class EmbeddedGarnet : IDisposable
 
     public int Port { get; }
 
-    /// <summary>A loopback port nothing listens on now (the OS's pick for port 0).</summary>
+    private static readonly HashSet<int> HandedOut = [];
+
+    /// <summary>
+    /// A loopback port nothing listens on now (the OS's pick for port 0), and never one this process was given before.
+    /// The caller binds it later, and a server that is killed and started again on its port leaves it free in between:
+    /// the OS may pick a recently released port again, and two servers of this process (tests run side by side) would
+    /// then share one.
+    /// </summary>
     public static int FreeLoopbackPort()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
+        lock (HandedOut)
+        {
+            for (int attempt = 0; attempt < 1000; attempt++)
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, 0);
+                probe.Start();
+                int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+                probe.Stop();
+                if (HandedOut.Add(port)) return port;
+            }
+        }
+        throw new InvalidOperationException("no loopback port that this process has not used already (1,000 tries)");
     }
     public string Endpoint => $"127.0.0.1:{Port}";
 
