@@ -20,13 +20,16 @@ public class RouterBenchSmokeTests
             PromptTokens = 24,
             GenTokens = 4,
             Threads = 3,
-            KvBudgetMiB = 4,
             Json = true,
             MeasureBandwidth = false,
         }, stdout, new StringWriter());
         Assert.Equal(0, exit);
         var json = JsonDocument.Parse(stdout.ToString()).RootElement;
         Assert.Equal("router", json.GetProperty("scenario").GetString());
+        // No --kv-budget-mib: each replica gets its share, one conversation of the 3 users (stories260K's KV is 1,280 B
+        // a token, so well under a MiB, rounded up to one).
+        Assert.True(json.GetProperty("kv_budget_is_share").GetBoolean());
+        Assert.Equal(1, json.GetProperty("kv_budget_mib_per_replica").GetInt64());
         foreach (string policy in new[] { "prefix", "round_robin" })
         {
             var r = json.GetProperty(policy);
@@ -38,4 +41,16 @@ public class RouterBenchSmokeTests
         // Each user's later turns find their history on the replica the router keeps them on.
         Assert.True(json.GetProperty("prefix").GetProperty("prefix_hit_rate").GetDouble() > 0.3, stdout.ToString());
     }
+
+    [Theory]
+    // docs/benchmarks.md's sweep: 24 users, conversations near 750 tokens on average over their turns, of `tiny` F32 KV
+    // (13,824 B a token): 8 a replica, 47 blocks of 16 each: 83,165,184 bytes, 79.3 MiB, so 80.
+    [InlineData(24, 750, 16, 13_824L, 80L)]
+    // 25 users: 9 a replica (rounded up, not down).
+    [InlineData(25, 750, 16, 13_824L, 90L)]
+    // A partial last block counts whole: 17 tokens are two blocks of 16.
+    [InlineData(3, 17, 16, 1L << 15, 1L)]
+    [InlineData(3, 17, 16, 1L << 16, 2L)]
+    public void AReplicasShareIsItsConversationsInWholeBlocksRoundedUpToMiB(int users, int conversationTokens, int blockSize, long bytesPerToken, long expectedMiB)
+        => Assert.Equal(expectedMiB, RouterScenario.ShareMiB(users, conversationTokens, blockSize, bytesPerToken));
 }

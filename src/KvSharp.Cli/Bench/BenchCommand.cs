@@ -39,7 +39,7 @@ internal static class BenchCommand
             ChoiceOption.Of<KvCacheMode>().Where(c => c.Value != KvCacheMode.None).ToArray(), KvCacheMode.Contiguous);
         var noSweep = new Option<bool>("--no-sweep") { Description = "cache scenario: skip the sweep over generated lengths 64, 256, 1024" };
         var kvTypes = new KvTypeCliOptions();
-        var budget = NumberOption.Create("--kv-budget-mib", "engine scenarios: KV memory budget in MiB", 64L, Allowed.AtLeast(1L));
+        var budget = NumberOption.Optional("--kv-budget-mib", "engine scenarios: KV memory budget in MiB (default 64; router: each replica's share of the conversations)", Allowed.AtLeast(1L));
         var blockSize = NumberOption.Optional("--block-size", "engine scenarios: positions per KV block (default 16, or 32 for a KIVI type)", Allowed.AtLeast(1));
         var turns = NumberOption.Create("--turns", "multiturn and serve scenarios: chat turns (per client)", 8, Allowed.AtLeast(1));
         var clients = new Option<string[]>("--clients")
@@ -50,7 +50,7 @@ internal static class BenchCommand
         var systemWords = NumberOption.Optional("--system-tokens", "serve scenario: words in the system prompt all conversations share (default 64; 0: none)", Allowed.AtLeast(0));
         var url = new Option<string?>("--url") { Description = "serve scenario: drive this OpenAI-compatible server (e.g. http://127.0.0.1:8080 for llama-server -np N) instead of kvsharp's own" };
         var redis = new Option<string?>("--redis") { Description = "tiers scenario: Redis or Garnet server HOST:PORT (default: an embedded Garnet)" };
-        var users = NumberOption.Create("--users", "router scenario: users chatting at once", 12, Allowed.AtLeast(1));
+        var users = NumberOption.Create("--users", "router scenario: users chatting at once", 24, Allowed.AtLeast(1));
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };

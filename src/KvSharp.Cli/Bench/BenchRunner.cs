@@ -72,11 +72,11 @@ public static class BenchRunner
         if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
         if (!(s.WarmUpSeconds >= 0)) throw new ArgumentException($"--warmup must be >= 0 seconds, got {s.WarmUpSeconds}");
         if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");
-        if (s.KvBudgetMiB <= 0) throw new ArgumentException($"--kv-budget-mib must be positive, got {s.KvBudgetMiB}");
+        if (s.KvBudgetMiB is <= 0) throw new ArgumentException($"--kv-budget-mib must be positive, got {s.KvBudgetMiB}");
         if (s.BlockSize <= 0) throw new ArgumentException($"--block-size must be positive, got {s.BlockSize}");
         if (s.Turns <= 0) throw new ArgumentException($"--turns must be positive, got {s.Turns}");
         if (s.Scenario is BenchScenario.Capacity or BenchScenario.Concurrency or BenchScenario.Multiturn)
-            KvMemory.CheckBudget(s.KvBudgetMiB * 1048576.0, $"--kv-budget-mib {s.KvBudgetMiB}", KvMemory.AvailableBytes());
+            KvMemory.CheckBudget(s.KvBudgetMiBOrDefault * 1048576.0, $"--kv-budget-mib {s.KvBudgetMiBOrDefault}", KvMemory.AvailableBytes());
         if (s.ModelPath != null && (s.Synthetic != null || s.WeightType != null || s.VocabPath != null))
             throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE] [--vocab FILE], not both");
         if (s.VocabPath != null && !File.Exists(s.VocabPath)) throw new FileNotFoundException($"--vocab file not found: {s.VocabPath}", s.VocabPath);

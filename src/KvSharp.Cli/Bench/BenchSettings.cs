@@ -62,8 +62,13 @@ public sealed record BenchSettings
     public KvElementType? KvValueType { get; init; }
     public KvElementType KeyElementType => KvKeyType ?? KvType;
     public KvElementType ValueElementType => KvValueType ?? KvType;
-    /// <summary>Engine scenarios: the KV budget in MiB.</summary>
-    public long KvBudgetMiB { get; init; } = 64;
+    /// <summary>Engine scenarios: the KV budget in MiB (--kv-budget-mib); null when not given: see <see cref="KvBudgetMiBOrDefault"/>.</summary>
+    public long? KvBudgetMiB { get; init; }
+    /// <summary>
+    /// The KV budget of the scenarios with a fixed default (64 MiB). The router scenario's default is instead each
+    /// replica's share of the conversations (<see cref="RouterScenario"/>).
+    /// </summary>
+    public long KvBudgetMiBOrDefault => KvBudgetMiB ?? 64;
     /// <summary>Engine scenarios: positions per KV block (--block-size); by default the engine's: 16, or 32 for a KIVI type.</summary>
     public int BlockSize
     {
@@ -87,7 +92,7 @@ public sealed record BenchSettings
     /// <summary>Inspector scenario: a Chromium-family executable that opens the page headless for the "with" side (null: a stream reader stands in).</summary>
     public string? Browser { get; init; }
     /// <summary>Router scenario: users chatting at once.</summary>
-    public int Users { get; init; } = 12;
+    public int Users { get; init; } = 24;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 

@@ -51,7 +51,7 @@ internal static class EngineBench
             MaxRunningSequences = maxRunning,
             MaxStepTokens = maxStep,
         };
-        return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiB * (1L << 20)) + options.ExactRowsBytes(config) };
+        return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiBOrDefault * (1L << 20)) + options.ExactRowsBytes(config) };
     }
 }
 
@@ -75,7 +75,7 @@ public static class CapacityScenario
     {
         int p = s.PromptTokens ?? 256, n = s.GenTokens ?? 256, context = info.ContextLength;
         info.CheckFits(p + n, "--prompt-tokens + --gen-tokens");
-        long budget = s.KvBudgetMiB * (1L << 20);
+        long budget = s.KvBudgetMiBOrDefault * (1L << 20);
         long perToken = info.KvBytesPerToken;
         int filled = p + n - 1;
         int blocksPerSession = (filled + s.BlockSize - 1) / s.BlockSize;
@@ -222,7 +222,7 @@ public static class ConcurrencyScenario
     private static (double Rate, long Generated, double Seconds) DecodeRate(BenchSettings s, BenchModelInfo info, BenchLog log, int c, int p, int n)
     {
         var model = info.Model;
-        long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (p + n + s.BlockSize) * c);
+        long budget = Math.Max(s.KvBudgetMiBOrDefault * (1L << 20), info.KvBytesPerToken * (p + n + s.BlockSize) * c);
         using var engine = new LlmEngine(model, EngineBench.Options(s, model.Config, p + n, budget, prefixCaching: false, maxRunning: c, maxStep: Math.Max(256, c)));
         var handles = Enumerable.Range(0, c).Select(i => engine.Submit(EngineBench.Request(model, p, n, (ulong)(500 + i)))).ToList();
         while (handles.Any(h => h.OutputTokens[0].Count == 0)) engine.Step();
@@ -287,7 +287,7 @@ public static class MultiturnScenario
     private static List<Turn> RunChat(BenchSettings s, BenchModelInfo info, BenchLog log, bool prefixCaching, int turns, int user, int reply, int total, out double hitRate)
     {
         var model = info.Model;
-        long budget = Math.Max(s.KvBudgetMiB * (1L << 20), info.KvBytesPerToken * (total + 4L * s.BlockSize) * 2);
+        long budget = Math.Max(s.KvBudgetMiBOrDefault * (1L << 20), info.KvBytesPerToken * (total + 4L * s.BlockSize) * 2);
         using var engine = new LlmEngine(model, EngineBench.Options(s, model.Config, total + 1, budget, prefixCaching));
         var history = new List<int>();
         var result = new List<Turn>();

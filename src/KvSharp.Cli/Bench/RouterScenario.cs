@@ -21,6 +21,12 @@ namespace KvSharp.Cli.Bench;
 /// completion it continues (<c>continues</c>), as a client of kvsharp serve can: the replica that generated the last
 /// reply takes the ids it generated for that text instead of re-tokenizing it (which need not give them back, and
 /// then misses the cache from the first token that differs); any other replica tokenizes the text whole.
+/// <para>
+/// Each replica's KV budget is by default its share of the conversations' warm KV, as docs/deploy.md sizes a
+/// deployment: the users a replica serves under prefix routing (a third, rounded up) times a conversation's mean
+/// length over its turns (deploy.md's L_avg), in whole blocks. That is what scale-out buys: with memory for every conversation on every replica (a larger
+/// --kv-budget-mib), round-robin also finds most of a conversation wherever a turn lands, and routing matters less.
+/// </para>
 /// </summary>
 public static class RouterScenario
 {
@@ -32,12 +38,16 @@ public static class RouterScenario
         int users = s.Users, turns = s.Turns, opening = s.PromptTokens ?? 128, reply = s.GenTokens ?? 32;
         var workload = Workload.Create(users, turns, opening);
         // The words' text as this model's tokenizer counts it (a word is a token or a few), plus the replies and a tenth.
-        string allText = workload.System + "\n" + workload.Openings[0] + string.Concat(workload.Messages[0].Select(m => "\nUser: " + m + "\nAssistant:"));
-        int longest = info.Model.Tokenizer.Encode(allText, addSpecial: true, parseSpecial: false).Length + turns * reply;
+        int TokensAfter(int turn) => info.Model.Tokenizer.Encode(workload.System + "\n" + workload.Openings[0] +
+            string.Concat(workload.Messages[0].Take(turn).Select(m => "\nUser: " + m + "\nAssistant:")), addSpecial: true, parseSpecial: false).Length + turn * reply;
+        int longest = TokensAfter(turns);
         info.CheckFits(longest + longest / 10, "the longest conversation (64 words + --prompt-tokens words + --turns x (32 words + --gen-tokens), in this model's tokens, plus a tenth)");
+        // deploy.md's L_avg: a conversation's mean length over its turns (it grows by the same amount each turn).
+        int mean = (TokensAfter(1) + longest + 1) / 2;
+        long budgetMiB = s.KvBudgetMiB ?? ShareMiB(users, mean, s.BlockSize, info.KvBytesPerToken);
 
         var results = new[] { RoutingPolicy.PrefixAffinity, RoutingPolicy.RoundRobin }
-            .Select(policy => RunPolicy(s, info, log, workload, policy, reply)).ToArray();
+            .Select(policy => RunPolicy(s, info, log, workload, policy, reply, budgetMiB)).ToArray();
         log.EndProgress();
         var (prefix, roundRobin) = (results[0], results[1]);
         var hitRatio = new Ratio(prefix.HitRate, roundRobin.HitRate);
@@ -49,7 +59,7 @@ public static class RouterScenario
                 $"{r.WallSeconds:F2}", $"{r.TokensPerSecond:F1}", string.Join(" / ", r.PerReplica));
         table.WriteLine();
         t.Write(table);
-        table.WriteLine($"{users} users x {turns} turns on {Replicas} replicas ({s.KvBudgetMiB} MiB of KV each): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
+        table.WriteLine($"{users} users x {turns} turns on {Replicas} replicas ({budgetMiB} MiB of KV each{(s.KvBudgetMiB == null ? ": a replica's share" : "")}): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
                         $"aggregate tokens/s {speedRatio.Text("F2")} (target: hit rate >= 2x)");
 
         return new JsonObject
@@ -62,12 +72,25 @@ public static class RouterScenario
             ["opening_tokens"] = opening,
             ["turn_tokens"] = TurnTokens,
             ["reply_tokens"] = reply,
-            ["kv_budget_mib_per_replica"] = s.KvBudgetMiB,
+            ["kv_budget_mib_per_replica"] = budgetMiB,
+            ["kv_budget_is_share"] = s.KvBudgetMiB == null,
             ["prefix"] = prefix.Json(),
             ["round_robin"] = roundRobin.Json(),
             ["hit_rate_ratio"] = hitRatio.Json,
             ["tokens_per_second_ratio"] = speedRatio.Json,
         };
+    }
+
+    /// <summary>
+    /// A replica's share of the conversations' warm KV, in whole MiB: ceil(users / replicas) conversations of
+    /// <paramref name="conversationTokens"/> (their mean length), each rounded up to whole blocks.
+    /// </summary>
+    public static long ShareMiB(int users, int conversationTokens, int blockSize, long kvBytesPerToken)
+    {
+        long perReplica = (users + Replicas - 1) / Replicas;
+        long blocks = (conversationTokens + blockSize - 1) / blockSize;
+        long bytes = perReplica * blocks * blockSize * kvBytesPerToken;
+        return (bytes + (1L << 20) - 1) >> 20;
     }
 
     /// <summary>
@@ -118,11 +141,14 @@ public static class RouterScenario
         };
     }
 
-    private static PolicyResult RunPolicy(BenchSettings s, BenchModelInfo info, BenchLog log, Workload workload, RoutingPolicy policy, int reply)
+    private static PolicyResult RunPolicy(BenchSettings s, BenchModelInfo info, BenchLog log, Workload workload, RoutingPolicy policy, int reply, long budgetMiB)
     {
         string name = policy == RoutingPolicy.PrefixAffinity ? "prefix" : "round-robin";
         var models = new List<LlmModel>();
         var servers = new List<KvSharpServer>();
+        var engine = new EngineOptions { ContextLength = info.ContextLength, BlockSize = s.BlockSize, KeyElementType = s.KeyElementType, ValueElementType = s.ValueElementType };
+        // The budget is the block pool's; a KIVI type's exact rows come on top, as in the engine scenarios.
+        engine = engine with { KvBudgetBytes = (budgetMiB << 20) + engine.ExactRowsBytes(info.Model.Config) };
         try
         {
             for (int i = 0; i < Replicas; i++)
@@ -133,7 +159,7 @@ public static class RouterScenario
                 var server = KvSharpServer.Create(model, new ServerOptions
                 {
                     Port = 0,
-                    Engine = new EngineOptions { ContextLength = info.ContextLength, KvBudgetBytes = s.KvBudgetMiB << 20, BlockSize = s.BlockSize, KvElementType = s.KvType },
+                    Engine = engine,
                 });
                 servers.Add(server);
                 server.StartAsync().GetAwaiter().GetResult();

@@ -33,7 +33,7 @@ public static class ServeScenario
         info.CheckFits(longest + p.MaxTokens, "the last turn's prompt + --max-tokens");
         // Room for every client's whole conversation at once (a quarter more for replies that re-tokenize longer),
         // so the measurement is of serving, not of preemption in a budget too small.
-        long budget = Math.Max(s.KvBudgetMiB << 20, info.KvBytesPerToken * (longest + p.MaxTokens + 2L * s.BlockSize) * p.Clients.Max() * 5 / 4);
+        long budget = Math.Max(s.KvBudgetMiBOrDefault << 20, info.KvBytesPerToken * (longest + p.MaxTokens + 2L * s.BlockSize) * p.Clients.Max() * 5 / 4);
         var engineOptions = EngineBench.Options(s, info.Model.Config, info.ContextLength, budget, prefixCaching: true, maxRunning: Math.Max(p.Clients.Max(), 1));
 
         EngineBench.WarmUp(s, model, log, Math.Min(info.ContextLength, 256));
