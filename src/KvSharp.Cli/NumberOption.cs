@@ -25,6 +25,8 @@ internal static class Allowed
     public static Allowed<float> Between(float min, float max, bool minIncluded = true) =>
         new(x => (minIncluded ? x >= min : x > min) && x <= max, $"a number in {(minIncluded ? '[' : '(')}{min}, {max}]");
 
+    public static Allowed<double> Between(double min, double max) => new(x => x >= min && x <= max, $"a number in [{min}, {max}]");
+
     public static Allowed<float> AtLeast(float min) => new(x => x >= min, $"a number >= {min}");
 
     public static Allowed<double> AtLeast(double min) => new(x => x >= min, $"a number >= {min}");

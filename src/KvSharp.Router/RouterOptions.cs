@@ -32,6 +32,12 @@ public sealed record RouterOptions
     /// the moved conversation its cache, while a replica batches a couple more requests almost for free.
     /// </summary>
     public int LoadSlack { get; init; } = 2;
+    /// <summary>
+    /// The share of a prompt's blocks its deepest known prefix must cover for the prompt to follow it to that replica
+    /// (0 to 1). A shorter match, typically a system prompt that every conversation starts with, makes it a new
+    /// conversation, placed where the least KV has gone. SGLang's router has the same rule (its cache threshold).
+    /// </summary>
+    public double AffinityThreshold { get; init; } = 0.5;
     /// <summary>Tries per request before the client gets the last error: each on another replica.</summary>
     public int MaxAttempts { get; init; } = 3;
     /// <summary>How often each replica's GET /health is polled.</summary>
@@ -56,6 +62,7 @@ public sealed record RouterOptions
         if (BlockChars < 1) throw new ArgumentOutOfRangeException(nameof(BlockChars), BlockChars, "block length must be >= 1 character");
         if (MaxBlocks < 1) throw new ArgumentOutOfRangeException(nameof(MaxBlocks), MaxBlocks, "must hash at least one block");
         if (LoadFactor < 1) throw new ArgumentOutOfRangeException(nameof(LoadFactor), LoadFactor, "load factor must be >= 1 (1 = perfectly even)");
+        if (!(AffinityThreshold is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(AffinityThreshold), AffinityThreshold, "affinity threshold must be in [0, 1]");
         if (LoadSlack < 0) throw new ArgumentOutOfRangeException(nameof(LoadSlack), LoadSlack, "slack must be >= 0");
         if (MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(MaxAttempts), MaxAttempts, "at least one attempt");
         if (HealthInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HealthInterval), HealthInterval, "must be positive");

@@ -12,12 +12,16 @@ internal sealed class PrefixTable
     private readonly int[] _replicas;
     private readonly int _mask;
     private readonly Lock _lock = new();
+    // Slots naming each replica: the blocks the router believes it holds (an estimate: a replica's engine evicts
+    // blocks the table still names, and a slot taken by a newer hash forgets the older one).
+    private readonly int[] _held;
 
-    public PrefixTable(int slotsLog2 = 18)
+    public PrefixTable(int slotsLog2 = 18, int replicas = Replicas.ReplicaSet.MaxReplicas)
     {
         _hashes = new ulong[1 << slotsLog2];
         _replicas = new int[1 << slotsLog2];
         _mask = (1 << slotsLog2) - 1;
+        _held = new int[replicas];
     }
 
     /// <summary>Records that <paramref name="replica"/> now holds every prefix in <paramref name="chain"/>.</summary>
@@ -27,9 +31,17 @@ internal sealed class PrefixTable
             foreach (ulong h in chain)
             {
                 int slot = (int)h & _mask;
+                if (_replicas[slot] != 0) _held[_replicas[slot] - 1]--;
                 _hashes[slot] = h;
                 _replicas[slot] = replica + 1; // 0 = empty
+                _held[replica]++;
             }
+    }
+
+    /// <summary>Prefix blocks the table names <paramref name="replica"/> for: roughly how much cached KV the router has sent it.</summary>
+    public int HeldBlocks(int replica)
+    {
+        lock (_lock) return _held[replica];
     }
 
     /// <summary>The deepest prefix of <paramref name="chain"/> with a known replica that <paramref name="usable"/> accepts: (depth, replica), or (0, -1).</summary>

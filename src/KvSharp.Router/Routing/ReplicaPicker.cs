@@ -5,8 +5,10 @@ namespace KvSharp.Router.Routing;
 
 /// <summary>
 /// Chooses the replica for a request from its prefix chain. Prefix affinity: the replica that last served the
-/// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), else the less loaded of the first
-/// two replicas on the <see cref="HashRing"/> walk from the prompt's deepest hash. In both, a replica is skipped
+/// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), when that prefix is at least
+/// <see cref="RouterOptions.AffinityThreshold"/> of the prompt's blocks; else the prompt starts a new conversation (a
+/// shorter match is a system prompt every conversation shares), and it goes to the replica with the least KV sent its
+/// way, of the first two on the <see cref="HashRing"/> walk from the prompt's deepest hash. In both, a replica is skipped
 /// when it is out of rotation, already tried for this request, or overloaded: consistent hashing with bounded loads
 /// (a replica may hold at most ceil(LoadFactor x (in flight + 1) / healthy) + LoadSlack requests), so a hot prefix spills over
 /// instead of queueing on one replica. Requests without a prompt, and the round-robin baseline, take replicas in turn.
@@ -16,7 +18,7 @@ internal sealed class ReplicaPicker
     private readonly ReplicaSet _replicas;
     private readonly RouterOptions _options;
     private readonly HashRing _ring;
-    private readonly PrefixTable _table = new(slotsLog2: 20);
+    private readonly PrefixTable _table;
     private int _next = -1;
 
     public ReplicaPicker(ReplicaSet replicas, RouterOptions options)
@@ -24,6 +26,7 @@ internal sealed class ReplicaPicker
         _replicas = replicas;
         _options = options;
         _ring = new HashRing(replicas.All.Select(r => r.Name).ToArray());
+        _table = new PrefixTable(slotsLog2: 20, replicas: replicas.All.Count);
     }
 
     /// <summary>
@@ -48,19 +51,21 @@ internal sealed class ReplicaPicker
         bool Usable(int i) => all[i].Healthy && (tried & (1UL << i)) == 0;
         bool Fits(int i) => Usable(i) && all[i].InFlight + 1 <= capacity;
 
-        var (_, known) = _table.LongestMatch(chain, Fits);
-        if (known >= 0) return all[known];
+        var (depth, known) = _table.LongestMatch(chain, Fits);
+        if (known >= 0 && depth >= _options.AffinityThreshold * chain.Length) return all[known];
         Span<int> order = stackalloc int[all.Count];
         int n = _ring.Walk(chain[^1], order);
-        // A new prefix: the less loaded of the first two replicas on its walk that fit (two choices). With a few
-        // dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3), and a conversation
-        // stays where its first turn went, so the lump would last its whole life.
+        // A new conversation: of the first two replicas on its walk that fit (two choices), the one with less KV sent
+        // its way. With a few dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3),
+        // and following the shared system prompt would pile them on whichever replica served it last until the load
+        // bound spills them; a conversation stays where its first turn went, so a lump lasts its whole life and
+        // overfills that replica's KV while another's sits idle.
         int first = -1;
         foreach (int i in order[..n])
         {
             if (!Fits(i)) continue;
             if (first < 0) { first = i; continue; }
-            return all[i].InFlight < all[first].InFlight ? all[i] : all[first];
+            return Weight(i, chain.Length) < Weight(first, chain.Length) ? all[i] : all[first];
         }
         if (first >= 0) return all[first];
         // Every usable replica is at its bound (the bound counts this request, so this is rare): the ring's first usable one.
@@ -68,6 +73,13 @@ internal sealed class ReplicaPicker
             if (Usable(i)) return all[i];
         return null;
     }
+
+    /// <summary>
+    /// The KV a replica is taking on, in blocks: what the table says it holds, plus its requests in flight, counted at
+    /// this prompt's size since they are recorded only once they succeed (else a burst of new conversations would all
+    /// see the same counts and go to one replica).
+    /// </summary>
+    private long Weight(int replica, int blocks) => _table.HeldBlocks(replica) + (long)_replicas.All[replica].InFlight * blocks;
 
     /// <summary>Remembers that <paramref name="replica"/> now holds the KV of this prompt's blocks.</summary>
     public void Record(ReadOnlySpan<ulong> chain, Replica replica)
