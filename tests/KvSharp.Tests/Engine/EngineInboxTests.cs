@@ -204,27 +204,43 @@ public class EngineInboxTests
         string[] prompts = ["Once upon a time", "The dog ran to the park", "Lily saw a big red ball", "Tom had a little car", "One day, a bird", "The sun was hot and"];
         const int threads = 4, perThread = 6;
         var requests = new EngineRequest[threads * perThread];
-        for (int i = 0; i < requests.Length; i++) requests[i] = Request(prompts[i % prompts.Length], maxTokens: 4 + i % 9);
+        // Repeated prompts share prefix blocks; every fifth request forks a second sample; every fourth is cancelled
+        // once it has a token, by a thread of its own, so that cancel meets a running sequence: mid-step or between.
+        bool CancelledRunning(int i) => i % 4 == 1;
+        for (int i = 0; i < requests.Length; i++)
+            requests[i] = Request(prompts[i % prompts.Length], maxTokens: CancelledRunning(i) ? 40 : 4 + i % 9) with { SampleCount = i % 5 == 0 ? 2 : 1 };
 
         using var engine = new LlmEngine(model, Options());
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         var loop = Task.Run(() => engine.RunAsync(stop.Token), CancellationToken.None);
         var handles = new RequestHandle[requests.Length];
+        var cancellers = new List<Task>();
         var submitters = Enumerable.Range(0, threads).Select(t => Task.Factory.StartNew(() =>
         {
             var rng = new Random(t);
             for (int k = 0; k < perThread; k++)
             {
                 int i = t * perThread + k;
-                handles[i] = engine.Submit(requests[i]);
-                // Cancels land anywhere: in the inbox, while waiting, mid-step, or after the end.
-                if (rng.Next(3) == 0) handles[i].Cancel();
-                if (k > 0 && rng.Next(4) == 0) handles[i - 1].Cancel();
+                var h = handles[i] = engine.Submit(requests[i]);
+                if (CancelledRunning(i))
+                {
+                    var canceller = Task.Run(async () =>
+                    {
+                        await h.Stream.WaitToReadAsync(CancellationToken.None);
+                        h.Cancel();
+                    }, CancellationToken.None);
+                    lock (cancellers) cancellers.Add(canceller);
+                }
+                // The others are cancelled now and then at once: in the inbox, or just taken by a step.
+                else if (rng.Next(3) == 0) h.Cancel();
                 _ = engine.Snapshot();
+                // Now and then let a step end first, so submissions also meet running sequences.
+                long steps = engine.Metrics.Steps;
+                if (rng.Next(2) == 0) Assert.True(SpinWait.SpinUntil(() => engine.Metrics.Steps > steps || !engine.HasWork, Hang), "no step ran");
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
         await Task.WhenAll(submitters);
-        var all = Task.WhenAll(handles.Select(h => h.Completion));
+        var all = Task.WhenAll([.. handles.Select(h => h.Completion), .. cancellers]);
         Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken)));
         stop.Cancel();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => loop);
@@ -240,8 +256,12 @@ public class EngineInboxTests
             Assert.Contains(h.Status, (RequestStatus[])[RequestStatus.Finished, RequestStatus.Cancelled]);
             var alone = serial.Submit(requests[i]);
             serial.RunUntilIdle();
-            if (h.Status == RequestStatus.Finished) Assert.Equal(alone.OutputTokens[0], h.OutputTokens[0]);
-            else Assert.Equal(alone.OutputTokens[0].Take(h.OutputTokens[0].Count), h.OutputTokens[0]);
+            for (int sample = 0; sample < h.OutputTokens.Length; sample++)
+            {
+                // A cancelled request stops anywhere, even before its first token: what it made is where a serial run went.
+                if (h.Status == RequestStatus.Finished) Assert.Equal(alone.OutputTokens[sample], h.OutputTokens[sample]);
+                else Assert.Equal(alone.OutputTokens[sample].Take(h.OutputTokens[sample].Count), h.OutputTokens[sample]);
+            }
         }
     }
 }
