@@ -8,7 +8,7 @@ using KvSharp.Sampling;
 namespace KvSharp.Engine;
 
 /// <param name="Running">Sequences running.</param>
-/// <param name="Waiting">Sequences waiting (new or preempted).</param>
+/// <param name="Waiting">Sequences waiting (new or preempted), and requests submitted that no step has taken yet.</param>
 /// <param name="UsedBlocks">KV blocks held.</param>
 /// <param name="FilledPositions">Positions with computed K/V in the running sequences' blocks.</param>
 public readonly record struct EngineSnapshot(int Running, int Waiting, int UsedBlocks, long FilledPositions);
