@@ -13,8 +13,9 @@ namespace KvSharp.Server.Generation;
 internal sealed record GenerationResult(string[] Texts, string[] FinishReasons, Usage Usage, List<TokenLogprobs>[]? Logprobs);
 
 /// <summary>
-/// One engine request on behalf of one HTTP call: cancelled the moment its client disconnects (the engine frees its
-/// blocks at once), read whole or streamed as server-sent events, and released from the queue when disposed.
+/// One engine request on behalf of one HTTP call: cancelled the moment its client disconnects (without waiting for
+/// the engine: it frees the blocks as its step in progress ends, or at once between steps), read whole or streamed
+/// as server-sent events, and released from the queue when disposed.
 /// </summary>
 internal sealed class GenerationRun : IDisposable
 {

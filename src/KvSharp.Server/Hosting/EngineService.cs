@@ -117,6 +117,8 @@ public sealed class EngineService : IHostedService
         if (!handle.IsDone) handle.Cancel();
         _live.TryRemove(handle.Id, out _);
         Interlocked.Decrement(ref _inFlight);
-        Metrics.Ended(handle.Status, clientGone);
+        // A cancel does not wait for the engine's step in progress, which retires the request as it ends: until then
+        // the handle still says running, and the request counts as cancelled.
+        Metrics.Ended(handle.IsDone ? handle.Status : RequestStatus.Cancelled, clientGone);
     }
 }

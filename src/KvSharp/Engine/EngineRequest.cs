@@ -82,7 +82,12 @@ public sealed class RequestHandle
 
     public bool IsDone => Status is RequestStatus.Finished or RequestStatus.Cancelled or RequestStatus.Rejected or RequestStatus.Failed;
 
-    /// <summary>Stops the request and frees its KV blocks at once (waiting for a step in progress to end).</summary>
+    /// <summary>
+    /// Stops the request without waiting for the engine's step in progress. A request no step has taken yet, or one
+    /// cancelled between steps, completes as <see cref="RequestStatus.Cancelled"/> and frees its KV blocks before this
+    /// returns; one the step in progress is computing completes as that step ends (it may still get that step's token,
+    /// or finish in it). Await <see cref="Completion"/> to know it has ended.
+    /// </summary>
     public void Cancel()
     {
         _cancelRequested = true;

@@ -10,12 +10,16 @@ internal sealed class EngineSequence
 {
     public required RequestHandle Handle { get; init; }
     public required int Sample { get; init; }
-    public required long Arrival { get; init; }
+    /// <summary>Admission order: set when the scheduler takes the request from its inbox (forks take their parent's).</summary>
+    public long Arrival { get; set; }
     public required List<int> Tokens { get; init; }
     public required int PromptLength { get; init; }
     public required GenerationStepper Stepper { get; init; }
     /// <summary>How far this sequence's blocks are in the prefix cache (a field: the cache advances it by reference).</summary>
     public required PrefixCursor Prefix;
+
+    /// <summary>Whether the inbox still holds this request, the scheduler took it, or its cancel withdrew it (<see cref="SubmissionInbox"/>).</summary>
+    public int InboxState;
 
     public PagedKvSequence? Kv { get; set; }
     /// <summary>When this sequence last produced a token (a Stopwatch timestamp; 0 before its first), for inter-token latency.</summary>

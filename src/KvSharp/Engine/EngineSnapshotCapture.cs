@@ -26,8 +26,8 @@ internal sealed class EngineSnapshotCapture
     private int _blockSize;
     private long _exactRowsBytes, _exactRowsReservedBytes;
 
-    /// <summary>Copies what the snapshot needs; the caller holds the engine's lock.</summary>
-    public static EngineSnapshotCapture Copy(LlmEngine engine, LlmModel model, List<EngineSequence> running, LinkedList<EngineSequence> waiting, long changes)
+    /// <summary>Copies what the snapshot needs; the caller holds the engine's lock. <paramref name="waiting"/>: the scheduler's queue, then the requests still in its inbox.</summary>
+    public static EngineSnapshotCapture Copy(LlmEngine engine, LlmModel model, List<EngineSequence> running, List<EngineSequence> waiting, long changes)
     {
         var pool = engine.Pool;
         var cache = engine.PrefixCache;

@@ -8,7 +8,7 @@ using KvSharp.Sampling;
 namespace KvSharp.Engine;
 
 /// <param name="Running">Sequences running.</param>
-/// <param name="Waiting">Sequences waiting (new or preempted).</param>
+/// <param name="Waiting">Sequences waiting (new or preempted), and requests submitted that no step has taken yet.</param>
 /// <param name="UsedBlocks">KV blocks held.</param>
 /// <param name="FilledPositions">Positions with computed K/V in the running sequences' blocks.</param>
 public readonly record struct EngineSnapshot(int Running, int Waiting, int UsedBlocks, long FilledPositions);
@@ -19,13 +19,18 @@ public readonly record struct EngineSnapshot(int Running, int Waiting, int UsedB
 /// every running sequence's next token plus chunks of pending prompts (within <see cref="EngineOptions.MaxStepTokens"/>),
 /// samples, and retires finished sequences. When blocks run out the newest sequences are preempted (their blocks
 /// freed, their tokens kept) and recomputed later. Requests may be submitted and cancelled from any thread while
-/// one thread drives <see cref="Step"/> (or <see cref="RunAsync"/>).
+/// one thread drives <see cref="Step"/> (or <see cref="RunAsync"/>), and neither waits for a step in progress:
+/// submissions go into an inbox the next step drains at its start, a cancellation during a step is retired as it
+/// ends, and the observers (<see cref="Snapshot"/>, the counts) read what the last step published.
 /// </summary>
 public sealed class LlmEngine : IDisposable
 {
     private readonly LlmModel _model;
     private readonly ForwardPass _forward;
-    private readonly object _lock = new();
+    // Held for a whole step; submissions, cancellations and the counts never take it (see SchedulerLock, SubmissionInbox).
+    private readonly SchedulerLock _lock;
+    private readonly SubmissionInbox _inbox = new();
+    private readonly PublishedCounts _published = new();
     private readonly LinkedList<EngineSequence> _waiting = new();
     private readonly List<EngineSequence> _running = [];
     private readonly List<BatchSegment> _segments = [];
@@ -43,6 +48,9 @@ public sealed class LlmEngine : IDisposable
     public PrefixCache PrefixCache { get; }
     public int ContextLength { get; }
     public EngineMetrics Metrics { get; }
+    /// <summary>Called in the middle of each step that computes, under the scheduler's lock, just before the forward
+    /// pass: tests hold a step here to show what does not wait for it.</summary>
+    internal Action? BeforeForward { get; set; }
 
     public LlmEngine(LlmModel model, EngineOptions? options = null)
     {
@@ -50,6 +58,12 @@ public sealed class LlmEngine : IDisposable
         options.Validate();
         _model = model;
         Options = options;
+        _lock = new SchedulerLock(() =>
+        {
+            RetireCancelled();
+            Publish();
+            Interlocked.Increment(ref _changes);
+        });
         ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
         // A default policy no request of this KV type could run is a startup error, not a refusal of every request.
         if (RefusedPolicy(options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), options.KvFormat) is { } refused)
@@ -87,19 +101,32 @@ public sealed class LlmEngine : IDisposable
         return rest;
     }
 
-    public int WaitingCount { get { lock (_lock) return _waiting.Count; } }
-    public int RunningCount { get { lock (_lock) return _running.Count; } }
-    public bool HasWork { get { lock (_lock) return _waiting.Count > 0 || _running.Count > 0; } }
+    /// <summary>Sequences waiting: as <see cref="Snapshot"/>'s <see cref="EngineSnapshot.Waiting"/>; never waits for a step.</summary>
+    public int WaitingCount => Snapshot().Waiting;
+    /// <summary>Sequences running at the end of the last step (or the last cancellation retired between steps); never waits for a step.</summary>
+    public int RunningCount => _published.Read().Counts.Running;
+    /// <summary>Whether anything is waiting or running, as <see cref="Snapshot"/> counts them; never waits for a step.</summary>
+    public bool HasWork => Snapshot() is { Running: > 0 } or { Waiting: > 0 };
 
-    /// <summary>What the engine holds right now: sequences, blocks, and the positions those blocks actually fill.</summary>
+    /// <summary>
+    /// What the engine holds: sequences, blocks, and the positions those blocks actually fill. Never waits for a step:
+    /// the counts are those published at the end of the last step (or of the last cancellation retired between steps),
+    /// all from that one moment, except that <see cref="EngineSnapshot.Waiting"/> also counts the requests submitted
+    /// since and not cancelled, so a request is seen waiting as soon as <see cref="Submit"/> returns. During a step
+    /// the state moves on from these counts (admissions, preemptions, tokens) until the step publishes its own.
+    /// </summary>
     public EngineSnapshot Snapshot()
     {
-        lock (_lock)
-        {
-            long positions = 0;
-            foreach (var s in _running) positions += s.Kv?.Length ?? 0;
-            return new EngineSnapshot(_running.Count, _waiting.Count, Pool.UsedBlocks, positions);
-        }
+        var (counts, drained) = _published.Read();
+        return counts with { Waiting = counts.Waiting + _inbox.Pending(drained) };
+    }
+
+    /// <summary>Publishes the counts observers read; under the scheduler's lock, as a step (or a retirement) ends.</summary>
+    private void Publish()
+    {
+        long positions = 0;
+        foreach (var s in _running) positions += s.Kv?.Length ?? 0;
+        _published.Write(_running.Count, _waiting.Count, Pool.UsedBlocks, positions, _inbox.Drained);
     }
 
     /// <summary>
@@ -109,25 +136,34 @@ public sealed class LlmEngine : IDisposable
     public long Changes => Interlocked.Read(ref _changes);
 
     /// <summary>
-    /// Everything an inspector shows (<see cref="EngineSnapshotDetail"/>), consistent as of the end of a step. The lock
-    /// is held only while a few arrays are copied; the map and the prefix tree are built after it is released.
+    /// Everything an inspector shows (<see cref="EngineSnapshotDetail"/>), consistent as of the end of a step, plus the
+    /// requests submitted since (shown queued). Unlike the counts this waits for a step in progress: it copies every
+    /// block's reference count and prefix-cache state and the sequences' block tables, which the step changes as it
+    /// goes, and publishing all that at the end of every step would cost each step for a page polled a few times a
+    /// second. Submissions, cancellations and the counts do not wait for it either way. The lock is held only while a
+    /// few arrays are copied; the map and the prefix tree are built after it is released.
     /// </summary>
     public EngineSnapshotDetail Inspect()
     {
         EngineSnapshotCapture capture;
-        lock (_lock) capture = EngineSnapshotCapture.Copy(this, _model, _running, _waiting, Changes);
+        using (_lock.Enter())
+        {
+            // The count first: what it counts is in the lists or the inbox by then, so equal counts mean equal state.
+            long changes = Changes;
+            List<EngineSequence> waiting = [.. _waiting, .. _inbox.NotTaken];
+            capture = EngineSnapshotCapture.Copy(this, _model, _running, waiting, changes);
+        }
         return capture.Build();
     }
 
-    /// <summary>Queues a request. Requests that can never fit (longer than the context or the whole KV budget) are rejected at once.</summary>
+    /// <summary>
+    /// Queues a request without waiting for a step in progress: the next step takes it, in submission order. Requests
+    /// that can never fit (longer than the context or the whole KV budget) or that ask for what the engine cannot do
+    /// are rejected at once, before this returns, with the reason in <see cref="RequestHandle.Error"/>.
+    /// </summary>
     public RequestHandle Submit(EngineRequest request)
     {
         var handle = new RequestHandle(Interlocked.Increment(ref _nextId), request);
-        handle.OnCancel = () =>
-        {
-            lock (_lock) RetireCancelled();
-            Interlocked.Increment(ref _changes);
-        };
         string? problem = Check(request);
         if (problem != null)
         {
@@ -135,16 +171,26 @@ public sealed class LlmEngine : IDisposable
             Metrics.Rejected();
             return handle;
         }
-        lock (_lock)
+        // One sequence per request to start with; parallel samples fork from it once the prompt is computed. Its
+        // arrival (admission order) is set when a step takes it from the inbox.
+        var seq = NewSequence(handle, 0, [.. request.PromptTokens], 0, PrefixCache.Begin(request.CacheSalt));
+        handle.OnCancel = () =>
         {
-            long arrival = ++_arrivals;
-            // One sequence per request to start with; parallel samples fork from it once the prompt is computed.
-            _waiting.AddLast(NewSequence(handle, 0, [.. request.PromptTokens], arrival, PrefixCache.Begin(request.CacheSalt)));
+            // Not taken yet: nothing in the scheduler knows it, so it ends here, as a cancelled request does in a step.
+            if (_inbox.Withdraw(seq)) Finish(seq, FinishReason.Stop, cancelled: true);
+            else _lock.Cancelled();
             Interlocked.Increment(ref _changes);
-        }
+        };
+        _inbox.Add(seq);
+        Interlocked.Increment(ref _changes);
         return handle;
     }
 
+    /// <summary>
+    /// Why a request can never run, or null. Reads only what is fixed when the engine is built (options, context,
+    /// the pool's size and format, the model), never the scheduler's state, so <see cref="Submit"/> runs it without
+    /// the scheduler's lock.
+    /// </summary>
     private string? Check(EngineRequest r)
     {
         var o = r.Options;
@@ -236,50 +282,72 @@ public sealed class LlmEngine : IDisposable
         while (Step()) { }
     }
 
-    /// <summary>Drives the engine on a background loop until cancelled; always ends with OperationCanceledException.</summary>
+    /// <summary>
+    /// Drives the engine on a background loop until cancelled; always ends with OperationCanceledException. Sleeps
+    /// while there is nothing to do and wakes when a request is submitted.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellation)
     {
         while (true)
         {
             // Checked on every pass, so the loop ends the same way whether cancellation came during a step or a wait.
             cancellation.ThrowIfCancellationRequested();
-            if (!Step()) await Task.Delay(1, cancellation).ConfigureAwait(false);
+            // A step that finds nothing has drained the inbox first; a request submitted after that releases the wait.
+            if (!Step()) await _inbox.WaitAsync(cancellation).ConfigureAwait(false);
         }
     }
 
     /// <summary>One scheduling iteration. Returns false when there was nothing to do.</summary>
     public bool Step()
     {
-        lock (_lock)
+        using var held = _lock.Enter();
+        try
         {
-            RetireCancelled();
-            Admit();
-            if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
-            // Counted as the step ends, still under the lock: a snapshot (taken under it) sees a count and the state it counts.
-            using var counted = new ChangeCounted(this);
-            int rows = _segments.Count * _model.Config.VocabSize;
-            if (_logits.Length < rows) _logits = new float[rows];
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            try
-            {
-                _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
-            }
-            catch (NonFiniteActivationsException e)
-            {
-                // The step's activations cannot be told apart per sequence, so every request in it fails, with the
-                // reason; their blocks (holding this step's unusable K/V) go back to the pool and the engine serves on.
-                foreach (var seq in _segmentOwners) Fail(seq, e.Message);
-                _running.RemoveAll(static s => s.Finished);
-                return true;
-            }
-            // Publish before sampling: a sequence that finishes this step releases its blocks, and the blocks it
-            // completed should stay cached for the next turn.
-            PublishFullBlocks();
-            int produced = SampleAndAdvance();
-            Metrics.StepDone(_batchTokens.Count, produced, clock.Elapsed);
-            _running.RemoveAll(s => s.Finished);
+            return StepHeld();
+        }
+        finally
+        {
+            Publish();
+        }
+    }
+
+    private bool StepHeld()
+    {
+        // Requests cancelled before this point never compute: withdrawn ones never leave the inbox, and those
+        // cancelled after a step took them are retired right below.
+        while (_inbox.TryTake(out var submitted))
+        {
+            submitted.Arrival = ++_arrivals;
+            _waiting.AddLast(submitted);
+        }
+        RetireCancelled();
+        Admit();
+        if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
+        // Counted as the step ends, still under the lock: an inspection (taken under it) sees a count and the state it counts.
+        using var counted = new ChangeCounted(this);
+        int rows = _segments.Count * _model.Config.VocabSize;
+        if (_logits.Length < rows) _logits = new float[rows];
+        BeforeForward?.Invoke();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            _forward.Forward(CollectionsMarshal.AsSpan(_batchTokens), CollectionsMarshal.AsSpan(_segments), _logits);
+        }
+        catch (NonFiniteActivationsException e)
+        {
+            // The step's activations cannot be told apart per sequence, so every request in it fails, with the
+            // reason; their blocks (holding this step's unusable K/V) go back to the pool and the engine serves on.
+            foreach (var seq in _segmentOwners) Fail(seq, e.Message);
+            _running.RemoveAll(static s => s.Finished);
             return true;
         }
+        // Publish before sampling: a sequence that finishes this step releases its blocks, and the blocks it
+        // completed should stay cached for the next turn.
+        PublishFullBlocks();
+        int produced = SampleAndAdvance();
+        Metrics.StepDone(_batchTokens.Count, produced, clock.Elapsed);
+        _running.RemoveAll(s => s.Finished);
+        return true;
     }
 
     private void RetireCancelled()
@@ -559,7 +627,7 @@ public sealed class LlmEngine : IDisposable
         RefuseWithoutPrefixCache();
         var blocks = new List<byte[]>();
         int[] ids = [.. tokens];
-        lock (_lock) PrefixCache.Export(ids, salt, blocks.Add);
+        using (_lock.Enter()) PrefixCache.Export(ids, salt, blocks.Add);
         int positions = blocks.Count * Pool.BlockSize;
         KvSharp.Persistence.PrefixFile.Write(stream, ids.AsSpan(0, positions), blocks);
         return positions;
@@ -575,7 +643,7 @@ public sealed class LlmEngine : IDisposable
         RefuseWithoutPrefixCache();
         var (tokens, blocks) = KvSharp.Persistence.PrefixFile.Read(stream);
         int cached;
-        lock (_lock) cached = PrefixCache.Import(tokens, salt, blocks);
+        using (_lock.Enter()) cached = PrefixCache.Import(tokens, salt, blocks);
         Interlocked.Increment(ref _changes);
         return cached;
     }
@@ -588,12 +656,14 @@ public sealed class LlmEngine : IDisposable
 
     public void Dispose()
     {
-        lock (_lock)
+        using (_lock.Enter())
         {
             foreach (var s in _running) ReleaseBlocks(s);
             foreach (var s in _waiting) ReleaseBlocks(s);
             _running.Clear();
             _waiting.Clear();
+            _inbox.Clear();
+            Publish();
         }
         Metrics.Dispose();
         Pool.Dispose();
