@@ -139,9 +139,8 @@ public unsafe class OneTokenStreamBenchmarks
         }
         bool pairs = variant is OneTokenVariant.Avx512Pair or OneTokenVariant.Avx2TwoGroups or OneTokenVariant.Avx2TwoGroupsNoPrefetch;
         int unit = pairs ? 2 : 1, groups = packed.Groups;
-        int perItem = variant == OneTokenVariant.Avx2Halves
-            ? (groups + Threads - 1) / Threads
-            : (_matmul.RowTile(raw.Rows) + 8 * unit - 1) / (8 * unit) * unit;
+        int rowTile = variant == OneTokenVariant.Avx2Tiles ? _matmul.RowTile(raw.Rows) : _matmul.RowTile(raw.Rows, nTokens: 1);
+        int perItem = (rowTile + 8 * unit - 1) / (8 * unit) * unit;
         var work = new StreamWork
         {
             Variant = variant,
@@ -234,7 +233,10 @@ public enum OneTokenVariant
     /// <summary>MatMul.Multiply on the default kernel paths (activations quantized per product, as the engine does).</summary>
     Engine,
 
-    /// <summary>The shipped AVX2 kernel: one group (one contiguous stream) per call, in MatMul's row tiles.</summary>
+    /// <summary>
+    /// The shipped AVX2 kernel: one group (one contiguous stream) per call, each thread one contiguous share of a
+    /// matrix, as MatMul splits one-token products.
+    /// </summary>
     Avx2,
 
     /// <summary>
@@ -243,8 +245,8 @@ public enum OneTokenVariant
     /// </summary>
     Avx2SmallPages,
 
-    /// <summary>The shipped AVX2 kernel, each thread one contiguous half of every matrix instead of claimed tiles.</summary>
-    Avx2Halves,
+    /// <summary>The shipped AVX2 kernel in 64-row tiles claimed in turn (MatMul's split for one token before issue 18).</summary>
+    Avx2Tiles,
 
     /// <summary>The shipped AVX-512 kernel: two groups per call, the next pair prefetched into L2.</summary>
     Avx512Pair,
@@ -258,7 +260,7 @@ public enum OneTokenVariant
     /// <summary>Two groups per pass on AVX2 without prefetch (dropped: the streams defeat the hardware prefetcher).</summary>
     Avx2TwoGroupsNoPrefetch,
 
-    /// <summary>The ceiling of this access pattern: the same bytes in the same tiles, only loaded.</summary>
+    /// <summary>The ceiling of this access pattern: the same bytes in the same shares, only loaded.</summary>
     LoadOnly,
 
     /// <summary>One contiguous stream of the same size in 1 MiB items (the speed scenario's bandwidth probe).</summary>
