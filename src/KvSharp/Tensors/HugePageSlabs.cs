@@ -81,8 +81,18 @@ internal static unsafe class HugePageSlabs
     private static Slab New(long size)
     {
         var slab = new Slab { Base = (byte*)NativeMemory.AlignedAlloc((nuint)size, (nuint)PageBytes), Size = size };
-        // Before the first touch: the pages are chosen when they are first written.
-        if (OperatingSystem.IsLinux()) _ = madvise((nint)slab.Base, (nuint)size, MadviseHugePage);
+        // Before the first touch: the pages are chosen when they are first written. Only a hint: a libc without it
+        // leaves the slab on ordinary pages.
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                _ = madvise((nint)slab.Base, (nuint)size, MadviseHugePage);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+            }
+        }
         return slab;
     }
 
