@@ -29,16 +29,19 @@ namespace KvSharp.Tensors;
 /// four weights by them and eight rows' dot products grow in eight lanes, with no horizontal sums.
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
+/// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
 {
     public const int RowsPerGroup = 8;
 
     private byte* _data;
+    private readonly HugePageSlabs.Slab _slab;
 
-    private InterleavedRows(byte* data, long bytes, int groups, int groupBytes)
+    private InterleavedRows(byte* data, HugePageSlabs.Slab slab, long bytes, int groups, int groupBytes)
     {
         _data = data;
+        _slab = slab;
         Bytes = bytes;
         Groups = groups;
         GroupBytes = groupBytes;
@@ -65,7 +68,7 @@ public sealed unsafe class InterleavedRows : IDisposable
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
-        byte* data = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        byte* data = HugePageSlabs.Allocate(bytes, out var slab);
         if (w.Type == GgmlType.F32)
         {
             for (int g = 0; g < groups; g++)
@@ -75,7 +78,7 @@ public sealed unsafe class InterleavedRows : IDisposable
                     for (int c = 0; c < w.Cols; c++)
                         dst[(long)c * RowsPerGroup + r] = src[(long)r * w.Cols + c];
             }
-            return new InterleavedRows(data, bytes, groups, groupBytes);
+            return new InterleavedRows(data, slab, bytes, groups, groupBytes);
         }
         int blockBytes = GgmlTypes.BlockBytes(w.Type);
         if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: every word after d, dmin in order
@@ -84,7 +87,7 @@ public sealed unsafe class InterleavedRows : IDisposable
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
-        return new InterleavedRows(data, bytes, groups, groupBytes);
+        return new InterleavedRows(data, slab, bytes, groups, groupBytes);
     }
 
     /// <summary>Byte offsets of <paramref name="count"/> consecutive words of a block from <paramref name="first"/>.</summary>
@@ -138,7 +141,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     public void Dispose()
     {
         if (_data == null) return;
-        NativeMemory.AlignedFree(_data);
         _data = null;
+        HugePageSlabs.Free(_slab);
     }
 }

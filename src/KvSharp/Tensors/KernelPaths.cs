@@ -98,6 +98,11 @@ public static class KernelPaths
     /// L1 or L2, or 1-4 KiB ahead, ran 0.80-0.98x for Q4_0 single-threaded (2 threads: 0.91-1.19x over four runs),
     /// 0.90-1.00x for Q8_0 and 0.78-0.90x for Q4_K; a kernel that only loads the same bytes is just 1.02-1.15x faster
     /// than them, so they already stream weights about as fast as a core is fed here.
+    /// Measured again for issue 18 over the `small` model's whole set of matrices (116 MB Q8_0, 62 MB Q4_0), in one
+    /// process, interleaved, 200-300 rounds, medians of per-round ratios, on a busy shared 2-core Zen 4: the AVX-512
+    /// pair kernel against the AVX2 one, Q8_0 0.86-0.93x on one thread and 0.87-0.92x on two, Q4_0 0.92-0.96x and
+    /// 0.88-1.06x (on huge pages, <see cref="HugePageSlabs"/>: Q8_0 0.83-0.92x, Q4_0 0.73-1.05x). Q8_0 stays on AVX2; Q4_0 keeps AVX-512, whose decode reached 0.87-0.99 of the bandwidth probe on
+    /// a quiet machine where Q8_0 on AVX2 reached 0.73-0.80, until OneTokenStreamBenchmarks (bench/) is run there.
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type == GgmlType.Q8_0;
 

@@ -202,6 +202,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// <summary>Eight interleaved Q8_0 rows x one token: output[r] = dot(row r, y).</summary>
     public static void Q8_0x1(byte* w, byte* y, int n, float* output) => Q8_0x1Using<SignTrick>(w, y, n, output);
 
+    /// <summary>
+    /// <see cref="Q8_0x1"/> / <see cref="Q8_0x1Vnni"/>: never inlined into those one-line wrappers (or any other small
+    /// caller), for the reason <see cref="Q8_0x4Using"/> gives and <see cref="Q4_0x1"/> measured.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static void Q8_0x1Using<TMultiply>(byte* w, byte* y, int n, float* output) where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
@@ -303,8 +308,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// (62 MB, from memory) on Zen 4 restricted to AVX2: 1.00-1.07x, median about 1.02x (medians of 300 interleaved
     /// rounds, single-threaded and on a 2-thread pool; two blocks per iteration: 1.00-1.01x). Decode streams
     /// weights: a kernel that only loads the same bytes is 1.03-1.15x faster than this one, so there is little
-    /// arithmetic left to hide.
+    /// arithmetic left to hide. Never inlined: MatMul calls it through a function pointer, but a one-line wrapper that
+    /// took it in under tiered PGO (a benchmark's) ran out of inlining budget and called <see cref="Q4_0Block"/> and
+    /// <see cref="Finish"/>: 2.3x slower on weights in L2 (the fault <see cref="Q8_0x4Using"/> describes).
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Q4_0x1(byte* w, byte* y, int n, float* output)
     {
         const int B = 8 * Q4_0Bytes; // a group's block

@@ -84,6 +84,22 @@ public class MatMulTests
         }
     }
 
+    /// <summary>
+    /// A one-token product gives each thread one contiguous share of the rows (tiles claimed in turn made the threads'
+    /// prefetchers read each other's rows); products over more tokens keep tiles small enough to stay in L2.
+    /// </summary>
+    [Fact]
+    public void OneTokenProductsGiveEachThreadOneContiguousShare()
+    {
+        using var pool = new KernelPool(2);
+        var matmul = new MatMul(pool);
+        Assert.Equal(384, matmul.RowTile(768, nTokens: 1));
+        Assert.Equal(16000, matmul.RowTile(32000, nTokens: 1));
+        Assert.Equal(35, matmul.RowTile(69, nTokens: 1));
+        Assert.Equal(64, matmul.RowTile(768, nTokens: 2));
+        Assert.Equal(matmul.RowTile(32000), matmul.RowTile(32000, nTokens: 8));
+    }
+
     [Theory]
     [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
     public void IsBatchInvariant(GgmlType type)
