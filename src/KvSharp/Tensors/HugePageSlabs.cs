@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace KvSharp.Tensors;
 
 /// <summary>
@@ -26,12 +24,11 @@ namespace KvSharp.Tensors;
 internal static unsafe class HugePageSlabs
 {
     /// <summary>A transparent huge page on x64: slabs start and end on one.</summary>
-    public const long PageBytes = 2L << 20;
+    public const long PageBytes = HugePageMemory.PageBytes;
 
     /// <summary>Bytes of a shared slab.</summary>
     public const long SlabBytes = 32L << 20;
 
-    private const int MadviseHugePage = 14;
     private static readonly object s_gate = new();
     private static Slab? s_open;
 
@@ -52,7 +49,7 @@ internal static unsafe class HugePageSlabs
         {
             if (bytes >= SlabBytes / 2)
             {
-                slab = New((bytes + PageBytes - 1) & ~(PageBytes - 1));
+                slab = New(HugePageMemory.RoundUp(bytes));
             }
             else
             {
@@ -73,29 +70,10 @@ internal static unsafe class HugePageSlabs
         {
             if (--slab.Live > 0) return;
             if (s_open == slab) s_open = null;
-            NativeMemory.AlignedFree(slab.Base);
+            HugePageMemory.Free(slab.Base);
             slab.Base = null;
         }
     }
 
-    private static Slab New(long size)
-    {
-        var slab = new Slab { Base = (byte*)NativeMemory.AlignedAlloc((nuint)size, (nuint)PageBytes), Size = size };
-        // Before the first touch: the pages are chosen when they are first written. Only a hint: a libc without it
-        // leaves the slab on ordinary pages.
-        if (OperatingSystem.IsLinux())
-        {
-            try
-            {
-                _ = madvise((nint)slab.Base, (nuint)size, MadviseHugePage);
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
-            }
-        }
-        return slab;
-    }
-
-    [DllImport("libc", SetLastError = false)]
-    private static extern int madvise(nint address, nuint length, int advice);
+    private static Slab New(long size) => new() { Base = HugePageMemory.Allocate(size), Size = size };
 }

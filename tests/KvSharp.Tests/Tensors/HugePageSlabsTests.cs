@@ -77,6 +77,42 @@ public unsafe class HugePageSlabsTests
         }
     }
 
+    [Fact]
+    public void HugePageMemoryIsWholeAlignedPages()
+    {
+        Assert.Equal(HugePageMemory.PageBytes, HugePageMemory.RoundUp(1));
+        Assert.Equal(HugePageMemory.PageBytes, HugePageMemory.RoundUp(HugePageMemory.PageBytes));
+        Assert.Equal(2 * HugePageMemory.PageBytes, HugePageMemory.RoundUp(HugePageMemory.PageBytes + 1));
+        byte* p = HugePageMemory.Allocate(3 << 20);
+        try
+        {
+            Assert.Equal(0, (long)p % HugePageMemory.PageBytes);
+            // The rounding is usable memory: the last byte of the second page.
+            p[2 * HugePageMemory.PageBytes - 1] = 7;
+            Assert.Equal(7, p[2 * HugePageMemory.PageBytes - 1]);
+        }
+        finally
+        {
+            HugePageMemory.Free(p);
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => { HugePageMemory.Allocate(0); });
+    }
+
+    [Fact]
+    public void TheKvBlockPoolIsOnHugePagesToo()
+    {
+        const string enabled = "/sys/kernel/mm/transparent_hugepage/enabled";
+        using var model = KvSharp.LlmModel.Load(TestPaths.Model("stories260K.gguf"));
+        // Blocks enough for several huge pages (stories260K: 1,280 bytes a position).
+        using var pool = new KvSharp.Cache.Paged.KvBlockPool(model.Config, 16, 512);
+        Assert.Equal(0, (long)pool.KeyPlane % HugePageMemory.PageBytes);
+        Assert.SkipUnless(OperatingSystem.IsLinux() && File.Exists(enabled) && !File.ReadAllText(enabled).Contains("[never]") && HugePageMemory.Advised,
+            "transparent huge pages are off, KVSHARP_HUGEPAGES=0, or this is not Linux");
+        string? eligible = SmapsField((nint)pool.KeyPlane, "THPeligible:");
+        Assert.SkipWhen(eligible == null, "this kernel's smaps reports no THPeligible");
+        Assert.Equal("1", eligible);
+    }
+
     /// <summary>A field of the /proc/self/smaps entry whose mapping holds <paramref name="address"/>.</summary>
     private static string? SmapsField(nint address, string field)
     {

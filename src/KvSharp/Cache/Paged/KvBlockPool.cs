@@ -89,7 +89,8 @@ public sealed unsafe class KvBlockPool : IDisposable
         Int128 bytes = (Int128)BytesPerBlock * blockCount;
         KvSizing.EnsureFits($"a KV block pool of {blockCount:N0} blocks of {blockSize} positions ({format.Name}, {BytesPerBlock:N0} bytes per block)",
             bytes, 0);
-        _storage = (byte*)NativeMemory.AlignedAlloc((nuint)(long)bytes, 64);
+        // On huge pages: a decode step reads every running sequence's rows from all over the pool.
+        _storage = HugePageMemory.Allocate((long)bytes);
         NativeMemory.Clear(_storage, (nuint)(long)bytes);
         if (!format.RowsStandAlone)
         {
@@ -309,7 +310,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     public void Dispose()
     {
         if (_storage == null) return;
-        NativeMemory.AlignedFree(_storage);
+        HugePageMemory.Free(_storage);
         _storage = null;
     }
 }
