@@ -61,6 +61,9 @@ internal static unsafe class VecDotAvx512Interleaved
         /// <summary>32-byte weight vectors per group block.</summary>
         static abstract int Vectors { get; }
 
+        /// <summary>How many pairs of groups ahead the one-token kernel requests its weights (<see cref="PrefetchPairAhead"/>).</summary>
+        static abstract int OneTokenPairsAhead { get; }
+
         static abstract void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b);
 
         /// <summary>acc += the products of weight vector k (prepared as a, b) and the token's block quants at q.</summary>
@@ -78,6 +81,7 @@ internal static unsafe class VecDotAvx512Interleaved
     {
         public static int GroupBlockBytes => 8 * Q8_0Bytes;
         public static int Vectors => 8;
+        public static int OneTokenPairsAhead => 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
@@ -112,6 +116,15 @@ internal static unsafe class VecDotAvx512Interleaved
     {
         public static int GroupBlockBytes => 8 * Q4_0Bytes;
         public static int Vectors => 4;
+
+        /// <summary>
+        /// The pair after next (measured, not derived): in-process A/B over a `small` model's Q4_0 matrices (62 MB) on a
+        /// shared 2-core Zen 4, huge pages, one contiguous share per thread, against the next pair: 1.02-1.13x on one
+        /// thread (median of nine runs' medians 1.07x), 0.97-1.09x on two (1.03x; the host at load 6-9). Three pairs
+        /// ahead no better; prefetcht0 instead of prefetcht1 0.53x. The kernel then reads at 0.81-0.91 of a load-only
+        /// loop over the same bytes (0.77-0.87 before). Q8_0's one-token default is AVX2, so it keeps the next pair.
+        /// </summary>
+        public static int OneTokenPairsAhead => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
@@ -155,17 +168,19 @@ internal static unsafe class VecDotAvx512Interleaved
         => Join(VecDotAvx2.HalfToSingle((ushort*)p).AsByte(), VecDotAvx2.HalfToSingle((ushort*)(p + groupBytes)).AsByte()).AsSingle();
 
     /// <summary>
-    /// Asks for block <paramref name="w"/>'s counterpart in the next pair of groups (two groups on) to be brought into
+    /// Asks for block <paramref name="w"/>'s counterpart <paramref name="pairs"/> pairs of groups on to be brought into
     /// L2: the products over several tokens are bound by arithmetic, and the hardware prefetcher alone left them
-    /// waiting on weights streamed from memory.
+    /// waiting on weights streamed from memory (two streams at once defeat it; without requests the one-token Q4_0
+    /// kernel ran at 0.38x).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchNextPair<T>(byte* w, nint groupBytes) where T : IBlock
+    private static void PrefetchPairAhead<T>(byte* w, nint groupBytes, int pairs) where T : IBlock
     {
+        byte* ahead = w + 2 * pairs * groupBytes;
         for (int o = 0; o < T.GroupBlockBytes; o += 64)
         {
-            Sse.Prefetch1(w + 2 * groupBytes + o);
-            Sse.Prefetch1(w + 3 * groupBytes + o);
+            Sse.Prefetch1(ahead + o);
+            Sse.Prefetch1(ahead + groupBytes + o);
         }
     }
 
@@ -182,7 +197,7 @@ internal static unsafe class VecDotAvx512Interleaved
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             // Two partial sums shorten the dependency chain; integer adds are exact (Q4_0: within int16, see Q4).
-            PrefetchNextPair<T>(w, groupBytes);
+            PrefetchPairAhead<T>(w, groupBytes, T.OneTokenPairsAhead);
             Vector512<int> i0 = default, i1 = default;
             for (int k = 0; k < T.Vectors; k += 2)
             {
@@ -205,7 +220,7 @@ internal static unsafe class VecDotAvx512Interleaved
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
-            PrefetchNextPair<T>(w, groupBytes);
+            PrefetchPairAhead<T>(w, groupBytes, 1);
             byte* q = y + 2;
             for (int k = 0; k < T.Vectors; k++)
             {
@@ -229,7 +244,7 @@ internal static unsafe class VecDotAvx512Interleaved
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
-            PrefetchNextPair<T>(w, groupBytes);
+            PrefetchPairAhead<T>(w, groupBytes, 1);
             byte* q = y + 2, q4 = q + s4;
             for (int k = 0; k < T.Vectors; k++)
             {
