@@ -23,10 +23,15 @@ public static unsafe class HugePageMemory
     /// <summary>False when KVSHARP_HUGEPAGES=0 asks for ordinary pages.</summary>
     public static bool Advised { get; } = Environment.GetEnvironmentVariable("KVSHARP_HUGEPAGES")?.Trim() != "0";
 
-    /// <summary>At least <paramref name="bytes"/> bytes (rounded up to whole huge pages), uninitialised; free with <see cref="Free"/>.</summary>
+    /// <summary>
+    /// At least <paramref name="bytes"/> bytes, uninitialised; free with <see cref="Free"/>. A region of a huge page or
+    /// more is rounded up to whole huge pages and advised; a smaller one is plain 64-byte-aligned memory (a huge page
+    /// would only cost it up to 2 MiB of resident memory for one TLB entry it does not need).
+    /// </summary>
     public static byte* Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        if (bytes < PageBytes) return (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 64);
         long size = RoundUp(bytes);
         var p = (byte*)NativeMemory.AlignedAlloc((nuint)size, (nuint)PageBytes);
         // Before the first touch: the pages are chosen when they are first written.

@@ -95,6 +95,10 @@ public unsafe class HugePageSlabsTests
         {
             HugePageMemory.Free(p);
         }
+        // Below a huge page: plain memory, 64-byte aligned (a small KV pool must not cost a whole huge page).
+        byte* small = HugePageMemory.Allocate(1000);
+        Assert.Equal(0, (long)small % 64);
+        HugePageMemory.Free(small);
         Assert.Throws<ArgumentOutOfRangeException>(() => { HugePageMemory.Allocate(0); });
     }
 
