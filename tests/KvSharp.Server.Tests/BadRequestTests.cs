@@ -105,6 +105,22 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
         AssertError(HttpStatusCode.BadRequest, code, param, status, json);
     }
 
+    [Theory]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": \"many\"}", "max_tokens", "'max_tokens' must be an integer no larger than 2147483647")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 99999999999999}", "max_tokens", "'max_tokens' must be an integer no larger than 2147483647")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"temperature\": \"hot\"}", "temperature", "'temperature' must be a number")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"stream\": \"yes\"}", "stream", "'stream' must be true or false")]
+    [InlineData("/v1/chat/completions", "{\"messages\": \"Hi\"}", "messages", "'messages' must be an array")]
+    [InlineData("/tokenize", "{\"content\": 5}", "content", "'content' must be a string")]
+    [InlineData("/detokenize", "{\"tokens\": \"a\"}", "tokens", "'tokens' must be an array")]
+    public async Task AFieldOfTheWrongTypeIsSaidInJsonTermsWithoutDotNetTypeNames(string path, string body, string param, string message)
+    {
+        var (status, json) = await server.SendAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        AssertError(HttpStatusCode.BadRequest, "invalid_type", param, status, json);
+        string said = json.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Equal(message, said);
+    }
+
     internal static void AssertError(HttpStatusCode expectedStatus, string code, string? param, HttpStatusCode status, JsonElement json)
     {
         Assert.True(status == expectedStatus, $"{status}: {json}");
