@@ -24,6 +24,7 @@ internal static class LogitsCommand
         command.SetAction(r =>
         {
             int[] ids = ParseTokens(r.GetValue(tokens)!);
+            OutputPaths.CheckFile("--out", r.GetValue(output)!);
             using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.ThreadCount(threads));
             int vocab = llm.Config.VocabSize;
             var cache = llm.CreateCache(KvCacheMode.Contiguous, Math.Max(ids.Length, llm.Config.TrainedContextLength));

@@ -67,7 +67,7 @@ internal static class ServeCommand
                 MaxQueue = r.GetValue(maxQueue),
                 InspectorInterval = TimeSpan.FromMilliseconds(r.GetValue(inspectorInterval)),
                 ChatTemplate = template,
-                SessionDirectory = r.GetValue(sessionDir) is { } dir ? Directory.CreateDirectory(dir).FullName : null,
+                SessionDirectory = r.GetValue(sessionDir) is { } dir ? SessionDirectory(dir) : null,
                 Engine = new EngineOptions
                 {
                     ContextLength = ctx,
@@ -79,11 +79,18 @@ internal static class ServeCommand
                     CachePolicy = defaultPolicy,
                 },
             };
-            if (options.ApiKey == null && !IsLoopback(options.Host))
+            // Only for an address Kestrel can listen on: a bad --host is one error line, without a warning before it.
+            if (options.ApiKey == null && !IsLoopback(options.Host) && System.Net.IPAddress.TryParse(options.Host, out _))
                 Console.Error.WriteLine($"warning: --host {options.Host} is reachable from other machines and no --api-key is set: anyone who can connect can use the model");
             return Serve(llm, options, Console.Error).GetAwaiter().GetResult();
         });
         return command;
+    }
+
+    private static string SessionDirectory(string path)
+    {
+        OutputPaths.CheckDirectory("--session-dir", path);
+        return Directory.CreateDirectory(path).FullName;
     }
 
     private static bool IsLoopback(string host) =>

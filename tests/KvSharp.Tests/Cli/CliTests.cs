@@ -84,7 +84,7 @@ public class CliTests
     [InlineData("inspect {vocabonly-truncated}", "truncated")]
     [InlineData("logits --model {stories} --tokens 1,2,x --out /tmp/x.f32", "'x' (item 3) is not a token id")]
     [InlineData("logits --model {stories} --tokens 1,99999 --out /tmp/x.f32", "token id 99999")]
-    [InlineData("run --model {stories} --prompt {long} --max-tokens 1", "exceed the context length of 128")]
+    [InlineData("run --model {stories} --prompt {long} --max-tokens 1", "tokens, more than the context of 128: shorten it or raise --context")]
     [InlineData("run --model {stories} --prompt hi --temperature -1", "temperature")]
     public void BadInputGivesAClearErrorAndNonZeroExit(string command, string expected)
     {
