@@ -24,6 +24,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"prompt\": \"Once\", \"top_k\": -1}", "invalid_value", "top_k")]
     [InlineData("{\"prompt\": \"Once\", \"n\": 0}", "invalid_value", "n")]
     [InlineData("{\"prompt\": \"Once\", \"n\": 129}", "invalid_value", "n")]
+    [InlineData("{\"prompt\": \"Once\", \"n\": 65}", "invalid_value", "n")] // more than the 64 sequences the engine runs at once
     [InlineData("{\"prompt\": \"Once\", \"presence_penalty\": 2.5}", "invalid_value", "presence_penalty")]
     [InlineData("{\"prompt\": \"Once\", \"frequency_penalty\": -3}", "invalid_value", "frequency_penalty")]
     [InlineData("{\"prompt\": \"Once\", \"stop\": \"\"}", "invalid_value", "stop")]
@@ -119,6 +120,17 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
         AssertError(HttpStatusCode.BadRequest, "invalid_type", param, status, json);
         string said = json.GetProperty("error").GetProperty("message").GetString()!;
         Assert.Equal(message, said);
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/nope", HttpStatusCode.NotFound, "not_found", "Invalid URL (GET /v1/nope): no such endpoint")]
+    [InlineData("GET", "/v1/completions", HttpStatusCode.MethodNotAllowed, "method_not_allowed", "Method not allowed (GET /v1/completions): see the Allow header")]
+    public async Task UnknownPathsAndMethodsGetOpenAisErrorShape(string method, string path, HttpStatusCode expected, string code, string message)
+    {
+        using var response = await server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path), TestContext.Current.CancellationToken);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        AssertError(expected, code, null, response.StatusCode, json.RootElement);
+        Assert.Equal(message, json.RootElement.GetProperty("error").GetProperty("message").GetString());
     }
 
     internal static void AssertError(HttpStatusCode expectedStatus, string code, string? param, HttpStatusCode status, JsonElement json)

@@ -44,6 +44,10 @@ internal static class EngineRequests
             throw ApiError.InvalidValue("stream_options", "stream_options is only allowed when stream is true");
         int n = p.N ?? 1;
         if (n is < 1 or > MaxChoices) throw ApiError.InvalidValue("n", $"n must be in [1, {MaxChoices}], got {n}");
+        // Checked here too, not only by the engine, so that the 400 names the field.
+        int running = served.Engine.Options.RunningLimit;
+        if (n > running)
+            throw ApiError.InvalidValue("n", $"n must be at most {running}, the sequences this server runs at once (kvsharp serve --max-running), got {n}");
         float temperature = p.Temperature ?? 1f, topP = p.TopP ?? 1f, minP = p.MinP ?? 0f, repetition = p.RepetitionPenalty ?? 1f;
         float presence = p.PresencePenalty ?? 0f, frequency = p.FrequencyPenalty ?? 0f;
         int topK = p.TopK ?? 0;
