@@ -46,6 +46,14 @@ public class CliTests
     }
 
     [Fact]
+    public void RunningAVocabOnlyFileSaysWhatItIsForInsteadOfAMissingTensor()
+    {
+        string vocab = TestPaths.Fixture("tokenizer/ggml-vocab-llama-spm.gguf");
+        var r = CliRunner.Run("run", "--model", vocab, "--prompt", "hi");
+        CliOptionErrorTests.AssertOneLineError(r, $"{vocab}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
+    }
+
+    [Fact]
     public void InspectReportsKvBytesByTheFormula()
     {
         var r = CliRunner.Run("inspect", TestPaths.Fixture("llama-gqa.Q4_K_M.gguf"));
