@@ -69,13 +69,14 @@ internal static class EvalCommand
             IReadOnlyList<KvCachePolicy> runPolicies = sweeping
                 ? PolicySweep.Expand(policyList ?? PolicySweep.DefaultPolicies, SweepBudgets(ctx, Console.Error))
                 : policyList?.Distinct().ToArray() ?? [KvCachePolicy.Full];
-            foreach (var p in runPolicies) p.Validate(ctx);
+            foreach (var p in runPolicies) KvPolicyOption.CheckFits("--policy", p, ctx);
             var setups = runPolicies.SelectMany(p => types.Select(t => t with { CachePolicy = p })).ToArray();
             string source;
             int[] tokens;
             if (textFile != null)
             {
                 tokens = llm.Tokenizer.Encode(File.ReadAllText(textFile), addSpecial: true, parseSpecial: false);
+                if (tokens.Length < 2) throw new ArgumentException($"--text {textFile}: the file has no text to score (it is empty)");
                 source = textFile;
             }
             else

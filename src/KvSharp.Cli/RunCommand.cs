@@ -52,6 +52,8 @@ internal static class RunCommand
                 ContextShiftKeep = r.GetValue(keep),
                 CachePolicy = r.GetValue(policy),
             };
+            if (r.GetValue(stop) is { } stops && stops.Any(string.IsNullOrEmpty))
+                throw new ArgumentException("--stop must not be empty: an empty stop string would end the reply before its first token");
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -62,6 +64,7 @@ internal static class RunCommand
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             CheckFits(llm, sessionOptions, ctx, text, options.MaxTokens);
+            KvPolicyOption.CheckFits("--kv-policy", sessionOptions.CachePolicy, ctx);
             if (sessionOptions.ContextShiftKeep >= ctx)
                 throw new ArgumentException($"--keep {sessionOptions.ContextShiftKeep} must be below the context length {ctx}: a context shift must leave a position to discard");
             if (ctx > trained)

@@ -57,7 +57,7 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             var defaultPolicy = r.GetValue(policy);
             // A budget past the context is a startup error, not a refusal of every request that names no policy.
-            defaultPolicy?.Validate(ctx);
+            KvPolicyOption.CheckFits("--kv-policy", defaultPolicy, ctx);
             using var kvTiers = tiers.Create(r);
             var options = new ServerOptions
             {

@@ -114,7 +114,7 @@ public class ServeCommandTests
     [InlineData("--max-queue", "-1", "--max-queue must be a whole number >= 0, got '-1'")]
     [InlineData("--host", "somewhere", "--host somewhere is not an IP address or 'localhost'")]
     [InlineData("--chat-template", "nosuch", "--chat-template 'nosuch' is neither a built-in template")]
-    [InlineData("--kv-policy", "window:600", "cache policy 'window:600' keeps 600 positions, more than the context length of 128")]
+    [InlineData("--kv-policy", "window:600", "--kv-policy: cache policy 'window:600' keeps 600 positions, more than the context length of 128 (--context raises it)")]
     public async Task BadOptionsAreOneLineAndExitCode1(string option, string value, string expected)
     {
         using var process = StartServe(option, value);

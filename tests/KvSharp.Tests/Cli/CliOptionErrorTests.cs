@@ -59,6 +59,13 @@ public class CliOptionErrorTests
     }
 
     [Fact]
+    public void AnEmptyStopStringNamesTheOption()
+    {
+        var r = CliRunner.Run("run", "-m", Stories, "-p", "hi", "--stop", "");
+        AssertOneLineError(r, "--stop must not be empty");
+    }
+
+    [Fact]
     public void TwoMistakesAreStillOneLine()
     {
         var r = CliRunner.Run("run", "-m", Stories, "--top-p", "2", "--cache", "paged");

@@ -85,6 +85,20 @@ public class CliTests
         finally { File.Delete(output); }
     }
 
+    [Fact]
+    public void LogitsPastTheTrainedContextAreWrittenWithAWarning()
+    {
+        string output = Path.GetTempFileName();
+        try
+        {
+            var r = CliRunner.Run("logits", "--model", Stories, "--tokens", string.Join(',', Enumerable.Repeat(1, 130)), "--out", output);
+            Assert.Equal(0, r.ExitCode);
+            Assert.Contains("warning: 130 tokens exceed the model's trained context length 128; logits past it may degrade", r.Stderr);
+            Assert.Equal(130L * 512 * 4, new FileInfo(output).Length);
+        }
+        finally { File.Delete(output); }
+    }
+
     [Theory]
     [InlineData("run --model /nonexistent.gguf --prompt hi", "model file not found")]
     [InlineData("run --model {tokenizer} --prompt hi", "neither a GGUF file (it does not start with \"GGUF\") nor a plausible llama2.c checkpoint")]
