@@ -55,7 +55,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 129}", "invalid_value", "n")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"temperature\": 3}", "invalid_value", "temperature")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_completion_tokens\": 0}", "invalid_value", "max_completion_tokens")]
-    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 600}", "context_length_exceeded", "prompt")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 600}", "context_length_exceeded", "messages")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 3}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logprobs\": true, \"top_logprobs\": 21}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "unsupported_parameter", "tools")]
