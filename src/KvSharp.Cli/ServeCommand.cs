@@ -105,6 +105,10 @@ internal static class ServeCommand
             $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
             $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.Format.Name}); Ctrl-C stops");
         log.WriteLine($"[kvsharp] KV cache inspector: open {server.BaseAddress} in a browser");
+        long holds = (long)pool.BlockCount * pool.BlockSize;
+        if (holds < server.Engine.ContextLength)
+            log.WriteLine($"warning: --kv-budget-mib {options.Engine.KvBudgetBytes >> 20} holds {holds:N0} tokens of KV, fewer than one sequence of the context " +
+                $"{server.Engine.ContextLength:N0}: a request that needs more is refused (raise --kv-budget-mib or lower --context)");
         await server.WaitForShutdownAsync();
         log.WriteLine("[kvsharp] stopped");
         return 0;
