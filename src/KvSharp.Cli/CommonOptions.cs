@@ -47,7 +47,7 @@ internal static class CommonOptions
         CheckNotDirectory("--model", model);
         if (tokenizer != null)
         {
-            CheckNotDirectory("--tokenizer", tokenizer);
+            CheckNotDirectory("--tokenizer", tokenizer, "the tokenizer.bin inside it");
             CheckTokenizerWanted(model);
         }
         return LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
@@ -64,9 +64,10 @@ internal static class CommonOptions
     }
 
     /// <summary>A directory would otherwise be reported as "not found", which sends people looking in the wrong place.</summary>
-    public static void CheckNotDirectory(string option, string path)
+    /// <param name="file">What belongs there, for the message ("the model file inside it (...)").</param>
+    public static void CheckNotDirectory(string option, string path, string file = "the model file inside it (a .gguf file or a llama2.c .bin checkpoint)")
     {
         if (Directory.Exists(path))
-            throw new ArgumentException($"{option} {path} is a directory; give the model file inside it (a .gguf file or a llama2.c .bin checkpoint)");
+            throw new ArgumentException($"{option} {path} is a directory; give {file}");
     }
 }

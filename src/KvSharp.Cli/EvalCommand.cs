@@ -50,7 +50,7 @@ internal static class EvalCommand
             if (textFile == null && generated == null) throw new ArgumentException("eval needs a text: --text FILE or --generate N");
             if (textFile != null)
             {
-                CommonOptions.CheckNotDirectory("--text", textFile);
+                CommonOptions.CheckNotDirectory("--text", textFile, "a text file");
                 if (!File.Exists(textFile)) throw new FileNotFoundException($"--text: file not found: {textFile}", textFile);
             }
             var policyList = r.GetValue(policies) is { Length: > 0 } named ? named : null;

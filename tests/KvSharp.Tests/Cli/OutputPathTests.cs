@@ -1,8 +1,8 @@
 namespace KvSharp.Tests.Cli;
 
 /// <summary>
-/// A path a command will write is checked before the work that fills it: a directory where a file goes, a parent
-/// directory that does not exist, a file where a directory goes, is one line naming the option and the path, not
+/// A path a command reads or writes is checked before the work: a directory where a file goes, a parent directory that
+/// does not exist, a file where a directory goes, is one line naming the option, the path and what belongs there, not
 /// .NET's "Access to the path is denied" or "The file already exists".
 /// </summary>
 public sealed class OutputPathTests : IDisposable
@@ -11,6 +11,15 @@ public sealed class OutputPathTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("kvsharp-output-path-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Theory]
+    [InlineData("run", "--file", "a text file (or - for standard input)")]
+    [InlineData("eval", "--text", "a text file")]
+    public void ADirectoryWhereATextFileGoesIsNotCalledAModel(string command, string option, string wanted)
+    {
+        var r = CliRunner.Run(command, "-m", Stories, option, _dir);
+        CliOptionErrorTests.AssertOneLineError(r, $"{option} {_dir} is a directory; give {wanted}");
+    }
 
     [Fact]
     public void LogitsOutIsNotADirectory()
