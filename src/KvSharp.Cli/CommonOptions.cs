@@ -45,14 +45,29 @@ internal static class CommonOptions
     public static LlmModel Load(string model, string? tokenizer, int threads)
     {
         CheckNotDirectory("--model", model);
-        if (tokenizer != null) CheckNotDirectory("--tokenizer", tokenizer);
+        if (tokenizer != null)
+        {
+            CheckNotDirectory("--tokenizer", tokenizer, "the tokenizer.bin inside it");
+            CheckTokenizerWanted(model);
+        }
         return LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
     }
 
+    /// <summary>
+    /// A GGUF file carries its own tokenizer, so a --tokenizer beside it would be ignored: said instead, since whoever
+    /// gave it expects it to be used.
+    /// </summary>
+    public static void CheckTokenizerWanted(string model)
+    {
+        if (LlmModel.IsGguf(model))
+            throw new ArgumentException($"--tokenizer is only for a llama2.c checkpoint; --model {model} is a GGUF file, which has its own tokenizer (leave --tokenizer out)");
+    }
+
     /// <summary>A directory would otherwise be reported as "not found", which sends people looking in the wrong place.</summary>
-    public static void CheckNotDirectory(string option, string path)
+    /// <param name="file">What belongs there, for the message ("the model file inside it (...)").</param>
+    public static void CheckNotDirectory(string option, string path, string file = "the model file inside it (a .gguf file or a llama2.c .bin checkpoint)")
     {
         if (Directory.Exists(path))
-            throw new ArgumentException($"{option} {path} is a directory; give the model file inside it (a .gguf file or a llama2.c .bin checkpoint)");
+            throw new ArgumentException($"{option} {path} is a directory; give {file}");
     }
 }

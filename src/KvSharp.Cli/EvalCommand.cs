@@ -50,31 +50,33 @@ internal static class EvalCommand
             if (textFile == null && generated == null) throw new ArgumentException("eval needs a text: --text FILE or --generate N");
             if (textFile != null)
             {
-                CommonOptions.CheckNotDirectory("--text", textFile);
+                CommonOptions.CheckNotDirectory("--text", textFile, "a text file");
                 if (!File.Exists(textFile)) throw new FileNotFoundException($"--text: file not found: {textFile}", textFile);
             }
             var policyList = r.GetValue(policies) is { Length: > 0 } named ? named : null;
             bool sweeping = r.GetValue(sweep);
-            IReadOnlyList<KvCachePolicy> runPolicies = sweeping
-                ? PolicySweep.Expand(policyList ?? PolicySweep.DefaultPolicies, PolicySweep.DefaultBudgets)
-                : policyList?.Distinct().ToArray() ?? [KvCachePolicy.Full];
             // Policies are measured at the exact element type unless types are named; types alone, each of them.
             bool typesNamed = r.GetValue(kvTypes) is { Length: > 0 } || r.GetValue(keyTypes) is { Length: > 0 } || r.GetValue(valueTypes) is { Length: > 0 };
             EvalSetup[] types = !typesNamed && (policyList != null || sweeping) ? [new EvalSetup(KvElementType.F32)]
                 : Setups(r.GetValue(kvTypes), r.GetValue(keyTypes), r.GetValue(valueTypes));
-            var setups = runPolicies.SelectMany(p => types.Select(t => t with { CachePolicy = p })).ToArray();
             string? plotFile = r.GetValue(plot);
             if (plotFile != null && Path.GetExtension(plotFile).ToLowerInvariant() is not (".svg" or ".png"))
                 throw new ArgumentException($"--plot {plotFile}: the file must end in .svg or .png");
+            if (plotFile != null) OutputPaths.CheckFile("--plot", plotFile);
 
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
             int ctx = r.GetValue(context) ?? llm.Config.TrainedContextLength;
-            foreach (var p in runPolicies) p.Validate(ctx);
+            IReadOnlyList<KvCachePolicy> runPolicies = sweeping
+                ? PolicySweep.Expand(policyList ?? PolicySweep.DefaultPolicies, SweepBudgets(ctx, Console.Error))
+                : policyList?.Distinct().ToArray() ?? [KvCachePolicy.Full];
+            foreach (var p in runPolicies) KvPolicyOption.CheckFits("--policy", p, ctx);
+            var setups = runPolicies.SelectMany(p => types.Select(t => t with { CachePolicy = p })).ToArray();
             string source;
             int[] tokens;
             if (textFile != null)
             {
                 tokens = llm.Tokenizer.Encode(File.ReadAllText(textFile), addSpecial: true, parseSpecial: false);
+                if (tokens.Length < 2) throw new ArgumentException($"--text {textFile}: the file has no text to score (it is empty)");
                 source = textFile;
             }
             else
@@ -104,6 +106,21 @@ internal static class EvalCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The sweep's budgets that fit the context: a larger one cannot run at all (a policy may not keep more positions
+    /// than the context holds), so it is left out and said so, rather than failing the whole sweep.
+    /// </summary>
+    internal static int[] SweepBudgets(int context, TextWriter log)
+    {
+        int[] fit = PolicySweep.DefaultBudgets.Where(b => b <= context).ToArray();
+        if (fit.Length == 0)
+            throw new ArgumentException($"--sweep: every budget ({string.Join('/', PolicySweep.DefaultBudgets)} positions) is more than --context {context}; " +
+                $"give a --context of at least {PolicySweep.DefaultBudgets[0]}");
+        if (fit.Length < PolicySweep.DefaultBudgets.Count)
+            log.WriteLine($"[kvsharp] eval: --sweep skips budgets {string.Join('/', PolicySweep.DefaultBudgets.Skip(fit.Length))}: more than the context of {context}");
+        return fit;
     }
 
     /// <summary>

@@ -17,7 +17,7 @@ internal static class InspectCommand
     public static Command Create()
     {
         var path = new Argument<string>("path") { Description = "GGUF file or llama2.c checkpoint" };
-        var context = new Option<int?>("--context", "-c") { Description = "context length to size the cache for (default: trained)" };
+        var context = NumberOption.Optional("--context", "context length to size the cache for (default: trained)", Allowed.AtLeast(1), "-c");
         var all = new Option<bool>("--all-metadata") { Description = "print long arrays in full" };
         var command = new Command("inspect", "describe a model file and its KV cache cost") { path, context, all };
         command.SetAction(r => CliErrors.Run(() => Inspect(r.GetValue(path)!, r.GetValue(context), r.GetValue(all), Console.Out)));

@@ -25,6 +25,13 @@ internal static class KvPolicyOption
             .Select(v => ParseOne(r, v)).OfType<KvCachePolicy>().ToArray(),
     };
 
+    /// <summary>Checks <paramref name="policy"/> against the context, the error naming <paramref name="option"/>.</summary>
+    public static void CheckFits(string option, KvCachePolicy? policy, int context)
+    {
+        try { policy?.Validate(context); }
+        catch (ArgumentException e) { throw new ArgumentException($"{option}: {e.Message} (--context raises it)"); }
+    }
+
     private static KvCachePolicy? ParseOne(System.CommandLine.Parsing.ArgumentResult r, string value)
     {
         try { return KvCachePolicy.Parse(value); }

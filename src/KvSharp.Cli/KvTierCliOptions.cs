@@ -29,7 +29,11 @@ internal sealed class KvTierCliOptions
     public KvTiers? Create(ParseResult r)
     {
         var tiers = new List<IKvBlockTier>();
-        if (r.GetValue(Disk) is { } directory) tiers.Add(new DiskKvTier(directory, r.GetValue(DiskMiB) << 20));
+        if (r.GetValue(Disk) is { } directory)
+        {
+            OutputPaths.CheckDirectory("--kv-tier-disk", directory);
+            tiers.Add(new DiskKvTier(directory, r.GetValue(DiskMiB) << 20));
+        }
         else if (r.GetResult(DiskMiB) is { Implicit: false }) throw new ArgumentException("--kv-tier-disk-mib needs --kv-tier-disk DIR");
         // Connecting never fails: an unreachable server is retried in the background, and every lookup meanwhile is a miss.
         if (r.GetValue(Redis) is { } redis) tiers.Add(new RedisKvTier(redis));

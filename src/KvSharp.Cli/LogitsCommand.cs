@@ -24,9 +24,12 @@ internal static class LogitsCommand
         command.SetAction(r =>
         {
             int[] ids = ParseTokens(r.GetValue(tokens)!);
+            OutputPaths.CheckFile("--out", r.GetValue(output)!);
             using var llm = CommonOptions.Load(r.GetValue(model)!, r.GetValue(tokenizer), r.ThreadCount(threads));
-            int vocab = llm.Config.VocabSize;
-            var cache = llm.CreateCache(KvCacheMode.Contiguous, Math.Max(ids.Length, llm.Config.TrainedContextLength));
+            int vocab = llm.Config.VocabSize, trained = llm.Config.TrainedContextLength;
+            if (ids.Length > trained)
+                Console.Error.WriteLine($"warning: {ids.Length} tokens exceed the model's trained context length {trained}; logits past it may degrade");
+            var cache = llm.CreateCache(KvCacheMode.Contiguous, Math.Max(ids.Length, trained));
             var logits = new float[ids.Length * vocab];
             if (r.GetValue(mode).Value == LogitsMode.Batch)
             {

@@ -10,13 +10,12 @@ namespace KvSharp.Cli;
 internal static class PromptCacheFile
 {
     /// <summary>
-    /// Tokenizes <paramref name="prompt"/> as a first turn, restores <paramref name="path"/> into the empty
-    /// <paramref name="session"/> if it exists, keeps the prefix the two share and returns the prompt tokens still to run.
+    /// Restores <paramref name="path"/> into the empty <paramref name="session"/> if it exists, keeps the prefix it
+    /// shares with <paramref name="tokens"/> (a first turn's, BOS included) and returns the prompt tokens still to run.
     /// A file from another model or KV type, or a damaged one, is an error that names it.
     /// </summary>
-    public static int[] Restore(InferenceSession session, string path, string prompt, TextWriter log)
+    public static int[] Restore(InferenceSession session, string path, int[] tokens, TextWriter log)
     {
-        var tokens = session.Model.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: false);
         if (!File.Exists(path))
         {
             log.WriteLine($"[kvsharp] prompt cache {path} does not exist yet: it will be written after this run");

@@ -21,7 +21,7 @@ internal static class PromptInput
         if (prompt != null) return prompt;
         if (file == null) return stdinRedirected ? TrimLineBreaks(stdin.ReadToEnd()) : "";
         if (file == "-") return TrimLineBreaks(stdin.ReadToEnd());
-        CommonOptions.CheckNotDirectory("--file", file);
+        CommonOptions.CheckNotDirectory("--file", file, "a text file (or - for standard input)");
         if (!System.IO.File.Exists(file)) throw new FileNotFoundException($"--file: prompt file not found: {file}", file);
         return TrimLineBreaks(System.IO.File.ReadAllText(file));
     }

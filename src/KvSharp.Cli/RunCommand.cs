@@ -39,6 +39,8 @@ internal static class RunCommand
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
         {
+            if (r.GetValue(keep) is { } kept && r.GetValue(overflow).Value != ContextOverflow.Shift)
+                throw new ArgumentException($"--keep {kept} only applies to a context shift: add --context-overflow shift, or leave --keep out");
             string text = PromptInput.Read(r.GetValue(prompt), r.GetValue(file), Console.In, Console.IsInputRedirected);
             var kv = kvTypes.Read(r);
             var sessionOptions = new SessionOptions
@@ -50,6 +52,8 @@ internal static class RunCommand
                 ContextShiftKeep = r.GetValue(keep),
                 CachePolicy = r.GetValue(policy),
             };
+            if (r.GetValue(stop) is { } stops && stops.Any(string.IsNullOrEmpty))
+                throw new ArgumentException("--stop must not be empty: an empty stop string would end the reply before its first token");
             var options = new GenerationOptions
             {
                 MaxTokens = r.GetValue(maxTokens),
@@ -60,19 +64,25 @@ internal static class RunCommand
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             CheckFits(llm, sessionOptions, ctx, text, options.MaxTokens);
+            KvPolicyOption.CheckFits("--kv-policy", sessionOptions.CachePolicy, ctx);
             if (sessionOptions.ContextShiftKeep >= ctx)
                 throw new ArgumentException($"--keep {sessionOptions.ContextShiftKeep} must be below the context length {ctx}: a context shift must leave a position to discard");
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             string? cacheFile = r.GetValue(promptCache);
+            if (cacheFile != null) OutputPaths.CheckFile("--prompt-cache", cacheFile);
             if (cacheFile != null && sessionOptions.CacheMode == KvCacheMode.None)
                 throw new ArgumentException("--prompt-cache needs a KV cache to save: use --cache contiguous or static, not none");
+            // A first turn: BOS, and the text never read as special tokens (what session.Generate does).
+            int[] promptTokens = llm.Tokenizer.Encode(text, addSpecial: true, parseSpecial: false);
+            if (promptTokens.Length > ctx)
+                throw new ArgumentException($"the prompt is {promptTokens.Length} tokens, more than the context of {ctx}: shorten it or raise --context " +
+                    $"(the model's trained context is {trained})");
             using var session = llm.CreateSession(sessionOptions with { ContextLength = ctx });
             // Refused before anything is generated, not after: a run whose session cannot be saved writes nothing.
             if (cacheFile != null) session.EnsureSavable();
             var stdout = Console.Out;
-            var pieces = cacheFile == null ? session.Generate(text, options)
-                : session.GenerateTokens(PromptCacheFile.Restore(session, cacheFile, text, Console.Error), options);
+            var pieces = session.GenerateTokens(cacheFile == null ? promptTokens : PromptCacheFile.Restore(session, cacheFile, promptTokens, Console.Error), options);
             foreach (string piece in pieces)
             {
                 stdout.Write(piece);

@@ -57,7 +57,7 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             var defaultPolicy = r.GetValue(policy);
             // A budget past the context is a startup error, not a refusal of every request that names no policy.
-            defaultPolicy?.Validate(ctx);
+            KvPolicyOption.CheckFits("--kv-policy", defaultPolicy, ctx);
             using var kvTiers = tiers.Create(r);
             var options = new ServerOptions
             {
@@ -67,7 +67,7 @@ internal static class ServeCommand
                 MaxQueue = r.GetValue(maxQueue),
                 InspectorInterval = TimeSpan.FromMilliseconds(r.GetValue(inspectorInterval)),
                 ChatTemplate = template,
-                SessionDirectory = r.GetValue(sessionDir) is { } dir ? Directory.CreateDirectory(dir).FullName : null,
+                SessionDirectory = r.GetValue(sessionDir) is { } dir ? SessionDirectory(dir) : null,
                 Engine = new EngineOptions
                 {
                     ContextLength = ctx,
@@ -79,11 +79,18 @@ internal static class ServeCommand
                     CachePolicy = defaultPolicy,
                 },
             };
-            if (options.ApiKey == null && !IsLoopback(options.Host))
+            // Only for an address Kestrel can listen on: a bad --host is one error line, without a warning before it.
+            if (options.ApiKey == null && !IsLoopback(options.Host) && System.Net.IPAddress.TryParse(options.Host, out _))
                 Console.Error.WriteLine($"warning: --host {options.Host} is reachable from other machines and no --api-key is set: anyone who can connect can use the model");
             return Serve(llm, options, Console.Error).GetAwaiter().GetResult();
         });
         return command;
+    }
+
+    private static string SessionDirectory(string path)
+    {
+        OutputPaths.CheckDirectory("--session-dir", path);
+        return Directory.CreateDirectory(path).FullName;
     }
 
     private static bool IsLoopback(string host) =>
@@ -98,6 +105,10 @@ internal static class ServeCommand
             $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
             $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.Format.Name}); Ctrl-C stops");
         log.WriteLine($"[kvsharp] KV cache inspector: open {server.BaseAddress} in a browser");
+        long holds = (long)pool.BlockCount * pool.BlockSize;
+        if (holds < server.Engine.ContextLength)
+            log.WriteLine($"warning: --kv-budget-mib {options.Engine.KvBudgetBytes >> 20} holds {holds:N0} tokens of KV, fewer than one sequence of the context " +
+                $"{server.Engine.ContextLength:N0}: a request that needs more is refused (raise --kv-budget-mib or lower --context)");
         await server.WaitForShutdownAsync();
         log.WriteLine("[kvsharp] stopped");
         return 0;

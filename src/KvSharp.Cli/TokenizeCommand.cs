@@ -24,6 +24,10 @@ internal static class TokenizeCommand
             GgufFile? gguf = null;
             try
             {
+                if (modelPath != null && tokPath != null)
+                    throw new ArgumentException("give --model (a GGUF file) or --tokenizer (a llama2.c tokenizer.bin), not both");
+                if (modelPath != null && r.GetValue(vocab) is { } size)
+                    throw new ArgumentException($"--vocab-size {size} only checks a llama2.c --tokenizer; a GGUF --model says its own vocabulary size");
                 if (modelPath != null)
                 {
                     gguf = GgufFile.Open(modelPath);

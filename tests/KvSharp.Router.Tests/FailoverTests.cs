@@ -126,6 +126,8 @@ public class FailoverTests
         Assert.Equal(2, rig.Router.Replicas.All.Sum(r => r.Retries));
         var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("error");
         Assert.Equal("replicas_unavailable", error.GetProperty("code").GetString());
+        // What went wrong, not only YARP's stage name ("Request").
+        Assert.Matches("(?i)refused", error.GetProperty("message").GetString());
     }
 
     /// <summary>A fresh server on the port a stopped replica had (the router knows replicas by address).</summary>

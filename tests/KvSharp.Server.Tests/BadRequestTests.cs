@@ -24,6 +24,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"prompt\": \"Once\", \"top_k\": -1}", "invalid_value", "top_k")]
     [InlineData("{\"prompt\": \"Once\", \"n\": 0}", "invalid_value", "n")]
     [InlineData("{\"prompt\": \"Once\", \"n\": 129}", "invalid_value", "n")]
+    [InlineData("{\"prompt\": \"Once\", \"n\": 65}", "invalid_value", "n")] // more than the 64 sequences the engine runs at once
     [InlineData("{\"prompt\": \"Once\", \"presence_penalty\": 2.5}", "invalid_value", "presence_penalty")]
     [InlineData("{\"prompt\": \"Once\", \"frequency_penalty\": -3}", "invalid_value", "frequency_penalty")]
     [InlineData("{\"prompt\": \"Once\", \"stop\": \"\"}", "invalid_value", "stop")]
@@ -54,7 +55,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"n\": 129}", "invalid_value", "n")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"temperature\": 3}", "invalid_value", "temperature")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_completion_tokens\": 0}", "invalid_value", "max_completion_tokens")]
-    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 600}", "context_length_exceeded", "prompt")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 600}", "context_length_exceeded", "messages")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 3}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logprobs\": true, \"top_logprobs\": 21}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "unsupported_parameter", "tools")]
@@ -103,6 +104,33 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     {
         var (status, json) = await server.SendAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
         AssertError(HttpStatusCode.BadRequest, code, param, status, json);
+    }
+
+    [Theory]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": \"many\"}", "max_tokens", "'max_tokens' must be an integer no larger than 2147483647")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"max_tokens\": 99999999999999}", "max_tokens", "'max_tokens' must be an integer no larger than 2147483647")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"temperature\": \"hot\"}", "temperature", "'temperature' must be a number")]
+    [InlineData("/v1/completions", "{\"prompt\": \"Once\", \"stream\": \"yes\"}", "stream", "'stream' must be true or false")]
+    [InlineData("/v1/chat/completions", "{\"messages\": \"Hi\"}", "messages", "'messages' must be an array")]
+    [InlineData("/tokenize", "{\"content\": 5}", "content", "'content' must be a string")]
+    [InlineData("/detokenize", "{\"tokens\": \"a\"}", "tokens", "'tokens' must be an array")]
+    public async Task AFieldOfTheWrongTypeIsSaidInJsonTermsWithoutDotNetTypeNames(string path, string body, string param, string message)
+    {
+        var (status, json) = await server.SendAsync(path, new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
+        AssertError(HttpStatusCode.BadRequest, "invalid_type", param, status, json);
+        string said = json.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.Equal(message, said);
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/nope", HttpStatusCode.NotFound, "not_found", "Invalid URL (GET /v1/nope): no such endpoint")]
+    [InlineData("GET", "/v1/completions", HttpStatusCode.MethodNotAllowed, "method_not_allowed", "Method not allowed (GET /v1/completions): see the Allow header")]
+    public async Task UnknownPathsAndMethodsGetOpenAisErrorShape(string method, string path, HttpStatusCode expected, string code, string message)
+    {
+        using var response = await server.Client.SendAsync(new HttpRequestMessage(new HttpMethod(method), path), TestContext.Current.CancellationToken);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        AssertError(expected, code, null, response.StatusCode, json.RootElement);
+        Assert.Equal(message, json.RootElement.GetProperty("error").GetProperty("message").GetString());
     }
 
     internal static void AssertError(HttpStatusCode expectedStatus, string code, string? param, HttpStatusCode status, JsonElement json)

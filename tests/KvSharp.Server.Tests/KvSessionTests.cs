@@ -97,6 +97,23 @@ public class KvSessionTests(KvSessionTests.Fixture server) : IClassFixture<KvSes
         Assert.Equal((HttpStatusCode)422, status);
         Assert.Contains("cannot be restored", body.GetProperty("error").GetProperty("message").GetString());
     }
+
+    [Theory]
+    [InlineData("garbage", "not a KvSharp prefix file")]
+    [InlineData("truncated", "truncated")]
+    public async Task ADamagedFileIs422WithTheReasonNotA500(string damage, string reason)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await server.PostAsync("/v1/chat/completions", Chat(Conversation), ct);
+        Assert.Equal(HttpStatusCode.OK, (await server.PostAsync($"/v1/kv/sessions/whole-{damage}/save", Chat(Conversation), ct)).Status);
+        byte[] whole = File.ReadAllBytes(Path.Combine(server.Directory, $"whole-{damage}.kvprefix"));
+        File.WriteAllBytes(Path.Combine(server.Directory, $"{damage}.kvprefix"), damage == "garbage" ? "not a prefix file"u8.ToArray() : whole[..(whole.Length / 2)]);
+        var (status, body) = await server.PostAsync($"/v1/kv/sessions/{damage}/restore", new JsonObject(), ct);
+        Assert.Equal((HttpStatusCode)422, status);
+        string message = body.GetProperty("error").GetProperty("message").GetString()!;
+        Assert.StartsWith($"session '{damage}' cannot be restored: ", message);
+        Assert.Contains(reason, message);
+    }
 }
 
 /// <summary>Without --session-dir the session endpoints say how to turn them on.</summary>

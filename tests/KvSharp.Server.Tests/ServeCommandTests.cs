@@ -53,6 +53,28 @@ public class ServeCommandTests
         }
     }
 
+    [Fact]
+    public async Task ABudgetSmallerThanOneContextIsWarnedAtStartup()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // 1 MiB of F32 KV at 1,280 bytes per token: 51 blocks of 16, 816 tokens, for a context of 4,000.
+        using var process = StartServe("--port", "0", "--kv-budget-mib", "1", "--context", "4000");
+        try
+        {
+            await AddressAsync(process, ct);
+            using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            startup.CancelAfter(TimeSpan.FromSeconds(30));
+            string? line;
+            while ((line = await process.StandardError.ReadLineAsync(startup.Token)) is { } && !line.StartsWith("warning: --kv-budget-mib", StringComparison.Ordinal)) { }
+            Assert.Equal("warning: --kv-budget-mib 1 holds 816 tokens of KV, fewer than one sequence of the context 4,000: a request that needs more is refused " +
+                "(raise --kv-budget-mib or lower --context)", line);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
     /// <summary>Reads the server's stderr up to its "serving ... at URL" line and returns the URL.</summary>
     private static async Task<Uri> AddressAsync(Process process, CancellationToken ct)
     {
@@ -114,7 +136,7 @@ public class ServeCommandTests
     [InlineData("--max-queue", "-1", "--max-queue must be a whole number >= 0, got '-1'")]
     [InlineData("--host", "somewhere", "--host somewhere is not an IP address or 'localhost'")]
     [InlineData("--chat-template", "nosuch", "--chat-template 'nosuch' is neither a built-in template")]
-    [InlineData("--kv-policy", "window:600", "cache policy 'window:600' keeps 600 positions, more than the context length of 128")]
+    [InlineData("--kv-policy", "window:600", "--kv-policy: cache policy 'window:600' keeps 600 positions, more than the context length of 128 (--context raises it)")]
     public async Task BadOptionsAreOneLineAndExitCode1(string option, string value, string expected)
     {
         using var process = StartServe(option, value);

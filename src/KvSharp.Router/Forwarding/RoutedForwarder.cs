@@ -92,7 +92,9 @@ internal sealed class RoutedForwarder : IDisposable
                 _log.LogWarning("replica {Replica} failed after its response to {Path} had started ({Error}); the client's connection was reset", replica.Name, context.Request.Path, error);
                 return;
             }
-            lastFailure = state.Refused is { } status ? $"{replica.Name} answered {(int)status}" : $"{replica.Name}: {error}";
+            // YARP's error names only the stage ("Request"); its exception says what went wrong ("Connection refused").
+            string reason = context.Features.Get<IForwarderErrorFeature>()?.Exception?.GetBaseException().Message is { } cause ? $"{error}: {cause}" : $"{error}";
+            lastFailure = state.Refused is { } status ? $"{replica.Name} answered {(int)status}" : $"{replica.Name}: {reason}";
             if (error is ForwarderError.Request or ForwarderError.RequestTimedOut && replica.MarkDown($"request failed: {error}"))
                 _log.LogWarning("replica {Replica} taken out of rotation: a request to it failed ({Error})", replica.Name, error);
             _metrics.Retried(replica);

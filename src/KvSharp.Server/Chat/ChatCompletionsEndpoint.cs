@@ -34,7 +34,7 @@ internal static class ChatCompletionsEndpoint
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
-        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs);
+        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: "messages");
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted);
         string id = $"chatcmpl-{Guid.NewGuid():N}";

@@ -24,7 +24,8 @@ public sealed class ApiError(int status, string message, string type, string? pa
 
     public static ApiError Unsupported(string param, string message) => new(400, message, InvalidRequest, param, "unsupported_parameter");
 
-    public static ApiError ContextLengthExceeded(string message) => new(400, message, InvalidRequest, "prompt", "context_length_exceeded");
+    /// <param name="param">The field that holds the prompt: "prompt" for completions, "messages" for chat (as OpenAI names them).</param>
+    public static ApiError ContextLengthExceeded(string message, string param) => new(400, message, InvalidRequest, param, "context_length_exceeded");
 
     public static ApiError ModelNotFound(string requested, string served) =>
         new(400, $"The model '{requested}' does not exist; this server serves '{served}'", InvalidRequest, "model", "model_not_found");

@@ -17,6 +17,15 @@ internal static class ErrorHandling
         try
         {
             await next(context);
+            // Routing's own refusals (no endpoint at this path; one, but not for this method) come without a body:
+            // give them OpenAI's shape too, so a client's error handling never meets an empty 404.
+            if (context.Response is { HasStarted: false, StatusCode: 404 or 405 })
+            {
+                string where = $"{context.Request.Method} {context.Request.Path}";
+                await Write(context, context.Response.StatusCode == 404
+                    ? new ApiError(404, $"Invalid URL ({where}): no such endpoint", ApiError.InvalidRequest, null, "not_found")
+                    : new ApiError(405, $"Method not allowed ({where}): see the Allow header", ApiError.InvalidRequest, null, "method_not_allowed"));
+            }
         }
         catch (ApiError e) when (!context.Response.HasStarted)
         {

@@ -20,13 +20,15 @@ internal static class EngineRequests
 
     /// <param name="defaultMaxTokens">max_tokens when the request has none (null: up to the end of the context).</param>
     /// <param name="topLogprobs">Alternatives per token to report logprobs for, checked by the endpoint (null: no logprobs).</param>
-    public static EngineRequest Create(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served, int? defaultMaxTokens, int? topLogprobs = null)
+    /// <param name="promptField">The request field the prompt came from, named by a context-length error.</param>
+    public static EngineRequest Create(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served, int? defaultMaxTokens, int? topLogprobs = null,
+        string promptField = "prompt")
     {
         CheckModel(p.Model, served);
         int context = served.ContextLength;
         if (prompt.Count >= context)
             throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens, but the prompt has " +
-                $"{prompt.Count} tokens and at least one must be left to generate; shorten the prompt");
+                $"{prompt.Count} tokens and at least one must be left to generate; shorten the prompt", promptField);
         int room = context - prompt.Count;
         int maxTokens;
         if (p.MaxTokens is int requested)
@@ -35,7 +37,7 @@ internal static class EngineRequests
             if (requested > room)
                 throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens. However, you requested " +
                     $"{(long)prompt.Count + requested} tokens ({prompt.Count} in the prompt, {requested} for the completion); " +
-                    "reduce the prompt or max_tokens");
+                    "reduce the prompt or max_tokens", promptField);
             maxTokens = requested;
         }
         else maxTokens = Math.Min(defaultMaxTokens ?? room, room);
@@ -44,6 +46,10 @@ internal static class EngineRequests
             throw ApiError.InvalidValue("stream_options", "stream_options is only allowed when stream is true");
         int n = p.N ?? 1;
         if (n is < 1 or > MaxChoices) throw ApiError.InvalidValue("n", $"n must be in [1, {MaxChoices}], got {n}");
+        // Checked here too, not only by the engine, so that the 400 names the field.
+        int running = served.Engine.Options.RunningLimit;
+        if (n > running)
+            throw ApiError.InvalidValue("n", $"n must be at most {running}, the sequences this server runs at once (kvsharp serve --max-running), got {n}");
         float temperature = p.Temperature ?? 1f, topP = p.TopP ?? 1f, minP = p.MinP ?? 0f, repetition = p.RepetitionPenalty ?? 1f;
         float presence = p.PresencePenalty ?? 0f, frequency = p.FrequencyPenalty ?? 0f;
         int topK = p.TopK ?? 0;

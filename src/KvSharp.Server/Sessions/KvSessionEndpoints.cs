@@ -78,9 +78,9 @@ internal static partial class KvSessionEndpoints
             await using var file = File.OpenRead(path);
             restored = served.Engine.RestorePrefix(file, salt);
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or SessionFileException)
         {
-            // SessionFileException (a damaged file) and a refused block (another model, KV type or salt) alike.
+            // A damaged file (SessionFileException, an IOException) and a refused block (another model, KV type or salt) alike.
             throw new ApiError(422, $"session '{id}' cannot be restored: {e.Message}", ApiError.InvalidRequest, "id", "session_unusable");
         }
         await Respond(context, new JsonObject { ["id"] = id, ["object"] = "kv.session", ["tokens"] = restored });

@@ -32,6 +32,8 @@ public static unsafe class GgufModelLoader
         WeightMatrix Matrix(string name, int cols, int rows) =>
             copies == null ? MatrixView(file, name, cols, rows) : copies.Interleave(MatrixView(file, name, cols, rows));
 
+        if (file.Tensors.Count == 0)
+            throw new ModelFormatException($"{file.Path}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
         var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
         // The last block's tensors must be there before block_count sizes anything (a damaged count can be 2^31 - 1).
         string lastBlock = $"blk.{c.LayerCount - 1}.attn_norm.weight";

@@ -61,8 +61,26 @@ public sealed record ModelFingerprint(string Architecture, string Shape, string 
     /// <summary>The first field in which <paramref name="other"/> differs, as "field: 'this' vs 'other'", or null if none does.</summary>
     public string? FirstDifference(ModelFingerprint other) =>
         Architecture != other.Architecture ? $"architecture '{Architecture}' vs '{other.Architecture}'"
-        : Shape != other.Shape ? $"shape {Shape} vs {other.Shape}"
+        : Shape != other.Shape ? $"shape {ShapeDifference(Shape, other.Shape)}"
         : TensorTypes != other.TensorTypes ? $"tensor types '{TensorTypes}' vs '{other.TensorTypes}'"
         : TensorHash != other.TensorHash ? $"tensor hash {TensorHash:x16} vs {other.TensorHash:x16} (same shape and types, different weights)"
         : null;
+
+    /// <summary>
+    /// Only the hyperparameters that differ ("TrainedContextLength 128 vs 512"): the whole shape is two 400-character
+    /// records in which a reader would have to find the one changed field.
+    /// </summary>
+    private static string ShapeDifference(string shape, string other)
+    {
+        var a = ShapeFields(shape);
+        var b = ShapeFields(other);
+        var differences = a.Keys.Union(b.Keys).Where(k => a.GetValueOrDefault(k) != b.GetValueOrDefault(k))
+            .Select(k => $"{k} {a.GetValueOrDefault(k) ?? "(absent)"} vs {b.GetValueOrDefault(k) ?? "(absent)"}").ToArray();
+        return differences.Length == 0 ? $"{shape} vs {other}" : string.Join(", ", differences);
+    }
+
+    /// <summary>"ModelConfig { A = 1, B = , C = x }" (a record's ToString) as its fields.</summary>
+    private static Dictionary<string, string> ShapeFields(string shape) =>
+        System.Text.RegularExpressions.Regex.Matches(shape, @"(\w+) = (.*?)(?=, \w+ = | \}$)")
+            .GroupBy(m => m.Groups[1].Value).ToDictionary(g => g.Key, g => g.First().Groups[2].Value);
 }

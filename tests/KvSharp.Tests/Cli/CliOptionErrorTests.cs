@@ -40,6 +40,7 @@ public class CliOptionErrorTests
     [InlineData("bench --prompt-tokens 0", "--prompt-tokens must be a whole number >= 1, got '0'")]
     [InlineData("logits --model x --tokens 1 --out y --mode parallel", "--mode must be one of batch, sequential; got 'parallel'")]
     [InlineData("logits --tokens 1 --out y", "Option '--model' is required")]
+    [InlineData("inspect x.gguf --context 0", "--context must be a whole number >= 1, got '0'")]
     [InlineData("", "Required command was not provided")]
     public void OtherCommandsReportOptionErrorsTheSameWay(string command, string expected)
     {
@@ -55,6 +56,13 @@ public class CliOptionErrorTests
     public void OptionsThatDoNotParseTheirOwnValuesStillNameNoDotNetType(string systemCommandLine, string said)
     {
         Assert.Equal(said, KvSharp.Cli.CliApp.WithoutTypeNames(systemCommandLine));
+    }
+
+    [Fact]
+    public void AnEmptyStopStringNamesTheOption()
+    {
+        var r = CliRunner.Run("run", "-m", Stories, "-p", "hi", "--stop", "");
+        AssertOneLineError(r, "--stop must not be empty");
     }
 
     [Fact]

@@ -46,6 +46,14 @@ public class CliTests
     }
 
     [Fact]
+    public void RunningAVocabOnlyFileSaysWhatItIsForInsteadOfAMissingTensor()
+    {
+        string vocab = TestPaths.Fixture("tokenizer/ggml-vocab-llama-spm.gguf");
+        var r = CliRunner.Run("run", "--model", vocab, "--prompt", "hi");
+        CliOptionErrorTests.AssertOneLineError(r, $"{vocab}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
+    }
+
+    [Fact]
     public void InspectReportsKvBytesByTheFormula()
     {
         var r = CliRunner.Run("inspect", TestPaths.Fixture("llama-gqa.Q4_K_M.gguf"));
@@ -77,6 +85,20 @@ public class CliTests
         finally { File.Delete(output); }
     }
 
+    [Fact]
+    public void LogitsPastTheTrainedContextAreWrittenWithAWarning()
+    {
+        string output = Path.GetTempFileName();
+        try
+        {
+            var r = CliRunner.Run("logits", "--model", Stories, "--tokens", string.Join(',', Enumerable.Repeat(1, 130)), "--out", output);
+            Assert.Equal(0, r.ExitCode);
+            Assert.Contains("warning: 130 tokens exceed the model's trained context length 128; logits past it may degrade", r.Stderr);
+            Assert.Equal(130L * 512 * 4, new FileInfo(output).Length);
+        }
+        finally { File.Delete(output); }
+    }
+
     [Theory]
     [InlineData("run --model /nonexistent.gguf --prompt hi", "model file not found")]
     [InlineData("run --model {tokenizer} --prompt hi", "neither a GGUF file (it does not start with \"GGUF\") nor a plausible llama2.c checkpoint")]
@@ -84,7 +106,7 @@ public class CliTests
     [InlineData("inspect {vocabonly-truncated}", "truncated")]
     [InlineData("logits --model {stories} --tokens 1,2,x --out /tmp/x.f32", "'x' (item 3) is not a token id")]
     [InlineData("logits --model {stories} --tokens 1,99999 --out /tmp/x.f32", "token id 99999")]
-    [InlineData("run --model {stories} --prompt {long} --max-tokens 1", "exceed the context length of 128")]
+    [InlineData("run --model {stories} --prompt {long} --max-tokens 1", "tokens, more than the context of 128: shorten it or raise --context")]
     [InlineData("run --model {stories} --prompt hi --temperature -1", "temperature")]
     public void BadInputGivesAClearErrorAndNonZeroExit(string command, string expected)
     {

@@ -87,10 +87,38 @@ public class EvalCommandTests
         }
     }
 
+    [Fact]
+    public void AnEmptyTextFileIsNamed()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"kvsharp-eval-{Guid.NewGuid():N}.txt");
+        File.WriteAllText(file, "");
+        try
+        {
+            var r = CliRunner.Run("eval", "-m", Model, "--text", file, "--kv-type", "f16");
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains($"error: --text {file}: the file has no text to score (it is empty)", r.Stderr);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void TheSweepLeavesOutBudgetsNotBelowTheContextAndSaysSo()
+    {
+        // stories260K's trained context, 128: budgets 64 and 128 run, 256 cannot.
+        var r = CliRunner.Run("eval", "-m", Model, "--generate", "150", "--sweep", "--policy", "window:1", "--threads", "2");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("[kvsharp] eval: --sweep skips budgets 256: more than the context of 128", r.Stderr);
+        Assert.Matches(@"\| window:128\s+\|", r.Stdout);
+        Assert.DoesNotContain("window:256", r.Stdout);
+    }
+
     [Theory]
     [InlineData("--policy: cache policy 'window:0': the window must keep at least 1 position, got 0", "--generate", "10", "--policy", "window:0")]
     [InlineData("--policy: cache policy 'h2o': expected full", "--generate", "10", "--policy", "h2o")]
-    [InlineData("cache policy 'window:300' keeps 300 positions, more than the context length of 256", "--generate", "10", "--context", "256", "--policy", "window:300")]
+    [InlineData("--policy: cache policy 'window:300' keeps 300 positions, more than the context length of 256 (--context raises it)", "--generate", "10", "--context", "256", "--policy", "window:300")]
     [InlineData("--plot x.pdf: the file must end in .svg or .png", "--generate", "10", "--plot", "x.pdf")]
     [InlineData("eval needs a text: --text FILE or --generate N")]
     [InlineData("--text FILE or --generate N, not both", "--text", "x.txt", "--generate", "10")]
@@ -98,6 +126,7 @@ public class EvalCommandTests
     [InlineData("--context must be a whole number >= 2, got '1'", "--generate", "10", "--context", "1")]
     [InlineData("--generate must be a whole number >= 2, got '0'", "--generate", "0")]
     [InlineData("--text: file not found: no-such-file.txt", "--text", "no-such-file.txt")]
+    [InlineData("--sweep: every budget (64/128/256 positions) is more than --context 48; give a --context of at least 64", "--generate", "10", "--context", "48", "--sweep")]
     public void BadArgumentsAreOneLineErrors(string message, params string[] args)
     {
         var r = CliRunner.Run(["eval", "-m", Model, .. args]);

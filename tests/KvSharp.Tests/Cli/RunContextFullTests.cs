@@ -18,6 +18,15 @@ public class RunContextFullTests
         Assert.Contains("finish: ContextFull", r.Stderr);
     }
 
+    [Theory]
+    [InlineData("stop")]
+    [InlineData("shift")]
+    public void APromptLongerThanTheContextIsRefusedNamingBoth(string overflow)
+    {
+        var r = CliRunner.Run("run", "-m", Stories, "-p", "Once upon a time there was a little girl", "--context", "8", "--context-overflow", overflow);
+        CliOptionErrorTests.AssertOneLineError(r, "the prompt is 12 tokens, more than the context of 8: shorten it or raise --context (the model's trained context is 128)");
+    }
+
     [Fact]
     public void RunThatReachesMaxTokensSaysNothingAboutTheContext()
     {

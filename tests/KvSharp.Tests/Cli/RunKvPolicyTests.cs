@@ -21,7 +21,7 @@ public class RunKvPolicyTests
     [InlineData("--kv-policy h2o:0", "--kv-policy: cache policy 'h2o:0': the budget must keep at least 1 position, got 0")]
     [InlineData("--kv-policy h2o:8+recent:8", "--kv-policy: cache policy 'h2o:8+recent:8': recent must be 0 or more and less than the budget 8")]
     [InlineData("--kv-policy snapkv:8+obs:9", "--kv-policy: cache policy 'snapkv:8+obs:9': the observation window must be at least 1 and at most the budget 8, got 9")]
-    [InlineData("--kv-policy h2o:200 --context 128", "cache policy 'h2o:200' keeps 200 positions, more than the context length of 128")]
+    [InlineData("--kv-policy h2o:200 --context 128", "--kv-policy: cache policy 'h2o:200' keeps 200 positions, more than the context length of 128 (--context raises it)")]
     [InlineData("--kv-policy h2o:16 --context-overflow shift", "does not apply to cache policy 'h2o:16': it evicts to its budget by itself")]
     public void BadValuesAreOneLineErrors(string options, string expected)
     {

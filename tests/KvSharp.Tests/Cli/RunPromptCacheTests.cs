@@ -32,6 +32,17 @@ public sealed class RunPromptCacheTests : IDisposable
     }
 
     [Fact]
+    public void AFileOfTheSameWeightsWithAnotherShapeNamesOnlyTheFieldsThatDiffer()
+    {
+        // The llama2.c checkpoint holds stories260K's weights, but its header says a context of 512, the GGUF's metadata 128.
+        string file = Path.Combine(_dir, "gguf.kvs");
+        Assert.Equal(0, Run("Zoo", "--prompt-cache", file).ExitCode);
+        var r = CliRunner.Run("run", "-m", TestPaths.Model("stories260K.bin"), "--tokenizer", TestPaths.Model("tok512.bin"), "-p", "Zoo", "-n", "2",
+            "--prompt-cache", file);
+        CliOptionErrorTests.AssertOneLineError(r, $"--prompt-cache {file}: session file was saved from another model: shape TrainedContextLength 128 vs 512 (file vs loaded model)");
+    }
+
+    [Fact]
     public void AFileOfAnotherKvTypeIsAOneLineErrorNamingTheFile()
     {
         string file = Path.Combine(_dir, "f32.kvs");
