@@ -81,6 +81,7 @@ public static class BenchRunner
             throw new ArgumentException("give either --model PATH or --synthetic SHAPE [--type TYPE] [--vocab FILE], not both");
         if (s.VocabPath != null && !File.Exists(s.VocabPath)) throw new FileNotFoundException($"--vocab file not found: {s.VocabPath}", s.VocabPath);
         if (s.ModelPath != null && s.WritePath != null) throw new ArgumentException("--write writes a synthetic model: use it with --synthetic, not --model");
+        if (s.WritePath != null) OutputPaths.CheckFile("--write", s.WritePath);
         if (s.Url != null)
         {
             if (s.Scenario != BenchScenario.Serve) throw new ArgumentException($"--url drives an external server: it belongs to --scenario serve, not {s.Scenario.ToString().ToLowerInvariant()}");

@@ -76,6 +76,15 @@ public sealed class BenchCommandTests : IDisposable
     }
 
     [Fact]
+    public void WriteToADirectoryIsRefusedBeforeTheModelIsBuilt()
+    {
+        var r = CliRunner.Run("bench", "--synthetic", "tiny", "--write", _dir);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains($"--write {_dir} is a directory", r.Stderr);
+        Assert.DoesNotContain("writing", r.Stderr);
+    }
+
+    [Fact]
     public void SpeedScenarioPrintsOneJsonObjectWithTheRequiredFields()
     {
         var json = RunInProcess(new BenchSettings
