@@ -23,9 +23,6 @@ namespace KvSharp.Tensors;
 /// </remarks>
 internal static unsafe class HugePageSlabs
 {
-    /// <summary>A transparent huge page on x64: slabs start and end on one.</summary>
-    public const long PageBytes = HugePageMemory.PageBytes;
-
     /// <summary>Bytes of a shared slab.</summary>
     public const long SlabBytes = 32L << 20;
 

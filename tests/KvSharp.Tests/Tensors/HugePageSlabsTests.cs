@@ -37,9 +37,9 @@ public unsafe class HugePageSlabsTests
     {
         long bytes = HugePageSlabs.SlabBytes / 2 + 1;
         byte* p = HugePageSlabs.Allocate(bytes, out var slab);
-        Assert.Equal(0, (long)p % HugePageSlabs.PageBytes);
+        Assert.Equal(0, (long)p % HugePageMemory.PageBytes);
         Assert.Equal(1, slab.Live);
-        Assert.True(slab.Size >= bytes && slab.Size % HugePageSlabs.PageBytes == 0, $"slab of {slab.Size} bytes for {bytes}");
+        Assert.True(slab.Size >= bytes && slab.Size % HugePageMemory.PageBytes == 0, $"slab of {slab.Size} bytes for {bytes}");
         p[0] = 1;
         p[bytes - 1] = 2;
         HugePageSlabs.Free(slab);
@@ -66,7 +66,7 @@ public unsafe class HugePageSlabsTests
         byte* p = HugePageSlabs.Allocate(HugePageSlabs.SlabBytes, out var slab);
         try
         {
-            new Span<byte>(p, (int)HugePageSlabs.PageBytes).Fill(1);
+            new Span<byte>(p, (int)HugePageMemory.PageBytes).Fill(1);
             string? eligible = SmapsField((nint)p, "THPeligible:");
             Assert.SkipWhen(eligible == null, "this kernel's smaps reports no THPeligible");
             Assert.Equal("1", eligible);
