@@ -10,8 +10,8 @@ namespace KvSharp.Cli.Bench;
 /// Measures sustained read bandwidth the way a decode step uses memory: a large array (far bigger than the caches)
 /// on transparent huge pages, as the weights and the KV pool are (<see cref="HugePageMemory"/>), streamed once, each
 /// of the <see cref="KernelPool"/>'s threads reading one contiguous share, as one-token products split their rows.
-/// Best of several passes, after one untimed pass. (On 4 KiB pages in 1 MiB chunks the threads took in turn it read
-/// so much lower than the weights now stream that decode ran at "1.3x the bandwidth limit".)
+/// Best of several passes, after one untimed pass. (It read 4 KiB pages in 1 MiB chunks the threads took in turn; in
+/// alternated runs on one host that read 28-44 GB/s where this reads 33-63, the host's own bandwidth moving as much.)
 /// <para>
 /// It is a lower bound on what the memory system can deliver, not the ceiling: a decode step that beats it (a ratio
 /// above 1) reads faster than this probe, for instance because the weights it reads fit in the last-level cache
