@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using KvSharp.Cache.Paged;
+using KvSharp.Models;
+using KvSharp.Synthetic;
+using KvSharp.Tensors;
+
+namespace KvSharp.Benchmarks;
+
+/// <summary>
+/// Where a batched decode step's time goes, measured in one process without instrumenting the engine: each round
+/// times whole steps (<see cref="ForwardPass"/> over S sequences, `small` shape, paged F32 KV, 32-96 positions as in
+/// <see cref="BatchedDecodeBenchmarks"/>), then the step's products alone (the same matrices by S tokens of activations,
+/// on the same pool), per matrix kind. The rest of the step (attention over the paged KV, norms, rope, SwiGLU, the
+/// parallel regions) is the step minus the products. Reported as medians over rounds of each piece's share of its
+/// round's step, with the multiply-adds per nanosecond of the products.
+/// <code>
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 30 2 16
+/// </code>
+/// (rounds, threads, sequences.)
+/// </summary>
+internal static class BatchedStepProfile
+{
+    private const int Prompt = 32, Decoded = 64, StepsPerRound = 8;
+
+    public static void Run(string[] args)
+    {
+        int rounds = int.Parse(args[1]), threads = int.Parse(args[2]), sequences = int.Parse(args[3]);
+        var type = args.Length > 4 ? Enum.Parse<GgmlType>(args[4]) : GgmlType.Q8_0;
+        using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(SyntheticShape.Small, type), new ModelLoadOptions { Threads = threads });
+        var c = model.Config;
+        var forward = model.CreateForwardPass();
+        using var pool = new KvBlockPool(c, 16, sequences * ((Prompt + Decoded) / 16 + 1));
+        var logits = new float[sequences * c.VocabSize];
+        var seqs = new PagedKvSequence[sequences];
+        var rng = new Random(500);
+        for (int s = 0; s < sequences; s++)
+        {
+            seqs[s] = new PagedKvSequence(pool, Prompt + Decoded);
+            int[] prompt = [.. Enumerable.Range(0, Prompt).Select(_ => rng.Next(3, c.VocabSize))];
+            forward.Forward(prompt, seqs[s], logits, allLogits: false);
+        }
+        BatchSegment[] segments = [.. seqs.Select(s => new BatchSegment(s, 1, LogitsRequest.Last))];
+        int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];
+        int decoded = 0;
+
+        var matMul = new MatMul(model.Pool);
+        var w = model.Weights;
+        int e = c.EmbeddingDim, f = c.FeedForwardDim;
+        var x = new float[sequences * Math.Max(f, c.QueryDim)];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var y0 = new float[sequences * c.VocabSize];
+        var y1 = new float[sequences * f];
+        var y2 = new float[sequences * c.KvDim];
+        string[] names = ["qkv", "attn_output", "gate_up", "down", "output"];
+        var l0 = w.Layers[0];
+        long[] macs =
+        [
+            (long)c.LayerCount * (l0.Query.Rows + l0.Key.Rows + l0.Value.Rows) * e,
+            (long)c.LayerCount * l0.AttentionOutput.Rows * l0.AttentionOutput.Cols,
+            (long)c.LayerCount * (l0.Gate.Rows + l0.Up.Rows) * e,
+            (long)c.LayerCount * l0.Down.Rows * l0.Down.Cols,
+            (long)w.Output.Rows * w.Output.Cols,
+        ];
+        Action[] pieces =
+        [
+            () => { foreach (var l in w.Layers) matMul.Multiply(l.Query, y1, l.Key, y2, l.Value, y0, x.AsSpan(0, sequences * e), sequences); },
+            () => { foreach (var l in w.Layers) matMul.Multiply(l.AttentionOutput, x.AsSpan(0, sequences * c.QueryDim), sequences, y1); },
+            () => { foreach (var l in w.Layers) matMul.Multiply(l.Gate, y1, l.Up, y0, x.AsSpan(0, sequences * e), sequences); },
+            () => { foreach (var l in w.Layers) matMul.Multiply(l.Down, x.AsSpan(0, sequences * f), sequences, y1); },
+            () => matMul.Multiply(w.Output, x.AsSpan(0, sequences * e), sequences, y0),
+        ];
+
+        double Step()
+        {
+            if (decoded == Decoded)
+            {
+                foreach (var s in seqs) s.Truncate(Prompt);
+                decoded = 0;
+            }
+            long start = Stopwatch.GetTimestamp();
+            forward.Forward(tokens, segments, logits);
+            decoded++;
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        static double Time(Action a)
+        {
+            long start = Stopwatch.GetTimestamp();
+            a();
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        for (int warm = 0; warm < 10; warm++) Step();
+        foreach (var p in pieces) p();
+        var step = new double[rounds];
+        var piece = names.Select(_ => new double[rounds]).ToArray();
+        for (int r = 0; r < rounds; r++)
+        {
+            double sum = 0;
+            for (int i = 0; i < StepsPerRound; i++) sum += Step();
+            step[r] = sum / StepsPerRound;
+            for (int p = 0; p < pieces.Length; p++) piece[p][r] = Time(pieces[p]);
+        }
+        Console.WriteLine($"{type}, {threads} thread(s), {sequences} sequences, {rounds} rounds; step median {Median(step):F2} ms ({sequences / Median(step) * 1000:F0} tok/s)");
+        double products = 0;
+        for (int p = 0; p < pieces.Length; p++)
+        {
+            double share = Median([.. Enumerable.Range(0, rounds).Select(r => piece[p][r] / step[r])]);
+            products += share;
+            double ms = Median(piece[p]);
+            Console.WriteLine($"  {names[p],-12} {ms,7:F2} ms  {share * 100,5:F1}% of the step  {macs[p] * sequences / (ms * 1e6) / threads,6:F1} MAC/ns/thread");
+        }
+        Console.WriteLine($"  {"rest",-12} {"",7}     {(1 - products) * 100,5:F1}% (attention, norms, rope, SwiGLU, regions)");
+        foreach (var s in seqs) s.Release();
+    }
+
+    private static double Median(double[] x)
+    {
+        var sorted = x.Order().ToArray();
+        return sorted[sorted.Length / 2];
+    }
+}
