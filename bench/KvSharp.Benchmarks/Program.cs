@@ -10,4 +10,9 @@ if (args.Length > 0 && args[0] == "alternate")
     KvSharp.Benchmarks.OneTokenAlternation.Run(args);
     return;
 }
+if (args.Length > 0 && args[0] == "alternate-kv")
+{
+    KvSharp.Benchmarks.KvPageAlternation.Run(args);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

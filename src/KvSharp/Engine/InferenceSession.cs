@@ -262,5 +262,11 @@ public sealed class InferenceSession : IDisposable
         CachedLength = cached,
     };
 
-    public void Dispose() => Reset();
+    /// <summary>Frees the cache (<see cref="KvCache.Dispose"/>): the session cannot run after this.</summary>
+    public void Dispose()
+    {
+        _tokens.Clear();
+        LastStats = null;
+        _cache.Dispose();
+    }
 }
