@@ -91,26 +91,35 @@ public sealed class KvCache : IKvStore, IDisposable
     internal KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope, bool hugePages)
         : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope, hugePages)
     {
-        ArgumentNullException.ThrowIfNull(policy);
-        policy.Validate(maxLength);
-        Policy = policy;
-        MaxLength = maxLength;
-        if (policy.KeepsEverything) return;
-        // A ring overwrites rows in place, and sinks rewrite their keys; a type that quantizes rows in groups along
-        // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
-        if (!format.RowsStandAlone)
-            throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
-        if (policy.EvictsByScore)
+        // Rows of 2 MiB or more are native memory: a refused policy frees them now, not when a finalizer gets to them.
+        try
         {
-            _scored = new ScoredHeads(config, policy, maxLength);
-            _scored.AddSlots(0, Capacity);
-            return;
+            ArgumentNullException.ThrowIfNull(policy);
+            policy.Validate(maxLength);
+            Policy = policy;
+            MaxLength = maxLength;
+            if (policy.KeepsEverything) return;
+            // A ring overwrites rows in place, and sinks rewrite their keys; a type that quantizes rows in groups along
+            // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
+            if (!format.RowsStandAlone)
+                throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
+            if (policy.EvictsByScore)
+            {
+                _scored = new ScoredHeads(config, policy, maxLength);
+                _scored.AddSlots(0, Capacity);
+                return;
+            }
+            _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
+            {
+                if (_storage.Capacity < rows) _storage.Grow(rows, 0);
+                return _storage;
+            });
         }
-        _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
+        catch
         {
-            if (_storage.Capacity < rows) _storage.Grow(rows, 0);
-            return _storage;
-        });
+            _storage.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
