@@ -17,7 +17,9 @@ namespace KvSharp.Cache;
 /// Measured on a shared 2-core Zen 4 VM, in one process, interleaved rounds, medians of per-round ratios
 /// (<c>KvSharp.Benchmarks alternate-kv</c>): decode of the synthetic `small` model (Q8_0) with 1,000 cached positions
 /// (74 MB of F32 KV), 8 tokens a round, huge pages against managed arrays: 1.07x on two threads and 1.07x on one over
-/// 100 rounds; 1.01-1.07x and 1.04-1.06x in shorter 40-round runs.
+/// 100 rounds when the machine was less loaded; 1.01-1.07x on two and 0.99-1.07x on one in later runs under a load of
+/// 15-19 on the two cores. The attention over the same cache alone, one thread, 100 rounds: 1.17x and 1.20x (the
+/// decode also streams 117 MB of weights, already on huge pages, which dilutes it).
 /// </remarks>
 internal sealed unsafe class ContiguousKvPlanes : IDisposable
 {
