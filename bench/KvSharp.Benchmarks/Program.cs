@@ -15,4 +15,9 @@ if (args.Length > 0 && args[0] == "profile-step")
     KvSharp.Benchmarks.BatchedStepProfile.Run(args);
     return;
 }
+if (args.Length > 0 && args[0] == "alternate-kv")
+{
+    KvSharp.Benchmarks.KvPageAlternation.Run(args);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

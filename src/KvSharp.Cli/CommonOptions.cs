@@ -23,9 +23,16 @@ internal static class CommonOptions
 
     public static Option<string?> Tokenizer() => new("--tokenizer") { Description = "tokenizer.bin for a llama2.c checkpoint" };
 
+    /// <summary>
+    /// Most kernel threads --threads accepts. Fixed rather than a multiple of this machine's cores, so a command line
+    /// means the same on every machine; above the hardware threads of the largest servers (a few hundred), so only a
+    /// slip (10000 for 100) meets it, which would otherwise start that many spinning workers on a few cores.
+    /// </summary>
+    public const int MaxThreads = 1024;
+
     /// <summary>No default value in the option itself: help would print the core count as a second default.</summary>
     public static Option<int?> Threads() => NumberOption.Optional("--threads",
-        $"kernel worker threads (default: all cores, {Environment.ProcessorCount} here)", Allowed.AtLeast(1), "-t");
+        $"kernel worker threads (default: all cores, {Environment.ProcessorCount} here)", Allowed.WholeNumberBetween(1, MaxThreads), "-t");
 
     public static int ThreadCount(this ParseResult r, Option<int?> threads) => r.GetValue(threads) ?? Environment.ProcessorCount;
 

@@ -14,7 +14,7 @@ internal static class KvMemory
     /// Memory this process can still use: the physical memory or container limit the GC sees, less what the process
     /// already holds (the mapped model pages it touched, the runtime).
     /// </summary>
-    public static long AvailableBytes() => Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes - Environment.WorkingSet);
+    public static long AvailableBytes() => Math.Max(0, KvSizing.AvailableBytes - Environment.WorkingSet);
 
     /// <summary>Fails when <paramref name="tokens"/> positions of KV cache (per session) do not fit in memory.</summary>
     /// <param name="what">The option and value that asked for them, e.g. "--context 100000000 with --cache static".</param>

@@ -18,6 +18,8 @@ internal static class Allowed
 {
     public static Allowed<int> AtLeast(int min) => new(x => x >= min, $"a whole number >= {min}");
 
+    public static Allowed<int> WholeNumberBetween(int min, int max) => new(x => x >= min && x <= max, $"a whole number from {min} to {max}");
+
     public static Allowed<long> AtLeast(long min) => new(x => x >= min, $"a whole number >= {min}");
 
     public static readonly Allowed<ulong> AnyUInt64 = new(_ => true, $"a whole number from 0 to {ulong.MaxValue}");

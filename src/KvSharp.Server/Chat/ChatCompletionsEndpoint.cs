@@ -36,7 +36,7 @@ internal static class ChatCompletionsEndpoint
         PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: "messages");
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
-        using var run = served.Submit(request, context.RequestAborted);
+        using var run = served.Submit(request, context.RequestAborted, promptField: "messages");
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
         var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);

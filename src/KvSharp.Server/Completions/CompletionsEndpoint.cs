@@ -30,7 +30,7 @@ internal static class CompletionsEndpoint
         var (prompt, continued) = PromptContinuation.Tokenize(body, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs);
-        using var run = served.Submit(request, context.RequestAborted);
+        using var run = served.Submit(request, context.RequestAborted, promptField: "prompt");
         string id = $"cmpl-{Guid.NewGuid():N}";
         if (PromptContinuation.TextOf(body.Prompt) is { } promptText && served.Options.ContinuationTokens > 0)
             run.Finished = () => PromptContinuation.Remember(served, id, promptText, run.Handle);

@@ -22,10 +22,13 @@ internal sealed class GenerationRun : IDisposable
     private readonly EngineService _service;
     private readonly CancellationToken _clientGone;
     private readonly CancellationTokenRegistration _cancelOnClientGone;
+    private readonly string _promptField;
 
-    public GenerationRun(EngineService service, RequestHandle handle, CancellationToken clientGone)
+    /// <param name="promptField">The request field the prompt came from ("messages", "prompt"), named by a rejection that blames it.</param>
+    public GenerationRun(EngineService service, RequestHandle handle, CancellationToken clientGone, string promptField)
     {
         _service = service;
+        _promptField = promptField;
         Handle = handle;
         _clientGone = clientGone;
         _cancelOnClientGone = clientGone.Register(static h => ((RequestHandle)h!).Cancel(), handle);
@@ -137,9 +140,17 @@ internal sealed class GenerationRun : IDisposable
     /// <summary>Why a request that did not finish ended, as the client should see it.</summary>
     private ApiError Failure() => Handle.Status switch
     {
-        RequestStatus.Rejected => new ApiError(400, Handle.Error ?? "the engine refused the request", ApiError.InvalidRequest, null, "request_rejected"),
+        RequestStatus.Rejected => new ApiError(400, Handle.Error ?? "the engine refused the request", ApiError.InvalidRequest, RejectedField(), "request_rejected"),
         RequestStatus.Failed => new ApiError(500, $"the model could not compute this request: {Handle.Error}", "server_error", null, "model_error"),
         _ => ApiError.ShuttingDown(), // cancelled, and not by its client: the server is stopping
+    };
+
+    /// <summary>The field a rejection blames (too long for the KV budget: the prompt's, or max_tokens), or null.</summary>
+    private string? RejectedField() => Handle.RejectedPart switch
+    {
+        RequestPart.Prompt => _promptField,
+        RequestPart.MaxTokens => "max_tokens",
+        _ => null,
     };
 
     public static string OpenAiFinishReason(FinishReason reason) => reason == FinishReason.Stop ? "stop" : "length";

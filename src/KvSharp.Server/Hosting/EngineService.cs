@@ -95,7 +95,8 @@ public sealed class EngineService : IHostedService
     }
 
     /// <summary>Submits a request for an HTTP call: 429 when running + queue are full, 503 while shutting down.</summary>
-    internal GenerationRun Submit(EngineRequest request, CancellationToken clientGone)
+    /// <param name="promptField">The request field the prompt came from, named by a rejection that blames the prompt.</param>
+    internal GenerationRun Submit(EngineRequest request, CancellationToken clientGone, string promptField)
     {
         if (_stopping) throw ApiError.ShuttingDown();
         if (Interlocked.Increment(ref _inFlight) > MaxInFlight)
@@ -108,7 +109,7 @@ public sealed class EngineService : IHostedService
         _live[handle.Id] = handle;
         // A shutdown that began between the check above and the line before has already swept _live.
         if (_stopping) handle.Cancel();
-        return new GenerationRun(this, handle, clientGone);
+        return new GenerationRun(this, handle, clientGone, promptField);
     }
 
     /// <summary>A request's HTTP call ended: it no longer counts against the queue.</summary>

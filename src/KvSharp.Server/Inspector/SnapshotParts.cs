@@ -16,7 +16,8 @@ internal sealed class SnapshotParts
     private const int RunGap = 8;
 
     private readonly EngineSnapshotDetail _snapshot;
-    private readonly byte[] _model, _blocks, _counts, _sequences, _prefixTree, _counters, _tiers;
+    // _counts: the pool without its map (an empty string), which a delta patches run by run and a whole snapshot splices in.
+    private readonly byte[] _model, _counts, _sequences, _prefixTree, _counters, _tiers;
     /// <summary>Where each prefix node's JSON lies in <see cref="_prefixTree"/> (its leading comma excluded).</summary>
     private readonly (int Start, int Length)[] _nodes;
 
@@ -25,8 +26,6 @@ internal sealed class SnapshotParts
         var json = InspectorJson.Default;
         _snapshot = snapshot;
         _model = JsonSerializer.SerializeToUtf8Bytes(snapshot.Model, json.EngineSnapshotModel);
-        _blocks = JsonSerializer.SerializeToUtf8Bytes(snapshot.Blocks, json.EngineSnapshotBlocks);
-        // The pool's numbers without its map, which a delta patches run by run instead.
         _counts = JsonSerializer.SerializeToUtf8Bytes(snapshot.Blocks with { Map = "" }, json.EngineSnapshotBlocks);
         _sequences = JsonSerializer.SerializeToUtf8Bytes(snapshot.Sequences, json.IReadOnlyListEngineSnapshotSequence);
         (_prefixTree, _nodes) = SerializeTree(snapshot.PrefixTree);
@@ -39,13 +38,13 @@ internal sealed class SnapshotParts
     /// <summary>The whole snapshot, property for property what the serialiser writes for <see cref="EngineSnapshotDetail"/>.</summary>
     public byte[] WriteFull()
     {
-        var buffer = new ArrayBufferWriter<byte>(_model.Length + _blocks.Length + _sequences.Length + _prefixTree.Length + _counters.Length + _tiers.Length + 128);
+        var buffer = new ArrayBufferWriter<byte>(_model.Length + _counts.Length + _snapshot.Blocks.Map.Length + _sequences.Length + _prefixTree.Length + _counters.Length + _tiers.Length + 128);
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
             WriteHeader(w);
             w.WritePropertyName("model"u8); w.WriteRawValue(_model, skipInputValidation: true);
-            w.WritePropertyName("blocks"u8); w.WriteRawValue(_blocks, skipInputValidation: true);
+            w.WritePropertyName("blocks"u8); w.WriteRawValue(BlocksWithMap(), skipInputValidation: true);
             w.WritePropertyName("sequences"u8); w.WriteRawValue(_sequences, skipInputValidation: true);
             w.WritePropertyName("prefix_tree"u8); w.WriteRawValue(_prefixTree, skipInputValidation: true);
             w.WritePropertyName("counters"u8); w.WriteRawValue(_counters, skipInputValidation: true);
@@ -53,6 +52,21 @@ internal sealed class SnapshotParts
             w.WriteEndObject();
         }
         return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The pool's JSON with its map: <see cref="_counts"/> with the map's string where its empty one was.</summary>
+    private byte[] BlocksWithMap()
+    {
+        // Inside a string a quote is escaped, so the unescaped bytes can only be the property itself.
+        int at = _counts.AsSpan().IndexOf("\"map\":\"\""u8);
+        if (at < 0) throw new InvalidOperationException("the pool's JSON has no empty \"map\" to fill");
+        var map = JsonEncodedText.Encode(_snapshot.Blocks.Map).EncodedUtf8Bytes;
+        int head = at + "\"map\":\""u8.Length;
+        var bytes = new byte[_counts.Length + map.Length];
+        _counts.AsSpan(0, head).CopyTo(bytes);
+        map.CopyTo(bytes.AsSpan(head));
+        _counts.AsSpan(head).CopyTo(bytes.AsSpan(head + map.Length));
+        return bytes;
     }
 
     /// <summary>

@@ -55,6 +55,8 @@ public sealed class RequestHandle
     public FinishReason[] FinishReasons { get; }
     /// <summary>Why the request was rejected or failed.</summary>
     public string? Error { get; internal set; }
+    /// <summary>Which part of the request a rejection blames (<see cref="RequestPart.None"/> when none alone, or not rejected).</summary>
+    public RequestPart RejectedPart { get; internal set; }
     /// <summary>Prompt tokens found in the prefix cache.</summary>
     public int CachedPromptTokens { get; internal set; }
     /// <summary>When the first token was produced, measured from submission.</summary>

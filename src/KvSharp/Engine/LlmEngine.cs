@@ -164,9 +164,10 @@ public sealed class LlmEngine : IDisposable
     public RequestHandle Submit(EngineRequest request)
     {
         var handle = new RequestHandle(Interlocked.Increment(ref _nextId), request);
-        string? problem = Check(request);
+        string? problem = Check(request, out var part);
         if (problem != null)
         {
+            handle.RejectedPart = part;
             handle.Complete(RequestStatus.Rejected, problem);
             Metrics.Rejected();
             return handle;
@@ -191,15 +192,21 @@ public sealed class LlmEngine : IDisposable
     /// the pool's size and format, the model), never the scheduler's state, so <see cref="Submit"/> runs it without
     /// the scheduler's lock.
     /// </summary>
-    private string? Check(EngineRequest r)
+    /// <param name="part">The part of the request the problem lies in, when one alone does.</param>
+    private string? Check(EngineRequest r, out RequestPart part)
     {
         var o = r.Options;
+        part = RequestPart.Prompt;
         if (r.PromptTokens.Count == 0) return "the prompt is empty";
+        foreach (int t in r.PromptTokens)
+            if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
+        part = RequestPart.MaxTokens;
+        if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
+        part = RequestPart.None;
         if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
         if (r.SampleCount > Options.RunningLimit)
             return $"{r.SampleCount} samples exceed the {Options.RunningLimit} sequences the engine runs at once " +
                    $"(max running sequences {Options.MaxRunningSequences}, max step tokens {Options.MaxStepTokens})";
-        if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
         if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
         if (r.ContextOverflow == ContextOverflow.Shift) return ShiftRefused;
         var policy = PolicyOf(r);
@@ -208,14 +215,15 @@ public sealed class LlmEngine : IDisposable
         if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
             return $"cache policy '{policy}' takes one sample per request: {oneSample}";
         if (RefusedPolicy(policy, Pool.Format) is { } refused) return refused;
-        foreach (int t in r.PromptTokens)
-            if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         try { o.Sampling.Validate(); }
         catch (ArgumentException e) { return e.Message; }
         long total = (long)r.PromptTokens.Count + o.MaxTokens;
+        // Too long: the prompt's fault if it leaves no room for one token, else the output's.
+        part = r.PromptTokens.Count + 1L > ContextLength ? RequestPart.Prompt : RequestPart.MaxTokens;
         if (total > ContextLength)
             return $"prompt of {r.PromptTokens.Count} tokens + {o.MaxTokens} to generate exceeds the context length of {ContextLength}";
         long blocks = MostBlocksHeld(policy, total);
+        part = MostBlocksHeld(policy, r.PromptTokens.Count + 1L) > Pool.BlockCount ? RequestPart.Prompt : RequestPart.MaxTokens;
         if (blocks > Pool.BlockCount)
             return policy.KeepsEverything
                 ? $"prompt + output of {total} tokens needs {blocks} KV blocks but the whole budget holds {Pool.BlockCount}"

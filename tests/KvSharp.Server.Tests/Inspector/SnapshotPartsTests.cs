@@ -25,6 +25,21 @@ public class SnapshotPartsTests(InspectorServerFixture server) : IClassFixture<I
     }
 
     [Fact]
+    public void ThePoolIsSerialisedOnceWithoutItsMapWhichAWholeSnapshotSplicesIn()
+    {
+        var snapshot = server.Engine.Inspect();
+        // A pool of a million blocks: a second serialisation of the pool with its map would cost a megabyte.
+        var large = snapshot with { Blocks = snapshot.Blocks with { Map = string.Concat(Enumerable.Repeat(".#<\"", 1 << 18)) } };
+        _ = new SnapshotParts(large);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var parts = new SnapshotParts(large);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < large.Blocks.Map.Length, $"the parts of a snapshot with a {large.Blocks.Map.Length:N0}-cell map allocated {allocated:N0} bytes");
+        Assert.Equal(Encoding.UTF8.GetString(JsonSerializer.SerializeToUtf8Bytes(large, InspectorJson.Default.EngineSnapshotDetail)),
+            Encoding.UTF8.GetString(parts.WriteFull()));
+    }
+
+    [Fact]
     public void ATreeDeltaCarriesOnlyTheNodesThatDifferAtTheirPlaces()
     {
         var snapshot = server.Engine.Inspect();

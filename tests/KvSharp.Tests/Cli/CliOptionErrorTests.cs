@@ -10,7 +10,8 @@ public class CliOptionErrorTests
 
     [Theory]
     [InlineData("--max-tokens -1", "--max-tokens must be a whole number >= 0, got '-1'")]
-    [InlineData("--threads 0", "--threads must be a whole number >= 1, got '0'")]
+    [InlineData("--threads 0", "--threads must be a whole number from 1 to 1024, got '0'")]
+    [InlineData("--threads 10000", "--threads must be a whole number from 1 to 1024, got '10000'")]
     [InlineData("--temperature -1", "--temperature must be a number >= 0, got '-1'")]
     [InlineData("--temperature nan", "--temperature must be a number >= 0, got 'nan'")]
     [InlineData("--temperature inf", "--temperature must be a number >= 0, got 'inf'")]
@@ -38,6 +39,8 @@ public class CliOptionErrorTests
     [InlineData("bench --kv-budget-mib 0", "--kv-budget-mib must be a whole number >= 1, got '0'")]
     [InlineData("bench --warmup -1", "--warmup must be a number >= 0, got '-1'")]
     [InlineData("bench --prompt-tokens 0", "--prompt-tokens must be a whole number >= 1, got '0'")]
+    [InlineData("bench --threads 10000", "--threads must be a whole number from 1 to 1024, got '10000'")]
+    [InlineData("serve -m x --threads 10000", "--threads must be a whole number from 1 to 1024, got '10000'")]
     [InlineData("logits --model x --tokens 1 --out y --mode parallel", "--mode must be one of batch, sequential; got 'parallel'")]
     [InlineData("logits --tokens 1 --out y", "Option '--model' is required")]
     [InlineData("inspect x.gguf --context 0", "--context must be a whole number >= 1, got '0'")]
