@@ -4,20 +4,11 @@ using BenchmarkDotNet.Running;
 //   dotnet run -c Release --project bench/KvSharp.Benchmarks -- --filter '*VecDot*'
 //   dotnet run -c Release --project bench/KvSharp.Benchmarks -- --filter '*' --job short
 // End-to-end numbers (tokens/s, the KV cache against recomputation) come from `kvsharp bench`, not from here.
-// In-process alternation of the one-token variants (ratios on a shared machine): see OneTokenAlternation.
-if (args.Length > 0 && args[0] == "alternate")
+// In-process drivers (ratios from interleaved rounds, for a shared machine) take the first argument; the rest is BenchmarkDotNet.
+switch (args.Length > 0 ? args[0] : null)
 {
-    KvSharp.Benchmarks.OneTokenAlternation.Run(args);
-    return;
-}
-if (args.Length > 0 && args[0] == "profile-step")
-{
-    KvSharp.Benchmarks.BatchedStepProfile.Run(args);
-    return;
-}
-if (args.Length > 0 && args[0] == "alternate-kv")
-{
-    KvSharp.Benchmarks.KvPageAlternation.Run(args);
-    return;
+    case "alternate": KvSharp.Benchmarks.OneTokenAlternation.Run(args); return; // one-token kernel variants
+    case "profile-step": KvSharp.Benchmarks.BatchedStepProfile.Run(args); return; // where a batched decode step's time goes
+    case "alternate-kv": KvSharp.Benchmarks.KvPageAlternation.Run(args); return; // contiguous KV on huge pages vs arrays
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
