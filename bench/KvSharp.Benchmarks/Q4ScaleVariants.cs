@@ -1,0 +1,191 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using KvSharp.Tensors;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Benchmarks;
+
+/// <summary>
+/// Issue 18: ways to pay less for Q4_0's block scales and nibbles in the one-token kernels, measured with
+/// <see cref="OneTokenAlternation"/> over a `small` model's Q4_0 matrices (62 MB) on a shared 2-core Zen 4 (load 15-28
+/// while measured, so only ratios, three runs of 200 alternated rounds each), against <see cref="OldHalves"/> with
+/// shift-and-mask nibbles, the kernels as they were. Each gives those kernels' bits, which the benchmark checks first.
+/// <list type="bullet">
+/// <item>Float scales (dropped): the group block's eight scales stored as floats at load (32 bytes instead of 16, a
+/// block of 160 bytes instead of 144). Arithmetic alone (in L2) 1.18-1.24x, but streamed from memory the 11% more
+/// bytes cost more than that: AVX-512 pair kernel 0.76-0.83x on one thread, 0.75-0.83x on two; AVX2 (16 registers,
+/// DOTNET_EnableAVX512=0) 0.93-0.95x and 0.93-1.00x.</item>
+/// <item>Cheap halves (<see cref="CheapHalves"/>, shipped as VecDotAvx2Interleaved.Q4Scales): the conversion in four
+/// instructions, exact for finite halves; AVX2 1.00-1.07x streamed, 1.06-1.07x in L2.</item>
+/// <item>GFNI high nibbles (<see cref="GfniNibbles"/>, shipped as VecDotAvx512Interleaved.Q4HighNibbles): 1.02-1.06x
+/// in L2; streamed 1.03-1.18x, within the noise of the control.</item>
+/// </list>
+/// Both together, the shipped kernels against these copies of the old ones: streamed, AVX-512 0.97-1.07x on one thread
+/// and 0.98-1.09x on two, AVX2 1.03-1.05x and 1.03-1.06x; in L2 1.11x and 1.10x.
+/// </summary>
+internal static unsafe class Q4ScaleVariants
+{
+    private const int Extras = 8;
+
+    /// <summary>A float-scale group block: eight float scales, then the four 32-byte vectors of packed nibbles.</summary>
+    public const int FloatBlockBytes = 8 * sizeof(float) + 4 * 32;
+
+    /// <summary>
+    /// A float-scale copy of <paramref name="packed"/> (Q4_0, <paramref name="cols"/> columns) on the same huge-page
+    /// slabs; <paramref name="groupBytes"/>: its group stride.
+    /// </summary>
+    public static byte* FloatScaleCopy(InterleavedRows packed, int cols, out int groupBytes, out HugePageSlabs.Slab slab)
+    {
+        int blocks = cols / QK;
+        groupBytes = blocks * FloatBlockBytes;
+        byte* copy = HugePageSlabs.Allocate(Math.Max(1, (long)packed.Groups * groupBytes), out slab);
+        for (int g = 0; g < packed.Groups; g++)
+            for (int b = 0; b < blocks; b++)
+            {
+                byte* src = packed.Data + (long)g * packed.GroupBytes + b * 8 * Q4_0Bytes;
+                byte* dst = copy + (long)g * groupBytes + b * FloatBlockBytes;
+                for (int r = 0; r < 8; r++) ((float*)dst)[r] = (float)BitConverter.UInt16BitsToHalf(((ushort*)src)[r]);
+                Buffer.MemoryCopy(src + 16, dst + 32, 128, 128);
+            }
+        return copy;
+    }
+
+    /// <summary>How a group block's eight scales become floats: loaded (float layout) or converted cheaply.</summary>
+    public interface IScales
+    {
+        static abstract int BlockBytes { get; }
+
+        /// <summary>Offset of the packed nibbles in a group block.</summary>
+        static abstract int Quants { get; }
+
+        static abstract Vector256<float> Load(byte* w);
+    }
+
+    public readonly struct FloatScales : IScales
+    {
+        public static int BlockBytes => FloatBlockBytes;
+        public static int Quants => 32;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(byte* w) => Avx.LoadVector256((float*)w);
+    }
+
+    /// <summary>The layout and conversion the Q4_0 kernels had before (<see cref="VecDotAvx2.HalfToSingle(ushort*)"/>, nine instructions).</summary>
+    public readonly struct OldHalves : IScales
+    {
+        public static int BlockBytes => 8 * Q4_0Bytes;
+        public static int Quants => 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(byte* w) => VecDotAvx2.HalfToSingle((ushort*)w);
+    }
+
+    public readonly struct CheapHalves : IScales
+    {
+        public static int BlockBytes => 8 * Q4_0Bytes;
+        public static int Quants => 16;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Load(byte* w) => VecDotAvx2Interleaved.Q4Scales(w);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Broadcast4(byte* q) => Vector256.Create(*(int*)q).AsSByte();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Step(Vector256<short> sum, Vector256<byte> v, Vector256<byte> mask, byte* q)
+        => Avx2.Add(Avx2.Add(sum, Avx2.MultiplyAddAdjacent(Avx2.And(v, mask), Broadcast4(q))),
+            Avx2.MultiplyAddAdjacent(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask), Broadcast4(q + 16)));
+
+    /// <summary>VecDotAvx2Interleaved.Q4_0Block with the nibbles at <paramref name="qs"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Block(byte* qs, byte* y, byte* e, Vector256<byte> mask)
+    {
+        Vector256<short> i0 = Step(default, Avx.LoadVector256(qs), mask, y + 2);
+        Vector256<short> i1 = Step(default, Avx.LoadVector256(qs + 32), mask, y + 6);
+        i0 = Step(i0, Avx.LoadVector256(qs + 64), mask, y + 10);
+        i1 = Step(i1, Avx.LoadVector256(qs + 96), mask, y + 14);
+        return Avx2.Subtract(Avx2.MultiplyAddAdjacent(Avx2.Add(i0, i1), Vector256.Create((short)1)), Vector256.Create(*(int*)(e + 4)));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Finish(Vector256<float> acc, Vector256<float> dx, byte* e, Vector256<int> sum)
+        => Fma.MultiplyAdd(Avx.Multiply(dx, Vector256.Create(*(float*)e)), Avx.ConvertToVector256Single(sum), acc);
+
+    /// <summary>VecDotAvx2Interleaved.Q4_0x1 (four blocks per iteration) with <typeparamref name="TScales"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void X1<TScales>(byte* w, byte* y, int n, float* output) where TScales : IScales
+    {
+        int B = TScales.BlockBytes, Q = TScales.Quants;
+        int nb = n / QK, ib = 0;
+        byte* e = y + nb * Q8_0Bytes;
+        Vector256<byte> mask = Vector256.Create((byte)0x0F);
+        Vector256<float> acc = default;
+        for (; ib + 4 <= nb; ib += 4, w += 4 * B, y += 4 * Q8_0Bytes, e += 4 * Extras)
+        {
+            Vector256<int> s0 = Block(w + Q, y, e, mask), s1 = Block(w + B + Q, y + Q8_0Bytes, e + Extras, mask);
+            Vector256<int> s2 = Block(w + 2 * B + Q, y + 2 * Q8_0Bytes, e + 2 * Extras, mask);
+            Vector256<int> s3 = Block(w + 3 * B + Q, y + 3 * Q8_0Bytes, e + 3 * Extras, mask);
+            acc = Finish(acc, TScales.Load(w), e, s0);
+            acc = Finish(acc, TScales.Load(w + B), e + Extras, s1);
+            acc = Finish(acc, TScales.Load(w + 2 * B), e + 2 * Extras, s2);
+            acc = Finish(acc, TScales.Load(w + 3 * B), e + 3 * Extras, s3);
+        }
+        for (; ib < nb; ib++, w += B, y += Q8_0Bytes, e += Extras)
+            acc = Finish(acc, TScales.Load(w), e, Block(w + Q, y, e, mask));
+        Avx.Store(output, acc);
+    }
+
+    /// <summary>VecDotAvx512Interleaved's one-token pair kernel for Q4_0 (two groups, the pair after next prefetched) with <typeparamref name="TScales"/>.</summary>
+    public static void Pair1<TScales, TNibbles>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where TScales : IScales
+    {
+        int B = TScales.BlockBytes, Q = TScales.Quants;
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        Vector512<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += B, y += Q8_0Bytes, e += Extras)
+        {
+            byte* ahead = w + 4 * groupBytes;
+            for (int o = 0; o < B; o += 64)
+            {
+                Sse.Prefetch1(ahead + o);
+                Sse.Prefetch1(ahead + groupBytes + o);
+            }
+            Vector512<short> i0 = default, i1 = default;
+            for (int k = 0; k < 4; k += 2)
+            {
+                Vector512<byte> v0 = Load2(w, groupBytes, Q + 32 * k), v1 = Load2(w, groupBytes, Q + 32 + 32 * k);
+                i0 = Step512<TNibbles>(i0, v0, mask, y + 2 + 4 * k);
+                i1 = Step512<TNibbles>(i1, v1, mask, y + 6 + 4 * k);
+            }
+            Vector512<int> sum = Avx512BW.MultiplyAddAdjacent(i0 + i1, Vector512.Create((short)1)) - Vector512.Create(*(int*)(e + 4));
+            Vector512<float> dx = Avx512F.InsertVector256(TScales.Load(w).ToVector512Unsafe(), TScales.Load(w + groupBytes), 1);
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.Multiply(dx, Vector512.Create(*(float*)e)), Avx512F.ConvertToVector512Single(sum), acc);
+        }
+        Vector512.Store(acc, output);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Load2(byte* p, nint groupBytes, int offset)
+        => Avx512F.InsertVector256(Avx.LoadVector256(p + offset).ToVector512Unsafe(), Avx.LoadVector256(p + groupBytes + offset), 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> Step512<TNibbles>(Vector512<short> sum, Vector512<byte> v, Vector512<byte> mask, byte* q)
+        => sum + Avx512BW.MultiplyAddAdjacent(v & mask, Vector512.Create(*(int*)q).AsSByte())
+            + Avx512BW.MultiplyAddAdjacent(HighNibbles<TNibbles>(v, mask), Vector512.Create(*(int*)(q + 16)).AsSByte());
+
+    /// <summary>The high nibbles moved down: by GFNI (<see cref="VecDotAvx512Interleaved.Q4HighNibbles"/>) or by a shift and a mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> HighNibbles<TNibbles>(Vector512<byte> v, Vector512<byte> mask)
+        => typeof(TNibbles) == typeof(GfniNibbles)
+            ? VecDotAvx512Interleaved.Q4HighNibbles(v)
+            : Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
+
+    /// <summary>How the pair kernel takes the high nibbles down: shift and mask (as before), or <see cref="GfniNibbles"/>.</summary>
+    public readonly struct ShiftNibbles;
+
+    /// <summary>One vgf2p8affineqb per vector instead of a shift and a mask (GFNI: Zen 4, Ice Lake and later).</summary>
+    public readonly struct GfniNibbles;
+}
