@@ -7,6 +7,11 @@ namespace KvSharp.Benchmarks;
 /// <see cref="OneTokenStreamBenchmarks"/>' variants alternated in one process, for a shared or noisy machine where only
 /// ratios mean anything: every round times each variant once (two tokens), in an order that rotates per round, and the
 /// report is the median over rounds of (first variant's time / this variant's time), so above 1 is faster than the first.
+/// Each timing follows an untimed token of the same variant, as decode does: the order rotates but stays cyclic, and
+/// what the last-level cache keeps of the previous pass (part of 62 MB of Q4_0 weights in a 32 MB L3) depends on who
+/// read what. Without it, a variant that followed one over the same copy of the weights gained up to 1.3x on one that
+/// followed a variant over another copy; after a pass over an unrelated buffer instead (weights cold in L3), the
+/// cheaper Q4_0 kernels read as 0.90-0.94x of the old (2026-12-06, shared Zen 4).
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- alternate 200 1 Q4_0 Avx2 Avx512Pair LoadOnly
 /// </code>
@@ -59,6 +64,7 @@ internal static class OneTokenAlternation
     private static double Time(OneTokenStreamBenchmarks bench, OneTokenVariant variant, out double cpuMs)
     {
         bench.Variant = variant;
+        bench.Token();
         double cpu0 = ThreadCpuMs();
         long start = Stopwatch.GetTimestamp();
         bench.Token();

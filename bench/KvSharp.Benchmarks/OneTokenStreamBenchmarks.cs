@@ -26,6 +26,7 @@ public unsafe class OneTokenStreamBenchmarks
     private readonly Dictionary<int, nint> _activations = [];
     private readonly Dictionary<InterleavedRows, nint> _smallPages = [];
     private readonly Dictionary<InterleavedRows, (nint Data, int GroupBytes, HugePageSlabs.Slab Slab)> _floatScales = [];
+    private readonly Dictionary<InterleavedRows, (nint Data, HugePageSlabs.Slab Slab)> _pairStreams = [];
     private KernelPool _pool = null!;
     private MatMul _matmul = null!;
     private float* _output;
@@ -60,7 +61,8 @@ public unsafe class OneTokenStreamBenchmarks
     internal static bool Q4Only(OneTokenVariant v) => v is OneTokenVariant.Q4FloatScales or OneTokenVariant.Q4CheapHalves or OneTokenVariant.Q4Old || Q4Pair(v);
 
     private static bool Q4Pair(OneTokenVariant v) => v is OneTokenVariant.Q4FloatScalesPair or OneTokenVariant.Q4CheapHalvesPair
-        or OneTokenVariant.Q4GfniPair or OneTokenVariant.Q4CheapHalvesGfniPair or OneTokenVariant.Q4OldPair;
+        or OneTokenVariant.Q4GfniPair or OneTokenVariant.Q4CheapHalvesGfniPair or OneTokenVariant.Q4OldPair or OneTokenVariant.Q4PairStream
+        or OneTokenVariant.Q4PairStreamNoPrefetch;
 
     private static bool IsPair(OneTokenVariant v) => v is OneTokenVariant.Avx512Pair or OneTokenVariant.Avx2TwoGroups
         or OneTokenVariant.Avx2TwoGroupsNoPrefetch || Q4Pair(v);
@@ -104,6 +106,7 @@ public unsafe class OneTokenStreamBenchmarks
             {
                 byte* copy = Q4ScaleVariants.FloatScaleCopy(packed, raw.Cols, out int groupBytes, out var slab);
                 _floatScales[packed] = ((nint)copy, groupBytes, slab);
+                _pairStreams[packed] = ((nint)Q4ScaleVariants.PairStreamCopy(packed, raw.Cols, out var pairSlab), pairSlab);
             }
         _pool = new KernelPool(Threads);
         _matmul = new MatMul(_pool);
@@ -148,6 +151,7 @@ public unsafe class OneTokenStreamBenchmarks
         foreach (nint row in _activations.Values) NativeMemory.AlignedFree((void*)row);
         foreach (nint copy in _smallPages.Values) NativeMemory.AlignedFree((void*)copy);
         foreach (var copy in _floatScales.Values) HugePageSlabs.Free(copy.Slab);
+        foreach (var copy in _pairStreams.Values) HugePageSlabs.Free(copy.Slab);
         NativeMemory.AlignedFree(_output);
         NativeMemory.AlignedFree(_probe);
     }
@@ -181,7 +185,8 @@ public unsafe class OneTokenStreamBenchmarks
         {
             Variant = variant,
             Q8 = Type == GgmlType.Q8_0,
-            Packed = variant == OneTokenVariant.Avx2SmallPages ? (byte*)_smallPages[packed] : floats ? (byte*)_floatScales[packed].Data : packed.Data,
+            Packed = variant == OneTokenVariant.Avx2SmallPages ? (byte*)_smallPages[packed] : floats ? (byte*)_floatScales[packed].Data
+                : variant is OneTokenVariant.Q4PairStream or OneTokenVariant.Q4PairStreamNoPrefetch ? (byte*)_pairStreams[packed].Data : packed.Data,
             GroupBytes = floats ? _floatScales[packed].GroupBytes : packed.GroupBytes,
             Groups = groups,
             GroupsPerItem = perItem,
@@ -193,6 +198,8 @@ public unsafe class OneTokenStreamBenchmarks
         if (variant == OneTokenVariant.Q4FloatScalesPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.FloatScales, Q4ScaleVariants.ShiftNibbles>;
         if (variant == OneTokenVariant.Q4CheapHalvesPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.CheapHalves, Q4ScaleVariants.ShiftNibbles>;
         if (variant == OneTokenVariant.Q4GfniPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.OldHalves, Q4ScaleVariants.GfniNibbles>;
+        if (variant == OneTokenVariant.Q4PairStream) work.Pair = &Q4ScaleVariants.PairStream1<OneTokenVariants.IntoL2>;
+        if (variant == OneTokenVariant.Q4PairStreamNoPrefetch) work.Pair = &Q4ScaleVariants.PairStream1<OneTokenVariants.NoHint>;
         if (variant == OneTokenVariant.Q4CheapHalvesGfniPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.CheapHalves, Q4ScaleVariants.GfniNibbles>;
         if (variant == OneTokenVariant.Q4OldPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.OldHalves, Q4ScaleVariants.ShiftNibbles>;
         _pool.Run(ref work, (groups + perItem - 1) / perItem);
@@ -337,6 +344,12 @@ public enum OneTokenVariant
 
     /// <summary>Q4_0 only: the AVX-512 pair kernel as it was (half conversion in nine instructions, shift-and-mask nibbles).</summary>
     Q4OldPair,
+
+    /// <summary>Q4_0 only: the shipped pair arithmetic over a copy with each pair of groups as one stream, the pair after next prefetched.</summary>
+    Q4PairStream,
+
+    /// <summary>Q4_0 only: <see cref="Q4PairStream"/> without prefetch requests.</summary>
+    Q4PairStreamNoPrefetch,
 
     /// <summary>Q4_0 only: the AVX2 kernel as it was (half conversion in nine instructions).</summary>
     Q4Old,

@@ -8,21 +8,23 @@ namespace KvSharp.Benchmarks;
 
 /// <summary>
 /// Issue 18: ways to pay less for Q4_0's block scales and nibbles in the one-token kernels, measured with
-/// <see cref="OneTokenAlternation"/> over a `small` model's Q4_0 matrices (62 MB) on a shared 2-core Zen 4 (load 15-28
-/// while measured, so only ratios, three runs of 200 alternated rounds each), against <see cref="OldHalves"/> with
-/// shift-and-mask nibbles, the kernels as they were. Each gives those kernels' bits, which the benchmark checks first.
+/// <see cref="OneTokenAlternation"/> over a `small` model's Q4_0 matrices (62 MB) on a shared 2-core Zen 4 (load 11-28
+/// while measured, so only ratios; 120-200 alternated rounds per run, each timing after an untimed token of the same
+/// variant), against <see cref="OldHalves"/> with shift-and-mask nibbles, the kernels as they were. Each gives those
+/// kernels' bits, which the benchmark checks first.
 /// <list type="bullet">
 /// <item>Float scales (dropped): the group block's eight scales stored as floats at load (32 bytes instead of 16, a
-/// block of 160 bytes instead of 144). Arithmetic alone (in L2) 1.18-1.24x, but streamed from memory the 11% more
-/// bytes cost more than that: AVX-512 pair kernel 0.76-0.83x on one thread, 0.75-0.83x on two; AVX2 (16 registers,
-/// DOTNET_EnableAVX512=0) 0.93-0.95x and 0.93-1.00x.</item>
+/// block of 160 bytes instead of 144). Arithmetic alone (in L2) 1.18-1.24x, but streamed from memory: AVX-512 pair
+/// kernel 0.60-0.69x, AVX2 (16 registers, DOTNET_EnableAVX512=0) 0.91-0.95x, on one thread and on two.</item>
 /// <item>Cheap halves (<see cref="CheapHalves"/>, shipped as VecDotAvx2Interleaved.Q4Scales): the conversion in four
-/// instructions, exact for finite halves; AVX2 1.00-1.07x streamed, 1.06-1.07x in L2.</item>
-/// <item>GFNI high nibbles (<see cref="GfniNibbles"/>, shipped as VecDotAvx512Interleaved.Q4HighNibbles): 1.02-1.06x
-/// in L2; streamed 1.03-1.18x, within the noise of the control.</item>
+/// instructions, exact for finite halves; AVX2 1.03-1.07x streamed, 1.06-1.07x in L2.</item>
+/// <item>GFNI high nibbles (<see cref="GfniNibbles"/>, shipped as VecDotAvx512Interleaved.Q4HighNibbles): 1.03-1.09x
+/// streamed, 1.02-1.06x in L2.</item>
+/// <item>Pair streams (dropped, <see cref="PairStreamCopy"/>): each pair of groups merged into one stream, so a 512-bit
+/// vector is one load and the hardware prefetcher sees one stream: 1.18-1.22x in L2, but streamed 0.96-1.01x against
+/// the old pair kernel without prefetch requests, slower still with them (0.77-0.95x in the earlier runs); it had read
+/// 1.12-1.30x in runs where it followed a variant over its own copy, an artefact of what L3 kept.</item>
 /// </list>
-/// Both together, the shipped kernels against these copies of the old ones: streamed, AVX-512 0.97-1.07x on one thread
-/// and 0.98-1.09x on two, AVX2 1.03-1.05x and 1.03-1.06x; in L2 1.11x and 1.10x.
 /// </summary>
 internal static unsafe class Q4ScaleVariants
 {
@@ -49,6 +51,64 @@ internal static unsafe class Q4ScaleVariants
                 Buffer.MemoryCopy(src + 16, dst + 32, 128, 128);
             }
         return copy;
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="packed"/> (Q4_0, an even number of groups) with each pair of groups merged into one stream,
+    /// as the AVX-512 pair kernel reads them: per block, the sixteen half scales (group 0's eight, then group 1's), then
+    /// for each k the two groups' vector k side by side (64 bytes), so a 512-bit vector is one load and a pair is one
+    /// stream. Pair p sits where group 2p did.
+    /// </summary>
+    public static byte* PairStreamCopy(InterleavedRows packed, int cols, out HugePageSlabs.Slab slab)
+    {
+        if (packed.Groups % 2 != 0) throw new ArgumentException($"Q4ScaleVariants: {packed.Groups} groups is odd");
+        int blocks = cols / QK, blockBytes = 8 * Q4_0Bytes;
+        byte* copy = HugePageSlabs.Allocate(Math.Max(1, (long)packed.Groups * packed.GroupBytes), out slab);
+        for (int g = 0; g < packed.Groups; g += 2)
+            for (int b = 0; b < blocks; b++)
+            {
+                byte* a = packed.Data + (long)g * packed.GroupBytes + b * blockBytes, c = a + packed.GroupBytes;
+                byte* dst = copy + (long)g * packed.GroupBytes + b * 2 * blockBytes;
+                Buffer.MemoryCopy(a, dst, 16, 16);
+                Buffer.MemoryCopy(c, dst + 16, 16, 16);
+                for (int k = 0; k < 4; k++)
+                {
+                    Buffer.MemoryCopy(a + 16 + 32 * k, dst + 32 + 64 * k, 32, 32);
+                    Buffer.MemoryCopy(c + 16 + 32 * k, dst + 64 + 64 * k, 32, 32);
+                }
+            }
+        return copy;
+    }
+
+    /// <summary>
+    /// The shipped pair kernel's arithmetic over <see cref="PairStreamCopy"/>: one 64-byte load per vector, the sixteen
+    /// scales converted at 512 bits, and (<typeparamref name="THint"/>) the block two pairs on requested into L2 or not.
+    /// </summary>
+    public static void PairStream1<THint>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
+        where THint : OneTokenVariants.IHint
+    {
+        const int B = 16 * Q4_0Bytes;
+        int nb = n / QK;
+        byte* e = y + nb * Q8_0Bytes;
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        Vector512<float> acc = default;
+        for (int ib = 0; ib < nb; ib++, w += B, y += Q8_0Bytes, e += Extras)
+        {
+            if (typeof(THint) != typeof(OneTokenVariants.NoHint))
+                for (int o = 0; o < B; o += 64) THint.Line(w + 4 * groupBytes + o);
+            Vector512<short> i0 = default, i1 = default;
+            for (int k = 0; k < 4; k += 2)
+            {
+                Vector512<byte> v0 = Vector512.Load(w + 32 + 64 * k), v1 = Vector512.Load(w + 96 + 64 * k);
+                i0 = Step512<GfniNibbles>(i0, v0, mask, y + 2 + 4 * k);
+                i1 = Step512<GfniNibbles>(i1, v1, mask, y + 6 + 4 * k);
+            }
+            Vector512<int> sum = Avx512BW.MultiplyAddAdjacent(i0 + i1, Vector512.Create((short)1)) - Vector512.Create(*(int*)(e + 4));
+            Vector512<int> h = Avx512BW.ConvertToVector512Int32(Avx.LoadVector256((short*)w));
+            Vector512<float> dx = ((h << 13) & Vector512.Create(unchecked((int)0x8FFFFFFF))).AsSingle() * Vector512.Create(5.192297e33f);
+            acc = Avx512F.FusedMultiplyAdd(Avx512F.Multiply(dx, Vector512.Create(*(float*)e)), Avx512F.ConvertToVector512Single(sum), acc);
+        }
+        Vector512.Store(acc, output);
     }
 
     /// <summary>How a group block's eight scales become floats: loaded (float layout) or converted cheaply.</summary>

@@ -247,10 +247,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// exponent, exactly (subnormal halves too). Infinite and NaN halves would come out finite, so
     /// <see cref="InterleavedRows"/> leaves a Q4_0 matrix with such a scale uninterleaved (the row kernels take it).
     /// Against HalfToSingle, in-process A/B of the one-token kernels over a `small` model's Q4_0 matrices (62 MB) on a
-    /// shared 2-core Zen 4 at load 15-28, three runs of 200 alternated rounds (bench Q4ScaleVariants): AVX2
-    /// (DOTNET_EnableAVX512=0) 1.03-1.05x on one thread, 1.03-1.06x on two, 1.10x on weights in L2; the AVX-512 pair
-    /// kernel 0.99-1.08x and 1.01-1.07x, 1.09x in L2. Storing the scales as floats instead (no conversion, 11% more
-    /// bytes) lost: 0.93-0.95x on AVX2, 0.76-0.83x on AVX-512.
+    /// shared 2-core Zen 4 at load 11-28, 120-200 alternated rounds per run, each timing after an untimed token of the
+    /// same kernel (bench OneTokenAlternation, Q4ScaleVariants): AVX2 (DOTNET_EnableAVX512=0) 1.03-1.06x on one thread
+    /// and on two over ten runs, 1.10x on weights in L2; the AVX-512 pair kernel see <see cref="VecDotAvx512Interleaved.Q4HighNibbles"/>.
+    /// Storing the scales as floats at load instead (no conversion, 11% more bytes) lost: 0.91-0.95x on AVX2, 0.60-0.83x
+    /// on AVX-512, though 1.18-1.24x in L2.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<float> Q4Scales(byte* w)

@@ -160,11 +160,11 @@ internal static unsafe class VecDotAvx512Interleaved
 
     /// <summary>
     /// Each byte's high nibble moved down (bits 4-7 to 0-3, the rest cleared): where the CPU has GFNI (Zen 4, Ice Lake
-    /// and later) one vgf2p8affineqb instead of a shift and a mask. Against the shift and mask, in-process A/B of the
-    /// one-token pair kernel over a `small` model's Q4_0 matrices on a shared 2-core Zen 4 at load 15-28, 200 alternated
-    /// rounds per run: 1.03-1.08x on one thread, 1.02-1.07x on two (one outlier 1.18x), 1.02-1.06x on weights in L2.
-    /// With the cheaper scales (<see cref="VecDotAvx2Interleaved.Q4Scales"/>), the pair kernel against the old one:
-    /// 0.97-1.07x on one thread, 0.98-1.09x on two, 1.11x in L2.
+    /// and later) one vgf2p8affineqb instead of a shift and a mask. Measured with the one-token pair kernel over a `small`
+    /// model's Q4_0 matrices on a shared 2-core Zen 4 at load 11-28 (see <see cref="VecDotAvx2Interleaved.Q4Scales"/>):
+    /// against the shift and mask 1.03-1.09x, 1.02-1.06x on weights in L2. Together with the cheaper scales, against the
+    /// pair kernel before both: 1.04-1.09x on one and two threads in the quieter runs, 0.95-0.97x in the most loaded,
+    /// 1.11x in L2; timed after a pass over an unrelated buffer (weights cold in L3) 0.90-0.94x. To be measured quietly.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector512<byte> Q4HighNibbles(Vector512<byte> v)
