@@ -177,6 +177,10 @@ public unsafe class OneTokenStreamBenchmarks
             return;
         }
         if (Q4Only(variant) && Type != GgmlType.Q4_0) throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} is for Q4_0, not {Type}");
+        if (Q4Pair(variant) && !KernelPaths.IsAvailable(KernelPath.Avx512)) throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} needs the AVX-512 path");
+        if (variant is OneTokenVariant.Q4GfniPair or OneTokenVariant.Q4CheapHalvesGfniPair or OneTokenVariant.Q4PairStream or OneTokenVariant.Q4PairStreamNoPrefetch
+            && !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported)
+            throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} needs GFNI");
         bool pairs = IsPair(variant), floats = variant is OneTokenVariant.Q4FloatScales or OneTokenVariant.Q4FloatScalesPair;
         int unit = pairs ? 2 : 1, groups = packed.Groups;
         int rowTile = variant == OneTokenVariant.Avx2Tiles ? _matmul.RowTile(raw.Rows) : _matmul.RowTile(raw.Rows, nTokens: 1);
@@ -330,7 +334,7 @@ public enum OneTokenVariant
     /// <summary>Q4_0 only: the AVX-512 pair kernel over the float-scale copy (dropped).</summary>
     Q4FloatScalesPair,
 
-    /// <summary>Q4_0 only: the bench's copy of the AVX2 kernel with the four-instruction half conversion (as shipped).</summary>
+    /// <summary>Q4_0 only: the AVX2 kernel with the four-instruction half conversion (dropped).</summary>
     Q4CheapHalves,
 
     /// <summary>Q4_0 only: the AVX-512 pair kernel with the four-instruction half conversion.</summary>
@@ -339,10 +343,10 @@ public enum OneTokenVariant
     /// <summary>Q4_0 only: the AVX-512 pair kernel with the high nibbles taken down by GFNI.</summary>
     Q4GfniPair,
 
-    /// <summary>Q4_0 only: the AVX-512 pair kernel with both the cheap conversion and GFNI (the bench's copy of the shipped one).</summary>
+    /// <summary>Q4_0 only: the AVX-512 pair kernel with both the cheap conversion and GFNI (dropped).</summary>
     Q4CheapHalvesGfniPair,
 
-    /// <summary>Q4_0 only: the AVX-512 pair kernel as it was (half conversion in nine instructions, shift-and-mask nibbles).</summary>
+    /// <summary>Q4_0 only: the bench's copy of the shipped AVX-512 pair kernel (half conversion in nine instructions, shift-and-mask nibbles).</summary>
     Q4OldPair,
 
     /// <summary>Q4_0 only: the shipped pair arithmetic over a copy with each pair of groups as one stream, the pair after next prefetched.</summary>
@@ -351,6 +355,6 @@ public enum OneTokenVariant
     /// <summary>Q4_0 only: <see cref="Q4PairStream"/> without prefetch requests.</summary>
     Q4PairStreamNoPrefetch,
 
-    /// <summary>Q4_0 only: the AVX2 kernel as it was (half conversion in nine instructions).</summary>
+    /// <summary>Q4_0 only: the bench's copy of the shipped AVX2 kernel (half conversion in nine instructions).</summary>
     Q4Old,
 }

@@ -7,24 +7,30 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Benchmarks;
 
 /// <summary>
-/// Issue 18: ways to pay less for Q4_0's block scales and nibbles in the one-token kernels, measured with
-/// <see cref="OneTokenAlternation"/> over a `small` model's Q4_0 matrices (62 MB) on a shared 2-core Zen 4 (load 11-28
-/// while measured, so only ratios; 120-200 alternated rounds per run, each timing after an untimed token of the same
-/// variant), against <see cref="OldHalves"/> with shift-and-mask nibbles, the kernels as they were. Each gives those
-/// kernels' bits, which the benchmark checks first.
+/// Issue 18: ways to pay less for Q4_0's block scales and nibbles in the one-token kernels (.NET 10 exposes no F16C:
+/// no Half conversion in any X86 intrinsic class, Avx10v1/v2 unsupported on Zen 4), each giving the shipped kernels'
+/// bits, which the benchmark checks first. All measured and dropped: none paid streamed from memory. Measured with
+/// <see cref="OneTokenAlternation"/> over a `small` model's Q4_0 matrices (62 MB) on a shared 2-core Zen 4 at load
+/// 11-28 (only ratios; 120-300 alternated rounds per run, each timing after an untimed token of the same variant),
+/// against the shipped kernels (<see cref="OldHalves"/>, shift-and-mask nibbles); "in L2" is the arithmetic alone
+/// (TYPE:l2). Alternating just the two kernels is the cleanest; runs with more variants read 3-8% higher.
 /// <list type="bullet">
-/// <item>Float scales (dropped): the group block's eight scales stored as floats at load (32 bytes instead of 16, a
-/// block of 160 bytes instead of 144). Arithmetic alone (in L2) 1.18-1.24x, but streamed from memory: AVX-512 pair
-/// kernel 0.60-0.69x, AVX2 (16 registers, DOTNET_EnableAVX512=0) 0.91-0.95x, on one thread and on two.</item>
-/// <item>Cheap halves (<see cref="CheapHalves"/>, shipped as VecDotAvx2Interleaved.Q4Scales): the conversion in four
-/// instructions, exact for finite halves; AVX2 1.03-1.07x streamed, 1.06-1.07x in L2.</item>
-/// <item>GFNI high nibbles (<see cref="GfniNibbles"/>, shipped as VecDotAvx512Interleaved.Q4HighNibbles): 1.03-1.09x
-/// streamed, 1.02-1.06x in L2.</item>
-/// <item>Pair streams (dropped, <see cref="PairStreamCopy"/>): each pair of groups merged into one stream, so a 512-bit
-/// vector is one load and the hardware prefetcher sees one stream: 1.18-1.22x in L2, but streamed 0.96-1.01x against
-/// the old pair kernel without prefetch requests, slower still with them (0.77-0.95x in the earlier runs); it had read
-/// 1.12-1.30x in runs where it followed a variant over its own copy, an artefact of what L3 kept.</item>
+/// <item>Float scales: the group block's eight scales stored as floats at load (32 bytes instead of 16, blocks of 160
+/// bytes instead of 144). In L2 1.18-1.24x; streamed, AVX-512 pair kernel 0.60-0.69x, AVX2 (16 registers,
+/// DOTNET_EnableAVX512=0) 0.91-0.95x, on one thread and on two.</item>
+/// <item>Cheap halves (<see cref="CheapHalves"/>): the conversion in four instructions, exact for finite halves (would
+/// need a load-time guard against infinite or NaN scales). In L2 1.06-1.10x; streamed, two-kernel runs: AVX2
+/// 0.98-1.03x (median 1.015x over six), AVX-512 0.93-0.97x; runs with more variants 1.03-1.07x and 0.95-1.15x.</item>
+/// <item>GFNI high nibbles (<see cref="GfniNibbles"/>): one vgf2p8affineqb instead of a shift and a mask. In L2
+/// 1.02-1.06x; streamed, two-kernel runs 1.00-1.02x, with more variants 1.03-1.09x. With the cheap halves on AVX-512:
+/// 1.11x in L2, 0.91-1.01x streamed (two-kernel runs).</item>
+/// <item>Pair streams (<see cref="PairStreamCopy"/>): each pair of groups merged into one stream, so a 512-bit vector
+/// is one load and the hardware prefetcher sees one stream. In L2 1.18-1.22x; streamed 0.96-1.01x without prefetch
+/// requests, slower with them (0.77-0.95x); it had read 1.12-1.30x in runs where it followed a variant over its own
+/// copy, an artefact of what L3 kept.</item>
 /// </list>
+/// So the streamed one-token Q4_0 product on this host runs at the speed of a loop that only loads its bytes (LoadOnly
+/// 0.98-1.05x of it in steady state): memory, not arithmetic, bounds it here.
 /// </summary>
 internal static unsafe class Q4ScaleVariants
 {
@@ -146,8 +152,18 @@ internal static unsafe class Q4ScaleVariants
         public static int BlockBytes => 8 * Q4_0Bytes;
         public static int Quants => 16;
 
+        /// <summary>
+        /// Sign-extended and shifted left by 13, a half's exponent and mantissa sit where a float's do and its sign fills
+        /// bits 28-31, of which the mask keeps 31; times 2^112 rebases the exponent, exactly (subnormals too). Infinite
+        /// and NaN halves come out finite.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Load(byte* w) => VecDotAvx2Interleaved.Q4Scales(w);
+        public static Vector256<float> Load(byte* w)
+        {
+            Vector256<int> h = Avx2.ConvertToVector256Int32((short*)w);
+            Vector256<int> bits = Avx2.And(Avx2.ShiftLeftLogical(h, 13), Vector256.Create(unchecked((int)0x8FFFFFFF)));
+            return Avx.Multiply(bits.AsSingle(), Vector256.Create(5.192297e33f /* 2^112 */));
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -236,16 +252,19 @@ internal static unsafe class Q4ScaleVariants
         => sum + Avx512BW.MultiplyAddAdjacent(v & mask, Vector512.Create(*(int*)q).AsSByte())
             + Avx512BW.MultiplyAddAdjacent(HighNibbles<TNibbles>(v, mask), Vector512.Create(*(int*)(q + 16)).AsSByte());
 
-    /// <summary>The high nibbles moved down: by GFNI (<see cref="VecDotAvx512Interleaved.Q4HighNibbles"/>) or by a shift and a mask.</summary>
+    /// <summary>
+    /// The high nibbles moved down: by GFNI (the affine transform by the bit matrix whose row i, byte 7 - i, selects
+    /// input bit i + 4 for i &lt; 4) or by a shift and a mask.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<byte> HighNibbles<TNibbles>(Vector512<byte> v, Vector512<byte> mask)
         => typeof(TNibbles) == typeof(GfniNibbles)
-            ? VecDotAvx512Interleaved.Q4HighNibbles(v)
+            ? Gfni.V512.GaloisFieldAffineTransform(v, Vector512.Create(0x10204080_00000000UL).AsByte(), 0)
             : Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
 
     /// <summary>How the pair kernel takes the high nibbles down: shift and mask (as before), or <see cref="GfniNibbles"/>.</summary>
     public readonly struct ShiftNibbles;
 
-    /// <summary>One vgf2p8affineqb per vector instead of a shift and a mask (GFNI: Zen 4, Ice Lake and later).</summary>
+    /// <summary>One vgf2p8affineqb per vector instead of a shift and a mask (GFNI: Zen 4, Ice Lake and later; the variants using it need it).</summary>
     public readonly struct GfniNibbles;
 }

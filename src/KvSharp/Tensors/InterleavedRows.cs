@@ -30,7 +30,6 @@ namespace KvSharp.Tensors;
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
 /// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
-/// A Q4_0 matrix with an infinite or NaN block scale is not interleaved (<see cref="CanInterleave"/>).
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
 {
@@ -51,28 +50,6 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
     public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
-    /// <summary>
-    /// Whether <paramref name="w"/> can be interleaved: its type is supported and, for Q4_0, every block scale of its
-    /// whole groups is finite. The Q4_0 kernels convert scales in four instructions that are exact only for finite halves
-    /// (<see cref="VecDotAvx2Interleaved.Q4Scales"/>); a matrix with an infinite or NaN scale (a broken file) stays with
-    /// the row kernels, which give the bits the interleaved ones would.
-    /// </summary>
-    public static bool CanInterleave(in WeightMatrix w) => Supports(w.Type) && (w.Type != GgmlType.Q4_0 || FirstNonFiniteQ4_0Scale(w) < 0);
-
-    /// <summary>The index (row * blocks + block) of the first Q4_0 block scale in whole groups that is infinite or NaN, or -1.</summary>
-    private static long FirstNonFiniteQ4_0Scale(in WeightMatrix w)
-    {
-        int blocks = w.Cols / QK;
-        long rows = (long)(w.Rows / RowsPerGroup) * RowsPerGroup;
-        for (long r = 0; r < rows; r++)
-        {
-            byte* row = w.Data + r * w.RowBytes;
-            for (int b = 0; b < blocks; b++)
-                if ((*(ushort*)(row + b * Q4_0Bytes) & 0x7C00) == 0x7C00) return r * blocks + b;
-        }
-        return -1;
-    }
-
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
 
@@ -84,12 +61,10 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>First byte of group 0; valid until <see cref="Dispose"/>.</summary>
     public byte* Data => _data != null ? _data : throw new ObjectDisposedException(nameof(InterleavedRows));
 
-    /// <summary>Copies <paramref name="w"/> (a matrix <see cref="CanInterleave"/> accepts) into the interleaved layout.</summary>
+    /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
         if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
-        if (w.Type == GgmlType.Q4_0 && FirstNonFiniteQ4_0Scale(w) is var at and >= 0)
-            throw new ArgumentException($"InterleavedRows: Q4_0 scale of row {at / (w.Cols / QK)}, block {at % (w.Cols / QK)} is infinite or NaN; the interleaved Q4_0 kernels take finite scales only (leave the matrix to the row kernels)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);

@@ -240,27 +240,6 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private static Vector256<int> Q4Sum(Vector256<short> sum, byte* e)
         => Avx2.Subtract(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1)), Vector256.Create(*(int*)(e + 4)));
 
-    /// <summary>
-    /// A Q4_0 group block's eight half scales as floats in four instructions instead of
-    /// <see cref="VecDotAvx2.HalfToSingle(ushort*)"/>'s nine: sign-extended and shifted left by 13, a half's exponent and
-    /// mantissa sit where a float's do and its sign fills bits 28-31, of which the mask keeps 31; times 2^112 rebases the
-    /// exponent, exactly (subnormal halves too). Infinite and NaN halves would come out finite, so
-    /// <see cref="InterleavedRows"/> leaves a Q4_0 matrix with such a scale uninterleaved (the row kernels take it).
-    /// Against HalfToSingle, in-process A/B of the one-token kernels over a `small` model's Q4_0 matrices (62 MB) on a
-    /// shared 2-core Zen 4 at load 11-28, 120-200 alternated rounds per run, each timing after an untimed token of the
-    /// same kernel (bench OneTokenAlternation, Q4ScaleVariants): AVX2 (DOTNET_EnableAVX512=0) 1.03-1.06x on one thread
-    /// and on two over ten runs, 1.10x on weights in L2; the AVX-512 pair kernel see <see cref="VecDotAvx512Interleaved.Q4HighNibbles"/>.
-    /// Storing the scales as floats at load instead (no conversion, 11% more bytes) lost: 0.91-0.95x on AVX2, 0.60-0.83x
-    /// on AVX-512, though 1.18-1.24x in L2.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Q4Scales(byte* w)
-    {
-        Vector256<int> h = Avx2.ConvertToVector256Int32((short*)w);
-        Vector256<int> bits = Avx2.And(Avx2.ShiftLeftLogical(h, 13), Vector256.Create(unchecked((int)0x8FFFFFFF)));
-        return Avx.Multiply(bits.AsSingle(), Vector256.Create(5.192297e33f /* 2^112 */));
-    }
-
     /// <summary>Eight interleaved Q4_0 rows x four tokens; see <see cref="Q8_0x4"/>.</summary>
     public static void Q4_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
     {
@@ -282,7 +261,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i2 = Q4Step(i2, lo, hi, q + s2);
                 i3 = Q4Step(i3, lo, hi, q + s3);
             }
-            Finish4(ref a0, ref a1, ref a2, ref a3, Q4Scales(w), e, s1, s2, s3,
+            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3,
                 Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
@@ -313,7 +292,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i6 = Q4Step(i6, lo, hi, q4 + s2);
                 i7 = Q4Step(i7, lo, hi, q4 + s3);
             }
-            Vector256<float> dx = Q4Scales(w);
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
             byte* e4 = e + s4;
             Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3, Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
             Finish4(ref a4, ref a5, ref a6, ref a7, dx, e4, s1, s2, s3, Q4Sum(i4, e4), Q4Sum(i5, e4 + s1), Q4Sum(i6, e4 + s2), Q4Sum(i7, e4 + s3));
@@ -346,13 +325,13 @@ internal static unsafe partial class VecDotAvx2Interleaved
             Vector256<int> s0 = Q4_0Block(w, y, e, mask), s1 = Q4_0Block(w + B, y + Q8_0Bytes, e + Extras, mask);
             Vector256<int> s2 = Q4_0Block(w + 2 * B, y + 2 * Q8_0Bytes, e + 2 * Extras, mask);
             Vector256<int> s3 = Q4_0Block(w + 3 * B, y + 3 * Q8_0Bytes, e + 3 * Extras, mask);
-            acc = Finish(acc, Q4Scales(w), e, s0);
-            acc = Finish(acc, Q4Scales(w + B), e + Extras, s1);
-            acc = Finish(acc, Q4Scales(w + 2 * B), e + 2 * Extras, s2);
-            acc = Finish(acc, Q4Scales(w + 3 * B), e + 3 * Extras, s3);
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, s0);
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + B)), e + Extras, s1);
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + 2 * B)), e + 2 * Extras, s2);
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + 3 * B)), e + 3 * Extras, s3);
         }
         for (; ib < nb; ib++, w += B, y += Q8_0Bytes, e += Extras)
-            acc = Finish(acc, Q4Scales(w), e, Q4_0Block(w, y, e, mask));
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, Q4_0Block(w, y, e, mask));
         Avx.Store(output, acc);
     }
 

@@ -18,8 +18,7 @@ namespace KvSharp.Tensors;
 /// sign moved by a mask: |w| and the mask of negative weights are computed once per weight vector and shared by every
 /// token; per token the activation bytes are negated where the mask is set, then vpmaddubsw, vpmaddwd. Offsetting the
 /// weights to unsigned bytes instead (as the VNNI kernels do) would overflow vpmaddubsw's int16 pairs (2 x 255 x 127).
-/// Q4_0's nibbles are unsigned already, so its kernels are the AVX2 ones at twice the width (the high nibbles taken
-/// down by GFNI where the CPU has it, <see cref="Q4HighNibbles"/>).
+/// Q4_0's nibbles are unsigned already, so its kernels are the AVX2 ones at twice the width.
 /// Why wider helps on CPUs that split 512-bit operations in two (Zen 4): half the instructions per product, 32 vector
 /// registers, so eight tokens' int and float accumulators for sixteen rows stay in registers.
 /// </remarks>
@@ -67,9 +66,6 @@ internal static unsafe class VecDotAvx512Interleaved
 
         static abstract void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b);
 
-        /// <summary>The sixteen rows' block scales as floats (the halves at the start of each group's block).</summary>
-        static abstract Vector512<float> Scales(byte* p, nint groupBytes);
-
         /// <summary>acc += the products of weight vector k (prepared as a, b) and the token's block quants at q.</summary>
         static abstract Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k);
 
@@ -86,9 +82,6 @@ internal static unsafe class VecDotAvx512Interleaved
         public static int GroupBlockBytes => 8 * Q8_0Bytes;
         public static int Vectors => 8;
         public static int OneTokenPairsAhead => 1;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Scales(byte* p, nint groupBytes) => HalfScales(p, groupBytes);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
@@ -138,13 +131,8 @@ internal static unsafe class VecDotAvx512Interleaved
         {
             Vector512<byte> mask = Vector512.Create((byte)0x0F);
             a = v & mask;
-            b = Q4HighNibbles(v);
+            b = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
         }
-
-        /// <summary>Finite halves only (<see cref="VecDotAvx2Interleaved.Q4Scales"/>).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<float> Scales(byte* p, nint groupBytes)
-            => Join(VecDotAvx2Interleaved.Q4Scales(p).AsByte(), VecDotAvx2Interleaved.Q4Scales(p + groupBytes).AsByte()).AsSingle();
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
@@ -157,21 +145,6 @@ internal static unsafe class VecDotAvx512Interleaved
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
     }
-
-    /// <summary>
-    /// Each byte's high nibble moved down (bits 4-7 to 0-3, the rest cleared): where the CPU has GFNI (Zen 4, Ice Lake
-    /// and later) one vgf2p8affineqb instead of a shift and a mask. Measured with the one-token pair kernel over a `small`
-    /// model's Q4_0 matrices on a shared 2-core Zen 4 at load 11-28 (see <see cref="VecDotAvx2Interleaved.Q4Scales"/>):
-    /// against the shift and mask 1.03-1.09x, 1.02-1.06x on weights in L2. Together with the cheaper scales, against the
-    /// pair kernel before both: 1.04-1.09x on one and two threads in the quieter runs, 0.95-0.97x in the most loaded,
-    /// 1.11x in L2; timed after a pass over an unrelated buffer (weights cold in L3) 0.90-0.94x. To be measured quietly.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<byte> Q4HighNibbles(Vector512<byte> v)
-        => Gfni.V512.IsSupported
-            // Affine transform by the bit matrix whose row i (byte 7 - i) selects input bit i + 4, for i < 4.
-            ? Gfni.V512.GaloisFieldAffineTransform(v, Vector512.Create(0x10204080_00000000UL).AsByte(), 0)
-            : Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & Vector512.Create((byte)0x0F);
 
     /// <summary>Four bytes of the activation block in every lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -191,7 +164,7 @@ internal static unsafe class VecDotAvx512Interleaved
 
     /// <summary>The sixteen rows' block scales (the halves at the start of each group's block).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfScales(byte* p, nint groupBytes)
+    private static Vector512<float> Scales(byte* p, nint groupBytes)
         => Join(VecDotAvx2.HalfToSingle((ushort*)p).AsByte(), VecDotAvx2.HalfToSingle((ushort*)(p + groupBytes)).AsByte()).AsSingle();
 
     /// <summary>
@@ -233,7 +206,7 @@ internal static unsafe class VecDotAvx512Interleaved
                 i0 = T.Step(i0, a0, b0, y + 2, k);
                 i1 = T.Step(i1, a1, b1, y + 2, k + 1);
             }
-            acc = Finish(acc, T.Scales(w, groupBytes), e, T.BlockSum(T.Add(i0, i1), e));
+            acc = Finish(acc, Scales(w, groupBytes), e, T.BlockSum(T.Add(i0, i1), e));
         }
         Vector512.Store(acc, output);
     }
@@ -257,7 +230,7 @@ internal static unsafe class VecDotAvx512Interleaved
                 i2 = T.Step(i2, pa, pb, q + s2, k);
                 i3 = T.Step(i3, pa, pb, q + s3, k);
             }
-            Finish4<T>(ref a0, ref a1, ref a2, ref a3, T.Scales(w, groupBytes), e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), e, s1, i0, i1, i2, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -285,7 +258,7 @@ internal static unsafe class VecDotAvx512Interleaved
                 i6 = T.Step(i6, pa, pb, q4 + s2, k);
                 i7 = T.Step(i7, pa, pb, q4 + s3, k);
             }
-            Vector512<float> dx = T.Scales(w, groupBytes);
+            Vector512<float> dx = Scales(w, groupBytes);
             Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, e, s1, i0, i1, i2, i3);
             Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, i4, i5, i6, i7);
         }
