@@ -25,6 +25,8 @@ public unsafe class OneTokenStreamBenchmarks
     private readonly List<(KernelData Raw, InterleavedRows Packed)> _matrices = [];
     private readonly Dictionary<int, nint> _activations = [];
     private readonly Dictionary<InterleavedRows, nint> _smallPages = [];
+    private readonly Dictionary<InterleavedRows, (nint Data, int GroupBytes, HugePageSlabs.Slab Slab)> _floatScales = [];
+    private readonly Dictionary<InterleavedRows, (nint Data, HugePageSlabs.Slab Slab)> _pairStreams = [];
     private KernelPool _pool = null!;
     private MatMul _matmul = null!;
     private float* _output;
@@ -38,20 +40,47 @@ public unsafe class OneTokenStreamBenchmarks
     [Params(1, 2)]
     public int Threads { get; set; }
 
+    /// <summary>
+    /// One 768 x 768 matrix (Q4_0 332 KB, in L2) run <see cref="InCacheRepeats"/> times per operation instead of the
+    /// model's: the kernels' arithmetic without the stream from memory, to tell which of the two bounds a variant.
+    /// </summary>
+    public bool InCache { get; set; }
+
+    private const int InCacheRepeats = 64;
+
     [ParamsSource(nameof(Variants))]
     public OneTokenVariant Variant { get; set; }
 
-    /// <summary>Every variant this machine runs (<see cref="OneTokenVariant.Avx512Pair"/> needs AVX-512).</summary>
+    /// <summary>
+    /// Every variant this machine runs for both types (the pair variants need AVX-512; the Q4_0-only ones of
+    /// <see cref="Q4ScaleVariants"/> run through <see cref="OneTokenAlternation"/>).
+    /// </summary>
     public static IEnumerable<OneTokenVariant> Variants
-        => Enum.GetValues<OneTokenVariant>().Where(v => v != OneTokenVariant.Avx512Pair || KernelPaths.IsAvailable(KernelPath.Avx512));
+        => Enum.GetValues<OneTokenVariant>().Where(v => !Q4Only(v) && (v != OneTokenVariant.Avx512Pair || KernelPaths.IsAvailable(KernelPath.Avx512)));
+
+    internal static bool Q4Only(OneTokenVariant v) => v is OneTokenVariant.Q4FloatScales or OneTokenVariant.Q4CheapHalves or OneTokenVariant.Q4Old || Q4Pair(v);
+
+    private static bool Q4Pair(OneTokenVariant v) => v is OneTokenVariant.Q4FloatScalesPair or OneTokenVariant.Q4CheapHalvesPair
+        or OneTokenVariant.Q4GfniPair or OneTokenVariant.Q4CheapHalvesGfniPair or OneTokenVariant.Q4OldPair or OneTokenVariant.Q4PairStream
+        or OneTokenVariant.Q4PairStreamNoPrefetch;
+
+    private static bool IsPair(OneTokenVariant v) => v is OneTokenVariant.Avx512Pair or OneTokenVariant.Avx2TwoGroups
+        or OneTokenVariant.Avx2TwoGroupsNoPrefetch || Q4Pair(v);
 
     [GlobalSetup]
     public void Setup()
     {
-        for (int layer = 0; layer < 12; layer++)
-            foreach (var (rows, cols) in new[] { (768, 768), (768, 768), (768, 768), (768, 768), (2048, 768), (2048, 768), (768, 2048) })
-                Add(rows, cols, seed: _matrices.Count);
-        Add(32000, 768, seed: _matrices.Count);
+        if (InCache)
+        {
+            Add(768, 768, seed: 0);
+        }
+        else
+        {
+            for (int layer = 0; layer < 12; layer++)
+                foreach (var (rows, cols) in new[] { (768, 768), (768, 768), (768, 768), (768, 768), (2048, 768), (2048, 768), (768, 2048) })
+                    Add(rows, cols, seed: _matrices.Count);
+            Add(32000, 768, seed: _matrices.Count);
+        }
         foreach (int cols in new[] { 768, 2048 })
         {
             int rowBytes = (int)GgmlTypes.RowBytes(GgmlType.Q8_0, cols) + VecDotAvx2Interleaved.ExtraBytes(cols / BlockLayouts.QK);
@@ -71,6 +100,13 @@ public unsafe class OneTokenStreamBenchmarks
                 byte* copy = (byte*)NativeMemory.AlignedAlloc((nuint)packed.Bytes, 64); // each its own, on 4 KiB pages
                 Buffer.MemoryCopy(packed.Data, copy, packed.Bytes, packed.Bytes);
                 _smallPages[packed] = (nint)copy;
+            }
+        if (Type == GgmlType.Q4_0)
+            foreach (var (raw, packed) in _matrices)
+            {
+                byte* copy = Q4ScaleVariants.FloatScaleCopy(packed, raw.Cols, out int groupBytes, out var slab);
+                _floatScales[packed] = ((nint)copy, groupBytes, slab);
+                _pairStreams[packed] = ((nint)Q4ScaleVariants.PairStreamCopy(packed, raw.Cols, out var pairSlab), pairSlab);
             }
         _pool = new KernelPool(Threads);
         _matmul = new MatMul(_pool);
@@ -114,6 +150,8 @@ public unsafe class OneTokenStreamBenchmarks
         }
         foreach (nint row in _activations.Values) NativeMemory.AlignedFree((void*)row);
         foreach (nint copy in _smallPages.Values) NativeMemory.AlignedFree((void*)copy);
+        foreach (var copy in _floatScales.Values) HugePageSlabs.Free(copy.Slab);
+        foreach (var copy in _pairStreams.Values) HugePageSlabs.Free(copy.Slab);
         NativeMemory.AlignedFree(_output);
         NativeMemory.AlignedFree(_probe);
     }
@@ -127,7 +165,8 @@ public unsafe class OneTokenStreamBenchmarks
             _pool.Run(ref probe, (int)((_bytes + ProbeWork.Chunk - 1) / ProbeWork.Chunk));
             return;
         }
-        foreach (var (raw, packed) in _matrices) Run(Variant, raw, packed);
+        for (int i = 0; i < (InCache ? InCacheRepeats : 1); i++)
+            foreach (var (raw, packed) in _matrices) Run(Variant, raw, packed);
     }
 
     private void Run(OneTokenVariant variant, KernelData raw, InterleavedRows packed)
@@ -137,7 +176,12 @@ public unsafe class OneTokenStreamBenchmarks
             _matmul.Multiply(raw.Matrix with { Interleaved = packed }, _x.AsSpan(0, raw.Cols), 1, _y.AsSpan(0, raw.Rows));
             return;
         }
-        bool pairs = variant is OneTokenVariant.Avx512Pair or OneTokenVariant.Avx2TwoGroups or OneTokenVariant.Avx2TwoGroupsNoPrefetch;
+        if (Q4Only(variant) && Type != GgmlType.Q4_0) throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} is for Q4_0, not {Type}");
+        if (Q4Pair(variant) && !KernelPaths.IsAvailable(KernelPath.Avx512)) throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} needs the AVX-512 path");
+        if (variant is OneTokenVariant.Q4GfniPair or OneTokenVariant.Q4CheapHalvesGfniPair or OneTokenVariant.Q4PairStream or OneTokenVariant.Q4PairStreamNoPrefetch
+            && !System.Runtime.Intrinsics.X86.Gfni.V512.IsSupported)
+            throw new ArgumentException($"OneTokenStreamBenchmarks: {variant} needs GFNI");
+        bool pairs = IsPair(variant), floats = variant is OneTokenVariant.Q4FloatScales or OneTokenVariant.Q4FloatScalesPair;
         int unit = pairs ? 2 : 1, groups = packed.Groups;
         int rowTile = variant == OneTokenVariant.Avx2Tiles ? _matmul.RowTile(raw.Rows) : _matmul.RowTile(raw.Rows, nTokens: 1);
         int perItem = (rowTile + 8 * unit - 1) / (8 * unit) * unit;
@@ -145,8 +189,9 @@ public unsafe class OneTokenStreamBenchmarks
         {
             Variant = variant,
             Q8 = Type == GgmlType.Q8_0,
-            Packed = variant == OneTokenVariant.Avx2SmallPages ? (byte*)_smallPages[packed] : packed.Data,
-            GroupBytes = packed.GroupBytes,
+            Packed = variant == OneTokenVariant.Avx2SmallPages ? (byte*)_smallPages[packed] : floats ? (byte*)_floatScales[packed].Data
+                : variant is OneTokenVariant.Q4PairStream or OneTokenVariant.Q4PairStreamNoPrefetch ? (byte*)_pairStreams[packed].Data : packed.Data,
+            GroupBytes = floats ? _floatScales[packed].GroupBytes : packed.GroupBytes,
             Groups = groups,
             GroupsPerItem = perItem,
             Activations = (byte*)_activations[raw.Cols],
@@ -154,6 +199,13 @@ public unsafe class OneTokenStreamBenchmarks
             Output = _output,
         };
         if (variant == OneTokenVariant.Avx512Pair) VecDotAvx512Interleaved.Kernels(Type, out work.Pair, out _, out _);
+        if (variant == OneTokenVariant.Q4FloatScalesPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.FloatScales, Q4ScaleVariants.ShiftNibbles>;
+        if (variant == OneTokenVariant.Q4CheapHalvesPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.CheapHalves, Q4ScaleVariants.ShiftNibbles>;
+        if (variant == OneTokenVariant.Q4GfniPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.OldHalves, Q4ScaleVariants.GfniNibbles>;
+        if (variant == OneTokenVariant.Q4PairStream) work.Pair = &Q4ScaleVariants.PairStream1<OneTokenVariants.IntoL2>;
+        if (variant == OneTokenVariant.Q4PairStreamNoPrefetch) work.Pair = &Q4ScaleVariants.PairStream1<OneTokenVariants.NoHint>;
+        if (variant == OneTokenVariant.Q4CheapHalvesGfniPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.CheapHalves, Q4ScaleVariants.GfniNibbles>;
+        if (variant == OneTokenVariant.Q4OldPair) work.Pair = &Q4ScaleVariants.Pair1<Q4ScaleVariants.OldHalves, Q4ScaleVariants.ShiftNibbles>;
         _pool.Run(ref work, (groups + perItem - 1) / perItem);
     }
 
@@ -185,6 +237,7 @@ public unsafe class OneTokenStreamBenchmarks
                 switch (Variant)
                 {
                     case OneTokenVariant.Avx512Pair when two:
+                    case var _ when two && Q4Pair(Variant):
                         Pair(w, GroupBytes, Activations, 0, Cols, o, 0);
                         g++;
                         break;
@@ -198,6 +251,15 @@ public unsafe class OneTokenStreamBenchmarks
                         break;
                     case OneTokenVariant.Avx2Prefetch1K:
                         OneTokenVariants.OneGroupAhead<TBlock, OneTokenVariants.IntoL2>(w, 1024, Activations, Cols, o);
+                        break;
+                    case OneTokenVariant.Q4FloatScales or OneTokenVariant.Q4FloatScalesPair:
+                        Q4ScaleVariants.X1<Q4ScaleVariants.FloatScales>(w, Activations, Cols, o);
+                        break;
+                    case OneTokenVariant.Q4Old:
+                        Q4ScaleVariants.X1<Q4ScaleVariants.OldHalves>(w, Activations, Cols, o);
+                        break;
+                    case OneTokenVariant.Q4CheapHalves or OneTokenVariant.Q4CheapHalvesPair:
+                        Q4ScaleVariants.X1<Q4ScaleVariants.CheapHalves>(w, Activations, Cols, o);
                         break;
                     case OneTokenVariant.LoadOnly:
                         OneTokenVariants.LoadOnly(w, GroupBytes, o);
@@ -265,4 +327,34 @@ public enum OneTokenVariant
 
     /// <summary>One contiguous stream of the same size in 1 MiB items (the speed scenario's bandwidth probe).</summary>
     Probe,
+
+    /// <summary>Q4_0 only: the AVX2 kernel over a copy whose block scales are stored as floats (dropped, <see cref="Q4ScaleVariants"/>).</summary>
+    Q4FloatScales,
+
+    /// <summary>Q4_0 only: the AVX-512 pair kernel over the float-scale copy (dropped).</summary>
+    Q4FloatScalesPair,
+
+    /// <summary>Q4_0 only: the AVX2 kernel with the four-instruction half conversion (dropped).</summary>
+    Q4CheapHalves,
+
+    /// <summary>Q4_0 only: the AVX-512 pair kernel with the four-instruction half conversion.</summary>
+    Q4CheapHalvesPair,
+
+    /// <summary>Q4_0 only: the AVX-512 pair kernel with the high nibbles taken down by GFNI.</summary>
+    Q4GfniPair,
+
+    /// <summary>Q4_0 only: the AVX-512 pair kernel with both the cheap conversion and GFNI (dropped).</summary>
+    Q4CheapHalvesGfniPair,
+
+    /// <summary>Q4_0 only: the bench's copy of the shipped AVX-512 pair kernel (half conversion in nine instructions, shift-and-mask nibbles).</summary>
+    Q4OldPair,
+
+    /// <summary>Q4_0 only: the shipped pair arithmetic over a copy with each pair of groups as one stream, the pair after next prefetched.</summary>
+    Q4PairStream,
+
+    /// <summary>Q4_0 only: <see cref="Q4PairStream"/> without prefetch requests.</summary>
+    Q4PairStreamNoPrefetch,
+
+    /// <summary>Q4_0 only: the bench's copy of the shipped AVX2 kernel (half conversion in nine instructions).</summary>
+    Q4Old,
 }
