@@ -26,12 +26,13 @@ internal static class RouterCommand
         var blockChars = NumberOption.Create("--block-chars", "prompt characters per affinity block (about 4 per token: 64 is one 16-token KV block)", 64, Allowed.AtLeast(1));
         var loadFactor = NumberOption.Create("--load-factor", "a replica takes at most this times the mean in-flight requests (plus --load-slack) before its prefixes spill to the next", 1.25, Allowed.AtLeast(1.0));
         var loadSlack = NumberOption.Create("--load-slack", "requests a replica may take beyond --load-factor x the mean", 2, Allowed.AtLeast(0));
+        var loadMargin = NumberOption.Create("--load-margin", "requests a replica may have in flight beyond the least loaded one before --load-factor applies (a spill costs the conversation its cached history)", 32, Allowed.AtLeast(0));
         var threshold = NumberOption.Create("--affinity-threshold", "share of a prompt's blocks its deepest known prefix must cover to follow it to that replica; a shorter match (a shared system prompt) is a new conversation, placed where the least KV has gone", 0.5, Allowed.Between(0.0, 1.0));
         var attempts = NumberOption.Create("--max-attempts", "tries per request, each on another replica, while its response has not started", 3, Allowed.AtLeast(1));
         var interval = NumberOption.Create("--health-interval-ms", "how often each replica's GET /health is polled", 2000, Allowed.AtLeast(1));
         var command = new Command("router", "route OpenAI requests over several `kvsharp serve` replicas by prompt prefix (YARP): each conversation stays with the replica that caches it; health checks and retries")
         {
-            replicas, host, port, policy, blockChars, loadFactor, loadSlack, threshold, attempts, interval,
+            replicas, host, port, policy, blockChars, loadFactor, loadSlack, loadMargin, threshold, attempts, interval,
         };
         command.SetAction(r =>
         {
@@ -44,6 +45,7 @@ internal static class RouterCommand
                 BlockChars = r.GetValue(blockChars),
                 LoadFactor = r.GetValue(loadFactor),
                 LoadSlack = r.GetValue(loadSlack),
+                LoadMargin = r.GetValue(loadMargin),
                 AffinityThreshold = r.GetValue(threshold),
                 MaxAttempts = r.GetValue(attempts),
                 HealthInterval = TimeSpan.FromMilliseconds(r.GetValue(interval)),

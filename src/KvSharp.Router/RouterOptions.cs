@@ -33,6 +33,15 @@ public sealed record RouterOptions
     /// </summary>
     public int LoadSlack { get; init; } = 2;
     /// <summary>
+    /// Requests a replica may have in flight beyond the least loaded usable replica before the load bound applies to it
+    /// at all. Moving a conversation costs it a full prefill of its history on a replica that holds none of it, while
+    /// a replica that runs a few more sequences batches them almost for free: late in a burst, when one replica still
+    /// serves a handful of turns and the others are idle, the bound alone (the mean is small then) would move those
+    /// conversations. SGLang's cache-aware router switches to load balancing only past the same kind of absolute gap
+    /// (its balance_abs_threshold, 32 by default, together with a relative one, the role of <see cref="LoadFactor"/> here).
+    /// </summary>
+    public int LoadMargin { get; init; } = 32;
+    /// <summary>
     /// The share of a prompt's blocks its deepest known prefix must cover for the prompt to follow it to that replica
     /// (0 to 1). A shorter match, typically a system prompt that every conversation starts with, makes it a new
     /// conversation, placed where the least KV has gone. SGLang's router has the same rule (its cache threshold).
@@ -64,6 +73,7 @@ public sealed record RouterOptions
         if (LoadFactor < 1) throw new ArgumentOutOfRangeException(nameof(LoadFactor), LoadFactor, "load factor must be >= 1 (1 = perfectly even)");
         if (!(AffinityThreshold is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(AffinityThreshold), AffinityThreshold, "affinity threshold must be in [0, 1]");
         if (LoadSlack < 0) throw new ArgumentOutOfRangeException(nameof(LoadSlack), LoadSlack, "slack must be >= 0");
+        if (LoadMargin < 0) throw new ArgumentOutOfRangeException(nameof(LoadMargin), LoadMargin, "margin must be >= 0");
         if (MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(MaxAttempts), MaxAttempts, "at least one attempt");
         if (HealthInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HealthInterval), HealthInterval, "must be positive");
     }

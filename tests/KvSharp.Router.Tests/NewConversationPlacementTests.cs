@@ -77,4 +77,36 @@ public class NewConversationPlacementTests
             else Assert.Contains(picks, p => p != home);
         }
     }
+
+    [Fact]
+    public void TwentyFourUsersOpeningAtOnceGetEightPerReplica()
+    {
+        var (_, picker) = Rig();
+        var counts = new int[3];
+        for (int u = 1; u <= 24; u++)
+        {
+            var r = picker.Pick(Conversation(u), tried: 0)!;
+            r.Begin();
+            counts[r.Index]++;
+        }
+        Assert.Equal([8, 8, 8], counts);
+    }
+
+    [Fact]
+    public void ALaggingReplicaKeepsItsConversationsUntilItIsFarAhead()
+    {
+        foreach (var (inFlight, staysHome) in new[] { (6, true), (40, false) })
+        {
+            var (set, picker) = Rig();
+            var turn1 = Conversation(3);
+            var home = picker.Pick(turn1, tried: 0)!;
+            picker.Record(turn1, home);
+            // Late in a burst: the home replica still serves some turns, the others are idle. A bound of
+            // ceil(1.25 x 7 / 3) + 2 = 5 alone would move this conversation to a replica without its history.
+            for (int i = 0; i < inFlight; i++) home.Begin();
+            ulong[] turn2 = [.. turn1, Hash(77, 1), Hash(77, 2)];
+            var picked = picker.Pick(turn2, tried: 0)!;
+            Assert.True(staysHome == (picked == home), $"{inFlight} in flight at home: went to {picked.Name}");
+        }
+    }
 }

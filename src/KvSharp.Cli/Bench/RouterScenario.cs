@@ -59,6 +59,9 @@ public static class RouterScenario
                 $"{r.WallSeconds:F2}", $"{r.TokensPerSecond:F1}", string.Join(" / ", r.PerReplica));
         table.WriteLine();
         t.Write(table);
+        foreach (var r in results)
+            table.WriteLine($"{r.Name}: hits lost on the turn's previous replica {r.Lost.LostSameReplica} tokens, on turns that moved ({r.Lost.MovedTurns}) {r.Lost.LostMoved}; " +
+                            $"blocks evicted {string.Join(" / ", r.Lost.EvictedBlocks)}, preemptions {string.Join(" / ", r.Lost.Preemptions)}");
         table.WriteLine($"{users} users x {turns} turns on {Replicas} replicas ({budgetMiB} MiB of KV each{(s.KvBudgetMiB == null ? ": a replica's share" : "")}): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
                         $"aggregate tokens/s {speedRatio.Text("F2")} (target: hit rate >= 2x)");
 
@@ -121,7 +124,26 @@ public static class RouterScenario
         }
     }
 
-    private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long ContinuedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica)
+    /// <summary>
+    /// Where prefix hits were lost, from the client's side: a later turn could have found every token its previous turn
+    /// held but the last (sampled, never run). What it found less is lost, either on the replica the previous turn ran
+    /// on (its cache evicted them) or on another (the turn moved: the load bound spilled it, or a replica failed).
+    /// Plus, per replica, the cached blocks its prefix cache evicted and the sequences its engine preempted.
+    /// </summary>
+    private sealed record Losses(int MovedTurns, long LostMoved, long LostSameReplica, long[] LostByTurn, long[] EvictedBlocks, long[] Preemptions)
+    {
+        public JsonObject Json() => new()
+        {
+            ["turns_moved"] = MovedTurns,
+            ["lost_tokens_moved"] = LostMoved,
+            ["lost_tokens_same_replica"] = LostSameReplica,
+            ["lost_tokens_by_turn"] = new JsonArray(LostByTurn.Select(n => (JsonNode)n).ToArray()),
+            ["evicted_blocks_per_replica"] = new JsonArray(EvictedBlocks.Select(n => (JsonNode)n).ToArray()),
+            ["preemptions_per_replica"] = new JsonArray(Preemptions.Select(n => (JsonNode)n).ToArray()),
+        };
+    }
+
+    private sealed record PolicyResult(string Name, int Requests, long PromptTokens, long CachedTokens, long ContinuedTokens, long CompletionTokens, double WallSeconds, int[] PerReplica, Losses Lost)
     {
         public double HitRate => PromptTokens == 0 ? 0 : (double)CachedTokens / PromptTokens;
         /// <summary>Tokens served (prompt and completion) per second of wall time: a cached prompt token is served, not computed.</summary>
@@ -138,6 +160,7 @@ public static class RouterScenario
             ["wall_seconds"] = WallSeconds,
             ["tokens_per_second"] = TokensPerSecond,
             ["requests_per_replica"] = new JsonArray(PerReplica.Select(n => (JsonNode)n).ToArray()),
+            ["losses"] = Lost.Json(),
         };
     }
 
@@ -164,7 +187,15 @@ public static class RouterScenario
                 servers.Add(server);
                 server.StartAsync().GetAwaiter().GetResult();
             }
-            return RunThroughRouter(servers, workload, policy, name, reply, log).GetAwaiter().GetResult();
+            var result = RunThroughRouter(servers, workload, policy, name, reply, log).GetAwaiter().GetResult();
+            return result with
+            {
+                Lost = result.Lost with
+                {
+                    EvictedBlocks = servers.Select(x => x.Engine.PrefixCache.EvictedBlocks).ToArray(),
+                    Preemptions = servers.Select(x => x.Engine.Metrics.Preemptions).ToArray(),
+                },
+            };
         }
         finally
         {
@@ -178,7 +209,9 @@ public static class RouterScenario
         await using var router = KvSharpRouter.Create(new RouterOptions { Port = 0, Replicas = servers.Select(x => x.BaseAddress).ToArray(), Policy = policy });
         await router.StartAsync();
         using var client = new HttpClient { BaseAddress = router.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
-        long prompt = 0, cached = 0, continued = 0, completion = 0;
+        long prompt = 0, cached = 0, continued = 0, completion = 0, lostMoved = 0, lostSame = 0;
+        int moved = 0;
+        var lostByTurn = new long[workload.Messages[0].Length];
         int done = 0, total = workload.Openings.Length * workload.Messages[0].Length;
         var perReplica = new ConcurrentDictionary<string, int>();
         var clock = Stopwatch.StartNew();
@@ -186,7 +219,8 @@ public static class RouterScenario
         async Task Converse(int user)
         {
             string conversation = workload.System + "\n" + workload.Openings[user];
-            string? previous = null;
+            string? previous = null, previousReplica = null;
+            int held = 0, turn = 0;
             foreach (string message in workload.Messages[user])
             {
                 conversation += "\nUser: " + message + "\nAssistant:";
@@ -197,12 +231,28 @@ public static class RouterScenario
                 if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"router scenario ({name}): user {user} got {(int)response.StatusCode}: {text}");
                 var json = JsonDocument.Parse(text).RootElement;
                 var usage = json.GetProperty("usage");
-                Interlocked.Add(ref prompt, usage.GetProperty("prompt_tokens").GetInt32());
-                Interlocked.Add(ref cached, usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32());
-                Interlocked.Add(ref completion, usage.GetProperty("completion_tokens").GetInt32());
+                int promptTokens = usage.GetProperty("prompt_tokens").GetInt32(), hit = usage.GetProperty("prompt_tokens_details").GetProperty("cached_tokens").GetInt32();
+                int completionTokens = usage.GetProperty("completion_tokens").GetInt32();
+                Interlocked.Add(ref prompt, promptTokens);
+                Interlocked.Add(ref cached, hit);
+                Interlocked.Add(ref completion, completionTokens);
+                string replica = response.Headers.GetValues("x-kvsharp-replica").First();
+                if (previousReplica != null)
+                {
+                    long lost = Math.Max(0, held - 1 - hit);
+                    Interlocked.Add(ref lostByTurn[turn], lost);
+                    if (replica == previousReplica) Interlocked.Add(ref lostSame, lost);
+                    else
+                    {
+                        Interlocked.Add(ref lostMoved, lost);
+                        Interlocked.Increment(ref moved);
+                    }
+                }
+                (previousReplica, held) = (replica, promptTokens + completionTokens);
+                turn++;
                 if (response.Headers.TryGetValues(Server.Continuations.PromptContinuation.ContinuedHeader, out var kept)) Interlocked.Add(ref continued, long.Parse(kept.First(), System.Globalization.CultureInfo.InvariantCulture));
                 previous = json.GetProperty("id").GetString();
-                perReplica.AddOrUpdate(response.Headers.GetValues("x-kvsharp-replica").First(), 1, (_, n) => n + 1);
+                perReplica.AddOrUpdate(replica, 1, (_, n) => n + 1);
                 conversation += json.GetProperty("choices")[0].GetProperty("text").GetString();
                 log.Progress($"{name}: {Interlocked.Increment(ref done)}/{total} requests", force: false);
             }
@@ -211,6 +261,6 @@ public static class RouterScenario
         await Task.WhenAll(Enumerable.Range(0, workload.Openings.Length).Select(Converse));
         double wall = clock.Elapsed.TotalSeconds;
         var counts = router.Replicas.All.Select(r => perReplica.GetValueOrDefault(r.Name)).ToArray();
-        return new PolicyResult(name, total, prompt, cached, continued, completion, wall, counts);
+        return new PolicyResult(name, total, prompt, cached, continued, completion, wall, counts, new Losses(moved, lostMoved, lostSame, lostByTurn, [], []));
     }
 }

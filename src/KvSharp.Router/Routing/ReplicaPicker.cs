@@ -8,10 +8,12 @@ namespace KvSharp.Router.Routing;
 /// deepest prefix of this prompt the router has seen (<see cref="PrefixTable"/>), when that prefix is at least
 /// <see cref="RouterOptions.AffinityThreshold"/> of the prompt's blocks; else the prompt starts a new conversation (a
 /// shorter match is a system prompt every conversation shares), and it goes to the replica with the least KV sent its
-/// way, of the first two on the <see cref="HashRing"/> walk from the prompt's deepest hash. In both, a replica is skipped
+/// way (ties broken by the <see cref="HashRing"/> walk from the prompt's deepest hash). In both, a replica is skipped
 /// when it is out of rotation, already tried for this request, or overloaded: consistent hashing with bounded loads
 /// (a replica may hold at most ceil(LoadFactor x (in flight + 1) / healthy) + LoadSlack requests), so a hot prefix spills over
-/// instead of queueing on one replica. Requests without a prompt, and the round-robin baseline, take replicas in turn.
+/// instead of queueing on one replica; but only once it is also more than <see cref="RouterOptions.LoadMargin"/> requests
+/// ahead of the least loaded usable replica, since a spill costs the moved conversation its whole cached history.
+/// Requests without a prompt, and the round-robin baseline, take replicas in turn.
 /// </summary>
 internal sealed class ReplicaPicker
 {
@@ -43,31 +45,38 @@ internal sealed class ReplicaPicker
     private Replica? ByPrefix(ReadOnlySpan<ulong> chain, ulong tried)
     {
         var all = _replicas.All;
-        int healthy = 0, inFlight = 0;
-        foreach (var r in all)
-            if (r.Healthy) { healthy++; inFlight += r.InFlight; }
+        bool Usable(int i) => all[i].Healthy && (tried & (1UL << i)) == 0;
+        int healthy = 0, inFlight = 0, least = int.MaxValue;
+        for (int i = 0; i < all.Count; i++)
+        {
+            if (!all[i].Healthy) continue;
+            healthy++;
+            inFlight += all[i].InFlight;
+            if (Usable(i)) least = Math.Min(least, all[i].InFlight);
+        }
         if (healthy == 0) return null;
         int capacity = (int)Math.Ceiling(_options.LoadFactor * (inFlight + 1) / healthy) + _options.LoadSlack;
-        bool Usable(int i) => all[i].Healthy && (tried & (1UL << i)) == 0;
-        bool Fits(int i) => Usable(i) && all[i].InFlight + 1 <= capacity;
+        bool Fits(int i) => Usable(i) && (all[i].InFlight + 1 <= capacity || all[i].InFlight + 1 - least <= _options.LoadMargin);
 
         var (depth, known) = _table.LongestMatch(chain, Fits);
         if (known >= 0 && depth >= _options.AffinityThreshold * chain.Length) return all[known];
         Span<int> order = stackalloc int[all.Count];
         int n = _ring.Walk(chain[^1], order);
-        // A new conversation: of the first two replicas on its walk that fit (two choices), the one with less KV sent
-        // its way. With a few dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3),
+        // A new conversation: the replica that fits with the least KV sent its way, the earliest on its ring walk of
+        // those tied. With a few dozen conversations the ring alone places them lumpily (6/3/3 is common for 12 on 3),
         // and following the shared system prompt would pile them on whichever replica served it last until the load
         // bound spills them; a conversation stays where its first turn went, so a lump lasts its whole life and
-        // overfills that replica's KV while another's sits idle.
-        int first = -1;
+        // overfills that replica's KV while another's sits idle. Two choices of the walk (the first two that fit) were
+        // not enough: the least loaded replica is often third, and 24 users on 3 replicas came out 9 / 8 / 7.
+        int best = -1;
+        long lightest = long.MaxValue;
         foreach (int i in order[..n])
         {
             if (!Fits(i)) continue;
-            if (first < 0) { first = i; continue; }
-            return Weight(i, chain.Length) < Weight(first, chain.Length) ? all[i] : all[first];
+            long weight = Weight(i, chain.Length);
+            if (weight < lightest) (best, lightest) = (i, weight);
         }
-        if (first >= 0) return all[first];
+        if (best >= 0) return all[best];
         // Every usable replica is at its bound (the bound counts this request, so this is rare): the ring's first usable one.
         foreach (int i in order[..n])
             if (Usable(i)) return all[i];

@@ -34,6 +34,7 @@ public sealed class EngineMetrics : IDisposable
         // The prefix cache keeps its own totals; the meter reads them.
         _meter.CreateObservableCounter("kvsharp.prefix_cache.queried_tokens", () => _prefixCache.QueriedTokens, "{token}", "prompt tokens looked up in the prefix cache");
         _meter.CreateObservableCounter("kvsharp.prefix_cache.hit_tokens", () => _prefixCache.HitTokens, "{token}", "prompt tokens found in the prefix cache");
+        _meter.CreateObservableCounter("kvsharp.prefix_cache.evicted_blocks", () => _prefixCache.EvictedBlocks, "{block}", "cached prefix blocks given up to make room");
         if (_prefixCache.Tiers is { } tiers) KvSharp.Cache.Tiers.KvTierMetrics.Register(_meter, tiers);
         // Observed from the total, so the series exists (at 0) before the first preemption: dashboards and alerts see it.
         _meter.CreateObservableCounter("kvsharp.preemptions", () => Preemptions, "{sequence}", "sequences preempted for lack of KV blocks");

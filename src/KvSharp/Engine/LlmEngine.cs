@@ -330,6 +330,7 @@ public sealed class LlmEngine : IDisposable
         }
         RetireCancelled();
         Admit();
+        RefreshQueuedPrefixes();
         if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
         // Counted as the step ends, still under the lock: an inspection (taken under it) sees a count and the state it counts.
         using var counted = new ChangeCounted(this);
@@ -419,6 +420,22 @@ public sealed class LlmEngine : IDisposable
             places += SequencesOnceForked(seq);
             seq.Handle.Status = RequestStatus.Running;
         }
+    }
+
+    /// <summary>
+    /// Before the step takes blocks: the cached prefixes the queue will adopt count as just used, the queue's head
+    /// last (<see cref="PrefixCache.Refresh"/>), so the blocks the pool gives up are first those no queued request
+    /// wants and then those of the request that runs last, not the history of the conversation that runs next.
+    /// </summary>
+    private void RefreshQueuedPrefixes()
+    {
+        if (!Options.PrefixCaching || Pool.CachedBlocks == 0) return;
+        // A step takes at most a block per running sequence's copy-on-write, and its tokens' blocks (one more per
+        // sequence where a segment straddles two): with that many free, nothing is evicted and the order is moot.
+        if (Pool.FreeBlocks > Options.MaxStepTokens / Pool.BlockSize + 2 * _running.Count + 1) return;
+        for (var node = _waiting.Last; node != null; node = node.Previous)
+            if (node.Value is { Kv: null } seq && UsesPrefixCache(PolicyOf(seq.Handle.Request)))
+                PrefixCache.Refresh(CollectionsMarshal.AsSpan(seq.Tokens), seq.Prefix.Root);
     }
 
     /// <summary>

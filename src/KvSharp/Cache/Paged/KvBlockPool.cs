@@ -54,6 +54,8 @@ public sealed unsafe class KvBlockPool : IDisposable
     public int CachedBlocks => _cache?.Count ?? 0;
     /// <summary>Blocks that can be handed out now (free or evictable).</summary>
     public int AvailableBlocks => BlockCount - UsedBlocks;
+    /// <summary>Blocks on the free list: handed out before any cached block is evicted.</summary>
+    public int FreeBlocks => _free.Count;
 
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementType elementType = KvElementType.F32)
         : this(config, blockSize, blockCount, KvElementFormat.Of(elementType)) { }

@@ -43,7 +43,7 @@ public sealed class PrefixCache : ICachedBlocks
     private readonly LinkedList<int> _lru = new();
     private readonly LinkedListNode<int>?[] _lruNode;
     private readonly List<int> _matched = [];
-    private long _queriedTokens, _hitTokens, _tierHitTokens;
+    private long _queriedTokens, _hitTokens, _tierHitTokens, _evictedBlocks;
     private readonly KvTiers? _tiers;
     // What tier keys carry so that blocks of another KV type or block size never match.
     private readonly ulong _layoutId;
@@ -86,6 +86,8 @@ public sealed class PrefixCache : ICachedBlocks
     /// <summary>Prompt tokens of <see cref="HitTokens"/> fetched back from a tier.</summary>
     public long TierHitTokens => Interlocked.Read(ref _tierHitTokens);
     public KvTiers? Tiers => _tiers;
+    /// <summary>Cached blocks given up to make room (a later lookup of their prefix computes them again, or fetches them from a tier).</summary>
+    public long EvictedBlocks => Interlocked.Read(ref _evictedBlocks);
 
     /// <summary>A cursor at the start of the chain for this model and <paramref name="salt"/> (null: no tenant).</summary>
     public PrefixCursor Begin(string? salt) => new(PrefixHasher.Seed(_modelIdentity, salt));
@@ -135,6 +137,30 @@ public sealed class PrefixCache : ICachedBlocks
         cursor.Blocks = blocks;
         cursor.LastHash = hash;
         return whole + rows;
+    }
+
+    /// <summary>
+    /// Marks the cached blocks a request waiting for admission will adopt (what <see cref="Adopt"/> would take of
+    /// <paramref name="tokens"/> from RAM under <paramref name="root"/>) as just used, its first block last, and
+    /// returns how many. The scheduler calls it for its queue, the head last: multi-turn chat comes back in a cycle,
+    /// and plain least-recently-used order evicts exactly the prefix of the conversation that runs next (a queued
+    /// turn's history is older than the blocks of the turns running now). This way the pool takes a block first from
+    /// prefixes no queued request wants, then from the deepest blocks of the request that will run last.
+    /// </summary>
+    public int Refresh(ReadOnlySpan<int> tokens, ulong root)
+    {
+        int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
+        ulong hash = MatchInRam(tokens, limit / size, root);
+        int blocks = _matched.Count, whole = blocks * size;
+        if (_partialHits && whole < limit && LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], root, hash) is ( >= 0 and var partial, _))
+            _matched.Add(partial);
+        for (int i = _matched.Count - 1; i >= 0; i--)
+            if (_lruNode[_matched[i]] is { } node)
+            {
+                _lru.Remove(node);
+                _lru.AddLast(node);
+            }
+        return _matched.Count;
     }
 
     /// <summary>
@@ -332,8 +358,39 @@ public sealed class PrefixCache : ICachedBlocks
         _hits[block] = 0;
         if (tokens.Length == _pool.BlockSize) _index.TryAdd(h, block);
         if (!_children.TryGetValue(parentHash, out var siblings)) _children[parentHash] = siblings = [];
+        // Tails this block covers (a conversation's next turn took one, copied it on its first write, and has now
+        // filled or cut the copy) go first when the pool needs a block: a lookup takes this block's rows instead.
+        foreach (int sibling in siblings)
+            if (_lruNode[sibling] is { } node && node != _lru.First && Covers(block, sibling))
+            {
+                _lru.Remove(node);
+                _lru.AddFirst(node);
+            }
         siblings.Add(block);
         return h;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="block"/> holds every token of <paramref name="tail"/> and more, after the same parent:
+    /// then no lookup needs the tail (<see cref="LongestContinuation"/> takes the longest match), and it only fills a
+    /// block that another prefix could use.
+    /// </summary>
+    private bool Covers(int block, int tail)
+    {
+        if (block == tail || !_published[block] || !_published[tail] || _rows[tail] >= _rows[block]) return false;
+        if (_root[block] != _root[tail] || _parentHash[block] != _parentHash[tail] || _parent[block] != _parent[tail]
+            || _parentGeneration[block] != _parentGeneration[tail]) return false;
+        int size = _pool.BlockSize;
+        return _tokens.AsSpan(block * size, _rows[tail]).SequenceEqual(_tokens.AsSpan(tail * size, _rows[tail]));
+    }
+
+    /// <summary>Whether a published block after the same parent covers <paramref name="tail"/> (<see cref="Covers"/>).</summary>
+    private bool Superseded(int tail)
+    {
+        if (_rows[tail] == _pool.BlockSize || !_children.TryGetValue(_parentHash[tail], out var siblings)) return false;
+        foreach (int sibling in siblings)
+            if (Covers(sibling, tail)) return true;
+        return false;
     }
 
     /// <summary>The cached block holding <paramref name="tokens"/> right after <paramref name="parent"/>, confirmed, not just hashed.</summary>
@@ -353,7 +410,8 @@ public sealed class PrefixCache : ICachedBlocks
     bool ICachedBlocks.Keep(int block)
     {
         if (!_published[block]) return false;
-        _lruNode[block] = _lru.AddLast(block);
+        // Least recently used first out, but a tail that a longer block now covers before anything else.
+        _lruNode[block] = Superseded(block) ? _lru.AddFirst(block) : _lru.AddLast(block);
         return true;
     }
 
@@ -375,6 +433,7 @@ public sealed class PrefixCache : ICachedBlocks
         block = oldest.Value;
         _lru.RemoveFirst();
         _lruNode[block] = null;
+        Interlocked.Increment(ref _evictedBlocks);
         // Tiers hold whole blocks, found by hash; a tail is only ever reused from RAM.
         if (_rows[block] == _pool.BlockSize)
             _tiers?.TryQueue(new KvTierBlock.Identity(_layoutId, _root[block], _parentHash[block], _hash[block]),
