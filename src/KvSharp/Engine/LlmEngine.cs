@@ -433,7 +433,11 @@ public sealed class LlmEngine : IDisposable
         // A step takes at most a block per running sequence's copy-on-write, and its tokens' blocks (one more per
         // sequence where a segment straddles two): with that many free, nothing is evicted and the order is moot.
         if (Pool.FreeBlocks > Options.MaxStepTokens / Pool.BlockSize + 2 * _running.Count + 1) return;
-        for (var node = _waiting.Last; node != null; node = node.Previous)
+        // Only the part of the queue that can start soon (one batch's worth): a deep queue would otherwise have every
+        // prompt matched again at each step under pressure, and its far end's order changes nothing yet.
+        var node = _waiting.First;
+        for (int i = 1; i < Options.MaxRunningSequences && node?.Next != null; i++) node = node.Next;
+        for (; node != null; node = node.Previous)
             if (node.Value is { Kv: null } seq && UsesPrefixCache(PolicyOf(seq.Handle.Request)))
                 PrefixCache.Refresh(CollectionsMarshal.AsSpan(seq.Tokens), seq.Prefix.Root);
     }
