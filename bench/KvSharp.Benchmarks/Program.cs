@@ -9,6 +9,5 @@ switch (args.Length > 0 ? args[0] : null)
 {
     case "alternate": KvSharp.Benchmarks.OneTokenAlternation.Run(args); return; // one-token kernel variants
     case "profile-step": KvSharp.Benchmarks.BatchedStepProfile.Run(args); return; // where a batched decode step's time goes
-    case "alternate-kv": KvSharp.Benchmarks.KvPageAlternation.Run(args); return; // contiguous KV on huge pages vs arrays
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

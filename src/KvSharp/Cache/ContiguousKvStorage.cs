@@ -11,7 +11,7 @@ namespace KvSharp.Cache;
 /// The storage behind a <see cref="KvCache"/>, created once for its element type (<see cref="KvElementFormat"/>):
 /// every operation runs the type's strategy with no branch on the type.
 /// </summary>
-internal abstract class ContiguousKvStorage : IDisposable
+internal abstract class ContiguousKvStorage
 {
     public abstract int Capacity { get; }
     public abstract void Grow(int capacity, int used);
@@ -30,16 +30,12 @@ internal abstract class ContiguousKvStorage : IDisposable
     public abstract Span<byte> Rows(int layer, int kvHead, bool value);
     public abstract Span<byte> Side(int layer, int kvHead, bool value);
     public abstract void Clear(int from, int to);
-    /// <summary>Where the rows are (<see cref="ContiguousKvPlanes"/>: on huge pages or arrays); replaced by <see cref="Grow"/>.</summary>
-    public abstract ContiguousKvPlanes Planes { get; }
-    public abstract void Dispose();
 }
 
 /// <summary>
-/// Per layer, K or V and KV head, one plane of rows [position] (row p at p x RowBytes, so one head's keys for
+/// Per layer, K or V and KV head, one array of rows [position] (row p at p x RowBytes, so one head's keys for
 /// consecutive positions are contiguous, which is what the attention kernel streams through), and, for a type with
-/// side data, one plane of the rows' side data at p x SideBytes (<see cref="ContiguousKvPlanes"/>: on huge pages from
-/// 2 MiB on). Keys are stored as <typeparamref name="TKey"/>,
+/// side data, one array of the rows' side data at p x SideBytes. Keys are stored as <typeparamref name="TKey"/>,
 /// values as <typeparamref name="TValue"/>, each side with its own row and side sizes.
 /// </summary>
 internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
@@ -48,10 +44,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     private readonly int _kvHeads, _headDim;
     // [K|V]
     private readonly int[] _rowBytes, _sideBytes, _sideHeaders;
-    // The rows of array i = (layer x 2 + K|V) x kv_heads + head are plane i, their side data plane _arrays + i.
-    private readonly int _arrays;
-    private readonly bool _hugePages;
-    private ContiguousKvPlanes _planes;
+    // [(layer x 2 + K|V) x kv_heads + head]
+    private readonly byte[][] _rows, _side;
     // Types whose rows do not stand alone (KIVI): each array's pending rows, the length reserved for the step being
     // written (from its first position), and one lock under which a step's first attention settles them. Unused (and
     // compiled out) otherwise.
@@ -68,8 +62,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
 
     /// <param name="rope">The model's rotary embedding (<c>LlmModel.Rope</c>), which KIVI keys are stored before; null: the
     /// config's RoPE without per-frequency factors (reads are right either way, see <see cref="KvKivi{TBits, TAxis}"/>).</param>
-    /// <param name="hugePages">Whether a cache of 2 MiB or more goes on huge pages (<see cref="HugePageMemory.Advised"/> unless a test or benchmark compares).</param>
-    public ContiguousKvStorage(ModelConfig config, int capacity, RotaryEmbedding? rope, bool hugePages)
+    public ContiguousKvStorage(ModelConfig config, int capacity, RotaryEmbedding? rope)
     {
         _kvHeads = config.KvHeadCount;
         _headDim = config.HeadDim;
@@ -77,35 +70,20 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _sideBytes = [TKey.SideBytes(_headDim), TValue.SideBytes(_headDim)];
         _sideHeaders = [TKey.SideHeaderBytes(_headDim), TValue.SideHeaderBytes(_headDim)];
         _capacity = capacity;
-        _arrays = 2 * config.LayerCount * _kvHeads;
-        _hugePages = hugePages;
-        _pending = new float[]?[_arrays];
+        _rows = new byte[2 * config.LayerCount * _kvHeads][];
+        _side = new byte[_rows.Length][];
+        _pending = new float[]?[_rows.Length];
         if (!TKey.RowsStandAlone)
         {
             rope ??= new RotaryEmbedding(config, null);
             _keyRotation = new RotaryTable(rope.Dims, config.RopeStyle == RopeStyle.NeoX, rope.Angles);
         }
-        _planes = Allocate(capacity);
-    }
-
-    private ContiguousKvPlanes Allocate(int capacity)
-    {
-        var lengths = new int[2 * _arrays];
-        for (int i = 0; i < _arrays; i++)
+        for (int i = 0; i < _rows.Length; i++)
         {
-            lengths[i] = checked(capacity * RowBytes(i));
-            lengths[_arrays + i] = checked(SideHeader(i) + capacity * SideBytes(i));
+            _rows[i] = new byte[(long)capacity * RowBytes(i)];
+            _side[i] = new byte[SideHeader(i) + (long)capacity * SideBytes(i)];
         }
-        return new ContiguousKvPlanes(lengths, _hugePages);
     }
-
-    public override ContiguousKvPlanes Planes => _planes;
-
-    public override void Dispose() => _planes.Dispose();
-
-    private Span<byte> RowsOf(int index) => _planes.Plane(index);
-
-    private Span<byte> SideOf(int index) => _planes.Plane(_arrays + index);
 
     private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value ? 1 : 0)) * _kvHeads + kvHead;
 
@@ -116,24 +94,26 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
 
     private int SideHeader(int index) => _sideHeaders[index / _kvHeads % 2];
 
-    public override Span<byte> Rows(int layer, int kvHead, bool value) => RowsOf(Index(layer, kvHead, value));
+    public override Span<byte> Rows(int layer, int kvHead, bool value) => _rows[Index(layer, kvHead, value)];
 
-    public override Span<byte> Side(int layer, int kvHead, bool value) => SideOf(Index(layer, kvHead, value));
+    public override Span<byte> Side(int layer, int kvHead, bool value) => _side[Index(layer, kvHead, value)];
 
     /// <summary>Moves to a larger capacity, keeping each head's first <paramref name="used"/> rows.</summary>
     public override void Grow(int capacity, int used)
     {
-        var old = _planes;
-        old.ThrowIfDisposed(); // before allocating what would only leak
-        var grown = Allocate(capacity);
-        for (int i = 0; i < _arrays; i++)
+        for (int i = 0; i < _rows.Length; i++)
         {
-            old.Plane(i)[..(used * RowBytes(i))].CopyTo(grown.Plane(i));
-            old.Plane(_arrays + i)[..(SideHeader(i) + used * SideBytes(i))].CopyTo(grown.Plane(_arrays + i));
+            _rows[i] = Grow(_rows[i], (long)capacity * RowBytes(i), (long)used * RowBytes(i));
+            _side[i] = Grow(_side[i], SideHeader(i) + (long)capacity * SideBytes(i), SideHeader(i) + (long)used * SideBytes(i));
         }
-        _planes = grown;
         _capacity = capacity;
-        old.Dispose();
+    }
+
+    private static byte[] Grow(byte[] old, long length, long used)
+    {
+        var grown = new byte[length];
+        Array.Copy(old, grown, used);
+        return grown;
     }
 
     public override void Prepare(int from, int length)
@@ -141,12 +121,11 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         if (RowsStandAlone) return;
         _stepFrom = from;
         _reserved = length;
-        for (int i = 0; i < _arrays; i++)
+        for (int i = 0; i < _rows.Length; i++)
         {
-            if (i / _kvHeads % 2 == 1) TValue.Prepare(SideOf(i), length, _headDim, ref _pending[i], null);
-            else TKey.Prepare(SideOf(i), length, _headDim, ref _pending[i], _keyRotation);
+            if (i / _kvHeads % 2 == 1) TValue.Prepare(_side[i], length, _headDim, ref _pending[i], null);
+            else TKey.Prepare(_side[i], length, _headDim, ref _pending[i], _keyRotation);
         }
-        GC.KeepAlive(this);
     }
 
     /// <summary>Quantizes the complete groups of one head's rows written so far (KIVI), once per step: every attention of the step calls it first.</summary>
@@ -154,10 +133,9 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         lock (_settle)
         {
-            TKey.Settle(RowsOf(keys), SideOf(keys), _stepFrom, _reserved, _headDim);
-            TValue.Settle(RowsOf(values), SideOf(values), _stepFrom, _reserved, _headDim);
+            TKey.Settle(_rows[keys], _side[keys], _stepFrom, _reserved, _headDim);
+            TValue.Settle(_rows[values], _side[values], _stepFrom, _reserved, _headDim);
         }
-        GC.KeepAlive(this);
     }
 
     public override void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
@@ -170,39 +148,29 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         }
     }
 
-    private void WriteRow<TKv>(int index, int position, ReadOnlySpan<float> row) where TKv : struct, IKvElement<TKv>
-    {
-        TKv.WriteRow(row, RowsOf(index), SideOf(index), position, _headDim);
-        GC.KeepAlive(this);
-    }
+    private void WriteRow<TKv>(int index, int position, ReadOnlySpan<float> row) where TKv : struct, IKvElement<TKv> =>
+        TKv.WriteRow(row, _rows[index], _side[index], position, _headDim);
 
     public override void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         if (!RowsStandAlone) Settle(keys, values);
         CausalAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
-            Heads(keys, values), scale, scratch);
-        GC.KeepAlive(this);
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), scale, scratch);
     }
-
-    /// <summary>One head's key and value rows for an attention kernel.</summary>
-    private ContiguousKvRows<TKey, TValue> Heads(int keys, int values) =>
-        new(RowsOf(keys), RowsOf(values), SideOf(keys), SideOf(values), _headDim);
 
     public override void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks)
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         PolicyAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
-            Heads(keys, values), slots, sinks, layer, kvHead, scale, scratch);
-        GC.KeepAlive(this);
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), slots, sinks, layer, kvHead, scale, scratch);
     }
 
     public override void AttendScored(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, ScoredHeads heads)
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         ScoredAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
-            Heads(keys, values), heads, layer, kvHead, scale, scratch);
-        GC.KeepAlive(this);
+            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), heads, layer, kvHead, scale, scratch);
     }
 
     /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>
@@ -215,7 +183,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     }
 
     private void PrefetchRows<TKv>(int index, int positions) where TKv : struct, IKvElement<TKv> =>
-        TKv.Prefetch(ref MemoryMarshal.GetReference(RowsOf(index)), ref MemoryMarshal.GetReference(SideOf(index)), positions, _headDim);
+        TKv.Prefetch(ref MemoryMarshal.GetArrayDataReference(_rows[index]), ref MemoryMarshal.GetArrayDataReference(_side[index]), positions, _headDim);
 
     public override void Read(int layer, int kvHead, bool value, int position, Span<float> row)
     {
@@ -227,12 +195,9 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         else ReadRow<TKey>(i, position, row);
     }
 
-    private void ReadRow<TKv>(int index, int position, Span<float> row) where TKv : struct, IKvElement<TKv>
-    {
-        TKv.ReadRow(new KvPlanes(ref MemoryMarshal.GetReference(RowsOf(index)), ref MemoryMarshal.GetReference(SideOf(index))),
+    private void ReadRow<TKv>(int index, int position, Span<float> row) where TKv : struct, IKvElement<TKv> =>
+        TKv.ReadRow(new KvPlanes(ref MemoryMarshal.GetArrayDataReference(_rows[index]), ref MemoryMarshal.GetArrayDataReference(_side[index])),
             position, _headDim, ref MemoryMarshal.GetReference(row));
-        GC.KeepAlive(this);
-    }
 
     /// <summary>Stores one head's key or value row at <paramref name="position"/> (rounded or quantized as the type stores it).</summary>
     public override void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row)
@@ -251,14 +216,12 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         if (!TKey.RowsStandAlone || !TValue.RowsStandAlone)
             throw new NotSupportedException($"rows of {KvElementFormat.Of<TKey, TValue>().Name} are quantized in groups along positions and cannot be moved");
-        for (int i = 0; i < _arrays; i++)
+        for (int i = 0; i < _rows.Length; i++)
         {
             int rowBytes = RowBytes(i), sideBytes = SideBytes(i);
-            Span<byte> rows = RowsOf(i), side = SideOf(i);
-            rows.Slice(from * rowBytes, count * rowBytes).CopyTo(rows[(to * rowBytes)..]);
-            side.Slice(SideHeader(i) + from * sideBytes, count * sideBytes).CopyTo(side[(SideHeader(i) + to * sideBytes)..]);
+            _rows[i].AsSpan(from * rowBytes, count * rowBytes).CopyTo(_rows[i].AsSpan(to * rowBytes));
+            _side[i].AsSpan(SideHeader(i) + from * sideBytes, count * sideBytes).CopyTo(_side[i].AsSpan(SideHeader(i) + to * sideBytes));
         }
-        GC.KeepAlive(this);
     }
 
     /// <summary>Zeroes rows [from, to) of every layer and head.</summary>
@@ -267,11 +230,10 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         // A later settle (a read before the next step) must not quantize the forgotten rows' groups again.
         _reserved = Math.Min(_reserved, from);
         _stepFrom = Math.Min(_stepFrom, from);
-        for (int i = 0; i < _arrays; i++)
+        for (int i = 0; i < _rows.Length; i++)
         {
-            if (i / _kvHeads % 2 == 1) TValue.ClearRows(RowsOf(i), SideOf(i), from, to, _headDim);
-            else TKey.ClearRows(RowsOf(i), SideOf(i), from, to, _headDim);
+            if (i / _kvHeads % 2 == 1) TValue.ClearRows(_rows[i], _side[i], from, to, _headDim);
+            else TKey.ClearRows(_rows[i], _side[i], from, to, _headDim);
         }
-        GC.KeepAlive(this);
     }
 }

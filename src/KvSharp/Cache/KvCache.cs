@@ -1,7 +1,6 @@
 using KvSharp.Attention;
 using KvSharp.Cache.Policies;
 using KvSharp.Models;
-using KvSharp.Tensors;
 
 namespace KvSharp.Cache;
 
@@ -9,11 +8,9 @@ namespace KvSharp.Cache;
 /// The keys and values of one sequence, per layer and per KV head: each head's rows for consecutive positions are
 /// contiguous (what the attention kernel streams through), stored as the cache's element type
 /// (<see cref="Format"/>). Positions [0, <see cref="Length"/>) are valid. The caller owns the cache: keep it across
-/// calls to continue a sequence, <see cref="Truncate"/> to rewind, <see cref="Reset"/> to start a new one, and
-/// <see cref="Dispose"/> it when done: from 2 MiB on its rows are native memory on huge pages, which disposing frees at
-/// once (a cache dropped undisposed is freed by the finalizer); any use after that throws <see cref="ObjectDisposedException"/>.
+/// calls to continue a sequence, <see cref="Truncate"/> to rewind, <see cref="Reset"/> to start a new one.
 /// </summary>
-public sealed class KvCache : IKvStore, IDisposable
+public sealed class KvCache : IKvStore
 {
     private ContiguousKvStorage _storage;
     // Null for the full policy, whose path stays as it was; else the window's slots, ring and sinks.
@@ -57,14 +54,10 @@ public sealed class KvCache : IKvStore, IDisposable
 
     /// <summary>A cache of any element type, including a strategy defined outside this library (<see cref="KvElementFormat.Of{TKv}"/>).</summary>
     /// <exception cref="KvCacheSizeException">A static cache of <paramref name="maxLength"/> positions does not fit in memory.</exception>
-    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format)
-        : this(config, mode, maxLength, format, rope: null, HugePageMemory.Advised) { }
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format) : this(config, mode, maxLength, format, rope: null) { }
 
-    /// <summary>
-    /// <paramref name="rope"/> (the model's, may be null) is the rotation KIVI keys are stored before;
-    /// <paramref name="hugePages"/>: whether rows of 2 MiB or more go on huge pages (false: managed arrays).
-    /// </summary>
-    private KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, RotaryEmbedding? rope, bool hugePages)
+    /// <summary><paramref name="rope"/> (the model's, may be null) is the rotation KIVI keys are stored before.</summary>
+    private KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, RotaryEmbedding? rope)
     {
         if (mode == KvCacheMode.None)
             throw new ArgumentException("KvCacheMode.None keeps no cache; a recomputing session uses a scratch cache per step", nameof(mode));
@@ -76,7 +69,7 @@ public sealed class KvCache : IKvStore, IDisposable
         MaxLength = maxLength;
         int capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
         EnsureFits(capacity);
-        _storage = format.CreateContiguous(config, capacity, rope, hugePages);
+        _storage = format.CreateContiguous(config, capacity, rope);
     }
 
     /// <summary>
@@ -85,41 +78,28 @@ public sealed class KvCache : IKvStore, IDisposable
     /// <paramref name="rope"/> (the model's: <c>LlmModel.Rope</c>) is needed by policies with sinks.
     /// </summary>
     public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope = null)
-        : this(config, mode, maxLength, format, policy, rope, HugePageMemory.Advised) { }
-
-    /// <summary>The cache above with its rows on huge pages or not (<see cref="HugePageMemory.Advised"/> above), to compare the two.</summary>
-    internal KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope, bool hugePages)
-        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope, hugePages)
+        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope)
     {
-        // Rows of 2 MiB or more are native memory: a refused policy frees them now, not when a finalizer gets to them.
-        try
+        ArgumentNullException.ThrowIfNull(policy);
+        policy.Validate(maxLength);
+        Policy = policy;
+        MaxLength = maxLength;
+        if (policy.KeepsEverything) return;
+        // A ring overwrites rows in place, and sinks rewrite their keys; a type that quantizes rows in groups along
+        // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
+        if (!format.RowsStandAlone)
+            throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
+        if (policy.EvictsByScore)
         {
-            ArgumentNullException.ThrowIfNull(policy);
-            policy.Validate(maxLength);
-            Policy = policy;
-            MaxLength = maxLength;
-            if (policy.KeepsEverything) return;
-            // A ring overwrites rows in place, and sinks rewrite their keys; a type that quantizes rows in groups along
-            // positions (KIVI) can do neither, so the pair is refused rather than read back wrongly.
-            if (!format.RowsStandAlone)
-                throw new NotSupportedException($"cache policy '{policy}' overwrites rows in place, which {format.Name} quantizes in groups along positions; use full, or another KV type");
-            if (policy.EvictsByScore)
-            {
-                _scored = new ScoredHeads(config, policy, maxLength);
-                _scored.AddSlots(0, Capacity);
-                return;
-            }
-            _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
-            {
-                if (_storage.Capacity < rows) _storage.Grow(rows, 0);
-                return _storage;
-            });
+            _scored = new ScoredHeads(config, policy, maxLength);
+            _scored.AddSlots(0, Capacity);
+            return;
         }
-        catch
+        _window = new ContiguousWindow(config, policy, maxLength, rope, rows =>
         {
-            _storage.Dispose();
-            throw;
-        }
+            if (_storage.Capacity < rows) _storage.Grow(rows, 0);
+            return _storage;
+        });
     }
 
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
@@ -182,8 +162,7 @@ public sealed class KvCache : IKvStore, IDisposable
 
     /// <summary>
     /// The stored bytes of one head's key rows for positions [0, Capacity): position p's at p x RowBytes, in the
-    /// element type's layout (<see cref="Format"/>). For inspection; <see cref="ReadKey"/> gives the floats. The span is
-    /// valid until the cache grows (<see cref="EnsureCapacity"/>, a forward pass) or is disposed: do not keep it past that.
+    /// element type's layout (<see cref="Format"/>). For inspection; <see cref="ReadKey"/> gives the floats.
     /// </summary>
     public Span<byte> KeyRows(int layer, int kvHead) => _storage.Rows(layer, kvHead, false);
 
@@ -290,14 +269,6 @@ public sealed class KvCache : IKvStore, IDisposable
         new ContextShift(keep, discard).Apply(_storage, Config, Length, rope);
         Length -= discard;
     }
-
-    /// <summary>Whether this cache's rows are in native memory advised for huge pages (false for a small cache, with KVSHARP_HUGEPAGES=0, or once disposed).</summary>
-    internal bool OnHugePages => _storage.Planes.OnHugePages;
-
-    internal ContiguousKvPlanes Planes => _storage.Planes;
-
-    /// <summary>Frees the rows (at once, where they are native memory); later uses throw <see cref="ObjectDisposedException"/>. Safe to call twice.</summary>
-    public void Dispose() => _storage.Dispose();
 
     /// <summary>Empties the cache for an unrelated request. The old keys and values are zeroed, not just hidden.</summary>
     public void Reset()

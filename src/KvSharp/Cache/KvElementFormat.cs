@@ -75,11 +75,8 @@ public abstract class KvElementFormat
     /// </summary>
     public abstract long ExactBytesPerSequence(ModelConfig config);
 
-    /// <summary>
-    /// Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys
-    /// stored before RoPE; <paramref name="hugePages"/>: from 2 MiB on, on huge pages (<see cref="ContiguousKvPlanes"/>).
-    /// </summary>
-    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope, bool hugePages);
+    /// <summary>Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys stored before RoPE.</summary>
+    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope);
 
     internal abstract PagedKvStorage CreatePaged(KvBlockPool pool);
 
@@ -151,8 +148,8 @@ internal sealed class KvElementFormat<TKey, TValue> : KvElementFormat
 
     private protected override int KeySideBytes(int headDim) => TKey.SideBytes(headDim);
 
-    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope, bool hugePages) =>
-        new ContiguousKvStorage<TKey, TValue>(config, capacity, rope, hugePages);
+    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope) =>
+        new ContiguousKvStorage<TKey, TValue>(config, capacity, rope);
 
     internal override PagedKvStorage CreatePaged(KvBlockPool pool) => new PagedKvStorage<TKey, TValue>(pool);
 }

@@ -44,14 +44,13 @@ public sealed class InferenceSession : IDisposable
         _logits = new float[model.Config.VocabSize];
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
-        var policy = options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength);
-        // Checked before the cache is allocated: its rows may be native memory, which a throw would leave to the finalizer.
-        if (!policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
-            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{policy}': " +
-                (policy.EvictsByScore ? "it evicts to its budget by itself; " : "its window moves by itself; ") +
+        _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
+            options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
+        if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': " +
+                (_cache.Policy.EvictsByScore ? "it evicts to its budget by itself; " : "its window moves by itself; ") +
                 "give the session a ContextLength as long as the sequence should grow", nameof(options));
         CheckShiftOptions(options, ContextLength);
-        _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat, policy, model.Rope);
     }
 
     private static void CheckShiftOptions(SessionOptions o, int contextLength)
@@ -263,11 +262,5 @@ public sealed class InferenceSession : IDisposable
         CachedLength = cached,
     };
 
-    /// <summary>Frees the cache (<see cref="KvCache.Dispose"/>): the session cannot run after this.</summary>
-    public void Dispose()
-    {
-        _tokens.Clear();
-        LastStats = null;
-        _cache.Dispose();
-    }
+    public void Dispose() => Reset();
 }

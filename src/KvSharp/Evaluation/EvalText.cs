@@ -24,7 +24,7 @@ public static class EvalText
         int start = tok.AddBos && tok.BosId >= 0 ? tok.BosId : tok.EosId;
         if (start < 0) throw new NotSupportedException($"{model.Path}: the tokenizer has neither BOS nor EOS to start a piece of text from");
 
-        using var cache = new KvCache(model.Config, KvCacheMode.Contiguous, piece);
+        var cache = new KvCache(model.Config, KvCacheMode.Contiguous, piece);
         var forward = model.CreateForwardPass(maxBatch: 1);
         var sampler = new Sampler(new SamplingOptions { Temperature = 1f, Seed = seed }, model.Config.VocabSize);
         var logits = new float[model.Config.VocabSize];

@@ -29,56 +29,48 @@ public static class KvEvaluator
 
         int chunk = Math.Min(options.ChunkTokens, context);
         var forward = model.CreateForwardPass(maxBatch: chunk);
-        using var exact = new KvCache(config, KvCacheMode.Contiguous, context);
+        var exact = new KvCache(config, KvCacheMode.Contiguous, context);
         var runs = setups.Select(s => new RunTotals(s, s.CreateCache(config, context, model.Rope), segments)).ToArray();
-        try
+        var exactLogits = new float[chunk * vocab];
+        var logits = new float[chunk * vocab];
+        foreach (var window in windows)
         {
-            var exactLogits = new float[chunk * vocab];
-            var logits = new float[chunk * vocab];
-            foreach (var window in windows)
+            exact.Reset();
+            foreach (var run in runs) run.Cache.Reset();
+            int length = window.Tokens.Length, decodeFrom = Math.Max(1, length - options.DecodeTokens);
+            for (int position = 0; position < length;)
             {
-                exact.Reset();
-                foreach (var run in runs) run.Cache.Reset();
-                int length = window.Tokens.Length, decodeFrom = Math.Max(1, length - options.DecodeTokens);
-                for (int position = 0; position < length;)
+                bool decode = position >= decodeFrom;
+                int n = decode ? 1 : Math.Min(chunk, decodeFrom - position);
+                var tokens = window.Tokens.AsSpan(position, n);
+                forward.Forward(tokens, exact, exactLogits.AsSpan(0, n * vocab), allLogits: true);
+                foreach (var run in runs)
                 {
-                    bool decode = position >= decodeFrom;
-                    int n = decode ? 1 : Math.Min(chunk, decodeFrom - position);
-                    var tokens = window.Tokens.AsSpan(position, n);
-                    forward.Forward(tokens, exact, exactLogits.AsSpan(0, n * vocab), allLogits: true);
-                    foreach (var run in runs)
+                    long started = Stopwatch.GetTimestamp();
+                    forward.Forward(tokens, run.Cache, logits.AsSpan(0, n * vocab), allLogits: true);
+                    if (decode) run.AddDecodeStep(Stopwatch.GetElapsedTime(started));
+                    for (int i = 0; i < n; i++)
                     {
-                        long started = Stopwatch.GetTimestamp();
-                        forward.Forward(tokens, run.Cache, logits.AsSpan(0, n * vocab), allLogits: true);
-                        if (decode) run.AddDecodeStep(Stopwatch.GetElapsedTime(started));
-                        for (int i = 0; i < n; i++)
-                        {
-                            int next = position + i + 1;
-                            if (!window.IsScored(next)) continue;
-                            run.Score(exactLogits.AsSpan(i * vocab, vocab), logits.AsSpan(i * vocab, vocab), window.Tokens[next],
-                                window.TextIndex(next) / options.SegmentTokens);
-                        }
+                        int next = position + i + 1;
+                        if (!window.IsScored(next)) continue;
+                        run.Score(exactLogits.AsSpan(i * vocab, vocab), logits.AsSpan(i * vocab, vocab), window.Tokens[next],
+                            window.TextIndex(next) / options.SegmentTokens);
                     }
-                    position += n;
                 }
-                foreach (var run in runs) run.PeakBytes = Math.Max(run.PeakBytes, run.Cache.UsedBytes);
+                position += n;
             }
-            if (runs[0].Scored == 0) throw new ArgumentException($"the text of {text.Count} tokens has no token to score (it needs one after its start)", nameof(text));
-            return new EvalReport
-            {
-                Tokens = text.Count,
-                ScoredTokens = runs[0].Scored,
-                ContextLength = context,
-                Windows = windows.Count,
-                SegmentTokens = options.SegmentTokens,
-                Runs = runs.Select(r => r.ToRun()).ToArray(),
-            };
+            foreach (var run in runs) run.PeakBytes = Math.Max(run.PeakBytes, run.Cache.UsedBytes);
         }
-        finally
+        if (runs[0].Scored == 0) throw new ArgumentException($"the text of {text.Count} tokens has no token to score (it needs one after its start)", nameof(text));
+        return new EvalReport
         {
-            // Their rows may be native memory: freed now, not when a finalizer gets to them.
-            foreach (var run in runs) run.Cache.Dispose();
-        }
+            Tokens = text.Count,
+            ScoredTokens = runs[0].Scored,
+            ContextLength = context,
+            Windows = windows.Count,
+            SegmentTokens = options.SegmentTokens,
+            Runs = runs.Select(r => r.ToRun()).ToArray(),
+        };
     }
 
     /// <summary>One setup's cache and running sums.</summary>
