@@ -32,6 +32,8 @@ internal static class BenchCommand
         var prompt = NumberOption.Optional("--prompt-tokens", "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000; " +
             "serve: words per user message, default 32)", Allowed.AtLeast(1), "-p");
         var gen = NumberOption.Optional("--gen-tokens", "tokens to generate (default speed 64 and 256, cache 500; serve: max_tokens per request, default 64)", Allowed.AtLeast(1), "-n", "--max-tokens");
+        var depth = NumberOption.Optional("--depth", "speed scenario: positions already in the cache when the timed decode starts " +
+            "(tg N @ dD, llama-bench's -d; default 0: after a 1-token prompt, the cache nearly empty)", Allowed.AtLeast(0), "-d");
         var threads = CommonOptions.Threads();
         var reps = NumberOption.Optional("--repetitions", "measured runs per length after a warm-up; the median is reported (default speed 5, concurrency 3 per level, cache 1)", Allowed.AtLeast(1), "-r");
         var warmup = NumberOption.Create("--warmup", "seconds of warm-up runs before each measured length (at least 2 runs)", 3.0, Allowed.AtLeast(0.0));
@@ -56,7 +58,7 @@ internal static class BenchCommand
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, depth, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
         };
         command.Options.Add(redis);
         var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "inspector scenario: the server's shortest time between two snapshots of the event stream",
@@ -80,6 +82,7 @@ internal static class BenchCommand
                 Seed = r.GetValue(seed),
                 PromptTokens = r.GetValue(prompt),
                 GenTokens = r.GetValue(gen),
+                Depth = r.GetValue(depth),
                 Threads = r.ThreadCount(threads),
                 Repetitions = r.GetValue(reps),
                 WarmUpSeconds = r.GetValue(warmup),

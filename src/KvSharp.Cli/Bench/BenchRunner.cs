@@ -69,6 +69,9 @@ public static class BenchRunner
         if (s.Threads <= 0) throw new ArgumentException($"--threads must be positive, got {s.Threads}");
         if (s.PromptTokens is <= 0) throw new ArgumentException($"--prompt-tokens must be positive, got {s.PromptTokens}");
         if (s.GenTokens is <= 0) throw new ArgumentException($"--gen-tokens must be positive, got {s.GenTokens}");
+        if (s.Depth is < 0) throw new ArgumentException($"--depth must be >= 0, got {s.Depth}");
+        if (s.Depth != null && s.Scenario != BenchScenario.Speed)
+            throw new ArgumentException($"--depth sets where the speed scenario's decode starts: it belongs to --scenario speed, not {s.Scenario.ToString().ToLowerInvariant()}");
         if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
         if (!(s.WarmUpSeconds >= 0)) throw new ArgumentException($"--warmup must be >= 0 seconds, got {s.WarmUpSeconds}");
         if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");

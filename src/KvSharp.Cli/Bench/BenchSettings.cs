@@ -40,6 +40,8 @@ public sealed record BenchSettings
     public ulong Seed { get; init; } = KvSharp.Synthetic.SyntheticModelBuilder.DefaultSeed;
     public int? PromptTokens { get; init; }
     public int? GenTokens { get; init; }
+    /// <summary>Speed scenario: positions in the cache when the timed decode starts (llama-bench's -d); null or 0: after a 1-token prompt.</summary>
+    public int? Depth { get; init; }
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Measured runs per length after the warm-up (default: 5 for speed, 3 per level for concurrency, 1 for cache).</summary>
     public int? Repetitions { get; init; }

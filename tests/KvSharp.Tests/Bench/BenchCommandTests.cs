@@ -271,5 +271,35 @@ public sealed class BenchCommandTests : IDisposable
         var r = CliRunner.Run("bench", "--model", _model, "--scenario", "cache", "-p", "60", "-n", "10");
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("--prompt-tokens + --gen-tokens = 70 tokens exceeds the context length 64", r.Stderr);
+
+        var deep = CliRunner.Run("bench", "--model", _model, "--scenario", "speed", "-p", "4", "-n", "10", "--depth", "60");
+        Assert.Equal(1, deep.ExitCode);
+        Assert.Contains("--depth + --gen-tokens + 1 = 71 tokens exceeds the context length 64", deep.Stderr);
+    }
+
+    [Fact]
+    public void DepthTimesTheDecodeWithThatManyPositionsCachedAndCountsTheirRowsInTheBound()
+    {
+        // A prompt shorter than the decode (it sized the session's context alone, and the decode ran out of room).
+        var settings = new BenchSettings { Scenario = BenchScenario.Speed, ModelPath = _model, PromptTokens = 2, GenTokens = 6, Repetitions = 1 };
+        var shallow = RunInProcess(settings, out string shallowTable);
+        var deep = RunInProcess(settings with { Depth = 40 }, out string deepTable);
+
+        Assert.Equal(0, shallow.GetProperty("depth").GetInt32());
+        Assert.Equal(1 + 6 + 1, shallow.GetProperty("cache_positions_after_decode").GetInt32()); // BOS, the decoded tokens, the last sampled
+        Assert.Equal(40, deep.GetProperty("depth").GetInt32());
+        Assert.Equal(40 + 6 + 1, deep.GetProperty("cache_positions_after_decode").GetInt32());
+        Assert.Contains("tg6 @ d40", deepTable);
+        Assert.DoesNotContain("@ d", shallowTable);
+
+        // The bound's bytes: the weights alone at no depth; at depth 40 also the rows of 40 + (6 + 1) / 2 positions on average.
+        long weights = shallow.GetProperty("weight_bytes_per_token").GetInt64(), kv = deep.GetProperty("kv_bytes_per_token").GetInt64();
+        Assert.Equal(weights, shallow.GetProperty("bytes_read_per_decode_token").GetDouble());
+        Assert.Equal(weights + kv * 43.5, deep.GetProperty("bytes_read_per_decode_token").GetDouble());
+        Assert.Contains("the cache's rows at d40", deepTable);
+
+        var elsewhere = CliRunner.Run("bench", "--model", _model, "--scenario", "concurrency", "--depth", "8");
+        Assert.Equal(1, elsewhere.ExitCode);
+        Assert.Contains("--depth sets where the speed scenario's decode starts: it belongs to --scenario speed, not concurrency", elsewhere.Stderr);
     }
 }
