@@ -10,11 +10,7 @@ namespace KvSharp.Tests.Paged;
 /// </summary>
 public class ChatEvictionOrderTests
 {
-    private static readonly Lazy<ModelConfig> Config = new(() =>
-    {
-        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
-        return model.Config;
-    });
+    private static Lazy<ModelConfig> Config => PrefixCacheTests.Config;
 
     private static int[] Range(int start, int count) => Enumerable.Range(start, count).ToArray();
 

@@ -6,7 +6,8 @@ namespace KvSharp.Tests.Paged;
 /// <summary>The prefix cache on its own: hits, misses, verification under colliding hashes, salts, LRU eviction, and copy-on-write.</summary>
 public class PrefixCacheTests
 {
-    private static readonly Lazy<ModelConfig> Config = new(() =>
+    /// <summary>stories260K's shape, loaded once (the eviction-order tests use it too).</summary>
+    internal static readonly Lazy<ModelConfig> Config = new(() =>
     {
         using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"));
         return model.Config;
