@@ -44,7 +44,9 @@ internal static class KeyScores
     /// Eight keys against queries firstQuery.. of the block, two queries at a time: each pass loads two query and four
     /// key vectors for eight FMAs, and the eight horizontal sums are done together in one transpose, each in exactly
     /// <see cref="Dot"/>'s order. A last odd query runs against all eight keys at once. Columns go 16 at a time (two
-    /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time.
+    /// FMAs per accumulator, in column order) so a Half key is widened a whole 256-bit load at a time. Rows longer than
+    /// two cache lines are read whole, one after another, by the first pair and the odd query (the reads that come from
+    /// memory; later pairs find the keys in L1): <see cref="ReadRowByRow"/>.
     /// </summary>
     /// <remarks>
     /// Never inlined into <see cref="Tile{TKv}"/>: with tiered PGO the Tier1 Tile&lt;KvF16&gt; took this whole body in, ran
@@ -69,14 +71,26 @@ internal static class KeyScores
             ref float qb = ref Unsafe.Add(ref query0, block.RowOffset(q + 1));
             ref float sa = ref Unsafe.Add(ref scores, q * tiles);
             ref float sb = ref Unsafe.Add(ref sa, tiles);
-            Vector256<float> s = TwoByFour<TKv>(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyPlanes) * scaleVector;
+            bool byRow = q == firstQuery && ReadRowByRow<TKv>(headDim);
+            Vector256<float> s = (byRow ? TwoByFourByRow<TKv>(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyPlanes)
+                : TwoByFour<TKv>(ref qa, ref qb, ref k0, ref k1, ref k2, ref k3, headDim, keyPlanes)) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa);
             s.GetUpper().StoreUnsafe(ref sb);
-            s = TwoByFour<TKv>(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyPlanes) * scaleVector;
+            s = (byRow ? TwoByFourByRow<TKv>(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyPlanes)
+                : TwoByFour<TKv>(ref qa, ref qb, ref k4, ref k5, ref k6, ref k7, headDim, keyPlanes)) * scaleVector;
             s.GetLower().StoreUnsafe(ref sa, 4);
             s.GetUpper().StoreUnsafe(ref sb, 4);
         }
-        if (q < block.Count)
+        if (q < block.Count && ReadRowByRow<TKv>(headDim))
+        {
+            ref float qa = ref Unsafe.Add(ref query0, block.RowOffset(q));
+            Vector256<float> a0 = Lanes<TKv>(ref qa, ref k0, headDim, keyPlanes), a1 = Lanes<TKv>(ref qa, ref k1, headDim, keyPlanes);
+            Vector256<float> a2 = Lanes<TKv>(ref qa, ref k2, headDim, keyPlanes), a3 = Lanes<TKv>(ref qa, ref k3, headDim, keyPlanes);
+            Vector256<float> a4 = Lanes<TKv>(ref qa, ref k4, headDim, keyPlanes), a5 = Lanes<TKv>(ref qa, ref k5, headDim, keyPlanes);
+            Vector256<float> a6 = Lanes<TKv>(ref qa, ref k6, headDim, keyPlanes), a7 = Lanes<TKv>(ref qa, ref k7, headDim, keyPlanes);
+            (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
+        }
+        else if (q < block.Count)
         {
             ref float qa = ref Unsafe.Add(ref query0, block.RowOffset(q));
             Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
@@ -107,6 +121,63 @@ internal static class KeyScores
             }
             (SumEight(a0, a1, a2, a3, a4, a5, a6, a7) * scaleVector).StoreUnsafe(ref Unsafe.Add(ref scores, q * tiles));
         }
+    }
+
+    /// <summary>
+    /// Whether the eight keys are read one whole row after another (<see cref="TwoByFourByRow"/>, <see cref="Lanes"/>)
+    /// rather than 16 columns of each key in turn: rows of more than two cache lines read column-wise hop between
+    /// eight rows a few hundred bytes apart, which the hardware prefetcher does not follow as a stream, and decode at
+    /// depth waited on memory (F32 rows of head_dim 64 streamed at about half the speed of a plain read). Row by row
+    /// they are one ascending stream. Rows of two lines or less (F16 of head_dim 64, Q8_0) keep the column order,
+    /// which shares each query load among four keys: there row order measured 0.91-0.98x (F16 is bound by its
+    /// conversions, not by memory). The order of loads only: every score keeps its FMAs and its bits.
+    /// </summary>
+    private static bool ReadRowByRow<TKv>(int headDim) where TKv : struct, IKvElement<TKv> => TKv.RowBytes(headDim) > 128;
+
+    /// <summary><see cref="TwoByFour"/> with each key's row read whole before the next (<see cref="ReadRowByRow"/>), same bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> TwoByFourByRow<TKv>(ref float qa, ref float qb, ref byte k0, ref byte k1, ref byte k2, ref byte k3,
+        int headDim, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
+    {
+        PairLanes<TKv>(ref qa, ref qb, ref k0, headDim, keyPlanes, out var a0, out var b0);
+        PairLanes<TKv>(ref qa, ref qb, ref k1, headDim, keyPlanes, out var a1, out var b1);
+        PairLanes<TKv>(ref qa, ref qb, ref k2, headDim, keyPlanes, out var a2, out var b2);
+        PairLanes<TKv>(ref qa, ref qb, ref k3, headDim, keyPlanes, out var a3, out var b3);
+        return SumEight(a0, a1, a2, a3, b0, b1, b2, b3);
+    }
+
+    /// <summary>The lanes of queries a and b against one key, before their horizontal sums: <see cref="TwoByFour"/>'s FMAs for that key.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PairLanes<TKv>(ref float qa, ref float qb, ref byte key, int headDim, scoped in KvPlanes keyPlanes,
+        out Vector256<float> a, out Vector256<float> b) where TKv : struct, IKvElement<TKv>
+    {
+        a = default;
+        b = default;
+        nuint i = 0;
+        for (; i + 16 <= (nuint)headDim; i += 16)
+        {
+            TKv.Load16(ref key, i, keyPlanes, out Vector256<float> kv, out Vector256<float> kw);
+            a = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qa, i + 8), kw, Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qa, i), kv, a));
+            b = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qb, i + 8), kw, Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qb, i), kv, b));
+        }
+        if (i < (nuint)headDim)
+        {
+            Vector256<float> k = TKv.Load8(ref key, i, keyPlanes);
+            a = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qa, i), k, a);
+            b = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref qb, i), k, b);
+        }
+    }
+
+    /// <summary>The eight lanes of one key's score before their horizontal sum, the whole row read in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Lanes<TKv>(ref float query, ref byte key, int headDim, scoped in KvPlanes keyPlanes) where TKv : struct, IKvElement<TKv>
+    {
+        Vector256<float> acc = default;
+        nuint i = 0;
+        for (; i + 16 <= (nuint)headDim; i += 16)
+            acc = TwoSteps<TKv>(Vector256.LoadUnsafe(ref query, i), Vector256.LoadUnsafe(ref query, i + 8), ref key, i, acc, keyPlanes);
+        if (i < (nuint)headDim) acc = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref query, i), TKv.Load8(ref key, i, keyPlanes), acc);
+        return acc;
     }
 
     /// <summary>acc + q[i..i+8) x key[i..i+8) + q[i+8..i+16) x key[i+8..i+16), as two FMAs in that order.</summary>

@@ -95,6 +95,7 @@ public class QueryBlockTests
     [InlineData(20, 1)]
     [InlineData(8, 2)]
     [InlineData(128, 1)]
+    [InlineData(40, 3)] // rows of 160 bytes, read row by row, with a last 8 columns: pairs and an odd query
     public void EachQueryRunsTheDocumentedArithmetic(int headDim, int groupSize)
     {
         // Per query: tiles of TileSize keys at absolute multiples of it; scores in Dot's order times the scale; the
