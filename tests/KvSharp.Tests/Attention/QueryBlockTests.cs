@@ -118,6 +118,18 @@ public class QueryBlockTests
                     Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(output[at + i]),
                         $"token {t} head {g} element {i}: {output[at + i]} vs {want[i]}");
             }
+
+        // The same tokens one at a time, as decode attends them (a block of one token reads rows over two cache lines
+        // in row order): the same bits.
+        var one = new float[width];
+        for (int t = 0; t < Positions; t++)
+        {
+            var single = new QueryBlock(queries.AsSpan(t * width, width), one, 1, width, t, groupSize, headDim);
+            CausalAttention.Attend(single, ContiguousKvRows.Of(keys, values, headDim), 0.125f, new float[CausalAttention.ScratchLength(groupSize)]);
+            for (int i = 0; i < width; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(output[t * width + i]) == BitConverter.SingleToInt32Bits(one[i]),
+                    $"decode of token {t}, element {i}: {one[i]} vs {output[t * width + i]}");
+        }
     }
 
     private static float[] Reference(ReadOnlySpan<float> q, float[] keys, float[] values, int headDim, int end, float scale)
