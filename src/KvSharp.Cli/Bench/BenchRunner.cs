@@ -70,8 +70,7 @@ public static class BenchRunner
         if (s.PromptTokens is <= 0) throw new ArgumentException($"--prompt-tokens must be positive, got {s.PromptTokens}");
         if (s.GenTokens is <= 0) throw new ArgumentException($"--gen-tokens must be positive, got {s.GenTokens}");
         if (s.Depth is < 0) throw new ArgumentException($"--depth must be >= 0, got {s.Depth}");
-        if (s.Depth != null && s.Scenario != BenchScenario.Speed)
-            throw new ArgumentException($"--depth sets where the speed scenario's decode starts: it belongs to --scenario speed, not {s.Scenario.ToString().ToLowerInvariant()}");
+        if (s.Depth != null) RequireScenario(s, BenchScenario.Speed, "--depth sets where the speed scenario's decode starts");
         if (s.ContextLength is <= 0) throw new ArgumentException($"--context must be positive, got {s.ContextLength}");
         if (!(s.WarmUpSeconds >= 0)) throw new ArgumentException($"--warmup must be >= 0 seconds, got {s.WarmUpSeconds}");
         if (s.Repetitions is <= 0) throw new ArgumentException($"--repetitions must be positive, got {s.Repetitions}");
@@ -87,7 +86,7 @@ public static class BenchRunner
         if (s.WritePath != null) OutputPaths.CheckFile("--write", s.WritePath);
         if (s.Url != null)
         {
-            if (s.Scenario != BenchScenario.Serve) throw new ArgumentException($"--url drives an external server: it belongs to --scenario serve, not {s.Scenario.ToString().ToLowerInvariant()}");
+            RequireScenario(s, BenchScenario.Serve, "--url drives an external server");
             if (s.ModelPath != null || s.Synthetic != null || s.VocabPath != null) throw new ArgumentException("--url drives an external server that has its own model: leave out --model and --synthetic");
             if (!Uri.TryCreate(s.Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
                 throw new ArgumentException($"--url must be an http:// or https:// address such as http://127.0.0.1:8080, got '{s.Url}'");
@@ -96,7 +95,7 @@ public static class BenchRunner
             throw new ArgumentException($"--clients must be positive whole numbers, got '{string.Join(",", s.Clients)}'");
         if (s.Browser != null)
         {
-            if (s.Scenario != BenchScenario.Inspector) throw new ArgumentException($"--browser opens the inspector page: it belongs to --scenario inspector, not {s.Scenario.ToString().ToLowerInvariant()}");
+            RequireScenario(s, BenchScenario.Inspector, "--browser opens the inspector page");
             if (!File.Exists(s.Browser)) throw new FileNotFoundException($"--browser {s.Browser}: no such file (give a Chromium-family executable, e.g. /usr/bin/chromium)", s.Browser);
         }
         if (s.SystemTokens is < 0) throw new ArgumentException($"--system-tokens must be >= 0, got {s.SystemTokens}");
@@ -106,6 +105,13 @@ public static class BenchRunner
         // Parse names early so a typo fails before anything is generated.
         if (s.Synthetic != null) SyntheticShape.Parse(s.Synthetic);
         if (s.WeightType != null) SyntheticModelBuilder.ParseType(s.WeightType);
+    }
+
+    /// <summary>Refuses an option that only <paramref name="scenario"/> uses (<paramref name="what"/> says what it does) in another scenario.</summary>
+    private static void RequireScenario(BenchSettings s, BenchScenario scenario, string what)
+    {
+        if (s.Scenario != scenario)
+            throw new ArgumentException($"{what}: it belongs to --scenario {scenario.ToString().ToLowerInvariant()}, not {s.Scenario.ToString().ToLowerInvariant()}");
     }
 
     /// <summary>The shape a scenario runs on when no model is named: small for speed, tiny for cache (its none baseline is slow).</summary>

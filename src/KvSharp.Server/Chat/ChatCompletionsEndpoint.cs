@@ -21,6 +21,9 @@ namespace KvSharp.Server.Chat;
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
+    /// <summary>The field a chat request's prompt comes from: what a context-length error or a KV-budget rejection names.</summary>
+    private const string PromptField = "messages";
+
     public static void Map(IEndpointRouteBuilder routes) => routes.MapPost("/v1/chat/completions", Handle);
 
     private static async Task Handle(HttpContext context)
@@ -34,9 +37,9 @@ internal static class ChatCompletionsEndpoint
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
-        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: "messages");
+        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField);
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
-        using var run = served.Submit(request, context.RequestAborted, promptField: "messages");
+        using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
         var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
