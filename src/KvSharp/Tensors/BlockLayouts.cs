@@ -19,6 +19,8 @@ namespace KvSharp.Tensors;
 /// Q4_K  (144 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qs[128]      8 sub-blocks of 32, 6-bit scale and min each
 /// Q5_K  (176 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
 /// Q6_K  (210 B/256):  u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d    16 sub-blocks of 16, x = d*sc*(q-32)
+/// Q3_K  (110 B/256):  u8 hmask[32] | u8 qs[64] | u8 scales[12] | f16 d   16 sub-blocks of 16, 6-bit sc, x = d*(sc-32)*(q-4·!hbit)
+/// Q2_K  (84 B/256):   u8 scales[16] | u8 qs[64] | f16 d | f16 dmin     16 sub-blocks of 16, x = d*(sc&15)*q - dmin*(sc>>4)
 /// </code>
 /// </remarks>
 internal static class BlockLayouts
@@ -34,6 +36,8 @@ internal static class BlockLayouts
     public const int Q4_K_Scales = 4, Q4_K_Qs = 16;
     public const int Q5_K_Scales = 4, Q5_K_Qh = 16, Q5_K_Qs = 48;
     public const int Q6_K_Ql = 0, Q6_K_Qh = 128, Q6_K_Scales = 192, Q6_K_D = 208;
+    public const int Q3_KBytes = 110, Q3_K_Hmask = 0, Q3_K_Qs = 32, Q3_K_Scales = 96, Q3_K_D = 108;
+    public const int Q2_KBytes = 84, Q2_K_Scales = 0, Q2_K_Qs = 16, Q2_K_D = 80, Q2_K_Dmin = 82;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float F16(ReadOnlySpan<byte> b, int offset) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b.Slice(offset, 2)));

@@ -253,7 +253,7 @@ public sealed class BenchCommandTests : IDisposable
 
     [Theory]
     [InlineData("unknown synthetic shape 'huge'", "--synthetic", "huge")]
-    [InlineData("unknown weight type 'q3_k'", "--synthetic", "tiny", "--type", "q3_k")]
+    [InlineData("unknown weight type 'iq2_xxs'", "--synthetic", "tiny", "--type", "iq2_xxs")]
     [InlineData("--scenario must be one of speed, cache, capacity, concurrency, multiturn, serve, tiers, router, inspector; got 'latency'", "--scenario", "latency")]
     [InlineData("model file not found", "--model", "/nonexistent/model.gguf")]
     public void BadOptionsGiveOneLineAndExitCodeOne(string message, params string[] args)

@@ -107,7 +107,7 @@ public sealed class SyntheticModelTests : IDisposable
     {
         var e = Assert.Throws<ArgumentException>(() => SyntheticShape.Parse("huge"));
         Assert.Contains("tiny, small, smollm2-135m, llama-3.2-1b", e.Message);
-        var t = Assert.Throws<ArgumentException>(() => SyntheticModelBuilder.ParseType("q3_k"));
+        var t = Assert.Throws<ArgumentException>(() => SyntheticModelBuilder.ParseType("iq2_xxs"));
         Assert.Contains("q8_0", t.Message);
     }
 
@@ -119,6 +119,9 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.Equal(GgmlType.Q5_1, SyntheticModelBuilder.TensorType(GgmlType.Q5_K, 576));
         Assert.Equal(GgmlType.Q8_0, SyntheticModelBuilder.TensorType(GgmlType.Q6_K, 288));
         Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.Q8_0, 172));
+        Assert.Equal(GgmlType.Q3_K, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 768));
+        Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 288));
+        Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 172));
     }
 
     [Fact]
