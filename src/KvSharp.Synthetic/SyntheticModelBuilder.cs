@@ -25,7 +25,7 @@ public static class SyntheticModelBuilder
     public static readonly GgmlType[] SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1,
          GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-         GgmlType.Q3_K];
+         GgmlType.Q3_K, GgmlType.Q2_K];
 
     /// <summary>Parses a weight type name such as "q8_0", "Q4_K", "f32" (case-insensitive).</summary>
     public static GgmlType ParseType(string name)

@@ -35,6 +35,7 @@ public static partial class Dequantize
             case GgmlType.Q5_K: Q5_K(src, dst); break;
             case GgmlType.Q6_K: Q6_K(src, dst); break;
             case GgmlType.Q3_K: Q3_K(src, dst); break;
+            case GgmlType.Q2_K: Q2_K(src, dst); break;
             default: throw new NotSupportedException($"Dequantize.Row: tensor type {type} is not supported");
         }
     }

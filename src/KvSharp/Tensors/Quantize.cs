@@ -34,6 +34,7 @@ public static partial class Quantize
             case GgmlType.Q5_K: Q5_KRef(src, dst); break;
             case GgmlType.Q6_K: Q6_KRef(src, dst); break;
             case GgmlType.Q3_K: Q3_KRef(src, dst); break;
+            case GgmlType.Q2_K: Q2_KRef(src, dst); break;
             default: throw new NotSupportedException($"Quantize.Row: tensor type {type} is not supported");
         }
     }

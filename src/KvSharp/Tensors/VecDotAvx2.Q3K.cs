@@ -58,8 +58,14 @@ internal static unsafe partial class VecDotAvx2
         Vector256<byte> qh = Avx2.ShiftLeftLogical(Avx2.AndNot(hbit, Vector256.Create((byte)1)).AsUInt16(), 2).AsByte();
         Vector256<sbyte> q8v = Avx.LoadVector256(q8);
         Vector256<short> p16 = Avx2.Subtract(Avx2.MultiplyAddAdjacent(ql, q8v), Avx2.MultiplyAddAdjacent(qh, q8v));
-        // vpshufb picks int16 scale 2g in the low 128 bits and 2g + 1 in the high ones (ggml get_scale_shuffle_q3k).
-        Vector256<byte> pick = Vector256.Create(Vector128.Create((ushort)(0x0100 + 0x0404 * g)), Vector128.Create((ushort)(0x0302 + 0x0404 * g))).AsByte();
-        return Avx2.MultiplyAddAdjacent(Avx2.Shuffle(scales, pick).AsInt16(), p16);
+        return Avx2.MultiplyAddAdjacent(Avx2.Shuffle(scales, ScalePick(g)).AsInt16(), p16);
     }
+
+    /// <summary>
+    /// The vpshufb control that takes, from eight int16 scales repeated in both 128-bit halves, scale 2g into every
+    /// int16 of the low half and 2g + 1 into the high half (ggml get_scale_shuffle_q3k): group g's two sub-blocks of 16.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> ScalePick(int g) =>
+        Vector256.Create(Vector128.Create((ushort)(0x0100 + 0x0404 * g)), Vector128.Create((ushort)(0x0302 + 0x0404 * g))).AsByte();
 }

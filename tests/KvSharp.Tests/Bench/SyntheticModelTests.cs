@@ -122,6 +122,7 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.Equal(GgmlType.Q3_K, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 768));
         Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 288));
         Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 172));
+        Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.Q2_K, 288));
     }
 
     [Fact]

@@ -7,13 +7,13 @@ using KvSharp.Tensors;
 namespace KvSharp.Tests.Models;
 
 /// <summary>
-/// Weight types without a shared fixture (Q3_K) against llama.cpp: llama-gqa.F32's matrices quantized with our
+/// Weight types without a shared fixture (Q3_K, Q2_K) against llama.cpp: llama-gqa.F32's matrices quantized with our
 /// quantizer (ggml's quantize_row_*_ref, what llama-quantize --pure runs without an imatrix; norms stay F32), the
 /// file rebuilt in a temporary directory, and compared with what llama.cpp b4748 (AVX2 build, dump_logits, F32 KV)
 /// computed for that file: the last prompt position's 512 logits, and the 32 greedy ids after the prompt with the
 /// top-2 margin of each step (from a batch run over the prompt and the first 31 ids), checked in under KQuantParity/.
 /// These kernels keep ggml's AVX2 lanes and float order (not the block-sequential order of the interleaved types), so
-/// the logits agree to float rounding (Q3_K: 1.2e-6 max) and the tolerances are F32's (1e-4 / 1e-5), tight enough
+/// the logits agree to float rounding (Q3_K: 1.2e-6 max, Q2_K: 9.5e-7) and the tolerances are F32's (1e-4 / 1e-5), tight enough
 /// that every greedy step is checked.
 /// </summary>
 public class KQuantParityTests
@@ -38,6 +38,7 @@ public class KQuantParityTests
 
     [Theory]
     [InlineData("Q3_K")]
+    [InlineData("Q2_K")]
     public void LogitsAndGreedyIdsMatchLlamaCpp(string type)
     {
         string path = QuantizedLlamaGqa(Enum.Parse<GgmlType>(type));

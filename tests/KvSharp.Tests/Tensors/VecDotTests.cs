@@ -67,7 +67,7 @@ public class VecDotTests
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
         var rng = new Random(5);
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-                     GgmlType.Q3_K })
+                     GgmlType.Q3_K, GgmlType.Q2_K })
         {
             int n = 512;
             byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
@@ -78,9 +78,9 @@ public class VecDotTests
                 int bb = GgmlTypes.BlockBytes(type);
                 for (int b = 0; b < wq.Length / bb; b++)
                 {
-                    int off = type switch { GgmlType.Q6_K => b * bb + 208, GgmlType.Q3_K => b * bb + 108, _ => b * bb };
+                    int off = type switch { GgmlType.Q6_K => b * bb + 208, GgmlType.Q3_K => b * bb + 108, GgmlType.Q2_K => b * bb + 80, _ => b * bb };
                     BitConverter.TryWriteBytes(wq.AsSpan(off), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
-                    if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K)
+                    if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q2_K)
                         BitConverter.TryWriteBytes(wq.AsSpan(off + 2), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
                 }
                 if (type == GgmlType.Q8_0) for (int i = 0; i < wq.Length; i++) if (i % 34 >= 2 && wq[i] == 0x80) wq[i] = 0x81; // -128 is not produced by ggml
