@@ -8,6 +8,7 @@ namespace KvSharp.Tensors;
 /// quantize_row_*_ref exactly. The K-quants use the same block packing as ggml but pick scales and mins directly
 /// from each sub-block's range instead of ggml's iterative error search (make_qkx2_quants / make_qx_quants), so the
 /// bytes differ from llama-quantize's (the error is somewhat larger) but every block is valid.
+/// Q3_K and Q2_K (QuantizeWeights.Q3K.cs, QuantizeWeights.Q2K.cs) are exact ports: llama-quantize's bytes.
 /// </summary>
 public static partial class Quantize
 {

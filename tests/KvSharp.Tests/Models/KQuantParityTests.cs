@@ -36,6 +36,36 @@ public class KQuantParityTests
         });
     }
 
+    /// <summary>SHA-256 of every tensor's name, type and bytes in file order (the metadata differs from llama-quantize's).</summary>
+    internal static string TensorsSha256(GgufFile file)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var t in file.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes($"{t.Name}:{t.Type}:"));
+            sha.AppendData(file.GetTensorBytes(t));
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Our quantizer gives llama-quantize's bytes: the hashes are of the tensors of
+    /// <c>llama-quantize --pure llama-gqa.F32.gguf OUT Q3_K_S</c> (or <c>Q2_K</c>), b4748's AVX2 build.
+    /// </summary>
+    [Theory]
+    [InlineData("Q3_K", "6882ed6c351c95cdb067d36c48b4b4afc0469b8df6b9310bd6b19428f8683f40")]
+    [InlineData("Q2_K", "c3c7cb04e280d5470e73723db6c7b37a14d16d329c2b60f61491b3168dd2a6ad")]
+    public void QuantizedTensorsAreLlamaQuantizesBytes(string type, string llamaQuantizeSha256)
+    {
+        string path = QuantizedLlamaGqa(Enum.Parse<GgmlType>(type));
+        try
+        {
+            using var file = GgufFile.Open(path);
+            Assert.Equal(llamaQuantizeSha256, TensorsSha256(file));
+        }
+        finally { File.Delete(path); }
+    }
+
     [Theory]
     [InlineData("Q3_K")]
     [InlineData("Q2_K")]
