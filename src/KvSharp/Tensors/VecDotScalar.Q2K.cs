@@ -25,11 +25,21 @@ internal static unsafe partial class VecDotScalar
 
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
             Lanes8I lanes = default;
+            int* lane = (int*)&lanes;
             // Element 128n + 32g + e: bits 2g of qs[32n + e], sub-block 8n + 2g + e/16.
             for (int n = 0; n < 2; n++)
                 for (int g = 0; g < 4; g++)
-                    for (int e = 0; e < 32; e++)
-                        lanes[e >> 2] += (sc[8 * n + 2 * g + (e >> 4)] & 0xF) * ((x[Q2_K_Qs + 32 * n + e] >> (2 * g)) & 3) * q8[128 * n + 32 * g + e];
+                {
+                    byte* qs = x + Q2_K_Qs + 32 * n;
+                    sbyte* q = q8 + 128 * n + 32 * g;
+                    int shift = 2 * g;
+                    for (int l = 0; l < 8; l++)
+                    {
+                        int s = 0;
+                        for (int e = 4 * l; e < 4 * l + 4; e++) s += ((qs[e] >> shift) & 3) * q[e];
+                        lane[l] += (sc[8 * n + 2 * g + (l >> 2)] & 0xF) * s;
+                    }
+                }
             LegacyFinish(ref acc, ref lanes, dy * F16(x + Q2_K_D));
         }
         return HSum8(ref acc);

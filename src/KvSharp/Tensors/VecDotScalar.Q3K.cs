@@ -20,14 +20,22 @@ internal static unsafe partial class VecDotScalar
             byte* sc = (byte*)&packed;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
             Lanes8I lanes = default;
+            int* lane = (int*)&lanes;
             // Element 128n + 32g + e: bits 2g of qs[32n + e], high bit 4n + g of hmask[e], sub-block 8n + 2g + e/16.
             for (int n = 0; n < 2; n++)
                 for (int g = 0; g < 4; g++)
-                    for (int e = 0; e < 32; e++)
+                {
+                    byte* qs = x + Q3_K_Qs + 32 * n, hm = x + Q3_K_Hmask;
+                    sbyte* q = q8 + 128 * n + 32 * g;
+                    int shift = 2 * g, bit = 4 * n + g;
+                    for (int l = 0; l < 8; l++)
                     {
-                        int q = ((x[Q3_K_Qs + 32 * n + e] >> (2 * g)) & 3) - ((x[Q3_K_Hmask + e] >> (4 * n + g) & 1) != 0 ? 0 : 4);
-                        lanes[e >> 2] += (sc[8 * n + 2 * g + (e >> 4)] - 32) * q * q8[128 * n + 32 * g + e];
+                        int s = 0;
+                        for (int e = 4 * l; e < 4 * l + 4; e++)
+                            s += (((qs[e] >> shift) & 3) - ((~hm[e] >> bit) & 1) * 4) * q[e];
+                        lane[l] += (sc[8 * n + 2 * g + (l >> 2)] - 32) * s;
                     }
+                }
             LegacyFinish(ref acc, ref lanes, *(float*)y * F16(x + Q3_K_D));
         }
         return HSum8(ref acc);
