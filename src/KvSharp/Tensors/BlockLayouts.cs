@@ -19,6 +19,7 @@ namespace KvSharp.Tensors;
 /// Q4_K  (144 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qs[128]      8 sub-blocks of 32, 6-bit scale and min each
 /// Q5_K  (176 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
 /// Q6_K  (210 B/256):  u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d    16 sub-blocks of 16, x = d*sc*(q-32)
+/// IQ4_NL (18 B / 32): f16 d | u8 qs[16]                                  x[j] = d*kv[qs[j]&15], x[j+16] = d*kv[qs[j]>>4] (kv = <see cref="Iq4NlValues"/>)
 /// </code>
 /// </remarks>
 internal static class BlockLayouts
@@ -28,12 +29,16 @@ internal static class BlockLayouts
 
     public const int Q8_0Bytes = 34, Q8_1Bytes = 36, Q4_0Bytes = 18, Q5_0Bytes = 22, Q5_1Bytes = 24;
     public const int Q8_KBytes = 292, Q4_KBytes = 144, Q5_KBytes = 176, Q6_KBytes = 210;
+    public const int IQ4_NLBytes = 18;
 
     // Offsets inside K blocks.
     public const int Q8_K_Qs = 4, Q8_K_Bsums = 260;
     public const int Q4_K_Scales = 4, Q4_K_Qs = 16;
     public const int Q5_K_Scales = 4, Q5_K_Qh = 16, Q5_K_Qs = 48;
     public const int Q6_K_Ql = 0, Q6_K_Qh = 128, Q6_K_Scales = 192, Q6_K_D = 208;
+
+    /// <summary>The 16 non-linear 4-bit levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).</summary>
+    public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float F16(ReadOnlySpan<byte> b, int offset) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b.Slice(offset, 2)));

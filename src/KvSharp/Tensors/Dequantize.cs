@@ -9,7 +9,7 @@ namespace KvSharp.Tensors;
 /// no fused multiply-add), so an embedding row we look up equals llama.cpp's get_rows output. The activation formats
 /// Q8_1 and Q8_K can be read back too (tests use that).
 /// </summary>
-public static class Dequantize
+public static partial class Dequantize
 {
     /// <summary>Dequantizes the first <c>dst.Length</c> elements stored in <paramref name="src"/>.</summary>
     public static void Row(GgmlType type, ReadOnlySpan<byte> src, Span<float> dst)
@@ -34,6 +34,7 @@ public static class Dequantize
             case GgmlType.Q4_K: Q4_K(src, dst); break;
             case GgmlType.Q5_K: Q5_K(src, dst); break;
             case GgmlType.Q6_K: Q6_K(src, dst); break;
+            case GgmlType.IQ4_NL: Iq4Nl(src, dst); break;
             default: throw new NotSupportedException($"Dequantize.Row: tensor type {type} is not supported");
         }
     }

@@ -11,7 +11,7 @@ namespace KvSharp.Tensors;
 /// elements; each block's lanes are converted to float and accumulated with one FMA by the block's scale.
 /// No int16 saturation can occur for valid blocks (largest pair sum: 2*63*127 + 2*32*127 for Q6_K = 24130).
 /// </summary>
-internal static unsafe class VecDotAvx2
+internal static unsafe partial class VecDotAvx2
 {
     private static Vector256<byte> LowNibbles => Vector256.Create((byte)0x0F);
 

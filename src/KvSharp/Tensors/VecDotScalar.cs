@@ -10,7 +10,7 @@ namespace KvSharp.Tensors;
 /// Q8_0, Q4_0, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
 /// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
-internal static unsafe class VecDotScalar
+internal static unsafe partial class VecDotScalar
 {
     [InlineArray(8)]
     internal struct Lanes8F { private float _e; }

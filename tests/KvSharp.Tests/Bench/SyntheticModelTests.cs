@@ -21,6 +21,7 @@ public sealed class SyntheticModelTests : IDisposable
     [InlineData("q8_0")]
     [InlineData("f32")]
     [InlineData("q4_k")]
+    [InlineData("iq4_nl")]
     public void WritesAModelThatLoadsAndGenerates(string typeName)
     {
         var type = SyntheticModelBuilder.ParseType(typeName);

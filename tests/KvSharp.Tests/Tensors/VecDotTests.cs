@@ -66,7 +66,8 @@ public class VecDotTests
         // Arbitrary (not quantizer-produced) weight bytes: every bit pattern of the quants and scales is exercised.
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
         var rng = new Random(5);
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+            GgmlType.IQ4_NL })
         {
             int n = 512;
             byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
