@@ -13,7 +13,7 @@ namespace KvSharp.Synthetic;
 /// N(0, (1.5/√E)²); norm weights 1 + N(0, 0.05²), kept F32. Each row has its own seeded generator, so rows are
 /// generated and quantized in parallel and the file is byte-deterministic for a (shape, type, context, seed).
 /// All matrices get the requested type, like llama-quantize --pure, except where a matrix's row length is not a
-/// multiple of the type's block: then llama.cpp's fallback is used (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, then F16).
+/// multiple of the type's block: then llama.cpp's fallback is used (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0, IQ4_XS→IQ4_NL, then F16).
 /// </remarks>
 public static class SyntheticModelBuilder
 {
@@ -24,7 +24,8 @@ public static class SyntheticModelBuilder
     public static readonly GgmlType[] SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1,
          GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-         GgmlType.IQ4_NL];
+         GgmlType.IQ4_NL,
+         GgmlType.IQ4_XS];
 
     /// <summary>Parses a weight type name such as "q8_0", "Q4_K", "f32" (case-insensitive).</summary>
     public static GgmlType ParseType(string name)
@@ -40,7 +41,9 @@ public static class SyntheticModelBuilder
     {
         var t = requested;
         if (cols % GgmlTypes.BlockSize(t) != 0)
-            t = t switch { GgmlType.Q4_K => GgmlType.Q5_0, GgmlType.Q5_K => GgmlType.Q5_1, GgmlType.Q6_K => GgmlType.Q8_0, _ => t };
+            t = t switch { GgmlType.Q4_K => GgmlType.Q5_0, GgmlType.Q5_K => GgmlType.Q5_1, GgmlType.Q6_K => GgmlType.Q8_0,
+                GgmlType.IQ4_XS => GgmlType.IQ4_NL,
+                _ => t };
         if (cols % GgmlTypes.BlockSize(t) != 0) t = GgmlType.F16;
         return t;
     }
@@ -51,6 +54,7 @@ public static class SyntheticModelBuilder
         GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8,
         GgmlType.Q5_1 => 9, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.BF16 => 32,
         GgmlType.IQ4_NL => 25,
+        GgmlType.IQ4_XS => 30,
         _ => 0,
     };
 

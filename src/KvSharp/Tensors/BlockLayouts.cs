@@ -20,6 +20,7 @@ namespace KvSharp.Tensors;
 /// Q5_K  (176 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
 /// Q6_K  (210 B/256):  u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d    16 sub-blocks of 16, x = d*sc*(q-32)
 /// IQ4_NL (18 B / 32): f16 d | u8 qs[16]                                  x[j] = d*kv[qs[j]&15], x[j+16] = d*kv[qs[j]>>4] (kv = <see cref="Iq4NlValues"/>)
+/// IQ4_XS (136 B/256): f16 d | u16 scales_h | u8 scales_l[4] | u8 qs[128]  8 sub-blocks of 32 as IQ4_NL with d*(ls-32), ls 6 bits (4 in scales_l, 2 in scales_h)
 /// </code>
 /// </remarks>
 internal static class BlockLayouts
@@ -30,6 +31,7 @@ internal static class BlockLayouts
     public const int Q8_0Bytes = 34, Q8_1Bytes = 36, Q4_0Bytes = 18, Q5_0Bytes = 22, Q5_1Bytes = 24;
     public const int Q8_KBytes = 292, Q4_KBytes = 144, Q5_KBytes = 176, Q6_KBytes = 210;
     public const int IQ4_NLBytes = 18;
+    public const int IQ4_XSBytes = 136, IQ4_XS_ScalesH = 2, IQ4_XS_ScalesL = 4, IQ4_XS_Qs = 8;
 
     // Offsets inside K blocks.
     public const int Q8_K_Qs = 4, Q8_K_Bsums = 260;

@@ -23,11 +23,19 @@ public static partial class Quantize
             Iq4Block(x.Slice(b * QK, QK), y.Slice(b * IQ4_NLBytes, IQ4_NLBytes), qsOffset: 2, scales, weight, L);
     }
 
+    private static void Iq4XsRef(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        Span<float> scales = stackalloc float[QK_K / 32];
+        Span<float> weight = stackalloc float[32];
+        Span<byte> L = stackalloc byte[QK_K];
+        for (int b = 0; b < x.Length / QK_K; b++)
+            Iq4Block(x.Slice(b * QK_K, QK_K), y.Slice(b * IQ4_XSBytes, IQ4_XSBytes), IQ4_XS_Qs, scales, weight, L);
+    }
+
     /// <summary>
     /// One block of <c>x.Length</c> elements (32 for IQ4_NL, 256 for IQ4_XS) in sub-blocks of 32: per sub-block the
     /// scale that maximises (Σ w·q·x)² / Σ w·q² over 15 candidates, then for IQ4_XS the sub-block scales as 6-bit
-    /// multiples of one f16 (stored offset by 32: 4 low bits in scales_l at byte 4, 2 high bits in the u16
-    /// scales_h at byte 2). <paramref name="L"/> holds the chosen level indices, <paramref name="weight"/> one
+    /// multiples of one f16 (stored offset by 32: 4 low bits in scales_l, 2 high bits in the u16 scales_h). <paramref name="L"/> holds the chosen level indices, <paramref name="weight"/> one
     /// sub-block's weights.
     /// </summary>
     private static void Iq4Block(ReadOnlySpan<float> x, Span<byte> blk, int qsOffset, Span<float> scales, Span<float> weight, Span<byte> L)
@@ -92,7 +100,7 @@ public static partial class Quantize
 
         if (subBlocks > 1)
         {
-            var scalesL = blk.Slice(4, subBlocks / 2);
+            var scalesL = blk.Slice(IQ4_XS_ScalesL, subBlocks / 2);
             ushort scalesH = 0;
             float d = -maxScale / 32;
             BinaryPrimitives.WriteUInt16LittleEndian(blk, FloatToHalf(d));
@@ -109,7 +117,7 @@ public static partial class Quantize
                 else scalesL[ib / 2] |= (byte)((l & 0xF) << 4);
                 scalesH |= (ushort)((l >> 4) << (2 * (ib % 8)));
             }
-            BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(2), scalesH);
+            BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(IQ4_XS_ScalesH), scalesH);
         }
         else
         {

@@ -72,6 +72,7 @@ public static unsafe class VecDot
                 GgmlType.Q5_K => &Q5_KAvx2,
                 GgmlType.Q6_K => &Q6_KAvx2,
                 GgmlType.IQ4_NL => &Iq4NlAvx2,
+                GgmlType.IQ4_XS => &Iq4XsAvx2,
                 GgmlType.F32 => &F32Avx2,
                 GgmlType.F16 => &F16Avx2,
                 GgmlType.BF16 => &BF16Avx2,
@@ -88,6 +89,7 @@ public static unsafe class VecDot
             GgmlType.Q5_K => &Q5_KScalar,
             GgmlType.Q6_K => &Q6_KScalar,
             GgmlType.IQ4_NL => &Iq4NlScalar,
+            GgmlType.IQ4_XS => &Iq4XsScalar,
             GgmlType.F32 => &F32Scalar,
             GgmlType.F16 => &F16Scalar,
             GgmlType.BF16 => &BF16Scalar,
@@ -117,6 +119,7 @@ public static unsafe class VecDot
     private static float Q5_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_K(w, a, n / 256);
     private static float Q6_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q6_K(w, a, n / 256);
     private static float Iq4NlAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Nl(w, a, n / 32);
+    private static float Iq4XsAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Xs(w, a, n / 256);
     private static float F32Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF32((float*)w, (float*)a, n);
     private static float F16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotBF16((ushort*)w, (ushort*)a, n);
@@ -128,6 +131,7 @@ public static unsafe class VecDot
     private static float Q5_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q5_K(w, a, n / 256);
     private static float Q6_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q6_K(w, a, n / 256);
     private static float Iq4NlScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Nl(w, a, n / 32);
+    private static float Iq4XsScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Xs(w, a, n / 256);
     private static float F32Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF32((float*)w, (float*)a, n);
     private static float F16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotBF16((ushort*)w, (ushort*)a, n);

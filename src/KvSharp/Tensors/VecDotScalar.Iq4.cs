@@ -31,6 +31,30 @@ internal static unsafe partial class VecDotScalar
         return sum;
     }
 
+    /// <summary>
+    /// IQ4_XS weights x Q8_K activations in ggml's AVX2 order: per super-block the 8 int32 lanes of Σ ls_k · (lane dot of
+    /// sub-block k), exact, then one FMA by d · dy per lane; the lanes are reduced at the end.
+    /// Bound: |lane| ≤ 8 · 32 · 4 · 127 · 127 &lt; 2^24.
+    /// </summary>
+    public static float Iq4Xs(byte* x, byte* y, int nb)
+    {
+        Lanes8F acc = default;
+        int* wv = stackalloc int[32];
+        for (int i = 0; i < nb; i++, x += IQ4_XSBytes, y += Q8_KBytes)
+        {
+            int sh = *(ushort*)(x + IQ4_XS_ScalesH);
+            Lanes8I lanes = default;
+            for (int ib = 0; ib < QK_K / 32; ib++)
+            {
+                int ls = (((x[IQ4_XS_ScalesL + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)) - 32;
+                Iq4Levels(x + IQ4_XS_Qs + 16 * ib, wv);
+                LaneDot32(wv, (sbyte*)(y + Q8_K_Qs + 32 * ib), ref lanes, ls);
+            }
+            LegacyFinish(ref acc, ref lanes, F16(x) * *(float*)y);
+        }
+        return HSum8(ref acc);
+    }
+
     private static void Iq4NlBlockLanes(byte* x, byte* y, int* wv, ref Lanes8F acc)
     {
         Iq4Levels(x + 2, wv);

@@ -22,6 +22,7 @@ public sealed class SyntheticModelTests : IDisposable
     [InlineData("f32")]
     [InlineData("q4_k")]
     [InlineData("iq4_nl")]
+    [InlineData("iq4_xs")]
     public void WritesAModelThatLoadsAndGenerates(string typeName)
     {
         var type = SyntheticModelBuilder.ParseType(typeName);
@@ -120,6 +121,8 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.Equal(GgmlType.Q5_1, SyntheticModelBuilder.TensorType(GgmlType.Q5_K, 576));
         Assert.Equal(GgmlType.Q8_0, SyntheticModelBuilder.TensorType(GgmlType.Q6_K, 288));
         Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.Q8_0, 172));
+        Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.IQ4_XS, 288));
+        Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.IQ4_XS, 172));
     }
 
     [Fact]

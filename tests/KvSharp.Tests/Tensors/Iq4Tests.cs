@@ -24,6 +24,30 @@ public class Iq4Tests
     }
 
     [Fact]
+    public void Iq4XsBlockDecodesWithSixBitSubBlockScales()
+    {
+        var blk = new byte[136];
+        BinaryPrimitives.WriteUInt16LittleEndian(blk, 0x3800); // f16 0.5
+        int[] ls = [0, 1, 31, 32, 33, 47, 48, 63]; // stored scales; the sub-block scale is d * (ls - 32)
+        ushort sh = 0;
+        for (int ib = 0; ib < 8; ib++)
+        {
+            blk[4 + ib / 2] |= (byte)((ls[ib] & 0xF) << (4 * (ib % 2)));
+            sh |= (ushort)((ls[ib] >> 4) << (2 * ib));
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(blk.AsSpan(2), sh);
+        for (int i = 0; i < 128; i++) blk[8 + i] = (byte)((i % 16) | ((15 - i % 16) << 4));
+        float[] y = DequantizeRow(GgmlType.IQ4_XS, blk, 256);
+        for (int ib = 0; ib < 8; ib++)
+            for (int j = 0; j < 16; j++)
+            {
+                float dl = 0.5f * (ls[ib] - 32);
+                Assert.Equal(dl * Levels[j], y[32 * ib + j]);
+                Assert.Equal(dl * Levels[15 - j], y[32 * ib + 16 + j]);
+            }
+    }
+
+    [Fact]
     public void Iq4NlQuantizerFindsAnExactGrid()
     {
         // Values on the grid 2 * level (the largest magnitude negative) are found by the scale search exactly.

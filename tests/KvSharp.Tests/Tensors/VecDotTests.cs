@@ -67,7 +67,8 @@ public class VecDotTests
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
         var rng = new Random(5);
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-            GgmlType.IQ4_NL })
+            GgmlType.IQ4_NL,
+            GgmlType.IQ4_XS })
         {
             int n = 512;
             byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
