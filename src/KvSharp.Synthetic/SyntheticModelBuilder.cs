@@ -24,6 +24,7 @@ public static class SyntheticModelBuilder
     public static readonly GgmlType[] SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1,
          GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+         GgmlType.Q4_1,
          GgmlType.IQ4_NL,
          GgmlType.IQ4_XS];
 
@@ -53,6 +54,7 @@ public static class SyntheticModelBuilder
     {
         GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8,
         GgmlType.Q5_1 => 9, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.BF16 => 32,
+        GgmlType.Q4_1 => 3,
         GgmlType.IQ4_NL => 25,
         GgmlType.IQ4_XS => 30,
         _ => 0,

@@ -15,6 +15,7 @@ namespace KvSharp.Tensors;
 /// Q4_0  (18 B / 32):  f16 d | u8 qs[16]                                  x[j] = d*((qs[j]&15)-8), x[j+16] = d*((qs[j]>>4)-8)
 /// Q5_0  (22 B / 32):  f16 d | u32 qh | u8 qs[16]                         5th bit of element e is bit e of qh; x = d*(q-16)
 /// Q5_1  (24 B / 32):  f16 d | f16 m | u32 qh | u8 qs[16]                 x = d*q + m
+/// Q4_1  (20 B / 32):  f16 d | f16 m | u8 qs[16]                          x[j] = d*(qs[j]&15) + m, x[j+16] = d*(qs[j]>>4) + m
 /// Q8_K  (292 B/256):  f32 d | i8 qs[256] | i16 bsums[16]                 bsums[k] = sum of qs[16k..16k+15]
 /// Q4_K  (144 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qs[128]      8 sub-blocks of 32, 6-bit scale and min each
 /// Q5_K  (176 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
@@ -30,6 +31,7 @@ internal static class BlockLayouts
 
     public const int Q8_0Bytes = 34, Q8_1Bytes = 36, Q4_0Bytes = 18, Q5_0Bytes = 22, Q5_1Bytes = 24;
     public const int Q8_KBytes = 292, Q4_KBytes = 144, Q5_KBytes = 176, Q6_KBytes = 210;
+    public const int Q4_1Bytes = 20;
     public const int IQ4_NLBytes = 18;
     public const int IQ4_XSBytes = 136, IQ4_XS_ScalesH = 2, IQ4_XS_ScalesL = 4, IQ4_XS_Qs = 8;
 

@@ -34,6 +34,7 @@ public static partial class Dequantize
             case GgmlType.Q4_K: Q4_K(src, dst); break;
             case GgmlType.Q5_K: Q5_K(src, dst); break;
             case GgmlType.Q6_K: Q6_K(src, dst); break;
+            case GgmlType.Q4_1: Q4_1(src, dst); break;
             case GgmlType.IQ4_NL: Iq4Nl(src, dst); break;
             case GgmlType.IQ4_XS: Iq4Xs(src, dst); break;
             default: throw new NotSupportedException($"Dequantize.Row: tensor type {type} is not supported");

@@ -97,6 +97,7 @@ public static class GgmlTypes
     public static bool IsSupportedWeight(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
         or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q5_1
         or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K
+        or GgmlType.Q4_1
         or GgmlType.IQ4_NL
         or GgmlType.IQ4_XS;
 

@@ -33,6 +33,7 @@ public static partial class Quantize
             case GgmlType.Q4_K: Q4_KRef(src, dst); break;
             case GgmlType.Q5_K: Q5_KRef(src, dst); break;
             case GgmlType.Q6_K: Q6_KRef(src, dst); break;
+            case GgmlType.Q4_1: Q4_1Ref(src, dst); break;
             case GgmlType.IQ4_NL: Iq4NlRef(src, dst); break;
             case GgmlType.IQ4_XS: Iq4XsRef(src, dst); break;
             default: throw new NotSupportedException($"Quantize.Row: tensor type {type} is not supported");

@@ -59,12 +59,7 @@ public static partial class Quantize
         {
             var xb = x.Slice(b * QK, QK);
             var blk = y.Slice(b * Q5_1Bytes, Q5_1Bytes);
-            float min = float.MaxValue, max = -float.MaxValue;
-            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
-            float d = (max - min) / ((1 << 5) - 1);
-            float id = d != 0 ? 1.0f / d : 0;
-            BinaryPrimitives.WriteUInt16LittleEndian(blk, FloatToHalf(d));
-            BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(2), FloatToHalf(min));
+            float id = MinScaleHeader(xb, blk, (1 << 5) - 1, out float min);
             uint qh = 0;
             for (int j = 0; j < QK / 2; j++)
             {
@@ -76,6 +71,21 @@ public static partial class Quantize
             }
             BinaryPrimitives.WriteUInt32LittleEndian(blk.Slice(4), qh);
         }
+    }
+
+    /// <summary>
+    /// The header of a Q4_1/Q5_1 block as ggml writes it: d = (max - min) / <paramref name="levels"/> and m = min as
+    /// halves at bytes 0 and 2. Returns 1/d (0 for a constant block), the factor the quants are computed with.
+    /// </summary>
+    private static float MinScaleHeader(ReadOnlySpan<float> xb, Span<byte> blk, int levels, out float min)
+    {
+        float max = -float.MaxValue;
+        min = float.MaxValue;
+        foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+        float d = (max - min) / levels;
+        BinaryPrimitives.WriteUInt16LittleEndian(blk, FloatToHalf(d));
+        BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(2), FloatToHalf(min));
+        return d != 0 ? 1.0f / d : 0;
     }
 
     /// <summary>The element of largest magnitude, with its sign (first one wins ties), as ggml's legacy quantizers pick it.</summary>

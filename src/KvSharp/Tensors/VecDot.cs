@@ -71,6 +71,7 @@ public static unsafe class VecDot
                 GgmlType.Q4_K => &Q4_KAvx2,
                 GgmlType.Q5_K => &Q5_KAvx2,
                 GgmlType.Q6_K => &Q6_KAvx2,
+                GgmlType.Q4_1 => &Q4_1Avx2,
                 GgmlType.IQ4_NL => &Iq4NlAvx2,
                 GgmlType.IQ4_XS => &Iq4XsAvx2,
                 GgmlType.F32 => &F32Avx2,
@@ -88,6 +89,7 @@ public static unsafe class VecDot
             GgmlType.Q4_K => &Q4_KScalar,
             GgmlType.Q5_K => &Q5_KScalar,
             GgmlType.Q6_K => &Q6_KScalar,
+            GgmlType.Q4_1 => &Q4_1Scalar,
             GgmlType.IQ4_NL => &Iq4NlScalar,
             GgmlType.IQ4_XS => &Iq4XsScalar,
             GgmlType.F32 => &F32Scalar,
@@ -118,6 +120,7 @@ public static unsafe class VecDot
     private static float Q4_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_K(w, a, n / 256);
     private static float Q5_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q5_K(w, a, n / 256);
     private static float Q6_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q6_K(w, a, n / 256);
+    private static float Q4_1Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_1(w, a, n / 32);
     private static float Iq4NlAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Nl(w, a, n / 32);
     private static float Iq4XsAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Xs(w, a, n / 256);
     private static float F32Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF32((float*)w, (float*)a, n);
@@ -130,6 +133,7 @@ public static unsafe class VecDot
     private static float Q4_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q4_K(w, a, n / 256);
     private static float Q5_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q5_K(w, a, n / 256);
     private static float Q6_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q6_K(w, a, n / 256);
+    private static float Q4_1Scalar(byte* w, byte* a, int n) => VecDotScalar.Q4_1(w, a, n / 32);
     private static float Iq4NlScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Nl(w, a, n / 32);
     private static float Iq4XsScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Xs(w, a, n / 256);
     private static float F32Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF32((float*)w, (float*)a, n);

@@ -21,6 +21,7 @@ public sealed class SyntheticModelTests : IDisposable
     [InlineData("q8_0")]
     [InlineData("f32")]
     [InlineData("q4_k")]
+    [InlineData("q4_1")]
     [InlineData("iq4_nl")]
     [InlineData("iq4_xs")]
     public void WritesAModelThatLoadsAndGenerates(string typeName)

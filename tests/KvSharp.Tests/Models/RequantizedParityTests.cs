@@ -19,7 +19,7 @@ namespace KvSharp.Tests.Models;
 /// </remarks>
 public class RequantizedParityTests
 {
-    public static TheoryData<GgmlType> Types() => new() { GgmlType.IQ4_NL, GgmlType.IQ4_XS };
+    public static TheoryData<GgmlType> Types() => new() { GgmlType.IQ4_NL, GgmlType.IQ4_XS, GgmlType.Q4_1 };
 
     internal static string DataPath(GgmlType type, string suffix) =>
         Path.Combine(TestPaths.RepoRoot, "tests", "KvSharp.Tests", "Models", "Requantized", $"llama-gqa.{type}.{suffix}");
@@ -56,6 +56,7 @@ public class RequantizedParityTests
     [Theory]
     [InlineData(GgmlType.IQ4_NL, "10c22367fcc08e274f479a9bb0eb870e2025ef5ea7ebe7aed5a47efdd40a02f0")]
     [InlineData(GgmlType.IQ4_XS, "9d4ee1534f7e6380a006a5e1eed3c6fc0b366c6e08c1ab67ff89211bb916a6b5")]
+    [InlineData(GgmlType.Q4_1, "10ec396e2ea45698e4a5e7f3a72af3e8eed20b7fe4d18dfa5fa9cffe377c4add")]
     public void QuantizedMatricesAreLlamaQuantizesBytes(GgmlType type, string sha256)
     {
         using var g = GgufFile.Open(TestPaths.Fixture("llama-gqa.F32.gguf"));

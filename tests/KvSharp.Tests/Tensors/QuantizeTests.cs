@@ -16,6 +16,7 @@ public class QuantizeTests
         GgmlType.Q6_K => 0.03,
         GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q5_K => 0.06,
         GgmlType.Q4_0 or GgmlType.Q4_K => 0.12,
+        GgmlType.Q4_1 => 0.12,
         GgmlType.IQ4_NL => 0.12,
         GgmlType.IQ4_XS => 0.12,
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
