@@ -8,13 +8,21 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx2
 {
     /// <summary>
-    /// The 32 levels of one IQ4 block's 16 nibble bytes, looked up with one vpshufb from the level table in both
-    /// halves (ggml does two 128-bit shuffles and joins them; the bytes are the same).
+    /// The 32 levels of one IQ4 block's 16 nibble bytes, as ggml looks them up: two 128-bit vpshufb from the level
+    /// table (low nibbles, high nibbles), then joined. One 256-bit vpshufb on <see cref="Nibbles32"/> gives the same
+    /// bytes and was no faster (time ratio 0.98, quartiles 0.95-1.03: in-process A/B, one thread, 2048 x 2048
+    /// IQ4_NL rows, 60 interleaved rounds).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Iq4Levels(Vector256<sbyte> table, byte* qs) => Avx2.Shuffle(table, Nibbles32(qs).AsSByte());
+    private static Vector256<sbyte> Iq4Levels(Vector128<sbyte> table, byte* qs)
+    {
+        Vector128<byte> bits = Sse2.LoadVector128(qs);
+        Vector128<byte> m4 = Vector128.Create((byte)0x0F);
+        return Vector256.Create(Ssse3.Shuffle(table, Sse2.And(bits, m4).AsSByte()),
+            Ssse3.Shuffle(table, Sse2.And(Sse2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), m4).AsSByte()));
+    }
 
-    private static Vector256<sbyte> Iq4Table => Vector256.Create(Vector128.Create(Iq4NlValues));
+    private static Vector128<sbyte> Iq4Table => Vector128.Create(Iq4NlValues);
 
     /// <summary>Signed bytes times signed bytes into 16 int16 pair sums, ggml's mul_add_epi8 (|x| * sign(y, x)).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -28,7 +36,7 @@ internal static unsafe partial class VecDotAvx2
     /// </summary>
     public static float Iq4Xs(byte* x, byte* y, int nb)
     {
-        Vector256<sbyte> table = Iq4Table;
+        Vector128<sbyte> table = Iq4Table;
         Vector256<float> acc = Vector256<float>.Zero;
         for (int i = 0; i < nb; i++, x += IQ4_XSBytes, y += Q8_KBytes)
         {
@@ -54,7 +62,7 @@ internal static unsafe partial class VecDotAvx2
     /// <summary>IQ4_NL x Q8_0 as ggml_vec_dot_iq4_nl_q8_0 (AVX2): two block accumulators, see <see cref="VecDotScalar.Iq4Nl"/>.</summary>
     public static float Iq4Nl(byte* x, byte* y, int nb)
     {
-        Vector256<sbyte> table = Iq4Table;
+        Vector128<sbyte> table = Iq4Table;
         Vector256<float> acc1 = Vector256<float>.Zero, acc2 = Vector256<float>.Zero;
         int ib = 0;
         for (; ib + 1 < nb; ib += 2, x += 2 * IQ4_NLBytes, y += 2 * Q8_0Bytes)
