@@ -8,8 +8,8 @@ namespace KvSharp.Tensors;
 
 /// <summary>
 /// float -> block conversion. Activation formats (Q8_0, Q8_1, Q8_K, F16, BF16, F32) reproduce what llama.cpp's CPU
-/// backend (b4748, AVX2) does to a matmul's input row, bit for bit; the weight formats (Q4_0, Q5_0, Q5_1, Q4_K, Q5_K,
-/// Q6_K) are simple reference quantizers for writing synthetic models (see QuantizeWeights.cs).
+/// backend (b4748, AVX2) does to a matmul's input row, bit for bit; the weight formats (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
+/// Q6_K, IQ4_NL, IQ4_XS) are simple reference quantizers for writing synthetic models (see QuantizeWeights.cs).
 /// </summary>
 public static partial class Quantize
 {

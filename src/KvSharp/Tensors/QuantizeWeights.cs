@@ -4,8 +4,8 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Reference weight quantizers, used to write synthetic models for tests and benchmarks. Q4_0/Q5_0/Q5_1 follow ggml's
-/// quantize_row_*_ref exactly. The K-quants use the same block packing as ggml but pick scales and mins directly
+/// Reference weight quantizers, used to write synthetic models for tests and benchmarks. Q4_0/Q5_0/Q5_1/Q4_1 follow ggml's
+/// quantize_row_*_ref exactly, IQ4_NL/IQ4_XS llama-quantize's search (QuantizeWeights.Iq4.cs). The K-quants use the same block packing as ggml but pick scales and mins directly
 /// from each sub-block's range instead of ggml's iterative error search (make_qkx2_quants / make_qx_quants), so the
 /// bytes differ from llama-quantize's (the error is somewhat larger) but every block is valid.
 /// </summary>
