@@ -14,7 +14,7 @@ namespace KvSharp.Synthetic;
 /// generated and quantized in parallel and the file is byte-deterministic for a (shape, type, context, seed).
 /// All matrices get the requested type, like llama-quantize --pure, except where a matrix's row length is not a
 /// multiple of the type's block: then llama.cpp's fallback is used (Q4_K→Q5_0, Q5_K→Q5_1, Q6_K→Q8_0,
-/// Q2_K/Q3_K→IQ4_NL, then F16).
+/// Q2_K/Q3_K/IQ4_XS→IQ4_NL, then F16).
 /// </remarks>
 public static class SyntheticModelBuilder
 {
@@ -25,7 +25,7 @@ public static class SyntheticModelBuilder
     public static readonly GgmlType[] SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1,
          GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-         GgmlType.Q3_K, GgmlType.Q2_K];
+         GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS];
 
     /// <summary>Parses a weight type name such as "q8_0", "Q4_K", "f32" (case-insensitive).</summary>
     public static GgmlType ParseType(string name)
@@ -44,7 +44,7 @@ public static class SyntheticModelBuilder
             t = t switch
             {
                 GgmlType.Q4_K => GgmlType.Q5_0, GgmlType.Q5_K => GgmlType.Q5_1, GgmlType.Q6_K => GgmlType.Q8_0,
-                GgmlType.Q2_K or GgmlType.Q3_K => GgmlType.IQ4_NL,
+                GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.IQ4_XS => GgmlType.IQ4_NL,
                 _ => t,
             };
         if (cols % GgmlTypes.BlockSize(t) != 0) t = GgmlType.F16;
@@ -57,6 +57,7 @@ public static class SyntheticModelBuilder
         GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8,
         GgmlType.Q5_1 => 9, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.BF16 => 32,
         GgmlType.Q2_K => 10, GgmlType.Q3_K => 11, // LLAMA_FTYPE_MOSTLY_Q2_K, _Q3_K_S (the pure Q3_K mix)
+        GgmlType.Q4_1 => 3, GgmlType.IQ4_NL => 25, GgmlType.IQ4_XS => 30,
         _ => 0,
     };
 

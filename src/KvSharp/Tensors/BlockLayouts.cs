@@ -15,12 +15,15 @@ namespace KvSharp.Tensors;
 /// Q4_0  (18 B / 32):  f16 d | u8 qs[16]                                  x[j] = d*((qs[j]&15)-8), x[j+16] = d*((qs[j]>>4)-8)
 /// Q5_0  (22 B / 32):  f16 d | u32 qh | u8 qs[16]                         5th bit of element e is bit e of qh; x = d*(q-16)
 /// Q5_1  (24 B / 32):  f16 d | f16 m | u32 qh | u8 qs[16]                 x = d*q + m
+/// Q4_1  (20 B / 32):  f16 d | f16 m | u8 qs[16]                          x[j] = d*(qs[j]&15) + m, x[j+16] = d*(qs[j]>>4) + m
 /// Q8_K  (292 B/256):  f32 d | i8 qs[256] | i16 bsums[16]                 bsums[k] = sum of qs[16k..16k+15]
 /// Q4_K  (144 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qs[128]      8 sub-blocks of 32, 6-bit scale and min each
 /// Q5_K  (176 B/256):  f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
 /// Q6_K  (210 B/256):  u8 ql[128] | u8 qh[64] | i8 scales[16] | f16 d    16 sub-blocks of 16, x = d*sc*(q-32)
 /// Q3_K  (110 B/256):  u8 hmask[32] | u8 qs[64] | u8 scales[12] | f16 d   16 sub-blocks of 16, 6-bit sc, x = d*(sc-32)*(q-4·!hbit)
 /// Q2_K  (84 B/256):   u8 scales[16] | u8 qs[64] | f16 d | f16 dmin     16 sub-blocks of 16, x = d*(sc&15)*q - dmin*(sc>>4)
+/// IQ4_NL (18 B / 32): f16 d | u8 qs[16]                                  x[j] = d*kv[qs[j]&15], x[j+16] = d*kv[qs[j]>>4] (kv = <see cref="Iq4NlValues"/>)
+/// IQ4_XS (136 B/256): f16 d | u16 scales_h | u8 scales_l[4] | u8 qs[128]  8 sub-blocks of 32 as IQ4_NL with d*(ls-32), ls 6 bits (4 in scales_l, 2 in scales_h)
 /// </code>
 /// </remarks>
 internal static class BlockLayouts
@@ -30,6 +33,9 @@ internal static class BlockLayouts
 
     public const int Q8_0Bytes = 34, Q8_1Bytes = 36, Q4_0Bytes = 18, Q5_0Bytes = 22, Q5_1Bytes = 24;
     public const int Q8_KBytes = 292, Q4_KBytes = 144, Q5_KBytes = 176, Q6_KBytes = 210;
+    public const int Q4_1Bytes = 20;
+    public const int IQ4_NLBytes = 18;
+    public const int IQ4_XSBytes = 136, IQ4_XS_ScalesH = 2, IQ4_XS_ScalesL = 4, IQ4_XS_Qs = 8;
 
     // Offsets inside K blocks.
     public const int Q8_K_Qs = 4, Q8_K_Bsums = 260;
@@ -38,6 +44,9 @@ internal static class BlockLayouts
     public const int Q6_K_Ql = 0, Q6_K_Qh = 128, Q6_K_Scales = 192, Q6_K_D = 208;
     public const int Q3_KBytes = 110, Q3_K_Hmask = 0, Q3_K_Qs = 32, Q3_K_Scales = 96, Q3_K_D = 108;
     public const int Q2_KBytes = 84, Q2_K_Scales = 0, Q2_K_Qs = 16, Q2_K_D = 80, Q2_K_Dmin = 82;
+
+    /// <summary>The 16 non-linear 4-bit levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).</summary>
+    public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float F16(ReadOnlySpan<byte> b, int offset) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b.Slice(offset, 2)));

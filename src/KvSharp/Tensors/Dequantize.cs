@@ -36,6 +36,9 @@ public static partial class Dequantize
             case GgmlType.Q6_K: Q6_K(src, dst); break;
             case GgmlType.Q3_K: Q3_K(src, dst); break;
             case GgmlType.Q2_K: Q2_K(src, dst); break;
+            case GgmlType.Q4_1: Q4_1(src, dst); break;
+            case GgmlType.IQ4_NL: Iq4Nl(src, dst); break;
+            case GgmlType.IQ4_XS: Iq4Xs(src, dst); break;
             default: throw new NotSupportedException($"Dequantize.Row: tensor type {type} is not supported");
         }
     }

@@ -97,7 +97,8 @@ public static class GgmlTypes
     public static bool IsSupportedWeight(GgmlType type) => type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
         or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q5_1
         or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K
-        or GgmlType.Q3_K or GgmlType.Q2_K;
+        or GgmlType.Q3_K or GgmlType.Q2_K
+        or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.IQ4_XS;
 
     /// <summary>Bytes one row of <paramref name="elements"/> elements occupies; the row length must be a whole number of blocks.</summary>
     public static long RowBytes(GgmlType type, long elements)
@@ -118,9 +119,10 @@ public static class GgmlTypes
         GgmlType.F16 => GgmlType.F16,
         GgmlType.BF16 => GgmlType.BF16,
         GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
+        GgmlType.IQ4_NL => GgmlType.Q8_0,
         GgmlType.Q4_1 or GgmlType.Q5_1 => GgmlType.Q8_1,
         GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => GgmlType.Q8_K,
-        GgmlType.Q3_K or GgmlType.Q2_K => GgmlType.Q8_K,
+        GgmlType.Q3_K or GgmlType.Q2_K or GgmlType.IQ4_XS => GgmlType.Q8_K,
         _ => throw new NotSupportedException($"tensor type {weightType} is not supported for computation"),
     };
 }

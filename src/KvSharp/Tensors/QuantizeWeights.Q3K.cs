@@ -6,9 +6,6 @@ namespace KvSharp.Tensors;
 
 public static partial class Quantize
 {
-    /// <summary>ggml's GROUP_MAX_EPS: a sub-block whose largest |x| is below it is all zeros.</summary>
-    private const float GroupMaxEps = 1e-15f;
-
     /// <summary>
     /// ggml quantize_row_q3_K_ref (what llama-quantize runs without an imatrix), operation for operation so the bytes
     /// are llama-quantize's: per sub-block of 16 a signed scale from <see cref="MakeQ3Quants"/>, the sixteen scales

@@ -4,14 +4,18 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Reference weight quantizers, used to write synthetic models for tests and benchmarks. Q4_0/Q5_0/Q5_1 follow ggml's
-/// quantize_row_*_ref exactly. The K-quants use the same block packing as ggml but pick scales and mins directly
-/// from each sub-block's range instead of ggml's iterative error search (make_qkx2_quants / make_qx_quants), so the
-/// bytes differ from llama-quantize's (the error is somewhat larger) but every block is valid.
-/// Q3_K and Q2_K (QuantizeWeights.Q3K.cs, QuantizeWeights.Q2K.cs) are exact ports: llama-quantize's bytes.
+/// Reference weight quantizers, used to write synthetic models for tests and benchmarks. Q4_0/Q5_0/Q5_1/Q4_1 follow ggml's
+/// quantize_row_*_ref exactly, IQ4_NL/IQ4_XS llama-quantize's search (QuantizeWeights.Iq4.cs), and Q3_K/Q2_K
+/// (QuantizeWeights.Q3K.cs, QuantizeWeights.Q2K.cs) are exact ports too: llama-quantize's bytes. Q4_K/Q5_K/Q6_K use the
+/// same block packing as ggml but pick scales and mins directly from each sub-block's range instead of ggml's iterative
+/// error search (make_qkx2_quants / make_qx_quants), so their bytes differ from llama-quantize's (the error is somewhat
+/// larger) but every block is valid.
 /// </summary>
 public static partial class Quantize
 {
+    /// <summary>ggml's GROUP_MAX_EPS: a sub-block whose largest |x| is below it is stored as zeros.</summary>
+    private const float GroupMaxEps = 1e-15f;
+
     private static void Q4_0Ref(ReadOnlySpan<float> x, Span<byte> y)
     {
         for (int b = 0; b < x.Length / QK; b++)
@@ -60,12 +64,7 @@ public static partial class Quantize
         {
             var xb = x.Slice(b * QK, QK);
             var blk = y.Slice(b * Q5_1Bytes, Q5_1Bytes);
-            float min = float.MaxValue, max = -float.MaxValue;
-            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
-            float d = (max - min) / ((1 << 5) - 1);
-            float id = d != 0 ? 1.0f / d : 0;
-            BinaryPrimitives.WriteUInt16LittleEndian(blk, FloatToHalf(d));
-            BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(2), FloatToHalf(min));
+            float id = MinScaleHeader(xb, blk, (1 << 5) - 1, out float min);
             uint qh = 0;
             for (int j = 0; j < QK / 2; j++)
             {
@@ -77,6 +76,21 @@ public static partial class Quantize
             }
             BinaryPrimitives.WriteUInt32LittleEndian(blk.Slice(4), qh);
         }
+    }
+
+    /// <summary>
+    /// The header of a Q4_1/Q5_1 block as ggml writes it: d = (max - min) / <paramref name="levels"/> and m = min as
+    /// halves at bytes 0 and 2. Returns 1/d (0 for a constant block), the factor the quants are computed with.
+    /// </summary>
+    private static float MinScaleHeader(ReadOnlySpan<float> xb, Span<byte> blk, int levels, out float min)
+    {
+        float max = -float.MaxValue;
+        min = float.MaxValue;
+        foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+        float d = (max - min) / levels;
+        BinaryPrimitives.WriteUInt16LittleEndian(blk, FloatToHalf(d));
+        BinaryPrimitives.WriteUInt16LittleEndian(blk.Slice(2), FloatToHalf(min));
+        return d != 0 ? 1.0f / d : 0;
     }
 
     /// <summary>The element of largest magnitude, with its sign (first one wins ties), as ggml's legacy quantizers pick it.</summary>

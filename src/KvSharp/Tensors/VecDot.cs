@@ -73,6 +73,9 @@ public static unsafe class VecDot
                 GgmlType.Q6_K => &Q6_KAvx2,
                 GgmlType.Q3_K => &Q3_KAvx2,
                 GgmlType.Q2_K => &Q2_KAvx2,
+                GgmlType.Q4_1 => &Q4_1Avx2,
+                GgmlType.IQ4_NL => &Iq4NlAvx2,
+                GgmlType.IQ4_XS => &Iq4XsAvx2,
                 GgmlType.F32 => &F32Avx2,
                 GgmlType.F16 => &F16Avx2,
                 GgmlType.BF16 => &BF16Avx2,
@@ -90,6 +93,9 @@ public static unsafe class VecDot
             GgmlType.Q6_K => &Q6_KScalar,
             GgmlType.Q3_K => &Q3_KScalar,
             GgmlType.Q2_K => &Q2_KScalar,
+            GgmlType.Q4_1 => &Q4_1Scalar,
+            GgmlType.IQ4_NL => &Iq4NlScalar,
+            GgmlType.IQ4_XS => &Iq4XsScalar,
             GgmlType.F32 => &F32Scalar,
             GgmlType.F16 => &F16Scalar,
             GgmlType.BF16 => &BF16Scalar,
@@ -120,6 +126,9 @@ public static unsafe class VecDot
     private static float Q6_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q6_K(w, a, n / 256);
     private static float Q3_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q3_K(w, a, n / 256);
     private static float Q2_KAvx2(byte* w, byte* a, int n) => VecDotAvx2.Q2_K(w, a, n / 256);
+    private static float Q4_1Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_1(w, a, n / 32);
+    private static float Iq4NlAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Nl(w, a, n / 32);
+    private static float Iq4XsAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Xs(w, a, n / 256);
     private static float F32Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF32((float*)w, (float*)a, n);
     private static float F16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotBF16((ushort*)w, (ushort*)a, n);
@@ -132,6 +141,9 @@ public static unsafe class VecDot
     private static float Q6_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q6_K(w, a, n / 256);
     private static float Q3_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q3_K(w, a, n / 256);
     private static float Q2_KScalar(byte* w, byte* a, int n) => VecDotScalar.Q2_K(w, a, n / 256);
+    private static float Q4_1Scalar(byte* w, byte* a, int n) => VecDotScalar.Q4_1(w, a, n / 32);
+    private static float Iq4NlScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Nl(w, a, n / 32);
+    private static float Iq4XsScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Xs(w, a, n / 256);
     private static float F32Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF32((float*)w, (float*)a, n);
     private static float F16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotBF16((ushort*)w, (ushort*)a, n);

@@ -21,6 +21,9 @@ public sealed class SyntheticModelTests : IDisposable
     [InlineData("q8_0")]
     [InlineData("f32")]
     [InlineData("q4_k")]
+    [InlineData("q4_1")]
+    [InlineData("iq4_nl")]
+    [InlineData("iq4_xs")]
     public void WritesAModelThatLoadsAndGenerates(string typeName)
     {
         var type = SyntheticModelBuilder.ParseType(typeName);
@@ -123,6 +126,8 @@ public sealed class SyntheticModelTests : IDisposable
         Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 288));
         Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.Q3_K, 172));
         Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.Q2_K, 288));
+        Assert.Equal(GgmlType.IQ4_NL, SyntheticModelBuilder.TensorType(GgmlType.IQ4_XS, 288));
+        Assert.Equal(GgmlType.F16, SyntheticModelBuilder.TensorType(GgmlType.IQ4_XS, 172));
     }
 
     [Fact]

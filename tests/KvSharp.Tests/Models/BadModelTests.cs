@@ -50,9 +50,9 @@ public class BadModelTests
     public void TensorTypeWeCannotComputeWithIsNamed()
     {
         var e = LoadFails(Rewrite("llama-gqa.F32.gguf", tensor: t => t.Name == "blk.0.attn_v.weight"
-            ? (GgmlType.Q4_1, t.Dimensions, new byte[GgmlTypes.RowBytes(GgmlType.Q4_1, t.Dimensions[0]) * t.Dimensions[1]])
+            ? (GgmlType.IQ2_XXS, t.Dimensions, new byte[GgmlTypes.RowBytes(GgmlType.IQ2_XXS, t.Dimensions[0]) * t.Dimensions[1]])
             : (t.Type, t.Dimensions, new byte[t.ByteSize])));
-        Assert.Contains("'blk.0.attn_v.weight' has type Q4_1, which KvSharp cannot compute with", e.Message);
+        Assert.Contains("'blk.0.attn_v.weight' has type IQ2_XXS, which KvSharp cannot compute with", e.Message);
     }
 
     [Fact]

@@ -18,6 +18,9 @@ public class QuantizeTests
         GgmlType.Q4_0 or GgmlType.Q4_K => 0.12,
         GgmlType.Q3_K => 0.23,
         GgmlType.Q2_K => 0.45,
+        GgmlType.Q4_1 => 0.12,
+        GgmlType.IQ4_NL => 0.12,
+        GgmlType.IQ4_XS => 0.12,
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 

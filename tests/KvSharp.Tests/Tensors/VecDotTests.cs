@@ -26,9 +26,9 @@ public class VecDotTests
                 norm += Math.Abs((double)wd[i] * x[i]);
             }
             float got = VecDot.Dot(type, wq, xq, n);
-            // Against the dot of the dequantized rows only float rounding differs, except that Q5_1 x Q8_1 uses the
+            // Against the dot of the dequantized rows only float rounding differs, except that Q5_1/Q4_1 x Q8_1 use the
             // block sum s = d*sum(q) which Q8_1 stores rounded to f16 (relative error 2^-11 on the min term).
-            double rel = type == GgmlType.Q5_1 ? 1e-3 : 1e-5;
+            double rel = type is GgmlType.Q5_1 or GgmlType.Q4_1 ? 1e-3 : 1e-5;
             Assert.True(Math.Abs(got - exact) <= rel * norm + 1e-6, $"{type} n={n}: {got} vs dequantized {exact}");
             // Against the float activations, the activation quantization error (Q8: ~0.4% per element, random signs).
             double tol = at switch { GgmlType.F32 => 1e-5, GgmlType.F16 => 2e-3, GgmlType.BF16 => 1e-2, _ => 2e-2 } * norm;
@@ -67,7 +67,7 @@ public class VecDotTests
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
         var rng = new Random(5);
         foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-                     GgmlType.Q3_K, GgmlType.Q2_K })
+                     GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS })
         {
             int n = 512;
             byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
@@ -80,7 +80,7 @@ public class VecDotTests
                 {
                     int off = type switch { GgmlType.Q6_K => b * bb + 208, GgmlType.Q3_K => b * bb + 108, GgmlType.Q2_K => b * bb + 80, _ => b * bb };
                     BitConverter.TryWriteBytes(wq.AsSpan(off), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
-                    if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q2_K)
+                    if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q2_K or GgmlType.Q4_1)
                         BitConverter.TryWriteBytes(wq.AsSpan(off + 2), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
                 }
                 if (type == GgmlType.Q8_0) for (int i = 0; i < wq.Length; i++) if (i % 34 >= 2 && wq[i] == 0x80) wq[i] = 0x81; // -128 is not produced by ggml
