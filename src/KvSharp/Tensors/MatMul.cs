@@ -19,7 +19,7 @@ namespace KvSharp.Tensors;
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
 /// <see cref="WeightMatrix.Interleaved"/>; Q8_0 and Q4_0 also by eight tokens, sharing each weight load eight ways),
-/// four tokens per weight row (Q5_0), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
+/// four tokens per weight row (Q5_0, IQ4_NL, Q4_1), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
 /// sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
