@@ -74,7 +74,7 @@ internal static class OneTokenAlternation
         return wall;
     }
 
-    private static double ThreadCpuMs()
+    internal static double ThreadCpuMs()
     {
         if (!OperatingSystem.IsLinux()) return 0;
         Span<long> ts = stackalloc long[2];

@@ -17,9 +17,9 @@ namespace KvSharp.Tensors;
 /// thread owns a row tile, so the two cores never both pull the same weights. A one-token product instead gives each
 /// thread one contiguous share of the rows (<see cref="RowTile(int, int)"/>).</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
-/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32 with
+/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K, F32 with
 /// <see cref="WeightMatrix.Interleaved"/>; Q8_0 and Q4_0 also by eight tokens, sharing each weight load eight ways),
-/// four tokens per weight row (Q5_0), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
+/// four tokens per weight row (Q5_0, IQ4_NL, Q4_1), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
 /// sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
@@ -194,6 +194,8 @@ public sealed unsafe class MatMul
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x4,
+                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx4,
+                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x4,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
@@ -209,6 +211,8 @@ public sealed unsafe class MatMul
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x1Vnni : &VecDotAvx2Interleaved.Q8_0x1,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
+                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx1,
+                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x1,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,

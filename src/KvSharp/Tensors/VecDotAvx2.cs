@@ -40,7 +40,7 @@ internal static unsafe partial class VecDotAvx2
 
     /// <summary>16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 (ggml bytes_from_nibbles_32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Nibbles32(byte* p)
+    internal static Vector256<byte> Nibbles32(byte* p)
     {
         Vector128<byte> t = Sse2.LoadVector128(p);
         Vector128<byte> hi = Sse2.ShiftRightLogical(t.AsUInt16(), 4).AsByte();

@@ -7,12 +7,12 @@ namespace KvSharp.Tensors;
 
 /// <summary>
 /// Four-token variants of the AVX2 kernels for batched matmuls, for the types that have no interleaved layout or
-/// kernel of their own (Q5_0; F16 has <see cref="VecDotAvx2F16.Dot2x4"/>): one weight row against four activation
+/// kernel of their own (Q5_0, IQ4_NL, Q4_1; F16 has <see cref="VecDotAvx2F16.Dot2x4"/>): one weight row against four activation
 /// rows, the weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
 /// single-token kernel's (same integer lanes, same FMA per block, same final reduction), so every output is
 /// bit-identical to <see cref="VecDotAvx2"/>'s. That is what keeps <see cref="MatMul"/> batch-invariant.
 /// </summary>
-internal static unsafe class VecDotAvx2Multi
+internal static unsafe partial class VecDotAvx2Multi
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> MulSumI8(Vector256<byte> ax, Vector256<sbyte> x, sbyte* y)

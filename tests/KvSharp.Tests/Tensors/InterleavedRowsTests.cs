@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / IQ4_NL / Q4_1 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -22,6 +22,13 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 70, 256, 13 },
         { GgmlType.Q4_0, 24, 64, 13 },
         { GgmlType.Q4_0, 16, 224, 5 }, // seven blocks: the one-token kernel's four-block step, then three alone
+        { GgmlType.IQ4_NL, 8, 256, 4 },
+        { GgmlType.IQ4_NL, 37, 96, 9 }, // three blocks: an even/odd pair, then ggml's odd last block
+        { GgmlType.IQ4_NL, 70, 224, 13 },
+        { GgmlType.IQ4_NL, 16, 32, 5 }, // one block: only the odd last block
+        { GgmlType.Q4_1, 8, 256, 4 },
+        { GgmlType.Q4_1, 37, 96, 9 },
+        { GgmlType.Q4_1, 70, 224, 13 },
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
