@@ -10,5 +10,6 @@ switch (args.Length > 0 ? args[0] : null)
     case "alternate": KvSharp.Benchmarks.OneTokenAlternation.Run(args); return; // one-token kernel variants
     case "profile-step": KvSharp.Benchmarks.BatchedStepProfile.Run(args); return; // where a batched decode step's time goes
     case "decode-attention": KvSharp.Benchmarks.DecodeAttentionAlternation.Run(args); return; // decode attention at depth, contiguous rows
+    case "four-token": KvSharp.Benchmarks.FourTokenAlternation.Run(args); return; // a four-token row kernel against the single-token one
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -14,7 +14,7 @@ internal static unsafe partial class VecDotAvx2
     /// IQ4_NL rows, 60 interleaved rounds).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Iq4Levels(Vector128<sbyte> table, byte* qs)
+    internal static Vector256<sbyte> Iq4Levels(Vector128<sbyte> table, byte* qs)
     {
         Vector128<byte> bits = Sse2.LoadVector128(qs);
         Vector128<byte> m4 = Vector128.Create((byte)0x0F);
@@ -22,7 +22,7 @@ internal static unsafe partial class VecDotAvx2
             Ssse3.Shuffle(table, Sse2.And(Sse2.ShiftRightLogical(bits.AsUInt16(), 4).AsByte(), m4).AsSByte()));
     }
 
-    private static Vector128<sbyte> Iq4Table => Vector128.Create(Iq4NlValues);
+    internal static Vector128<sbyte> Iq4Table => Vector128.Create(Iq4NlValues);
 
     /// <summary>Signed bytes times signed bytes into 16 int16 pair sums, ggml's mul_add_epi8 (|x| * sign(y, x)).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
