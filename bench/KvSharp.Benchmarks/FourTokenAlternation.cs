@@ -6,9 +6,9 @@ namespace KvSharp.Benchmarks;
 
 /// <summary>
 /// A type's four-token row kernel (<see cref="VecDot.Kernel4"/>) against its single-token kernel over the same matrix,
-/// alternated in one process on one thread: each round times both (order alternating) over every row by TOKENS
-/// tokens, row after row as <see cref="MatMul"/> walks a tile, and the report is the median over rounds of (single
-/// time / four-token time), so above 1 is faster. Checks first that both give the same bits.
+/// alternated in one process on one thread: each round times both (order alternating), each over
+/// <see cref="Passes"/> passes of every row by TOKENS tokens, row after row as <see cref="MatMul"/> walks a tile, and
+/// the report is the median over rounds of (single time / four-token time), so above 1 is faster. Checks first that both give the same bits.
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- four-token 40 IQ4_XS 2048 2048 8
 /// </code>
@@ -66,6 +66,7 @@ internal static unsafe class FourTokenAlternation
                 if (BitConverter.SingleToInt32Bits(single[i]) != BitConverter.SingleToInt32Bits(four[i]))
                     throw new InvalidOperationException($"four-token: output {i} differs: {four[i]:R} vs {single[i]:R}");
             var ratio = new double[rounds];
+            double[] single1 = new double[rounds], four1 = new double[rounds];
             for (int warm = 0; warm < 10; warm++) { Single(); Four(); }
             for (int r = 0; r < rounds; r++)
             {
@@ -73,9 +74,13 @@ internal static unsafe class FourTokenAlternation
                 if (r % 2 == 0) { a = Time(Single); b = Time(Four); }
                 else { b = Time(Four); a = Time(Single); }
                 ratio[r] = a / b;
+                single1[r] = a;
+                four1[r] = b;
             }
             Array.Sort(ratio);
-            Console.WriteLine($"{type} {rows}x{cols}, {tokens} tokens, {rounds} rounds: single / four-token time, median {ratio[rounds / 2]:F3}x (quartiles {ratio[rounds / 4]:F3}-{ratio[3 * rounds / 4]:F3})");
+            Array.Sort(single1);
+            Array.Sort(four1);
+            Console.WriteLine($"{type} {rows}x{cols}, {tokens} tokens, {rounds} rounds: single / four-token time, median {ratio[rounds / 2]:F3}x (quartiles {ratio[rounds / 4]:F3}-{ratio[3 * rounds / 4]:F3}; medians {single1[rounds / 2]:F2} / {four1[rounds / 2]:F2} ms, {Passes} passes)");
         }
         finally
         {
@@ -85,10 +90,13 @@ internal static unsafe class FourTokenAlternation
         }
     }
 
+    /// <summary>Passes per timing: a few milliseconds, so a round is not one scheduler slice.</summary>
+    private const int Passes = 8;
+
     private static double Time(Action pass)
     {
         long start = Stopwatch.GetTimestamp();
-        pass();
+        for (int i = 0; i < Passes; i++) pass();
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 }

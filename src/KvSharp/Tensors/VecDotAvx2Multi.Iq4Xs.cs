@@ -13,12 +13,12 @@ internal static unsafe partial class VecDotAvx2Multi
     /// <see cref="VecDotAvx2Interleaved"/>: ggml's order keeps eight float lanes per row (each lane's own FMA chain,
     /// summed at the end), so a lane-per-row layout would need eight accumulators per row and token and still one
     /// vpmaddwd per 32 products; sharing the unpacking four ways saves the same work with the row's own layout.
-    /// The even and odd sub-blocks' int32 lanes (ggml's sumi1, sumi2) are summed into one vector here: integer
+    /// The even and odd sub-blocks' int32 lanes (ggml's sumi1, sumi2) are summed into one vector here; the levels of two sub-blocks come from one load, <see cref="VecDotAvx2.Iq4XsLevels"/>: integer
     /// sums, exact in any order (|lane| &lt; 2^24), so the converted float is the same.
     /// </summary>
     public static void Iq4Xsx4(byte* x, byte* y, nint yStride, int n, float* result)
     {
-        Vector128<sbyte> table = VecDotAvx2.Iq4Table;
+        Vector256<sbyte> table = VecDotAvx2.Iq4Table2;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         int nb = n / QK_K;
         for (int i = 0; i < nb; i++, x += IQ4_XSBytes, y += Q8_KBytes)
@@ -29,10 +29,8 @@ internal static unsafe partial class VecDotAvx2Multi
             Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             for (int ib = 0; ib < QK_K / 32; ib += 2, qs += 32, q8 += 64, sh >>= 4)
             {
-                int sl = x[IQ4_XS_ScalesL + ib / 2];
-                Vector256<short> ls1 = Vector256.Create((short)(((sl & 0xF) | (int)((sh << 4) & 0x30)) - 32));
-                Vector256<short> ls2 = Vector256.Create((short)(((sl >> 4) | (int)((sh << 2) & 0x30)) - 32));
-                Vector256<sbyte> l1 = VecDotAvx2.Iq4Levels(table, qs), l2 = VecDotAvx2.Iq4Levels(table, qs + 16);
+                VecDotAvx2.Iq4XsScales(x[IQ4_XS_ScalesL + ib / 2], sh, out Vector256<short> ls1, out Vector256<short> ls2);
+                VecDotAvx2.Iq4XsLevels(table, qs, out Vector256<sbyte> l1, out Vector256<sbyte> l2);
                 Vector256<byte> m1 = Avx2.Sign(l1, l1).AsByte(), m2 = Avx2.Sign(l2, l2).AsByte();
                 s0 = Iq4XsPair(s0, m1, l1, ls1, m2, l2, ls2, q8);
                 s1 = Iq4XsPair(s1, m1, l1, ls1, m2, l2, ls2, q8 + yStride);
