@@ -26,38 +26,8 @@ internal static unsafe partial class VecDotAvx2
 
     /// <summary>Signed bytes times signed bytes into 16 int16 pair sums, ggml's mul_add_epi8 (|x| * sign(y, x)).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> MulAddI8(Vector256<sbyte> x, Vector256<sbyte> y) =>
+    internal static Vector256<short> MulAddI8(Vector256<sbyte> x, Vector256<sbyte> y) =>
         Avx2.MultiplyAddAdjacent(Avx2.Sign(x, x).AsByte(), Avx2.Sign(y, x));
-
-    /// <summary>
-    /// IQ4_XS x Q8_K as ggml_vec_dot_iq4_xs_q8_K (AVX2): per super-block the pair sums of each sub-block times its
-    /// scale into int32 lanes (even and odd sub-blocks apart, then added), one FMA per super-block; see
-    /// <see cref="VecDotScalar.Iq4Xs"/>.
-    /// </summary>
-    public static float Iq4Xs(byte* x, byte* y, int nb)
-    {
-        Vector128<sbyte> table = Iq4Table;
-        Vector256<float> acc = Vector256<float>.Zero;
-        for (int i = 0; i < nb; i++, x += IQ4_XSBytes, y += Q8_KBytes)
-        {
-            uint sh = *(ushort*)(x + IQ4_XS_ScalesH);
-            byte* qs = x + IQ4_XS_Qs;
-            sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
-            Vector256<int> sumi1 = Vector256<int>.Zero, sumi2 = Vector256<int>.Zero;
-            for (int ib = 0; ib < QK_K / 32; ib += 2, qs += 32, q8 += 64, sh >>= 4)
-            {
-                int sl = x[IQ4_XS_ScalesL + ib / 2];
-                short ls1 = (short)(((sl & 0xF) | (int)((sh << 4) & 0x30)) - 32);
-                short ls2 = (short)(((sl >> 4) | (int)((sh << 2) & 0x30)) - 32);
-                Vector256<short> p1 = MulAddI8(Iq4Levels(table, qs), Avx.LoadVector256(q8));
-                Vector256<short> p2 = MulAddI8(Iq4Levels(table, qs + 16), Avx.LoadVector256(q8 + 32));
-                sumi1 = Avx2.Add(Avx2.MultiplyAddAdjacent(p1, Vector256.Create(ls1)), sumi1);
-                sumi2 = Avx2.Add(Avx2.MultiplyAddAdjacent(p2, Vector256.Create(ls2)), sumi2);
-            }
-            acc = Fma.MultiplyAdd(Vector256.Create(F16(x) * *(float*)y), Avx.ConvertToVector256Single(Avx2.Add(sumi1, sumi2)), acc);
-        }
-        return HSum8(acc);
-    }
 
     /// <summary>IQ4_NL x Q8_0 as ggml_vec_dot_iq4_nl_q8_0 (AVX2): two block accumulators, see <see cref="VecDotScalar.Iq4Nl"/>.</summary>
     public static float Iq4Nl(byte* x, byte* y, int nb)

@@ -66,6 +66,6 @@ internal static unsafe partial class VecDotAvx2
     /// int16 of the low half and 2g + 1 into the high half (ggml get_scale_shuffle_q3k): group g's two sub-blocks of 16.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> ScalePick(int g) =>
+    internal static Vector256<byte> ScalePick(int g) =>
         Vector256.Create(Vector128.Create((ushort)(0x0100 + 0x0404 * g)), Vector128.Create((ushort)(0x0302 + 0x0404 * g))).AsByte();
 }

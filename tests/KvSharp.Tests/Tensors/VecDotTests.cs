@@ -70,26 +70,35 @@ public class VecDotTests
                      GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS })
         {
             int n = 512;
-            byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
             for (int rep = 0; rep < 50; rep++)
             {
-                rng.NextBytes(wq);
-                // Keep the f16 scales finite and small: overwrite every block's scale fields with sane halves.
-                int bb = GgmlTypes.BlockBytes(type);
-                for (int b = 0; b < wq.Length / bb; b++)
-                {
-                    int off = type switch { GgmlType.Q6_K => b * bb + 208, GgmlType.Q3_K => b * bb + 108, GgmlType.Q2_K => b * bb + 80, _ => b * bb };
-                    BitConverter.TryWriteBytes(wq.AsSpan(off), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
-                    if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q2_K or GgmlType.Q4_1)
-                        BitConverter.TryWriteBytes(wq.AsSpan(off + 2), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
-                }
-                if (type == GgmlType.Q8_0) for (int i = 0; i < wq.Length; i++) if (i % 34 >= 2 && wq[i] == 0x80) wq[i] = 0x81; // -128 is not produced by ggml
+                byte[] wq = RandomWeights(type, n, rng);
                 byte[] xq = QuantizeRow(GgmlTypes.VecDotType(type), Gaussian(n, rep));
                 float a = VecDot.Dot(type, wq, xq, n, avx2: true);
                 float s = VecDot.Dot(type, wq, xq, n, avx2: false);
                 Assert.True(BitConverter.SingleToInt32Bits(a) == BitConverter.SingleToInt32Bits(s), $"{type} rep={rep}: {a:R} != {s:R}");
             }
         }
+    }
+
+    /// <summary>
+    /// A row of arbitrary (not quantizer-produced) weight bytes, so every bit pattern of the quants and scales is
+    /// exercised, with every block's f16 scale fields overwritten by small finite halves.
+    /// </summary>
+    private static byte[] RandomWeights(GgmlType type, int n, Random rng)
+    {
+        byte[] wq = new byte[GgmlTypes.RowBytes(type, n)];
+        rng.NextBytes(wq);
+        int bb = GgmlTypes.BlockBytes(type);
+        for (int b = 0; b < wq.Length / bb; b++)
+        {
+            int off = type switch { GgmlType.Q6_K => b * bb + 208, GgmlType.Q3_K => b * bb + 108, GgmlType.Q2_K => b * bb + 80, _ => b * bb };
+            BitConverter.TryWriteBytes(wq.AsSpan(off), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
+            if (type is GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q2_K or GgmlType.Q4_1)
+                BitConverter.TryWriteBytes(wq.AsSpan(off + 2), BitConverter.HalfToUInt16Bits((Half)(rng.NextDouble() * 0.1)));
+        }
+        if (type == GgmlType.Q8_0) for (int i = 0; i < wq.Length; i++) if (i % 34 >= 2 && wq[i] == 0x80) wq[i] = 0x81; // -128 is not produced by ggml
+        return wq;
     }
 
     [Theory]
@@ -104,7 +113,10 @@ public class VecDotTests
         foreach (int n in new[] { Granule(type), 3 * Granule(type), GgmlTypes.BlockSize(type) == 1 ? 172 : 4 * Granule(type) })
             for (int rep = 0; rep < 10; rep++)
             {
-                byte[] wq = QuantizeRow(type, Gaussian(n, 70 + rep, rep % 2 == 0 ? 1f : 0.01f));
+                // Quantizer-made rows, and (odd reps) arbitrary bytes: every quant and scale pattern, e.g. IQ4_XS's 6-bit
+                // scales and Q3_K's packed ones, which no quantizer run may produce.
+                byte[] wq = rep % 2 == 0 ? QuantizeRow(type, Gaussian(n, 70 + rep, rep % 4 == 0 ? 1f : 0.01f))
+                    : RandomWeights(type, n, new Random(rep));
                 int ab = (int)GgmlTypes.RowBytes(at, n);
                 byte[] acts = new byte[4 * ab];
                 for (int t = 0; t < 4; t++) QuantizeRow(at, Gaussian(n, 80 + 4 * rep + t, 1f + t)).CopyTo(acts, t * ab);
