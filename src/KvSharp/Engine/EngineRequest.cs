@@ -103,9 +103,10 @@ public sealed class RequestHandle
     /// <summary>Samples not finished yet (the engine's bookkeeping).</summary>
     internal int LiveSamples { get; set; }
 
+    /// <param name="token">The sampled id, or -1 for text held back until generation ended (no token of its own).</param>
     internal void Emit(int sample, int token, string text, KvSharp.Sampling.TokenLogprobs? logprobs = null)
     {
-        ((List<int>)OutputTokens[sample]).Add(token);
+        if (token >= 0) ((List<int>)OutputTokens[sample]).Add(token);
         _text[sample].Append(text);
         TimeToFirstToken ??= Clock.Elapsed;
         _stream.Writer.TryWrite(new GeneratedToken(sample, token, text, logprobs));

@@ -47,4 +47,29 @@ public class FinishReasonTests
         Assert.Equal(alone, h.OutputText[0]);
         Assert.Equal(session.LastStats!.FinishReason, h.FinishReasons[0]);
     }
+
+    [Fact]
+    public void TextHeldBackUntilTheEndAddsNoTokenToTheOutputIds()
+    {
+        using var model = Stories();
+        var prompt = model.Tokenizer.Encode("Once upon a time", addSpecial: true, parseSpecial: false);
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 256, BlockCount = 64, BlockSize = 4 });
+        var free = engine.Submit(new EngineRequest { PromptTokens = prompt, Options = new GenerationOptions { MaxTokens = 12 } });
+        engine.RunUntilIdle();
+        string text = free.OutputText[0];
+        // A stop string that starts with the reply's last character and never comes: that character is held back (it
+        // may begin the stop string) until generation ends for its length, then flushed as text without a token.
+        var held = engine.Submit(new EngineRequest
+        {
+            PromptTokens = prompt,
+            Options = new GenerationOptions { MaxTokens = 12, StopStrings = [text[^1..] + "\u0007"] },
+        });
+        engine.RunUntilIdle();
+        var ct = TestContext.Current.CancellationToken;
+        var streamed = held.Stream.ReadAllAsync(ct).ToBlockingEnumerable(ct).ToList();
+        Assert.Equal(text, held.OutputText[0]);
+        Assert.Equal(FinishReason.Length, held.FinishReasons[0]);
+        Assert.Equal(free.OutputTokens[0], held.OutputTokens[0]);
+        Assert.Equal(-1, streamed[^1].TokenId); // the stream still carries the flushed text, marked as no token
+    }
 }
