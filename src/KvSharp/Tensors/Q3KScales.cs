@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace KvSharp.Tensors;
 
@@ -22,4 +23,9 @@ internal static unsafe class Q3KScales
             ((a0 >> 4) & kmask2) | (((t >> 4) & kmask1) << 4),
             ((a1 >> 4) & kmask2) | (((t >> 6) & kmask1) << 4));
     }
+
+    /// <summary>The sixteen scales of the Q3_K super-block at <paramref name="block"/> as used (stored − 32), widened to int16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Signed16(byte* block) =>
+        Avx2.ConvertToVector256Int16(Sse2.Subtract(Unpack(block + BlockLayouts.Q3_K_Scales).AsSByte(), Vector128.Create((sbyte)32)));
 }

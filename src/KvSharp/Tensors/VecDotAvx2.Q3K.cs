@@ -17,8 +17,7 @@ internal static unsafe partial class VecDotAvx2
         Vector256<float> acc = Vector256<float>.Zero;
         for (int i = 0; i < nb; i++, x += Q3_KBytes, y += Q8_KBytes)
         {
-            Vector128<sbyte> scales8 = Sse2.Subtract(Q3KScales.Unpack(x + Q3_K_Scales).AsSByte(), Vector128.Create((sbyte)32));
-            Vector256<short> all = Avx2.ConvertToVector256Int16(scales8);
+            Vector256<short> all = Q3KScales.Signed16(x);
             Vector256<byte> hbits = Avx.LoadVector256(x + Q3_K_Hmask);
             byte* q3 = x + Q3_K_Qs;
             sbyte* q8 = (sbyte*)(y + Q8_K_Qs);
