@@ -30,7 +30,7 @@ public class ServeCommandTests
             var address = await AddressAsync(process, ct);
             var rest = process.StandardError.ReadToEndAsync(ct);
 
-            using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+            using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(120) };
             var health = JsonDocument.Parse(await client.GetStringAsync("/health", ct)).RootElement;
             Assert.Equal("ok", health.GetProperty("status").GetString());
             using var completion = await client.PostAsync("/v1/completions",
@@ -42,7 +42,7 @@ public class ServeCommandTests
 
             using (var kill = Process.Start("kill", ["-INT", process.Id.ToString()])!) await kill.WaitForExitAsync(ct);
             using var exit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            exit.CancelAfter(TimeSpan.FromSeconds(20));
+            exit.CancelAfter(TimeSpan.FromSeconds(120));
             await process.WaitForExitAsync(exit.Token);
             Assert.Equal(0, process.ExitCode);
             Assert.Contains("[kvsharp] stopped", await rest);
@@ -63,7 +63,7 @@ public class ServeCommandTests
         {
             await AddressAsync(process, ct);
             using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            startup.CancelAfter(TimeSpan.FromSeconds(30));
+            startup.CancelAfter(TimeSpan.FromSeconds(120));
             string? line;
             while ((line = await process.StandardError.ReadLineAsync(startup.Token)) is { } && !line.StartsWith("warning: --kv-budget-mib", StringComparison.Ordinal)) { }
             Assert.Equal("warning: --kv-budget-mib 1 holds 816 tokens of KV, fewer than one sequence of the context 4,000: a request that needs more is refused " +
@@ -80,7 +80,7 @@ public class ServeCommandTests
     {
         var stderr = new System.Text.StringBuilder();
         using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        startup.CancelAfter(TimeSpan.FromSeconds(30));
+        startup.CancelAfter(TimeSpan.FromSeconds(120));
         while (await process.StandardError.ReadLineAsync(startup.Token) is { } line)
         {
             stderr.AppendLine(line);
@@ -142,7 +142,7 @@ public class ServeCommandTests
         using var process = StartServe(option, value);
         var stderr = process.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         using var exit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        exit.CancelAfter(TimeSpan.FromSeconds(30));
+        exit.CancelAfter(TimeSpan.FromSeconds(120));
         try { await process.WaitForExitAsync(exit.Token); }
         finally { if (!process.HasExited) process.Kill(entireProcessTree: true); }
         Assert.Equal(1, process.ExitCode);
