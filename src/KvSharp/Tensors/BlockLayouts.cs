@@ -48,6 +48,11 @@ internal static class BlockLayouts
     /// <summary>The 16 non-linear 4-bit levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).</summary>
     public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 
+    /// <summary>The stored 6-bit scale (0..63; the value used is that minus 32) of sub-block <paramref name="ib"/> of an IQ4_XS block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int Iq4XsScale(ReadOnlySpan<byte> block, int ib) =>
+        ((block[IQ4_XS_ScalesL + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((block[IQ4_XS_ScalesH + ib / 4] >> (2 * (ib % 4))) & 3) << 4);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float F16(ReadOnlySpan<byte> b, int offset) => (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(b.Slice(offset, 2)));
 

@@ -28,11 +28,9 @@ public static partial class Dequantize
         {
             var blk = src.Slice(b * IQ4_XSBytes, IQ4_XSBytes);
             float d = F16(blk, 0);
-            int sh = blk[IQ4_XS_ScalesH] | (blk[IQ4_XS_ScalesH + 1] << 8);
             for (int ib = 0; ib < QK_K / 32; ib++)
             {
-                int ls = ((blk[IQ4_XS_ScalesL + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4);
-                float dl = d * (ls - 32);
+                float dl = d * (Iq4XsScale(blk, ib) - 32);
                 var qs = blk.Slice(IQ4_XS_Qs + 16 * ib, 16);
                 var o = y.Slice(b * QK_K + 32 * ib, 32);
                 for (int j = 0; j < 16; j++)

@@ -23,7 +23,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     {
         const int B = 8 * IQ4_NLBytes; // a group's block
         int nb = n / QK, ib = 0;
-        Vector256<sbyte> table = Vector256.Create(VecDotAvx2.Iq4Table, VecDotAvx2.Iq4Table);
+        Vector256<sbyte> table = VecDotAvx2.Iq4Table2;
         Vector256<float> e0 = default, e1 = default, e2 = default, e3 = default, e4 = default, e5 = default, e6 = default, e7 = default;
         Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
         for (; ib + 1 < nb; ib += 2, w += 2 * B, y += 2 * Q8_0Bytes)

@@ -42,11 +42,10 @@ internal static unsafe partial class VecDotScalar
         int* wv = stackalloc int[32];
         for (int i = 0; i < nb; i++, x += IQ4_XSBytes, y += Q8_KBytes)
         {
-            int sh = *(ushort*)(x + IQ4_XS_ScalesH);
             Lanes8I lanes = default;
             for (int ib = 0; ib < QK_K / 32; ib++)
             {
-                int ls = (((x[IQ4_XS_ScalesL + ib / 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)) - 32;
+                int ls = Iq4XsScale(new ReadOnlySpan<byte>(x, IQ4_XSBytes), ib) - 32;
                 Iq4Levels(x + IQ4_XS_Qs + 16 * ib, wv);
                 LaneDot32(wv, (sbyte*)(y + Q8_K_Qs + 32 * ib), ref lanes, ls);
             }
