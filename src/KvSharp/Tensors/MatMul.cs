@@ -18,9 +18,9 @@ namespace KvSharp.Tensors;
 /// thread one contiguous share of the rows (<see cref="RowTile(int, int)"/>).</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K, F32 with
-/// <see cref="WeightMatrix.Interleaved"/>; Q8_0 and Q4_0 also by eight tokens, sharing each weight load eight ways),
-/// four tokens per weight row (Q5_0, IQ4_NL, Q4_1), two rows by four tokens (F16); on <see cref="KernelPath.Avx512"/>, Q8_0 and Q4_0
-/// sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
+/// <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0 and IQ4_NL also by eight tokens, sharing each weight load eight
+/// ways), four tokens per weight row (Q5_0, Q4_1, IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
+/// <see cref="KernelPath.Avx512"/>, Q8_0, Q4_0 and IQ4_NL sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
@@ -205,6 +205,7 @@ public sealed unsafe class MatMul
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x8Vnni : &VecDotAvx2Interleaved.Q8_0x8,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
+                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx8,
                 _ => null,
             },
             Group1 = interleaved == null ? null : w.Type switch

@@ -29,22 +29,13 @@ internal static unsafe partial class VecDotAvx2
     internal static Vector256<short> MulAddI8(Vector256<sbyte> x, Vector256<sbyte> y) =>
         Avx2.MultiplyAddAdjacent(Avx2.Sign(x, x).AsByte(), Avx2.Sign(y, x));
 
-    /// <summary>IQ4_NL x Q8_0 as ggml_vec_dot_iq4_nl_q8_0 (AVX2): two block accumulators, see <see cref="VecDotScalar.Iq4Nl"/>.</summary>
+    /// <summary>IQ4_NL x Q8_0 in block-sequential order (<see cref="VecDotScalar.Iq4Nl"/>), like <see cref="Q4_0"/>.</summary>
     public static float Iq4Nl(byte* x, byte* y, int nb)
     {
         Vector128<sbyte> table = Iq4Table;
-        Vector256<float> acc1 = Vector256<float>.Zero, acc2 = Vector256<float>.Zero;
-        int ib = 0;
-        for (; ib + 1 < nb; ib += 2, x += 2 * IQ4_NLBytes, y += 2 * Q8_0Bytes)
-        {
-            Vector256<int> p1 = MulSumI8Pairs(Iq4Levels(table, x + 2), Avx.LoadVector256((sbyte*)(y + 2)));
-            Vector256<int> p2 = MulSumI8Pairs(Iq4Levels(table, x + IQ4_NLBytes + 2), Avx.LoadVector256((sbyte*)(y + Q8_0Bytes + 2)));
-            acc1 = Fma.MultiplyAdd(Vector256.Create(F16(y) * F16(x)), Avx.ConvertToVector256Single(p1), acc1);
-            acc2 = Fma.MultiplyAdd(Vector256.Create(F16(y + Q8_0Bytes) * F16(x + IQ4_NLBytes)), Avx.ConvertToVector256Single(p2), acc2);
-        }
-        float sum = HSum8(Avx.Add(acc1, acc2));
-        if (ib < nb)
-            sum = MathF.FusedMultiplyAdd(F16(y) * F16(x), HSumInt(MulSumI8Pairs(Iq4Levels(table, x + 2), Avx.LoadVector256((sbyte*)(y + 2)))), sum);
-        return sum;
+        float acc = 0;
+        for (int ib = 0; ib < nb; ib++, x += IQ4_NLBytes, y += Q8_0Bytes)
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumI8Pairs(Iq4Levels(table, x + 2), Avx.LoadVector256((sbyte*)(y + 2)))), acc);
+        return acc;
     }
 }

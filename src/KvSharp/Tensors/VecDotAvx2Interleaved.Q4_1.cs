@@ -58,4 +58,23 @@ internal static unsafe partial class VecDotAvx2Interleaved
         lo = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sl), lo);
         hi = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sh), hi);
     }
+
+    /// <summary>A one-token group kernel run for four tokens in turn (the group stays in L1 between them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void TokenByToken(delegate*<byte*, byte*, int, float*, void> x1, byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    {
+        x1(w, y, n, output);
+        x1(w, y + yStride, n, output + outStride);
+        x1(w, y + 2 * yStride, n, output + 2 * outStride);
+        x1(w, y + 3 * yStride, n, output + 3 * outStride);
+    }
+
+    /// <summary>
+    /// <see cref="VecDotAvx2.HSum8"/> of each row's eight lanes, row r's lane l in lane r of <paramref name="l0"/>..
+    /// <paramref name="l7"/>: (l4 + l0) + (l6 + l2), (l5 + l1) + (l7 + l3), then those two, as the 128-bit halves fold.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> HSum8Lanes(Vector256<float> l0, Vector256<float> l1, Vector256<float> l2, Vector256<float> l3,
+        Vector256<float> l4, Vector256<float> l5, Vector256<float> l6, Vector256<float> l7)
+        => Avx.Add(Avx.Add(Avx.Add(l4, l0), Avx.Add(l6, l2)), Avx.Add(Avx.Add(l5, l1), Avx.Add(l7, l3)));
 }

@@ -11,15 +11,15 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx2Interleaved
 {
     /// <summary><see cref="Q8_0x1"/> on VNNI.</summary>
-    public static void Q8_0x1Vnni(byte* w, byte* y, int n, float* output) => Q8_0x1Using<VnniOffset>(w, y, n, output);
+    public static void Q8_0x1Vnni(byte* w, byte* y, int n, float* output) => SignedX1<Q8Weights, VnniOffset>(w, y, n, output);
 
     /// <summary><see cref="Q8_0x4"/> on VNNI.</summary>
     public static void Q8_0x4Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => Q8_0x4Using<VnniOffset>(w, y, yStride, n, output, outStride);
+        => SignedX4<Q8Weights, VnniOffset>(w, y, yStride, n, output, outStride);
 
     /// <summary><see cref="Q8_0x8"/> on VNNI.</summary>
     public static void Q8_0x8Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => Q8_0x8Using<VnniOffset>(w, y, yStride, n, output, outStride);
+        => SignedX8<Q8Weights, VnniOffset>(w, y, yStride, n, output, outStride);
 
     /// <summary>
     /// The sign trick spends three multiply-pipe instructions per 32 multiply-adds of a row and token (vpsignb,

@@ -8,7 +8,7 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// AVX2 kernels over <see cref="InterleavedRows"/>: eight weight rows (one per lane) against one or four tokens.
 /// Per row and token the arithmetic is the block-sequential order of <see cref="VecDotScalar.Q8_0"/> /
-/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Q4_K"/> (and Q5_K) / <see cref="VecDotScalar.Q6_K"/>:
+/// <see cref="VecDotScalar.Q4_0"/> / <see cref="VecDotScalar.Iq4Nl"/> / <see cref="VecDotScalar.Q4_K"/> (and Q5_K) / <see cref="VecDotScalar.Q6_K"/>:
 /// each block's exact integer dot, then acc = fma(dx * dy, sum, acc) (Q4_K, Q5_K: and the min term), so every output
 /// is bit-identical to the single-row kernels and to any other grouping of tokens.
 /// </summary>
@@ -63,6 +63,30 @@ internal static unsafe partial class VecDotAvx2Interleaved
         static abstract Vector256<int> BlockSum(Vector256<int> sum, byte* e);
     }
 
+    /// <summary>
+    /// Where a signed-weight group kernel (<see cref="SignedX4"/> and its kin) gets a block's eight weight vectors, each
+    /// four signed bytes of each of the eight rows: Q8_0 stores them (<see cref="Q8Weights"/>), IQ4_NL looks its
+    /// nibbles up in the level table (<see cref="Iq4NlWeights"/>). Vector s holds elements 4s..4s+3 of the block in
+    /// both, so the token's bytes for it are at 4s either way.
+    /// </summary>
+    private interface ISignedWeights
+    {
+        /// <summary>Bytes of a group's block (the eight scales, then the eight rows' quants).</summary>
+        static abstract int GroupBlockBytes { get; }
+
+        /// <summary>Weight vector s (0..7) of the group block at <paramref name="block"/>.</summary>
+        static abstract Vector256<sbyte> Vector(byte* block, int s);
+    }
+
+    /// <summary>Q8_0: vector s is stored as it is used, at 16 + 32s.</summary>
+    private readonly struct Q8Weights : ISignedWeights
+    {
+        public static int GroupBlockBytes => 8 * Q8_0Bytes;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Vector(byte* block, int s) => Avx.LoadVector256((sbyte*)(block + 16 + 32 * s));
+    }
+
     /// <summary>ggml's sign trick: lanes += |w| x sign(y, w) (vpsignb, vpmaddubsw, vpmaddwd; no int16 overflow).</summary>
     private readonly struct SignTrick : IQ8Multiply
     {
@@ -98,14 +122,14 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// out[k * outStride + r] = dot(row r, token k).
     /// </summary>
     public static void Q8_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => Q8_0x4Using<SignTrick>(w, y, yStride, n, output, outStride);
+        => SignedX4<Q8Weights, SignTrick>(w, y, yStride, n, output, outStride);
 
     /// <summary>
     /// Eight interleaved Q8_0 rows x eight tokens: <see cref="Q8_0x4"/> twice over, but each weight vector's load and
     /// preparation, and each block's scales, are shared by eight tokens instead of four.
     /// </summary>
     public static void Q8_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => Q8_0x8Using<SignTrick>(w, y, yStride, n, output, outStride);
+        => SignedX8<Q8Weights, SignTrick>(w, y, yStride, n, output, outStride);
 
     /// <summary>
     /// <see cref="Q8_0x4"/> / <see cref="Q8_0x8"/> (and their VNNI twins) over one way of multiplying. Never inlined
@@ -127,19 +151,19 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// (16 rows) by four tokens sharing each broadcast, 0.88x to 1.05x.
     /// </remarks>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Q8_0x4Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        where TMultiply : IQ8Multiply
+    private static void SignedX4<TWeights, TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        where TWeights : ISignedWeights where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * Q8_0Bytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += TWeights.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int s = 0; s < 8; s++)
             {
-                Vector256<sbyte> wv = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s));
+                Vector256<sbyte> wv = TWeights.Vector(w, s);
                 Vector256<byte> prepared = TMultiply.Prepare(wv);
                 byte* q = y + 2 + 4 * s;
                 i0 = TMultiply.Step(i0, prepared, wv, q);
@@ -153,21 +177,21 @@ internal static unsafe partial class VecDotAvx2Interleaved
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
-    /// <summary>See <see cref="Q8_0x4Using"/>: never inlined into its wrappers, for the same reason.</summary>
+    /// <summary>See <see cref="SignedX4"/>: never inlined into its wrappers, for the same reason.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Q8_0x8Using<TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        where TMultiply : IQ8Multiply
+    private static void SignedX8<TWeights, TMultiply>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        where TWeights : ISignedWeights where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * Q8_0Bytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += TWeights.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int s = 0; s < 8; s++)
             {
-                Vector256<sbyte> wv = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s));
+                Vector256<sbyte> wv = TWeights.Vector(w, s);
                 Vector256<byte> prepared = TMultiply.Prepare(wv);
                 byte* q = y + 2 + 4 * s, q4 = q + s4;
                 i0 = TMultiply.Step(i0, prepared, wv, q);
@@ -200,25 +224,25 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>Eight interleaved Q8_0 rows x one token: output[r] = dot(row r, y).</summary>
-    public static void Q8_0x1(byte* w, byte* y, int n, float* output) => Q8_0x1Using<SignTrick>(w, y, n, output);
+    public static void Q8_0x1(byte* w, byte* y, int n, float* output) => SignedX1<Q8Weights, SignTrick>(w, y, n, output);
 
     /// <summary>
     /// <see cref="Q8_0x1"/> / <see cref="Q8_0x1Vnni"/>: never inlined into those one-line wrappers (or any other small
-    /// caller), for the reason <see cref="Q8_0x4Using"/> gives and <see cref="Q4_0x1"/> measured.
+    /// caller), for the reason <see cref="SignedX4"/> gives and <see cref="Q4_0x1"/> measured.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Q8_0x1Using<TMultiply>(byte* w, byte* y, int n, float* output) where TMultiply : IQ8Multiply
+    private static void SignedX1<TWeights, TMultiply>(byte* w, byte* y, int n, float* output) where TWeights : ISignedWeights where TMultiply : IQ8Multiply
     {
         int nb = n / QK;
         byte* e = y + nb * Q8_0Bytes;
         Vector256<float> acc = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * Q8_0Bytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += TWeights.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
         {
             // Two partial sums shorten the dependency chain; integer adds are exact, so the split changes nothing.
             Vector256<int> i0 = default, i1 = default;
             for (int s = 0; s < 8; s += 2)
             {
-                Vector256<sbyte> w0 = Avx.LoadVector256((sbyte*)(w + 16 + 32 * s)), w1 = Avx.LoadVector256((sbyte*)(w + 48 + 32 * s));
+                Vector256<sbyte> w0 = TWeights.Vector(w, s), w1 = TWeights.Vector(w, s + 1);
                 i0 = TMultiply.Step(i0, TMultiply.Prepare(w0), w0, y + 2 + 4 * s);
                 i1 = TMultiply.Step(i1, TMultiply.Prepare(w1), w1, y + 6 + 4 * s);
             }
@@ -310,7 +334,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// weights: a kernel that only loads the same bytes is 1.03-1.15x faster than this one, so there is little
     /// arithmetic left to hide. Never inlined: MatMul calls it through a function pointer, but a one-line wrapper that
     /// took it in under tiered PGO (a benchmark's) ran out of inlining budget and called <see cref="Q4_0Block"/> and
-    /// <see cref="Finish"/>: 2.3x slower on weights in L2 (the fault <see cref="Q8_0x4Using"/> describes).
+    /// <see cref="Finish"/>: 2.3x slower on weights in L2 (the fault <see cref="SignedX4"/> describes).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     public static void Q4_0x1(byte* w, byte* y, int n, float* output)

@@ -6,7 +6,7 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// AVX-512F/BW group kernels for Q8_0 and Q4_0 (<see cref="KernelPath.Avx512"/>): two consecutive eight-row groups of
+/// AVX-512F/BW group kernels for Q8_0, Q4_0 and IQ4_NL (<see cref="KernelPath.Avx512"/>): two consecutive eight-row groups of
 /// <see cref="InterleavedRows"/> (sixteen rows, one per int32 / float lane of a 512-bit vector) against one, four or
 /// eight tokens. They read the same layout as <see cref="VecDotAvx2Interleaved"/> (each 512-bit weight vector is the
 /// same 32 bytes of the two groups), and per row and token they do exactly its arithmetic: the same exact block
@@ -25,7 +25,7 @@ namespace KvSharp.Tensors;
 internal static unsafe class VecDotAvx512Interleaved
 {
     /// <summary>
-    /// The kernels for Q8_0 or Q4_0 (w, groupBytes, y, yStride, n, output, outStride): sixteen rows, the groups at w and
+    /// The kernels for Q8_0, Q4_0 or IQ4_NL (w, groupBytes, y, yStride, n, output, outStride): sixteen rows, the groups at w and
     /// w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride): out[k * outStride + r].
     /// </summary>
     public static void Kernels(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
@@ -43,7 +43,13 @@ internal static unsafe class VecDotAvx512Interleaved
             four = &X4<Q4>;
             eight = &X8<Q4>;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0 and Q4_0)");
+        else if (type == GgmlType.IQ4_NL)
+        {
+            one = &X1<Iq4Nl>;
+            four = &X4<Iq4Nl>;
+            eight = &X8<Iq4Nl>;
+        }
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0 and IQ4_NL)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
@@ -90,15 +96,9 @@ internal static unsafe class VecDotAvx512Interleaved
             b = v;
         }
 
-        /// <summary>ggml's sign trick: |w| x (y negated where w &lt; 0); vpmaddubsw pairs stay within int16 (2 x 128 x 127).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
-        {
-            // (y ^ m) - m with m = -1 where w < 0: y negated there, kept elsewhere (two instructions, like a blend).
-            Vector512<sbyte> y = Broadcast4(q + 4 * k);
-            Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(b.AsSByte(), Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
-            return acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, signed), Vector512.Create((short)1));
-        }
+            => acc + SignedProducts(a, b.AsSByte(), Broadcast4(q + 4 * k));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
@@ -144,6 +144,53 @@ internal static unsafe class VecDotAvx512Interleaved
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
+    }
+
+    /// <summary>
+    /// IQ4_NL: Q4_0's group layout, each nibble looked up in the level table (vpshufb works within 128-bit lanes, so
+    /// the 16-entry table sits in all four); the levels are signed bytes, so the products are Q8_0's: low-nibble
+    /// levels against the token's elements 4k.., high ones against 16 + 4k.., int32 lanes. |levels| and their signs are
+    /// the same for every token of a pass; the JIT computes them once per weight vector, as Q8_0's sign mask.
+    /// </summary>
+    private readonly struct Iq4Nl : IBlock
+    {
+        public static int GroupBlockBytes => 8 * IQ4_NLBytes;
+        public static int Vectors => 4;
+
+        /// <summary>Q4_0's (the same bytes per block).</summary>
+        public static int OneTokenPairsAhead => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
+        {
+            Vector512<sbyte> table = Vector512.Create(VecDotAvx2.Iq4Table2, VecDotAvx2.Iq4Table2);
+            Vector512<byte> mask = Vector512.Create((byte)0x0F);
+            a = Avx512BW.Shuffle(table, (v & mask).AsSByte()).AsByte();
+            b = Avx512BW.Shuffle(table, (Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask).AsSByte()).AsByte();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+            => acc + SignedProducts(Avx512BW.Abs(a.AsSByte()), a.AsSByte(), Broadcast4(q + 4 * k))
+                + SignedProducts(Avx512BW.Abs(b.AsSByte()), b.AsSByte(), Broadcast4(q + 16 + 4 * k));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
+    }
+
+    /// <summary>
+    /// ggml's sign trick for signed weights w (|w| given): |w| x (y negated where w &lt; 0), int32 per four bytes;
+    /// vpmaddubsw pairs stay within int16 (2 x 128 x 127).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> SignedProducts(Vector512<byte> abs, Vector512<sbyte> w, Vector512<sbyte> y)
+    {
+        // y negated where w < 0, kept elsewhere: one masked vpsubb, the compare shared by every token.
+        Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
+        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(abs, signed), Vector512.Create((short)1));
     }
 
     /// <summary>Four bytes of the activation block in every lane.</summary>

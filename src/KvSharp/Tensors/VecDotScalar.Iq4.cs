@@ -5,30 +5,28 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotScalar
 {
     /// <summary>
-    /// IQ4_NL weights x Q8_0 activations in ggml's AVX2 order: even blocks into one set of 8 lanes, odd blocks into a
-    /// second, each with one FMA by d = dy·dx per block; the two are added lane by lane and reduced, and an odd last
-    /// block is added with a scalar FMA (ggml's tail loop, contracted by GCC).
+    /// IQ4_NL weights x Q8_0 activations in block-sequential order, like <see cref="Q4_0"/> (IQ4_NL is Q4_0's block with
+    /// the nibbles mapped through a level table): per block the exact integer dot, then acc = fma(dx·dy, sum, acc).
     /// </summary>
+    /// <remarks>
+    /// ggml's own IQ4_NL vec_dot keeps eight float lanes and two block accumulators; llama.cpp's prompt products
+    /// (llamafile's tinyBLAS) keep one accumulator of eight lanes. Neither order lets a kernel over several rows share
+    /// its table lookup across tokens cheaply, and llama.cpp itself mixes the two (vec_dot for one token, tinyBLAS for
+    /// more). This one is what every IQ4_NL kernel here computes, scalar, AVX2 and AVX-512, one token or many, so
+    /// prefill and decode agree bit for bit; against llama.cpp it differs only in float rounding (RequantizedParityTests).
+    /// </remarks>
     public static float Iq4Nl(byte* x, byte* y, int nb)
     {
-        Lanes8F acc1 = default, acc2 = default;
-        int* wv = stackalloc int[32];
-        int ib = 0;
-        for (; ib + 1 < nb; ib += 2, x += 2 * IQ4_NLBytes, y += 2 * Q8_0Bytes)
+        ReadOnlySpan<sbyte> kv = Iq4NlValues;
+        float acc = 0;
+        for (int ib = 0; ib < nb; ib++, x += IQ4_NLBytes, y += Q8_0Bytes)
         {
-            Iq4NlBlockLanes(x, y, wv, ref acc1);
-            Iq4NlBlockLanes(x + IQ4_NLBytes, y + Q8_0Bytes, wv, ref acc2);
+            int sum = 0;
+            for (int j = 0; j < 16; j++)
+                sum += kv[x[2 + j] & 0xF] * (sbyte)y[2 + j] + kv[x[2 + j] >> 4] * (sbyte)y[18 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
         }
-        for (int l = 0; l < 8; l++) acc1[l] += acc2[l];
-        float sum = HSum8(ref acc1);
-        if (ib < nb)
-        {
-            Iq4Levels(x + 2, wv);
-            int s = 0;
-            for (int j = 0; j < 32; j++) s += wv[j] * (sbyte)y[2 + j];
-            sum = MathF.FusedMultiplyAdd(F16(y) * F16(x), s, sum);
-        }
-        return sum;
+        return acc;
     }
 
     /// <summary>
@@ -52,14 +50,6 @@ internal static unsafe partial class VecDotScalar
             LegacyFinish(ref acc, ref lanes, F16(x) * *(float*)y);
         }
         return HSum8(ref acc);
-    }
-
-    private static void Iq4NlBlockLanes(byte* x, byte* y, int* wv, ref Lanes8F acc)
-    {
-        Iq4Levels(x + 2, wv);
-        Lanes8I lanes = default;
-        LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
-        LegacyFinish(ref acc, ref lanes, F16(y) * F16(x));
     }
 
     /// <summary>16 bytes of IQ4 nibbles -> the 32 levels: low nibbles are elements 0..15, high nibbles 16..31.</summary>

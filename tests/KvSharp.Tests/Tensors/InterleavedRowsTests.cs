@@ -23,9 +23,10 @@ public class InterleavedRowsTests
         { GgmlType.Q4_0, 24, 64, 13 },
         { GgmlType.Q4_0, 16, 224, 5 }, // seven blocks: the one-token kernel's four-block step, then three alone
         { GgmlType.IQ4_NL, 8, 256, 4 },
-        { GgmlType.IQ4_NL, 37, 96, 9 }, // three blocks: an even/odd pair, then ggml's odd last block
+        { GgmlType.IQ4_NL, 37, 96, 9 },
         { GgmlType.IQ4_NL, 70, 224, 13 },
-        { GgmlType.IQ4_NL, 16, 32, 5 }, // one block: only the odd last block
+        { GgmlType.IQ4_NL, 24, 64, 13 }, // AVX-512: a pair of groups and a lone one; eight tokens, four, one
+        { GgmlType.IQ4_NL, 16, 32, 5 }, // one block
         { GgmlType.Q4_1, 8, 256, 4 },
         { GgmlType.Q4_1, 37, 96, 9 },
         { GgmlType.Q4_1, 70, 224, 13 },

@@ -13,6 +13,8 @@ public class KernelPathsTests
     [Theory]
     [InlineData(GgmlType.Q8_0, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q4_0, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.IQ4_NL, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.IQ4_NL, KernelPath.Avx2Vnni, KernelPath.Avx2)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.F32, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.Q8_0, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
