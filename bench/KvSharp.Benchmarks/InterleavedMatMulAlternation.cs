@@ -10,7 +10,12 @@ namespace KvSharp.Benchmarks;
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- interleaved 41 IQ4_NL 2048x2048 8
 /// </code>
-/// (rounds, weight type, rows x columns, tokens: 1 times the decode kernels, 4 or more prefill's.)
+/// (rounds, weight type, rows x columns, tokens: 1 times the decode kernels, 4 or more prefill's.) A sixth argument
+/// <c>paths</c> instead alternates the interleaved matrix on the AVX2 kernels against the default path (AVX-512 where
+/// the type has kernels there):
+/// <code>
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- interleaved 41 IQ4_NL 2048x768 8 paths
+/// </code>
 /// </summary>
 internal static unsafe class InterleavedMatMulAlternation
 {
@@ -44,6 +49,13 @@ internal static unsafe class InterleavedMatMulAlternation
             for (int i = 0; i < yp.Length; i++)
                 if (BitConverter.SingleToInt32Bits(yp[i]) != BitConverter.SingleToInt32Bits(yi[i]))
                     throw new InvalidOperationException($"interleaved: output {i} differs: {yi[i]:R} vs {yp[i]:R}");
+            if (args.Length > 5 && args[5] == "paths")
+            {
+                FourTokenAlternation.Alternate($"{type} {rows}x{cols}, {tokens} token(s), default path {KernelPaths.Describe(type)}", rounds,
+                    () => { using (KernelPaths.Force(KernelPath.Avx2)) matMul.Multiply(interleaved, x, tokens, yp); },
+                    () => matMul.Multiply(interleaved, x, tokens, yi), "avx2 / default");
+                return;
+            }
             FourTokenAlternation.Alternate($"{type} {rows}x{cols}, {tokens} token(s)", rounds,
                 () => matMul.Multiply(plain, x, tokens, yp), () => matMul.Multiply(interleaved, x, tokens, yi), "plain / interleaved");
         }
