@@ -18,8 +18,8 @@ namespace KvSharp.Tensors;
 /// thread one contiguous share of the rows (<see cref="RowTile(int, int)"/>).</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K, F32 with
-/// <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0 and IQ4_NL also by eight tokens, sharing each weight load eight
-/// ways), four tokens per weight row (Q5_0, Q4_1, IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
+/// <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL and Q4_1 also by eight tokens, sharing each weight load
+/// eight ways), four tokens per weight row (Q5_0, IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
 /// <see cref="KernelPath.Avx512"/>, Q8_0, Q4_0 and IQ4_NL sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
@@ -147,14 +147,14 @@ public sealed unsafe class MatMul
     }
 
     /// <summary>
-    /// Bytes of one converted activation row: the vec_dot row; with the AVX2 kernels a Q8_0 row is followed by the
-    /// extras of <see cref="VecDotAvx2Interleaved"/> (float scales, quant sums) that the interleaved kernels read, and an
+    /// Bytes of one converted activation row: the vec_dot row; with the AVX2 kernels a Q8_0 or Q8_1 row is followed by
+    /// the extras of <see cref="VecDotAvx2Interleaved"/> (float scales, quant sums) that the interleaved kernels read, and an
     /// F16 row is held widened to floats (<see cref="VecDotAvx2F16"/>).
     /// </summary>
     private static int ActivationRowBytes(GgmlType type, int cols, bool avx2)
     {
         long bytes = GgmlTypes.RowBytes(type, cols);
-        if (type == GgmlType.Q8_0 && avx2) bytes += VecDotAvx2Interleaved.ExtraBytes(cols / BlockLayouts.QK);
+        if (type is GgmlType.Q8_0 or GgmlType.Q8_1 && avx2) bytes += VecDotAvx2Interleaved.ExtraBytes(cols / BlockLayouts.QK);
         if (type == GgmlType.F16 && avx2) bytes = VecDotAvx2F16.RowBytes(cols);
         return checked((int)bytes);
     }
@@ -206,6 +206,7 @@ public sealed unsafe class MatMul
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x8Vnni : &VecDotAvx2Interleaved.Q8_0x8,
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
                 GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx8,
+                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x8,
                 _ => null,
             },
             Group1 = interleaved == null ? null : w.Type switch
@@ -268,6 +269,7 @@ public sealed unsafe class MatMul
             }
             Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(row, ActRowBytes[k]));
             if (WithExtras && Type[k] == GgmlType.Q8_0) VecDotAvx2Interleaved.AppendExtras(row, Cols / BlockLayouts.QK);
+            if (WithExtras && Type[k] == GgmlType.Q8_1) VecDotAvx2Interleaved.AppendExtrasQ8_1(row, Cols / BlockLayouts.QK);
         }
     }
 

@@ -19,7 +19,8 @@ namespace KvSharp.Tensors;
 /// conversion, scale product and FMA are paid once per block (K-quants: one vpmaddwd per sub-block, the float work
 /// once per super-block) for eight rows; nor is there a horizontal sum per output.
 /// A Q8_0 activation row is followed by <see cref="Extras"/> (the block scale as a float and 8 x the sum of its
-/// quants), written once per row by <see cref="AppendExtras"/>; the K-quants read Q8_K's own scale and sums.
+/// quants), written once per row by <see cref="AppendExtras"/>, a Q8_1 row by its d and s as floats
+/// (<see cref="AppendExtrasQ8_1"/>); the K-quants read Q8_K's own scale and sums.
 /// </remarks>
 internal static unsafe partial class VecDotAvx2Interleaved
 {
@@ -27,6 +28,21 @@ internal static unsafe partial class VecDotAvx2Interleaved
     public static int ExtraBytes(int blocks) => blocks * Extras;
 
     private const int Extras = 8;
+
+    /// <summary>
+    /// Writes each block's d and s (d·Σq; ggml keeps both as halves) as floats after the Q8_1 row at
+    /// <paramref name="row"/>, so the Q4_1 group kernels read two floats per block and token instead of converting two
+    /// halves there (which also kept their eight-token kernel within the JIT's inlining budget).
+    /// </summary>
+    public static void AppendExtrasQ8_1(byte* row, int blocks)
+    {
+        byte* e = row + blocks * Q8_1Bytes;
+        for (int b = 0; b < blocks; b++, e += Extras)
+        {
+            *(float*)e = F16(row + b * Q8_1Bytes);
+            *(float*)(e + 4) = F16(row + b * Q8_1Bytes + 2);
+        }
+    }
 
     /// <summary>Writes each block's scale (float) and 8 x its quant sum (int) after the Q8_0 row at <paramref name="row"/>.</summary>
     public static void AppendExtras(byte* row, int blocks)
@@ -252,61 +268,156 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// Q4_0 groups: the unsigned nibbles times the activation bytes in int16 lanes. A lane pair is at most
+    /// Unsigned-nibble groups (Q4_0, Q4_1): the nibbles times the activation bytes in int16 lanes. A lane pair is at most
     /// 2 x 15 x 127 = 3810, so a whole block (four such steps, each adding two) stays below 32767 and is widened once.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Q4Step(Vector256<short> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q)
         => Avx2.Add(Avx2.Add(sum, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q))), Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 16)));
 
-    /// <summary>The block's int32 lanes: the nibble sums widened, minus 8 x the activation sum (the nibbles' offset of 8).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q4Sum(Vector256<short> sum, byte* e)
-        => Avx2.Subtract(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1)), Vector256.Create(*(int*)(e + 4)));
+    /// <summary>
+    /// What differs between the unsigned-nibble group kernels (<see cref="NibblesX4"/> and its kin): where a group
+    /// block's quants and a token's block sit, and how a block's int16 sums become the row's float step. Q4_0 takes
+    /// Q8_0 activations with their extras (<see cref="AppendExtras"/>), Q4_1 Q8_1's (<see cref="AppendExtrasQ8_1"/>).
+    /// </summary>
+    private interface INibbleBlocks
+    {
+        /// <summary>Bytes of a group's block.</summary>
+        static abstract int GroupBlockBytes { get; }
+
+        /// <summary>Offset of the four quant vectors in a group's block.</summary>
+        static abstract int Quants { get; }
+
+        /// <summary>Bytes of an activation block, and the offset of its 32 quants.</summary>
+        static abstract int ActivationBlockBytes { get; }
+
+        static abstract int ActivationQuants { get; }
+
+        /// <summary>The group block's per-row scales, read once for every token: the eight d (and Q4_1's eight m).</summary>
+        static abstract void Scales(byte* w, out Vector256<float> d, out Vector256<float> m);
+
+        /// <summary>One block into a token's accumulator: y is the token's activation block, e its extras.</summary>
+        static abstract Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum);
+    }
+
+    /// <summary>Q4_0: nibbles offset by 8; acc = fma(dx·dy, Σ(n - 8)·q, acc), the offset taken off as 8·Σq from the extras.</summary>
+    private readonly struct Q4_0Blocks : INibbleBlocks
+    {
+        public static int GroupBlockBytes => 8 * Q4_0Bytes;
+        public static int Quants => 16;
+        public static int ActivationBlockBytes => Q8_0Bytes;
+        public static int ActivationQuants => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m)
+        {
+            d = VecDotAvx2.HalfToSingle((ushort*)w);
+            m = default;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum)
+            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1)), Vector256.Create(*(int*)(e + 4))));
+    }
+
+    /// <summary>
+    /// Q4_1 in block order (<see cref="VecDotScalar.Q4_1"/>): acc = fma(dx·dy, Σn·q, acc), then acc = fma(m, s, acc)
+    /// with the token block's s (d·Σq, a half, as ggml's Q8_1 stores it); dy and s from the extras
+    /// (<see cref="AppendExtrasQ8_1"/>).
+    /// </summary>
+    private readonly struct Q4_1Blocks : INibbleBlocks
+    {
+        public static int GroupBlockBytes => 8 * Q4_1Bytes;
+        public static int Quants => 32;
+        public static int ActivationBlockBytes => Q8_1Bytes;
+        public static int ActivationQuants => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m)
+        {
+            d = VecDotAvx2.HalfToSingle((ushort*)w);
+            m = VecDotAvx2.HalfToSingle((ushort*)(w + 16));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum)
+        {
+            acc = Fma.MultiplyAdd(Avx.Multiply(d, Vector256.Create(*(float*)e)), Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1))), acc);
+            return Fma.MultiplyAdd(m, Vector256.Create(*(float*)(e + 4)), acc);
+        }
+    }
 
     /// <summary>Eight interleaved Q4_0 rows x four tokens; see <see cref="Q8_0x4"/>.</summary>
     public static void Q4_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX4<Q4_0Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q4_0 rows x eight tokens; see <see cref="Q8_0x8"/>.</summary>
+    public static void Q4_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX8<Q4_0Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q4_1 rows x one token (<see cref="Q4_1Blocks"/>).</summary>
+    public static void Q4_1x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q4_1Blocks>(w, y, n, output);
+
+    /// <summary>Eight interleaved Q4_1 rows x four tokens (<see cref="Q4_1Blocks"/>).</summary>
+    public static void Q4_1x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX4<Q4_1Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q4_1 rows x eight tokens (<see cref="Q4_1Blocks"/>).</summary>
+    public static void Q4_1x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX8<Q4_1Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>The first activation extras of a row of <paramref name="n"/> elements at y (past its blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte* ExtrasOf<T>(byte* y, int n) where T : INibbleBlocks => y + n / QK * T.ActivationBlockBytes;
+
+    /// <summary>Eight unsigned-nibble rows x four tokens; never inlined into its wrappers (see <see cref="SignedX4"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void NibblesX4<T>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks
     {
         int nb = n / QK;
-        byte* e = y + nb * Q8_0Bytes;
+        byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector256<byte> mask = Vector256.Create((byte)0x0F);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * Q4_0Bytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
         {
             Vector256<short> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 4; k++)
             {
-                Vector256<byte> v = Avx.LoadVector256(w + 16 + 32 * k);
+                Vector256<byte> v = Avx.LoadVector256(w + T.Quants + 32 * k);
                 Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
-                byte* q = y + 2 + 4 * k;
+                byte* q = y + T.ActivationQuants + 4 * k;
                 i0 = Q4Step(i0, lo, hi, q);
                 i1 = Q4Step(i1, lo, hi, q + s1);
                 i2 = Q4Step(i2, lo, hi, q + s2);
                 i3 = Q4Step(i3, lo, hi, q + s3);
             }
-            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3,
-                Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
+            T.Scales(w, out Vector256<float> d, out Vector256<float> m);
+            a0 = T.Finish(a0, d, m, y, e, i0);
+            a1 = T.Finish(a1, d, m, y + s1, e + s1, i1);
+            a2 = T.Finish(a2, d, m, y + s2, e + s2, i2);
+            a3 = T.Finish(a3, d, m, y + s3, e + s3, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
-    /// <summary>Eight interleaved Q4_0 rows x eight tokens; see <see cref="Q8_0x8"/>.</summary>
-    public static void Q4_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+    /// <summary>Eight unsigned-nibble rows x eight tokens; never inlined into its wrappers (see <see cref="SignedX4"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void NibblesX8<T>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks
     {
         int nb = n / QK;
-        byte* e = y + nb * Q8_0Bytes;
+        byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector256<byte> mask = Vector256.Create((byte)0x0F);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * Q4_0Bytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
         {
             Vector256<short> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int k = 0; k < 4; k++)
             {
-                Vector256<byte> v = Avx.LoadVector256(w + 16 + 32 * k);
+                Vector256<byte> v = Avx.LoadVector256(w + T.Quants + 32 * k);
                 Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
-                byte* q = y + 2 + 4 * k, q4 = q + s4;
+                byte* q = y + T.ActivationQuants + 4 * k, q4 = q + s4;
                 i0 = Q4Step(i0, lo, hi, q);
                 i1 = Q4Step(i1, lo, hi, q + s1);
                 i2 = Q4Step(i2, lo, hi, q + s2);
@@ -316,10 +427,16 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i6 = Q4Step(i6, lo, hi, q4 + s2);
                 i7 = Q4Step(i7, lo, hi, q4 + s3);
             }
-            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
-            byte* e4 = e + s4;
-            Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3, Q4Sum(i0, e), Q4Sum(i1, e + s1), Q4Sum(i2, e + s2), Q4Sum(i3, e + s3));
-            Finish4(ref a4, ref a5, ref a6, ref a7, dx, e4, s1, s2, s3, Q4Sum(i4, e4), Q4Sum(i5, e4 + s1), Q4Sum(i6, e4 + s2), Q4Sum(i7, e4 + s3));
+            T.Scales(w, out Vector256<float> d, out Vector256<float> m);
+            byte* y4 = y + s4, e4 = e + s4;
+            a0 = T.Finish(a0, d, m, y, e, i0);
+            a1 = T.Finish(a1, d, m, y + s1, e + s1, i1);
+            a2 = T.Finish(a2, d, m, y + s2, e + s2, i2);
+            a3 = T.Finish(a3, d, m, y + s3, e + s3, i3);
+            a4 = T.Finish(a4, d, m, y4, e4, i4);
+            a5 = T.Finish(a5, d, m, y4 + s1, e4 + s1, i5);
+            a6 = T.Finish(a6, d, m, y4 + s2, e4 + s2, i6);
+            a7 = T.Finish(a7, d, m, y4 + s3, e4 + s3, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -327,52 +444,61 @@ internal static unsafe partial class VecDotAvx2Interleaved
 
     /// <summary>
     /// Eight interleaved Q4_0 rows x one token, four blocks per iteration: each block's exact integer
-    /// (<see cref="Q4_0Block"/>), then the four FMAs into the one accumulator in block order, so the bits are the
+    /// (<see cref="NibbleBlock"/>), then the four FMAs into the one accumulator in block order, so the bits are the
     /// one-block loop's. Against the one-block loop, in-process A/B over a stories110M-sized model's matrices
     /// (62 MB, from memory) on Zen 4 restricted to AVX2: 1.00-1.07x, median about 1.02x (medians of 300 interleaved
     /// rounds, single-threaded and on a 2-thread pool; two blocks per iteration: 1.00-1.01x). Decode streams
     /// weights: a kernel that only loads the same bytes is 1.03-1.15x faster than this one, so there is little
     /// arithmetic left to hide. Never inlined: MatMul calls it through a function pointer, but a one-line wrapper that
-    /// took it in under tiered PGO (a benchmark's) ran out of inlining budget and called <see cref="Q4_0Block"/> and
+    /// took it in under tiered PGO (a benchmark's) ran out of inlining budget and called <see cref="NibbleBlock"/> and
     /// <see cref="Finish"/>: 2.3x slower on weights in L2 (the fault <see cref="SignedX4"/> describes).
     /// </summary>
+    public static void Q4_0x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q4_0Blocks>(w, y, n, output);
+
+    /// <summary>Eight unsigned-nibble rows x one token (see <see cref="Q4_0x1"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Q4_0x1(byte* w, byte* y, int n, float* output)
+    private static void NibblesX1<T>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks
     {
-        const int B = 8 * Q4_0Bytes; // a group's block
+        int B = T.GroupBlockBytes, A = T.ActivationBlockBytes;
         int nb = n / QK, ib = 0;
-        byte* e = y + nb * Q8_0Bytes;
+        byte* e = ExtrasOf<T>(y, n);
         Vector256<byte> mask = Vector256.Create((byte)0x0F);
-        Vector256<float> acc = default;
-        for (; ib + 4 <= nb; ib += 4, w += 4 * B, y += 4 * Q8_0Bytes, e += 4 * Extras)
+        Vector256<float> acc = default, d, m;
+        for (; ib + 4 <= nb; ib += 4, w += 4 * B, y += 4 * A, e += 4 * Extras)
         {
-            Vector256<int> s0 = Q4_0Block(w, y, e, mask), s1 = Q4_0Block(w + B, y + Q8_0Bytes, e + Extras, mask);
-            Vector256<int> s2 = Q4_0Block(w + 2 * B, y + 2 * Q8_0Bytes, e + 2 * Extras, mask);
-            Vector256<int> s3 = Q4_0Block(w + 3 * B, y + 3 * Q8_0Bytes, e + 3 * Extras, mask);
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, s0);
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + B)), e + Extras, s1);
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + 2 * B)), e + 2 * Extras, s2);
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + 3 * B)), e + 3 * Extras, s3);
+            Vector256<short> s0 = NibbleBlock<T>(w, y, mask), s1 = NibbleBlock<T>(w + B, y + A, mask);
+            Vector256<short> s2 = NibbleBlock<T>(w + 2 * B, y + 2 * A, mask), s3 = NibbleBlock<T>(w + 3 * B, y + 3 * A, mask);
+            T.Scales(w, out d, out m);
+            acc = T.Finish(acc, d, m, y, e, s0);
+            T.Scales(w + B, out d, out m);
+            acc = T.Finish(acc, d, m, y + A, e + Extras, s1);
+            T.Scales(w + 2 * B, out d, out m);
+            acc = T.Finish(acc, d, m, y + 2 * A, e + 2 * Extras, s2);
+            T.Scales(w + 3 * B, out d, out m);
+            acc = T.Finish(acc, d, m, y + 3 * A, e + 3 * Extras, s3);
         }
-        for (; ib < nb; ib++, w += B, y += Q8_0Bytes, e += Extras)
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, Q4_0Block(w, y, e, mask));
+        for (; ib < nb; ib++, w += B, y += A, e += Extras)
+        {
+            T.Scales(w, out d, out m);
+            acc = T.Finish(acc, d, m, y, e, NibbleBlock<T>(w, y, mask));
+        }
         Avx.Store(output, acc);
     }
 
     /// <summary>
-    /// One Q4_0 group block (at <paramref name="w"/>) times one token's block (quants at y + 2, extras at
-    /// <paramref name="e"/>): the eight rows' exact int32 dots, over two int16 chains (integer adds are exact, so the
-    /// split changes nothing).
+    /// One unsigned-nibble group block (at <paramref name="w"/>) times one token's block (at <paramref name="y"/>): the
+    /// eight rows' int16 sums, over two chains (integer adds are exact, so the split changes nothing).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q4_0Block(byte* w, byte* y, byte* e, Vector256<byte> mask)
+    private static Vector256<short> NibbleBlock<T>(byte* w, byte* y, Vector256<byte> mask) where T : INibbleBlocks
     {
-        Vector256<byte> v0 = Avx.LoadVector256(w + 16), v1 = Avx.LoadVector256(w + 48), v2 = Avx.LoadVector256(w + 80), v3 = Avx.LoadVector256(w + 112);
-        Vector256<short> i0 = Q4Step(default, Avx2.And(v0, mask), Avx2.And(Avx2.ShiftRightLogical(v0.AsUInt16(), 4).AsByte(), mask), y + 2);
-        Vector256<short> i1 = Q4Step(default, Avx2.And(v1, mask), Avx2.And(Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte(), mask), y + 6);
-        i0 = Q4Step(i0, Avx2.And(v2, mask), Avx2.And(Avx2.ShiftRightLogical(v2.AsUInt16(), 4).AsByte(), mask), y + 10);
-        i1 = Q4Step(i1, Avx2.And(v3, mask), Avx2.And(Avx2.ShiftRightLogical(v3.AsUInt16(), 4).AsByte(), mask), y + 14);
-        return Q4Sum(Avx2.Add(i0, i1), e);
+        byte* p = w + T.Quants, q = y + T.ActivationQuants;
+        Vector256<byte> v0 = Avx.LoadVector256(p), v1 = Avx.LoadVector256(p + 32), v2 = Avx.LoadVector256(p + 64), v3 = Avx.LoadVector256(p + 96);
+        Vector256<short> i0 = Q4Step(default, Avx2.And(v0, mask), Avx2.And(Avx2.ShiftRightLogical(v0.AsUInt16(), 4).AsByte(), mask), q);
+        Vector256<short> i1 = Q4Step(default, Avx2.And(v1, mask), Avx2.And(Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte(), mask), q + 4);
+        i0 = Q4Step(i0, Avx2.And(v2, mask), Avx2.And(Avx2.ShiftRightLogical(v2.AsUInt16(), 4).AsByte(), mask), q + 8);
+        i1 = Q4Step(i1, Avx2.And(v3, mask), Avx2.And(Avx2.ShiftRightLogical(v3.AsUInt16(), 4).AsByte(), mask), q + 12);
+        return Avx2.Add(i0, i1);
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// Four-token variants of the AVX2 kernels for batched matmuls, for the types that have no interleaved layout or
 /// kernel of their own (Q5_0, and the types whose single-row kernels keep ggml's eight float lanes per row: IQ4_XS,
-/// Q2_K, Q3_K, and Q4_1 for the rows past its last interleaved group; F16 has
+/// Q2_K, Q3_K; F16 has
 /// <see cref="VecDotAvx2F16.Dot2x4"/>): one weight row against four activation
 /// rows, the weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
 /// single-token kernel's (same integer lanes, same FMA per block, same final reduction), so every output is

@@ -5,26 +5,22 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotScalar
 {
     /// <summary>
-    /// Q4_1 weights x Q8_1 activations in ggml's AVX2 order (as <see cref="Q5_1"/>): 8 lanes, one FMA by dx·dy per
-    /// block, the min term m·s summed apart with FMAs and added after the lanes are reduced.
+    /// Q4_1 weights x Q8_1 activations in block-sequential order: per block the exact integer Σ n·q, acc = fma(dx·dy,
+    /// sum, acc), then acc = fma(m, s, acc) with the activation block's s (d·Σq as a half, ggml's Q8_1). ggml's own
+    /// order keeps eight float lanes and sums the min terms apart; this one lets the group kernels sum a block of
+    /// eight rows in int16 lanes for eight tokens at once, as Q4_0's do. Every Q4_1 kernel here computes it.
     /// </summary>
     public static float Q4_1(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        float summs = 0;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q4_1Bytes, y += Q8_1Bytes)
         {
-            summs = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), summs);
+            int sum = 0;
             for (int j = 0; j < 16; j++)
-            {
-                wv[j] = x[4 + j] & 0xF;
-                wv[j + 16] = x[4 + j] >> 4;
-            }
-            Lanes8I lanes = default;
-            LaneDot32(wv, (sbyte*)(y + 4), ref lanes, 1);
-            LegacyFinish(ref acc, ref lanes, F16(x) * F16(y));
+                sum += (x[4 + j] & 0xF) * (sbyte)y[4 + j] + (x[4 + j] >> 4) * (sbyte)y[20 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
+            acc = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), acc);
         }
-        return HSum8(ref acc) + summs;
+        return acc;
     }
 }

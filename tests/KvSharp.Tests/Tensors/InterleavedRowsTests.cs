@@ -30,6 +30,7 @@ public class InterleavedRowsTests
         { GgmlType.Q4_1, 8, 256, 4 },
         { GgmlType.Q4_1, 37, 96, 9 },
         { GgmlType.Q4_1, 70, 224, 13 },
+        { GgmlType.Q4_1, 16, 224, 16 }, // eight tokens twice; seven blocks: the one-token kernel's four-block step, then three
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
