@@ -4,14 +4,15 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0, Q4_0, IQ4_NL, Q4_1, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
+/// A Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
 /// one row per float lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within
 /// a group block by block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
 /// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored
 /// last in a block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
-/// <item>Q4_0 (and IQ4_NL, same block shape; Q4_1: the eight d, then the eight m): four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
+/// <item>Q4_0 (and IQ4_NL, same block shape; Q4_1: the eight d, then the eight m; Q5_0, Q5_1: first the eight rows'
+/// qh words as one vector): four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
 /// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
 /// <item>Q4_K (per super-block of 256): three 32-byte vectors, vector i holding bytes 4i..4i+3 of each row's 12 bytes
 /// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
@@ -48,7 +49,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -64,7 +65,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout.</summary>
     public static InterleavedRows Create(in WeightMatrix w)
     {
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
@@ -83,8 +84,8 @@ public sealed unsafe class InterleavedRows : IDisposable
         int blockBytes = GgmlTypes.BlockBytes(w.Type);
         if (w.Type is GgmlType.Q4_K or GgmlType.Q5_K) // scales, (Q5_K: qh,) quants: every word after d, dmin in order
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [0, 2], Words(Q4_K_Scales, (blockBytes - 4) / 4));
-        else if (w.Type == GgmlType.Q4_1) // d, m, then the quants as Q4_0's
-            InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0, 2], Words(4, 4));
+        else if (w.Type is GgmlType.Q4_1 or GgmlType.Q5_1) // d, m, (Q5_1: qh,) then the quants as Q4_0's
+            InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0, 2], Words(4, (blockBytes - 4) / 4));
         else if (w.Type == GgmlType.Q6_K)
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else

@@ -17,9 +17,9 @@ namespace KvSharp.Tensors;
 /// thread owns a row tile, so the two cores never both pull the same weights. A one-token product instead gives each
 /// thread one contiguous share of the rows (<see cref="RowTile(int, int)"/>).</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
-/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K, F32 with
-/// <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL and Q4_1 also by eight tokens, sharing each weight load
-/// eight ways), four tokens per weight row (Q5_0, IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
+/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
+/// F32 with <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0 and Q5_1 also by eight tokens,
+/// sharing each weight load eight ways), four tokens per weight row (IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
 /// <see cref="KernelPath.Avx512"/>, Q8_0, Q4_0 and IQ4_NL sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
@@ -196,6 +196,8 @@ public sealed unsafe class MatMul
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x4,
                 GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx4,
                 GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x4,
+                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x4,
+                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x4,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
@@ -207,6 +209,8 @@ public sealed unsafe class MatMul
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
                 GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx8,
                 GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x8,
+                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x8,
+                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x8,
                 _ => null,
             },
             Group1 = interleaved == null ? null : w.Type switch
@@ -215,6 +219,8 @@ public sealed unsafe class MatMul
                 GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
                 GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx1,
                 GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x1,
+                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x1,
+                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x1,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,

@@ -112,7 +112,6 @@ public static unsafe class VecDot
         if (!avx2) return null;
         return type switch
         {
-            GgmlType.Q5_0 => &VecDotAvx2Multi.Q5_0x4,
             GgmlType.IQ4_XS => &VecDotAvx2Multi.Iq4Xsx4,
             GgmlType.Q2_K => &VecDotAvx2Multi.Q2_Kx4,
             GgmlType.Q3_K => &VecDotAvx2Multi.Q3_Kx4,

@@ -90,35 +90,32 @@ internal static unsafe partial class VecDotAvx2
         return acc;
     }
 
+    /// <summary>Block-sequential order (<see cref="VecDotScalar.Q5_0"/>), like <see cref="Q4_0"/>.</summary>
     public static float Q5_0(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q5_0Bytes, y += Q8_0Bytes)
         {
-            Vector256<float> d = Vector256.Create(F16(x) * F16(y));
             // Elements without the 5th bit get 0xF0 or'ed in, i.e. nibble - 16 as a signed byte.
             Vector256<byte> hi = Avx2.AndNot(BytesFromBits32(*(uint*)(x + 2)), Vector256.Create((byte)0xF0));
             Vector256<sbyte> qx = Avx2.Or(Nibbles32(x + 6), hi).AsSByte();
-            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 2));
-            acc = Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(MulSumI8Pairs(qx, qy)), acc);
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumI8Pairs(qx, Avx.LoadVector256((sbyte*)(y + 2)))), acc);
         }
-        return HSum8(acc);
+        return acc;
     }
 
+    /// <summary>Block-sequential order (<see cref="VecDotScalar.Q5_1"/>), like <see cref="Q4_1"/>.</summary>
     public static float Q5_1(byte* x, byte* y, int nb)
     {
-        Vector256<float> acc = Vector256<float>.Zero;
-        float summs = 0;
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q5_1Bytes, y += Q8_1Bytes)
         {
-            float dx = F16(x), dy = F16(y);
-            summs = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), summs);
             Vector256<byte> hi = Avx2.And(BytesFromBits32(*(uint*)(x + 4)), Vector256.Create((byte)0x10));
             Vector256<byte> qx = Avx2.Or(Nibbles32(x + 8), hi);
-            Vector256<sbyte> qy = Avx.LoadVector256((sbyte*)(y + 4));
-            acc = Fma.MultiplyAdd(Vector256.Create(dx * dy), Avx.ConvertToVector256Single(MulSumU8Pairs(qx, qy)), acc);
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumU8Pairs(qx, Avx.LoadVector256((sbyte*)(y + 4)))), acc);
+            acc = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), acc);
         }
-        return HSum8(acc) + summs;
+        return acc;
     }
 
     /// <summary>

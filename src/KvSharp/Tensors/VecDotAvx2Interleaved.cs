@@ -268,56 +268,124 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// Unsigned-nibble groups (Q4_0, Q4_1): the nibbles times the activation bytes in int16 lanes. A lane pair is at most
-    /// 2 x 15 x 127 = 3810, so a whole block (four such steps, each adding two) stays below 32767 and is widened once.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> Q4Step(Vector256<short> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q)
-        => Avx2.Add(Avx2.Add(sum, Avx2.MultiplyAddAdjacent(lo, Broadcast4(q))), Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 16)));
-
-    /// <summary>
-    /// What differs between the unsigned-nibble group kernels (<see cref="NibblesX4"/> and its kin): where a group
-    /// block's quants and a token's block sit, and how a block's int16 sums become the row's float step. Q4_0 takes
-    /// Q8_0 activations with their extras (<see cref="AppendExtras"/>), Q4_1 Q8_1's (<see cref="AppendExtrasQ8_1"/>).
+    /// Nibble groups (Q4_0, Q4_1, Q5_0, Q5_1): the unsigned quants times the activation bytes through vpmaddubsw. The
+    /// Q4 types sum a block in int16 lanes: a lane pair is at most 2 x 15 x 127 = 3810, so a whole block (four steps,
+    /// each adding two) stays below 32767 and is widened once. The Q5 types' quants reach 31 (a pair 7874), so each
+    /// step's two products are added in int16 and widened there.
     /// </summary>
     private interface INibbleBlocks
     {
         /// <summary>Bytes of a group's block.</summary>
         static abstract int GroupBlockBytes { get; }
 
-        /// <summary>Offset of the four quant vectors in a group's block.</summary>
-        static abstract int Quants { get; }
-
         /// <summary>Bytes of an activation block, and the offset of its 32 quants.</summary>
         static abstract int ActivationBlockBytes { get; }
 
         static abstract int ActivationQuants { get; }
 
-        /// <summary>The group block's per-row scales, read once for every token: the eight d (and Q4_1's eight m).</summary>
+        /// <summary>Quant vector k (0..3) of the group block at w: its low and high quants as unsigned bytes.</summary>
+        static abstract void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi);
+
+        /// <summary>sum += lo x the token's bytes at q, hi x those at q + 16 (Q4: int16 lanes, Q5: int32).</summary>
+        static abstract Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q);
+
+        /// <summary>Two partial sums of a block added in their own lane width.</summary>
+        static abstract Vector256<int> Add(Vector256<int> x, Vector256<int> y);
+
+        /// <summary>The group block's per-row scales, read once for every token: the eight d (and the eight m).</summary>
         static abstract void Scales(byte* w, out Vector256<float> d, out Vector256<float> m);
 
-        /// <summary>One block into a token's accumulator: y is the token's activation block, e its extras.</summary>
-        static abstract Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum);
+        /// <summary>One block into a token's accumulator: e is the token block's extras.</summary>
+        static abstract Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum);
+    }
+
+    /// <summary>The low and high nibbles of quant vector <paramref name="k"/> at p (elements 4k.., 16 + 4k..).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void NibblesOf(byte* p, int k, out Vector256<byte> lo, out Vector256<byte> hi)
+    {
+        Vector256<byte> v = Avx.LoadVector256(p + 32 * k), mask = Vector256.Create((byte)0x0F);
+        lo = Avx2.And(v, mask);
+        hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+    }
+
+    /// <summary>
+    /// 16 where bit <paramref name="first"/> + b of each row's qh word (the lane) is set, in byte b of the lane: the
+    /// fifth bits of the four elements a quant vector's bytes hold (first = 4k for the low nibbles, 16 + 4k for the
+    /// high ones).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> FifthBitsOfWords(Vector256<uint> qh, int first)
+    {
+        Vector256<byte> bits = Vector256.Create(0x08040201u).AsByte();
+        Vector256<byte> b = Avx2.Shuffle(Vector256.ShiftRightLogical(qh, first).AsByte(), Vector256.Create(0u, 0x04040404u, 0x08080808u, 0x0C0C0C0Cu, 0u, 0x04040404u, 0x08080808u, 0x0C0C0C0Cu).AsByte());
+        return Avx2.And(Avx2.CompareEqual(Avx2.And(b, bits), bits), Vector256.Create((byte)0x10));
+    }
+
+    /// <summary>
+    /// Quant vector k of a Q5 group block whose qh words start at <paramref name="qh"/> (the quant vectors follow them):
+    /// the nibbles with their fifth bits or'ed in (0..31).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FiveBitQuants(byte* qh, int k, out Vector256<byte> lo, out Vector256<byte> hi)
+    {
+        NibblesOf(qh + 32, k, out lo, out hi);
+        Vector256<uint> words = Avx.LoadVector256((uint*)qh);
+        lo = Avx2.Or(lo, FifthBitsOfWords(words, 4 * k));
+        hi = Avx2.Or(hi, FifthBitsOfWords(words, 16 + 4 * k));
+    }
+
+    /// <summary>A group block's eight d (its first 16 bytes) and, with <paramref name="withMins"/>, the eight m after them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BlockScales(byte* w, bool withMins, out Vector256<float> d, out Vector256<float> m)
+    {
+        d = VecDotAvx2.HalfToSingle((ushort*)w);
+        m = withMins ? VecDotAvx2.HalfToSingle((ushort*)(w + 16)) : default;
+    }
+
+    /// <summary>Q4 types: the block summed in int16 lanes, the two halves' products added there.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q4Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q)
+        => Avx2.Add(Avx2.Add(sum.AsInt16(), Avx2.MultiplyAddAdjacent(lo, Broadcast4(q))), Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 16))).AsInt32();
+
+    /// <summary>Q5 types: each step's two products added in int16 (at most 2 x 7874), then widened into int32 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Q5Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q)
+        => Avx2.Add(sum, Avx2.MultiplyAddAdjacent(Avx2.Add(Avx2.MultiplyAddAdjacent(lo, Broadcast4(q)), Avx2.MultiplyAddAdjacent(hi, Broadcast4(q + 16))), Vector256.Create((short)1)));
+
+    /// <summary>A Q4 block's int16 lanes widened to int32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Widen(Vector256<int> sum) => Avx2.MultiplyAddAdjacent(sum.AsInt16(), Vector256.Create((short)1));
+
+    /// <summary>Q4_1 and Q5_1's float step: acc = fma(dx·dy, sum, acc), then fma(m, s, acc) with the Q8_1 extras' dy and s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishWithMin(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+    {
+        acc = Fma.MultiplyAdd(Avx.Multiply(d, Vector256.Create(*(float*)e)), Avx.ConvertToVector256Single(sum), acc);
+        return Fma.MultiplyAdd(m, Vector256.Create(*(float*)(e + 4)), acc);
     }
 
     /// <summary>Q4_0: nibbles offset by 8; acc = fma(dx·dy, Σ(n - 8)·q, acc), the offset taken off as 8·Σq from the extras.</summary>
     private readonly struct Q4_0Blocks : INibbleBlocks
     {
         public static int GroupBlockBytes => 8 * Q4_0Bytes;
-        public static int Quants => 16;
         public static int ActivationBlockBytes => Q8_0Bytes;
         public static int ActivationQuants => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m)
-        {
-            d = VecDotAvx2.HalfToSingle((ushort*)w);
-            m = default;
-        }
+        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => NibblesOf(w + 16, k, out lo, out hi);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum)
-            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1)), Vector256.Create(*(int*)(e + 4))));
+        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q4Step(sum, lo, hi, q);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, false, out d, out m);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(Widen(sum), Vector256.Create(*(int*)(e + 4))));
     }
 
     /// <summary>
@@ -328,23 +396,76 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private readonly struct Q4_1Blocks : INibbleBlocks
     {
         public static int GroupBlockBytes => 8 * Q4_1Bytes;
-        public static int Quants => 32;
         public static int ActivationBlockBytes => Q8_1Bytes;
         public static int ActivationQuants => 4;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m)
-        {
-            d = VecDotAvx2.HalfToSingle((ushort*)w);
-            m = VecDotAvx2.HalfToSingle((ushort*)(w + 16));
-        }
+        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => NibblesOf(w + 32, k, out lo, out hi);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* y, byte* e, Vector256<short> sum)
-        {
-            acc = Fma.MultiplyAdd(Avx.Multiply(d, Vector256.Create(*(float*)e)), Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(sum, Vector256.Create((short)1))), acc);
-            return Fma.MultiplyAdd(m, Vector256.Create(*(float*)(e + 4)), acc);
-        }
+        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q4Step(sum, lo, hi, q);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, true, out d, out m);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+            => FinishWithMin(acc, d, m, e, Widen(sum));
+    }
+
+    /// <summary>
+    /// Q5_0 in block order (<see cref="VecDotScalar.Q5_0"/>): the group block is the eight d, the eight rows' qh words,
+    /// then Q4_0's quant vectors; the quants with their fifth bits (0..31) times the activation, minus 16·Σq (twice
+    /// the extras' 8·Σq) for the offset of 16.
+    /// </summary>
+    private readonly struct Q5_0Blocks : INibbleBlocks
+    {
+        public static int GroupBlockBytes => 8 * Q5_0Bytes;
+        public static int ActivationBlockBytes => Q8_0Bytes;
+        public static int ActivationQuants => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => FiveBitQuants(w + 16, k, out lo, out hi);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q5Step(sum, lo, hi, q);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x, y);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, false, out d, out m);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(sum, Vector256.Create(*(int*)(e + 4) << 1)));
+    }
+
+    /// <summary>Q5_1 in block order (<see cref="VecDotScalar.Q5_1"/>): the eight d, the eight m, the qh words, the quants.</summary>
+    private readonly struct Q5_1Blocks : INibbleBlocks
+    {
+        public static int GroupBlockBytes => 8 * Q5_1Bytes;
+        public static int ActivationBlockBytes => Q8_1Bytes;
+        public static int ActivationQuants => 4;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => FiveBitQuants(w + 32, k, out lo, out hi);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q5Step(sum, lo, hi, q);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x, y);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, true, out d, out m);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+            => FinishWithMin(acc, d, m, e, sum);
     }
 
     /// <summary>Eight interleaved Q4_0 rows x four tokens; see <see cref="Q8_0x4"/>.</summary>
@@ -366,6 +487,28 @@ internal static unsafe partial class VecDotAvx2Interleaved
     public static void Q4_1x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         => NibblesX8<Q4_1Blocks>(w, y, yStride, n, output, outStride);
 
+    /// <summary>Eight interleaved Q5_0 rows x one token (<see cref="Q5_0Blocks"/>).</summary>
+    public static void Q5_0x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q5_0Blocks>(w, y, n, output);
+
+    /// <summary>Eight interleaved Q5_0 rows x four tokens (<see cref="Q5_0Blocks"/>).</summary>
+    public static void Q5_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX4<Q5_0Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q5_0 rows x eight tokens (<see cref="Q5_0Blocks"/>).</summary>
+    public static void Q5_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX8<Q5_0Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q5_1 rows x one token (<see cref="Q5_1Blocks"/>).</summary>
+    public static void Q5_1x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q5_1Blocks>(w, y, n, output);
+
+    /// <summary>Eight interleaved Q5_1 rows x four tokens (<see cref="Q5_1Blocks"/>).</summary>
+    public static void Q5_1x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX4<Q5_1Blocks>(w, y, yStride, n, output, outStride);
+
+    /// <summary>Eight interleaved Q5_1 rows x eight tokens (<see cref="Q5_1Blocks"/>).</summary>
+    public static void Q5_1x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => NibblesX8<Q5_1Blocks>(w, y, yStride, n, output, outStride);
+
     /// <summary>The first activation extras of a row of <paramref name="n"/> elements at y (past its blocks).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static byte* ExtrasOf<T>(byte* y, int n) where T : INibbleBlocks => y + n / QK * T.ActivationBlockBytes;
@@ -377,26 +520,24 @@ internal static unsafe partial class VecDotAvx2Interleaved
         int nb = n / QK;
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
-        Vector256<byte> mask = Vector256.Create((byte)0x0F);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
         {
-            Vector256<short> i0 = default, i1 = default, i2 = default, i3 = default;
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 4; k++)
             {
-                Vector256<byte> v = Avx.LoadVector256(w + T.Quants + 32 * k);
-                Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                T.Quants(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
                 byte* q = y + T.ActivationQuants + 4 * k;
-                i0 = Q4Step(i0, lo, hi, q);
-                i1 = Q4Step(i1, lo, hi, q + s1);
-                i2 = Q4Step(i2, lo, hi, q + s2);
-                i3 = Q4Step(i3, lo, hi, q + s3);
+                i0 = T.Step(i0, lo, hi, q);
+                i1 = T.Step(i1, lo, hi, q + s1);
+                i2 = T.Step(i2, lo, hi, q + s2);
+                i3 = T.Step(i3, lo, hi, q + s3);
             }
             T.Scales(w, out Vector256<float> d, out Vector256<float> m);
-            a0 = T.Finish(a0, d, m, y, e, i0);
-            a1 = T.Finish(a1, d, m, y + s1, e + s1, i1);
-            a2 = T.Finish(a2, d, m, y + s2, e + s2, i2);
-            a3 = T.Finish(a3, d, m, y + s3, e + s3, i3);
+            a0 = T.Finish(a0, d, m, e, i0);
+            a1 = T.Finish(a1, d, m, e + s1, i1);
+            a2 = T.Finish(a2, d, m, e + s2, i2);
+            a3 = T.Finish(a3, d, m, e + s3, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -408,35 +549,33 @@ internal static unsafe partial class VecDotAvx2Interleaved
         int nb = n / QK;
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
-        Vector256<byte> mask = Vector256.Create((byte)0x0F);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
         {
-            Vector256<short> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
+            Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int k = 0; k < 4; k++)
             {
-                Vector256<byte> v = Avx.LoadVector256(w + T.Quants + 32 * k);
-                Vector256<byte> lo = Avx2.And(v, mask), hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
+                T.Quants(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
                 byte* q = y + T.ActivationQuants + 4 * k, q4 = q + s4;
-                i0 = Q4Step(i0, lo, hi, q);
-                i1 = Q4Step(i1, lo, hi, q + s1);
-                i2 = Q4Step(i2, lo, hi, q + s2);
-                i3 = Q4Step(i3, lo, hi, q + s3);
-                i4 = Q4Step(i4, lo, hi, q4);
-                i5 = Q4Step(i5, lo, hi, q4 + s1);
-                i6 = Q4Step(i6, lo, hi, q4 + s2);
-                i7 = Q4Step(i7, lo, hi, q4 + s3);
+                i0 = T.Step(i0, lo, hi, q);
+                i1 = T.Step(i1, lo, hi, q + s1);
+                i2 = T.Step(i2, lo, hi, q + s2);
+                i3 = T.Step(i3, lo, hi, q + s3);
+                i4 = T.Step(i4, lo, hi, q4);
+                i5 = T.Step(i5, lo, hi, q4 + s1);
+                i6 = T.Step(i6, lo, hi, q4 + s2);
+                i7 = T.Step(i7, lo, hi, q4 + s3);
             }
             T.Scales(w, out Vector256<float> d, out Vector256<float> m);
-            byte* y4 = y + s4, e4 = e + s4;
-            a0 = T.Finish(a0, d, m, y, e, i0);
-            a1 = T.Finish(a1, d, m, y + s1, e + s1, i1);
-            a2 = T.Finish(a2, d, m, y + s2, e + s2, i2);
-            a3 = T.Finish(a3, d, m, y + s3, e + s3, i3);
-            a4 = T.Finish(a4, d, m, y4, e4, i4);
-            a5 = T.Finish(a5, d, m, y4 + s1, e4 + s1, i5);
-            a6 = T.Finish(a6, d, m, y4 + s2, e4 + s2, i6);
-            a7 = T.Finish(a7, d, m, y4 + s3, e4 + s3, i7);
+            byte* e4 = e + s4;
+            a0 = T.Finish(a0, d, m, e, i0);
+            a1 = T.Finish(a1, d, m, e + s1, i1);
+            a2 = T.Finish(a2, d, m, e + s2, i2);
+            a3 = T.Finish(a3, d, m, e + s3, i3);
+            a4 = T.Finish(a4, d, m, e4, i4);
+            a5 = T.Finish(a5, d, m, e4 + s1, i5);
+            a6 = T.Finish(a6, d, m, e4 + s2, i6);
+            a7 = T.Finish(a7, d, m, e4 + s3, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -462,43 +601,44 @@ internal static unsafe partial class VecDotAvx2Interleaved
         int B = T.GroupBlockBytes, A = T.ActivationBlockBytes;
         int nb = n / QK, ib = 0;
         byte* e = ExtrasOf<T>(y, n);
-        Vector256<byte> mask = Vector256.Create((byte)0x0F);
         Vector256<float> acc = default, d, m;
         for (; ib + 4 <= nb; ib += 4, w += 4 * B, y += 4 * A, e += 4 * Extras)
         {
-            Vector256<short> s0 = NibbleBlock<T>(w, y, mask), s1 = NibbleBlock<T>(w + B, y + A, mask);
-            Vector256<short> s2 = NibbleBlock<T>(w + 2 * B, y + 2 * A, mask), s3 = NibbleBlock<T>(w + 3 * B, y + 3 * A, mask);
+            Vector256<int> s0 = NibbleBlock<T>(w, y), s1 = NibbleBlock<T>(w + B, y + A);
+            Vector256<int> s2 = NibbleBlock<T>(w + 2 * B, y + 2 * A), s3 = NibbleBlock<T>(w + 3 * B, y + 3 * A);
             T.Scales(w, out d, out m);
-            acc = T.Finish(acc, d, m, y, e, s0);
+            acc = T.Finish(acc, d, m, e, s0);
             T.Scales(w + B, out d, out m);
-            acc = T.Finish(acc, d, m, y + A, e + Extras, s1);
+            acc = T.Finish(acc, d, m, e + Extras, s1);
             T.Scales(w + 2 * B, out d, out m);
-            acc = T.Finish(acc, d, m, y + 2 * A, e + 2 * Extras, s2);
+            acc = T.Finish(acc, d, m, e + 2 * Extras, s2);
             T.Scales(w + 3 * B, out d, out m);
-            acc = T.Finish(acc, d, m, y + 3 * A, e + 3 * Extras, s3);
+            acc = T.Finish(acc, d, m, e + 3 * Extras, s3);
         }
         for (; ib < nb; ib++, w += B, y += A, e += Extras)
         {
             T.Scales(w, out d, out m);
-            acc = T.Finish(acc, d, m, y, e, NibbleBlock<T>(w, y, mask));
+            acc = T.Finish(acc, d, m, e, NibbleBlock<T>(w, y));
         }
         Avx.Store(output, acc);
     }
 
     /// <summary>
-    /// One unsigned-nibble group block (at <paramref name="w"/>) times one token's block (at <paramref name="y"/>): the
-    /// eight rows' int16 sums, over two chains (integer adds are exact, so the split changes nothing).
+    /// One nibble group block (at <paramref name="w"/>) times one token's block (at <paramref name="y"/>): the eight
+    /// rows' block sums over two chains (integer adds are exact, so the split changes nothing).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> NibbleBlock<T>(byte* w, byte* y, Vector256<byte> mask) where T : INibbleBlocks
+    private static Vector256<int> NibbleBlock<T>(byte* w, byte* y) where T : INibbleBlocks
     {
-        byte* p = w + T.Quants, q = y + T.ActivationQuants;
-        Vector256<byte> v0 = Avx.LoadVector256(p), v1 = Avx.LoadVector256(p + 32), v2 = Avx.LoadVector256(p + 64), v3 = Avx.LoadVector256(p + 96);
-        Vector256<short> i0 = Q4Step(default, Avx2.And(v0, mask), Avx2.And(Avx2.ShiftRightLogical(v0.AsUInt16(), 4).AsByte(), mask), q);
-        Vector256<short> i1 = Q4Step(default, Avx2.And(v1, mask), Avx2.And(Avx2.ShiftRightLogical(v1.AsUInt16(), 4).AsByte(), mask), q + 4);
-        i0 = Q4Step(i0, Avx2.And(v2, mask), Avx2.And(Avx2.ShiftRightLogical(v2.AsUInt16(), 4).AsByte(), mask), q + 8);
-        i1 = Q4Step(i1, Avx2.And(v3, mask), Avx2.And(Avx2.ShiftRightLogical(v3.AsUInt16(), 4).AsByte(), mask), q + 12);
-        return Avx2.Add(i0, i1);
+        byte* q = y + T.ActivationQuants;
+        T.Quants(w, 0, out var lo0, out var hi0);
+        T.Quants(w, 1, out var lo1, out var hi1);
+        Vector256<int> i0 = T.Step(default, lo0, hi0, q), i1 = T.Step(default, lo1, hi1, q + 4);
+        T.Quants(w, 2, out lo0, out hi0);
+        T.Quants(w, 3, out lo1, out hi1);
+        i0 = T.Step(i0, lo0, hi0, q + 8);
+        i1 = T.Step(i1, lo1, hi1, q + 12);
+        return T.Add(i0, i1);
     }
 
     /// <summary>

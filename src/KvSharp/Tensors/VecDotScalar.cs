@@ -7,7 +7,7 @@ namespace KvSharp.Tensors;
 /// Portable vec_dot kernels. They emulate the 8 float lanes of the AVX2 kernels: lane l of a 32-element group owns
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
-/// Q8_0, Q4_0, IQ4_NL, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
+/// Q8_0, Q4_0, Q5_0, Q5_1, Q4_1, IQ4_NL, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
 /// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
 /// </summary>
 internal static unsafe partial class VecDotScalar
@@ -75,46 +75,43 @@ internal static unsafe partial class VecDotScalar
         return acc;
     }
 
+    /// <summary>
+    /// Q5_0 weights x Q8_0 activations in block-sequential order, like <see cref="Q4_0"/>: per block the exact integer
+    /// Σ(q5 - 16)·q, then acc = fma(dx·dy, sum, acc).
+    /// </summary>
     public static float Q5_0(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q5_0Bytes, y += Q8_0Bytes)
         {
-            float d = F16(x) * F16(y);
             uint qh = *(uint*)(x + 2);
+            int sum = 0;
             for (int j = 0; j < 16; j++)
-            {
-                wv[j] = ((x[6 + j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - 16;
-                wv[j + 16] = ((x[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16;
-            }
-            Lanes8I lanes = default;
-            LaneDot32(wv, (sbyte*)(y + 2), ref lanes, 1);
-            LegacyFinish(ref acc, ref lanes, d);
+                sum += (((x[6 + j] & 0xF) | (int)(((qh >> j) & 1) << 4)) - 16) * (sbyte)y[2 + j]
+                    + (((x[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16) * (sbyte)y[18 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
         }
-        return HSum8(ref acc);
+        return acc;
     }
 
+    /// <summary>
+    /// Q5_1 weights x Q8_1 activations in block-sequential order, like <see cref="Q4_1"/>: per block the exact Σq5·q,
+    /// acc = fma(dx·dy, sum, acc), then acc = fma(m, s, acc).
+    /// </summary>
     public static float Q5_1(byte* x, byte* y, int nb)
     {
-        Lanes8F acc = default;
-        float summs = 0;
-        int* wv = stackalloc int[32];
+        float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += Q5_1Bytes, y += Q8_1Bytes)
         {
-            float dx = F16(x), mx = F16(x + 2), dy = F16(y), sy = F16(y + 2);
-            summs = MathF.FusedMultiplyAdd(mx, sy, summs);
             uint qh = *(uint*)(x + 4);
+            int sum = 0;
             for (int j = 0; j < 16; j++)
-            {
-                wv[j] = (x[8 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
-                wv[j + 16] = (x[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
-            }
-            Lanes8I lanes = default;
-            LaneDot32(wv, (sbyte*)(y + 4), ref lanes, 1);
-            LegacyFinish(ref acc, ref lanes, dx * dy);
+                sum += ((x[8 + j] & 0xF) | (int)(((qh >> j) & 1) << 4)) * (sbyte)y[4 + j]
+                    + ((x[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) * (sbyte)y[20 + j];
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
+            acc = MathF.FusedMultiplyAdd(F16(x + 2), F16(y + 2), acc);
         }
-        return HSum8(ref acc) + summs;
+        return acc;
     }
 
     /// <summary>Sum of the 32 Q8_K quants of sub-block <paramref name="k"/> (0..7) from the two 16-element bsums.</summary>

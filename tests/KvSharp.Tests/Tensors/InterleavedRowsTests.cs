@@ -5,7 +5,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / IQ4_NL / Q4_1 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / IQ4_NL / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -31,6 +31,12 @@ public class InterleavedRowsTests
         { GgmlType.Q4_1, 37, 96, 9 },
         { GgmlType.Q4_1, 70, 224, 13 },
         { GgmlType.Q4_1, 16, 224, 16 }, // eight tokens twice; seven blocks: the one-token kernel's four-block step, then three
+        { GgmlType.Q5_0, 8, 256, 4 },
+        { GgmlType.Q5_0, 37, 96, 9 },
+        { GgmlType.Q5_0, 16, 224, 16 },
+        { GgmlType.Q5_1, 8, 256, 4 },
+        { GgmlType.Q5_1, 37, 96, 9 },
+        { GgmlType.Q5_1, 16, 224, 16 },
         { GgmlType.Q4_K, 8, 256, 4 },
         { GgmlType.Q4_K, 37, 512, 9 },
         { GgmlType.Q4_K, 70, 768, 16 },
