@@ -96,9 +96,15 @@ internal static unsafe class VecDotAvx512Interleaved
             b = v;
         }
 
+        /// <summary>ggml's sign trick: |w| x (y negated where w &lt; 0); vpmaddubsw pairs stay within int16 (2 x 128 x 127).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
-            => acc + SignedProducts(a, b.AsSByte(), Broadcast4(q + 4 * k));
+        {
+            // (y ^ m) - m with m = -1 where w < 0: y negated there, kept elsewhere (two instructions, like a blend).
+            Vector512<sbyte> y = Broadcast4(q + 4 * k);
+            Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(b.AsSByte(), Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
+            return acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, signed), Vector512.Create((short)1));
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
@@ -174,28 +180,23 @@ internal static unsafe class VecDotAvx512Interleaved
             b = Avx512BW.Shuffle(table, (Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask).AsSByte()).AsByte();
         }
 
+        /// <summary>Q8's step twice, written out (a helper for it left calls in the eight-token kernel: see Q8.Step).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
-            => acc + SignedProducts(Avx512BW.Abs(a.AsSByte()), a.AsSByte(), Broadcast4(q + 4 * k))
-                + SignedProducts(Avx512BW.Abs(b.AsSByte()), b.AsSByte(), Broadcast4(q + 16 + 4 * k));
+        {
+            Vector512<sbyte> la = a.AsSByte(), hb = b.AsSByte(), yl = Broadcast4(q + 4 * k), yh = Broadcast4(q + 16 + 4 * k);
+            Vector512<sbyte> sl = Vector512.ConditionalSelect(Vector512.LessThan(la, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - yl, yl);
+            Vector512<sbyte> sh = Vector512.ConditionalSelect(Vector512.LessThan(hb, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - yh, yh);
+            Vector512<short> ones = Vector512.Create((short)1);
+            return acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(la).AsByte(), sl), ones)
+                + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(hb).AsByte(), sh), ones);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
-    }
-
-    /// <summary>
-    /// ggml's sign trick for signed weights w (|w| given): |w| x (y negated where w &lt; 0), int32 per four bytes;
-    /// vpmaddubsw pairs stay within int16 (2 x 128 x 127).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> SignedProducts(Vector512<byte> abs, Vector512<sbyte> w, Vector512<sbyte> y)
-    {
-        // y negated where w < 0, kept elsewhere: one masked vpsubb, the compare shared by every token.
-        Vector512<sbyte> signed = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), Vector512<sbyte>.Zero - y, y);
-        return Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(abs, signed), Vector512.Create((short)1));
     }
 
     /// <summary>Four bytes of the activation block in every lane.</summary>
