@@ -9,7 +9,7 @@ namespace KvSharp.Benchmarks;
 /// round times both (order alternating), and the report is the median over rounds of single / four-token time, with
 /// the quartiles. Tokens go as <see cref="MatMul"/> takes them: in tiles of eight, four at a time, the rest one by one.
 /// <code>
-/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- four-tokens 41 IQ4_NL 2048x2048 8
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- four-tokens 41 IQ4_XS 2048x2048 8
 /// </code>
 /// (rounds, weight type, rows x columns, tokens.)
 /// </summary>
@@ -18,7 +18,7 @@ internal static unsafe class FourTokenAlternation
     public static void Run(string[] args)
     {
         if (args.Length < 5)
-            throw new ArgumentException("four-tokens: expected ROUNDS TYPE ROWSxCOLS TOKENS, e.g. four-tokens 41 IQ4_NL 2048x2048 8");
+            throw new ArgumentException("four-tokens: expected ROUNDS TYPE ROWSxCOLS TOKENS, e.g. four-tokens 41 IQ4_XS 2048x2048 8");
         int rounds = int.Parse(args[1]), tokens = int.Parse(args[4]);
         var type = Enum.Parse<GgmlType>(args[2]);
         int rows = int.Parse(args[3].Split('x')[0]), cols = int.Parse(args[3].Split('x')[1]);

@@ -174,7 +174,7 @@ internal static unsafe class Q4ScaleVariants
         => Avx2.Add(Avx2.Add(sum, Avx2.MultiplyAddAdjacent(Avx2.And(v, mask), Broadcast4(q))),
             Avx2.MultiplyAddAdjacent(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask), Broadcast4(q + 16)));
 
-    /// <summary>VecDotAvx2Interleaved.Q4_0Block with the nibbles at <paramref name="qs"/>.</summary>
+    /// <summary>VecDotAvx2Interleaved.NibbleBlock (Q4_0) with the nibbles at <paramref name="qs"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Block(byte* qs, byte* y, byte* e, Vector256<byte> mask)
     {
