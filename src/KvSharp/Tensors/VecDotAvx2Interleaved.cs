@@ -271,32 +271,94 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// Nibble groups (Q4_0, Q4_1, Q5_0, Q5_1): the unsigned quants times the activation bytes through vpmaddubsw. The
     /// Q4 types sum a block in int16 lanes: a lane pair is at most 2 x 15 x 127 = 3810, so a whole block (four steps,
     /// each adding two) stays below 32767 and is widened once. The Q5 types' quants reach 31 (a pair 7874), so each
-    /// step's two products are added in int16 and widened there.
+    /// step's two products are added in int16 and widened there. A type is three facts; the kernels derive the rest
+    /// (layout, activation format, float step) from them, and the JIT folds them per type.
     /// </summary>
     private interface INibbleBlocks
     {
-        /// <summary>Bytes of a group's block.</summary>
-        static abstract int GroupBlockBytes { get; }
+        /// <summary>Whether the quants have a fifth bit (Q5_0, Q5_1): the eight rows' qh words come after the scales.</summary>
+        static abstract bool FiveBits { get; }
 
-        /// <summary>Bytes of an activation block, and the offset of its 32 quants.</summary>
-        static abstract int ActivationBlockBytes { get; }
+        /// <summary>
+        /// Whether the block has a min (Q4_1, Q5_1): the eight m after the eight d, Q8_1 activations with d and s as
+        /// floats in their extras (<see cref="AppendExtrasQ8_1"/>), and acc = fma(m, s, acc) after each block.
+        /// </summary>
+        static abstract bool HasMins { get; }
 
-        static abstract int ActivationQuants { get; }
+        /// <summary>Bytes of one row's block.</summary>
+        static abstract int BlockBytes { get; }
+    }
 
-        /// <summary>Quant vector k (0..3) of the group block at w: its low and high quants as unsigned bytes.</summary>
-        static abstract void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi);
+    /// <summary>Q4_0: nibbles offset by 8 (taken off as 8·Σq from the extras).</summary>
+    private readonly struct Q4_0Blocks : INibbleBlocks
+    {
+        public static bool FiveBits => false;
+        public static bool HasMins => false;
+        public static int BlockBytes => Q4_0Bytes;
+    }
 
-        /// <summary>sum += lo x the token's bytes at q, hi x those at q + 16 (Q4: int16 lanes, Q5: int32).</summary>
-        static abstract Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q);
+    /// <summary>Q4_1 in block order (<see cref="VecDotScalar.Q4_1"/>).</summary>
+    private readonly struct Q4_1Blocks : INibbleBlocks
+    {
+        public static bool FiveBits => false;
+        public static bool HasMins => true;
+        public static int BlockBytes => Q4_1Bytes;
+    }
 
-        /// <summary>Two partial sums of a block added in their own lane width.</summary>
-        static abstract Vector256<int> Add(Vector256<int> x, Vector256<int> y);
+    /// <summary>Q5_0 in block order (<see cref="VecDotScalar.Q5_0"/>): quants 0..31 offset by 16 (16·Σq, twice the extras' 8·Σq).</summary>
+    private readonly struct Q5_0Blocks : INibbleBlocks
+    {
+        public static bool FiveBits => true;
+        public static bool HasMins => false;
+        public static int BlockBytes => Q5_0Bytes;
+    }
 
-        /// <summary>The group block's per-row scales, read once for every token: the eight d (and the eight m).</summary>
-        static abstract void Scales(byte* w, out Vector256<float> d, out Vector256<float> m);
+    /// <summary>Q5_1 in block order (<see cref="VecDotScalar.Q5_1"/>).</summary>
+    private readonly struct Q5_1Blocks : INibbleBlocks
+    {
+        public static bool FiveBits => true;
+        public static bool HasMins => true;
+        public static int BlockBytes => Q5_1Bytes;
+    }
 
-        /// <summary>One block into a token's accumulator: e is the token block's extras.</summary>
-        static abstract Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum);
+    /// <summary>Bytes of a token's activation block (Q8_0, or Q8_1 with mins).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ActivationBlockBytes<T>() where T : INibbleBlocks => T.HasMins ? Q8_1Bytes : Q8_0Bytes;
+
+    /// <summary>Offset of the 32 quants in a token's activation block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ActivationQuants<T>() where T : INibbleBlocks => T.HasMins ? 4 : 2;
+
+    /// <summary>Quant vector k (0..3) of the group block at w: its low and high quants as unsigned bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Quants<T>(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) where T : INibbleBlocks
+    {
+        byte* afterScales = w + (T.HasMins ? 32 : 16);
+        if (T.FiveBits) FiveBitQuants(afterScales, k, out lo, out hi);
+        else NibblesOf(afterScales, k, out lo, out hi);
+    }
+
+    /// <summary>sum += lo x the token's bytes at q, hi x those at q + 16 (Q4: int16 lanes, Q5: int32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Step<T>(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) where T : INibbleBlocks
+        => T.FiveBits ? Q5Step(sum, lo, hi, q) : Q4Step(sum, lo, hi, q);
+
+    /// <summary>Two partial sums of a block added in their own lane width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> AddPartials<T>(Vector256<int> x, Vector256<int> y) where T : INibbleBlocks
+        => T.FiveBits ? Avx2.Add(x, y) : Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
+
+    /// <summary>
+    /// One block into a token's accumulator (e: the token block's extras): acc = fma(dx·dy, sum, acc), the quants'
+    /// offset (Q4_0: 8·Σq, Q5_0: 16·Σq) taken off the sum first, or with mins then acc = fma(m, s, acc).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishBlock<T>(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+        where T : INibbleBlocks
+    {
+        Vector256<int> block = T.FiveBits ? sum : Widen(sum);
+        if (T.HasMins) return FinishWithMin(acc, d, m, e, block);
+        return Finish(acc, d, e, Avx2.Subtract(block, Vector256.Create(T.FiveBits ? *(int*)(e + 4) << 1 : *(int*)(e + 4))));
     }
 
     /// <summary>The low and high nibbles of quant vector <paramref name="k"/> at p (elements 4k.., 16 + 4k..).</summary>
@@ -364,110 +426,6 @@ internal static unsafe partial class VecDotAvx2Interleaved
         return Fma.MultiplyAdd(m, Vector256.Create(*(float*)(e + 4)), acc);
     }
 
-    /// <summary>Q4_0: nibbles offset by 8; acc = fma(dx·dy, Σ(n - 8)·q, acc), the offset taken off as 8·Σq from the extras.</summary>
-    private readonly struct Q4_0Blocks : INibbleBlocks
-    {
-        public static int GroupBlockBytes => 8 * Q4_0Bytes;
-        public static int ActivationBlockBytes => Q8_0Bytes;
-        public static int ActivationQuants => 2;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => NibblesOf(w + 16, k, out lo, out hi);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q4Step(sum, lo, hi, q);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, false, out d, out m);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
-            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(Widen(sum), Vector256.Create(*(int*)(e + 4))));
-    }
-
-    /// <summary>
-    /// Q4_1 in block order (<see cref="VecDotScalar.Q4_1"/>): acc = fma(dx·dy, Σn·q, acc), then acc = fma(m, s, acc)
-    /// with the token block's s (d·Σq, a half, as ggml's Q8_1 stores it); dy and s from the extras
-    /// (<see cref="AppendExtrasQ8_1"/>).
-    /// </summary>
-    private readonly struct Q4_1Blocks : INibbleBlocks
-    {
-        public static int GroupBlockBytes => 8 * Q4_1Bytes;
-        public static int ActivationBlockBytes => Q8_1Bytes;
-        public static int ActivationQuants => 4;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => NibblesOf(w + 32, k, out lo, out hi);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q4Step(sum, lo, hi, q);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, true, out d, out m);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
-            => FinishWithMin(acc, d, m, e, Widen(sum));
-    }
-
-    /// <summary>
-    /// Q5_0 in block order (<see cref="VecDotScalar.Q5_0"/>): the group block is the eight d, the eight rows' qh words,
-    /// then Q4_0's quant vectors; the quants with their fifth bits (0..31) times the activation, minus 16·Σq (twice
-    /// the extras' 8·Σq) for the offset of 16.
-    /// </summary>
-    private readonly struct Q5_0Blocks : INibbleBlocks
-    {
-        public static int GroupBlockBytes => 8 * Q5_0Bytes;
-        public static int ActivationBlockBytes => Q8_0Bytes;
-        public static int ActivationQuants => 2;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => FiveBitQuants(w + 16, k, out lo, out hi);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q5Step(sum, lo, hi, q);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x, y);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, false, out d, out m);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
-            => VecDotAvx2Interleaved.Finish(acc, d, e, Avx2.Subtract(sum, Vector256.Create(*(int*)(e + 4) << 1)));
-    }
-
-    /// <summary>Q5_1 in block order (<see cref="VecDotScalar.Q5_1"/>): the eight d, the eight m, the qh words, the quants.</summary>
-    private readonly struct Q5_1Blocks : INibbleBlocks
-    {
-        public static int GroupBlockBytes => 8 * Q5_1Bytes;
-        public static int ActivationBlockBytes => Q8_1Bytes;
-        public static int ActivationQuants => 4;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Quants(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) => FiveBitQuants(w + 32, k, out lo, out hi);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Step(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) => Q5Step(sum, lo, hi, q);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<int> Add(Vector256<int> x, Vector256<int> y) => Avx2.Add(x, y);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Scales(byte* w, out Vector256<float> d, out Vector256<float> m) => BlockScales(w, true, out d, out m);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<float> Finish(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
-            => FinishWithMin(acc, d, m, e, sum);
-    }
-
     /// <summary>Eight interleaved Q4_0 rows x four tokens; see <see cref="Q8_0x4"/>.</summary>
     public static void Q4_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         => NibblesX4<Q4_0Blocks>(w, y, yStride, n, output, outStride);
@@ -511,7 +469,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
 
     /// <summary>The first activation extras of a row of <paramref name="n"/> elements at y (past its blocks).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static byte* ExtrasOf<T>(byte* y, int n) where T : INibbleBlocks => y + n / QK * T.ActivationBlockBytes;
+    private static byte* ExtrasOf<T>(byte* y, int n) where T : INibbleBlocks => y + n / QK * ActivationBlockBytes<T>();
 
     /// <summary>Eight unsigned-nibble rows x four tokens; never inlined into its wrappers (see <see cref="SignedX4"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -521,23 +479,23 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += 8 * T.BlockBytes, y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 4; k++)
             {
-                T.Quants(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
-                byte* q = y + T.ActivationQuants + 4 * k;
-                i0 = T.Step(i0, lo, hi, q);
-                i1 = T.Step(i1, lo, hi, q + s1);
-                i2 = T.Step(i2, lo, hi, q + s2);
-                i3 = T.Step(i3, lo, hi, q + s3);
+                Quants<T>(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
+                byte* q = y + ActivationQuants<T>() + 4 * k;
+                i0 = Step<T>(i0, lo, hi, q);
+                i1 = Step<T>(i1, lo, hi, q + s1);
+                i2 = Step<T>(i2, lo, hi, q + s2);
+                i3 = Step<T>(i3, lo, hi, q + s3);
             }
-            T.Scales(w, out Vector256<float> d, out Vector256<float> m);
-            a0 = T.Finish(a0, d, m, e, i0);
-            a1 = T.Finish(a1, d, m, e + s1, i1);
-            a2 = T.Finish(a2, d, m, e + s2, i2);
-            a3 = T.Finish(a3, d, m, e + s3, i3);
+            BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
+            a0 = FinishBlock<T>(a0, d, m, e, i0);
+            a1 = FinishBlock<T>(a1, d, m, e + s1, i1);
+            a2 = FinishBlock<T>(a2, d, m, e + s2, i2);
+            a3 = FinishBlock<T>(a3, d, m, e + s3, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -550,32 +508,32 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += T.ActivationBlockBytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += 8 * T.BlockBytes, y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int k = 0; k < 4; k++)
             {
-                T.Quants(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
-                byte* q = y + T.ActivationQuants + 4 * k, q4 = q + s4;
-                i0 = T.Step(i0, lo, hi, q);
-                i1 = T.Step(i1, lo, hi, q + s1);
-                i2 = T.Step(i2, lo, hi, q + s2);
-                i3 = T.Step(i3, lo, hi, q + s3);
-                i4 = T.Step(i4, lo, hi, q4);
-                i5 = T.Step(i5, lo, hi, q4 + s1);
-                i6 = T.Step(i6, lo, hi, q4 + s2);
-                i7 = T.Step(i7, lo, hi, q4 + s3);
+                Quants<T>(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
+                byte* q = y + ActivationQuants<T>() + 4 * k, q4 = q + s4;
+                i0 = Step<T>(i0, lo, hi, q);
+                i1 = Step<T>(i1, lo, hi, q + s1);
+                i2 = Step<T>(i2, lo, hi, q + s2);
+                i3 = Step<T>(i3, lo, hi, q + s3);
+                i4 = Step<T>(i4, lo, hi, q4);
+                i5 = Step<T>(i5, lo, hi, q4 + s1);
+                i6 = Step<T>(i6, lo, hi, q4 + s2);
+                i7 = Step<T>(i7, lo, hi, q4 + s3);
             }
-            T.Scales(w, out Vector256<float> d, out Vector256<float> m);
+            BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
             byte* e4 = e + s4;
-            a0 = T.Finish(a0, d, m, e, i0);
-            a1 = T.Finish(a1, d, m, e + s1, i1);
-            a2 = T.Finish(a2, d, m, e + s2, i2);
-            a3 = T.Finish(a3, d, m, e + s3, i3);
-            a4 = T.Finish(a4, d, m, e4, i4);
-            a5 = T.Finish(a5, d, m, e4 + s1, i5);
-            a6 = T.Finish(a6, d, m, e4 + s2, i6);
-            a7 = T.Finish(a7, d, m, e4 + s3, i7);
+            a0 = FinishBlock<T>(a0, d, m, e, i0);
+            a1 = FinishBlock<T>(a1, d, m, e + s1, i1);
+            a2 = FinishBlock<T>(a2, d, m, e + s2, i2);
+            a3 = FinishBlock<T>(a3, d, m, e + s3, i3);
+            a4 = FinishBlock<T>(a4, d, m, e4, i4);
+            a5 = FinishBlock<T>(a5, d, m, e4 + s1, i5);
+            a6 = FinishBlock<T>(a6, d, m, e4 + s2, i6);
+            a7 = FinishBlock<T>(a7, d, m, e4 + s3, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -598,7 +556,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void NibblesX1<T>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks
     {
-        int B = T.GroupBlockBytes, A = T.ActivationBlockBytes;
+        int B = 8 * T.BlockBytes, A = ActivationBlockBytes<T>();
         int nb = n / QK, ib = 0;
         byte* e = ExtrasOf<T>(y, n);
         Vector256<float> acc = default, d, m;
@@ -606,19 +564,19 @@ internal static unsafe partial class VecDotAvx2Interleaved
         {
             Vector256<int> s0 = NibbleBlock<T>(w, y), s1 = NibbleBlock<T>(w + B, y + A);
             Vector256<int> s2 = NibbleBlock<T>(w + 2 * B, y + 2 * A), s3 = NibbleBlock<T>(w + 3 * B, y + 3 * A);
-            T.Scales(w, out d, out m);
-            acc = T.Finish(acc, d, m, e, s0);
-            T.Scales(w + B, out d, out m);
-            acc = T.Finish(acc, d, m, e + Extras, s1);
-            T.Scales(w + 2 * B, out d, out m);
-            acc = T.Finish(acc, d, m, e + 2 * Extras, s2);
-            T.Scales(w + 3 * B, out d, out m);
-            acc = T.Finish(acc, d, m, e + 3 * Extras, s3);
+            BlockScales(w, T.HasMins, out d, out m);
+            acc = FinishBlock<T>(acc, d, m, e, s0);
+            BlockScales(w + B, T.HasMins, out d, out m);
+            acc = FinishBlock<T>(acc, d, m, e + Extras, s1);
+            BlockScales(w + 2 * B, T.HasMins, out d, out m);
+            acc = FinishBlock<T>(acc, d, m, e + 2 * Extras, s2);
+            BlockScales(w + 3 * B, T.HasMins, out d, out m);
+            acc = FinishBlock<T>(acc, d, m, e + 3 * Extras, s3);
         }
         for (; ib < nb; ib++, w += B, y += A, e += Extras)
         {
-            T.Scales(w, out d, out m);
-            acc = T.Finish(acc, d, m, e, NibbleBlock<T>(w, y));
+            BlockScales(w, T.HasMins, out d, out m);
+            acc = FinishBlock<T>(acc, d, m, e, NibbleBlock<T>(w, y));
         }
         Avx.Store(output, acc);
     }
@@ -630,15 +588,15 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> NibbleBlock<T>(byte* w, byte* y) where T : INibbleBlocks
     {
-        byte* q = y + T.ActivationQuants;
-        T.Quants(w, 0, out var lo0, out var hi0);
-        T.Quants(w, 1, out var lo1, out var hi1);
-        Vector256<int> i0 = T.Step(default, lo0, hi0, q), i1 = T.Step(default, lo1, hi1, q + 4);
-        T.Quants(w, 2, out lo0, out hi0);
-        T.Quants(w, 3, out lo1, out hi1);
-        i0 = T.Step(i0, lo0, hi0, q + 8);
-        i1 = T.Step(i1, lo1, hi1, q + 12);
-        return T.Add(i0, i1);
+        byte* q = y + ActivationQuants<T>();
+        Quants<T>(w, 0, out var lo0, out var hi0);
+        Quants<T>(w, 1, out var lo1, out var hi1);
+        Vector256<int> i0 = Step<T>(default, lo0, hi0, q), i1 = Step<T>(default, lo1, hi1, q + 4);
+        Quants<T>(w, 2, out lo0, out hi0);
+        Quants<T>(w, 3, out lo1, out hi1);
+        i0 = Step<T>(i0, lo0, hi0, q + 8);
+        i1 = Step<T>(i1, lo1, hi1, q + 12);
+        return AddPartials<T>(i0, i1);
     }
 
     /// <summary>
