@@ -73,7 +73,7 @@ public sealed class GarnetClusterTests : IDisposable
         using var h = new TierEngineHarness(new RedisKvTier(Configuration));
         await h.ComputeAndEvictSharedAsync();
         var fetched = h.Run(Request(Shared));
-        Assert.Equal(SharedBlockTokens, h.Engine.PrefixCache.TierHitTokens);
+        h.AssertSharedPrefixFromTier();
         h.AssertRecomputed(Request(Shared), fetched);
 
         using var client = await ConnectionMultiplexer.ConnectAsync(Configuration);

@@ -33,7 +33,7 @@ public sealed class DiskTierEngineTests : IDisposable
         await _h.ComputeAndEvictSharedAsync();
         Assert.True(_disk.Count >= 5, $"{_disk.Count} blocks on disk");
         var fetched = _h.Run(Request(Shared));
-        Assert.Equal(SharedBlockTokens, _h.Engine.PrefixCache.TierHitTokens);
+        _h.AssertSharedPrefixFromTier();
         Assert.Equal(5, _h.Stats.Hits);
         _h.AssertRecomputed(Request(Shared), fetched);
         _h.Engine.Pool.Verify();
@@ -75,7 +75,7 @@ public sealed class DiskTierEngineTests : IDisposable
         Assert.Equal(0, _h.Stats.Hits);
         _h.AssertRecomputed(Request(Shared), other);
         _h.Run(Request(Shared, salt: "tenant-a"));
-        Assert.Equal(SharedBlockTokens, _h.Engine.PrefixCache.TierHitTokens);
+        _h.AssertSharedPrefixFromTier();
     }
 
     [Fact]

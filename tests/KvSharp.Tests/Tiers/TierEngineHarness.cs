@@ -37,6 +37,19 @@ public sealed class TierEngineHarness : IDisposable
 
     public KvTierStats Stats => Tiers.Stats[0];
 
+    /// <summary>
+    /// Asserts that the last lookups took all <see cref="SharedBlockTokens"/> from the tier, naming the tier's counts
+    /// when they did not (a lost write, a miss, an error and a refused value look alike from the hit count alone).
+    /// </summary>
+    public void AssertSharedPrefixFromTier()
+    {
+        long hit = Engine.PrefixCache.TierHitTokens;
+        var t = Stats;
+        Assert.True(hit == SharedBlockTokens,
+            $"tier hit tokens {hit}, expected {SharedBlockTokens}; {Tiers.Tiers[0].Name}: lookups {t.Lookups}, hits {t.Hits}, misses {t.Misses}, " +
+            $"refused {t.Refused}, timeouts {t.Timeouts}, errors {t.Errors}, writes {t.Writes}; writes dropped {Tiers.DroppedWrites}, pending {Tiers.PendingWrites}");
+    }
+
     public static EngineRequest Request(int[] prompt, string? salt = null) => new()
     {
         PromptTokens = prompt,
