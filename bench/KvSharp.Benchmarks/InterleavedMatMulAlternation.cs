@@ -12,9 +12,10 @@ namespace KvSharp.Benchmarks;
 /// </code>
 /// (rounds, weight type, rows x columns, tokens: 1 times the decode kernels, 4 or more prefill's.) A sixth argument
 /// <c>paths</c> instead alternates the interleaved matrix on the AVX2 kernels against the default path (AVX-512 where
-/// the type has kernels there):
+/// the type has kernels there), or on the two paths named after it (KVSHARP_ISA's names):
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- interleaved 41 IQ4_NL 2048x768 8 paths
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- interleaved 41 Q4_0 2048x768 8 paths avx512 avx2-vnni
 /// </code>
 /// </summary>
 internal static unsafe class InterleavedMatMulAlternation
@@ -49,6 +50,18 @@ internal static unsafe class InterleavedMatMulAlternation
             for (int i = 0; i < yp.Length; i++)
                 if (BitConverter.SingleToInt32Bits(yp[i]) != BitConverter.SingleToInt32Bits(yi[i]))
                     throw new InvalidOperationException($"interleaved: output {i} differs: {yi[i]:R} vs {yp[i]:R}");
+            if (args.Length > 7 && args[5] == "paths")
+            {
+                KernelPath a = KernelPaths.Parse(args[6], "interleaved paths"), b = KernelPaths.Parse(args[7], "interleaved paths");
+                using (KernelPaths.Force(a)) matMul.Multiply(interleaved, x, tokens, yp);
+                using (KernelPaths.Force(b)) matMul.Multiply(interleaved, x, tokens, yi);
+                if (!yp.AsSpan().SequenceEqual(yi))
+                    throw new InvalidOperationException($"interleaved: {args[6]} and {args[7]} give different outputs");
+                FourTokenAlternation.Alternate($"{type} {rows}x{cols}, {tokens} token(s), {KernelPaths.Name(a)} against {KernelPaths.Name(b)}", rounds,
+                    () => { using (KernelPaths.Force(a)) matMul.Multiply(interleaved, x, tokens, yp); },
+                    () => { using (KernelPaths.Force(b)) matMul.Multiply(interleaved, x, tokens, yi); }, $"{KernelPaths.Name(a)} / {KernelPaths.Name(b)}");
+                return;
+            }
             if (args.Length > 5 && args[5] == "paths")
             {
                 FourTokenAlternation.Alternate($"{type} {rows}x{cols}, {tokens} token(s), default path {KernelPaths.Describe(type)}", rounds,

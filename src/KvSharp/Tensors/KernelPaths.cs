@@ -55,30 +55,54 @@ public static class KernelPaths
             return cap switch
             {
                 KernelPath.Scalar => KernelPath.Scalar,
-                KernelPath.Avx2Vnni when type == GgmlType.Q8_0 => KernelPath.Avx2Vnni,
+                KernelPath.Avx2Vnni when HasVnniKernels(type) => KernelPath.Avx2Vnni,
                 KernelPath.Avx512 when HasAvx512Kernels(type) => KernelPath.Avx512,
                 _ => KernelPath.Avx2,
             };
         }
-        if (!s_avx2) return KernelPath.Scalar;
-        // AVX-VNNI multiplies 32 byte pairs in one instruction, the AVX-512 kernels 64 in four: where both exist, VNNI
-        // is the one measured faster (docs/benchmarks-history.md); .NET 10 exposes no 512-bit VNNI.
-        if (type == GgmlType.Q8_0 && IsAvailable(KernelPath.Avx2Vnni) && !s_noVnni) return KernelPath.Avx2Vnni;
-        if (HasAvx512Kernels(type) && IsAvailable(KernelPath.Avx512)) return KernelPath.Avx512;
-        return KernelPath.Avx2;
+        return Default(type, int.MaxValue);
     }
 
     /// <summary>
-    /// The path for one product over <paramref name="tokens"/> activation rows: <see cref="For(GgmlType, KernelPath?)"/>,
-    /// except that with no path asked for, a one-row product (one-token decode) of a type
-    /// <see cref="OneTokenStaysOnAvx2"/> names stays on AVX2 where the default would be AVX-512. Every path gives the
-    /// same bits, so mixing them keeps batch invariance.
+    /// The fastest path measured for products of <paramref name="type"/> over <paramref name="tokens"/> activation rows,
+    /// among those this machine has. .NET 10 exposes no 512-bit VNNI, so where a CPU has both AVX-VNNI and AVX-512 (Zen 5,
+    /// Sapphire Rapids) a type can have kernels on both; which wins was measured per type and product size on Zen 5
+    /// (AMD EPYC family 26 model 2; in-process A/B of the same interleaved matrix, one thread, bit-identical outputs:
+    /// `bench interleaved 31 TYPE 2048x768 T paths A B`, and 32768x768 for one token streaming its weights;
+    /// docs/benchmarks.md "Tenth session"). Time on AVX-512 over time on VNNI:
+    /// <list type="bullet">
+    /// <item>Q8_0: 1.08-1.14x at 8 and 64 tokens, 1.34x at one, 1.60x streaming: VNNI at every size (its one vpdpbusd
+    /// does the sign trick's three instructions' work per 32 byte pairs);</item>
+    /// <item>Q4_0: 0.68-0.69x at 8 and 64 tokens (a 64-byte vpmaddubsw at full width on Zen 5 against two 32-byte
+    /// vpdpbusd), 0.96x one token from cache, 1.11x streaming: AVX-512 for prefill, VNNI for decode;</item>
+    /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
+    /// and no AVX-512).</item>
+    /// </list>
+    /// A type with no AVX-512 kernels runs VNNI where it has kernels there (Q4_1, Q5_0, Q5_1: 1.12-1.38x faster than
+    /// AVX2), else AVX2. Without VNNI (Zen 4, or KVSHARP_VNNI=0) a one-token product of a type
+    /// <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather than AVX-512.
+    /// </summary>
+    private static KernelPath Default(GgmlType type, int tokens)
+    {
+        if (!s_avx2) return KernelPath.Scalar;
+        bool vnni = HasVnniKernels(type) && IsAvailable(KernelPath.Avx2Vnni) && !s_noVnni;
+        bool avx512 = HasAvx512Kernels(type) && IsAvailable(KernelPath.Avx512);
+        if (vnni && (!avx512 || VnniBeforeAvx512(type, tokens))) return KernelPath.Avx2Vnni;
+        if (avx512 && !(tokens == 1 && OneTokenStaysOnAvx2(type))) return KernelPath.Avx512;
+        return KernelPath.Avx2;
+    }
+
+    /// <summary>Where both paths have kernels, whether VNNI was measured faster (see <see cref="Default"/>).</summary>
+    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type == GgmlType.Q4_0 && tokens == 1);
+
+    /// <summary>
+    /// The path for one product over <paramref name="tokens"/> activation rows: the one asked for
+    /// (<see cref="For(GgmlType, KernelPath?)"/>), else the fastest measured for that size (<see cref="Default"/>: a
+    /// one-row product, one-token decode, can run another path than prefill). Every path gives the same bits, so
+    /// mixing them keeps batch invariance.
     /// </summary>
     public static KernelPath For(GgmlType type, KernelPath? requested, int tokens)
-    {
-        var path = For(type, requested);
-        return requested == null && tokens == 1 && path == KernelPath.Avx512 && OneTokenStaysOnAvx2(type) ? KernelPath.Avx2 : path;
-    }
+        => requested == null ? Default(type, tokens) : For(type, requested);
 
     /// <summary>The path a weight type runs on, as reports name it: one name, or "avx512 prefill, avx2 decode" where they differ.</summary>
     public static string Describe(GgmlType type)
@@ -105,6 +129,9 @@ public static class KernelPaths
     /// a quiet machine where Q8_0 on AVX2 reached 0.73-0.80, until OneTokenStreamBenchmarks (bench/) is run there.
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type == GgmlType.Q8_0;
+
+    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL and the nibble types.</summary>
+    public static bool HasVnniKernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.IQ4_NL || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL;

@@ -182,6 +182,10 @@ public sealed unsafe class MatMul
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         delegate*<byte*, nint, byte*, nint, int, float*, nint, void> pair1 = null, pair4 = null, pair8 = null;
         if (pairs) VecDotAvx512Interleaved.Kernels(w.Type, out pair1, out pair4, out pair8);
+        delegate*<byte*, byte*, int, float*, void> nibble1 = null;
+        delegate*<byte*, byte*, nint, int, float*, nint, void> nibble4 = null, nibble8 = null;
+        if (interleaved != null && VecDotAvx2Interleaved.IsNibbleType(w.Type))
+            VecDotAvx2Interleaved.NibbleKernels(w.Type, vnni, out nibble1, out nibble4, out nibble8);
         return new MatJob
         {
             Pair1 = pair1,
@@ -190,37 +194,25 @@ public sealed unsafe class MatMul
             Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
-            Group4 = interleaved == null ? null : w.Type switch
+            Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
-                GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x4,
-                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx4,
-                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x4,
-                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x4,
-                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x4,
+                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx4Vnni : &VecDotAvx2Interleaved.Iq4Nlx4,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
                 _ => &VecDotAvx2Interleaved.F32x4,
             },
-            Group8 = interleaved == null ? null : w.Type switch
+            Group8 = interleaved == null ? null : nibble8 != null ? nibble8 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x8Vnni : &VecDotAvx2Interleaved.Q8_0x8,
-                GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x8,
-                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx8,
-                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x8,
-                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x8,
-                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x8,
+                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx8Vnni : &VecDotAvx2Interleaved.Iq4Nlx8,
                 _ => null,
             },
-            Group1 = interleaved == null ? null : w.Type switch
+            Group1 = interleaved == null ? null : nibble1 != null ? nibble1 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x1Vnni : &VecDotAvx2Interleaved.Q8_0x1,
-                GgmlType.Q4_0 => &VecDotAvx2Interleaved.Q4_0x1,
-                GgmlType.IQ4_NL => &VecDotAvx2Interleaved.Iq4Nlx1,
-                GgmlType.Q4_1 => &VecDotAvx2Interleaved.Q4_1x1,
-                GgmlType.Q5_0 => &VecDotAvx2Interleaved.Q5_0x1,
-                GgmlType.Q5_1 => &VecDotAvx2Interleaved.Q5_1x1,
+                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx1Vnni : &VecDotAvx2Interleaved.Iq4Nlx1,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,

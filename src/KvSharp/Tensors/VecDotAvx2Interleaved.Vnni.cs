@@ -5,8 +5,9 @@ using System.Runtime.Intrinsics.X86;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// The Q8_0 group kernels on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four products summed into each
-/// int32 lane in one instruction), used on <see cref="KernelPath.Avx2Vnni"/> (<see cref="KernelPaths"/>).
+/// The signed-weight group kernels (Q8_0, IQ4_NL) on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four
+/// products summed into each int32 lane in one instruction), used on <see cref="KernelPath.Avx2Vnni"/>
+/// (<see cref="KernelPaths"/>). The nibble types' VNNI kernels are <see cref="NibbleKernels"/>.
 /// </summary>
 internal static unsafe partial class VecDotAvx2Interleaved
 {
@@ -20,6 +21,17 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// <summary><see cref="Q8_0x8"/> on VNNI.</summary>
     public static void Q8_0x8Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         => SignedX8<Q8Weights, VnniOffset>(w, y, yStride, n, output, outStride);
+
+    /// <summary><see cref="Iq4Nlx1"/> on VNNI.</summary>
+    public static void Iq4Nlx1Vnni(byte* w, byte* y, int n, float* output) => SignedX1<Iq4NlWeights, VnniOffset>(w, y, n, output);
+
+    /// <summary><see cref="Iq4Nlx4"/> on VNNI.</summary>
+    public static void Iq4Nlx4Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => SignedX4<Iq4NlWeights, VnniOffset>(w, y, yStride, n, output, outStride);
+
+    /// <summary><see cref="Iq4Nlx8"/> on VNNI.</summary>
+    public static void Iq4Nlx8Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
+        => SignedX8<Iq4NlWeights, VnniOffset>(w, y, yStride, n, output, outStride);
 
     /// <summary>
     /// The sign trick spends three multiply-pipe instructions per 32 multiply-adds of a row and token (vpsignb,

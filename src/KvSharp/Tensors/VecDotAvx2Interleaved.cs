@@ -338,25 +338,60 @@ internal static unsafe partial class VecDotAvx2Interleaved
         else NibblesOf(afterScales, k, out lo, out hi);
     }
 
-    /// <summary>sum += lo x the token's bytes at q, hi x those at q + 16 (Q4: int16 lanes, Q5: int32).</summary>
+    /// <summary>
+    /// How a nibble group kernel multiplies: vpmaddubsw into int16 lanes (<see cref="Maddubs"/>, AVX2) or vpdpbusd
+    /// straight into int32 lanes (<see cref="Dpbusd"/>, AVX-VNNI). Both take the quants as the unsigned operand, as
+    /// they are, so no sign step is needed either way. The kernels are generic over it; the JIT folds it per kernel.
+    /// </summary>
+    private interface INibbleMultiply
+    {
+        /// <summary>Whether a step adds into int32 lanes (vpdpbusd), so a block's sum needs no widening.</summary>
+        static abstract bool Vnni { get; }
+    }
+
+    /// <summary>AVX2: two vpmaddubsw per step (and their adds), int16 lanes widened per block or step (see <see cref="INibbleBlocks"/>).</summary>
+    private readonly struct Maddubs : INibbleMultiply
+    {
+        public static bool Vnni => false;
+    }
+
+    /// <summary>
+    /// AVX-VNNI: one vpdpbusd per half step, each multiplying four quant bytes by the token's four bytes and adding them
+    /// into the lane's int32: two instructions per step where vpmaddubsw takes four (Q4) or five (Q5). The integers are
+    /// exact either way (vpmaddubsw never saturates here: a pair is at most 2 x 31 x 128), so every block sum, and with
+    /// the same float finish every output, has the AVX2 kernels' bits.
+    /// </summary>
+    private readonly struct Dpbusd : INibbleMultiply
+    {
+        public static bool Vnni => true;
+    }
+
+    /// <summary>Whether a step's sum is in int32 lanes (Q5, or any type on VNNI) rather than int16 lanes to widen.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Step<T>(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) where T : INibbleBlocks
-        => T.FiveBits ? Q5Step(sum, lo, hi, q) : Q4Step(sum, lo, hi, q);
+    private static bool Int32Lanes<T, TM>() where T : INibbleBlocks where TM : INibbleMultiply => T.FiveBits || TM.Vnni;
+
+    /// <summary>sum += lo x the token's bytes at q, hi x those at q + 16 (in the lanes <see cref="Int32Lanes"/> says).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Step<T, TM>(Vector256<int> sum, Vector256<byte> lo, Vector256<byte> hi, byte* q) where T : INibbleBlocks where TM : INibbleMultiply
+    {
+        if (TM.Vnni) return AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(sum, lo, Broadcast4(q)), hi, Broadcast4(q + 16));
+        return T.FiveBits ? Q5Step(sum, lo, hi, q) : Q4Step(sum, lo, hi, q);
+    }
 
     /// <summary>Two partial sums of a block added in their own lane width.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> AddPartials<T>(Vector256<int> x, Vector256<int> y) where T : INibbleBlocks
-        => T.FiveBits ? Avx2.Add(x, y) : Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
+    private static Vector256<int> AddPartials<T, TM>(Vector256<int> x, Vector256<int> y) where T : INibbleBlocks where TM : INibbleMultiply
+        => Int32Lanes<T, TM>() ? Avx2.Add(x, y) : Avx2.Add(x.AsInt16(), y.AsInt16()).AsInt32();
 
     /// <summary>
     /// One block into a token's accumulator (e: the token block's extras): acc = fma(dx·dy, sum, acc), the quants'
     /// offset (Q4_0: 8·Σq, Q5_0: 16·Σq) taken off the sum first, or with mins then acc = fma(m, s, acc).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> FinishBlock<T>(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
-        where T : INibbleBlocks
+    private static Vector256<float> FinishBlock<T, TM>(Vector256<float> acc, Vector256<float> d, Vector256<float> m, byte* e, Vector256<int> sum)
+        where T : INibbleBlocks where TM : INibbleMultiply
     {
-        Vector256<int> block = T.FiveBits ? sum : Widen(sum);
+        Vector256<int> block = Int32Lanes<T, TM>() ? sum : Widen(sum);
         if (T.HasMins) return FinishWithMin(acc, d, m, e, block);
         return Finish(acc, d, e, Avx2.Subtract(block, Vector256.Create(T.FiveBits ? *(int*)(e + 4) << 1 : *(int*)(e + 4))));
     }
@@ -426,46 +461,43 @@ internal static unsafe partial class VecDotAvx2Interleaved
         return Fma.MultiplyAdd(m, Vector256.Create(*(float*)(e + 4)), acc);
     }
 
-    /// <summary>Eight interleaved Q4_0 rows x four tokens; see <see cref="Q8_0x4"/>.</summary>
-    public static void Q4_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX4<Q4_0Blocks>(w, y, yStride, n, output, outStride);
+    /// <summary>
+    /// The group kernels of a nibble type (Q4_0, Q4_1, Q5_0, Q5_1) by one, four and eight tokens, on AVX-VNNI
+    /// (<paramref name="vnni"/>) or AVX2.
+    /// </summary>
+    public static void NibbleKernels(GgmlType type, bool vnni, out delegate*<byte*, byte*, int, float*, void> one,
+        out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
+    {
+        switch (type)
+        {
+            case GgmlType.Q4_0: Kernels<Q4_0Blocks>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q4_1: Kernels<Q4_1Blocks>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q5_0: Kernels<Q5_0Blocks>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q5_1: Kernels<Q5_1Blocks>(vnni, out one, out four, out eight); break;
+            default: throw new NotSupportedException($"VecDotAvx2Interleaved: {type} is not a nibble type (Q4_0, Q4_1, Q5_0, Q5_1)");
+        }
+    }
 
-    /// <summary>Eight interleaved Q4_0 rows x eight tokens; see <see cref="Q8_0x8"/>.</summary>
-    public static void Q4_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX8<Q4_0Blocks>(w, y, yStride, n, output, outStride);
+    /// <summary>Whether <paramref name="type"/> has nibble group kernels (<see cref="NibbleKernels"/>).</summary>
+    public static bool IsNibbleType(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
 
-    /// <summary>Eight interleaved Q4_1 rows x one token (<see cref="Q4_1Blocks"/>).</summary>
-    public static void Q4_1x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q4_1Blocks>(w, y, n, output);
-
-    /// <summary>Eight interleaved Q4_1 rows x four tokens (<see cref="Q4_1Blocks"/>).</summary>
-    public static void Q4_1x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX4<Q4_1Blocks>(w, y, yStride, n, output, outStride);
-
-    /// <summary>Eight interleaved Q4_1 rows x eight tokens (<see cref="Q4_1Blocks"/>).</summary>
-    public static void Q4_1x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX8<Q4_1Blocks>(w, y, yStride, n, output, outStride);
-
-    /// <summary>Eight interleaved Q5_0 rows x one token (<see cref="Q5_0Blocks"/>).</summary>
-    public static void Q5_0x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q5_0Blocks>(w, y, n, output);
-
-    /// <summary>Eight interleaved Q5_0 rows x four tokens (<see cref="Q5_0Blocks"/>).</summary>
-    public static void Q5_0x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX4<Q5_0Blocks>(w, y, yStride, n, output, outStride);
-
-    /// <summary>Eight interleaved Q5_0 rows x eight tokens (<see cref="Q5_0Blocks"/>).</summary>
-    public static void Q5_0x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX8<Q5_0Blocks>(w, y, yStride, n, output, outStride);
-
-    /// <summary>Eight interleaved Q5_1 rows x one token (<see cref="Q5_1Blocks"/>).</summary>
-    public static void Q5_1x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q5_1Blocks>(w, y, n, output);
-
-    /// <summary>Eight interleaved Q5_1 rows x four tokens (<see cref="Q5_1Blocks"/>).</summary>
-    public static void Q5_1x4(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX4<Q5_1Blocks>(w, y, yStride, n, output, outStride);
-
-    /// <summary>Eight interleaved Q5_1 rows x eight tokens (<see cref="Q5_1Blocks"/>).</summary>
-    public static void Q5_1x8(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => NibblesX8<Q5_1Blocks>(w, y, yStride, n, output, outStride);
+    private static void Kernels<T>(bool vnni, out delegate*<byte*, byte*, int, float*, void> one,
+        out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
+        where T : INibbleBlocks
+    {
+        if (vnni)
+        {
+            one = &NibblesX1<T, Dpbusd>;
+            four = &NibblesX4<T, Dpbusd>;
+            eight = &NibblesX8<T, Dpbusd>;
+        }
+        else
+        {
+            one = &NibblesX1<T, Maddubs>;
+            four = &NibblesX4<T, Maddubs>;
+            eight = &NibblesX8<T, Maddubs>;
+        }
+    }
 
     /// <summary>The first activation extras of a row of <paramref name="n"/> elements at y (past its blocks).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -473,7 +505,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
 
     /// <summary>Eight unsigned-nibble rows x four tokens; never inlined into its wrappers (see <see cref="SignedX4"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void NibblesX4<T>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks
+    private static void NibblesX4<T, TM>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks where TM : INibbleMultiply
     {
         int nb = n / QK;
         byte* e = ExtrasOf<T>(y, n);
@@ -486,23 +518,23 @@ internal static unsafe partial class VecDotAvx2Interleaved
             {
                 Quants<T>(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
                 byte* q = y + ActivationQuants<T>() + 4 * k;
-                i0 = Step<T>(i0, lo, hi, q);
-                i1 = Step<T>(i1, lo, hi, q + s1);
-                i2 = Step<T>(i2, lo, hi, q + s2);
-                i3 = Step<T>(i3, lo, hi, q + s3);
+                i0 = Step<T, TM>(i0, lo, hi, q);
+                i1 = Step<T, TM>(i1, lo, hi, q + s1);
+                i2 = Step<T, TM>(i2, lo, hi, q + s2);
+                i3 = Step<T, TM>(i3, lo, hi, q + s3);
             }
             BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
-            a0 = FinishBlock<T>(a0, d, m, e, i0);
-            a1 = FinishBlock<T>(a1, d, m, e + s1, i1);
-            a2 = FinishBlock<T>(a2, d, m, e + s2, i2);
-            a3 = FinishBlock<T>(a3, d, m, e + s3, i3);
+            a0 = FinishBlock<T, TM>(a0, d, m, e, i0);
+            a1 = FinishBlock<T, TM>(a1, d, m, e + s1, i1);
+            a2 = FinishBlock<T, TM>(a2, d, m, e + s2, i2);
+            a3 = FinishBlock<T, TM>(a3, d, m, e + s3, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
     /// <summary>Eight unsigned-nibble rows x eight tokens; never inlined into its wrappers (see <see cref="SignedX4"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void NibblesX8<T>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks
+    private static void NibblesX8<T, TM>(byte* w, byte* y, nint yStride, int n, float* output, nint outStride) where T : INibbleBlocks where TM : INibbleMultiply
     {
         int nb = n / QK;
         byte* e = ExtrasOf<T>(y, n);
@@ -515,25 +547,25 @@ internal static unsafe partial class VecDotAvx2Interleaved
             {
                 Quants<T>(w, k, out Vector256<byte> lo, out Vector256<byte> hi);
                 byte* q = y + ActivationQuants<T>() + 4 * k, q4 = q + s4;
-                i0 = Step<T>(i0, lo, hi, q);
-                i1 = Step<T>(i1, lo, hi, q + s1);
-                i2 = Step<T>(i2, lo, hi, q + s2);
-                i3 = Step<T>(i3, lo, hi, q + s3);
-                i4 = Step<T>(i4, lo, hi, q4);
-                i5 = Step<T>(i5, lo, hi, q4 + s1);
-                i6 = Step<T>(i6, lo, hi, q4 + s2);
-                i7 = Step<T>(i7, lo, hi, q4 + s3);
+                i0 = Step<T, TM>(i0, lo, hi, q);
+                i1 = Step<T, TM>(i1, lo, hi, q + s1);
+                i2 = Step<T, TM>(i2, lo, hi, q + s2);
+                i3 = Step<T, TM>(i3, lo, hi, q + s3);
+                i4 = Step<T, TM>(i4, lo, hi, q4);
+                i5 = Step<T, TM>(i5, lo, hi, q4 + s1);
+                i6 = Step<T, TM>(i6, lo, hi, q4 + s2);
+                i7 = Step<T, TM>(i7, lo, hi, q4 + s3);
             }
             BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
             byte* e4 = e + s4;
-            a0 = FinishBlock<T>(a0, d, m, e, i0);
-            a1 = FinishBlock<T>(a1, d, m, e + s1, i1);
-            a2 = FinishBlock<T>(a2, d, m, e + s2, i2);
-            a3 = FinishBlock<T>(a3, d, m, e + s3, i3);
-            a4 = FinishBlock<T>(a4, d, m, e4, i4);
-            a5 = FinishBlock<T>(a5, d, m, e4 + s1, i5);
-            a6 = FinishBlock<T>(a6, d, m, e4 + s2, i6);
-            a7 = FinishBlock<T>(a7, d, m, e4 + s3, i7);
+            a0 = FinishBlock<T, TM>(a0, d, m, e, i0);
+            a1 = FinishBlock<T, TM>(a1, d, m, e + s1, i1);
+            a2 = FinishBlock<T, TM>(a2, d, m, e + s2, i2);
+            a3 = FinishBlock<T, TM>(a3, d, m, e + s3, i3);
+            a4 = FinishBlock<T, TM>(a4, d, m, e4, i4);
+            a5 = FinishBlock<T, TM>(a5, d, m, e4 + s1, i5);
+            a6 = FinishBlock<T, TM>(a6, d, m, e4 + s2, i6);
+            a7 = FinishBlock<T, TM>(a7, d, m, e4 + s3, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
@@ -550,11 +582,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// took it in under tiered PGO (a benchmark's) ran out of inlining budget and called <see cref="NibbleBlock"/> and
     /// <see cref="Finish"/>: 2.3x slower on weights in L2 (the fault <see cref="SignedX4"/> describes).
     /// </summary>
-    public static void Q4_0x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q4_0Blocks>(w, y, n, output);
+    public static void Q4_0x1(byte* w, byte* y, int n, float* output) => NibblesX1<Q4_0Blocks, Maddubs>(w, y, n, output);
 
     /// <summary>Eight unsigned-nibble rows x one token (see <see cref="Q4_0x1"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void NibblesX1<T>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks
+    private static void NibblesX1<T, TM>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks where TM : INibbleMultiply
     {
         int B = 8 * T.BlockBytes, A = ActivationBlockBytes<T>();
         int nb = n / QK, ib = 0;
@@ -562,21 +594,21 @@ internal static unsafe partial class VecDotAvx2Interleaved
         Vector256<float> acc = default, d, m;
         for (; ib + 4 <= nb; ib += 4, w += 4 * B, y += 4 * A, e += 4 * Extras)
         {
-            Vector256<int> s0 = NibbleBlock<T>(w, y), s1 = NibbleBlock<T>(w + B, y + A);
-            Vector256<int> s2 = NibbleBlock<T>(w + 2 * B, y + 2 * A), s3 = NibbleBlock<T>(w + 3 * B, y + 3 * A);
+            Vector256<int> s0 = NibbleBlock<T, TM>(w, y), s1 = NibbleBlock<T, TM>(w + B, y + A);
+            Vector256<int> s2 = NibbleBlock<T, TM>(w + 2 * B, y + 2 * A), s3 = NibbleBlock<T, TM>(w + 3 * B, y + 3 * A);
             BlockScales(w, T.HasMins, out d, out m);
-            acc = FinishBlock<T>(acc, d, m, e, s0);
+            acc = FinishBlock<T, TM>(acc, d, m, e, s0);
             BlockScales(w + B, T.HasMins, out d, out m);
-            acc = FinishBlock<T>(acc, d, m, e + Extras, s1);
+            acc = FinishBlock<T, TM>(acc, d, m, e + Extras, s1);
             BlockScales(w + 2 * B, T.HasMins, out d, out m);
-            acc = FinishBlock<T>(acc, d, m, e + 2 * Extras, s2);
+            acc = FinishBlock<T, TM>(acc, d, m, e + 2 * Extras, s2);
             BlockScales(w + 3 * B, T.HasMins, out d, out m);
-            acc = FinishBlock<T>(acc, d, m, e + 3 * Extras, s3);
+            acc = FinishBlock<T, TM>(acc, d, m, e + 3 * Extras, s3);
         }
         for (; ib < nb; ib++, w += B, y += A, e += Extras)
         {
             BlockScales(w, T.HasMins, out d, out m);
-            acc = FinishBlock<T>(acc, d, m, e, NibbleBlock<T>(w, y));
+            acc = FinishBlock<T, TM>(acc, d, m, e, NibbleBlock<T, TM>(w, y));
         }
         Avx.Store(output, acc);
     }
@@ -586,17 +618,17 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// rows' block sums over two chains (integer adds are exact, so the split changes nothing).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> NibbleBlock<T>(byte* w, byte* y) where T : INibbleBlocks
+    private static Vector256<int> NibbleBlock<T, TM>(byte* w, byte* y) where T : INibbleBlocks where TM : INibbleMultiply
     {
         byte* q = y + ActivationQuants<T>();
         Quants<T>(w, 0, out var lo0, out var hi0);
         Quants<T>(w, 1, out var lo1, out var hi1);
-        Vector256<int> i0 = Step<T>(default, lo0, hi0, q), i1 = Step<T>(default, lo1, hi1, q + 4);
+        Vector256<int> i0 = Step<T, TM>(default, lo0, hi0, q), i1 = Step<T, TM>(default, lo1, hi1, q + 4);
         Quants<T>(w, 2, out lo0, out hi0);
         Quants<T>(w, 3, out lo1, out hi1);
-        i0 = Step<T>(i0, lo0, hi0, q + 8);
-        i1 = Step<T>(i1, lo1, hi1, q + 12);
-        return AddPartials<T>(i0, i1);
+        i0 = Step<T, TM>(i0, lo0, hi0, q + 8);
+        i1 = Step<T, TM>(i1, lo1, hi1, q + 12);
+        return AddPartials<T, TM>(i0, i1);
     }
 
     /// <summary>

@@ -14,11 +14,14 @@ public class KernelPathsTests
     [InlineData(GgmlType.Q8_0, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q4_0, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.IQ4_NL, KernelPath.Avx512, KernelPath.Avx512)]
-    [InlineData(GgmlType.IQ4_NL, KernelPath.Avx2Vnni, KernelPath.Avx2)]
+    [InlineData(GgmlType.IQ4_NL, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
+    [InlineData(GgmlType.Q5_1, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
+    [InlineData(GgmlType.Q5_1, KernelPath.Avx512, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q4_K, KernelPath.Avx2Vnni, KernelPath.Avx2)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.F32, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.Q8_0, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
-    [InlineData(GgmlType.Q4_0, KernelPath.Avx2Vnni, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q4_0, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q6_K, KernelPath.Scalar, KernelPath.Scalar)]
     [InlineData(GgmlType.Q8_0, KernelPath.Avx2, KernelPath.Avx2)]
     public void ACapMapsEachTypeToItsKernels(GgmlType type, KernelPath cap, KernelPath expected)
@@ -29,25 +32,33 @@ public class KernelPathsTests
     {
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
         Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null));
-        var q4 = KernelPaths.For(GgmlType.Q4_0, null);
-        Assert.Equal(KernelPaths.IsAvailable(KernelPath.Avx512) ? KernelPath.Avx512 : KernelPath.Avx2, q4);
-        Assert.True(KernelPaths.IsAvailable(KernelPaths.For(GgmlType.Q8_0, null)));
+        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.F32, null, 1));
+        bool vnni = KernelPaths.IsAvailable(KernelPath.Avx2Vnni), avx512 = KernelPaths.IsAvailable(KernelPath.Avx512);
+        // Over many tokens: AVX-512 for the types that have kernels there, except Q8_0, which runs VNNI where it can.
+        var many = avx512 ? KernelPath.Avx512 : vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2;
+        Assert.Equal(many, KernelPaths.For(GgmlType.Q4_0, null));
+        Assert.Equal(many, KernelPaths.For(GgmlType.IQ4_NL, null, 64));
+        Assert.Equal(avx512 ? KernelPath.Avx512 : vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(GgmlType.IQ4_NL, null, 1));
+        Assert.Equal(vnni ? KernelPath.Avx2Vnni : avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q8_0, null, 64));
+        // The nibble types without AVX-512 kernels run VNNI where it is, AVX2 otherwise, at any size.
+        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+            foreach (int tokens in new[] { 1, 64 })
+                Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, tokens));
     }
 
     [Fact]
-    public void OneTokenDecodeStaysOnAvx2ForQ8_0AndRunsAvx512ForQ4_0()
+    public void OneTokenDecodeRunsVnniWhereItIsAndElseKeepsQ8_0OnAvx2()
     {
-        Assert.SkipUnless(KernelPaths.IsAvailable(KernelPath.Avx512), "no AVX-512 path on this machine");
-        Assert.Equal(KernelPath.Avx512, KernelPaths.For(GgmlType.Q4_0, null, 1));
+        Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
+        bool vnni = KernelPaths.IsAvailable(KernelPath.Avx2Vnni), avx512 = KernelPaths.IsAvailable(KernelPath.Avx512);
+        Assert.Equal(vnni ? KernelPath.Avx2Vnni : avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q4_0, null, 1));
+        Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(GgmlType.Q8_0, null, 1));
         Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q4_0, KernelPath.Avx2, 1));
-        Assert.Equal("avx512", KernelPaths.Describe(GgmlType.Q4_0));
-        // Where AVX-VNNI is the default for Q8_0 it runs every product; only an AVX-512 default keeps one token on AVX2.
-        if (KernelPaths.For(GgmlType.Q8_0, null) == KernelPath.Avx512)
+        if (avx512)
         {
-            Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q8_0, null, 1));
-            Assert.Equal(KernelPath.Avx512, KernelPaths.For(GgmlType.Q8_0, null, 2));
             Assert.Equal(KernelPath.Avx512, KernelPaths.For(GgmlType.Q8_0, KernelPath.Avx512, 1));
-            Assert.Equal("avx512 prefill, avx2 decode", KernelPaths.Describe(GgmlType.Q8_0));
+            Assert.Equal(vnni ? "avx512 prefill, avx2-vnni decode" : "avx512", KernelPaths.Describe(GgmlType.Q4_0));
+            Assert.Equal(vnni ? "avx2-vnni" : "avx512 prefill, avx2 decode", KernelPaths.Describe(GgmlType.Q8_0));
         }
         Assert.Equal("avx2", KernelPaths.Describe(GgmlType.Q6_K));
     }
