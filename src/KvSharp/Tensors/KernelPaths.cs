@@ -78,8 +78,8 @@ public static class KernelPaths
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512).</item>
     /// </list>
-    /// A type with no AVX-512 kernels runs VNNI where it has kernels there (Q4_1, Q5_0, Q5_1: 1.12-1.38x faster than
-    /// AVX2), else AVX2. Without VNNI (Zen 4, or KVSHARP_VNNI=0) a one-token product of a type
+    /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
+    /// 1.12-1.38x; Q4_K and Q5_K, whose VNNI path has one-token kernels only, 1.13-1.18x for one token), else AVX2. Without VNNI (Zen 4, or KVSHARP_VNNI=0) a one-token product of a type
     /// <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather than AVX-512.
     /// </summary>
     private static KernelPath Default(GgmlType type, int tokens)
@@ -130,8 +130,9 @@ public static class KernelPaths
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type == GgmlType.Q8_0;
 
-    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL and the nibble types.</summary>
-    public static bool HasVnniKernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.IQ4_NL || VecDotAvx2Interleaved.IsNibbleType(type);
+    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K and the nibble types.</summary>
+    public static bool HasVnniKernels(GgmlType type)
+        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL;

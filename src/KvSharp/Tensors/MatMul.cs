@@ -213,8 +213,8 @@ public sealed unsafe class MatMul
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x1Vnni : &VecDotAvx2Interleaved.Q8_0x1,
                 GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx1Vnni : &VecDotAvx2Interleaved.Iq4Nlx1,
-                GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx1,
-                GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx1,
+                GgmlType.Q4_K => vnni ? &VecDotAvx2Interleaved.Q4_Kx1Vnni : &VecDotAvx2Interleaved.Q4_Kx1,
+                GgmlType.Q5_K => vnni ? &VecDotAvx2Interleaved.Q5_Kx1Vnni : &VecDotAvx2Interleaved.Q5_Kx1,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,
                 _ => &VecDotAvx2Interleaved.F32x1,
             },
