@@ -351,19 +351,29 @@ public sealed unsafe class MatMul
                                     Group1(g + k * GroupBytes, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r + k * G);
                         }
                     }
-                    // AVX-512: two groups (sixteen rows) at a time, eight tokens, four or one; a lone last group goes on.
-                    if (Pair1 != null)
+                    // AVX-512: two groups (sixteen rows) at a time, eight tokens, four or one (Q4_K: four, the rest on
+                    // the one-group kernel); a lone last group goes on.
+                    if (Pair4 != null)
                     {
                         for (; r + 2 * G <= end; r += 2 * G)
                         {
                             byte* g = Packed + (long)(r / G) * GroupBytes;
                             int t = t0;
-                            for (; t + 8 <= t1; t += 8)
-                                Pair8(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            if (Pair8 != null)
+                                for (; t + 8 <= t1; t += 8)
+                                    Pair8(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                             for (; t + 4 <= t1; t += 4)
                                 Pair4(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                             for (; t < t1; t++)
-                                Pair1(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            {
+                                if (Pair1 != null)
+                                    Pair1(g, GroupBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                                else
+                                {
+                                    Group1(g, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r);
+                                    Group1(g + GroupBytes, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r + G);
+                                }
+                            }
                         }
                     }
                     for (; r + G <= end; r += G)

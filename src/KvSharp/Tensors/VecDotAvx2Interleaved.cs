@@ -635,7 +635,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// Offsets in a Q4_K / Q5_K group's super-block (see <see cref="InterleavedRows"/>): scales (both), quants, Q5_K's
     /// fifth bits (qh word s serves quant word 8j + s of every j), next block.
     /// </summary>
-    private const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes, K5Qh = 128, K5Qs = K5Qh + 8 * 32, K5Block = 8 * Q5_KBytes;
+    internal const int K4Scales = 32, K4Qs = 128, K4Block = 8 * Q4_KBytes, K5Qh = 128, K5Qs = K5Qh + 8 * 32, K5Block = 8 * Q5_KBytes;
 
     /// <summary>
     /// Scales of the eight rows (ggml's utmp unpacking, <see cref="VecDotAvx2.UnpackScalesK4"/>, on all lanes at once):

@@ -22,7 +22,7 @@ namespace KvSharp.Tensors;
 /// Why wider helps on CPUs that split 512-bit operations in two (Zen 4): half the instructions per product, 32 vector
 /// registers, so eight tokens' int and float accumulators for sixteen rows stay in registers.
 /// </remarks>
-internal static unsafe class VecDotAvx512Interleaved
+internal static unsafe partial class VecDotAvx512Interleaved
 {
     /// <summary>
     /// The kernels for Q8_0, Q4_0 or IQ4_NL (w, groupBytes, y, yStride, n, output, outStride): sixteen rows, the groups at w and
@@ -49,7 +49,14 @@ internal static unsafe class VecDotAvx512Interleaved
             four = &X4<Iq4Nl>;
             eight = &X8<Iq4Nl>;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0 and IQ4_NL)");
+        else if (type == GgmlType.Q4_K)
+        {
+            // Four tokens only: one token runs the one-group kernels (see VecDotAvx512Interleaved.Q4K.cs).
+            one = null;
+            four = &Q4_KX4;
+            eight = null;
+        }
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL and Q4_K)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
