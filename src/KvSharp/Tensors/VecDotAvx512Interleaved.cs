@@ -56,7 +56,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &Q4_KX4;
             eight = null;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL and Q4_K)");
+        else if (type == GgmlType.F32)
+        {
+            // Four or eight tokens: one token runs the AVX2 kernels (see VecDotAvx512Interleaved.F32.cs).
+            one = null;
+            four = &F32X4;
+            eight = &F32X8;
+        }
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K and F32)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
