@@ -7,7 +7,7 @@ using static KvSharp.Tensors.VecDotAvx2Interleaved;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// Q4_K over sixteen rows (two groups, one row per lane) by four tokens: <see cref="VecDotAvx2Interleaved.Q4_Kx4"/>'s
+/// Q4_K and Q5_K over sixteen rows (two groups, one row per lane) by four tokens: <see cref="VecDotAvx2Interleaved.Q4_Kx4"/>'s
 /// arithmetic at twice the width. Per super-block and row the same exact integer (the nibbles times the token's bytes
 /// summed in int16 lanes per sub-block, vpmaddwd by the 6-bit scales into int32), the same mins sum and the same two
 /// float steps, so every output has the AVX2 kernels' bits. One token runs the AVX2 or VNNI one-group kernel
@@ -72,12 +72,12 @@ internal static unsafe partial class VecDotAvx512Interleaved
         return Avx512F.FusedMultiplyAddNegated(dy * Scales(w + 16, groupBytes), Avx512F.ConvertToVector512Single(MinSums(mn03, mn47, y)), acc);
     }
 
-    /// <summary>Asks for the super-block <paramref name="pairs"/> pairs of groups on (see <see cref="PrefetchPairAhead{T}"/>).</summary>
+    /// <summary>Asks for the super-block of the next pair of groups (see <see cref="PrefetchPairAhead{T}"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchK4(byte* w, nint groupBytes, int pairs)
+    private static void PrefetchK(byte* w, nint groupBytes, int blockBytes)
     {
-        byte* ahead = w + 2 * pairs * groupBytes;
-        for (int o = 0; o < K4Block; o += 64)
+        byte* ahead = w + 2 * groupBytes;
+        for (int o = 0; o < blockBytes; o += 64)
         {
             Sse.Prefetch1(ahead + o);
             Sse.Prefetch1(ahead + groupBytes + o);
@@ -86,42 +86,90 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     /// <summary>Sixteen Q4_K rows (groups at w and w + groupBytes) by four tokens.</summary>
     private static void Q4_KX4(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKX4<Q4KBlocks>(w, groupBytes, y, yStride, n, output, outStride);
+
+    /// <summary>Sixteen Q5_K rows by four tokens: Q4_K's with each quant's fifth bit or'ed in (<see cref="VecDotAvx2Interleaved.Q5_Kx4"/>).</summary>
+    private static void Q5_KX4(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
+        => QuantKX4<Q5KBlocks>(w, groupBytes, y, yStride, n, output, outStride);
+
+    /// <summary>Where a K-quant group super-block keeps its parts; the kernel is compiled once per type, with them folded in.</summary>
+    private interface IKBlocks
     {
-        int nb = n / QK_K;
+        /// <summary>Bytes of a group's super-block.</summary>
+        static abstract int BlockBytes { get; }
+
+        /// <summary>Offset of the quant vectors.</summary>
+        static abstract int Qs { get; }
+
+        /// <summary>Offset of the fifth bits (Q5_K), or -1.</summary>
+        static abstract int Qh { get; }
+    }
+
+    private readonly struct Q4KBlocks : IKBlocks
+    {
+        public static int BlockBytes => K4Block;
+        public static int Qs => K4Qs;
+        public static int Qh => -1;
+    }
+
+    private readonly struct Q5KBlocks : IKBlocks
+    {
+        public static int BlockBytes => K5Block;
+        public static int Qs => K5Qs;
+        public static int Qh => K5Qh;
+    }
+
+    /// <summary>
+    /// Q4_K or Q5_K (<see cref="IKBlocks"/>) pairs of groups by four tokens. Q5_K's quants reach 31, so as in the
+    /// AVX2 kernel its int16 sums are widened every four words (twice per sub-block).
+    /// </summary>
+    private static void QuantKX4<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IKBlocks
+    {
+        int nb = n / QK_K, blockBytes = T.BlockBytes, qh = T.Qh, words = qh < 0 ? 8 : 4;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
-        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        Vector512<byte> mask = Vector512.Create((byte)0x0F), one = Vector512.Create((byte)1);
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += K4Block, y += Q8_KBytes)
+        for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
         {
-            PrefetchK4(w, groupBytes, 1);
+            PrefetchK(w, groupBytes, blockBytes);
             ScalesK4(w + K4Scales, groupBytes, out Vector512<byte> sc03, out Vector512<byte> sc47);
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int j = 0; j < 4; j++)
             {
                 // Sub-blocks 2j and 2j + 1: the low and high nibbles of quant vectors 8j..8j+7 (elements 64j..).
                 byte* q = y + Q8_K_Qs + 64 * j;
-                int wv = K4Qs + 256 * j;
+                int wv = T.Qs + 256 * j, hv = qh;
+                Vector128<ushort> hLo = Vector128.CreateScalar((ushort)(2 * j)), hHi = Vector128.CreateScalar((ushort)(2 * j + 1));
                 Vector512<byte> sc = j < 2 ? sc03 : sc47;
                 Vector512<short> scLo = ByteInBothHalves(sc, 2 * (j & 1)), scHi = ByteInBothHalves(sc, 2 * (j & 1) + 1);
-                Vector512<short> l0 = default, l1 = default, l2 = default, l3 = default;
-                Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
-                for (int s = 0; s < 8; s++, wv += 32, q += 4)
+                for (int part = 0; part < 8; part += words)
                 {
-                    Vector512<byte> v = Load2(w, groupBytes, wv);
-                    Vector512<byte> lo = v & mask, hi = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
-                    l0 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q));
-                    l1 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s1));
-                    l2 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s2));
-                    l3 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s3));
-                    h0 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + 32));
-                    h1 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s1 + 32));
-                    h2 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s2 + 32));
-                    h3 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s3 + 32));
+                    Vector512<short> l0 = default, l1 = default, l2 = default, l3 = default;
+                    Vector512<short> h0 = default, h1 = default, h2 = default, h3 = default;
+                    for (int s = 0; s < words; s++, wv += 32, hv += 32, q += 4)
+                    {
+                        Vector512<byte> v = Load2(w, groupBytes, wv);
+                        Vector512<byte> lo = v & mask, hi = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
+                        if (qh >= 0)
+                        {
+                            Vector512<ushort> bits = Load2(w, groupBytes, hv).AsUInt16();
+                            lo |= Avx512BW.ShiftLeftLogical((Avx512BW.ShiftRightLogical(bits, hLo).AsByte() & one).AsUInt16(), 4).AsByte();
+                            hi |= Avx512BW.ShiftLeftLogical((Avx512BW.ShiftRightLogical(bits, hHi).AsByte() & one).AsUInt16(), 4).AsByte();
+                        }
+                        l0 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q));
+                        l1 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s1));
+                        l2 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s2));
+                        l3 += Avx512BW.MultiplyAddAdjacent(lo, Broadcast4(q + s3));
+                        h0 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + 32));
+                        h1 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s1 + 32));
+                        h2 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s2 + 32));
+                        h3 += Avx512BW.MultiplyAddAdjacent(hi, Broadcast4(q + s3 + 32));
+                    }
+                    i0 += Avx512BW.MultiplyAddAdjacent(l0, scLo) + Avx512BW.MultiplyAddAdjacent(h0, scHi);
+                    i1 += Avx512BW.MultiplyAddAdjacent(l1, scLo) + Avx512BW.MultiplyAddAdjacent(h1, scHi);
+                    i2 += Avx512BW.MultiplyAddAdjacent(l2, scLo) + Avx512BW.MultiplyAddAdjacent(h2, scHi);
+                    i3 += Avx512BW.MultiplyAddAdjacent(l3, scLo) + Avx512BW.MultiplyAddAdjacent(h3, scHi);
                 }
-                i0 += Avx512BW.MultiplyAddAdjacent(l0, scLo) + Avx512BW.MultiplyAddAdjacent(h0, scHi);
-                i1 += Avx512BW.MultiplyAddAdjacent(l1, scLo) + Avx512BW.MultiplyAddAdjacent(h1, scHi);
-                i2 += Avx512BW.MultiplyAddAdjacent(l2, scLo) + Avx512BW.MultiplyAddAdjacent(h2, scHi);
-                i3 += Avx512BW.MultiplyAddAdjacent(l3, scLo) + Avx512BW.MultiplyAddAdjacent(h3, scHi);
             }
             MinsK4(w + K4Scales, groupBytes, out Vector512<byte> mn03, out Vector512<byte> mn47);
             a0 = FinishK4(a0, w, groupBytes, y, i0, mn03, mn47);

@@ -49,11 +49,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &X4<Iq4Nl>;
             eight = &X8<Iq4Nl>;
         }
-        else if (type == GgmlType.Q4_K)
+        else if (type is GgmlType.Q4_K or GgmlType.Q5_K)
         {
             // Four tokens only: one token runs the one-group kernels (see VecDotAvx512Interleaved.Q4K.cs).
             one = null;
-            four = &Q4_KX4;
+            four = type == GgmlType.Q4_K ? &Q4_KX4 : &Q5_KX4;
             eight = null;
         }
         else if (type == GgmlType.F32)
@@ -63,7 +63,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &F32X4;
             eight = &F32X8;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K and F32)");
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K and F32)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
