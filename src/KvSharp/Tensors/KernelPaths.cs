@@ -66,8 +66,9 @@ public static class KernelPaths
     /// <summary>
     /// The fastest path measured for products of <paramref name="type"/> over <paramref name="tokens"/> activation rows,
     /// among those this machine has. .NET 10 exposes no 512-bit VNNI, so where a CPU has both AVX-VNNI and AVX-512 (Zen 5,
-    /// Sapphire Rapids) a type can have kernels on both; which wins was measured per type and product size on Zen 5
-    /// (AMD EPYC family 26 model 2; in-process A/B of the same interleaved matrix, one thread, bit-identical outputs:
+    /// some Zen 4 hosts, Sapphire Rapids) a type can have kernels on both; which wins was measured per type and product
+    /// size on Zen 5 (AMD EPYC family 26 model 2; on a Zen 4, whose 512-bit instructions take two passes, AVX-512 would
+    /// win less often), by in-process A/B of the same interleaved matrix, one thread, bit-identical outputs:
     /// `bench interleaved 31 TYPE 2048x768 T paths A B`, and 32768x768 for one token streaming its weights;
     /// docs/benchmarks.md "Tenth session"). Time on AVX-512 over time on VNNI:
     /// <list type="bullet">
@@ -76,11 +77,14 @@ public static class KernelPaths
     /// <item>Q4_0: 0.68-0.69x at 8 and 64 tokens (a 64-byte vpmaddubsw at full width on Zen 5 against two 32-byte
     /// vpdpbusd), 0.96x one token from cache, 1.11x streaming: AVX-512 for prefill, VNNI for decode;</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
-    /// and no AVX-512).</item>
+    /// and no AVX-512);</item>
+    /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
+    /// vpmaddubsw, see VecDotAvx2Interleaved.QuantKx4), 1.13-1.19x the AVX2 ones; over four tokens the AVX-512 pair
+    /// kernels run 1.31-1.60x the AVX2 ones: AVX-512 for prefill, VNNI for decode.</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
-    /// 1.12-1.38x; Q4_K and Q5_K, whose VNNI path has one-token kernels only, 1.13-1.18x for one token), else AVX2. Without VNNI (Zen 4, or KVSHARP_VNNI=0) a one-token product of a type
-    /// <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather than AVX-512.
+    /// 1.12-1.38x), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
+    /// than AVX-512 where no VNNI kernel takes it (Zen 4, KVSHARP_VNNI=0, F32).
     /// </summary>
     private static KernelPath Default(GgmlType type, int tokens)
     {
@@ -112,8 +116,10 @@ public static class KernelPaths
     }
 
     /// <summary>
-    /// Whether one-token products of <paramref name="type"/> run the AVX2 kernel by default rather than AVX-512: Q8_0's
-    /// do. Both types did while the 512-bit one-token kernels streamed their weights worse than the 256-bit ones (Zen 4,
+    /// Whether one-token products of <paramref name="type"/> run the AVX2 kernel by default rather than AVX-512 (where
+    /// no VNNI kernel takes them): Q8_0's, and those of Q4_K, Q5_K and F32, whose AVX-512 kernels take four tokens or
+    /// more (a one-token product of theirs on the AVX-512 path would run the one-group AVX2 kernels anyway; naming them
+    /// here makes reports say so). For Q8_0: both Q8_0 and Q4_0 did while the 512-bit one-token kernels streamed their weights worse than the 256-bit ones (Zen 4,
     /// 2026-12-05: one-token decode about 220 against 155 tokens/s for Q8_0, 330 against 235 for Q4_0). With the next
     /// pair of groups prefetched, Q4_0's runs 2.4x faster than before and at or above AVX2 in alternated runs on a
     /// shared 2-core Zen 4; Q8_0's was level with AVX2 there, so it stays (issue 18; to be measured on a quiet machine).
