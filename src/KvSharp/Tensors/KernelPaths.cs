@@ -134,14 +134,14 @@ public static class KernelPaths
     /// 0.88-1.06x (on huge pages, <see cref="HugePageSlabs"/>: Q8_0 0.83-0.92x, Q4_0 0.73-1.05x). Q8_0 stays on AVX2; Q4_0 keeps AVX-512, whose decode reached 0.87-0.99 of the bandwidth probe on
     /// a quiet machine where Q8_0 on AVX2 reached 0.73-0.80, until OneTokenStreamBenchmarks (bench/) is run there.
     /// </summary>
-    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.F32;
+    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)
         => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
-    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.F32;
+    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
     internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;

@@ -940,7 +940,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// Offsets in a Q6_K group's super-block (see <see cref="InterleavedRows"/>): scales, the quants of word pair hs
     /// (K6Quants + 192 hs: ql, ql of the odd groups, qh; two vectors each), next block.
     /// </summary>
-    private const int K6Scales = 16, K6Quants = K6Scales + 4 * 32, K6Block = 8 * Q6_KBytes;
+    internal const int K6Scales = 16, K6Quants = K6Scales + 4 * 32, K6Block = 8 * Q6_KBytes;
 
     /// <summary>
     /// vpshufb control: in each 32-bit lane, bytes <paramref name="b0"/> and <paramref name="b1"/> (0..3) of the same

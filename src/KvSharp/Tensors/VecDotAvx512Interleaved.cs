@@ -56,6 +56,13 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = type == GgmlType.Q4_K ? &Q4_KX4 : &Q5_KX4;
             eight = null;
         }
+        else if (type == GgmlType.Q6_K)
+        {
+            // Four tokens only, as Q4_K (see VecDotAvx512Interleaved.Q6K.cs).
+            one = null;
+            four = &Q6_KX4;
+            eight = null;
+        }
         else if (type == GgmlType.F32)
         {
             // Four or eight tokens: one token runs the AVX2 kernels (see VecDotAvx512Interleaved.F32.cs).
@@ -63,7 +70,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &F32X4;
             eight = &F32X8;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K and F32)");
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>

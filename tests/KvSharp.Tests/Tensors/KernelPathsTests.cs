@@ -19,6 +19,7 @@ public class KernelPathsTests
     [InlineData(GgmlType.Q5_1, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q6_K, KernelPath.Avx2Vnni, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q6_K, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q5_K, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.F32, KernelPath.Avx512, KernelPath.Avx512)]
@@ -34,7 +35,7 @@ public class KernelPathsTests
     public void TheDefaultIsTheFastestAvailablePathPerType()
     {
         Assert.SkipUnless(VecDot.IsAvx2Supported, "no AVX2/FMA on this machine");
-        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null));
+        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q3_K, null));
         Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.F32, null, 1));
         bool vnni = KernelPaths.IsAvailable(KernelPath.Avx2Vnni), avx512 = KernelPaths.IsAvailable(KernelPath.Avx512);
         // Over many tokens: AVX-512 for the types that have kernels there, except Q8_0, which runs VNNI where it can.
@@ -44,6 +45,8 @@ public class KernelPathsTests
         Assert.Equal(avx512 ? KernelPath.Avx512 : vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(GgmlType.IQ4_NL, null, 1));
         Assert.Equal(vnni ? KernelPath.Avx2Vnni : avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q8_0, null, 64));
         // The types with VNNI kernels and none on AVX-512 run VNNI where it is, AVX2 otherwise, at any size.
+        Assert.Equal(avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null, 64));
+        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null, 1));
         foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q5_K })
         {
             Assert.Equal(many, KernelPaths.For(type, null, 64));
@@ -69,7 +72,7 @@ public class KernelPathsTests
             Assert.Equal(vnni ? "avx512 prefill, avx2-vnni decode" : "avx512", KernelPaths.Describe(GgmlType.Q4_0));
             Assert.Equal(vnni ? "avx2-vnni" : "avx512 prefill, avx2 decode", KernelPaths.Describe(GgmlType.Q8_0));
         }
-        Assert.Equal("avx2", KernelPaths.Describe(GgmlType.Q6_K));
+        Assert.Equal("avx2", KernelPaths.Describe(GgmlType.Q3_K));
     }
 
     [Fact]
