@@ -6,7 +6,8 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// AVX-512F/BW group kernels for Q8_0, Q4_0 and IQ4_NL (<see cref="KernelPath.Avx512"/>): two consecutive eight-row groups of
+/// AVX-512F/BW group kernels for Q8_0, Q4_0 and IQ4_NL (<see cref="KernelPath.Avx512"/>; the K-quants' and F32's, by four
+/// or eight tokens, are in the other parts of this class): two consecutive eight-row groups of
 /// <see cref="InterleavedRows"/> (sixteen rows, one per int32 / float lane of a 512-bit vector) against one, four or
 /// eight tokens. They read the same layout as <see cref="VecDotAvx2Interleaved"/> (each 512-bit weight vector is the
 /// same 32 bytes of the two groups), and per row and token they do exactly its arithmetic: the same exact block
@@ -25,8 +26,10 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx512Interleaved
 {
     /// <summary>
-    /// The kernels for Q8_0, Q4_0 or IQ4_NL (w, groupBytes, y, yStride, n, output, outStride): sixteen rows, the groups at w and
-    /// w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride): out[k * outStride + r].
+    /// The kernels for Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
+    /// sixteen rows, the groups at w and w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride):
+    /// out[k * outStride + r]. A null kernel means that token count runs otherwise (MatMul: eight as two fours, the
+    /// rest on the one-group kernels).
     /// </summary>
     public static void Kernels(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
