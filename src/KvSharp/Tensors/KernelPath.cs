@@ -12,12 +12,16 @@ public enum KernelPath
     /// <summary>AVX2 + FMA (<see cref="VecDotAvx2"/>, <see cref="VecDotAvx2Interleaved"/>), 256-bit.</summary>
     Avx2,
 
-    /// <summary>AVX2 with AVX-VNNI's <c>vpdpbusd</c> in the Q8_0 group kernels; other types run <see cref="Avx2"/>.</summary>
+    /// <summary>
+    /// AVX2 with AVX-VNNI's <c>vpdpbusd</c> in the group kernels of Q8_0, IQ4_NL, Q4_0, Q4_1, Q5_0 and Q5_1 and the
+    /// one-token kernels of Q4_K and Q5_K (<see cref="KernelPaths.HasVnniKernels"/>); everything else runs <see cref="Avx2"/>.
+    /// </summary>
     Avx2Vnni,
 
     /// <summary>
-    /// AVX-512F/BW group kernels for Q8_0 and Q4_0 (<see cref="VecDotAvx512Interleaved"/>, sixteen rows per 512-bit
-    /// vector); other types run <see cref="Avx2"/>.
+    /// AVX-512F/BW group kernels (<see cref="VecDotAvx512Interleaved"/>, sixteen rows per 512-bit vector) for Q8_0,
+    /// Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and F32 (<see cref="KernelPaths.HasAvx512Kernels"/>); other types, and the token
+    /// counts a type has no such kernel for, run <see cref="Avx2"/>.
     /// </summary>
     Avx512,
 }

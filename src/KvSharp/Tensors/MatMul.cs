@@ -20,7 +20,9 @@ namespace KvSharp.Tensors;
 /// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
 /// F32 with <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0 and Q5_1 also by eight tokens,
 /// sharing each weight load eight ways), four tokens per weight row (IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
-/// <see cref="KernelPath.Avx512"/>, Q8_0, Q4_0 and IQ4_NL sixteen interleaved rows (two groups) at a time. <see cref="KernelPaths"/> picks each matrix's path once per call.
+/// <see cref="KernelPath.Avx512"/>, sixteen interleaved rows (two groups) at a time (Q8_0, Q4_0 and IQ4_NL by one, four
+/// or eight tokens; Q4_K, Q5_K and Q6_K by four; F32 by four or eight). <see cref="KernelPaths"/> picks each matrix's
+/// path once per call, by weight type and token count.
 /// Each returns, per output,
 /// exactly the single-token kernel's bits, so how outputs are grouped never breaks the invariance. On AVX2 some
 /// activation rows carry precomputed extras (<see cref="ActivationRowBytes"/>). Matrices too small to be worth a
