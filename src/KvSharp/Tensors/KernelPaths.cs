@@ -78,13 +78,13 @@ public static class KernelPaths
     /// vpdpbusd), 0.96x one token from cache, 1.11x streaming: AVX-512 for prefill, VNNI for decode;</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
-    /// <item>Q4_K, Q5_K and Q6_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
-    /// vpmaddubsw, see VecDotAvx2Interleaved.QuantKx4), 1.13-1.19x the AVX2 ones (Q6_K 1.52-1.57x); over four tokens
-    /// the AVX-512 pair kernels run 1.31-1.60x the AVX2 ones: AVX-512 for prefill, VNNI for decode.</item>
+    /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
+    /// vpmaddubsw, see VecDotAvx2Interleaved.QuantKx4), 1.13-1.19x the AVX2 ones; over four tokens the AVX-512 pair
+    /// kernels run 1.31-1.60x the AVX2 ones: AVX-512 for prefill, VNNI for decode.</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
     /// 1.12-1.38x), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
-    /// than AVX-512 where no VNNI kernel takes it (no VNNI in .NET as on Zen 4, KVSHARP_VNNI=0, or F32).
+    /// than AVX-512 where no VNNI kernel takes it (Zen 4, KVSHARP_VNNI=0, F32).
     /// </summary>
     private static KernelPath Default(GgmlType type, int tokens)
     {
@@ -97,7 +97,7 @@ public static class KernelPaths
     }
 
     /// <summary>Where both paths have kernels, whether VNNI was measured faster (see <see cref="Default"/>).</summary>
-    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && tokens == 1);
+    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K && tokens == 1);
 
     /// <summary>
     /// The path for one product over <paramref name="tokens"/> activation rows: the one asked for
@@ -117,7 +117,7 @@ public static class KernelPaths
 
     /// <summary>
     /// Whether one-token products of <paramref name="type"/> run the AVX2 kernel by default rather than AVX-512 (where
-    /// no VNNI kernel takes them): Q8_0's, and those of Q4_K, Q5_K, Q6_K and F32, whose AVX-512 kernels take four tokens or
+    /// no VNNI kernel takes them): Q8_0's, and those of Q4_K, Q5_K and F32, whose AVX-512 kernels take four tokens or
     /// more (a one-token product of theirs on the AVX-512 path would run the one-group AVX2 kernels anyway; naming them
     /// here makes reports say so). For Q8_0: both Q8_0 and Q4_0 did while the 512-bit one-token kernels streamed their weights worse than the 256-bit ones (Zen 4,
     /// 2026-12-05: one-token decode about 220 against 155 tokens/s for Q8_0, 330 against 235 for Q4_0). With the next
@@ -136,9 +136,9 @@ public static class KernelPaths
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
-    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
+    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)
-        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
+        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;

@@ -7,7 +7,7 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// The signed-weight group kernels (Q8_0, IQ4_NL) on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four
 /// products summed into each int32 lane in one instruction), used on <see cref="KernelPath.Avx2Vnni"/>
-/// (<see cref="KernelPaths"/>); and Q4_K's, Q5_K's and Q6_K's one-token kernels, whose steps add into int32 lanes and whose
+/// (<see cref="KernelPaths"/>); and Q4_K's and Q5_K's one-token kernels, whose steps add into int32 lanes and whose
 /// scales multiply with vpmulld (their four-token products stay on vpmaddubsw: see <see cref="QuantKx4"/>). The
 /// nibble types' VNNI kernels are <see cref="NibbleKernels"/>.
 /// </summary>
@@ -40,9 +40,6 @@ internal static unsafe partial class VecDotAvx2Interleaved
 
     /// <summary><see cref="Q5_Kx1"/> on VNNI.</summary>
     public static void Q5_Kx1Vnni(byte* w, byte* y, int n, float* output) => QuantK5x1<Dpbusd>(w, y, n, output);
-
-    /// <summary><see cref="Q6_Kx1"/> on VNNI.</summary>
-    public static void Q6_Kx1Vnni(byte* w, byte* y, int n, float* output) => QuantK6x1<Dpbusd>(w, y, n, output);
 
     /// <summary>
     /// The sign trick spends three multiply-pipe instructions per 32 multiply-adds of a row and token (vpsignb,

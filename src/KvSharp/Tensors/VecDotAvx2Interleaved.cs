@@ -955,17 +955,6 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private static Vector256<short> ScaleK6(byte* w, int k)
         => Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (k >> 2)), ToHighBytes(k & 3, k & 3)).AsInt16(), 8);
 
-    /// <summary>
-    /// <see cref="ScaleK6"/> as <see cref="StepK6"/> takes it: in both int16 halves (vpmaddwd), or sign-extended to the
-    /// whole int32 lane (vpmulld, VNNI).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> ScaleK6<TM>(byte* w, int k) where TM : INibbleMultiply
-        => TM.Vnni
-            ? Avx2.ShiftRightArithmetic(Avx2.Shuffle(Avx.LoadVector256(w + K6Scales + 32 * (k >> 2)),
-                (Vector256.Create(0x00808080u | (uint)(k & 3) << 24) + (LaneFirstBytes << 24)).AsByte()).AsInt32(), 24)
-            : ScaleK6(w, k).AsInt32();
-
     /// <summary>32 x the scales of sub-blocks 2i and 2i + 1 (|32 sc| ≤ 4096, an int16) in the two int16 halves of each lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> ScalePairTimes32K6(byte* w, int i)
@@ -994,10 +983,8 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// vpmaddwd widens them (a sub-block's four words would not fit).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> StepK6<TM>(Vector256<byte> qa, Vector256<byte> qb, byte* q, Vector256<int> sc) where TM : INibbleMultiply
-        => TM.Vnni
-            ? Avx2.MultiplyLow(AvxVnni.MultiplyWideningAndAdd(AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, qa, Broadcast4(q)), qb, Broadcast4(q + 4)), sc)
-            : Avx2.MultiplyAddAdjacent(Avx2.Add(Avx2.MultiplyAddAdjacent(qa, Broadcast4(q)), Avx2.MultiplyAddAdjacent(qb, Broadcast4(q + 4))), sc.AsInt16());
+    private static Vector256<int> StepK6(Vector256<byte> qa, Vector256<byte> qb, byte* q, Vector256<short> sc)
+        => Avx2.MultiplyAddAdjacent(Avx2.Add(Avx2.MultiplyAddAdjacent(qa, Broadcast4(q)), Avx2.MultiplyAddAdjacent(qb, Broadcast4(q + 4))), sc);
 
     /// <summary>
     /// The offset of 32 for sub-blocks 2i, 2i + 1: isum -= 32 sc · bsum (Q8_K's 16-element quant sums, a pair per lane).
@@ -1032,11 +1019,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 byte* p = w + K6Quants + 192 * hs, q = y + Q8_K_Qs + 128 * h + 4 * s;
                 QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
                 QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
-                Vector256<int> c0 = ScaleK6<Maddubs>(w, k), c1 = ScaleK6<Maddubs>(w, k + 2), c2 = ScaleK6<Maddubs>(w, k + 4), c3 = ScaleK6<Maddubs>(w, k + 6);
-                i0 = Avx2.Add(i0, Groups4K6<Maddubs>(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q));
-                i1 = Avx2.Add(i1, Groups4K6<Maddubs>(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s1));
-                i2 = Avx2.Add(i2, Groups4K6<Maddubs>(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s2));
-                i3 = Avx2.Add(i3, Groups4K6<Maddubs>(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s3));
+                Vector256<short> c0 = ScaleK6(w, k), c1 = ScaleK6(w, k + 2), c2 = ScaleK6(w, k + 4), c3 = ScaleK6(w, k + 6);
+                i0 = Avx2.Add(i0, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q));
+                i1 = Avx2.Add(i1, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s1));
+                i2 = Avx2.Add(i2, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s2));
+                i3 = Avx2.Add(i3, Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3, c0, c1, c2, c3, q + s3));
             }
             for (int i = 0; i < 8; i++)
             {
@@ -1060,11 +1047,10 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// (group g's at q + 32g), each group scaled by its sub-block's scale c*: int32 lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Groups4K6<TM>(Vector256<byte> x0, Vector256<byte> x1, Vector256<byte> x2, Vector256<byte> x3,
+    private static Vector256<int> Groups4K6(Vector256<byte> x0, Vector256<byte> x1, Vector256<byte> x2, Vector256<byte> x3,
         Vector256<byte> z0, Vector256<byte> z1, Vector256<byte> z2, Vector256<byte> z3,
-        Vector256<int> c0, Vector256<int> c1, Vector256<int> c2, Vector256<int> c3, byte* q)
-        where TM : INibbleMultiply
-        => Avx2.Add(Avx2.Add(StepK6<TM>(x0, z0, q, c0), StepK6<TM>(x1, z1, q + 32, c1)), Avx2.Add(StepK6<TM>(x2, z2, q + 64, c2), StepK6<TM>(x3, z3, q + 96, c3)));
+        Vector256<short> c0, Vector256<short> c1, Vector256<short> c2, Vector256<short> c3, byte* q)
+        => Avx2.Add(Avx2.Add(StepK6(x0, z0, q, c0), StepK6(x1, z1, q + 32, c1)), Avx2.Add(StepK6(x2, z2, q + 64, c2), StepK6(x3, z3, q + 96, c3)));
 
     /// <summary>
     /// Eight interleaved Q6_K rows x one token; see <see cref="Q6_Kx4"/>. The eight word pairs and the eight offset
@@ -1072,18 +1058,14 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// being built at run time from the loop counter. In the A/B of <see cref="Q4_Kx1"/> (90 MB of Q6_K): 1.13-1.27x
     /// against the loop, single-threaded and on a 2-thread pool; the loop ran at about half the memory rate.
     /// </summary>
-    public static void Q6_Kx1(byte* w, byte* y, int n, float* output) => QuantK6x1<Maddubs>(w, y, n, output);
-
-    /// <summary><see cref="Q6_Kx1"/>, generic over how it multiplies (<see cref="INibbleMultiply"/>).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void QuantK6x1<TM>(byte* w, byte* y, int n, float* output) where TM : INibbleMultiply
+    public static void Q6_Kx1(byte* w, byte* y, int n, float* output)
     {
         int nb = n / QK_K;
         Vector256<float> acc = default;
         for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
         {
-            Vector256<int> isum = Avx2.Add(Avx2.Add(WordPairK6<TM>(w, y, 0), WordPairK6<TM>(w, y, 1)), Avx2.Add(WordPairK6<TM>(w, y, 2), WordPairK6<TM>(w, y, 3)));
-            isum = Avx2.Add(isum, Avx2.Add(Avx2.Add(WordPairK6<TM>(w, y, 4), WordPairK6<TM>(w, y, 5)), Avx2.Add(WordPairK6<TM>(w, y, 6), WordPairK6<TM>(w, y, 7))));
+            Vector256<int> isum = Avx2.Add(Avx2.Add(WordPairK6(w, y, 0), WordPairK6(w, y, 1)), Avx2.Add(WordPairK6(w, y, 2), WordPairK6(w, y, 3)));
+            isum = Avx2.Add(isum, Avx2.Add(Avx2.Add(WordPairK6(w, y, 4), WordPairK6(w, y, 5)), Avx2.Add(WordPairK6(w, y, 6), WordPairK6(w, y, 7))));
             isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 0), y, 0), ScalePairTimes32K6(w, 1), y, 1), ScalePairTimes32K6(w, 2), y, 2), ScalePairTimes32K6(w, 3), y, 3);
             isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 4), y, 4), ScalePairTimes32K6(w, 5), y, 5), ScalePairTimes32K6(w, 6), y, 6), ScalePairTimes32K6(w, 7), y, 7);
             acc = FinishK6(acc, VecDotAvx2.HalfToSingle((ushort*)w), y, isum);
@@ -1097,14 +1079,14 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// <paramref name="y"/>): int32 lanes, the offset of 32 not yet subtracted.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> WordPairK6<TM>(byte* w, byte* y, int hs) where TM : INibbleMultiply
+    private static Vector256<int> WordPairK6(byte* w, byte* y, int hs)
     {
         int h = hs >> 2, s = 2 * (hs & 3), k = 8 * h + (s >> 2); // k: group 0's sub-block; group g's is k + 2g
         byte* p = w + K6Quants + 192 * hs;
         QuantsK6(p, out Vector256<byte> x0, out Vector256<byte> x1, out Vector256<byte> x2, out Vector256<byte> x3);
         QuantsK6(p + 32, out Vector256<byte> z0, out Vector256<byte> z1, out Vector256<byte> z2, out Vector256<byte> z3);
-        return Groups4K6<TM>(x0, x1, x2, x3, z0, z1, z2, z3,
-            ScaleK6<TM>(w, k), ScaleK6<TM>(w, k + 2), ScaleK6<TM>(w, k + 4), ScaleK6<TM>(w, k + 6), y + Q8_K_Qs + 128 * h + 4 * s);
+        return Groups4K6(x0, x1, x2, x3, z0, z1, z2, z3,
+            ScaleK6(w, k), ScaleK6(w, k + 2), ScaleK6(w, k + 4), ScaleK6(w, k + 6), y + Q8_K_Qs + 128 * h + 4 * s);
     }
 
     /// <summary>
