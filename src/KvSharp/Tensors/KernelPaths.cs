@@ -117,9 +117,10 @@ public static class KernelPaths
 
     /// <summary>
     /// Whether one-token products of <paramref name="type"/> run the AVX2 kernel by default rather than AVX-512 (where
-    /// no VNNI kernel takes them): Q8_0's, and those of Q4_K, Q5_K and F32, whose AVX-512 kernels take four tokens or
-    /// more (a one-token product of theirs on the AVX-512 path would run the one-group AVX2 kernels anyway; naming them
-    /// here makes reports say so). For Q8_0: both Q8_0 and Q4_0 did while the 512-bit one-token kernels streamed their weights worse than the 256-bit ones (Zen 4,
+    /// no VNNI kernel takes them): Q8_0's, and those of Q4_K, Q5_K, Q6_K and F32, whose AVX-512 kernels take four tokens
+    /// or more (a one-token product of theirs on the AVX-512 path would run the one-group AVX2 kernels anyway; naming
+    /// them here makes reports say so). For Q8_0: both Q8_0 and Q4_0 did while the 512-bit one-token kernels streamed
+    /// their weights worse than the 256-bit ones (Zen 4,
     /// 2026-12-05: one-token decode about 220 against 155 tokens/s for Q8_0, 330 against 235 for Q4_0). With the next
     /// pair of groups prefetched, Q4_0's runs 2.4x faster than before and at or above AVX2 in alternated runs on a
     /// shared 2-core Zen 4; Q8_0's was level with AVX2 there, so it stays (issue 18; to be measured on a quiet machine).

@@ -14,38 +14,33 @@ namespace KvSharp.Tensors;
 /// </summary>
 internal static unsafe partial class VecDotAvx512Interleaved
 {
-    /// <summary>Eight floats at p (group g) in the low half and at p + groupFloats (group g + 1) in the high half.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Load2(float* p, nint groupFloats)
-        => Avx512F.InsertVector256(Avx.LoadVector256(p).ToVector512Unsafe(), Avx.LoadVector256(p + groupFloats), 1);
-
     /// <summary>Sixteen F32 rows (groups at w and w + groupBytes) by four tokens.</summary>
     private static void F32X4(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
     {
-        float* wf = (float*)w, x = (float*)y;
-        nint g = groupBytes / sizeof(float), s = yStride / sizeof(float);
+        float* x = (float*)y;
+        nint s = yStride / sizeof(float);
         Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
         int c = 0;
-        for (; c + 2 <= n; c += 2, wf += 16)
+        for (; c + 2 <= n; c += 2, w += 64)
         {
-            Column4(Load2(wf, g), x + c, s, ref a0, ref a1, ref a2, ref a3);
-            Column4(Load2(wf + 8, g), x + c + 1, s, ref b0, ref b1, ref b2, ref b3);
+            Column4(Load2(w, groupBytes, 0).AsSingle(), x + c, s, ref a0, ref a1, ref a2, ref a3);
+            Column4(Load2(w, groupBytes, 32).AsSingle(), x + c + 1, s, ref b0, ref b1, ref b2, ref b3);
         }
-        if (c < n) Column4(Load2(wf, g), x + c, s, ref a0, ref a1, ref a2, ref a3);
+        if (c < n) Column4(Load2(w, groupBytes, 0).AsSingle(), x + c, s, ref a0, ref a1, ref a2, ref a3);
         Store4(output, outStride, a0 + b0, a1 + b1, a2 + b2, a3 + b3);
     }
 
     /// <summary>Sixteen F32 rows by eight tokens: <see cref="F32X4"/> for tokens 0..3 and 4..7 sharing each weight load.</summary>
     private static void F32X8(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
     {
-        float* wf = (float*)w, x = (float*)y, x4 = (float*)(y + 4 * yStride);
-        nint g = groupBytes / sizeof(float), s = yStride / sizeof(float);
+        float* x = (float*)y, x4 = (float*)(y + 4 * yStride);
+        nint s = yStride / sizeof(float);
         Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
         Vector512<float> a4 = default, b4 = default, a5 = default, b5 = default, a6 = default, b6 = default, a7 = default, b7 = default;
         int c = 0;
-        for (; c + 2 <= n; c += 2, wf += 16)
+        for (; c + 2 <= n; c += 2, w += 64)
         {
-            Vector512<float> we = Load2(wf, g), wo = Load2(wf + 8, g);
+            Vector512<float> we = Load2(w, groupBytes, 0).AsSingle(), wo = Load2(w, groupBytes, 32).AsSingle();
             Column4(we, x + c, s, ref a0, ref a1, ref a2, ref a3);
             Column4(wo, x + c + 1, s, ref b0, ref b1, ref b2, ref b3);
             Column4(we, x4 + c, s, ref a4, ref a5, ref a6, ref a7);
@@ -53,7 +48,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         }
         if (c < n)
         {
-            Vector512<float> we = Load2(wf, g);
+            Vector512<float> we = Load2(w, groupBytes, 0).AsSingle();
             Column4(we, x + c, s, ref a0, ref a1, ref a2, ref a3);
             Column4(we, x4 + c, s, ref a4, ref a5, ref a6, ref a7);
         }

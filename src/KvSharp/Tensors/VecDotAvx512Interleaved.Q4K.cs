@@ -72,18 +72,6 @@ internal static unsafe partial class VecDotAvx512Interleaved
         return Avx512F.FusedMultiplyAddNegated(dy * Scales(w + 16, groupBytes), Avx512F.ConvertToVector512Single(MinSums(mn03, mn47, y)), acc);
     }
 
-    /// <summary>Asks for the super-block of the next pair of groups (see <see cref="PrefetchPairAhead{T}"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchK(byte* w, nint groupBytes, int blockBytes)
-    {
-        byte* ahead = w + 2 * groupBytes;
-        for (int o = 0; o < blockBytes; o += 64)
-        {
-            Sse.Prefetch1(ahead + o);
-            Sse.Prefetch1(ahead + groupBytes + o);
-        }
-    }
-
     /// <summary>Sixteen Q4_K rows (groups at w and w + groupBytes) by four tokens.</summary>
     private static void Q4_KX4(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride)
         => QuantKX4<Q4KBlocks>(w, groupBytes, y, yStride, n, output, outStride);
@@ -131,7 +119,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
         {
-            PrefetchK(w, groupBytes, blockBytes);
+            PrefetchPairAhead(w, groupBytes, 1, blockBytes);
             ScalesK4(w + K4Scales, groupBytes, out Vector512<byte> sc03, out Vector512<byte> sc47);
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int j = 0; j < 4; j++)

@@ -52,18 +52,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &X4<Iq4Nl>;
             eight = &X8<Iq4Nl>;
         }
-        else if (type is GgmlType.Q4_K or GgmlType.Q5_K)
+        else if (type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K)
         {
-            // Four tokens only: one token runs the one-group kernels (see VecDotAvx512Interleaved.Q4K.cs).
+            // Four tokens only: one token runs the one-group kernels (see VecDotAvx512Interleaved.Q4K.cs, .Q6K.cs).
             one = null;
-            four = type == GgmlType.Q4_K ? &Q4_KX4 : &Q5_KX4;
-            eight = null;
-        }
-        else if (type == GgmlType.Q6_K)
-        {
-            // Four tokens only, as Q4_K (see VecDotAvx512Interleaved.Q6K.cs).
-            one = null;
-            four = &Q6_KX4;
+            four = type switch { GgmlType.Q4_K => &Q4_KX4, GgmlType.Q5_K => &Q5_KX4, _ => &Q6_KX4 };
             eight = null;
         }
         else if (type == GgmlType.F32)
@@ -267,9 +260,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchPairAhead<T>(byte* w, nint groupBytes, int pairs) where T : IBlock
+        => PrefetchPairAhead(w, groupBytes, pairs, T.GroupBlockBytes);
+
+    /// <summary><see cref="PrefetchPairAhead{T}"/> for a group block of <paramref name="blockBytes"/> bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchPairAhead(byte* w, nint groupBytes, int pairs, int blockBytes)
     {
         byte* ahead = w + 2 * pairs * groupBytes;
-        for (int o = 0; o < T.GroupBlockBytes; o += 64)
+        for (int o = 0; o < blockBytes; o += 64)
         {
             Sse.Prefetch1(ahead + o);
             Sse.Prefetch1(ahead + groupBytes + o);
