@@ -1,3 +1,7 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace KvSharp.Models;
 
 /// <summary>
@@ -42,30 +46,72 @@ public sealed class RotaryEmbedding
     private float Angle(float theta, int i) => _frequencyScale * (theta / (_factors?[i] ?? 1f));
 
     /// <summary>Rotates every head (consecutive rows of headDim) of one token in place.</summary>
+    /// <remarks>
+    /// Eight elements at a time where the CPU has AVX2: each output is still one rounded product minus (or plus) another,
+    /// never fused, so the vectors give the scalar loop's bits. For interleaved pairs a lane holds x0 or x1 of its
+    /// pair, the swapped vector the other, and sin carries the sign: x0·cos + x1·(-sin) is x0·cos - x1·sin exactly, and
+    /// x1·cos + x0·sin the same sum as x0·sin + x1·cos.
+    /// </remarks>
     public void Apply(Span<float> heads, int headDim, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
     {
         int half = _dims / 2;
+        cos = cos[..half];
+        sin = sin[..half];
         for (int h = 0; h < heads.Length / headDim; h++)
         {
-            var x = heads.Slice(h * headDim, headDim);
-            if (_style == RopeStyle.Normal)
+            var x = heads.Slice(h * headDim, _dims);
+            if (_style == RopeStyle.Normal) RotatePairs(x, cos, sin);
+            else RotateHalves(x, cos, sin);
+        }
+    }
+
+    /// <summary>Pairs (x[2i], x[2i + 1]), as llama's rope.</summary>
+    private static void RotatePairs(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            var spread = Vector256.Create(0, 0, 1, 1, 2, 2, 3, 3);
+            var signs = Vector256.Create(-1f, 1f, -1f, 1f, -1f, 1f, -1f, 1f);
+            ref float p = ref MemoryMarshal.GetReference(x);
+            for (; i + 4 <= cos.Length; i += 4)
             {
-                for (int i = 0; i < half; i++)
-                {
-                    float x0 = x[2 * i], x1 = x[2 * i + 1];
-                    x[2 * i] = x0 * cos[i] - x1 * sin[i];
-                    x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
-                }
+                var v = Vector256.LoadUnsafe(ref p, (nuint)(2 * i));
+                var c = Avx2.PermuteVar8x32(Vector128.LoadUnsafe(in cos[i]).ToVector256Unsafe(), spread);
+                var s = Avx2.PermuteVar8x32(Vector128.LoadUnsafe(in sin[i]).ToVector256Unsafe(), spread) * signs;
+                (v * c + Avx.Permute(v, 0b10_11_00_01) * s).StoreUnsafe(ref p, (nuint)(2 * i));
             }
-            else
+        }
+        for (; i < cos.Length; i++)
+        {
+            float x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = x0 * cos[i] - x1 * sin[i];
+            x[2 * i + 1] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+
+    /// <summary>Pairs (x[i], x[i + Dims/2]), as NeoX-style rope (qwen2 and others).</summary>
+    private static void RotateHalves(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        int half = cos.Length, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float p = ref MemoryMarshal.GetReference(x);
+            for (; i + 8 <= half; i += 8)
             {
-                for (int i = 0; i < half; i++)
-                {
-                    float x0 = x[i], x1 = x[i + half];
-                    x[i] = x0 * cos[i] - x1 * sin[i];
-                    x[i + half] = x0 * sin[i] + x1 * cos[i];
-                }
+                var x0 = Vector256.LoadUnsafe(ref p, (nuint)i);
+                var x1 = Vector256.LoadUnsafe(ref p, (nuint)(i + half));
+                var c = Vector256.LoadUnsafe(in cos[i]);
+                var s = Vector256.LoadUnsafe(in sin[i]);
+                (x0 * c - x1 * s).StoreUnsafe(ref p, (nuint)i);
+                (x0 * s + x1 * c).StoreUnsafe(ref p, (nuint)(i + half));
             }
+        }
+        for (; i < half; i++)
+        {
+            float x0 = x[i], x1 = x[i + half];
+            x[i] = x0 * cos[i] - x1 * sin[i];
+            x[i + half] = x0 * sin[i] + x1 * cos[i];
         }
     }
 
