@@ -8,6 +8,7 @@ using BenchmarkDotNet.Running;
 switch (args.Length > 0 ? args[0] : null)
 {
     case "alternate": KvSharp.Benchmarks.OneTokenAlternation.Run(args); return; // one-token kernel variants
+    case "paged-attention": KvSharp.Benchmarks.PagedAttentionProbe.Run(args); return; // decode attention alone over paged KV, cold or hot
     case "profile-step": KvSharp.Benchmarks.BatchedStepProfile.Run(args); return; // where a batched decode step's time goes
     case "decode-attention": KvSharp.Benchmarks.DecodeAttentionAlternation.Run(args); return; // decode attention at depth, contiguous rows
     case "four-tokens": KvSharp.Benchmarks.FourTokenAlternation.Run(args); return; // four-token kernels against the single-token one

@@ -80,20 +80,31 @@ public static class CausalAttention
         // The tile's rows read into floats side by side: keys first, values TileSize rows later.
         Span<float> widened = widenKeys || widenValues ? WidenBuffer(2 * TileSize * headDim) : default;
         Span<nint> tileRows = stackalloc nint[TileSize], keyOffsets = stackalloc nint[TileSize], valueOffsets = stackalloc nint[TileSize];
+        Span<nint> nextRows = stackalloc nint[TileSize];
+        // Rows in short runs (a block each) end before the hardware prefetcher has learnt them, so the kernel asks for
+        // them ahead: a tile that reads its stored rows asks a few at a time as it computes (TileAhead); one read into
+        // floats first (or read per run of tokens, below) asks for the whole next tile now. Contiguous rows stream.
+        bool spread = TRows.ShortRuns && !widenKeys && !widenValues && !TKey.ViewDependsOnQuery && !TValue.ViewDependsOnQuery;
         for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
         {
-            int tileKeys = Math.Min(TileSize, block.End - tileStart);
+            int tileKeys = Math.Min(TileSize, block.End - tileStart), nextKeys = Math.Min(TileSize, block.End - tileStart - TileSize);
             Span<nint> rowIndices = tileRows[..tileKeys];
             rows.RowOffsets(tileStart, rowIndices);
-            // Rows in short runs (a block each) end before the hardware prefetcher has learnt them: ask for the next
-            // tile's runs now, so they arrive while this tile computes. Contiguous rows stream, and skip this.
-            if (TRows.ShortRuns && tileStart + TileSize < block.End)
-                PrefetchNextRuns<TRows, TKey, TValue>(rows, rowIndices[^1], tileStart + TileSize,
-                    Math.Min(TileSize, block.End - tileStart - TileSize), keys, values, headDim);
+            if (spread)
+            {
+                Span<nint> next = nextRows[..Math.Max(0, nextKeys)];
+                if (!next.IsEmpty) rows.RowOffsets(tileStart + TileSize, next);
+                var ahead = new TileAhead<TKey, TValue>(keys, values, rowIndices, tileStart == 0, next, headDim);
+                AttendTileAs<TKey, TValue>(block, scoring, keys, values, rowIndices, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
+                    false, false, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
+                continue;
+            }
+            if (TRows.ShortRuns && nextKeys > 0)
+                PrefetchNextRuns<TRows, TKey, TValue>(rows, rowIndices[^1], tileStart + TileSize, nextKeys, keys, values, headDim);
             if (!TKey.ViewDependsOnQuery && !TValue.ViewDependsOnQuery)
             {
                 AttendTileAs<TKey, TValue>(block, scoring, keys, values, rowIndices, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
-                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys]);
+                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], default);
                 continue;
             }
             // A type whose rows read differently for later queries (KIVI's groups turning quantized): the block's
@@ -108,7 +119,7 @@ public static class CausalAttention
                 int q0 = t * block.GroupSize, queries = (next - t) * block.GroupSize;
                 AttendTileAs<TKey, TValue>(Tokens(block, t, next), Tokens(scoring, t, next), keys, values, rowIndices, tileStart, position, scale,
                     scores[(q0 * TileSize)..], runningMax.Slice(q0, queries), runningSum.Slice(q0, queries),
-                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys]);
+                    widenKeys, widenValues, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], default);
                 t = next;
             }
         }
@@ -127,7 +138,8 @@ public static class CausalAttention
     /// </summary>
     private static void AttendTileAs<TKey, TValue>(scoped in QueryBlock block, scoped in QueryBlock scoring, scoped in KvPlanes keys,
         scoped in KvPlanes values, ReadOnlySpan<nint> rowIndices, int tileStart, int reader, float scale, Span<float> scores, Span<float> runningMax,
-        Span<float> runningSum, bool widenKeys, bool widenValues, Span<float> widened, Span<nint> keyOffsets, Span<nint> valueOffsets)
+        Span<float> runningSum, bool widenKeys, bool widenValues, Span<float> widened, Span<nint> keyOffsets, Span<nint> valueOffsets,
+        scoped in TileAhead<TKey, TValue> ahead)
         where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
     {
         int headDim = block.HeadDim;
@@ -138,16 +150,16 @@ public static class CausalAttention
         ref byte widenedValues = ref widened.IsEmpty ? ref Unsafe.NullRef<byte>() : ref Unsafe.As<float, byte>(ref widened[TileSize * headDim]);
         if (!widenKeys && !widenValues)
             AttendTile<TKey, TValue>(block, scoring, ref keys.Elements, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
-                runningMax, runningSum, keys, values);
+                runningMax, runningSum, keys, values, ahead);
         else if (widenKeys && widenValues)
             AttendTile<KvF32, KvF32>(block, block, ref widenedKeys, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
-                runningMax, runningSum, default, default);
+                runningMax, runningSum, default, default, default);
         else if (widenKeys)
             AttendTile<KvF32, TValue>(block, block, ref widenedKeys, ref values.Elements, keyAt, valueAt, tileStart, scale, scores,
-                runningMax, runningSum, default, values);
+                runningMax, runningSum, default, values, default);
         else
             AttendTile<TKey, KvF32>(block, scoring, ref keys.Elements, ref widenedValues, keyAt, valueAt, tileStart, scale, scores,
-                runningMax, runningSum, keys, default);
+                runningMax, runningSum, keys, default, default);
     }
 
     /// <summary>
@@ -196,15 +208,24 @@ public static class CausalAttention
     /// <summary>
     /// One tile of keys and values (rows at the origins + byte offsets) folded into every query of the block: scores,
     /// the online-softmax step, then the weighted values. <paramref name="scoring"/> is the block whose queries
-    /// the scores read: the block itself, or its queries scaled to match keys read scaled down.
+    /// the scores read: the block itself, or its queries scaled to match keys read scaled down. With rows to ask for
+    /// (<paramref name="ahead"/>) the scores and sums go <see cref="TileAhead{TKey, TValue}.Lead"/> keys at a time,
+    /// asking between steps; each query still scores every key alone and sums its values in key order, so the steps
+    /// change no bit.
     /// </summary>
     private static void AttendTile<TKey, TValue>(scoped in QueryBlock block, scoped in QueryBlock scoring, ref byte keys, ref byte values,
         ReadOnlySpan<nint> keyOffsets, ReadOnlySpan<nint> offsets, int tileStart, float scale, Span<float> scores, Span<float> runningMax,
-        Span<float> runningSum, scoped in KvPlanes keyPlanes, scoped in KvPlanes valuePlanes)
+        Span<float> runningSum, scoped in KvPlanes keyPlanes, scoped in KvPlanes valuePlanes, scoped in TileAhead<TKey, TValue> ahead)
         where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
     {
-        int count = block.Count, headDim = block.HeadDim;
-        KeyScores.Tile<TKey>(scoring, ref keys, keyOffsets, tileStart, scale, scores, keyPlanes);
+        int count = block.Count, headDim = block.HeadDim, step = ahead.IsEmpty ? TileSize : TileAhead<TKey, TValue>.Lead;
+        ahead.BeforeScoring();
+        for (int j = 0; j < keyOffsets.Length; j += step)
+        {
+            KeyScores.Tile<TKey>(scoring, ref keys, keyOffsets.Slice(j, Math.Min(step, keyOffsets.Length - j)), tileStart + j, scale, scores[j..],
+                keyPlanes);
+            ahead.WhileScoring(j);
+        }
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -212,15 +233,41 @@ public static class CausalAttention
             FoldTile(scores.Slice(q * TileSize, block.TileLength(q, tileStart)), ref runningMax[q], ref runningSum[q],
                 block.Output.Slice(block.RowOffset(q), headDim));
 
-        // Weighted values two queries at a time, sharing each value row load; per query still in key order.
+        for (int j = 0; j < offsets.Length; j += step)
+        {
+            ahead.WhileSumming(j);
+            SumValues<TValue>(block, ref values, offsets, scores, tileStart, first, j, Math.Min(step, offsets.Length - j), valuePlanes);
+        }
+    }
+
+    /// <summary>
+    /// The weighted values of keys [<paramref name="from"/>, from + <paramref name="keys"/>) of the tile added to each
+    /// query's output, two queries at a time sharing each value row load; per query still in key order.
+    /// </summary>
+    private static void SumValues<TValue>(scoped in QueryBlock block, ref byte values, ReadOnlySpan<nint> offsets, Span<float> scores,
+        int tileStart, int first, int from, int keys, scoped in KvPlanes valuePlanes) where TValue : struct, IKvElement<TValue>
+    {
+        int count = block.Count, headDim = block.HeadDim;
+        ReadOnlySpan<nint> rows = offsets.Slice(from, keys);
         int p = first;
         for (; p + 2 <= count; p += 2)
-            AccumulatePair<TValue>(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
-                ref values, offsets, scores.Slice(p * TileSize, block.TileLength(p, tileStart)),
-                scores.Slice((p + 1) * TileSize, block.TileLength(p + 1, tileStart)), valuePlanes);
+        {
+            // Query p is an earlier token of the block than p + 1, or the same one: it sees no more of the tile.
+            int a = Math.Clamp(block.TileLength(p, tileStart) - from, 0, keys), b = Math.Clamp(block.TileLength(p + 1, tileStart) - from, 0, keys);
+            if (a > 0)
+                AccumulatePair<TValue>(block.Output.Slice(block.RowOffset(p), headDim), block.Output.Slice(block.RowOffset(p + 1), headDim),
+                    ref values, rows, scores.Slice(p * TileSize + from, a), scores.Slice((p + 1) * TileSize + from, b), valuePlanes);
+            else if (b > 0)
+                AccumulateValues<TValue>(block.Output.Slice(block.RowOffset(p + 1), headDim), ref values, rows,
+                    scores.Slice((p + 1) * TileSize + from, b), valuePlanes);
+        }
         if (p < count)
-            AccumulateValues<TValue>(block.Output.Slice(block.RowOffset(p), headDim), ref values, offsets,
-                scores.Slice(p * TileSize, block.TileLength(p, tileStart)), valuePlanes);
+        {
+            int a = Math.Clamp(block.TileLength(p, tileStart) - from, 0, keys);
+            if (a > 0)
+                AccumulateValues<TValue>(block.Output.Slice(block.RowOffset(p), headDim), ref values, rows, scores.Slice(p * TileSize + from, a),
+                    valuePlanes);
+        }
     }
 
     // One buffer per thread for tiles read into floats: attention runs on kernel-pool threads, many items per thread,

@@ -16,4 +16,12 @@ public static class KvPrefetch
     /// (32 KiB of F32 rows at head_dim 64) that the lines are still in L2 when the item runs.
     /// </summary>
     public const int Positions = 64;
+
+    /// <summary>
+    /// Key rows announced per item of paged attention, whose tiles ask for their later rows a few at a time as they
+    /// compute (<see cref="Attention.TileAhead{TKey, TValue}"/>): the next item's first 64 key and value rows in one burst
+    /// (32 KiB of F32) stalled the item running meanwhile, 1.3-1.4x slower decode attention at 16 sequences of 64
+    /// positions (`paged-attention` in bench/KvSharp.Benchmarks, one or two threads); 16 key rows were as fast as none or a little faster.
+    /// </summary>
+    public const int PagedKeyRows = 16;
 }

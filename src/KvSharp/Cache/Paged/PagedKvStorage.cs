@@ -148,16 +148,18 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
     /// <summary>The pool row of one head's <paramref name="slot"/>: block table[slot / BlockSize], row slot % BlockSize.</summary>
     private long RowAt(ReadOnlySpan<int> blocks, int layer, int kvHead, int slot) => pool.RowIndex(blocks[slot / _size], layer, kvHead) + slot % _size;
 
-    /// <summary>Asks for the first <see cref="KvPrefetch.Positions"/> rows of a head's keys and values, one run per block.</summary>
+    /// <summary>
+    /// Asks for the first <see cref="KvPrefetch.PagedKeyRows"/> key rows of a head, one run per block: the reads that
+    /// start its attention. The tile loop asks for the rest as it goes (<see cref="TileAhead{TKey, TValue}"/>).
+    /// </summary>
     public override void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end)
     {
-        end = Math.Min(Math.Min(end, KvPrefetch.Positions), blocks.Length * _size);
+        end = Math.Min(Math.Min(end, KvPrefetch.PagedKeyRows), blocks.Length * _size);
         for (int start = 0; start < end; start += _size)
         {
             long row = pool.RowIndex(blocks[start / _size], layer, kvHead);
-            int count = Math.Min(_size, end - start);
-            TKey.Prefetch(ref pool.KeyPlane[row * pool.KeyRowBytes], ref pool.KeySidePlane[row * pool.KeySideBytes], count, _headDim);
-            TValue.Prefetch(ref pool.ValuePlane[row * pool.ValueRowBytes], ref pool.ValueSidePlane[row * pool.ValueSideBytes], count, _headDim);
+            TKey.Prefetch(ref pool.KeyPlane[row * pool.KeyRowBytes], ref pool.KeySidePlane[row * pool.KeySideBytes], Math.Min(_size, end - start),
+                _headDim);
         }
     }
 }
