@@ -12,8 +12,10 @@ namespace KvSharp.Attention;
 /// Why a few at a time: a core holds only a few dozen misses in flight, so a burst of prefetches for a whole tile (the
 /// next tile's 32 key and 32 value rows, 16 KiB of F32 at head_dim 64, as before) stalls at its own issue until most
 /// of it has arrived, and the tile's arithmetic waits behind it. Spread out, the requests keep the memory busy while
-/// the arithmetic runs. Decode at 16 sequences of 64 positions (`small`, F32 KV, one thread, rows evicted between
-/// rounds, `paged-attention` in bench/KvSharp.Benchmarks): 3.5-3.7 ms against 4.8-4.9 with the bursts. Only a hint: no result changes.
+/// the arithmetic runs. Decode attention alone (`small`, F32 KV, one thread, rows evicted between passes,
+/// `paged-attention` in bench/KvSharp.Benchmarks), this against the bursts: 16 sequences of 64 positions 4.1 ms
+/// against 4.8; one of 2,048 7.2-7.4 against 9.4-9.5; four of 512 7.0 against 9.5. Asking twice as far ahead was no
+/// faster. Only a hint: no result changes.
 /// </remarks>
 internal readonly ref struct TileAhead<TKey, TValue>
     where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
