@@ -89,7 +89,8 @@ public static class CausalAttention
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart), nextKeys = Math.Min(TileSize, block.End - tileStart - TileSize);
             Span<nint> rowIndices = tileRows[..tileKeys];
-            rows.RowOffsets(tileStart, rowIndices);
+            // A spread tile found the rows of the tile after it already (they are what it asks for); the rest look them up.
+            if (!spread || tileStart == 0) rows.RowOffsets(tileStart, rowIndices);
             if (spread)
             {
                 Span<nint> next = nextRows[..Math.Max(0, nextKeys)];
@@ -97,6 +98,9 @@ public static class CausalAttention
                 var ahead = new TileAhead<TKey, TValue>(keys, values, rowIndices, tileStart == 0, next, headDim);
                 AttendTileAs<TKey, TValue>(block, scoring, keys, values, rowIndices, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
                     false, false, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
+                Span<nint> done = tileRows;
+                tileRows = nextRows;
+                nextRows = done;
                 continue;
             }
             if (TRows.ShortRuns && nextKeys > 0)
