@@ -188,8 +188,8 @@ public sealed class ForwardPass
             var layer = _w.Layers[l];
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
-            var norm = new NormRowsWork(this, layer.AttentionNorm);
-            _pool.Run(ref norm, n);
+            var norm = new NormRowsWork(this, layer.AttentionNorm, n);
+            _pool.Run(ref norm, NormRowsWork.Items(n));
             _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, xb, n);
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
@@ -199,8 +199,8 @@ public sealed class ForwardPass
             FloatOps.Add(x, proj);
 
             // Feed-forward block: norm, SwiGLU, down projection, residual.
-            norm = new NormRowsWork(this, layer.FeedForwardNorm);
-            _pool.Run(ref norm, n);
+            norm = new NormRowsWork(this, layer.FeedForwardNorm, n);
+            _pool.Run(ref norm, NormRowsWork.Items(n));
             _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
             var swiGlu = new SwiGluRowsWork(this);
             _pool.Run(ref swiGlu, n);
@@ -327,13 +327,21 @@ public sealed class ForwardPass
     // 16 decoding sequences they were ~7% of a step on the calling thread while the other threads waited. A row's
     // arithmetic is the same whichever thread runs it and however many rows share the step.
 
-    /// <summary>xb[t] = RMSNorm(x[t]) x weight.</summary>
-    private readonly struct NormRowsWork(ForwardPass owner, float[] weight) : IParallelWork
+    /// <summary>
+    /// xb[t] = RMSNorm(x[t]) x weight, <see cref="RowsPerItem"/> rows an item: a row's sum of squares is a chain of
+    /// double adds whose order fixes its bits, and <see cref="FloatOps.RmsNormRows"/> runs four rows' chains side by
+    /// side (at 16 decoding sequences a norm took 12 µs of a layer, one row after another).
+    /// </summary>
+    private readonly struct NormRowsWork(ForwardPass owner, float[] weight, int rows) : IParallelWork
     {
-        public void Execute(int t)
+        private const int RowsPerItem = 4;
+
+        public static int Items(int rows) => (rows + RowsPerItem - 1) / RowsPerItem;
+
+        public void Execute(int item)
         {
-            int e = owner._c.EmbeddingDim;
-            FloatOps.RmsNorm(owner._x.AsSpan(t * e, e), weight, owner._c.RmsNormEps, owner._xb.AsSpan(t * e, e));
+            int e = owner._c.EmbeddingDim, first = item * RowsPerItem, count = Math.Min(RowsPerItem, rows - first);
+            FloatOps.RmsNormRows(owner._x.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, owner._xb.AsSpan(first * e, count * e));
         }
     }
 

@@ -66,6 +66,39 @@ public class FloatOpsTests
         AssertBitsEqual(y, x, "in place");
     }
 
+    /// <summary>
+    /// Rows normalised together (four sums of squares side by side) have the bits of each row normalised alone, for
+    /// every count of rows around the group of four, odd row lengths, rows of very different sizes, and in place.
+    /// </summary>
+    [Theory]
+    [InlineData(259, 1)]
+    [InlineData(259, 4)]
+    [InlineData(768, 7)]
+    [InlineData(5, 9)]
+    [InlineData(64, 16)]
+    [InlineData(96, 2000)]
+    public void RowsNormalisedTogetherHaveEachRowsBits(int dim, int rows)
+    {
+        float[] w = Gaussian(dim, 3, 0.05f, 1f);
+        var x = new float[dim * rows];
+        for (int r = 0; r < rows; r++)
+        {
+            float[] row = Gaussian(dim, 10 + r, MathF.Pow(10f, r % 5 - 2));
+            row.CopyTo(x, r * dim);
+        }
+        var together = new float[x.Length];
+        FloatOps.RmsNormRows(x, dim, w, 1e-5f, together);
+        var alone = new float[dim];
+        for (int r = 0; r < rows; r++)
+        {
+            FloatOps.RmsNorm(x.AsSpan(r * dim, dim), w, 1e-5f, alone);
+            AssertBitsEqual(alone, together.AsSpan(r * dim, dim).ToArray(), $"row {r} of {rows}");
+        }
+        FloatOps.RmsNormRows(x, dim, w, 1e-5f, x);
+        AssertBitsEqual(together, x, "in place");
+        Assert.Throws<ArgumentException>(() => FloatOps.RmsNormRows(x.AsSpan(0, x.Length - 1), dim, w, 1e-5f, together));
+    }
+
     [Theory]
     [InlineData(8)]
     [InlineData(172)]
