@@ -321,7 +321,7 @@ public static class CausalAttention
     /// request, not one per run of rows: keys first but one request per 16-row run (4 KiB of F32) measured 4.9 ms
     /// against 3.9 ms row by row for F32 (F16 within noise), for the same lines in the same order; why is not known.
     /// </summary>
-    private static void PrefetchRows<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim)
+    internal static void PrefetchRows<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int headDim)
         where TKv : struct, IKvElement<TKv>
     {
         nint rowBytes = TKv.RowBytes(headDim), sideBytes = TKv.SideBytes(headDim);

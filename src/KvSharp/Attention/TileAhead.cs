@@ -62,10 +62,9 @@ internal readonly ref struct TileAhead<TKey, TValue>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void WhileSumming(int from) => Ask<TKey>(_keys, _nextKeys, from);
 
+    /// <summary>Rows [from, from + Lead) of <paramref name="rows"/> (those that exist), one request per row.</summary>
     private void Ask<TKv>(scoped in KvPlanes planes, ReadOnlySpan<nint> rows, int from) where TKv : struct, IKvElement<TKv>
     {
-        nint rowBytes = TKv.RowBytes(_headDim), sideBytes = TKv.SideBytes(_headDim);
-        for (int j = from; j < from + Lead && j < rows.Length; j++)
-            TKv.Prefetch(ref Unsafe.Add(ref planes.Elements, rows[j] * rowBytes), ref Unsafe.Add(ref planes.Side, rows[j] * sideBytes), 1, _headDim);
+        if (from < rows.Length) CausalAttention.PrefetchRows<TKv>(planes, rows[from..Math.Min(from + Lead, rows.Length)], _headDim);
     }
 }

@@ -23,11 +23,11 @@ public static class FloatOps
     {
         if (weight.Length < x.Length) throw new ArgumentException($"RmsNorm: weight has {weight.Length} elements, x has {x.Length}", nameof(weight));
         if (dst.Length < x.Length) throw new ArgumentException($"RmsNorm: dst has {dst.Length} elements, x has {x.Length}", nameof(dst));
-        Scale(x, weight, RmsScale(x, eps), dst);
+        ScaleRow(x, weight, RmsScale(x, eps), dst);
     }
 
     /// <summary>dst = (x * scale) * weight, two roundings per element (ggml_rms_norm's scale, then ggml_mul).</summary>
-    private static void Scale(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float scale, Span<float> dst)
+    private static void ScaleRow(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float scale, Span<float> dst)
     {
         int i = 0;
         if (Vector.IsHardwareAccelerated)
@@ -67,10 +67,10 @@ public static class FloatOps
                 s2 += v2 * v2;
                 s3 += v3 * v3;
             }
-            Scale(row[..dim], weight, Scale(s0, dim, eps), dst.Slice(r * dim, dim));
-            Scale(row.Slice(dim, dim), weight, Scale(s1, dim, eps), dst.Slice((r + 1) * dim, dim));
-            Scale(row.Slice(2 * dim, dim), weight, Scale(s2, dim, eps), dst.Slice((r + 2) * dim, dim));
-            Scale(row.Slice(3 * dim, dim), weight, Scale(s3, dim, eps), dst.Slice((r + 3) * dim, dim));
+            ScaleRow(row[..dim], weight, RmsScale(s0, dim, eps), dst.Slice(r * dim, dim));
+            ScaleRow(row.Slice(dim, dim), weight, RmsScale(s1, dim, eps), dst.Slice((r + 1) * dim, dim));
+            ScaleRow(row.Slice(2 * dim, dim), weight, RmsScale(s2, dim, eps), dst.Slice((r + 2) * dim, dim));
+            ScaleRow(row.Slice(3 * dim, dim), weight, RmsScale(s3, dim, eps), dst.Slice((r + 3) * dim, dim));
         }
         for (; r < rows; r++) RmsNorm(x.Slice(r * dim, dim), weight, eps, dst.Slice(r * dim, dim));
     }
@@ -87,11 +87,11 @@ public static class FloatOps
     {
         double sum = 0;
         foreach (float v in x) sum += v * v; // float square, double sum, index order: ggml_compute_forward_rms_norm_f32
-        return Scale(sum, x.Length, eps);
+        return RmsScale(sum, x.Length, eps);
     }
 
     /// <summary>1 / sqrtf(mean + eps) from a row's sum of squares, the mean rounded to float.</summary>
-    private static float Scale(double sumOfSquares, int length, float eps) => 1.0f / MathF.Sqrt((float)(sumOfSquares / length) + eps);
+    private static float RmsScale(double sumOfSquares, int length, float eps) => 1.0f / MathF.Sqrt((float)(sumOfSquares / length) + eps);
 
     /// <summary>
     /// gate = silu(gate) * up, as ggml_silu then ggml_mul: silu(x) = x / (1 + exp(-x)) with ggml's vector expf for
