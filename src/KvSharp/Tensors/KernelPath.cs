@@ -14,7 +14,7 @@ public enum KernelPath
 
     /// <summary>
     /// AVX2 with AVX-VNNI's <c>vpdpbusd</c> in the group kernels of Q8_0, IQ4_NL, Q4_0, Q4_1, Q5_0 and Q5_1 and the
-    /// one-token kernels of Q4_K and Q5_K (<see cref="KernelPaths.HasVnniKernels"/>); everything else runs <see cref="Avx2"/>.
+    /// one-token kernels of Q4_K, Q5_K and Q6_K (<see cref="KernelPaths.HasVnniKernels"/>); everything else runs <see cref="Avx2"/>.
     /// </summary>
     Avx2Vnni,
 

@@ -81,6 +81,10 @@ public static class KernelPaths
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
     /// vpmaddubsw, see VecDotAvx2Interleaved.QuantKx4), 1.13-1.19x the AVX2 ones; over four tokens the AVX-512 pair
     /// kernels run 1.31-1.60x the AVX2 ones: AVX-512 for prefill, VNNI for decode.</item>
+    /// <item>Q6_K: likewise a VNNI one-token kernel only (VecDotAvx2Interleaved.Q6_Kx1Vnni), 1.37x the AVX2 one from
+    /// cache and 1.14x streamed on one thread (2048x768 and 32768x768, 201 rounds); a 512-bit one-token kernel over
+    /// pairs of groups ran 1.30x slower than AVX2 from cache (its two-group loads cost a vinserti per vector) and was
+    /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
     /// 1.12-1.38x), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
@@ -97,7 +101,7 @@ public static class KernelPaths
     }
 
     /// <summary>Where both paths have kernels, whether VNNI was measured faster (see <see cref="Default"/>).</summary>
-    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K && tokens == 1);
+    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && tokens == 1);
 
     /// <summary>
     /// The path for one product over <paramref name="tokens"/> activation rows: the one asked for
@@ -137,9 +141,9 @@ public static class KernelPaths
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
-    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K and the nibble types.</summary>
+    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)
-        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K || VecDotAvx2Interleaved.IsNibbleType(type);
+        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;

@@ -217,7 +217,7 @@ public sealed unsafe class MatMul
                 GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx1Vnni : &VecDotAvx2Interleaved.Iq4Nlx1,
                 GgmlType.Q4_K => vnni ? &VecDotAvx2Interleaved.Q4_Kx1Vnni : &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => vnni ? &VecDotAvx2Interleaved.Q5_Kx1Vnni : &VecDotAvx2Interleaved.Q5_Kx1,
-                GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx1,
+                GgmlType.Q6_K => vnni ? &VecDotAvx2Interleaved.Q6_Kx1Vnni : &VecDotAvx2Interleaved.Q6_Kx1,
                 _ => &VecDotAvx2Interleaved.F32x1,
             },
             Group1x4 = interleaved != null && w.Type == GgmlType.F32 ? &VecDotAvx2Interleaved.F32x1Groups4 : null,

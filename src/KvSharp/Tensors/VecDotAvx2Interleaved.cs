@@ -1066,11 +1066,21 @@ internal static unsafe partial class VecDotAvx2Interleaved
         {
             Vector256<int> isum = Avx2.Add(Avx2.Add(WordPairK6(w, y, 0), WordPairK6(w, y, 1)), Avx2.Add(WordPairK6(w, y, 2), WordPairK6(w, y, 3)));
             isum = Avx2.Add(isum, Avx2.Add(Avx2.Add(WordPairK6(w, y, 4), WordPairK6(w, y, 5)), Avx2.Add(WordPairK6(w, y, 6), WordPairK6(w, y, 7))));
-            isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 0), y, 0), ScalePairTimes32K6(w, 1), y, 1), ScalePairTimes32K6(w, 2), y, 2), ScalePairTimes32K6(w, 3), y, 3);
-            isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 4), y, 4), ScalePairTimes32K6(w, 5), y, 5), ScalePairTimes32K6(w, 6), y, 6), ScalePairTimes32K6(w, 7), y, 7);
-            acc = FinishK6(acc, VecDotAvx2.HalfToSingle((ushort*)w), y, isum);
+            acc = FinishSuperBlockK6(acc, w, y, isum);
         }
         Avx.Store(output, acc);
+    }
+
+    /// <summary>
+    /// A one-token Q6_K super-block's end: the quants' offset of 32 through the token's sums for the eight sub-block
+    /// pairs, written out so each scale's shuffle control is a constant, then the float step (<see cref="FinishK6"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> FinishSuperBlockK6(Vector256<float> acc, byte* w, byte* y, Vector256<int> isum)
+    {
+        isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 0), y, 0), ScalePairTimes32K6(w, 1), y, 1), ScalePairTimes32K6(w, 2), y, 2), ScalePairTimes32K6(w, 3), y, 3);
+        isum = OffsetK6(OffsetK6(OffsetK6(OffsetK6(isum, ScalePairTimes32K6(w, 4), y, 4), ScalePairTimes32K6(w, 5), y, 5), ScalePairTimes32K6(w, 6), y, 6), ScalePairTimes32K6(w, 7), y, 7);
+        return FinishK6(acc, VecDotAvx2.HalfToSingle((ushort*)w), y, isum);
     }
 
     /// <summary>

@@ -194,7 +194,8 @@ public class InterleavedRowsTests
     public void ExtremeQ6_KBlocksDoNotOverflow(byte quantByte, sbyte scale, bool mixedSigns)
     {
         // Every 6-bit quant 63 (or 0, i.e. -32 after the offset) and every scale at an extreme against activation quants
-        // of +-127 (see the Q4_K case): two words of vpmaddubsw pairs of 2 x 63 x 127 in the int16 lanes.
+        // of +-127 (see the Q4_K case): two words of vpmaddubsw pairs of 2 x 63 x 127 in the int16 lanes, and on VNNI a
+        // sub-block's int32 sum times its scale.
         int rows = 24, cols = 512, blocks = cols / 256; // AVX-512: a pair of groups, then a lone one
         var bytes = new byte[rows * blocks * 210];
         for (int b = 0; b < bytes.Length; b += 210)

@@ -18,7 +18,7 @@ public class KernelPathsTests
     [InlineData(GgmlType.Q5_1, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q5_1, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
-    [InlineData(GgmlType.Q6_K, KernelPath.Avx2Vnni, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q6_K, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q6_K, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.Q5_K, KernelPath.Avx512, KernelPath.Avx512)]
@@ -44,10 +44,8 @@ public class KernelPathsTests
         Assert.Equal(many, KernelPaths.For(GgmlType.IQ4_NL, null, 64));
         Assert.Equal(avx512 ? KernelPath.Avx512 : vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(GgmlType.IQ4_NL, null, 1));
         Assert.Equal(vnni ? KernelPath.Avx2Vnni : avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q8_0, null, 64));
-        // The types with VNNI kernels and none on AVX-512 run VNNI where it is, AVX2 otherwise, at any size.
-        Assert.Equal(avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null, 64));
-        Assert.Equal(KernelPath.Avx2, KernelPaths.For(GgmlType.Q6_K, null, 1));
-        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q5_K })
+        // The K-quants: AVX-512 over several tokens, their VNNI one-token kernels for decode where VNNI is, else AVX2.
+        foreach (var type in new[] { GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K })
         {
             Assert.Equal(many, KernelPaths.For(type, null, 64));
             Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, 1));
