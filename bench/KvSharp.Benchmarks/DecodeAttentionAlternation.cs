@@ -16,8 +16,8 @@ namespace KvSharp.Benchmarks;
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- decode-attention 40 1 990:2048 f32 attend stream
 /// </code>
-/// (rounds, threads, DEPTH[:CAPACITY[:HEAD_DIM[:GROUP]]], f32|f16|q8_0, then the variants; the first is the base;
-/// q8_0 rows carry a float scale per 32 elements in a side array, as ContiguousKvStorage keeps them.)
+/// (rounds, threads, DEPTH[:CAPACITY[:HEAD_DIM[:GROUP]]], f32|f16|q8_0|q4_0, then the variants; the first is the
+/// base; q8_0 and q4_0 rows carry a float scale per 32 elements in a side array, as ContiguousKvStorage keeps them.)
 /// Found with it (2026-12-06, shared Zen 4, 1 thread): F32 decode attention at depth 990 took 1.8x a plain read of its
 /// rows while F16 kept up with its own; ScoreEight read its eight keys 16 columns of each in turn, hopping between
 /// rows 256 bytes apart, which the hardware prefetcher does not stream. Reading each key's row whole
@@ -36,30 +36,35 @@ internal static class DecodeAttentionAlternation
     public static void Run(string[] args)
     {
         if (args.Length < 6)
-            throw new ArgumentException("decode-attention: expected ROUNDS THREADS DEPTH[:CAPACITY[:HEAD_DIM[:GROUP]]] f32|f16|q8_0 VARIANT..., e.g. decode-attention 40 1 990:2048 f32 attend stream");
+            throw new ArgumentException("decode-attention: expected ROUNDS THREADS DEPTH[:CAPACITY[:HEAD_DIM[:GROUP]]] f32|f16|q8_0|q4_0 VARIANT..., e.g. decode-attention 40 1 990:2048 f32 attend stream");
         int rounds = int.Parse(args[1]), threads = int.Parse(args[2]);
         int[] shape = [.. args[3].Split(':').Select(int.Parse)];
         int depth = shape[0], capacity = shape.Length > 1 ? shape[1] : depth, headDim = shape.Length > 2 ? shape[2] : 64, group = shape.Length > 3 ? shape[3] : 1;
-        string kvType = args[4] is "f32" or "f16" or "q8_0" ? args[4] : throw new ArgumentException($"decode-attention: KV type '{args[4]}' is not f32, f16 or q8_0");
-        bool half = kvType == "f16", q8 = kvType == "q8_0";
+        string kvType = args[4] is "f32" or "f16" or "q8_0" or "q4_0" ? args[4] : throw new ArgumentException($"decode-attention: KV type '{args[4]}' is not f32, f16, q8_0 or q4_0");
+        bool half = kvType == "f16", q8 = kvType == "q8_0", q4 = kvType == "q4_0";
         string[] variants = args[5..];
         foreach (string v in variants)
             if (v is not ("attend" or "stream")) throw new ArgumentException($"decode-attention: variant '{v}' is not attend or stream");
-        int elementBytes = half ? 2 : q8 ? 1 : 4, width = group * headDim;
+        int width = group * headDim;
+        double elementBytes = half ? 2 : q8 ? 1 : q4 ? 0.5 : 4;
         var rng = new Random(7);
         // [(layer x 2 + K|V) x heads + head], as ContiguousKvStorage lays them out.
         var rows = new byte[2 * Layers * Heads][];
         var scales = new byte[rows.Length][];
         for (int i = 0; i < rows.Length; i++)
         {
-            if (q8)
+            if (q8 || q4)
             {
                 var floats = MemoryMarshal.Cast<byte, float>(Rows(rng, capacity * headDim, depth * headDim, false).AsSpan());
-                rows[i] = new byte[capacity * headDim];
-                scales[i] = new byte[capacity * KvQ8.SideBytes(headDim)];
+                int rowBytes = q8 ? KvQ8.RowBytes(headDim) : KvQ4.RowBytes(headDim), sideBytes = q8 ? KvQ8.SideBytes(headDim) : KvQ4.SideBytes(headDim);
+                rows[i] = new byte[capacity * rowBytes];
+                scales[i] = new byte[capacity * sideBytes];
                 for (int p = 0; p < capacity; p++)
-                    KvQ8.Write(floats.Slice(p * headDim, headDim), rows[i].AsSpan(p * headDim, headDim),
-                        scales[i].AsSpan(p * KvQ8.SideBytes(headDim), KvQ8.SideBytes(headDim)));
+                {
+                    Span<byte> row = rows[i].AsSpan(p * rowBytes, rowBytes), side = scales[i].AsSpan(p * sideBytes, sideBytes);
+                    if (q8) KvQ8.Write(floats.Slice(p * headDim, headDim), row, side);
+                    else KvQ4.Write(floats.Slice(p * headDim, headDim), row, side);
+                }
             }
             else rows[i] = Rows(rng, capacity * headDim, depth * headDim, half);
         }
@@ -73,7 +78,9 @@ internal static class DecodeAttentionAlternation
             int i = layer * Heads + h, k = layer * 2 * Heads + h, v = k + Heads;
             Span<float> scratch = stackalloc float[CausalAttention.ScratchLength(group)];
             var block = QueryBlock.Single(queries.AsSpan(i * width, width), output.AsSpan(i * width, width), group, headDim, depth);
-            if (q8)
+            if (q4)
+                CausalAttention.Attend<ContiguousKvRows<KvQ4, KvQ4>, KvQ4>(block, new ContiguousKvRows<KvQ4, KvQ4>(rows[k], rows[v], scales[k], scales[v], headDim), 0.125f, scratch);
+            else if (q8)
                 CausalAttention.Attend<ContiguousKvRows<KvQ8, KvQ8>, KvQ8>(block, new ContiguousKvRows<KvQ8, KvQ8>(rows[k], rows[v], scales[k], scales[v], headDim), 0.125f, scratch);
             else if (half)
                 CausalAttention.Attend<ContiguousKvRows<KvF16, KvF16>, KvF16>(block, new ContiguousKvRows<KvF16, KvF16>(rows[k], rows[v], headDim), 0.125f, scratch);
@@ -88,7 +95,7 @@ internal static class DecodeAttentionAlternation
                 // Summed as integers: the bytes of Q8_0 rows are no floats (a float sum of them could be NaN).
                 var acc = Vector256<int>.Zero;
                 foreach (var r in rows)
-                    foreach (var x in MemoryMarshal.Cast<byte, Vector256<int>>(r.AsSpan(0, depth * headDim * elementBytes))) acc += x;
+                    foreach (var x in MemoryMarshal.Cast<byte, Vector256<int>>(r.AsSpan(0, (int)(depth * headDim * elementBytes)))) acc += x;
                 checksum += acc[0] & 1;
                 return;
             }
