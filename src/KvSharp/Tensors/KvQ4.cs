@@ -65,9 +65,10 @@ public readonly struct KvQ4 : IKvElement<KvQ4>
     {
         ref byte b = ref Unsafe.Add(ref row, (nint)(i >> 1));
         var d = Vector256.Create(ScaleOf(ref b, planes));
-        Vector128<byte> q = Unpack(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(ref b)).AsByte());
-        lower = Centered(q) * d;
-        upper = Centered(Sse2.ShiftRightLogical128BitLane(q, 8)) * d;
+        // q - 8 taken once for the sixteen bytes, as signed bytes, rather than per eight int32 lanes.
+        Vector128<sbyte> q = (Unpack(Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(ref b)).AsByte()) - Vector128.Create((byte)Zero)).AsSByte();
+        lower = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q)) * d;
+        upper = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(q, 8))) * d;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
