@@ -929,9 +929,12 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private static void NibblesK5<TM>(byte* wv, byte* hv, byte* q, Vector128<ushort> hLo, Vector128<ushort> hHi, Vector256<byte> mask,
         Vector256<byte> one, ref Vector256<int> lo, ref Vector256<int> hi) where TM : INibbleMultiply
     {
-        Vector256<byte> v = Avx.LoadVector256(wv);
-        Vector256<byte> l = Avx2.Or(Avx2.And(v, mask), FifthBits(hv, hLo, one));
-        Vector256<byte> h = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask), FifthBits(hv, hHi, one));
+        // Both halves' fifth bits from one shift of the qh bytes: bit 2j of each byte to bit 0 (the low half's bit) and
+        // bit 2j + 1 to bit 1 (the high half's), each then moved to bit 4 (see FifthBits for why 16-bit shifts do).
+        Vector256<byte> v = Avx.LoadVector256(wv), bits = Avx2.ShiftRightLogical(Avx.LoadVector256(hv).AsUInt16(), hLo).AsByte();
+        Vector256<byte> l = Avx2.Or(Avx2.And(v, mask), Avx2.ShiftLeftLogical(Avx2.And(bits, one).AsUInt16(), 4).AsByte());
+        Vector256<byte> h = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask),
+            Avx2.ShiftLeftLogical(Avx2.And(bits, Avx2.Add(one, one)).AsUInt16(), 3).AsByte());
         lo = KStep<TM>(lo, l, q);
         hi = KStep<TM>(hi, h, q + 32);
     }
