@@ -37,8 +37,13 @@ internal static unsafe partial class VecDotAvx512Interleaved
         mn47 = (((u2 >> 4) & Vector512.Create(0x0f0f0f0fu)) | (((u1 >> 6) & Vector512.Create(0x03030303u)) << 4)).AsByte();
     }
 
-    /// <summary>vpshufb indexes of each 32-bit lane's own bytes (4i within a 128-bit lane), in both int16 halves.</summary>
-    private static Vector512<uint> LaneBytes => Vector512.Create(Vector128.Create(0u, 0x00040004u, 0x00080008u, 0x000C000Cu));
+    /// <summary>
+    /// vpshufb indexes of each 32-bit lane's own bytes (4i within a 128-bit lane), in both int16 halves. All sixteen
+    /// lanes spelled out: built from a 128-bit vector, the JIT assembled it with two inserts at every use, per
+    /// sub-block in the loops of <see cref="QuantKX4{T}"/>.
+    /// </summary>
+    private static Vector512<uint> LaneBytes => Vector512.Create(0u, 0x00040004u, 0x00080008u, 0x000C000Cu, 0u, 0x00040004u, 0x00080008u, 0x000C000Cu,
+        0u, 0x00040004u, 0x00080008u, 0x000C000Cu, 0u, 0x00040004u, 0x00080008u, 0x000C000Cu);
 
     /// <summary>Byte <paramref name="k"/> (0..3) of each 32-bit lane, zero-extended into both of its int16 halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -119,7 +124,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int ib = 0; ib < nb; ib++, w += blockBytes, y += Q8_KBytes)
         {
-            PrefetchPairAhead(w, groupBytes, 1, blockBytes);
+            PrefetchSuperBlockPairAhead(w, groupBytes, blockBytes);
             ScalesK4(w + K4Scales, groupBytes, out Vector512<byte> sc03, out Vector512<byte> sc47);
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int j = 0; j < 4; j++)

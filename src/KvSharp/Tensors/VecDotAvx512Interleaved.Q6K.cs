@@ -71,7 +71,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         for (int ib = 0; ib < nb; ib++, w += K6Block, y += Q8_KBytes)
         {
-            PrefetchPairAhead(w, groupBytes, 1, K6Block);
+            PrefetchSuperBlockPairAhead(w, groupBytes, K6Block);
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int hs = 0; hs < 8; hs++) // half h = hs / 4, word positions s = 2 (hs % 4) and s + 1
             {
