@@ -52,18 +52,30 @@ public readonly struct KvQ8 : IKvElement<KvQ8>
     public static void Load16(ref byte row, nuint i, scoped in KvPlanes planes, out Vector256<float> lower, out Vector256<float> upper)
     {
         ref sbyte q = ref Unsafe.Add(ref Unsafe.As<byte, sbyte>(ref row), (nint)i);
-        var d = Vector256.Create(ScaleOf(ref q, planes));
-        // Each eight bytes loaded on their own (a load, no shuffle) rather than sixteen split by a byte shift.
-        lower = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(EightBytes(ref q))) * d;
-        upper = Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(EightBytes(ref Unsafe.Add(ref q, 8)))) * d;
+        Widen16(ref q, Vector256.Create(ScaleOf(ref q, planes)), out lower, out upper);
+    }
+
+    /// <summary>
+    /// Sixteen quants from <paramref name="q"/> as q x d, eight lanes each. Each eight bytes are loaded on their own (a
+    /// load, no shuffle) rather than sixteen split by a byte shift.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Widen16(ref sbyte q, Vector256<float> d, out Vector256<float> lower, out Vector256<float> upper)
+    {
+        lower = QuantsAsFloats(EightBytes(ref q)) * d;
+        upper = QuantsAsFloats(EightBytes(ref Unsafe.Add(ref q, 8))) * d;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(ref byte row, nuint i, scoped in KvPlanes planes)
     {
         ref sbyte q = ref Unsafe.Add(ref Unsafe.As<byte, sbyte>(ref row), (nint)i);
-        return Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(EightBytes(ref q))) * Vector256.Create(ScaleOf(ref q, planes));
+        return QuantsAsFloats(EightBytes(ref q)) * Vector256.Create(ScaleOf(ref q, planes));
     }
+
+    /// <summary>The low eight signed quants of <paramref name="q"/> as floats (exact: small integers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> QuantsAsFloats(Vector128<sbyte> q) => Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q));
 
     /// <summary>The eight quants from <paramref name="q"/> in the low half of a vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -170,16 +182,12 @@ public readonly struct KvQ8 : IKvElement<KvQ8>
                 var vd = Vector256.Create(d);
                 for (; i + 16 <= end; i += 16)
                 {
-                    Vector128<sbyte> bytes = Vector128.LoadUnsafe(ref Unsafe.Add(ref q, i));
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * vd).StoreUnsafe(ref dst, (nuint)i);
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(bytes, 8))) * vd)
-                        .StoreUnsafe(ref dst, (nuint)i + 8);
+                    Widen16(ref Unsafe.Add(ref q, i), vd, out Vector256<float> lower, out Vector256<float> upper);
+                    lower.StoreUnsafe(ref dst, (nuint)i);
+                    upper.StoreUnsafe(ref dst, (nuint)i + 8);
                 }
                 for (; i + 8 <= end; i += 8)
-                {
-                    Vector128<sbyte> bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<long>(ref Unsafe.As<sbyte, byte>(ref Unsafe.Add(ref q, i)))).AsSByte();
-                    (Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(bytes)) * vd).StoreUnsafe(ref dst, (nuint)i);
-                }
+                    (QuantsAsFloats(EightBytes(ref Unsafe.Add(ref q, i))) * vd).StoreUnsafe(ref dst, (nuint)i);
             }
             for (; i < end; i++) Unsafe.Add(ref dst, i) = Unsafe.Add(ref q, i) * d;
         }
