@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using KvSharp.Attention;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
 using KvSharp.Synthetic;
@@ -14,9 +15,10 @@ namespace KvSharp.Benchmarks;
 /// parallel regions) is the step minus the products. Reported as medians over rounds of each piece's share of its
 /// round's step, with the multiply-adds per nanosecond of the products.
 /// <code>
-/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 30 2 16
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 30 2 16 Q4_0 heads
 /// </code>
-/// (rounds, threads, sequences.)
+/// (rounds, threads, sequences, weight type; "heads" also times each round's steps with every sequence attending head by
+/// head, in turn with the default, and prints the ratio.)
 /// </summary>
 internal static class BatchedStepProfile
 {
@@ -40,6 +42,10 @@ internal static class BatchedStepProfile
             forward.Forward(prompt, seqs[s], logits, allLogits: false);
         }
         BatchSegment[] segments = [.. seqs.Select(s => new BatchSegment(s, 1, LogitsRequest.Last))];
+        // "heads": the same step with every store attending head by head (HeadByHead declines TryAttendHeads), in
+        // turn with the default, in this process: what attending a decode token's heads together gains.
+        bool compareHeads = args.Length > 5 && args[5] == "heads";
+        BatchSegment[] headByHead = [.. seqs.Select(s => new BatchSegment(new HeadByHead(s), 1, LogitsRequest.Last))];
         int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];
         int decoded = 0;
 
@@ -70,7 +76,7 @@ internal static class BatchedStepProfile
             () => matMul.Multiply(w.Output, x.AsSpan(0, sequences * e), sequences, y0),
         ];
 
-        double Step()
+        double Step(BatchSegment[] segments)
         {
             if (decoded == Decoded)
             {
@@ -90,15 +96,21 @@ internal static class BatchedStepProfile
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        for (int warm = 0; warm < 10; warm++) Step();
+        for (int warm = 0; warm < 10; warm++) Step(segments);
         foreach (var p in pieces) p();
         var step = new double[rounds];
+        var stepEach = new double[rounds];
         var piece = names.Select(_ => new double[rounds]).ToArray();
         for (int r = 0; r < rounds; r++)
         {
             double sum = 0;
-            for (int i = 0; i < StepsPerRound; i++) sum += Step();
+            // Compared, the two go first in turn: the sequences grow through both, so each sees the same positions.
+            double each = 0;
+            for (int i = 0; compareHeads && r % 2 == 1 && i < StepsPerRound; i++) each += Step(headByHead);
+            for (int i = 0; i < StepsPerRound; i++) sum += Step(segments);
+            for (int i = 0; compareHeads && r % 2 == 0 && i < StepsPerRound; i++) each += Step(headByHead);
             step[r] = sum / StepsPerRound;
+            stepEach[r] = each / StepsPerRound;
             for (int p = 0; p < pieces.Length; p++) piece[p][r] = Time(pieces[p]);
         }
         Console.WriteLine($"{type}, {threads} thread(s), {sequences} sequences, {rounds} rounds; step median {Median(step):F2} ms ({sequences / Median(step) * 1000:F0} tok/s)");
@@ -110,6 +122,9 @@ internal static class BatchedStepProfile
             double ms = Median(piece[p]);
             Console.WriteLine($"  {names[p],-12} {ms,7:F2} ms  {share * 100,5:F1}% of the step  {macs[p] * sequences / (ms * 1e6) / threads,6:F1} MAC/ns/thread");
         }
+        if (compareHeads)
+            Console.WriteLine($"  head by head: step median {Median(stepEach):F2} ms; heads together / head by head, median of rounds: " +
+                $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
         Console.WriteLine($"  {"rest",-12} {"",7}     {(1 - products) * 100,5:F1}% (attention, norms, rope, SwiGLU, regions)");
         foreach (var s in seqs) s.Release();
     }
@@ -118,5 +133,18 @@ internal static class BatchedStepProfile
     {
         var sorted = x.Order().ToArray();
         return sorted[sorted.Length / 2];
+    }
+
+    /// <summary>A sequence's store that attends head by head: everything passes through except <see cref="IKvStore.TryAttendHeads"/>.</summary>
+    private sealed class HeadByHead(IKvStore inner) : IKvStore
+    {
+        public int Length => inner.Length;
+        public int MaxLength => inner.MaxLength;
+        public void Reserve(int length) => inner.Reserve(length);
+        public void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values) => inner.Write(layer, position, keys, values);
+        public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch) => inner.Attend(layer, kvHead, block, scale, scratch);
+        public bool AttendsWholeChunks => inner.AttendsWholeChunks;
+        public void Prefetch(int layer, int kvHead, int end) => inner.Prefetch(layer, kvHead, end);
+        public void Commit(int length) => inner.Commit(length);
     }
 }

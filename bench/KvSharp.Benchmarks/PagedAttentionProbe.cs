@@ -16,9 +16,10 @@ namespace KvSharp.Benchmarks;
 /// sequences. Beside it, a plain sequential read of as many bytes on one thread: the memory speed the rows could
 /// arrive at.
 /// <code>
-/// dotnet bench/KvSharp.Benchmarks/bin/Release/net10.0/KvSharp.Benchmarks.dll paged-attention 40 16 64 cold 2
+/// dotnet bench/KvSharp.Benchmarks/bin/Release/net10.0/KvSharp.Benchmarks.dll paged-attention 40 16 64 cold 2 heads
 /// </code>
-/// (rounds, sequences, positions, cold|hot, threads.)
+/// (rounds, sequences, positions, cold|hot, threads, and "heads" to attend a sequence's KV heads in one call, tile by
+/// tile across them, as the forward pass does for a decode token, or "each" for one call per head.)
 /// </summary>
 internal static class PagedAttentionProbe
 {
@@ -27,6 +28,7 @@ internal static class PagedAttentionProbe
         int rounds = int.Parse(args[1]), sequences = int.Parse(args[2]), positions = int.Parse(args[3]);
         bool cold = args.Length <= 4 || args[4] != "hot";
         int threads = args.Length > 5 ? int.Parse(args[5]) : 1;
+        bool together = args.Length > 6 && args[6] == "heads";
         using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(SyntheticShape.Small, GgmlType.Q8_0), new ModelLoadOptions { Threads = 1 });
         var c = model.Config;
         using var pool = new KvBlockPool(c, 16, sequences * (positions / 16 + 2));
@@ -39,16 +41,20 @@ internal static class PagedAttentionProbe
             var q = new float[c.QueryDim];
             var output = new float[c.QueryDim];
             for (int i = 0; i < q.Length; i++) q[i] = 0.01f * (i % 17);
-            var scratch = new float[CausalAttention.ScratchLength(c.GroupSize)];
+            var scratch = new float[CausalAttention.ScratchLength(c.GroupSize) * c.KvHeadCount];
             int width = c.GroupSize * c.HeadDim;
             for (int l = 0; l < c.LayerCount; l++)
                 for (int s = thread * sequences / threads; s < (thread + 1) * sequences / threads; s++)
+                {
+                    if (together && seqs[s].TryAttendHeads(l, 0, c.KvHeadCount, q, output, positions - 1, 0.125f, scratch, scratch.Length / c.KvHeadCount))
+                        continue;
                     for (int h = 0; h < c.KvHeadCount; h++)
                     {
                         var block = new QueryBlock(q.AsSpan(h * width, width), output.AsSpan(h * width, width), 1, c.QueryDim, positions - 1,
                             c.GroupSize, c.HeadDim);
                         seqs[s].Attend(l, h, block, 0.125f, scratch);
                     }
+                }
         }
 
         // Tiered compilation settles in the first seconds; only passes after that are kept.
@@ -65,7 +71,7 @@ internal static class PagedAttentionProbe
         }
         double median = Median(times);
         int items = sequences * c.LayerCount * c.KvHeadCount;
-        Console.WriteLine($"{sequences} sequences x {positions} positions, {(cold ? "cold" : "hot")}, {threads} thread(s): {median:F3} ms a pass " +
+        Console.WriteLine($"{sequences} sequences x {positions} positions, {(cold ? "cold" : "hot")}, {threads} thread(s), {(together ? "heads together" : "head by head")}: {median:F3} ms a pass " +
             $"(quartiles {Quantile(times, 0.25):F3}-{Quantile(times, 0.75):F3}), {median * 1000 / items * threads:F2} us per head per thread, " +
             $"{bytes / median / 1e6:F1} GB/s of K/V rows");
         Console.WriteLine($"  one thread reading {bytes / 1e6:F0} MB in order: {SequentialRead(bytes, cold ? evict : null):F1} GB/s");

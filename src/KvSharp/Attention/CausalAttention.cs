@@ -131,6 +131,122 @@ public static class CausalAttention
         for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
     }
 
+    /// <summary>
+    /// The most KV heads of a decode token with <paramref name="groupSize"/> query heads each that one
+    /// <see cref="AttendHeads"/> call takes: any number where both sides are read in registers and alike for every
+    /// query, as many as fit the scaled queries' stack copy where keys are read scaled down (F16), none otherwise.
+    /// </summary>
+    public static int MostHeadsTogether<TKey, TValue>(int groupSize, int headDim)
+        where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue> =>
+        TKey.ViewDependsOnQuery || TValue.ViewDependsOnQuery
+        || groupSize > TKey.MaxQueriesInRegisters(headDim) || groupSize > TValue.MaxQueriesInRegisters(headDim) ? 0
+        : TKey.ReadsScaledDown ? MaxScaledQueryFloats / (groupSize * headDim) : int.MaxValue;
+
+    /// <summary>
+    /// <see cref="Attend{TRows, TKey, TValue}"/> of one decode token (at <paramref name="position"/>) for
+    /// <paramref name="heads"/> consecutive KV heads, tile by tile across the heads: every head folds in tile 0, then
+    /// every head tile 1, and so on. Each head runs exactly the operations, in the order, that its own call would, so
+    /// every output keeps its bits.
+    /// </summary>
+    /// <remarks>
+    /// Why: a paged block holds a layer's heads one after another (4 KiB of F32 each at head_dim 64), so head by head
+    /// the reads hop between short runs in different blocks, which the hardware prefetcher does not learn in time,
+    /// while across the heads a tile's key (and value) rows are one long run per block.
+    /// Head h's rows are head 0's (<paramref name="rows"/>) plus h x <paramref name="headRows"/>; its queries and
+    /// outputs the h-th group of groupSize x headDim floats; its scratch <see cref="ScratchLength"/>(groupSize)
+    /// floats at h x <paramref name="scratchStride"/>. At most <see cref="MostHeadsTogether"/> heads.
+    /// </remarks>
+    public static void AttendHeads<TRows, TKey, TValue>(ReadOnlySpan<float> queries, Span<float> output, int heads, int groupSize, int headDim,
+        int position, scoped in TRows rows, nint headRows, float scale, Span<float> scratch, int scratchStride)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
+    {
+        int width = groupSize * headDim, per = ScratchLength(groupSize), end = position + 1;
+        if (heads > MostHeadsTogether<TKey, TValue>(groupSize, headDim))
+            throw new ArgumentException($"{heads} heads of {groupSize} queries at head_dim {headDim} cannot be attended together as {TKey.Name}/{TValue.Name}");
+        if (queries.Length < heads * width || output.Length < heads * width)
+            throw new ArgumentException($"{heads} heads need {heads * width} query and output floats; got {queries.Length} and {output.Length}");
+        if (heads < 1 || scratchStride < per || scratch.Length < (heads - 1) * scratchStride + per)
+            throw new ArgumentException($"{heads} heads need scratch of {per} floats every {scratchStride}, got {scratch.Length}", nameof(scratch));
+
+        var keys = new KvPlanes(ref Unsafe.AsRef(in rows.KeyOrigin), ref Unsafe.AsRef(in rows.KeySideOrigin));
+        var values = new KvPlanes(ref Unsafe.AsRef(in rows.ValueOrigin), ref Unsafe.AsRef(in rows.ValueSideOrigin));
+        // Keys read scaled down are scored against queries scaled up, as in Attend; a head whose queries do not scale
+        // exactly is scored from a tile of floats instead.
+        Span<float> scaled = TKey.ReadsScaledDown ? stackalloc float[heads * width] : default;
+        Span<bool> widenKeys = stackalloc bool[heads];
+        bool anyWidened = false;
+        for (int h = 0; h < heads; h++)
+        {
+            var block = HeadBlock(queries, output, h, groupSize, headDim, position);
+            Span<float> headScratch = scratch.Slice(h * scratchStride, per);
+            headScratch.Slice(groupSize * TileSize, groupSize).Fill(float.NegativeInfinity);
+            headScratch.Slice(groupSize * TileSize + groupSize, groupSize).Clear();
+            block.Output[..width].Clear();
+            if (TKey.ReadsScaledDown) anyWidened |= widenKeys[h] = !ScaleQueries<TKey>(block, scaled.Slice(h * width, width));
+        }
+        Span<float> widened = anyWidened ? WidenBuffer(2 * TileSize * headDim) : default;
+        Span<nint> tileRows = stackalloc nint[TileSize], nextTileRows = stackalloc nint[TileSize];
+        Span<nint> headTile = stackalloc nint[TileSize], nextHeadTile = stackalloc nint[TileSize];
+        Span<nint> keyOffsets = stackalloc nint[TileSize], valueOffsets = stackalloc nint[TileSize];
+        rows.RowOffsets(0, tileRows[..Math.Min(TileSize, end)]);
+        for (int tileStart = 0; tileStart < end; tileStart += TileSize)
+        {
+            int tileKeys = Math.Min(TileSize, end - tileStart), nextKeys = Math.Min(TileSize, end - tileStart - TileSize);
+            if (nextKeys > 0) rows.RowOffsets(tileStart + TileSize, nextTileRows[..nextKeys]);
+            Offset(tileRows[..tileKeys], 0, headTile);
+            for (int h = 0; h < heads; h++)
+            {
+                // What the loop reads next: the next head's rows of this tile (the run right after these), or after the
+                // last head the first head's rows of the next tile.
+                ReadOnlySpan<nint> next = h + 1 < heads ? Offset(tileRows[..tileKeys], (h + 1) * headRows, nextHeadTile)
+                    : nextTileRows[..Math.Max(0, nextKeys)];
+                var block = HeadBlock(queries, output, h, groupSize, headDim, position);
+                var scoring = TKey.ReadsScaledDown && !widenKeys[h]
+                    ? new QueryBlock(scaled.Slice(h * width, width), scaled.Slice(h * width, width), 1, width, position, groupSize, headDim)
+                    : block;
+                Span<float> headScratch = scratch.Slice(h * scratchStride, per);
+                ReadOnlySpan<nint> current = headTile[..tileKeys];
+                var ahead = widenKeys[h] ? default
+                    : new TileAhead<TKey, TValue>(keys, values, current, tileStart == 0 && h == 0, next, headDim);
+                AttendTileAs<TKey, TValue>(block, scoring, keys, values, current, tileStart, int.MaxValue, scale,
+                    headScratch[..(groupSize * TileSize)], headScratch.Slice(groupSize * TileSize, groupSize),
+                    headScratch.Slice(groupSize * TileSize + groupSize, groupSize), widenKeys[h], false, widened,
+                    keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
+                if (h + 1 < heads)
+                {
+                    Span<nint> done = headTile;
+                    headTile = nextHeadTile;
+                    nextHeadTile = done;
+                }
+            }
+            Span<nint> swap = tileRows;
+            tileRows = nextTileRows;
+            nextTileRows = swap;
+        }
+
+        for (int h = 0; h < heads; h++)
+        {
+            Span<float> runningSum = scratch.Slice(h * scratchStride + groupSize * TileSize + groupSize, groupSize);
+            for (int g = 0; g < groupSize; g++) Scale(output.Slice(h * width + g * headDim, headDim), 1f / runningSum[g]);
+        }
+    }
+
+    /// <summary>Head h's queries of a decode token, as a block of its own.</summary>
+    private static QueryBlock HeadBlock(ReadOnlySpan<float> queries, Span<float> output, int h, int groupSize, int headDim, int position)
+    {
+        int width = groupSize * headDim;
+        return new QueryBlock(queries.Slice(h * width, width), output.Slice(h * width, width), 1, width, position, groupSize, headDim);
+    }
+
+    /// <summary>to[j] = rows[j] + shift for every row; returns the filled part of <paramref name="to"/>.</summary>
+    private static ReadOnlySpan<nint> Offset(ReadOnlySpan<nint> rows, nint shift, Span<nint> to)
+    {
+        for (int j = 0; j < rows.Length; j++) to[j] = rows[j] + shift;
+        return to[..rows.Length];
+    }
+
     /// <summary>Tokens [<paramref name="from"/>, <paramref name="to"/>) of a block, as a block of their own.</summary>
     private static QueryBlock Tokens(scoped in QueryBlock block, int from, int to) =>
         new(block.Queries[(from * block.Stride)..], block.Output[(from * block.Stride)..], to - from, block.Stride, block.FirstPosition + from,

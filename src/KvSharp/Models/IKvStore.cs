@@ -29,6 +29,16 @@ public interface IKvStore
     void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch);
 
     /// <summary>
+    /// One decode token's attention (at <paramref name="position"/>) for KV heads [<paramref name="firstHead"/>,
+    /// firstHead + <paramref name="heads"/>) of <paramref name="layer"/>, all in one call, with the bits
+    /// <see cref="Attend"/> gives head by head: queries and outputs are the heads' groups one after another, head h's
+    /// scratch <see cref="CausalAttention.ScratchLength"/>(group) floats at h x <paramref name="scratchStride"/>.
+    /// False, having done nothing, where the store attends head by head only.
+    /// </summary>
+    bool TryAttendHeads(int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output, int position, float scale,
+        Span<float> scratch, int scratchStride) => false;
+
+    /// <summary>
     /// True when each KV head's attention must see a step's tokens as one block, in one call: a policy whose every
     /// query changes what the next one sees (H2O's eviction, SnapKV's votes) cannot take a step's blocks in any order
     /// or at once. The forward pass then splits the work by KV head only.

@@ -215,6 +215,11 @@ public sealed class PagedKvSequence : IKvStore
         else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _exact);
     }
 
+    public bool TryAttendHeads(int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output, int position, float scale,
+        Span<float> scratch, int scratchStride) =>
+        _window == null && _scored == null
+        && _pool.Rows.TryAttendHeads(CollectionsMarshal.AsSpan(_blocks), layer, firstHead, heads, queries, output, position, scale, scratch, scratchStride, _exact);
+
     public bool AttendsWholeChunks => _scored != null;
 
     public void Commit(int length)

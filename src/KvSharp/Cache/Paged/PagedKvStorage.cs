@@ -19,6 +19,13 @@ internal abstract class PagedKvStorage
     public abstract void Write(ReadOnlySpan<int> blocks, int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, PagedExactRows? exact);
     public abstract void Attend(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, PagedExactRows? exact);
     public abstract void Prefetch(ReadOnlySpan<int> blocks, int layer, int kvHead, int end);
+    /// <summary>
+    /// One decode token's attention for KV heads [<paramref name="firstHead"/>, firstHead + <paramref name="heads"/>)
+    /// tile by tile across the heads (<see cref="CausalAttention.AttendHeads"/>); false, doing nothing, where this
+    /// storage's types cannot (the caller then attends head by head).
+    /// </summary>
+    public abstract bool TryAttendHeads(ReadOnlySpan<int> blocks, int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output,
+        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
     public abstract void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks);
@@ -125,6 +132,22 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
         byte* valueSide = TValue.RowsStandAlone ? pool.ValueSidePlane : exact.HeaderAddress(exact.Index(layer, true, kvHead));
         CausalAttention.Attend<PagedKvRows<TKey, TValue>, TKey, TValue>(block, new PagedKvRows<TKey, TValue>(pool, blocks, layer, kvHead, keySide, valueSide),
             scale, scratch);
+    }
+
+    public override bool TryAttendHeads(ReadOnlySpan<int> blocks, int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output,
+        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact)
+    {
+        int group = pool.Config.GroupSize, width = group * _headDim, most = CausalAttention.MostHeadsTogether<TKey, TValue>(group, _headDim);
+        if (exact != null || most == 0) return false;
+        for (int from = 0; from < heads; from += most)
+        {
+            int count = Math.Min(most, heads - from);
+            // A block holds a layer's heads one after another, BlockSize rows each (KvBlockPool.RowIndex).
+            CausalAttention.AttendHeads<PagedKvRows<TKey, TValue>, TKey, TValue>(queries.Slice(from * width, count * width),
+                output.Slice(from * width, count * width), count, group, _headDim, position,
+                new PagedKvRows<TKey, TValue>(pool, blocks, layer, firstHead + from), _size, scale, scratch[(from * scratchStride)..], scratchStride);
+        }
+        return true;
     }
 
     public override void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
