@@ -115,7 +115,7 @@ public class AttendHeadsTests
 
     /// <summary>What cannot be taken together says so and leaves the work to the caller, head by head.</summary>
     [Fact]
-    public void StoresThatCannotDeclineAndWriteNothing()
+    public void StoresThatCannotTakeHeadsTogetherDeclineAndWriteNothing()
     {
         var config = Config(2, 64, 1);
         int per = CausalAttention.ScratchLength(1);
