@@ -42,10 +42,10 @@ public readonly struct KiviPerChannel : IKiviAxis
 
     public static void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination)
     {
-        // A group's channel parameters serve every row of the run: widened once, not once per row.
+        // A group's channel parameters serve every row of the run: widened once, not once per row, sixteen at a time
+        // (HalfConvert.ToSingle: (float)half's bits; one at a time they were ~4% of a kivi4 decode step at depth).
         Span<float> parameters = headDim <= 512 ? stackalloc float[2 * headDim] : new float[2 * headDim];
-        ref Half halves = ref Unsafe.As<byte, Half>(ref groupSide);
-        for (int c = 0; c < 2 * headDim; c++) parameters[c] = (float)Unsafe.Add(ref halves, c);
+        HalfConvert.ToSingle(ref Unsafe.As<byte, Half>(ref groupSide), ref parameters[0], 2 * headDim);
         ref float mins = ref parameters[0], scales = ref parameters[headDim];
         bool vector = KiviCodes.Vectorised(bits);
         for (int r = 0; r < count; r++)
@@ -101,16 +101,19 @@ public readonly struct KiviPerToken : IKiviAxis
 
     public static void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination)
     {
-        int group = ChannelGroup(headDim), sideBytes = SideBytes(headDim);
+        int group = ChannelGroup(headDim), groups = headDim / group, perRow = 2 * groups;
         bool vector = KiviCodes.Vectorised(bits);
+        // The run's rows keep their (min, scale) pairs side by side (SideBytes each): all widened at once, sixteen at a
+        // time, instead of two conversions per group of every row.
+        int floats = count * perRow;
+        Span<float> parameters = floats <= 1024 ? stackalloc float[floats] : new float[floats];
+        HalfConvert.ToSingle(ref Unsafe.As<byte, Half>(ref Unsafe.Add(ref groupSide, inGroup * SideBytes(headDim))), ref parameters[0], floats);
         for (int r = 0; r < count; r++)
         {
-            ref Half parameters = ref Unsafe.As<byte, Half>(ref Unsafe.Add(ref groupSide, (inGroup + r) * sideBytes));
             ref byte row = ref Unsafe.Add(ref codes, r * rowBytes);
             ref float to = ref Unsafe.Add(ref destination, r * headDim);
-            for (int g = 0; g < headDim / group; g++)
-                KiviCodes.Dequantize(ref row, g * group, (g + 1) * group, bits, (float)Unsafe.Add(ref parameters, 2 * g + 1),
-                    (float)Unsafe.Add(ref parameters, 2 * g), ref to, vector);
+            for (int g = 0; g < groups; g++)
+                KiviCodes.Dequantize(ref row, g * group, (g + 1) * group, bits, parameters[r * perRow + 2 * g + 1], parameters[r * perRow + 2 * g], ref to, vector);
         }
     }
 }
