@@ -25,16 +25,11 @@ public interface IKiviAxis
     static abstract void Quantize(ReadOnlySpan<float> rows, int headDim, int bits, int rowBytes, Span<byte> codes, Span<byte> side);
 
     /// <summary>
-    /// The floats of row <paramref name="inGroup"/> of a quantized group, from its packed codes at <paramref name="codes"/>
-    /// and the group's side data at <paramref name="groupSide"/>.
-    /// </summary>
-    static abstract void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination);
-
-    /// <summary>
     /// Rows <paramref name="inGroup"/> .. + <paramref name="count"/> - 1 of a quantized group (the first's codes at
     /// <paramref name="codes"/>, the next <paramref name="rowBytes"/> on), one after another from
-    /// <paramref name="destination"/>: the floats <see cref="Read"/> gives, bit for bit, with the group's parameters
-    /// widened once and the codes eight at a time (<see cref="KiviCodes"/>). The attention kernel's tile of floats.
+    /// <paramref name="destination"/>: each float code x scale + min of its set, one rounding after the product and one after
+    /// the sum (<see cref="KiviCodes"/>), with the parameters widened once and the codes eight at a time. The attention
+    /// kernel's tile of floats.
     /// </summary>
     static abstract void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination);
 }

@@ -31,15 +31,6 @@ public readonly struct KiviPerChannel : IKiviAxis
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination)
-    {
-        ref Half mins = ref Unsafe.As<byte, Half>(ref groupSide);
-        ref Half scales = ref Unsafe.Add(ref mins, headDim);
-        for (int c = 0; c < headDim; c++)
-            Unsafe.Add(ref destination, c) = KiviQuantizer.Unpack(ref codes, c, bits) * (float)Unsafe.Add(ref scales, c) + (float)Unsafe.Add(ref mins, c);
-    }
-
     public static void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination)
     {
         // A group's channel parameters serve every row of the run: widened once, not once per row, sixteen at a time
@@ -83,19 +74,6 @@ public readonly struct KiviPerToken : IKiviAxis
                 for (int c = g * group; c < (g + 1) * group; c++)
                     KiviQuantizer.Pack(codes.Slice(r * rowBytes, rowBytes), c, KiviQuantizer.Code(row[c], (float)min, (float)scale, levels), bits);
             }
-        }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Read(ref byte codes, ref byte groupSide, int inGroup, int headDim, int bits, ref float destination)
-    {
-        int group = ChannelGroup(headDim);
-        ref Half parameters = ref Unsafe.As<byte, Half>(ref Unsafe.Add(ref groupSide, inGroup * SideBytes(headDim)));
-        for (int g = 0; g < headDim / group; g++)
-        {
-            float min = (float)Unsafe.Add(ref parameters, 2 * g), scale = (float)Unsafe.Add(ref parameters, 2 * g + 1);
-            for (int c = g * group; c < (g + 1) * group; c++)
-                Unsafe.Add(ref destination, c) = KiviQuantizer.Unpack(ref codes, c, bits) * scale + min;
         }
     }
 
