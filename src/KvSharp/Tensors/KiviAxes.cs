@@ -38,9 +38,9 @@ public readonly struct KiviPerChannel : IKiviAxis
         Span<float> parameters = headDim <= 512 ? stackalloc float[2 * headDim] : new float[2 * headDim];
         HalfConvert.ToSingle(ref Unsafe.As<byte, Half>(ref groupSide), ref parameters[0], 2 * headDim);
         ref float mins = ref parameters[0], scales = ref parameters[headDim];
-        bool vector = KiviCodes.Vectorised(bits);
+        int width = KiviCodes.Widest(bits);
         for (int r = 0; r < count; r++)
-            KiviCodes.Dequantize(ref Unsafe.Add(ref codes, r * rowBytes), 0, headDim, bits, ref scales, ref mins, ref Unsafe.Add(ref destination, r * headDim), vector);
+            KiviCodes.Dequantize(ref Unsafe.Add(ref codes, r * rowBytes), 0, headDim, bits, ref scales, ref mins, ref Unsafe.Add(ref destination, r * headDim), width);
     }
 }
 
@@ -80,7 +80,7 @@ public readonly struct KiviPerToken : IKiviAxis
     public static void ReadRun(ref byte codes, int rowBytes, ref byte groupSide, int inGroup, int count, int headDim, int bits, ref float destination)
     {
         int group = ChannelGroup(headDim), groups = headDim / group, perRow = 2 * groups;
-        bool vector = KiviCodes.Vectorised(bits);
+        int width = KiviCodes.Widest(bits);
         // The run's rows keep their (min, scale) pairs side by side (SideBytes each): all widened at once, sixteen at a
         // time, instead of two conversions per group of every row.
         int floats = count * perRow;
@@ -91,7 +91,7 @@ public readonly struct KiviPerToken : IKiviAxis
             ref byte row = ref Unsafe.Add(ref codes, r * rowBytes);
             ref float to = ref Unsafe.Add(ref destination, r * headDim);
             for (int g = 0; g < groups; g++)
-                KiviCodes.Dequantize(ref row, g * group, (g + 1) * group, bits, parameters[r * perRow + 2 * g + 1], parameters[r * perRow + 2 * g], ref to, vector);
+                KiviCodes.Dequantize(ref row, g * group, (g + 1) * group, bits, parameters[r * perRow + 2 * g + 1], parameters[r * perRow + 2 * g], ref to, width);
         }
     }
 }
