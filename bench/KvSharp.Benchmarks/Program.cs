@@ -12,6 +12,7 @@ switch (args.Length > 0 ? args[0] : null)
     case "profile-step": KvSharp.Benchmarks.BatchedStepProfile.Run(args); return; // where a batched decode step's time goes
     case "decode-attention": KvSharp.Benchmarks.DecodeAttentionAlternation.Run(args); return; // decode attention at depth, contiguous rows
     case "four-tokens": KvSharp.Benchmarks.FourTokenAlternation.Run(args); return; // four-token kernels against the single-token one
+    case "kivi-codes": KvSharp.Benchmarks.KiviCodesAlternation.Run(args); return; // KIVI codes to floats, 16 against 8 at a time
     case "interleaved": KvSharp.Benchmarks.InterleavedMatMulAlternation.Run(args); return; // MatMul with interleaved rows against without
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
