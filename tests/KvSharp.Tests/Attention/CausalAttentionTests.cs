@@ -24,4 +24,30 @@ public class CausalAttentionTests
             headDim, 2, end, 0.125f, b, scratch);
         for (int i = 0; i < a.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
     }
+
+    [Theory]
+    [InlineData(64, 1)]
+    [InlineData(64, 4)]
+    [InlineData(40, 3)]
+    public void DeepDecodeOverFloatRowsGivesTheBitsOfABlock(int headDim, int groupSize)
+    {
+        // A decode token deep in contiguous F32 rows asks for them a few at a time as its tiles compute (the spread
+        // path; from 256 positions) and scores and sums eight keys at a time; a block of tokens reads them whole tile
+        // by tile. Tokens at 230..299 straddle that depth: each alone must give the block's bits.
+        const int first = 230, tokens = 70, end = first + tokens;
+        int width = groupSize * headDim;
+        float[] keys = Gaussian(end * headDim, 11), values = Gaussian(end * headDim, 12), queries = Gaussian(tokens * width, 13, 2f);
+        var rows = ContiguousKvRows.Of(keys, values, headDim);
+        var blocked = new float[tokens * width];
+        CausalAttention.Attend(new QueryBlock(queries, blocked, tokens, width, first, groupSize, headDim), rows, 0.125f,
+            new float[CausalAttention.ScratchLength(tokens * groupSize)]);
+        var alone = new float[tokens * width];
+        var scratch = new float[CausalAttention.ScratchLength(groupSize)];
+        for (int t = 0; t < tokens; t++)
+            CausalAttention.AttendGroup(queries.AsSpan(t * width, width), rows, headDim, groupSize, first + t + 1, 0.125f,
+                alone.AsSpan(t * width, width), scratch);
+        for (int i = 0; i < alone.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(alone[i]) == BitConverter.SingleToInt32Bits(blocked[i]),
+                $"token at {first + i / width}, element {i % width}: {alone[i]} alone, {blocked[i]} in the block");
+    }
 }
