@@ -59,9 +59,7 @@ public static class CausalAttention
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
-        Span<float> scores = scratch[..(count * TileSize)];
-        Span<float> runningMax = scratch.Slice(count * TileSize, count);
-        Span<float> runningSum = scratch.Slice(count * TileSize + count, count);
+        ScratchParts(scratch, count, out Span<float> scores, out Span<float> runningMax, out Span<float> runningSum);
         runningMax.Fill(float.NegativeInfinity);
         runningSum.Clear();
         for (int t = 0; t < block.Tokens; t++) block.Output.Slice(t * block.Stride, width).Clear();
@@ -134,6 +132,17 @@ public static class CausalAttention
     }
 
     /// <summary>
+    /// The parts of a block's scratch (<see cref="ScratchLength"/>(count) floats): each query's scores of a tile
+    /// (TileSize each), then the queries' running maxima, then their running sums.
+    /// </summary>
+    private static void ScratchParts(Span<float> scratch, int count, out Span<float> scores, out Span<float> runningMax, out Span<float> runningSum)
+    {
+        scores = scratch[..(count * TileSize)];
+        runningMax = scratch.Slice(count * TileSize, count);
+        runningSum = scratch.Slice(count * TileSize + count, count);
+    }
+
+    /// <summary>
     /// The most KV heads of a decode token with <paramref name="groupSize"/> query heads each that one
     /// <see cref="AttendHeads"/> call takes: any number where both sides are read in registers and alike for every
     /// query, as many as fit the scaled queries' stack copy where keys are read scaled down (F16), none otherwise.
@@ -182,46 +191,40 @@ public static class CausalAttention
         for (int h = 0; h < heads; h++)
         {
             var block = HeadBlock(queries, output, h, groupSize, headDim, position);
-            Span<float> headScratch = scratch.Slice(h * scratchStride, per);
-            headScratch.Slice(groupSize * TileSize, groupSize).Fill(float.NegativeInfinity);
-            headScratch.Slice(groupSize * TileSize + groupSize, groupSize).Clear();
+            ScratchParts(scratch.Slice(h * scratchStride, per), groupSize, out _, out Span<float> runningMax, out Span<float> runningSum);
+            runningMax.Fill(float.NegativeInfinity);
+            runningSum.Clear();
             block.Output[..width].Clear();
             if (TKey.ReadsScaledDown) anyWidened |= widenKeys[h] = !ScaleQueries<TKey>(block, scaled.Slice(h * width, width));
         }
         Span<float> widened = anyWidened ? WidenBuffer(2 * TileSize * headDim) : default;
         Span<nint> tileRows = stackalloc nint[TileSize], nextTileRows = stackalloc nint[TileSize];
-        Span<nint> headTile = stackalloc nint[TileSize], nextHeadTile = stackalloc nint[TileSize];
+        // Heads after the first read their rows shifted by h x headRows, alternately into these two.
+        Span<nint> oddHead = stackalloc nint[TileSize], evenHead = stackalloc nint[TileSize];
         Span<nint> keyOffsets = stackalloc nint[TileSize], valueOffsets = stackalloc nint[TileSize];
         rows.RowOffsets(0, tileRows[..Math.Min(TileSize, end)]);
         for (int tileStart = 0; tileStart < end; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, end - tileStart), nextKeys = Math.Min(TileSize, end - tileStart - TileSize);
             if (nextKeys > 0) rows.RowOffsets(tileStart + TileSize, nextTileRows[..nextKeys]);
-            Offset(tileRows[..tileKeys], 0, headTile);
+            ReadOnlySpan<nint> current = tileRows[..tileKeys];
             for (int h = 0; h < heads; h++)
             {
                 // What the loop reads next: the next head's rows of this tile (the run right after these), or after the
                 // last head the first head's rows of the next tile.
-                ReadOnlySpan<nint> next = h + 1 < heads ? Offset(tileRows[..tileKeys], (h + 1) * headRows, nextHeadTile)
+                ReadOnlySpan<nint> next = h + 1 < heads ? Offset(current, headRows, h % 2 == 0 ? oddHead : evenHead)
                     : nextTileRows[..Math.Max(0, nextKeys)];
                 var block = HeadBlock(queries, output, h, groupSize, headDim, position);
                 var scoring = TKey.ReadsScaledDown && !widenKeys[h]
                     ? new QueryBlock(scaled.Slice(h * width, width), scaled.Slice(h * width, width), 1, width, position, groupSize, headDim)
                     : block;
-                Span<float> headScratch = scratch.Slice(h * scratchStride, per);
-                ReadOnlySpan<nint> current = headTile[..tileKeys];
+                ScratchParts(scratch.Slice(h * scratchStride, per), groupSize, out Span<float> scores, out Span<float> runningMax,
+                    out Span<float> runningSum);
                 var ahead = widenKeys[h] ? default
                     : new TileAhead<TKey, TValue>(keys, values, current, tileStart == 0 && h == 0, next, headDim);
-                AttendTileAs<TKey, TValue>(block, scoring, keys, values, current, tileStart, int.MaxValue, scale,
-                    headScratch[..(groupSize * TileSize)], headScratch.Slice(groupSize * TileSize, groupSize),
-                    headScratch.Slice(groupSize * TileSize + groupSize, groupSize), widenKeys[h], false, widened,
-                    keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
-                if (h + 1 < heads)
-                {
-                    Span<nint> done = headTile;
-                    headTile = nextHeadTile;
-                    nextHeadTile = done;
-                }
+                AttendTileAs<TKey, TValue>(block, scoring, keys, values, current, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
+                    widenKeys[h], false, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
+                current = next;
             }
             Span<nint> swap = tileRows;
             tileRows = nextTileRows;
@@ -230,7 +233,7 @@ public static class CausalAttention
 
         for (int h = 0; h < heads; h++)
         {
-            Span<float> runningSum = scratch.Slice(h * scratchStride + groupSize * TileSize + groupSize, groupSize);
+            ScratchParts(scratch.Slice(h * scratchStride, per), groupSize, out _, out _, out Span<float> runningSum);
             for (int g = 0; g < groupSize; g++) Scale(output.Slice(h * width + g * headDim, headDim), 1f / runningSum[g]);
         }
     }
