@@ -16,9 +16,12 @@ namespace KvSharp.Benchmarks;
 /// round's step, with the multiply-adds per nanosecond of the products.
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 30 2 16 Q4_0 heads
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 40 2 1 Q4_0 paths avx512 default smollm2-135m
 /// </code>
 /// (rounds, threads, sequences, weight type; "heads" also times each round's steps with every sequence attending head by
-/// head, in turn with the default, and prints the ratio.)
+/// head, in turn with the default, and prints the ratio; "paths A B" times each round's steps with every product on
+/// kernel path A (KVSHARP_ISA's names) and on B ("default": each type's fastest measured), in turn, after checking
+/// that both give the same logits; a last argument names another synthetic shape.)
 /// </summary>
 internal static class BatchedStepProfile
 {
@@ -28,7 +31,10 @@ internal static class BatchedStepProfile
     {
         int rounds = int.Parse(args[1]), threads = int.Parse(args[2]), sequences = int.Parse(args[3]);
         var type = args.Length > 4 ? Enum.Parse<GgmlType>(args[4]) : GgmlType.Q8_0;
-        using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(SyntheticShape.Small, type), new ModelLoadOptions { Threads = threads });
+        string mode = args.Length > 5 ? args[5] : "";
+        int shapeArg = mode == "paths" ? 8 : mode == "heads" ? 6 : 5;
+        var shape = args.Length > shapeArg ? SyntheticShape.Parse(args[shapeArg]) : SyntheticShape.Small;
+        using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(shape, type), new ModelLoadOptions { Threads = threads });
         var c = model.Config;
         var forward = model.CreateForwardPass();
         using var pool = new KvBlockPool(c, 16, sequences * ((Prompt + Decoded) / 16 + 1));
@@ -44,8 +50,11 @@ internal static class BatchedStepProfile
         BatchSegment[] segments = [.. seqs.Select(s => new BatchSegment(s, 1, LogitsRequest.Last))];
         // "heads": the same step with every store attending head by head (HeadByHead declines TryAttendHeads), in
         // turn with the default, in this process: what attending a decode token's heads together gains.
-        bool compareHeads = args.Length > 5 && args[5] == "heads";
+        bool compareHeads = mode == "heads";
         BatchSegment[] headByHead = [.. seqs.Select(s => new BatchSegment(new HeadByHead(s), 1, LogitsRequest.Last))];
+        // "paths A B": the same steps with every product forced onto path A, then B ("default": no path forced).
+        bool comparePaths = mode == "paths";
+        KernelPath? pathA = comparePaths ? PathArgument(args[6]) : null, pathB = comparePaths ? PathArgument(args[7]) : null;
         int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];
         int decoded = 0;
 
@@ -76,13 +85,14 @@ internal static class BatchedStepProfile
             () => matMul.Multiply(w.Output, x.AsSpan(0, sequences * e), sequences, y0),
         ];
 
-        double Step(BatchSegment[] segments)
+        double Step(BatchSegment[] segments, KernelPath? path = null)
         {
             if (decoded == Decoded)
             {
                 foreach (var s in seqs) s.Truncate(Prompt);
                 decoded = 0;
             }
+            using var forced = path is KernelPath p ? KernelPaths.Force(p) : null;
             long start = Stopwatch.GetTimestamp();
             forward.Forward(tokens, segments, logits);
             decoded++;
@@ -96,6 +106,7 @@ internal static class BatchedStepProfile
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
+        if (comparePaths) CheckSamePaths();
         for (int warm = 0; warm < 10; warm++) Step(segments);
         foreach (var p in pieces) p();
         var step = new double[rounds];
@@ -107,13 +118,15 @@ internal static class BatchedStepProfile
             // Compared, the two go first in turn: the sequences grow through both, so each sees the same positions.
             double each = 0;
             for (int i = 0; compareHeads && r % 2 == 1 && i < StepsPerRound; i++) each += Step(headByHead);
-            for (int i = 0; i < StepsPerRound; i++) sum += Step(segments);
+            for (int i = 0; comparePaths && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments, pathB);
+            for (int i = 0; i < StepsPerRound; i++) sum += Step(segments, pathA);
             for (int i = 0; compareHeads && r % 2 == 0 && i < StepsPerRound; i++) each += Step(headByHead);
+            for (int i = 0; comparePaths && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments, pathB);
             step[r] = sum / StepsPerRound;
             stepEach[r] = each / StepsPerRound;
             for (int p = 0; p < pieces.Length; p++) piece[p][r] = Time(pieces[p]);
         }
-        Console.WriteLine($"{type}, {threads} thread(s), {sequences} sequences, {rounds} rounds; step median {Median(step):F2} ms ({sequences / Median(step) * 1000:F0} tok/s)");
+        Console.WriteLine($"{shape.Name} {type}, {threads} thread(s), {sequences} sequences, {rounds} rounds{(comparePaths ? $", every product on {args[6]}" : "")}; step median {Median(step):F2} ms ({sequences / Median(step) * 1000:F0} tok/s)");
         double products = 0;
         for (int p = 0; p < pieces.Length; p++)
         {
@@ -125,9 +138,27 @@ internal static class BatchedStepProfile
         if (compareHeads)
             Console.WriteLine($"  head by head: step median {Median(stepEach):F2} ms; heads together / head by head, median of rounds: " +
                 $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
+        if (comparePaths)
+            Console.WriteLine($"  on {args[7]}: step median {Median(stepEach):F2} ms; {args[6]} / {args[7]}, median of rounds: " +
+                $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
         Console.WriteLine($"  {"rest",-12} {"",7}     {(1 - products) * 100,5:F1}% (attention, norms, rope, SwiGLU, regions)");
         foreach (var s in seqs) s.Release();
+
+        // One step on each path from the same positions: the logits must agree to the bit (every path does).
+        void CheckSamePaths()
+        {
+            var first = new float[logits.Length];
+            Step(segments, pathA);
+            logits.CopyTo(first, 0);
+            foreach (var s in seqs) s.Truncate(s.Length - 1);
+            decoded--;
+            Step(segments, pathB);
+            if (!first.AsSpan().SequenceEqual(logits))
+                throw new InvalidOperationException($"profile-step: paths {args[6]} and {args[7]} give different logits");
+        }
     }
+
+    private static KernelPath? PathArgument(string name) => name == "default" ? null : KernelPaths.Parse(name, "profile-step paths");
 
     private static double Median(double[] x)
     {

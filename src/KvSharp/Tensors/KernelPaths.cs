@@ -75,7 +75,12 @@ public static class KernelPaths
     /// <item>Q8_0: 1.08-1.14x at 8 and 64 tokens, 1.34x at one, 1.60x streaming: VNNI at every size (its one vpdpbusd
     /// does the sign trick's three instructions' work per 32 byte pairs);</item>
     /// <item>Q4_0: 0.68-0.69x at 8 and 64 tokens (a 64-byte vpmaddubsw at full width on Zen 5 against two 32-byte
-    /// vpdpbusd), 0.96x one token from cache, 1.11x streaming: AVX-512 for prefill, VNNI for decode;</item>
+    /// vpdpbusd): AVX-512 at every size. One token was 0.96x from cache and 1.11x streaming in the tenth session, so
+    /// decode ran VNNI; measured again in the fourteenth (the same host class) it was 0.69x from cache and 0.90-0.97x
+    /// streaming, and whole decode steps in one process (`bench profile-step R T 1 Q4_0 paths avx512 default [shape]`,
+    /// same logits) took 0.75-0.78x the time on the SmolLM2-135M shape on two threads (0.92x on one) and 0.91-1.00x on
+    /// `small`. Why the shapes differ was not measured (asking for weights ahead is not it: the same requests added to
+    /// Q4_K's VNNI one-token kernel changed its SmolLM2 step by 0.997-1.000x);</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
@@ -101,7 +106,7 @@ public static class KernelPaths
     }
 
     /// <summary>Where both paths have kernels, whether VNNI was measured faster (see <see cref="Default"/>).</summary>
-    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && tokens == 1);
+    private static bool VnniBeforeAvx512(GgmlType type, int tokens) => type == GgmlType.Q8_0 || (type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K && tokens == 1);
 
     /// <summary>
     /// The path for one product over <paramref name="tokens"/> activation rows: the one asked for
