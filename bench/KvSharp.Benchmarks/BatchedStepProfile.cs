@@ -21,7 +21,8 @@ namespace KvSharp.Benchmarks;
 /// (rounds, threads, sequences, weight type; "heads" also times each round's steps with every sequence attending head by
 /// head, in turn with the default, and prints the ratio; "paths A B" times each round's steps with every product on
 /// kernel path A (KVSHARP_ISA's names) and on B ("default": each type's fastest measured), in turn, after checking
-/// that both give the same logits; a last argument names another synthetic shape.)
+/// that both give the same logits, and the shares are of A's steps (the products alone run the default paths); a last
+/// argument names another synthetic shape.)
 /// </summary>
 internal static class BatchedStepProfile
 {
