@@ -12,8 +12,8 @@ namespace KvSharp.Tensors;
 /// last in a block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
 /// <item>Q4_0 (and IQ4_NL, same block shape; Q4_1: the eight d, then the eight m; Q5_0, Q5_1: first the eight rows'
-/// qh words as one vector): four 32-byte vectors, vector k holding packed bytes 4k..4k+3 of each row (low nibbles: elements
-/// 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
+/// fifth bits as one vector, <see cref="FifthBitPlane"/>): four 32-byte vectors, vector k holding packed bytes
+/// 4k..4k+3 of each row (low nibbles: elements 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
 /// <item>Q4_K (per super-block of 256): three 32-byte vectors, vector i holding bytes 4i..4i+3 of each row's 12 bytes
 /// of packed 6-bit scales and mins (so ggml's unpacking runs on eight rows at once), then 32 vectors of quants,
 /// vector 8j+s holding bytes 32j+4s..32j+4s+3 of each row (low nibbles: elements 64j+4s.., sub-block 2j; high
@@ -90,7 +90,38 @@ public sealed unsafe class InterleavedRows : IDisposable
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
+        if (w.Type is GgmlType.Q5_0 or GgmlType.Q5_1)
+        {
+            int qh = w.Type == GgmlType.Q5_1 ? 32 : 16, groupBlockBytes = RowsPerGroup * blockBytes;
+            for (long b = 0; b < (long)groups * (w.Cols / QK); b++)
+                FifthBitPlane(data + b * groupBlockBytes + qh);
+        }
         return new InterleavedRows(data, slab, bytes, groups, groupBytes);
+    }
+
+    /// <summary>
+    /// Rewrites a Q5 group block's eight qh words (row r's at 4r: bit e is the fifth bit of element e) in place as the
+    /// plane the kernels read: byte 4r + i holds, for each quant vector k (0..3), the fifth bit of row r's element
+    /// 4k + i (the vector's low nibble in that byte) at bit 4 + k, and of element 16 + 4k + i (its high nibble) at bit
+    /// k. So a 16-bit shift right by k, or left by 4 - k, and one mask put a vector's 32 fifth bits at bit 4 of their
+    /// bytes (<see cref="VecDotAvx2Interleaved"/>): two instructions for each half of a vector where spreading the
+    /// words took five, on the same bytes.
+    /// </summary>
+    internal static void FifthBitPlane(byte* qh)
+    {
+        Span<uint> words = stackalloc uint[RowsPerGroup];
+        for (int r = 0; r < RowsPerGroup; r++) words[r] = ((uint*)qh)[r];
+        for (int r = 0; r < RowsPerGroup; r++)
+            for (int i = 0; i < 4; i++)
+            {
+                int plane = 0;
+                for (int k = 0; k < 4; k++)
+                {
+                    plane |= (int)((words[r] >> (4 * k + i)) & 1) << (4 + k);
+                    plane |= (int)((words[r] >> (16 + 4 * k + i)) & 1) << k;
+                }
+                qh[4 * r + i] = (byte)plane;
+            }
     }
 
     /// <summary>Byte offsets of <paramref name="count"/> consecutive words of a block from <paramref name="first"/>.</summary>

@@ -411,29 +411,19 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// 16 where bit <paramref name="first"/> + b of each row's qh word (the lane) is set, in byte b of the lane: the
-    /// fifth bits of the four elements a quant vector's bytes hold (first = 4k for the low nibbles, 16 + 4k for the
-    /// high ones).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> FifthBitsOfWords(Vector256<uint> qh, int first)
-    {
-        Vector256<byte> bits = Vector256.Create(0x08040201u).AsByte();
-        Vector256<byte> b = Avx2.Shuffle(Vector256.ShiftRightLogical(qh, first).AsByte(), Vector256.Create(0u, 0x04040404u, 0x08080808u, 0x0C0C0C0Cu, 0u, 0x04040404u, 0x08080808u, 0x0C0C0C0Cu).AsByte());
-        return Avx2.And(Avx2.CompareEqual(Avx2.And(b, bits), bits), Vector256.Create((byte)0x10));
-    }
-
-    /// <summary>
-    /// Quant vector k of a Q5 group block whose qh words start at <paramref name="qh"/> (the quant vectors follow them):
-    /// the nibbles with their fifth bits or'ed in (0..31).
+    /// Quant vector k of a Q5 group block whose fifth-bit plane starts at <paramref name="qh"/> (the quant vectors
+    /// follow it; <see cref="InterleavedRows.FifthBitPlane"/>): the nibbles with their fifth bits or'ed in (0..31). The
+    /// plane keeps the low nibbles' bits for vector k at bit 4 + k of each byte and the high nibbles' at bit k, so a
+    /// 16-bit shift brings them to bit 4 (no bit crosses into the other byte of the word) and a mask keeps them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void FiveBitQuants(byte* qh, int k, out Vector256<byte> lo, out Vector256<byte> hi)
     {
         NibblesOf(qh + 32, k, out lo, out hi);
-        Vector256<uint> words = Avx.LoadVector256((uint*)qh);
-        lo = Avx2.Or(lo, FifthBitsOfWords(words, 4 * k));
-        hi = Avx2.Or(hi, FifthBitsOfWords(words, 16 + 4 * k));
+        Vector256<ushort> plane = Avx.LoadVector256((ushort*)qh);
+        Vector256<byte> fifth = Vector256.Create((byte)0x10);
+        lo = Avx2.Or(lo, Avx2.And(Vector256.ShiftRightLogical(plane, k).AsByte(), fifth));
+        hi = Avx2.Or(hi, Avx2.And(Vector256.ShiftLeft(plane, 4 - k).AsByte(), fifth));
     }
 
     /// <summary>A group block's eight d (its first 16 bytes) and, with <paramref name="withMins"/>, the eight m after them.</summary>
