@@ -81,6 +81,11 @@ public static class KernelPaths
     /// same logits) took 0.75-0.78x the time on the SmolLM2-135M shape on two threads (0.92x on one) and 0.91-1.00x on
     /// `small`. Why the shapes differ was not measured (asking for weights ahead is not it: the same requests added to
     /// Q4_K's VNNI one-token kernel changed its SmolLM2 step by 0.997-1.000x);</item>
+    /// <item>Q5_0 (the fourteenth session's pair kernel: Q4_0's with the fifth bits from the plane
+    /// <see cref="InterleavedRows.FifthBitPlane"/> keeps): 0.72x at 8 tokens, 0.81x at 64, 0.92x one token from cache;
+    /// whole decode steps (`profile-step`, same logits) 0.81x at 16 sequences, 0.91-0.95x one sequence on `small`, and
+    /// 0.79-0.87x on the SmolLM2-135M shape's "Q4_K" file, whose rows of 576 are Q5_0: AVX-512 at every size. Not
+    /// measured on Zen 4, which takes it too;</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
@@ -92,7 +97,7 @@ public static class KernelPaths
     /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
-    /// 1.12-1.38x), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
+    /// 1.12-1.38x; Q5_0 now has AVX-512 kernels, which CPUs with AVX-VNNI and no AVX-512 do without), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
     /// than AVX-512 where no VNNI kernel takes it (Zen 4, KVSHARP_VNNI=0, F32).
     /// </summary>
     private static KernelPath Default(GgmlType type, int tokens)
@@ -151,7 +156,7 @@ public static class KernelPaths
         => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
-    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
     internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;

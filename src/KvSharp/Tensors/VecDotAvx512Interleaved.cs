@@ -26,7 +26,7 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx512Interleaved
 {
     /// <summary>
-    /// The kernels for Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
+    /// The kernels for Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
     /// sixteen rows, the groups at w and w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride):
     /// out[k * outStride + r]. A null kernel means that token count runs otherwise (MatMul: eight as two fours, the
     /// rest on the one-group kernels).
@@ -45,6 +45,12 @@ internal static unsafe partial class VecDotAvx512Interleaved
             one = &X1<Q4>;
             four = &X4<Q4>;
             eight = &X8<Q4>;
+        }
+        else if (type == GgmlType.Q5_0)
+        {
+            one = &X1<Q5>;
+            four = &X4<Q5>;
+            eight = &X8<Q5>;
         }
         else if (type == GgmlType.IQ4_NL)
         {
@@ -66,7 +72,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &F32X4;
             eight = &F32X8;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
@@ -87,7 +93,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// <summary>How many pairs of groups ahead the one-token kernel requests its weights (<see cref="PrefetchPairAhead"/>).</summary>
         static abstract int OneTokenPairsAhead { get; }
 
-        static abstract void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b);
+        /// <summary>Weight vector k of the group block at w (and of the next group's), prepared once for every token.</summary>
+        static abstract void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b);
 
         /// <summary>acc += the products of weight vector k (prepared as a, b) and the token's block quants at q.</summary>
         static abstract Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k);
@@ -107,8 +114,9 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static int OneTokenPairsAhead => 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
         {
+            Vector512<byte> v = Load2(w, groupBytes, 16 + 32 * k);
             a = Avx512BW.Abs(v.AsSByte());
             b = v;
         }
@@ -150,12 +158,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static int OneTokenPairsAhead => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
-        {
-            Vector512<byte> mask = Vector512.Create((byte)0x0F);
-            a = v & mask;
-            b = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
-        }
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+            => Nibbles(Load2(w, groupBytes, 16 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
@@ -167,6 +171,50 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
+    }
+
+    /// <summary>
+    /// Q5_0: Q4_0's quant vectors after the fifth-bit plane (<see cref="InterleavedRows.FifthBitPlane"/>), the fifth bits
+    /// or'ed in as the AVX2 kernels do (quants 0..31). A step's two products stay within int16 (2 x 2 x 31 x 127) and are
+    /// widened at once, as in the AVX2 kernel; the block loses 16 x the activation sum (twice the extras' 8 x).
+    /// </summary>
+    private readonly struct Q5 : IBlock
+    {
+        public static int GroupBlockBytes => 8 * Q5_0Bytes;
+        public static int Vectors => 4;
+
+        /// <summary>Q4_0's.</summary>
+        public static int OneTokenPairsAhead => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+        {
+            Nibbles(Load2(w, groupBytes, 48 + 32 * k), out a, out b);
+            Vector512<ushort> plane = Load2(w, groupBytes, 16).AsUInt16();
+            Vector512<byte> fifth = Vector512.Create((byte)0x10);
+            a |= Vector512.ShiftRightLogical(plane, k).AsByte() & fifth;
+            b |= Vector512.ShiftLeft(plane, 4 - k).AsByte() & fifth;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+            => acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k)),
+                Vector512.Create((short)1));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc - Vector512.Create(*(int*)(e + 4) << 1);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
+    }
+
+    /// <summary>The low and high nibbles of a weight vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Nibbles(Vector512<byte> v, out Vector512<byte> lo, out Vector512<byte> hi)
+    {
+        Vector512<byte> mask = Vector512.Create((byte)0x0F);
+        lo = v & mask;
+        hi = Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask;
     }
 
     /// <summary>
@@ -189,8 +237,9 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static int OneTokenPairsAhead => 2;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(Vector512<byte> v, out Vector512<byte> a, out Vector512<byte> b)
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
         {
+            Vector512<byte> v = Load2(w, groupBytes, 16 + 32 * k);
             Vector512<sbyte> table = Vector512.Create(VecDotAvx2.Iq4Table2, VecDotAvx2.Iq4Table2);
             Vector512<byte> mask = Vector512.Create((byte)0x0F);
             a = Avx512BW.Shuffle(table, (v & mask).AsSByte()).AsByte();
@@ -321,8 +370,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
             Vector512<int> i0 = default, i1 = default;
             for (int k = 0; k < T.Vectors; k += 2)
             {
-                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var a0, out var b0);
-                T.Prepare(Load2(w, groupBytes, 48 + 32 * k), out var a1, out var b1);
+                T.Prepare(w, groupBytes, k, out var a0, out var b0);
+                T.Prepare(w, groupBytes, k + 1, out var a1, out var b1);
                 i0 = T.Step(i0, a0, b0, y + 2, k);
                 i1 = T.Step(i1, a1, b1, y + 2, k + 1);
             }
@@ -344,7 +393,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             byte* q = y + 2;
             for (int k = 0; k < T.Vectors; k++)
             {
-                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var pa, out var pb);
+                T.Prepare(w, groupBytes, k, out var pa, out var pb);
                 i0 = T.Step(i0, pa, pb, q, k);
                 i1 = T.Step(i1, pa, pb, q + s1, k);
                 i2 = T.Step(i2, pa, pb, q + s2, k);
@@ -368,7 +417,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             byte* q = y + 2, q4 = q + s4;
             for (int k = 0; k < T.Vectors; k++)
             {
-                T.Prepare(Load2(w, groupBytes, 16 + 32 * k), out var pa, out var pb);
+                T.Prepare(w, groupBytes, k, out var pa, out var pb);
                 i0 = T.Step(i0, pa, pb, q, k);
                 i1 = T.Step(i1, pa, pb, q + s1, k);
                 i2 = T.Step(i2, pa, pb, q + s2, k);

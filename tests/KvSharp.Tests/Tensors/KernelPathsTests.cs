@@ -51,9 +51,12 @@ public class KernelPathsTests
             Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, 1));
         }
         Assert.Equal(avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.F32, null, 64));
-        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_1 })
             foreach (int tokens in new[] { 1, 64 })
                 Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, tokens));
+        // Q5_0 (the fallback of K-quant files whose rows are not multiples of 256): AVX-512 at every size where it is.
+        foreach (int tokens in new[] { 1, 64 })
+            Assert.Equal(many, KernelPaths.For(GgmlType.Q5_0, null, tokens));
     }
 
     [Fact]
