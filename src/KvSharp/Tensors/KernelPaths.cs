@@ -86,6 +86,10 @@ public static class KernelPaths
     /// whole decode steps (`profile-step`, same logits) 0.81x at 16 sequences, 0.91-0.95x one sequence on `small`, and
     /// 0.79-0.87x on the SmolLM2-135M shape's "Q4_K" file, whose rows of 576 are Q5_0: AVX-512 at every size. Not
     /// measured on Zen 4, which takes it too;</item>
+    /// <item>Q4_1 and Q5_1 (the same pair kernels with the mins' fma, Q8_1 activations): from cache one token 1.20x and
+    /// 1.41x, 8 tokens 1.08x and 0.89x, 64 tokens 0.71x and 0.84x; but whole decode steps, which stream the weights,
+    /// 0.90-0.96x (Q4_1) and 0.88x (Q5_1) one sequence on `small`, 0.68x and 0.75x on the SmolLM2 shape, 0.76-0.77x and
+    /// 0.82-0.85x at 16 sequences: AVX-512 at every size. Not measured on Zen 4 either;</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
@@ -97,7 +101,7 @@ public static class KernelPaths
     /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
-    /// 1.12-1.38x; Q5_0 now has AVX-512 kernels, which CPUs with AVX-VNNI and no AVX-512 do without), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
+    /// 1.12-1.38x, which is what CPUs with AVX-VNNI and no AVX-512 run for them), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
     /// than AVX-512 where no VNNI kernel takes it (Zen 4, KVSHARP_VNNI=0, F32).
     /// </summary>
     private static KernelPath Default(GgmlType type, int tokens)
@@ -156,7 +160,7 @@ public static class KernelPaths
         => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
-    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
     internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;

@@ -26,7 +26,7 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx512Interleaved
 {
     /// <summary>
-    /// The kernels for Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
+    /// The kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
     /// sixteen rows, the groups at w and w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride):
     /// out[k * outStride + r]. A null kernel means that token count runs otherwise (MatMul: eight as two fours, the
     /// rest on the one-group kernels).
@@ -52,6 +52,18 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &X4<Q5>;
             eight = &X8<Q5>;
         }
+        else if (type == GgmlType.Q4_1)
+        {
+            one = &X1<Q41>;
+            four = &X4<Q41>;
+            eight = &X8<Q41>;
+        }
+        else if (type == GgmlType.Q5_1)
+        {
+            one = &X1<Q51>;
+            four = &X4<Q51>;
+            eight = &X8<Q51>;
+        }
         else if (type == GgmlType.IQ4_NL)
         {
             one = &X1<Iq4Nl>;
@@ -72,7 +84,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &F32X4;
             eight = &F32X8;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q5_0, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
@@ -93,6 +105,12 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// <summary>How many pairs of groups ahead the one-token kernel requests its weights (<see cref="PrefetchPairAhead"/>).</summary>
         static abstract int OneTokenPairsAhead { get; }
 
+        /// <summary>
+        /// Whether the block has a min (Q4_1, Q5_1): its eight m follow the eight d, the activations are Q8_1 with d and s
+        /// as floats in their extras, and acc = fma(m, s, acc) after each block (<see cref="Finish{T}"/>).
+        /// </summary>
+        static abstract bool HasMins { get; }
+
         /// <summary>Weight vector k of the group block at w (and of the next group's), prepared once for every token.</summary>
         static abstract void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b);
 
@@ -112,6 +130,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static int GroupBlockBytes => 8 * Q8_0Bytes;
         public static int Vectors => 8;
         public static int OneTokenPairsAhead => 1;
+        public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
@@ -156,22 +175,57 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// loop over the same bytes (0.77-0.87 before). Q8_0's one-token default is AVX2, so it keeps the next pair.
         /// </summary>
         public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
             => Nibbles(Load2(w, groupBytes, 16 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
-            => (acc.AsInt16() + Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k))).AsInt32();
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e)
-            => Avx512BW.MultiplyAddAdjacent(acc.AsInt16(), Vector512.Create((short)1)) - Vector512.Create(*(int*)(e + 4));
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => Widen(acc) - Vector512.Create(*(int*)(e + 4));
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
     }
+
+    /// <summary>Q4_1: Q4_0's steps after the eight d and the eight m; no offset to take off (the min is m x s).</summary>
+    private readonly struct Q41 : IBlock
+    {
+        public static int GroupBlockBytes => 8 * Q4_1Bytes;
+        public static int Vectors => 4;
+
+        /// <summary>Q4_0's.</summary>
+        public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+            => Nibbles(Load2(w, groupBytes, 32 + 32 * k), out a, out b);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => Widen(acc);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
+    }
+
+    /// <summary>
+    /// acc += the unsigned nibbles times the token's bytes in int16 lanes (Q4_0, Q4_1: a block stays below
+    /// 8 x 2 x 15 x 127 = 30480).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> NibbleStep(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+        => (acc.AsInt16() + Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k))).AsInt32();
+
+    /// <summary>int16 lanes widened to int32 (adjacent pairs added).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Widen(Vector512<int> acc) => Avx512BW.MultiplyAddAdjacent(acc.AsInt16(), Vector512.Create((short)1));
 
     /// <summary>
     /// Q5_0: Q4_0's quant vectors after the fifth-bit plane (<see cref="InterleavedRows.FifthBitPlane"/>), the fifth bits
@@ -185,21 +239,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         /// <summary>Q4_0's.</summary>
         public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
-        {
-            Nibbles(Load2(w, groupBytes, 48 + 32 * k), out a, out b);
-            Vector512<ushort> plane = Load2(w, groupBytes, 16).AsUInt16();
-            Vector512<byte> fifth = Vector512.Create((byte)0x10);
-            a |= Vector512.ShiftRightLogical(plane, k).AsByte() & fifth;
-            b |= Vector512.ShiftLeft(plane, 4 - k).AsByte() & fifth;
-        }
+            => FiveBitQuants(w, groupBytes, 16, k, out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
-            => acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k)),
-                Vector512.Create((short)1));
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc - Vector512.Create(*(int*)(e + 4) << 1);
@@ -207,6 +254,50 @@ internal static unsafe partial class VecDotAvx512Interleaved
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
     }
+
+    /// <summary>Q5_1: Q5_0's steps with the plane after the eight d and the eight m; no offset (the min is m x s).</summary>
+    private readonly struct Q51 : IBlock
+    {
+        public static int GroupBlockBytes => 8 * Q5_1Bytes;
+        public static int Vectors => 4;
+
+        /// <summary>Q4_0's.</summary>
+        public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+            => FiveBitQuants(w, groupBytes, 32, k, out a, out b);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => acc;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => x + y;
+    }
+
+    /// <summary>
+    /// Quant vector k of a Q5 group block whose fifth-bit plane is at <paramref name="plane"/> (the quant vectors follow
+    /// it): the nibbles with their fifth bits or'ed in, as <see cref="VecDotAvx2Interleaved"/> does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FiveBitQuants(byte* w, nint groupBytes, int plane, int k, out Vector512<byte> a, out Vector512<byte> b)
+    {
+        Nibbles(Load2(w, groupBytes, plane + 32 + 32 * k), out a, out b);
+        Vector512<ushort> bits = Load2(w, groupBytes, plane).AsUInt16();
+        Vector512<byte> fifth = Vector512.Create((byte)0x10);
+        a |= Vector512.ShiftRightLogical(bits, k).AsByte() & fifth;
+        b |= Vector512.ShiftLeft(bits, 4 - k).AsByte() & fifth;
+    }
+
+    /// <summary>acc += a step's two products, added in int16 (at most 2 x 2 x 31 x 127) and widened at once (Q5_0, Q5_1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> FiveBitStep(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k)
+        => acc + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(a, Broadcast4(q + 4 * k)) + Avx512BW.MultiplyAddAdjacent(b, Broadcast4(q + 16 + 4 * k)),
+            Vector512.Create((short)1));
 
     /// <summary>The low and high nibbles of a weight vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -235,6 +326,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         /// <summary>Q4_0's (the same bytes per block).</summary>
         public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
@@ -358,12 +450,33 @@ internal static unsafe partial class VecDotAvx512Interleaved
     private static Vector512<float> Finish(Vector512<float> acc, Vector512<float> dx, byte* e, Vector512<int> sum)
         => Avx512F.FusedMultiplyAdd(Avx512F.Multiply(dx, Vector512.Create(*(float*)e)), Avx512F.ConvertToVector512Single(sum), acc);
 
+    /// <summary>
+    /// <see cref="Finish"/> of the block's exact sum; with mins, then acc = fma(m, s, acc) with the token's s (the AVX2
+    /// kernels' FinishWithMin, lane by lane).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Finish<T>(Vector512<float> acc, Vector512<float> dx, Vector512<float> mx, byte* e, Vector512<int> acc32) where T : IBlock
+    {
+        acc = Finish(acc, dx, e, T.BlockSum(acc32, e));
+        return T.HasMins ? Avx512F.FusedMultiplyAdd(mx, Vector512.Create(*(float*)(e + 4)), acc) : acc;
+    }
+
+    /// <summary>Bytes of a token's activation block: Q8_1 for the types with mins, else Q8_0.</summary>
+    private static int ActivationBytes<T>() where T : IBlock => T.HasMins ? Q8_1Bytes : Q8_0Bytes;
+
+    /// <summary>Offset of the 32 quants in a token's activation block.</summary>
+    private static int ActivationQuants<T>() where T : IBlock => T.HasMins ? 4 : 2;
+
+    /// <summary>The sixteen rows' m (after their d) for a type with mins; else nothing.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Mins<T>(byte* w, nint groupBytes) where T : IBlock => T.HasMins ? Scales(w + 16, groupBytes) : default;
+
     private static void X1<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK;
-        byte* e = y + nb * Q8_0Bytes;
+        int nb = n / QK, A = ActivationBytes<T>();
+        byte* e = y + nb * A;
         Vector512<float> acc = default;
-        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += A, e += Extras)
         {
             // Two partial sums shorten the dependency chain; integer adds are exact (Q4_0: within int16, see Q4).
             PrefetchPairAhead<T>(w, groupBytes, T.OneTokenPairsAhead);
@@ -372,25 +485,25 @@ internal static unsafe partial class VecDotAvx512Interleaved
             {
                 T.Prepare(w, groupBytes, k, out var a0, out var b0);
                 T.Prepare(w, groupBytes, k + 1, out var a1, out var b1);
-                i0 = T.Step(i0, a0, b0, y + 2, k);
-                i1 = T.Step(i1, a1, b1, y + 2, k + 1);
+                i0 = T.Step(i0, a0, b0, y + ActivationQuants<T>(), k);
+                i1 = T.Step(i1, a1, b1, y + ActivationQuants<T>(), k + 1);
             }
-            acc = Finish(acc, Scales(w, groupBytes), e, T.BlockSum(T.Add(i0, i1), e));
+            acc = Finish<T>(acc, Scales(w, groupBytes), Mins<T>(w, groupBytes), e, T.Add(i0, i1));
         }
         Vector512.Store(acc, output);
     }
 
     private static void X4<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK;
-        byte* e = y + nb * Q8_0Bytes;
+        int nb = n / QK, A = ActivationBytes<T>();
+        byte* e = y + nb * A;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += A, e += Extras)
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
-            byte* q = y + 2;
+            byte* q = y + ActivationQuants<T>();
             for (int k = 0; k < T.Vectors; k++)
             {
                 T.Prepare(w, groupBytes, k, out var pa, out var pb);
@@ -399,22 +512,22 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 i2 = T.Step(i2, pa, pb, q + s2, k);
                 i3 = T.Step(i3, pa, pb, q + s3, k);
             }
-            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), Mins<T>(w, groupBytes), e, s1, i0, i1, i2, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
 
     private static void X8<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK;
-        byte* e = y + nb * Q8_0Bytes;
+        int nb = n / QK, A = ActivationBytes<T>();
+        byte* e = y + nb * A;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += Q8_0Bytes, e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += A, e += Extras)
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
-            byte* q = y + 2, q4 = q + s4;
+            byte* q = y + ActivationQuants<T>(), q4 = q + s4;
             for (int k = 0; k < T.Vectors; k++)
             {
                 T.Prepare(w, groupBytes, k, out var pa, out var pb);
@@ -427,23 +540,23 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 i6 = T.Step(i6, pa, pb, q4 + s2, k);
                 i7 = T.Step(i7, pa, pb, q4 + s3, k);
             }
-            Vector512<float> dx = Scales(w, groupBytes);
-            Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, e, s1, i0, i1, i2, i3);
-            Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, e + s4, s1, i4, i5, i6, i7);
+            Vector512<float> dx = Scales(w, groupBytes), mx = Mins<T>(w, groupBytes);
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, mx, e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, mx, e + s4, s1, i4, i5, i6, i7);
         }
         Store4(output, outStride, a0, a1, a2, a3);
         Store4(output + 4 * outStride, outStride, a4, a5, a6, a7);
     }
 
-    /// <summary><see cref="Finish"/> for four tokens whose extras are <paramref name="stride"/> apart from e.</summary>
+    /// <summary><see cref="Finish{T}"/> for four tokens whose extras are <paramref name="stride"/> apart from e.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Finish4<T>(ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
-        Vector512<float> dx, byte* e, nint stride, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> i3) where T : IBlock
+        Vector512<float> dx, Vector512<float> mx, byte* e, nint stride, Vector512<int> i0, Vector512<int> i1, Vector512<int> i2, Vector512<int> i3) where T : IBlock
     {
-        a0 = Finish(a0, dx, e, T.BlockSum(i0, e));
-        a1 = Finish(a1, dx, e + stride, T.BlockSum(i1, e + stride));
-        a2 = Finish(a2, dx, e + 2 * stride, T.BlockSum(i2, e + 2 * stride));
-        a3 = Finish(a3, dx, e + 3 * stride, T.BlockSum(i3, e + 3 * stride));
+        a0 = Finish<T>(a0, dx, mx, e, i0);
+        a1 = Finish<T>(a1, dx, mx, e + stride, i1);
+        a2 = Finish<T>(a2, dx, mx, e + 2 * stride, i2);
+        a3 = Finish<T>(a3, dx, mx, e + 3 * stride, i3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

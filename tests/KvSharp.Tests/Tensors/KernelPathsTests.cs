@@ -16,7 +16,10 @@ public class KernelPathsTests
     [InlineData(GgmlType.IQ4_NL, KernelPath.Avx512, KernelPath.Avx512)]
     [InlineData(GgmlType.IQ4_NL, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q5_1, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
-    [InlineData(GgmlType.Q5_1, KernelPath.Avx512, KernelPath.Avx2)]
+    [InlineData(GgmlType.Q5_1, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.Q4_1, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.Q5_0, KernelPath.Avx512, KernelPath.Avx512)]
+    [InlineData(GgmlType.Q2_K, KernelPath.Avx512, KernelPath.Avx2)]
     [InlineData(GgmlType.Q4_K, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q6_K, KernelPath.Avx2Vnni, KernelPath.Avx2Vnni)]
     [InlineData(GgmlType.Q6_K, KernelPath.Avx512, KernelPath.Avx512)]
@@ -51,12 +54,11 @@ public class KernelPathsTests
             Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, 1));
         }
         Assert.Equal(avx512 ? KernelPath.Avx512 : KernelPath.Avx2, KernelPaths.For(GgmlType.F32, null, 64));
-        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_1 })
+        // Q4_1, Q5_0, Q5_1 (Q5_0 and Q5_1: the fallbacks of K-quant files whose rows are not multiples of 256):
+        // AVX-512 at every size where it is, else VNNI, else AVX2.
+        foreach (var type in new[] { GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
             foreach (int tokens in new[] { 1, 64 })
-                Assert.Equal(vnni ? KernelPath.Avx2Vnni : KernelPath.Avx2, KernelPaths.For(type, null, tokens));
-        // Q5_0 (the fallback of K-quant files whose rows are not multiples of 256): AVX-512 at every size where it is.
-        foreach (int tokens in new[] { 1, 64 })
-            Assert.Equal(many, KernelPaths.For(GgmlType.Q5_0, null, tokens));
+                Assert.Equal(many, KernelPaths.For(type, null, tokens));
     }
 
     [Fact]
