@@ -76,20 +76,21 @@ public static class KernelPaths
     /// does the sign trick's three instructions' work per 32 byte pairs);</item>
     /// <item>Q4_0: 0.68-0.69x at 8 and 64 tokens (a 64-byte vpmaddubsw at full width on Zen 5 against two 32-byte
     /// vpdpbusd): AVX-512 at every size. One token was 0.96x from cache and 1.11x streaming in the tenth session, so
-    /// decode ran VNNI; measured again in the fourteenth (the same host class) it was 0.69x from cache and 0.90-0.97x
-    /// streaming, and whole decode steps in one process (`bench profile-step R T 1 Q4_0 paths avx512 default [shape]`,
+    /// decode ran VNNI; measured again in the fourteenth (the same host class, `DOTNET_TieredCompilation=0`) it was
+    /// 0.93-0.96x from cache and 1.01x streaming, and whole decode steps in one process (`bench profile-step R T 1 Q4_0 paths avx512 default [shape]`,
     /// same logits) took 0.75-0.78x the time on the SmolLM2-135M shape on two threads (0.92x on one) and 0.91-1.00x on
     /// `small`. Why the shapes differ was not measured (asking for weights ahead is not it: the same requests added to
     /// Q4_K's VNNI one-token kernel changed its SmolLM2 step by 0.997-1.000x);</item>
     /// <item>Q5_0 (the fourteenth session's pair kernel: Q4_0's with the fifth bits from the plane
-    /// <see cref="InterleavedRows.FifthBitPlane"/> keeps): 0.72x at 8 tokens, 0.81x at 64, 0.92x one token from cache;
+    /// <see cref="InterleavedRows.FifthBitPlane"/> keeps): 0.81x at 8 tokens, 0.79x at 64, 0.89x one token from cache;
     /// whole decode steps (`profile-step`, same logits) 0.81x at 16 sequences, 0.91-0.95x one sequence on `small`, and
     /// 0.79-0.87x on the SmolLM2-135M shape's "Q4_K" file, whose rows of 576 are Q5_0: AVX-512 at every size. Not
     /// measured on Zen 4, which takes it too;</item>
-    /// <item>Q4_1 and Q5_1 (the same pair kernels with the mins' fma, Q8_1 activations): from cache one token 1.20x and
-    /// 1.41x, 8 tokens 1.08x and 0.89x, 64 tokens 0.71x and 0.84x; but whole decode steps, which stream the weights,
-    /// 0.90-0.96x (Q4_1) and 0.88x (Q5_1) one sequence on `small`, 0.68x and 0.75x on the SmolLM2 shape, 0.76-0.77x and
-    /// 0.82-0.85x at 16 sequences: AVX-512 at every size. Not measured on Zen 4 either;</item>
+    /// <item>Q4_1 and Q5_1 (the same pair kernels with the mins' fma, Q8_1 activations): from cache one token 0.88x and
+    /// 0.93x, 8 tokens 0.70x and 0.81x, 64 tokens 0.69x and 0.79x; whole decode steps 0.90-0.96x (Q4_1) and 0.88x (Q5_1)
+    /// one sequence on `small`, 0.68x and 0.75x on the SmolLM2 shape, 0.76-0.77x and 0.82-0.85x at 16 sequences:
+    /// AVX-512 at every size. Not measured on Zen 4 either. (Kernel figures with `DOTNET_TieredCompilation=0`: a run of
+    /// `bench interleaved` is too short for the kernels to leave tier 0 otherwise.)</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than

@@ -462,9 +462,15 @@ internal static unsafe partial class VecDotAvx512Interleaved
     }
 
     /// <summary>Bytes of a token's activation block: Q8_1 for the types with mins, else Q8_0.</summary>
+    /// <remarks>
+    /// The kernels read it, and <see cref="ActivationQuants{T}"/>, once per call into locals: the eight-token kernel is past
+    /// the JIT's inlining budget, and called once per block they cost it its registers (1.6x slower).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActivationBytes<T>() where T : IBlock => T.HasMins ? Q8_1Bytes : Q8_0Bytes;
 
     /// <summary>Offset of the 32 quants in a token's activation block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActivationQuants<T>() where T : IBlock => T.HasMins ? 4 : 2;
 
     /// <summary>The sixteen rows' m (after their d) for a type with mins; else nothing.</summary>
@@ -473,7 +479,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     private static void X1<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK, A = ActivationBytes<T>();
+        int nb = n / QK, A = ActivationBytes<T>(), quants = ActivationQuants<T>();
         byte* e = y + nb * A;
         Vector512<float> acc = default;
         for (int ib = 0; ib < nb; ib++, w += T.GroupBlockBytes, y += A, e += Extras)
@@ -485,8 +491,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
             {
                 T.Prepare(w, groupBytes, k, out var a0, out var b0);
                 T.Prepare(w, groupBytes, k + 1, out var a1, out var b1);
-                i0 = T.Step(i0, a0, b0, y + ActivationQuants<T>(), k);
-                i1 = T.Step(i1, a1, b1, y + ActivationQuants<T>(), k + 1);
+                i0 = T.Step(i0, a0, b0, y + quants, k);
+                i1 = T.Step(i1, a1, b1, y + quants, k + 1);
             }
             acc = Finish<T>(acc, Scales(w, groupBytes), Mins<T>(w, groupBytes), e, T.Add(i0, i1));
         }
@@ -495,7 +501,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     private static void X4<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK, A = ActivationBytes<T>();
+        int nb = n / QK, A = ActivationBytes<T>(), quants = ActivationQuants<T>();
         byte* e = y + nb * A;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -503,7 +509,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
-            byte* q = y + ActivationQuants<T>();
+            byte* q = y + quants;
             for (int k = 0; k < T.Vectors; k++)
             {
                 T.Prepare(w, groupBytes, k, out var pa, out var pb);
@@ -519,7 +525,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     private static void X8<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {
-        int nb = n / QK, A = ActivationBytes<T>();
+        int nb = n / QK, A = ActivationBytes<T>(), quants = ActivationQuants<T>();
         byte* e = y + nb * A;
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
@@ -527,7 +533,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         {
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
-            byte* q = y + ActivationQuants<T>(), q4 = q + s4;
+            byte* q = y + quants, q4 = q + s4;
             for (int k = 0; k < T.Vectors; k++)
             {
                 T.Prepare(w, groupBytes, k, out var pa, out var pb);
