@@ -108,7 +108,9 @@ internal static class BatchedStepProfile
         }
 
         if (comparePaths) CheckSamePaths();
-        for (int warm = 0; warm < 10; warm++) Step(segments);
+        // Untimed until the kernels have left tier 0 (FourTokenAlternation.WarmUp), on both paths when two are compared.
+        long warmStart = Stopwatch.GetTimestamp();
+        for (int warm = 0; warm < 10 || !FourTokenAlternation.Warm(warmStart); warm++) Step(segments, warm % 2 == 1 ? pathB : pathA);
         foreach (var p in pieces) p();
         var step = new double[rounds];
         var stepEach = new double[rounds];

@@ -74,12 +74,14 @@ internal static unsafe class FourTokenAlternation
     }
 
     /// <summary>
-    /// Times <paramref name="a"/> and <paramref name="b"/> once per round, the order alternating, after five untimed
-    /// runs of each, and prints the median and quartiles of the per-round ratios a / b (wall and thread CPU time).
+    /// Times <paramref name="a"/> and <paramref name="b"/> once per round, the order alternating, after untimed runs of
+    /// each for <see cref="WarmUp"/> (five at least), and prints the median and quartiles of the per-round ratios a / b
+    /// (wall and thread CPU time).
     /// </summary>
     internal static void Alternate(string what, int rounds, Action a, Action b, string ratio)
     {
-        for (int warm = 0; warm < 5; warm++) { a(); b(); }
+        long warmStart = Stopwatch.GetTimestamp();
+        for (int warm = 0; warm < 5 || !Warm(warmStart); warm++) { a(); b(); }
         double[] wall = new double[rounds], cpu = new double[rounds];
         for (int r = 0; r < rounds; r++)
         {
@@ -92,6 +94,17 @@ internal static unsafe class FourTokenAlternation
         Console.WriteLine($"{what}, {rounds} rounds, AVX-512 {(KernelPaths.IsAvailable(KernelPath.Avx512) ? "on" : "off")}, " +
             $"{ratio}: wall time {Quartiles(wall)}; thread CPU time {Quartiles(cpu)}");
     }
+
+    /// <summary>
+    /// How long the untimed runs go on: long enough for tiered compilation to move the kernels to tier 1 (it starts
+    /// counting calls after 100 ms, then compiles in the background). With five runs only, a small matrix's rounds
+    /// timed tier-0 code unless DOTNET_TieredCompilation=0 was set (fourteenth session; `DOTNET_JitDisasmSummary=1`
+    /// lists what ran).
+    /// </summary>
+    internal static readonly TimeSpan WarmUp = TimeSpan.FromSeconds(2);
+
+    /// <summary>Whether untimed runs begun at <paramref name="start"/> (a Stopwatch timestamp) have gone on for <see cref="WarmUp"/>.</summary>
+    internal static bool Warm(long start) => Stopwatch.GetElapsedTime(start) >= WarmUp;
 
     /// <summary>Wall milliseconds of one run, and the calling thread's CPU milliseconds (leaves out waits for a core).</summary>
     private static double Time(Action run, out double cpuMs)

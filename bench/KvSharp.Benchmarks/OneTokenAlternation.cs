@@ -37,7 +37,9 @@ internal static class OneTokenAlternation
                 Console.WriteLine(File.ReadLines("/proc/self/smaps_rollup").FirstOrDefault(l => l.StartsWith("AnonHugePages", StringComparison.Ordinal)));
             var ms = variants.Select(_ => new double[rounds]).ToArray();
             var cpu = variants.Select(_ => new double[rounds]).ToArray();
-            for (int warm = 0; warm < 5; warm++)
+            // Untimed until the kernels have left tier 0 (FourTokenAlternation.WarmUp).
+            long warmStart = Stopwatch.GetTimestamp();
+            for (int warm = 0; warm < 5 || !FourTokenAlternation.Warm(warmStart); warm++)
                 foreach (var v in variants) Time(bench, v, out _);
             for (int r = 0; r < rounds; r++)
                 for (int j = 0; j < variants.Length; j++)
