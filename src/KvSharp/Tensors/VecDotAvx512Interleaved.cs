@@ -111,8 +111,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// </summary>
         static abstract bool HasMins { get; }
 
-        /// <summary>Weight vector k of the group block at w (and of the next group's), prepared once for every token.</summary>
-        static abstract void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b);
+        /// <summary>What the weight vectors of the group block at w share, read once per block (Q5: the fifth-bit plane).</summary>
+        static abstract Vector512<byte> Shared(byte* w, nint groupBytes);
+
+        /// <summary>
+        /// Weight vector k of the group block at w (and of the next group's), prepared once for every token;
+        /// <paramref name="shared"/> is the block's <see cref="Shared"/>.
+        /// </summary>
+        static abstract void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b);
 
         /// <summary>acc += the products of weight vector k (prepared as a, b) and the token's block quants at q.</summary>
         static abstract Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k);
@@ -133,7 +139,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
         {
             Vector512<byte> v = Load2(w, groupBytes, 16 + 32 * k);
             a = Avx512BW.Abs(v.AsSByte());
@@ -178,7 +187,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
             => Nibbles(Load2(w, groupBytes, 16 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -202,7 +214,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
             => Nibbles(Load2(w, groupBytes, 32 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -242,8 +257,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
-            => FiveBitQuants(w, groupBytes, 16, k, out a, out b);
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2(w, groupBytes, 16);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
+            => FiveBitQuants(w, groupBytes, 16, k, shared, out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
@@ -266,8 +284,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
-            => FiveBitQuants(w, groupBytes, 32, k, out a, out b);
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2(w, groupBytes, 32);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
+            => FiveBitQuants(w, groupBytes, 32, k, shared, out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
@@ -281,13 +302,15 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     /// <summary>
     /// Quant vector k of a Q5 group block whose fifth-bit plane is at <paramref name="plane"/> (the quant vectors follow
-    /// it): the nibbles with their fifth bits or'ed in, as <see cref="VecDotAvx2Interleaved"/> does.
+    /// it) and was read as <paramref name="planeBits"/> (the block's <see cref="IBlock.Shared"/>: read once, not once per
+    /// vector; the JIT did not hoist it out of the eight-token kernel's loop): the nibbles with their fifth bits or'ed
+    /// in, as <see cref="VecDotAvx2Interleaved"/> does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FiveBitQuants(byte* w, nint groupBytes, int plane, int k, out Vector512<byte> a, out Vector512<byte> b)
+    private static void FiveBitQuants(byte* w, nint groupBytes, int plane, int k, Vector512<byte> planeBits, out Vector512<byte> a, out Vector512<byte> b)
     {
         Nibbles(Load2(w, groupBytes, plane + 32 + 32 * k), out a, out b);
-        Vector512<ushort> bits = Load2(w, groupBytes, plane).AsUInt16();
+        Vector512<ushort> bits = planeBits.AsUInt16();
         Vector512<byte> fifth = Vector512.Create((byte)0x10);
         a |= Vector512.ShiftRightLogical(bits, k).AsByte() & fifth;
         b |= Vector512.ShiftLeft(bits, 4 - k).AsByte() & fifth;
@@ -329,7 +352,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, out Vector512<byte> a, out Vector512<byte> b)
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
         {
             Vector512<byte> v = Load2(w, groupBytes, 16 + 32 * k);
             Vector512<sbyte> table = Vector512.Create(VecDotAvx2.Iq4Table2, VecDotAvx2.Iq4Table2);
@@ -487,10 +513,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
             // Two partial sums shorten the dependency chain; integer adds are exact (Q4_0: within int16, see Q4).
             PrefetchPairAhead<T>(w, groupBytes, T.OneTokenPairsAhead);
             Vector512<int> i0 = default, i1 = default;
+            Vector512<byte> shared = T.Shared(w, groupBytes);
             for (int k = 0; k < T.Vectors; k += 2)
             {
-                T.Prepare(w, groupBytes, k, out var a0, out var b0);
-                T.Prepare(w, groupBytes, k + 1, out var a1, out var b1);
+                T.Prepare(w, groupBytes, k, shared, out var a0, out var b0);
+                T.Prepare(w, groupBytes, k + 1, shared, out var a1, out var b1);
                 i0 = T.Step(i0, a0, b0, y + quants, k);
                 i1 = T.Step(i1, a1, b1, y + quants, k + 1);
             }
@@ -510,9 +537,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
             byte* q = y + quants;
+            Vector512<byte> shared = T.Shared(w, groupBytes);
             for (int k = 0; k < T.Vectors; k++)
             {
-                T.Prepare(w, groupBytes, k, out var pa, out var pb);
+                T.Prepare(w, groupBytes, k, shared, out var pa, out var pb);
                 i0 = T.Step(i0, pa, pb, q, k);
                 i1 = T.Step(i1, pa, pb, q + s1, k);
                 i2 = T.Step(i2, pa, pb, q + s2, k);
@@ -534,9 +562,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
             Vector512<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             PrefetchPairAhead<T>(w, groupBytes, 1);
             byte* q = y + quants, q4 = q + s4;
+            Vector512<byte> shared = T.Shared(w, groupBytes);
             for (int k = 0; k < T.Vectors; k++)
             {
-                T.Prepare(w, groupBytes, k, out var pa, out var pb);
+                T.Prepare(w, groupBytes, k, shared, out var pa, out var pb);
                 i0 = T.Step(i0, pa, pb, q, k);
                 i1 = T.Step(i1, pa, pb, q + s1, k);
                 i2 = T.Step(i2, pa, pb, q + s2, k);
