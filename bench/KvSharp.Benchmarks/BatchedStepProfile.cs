@@ -17,12 +17,14 @@ namespace KvSharp.Benchmarks;
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 30 2 16 Q4_0 heads
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 40 2 1 Q4_0 paths avx512 default smollm2-135m
+/// dotnet run -c Release --project bench/KvSharp.Benchmarks -- profile-step 40 2 1 Q4_0 unpaired
 /// </code>
 /// (rounds, threads, sequences, weight type; "heads" also times each round's steps with every sequence attending head by
 /// head, in turn with the default, and prints the ratio; "paths A B" times each round's steps with every product on
 /// kernel path A (KVSHARP_ISA's names) and on B ("default": each type's fastest measured), in turn, after checking
-/// that both give the same logits, and the shares are of A's steps (the products alone run the default paths); a last
-/// argument names another synthetic shape.)
+/// that both give the same logits, and the shares are of A's steps (the products alone run the default paths); "unpaired"
+/// times each round's steps through a second load of the model whose Q4_0 copies do not pair their groups, in turn,
+/// after checking the logits agree; a last argument names another synthetic shape.)
 /// </summary>
 internal static class BatchedStepProfile
 {
@@ -33,7 +35,7 @@ internal static class BatchedStepProfile
         int rounds = int.Parse(args[1]), threads = int.Parse(args[2]), sequences = int.Parse(args[3]);
         var type = args.Length > 4 ? Enum.Parse<GgmlType>(args[4]) : GgmlType.Q8_0;
         string mode = args.Length > 5 ? args[5] : "";
-        int shapeArg = mode == "paths" ? 8 : mode == "heads" ? 6 : 5;
+        int shapeArg = mode == "paths" ? 8 : mode is "heads" or "unpaired" ? 6 : 5;
         var shape = args.Length > shapeArg ? SyntheticShape.Parse(args[shapeArg]) : SyntheticShape.Small;
         using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(shape, type), new ModelLoadOptions { Threads = threads });
         var c = model.Config;
@@ -56,6 +58,14 @@ internal static class BatchedStepProfile
         // "paths A B": the same steps with every product forced onto path A, then B ("default": no path forced).
         bool comparePaths = mode == "paths";
         KernelPath? pathA = comparePaths ? PathArgument(args[6]) : null, pathB = comparePaths ? PathArgument(args[7]) : null;
+        // "unpaired": the same steps through a second load of the model made with no group pairing (its copies made as on
+        // the AVX2 path; InterleavedRows.PairedGroups), on the same pool and default paths, in turn with the first.
+        bool compareCopies = mode == "unpaired";
+        LlmModel? plainModel = null;
+        if (compareCopies)
+            using (KernelPaths.Force(KernelPath.Avx2))
+                plainModel = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(shape, type), new ModelLoadOptions { Threads = 1 });
+        var plainForward = plainModel == null ? null : new ForwardPass(plainModel.Config, plainModel.Weights, model.Pool);
         int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];
         int decoded = 0;
 
@@ -86,7 +96,7 @@ internal static class BatchedStepProfile
             () => matMul.Multiply(w.Output, x.AsSpan(0, sequences * e), sequences, y0),
         ];
 
-        double Step(BatchSegment[] segments, KernelPath? path = null)
+        double Step(BatchSegment[] segments, KernelPath? path = null, ForwardPass? through = null)
         {
             if (decoded == Decoded)
             {
@@ -95,7 +105,7 @@ internal static class BatchedStepProfile
             }
             using var forced = path is KernelPath p ? KernelPaths.Force(p) : null;
             long start = Stopwatch.GetTimestamp();
-            forward.Forward(tokens, segments, logits);
+            (through ?? forward).Forward(tokens, segments, logits);
             decoded++;
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
@@ -108,9 +118,11 @@ internal static class BatchedStepProfile
         }
 
         if (comparePaths) CheckSamePaths();
+        if (compareCopies) CheckSameCopies();
         // Untimed until the kernels have left tier 0 (FourTokenAlternation.WarmUp), on both paths when two are compared.
         long warmStart = Stopwatch.GetTimestamp();
-        for (int warm = 0; warm < 10 || !FourTokenAlternation.Warm(warmStart); warm++) Step(segments, warm % 2 == 1 ? pathB : pathA);
+        for (int warm = 0; warm < 10 || !FourTokenAlternation.Warm(warmStart); warm++)
+            Step(segments, warm % 2 == 1 ? pathB : pathA, warm % 2 == 1 ? plainForward : null);
         foreach (var p in pieces) p();
         var step = new double[rounds];
         var stepEach = new double[rounds];
@@ -122,9 +134,11 @@ internal static class BatchedStepProfile
             double each = 0;
             for (int i = 0; compareHeads && r % 2 == 1 && i < StepsPerRound; i++) each += Step(headByHead);
             for (int i = 0; comparePaths && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments, pathB);
+            for (int i = 0; compareCopies && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments, through: plainForward);
             for (int i = 0; i < StepsPerRound; i++) sum += Step(segments, pathA);
             for (int i = 0; compareHeads && r % 2 == 0 && i < StepsPerRound; i++) each += Step(headByHead);
             for (int i = 0; comparePaths && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments, pathB);
+            for (int i = 0; compareCopies && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments, through: plainForward);
             step[r] = sum / StepsPerRound;
             stepEach[r] = each / StepsPerRound;
             for (int p = 0; p < pieces.Length; p++) piece[p][r] = Time(pieces[p]);
@@ -144,8 +158,25 @@ internal static class BatchedStepProfile
         if (comparePaths)
             Console.WriteLine($"  on {args[7]}: step median {Median(stepEach):F2} ms; {args[6]} / {args[7]}, median of rounds: " +
                 $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
+        if (compareCopies)
+            Console.WriteLine($"  unpaired copy: step median {Median(stepEach):F2} ms; paired / unpaired, median of rounds: " +
+                $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
         Console.WriteLine($"  {"rest",-12} {"",7}     {(1 - products) * 100,5:F1}% (attention, norms, rope, SwiGLU, regions)");
         foreach (var s in seqs) s.Release();
+        plainModel?.Dispose();
+
+        // One step through each load from the same positions: the logits must agree to the bit.
+        void CheckSameCopies()
+        {
+            var first = new float[logits.Length];
+            Step(segments);
+            logits.CopyTo(first, 0);
+            foreach (var s in seqs) s.Truncate(s.Length - 1);
+            decoded--;
+            Step(segments, through: plainForward);
+            if (!first.AsSpan().SequenceEqual(logits))
+                throw new InvalidOperationException("profile-step: the paired and unpaired copies give different logits");
+        }
 
         // One step on each path from the same positions: the logits must agree to the bit (every path does).
         void CheckSamePaths()

@@ -119,7 +119,7 @@ public unsafe class OneTokenStreamBenchmarks
     private void Add(int rows, int cols, int seed)
     {
         var raw = new KernelData(Type, rows, cols, seed);
-        var packed = InterleavedRows.Create(raw.Matrix);
+        var packed = InterleavedRows.Create(raw.Matrix, pairGroups: false); // the variants read the plain layout (PairedQ4 is the paired one)
         _matrices.Add((raw, packed));
         _bytes += packed.Bytes;
     }

@@ -31,6 +31,8 @@ namespace KvSharp.Tensors;
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
 /// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
+/// A Q4_0 copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two groups merged block by
+/// block into one stream for the sixteen-row kernels.
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
 {
@@ -39,13 +41,14 @@ public sealed unsafe class InterleavedRows : IDisposable
     private byte* _data;
     private readonly HugePageSlabs.Slab _slab;
 
-    private InterleavedRows(byte* data, HugePageSlabs.Slab slab, long bytes, int groups, int groupBytes)
+    private InterleavedRows(byte* data, HugePageSlabs.Slab slab, long bytes, int groups, int groupBytes, bool pairedGroups = false)
     {
         _data = data;
         _slab = slab;
         Bytes = bytes;
         Groups = groups;
         GroupBytes = groupBytes;
+        PairedGroups = pairedGroups;
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
@@ -62,9 +65,39 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>First byte of group 0; valid until <see cref="Dispose"/>.</summary>
     public byte* Data => _data != null ? _data : throw new ObjectDisposedException(nameof(InterleavedRows));
 
-    /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout.</summary>
-    public static InterleavedRows Create(in WeightMatrix w)
+    /// <summary>
+    /// Whether each whole pair of groups is stored as one stream (<see cref="PairGroups"/>): set for the types whose
+    /// kernels read pairs that way. A lone last group (an odd group count) keeps the plain layout.
+    /// </summary>
+    public bool PairedGroups { get; }
+
+    /// <summary>
+    /// Whether a copy of a <paramref name="type"/> matrix made now pairs its groups: Q4_0 where its one-token products
+    /// run on <see cref="KernelPath.Avx512"/> (<see cref="KernelPaths"/>, KVSHARP_ISA included), whose kernels take
+    /// sixteen rows at a time. The other paths read a paired copy too (<see cref="VecDotAvx2Interleaved"/>), so a test or
+    /// benchmark that forces another path later still runs interleaved kernels, on the same bits.
+    /// </summary>
+    /// <remarks>
+    /// Why: the pair kernel read each 512-bit weight vector as two 32-byte halves 3,456 bytes apart (`small` rows of
+    /// 768) and joined them, and its scales likewise: two streams, an insert per vector. Paired, a vector is one load,
+    /// the sixteen scales one, and the next block's lines one run to request. `alternate 150 T Q4_0 Avx512Pair
+    /// Q4PairStream` (the `small` model's matrices, 62 MB, streamed from memory; Zen 5, 2026-12-06): 1.13-1.37x on two
+    /// threads, 1.09-1.33x on one; from L2 1.24x.
+    /// </remarks>
+    public static bool PairsGroupsByDefault(GgmlType type)
+        => type == GgmlType.Q4_0 && KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512;
+
+    /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout (<see cref="PairsGroupsByDefault"/> decides the pairing).</summary>
+    public static InterleavedRows Create(in WeightMatrix w) => Create(w, PairsGroupsByDefault(w.Type));
+
+    /// <summary>
+    /// Copies <paramref name="w"/> into the interleaved layout; with <paramref name="pairGroups"/> (Q4_0 only) each whole
+    /// pair of groups is then merged into one stream (<see cref="PairGroups"/>).
+    /// </summary>
+    public static InterleavedRows Create(in WeightMatrix w, bool pairGroups)
     {
+        if (pairGroups && w.Type != GgmlType.Q4_0)
+            throw new ArgumentException($"InterleavedRows: only Q4_0 groups are paired, not {w.Type}", nameof(pairGroups));
         if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
@@ -90,13 +123,45 @@ public sealed unsafe class InterleavedRows : IDisposable
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
+        if (pairGroups) PairGroups(data, groups, groupBytes, w.Cols / QK);
         if (w.Type is GgmlType.Q5_0 or GgmlType.Q5_1)
         {
             int qh = w.Type == GgmlType.Q5_1 ? 32 : 16, groupBlockBytes = RowsPerGroup * blockBytes;
             for (long b = 0; b < (long)groups * (w.Cols / QK); b++)
                 FifthBitPlane(data + b * groupBlockBytes + qh);
         }
-        return new InterleavedRows(data, slab, bytes, groups, groupBytes);
+        return new InterleavedRows(data, slab, bytes, groups, groupBytes, pairGroups);
+    }
+
+    /// <summary>
+    /// Rewrites each whole pair of Q4_0 groups (2p, 2p + 1; a lone last group stays as it is) in place, block by block,
+    /// as one stream: the first group's eight scales, the second's, then for each quant vector k the first group's
+    /// vector k and the second's (64 bytes: one 512-bit vector of sixteen rows). The pair keeps its place and size.
+    /// </summary>
+    private static void PairGroups(byte* data, int groups, int groupBytes, int blocks)
+    {
+        const int blockBytes = RowsPerGroup * Q4_0Bytes, scales = 2 * RowsPerGroup;
+        var pair = new byte[2 * groupBytes];
+        for (int g = 0; g + 1 < groups; g += 2)
+        {
+            byte* first = data + (long)g * groupBytes;
+            new ReadOnlySpan<byte>(first, pair.Length).CopyTo(pair);
+            fixed (byte* a = pair)
+            {
+                byte* b = a + groupBytes, dst = first;
+                for (int k = 0; k < blocks; k++, dst += 2 * blockBytes)
+                {
+                    byte* sa = a + k * blockBytes, sb = b + k * blockBytes;
+                    Buffer.MemoryCopy(sa, dst, scales, scales);
+                    Buffer.MemoryCopy(sb, dst + scales, scales, scales);
+                    for (int v = 0; v < 4; v++)
+                    {
+                        Buffer.MemoryCopy(sa + scales + 32 * v, dst + 2 * scales + 64 * v, 32, 32);
+                        Buffer.MemoryCopy(sb + scales + 32 * v, dst + 2 * scales + 64 * v + 32, 32, 32);
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -179,17 +179,31 @@ public sealed unsafe class MatMul
         // Row tiles of whole groups; on AVX-512 of whole pairs of groups, which its kernels take sixteen rows at a time;
         // F32 prefill on AVX2 of whole triples, which its kernel takes two tokens at a time.
         bool triples = !pairs && interleaved != null && w.Type == GgmlType.F32 && nTokens > 1;
-        int rowTile = RowTile(w.Rows, nTokens), unit = InterleavedRows.RowsPerGroup * (pairs ? 2 : triples ? 3 : 1);
+        // A copy whose pairs of groups are one stream (InterleavedRows.PairedGroups) is cut into whole pairs on every path.
+        bool paired = interleaved is { PairedGroups: true };
+        int rowTile = RowTile(w.Rows, nTokens), unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         delegate*<byte*, nint, byte*, nint, int, float*, nint, void> pair1 = null, pair4 = null, pair8 = null;
-        if (pairs) VecDotAvx512Interleaved.Kernels(w.Type, out pair1, out pair4, out pair8);
-        delegate*<byte*, byte*, int, float*, void> nibble1 = null;
-        delegate*<byte*, byte*, nint, int, float*, nint, void> nibble4 = null, nibble8 = null;
+        if (pairs) VecDotAvx512Interleaved.Kernels(w.Type, paired, out pair1, out pair4, out pair8);
+        delegate*<byte*, byte*, int, float*, void> nibble1 = null, first1 = null, second1 = null;
+        delegate*<byte*, byte*, nint, int, float*, nint, void> nibble4 = null, nibble8 = null, first4 = null, first8 = null, second4 = null, second8 = null;
         if (interleaved != null && VecDotAvx2Interleaved.IsNibbleType(w.Type))
             VecDotAvx2Interleaved.NibbleKernels(w.Type, vnni, out nibble1, out nibble4, out nibble8);
+        if (paired && !pairs)
+        {
+            VecDotAvx2Interleaved.PairedQ4_0Kernels(vnni, second: false, out first1, out first4, out first8);
+            VecDotAvx2Interleaved.PairedQ4_0Kernels(vnni, second: true, out second1, out second4, out second8);
+        }
         return new MatJob
         {
+            First1 = first1,
+            First4 = first4,
+            First8 = first8,
+            Second1 = second1,
+            Second4 = second4,
+            Second8 = second8,
+            PairedGroups = paired ? interleaved!.Groups & ~1 : 0,
             Pair1 = pair1,
             Pair4 = pair4,
             Pair8 = pair8,
@@ -285,6 +299,10 @@ public sealed unsafe class MatMul
         public delegate*<byte*, nint, byte*, int, float*, void> Group1x4;
         public delegate*<byte*, nint, byte*, nint, int, float*, nint, void> Triple2;
         public delegate*<byte*, nint, byte*, nint, int, float*, nint, void> Pair1, Pair4, Pair8;
+        // A paired copy off the AVX-512 path: each half of a pair runs its own group kernels on the pair's bytes.
+        public delegate*<byte*, byte*, int, float*, void> First1, Second1;
+        public delegate*<byte*, byte*, nint, int, float*, nint, void> First4, First8, Second4, Second8;
+        public int PairedGroups;
         public byte* Packed;
         public int Groups, GroupBytes;
         public byte* W;
@@ -380,15 +398,28 @@ public sealed unsafe class MatMul
                     }
                     for (; r + G <= end; r += G)
                     {
-                        byte* g = Packed + (long)(r / G) * GroupBytes;
+                        int group = r / G;
+                        byte* g = Packed + (long)group * GroupBytes;
+                        var one = Group1;
+                        var four = Group4;
+                        var eight = Group8;
+                        if (group < PairedGroups)
+                        {
+                            // A group of a pair stored as one stream: its half's kernels, given the pair's first byte.
+                            bool second = (group & 1) != 0;
+                            if (second) g -= GroupBytes;
+                            one = second ? Second1 : First1;
+                            four = second ? Second4 : First4;
+                            eight = second ? Second8 : First8;
+                        }
                         int t = t0;
-                        if (Group8 != null)
+                        if (eight != null)
                             for (; t + 8 <= t1; t += 8)
-                                Group8(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                                eight(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                         for (; t + 4 <= t1; t += 4)
-                            Group4(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
+                            four(g, Act + (long)t * ActRowBytes, ActRowBytes, Cols, Y + (long)t * Rows + r, Rows);
                         for (; t < t1; t++)
-                            Group1(g, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r);
+                            one(g, Act + (long)t * ActRowBytes, Cols, Y + (long)t * Rows + r);
                     }
                 }
                 for (; r < r1; r++)

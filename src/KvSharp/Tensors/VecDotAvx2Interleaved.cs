@@ -287,6 +287,14 @@ internal static unsafe partial class VecDotAvx2Interleaved
 
         /// <summary>Bytes of one row's block.</summary>
         static abstract int BlockBytes { get; }
+
+        /// <summary>
+        /// 0 for a group of the plain layout; 1 or 2 for the first or second group of a pair stored as one stream
+        /// (<see cref="InterleavedRows.PairedGroups"/>, Q4_0): the kernel is then given the pair's first byte, the
+        /// group's scales are the first or second 16 bytes of each pair block, and its quant vector k the first or second
+        /// half of the block's 64 bytes for k.
+        /// </summary>
+        static virtual int PairHalf => 0;
     }
 
     /// <summary>Q4_0: nibbles offset by 8 (taken off as 8·Σq from the extras).</summary>
@@ -295,6 +303,24 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static bool FiveBits => false;
         public static bool HasMins => false;
         public static int BlockBytes => Q4_0Bytes;
+    }
+
+    /// <summary>Q4_0, the first group of a paired copy's pair (<see cref="INibbleBlocks.PairHalf"/>).</summary>
+    private readonly struct Q4_0FirstOfPair : INibbleBlocks
+    {
+        public static bool FiveBits => false;
+        public static bool HasMins => false;
+        public static int BlockBytes => Q4_0Bytes;
+        public static int PairHalf => 1;
+    }
+
+    /// <summary>Q4_0, the second group of a paired copy's pair (<see cref="INibbleBlocks.PairHalf"/>).</summary>
+    private readonly struct Q4_0SecondOfPair : INibbleBlocks
+    {
+        public static bool FiveBits => false;
+        public static bool HasMins => false;
+        public static int BlockBytes => Q4_0Bytes;
+        public static int PairHalf => 2;
     }
 
     /// <summary>Q4_1 in block order (<see cref="VecDotScalar.Q4_1"/>).</summary>
@@ -329,10 +355,25 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActivationQuants<T>() where T : INibbleBlocks => T.HasMins ? 4 : 2;
 
+    /// <summary>Bytes from one of a group's blocks to its next: a pair's block where the pair is one stream.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int GroupBlockStride<T>() where T : INibbleBlocks => (T.PairHalf == 0 ? 8 : 16) * T.BlockBytes;
+
+    /// <summary>The group's eight d (and m) in the block at w (<see cref="BlockScales"/>; in a pair's block, its half's).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GroupScales<T>(byte* w, out Vector256<float> d, out Vector256<float> m) where T : INibbleBlocks
+        => BlockScales(T.PairHalf == 2 ? w + 16 : w, T.HasMins, out d, out m);
+
     /// <summary>Quant vector k (0..3) of the group block at w: its low and high quants as unsigned bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Quants<T>(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) where T : INibbleBlocks
     {
+        if (T.PairHalf != 0)
+        {
+            // The pair block's vector k is 64 bytes after its 32 bytes of scales: this group's half of it.
+            NibblesOf(w + 32 * T.PairHalf + 32 * k, k, out lo, out hi);
+            return;
+        }
         byte* afterScales = w + (T.HasMins ? 32 : 16);
         if (T.FiveBits) FiveBitQuants(afterScales, k, out lo, out hi);
         else NibblesOf(afterScales, k, out lo, out hi);
@@ -473,6 +514,17 @@ internal static unsafe partial class VecDotAvx2Interleaved
         }
     }
 
+    /// <summary>
+    /// Q4_0's group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired copy
+    /// (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, they give the plain kernels' bits.
+    /// </summary>
+    public static void PairedQ4_0Kernels(bool vnni, bool second, out delegate*<byte*, byte*, int, float*, void> one,
+        out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
+    {
+        if (second) Kernels<Q4_0SecondOfPair>(vnni, out one, out four, out eight);
+        else Kernels<Q4_0FirstOfPair>(vnni, out one, out four, out eight);
+    }
+
     /// <summary>Whether <paramref name="type"/> has nibble group kernels (<see cref="NibbleKernels"/>).</summary>
     public static bool IsNibbleType(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
 
@@ -506,7 +558,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * T.BlockBytes, y += ActivationBlockBytes<T>(), e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += GroupBlockStride<T>(), y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 4; k++)
@@ -518,7 +570,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i2 = Step<T, TM>(i2, lo, hi, q + s2);
                 i3 = Step<T, TM>(i3, lo, hi, q + s3);
             }
-            BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
+            GroupScales<T>(w, out Vector256<float> d, out Vector256<float> m);
             a0 = FinishBlock<T, TM>(a0, d, m, e, i0);
             a1 = FinishBlock<T, TM>(a1, d, m, e + s1, i1);
             a2 = FinishBlock<T, TM>(a2, d, m, e + s2, i2);
@@ -535,7 +587,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += 8 * T.BlockBytes, y += ActivationBlockBytes<T>(), e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += GroupBlockStride<T>(), y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int k = 0; k < 4; k++)
@@ -551,7 +603,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i6 = Step<T, TM>(i6, lo, hi, q4 + s2);
                 i7 = Step<T, TM>(i7, lo, hi, q4 + s3);
             }
-            BlockScales(w, T.HasMins, out Vector256<float> d, out Vector256<float> m);
+            GroupScales<T>(w, out Vector256<float> d, out Vector256<float> m);
             byte* e4 = e + s4;
             a0 = FinishBlock<T, TM>(a0, d, m, e, i0);
             a1 = FinishBlock<T, TM>(a1, d, m, e + s1, i1);
@@ -583,7 +635,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void NibblesX1<T, TM>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks where TM : INibbleMultiply
     {
-        int B = 8 * T.BlockBytes, A = ActivationBlockBytes<T>();
+        int B = GroupBlockStride<T>(), A = ActivationBlockBytes<T>();
         int nb = n / QK, ib = 0;
         byte* e = ExtrasOf<T>(y, n);
         Vector256<float> acc = default, d, m;
@@ -591,18 +643,18 @@ internal static unsafe partial class VecDotAvx2Interleaved
         {
             Vector256<int> s0 = NibbleBlock<T, TM>(w, y), s1 = NibbleBlock<T, TM>(w + B, y + A);
             Vector256<int> s2 = NibbleBlock<T, TM>(w + 2 * B, y + 2 * A), s3 = NibbleBlock<T, TM>(w + 3 * B, y + 3 * A);
-            BlockScales(w, T.HasMins, out d, out m);
+            GroupScales<T>(w, out d, out m);
             acc = FinishBlock<T, TM>(acc, d, m, e, s0);
-            BlockScales(w + B, T.HasMins, out d, out m);
+            GroupScales<T>(w + B, out d, out m);
             acc = FinishBlock<T, TM>(acc, d, m, e + Extras, s1);
-            BlockScales(w + 2 * B, T.HasMins, out d, out m);
+            GroupScales<T>(w + 2 * B, out d, out m);
             acc = FinishBlock<T, TM>(acc, d, m, e + 2 * Extras, s2);
-            BlockScales(w + 3 * B, T.HasMins, out d, out m);
+            GroupScales<T>(w + 3 * B, out d, out m);
             acc = FinishBlock<T, TM>(acc, d, m, e + 3 * Extras, s3);
         }
         for (; ib < nb; ib++, w += B, y += A, e += Extras)
         {
-            BlockScales(w, T.HasMins, out d, out m);
+            GroupScales<T>(w, out d, out m);
             acc = FinishBlock<T, TM>(acc, d, m, e, NibbleBlock<T, TM>(w, y));
         }
         Avx.Store(output, acc);

@@ -33,8 +33,23 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// </summary>
     public static void Kernels(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
+        => Kernels(type, pairedGroups: false, out one, out four, out eight);
+
+    /// <summary>
+    /// <see cref="Kernels(GgmlType, out delegate*{byte*, nint, byte*, nint, int, float*, nint, void}, out delegate*{byte*, nint, byte*, nint, int, float*, nint, void}, out delegate*{byte*, nint, byte*, nint, int, float*, nint, void})"/>
+    /// for a copy whose pairs of groups are one stream where <paramref name="pairedGroups"/> (<see cref="InterleavedRows.PairedGroups"/>).
+    /// </summary>
+    public static void Kernels(GgmlType type, bool pairedGroups, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
+        out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
     {
-        if (type == GgmlType.Q8_0)
+        if (pairedGroups)
+        {
+            if (type != GgmlType.Q4_0) throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0)");
+            one = &X1<Q4Paired>;
+            four = &X4<Q4Paired>;
+            eight = &X8<Q4Paired>;
+        }
+        else if (type == GgmlType.Q8_0)
         {
             one = &X1<Q8>;
             four = &X4<Q8>;
@@ -110,6 +125,12 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// as floats in their extras, and acc = fma(m, s, acc) after each block (<see cref="Finish{T}"/>).
         /// </summary>
         static abstract bool HasMins { get; }
+
+        /// <summary>
+        /// Whether the pair's two group blocks are one stream (<see cref="InterleavedRows.PairedGroups"/>):
+        /// <see cref="GroupBlockBytes"/> is then the pair's block, and groupBytes is not read.
+        /// </summary>
+        static virtual bool Paired => false;
 
         /// <summary>What the weight vectors of the group block at w share, read once per block (Q5: the fifth-bit plane).</summary>
         static abstract Vector512<byte> Shared(byte* w, nint groupBytes);
@@ -201,6 +222,38 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
+    }
+
+    /// <summary>
+    /// Q4_0 over a paired copy (<see cref="InterleavedRows.PairedGroups"/>): the pair's block is the sixteen scales, then
+    /// per vector k the two groups' 32 bytes side by side, so a weight vector is one 512-bit load and the block one
+    /// stream; Q4_0's arithmetic on the same bytes.
+    /// </summary>
+    private readonly struct Q4Paired : IBlock
+    {
+        public static int GroupBlockBytes => 16 * Q4_0Bytes;
+        public static int Vectors => 4;
+
+        /// <summary>Q4_0's.</summary>
+        public static int OneTokenPairsAhead => 2;
+        public static bool HasMins => false;
+        public static bool Paired => true;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
+            => Nibbles(Vector512.Load(w + 32 + 64 * k), out a, out b);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => Q4.BlockSum(acc, e);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => Q4.Add(x, y);
     }
 
     /// <summary>Q4_1: Q4_0's steps after the eight d and the eight m; no offset to take off (the min is m x s).</summary>
@@ -410,8 +463,17 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Scales(byte* p, nint groupBytes)
+        => HalvesToSingles(Avx2.InsertVector128(Sse2.LoadVector128((short*)p).ToVector256Unsafe(), Sse2.LoadVector128((short*)(p + groupBytes)), 1));
+
+    /// <summary>The sixteen rows' block scales of the block at p: <see cref="Scales(byte*, nint)"/>, or one load where the pair is one stream.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scales<T>(byte* p, nint groupBytes) where T : IBlock
+        => T.Paired ? HalvesToSingles(Avx.LoadVector256((short*)p)) : Scales(p, groupBytes);
+
+    /// <summary>Sixteen halves widened exactly to floats (<see cref="VecDotAvx2.HalfToSingle(Vector256{int})"/>'s arithmetic).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalvesToSingles(Vector256<short> halves)
     {
-        Vector256<short> halves = Avx2.InsertVector128(Sse2.LoadVector128((short*)p).ToVector256Unsafe(), Sse2.LoadVector128((short*)(p + groupBytes)), 1);
         Vector512<int> h = Avx512F.ConvertToVector512Int32(halves);
         Vector512<int> em = h & Vector512.Create(0x7fff);
         Vector512<int> f = (Avx512F.ShiftLeftLogical(em, 13).AsSingle() * Vector512.Create(5.192297e33f /* 2^112 */)).AsInt32();
@@ -427,7 +489,17 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchPairAhead<T>(byte* w, nint groupBytes, int pairs) where T : IBlock
-        => PrefetchPairAhead(w, groupBytes, pairs, T.GroupBlockBytes);
+    {
+        if (!T.Paired)
+        {
+            PrefetchPairAhead(w, groupBytes, pairs, T.GroupBlockBytes);
+            return;
+        }
+        // One stream: the pair's block, a line at a time (the blocks are not line-aligned, but consecutive blocks' requests
+        // are never more than a line apart, so every line is asked for).
+        byte* ahead = w + 2 * pairs * groupBytes;
+        for (int o = 0; o < T.GroupBlockBytes; o += 64) Sse.Prefetch1(ahead + o);
+    }
 
     /// <summary><see cref="PrefetchPairAhead{T}"/> for a group block of <paramref name="blockBytes"/> bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -521,7 +593,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 i0 = T.Step(i0, a0, b0, y + quants, k);
                 i1 = T.Step(i1, a1, b1, y + quants, k + 1);
             }
-            acc = Finish<T>(acc, Scales(w, groupBytes), Mins<T>(w, groupBytes), e, T.Add(i0, i1));
+            acc = Finish<T>(acc, Scales<T>(w, groupBytes), Mins<T>(w, groupBytes), e, T.Add(i0, i1));
         }
         Vector512.Store(acc, output);
     }
@@ -546,7 +618,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 i2 = T.Step(i2, pa, pb, q + s2, k);
                 i3 = T.Step(i3, pa, pb, q + s3, k);
             }
-            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales(w, groupBytes), Mins<T>(w, groupBytes), e, s1, i0, i1, i2, i3);
+            Finish4<T>(ref a0, ref a1, ref a2, ref a3, Scales<T>(w, groupBytes), Mins<T>(w, groupBytes), e, s1, i0, i1, i2, i3);
         }
         Store4(output, outStride, a0, a1, a2, a3);
     }
@@ -575,7 +647,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 i6 = T.Step(i6, pa, pb, q4 + s2, k);
                 i7 = T.Step(i7, pa, pb, q4 + s3, k);
             }
-            Vector512<float> dx = Scales(w, groupBytes), mx = Mins<T>(w, groupBytes);
+            Vector512<float> dx = Scales<T>(w, groupBytes), mx = Mins<T>(w, groupBytes);
             Finish4<T>(ref a0, ref a1, ref a2, ref a3, dx, mx, e, s1, i0, i1, i2, i3);
             Finish4<T>(ref a4, ref a5, ref a6, ref a7, dx, mx, e + s4, s1, i4, i5, i6, i7);
         }

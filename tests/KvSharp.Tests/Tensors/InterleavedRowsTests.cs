@@ -86,6 +86,79 @@ public class InterleavedRowsTests
     }
 
     /// <summary>
+    /// A Q4_0 copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>) gives the plain
+    /// copy's bits on every path: the AVX-512 pair kernels read it as sixteen-row vectors, the AVX2 and AVX-VNNI group
+    /// kernels each half of a pair; a lone last group and the rows past the groups stay as they were.
+    /// </summary>
+    [Theory]
+    [InlineData(8, 256, 4)] // one group: nothing to pair
+    [InlineData(24, 64, 13)] // a pair and a lone group; eight tokens, four, one
+    [InlineData(37, 96, 9)] // two pairs and five rows past them
+    [InlineData(70, 224, 16)] // four pairs, six rows past them; seven blocks (the one-token kernel's four, then three)
+    public void PairedQ4_0CopiesGiveThePlainCopysBitsOnEveryPath(int rows, int cols, int nTokens)
+    {
+        using var plain = new NativeWeights(GgmlType.Q4_0, rows, cols, 41, interleave: true, pairGroups: false);
+        using var paired = new NativeWeights(GgmlType.Q4_0, rows, cols, 41, interleave: true, pairGroups: true);
+        Assert.False(plain.Matrix.Interleaved!.PairedGroups);
+        Assert.True(paired.Matrix.Interleaved!.PairedGroups);
+        float[] x = Gaussian(nTokens * cols, 42);
+        ForEachKernelPath(kernels =>
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var pool = new KernelPool(threads);
+                foreach (int n in new[] { 1, nTokens })
+                    AssertBitsEqual(Multiply(pool, plain.Matrix, x, n), Multiply(pool, paired.Matrix, x, n),
+                        $"Q4_0 {rows}x{cols} ({kernels}, {threads} threads, {n} tokens): paired vs plain copy");
+            }
+        });
+    }
+
+    [Fact]
+    public unsafe void PairingMovesEachPairsBytesWithinThePair()
+    {
+        // Three groups of 8 rows x 3 blocks: pair (0, 1) rearranged within its own bytes, group 2 alone and untouched.
+        using var plain = new NativeWeights(GgmlType.Q4_0, 24, 96, 43, interleave: true, pairGroups: false);
+        using var paired = new NativeWeights(GgmlType.Q4_0, 24, 96, 43, interleave: true, pairGroups: true);
+        var a = plain.Matrix.Interleaved!;
+        var b = paired.Matrix.Interleaved!;
+        Assert.Equal(a.Bytes, b.Bytes);
+        int pairBytes = 2 * a.GroupBytes, blockBytes = 8 * 18;
+        var plainPair = new ReadOnlySpan<byte>(a.Data, pairBytes);
+        var pairedPair = new ReadOnlySpan<byte>(b.Data, pairBytes);
+        Assert.Equal(plainPair.ToArray().Order(), pairedPair.ToArray().Order());
+        Assert.True(new ReadOnlySpan<byte>(a.Data + pairBytes, a.GroupBytes).SequenceEqual(new ReadOnlySpan<byte>(b.Data + pairBytes, a.GroupBytes)));
+        // Block 1 of the pair: the two groups' scales, then vector k of group 0 and of group 1 side by side.
+        byte* p = b.Data + 2 * blockBytes, g0 = a.Data + blockBytes, g1 = a.Data + a.GroupBytes + blockBytes;
+        Assert.True(new ReadOnlySpan<byte>(p, 16).SequenceEqual(new ReadOnlySpan<byte>(g0, 16)));
+        Assert.True(new ReadOnlySpan<byte>(p + 16, 16).SequenceEqual(new ReadOnlySpan<byte>(g1, 16)));
+        for (int k = 0; k < 4; k++)
+        {
+            Assert.True(new ReadOnlySpan<byte>(p + 32 + 64 * k, 32).SequenceEqual(new ReadOnlySpan<byte>(g0 + 16 + 32 * k, 32)));
+            Assert.True(new ReadOnlySpan<byte>(p + 64 + 64 * k, 32).SequenceEqual(new ReadOnlySpan<byte>(g1 + 16 + 32 * k, 32)));
+        }
+    }
+
+    [Fact]
+    public void OnlyQ4_0GroupsArePaired()
+    {
+        using var q8 = new NativeWeights(GgmlType.Q8_0, 16, 64, 44);
+        var error = Assert.Throws<ArgumentException>(() => InterleavedRows.Create(q8.Matrix, pairGroups: true));
+        Assert.Contains("Q8_0", error.Message);
+        Assert.False(InterleavedRows.PairsGroupsByDefault(GgmlType.Q8_0));
+        Assert.False(InterleavedRows.PairsGroupsByDefault(GgmlType.IQ4_NL));
+    }
+
+    [Fact]
+    public void Q4_0CopiesArePairedWhereItsDecodeRunsOnAvx512()
+    {
+        foreach (var path in KernelPaths.Available)
+            using (KernelPaths.Force(path))
+                Assert.Equal(path == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
+        Assert.Equal(KernelPaths.For(GgmlType.Q4_0, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
+    }
+
+    /// <summary>
     /// Runs <paramref name="body"/> once on every SIMD kernel path this machine has (AVX2, and AVX-VNNI or AVX-512 where
     /// the CPU and .NET expose them: <see cref="KernelPaths"/>); the argument names the path.
     /// </summary>

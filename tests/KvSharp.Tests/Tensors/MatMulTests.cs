@@ -19,7 +19,8 @@ internal sealed unsafe class NativeWeights : IDisposable
         if (interleave) Matrix = Matrix with { Interleaved = InterleavedRows.Create(Matrix) };
     }
 
-    public NativeWeights(GgmlType type, int rows, int cols, int seed, bool interleave = false)
+    /// <param name="pairGroups">With <paramref name="interleave"/>: whether the copy pairs its groups (null: as a model load would, <see cref="InterleavedRows.PairsGroupsByDefault"/>).</param>
+    public NativeWeights(GgmlType type, int rows, int cols, int seed, bool interleave = false, bool? pairGroups = null)
     {
         long rowBytes = GgmlTypes.RowBytes(type, cols);
         _data = (byte*)NativeMemory.AlignedAlloc((nuint)(rows * rowBytes), 64);
@@ -29,7 +30,7 @@ internal sealed unsafe class NativeWeights : IDisposable
             Quantize.Row(type, w, new Span<byte>(_data + r * rowBytes, (int)rowBytes));
         }
         Matrix = new WeightMatrix(type, rows, cols, _data);
-        if (interleave) Matrix = Matrix with { Interleaved = InterleavedRows.Create(Matrix) };
+        if (interleave) Matrix = Matrix with { Interleaved = InterleavedRows.Create(Matrix, pairGroups ?? InterleavedRows.PairsGroupsByDefault(type)) };
     }
 
     public void Dispose()
