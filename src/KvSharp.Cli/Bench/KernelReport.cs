@@ -13,7 +13,7 @@ public static class KernelReport
     public static JsonObject Paths(LlmModel model)
     {
         var paths = new JsonObject();
-        foreach (var type in WeightTypes(model)) paths[type.ToString()] = KernelPaths.Describe(type);
+        foreach (var type in WeightTypes(model)) paths[type.ToString()] = Describe(model, type);
         return paths;
     }
 
@@ -30,12 +30,18 @@ public static class KernelReport
     public static void Write(TextWriter table, LlmModel model)
     {
         string? cap = Environment.GetEnvironmentVariable(KernelPaths.IsaVariable);
-        table.WriteLine($"kernels: {string.Join(", ", WeightTypes(model).Select(t => $"{t} {KernelPaths.Describe(t)}"))}" +
+        table.WriteLine($"kernels: {string.Join(", ", WeightTypes(model).Select(t => $"{t} {Describe(model, t)}"))}" +
                         (string.IsNullOrWhiteSpace(cap) ? " (fastest per type; KVSHARP_ISA unset)" : $" (KVSHARP_ISA={cap})"));
         table.WriteLine($"CPU: {CpuFeatures.ModelName ?? "unknown"}; flags: {string.Join(' ', CpuFeatures.CpuFlags)}; .NET: {CpuFeatures.DotNetSupported}");
     }
 
-    private static IEnumerable<GgmlType> WeightTypes(LlmModel model) =>
+    /// <summary>The type's paths (<see cref="KernelPaths.Describe"/>), and "paired groups" where its copies pair them (<see cref="InterleavedRows.PairedGroups"/>).</summary>
+    public static string Describe(LlmModel model, GgmlType type)
+        => KernelPaths.Describe(type) + (Matrices(model).Any(m => m.Type == type && m.Interleaved is { PairedGroups: true }) ? ", paired groups" : "");
+
+    private static IEnumerable<GgmlType> WeightTypes(LlmModel model) => Matrices(model).Select(m => m.Type).Distinct();
+
+    private static IEnumerable<WeightMatrix> Matrices(LlmModel model) =>
         model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-            .Append(model.Weights.Output).Select(m => m.Type).Distinct();
+            .Append(model.Weights.Output);
 }

@@ -10,7 +10,8 @@ namespace KvSharp.Tensors;
 /// or eight tokens, are in the other parts of this class): two consecutive eight-row groups of
 /// <see cref="InterleavedRows"/> (sixteen rows, one per int32 / float lane of a 512-bit vector) against one, four or
 /// eight tokens. They read the same layout as <see cref="VecDotAvx2Interleaved"/> (each 512-bit weight vector is the
-/// same 32 bytes of the two groups), and per row and token they do exactly its arithmetic: the same exact block
+/// same 32 bytes of the two groups; in a Q4_0 copy that pairs its groups, <see cref="InterleavedRows.PairedGroups"/>,
+/// those 64 bytes lie side by side), and per row and token they do exactly its arithmetic: the same exact block
 /// integer, then acc = fma(dx * dy, sum, acc) once per block. So every output has the AVX2 kernels' bits, and a lone
 /// last group of a tile can run on those.
 /// </summary>

@@ -118,7 +118,8 @@ public sealed class BenchCommandTests : IDisposable
         var paths = json.GetProperty("kernel_paths");
         foreach (var p in paths.EnumerateObject())
         {
-            Assert.Equal(KernelPaths.Describe(Enum.Parse<GgmlType>(p.Name)), p.Value.GetString());
+            var type = Enum.Parse<GgmlType>(p.Name);
+            Assert.Equal(KernelPaths.Describe(type) + (InterleavedRows.PairsGroupsByDefault(type) ? ", paired groups" : ""), p.Value.GetString());
             Assert.Contains($"{p.Name} {p.Value.GetString()}", table);
         }
         Assert.NotEmpty(paths.EnumerateObject());

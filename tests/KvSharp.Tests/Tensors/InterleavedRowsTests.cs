@@ -1,3 +1,5 @@
+using KvSharp.Models;
+using KvSharp.Synthetic;
 using KvSharp.Tensors;
 using static KvSharp.Tests.Tensors.MatMulTests;
 using static KvSharp.Tests.Tensors.TensorTestData;
@@ -156,6 +158,33 @@ public class InterleavedRowsTests
             using (KernelPaths.Force(path))
                 Assert.Equal(path == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
         Assert.Equal(KernelPaths.For(GgmlType.Q4_0, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
+    }
+
+    [Fact]
+    public void ASpeedRecordSaysWhereQ4_0CopiesPairTheirGroups()
+    {
+        // The same Q4_0 file loaded as a model load decides (paired where Q4_0 decode runs AVX-512) and on the AVX2 path.
+        string dir = Directory.CreateTempSubdirectory("kvsharp-paired-").FullName;
+        try
+        {
+            string path = SyntheticModelBuilder.GetOrCreate(Bench.SyntheticModelTests.Micro, GgmlType.Q4_0, 32, 9, dir);
+            using (var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }))
+            {
+                bool paired = InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0);
+                Assert.Equal(paired, model.Weights.Layers[0].Gate.Interleaved!.PairedGroups);
+                Assert.Equal(KernelPaths.Describe(GgmlType.Q4_0) + (paired ? ", paired groups" : ""), KvSharp.Cli.Bench.KernelReport.Describe(model, GgmlType.Q4_0));
+            }
+            using (KernelPaths.Force(KernelPath.Avx2))
+            using (var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }))
+            {
+                Assert.False(model.Weights.Layers[0].Gate.Interleaved!.PairedGroups);
+                Assert.Equal("avx2", KvSharp.Cli.Bench.KernelReport.Describe(model, GgmlType.Q4_0));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>
