@@ -23,8 +23,8 @@ namespace KvSharp.Benchmarks;
 /// head, in turn with the default, and prints the ratio; "paths A B" times each round's steps with every product on
 /// kernel path A (KVSHARP_ISA's names) and on B ("default": each type's fastest measured), in turn, after checking
 /// that both give the same logits, and the shares are of A's steps (the products alone run the default paths); "unpaired"
-/// times each round's steps through a second load of the model whose Q4_0 copies do not pair their groups, in turn,
-/// after checking the logits agree; a last argument names another synthetic shape.)
+/// times each round's steps with the model's paired copies rearranged in place to the plain layout, in turn with the
+/// paired one, after checking the logits agree; a last argument names another synthetic shape.)
 /// </summary>
 internal static class BatchedStepProfile
 {
@@ -58,14 +58,14 @@ internal static class BatchedStepProfile
         // "paths A B": the same steps with every product forced onto path A, then B ("default": no path forced).
         bool comparePaths = mode == "paths";
         KernelPath? pathA = comparePaths ? PathArgument(args[6]) : null, pathB = comparePaths ? PathArgument(args[7]) : null;
-        // "unpaired": the same steps through a second load of the model made with no group pairing (its copies made as on
-        // the AVX2 path; InterleavedRows.PairedGroups), on the same pool and default paths, in turn with the first.
+        // "unpaired": the same steps with the model's paired copies rearranged in place to the plain layout
+        // (InterleavedRows.PairedGroups), in turn with the paired layout: the same memory, so the same pages (a second
+        // load of the model, on other pages, ran 4-8% slower with the same layout).
         bool compareCopies = mode == "unpaired";
-        LlmModel? plainModel = null;
-        if (compareCopies)
-            using (KernelPaths.Force(KernelPath.Avx2))
-                plainModel = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(shape, type), new ModelLoadOptions { Threads = 1 });
-        var plainForward = plainModel == null ? null : new ForwardPass(plainModel.Config, plainModel.Weights, model.Pool);
+        var pairedCopies = model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
+            .Append(model.Weights.Output).Select(m => m.Interleaved).OfType<InterleavedRows>().Where(r => r.PairedGroups).ToArray();
+        if (compareCopies && pairedCopies.Length == 0)
+            throw new InvalidOperationException($"profile-step unpaired: no {type} copy pairs its groups on this machine (InterleavedRows.PairsGroupsByDefault)");
         int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];
         int decoded = 0;
 
@@ -96,7 +96,15 @@ internal static class BatchedStepProfile
             () => matMul.Multiply(w.Output, x.AsSpan(0, sequences * e), sequences, y0),
         ];
 
-        double Step(BatchSegment[] segments, KernelPath? path = null, ForwardPass? through = null)
+        // Rearranges every paired copy, then runs an untimed step, so neither layout's steps start from what the
+        // rearranging left in the caches.
+        void Layout(bool paired)
+        {
+            foreach (var copy in pairedCopies) copy.SetPairedGroups(paired);
+            Step(segments);
+        }
+
+        double Step(BatchSegment[] segments, KernelPath? path = null)
         {
             if (decoded == Decoded)
             {
@@ -105,7 +113,7 @@ internal static class BatchedStepProfile
             }
             using var forced = path is KernelPath p ? KernelPaths.Force(p) : null;
             long start = Stopwatch.GetTimestamp();
-            (through ?? forward).Forward(tokens, segments, logits);
+            forward.Forward(tokens, segments, logits);
             decoded++;
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
@@ -122,7 +130,10 @@ internal static class BatchedStepProfile
         // Untimed until the kernels have left tier 0 (FourTokenAlternation.WarmUp), on both paths when two are compared.
         long warmStart = Stopwatch.GetTimestamp();
         for (int warm = 0; warm < 10 || !FourTokenAlternation.Warm(warmStart); warm++)
-            Step(segments, warm % 2 == 1 ? pathB : pathA, warm % 2 == 1 ? plainForward : null);
+        {
+            if (compareCopies) Layout(warm % 2 == 0);
+            Step(segments, warm % 2 == 1 ? pathB : pathA);
+        }
         foreach (var p in pieces) p();
         var step = new double[rounds];
         var stepEach = new double[rounds];
@@ -134,13 +145,17 @@ internal static class BatchedStepProfile
             double each = 0;
             for (int i = 0; compareHeads && r % 2 == 1 && i < StepsPerRound; i++) each += Step(headByHead);
             for (int i = 0; comparePaths && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments, pathB);
-            for (int i = 0; compareCopies && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments, through: plainForward);
+            if (compareCopies && r % 2 == 1) Layout(paired: false);
+            for (int i = 0; compareCopies && r % 2 == 1 && i < StepsPerRound; i++) each += Step(segments);
+            if (compareCopies) Layout(paired: true);
             for (int i = 0; i < StepsPerRound; i++) sum += Step(segments, pathA);
             for (int i = 0; compareHeads && r % 2 == 0 && i < StepsPerRound; i++) each += Step(headByHead);
             for (int i = 0; comparePaths && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments, pathB);
-            for (int i = 0; compareCopies && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments, through: plainForward);
+            if (compareCopies && r % 2 == 0) Layout(paired: false);
+            for (int i = 0; compareCopies && r % 2 == 0 && i < StepsPerRound; i++) each += Step(segments);
             step[r] = sum / StepsPerRound;
             stepEach[r] = each / StepsPerRound;
+            if (compareCopies) Layout(paired: true); // the products alone run the paired layout, as the shares' steps did
             for (int p = 0; p < pieces.Length; p++) piece[p][r] = Time(pieces[p]);
         }
         Console.WriteLine($"{shape.Name} {type}, {threads} thread(s), {sequences} sequences, {rounds} rounds{(comparePaths ? $", every product on {args[6]}" : "")}; step median {Median(step):F2} ms ({sequences / Median(step) * 1000:F0} tok/s)");
@@ -163,9 +178,8 @@ internal static class BatchedStepProfile
                 $"{Median([.. Enumerable.Range(0, rounds).Select(r => step[r] / stepEach[r])]):F3}");
         Console.WriteLine($"  {"rest",-12} {"",7}     {(1 - products) * 100,5:F1}% (attention, norms, rope, SwiGLU, regions)");
         foreach (var s in seqs) s.Release();
-        plainModel?.Dispose();
 
-        // One step through each load from the same positions: the logits must agree to the bit.
+        // One step in each layout from the same positions: the logits must agree to the bit.
         void CheckSameCopies()
         {
             var first = new float[logits.Length];
@@ -173,9 +187,11 @@ internal static class BatchedStepProfile
             logits.CopyTo(first, 0);
             foreach (var s in seqs) s.Truncate(s.Length - 1);
             decoded--;
-            Step(segments, through: plainForward);
+            foreach (var copy in pairedCopies) copy.SetPairedGroups(false);
+            Step(segments);
+            foreach (var copy in pairedCopies) copy.SetPairedGroups(true);
             if (!first.AsSpan().SequenceEqual(logits))
-                throw new InvalidOperationException("profile-step: the paired and unpaired copies give different logits");
+                throw new InvalidOperationException("profile-step: the paired and plain layouts give different logits");
         }
 
         // One step on each path from the same positions: the logits must agree to the bit (every path does).

@@ -31,8 +31,8 @@ namespace KvSharp.Tensors;
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
 /// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
-/// A Q4_0 copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two groups merged block by
-/// block into one stream for the sixteen-row kernels.
+/// A Q4_0, Q4_1, Q5_0 or Q5_1 copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two
+/// groups merged block by block into one stream for the sixteen-row kernels.
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
 {
@@ -41,13 +41,20 @@ public sealed unsafe class InterleavedRows : IDisposable
     private byte* _data;
     private readonly HugePageSlabs.Slab _slab;
 
-    private InterleavedRows(byte* data, HugePageSlabs.Slab slab, long bytes, int groups, int groupBytes, bool pairedGroups = false)
+    // For SetPairedGroups: the matrix's type and blocks per row.
+    private readonly GgmlType _type;
+    private readonly int _blocks;
+
+    private InterleavedRows(byte* data, HugePageSlabs.Slab slab, long bytes, int groups, int groupBytes, GgmlType type = GgmlType.F32,
+        int blocks = 0, bool pairedGroups = false)
     {
         _data = data;
         _slab = slab;
         Bytes = bytes;
         Groups = groups;
         GroupBytes = groupBytes;
+        _type = type;
+        _blocks = blocks;
         PairedGroups = pairedGroups;
     }
 
@@ -69,11 +76,11 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// Whether each whole pair of groups is stored as one stream (<see cref="PairGroups"/>): set for the types whose
     /// kernels read pairs that way. A lone last group (an odd group count) keeps the plain layout.
     /// </summary>
-    public bool PairedGroups { get; }
+    public bool PairedGroups { get; private set; }
 
     /// <summary>
-    /// Whether a copy of a <paramref name="type"/> matrix made now pairs its groups: Q4_0 where its one-token products
-    /// run on <see cref="KernelPath.Avx512"/> (<see cref="KernelPaths"/>, KVSHARP_ISA included), whose kernels take
+    /// Whether a copy of a <paramref name="type"/> matrix made now pairs its groups: a nibble type (<see cref="CanPairGroups"/>)
+    /// where its one-token products run on <see cref="KernelPath.Avx512"/> (<see cref="KernelPaths"/>, KVSHARP_ISA included), whose kernels take
     /// sixteen rows at a time. The other paths read a paired copy too (<see cref="VecDotAvx2Interleaved"/>), so a test or
     /// benchmark that forces another path later still runs interleaved kernels, on the same bits.
     /// </summary>
@@ -85,19 +92,22 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// threads, 1.09-1.33x on one; from L2 1.24x.
     /// </remarks>
     public static bool PairsGroupsByDefault(GgmlType type)
-        => type == GgmlType.Q4_0 && KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512;
+        => CanPairGroups(type) && KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512;
+
+    /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1).</summary>
+    public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
 
     /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout (<see cref="PairsGroupsByDefault"/> decides the pairing).</summary>
     public static InterleavedRows Create(in WeightMatrix w) => Create(w, PairsGroupsByDefault(w.Type));
 
     /// <summary>
-    /// Copies <paramref name="w"/> into the interleaved layout; with <paramref name="pairGroups"/> (Q4_0 only) each whole
-    /// pair of groups is then merged into one stream (<see cref="PairGroups"/>).
+    /// Copies <paramref name="w"/> into the interleaved layout; with <paramref name="pairGroups"/> (the types
+    /// <see cref="CanPairGroups"/> accepts) each whole pair of groups is then merged into one stream (<see cref="PairGroups"/>).
     /// </summary>
     public static InterleavedRows Create(in WeightMatrix w, bool pairGroups)
     {
-        if (pairGroups && w.Type != GgmlType.Q4_0)
-            throw new ArgumentException($"InterleavedRows: only Q4_0 groups are paired, not {w.Type}", nameof(pairGroups));
+        if (pairGroups && !CanPairGroups(w.Type))
+            throw new ArgumentException($"InterleavedRows: only Q4_0, Q4_1, Q5_0 and Q5_1 groups are paired, not {w.Type}", nameof(pairGroups));
         if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
@@ -123,45 +133,83 @@ public sealed unsafe class InterleavedRows : IDisposable
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
         else
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
-        if (pairGroups) PairGroups(data, groups, groupBytes, w.Cols / QK);
         if (w.Type is GgmlType.Q5_0 or GgmlType.Q5_1)
         {
             int qh = w.Type == GgmlType.Q5_1 ? 32 : 16, groupBlockBytes = RowsPerGroup * blockBytes;
             for (long b = 0; b < (long)groups * (w.Cols / QK); b++)
                 FifthBitPlane(data + b * groupBlockBytes + qh);
         }
-        return new InterleavedRows(data, slab, bytes, groups, groupBytes, pairGroups);
+        if (pairGroups) PairGroups(data, groups, groupBytes, w.Cols / QK, PairedParts(w.Type), pair: true);
+        return new InterleavedRows(data, slab, bytes, groups, groupBytes, w.Type, w.Cols / QK, pairGroups);
     }
 
     /// <summary>
-    /// Rewrites each whole pair of Q4_0 groups (2p, 2p + 1; a lone last group stays as it is) in place, block by block,
-    /// as one stream: the first group's eight scales, the second's, then for each quant vector k the first group's
-    /// vector k and the second's (64 bytes: one 512-bit vector of sixteen rows). The pair keeps its place and size.
+    /// The parts of a nibble type's group block, in order, in bytes: the eight d, (Q4_1, Q5_1: the eight m,) (Q5_0, Q5_1:
+    /// the fifth-bit plane,) then the four quant vectors.
     /// </summary>
-    private static void PairGroups(byte* data, int groups, int groupBytes, int blocks)
+    private static int[] PairedParts(GgmlType type) => type switch
     {
-        const int blockBytes = RowsPerGroup * Q4_0Bytes, scales = 2 * RowsPerGroup;
-        var pair = new byte[2 * groupBytes];
+        GgmlType.Q4_0 => [16, 32, 32, 32, 32],
+        GgmlType.Q4_1 => [16, 16, 32, 32, 32, 32],
+        GgmlType.Q5_0 => [16, 32, 32, 32, 32, 32],
+        GgmlType.Q5_1 => [16, 16, 32, 32, 32, 32, 32],
+        _ => throw new ArgumentException($"InterleavedRows: {type} groups are not paired", nameof(type)),
+    };
+
+    /// <summary>
+    /// Rewrites each whole pair of groups (2p, 2p + 1; a lone last group stays as it is) in place, block by block, as one
+    /// stream: each part of the block (<paramref name="parts"/>: the scales, mins, fifth-bit plane, each quant vector),
+    /// the first group's then the second's. So every part of the pair block sits at twice its offset in a group block,
+    /// and a quant vector or the plane of sixteen rows is one 512-bit load. The pair keeps its place and size.
+    /// </summary>
+    private static void PairGroups(byte* data, int groups, int groupBytes, int blocks, ReadOnlySpan<int> parts, bool pair)
+    {
+        int blockBytes = 0;
+        foreach (int part in parts) blockBytes += part;
+        var copy = new byte[2 * groupBytes];
         for (int g = 0; g + 1 < groups; g += 2)
         {
             byte* first = data + (long)g * groupBytes;
-            new ReadOnlySpan<byte>(first, pair.Length).CopyTo(pair);
-            fixed (byte* a = pair)
+            new ReadOnlySpan<byte>(first, copy.Length).CopyTo(copy);
+            fixed (byte* c = copy)
             {
-                byte* b = a + groupBytes, dst = first;
-                for (int k = 0; k < blocks; k++, dst += 2 * blockBytes)
+                // Pairing reads the plain groups from the copy and writes the pair blocks; unpairing the reverse.
+                byte* paired = pair ? first : c, plain = pair ? c : first;
+                for (int k = 0; k < blocks; k++)
                 {
-                    byte* sa = a + k * blockBytes, sb = b + k * blockBytes;
-                    Buffer.MemoryCopy(sa, dst, scales, scales);
-                    Buffer.MemoryCopy(sb, dst + scales, scales, scales);
-                    for (int v = 0; v < 4; v++)
+                    byte* a = plain + k * blockBytes, b = a + groupBytes;
+                    foreach (int part in parts)
                     {
-                        Buffer.MemoryCopy(sa + scales + 32 * v, dst + 2 * scales + 64 * v, 32, 32);
-                        Buffer.MemoryCopy(sb + scales + 32 * v, dst + 2 * scales + 64 * v + 32, 32, 32);
+                        if (pair)
+                        {
+                            Buffer.MemoryCopy(a, paired, part, part);
+                            Buffer.MemoryCopy(b, paired + part, part, part);
+                        }
+                        else
+                        {
+                            Buffer.MemoryCopy(paired, a, part, part);
+                            Buffer.MemoryCopy(paired + part, b, part, part);
+                        }
+                        a += part;
+                        b += part;
+                        paired += 2 * part;
                     }
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Rearranges the copy in place into the paired or the plain layout (<see cref="PairedGroups"/>), for benchmarks that
+    /// time both layouts on the same memory: two loads of a model sit on different pages, and in one process the second
+    /// ran 4-8% slower with the same layout. Not while any product reads the copy.
+    /// </summary>
+    internal void SetPairedGroups(bool paired)
+    {
+        if (paired == PairedGroups) return;
+        if (!CanPairGroups(_type)) throw new InvalidOperationException($"InterleavedRows: {_type} groups are not paired");
+        PairGroups(Data, Groups, GroupBytes, _blocks, PairedParts(_type), paired);
+        PairedGroups = paired;
     }
 
     /// <summary>

@@ -192,8 +192,8 @@ public sealed unsafe class MatMul
             VecDotAvx2Interleaved.NibbleKernels(w.Type, vnni, out nibble1, out nibble4, out nibble8);
         if (paired && !pairs)
         {
-            VecDotAvx2Interleaved.PairedQ4_0Kernels(vnni, second: false, out first1, out first4, out first8);
-            VecDotAvx2Interleaved.PairedQ4_0Kernels(vnni, second: true, out second1, out second4, out second8);
+            VecDotAvx2Interleaved.PairedNibbleKernels(w.Type, vnni, second: false, out first1, out first4, out first8);
+            VecDotAvx2Interleaved.PairedNibbleKernels(w.Type, vnni, second: true, out second1, out second4, out second8);
         }
         return new MatJob
         {

@@ -288,13 +288,27 @@ internal static unsafe partial class VecDotAvx2Interleaved
         /// <summary>Bytes of one row's block.</summary>
         static abstract int BlockBytes { get; }
 
-        /// <summary>
-        /// 0 for a group of the plain layout; 1 or 2 for the first or second group of a pair stored as one stream
-        /// (<see cref="InterleavedRows.PairedGroups"/>, Q4_0): the kernel is then given the pair's first byte, the
-        /// group's scales are the first or second 16 bytes of each pair block, and its quant vector k the first or second
-        /// half of the block's 64 bytes for k.
-        /// </summary>
-        static virtual int PairHalf => 0;
+        // Where a group's parts lie, from the pointer its kernel is given: constants, so they cost the kernels' inlining
+        // budget nothing (helpers computing them left the kernels calling their steps: 2,378 bytes of code became calls).
+        // A paired copy's group (OfPair) is given its pair's first byte (InterleavedRows.PairedGroups).
+
+        /// <summary>The eight d.</summary>
+        static abstract int ScalesAt { get; }
+
+        /// <summary>The eight m (types with mins).</summary>
+        static abstract int MinsAt { get; }
+
+        /// <summary>The fifth-bit plane (Q5 types).</summary>
+        static abstract int PlaneAt { get; }
+
+        /// <summary>Quant vector 0.</summary>
+        static abstract int QuantsAt { get; }
+
+        /// <summary>From one quant vector to the next.</summary>
+        static abstract int QuantStride { get; }
+
+        /// <summary>From one of the group's blocks to its next.</summary>
+        static abstract int BlockStride { get; }
     }
 
     /// <summary>Q4_0: nibbles offset by 8 (taken off as 8·Σq from the extras).</summary>
@@ -303,24 +317,44 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static bool FiveBits => false;
         public static bool HasMins => false;
         public static int BlockBytes => Q4_0Bytes;
+        public static int ScalesAt => 0;
+        public static int MinsAt => 0;
+        public static int PlaneAt => 0;
+        public static int QuantsAt => 16;
+        public static int QuantStride => 32;
+        public static int BlockStride => 8 * Q4_0Bytes;
     }
 
-    /// <summary>Q4_0, the first group of a paired copy's pair (<see cref="INibbleBlocks.PairHalf"/>).</summary>
-    private readonly struct Q4_0FirstOfPair : INibbleBlocks
+    /// <summary>A nibble type's blocks as the first (<see cref="First"/>) or second (<see cref="Second"/>) group of a paired copy's pair (<see cref="InterleavedRows.PairedGroups"/>).</summary>
+    private readonly struct OfPair<T, H> : INibbleBlocks where T : INibbleBlocks where H : IPairHalf
     {
-        public static bool FiveBits => false;
-        public static bool HasMins => false;
-        public static int BlockBytes => Q4_0Bytes;
-        public static int PairHalf => 1;
+        public static bool FiveBits { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => T.FiveBits; }
+        public static bool HasMins { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => T.HasMins; }
+        public static int BlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => T.BlockBytes; }
+
+        // Every part at twice its offset in a group block, the second group's right after the first's.
+        public static int ScalesAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * T.ScalesAt + 16 * (H.Half - 1); }
+        public static int MinsAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * T.MinsAt + 16 * (H.Half - 1); }
+        public static int PlaneAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * T.PlaneAt + 32 * (H.Half - 1); }
+        public static int QuantsAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * T.QuantsAt + 32 * (H.Half - 1); }
+        public static int QuantStride => 64;
+        public static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 2 * T.BlockStride; }
     }
 
-    /// <summary>Q4_0, the second group of a paired copy's pair (<see cref="INibbleBlocks.PairHalf"/>).</summary>
-    private readonly struct Q4_0SecondOfPair : INibbleBlocks
+    /// <summary>Which group of a pair (<see cref="OfPair{T, H}"/>): 1 the first, 2 the second.</summary>
+    private interface IPairHalf
     {
-        public static bool FiveBits => false;
-        public static bool HasMins => false;
-        public static int BlockBytes => Q4_0Bytes;
-        public static int PairHalf => 2;
+        static abstract int Half { get; }
+    }
+
+    private readonly struct First : IPairHalf
+    {
+        public static int Half => 1;
+    }
+
+    private readonly struct Second : IPairHalf
+    {
+        public static int Half => 2;
     }
 
     /// <summary>Q4_1 in block order (<see cref="VecDotScalar.Q4_1"/>).</summary>
@@ -329,6 +363,12 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static bool FiveBits => false;
         public static bool HasMins => true;
         public static int BlockBytes => Q4_1Bytes;
+        public static int ScalesAt => 0;
+        public static int MinsAt => 16;
+        public static int PlaneAt => 0;
+        public static int QuantsAt => 32;
+        public static int QuantStride => 32;
+        public static int BlockStride => 8 * Q4_1Bytes;
     }
 
     /// <summary>Q5_0 in block order (<see cref="VecDotScalar.Q5_0"/>): quants 0..31 offset by 16 (16·Σq, twice the extras' 8·Σq).</summary>
@@ -337,6 +377,12 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static bool FiveBits => true;
         public static bool HasMins => false;
         public static int BlockBytes => Q5_0Bytes;
+        public static int ScalesAt => 0;
+        public static int MinsAt => 0;
+        public static int PlaneAt => 16;
+        public static int QuantsAt => 48;
+        public static int QuantStride => 32;
+        public static int BlockStride => 8 * Q5_0Bytes;
     }
 
     /// <summary>Q5_1 in block order (<see cref="VecDotScalar.Q5_1"/>).</summary>
@@ -345,6 +391,12 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static bool FiveBits => true;
         public static bool HasMins => true;
         public static int BlockBytes => Q5_1Bytes;
+        public static int ScalesAt => 0;
+        public static int MinsAt => 16;
+        public static int PlaneAt => 32;
+        public static int QuantsAt => 64;
+        public static int QuantStride => 32;
+        public static int BlockStride => 8 * Q5_1Bytes;
     }
 
     /// <summary>Bytes of a token's activation block (Q8_0, or Q8_1 with mins).</summary>
@@ -355,28 +407,20 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ActivationQuants<T>() where T : INibbleBlocks => T.HasMins ? 4 : 2;
 
-    /// <summary>Bytes from one of a group's blocks to its next: a pair's block where the pair is one stream.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int GroupBlockStride<T>() where T : INibbleBlocks => (T.PairHalf == 0 ? 8 : 16) * T.BlockBytes;
-
-    /// <summary>The group's eight d (and m) in the block at w (<see cref="BlockScales"/>; in a pair's block, its half's).</summary>
+    /// <summary>The group's eight d (and m) in the block at w.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void GroupScales<T>(byte* w, out Vector256<float> d, out Vector256<float> m) where T : INibbleBlocks
-        => BlockScales(T.PairHalf == 2 ? w + 16 : w, T.HasMins, out d, out m);
+    {
+        d = VecDotAvx2.HalfToSingle((ushort*)(w + T.ScalesAt));
+        m = T.HasMins ? VecDotAvx2.HalfToSingle((ushort*)(w + T.MinsAt)) : default;
+    }
 
     /// <summary>Quant vector k (0..3) of the group block at w: its low and high quants as unsigned bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Quants<T>(byte* w, int k, out Vector256<byte> lo, out Vector256<byte> hi) where T : INibbleBlocks
     {
-        if (T.PairHalf != 0)
-        {
-            // The pair block's vector k is 64 bytes after its 32 bytes of scales: this group's half of it.
-            NibblesOf(w + 32 * T.PairHalf + 32 * k, k, out lo, out hi);
-            return;
-        }
-        byte* afterScales = w + (T.HasMins ? 32 : 16);
-        if (T.FiveBits) FiveBitQuants(afterScales, k, out lo, out hi);
-        else NibblesOf(afterScales, k, out lo, out hi);
+        if (T.FiveBits) FiveBitQuants(w + T.PlaneAt, w + T.QuantsAt + T.QuantStride * k, k, out lo, out hi);
+        else Nibbles(w + T.QuantsAt + T.QuantStride * k, out lo, out hi);
     }
 
     /// <summary>
@@ -442,37 +486,29 @@ internal static unsafe partial class VecDotAvx2Interleaved
         return Finish(acc, d, e, Avx2.Subtract(block, Vector256.Create(T.FiveBits ? *(int*)(e + 4) << 1 : *(int*)(e + 4))));
     }
 
-    /// <summary>The low and high nibbles of quant vector <paramref name="k"/> at p (elements 4k.., 16 + 4k..).</summary>
+    /// <summary>The low and high nibbles of the quant vector at p (elements 4k.., 16 + 4k.. of its vector k).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void NibblesOf(byte* p, int k, out Vector256<byte> lo, out Vector256<byte> hi)
+    private static void Nibbles(byte* p, out Vector256<byte> lo, out Vector256<byte> hi)
     {
-        Vector256<byte> v = Avx.LoadVector256(p + 32 * k), mask = Vector256.Create((byte)0x0F);
+        Vector256<byte> v = Avx.LoadVector256(p), mask = Vector256.Create((byte)0x0F);
         lo = Avx2.And(v, mask);
         hi = Avx2.And(Avx2.ShiftRightLogical(v.AsUInt16(), 4).AsByte(), mask);
     }
 
     /// <summary>
-    /// Quant vector k of a Q5 group block whose fifth-bit plane starts at <paramref name="qh"/> (the quant vectors
-    /// follow it; <see cref="InterleavedRows.FifthBitPlane"/>): the nibbles with their fifth bits or'ed in (0..31). The
-    /// plane keeps the low nibbles' bits for vector k at bit 4 + k of each byte and the high nibbles' at bit k, so a
-    /// 16-bit shift brings them to bit 4 (no bit crosses into the other byte of the word) and a mask keeps them.
+    /// Quant vector k of a Q5 group block, at <paramref name="quants"/>, whose fifth-bit plane is at <paramref name="qh"/>
+    /// (<see cref="InterleavedRows.FifthBitPlane"/>): the nibbles with their fifth bits or'ed in (0..31). The plane keeps
+    /// the low nibbles' bits for vector k at bit 4 + k of each byte and the high nibbles' at bit k, so a 16-bit shift
+    /// brings them to bit 4 (no bit crosses into the other byte of the word) and a mask keeps them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FiveBitQuants(byte* qh, int k, out Vector256<byte> lo, out Vector256<byte> hi)
+    private static void FiveBitQuants(byte* qh, byte* quants, int k, out Vector256<byte> lo, out Vector256<byte> hi)
     {
-        NibblesOf(qh + 32, k, out lo, out hi);
+        Nibbles(quants, out lo, out hi);
         Vector256<ushort> plane = Avx.LoadVector256((ushort*)qh);
         Vector256<byte> fifth = Vector256.Create((byte)0x10);
         lo = Avx2.Or(lo, Avx2.And(Vector256.ShiftRightLogical(plane, k).AsByte(), fifth));
         hi = Avx2.Or(hi, Avx2.And(Vector256.ShiftLeft(plane, 4 - k).AsByte(), fifth));
-    }
-
-    /// <summary>A group block's eight d (its first 16 bytes) and, with <paramref name="withMins"/>, the eight m after them.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void BlockScales(byte* w, bool withMins, out Vector256<float> d, out Vector256<float> m)
-    {
-        d = VecDotAvx2.HalfToSingle((ushort*)w);
-        m = withMins ? VecDotAvx2.HalfToSingle((ushort*)(w + 16)) : default;
     }
 
     /// <summary>Q4 types: the block summed in int16 lanes, the two halves' products added there.</summary>
@@ -515,14 +551,28 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// Q4_0's group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired copy
-    /// (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, they give the plain kernels' bits.
+    /// A nibble type's group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired
+    /// copy (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, they give the plain kernels' bits.
     /// </summary>
-    public static void PairedQ4_0Kernels(bool vnni, bool second, out delegate*<byte*, byte*, int, float*, void> one,
+    public static void PairedNibbleKernels(GgmlType type, bool vnni, bool second, out delegate*<byte*, byte*, int, float*, void> one,
         out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
     {
-        if (second) Kernels<Q4_0SecondOfPair>(vnni, out one, out four, out eight);
-        else Kernels<Q4_0FirstOfPair>(vnni, out one, out four, out eight);
+        if (second) PairedNibbleKernels<Second>(type, vnni, out one, out four, out eight);
+        else PairedNibbleKernels<First>(type, vnni, out one, out four, out eight);
+    }
+
+    private static void PairedNibbleKernels<H>(GgmlType type, bool vnni, out delegate*<byte*, byte*, int, float*, void> one,
+        out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
+        where H : IPairHalf
+    {
+        switch (type)
+        {
+            case GgmlType.Q4_0: Kernels<OfPair<Q4_0Blocks, H>>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q4_1: Kernels<OfPair<Q4_1Blocks, H>>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q5_0: Kernels<OfPair<Q5_0Blocks, H>>(vnni, out one, out four, out eight); break;
+            case GgmlType.Q5_1: Kernels<OfPair<Q5_1Blocks, H>>(vnni, out one, out four, out eight); break;
+            default: throw new NotSupportedException($"VecDotAvx2Interleaved: {type} groups are not paired (only Q4_0, Q4_1, Q5_0, Q5_1)");
+        }
     }
 
     /// <summary>Whether <paramref name="type"/> has nibble group kernels (<see cref="NibbleKernels"/>).</summary>
@@ -558,7 +608,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        for (int ib = 0; ib < nb; ib++, w += GroupBlockStride<T>(), y += ActivationBlockBytes<T>(), e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.BlockStride, y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             for (int k = 0; k < 4; k++)
@@ -587,7 +637,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
         byte* e = ExtrasOf<T>(y, n);
         nint s1 = yStride, s2 = 2 * yStride, s3 = 3 * yStride, s4 = 4 * yStride;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-        for (int ib = 0; ib < nb; ib++, w += GroupBlockStride<T>(), y += ActivationBlockBytes<T>(), e += Extras)
+        for (int ib = 0; ib < nb; ib++, w += T.BlockStride, y += ActivationBlockBytes<T>(), e += Extras)
         {
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default, i4 = default, i5 = default, i6 = default, i7 = default;
             for (int k = 0; k < 4; k++)
@@ -635,7 +685,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void NibblesX1<T, TM>(byte* w, byte* y, int n, float* output) where T : INibbleBlocks where TM : INibbleMultiply
     {
-        int B = GroupBlockStride<T>(), A = ActivationBlockBytes<T>();
+        int B = T.BlockStride, A = ActivationBlockBytes<T>();
         int nb = n / QK, ib = 0;
         byte* e = ExtrasOf<T>(y, n);
         Vector256<float> acc = default, d, m;

@@ -43,42 +43,18 @@ internal static unsafe partial class VecDotAvx512Interleaved
     public static void Kernels(GgmlType type, bool pairedGroups, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
     {
-        if (pairedGroups)
-        {
-            if (type != GgmlType.Q4_0) throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0)");
-            one = &X1<Q4Paired>;
-            four = &X4<Q4Paired>;
-            eight = &X8<Q4Paired>;
-        }
-        else if (type == GgmlType.Q8_0)
+        if (pairedGroups && !InterleavedRows.CanPairGroups(type))
+            throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0 and Q5_1)");
+        if (type == GgmlType.Q8_0)
         {
             one = &X1<Q8>;
             four = &X4<Q8>;
             eight = &X8<Q8>;
         }
-        else if (type == GgmlType.Q4_0)
+        else if (InterleavedRows.CanPairGroups(type))
         {
-            one = &X1<Q4>;
-            four = &X4<Q4>;
-            eight = &X8<Q4>;
-        }
-        else if (type == GgmlType.Q5_0)
-        {
-            one = &X1<Q5>;
-            four = &X4<Q5>;
-            eight = &X8<Q5>;
-        }
-        else if (type == GgmlType.Q4_1)
-        {
-            one = &X1<Q41>;
-            four = &X4<Q41>;
-            eight = &X8<Q41>;
-        }
-        else if (type == GgmlType.Q5_1)
-        {
-            one = &X1<Q51>;
-            four = &X4<Q51>;
-            eight = &X8<Q51>;
+            if (pairedGroups) NibbleKernels<PairedGroups>(type, out one, out four, out eight);
+            else NibbleKernels<PlainGroups>(type, out one, out four, out eight);
         }
         else if (type == GgmlType.IQ4_NL)
         {
@@ -101,6 +77,56 @@ internal static unsafe partial class VecDotAvx512Interleaved
             eight = &F32X8;
         }
         else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
+    }
+
+    /// <summary>The nibble types' kernels (Q4_0, Q4_1, Q5_0, Q5_1) over a copy laid out as <typeparamref name="L"/> says.</summary>
+    private static void NibbleKernels<L>(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
+        out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
+        where L : IGroupLayout
+    {
+        switch (type)
+        {
+            case GgmlType.Q4_0:
+                one = &X1<Q4<L>>;
+                four = &X4<Q4<L>>;
+                eight = &X8<Q4<L>>;
+                break;
+            case GgmlType.Q4_1:
+                one = &X1<Q41<L>>;
+                four = &X4<Q41<L>>;
+                eight = &X8<Q41<L>>;
+                break;
+            case GgmlType.Q5_0:
+                one = &X1<Q5<L>>;
+                four = &X4<Q5<L>>;
+                eight = &X8<Q5<L>>;
+                break;
+            default:
+                one = &X1<Q51<L>>;
+                four = &X4<Q51<L>>;
+                eight = &X8<Q51<L>>;
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Where a group block's parts lie for the second group of a pair: groupBytes on (<see cref="PlainGroups"/>), or
+    /// right after the first group's, every part at twice its offset in a group block (<see cref="PairedGroups"/>,
+    /// <see cref="InterleavedRows.PairedGroups"/>).
+    /// </summary>
+    private interface IGroupLayout
+    {
+        static abstract bool Paired { get; }
+    }
+
+    private readonly struct PlainGroups : IGroupLayout
+    {
+        public static bool Paired => false;
+    }
+
+    private readonly struct PairedGroups : IGroupLayout
+    {
+        public static bool Paired => true;
     }
 
     /// <summary>Bytes of a Q8_0 activation block's extras (float scale, 8 x quant sum; <see cref="VecDotAvx2Interleaved.AppendExtras"/>).</summary>
@@ -193,9 +219,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// activation bytes in int16 lanes (a block stays below 8 x 2 x 15 x 127 = 30480), widened once per block, minus
     /// 8 x the activation sum for the nibbles' offset of 8.
     /// </summary>
-    private readonly struct Q4 : IBlock
+    private readonly struct Q4<L> : IBlock where L : IGroupLayout
     {
-        public static int GroupBlockBytes => 8 * Q4_0Bytes;
+        // Inlined by request: as a plain property over L it stayed a call, once per block (the kernels ran 1.3x slower).
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * Q4_0Bytes; }
+        public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
         public static int Vectors => 4;
 
         /// <summary>
@@ -213,7 +241,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
-            => Nibbles(Load2(w, groupBytes, 16 + 32 * k), out a, out b);
+            => Nibbles(Load2<L>(w, groupBytes, 16 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
@@ -225,42 +253,12 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => (x.AsInt16() + y.AsInt16()).AsInt32();
     }
 
-    /// <summary>
-    /// Q4_0 over a paired copy (<see cref="InterleavedRows.PairedGroups"/>): the pair's block is the sixteen scales, then
-    /// per vector k the two groups' 32 bytes side by side, so a weight vector is one 512-bit load and the block one
-    /// stream; Q4_0's arithmetic on the same bytes.
-    /// </summary>
-    private readonly struct Q4Paired : IBlock
-    {
-        public static int GroupBlockBytes => 16 * Q4_0Bytes;
-        public static int Vectors => 4;
-
-        /// <summary>Q4_0's.</summary>
-        public static int OneTokenPairsAhead => 2;
-        public static bool HasMins => false;
-        public static bool Paired => true;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<byte> Shared(byte* w, nint groupBytes) => default;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
-            => Nibbles(Vector512.Load(w + 32 + 64 * k), out a, out b);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> BlockSum(Vector512<int> acc, byte* e) => Q4.BlockSum(acc, e);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<int> Add(Vector512<int> x, Vector512<int> y) => Q4.Add(x, y);
-    }
-
     /// <summary>Q4_1: Q4_0's steps after the eight d and the eight m; no offset to take off (the min is m x s).</summary>
-    private readonly struct Q41 : IBlock
+    private readonly struct Q41<L> : IBlock where L : IGroupLayout
     {
-        public static int GroupBlockBytes => 8 * Q4_1Bytes;
+        // Inlined by request: as a plain property over L it stayed a call, once per block (the kernels ran 1.3x slower).
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * Q4_1Bytes; }
+        public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
         public static int Vectors => 4;
 
         /// <summary>Q4_0's.</summary>
@@ -272,7 +270,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
-            => Nibbles(Load2(w, groupBytes, 32 + 32 * k), out a, out b);
+            => Nibbles(Load2<L>(w, groupBytes, 32 + 32 * k), out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => NibbleStep(acc, a, b, q, k);
@@ -301,9 +299,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// or'ed in as the AVX2 kernels do (quants 0..31). A step's two products stay within int16 (2 x 2 x 31 x 127) and are
     /// widened at once, as in the AVX2 kernel; the block loses 16 x the activation sum (twice the extras' 8 x).
     /// </summary>
-    private readonly struct Q5 : IBlock
+    private readonly struct Q5<L> : IBlock where L : IGroupLayout
     {
-        public static int GroupBlockBytes => 8 * Q5_0Bytes;
+        // Inlined by request: as a plain property over L it stayed a call, once per block (the kernels ran 1.3x slower).
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * Q5_0Bytes; }
+        public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
         public static int Vectors => 4;
 
         /// <summary>Q4_0's.</summary>
@@ -311,11 +311,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2(w, groupBytes, 16);
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2<L>(w, groupBytes, 16);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
-            => FiveBitQuants(w, groupBytes, 16, k, shared, out a, out b);
+            => FiveBitQuants<L>(w, groupBytes, 16, k, shared, out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
@@ -328,9 +328,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
     }
 
     /// <summary>Q5_1: Q5_0's steps with the plane after the eight d and the eight m; no offset (the min is m x s).</summary>
-    private readonly struct Q51 : IBlock
+    private readonly struct Q51<L> : IBlock where L : IGroupLayout
     {
-        public static int GroupBlockBytes => 8 * Q5_1Bytes;
+        // Inlined by request: as a plain property over L it stayed a call, once per block (the kernels ran 1.3x slower).
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * Q5_1Bytes; }
+        public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
         public static int Vectors => 4;
 
         /// <summary>Q4_0's.</summary>
@@ -338,11 +340,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
         public static bool HasMins => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2(w, groupBytes, 32);
+        public static Vector512<byte> Shared(byte* w, nint groupBytes) => Load2<L>(w, groupBytes, 32);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
-            => FiveBitQuants(w, groupBytes, 32, k, shared, out a, out b);
+            => FiveBitQuants<L>(w, groupBytes, 32, k, shared, out a, out b);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector512<int> Step(Vector512<int> acc, Vector512<byte> a, Vector512<byte> b, byte* q, int k) => FiveBitStep(acc, a, b, q, k);
@@ -361,9 +363,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// in, as <see cref="VecDotAvx2Interleaved"/> does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FiveBitQuants(byte* w, nint groupBytes, int plane, int k, Vector512<byte> planeBits, out Vector512<byte> a, out Vector512<byte> b)
+    private static void FiveBitQuants<L>(byte* w, nint groupBytes, int plane, int k, Vector512<byte> planeBits, out Vector512<byte> a, out Vector512<byte> b)
+        where L : IGroupLayout
     {
-        Nibbles(Load2(w, groupBytes, plane + 32 + 32 * k), out a, out b);
+        Nibbles(Load2<L>(w, groupBytes, plane + 32 + 32 * k), out a, out b);
         Vector512<ushort> bits = planeBits.AsUInt16();
         Vector512<byte> fifth = Vector512.Create((byte)0x10);
         a |= Vector512.ShiftRightLogical(bits, k).AsByte() & fifth;
@@ -447,6 +450,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
         => Join(Avx.LoadVector256(p + offset), Avx.LoadVector256(p + groupBytes + offset));
 
     /// <summary>
+    /// <see cref="Load2(byte*, nint, int)"/> in a copy laid out as <typeparamref name="L"/> says: where the pair is one
+    /// stream, the two groups' 32 bytes lie side by side at twice the offset, one load.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Load2<L>(byte* p, nint groupBytes, int offset) where L : IGroupLayout
+        => L.Paired ? Vector512.Load(p + 2 * offset) : Load2(p, groupBytes, offset);
+
+    /// <summary>
     /// lo in the low half, hi in the high: one vinserti64x4. (Vector512.Create(lo, hi) compiles to two inserts into the
     /// previous iteration's register, a dependency that made the decode kernels twice as slow.)
     /// </summary>
@@ -468,8 +479,15 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     /// <summary>The sixteen rows' block scales of the block at p: <see cref="Scales(byte*, nint)"/>, or one load where the pair is one stream.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Scales<T>(byte* p, nint groupBytes) where T : IBlock
-        => T.Paired ? HalvesToSingles(Avx.LoadVector256((short*)p)) : Scales(p, groupBytes);
+    private static Vector512<float> Scales<T>(byte* p, nint groupBytes) where T : IBlock => Halves<T>(p, groupBytes, 0);
+
+    /// <summary>
+    /// The sixteen rows' halves at <paramref name="offset"/> of the group blocks at p and p + groupBytes, or, where the
+    /// pair is one stream, side by side at twice the offset.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Halves<T>(byte* p, nint groupBytes, int offset) where T : IBlock
+        => T.Paired ? HalvesToSingles(Avx.LoadVector256((short*)(p + 2 * offset))) : Scales(p + offset, groupBytes);
 
     /// <summary>Sixteen halves widened exactly to floats (<see cref="VecDotAvx2.HalfToSingle(Vector256{int})"/>'s arithmetic).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -574,7 +592,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
 
     /// <summary>The sixteen rows' m (after their d) for a type with mins; else nothing.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Mins<T>(byte* w, nint groupBytes) where T : IBlock => T.HasMins ? Scales(w + 16, groupBytes) : default;
+    private static Vector512<float> Mins<T>(byte* w, nint groupBytes) where T : IBlock => T.HasMins ? Halves<T>(w, groupBytes, 16) : default;
 
     private static void X1<T>(byte* w, nint groupBytes, byte* y, nint yStride, int n, float* output, nint outStride) where T : IBlock
     {

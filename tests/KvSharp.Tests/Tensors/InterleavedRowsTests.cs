@@ -88,19 +88,25 @@ public class InterleavedRowsTests
     }
 
     /// <summary>
-    /// A Q4_0 copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>) gives the plain
-    /// copy's bits on every path: the AVX-512 pair kernels read it as sixteen-row vectors, the AVX2 and AVX-VNNI group
-    /// kernels each half of a pair; a lone last group and the rows past the groups stay as they were.
+    /// A copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>: Q4_0, Q4_1, Q5_0, Q5_1)
+    /// gives the plain copy's bits on every path: the AVX-512 pair kernels read it as sixteen-row vectors, the AVX2 and
+    /// AVX-VNNI group kernels each half of a pair; a lone last group and the rows past the groups stay as they were.
     /// </summary>
     [Theory]
-    [InlineData(8, 256, 4)] // one group: nothing to pair
-    [InlineData(24, 64, 13)] // a pair and a lone group; eight tokens, four, one
-    [InlineData(37, 96, 9)] // two pairs and five rows past them
-    [InlineData(70, 224, 16)] // four pairs, six rows past them; seven blocks (the one-token kernel's four, then three)
-    public void PairedQ4_0CopiesGiveThePlainCopysBitsOnEveryPath(int rows, int cols, int nTokens)
+    [InlineData(GgmlType.Q4_0, 8, 256, 4)] // one group: nothing to pair
+    [InlineData(GgmlType.Q4_0, 24, 64, 13)] // a pair and a lone group; eight tokens, four, one
+    [InlineData(GgmlType.Q4_0, 37, 96, 9)] // two pairs and five rows past them
+    [InlineData(GgmlType.Q4_0, 70, 224, 16)] // four pairs, six rows past them; seven blocks (the one-token kernel's four, then three)
+    [InlineData(GgmlType.Q4_1, 24, 64, 13)]
+    [InlineData(GgmlType.Q4_1, 70, 224, 16)]
+    [InlineData(GgmlType.Q5_0, 24, 64, 13)]
+    [InlineData(GgmlType.Q5_0, 70, 224, 16)]
+    [InlineData(GgmlType.Q5_1, 24, 64, 13)]
+    [InlineData(GgmlType.Q5_1, 70, 224, 16)]
+    public void PairedCopiesGiveThePlainCopysBitsOnEveryPath(GgmlType type, int rows, int cols, int nTokens)
     {
-        using var plain = new NativeWeights(GgmlType.Q4_0, rows, cols, 41, interleave: true, pairGroups: false);
-        using var paired = new NativeWeights(GgmlType.Q4_0, rows, cols, 41, interleave: true, pairGroups: true);
+        using var plain = new NativeWeights(type, rows, cols, 41, interleave: true, pairGroups: false);
+        using var paired = new NativeWeights(type, rows, cols, 41, interleave: true, pairGroups: true);
         Assert.False(plain.Matrix.Interleaved!.PairedGroups);
         Assert.True(paired.Matrix.Interleaved!.PairedGroups);
         float[] x = Gaussian(nTokens * cols, 42);
@@ -111,57 +117,93 @@ public class InterleavedRowsTests
                 using var pool = new KernelPool(threads);
                 foreach (int n in new[] { 1, nTokens })
                     AssertBitsEqual(Multiply(pool, plain.Matrix, x, n), Multiply(pool, paired.Matrix, x, n),
-                        $"Q4_0 {rows}x{cols} ({kernels}, {threads} threads, {n} tokens): paired vs plain copy");
+                        $"{type} {rows}x{cols} ({kernels}, {threads} threads, {n} tokens): paired vs plain copy");
             }
         });
     }
 
-    [Fact]
-    public unsafe void PairingMovesEachPairsBytesWithinThePair()
+    [Theory]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q5_1)]
+    public unsafe void PairingPutsEveryPartOfABlockAtTwiceItsOffset(GgmlType type)
     {
         // Three groups of 8 rows x 3 blocks: pair (0, 1) rearranged within its own bytes, group 2 alone and untouched.
-        using var plain = new NativeWeights(GgmlType.Q4_0, 24, 96, 43, interleave: true, pairGroups: false);
-        using var paired = new NativeWeights(GgmlType.Q4_0, 24, 96, 43, interleave: true, pairGroups: true);
+        using var plain = new NativeWeights(type, 24, 96, 43, interleave: true, pairGroups: false);
+        using var paired = new NativeWeights(type, 24, 96, 43, interleave: true, pairGroups: true);
         var a = plain.Matrix.Interleaved!;
         var b = paired.Matrix.Interleaved!;
         Assert.Equal(a.Bytes, b.Bytes);
-        int pairBytes = 2 * a.GroupBytes, blockBytes = 8 * 18;
-        var plainPair = new ReadOnlySpan<byte>(a.Data, pairBytes);
-        var pairedPair = new ReadOnlySpan<byte>(b.Data, pairBytes);
-        Assert.Equal(plainPair.ToArray().Order(), pairedPair.ToArray().Order());
+        int pairBytes = 2 * a.GroupBytes, blockBytes = 8 * GgmlTypes.BlockBytes(type);
+        Assert.Equal(new ReadOnlySpan<byte>(a.Data, pairBytes).ToArray().Order(), new ReadOnlySpan<byte>(b.Data, pairBytes).ToArray().Order());
         Assert.True(new ReadOnlySpan<byte>(a.Data + pairBytes, a.GroupBytes).SequenceEqual(new ReadOnlySpan<byte>(b.Data + pairBytes, a.GroupBytes)));
-        // Block 1 of the pair: the two groups' scales, then vector k of group 0 and of group 1 side by side.
-        byte* p = b.Data + 2 * blockBytes, g0 = a.Data + blockBytes, g1 = a.Data + a.GroupBytes + blockBytes;
-        Assert.True(new ReadOnlySpan<byte>(p, 16).SequenceEqual(new ReadOnlySpan<byte>(g0, 16)));
-        Assert.True(new ReadOnlySpan<byte>(p + 16, 16).SequenceEqual(new ReadOnlySpan<byte>(g1, 16)));
-        for (int k = 0; k < 4; k++)
+        // The parts of a group block: d, (m,) (the fifth-bit plane,) four quant vectors. In block 1 of the pair each
+        // lies at twice its offset, the first group's, then the second's.
+        var parts = new List<int> { 16 };
+        if (type is GgmlType.Q4_1 or GgmlType.Q5_1) parts.Add(16);
+        if (type is GgmlType.Q5_0 or GgmlType.Q5_1) parts.Add(32);
+        parts.AddRange([32, 32, 32, 32]);
+        Assert.Equal(blockBytes, parts.Sum());
+        byte* pair = b.Data + 2 * blockBytes, g0 = a.Data + blockBytes, g1 = a.Data + a.GroupBytes + blockBytes;
+        int offset = 0;
+        foreach (int size in parts)
         {
-            Assert.True(new ReadOnlySpan<byte>(p + 32 + 64 * k, 32).SequenceEqual(new ReadOnlySpan<byte>(g0 + 16 + 32 * k, 32)));
-            Assert.True(new ReadOnlySpan<byte>(p + 64 + 64 * k, 32).SequenceEqual(new ReadOnlySpan<byte>(g1 + 16 + 32 * k, 32)));
+            Assert.True(new ReadOnlySpan<byte>(pair + 2 * offset, size).SequenceEqual(new ReadOnlySpan<byte>(g0 + offset, size)), $"{type}: first group's part at {offset}");
+            Assert.True(new ReadOnlySpan<byte>(pair + 2 * offset + size, size).SequenceEqual(new ReadOnlySpan<byte>(g1 + offset, size)), $"{type}: second group's part at {offset}");
+            offset += size;
         }
     }
 
-    [Fact]
-    public void OnlyQ4_0GroupsArePaired()
+    [Theory]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q5_1)]
+    public unsafe void RearrangingInPlaceGivesEachLayoutsBytes(GgmlType type)
     {
-        using var q8 = new NativeWeights(GgmlType.Q8_0, 16, 64, 44);
-        var error = Assert.Throws<ArgumentException>(() => InterleavedRows.Create(q8.Matrix, pairGroups: true));
-        Assert.Contains("Q8_0", error.Message);
-        Assert.False(InterleavedRows.PairsGroupsByDefault(GgmlType.Q8_0));
-        Assert.False(InterleavedRows.PairsGroupsByDefault(GgmlType.IQ4_NL));
+        // What benchmarks use to time both layouts on the same memory: plain and back restore every byte.
+        using var plain = new NativeWeights(type, 40, 96, 45, interleave: true, pairGroups: false);
+        using var paired = new NativeWeights(type, 40, 96, 45, interleave: true, pairGroups: true);
+        var a = plain.Matrix.Interleaved!;
+        var b = paired.Matrix.Interleaved!;
+        byte[] plainBytes = new ReadOnlySpan<byte>(a.Data, (int)a.Bytes).ToArray(), pairedBytes = new ReadOnlySpan<byte>(b.Data, (int)b.Bytes).ToArray();
+        Assert.NotEqual(plainBytes, pairedBytes);
+        b.SetPairedGroups(false);
+        Assert.False(b.PairedGroups);
+        Assert.Equal(plainBytes, new ReadOnlySpan<byte>(b.Data, (int)b.Bytes).ToArray());
+        b.SetPairedGroups(true);
+        Assert.True(b.PairedGroups);
+        Assert.Equal(pairedBytes, new ReadOnlySpan<byte>(b.Data, (int)b.Bytes).ToArray());
+        using var q8 = new NativeWeights(GgmlType.Q8_0, 16, 64, 46, interleave: true);
+        Assert.Throws<InvalidOperationException>(() => q8.Matrix.Interleaved!.SetPairedGroups(true));
     }
 
     [Fact]
-    public void Q4_0CopiesArePairedWhereItsDecodeRunsOnAvx512()
+    public void OnlyTheNibbleTypesPairTheirGroups()
+    {
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.IQ4_NL, GgmlType.Q4_K })
+        {
+            using var m = new NativeWeights(type, 16, 256, 44);
+            var error = Assert.Throws<ArgumentException>(() => InterleavedRows.Create(m.Matrix, pairGroups: true));
+            Assert.Contains(type.ToString(), error.Message);
+            Assert.False(InterleavedRows.PairsGroupsByDefault(type));
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q5_1)]
+    public void CopiesArePairedWhereTheTypesDecodeRunsOnAvx512(GgmlType type)
     {
         foreach (var path in KernelPaths.Available)
             using (KernelPaths.Force(path))
-                Assert.Equal(path == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
-        Assert.Equal(KernelPaths.For(GgmlType.Q4_0, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(GgmlType.Q4_0));
+                Assert.Equal(path == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(type));
+        Assert.Equal(KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512, InterleavedRows.PairsGroupsByDefault(type));
     }
 
     [Fact]
-    public void ASpeedRecordSaysWhereQ4_0CopiesPairTheirGroups()
+    public void ASpeedRecordSaysWhereCopiesPairTheirGroups()
     {
         // The same Q4_0 file loaded as a model load decides (paired where Q4_0 decode runs AVX-512) and on the AVX2 path.
         string dir = Directory.CreateTempSubdirectory("kvsharp-paired-").FullName;
