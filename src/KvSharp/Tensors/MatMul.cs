@@ -203,7 +203,7 @@ public sealed unsafe class MatMul
             Second1 = second1,
             Second4 = second4,
             Second8 = second8,
-            PairedGroups = paired ? interleaved!.Groups & ~1 : 0,
+            PairedGroupCount = paired ? interleaved!.Groups & ~1 : 0,
             Pair1 = pair1,
             Pair4 = pair4,
             Pair8 = pair8,
@@ -302,7 +302,7 @@ public sealed unsafe class MatMul
         // A paired copy off the AVX-512 path: each half of a pair runs its own group kernels on the pair's bytes.
         public delegate*<byte*, byte*, int, float*, void> First1, Second1;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> First4, First8, Second4, Second8;
-        public int PairedGroups;
+        public int PairedGroupCount; // groups [0, this) lie in pairs (a lone last group does not)
         public byte* Packed;
         public int Groups, GroupBytes;
         public byte* W;
@@ -403,7 +403,7 @@ public sealed unsafe class MatMul
                         var one = Group1;
                         var four = Group4;
                         var eight = Group8;
-                        if (group < PairedGroups)
+                        if (group < PairedGroupCount)
                         {
                             // A group of a pair stored as one stream: its half's kernels, given the pair's first byte.
                             bool second = (group & 1) != 0;

@@ -289,8 +289,8 @@ internal static unsafe partial class VecDotAvx2Interleaved
         static abstract int BlockBytes { get; }
 
         // Where a group's parts lie, from the pointer its kernel is given: constants, so they cost the kernels' inlining
-        // budget nothing (helpers computing them left the kernels calling their steps: 2,378 bytes of code became calls).
-        // A paired copy's group (OfPair) is given its pair's first byte (InterleavedRows.PairedGroups).
+        // budget nothing (helpers computing them pushed the Q5_0 VNNI one-token kernel past that budget, and its steps
+        // were left as calls). A paired copy's group (OfPair) is given its pair's first byte (InterleavedRows.PairedGroups).
 
         /// <summary>The eight d.</summary>
         static abstract int ScalesAt { get; }
