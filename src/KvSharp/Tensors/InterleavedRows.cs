@@ -80,7 +80,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// <summary>
     /// Whether a copy of a <paramref name="type"/> matrix made now pairs its groups: a nibble type (<see cref="CanPairGroups"/>)
     /// where its one-token products run on <see cref="KernelPath.Avx512"/> (<see cref="KernelPaths"/>, KVSHARP_ISA included), whose kernels take
-    /// sixteen rows at a time. The other paths read a paired copy too (<see cref="VecDotAvx2Interleaved"/>), so a test or
+    /// sixteen rows at a time, on a CPU of the class where that was measured faster (<see cref="PairingMeasuredFaster"/>). The other paths read a paired copy too (<see cref="VecDotAvx2Interleaved"/>), so a test or
     /// benchmark that forces another path later still runs interleaved kernels, on the same bits.
     /// </summary>
     /// <remarks>
@@ -92,7 +92,15 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// both layouts): Q4_0 0.755 of the plain layout's time, Q5_0 0.738, Q4_1 0.775, Q5_1 0.840; 16 sequences 0.96-0.99.
     /// </remarks>
     public static bool PairsGroupsByDefault(GgmlType type)
-        => CanPairGroups(type) && KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512;
+        => CanPairGroups(type) && KernelPaths.For(type, KernelPaths.Requested, tokens: 1) == KernelPath.Avx512 && PairingMeasuredFaster;
+
+    /// <summary>
+    /// Whether this CPU is of the class where pairing was measured faster: AVX-512 with AVX-VNNI (Zen 5 here). On
+    /// AVX-512 without AVX-VNNI (Zen 4) the only measurement of this layout (the sixth session's `Q4PairStream`, the
+    /// Q4_0 one-token kernel streamed) read 0.96-1.01x without requests ahead and 0.77-0.95x with them, so copies there
+    /// stay plain until pairing is measured on that class.
+    /// </summary>
+    private static bool PairingMeasuredFaster => KernelPaths.IsAvailable(KernelPath.Avx2Vnni);
 
     /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1).</summary>
     public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
