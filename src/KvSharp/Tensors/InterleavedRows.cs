@@ -31,7 +31,7 @@ namespace KvSharp.Tensors;
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
 /// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
-/// A Q4_0, Q4_1, Q5_0 or Q5_1 copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two
+/// A Q4_0, Q4_1, Q5_0, Q5_1 or IQ4_NL copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two
 /// groups merged block by block into one stream for the sixteen-row kernels.
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
@@ -102,8 +102,8 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// </summary>
     private static bool PairingMeasuredFaster => KernelPaths.IsAvailable(KernelPath.Avx2Vnni);
 
-    /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1).</summary>
-    public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1;
+    /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL).</summary>
+    public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL;
 
     /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout (<see cref="PairsGroupsByDefault"/> decides the pairing).</summary>
     public static InterleavedRows Create(in WeightMatrix w) => Create(w, PairsGroupsByDefault(w.Type));
@@ -115,7 +115,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     public static InterleavedRows Create(in WeightMatrix w, bool pairGroups)
     {
         if (pairGroups && !CanPairGroups(w.Type))
-            throw new ArgumentException($"InterleavedRows: only Q4_0, Q4_1, Q5_0 and Q5_1 groups are paired, not {w.Type}", nameof(pairGroups));
+            throw new ArgumentException($"InterleavedRows: only Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL groups are paired, not {w.Type}", nameof(pairGroups));
         if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
@@ -157,7 +157,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// </summary>
     private static int[] PairedParts(GgmlType type) => type switch
     {
-        GgmlType.Q4_0 => [16, 32, 32, 32, 32],
+        GgmlType.Q4_0 or GgmlType.IQ4_NL => [16, 32, 32, 32, 32],
         GgmlType.Q4_1 => [16, 16, 32, 32, 32, 32],
         GgmlType.Q5_0 => [16, 32, 32, 32, 32, 32],
         GgmlType.Q5_1 => [16, 16, 32, 32, 32, 32, 32],

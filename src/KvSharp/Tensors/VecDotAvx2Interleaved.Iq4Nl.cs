@@ -17,6 +17,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private readonly struct Iq4NlWeights : ISignedWeights
     {
         public static int GroupBlockBytes => 8 * IQ4_NLBytes;
+        public static int ScalesAt => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<sbyte> Vector(byte* block, int s)
@@ -24,6 +25,44 @@ internal static unsafe partial class VecDotAvx2Interleaved
             Vector256<byte> v = Avx.LoadVector256(block + 16 + 32 * (s & 3));
             Vector256<byte> nibbles = Vector256.ShiftRightLogical(v.AsUInt16(), 4 * (s >> 2)).AsByte() & Vector256.Create((byte)0x0F);
             return Avx2.Shuffle(VecDotAvx2.Iq4Table2, nibbles.AsSByte());
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Iq4NlWeights"/> for the first or second group (<typeparamref name="H"/>) of a pair in a paired copy
+    /// (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, the group's scales are the pair block's
+    /// first or second 16 bytes and its vector k the first or second half of the 64 bytes for k.
+    /// </summary>
+    private readonly struct Iq4NlOfPair<H> : ISignedWeights where H : IPairHalf
+    {
+        public static int GroupBlockBytes => 16 * IQ4_NLBytes;
+        public static int ScalesAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 16 * (H.Half - 1); }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Vector(byte* block, int s)
+        {
+            Vector256<byte> v = Avx.LoadVector256(block + 32 * H.Half + 64 * (s & 3));
+            Vector256<byte> nibbles = Vector256.ShiftRightLogical(v.AsUInt16(), 4 * (s >> 2)).AsByte() & Vector256.Create((byte)0x0F);
+            return Avx2.Shuffle(VecDotAvx2.Iq4Table2, nibbles.AsSByte());
+        }
+    }
+
+    /// <summary>The IQ4_NL group kernels (AVX2, or AVX-VNNI where <paramref name="vnni"/>) for half <typeparamref name="H"/> of a paired copy's pair.</summary>
+    private static void Iq4NlPairKernels<H>(bool vnni, out delegate*<byte*, byte*, int, float*, void> one,
+        out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
+        where H : IPairHalf
+    {
+        if (vnni)
+        {
+            one = &SignedX1<Iq4NlOfPair<H>, VnniOffset>;
+            four = &SignedX4<Iq4NlOfPair<H>, VnniOffset>;
+            eight = &SignedX8<Iq4NlOfPair<H>, VnniOffset>;
+        }
+        else
+        {
+            one = &SignedX1<Iq4NlOfPair<H>, SignTrick>;
+            four = &SignedX4<Iq4NlOfPair<H>, SignTrick>;
+            eight = &SignedX8<Iq4NlOfPair<H>, SignTrick>;
         }
     }
 

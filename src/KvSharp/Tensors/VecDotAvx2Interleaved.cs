@@ -87,8 +87,11 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// </summary>
     private interface ISignedWeights
     {
-        /// <summary>Bytes of a group's block (the eight scales, then the eight rows' quants).</summary>
+        /// <summary>Bytes from one of the group's blocks to its next (the eight scales, then the eight rows' quants; a pair's block where the copy pairs its groups).</summary>
         static abstract int GroupBlockBytes { get; }
+
+        /// <summary>Where the block's eight scales lie, from the pointer the kernel is given (a constant, see <see cref="INibbleBlocks"/>).</summary>
+        static abstract int ScalesAt { get; }
 
         /// <summary>Weight vector s (0..7) of the group block at <paramref name="block"/>.</summary>
         static abstract Vector256<sbyte> Vector(byte* block, int s);
@@ -98,6 +101,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private readonly struct Q8Weights : ISignedWeights
     {
         public static int GroupBlockBytes => 8 * Q8_0Bytes;
+        public static int ScalesAt => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<sbyte> Vector(byte* block, int s) => Avx.LoadVector256((sbyte*)(block + 16 + 32 * s));
@@ -187,7 +191,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i2 = TMultiply.Step(i2, prepared, wv, q + s2);
                 i3 = TMultiply.Step(i3, prepared, wv, q + s3);
             }
-            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)w), e, s1, s2, s3,
+            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt)), e, s1, s2, s3,
                 TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
@@ -219,7 +223,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i6 = TMultiply.Step(i6, prepared, wv, q4 + s2);
                 i7 = TMultiply.Step(i7, prepared, wv, q4 + s3);
             }
-            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)w);
+            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt));
             byte* e4 = e + s4;
             Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3,
                 TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
@@ -262,7 +266,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i0 = TMultiply.Step(i0, TMultiply.Prepare(w0), w0, y + 2 + 4 * s);
                 i1 = TMultiply.Step(i1, TMultiply.Prepare(w1), w1, y + 6 + 4 * s);
             }
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)w), e, TMultiply.BlockSum(Avx2.Add(i0, i1), e));
+            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt)), e, TMultiply.BlockSum(Avx2.Add(i0, i1), e));
         }
         Avx.Store(output, acc);
     }
@@ -551,13 +555,18 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// A nibble type's group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired
+    /// A nibble type's (or IQ4_NL's) group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired
     /// copy (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, they give the plain kernels' bits.
     /// </summary>
     public static void PairedNibbleKernels(GgmlType type, bool vnni, bool second, out delegate*<byte*, byte*, int, float*, void> one,
         out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
     {
-        if (second) PairedNibbleKernels<Second>(type, vnni, out one, out four, out eight);
+        if (type == GgmlType.IQ4_NL)
+        {
+            if (second) Iq4NlPairKernels<Second>(vnni, out one, out four, out eight);
+            else Iq4NlPairKernels<First>(vnni, out one, out four, out eight);
+        }
+        else if (second) PairedNibbleKernels<Second>(type, vnni, out one, out four, out eight);
         else PairedNibbleKernels<First>(type, vnni, out one, out four, out eight);
     }
 

@@ -44,7 +44,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
     {
         if (pairedGroups && !InterleavedRows.CanPairGroups(type))
-            throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0 and Q5_1)");
+            throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL)");
         if (type == GgmlType.Q8_0)
         {
             one = &X1<Q8>;
@@ -55,12 +55,6 @@ internal static unsafe partial class VecDotAvx512Interleaved
         {
             if (pairedGroups) NibbleKernels<PairedGroups>(type, out one, out four, out eight);
             else NibbleKernels<PlainGroups>(type, out one, out four, out eight);
-        }
-        else if (type == GgmlType.IQ4_NL)
-        {
-            one = &X1<Iq4Nl>;
-            four = &X4<Iq4Nl>;
-            eight = &X8<Iq4Nl>;
         }
         else if (type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K)
         {
@@ -79,7 +73,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
     }
 
-    /// <summary>The nibble types' kernels (Q4_0, Q4_1, Q5_0, Q5_1) over a copy laid out as <typeparamref name="L"/> says.</summary>
+    /// <summary>The nibble types' kernels (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) over a copy laid out as <typeparamref name="L"/> says.</summary>
     private static void NibbleKernels<L>(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
         where L : IGroupLayout
@@ -100,6 +94,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
                 one = &X1<Q5<L>>;
                 four = &X4<Q5<L>>;
                 eight = &X8<Q5<L>>;
+                break;
+            case GgmlType.IQ4_NL:
+                one = &X1<Iq4Nl<L>>;
+                four = &X4<Iq4Nl<L>>;
+                eight = &X8<Iq4Nl<L>>;
                 break;
             default:
                 one = &X1<Q51<L>>;
@@ -399,9 +398,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// (A Q4_K pair kernel built the same way, eight tokens over sixteen rows, ran 0.93-1.08x its AVX2 kernel: Q4_K's
     /// nibbles need no sign step, so a 512-bit instruction did the work of two 256-bit ones and no more; not kept.)
     /// </summary>
-    private readonly struct Iq4Nl : IBlock
+    private readonly struct Iq4Nl<L> : IBlock where L : IGroupLayout
     {
-        public static int GroupBlockBytes => 8 * IQ4_NLBytes;
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * IQ4_NLBytes; }
+        public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
         public static int Vectors => 4;
 
         /// <summary>Q4_0's (the same bytes per block).</summary>
@@ -414,7 +414,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
         {
-            Vector512<byte> v = Load2(w, groupBytes, 16 + 32 * k);
+            Vector512<byte> v = Load2<L>(w, groupBytes, 16 + 32 * k);
             Vector512<sbyte> table = Vector512.Create(VecDotAvx2.Iq4Table2, VecDotAvx2.Iq4Table2);
             Vector512<byte> mask = Vector512.Create((byte)0x0F);
             a = Avx512BW.Shuffle(table, (v & mask).AsSByte()).AsByte();

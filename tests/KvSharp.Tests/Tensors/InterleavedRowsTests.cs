@@ -88,7 +88,7 @@ public class InterleavedRowsTests
     }
 
     /// <summary>
-    /// A copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>: Q4_0, Q4_1, Q5_0, Q5_1)
+    /// A copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL)
     /// gives the plain copy's bits on every path: the AVX-512 pair kernels read it as sixteen-row vectors, the AVX2 and
     /// AVX-VNNI group kernels each half of a pair; a lone last group and the rows past the groups stay as they were.
     /// </summary>
@@ -103,6 +103,8 @@ public class InterleavedRowsTests
     [InlineData(GgmlType.Q5_0, 70, 224, 16)]
     [InlineData(GgmlType.Q5_1, 24, 64, 13)]
     [InlineData(GgmlType.Q5_1, 70, 224, 16)]
+    [InlineData(GgmlType.IQ4_NL, 24, 64, 13)]
+    [InlineData(GgmlType.IQ4_NL, 70, 224, 16)]
     public void PairedCopiesGiveThePlainCopysBitsOnEveryPath(GgmlType type, int rows, int cols, int nTokens)
     {
         using var plain = new NativeWeights(type, rows, cols, 41, interleave: true, pairGroups: false);
@@ -127,6 +129,7 @@ public class InterleavedRowsTests
     [InlineData(GgmlType.Q4_1)]
     [InlineData(GgmlType.Q5_0)]
     [InlineData(GgmlType.Q5_1)]
+    [InlineData(GgmlType.IQ4_NL)]
     public unsafe void PairingPutsEveryPartOfABlockAtTwiceItsOffset(GgmlType type)
     {
         // Three groups of 8 rows x 3 blocks: pair (0, 1) rearranged within its own bytes, group 2 alone and untouched.
@@ -180,7 +183,7 @@ public class InterleavedRowsTests
     [Fact]
     public void OnlyTheNibbleTypesPairTheirGroups()
     {
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.IQ4_NL, GgmlType.Q4_K })
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.F32 })
         {
             using var m = new NativeWeights(type, 16, 256, 44);
             var error = Assert.Throws<ArgumentException>(() => InterleavedRows.Create(m.Matrix, pairGroups: true));
@@ -194,6 +197,7 @@ public class InterleavedRowsTests
     [InlineData(GgmlType.Q4_1)]
     [InlineData(GgmlType.Q5_0)]
     [InlineData(GgmlType.Q5_1)]
+    [InlineData(GgmlType.IQ4_NL)]
     public void CopiesArePairedWhereTheTypesDecodeRunsOnAvx512WithVnni(GgmlType type)
     {
         // Measured faster where a CPU has both AVX-512 and AVX-VNNI; an AVX-512 CPU without AVX-VNNI (Zen 4;
