@@ -62,8 +62,7 @@ internal static class BatchedStepProfile
         // (InterleavedRows.PairedGroups), in turn with the paired layout: the same memory, so the same pages (a second
         // load of the model, on other pages, ran 4-8% slower with the same layout).
         bool compareCopies = mode == "unpaired";
-        var pairedCopies = model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-            .Append(model.Weights.Output).Select(m => m.Interleaved).OfType<InterleavedRows>().Where(r => r.PairedGroups).ToArray();
+        var pairedCopies = model.Weights.ProductMatrices().Select(m => m.Interleaved).OfType<InterleavedRows>().Where(r => r.PairedGroups).ToArray();
         if (compareCopies && pairedCopies.Length == 0)
             throw new InvalidOperationException($"profile-step unpaired: no {type} copy pairs its groups on this machine (InterleavedRows.PairsGroupsByDefault)");
         int[] tokens = [.. Enumerable.Range(0, sequences).Select(s => 5 + s)];

@@ -203,8 +203,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         }
     }
 
-    public string TypesText => string.Join("+", Model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-        .Append(Model.Weights.Output).Select(m => m.Type).Distinct());
+    public string TypesText => string.Join("+", Model.Weights.ProductMatrices().Select(m => m.Type).Distinct());
 
     public JsonObject Describe(string scenario) => new()
     {

@@ -37,11 +37,7 @@ public static class KernelReport
 
     /// <summary>The type's paths (<see cref="KernelPaths.Describe"/>), and "paired groups" where its copies pair them (<see cref="InterleavedRows.PairedGroups"/>).</summary>
     public static string Describe(LlmModel model, GgmlType type)
-        => KernelPaths.Describe(type) + (Matrices(model).Any(m => m.Type == type && m.Interleaved is { PairedGroups: true }) ? ", paired groups" : "");
+        => KernelPaths.Describe(type) + (model.Weights.ProductMatrices().Any(m => m.Type == type && m.Interleaved is { PairedGroups: true }) ? ", paired groups" : "");
 
-    private static IEnumerable<GgmlType> WeightTypes(LlmModel model) => Matrices(model).Select(m => m.Type).Distinct();
-
-    private static IEnumerable<WeightMatrix> Matrices(LlmModel model) =>
-        model.Weights.Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down })
-            .Append(model.Weights.Output);
+    private static IEnumerable<GgmlType> WeightTypes(LlmModel model) => model.Weights.ProductMatrices().Select(m => m.Type).Distinct();
 }

@@ -68,6 +68,9 @@ public sealed class ModelWeights : IDisposable
         _owner.Dispose();
     }
 
+    /// <summary>Every matrix a forward pass multiplies by: the seven of every layer, then the output (the tied embedding where it is tied).</summary>
+    public IEnumerable<WeightMatrix> ProductMatrices() => LayerMatrices().Append(Output);
+
     /// <summary>The seven matrices of every layer.</summary>
     private IEnumerable<WeightMatrix> LayerMatrices() =>
         Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down });

@@ -20,12 +20,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static int ScalesAt => 0;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<sbyte> Vector(byte* block, int s)
-        {
-            Vector256<byte> v = Avx.LoadVector256(block + 16 + 32 * (s & 3));
-            Vector256<byte> nibbles = Vector256.ShiftRightLogical(v.AsUInt16(), 4 * (s >> 2)).AsByte() & Vector256.Create((byte)0x0F);
-            return Avx2.Shuffle(VecDotAvx2.Iq4Table2, nibbles.AsSByte());
-        }
+        public static Vector256<sbyte> Vector(byte* block, int s) => Levels(block + 16 + 32 * (s & 3), s);
     }
 
     /// <summary>
@@ -39,12 +34,19 @@ internal static unsafe partial class VecDotAvx2Interleaved
         public static int ScalesAt { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 16 * (H.Half - 1); }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static Vector256<sbyte> Vector(byte* block, int s)
-        {
-            Vector256<byte> v = Avx.LoadVector256(block + 32 * H.Half + 64 * (s & 3));
-            Vector256<byte> nibbles = Vector256.ShiftRightLogical(v.AsUInt16(), 4 * (s >> 2)).AsByte() & Vector256.Create((byte)0x0F);
-            return Avx2.Shuffle(VecDotAvx2.Iq4Table2, nibbles.AsSByte());
-        }
+        public static Vector256<sbyte> Vector(byte* block, int s) => Levels(block + 32 * H.Half + 64 * (s & 3), s);
+    }
+
+    /// <summary>
+    /// Weight vector s's levels from the quant vector at <paramref name="quants"/> (vector s &amp; 3 of the group): its low
+    /// nibbles for s &lt; 4, else its high ones, looked up in the level table.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> Levels(byte* quants, int s)
+    {
+        Vector256<byte> v = Avx.LoadVector256(quants);
+        Vector256<byte> nibbles = Vector256.ShiftRightLogical(v.AsUInt16(), 4 * (s >> 2)).AsByte() & Vector256.Create((byte)0x0F);
+        return Avx2.Shuffle(VecDotAvx2.Iq4Table2, nibbles.AsSByte());
     }
 
     /// <summary>The IQ4_NL group kernels (AVX2, or AVX-VNNI where <paramref name="vnni"/>) for half <typeparamref name="H"/> of a paired copy's pair.</summary>

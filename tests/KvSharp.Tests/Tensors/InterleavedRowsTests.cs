@@ -124,12 +124,11 @@ public class InterleavedRowsTests
         });
     }
 
+    /// <summary>The types whose copies can pair their groups (<see cref="InterleavedRows.CanPairGroups"/>).</summary>
+    public static TheoryData<GgmlType> PairableTypes() => new(GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL);
+
     [Theory]
-    [InlineData(GgmlType.Q4_0)]
-    [InlineData(GgmlType.Q4_1)]
-    [InlineData(GgmlType.Q5_0)]
-    [InlineData(GgmlType.Q5_1)]
-    [InlineData(GgmlType.IQ4_NL)]
+    [MemberData(nameof(PairableTypes))]
     public unsafe void PairingPutsEveryPartOfABlockAtTwiceItsOffset(GgmlType type)
     {
         // Three groups of 8 rows x 3 blocks: pair (0, 1) rearranged within its own bytes, group 2 alone and untouched.
@@ -193,11 +192,7 @@ public class InterleavedRowsTests
     }
 
     [Theory]
-    [InlineData(GgmlType.Q4_0)]
-    [InlineData(GgmlType.Q4_1)]
-    [InlineData(GgmlType.Q5_0)]
-    [InlineData(GgmlType.Q5_1)]
-    [InlineData(GgmlType.IQ4_NL)]
+    [MemberData(nameof(PairableTypes))]
     public void CopiesArePairedWhereTheTypesDecodeRunsOnAvx512WithVnni(GgmlType type)
     {
         // Measured faster where a CPU has both AVX-512 and AVX-VNNI; an AVX-512 CPU without AVX-VNNI (Zen 4;
