@@ -74,7 +74,9 @@ internal static class PagedAttentionProbe
         Console.WriteLine($"{sequences} sequences x {positions} positions, {(cold ? "cold" : "hot")}, {threads} thread(s), {(together ? "heads together" : "head by head")}: {median:F3} ms a pass " +
             $"(quartiles {Quantile(times, 0.25):F3}-{Quantile(times, 0.75):F3}), {median * 1000 / items * threads:F2} us per head per thread, " +
             $"{bytes / median / 1e6:F1} GB/s of K/V rows");
-        Console.WriteLine($"  one thread reading {bytes / 1e6:F0} MB in order: {SequentialRead(bytes, cold ? evict : null):F1} GB/s");
+        Console.WriteLine($"  one thread reading {bytes / 1e6:F0} MB in order: {SequentialRead(bytes, cold ? evict : null, 1):F1} GB/s");
+        if (threads > 1)
+            Console.WriteLine($"  {threads} threads reading {bytes / 1e6:F0} MB in order, a share each: {SequentialRead(bytes, cold ? evict : null, threads):F1} GB/s");
         foreach (var s in seqs) s.Release();
     }
 
@@ -99,21 +101,28 @@ internal static class PagedAttentionProbe
         return seqs;
     }
 
-    private static double SequentialRead(long bytes, byte[]? evict)
+    /// <summary>GB/s of <paramref name="threads"/> threads each reading its contiguous share of as many bytes, in order.</summary>
+    private static double SequentialRead(long bytes, byte[]? evict, int threads)
     {
         var data = new float[bytes / sizeof(float)];
         var times = new List<double>();
+        void Share(int t)
+        {
+            int from = (int)((long)data.Length * t / threads) & ~31, to = (int)((long)data.Length * (t + 1) / threads) & ~31;
+            var acc = Vector256<float>.Zero;
+            ref float f = ref data[0];
+            for (int i = from; i + 32 <= to; i += 32)
+                acc += Vector256.LoadUnsafe(ref f, (nuint)i) + Vector256.LoadUnsafe(ref f, (nuint)i + 8)
+                    + Vector256.LoadUnsafe(ref f, (nuint)i + 16) + Vector256.LoadUnsafe(ref f, (nuint)i + 24);
+            if (acc[0] == 1) Console.Write(""); // keeps the sum alive
+        }
         for (int r = 0; r < 21; r++)
         {
             if (evict != null) Touch(evict);
             long start = Stopwatch.GetTimestamp();
-            var acc = Vector256<float>.Zero;
-            ref float f = ref data[0];
-            for (int i = 0; i + 32 <= data.Length; i += 32)
-                acc += Vector256.LoadUnsafe(ref f, (nuint)i) + Vector256.LoadUnsafe(ref f, (nuint)i + 8)
-                    + Vector256.LoadUnsafe(ref f, (nuint)i + 16) + Vector256.LoadUnsafe(ref f, (nuint)i + 24);
+            if (threads == 1) Share(0);
+            else Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Share);
             times.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-            if (acc[0] == 1) Console.Write(""); // keeps the sum alive
         }
         return bytes / Median(times) / 1e6;
     }

@@ -10,6 +10,7 @@ public class RouterBenchSmokeTests
     public void TheRouterScenarioReportsHitRatesForBothPolicies()
     {
         var stdout = new StringWriter();
+        var stderr = new StringWriter();
         int exit = BenchRunner.Run(new BenchSettings
         {
             Scenario = BenchScenario.Router,
@@ -22,10 +23,15 @@ public class RouterBenchSmokeTests
             Threads = 3,
             Json = true,
             MeasureBandwidth = false,
-        }, stdout, new StringWriter());
+        }, stdout, stderr);
         Assert.Equal(0, exit);
         var json = JsonDocument.Parse(stdout.ToString()).RootElement;
         Assert.Equal("router", json.GetProperty("scenario").GetString());
+        // The record names the replicas' kernels and CPU (they load the same file on this CPU), the JSON and the table alike.
+        var paths = json.GetProperty("kernel_paths").EnumerateObject().ToList();
+        Assert.NotEmpty(paths);
+        Assert.All(paths, p => Assert.Contains($"{p.Name} {p.Value.GetString()}", stderr.ToString()));
+        Assert.Equal(KvSharp.Tensors.CpuFeatures.DotNetSupported, json.GetProperty("cpu").GetProperty("dotnet").GetString());
         // No --kv-budget-mib: each replica gets its share, one conversation of the 3 users (stories260K's KV is 1,280 B
         // a token, so well under a MiB, rounded up to one).
         Assert.True(json.GetProperty("kv_budget_is_share").GetBoolean());

@@ -22,7 +22,6 @@ public static class SpeedScenario
             ? [(s.PromptTokens ?? DefaultRuns[0].Prompt, s.GenTokens ?? DefaultRuns[0].Gen)]
             : DefaultRuns;
         int reps = s.Repetitions ?? 5, depth = s.Depth ?? 0;
-        var kernelPaths = KernelReport.Paths(info.Model); // before any timing: a bad KVSHARP_ISA fails here
         foreach (var (p, n) in runs)
         {
             info.CheckFits(p, "--prompt-tokens");
@@ -137,9 +136,6 @@ public static class SpeedScenario
                 table.WriteLine($"the weights read per token ({info.WeightBytesPerToken / 1e6:F1} MB) fit in the {lastLevelCache / 1048576.0:F0} MiB last-level cache: " +
                                 "decode may read them from the cache, not from memory, and beat the memory bound");
         }
-        KernelReport.Write(table, model);
-        result["kernel_paths"] = kernelPaths;
-        result["cpu"] = KernelReport.Cpu();
         table.WriteLine($"KV cache: {info.KvBytesPerToken:N0} bytes/token ({info.KvTypesText}), {info.KvBytesPerToken * (runs[0].Item1 + runs[0].Item2):N0} bytes for {runs[0].Item1}+{runs[0].Item2} tokens" +
                         (depth > 0 ? $", {info.KvBytesPerToken * (depth + runs[0].Item2):N0} bytes at d{depth}+{runs[0].Item2}" : ""));
         result["runs"] = runArray;

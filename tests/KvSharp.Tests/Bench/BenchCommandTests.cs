@@ -115,16 +115,7 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Contains("paired (each decode run over a probe", table);
         Assert.Contains("| pp8 ", table);
         // Which kernels ran and on what CPU: every weight type of the model named with a path, in the JSON and the table.
-        var paths = json.GetProperty("kernel_paths");
-        foreach (var p in paths.EnumerateObject())
-        {
-            var type = Enum.Parse<GgmlType>(p.Name);
-            Assert.Equal(KernelPaths.Describe(type) + (InterleavedRows.PairsGroupsByDefault(type) ? ", paired groups" : ""), p.Value.GetString());
-            Assert.Contains($"{p.Name} {p.Value.GetString()}", table);
-        }
-        Assert.NotEmpty(paths.EnumerateObject());
-        Assert.Equal(CpuFeatures.DotNetSupported, json.GetProperty("cpu").GetProperty("dotnet").GetString());
-        Assert.Contains("CPU: ", table);
+        KernelRecord.AssertNamed(json, table);
         Assert.Contains("| tg4 ", table);
     }
 

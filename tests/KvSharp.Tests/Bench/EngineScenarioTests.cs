@@ -85,7 +85,9 @@ public sealed class EngineScenarioTests : IDisposable
     [Fact]
     public void ConcurrencyReportsARunPerLevel()
     {
-        var json = Run(new BenchSettings { Scenario = BenchScenario.Concurrency, PromptTokens = 4, GenTokens = 6 });
+        var (json, table) = RunWithTable(new BenchSettings { Scenario = BenchScenario.Concurrency, PromptTokens = 4, GenTokens = 6 });
+        // Batched figures name their kernels and CPU as the speed scenario's do.
+        KernelRecord.AssertNamed(json, table);
         var runs = json.GetProperty("runs");
         Assert.Equal([1, 4, 16, 64], runs.EnumerateArray().Select(r => r.GetProperty("concurrency").GetInt32()));
         Assert.All(runs.EnumerateArray(), r => Assert.True(r.GetProperty("tokens_per_s").GetDouble() > 0));
@@ -118,7 +120,8 @@ public sealed class EngineScenarioTests : IDisposable
     [Fact]
     public void MultiturnReusesTheHistory()
     {
-        var json = Run(new BenchSettings { Scenario = BenchScenario.Multiturn, Turns = 3, PromptTokens = 8, GenTokens = 8, BlockSize = 4 });
+        var (json, table) = RunWithTable(new BenchSettings { Scenario = BenchScenario.Multiturn, Turns = 3, PromptTokens = 8, GenTokens = 8, BlockSize = 4 });
+        KernelRecord.AssertNamed(json, table);
         var runs = json.GetProperty("runs");
         Assert.Equal(3, runs.GetArrayLength());
         Assert.Equal(0, runs[0].GetProperty("cached_prompt_tokens").GetInt32());
