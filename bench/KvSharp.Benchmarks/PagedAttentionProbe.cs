@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.Intrinsics;
 using KvSharp.Attention;
+using KvSharp.Cache;
 using KvSharp.Cache.Paged;
 using KvSharp.Models;
 using KvSharp.Synthetic;
@@ -9,7 +10,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Benchmarks;
 
 /// <summary>
-/// Decode attention alone over paged F32 KV (`small` shape): S sequences of P positions each, one query token per
+/// Decode attention alone over paged KV (`small` shape; F32 rows, or F16 or Q8_0 ones): S sequences of P positions each, one query token per
 /// sequence, every layer and KV head, as a batched decode step runs it but without the products around it. "cold"
 /// walks 256 MiB between passes so the rows come from memory, as they do in a step whose weights stream through the
 /// caches; "hot" leaves them where the last pass put them. With T threads each takes a contiguous share of the
@@ -17,9 +18,11 @@ namespace KvSharp.Benchmarks;
 /// arrive at.
 /// <code>
 /// dotnet bench/KvSharp.Benchmarks/bin/Release/net10.0/KvSharp.Benchmarks.dll paged-attention 40 16 64 cold 2 heads
+/// dotnet bench/KvSharp.Benchmarks/bin/Release/net10.0/KvSharp.Benchmarks.dll paged-attention 20 16 512 cold 2 heads f16
 /// </code>
-/// (rounds, sequences, positions, cold|hot, threads, and "heads" to attend a sequence's KV heads in one call, tile by
-/// tile across them, as the forward pass does for a decode token, or "each" for one call per head.)
+/// (rounds, sequences, positions, cold|hot, threads, "heads" to attend a sequence's KV heads in one call, tile by
+/// tile across them, as the forward pass does for a decode token, or "each" for one call per head, and the rows' type,
+/// f32 (the default), f16 or q8_0.)
 /// </summary>
 internal static class PagedAttentionProbe
 {
@@ -31,9 +34,11 @@ internal static class PagedAttentionProbe
         bool together = args.Length > 6 && args[6] == "heads";
         using var model = LlmModel.Load(SyntheticModelBuilder.GetOrCreate(SyntheticShape.Small, GgmlType.Q8_0), new ModelLoadOptions { Threads = 1 });
         var c = model.Config;
-        using var pool = new KvBlockPool(c, 16, sequences * (positions / 16 + 2));
+        // A last argument f16 or q8_0 stores the rows as that type (default F32).
+        var kvType = args.Length > 7 ? Enum.Parse<KvElementType>(args[7], ignoreCase: true) : KvElementType.F32;
+        using var pool = new KvBlockPool(c, 16, sequences * (positions / 16 + 2), kvType);
         var seqs = Fill(pool, c, sequences, positions);
-        long bytes = (long)sequences * positions * c.LayerCount * c.KvDim * 2 * sizeof(float);
+        long bytes = (long)sequences * positions * KvElementFormat.Of(kvType).BytesPerToken(c);
         var evict = new byte[256 << 20];
 
         void AttendShare(int thread)
@@ -73,7 +78,7 @@ internal static class PagedAttentionProbe
         int items = sequences * c.LayerCount * c.KvHeadCount;
         Console.WriteLine($"{sequences} sequences x {positions} positions, {(cold ? "cold" : "hot")}, {threads} thread(s), {(together ? "heads together" : "head by head")}: {median:F3} ms a pass " +
             $"(quartiles {Quantile(times, 0.25):F3}-{Quantile(times, 0.75):F3}), {median * 1000 / items * threads:F2} us per head per thread, " +
-            $"{bytes / median / 1e6:F1} GB/s of K/V rows");
+            $"{bytes / median / 1e6:F1} GB/s of {kvType} K/V rows");
         Console.WriteLine($"  one thread reading {bytes / 1e6:F0} MB in order: {SequentialRead(bytes, cold ? evict : null, 1):F1} GB/s");
         if (threads > 1)
             Console.WriteLine($"  {threads} threads reading {bytes / 1e6:F0} MB in order, a share each: {SequentialRead(bytes, cold ? evict : null, threads):F1} GB/s");
