@@ -34,6 +34,7 @@ public static class BenchRunner
         log.Line($"       {info.ShapeText}; {info.WeightBytesPerToken / 1e6:F1} MB of weights read per token; context {context}; {s.Threads} threads");
 
         var table = s.Json ? stderr : stdout;
+        var kernelPaths = KernelReport.Paths(model); // before any timing: a bad KVSHARP_ISA fails here
         JsonObject result = s.Scenario switch
         {
             BenchScenario.Speed => SpeedScenario.Run(s, info, log, table),
@@ -47,11 +48,11 @@ public static class BenchRunner
             BenchScenario.Inspector => InspectorScenario.Run(s, info, log, table),
             _ => throw new ArgumentException($"unknown scenario {s.Scenario}"),
         };
-        // Every record says what hardware and which kernels made it (Describe puts the same in the JSON; the router's
-        // replicas load the same file on the same CPU).
+        // Every record says what hardware and which kernels made it (the router's replicas load the same file on the
+        // same CPU).
         KernelReport.Write(table, model);
-        result["kernel_paths"] ??= info.KernelPathsByType.DeepClone();
-        result["cpu"] ??= KernelReport.Cpu();
+        result["kernel_paths"] = kernelPaths;
+        result["cpu"] = KernelReport.Cpu();
         long peak = PeakMemory.Peak();
         result["peak_working_set_bytes"] = peak;
         result["peak_working_set_counts_from"] = peakReset ? "model load (peak reset after any synthetic model generation)" : "process start";
@@ -192,8 +193,6 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
     public int ContextLength { get; } = context;
     public int Threads { get; } = threads;
     public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
-    /// <summary>Weight type → the kernel path its products run (<see cref="KernelReport.Paths"/>): computed at once, so a bad KVSHARP_ISA fails before any timing.</summary>
-    public JsonObject KernelPathsByType { get; } = KernelReport.Paths(model);
     /// <summary>How the scenario's caches store keys and values.</summary>
     public KvElementFormat KvFormat { get; } = kvFormat ?? KvElementFormat.Of(KvElementType.F32);
     public long KvBytesPerToken => KvFormat.BytesPerToken(Model.Config);
@@ -224,8 +223,6 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         ["kv_type_v"] = KvFormat.ValueName.ToLowerInvariant(),
         ["threads"] = Threads,
         ["context_length"] = ContextLength,
-        ["kernel_paths"] = KernelPathsByType.DeepClone(),
-        ["cpu"] = KernelReport.Cpu(),
     };
 
     /// <summary>Fails with a one-line error when a run does not fit the context, or its KV cache does not fit in memory.</summary>
