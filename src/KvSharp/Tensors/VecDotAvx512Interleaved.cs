@@ -45,12 +45,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
     {
         if (pairedGroups && !InterleavedRows.CanPairGroups(type))
             throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL)");
-        if (type == GgmlType.Q8_0)
-        {
-            one = &X1<Q8>;
-            four = &X4<Q8>;
-            eight = &X8<Q8>;
-        }
+        if (type == GgmlType.Q8_0) OneFourEight<Q8>(out one, out four, out eight);
         else if (InterleavedRows.CanPairGroups(type))
         {
             if (pairedGroups) NibbleKernels<PairedGroups>(type, out one, out four, out eight);
@@ -80,32 +75,22 @@ internal static unsafe partial class VecDotAvx512Interleaved
     {
         switch (type)
         {
-            case GgmlType.Q4_0:
-                one = &X1<Q4<L>>;
-                four = &X4<Q4<L>>;
-                eight = &X8<Q4<L>>;
-                break;
-            case GgmlType.Q4_1:
-                one = &X1<Q41<L>>;
-                four = &X4<Q41<L>>;
-                eight = &X8<Q41<L>>;
-                break;
-            case GgmlType.Q5_0:
-                one = &X1<Q5<L>>;
-                four = &X4<Q5<L>>;
-                eight = &X8<Q5<L>>;
-                break;
-            case GgmlType.IQ4_NL:
-                one = &X1<Iq4Nl<L>>;
-                four = &X4<Iq4Nl<L>>;
-                eight = &X8<Iq4Nl<L>>;
-                break;
-            default:
-                one = &X1<Q51<L>>;
-                four = &X4<Q51<L>>;
-                eight = &X8<Q51<L>>;
-                break;
+            case GgmlType.Q4_0: OneFourEight<Q4<L>>(out one, out four, out eight); break;
+            case GgmlType.Q4_1: OneFourEight<Q41<L>>(out one, out four, out eight); break;
+            case GgmlType.Q5_0: OneFourEight<Q5<L>>(out one, out four, out eight); break;
+            case GgmlType.IQ4_NL: OneFourEight<Iq4Nl<L>>(out one, out four, out eight); break;
+            default: OneFourEight<Q51<L>>(out one, out four, out eight); break;
         }
+    }
+
+    /// <summary>Block type <typeparamref name="T"/>'s kernels by one, four and eight tokens.</summary>
+    private static void OneFourEight<T>(out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
+        out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
+        where T : IBlock
+    {
+        one = &X1<T>;
+        four = &X4<T>;
+        eight = &X8<T>;
     }
 
     /// <summary>
