@@ -49,7 +49,8 @@ internal static class CommonOptions
         catch (ArgumentException) { return null; }
     }
 
-    public static LlmModel Load(string model, string? tokenizer, int threads)
+    /// <param name="context">The --context sessions will use, if given: a LongRoPE model picks its rope factors by it.</param>
+    public static LlmModel Load(string model, string? tokenizer, int threads, int? context = null)
     {
         CheckNotDirectory("--model", model);
         if (tokenizer != null)
@@ -57,7 +58,7 @@ internal static class CommonOptions
             CheckNotDirectory("--tokenizer", tokenizer, "the tokenizer.bin inside it");
             CheckTokenizerWanted(model);
         }
-        return LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads });
+        return LlmModel.Load(model, new ModelLoadOptions { TokenizerPath = tokenizer, Threads = threads, ContextLength = context });
     }
 
     /// <summary>

@@ -57,7 +57,11 @@ internal static class InspectCommand
         o.WriteLine($"architecture: {c2.Architecture} ({PrintableText.Of(c2.Name)})");
         o.WriteLine($"  embedding {c2.EmbeddingDim}, layers {c2.LayerCount}, heads {c2.HeadCount}, kv heads {c2.KvHeadCount} " +
                     $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
-        o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}, rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}");
+        o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}" +
+                    (c2.LongRope ? $", longrope (original context {c2.RopeOriginalContextLength?.ToString() ?? "not given"})" : "") +
+                    (c2.RopeAttentionFactor != 1f ? $", attention factor {c2.RopeAttentionFactor}" : "") +
+                    $", rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}" +
+                    (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : ""));
         o.WriteLine($"parameters: {parameters:N0}");
         int ctx = context ?? c2.TrainedContextLength;
         if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");

@@ -60,7 +60,7 @@ internal static class RunCommand
                 StopStrings = r.GetValue(stop) ?? [],
                 Sampling = sampling.Read(r),
             };
-            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads), r.GetValue(context));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             CheckFits(llm, sessionOptions, ctx, text, options.MaxTokens);

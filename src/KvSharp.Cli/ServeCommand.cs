@@ -49,7 +49,7 @@ internal static class ServeCommand
             var kv = kvTypes.Read(r);
             long budgetMiB = r.GetValue(budget);
             KvMemory.CheckBudget(budgetMiB * 1048576.0, $"--kv-budget-mib {budgetMiB}", KvMemory.AvailableBytes());
-            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads), r.GetValue(context));
             // Resolved once, before listening: a bad name or file is a startup error, not a failure of every chat request.
             var template = ChatTemplate.ForModel(llm, r.GetValue(chatTemplate));
             int trained = llm.Config.TrainedContextLength, ctx = r.GetValue(context) ?? trained;

@@ -15,6 +15,12 @@ public sealed record ModelLoadOptions
     public string? TokenizerPath { get; init; }
     /// <summary>Worker threads for the kernels (default: all cores).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>
+    /// The longest context sessions will use (default: the trained context length, which sessions default to). It only
+    /// matters to a LongRoPE model (Phi-3 128k): past its original context it takes the long rope factors, as llama.cpp
+    /// does from its context size; within it the short ones, and then a position past the original context is refused.
+    /// </summary>
+    public int? ContextLength { get; init; }
 }
 
 /// <summary>
@@ -61,7 +67,7 @@ public sealed class LlmModel : IDisposable
                 var tokenizer = TokenizerFactory.FromGguf(gguf);
                 if (tokenizer.VocabSize != config.VocabSize)
                     throw new ModelFormatException($"{path}: the tokenizer has {tokenizer.VocabSize} tokens but the model's vocabulary is {config.VocabSize}");
-                var weights = GgufModelLoader.Load(gguf, config);
+                var weights = GgufModelLoader.Load(gguf, config, options.ContextLength);
                 return new LlmModel(path, config, weights, tokenizer, gguf, options.Threads);
             }
             catch

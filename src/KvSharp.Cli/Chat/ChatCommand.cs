@@ -32,7 +32,7 @@ internal static class ChatCommand
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
         {
-            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads));
+            using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads), r.GetValue(context));
             var chatTemplate = ChatTemplate.ForModel(llm, r.GetValue(template));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;

@@ -4,7 +4,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama / qwen2) over a batch of tokens that may belong to several sequences, each
+/// The transformer forward pass (llama, qwen2, qwen3, phi3) over a batch of tokens that may belong to several sequences, each
 /// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
 /// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
 /// logits are bit-identical however it was batched.
@@ -144,6 +144,10 @@ public sealed class ForwardPass
             if (s.TokenCount <= 0) throw new ArgumentException($"segment {i} has {s.TokenCount} tokens", nameof(segments));
             if (s.Store.Length + s.TokenCount > s.Store.MaxLength)
                 throw new ContextOverflowException(s.Store.Length, s.TokenCount, s.Store.MaxLength);
+            if (_w.RopePositionLimit is int limit && s.Store.Length + s.TokenCount > limit)
+                throw new ContextOverflowException(s.Store.Length, s.TokenCount, limit,
+                    $"{_c.Name} was loaded with the rope factors of its original {limit}-token context; load it with a longer context " +
+                    "(ModelLoadOptions.ContextLength, --context) for its long-context factors");
             for (int j = 0; j < i; j++)
                 if (ReferenceEquals(segments[j].Store, s.Store))
                     throw new ArgumentException($"segments {j} and {i} append to the same sequence", nameof(segments));
@@ -180,6 +184,12 @@ public sealed class ForwardPass
         {
             Dequantize.Row(_w.TokenEmbedding.Type, _w.TokenEmbedding.Row(tokens[t]), x.Slice(t * e, e));
             _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
+            // ggml multiplies cos and sin by the attention factor (mscale) where it computes them.
+            if (_c.RopeAttentionFactor != 1f)
+            {
+                FloatOps.Scale(_cos.AsSpan(t * half, half), _c.RopeAttentionFactor);
+                FloatOps.Scale(_sin.AsSpan(t * half, half), _c.RopeAttentionFactor);
+            }
         }
         ThrowIfNonFinite(x, EmbeddingStage);
 
@@ -367,12 +377,22 @@ public sealed class ForwardPass
         if (layer.QueryBias != null) FloatOps.Add(q, layer.QueryBias);
         if (layer.KeyBias != null) FloatOps.Add(k, layer.KeyBias);
         if (layer.ValueBias != null) FloatOps.Add(v, layer.ValueBias);
+        // qwen3: every head of q and k RMS-normalised on its own, before the rotation.
+        if (layer.QueryNorm != null) NormHeads(q, layer.QueryNorm);
+        if (layer.KeyNorm != null) NormHeads(k, layer.KeyNorm);
         var cos = _cos.AsSpan(t * half, half);
         var sin = _sin.AsSpan(t * half, half);
         _rope.Apply(q, _c.HeadDim, cos, sin);
         _rope.Apply(k, _c.HeadDim, cos, sin);
         // Rows of one sequence go to distinct positions of blocks reserved before the step: no two writes overlap.
         _rowStore[t].Write(l, _rowPosition[t], k, v);
+    }
+
+    private void NormHeads(Span<float> heads, float[] weight)
+    {
+        int hd = _c.HeadDim;
+        for (int at = 0; at < heads.Length; at += hd)
+            FloatOps.RmsNorm(heads.Slice(at, hd), weight, _c.RmsNormEps, heads.Slice(at, hd));
     }
 
     /// <summary>gate[t] = SiLU(gate[t]) x up[t].</summary>

@@ -9,10 +9,11 @@ namespace KvSharp.Models;
 /// </summary>
 public static unsafe class GgufModelLoader
 {
-    public static ModelWeights Load(GgufFile file, ModelConfig c)
+    /// <param name="contextLength">The longest context sessions will use: picks a LongRoPE model's rope factors.</param>
+    public static ModelWeights Load(GgufFile file, ModelConfig c, int? contextLength = null)
     {
         using var copies = new InterleavedCopies((p, bytes) => file.AdviseNotNeeded((byte*)p, bytes));
-        var weights = Load(file, c, copies);
+        var weights = Load(file, c, copies, contextLength);
         copies.Keep();
         return weights;
     }
@@ -22,15 +23,15 @@ public static unsafe class GgufModelLoader
     /// with, norms finite) without copying any weights: what `kvsharp inspect` runs before it sizes a cache from the
     /// metadata, so a damaged block_count or embedding_length is reported instead of believed.
     /// </summary>
-    public static void Validate(GgufFile file, ModelConfig c) => Load(file, c, copies: null);
+    public static void Validate(GgufFile file, ModelConfig c) => Load(file, c, copies: null, contextLength: null);
 
     /// <summary>With <paramref name="copies"/> null the matrices stay views of the file (validation only).</summary>
-    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies? copies)
+    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies? copies, int? contextLength)
     {
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
         // Matmul weights get interleaved copies; the token embedding is only looked up row by row (unless tied).
-        WeightMatrix Matrix(string name, int cols, int rows) =>
-            copies == null ? MatrixView(file, name, cols, rows) : copies.Interleave(MatrixView(file, name, cols, rows));
+        WeightMatrix Interleave(WeightMatrix m) => copies == null ? m : copies.Interleave(m);
+        WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows));
 
         if (file.Tensors.Count == 0)
             throw new ModelFormatException($"{file.Path}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
@@ -41,31 +42,55 @@ public static unsafe class GgufModelLoader
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but tensor '{lastBlock}' is missing");
         if (file.HasTensor($"blk.{c.LayerCount}.attn_norm.weight"))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but the file has tensors for block {c.LayerCount}");
+        var used = new HashSet<string> { "token_embd.weight" };
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
             string p = $"blk.{i}.";
+            // phi3 stores q, k and v as one matrix (attn_qkv, their rows one after another) and gate and up as one
+            // (ffn_up, gate's rows first): each part is a view of its rows, multiplied like a matrix of its own.
+            var (query, key, value) = file.HasTensor(p + "attn_qkv.weight")
+                ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
+                : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
+            var (gate, up) = !file.HasTensor(p + "ffn_gate.weight") && c.Architecture == "phi3"
+                ? SplitRows(file, p + "ffn_up.weight", e, f, f) is var gu ? (gu[0], gu[1]) : default
+                : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
             layers[i] = new LayerWeights
             {
                 AttentionNorm = Vector(file, p + "attn_norm.weight", e),
-                Query = Matrix(p + "attn_q.weight", e, q),
-                Key = Matrix(p + "attn_k.weight", e, kv),
-                Value = Matrix(p + "attn_v.weight", e, kv),
+                Query = Interleave(query),
+                Key = Interleave(key),
+                Value = Interleave(value),
                 AttentionOutput = Matrix(p + "attn_output.weight", q, e),
                 QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
                 KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
+                QueryNorm = OptionalVector(file, p + "attn_q_norm.weight", c.HeadDim, c.HasQkNorm),
+                KeyNorm = OptionalVector(file, p + "attn_k_norm.weight", c.HeadDim, c.HasQkNorm),
                 FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
-                Gate = Matrix(p + "ffn_gate.weight", e, f),
-                Up = Matrix(p + "ffn_up.weight", e, f),
+                Gate = Interleave(gate),
+                Up = Interleave(up),
                 Down = Matrix(p + "ffn_down.weight", f, e),
             };
+            if (!c.HasQkNorm && (layers[i].QueryNorm != null || layers[i].KeyNorm != null))
+                throw new ModelFormatException($"{file.Path}: {c.Architecture} has no q/k norms but the file holds '{p}attn_q_norm.weight' or '{p}attn_k_norm.weight'");
+            foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
+                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" })
+                used.Add(p + name + ".weight");
+            foreach (string name in new[] { "attn_q", "attn_k", "attn_v" }) used.Add(p + name + ".bias");
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");
         var output = !tied ? Matrix("output.weight", e, v) : copies?.Interleave(tokenEmbedding, lookedUp: true) ?? tokenEmbedding;
-        float[]? ropeFactors = file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", c.RopeDimensions / 2) : null;
-        return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors);
+        var (ropeFactors, ropeLimit) = RopeFactors(file, c, contextLength);
+        used.UnionWith(["output_norm.weight", "output.weight", "rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"]);
+        // A tensor the forward pass would not read (an output bias, a per-layer norm of another architecture) means
+        // the file computes something else: refuse it rather than give other logits than the model's.
+        foreach (var t in file.Tensors)
+            if (!used.Contains(t.Name))
+                throw new ModelFormatException($"{file.Path}: tensor '{PrintableText.Of(t.Name)}' is not part of a {c.Architecture} model as KvSharp runs it; " +
+                    "ignoring it would compute other logits than the model's");
+        return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors) { RopePositionLimit = ropeLimit };
     }
 
     private static GgufTensorInfo Tensor(GgufFile file, string name)
@@ -84,6 +109,39 @@ public static unsafe class GgufModelLoader
         if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}] from the metadata");
         return new WeightMatrix(t.Type, rows, cols, file.GetTensorPointer(t));
+    }
+
+    /// <summary>
+    /// A fused matrix with GGUF shape [cols, sum of parts] as one view per part, each <paramref name="parts"/>[i] rows long,
+    /// in order (rows are whole blocks, so a part starts at a row boundary of the file's bytes).
+    /// </summary>
+    private static WeightMatrix[] SplitRows(GgufFile file, string name, int cols, params int[] parts)
+    {
+        var whole = MatrixView(file, name, cols, parts.Sum());
+        var views = new WeightMatrix[parts.Length];
+        long offset = 0;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            views[i] = new WeightMatrix(whole.Type, parts[i], cols, whole.Data + offset);
+            offset += (long)parts[i] * whole.RowBytes;
+        }
+        return views;
+    }
+
+    /// <summary>
+    /// The per-frequency rope divisors: rope_freqs (llama3); for a LongRoPE model the short table when sessions stay
+    /// within the original context (then positions are held to it: the limit), the long table when they may go past
+    /// it, chosen as llama.cpp chooses from its context size.
+    /// </summary>
+    private static (float[]? Factors, int? Limit) RopeFactors(GgufFile file, ModelConfig c, int? contextLength)
+    {
+        int pairs = c.RopeDimensions / 2;
+        if (!c.LongRope) return (file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", pairs) : null, null);
+        if (!file.HasTensor("rope_factors_short.weight") || !file.HasTensor("rope_factors_long.weight"))
+            throw new ModelFormatException($"{file.Path}: rope scaling is longrope but 'rope_factors_short.weight' or 'rope_factors_long.weight' is missing");
+        int original = c.RopeOriginalContextLength ?? c.TrainedContextLength;
+        float[] shortFactors = Vector(file, "rope_factors_short.weight", pairs), longFactors = Vector(file, "rope_factors_long.weight", pairs);
+        return (contextLength ?? c.TrainedContextLength) > original ? (longFactors, null) : (shortFactors, original);
     }
 
     private static float[] Vector(GgufFile file, string name, int length)

@@ -7,7 +7,7 @@ public enum RopeStyle
 {
     /// <summary>Adjacent pairs (2i, 2i+1): llama, and llama2.c checkpoints.</summary>
     Normal,
-    /// <summary>Split halves (i, i + d/2): qwen2 and other GPT-NeoX-style models.</summary>
+    /// <summary>Split halves (i, i + d/2): qwen2, qwen3, phi3 and other GPT-NeoX-style models.</summary>
     NeoX,
 }
 
@@ -36,7 +36,25 @@ public sealed record ModelConfig
     public required int RopeDimensions { get; init; }
     /// <summary>Linear rope scaling: positions are multiplied by this (1 / scaling factor).</summary>
     public float RopeFrequencyScale { get; init; } = 1f;
+    /// <summary>
+    /// Multiplies every rotary cos and sin (GGUF <c>{arch}.rope.scaling.attn_factor</c>; LongRoPE models such as
+    /// Phi-3.5 store sqrt(1 + ln(s) / ln(original context))), so queries and keys both grow by it, as ggml's rope does.
+    /// </summary>
+    public float RopeAttentionFactor { get; init; } = 1f;
+    /// <summary>
+    /// LongRoPE (Phi-3 128k): the file holds two per-frequency divisor tables, rope_factors_short for contexts up to
+    /// <see cref="RopeOriginalContextLength"/> and rope_factors_long beyond it.
+    /// </summary>
+    public bool LongRope { get; init; }
+    /// <summary>The context the model was pretrained with before its rope was stretched (<c>{arch}.rope.scaling.original_context_length</c>).</summary>
+    public int? RopeOriginalContextLength { get; init; }
+    /// <summary>q/k/v biases are required (qwen2); other architectures use them when the file has them.</summary>
     public bool HasQkvBias { get; init; }
+    /// <summary>
+    /// Each head of the queries and keys is RMS-normalised (attn_q_norm / attn_k_norm, one weight per head
+    /// dimension) after the projection and before RoPE: qwen3.
+    /// </summary>
+    public bool HasQkNorm { get; init; }
     public string Name { get; init; } = "";
 
     public int QueryDim => HeadCount * HeadDim;
@@ -50,7 +68,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -92,9 +110,18 @@ public sealed record ModelConfig
                 throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
             freqScale = 1f / factor;
         }
+        else if (scalingType is "longrope" && arch == "phi3") { }
         else if (scalingType is not (null or "none"))
         {
-            throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported (supported: none, linear, llama3 via rope_freqs)");
+            throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported " +
+                $"for {arch} (supported: none, linear, llama3 via rope_freqs{(arch == "phi3" ? ", longrope" : "")})");
+        }
+        float attnFactor = 1f;
+        if (file.TryGetFloat($"{arch}.rope.scaling.attn_factor", out float af))
+        {
+            if (!(af > 0) || !float.IsFinite(af))
+                throw new ModelFormatException($"{file.Path}: metadata '{arch}.rope.scaling.attn_factor' = {af} is not a positive finite number");
+            attnFactor = af;
         }
 
         var token = file.GetArrayOrNull("tokenizer.ggml.tokens");
@@ -116,10 +143,14 @@ public sealed record ModelConfig
             SlidingWindow = Count("attention.sliding_window"),
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch == "qwen2" ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen3" or "phi3" ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
+            RopeAttentionFactor = attnFactor,
+            LongRope = scalingType is "longrope",
+            RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch == "qwen2",
+            HasQkNorm = arch == "qwen3",
         };
         config.Validate(file.Path);
         return config;

@@ -13,6 +13,9 @@ public sealed class LayerWeights
     public float[]? QueryBias { get; init; }
     public float[]? KeyBias { get; init; }
     public float[]? ValueBias { get; init; }
+    /// <summary>Per-head RMSNorm weights of the queries and keys (qwen3), HeadDim each; null where the model has none.</summary>
+    public float[]? QueryNorm { get; init; }
+    public float[]? KeyNorm { get; init; }
     public required float[] FeedForwardNorm { get; init; }
     public required WeightMatrix Gate { get; init; }
     public required WeightMatrix Up { get; init; }
@@ -36,6 +39,11 @@ public sealed class ModelWeights : IDisposable
     public bool TiedOutput { get; }
     /// <summary>Per-frequency divisors for rotary embedding (llama3-style scaling, the rope_freqs tensor); null if absent.</summary>
     public float[]? RopeFrequencyFactors { get; }
+    /// <summary>
+    /// Positions the rope factors are meant for: a LongRoPE model loaded with its short factors covers its original
+    /// context only (load it with a longer <see cref="ModelLoadOptions.ContextLength"/> for the long ones); null: no limit.
+    /// </summary>
+    public int? RopePositionLimit { get; init; }
 
     public ModelWeights(IDisposable owner, WeightMatrix tokenEmbedding, IReadOnlyList<LayerWeights> layers, float[] outputNorm,
         WeightMatrix output, bool tiedOutput, float[]? ropeFrequencyFactors)

@@ -47,6 +47,12 @@ public sealed record ModelFingerprint(string Architecture, string Shape, string 
             Vector(layer.QueryBias);
             Vector(layer.KeyBias);
             Vector(layer.ValueBias);
+            // Only where present, so the fingerprints of models without q/k norms stay what they were.
+            if (layer.QueryNorm != null || layer.KeyNorm != null)
+            {
+                Vector(layer.QueryNorm);
+                Vector(layer.KeyNorm);
+            }
             Vector(layer.FeedForwardNorm);
         }
         Vector(weights.OutputNorm);

@@ -4,7 +4,7 @@ using KvSharp.Models;
 namespace KvSharp.Reference;
 
 /// <summary>
-/// The whole transformer (llama / qwen2) written to be read: one token at a time, plain loops, every sum in double.
+/// The whole transformer (llama, qwen2, qwen3, phi3) written to be read: one token at a time, plain loops, every sum in double.
 /// Start here to learn what the model computes. <see cref="ForwardPass"/> computes the same thing fast (batches of
 /// tokens from many sequences, SIMD kernels on the quantized weights, activations quantized as llama.cpp does, a
 /// cache layer of its own); the tests hold it to this class.
@@ -103,6 +103,9 @@ public sealed class ReferenceModel
             float[] q = MatVec(w.Query, xb, w.QueryBias);
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
+            // qwen3 normalises each head of q and k on its own (a head's size no longer depends on the projection's scale).
+            if (w.QueryNorm != null) NormHeads(q, w.QueryNorm);
+            if (w.KeyNorm != null) NormHeads(k, w.KeyNorm);
             // Position enters only here, by rotating q and k: their dot product then depends on the distance.
             // A policy's reference attends over the kept positions at the positions it assigns; full keeps the plain path.
             if (Policy.Window != null) AttendKept(l, q, k, v, pos, x);
@@ -185,6 +188,12 @@ public sealed class ReferenceModel
         return y;
     }
 
+    private void NormHeads(float[] heads, float[] weight)
+    {
+        int hd = _c.HeadDim;
+        for (int at = 0; at < heads.Length; at += hd) RmsNorm(heads.AsSpan(at, hd).ToArray(), weight).CopyTo(heads, at);
+    }
+
     /// <summary>W·x (+ bias): output r is the dot product of row r with x.</summary>
     private static float[] MatVec(FloatMatrix w, float[] x, float[]? bias = null)
     {
@@ -203,8 +212,8 @@ public sealed class ReferenceModel
     /// Rotary position embedding: in every head, rotates pairs of dimensions by position x frequency. Pair i turns at
     /// base^(-2i/dims) radians per position (fast for the first pairs, slow for the last), divided by the model's
     /// per-pair factor (llama3-style rope_freqs) and scaled by the linear rope scaling. Only the first
-    /// RopeDimensions of a head rotate. llama pairs neighbours (2i, 2i+1); NeoX-style models (qwen2) pair the
-    /// halves (i, i + dims/2).
+    /// RopeDimensions of a head rotate. llama pairs neighbours (2i, 2i+1); NeoX-style models (qwen2, qwen3, phi3)
+    /// pair the halves (i, i + dims/2). LongRoPE models also scale both by their attention factor.
     /// </summary>
     private void Rope(float[] heads, int position)
     {
@@ -213,7 +222,7 @@ public sealed class ReferenceModel
         for (int i = 0; i < half; i++)
         {
             double angle = _c.RopeFrequencyScale * position * Math.Pow(_c.RopeTheta, -2.0 * i / dims) / _ropeFactors[i];
-            double cos = Math.Cos(angle), sin = Math.Sin(angle);
+            double cos = Math.Cos(angle) * _c.RopeAttentionFactor, sin = Math.Sin(angle) * _c.RopeAttentionFactor;
             for (int h = 0; h < heads.Length / hd; h++)
             {
                 int a = h * hd + (neox ? i : 2 * i), b = a + (neox ? half : 1);

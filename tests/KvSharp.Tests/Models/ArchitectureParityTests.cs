@@ -1,0 +1,214 @@
+using KvSharp.Cache;
+using KvSharp.Cache.Policies;
+using KvSharp.Reference;
+using KvSharp.Sampling;
+using KvSharp.Tests.Reference;
+using static KvSharp.Tests.Models.ArchitectureVariants;
+
+namespace KvSharp.Tests.Models;
+
+/// <summary>
+/// The architectures beyond the fixtures' llama and qwen2, on files derived from the fixtures
+/// (<see cref="ArchitectureVariants"/>):
+/// - phi3 (fused attn_qkv and ffn_up, NeoX rope, sliding window, LongRoPE) against llama.cpp b4748's logits for the very
+///   same files (recorded in Models/Architectures: the file's SHA-256, 32 greedy ids, and the logits of every eighth
+///   prompt position and the last, F32 KV cache, 2 threads), with the fixtures' tolerances;
+/// - qwen3 (per-head q/k RMSNorm), which b4748 predates, against <see cref="ReferenceModel"/> and by what the norm
+///   implies: scaling one head's query projection changes nothing.
+/// </summary>
+public class ArchitectureParityTests
+{
+    private static readonly string GoldenDir = System.IO.Path.Combine(TestPaths.RepoRoot, "tests", "KvSharp.Tests", "Models", "Architectures");
+
+    /// <summary>What llama.cpp computed for one variant, loaded with the context <see cref="Context"/>.</summary>
+    private sealed record Golden(string Sha256, int Context, int[] Positions, int[] Greedy, float[] Logits)
+    {
+        public static Golden Read(string name)
+        {
+            string[] lines = File.ReadAllLines(System.IO.Path.Combine(GoldenDir, name + ".txt"));
+            string Field(string key) => lines.Single(l => l.StartsWith(key + ":")).Split(':', 2)[1].Trim();
+            int[] Ints(string key) => Field(key).Split(' ').Select(int.Parse).ToArray();
+            var bytes = File.ReadAllBytes(System.IO.Path.Combine(GoldenDir, name + ".f32"));
+            var logits = new float[bytes.Length / 4];
+            Buffer.BlockCopy(bytes, 0, logits, 0, bytes.Length);
+            return new Golden(Field("sha256"), int.Parse(Field("n_ctx")), Ints("positions"), Ints("greedy"), logits);
+        }
+    }
+
+    public static TheoryData<string, string> Phi3Cases() => new()
+    {
+        { Phi3F32.Name, Phi3F32.Name },
+        { Phi3Q8.Name, Phi3Q8.Name },
+        { Phi3Window.Name, Phi3Window.Name },
+        { Phi3LongRope.Name, Phi3LongRope.Name + ".ctx512" },
+        { Phi3LongRope.Name, Phi3LongRope.Name + ".ctx128" },
+    };
+
+    private static Variant ByName(string name) =>
+        new[] { Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8 }.Single(v => v.Name == name);
+
+    [Theory]
+    [MemberData(nameof(Phi3Cases))]
+    public void Phi3MatchesLlamaCpp(string variant, string goldenName)
+    {
+        var v = ByName(variant);
+        string path = ArchitectureVariants.Path(v);
+        var golden = Golden.Read(goldenName);
+        Assert.Equal(golden.Sha256, Sha256(path));
+        string type = v.Name.Split('.')[^1];
+        var (maxTol, meanTol) = LlamaCppParityTests.Tolerance(type);
+        var prompt = Fixtures.All[0].PromptIds;
+
+        using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2, ContextLength = golden.Context });
+        Assert.Equal("phi3", model.Config.Architecture);
+        int vocab = model.Config.VocabSize;
+        var policy = KvCachePolicy.OfModel(model.Config, golden.Context);
+        var batch = model.Evaluate(prompt, model.CreateCache(policy, KvCacheMode.Contiguous, golden.Context), allLogits: true);
+        var cache = model.CreateCache(policy, KvCacheMode.Contiguous, golden.Context);
+        var sequential = new float[prompt.Length * vocab];
+        for (int i = 0; i < prompt.Length; i++) model.Evaluate(prompt.AsSpan(i, 1), cache).CopyTo(sequential, i * vocab);
+        Assert.Equal(batch, sequential);
+
+        var ours = golden.Positions.SelectMany(p => batch.AsSpan(p * vocab, vocab).ToArray()).ToArray();
+        LlamaCppParityTests.Compare(golden.Logits, ours, vocab, maxTol, meanTol, $"{goldenName} vs llama.cpp");
+
+        // Greedy continuation from the sequential cache: llama.cpp's ids while its choice is not nearly tied.
+        var logits = sequential[^vocab..];
+        for (int step = 0; step < golden.Greedy.Length; step++)
+        {
+            int token = Sampler.ArgMax(logits);
+            if (ReferenceOracle.TopTwoMargin(logits) < 2 * maxTol) break;
+            Assert.True(golden.Greedy[step] == token, $"{goldenName}: greedy step {step}: llama.cpp {golden.Greedy[step]}, ours {token}");
+            logits = model.Evaluate([token], cache);
+        }
+    }
+
+    [Fact]
+    public void Phi3FusedMatricesGiveTheLlamaWeightsTheirOwnViews()
+    {
+        using var phi3 = LlmModel.Load(ArchitectureVariants.Path(Phi3Q8), new ModelLoadOptions { Threads = 1 });
+        using var llama = LlmModel.Load(TestPaths.Fixture(Phi3Q8.Source), new ModelLoadOptions { Threads = 1 });
+        for (int l = 0; l < llama.Config.LayerCount; l++)
+        {
+            var (a, b) = (phi3.Weights.Layers[l], llama.Weights.Layers[l]);
+            foreach (var (fused, own) in new[] { (a.Query, b.Query), (a.Key, b.Key), (a.Value, b.Value), (a.Gate, b.Gate), (a.Up, b.Up) })
+            {
+                Assert.Equal((own.Type, own.Rows, own.Cols), (fused.Type, fused.Rows, fused.Cols));
+                for (int r = 0; r < own.Rows; r++) Assert.True(own.Row(r).SequenceEqual(fused.Row(r)), $"layer {l} row {r}");
+            }
+        }
+    }
+
+    [Fact]
+    public void LongRopeWithItsShortFactorsRefusesPositionsPastTheOriginalContext()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(Phi3LongRope), new ModelLoadOptions { Threads = 2, ContextLength = LongRopeOriginalContext });
+        Assert.Equal(LongRopeOriginalContext, model.Weights.RopePositionLimit);
+        var cache = model.CreateCache(KvCacheMode.Contiguous, 512);
+        model.Evaluate(new int[LongRopeOriginalContext], cache);
+        var e = Assert.Throws<KvSharp.Models.ContextOverflowException>(() => model.Evaluate([1], cache));
+        Assert.Contains($"original {LongRopeOriginalContext}-token context", e.Message);
+        Assert.Contains("ContextLength", e.Message);
+
+        // By default sessions may use the trained context (512 here), so the long factors, as llama.cpp takes at its default n_ctx.
+        using var longModel = LlmModel.Load(ArchitectureVariants.Path(Phi3LongRope), new ModelLoadOptions { Threads = 2 });
+        Assert.Null(longModel.Weights.RopePositionLimit);
+        longModel.Evaluate(new int[LongRopeOriginalContext + 1], longModel.CreateCache(KvCacheMode.Contiguous, 512));
+    }
+
+    [Theory]
+    [InlineData("F32")]
+    [InlineData("Q8_0")]
+    public void Qwen3MatchesTheReferenceModel(string type)
+    {
+        var v = type == "F32" ? Qwen3F32 : Qwen3Q8;
+        using var model = LlmModel.Load(ArchitectureVariants.Path(v), new ModelLoadOptions { Threads = 2 });
+        Assert.Equal("qwen3", model.Config.Architecture);
+        Assert.True(model.Config.HasQkNorm);
+        Assert.All(model.Weights.Layers, l => Assert.Null(l.QueryBias));
+        int vocab = model.Config.VocabSize;
+        var prompt = Fixtures.All[0].PromptIds;
+        var expected = ReferenceOracle.Logits(new ReferenceModel(model.Config, model.Weights, 128), prompt);
+        var batch = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 128), allLogits: true);
+        ReferenceOracle.AssertClose(expected, batch, vocab, type, $"{v} prefill");
+        var cache = model.CreateCache(KvCacheMode.Static, 128);
+        var sequential = new float[prompt.Length * vocab];
+        for (int i = 0; i < prompt.Length; i++) model.Evaluate(prompt.AsSpan(i, 1), cache).CopyTo(sequential, i * vocab);
+        Assert.Equal(batch, sequential);
+    }
+
+    /// <summary>
+    /// The q/k norm is per head: tripling one head's query rows (F32, so exactly) leaves qwen3's logits as they were, and
+    /// moves qwen2's (the same weights without the norms) - so the norm is there, and over a head, not the whole vector.
+    /// </summary>
+    [Fact]
+    public void Qwen3NormalisesEachHeadOfTheQueries()
+    {
+        string scaled = Rescaled(ArchitectureVariants.Path(Qwen3F32));
+        var prompt = Fixtures.All[0].PromptIds.AsSpan(0, 24).ToArray();
+        float[] Run(string path)
+        {
+            using var m = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
+            return m.Evaluate(prompt, m.CreateCache(KvCacheMode.Contiguous, 64), allLogits: true);
+        }
+        var before = Run(ArchitectureVariants.Path(Qwen3F32));
+        var after = Run(scaled);
+        Assert.True(before.Zip(after).Max(p => MathF.Abs(p.First - p.Second)) < 1e-4f, "tripling head 0's query rows changed qwen3's logits");
+
+        string qwen2 = Rescaled(TestPaths.Fixture(Qwen3F32.Source));
+        float moved = Run(TestPaths.Fixture(Qwen3F32.Source)).Zip(Run(qwen2)).Max(p => MathF.Abs(p.First - p.Second));
+        Assert.True(moved > 0.01f, $"tripling head 0's query rows should move qwen2's logits, moved {moved}");
+    }
+
+    /// <summary>A copy whose blk.*.attn_q.weight has its first head's rows (and bias) times 3.</summary>
+    private static string Rescaled(string source)
+    {
+        using var g = KvSharp.Gguf.GgufFile.Open(source);
+        var config = KvSharp.Models.ModelConfig.FromGguf(g);
+        int rowsOfHead = config.HeadDim, cols = config.EmbeddingDim;
+        var w = new KvSharp.Gguf.GgufWriter(g.Alignment, g.Version);
+        foreach (var key in g.MetadataKeys) if (key != "general.alignment") w.Add(key, g.Metadata[key]);
+        foreach (var t in g.Tensors)
+        {
+            var data = g.GetTensorBytes(t).ToArray();
+            bool q = t.Name.EndsWith(".attn_q.weight"), bias = t.Name.EndsWith(".attn_q.bias");
+            if (q || bias)
+            {
+                Assert.Equal(KvSharp.Tensors.GgmlType.F32, t.Type);
+                var f = new float[data.Length / 4];
+                Buffer.BlockCopy(data, 0, f, 0, data.Length);
+                for (int i = 0; i < (q ? rowsOfHead * cols : rowsOfHead); i++) f[i] *= 3;
+                Buffer.BlockCopy(f, 0, data, 0, data.Length);
+            }
+            w.AddTensor(t.Name, t.Type, t.Dimensions, data);
+        }
+        string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kvsharp-test-{Guid.NewGuid():N}.gguf");
+        w.Write(path);
+        return path;
+    }
+
+    [Fact]
+    public void ATensorTheArchitectureDoesNotUseIsRefusedByName()
+    {
+        string path = GgufRewrite.Rewrite("llama-gqa.F32.gguf",
+            add: w => w.AddTensor("blk.0.attn_output.bias", [256], new float[256]));
+        var e = Assert.Throws<KvSharp.Models.ModelFormatException>(() => LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }));
+        Assert.Contains("'blk.0.attn_output.bias'", e.Message);
+        Assert.Contains("llama", e.Message);
+    }
+
+    [Fact]
+    public void Qwen3WithoutItsNormsIsRefusedByName()
+    {
+        string path = GgufRewrite.Rewrite(ArchitectureVariants.Path(Qwen3F32),
+            tensor: t => t.Name == "blk.1.attn_k_norm.weight" ? null : (t.Type, t.Dimensions, ReadTensor(ArchitectureVariants.Path(Qwen3F32), t.Name)));
+        var e = Assert.Throws<KvSharp.Models.ModelFormatException>(() => LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }));
+        Assert.Contains("'blk.1.attn_k_norm.weight' is missing", e.Message);
+    }
+
+    private static byte[] ReadTensor(string path, string name)
+    {
+        using var g = KvSharp.Gguf.GgufFile.Open(path);
+        return g.GetTensorBytes(g.Tensors.Single(t => t.Name == name)).ToArray();
+    }
+}
