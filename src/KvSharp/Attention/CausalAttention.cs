@@ -56,6 +56,44 @@ public static class CausalAttention
         where TKey : struct, IKvElement<TKey>
         where TValue : struct, IKvElement<TValue>
     {
+        if (block.Window < 0 || block.SoftCap < 0 || !float.IsFinite(block.SoftCap))
+            throw new ArgumentOutOfRangeException(nameof(block), $"window {block.Window} and soft cap {block.SoftCap} must be 0 (none) or positive");
+        if (block.Window > 0 && block.End > block.Window) AttendWindowed<TRows, TKey, TValue>(block, rows, scale, scratch);
+        else AttendAll<TRows, TKey, TValue>(block, rows, scale, scratch);
+    }
+
+    /// <summary>
+    /// A block under a sliding window of which some tokens no longer see position 0. The tokens that still see every
+    /// position before them (a prefix of the block) run as one block; each later token runs alone over its window's
+    /// rows numbered from 0 (<see cref="ShiftedKvRows{TRows, TKey, TValue}"/>), as the last of them. Keys carry their
+    /// rotation already, so renumbering the rows changes nothing but which are read; and since a token past the window
+    /// runs alone whatever block it came in, a prefill gives the bits of decoding its tokens one by one.
+    /// </summary>
+    private static void AttendWindowed<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
+    {
+        if (TKey.ViewDependsOnQuery || TValue.ViewDependsOnQuery)
+            throw new NotSupportedException("a sliding-window layer cannot read KIVI rows (their view depends on the position they are read from)");
+        int window = block.Window, first = block.FirstPosition, seeAll = Math.Clamp(window - first, 0, block.Tokens);
+        if (seeAll > 0) AttendAll<TRows, TKey, TValue>(Tokens(block, 0, seeAll), rows, scale, scratch);
+        int width = block.GroupSize * block.HeadDim;
+        for (int t = seeAll; t < block.Tokens; t++)
+        {
+            var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
+                window - 1, block.GroupSize, block.HeadDim) { SoftCap = block.SoftCap };
+            AttendAll<ShiftedKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new ShiftedKvRows<TRows, TKey, TValue>(rows, first + t - window + 1),
+                scale, scratch);
+        }
+    }
+
+    /// <summary><see cref="Attend{TRows, TKey, TValue}"/> of a block every token of which sees positions [0, its own].</summary>
+    private static void AttendAll<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
+        where TRows : IKvRows<TKey, TValue>, allows ref struct
+        where TKey : struct, IKvElement<TKey>
+        where TValue : struct, IKvElement<TValue>
+    {
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
@@ -272,7 +310,7 @@ public static class CausalAttention
     /// <summary>Tokens [<paramref name="from"/>, <paramref name="to"/>) of a block, as a block of their own.</summary>
     private static QueryBlock Tokens(scoped in QueryBlock block, int from, int to) =>
         new(block.Queries[(from * block.Stride)..], block.Output[(from * block.Stride)..], to - from, block.Stride, block.FirstPosition + from,
-            block.GroupSize, block.HeadDim);
+            block.GroupSize, block.HeadDim) { Window = block.Window, SoftCap = block.SoftCap };
 
     /// <summary>
     /// One tile folded into the block's queries: each side's rows as stored or as floats (read as a query at
@@ -368,6 +406,8 @@ public static class CausalAttention
                 keyPlanes);
             ahead.WhileScoring(j);
         }
+        // Scores past a query's causal bound are capped too, and never read.
+        if (block.SoftCap > 0) FloatOps.SoftCap(scores[..(count * TileSize)], block.SoftCap);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);

@@ -18,6 +18,15 @@ public readonly ref struct QueryBlock
     public int FirstPosition { get; }
     public int GroupSize { get; }
     public int HeadDim { get; }
+    /// <summary>
+    /// A sliding window (Gemma 2/3's local layers, Mistral-style): token t sees only the last Window positions up to its
+    /// own, [FirstPosition + t - Window + 1, FirstPosition + t]; 0 for none.
+    /// </summary>
+    public int Window { get; init; }
+    /// <summary>
+    /// Logit soft-capping (Gemma 2): each score s (already scaled) becomes cap x tanh(s / cap) before the softmax; 0 for none.
+    /// </summary>
+    public float SoftCap { get; init; }
 
     public QueryBlock(ReadOnlySpan<float> queries, Span<float> output, int tokens, int stride, int firstPosition,
         int groupSize, int headDim)
@@ -28,6 +37,7 @@ public readonly ref struct QueryBlock
         if (stride < groupSize * headDim)
             throw new ArgumentOutOfRangeException(nameof(stride), stride, $"tokens would overlap: a token's group is {groupSize * headDim} floats");
         if (firstPosition < 0) throw new ArgumentOutOfRangeException(nameof(firstPosition), firstPosition, "positions start at 0");
+        // Window and SoftCap are set by initializer; a negative one is refused where it is used (CausalAttention).
         int span = (tokens - 1) * stride + groupSize * headDim;
         if (queries.Length < span || output.Length < span)
             throw new ArgumentException($"{tokens} tokens with stride {stride} need {span} floats; queries hold {queries.Length}, output {output.Length}");

@@ -82,6 +82,7 @@ public sealed class KvCache : IKvStore
     {
         ArgumentNullException.ThrowIfNull(policy);
         policy.Validate(maxLength);
+        LayerWindows.Refuse(config, policy, format);
         Policy = policy;
         MaxLength = maxLength;
         if (policy.KeepsEverything) return;
@@ -260,6 +261,8 @@ public sealed class KvCache : IKvStore
     public void Shift(int keep, int discard, RotaryEmbedding rope)
     {
         ArgumentNullException.ThrowIfNull(rope);
+        if (Config.HasLayerWindows)
+            throw new NotSupportedException($"a context shift does not apply to {Config.Architecture}: its local layers attend through a window of positions (and may rotate with another rope base), which a shift would renumber under them");
         if (_window != null)
             throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
         if (_scored != null)

@@ -4,7 +4,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama, qwen2, qwen3, phi3) over a batch of tokens that may belong to several sequences, each
+/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) over a batch of tokens that may belong to several sequences, each
 /// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
 /// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
 /// logits are bit-identical however it was batched.
@@ -18,12 +18,15 @@ public sealed class ForwardPass
     private readonly KernelPool _pool;
     private readonly MatMul _matMul;
     private readonly RotaryEmbedding _rope;
+    // Gemma 3's local layers rotate with a rope base of their own: their angles, or null where every layer shares one.
+    private readonly RotaryEmbedding? _localRope;
     private readonly float _attentionScale;
     // Attention scratch is laid out [kv head][row]: a query block uses its rows' share, so items never overlap.
     private readonly int _scratchPerRow;
 
     // Activations for up to MaxBatch tokens, row-major [token][feature].
     private readonly float[] _x, _xb, _q, _k, _v, _attn, _proj, _gate, _up, _cos, _sin, _attnScratch, _hidden;
+    private readonly float[]? _localCos, _localSin;
     // Per row: the sequence it belongs to and its position there.
     private readonly IKvStore[] _rowStore;
     private readonly int[] _rowPosition;
@@ -57,7 +60,13 @@ public sealed class ForwardPass
         _pool = pool;
         _matMul = new MatMul(pool);
         _rope = new RotaryEmbedding(config, weights.RopeFrequencyFactors);
-        _attentionScale = 1f / MathF.Sqrt(config.HeadDim);
+        if (config.LocalRopeTheta is float localTheta)
+        {
+            _localRope = new RotaryEmbedding(config with { RopeTheta = localTheta, RopeFrequencyScale = 1f }, null);
+            _localCos = new float[maxBatch * config.RopeDimensions / 2];
+            _localSin = new float[maxBatch * config.RopeDimensions / 2];
+        }
+        _attentionScale = config.AttentionScale;
         MaxBatch = maxBatch;
         _x = new float[maxBatch * config.EmbeddingDim];
         _xb = new float[maxBatch * config.EmbeddingDim];
@@ -183,7 +192,9 @@ public sealed class ForwardPass
         for (int t = 0; t < n; t++)
         {
             Dequantize.Row(_w.TokenEmbedding.Type, _w.TokenEmbedding.Row(tokens[t]), x.Slice(t * e, e));
+            if (_c.EmbeddingScale != 1f) FloatOps.Scale(x.Slice(t * e, e), _c.EmbeddingScale);
             _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
+            _localRope?.Angles(_rowPosition[t], _localCos.AsSpan(t * half, half), _localSin.AsSpan(t * half, half));
             // ggml multiplies cos and sin by the attention factor (mscale) where it computes them.
             if (_c.RopeAttentionFactor != 1f)
             {
@@ -198,7 +209,7 @@ public sealed class ForwardPass
             var layer = _w.Layers[l];
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
-            var norm = new NormRowsWork(this, layer.AttentionNorm, n);
+            var norm = new NormRowsWork(this, _x, layer.AttentionNorm, n, _xb);
             _pool.Run(ref norm, NormRowsWork.Items(n));
             _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, xb, n);
             var positions = new PositionRowsWork(this, l);
@@ -206,18 +217,28 @@ public sealed class ForwardPass
             var work = new AttentionWork(this, l);
             _pool.Run(ref work, _blockCount * _headGroups);
             _matMul.Multiply(layer.AttentionOutput, attn, n, proj);
+            PostNorm(layer.AttentionPostNorm, n);
             FloatOps.Add(x, proj);
 
-            // Feed-forward block: norm, SwiGLU, down projection, residual.
-            norm = new NormRowsWork(this, layer.FeedForwardNorm, n);
+            // Feed-forward block: norm, SwiGLU (GeGLU for gemma), down projection, residual.
+            norm = new NormRowsWork(this, _x, layer.FeedForwardNorm, n, _xb);
             _pool.Run(ref norm, NormRowsWork.Items(n));
             _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
-            var swiGlu = new SwiGluRowsWork(this);
-            _pool.Run(ref swiGlu, n);
+            var gated = new GatedRowsWork(this);
+            _pool.Run(ref gated, n);
             _matMul.Multiply(layer.Down, gate, n, proj);
+            PostNorm(layer.FeedForwardPostNorm, n);
             FloatOps.Add(x, proj);
             ThrowIfNonFinite(x, l);
         }
+    }
+
+    /// <summary>Gemma 2/3: the block's output (in _proj) RMS-normalised in place before it joins the residual stream.</summary>
+    private void PostNorm(float[]? weight, int n)
+    {
+        if (weight == null) return;
+        var norm = new NormRowsWork(this, _proj, weight, n, _proj);
+        _pool.Run(ref norm, NormRowsWork.Items(n));
     }
 
     private const int EmbeddingStage = -1;
@@ -303,7 +324,9 @@ public sealed class ForwardPass
         // A decode token's heads in one call where the store can: across the heads a block's rows are one run, not a
         // short run per head (`small` Q4_0, F32 KV, two threads: steps of 1-64 sequences at 32-96 positions in 0.91-0.96x the time).
         int heads = end - firstHead, groupAt = first * _c.QueryDim + firstHead * width;
-        if (tokens == 1 && _rowStore[first].TryAttendHeads(layer, firstHead, heads, _q.AsSpan(groupAt, heads * width), _attn.AsSpan(groupAt, heads * width),
+        int window = _c.LayerWindow(layer);
+        // The heads-together path has neither windows nor soft caps: such a layer's heads go one at a time.
+        if (tokens == 1 && window == 0 && _c.AttentionSoftCap == 0 && _rowStore[first].TryAttendHeads(layer, firstHead, heads, _q.AsSpan(groupAt, heads * width), _attn.AsSpan(groupAt, heads * width),
                 _rowPosition[first], _attentionScale, _attnScratch.AsSpan((firstHead * MaxBatch + first) * _scratchPerRow), MaxBatch * _scratchPerRow))
             return;
         for (int h = firstHead; h < end; h++)
@@ -312,7 +335,8 @@ public sealed class ForwardPass
             if (h + 1 < end) _rowStore[first].Prefetch(layer, h + 1, _rowPosition[first] + tokens);
             int at = first * _c.QueryDim + h * width;
             // Token first + i sees positions [0, its position]: the causal mask.
-            var block = new QueryBlock(_q.AsSpan(at, span), _attn.AsSpan(at, span), tokens, _c.QueryDim, _rowPosition[first], group, hd);
+            var block = new QueryBlock(_q.AsSpan(at, span), _attn.AsSpan(at, span), tokens, _c.QueryDim, _rowPosition[first], group, hd)
+                { Window = window, SoftCap = _c.AttentionSoftCap };
             _rowStore[first].Attend(layer, h, block, _attentionScale,
                 _attnScratch.AsSpan((h * MaxBatch + first) * _scratchPerRow, tokens * _scratchPerRow));
         }
@@ -336,6 +360,7 @@ public sealed class ForwardPass
         }
         if (rows == 0) return;
         _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
+        if (_c.FinalLogitSoftCap > 0) FloatOps.SoftCap(logits[..(rows * _c.VocabSize)], _c.FinalLogitSoftCap);
         ThrowIfNonFinite(logits[..(rows * _c.VocabSize)], _c.LayerCount);
     }
 
@@ -344,11 +369,12 @@ public sealed class ForwardPass
     // arithmetic is the same whichever thread runs it and however many rows share the step.
 
     /// <summary>
-    /// xb[t] = RMSNorm(x[t]) x weight, <see cref="RowsPerItem"/> rows an item: a row's sum of squares is a chain of
-    /// double adds whose order fixes its bits, and <see cref="FloatOps.RmsNormRows"/> runs four rows' chains side by
-    /// side (at 16 decoding sequences a norm took 12 µs of a layer, one row after another).
+    /// to[t] = RMSNorm(from[t]) x weight (from _x to _xb, or a block's output in place), <see cref="RowsPerItem"/> rows
+    /// an item: a row's sum of squares is a chain of double adds whose order fixes its bits, and
+    /// <see cref="FloatOps.RmsNormRows"/> runs four rows' chains side by side (at 16 decoding sequences a norm took 12 µs
+    /// of a layer, one row after another).
     /// </summary>
-    private readonly struct NormRowsWork(ForwardPass owner, float[] weight, int rows) : IParallelWork
+    private readonly struct NormRowsWork(ForwardPass owner, float[] from, float[] weight, int rows, float[] to) : IParallelWork
     {
         private const int RowsPerItem = 4;
 
@@ -357,7 +383,7 @@ public sealed class ForwardPass
         public void Execute(int item)
         {
             int e = owner._c.EmbeddingDim, first = item * RowsPerItem, count = Math.Min(RowsPerItem, rows - first);
-            FloatOps.RmsNormRows(owner._x.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, owner._xb.AsSpan(first * e, count * e));
+            FloatOps.RmsNormRows(from.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
         }
     }
 
@@ -380,8 +406,9 @@ public sealed class ForwardPass
         // qwen3: every head of q and k RMS-normalised on its own, before the rotation.
         if (layer.QueryNorm != null) NormHeads(q, layer.QueryNorm);
         if (layer.KeyNorm != null) NormHeads(k, layer.KeyNorm);
-        var cos = _cos.AsSpan(t * half, half);
-        var sin = _sin.AsSpan(t * half, half);
+        bool local = _localRope != null && _c.LayerWindow(l) > 0;
+        var cos = (local ? _localCos : _cos).AsSpan(t * half, half);
+        var sin = (local ? _localSin : _sin).AsSpan(t * half, half);
         _rope.Apply(q, _c.HeadDim, cos, sin);
         _rope.Apply(k, _c.HeadDim, cos, sin);
         // Rows of one sequence go to distinct positions of blocks reserved before the step: no two writes overlap.
@@ -395,13 +422,14 @@ public sealed class ForwardPass
             FloatOps.RmsNorm(heads.Slice(at, hd), weight, _c.RmsNormEps, heads.Slice(at, hd));
     }
 
-    /// <summary>gate[t] = SiLU(gate[t]) x up[t].</summary>
-    private readonly struct SwiGluRowsWork(ForwardPass owner) : IParallelWork
+    /// <summary>gate[t] = SiLU(gate[t]) x up[t], or GELU(gate[t]) x up[t] for gemma.</summary>
+    private readonly struct GatedRowsWork(ForwardPass owner) : IParallelWork
     {
         public void Execute(int t)
         {
             int f = owner._c.FeedForwardDim;
-            FloatOps.SwiGlu(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
+            if (owner._c.Activation == FeedForwardActivation.GeluTanh) Gelu.GeGlu(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
+            else FloatOps.SwiGlu(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
         }
     }
 }

@@ -67,7 +67,9 @@ public static unsafe class GgufModelLoader
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
                 QueryNorm = OptionalVector(file, p + "attn_q_norm.weight", c.HeadDim, c.HasQkNorm),
                 KeyNorm = OptionalVector(file, p + "attn_k_norm.weight", c.HeadDim, c.HasQkNorm),
+                AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
                 FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
+                FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
                 Gate = Interleave(gate),
                 Up = Interleave(up),
                 Down = Matrix(p + "ffn_down.weight", f, e),
@@ -75,7 +77,7 @@ public static unsafe class GgufModelLoader
             if (!c.HasQkNorm && (layers[i].QueryNorm != null || layers[i].KeyNorm != null))
                 throw new ModelFormatException($"{file.Path}: {c.Architecture} has no q/k norms but the file holds '{p}attn_q_norm.weight' or '{p}attn_k_norm.weight'");
             foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
-                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" })
+                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
                 used.Add(p + name + ".weight");
             foreach (string name in new[] { "attn_q", "attn_k", "attn_v" }) used.Add(p + name + ".bias");
         }

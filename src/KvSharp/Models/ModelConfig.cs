@@ -11,6 +11,15 @@ public enum RopeStyle
     NeoX,
 }
 
+/// <summary>The feed-forward block's gate activation.</summary>
+public enum FeedForwardActivation
+{
+    /// <summary>SwiGLU: silu(gate) x up (llama, qwen, phi3).</summary>
+    Silu,
+    /// <summary>GeGLU: gelu(gate) x up with GELU's tanh approximation, as ggml computes it (gemma).</summary>
+    GeluTanh,
+}
+
 /// <summary>The hyperparameters of a decoder-only transformer, read from GGUF metadata or a llama2.c header.</summary>
 public sealed record ModelConfig
 {
@@ -29,6 +38,37 @@ public sealed record ModelConfig
     /// layer (Mistral-style); null when every layer attends to the whole context.
     /// </summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>
+    /// Interleaved local and global layers (Gemma 2: 2, Gemma 3: 6): with a pattern of n, layer l attends through
+    /// <see cref="SlidingWindow"/> when l % n &lt; n - 1 and to the whole context otherwise; the window is then masked in
+    /// the attention kernel on a full cache. 0: <see cref="SlidingWindow"/> (if any) applies to every layer as a cache
+    /// policy (Mistral-style).
+    /// </summary>
+    public int SlidingWindowPattern { get; init; }
+    /// <summary>The rope base of the local (sliding-window) layers where it differs from the global one (Gemma 3: 10,000).</summary>
+    public float? LocalRopeTheta { get; init; }
+    /// <summary>Multiplies the token embedding (Gemma: sqrt of the embedding width).</summary>
+    public float EmbeddingScale { get; init; } = 1f;
+    public FeedForwardActivation Activation { get; init; } = FeedForwardActivation.Silu;
+    /// <summary>Gemma 2/3 RMS-normalise the attention and feed-forward outputs before adding them to the residual stream.</summary>
+    public bool HasPostNorms { get; init; }
+    /// <summary>Attention scores soft-capped at this (Gemma 2: 50); 0 for none.</summary>
+    public float AttentionSoftCap { get; init; }
+    /// <summary>Logits soft-capped at this (Gemma 2: 30); 0 for none.</summary>
+    public float FinalLogitSoftCap { get; init; }
+    /// <summary>
+    /// What scores are multiplied by: 1/sqrt(head_dim), except the 27B Gemma 2/3, which scale by 1/sqrt(embedding / heads)
+    /// as llama.cpp does (their query_pre_attn_scalar; GGUF has no key for it, llama.cpp tells them by layer count).
+    /// </summary>
+    public float? AttentionScaleOverride { get; init; }
+    public float AttentionScale => AttentionScaleOverride ?? 1f / MathF.Sqrt(HeadDim);
+
+    /// <summary>The window layer <paramref name="layer"/> attends through inside the kernel (0: the whole context).</summary>
+    public int LayerWindow(int layer) =>
+        SlidingWindowPattern > 0 && SlidingWindow is int w && layer % SlidingWindowPattern < SlidingWindowPattern - 1 ? w : 0;
+
+    /// <summary>Some layers attend through a window of their own (<see cref="SlidingWindowPattern"/>), others to everything.</summary>
+    public bool HasLayerWindows => SlidingWindowPattern > 0 && SlidingWindow != null;
     public required float RmsNormEps { get; init; }
     public required float RopeTheta { get; init; }
     public required RopeStyle RopeStyle { get; init; }
@@ -68,7 +108,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -128,6 +168,17 @@ public sealed record ModelConfig
         int vocab = Count("vocab_size")
             ?? token?.Length ?? (int)(file.FindTensor("token_embd.weight")?.Dimensions is { Length: 2 } d ? Math.Min(d[1], int.MaxValue) : 0);
 
+        bool gemma = arch is "gemma" or "gemma2" or "gemma3";
+        int? window = Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : null);
+        float SoftCap(string key, float gemma2Default)
+        {
+            if (!file.TryGetFloat($"{arch}.{key}", out float cap)) return arch == "gemma2" ? gemma2Default : 0f;
+            if (!(cap > 0) || !float.IsFinite(cap)) throw new ModelFormatException($"{file.Path}: metadata '{arch}.{key}' = {cap} is not a positive finite number");
+            return cap;
+        }
+        // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
+        bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
+
         var config = new ModelConfig
         {
             Architecture = arch,
@@ -140,17 +191,25 @@ public sealed record ModelConfig
             FeedForwardDim = ffn,
             VocabSize = vocab,
             TrainedContextLength = ctx,
-            SlidingWindow = Count("attention.sliding_window"),
+            SlidingWindow = window,
+            SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
+            LocalRopeTheta = arch == "gemma3" ? 10000f : null,
+            EmbeddingScale = gemma ? MathF.Sqrt(embd) : 1f,
+            Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            HasPostNorms = arch is "gemma2" or "gemma3",
+            AttentionSoftCap = arch == "gemma2" ? SoftCap("attn_logit_softcapping", 50f) : 0f,
+            FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? SoftCap("final_logit_softcapping", 30f) : 0f,
+            AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen3" or "phi3" ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen3" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = scalingType is "longrope",
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch == "qwen2",
-            HasQkNorm = arch == "qwen3",
+            HasQkNorm = arch is "qwen3" or "gemma3",
         };
         config.Validate(file.Path);
         return config;

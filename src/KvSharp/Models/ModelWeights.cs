@@ -17,6 +17,9 @@ public sealed class LayerWeights
     public float[]? QueryNorm { get; init; }
     public float[]? KeyNorm { get; init; }
     public required float[] FeedForwardNorm { get; init; }
+    /// <summary>RMSNorm weights of the attention and feed-forward outputs (Gemma 2/3); null where the model has none.</summary>
+    public float[]? AttentionPostNorm { get; init; }
+    public float[]? FeedForwardPostNorm { get; init; }
     public required WeightMatrix Gate { get; init; }
     public required WeightMatrix Up { get; init; }
     public required WeightMatrix Down { get; init; }

@@ -54,6 +54,11 @@ public sealed record ModelFingerprint(string Architecture, string Shape, string 
                 Vector(layer.KeyNorm);
             }
             Vector(layer.FeedForwardNorm);
+            if (layer.AttentionPostNorm != null || layer.FeedForwardPostNorm != null)
+            {
+                Vector(layer.AttentionPostNorm);
+                Vector(layer.FeedForwardPostNorm);
+            }
         }
         Vector(weights.OutputNorm);
         Matrix(weights.Output);

@@ -12,15 +12,16 @@ public static class ReferenceAttention
     /// <paramref name="values"/> (query.Length floats each) is position j; a query at position p reads length = p + 1
     /// rows, and not reading the rows after it is the whole causal mask.
     /// </summary>
+    /// <param name="softCap">Gemma 2's soft-capping: each score s becomes cap x tanh(s / cap) before the softmax; 0 for none.</param>
     public static void Attend(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
-        int length, double scale, Span<float> output)
+        int length, double scale, Span<float> output, double softCap = 0)
     {
         int d = query.Length;
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "a query attends to at least itself");
         if (keys.Length < length * d || values.Length < length * d || output.Length < d)
             throw new ArgumentException($"{length} rows of {d} need {length * d} floats; keys hold {keys.Length}, values {values.Length}, output {output.Length} (needs {d})");
 
-        var weights = Weights(query, keys, length, scale, out double sum);
+        var weights = Weights(query, keys, length, scale, out double sum, softCap);
 
         // The output is the average of the values, weighted by the softmax.
         for (int i = 0; i < d; i++)
@@ -43,7 +44,8 @@ public static class ReferenceAttention
     }
 
     /// <summary>exp(score - max score) per position, and their sum.</summary>
-    private static double[] Weights(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, int length, double scale, out double sum)
+    private static double[] Weights(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, int length, double scale, out double sum,
+        double softCap = 0)
     {
         int d = query.Length;
         // How well each position's key matches the query. Subtracting the largest score before exp changes nothing
@@ -53,6 +55,7 @@ public static class ReferenceAttention
         for (int j = 0; j < length; j++)
         {
             weights[j] = Dot(query, keys.Slice(j * d, d)) * scale;
+            if (softCap > 0) weights[j] = softCap * Math.Tanh(weights[j] / softCap);
             max = Math.Max(max, weights[j]);
         }
         sum = 0;

@@ -1,10 +1,11 @@
 using KvSharp.Cache.Policies;
 using KvSharp.Models;
+using KvSharp.Tensors;
 
 namespace KvSharp.Reference;
 
 /// <summary>
-/// The whole transformer (llama, qwen2, qwen3, phi3) written to be read: one token at a time, plain loops, every sum in double.
+/// The whole transformer (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) written to be read: one token at a time, plain loops, every sum in double.
 /// Start here to learn what the model computes. <see cref="ForwardPass"/> computes the same thing fast (batches of
 /// tokens from many sequences, SIMD kernels on the quantized weights, activations quantized as llama.cpp does, a
 /// cache layer of its own); the tests hold it to this class.
@@ -43,6 +44,8 @@ public sealed class ReferenceModel
         _c = config;
         ContextLength = contextLength ?? config.TrainedContextLength;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
+        if (config.HasLayerWindows && !Policy.KeepsEverything)
+            throw new NotSupportedException($"cache policy '{Policy}' does not apply to {config.Architecture}, whose local layers attend through windows of their own");
         if (Policy.EvictsByScore) Scored = new ScoredReference(config, Policy, ContextLength);
         _ropeFactors = weights.RopeFrequencyFactors ?? Enumerable.Repeat(1f, config.RopeDimensions / 2).ToArray();
         _embedding = FloatMatrix.From(weights.TokenEmbedding);
@@ -94,6 +97,8 @@ public sealed class ReferenceModel
 
         // The residual stream: every block reads a normalised copy of it and adds its result back.
         float[] x = _embedding.Row(token).ToArray();
+        // Gemma scales the embedding up by sqrt(width), so the stream starts at the size its norms expect.
+        for (int i = 0; i < x.Length; i++) x[i] *= _c.EmbeddingScale;
         for (int l = 0; l < _c.LayerCount; l++)
         {
             var w = _layers[l];
@@ -111,36 +116,46 @@ public sealed class ReferenceModel
             if (Policy.Window != null) AttendKept(l, q, k, v, pos, x);
             else
             {
-                Rope(q, pos);
-                Rope(k, pos);
+                Rope(q, pos, l);
+                Rope(k, pos, l);
                 for (int h = 0; h < _c.KvHeadCount; h++)
                 {
                     Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);
                     Array.Copy(v, h * hd, _values[l][h], pos * hd, hd);
                 }
-                // Each query head attends over positions 0..pos of its KV head. With grouped-query attention (GQA) a run
-                // of GroupSize consecutive query heads shares one KV head, which is what shrinks the cache.
+                // Each query head attends over positions 0..pos of its KV head (a local layer of Gemma 2/3: the last
+                // Window of them). With grouped-query attention (GQA) a run of GroupSize consecutive query heads shares
+                // one KV head, which is what shrinks the cache.
+                int window = _c.LayerWindow(l), from = window > 0 ? Math.Max(0, pos + 1 - window) : 0;
                 var attention = new float[_c.QueryDim];
                 if (Scored != null) Scored.Attend(l, q, _keys[l], _values[l], pos, attention);
                 else for (int h = 0; h < _c.HeadCount; h++)
                 {
                     int kvHead = h / _c.GroupSize;
-                    ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead], _values[l][kvHead], pos + 1,
-                        1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
+                    ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead].AsSpan(from * hd), _values[l][kvHead].AsSpan(from * hd),
+                        pos + 1 - from, _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
                 }
-                Add(x, MatVec(w.AttentionOutput, attention));
+                Add(x, PostNorm(MatVec(w.AttentionOutput, attention), w.AttentionPostNorm));
             }
 
-            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)).
+            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)).
             xb = RmsNorm(x, w.FeedForwardNorm);
             float[] gate = MatVec(w.Gate, xb), up = MatVec(w.Up, xb);
-            for (int i = 0; i < gate.Length; i++) gate[i] = (float)(Silu(gate[i]) * up[i]);
-            Add(x, MatVec(w.Down, gate));
+            for (int i = 0; i < gate.Length; i++)
+                gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
+            Add(x, PostNorm(MatVec(w.Down, gate), w.FeedForwardPostNorm));
         }
 
         Position++;
-        return MatVec(_output, RmsNorm(x, _outputNorm));
+        var logits = MatVec(_output, RmsNorm(x, _outputNorm));
+        // Gemma 2 squashes the logits into (-cap, cap).
+        if (_c.FinalLogitSoftCap > 0)
+            for (int i = 0; i < logits.Length; i++) logits[i] = (float)(_c.FinalLogitSoftCap * Math.Tanh(logits[i] / _c.FinalLogitSoftCap));
+        return logits;
     }
+
+    /// <summary>Gemma 2/3 normalise a block's output before adding it to the stream; other models add it as it is.</summary>
+    private float[] PostNorm(float[] y, float[]? weight) => weight == null ? y : RmsNorm(y, weight);
 
     /// <summary>
     /// The attention block under <see cref="Policy"/>: stores k unrotated, then rotates q at the last assigned
@@ -173,7 +188,7 @@ public sealed class ReferenceModel
         var attention = new float[_c.QueryDim];
         for (int h = 0; h < _c.HeadCount; h++)
             ReferenceAttention.Attend(q.AsSpan(h * hd, hd), keys[h / _c.GroupSize], values[h / _c.GroupSize], kept.Length,
-                1 / Math.Sqrt(hd), attention.AsSpan(h * hd, hd));
+                _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
         Add(x, MatVec(_layers[l].AttentionOutput, attention));
     }
 
@@ -215,13 +230,16 @@ public sealed class ReferenceModel
     /// RopeDimensions of a head rotate. llama pairs neighbours (2i, 2i+1); NeoX-style models (qwen2, qwen3, phi3)
     /// pair the halves (i, i + dims/2). LongRoPE models also scale both by their attention factor.
     /// </summary>
-    private void Rope(float[] heads, int position)
+    private void Rope(float[] heads, int position, int layer = -1)
     {
         int hd = _c.HeadDim, dims = _c.RopeDimensions, half = dims / 2;
         bool neox = _c.RopeStyle == RopeStyle.NeoX;
+        // Gemma 3's local layers turn with a base of their own, unscaled and without factors.
+        bool local = layer >= 0 && _c.LocalRopeTheta != null && _c.LayerWindow(layer) > 0;
+        double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta, frequencyScale = local ? 1 : _c.RopeFrequencyScale;
         for (int i = 0; i < half; i++)
         {
-            double angle = _c.RopeFrequencyScale * position * Math.Pow(_c.RopeTheta, -2.0 * i / dims) / _ropeFactors[i];
+            double angle = frequencyScale * position * Math.Pow(theta, -2.0 * i / dims) / (local ? 1 : _ropeFactors[i]);
             double cos = Math.Cos(angle) * _c.RopeAttentionFactor, sin = Math.Sin(angle) * _c.RopeAttentionFactor;
             for (int h = 0; h < heads.Length / hd; h++)
             {

@@ -24,10 +24,10 @@ internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
 internal sealed record ReferenceLayer(
     float[] AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
     float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? QueryNorm, float[]? KeyNorm,
-    float[] FeedForwardNorm, FloatMatrix Gate, FloatMatrix Up, FloatMatrix Down)
+    float[]? AttentionPostNorm, float[] FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix Gate, FloatMatrix Up, FloatMatrix Down)
 {
     public static ReferenceLayer From(LayerWeights w) => new(
         w.AttentionNorm, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
         w.QueryBias, w.KeyBias, w.ValueBias, w.QueryNorm, w.KeyNorm,
-        w.FeedForwardNorm, FloatMatrix.From(w.Gate), FloatMatrix.From(w.Up), FloatMatrix.From(w.Down));
+        w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardPostNorm, FloatMatrix.From(w.Gate), FloatMatrix.From(w.Up), FloatMatrix.From(w.Down));
 }

@@ -121,6 +121,16 @@ public static class FloatOps
         }
     }
 
+    /// <summary>
+    /// x = cap x tanh(x / cap) for every element (Gemma 2's soft-capping of scores and logits), as ggml computes it:
+    /// scale by 1/cap, tanh, scale by cap.
+    /// </summary>
+    public static void SoftCap(Span<float> x, float cap)
+    {
+        float inverse = 1f / cap;
+        for (int i = 0; i < x.Length; i++) x[i] = MathF.Tanh(x[i] * inverse) * cap;
+    }
+
     /// <summary>dst += src, element-wise.</summary>
     public static void Add(Span<float> dst, ReadOnlySpan<float> src)
     {

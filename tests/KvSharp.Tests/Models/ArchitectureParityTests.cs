@@ -1,5 +1,7 @@
 using KvSharp.Cache;
 using KvSharp.Cache.Policies;
+using KvSharp.Engine;
+using KvSharp.Models;
 using KvSharp.Reference;
 using KvSharp.Sampling;
 using KvSharp.Tests.Reference;
@@ -35,32 +37,34 @@ public class ArchitectureParityTests
         }
     }
 
-    public static TheoryData<string, string> Phi3Cases() => new()
+    public static TheoryData<string, string> LlamaCppCases() => new()
     {
         { Phi3F32.Name, Phi3F32.Name },
         { Phi3Q8.Name, Phi3Q8.Name },
         { Phi3Window.Name, Phi3Window.Name },
         { Phi3LongRope.Name, Phi3LongRope.Name + ".ctx512" },
         { Phi3LongRope.Name, Phi3LongRope.Name + ".ctx128" },
+        { GemmaF32.Name, GemmaF32.Name },
+        { Gemma2Q8.Name, Gemma2Q8.Name },
     };
 
-    private static Variant ByName(string name) =>
-        new[] { Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8 }.Single(v => v.Name == name);
+    private static Variant ByName(string name) => All.Single(v => v.Name == name);
 
     [Theory]
-    [MemberData(nameof(Phi3Cases))]
-    public void Phi3MatchesLlamaCpp(string variant, string goldenName)
+    [MemberData(nameof(LlamaCppCases))]
+    public void MatchesLlamaCpp(string variant, string goldenName)
     {
         var v = ByName(variant);
         string path = ArchitectureVariants.Path(v);
         var golden = Golden.Read(goldenName);
         Assert.Equal(golden.Sha256, Sha256(path));
         string type = v.Name.Split('.')[^1];
-        var (maxTol, meanTol) = LlamaCppParityTests.Tolerance(type);
+        var (maxTol, meanTol) = v.Architecture.StartsWith("gemma") && type == "F32" ? ReferenceOracle.Tolerance(ReferenceOracle.GeluF32)
+            : LlamaCppParityTests.Tolerance(type);
         var prompt = Fixtures.All[0].PromptIds;
 
         using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2, ContextLength = golden.Context });
-        Assert.Equal("phi3", model.Config.Architecture);
+        Assert.Equal(v.Architecture, model.Config.Architecture);
         int vocab = model.Config.VocabSize;
         var policy = KvCachePolicy.OfModel(model.Config, golden.Context);
         var batch = model.Evaluate(prompt, model.CreateCache(policy, KvCacheMode.Contiguous, golden.Context), allLogits: true);
@@ -81,6 +85,54 @@ public class ArchitectureParityTests
             Assert.True(golden.Greedy[step] == token, $"{goldenName}: greedy step {step}: llama.cpp {golden.Greedy[step]}, ours {token}");
             logits = model.Evaluate([token], cache);
         }
+    }
+
+    /// <summary>
+    /// Gemma 3 (which llama.cpp b4748 predates) against the reference, on every cache kind: its local layers' window
+    /// of 24 is passed at position 24 of the 150-token prompt, its global layer (the sixth) sees everything, the two
+    /// kinds of layer turn with their own rope bases.
+    /// </summary>
+    [Theory]
+    [InlineData("F32")]
+    [InlineData("Q8_0")]
+    public void Gemma3MatchesTheReferenceOnEveryCache(string type)
+    {
+        var v = type == "F32" ? Gemma3F32 : Gemma3Q8;
+        using var model = LlmModel.Load(ArchitectureVariants.Path(v), new ModelLoadOptions { Threads = 2 });
+        var c = model.Config;
+        Assert.Equal(("gemma3", 6, 24, 10000f, 1_000_000f, 0.125f), (c.Architecture, c.LayerCount, c.SlidingWindow, c.LocalRopeTheta, c.RopeTheta, c.RopeFrequencyScale));
+        Assert.Equal([24, 24, 24, 24, 24, 0], Enumerable.Range(0, 6).Select(c.LayerWindow));
+        FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, type == "F32" ? ReferenceOracle.GeluF32 : type, v.Name);
+    }
+
+    [Fact]
+    public void Gemma2AlternatesWindowedAndGlobalLayersAndCapsScoresAndLogits()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(Gemma2Q8), new ModelLoadOptions { Threads = 2 });
+        var c = model.Config;
+        Assert.Equal((26, 2f, 5f, FeedForwardActivation.GeluTanh, MathF.Sqrt(256)), (c.LayerCount, c.AttentionSoftCap, c.FinalLogitSoftCap, c.Activation, c.EmbeddingScale));
+        Assert.Equal(Enumerable.Range(0, 26).Select(l => l % 2 == 0 ? 24 : 0), Enumerable.Range(0, 26).Select(c.LayerWindow));
+        FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, "Q8_0", Gemma2Q8.Name);
+        var logits = model.Evaluate(Fixtures.All[0].PromptIds, model.CreateCache(KvCacheMode.Contiguous, 128));
+        Assert.All(logits, x => Assert.InRange(x, -5f, 5f));
+    }
+
+    [Fact]
+    public void ModelsWithLayerWindowsRefusePoliciesKiviAndContextShiftByName()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(Gemma3F32), new ModelLoadOptions { Threads = 1 });
+        var e = Assert.Throws<NotSupportedException>(() => model.CreateCache(KvCachePolicy.SlidingWindow(16), KvCacheMode.Contiguous, 64));
+        Assert.Contains("does not apply to gemma3", e.Message);
+        e = Assert.Throws<NotSupportedException>(() => model.CreateCache(KvCacheMode.Contiguous, 64, KvElementType.Kivi4));
+        Assert.Contains("KIVI", e.Message);
+        var cache = model.CreateCache(KvCacheMode.Contiguous, 64);
+        model.Evaluate([1, 2, 3, 4], cache);
+        e = Assert.Throws<NotSupportedException>(() => cache.Shift(1, 2, model.Rope));
+        Assert.Contains("context shift", e.Message);
+        Assert.Equal(KvCachePolicy.Full, KvCachePolicy.OfModel(model.Config, 64));
+        var refused = Assert.Throws<ArgumentException>(() =>
+            model.CreateSession(new KvSharp.Engine.SessionOptions { ContextLength = 64, ContextOverflow = ContextOverflow.Shift }));
+        Assert.Contains("ContextOverflow.Shift does not apply to gemma3", refused.Message);
     }
 
     [Fact]

@@ -12,11 +12,15 @@ namespace KvSharp.Tests.Models;
 ///   Phi-3 files store them; NeoX rope; optionally a sliding window and LongRoPE (short and long factor tables, an
 ///   original context and an attention factor).
 /// - qwen3: qwen2-bias's weights without the q/k/v biases, with per-head q and k norms (1 + small deterministic offsets).
+/// - gemma, gemma2, gemma3: a fixture's layers repeated (<see cref="Variant.Repeat"/>: llama.cpp b4748 only runs a
+///   Gemma 2 of 26, 42 or 46 layers), the output tied to the embedding, post-attention and post-feed-forward norms
+///   (gemma2/3), per-head q/k norms (gemma3), a 24-position window on the local layers, small soft caps (gemma2: 2 on
+///   scores, 5 on logits, so they bend what they touch) and Gemma 3's two rope bases with a linear scaling of 8.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
 {
-    public sealed record Variant(string Name, string Source, string Architecture, int? SlidingWindow = null, bool LongRope = false)
+    public sealed record Variant(string Name, string Source, string Architecture, int? SlidingWindow = null, bool LongRope = false, int Repeat = 1)
     {
         public override string ToString() => Name;
     }
@@ -27,6 +31,12 @@ public static class ArchitectureVariants
     public static readonly Variant Phi3LongRope = new("phi3-longrope.F32", "llama-gqa.F32.gguf", "phi3", LongRope: true);
     public static readonly Variant Qwen3F32 = new("qwen3.F32", "qwen2-bias.F32.gguf", "qwen3");
     public static readonly Variant Qwen3Q8 = new("qwen3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3");
+    public static readonly Variant GemmaF32 = new("gemma.F32", "llama-tied.F32.gguf", "gemma");
+    public static readonly Variant Gemma2Q8 = new("gemma2-26l.Q8_0", "llama-tied.Q8_0.gguf", "gemma2", SlidingWindow: 24, Repeat: 13);
+    public static readonly Variant Gemma3F32 = new("gemma3-6l.F32", "llama-gqa.F32.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
+    public static readonly Variant Gemma3Q8 = new("gemma3-6l.Q8_0", "llama-gqa.Q8_0.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
+
+    public static readonly Variant[] All = [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -50,11 +60,27 @@ public static class ArchitectureVariants
         using var g = GgufFile.Open(TestPaths.Fixture(v.Source));
         string from = (string)g.Metadata["general.architecture"].Value;
         var w = new GgufWriter(g.Alignment, g.Version);
+        bool gemma = v.Architecture.StartsWith("gemma");
+        int sourceLayers = (int)(g.TryGetInt64(from + ".block_count", out long bc) ? bc : throw new InvalidDataException("no block count"));
         foreach (var key in g.MetadataKeys)
         {
             if (key == "general.alignment") continue;
-            var value = key == "general.architecture" ? GgufValue.Of(v.Architecture) : g.Metadata[key];
+            var value = key == "general.architecture" ? GgufValue.Of(v.Architecture)
+                : key == from + ".block_count" ? GgufValue.Of((uint)(sourceLayers * v.Repeat))
+                : key == from + ".rope.freq_base" && v.Architecture == "gemma3" ? GgufValue.Of(1_000_000f)
+                : g.Metadata[key];
             w.Add(key.StartsWith(from + ".", StringComparison.Ordinal) ? v.Architecture + key[from.Length..] : key, value);
+        }
+        if (v.Architecture is "gemma2" or "gemma3") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
+        if (v.Architecture == "gemma2")
+        {
+            w.Add("gemma2.attn_logit_softcapping", 2f);
+            w.Add("gemma2.final_logit_softcapping", 5f);
+        }
+        if (v.Architecture == "gemma3")
+        {
+            w.Add("gemma3.rope.scaling.type", "linear");
+            w.Add("gemma3.rope.scaling.factor", 8f);
         }
         if (v.Architecture == "phi3")
         {
@@ -74,6 +100,33 @@ public static class ArchitectureVariants
         foreach (var t in g.Tensors)
         {
             string name = t.Name;
+            if (gemma)
+            {
+                if (name == "output.weight") continue; // Gemma ties its output to the embedding
+                if (name.StartsWith("blk."))
+                {
+                    int dot = name.IndexOf('.', 4), layer = int.Parse(name[4..dot]);
+                    string rest = name[(dot + 1)..];
+                    int headDim = HeadDim(g, from), e = (int)(g.TryGetInt64(from + ".embedding_length", out long el) ? el : 0);
+                    for (int r = 0; r < v.Repeat; r++)
+                    {
+                        string p = $"blk.{layer + r * sourceLayers}.";
+                        w.AddTensor(p + rest, t.Type, t.Dimensions, Bytes(name));
+                        if (rest != "attn_norm.weight") continue;
+                        if (v.Architecture is "gemma2" or "gemma3")
+                        {
+                            w.AddTensor(p + "post_attention_norm.weight", [e], Offsets(e, 0.3f + r));
+                            w.AddTensor(p + "post_ffw_norm.weight", [e], Offsets(e, 2.1f + r));
+                        }
+                        if (v.Architecture == "gemma3")
+                        {
+                            w.AddTensor(p + "attn_q_norm.weight", [headDim], Offsets(headDim, 0.7f + r));
+                            w.AddTensor(p + "attn_k_norm.weight", [headDim], Offsets(headDim, 1.3f + r));
+                        }
+                    }
+                    continue;
+                }
+            }
             if (v.Architecture == "phi3")
             {
                 // Fused where the first part stands; the other parts are written inside it.

@@ -98,7 +98,7 @@ public class FastPathMatchesReferenceTests
             ? new GgufValue(value.Type, Convert.ChangeType(dims / 2, value.Value.GetType()))
             : value;
 
-    private static void AssertEveryCacheMatches(LlmModel model, string type, string what)
+    internal static void AssertEveryCacheMatches(LlmModel model, string type, string what)
     {
         int vocab = model.Config.VocabSize;
         var prompt = Prompt(vocab);

@@ -113,10 +113,12 @@ public sealed record KvCachePolicy
 
     /// <summary>
     /// The policy a model requires: its trained sliding window (<see cref="ModelConfig.SlidingWindow"/>) when that is
-    /// shorter than <paramref name="contextLength"/> (else the window never slides), otherwise <see cref="Full"/>.
+    /// shorter than <paramref name="contextLength"/> (else the window never slides), otherwise <see cref="Full"/>. A model
+    /// whose layers alternate between a window and the whole context (Gemma 2/3) keeps everything: its windows are masks
+    /// inside the attention of those layers.
     /// </summary>
     public static KvCachePolicy OfModel(ModelConfig config, int contextLength) =>
-        config.SlidingWindow is int w && w < contextLength ? SlidingWindow(w) : Full;
+        !config.HasLayerWindows && config.SlidingWindow is int w && w < contextLength ? SlidingWindow(w) : Full;
 
     /// <summary>The last <paramref name="window"/> positions.</summary>
     public static KvCachePolicy SlidingWindow(int window) => SinksAndWindow(0, window);
