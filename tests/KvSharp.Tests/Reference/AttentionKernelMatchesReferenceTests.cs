@@ -6,7 +6,7 @@ namespace KvSharp.Tests.Reference;
 
 /// <summary>
 /// The tiled online-softmax kernel computes textbook attention: each query against <see cref="ReferenceAttention"/>,
-/// for head sizes from 8 to 128, groups of query heads sharing a KV head (GQA), and lengths on both sides of the
+/// for head sizes from 8 to 256, groups of query heads sharing a KV head (GQA), and lengths on both sides of the
 /// 32-position tiles, one token at a time (decode) and as a block of consecutive tokens (prefill).
 /// The kernel works in float with ggml's vector expf, the reference in double; the tolerance, 3e-6 x (1 + |expected|),
 /// is about five times the largest gap we measured (6.3e-7 over 105,000 outputs).
@@ -17,7 +17,7 @@ public class AttentionKernelMatchesReferenceTests
 
     public static TheoryData<int, int> Shapes() => new()
     {
-        { 8, 1 }, { 8, 8 }, { 20, 3 }, { 32, 4 }, { 48, 2 }, { 64, 1 }, { 64, 4 }, { 64, 8 }, { 128, 1 }, { 128, 2 },
+        { 8, 1 }, { 8, 8 }, { 20, 3 }, { 32, 4 }, { 48, 2 }, { 64, 1 }, { 64, 4 }, { 64, 8 }, { 128, 1 }, { 128, 2 }, { 256, 4 },
     };
 
     [Theory]
@@ -63,11 +63,46 @@ public class AttentionKernelMatchesReferenceTests
             }
     }
 
+    /// <summary>
+    /// A sliding window (Gemma 2/3's local layers) and soft-capped scores: tokens at positions 29..98 under a window of
+    /// 40 (the first eleven still see position 0, the rest only their last 40) with scores capped at 2, each against the
+    /// reference over its window; and each token alone at its position gives the block's bits (decode = prefill).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void WindowedSoftCappedBlockMatchesTheReference(int headDim, int groupSize)
+    {
+        const int firstPosition = 29, tokens = 70, end = firstPosition + tokens, window = 40;
+        const float cap = 2f;
+        int width = groupSize * headDim;
+        float[] keys = Gaussian(end * headDim, 7), values = Gaussian(end * headDim, 8);
+        float[] queries = Gaussian(tokens * width, 9, 2f);
+        var output = new float[queries.Length];
+        float scale = 1f / MathF.Sqrt(headDim);
+        var rows = ContiguousKvRows.Of(keys, values, headDim);
+        var block = new QueryBlock(queries, output, tokens, width, firstPosition, groupSize, headDim) { Window = window, SoftCap = cap };
+        CausalAttention.Attend(block, rows, scale, new float[CausalAttention.ScratchLength(block.Count)]);
+        var one = new float[width];
+        for (int t = 0; t < tokens; t++)
+        {
+            int position = firstPosition + t, from = Math.Max(0, position + 1 - window);
+            for (int g = 0; g < groupSize; g++)
+            {
+                int at = t * width + g * headDim;
+                AssertMatches(queries.AsSpan(at, headDim), keys.AsSpan(from * headDim).ToArray(), values.AsSpan(from * headDim).ToArray(),
+                    position + 1 - from, scale, output.AsSpan(at, headDim), $"headDim {headDim} token {t} head {g}/{groupSize}", cap);
+            }
+            var single = new QueryBlock(queries.AsSpan(t * width, width), one, 1, width, position, groupSize, headDim) { Window = window, SoftCap = cap };
+            CausalAttention.Attend(single, rows, scale, new float[CausalAttention.ScratchLength(single.Count)]);
+            Assert.True(one.AsSpan().SequenceEqual(output.AsSpan(t * width, width)), $"token {t} alone differs from the block");
+        }
+    }
+
     private static void AssertMatches(ReadOnlySpan<float> query, float[] keys, float[] values, int length, float scale,
-        ReadOnlySpan<float> actual, string what)
+        ReadOnlySpan<float> actual, string what, double softCap = 0)
     {
         var expected = new float[query.Length];
-        ReferenceAttention.Attend(query, keys, values, length, scale, expected);
+        ReferenceAttention.Attend(query, keys, values, length, scale, expected, softCap);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= Tolerance * (1 + Math.Abs(expected[i])),
                 $"{what} element {i}: kernel {actual[i]}, reference {expected[i]}");
