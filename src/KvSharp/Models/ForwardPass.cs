@@ -4,7 +4,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) over a batch of tokens that may belong to several sequences, each
+/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite) over a batch of tokens that may belong to several sequences, each
 /// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
 /// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
 /// logits are bit-identical however it was batched.
@@ -217,7 +217,9 @@ public sealed class ForwardPass
             var work = new AttentionWork(this, l);
             _pool.Run(ref work, _blockCount * _headGroups);
             _matMul.Multiply(layer.AttentionOutput, attn, n, proj);
+            if (layer.OutputBias != null) AddBias(layer.OutputBias, n);
             PostNorm(layer.AttentionPostNorm, n);
+            if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);
 
             // Feed-forward block: norm, SwiGLU (GeGLU for gemma), down projection, residual.
@@ -228,6 +230,7 @@ public sealed class ForwardPass
             _pool.Run(ref gated, n);
             _matMul.Multiply(layer.Down, gate, n, proj);
             PostNorm(layer.FeedForwardPostNorm, n);
+            if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);
             ThrowIfNonFinite(x, l);
         }
@@ -239,6 +242,13 @@ public sealed class ForwardPass
         if (weight == null) return;
         var norm = new NormRowsWork(this, _proj, weight, n, _proj);
         _pool.Run(ref norm, NormRowsWork.Items(n));
+    }
+
+    /// <summary>The attention output projection's bias (attn_output.bias), added to each row of _proj.</summary>
+    private void AddBias(float[] bias, int n)
+    {
+        int e = _c.EmbeddingDim;
+        for (int t = 0; t < n; t++) FloatOps.Add(_proj.AsSpan(t * e, e), bias);
     }
 
     private const int EmbeddingStage = -1;
@@ -360,6 +370,7 @@ public sealed class ForwardPass
         }
         if (rows == 0) return;
         _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
+        if (_c.LogitScale != 1f) FloatOps.Scale(logits[..(rows * _c.VocabSize)], 1f / _c.LogitScale);
         if (_c.FinalLogitSoftCap > 0) FloatOps.SoftCap(logits[..(rows * _c.VocabSize)], _c.FinalLogitSoftCap);
         ThrowIfNonFinite(logits[..(rows * _c.VocabSize)], _c.LayerCount);
     }

@@ -62,6 +62,7 @@ public static unsafe class GgufModelLoader
                 Key = Interleave(key),
                 Value = Interleave(value),
                 AttentionOutput = Matrix(p + "attn_output.weight", q, e),
+                OutputBias = OptionalVector(file, p + "attn_output.bias", e, false),
                 QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
                 KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
@@ -79,7 +80,7 @@ public static unsafe class GgufModelLoader
             foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
                          "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
                 used.Add(p + name + ".weight");
-            foreach (string name in new[] { "attn_q", "attn_k", "attn_v" }) used.Add(p + name + ".bias");
+            foreach (string name in new[] { "attn_q", "attn_k", "attn_v", "attn_output" }) used.Add(p + name + ".bias");
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
         bool tied = !file.HasTensor("output.weight");

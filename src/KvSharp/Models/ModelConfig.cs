@@ -47,8 +47,12 @@ public sealed record ModelConfig
     public int SlidingWindowPattern { get; init; }
     /// <summary>The rope base of the local (sliding-window) layers where it differs from the global one (Gemma 3: 10,000).</summary>
     public float? LocalRopeTheta { get; init; }
-    /// <summary>Multiplies the token embedding (Gemma: sqrt of the embedding width).</summary>
+    /// <summary>Multiplies the token embedding (Gemma: sqrt of the embedding width; Granite: its embedding_scale).</summary>
     public float EmbeddingScale { get; init; } = 1f;
+    /// <summary>Multiplies each block's output before it joins the residual stream (Granite's residual_scale).</summary>
+    public float ResidualScale { get; init; } = 1f;
+    /// <summary>Divides the logits (Granite's logit_scale).</summary>
+    public float LogitScale { get; init; } = 1f;
     public FeedForwardActivation Activation { get; init; } = FeedForwardActivation.Silu;
     /// <summary>Gemma 2/3 RMS-normalise the attention and feed-forward outputs before adding them to the residual stream.</summary>
     public bool HasPostNorms { get; init; }
@@ -57,8 +61,9 @@ public sealed record ModelConfig
     /// <summary>Logits soft-capped at this (Gemma 2: 30); 0 for none.</summary>
     public float FinalLogitSoftCap { get; init; }
     /// <summary>
-    /// What scores are multiplied by: 1/sqrt(head_dim), except the 27B Gemma 2/3, which scale by 1/sqrt(embedding / heads)
-    /// as llama.cpp does (their query_pre_attn_scalar; GGUF has no key for it, llama.cpp tells them by layer count).
+    /// What scores are multiplied by: 1/sqrt(head_dim), except Granite (its attention.scale) and the 27B Gemma 2/3,
+    /// which scale by 1/sqrt(embedding / heads) as llama.cpp does (their query_pre_attn_scalar; GGUF has no key for it,
+    /// llama.cpp tells them by layer count).
     /// </summary>
     public float? AttentionScaleOverride { get; init; }
     public float AttentionScale => AttentionScaleOverride ?? 1f / MathF.Sqrt(HeadDim);
@@ -108,7 +113,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -176,6 +181,13 @@ public sealed record ModelConfig
             if (!(cap > 0) || !float.IsFinite(cap)) throw new ModelFormatException($"{file.Path}: metadata '{arch}.{key}' = {cap} is not a positive finite number");
             return cap;
         }
+        // Granite's multipliers: optional here (1 when absent), positive and finite when present.
+        float Multiplier(string key)
+        {
+            if (!file.TryGetFloat($"{arch}.{key}", out float m)) return 1f;
+            if (!(m > 0) || !float.IsFinite(m)) throw new ModelFormatException($"{file.Path}: metadata '{arch}.{key}' = {m} is not a positive finite number");
+            return m;
+        }
         // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
@@ -194,12 +206,15 @@ public sealed record ModelConfig
             SlidingWindow = window,
             SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
-            EmbeddingScale = gemma ? MathF.Sqrt(embd) : 1f,
+            EmbeddingScale = gemma ? MathF.Sqrt(embd) : arch == "granite" ? Multiplier("embedding_scale") : 1f,
+            ResidualScale = arch == "granite" ? Multiplier("residual_scale") : 1f,
+            LogitScale = arch == "granite" ? Multiplier("logit_scale") : 1f,
             Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             HasPostNorms = arch is "gemma2" or "gemma3",
             AttentionSoftCap = arch == "gemma2" ? SoftCap("attn_logit_softcapping", 50f) : 0f,
             FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? SoftCap("final_logit_softcapping", 30f) : 0f,
-            AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads) : null,
+            AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads)
+                : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
             RopeStyle = arch is "qwen2" or "qwen3" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,

@@ -13,6 +13,8 @@ public sealed class LayerWeights
     public float[]? QueryBias { get; init; }
     public float[]? KeyBias { get; init; }
     public float[]? ValueBias { get; init; }
+    /// <summary>The attention output projection's bias (attn_output.bias, which some llama-family files carry); null for none.</summary>
+    public float[]? OutputBias { get; init; }
     /// <summary>Per-head RMSNorm weights of the queries and keys (qwen3), HeadDim each; null where the model has none.</summary>
     public float[]? QueryNorm { get; init; }
     public float[]? KeyNorm { get; init; }

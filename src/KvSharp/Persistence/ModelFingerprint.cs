@@ -53,6 +53,7 @@ public sealed record ModelFingerprint(string Architecture, string Shape, string 
                 Vector(layer.QueryNorm);
                 Vector(layer.KeyNorm);
             }
+            if (layer.OutputBias != null) Vector(layer.OutputBias);
             Vector(layer.FeedForwardNorm);
             if (layer.AttentionPostNorm != null || layer.FeedForwardPostNorm != null)
             {

@@ -5,7 +5,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Reference;
 
 /// <summary>
-/// The whole transformer (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) written to be read: one token at a time, plain loops, every sum in double.
+/// The whole transformer (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite) written to be read: one token at a time, plain loops, every sum in double.
 /// Start here to learn what the model computes. <see cref="ForwardPass"/> computes the same thing fast (batches of
 /// tokens from many sequences, SIMD kernels on the quantized weights, activations quantized as llama.cpp does, a
 /// cache layer of its own); the tests hold it to this class.
@@ -135,7 +135,7 @@ public sealed class ReferenceModel
                     ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead].AsSpan(from * hd), _values[l][kvHead].AsSpan(from * hd),
                         pos + 1 - from, _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
                 }
-                Add(x, PostNorm(MatVec(w.AttentionOutput, attention), w.AttentionPostNorm));
+                Add(x, Residual(PostNorm(MatVec(w.AttentionOutput, attention, w.OutputBias), w.AttentionPostNorm)));
             }
 
             // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)).
@@ -143,15 +143,24 @@ public sealed class ReferenceModel
             float[] gate = MatVec(w.Gate, xb), up = MatVec(w.Up, xb);
             for (int i = 0; i < gate.Length; i++)
                 gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
-            Add(x, PostNorm(MatVec(w.Down, gate), w.FeedForwardPostNorm));
+            Add(x, Residual(PostNorm(MatVec(w.Down, gate), w.FeedForwardPostNorm)));
         }
 
         Position++;
         var logits = MatVec(_output, RmsNorm(x, _outputNorm));
+        // Granite divides its logits by logit_scale.
+        for (int i = 0; i < logits.Length; i++) logits[i] *= 1f / _c.LogitScale;
         // Gemma 2 squashes the logits into (-cap, cap).
         if (_c.FinalLogitSoftCap > 0)
             for (int i = 0; i < logits.Length; i++) logits[i] = (float)(_c.FinalLogitSoftCap * Math.Tanh(logits[i] / _c.FinalLogitSoftCap));
         return logits;
+    }
+
+    /// <summary>Granite scales each block's output by residual_scale before adding it to the stream.</summary>
+    private float[] Residual(float[] y)
+    {
+        for (int i = 0; i < y.Length; i++) y[i] *= _c.ResidualScale;
+        return y;
     }
 
     /// <summary>Gemma 2/3 normalise a block's output before adding it to the stream; other models add it as it is.</summary>
@@ -189,7 +198,7 @@ public sealed class ReferenceModel
         for (int h = 0; h < _c.HeadCount; h++)
             ReferenceAttention.Attend(q.AsSpan(h * hd, hd), keys[h / _c.GroupSize], values[h / _c.GroupSize], kept.Length,
                 _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
-        Add(x, MatVec(_layers[l].AttentionOutput, attention));
+        Add(x, Residual(MatVec(_layers[l].AttentionOutput, attention, _layers[l].OutputBias)));
     }
 
     /// <summary>x / sqrt(mean(x²) + eps) x weight: rescales the stream to unit size, then per feature.</summary>

@@ -23,11 +23,11 @@ internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
 /// <summary>One transformer block's weights as floats. Norm weights and biases are floats already (shared, not copied).</summary>
 internal sealed record ReferenceLayer(
     float[] AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
-    float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? QueryNorm, float[]? KeyNorm,
+    float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? OutputBias, float[]? QueryNorm, float[]? KeyNorm,
     float[]? AttentionPostNorm, float[] FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix Gate, FloatMatrix Up, FloatMatrix Down)
 {
     public static ReferenceLayer From(LayerWeights w) => new(
         w.AttentionNorm, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
-        w.QueryBias, w.KeyBias, w.ValueBias, w.QueryNorm, w.KeyNorm,
+        w.QueryBias, w.KeyBias, w.ValueBias, w.OutputBias, w.QueryNorm, w.KeyNorm,
         w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardPostNorm, FloatMatrix.From(w.Gate), FloatMatrix.From(w.Up), FloatMatrix.From(w.Down));
 }

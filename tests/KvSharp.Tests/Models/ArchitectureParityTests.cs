@@ -46,6 +46,8 @@ public class ArchitectureParityTests
         { Phi3LongRope.Name, Phi3LongRope.Name + ".ctx128" },
         { GemmaF32.Name, GemmaF32.Name },
         { Gemma2Q8.Name, Gemma2Q8.Name },
+        { GraniteF32.Name, GraniteF32.Name },
+        { LlamaOutputBiasF32.Name, LlamaOutputBiasF32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -103,6 +105,22 @@ public class ArchitectureParityTests
         Assert.Equal(("gemma3", 6, 24, 10000f, 1_000_000f, 0.125f), (c.Architecture, c.LayerCount, c.SlidingWindow, c.LocalRopeTheta, c.RopeTheta, c.RopeFrequencyScale));
         Assert.Equal([24, 24, 24, 24, 24, 0], Enumerable.Range(0, 6).Select(c.LayerWindow));
         FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, type == "F32" ? ReferenceOracle.GeluF32 : type, v.Name);
+    }
+
+    /// <summary>The reference agrees with the fast path on every cache kind for the variants llama.cpp checks too.</summary>
+    [Theory]
+    [InlineData("phi3.Q8_0")]
+    [InlineData("phi3-window24.F32")]
+    [InlineData("phi3-longrope.F32")]
+    [InlineData("gemma.F32")]
+    [InlineData("granite.F32")]
+    [InlineData("llama-output-bias.F32")]
+    public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
+    {
+        var v = ByName(variant);
+        using var model = LlmModel.Load(ArchitectureVariants.Path(v), new ModelLoadOptions { Threads = 2, ContextLength = 512 });
+        string type = v.Name.Split('.')[^1];
+        FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, v.Architecture == "gemma" && type == "F32" ? ReferenceOracle.GeluF32 : type, v.Name);
     }
 
     [Fact]
@@ -243,9 +261,9 @@ public class ArchitectureParityTests
     public void ATensorTheArchitectureDoesNotUseIsRefusedByName()
     {
         string path = GgufRewrite.Rewrite("llama-gqa.F32.gguf",
-            add: w => w.AddTensor("blk.0.attn_output.bias", [256], new float[256]));
+            add: w => w.AddTensor("blk.0.ffn_up.bias", [768], new float[768]));
         var e = Assert.Throws<KvSharp.Models.ModelFormatException>(() => LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }));
-        Assert.Contains("'blk.0.attn_output.bias'", e.Message);
+        Assert.Contains("'blk.0.ffn_up.bias'", e.Message);
         Assert.Contains("llama", e.Message);
     }
 

@@ -16,6 +16,8 @@ namespace KvSharp.Tests.Models;
 ///   Gemma 2 of 26, 42 or 46 layers), the output tied to the embedding, post-attention and post-feed-forward norms
 ///   (gemma2/3), per-head q/k norms (gemma3), a 24-position window on the local layers, small soft caps (gemma2: 2 on
 ///   scores, 5 on logits, so they bend what they touch) and Gemma 3's two rope bases with a linear scaling of 8.
+/// - granite: llama-gqa with Granite's four multipliers (embedding 12, residual 0.22, attention 0.25, logits 8).
+/// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -36,7 +38,11 @@ public static class ArchitectureVariants
     public static readonly Variant Gemma3F32 = new("gemma3-6l.F32", "llama-gqa.F32.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
     public static readonly Variant Gemma3Q8 = new("gemma3-6l.Q8_0", "llama-gqa.Q8_0.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
 
-    public static readonly Variant[] All = [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8];
+    public static readonly Variant GraniteF32 = new("granite.F32", "llama-gqa.F32.gguf", "granite");
+    public static readonly Variant LlamaOutputBiasF32 = new("llama-output-bias.F32", "llama-gqa.F32.gguf", "llama");
+
+    public static readonly Variant[] All =
+        [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -76,6 +82,13 @@ public static class ArchitectureVariants
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
             w.Add("gemma2.final_logit_softcapping", 5f);
+        }
+        if (v.Architecture == "granite")
+        {
+            w.Add("granite.embedding_scale", 12f);
+            w.Add("granite.residual_scale", 0.22f);
+            w.Add("granite.attention.scale", 0.25f);
+            w.Add("granite.logit_scale", 8f);
         }
         if (v.Architecture == "gemma3")
         {
@@ -147,6 +160,12 @@ public static class ArchitectureVariants
             }
             if (v.Architecture == "qwen3" && name.EndsWith(".bias")) continue;
             w.AddTensor(name, t.Type, t.Dimensions, Bytes(name));
+            if (v == LlamaOutputBiasF32 && name.EndsWith(".attn_output.weight"))
+            {
+                int e = (int)t.Dimensions[1];
+                w.AddTensor(name[..^".weight".Length] + ".bias", [e],
+                    Enumerable.Range(0, e).Select(i => (i % 2 == 0 ? 1 : -1) * (0.05f + 0.2f * ((i * 37) % 101) / 100f)).ToArray());
+            }
             if (v.Architecture == "qwen3" && name.EndsWith(".attn_norm.weight"))
             {
                 string p = name[..^"attn_norm.weight".Length];
