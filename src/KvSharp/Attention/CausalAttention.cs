@@ -58,42 +58,8 @@ public static class CausalAttention
     {
         if (block.Window < 0 || block.SoftCap < 0 || !float.IsFinite(block.SoftCap))
             throw new ArgumentOutOfRangeException(nameof(block), $"window {block.Window} and soft cap {block.SoftCap} must be 0 (none) or positive");
-        if (block.Window > 0 && block.End > block.Window) AttendWindowed<TRows, TKey, TValue>(block, rows, scale, scratch);
-        else AttendAll<TRows, TKey, TValue>(block, rows, scale, scratch);
-    }
-
-    /// <summary>
-    /// A block under a sliding window of which some tokens no longer see position 0. The tokens that still see every
-    /// position before them (a prefix of the block) run as one block; each later token runs alone over its window's
-    /// rows numbered from 0 (<see cref="ShiftedKvRows{TRows, TKey, TValue}"/>), as the last of them. Keys carry their
-    /// rotation already, so renumbering the rows changes nothing but which are read; and since a token past the window
-    /// runs alone whatever block it came in, a prefill gives the bits of decoding its tokens one by one.
-    /// </summary>
-    private static void AttendWindowed<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<TKey, TValue>, allows ref struct
-        where TKey : struct, IKvElement<TKey>
-        where TValue : struct, IKvElement<TValue>
-    {
-        if (TKey.ViewDependsOnQuery || TValue.ViewDependsOnQuery)
+        if (block.Window > 0 && (TKey.ViewDependsOnQuery || TValue.ViewDependsOnQuery))
             throw new NotSupportedException("a sliding-window layer cannot read KIVI rows (their view depends on the position they are read from)");
-        int window = block.Window, first = block.FirstPosition, seeAll = Math.Clamp(window - first, 0, block.Tokens);
-        if (seeAll > 0) AttendAll<TRows, TKey, TValue>(Tokens(block, 0, seeAll), rows, scale, scratch);
-        int width = block.GroupSize * block.HeadDim;
-        for (int t = seeAll; t < block.Tokens; t++)
-        {
-            var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
-                window - 1, block.GroupSize, block.HeadDim) { SoftCap = block.SoftCap };
-            AttendAll<ShiftedKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new ShiftedKvRows<TRows, TKey, TValue>(rows, first + t - window + 1),
-                scale, scratch);
-        }
-    }
-
-    /// <summary><see cref="Attend{TRows, TKey, TValue}"/> of a block every token of which sees positions [0, its own].</summary>
-    private static void AttendAll<TRows, TKey, TValue>(scoped in QueryBlock block, scoped in TRows rows, float scale, Span<float> scratch)
-        where TRows : IKvRows<TKey, TValue>, allows ref struct
-        where TKey : struct, IKvElement<TKey>
-        where TValue : struct, IKvElement<TValue>
-    {
         int count = block.Count, group = block.GroupSize, headDim = block.HeadDim, width = group * headDim;
         if (scratch.Length < ScratchLength(count))
             throw new ArgumentException($"{count} queries need {ScratchLength(count)} scratch floats, got {scratch.Length}", nameof(scratch));
@@ -123,17 +89,21 @@ public static class CausalAttention
         // a decode token's deep float rows (DeepFloatRows).
         bool spread = (TRows.ShortRuns || DeepFloatRows<TKey, TValue>(block))
             && !widenKeys && !widenValues && !TKey.ViewDependsOnQuery && !TValue.ViewDependsOnQuery;
-        for (int tileStart = 0; tileStart < block.End; tileStart += TileSize)
+        // Under a sliding window, tiles wholly before the first token's window are skipped: every later token's window
+        // starts later still. Tiles stay at absolute multiples of TileSize, so a token computes the same tiles however
+        // it is blocked (one before its own window is masked whole, which changes nothing: see FoldTile).
+        int firstTile = block.WindowStart(0) / TileSize * TileSize;
+        for (int tileStart = firstTile; tileStart < block.End; tileStart += TileSize)
         {
             int tileKeys = Math.Min(TileSize, block.End - tileStart), nextKeys = Math.Min(TileSize, block.End - tileStart - TileSize);
             Span<nint> rowIndices = tileRows[..tileKeys];
             // A spread tile found the rows of the tile after it already (they are what it asks for); the rest look them up.
-            if (!spread || tileStart == 0) rows.RowOffsets(tileStart, rowIndices);
+            if (!spread || tileStart == firstTile) rows.RowOffsets(tileStart, rowIndices);
             if (spread)
             {
                 Span<nint> next = nextRows[..Math.Max(0, nextKeys)];
                 if (!next.IsEmpty) rows.RowOffsets(tileStart + TileSize, next);
-                var ahead = new TileAhead<TKey, TValue>(keys, values, rowIndices, tileStart == 0, next, headDim);
+                var ahead = new TileAhead<TKey, TValue>(keys, values, rowIndices, tileStart == firstTile, next, headDim);
                 AttendTileAs<TKey, TValue>(block, scoring, keys, values, rowIndices, tileStart, int.MaxValue, scale, scores, runningMax, runningSum,
                     false, false, widened, keyOffsets[..tileKeys], valueOffsets[..tileKeys], ahead);
                 Span<nint> done = tileRows;
@@ -408,6 +378,7 @@ public static class CausalAttention
         }
         // Scores past a query's causal bound are capped too, and never read.
         if (block.SoftCap > 0) FloatOps.SoftCap(scores[..(count * TileSize)], block.SoftCap);
+        if (block.Window > 0) MaskBeforeWindows(block, scores, tileStart);
 
         // Queries whose causal bound lies at or before this tile are done; the rest are a suffix of the block.
         int first = block.FirstQuery(tileStart);
@@ -419,6 +390,20 @@ public static class CausalAttention
         {
             ahead.WhileSumming(j);
             SumValues<TValue>(block, ref values, offsets, scores, tileStart, first, j, Math.Min(step, offsets.Length - j), valuePlanes);
+        }
+    }
+
+    /// <summary>
+    /// Scores of positions before each query's sliding window set to -∞ (weight 0 after the softmax): token t's window
+    /// starts at <see cref="QueryBlock.WindowStart"/>(t), later for later tokens.
+    /// </summary>
+    private static void MaskBeforeWindows(scoped in QueryBlock block, Span<float> scores, int tileStart)
+    {
+        for (int t = 0; t < block.Tokens; t++)
+        {
+            int masked = Math.Min(TileSize, block.WindowStart(t) - tileStart);
+            if (masked <= 0) continue;
+            for (int g = 0; g < block.GroupSize; g++) scores.Slice((t * block.GroupSize + g) * TileSize, masked).Fill(float.NegativeInfinity);
         }
     }
 
@@ -526,6 +511,13 @@ public static class CausalAttention
     private static void FoldTile(Span<float> s, ref float runningMax, ref float runningSum, Span<float> output)
     {
         float newMax = MathF.Max(runningMax, Max(s));
+        // Nothing seen yet and this tile wholly before the query's window: it must leave the query as it was (weights 0,
+        // max, sum and output untouched), so a token gives the same bits whether its block began tiles earlier or not.
+        if (float.IsNegativeInfinity(newMax))
+        {
+            s.Clear();
+            return;
+        }
         float correction = MathF.Exp(runningMax - newMax);
         runningSum = ExpSum(s, newMax, runningSum * correction);
         runningMax = newMax;

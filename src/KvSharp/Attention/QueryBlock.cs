@@ -60,6 +60,9 @@ public readonly ref struct QueryBlock
     /// <summary>Positions below this are read: the last token's causal bound.</summary>
     public int End => FirstPosition + Tokens;
 
+    /// <summary>The first position token <paramref name="token"/> of the block sees: 0, or where its sliding window starts.</summary>
+    public int WindowStart(int token) => Window > 0 ? Math.Max(0, FirstPosition + token - Window + 1) : 0;
+
     /// <summary>Where query q's row starts in <see cref="Queries"/> and <see cref="Output"/>.</summary>
     public int RowOffset(int query) => query / GroupSize * Stride + query % GroupSize * HeadDim;
 
