@@ -47,6 +47,22 @@ public abstract class RedisKvTierTests : IDisposable
         _h = new TierEngineHarness(_redis);
     }
 
+    private async Task<bool> TierAcceptsWritesAsync()
+    {
+        for (int i = 0; i < 200; i++)
+        {
+            try
+            {
+                await _redis.PutAsync("kvsharp-test:probe", new byte[] { 1 }, TestContext.Current.CancellationToken);
+                return true;
+            }
+            catch (RedisException) { }
+            catch (TimeoutException) { }
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+        return false;
+    }
+
     public void Dispose()
     {
         _h.Dispose();
@@ -107,6 +123,9 @@ public abstract class RedisKvTierTests : IDisposable
         _garnet.Start(); // empty: the killed server's blocks are gone
         for (int i = 0; i < 200 && !_redis.IsConnected; i++) await Task.Delay(50, TestContext.Current.CancellationToken);
         Assert.True(_redis.IsConnected, "the tier did not reconnect");
+        // Connected is not yet writable: on a loaded machine the first commands after the handshake can still fail fast,
+        // and a write that fails is a block the next lookup misses. Wait until one of the tier's own writes goes through.
+        Assert.True(await TierAcceptsWritesAsync(), "the tier reconnected but no write went through within 10 s");
         await _h.ComputeAndEvictSharedAsync();
         var afterwards = _h.Run(Request(Shared));
         _h.AssertSharedPrefixFromTier();
