@@ -62,6 +62,9 @@ internal static class InspectCommand
                     (c2.RopeAttentionFactor != 1f ? $", attention factor {c2.RopeAttentionFactor}" : "") +
                     $", rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}" +
                     (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : ""));
+        if (c2.IsMixtureOfExperts)
+            o.WriteLine($"  mixture of {c2.ExpertCount} experts, {c2.ExpertsUsed} per token, expert ffn {c2.ExpertFeedForwardDim}" +
+                        (c2.NormalizeExpertWeights ? ", chosen weights normalised" : ""));
         o.WriteLine($"parameters: {parameters:N0}");
         int ctx = context ?? c2.TrainedContextLength;
         if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");

@@ -192,7 +192,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
     public bool Synthetic { get; } = synthetic;
     public int ContextLength { get; } = context;
     public int Threads { get; } = threads;
-    public long WeightBytesPerToken { get; } = model.Weights.MatrixBytes;
+    public long WeightBytesPerToken { get; } = model.Weights.ActiveMatrixBytes(model.Config.ExpertsUsed);
     /// <summary>How the scenario's caches store keys and values.</summary>
     public KvElementFormat KvFormat { get; } = kvFormat ?? KvElementFormat.Of(KvElementType.F32);
     public long KvBytesPerToken => KvFormat.BytesPerToken(Model.Config);

@@ -4,7 +4,7 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite) over a batch of tokens that may belong to several sequences, each
+/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite; dense or a mixture of experts) over a batch of tokens that may belong to several sequences, each
 /// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
 /// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
 /// logits are bit-identical however it was batched.
@@ -21,6 +21,8 @@ public sealed class ForwardPass
     // Gemma 3's local layers rotate with a rope base of their own: their angles, or null where every layer shares one.
     private readonly RotaryEmbedding? _localRope;
     private readonly float _attentionScale;
+    // The mixture-of-experts feed-forward (its own scratch); null for a dense model.
+    private readonly ExpertFeedForward? _experts;
     // Attention scratch is laid out [kv head][row]: a query block uses its rows' share, so items never overlap.
     private readonly int _scratchPerRow;
 
@@ -67,6 +69,7 @@ public sealed class ForwardPass
             _localSin = new float[maxBatch * config.RopeDimensions / 2];
         }
         _attentionScale = config.AttentionScale;
+        if (config.IsMixtureOfExperts) _experts = new ExpertFeedForward(config, _matMul, maxBatch);
         MaxBatch = maxBatch;
         _x = new float[maxBatch * config.EmbeddingDim];
         _xb = new float[maxBatch * config.EmbeddingDim];
@@ -75,8 +78,8 @@ public sealed class ForwardPass
         _v = new float[maxBatch * config.KvDim];
         _attn = new float[maxBatch * config.QueryDim];
         _proj = new float[maxBatch * config.EmbeddingDim];
-        _gate = new float[maxBatch * config.FeedForwardDim];
-        _up = new float[maxBatch * config.FeedForwardDim];
+        _gate = new float[config.IsMixtureOfExperts ? 0 : maxBatch * config.FeedForwardDim];
+        _up = new float[config.IsMixtureOfExperts ? 0 : maxBatch * config.FeedForwardDim];
         _cos = new float[maxBatch * config.RopeDimensions / 2];
         _sin = new float[maxBatch * config.RopeDimensions / 2];
         _scratchPerRow = CausalAttention.ScratchLength(config.GroupSize);
@@ -185,8 +188,9 @@ public sealed class ForwardPass
         var v = _v.AsSpan(0, n * kvd);
         var attn = _attn.AsSpan(0, n * qd);
         var proj = _proj.AsSpan(0, n * e);
-        var gate = _gate.AsSpan(0, n * f);
-        var up = _up.AsSpan(0, n * f);
+        // A mixture of experts has scratch of its own (_experts), and no dense gate or up.
+        var gate = _experts == null ? _gate.AsSpan(0, n * f) : default;
+        var up = _experts == null ? _up.AsSpan(0, n * f) : default;
 
         // Embedding lookup: dequantize each token's row exactly (ggml get_rows); rotary angles per row position.
         for (int t = 0; t < n; t++)
@@ -222,13 +226,18 @@ public sealed class ForwardPass
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);
 
-            // Feed-forward block: norm, SwiGLU (GeGLU for gemma), down projection, residual.
+            // Feed-forward block: norm, SwiGLU (GeGLU for gemma) and the down projection, or a mixture of experts;
+            // then the residual.
             norm = new NormRowsWork(this, _x, layer.FeedForwardNorm, n, _xb);
             _pool.Run(ref norm, NormRowsWork.Items(n));
-            _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
-            var gated = new GatedRowsWork(this);
-            _pool.Run(ref gated, n);
-            _matMul.Multiply(layer.Down, gate, n, proj);
+            if (layer.Experts is { } moe) _experts!.Run(moe, xb, n, proj);
+            else
+            {
+                _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
+                var gated = new GatedRowsWork(this);
+                _pool.Run(ref gated, n);
+                _matMul.Multiply(layer.Down, gate, n, proj);
+            }
             PostNorm(layer.FeedForwardPostNorm, n);
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);

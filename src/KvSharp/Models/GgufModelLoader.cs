@@ -43,6 +43,18 @@ public static unsafe class GgufModelLoader
         if (file.HasTensor($"blk.{c.LayerCount}.attn_norm.weight"))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but the file has tensors for block {c.LayerCount}");
         var used = new HashSet<string> { "token_embd.weight" };
+        // A mixture of experts: the router, then each expert's three matrices as views of its slice of the 3-D tensors.
+        MixtureOfExperts Experts(string p)
+        {
+            int n = c.ExpertCount, fe = c.ExpertFeedForwardDim;
+            return new MixtureOfExperts
+            {
+                Router = Matrix(p + "ffn_gate_inp.weight", e, n),
+                Gate = ExpertViews(file, p + "ffn_gate_exps.weight", e, fe, n).Select(Interleave).ToArray(),
+                Up = ExpertViews(file, p + "ffn_up_exps.weight", e, fe, n).Select(Interleave).ToArray(),
+                Down = ExpertViews(file, p + "ffn_down_exps.weight", fe, e, n).Select(Interleave).ToArray(),
+            };
+        }
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
@@ -52,7 +64,9 @@ public static unsafe class GgufModelLoader
             var (query, key, value) = file.HasTensor(p + "attn_qkv.weight")
                 ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
-            var (gate, up) = !file.HasTensor(p + "ffn_gate.weight") && c.Architecture == "phi3"
+            var experts = c.IsMixtureOfExperts ? Experts(p) : null;
+            var (gate, up) = experts != null ? default
+                : !file.HasTensor(p + "ffn_gate.weight") && c.Architecture == "phi3"
                 ? SplitRows(file, p + "ffn_up.weight", e, f, f) is var gu ? (gu[0], gu[1]) : default
                 : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
             layers[i] = new LayerWeights
@@ -71,14 +85,16 @@ public static unsafe class GgufModelLoader
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
                 FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
-                Gate = Interleave(gate),
-                Up = Interleave(up),
-                Down = Matrix(p + "ffn_down.weight", f, e),
+                Gate = experts == null ? Interleave(gate) : default,
+                Up = experts == null ? Interleave(up) : default,
+                Down = experts == null ? Matrix(p + "ffn_down.weight", f, e) : default,
+                Experts = experts,
             };
             if (!c.HasQkNorm && (layers[i].QueryNorm != null || layers[i].KeyNorm != null))
                 throw new ModelFormatException($"{file.Path}: {c.Architecture} has no q/k norms but the file holds '{p}attn_q_norm.weight' or '{p}attn_k_norm.weight'");
             foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
-                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
+                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
+                         "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
                 used.Add(p + name + ".weight");
             foreach (string name in new[] { "attn_q", "attn_k", "attn_v", "attn_output" }) used.Add(p + name + ".bias");
         }
@@ -129,6 +145,20 @@ public static unsafe class GgufModelLoader
             offset += (long)parts[i] * whole.RowBytes;
         }
         return views;
+    }
+
+    /// <summary>
+    /// The experts of a 3-D tensor with GGUF shape [cols, rows, experts]: one [cols, rows] matrix view per expert, one
+    /// after another in the file.
+    /// </summary>
+    private static WeightMatrix[] ExpertViews(GgufFile file, string name, int cols, int rows, int experts)
+    {
+        var t = Tensor(file, name);
+        if (t.Dimensions.Length != 3 || t.Dimensions[0] != cols || t.Dimensions[1] != rows || t.Dimensions[2] != experts)
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}, {experts}] from the metadata");
+        byte* data = file.GetTensorPointer(t);
+        long bytes = (long)rows * GgmlTypes.RowBytes(t.Type, cols);
+        return Enumerable.Range(0, experts).Select(x => new WeightMatrix(t.Type, rows, cols, data + x * bytes)).ToArray();
     }
 
     /// <summary>

@@ -93,6 +93,18 @@ public sealed record ModelConfig
     public bool LongRope { get; init; }
     /// <summary>The context the model was pretrained with before its rope was stretched (<c>{arch}.rope.scaling.original_context_length</c>).</summary>
     public int? RopeOriginalContextLength { get; init; }
+    /// <summary>Experts of each layer's mixture-of-experts feed-forward (<c>{arch}.expert_count</c>); 0 for a dense model.</summary>
+    public int ExpertCount { get; init; }
+    /// <summary>Experts each token runs through (<c>{arch}.expert_used_count</c>).</summary>
+    public int ExpertsUsed { get; init; }
+    /// <summary>Hidden width of one expert (<c>{arch}.expert_feed_forward_length</c>, else the feed-forward length).</summary>
+    public int ExpertFeedForwardDim { get; init; }
+    /// <summary>
+    /// The chosen experts' router probabilities are divided by their sum (Mixtral, Qwen3-MoE); otherwise used as they
+    /// are (OLMoE, Qwen2-MoE).
+    /// </summary>
+    public bool NormalizeExpertWeights { get; init; }
+    public bool IsMixtureOfExperts => ExpertCount > 0;
     /// <summary>q/k/v biases are required (qwen2); other architectures use them when the file has them.</summary>
     public bool HasQkvBias { get; init; }
     /// <summary>
@@ -113,7 +125,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -191,6 +203,10 @@ public sealed record ModelConfig
         // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
+        int experts = Count("expert_count") ?? 0, expertsUsed = Count("expert_used_count") ?? 0;
+        if (arch == "qwen3moe" && experts == 0)
+            throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
+
         var config = new ModelConfig
         {
             Architecture = arch,
@@ -217,14 +233,19 @@ public sealed record ModelConfig
                 : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen3" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen3" or "qwen3moe" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = scalingType is "longrope",
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch == "qwen2",
-            HasQkNorm = arch is "qwen3" or "gemma3",
+            HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3",
+            ExpertCount = experts,
+            ExpertsUsed = expertsUsed,
+            ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,
+            // llama.cpp: Mixtral (llama), Granite-MoE and Qwen3-MoE normalise the chosen weights.
+            NormalizeExpertWeights = experts > 0 && arch is "llama" or "granite" or "qwen3moe",
         };
         config.Validate(file.Path);
         return config;
@@ -237,6 +258,9 @@ public sealed record ModelConfig
         if (EmbeddingDim <= 0 || LayerCount <= 0 || HeadCount <= 0 || KvHeadCount <= 0 || HeadDim <= 0 || FeedForwardDim <= 0)
             Fail($"non-positive dimension (embedding {EmbeddingDim}, layers {LayerCount}, heads {HeadCount}, kv heads {KvHeadCount}, head dim {HeadDim}, ffn {FeedForwardDim})");
         if (VocabSize <= 0) Fail($"vocabulary size {VocabSize} is not positive");
+        if (ExpertCount > 0 && (ExpertsUsed < 1 || ExpertsUsed > ExpertCount || ExpertFeedForwardDim <= 0))
+            Fail($"a mixture of {ExpertCount} experts needs 1 to {ExpertCount} experts per token (expert_used_count {ExpertsUsed}) and a positive expert width ({ExpertFeedForwardDim})");
+        if (ExpertCount == 0 && ExpertsUsed > 0) Fail($"expert_used_count {ExpertsUsed} without expert_count");
         if (HeadCount % KvHeadCount != 0) Fail($"head count {HeadCount} is not a multiple of the KV head count {KvHeadCount}");
         if (HeadDim % 2 != 0) Fail($"head dimension {HeadDim} is odd; rotary embedding needs pairs");
         if (RopeDimensions <= 0 || RopeDimensions > HeadDim || RopeDimensions % 2 != 0)

@@ -22,9 +22,16 @@ public sealed class LayerWeights
     /// <summary>RMSNorm weights of the attention and feed-forward outputs (Gemma 2/3); null where the model has none.</summary>
     public float[]? AttentionPostNorm { get; init; }
     public float[]? FeedForwardPostNorm { get; init; }
-    public required WeightMatrix Gate { get; init; }
-    public required WeightMatrix Up { get; init; }
-    public required WeightMatrix Down { get; init; }
+    /// <summary>The dense feed-forward's matrices; unset (null data) where the layer is a <see cref="Experts"/> block.</summary>
+    public WeightMatrix Gate { get; init; }
+    public WeightMatrix Up { get; init; }
+    public WeightMatrix Down { get; init; }
+    /// <summary>The mixture-of-experts feed-forward that replaces Gate/Up/Down in an MoE model; null in a dense one.</summary>
+    public MixtureOfExperts? Experts { get; init; }
+
+    /// <summary>The matrices the layer multiplies by: q, k, v, output, then gate, up, down or the router and every expert.</summary>
+    public IEnumerable<WeightMatrix> Matrices() =>
+        new[] { Query, Key, Value, AttentionOutput }.Concat(Experts?.Matrices() ?? [Gate, Up, Down]);
 }
 
 /// <summary>
@@ -62,16 +69,21 @@ public sealed class ModelWeights : IDisposable
         RopeFrequencyFactors = ropeFrequencyFactors;
     }
 
-    /// <summary>Bytes of weight data one decode step reads (every matrix once), for bandwidth estimates.</summary>
-    public long MatrixBytes
+    /// <summary>
+    /// Bytes of weight data one decode step reads (every matrix once; of a mixture of experts the router and, on average,
+    /// <paramref name="expertsUsed"/> of its experts), for bandwidth estimates.
+    /// </summary>
+    public long ActiveMatrixBytes(int expertsUsed)
     {
-        get
-        {
-            long total = TiedOutput ? 0 : (long)Output.RowBytes * Output.Rows;
-            foreach (var m in LayerMatrices()) total += (long)m.RowBytes * m.Rows;
-            return total + (long)TokenEmbedding.RowBytes * (TiedOutput ? TokenEmbedding.Rows : 0);
-        }
+        long total = TiedOutput ? 0 : (long)Output.RowBytes * Output.Rows;
+        foreach (var m in LayerMatrices()) total += (long)m.RowBytes * m.Rows;
+        foreach (var l in Layers)
+            if (l.Experts is { } moe && expertsUsed < moe.Count) total -= moe.ExpertBytes - moe.ExpertBytes / moe.Count * expertsUsed;
+        return total + (long)TokenEmbedding.RowBytes * (TiedOutput ? TokenEmbedding.Rows : 0);
     }
+
+    /// <summary>Bytes of weight data one decode step reads (every matrix once), for bandwidth estimates of dense models.</summary>
+    public long MatrixBytes => ActiveMatrixBytes(int.MaxValue);
 
     public void Dispose()
     {
@@ -84,7 +96,6 @@ public sealed class ModelWeights : IDisposable
     /// <summary>Every matrix a forward pass multiplies by: the seven of every layer, then the output (the tied embedding where it is tied).</summary>
     public IEnumerable<WeightMatrix> ProductMatrices() => LayerMatrices().Append(Output);
 
-    /// <summary>The seven matrices of every layer.</summary>
-    private IEnumerable<WeightMatrix> LayerMatrices() =>
-        Layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.AttentionOutput, l.Gate, l.Up, l.Down });
+    /// <summary>The matrices of every layer (seven, or the attention's four and a mixture of experts).</summary>
+    private IEnumerable<WeightMatrix> LayerMatrices() => Layers.SelectMany(l => l.Matrices());
 }

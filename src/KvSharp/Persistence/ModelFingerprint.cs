@@ -42,8 +42,7 @@ public sealed record ModelFingerprint(string Architecture, string Shape, string 
         foreach (var layer in weights.Layers)
         {
             Vector(layer.AttentionNorm);
-            foreach (var m in (ReadOnlySpan<WeightMatrix>)[layer.Query, layer.Key, layer.Value, layer.AttentionOutput, layer.Gate, layer.Up, layer.Down])
-                Matrix(m);
+            foreach (var m in layer.Matrices()) Matrix(m);
             Vector(layer.QueryBias);
             Vector(layer.KeyBias);
             Vector(layer.ValueBias);

@@ -138,12 +138,11 @@ public sealed class ReferenceModel
                 Add(x, Residual(PostNorm(MatVec(w.AttentionOutput, attention, w.OutputBias), w.AttentionPostNorm)));
             }
 
-            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)).
+            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)); a mixture
+            // of experts: the router's favourite experts' outputs, weighted by its probabilities.
             xb = RmsNorm(x, w.FeedForwardNorm);
-            float[] gate = MatVec(w.Gate, xb), up = MatVec(w.Up, xb);
-            for (int i = 0; i < gate.Length; i++)
-                gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
-            Add(x, Residual(PostNorm(MatVec(w.Down, gate), w.FeedForwardPostNorm)));
+            float[] ffn = w.Experts is { } moe ? Experts(moe, xb) : FeedForward(w.Gate!, w.Up!, w.Down!, xb);
+            Add(x, Residual(PostNorm(ffn, w.FeedForwardPostNorm)));
         }
 
         Position++;
@@ -154,6 +153,37 @@ public sealed class ReferenceModel
         if (_c.FinalLogitSoftCap > 0)
             for (int i = 0; i < logits.Length; i++) logits[i] = (float)(_c.FinalLogitSoftCap * Math.Tanh(logits[i] / _c.FinalLogitSoftCap));
         return logits;
+    }
+
+    private float[] FeedForward(FloatMatrix gateMatrix, FloatMatrix upMatrix, FloatMatrix down, float[] xb)
+    {
+        float[] gate = MatVec(gateMatrix, xb), up = MatVec(upMatrix, xb);
+        for (int i = 0; i < gate.Length; i++)
+            gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
+        return MatVec(down, gate);
+    }
+
+    /// <summary>
+    /// A mixture of experts: softmax over the router's logits, the ExpertsUsed most probable experts (the lower index
+    /// on a tie), their probabilities (divided by their sum if the model normalises them), and the sum of each chosen
+    /// expert's feed-forward times its weight.
+    /// </summary>
+    private float[] Experts(ReferenceExperts moe, float[] xb)
+    {
+        float[] logits = MatVec(moe.Router, xb);
+        double max = logits.Max();
+        double[] p = logits.Select(l => Math.Exp(l - max)).ToArray();
+        double total = p.Sum();
+        var chosen = Enumerable.Range(0, p.Length).OrderByDescending(i => p[i]).ThenBy(i => i).Take(_c.ExpertsUsed).ToArray();
+        double norm = _c.NormalizeExpertWeights ? chosen.Sum(i => p[i] / total) : 1;
+        var y = new float[_c.EmbeddingDim];
+        foreach (int i in chosen)
+        {
+            double weight = p[i] / total / norm;
+            float[] expert = FeedForward(moe.Gate[i], moe.Up[i], moe.Down[i], xb);
+            for (int j = 0; j < y.Length; j++) y[j] += (float)(weight * expert[j]);
+        }
+        return y;
     }
 
     /// <summary>Granite scales each block's output by residual_scale before adding it to the stream.</summary>

@@ -24,10 +24,20 @@ internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
 internal sealed record ReferenceLayer(
     float[] AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
     float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? OutputBias, float[]? QueryNorm, float[]? KeyNorm,
-    float[]? AttentionPostNorm, float[] FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix Gate, FloatMatrix Up, FloatMatrix Down)
+    float[]? AttentionPostNorm, float[] FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down,
+    ReferenceExperts? Experts)
 {
     public static ReferenceLayer From(LayerWeights w) => new(
         w.AttentionNorm, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
         w.QueryBias, w.KeyBias, w.ValueBias, w.OutputBias, w.QueryNorm, w.KeyNorm,
-        w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardPostNorm, FloatMatrix.From(w.Gate), FloatMatrix.From(w.Up), FloatMatrix.From(w.Down));
+        w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardPostNorm,
+        w.Experts == null ? FloatMatrix.From(w.Gate) : null, w.Experts == null ? FloatMatrix.From(w.Up) : null, w.Experts == null ? FloatMatrix.From(w.Down) : null,
+        w.Experts == null ? null : ReferenceExperts.From(w.Experts));
+}
+
+/// <summary>A mixture of experts as floats: the router and each expert's gate, up and down.</summary>
+internal sealed record ReferenceExperts(FloatMatrix Router, FloatMatrix[] Gate, FloatMatrix[] Up, FloatMatrix[] Down)
+{
+    public static ReferenceExperts From(MixtureOfExperts m) => new(FloatMatrix.From(m.Router),
+        m.Gate.Select(FloatMatrix.From).ToArray(), m.Up.Select(FloatMatrix.From).ToArray(), m.Down.Select(FloatMatrix.From).ToArray());
 }

@@ -48,6 +48,8 @@ public class ArchitectureParityTests
         { Gemma2Q8.Name, Gemma2Q8.Name },
         { GraniteF32.Name, GraniteF32.Name },
         { LlamaOutputBiasF32.Name, LlamaOutputBiasF32.Name },
+        { MixtralF32.Name, MixtralF32.Name },
+        { MixtralQ8.Name, MixtralQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -115,12 +117,44 @@ public class ArchitectureParityTests
     [InlineData("gemma.F32")]
     [InlineData("granite.F32")]
     [InlineData("llama-output-bias.F32")]
+    [InlineData("mixtral-4x2.F32")]
+    [InlineData("qwen3moe-8x3.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);
         using var model = LlmModel.Load(ArchitectureVariants.Path(v), new ModelLoadOptions { Threads = 2, ContextLength = 512 });
         string type = v.Name.Split('.')[^1];
         FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, v.Architecture == "gemma" && type == "F32" ? ReferenceOracle.GeluF32 : type, v.Name);
+    }
+
+    /// <summary>
+    /// A mixture of experts: the config as the file says, each expert a view of its own slice, and a step of 40
+    /// sequences giving each the logits it gets alone (the experts multiply the rows that chose them grouped, so
+    /// which rows share an expert must not change a bit).
+    /// </summary>
+    [Fact]
+    public void MixtureOfExpertsKeepsBatchInvariance()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(Qwen3MoeQ8), new ModelLoadOptions { Threads = 2 });
+        var c = model.Config;
+        Assert.Equal((8, 3, 768, true, true), (c.ExpertCount, c.ExpertsUsed, c.ExpertFeedForwardDim, c.NormalizeExpertWeights, c.IsMixtureOfExperts));
+        var moe = model.Weights.Layers[0].Experts!;
+        Assert.Equal(8, moe.Count);
+        Assert.True(moe.Gate[1].Row(0).SequenceEqual(moe.Gate[0].Row(37)), "expert 1's gate is expert 0's rotated by 37 rows");
+
+        var prompt = Fixtures.All[0].PromptIds.AsSpan(0, 40).ToArray();
+        // Each token alone and all of them as one step of many sequences give the same bits.
+        var forward = model.CreateForwardPass();
+        var caches = prompt.Select(_ => model.CreateCache(KvCacheMode.Contiguous, 8)).ToArray();
+        int vocab = c.VocabSize;
+        var together = new float[prompt.Length * vocab];
+        forward.Forward(prompt, caches.Select(kv => new BatchSegment(kv, 1, LogitsRequest.Last)).ToArray(), together);
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            var alone = model.Evaluate([prompt[i]], model.CreateCache(KvCacheMode.Contiguous, 8));
+            Assert.True(alone.AsSpan().SequenceEqual(together.AsSpan(i * vocab, vocab)), $"token {i}: alone differs from the batched step");
+        }
+        Assert.True(model.Weights.ActiveMatrixBytes(3) < model.Weights.MatrixBytes, "a token reads 3 of 8 experts");
     }
 
     [Fact]

@@ -18,11 +18,15 @@ namespace KvSharp.Tests.Models;
 ///   scores, 5 on logits, so they bend what they touch) and Gemma 3's two rope bases with a linear scaling of 8.
 /// - granite: llama-gqa with Granite's four multipliers (embedding 12, residual 0.22, attention 0.25, logits 8).
 /// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads.
+/// - mixtures of experts (Mixtral's llama with 4 experts, 2 per token; qwen3moe with 8, 3 per token): expert x's gate,
+///   up and down are the source's matrices with their rows rotated by 37x, 53x and 11x rows (whole rows, so any weight
+///   type), and an F32 router of deterministic waves.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
 {
-    public sealed record Variant(string Name, string Source, string Architecture, int? SlidingWindow = null, bool LongRope = false, int Repeat = 1)
+    public sealed record Variant(string Name, string Source, string Architecture, int? SlidingWindow = null, bool LongRope = false, int Repeat = 1,
+        int Experts = 0, int ExpertsUsed = 0)
     {
         public override string ToString() => Name;
     }
@@ -41,8 +45,14 @@ public static class ArchitectureVariants
     public static readonly Variant GraniteF32 = new("granite.F32", "llama-gqa.F32.gguf", "granite");
     public static readonly Variant LlamaOutputBiasF32 = new("llama-output-bias.F32", "llama-gqa.F32.gguf", "llama");
 
+    public static readonly Variant MixtralF32 = new("mixtral-4x2.F32", "llama-gqa.F32.gguf", "llama", Experts: 4, ExpertsUsed: 2);
+    public static readonly Variant MixtralQ8 = new("mixtral-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "llama", Experts: 4, ExpertsUsed: 2);
+    public static readonly Variant Qwen3MoeF32 = new("qwen3moe-8x3.F32", "qwen2-bias.F32.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
+    public static readonly Variant Qwen3MoeQ8 = new("qwen3moe-8x3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
+
     public static readonly Variant[] All =
-        [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32];
+        [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -82,6 +92,13 @@ public static class ArchitectureVariants
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
             w.Add("gemma2.final_logit_softcapping", 5f);
+        }
+        if (v.Experts > 0)
+        {
+            w.Add(v.Architecture + ".expert_count", (uint)v.Experts);
+            w.Add(v.Architecture + ".expert_used_count", (uint)v.ExpertsUsed);
+            if (v.Architecture == "qwen3moe")
+                w.Add("qwen3moe.expert_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long ff) ? ff : 0));
         }
         if (v.Architecture == "granite")
         {
@@ -158,7 +175,27 @@ public static class ArchitectureVariants
                     continue;
                 }
             }
-            if (v.Architecture == "qwen3" && name.EndsWith(".bias")) continue;
+            if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".bias")) continue;
+            if (v.Experts > 0 && (name.EndsWith(".ffn_gate.weight") || name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")))
+            {
+                string part = name.EndsWith(".ffn_gate.weight") ? "gate" : name.EndsWith(".ffn_up.weight") ? "up" : "down";
+                int step = part == "gate" ? 37 : part == "up" ? 53 : 11;
+                byte[] data = Bytes(name);
+                long rows = t.Dimensions[1];
+                int rowBytes = (int)(data.Length / rows);
+                var all = new byte[data.Length * v.Experts];
+                for (int x = 0; x < v.Experts; x++)
+                    for (long r = 0; r < rows; r++)
+                        Array.Copy(data, (r + (long)x * step) % rows * rowBytes, all, (x * rows + r) * rowBytes, rowBytes);
+                w.AddTensor(name.Replace($".ffn_{part}.weight", $".ffn_{part}_exps.weight"), t.Type, [t.Dimensions[0], rows, v.Experts], all);
+                if (part == "gate")
+                {
+                    int e = (int)t.Dimensions[0];
+                    w.AddTensor(name.Replace(".ffn_gate.weight", ".ffn_gate_inp.weight"), [e, v.Experts],
+                        Enumerable.Range(0, e * v.Experts).Select(i => 2f / MathF.Sqrt(e) * MathF.Sin(0.37f * (i % e) + 1.3f * (i / e) + 0.1f * (i % 7))).ToArray());
+                }
+                continue;
+            }
             w.AddTensor(name, t.Type, t.Dimensions, Bytes(name));
             if (v == LlamaOutputBiasF32 && name.EndsWith(".attn_output.weight"))
             {
@@ -166,7 +203,7 @@ public static class ArchitectureVariants
                 w.AddTensor(name[..^".weight".Length] + ".bias", [e],
                     Enumerable.Range(0, e).Select(i => (i % 2 == 0 ? 1 : -1) * (0.05f + 0.2f * ((i * 37) % 101) / 100f)).ToArray());
             }
-            if (v.Architecture == "qwen3" && name.EndsWith(".attn_norm.weight"))
+            if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".attn_norm.weight"))
             {
                 string p = name[..^"attn_norm.weight".Length];
                 int headDim = HeadDim(g, from);

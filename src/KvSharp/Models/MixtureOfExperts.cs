@@ -1,0 +1,26 @@
+using KvSharp.Tensors;
+
+namespace KvSharp.Models;
+
+/// <summary>
+/// A mixture-of-experts feed-forward block (Mixtral, Qwen3-MoE, OLMoE): a router matrix scores every expert for a
+/// token, the token runs through the <see cref="ModelConfig.ExpertsUsed"/> best, and their outputs are summed weighted
+/// by the router's probabilities. Each expert is a SwiGLU of its own; its three matrices are views of its slice of the
+/// file's 3-D tensors (ffn_gate_exps, ffn_up_exps, ffn_down_exps), multiplied like any other matrix.
+/// </summary>
+public sealed class MixtureOfExperts
+{
+    /// <summary>[embedding → experts]: the router's logits (ffn_gate_inp).</summary>
+    public required WeightMatrix Router { get; init; }
+    public required WeightMatrix[] Gate { get; init; }
+    public required WeightMatrix[] Up { get; init; }
+    public required WeightMatrix[] Down { get; init; }
+
+    public int Count => Gate.Length;
+
+    /// <summary>The router, then every expert's gate, up and down.</summary>
+    public IEnumerable<WeightMatrix> Matrices() => [Router, .. Gate, .. Up, .. Down];
+
+    /// <summary>Bytes of the experts' matrices (without the router).</summary>
+    public long ExpertBytes => Gate.Concat(Up).Concat(Down).Sum(m => m.TotalBytes);
+}
