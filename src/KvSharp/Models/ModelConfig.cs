@@ -173,6 +173,8 @@ public sealed record ModelConfig
             throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported " +
                 $"for {arch} (supported: none, linear, llama3 via rope_freqs{(arch == "phi3" ? ", longrope" : "")})");
         }
+        // Phi-3 128k files carry their LongRoPE factor tables without a scaling type (convert_hf_to_gguf writes none).
+        bool longRope = scalingType is "longrope" || file.HasTensor("rope_factors_long.weight") || file.HasTensor("rope_factors_short.weight");
         float attnFactor = 1f;
         if (file.TryGetFloat($"{arch}.rope.scaling.attn_factor", out float af))
         {
@@ -186,7 +188,9 @@ public sealed record ModelConfig
             ?? token?.Length ?? (int)(file.FindTensor("token_embd.weight")?.Dimensions is { Length: 2 } d ? Math.Min(d[1], int.MaxValue) : 0);
 
         bool gemma = arch is "gemma" or "gemma2" or "gemma3";
-        int? window = Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : null);
+        // 0 means no window (convert_hf_to_gguf writes it for Phi-4, whose config has none).
+        int? window = file.TryGetInt64($"{arch}.attention.sliding_window", out long sw) && sw == 0 ? null
+            : Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : null);
         float SoftCap(string key, float gemma2Default)
         {
             if (!file.TryGetFloat($"{arch}.{key}", out float cap)) return arch == "gemma2" ? gemma2Default : 0f;
@@ -237,7 +241,7 @@ public sealed record ModelConfig
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
-            LongRope = scalingType is "longrope",
+            LongRope = longRope,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch == "qwen2",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3",

@@ -187,6 +187,17 @@ public class ArchitectureParityTests
         Assert.Contains("ContextOverflow.Shift does not apply to gemma3", refused.Message);
     }
 
+    /// <summary>convert_hf_to_gguf writes a sliding window of 0 for Phi-4 (none in its config): no window, not an error.</summary>
+    [Fact]
+    public void Phi3WithASlidingWindowOfZeroHasNone()
+    {
+        string path = GgufRewrite.Rewrite(ArchitectureVariants.Path(Phi3F32),
+            metadata: (key, value) => key == "phi3.attention.sliding_window" ? KvSharp.Gguf.GgufValue.Of(0u) : value);
+        using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 1 });
+        Assert.Null(model.Config.SlidingWindow);
+        Assert.Equal(KvCachePolicy.Full, KvCachePolicy.OfModel(model.Config, 512));
+    }
+
     [Fact]
     public void Phi3FusedMatricesGiveTheLlamaWeightsTheirOwnViews()
     {

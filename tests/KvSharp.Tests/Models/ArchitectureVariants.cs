@@ -114,11 +114,11 @@ public static class ArchitectureVariants
         }
         if (v.Architecture == "phi3")
         {
-            // llama.cpp b4748 needs a sliding window for phi3 (its defaults are for 32- and 40-layer models only).
+            // llama.cpp b4748 needs a sliding window for phi3 (its defaults are for 32- and 40-layer models only). LongRoPE
+            // files carry no rope.scaling.type, as convert_hf_to_gguf writes them: the factor tables say it.
             w.Add("phi3.attention.sliding_window", (uint)(v.SlidingWindow ?? 4096));
             if (v.LongRope)
             {
-                w.Add("phi3.rope.scaling.type", "longrope");
                 w.Add("phi3.rope.scaling.original_context_length", (uint)LongRopeOriginalContext);
                 w.Add("phi3.rope.scaling.attn_factor", LongRopeAttentionFactor);
             }
