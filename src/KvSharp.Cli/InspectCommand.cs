@@ -78,6 +78,16 @@ internal static class InspectCommand
         if (c2.KvHeadCount < c2.HeadCount)
             o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {full * c2.GroupSize:N0} bytes: {c2.GroupSize}x more");
         o.WriteLine($"  a session allocates: static {full:N0} bytes up front; contiguous grows by doubling as tokens arrive");
+        if (c2.HasLayerWindows && c2.SlidingWindow is int window && window < ctx)
+        {
+            // What a cache that kept only the window for the local layers would need: KvSharp keeps every position of
+            // every layer (the windows are masks inside attention), so this is what it does not save yet.
+            int local = Enumerable.Range(0, c2.LayerCount).Count(l => c2.LayerWindow(l) > 0);
+            decimal perLayer = (decimal)perToken / c2.LayerCount;
+            decimal windowed = perLayer * ((c2.LayerCount - local) * (decimal)ctx + local * (decimal)window);
+            o.WriteLine($"  {local} of {c2.LayerCount} layers attend through a window of {window}: keeping only their windows would need " +
+                        $"{windowed:N0} bytes ({windowed / 1048576m:F2} MiB); KvSharp keeps every position of every layer (the windows are masks)");
+        }
         return 0;
     }
 

@@ -66,6 +66,26 @@ public class CliTests
         Assert.Contains("static 524,288 bytes", r.Stdout);
     }
 
+    /// <summary>
+    /// A Gemma 3 file (derived from llama-gqa: 6 layers of 1,024 bytes a token, F32 KV, 5 local through a window of 24)
+    /// and a mixture of experts: inspect names the window, the norms and the experts, and what keeping only the local
+    /// layers' windows would need.
+    /// </summary>
+    [Fact]
+    public void InspectDescribesLayerWindowsAndExperts()
+    {
+        var r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Gemma3F32));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("architecture: gemma3", r.Stdout);
+        Assert.Contains("sliding window 24, per-head q/k norm", r.Stdout);
+        // 2 x 6 layers x 2 kv heads x 32 x 4 = 3,072 bytes a token; 1 global layer x 512 + 5 local x 24 = 632 layer-positions of 512 bytes.
+        Assert.Contains("5 of 6 layers attend through a window of 24: keeping only their windows would need 323,584 bytes", r.Stdout);
+
+        r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Qwen3MoeQ8));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("mixture of 8 experts, 3 per token, expert ffn 768, chosen weights normalised", r.Stdout);
+    }
+
     [Theory]
     [InlineData("batch")]
     [InlineData("sequential")]
