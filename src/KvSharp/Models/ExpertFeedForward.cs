@@ -24,6 +24,8 @@ internal sealed class ExpertFeedForward
     private readonly int[] _rowCount;
     // The rows an expert serves gathered together, its gate and up products, its output, and every row's slot outputs.
     private readonly float[] _gathered, _gate, _up, _down, _slots;
+    // The shared expert's gate logit per row, and its gate and up products (Qwen2-MoE).
+    private readonly float[] _sharedLogit, _sharedGate, _sharedUp;
 
     public ExpertFeedForward(ModelConfig config, MatMul matMul, int maxBatch)
     {
@@ -42,6 +44,10 @@ internal sealed class ExpertFeedForward
         _up = new float[maxBatch * f];
         _down = new float[maxBatch * e];
         _slots = new float[maxBatch * k * e];
+        int fs = config.SharedExpertFeedForwardDim;
+        _sharedLogit = new float[fs > 0 ? maxBatch : 0];
+        _sharedGate = new float[maxBatch * fs];
+        _sharedUp = new float[maxBatch * fs];
     }
 
     /// <summary>output[t] = Σ over row t's chosen experts, in choice order, of weight x expert(input[t]).</summary>
@@ -90,6 +96,27 @@ internal sealed class ExpertFeedForward
                 if (slot == 0) y.CopyTo(o);
                 else FloatOps.Add(o, y);
             }
+        }
+        if (moe.Shared is { } shared) AddShared(shared, input, rows, output);
+    }
+
+    /// <summary>
+    /// output[t] += SwiGLU_shared(input[t]) x sigmoid(router · input[t]), the sigmoid as llama.cpp's qwen2moe takes it
+    /// (silu(g) / g) and the SwiGLU through its own down projection (into the gathered-rows buffer, free by now).
+    /// </summary>
+    private void AddShared(SharedExpert shared, ReadOnlySpan<float> input, int rows, Span<float> output)
+    {
+        int e = _c.EmbeddingDim, fs = _c.SharedExpertFeedForwardDim;
+        _matMul.Multiply(shared.Router, input[..(rows * e)], rows, _sharedLogit.AsSpan(0, rows));
+        _matMul.Multiply(shared.Gate, _sharedGate.AsSpan(0, rows * fs), shared.Up, _sharedUp.AsSpan(0, rows * fs), input[..(rows * e)], rows);
+        for (int t = 0; t < rows; t++) FloatOps.SwiGlu(_sharedGate.AsSpan(t * fs, fs), _sharedUp.AsSpan(t * fs, fs));
+        _matMul.Multiply(shared.Down, _sharedGate.AsSpan(0, rows * fs), rows, _gathered.AsSpan(0, rows * e));
+        for (int t = 0; t < rows; t++)
+        {
+            float g = _sharedLogit[t], gate = g / (1f + MathF.Exp(-g)) / g;
+            var y = _gathered.AsSpan(t * e, e);
+            FloatOps.Scale(y, gate);
+            FloatOps.Add(output.Slice(t * e, e), y);
         }
     }
 

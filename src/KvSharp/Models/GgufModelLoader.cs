@@ -53,6 +53,10 @@ public static unsafe class GgufModelLoader
                 Gate = ExpertViews(file, p + "ffn_gate_exps.weight", e, fe, n).Select(Interleave).ToArray(),
                 Up = ExpertViews(file, p + "ffn_up_exps.weight", e, fe, n).Select(Interleave).ToArray(),
                 Down = ExpertViews(file, p + "ffn_down_exps.weight", fe, e, n).Select(Interleave).ToArray(),
+                Shared = c.SharedExpertFeedForwardDim is > 0 and int fs
+                    ? new SharedExpert(Interleave(RowVector(file, p + "ffn_gate_inp_shexp.weight", e)), Matrix(p + "ffn_gate_shexp.weight", e, fs),
+                        Matrix(p + "ffn_up_shexp.weight", e, fs), Matrix(p + "ffn_down_shexp.weight", fs, e))
+                    : null,
             };
         }
         var layers = new LayerWeights[c.LayerCount];
@@ -94,7 +98,8 @@ public static unsafe class GgufModelLoader
                 throw new ModelFormatException($"{file.Path}: {c.Architecture} has no q/k norms but the file holds '{p}attn_q_norm.weight' or '{p}attn_k_norm.weight'");
             foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
                          "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
-                         "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
+                         "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
+                         "ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
                 used.Add(p + name + ".weight");
             foreach (string name in new[] { "attn_q", "attn_k", "attn_v", "attn_output" }) used.Add(p + name + ".bias");
         }
@@ -122,6 +127,15 @@ public static unsafe class GgufModelLoader
     }
 
     /// <summary>A matrix with GGUF shape [cols, rows] (ne0 = the input dimension, contiguous).</summary>
+    /// <summary>A 1-D tensor of <paramref name="cols"/> elements (or [cols, 1]) as a one-row matrix, as ggml multiplies it.</summary>
+    private static WeightMatrix RowVector(GgufFile file, string name, int cols)
+    {
+        var t = Tensor(file, name);
+        if (t.Dimensions[0] != cols || t.ElementCount != cols)
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}] from the metadata");
+        return new WeightMatrix(t.Type, 1, cols, file.GetTensorPointer(t));
+    }
+
     private static WeightMatrix MatrixView(GgufFile file, string name, int cols, int rows)
     {
         var t = Tensor(file, name);

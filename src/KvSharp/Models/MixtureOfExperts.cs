@@ -16,11 +16,21 @@ public sealed class MixtureOfExperts
     public required WeightMatrix[] Up { get; init; }
     public required WeightMatrix[] Down { get; init; }
 
+    /// <summary>
+    /// The shared expert every token runs through (Qwen2-MoE), its output times sigmoid(its router row · x); null where
+    /// the model has none.
+    /// </summary>
+    public SharedExpert? Shared { get; init; }
+
     public int Count => Gate.Length;
 
-    /// <summary>The router, then every expert's gate, up and down.</summary>
-    public IEnumerable<WeightMatrix> Matrices() => [Router, .. Gate, .. Up, .. Down];
+    /// <summary>The router, every expert's gate, up and down, then the shared expert's router row, gate, up and down.</summary>
+    public IEnumerable<WeightMatrix> Matrices() =>
+        [Router, .. Gate, .. Up, .. Down, .. Shared is { } s ? new[] { s.Router, s.Gate, s.Up, s.Down } : []];
 
-    /// <summary>Bytes of the experts' matrices (without the router).</summary>
+    /// <summary>Bytes of the routed experts' matrices (without the routers and the shared expert, which every token reads).</summary>
     public long ExpertBytes => Gate.Concat(Up).Concat(Down).Sum(m => m.TotalBytes);
 }
+
+/// <summary>Qwen2-MoE's shared expert: a SwiGLU every token runs through, gated by a sigmoid of one router row.</summary>
+public sealed record SharedExpert(WeightMatrix Router, WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);

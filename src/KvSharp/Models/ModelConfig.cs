@@ -104,6 +104,11 @@ public sealed record ModelConfig
     /// are (OLMoE, Qwen2-MoE).
     /// </summary>
     public bool NormalizeExpertWeights { get; init; }
+    /// <summary>
+    /// Hidden width of the shared expert every token also runs through, gated by a sigmoid of its own router row
+    /// (Qwen2-MoE: <c>{arch}.expert_shared_feed_forward_length</c>); 0 for none.
+    /// </summary>
+    public int SharedExpertFeedForwardDim { get; init; }
     public bool IsMixtureOfExperts => ExpertCount > 0;
     /// <summary>q/k/v biases are required (qwen2); other architectures use them when the file has them.</summary>
     public bool HasQkvBias { get; init; }
@@ -125,7 +130,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -208,7 +213,7 @@ public sealed record ModelConfig
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
         int experts = Count("expert_count") ?? 0, expertsUsed = Count("expert_used_count") ?? 0;
-        if (arch == "qwen3moe" && experts == 0)
+        if (arch is "qwen3moe" or "qwen2moe" && experts == 0)
             throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
 
         var config = new ModelConfig
@@ -237,17 +242,18 @@ public sealed record ModelConfig
                 : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen3" or "qwen3moe" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = longRope,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
-            HasQkvBias = arch == "qwen2",
+            HasQkvBias = arch is "qwen2" or "qwen2moe",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3",
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,
+            SharedExpertFeedForwardDim = experts > 0 ? Count("expert_shared_feed_forward_length") ?? 0 : 0,
             // llama.cpp: Mixtral (llama), Granite-MoE and Qwen3-MoE normalise the chosen weights.
             NormalizeExpertWeights = experts > 0 && arch is "llama" or "granite" or "qwen3moe",
         };

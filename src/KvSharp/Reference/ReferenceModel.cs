@@ -183,6 +183,13 @@ public sealed class ReferenceModel
             float[] expert = FeedForward(moe.Gate[i], moe.Up[i], moe.Down[i], xb);
             for (int j = 0; j < y.Length; j++) y[j] += (float)(weight * expert[j]);
         }
+        // Qwen2-MoE: a shared expert every token runs through, weighted by the sigmoid of its own router row.
+        if (moe.Shared is [var router, var gate, var up, var down])
+        {
+            double g = MatVec(router, xb)[0], share = 1 / (1 + Math.Exp(-g));
+            float[] shared = FeedForward(gate, up, down, xb);
+            for (int j = 0; j < y.Length; j++) y[j] += (float)(share * shared[j]);
+        }
         return y;
     }
 

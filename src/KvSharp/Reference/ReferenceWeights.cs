@@ -36,8 +36,9 @@ internal sealed record ReferenceLayer(
 }
 
 /// <summary>A mixture of experts as floats: the router and each expert's gate, up and down.</summary>
-internal sealed record ReferenceExperts(FloatMatrix Router, FloatMatrix[] Gate, FloatMatrix[] Up, FloatMatrix[] Down)
+internal sealed record ReferenceExperts(FloatMatrix Router, FloatMatrix[] Gate, FloatMatrix[] Up, FloatMatrix[] Down, FloatMatrix[]? Shared)
 {
     public static ReferenceExperts From(MixtureOfExperts m) => new(FloatMatrix.From(m.Router),
-        m.Gate.Select(FloatMatrix.From).ToArray(), m.Up.Select(FloatMatrix.From).ToArray(), m.Down.Select(FloatMatrix.From).ToArray());
+        m.Gate.Select(FloatMatrix.From).ToArray(), m.Up.Select(FloatMatrix.From).ToArray(), m.Down.Select(FloatMatrix.From).ToArray(),
+        m.Shared is { } s ? [FloatMatrix.From(s.Router), FloatMatrix.From(s.Gate), FloatMatrix.From(s.Up), FloatMatrix.From(s.Down)] : null);
 }

@@ -50,6 +50,7 @@ public class ArchitectureParityTests
         { LlamaOutputBiasF32.Name, LlamaOutputBiasF32.Name },
         { MixtralF32.Name, MixtralF32.Name },
         { MixtralQ8.Name, MixtralQ8.Name },
+        { Qwen2MoeF32.Name, Qwen2MoeF32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -119,6 +120,7 @@ public class ArchitectureParityTests
     [InlineData("llama-output-bias.F32")]
     [InlineData("mixtral-4x2.F32")]
     [InlineData("qwen3moe-8x3.F32")]
+    [InlineData("qwen2moe-4x2.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

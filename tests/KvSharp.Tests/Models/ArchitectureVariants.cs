@@ -20,7 +20,8 @@ namespace KvSharp.Tests.Models;
 /// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads.
 /// - mixtures of experts (Mixtral's llama with 4 experts, 2 per token; qwen3moe with 8, 3 per token): expert x's gate,
 ///   up and down are the source's matrices with their rows rotated by 37x, 53x and 11x rows (whole rows, so any weight
-///   type), and an F32 router of deterministic waves.
+///   type), and an F32 router of deterministic waves; qwen2moe also has a shared expert (the source's own gate, up and
+///   down) gated by a sigmoid of a router row.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -49,10 +50,11 @@ public static class ArchitectureVariants
     public static readonly Variant MixtralQ8 = new("mixtral-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "llama", Experts: 4, ExpertsUsed: 2);
     public static readonly Variant Qwen3MoeF32 = new("qwen3moe-8x3.F32", "qwen2-bias.F32.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
     public static readonly Variant Qwen3MoeQ8 = new("qwen3moe-8x3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
+    public static readonly Variant Qwen2MoeF32 = new("qwen2moe-4x2.F32", "qwen2-bias.F32.gguf", "qwen2moe", Experts: 4, ExpertsUsed: 2);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -97,8 +99,10 @@ public static class ArchitectureVariants
         {
             w.Add(v.Architecture + ".expert_count", (uint)v.Experts);
             w.Add(v.Architecture + ".expert_used_count", (uint)v.ExpertsUsed);
-            if (v.Architecture == "qwen3moe")
-                w.Add("qwen3moe.expert_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long ff) ? ff : 0));
+            if (v.Architecture is "qwen3moe" or "qwen2moe")
+                w.Add(v.Architecture + ".expert_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long ff) ? ff : 0));
+            if (v.Architecture == "qwen2moe")
+                w.Add("qwen2moe.expert_shared_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long fs) ? fs : 0));
         }
         if (v.Architecture == "granite")
         {
@@ -188,6 +192,16 @@ public static class ArchitectureVariants
                     for (long r = 0; r < rows; r++)
                         Array.Copy(data, (r + (long)x * step) % rows * rowBytes, all, (x * rows + r) * rowBytes, rowBytes);
                 w.AddTensor(name.Replace($".ffn_{part}.weight", $".ffn_{part}_exps.weight"), t.Type, [t.Dimensions[0], rows, v.Experts], all);
+                if (v.Architecture == "qwen2moe")
+                {
+                    w.AddTensor(name.Replace($".ffn_{part}.weight", $".ffn_{part}_shexp.weight"), t.Type, t.Dimensions, data);
+                    if (part == "gate")
+                    {
+                        int e = (int)t.Dimensions[0];
+                        w.AddTensor(name.Replace(".ffn_gate.weight", ".ffn_gate_inp_shexp.weight"), [e],
+                            Enumerable.Range(0, e).Select(i => 1.5f / MathF.Sqrt(e) * MathF.Cos(0.29f * i + 0.4f)).ToArray());
+                    }
+                }
                 if (part == "gate")
                 {
                     int e = (int)t.Dimensions[0];
