@@ -159,6 +159,39 @@ public class ArchitectureParityTests
         Assert.True(model.Weights.ActiveMatrixBytes(3) < model.Weights.MatrixBytes, "a token reads 3 of 8 experts");
     }
 
+    /// <summary>
+    /// The engine's continuous batching (paged blocks of 16, prefix cache, steps mixing prefill chunks and decodes) on
+    /// windowed layers and on experts: eight concurrent requests of 30-64 prompt tokens (past gemma3's window of 24),
+    /// four joining mid-flight, each generating exactly what it generates alone in a session.
+    /// </summary>
+    [Theory]
+    [InlineData("gemma3-6l.Q8_0")]
+    [InlineData("gemma2-26l.Q8_0")]
+    [InlineData("qwen3moe-8x3.Q8_0")]
+    public void TheEngineBatchesNewArchitecturesAsEachRequestRunsAlone(string variant)
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(ByName(variant)), new ModelLoadOptions { Threads = 2 });
+        var prompt = Fixtures.All[0].PromptIds;
+        var options = new GenerationOptions { MaxTokens = 12, StopAtEndOfGeneration = false, Sampling = KvSharp.Sampling.SamplingOptions.Greedy };
+        var requests = Enumerable.Range(0, 8).Select(i => new EngineRequest
+        {
+            // Prompts sharing their first 20 tokens (prefix-cache hits), each then its own.
+            PromptTokens = [.. prompt.Take(20), .. prompt.Skip(20 + i).Take(10 + 5 * i)],
+            Options = options,
+        }).ToArray();
+        using var engine = new LlmEngine(model, new EngineOptions { ContextLength = 128, BlockCount = 96, BlockSize = 16, MaxStepTokens = 48 });
+        var handles = requests.Take(4).Select(engine.Submit).ToList();
+        for (int step = 0; step < 3; step++) engine.Step();
+        handles.AddRange(requests.Skip(4).Select(engine.Submit));
+        engine.RunUntilIdle();
+        for (int i = 0; i < requests.Length; i++)
+        {
+            using var session = model.CreateSession(new SessionOptions { ContextLength = 128 });
+            session.GenerateTokens(requests[i].PromptTokens, options).ToList();
+            Assert.Equal(session.Tokens.Skip(requests[i].PromptTokens.Count), handles[i].OutputTokens[0]);
+        }
+    }
+
     [Fact]
     public void Gemma2AlternatesWindowedAndGlobalLayersAndCapsScoresAndLogits()
     {
