@@ -213,8 +213,7 @@ public sealed class ForwardPass
             var layer = _w.Layers[l];
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
-            var norm = new NormRowsWork(this, _x, layer.AttentionNorm, n, _xb);
-            _pool.Run(ref norm, NormRowsWork.Items(n));
+            PreNorm(layer.AttentionNorm, n);
             _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, xb, n);
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
@@ -228,8 +227,7 @@ public sealed class ForwardPass
 
             // Feed-forward block: norm, SwiGLU (GeGLU for gemma) and the down projection, or a mixture of experts;
             // then the residual.
-            norm = new NormRowsWork(this, _x, layer.FeedForwardNorm, n, _xb);
-            _pool.Run(ref norm, NormRowsWork.Items(n));
+            PreNorm(layer.FeedForwardNorm, n);
             if (layer.Experts is { } moe) _experts!.Run(moe, xb, n, proj);
             else
             {
@@ -243,6 +241,19 @@ public sealed class ForwardPass
             FloatOps.Add(x, proj);
             ThrowIfNonFinite(x, l);
         }
+    }
+
+    /// <summary>xb = the stream RMS-normalised with <paramref name="weight"/>, or as it is for a model without pre-norms (OLMo 2).</summary>
+    private void PreNorm(float[]? weight, int n)
+    {
+        int e = _c.EmbeddingDim;
+        if (weight == null)
+        {
+            _x.AsSpan(0, n * e).CopyTo(_xb);
+            return;
+        }
+        var norm = new NormRowsWork(this, _x, weight, n, _xb);
+        _pool.Run(ref norm, NormRowsWork.Items(n));
     }
 
     /// <summary>Gemma 2/3: the block's output (in _proj) RMS-normalised in place before it joins the residual stream.</summary>
@@ -437,7 +448,8 @@ public sealed class ForwardPass
 
     private void NormHeads(Span<float> heads, float[] weight)
     {
-        int hd = _c.HeadDim;
+        // OLMo 2 normalises the whole vector (one "head" as wide as all of them).
+        int hd = _c.QkNormOverWhole ? heads.Length : _c.HeadDim;
         for (int at = 0; at < heads.Length; at += hd)
             FloatOps.RmsNorm(heads.Slice(at, hd), weight, _c.RmsNormEps, heads.Slice(at, hd));
     }

@@ -37,10 +37,11 @@ public static unsafe class GgufModelLoader
             throw new ModelFormatException($"{file.Path}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
         var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
         // The last block's tensors must be there before block_count sizes anything (a damaged count can be 2^31 - 1).
-        string lastBlock = $"blk.{c.LayerCount - 1}.attn_norm.weight";
+        string blockTensor = c.HasPreNorms ? "attn_norm.weight" : "attn_output.weight";
+        string lastBlock = $"blk.{c.LayerCount - 1}.{blockTensor}";
         if (!file.HasTensor(lastBlock))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but tensor '{lastBlock}' is missing");
-        if (file.HasTensor($"blk.{c.LayerCount}.attn_norm.weight"))
+        if (file.HasTensor($"blk.{c.LayerCount}.{blockTensor}"))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but the file has tensors for block {c.LayerCount}");
         var used = new HashSet<string> { "token_embd.weight" };
         // A mixture of experts: the router, then each expert's three matrices as views of its slice of the 3-D tensors.
@@ -75,7 +76,7 @@ public static unsafe class GgufModelLoader
                 : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
             layers[i] = new LayerWeights
             {
-                AttentionNorm = Vector(file, p + "attn_norm.weight", e),
+                AttentionNorm = c.HasPreNorms ? Vector(file, p + "attn_norm.weight", e) : null,
                 Query = Interleave(query),
                 Key = Interleave(key),
                 Value = Interleave(value),
@@ -84,10 +85,10 @@ public static unsafe class GgufModelLoader
                 QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
                 KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
-                QueryNorm = OptionalVector(file, p + "attn_q_norm.weight", c.HeadDim, c.HasQkNorm),
-                KeyNorm = OptionalVector(file, p + "attn_k_norm.weight", c.HeadDim, c.HasQkNorm),
+                QueryNorm = OptionalVector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim, c.HasQkNorm),
+                KeyNorm = OptionalVector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim, c.HasQkNorm),
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
-                FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
+                FeedForwardNorm = c.HasPreNorms ? Vector(file, p + "ffn_norm.weight", e) : null,
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
                 Gate = experts == null ? Interleave(gate) : default,
                 Up = experts == null ? Interleave(up) : default,

@@ -117,6 +117,13 @@ public sealed record ModelConfig
     /// dimension) after the projection and before RoPE: qwen3.
     /// </summary>
     public bool HasQkNorm { get; init; }
+    /// <summary>The q/k norm is over the whole query and key vectors, not each head (OLMo 2).</summary>
+    public bool QkNormOverWhole { get; init; }
+    /// <summary>
+    /// Attention and feed-forward read the RMS-normalised stream (attn_norm, ffn_norm); false for OLMo 2, whose blocks
+    /// read the stream as it is and normalise their outputs instead (<see cref="HasPostNorms"/>).
+    /// </summary>
+    public bool HasPreNorms { get; init; } = true;
     public string Name { get; init; } = "";
 
     public int QueryDim => HeadCount * HeadDim;
@@ -130,7 +137,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -235,21 +242,23 @@ public sealed record ModelConfig
             ResidualScale = arch == "granite" ? Multiplier("residual_scale") : 1f,
             LogitScale = arch == "granite" ? Multiplier("logit_scale") : 1f,
             Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
-            HasPostNorms = arch is "gemma2" or "gemma3",
+            HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
+            HasPreNorms = arch != "olmo2",
             AttentionSoftCap = arch == "gemma2" ? SoftCap("attn_logit_softcapping", 50f) : 0f,
             FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? SoftCap("final_logit_softcapping", 30f) : 0f,
             AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads)
                 : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = longRope,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch is "qwen2" or "qwen2moe",
-            HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3",
+            HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2",
+            QkNormOverWhole = arch == "olmo2",
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,

@@ -5,7 +5,8 @@ namespace KvSharp.Models;
 /// <summary>The weights of one transformer block. Matrices point into the memory-mapped model file.</summary>
 public sealed class LayerWeights
 {
-    public required float[] AttentionNorm { get; init; }
+    /// <summary>RMSNorm weights before the attention; null where the model has none (OLMo 2 normalises after).</summary>
+    public required float[]? AttentionNorm { get; init; }
     public required WeightMatrix Query { get; init; }
     public required WeightMatrix Key { get; init; }
     public required WeightMatrix Value { get; init; }
@@ -18,7 +19,8 @@ public sealed class LayerWeights
     /// <summary>Per-head RMSNorm weights of the queries and keys (qwen3), HeadDim each; null where the model has none.</summary>
     public float[]? QueryNorm { get; init; }
     public float[]? KeyNorm { get; init; }
-    public required float[] FeedForwardNorm { get; init; }
+    /// <summary>RMSNorm weights before the feed-forward; null where the model has none (OLMo 2).</summary>
+    public required float[]? FeedForwardNorm { get; init; }
     /// <summary>RMSNorm weights of the attention and feed-forward outputs (Gemma 2/3); null where the model has none.</summary>
     public float[]? AttentionPostNorm { get; init; }
     public float[]? FeedForwardPostNorm { get; init; }

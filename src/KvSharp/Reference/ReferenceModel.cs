@@ -104,7 +104,8 @@ public sealed class ReferenceModel
             var w = _layers[l];
 
             // Attention. Queries, keys and values are projections of the normalised stream (qwen2 adds biases).
-            float[] xb = RmsNorm(x, w.AttentionNorm);
+            // OLMo 2 has no norms before its blocks (it normalises their outputs): they read the stream as it is.
+            float[] xb = w.AttentionNorm == null ? x.ToArray() : RmsNorm(x, w.AttentionNorm);
             float[] q = MatVec(w.Query, xb, w.QueryBias);
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
@@ -140,7 +141,7 @@ public sealed class ReferenceModel
 
             // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)); a mixture
             // of experts: the router's favourite experts' outputs, weighted by its probabilities.
-            xb = RmsNorm(x, w.FeedForwardNorm);
+            xb = w.FeedForwardNorm == null ? x.ToArray() : RmsNorm(x, w.FeedForwardNorm);
             float[] ffn = w.Experts is { } moe ? Experts(moe, xb) : FeedForward(w.Gate!, w.Up!, w.Down!, xb);
             Add(x, Residual(PostNorm(ffn, w.FeedForwardPostNorm)));
         }
@@ -251,7 +252,7 @@ public sealed class ReferenceModel
 
     private void NormHeads(float[] heads, float[] weight)
     {
-        int hd = _c.HeadDim;
+        int hd = _c.QkNormOverWhole ? heads.Length : _c.HeadDim;
         for (int at = 0; at < heads.Length; at += hd) RmsNorm(heads.AsSpan(at, hd).ToArray(), weight).CopyTo(heads, at);
     }
 

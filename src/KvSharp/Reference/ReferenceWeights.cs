@@ -22,9 +22,9 @@ internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
 
 /// <summary>One transformer block's weights as floats. Norm weights and biases are floats already (shared, not copied).</summary>
 internal sealed record ReferenceLayer(
-    float[] AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
+    float[]? AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
     float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? OutputBias, float[]? QueryNorm, float[]? KeyNorm,
-    float[]? AttentionPostNorm, float[] FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down,
+    float[]? AttentionPostNorm, float[]? FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down,
     ReferenceExperts? Experts)
 {
     public static ReferenceLayer From(LayerWeights w) => new(

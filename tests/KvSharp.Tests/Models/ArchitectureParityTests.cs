@@ -51,6 +51,7 @@ public class ArchitectureParityTests
         { MixtralF32.Name, MixtralF32.Name },
         { MixtralQ8.Name, MixtralQ8.Name },
         { Qwen2MoeF32.Name, Qwen2MoeF32.Name },
+        { Olmo2F32.Name, Olmo2F32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -121,6 +122,7 @@ public class ArchitectureParityTests
     [InlineData("mixtral-4x2.F32")]
     [InlineData("qwen3moe-8x3.F32")]
     [InlineData("qwen2moe-4x2.F32")]
+    [InlineData("olmo2.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

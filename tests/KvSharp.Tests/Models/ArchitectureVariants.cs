@@ -22,6 +22,8 @@ namespace KvSharp.Tests.Models;
 ///   up and down are the source's matrices with their rows rotated by 37x, 53x and 11x rows (whole rows, so any weight
 ///   type), and an F32 router of deterministic waves; qwen2moe also has a shared expert (the source's own gate, up and
 ///   down) gated by a sigmoid of a router row.
+/// - olmo2: llama-tied (multi-head, as b4748's olmo2 needs) without the pre-norms, with post-attention and
+///   post-feed-forward norms and q/k norms over the whole vectors, and an output matrix copied from the embedding.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -51,10 +53,11 @@ public static class ArchitectureVariants
     public static readonly Variant Qwen3MoeF32 = new("qwen3moe-8x3.F32", "qwen2-bias.F32.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
     public static readonly Variant Qwen3MoeQ8 = new("qwen3moe-8x3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
     public static readonly Variant Qwen2MoeF32 = new("qwen2moe-4x2.F32", "qwen2-bias.F32.gguf", "qwen2moe", Experts: 4, ExpertsUsed: 2);
+    public static readonly Variant Olmo2F32 = new("olmo2.F32", "llama-tied.F32.gguf", "olmo2");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -180,6 +183,21 @@ public static class ArchitectureVariants
                 }
             }
             if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".bias")) continue;
+            if (v.Architecture == "olmo2")
+            {
+                int e = (int)(g.TryGetInt64(from + ".embedding_length", out long oe) ? oe : 0);
+                if (name.EndsWith(".attn_norm.weight"))
+                {
+                    string p = name[..^"attn_norm.weight".Length];
+                    w.AddTensor(p + "post_attention_norm.weight", [e], Offsets(e, 0.5f));
+                    w.AddTensor(p + "post_ffw_norm.weight", [e], Offsets(e, 1.7f));
+                    w.AddTensor(p + "attn_q_norm.weight", [e], Offsets(e, 0.9f));
+                    w.AddTensor(p + "attn_k_norm.weight", [e], Offsets(e, 2.3f));
+                    continue;
+                }
+                if (name.EndsWith(".ffn_norm.weight")) continue;
+                if (name == "token_embd.weight") w.AddTensor("output.weight", t.Type, t.Dimensions, Bytes(name));
+            }
             if (v.Experts > 0 && (name.EndsWith(".ffn_gate.weight") || name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")))
             {
                 string part = name.EndsWith(".ffn_gate.weight") ? "gate" : name.EndsWith(".ffn_up.weight") ? "up" : "down";
