@@ -137,7 +137,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -250,7 +250,7 @@ public sealed record ModelConfig
                 : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,

@@ -52,6 +52,7 @@ public class ArchitectureParityTests
         { MixtralQ8.Name, MixtralQ8.Name },
         { Qwen2MoeF32.Name, Qwen2MoeF32.Name },
         { Olmo2F32.Name, Olmo2F32.Name },
+        { ExaoneQ8.Name, ExaoneQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);

@@ -24,6 +24,7 @@ namespace KvSharp.Tests.Models;
 ///   down) gated by a sigmoid of a router row.
 /// - olmo2: llama-tied (multi-head, as b4748's olmo2 needs) without the pre-norms, with post-attention and
 ///   post-feed-forward norms and q/k norms over the whole vectors, and an output matrix copied from the embedding.
+/// - exaone: llama-gqa as EXAONE 3.5 (llama's blocks with NeoX rope).
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -54,10 +55,11 @@ public static class ArchitectureVariants
     public static readonly Variant Qwen3MoeQ8 = new("qwen3moe-8x3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3moe", Experts: 8, ExpertsUsed: 3);
     public static readonly Variant Qwen2MoeF32 = new("qwen2moe-4x2.F32", "qwen2-bias.F32.gguf", "qwen2moe", Experts: 4, ExpertsUsed: 2);
     public static readonly Variant Olmo2F32 = new("olmo2.F32", "llama-tied.F32.gguf", "olmo2");
+    public static readonly Variant ExaoneQ8 = new("exaone.Q8_0", "llama-gqa.Q8_0.gguf", "exaone");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
