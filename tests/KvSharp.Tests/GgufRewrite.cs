@@ -8,12 +8,12 @@ public static class GgufRewrite
 {
     public static string Rewrite(string fixture, Func<string, GgufValue, GgufValue>? metadata = null,
         Func<GgufTensorInfo, (GgmlType Type, long[] Dims, byte[] Data)?>? tensor = null,
-        Action<GgufWriter>? add = null)
+        Action<GgufWriter>? add = null, string? drop = null)
     {
         using var g = GgufFile.Open(TestPaths.Fixture(fixture));
         var w = new GgufWriter(g.Alignment, g.Version);
         foreach (var key in g.MetadataKeys)
-            if (key != "general.alignment") w.Add(key, metadata?.Invoke(key, g.Metadata[key]) ?? g.Metadata[key]);
+            if (key != "general.alignment" && key != drop) w.Add(key, metadata?.Invoke(key, g.Metadata[key]) ?? g.Metadata[key]);
         foreach (var t in g.Tensors)
         {
             var replaced = tensor == null ? (t.Type, t.Dimensions, g.GetTensorBytes(t).ToArray()) : tensor(t);

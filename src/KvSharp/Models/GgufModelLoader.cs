@@ -66,6 +66,8 @@ public static unsafe class GgufModelLoader
             string p = $"blk.{i}.";
             // phi3 stores q, k and v as one matrix (attn_qkv, their rows one after another) and gate and up as one
             // (ffn_up, gate's rows first): each part is a view of its rows, multiplied like a matrix of its own.
+            if (!file.HasTensor(p + "attn_qkv.weight") && !file.HasTensor(p + "attn_q.weight"))
+                throw new ModelFormatException($"{file.Path}: tensor '{p}attn_q.weight' is missing (and no fused '{p}attn_qkv.weight' holds q, k and v)");
             var (query, key, value) = file.HasTensor(p + "attn_qkv.weight")
                 ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));

@@ -219,7 +219,7 @@ public sealed record ModelConfig
         // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
-        int experts = Count("expert_count") ?? 0, expertsUsed = Count("expert_used_count") ?? 0;
+        int experts = Count("expert_count") ?? 0, expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         if (arch is "qwen3moe" or "qwen2moe" && experts == 0)
             throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
 
