@@ -61,7 +61,8 @@ internal static class InspectCommand
                     (c2.LongRope ? $", longrope (original context {c2.RopeOriginalContextLength?.ToString() ?? "not given"})" : "") +
                     (c2.RopeAttentionFactor != 1f ? $", attention factor {c2.RopeAttentionFactor}" : "") +
                     $", rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}" +
-                    (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : ""));
+                    (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : "") +
+                    (c2.NoRopeLayerStep > 0 ? $", no rope in every {c2.NoRopeLayerStep}th layer" : ""));
         if (c2.IsMixtureOfExperts)
             o.WriteLine($"  mixture of {c2.ExpertCount} experts, {c2.ExpertsUsed} per token, expert ffn {c2.ExpertFeedForwardDim}" +
                         (c2.NormalizeExpertWeights ? ", chosen weights normalised" : ""));

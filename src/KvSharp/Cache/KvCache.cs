@@ -261,8 +261,8 @@ public sealed class KvCache : IKvStore
     public void Shift(int keep, int discard, RotaryEmbedding rope)
     {
         ArgumentNullException.ThrowIfNull(rope);
-        if (Config.HasLayerWindows)
-            throw new NotSupportedException($"a context shift does not apply to {Config.Architecture}: its local layers attend through a window of positions (and may rotate with another rope base), which a shift would renumber under them");
+        if (Config.HasPerLayerPositions)
+            throw new NotSupportedException($"a context shift does not apply to {Config.Architecture}: {LayerWindows.Why(Config)}");
         if (_window != null)
             throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
         if (_scored != null)

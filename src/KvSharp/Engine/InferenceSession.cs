@@ -46,9 +46,8 @@ public sealed class InferenceSession : IDisposable
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
         _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
             options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
-        if (model.Config.HasLayerWindows && options.ContextOverflow == ContextOverflow.Shift)
-            throw new ArgumentException($"ContextOverflow.Shift does not apply to {model.Config.Architecture}: its local layers attend through a window " +
-                "of positions (and may rotate with another rope base), which a shift would renumber under them; use ContextOverflow.Stop");
+        if (model.Config.HasPerLayerPositions && options.ContextOverflow == ContextOverflow.Shift)
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to {model.Config.Architecture}: {LayerWindows.Why(model.Config)}; use ContextOverflow.Stop");
         if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
             throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': " +
                 (_cache.Policy.EvictsByScore ? "it evicts to its budget by itself; " : "its window moves by itself; ") +

@@ -440,8 +440,11 @@ public sealed class ForwardPass
         bool local = _localRope != null && _c.LayerWindow(l) > 0;
         var cos = (local ? _localCos : _cos).AsSpan(t * half, half);
         var sin = (local ? _localSin : _sin).AsSpan(t * half, half);
-        _rope.Apply(q, _c.HeadDim, cos, sin);
-        _rope.Apply(k, _c.HeadDim, cos, sin);
+        if (_c.RotatesLayer(l))
+        {
+            _rope.Apply(q, _c.HeadDim, cos, sin);
+            _rope.Apply(k, _c.HeadDim, cos, sin);
+        }
         // Rows of one sequence go to distinct positions of blocks reserved before the step: no two writes overlap.
         _rowStore[t].Write(l, _rowPosition[t], k, v);
     }

@@ -74,6 +74,21 @@ public sealed record ModelConfig
 
     /// <summary>Some layers attend through a window of their own (<see cref="SlidingWindowPattern"/>), others to everything.</summary>
     public bool HasLayerWindows => SlidingWindowPattern > 0 && SlidingWindow != null;
+
+    /// <summary>
+    /// Every <see cref="NoRopeLayerStep"/>-th layer (SmolLM3: 4) rotates neither queries nor keys (NoPE): llama.cpp
+    /// hard-codes the step, GGUF has no key for it. 0: every layer rotates.
+    /// </summary>
+    public int NoRopeLayerStep { get; init; }
+
+    /// <summary>Whether layer <paramref name="layer"/> rotates its queries and keys.</summary>
+    public bool RotatesLayer(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
+
+    /// <summary>
+    /// Layers differ in how positions enter them (windows of their own, or no rotation): a cache that drops, renumbers
+    /// or re-rotates positions for every layer at once cannot hold such a model.
+    /// </summary>
+    public bool HasPerLayerPositions => HasLayerWindows || NoRopeLayerStep > 0;
     public required float RmsNormEps { get; init; }
     public required float RopeTheta { get; init; }
     public required RopeStyle RopeStyle { get; init; }
@@ -137,7 +152,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -259,6 +274,7 @@ public sealed record ModelConfig
             HasQkvBias = arch is "qwen2" or "qwen2moe",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2",
             QkNormOverWhole = arch == "olmo2",
+            NoRopeLayerStep = arch == "smollm3" ? 4 : 0,
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,

@@ -44,8 +44,8 @@ public sealed class ReferenceModel
         _c = config;
         ContextLength = contextLength ?? config.TrainedContextLength;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
-        if (config.HasLayerWindows && !Policy.KeepsEverything)
-            throw new NotSupportedException($"cache policy '{Policy}' does not apply to {config.Architecture}, whose local layers attend through windows of their own");
+        if (config.HasPerLayerPositions && !Policy.KeepsEverything)
+            throw new NotSupportedException($"cache policy '{Policy}' does not apply to {config.Architecture}, whose layers differ in how positions enter them");
         if (Policy.EvictsByScore) Scored = new ScoredReference(config, Policy, ContextLength);
         _ropeFactors = weights.RopeFrequencyFactors ?? Enumerable.Repeat(1f, config.RopeDimensions / 2).ToArray();
         _embedding = FloatMatrix.From(weights.TokenEmbedding);
@@ -117,8 +117,12 @@ public sealed class ReferenceModel
             if (Policy.Window != null) AttendKept(l, q, k, v, pos, x);
             else
             {
-                Rope(q, pos, l);
-                Rope(k, pos, l);
+                // SmolLM3's every fourth layer is NoPE: position enters only through the other layers.
+                if (_c.RotatesLayer(l))
+                {
+                    Rope(q, pos, l);
+                    Rope(k, pos, l);
+                }
                 for (int h = 0; h < _c.KvHeadCount; h++)
                 {
                     Array.Copy(k, h * hd, _keys[l][h], pos * hd, hd);

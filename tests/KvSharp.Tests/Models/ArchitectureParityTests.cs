@@ -124,6 +124,7 @@ public class ArchitectureParityTests
     [InlineData("qwen3moe-8x3.F32")]
     [InlineData("qwen2moe-4x2.F32")]
     [InlineData("olmo2.F32")]
+    [InlineData("smollm3-4l.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);
@@ -205,6 +206,36 @@ public class ArchitectureParityTests
         FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, "Q8_0", Gemma2Q8.Name);
         var logits = model.Evaluate(Fixtures.All[0].PromptIds, model.CreateCache(KvCacheMode.Contiguous, 128));
         Assert.All(logits, x => Assert.InRange(x, -5f, 5f));
+    }
+
+    /// <summary>
+    /// SmolLM3 rotates no query or key in every fourth layer (llama.cpp hard-codes the step): the same file run as llama
+    /// (every layer rotated) gives other logits, and it refuses what would re-rotate its cache.
+    /// </summary>
+    [Fact]
+    public void SmolLm3LeavesEveryFourthLayerUnrotated()
+    {
+        string path = ArchitectureVariants.Path(SmolLm3F32);
+        using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
+        Assert.Equal([true, true, true, false], Enumerable.Range(0, 4).Select(model.Config.RotatesLayer));
+        var prompt = Fixtures.All[0].PromptIds.AsSpan(0, 16).ToArray();
+        var smol = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 32));
+        // The same file as a llama: the architecture and its keys renamed, every tensor as it is.
+        string renamed = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kvsharp-test-{Guid.NewGuid():N}.gguf");
+        using (var g = KvSharp.Gguf.GgufFile.Open(path))
+        {
+            var w = new KvSharp.Gguf.GgufWriter(g.Alignment, g.Version);
+            foreach (var key in g.MetadataKeys)
+                if (key != "general.alignment")
+                    w.Add(key == "general.architecture" ? key : key.Replace("smollm3.", "llama."), key == "general.architecture" ? KvSharp.Gguf.GgufValue.Of("llama") : g.Metadata[key]);
+            foreach (var t in g.Tensors) w.AddTensor(t.Name, t.Type, t.Dimensions, g.GetTensorBytes(t).ToArray());
+            w.Write(renamed);
+        }
+        using var llama = LlmModel.Load(renamed, new ModelLoadOptions { Threads = 2 });
+        var rotated = llama.Evaluate(prompt, llama.CreateCache(KvCacheMode.Contiguous, 32));
+        Assert.True(smol.Zip(rotated).Max(p => MathF.Abs(p.First - p.Second)) > 1e-3f, "the NoPE layer made no difference");
+        var e = Assert.Throws<NotSupportedException>(() => model.CreateCache(KvCachePolicy.SlidingWindow(8), KvCacheMode.Contiguous, 32));
+        Assert.Contains("every 4th layer rotates neither queries nor keys", e.Message);
     }
 
     [Fact]

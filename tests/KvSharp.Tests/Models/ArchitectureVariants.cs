@@ -25,6 +25,7 @@ namespace KvSharp.Tests.Models;
 /// - olmo2: llama-tied (multi-head, as b4748's olmo2 needs) without the pre-norms, with post-attention and
 ///   post-feed-forward norms and q/k norms over the whole vectors, and an output matrix copied from the embedding.
 /// - exaone: llama-gqa as EXAONE 3.5 (llama's blocks with NeoX rope).
+/// - smollm3: llama-gqa's two layers twice, so the fourth is a NoPE layer.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -56,10 +57,11 @@ public static class ArchitectureVariants
     public static readonly Variant Qwen2MoeF32 = new("qwen2moe-4x2.F32", "qwen2-bias.F32.gguf", "qwen2moe", Experts: 4, ExpertsUsed: 2);
     public static readonly Variant Olmo2F32 = new("olmo2.F32", "llama-tied.F32.gguf", "olmo2");
     public static readonly Variant ExaoneQ8 = new("exaone.Q8_0", "llama-gqa.Q8_0.gguf", "exaone");
+    public static readonly Variant SmolLm3F32 = new("smollm3-4l.F32", "llama-gqa.F32.gguf", "smollm3", Repeat: 2);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -139,9 +141,9 @@ public static class ArchitectureVariants
         foreach (var t in g.Tensors)
         {
             string name = t.Name;
-            if (gemma)
+            if (gemma || v.Repeat > 1)
             {
-                if (name == "output.weight") continue; // Gemma ties its output to the embedding
+                if (name == "output.weight" && gemma) continue; // Gemma ties its output to the embedding
                 if (name.StartsWith("blk."))
                 {
                     int dot = name.IndexOf('.', 4), layer = int.Parse(name[4..dot]);

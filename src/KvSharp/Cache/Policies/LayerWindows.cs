@@ -12,12 +12,16 @@ internal static class LayerWindows
 {
     public static void Refuse(ModelConfig config, KvCachePolicy policy, KvElementFormat format)
     {
-        if (!config.HasLayerWindows) return;
+        if (!config.HasPerLayerPositions) return;
         if (!policy.KeepsEverything)
-            throw new NotSupportedException($"cache policy '{policy}' does not apply to {config.Architecture}: its local layers already attend " +
-                $"through a window of {config.SlidingWindow} positions and its global layers need every position; use full");
+            throw new NotSupportedException($"cache policy '{policy}' does not apply to {config.Architecture}: " + Why(config) + "; use full");
         if (!format.RowsStandAlone)
-            throw new NotSupportedException($"{format.Name} does not apply to {config.Architecture}: its local layers read a window of rows, " +
-                "which KIVI quantizes in groups along positions; use f32, f16, q8_0 or q4_0");
+            throw new NotSupportedException($"{format.Name} does not apply to {config.Architecture}: " + Why(config) +
+                ", and KIVI keeps keys unrotated in groups along positions; use f32, f16, q8_0 or q4_0");
     }
+
+    /// <summary>How the model's layers differ in how positions enter them.</summary>
+    public static string Why(ModelConfig config) => config.HasLayerWindows
+        ? $"its local layers attend through a window of {config.SlidingWindow} positions and its global layers need every position"
+        : $"every {config.NoRopeLayerStep}th layer rotates neither queries nor keys, which a cache that moves or re-rotates positions for every layer would break";
 }
