@@ -152,7 +152,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -235,7 +235,8 @@ public sealed record ModelConfig
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
         int experts = Count("expert_count") ?? 0, expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
-        if (arch is "qwen3moe" or "qwen2moe" && experts == 0)
+        bool granite = arch is "granite" or "granitemoe";
+        if (arch is "qwen3moe" or "qwen2moe" or "granitemoe" && experts == 0)
             throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
 
         var config = new ModelConfig
@@ -253,16 +254,16 @@ public sealed record ModelConfig
             SlidingWindow = window,
             SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
-            EmbeddingScale = gemma ? MathF.Sqrt(embd) : arch == "granite" ? Multiplier("embedding_scale") : 1f,
-            ResidualScale = arch == "granite" ? Multiplier("residual_scale") : 1f,
-            LogitScale = arch == "granite" ? Multiplier("logit_scale") : 1f,
+            EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Multiplier("embedding_scale") : 1f,
+            ResidualScale = granite ? Multiplier("residual_scale") : 1f,
+            LogitScale = granite ? Multiplier("logit_scale") : 1f,
             Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
             HasPreNorms = arch != "olmo2",
             AttentionSoftCap = arch == "gemma2" ? SoftCap("attn_logit_softcapping", 50f) : 0f,
             FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? SoftCap("final_logit_softcapping", 30f) : 0f,
             AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads)
-                : arch == "granite" && file.TryGetFloat("granite.attention.scale", out _) ? Multiplier("attention.scale") : null,
+                : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
             RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
@@ -280,7 +281,7 @@ public sealed record ModelConfig
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,
             SharedExpertFeedForwardDim = experts > 0 ? Count("expert_shared_feed_forward_length") ?? 0 : 0,
             // llama.cpp: Mixtral (llama), Granite-MoE and Qwen3-MoE normalise the chosen weights.
-            NormalizeExpertWeights = experts > 0 && arch is "llama" or "granite" or "qwen3moe",
+            NormalizeExpertWeights = experts > 0 && arch is "llama" or "granitemoe" or "qwen3moe",
         };
         config.Validate(file.Path);
         return config;

@@ -53,6 +53,7 @@ public class ArchitectureParityTests
         { Qwen2MoeF32.Name, Qwen2MoeF32.Name },
         { Olmo2F32.Name, Olmo2F32.Name },
         { ExaoneQ8.Name, ExaoneQ8.Name },
+        { GraniteMoeQ8.Name, GraniteMoeQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);

@@ -26,6 +26,7 @@ namespace KvSharp.Tests.Models;
 ///   post-feed-forward norms and q/k norms over the whole vectors, and an output matrix copied from the embedding.
 /// - exaone: llama-gqa as EXAONE 3.5 (llama's blocks with NeoX rope).
 /// - smollm3: llama-gqa's two layers twice, so the fourth is a NoPE layer.
+/// - granitemoe: granite's multipliers with 4 experts, 2 per token.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -58,10 +59,11 @@ public static class ArchitectureVariants
     public static readonly Variant Olmo2F32 = new("olmo2.F32", "llama-tied.F32.gguf", "olmo2");
     public static readonly Variant ExaoneQ8 = new("exaone.Q8_0", "llama-gqa.Q8_0.gguf", "exaone");
     public static readonly Variant SmolLm3F32 = new("smollm3-4l.F32", "llama-gqa.F32.gguf", "smollm3", Repeat: 2);
+    public static readonly Variant GraniteMoeQ8 = new("granitemoe-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "granitemoe", Experts: 4, ExpertsUsed: 2);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -111,12 +113,12 @@ public static class ArchitectureVariants
             if (v.Architecture == "qwen2moe")
                 w.Add("qwen2moe.expert_shared_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long fs) ? fs : 0));
         }
-        if (v.Architecture == "granite")
+        if (v.Architecture is "granite" or "granitemoe")
         {
-            w.Add("granite.embedding_scale", 12f);
-            w.Add("granite.residual_scale", 0.22f);
-            w.Add("granite.attention.scale", 0.25f);
-            w.Add("granite.logit_scale", 8f);
+            w.Add(v.Architecture + ".embedding_scale", 12f);
+            w.Add(v.Architecture + ".residual_scale", 0.22f);
+            w.Add(v.Architecture + ".attention.scale", 0.25f);
+            w.Add(v.Architecture + ".logit_scale", 8f);
         }
         if (v.Architecture == "gemma3")
         {
