@@ -152,7 +152,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -236,7 +236,7 @@ public sealed record ModelConfig
 
         int experts = Count("expert_count") ?? 0, expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         bool granite = arch is "granite" or "granitemoe";
-        if (arch is "qwen3moe" or "qwen2moe" or "granitemoe" && experts == 0)
+        if (arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" && experts == 0)
             throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
 
         var config = new ModelConfig
@@ -266,15 +266,15 @@ public sealed record ModelConfig
                 : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Multiplier("attention.scale") : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = longRope,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch is "qwen2" or "qwen2moe",
-            HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2",
-            QkNormOverWhole = arch == "olmo2",
+            HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2" or "olmoe",
+            QkNormOverWhole = arch is "olmo2" or "olmoe",
             NoRopeLayerStep = arch == "smollm3" ? 4 : 0,
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,

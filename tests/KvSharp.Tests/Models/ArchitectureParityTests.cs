@@ -54,6 +54,7 @@ public class ArchitectureParityTests
         { Olmo2F32.Name, Olmo2F32.Name },
         { ExaoneQ8.Name, ExaoneQ8.Name },
         { GraniteMoeQ8.Name, GraniteMoeQ8.Name },
+        { OlmoeF32.Name, OlmoeF32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -126,6 +127,7 @@ public class ArchitectureParityTests
     [InlineData("qwen2moe-4x2.F32")]
     [InlineData("olmo2.F32")]
     [InlineData("smollm3-4l.F32")]
+    [InlineData("olmoe-4x2.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

@@ -27,6 +27,8 @@ namespace KvSharp.Tests.Models;
 /// - exaone: llama-gqa as EXAONE 3.5 (llama's blocks with NeoX rope).
 /// - smollm3: llama-gqa's two layers twice, so the fourth is a NoPE layer.
 /// - granitemoe: granite's multipliers with 4 experts, 2 per token.
+/// - olmoe: llama-tied (multi-head) with q/k norms over the whole vectors and 4 experts, 2 per token (not normalised),
+///   and an output matrix copied from the embedding (b4748's olmoe needs one).
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -60,10 +62,11 @@ public static class ArchitectureVariants
     public static readonly Variant ExaoneQ8 = new("exaone.Q8_0", "llama-gqa.Q8_0.gguf", "exaone");
     public static readonly Variant SmolLm3F32 = new("smollm3-4l.F32", "llama-gqa.F32.gguf", "smollm3", Repeat: 2);
     public static readonly Variant GraniteMoeQ8 = new("granitemoe-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "granitemoe", Experts: 4, ExpertsUsed: 2);
+    public static readonly Variant OlmoeF32 = new("olmoe-4x2.F32", "llama-tied.F32.gguf", "olmoe", Experts: 4, ExpertsUsed: 2);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32];
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -189,6 +192,17 @@ public static class ArchitectureVariants
                 }
             }
             if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".bias")) continue;
+            if (v.Architecture == "olmoe")
+            {
+                int e = (int)(g.TryGetInt64(from + ".embedding_length", out long me) ? me : 0);
+                if (name.EndsWith(".attn_norm.weight"))
+                {
+                    string p = name[..^"attn_norm.weight".Length];
+                    w.AddTensor(p + "attn_q_norm.weight", [e], Offsets(e, 0.9f));
+                    w.AddTensor(p + "attn_k_norm.weight", [e], Offsets(e, 2.3f));
+                }
+                if (name == "token_embd.weight") w.AddTensor("output.weight", t.Type, t.Dimensions, Bytes(name));
+            }
             if (v.Architecture == "olmo2")
             {
                 int e = (int)(g.TryGetInt64(from + ".embedding_length", out long oe) ? oe : 0);
