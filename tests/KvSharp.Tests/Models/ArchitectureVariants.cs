@@ -192,30 +192,25 @@ public static class ArchitectureVariants
                 }
             }
             if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".bias")) continue;
-            if (v.Architecture == "olmoe")
-            {
-                int e = (int)(g.TryGetInt64(from + ".embedding_length", out long me) ? me : 0);
-                if (name.EndsWith(".attn_norm.weight"))
-                {
-                    string p = name[..^"attn_norm.weight".Length];
-                    w.AddTensor(p + "attn_q_norm.weight", [e], Offsets(e, 0.9f));
-                    w.AddTensor(p + "attn_k_norm.weight", [e], Offsets(e, 2.3f));
-                }
-                if (name == "token_embd.weight") w.AddTensor("output.weight", t.Type, t.Dimensions, Bytes(name));
-            }
-            if (v.Architecture == "olmo2")
+            // OLMo 2 and OLMoE: q/k norms over the whole vectors and an output matrix of their own (b4748 needs one);
+            // OLMo 2 also trades its pre-norms for post-norms.
+            if (v.Architecture is "olmo2" or "olmoe")
             {
                 int e = (int)(g.TryGetInt64(from + ".embedding_length", out long oe) ? oe : 0);
+                bool olmo2 = v.Architecture == "olmo2";
                 if (name.EndsWith(".attn_norm.weight"))
                 {
                     string p = name[..^"attn_norm.weight".Length];
-                    w.AddTensor(p + "post_attention_norm.weight", [e], Offsets(e, 0.5f));
-                    w.AddTensor(p + "post_ffw_norm.weight", [e], Offsets(e, 1.7f));
+                    if (olmo2)
+                    {
+                        w.AddTensor(p + "post_attention_norm.weight", [e], Offsets(e, 0.5f));
+                        w.AddTensor(p + "post_ffw_norm.weight", [e], Offsets(e, 1.7f));
+                    }
                     w.AddTensor(p + "attn_q_norm.weight", [e], Offsets(e, 0.9f));
                     w.AddTensor(p + "attn_k_norm.weight", [e], Offsets(e, 2.3f));
-                    continue;
+                    if (olmo2) continue;
                 }
-                if (name.EndsWith(".ffn_norm.weight")) continue;
+                if (olmo2 && name.EndsWith(".ffn_norm.weight")) continue;
                 if (name == "token_embd.weight") w.AddTensor("output.weight", t.Type, t.Dimensions, Bytes(name));
             }
             if (v.Experts > 0 && (name.EndsWith(".ffn_gate.weight") || name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")))
