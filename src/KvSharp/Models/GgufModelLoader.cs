@@ -26,24 +26,24 @@ public static unsafe class GgufModelLoader
     public static void Validate(GgufFile file, ModelConfig c) => Load(file, c, copies: null, contextLength: null);
 
     /// <summary>With <paramref name="copies"/> null the matrices stay views of the file (validation only).</summary>
-    private static ModelWeights Load(GgufFile file, ModelConfig c, InterleavedCopies? copies, int? contextLength)
+    private static ModelWeights Load(GgufFile gguf, ModelConfig c, InterleavedCopies? copies, int? contextLength)
     {
+        var file = new Reads(gguf);
         int e = c.EmbeddingDim, q = c.QueryDim, kv = c.KvDim, f = c.FeedForwardDim, v = c.VocabSize;
         // Matmul weights get interleaved copies; the token embedding is only looked up row by row (unless tied).
         WeightMatrix Interleave(WeightMatrix m) => copies == null ? m : copies.Interleave(m);
         WeightMatrix Matrix(string name, int cols, int rows) => Interleave(MatrixView(file, name, cols, rows));
 
-        if (file.Tensors.Count == 0)
+        if (gguf.Tensors.Count == 0)
             throw new ModelFormatException($"{file.Path}: a vocab-only GGUF file (no tensors): it can tokenize (kvsharp tokenize --model) but has no weights to run");
         var tokenEmbedding = MatrixView(file, "token_embd.weight", e, v);
         // The last block's tensors must be there before block_count sizes anything (a damaged count can be 2^31 - 1).
         string blockTensor = c.HasPreNorms ? "attn_norm.weight" : "attn_output.weight";
         string lastBlock = $"blk.{c.LayerCount - 1}.{blockTensor}";
-        if (!file.HasTensor(lastBlock))
+        if (!file.Has(lastBlock))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but tensor '{lastBlock}' is missing");
-        if (file.HasTensor($"blk.{c.LayerCount}.{blockTensor}"))
+        if (file.Has($"blk.{c.LayerCount}.{blockTensor}"))
             throw new ModelFormatException($"{file.Path}: metadata says {c.LayerCount} blocks but the file has tensors for block {c.LayerCount}");
-        var used = new HashSet<string> { "token_embd.weight" };
         // A mixture of experts: the router, then each expert's three matrices as views of its slice of the 3-D tensors.
         MixtureOfExperts Experts(string p)
         {
@@ -66,14 +66,14 @@ public static unsafe class GgufModelLoader
             string p = $"blk.{i}.";
             // phi3 stores q, k and v as one matrix (attn_qkv, their rows one after another) and gate and up as one
             // (ffn_up, gate's rows first): each part is a view of its rows, multiplied like a matrix of its own.
-            if (!file.HasTensor(p + "attn_qkv.weight") && !file.HasTensor(p + "attn_q.weight"))
+            if (!file.Has(p + "attn_qkv.weight") && !file.Has(p + "attn_q.weight"))
                 throw new ModelFormatException($"{file.Path}: tensor '{p}attn_q.weight' is missing (and no fused '{p}attn_qkv.weight' holds q, k and v)");
-            var (query, key, value) = file.HasTensor(p + "attn_qkv.weight")
+            var (query, key, value) = file.Has(p + "attn_qkv.weight")
                 ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
             var experts = c.IsMixtureOfExperts ? Experts(p) : null;
             var (gate, up) = experts != null ? default
-                : !file.HasTensor(p + "ffn_gate.weight") && c.Architecture == "phi3"
+                : !file.Has(p + "ffn_gate.weight") && c.Architecture == "phi3"
                 ? SplitRows(file, p + "ffn_up.weight", e, f, f) is var gu ? (gu[0], gu[1]) : default
                 : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
             layers[i] = new LayerWeights
@@ -87,8 +87,8 @@ public static unsafe class GgufModelLoader
                 QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
                 KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
                 ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
-                QueryNorm = OptionalVector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim, c.HasQkNorm),
-                KeyNorm = OptionalVector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim, c.HasQkNorm),
+                QueryNorm = c.HasQkNorm ? Vector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim) : null,
+                KeyNorm = c.HasQkNorm ? Vector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim) : null,
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
                 FeedForwardNorm = c.HasPreNorms ? Vector(file, p + "ffn_norm.weight", e) : null,
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
@@ -97,85 +97,93 @@ public static unsafe class GgufModelLoader
                 Down = experts == null ? Matrix(p + "ffn_down.weight", f, e) : default,
                 Experts = experts,
             };
-            if (!c.HasQkNorm && (layers[i].QueryNorm != null || layers[i].KeyNorm != null))
-                throw new ModelFormatException($"{file.Path}: {c.Architecture} has no q/k norms but the file holds '{p}attn_q_norm.weight' or '{p}attn_k_norm.weight'");
-            foreach (string name in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_q_norm", "attn_k_norm",
-                         "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
-                         "ffn_gate_inp", "ffn_gate_exps", "ffn_up_exps", "ffn_down_exps",
-                         "ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp" }.Concat(c.HasPostNorms ? ["post_attention_norm", "post_ffw_norm"] : []))
-                used.Add(p + name + ".weight");
-            foreach (string name in new[] { "attn_q", "attn_k", "attn_v", "attn_output" }) used.Add(p + name + ".bias");
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
-        bool tied = !file.HasTensor("output.weight");
+        bool tied = !file.Has("output.weight");
         var output = !tied ? Matrix("output.weight", e, v) : copies?.Interleave(tokenEmbedding, lookedUp: true) ?? tokenEmbedding;
         var (ropeFactors, ropeLimit) = RopeFactors(file, c, contextLength);
-        used.UnionWith(["output_norm.weight", "output.weight", "rope_freqs.weight", "rope_factors_short.weight", "rope_factors_long.weight"]);
-        // A tensor the forward pass would not read (an output bias, a per-layer norm of another architecture) means
-        // the file computes something else: refuse it rather than give other logits than the model's.
-        foreach (var t in file.Tensors)
-            if (!used.Contains(t.Name))
+        // A tensor loading did not read (an output bias, a norm of another architecture, experts a dense config does not
+        // name) means the file computes something else: refuse it rather than give other logits than the model's.
+        foreach (var t in gguf.Tensors)
+            if (!file.Names.Contains(t.Name))
                 throw new ModelFormatException($"{file.Path}: tensor '{PrintableText.Of(t.Name)}' is not part of a {c.Architecture} model as KvSharp runs it; " +
                     "ignoring it would compute other logits than the model's");
-        return new ModelWeights(file, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors) { RopePositionLimit = ropeLimit };
+        return new ModelWeights(gguf, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors) { RopePositionLimit = ropeLimit };
     }
 
-    private static GgufTensorInfo Tensor(GgufFile file, string name)
+    /// <summary>
+    /// The file, and the names of the tensors loading has read from it: every tensor the forward pass uses is read
+    /// through <see cref="Tensor"/>, so what is left unread is what the model as KvSharp runs it would ignore.
+    /// </summary>
+    private sealed class Reads(GgufFile file)
     {
-        var t = file.FindTensor(name) ?? throw new ModelFormatException($"{file.Path}: tensor '{name}' is missing");
+        public GgufFile File { get; } = file;
+        public HashSet<string> Names { get; } = [];
+        public string Path => File.Path;
+        public bool Has(string name) => File.HasTensor(name);
+    }
+
+    private static GgufTensorInfo Tensor(Reads file, string name)
+    {
+        var t = file.File.FindTensor(name) ?? throw new ModelFormatException($"{file.Path}: tensor '{name}' is missing");
+        file.Names.Add(name);
         if (!GgmlTypes.IsSupportedWeight(t.Type))
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has type {t.Type}, which KvSharp cannot compute with " +
                 "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, Q4_1, IQ4_NL, IQ4_XS)");
         return t;
     }
 
-    /// <summary>A matrix with GGUF shape [cols, rows] (ne0 = the input dimension, contiguous).</summary>
     /// <summary>A 1-D tensor of <paramref name="cols"/> elements (or [cols, 1]) as a one-row matrix, as ggml multiplies it.</summary>
-    private static WeightMatrix RowVector(GgufFile file, string name, int cols)
+    private static WeightMatrix RowVector(Reads file, string name, int cols)
     {
         var t = Tensor(file, name);
         if (t.Dimensions[0] != cols || t.ElementCount != cols)
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}] from the metadata");
-        return new WeightMatrix(t.Type, 1, cols, file.GetTensorPointer(t));
+        return new WeightMatrix(t.Type, 1, cols, file.File.GetTensorPointer(t));
     }
 
-    private static WeightMatrix MatrixView(GgufFile file, string name, int cols, int rows)
+    /// <summary>A matrix with GGUF shape [cols, rows] (ne0 = the input dimension, contiguous).</summary>
+    private static WeightMatrix MatrixView(Reads file, string name, int cols, int rows)
     {
         var t = Tensor(file, name);
         if (t.Dimensions.Length != 2 || t.Dimensions[0] != cols || t.Dimensions[1] != rows)
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}] from the metadata");
-        return new WeightMatrix(t.Type, rows, cols, file.GetTensorPointer(t));
+        return new WeightMatrix(t.Type, rows, cols, file.File.GetTensorPointer(t));
     }
 
     /// <summary>
     /// A fused matrix with GGUF shape [cols, sum of parts] as one view per part, each <paramref name="parts"/>[i] rows long,
     /// in order (rows are whole blocks, so a part starts at a row boundary of the file's bytes).
     /// </summary>
-    private static WeightMatrix[] SplitRows(GgufFile file, string name, int cols, params int[] parts)
+    private static WeightMatrix[] SplitRows(Reads file, string name, int cols, params int[] parts)
     {
         var whole = MatrixView(file, name, cols, parts.Sum());
-        var views = new WeightMatrix[parts.Length];
-        long offset = 0;
-        for (int i = 0; i < parts.Length; i++)
-        {
-            views[i] = new WeightMatrix(whole.Type, parts[i], cols, whole.Data + offset);
-            offset += (long)parts[i] * whole.RowBytes;
-        }
-        return views;
+        return Consecutive(whole.Type, cols, whole.Data, parts);
     }
 
     /// <summary>
     /// The experts of a 3-D tensor with GGUF shape [cols, rows, experts]: one [cols, rows] matrix view per expert, one
     /// after another in the file.
     /// </summary>
-    private static WeightMatrix[] ExpertViews(GgufFile file, string name, int cols, int rows, int experts)
+    private static WeightMatrix[] ExpertViews(Reads file, string name, int cols, int rows, int experts)
     {
         var t = Tensor(file, name);
         if (t.Dimensions.Length != 3 || t.Dimensions[0] != cols || t.Dimensions[1] != rows || t.Dimensions[2] != experts)
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{cols}, {rows}, {experts}] from the metadata");
-        byte* data = file.GetTensorPointer(t);
-        long bytes = (long)rows * GgmlTypes.RowBytes(t.Type, cols);
-        return Enumerable.Range(0, experts).Select(x => new WeightMatrix(t.Type, rows, cols, data + x * bytes)).ToArray();
+        return Consecutive(t.Type, cols, file.File.GetTensorPointer(t), Enumerable.Repeat(rows, experts).ToArray());
+    }
+
+    /// <summary>Matrices of <paramref name="rows"/>[i] rows of <paramref name="cols"/> each, one after another from <paramref name="data"/>.</summary>
+    private static WeightMatrix[] Consecutive(GgmlType type, int cols, byte* data, int[] rows)
+    {
+        var views = new WeightMatrix[rows.Length];
+        long offset = 0, rowBytes = GgmlTypes.RowBytes(type, cols);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            views[i] = new WeightMatrix(type, rows[i], cols, data + offset);
+            offset += rows[i] * rowBytes;
+        }
+        return views;
     }
 
     /// <summary>
@@ -183,32 +191,32 @@ public static unsafe class GgufModelLoader
     /// within the original context (then positions are held to it: the limit), the long table when they may go past
     /// it, chosen as llama.cpp chooses from its context size.
     /// </summary>
-    private static (float[]? Factors, int? Limit) RopeFactors(GgufFile file, ModelConfig c, int? contextLength)
+    private static (float[]? Factors, int? Limit) RopeFactors(Reads file, ModelConfig c, int? contextLength)
     {
         int pairs = c.RopeDimensions / 2;
-        if (!c.LongRope) return (file.HasTensor("rope_freqs.weight") ? Vector(file, "rope_freqs.weight", pairs) : null, null);
-        if (!file.HasTensor("rope_factors_short.weight") || !file.HasTensor("rope_factors_long.weight"))
+        if (!c.LongRope) return (OptionalVector(file, "rope_freqs.weight", pairs, required: false), null);
+        if (!file.Has("rope_factors_short.weight") || !file.Has("rope_factors_long.weight"))
             throw new ModelFormatException($"{file.Path}: rope scaling is longrope but 'rope_factors_short.weight' or 'rope_factors_long.weight' is missing");
         int original = c.RopeOriginalContextLength ?? c.TrainedContextLength;
         float[] shortFactors = Vector(file, "rope_factors_short.weight", pairs), longFactors = Vector(file, "rope_factors_long.weight", pairs);
         return (contextLength ?? c.TrainedContextLength) > original ? (longFactors, null) : (shortFactors, original);
     }
 
-    private static float[] Vector(GgufFile file, string name, int length)
+    private static float[] Vector(Reads file, string name, int length)
     {
         var t = Tensor(file, name);
         if (t.ElementCount != length || t.Dimensions.Length != 1)
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{length}] from the metadata");
         var values = new float[length];
-        Dequantize.Row(t.Type, file.GetTensorBytes(t), values);
+        Dequantize.Row(t.Type, file.File.GetTensorBytes(t), values);
         foreach (float x in values)
             if (!float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: tensor '{name}' contains a non-finite value {x}");
         return values;
     }
 
-    private static float[]? OptionalVector(GgufFile file, string name, int length, bool required)
+    private static float[]? OptionalVector(Reads file, string name, int length, bool required)
     {
-        if (file.HasTensor(name)) return Vector(file, name, length);
+        if (file.Has(name)) return Vector(file, name, length);
         if (required) throw new ModelFormatException($"{file.Path}: tensor '{name}' is missing");
         return null;
     }

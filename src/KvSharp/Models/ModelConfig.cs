@@ -11,15 +11,6 @@ public enum RopeStyle
     NeoX,
 }
 
-/// <summary>The feed-forward block's gate activation.</summary>
-public enum FeedForwardActivation
-{
-    /// <summary>SwiGLU: silu(gate) x up (llama, qwen, phi3).</summary>
-    Silu,
-    /// <summary>GeGLU: gelu(gate) x up with GELU's tanh approximation, as ggml computes it (gemma).</summary>
-    GeluTanh,
-}
-
 /// <summary>The hyperparameters of a decoder-only transformer, read from GGUF metadata or a llama2.c header.</summary>
 public sealed record ModelConfig
 {
@@ -173,6 +164,14 @@ public sealed record ModelConfig
             return (int)v;
         }
         int Required(string suffix) => Count(suffix) ?? throw new ModelFormatException($"{file.Path}: metadata '{arch}.{suffix}' is missing");
+        // An optional float that must be positive and finite where the file gives it (scales, caps, factors).
+        float Positive(string suffix, float absent)
+        {
+            string key = $"{arch}.{suffix}";
+            if (!file.TryGetFloat(key, out float x)) return absent;
+            if (!(x > 0) || !float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: metadata '{key}' = {x} is not a positive finite number");
+            return x;
+        }
 
         int embd = Required("embedding_length");
         int layers = Required("block_count");
@@ -202,13 +201,7 @@ public sealed record ModelConfig
         }
         // Phi-3 128k files carry their LongRoPE factor tables without a scaling type (convert_hf_to_gguf writes none).
         bool longRope = scalingType is "longrope" || file.HasTensor("rope_factors_long.weight") || file.HasTensor("rope_factors_short.weight");
-        float attnFactor = 1f;
-        if (file.TryGetFloat($"{arch}.rope.scaling.attn_factor", out float af))
-        {
-            if (!(af > 0) || !float.IsFinite(af))
-                throw new ModelFormatException($"{file.Path}: metadata '{arch}.rope.scaling.attn_factor' = {af} is not a positive finite number");
-            attnFactor = af;
-        }
+        float attnFactor = Positive("rope.scaling.attn_factor", 1f);
 
         var token = file.GetArrayOrNull("tokenizer.ggml.tokens");
         int vocab = Count("vocab_size")
@@ -218,26 +211,13 @@ public sealed record ModelConfig
         // 0 means no window (convert_hf_to_gguf writes it for Phi-4, whose config has none).
         int? window = file.TryGetInt64($"{arch}.attention.sliding_window", out long sw) && sw == 0 ? null
             : Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : null);
-        float SoftCap(string key, float gemma2Default)
-        {
-            if (!file.TryGetFloat($"{arch}.{key}", out float cap)) return arch == "gemma2" ? gemma2Default : 0f;
-            if (!(cap > 0) || !float.IsFinite(cap)) throw new ModelFormatException($"{file.Path}: metadata '{arch}.{key}' = {cap} is not a positive finite number");
-            return cap;
-        }
-        // Granite's multipliers: optional here (1 when absent), positive and finite when present.
-        float Multiplier(string key)
-        {
-            if (!file.TryGetFloat($"{arch}.{key}", out float m)) return 1f;
-            if (!(m > 0) || !float.IsFinite(m)) throw new ModelFormatException($"{file.Path}: metadata '{arch}.{key}' = {m} is not a positive finite number");
-            return m;
-        }
         // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
-        int experts = Count("expert_count") ?? 0, expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
+        // These architectures always have experts; llama has them where the file says so (Mixtral).
+        int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" ? Required("expert_count") : Count("expert_count") ?? 0;
+        int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         bool granite = arch is "granite" or "granitemoe";
-        if (arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" && experts == 0)
-            throw new ModelFormatException($"{file.Path}: metadata '{arch}.expert_count' is missing (a qwen3moe model has experts)");
 
         var config = new ModelConfig
         {
@@ -254,16 +234,17 @@ public sealed record ModelConfig
             SlidingWindow = window,
             SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
-            EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Multiplier("embedding_scale") : 1f,
-            ResidualScale = granite ? Multiplier("residual_scale") : 1f,
-            LogitScale = granite ? Multiplier("logit_scale") : 1f,
+            EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
+            ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
+            LogitScale = granite ? Positive("logit_scale", 1f) : 1f,
             Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
             HasPreNorms = arch != "olmo2",
-            AttentionSoftCap = arch == "gemma2" ? SoftCap("attn_logit_softcapping", 50f) : 0f,
-            FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? SoftCap("final_logit_softcapping", 30f) : 0f,
+            // Gemma 2's caps default to llama.cpp's 50 and 30; Gemma 3 caps its logits only where the file says so.
+            AttentionSoftCap = arch == "gemma2" ? Positive("attn_logit_softcapping", 50f) : 0f,
+            FinalLogitSoftCap = arch is "gemma2" or "gemma3" ? Positive("final_logit_softcapping", arch == "gemma2" ? 30f : 0f) : 0f,
             AttentionScaleOverride = gemma27B ? 1f / MathF.Sqrt(embd / heads)
-                : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Multiplier("attention.scale") : null,
+                : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Positive("attention.scale", 1f) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
             RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
@@ -279,7 +260,10 @@ public sealed record ModelConfig
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,
-            SharedExpertFeedForwardDim = experts > 0 ? Count("expert_shared_feed_forward_length") ?? 0 : 0,
+            // A shared expert in the file needs its width named; a width named needs the shared expert's tensors (the loader).
+            SharedExpertFeedForwardDim = experts == 0 ? 0
+                : file.HasTensor("blk.0.ffn_gate_shexp.weight") ? Required("expert_shared_feed_forward_length")
+                : Count("expert_shared_feed_forward_length") ?? 0,
             // llama.cpp: Mixtral (llama), Granite-MoE and Qwen3-MoE normalise the chosen weights.
             NormalizeExpertWeights = experts > 0 && arch is "llama" or "granitemoe" or "qwen3moe",
         };
