@@ -82,7 +82,7 @@ public sealed class KvCache : IKvStore
     {
         ArgumentNullException.ThrowIfNull(policy);
         policy.Validate(maxLength);
-        LayerWindows.Refuse(config, policy, format);
+        PerLayerPositions.Refuse(config, policy, format);
         Policy = policy;
         MaxLength = maxLength;
         if (policy.KeepsEverything) return;
@@ -262,7 +262,7 @@ public sealed class KvCache : IKvStore
     {
         ArgumentNullException.ThrowIfNull(rope);
         if (Config.HasPerLayerPositions)
-            throw new NotSupportedException($"a context shift does not apply to {Config.Architecture}: {LayerWindows.Why(Config)}");
+            throw new NotSupportedException($"a context shift does not apply to {Config.Architecture}: {PerLayerPositions.Why(Config)}");
         if (_window != null)
             throw new InvalidOperationException($"a context shift does not apply to a cache with policy '{Policy}': its window moves by itself and never fills");
         if (_scored != null)

@@ -47,7 +47,7 @@ public sealed class InferenceSession : IDisposable
         _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
             options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
         if (model.Config.HasPerLayerPositions && options.ContextOverflow == ContextOverflow.Shift)
-            throw new ArgumentException($"ContextOverflow.Shift does not apply to {model.Config.Architecture}: {LayerWindows.Why(model.Config)}; use ContextOverflow.Stop");
+            throw new ArgumentException($"ContextOverflow.Shift does not apply to {model.Config.Architecture}: {PerLayerPositions.Why(model.Config)}; use ContextOverflow.Stop");
         if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
             throw new ArgumentException($"ContextOverflow.Shift does not apply to cache policy '{_cache.Policy}': " +
                 (_cache.Policy.EvictsByScore ? "it evicts to its budget by itself; " : "its window moves by itself; ") +

@@ -76,11 +76,7 @@ internal sealed class ExpertFeedForward
             if (m == 0) continue;
             for (int i = 0; i < m; i++) input.Slice(_rowsOf[x][i] / k * e, e).CopyTo(_gathered.AsSpan(i * e, e));
             _matMul.Multiply(moe.Gate[x], _gate.AsSpan(0, m * f), moe.Up[x], _up.AsSpan(0, m * f), _gathered.AsSpan(0, m * e), m);
-            for (int i = 0; i < m; i++)
-            {
-                if (_c.Activation == FeedForwardActivation.GeluTanh) Gelu.GeGlu(_gate.AsSpan(i * f, f), _up.AsSpan(i * f, f));
-                else FloatOps.SwiGlu(_gate.AsSpan(i * f, f), _up.AsSpan(i * f, f));
-            }
+            for (int i = 0; i < m; i++) _c.Activation.Apply(_gate.AsSpan(i * f, f), _up.AsSpan(i * f, f));
             _matMul.Multiply(moe.Down[x], _gate.AsSpan(0, m * f), m, _down.AsSpan(0, m * e));
             for (int i = 0; i < m; i++) _down.AsSpan(i * e, e).CopyTo(_slots.AsSpan(_rowsOf[x][i] * e, e));
         }
@@ -109,7 +105,7 @@ internal sealed class ExpertFeedForward
         int e = _c.EmbeddingDim, fs = _c.SharedExpertFeedForwardDim;
         _matMul.Multiply(shared.Router, input[..(rows * e)], rows, _sharedLogit.AsSpan(0, rows));
         _matMul.Multiply(shared.Gate, _sharedGate.AsSpan(0, rows * fs), shared.Up, _sharedUp.AsSpan(0, rows * fs), input[..(rows * e)], rows);
-        for (int t = 0; t < rows; t++) FloatOps.SwiGlu(_sharedGate.AsSpan(t * fs, fs), _sharedUp.AsSpan(t * fs, fs));
+        for (int t = 0; t < rows; t++) _c.Activation.Apply(_sharedGate.AsSpan(t * fs, fs), _sharedUp.AsSpan(t * fs, fs));
         _matMul.Multiply(shared.Down, _sharedGate.AsSpan(0, rows * fs), rows, _gathered.AsSpan(0, rows * e));
         for (int t = 0; t < rows; t++)
         {

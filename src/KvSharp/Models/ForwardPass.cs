@@ -4,8 +4,8 @@ using KvSharp.Tensors;
 namespace KvSharp.Models;
 
 /// <summary>
-/// The transformer forward pass (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite; dense or a mixture of experts) over a batch of tokens that may belong to several sequences, each
-/// reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
+/// The transformer forward pass (every architecture <see cref="ModelConfig"/> reads; dense or a mixture of experts)
+/// over a batch of tokens that may belong to several sequences, each reading and appending to its own <see cref="IKvStore"/>. Prefill passes many tokens of one sequence, decode one
 /// token of each running sequence; all run the same code, and because every kernel is batch-invariant a token's
 /// logits are bit-identical however it was batched.
 /// One ForwardPass owns scratch buffers sized for <see cref="MaxBatch"/> tokens and is not thread-safe; forward
@@ -182,7 +182,6 @@ public sealed class ForwardPass
     {
         int e = _c.EmbeddingDim, qd = _c.QueryDim, kvd = _c.KvDim, f = _c.FeedForwardDim, half = _rope.Dims / 2;
         var x = _x.AsSpan(0, n * e);
-        var xb = _xb.AsSpan(0, n * e);
         var q = _q.AsSpan(0, n * qd);
         var k = _k.AsSpan(0, n * kvd);
         var v = _v.AsSpan(0, n * kvd);
@@ -213,8 +212,8 @@ public sealed class ForwardPass
             var layer = _w.Layers[l];
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
-            PreNorm(layer.AttentionNorm, n);
-            _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, xb, n);
+            var input = PreNorm(layer.AttentionNorm, n);
+            _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, input, n);
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
             var work = new AttentionWork(this, l);
@@ -227,11 +226,11 @@ public sealed class ForwardPass
 
             // Feed-forward block: norm, SwiGLU (GeGLU for gemma) and the down projection, or a mixture of experts;
             // then the residual.
-            PreNorm(layer.FeedForwardNorm, n);
-            if (layer.Experts is { } moe) _experts!.Run(moe, xb, n, proj);
+            input = PreNorm(layer.FeedForwardNorm, n);
+            if (layer.Experts is { } moe) _experts!.Run(moe, input, n, proj);
             else
             {
-                _matMul.Multiply(layer.Gate, gate, layer.Up, up, xb, n);
+                _matMul.Multiply(layer.Gate, gate, layer.Up, up, input, n);
                 var gated = new GatedRowsWork(this);
                 _pool.Run(ref gated, n);
                 _matMul.Multiply(layer.Down, gate, n, proj);
@@ -243,17 +242,17 @@ public sealed class ForwardPass
         }
     }
 
-    /// <summary>xb = the stream RMS-normalised with <paramref name="weight"/>, or as it is for a model without pre-norms (OLMo 2).</summary>
-    private void PreNorm(float[]? weight, int n)
+    /// <summary>
+    /// What a block reads: the stream RMS-normalised with <paramref name="weight"/> (into _xb), or the stream itself for
+    /// a model without pre-norms (OLMo 2).
+    /// </summary>
+    private ReadOnlySpan<float> PreNorm(float[]? weight, int n)
     {
         int e = _c.EmbeddingDim;
-        if (weight == null)
-        {
-            _x.AsSpan(0, n * e).CopyTo(_xb);
-            return;
-        }
+        if (weight == null) return _x.AsSpan(0, n * e);
         var norm = new NormRowsWork(this, _x, weight, n, _xb);
         _pool.Run(ref norm, NormRowsWork.Items(n));
+        return _xb.AsSpan(0, n * e);
     }
 
     /// <summary>Gemma 2/3: the block's output (in _proj) RMS-normalised in place before it joins the residual stream.</summary>
@@ -463,8 +462,7 @@ public sealed class ForwardPass
         public void Execute(int t)
         {
             int f = owner._c.FeedForwardDim;
-            if (owner._c.Activation == FeedForwardActivation.GeluTanh) Gelu.GeGlu(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
-            else FloatOps.SwiGlu(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
+            owner._c.Activation.Apply(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
         }
     }
 }

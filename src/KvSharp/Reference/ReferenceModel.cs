@@ -5,7 +5,8 @@ using KvSharp.Tensors;
 namespace KvSharp.Reference;
 
 /// <summary>
-/// The whole transformer (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite) written to be read: one token at a time, plain loops, every sum in double.
+/// The whole transformer (every architecture <see cref="ModelConfig"/> reads) written to be read: one token at a time,
+/// plain loops, every sum in double.
 /// Start here to learn what the model computes. <see cref="ForwardPass"/> computes the same thing fast (batches of
 /// tokens from many sequences, SIMD kernels on the quantized weights, activations quantized as llama.cpp does, a
 /// cache layer of its own); the tests hold it to this class.

@@ -24,19 +24,16 @@ public static class Gelu
     public static float Exact(float x) => 0.5f * x * (1f + MathF.Tanh(SqrtTwoOverPi * x * (1f + CoefficientA * x * x)));
 
     /// <summary>ggml_vec_gelu_f32 of one value.</summary>
-    public static float Of(float x) =>
-        x <= -10f ? 0f : x >= 10f ? x : s_table.Value[BitConverter.HalfToUInt16Bits((Half)x)];
+    public static float Of(float x) => Lookup(s_table.Value, x);
+
+    private static float Lookup(float[] table, float x) =>
+        x <= -10f ? 0f : x >= 10f ? x : table[BitConverter.HalfToUInt16Bits((Half)x)];
 
     /// <summary>gate[i] = GELU(gate[i]) x up[i] (GeGLU, ggml_gelu then ggml_mul).</summary>
     public static void GeGlu(Span<float> gate, ReadOnlySpan<float> up)
     {
         if (up.Length < gate.Length) throw new ArgumentException($"GeGlu: up has {up.Length} elements, gate has {gate.Length}", nameof(up));
         var table = s_table.Value;
-        for (int i = 0; i < gate.Length; i++)
-        {
-            float x = gate[i];
-            float g = x <= -10f ? 0f : x >= 10f ? x : table[BitConverter.HalfToUInt16Bits((Half)x)];
-            gate[i] = g * up[i];
-        }
+        for (int i = 0; i < gate.Length; i++) gate[i] = Lookup(table, gate[i]) * up[i];
     }
 }

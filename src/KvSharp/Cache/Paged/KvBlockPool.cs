@@ -73,7 +73,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format, RotaryEmbedding? rope)
     {
         ArgumentNullException.ThrowIfNull(format);
-        LayerWindows.Refuse(config, KvCachePolicy.Full, format);
+        PerLayerPositions.Refuse(config, KvCachePolicy.Full, format);
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         // A group of rows is quantized into one block: it must not straddle two.
         if (!format.RowsStandAlone && blockSize % KvKivi.GroupRows != 0)

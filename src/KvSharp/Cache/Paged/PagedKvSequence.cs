@@ -55,7 +55,7 @@ public sealed class PagedKvSequence : IKvStore
     public PagedKvSequence(KvBlockPool pool, int maxLength, KvCachePolicy policy, RotaryEmbedding? rope = null) : this(pool, maxLength)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        LayerWindows.Refuse(pool.Config, policy, pool.Format);
+        PerLayerPositions.Refuse(pool.Config, policy, pool.Format);
         Policy = policy;
         // A window frees blocks and rewrites sink keys, a score-based policy reuses slots in place: a type that
         // quantizes rows in groups along positions (KIVI) can do neither, so the pair is refused rather than read wrongly.

@@ -3,12 +3,12 @@ using KvSharp.Models;
 namespace KvSharp.Cache.Policies;
 
 /// <summary>
-/// What a model whose layers alternate between a sliding window and the whole context (Gemma 2/3,
-/// <see cref="ModelConfig.HasLayerWindows"/>) can be cached with: every position of every layer, in a type whose rows
-/// stand alone. Its windows are masks in the attention of the local layers, which a policy that drops or renumbers
-/// positions for all layers at once (windows, sinks, score-based eviction) or KIVI's grouped rows would break.
+/// What a model whose layers differ in how positions enter them (<see cref="ModelConfig.HasPerLayerPositions"/>: Gemma
+/// 2/3's local layers with windows of their own, SmolLM3's layers without rope) can be cached with: every position of
+/// every layer, in a type whose rows stand alone. A policy that drops, renumbers or re-rotates positions for all layers
+/// at once (windows, sinks, score-based eviction, context shift) or KIVI's grouped, unrotated rows would break it.
 /// </summary>
-internal static class LayerWindows
+internal static class PerLayerPositions
 {
     public static void Refuse(ModelConfig config, KvCachePolicy policy, KvElementFormat format)
     {
