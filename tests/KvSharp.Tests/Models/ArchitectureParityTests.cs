@@ -313,15 +313,7 @@ public class ArchitectureParityTests
         Assert.Equal("qwen3", model.Config.Architecture);
         Assert.True(model.Config.HasQkNorm);
         Assert.All(model.Weights.Layers, l => Assert.Null(l.QueryBias));
-        int vocab = model.Config.VocabSize;
-        var prompt = Fixtures.All[0].PromptIds;
-        var expected = ReferenceOracle.Logits(new ReferenceModel(model.Config, model.Weights, 128), prompt);
-        var batch = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 128), allLogits: true);
-        ReferenceOracle.AssertClose(expected, batch, vocab, type, $"{v} prefill");
-        var cache = model.CreateCache(KvCacheMode.Static, 128);
-        var sequential = new float[prompt.Length * vocab];
-        for (int i = 0; i < prompt.Length; i++) model.Evaluate(prompt.AsSpan(i, 1), cache).CopyTo(sequential, i * vocab);
-        Assert.Equal(batch, sequential);
+        FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, type, v.Name);
     }
 
     /// <summary>

@@ -111,6 +111,8 @@ public class FastPathMatchesReferenceTests
         var sequential = new float[prompt.Length * vocab];
         for (int t = 0; t < prompt.Length; t++) model.Evaluate(prompt.AsSpan(t, 1), cache).CopyTo(sequential, t * vocab);
         ReferenceOracle.AssertClose(expected, sequential, vocab, type, $"{what} token by token, static cache");
+        // Batch invariance: the prefill and the token-by-token decodes compute the same bits.
+        Assert.Equal(batch, sequential);
 
         // Paged: blocks of 16, a first prefill of 37 tokens that ends inside a block, the rest one token at a time.
         using var pool = new KvBlockPool(model.Config, 16, 10);
