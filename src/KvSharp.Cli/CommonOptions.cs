@@ -36,6 +36,12 @@ internal static class CommonOptions
 
     public static int ThreadCount(this ParseResult r, Option<int?> threads) => r.GetValue(threads) ?? Environment.ProcessorCount;
 
+    public static Option<bool> SwaFull() => new("--swa-full")
+    {
+        Description = "keep every position in the layers with a sliding window of their own (Gemma 2/3's local layers), as llama.cpp's --swa-full; " +
+                      "by default they keep a ring of their window, and a rewind past it recomputes",
+    };
+
     public static Option<Choice<KvElementType>> KvType() => ChoiceOption.Create("--kv-type",
         "how the KV cache stores keys and values: f32 (exact), f16 (half the memory), q8_0 (8-bit integers with a float scale per 32: ~0.28x the memory) " +
         "q4_0 (4-bit integers with a float scale per 32: ~0.16x the memory), " +

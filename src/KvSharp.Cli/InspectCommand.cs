@@ -81,13 +81,14 @@ internal static class InspectCommand
         o.WriteLine($"  a session allocates: static {full:N0} bytes up front; contiguous grows by doubling as tokens arrive");
         if (c2.HasLayerWindows && c2.SlidingWindow is int window && window < ctx)
         {
-            // What a cache that kept only the window for the local layers would need: KvSharp keeps every position of
-            // every layer (the windows are masks inside attention), so this is what it does not save yet.
+            // A session's contiguous cache keeps a ring of the window in the local layers; the engine's paged pool (serve)
+            // keeps every position of every layer.
             int local = Enumerable.Range(0, c2.LayerCount).Count(l => c2.LayerWindow(l) > 0);
-            decimal perLayer = (decimal)perToken / c2.LayerCount;
-            decimal windowed = perLayer * ((c2.LayerCount - local) * (decimal)ctx + local * (decimal)window);
-            o.WriteLine($"  {local} of {c2.LayerCount} layers attend through a window of {window}: keeping only their windows would need " +
-                        $"{windowed:N0} bytes ({windowed / 1048576m:F2} MiB); KvSharp keeps every position of every layer (the windows are masks)");
+            int rows = KvSizing.LocalLayerRows(c2);
+            decimal ring = KvSizing.SequenceBytes(c2, KvElementFormat.Of(KvElementType.F32), ctx);
+            o.WriteLine($"  {local} of {c2.LayerCount} layers attend through a window of {window}: in a session they keep a ring of {rows:N0} positions " +
+                        $"(the window, a step and a tile), so the full context needs {ring:N0} bytes ({ring / 1048576m:F2} MiB); " +
+                        "with --swa-full, and in serve's paged pool, every position of every layer");
         }
         return 0;
     }

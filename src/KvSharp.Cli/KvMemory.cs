@@ -18,13 +18,24 @@ internal static class KvMemory
 
     /// <summary>Fails when <paramref name="tokens"/> positions of KV cache (per session) do not fit in memory.</summary>
     /// <param name="what">The option and value that asked for them, e.g. "--context 100000000 with --cache static".</param>
-    public static void CheckTokens(ModelConfig config, KvElementFormat format, long tokens, string what, long available)
+    /// <param name="fullLocalLayers">Whether a model's local layers keep every position (--swa-full) rather than a ring of their window.</param>
+    public static void CheckTokens(ModelConfig config, KvElementFormat format, long tokens, string what, long available, bool fullLocalLayers = false)
     {
         long perToken = format.BytesPerToken(config);
-        if (tokens <= available / perToken) return;
-        long fits = Math.Min(int.MaxValue, available / perToken);
+        long needed = KvSizing.SequenceBytes(config, format, tokens, fullLocalLayers);
+        if (needed <= available) return;
+        // The most tokens that fit (the bytes grow with the tokens, less steeply where local layers keep a ring).
+        long fits = 0;
+        for (long lo = 0, hi = int.MaxValue; lo <= hi;)
+        {
+            long mid = lo + (hi - lo) / 2;
+            if (KvSizing.SequenceBytes(config, format, mid, fullLocalLayers) <= available) { fits = mid; lo = mid + 1; }
+            else hi = mid - 1;
+        }
+        bool ring = !fullLocalLayers && config.HasLayerWindows && format.RowsStandAlone;
         throw new ArgumentException(
-            $"{what} needs {Size((double)perToken * tokens)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {format.Name.ToLowerInvariant()}) " +
+            $"{what} needs {Size(needed)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {format.Name.ToLowerInvariant()}" +
+            (ring ? ", less in the local layers, which keep a ring of their window" : "") + ") " +
             $"but {Size(available)} of memory is available: at most {fits:N0} tokens fit" +
             (format.Type == KvElementType.F32 ? $" (--kv-type q8_0 takes {KvSizing.BytesPerToken(config, KvElementType.Q8_0):N0} bytes/token)" : ""));
     }

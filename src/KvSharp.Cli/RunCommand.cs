@@ -22,6 +22,7 @@ internal static class RunCommand
             ChoiceOption.Of<KvCacheMode>(), KvCacheMode.Contiguous);
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var threads = CommonOptions.Threads();
+        var swaFull = CommonOptions.SwaFull();
         var kvTypes = new KvTypeCliOptions();
         var overflow = ChoiceOption.Create("--context-overflow",
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
@@ -34,7 +35,7 @@ internal static class RunCommand
         };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy, swaFull,
         };
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
@@ -51,6 +52,7 @@ internal static class RunCommand
                 ContextOverflow = r.GetValue(overflow).Value,
                 ContextShiftKeep = r.GetValue(keep),
                 CachePolicy = r.GetValue(policy),
+                FullLocalLayers = r.GetValue(swaFull),
             };
             if (r.GetValue(stop) is { } stops && stops.Any(string.IsNullOrEmpty))
                 throw new ArgumentException("--stop must not be empty: an empty stop string would end the reply before its first token");
@@ -103,7 +105,8 @@ internal static class RunCommand
                 Console.Error.WriteLine(
                     $"[kvsharp] KV cache ({session.Cache.Format.Name}): {s.KvBytesPerToken} bytes/token" +
                     (session.Cache.ExactBytes > 0 ? $" + {session.Cache.ExactBytes} bytes of exact rows" : "") +
-                    $", {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated");
+                    $", {s.KvBytesUsed} bytes used, {s.KvBytesAllocated} bytes allocated" +
+                    (session.Cache.LocalLayerRows > 0 ? $" (the local layers keep a ring of {session.Cache.LocalLayerRows} positions)" : ""));
             return 0;
         });
         return command;
@@ -119,6 +122,6 @@ internal static class RunCommand
         bool isStatic = session.CacheMode == KvCacheMode.Static;
         long reach = Math.Min(context, Encoding.UTF8.GetByteCount(prompt) + 2L + maxTokens);
         string what = isStatic ? $"--context {context} with --cache static" : $"--context {context} with a prompt of {prompt.Length} characters and --max-tokens {maxTokens}";
-        KvMemory.CheckTokens(llm.Config, session.KvFormat, isStatic ? context : reach, what, KvMemory.AvailableBytes());
+        KvMemory.CheckTokens(llm.Config, session.KvFormat, isStatic ? context : reach, what, KvMemory.AvailableBytes(), session.FullLocalLayers);
     }
 }

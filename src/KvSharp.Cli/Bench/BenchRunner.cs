@@ -231,7 +231,8 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         if (tokens > ContextLength)
             throw new ArgumentException($"{what} = {tokens} tokens exceeds the context length {ContextLength}" +
                                         (Synthetic ? " (a synthetic model takes any --context)" : " (raise --context)"));
-        KvMemory.CheckTokens(Model.Config, KvFormat, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes());
+        // The engine's paged pool keeps every position of every layer, so no ring is counted.
+        KvMemory.CheckTokens(Model.Config, KvFormat, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes(), fullLocalLayers: true);
     }
 }
 

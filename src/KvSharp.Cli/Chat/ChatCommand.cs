@@ -25,9 +25,10 @@ internal static class ChatCommand
         // llama.cpp's sampling defaults for chat: a conversation wants variety, not the greedy loop `run` defaults to.
         var sampling = new SamplingCliOptions(new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f });
         var threads = CommonOptions.Threads();
+        var swaFull = CommonOptions.SwaFull();
         var command = new Command("chat", "chat with a model in the terminal, keeping the KV cache across turns (/reset, /stats, /system TEXT, /exit)")
         {
-            model, tokenizer, template, system, context, maxTokens, threads,
+            model, tokenizer, template, system, context, maxTokens, threads, swaFull,
         };
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
@@ -37,7 +38,7 @@ internal static class ChatCommand
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
             var kv = kvTypes.Read(r);
-            KvMemory.CheckTokens(llm.Config, kv.Format, ctx, $"--context {ctx}", KvMemory.AvailableBytes());
+            KvMemory.CheckTokens(llm.Config, kv.Format, ctx, $"--context {ctx}", KvMemory.AvailableBytes(), r.GetValue(swaFull));
             if (ctx > trained)
                 Console.Error.WriteLine($"warning: context {ctx} exceeds the model's trained context length {trained}; quality may degrade past it");
             var generation = new GenerationOptions
@@ -46,7 +47,10 @@ internal static class ChatCommand
                 StopStrings = chatTemplate.StopStrings,
                 Sampling = sampling.Read(r),
             };
-            using var session = llm.CreateSession(new SessionOptions { ContextLength = ctx, KeyElementType = kv.Keys, ValueElementType = kv.Values, CacheMode = KvCacheMode.Contiguous });
+            using var session = llm.CreateSession(new SessionOptions
+            {
+                ContextLength = ctx, KeyElementType = kv.Keys, ValueElementType = kv.Values, CacheMode = KvCacheMode.Contiguous, FullLocalLayers = r.GetValue(swaFull),
+            });
             var conversation = new ChatConversation(session, chatTemplate, llm.Tokenizer);
             conversation.SetSystemPrompt(r.GetValue(system));
             var repl = new ChatRepl(conversation, generation, Console.In, Console.Out, Console.Error, interactive: !Console.IsInputRedirected);

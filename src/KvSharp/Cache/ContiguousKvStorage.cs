@@ -15,6 +15,8 @@ internal abstract class ContiguousKvStorage
 {
     public abstract int Capacity { get; }
     public abstract void Grow(int capacity, int used);
+    /// <summary>The local layers' ring (<see cref="LocalLayerRing"/>) becomes <paramref name="rows"/> rows long, keeping positions [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    public abstract void ResizeRing(int rows, int from, int to);
     /// <summary>Rows [<paramref name="from"/>, <paramref name="length"/>) are about to be written (in parallel, in any order).</summary>
     public abstract void Prepare(int from, int length);
     public abstract void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values);
@@ -23,7 +25,8 @@ internal abstract class ContiguousKvStorage
     public abstract void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks);
     /// <summary><see cref="Attend"/> under a score-based policy (<see cref="ScoredAttention"/>), over the rows it holds.</summary>
     public abstract void AttendScored(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, ScoredHeads heads);
-    public abstract void Prefetch(int layer, int kvHead, int positions);
+    /// <summary>Asks for the first rows a decode query at <paramref name="end"/> - 1 reads (<see cref="KvPrefetch"/>).</summary>
+    public abstract void Prefetch(int layer, int kvHead, int end);
     public abstract void Read(int layer, int kvHead, bool value, int position, Span<float> row);
     public abstract void WriteRow(int layer, int kvHead, bool value, int position, ReadOnlySpan<float> row);
     public abstract void Move(int from, int to, int count);
@@ -36,7 +39,8 @@ internal abstract class ContiguousKvStorage
 /// Per layer, K or V and KV head, one array of rows [position] (row p at p x RowBytes, so one head's keys for
 /// consecutive positions are contiguous, which is what the attention kernel streams through), and, for a type with
 /// side data, one array of the rows' side data at p x SideBytes. Keys are stored as <typeparamref name="TKey"/>,
-/// values as <typeparamref name="TValue"/>, each side with its own row and side sizes.
+/// values as <typeparamref name="TValue"/>, each side with its own row and side sizes. A layer with a sliding window of
+/// its own keeps a ring instead (<see cref="LocalLayerRing"/>): position p in row p mod its rows.
 /// </summary>
 internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
@@ -54,6 +58,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     private readonly Lock _settle = new();
     // The model's rotary angles per position, for a key type that stores keys before RoPE (KIVI); null otherwise.
     private readonly RotaryTable? _keyRotation;
+    // The local layers' ring; null where every layer keeps every position.
+    private readonly LocalLayerRing? _ring;
 
     private static bool RowsStandAlone => TKey.RowsStandAlone && TValue.RowsStandAlone;
 
@@ -62,8 +68,10 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
 
     /// <param name="rope">The model's rotary embedding (<c>LlmModel.Rope</c>), which KIVI keys are stored before; null: the
     /// config's RoPE without per-frequency factors (reads are right either way, see <see cref="KvKivi{TBits, TAxis}"/>).</param>
-    public ContiguousKvStorage(ModelConfig config, int capacity, RotaryEmbedding? rope)
+    /// <param name="ring">The local layers' ring, or null: every layer keeps every position.</param>
+    public ContiguousKvStorage(ModelConfig config, int capacity, RotaryEmbedding? rope, LocalLayerRing? ring)
     {
+        _ring = ring;
         _kvHeads = config.KvHeadCount;
         _headDim = config.HeadDim;
         _rowBytes = [TKey.RowBytes(_headDim), TValue.RowBytes(_headDim)];
@@ -80,10 +88,18 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         }
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i] = new byte[(long)capacity * RowBytes(i)];
-            _side[i] = new byte[SideHeader(i) + (long)capacity * SideBytes(i)];
+            _rows[i] = new byte[(long)RowsOf(i, capacity) * RowBytes(i)];
+            _side[i] = new byte[SideHeader(i) + (long)RowsOf(i, capacity) * SideBytes(i)];
         }
     }
+
+    private bool InRing(int index) => _ring != null && _ring.IsLocal(index / (2 * _kvHeads));
+
+    /// <summary>Rows the array at <paramref name="index"/> has at <paramref name="capacity"/>: a ring's at most its length.</summary>
+    private int RowsOf(int index, int capacity) => InRing(index) ? Math.Min(capacity, _ring!.Rows) : capacity;
+
+    /// <summary>The row of <paramref name="layer"/> that holds <paramref name="position"/>.</summary>
+    private int Slot(int layer, int position) => _ring != null && _ring.IsLocal(layer) ? _ring.Slot(position) : position;
 
     private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value ? 1 : 0)) * _kvHeads + kvHead;
 
@@ -103,10 +119,34 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         for (int i = 0; i < _rows.Length; i++)
         {
-            _rows[i] = Grow(_rows[i], (long)capacity * RowBytes(i), (long)used * RowBytes(i));
-            _side[i] = Grow(_side[i], SideHeader(i) + (long)capacity * SideBytes(i), SideHeader(i) + (long)used * SideBytes(i));
+            // A ring already as long as it will be stays; a shorter one holds positions at their own rows so far.
+            int rows = RowsOf(i, capacity), kept = Math.Min(used, RowsOf(i, _capacity));
+            if (rows == RowsOf(i, _capacity)) continue;
+            _rows[i] = Grow(_rows[i], (long)rows * RowBytes(i), (long)kept * RowBytes(i));
+            _side[i] = Grow(_side[i], SideHeader(i) + (long)rows * SideBytes(i), SideHeader(i) + (long)kept * SideBytes(i));
         }
         _capacity = capacity;
+    }
+
+    public override void ResizeRing(int rows, int from, int to)
+    {
+        var ring = _ring ?? throw new InvalidOperationException("this cache keeps no ring");
+        for (int i = 0; i < _rows.Length; i++)
+        {
+            if (!InRing(i)) continue;
+            int rowBytes = RowBytes(i), sideBytes = SideBytes(i), header = SideHeader(i), count = Math.Min(_capacity, rows);
+            var newRows = new byte[(long)count * rowBytes];
+            var newSide = new byte[header + (long)count * sideBytes];
+            _side[i].AsSpan(0, header).CopyTo(newSide);
+            for (int p = from; p < to; p++)
+            {
+                int old = ring.Slot(p), now = p % rows;
+                _rows[i].AsSpan(old * rowBytes, rowBytes).CopyTo(newRows.AsSpan(now * rowBytes));
+                _side[i].AsSpan(header + old * sideBytes, sideBytes).CopyTo(newSide.AsSpan(header + now * sideBytes));
+            }
+            _rows[i] = newRows;
+            _side[i] = newSide;
+        }
     }
 
     private static byte[] Grow(byte[] old, long length, long used)
@@ -140,11 +180,11 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
 
     public override void Write(int layer, int position, ReadOnlySpan<float> keys, ReadOnlySpan<float> values)
     {
-        int hd = _headDim;
+        int hd = _headDim, slot = Slot(layer, position);
         for (int h = 0; h < _kvHeads; h++)
         {
-            WriteRow<TKey>(Index(layer, h, false), position, keys.Slice(h * hd, hd));
-            WriteRow<TValue>(Index(layer, h, true), position, values.Slice(h * hd, hd));
+            WriteRow<TKey>(Index(layer, h, false), slot, keys.Slice(h * hd, hd));
+            WriteRow<TValue>(Index(layer, h, true), slot, values.Slice(h * hd, hd));
         }
     }
 
@@ -155,8 +195,18 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         if (!RowsStandAlone) Settle(keys, values);
-        CausalAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block,
-            new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), scale, scratch);
+        var rows = new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim);
+        if (_ring != null && _ring.IsLocal(layer))
+        {
+            // Reading a position the ring no longer holds would read a newer one's row: refuse it.
+            if (_ring.FirstRead(block.FirstPosition) < _ring.Oldest)
+                throw new InvalidOperationException($"layer {layer} reads from position {_ring.FirstRead(block.FirstPosition)}, " +
+                    $"but its ring of {_ring.Rows} rows holds positions from {_ring.Oldest} only");
+            // The ring as a window policy's ring without sinks read from position 0: position p in row p mod Rows.
+            CausalAttention.Attend<KeptKvRows<ContiguousKvRows<TKey, TValue>, TKey, TValue>, TKey, TValue>(block,
+                new KeptKvRows<ContiguousKvRows<TKey, TValue>, TKey, TValue>(rows, new KeptSlots(0, _ring.Window, _ring.Rows), 0), scale, scratch);
+        }
+        else CausalAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block, rows, scale, scratch);
     }
 
     public override void AttendKept(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch, KeptSlots slots, SinkKeys? sinks)
@@ -173,26 +223,36 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
             new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim), heads, layer, kvHead, scale, scratch);
     }
 
-    /// <summary>Asks for one head's first <paramref name="positions"/> key and value rows (<see cref="KvPrefetch"/>).</summary>
-    public override void Prefetch(int layer, int kvHead, int positions)
+    /// <summary>
+    /// Asks for the first <see cref="KvPrefetch.Positions"/> key and value rows a query at <paramref name="end"/> - 1
+    /// reads: the head's first rows, or in a local layer its window's, up to where the ring wraps.
+    /// </summary>
+    public override void Prefetch(int layer, int kvHead, int end)
     {
-        positions = Math.Min(positions, _capacity);
+        end = Math.Min(end, _capacity);
+        int first = _ring != null && _ring.IsLocal(layer) && end > 0 ? _ring.FirstRead(end - 1) : 0, slot = Slot(layer, first);
+        int positions = Math.Min(Math.Min(end - first, KvPrefetch.Positions), RowsOf(Index(layer, kvHead, false), _capacity) - slot);
         if (positions <= 0) return;
-        PrefetchRows<TKey>(Index(layer, kvHead, false), positions);
-        PrefetchRows<TValue>(Index(layer, kvHead, true), positions);
+        PrefetchRows<TKey>(Index(layer, kvHead, false), slot, positions);
+        PrefetchRows<TValue>(Index(layer, kvHead, true), slot, positions);
     }
 
-    private void PrefetchRows<TKv>(int index, int positions) where TKv : struct, IKvElement<TKv> =>
-        TKv.Prefetch(ref MemoryMarshal.GetArrayDataReference(_rows[index]), ref MemoryMarshal.GetArrayDataReference(_side[index]), positions, _headDim);
+    private void PrefetchRows<TKv>(int index, int slot, int positions) where TKv : struct, IKvElement<TKv> =>
+        TKv.Prefetch(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_rows[index]), (nint)slot * TKv.RowBytes(_headDim)),
+            ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_side[index]), TKv.SideHeaderBytes(_headDim) + (nint)slot * TKv.SideBytes(_headDim)),
+            positions, _headDim);
 
     public override void Read(int layer, int kvHead, bool value, int position, Span<float> row)
     {
         if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
         if (row.Length < _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
-        int i = Index(layer, kvHead, value);
+        if (_ring != null && _ring.IsLocal(layer) && position < _ring.Oldest)
+            throw new ArgumentOutOfRangeException(nameof(position), position,
+                $"layer {layer} keeps a ring of its sliding window and holds positions from {_ring.Oldest} only");
+        int i = Index(layer, kvHead, value), slot = Slot(layer, position);
         if (!RowsStandAlone) Settle(Index(layer, kvHead, false), Index(layer, kvHead, true));
-        if (value) ReadRow<TValue>(i, position, row);
-        else ReadRow<TKey>(i, position, row);
+        if (value) ReadRow<TValue>(i, slot, row);
+        else ReadRow<TKey>(i, slot, row);
     }
 
     private void ReadRow<TKv>(int index, int position, Span<float> row) where TKv : struct, IKvElement<TKv> =>
@@ -204,8 +264,9 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
         if (row.Length != _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
-        if (value) WriteRow<TValue>(Index(layer, kvHead, true), position, row);
-        else WriteRow<TKey>(Index(layer, kvHead, false), position, row);
+        int slot = Slot(layer, position);
+        if (value) WriteRow<TValue>(Index(layer, kvHead, true), slot, row);
+        else WriteRow<TKey>(Index(layer, kvHead, false), slot, row);
     }
 
     /// <summary>
@@ -216,6 +277,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         if (!TKey.RowsStandAlone || !TValue.RowsStandAlone)
             throw new NotSupportedException($"rows of {KvElementFormat.Of<TKey, TValue>().Name} are quantized in groups along positions and cannot be moved");
+        if (_ring != null) throw new NotSupportedException("the rows of layers kept as a ring of their window cannot be moved");
         for (int i = 0; i < _rows.Length; i++)
         {
             int rowBytes = RowBytes(i), sideBytes = SideBytes(i);
@@ -232,8 +294,25 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _stepFrom = Math.Min(_stepFrom, from);
         for (int i = 0; i < _rows.Length; i++)
         {
-            if (i / _kvHeads % 2 == 1) TValue.ClearRows(_rows[i], _side[i], from, to, _headDim);
-            else TKey.ClearRows(_rows[i], _side[i], from, to, _headDim);
+            if (!InRing(i)) ClearRows(i, from, to);
+            else if (to - from >= RowsOf(i, _capacity)) ClearRows(i, 0, RowsOf(i, _capacity));
+            else if (to > from)
+            {
+                // The positions' rows: one run, or two where the ring wraps.
+                int first = _ring!.Slot(from), last = _ring.Slot(to - 1) + 1;
+                if (first < last) ClearRows(i, first, last);
+                else
+                {
+                    ClearRows(i, first, RowsOf(i, _capacity));
+                    ClearRows(i, 0, last);
+                }
+            }
         }
+    }
+
+    private void ClearRows(int index, int from, int to)
+    {
+        if (index / _kvHeads % 2 == 1) TValue.ClearRows(_rows[index], _side[index], from, to, _headDim);
+        else TKey.ClearRows(_rows[index], _side[index], from, to, _headDim);
     }
 }

@@ -17,6 +17,8 @@ public sealed class KvCache : IKvStore
     private readonly ContiguousWindow? _window;
     // Null unless a score-based policy (H2O, SnapKV) holds each layer and head's positions in slots of its own.
     private readonly ScoredHeads? _scored;
+    // Null unless the model's local layers keep a ring of their window (the default where a model has them).
+    private readonly LocalLayerRing? _ring;
 
     public ModelConfig Config { get; }
     public KvCacheMode Mode { get; }
@@ -37,6 +39,30 @@ public sealed class KvCache : IKvStore
     /// sinks + ring rows; under H2O at most its budget).</summary>
     public int HeldPositions => _scored?.Held ?? _window?.Slots.Held(Length) ?? Length;
 
+    /// <summary>
+    /// Rows each layer with a sliding window of its own keeps (Gemma 2/3's local layers: a ring of its window, see
+    /// <see cref="LocalLayerRing"/>); 0 where every layer keeps every position (no such layers, or
+    /// <c>fullLocalLayers</c>).
+    /// </summary>
+    public int LocalLayerRows => _ring?.Rows ?? 0;
+
+    /// <summary>Positions whose keys and values <paramref name="layer"/> holds now: <see cref="HeldPositions"/>, or a local layer's ring's.</summary>
+    public int HeldPositionsOf(int layer) => _ring != null && _ring.IsLocal(layer) ? Length - OldestHeld(layer) : HeldPositions;
+
+    /// <summary>The oldest position whose keys and values <paramref name="layer"/> still holds: 0, or where a local layer's ring starts.</summary>
+    public int OldestHeld(int layer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
+        return _ring != null && _ring.IsLocal(layer) ? Math.Min(_ring.Oldest, Length) : 0;
+    }
+
+    /// <summary>Whether <paramref name="layer"/> keeps a ring of its window (<see cref="LocalLayerRows"/> rows).</summary>
+    internal bool KeepsRing(int layer) => _ring != null && _ring.IsLocal(layer);
+
+    /// <summary>The row of <paramref name="layer"/>'s arrays (<see cref="KeyRows"/>, ...) that holds <paramref name="position"/>.</summary>
+    public int RowOf(int layer, int position) => _ring != null && _ring.IsLocal(layer) ? _ring.Slot(position) : Slot(position);
+
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
     public int HeadDim => Config.HeadDim;
@@ -45,19 +71,27 @@ public sealed class KvCache : IKvStore
     /// <summary>Bytes a KIVI cache holds beside its per-token bytes, its exact rows (<see cref="KvElementFormat.ExactBytesPerSequence"/>); 0 for the other types.</summary>
     public long ExactBytes => Format.ExactBytesPerSequence(Config);
     /// <summary>Bytes this cache has actually allocated: its rows, and KIVI's exact rows.</summary>
-    public long AllocatedBytes => BytesPerToken * Capacity + ExactBytes;
+    public long AllocatedBytes => (long)BytesAt(Capacity) + ExactBytes;
     /// <summary>Bytes holding valid data: the rows of the positions held, and KIVI's exact rows once anything is.</summary>
-    public long UsedBytes => BytesPerToken * HeldPositions + (Length > 0 ? ExactBytes : 0);
+    public long UsedBytes => (_ring == null ? BytesPerToken * HeldPositions
+        : BytesPerToken / LayerCount * ((long)(LayerCount - _ring.LocalLayers) * HeldPositions + (long)_ring.LocalLayers * (Length - Math.Min(_ring.Oldest, Length))))
+        + (Length > 0 ? ExactBytes : 0);
+
+    /// <summary>Bytes of the rows at <paramref name="capacity"/> positions: a local layer's at most its ring's.</summary>
+    private Int128 BytesAt(int capacity) => _ring == null ? (Int128)BytesPerToken * capacity : LocalLayerRing.Bytes(Config, BytesPerToken, capacity, _ring.Rows);
 
     public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementType elementType = KvElementType.F32)
         : this(config, mode, maxLength, KvElementFormat.Of(elementType)) { }
 
     /// <summary>A cache of any element type, including a strategy defined outside this library (<see cref="KvElementFormat.Of{TKv}"/>).</summary>
     /// <exception cref="KvCacheSizeException">A static cache of <paramref name="maxLength"/> positions does not fit in memory.</exception>
-    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format) : this(config, mode, maxLength, format, rope: null) { }
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format) : this(config, mode, maxLength, format, rope: null, ring: true) { }
 
-    /// <summary><paramref name="rope"/> (the model's, may be null) is the rotation KIVI keys are stored before.</summary>
-    private KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, RotaryEmbedding? rope)
+    /// <summary>
+    /// <paramref name="rope"/> (the model's, may be null) is the rotation KIVI keys are stored before;
+    /// <paramref name="ring"/> says whether a model's local layers keep a ring of their window.
+    /// </summary>
+    private KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, RotaryEmbedding? rope, bool ring)
     {
         if (mode == KvCacheMode.None)
             throw new ArgumentException("KvCacheMode.None keeps no cache; a recomputing session uses a scratch cache per step", nameof(mode));
@@ -68,17 +102,25 @@ public sealed class KvCache : IKvStore
         Format = format;
         MaxLength = maxLength;
         int capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
+        // A ring as long as the context would change nothing.
+        if (ring && config.HasLayerWindows && format.RowsStandAlone && LocalLayerRing.RowsFor(config.SlidingWindow!.Value, LocalLayerRing.DefaultStep) < maxLength)
+            _ring = new LocalLayerRing(config);
         EnsureFits(capacity);
-        _storage = format.CreateContiguous(config, capacity, rope);
+        _storage = format.CreateContiguous(config, capacity, rope, _ring);
     }
 
     /// <summary>
     /// A cache that keeps the positions <paramref name="policy"/> says (<see cref="KvCachePolicy"/>): a window policy
     /// allocates sinks + window rows whatever <paramref name="maxLength"/>, which then bounds only the sequence.
     /// <paramref name="rope"/> (the model's: <c>LlmModel.Rope</c>) is needed by policies with sinks.
+    /// A model whose local layers attend through a window of their own (Gemma 2/3) keeps only a ring of that window in
+    /// them (<see cref="LocalLayerRows"/>) unless <paramref name="fullLocalLayers"/> (llama.cpp's --swa-full): the
+    /// memory of most of its layers then stops growing with the context, at the price of rewinds no longer than the
+    /// ring allows (<see cref="CanTruncateTo"/>).
     /// </summary>
-    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope = null)
-        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope)
+    public KvCache(ModelConfig config, KvCacheMode mode, int maxLength, KvElementFormat format, KvCachePolicy policy, RotaryEmbedding? rope = null,
+        bool fullLocalLayers = false)
+        : this(config, mode, Math.Min(maxLength, policy?.Budget ?? maxLength), format, rope, ring: !fullLocalLayers)
     {
         ArgumentNullException.ThrowIfNull(policy);
         policy.Validate(maxLength);
@@ -105,8 +147,9 @@ public sealed class KvCache : IKvStore
 
     /// <summary>Checks that <paramref name="capacity"/> positions can be allocated, before allocating them.</summary>
     private void EnsureFits(int capacity) => KvSizing.EnsureFits(
-        $"a {Mode.ToString().ToLowerInvariant()} KV cache of {capacity:N0} positions ({Format.Name}, {BytesPerToken:N0} bytes per position)",
-        (Int128)BytesPerToken * capacity, (Int128)Math.Max(Format.Keys.RowBytes(HeadDim), Format.Values.RowBytes(HeadDim)) * capacity);
+        $"a {Mode.ToString().ToLowerInvariant()} KV cache of {capacity:N0} positions ({Format.Name}, {BytesPerToken:N0} bytes per position" +
+            (_ring != null ? $", {_ring.LocalLayers} of {LayerCount} layers a ring of {_ring.Rows:N0} rows)" : ")"),
+        BytesAt(capacity), (Int128)Math.Max(Format.Keys.RowBytes(HeadDim), Format.Values.RowBytes(HeadDim)) * capacity);
 
     /// <summary>Makes room for <paramref name="length"/> positions (contiguous mode grows by doubling; static never grows).</summary>
     public void EnsureCapacity(int length)
@@ -157,13 +200,15 @@ public sealed class KvCache : IKvStore
     public int[] PositionsHeld(int layer, int kvHead)
     {
         if (_scored != null) return _scored.Of(layer, kvHead).Positions.ToArray();
+        if (_ring != null && _ring.IsLocal(layer)) return [.. Enumerable.Range(OldestHeld(layer), Length - OldestHeld(layer))];
         int held = HeldPositions, sinks = Math.Min(Policy.Sinks, held);
         return [.. Enumerable.Range(0, sinks), .. Enumerable.Range(Length - (held - sinks), held - sinks)];
     }
 
     /// <summary>
-    /// The stored bytes of one head's key rows for positions [0, Capacity): position p's at p x RowBytes, in the
-    /// element type's layout (<see cref="Format"/>). For inspection; <see cref="ReadKey"/> gives the floats.
+    /// The stored bytes of one head's key rows: position p's at <see cref="RowOf"/>(layer, p) x RowBytes (p itself,
+    /// unless a window policy or a local layer's ring wraps it), in the element type's layout (<see cref="Format"/>).
+    /// For inspection; <see cref="ReadKey"/> gives the floats.
     /// </summary>
     public Span<byte> KeyRows(int layer, int kvHead) => _storage.Rows(layer, kvHead, false);
 
@@ -201,6 +246,18 @@ public sealed class KvCache : IKvStore
     void IKvStore.Reserve(int length)
     {
         EnsureCapacity(length);
+        if (_ring != null)
+        {
+            // A step longer than the ring was sized for would overwrite rows its own first tokens still read.
+            if (_ring.NeedsMoreRows(length - Length, out int rows))
+            {
+                KvSizing.EnsureFits($"a ring of {rows:N0} rows for {_ring.LocalLayers} local layers",
+                    (Int128)BytesPerToken / LayerCount * _ring.LocalLayers * Math.Min(Capacity, rows), (Int128)Format.Keys.RowBytes(HeadDim) * rows);
+                _storage.ResizeRing(rows, Math.Min(_ring.Oldest, Length), Length);
+                _ring.Resize(rows);
+            }
+            _ring.Advance(length);
+        }
         _storage.Prepare(Length, length);
     }
 
@@ -230,7 +287,7 @@ public sealed class KvCache : IKvStore
 
     bool IKvStore.AttendsWholeChunks => _scored != null;
 
-    void IKvStore.Prefetch(int layer, int kvHead, int end) => _storage.Prefetch(layer, kvHead, Math.Min(Math.Min(end, Capacity), KvPrefetch.Positions));
+    void IKvStore.Prefetch(int layer, int kvHead, int end) => _storage.Prefetch(layer, kvHead, end);
 
     /// <summary>Declares positions [Length, newLength) written (by the forward pass, for every layer).</summary>
     public void Commit(int newLength)
@@ -241,11 +298,23 @@ public sealed class KvCache : IKvStore
         Length = newLength;
     }
 
+    /// <summary>
+    /// Whether <see cref="Truncate"/>(<paramref name="length"/>) can keep a usable prefix: always, unless the model's
+    /// local layers keep a ring (<see cref="LocalLayerRows"/>) that no longer holds the window the next query reads.
+    /// Where it cannot, <see cref="Reset"/> and recompute.
+    /// </summary>
+    public bool CanTruncateTo(int length) => length >= 0 && length <= Length && (_ring == null || _ring.CanResumeAt(length));
+
     /// <summary>Forgets positions from <paramref name="length"/> on, so the sequence can continue from there.</summary>
+    /// <exception cref="InvalidOperationException">The local layers' ring no longer holds what position <paramref name="length"/> reads (<see cref="CanTruncateTo"/>).</exception>
     public void Truncate(int length)
     {
         if (length < 0 || length > Length)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"cannot truncate a cache of {Length} tokens to {length}");
+        if (!CanTruncateTo(length))
+            throw new InvalidOperationException($"cannot rewind to {length} tokens: the local layers keep a ring of their {_ring!.Window}-position window " +
+                $"({_ring.Rows} rows) that now starts at position {_ring.Oldest}, after what position {length} reads from {_ring.FirstRead(length)}; " +
+                "reset the cache and recompute, or keep the local layers whole (fullLocalLayers)");
         _window?.CheckTruncate(length, Length);
         _scored?.Truncate(length, Length);
         // A ring's rows past the new length may hold older positions still in the window: they are overwritten, not cleared.
@@ -276,8 +345,21 @@ public sealed class KvCache : IKvStore
     /// <summary>Empties the cache for an unrelated request. The old keys and values are zeroed, not just hidden.</summary>
     public void Reset()
     {
-        _storage.Clear(0, _scored != null ? Capacity : Math.Min(Length, Capacity));
+        // A ring rewound earlier still holds rows past the length: they are zeroed too.
+        _storage.Clear(0, _scored != null ? Capacity : Math.Min(Math.Max(Length, _ring?.HighWater ?? 0), Capacity));
         _scored?.Truncate(0, Length);
+        _ring?.Clear();
         Length = 0;
+    }
+
+    /// <summary>
+    /// After rows were copied in (a restored session file): the sequence is <paramref name="length"/> long and its local
+    /// layers hold positions from <paramref name="oldest"/>.
+    /// </summary>
+    internal void Restored(int length, int oldest)
+    {
+        if (Length != 0) throw new InvalidOperationException("rows are restored into an empty cache");
+        _ring?.Restore(oldest, length);
+        Commit(length);
     }
 }

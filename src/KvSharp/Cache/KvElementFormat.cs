@@ -75,8 +75,11 @@ public abstract class KvElementFormat
     /// </summary>
     public abstract long ExactBytesPerSequence(ModelConfig config);
 
-    /// <summary>Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys stored before RoPE.</summary>
-    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope);
+    /// <summary>
+    /// Storage for <paramref name="capacity"/> positions; <paramref name="rope"/> (may be null) is the model's, for keys
+    /// stored before RoPE; <paramref name="ring"/> (may be null) the local layers' ring.
+    /// </summary>
+    internal abstract ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope, LocalLayerRing? ring);
 
     internal abstract PagedKvStorage CreatePaged(KvBlockPool pool);
 
@@ -148,8 +151,8 @@ internal sealed class KvElementFormat<TKey, TValue> : KvElementFormat
 
     private protected override int KeySideBytes(int headDim) => TKey.SideBytes(headDim);
 
-    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope) =>
-        new ContiguousKvStorage<TKey, TValue>(config, capacity, rope);
+    internal override ContiguousKvStorage CreateContiguous(ModelConfig config, int capacity, RotaryEmbedding? rope, LocalLayerRing? ring) =>
+        new ContiguousKvStorage<TKey, TValue>(config, capacity, rope, ring);
 
     internal override PagedKvStorage CreatePaged(KvBlockPool pool) => new PagedKvStorage<TKey, TValue>(pool);
 }

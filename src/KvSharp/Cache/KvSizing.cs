@@ -22,6 +22,27 @@ public static class KvSizing
     public static long ExactBytesPerSequence(ModelConfig config, KvElementType keys, KvElementType values) =>
         KvElementFormat.Of(keys, values).ExactBytesPerSequence(config);
 
+    /// <summary>
+    /// Bytes one sequence of <paramref name="positions"/> positions holds in a contiguous cache (<see cref="KvCache"/>):
+    /// bytes per token times positions, except that a model's local layers keep a ring of their window
+    /// (<see cref="KvCache.LocalLayerRows"/>) unless <paramref name="fullLocalLayers"/>. KIVI's exact rows not counted.
+    /// Saturates at <see cref="long.MaxValue"/>.
+    /// </summary>
+    public static long SequenceBytes(ModelConfig config, KvElementFormat format, long positions, bool fullLocalLayers = false)
+    {
+        long perToken = format.BytesPerToken(config);
+        Int128 bytes = fullLocalLayers || LocalLayerRows(config) == 0 || !format.RowsStandAlone ? (Int128)perToken * positions
+            : LocalLayerRing.Bytes(config, perToken, positions, LocalLayerRows(config));
+        return bytes > long.MaxValue ? long.MaxValue : (long)bytes;
+    }
+
+    /// <summary>
+    /// Positions a contiguous cache's local layers keep (<see cref="KvCache.LocalLayerRows"/>: the window, a forward
+    /// pass's default step and a tile; more after a larger step); 0 for a model without layers of their own window.
+    /// </summary>
+    public static int LocalLayerRows(ModelConfig config) =>
+        config.HasLayerWindows ? LocalLayerRing.RowsFor(config.SlidingWindow!.Value, LocalLayerRing.DefaultStep) : 0;
+
     /// <summary>Bytes this process can use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: physical memory or the container's limit).</summary>
     public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 

@@ -45,7 +45,7 @@ public sealed class InferenceSession : IDisposable
         // Mode None still needs somewhere to put K/V while one step's recomputation runs; it is emptied every step.
         var storage = options.CacheMode == KvCacheMode.Static ? KvCacheMode.Static : KvCacheMode.Contiguous;
         _cache = new KvCache(model.Config, storage, ContextLength, options.KvFormat,
-            options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope);
+            options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), model.Rope, options.FullLocalLayers);
         if (model.Config.HasPerLayerPositions && options.ContextOverflow == ContextOverflow.Shift)
             throw new ArgumentException($"ContextOverflow.Shift does not apply to {model.Config.Architecture}: {PerLayerPositions.Why(model.Config)}; use ContextOverflow.Stop");
         if (!_cache.Policy.KeepsEverything && options.ContextOverflow == ContextOverflow.Shift)
@@ -183,7 +183,7 @@ public sealed class InferenceSession : IDisposable
         if (CacheMode != KvCacheMode.None && _cache.Length == _tokens.Count)
         {
             // Everything is cached; recompute the last position to get its logits.
-            _cache.Truncate(_tokens.Count - 1);
+            RewindCache(_tokens.Count - 1);
         }
         ComputeLogits();
         return _logits;
@@ -195,7 +195,17 @@ public sealed class InferenceSession : IDisposable
         if (length < 0 || length > _tokens.Count)
             throw new ArgumentOutOfRangeException(nameof(length), length, $"the session holds {_tokens.Count} tokens");
         _tokens.RemoveRange(length, _tokens.Count - length);
-        if (_cache.Length > length) _cache.Truncate(length);
+        if (_cache.Length > length) RewindCache(length);
+    }
+
+    /// <summary>
+    /// The cache keeps the first <paramref name="length"/> positions, or, where a local layers' ring no longer holds what
+    /// the next token reads (a long rewind of a Gemma conversation), none: the next step recomputes the tokens.
+    /// </summary>
+    private void RewindCache(int length)
+    {
+        if (_cache.CanTruncateTo(length)) _cache.Truncate(length);
+        else _cache.Reset();
     }
 
     /// <summary>Starts over: an empty sequence and a zeroed cache, nothing carried from earlier requests.</summary>

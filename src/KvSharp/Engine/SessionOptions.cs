@@ -39,4 +39,11 @@ public sealed record SessionOptions
     /// holds O(window) rows and the sequence may run up to <see cref="ContextLength"/>, past the trained length.
     /// </summary>
     public KvCachePolicy? CachePolicy { get; init; }
+    /// <summary>
+    /// Whether the layers that attend through a sliding window of their own (Gemma 2/3's local layers) keep every
+    /// position, as llama.cpp's --swa-full. By default (false) they keep a ring of their window
+    /// (<see cref="KvCache.LocalLayerRows"/>), so most of such a model's cache stops growing with the context; a rewind
+    /// further back than the ring holds (<see cref="KvCache.CanTruncateTo"/>) then recomputes the conversation.
+    /// </summary>
+    public bool FullLocalLayers { get; init; }
 }

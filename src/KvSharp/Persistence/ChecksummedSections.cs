@@ -20,7 +20,10 @@ internal static class ChecksummedSections
     }
 
     /// <summary>Checks a file's header (<see cref="WriteHeader"/>); <paramref name="kind"/> names the file in errors ("session", "prefix").</summary>
-    public static void ReadHeader(Stream stream, ReadOnlySpan<byte> magic, uint version, string kind)
+    public static void ReadHeader(Stream stream, ReadOnlySpan<byte> magic, uint version, string kind) => ReadHeader(stream, magic, version, version, kind);
+
+    /// <summary>Checks a file's header, of any version from <paramref name="oldest"/> to <paramref name="version"/>, and returns its version.</summary>
+    public static uint ReadHeader(Stream stream, ReadOnlySpan<byte> magic, uint oldest, uint version, string kind)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Span<byte> head = stackalloc byte[12];
@@ -29,7 +32,9 @@ internal static class ChecksummedSections
             throw new SessionFileException($"not a KvSharp {kind} file: it does not start with the magic \"{System.Text.Encoding.ASCII.GetString(magic).TrimEnd()}\"");
         if (got < head.Length) throw new SessionFileException($"{kind} file is truncated: it ends inside its header");
         uint found = BinaryPrimitives.ReadUInt32LittleEndian(head[8..]);
-        if (found != version) throw new SessionFileException($"{kind} file version {found} is not supported: this build reads version {version}");
+        if (found < oldest || found > version)
+            throw new SessionFileException($"{kind} file version {found} is not supported: this build reads " + (oldest == version ? $"version {version}" : $"versions {oldest} to {version}"));
+        return found;
     }
 
     /// <summary>Writes a whole section.</summary>

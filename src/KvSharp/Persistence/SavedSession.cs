@@ -17,6 +17,14 @@ public sealed record SavedSession
     public int? ContextShiftDiscard { get; init; }
     public required int[] Tokens { get; init; }
     public required int CachedLength { get; init; }
+    /// <summary>
+    /// Per layer, the oldest position whose rows the file holds (its rows are those of [first, <see cref="CachedLength"/>)):
+    /// 0, or where the ring of a local layer (<c>KvCache.LocalLayerRows</c>) started. Empty: 0 for every layer.
+    /// </summary>
+    public int[] FirstPositions { get; init; } = [];
+
+    /// <summary>The oldest position whose rows the file holds for <paramref name="layer"/>.</summary>
+    public int FirstPosition(int layer) => FirstPositions.Length == 0 ? 0 : FirstPositions[layer];
 }
 
 /// <summary>
@@ -29,13 +37,16 @@ public sealed record KvLayout(string KeyType, string ValueType, int Layers, int 
     /// <summary>A cache's layout (the one place that reads its element types).</summary>
     public static KvLayout Of(KvCache cache)
     {
-        int capacity = cache.Capacity;
-        return new KvLayout(cache.Format.KeyName, cache.Format.ValueName, cache.LayerCount, cache.KvHeadCount, cache.HeadDim,
-            cache.KeyRows(0, 0).Length / capacity, cache.KeySide(0, 0).Length / capacity,
-            cache.ValueRows(0, 0).Length / capacity, cache.ValueSide(0, 0).Length / capacity);
+        int headDim = cache.HeadDim;
+        KvElementFormat keys = cache.Format.Keys, values = cache.Format.Values;
+        return new KvLayout(cache.Format.KeyName, cache.Format.ValueName, cache.LayerCount, cache.KvHeadCount, headDim,
+            keys.RowBytes(headDim), keys.SideBytes(headDim), values.RowBytes(headDim), values.SideBytes(headDim));
     }
 
-    public long BytesPerPosition => (long)Layers * KvHeads * (KeyRowBytes + KeySideBytes + ValueRowBytes + ValueSideBytes);
+    public long BytesPerPosition => Layers * BytesPerLayerPosition;
+
+    /// <summary>Bytes of one position of one layer, every KV head's key and value rows and side data.</summary>
+    public long BytesPerLayerPosition => (long)KvHeads * (KeyRowBytes + KeySideBytes + ValueRowBytes + ValueSideBytes);
 
     public string TypeName => KeyType == ValueType ? KeyType : $"K {KeyType} / V {ValueType}";
 }

@@ -68,8 +68,8 @@ public class CliTests
 
     /// <summary>
     /// A Gemma 3 file (derived from llama-gqa: 6 layers of 1,024 bytes a token, F32 KV, 5 local through a window of 24)
-    /// and a mixture of experts: inspect names the window, the norms and the experts, and what keeping only the local
-    /// layers' windows would need.
+    /// and a mixture of experts: inspect names the window, the norms and the experts, and what a session's cache, whose
+    /// local layers keep a ring of their window, needs.
     /// </summary>
     [Fact]
     public void InspectDescribesLayerWindowsAndExperts()
@@ -78,12 +78,31 @@ public class CliTests
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("architecture: gemma3", r.Stdout);
         Assert.Contains("sliding window 24, per-head q/k norm", r.Stdout);
-        // 2 x 6 layers x 2 kv heads x 32 x 4 = 3,072 bytes a token; 1 global layer x 512 + 5 local x 24 = 632 layer-positions of 512 bytes.
-        Assert.Contains("5 of 6 layers attend through a window of 24: keeping only their windows would need 323,584 bytes", r.Stdout);
+        // 2 x 6 layers x 2 kv heads x 32 x 4 = 3,072 bytes a token; 1 global layer x 512 + 5 local x a ring of 320 (24 + 256 + 32,
+        // rounded to a tile) = 2,112 layer-positions of 512 bytes.
+        Assert.Contains("5 of 6 layers attend through a window of 24: in a session they keep a ring of 320 positions", r.Stdout);
+        Assert.Contains("so the full context needs 1,081,344 bytes", r.Stdout);
 
         r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Qwen3MoeQ8));
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("mixture of 8 experts, 3 per token, expert ffn 768, chosen weights normalised", r.Stdout);
+    }
+
+    /// <summary>
+    /// `run` on the Gemma 3 file past its local layers' ring (320 positions): the same text as with --swa-full, which keeps
+    /// every position, in less memory, and stderr says the local layers keep a ring.
+    /// </summary>
+    [Fact]
+    public void RunKeepsTheLocalLayersRingUnlessSwaFull()
+    {
+        string path = Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Gemma3F32);
+        var ring = CliRunner.Run("run", "-m", path, "--prompt", "Once upon a time", "-n", "400", "--threads", "2");
+        var full = CliRunner.Run("run", "-m", path, "--prompt", "Once upon a time", "-n", "400", "--threads", "2", "--swa-full");
+        Assert.Equal((0, 0), (ring.ExitCode, full.ExitCode));
+        Assert.Equal(full.Stdout, ring.Stdout);
+        Assert.Contains("1081344 bytes allocated (the local layers keep a ring of 320 positions)", ring.Stderr);
+        Assert.Contains("1572864 bytes allocated", full.Stderr);
+        Assert.DoesNotContain("ring", full.Stderr);
     }
 
     [Theory]

@@ -6,6 +6,7 @@ using KvSharp.Engine;
 using KvSharp.Models;
 using KvSharp.Sampling;
 using KvSharp.Tensors;
+using KvSharp.Tests.Models;
 
 namespace KvSharp.Tests.Paged;
 
@@ -30,20 +31,8 @@ public class PagedKiviTests
     }
 
     /// <summary>Logits of every position, the tokens fed in steps of <paramref name="steps"/> (cycled) through <paramref name="store"/>.</summary>
-    private static float[] Logits(IKvStore store, int[] tokens, int[] steps)
-    {
-        var model = Model.Value;
-        int vocab = model.Config.VocabSize;
-        var forward = model.CreateForwardPass(128);
-        var logits = new float[tokens.Length * vocab];
-        for (int at = 0, i = 0; at < tokens.Length; i++)
-        {
-            int count = Math.Min(steps[i % steps.Length], tokens.Length - at);
-            forward.Forward(tokens.AsSpan(at, count), store, logits.AsSpan(at * vocab, count * vocab), allLogits: true);
-            at += count;
-        }
-        return logits;
-    }
+    private static float[] Logits(IKvStore store, int[] tokens, int[] steps) =>
+        SteppedLogits.Run(Model.Value.CreateForwardPass(128), store, tokens, Model.Value.Config.VocabSize, steps);
 
     private static KvCache Contiguous(KvElementFormat format) =>
         new(Model.Value.Config, KvCacheMode.Contiguous, 512, format, KvCachePolicy.Full, Model.Value.Rope);
