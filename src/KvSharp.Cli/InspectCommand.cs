@@ -57,10 +57,11 @@ internal static class InspectCommand
         o.WriteLine($"architecture: {c2.Architecture} ({PrintableText.Of(c2.Name)})");
         o.WriteLine($"  embedding {c2.EmbeddingDim}, layers {c2.LayerCount}, heads {c2.HeadCount}, kv heads {c2.KvHeadCount} " +
                     $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
-        o.WriteLine($"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}" +
+        o.WriteLine((c2.LearnedPositions ? "  learned position embeddings (no rope)" : $"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}") +
                     (c2.LongRope ? $", longrope (original context {c2.RopeOriginalContextLength?.ToString() ?? "not given"})" : "") +
                     (c2.RopeAttentionFactor != 1f ? $", attention factor {c2.RopeAttentionFactor}" : "") +
-                    $", rms eps {c2.RmsNormEps}, trained context {c2.TrainedContextLength}" +
+                    (c2.LayerNorm ? $", layer norm (with biases) eps {c2.RmsNormEps}" : $", rms eps {c2.RmsNormEps}") + $", trained context {c2.TrainedContextLength}" +
+                    (c2.ParallelFeedForward ? ", attention and feed-forward in parallel" : "") +
                     (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : "") +
                     (c2.NoRopeLayerStep > 0 ? $", no rope in every {c2.NoRopeLayerStep}th layer" : ""));
         if (c2.IsMixtureOfExperts)

@@ -19,4 +19,12 @@ public static class FeedForwardActivations
         if (activation == FeedForwardActivation.GeluTanh) Gelu.GeGlu(gate, up);
         else FloatOps.SwiGlu(gate, up);
     }
+
+    /// <summary>x = activation(x), element-wise: an ungated feed-forward's (phi2, starcoder2, gpt2: GELU).</summary>
+    public static void Apply(this FeedForwardActivation activation, Span<float> x)
+    {
+        if (activation == FeedForwardActivation.GeluTanh) Gelu.Apply(x);
+        else
+            for (int i = 0; i < x.Length; i++) x[i] /= 1f + MathF.Exp(-x[i]);
+    }
 }

@@ -157,9 +157,10 @@ public sealed class ForwardPass
             if (s.Store.Length + s.TokenCount > s.Store.MaxLength)
                 throw new ContextOverflowException(s.Store.Length, s.TokenCount, s.Store.MaxLength);
             if (_w.RopePositionLimit is int limit && s.Store.Length + s.TokenCount > limit)
-                throw new ContextOverflowException(s.Store.Length, s.TokenCount, limit,
-                    $"{_c.Name} was loaded with the rope factors of its original {limit}-token context; load it with a longer context " +
-                    "(ModelLoadOptions.ContextLength, --context) for its long-context factors");
+                throw new ContextOverflowException(s.Store.Length, s.TokenCount, limit, _c.LearnedPositions
+                    ? $"{_c.Name} has learned position embeddings for {limit} positions only"
+                    : $"{_c.Name} was loaded with the rope factors of its original {limit}-token context; load it with a longer context " +
+                      "(ModelLoadOptions.ContextLength, --context) for its long-context factors");
             for (int j = 0; j < i; j++)
                 if (ReferenceEquals(segments[j].Store, s.Store))
                     throw new ArgumentException($"segments {j} and {i} append to the same sequence", nameof(segments));
@@ -196,6 +197,12 @@ public sealed class ForwardPass
         {
             Dequantize.Row(_w.TokenEmbedding.Type, _w.TokenEmbedding.Row(tokens[t]), x.Slice(t * e, e));
             if (_c.EmbeddingScale != 1f) FloatOps.Scale(x.Slice(t * e, e), _c.EmbeddingScale);
+            // gpt2: the learned embedding of the row's position is added (_xb is free until the first norm).
+            if (_w.PositionEmbedding is { } table)
+            {
+                Dequantize.Row(table.Type, table.Row(_rowPosition[t]), _xb.AsSpan(t * e, e));
+                FloatOps.Add(x.Slice(t * e, e), _xb.AsSpan(t * e, e));
+            }
             _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
             _localRope?.Angles(_rowPosition[t], _localCos.AsSpan(t * half, half), _localSin.AsSpan(t * half, half));
             // ggml multiplies cos and sin by the attention factor (mscale) where it computes them.
@@ -212,7 +219,7 @@ public sealed class ForwardPass
             var layer = _w.Layers[l];
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
-            var input = PreNorm(layer.AttentionNorm, n);
+            var input = PreNorm(layer.AttentionNorm, layer.AttentionNormBias, n);
             _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, input, n);
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
@@ -224,16 +231,18 @@ public sealed class ForwardPass
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);
 
-            // Feed-forward block: norm, SwiGLU (GeGLU for gemma) and the down projection, or a mixture of experts;
-            // then the residual.
-            input = PreNorm(layer.FeedForwardNorm, n);
+            // Feed-forward block: norm, SwiGLU (GeGLU for gemma; up alone and GELU for phi2, starcoder2, gpt2) and the down
+            // projection, or a mixture of experts; then the residual. A parallel one (phi2) reads the attention's input.
+            if (!_c.ParallelFeedForward) input = PreNorm(layer.FeedForwardNorm, layer.FeedForwardNormBias, n);
             if (layer.Experts is { } moe) _experts!.Run(moe, input, n, proj);
             else
             {
-                _matMul.Multiply(layer.Gate, gate, layer.Up, up, input, n);
-                var gated = new GatedRowsWork(this);
-                _pool.Run(ref gated, n);
-                _matMul.Multiply(layer.Down, gate, n, proj);
+                if (layer.IsGated) _matMul.Multiply(layer.Gate, gate, layer.Up, up, input, n);
+                else _matMul.Multiply(layer.Up, input, n, up);
+                var activated = new ActivationRowsWork(this, layer);
+                _pool.Run(ref activated, n);
+                _matMul.Multiply(layer.Down, layer.IsGated ? gate : up, n, proj);
+                if (layer.DownBias != null) AddBias(layer.DownBias, n);
             }
             PostNorm(layer.FeedForwardPostNorm, n);
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
@@ -243,14 +252,15 @@ public sealed class ForwardPass
     }
 
     /// <summary>
-    /// What a block reads: the stream RMS-normalised with <paramref name="weight"/> (into _xb), or the stream itself for
-    /// a model without pre-norms (OLMo 2).
+    /// What a block reads: the stream RMS-normalised with <paramref name="weight"/> (LayerNorm-ed with it and
+    /// <paramref name="bias"/> for <see cref="ModelConfig.LayerNorm"/> models) into _xb, or the stream itself for a model
+    /// without pre-norms (OLMo 2).
     /// </summary>
-    private ReadOnlySpan<float> PreNorm(float[]? weight, int n)
+    private ReadOnlySpan<float> PreNorm(float[]? weight, float[]? bias, int n)
     {
         int e = _c.EmbeddingDim;
         if (weight == null) return _x.AsSpan(0, n * e);
-        var norm = new NormRowsWork(this, _x, weight, n, _xb);
+        var norm = new NormRowsWork(this, _x, weight, n, _xb, bias);
         _pool.Run(ref norm, NormRowsWork.Items(n));
         return _xb.AsSpan(0, n * e);
     }
@@ -263,7 +273,7 @@ public sealed class ForwardPass
         _pool.Run(ref norm, NormRowsWork.Items(n));
     }
 
-    /// <summary>The attention output projection's bias (attn_output.bias), added to each row of _proj.</summary>
+    /// <summary>A block output's bias (attn_output.bias, ffn_down.bias), added to each row of _proj.</summary>
     private void AddBias(float[] bias, int n)
     {
         int e = _c.EmbeddingDim;
@@ -384,11 +394,16 @@ public sealed class ForwardPass
         {
             int first = s.Logits == LogitsRequest.All ? row : row + s.TokenCount - 1;
             for (int r = first; s.Logits != LogitsRequest.None && r < row + s.TokenCount; r++, rows++)
-                FloatOps.RmsNorm(_x.AsSpan(r * e, e), _w.OutputNorm, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
+            {
+                if (_c.LayerNorm) FloatOps.LayerNormRows(_x.AsSpan(r * e, e), e, _w.OutputNorm, _w.OutputNormBias, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
+                else FloatOps.RmsNorm(_x.AsSpan(r * e, e), _w.OutputNorm, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
+            }
             row += s.TokenCount;
         }
         if (rows == 0) return;
         _matMul.Multiply(_w.Output, _hidden.AsSpan(0, rows * e), rows, logits[..(rows * _c.VocabSize)]);
+        if (_w.OutputBias is { } bias)
+            for (int r = 0; r < rows; r++) FloatOps.Add(logits.Slice(r * _c.VocabSize, _c.VocabSize), bias);
         if (_c.LogitScale != 1f) FloatOps.Scale(logits[..(rows * _c.VocabSize)], 1f / _c.LogitScale);
         if (_c.FinalLogitSoftCap > 0) FloatOps.SoftCap(logits[..(rows * _c.VocabSize)], _c.FinalLogitSoftCap);
         ThrowIfNonFinite(logits[..(rows * _c.VocabSize)], _c.LayerCount);
@@ -404,7 +419,7 @@ public sealed class ForwardPass
     /// <see cref="FloatOps.RmsNormRows"/> runs four rows' chains side by side (at 16 decoding sequences a norm took 12 µs
     /// of a layer, one row after another).
     /// </summary>
-    private readonly struct NormRowsWork(ForwardPass owner, float[] from, float[] weight, int rows, float[] to) : IParallelWork
+    private readonly struct NormRowsWork(ForwardPass owner, float[] from, float[] weight, int rows, float[] to, float[]? bias = null) : IParallelWork
     {
         private const int RowsPerItem = 4;
 
@@ -413,7 +428,9 @@ public sealed class ForwardPass
         public void Execute(int item)
         {
             int e = owner._c.EmbeddingDim, first = item * RowsPerItem, count = Math.Min(RowsPerItem, rows - first);
-            FloatOps.RmsNormRows(from.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
+            if (owner._c.LayerNorm)
+                FloatOps.LayerNormRows(from.AsSpan(first * e, count * e), e, weight, bias, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
+            else FloatOps.RmsNormRows(from.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
         }
     }
 
@@ -457,12 +474,17 @@ public sealed class ForwardPass
     }
 
     /// <summary>gate[t] = SiLU(gate[t]) x up[t], or GELU(gate[t]) x up[t] for gemma.</summary>
-    private readonly struct GatedRowsWork(ForwardPass owner) : IParallelWork
+    /// <summary>Row t's feed-forward activation, biases added first: gate = act(gate) x up, or for an ungated one up = act(up).</summary>
+    private readonly struct ActivationRowsWork(ForwardPass owner, LayerWeights layer) : IParallelWork
     {
         public void Execute(int t)
         {
             int f = owner._c.FeedForwardDim;
-            owner._c.Activation.Apply(owner._gate.AsSpan(t * f, f), owner._up.AsSpan(t * f, f));
+            var up = owner._up.AsSpan(t * f, f);
+            if (layer.UpBias != null) FloatOps.Add(up, layer.UpBias);
+            if (layer.GateBias != null) FloatOps.Add(owner._gate.AsSpan(t * f, f), layer.GateBias);
+            if (layer.IsGated) owner._c.Activation.Apply(owner._gate.AsSpan(t * f, f), up);
+            else owner._c.Activation.Apply(up);
         }
     }
 }

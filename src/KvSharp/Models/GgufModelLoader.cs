@@ -60,6 +60,10 @@ public static unsafe class GgufModelLoader
                     : null,
             };
         }
+        // A bias is the model's, not a layer's: phi2, starcoder2 and gpt2 have them on q/k/v, the attention output and the
+        // feed-forward (as llama.cpp requires); in other files a bias the first block has, every block must have.
+        bool blockBiases = c.LayerNorm && c.Architecture != "stablelm";
+        bool Biased(string suffix) => blockBiases || file.Has("blk.0." + suffix);
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
         {
@@ -68,39 +72,58 @@ public static unsafe class GgufModelLoader
             // (ffn_up, gate's rows first): each part is a view of its rows, multiplied like a matrix of its own.
             if (!file.Has(p + "attn_qkv.weight") && !file.Has(p + "attn_q.weight"))
                 throw new ModelFormatException($"{file.Path}: tensor '{p}attn_q.weight' is missing (and no fused '{p}attn_qkv.weight' holds q, k and v)");
-            var (query, key, value) = file.Has(p + "attn_qkv.weight")
+            bool fused = file.Has(p + "attn_qkv.weight");
+            var (query, key, value) = fused
                 ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
+            // A fused bias (phi2, gpt2) is split as its matrix's rows are.
+            float[]? qkvBias = fused ? OptionalVector(file, p + "attn_qkv.bias", q + 2 * kv, Biased("attn_qkv.bias")) : null;
             var experts = c.IsMixtureOfExperts ? Experts(p) : null;
+            // phi2, starcoder2 and gpt2's feed-forward is up alone, with biases; a dense llama's may have biases (llama.cpp
+            // reads them where present).
+            bool ungated = experts == null && !c.GatedFeedForward, ffnBiases = ungated || experts == null && c.Architecture == "llama";
             var (gate, up) = experts != null ? default
+                : ungated ? (default, MatrixView(file, p + "ffn_up.weight", e, f))
                 : !file.Has(p + "ffn_gate.weight") && c.Architecture == "phi3"
                 ? SplitRows(file, p + "ffn_up.weight", e, f, f) is var gu ? (gu[0], gu[1]) : default
                 : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
+            // A LayerNorm model's norms have biases (required by llama.cpp except where a file may leave them out).
+            float[]? NormBias(string name) => c.LayerNorm ? OptionalVector(file, p + name, e, required: true) : null;
             layers[i] = new LayerWeights
             {
                 AttentionNorm = c.HasPreNorms ? Vector(file, p + "attn_norm.weight", e) : null,
+                AttentionNormBias = NormBias("attn_norm.bias"),
                 Query = Interleave(query),
                 Key = Interleave(key),
                 Value = Interleave(value),
                 AttentionOutput = Matrix(p + "attn_output.weight", q, e),
-                OutputBias = OptionalVector(file, p + "attn_output.bias", e, false),
-                QueryBias = OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias),
-                KeyBias = OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias),
-                ValueBias = OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias),
+                OutputBias = OptionalVector(file, p + "attn_output.bias", e, c.Architecture != "stablelm" && Biased("attn_output.bias")),
+                QueryBias = qkvBias?[..q] ?? OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias || Biased("attn_q.bias")),
+                KeyBias = qkvBias?[q..(q + kv)] ?? OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias || Biased("attn_k.bias")),
+                ValueBias = qkvBias?[(q + kv)..] ?? OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias || Biased("attn_v.bias")),
                 QueryNorm = c.HasQkNorm ? Vector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim) : null,
                 KeyNorm = c.HasQkNorm ? Vector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim) : null,
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
-                FeedForwardNorm = c.HasPreNorms ? Vector(file, p + "ffn_norm.weight", e) : null,
+                // A parallel feed-forward reads the attention's normalised input: it has no norm of its own.
+                FeedForwardNorm = c.HasPreNorms && !c.ParallelFeedForward ? Vector(file, p + "ffn_norm.weight", e) : null,
+                FeedForwardNormBias = c.ParallelFeedForward ? null : NormBias("ffn_norm.bias"),
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
-                Gate = experts == null ? Interleave(gate) : default,
+                Gate = experts == null && !ungated ? Interleave(gate) : default,
                 Up = experts == null ? Interleave(up) : default,
                 Down = experts == null ? Matrix(p + "ffn_down.weight", f, e) : default,
+                GateBias = ffnBiases && !ungated ? OptionalVector(file, p + "ffn_gate.bias", f, Biased("ffn_gate.bias")) : null,
+                UpBias = ffnBiases ? OptionalVector(file, p + "ffn_up.bias", f, Biased("ffn_up.bias")) : null,
+                DownBias = ffnBiases ? OptionalVector(file, p + "ffn_down.bias", e, Biased("ffn_down.bias")) : null,
                 Experts = experts,
             };
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
+        var outputNormBias = c.LayerNorm ? Vector(file, "output_norm.bias", e) : null;
         bool tied = !file.Has("output.weight");
         var output = !tied ? Matrix("output.weight", e, v) : copies?.Interleave(tokenEmbedding, lookedUp: true) ?? tokenEmbedding;
+        var outputBias = OptionalVector(file, "output.bias", v, c.Architecture == "phi2");
+        // gpt2's learned positions: one row per position of the trained context.
+        WeightMatrix? positions = c.LearnedPositions ? MatrixView(file, "position_embd.weight", e, c.TrainedContextLength) : null;
         var (ropeFactors, ropeLimit) = RopeFactors(file, c, contextLength);
         // A tensor loading did not read (an output bias, a norm of another architecture, experts a dense config does not
         // name) means the file computes something else: refuse it rather than give other logits than the model's.
@@ -108,7 +131,13 @@ public static unsafe class GgufModelLoader
             if (!file.Names.Contains(t.Name))
                 throw new ModelFormatException($"{file.Path}: tensor '{PrintableText.Of(t.Name)}' is not part of a {c.Architecture} model as KvSharp runs it; " +
                     "ignoring it would compute other logits than the model's");
-        return new ModelWeights(gguf, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors) { RopePositionLimit = ropeLimit };
+        return new ModelWeights(gguf, tokenEmbedding, layers, outputNorm, output, tied, ropeFactors)
+        {
+            RopePositionLimit = positions is { } table ? table.Rows : ropeLimit,
+            OutputNormBias = outputNormBias,
+            OutputBias = outputBias,
+            PositionEmbedding = positions,
+        };
     }
 
     /// <summary>

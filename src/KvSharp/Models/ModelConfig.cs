@@ -73,13 +73,13 @@ public sealed record ModelConfig
     public int NoRopeLayerStep { get; init; }
 
     /// <summary>Whether layer <paramref name="layer"/> rotates its queries and keys.</summary>
-    public bool RotatesLayer(int layer) => NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0;
+    public bool RotatesLayer(int layer) => !LearnedPositions && (NoRopeLayerStep == 0 || (layer + 1) % NoRopeLayerStep != 0);
 
     /// <summary>
     /// Layers differ in how positions enter them (windows of their own, or no rotation): a cache that drops, renumbers
     /// or re-rotates positions for every layer at once cannot hold such a model.
     /// </summary>
-    public bool HasPerLayerPositions => HasLayerWindows || NoRopeLayerStep > 0;
+    public bool HasPerLayerPositions => HasLayerWindows || NoRopeLayerStep > 0 || LearnedPositions;
     public required float RmsNormEps { get; init; }
     public required float RopeTheta { get; init; }
     public required RopeStyle RopeStyle { get; init; }
@@ -130,6 +130,26 @@ public sealed record ModelConfig
     /// read the stream as it is and normalise their outputs instead (<see cref="HasPostNorms"/>).
     /// </summary>
     public bool HasPreNorms { get; init; } = true;
+    /// <summary>
+    /// Norms subtract the mean before they scale, and add a bias (LayerNorm, ggml_norm: phi2, starcoder2, gpt2,
+    /// stablelm), rather than only dividing by the root mean square (RMSNorm). <see cref="RmsNormEps"/> is their epsilon.
+    /// </summary>
+    public bool LayerNorm { get; init; }
+    /// <summary>
+    /// The feed-forward reads the attention's normalised input, and both blocks' outputs join the stream together
+    /// (phi2; stablelm files without ffn_norm): x + attn(norm(x)) + ffn(norm(x)).
+    /// </summary>
+    public bool ParallelFeedForward { get; init; }
+    /// <summary>
+    /// The feed-forward is gated, act(gate(x)) x up(x) (SwiGLU, GeGLU); false for phi2, starcoder2 and gpt2, whose
+    /// feed-forward is act(up(x)) alone.
+    /// </summary>
+    public bool GatedFeedForward { get; init; } = true;
+    /// <summary>
+    /// Positions enter through a learned embedding added to the token's (position_embd, gpt2), not by rotating queries
+    /// and keys: <see cref="RopeDimensions"/> is 0 and the sequence can be no longer than the table.
+    /// </summary>
+    public bool LearnedPositions { get; init; }
     public string Name { get; init; } = "";
 
     public int QueryDim => HeadCount * HeadDim;
@@ -143,7 +163,8 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe"];
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
+        "phi2", "starcoder2", "stablelm", "gpt2"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -181,9 +202,14 @@ public sealed record ModelConfig
         int ctx = Required("context_length");
         int headDim = Count("attention.key_length") ?? embd / heads;
 
-        float eps = file.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float e) ? e : 1e-5f;
+        // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
+        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2";
+        string epsKey = $"{arch}.attention.layer_norm{(layerNorm ? "" : "_rms")}_epsilon";
+        if (layerNorm && !file.TryGetFloat(epsKey, out _)) throw new ModelFormatException($"{file.Path}: metadata '{epsKey}' is missing");
+        float eps = file.TryGetFloat(epsKey, out float e) ? e : 1e-5f;
         float theta = file.TryGetFloat($"{arch}.rope.freq_base", out float t) ? t : 10000f;
-        int ropeDim = Count("rope.dimension_count") ?? headDim;
+        bool learnedPositions = arch == "gpt2";
+        int ropeDim = learnedPositions ? 0 : Count("rope.dimension_count") ?? headDim;
 
         float freqScale = 1f;
         string? scalingType = file.GetStringOrNull($"{arch}.rope.scaling.type");
@@ -237,7 +263,11 @@ public sealed record ModelConfig
             EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
             ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
             LogitScale = granite ? Positive("logit_scale", 1f) : 1f,
-            Activation = gemma ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            LayerNorm = layerNorm,
+            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2"),
+            ParallelFeedForward = arch == "phi2" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight"),
+            LearnedPositions = learnedPositions,
             HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
             HasPreNorms = arch != "olmo2",
             // Gemma 2's caps default to llama.cpp's 50 and 30; Gemma 3 caps its logits only where the file says so.
@@ -247,7 +277,8 @@ public sealed record ModelConfig
                 : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Positive("attention.scale", 1f) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" || gemma ? RopeStyle.NeoX : RopeStyle.Normal,
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" || gemma
+                ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
@@ -283,8 +314,9 @@ public sealed record ModelConfig
         if (ExpertCount == 0 && ExpertsUsed > 0) Fail($"expert_used_count {ExpertsUsed} without expert_count");
         if (HeadCount % KvHeadCount != 0) Fail($"head count {HeadCount} is not a multiple of the KV head count {KvHeadCount}");
         if (HeadDim % 2 != 0) Fail($"head dimension {HeadDim} is odd; rotary embedding needs pairs");
-        if (RopeDimensions <= 0 || RopeDimensions > HeadDim || RopeDimensions % 2 != 0)
-            Fail($"rope dimension count {RopeDimensions} must be even and at most the head dimension {HeadDim}");
+        if (LearnedPositions ? RopeDimensions != 0 : RopeDimensions <= 0 || RopeDimensions > HeadDim || RopeDimensions % 2 != 0)
+            Fail(LearnedPositions ? $"a model with learned positions rotates nothing, but its rope dimension count is {RopeDimensions}"
+                : $"rope dimension count {RopeDimensions} must be even and at most the head dimension {HeadDim}");
         if (!(RmsNormEps > 0) || !(RopeTheta > 0) || !float.IsFinite(RmsNormEps) || !float.IsFinite(RopeTheta))
             Fail($"rms epsilon {RmsNormEps} and rope base {RopeTheta} must be positive and finite");
     }

@@ -7,6 +7,8 @@ public sealed class LayerWeights
 {
     /// <summary>RMSNorm weights before the attention; null where the model has none (OLMo 2 normalises after).</summary>
     public required float[]? AttentionNorm { get; init; }
+    /// <summary>The LayerNorm's bias before the attention (<see cref="ModelConfig.LayerNorm"/>); null for none.</summary>
+    public float[]? AttentionNormBias { get; init; }
     public required WeightMatrix Query { get; init; }
     public required WeightMatrix Key { get; init; }
     public required WeightMatrix Value { get; init; }
@@ -21,19 +23,29 @@ public sealed class LayerWeights
     public float[]? KeyNorm { get; init; }
     /// <summary>RMSNorm weights before the feed-forward; null where the model has none (OLMo 2).</summary>
     public required float[]? FeedForwardNorm { get; init; }
+    public float[]? FeedForwardNormBias { get; init; }
     /// <summary>RMSNorm weights of the attention and feed-forward outputs (Gemma 2/3); null where the model has none.</summary>
     public float[]? AttentionPostNorm { get; init; }
     public float[]? FeedForwardPostNorm { get; init; }
-    /// <summary>The dense feed-forward's matrices; unset (null data) where the layer is a <see cref="Experts"/> block.</summary>
+    /// <summary>
+    /// The dense feed-forward's matrices; unset (null data) where the layer is a <see cref="Experts"/> block. Gate is also
+    /// unset where the feed-forward is not gated (phi2, starcoder2, gpt2: down(act(up(x) + up bias)) + down bias).
+    /// </summary>
     public WeightMatrix Gate { get; init; }
     public WeightMatrix Up { get; init; }
     public WeightMatrix Down { get; init; }
+    /// <summary>The feed-forward's biases (ffn_gate.bias, ffn_up.bias, ffn_down.bias); null for none.</summary>
+    public float[]? GateBias { get; init; }
+    public float[]? UpBias { get; init; }
+    public float[]? DownBias { get; init; }
+    /// <summary>Whether the dense feed-forward is gated (gate and up, SwiGLU or GeGLU) rather than up alone.</summary>
+    public unsafe bool IsGated => Gate.Data != null;
     /// <summary>The mixture-of-experts feed-forward that replaces Gate/Up/Down in an MoE model; null in a dense one.</summary>
     public MixtureOfExperts? Experts { get; init; }
 
     /// <summary>The matrices the layer multiplies by: q, k, v, output, then gate, up, down or the router and every expert.</summary>
     public IEnumerable<WeightMatrix> Matrices() =>
-        new[] { Query, Key, Value, AttentionOutput }.Concat(Experts?.Matrices() ?? [Gate, Up, Down]);
+        new[] { Query, Key, Value, AttentionOutput }.Concat(Experts?.Matrices() ?? (IsGated ? [Gate, Up, Down] : [Up, Down]));
 }
 
 /// <summary>
@@ -48,6 +60,12 @@ public sealed class ModelWeights : IDisposable
     public WeightMatrix TokenEmbedding { get; }
     public IReadOnlyList<LayerWeights> Layers { get; }
     public float[] OutputNorm { get; }
+    /// <summary>The output LayerNorm's bias (<see cref="ModelConfig.LayerNorm"/>); null for none.</summary>
+    public float[]? OutputNormBias { get; init; }
+    /// <summary>The classifier's bias (output.bias, phi2); null for none.</summary>
+    public float[]? OutputBias { get; init; }
+    /// <summary>Learned position embeddings (position_embd, gpt2), one row per position; null where positions rotate.</summary>
+    public WeightMatrix? PositionEmbedding { get; init; }
     /// <summary>The classifier; the same matrix as <see cref="TokenEmbedding"/> when the model ties them.</summary>
     public WeightMatrix Output { get; }
     public bool TiedOutput { get; }

@@ -18,7 +18,9 @@ public sealed class ReferenceModel
     private readonly ModelConfig _c;
     private readonly float[] _ropeFactors;
     private readonly FloatMatrix _embedding, _output;
+    private readonly FloatMatrix? _positions;
     private readonly float[] _outputNorm;
+    private readonly float[]? _outputNormBias, _outputBias;
     private readonly ReferenceLayer[] _layers;
     // The KV cache: [layer][kv head] -> one row of HeadDim floats per position, keys and values apart.
     private readonly float[][][] _keys, _values;
@@ -52,6 +54,11 @@ public sealed class ReferenceModel
         _embedding = FloatMatrix.From(weights.TokenEmbedding);
         _output = weights.TiedOutput ? _embedding : FloatMatrix.From(weights.Output);
         _outputNorm = weights.OutputNorm;
+        _outputNormBias = weights.OutputNormBias;
+        _outputBias = weights.OutputBias;
+        _positions = weights.PositionEmbedding is { } table ? FloatMatrix.From(table) : null;
+        if (_positions != null && ContextLength > _positions.Rows)
+            throw new ArgumentOutOfRangeException(nameof(contextLength), ContextLength, $"the model learned position embeddings for {_positions.Rows} positions only");
         _layers = weights.Layers.Select(ReferenceLayer.From).ToArray();
         _keys = new float[config.LayerCount][][];
         _values = new float[config.LayerCount][][];
@@ -100,13 +107,18 @@ public sealed class ReferenceModel
         float[] x = _embedding.Row(token).ToArray();
         // Gemma scales the embedding up by sqrt(width), so the stream starts at the size its norms expect.
         for (int i = 0; i < x.Length; i++) x[i] *= _c.EmbeddingScale;
+        // gpt2 learned an embedding per position and adds it: position enters here, and nowhere else.
+        if (_positions != null)
+            for (int i = 0; i < x.Length; i++) x[i] += _positions.Row(pos)[i];
         for (int l = 0; l < _c.LayerCount; l++)
         {
             var w = _layers[l];
 
             // Attention. Queries, keys and values are projections of the normalised stream (qwen2 adds biases).
             // OLMo 2 has no norms before its blocks (it normalises their outputs): they read the stream as it is.
-            float[] xb = w.AttentionNorm == null ? x.ToArray() : RmsNorm(x, w.AttentionNorm);
+            float[] xb = w.AttentionNorm == null ? x.ToArray() : Norm(x, w.AttentionNorm, w.AttentionNormBias);
+            // phi2's feed-forward runs in parallel: it reads this same normalised stream, not the stream after attention.
+            float[] attentionInput = xb;
             float[] q = MatVec(w.Query, xb, w.QueryBias);
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
@@ -144,15 +156,18 @@ public sealed class ReferenceModel
                 Add(x, Residual(PostNorm(MatVec(w.AttentionOutput, attention, w.OutputBias), w.AttentionPostNorm)));
             }
 
-            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)); a mixture
-            // of experts: the router's favourite experts' outputs, weighted by its probabilities.
-            xb = w.FeedForwardNorm == null ? x.ToArray() : RmsNorm(x, w.FeedForwardNorm);
-            float[] ffn = w.Experts is { } moe ? Experts(moe, xb) : FeedForward(w.Gate!, w.Up!, w.Down!, xb);
+            // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)); phi2,
+            // starcoder2 and gpt2's: down(gelu(up(x) + b) + b'); a mixture of experts: the router's favourite experts'
+            // outputs, weighted by its probabilities.
+            xb = _c.ParallelFeedForward ? attentionInput : w.FeedForwardNorm == null ? x.ToArray() : Norm(x, w.FeedForwardNorm, w.FeedForwardNormBias);
+            float[] ffn = w.Experts is { } moe ? Experts(moe, xb)
+                : w.Gate == null ? MatVec(w.Down!, Activated(MatVec(w.Up!, xb, w.UpBias)), w.DownBias)
+                : FeedForward(w.Gate, w.Up!, w.Down!, xb, w.GateBias, w.UpBias, w.DownBias);
             Add(x, Residual(PostNorm(ffn, w.FeedForwardPostNorm)));
         }
 
         Position++;
-        var logits = MatVec(_output, RmsNorm(x, _outputNorm));
+        var logits = MatVec(_output, Norm(x, _outputNorm, _outputNormBias), _outputBias);
         // Granite divides its logits by logit_scale.
         for (int i = 0; i < logits.Length; i++) logits[i] *= 1f / _c.LogitScale;
         // Gemma 2 squashes the logits into (-cap, cap).
@@ -161,12 +176,13 @@ public sealed class ReferenceModel
         return logits;
     }
 
-    private float[] FeedForward(FloatMatrix gateMatrix, FloatMatrix upMatrix, FloatMatrix down, float[] xb)
+    private float[] FeedForward(FloatMatrix gateMatrix, FloatMatrix upMatrix, FloatMatrix down, float[] xb,
+        float[]? gateBias = null, float[]? upBias = null, float[]? downBias = null)
     {
-        float[] gate = MatVec(gateMatrix, xb), up = MatVec(upMatrix, xb);
+        float[] gate = MatVec(gateMatrix, xb, gateBias), up = MatVec(upMatrix, xb, upBias);
         for (int i = 0; i < gate.Length; i++)
             gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
-        return MatVec(down, gate);
+        return MatVec(down, gate, downBias);
     }
 
     /// <summary>
@@ -242,6 +258,33 @@ public sealed class ReferenceModel
             ReferenceAttention.Attend(q.AsSpan(h * hd, hd), keys[h / _c.GroupSize], values[h / _c.GroupSize], kept.Length,
                 _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
         Add(x, Residual(MatVec(_layers[l].AttentionOutput, attention, _layers[l].OutputBias)));
+    }
+
+    /// <summary>An ungated feed-forward's activation of every element (GELU for the architectures that have one).</summary>
+    private float[] Activated(float[] up)
+    {
+        for (int i = 0; i < up.Length; i++) up[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(up[i]) : (float)Silu(up[i]);
+        return up;
+    }
+
+    /// <summary>The model's norm: <see cref="RmsNorm"/>, or for <see cref="ModelConfig.LayerNorm"/> models <see cref="LayerNorm"/>.</summary>
+    private float[] Norm(float[] x, float[] weight, float[]? bias) => _c.LayerNorm ? LayerNorm(x, weight, bias) : RmsNorm(x, weight);
+
+    /// <summary>
+    /// (x - mean(x)) / sqrt(variance(x) + eps) x weight + bias: centres the stream, rescales it to unit size, then per
+    /// feature (LayerNorm, the norm of phi2, starcoder2, gpt2 and stablelm).
+    /// </summary>
+    private float[] LayerNorm(float[] x, float[] weight, float[]? bias)
+    {
+        double mean = 0;
+        foreach (float v in x) mean += v;
+        mean /= x.Length;
+        double squares = 0;
+        foreach (float v in x) squares += (v - mean) * (v - mean);
+        double scale = 1 / Math.Sqrt(squares / x.Length + _c.RmsNormEps);
+        var y = new float[x.Length];
+        for (int i = 0; i < x.Length; i++) y[i] = (float)((x[i] - mean) * scale * weight[i] + (bias?[i] ?? 0));
+        return y;
     }
 
     /// <summary>x / sqrt(mean(x²) + eps) x weight: rescales the stream to unit size, then per feature.</summary>

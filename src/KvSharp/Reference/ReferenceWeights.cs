@@ -22,16 +22,17 @@ internal sealed record FloatMatrix(int Rows, int Cols, float[] Values)
 
 /// <summary>One transformer block's weights as floats. Norm weights and biases are floats already (shared, not copied).</summary>
 internal sealed record ReferenceLayer(
-    float[]? AttentionNorm, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
+    float[]? AttentionNorm, float[]? AttentionNormBias, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
     float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? OutputBias, float[]? QueryNorm, float[]? KeyNorm,
-    float[]? AttentionPostNorm, float[]? FeedForwardNorm, float[]? FeedForwardPostNorm, FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down,
-    ReferenceExperts? Experts)
+    float[]? AttentionPostNorm, float[]? FeedForwardNorm, float[]? FeedForwardNormBias, float[]? FeedForwardPostNorm,
+    FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down, float[]? GateBias, float[]? UpBias, float[]? DownBias, ReferenceExperts? Experts)
 {
     public static ReferenceLayer From(LayerWeights w) => new(
-        w.AttentionNorm, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
+        w.AttentionNorm, w.AttentionNormBias, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
         w.QueryBias, w.KeyBias, w.ValueBias, w.OutputBias, w.QueryNorm, w.KeyNorm,
-        w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardPostNorm,
-        w.Experts == null ? FloatMatrix.From(w.Gate) : null, w.Experts == null ? FloatMatrix.From(w.Up) : null, w.Experts == null ? FloatMatrix.From(w.Down) : null,
+        w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardNormBias, w.FeedForwardPostNorm,
+        w.Experts == null && w.IsGated ? FloatMatrix.From(w.Gate) : null, w.Experts == null ? FloatMatrix.From(w.Up) : null,
+        w.Experts == null ? FloatMatrix.From(w.Down) : null, w.GateBias, w.UpBias, w.DownBias,
         w.Experts == null ? null : ReferenceExperts.From(w.Experts));
 }
 

@@ -75,6 +75,36 @@ public static class FloatOps
         for (; r < rows; r++) RmsNorm(x.Slice(r * dim, dim), weight, eps, dst.Slice(r * dim, dim));
     }
 
+    /// <summary>
+    /// LayerNorm of each row of <paramref name="dim"/> floats, as ggml_norm then ggml_mul and ggml_add compute it: the
+    /// mean (summed in double) subtracted, the result times 1 / sqrt(mean of its squares (summed in double) + eps), then
+    /// times <paramref name="weight"/> plus <paramref name="bias"/> (null: none). dst may alias x.
+    /// </summary>
+    public static void LayerNormRows(ReadOnlySpan<float> x, int dim, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> dst)
+    {
+        if (dim <= 0 || x.Length % dim != 0) throw new ArgumentException($"LayerNormRows: {x.Length} floats are not whole rows of {dim}", nameof(x));
+        if (dst.Length < x.Length) throw new ArgumentException($"LayerNormRows: dst has {dst.Length} elements, x has {x.Length}", nameof(dst));
+        if (weight.Length < dim || (!bias.IsEmpty && bias.Length < dim))
+            throw new ArgumentException($"LayerNormRows: weight ({weight.Length}) and bias ({bias.Length}) must hold a row of {dim}", nameof(weight));
+        for (int r = 0; r < x.Length / dim; r++)
+        {
+            var row = x.Slice(r * dim, dim);
+            var to = dst.Slice(r * dim, dim);
+            double sum = 0;
+            for (int i = 0; i < dim; i++) sum += row[i];
+            float mean = (float)(sum / dim);
+            double squares = 0;
+            for (int i = 0; i < dim; i++)
+            {
+                float v = row[i] - mean;
+                to[i] = v;
+                squares += v * v;
+            }
+            float scale = 1f / MathF.Sqrt((float)(squares / dim) + eps);
+            for (int i = 0; i < dim; i++) to[i] = to[i] * scale * weight[i] + (bias.IsEmpty ? 0f : bias[i]);
+        }
+    }
+
     /// <summary>dst = x / sqrt(mean(x²) + eps) (ggml_rms_norm without the weight). dst may alias x.</summary>
     public static void RmsNorm(ReadOnlySpan<float> x, float eps, Span<float> dst)
     {

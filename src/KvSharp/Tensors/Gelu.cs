@@ -29,6 +29,13 @@ public static class Gelu
     private static float Lookup(float[] table, float x) =>
         x <= -10f ? 0f : x >= 10f ? x : table[BitConverter.HalfToUInt16Bits((Half)x)];
 
+    /// <summary>x[i] = GELU(x[i]) (ggml_gelu: an ungated feed-forward's activation).</summary>
+    public static void Apply(Span<float> x)
+    {
+        var table = s_table.Value;
+        for (int i = 0; i < x.Length; i++) x[i] = Lookup(table, x[i]);
+    }
+
     /// <summary>gate[i] = GELU(gate[i]) x up[i] (GeGLU, ggml_gelu then ggml_mul).</summary>
     public static void GeGlu(Span<float> gate, ReadOnlySpan<float> up)
     {

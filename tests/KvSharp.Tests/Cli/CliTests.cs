@@ -83,6 +83,12 @@ public class CliTests
         Assert.Contains("5 of 6 layers attend through a window of 24: in a session they keep a ring of 320 positions", r.Stdout);
         Assert.Contains("so the full context needs 1,081,344 bytes", r.Stdout);
 
+        r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Gpt2F32));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("learned position embeddings (no rope), layer norm (with biases) eps 1E-05", r.Stdout);
+        r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Phi2F32));
+        Assert.Contains("rope NeoX base 10000 dims 16, layer norm (with biases) eps 1E-05, trained context 512, attention and feed-forward in parallel", r.Stdout);
+
         r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Qwen3MoeQ8));
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("mixture of 8 experts, 3 per token, expert ffn 768, chosen weights normalised", r.Stdout);

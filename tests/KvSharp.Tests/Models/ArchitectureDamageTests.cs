@@ -6,14 +6,15 @@ namespace KvSharp.Tests.Models;
 
 /// <summary>
 /// The new architectures' files with one piece missing: every tensor of a block (a fused matrix, an expert tensor, a
-/// post-norm, a q/k norm, a router) and every metadata key of the architecture, one at a time. Loading must then either
+/// post-norm, a q/k norm, a router, a norm bias, a fused bias) and every metadata key of the architecture, one at a time. Loading must then either
 /// work (a key with a default) or fail with a <see cref="ModelFormatException"/>: a missing tensor named, a missing key
 /// named or caught by what it sizes (head_count_kv defaults to head_count, and then the k and v matrices' shapes are
 /// named); never another exception, and never a model that quietly runs without a tensor.
 /// </summary>
 public class ArchitectureDamageTests
 {
-    public static TheoryData<string> Variants() => new(new[] { Phi3LongRope, Gemma2Q8, Gemma3F32, GraniteF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32 }.Select(v => v.Name));
+    public static TheoryData<string> Variants() => new(new[] { Phi3LongRope, Gemma2Q8, Gemma3F32, GraniteF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32,
+        Phi2F32, StarCoder2F32, Gpt2F32, StableLmQ8 }.Select(v => v.Name));
 
     [Theory]
     [MemberData(nameof(Variants))]

@@ -17,7 +17,8 @@ namespace KvSharp.Tests.Models;
 ///   (gemma2/3), per-head q/k norms (gemma3), a 24-position window on the local layers, small soft caps (gemma2: 2 on
 ///   scores, 5 on logits, so they bend what they touch) and Gemma 3's two rope bases with a linear scaling of 8.
 /// - granite: llama-gqa with Granite's four multipliers (embedding 12, residual 0.22, attention 0.25, logits 8).
-/// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads.
+/// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads, and
+///   llama with feed-forward biases (ffn_gate.bias, ffn_up.bias, ffn_down.bias), which it reads too.
 /// - mixtures of experts (Mixtral's llama with 4 experts, 2 per token; qwen3moe with 8, 3 per token): expert x's gate,
 ///   up and down are the source's matrices with their rows rotated by 37x, 53x and 11x rows (whole rows, so any weight
 ///   type), and an F32 router of deterministic waves; qwen2moe also has a shared expert (the source's own gate, up and
@@ -29,6 +30,12 @@ namespace KvSharp.Tests.Models;
 /// - granitemoe: granite's multipliers with 4 experts, 2 per token.
 /// - olmoe: llama-tied (multi-head) with q/k norms over the whole vectors and 4 experts, 2 per token (not normalised),
 ///   and an output matrix copied from the embedding (b4748's olmoe needs one).
+/// - the LayerNorm architectures, from llama-gqa: every norm with a bias (small deterministic waves), and
+///   - phi2: q, k and v fused with a fused bias, attention output, feed-forward and classifier biases, the feed-forward
+///     ungated (up, GELU, down; the gate dropped) and in parallel with the attention, NeoX rope over half of each head;
+///   - starcoder2: separate q/k/v with biases, attention output and ungated feed-forward biases, NeoX rope;
+///   - gpt2: fused q/k/v with a bias, biases as starcoder2's, no rope but a learned position embedding of 512 rows;
+///   - stablelm: q/k/v biases, the llama SwiGLU feed-forward without biases, NeoX rope over a quarter of each head.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -52,6 +59,7 @@ public static class ArchitectureVariants
 
     public static readonly Variant GraniteF32 = new("granite.F32", "llama-gqa.F32.gguf", "granite");
     public static readonly Variant LlamaOutputBiasF32 = new("llama-output-bias.F32", "llama-gqa.F32.gguf", "llama");
+    public static readonly Variant LlamaMlpBiasQ8 = new("llama-mlp-bias.Q8_0", "llama-gqa.Q8_0.gguf", "llama");
 
     public static readonly Variant MixtralF32 = new("mixtral-4x2.F32", "llama-gqa.F32.gguf", "llama", Experts: 4, ExpertsUsed: 2);
     public static readonly Variant MixtralQ8 = new("mixtral-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "llama", Experts: 4, ExpertsUsed: 2);
@@ -63,10 +71,18 @@ public static class ArchitectureVariants
     public static readonly Variant SmolLm3F32 = new("smollm3-4l.F32", "llama-gqa.F32.gguf", "smollm3", Repeat: 2);
     public static readonly Variant GraniteMoeQ8 = new("granitemoe-4x2.Q8_0", "llama-gqa.Q8_0.gguf", "granitemoe", Experts: 4, ExpertsUsed: 2);
     public static readonly Variant OlmoeF32 = new("olmoe-4x2.F32", "llama-tied.F32.gguf", "olmoe", Experts: 4, ExpertsUsed: 2);
+    public static readonly Variant Phi2F32 = new("phi2.F32", "llama-gqa.F32.gguf", "phi2");
+    public static readonly Variant Phi2Q8 = new("phi2.Q8_0", "llama-gqa.Q8_0.gguf", "phi2");
+    public static readonly Variant StarCoder2F32 = new("starcoder2.F32", "llama-gqa.F32.gguf", "starcoder2");
+    public static readonly Variant Gpt2F32 = new("gpt2.F32", "llama-gqa.F32.gguf", "gpt2");
+    public static readonly Variant StableLmQ8 = new("stablelm.Q8_0", "llama-gqa.Q8_0.gguf", "stablelm");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
-         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32];
+         MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
+         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8];
+
+    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -97,11 +113,14 @@ public static class ArchitectureVariants
             if (key == "general.alignment") continue;
             var value = key == "general.architecture" ? GgufValue.Of(v.Architecture)
                 : key == from + ".block_count" ? GgufValue.Of((uint)(sourceLayers * v.Repeat))
+                // Partial rotation: phi2 turns half of each 32-wide head, stablelm a quarter.
+                : key == from + ".rope.dimension_count" && v.Architecture is "phi2" or "stablelm" ? GgufValue.Of(v.Architecture == "phi2" ? 16u : 8u)
                 : key == from + ".rope.freq_base" && v.Architecture == "gemma3" ? GgufValue.Of(1_000_000f)
                 : g.Metadata[key];
             w.Add(key.StartsWith(from + ".", StringComparison.Ordinal) ? v.Architecture + key[from.Length..] : key, value);
         }
         if (v.Architecture is "gemma2" or "gemma3") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
+        if (IsLayerNorm(v)) w.Add(v.Architecture + ".attention.layer_norm_epsilon", 1e-5f);
         if (v.Architecture == "gemma2")
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
@@ -192,6 +211,11 @@ public static class ArchitectureVariants
                 }
             }
             if (v.Architecture is "qwen3" or "qwen3moe" && name.EndsWith(".bias")) continue;
+            if (IsLayerNorm(v))
+            {
+                WriteLayerNormTensor(w, v, g, t, Bytes, Dims);
+                continue;
+            }
             // OLMo 2 and OLMoE: q/k norms over the whole vectors and an output matrix of their own (b4748 needs one);
             // OLMo 2 also trades its pre-norms for post-norms.
             if (v.Architecture is "olmo2" or "olmoe")
@@ -244,6 +268,12 @@ public static class ArchitectureVariants
                 continue;
             }
             w.AddTensor(name, t.Type, t.Dimensions, Bytes(name));
+            if (v == LlamaMlpBiasQ8 && (name.EndsWith(".ffn_gate.weight") || name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")))
+            {
+                int outputs = (int)t.Dimensions[1];
+                w.AddTensor(name[..^".weight".Length] + ".bias", [outputs],
+                    Enumerable.Range(0, outputs).Select(i => 0.15f * MathF.Sin(0.61f * i + name.Length)).ToArray());
+            }
             if (v == LlamaOutputBiasF32 && name.EndsWith(".attn_output.weight"))
             {
                 int e = (int)t.Dimensions[1];
@@ -266,6 +296,41 @@ public static class ArchitectureVariants
             w.AddTensor("rope_factors_long.weight", [pairs], Enumerable.Range(0, pairs).Select(i => 1f + 15f * i * i / (pairs * pairs)).ToArray());
         }
         w.Write(path);
+    }
+
+    /// <summary>One source tensor as a LayerNorm architecture has it, with the biases and fused or dropped parts that brings.</summary>
+    private static void WriteLayerNormTensor(GgufWriter w, Variant v, GgufFile g, GgufTensorInfo t, Func<string, byte[]> bytes, Func<string, long[]> dims)
+    {
+        string name = t.Name, arch = v.Architecture;
+        bool fused = arch is "phi2" or "gpt2", ungated = arch is not "stablelm";
+        string p = name.StartsWith("blk.") ? name[..(name.IndexOf('.', 4) + 1)] : "";
+        int layer = p.Length > 0 ? int.Parse(p[4..^1]) : 0;
+        void Bias(string tensor, long n, float phase) => w.AddTensor(tensor, [n], Enumerable.Range(0, (int)n)
+            .Select(i => 0.1f * MathF.Sin(phase + 0.7f * layer + 0.53f * i)).ToArray());
+        if (name.EndsWith(".ffn_norm.weight") && arch == "phi2") return; // its feed-forward reads the attention's norm
+        if (name.EndsWith(".ffn_gate.weight") && ungated) return;
+        if (fused && (name.EndsWith(".attn_k.weight") || name.EndsWith(".attn_v.weight"))) return;
+        if (fused && name.EndsWith(".attn_q.weight"))
+        {
+            long rows = dims(name)[1] + dims(p + "attn_k.weight")[1] + dims(p + "attn_v.weight")[1];
+            Fuse(w, p + "attn_qkv.weight", t.Type, dims(name)[0], [bytes(name), bytes(p + "attn_k.weight"), bytes(p + "attn_v.weight")], rows);
+            Bias(p + "attn_qkv.bias", rows, 0.4f);
+            return;
+        }
+        w.AddTensor(name, t.Type, t.Dimensions, bytes(name));
+        string stem = name[..^".weight".Length];
+        long outputs = t.Dimensions.Length > 1 ? t.Dimensions[1] : t.Dimensions[0];
+        if (name.EndsWith("_norm.weight")) Bias(stem + ".bias", outputs, 1.1f);
+        else if (name.EndsWith(".attn_q.weight") || name.EndsWith(".attn_k.weight") || name.EndsWith(".attn_v.weight")) Bias(stem + ".bias", outputs, 2.3f);
+        else if (name.EndsWith(".attn_output.weight") && arch != "stablelm") Bias(stem + ".bias", outputs, 0.9f);
+        else if ((name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")) && ungated) Bias(stem + ".bias", outputs, 1.7f);
+        else if (name == "output.weight" && arch == "phi2") Bias("output.bias", outputs, 0.2f);
+        else if (name == "token_embd.weight" && arch == "gpt2")
+        {
+            long e = t.Dimensions[0], positions = g.TryGetInt64("llama.context_length", out long c) ? c : 0;
+            w.AddTensor("position_embd.weight", [e, positions], Enumerable.Range(0, (int)(e * positions))
+                .Select(i => 0.3f * MathF.Sin(0.011f * (i / e) * (1 + i % e) + 0.13f * (i % e))).ToArray());
+        }
     }
 
     private static int HeadDim(GgufFile g, string arch) =>

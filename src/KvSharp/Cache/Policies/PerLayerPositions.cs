@@ -21,7 +21,8 @@ internal static class PerLayerPositions
     }
 
     /// <summary>How the model's layers differ in how positions enter them.</summary>
-    public static string Why(ModelConfig config) => config.HasLayerWindows
-        ? $"its local layers attend through a window of {config.SlidingWindow} positions and its global layers need every position"
+    public static string Why(ModelConfig config) =>
+        config.HasLayerWindows ? $"its local layers attend through a window of {config.SlidingWindow} positions and its global layers need every position"
+        : config.LearnedPositions ? "positions enter through a learned embedding added to each token, not by rotating keys, so cached keys cannot be moved or re-rotated to other positions"
         : $"every {config.NoRopeLayerStep}th layer rotates neither queries nor keys, which a cache that moves or re-rotates positions for every layer would break";
 }
