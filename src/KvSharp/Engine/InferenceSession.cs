@@ -38,7 +38,7 @@ public sealed class InferenceSession : IDisposable
     {
         _model = model;
         Options = options;
-        ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        ContextLength = model.Weights.ContextLengthFor(model.Config, options.ContextLength);
         if (ContextLength <= 0) throw new ArgumentOutOfRangeException(nameof(options), ContextLength, "context length must be positive");
         _forward = model.CreateForwardPass();
         _logits = new float[model.Config.VocabSize];

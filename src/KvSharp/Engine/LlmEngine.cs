@@ -64,7 +64,7 @@ public sealed class LlmEngine : IDisposable
             Publish();
             Interlocked.Increment(ref _changes);
         });
-        ContextLength = options.ContextLength ?? model.Config.TrainedContextLength;
+        ContextLength = model.Weights.ContextLengthFor(model.Config, options.ContextLength);
         // A default policy no request of this KV type could run is a startup error, not a refusal of every request.
         if (RefusedPolicy(options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), options.KvFormat) is { } refused)
             throw new ArgumentException(refused, nameof(options));

@@ -157,10 +157,7 @@ public sealed class ForwardPass
             if (s.Store.Length + s.TokenCount > s.Store.MaxLength)
                 throw new ContextOverflowException(s.Store.Length, s.TokenCount, s.Store.MaxLength);
             if (_w.RopePositionLimit is int limit && s.Store.Length + s.TokenCount > limit)
-                throw new ContextOverflowException(s.Store.Length, s.TokenCount, limit, _c.LearnedPositions
-                    ? $"{_c.Name} has learned position embeddings for {limit} positions only"
-                    : $"{_c.Name} was loaded with the rope factors of its original {limit}-token context; load it with a longer context " +
-                      "(ModelLoadOptions.ContextLength, --context) for its long-context factors");
+                throw new ContextOverflowException(s.Store.Length, s.TokenCount, limit, _w.PositionLimitReason(_c));
             for (int j = 0; j < i; j++)
                 if (ReferenceEquals(segments[j].Store, s.Store))
                     throw new ArgumentException($"segments {j} and {i} append to the same sequence", nameof(segments));

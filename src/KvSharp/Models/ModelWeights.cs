@@ -77,6 +77,24 @@ public sealed class ModelWeights : IDisposable
     /// </summary>
     public int? RopePositionLimit { get; init; }
 
+    /// <summary>
+    /// The context a session or engine gets by default: the trained one, or less where positions are limited
+    /// (<see cref="RopePositionLimit"/>); one asked for past the limit is refused with <see cref="PositionLimitReason"/>.
+    /// </summary>
+    public int ContextLengthFor(ModelConfig config, int? asked)
+    {
+        int limit = RopePositionLimit ?? int.MaxValue, context = asked ?? Math.Min(config.TrainedContextLength, limit);
+        if (context > limit)
+            throw new ArgumentOutOfRangeException(nameof(asked), context, $"a context of {context} positions is past what {config.Name} can place: {PositionLimitReason(config)}");
+        return context;
+    }
+
+    /// <summary>Why positions stop at <see cref="RopePositionLimit"/>: a learned table (gpt2), or LongRoPE's short factors.</summary>
+    public string PositionLimitReason(ModelConfig config) => config.LearnedPositions
+        ? $"{config.Name} has learned position embeddings for {RopePositionLimit} positions only"
+        : $"{config.Name} was loaded with the rope factors of its original {RopePositionLimit}-token context; load it with a longer context " +
+          "(ModelLoadOptions.ContextLength, --context) for its long-context factors";
+
     public ModelWeights(IDisposable owner, WeightMatrix tokenEmbedding, IReadOnlyList<LayerWeights> layers, float[] outputNorm,
         WeightMatrix output, bool tiedOutput, float[]? ropeFrequencyFactors)
     {

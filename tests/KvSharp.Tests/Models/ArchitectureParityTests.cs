@@ -287,6 +287,23 @@ public class ArchitectureParityTests
         Assert.Contains("learned position embeddings for 512 positions only", e.Message);
         var refused = Assert.Throws<NotSupportedException>(() => model.CreateCache(KvCachePolicy.SlidingWindow(16), KvCacheMode.Contiguous, 64));
         Assert.Contains("learned embedding", refused.Message);
+
+        // A session or an engine asked for more context than the table is refused up front; by default they get the table.
+        using (var session = model.CreateSession()) Assert.Equal(512, session.ContextLength);
+        var tooLong = Assert.Throws<ArgumentOutOfRangeException>(() => model.CreateSession(new KvSharp.Engine.SessionOptions { ContextLength = 1024 }));
+        Assert.Contains("learned position embeddings for 512 positions only", tooLong.Message);
+        tooLong = Assert.Throws<ArgumentOutOfRangeException>(() => new KvSharp.Engine.LlmEngine(model, new KvSharp.Engine.EngineOptions { ContextLength = 1024 }));
+        Assert.Contains("learned position embeddings for 512 positions only", tooLong.Message);
+    }
+
+    /// <summary>A LongRoPE model loaded for its original context (short factors): sessions default to that context, and a longer one is refused with what to do.</summary>
+    [Fact]
+    public void ALongRopeModelLoadedShortGivesSessionsItsOriginalContext()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(Phi3LongRope), new ModelLoadOptions { Threads = 1, ContextLength = LongRopeOriginalContext });
+        using (var session = model.CreateSession()) Assert.Equal(LongRopeOriginalContext, session.ContextLength);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.CreateSession(new KvSharp.Engine.SessionOptions { ContextLength = 512 }));
+        Assert.Contains("load it with a longer context", e.Message);
     }
 
     /// <summary>A bias the first block has, every block must have: a llama file missing one in a later block is refused by name.</summary>
