@@ -226,11 +226,16 @@ public sealed class ForwardPass
             if (layer.OutputBias != null) AddBias(layer.OutputBias, n);
             PostNorm(layer.AttentionPostNorm, n);
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
-            FloatOps.Add(x, proj);
+            // A parallel feed-forward reads the stream the attention read: the attention's output waits (in _hidden,
+            // free until the logits) and joins after the feed-forward's, x + ffn + attn as ggml adds GPT-NeoX's.
+            var attended = _hidden.AsSpan(0, n * e);
+            if (_c.ParallelFeedForward) proj.CopyTo(attended);
+            else FloatOps.Add(x, proj);
 
-            // Feed-forward block: norm, SwiGLU (GeGLU for gemma; up alone and GELU for phi2, starcoder2, gpt2) and the down
-            // projection, or a mixture of experts; then the residual. A parallel one (phi2) reads the attention's input.
-            if (!_c.ParallelFeedForward) input = PreNorm(layer.FeedForwardNorm, layer.FeedForwardNormBias, n);
+            // Feed-forward block: norm, SwiGLU (GeGLU for gemma; up alone and GELU for the GPT-2 family) and the down
+            // projection, or a mixture of experts; then the residual. A parallel one reads the attention's normalised
+            // input (phi2) or normalises the same stream with its own norm (GPT-NeoX).
+            if (!_c.ParallelFeedForward || layer.FeedForwardNorm != null) input = PreNorm(layer.FeedForwardNorm, layer.FeedForwardNormBias, n);
             if (layer.Experts is { } moe) _experts!.Run(moe, input, n, proj);
             else
             {
@@ -244,6 +249,7 @@ public sealed class ForwardPass
             PostNorm(layer.FeedForwardPostNorm, n);
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);
             FloatOps.Add(x, proj);
+            if (_c.ParallelFeedForward) FloatOps.Add(x, attended);
             ThrowIfNonFinite(x, l);
         }
     }

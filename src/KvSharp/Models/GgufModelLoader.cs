@@ -104,9 +104,9 @@ public static unsafe class GgufModelLoader
                 QueryNorm = c.HasQkNorm ? Vector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim) : null,
                 KeyNorm = c.HasQkNorm ? Vector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim) : null,
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
-                // A parallel feed-forward reads the attention's normalised input: it has no norm of its own.
-                FeedForwardNorm = c.HasPreNorms && !c.ParallelFeedForward ? Vector(file, p + "ffn_norm.weight", e) : null,
-                FeedForwardNormBias = c.ParallelFeedForward ? null : NormBias("ffn_norm.bias"),
+                // A parallel feed-forward reads the attention's normalised input unless it has a norm of its own (GPT-NeoX).
+                FeedForwardNorm = c.HasPreNorms && (!c.ParallelFeedForward || c.ParallelFeedForwardNorm) ? Vector(file, p + "ffn_norm.weight", e) : null,
+                FeedForwardNormBias = c.ParallelFeedForward && !c.ParallelFeedForwardNorm ? null : NormBias("ffn_norm.bias"),
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
                 Gate = experts == null && !ungated ? Interleave(gate) : default,
                 Up = experts == null ? Interleave(up) : default,

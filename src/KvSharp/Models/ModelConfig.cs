@@ -136,10 +136,13 @@ public sealed record ModelConfig
     /// </summary>
     public bool LayerNorm { get; init; }
     /// <summary>
-    /// The feed-forward reads the attention's normalised input, and both blocks' outputs join the stream together
-    /// (phi2; stablelm files without ffn_norm): x + attn(norm(x)) + ffn(norm(x)).
+    /// The feed-forward reads the stream the attention read, and both blocks' outputs join it together: with the
+    /// attention's norm (phi2; stablelm files without ffn_norm), x + attn(norm(x)) + ffn(norm(x)), or with a norm of
+    /// its own where the layer has one (GPT-NeoX's parallel residual), x + attn(ln1(x)) + ffn(ln2(x)).
     /// </summary>
     public bool ParallelFeedForward { get; init; }
+    /// <summary>A parallel feed-forward has a norm of its own (GPT-NeoX) rather than sharing the attention's (phi2).</summary>
+    public bool ParallelFeedForwardNorm { get; init; }
     /// <summary>
     /// The feed-forward is gated, act(gate(x)) x up(x) (SwiGLU, GeGLU); false for phi2, starcoder2 and gpt2, whose
     /// feed-forward is act(up(x)) alone.
@@ -164,7 +167,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "gptneox"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -203,7 +206,10 @@ public sealed record ModelConfig
         int headDim = Count("attention.key_length") ?? embd / heads;
 
         // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
-        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2";
+        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2" or "gptneox";
+        // GPT-NeoX says whether its feed-forward runs beside the attention (Pythia does); llama.cpp requires the key.
+        bool neoxParallel = arch == "gptneox" && (file.TryGetBool("gptneox.use_parallel_residual", out bool par)
+            ? par : throw new ModelFormatException($"{file.Path}: metadata 'gptneox.use_parallel_residual' is missing"));
         string epsKey = $"{arch}.attention.layer_norm{(layerNorm ? "" : "_rms")}_epsilon";
         if (layerNorm && !file.TryGetFloat(epsKey, out _)) throw new ModelFormatException($"{file.Path}: metadata '{epsKey}' is missing");
         float eps = file.TryGetFloat(epsKey, out float e) ? e : 1e-5f;
@@ -263,10 +269,11 @@ public sealed record ModelConfig
             EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
             ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
             LogitScale = granite ? Positive("logit_scale", 1f) : 1f,
-            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" or "gptneox" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             LayerNorm = layerNorm,
-            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2"),
-            ParallelFeedForward = arch == "phi2" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight"),
+            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2" or "gptneox"),
+            ParallelFeedForward = arch == "phi2" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
+            ParallelFeedForwardNorm = neoxParallel,
             LearnedPositions = learnedPositions,
             HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
             HasPreNorms = arch != "olmo2",
@@ -277,7 +284,7 @@ public sealed record ModelConfig
                 : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Positive("attention.scale", 1f) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" || gemma
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" or "gptneox" || gemma
                 ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,

@@ -117,8 +117,9 @@ public sealed class ReferenceModel
             // Attention. Queries, keys and values are projections of the normalised stream (qwen2 adds biases).
             // OLMo 2 has no norms before its blocks (it normalises their outputs): they read the stream as it is.
             float[] xb = w.AttentionNorm == null ? x.ToArray() : Norm(x, w.AttentionNorm, w.AttentionNormBias);
-            // phi2's feed-forward runs in parallel: it reads this same normalised stream, not the stream after attention.
-            float[] attentionInput = xb;
+            // phi2's and GPT-NeoX's feed-forward runs in parallel: it reads the stream before the attention's output
+            // joins it (phi2 this same normalised copy, GPT-NeoX a copy normalised by its own norm).
+            float[] attentionInput = xb, before = x.ToArray();
             float[] q = MatVec(w.Query, xb, w.QueryBias);
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
@@ -159,7 +160,8 @@ public sealed class ReferenceModel
             // Feed-forward, SwiGLU: down(silu(gate(x)) * up(x)); gemma's GeGLU: down(gelu(gate(x)) * up(x)); phi2,
             // starcoder2 and gpt2's: down(gelu(up(x) + b) + b'); a mixture of experts: the router's favourite experts'
             // outputs, weighted by its probabilities.
-            xb = _c.ParallelFeedForward ? attentionInput : w.FeedForwardNorm == null ? x.ToArray() : Norm(x, w.FeedForwardNorm, w.FeedForwardNormBias);
+            xb = _c.ParallelFeedForward && w.FeedForwardNorm == null ? attentionInput
+                : w.FeedForwardNorm == null ? x.ToArray() : Norm(_c.ParallelFeedForward ? before : x, w.FeedForwardNorm, w.FeedForwardNormBias);
             float[] ffn = w.Experts is { } moe ? Experts(moe, xb)
                 : w.Gate == null ? MatVec(w.Down!, Activated(MatVec(w.Up!, xb, w.UpBias)), w.DownBias)
                 : FeedForward(w.Gate, w.Up!, w.Down!, xb, w.GateBias, w.UpBias, w.DownBias);

@@ -22,6 +22,15 @@ public sealed class PreTokenizer
     private const string Llama3 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     private const string Qwen2 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    // llama.cpp's adaptation of the tekken / gpt-4o tokenizer.json regexes: an upper-case run is any letter but a-z, a
+    // lower-case run any letter but A-Z (std::regex has no \p{Lu}); kept as llama.cpp matches them.
+    private const string Tekken = @"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Contraction = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+    private const string Gpt4o = @"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+" + Contraction + @"?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*" + Contraction + @"?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    // DeepSeek LLM's letter class, without its few ranges outside the BMP (Deseret, Osage, Old Hungarian, Warang Citi,
+    // Adlam): such a letter reaches the regex as a BMP stand-in of its category (BuildProxy), which the class holds.
+    private const string DeepSeekLetters = @"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ]+";
+
     private static readonly ConcurrentDictionary<string, Regex> RegexCache = new(StringComparer.Ordinal);
 
     private readonly Regex[] _regexes;
@@ -53,7 +62,7 @@ public sealed class PreTokenizer
     {
         null or "" or "default" => new("default", [@"[\p{P}\$\+<=>\^~\|]+", Gpt2, @"\p{N}+", "[0-9][0-9][0-9]"]),
         "llama3" or "llama-v3" or "llama-bpe" or "falcon3" => new("llama3", [Llama3], ignoreMerges: true, addBos: true),
-        "dbrx" or "smaug-bpe" or "chatglm-bpe" => new("llama3", [Llama3]),
+        "dbrx" or "smaug-bpe" or "chatglm-bpe" or "glm4" => new("llama3", [Llama3]),
         "qwen2" or "qwen2.5" or "qwen-2.5" or "deepseek-r1-qwen" or "stablelm2" or "megrez" or "hunyuan" => new("qwen2", [Qwen2]),
         "gpt-2" or "phi-2" or "mpt" or "olmo" or "jais" or "trillion" or "roberta-bpe" or "gigachat"
             or "jina-es" or "jina-de" or "jina-v1-en" or "jina-v2-es" or "jina-v2-de" or "jina-v2-code" => new("gpt2", [Gpt2]),
@@ -61,6 +70,18 @@ public sealed class PreTokenizer
         "falcon" => new("falcon", [@"[\p{P}\$\+<=>\^~\|`]+", Gpt2, "[0-9][0-9][0-9]"]),
         "deepseek-coder" => new("deepseek-coder", [@"[\r\n]", @"\s?\p{L}+", @"\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", @"\p{N}"]),
         "poro-chat" or "bloom" or "gpt3-finnish" => new("bloom", [@" ?[^(\s|.,!?…。，、।۔،)]+"]),
+        "viking" => new("viking", [@" ?[^(\s|.,!?…。，、।۔،)]+", @"\p{N}"]),
+        "tekken" => new("tekken", [Tekken], ignoreMerges: true, addBos: true),
+        "gpt-4o" or "llama4" => new("gpt-4o", [Gpt4o]),
+        "deepseek-llm" => new("deepseek-llm", [@"[\r\n]", DeepSeekLetters, @"\s?[!-/:-~！-／：-～‘-‟　-。]+", @"\s+\z", "[一-龥ࠀ-一가-퟿]+", @"\p{N}+"]),
+        "deepseek-v3" => new("deepseek-v3", [@"\p{N}{1,3}", "[一-龥぀-ゟ゠-ヿ]+",
+            @"[!""#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"]),
+        "chameleon" => new("chameleon", ["<sentinel:[0-9]+>", "(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", "([\t\n]|    |  )", @"\p{N}",
+            @"[\p{P}!-/:-@\[-`{-~]", Gpt2], addBos: true),
+        // Digits in runs, then each run split before every group of three from its end (zero-length matches split).
+        "superbpe" => new("superbpe", [@"\p{N}+", @"(?=(\d{3})+(?!\d))"]),
+        "bailingmoe" => new("bailingmoe", [@"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"]),
+        "seed-coder" => new("seed-coder", [Contraction + @"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+"]),
         // llama.cpp refuses unknown names; we fall back to the plain GPT-2 split, which is what most
         // byte-level BPE vocabularies were trained with, rather than refuse to load the model.
         _ => new("gpt2", [Gpt2]),
@@ -87,7 +108,13 @@ public sealed class PreTokenizer
                 int pos = 0;
                 foreach (var m in regex.EnumerateMatches(subject.Slice(start, length)))
                 {
-                    if (m.Length == 0) continue;
+                    // An empty match only marks where a piece ends (superbpe's groups of three digits).
+                    if (m.Length == 0)
+                    {
+                        if (m.Index > pos) next.Add((start + pos, m.Index - pos));
+                        pos = Math.Max(pos, m.Index);
+                        continue;
+                    }
                     if (m.Index > pos) next.Add((start + pos, m.Index - pos));
                     next.Add((start + m.Index, m.Length));
                     pos = m.Index + m.Length;

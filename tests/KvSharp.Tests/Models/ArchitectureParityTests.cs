@@ -61,6 +61,8 @@ public class ArchitectureParityTests
         { Gpt2F32.Name, Gpt2F32.Name },
         { StableLmQ8.Name, StableLmQ8.Name },
         { LlamaMlpBiasQ8.Name, LlamaMlpBiasQ8.Name },
+        { GptNeoXF32.Name, GptNeoXF32.Name },
+        { GptNeoXSeqQ8.Name, GptNeoXSeqQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -140,6 +142,8 @@ public class ArchitectureParityTests
     [InlineData("gpt2.F32")]
     [InlineData("stablelm.Q8_0")]
     [InlineData("llama-mlp-bias.Q8_0")]
+    [InlineData("gptneox.F32")]
+    [InlineData("gptneox-seq.Q8_0")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);
@@ -152,7 +156,7 @@ public class ArchitectureParityTests
     /// An F32 model whose activation is ggml's GELU (a table of halves): an input a rounding away from a half's boundary
     /// lands in the next entry, so such models are held to the wider GELU tolerance.
     /// </summary>
-    private static bool GeluF32(Variant v) => v.Name.EndsWith(".F32") && v.Architecture is "gemma" or "gemma2" or "gemma3" or "phi2" or "starcoder2" or "gpt2";
+    private static bool GeluF32(Variant v) => v.Name.EndsWith(".F32") && v.Architecture is "gemma" or "gemma2" or "gemma3" or "phi2" or "starcoder2" or "gpt2" or "gptneox";
 
     /// <summary>
     /// A mixture of experts: the config as the file says, each expert a view of its own slice, and a step of 40

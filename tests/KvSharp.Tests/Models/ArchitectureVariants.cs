@@ -35,7 +35,10 @@ namespace KvSharp.Tests.Models;
 ///     ungated (up, GELU, down; the gate dropped) and in parallel with the attention, NeoX rope over half of each head;
 ///   - starcoder2: separate q/k/v with biases, attention output and ungated feed-forward biases, NeoX rope;
 ///   - gpt2: fused q/k/v with a bias, biases as starcoder2's, no rope but a learned position embedding of 512 rows;
-///   - stablelm: q/k/v biases, the llama SwiGLU feed-forward without biases, NeoX rope over a quarter of each head.
+///   - stablelm: q/k/v biases, the llama SwiGLU feed-forward without biases, NeoX rope over a quarter of each head;
+///   - gptneox (Pythia): fused q/k/v with a bias, biases everywhere, an ungated GELU feed-forward, NeoX rope over a quarter
+///     of each head; the parallel residual (the feed-forward normalising the stream the attention read) or, in the
+///     "-seq" file, the sequential one.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -76,13 +79,15 @@ public static class ArchitectureVariants
     public static readonly Variant StarCoder2F32 = new("starcoder2.F32", "llama-gqa.F32.gguf", "starcoder2");
     public static readonly Variant Gpt2F32 = new("gpt2.F32", "llama-gqa.F32.gguf", "gpt2");
     public static readonly Variant StableLmQ8 = new("stablelm.Q8_0", "llama-gqa.Q8_0.gguf", "stablelm");
+    public static readonly Variant GptNeoXF32 = new("gptneox.F32", "llama-gqa.F32.gguf", "gptneox");
+    public static readonly Variant GptNeoXSeqQ8 = new("gptneox-seq.Q8_0", "llama-gqa.Q8_0.gguf", "gptneox");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
-         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8];
+         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8];
 
-    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm";
+    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm" or "gptneox";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -114,13 +119,14 @@ public static class ArchitectureVariants
             var value = key == "general.architecture" ? GgufValue.Of(v.Architecture)
                 : key == from + ".block_count" ? GgufValue.Of((uint)(sourceLayers * v.Repeat))
                 // Partial rotation: phi2 turns half of each 32-wide head, stablelm a quarter.
-                : key == from + ".rope.dimension_count" && v.Architecture is "phi2" or "stablelm" ? GgufValue.Of(v.Architecture == "phi2" ? 16u : 8u)
+                : key == from + ".rope.dimension_count" && v.Architecture is "phi2" or "stablelm" or "gptneox" ? GgufValue.Of(v.Architecture == "phi2" ? 16u : 8u)
                 : key == from + ".rope.freq_base" && v.Architecture == "gemma3" ? GgufValue.Of(1_000_000f)
                 : g.Metadata[key];
             w.Add(key.StartsWith(from + ".", StringComparison.Ordinal) ? v.Architecture + key[from.Length..] : key, value);
         }
         if (v.Architecture is "gemma2" or "gemma3") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
         if (IsLayerNorm(v)) w.Add(v.Architecture + ".attention.layer_norm_epsilon", 1e-5f);
+        if (v.Architecture == "gptneox") w.Add("gptneox.use_parallel_residual", !v.Name.Contains("-seq"));
         if (v.Architecture == "gemma2")
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
@@ -302,7 +308,7 @@ public static class ArchitectureVariants
     private static void WriteLayerNormTensor(GgufWriter w, Variant v, GgufFile g, GgufTensorInfo t, Func<string, byte[]> bytes, Func<string, long[]> dims)
     {
         string name = t.Name, arch = v.Architecture;
-        bool fused = arch is "phi2" or "gpt2", ungated = arch is not "stablelm";
+        bool fused = arch is "phi2" or "gpt2" or "gptneox", ungated = arch is not "stablelm";
         string p = name.StartsWith("blk.") ? name[..(name.IndexOf('.', 4) + 1)] : "";
         int layer = p.Length > 0 ? int.Parse(p[4..^1]) : 0;
         void Bias(string tensor, long n, float phase) => w.AddTensor(tensor, [n], Enumerable.Range(0, (int)n)

@@ -48,6 +48,33 @@ public class PreTokenizerTests
         Assert.Equal(["x", " 😀😀", " y"], Split("gpt-2", "x 😀😀 y"));
     }
 
+    /// <summary>
+    /// The pre-tokenizers of newer vocabularies (Mistral's tekken, Phi-4-mini's gpt-4o, DeepSeek's, ...): each sample's
+    /// pieces are what llama.cpp's unicode_regex_split gives for the same regexes (run outside the repo); superbpe's empty
+    /// pieces, which hold no tokens, left out.
+    /// </summary>
+    [Theory]
+    [InlineData("tekken", "Hello World123 DEEPseek's café/x\n\n  y", "Hello| World|1|2|3| DEEPseek|'s| café|/x|\n\n| | y")]
+    [InlineData("gpt-4o", "Hello World's 12345 DEEPseek'S ok\n x", "Hello| World's| |123|45| DEEPseek'S| ok|\n| x")]
+    [InlineData("llama4", "Hello World's 12345 DEEPseek'S ok\n x", "Hello| World's| |123|45| DEEPseek'S| ok|\n| x")]
+    [InlineData("deepseek-llm", "Hello, 世界 123 éclair\n  x  ", "Hello|,| |世界| |123| é|clair|\n| | x|  ")]
+    [InlineData("deepseek-v3", "Hello,world 12345 日本語 x\n\ny", "Hello|,world| |123|45| |日本語| x|\n\n|y")]
+    [InlineData("viking", "Hei, maailma 123!", "Hei|,| maailma| |1|2|3|!")]
+    [InlineData("chameleon", "a 12 <sentinel:3> b.c  d", "a| |1|2| |<|sentinel|:|3|>| b|.|c|  |d")]
+    [InlineData("superbpe", "x 1234567 y 12", "x |1|234|567| y |12")]
+    [InlineData("bailingmoe", "It's 12 ok\n\nx", "It|'s| |1|2| ok|\n\n|x")]
+    [InlineData("seed-coder", "I'M 12 ok\n\nx", "I|'M| |1|2| ok|\n\n|x")]
+    public void NewerPreTokenizersSplitAsLlamaCppDoes(string pre, string text, string pieces)
+    {
+        string Unescape(string s) => s.Replace("\\n", "\n");
+        Assert.Equal(Unescape(pieces).Split('|'), Split(pre, Unescape(text)));
+        Assert.NotEqual("gpt2", PreTokenizer.ForName(pre).Kind);
+    }
+
+    [Fact]
+    public void TekkenTakesWholeWordsAndAddsBos() =>
+        Assert.Equal((true, true), (PreTokenizer.ForName("tekken").IgnoreMerges, PreTokenizer.ForName("tekken").AddBosByDefault));
+
     [Fact]
     public void UnknownNamesFallBackToGpt2()
     {
