@@ -62,7 +62,12 @@ public static unsafe class GgufModelLoader
         }
         // A bias is the model's, not a layer's: phi2, starcoder2 and gpt2 have them on q/k/v, the attention output and the
         // feed-forward (as llama.cpp requires); in other files a bias the first block has, every block must have.
-        bool blockBiases = c.LayerNorm && c.Architecture != "stablelm";
+        bool blockBiases = c.LayerNorm && c.Architecture is not ("stablelm" or "falcon" or "command-r");
+        // Which bias tensors an architecture reads at all (llama.cpp's): others in a file are refused by name.
+        bool readsQkvBias = c.Architecture != "falcon", readsOutputBias = c.Architecture is not ("stablelm" or "falcon");
+        // Command-R's norms have no biases; Falcon-40B's attention reads attn_norm_2 and its feed-forward attn_norm.
+        bool normBiases = c.LayerNorm && c.Architecture != "command-r", falcon40B = c.Architecture == "falcon" && c.ParallelFeedForwardNorm;
+        string attentionNorm = falcon40B ? "attn_norm_2" : "attn_norm", feedForwardNorm = falcon40B ? "attn_norm" : "ffn_norm";
         bool Biased(string suffix) => blockBiases || file.Has("blk.0." + suffix);
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
@@ -77,27 +82,27 @@ public static unsafe class GgufModelLoader
                 ? SplitRows(file, p + "attn_qkv.weight", e, q, kv, kv) is var qkv ? (qkv[0], qkv[1], qkv[2]) : default
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
             // A fused bias (phi2, gpt2) is split as its matrix's rows are.
-            float[]? qkvBias = fused ? OptionalVector(file, p + "attn_qkv.bias", q + 2 * kv, Biased("attn_qkv.bias")) : null;
+            float[]? qkvBias = fused && readsQkvBias ? OptionalVector(file, p + "attn_qkv.bias", q + 2 * kv, Biased("attn_qkv.bias")) : null;
             var experts = c.IsMixtureOfExperts ? Experts(p) : null;
             // phi2, starcoder2 and gpt2's feed-forward is up alone, with biases; a dense llama's may have biases (llama.cpp
             // reads them where present).
-            bool ungated = experts == null && !c.GatedFeedForward, ffnBiases = ungated || experts == null && c.Architecture == "llama";
+            bool ungated = experts == null && !c.GatedFeedForward, ffnBiases = ungated && blockBiases || experts == null && c.Architecture == "llama";
             var (gate, up) = experts != null ? default
                 : ungated ? (default, MatrixView(file, p + "ffn_up.weight", e, f))
                 : !file.Has(p + "ffn_gate.weight") && c.Architecture == "phi3"
                 ? SplitRows(file, p + "ffn_up.weight", e, f, f) is var gu ? (gu[0], gu[1]) : default
                 : (MatrixView(file, p + "ffn_gate.weight", e, f), MatrixView(file, p + "ffn_up.weight", e, f));
             // A LayerNorm model's norms have biases (required by llama.cpp except where a file may leave them out).
-            float[]? NormBias(string name) => c.LayerNorm ? OptionalVector(file, p + name, e, required: true) : null;
+            float[]? NormBias(string name) => normBiases ? OptionalVector(file, p + name, e, required: true) : null;
             layers[i] = new LayerWeights
             {
-                AttentionNorm = c.HasPreNorms ? Vector(file, p + "attn_norm.weight", e) : null,
-                AttentionNormBias = NormBias("attn_norm.bias"),
+                AttentionNorm = c.HasPreNorms ? Vector(file, p + attentionNorm + ".weight", e) : null,
+                AttentionNormBias = NormBias(attentionNorm + ".bias"),
                 Query = Interleave(query),
                 Key = Interleave(key),
                 Value = Interleave(value),
                 AttentionOutput = Matrix(p + "attn_output.weight", q, e),
-                OutputBias = OptionalVector(file, p + "attn_output.bias", e, c.Architecture != "stablelm" && Biased("attn_output.bias")),
+                OutputBias = readsOutputBias ? OptionalVector(file, p + "attn_output.bias", e, Biased("attn_output.bias")) : null,
                 QueryBias = qkvBias?[..q] ?? OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias || Biased("attn_q.bias")),
                 KeyBias = qkvBias?[q..(q + kv)] ?? OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias || Biased("attn_k.bias")),
                 ValueBias = qkvBias?[(q + kv)..] ?? OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias || Biased("attn_v.bias")),
@@ -105,8 +110,8 @@ public static unsafe class GgufModelLoader
                 KeyNorm = c.HasQkNorm ? Vector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim) : null,
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
                 // A parallel feed-forward reads the attention's normalised input unless it has a norm of its own (GPT-NeoX).
-                FeedForwardNorm = c.HasPreNorms && (!c.ParallelFeedForward || c.ParallelFeedForwardNorm) ? Vector(file, p + "ffn_norm.weight", e) : null,
-                FeedForwardNormBias = c.ParallelFeedForward && !c.ParallelFeedForwardNorm ? null : NormBias("ffn_norm.bias"),
+                FeedForwardNorm = c.HasPreNorms && (!c.ParallelFeedForward || c.ParallelFeedForwardNorm) ? Vector(file, p + feedForwardNorm + ".weight", e) : null,
+                FeedForwardNormBias = c.ParallelFeedForward && !c.ParallelFeedForwardNorm ? null : NormBias(feedForwardNorm + ".bias"),
                 FeedForwardPostNorm = c.HasPostNorms ? Vector(file, p + "post_ffw_norm.weight", e) : null,
                 Gate = experts == null && !ungated ? Interleave(gate) : default,
                 Up = experts == null ? Interleave(up) : default,
@@ -118,7 +123,7 @@ public static unsafe class GgufModelLoader
             };
         }
         var outputNorm = Vector(file, "output_norm.weight", e);
-        var outputNormBias = c.LayerNorm ? Vector(file, "output_norm.bias", e) : null;
+        var outputNormBias = normBiases ? Vector(file, "output_norm.bias", e) : null;
         bool tied = !file.Has("output.weight");
         var output = !tied ? Matrix("output.weight", e, v) : copies?.Interleave(tokenEmbedding, lookedUp: true) ?? tokenEmbedding;
         var outputBias = OptionalVector(file, "output.bias", v, c.Architecture == "phi2");

@@ -167,7 +167,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "gptneox"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "gptneox", "falcon", "command-r"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -206,7 +206,7 @@ public sealed record ModelConfig
         int headDim = Count("attention.key_length") ?? embd / heads;
 
         // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
-        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2" or "gptneox";
+        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2" or "gptneox" or "falcon" or "command-r";
         // GPT-NeoX says whether its feed-forward runs beside the attention (Pythia does); llama.cpp requires the key.
         bool neoxParallel = arch == "gptneox" && (file.TryGetBool("gptneox.use_parallel_residual", out bool par)
             ? par : throw new ModelFormatException($"{file.Path}: metadata 'gptneox.use_parallel_residual' is missing"));
@@ -251,6 +251,9 @@ public sealed record ModelConfig
         int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         bool granite = arch is "granite" or "granitemoe";
 
+        // Command-R multiplies its logits by logit_scale (llama.cpp requires it); Granite divides by its own.
+        float commandRLogitScale = arch == "command-r" ? Positive("logit_scale", float.NaN) : 1f;
+        if (float.IsNaN(commandRLogitScale)) throw new ModelFormatException($"{file.Path}: metadata 'command-r.logit_scale' is missing");
         var config = new ModelConfig
         {
             Architecture = arch,
@@ -268,12 +271,13 @@ public sealed record ModelConfig
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
             EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
             ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
-            LogitScale = granite ? Positive("logit_scale", 1f) : 1f,
-            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" or "gptneox" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            LogitScale = granite ? Positive("logit_scale", 1f) : 1f / commandRLogitScale,
+            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" or "gptneox" or "falcon" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             LayerNorm = layerNorm,
-            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2" or "gptneox"),
-            ParallelFeedForward = arch == "phi2" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
-            ParallelFeedForwardNorm = neoxParallel,
+            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2" or "gptneox" or "falcon"),
+            ParallelFeedForward = arch is "phi2" or "falcon" or "command-r" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
+            // Falcon-40B normalises the attention's input with attn_norm_2 and the feed-forward's with attn_norm.
+            ParallelFeedForwardNorm = neoxParallel || arch == "falcon" && file.HasTensor("blk.0.attn_norm_2.weight"),
             LearnedPositions = learnedPositions,
             HasPostNorms = arch is "gemma2" or "gemma3" or "olmo2",
             HasPreNorms = arch != "olmo2",
@@ -284,7 +288,7 @@ public sealed record ModelConfig
                 : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Positive("attention.scale", 1f) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" or "gptneox" || gemma
+            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" || gemma
                 ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,

@@ -63,6 +63,9 @@ public class ArchitectureParityTests
         { LlamaMlpBiasQ8.Name, LlamaMlpBiasQ8.Name },
         { GptNeoXF32.Name, GptNeoXF32.Name },
         { GptNeoXSeqQ8.Name, GptNeoXSeqQ8.Name },
+        { FalconF32.Name, FalconF32.Name },
+        { Falcon40BQ8.Name, Falcon40BQ8.Name },
+        { CommandRF32.Name, CommandRF32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -144,6 +147,9 @@ public class ArchitectureParityTests
     [InlineData("llama-mlp-bias.Q8_0")]
     [InlineData("gptneox.F32")]
     [InlineData("gptneox-seq.Q8_0")]
+    [InlineData("falcon.F32")]
+    [InlineData("falcon-40b.Q8_0")]
+    [InlineData("command-r.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);
@@ -156,7 +162,7 @@ public class ArchitectureParityTests
     /// An F32 model whose activation is ggml's GELU (a table of halves): an input a rounding away from a half's boundary
     /// lands in the next entry, so such models are held to the wider GELU tolerance.
     /// </summary>
-    private static bool GeluF32(Variant v) => v.Name.EndsWith(".F32") && v.Architecture is "gemma" or "gemma2" or "gemma3" or "phi2" or "starcoder2" or "gpt2" or "gptneox";
+    private static bool GeluF32(Variant v) => v.Name.EndsWith(".F32") && v.Architecture is "gemma" or "gemma2" or "gemma3" or "phi2" or "starcoder2" or "gpt2" or "gptneox" or "falcon";
 
     /// <summary>
     /// A mixture of experts: the config as the file says, each expert a view of its own slice, and a step of 40

@@ -38,7 +38,12 @@ namespace KvSharp.Tests.Models;
 ///   - stablelm: q/k/v biases, the llama SwiGLU feed-forward without biases, NeoX rope over a quarter of each head;
 ///   - gptneox (Pythia): fused q/k/v with a bias, biases everywhere, an ungated GELU feed-forward, NeoX rope over a quarter
 ///     of each head; the parallel residual (the feed-forward normalising the stream the attention read) or, in the
-///     "-seq" file, the sequential one.
+///     "-seq" file, the sequential one;
+///   - falcon: fused q/k/v and every other matrix without a bias, an ungated GELU feed-forward in parallel sharing the
+///     attention's norm, or (the "-40b" file) normalising the stream with attn_norm while the attention reads
+///     attn_norm_2 (the source's ffn_norm);
+///   - command-r: norms without biases, no biases, a SwiGLU feed-forward in parallel sharing the attention's norm, the
+///     output tied to the embedding and logits times logit_scale 0.0625.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -81,13 +86,16 @@ public static class ArchitectureVariants
     public static readonly Variant StableLmQ8 = new("stablelm.Q8_0", "llama-gqa.Q8_0.gguf", "stablelm");
     public static readonly Variant GptNeoXF32 = new("gptneox.F32", "llama-gqa.F32.gguf", "gptneox");
     public static readonly Variant GptNeoXSeqQ8 = new("gptneox-seq.Q8_0", "llama-gqa.Q8_0.gguf", "gptneox");
+    public static readonly Variant FalconF32 = new("falcon.F32", "llama-gqa.F32.gguf", "falcon");
+    public static readonly Variant Falcon40BQ8 = new("falcon-40b.Q8_0", "llama-gqa.Q8_0.gguf", "falcon");
+    public static readonly Variant CommandRF32 = new("command-r.F32", "llama-gqa.F32.gguf", "command-r");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
-         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8];
+         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32];
 
-    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm" or "gptneox";
+    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm" or "gptneox" or "falcon" or "command-r";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -127,6 +135,7 @@ public static class ArchitectureVariants
         if (v.Architecture is "gemma2" or "gemma3") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
         if (IsLayerNorm(v)) w.Add(v.Architecture + ".attention.layer_norm_epsilon", 1e-5f);
         if (v.Architecture == "gptneox") w.Add("gptneox.use_parallel_residual", !v.Name.Contains("-seq"));
+        if (v.Architecture == "command-r") w.Add("command-r.logit_scale", 0.0625f);
         if (v.Architecture == "gemma2")
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
@@ -308,25 +317,36 @@ public static class ArchitectureVariants
     private static void WriteLayerNormTensor(GgufWriter w, Variant v, GgufFile g, GgufTensorInfo t, Func<string, byte[]> bytes, Func<string, long[]> dims)
     {
         string name = t.Name, arch = v.Architecture;
-        bool fused = arch is "phi2" or "gpt2" or "gptneox", ungated = arch is not "stablelm";
+        bool fused = arch is "phi2" or "gpt2" or "gptneox" or "falcon", ungated = arch is not ("stablelm" or "command-r");
+        // Falcon and Command-R have no biases but their norms' (Command-R not even those).
+        bool biased = arch is not ("falcon" or "command-r"), normBiased = arch != "command-r";
         string p = name.StartsWith("blk.") ? name[..(name.IndexOf('.', 4) + 1)] : "";
         int layer = p.Length > 0 ? int.Parse(p[4..^1]) : 0;
         void Bias(string tensor, long n, float phase) => w.AddTensor(tensor, [n], Enumerable.Range(0, (int)n)
             .Select(i => 0.1f * MathF.Sin(phase + 0.7f * layer + 0.53f * i)).ToArray());
-        if (name.EndsWith(".ffn_norm.weight") && arch == "phi2") return; // its feed-forward reads the attention's norm
+        // A feed-forward sharing the attention's norm has none of its own; Falcon-40B's is attn_norm, its attention's attn_norm_2.
+        if (name.EndsWith(".ffn_norm.weight") && (arch is "phi2" or "command-r" || arch == "falcon" && v.Name.Contains("-40b") == false)) return;
+        if (name == "output.weight" && arch == "command-r") return; // tied
+        if (name.EndsWith(".ffn_norm.weight") && arch == "falcon")
+        {
+            w.AddTensor(p + "attn_norm_2.weight", t.Type, t.Dimensions, bytes(name));
+            Bias(p + "attn_norm_2.bias", t.Dimensions[0], 1.3f);
+            return;
+        }
         if (name.EndsWith(".ffn_gate.weight") && ungated) return;
         if (fused && (name.EndsWith(".attn_k.weight") || name.EndsWith(".attn_v.weight"))) return;
         if (fused && name.EndsWith(".attn_q.weight"))
         {
             long rows = dims(name)[1] + dims(p + "attn_k.weight")[1] + dims(p + "attn_v.weight")[1];
             Fuse(w, p + "attn_qkv.weight", t.Type, dims(name)[0], [bytes(name), bytes(p + "attn_k.weight"), bytes(p + "attn_v.weight")], rows);
-            Bias(p + "attn_qkv.bias", rows, 0.4f);
+            if (biased) Bias(p + "attn_qkv.bias", rows, 0.4f);
             return;
         }
         w.AddTensor(name, t.Type, t.Dimensions, bytes(name));
         string stem = name[..^".weight".Length];
         long outputs = t.Dimensions.Length > 1 ? t.Dimensions[1] : t.Dimensions[0];
-        if (name.EndsWith("_norm.weight")) Bias(stem + ".bias", outputs, 1.1f);
+        if (name.EndsWith("_norm.weight")) { if (normBiased) Bias(stem + ".bias", outputs, 1.1f); }
+        else if (!biased) { }
         else if (name.EndsWith(".attn_q.weight") || name.EndsWith(".attn_k.weight") || name.EndsWith(".attn_v.weight")) Bias(stem + ".bias", outputs, 2.3f);
         else if (name.EndsWith(".attn_output.weight") && arch != "stablelm") Bias(stem + ".bias", outputs, 0.9f);
         else if ((name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")) && ungated) Bias(stem + ".bias", outputs, 1.7f);
