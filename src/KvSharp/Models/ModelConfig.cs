@@ -167,7 +167,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "gptneox", "falcon", "command-r"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -206,7 +206,9 @@ public sealed record ModelConfig
         int headDim = Count("attention.key_length") ?? embd / heads;
 
         // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
-        bool layerNorm = arch is "phi2" or "starcoder2" or "stablelm" or "gpt2" or "gptneox" or "falcon" or "command-r";
+        // StarCoder (the first) is GPT-2's blocks with multi-query attention.
+        bool gpt2 = arch is "gpt2" or "starcoder";
+        bool layerNorm = gpt2 || arch is "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" or "command-r";
         // GPT-NeoX says whether its feed-forward runs beside the attention (Pythia does); llama.cpp requires the key.
         bool neoxParallel = arch == "gptneox" && (file.TryGetBool("gptneox.use_parallel_residual", out bool par)
             ? par : throw new ModelFormatException($"{file.Path}: metadata 'gptneox.use_parallel_residual' is missing"));
@@ -214,7 +216,7 @@ public sealed record ModelConfig
         if (layerNorm && !file.TryGetFloat(epsKey, out _)) throw new ModelFormatException($"{file.Path}: metadata '{epsKey}' is missing");
         float eps = file.TryGetFloat(epsKey, out float e) ? e : 1e-5f;
         float theta = file.TryGetFloat($"{arch}.rope.freq_base", out float t) ? t : 10000f;
-        bool learnedPositions = arch == "gpt2";
+        bool learnedPositions = gpt2;
         int ropeDim = learnedPositions ? 0 : Count("rope.dimension_count") ?? headDim;
 
         float freqScale = 1f;
@@ -272,9 +274,9 @@ public sealed record ModelConfig
             EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
             ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
             LogitScale = granite ? Positive("logit_scale", 1f) : 1f / commandRLogitScale,
-            Activation = gemma || arch is "phi2" or "starcoder2" or "gpt2" or "gptneox" or "falcon" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
+            Activation = gemma || gpt2 || arch is "phi2" or "starcoder2" or "gptneox" or "falcon" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             LayerNorm = layerNorm,
-            GatedFeedForward = arch is not ("phi2" or "starcoder2" or "gpt2" or "gptneox" or "falcon"),
+            GatedFeedForward = !gpt2 && arch is not ("phi2" or "starcoder2" or "gptneox" or "falcon"),
             ParallelFeedForward = arch is "phi2" or "falcon" or "command-r" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
             // Falcon-40B normalises the attention's input with attn_norm_2 and the feed-forward's with attn_norm.
             ParallelFeedForwardNorm = neoxParallel || arch == "falcon" && file.HasTensor("blk.0.attn_norm_2.weight"),

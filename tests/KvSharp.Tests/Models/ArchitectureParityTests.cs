@@ -66,6 +66,7 @@ public class ArchitectureParityTests
         { FalconF32.Name, FalconF32.Name },
         { Falcon40BQ8.Name, Falcon40BQ8.Name },
         { CommandRF32.Name, CommandRF32.Name },
+        { StarCoderQ8.Name, StarCoderQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -150,6 +151,7 @@ public class ArchitectureParityTests
     [InlineData("falcon.F32")]
     [InlineData("falcon-40b.Q8_0")]
     [InlineData("command-r.F32")]
+    [InlineData("starcoder.Q8_0")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

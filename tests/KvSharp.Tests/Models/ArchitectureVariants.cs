@@ -34,7 +34,8 @@ namespace KvSharp.Tests.Models;
 ///   - phi2: q, k and v fused with a fused bias, attention output, feed-forward and classifier biases, the feed-forward
 ///     ungated (up, GELU, down; the gate dropped) and in parallel with the attention, NeoX rope over half of each head;
 ///   - starcoder2: separate q/k/v with biases, attention output and ungated feed-forward biases, NeoX rope;
-///   - gpt2: fused q/k/v with a bias, biases as starcoder2's, no rope but a learned position embedding of 512 rows;
+///   - gpt2 (and starcoder, the first StarCoder, the same blocks): fused q/k/v with a bias, biases as starcoder2's, no rope
+///     but a learned position embedding of 512 rows;
 ///   - stablelm: q/k/v biases, the llama SwiGLU feed-forward without biases, NeoX rope over a quarter of each head;
 ///   - gptneox (Pythia): fused q/k/v with a bias, biases everywhere, an ungated GELU feed-forward, NeoX rope over a quarter
 ///     of each head; the parallel residual (the feed-forward normalising the stream the attention read) or, in the
@@ -83,6 +84,7 @@ public static class ArchitectureVariants
     public static readonly Variant Phi2Q8 = new("phi2.Q8_0", "llama-gqa.Q8_0.gguf", "phi2");
     public static readonly Variant StarCoder2F32 = new("starcoder2.F32", "llama-gqa.F32.gguf", "starcoder2");
     public static readonly Variant Gpt2F32 = new("gpt2.F32", "llama-gqa.F32.gguf", "gpt2");
+    public static readonly Variant StarCoderQ8 = new("starcoder.Q8_0", "llama-gqa.Q8_0.gguf", "starcoder");
     public static readonly Variant StableLmQ8 = new("stablelm.Q8_0", "llama-gqa.Q8_0.gguf", "stablelm");
     public static readonly Variant GptNeoXF32 = new("gptneox.F32", "llama-gqa.F32.gguf", "gptneox");
     public static readonly Variant GptNeoXSeqQ8 = new("gptneox-seq.Q8_0", "llama-gqa.Q8_0.gguf", "gptneox");
@@ -93,9 +95,10 @@ public static class ArchitectureVariants
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
-         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32];
+         Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
+         StarCoderQ8];
 
-    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "stablelm" or "gptneox" or "falcon" or "command-r";
+    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -317,7 +320,7 @@ public static class ArchitectureVariants
     private static void WriteLayerNormTensor(GgufWriter w, Variant v, GgufFile g, GgufTensorInfo t, Func<string, byte[]> bytes, Func<string, long[]> dims)
     {
         string name = t.Name, arch = v.Architecture;
-        bool fused = arch is "phi2" or "gpt2" or "gptneox" or "falcon", ungated = arch is not ("stablelm" or "command-r");
+        bool fused = arch is "phi2" or "gpt2" or "starcoder" or "gptneox" or "falcon", ungated = arch is not ("stablelm" or "command-r");
         // Falcon and Command-R have no biases but their norms' (Command-R not even those).
         bool biased = arch is not ("falcon" or "command-r"), normBiased = arch != "command-r";
         string p = name.StartsWith("blk.") ? name[..(name.IndexOf('.', 4) + 1)] : "";
@@ -351,7 +354,7 @@ public static class ArchitectureVariants
         else if (name.EndsWith(".attn_output.weight") && arch != "stablelm") Bias(stem + ".bias", outputs, 0.9f);
         else if ((name.EndsWith(".ffn_up.weight") || name.EndsWith(".ffn_down.weight")) && ungated) Bias(stem + ".bias", outputs, 1.7f);
         else if (name == "output.weight" && arch == "phi2") Bias("output.bias", outputs, 0.2f);
-        else if (name == "token_embd.weight" && arch == "gpt2")
+        else if (name == "token_embd.weight" && arch is "gpt2" or "starcoder")
         {
             long e = t.Dimensions[0], positions = g.TryGetInt64("llama.context_length", out long c) ? c : 0;
             w.AddTensor("position_embd.weight", [e, positions], Enumerable.Range(0, (int)(e * positions))
