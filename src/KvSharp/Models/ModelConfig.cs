@@ -167,7 +167,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "minicpm"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -251,7 +251,11 @@ public sealed record ModelConfig
         // These architectures always have experts; llama has them where the file says so (Mixtral).
         int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" ? Required("expert_count") : Count("expert_count") ?? 0;
         int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
-        bool granite = arch is "granite" or "granitemoe";
+        // MiniCPM is llama's blocks with Granite's three multipliers (llama.cpp reads the same keys, and requires them for it).
+        bool granite = arch is "granite" or "granitemoe" or "minicpm";
+        if (arch == "minicpm")
+            foreach (string key in (string[])["embedding_scale", "residual_scale", "logit_scale"])
+                if (!file.TryGetFloat($"minicpm.{key}", out _)) throw new ModelFormatException($"{file.Path}: metadata 'minicpm.{key}' is missing");
 
         // Command-R multiplies its logits by logit_scale (llama.cpp requires it); Granite divides by its own.
         float commandRLogitScale = arch == "command-r" ? Positive("logit_scale", float.NaN) : 1f;

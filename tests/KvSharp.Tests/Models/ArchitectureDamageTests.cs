@@ -14,7 +14,7 @@ namespace KvSharp.Tests.Models;
 public class ArchitectureDamageTests
 {
     public static TheoryData<string> Variants() => new(new[] { Phi3LongRope, Gemma2Q8, Gemma3F32, GraniteF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32,
-        Phi2F32, StarCoder2F32, Gpt2F32, StableLmQ8, GptNeoXF32, Falcon40BQ8, CommandRF32 }.Select(v => v.Name));
+        Phi2F32, StarCoder2F32, Gpt2F32, StableLmQ8, GptNeoXF32, Falcon40BQ8, CommandRF32, MiniCpmQ8 }.Select(v => v.Name));
 
     [Theory]
     [MemberData(nameof(Variants))]

@@ -67,6 +67,7 @@ public class ArchitectureParityTests
         { Falcon40BQ8.Name, Falcon40BQ8.Name },
         { CommandRF32.Name, CommandRF32.Name },
         { StarCoderQ8.Name, StarCoderQ8.Name },
+        { MiniCpmQ8.Name, MiniCpmQ8.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -152,6 +153,7 @@ public class ArchitectureParityTests
     [InlineData("falcon-40b.Q8_0")]
     [InlineData("command-r.F32")]
     [InlineData("starcoder.Q8_0")]
+    [InlineData("minicpm.Q8_0")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

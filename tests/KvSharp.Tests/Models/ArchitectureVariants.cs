@@ -16,7 +16,8 @@ namespace KvSharp.Tests.Models;
 ///   Gemma 2 of 26, 42 or 46 layers), the output tied to the embedding, post-attention and post-feed-forward norms
 ///   (gemma2/3), per-head q/k norms (gemma3), a 24-position window on the local layers, small soft caps (gemma2: 2 on
 ///   scores, 5 on logits, so they bend what they touch) and Gemma 3's two rope bases with a linear scaling of 8.
-/// - granite: llama-gqa with Granite's four multipliers (embedding 12, residual 0.22, attention 0.25, logits 8).
+/// - granite: llama-gqa with Granite's four multipliers (embedding 12, residual 0.22, attention 0.25, logits 8); minicpm
+///   with MiniCPM's three (embedding 12, residual 1.4 / sqrt(layers), logits 1).
 /// - llama with an attention output bias (attn_output.bias, ±0.05..0.25), which llama.cpp's llama also reads, and
 ///   llama with feed-forward biases (ffn_gate.bias, ffn_up.bias, ffn_down.bias), which it reads too.
 /// - mixtures of experts (Mixtral's llama with 4 experts, 2 per token; qwen3moe with 8, 3 per token): expert x's gate,
@@ -67,6 +68,7 @@ public static class ArchitectureVariants
     public static readonly Variant Gemma3Q8 = new("gemma3-6l.Q8_0", "llama-gqa.Q8_0.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
 
     public static readonly Variant GraniteF32 = new("granite.F32", "llama-gqa.F32.gguf", "granite");
+    public static readonly Variant MiniCpmQ8 = new("minicpm.Q8_0", "llama-gqa.Q8_0.gguf", "minicpm");
     public static readonly Variant LlamaOutputBiasF32 = new("llama-output-bias.F32", "llama-gqa.F32.gguf", "llama");
     public static readonly Variant LlamaMlpBiasQ8 = new("llama-mlp-bias.Q8_0", "llama-gqa.Q8_0.gguf", "llama");
 
@@ -96,7 +98,7 @@ public static class ArchitectureVariants
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
-         StarCoderQ8];
+         StarCoderQ8, MiniCpmQ8];
 
     private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r";
 
@@ -153,12 +155,15 @@ public static class ArchitectureVariants
             if (v.Architecture == "qwen2moe")
                 w.Add("qwen2moe.expert_shared_feed_forward_length", (uint)(g.TryGetInt64(from + ".feed_forward_length", out long fs) ? fs : 0));
         }
-        if (v.Architecture is "granite" or "granitemoe")
+        if (v.Architecture is "granite" or "granitemoe" or "minicpm")
         {
+            // MiniCPM's as convert_hf_to_gguf writes them for a 2-layer model: scale_emb 12, scale_depth 1.4 / sqrt(2),
+            // hidden 256 / dim_model_base 256; no attention scale.
+            bool minicpm = v.Architecture == "minicpm";
             w.Add(v.Architecture + ".embedding_scale", 12f);
-            w.Add(v.Architecture + ".residual_scale", 0.22f);
-            w.Add(v.Architecture + ".attention.scale", 0.25f);
-            w.Add(v.Architecture + ".logit_scale", 8f);
+            w.Add(v.Architecture + ".residual_scale", minicpm ? 1.4f / MathF.Sqrt(2) : 0.22f);
+            if (!minicpm) w.Add(v.Architecture + ".attention.scale", 0.25f);
+            w.Add(v.Architecture + ".logit_scale", minicpm ? 1f : 8f);
         }
         if (v.Architecture == "gemma3")
         {
