@@ -166,7 +166,7 @@ public sealed record ModelConfig
     /// </summary>
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
-    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
+    public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2vl", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
         "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "minicpm"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
@@ -257,6 +257,17 @@ public sealed record ModelConfig
             foreach (string key in (string[])["embedding_scale", "residual_scale", "logit_scale"])
                 if (!file.TryGetFloat($"minicpm.{key}", out _)) throw new ModelFormatException($"{file.Path}: metadata 'minicpm.{key}' is missing");
 
+        // Qwen2-VL's text: M-RoPE gives a text token the same position in its time, height and width sections, which is
+        // NeoX rope at that position; a fourth section (text positions leave it at 0: unrotated dimensions) is not supported.
+        if (arch == "qwen2vl")
+        {
+            int[] sections = file.GetInt32Array("qwen2vl.rope.dimension_sections")
+                ?? throw new ModelFormatException($"{file.Path}: metadata 'qwen2vl.rope.dimension_sections' is missing");
+            if (sections.Length != 4 || sections.Any(x => x < 0) || sections[..3].Sum() == 0)
+                throw new ModelFormatException($"{file.Path}: metadata 'qwen2vl.rope.dimension_sections' = [{string.Join(", ", sections)}] is not four non-negative sections");
+            if (sections[3] != 0)
+                throw new ModelFormatException($"{file.Path}: metadata 'qwen2vl.rope.dimension_sections' = [{string.Join(", ", sections)}] has a fourth section, which KvSharp does not run (its dimensions would not rotate for text)");
+        }
         // Command-R multiplies its logits by logit_scale (llama.cpp requires it); Granite divides by its own.
         float commandRLogitScale = arch == "command-r" ? Positive("logit_scale", float.NaN) : 1f;
         if (float.IsNaN(commandRLogitScale)) throw new ModelFormatException($"{file.Path}: metadata 'command-r.logit_scale' is missing");
@@ -294,14 +305,14 @@ public sealed record ModelConfig
                 : granite && file.TryGetFloat($"{arch}.attention.scale", out _) ? Positive("attention.scale", 1f) : null,
             RmsNormEps = eps,
             RopeTheta = theta,
-            RopeStyle = arch is "qwen2" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" || gemma
+            RopeStyle = arch is "qwen2" or "qwen2vl" or "qwen2moe" or "qwen3" or "qwen3moe" or "phi3" or "olmo2" or "olmoe" or "exaone" or "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" || gemma
                 ? RopeStyle.NeoX : RopeStyle.Normal,
             RopeDimensions = ropeDim,
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = longRope,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
-            HasQkvBias = arch is "qwen2" or "qwen2moe",
+            HasQkvBias = arch is "qwen2" or "qwen2vl" or "qwen2moe",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2" or "olmoe",
             QkNormOverWhole = arch is "olmo2" or "olmoe",
             NoRopeLayerStep = arch == "smollm3" ? 4 : 0,

@@ -68,6 +68,7 @@ public class ArchitectureParityTests
         { CommandRF32.Name, CommandRF32.Name },
         { StarCoderQ8.Name, StarCoderQ8.Name },
         { MiniCpmQ8.Name, MiniCpmQ8.Name },
+        { Qwen2VlF32.Name, Qwen2VlF32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -154,6 +155,7 @@ public class ArchitectureParityTests
     [InlineData("command-r.F32")]
     [InlineData("starcoder.Q8_0")]
     [InlineData("minicpm.Q8_0")]
+    [InlineData("qwen2vl.F32")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);
@@ -318,6 +320,16 @@ public class ArchitectureParityTests
         using (var session = model.CreateSession()) Assert.Equal(LongRopeOriginalContext, session.ContextLength);
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => model.CreateSession(new KvSharp.Engine.SessionOptions { ContextLength = 512 }));
         Assert.Contains("load it with a longer context", e.Message);
+    }
+
+    /// <summary>Qwen2-VL's M-RoPE with a fourth section (dimensions text would leave unrotated) is refused by name, not run as NeoX.</summary>
+    [Fact]
+    public void AQwen2VlFileWithAFourthRopeSectionIsRefusedByName()
+    {
+        string path = GgufRewrite.Rewrite(ArchitectureVariants.Path(Qwen2VlF32),
+            metadata: (k, v) => k == "qwen2vl.rope.dimension_sections" ? KvSharp.Gguf.GgufValue.Of([8, 12, 8, 4]) : v);
+        var e = Assert.Throws<KvSharp.Models.ModelFormatException>(() => LlmModel.Load(path, new ModelLoadOptions { Threads = 1 }));
+        Assert.Contains("'qwen2vl.rope.dimension_sections' = [8, 12, 8, 4] has a fourth section", e.Message);
     }
 
     /// <summary>A bias the first block has, every block must have: a llama file missing one in a later block is refused by name.</summary>

@@ -12,6 +12,7 @@ namespace KvSharp.Tests.Models;
 ///   Phi-3 files store them; NeoX rope; optionally a sliding window and LongRoPE (short and long factor tables, an
 ///   original context and an attention factor).
 /// - qwen3: qwen2-bias's weights without the q/k/v biases, with per-head q and k norms (1 + small deterministic offsets).
+/// - qwen2vl: qwen2-bias as Qwen2-VL's text model (M-RoPE sections 8/12/12/0 over the head's 32 pairs).
 /// - gemma, gemma2, gemma3: a fixture's layers repeated (<see cref="Variant.Repeat"/>: llama.cpp b4748 only runs a
 ///   Gemma 2 of 26, 42 or 46 layers), the output tied to the embedding, post-attention and post-feed-forward norms
 ///   (gemma2/3), per-head q/k norms (gemma3), a 24-position window on the local layers, small soft caps (gemma2: 2 on
@@ -62,6 +63,7 @@ public static class ArchitectureVariants
     public static readonly Variant Phi3LongRope = new("phi3-longrope.F32", "llama-gqa.F32.gguf", "phi3", LongRope: true);
     public static readonly Variant Qwen3F32 = new("qwen3.F32", "qwen2-bias.F32.gguf", "qwen3");
     public static readonly Variant Qwen3Q8 = new("qwen3.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen3");
+    public static readonly Variant Qwen2VlF32 = new("qwen2vl.F32", "qwen2-bias.F32.gguf", "qwen2vl");
     public static readonly Variant GemmaF32 = new("gemma.F32", "llama-tied.F32.gguf", "gemma");
     public static readonly Variant Gemma2Q8 = new("gemma2-26l.Q8_0", "llama-tied.Q8_0.gguf", "gemma2", SlidingWindow: 24, Repeat: 13);
     public static readonly Variant Gemma3F32 = new("gemma3-6l.F32", "llama-gqa.F32.gguf", "gemma3", SlidingWindow: 24, Repeat: 3);
@@ -98,7 +100,7 @@ public static class ArchitectureVariants
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
-         StarCoderQ8, MiniCpmQ8];
+         StarCoderQ8, MiniCpmQ8, Qwen2VlF32];
 
     private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r";
 
@@ -141,6 +143,8 @@ public static class ArchitectureVariants
         if (IsLayerNorm(v)) w.Add(v.Architecture + ".attention.layer_norm_epsilon", 1e-5f);
         if (v.Architecture == "gptneox") w.Add("gptneox.use_parallel_residual", !v.Name.Contains("-seq"));
         if (v.Architecture == "command-r") w.Add("command-r.logit_scale", 0.0625f);
+        // Qwen2-VL's M-RoPE sections over the 32 pairs of a 64-wide head (time, height, width, none).
+        if (v.Architecture == "qwen2vl") w.Add("qwen2vl.rope.dimension_sections", GgufValue.Of([8, 12, 12, 0]));
         if (v.Architecture == "gemma2")
         {
             w.Add("gemma2.attn_logit_softcapping", 2f);
