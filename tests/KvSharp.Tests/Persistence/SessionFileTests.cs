@@ -193,6 +193,34 @@ public sealed class SessionFileTests : IDisposable
         Assert.Contains("not a KvSharp session file", Refusal(target, "GGUF and more"u8.ToArray()));
     }
 
+    /// <summary>
+    /// A version 1 file (as builds before the local layers' ring wrote it: no first positions, every layer from 0) is
+    /// still read, and continues as the session it came from.
+    /// </summary>
+    [Fact]
+    public void AVersion1FileIsStillRead()
+    {
+        using var model = Synthetic();
+        using var saved = Primed(model, KvElementType.Q8_0);
+        var v2 = new MemoryStream(Save(saved));
+        // Re-encode as version 1: the same sections, SEQN without its trailing layer count and first positions.
+        var v1 = new MemoryStream();
+        ChecksummedSections.ReadHeader(v2, "KVSESS\r\n"u8, 2, "session");
+        ChecksummedSections.WriteHeader(v1, "KVSESS\r\n"u8, 1);
+        foreach (var (tag, name) in new[] { ("MODL", "model fingerprint"), ("KVLY", "KV layout"), ("SEQN", "sequence"), ("KVDT", "KV data") })
+        {
+            byte[] payload = ChecksummedSections.Read(v2, tag, name, long.MaxValue);
+            if (tag == "SEQN") payload = payload[..^(4 + 4 * model.Config.LayerCount)];
+            ChecksummedSections.Write(v1, tag, payload);
+        }
+        using var restored = Session(model, KvElementType.Q8_0);
+        restored.Load(new MemoryStream(v1.ToArray()));
+        Assert.Equal(saved.Tokens, restored.Tokens);
+        var expected = Continue(saved, 3);
+        var got = Continue(restored, 3);
+        for (int i = 0; i < expected.Count; i++) Assert.Equal(expected[i], got[i]);
+    }
+
     [Fact]
     public void ASessionWithoutACacheHasNothingToSave()
     {
