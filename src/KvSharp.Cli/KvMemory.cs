@@ -32,7 +32,7 @@ internal static class KvMemory
             if (KvSizing.SequenceBytes(config, format, mid, fullLocalLayers) <= available) { fits = mid; lo = mid + 1; }
             else hi = mid - 1;
         }
-        bool ring = !fullLocalLayers && config.HasLayerWindows && format.RowsStandAlone;
+        bool ring = KvSizing.KeepsLocalRing(config, format, fullLocalLayers);
         throw new ArgumentException(
             $"{what} needs {Size(needed)} of KV cache ({tokens:N0} tokens x {perToken:N0} bytes/token, {format.Name.ToLowerInvariant()}" +
             (ring ? ", less in the local layers, which keep a ring of their window" : "") + ") " +

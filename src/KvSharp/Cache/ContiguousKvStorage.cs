@@ -93,13 +93,16 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         }
     }
 
-    private bool InRing(int index) => _ring != null && _ring.IsLocal(index / (2 * _kvHeads));
+    /// <summary>Whether <paramref name="layer"/> keeps a ring.</summary>
+    private bool RingLayer(int layer) => _ring != null && _ring.IsLocal(layer);
+
+    private bool InRing(int index) => RingLayer(index / (2 * _kvHeads));
 
     /// <summary>Rows the array at <paramref name="index"/> has at <paramref name="capacity"/>: a ring's at most its length.</summary>
     private int RowsOf(int index, int capacity) => InRing(index) ? Math.Min(capacity, _ring!.Rows) : capacity;
 
     /// <summary>The row of <paramref name="layer"/> that holds <paramref name="position"/>.</summary>
-    private int Slot(int layer, int position) => _ring != null && _ring.IsLocal(layer) ? _ring.Slot(position) : position;
+    private int Slot(int layer, int position) => RingLayer(layer) ? _ring!.Slot(position) : position;
 
     private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value ? 1 : 0)) * _kvHeads + kvHead;
 
@@ -196,15 +199,16 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         int keys = Index(layer, kvHead, false), values = Index(layer, kvHead, true);
         if (!RowsStandAlone) Settle(keys, values);
         var rows = new ContiguousKvRows<TKey, TValue>(_rows[keys], _rows[values], _side[keys], _side[values], _headDim);
-        if (_ring != null && _ring.IsLocal(layer))
+        if (RingLayer(layer))
         {
+            var ring = _ring!;
             // Reading a position the ring no longer holds would read a newer one's row: refuse it.
-            if (_ring.FirstRead(block.FirstPosition) < _ring.Oldest)
-                throw new InvalidOperationException($"layer {layer} reads from position {_ring.FirstRead(block.FirstPosition)}, " +
-                    $"but its ring of {_ring.Rows} rows holds positions from {_ring.Oldest} only");
+            if (ring.FirstRead(block.FirstPosition) < ring.Oldest)
+                throw new InvalidOperationException($"layer {layer} reads from position {ring.FirstRead(block.FirstPosition)}, " +
+                    $"but its ring of {ring.Rows} rows holds positions from {ring.Oldest} only");
             // The ring as a window policy's ring without sinks read from position 0: position p in row p mod Rows.
             CausalAttention.Attend<KeptKvRows<ContiguousKvRows<TKey, TValue>, TKey, TValue>, TKey, TValue>(block,
-                new KeptKvRows<ContiguousKvRows<TKey, TValue>, TKey, TValue>(rows, new KeptSlots(0, _ring.Window, _ring.Rows), 0), scale, scratch);
+                new KeptKvRows<ContiguousKvRows<TKey, TValue>, TKey, TValue>(rows, new KeptSlots(0, ring.Window, ring.Rows), 0), scale, scratch);
         }
         else CausalAttention.Attend<ContiguousKvRows<TKey, TValue>, TKey, TValue>(block, rows, scale, scratch);
     }
@@ -230,7 +234,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     public override void Prefetch(int layer, int kvHead, int end)
     {
         end = Math.Min(end, _capacity);
-        int first = _ring != null && _ring.IsLocal(layer) && end > 0 ? _ring.FirstRead(end - 1) : 0, slot = Slot(layer, first);
+        int first = RingLayer(layer) && end > 0 ? _ring!.FirstRead(end - 1) : 0, slot = Slot(layer, first);
         int positions = Math.Min(Math.Min(end - first, KvPrefetch.Positions), RowsOf(Index(layer, kvHead, false), _capacity) - slot);
         if (positions <= 0) return;
         PrefetchRows<TKey>(Index(layer, kvHead, false), slot, positions);
@@ -246,7 +250,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         if ((uint)position >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(position), position, $"the cache holds {_capacity} positions");
         if (row.Length < _headDim) throw new ArgumentException($"a row is {_headDim} floats, got {row.Length}", nameof(row));
-        if (_ring != null && _ring.IsLocal(layer) && position < _ring.Oldest)
+        if (RingLayer(layer) && position < _ring!.Oldest)
             throw new ArgumentOutOfRangeException(nameof(position), position,
                 $"layer {layer} keeps a ring of its sliding window and holds positions from {_ring.Oldest} only");
         int i = Index(layer, kvHead, value), slot = Slot(layer, position);

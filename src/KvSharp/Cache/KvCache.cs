@@ -47,21 +47,21 @@ public sealed class KvCache : IKvStore
     public int LocalLayerRows => _ring?.Rows ?? 0;
 
     /// <summary>Positions whose keys and values <paramref name="layer"/> holds now: <see cref="HeldPositions"/>, or a local layer's ring's.</summary>
-    public int HeldPositionsOf(int layer) => _ring != null && _ring.IsLocal(layer) ? Length - OldestHeld(layer) : HeldPositions;
+    public int HeldPositionsOf(int layer) => KeepsRing(layer) ? Length - OldestHeld(layer) : HeldPositions;
 
     /// <summary>The oldest position whose keys and values <paramref name="layer"/> still holds: 0, or where a local layer's ring starts.</summary>
     public int OldestHeld(int layer)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(layer);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, LayerCount);
-        return _ring != null && _ring.IsLocal(layer) ? Math.Min(_ring.Oldest, Length) : 0;
+        return KeepsRing(layer) ? Math.Min(_ring!.Oldest, Length) : 0;
     }
 
     /// <summary>Whether <paramref name="layer"/> keeps a ring of its window (<see cref="LocalLayerRows"/> rows).</summary>
     internal bool KeepsRing(int layer) => _ring != null && _ring.IsLocal(layer);
 
     /// <summary>The row of <paramref name="layer"/>'s arrays (<see cref="KeyRows"/>, ...) that holds <paramref name="position"/>.</summary>
-    public int RowOf(int layer, int position) => _ring != null && _ring.IsLocal(layer) ? _ring.Slot(position) : Slot(position);
+    public int RowOf(int layer, int position) => KeepsRing(layer) ? _ring!.Slot(position) : Slot(position);
 
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
@@ -74,8 +74,7 @@ public sealed class KvCache : IKvStore
     public long AllocatedBytes => (long)BytesAt(Capacity) + ExactBytes;
     /// <summary>Bytes holding valid data: the rows of the positions held, and KIVI's exact rows once anything is.</summary>
     public long UsedBytes => (_ring == null ? BytesPerToken * HeldPositions
-        : BytesPerToken / LayerCount * ((long)(LayerCount - _ring.LocalLayers) * HeldPositions + (long)_ring.LocalLayers * (Length - Math.Min(_ring.Oldest, Length))))
-        + (Length > 0 ? ExactBytes : 0);
+        : (long)LocalLayerRing.Bytes(Config, BytesPerToken, HeldPositions, Length - Math.Min(_ring.Oldest, Length))) + (Length > 0 ? ExactBytes : 0);
 
     /// <summary>Bytes of the rows at <paramref name="capacity"/> positions: a local layer's at most its ring's.</summary>
     private Int128 BytesAt(int capacity) => _ring == null ? (Int128)BytesPerToken * capacity : LocalLayerRing.Bytes(Config, BytesPerToken, capacity, _ring.Rows);
@@ -103,7 +102,7 @@ public sealed class KvCache : IKvStore
         MaxLength = maxLength;
         int capacity = mode == KvCacheMode.Static ? maxLength : Math.Min(maxLength, 64);
         // A ring as long as the context would change nothing.
-        if (ring && config.HasLayerWindows && format.RowsStandAlone && LocalLayerRing.RowsFor(config.SlidingWindow!.Value, LocalLayerRing.DefaultStep) < maxLength)
+        if (KvSizing.KeepsLocalRing(config, format, fullLocalLayers: !ring) && KvSizing.LocalLayerRows(config) < maxLength)
             _ring = new LocalLayerRing(config);
         EnsureFits(capacity);
         _storage = format.CreateContiguous(config, capacity, rope, _ring);
@@ -200,7 +199,7 @@ public sealed class KvCache : IKvStore
     public int[] PositionsHeld(int layer, int kvHead)
     {
         if (_scored != null) return _scored.Of(layer, kvHead).Positions.ToArray();
-        if (_ring != null && _ring.IsLocal(layer)) return [.. Enumerable.Range(OldestHeld(layer), Length - OldestHeld(layer))];
+        if (KeepsRing(layer)) return [.. Enumerable.Range(OldestHeld(layer), HeldPositionsOf(layer))];
         int held = HeldPositions, sinks = Math.Min(Policy.Sinks, held);
         return [.. Enumerable.Range(0, sinks), .. Enumerable.Range(Length - (held - sinks), held - sinks)];
     }

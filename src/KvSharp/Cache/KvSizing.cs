@@ -31,8 +31,8 @@ public static class KvSizing
     public static long SequenceBytes(ModelConfig config, KvElementFormat format, long positions, bool fullLocalLayers = false)
     {
         long perToken = format.BytesPerToken(config);
-        Int128 bytes = fullLocalLayers || LocalLayerRows(config) == 0 || !format.RowsStandAlone ? (Int128)perToken * positions
-            : LocalLayerRing.Bytes(config, perToken, positions, LocalLayerRows(config));
+        Int128 bytes = KeepsLocalRing(config, format, fullLocalLayers) ? LocalLayerRing.Bytes(config, perToken, positions, LocalLayerRows(config))
+            : (Int128)perToken * positions;
         return bytes > long.MaxValue ? long.MaxValue : (long)bytes;
     }
 
@@ -42,6 +42,13 @@ public static class KvSizing
     /// </summary>
     public static int LocalLayerRows(ModelConfig config) =>
         config.HasLayerWindows ? LocalLayerRing.RowsFor(config.SlidingWindow!.Value, LocalLayerRing.DefaultStep) : 0;
+
+    /// <summary>
+    /// Whether a contiguous cache of <paramref name="format"/> keeps the model's local layers as a ring: the model has
+    /// such layers, the rows stand alone (not KIVI), and they are not asked to keep every position.
+    /// </summary>
+    public static bool KeepsLocalRing(ModelConfig config, KvElementFormat format, bool fullLocalLayers) =>
+        !fullLocalLayers && LocalLayerRows(config) > 0 && format.RowsStandAlone;
 
     /// <summary>Bytes this process can use (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>: physical memory or the container's limit).</summary>
     public static long AvailableBytes => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;

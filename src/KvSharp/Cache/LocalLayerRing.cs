@@ -29,6 +29,7 @@ internal sealed class LocalLayerRing
         Window = config.SlidingWindow ?? throw new ArgumentException($"{config.Architecture} has no sliding window", nameof(config));
         _local = new bool[config.LayerCount];
         for (int l = 0; l < _local.Length; l++) _local[l] = config.LayerWindow(l) > 0;
+        LocalLayers = CountLocal(config);
         Rows = RowsFor(Window, step);
     }
 
@@ -47,7 +48,9 @@ internal sealed class LocalLayerRing
     public bool IsLocal(int layer) => _local[layer];
 
     /// <summary>Layers that keep a ring.</summary>
-    public int LocalLayers => _local.Count(l => l);
+    public int LocalLayers { get; }
+
+    private static int CountLocal(ModelConfig config) => Enumerable.Range(0, config.LayerCount).Count(l => config.LayerWindow(l) > 0);
 
     /// <summary>The row of a local layer that holds <paramref name="position"/>.</summary>
     public int Slot(int position) => position % Rows;
@@ -65,7 +68,7 @@ internal sealed class LocalLayerRing
     /// </summary>
     public static Int128 Bytes(ModelConfig config, long bytesPerToken, long positions, int rows)
     {
-        int local = Enumerable.Range(0, config.LayerCount).Count(l => config.LayerWindow(l) > 0);
+        int local = CountLocal(config);
         return (Int128)(bytesPerToken / config.LayerCount) * ((Int128)(config.LayerCount - local) * positions + (Int128)local * Math.Min(positions, rows));
     }
 

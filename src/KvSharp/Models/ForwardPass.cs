@@ -397,10 +397,7 @@ public sealed class ForwardPass
         {
             int first = s.Logits == LogitsRequest.All ? row : row + s.TokenCount - 1;
             for (int r = first; s.Logits != LogitsRequest.None && r < row + s.TokenCount; r++, rows++)
-            {
-                if (_c.LayerNorm) FloatOps.LayerNormRows(_x.AsSpan(r * e, e), e, _w.OutputNorm, _w.OutputNormBias, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
-                else FloatOps.RmsNorm(_x.AsSpan(r * e, e), _w.OutputNorm, _c.RmsNormEps, _hidden.AsSpan(rows * e, e));
-            }
+                NormRows(_x.AsSpan(r * e, e), _w.OutputNorm, _w.OutputNormBias, _hidden.AsSpan(rows * e, e));
             row += s.TokenCount;
         }
         if (rows == 0) return;
@@ -431,10 +428,15 @@ public sealed class ForwardPass
         public void Execute(int item)
         {
             int e = owner._c.EmbeddingDim, first = item * RowsPerItem, count = Math.Min(RowsPerItem, rows - first);
-            if (owner._c.LayerNorm)
-                FloatOps.LayerNormRows(from.AsSpan(first * e, count * e), e, weight, bias, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
-            else FloatOps.RmsNormRows(from.AsSpan(first * e, count * e), e, weight, owner._c.RmsNormEps, to.AsSpan(first * e, count * e));
+            owner.NormRows(from.AsSpan(first * e, count * e), weight, bias, to.AsSpan(first * e, count * e));
         }
+    }
+
+    /// <summary>The model's norm of whole rows: RMSNorm, or LayerNorm with <paramref name="bias"/> (<see cref="ModelConfig.LayerNorm"/>).</summary>
+    private void NormRows(ReadOnlySpan<float> from, float[] weight, float[]? bias, Span<float> to)
+    {
+        if (_c.LayerNorm) FloatOps.LayerNormRows(from, _c.EmbeddingDim, weight, bias, _c.RmsNormEps, to);
+        else FloatOps.RmsNormRows(from, _c.EmbeddingDim, weight, _c.RmsNormEps, to);
     }
 
     /// <summary>Token t's q/k/v biases and rotary positions, then its keys and values appended to its sequence's cache.</summary>

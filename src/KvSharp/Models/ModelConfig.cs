@@ -196,6 +196,9 @@ public sealed record ModelConfig
             if (!(x > 0) || !float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: metadata '{key}' = {x} is not a positive finite number");
             return x;
         }
+        // One the architecture must give (llama.cpp requires it).
+        float RequiredPositive(string suffix) => file.TryGetFloat($"{arch}.{suffix}", out _) ? Positive(suffix, 0f)
+            : throw new ModelFormatException($"{file.Path}: metadata '{arch}.{suffix}' is missing");
 
         int embd = Required("embedding_length");
         int layers = Required("block_count");
@@ -205,16 +208,15 @@ public sealed record ModelConfig
         int ctx = Required("context_length");
         int headDim = Count("attention.key_length") ?? embd / heads;
 
-        // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
         // StarCoder (the first) is GPT-2's blocks with multi-query attention.
         bool gpt2 = arch is "gpt2" or "starcoder";
         bool layerNorm = gpt2 || arch is "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" or "command-r";
         // GPT-NeoX says whether its feed-forward runs beside the attention (Pythia does); llama.cpp requires the key.
         bool neoxParallel = arch == "gptneox" && (file.TryGetBool("gptneox.use_parallel_residual", out bool par)
             ? par : throw new ModelFormatException($"{file.Path}: metadata 'gptneox.use_parallel_residual' is missing"));
-        string epsKey = $"{arch}.attention.layer_norm{(layerNorm ? "" : "_rms")}_epsilon";
-        if (layerNorm && !file.TryGetFloat(epsKey, out _)) throw new ModelFormatException($"{file.Path}: metadata '{epsKey}' is missing");
-        float eps = file.TryGetFloat(epsKey, out float e) ? e : 1e-5f;
+        // The LayerNorm architectures name their epsilon layer_norm_epsilon (llama.cpp requires it).
+        float eps = layerNorm ? RequiredPositive("attention.layer_norm_epsilon")
+            : file.TryGetFloat($"{arch}.attention.layer_norm_rms_epsilon", out float e) ? e : 1e-5f;
         float theta = file.TryGetFloat($"{arch}.rope.freq_base", out float t) ? t : 10000f;
         bool learnedPositions = gpt2;
         int ropeDim = learnedPositions ? 0 : Count("rope.dimension_count") ?? headDim;
@@ -253,9 +255,7 @@ public sealed record ModelConfig
         int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         // MiniCPM is llama's blocks with Granite's three multipliers (llama.cpp reads the same keys, and requires them for it).
         bool granite = arch is "granite" or "granitemoe" or "minicpm";
-        if (arch == "minicpm")
-            foreach (string key in (string[])["embedding_scale", "residual_scale", "logit_scale"])
-                if (!file.TryGetFloat($"minicpm.{key}", out _)) throw new ModelFormatException($"{file.Path}: metadata 'minicpm.{key}' is missing");
+        float Multiplier(string suffix) => arch == "minicpm" ? RequiredPositive(suffix) : Positive(suffix, 1f);
 
         // Qwen2-VL's text: M-RoPE gives a text token the same position in its time, height and width sections, which is
         // NeoX rope at that position; a fourth section (text positions leave it at 0: unrotated dimensions) is not supported.
@@ -268,9 +268,6 @@ public sealed record ModelConfig
             if (sections[3] != 0)
                 throw new ModelFormatException($"{file.Path}: metadata 'qwen2vl.rope.dimension_sections' = [{string.Join(", ", sections)}] has a fourth section, which KvSharp does not run (its dimensions would not rotate for text)");
         }
-        // Command-R multiplies its logits by logit_scale (llama.cpp requires it); Granite divides by its own.
-        float commandRLogitScale = arch == "command-r" ? Positive("logit_scale", float.NaN) : 1f;
-        if (float.IsNaN(commandRLogitScale)) throw new ModelFormatException($"{file.Path}: metadata 'command-r.logit_scale' is missing");
         var config = new ModelConfig
         {
             Architecture = arch,
@@ -286,9 +283,10 @@ public sealed record ModelConfig
             SlidingWindow = window,
             SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
-            EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Positive("embedding_scale", 1f) : 1f,
-            ResidualScale = granite ? Positive("residual_scale", 1f) : 1f,
-            LogitScale = granite ? Positive("logit_scale", 1f) : 1f / commandRLogitScale,
+            EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Multiplier("embedding_scale") : 1f,
+            ResidualScale = granite ? Multiplier("residual_scale") : 1f,
+            // Granite divides its logits by logit_scale; Command-R multiplies them by its own.
+            LogitScale = granite ? Multiplier("logit_scale") : arch == "command-r" ? 1f / RequiredPositive("logit_scale") : 1f,
             Activation = gemma || gpt2 || arch is "phi2" or "starcoder2" or "gptneox" or "falcon" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             LayerNorm = layerNorm,
             GatedFeedForward = !gpt2 && arch is not ("phi2" or "starcoder2" or "gptneox" or "falcon"),

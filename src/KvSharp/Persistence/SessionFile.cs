@@ -54,14 +54,14 @@ public static class SessionFile
             foreach (int f in first) w.Write(f);
         }));
         var kv = session.Kv;
-        var rows = ChecksummedSections.Begin(stream, "KVDT", DataBytes(kv, cached, first));
+        var rows = ChecksummedSections.Begin(stream, "KVDT", DataBytes(kv, cached, l => first[l]));
         for (int l = 0; l < kv.Layers; l++) ForEachRun(cache, kv, l, first[l], cached, run => rows.Append(run));
         rows.End();
     }
 
-    /// <summary>Bytes of the KV rows of a file holding positions [first[l], cached) of each layer l.</summary>
-    private static long DataBytes(KvLayout kv, int cached, int[] first) =>
-        Enumerable.Range(0, kv.Layers).Sum(l => kv.BytesPerLayerPosition * (cached - (first.Length == 0 ? 0 : first[l])));
+    /// <summary>Bytes of the KV rows of a file holding positions [first(l), cached) of each layer l.</summary>
+    private static long DataBytes(KvLayout kv, int cached, Func<int, int> first) =>
+        Enumerable.Range(0, kv.Layers).Sum(l => kv.BytesPerLayerPosition * (cached - first(l)));
 
     /// <summary>Reads and checks everything before the KV rows; the stream is left at the KV rows (<see cref="ReadKv"/>).</summary>
     /// <summary>A file holds position p's rows at p: only a cache that keeps every position where it was written has them so.</summary>
@@ -139,7 +139,7 @@ public static class SessionFile
                     "as a ring of their window): restore it into a session that keeps them as a ring too, not one that keeps every position (fullLocalLayers)");
         }
         cache.EnsureCapacity(cached);
-        long expected = DataBytes(kv, cached, session.FirstPositions);
+        long expected = DataBytes(kv, cached, session.FirstPosition);
         try
         {
             var rows = ChecksummedSections.Open(stream, "KVDT", "KV data", expected);

@@ -109,7 +109,10 @@ public sealed class ReferenceModel
         for (int i = 0; i < x.Length; i++) x[i] *= _c.EmbeddingScale;
         // gpt2 learned an embedding per position and adds it: position enters here, and nowhere else.
         if (_positions != null)
-            for (int i = 0; i < x.Length; i++) x[i] += _positions.Row(pos)[i];
+        {
+            var position = _positions.Row(pos);
+            for (int i = 0; i < x.Length; i++) x[i] += position[i];
+        }
         for (int l = 0; l < _c.LayerCount; l++)
         {
             var w = _layers[l];
@@ -119,7 +122,8 @@ public sealed class ReferenceModel
             float[] xb = w.AttentionNorm == null ? x.ToArray() : Norm(x, w.AttentionNorm, w.AttentionNormBias);
             // phi2's and GPT-NeoX's feed-forward runs in parallel: it reads the stream before the attention's output
             // joins it (phi2 this same normalised copy, GPT-NeoX a copy normalised by its own norm).
-            float[] attentionInput = xb, before = x.ToArray();
+            float[] attentionInput = xb;
+            float[]? before = _c.ParallelFeedForward ? x.ToArray() : null;
             float[] q = MatVec(w.Query, xb, w.QueryBias);
             float[] k = MatVec(w.Key, xb, w.KeyBias);
             float[] v = MatVec(w.Value, xb, w.ValueBias);
@@ -161,7 +165,7 @@ public sealed class ReferenceModel
             // starcoder2 and gpt2's: down(gelu(up(x) + b) + b'); a mixture of experts: the router's favourite experts'
             // outputs, weighted by its probabilities.
             xb = _c.ParallelFeedForward && w.FeedForwardNorm == null ? attentionInput
-                : w.FeedForwardNorm == null ? x.ToArray() : Norm(_c.ParallelFeedForward ? before : x, w.FeedForwardNorm, w.FeedForwardNormBias);
+                : w.FeedForwardNorm == null ? x.ToArray() : Norm(before ?? x, w.FeedForwardNorm, w.FeedForwardNormBias);
             float[] ffn = w.Experts is { } moe ? Experts(moe, xb)
                 : w.Gate == null ? MatVec(w.Down!, Activated(MatVec(w.Up!, xb, w.UpBias)), w.DownBias)
                 : FeedForward(w.Gate, w.Up!, w.Down!, xb, w.GateBias, w.UpBias, w.DownBias);

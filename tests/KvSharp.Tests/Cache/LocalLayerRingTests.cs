@@ -32,13 +32,8 @@ public sealed class LocalLayerRingTests
     private static float[] Run(ForwardPass forward, KvCache cache, ReadOnlySpan<int> tokens, params int[] steps) =>
         SteppedLogits.Run(forward, cache, tokens, cache.Config.VocabSize, steps);
 
-    private static void AssertSameBits(float[] expected, float[] actual, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
-                Assert.Fail($"{what}: logit {i} (token {i / 512}) is {actual[i]}, a cache keeping every position gives {expected[i]}");
-    }
+    private static void AssertSameBits(float[] expected, float[] actual, string what) =>
+        Tensors.MatMulTests.AssertBitsEqual(expected, actual, $"{what}, against a cache keeping every position");
 
     [Theory]
     [InlineData(KvElementType.F32)]
