@@ -39,7 +39,7 @@ internal static class CommonOptions
     public static Option<bool> SwaFull() => new("--swa-full")
     {
         Description = "keep every position in the layers with a sliding window of their own (Gemma 2/3's local layers), as llama.cpp's --swa-full; " +
-                      "by default they keep a ring of their window, and a rewind past it recomputes",
+                      "by default a session keeps a ring of their window and serve's pool lets go of their blocks behind it (a rewind past it recomputes)",
     };
 
     public static Option<Choice<KvElementType>> KvType() => ChoiceOption.Create("--kv-type",

@@ -83,13 +83,14 @@ internal static class InspectCommand
         if (c2.HasLayerWindows && c2.SlidingWindow is int window && window < ctx)
         {
             // A session's contiguous cache keeps a ring of the window in the local layers; the engine's paged pool (serve)
-            // keeps every position of every layer.
+            // keeps them in blocks of their own and lets go of those behind the window.
             int local = Enumerable.Range(0, c2.LayerCount).Count(l => c2.LayerWindow(l) > 0);
             int rows = KvSizing.LocalLayerRows(c2);
             decimal ring = KvSizing.SequenceBytes(c2, KvElementFormat.Of(KvElementType.F32), ctx);
             o.WriteLine($"  {local} of {c2.LayerCount} layers attend through a window of {window}: in a session they keep a ring of {rows:N0} positions " +
                         $"(the window, a step and a tile), so the full context needs {ring:N0} bytes ({ring / 1048576m:F2} MiB); " +
-                        "with --swa-full, and in serve's paged pool, every position of every layer");
+                        "serve's paged pool keeps them in blocks of their own and lets go of those behind the window; " +
+                        "with --swa-full (or, in serve, KV tiers or a KIVI type) every position of every layer");
         }
         return 0;
     }

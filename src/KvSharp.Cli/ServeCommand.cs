@@ -26,6 +26,7 @@ internal static class ServeCommand
         var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
+        var swaFull = CommonOptions.SwaFull();
         var tiers = new KvTierCliOptions();
         var policy = KvPolicyOption.Single("--kv-policy",
             $"which positions the KV cache keeps for requests without kv_policy: {KvPolicyOption.Forms} (default: full, or the model's sliding window)");
@@ -43,6 +44,7 @@ internal static class ServeCommand
         command.Options.Add(sessionDir);
         command.Options.Add(inspectorInterval);
         command.Options.Add(policy);
+        command.Options.Add(swaFull);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -77,6 +79,7 @@ internal static class ServeCommand
                     MaxRunningSequences = r.GetValue(maxRunning),
                     KvTiers = kvTiers,
                     CachePolicy = defaultPolicy,
+                    FullLocalLayers = r.GetValue(swaFull),
                 },
             };
             // Only for an address Kestrel can listen on: a bad --host is one error line, without a warning before it.
@@ -105,7 +108,15 @@ internal static class ServeCommand
             $"chat template {server.ChatTemplate.Name}; also /apply-template, /tokenize, /detokenize, /v1/models, /health, /metrics); context {server.Engine.ContextLength}, " +
             $"KV {pool.BlockCount} blocks of {pool.BlockSize} ({pool.Format.Name}); Ctrl-C stops");
         log.WriteLine($"[kvsharp] KV cache inspector: open {server.BaseAddress} in a browser");
-        long holds = (long)pool.BlockCount * pool.BlockSize;
+        var groups = pool.LayerGroups;
+        if (groups.SplitsLocalLayers)
+            log.WriteLine($"[kvsharp] {model.Config.Architecture}'s local layers are kept apart ({groups}): their blocks behind the window of {groups.LocalWindow} go back to the pool (--swa-full keeps them)");
+        else if (model.Config.HasLayerWindows && !options.Engine.FullLocalLayers)
+            log.WriteLine($"[kvsharp] {model.Config.Architecture}'s local layers keep every position: " +
+                (options.Engine.KvTiers != null ? "KV tiers store blocks of every layer" : $"{pool.Format.Name} quantizes rows in groups along positions"));
+        // With local layers apart, each local group also holds the blocks of one window.
+        long localBlocks = groups.SplitsLocalLayers ? (groups.Count - 1L) * ((groups.LocalWindow + KvSharp.Attention.CausalAttention.TileSize + pool.BlockSize - 1) / pool.BlockSize + 1) : 0;
+        long holds = Math.Max(0, pool.BlockCount - localBlocks) * pool.BlockSize;
         if (holds < server.Engine.ContextLength)
             log.WriteLine($"warning: --kv-budget-mib {options.Engine.KvBudgetBytes >> 20} holds {holds:N0} tokens of KV, fewer than one sequence of the context " +
                 $"{server.Engine.ContextLength:N0}: a request that needs more is refused (raise --kv-budget-mib or lower --context)");

@@ -61,6 +61,8 @@ internal static class BenchCommand
             scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, depth, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
         };
         command.Options.Add(redis);
+        var swaFull = CommonOptions.SwaFull();
+        command.Options.Add(swaFull);
         var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "inspector scenario: the server's shortest time between two snapshots of the event stream",
             (int)new ServerOptions().InspectorInterval.TotalMilliseconds, Allowed.AtLeast((int)ServerOptions.MinInspectorInterval.TotalMilliseconds));
         command.Options.Add(inspectorInterval);
@@ -102,6 +104,7 @@ internal static class BenchCommand
                 Users = r.GetValue(users),
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
                 Browser = r.GetValue(browser),
+                FullLocalLayers = r.GetValue(swaFull),
             };
             if (r.GetValue(blockSize) is int size) settings = settings with { BlockSize = size };
             return BenchRunner.Run(settings, Console.Out, Console.Error);

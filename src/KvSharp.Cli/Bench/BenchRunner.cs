@@ -231,7 +231,7 @@ public sealed class BenchModelInfo(LlmModel model, string path, string descripti
         if (tokens > ContextLength)
             throw new ArgumentException($"{what} = {tokens} tokens exceeds the context length {ContextLength}" +
                                         (Synthetic ? " (a synthetic model takes any --context)" : " (raise --context)"));
-        // The engine's paged pool keeps every position of every layer, so no ring is counted.
+        // Every position of every layer: the most a paged pool holds (with --swa-full), so no ring or window is counted.
         KvMemory.CheckTokens(Model.Config, KvFormat, tokens, $"{what} = {tokens} tokens", KvMemory.AvailableBytes(), fullLocalLayers: true);
     }
 }

@@ -49,6 +49,8 @@ public sealed record BenchSettings
     public KvCacheMode CacheMode { get; init; } = KvCacheMode.Contiguous;
     /// <summary>Cache scenario: also sweep the generated length (64, 256, 1024) after the main measurement.</summary>
     public bool Sweep { get; init; } = true;
+    /// <summary>Engine scenarios: keep every position of a model's local layers (--swa-full) instead of letting go of their blocks behind the window.</summary>
+    public bool FullLocalLayers { get; init; }
     public bool Json { get; init; }
     /// <summary>Write the synthetic model to this GGUF path and stop.</summary>
     public string? WritePath { get; init; }

@@ -50,6 +50,7 @@ internal static class EngineBench
             ValueElementType = s.ValueElementType,
             MaxRunningSequences = maxRunning,
             MaxStepTokens = maxStep,
+            FullLocalLayers = s.FullLocalLayers,
         };
         return options with { KvBudgetBytes = (budgetBytes ?? s.KvBudgetMiBOrDefault * (1L << 20)) + options.ExactRowsBytes(config) };
     }
@@ -78,14 +79,19 @@ public static class CapacityScenario
         long budget = s.KvBudgetMiBOrDefault * (1L << 20);
         long perToken = info.KvBytesPerToken;
         int filled = p + n - 1;
-        int blocksPerSession = (filled + s.BlockSize - 1) / s.BlockSize;
-        long contiguousSessions = budget / (perToken * context);
-        long idealSessions = budget / (perToken * filled);
+        var config = info.Model.Config;
+        // What no layout beats: every filled position, but only the last window in a model's local layers. A contiguous
+        // session reserves its whole context (its local layers a ring of their window).
+        long least = KvSharp.Cache.KvSizing.LeastSequenceBytes(config, info.KvFormat, filled);
+        long contiguousBytes = KvSharp.Cache.KvSizing.SequenceBytes(config, info.KvFormat, context, s.FullLocalLayers);
+        long contiguousSessions = budget / contiguousBytes;
+        long idealSessions = budget / least;
         var clock = Stopwatch.StartNew();
-        var fits = RunSessions(s, info, log, budget, context, p, n, blocksPerSession);
+        var fits = RunSessions(s, info, log, budget, context, p, n);
         log.EndProgress();
-        double pagedWaste = 1 - (double)filled / ((long)blocksPerSession * s.BlockSize);
-        double contiguousWaste = 1 - (double)filled / context;
+        long blocksPerSession = fits.BlocksPerSession;
+        double pagedWaste = 1 - (double)least / (blocksPerSession * fits.BytesPerBlock);
+        double contiguousWaste = 1 - (double)least / contiguousBytes;
         var overContiguous = new Ratio(fits.PeakRunning, contiguousSessions);
 
         var result = info.Describe("capacity");
@@ -96,29 +102,35 @@ public static class CapacityScenario
         result["block_size"] = s.BlockSize;
         result["kv_bytes_per_token"] = perToken;
         result["kv_bytes_per_session"] = perToken * (p + n);
+        result["kv_least_bytes_per_session"] = least;
+        result["kv_layer_groups"] = fits.Groups;
         result["filled_positions_per_session"] = filled;
         result["sessions_paged"] = fits.PeakRunning;
         result["sessions_contiguous"] = contiguousSessions;
         result["sessions_ideal"] = idealSessions;
         result["paged_over_contiguous"] = overContiguous.Json; // null when not one contiguous session fits
-        result["kv_waste_definition"] = "share of the slots a session reserves that it leaves unfilled when it finishes (P + N - 1 filled positions)";
+        result["kv_waste_definition"] = "share of the bytes a session reserves beyond the least it needs when it finishes (P + N - 1 filled positions; a local layer needs only its window)";
         result["kv_waste_fraction"] = pagedWaste;
         result["kv_waste_fraction_contiguous"] = contiguousWaste;
-        result["paged_allocated_slots_at_peak"] = fits.Allocated;
-        result["paged_filled_slots_at_peak"] = fits.Filled;
-        result["paged_unfilled_fraction_at_peak"] = new Ratio(fits.Allocated - fits.Filled, fits.Allocated).Json;
+        // With local layers apart a block holds one group's layers, and a local layer's slots before the window are let
+        // go: positions filled and slots allocated no longer compare.
+        bool slotsCompare = !fits.Split;
+        result["paged_allocated_slots_at_peak"] = slotsCompare ? fits.Allocated : null;
+        result["paged_filled_slots_at_peak"] = slotsCompare ? fits.Filled : null;
+        result["paged_unfilled_fraction_at_peak"] = slotsCompare ? new Ratio(fits.Allocated - fits.Filled, fits.Allocated).Json : null;
         result["preemptions"] = fits.Preemptions;
         result["seconds"] = clock.Elapsed.TotalSeconds;
 
         var t = new BenchTable("layout", "sessions", "KV waste", "how");
         t.Add("paged", $"{fits.PeakRunning}", Percent(pagedWaste),
-            $"blocks of {s.BlockSize} allocated as sequences grow ({blocksPerSession} per session); ran together, {fits.Preemptions} preemptions");
+            $"blocks of {s.BlockSize} allocated as sequences grow ({blocksPerSession} per session; {fits.Groups}); ran together, {fits.Preemptions} preemptions");
         t.Add("contiguous", $"{contiguousSessions}", Percent(contiguousWaste), $"each session reserves its {context}-token context");
-        t.Add("ideal", $"{idealSessions}", Percent(0), $"budget / ({p} + {n} - 1) tokens x {perToken} B");
+        t.Add("ideal", $"{idealSessions}", Percent(0), least == perToken * filled ? $"budget / ({p} + {n} - 1) tokens x {perToken} B"
+            : $"budget / {least:N0} B (({p} + {n} - 1) tokens in the global layers, the window in the local ones)");
         table.WriteLine();
         t.Write(table);
-        table.WriteLine($"KV waste: the share of the slots a session reserves that it leaves unfilled when it finishes ({filled} positions filled).");
-        if (fits.Allocated > 0)
+        table.WriteLine($"KV waste: the share of the bytes a session reserves beyond the least it needs when it finishes ({filled} positions filled).");
+        if (fits.Allocated > 0 && slotsCompare)
             table.WriteLine($"measured when the most positions were filled: {fits.Filled:N0} of {fits.Allocated:N0} allocated paged slots " +
                             $"({Percent(1 - (double)fits.Filled / fits.Allocated)} unfilled: sequences part-way through their last block)");
         string ratio = contiguousSessions > 0
@@ -130,17 +142,27 @@ public static class CapacityScenario
 
     private static string Percent(double fraction) => $"{fraction * 100:F2}%";
 
-    private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, long Preemptions);
+    private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, long Preemptions, long BlocksPerSession,
+        long BytesPerBlock, string Groups, bool Split);
 
     /// <summary>Runs as many sessions at once as the block arithmetic allows (none when one session needs more blocks than the budget holds).</summary>
-    private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n, int blocksPerSession)
+    private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n)
     {
         var model = info.Model;
         var probe = EngineBench.Options(s, model.Config, context, budget, prefixCaching: false);
         int sessions;
+        long blocksPerSession, bytesPerBlock;
+        string groups;
+        bool split;
         using (var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 }))
-            sessions = sizing.Pool.BlockCount / blocksPerSession;
-        if (sessions == 0) return new Outcome(0, 0, 0, 0, 0);
+        {
+            blocksPerSession = sizing.Pool.BlocksForSequence(p + n - 1);
+            sessions = (int)(sizing.Pool.BlockCount / blocksPerSession);
+            bytesPerBlock = sizing.Pool.BytesPerBlock;
+            groups = sizing.Pool.LayerGroups.ToString();
+            split = sizing.Pool.LayerGroups.SplitsLocalLayers;
+        }
+        if (sessions == 0) return new Outcome(0, 0, 0, 0, 0, blocksPerSession, bytesPerBlock, groups, split);
         // Distinct prompts: nothing is shared, every session pays for its own blocks.
         using var engine = new LlmEngine(model, probe with { MaxRunningSequences = sessions, MaxStepTokens = Math.Max(256, sessions) });
         for (int i = 0; i < sessions; i++) engine.Submit(EngineBench.Request(model, p, n, (ulong)(1000 + i)));
@@ -157,7 +179,7 @@ public static class CapacityScenario
             }
             log.Progress($"capacity: {sessions} sessions, {engine.Metrics.GeneratedTokens} tokens generated, {snap.Running} running, {snap.UsedBlocks}/{engine.Pool.BlockCount} blocks", force: false);
         }
-        return new Outcome(sessions, peak, allocated, filled, engine.Metrics.Preemptions);
+        return new Outcome(sessions, peak, allocated, filled, engine.Metrics.Preemptions, blocksPerSession, bytesPerBlock, groups, split);
     }
 }
 

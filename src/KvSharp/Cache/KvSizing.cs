@@ -37,6 +37,17 @@ public static class KvSizing
     }
 
     /// <summary>
+    /// The least KV a sequence of <paramref name="positions"/> positions needs: every position in the global layers, the
+    /// last window in a model's local layers (what no layout beats; KIVI's exact rows not counted).
+    /// </summary>
+    public static long LeastSequenceBytes(ModelConfig config, KvElementFormat format, long positions)
+    {
+        long perLayer = format.BytesPerToken(config) / config.LayerCount, rows = 0;
+        for (int l = 0; l < config.LayerCount; l++) rows += config.LayerWindow(l) is > 0 and var w ? Math.Min(positions, w) : positions;
+        return perLayer * rows;
+    }
+
+    /// <summary>
     /// Positions a contiguous cache's local layers keep (<see cref="KvCache.LocalLayerRows"/>: the window, a forward
     /// pass's default step and a tile; more after a larger step); 0 for a model without layers of their own window.
     /// </summary>

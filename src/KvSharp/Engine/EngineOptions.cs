@@ -62,6 +62,18 @@ public sealed record EngineOptions
     /// </summary>
     public KvSharp.Cache.Tiers.KvTiers? KvTiers { get; init; }
 
+    /// <summary>
+    /// Keep every position of a model's local layers (Gemma 2/3's sliding-window layers), as llama.cpp's --swa-full:
+    /// by default the pool keeps those layers apart (<see cref="KvLayerGroups"/>) and a sequence lets go of their
+    /// blocks behind the window. They are kept whole anyway with KV tiers (which store blocks of every layer) and with
+    /// a KV type quantized in groups along positions (KIVI).
+    /// </summary>
+    public bool FullLocalLayers { get; init; }
+
+    /// <summary>The layer groups of the engine's pool for <paramref name="config"/>: local layers apart unless <see cref="FullLocalLayers"/> or a tier or KV type needs them whole.</summary>
+    public KvLayerGroups LayerGroups(KvSharp.Models.ModelConfig config) =>
+        KvLayerGroups.For(config, !FullLocalLayers && KvTiers == null && KvFormat.RowsStandAlone);
+
     internal void Validate()
     {
         if (BlockSize <= 0) throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "block size must be positive");

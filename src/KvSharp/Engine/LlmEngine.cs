@@ -68,9 +68,10 @@ public sealed class LlmEngine : IDisposable
         // A default policy no request of this KV type could run is a startup error, not a refusal of every request.
         if (RefusedPolicy(options.CachePolicy ?? KvCachePolicy.OfModel(model.Config, ContextLength), options.KvFormat) is { } refused)
             throw new ArgumentException(refused, nameof(options));
+        var groups = options.LayerGroups(model.Config);
         Pool = options.BlockCount is int blocks
-            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope)
-            : KvBlockPool.FromBudget(model.Config, options.BlockSize, PoolBudget(model.Config, options), options.KvFormat, model.Rope);
+            ? new KvBlockPool(model.Config, options.BlockSize, blocks, options.KvFormat, model.Rope, groups)
+            : KvBlockPool.FromBudget(model.Config, options.BlockSize, PoolBudget(model.Config, options), options.KvFormat, model.Rope, groups);
         // Blocks computed by another model must never match: the chains are seeded with what identifies this one. The
         // fingerprint (tensor shapes, types and sampled bytes) and the configuration, not the file's path, so engines on
         // other hosts, or with the model at another path, share blocks through a remote tier.
@@ -243,10 +244,17 @@ public sealed class LlmEngine : IDisposable
     /// touched from the previous chunk's window start to the end of the new chunk, at most 2 chunks + W - 1 positions.
     /// H2O holds its budget B plus free slots for a step's tokens, never more slots than positions so far; SnapKV holds
     /// its whole prompt until the prompt's end compresses it, and decoding appends: every position, as full.
+    /// With local layers kept apart, the global group holds every position and each local group what a window does
+    /// (no sinks), from the tile its window starts in.
     /// </summary>
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {
         long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
+        if (Pool.LayerGroups.SplitsLocalLayers)
+        {
+            long localSpan = 2 * Math.Min(Options.MaxStepTokens, total) + Pool.LayerGroups.LocalWindow - 1 + KvSharp.Attention.CausalAttention.TileSize - 1;
+            return all + (Pool.LayerGroups.Count - 1) * Math.Min(all, (localSpan - 1 + bs - 1) / bs + 1);
+        }
         if (policy.Eviction == KvEviction.HeavyHitters && policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
         if (policy.Window is not int window) return all;
         long chunk = Math.Min(Options.MaxStepTokens, total);
@@ -681,6 +689,8 @@ public sealed class LlmEngine : IDisposable
     {
         if (!Pool.Format.RowsStandAlone)
             throw new NotSupportedException($"an engine of {Pool.Format.Name} keeps no prefix cache to save or restore: {PagedKvSequence.ExactRowsReason}");
+        if (Pool.LayerGroups.SplitsLocalLayers)
+            throw new NotSupportedException($"a saved prefix holds blocks of every layer, and this engine keeps {_model.Config.Architecture}'s local layers apart ({Pool.LayerGroups}): start it with FullLocalLayers (--swa-full) to save or restore prefixes");
     }
 
     public void Dispose()

@@ -28,6 +28,8 @@ public sealed unsafe class KvBlockPool : IDisposable
     private ICachedBlocks? _cache;
 
     public ModelConfig Config { get; }
+    /// <summary>Which layers a block holds: every layer, or one group of them (a model's local layers apart from its global ones).</summary>
+    public KvLayerGroups LayerGroups { get; }
     public int BlockSize { get; }
     public int BlockCount { get; }
     /// <summary>How each key and value element is stored (F16 halves the bytes per block).</summary>
@@ -35,7 +37,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>The built-in element type (<see cref="Format"/>); throws for a strategy that <see cref="KvElementType"/> does not name.</summary>
     public KvElementType ElementType =>
         Format.Type ?? throw new InvalidOperationException($"this pool stores {Format.Name}, which KvElementType does not name; see Format");
-    /// <summary>Elements (keys and values of every layer and head) in one block.</summary>
+    /// <summary>Elements (keys and values of every layer of its group and every head) in one block.</summary>
     public long BlockElements => RowsPerBlock * Config.HeadDim;
     /// <summary>Rows (keys and values of every layer and head, head_dim elements each) in one block.</summary>
     public long RowsPerBlock => 2 * RowsPerSide;
@@ -71,8 +73,20 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">A KIVI format with a block size that is not a multiple of its group of 32 positions.</exception>
     public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format, RotaryEmbedding? rope)
+        : this(config, blockSize, blockCount, format, rope, null) { }
+
+    /// <summary>
+    /// A pool whose blocks hold the layers of one of <paramref name="groups"/> each (null: every layer,
+    /// <see cref="KvLayerGroups.Whole"/>): a model's local layers grouped apart, so that their blocks can go back to
+    /// the pool behind the window.
+    /// </summary>
+    /// <exception cref="NotSupportedException">Groups that split the local layers with a format whose rows do not stand alone (KIVI).</exception>
+    public KvBlockPool(ModelConfig config, int blockSize, int blockCount, KvElementFormat format, RotaryEmbedding? rope, KvLayerGroups? groups)
     {
         ArgumentNullException.ThrowIfNull(format);
+        groups ??= KvLayerGroups.Whole(config);
+        if (groups.SplitsLocalLayers && !format.RowsStandAlone)
+            throw new NotSupportedException($"{format.Name} cannot keep local layers apart: its rows are quantized in groups along positions");
         PerLayerPositions.Refuse(config, KvCachePolicy.Full, format);
         if (blockSize <= 0) throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be positive");
         // A group of rows is quantized into one block: it must not straddle two.
@@ -84,7 +98,8 @@ public sealed unsafe class KvBlockPool : IDisposable
         BlockSize = blockSize;
         BlockCount = blockCount;
         Format = format;
-        RowsPerSide = (long)config.LayerCount * config.KvHeadCount * blockSize;
+        LayerGroups = groups;
+        RowsPerSide = (long)groups.LayersPerBlock * config.KvHeadCount * blockSize;
         KeyRowBytes = format.Keys.RowBytes(config.HeadDim);
         KeySideBytes = format.Keys.SideBytes(config.HeadDim);
         ValueRowBytes = format.Values.RowBytes(config.HeadDim);
@@ -121,15 +136,22 @@ public sealed unsafe class KvBlockPool : IDisposable
         FromBudget(config, blockSize, budgetBytes, format, null);
 
     /// <summary>A pool sized by a byte budget whose KIVI keys are stored before <paramref name="rope"/> (see the constructor).</summary>
-    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format, RotaryEmbedding? rope)
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format, RotaryEmbedding? rope) =>
+        FromBudget(config, blockSize, budgetBytes, format, rope, null);
+
+    /// <summary>A pool sized by a byte budget whose blocks hold the layers of one of <paramref name="groups"/> each (see the constructor).</summary>
+    public static KvBlockPool FromBudget(ModelConfig config, int blockSize, long budgetBytes, KvElementFormat format, RotaryEmbedding? rope,
+        KvLayerGroups? groups)
     {
         ArgumentNullException.ThrowIfNull(format);
-        long perBlock = format.BytesPerToken(config) * blockSize;
+        groups ??= KvLayerGroups.Whole(config);
+        // Bytes per token count every layer, and a layer's share is the same in each (rows stand alone where groups split).
+        long perBlock = format.BytesPerToken(config) / config.LayerCount * groups.LayersPerBlock * blockSize;
         KvSizing.EnsureFits($"a KV budget of {budgetBytes:N0} bytes ({format.Name})", budgetBytes, 0);
         long blocks = budgetBytes / perBlock;
         if (blocks < 1)
             throw new ArgumentOutOfRangeException(nameof(budgetBytes), budgetBytes, $"the budget cannot hold one block of {perBlock} bytes");
-        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), format, rope);
+        return new KvBlockPool(config, blockSize, (int)Math.Min(blocks, int.MaxValue), format, rope, groups);
     }
 
     public int RefCount(int block) => _refCounts[block];
@@ -162,6 +184,35 @@ public sealed unsafe class KvBlockPool : IDisposable
     }
 
     public int Allocate() => TryAllocate(out int b) ? b : throw new OutOfKvBlocksException(1, BlockCount);
+
+    /// <summary>
+    /// Puts a block that nobody holds and the prefix cache gave up back on the free list: a local block of a prefix
+    /// block the cache evicted, which no lookup can reach any more.
+    /// </summary>
+    internal void FreeCached(int block)
+    {
+        if (_refCounts[block] != 0) throw new InvalidOperationException($"block {block} is held: only a cached block nobody holds can be freed");
+        _free.Push(block);
+    }
+
+    /// <summary>
+    /// Blocks a sequence of <paramref name="positions"/> positions holds once computed: every block of them, or with
+    /// local layers kept apart, the global group's and each local group's from the block its last token's window
+    /// starts in.
+    /// </summary>
+    public long BlocksForSequence(int positions)
+    {
+        long all = (positions + (long)BlockSize - 1) / BlockSize;
+        return LayerGroups.SplitsLocalLayers && positions > 0 ? all + (LayerGroups.Count - 1) * (all - FirstLocalBlock(positions - 1)) : all;
+    }
+
+    /// <summary>
+    /// With local layers kept apart (<see cref="LayerGroups"/>): the first block a local layer's query at
+    /// <paramref name="position"/> or later reads. The attention starts at the tile holding the first position of its
+    /// window (<see cref="Attention.CausalAttention.TileSize"/>), so the blocks before it are never read again.
+    /// </summary>
+    public int FirstLocalBlock(int position) =>
+        Math.Max(0, position - LayerGroups.LocalWindow + 1) / Attention.CausalAttention.TileSize * Attention.CausalAttention.TileSize / BlockSize;
 
     /// <summary>Another holder of <paramref name="block"/> (a fork, or a prefix-cache hit).</summary>
     public void Retain(int block)
@@ -202,7 +253,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// KeySideBytes, its values at the same index in the value planes.
     /// </summary>
     public long RowIndex(int block, int layer, int kvHead) =>
-        block * RowsPerSide + ((long)layer * Config.KvHeadCount + kvHead) * BlockSize;
+        block * RowsPerSide + ((long)LayerGroups.SlotOf(layer) * Config.KvHeadCount + kvHead) * BlockSize;
 
     /// <summary>The start of the pool's key plane (the allocation's start).</summary>
     internal byte* KeyPlane => Storage;

@@ -14,6 +14,10 @@ namespace KvSharp.Cache.Paged;
 /// held positions in slots of its own (<see cref="ScoredHeads"/>), slot s at block table[s / BlockSize], row
 /// s % BlockSize, and reuses an evicted position's slot for a new one. Such a sequence takes blocks only when a step
 /// needs more free slots (H2O: B + T at most) and frees none while it lives.
+/// In a pool that keeps a model's local layers apart (<see cref="KvLayerGroups"/>), the sequence keeps a table per
+/// group: the global layers' table is <see cref="BlockTable"/>, and each local group's table lets go of the blocks
+/// before its layers' window (entries <see cref="PagedWindow.Freed"/>), so those layers hold about W / BlockSize + 2
+/// blocks however long the sequence grows.
 /// </summary>
 public sealed class PagedKvSequence : IKvStore
 {
@@ -26,6 +30,8 @@ public sealed class PagedKvSequence : IKvStore
     private readonly ScoredHeads? _scored;
     // Null unless the pool's rows do not stand alone (KIVI): the pending rows and headers kept outside the pool.
     private PagedExactRows? _exact;
+    // Null unless the pool keeps local layers apart: each local group's table (group g at g - 1), blocks before the window freed.
+    private readonly List<int>[]? _local;
 
     public int Length { get; private set; }
     public int MaxLength { get; }
@@ -37,7 +43,25 @@ public sealed class PagedKvSequence : IKvStore
     /// </summary>
     public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
     /// <summary>Blocks the sequence holds now (a window policy's freed ones not counted).</summary>
-    public int HeldBlocks => _window == null ? _blocks.Count : _blocks.Count(b => b != PagedWindow.Freed);
+    public int HeldBlocks => _local != null ? Tables().Sum(t => t.Count(b => b != PagedWindow.Freed))
+        : _window == null ? _blocks.Count : _blocks.Count(b => b != PagedWindow.Freed);
+
+    /// <summary>
+    /// The block table of one of the pool's layer groups (<see cref="KvBlockPool.LayerGroups"/>): group 0 is
+    /// <see cref="BlockTable"/>; a local group's entries before its window are <see cref="PagedWindow.Freed"/>.
+    /// </summary>
+    public IReadOnlyList<int> GroupTable(int group) => Table(group);
+
+    private List<int> Table(int group) => group == 0 ? _blocks : _local![group - 1];
+
+    /// <summary>Every group's table, the global one first.</summary>
+    private IEnumerable<List<int>> Tables() => _local == null ? [_blocks] : [_blocks, .. _local];
+
+    /// <summary>The table that holds <paramref name="layer"/>'s rows.</summary>
+    private ReadOnlySpan<int> TableOf(int layer) =>
+        CollectionsMarshal.AsSpan(_local == null ? _blocks : Table(_pool.LayerGroups.GroupOf(layer)));
+
+
 
     public PagedKvSequence(KvBlockPool pool, int maxLength)
     {
@@ -45,6 +69,7 @@ public sealed class PagedKvSequence : IKvStore
         _pool = pool;
         MaxLength = maxLength;
         _exact = pool.Rows.NewExactRows();
+        if (pool.LayerGroups.SplitsLocalLayers) _local = [.. Enumerable.Range(1, pool.LayerGroups.Count - 1).Select(_ => new List<int>())];
     }
 
     /// <summary>
@@ -96,6 +121,7 @@ public sealed class PagedKvSequence : IKvStore
         // A reader reads its newest rows exact; a shared prefix holds only codes (the exact rows stayed with the
         // sequence that computed them), so it would read them quantized where computing them reads them exact.
         if (_exact != null) throw new InvalidOperationException($"a sequence of {_pool.Format.Name} cannot share prefix-cache blocks: {ExactRowsReason}");
+        if (_local != null) throw new InvalidOperationException("a sequence whose local layers are kept apart adopts a prefix with their blocks too");
         foreach (int b in blocks)
         {
             _pool.Retain(b);
@@ -104,10 +130,39 @@ public sealed class PagedKvSequence : IKvStore
         Length = length;
     }
 
+    /// <summary>
+    /// Starts a sequence whose local layers are kept apart with already-computed blocks of every group: the global
+    /// table's <paramref name="blocks"/> and each local group's table (<paramref name="local"/>[g - 1], as many
+    /// entries, <see cref="PagedWindow.Freed"/> before <see cref="KvBlockPool.FirstLocalBlock"/>(<paramref name="length"/>)). They
+    /// are retained, not copied. <paramref name="length"/> is a whole number of blocks.
+    /// </summary>
+    public void AdoptPrefix(IReadOnlyList<int> blocks, IReadOnlyList<int>[] local, int length)
+    {
+        if (_local == null) throw new InvalidOperationException("only a sequence whose local layers are kept apart adopts local blocks");
+        if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
+        if (length % _pool.BlockSize != 0 || length / _pool.BlockSize != blocks.Count || local.Length != _local.Length || local.Any(t => t.Count != blocks.Count))
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"{blocks.Count} blocks of {_pool.BlockSize} positions in every group do not end at position {length}");
+        int first = _pool.FirstLocalBlock(length);
+        for (int g = 0; g < local.Length; g++)
+            for (int i = first; i < local[g].Count; i++)
+                if (local[g][i] == PagedWindow.Freed) throw new ArgumentException($"local group {g + 1} lacks block {i}, which the window at position {length} reads", nameof(local));
+        foreach (int b in blocks) _pool.Retain(b);
+        _blocks.AddRange(blocks);
+        for (int g = 0; g < local.Length; g++)
+            for (int i = 0; i < local[g].Count; i++)
+            {
+                int b = i < first ? PagedWindow.Freed : local[g][i];
+                if (b != PagedWindow.Freed) _pool.Retain(b);
+                _local[g].Add(b);
+            }
+        Length = length;
+    }
+
     /// <summary>How many fresh blocks <see cref="Reserve"/> would take to reach <paramref name="length"/>.</summary>
     public int BlocksNeeded(int length)
     {
         if (_scored != null) return length <= Length ? 0 : ScoredBlocksNeeded(length - Length);
+        if (_local != null) return TablesNeeded(length);
         int needed = Math.Max(0, BlocksFor(length) - _blocks.Count);
         if (_exact != null)
         {
@@ -147,6 +202,11 @@ public sealed class PagedKvSequence : IKvStore
             ReserveScored(length);
             return;
         }
+        if (_local != null)
+        {
+            ReserveTables(length);
+            return;
+        }
         _window?.ReleaseOutside(_blocks, Length);
         int needed = BlocksNeeded(length);
         if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
@@ -154,22 +214,57 @@ public sealed class PagedKvSequence : IKvStore
         if (_exact != null)
         {
             for (int i = FirstWritten(); i < _blocks.Count; i++)
-                if (MustCopy(_blocks[i])) CopyOnWrite(i);
+                if (MustCopy(_blocks[i])) CopyOnWrite(_blocks, i);
         }
-        else if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial])) CopyOnWrite(partial);
+        else if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial])) CopyOnWrite(_blocks, partial);
         while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
         if (_exact == null) return;
         for (int i = 0; i < _blocks.Count; i++) _pool.BlockPositions![_blocks[i]] = i * _pool.BlockSize;
         _pool.Rows.Prepare(_exact, CollectionsMarshal.AsSpan(_blocks), Length, length);
     }
 
-    /// <summary>Replaces table entry <paramref name="i"/> with a copy of its block that only this sequence holds.</summary>
-    private void CopyOnWrite(int i)
+    /// <summary>Replaces entry <paramref name="i"/> of <paramref name="table"/> with a copy of its block that only this sequence holds.</summary>
+    private void CopyOnWrite(List<int> table, int i)
     {
         int copy = _pool.Allocate();
-        _pool.CopyBlock(_blocks[i], copy);
-        _pool.Release(_blocks[i]);
-        _blocks[i] = copy;
+        _pool.CopyBlock(table[i], copy);
+        _pool.Release(table[i]);
+        table[i] = copy;
+    }
+
+    /// <summary>Fresh blocks every group's table needs to reach <paramref name="length"/>: new ones, and a copy of a shared partial last block.</summary>
+    private int TablesNeeded(int length)
+    {
+        int needed = 0;
+        foreach (var table in Tables())
+        {
+            needed += Math.Max(0, BlocksFor(length) - table.Count);
+            if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(table[Length / _pool.BlockSize])) needed++;
+        }
+        return needed;
+    }
+
+    /// <summary>
+    /// <see cref="Reserve"/> with local layers kept apart: first the local tables let go of the blocks no query from
+    /// <see cref="Length"/> on reads, then every table takes what the step needs.
+    /// </summary>
+    private void ReserveTables(int length)
+    {
+        int first = _pool.FirstLocalBlock(Length);
+        foreach (var table in _local!)
+            for (int i = 0; i < Math.Min(first, table.Count); i++)
+                if (table[i] != PagedWindow.Freed)
+                {
+                    _pool.Release(table[i]);
+                    table[i] = PagedWindow.Freed;
+                }
+        int needed = TablesNeeded(length);
+        if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
+        foreach (var table in Tables())
+        {
+            if (Length % _pool.BlockSize != 0 && MustCopy(table[Length / _pool.BlockSize])) CopyOnWrite(table, Length / _pool.BlockSize);
+            while (table.Count < BlocksFor(length)) table.Add(_pool.Allocate());
+        }
     }
 
     /// <summary>Blocks to add so that every head has a free slot for each of <paramref name="tokens"/> new positions.</summary>
@@ -200,25 +295,28 @@ public sealed class PagedKvSequence : IKvStore
                 _pool.Rows.WriteSlot(blocks, layer, h, _scored.Of(layer, h).SlotOf(position), keys.Slice(h * hd, hd), values.Slice(h * hd, hd));
             return;
         }
-        _pool.Rows.Write(CollectionsMarshal.AsSpan(_blocks), layer, position, keys, values, _exact);
+        _pool.Rows.Write(TableOf(layer), layer, position, keys, values, _exact);
         if (position < Policy.Sinks) _window?.Sinks?.Capture(layer, position, keys);
     }
 
     public void Prefetch(int layer, int kvHead, int end)
     {
-        if (_window == null && _scored == null) _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
+        // A local layer's first rows may be freed: its reads start at its window.
+        if (_window == null && _scored == null && (_local == null || _pool.LayerGroups.GroupOf(layer) == 0))
+            _pool.Rows.Prefetch(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, end);
     }
 
     public void Attend(int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch)
     {
         if (_window != null) _window.Attend(layer, kvHead, block, scale, scratch);
         else if (_scored != null) _pool.Rows.AttendScored(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _scored);
-        else _pool.Rows.Attend(CollectionsMarshal.AsSpan(_blocks), layer, kvHead, block, scale, scratch, _exact);
+        else _pool.Rows.Attend(TableOf(layer), layer, kvHead, block, scale, scratch, _exact);
     }
 
     public bool TryAttendHeads(int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output, int position, float scale,
         Span<float> scratch, int scratchStride) =>
         _window == null && _scored == null
+        && (_local == null || _pool.LayerGroups.GroupOf(layer) == 0)
         && _pool.Rows.TryAttendHeads(CollectionsMarshal.AsSpan(_blocks), layer, firstHead, heads, queries, output, position, scale, scratch, scratchStride, _exact);
 
     public bool AttendsWholeChunks => _scored != null;
@@ -243,11 +341,12 @@ public sealed class PagedKvSequence : IKvStore
         // Its own pending rows, as they are: the blocks it shares hold only the groups quantized so far, and the next
         // step of either copies the blocks it writes into (see FirstWritten).
         if (_exact != null) child._exact = _exact.Fork();
-        foreach (int b in _blocks)
-        {
-            if (b != PagedWindow.Freed) _pool.Retain(b);
-            child._blocks.Add(b);
-        }
+        for (int g = 0; g < _pool.LayerGroups.Count; g++)
+            foreach (int b in Table(g))
+            {
+                if (b != PagedWindow.Freed) _pool.Retain(b);
+                child.Table(g).Add(b);
+            }
         child.Length = Length;
         return child;
     }
@@ -259,6 +358,9 @@ public sealed class PagedKvSequence : IKvStore
         if (_window != null && _window.FirstNeededBlock(length) is int first && first < _blocks.Count && first >= _window.SinkBlocks
             && _blocks[first] == PagedWindow.Freed)
             throw new InvalidOperationException($"cannot truncate a sequence of {Length} tokens with cache policy '{Policy}' to {length}: its window's blocks were freed");
+        if (_local != null && _pool.FirstLocalBlock(length) is int needed && needed < _local[0].Count && _local[0][needed] == PagedWindow.Freed)
+            throw new InvalidOperationException(
+                $"cannot truncate a sequence of {Length} tokens to {length}: its local layers no longer hold the window of {_pool.LayerGroups.LocalWindow} positions before it");
         if (_scored != null)
         {
             // Slots are not positions: the blocks stay, and the heads free the slots of the positions dropped.
@@ -268,11 +370,12 @@ public sealed class PagedKvSequence : IKvStore
         }
         if (_exact != null) _pool.Rows.Truncate(_exact, length, Length);
         int keep = BlocksFor(length);
-        for (int i = _blocks.Count - 1; i >= keep; i--)
-        {
-            if (_blocks[i] != PagedWindow.Freed) _pool.Release(_blocks[i]);
-            _blocks.RemoveAt(i);
-        }
+        foreach (var table in Tables())
+            for (int i = table.Count - 1; i >= keep; i--)
+            {
+                if (table[i] != PagedWindow.Freed) _pool.Release(table[i]);
+                table.RemoveAt(i);
+            }
         Length = length;
     }
 
@@ -282,9 +385,12 @@ public sealed class PagedKvSequence : IKvStore
         if (_released) return;
         // Tail first: cached blocks are evicted in the order they were let go, and a prefix that loses its head
         // loses every block after it (a lookup walks the chain from the start), while losing the tail costs only it.
-        for (int i = _blocks.Count - 1; i >= 0; i--)
-            if (_blocks[i] != PagedWindow.Freed) _pool.Release(_blocks[i]);
-        _blocks.Clear();
+        foreach (var table in Tables())
+        {
+            for (int i = table.Count - 1; i >= 0; i--)
+                if (table[i] != PagedWindow.Freed) _pool.Release(table[i]);
+            table.Clear();
+        }
         Length = 0;
         _released = true;
     }

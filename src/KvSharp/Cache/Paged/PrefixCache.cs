@@ -1,3 +1,4 @@
+using KvSharp.Cache.Policies;
 using KvSharp.Cache.Tiers;
 
 namespace KvSharp.Cache.Paged;
@@ -14,6 +15,11 @@ namespace KvSharp.Cache.Paged;
 /// cached block (a published one, or the last partial block a finished sequence left, its tail) that shares the most
 /// tokens with what follows, and the sequence copies that block on its first write (SGLang's radix cache matches at
 /// token granularity too). Not with a KV format that quantizes rows in groups (KIVI): there a row is not its own.
+/// With a model's local layers kept apart (<see cref="KvLayerGroups"/>), a published block is its global layers' block,
+/// and the local groups' blocks of the same positions go with it while the cache keeps them: a hit takes whole blocks
+/// only, as far as every local group still holds the window before the hit's end (the blocks before it are never
+/// read); a local block is evicted on its own, and with its global block. Such a cache has no tiers, no tails and no
+/// prefix files.
 /// Not thread-safe: the scheduler owns it.
 /// </summary>
 public sealed class PrefixCache : ICachedBlocks
@@ -47,6 +53,11 @@ public sealed class PrefixCache : ICachedBlocks
     private readonly KvTiers? _tiers;
     // What tier keys carry so that blocks of another KV type or block size never match.
     private readonly ulong _layoutId;
+    // With local layers kept apart: local groups, each published global block's local blocks (block b's of group g at
+    // b x _localGroups + g - 1, -1 where the cache holds none), and for a published local block, that index (-1 else).
+    private readonly int _localGroups;
+    private readonly int[]? _localOf;
+    private readonly int[]? _localAt;
 
     /// <param name="pool">The blocks to cache; a pool has at most one prefix cache.</param>
     /// <param name="modelIdentity">What identifies the model that computes the blocks: blocks of another model never match.</param>
@@ -72,6 +83,18 @@ public sealed class PrefixCache : ICachedBlocks
         _rows = new int[blocks];
         _partialHits = pool.Format.RowsStandAlone;
         _lruNode = new LinkedListNode<int>?[blocks];
+        if (pool.LayerGroups.SplitsLocalLayers)
+        {
+            // Tiers and prefix files carry whole-layer blocks found by their hash alone; a local block is found through its global one.
+            if (tiers != null)
+                throw new NotSupportedException($"KV tiers keep blocks of every layer: with {pool.Config.Architecture}'s local layers kept apart ({pool.LayerGroups}) there are none; keep every position of the local layers (--swa-full) to use tiers");
+            _partialHits = false;
+            _localGroups = pool.LayerGroups.Count - 1;
+            _localOf = new int[blocks * _localGroups];
+            _localAt = new int[blocks];
+            Array.Fill(_localOf, -1);
+            Array.Fill(_localAt, -1);
+        }
         pool.Attach(this);
     }
 
@@ -102,6 +125,8 @@ public sealed class PrefixCache : ICachedBlocks
     public PrefixBlockState Describe(int block)
     {
         if (!_published[block]) return default;
+        // A local block goes with its global block: kept (a cell of the map), not a node of the tree of its own.
+        if (_localAt != null && _localAt[block] >= 0) return new PrefixBlockState(false, _lruNode[block] != null, 0, -1, 0);
         int parent = _parent[block];
         if (parent >= 0 && (!_published[parent] || _parentGeneration[block] != _generation[parent])) parent = PrefixBlockState.Orphaned;
         return new PrefixBlockState(true, _lruNode[block] != null, _root[block], parent, _hits[block]);
@@ -117,6 +142,7 @@ public sealed class PrefixCache : ICachedBlocks
     {
         if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
         if (sequence.Length != 0 || cursor.Blocks != 0) throw new InvalidOperationException("only an empty sequence adopts a cached prefix");
+        if (_localOf != null) return AdoptWithLocalLayers(sequence, tokens, ref cursor);
         int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1), full = limit / size;
         ulong hash = MatchInRam(tokens, full, cursor.Root);
         int inRam = _matched.Count;
@@ -140,6 +166,47 @@ public sealed class PrefixCache : ICachedBlocks
     }
 
     /// <summary>
+    /// <see cref="Adopt"/> with local layers kept apart: the longest run of cached global blocks matching the tokens
+    /// whose local groups still hold every block the window at its end reads.
+    /// </summary>
+    private int AdoptWithLocalLayers(PagedKvSequence sequence, ReadOnlySpan<int> tokens, ref PrefixCursor cursor)
+    {
+        int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
+        MatchInRam(tokens, limit / size, cursor.Root);
+        int blocks = LocallyHeldRun();
+        Interlocked.Add(ref _queriedTokens, limit);
+        Interlocked.Add(ref _hitTokens, (long)blocks * size);
+        if (blocks == 0) return 0;
+        int first = _pool.FirstLocalBlock(blocks * size);
+        var local = new List<int>[_localGroups];
+        for (int g = 0; g < _localGroups; g++)
+        {
+            local[g] = new List<int>(blocks);
+            for (int i = 0; i < blocks; i++) local[g].Add(i < first ? PagedWindow.Freed : _localOf![_matched[i] * _localGroups + g]);
+        }
+        var global = _matched.GetRange(0, blocks);
+        foreach (int b in global) _hits[b]++;
+        sequence.AdoptPrefix(global, local, blocks * size);
+        cursor.Blocks = blocks;
+        cursor.LastHash = _hash[global[^1]];
+        return blocks * size;
+    }
+
+    /// <summary>How many of <see cref="_matched"/>'s blocks a hit can take: the most whose end's window every local group still holds.</summary>
+    private int LocallyHeldRun()
+    {
+        for (int blocks = _matched.Count; blocks > 0; blocks--)
+        {
+            bool held = true;
+            for (int i = _pool.FirstLocalBlock(blocks * _pool.BlockSize); held && i < blocks; i++)
+                for (int g = 0; held && g < _localGroups; g++)
+                    held = _localOf![_matched[i] * _localGroups + g] >= 0;
+            if (held) return blocks;
+        }
+        return 0;
+    }
+
+    /// <summary>
     /// Marks the cached blocks a request waiting for admission will adopt (what <see cref="Adopt"/> would take of
     /// <paramref name="tokens"/> from RAM under <paramref name="root"/>) as just used, its first block last, and
     /// returns how many. The scheduler calls it for its queue, the head last: multi-turn chat comes back in a cycle,
@@ -154,13 +221,25 @@ public sealed class PrefixCache : ICachedBlocks
         int blocks = _matched.Count, whole = blocks * size;
         if (_partialHits && whole < limit && LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], root, hash) is ( >= 0 and var partial, _))
             _matched.Add(partial);
+        if (_localOf != null && LocallyHeldRun() is var held) _matched.RemoveRange(held, _matched.Count - held);
         for (int i = _matched.Count - 1; i >= 0; i--)
-            if (_lruNode[_matched[i]] is { } node)
-            {
-                _lru.Remove(node);
-                _lru.AddLast(node);
-            }
+        {
+            MarkUsed(_matched[i]);
+            // The local blocks of the window the hit ends with, which it needs as much as its global blocks.
+            if (_localOf != null && i >= _pool.FirstLocalBlock(_matched.Count * size))
+                for (int g = 0; g < _localGroups; g++) MarkUsed(_localOf[_matched[i] * _localGroups + g]);
+        }
         return _matched.Count;
+    }
+
+    /// <summary>Moves a cached block to the most recently used end (nothing for one somebody holds).</summary>
+    private void MarkUsed(int block)
+    {
+        if (_lruNode[block] is { } node)
+        {
+            _lru.Remove(node);
+            _lru.AddLast(node);
+        }
     }
 
     /// <summary>
@@ -237,6 +316,7 @@ public sealed class PrefixCache : ICachedBlocks
     public int Export(ReadOnlySpan<int> tokens, string? salt, Action<byte[]> write)
     {
         ArgumentNullException.ThrowIfNull(write);
+        RefuseLocalGroups();
         int size = _pool.BlockSize;
         ulong root = Begin(salt).Root, hash = root;
         MatchInRam(tokens, tokens.Length / size, root);
@@ -261,6 +341,7 @@ public sealed class PrefixCache : ICachedBlocks
     public int Import(ReadOnlySpan<int> tokens, string? salt, IReadOnlyList<byte[]> values)
     {
         ArgumentNullException.ThrowIfNull(values);
+        RefuseLocalGroups();
         int size = _pool.BlockSize, full = Math.Min(tokens.Length / size, values.Count), blockBytes = checked((int)_pool.BytesPerBlock);
         ulong root = Begin(salt).Root;
         ulong hash = MatchInRam(tokens, full, root);
@@ -282,6 +363,13 @@ public sealed class PrefixCache : ICachedBlocks
         return cached * size;
     }
 
+    /// <summary>A prefix file holds whole-layer blocks: a pool that keeps local layers apart has none.</summary>
+    private void RefuseLocalGroups()
+    {
+        if (_localOf != null)
+            throw new NotSupportedException($"a saved prefix holds blocks of every layer: with {_pool.Config.Architecture}'s local layers kept apart ({_pool.LayerGroups}) there are none; keep every position of the local layers (--swa-full) to save or restore prefixes");
+    }
+
     /// <summary>
     /// Publishes every full block of <paramref name="sequence"/> past <paramref name="cursor"/>, chained to the one
     /// before it; <paramref name="tokens"/> are the sequence's tokens (at least its length). A partial block, the one
@@ -299,7 +387,28 @@ public sealed class PrefixCache : ICachedBlocks
         {
             int b = cursor.Blocks;
             cursor.LastHash = PublishBlock(table[b], ParentOf(cursor, table, b), cursor.Root, cursor.LastHash, tokens.Slice(b * size, size));
+            if (_localOf != null) PublishLocal(sequence, b);
             cursor.Blocks++;
+        }
+    }
+
+    /// <summary>
+    /// Publishes the local groups' blocks of table entry <paramref name="b"/> with its global block, where that block is
+    /// published and lacks them (a block adopted from the cache has its own, or had them evicted; a local block already
+    /// let go behind the window is not there to publish).
+    /// </summary>
+    private void PublishLocal(PagedKvSequence sequence, int b)
+    {
+        int global = sequence.BlockTable[b];
+        if (!_published[global]) return;
+        for (int g = 0; g < _localGroups; g++)
+        {
+            int at = global * _localGroups + g, local = sequence.GroupTable(g + 1)[b];
+            if (_localOf![at] >= 0 || local == PagedWindow.Freed || _published[local]) continue;
+            _localOf[at] = local;
+            _localAt![local] = at;
+            _published[local] = true;
+            _rows[local] = _pool.BlockSize;
         }
     }
 
@@ -434,6 +543,13 @@ public sealed class PrefixCache : ICachedBlocks
         _lru.RemoveFirst();
         _lruNode[block] = null;
         Interlocked.Increment(ref _evictedBlocks);
+        if (_localAt != null && _localAt[block] >= 0)
+        {
+            // A local block alone: hits ending where its window is read get shorter.
+            ForgetLocal(block);
+            return true;
+        }
+        if (_localOf != null) ForgetLocalBlocksOf(block);
         // Tiers hold whole blocks, found by hash; a tail is only ever reused from RAM.
         if (_rows[block] == _pool.BlockSize)
             _tiers?.TryQueue(new KvTierBlock.Identity(_layoutId, _root[block], _parentHash[block], _hash[block]),
@@ -443,5 +559,32 @@ public sealed class PrefixCache : ICachedBlocks
         _generation[block]++;
         if (_index.TryGetValue(_hash[block], out int indexed) && indexed == block) _index.Remove(_hash[block]);
         return true;
+    }
+
+    /// <summary>Unpublishes a local block: its global block no longer has it.</summary>
+    private void ForgetLocal(int local)
+    {
+        _localOf![_localAt![local]] = -1;
+        _localAt[local] = -1;
+        _published[local] = false;
+    }
+
+    /// <summary>
+    /// Unpublishes the local blocks of a global block being evicted (no lookup reaches them without it): one nobody
+    /// holds goes back to the pool, one a sequence holds is that sequence's until it lets go.
+    /// </summary>
+    private void ForgetLocalBlocksOf(int global)
+    {
+        for (int g = 0; g < _localGroups; g++)
+        {
+            int local = _localOf![global * _localGroups + g];
+            if (local < 0) continue;
+            ForgetLocal(local);
+            if (_lruNode[local] is not { } node) continue;
+            _lru.Remove(node);
+            _lruNode[local] = null;
+            Interlocked.Increment(ref _evictedBlocks);
+            _pool.FreeCached(local);
+        }
     }
 }
