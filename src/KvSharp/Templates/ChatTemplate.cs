@@ -29,6 +29,8 @@ public sealed class ChatTemplate
         _template = template;
         Clock = clock;
         SupportsSystemRole = RendersSystemRole();
+        // Before this, MessageValue passes arguments as text: the probe renders them both ways.
+        RequiresObjectArguments = !RendersToolCallArguments(ProbeArguments, "{\"code\": \"print") && RendersToolCallArguments(null, "\"code\": \"print");
     }
 
     /// <summary>Where the template came from: a built-in name, "gguf", or a file path.</summary>
@@ -37,6 +39,12 @@ public sealed class ChatTemplate
     public string Source { get; }
     /// <summary>Whether the template renders a system message itself; if not, <see cref="Render(IReadOnlyList{ChatMessage}, bool, string, string, IReadOnlyDictionary{string, object?}?)"/> merges it into the first user message.</summary>
     public bool SupportsSystemRole { get; }
+    /// <summary>
+    /// Whether the template renders a tool call's arguments only from an object, not from their JSON text (Qwen 2.5,
+    /// Llama 3.x and Mistral print them with tojson): those get the arguments parsed; the others (Hermes, Functionary)
+    /// their text, as OpenAI sends them. minja's probe (llama.cpp's requires_object_arguments).
+    /// </summary>
+    public bool RequiresObjectArguments { get; }
     /// <summary>Extra stop strings for generation after this template's prompt (the plain transcript stops at the next "User:").</summary>
     public IReadOnlyList<string> StopStrings { get; }
     /// <summary>The clock strftime_now reads (Llama 3.x templates print today's date); default: the current UTC time.</summary>
@@ -146,20 +154,37 @@ public sealed class ChatTemplate
     private static string TokenText(ITokenizer tokenizer, int id) => id >= 0 && id < tokenizer.VocabSize ? tokenizer.TokenText(id) : "";
 
     private MarkedString RenderRaw(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, string bos, string eos,
-        IReadOnlyDictionary<string, object?>? extra)
+        IReadOnlyDictionary<string, object?>? extra, bool? objectArguments = null)
     {
+        bool asObject = objectArguments ?? RequiresObjectArguments;
         var variables = new Dictionary<string, object?>(StringComparer.Ordinal);
         if (extra != null)
             foreach (var (k, v) in extra) variables[k] = FromDotNet(v, k);
-        variables["messages"] = messages.Select(m => (object?)new JinjaDict
-        {
-            ["role"] = MarkedString.Data(m.Role),
-            ["content"] = MarkedString.Data(m.Content),
-        }).ToList();
+        variables["messages"] = messages.Select(m => (object?)MessageValue(m, asObject)).ToList();
         variables["add_generation_prompt"] = addGenerationPrompt;
         variables["bos_token"] = MarkedString.Plain(bos);
         variables["eos_token"] = MarkedString.Plain(eos);
         return _template.Render(variables, Clock());
+    }
+
+    private const string ProbeArguments = "{\"code\": \"print('Hello, World!')\"}";
+
+    /// <summary>
+    /// Renders a user message and an assistant's tool call with <paramref name="arguments"/> as text (null: as the
+    /// object they spell) and looks for <paramref name="needle"/> (minja's capability probe).
+    /// </summary>
+    private bool RendersToolCallArguments(string? arguments, string needle)
+    {
+        var call = new ChatMessage("assistant", "") { ToolCalls = [new ChatToolCall("call00001", "ipython", arguments ?? ProbeArguments)] };
+        try
+        {
+            var extra = new Dictionary<string, object?> { ["tools"] = null };
+            return RenderRaw([ChatMessage.User("Hey"), call], false, "", "", extra, objectArguments: arguments == null).Text.Contains(needle, StringComparison.Ordinal);
+        }
+        catch (TemplateException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Renders a system and a user message and looks for the system text (minja's capability probe).</summary>
@@ -203,6 +228,38 @@ public sealed class ChatTemplate
         }
         if (pending.Length > 0) result.Add(ChatMessage.User(pending));
         return result;
+    }
+
+    /// <summary>
+    /// A message as templates read it (Hugging Face's shape): role and content; an assistant's tool_calls, each
+    /// {id, type: "function", function: {name, arguments}} with the arguments as an object where the template needs
+    /// one (<see cref="RequiresObjectArguments"/>) and they are a JSON object, else their text; a tool turn's
+    /// tool_call_id and name.
+    /// </summary>
+    private static JinjaDict MessageValue(ChatMessage m, bool objectArguments)
+    {
+        var d = new JinjaDict { ["role"] = MarkedString.Data(m.Role), ["content"] = MarkedString.Data(m.Content) };
+        if (m.ToolCalls is { Count: > 0 } calls)
+            d["tool_calls"] = calls.Select(c => (object?)new JinjaDict
+            {
+                ["id"] = MarkedString.Data(c.Id),
+                ["type"] = MarkedString.Data("function"),
+                ["function"] = new JinjaDict { ["name"] = MarkedString.Data(c.Name), ["arguments"] = objectArguments ? ArgumentsValue(c.Arguments) : MarkedString.Data(c.Arguments) },
+            }).ToList();
+        if (m.ToolCallId != null) d["tool_call_id"] = MarkedString.Data(m.ToolCallId);
+        if (m.Name != null) d["name"] = MarkedString.Data(m.Name);
+        return d;
+    }
+
+    private static object? ArgumentsValue(string arguments)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(arguments);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object) return FromJson(doc.RootElement);
+        }
+        catch (JsonException) { }
+        return MarkedString.Data(arguments);
     }
 
     /// <summary>A caller's value as a template value; strings are content.</summary>

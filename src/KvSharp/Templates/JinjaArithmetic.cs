@@ -10,7 +10,7 @@ internal static class JinjaArithmetic
         {
             switch (left, right)
             {
-                case (MarkedString a, MarkedString b): return MarkedString.Concat(a, b);
+                case (MarkedString a, MarkedString b): return MarkedString.Add(a, b);
                 case (List<object?> a, List<object?> b): return a.Concat(b).ToList();
             }
         }

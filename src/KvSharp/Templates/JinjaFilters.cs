@@ -31,7 +31,7 @@ internal static class JinjaFilters
             case "capitalize": return Text(value, name).MapChars(JinjaMethods.Capitalize);
             case "title": return Text(value, name).MapChars(JinjaTitle);
             case "string": return JinjaValues.ToText(value);
-            case "safe": return value;
+            case "safe": return value is MarkedString m ? m.AsSafe() : value;
             case "tojson":
             {
                 var indent = a.Get(0, "indent");

@@ -54,6 +54,32 @@ internal sealed class MarkedString : IEquatable<MarkedString>
         return b.ToMarked();
     }
 
+    /// <summary>
+    /// Whether this is Jinja2's Markup (what |safe returns): joined with + to a plain string, that string is
+    /// HTML-escaped first (markupsafe's Markup.__add__ / __radd__), which Hugging Face's renderer does too.
+    /// </summary>
+    public bool IsSafe { get; private init; }
+
+    /// <summary>The same text as Markup (<see cref="IsSafe"/>).</summary>
+    public MarkedString AsSafe() => IsSafe ? this : new MarkedString(Text, _data) { IsSafe = true };
+
+    /// <summary>
+    /// a + b as Jinja2 joins them: a Markup side escapes a plain other side (&amp; &lt; &gt; ' " as markupsafe does) and
+    /// the result is Markup; two plain strings join as they are.
+    /// </summary>
+    public static MarkedString Add(MarkedString a, MarkedString b)
+    {
+        if (a.IsSafe == b.IsSafe) return a.IsSafe ? Concat(a, b).AsSafe() : Concat(a, b);
+        return (a.IsSafe ? Concat(a, Escape(b)) : Concat(Escape(a), b)).AsSafe();
+    }
+
+    private static MarkedString Escape(MarkedString s)
+    {
+        string escaped = s.Text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("'", "&#39;").Replace("\"", "&#34;");
+        if (escaped.Length == s.Length) return s;
+        return s.HasData ? Data(escaped) : Plain(escaped); // a length-changing mapping: keep the conservative mark
+    }
+
     public static MarkedString Concat(MarkedString a, MarkedString b)
     {
         if (a.Length == 0) return b;
