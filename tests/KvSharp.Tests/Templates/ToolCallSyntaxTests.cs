@@ -1,0 +1,78 @@
+using System.Text.Json;
+using KvSharp.Templates;
+
+namespace KvSharp.Tests.Templates;
+
+/// <summary>
+/// Tool calls read from a reply in the syntax the template's model family writes; what does not parse as a call stays
+/// text, and a template that shows no syntax kvsharp reads has none.
+/// </summary>
+public class ToolCallSyntaxTests
+{
+    private static readonly JsonElement Data = TemplateTestData.Load("jinja2-tool-templates.json");
+
+    private static ToolCallSyntax? SyntaxOf(string template) =>
+        ToolCallSyntax.Of(ChatTemplate.Parse(Data.GetProperty("templates").GetProperty(template).GetString()!, template));
+
+    [Theory]
+    [InlineData("Qwen-Qwen2.5-7B-Instruct.jinja", "hermes")]
+    [InlineData("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use.jinja", "hermes")]
+    [InlineData("NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "hermes")]
+    [InlineData("mistralai-Mistral-Nemo-Instruct-2407.jinja", "mistral")]
+    [InlineData("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3-json")]
+    [InlineData("meta-llama-Llama-3.2-3B-Instruct.jinja", "llama3-json")]
+    [InlineData("meta-llama-Llama-3.3-70B-Instruct.jinja", "llama3-json")]
+    [InlineData("meetkai-functionary-medium-v3.2.jinja", null)]
+    public void TheSyntaxIsToldFromTheTemplate(string template, string? expected) => Assert.Equal(expected, SyntaxOf(template)?.Name);
+
+    [Fact]
+    public void NoSyntaxForATemplateWithoutTools() => Assert.Null(ToolCallSyntax.Of(ChatTemplate.BuiltIn("chatml")));
+
+    [Fact]
+    public void HermesCallsAreTheTaggedObjectsAndTheRestIsContent()
+    {
+        var syntax = SyntaxOf("Qwen-Qwen2.5-7B-Instruct.jinja")!;
+        var reply = syntax.Parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n" +
+                                 "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}\n</tool_call>");
+        Assert.Equal("Let me check.", reply.Content);
+        Assert.Equal(["get_weather", "get_time"], reply.Calls.Select(c => c.Name));
+        Assert.Equal("{\"city\": \"Paris\"}", reply.Calls[0].Arguments);
+        Assert.All(reply.Calls, c => Assert.Matches("^call_[A-Za-z0-9]{24}$", c.Id));
+        Assert.NotEqual(reply.Calls[0].Id, reply.Calls[1].Id);
+        // An unclosed last call (the reply ended at the end-of-turn token) still counts.
+        Assert.Single(syntax.Parse("<tool_call>{\"name\": \"get_time\", \"arguments\": {}}").Calls);
+    }
+
+    [Theory]
+    [InlineData("<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": </tool_call>")]
+    [InlineData("<tool_call>{\"arguments\": {}}</tool_call>")]
+    [InlineData("Just text, no call.")]
+    public void WhatIsNotACallStaysText(string text)
+    {
+        var reply = SyntaxOf("Qwen-Qwen2.5-7B-Instruct.jinja")!.Parse(text);
+        Assert.Empty(reply.Calls);
+        Assert.Equal(text.Trim(), reply.Content);
+    }
+
+    [Fact]
+    public void MistralCallsFollowTheMarkerWithIdsItsTemplateAccepts()
+    {
+        var syntax = SyntaxOf("mistralai-Mistral-Nemo-Instruct-2407.jinja")!;
+        var reply = syntax.Parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abc123XYZ\"}, {\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}]");
+        Assert.Equal("", reply.Content);
+        Assert.Equal(["get_weather", "get_time"], reply.Calls.Select(c => c.Name));
+        Assert.Equal("abc123XYZ", reply.Calls[0].Id);
+        Assert.Matches("^[A-Za-z0-9]{9}$", reply.Calls[1].Id);
+        Assert.Empty(syntax.Parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": 3}]").Calls);
+    }
+
+    [Fact]
+    public void LlamaCallsAreOneJsonObjectWithParameters()
+    {
+        var syntax = SyntaxOf("meta-llama-Llama-3.1-8B-Instruct.jinja")!;
+        var call = Assert.Single(syntax.Parse("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}").Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
+        Assert.Single(syntax.Parse("<|python_tag|>{\"name\": \"get_time\", \"parameters\": {\"zone\": \"CET\"}}").Calls);
+        Assert.Empty(syntax.Parse("The weather is {fine}.").Calls);
+    }
+}
