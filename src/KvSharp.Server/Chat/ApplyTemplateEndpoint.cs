@@ -19,15 +19,18 @@ internal static class ApplyTemplateEndpoint
     {
         var served = context.RequestServices.GetRequiredService<EngineService>();
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ApplyTemplateRequest);
-        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), body.AddGenerationPrompt != false, served.Model.Tokenizer);
+        var tools = ChatTools.Of(new ChatCompletionRequest { Tools = body.Tools, ToolChoice = body.ToolChoice }, served.ChatTemplate);
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), body.AddGenerationPrompt != false, served.Model.Tokenizer, tools);
         await context.Response.WriteAsJsonAsync(new ApplyTemplateResponse(rendered.Prompt), ServerJson.Default.ApplyTemplateResponse, contentType: null, context.RequestAborted);
     }
 }
 
-/// <summary>Messages as in chat completions; add_generation_prompt defaults to true, as llama-server's.</summary>
+/// <summary>Messages (and tools) as in chat completions; add_generation_prompt defaults to true, as llama-server's.</summary>
 public sealed class ApplyTemplateRequest
 {
     public List<ChatRequestMessage?>? Messages { get; set; }
+    public System.Text.Json.JsonElement Tools { get; set; }
+    public System.Text.Json.JsonElement ToolChoice { get; set; }
     public bool? AddGenerationPrompt { get; set; }
 }
 

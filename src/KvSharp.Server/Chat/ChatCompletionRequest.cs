@@ -19,10 +19,14 @@ public sealed class ChatCompletionRequest : SamplingParameters
     /// (<see cref="Continuations.PromptContinuation.TokenizeChat"/>).
     /// </summary>
     public string? Continues { get; set; }
-    // Function calling and structured output are not supported; these fields are read only to refuse them
-    // (ChatRefusedFields) rather than silently answer as if they had not been sent.
+    /// <summary>Functions the model may call (<see cref="ChatTools"/>): <c>[{"type": "function", "function": {"name", "description", "parameters"}}]</c>.</summary>
     public JsonElement Tools { get; set; }
+    /// <summary>"auto" (the default with tools) or "none"; a forced call ("required", a named function) is refused.</summary>
     public JsonElement ToolChoice { get; set; }
+    /// <summary>Accepted: a reply may hold several calls whatever it says (no constrained decoding to hold it to one).</summary>
+    public bool? ParallelToolCalls { get; set; }
+    // The deprecated function-calling fields and structured output are not supported; these fields are read only to
+    // refuse them (ChatRefusedFields) rather than silently answer as if they had not been sent.
     public JsonElement Functions { get; set; }
     public JsonElement FunctionCall { get; set; }
     public JsonElement ResponseFormat { get; set; }
@@ -33,6 +37,25 @@ public sealed class ChatRequestMessage
 {
     public string? Role { get; set; }
     public JsonElement Content { get; set; }
-    /// <summary>Accepted and not rendered (chat templates have no place for it).</summary>
+    /// <summary>A tool turn's tool name (some templates print it); on other turns accepted and not rendered.</summary>
     public string? Name { get; set; }
+    /// <summary>An assistant turn's tool calls, as a chat completion returned them.</summary>
+    public List<ChatRequestToolCall?>? ToolCalls { get; set; }
+    /// <summary>A tool turn: the call it answers.</summary>
+    public string? ToolCallId { get; set; }
+}
+
+/// <summary>One tool call of an assistant turn: <c>{"id", "type": "function", "function": {"name", "arguments"}}</c>.</summary>
+public sealed class ChatRequestToolCall
+{
+    public string? Id { get; set; }
+    public string? Type { get; set; }
+    public ChatRequestFunctionCall? Function { get; set; }
+}
+
+/// <summary>The function a tool call names and its arguments: JSON text as OpenAI sends them (an object is accepted too).</summary>
+public sealed class ChatRequestFunctionCall
+{
+    public string? Name { get; set; }
+    public JsonElement Arguments { get; set; }
 }

@@ -9,7 +9,16 @@ public sealed record ChatCompletionResponse(string Id, string Object, long Creat
 /// <summary>One choice: the assistant's message, its logprobs (null unless asked for) and why it ended.</summary>
 public sealed record ChatChoice(int Index, ChatResponseMessage Message, ChatLogprobs? Logprobs, string FinishReason);
 
-public sealed record ChatResponseMessage(string Role, string Content);
+/// <summary>The assistant's reply: its text (null beside tool calls when it wrote none) and its tool calls, left out when none.</summary>
+public sealed record ChatResponseMessage(string Role, string? Content,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null);
+
+/// <summary>One tool call in OpenAI's shape; in a stream's delta it carries its index among the choice's calls.</summary>
+public sealed record ChatResponseToolCall(
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Index, string Id, string Type, ChatResponseFunction Function);
+
+/// <summary>The function called and its arguments as JSON text.</summary>
+public sealed record ChatResponseFunction(string Name, string Arguments);
 
 /// <summary>
 /// One streamed chunk: <c>"object": "chat.completion.chunk"</c>, choices carrying a delta; the last chunk carries the
@@ -23,7 +32,8 @@ public sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs? L
 /// <summary>The role comes once, in a choice's first chunk; absent fields are left out, not null, as OpenAI does.</summary>
 public sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null);
 
 /// <summary>OpenAI's chat logprobs: one entry per generated token.</summary>
 public sealed record ChatLogprobs(ChatTokenLogprob[] Content);

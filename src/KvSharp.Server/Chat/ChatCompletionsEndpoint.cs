@@ -18,6 +18,8 @@ namespace KvSharp.Server.Chat;
 /// <c>POST /v1/chat/completions</c>: OpenAI's chat completions over the engine, whole or streamed. The messages are
 /// rendered by the served chat template and tokenized so that their content is never read as special tokens; the
 /// template's stop strings join the request's, and generation also stops at the model's end-of-generation tokens.
+/// With tools (<see cref="ChatTools"/>), each reply is read for tool calls once it is complete, so a streamed reply
+/// with tools arrives whole at its end: its text, then its calls, then its finish reason ("tool_calls" when it called).
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
@@ -33,7 +35,8 @@ internal static class ChatCompletionsEndpoint
         int? topLogprobs = CheckChatFields(body);
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
-        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer);
+        var tools = ChatTools.Of(body, served.ChatTemplate);
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
@@ -43,7 +46,19 @@ internal static class ChatCompletionsEndpoint
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
         var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
-        await run.RespondAsync(context.Response, format, body.Stream == true, body.StreamOptions?.IncludeUsage == true, result =>
+        bool stream = body.Stream == true, includeUsage = body.StreamOptions?.IncludeUsage == true;
+        if (tools != null)
+        {
+            // Whole, then written in the shape asked for: the calls are read from the complete reply.
+            await run.RespondAsync(context.Response, format, stream: false, includeUsage, result =>
+            {
+                var replies = new ChatReply[result.Texts.Length];
+                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i]);
+                return stream ? StreamRepliesAsync(context, format, replies, result, includeUsage) : WriteRepliesAsync(context, format, replies, result, served.ModelId);
+            });
+            return;
+        }
+        await run.RespondAsync(context.Response, format, stream, includeUsage, result =>
         {
             var choices = new ChatChoice[result.Texts.Length];
             for (int i = 0; i < choices.Length; i++)
@@ -51,6 +66,33 @@ internal static class ChatCompletionsEndpoint
             var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, served.ModelId, choices, result.Usage);
             return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
         });
+    }
+
+    private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)
+    {
+        var choices = new ChatChoice[replies.Length];
+        for (int i = 0; i < choices.Length; i++)
+            choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, replies[i].Content, replies[i].Calls(withIndex: false)),
+                format.Logprobs(result.Logprobs?[i]), replies[i].FinishReason);
+        var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, model, choices, result.Usage);
+        return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
+    }
+
+    /// <summary>A whole reply per choice as a stream: its text (with its logprobs), its calls, its finish reason; the usage if asked; [DONE].</summary>
+    private static async Task StreamRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, bool includeUsage)
+    {
+        var response = context.Response;
+        ServerSentEvents.Begin(response);
+        var body = response.BodyWriter;
+        for (int i = 0; i < replies.Length; i++)
+        {
+            ServerSentEvents.Write(body, format.Reply(i, replies[i].Content ?? "", null, format.Logprobs(result.Logprobs?[i])));
+            if (replies[i].Calls(withIndex: true) is { } calls) ServerSentEvents.Write(body, format.Reply(i, null, calls, null));
+            ServerSentEvents.Write(body, format.Finish(i, replies[i].FinishReason));
+        }
+        if (includeUsage) ServerSentEvents.Write(body, format.Usage(result.Usage));
+        ServerSentEvents.WriteDone(body);
+        await body.FlushAsync(context.RequestAborted);
     }
 
     /// <summary>The fields only chat has; returns the alternatives per token to report logprobs for (null: no logprobs).</summary>
@@ -84,6 +126,13 @@ internal static class ChatCompletionsEndpoint
             Serialize([new ChatChunkChoice(choice, _roleSent[choice] ? new ChatDelta(null, null) : Delta(choice, ""), null, finishReason)], null);
 
         public byte[] Usage(Usage usage) => Serialize([], usage);
+
+        /// <summary>A delta with a reply's text (the role too, in a choice's first chunk) or its tool calls.</summary>
+        public byte[] Reply(int choice, string? text, ChatResponseToolCall[]? calls, ChatLogprobs? logprobs)
+        {
+            var delta = text != null ? Delta(choice, text) : new ChatDelta(null, null, calls);
+            return Serialize([new ChatChunkChoice(choice, delta, logprobs, null)], null);
+        }
 
         private ChatDelta Delta(int choice, string text)
         {

@@ -11,7 +11,7 @@ namespace KvSharp.Server.Chat;
 /// </summary>
 internal static class ChatPrompt
 {
-    private static readonly string[] Roles = ["system", "developer", "user", "assistant"];
+    private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool"];
 
     public static List<ChatMessage> Messages(List<ChatRequestMessage?>? messages)
     {
@@ -28,11 +28,40 @@ internal static class ChatPrompt
                 "developer" => "system",
                 _ when Roles.Contains(m.Role) => m.Role,
                 _ => throw ApiError.InvalidValue($"{param}.role",
-                    $"{param}.role '{m.Role}' is not supported; use one of {string.Join(", ", Roles)} (tools are not supported)"),
+                    $"{param}.role '{m.Role}' is not supported; use one of {string.Join(", ", Roles)}"),
             };
-            result.Add(new ChatMessage(role, Content(m.Content, role, param)));
+            var message = new ChatMessage(role, Content(m.Content, role, param));
+            if (role == "tool")
+                message = message with
+                {
+                    ToolCallId = m.ToolCallId ?? throw ApiError.Missing($"{param}.tool_call_id"),
+                    Name = m.Name,
+                };
+            if (m.ToolCalls is { Count: > 0 } calls)
+            {
+                if (role != "assistant") throw ApiError.InvalidValue($"{param}.tool_calls", $"{param}.tool_calls belong to an assistant message, not a {role} one");
+                message = message with { ToolCalls = [.. calls.Select((c, j) => ToolCall(c, $"{param}.tool_calls[{j}]"))] };
+            }
+            result.Add(message);
         }
         return result;
+    }
+
+    /// <summary>One tool call an assistant message carries: its id, the function's name, and its arguments (JSON text, or an object given as one).</summary>
+    private static ChatToolCall ToolCall(ChatRequestToolCall? call, string param)
+    {
+        if (call == null) throw ApiError.InvalidType(param, $"{param} must be an object with an id and a function");
+        if (call.Type is not (null or "function")) throw ApiError.InvalidValue($"{param}.type", $"{param}.type must be \"function\"");
+        var function = call.Function ?? throw ApiError.Missing($"{param}.function");
+        if (string.IsNullOrEmpty(function.Name)) throw ApiError.Missing($"{param}.function.name");
+        string arguments = function.Arguments.ValueKind switch
+        {
+            JsonValueKind.String => function.Arguments.GetString()!,
+            JsonValueKind.Object => function.Arguments.GetRawText(),
+            JsonValueKind.Undefined or JsonValueKind.Null => "{}",
+            _ => throw ApiError.InvalidType($"{param}.function.arguments", $"{param}.function.arguments must be a JSON string (or an object)"),
+        };
+        return new ChatToolCall(call.Id ?? throw ApiError.Missing($"{param}.id"), function.Name, arguments);
     }
 
     /// <summary>
@@ -70,11 +99,12 @@ internal static class ChatPrompt
     }
 
     /// <summary>Renders with the served template; a template that refuses the conversation (raise_exception) is the caller's 400.</summary>
-    public static RenderedChat Render(ChatTemplate template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, KvSharp.Tokenization.ITokenizer tokenizer)
+    public static RenderedChat Render(ChatTemplate template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, KvSharp.Tokenization.ITokenizer tokenizer,
+        ChatTools? tools = null)
     {
         try
         {
-            return template.Render(messages, addGenerationPrompt, tokenizer);
+            return template.Render(messages, addGenerationPrompt, tokenizer, tools?.TemplateVariables);
         }
         catch (TemplateException e)
         {

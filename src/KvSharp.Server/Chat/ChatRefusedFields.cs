@@ -5,19 +5,17 @@ namespace KvSharp.Server.Chat;
 
 /// <summary>
 /// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
-/// sends tools or asks for JSON would otherwise get plain text and no error. What asks for nothing is accepted, as
-/// OpenAI's clients send it: absent or null, an empty tools or functions list, tool_choice or function_call "none",
-/// response_format {"type": "text"}.
+/// sends the deprecated functions or asks for JSON would otherwise get plain text and no error. What asks for nothing
+/// is accepted, as OpenAI's clients send it: absent or null, an empty functions list, function_call "none",
+/// response_format {"type": "text"}. Tools are <see cref="ChatTools"/>' business.
 /// </summary>
 internal static class ChatRefusedFields
 {
-    private const string NoFunctionCalling = "function calling is not supported by this server";
+    private const string NoFunctionCalling = "the deprecated function-calling fields are not supported by this server: use tools and tool_choice";
 
     public static void Check(ChatCompletionRequest body)
     {
-        RefuseList(body.Tools, "tools");
         RefuseList(body.Functions, "functions");
-        RefuseChoice(body.ToolChoice, "tool_choice");
         RefuseChoice(body.FunctionCall, "function_call");
         if (Given(body.ResponseFormat) && !IsTextFormat(body.ResponseFormat))
             throw ApiError.Unsupported("response_format",
@@ -43,7 +41,7 @@ internal static class ChatRefusedFields
         && type.ValueKind == JsonValueKind.String && type.GetString() == "text";
 
     /// <summary>The value as sent, cut short for the message.</summary>
-    private static string Short(JsonElement e)
+    internal static string Short(JsonElement e)
     {
         string raw = e.GetRawText();
         return raw.Length <= 80 ? raw : raw[..80] + "...";

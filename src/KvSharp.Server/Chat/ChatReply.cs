@@ -1,0 +1,30 @@
+using System.Text;
+using KvSharp.Templates;
+using KvSharp.Tokenization;
+
+namespace KvSharp.Server.Chat;
+
+/// <summary>
+/// One choice's reply read for tool calls: its text outside the calls (null when the calls are all it holds) and
+/// the calls; a reply without calls is its generated text as it is, with its own finish reason.
+/// </summary>
+internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> ToolCalls, string FinishReason)
+{
+    /// <summary>
+    /// Reads the generated <paramref name="tokens"/> with their special tokens rendered (a family's call marker may be
+    /// one) and the end-of-generation tokens left out.
+    /// </summary>
+    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason)
+    {
+        var bytes = new List<byte>();
+        foreach (int t in tokens)
+            if (!tokenizer.IsEndOfGeneration(t)) bytes.AddRange(tokenizer.TokenPiece(t, renderSpecial: true));
+        var reply = syntax.Parse(Encoding.UTF8.GetString([.. bytes]));
+        return reply.Calls.Count == 0 ? new ChatReply(text, [], finishReason)
+            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls");
+    }
+
+    /// <summary>The calls in OpenAI's shape (with their index for a stream's delta); null when none.</summary>
+    public ChatResponseToolCall[]? Calls(bool withIndex) => ToolCalls.Count == 0 ? null
+        : [.. ToolCalls.Select((c, i) => new ChatResponseToolCall(withIndex ? i : null, c.Id, "function", new ChatResponseFunction(c.Name, c.Arguments)))];
+}
