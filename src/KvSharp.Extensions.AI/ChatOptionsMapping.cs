@@ -16,8 +16,6 @@ internal static class ChatOptionsMapping
         var sampling = defaults.DefaultSampling;
         if (chat == null)
             return new GenerationOptions { MaxTokens = defaults.DefaultMaxOutputTokens, Sampling = sampling, StopStrings = template.StopStrings };
-        if (chat.Tools is { Count: > 0 })
-            throw new NotSupportedException($"ChatOptions.Tools: KvSharpChatClient does not call tools ({chat.Tools.Count} given)");
         if (chat.MaxOutputTokens is < 0)
             throw new ArgumentOutOfRangeException(nameof(chat), chat.MaxOutputTokens, "ChatOptions.MaxOutputTokens must be >= 0");
         sampling = sampling with
@@ -42,17 +40,10 @@ internal static class ChatOptionsMapping
     public static ChatFinishReason ToFinishReason(FinishReason reason) =>
         reason == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
 
-    /// <summary>The messages as the template sees them: role and text; content other than text is refused, not dropped.</summary>
+    /// <summary>The messages as the template sees them (<see cref="ChatToolMapping.FromMessage"/>); content it cannot render is refused, not dropped.</summary>
     public static List<ChatMessage> ToTemplateMessages(IEnumerable<AIChatMessage> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        var result = new List<ChatMessage>();
-        foreach (var m in messages)
-        {
-            if (m.Contents.FirstOrDefault(c => c is not TextContent) is { } other)
-                throw new NotSupportedException($"a {m.Role} message holds {other.GetType().Name}: KvSharpChatClient renders text content only");
-            result.Add(new ChatMessage(m.Role.Value, m.Text));
-        }
-        return result;
+        return [.. messages.SelectMany(ChatToolMapping.FromMessage)];
     }
 }

@@ -82,8 +82,8 @@ public sealed class KvSharpChatClient : IChatClient
     }
 
     /// <summary>The prompt tokens of <paramref name="messages"/>: the template's special tokens parsed, the messages' never.</summary>
-    internal int[] Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) =>
-        Template.Render(messages, addGenerationPrompt, _model.Tokenizer).Tokenize(_model.Tokenizer);
+    internal int[] Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null) =>
+        Template.Render(messages, addGenerationPrompt, _model.Tokenizer, extra).Tokenize(_model.Tokenizer);
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
@@ -91,7 +91,7 @@ public sealed class KvSharpChatClient : IChatClient
         var turn = new Turn();
         var text = new StringBuilder();
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false)) text.Append(piece);
-        return new ChatResponse(new AIChatMessage(ChatRole.Assistant, text.ToString()) { MessageId = turn.ResponseId, CreatedAt = turn.CreatedAt })
+        return new ChatResponse(new AIChatMessage(ChatRole.Assistant, turn.Contents(text.ToString())) { MessageId = turn.ResponseId, CreatedAt = turn.CreatedAt })
         {
             ResponseId = turn.ResponseId,
             ConversationId = turn.ConversationId,
@@ -106,14 +106,21 @@ public sealed class KvSharpChatClient : IChatClient
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var turn = new Turn();
+        // With tools a reply is read for calls once complete: its text and calls come in one update at its end.
+        bool whole = options?.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode;
+        var text = new StringBuilder();
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false))
-            yield return Update(turn, new TextContent(piece));
+            if (whole) text.Append(piece);
+            else yield return Update(turn, new TextContent(piece));
+        if (whole) yield return Update(turn, turn.Contents(text.ToString()));
         var last = Update(turn, new UsageContent(turn.Usage!));
         last.FinishReason = turn.FinishReason;
         yield return last;
     }
 
-    private ChatResponseUpdate Update(Turn turn, AIContent content) => new(ChatRole.Assistant, [content])
+    private ChatResponseUpdate Update(Turn turn, AIContent content) => Update(turn, [content]);
+
+    private ChatResponseUpdate Update(Turn turn, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
     {
         ResponseId = turn.ResponseId,
         MessageId = turn.ResponseId,
@@ -136,6 +143,7 @@ public sealed class KvSharpChatClient : IChatClient
         if (options?.ModelId is { } modelId && modelId != ModelId)
             throw new ArgumentException($"ChatOptions.ModelId '{modelId}' is not this client's model '{ModelId}'", nameof(options));
         var generation = ChatOptionsMapping.ToGeneration(options, Options, Template);
+        var tools = ChatToolMapping.Of(options, Template);
         var conversation = options?.ConversationId is { } id
             ? _conversations.Find(id) ?? throw new ArgumentException($"ChatOptions.ConversationId '{id}' names no live conversation of this " +
                 $"client: start one with StartConversation() (a released one, or the least recently used beyond MaxConversations = {Options.MaxConversations}, is gone)", nameof(options))
@@ -143,7 +151,7 @@ public sealed class KvSharpChatClient : IChatClient
 
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
-        int[] prompt = Render(history, addGenerationPrompt: true);
+        int[] prompt = Render(history, addGenerationPrompt: true, tools?.TemplateVariables);
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.
         if (prompt.Length >= session.ContextLength)
@@ -155,6 +163,7 @@ public sealed class KvSharpChatClient : IChatClient
         turn.CreatedAt = DateTimeOffset.UtcNow;
         turn.ConversationId = conversation == _stateless ? null : conversation.Id;
         var reply = new StringBuilder();
+        bool complete = false;
         try
         {
             foreach (string piece in pieces)
@@ -163,14 +172,19 @@ public sealed class KvSharpChatClient : IChatClient
                 reply.Append(piece);
                 yield return piece;
             }
+            if (tools != null) turn.Reply = tools.Read(reply.ToString(), ReplyWithSpecialTokens(session, prompt.Length));
+            complete = true;
         }
         finally
         {
-            history.Add(ChatMessage.Assistant(reply.ToString()));
+            // A reply that called tools is kept as the template renders calls, so the next turn finds it in the cache.
+            history.Add(complete && turn.Reply is { Calls.Count: > 0 } called
+                ? new ChatMessage("assistant", called.Content) { ToolCalls = called.Calls }
+                : ChatMessage.Assistant(reply.ToString()));
             conversation.Replace(history);
         }
         var stats = session.LastStats!;
-        turn.FinishReason = ChatOptionsMapping.ToFinishReason(stats.FinishReason);
+        turn.FinishReason = turn.Reply is { Calls.Count: > 0 } ? ChatFinishReason.ToolCalls : ChatOptionsMapping.ToFinishReason(stats.FinishReason);
         turn.Usage = new UsageDetails
         {
             InputTokenCount = prompt.Length,
@@ -180,9 +194,32 @@ public sealed class KvSharpChatClient : IChatClient
         };
     }
 
+    /// <summary>The reply's tokens as text with special tokens rendered (a family's call marker may be one), end-of-generation tokens left out.</summary>
+    private string ReplyWithSpecialTokens(InferenceSession session, int promptLength)
+    {
+        var bytes = new List<byte>();
+        var tokens = session.Tokens;
+        for (int i = promptLength; i < tokens.Count; i++)
+            if (!_model.Tokenizer.IsEndOfGeneration(tokens[i])) bytes.AddRange(_model.Tokenizer.TokenPiece(tokens[i], renderSpecial: true));
+        return Encoding.UTF8.GetString([.. bytes]);
+    }
+
     /// <summary>What a finished reply reports besides its text.</summary>
     private sealed class Turn
     {
+        /// <summary>With tools, the reply read for calls (null without tools).</summary>
+        public ToolCallReply? Reply { get; set; }
+
+        /// <summary>The reply's contents: its text, or with calls, the text outside them (if any) and the calls.</summary>
+        public IList<AIContent> Contents(string text)
+        {
+            if (Reply is not { Calls.Count: > 0 } called) return [new TextContent(text)];
+            var contents = new List<AIContent>();
+            if (called.Content.Length > 0) contents.Add(new TextContent(called.Content));
+            contents.AddRange(called.Calls.Select(ChatToolMapping.ToContent));
+            return contents;
+        }
+
         public string? ResponseId { get; set; }
         public string? ConversationId { get; set; }
         public DateTimeOffset? CreatedAt { get; set; }

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using KvSharp.Engine;
+using KvSharp.Extensions.AI;
+using KvSharp.Server.Tests;
+using Microsoft.Extensions.AI;
+using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
+
+namespace KvSharp.Tests.ChatClient;
+
+/// <summary>
+/// KvSharpChatClient with tools, on a GGUF whose weights write a Hermes tool call (<see cref="ToolCallingModel"/>):
+/// the reply comes back as FunctionCallContent with finish reason ToolCalls (whole or streamed), the function's result
+/// goes back as a tool turn that reuses the conversation's cache, Microsoft.Extensions.AI's function invocation runs
+/// the function, and what the client cannot honour is refused by name.
+/// </summary>
+public sealed class ChatClientToolTests : IDisposable
+{
+    private readonly string _path = ToolCallingModel.Write();
+    private readonly LlmModel _model;
+    private readonly KvSharpChatClient _client;
+    private readonly List<string> _cities = [];
+    private readonly AIFunction _weather;
+
+    public ChatClientToolTests()
+    {
+        _model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 2 });
+        _client = new KvSharpChatClient(_model, new KvSharpChatClientOptions { Session = new SessionOptions { ContextLength = 1024 } });
+        _weather = AIFunctionFactory.Create((string city) =>
+        {
+            _cities.Add(city);
+            return $"18 degrees in {city}";
+        }, "get_weather", "The weather in a city");
+    }
+
+    public void Dispose()
+    {
+        _client.Dispose();
+        _model.Dispose();
+        File.Delete(_path);
+    }
+
+    private ChatOptions Options(string? conversation = null) => new() { Tools = [_weather], ConversationId = conversation, MaxOutputTokens = 16 };
+
+    private static AIChatMessage User(string text) => new(ChatRole.User, text);
+
+    [Fact]
+    public async Task AReplyThatCallsIsFunctionCallContentAndItsResultComesBackFromTheCache()
+    {
+        var conversation = _client.StartConversation();
+        var first = await _client.GetResponseAsync([User("Weather in Paris?")], Options(conversation.Id), TestContext.Current.CancellationToken);
+        Assert.Equal(ChatFinishReason.ToolCalls, first.FinishReason);
+        var call = Assert.IsType<FunctionCallContent>(Assert.Single(first.Messages.Single().Contents));
+        Assert.Equal("get_weather", call.Name);
+        Assert.Equal("Paris", ((JsonElement)call.Arguments!["city"]!).GetString());
+
+        var result = new AIChatMessage(ChatRole.Tool, [new FunctionResultContent(call.CallId, "18 degrees")]);
+        var second = await _client.GetResponseAsync([result], Options(conversation.Id), TestContext.Current.CancellationToken);
+        // The first turn, with the call as the model wrote it, comes from the cache: only the tool turn is computed.
+        Assert.True(second.Usage!.CachedInputTokenCount >= first.Usage!.InputTokenCount + first.Usage.OutputTokenCount - 1,
+            $"{second.Usage.CachedInputTokenCount} cached of {second.Usage.InputTokenCount}; the first turn was {first.Usage.InputTokenCount} + {first.Usage.OutputTokenCount}");
+    }
+
+    [Fact]
+    public async Task AStreamedReplyWithToolsEndsWithItsCalls()
+    {
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var u in _client.GetStreamingResponseAsync([User("Weather in Paris?")], Options(), TestContext.Current.CancellationToken)) updates.Add(u);
+        var call = Assert.Single(updates.SelectMany(u => u.Contents).OfType<FunctionCallContent>());
+        Assert.Equal("get_weather", call.Name);
+        Assert.DoesNotContain(updates.SelectMany(u => u.Contents).OfType<TextContent>(), t => t.Text.Contains("tool_call"));
+        Assert.Equal(ChatFinishReason.ToolCalls, updates[^1].FinishReason);
+    }
+
+    [Fact]
+    public async Task FunctionInvocationRunsTheFunctionTheModelCalls()
+    {
+        using var invoking = new FunctionInvokingChatClient(_client) { MaximumIterationsPerRequest = 2 };
+        var conversation = _client.StartConversation();
+        await invoking.GetResponseAsync([User("Weather in Paris?")], Options(conversation.Id), TestContext.Current.CancellationToken);
+        Assert.NotEmpty(_cities);
+        Assert.All(_cities, c => Assert.Equal("Paris", c));
+    }
+
+    [Fact]
+    public async Task ParallelCallsResultsInOneMessageAreATurnEach()
+    {
+        var calls = new AIChatMessage(ChatRole.Assistant, [
+            new FunctionCallContent("call_a", "get_weather", new Dictionary<string, object?> { ["city"] = "Paris" }),
+            new FunctionCallContent("call_b", "get_weather", new Dictionary<string, object?> { ["city"] = "Rome" })]);
+        async Task<long> PromptTokens(params AIContent[] results)
+        {
+            var response = await _client.GetResponseAsync([User("Weather in Paris and Rome?"), calls, new AIChatMessage(ChatRole.Tool, results)], Options(),
+                TestContext.Current.CancellationToken);
+            return response.Usage!.InputTokenCount!.Value;
+        }
+        long one = await PromptTokens(new FunctionResultContent("call_a", "18 degrees"));
+        long two = await PromptTokens(new FunctionResultContent("call_a", "18 degrees"), new FunctionResultContent("call_b", "18 degrees"));
+        // The second tool turn: its header, its text and its end ("<|im_start|>tool\n18 degrees<|im_end|>\n").
+        long turn = _model.Tokenizer.Encode("<|im_start|>tool\n18 degrees<|im_end|>\n", addSpecial: false, parseSpecial: true).Length;
+        Assert.Equal(one + turn, two);
+    }
+
+    [Fact]
+    public async Task WithoutToolsTheReplyIsTextAndAForcedCallIsRefused()
+    {
+        var plain = await _client.GetResponseAsync([User("Weather in Paris?")], new ChatOptions { MaxOutputTokens = 16 }, TestContext.Current.CancellationToken);
+        Assert.Equal("<tool_call>" + ToolCallingModel.CallText + "</tool_call>", plain.Text);
+        Assert.Equal(ChatFinishReason.Stop, plain.FinishReason);
+        var forced = Options();
+        forced.ToolMode = ChatToolMode.RequireAny;
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => _client.GetResponseAsync([User("Hi")], forced, TestContext.Current.CancellationToken));
+        Assert.Contains("cannot force", e.Message);
+    }
+}
