@@ -8,10 +8,13 @@ namespace KvSharp.Templates;
 public sealed record ToolCallReply(string Content, IReadOnlyList<ChatToolCall> Calls);
 
 /// <summary>
-/// How a model family writes tool calls in its reply, told from its chat template (as llama.cpp's common/chat.cpp
-/// does): Hermes 2 Pro / Qwen 2.5 / Qwen 3 wrap each in <c>&lt;tool_call&gt;{"name", "arguments"}&lt;/tool_call&gt;</c>,
-/// Mistral writes <c>[TOOL_CALLS]</c> and a JSON list, Llama 3.1-3.3 answer with one JSON object
-/// <c>{"name", "parameters"}</c> (after <c>&lt;|python_tag|&gt;</c> or alone). A call whose JSON does not parse, or
+/// How a model family writes tool calls in its reply, told from its chat template in llama.cpp's order
+/// (common/chat.cpp): DeepSeek R1 between its tool-call tokens with the arguments in a json fence, Command R7B a JSON
+/// list between <c>&lt;|START_ACTION|&gt;</c> and <c>&lt;|END_ACTION|&gt;</c>, Functionary 3.2
+/// <c>&gt;&gt;&gt;name\n{arguments}</c>, FireFunction 2 <c> functools[...]</c>, Hermes 2 Pro / Qwen 2.5 / Qwen 3 each in
+/// <c>&lt;tool_call&gt;{"name", "arguments"}&lt;/tool_call&gt;</c>, Functionary 3.1 <c>&lt;function=name&gt;{...}&lt;/function&gt;</c>,
+/// Llama 3.1-3.3 one JSON object <c>{"name", "parameters"}</c> (after <c>&lt;|python_tag|&gt;</c> or alone), Mistral
+/// <c>[TOOL_CALLS]</c> and a JSON list. A call whose JSON does not parse, or
 /// lacks a name, is not a call: its text stays in the content, so nothing is lost or invented. The reply is read with
 /// special tokens rendered (Mistral's marker is one).
 /// </summary>
@@ -25,23 +28,32 @@ public abstract partial class ToolCallSyntax
     {
         ArgumentNullException.ThrowIfNull(template);
         string s = template.Source;
-        if (s.Contains("<tool_call>", StringComparison.Ordinal)) return new Hermes();
-        if (s.Contains("[TOOL_CALLS]", StringComparison.Ordinal)) return new Mistral();
-        if (s.Contains("<|python_tag|>", StringComparison.Ordinal) || (s.Contains("ipython", StringComparison.Ordinal) && s.Contains("\"parameters\"", StringComparison.Ordinal)))
-            return new LlamaJson();
+        bool Has(string text) => s.Contains(text, StringComparison.Ordinal);
+        if (Has(DeepSeekR1.CallsBegin)) return new DeepSeekR1();
+        if (Has("<|END_THINKING|><|START_ACTION|>")) return new CommandR7B();
+        if (Has(">>>all")) return new FunctionaryV32();
+        if (Has(" functools[")) return new FireFunction();
+        if (Has("<tool_call>")) return new Hermes();
+        if (Has("<|start_header_id|>") && Has("<function=")) return new FunctionaryV31();
+        if (Has("<|start_header_id|>ipython<|end_header_id|>") || Has("<|python_tag|>")) return new LlamaJson();
+        if (Has("[TOOL_CALLS]")) return new Mistral();
         return null;
     }
 
     /// <summary>The families <see cref="Of"/> recognises, for an error naming what a template lacks.</summary>
-    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON";
+    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2";
 
     /// <summary>Splits a reply into its text and its tool calls (none: the whole reply is content).</summary>
     public abstract ToolCallReply Parse(string reply);
 
-    /// <summary>A call from a JSON object with a "name" and its arguments under one of <paramref name="argumentKeys"/>; null when it is not one.</summary>
-    private protected ChatToolCall? Call(JsonElement e, params string[] argumentKeys)
+    /// <summary>
+    /// A call from a JSON object with its name under <paramref name="nameKey"/>, its arguments under one of
+    /// <paramref name="argumentKeys"/> (an object, or its JSON text) and perhaps an id under <paramref name="idKey"/>;
+    /// null when it is not one.
+    /// </summary>
+    private protected ChatToolCall? Call(JsonElement e, string nameKey, string[] argumentKeys, string idKey = "id")
     {
-        if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String
+        if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(nameKey, out var name) || name.ValueKind != JsonValueKind.String
             || string.IsNullOrEmpty(name.GetString()))
             return null;
         string arguments = "{}";
@@ -57,7 +69,7 @@ public abstract partial class ToolCallSyntax
                 if (arguments.Length == 0) return null;
                 break;
             }
-        string? given = e.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+        string? given = e.TryGetProperty(idKey, out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
         return new ChatToolCall(NewId(given), name.GetString()!, arguments);
     }
 
@@ -80,6 +92,140 @@ public abstract partial class ToolCallSyntax
         }
     }
 
+    /// <summary>Calls from a JSON list of objects (keys as in <see cref="Call"/>); null when the text is not such a list, or one item not a call.</summary>
+    private protected List<ChatToolCall>? CallList(string json, string nameKey, string[] argumentKeys, string idKey = "id")
+    {
+        if (ParseJson(json) is not { ValueKind: JsonValueKind.Array } list) return null;
+        var calls = new List<ChatToolCall>();
+        foreach (var e in list.EnumerateArray())
+        {
+            if (Call(e, nameKey, argumentKeys, idKey) is not { } call) return null;
+            calls.Add(call);
+        }
+        return calls.Count > 0 ? calls : null;
+    }
+
+    /// <summary>
+    /// Calls each in a match of <paramref name="call"/> that <paramref name="read"/> makes a call of; the text around
+    /// them, and any match that is not a call, is the content.
+    /// </summary>
+    private protected static ToolCallReply Delimited(string reply, Regex call, Func<Match, ChatToolCall?> read)
+    {
+        var calls = new List<ChatToolCall>();
+        var content = new System.Text.StringBuilder();
+        int at = 0;
+        foreach (Match m in call.Matches(reply))
+        {
+            if (read(m) is not { } found) continue;
+            content.Append(reply, at, m.Index - at);
+            at = m.Index + m.Length;
+            calls.Add(found);
+        }
+        content.Append(reply, at, reply.Length - at);
+        return new ToolCallReply(content.ToString().Trim(), calls);
+    }
+
+    /// <summary>A call named <paramref name="name"/> whose arguments are <paramref name="arguments"/> (a JSON object); null when they are not.</summary>
+    private protected ChatToolCall? NamedCall(string name, string arguments) =>
+        !string.IsNullOrWhiteSpace(name) && ParseJson(arguments) is { ValueKind: JsonValueKind.Object } a ? new ChatToolCall(NewId(null), name.Trim(), a.GetRawText()) : null;
+
+    /// <summary>DeepSeek R1: its tool-call tokens around each call, function name after the separator, the arguments in a json fence.</summary>
+    private sealed partial class DeepSeekR1 : ToolCallSyntax
+    {
+        public const string CallsBegin = "<｜tool▁calls▁begin｜>";
+
+        public override string Name => "deepseek-r1";
+
+        [GeneratedRegex(@"<｜tool▁call▁begin｜>function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)```\s*<｜tool▁call▁end｜>", RegexOptions.Singleline)]
+        private static partial Regex CallBlock();
+
+        public override ToolCallReply Parse(string reply)
+        {
+            int at = reply.IndexOf(CallsBegin, StringComparison.Ordinal);
+            if (at < 0) return new ToolCallReply(reply.Trim(), []);
+            var calls = new List<ChatToolCall>();
+            foreach (Match m in CallBlock().Matches(reply, at))
+            {
+                if (NamedCall(m.Groups[1].Value, m.Groups[2].Value) is not { } call) return new ToolCallReply(reply.Trim(), []);
+                calls.Add(call);
+            }
+            return calls.Count == 0 ? new ToolCallReply(reply.Trim(), []) : new ToolCallReply(reply[..at].Trim(), calls);
+        }
+    }
+
+    /// <summary>Command R7B: a JSON list of {"tool_call_id", "tool_name", "parameters"} between its action tokens; its text in a response block.</summary>
+    private sealed partial class CommandR7B : ToolCallSyntax
+    {
+        public override string Name => "command-r7b";
+
+        [GeneratedRegex(@"<\|START_ACTION\|>(.*?)<\|END_ACTION\|>", RegexOptions.Singleline)]
+        private static partial Regex Action();
+
+        [GeneratedRegex(@"<\|START_RESPONSE\|>(.*?)(?:<\|END_RESPONSE\|>|$)", RegexOptions.Singleline)]
+        private static partial Regex Response();
+
+        public override ToolCallReply Parse(string reply)
+        {
+            var action = Action().Match(reply);
+            if (action.Success && CallList(action.Groups[1].Value, "tool_name", ["parameters"], "tool_call_id") is { } calls)
+                return new ToolCallReply(reply[..action.Index].Trim(), calls);
+            var response = Response().Match(reply);
+            return new ToolCallReply((response.Success ? response.Groups[1].Value : reply).Trim(), []);
+        }
+
+        /// <summary>The model numbers its calls itself, and its template hands those ids back with the results.</summary>
+        private protected override string NewId(string? given) => string.IsNullOrEmpty(given) ? base.NewId(null) : given;
+    }
+
+    /// <summary>Functionary 3.2: the reply is >>>-separated parts, "all\n" then text, or a function's name, a newline and its arguments.</summary>
+    private sealed class FunctionaryV32 : ToolCallSyntax
+    {
+        public override string Name => "functionary-v3.2";
+
+        public override ToolCallReply Parse(string reply)
+        {
+            var calls = new List<ChatToolCall>();
+            var content = new System.Text.StringBuilder();
+            foreach (string part in reply.Split(">>>"))
+            {
+                int newline = part.IndexOf('\n');
+                string head = newline < 0 ? part : part[..newline], body = newline < 0 ? "" : part[(newline + 1)..];
+                if (head == "all") content.Append(body);
+                else if (head.Length > 0 && head.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') && NamedCall(head, body) is { } call) calls.Add(call);
+                else content.Append(part);
+            }
+            return calls.Count == 0 ? new ToolCallReply(reply.StartsWith("all\n", StringComparison.Ordinal) ? reply[4..].Trim() : reply.Trim(), [])
+                : new ToolCallReply(content.ToString().Trim(), calls);
+        }
+    }
+
+    /// <summary>FireFunction 2: " functools" and a JSON list of {"name", "arguments"}.</summary>
+    private sealed class FireFunction : ToolCallSyntax
+    {
+        private const string Marker = "functools[";
+
+        public override string Name => "firefunction-v2";
+
+        public override ToolCallReply Parse(string reply)
+        {
+            int at = reply.IndexOf(Marker, StringComparison.Ordinal);
+            return at >= 0 && CallList(reply[(at + Marker.Length - 1)..].Trim(), "name", ["arguments"]) is { } calls
+                ? new ToolCallReply(reply[..at].Trim(), calls)
+                : new ToolCallReply(reply.Trim(), []);
+        }
+    }
+
+    /// <summary>Functionary 3.1 (Llama 3.1): each call <c>&lt;function=name&gt;{arguments}&lt;/function&gt;</c>.</summary>
+    private sealed partial class FunctionaryV31 : ToolCallSyntax
+    {
+        public override string Name => "functionary-v3.1";
+
+        [GeneratedRegex(@"<function=(\w+)>(.*?)</function>", RegexOptions.Singleline)]
+        private static partial Regex Function();
+
+        public override ToolCallReply Parse(string reply) => Delimited(reply, Function(), m => NamedCall(m.Groups[1].Value, m.Groups[2].Value));
+    }
+
     /// <summary>Hermes 2 Pro, Qwen 2.5 and Qwen 3: each call a JSON object between &lt;tool_call&gt; tags (the last may end with the reply).</summary>
     private sealed partial class Hermes : ToolCallSyntax
     {
@@ -88,21 +234,8 @@ public abstract partial class ToolCallSyntax
         [GeneratedRegex(@"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
         private static partial Regex Block();
 
-        public override ToolCallReply Parse(string reply)
-        {
-            var calls = new List<ChatToolCall>();
-            var content = new System.Text.StringBuilder();
-            int at = 0;
-            foreach (Match m in Block().Matches(reply))
-            {
-                if (ParseJson(m.Groups[1].Value) is not { } json || Call(json, "arguments", "parameters") is not { } call) continue;
-                content.Append(reply, at, m.Index - at);
-                at = m.Index + m.Length;
-                calls.Add(call);
-            }
-            content.Append(reply, at, reply.Length - at);
-            return new ToolCallReply(content.ToString().Trim(), calls);
-        }
+        public override ToolCallReply Parse(string reply) =>
+            Delimited(reply, Block(), m => ParseJson(m.Groups[1].Value) is { } json ? Call(json, "name", ["arguments", "parameters"]) : null);
     }
 
     /// <summary>Mistral: [TOOL_CALLS] and a JSON list of {"name", "arguments", "id"}; its templates want 9-character alphanumeric ids.</summary>
@@ -119,7 +252,7 @@ public abstract partial class ToolCallSyntax
             var calls = new List<ChatToolCall>();
             foreach (var e in list.EnumerateArray())
             {
-                if (Call(e, "arguments", "parameters") is not { } call) return new ToolCallReply(reply.Trim(), []);
+                if (Call(e, "name", ["arguments", "parameters"]) is not { } call) return new ToolCallReply(reply.Trim(), []);
                 calls.Add(call);
             }
             return new ToolCallReply(reply[..at].Trim(), calls);
@@ -140,7 +273,7 @@ public abstract partial class ToolCallSyntax
         {
             string text = reply.Trim();
             if (text.StartsWith(PythonTag, StringComparison.Ordinal)) text = text[PythonTag.Length..].Trim();
-            if (text.StartsWith('{') && ParseJson(text) is { } json && Call(json, "parameters", "arguments") is { } call) return new ToolCallReply("", [call]);
+            if (text.StartsWith('{') && ParseJson(text) is { } json && Call(json, "name", ["parameters", "arguments"]) is { } call) return new ToolCallReply("", [call]);
             return new ToolCallReply(reply.Trim(), []);
         }
     }

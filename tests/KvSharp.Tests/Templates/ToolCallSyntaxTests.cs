@@ -22,7 +22,9 @@ public class ToolCallSyntaxTests
     [InlineData("meta-llama-Llama-3.1-8B-Instruct.jinja", "llama3-json")]
     [InlineData("meta-llama-Llama-3.2-3B-Instruct.jinja", "llama3-json")]
     [InlineData("meta-llama-Llama-3.3-70B-Instruct.jinja", "llama3-json")]
-    [InlineData("meetkai-functionary-medium-v3.2.jinja", null)]
+    [InlineData("meetkai-functionary-medium-v3.2.jinja", "functionary-v3.2")]
+    [InlineData("meetkai-functionary-medium-v3.1.jinja", "functionary-v3.1")]
+    [InlineData("CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja", "command-r7b")]
     public void TheSyntaxIsToldFromTheTemplate(string template, string? expected) => Assert.Equal(expected, SyntaxOf(template)?.Name);
 
     [Fact]
@@ -64,6 +66,55 @@ public class ToolCallSyntaxTests
         Assert.Equal("abc123XYZ", reply.Calls[0].Id);
         Assert.Matches("^[A-Za-z0-9]{9}$", reply.Calls[1].Id);
         Assert.Empty(syntax.Parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": 3}]").Calls);
+    }
+
+    /// <summary>A syntax told from a template holding only <paramref name="marker"/> (DeepSeek R1's and FireFunction's templates are not in the test data).</summary>
+    private static ToolCallSyntax Marked(string marker) => ToolCallSyntax.Of(ChatTemplate.Parse("{{ '" + marker + "' }}", "marker"))!;
+
+    [Fact]
+    public void DeepSeekR1CallsAreFencedBetweenItsTokens()
+    {
+        var syntax = Marked("<｜tool▁calls▁begin｜>");
+        Assert.Equal("deepseek-r1", syntax.Name);
+        var reply = syntax.Parse("<think>I should look it up.</think>\n\n<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n" +
+                                 "{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
+        Assert.Equal("<think>I should look it up.</think>", reply.Content);
+        var call = Assert.Single(reply.Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
+    }
+
+    [Fact]
+    public void CommandR7BCallsAreTheActionListAndItsTextTheResponse()
+    {
+        var syntax = SyntaxOf("CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja")!;
+        var reply = syntax.Parse("<|START_THINKING|>Look it up.<|END_THINKING|><|START_ACTION|>[\n    {\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", " +
+                                 "\"parameters\": {\"city\": \"Paris\"}}\n]<|END_ACTION|>");
+        var call = Assert.Single(reply.Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}", "0"), (call.Name, call.Arguments, call.Id));
+        Assert.Equal("It is sunny.", syntax.Parse("<|START_RESPONSE|>It is sunny.<|END_RESPONSE|>").Content);
+    }
+
+    [Fact]
+    public void FunctionaryCallsAreNamedParts()
+    {
+        var v32 = SyntaxOf("meetkai-functionary-medium-v3.2.jinja")!;
+        var reply = v32.Parse("all\nLet me check.>>>get_weather\n{\"city\": \"Paris\"}>>>get_time\n{\"zone\": \"CET\"}");
+        Assert.Equal("Let me check.", reply.Content);
+        Assert.Equal(["get_weather", "get_time"], reply.Calls.Select(c => c.Name));
+        Assert.Equal("Hello!", v32.Parse("all\nHello!").Content);
+        Assert.Empty(v32.Parse("all\nHello!").Calls);
+
+        var v31 = SyntaxOf("meetkai-functionary-medium-v3.1.jinja")!;
+        var call = Assert.Single(v31.Parse("<function=get_weather>{\"city\": \"Paris\"}</function>").Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
+    }
+
+    [Fact]
+    public void FireFunctionCallsFollowFunctools()
+    {
+        var syntax = Marked(" functools[");
+        var call = Assert.Single(syntax.Parse(" functools[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]").Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
     }
 
     [Fact]
