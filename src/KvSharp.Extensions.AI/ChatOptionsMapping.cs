@@ -33,8 +33,19 @@ internal static class ChatOptionsMapping
             MaxTokens = chat.MaxOutputTokens ?? defaults.DefaultMaxOutputTokens,
             Sampling = sampling,
             StopStrings = chat.StopSequences is { Count: > 0 } stops ? [.. template.StopStrings, .. stops] : template.StopStrings,
+            Format = FormatOf(chat.ResponseFormat),
         };
     }
+
+    /// <summary>Text, or one JSON object (<see cref="ChatResponseFormat.Json"/>); a JSON schema is refused (it needs a grammar per schema).</summary>
+    private static KvSharp.Engine.ResponseFormat FormatOf(ChatResponseFormat? format) => format switch
+    {
+        null or ChatResponseFormatText => KvSharp.Engine.ResponseFormat.Text,
+        ChatResponseFormatJson { Schema: null } => KvSharp.Engine.ResponseFormat.JsonObject,
+        ChatResponseFormatJson json => throw new NotSupportedException(
+            $"ChatOptions.ResponseFormat with a JSON schema ({json.SchemaName ?? "unnamed"}) is not supported: KvSharpChatClient constrains a reply to a JSON object, with no schema (ChatResponseFormat.Json)"),
+        _ => throw new NotSupportedException($"ChatOptions.ResponseFormat {format.GetType().Name} is not supported"),
+    };
 
     /// <summary>OpenAI-style: a full context ends a reply for its length, like MaxOutputTokens.</summary>
     public static ChatFinishReason ToFinishReason(FinishReason reason) =>

@@ -41,6 +41,28 @@ public class ChatShapeTests(ServerFixture server) : IClassFixture<ServerFixture>
     private static string StreamedContent(IEnumerable<JsonElement> chunks, int index = 0) => string.Concat(
         ChoicesOf(chunks, index).Select(c => c.GetProperty("delta").TryGetProperty("content", out var t) ? t.GetString() : ""));
 
+    /// <summary>JSON mode: the reply is (the start of) one JSON object, streamed or not, and nothing follows it.</summary>
+    [Fact]
+    public async Task JsonObjectModeRepliesWithTheStartOfAnObject()
+    {
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
+            ["max_tokens"] = 40,
+            ["temperature"] = 0.9,
+            ["seed"] = 11,
+            ["response_format"] = new JsonObject { ["type"] = "json_object" },
+        };
+        var (status, json) = await server.PostAsync("/v1/chat/completions", body, TestContext.Current.CancellationToken);
+        Assert.Equal(System.Net.HttpStatusCode.OK, status);
+        string text = json.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
+        var prefix = new KvSharp.Sampling.JsonPrefix(objectOnly: true);
+        Assert.True(prefix.Feed(Encoding.UTF8.GetBytes(text)), text);
+        Assert.Contains("{", text);
+        string streamed = StreamedContent(await StreamAsync(body));
+        Assert.Equal(text, streamed);
+    }
+
     [Fact]
     public async Task WholeResponseHasOpenAisChatShape()
     {

@@ -33,7 +33,6 @@ public class RefusedFieldsTests(ServerFixture server) : IClassFixture<ServerFixt
     [InlineData("functions", "[{\"name\": \"get_weather\", \"parameters\": {}}]")]
     [InlineData("function_call", "\"auto\"")]
     [InlineData("function_call", "{\"name\": \"get_weather\"}")]
-    [InlineData("response_format", "{\"type\": \"json_object\"}")]
     [InlineData("response_format", "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"w\", \"schema\": {\"type\": \"object\"}}}")]
     [InlineData("response_format", "\"json\"")]
     [InlineData("response_format", "{}")]

@@ -142,6 +142,16 @@ public sealed class ToolCallingTests(ToolCallingFixture fixture) : IClassFixture
         Assert.Equal("tool_calls", second.GetProperty("choices")[0].GetProperty("finish_reason").GetString());
     }
 
+    [Fact]
+    public async Task JsonModeWithToolsIsRefusedByName()
+    {
+        var body = Request(Question());
+        body["response_format"] = new JsonObject { ["type"] = "json_object" };
+        var (status, json) = await PostAsync("/v1/chat/completions", body);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("response_format", json.GetProperty("error").GetProperty("param").GetString());
+    }
+
     [Theory]
     [InlineData("\"required\"", "unsupported_parameter")]
     [InlineData("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}", "unsupported_parameter")]

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using KvSharp.Engine;
 using KvSharp.Sampling;
 using KvSharp.Server.Continuations;
 using KvSharp.Server.Errors;
@@ -36,34 +37,37 @@ internal static class ChatCompletionsEndpoint
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
         var tools = ChatTools.Of(body, served.ChatTemplate);
+        var format = ChatRefusedFields.ResponseFormatOf(body);
+        if (tools != null && format == ResponseFormat.JsonObject)
+            throw ApiError.Unsupported("response_format", "response_format json_object with tools is not supported: a reply would have to be a JSON object and a tool call at once");
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField);
-        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
+        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format } };
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
-        var format = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
+        var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
         bool stream = body.Stream == true, includeUsage = body.StreamOptions?.IncludeUsage == true;
         if (tools != null)
         {
             // Whole, then written in the shape asked for: the calls are read from the complete reply.
-            await run.RespondAsync(context.Response, format, stream: false, includeUsage, result =>
+            await run.RespondAsync(context.Response, chunks, stream: false, includeUsage, result =>
             {
                 var replies = new ChatReply[result.Texts.Length];
                 for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i]);
-                return stream ? StreamRepliesAsync(context, format, replies, result, includeUsage) : WriteRepliesAsync(context, format, replies, result, served.ModelId);
+                return stream ? StreamRepliesAsync(context, chunks, replies, result, includeUsage) : WriteRepliesAsync(context, chunks, replies, result, served.ModelId);
             });
             return;
         }
-        await run.RespondAsync(context.Response, format, stream, includeUsage, result =>
+        await run.RespondAsync(context.Response, chunks, stream, includeUsage, result =>
         {
             var choices = new ChatChoice[result.Texts.Length];
             for (int i = 0; i < choices.Length; i++)
-                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, result.Texts[i]), format.Logprobs(result.Logprobs?[i]), result.FinishReasons[i]);
-            var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, served.ModelId, choices, result.Usage);
+                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, result.Texts[i]), chunks.Logprobs(result.Logprobs?[i]), result.FinishReasons[i]);
+            var response = new ChatCompletionResponse(chunks.Id, "chat.completion", chunks.Created, served.ModelId, choices, result.Usage);
             return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
         });
     }

@@ -7,7 +7,8 @@ namespace KvSharp.Server.Chat;
 /// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
 /// sends the deprecated functions or asks for JSON would otherwise get plain text and no error. What asks for nothing
 /// is accepted, as OpenAI's clients send it: absent or null, an empty functions list, function_call "none",
-/// response_format {"type": "text"}. Tools are <see cref="ChatTools"/>' business.
+/// response_format {"type": "text"}; so is {"type": "json_object"} (<see cref="ResponseFormatOf"/>), but not a JSON
+/// schema, which needs a grammar per schema. Tools are <see cref="ChatTools"/>' business.
 /// </summary>
 internal static class ChatRefusedFields
 {
@@ -17,9 +18,16 @@ internal static class ChatRefusedFields
     {
         RefuseList(body.Functions, "functions");
         RefuseChoice(body.FunctionCall, "function_call");
-        if (Given(body.ResponseFormat) && !IsTextFormat(body.ResponseFormat))
-            throw ApiError.Unsupported("response_format",
-                $"response_format {Short(body.ResponseFormat)} is not supported: only {{\"type\": \"text\"}} (no JSON mode or JSON schema)");
+        ResponseFormatOf(body);
+    }
+
+    /// <summary>What response_format asks for: text (absent, null, {"type": "text"}) or one JSON object ({"type": "json_object"}).</summary>
+    public static KvSharp.Engine.ResponseFormat ResponseFormatOf(ChatCompletionRequest body)
+    {
+        if (!Given(body.ResponseFormat) || IsFormat(body.ResponseFormat, "text")) return KvSharp.Engine.ResponseFormat.Text;
+        if (IsFormat(body.ResponseFormat, "json_object")) return KvSharp.Engine.ResponseFormat.JsonObject;
+        throw ApiError.Unsupported("response_format",
+            $"response_format {Short(body.ResponseFormat)} is not supported: only {{\"type\": \"text\"}} and {{\"type\": \"json_object\"}} (JSON mode, no schema)");
     }
 
     private static bool Given(JsonElement e) => e.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null);
@@ -36,9 +44,9 @@ internal static class ChatRefusedFields
             throw ApiError.Unsupported(param, $"{param} {Short(choice)} is not supported: {NoFunctionCalling} (only \"none\" is accepted)");
     }
 
-    private static bool IsTextFormat(JsonElement format) =>
+    private static bool IsFormat(JsonElement format, string name) =>
         format.ValueKind == JsonValueKind.Object && format.TryGetProperty("type", out var type)
-        && type.ValueKind == JsonValueKind.String && type.GetString() == "text";
+        && type.ValueKind == JsonValueKind.String && type.GetString() == name;
 
     /// <summary>The value as sent, cut short for the message.</summary>
     internal static string Short(JsonElement e)

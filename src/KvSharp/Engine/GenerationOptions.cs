@@ -16,6 +16,19 @@ public sealed record GenerationOptions
     /// on <see cref="GeneratedToken.Logprobs"/>); null: none, and nothing is computed or allocated for them.
     /// </summary>
     public int? TopLogprobs { get; init; }
+    /// <summary>
+    /// What the output must be: free text, or one JSON object (OpenAI's json_object mode): each token is one that keeps
+    /// the output a prefix of a JSON object (<see cref="JsonPrefix"/>), and generation stops when the object closes.
+    /// </summary>
+    public ResponseFormat Format { get; init; } = ResponseFormat.Text;
+}
+
+/// <summary>What generated text must be.</summary>
+public enum ResponseFormat
+{
+    Text,
+    /// <summary>One JSON object, and nothing after it.</summary>
+    JsonObject,
 }
 
 /// <summary>Why generation ended.</summary>

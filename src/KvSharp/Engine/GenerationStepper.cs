@@ -25,6 +25,10 @@ internal sealed class GenerationStepper
     // The logits as the model gave them, kept only when logprobs are asked for (the sampler's penalties change them).
     private float[]? _rawLogits;
     private readonly ContextOverflow _overflow;
+    // With a JSON format: what the output holds so far, and the logits kept to sample again among the tokens it allows.
+    private JsonPrefix _json;
+    private readonly bool _constrained;
+    private float[]? _allowedLogits;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
     /// <param name="overflow">Whether a full context ends generation (<see cref="ContextOverflow.Stop"/>) or the caller shifts it and goes on.</param>
@@ -39,6 +43,8 @@ internal sealed class GenerationStepper
         _detokenizer = new StreamingDetokenizer(tokenizer, skipLeadingSpace);
         _stops = new StopStringMatcher(options.StopStrings);
         if (options.MaxTokens <= 0) Finish = FinishReason.Length;
+        _constrained = options.Format == ResponseFormat.JsonObject;
+        if (_constrained) _json = new JsonPrefix(objectOnly: true);
     }
 
     /// <summary>Tokens sampled so far.</summary>
@@ -60,10 +66,16 @@ internal sealed class GenerationStepper
     {
         if (Finish != null) throw new InvalidOperationException($"generation already finished ({Finish})");
         if (_options.TopLogprobs != null) logits.CopyTo(_rawLogits ??= new float[logits.Length]);
-        int next = _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
+        int next = _constrained ? SampleAllowed(logits, tokens) : _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
         var logprobs = _options.TopLogprobs is int top ? TokenLogprobs.From(_rawLogits, next, top) : null;
         tokens.Add(next);
         Generated++;
+        if (_constrained && next >= 0 && !_tokenizer.IsEndOfGeneration(next))
+        {
+            _json.Feed(_tokenizer.TokenPiece(next));
+            // The object is closed: nothing may follow it.
+            if (_json.IsComplete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
+        }
         if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop, logprobs);
         var (text, stopped) = _stops.Append(_detokenizer.Append(next));
         if (stopped) return End(next, text, FinishReason.Stop, logprobs);
@@ -71,6 +83,35 @@ internal sealed class GenerationStepper
         if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length, logprobs);
         if (_overflow == ContextOverflow.Stop && tokens.Count >= _contextLength) return End(next, text, FinishReason.ContextFull, logprobs);
         return new GenerationStep(next, text, null, logprobs);
+    }
+
+    /// <summary>
+    /// Samples as usual; where the token would break the JSON, samples again from the same logits with every token that
+    /// would masked out (llama.cpp's grammar sampling does the same: the full mask only when the first choice fails).
+    /// </summary>
+    private int SampleAllowed(Span<float> logits, List<int> tokens)
+    {
+        var pristine = _allowedLogits ??= new float[logits.Length];
+        logits.CopyTo(pristine);
+        int next = _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
+        if (Allows(next)) return next;
+        int allowed = 0;
+        for (int v = 0; v < pristine.Length; v++)
+            if (Allows(v)) allowed++;
+            else pristine[v] = float.NegativeInfinity;
+        // No token continues the JSON (a vocabulary without the bytes it needs): end rather than break it.
+        if (allowed == 0) return _tokenizer.EosId;
+        return _sampler.Sample(pristine, CollectionsMarshal.AsSpan(tokens));
+    }
+
+    /// <summary>Whether the output stays a prefix of a JSON object with <paramref name="token"/> after it.</summary>
+    private bool Allows(int token)
+    {
+        if (_tokenizer.IsEndOfGeneration(token)) return _json.IsComplete;
+        var piece = _tokenizer.TokenPiece(token);
+        if (piece.IsEmpty) return false;
+        var trial = _json;
+        return trial.Feed(piece);
     }
 
     private GenerationStep End(int token, string text, FinishReason reason, TokenLogprobs? logprobs)

@@ -313,4 +313,19 @@ public class KvSharpChatClientTests
         Assert.Equal(Fresh(client, llm, history).Reply, next.Text);
         Assert.True(next.Usage!.CachedInputTokenCount > 0);
     }
+
+    [Fact]
+    public async Task JsonResponseFormatRepliesWithTheStartOfAnObjectAndASchemaIsRefused()
+    {
+        using var llm = Load();
+        using var client = new KvSharpChatClient(llm);
+        var options = new ChatOptions { MaxOutputTokens = 40, ResponseFormat = ChatResponseFormat.Json, Temperature = 0.9f, Seed = 4 };
+        var reply = await client.GetResponseAsync([User("Once upon a time")], options, TestContext.Current.CancellationToken);
+        var prefix = new KvSharp.Sampling.JsonPrefix(objectOnly: true);
+        Assert.True(prefix.Feed(System.Text.Encoding.UTF8.GetBytes(reply.Text)), reply.Text);
+        Assert.Contains("{", reply.Text);
+        options.ResponseFormat = ChatResponseFormat.ForJsonSchema(System.Text.Json.JsonDocument.Parse("{\"type\": \"object\"}").RootElement, "w");
+        var e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([User("Hi")], options, TestContext.Current.CancellationToken));
+        Assert.Contains("JSON schema", e.Message);
+    }
 }
