@@ -134,13 +134,14 @@ public sealed class PagedKvSequence : IKvStore
     /// Starts a sequence whose local layers are kept apart with already-computed blocks of every group: the global
     /// table's <paramref name="blocks"/> and each local group's table (<paramref name="local"/>[g - 1], as many
     /// entries, <see cref="PagedWindow.Freed"/> before <see cref="KvBlockPool.FirstLocalBlock"/>(<paramref name="length"/>)). They
-    /// are retained, not copied. <paramref name="length"/> is a whole number of blocks.
+    /// are retained, not copied; the last block of each may hold only some of them (a hit that ends inside a block),
+    /// copied on the first write after it.
     /// </summary>
     public void AdoptPrefix(IReadOnlyList<int> blocks, IReadOnlyList<int>[] local, int length)
     {
         if (_local == null) throw new InvalidOperationException("only a sequence whose local layers are kept apart adopts local blocks");
         if (Length != 0 || _blocks.Count != 0) throw new InvalidOperationException("a prefix can only be adopted by an empty sequence");
-        if (length % _pool.BlockSize != 0 || length / _pool.BlockSize != blocks.Count || local.Length != _local.Length || local.Any(t => t.Count != blocks.Count))
+        if (length < 0 || BlocksFor(length) != blocks.Count || local.Length != _local.Length || local.Any(t => t.Count != blocks.Count))
             throw new ArgumentOutOfRangeException(nameof(length), length, $"{blocks.Count} blocks of {_pool.BlockSize} positions in every group do not end at position {length}");
         int first = _pool.FirstLocalBlock(length);
         for (int g = 0; g < local.Length; g++)

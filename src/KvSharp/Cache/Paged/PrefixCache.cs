@@ -16,10 +16,9 @@ namespace KvSharp.Cache.Paged;
 /// tokens with what follows, and the sequence copies that block on its first write (SGLang's radix cache matches at
 /// token granularity too). Not with a KV format that quantizes rows in groups (KIVI): there a row is not its own.
 /// With a model's local layers kept apart (<see cref="KvLayerGroups"/>), a published block is its global layers' block,
-/// and the local groups' blocks of the same positions go with it while the cache keeps them: a hit takes whole blocks
-/// only, as far as every local group still holds the window before the hit's end (the blocks before it are never
-/// read); a local block is evicted on its own, and with its global block. Such a cache has no tiers, no tails and no
-/// prefix files.
+/// and the local groups' blocks of the same positions go with it while the cache keeps them: a hit reaches as far as
+/// every local group still holds the window before the hit's end (the blocks before it are never read); a local block
+/// is evicted on its own, and with its global block. Such a cache has no tiers and no prefix files.
 /// Not thread-safe: the scheduler owns it.
 /// </summary>
 public sealed class PrefixCache : ICachedBlocks
@@ -88,7 +87,6 @@ public sealed class PrefixCache : ICachedBlocks
             // Tiers and prefix files carry whole-layer blocks found by their hash alone; a local block is found through its global one.
             if (tiers != null)
                 throw new NotSupportedException($"KV tiers keep blocks of every layer: with {pool.Config.Architecture}'s local layers kept apart ({pool.LayerGroups}) there are none; keep every position of the local layers (--swa-full) to use tiers");
-            _partialHits = false;
             _localGroups = pool.LayerGroups.Count - 1;
             _localOf = new int[blocks * _localGroups];
             _localAt = new int[blocks];
@@ -173,37 +171,53 @@ public sealed class PrefixCache : ICachedBlocks
     {
         int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
         MatchInRam(tokens, limit / size, cursor.Root);
-        int blocks = LocallyHeldRun();
+        int blocks = LocallyHeldRun(), whole = blocks * size;
+        _matched.RemoveRange(blocks, _matched.Count - blocks);
+        ulong hash = blocks == 0 ? cursor.Root : _hash[_matched[blocks - 1]];
+        // Then the leading rows of the cached block that continues the run furthest, where its window is held too.
+        var (partial, rows) = whole < limit ? LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], cursor.Root, hash) : (-1, 0);
+        if (rows > 0)
+        {
+            _matched.Add(partial);
+            if (!WindowHeld(_matched.Count, whole + rows))
+            {
+                _matched.RemoveAt(blocks);
+                rows = 0;
+            }
+        }
         Interlocked.Add(ref _queriedTokens, limit);
-        Interlocked.Add(ref _hitTokens, (long)blocks * size);
-        if (blocks == 0) return 0;
-        int first = _pool.FirstLocalBlock(blocks * size);
+        Interlocked.Add(ref _hitTokens, (long)whole + rows);
+        if (_matched.Count == 0) return 0;
+        int length = whole + rows, first = _pool.FirstLocalBlock(length);
         var local = new List<int>[_localGroups];
         for (int g = 0; g < _localGroups; g++)
         {
-            local[g] = new List<int>(blocks);
-            for (int i = 0; i < blocks; i++) local[g].Add(i < first ? PagedWindow.Freed : _localOf![_matched[i] * _localGroups + g]);
+            local[g] = new List<int>(_matched.Count);
+            for (int i = 0; i < _matched.Count; i++) local[g].Add(i < first ? PagedWindow.Freed : _localOf![_matched[i] * _localGroups + g]);
         }
-        var global = _matched.GetRange(0, blocks);
+        var global = _matched.ToList();
         foreach (int b in global) _hits[b]++;
-        sequence.AdoptPrefix(global, local, blocks * size);
+        sequence.AdoptPrefix(global, local, length);
         cursor.Blocks = blocks;
-        cursor.LastHash = _hash[global[^1]];
-        return blocks * size;
+        cursor.LastHash = hash;
+        return length;
     }
 
-    /// <summary>How many of <see cref="_matched"/>'s blocks a hit can take: the most whose end's window every local group still holds.</summary>
+    /// <summary>How many of <see cref="_matched"/>'s whole blocks a hit can take: the most whose end's window every local group still holds.</summary>
     private int LocallyHeldRun()
     {
         for (int blocks = _matched.Count; blocks > 0; blocks--)
-        {
-            bool held = true;
-            for (int i = _pool.FirstLocalBlock(blocks * _pool.BlockSize); held && i < blocks; i++)
-                for (int g = 0; held && g < _localGroups; g++)
-                    held = _localOf![_matched[i] * _localGroups + g] >= 0;
-            if (held) return blocks;
-        }
+            if (WindowHeld(blocks, blocks * _pool.BlockSize)) return blocks;
         return 0;
+    }
+
+    /// <summary>Whether every local group holds the blocks of the first <paramref name="blocks"/> matched that the window at <paramref name="end"/> reads.</summary>
+    private bool WindowHeld(int blocks, int end)
+    {
+        for (int i = _pool.FirstLocalBlock(end); i < blocks; i++)
+            for (int g = 0; g < _localGroups; g++)
+                if (_localOf![_matched[i] * _localGroups + g] < 0) return false;
+        return true;
     }
 
     /// <summary>
@@ -218,10 +232,16 @@ public sealed class PrefixCache : ICachedBlocks
     {
         int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
         ulong hash = MatchInRam(tokens, limit / size, root);
+        if (_localOf != null)
+        {
+            // Only as far as a hit could take them (see AdoptWithLocalLayers).
+            int held = LocallyHeldRun();
+            _matched.RemoveRange(held, _matched.Count - held);
+            hash = held == 0 ? root : _hash[_matched[held - 1]];
+        }
         int blocks = _matched.Count, whole = blocks * size;
         if (_partialHits && whole < limit && LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], root, hash) is ( >= 0 and var partial, _))
             _matched.Add(partial);
-        if (_localOf != null && LocallyHeldRun() is var held) _matched.RemoveRange(held, _matched.Count - held);
         for (int i = _matched.Count - 1; i >= 0; i--)
         {
             MarkUsed(_matched[i]);
@@ -232,10 +252,10 @@ public sealed class PrefixCache : ICachedBlocks
         return _matched.Count;
     }
 
-    /// <summary>Moves a cached block to the most recently used end (nothing for one somebody holds).</summary>
+    /// <summary>Moves a cached block to the most recently used end (nothing for one somebody holds, or for -1: none).</summary>
     private void MarkUsed(int block)
     {
-        if (_lruNode[block] is { } node)
+        if (block >= 0 && _lruNode[block] is { } node)
         {
             _lru.Remove(node);
             _lru.AddLast(node);
@@ -432,6 +452,7 @@ public sealed class PrefixCache : ICachedBlocks
         int parent = ParentOf(cursor, sequence.BlockTable, full);
         if (LongestContinuation(tail, parent, cursor.Root, cursor.LastHash).Rows == rows) return;
         PublishBlock(block, parent, cursor.Root, cursor.LastHash, tail);
+        if (_localOf != null) PublishLocal(sequence, full);
     }
 
     /// <summary>
