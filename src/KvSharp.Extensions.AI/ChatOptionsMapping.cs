@@ -34,18 +34,30 @@ internal static class ChatOptionsMapping
             Sampling = sampling,
             StopStrings = chat.StopSequences is { Count: > 0 } stops ? [.. template.StopStrings, .. stops] : template.StopStrings,
             Format = FormatOf(chat.ResponseFormat),
+            Schema = chat.ResponseFormat is ChatResponseFormatJson { Schema: { } schema } json ? SchemaOf(schema, json.SchemaName) : null,
         };
     }
 
-    /// <summary>Text, or one JSON object (<see cref="ChatResponseFormat.Json"/>); a JSON schema is refused (it needs a grammar per schema).</summary>
+    /// <summary>Text, one JSON object (<see cref="ChatResponseFormat.Json"/>), or a value of a JSON schema (<c>ForJsonSchema</c>, <c>GetResponseAsync&lt;T&gt;</c>).</summary>
     private static KvSharp.Engine.ResponseFormat FormatOf(ChatResponseFormat? format) => format switch
     {
         null or ChatResponseFormatText => KvSharp.Engine.ResponseFormat.Text,
         ChatResponseFormatJson { Schema: null } => KvSharp.Engine.ResponseFormat.JsonObject,
-        ChatResponseFormatJson json => throw new NotSupportedException(
-            $"ChatOptions.ResponseFormat with a JSON schema ({json.SchemaName ?? "unnamed"}) is not supported: KvSharpChatClient constrains a reply to a JSON object, with no schema (ChatResponseFormat.Json)"),
+        ChatResponseFormatJson => KvSharp.Engine.ResponseFormat.JsonSchema,
         _ => throw new NotSupportedException($"ChatOptions.ResponseFormat {format.GetType().Name} is not supported"),
     };
+
+    private static KvSharp.Sampling.JsonSchemaPrefix SchemaOf(System.Text.Json.JsonElement schema, string? name)
+    {
+        try
+        {
+            return KvSharp.Sampling.JsonSchemaPrefix.For(schema);
+        }
+        catch (ArgumentException e)
+        {
+            throw new NotSupportedException($"ChatOptions.ResponseFormat's JSON schema {name ?? ""}: {e.Message}", e);
+        }
+    }
 
     /// <summary>OpenAI-style: a full context ends a reply for its length, like MaxOutputTokens.</summary>
     public static ChatFinishReason ToFinishReason(FinishReason reason) =>

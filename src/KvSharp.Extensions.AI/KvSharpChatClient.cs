@@ -144,8 +144,8 @@ public sealed class KvSharpChatClient : IChatClient
             throw new ArgumentException($"ChatOptions.ModelId '{modelId}' is not this client's model '{ModelId}'", nameof(options));
         var generation = ChatOptionsMapping.ToGeneration(options, Options, Template);
         var tools = ChatToolMapping.Of(options, Template);
-        if (tools != null && generation.Format == ResponseFormat.JsonObject)
-            throw new NotSupportedException("ChatOptions.ResponseFormat Json with Tools is not supported: a reply would have to be a JSON object and a tool call at once");
+        if (tools != null && generation.Format != ResponseFormat.Text)
+            throw new NotSupportedException("ChatOptions.ResponseFormat Json with Tools is not supported: a reply would have to be JSON and a tool call at once");
         var conversation = options?.ConversationId is { } id
             ? _conversations.Find(id) ?? throw new ArgumentException($"ChatOptions.ConversationId '{id}' names no live conversation of this " +
                 $"client: start one with StartConversation() (a released one, or the least recently used beyond MaxConversations = {Options.MaxConversations}, is gone)", nameof(options))

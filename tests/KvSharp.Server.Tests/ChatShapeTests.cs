@@ -63,6 +63,27 @@ public class ChatShapeTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(text, streamed);
     }
 
+    /// <summary>A JSON schema: the reply is the start of a value it allows, whole where generation stopped on its own.</summary>
+    [Fact]
+    public async Task JsonSchemaRepliesWithTheStartOfAnAllowedValue()
+    {
+        const string schema = "{\"type\": \"object\", \"properties\": {\"ok\": {\"type\": \"boolean\"}, \"n\": {\"type\": \"integer\"}}, \"required\": [\"ok\", \"n\"]}";
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Once upon a time" }),
+            ["max_tokens"] = 60,
+            ["temperature"] = 0.7,
+            ["seed"] = 2,
+            ["response_format"] = new JsonObject { ["type"] = "json_schema", ["json_schema"] = new JsonObject { ["name"] = "answer", ["schema"] = JsonNode.Parse(schema) } },
+        };
+        var json = await CompleteAsync(body);
+        var choice = ServerFixture.Choice(json, 0);
+        string text = choice.GetProperty("message").GetProperty("content").GetString()!;
+        var status = KvSharp.Sampling.JsonSchemaPrefix.For(JsonDocument.Parse(schema).RootElement).Check(Encoding.UTF8.GetBytes(text));
+        Assert.NotEqual(KvSharp.Sampling.JsonPrefixStatus.Invalid, status);
+        if (choice.GetProperty("finish_reason").GetString() == "stop") Assert.Equal(KvSharp.Sampling.JsonPrefixStatus.Complete, status);
+    }
+
     [Fact]
     public async Task WholeResponseHasOpenAisChatShape()
     {

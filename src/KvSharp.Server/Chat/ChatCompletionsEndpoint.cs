@@ -37,15 +37,15 @@ internal static class ChatCompletionsEndpoint
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
         var tools = ChatTools.Of(body, served.ChatTemplate);
-        var format = ChatRefusedFields.ResponseFormatOf(body);
-        if (tools != null && format == ResponseFormat.JsonObject)
-            throw ApiError.Unsupported("response_format", "response_format json_object with tools is not supported: a reply would have to be a JSON object and a tool call at once");
+        var (format, schema) = ChatRefusedFields.ResponseFormatOf(body);
+        if (tools != null && format != ResponseFormat.Text)
+            throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField);
-        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format } };
+        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format, Schema = schema } };
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);

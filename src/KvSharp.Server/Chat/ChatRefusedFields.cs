@@ -7,8 +7,8 @@ namespace KvSharp.Server.Chat;
 /// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
 /// sends the deprecated functions or asks for JSON would otherwise get plain text and no error. What asks for nothing
 /// is accepted, as OpenAI's clients send it: absent or null, an empty functions list, function_call "none",
-/// response_format {"type": "text"}; so is {"type": "json_object"} (<see cref="ResponseFormatOf"/>), but not a JSON
-/// schema, which needs a grammar per schema. Tools are <see cref="ChatTools"/>' business.
+/// response_format {"type": "text"}; so are {"type": "json_object"} and {"type": "json_schema"} (<see cref="ResponseFormatOf"/>).
+/// Tools are <see cref="ChatTools"/>' business.
 /// </summary>
 internal static class ChatRefusedFields
 {
@@ -21,13 +21,31 @@ internal static class ChatRefusedFields
         ResponseFormatOf(body);
     }
 
-    /// <summary>What response_format asks for: text (absent, null, {"type": "text"}) or one JSON object ({"type": "json_object"}).</summary>
-    public static KvSharp.Engine.ResponseFormat ResponseFormatOf(ChatCompletionRequest body)
+    /// <summary>
+    /// What response_format asks for: text (absent, null, {"type": "text"}), one JSON object ({"type": "json_object"}),
+    /// or a value of a schema ({"type": "json_schema", "json_schema": {"name", "schema"}}: with the schema read, or
+    /// refused naming what it cannot enforce).
+    /// </summary>
+    public static (KvSharp.Engine.ResponseFormat Format, KvSharp.Sampling.JsonSchemaPrefix? Schema) ResponseFormatOf(ChatCompletionRequest body)
     {
-        if (!Given(body.ResponseFormat) || IsFormat(body.ResponseFormat, "text")) return KvSharp.Engine.ResponseFormat.Text;
-        if (IsFormat(body.ResponseFormat, "json_object")) return KvSharp.Engine.ResponseFormat.JsonObject;
+        if (!Given(body.ResponseFormat) || IsFormat(body.ResponseFormat, "text")) return (KvSharp.Engine.ResponseFormat.Text, null);
+        if (IsFormat(body.ResponseFormat, "json_object")) return (KvSharp.Engine.ResponseFormat.JsonObject, null);
+        if (IsFormat(body.ResponseFormat, "json_schema"))
+        {
+            if (!body.ResponseFormat.TryGetProperty("json_schema", out var spec) || spec.ValueKind != JsonValueKind.Object
+                || !spec.TryGetProperty("schema", out var schema))
+                throw ApiError.Missing("response_format.json_schema.schema");
+            try
+            {
+                return (KvSharp.Engine.ResponseFormat.JsonSchema, KvSharp.Sampling.JsonSchemaPrefix.For(schema));
+            }
+            catch (ArgumentException e)
+            {
+                throw ApiError.Unsupported("response_format.json_schema.schema", $"response_format.json_schema: {e.Message}");
+            }
+        }
         throw ApiError.Unsupported("response_format",
-            $"response_format {Short(body.ResponseFormat)} is not supported: only {{\"type\": \"text\"}} and {{\"type\": \"json_object\"}} (JSON mode, no schema)");
+            $"response_format {Short(body.ResponseFormat)} is not supported: {{\"type\": \"text\"}}, {{\"type\": \"json_object\"}} or {{\"type\": \"json_schema\", \"json_schema\": {{\"schema\": ...}}}}");
     }
 
     private static bool Given(JsonElement e) => e.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null);

@@ -21,6 +21,11 @@ public sealed record GenerationOptions
     /// the output a prefix of a JSON object (<see cref="JsonPrefix"/>), and generation stops when the object closes.
     /// </summary>
     public ResponseFormat Format { get; init; } = ResponseFormat.Text;
+    /// <summary>
+    /// With <see cref="ResponseFormat.JsonSchema"/>: the schema the output's JSON value must follow
+    /// (<see cref="JsonSchemaPrefix.For"/>, which refuses by name what it does not enforce).
+    /// </summary>
+    public JsonSchemaPrefix? Schema { get; init; }
 }
 
 /// <summary>What generated text must be.</summary>
@@ -29,6 +34,8 @@ public enum ResponseFormat
     Text,
     /// <summary>One JSON object, and nothing after it.</summary>
     JsonObject,
+    /// <summary>One JSON value that <see cref="GenerationOptions.Schema"/> allows, and nothing after it.</summary>
+    JsonSchema,
 }
 
 /// <summary>Why generation ended.</summary>

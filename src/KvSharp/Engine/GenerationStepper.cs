@@ -28,6 +28,9 @@ internal sealed class GenerationStepper
     // With a JSON format: what the output holds so far, and the logits kept to sample again among the tokens it allows.
     private JsonPrefix _json;
     private readonly bool _constrained;
+    // With a schema: the output's bytes so far, read whole against it at each check.
+    private readonly JsonSchemaPrefix? _schema;
+    private readonly List<byte>? _output;
     private float[]? _allowedLogits;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
@@ -43,8 +46,13 @@ internal sealed class GenerationStepper
         _detokenizer = new StreamingDetokenizer(tokenizer, skipLeadingSpace);
         _stops = new StopStringMatcher(options.StopStrings);
         if (options.MaxTokens <= 0) Finish = FinishReason.Length;
-        _constrained = options.Format == ResponseFormat.JsonObject;
-        if (_constrained) _json = new JsonPrefix(objectOnly: true);
+        _constrained = options.Format != ResponseFormat.Text;
+        if (options.Format == ResponseFormat.JsonObject) _json = new JsonPrefix(objectOnly: true);
+        if (options.Format == ResponseFormat.JsonSchema)
+        {
+            _schema = options.Schema ?? throw new ArgumentException("ResponseFormat.JsonSchema needs GenerationOptions.Schema", nameof(options));
+            _output = [];
+        }
     }
 
     /// <summary>Tokens sampled so far.</summary>
@@ -72,9 +80,11 @@ internal sealed class GenerationStepper
         Generated++;
         if (_constrained && next >= 0 && !_tokenizer.IsEndOfGeneration(next))
         {
-            _json.Feed(_tokenizer.TokenPiece(next));
-            // The object is closed: nothing may follow it.
-            if (_json.IsComplete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
+            var piece = _tokenizer.TokenPiece(next);
+            if (_schema != null) _output!.AddRange(piece);
+            else _json.Feed(piece);
+            // The value is whole: nothing may follow it.
+            if (Complete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
         }
         if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop, logprobs);
         var (text, stopped) = _stops.Append(_detokenizer.Append(next));
@@ -104,15 +114,26 @@ internal sealed class GenerationStepper
         return _sampler.Sample(pristine, CollectionsMarshal.AsSpan(tokens));
     }
 
-    /// <summary>Whether the output stays a prefix of a JSON object with <paramref name="token"/> after it.</summary>
+    /// <summary>Whether the output stays the start of a JSON object (or of a value the schema allows) with <paramref name="token"/> after it.</summary>
     private bool Allows(int token)
     {
-        if (_tokenizer.IsEndOfGeneration(token)) return _json.IsComplete;
+        if (_tokenizer.IsEndOfGeneration(token)) return Complete;
         var piece = _tokenizer.TokenPiece(token);
         if (piece.IsEmpty) return false;
+        if (_schema != null)
+        {
+            int length = _output!.Count;
+            _output.AddRange(piece);
+            bool allowed = _schema.Check(CollectionsMarshal.AsSpan(_output)) != JsonPrefixStatus.Invalid;
+            _output.RemoveRange(length, _output.Count - length);
+            return allowed;
+        }
         var trial = _json;
         return trial.Feed(piece);
     }
+
+    /// <summary>The output is a whole JSON object (or value the schema allows).</summary>
+    private bool Complete => _schema != null ? _schema.Check(CollectionsMarshal.AsSpan(_output)) == JsonPrefixStatus.Complete : _json.IsComplete;
 
     private GenerationStep End(int token, string text, FinishReason reason, TokenLogprobs? logprobs)
     {

@@ -1,0 +1,127 @@
+using System.Text;
+using System.Text.Json;
+using FsCheck;
+using FsCheck.Fluent;
+using KvSharp.Engine;
+using KvSharp.Extensions.AI;
+using KvSharp.Sampling;
+using Microsoft.Extensions.AI;
+
+namespace KvSharp.Tests.Sampling;
+
+/// <summary>
+/// JsonSchemaPrefix holds a text to the values a schema allows, prefix by prefix (the schema Microsoft.Extensions.AI
+/// writes for a record among them); what it does not enforce is refused by name; generation held to a schema writes
+/// only such a prefix, and a whole reply deserializes.
+/// </summary>
+public class JsonSchemaPrefixTests
+{
+    public enum Color { Red, Green }
+
+    public sealed record Person(string Name, int Age, string[] Pets, Color Favorite, double? Height);
+
+    private static readonly JsonElement PersonSchema = ChatResponseFormat.ForJsonSchema<Person>().Schema!.Value;
+
+    private static JsonPrefixStatus Check(JsonSchemaPrefix schema, string text) => schema.Check(Encoding.UTF8.GetBytes(text));
+
+    private static JsonSchemaPrefix Schema(string json) => JsonSchemaPrefix.For(JsonDocument.Parse(json).RootElement);
+
+    [Theory]
+    [InlineData("{\"name\": \"Ann\", \"age\": 7, \"pets\": [\"cat\", \"dog\"], \"favorite\": \"Green\", \"height\": 1.25}")]
+    [InlineData("{\"height\": null, \"favorite\": \"Red\", \"pets\": [], \"age\": -3, \"name\": \"\\u00e9\\n\"}")]
+    public void AWholeValueIsCompleteAndEveryShorterPrefixPartial(string text)
+    {
+        var schema = JsonSchemaPrefix.For(PersonSchema);
+        Assert.Equal(JsonPrefixStatus.Complete, Check(schema, text));
+        for (int n = 0; n < text.Length; n++) Assert.Equal(JsonPrefixStatus.Partial, Check(schema, text[..n]));
+    }
+
+    [Theory]
+    [InlineData("{\"x")]                                   // no such property
+    [InlineData("{\"name\": 3")]                           // a number where a string goes
+    [InlineData("{\"age\": 7.5")]                          // an integer property
+    [InlineData("{\"favorite\": \"B")]                     // not the start of any enum value
+    [InlineData("{\"favorite\": \"Re\"")]                  // an enum value's start, closed
+    [InlineData("{\"name\": \"a\", \"name\"")]             // a property twice
+    [InlineData("{\"name\": \"a\"}")]                      // required properties missing
+    [InlineData("{\"pets\": [1")]                          // the items' type
+    [InlineData("[")]                                      // not an object
+    [InlineData("{\"height\": nul }")]
+    public void WhatNoAllowedValueBeginsWithIsInvalid(string text) =>
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(JsonSchemaPrefix.For(PersonSchema), text));
+
+    [Fact]
+    public void PartialKeysAndEnumsAndNullableTypesArePartial()
+    {
+        var schema = JsonSchemaPrefix.For(PersonSchema);
+        Assert.Equal(JsonPrefixStatus.Partial, Check(schema, "{\"na"));
+        Assert.Equal(JsonPrefixStatus.Partial, Check(schema, "{\"favorite\": \"Gre"));
+        Assert.Equal(JsonPrefixStatus.Partial, Check(schema, "{\"height\": nu"));
+        Assert.Equal(JsonPrefixStatus.Partial, Check(schema, "{\"height\": 1e"));
+    }
+
+    [Fact]
+    public void AdditionalPropertiesAndAnyOf()
+    {
+        var open = Schema("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}, \"additionalProperties\": {\"type\": \"boolean\"}}");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(open, "{\"a\": 1, \"b\": true}"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(open, "{\"b\": 1"));
+        var any = Schema("{\"type\": \"object\"}");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(any, "{\"k\": [1, {\"z\": null}], \"s\": \"t\"}"));
+        var union = Schema("{\"anyOf\": [{\"type\": \"string\"}, {\"type\": \"array\", \"items\": {\"type\": \"number\"}}]}");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(union, "[1, 2.5]"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(union, "\"x\""));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(union, "{"));
+    }
+
+    [Theory]
+    [InlineData("{\"type\": \"string\", \"pattern\": \"^a\"}", "pattern")]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 0}", "minimum")]
+    [InlineData("{\"$ref\": \"#/$defs/x\"}", "$ref")]
+    [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"text\"}}}", "'text'")]
+    [InlineData("{\"enum\": [1, 2]}", "enum[0]")]
+    public void WhatItDoesNotEnforceIsRefusedByName(string schema, string named) =>
+        Assert.Contains(named, Assert.Throws<ArgumentException>(() => Schema(schema)).Message);
+
+    /// <summary>Random people serialized as Microsoft.Extensions.AI would read them back: every one complete, every prefix partial.</summary>
+    [Fact]
+    public void EveryRandomPersonIsAllowedWholeAndPrefixByPrefix()
+    {
+        var schema = JsonSchemaPrefix.For(PersonSchema);
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web) { Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+        var people = from name in Gen.Elements("", "Ann", "Zoë \"Z\"", "a\\b\nc")
+                     from age in Gen.Choose(-5, 200)
+                     from pets in Gen.ArrayOf(Gen.Elements("cat", "dog", "🐟"))
+                     from color in Gen.Elements(Color.Red, Color.Green)
+                     from height in Gen.Elements<double?>(null, 0.5, 1e10, -2.25)
+                     select new Person(name, age, pets, color, height);
+        Prop.ForAll(people.ToArbitrary(), person =>
+        {
+            string text = JsonSerializer.Serialize(person, options);
+            if (Check(schema, text) != JsonPrefixStatus.Complete) return false;
+            var bytes = Encoding.UTF8.GetBytes(text);
+            for (int n = 0; n < bytes.Length; n++)
+                if (schema.Check(bytes.AsSpan(0, n)) != JsonPrefixStatus.Partial) return false;
+            return true;
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(200).WithQuietOnSuccess(true));
+    }
+
+    public sealed record Answer(bool Ok, int Count);
+
+    [Fact]
+    public async Task GetResponseAsyncOfARecordDeserializesTheConstrainedReply()
+    {
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        using var client = new KvSharpChatClient(model);
+        var options = new ChatOptions { MaxOutputTokens = 120, Temperature = 0.7f, Seed = 2 };
+        var response = await client.GetResponseAsync<Answer>("Once upon a time", options, cancellationToken: TestContext.Current.CancellationToken);
+        var schema = JsonSchemaPrefix.For(ChatResponseFormat.ForJsonSchema<Answer>().Schema!.Value);
+        Assert.NotEqual(JsonPrefixStatus.Invalid, Check(schema, response.Text));
+        if (response.FinishReason == ChatFinishReason.Stop)
+        {
+            Assert.Equal(JsonPrefixStatus.Complete, Check(schema, response.Text));
+            Assert.True(response.TryGetResult(out var answer), response.Text);
+            Assert.NotNull(answer);
+        }
+    }
+}
