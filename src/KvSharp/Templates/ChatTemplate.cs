@@ -162,6 +162,9 @@ public sealed class ChatTemplate
             foreach (var (k, v) in extra) variables[k] = FromDotNet(v, k);
         variables["messages"] = messages.Select(m => (object?)MessageValue(m, asObject)).ToList();
         variables["add_generation_prompt"] = addGenerationPrompt;
+        // Hugging Face passes tools=None when there are none (templates test "tools is not none"); llama.cpp leaves
+        // them undefined. Models' templates are written for the first.
+        variables.TryAdd("tools", null);
         variables["bos_token"] = MarkedString.Plain(bos);
         variables["eos_token"] = MarkedString.Plain(eos);
         return _template.Render(variables, Clock());

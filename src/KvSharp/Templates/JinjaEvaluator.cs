@@ -63,6 +63,21 @@ internal sealed class JinjaEvaluator(string templateName)
             case MacroNode m:
                 scope.Set(m.Name, DefineMacro(m, scope));
                 return Flow.Normal;
+            case CallBlockNode cb:
+            {
+                // caller() renders the body where the call stands, its parameters bound to what the macro passes.
+                var caller = new JinjaCallable("caller", args =>
+                {
+                    var inner = new JinjaScope(scope);
+                    for (int i = 0; i < cb.CallerParameters.Count; i++)
+                        inner.Set(cb.CallerParameters[i], i < args.Positional.Count ? args.Positional[i] : new JinjaUndefined($"'{cb.CallerParameters[i]}' is undefined"));
+                    var body = new MarkedStringBuilder();
+                    Execute(cb.Body, inner, body);
+                    return body.ToMarked();
+                });
+                output.Append(JinjaValues.ToText(Call(cb.Call, scope, caller)));
+                return Flow.Normal;
+            }
             case FilterBlockNode fb:
             {
                 var body = new MarkedStringBuilder();
@@ -150,12 +165,15 @@ internal sealed class JinjaEvaluator(string templateName)
         ["cycle"] = new JinjaCallable("loop.cycle", a => a.Positional.Count == 0 ? throw new JinjaError("loop.cycle() needs at least one value") : a.Positional[i % a.Positional.Count]),
     };
 
+    /// <summary>How a {% call %} block hands its caller() to the macro (a name no template can write as a keyword).</summary>
+    private const string CallerArgument = " caller";
+
     private JinjaCallable DefineMacro(MacroNode m, JinjaScope definedIn) => new(m.Name, args =>
     {
         if (args.Positional.Count > m.Parameters.Count)
             throw new JinjaError($"macro '{m.Name}' takes {m.Parameters.Count} argument{(m.Parameters.Count == 1 ? "" : "s")}, got {args.Positional.Count}");
         foreach (var name in args.Named.Keys)
-            if (!m.Parameters.Any(p => p.Name == name)) throw new JinjaError($"macro '{m.Name}' has no parameter '{name}'");
+            if (name != CallerArgument && !m.Parameters.Any(p => p.Name == name)) throw new JinjaError($"macro '{m.Name}' has no parameter '{name}'");
         _callDepth++;
         try
         {
@@ -170,6 +188,7 @@ internal sealed class JinjaEvaluator(string templateName)
                     : new JinjaUndefined($"'{name}' is undefined (macro '{m.Name}' was called without it)");
                 scope.Set(name, value);
             }
+            if (args.Named.TryGetValue(CallerArgument, out var caller)) scope.Set("caller", caller);
             var output = new MarkedStringBuilder();
             Execute(m.Body, scope, output);
             return output.ToMarked();
@@ -223,7 +242,7 @@ internal sealed class JinjaEvaluator(string templateName)
             case DictExpr dict:
             {
                 var result = new JinjaDict();
-                foreach (var (k, v) in dict.Items) result[JinjaValues.ToText(Evaluate(k, scope)).Text] = Evaluate(v, scope);
+                foreach (var (k, v) in dict.Items) result.SetKey(Evaluate(k, scope), Evaluate(v, scope));
                 return result;
             }
             case AttributeExpr a:
@@ -272,12 +291,13 @@ internal sealed class JinjaEvaluator(string templateName)
 
     private object? Optional(JinjaExpr? e, JinjaScope scope) => e == null ? null : Evaluate(e, scope);
 
-    private object? Call(CallExpr c, JinjaScope scope)
+    private object? Call(CallExpr c, JinjaScope scope, JinjaCallable? caller = null)
     {
         var callee = Evaluate(c.Callee, scope);
         var positional = c.Args.Select(a => Evaluate(a, scope)).ToList();
         var named = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (name, value) in c.Kwargs) named[name] = Evaluate(value, scope);
+        if (caller != null) named[CallerArgument] = caller;
         return callee switch
         {
             JinjaCallable f => f.Invoke(new JinjaArguments(f.Name, positional, named)),

@@ -113,6 +113,7 @@ internal static class JinjaFilters
                 return best;
             }
             case "indent": return Indent(Text(value, name), a);
+            case "format": return Format(Text(value, name), a.Positional);
             case "map": return Map(value, a);
             case "select" or "reject": return Select(value, a, byAttribute: false, keep: name == "select");
             case "selectattr" or "rejectattr": return Select(value, a, byAttribute: true, keep: name == "selectattr");
@@ -120,12 +121,60 @@ internal static class JinjaFilters
             {
                 if (value is not JinjaDict dict) throw new JinjaError($"dictsort needs a mapping, got {JinjaValues.TypeName(value)}");
                 var items = JinjaMethods.Items(dict);
-                items.Sort((x, y) => string.CompareOrdinal(((MarkedString)((List<object?>)x!)[0]!).Text, ((MarkedString)((List<object?>)y!)[0]!).Text));
+                // Python sorts the keys: integers by value, strings by code point.
+                items.Sort((x, y) => ((List<object?>)x!)[0] is long a && ((List<object?>)y!)[0] is long b ? a.CompareTo(b)
+                    : string.CompareOrdinal(JinjaValues.ToText(((List<object?>)x!)[0]).Text, JinjaValues.ToText(((List<object?>)y!)[0]).Text));
                 return items;
             }
             default:
                 throw new JinjaError($"unknown filter '{name}'");
         }
+    }
+
+    /// <summary>
+    /// Python's printf-style <c>format % args</c> (what Jinja's format filter does): %s, %r, %d, %i, %f, %x and %%,
+    /// with optional flags, width and precision; the text stays data where the arguments are.
+    /// </summary>
+    private static MarkedString Format(MarkedString format, IReadOnlyList<object?> args)
+    {
+        var result = new MarkedStringBuilder();
+        string f = format.Text;
+        int next = 0, plainFrom = 0;
+        for (int i = 0; i < f.Length; i++)
+        {
+            if (f[i] != '%') continue;
+            result.Append(format, plainFrom, i - plainFrom);
+            int start = i++;
+            while (i < f.Length && "-+ #0123456789.".Contains(f[i])) i++;
+            if (i >= f.Length) throw new JinjaError($"format '{f}' ends inside a conversion");
+            char conversion = f[i];
+            plainFrom = i + 1;
+            if (conversion == '%')
+            {
+                result.Append(MarkedString.Plain("%"));
+                continue;
+            }
+            if (next >= args.Count) throw new JinjaError($"format '{f}' needs more arguments than the {args.Count} given");
+            object? arg = args[next++];
+            string spec = f[(start + 1)..i];
+            int dot = spec.IndexOf('.');
+            int? precision = dot >= 0 && int.TryParse(spec[(dot + 1)..], out int p) ? p : null;
+            string text = conversion switch
+            {
+                's' => JinjaValues.ToText(arg).Text,
+                'r' => JinjaValues.Repr(arg).Text,
+                'd' or 'i' => Convert.ToInt64(JinjaValues.ToDouble(arg)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                'f' => JinjaValues.ToDouble(arg).ToString("F" + (precision ?? 6), System.Globalization.CultureInfo.InvariantCulture),
+                'x' => Convert.ToInt64(JinjaValues.ToDouble(arg)).ToString("x", System.Globalization.CultureInfo.InvariantCulture),
+                _ => throw new JinjaError($"format conversion '%{conversion}' is not supported"),
+            };
+            if (conversion == 's' && precision is int cut && cut < text.Length) text = text[..cut];
+            string digits = new(spec.TakeWhile(c => c != '.').SkipWhile(c => "-+ #0".Contains(c)).ToArray());
+            if (int.TryParse(digits, out int width) && text.Length < width) text = spec.StartsWith('-') ? text.PadRight(width) : text.PadLeft(width);
+            result.Append(arg is MarkedString { HasData: true } ? MarkedString.Data(text) : MarkedString.Plain(text));
+        }
+        result.Append(format, plainFrom, f.Length - plainFrom);
+        return result.ToMarked();
     }
 
     private static MarkedString Text(object? value, string filter) => value switch

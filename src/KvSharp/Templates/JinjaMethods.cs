@@ -31,7 +31,7 @@ internal static class JinjaMethods
     public static JinjaCallable? ForMapping(JinjaDict dict, string name) => name switch
     {
         "items" => Method(name, _ => Items(dict)),
-        "keys" => Method(name, _ => dict.Keys.Select(k => (object?)MarkedString.Plain(k)).ToList()),
+        "keys" => Method(name, _ => dict.Keys.Select(k => (object?)dict.KeyValue(k)).ToList()),
         "values" => Method(name, _ => dict.Values.ToList()),
         "get" => Method(name, a =>
         {
@@ -56,7 +56,7 @@ internal static class JinjaMethods
     private static JinjaCallable Method(string name, Func<JinjaArguments, object?> body) => new(name, body);
 
     public static List<object?> Items(JinjaDict dict) =>
-        dict.Select(kv => (object?)new JinjaTuple { MarkedString.Plain(kv.Key), kv.Value }).ToList();
+        dict.Select(kv => (object?)new JinjaTuple { dict.KeyValue(kv.Key), kv.Value }).ToList();
 
     public static MarkedString Str(object? v, string callee) =>
         v as MarkedString ?? throw new JinjaError($"{callee}() needs a string, got {JinjaValues.TypeName(v)}");

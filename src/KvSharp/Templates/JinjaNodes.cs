@@ -14,6 +14,8 @@ internal sealed record SetNode(IReadOnlyList<string> Targets, string? Attribute,
 internal sealed record SetBlockNode(string Target, IReadOnlyList<JinjaNode> Body, int Line, int Column) : JinjaNode(Line, Column);
 internal sealed record MacroNode(string Name, IReadOnlyList<(string Name, JinjaExpr? Default)> Parameters, IReadOnlyList<JinjaNode> Body, int Line, int Column) : JinjaNode(Line, Column);
 /// <summary>{% filter name(args) %}...{% endfilter %}: the rendered body passed through a filter.</summary>
+/// <summary>{% call(params) macro(args) %}body{% endcall %}: the macro is called with caller() rendering the body.</summary>
+internal sealed record CallBlockNode(CallExpr Call, IReadOnlyList<string> CallerParameters, IReadOnlyList<JinjaNode> Body, int Line, int Column) : JinjaNode(Line, Column);
 internal sealed record FilterBlockNode(FilterExpr Filter, IReadOnlyList<JinjaNode> Body, int Line, int Column) : JinjaNode(Line, Column);
 internal sealed record BreakNode(int Line, int Column) : JinjaNode(Line, Column);
 internal sealed record ContinueNode(int Line, int Column) : JinjaNode(Line, Column);

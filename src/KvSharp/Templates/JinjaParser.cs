@@ -83,7 +83,7 @@ internal sealed class JinjaParser
                 case JinjaTokenKind.BlockBegin:
                     var keyword = Peek(1);
                     if (keyword.Kind != JinjaTokenKind.Name) throw Error(keyword, $"expected a statement name after '{{%', found {keyword}");
-                    if (keyword.Value is "endif" or "elif" or "else" or "endfor" or "endset" or "endmacro" or "endfilter" or "endgeneration")
+                    if (keyword.Value is "endif" or "elif" or "else" or "endfor" or "endset" or "endmacro" or "endfilter" or "endgeneration" or "endcall")
                     {
                         _pos++; // leave the position on the keyword for the caller
                         end = keyword;
@@ -115,6 +115,7 @@ internal sealed class JinjaParser
             case "for": return ParseFor(keyword);
             case "set": return ParseSet(keyword);
             case "macro": return ParseMacro(keyword);
+            case "call": return ParseCallBlock(keyword);
             case "filter":
             {
                 var filter = ParseFilterCall(null, Peek());
@@ -135,7 +136,7 @@ internal sealed class JinjaParser
                 return new IfNode([(new LiteralExpr(true, keyword.Line, keyword.Column), body)], null, keyword.Line, keyword.Column);
             }
             default:
-                throw Error(keyword, $"unknown statement '{keyword.Value}' (supported: if, for, set, macro, filter, break, continue, generation)");
+                throw Error(keyword, $"unknown statement '{keyword.Value}' (supported: if, for, set, macro, call, filter, break, continue, generation)");
         }
     }
 
@@ -239,6 +240,24 @@ internal sealed class JinjaParser
         var body = ParseBlockUntil(keyword, "endmacro");
         EndTag();
         return new MacroNode(name.Value, parameters, body, keyword.Line, keyword.Column);
+    }
+
+    /// <summary>{% call(params) name(args) %}...{% endcall %}: the parameters caller() takes, then the macro call.</summary>
+    private CallBlockNode ParseCallBlock(JinjaToken keyword)
+    {
+        var parameters = new List<string>();
+        if (Accept("("))
+            while (!Accept(")"))
+            {
+                if (parameters.Count > 0) Expect(JinjaTokenKind.Operator, ",");
+                if (Accept(")")) break;
+                parameters.Add(Expect(JinjaTokenKind.Name, what: "a caller parameter name").Value);
+            }
+        if (ParseExpression() is not CallExpr call) throw Error(keyword, "{% call %} needs a macro call, as in {% call name(args) %}");
+        Expect(JinjaTokenKind.BlockEnd, what: "'%}'");
+        var body = ParseBlockUntil(keyword, "endcall");
+        EndTag();
+        return new CallBlockNode(call, parameters, body, keyword.Line, keyword.Column);
     }
 
     /// <summary>An expression, or several separated by commas (a tuple, evaluated as a list).</summary>

@@ -15,7 +15,22 @@ internal sealed class JinjaUndefined(string description)
 /// <summary>A mapping with Python's insertion order (Jinja2 dicts, messages, namespace(), loop).</summary>
 internal class JinjaDict : OrderedDictionary<string, object?>
 {
+    // Keys written as integers ({0: 'a', 512: 'b'}): stored by their text, given back as integers.
+    private HashSet<string>? _integerKeys;
+
     public JinjaDict() : base(StringComparer.Ordinal) { }
+
+    /// <summary>Sets a value under a key of any type: an integer key is kept as its text and read back as an integer.</summary>
+    public void SetKey(object? key, object? value)
+    {
+        string text = JinjaValues.ToText(key).Text;
+        this[text] = value;
+        if (key is long) (_integerKeys ??= new HashSet<string>(StringComparer.Ordinal)).Add(text);
+    }
+
+    /// <summary>A key as the template sees it: an integer where it was written as one, else a string.</summary>
+    public object KeyValue(string key) =>
+        _integerKeys != null && _integerKeys.Contains(key) ? long.Parse(key, System.Globalization.CultureInfo.InvariantCulture) : MarkedString.Plain(key);
 }
 
 /// <summary>A Python tuple: a list that prints as (a, b). dict.items() and (a, b) literals make them.</summary>

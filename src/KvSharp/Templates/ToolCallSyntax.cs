@@ -33,6 +33,7 @@ public abstract partial class ToolCallSyntax
         if (Has("<|END_THINKING|><|START_ACTION|>")) return new CommandR7B();
         if (Has(">>>all")) return new FunctionaryV32();
         if (Has(" functools[")) return new FireFunction();
+        if (Has("<|tool_call|>")) return new PipeTagged();
         if (Has("<tool_call>")) return new Hermes();
         if (Has("<|start_header_id|>") && Has("<function=")) return new FunctionaryV31();
         if (Has("<|start_header_id|>ipython<|end_header_id|>") || Has("<|python_tag|>")) return new LlamaJson();
@@ -41,7 +42,7 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>The families <see cref="Of"/> recognises, for an error naming what a template lacks.</summary>
-    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2";
+    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
 
     /// <summary>Splits a reply into its text and its tool calls (none: the whole reply is content).</summary>
     public abstract ToolCallReply Parse(string reply);
@@ -106,10 +107,10 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>
-    /// Calls each in a match of <paramref name="call"/> that <paramref name="read"/> makes a call of; the text around
-    /// them, and any match that is not a call, is the content.
+    /// Calls in the matches of <paramref name="call"/> that <paramref name="read"/> makes calls of; the text around
+    /// them, and any match that holds no call, is the content.
     /// </summary>
-    private protected static ToolCallReply Delimited(string reply, Regex call, Func<Match, ChatToolCall?> read)
+    private protected static ToolCallReply Delimited(string reply, Regex call, Func<Match, IEnumerable<ChatToolCall>?> read)
     {
         var calls = new List<ChatToolCall>();
         var content = new System.Text.StringBuilder();
@@ -119,7 +120,7 @@ public abstract partial class ToolCallSyntax
             if (read(m) is not { } found) continue;
             content.Append(reply, at, m.Index - at);
             at = m.Index + m.Length;
-            calls.Add(found);
+            calls.AddRange(found);
         }
         content.Append(reply, at, reply.Length - at);
         return new ToolCallReply(content.ToString().Trim(), calls);
@@ -129,14 +130,17 @@ public abstract partial class ToolCallSyntax
     private protected ChatToolCall? NamedCall(string name, string arguments) =>
         !string.IsNullOrWhiteSpace(name) && ParseJson(arguments) is { ValueKind: JsonValueKind.Object } a ? new ChatToolCall(NewId(null), name.Trim(), a.GetRawText()) : null;
 
-    /// <summary>DeepSeek R1: its tool-call tokens around each call, function name after the separator, the arguments in a json fence.</summary>
+    /// <summary>
+    /// DeepSeek R1 and V3.1: its tool-call tokens around each call; R1 writes "function", the separator, the name and
+    /// the arguments in a json fence, V3.1 the name, the separator and the arguments.
+    /// </summary>
     private sealed partial class DeepSeekR1 : ToolCallSyntax
     {
         public const string CallsBegin = "<｜tool▁calls▁begin｜>";
 
         public override string Name => "deepseek-r1";
 
-        [GeneratedRegex(@"<｜tool▁call▁begin｜>function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)```\s*<｜tool▁call▁end｜>", RegexOptions.Singleline)]
+        [GeneratedRegex(@"<｜tool▁call▁begin｜>(?:function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)```|([^\n<]+?)<｜tool▁sep｜>(.*?))\s*<｜tool▁call▁end｜>", RegexOptions.Singleline)]
         private static partial Regex CallBlock();
 
         public override ToolCallReply Parse(string reply)
@@ -146,7 +150,8 @@ public abstract partial class ToolCallSyntax
             var calls = new List<ChatToolCall>();
             foreach (Match m in CallBlock().Matches(reply, at))
             {
-                if (NamedCall(m.Groups[1].Value, m.Groups[2].Value) is not { } call) return new ToolCallReply(reply.Trim(), []);
+                var (name, arguments) = m.Groups[1].Success ? (m.Groups[1].Value, m.Groups[2].Value) : (m.Groups[3].Value, m.Groups[4].Value);
+                if (NamedCall(name, arguments) is not { } call) return new ToolCallReply(reply.Trim(), []);
                 calls.Add(call);
             }
             return calls.Count == 0 ? new ToolCallReply(reply.Trim(), []) : new ToolCallReply(reply[..at].Trim(), calls);
@@ -223,7 +228,21 @@ public abstract partial class ToolCallSyntax
         [GeneratedRegex(@"<function=(\w+)>(.*?)</function>", RegexOptions.Singleline)]
         private static partial Regex Function();
 
-        public override ToolCallReply Parse(string reply) => Delimited(reply, Function(), m => NamedCall(m.Groups[1].Value, m.Groups[2].Value));
+        public override ToolCallReply Parse(string reply) =>
+            Delimited(reply, Function(), m => NamedCall(m.Groups[1].Value, m.Groups[2].Value) is { } call ? [call] : null);
+    }
+
+    /// <summary>Granite 3 and Phi-4-mini: <c>&lt;|tool_call|&gt;</c>, then a call object or a list of them (Phi-4-mini closes each with <c>&lt;|/tool_call|&gt;</c>).</summary>
+    private sealed partial class PipeTagged : ToolCallSyntax
+    {
+        public override string Name => "pipe-tagged";
+
+        [GeneratedRegex(@"<\|tool_call\|>\s*(.*?)\s*(?:<\|/tool_call\|>|$)", RegexOptions.Singleline)]
+        private static partial Regex Block();
+
+        public override ToolCallReply Parse(string reply) => Delimited(reply, Block(), m =>
+            m.Groups[1].Value.TrimStart().StartsWith('[') ? CallList(m.Groups[1].Value, "name", ["arguments", "parameters"])
+            : ParseJson(m.Groups[1].Value) is { } one && Call(one, "name", ["arguments", "parameters"]) is { } call ? [call] : null);
     }
 
     /// <summary>Hermes 2 Pro, Qwen 2.5 and Qwen 3: each call a JSON object between &lt;tool_call&gt; tags (the last may end with the reply).</summary>
@@ -235,7 +254,7 @@ public abstract partial class ToolCallSyntax
         private static partial Regex Block();
 
         public override ToolCallReply Parse(string reply) =>
-            Delimited(reply, Block(), m => ParseJson(m.Groups[1].Value) is { } json ? Call(json, "name", ["arguments", "parameters"]) : null);
+            Delimited(reply, Block(), m => ParseJson(m.Groups[1].Value) is { } json && Call(json, "name", ["arguments", "parameters"]) is { } call ? [call] : null);
     }
 
     /// <summary>Mistral: [TOOL_CALLS] and a JSON list of {"name", "arguments", "id"}; its templates want 9-character alphanumeric ids.</summary>

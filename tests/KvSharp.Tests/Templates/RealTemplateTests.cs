@@ -13,21 +13,14 @@ public class RealTemplateTests
     private static readonly JsonElement Data = TemplateTestData.Load("jinja2-rendered-templates.json");
     private static readonly JsonElement[] Cases = Data.GetProperty("cases").EnumerateArray().ToArray();
 
-    public static TheoryData<int> Indices() => new(Enumerable.Range(0, Cases.Length));
+    public static TheoryData<int> Indices() => TemplateTestData.CaseIndices(Data);
 
     [Theory]
     [MemberData(nameof(Indices))]
     public void RendersAsJinja2(int index)
     {
-        var c = Cases[index];
-        string name = c.GetProperty("template").GetString()!;
-        var template = (Data.GetProperty("templates").TryGetProperty(name, out var source)
-            ? ChatTemplate.Parse(source.GetString()!, name)
-            : ChatTemplate.BuiltIn(name)).WithClock(() => TemplateTestData.FixedNow);
-        var messages = TemplateTestData.Messages(Data.GetProperty("conversations").GetProperty(c.GetProperty("conversation").GetString()!));
-        var rendered = template.Render(messages, c.GetProperty("add_generation_prompt").GetBoolean(),
-            c.GetProperty("bos_token").GetString()!, c.GetProperty("eos_token").GetString()!);
-        Assert.Equal(c.GetProperty("expected").GetString(), rendered.Text);
+        var (expected, actual) = TemplateTestData.RenderCase(Data, index);
+        Assert.Equal(expected, actual);
     }
 
     [Fact]

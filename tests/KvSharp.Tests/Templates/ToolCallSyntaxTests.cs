@@ -110,6 +110,25 @@ public class ToolCallSyntaxTests
     }
 
     [Fact]
+    public void DeepSeekV31CallsNameThenArguments()
+    {
+        var call = Assert.Single(Marked("<｜tool▁calls▁begin｜>").Parse(
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>").Calls);
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
+    }
+
+    [Fact]
+    public void GraniteAndPhi4MiniCallsFollowThePipeTag()
+    {
+        var syntax = Marked("<|tool_call|>");
+        Assert.Equal("pipe-tagged", syntax.Name);
+        var granite = syntax.Parse("<|tool_call|> [{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}, {\"name\": \"get_time\", \"arguments\": {}}]");
+        Assert.Equal(["get_weather", "get_time"], granite.Calls.Select(c => c.Name));
+        var phi = syntax.Parse("Sure.<|tool_call|>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}<|/tool_call|>");
+        Assert.Equal(("Sure.", "get_weather"), (phi.Content, Assert.Single(phi.Calls).Name));
+    }
+
+    [Fact]
     public void FireFunctionCallsFollowFunctools()
     {
         var syntax = Marked(" functools[");

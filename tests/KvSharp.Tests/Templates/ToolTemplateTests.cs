@@ -12,9 +12,7 @@ namespace KvSharp.Tests.Templates;
 public class ToolTemplateTests
 {
     private static readonly JsonElement Data = TemplateTestData.Load("jinja2-tool-templates.json");
-    private static readonly JsonElement[] Cases = Data.GetProperty("cases").EnumerateArray().ToArray();
-
-    public static TheoryData<int> Indices() => new(Enumerable.Range(0, Cases.Length));
+    public static TheoryData<int> Indices() => TemplateTestData.CaseIndices(Data);
 
     private static ChatTemplate Template(string name) =>
         ChatTemplate.Parse(Data.GetProperty("templates").GetProperty(name).GetString()!, name).WithClock(() => TemplateTestData.FixedNow);
@@ -23,13 +21,8 @@ public class ToolTemplateTests
     [MemberData(nameof(Indices))]
     public void RendersToolsAndToolCallsAsJinja2(int index)
     {
-        var c = Cases[index];
-        var template = Template(c.GetProperty("template").GetString()!);
-        var messages = TemplateTestData.Messages(Data.GetProperty("conversations").GetProperty(c.GetProperty("conversation").GetString()!));
-        var extra = new Dictionary<string, object?> { ["tools"] = Data.GetProperty("tools") };
-        var rendered = template.Render(messages, c.GetProperty("add_generation_prompt").GetBoolean(),
-            c.GetProperty("bos_token").GetString()!, c.GetProperty("eos_token").GetString()!, extra);
-        Assert.Equal(c.GetProperty("expected").GetString(), rendered.Text);
+        var (expected, actual) = TemplateTestData.RenderCase(Data, index, new Dictionary<string, object?> { ["tools"] = Data.GetProperty("tools") });
+        Assert.Equal(expected, actual);
     }
 
     [Theory]
