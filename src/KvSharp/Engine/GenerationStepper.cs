@@ -31,6 +31,9 @@ internal sealed class GenerationStepper
     // With a schema: the output's bytes so far, read whole against it at each check.
     private readonly JsonSchemaPrefix? _schema;
     private readonly List<byte>? _output;
+    // With a schema, where the output stands now: whole, and whether it ends inside a free string (read once a step).
+    private bool _schemaComplete, _inFreeString;
+    private IReadOnlyList<byte[]>? _stringRests;
     private float[]? _allowedLogits;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
@@ -47,7 +50,7 @@ internal sealed class GenerationStepper
         _stops = new StopStringMatcher(options.StopStrings);
         if (options.MaxTokens <= 0) Finish = FinishReason.Length;
         _constrained = options.Format != ResponseFormat.Text;
-        if (options.Format == ResponseFormat.JsonObject) _json = new JsonPrefix(objectOnly: true);
+        if (options.Format != ResponseFormat.Text) _json = new JsonPrefix(objectOnly: options.Format == ResponseFormat.JsonObject);
         if (options.Format == ResponseFormat.JsonSchema)
         {
             _schema = options.Schema ?? throw new ArgumentException("ResponseFormat.JsonSchema needs GenerationOptions.Schema", nameof(options));
@@ -81,8 +84,13 @@ internal sealed class GenerationStepper
         if (_constrained && next >= 0 && !_tokenizer.IsEndOfGeneration(next))
         {
             var piece = _tokenizer.TokenPiece(next);
-            if (_schema != null) _output!.AddRange(piece);
-            else _json.Feed(piece);
+            // The JSON syntax alone is followed with a schema too: it turns most tokens away without reading the output again.
+            _json.Feed(piece);
+            if (_schema != null)
+            {
+                _output!.AddRange(piece);
+                _schemaComplete = _schema.Check(CollectionsMarshal.AsSpan(_output), out _inFreeString, out _stringRests) == JsonPrefixStatus.Complete;
+            }
             // The value is whole: nothing may follow it.
             if (Complete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
         }
@@ -120,20 +128,33 @@ internal sealed class GenerationStepper
         if (_tokenizer.IsEndOfGeneration(token)) return Complete;
         var piece = _tokenizer.TokenPiece(token);
         if (piece.IsEmpty) return false;
+        var trial = _json;
+        if (!trial.Feed(piece)) return false;
         if (_schema != null)
         {
+            // Inside a string the schema leaves free, text without quotes, backslashes or control bytes stays free.
+            if ((_inFreeString || _stringRests != null) && !piece.ContainsAny(FreeStringStops))
+            {
+                if (_inFreeString) return true;
+                // Inside a property name or an enum value: the text must stay the start of one.
+                foreach (var rest in _stringRests!)
+                    if (rest.AsSpan().StartsWith(piece)) return true;
+                return false;
+            }
             int length = _output!.Count;
             _output.AddRange(piece);
             bool allowed = _schema.Check(CollectionsMarshal.AsSpan(_output)) != JsonPrefixStatus.Invalid;
             _output.RemoveRange(length, _output.Count - length);
             return allowed;
         }
-        var trial = _json;
-        return trial.Feed(piece);
+        return true;
     }
 
+    private static readonly System.Buffers.SearchValues<byte> FreeStringStops =
+        System.Buffers.SearchValues.Create([(byte)'"', (byte)'\\', .. Enumerable.Range(0, 0x20).Select(b => (byte)b)]);
+
     /// <summary>The output is a whole JSON object (or value the schema allows).</summary>
-    private bool Complete => _schema != null ? _schema.Check(CollectionsMarshal.AsSpan(_output)) == JsonPrefixStatus.Complete : _json.IsComplete;
+    private bool Complete => _schema != null ? _schemaComplete : _json.IsComplete;
 
     private GenerationStep End(int token, string text, FinishReason reason, TokenLogprobs? logprobs)
     {

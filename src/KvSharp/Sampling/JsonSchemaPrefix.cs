@@ -37,9 +37,39 @@ public sealed class JsonSchemaPrefix
     public static JsonSchemaPrefix For(JsonElement schema) => new(Build(schema, "schema"));
 
     /// <summary>How far <paramref name="text"/> goes toward an allowed value.</summary>
-    public JsonPrefixStatus Check(ReadOnlySpan<byte> text)
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text) => Check(text, out _);
+
+    /// <summary>
+    /// <see cref="Check(ReadOnlySpan{byte})"/>, and whether a Partial text ends inside a string the schema leaves free
+    /// (no enum, not a property name): then any bytes but a quote, a backslash or a control character keep it Partial,
+    /// which a caller trying many continuations can tell without reading the text again.
+    /// </summary>
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString) => Check(text, out inFreeString, out _);
+
+    /// <summary>
+    /// <see cref="Check(ReadOnlySpan{byte}, out bool)"/>, and where a Partial text ends inside a string that must be one
+    /// of a few (a property name, an enum value), the UTF-8 bytes it may still become, less what it holds already: a
+    /// continuation without a quote, backslash or control byte keeps the text Partial exactly when one of them starts
+    /// with it. Null otherwise.
+    /// </summary>
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString, out IReadOnlyList<byte[]>? stringRests)
     {
         var r = new Reader(text);
+        var result = Read(ref r);
+        inFreeString = result == JsonPrefixStatus.Partial && r.EndedInFreeString;
+        stringRests = result == JsonPrefixStatus.Partial ? r.StringRests : null;
+        return result;
+    }
+
+    /// <summary>
+    /// What each of <paramref name="allowed"/> whose UTF-8 starts with <paramref name="soFar"/> (a string's bytes so far,
+    /// perhaps ending inside a character) has after it; empty when none does.
+    /// </summary>
+    private static List<byte[]> Rests(IEnumerable<string> allowed, byte[] soFar) =>
+        [.. allowed.Select(Encoding.UTF8.GetBytes).Where(a => a.AsSpan().StartsWith(soFar)).Select(a => a[soFar.Length..])];
+
+    private JsonPrefixStatus Read(ref Reader r)
+    {
         var status = _root.Parse(ref r);
         if (status != Status.Ok) return status == Status.Partial ? JsonPrefixStatus.Partial : JsonPrefixStatus.Invalid;
         return r.SkipWhitespace() == Status.Fail || !r.AtEnd ? JsonPrefixStatus.Invalid : JsonPrefixStatus.Complete;
@@ -110,6 +140,14 @@ public sealed class JsonSchemaPrefix
     {
         private readonly ReadOnlySpan<byte> _text = text;
         public int Position;
+        /// <summary>The text ended inside a string's characters (not inside an escape).</summary>
+        public bool EndedInString;
+        /// <summary>... of a string the schema leaves free.</summary>
+        public bool EndedInFreeString;
+        /// <summary>... of a string that must be one of a few: what each may still add (see <see cref="Check(ReadOnlySpan{byte}, out bool, out IReadOnlyList{byte[]}?)"/>).</summary>
+        public List<byte[]>? StringRests;
+        /// <summary>The bytes of the last string read up to the end of the text (escapes resolved), for a Partial one.</summary>
+        public byte[] PartialBytes = [];
 
         public readonly bool AtEnd => Position >= _text.Length;
         public readonly byte Current => _text[Position];
@@ -151,7 +189,7 @@ public sealed class JsonSchemaPrefix
                     bytes.Add(b);
                     continue;
                 }
-                if (AtEnd) break;
+                if (AtEnd) return End(value, bytes, inEscape: true);
                 byte e = Current;
                 Position++;
                 switch (e)
@@ -168,7 +206,7 @@ public sealed class JsonSchemaPrefix
                         int code = 0;
                         for (int i = 0; i < 4; i++)
                         {
-                            if (AtEnd) return End(value, bytes);
+                            if (AtEnd) return End(value, bytes, inEscape: true);
                             if (!char.IsAsciiHexDigit((char)Current)) return Status.Fail;
                             code = code * 16 + int.Parse(((char)Current).ToString(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
                             Position++;
@@ -181,11 +219,11 @@ public sealed class JsonSchemaPrefix
             return End(value, bytes);
         }
 
-        private static Status End(StringBuilder value, List<byte> bytes)
+        private Status End(StringBuilder value, List<byte> bytes, bool inEscape = false)
         {
-            // An unfinished UTF-8 character at the end decodes to U+FFFD: drop it from the text so far.
-            string text = Encoding.UTF8.GetString([.. bytes]);
-            value.Append(text.TrimEnd('\uFFFD'));
+            EndedInString = !inEscape;
+            PartialBytes = [.. bytes];
+            value.Append(Encoding.UTF8.GetString(PartialBytes));
             return Status.Partial;
         }
 
@@ -269,11 +307,18 @@ public sealed class JsonSchemaPrefix
         {
             var read = new StringBuilder();
             var status = r.ReadString(read);
-            if (allowed == null || status == Status.Fail) return status;
-            string text = read.ToString();
-            return status == Status.Ok
-                ? allowed.Contains(text, StringComparer.Ordinal) ? Status.Ok : Status.Fail
-                : allowed.Any(a => a.StartsWith(text, StringComparison.Ordinal)) ? Status.Partial : Status.Fail;
+            if (allowed == null)
+            {
+                r.EndedInFreeString = status == Status.Partial && r.EndedInString;
+                return status;
+            }
+            if (status == Status.Fail) return status;
+            if (status == Status.Ok) return allowed.Contains(read.ToString(), StringComparer.Ordinal) ? Status.Ok : Status.Fail;
+            // Byte by byte: the text so far may end inside a character of one of them.
+            var rests = Rests(allowed, r.PartialBytes);
+            if (rests.Count == 0) return Status.Fail;
+            if (r.EndedInString) r.StringRests = rests;
+            return Status.Partial;
         }
     }
 
@@ -363,7 +408,14 @@ public sealed class JsonSchemaPrefix
                 var key = r.ReadString(keyText);
                 string name = keyText.ToString();
                 if (key == Status.Fail) return Status.Fail;
-                if (key == Status.Partial) return KeyCanStartWith(name, seen) ? Status.Partial : Status.Fail;
+                if (key == Status.Partial)
+                {
+                    if (additional != null) return Status.Partial;
+                    var rests = Rests(properties.Keys.Where(k => !seen.Contains(k)), r.PartialBytes);
+                    if (rests.Count == 0) return Status.Fail;
+                    if (r.EndedInString) r.StringRests = rests;
+                    return Status.Partial;
+                }
                 if (seen.Contains(name) || !(properties.ContainsKey(name) || additional != null)) return Status.Fail;
                 seen.Add(name);
                 ws = r.SkipWhitespace();
@@ -382,7 +434,5 @@ public sealed class JsonSchemaPrefix
             }
         }
 
-        private bool KeyCanStartWith(string prefix, HashSet<string> seen) =>
-            additional != null || properties.Keys.Any(k => !seen.Contains(k) && k.StartsWith(prefix, StringComparison.Ordinal));
     }
 }

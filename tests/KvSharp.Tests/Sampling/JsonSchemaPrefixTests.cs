@@ -106,6 +106,32 @@ public class JsonSchemaPrefixTests
         }).Check(Config.QuickThrowOnFailure.WithMaxTest(200).WithQuietOnSuccess(true));
     }
 
+    /// <summary>
+    /// What a caller may skip reading the text again for: inside a free string any continuation without a quote,
+    /// backslash or control byte stays Partial; inside a property name or enum value, exactly those the rests start with
+    /// (byte by byte, so a name's character split across tokens still counts, and a stray byte does not).
+    /// </summary>
+    [Fact]
+    public void TheFastAnswersAreTheFullChecksAnswers()
+    {
+        var schema = Schema("{\"type\": \"object\", \"properties\": {\"größe\": {\"type\": \"integer\"}, \"story\": {\"type\": \"string\"}, " +
+                            "\"tone\": {\"enum\": [\"calm\", \"café\"]}}, \"required\": [\"story\"]}");
+        byte[][] pieces = [.. new[] { "a", "st", "story", "gr", "grö", "c", "ca", "caf", "café", "x", " ", "ö", "ory" }.Select(Encoding.UTF8.GetBytes),
+            [0xC3], [0xC3, 0xB6], [0x80], [0xE9]];
+        foreach (string prefix in new[] { "{\"", "{\"st", "{\"gr", "{\"gr\u00f6", "{\"story\": \"x", "{\"story\": \"\", \"tone\": \"ca", "{\"tone\": \"" })
+        {
+            var text = Encoding.UTF8.GetBytes(prefix);
+            Assert.Equal(JsonPrefixStatus.Partial, schema.Check(text, out bool free, out var rests));
+            Assert.True(free || rests != null, prefix);
+            foreach (var piece in pieces)
+            {
+                bool full = schema.Check([.. text, .. piece]) != JsonPrefixStatus.Invalid;
+                bool fast = free || rests!.Any(r => r.AsSpan().StartsWith(piece));
+                Assert.True(full == fast, $"[{prefix}] + {Convert.ToHexString(piece)}: full {full}, fast {fast}");
+            }
+        }
+    }
+
     public sealed record Answer(bool Ok, int Count);
 
     [Fact]
