@@ -23,6 +23,10 @@ internal static class RunCommand
         var context = NumberOption.Optional("--context", "context length (default: the model's trained length)", Allowed.AtLeast(1), "-c");
         var threads = CommonOptions.Threads();
         var swaFull = CommonOptions.SwaFull();
+        var jsonSchema = new Option<string?>("--json-schema")
+        {
+            Description = "hold the output to a value of this JSON schema (a file, or the schema's text); '{}' or 'object' for any JSON object (JSON mode)",
+        };
         var kvTypes = new KvTypeCliOptions();
         var overflow = ChoiceOption.Create("--context-overflow",
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
@@ -35,7 +39,7 @@ internal static class RunCommand
         };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy, swaFull,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy, swaFull, jsonSchema,
         };
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
@@ -62,6 +66,7 @@ internal static class RunCommand
                 StopStrings = r.GetValue(stop) ?? [],
                 Sampling = sampling.Read(r),
             };
+            if (r.GetValue(jsonSchema) is { } schemaText) options = WithJson(options, schemaText);
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads), r.GetValue(context));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
@@ -123,5 +128,23 @@ internal static class RunCommand
         long reach = Math.Min(context, Encoding.UTF8.GetByteCount(prompt) + 2L + maxTokens);
         string what = isStatic ? $"--context {context} with --cache static" : $"--context {context} with a prompt of {prompt.Length} characters and --max-tokens {maxTokens}";
         KvMemory.CheckTokens(llm.Config, session.KvFormat, isStatic ? context : reach, what, KvMemory.AvailableBytes(), session.FullLocalLayers);
+    }
+
+    /// <summary>--json-schema: "{}" or "object" is JSON mode (any object); else a schema, from a file or as written.</summary>
+    private static GenerationOptions WithJson(GenerationOptions options, string schemaText)
+    {
+        if (schemaText is "{}" or "object") return options with { Format = ResponseFormat.JsonObject };
+        string json = File.Exists(schemaText) ? File.ReadAllText(schemaText) : schemaText;
+        System.Text.Json.JsonDocument doc;
+        try
+        {
+            doc = System.Text.Json.JsonDocument.Parse(json);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new ArgumentException($"--json-schema is neither a file nor JSON: {e.Message}");
+        }
+        using (doc)
+            return options with { Format = ResponseFormat.JsonSchema, Schema = KvSharp.Sampling.JsonSchemaPrefix.For(doc.RootElement) };
     }
 }
