@@ -109,16 +109,39 @@ public sealed class KvSharpChatClient : IChatClient
         // With tools a reply is read for calls once complete: its text and calls come in one update at its end.
         bool whole = options?.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode;
         var text = new StringBuilder();
+        ReasoningSplitter? splitter = null;
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false))
-            if (whole) text.Append(piece);
-            else yield return Update(turn, new TextContent(piece));
+        {
+            if (whole)
+            {
+                text.Append(piece);
+                continue;
+            }
+            if (turn.Reasoning is not bool inside)
+            {
+                yield return Update(turn, new TextContent(piece));
+                continue;
+            }
+            var (thought, answer) = (splitter ??= new ReasoningSplitter(inside)).Append(piece);
+            if (Pieces(thought, answer) is { Count: > 0 } contents) yield return Update(turn, contents);
+        }
         if (whole) yield return Update(turn, turn.Contents(text.ToString()));
+        else if (splitter?.Flush() is var (restThought, restAnswer) && Pieces(restThought, restAnswer) is { Count: > 0 } rest) yield return Update(turn, rest);
         var last = Update(turn, new UsageContent(turn.Usage!));
         last.FinishReason = turn.FinishReason;
         yield return last;
     }
 
     private ChatResponseUpdate Update(Turn turn, AIContent content) => Update(turn, [content]);
+
+    /// <summary>A streamed piece of a thinking model's reply: its thinking and its answer, as far as each has text.</summary>
+    private static List<AIContent> Pieces(string thought, string answer)
+    {
+        var contents = new List<AIContent>();
+        if (thought.Length > 0) contents.Add(new TextReasoningContent(thought));
+        if (answer.Length > 0) contents.Add(new TextContent(answer));
+        return contents;
+    }
 
     private ChatResponseUpdate Update(Turn turn, IList<AIContent> contents) => new(ChatRole.Assistant, contents)
     {
@@ -153,7 +176,10 @@ public sealed class KvSharpChatClient : IChatClient
 
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
-        int[] prompt = Render(history, addGenerationPrompt: true, tools?.TemplateVariables);
+        var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, tools?.TemplateVariables);
+        int[] prompt = rendered.Tokenize(_model.Tokenizer);
+        // A thinking model's reply: its think block comes apart as TextReasoningContent.
+        turn.Reasoning = ReasoningSplitter.Applies(Template) ? ReasoningSplitter.PromptOpensThinking(rendered.Text) : null;
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.
         if (prompt.Length >= session.ContextLength)
@@ -211,11 +237,17 @@ public sealed class KvSharpChatClient : IChatClient
     {
         /// <summary>With tools, the reply read for calls (null without tools).</summary>
         public ToolCallReply? Reply { get; set; }
+        /// <summary>For a thinking model, whether its reply starts inside a think block; null for other models.</summary>
+        public bool? Reasoning { get; set; }
 
-        /// <summary>The reply's contents: its text, or with calls, the text outside them (if any) and the calls.</summary>
+        /// <summary>The reply's contents: its text (its thinking apart, for a thinking model), or with calls, the text outside them (if any) and the calls.</summary>
         public IList<AIContent> Contents(string text)
         {
-            if (Reply is not { Calls.Count: > 0 } called) return [new TextContent(text)];
+            if (Reply is not { Calls.Count: > 0 } called)
+            {
+                if (Reasoning is not bool inside || ReasoningSplitter.Split(text, inside) is not (string thought, var answer)) return [new TextContent(text)];
+                return [new TextReasoningContent(thought), new TextContent(answer)];
+            }
             var contents = new List<AIContent>();
             if (called.Content.Length > 0) contents.Add(new TextContent(called.Content));
             contents.AddRange(called.Calls.Select(ChatToolMapping.ToContent));

@@ -19,15 +19,29 @@ public static class ToolCallingModel
         "\"arguments\": {{ c.function.arguments | tojson }}}</tool_call>{% endfor %}{% else %}{{ m.content }}{% endif %}<|im_end|>\n{% endfor %}" +
         "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
-    private const int Bytes = 3, ImStart = 259, ImEnd = 260, CallOpen = 261, CallClose = 262, Call = 263, Vocab = 264, Embedding = 384;
+    /// <summary>A Qwen3-style template: the same turns, its model thinking in &lt;think&gt; tags before it answers.</summary>
+    public const string ThinkingTemplate =
+        "{#- The model may think first, between <think> and </think>. -#}" +
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
-    /// <summary>Writes the model to a fresh temporary file; returns its path.</summary>
-    public static string Write()
+    /// <summary>What the thinking model writes after a prompt's last newline.</summary>
+    public static readonly string[] ThinkingScript = ["<think>", "Let me see.", "</think>", "\n\nIt is sunny."];
+
+    private const int Bytes = 3, ImStart = 259, ImEnd = 260, Embedding = 384;
+
+    /// <summary>
+    /// Writes the model to a fresh temporary file; returns its path. <paramref name="script"/>: the user-defined tokens it
+    /// writes after a prompt's last newline, in order, then its end-of-turn (default: the Hermes tool call);
+    /// <paramref name="template"/>: its chat template (default <see cref="Template"/>).
+    /// </summary>
+    public static string Write(string[]? script = null, string? template = null)
     {
+        script ??= ["<tool_call>", CallText, "</tool_call>"];
         var tokens = new List<string> { "<unk>", "<s>", "</s>" };
         for (int b = 0; b < 256; b++) tokens.Add($"<0x{b:X2}>");
-        tokens.AddRange(["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", CallText]);
-        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, 4, 4, 4];
+        tokens.AddRange(["<|im_start|>", "<|im_end|>", .. script]);
+        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, .. Enumerable.Repeat(4, script.Length)];
+        int Vocab = tokens.Count;
         var w = new GgufWriter();
         w.Add("general.architecture", "llama");
         w.Add("general.name", "kvsharp-test-tool-calling");
@@ -48,17 +62,17 @@ public static class ToolCallingModel
         w.Add("tokenizer.ggml.bos_token_id", 1u);
         w.Add("tokenizer.ggml.eos_token_id", (uint)ImEnd);
         w.Add("tokenizer.ggml.add_bos_token", false);
-        w.Add("tokenizer.chat_template", Template);
+        w.Add("tokenizer.chat_template", template ?? Template);
 
         // One-hot embeddings: the final norm keeps token t's direction, and output row n reads column t where t -> n.
         var embedding = new float[Vocab * Embedding];
         for (int t = 0; t < Vocab; t++) embedding[t * Embedding + t] = 1;
         var output = new float[Vocab * Embedding];
         void Next(int from, int to) => output[to * Embedding + from] = 1;
-        Next(Bytes + '\n', CallOpen);
-        Next(CallOpen, Call);
-        Next(Call, CallClose);
-        Next(CallClose, ImEnd);
+        // The script: a newline, then each token, then the end of the turn.
+        int first = ImEnd + 1;
+        Next(Bytes + '\n', first);
+        for (int i = 0; i < script.Length; i++) Next(first + i, i + 1 < script.Length ? first + i + 1 : ImEnd);
         // Anything else ends the turn (half the weight, so a bigram above wins).
         for (int c = 0; c < Embedding; c++) output[ImEnd * Embedding + c] += 0.5f;
         float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();

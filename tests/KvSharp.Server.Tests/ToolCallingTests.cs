@@ -6,8 +6,8 @@ using KvSharp.Engine;
 
 namespace KvSharp.Server.Tests;
 
-/// <summary>A server over <see cref="ToolCallingModel"/>: its replies are tool calls.</summary>
-public sealed class ToolCallingFixture : IAsyncLifetime
+/// <summary>A server over a <see cref="ToolCallingModel"/> GGUF writing <paramref name="script"/> (null: a tool call) with its template.</summary>
+public abstract class ScriptedModelFixture(string[]? script = null, string? template = null) : IAsyncLifetime
 {
     private string _path = "";
     public LlmModel Model { get; private set; } = null!;
@@ -16,7 +16,7 @@ public sealed class ToolCallingFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        _path = ToolCallingModel.Write();
+        _path = ToolCallingModel.Write(script, template);
         Model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 1 });
         Server = KvSharpServer.Create(Model, new ServerOptions { Port = 0, Engine = new EngineOptions { ContextLength = 1024, BlockSize = 16 } });
         await Server.StartAsync();
@@ -29,8 +29,12 @@ public sealed class ToolCallingFixture : IAsyncLifetime
         await Server.DisposeAsync();
         Model.Dispose();
         File.Delete(_path);
+        GC.SuppressFinalize(this);
     }
 }
+
+/// <summary>A server over <see cref="ToolCallingModel"/>: its replies are tool calls.</summary>
+public sealed class ToolCallingFixture : ScriptedModelFixture;
 
 /// <summary>
 /// Tool calling over HTTP, end to end on a GGUF that calls a tool: the tools reach the template, the reply comes back

@@ -25,6 +25,11 @@ public sealed class ChatCompletionRequest : SamplingParameters
     public JsonElement ToolChoice { get; set; }
     /// <summary>Accepted: a reply may hold several calls whatever it says (no constrained decoding to hold it to one).</summary>
     public bool? ParallelToolCalls { get; set; }
+    /// <summary>
+    /// llama-server's: "auto" or "deepseek" (the default) gives a thinking model's <c>&lt;think&gt;</c> block as
+    /// <c>reasoning_content</c>, apart from the answer; "none" leaves it in the content.
+    /// </summary>
+    public string? ReasoningFormat { get; set; }
     // The deprecated function-calling fields and structured output are not supported; these fields are read only to
     // refuse them (ChatRefusedFields) rather than silently answer as if they had not been sent.
     public JsonElement Functions { get; set; }

@@ -11,7 +11,8 @@ public sealed record ChatChoice(int Index, ChatResponseMessage Message, ChatLogp
 
 /// <summary>The assistant's reply: its text (null beside tool calls when it wrote none) and its tool calls, left out when none.</summary>
 public sealed record ChatResponseMessage(string Role, string? Content,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ReasoningContent = null);
 
 /// <summary>One tool call in OpenAI's shape; in a stream's delta it carries its index among the choice's calls.</summary>
 public sealed record ChatResponseToolCall(
@@ -33,7 +34,8 @@ public sealed record ChatChunkChoice(int Index, ChatDelta Delta, ChatLogprobs? L
 public sealed record ChatDelta(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Role,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Content,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ReasoningContent = null);
 
 /// <summary>OpenAI's chat logprobs: one entry per generated token.</summary>
 public sealed record ChatLogprobs(ChatTokenLogprob[] Content);

@@ -7,6 +7,7 @@ using KvSharp.Server.Errors;
 using KvSharp.Server.Generation;
 using KvSharp.Server.Hosting;
 using KvSharp.Server.Json;
+using KvSharp.Templates;
 using KvSharp.Tokenization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -41,6 +42,8 @@ internal static class ChatCompletionsEndpoint
         if (tools != null && format != ResponseFormat.Text)
             throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
+        // Where the reply's thinking goes apart: null for not at all, else whether the prompt left it already inside a think block.
+        bool? reasoning = ReasoningOf(body, served.ChatTemplate) ? ReasoningSplitter.PromptOpensThinking(rendered.Prompt) : null;
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
@@ -49,7 +52,7 @@ internal static class ChatCompletionsEndpoint
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
-        var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount);
+        var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount, reasoning);
         bool stream = body.Stream == true, includeUsage = body.StreamOptions?.IncludeUsage == true;
         if (tools != null)
         {
@@ -57,7 +60,7 @@ internal static class ChatCompletionsEndpoint
             await run.RespondAsync(context.Response, chunks, stream: false, includeUsage, result =>
             {
                 var replies = new ChatReply[result.Texts.Length];
-                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i]);
+                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning);
                 return stream ? StreamRepliesAsync(context, chunks, replies, result, includeUsage) : WriteRepliesAsync(context, chunks, replies, result, served.ModelId);
             });
             return;
@@ -66,7 +69,10 @@ internal static class ChatCompletionsEndpoint
         {
             var choices = new ChatChoice[result.Texts.Length];
             for (int i = 0; i < choices.Length; i++)
-                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, result.Texts[i]), chunks.Logprobs(result.Logprobs?[i]), result.FinishReasons[i]);
+            {
+                var reply = ChatReply.Text(result.Texts[i], result.FinishReasons[i], reasoning);
+                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, reply.Content, ReasoningContent: reply.Reasoning), chunks.Logprobs(result.Logprobs?[i]), reply.FinishReason);
+            }
             var response = new ChatCompletionResponse(chunks.Id, "chat.completion", chunks.Created, served.ModelId, choices, result.Usage);
             return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
         });
@@ -76,7 +82,7 @@ internal static class ChatCompletionsEndpoint
     {
         var choices = new ChatChoice[replies.Length];
         for (int i = 0; i < choices.Length; i++)
-            choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, replies[i].Content, replies[i].Calls(withIndex: false)),
+            choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, replies[i].Content, replies[i].Calls(withIndex: false), replies[i].Reasoning),
                 format.Logprobs(result.Logprobs?[i]), replies[i].FinishReason);
         var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, model, choices, result.Usage);
         return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
@@ -90,7 +96,7 @@ internal static class ChatCompletionsEndpoint
         var body = response.BodyWriter;
         for (int i = 0; i < replies.Length; i++)
         {
-            ServerSentEvents.Write(body, format.Reply(i, replies[i].Content ?? "", null, format.Logprobs(result.Logprobs?[i])));
+            ServerSentEvents.Write(body, format.Reply(i, replies[i].Content ?? "", null, format.Logprobs(result.Logprobs?[i]), replies[i].Reasoning));
             if (replies[i].Calls(withIndex: true) is { } calls) ServerSentEvents.Write(body, format.Reply(i, null, calls, null));
             ServerSentEvents.Write(body, format.Finish(i, replies[i].FinishReason));
         }
@@ -98,6 +104,14 @@ internal static class ChatCompletionsEndpoint
         ServerSentEvents.WriteDone(body);
         await body.FlushAsync(context.RequestAborted);
     }
+
+    /// <summary>Whether a reply's thinking goes apart: the template's model thinks in tags, and reasoning_format is not "none".</summary>
+    private static bool ReasoningOf(ChatCompletionRequest body, KvSharp.Templates.ChatTemplate template) => body.ReasoningFormat switch
+    {
+        null or "auto" or "deepseek" => ReasoningSplitter.Applies(template),
+        "none" => false,
+        _ => throw ApiError.InvalidValue("reasoning_format", $"reasoning_format must be \"auto\", \"deepseek\" or \"none\", got \"{body.ReasoningFormat}\""),
+    };
 
     /// <summary>The fields only chat has; returns the alternatives per token to report logprobs for (null: no logprobs).</summary>
     private static int? CheckChatFields(ChatCompletionRequest body)
@@ -113,36 +127,49 @@ internal static class ChatCompletionsEndpoint
     }
 
     /// <summary>The chat completion's chunks, all under one id and creation time; each choice's first chunk carries the role.</summary>
-    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices) : IChunkFormat
+    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices, bool? reasoning = null) : IChunkFormat
     {
         public const string Role = "assistant";
         private const string Object = "chat.completion.chunk";
         private readonly bool[] _roleSent = new bool[choices];
+        // Per choice, where its streamed thinking ends (null: not split).
+        private readonly ReasoningSplitter?[] _splitters = [.. Enumerable.Range(0, choices).Select(_ => reasoning is bool inside ? new ReasoningSplitter(inside) : null)];
 
         public string Id => id;
         public long Created => created;
 
-        public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs) =>
-            Serialize([new ChatChunkChoice(choice, Delta(choice, text), Logprobs(logprobs), null)], null);
+        public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
+        {
+            if (_splitters[choice] is not { } splitter) return Serialize([new ChatChunkChoice(choice, Delta(choice, text), Logprobs(logprobs), null)], null);
+            var (thought, answer) = splitter.Append(text);
+            return Serialize([new ChatChunkChoice(choice, Delta(choice, answer, thought), Logprobs(logprobs), null)], null);
+        }
 
-        /// <summary>An empty delta, unless the choice ended before any text (it still names its role once).</summary>
-        public byte[] Finish(int choice, string finishReason) =>
-            Serialize([new ChatChunkChoice(choice, _roleSent[choice] ? new ChatDelta(null, null) : Delta(choice, ""), null, finishReason)], null);
+        /// <summary>An empty delta (what a split reply still held back, if anything), unless the choice ended before any text (it still names its role once).</summary>
+        public byte[] Finish(int choice, string finishReason)
+        {
+            var (thought, answer) = _splitters[choice]?.Flush() ?? ("", "");
+            var delta = !_roleSent[choice] || thought.Length > 0 || answer.Length > 0 ? Delta(choice, answer, thought) : new ChatDelta(null, null);
+            return Serialize([new ChatChunkChoice(choice, delta, null, finishReason)], null);
+        }
 
         public byte[] Usage(Usage usage) => Serialize([], usage);
 
         /// <summary>A delta with a reply's text (the role too, in a choice's first chunk) or its tool calls.</summary>
-        public byte[] Reply(int choice, string? text, ChatResponseToolCall[]? calls, ChatLogprobs? logprobs)
+        public byte[] Reply(int choice, string? text, ChatResponseToolCall[]? calls, ChatLogprobs? logprobs, string? reasoning = null)
         {
-            var delta = text != null ? Delta(choice, text) : new ChatDelta(null, null, calls);
+            var delta = text != null ? Delta(choice, text, reasoning) : new ChatDelta(null, null, calls);
             return Serialize([new ChatChunkChoice(choice, delta, logprobs, null)], null);
         }
 
-        private ChatDelta Delta(int choice, string text)
+        private ChatDelta Delta(int choice, string text, string? reasoning = null)
         {
             bool first = !_roleSent[choice];
             _roleSent[choice] = true;
-            return new ChatDelta(first ? Role : null, text);
+            // A split reply's delta carries only what it has: its thinking, its answer, or both.
+            bool split = reasoning != null;
+            return new ChatDelta(first ? Role : null, split && text.Length == 0 && reasoning!.Length > 0 ? null : text,
+                ReasoningContent: split && reasoning!.Length > 0 ? reasoning : null);
         }
 
         private byte[] Serialize(ChatChunkChoice[] chunkChoices, Usage? usage) =>

@@ -8,20 +8,32 @@ namespace KvSharp.Server.Chat;
 /// One choice's reply read for tool calls: its text outside the calls (null when the calls are all it holds) and
 /// the calls; a reply without calls is its generated text as it is, with its own finish reason.
 /// </summary>
-internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> ToolCalls, string FinishReason)
+internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> ToolCalls, string FinishReason, string? Reasoning = null)
 {
+    /// <summary>A reply without tools: its text, its reasoning apart where <paramref name="reasoning"/> says how (null: not split).</summary>
+    public static ChatReply Text(string text, string finishReason, bool? reasoning)
+    {
+        if (reasoning is not bool startsInside) return new ChatReply(text, [], finishReason);
+        var (thought, answer) = ReasoningSplitter.Split(text, startsInside);
+        return new ChatReply(answer, [], finishReason, thought);
+    }
+
     /// <summary>
     /// Reads the generated <paramref name="tokens"/> with their special tokens rendered (a family's call marker may be
     /// one) and the end-of-generation tokens left out.
     /// </summary>
-    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason)
+    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning)
     {
         var bytes = new List<byte>();
         foreach (int t in tokens)
             if (!tokenizer.IsEndOfGeneration(t)) bytes.AddRange(tokenizer.TokenPiece(t, renderSpecial: true));
-        var reply = syntax.Parse(Encoding.UTF8.GetString([.. bytes]));
-        return reply.Calls.Count == 0 ? new ChatReply(text, [], finishReason)
-            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls");
+        string rendered = Encoding.UTF8.GetString([.. bytes]);
+        // The calls come after the thinking (which may well mention them).
+        string? thought = null;
+        if (reasoning is bool startsInside) (thought, rendered) = ReasoningSplitter.Split(rendered, startsInside);
+        var reply = syntax.Parse(rendered);
+        return reply.Calls.Count == 0 ? Text(text, finishReason, reasoning)
+            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", thought);
     }
 
     /// <summary>The calls in OpenAI's shape (with their index for a stream's delta); null when none.</summary>
