@@ -133,29 +133,37 @@ public sealed class PrefixCache : ICachedBlocks
     /// <summary>
     /// Starts the empty <paramref name="sequence"/> with the longest run of cached blocks that matches
     /// <paramref name="tokens"/>, then the leading rows of the cached block that continues it furthest, leaving at least
-    /// one token to compute (its logits are needed). The blocks are shared, not copied. Returns the positions adopted;
+    /// one token to compute (its logits are needed). With local layers kept apart, only as far as every local group
+    /// still holds the window before the hit's end. The blocks are shared, not copied. Returns the positions adopted;
     /// <paramref name="cursor"/> counts the whole blocks among them.
     /// </summary>
     public int Adopt(PagedKvSequence sequence, ReadOnlySpan<int> tokens, ref PrefixCursor cursor)
     {
         if (sequence.Pool != _pool) throw new ArgumentException("the sequence's blocks are in another pool", nameof(sequence));
         if (sequence.Length != 0 || cursor.Blocks != 0) throw new InvalidOperationException("only an empty sequence adopts a cached prefix");
-        if (_localOf != null) return AdoptWithLocalLayers(sequence, tokens, ref cursor);
         int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1), full = limit / size;
         ulong hash = MatchInRam(tokens, full, cursor.Root);
+        if (_localOf != null) hash = KeepLocallyHeld(cursor.Root);
         int inRam = _matched.Count;
         if (_tiers != null && inRam < full) FetchFromTiers(tokens, full, cursor.Root, ref hash);
         int blocks = _matched.Count, whole = blocks * size;
         var (partial, rows) = _partialHits && whole < limit
             ? LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], cursor.Root, hash)
             : (-1, 0);
+        if (rows > 0) _matched.Add(partial);
+        // The continuing block's rows only where its window is held too.
+        if (rows > 0 && _localOf != null && !WindowHeld(_matched.Count, whole + rows))
+        {
+            _matched.RemoveAt(blocks);
+            rows = 0;
+        }
         Interlocked.Add(ref _queriedTokens, _partialHits ? limit : (long)full * size);
         Interlocked.Add(ref _hitTokens, (long)whole + rows);
         Interlocked.Add(ref _tierHitTokens, (long)(blocks - inRam) * size);
-        if (rows > 0) _matched.Add(partial);
         if (_matched.Count == 0) return 0;
         foreach (int b in _matched) _hits[b]++;
-        sequence.AdoptPrefix(_matched, whole + rows);
+        if (_localOf != null) sequence.AdoptPrefix(_matched, LocalTables(whole + rows), whole + rows);
+        else sequence.AdoptPrefix(_matched, whole + rows);
         // The holds FetchFromTiers took are the sequence's now.
         if (_tiers != null && inRam < full) for (int i = 0; i < blocks; i++) _pool.Release(_matched[i]);
         cursor.Blocks = blocks;
@@ -164,43 +172,27 @@ public sealed class PrefixCache : ICachedBlocks
     }
 
     /// <summary>
-    /// <see cref="Adopt"/> with local layers kept apart: the longest run of cached global blocks matching the tokens
-    /// whose local groups still hold every block the window at its end reads.
+    /// Cuts <see cref="_matched"/> (whole blocks) to the run a hit can take with local layers kept apart
+    /// (<see cref="LocallyHeldRun"/>); returns the chain's hash after it.
     /// </summary>
-    private int AdoptWithLocalLayers(PagedKvSequence sequence, ReadOnlySpan<int> tokens, ref PrefixCursor cursor)
+    private ulong KeepLocallyHeld(ulong root)
     {
-        int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
-        MatchInRam(tokens, limit / size, cursor.Root);
-        int blocks = LocallyHeldRun(), whole = blocks * size;
-        _matched.RemoveRange(blocks, _matched.Count - blocks);
-        ulong hash = blocks == 0 ? cursor.Root : _hash[_matched[blocks - 1]];
-        // Then the leading rows of the cached block that continues the run furthest, where its window is held too.
-        var (partial, rows) = whole < limit ? LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], cursor.Root, hash) : (-1, 0);
-        if (rows > 0)
-        {
-            _matched.Add(partial);
-            if (!WindowHeld(_matched.Count, whole + rows))
-            {
-                _matched.RemoveAt(blocks);
-                rows = 0;
-            }
-        }
-        Interlocked.Add(ref _queriedTokens, limit);
-        Interlocked.Add(ref _hitTokens, (long)whole + rows);
-        if (_matched.Count == 0) return 0;
-        int length = whole + rows, first = _pool.FirstLocalBlock(length);
+        int held = LocallyHeldRun();
+        _matched.RemoveRange(held, _matched.Count - held);
+        return held == 0 ? root : _hash[_matched[held - 1]];
+    }
+
+    /// <summary>Each local group's table for <see cref="_matched"/> adopted to <paramref name="length"/>: freed before the window it reads.</summary>
+    private List<int>[] LocalTables(int length)
+    {
+        int first = _pool.FirstLocalBlock(length);
         var local = new List<int>[_localGroups];
         for (int g = 0; g < _localGroups; g++)
         {
             local[g] = new List<int>(_matched.Count);
             for (int i = 0; i < _matched.Count; i++) local[g].Add(i < first ? PagedWindow.Freed : _localOf![_matched[i] * _localGroups + g]);
         }
-        var global = _matched.ToList();
-        foreach (int b in global) _hits[b]++;
-        sequence.AdoptPrefix(global, local, length);
-        cursor.Blocks = blocks;
-        cursor.LastHash = hash;
-        return length;
+        return local;
     }
 
     /// <summary>How many of <see cref="_matched"/>'s whole blocks a hit can take: the most whose end's window every local group still holds.</summary>
@@ -232,13 +224,8 @@ public sealed class PrefixCache : ICachedBlocks
     {
         int size = _pool.BlockSize, limit = Math.Max(0, tokens.Length - 1);
         ulong hash = MatchInRam(tokens, limit / size, root);
-        if (_localOf != null)
-        {
-            // Only as far as a hit could take them (see AdoptWithLocalLayers).
-            int held = LocallyHeldRun();
-            _matched.RemoveRange(held, _matched.Count - held);
-            hash = held == 0 ? root : _hash[_matched[held - 1]];
-        }
+        // Only as far as a hit could take them (see Adopt).
+        if (_localOf != null) hash = KeepLocallyHeld(root);
         int blocks = _matched.Count, whole = blocks * size;
         if (_partialHits && whole < limit && LongestContinuation(tokens[whole..limit], blocks == 0 ? -1 : _matched[blocks - 1], root, hash) is ( >= 0 and var partial, _))
             _matched.Add(partial);
