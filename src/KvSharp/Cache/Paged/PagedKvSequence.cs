@@ -43,8 +43,7 @@ public sealed class PagedKvSequence : IKvStore
     /// </summary>
     public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
     /// <summary>Blocks the sequence holds now (a window policy's freed ones not counted).</summary>
-    public int HeldBlocks => _local != null ? Tables().Sum(t => t.Count(b => b != PagedWindow.Freed))
-        : _window == null ? _blocks.Count : _blocks.Count(b => b != PagedWindow.Freed);
+    public int HeldBlocks => Tables().Sum(t => t.Count(b => b != PagedWindow.Freed));
 
     /// <summary>
     /// The block table of one of the pool's layer groups (<see cref="KvBlockPool.LayerGroups"/>): group 0 is
@@ -60,8 +59,6 @@ public sealed class PagedKvSequence : IKvStore
     /// <summary>The table that holds <paramref name="layer"/>'s rows.</summary>
     private ReadOnlySpan<int> TableOf(int layer) =>
         CollectionsMarshal.AsSpan(_local == null ? _blocks : Table(_pool.LayerGroups.GroupOf(layer)));
-
-
 
     public PagedKvSequence(KvBlockPool pool, int maxLength)
     {
@@ -163,16 +160,11 @@ public sealed class PagedKvSequence : IKvStore
     public int BlocksNeeded(int length)
     {
         if (_scored != null) return length <= Length ? 0 : ScoredBlocksNeeded(length - Length);
-        if (_local != null) return TablesNeeded(length);
+        if (_exact == null) return TablesNeeded(length);
         int needed = Math.Max(0, BlocksFor(length) - _blocks.Count);
-        if (_exact != null)
-        {
-            if (length > Length)
-                for (int i = FirstWritten(); i < Math.Min(_blocks.Count, BlocksFor(length)); i++)
-                    if (MustCopy(_blocks[i])) needed++;
-            return needed;
-        }
-        if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(_blocks[Length / _pool.BlockSize])) needed++;
+        if (length > Length)
+            for (int i = FirstWritten(); i < Math.Min(_blocks.Count, BlocksFor(length)); i++)
+                if (MustCopy(_blocks[i])) needed++;
         return needed;
     }
 
@@ -203,22 +195,21 @@ public sealed class PagedKvSequence : IKvStore
             ReserveScored(length);
             return;
         }
-        if (_local != null)
-        {
-            ReserveTables(length);
-            return;
-        }
+        // Blocks no query from Length on reads go back first: behind a window policy's window, or a local layer's.
         _window?.ReleaseOutside(_blocks, Length);
+        if (_local != null)
+            foreach (var table in _local) PagedWindow.Release(_pool, table, 0, _pool.FirstLocalBlock(Length));
         int needed = BlocksNeeded(length);
         if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
-        int partial = Length / _pool.BlockSize;
         if (_exact != null)
-        {
             for (int i = FirstWritten(); i < _blocks.Count; i++)
                 if (MustCopy(_blocks[i])) CopyOnWrite(_blocks, i);
+        int partial = Length / _pool.BlockSize;
+        foreach (var table in Tables())
+        {
+            if (_exact == null && Length % _pool.BlockSize != 0 && MustCopy(table[partial])) CopyOnWrite(table, partial);
+            while (table.Count < BlocksFor(length)) table.Add(_pool.Allocate());
         }
-        else if (Length % _pool.BlockSize != 0 && MustCopy(_blocks[partial])) CopyOnWrite(_blocks, partial);
-        while (_blocks.Count < BlocksFor(length)) _blocks.Add(_pool.Allocate());
         if (_exact == null) return;
         for (int i = 0; i < _blocks.Count; i++) _pool.BlockPositions![_blocks[i]] = i * _pool.BlockSize;
         _pool.Rows.Prepare(_exact, CollectionsMarshal.AsSpan(_blocks), Length, length);
@@ -233,7 +224,7 @@ public sealed class PagedKvSequence : IKvStore
         table[i] = copy;
     }
 
-    /// <summary>Fresh blocks every group's table needs to reach <paramref name="length"/>: new ones, and a copy of a shared partial last block.</summary>
+    /// <summary>Fresh blocks every table (one per layer group) needs to reach <paramref name="length"/>: new ones, and a copy of a shared partial last block.</summary>
     private int TablesNeeded(int length)
     {
         int needed = 0;
@@ -245,28 +236,6 @@ public sealed class PagedKvSequence : IKvStore
         return needed;
     }
 
-    /// <summary>
-    /// <see cref="Reserve"/> with local layers kept apart: first the local tables let go of the blocks no query from
-    /// <see cref="Length"/> on reads, then every table takes what the step needs.
-    /// </summary>
-    private void ReserveTables(int length)
-    {
-        int first = _pool.FirstLocalBlock(Length);
-        foreach (var table in _local!)
-            for (int i = 0; i < Math.Min(first, table.Count); i++)
-                if (table[i] != PagedWindow.Freed)
-                {
-                    _pool.Release(table[i]);
-                    table[i] = PagedWindow.Freed;
-                }
-        int needed = TablesNeeded(length);
-        if (needed > _pool.AvailableBlocks) throw new OutOfKvBlocksException(needed, _pool.BlockCount);
-        foreach (var table in Tables())
-        {
-            if (Length % _pool.BlockSize != 0 && MustCopy(table[Length / _pool.BlockSize])) CopyOnWrite(table, Length / _pool.BlockSize);
-            while (table.Count < BlocksFor(length)) table.Add(_pool.Allocate());
-        }
-    }
 
     /// <summary>Blocks to add so that every head has a free slot for each of <paramref name="tokens"/> new positions.</summary>
     private int ScoredBlocksNeeded(int tokens)

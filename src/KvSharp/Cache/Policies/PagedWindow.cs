@@ -38,13 +38,16 @@ internal sealed class PagedWindow : IKeyRowWriter
     public int SinkBlocks => (Slots.Sinks + _pool.BlockSize - 1) / _pool.BlockSize;
 
     /// <summary>Frees the blocks no query from <paramref name="length"/> on reads.</summary>
-    public void ReleaseOutside(List<int> blocks, int length)
+    public void ReleaseOutside(List<int> blocks, int length) => Release(_pool, blocks, SinkBlocks, FirstNeededBlock(length));
+
+    /// <summary>Gives entries [<paramref name="from"/>, <paramref name="end"/>) of a block table back to the pool, leaving them <see cref="Freed"/>.</summary>
+    public static void Release(KvBlockPool pool, List<int> blocks, int from, int end)
     {
-        int end = Math.Min(FirstNeededBlock(length), blocks.Count);
-        for (int b = SinkBlocks; b < end; b++)
+        end = Math.Min(end, blocks.Count);
+        for (int b = from; b < end; b++)
             if (blocks[b] != Freed)
             {
-                _pool.Release(blocks[b]);
+                pool.Release(blocks[b]);
                 blocks[b] = Freed;
             }
     }
