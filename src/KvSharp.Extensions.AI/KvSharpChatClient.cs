@@ -82,8 +82,8 @@ public sealed class KvSharpChatClient : IChatClient
     }
 
     /// <summary>The prompt tokens of <paramref name="messages"/>: the template's special tokens parsed, the messages' never.</summary>
-    internal int[] Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, IReadOnlyDictionary<string, object?>? extra = null) =>
-        Template.Render(messages, addGenerationPrompt, _model.Tokenizer, extra).Tokenize(_model.Tokenizer);
+    internal int[] Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt) =>
+        Template.Render(messages, addGenerationPrompt, _model.Tokenizer).Tokenize(_model.Tokenizer);
 
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null,
         CancellationToken cancellationToken = default)
@@ -200,7 +200,7 @@ public sealed class KvSharpChatClient : IChatClient
                 reply.Append(piece);
                 yield return piece;
             }
-            if (tools != null) turn.Reply = tools.Read(reply.ToString(), ReplyWithSpecialTokens(session, prompt.Length));
+            if (tools != null) turn.Reply = tools.Read(reply.ToString(), ToolCallSyntax.ReplyText(_model.Tokenizer, session.Tokens.Skip(prompt.Length)));
             complete = true;
         }
         finally
@@ -220,16 +220,6 @@ public sealed class KvSharpChatClient : IChatClient
             OutputTokenCount = stats.GeneratedTokens,
             TotalTokenCount = prompt.Length + stats.GeneratedTokens,
         };
-    }
-
-    /// <summary>The reply's tokens as text with special tokens rendered (a family's call marker may be one), end-of-generation tokens left out.</summary>
-    private string ReplyWithSpecialTokens(InferenceSession session, int promptLength)
-    {
-        var bytes = new List<byte>();
-        var tokens = session.Tokens;
-        for (int i = promptLength; i < tokens.Count; i++)
-            if (!_model.Tokenizer.IsEndOfGeneration(tokens[i])) bytes.AddRange(_model.Tokenizer.TokenPiece(tokens[i], renderSpecial: true));
-        return Encoding.UTF8.GetString([.. bytes]);
     }
 
     /// <summary>What a finished reply reports besides its text.</summary>

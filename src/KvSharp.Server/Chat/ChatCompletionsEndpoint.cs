@@ -65,17 +65,8 @@ internal static class ChatCompletionsEndpoint
             });
             return;
         }
-        await run.RespondAsync(context.Response, chunks, stream, includeUsage, result =>
-        {
-            var choices = new ChatChoice[result.Texts.Length];
-            for (int i = 0; i < choices.Length; i++)
-            {
-                var reply = ChatReply.Text(result.Texts[i], result.FinishReasons[i], reasoning);
-                choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, reply.Content, ReasoningContent: reply.Reasoning), chunks.Logprobs(result.Logprobs?[i]), reply.FinishReason);
-            }
-            var response = new ChatCompletionResponse(chunks.Id, "chat.completion", chunks.Created, served.ModelId, choices, result.Usage);
-            return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
-        });
+        await run.RespondAsync(context.Response, chunks, stream, includeUsage, result => WriteRepliesAsync(context, chunks,
+            [.. result.Texts.Select((text, i) => ChatReply.Text(text, result.FinishReasons[i], reasoning))], result, served.ModelId));
     }
 
     private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)

@@ -1,4 +1,3 @@
-using System.Text;
 using KvSharp.Templates;
 using KvSharp.Tokenization;
 
@@ -24,10 +23,7 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
     /// </summary>
     public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning)
     {
-        var bytes = new List<byte>();
-        foreach (int t in tokens)
-            if (!tokenizer.IsEndOfGeneration(t)) bytes.AddRange(tokenizer.TokenPiece(t, renderSpecial: true));
-        string rendered = Encoding.UTF8.GetString([.. bytes]);
+        string rendered = ToolCallSyntax.ReplyText(tokenizer, tokens);
         // The calls come after the thinking (which may well mention them).
         string? thought = null;
         if (reasoning is bool startsInside) (thought, rendered) = ReasoningSplitter.Split(rendered, startsInside);

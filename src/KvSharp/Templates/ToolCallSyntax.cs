@@ -44,6 +44,13 @@ public abstract partial class ToolCallSyntax
     /// <summary>The families <see cref="Of"/> recognises, for an error naming what a template lacks.</summary>
     public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
 
+    /// <summary>
+    /// A reply's generated tokens as the syntaxes read them: special tokens rendered (a family's call marker may be
+    /// one), end-of-generation tokens left out.
+    /// </summary>
+    public static string ReplyText(KvSharp.Tokenization.ITokenizer tokenizer, IEnumerable<int> tokens) =>
+        tokenizer.Decode([.. tokens.Where(t => !tokenizer.IsEndOfGeneration(t))], renderSpecial: true);
+
     /// <summary>Splits a reply into its text and its tool calls (none: the whole reply is content).</summary>
     public abstract ToolCallReply Parse(string reply);
 
