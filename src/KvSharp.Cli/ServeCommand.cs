@@ -114,8 +114,8 @@ internal static class ServeCommand
         else if (model.Config.HasLayerWindows && !options.Engine.FullLocalLayers)
             log.WriteLine($"[kvsharp] {model.Config.Architecture}'s local layers keep every position: " +
                 (options.Engine.KvTiers != null ? "KV tiers store blocks of every layer" : $"{pool.Format.Name} quantizes rows in groups along positions"));
-        // With local layers apart, each local group also holds the blocks of one window.
-        long localBlocks = groups.SplitsLocalLayers ? (groups.Count - 1L) * ((groups.LocalWindow + KvSharp.Attention.CausalAttention.TileSize + pool.BlockSize - 1) / pool.BlockSize + 1) : 0;
+        // With local layers apart, each local group also holds the blocks of about one window (as the engine counts them).
+        long localBlocks = groups.SplitsLocalLayers ? (groups.Count - 1L) * pool.MostLocalBlocks(options.Engine.MaxStepTokens, server.Engine.ContextLength) : 0;
         long holds = Math.Max(0, pool.BlockCount - localBlocks) * pool.BlockSize;
         if (holds < server.Engine.ContextLength)
             log.WriteLine($"warning: --kv-budget-mib {options.Engine.KvBudgetBytes >> 20} holds {holds:N0} tokens of KV, fewer than one sequence of the context " +

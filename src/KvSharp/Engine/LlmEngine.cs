@@ -250,11 +250,7 @@ public sealed class LlmEngine : IDisposable
     private long MostBlocksHeld(KvCachePolicy policy, long total)
     {
         long bs = Pool.BlockSize, all = (total + bs - 1) / bs;
-        if (Pool.LayerGroups.SplitsLocalLayers)
-        {
-            long localSpan = 2 * Math.Min(Options.MaxStepTokens, total) + Pool.LayerGroups.LocalWindow - 1 + KvSharp.Attention.CausalAttention.TileSize - 1;
-            return all + (Pool.LayerGroups.Count - 1) * Math.Min(all, (localSpan - 1 + bs - 1) / bs + 1);
-        }
+        if (Pool.LayerGroups.SplitsLocalLayers) return all + (Pool.LayerGroups.Count - 1) * Pool.MostLocalBlocks(Options.MaxStepTokens, total);
         if (policy.Eviction == KvEviction.HeavyHitters && policy.EvictionBudget is int budget) return Math.Min(all, (budget + Math.Min(Options.MaxStepTokens, total) + bs - 1) / bs);
         if (policy.Window is not int window) return all;
         long chunk = Math.Min(Options.MaxStepTokens, total);

@@ -37,20 +37,15 @@ public sealed class JsonSchemaPrefix
     public static JsonSchemaPrefix For(JsonElement schema) => new(Build(schema, "schema"));
 
     /// <summary>How far <paramref name="text"/> goes toward an allowed value.</summary>
-    public JsonPrefixStatus Check(ReadOnlySpan<byte> text) => Check(text, out _);
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text) => Check(text, out _, out _);
 
     /// <summary>
-    /// <see cref="Check(ReadOnlySpan{byte})"/>, and whether a Partial text ends inside a string the schema leaves free
-    /// (no enum, not a property name): then any bytes but a quote, a backslash or a control character keep it Partial,
-    /// which a caller trying many continuations can tell without reading the text again.
-    /// </summary>
-    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString) => Check(text, out inFreeString, out _);
-
-    /// <summary>
-    /// <see cref="Check(ReadOnlySpan{byte}, out bool)"/>, and where a Partial text ends inside a string that must be one
-    /// of a few (a property name, an enum value), the UTF-8 bytes it may still become, less what it holds already: a
-    /// continuation without a quote, backslash or control byte keeps the text Partial exactly when one of them starts
-    /// with it. Null otherwise.
+    /// <see cref="Check(ReadOnlySpan{byte})"/>, and where a Partial text ends inside a string, what a caller trying many
+    /// continuations can tell without reading the text again: in a string the schema leaves free
+    /// (<paramref name="inFreeString"/>), any bytes but a quote, a backslash or a control character keep it Partial; in
+    /// one that must be one of a few (a property name, an enum value), <paramref name="stringRests"/> are the UTF-8
+    /// bytes each may still add, and such a continuation keeps it Partial exactly when one of them starts with it (null
+    /// otherwise).
     /// </summary>
     public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString, out IReadOnlyList<byte[]>? stringRests)
     {

@@ -207,6 +207,18 @@ public sealed unsafe class KvBlockPool : IDisposable
     }
 
     /// <summary>
+    /// With local layers kept apart: the most blocks one local group's table holds at once for a sequence of
+    /// <paramref name="total"/> positions computed in steps of at most <paramref name="stepTokens"/>. Blocks before the
+    /// window go back only when the next step reserves, which counts its blocks before that release, so at that moment
+    /// the table holds every block touched from the previous step's window start (a tile early) to the new step's end.
+    /// </summary>
+    public long MostLocalBlocks(long stepTokens, long total)
+    {
+        long bs = BlockSize, span = 2 * Math.Min(stepTokens, total) + LayerGroups.LocalWindow - 1 + Attention.CausalAttention.TileSize - 1;
+        return Math.Min((total + bs - 1) / bs, (span - 1 + bs - 1) / bs + 1);
+    }
+
+    /// <summary>
     /// With local layers kept apart (<see cref="LayerGroups"/>): the first block a local layer's query at
     /// <paramref name="position"/> or later reads. The attention starts at the tile holding the first position of its
     /// window (<see cref="Attention.CausalAttention.TileSize"/>), so the blocks before it are never read again.
