@@ -181,8 +181,7 @@ public sealed class ChatTemplate
         var call = new ChatMessage("assistant", "") { ToolCalls = [new ChatToolCall("call00001", "ipython", arguments ?? ProbeArguments)] };
         try
         {
-            var extra = new Dictionary<string, object?> { ["tools"] = null };
-            return RenderRaw([ChatMessage.User("Hey"), call], false, "", "", extra, objectArguments: arguments == null).Text.Contains(needle, StringComparison.Ordinal);
+            return RenderRaw([ChatMessage.User("Hey"), call], false, "", "", null, objectArguments: arguments == null).Text.Contains(needle, StringComparison.Ordinal);
         }
         catch (TemplateException)
         {

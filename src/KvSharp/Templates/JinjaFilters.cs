@@ -122,8 +122,9 @@ internal static class JinjaFilters
                 if (value is not JinjaDict dict) throw new JinjaError($"dictsort needs a mapping, got {JinjaValues.TypeName(value)}");
                 var items = JinjaMethods.Items(dict);
                 // Python sorts the keys: integers by value, strings by code point.
-                items.Sort((x, y) => ((List<object?>)x!)[0] is long a && ((List<object?>)y!)[0] is long b ? a.CompareTo(b)
-                    : string.CompareOrdinal(JinjaValues.ToText(((List<object?>)x!)[0]).Text, JinjaValues.ToText(((List<object?>)y!)[0]).Text));
+                static object? KeyOf(object? item) => ((List<object?>)item!)[0];
+                items.Sort((x, y) => KeyOf(x) is long a && KeyOf(y) is long b ? a.CompareTo(b)
+                    : string.CompareOrdinal(JinjaValues.ToText(KeyOf(x)).Text, JinjaValues.ToText(KeyOf(y)).Text));
                 return items;
             }
             default:
@@ -163,9 +164,10 @@ internal static class JinjaFilters
             {
                 's' => JinjaValues.ToText(arg).Text,
                 'r' => JinjaValues.Repr(arg).Text,
-                'd' or 'i' => Convert.ToInt64(JinjaValues.ToDouble(arg)).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                // Python's int(): toward zero.
+                'd' or 'i' => (arg is long whole ? whole : (long)JinjaValues.ToDouble(arg)).ToString(System.Globalization.CultureInfo.InvariantCulture),
                 'f' => JinjaValues.ToDouble(arg).ToString("F" + (precision ?? 6), System.Globalization.CultureInfo.InvariantCulture),
-                'x' => Convert.ToInt64(JinjaValues.ToDouble(arg)).ToString("x", System.Globalization.CultureInfo.InvariantCulture),
+                'x' => (arg is long hex ? hex : (long)JinjaValues.ToDouble(arg)).ToString("x", System.Globalization.CultureInfo.InvariantCulture),
                 _ => throw new JinjaError($"format conversion '%{conversion}' is not supported"),
             };
             if (conversion == 's' && precision is int cut && cut < text.Length) text = text[..cut];

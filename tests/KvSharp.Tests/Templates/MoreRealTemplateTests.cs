@@ -28,6 +28,7 @@ public class MoreRealTemplateTests
     [InlineData("{% macro box(t) %}[{{ caller() }}:{{ t }}]{% endmacro %}{% call box('x') %}in{{ 1 + 1 }}{% endcall %}", "[in2:x]")]
     [InlineData("{% macro each(xs) %}{% for x in xs %}{{ caller(x, loop.index) }}{% endfor %}{% endmacro %}{% call(v, i) each(['a', 'b']) %}<{{ i }}={{ v }}>{% endcall %}", "<1=a><2=b>")]
     [InlineData("{{ '%s is %d years, %r, %5.2f|%-4s|%%' | format('Ann', 7, 'q', 3.14159, 'ab') }}", "Ann is 7 years, 'q',  3.14|ab  |%")]
+    [InlineData("{{ '%d|%i|%x' | format(3.7, -2.5, 255) }}", "3|-2|ff")]
     [InlineData("{% set d = {16: 'b', 2: 'a', 8: 'c'} %}{% for k, v in d | dictsort %}{{ k + 1 }}{{ v }} {% endfor %}{{ d[8] }}{% for k in d %}{{ k * 2 }},{% endfor %}", "3a 9c 17b c32,4,16,")]
     [InlineData("{{ 'x<' | safe + '<y' }}|{{ '<a>' + ('&' | safe) }}|{{ ('q' | safe) ~ '<' }}", "x<&lt;y|&lt;a&gt;&|q<")]
     public void FeaturesTheseTemplatesNeedRenderAsJinja2(string source, string expected) =>
