@@ -7,30 +7,11 @@ using KvSharp.Engine;
 namespace KvSharp.Server.Tests;
 
 /// <summary>A server over a <see cref="ToolCallingModel"/> GGUF writing <paramref name="script"/> (null: a tool call) with its template.</summary>
-public abstract class ScriptedModelFixture(string[]? script = null, string? template = null) : IAsyncLifetime
+public abstract class ScriptedModelFixture(string[]? script = null, string? template = null) : GeneratedModelServer
 {
-    private string _path = "";
-    public LlmModel Model { get; private set; } = null!;
-    public KvSharpServer Server { get; private set; } = null!;
-    public HttpClient Client { get; private set; } = null!;
+    protected override string WriteModel(string directory) => ToolCallingModel.Write(script, template);
 
-    public async ValueTask InitializeAsync()
-    {
-        _path = ToolCallingModel.Write(script, template);
-        Model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 1 });
-        Server = KvSharpServer.Create(Model, new ServerOptions { Port = 0, Engine = new EngineOptions { ContextLength = 1024, BlockSize = 16 } });
-        await Server.StartAsync();
-        Client = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        Client.Dispose();
-        await Server.DisposeAsync();
-        Model.Dispose();
-        File.Delete(_path);
-        GC.SuppressFinalize(this);
-    }
+    protected override EngineOptions Engine => new() { ContextLength = 1024, BlockSize = 16 };
 }
 
 /// <summary>A server over <see cref="ToolCallingModel"/>: its replies are tool calls.</summary>
