@@ -103,7 +103,7 @@ public static class CapacityScenario
         result["kv_bytes_per_token"] = perToken;
         result["kv_bytes_per_session"] = perToken * (p + n);
         result["kv_least_bytes_per_session"] = least;
-        result["kv_layer_groups"] = fits.Groups;
+        result["kv_layer_groups"] = fits.Groups.ToString();
         result["filled_positions_per_session"] = filled;
         result["sessions_paged"] = fits.PeakRunning;
         result["sessions_contiguous"] = contiguousSessions;
@@ -114,7 +114,7 @@ public static class CapacityScenario
         result["kv_waste_fraction_contiguous"] = contiguousWaste;
         // With local layers apart a block holds one group's layers, and a local layer's slots before the window are let
         // go: positions filled and slots allocated no longer compare.
-        bool slotsCompare = !fits.Split;
+        bool slotsCompare = !fits.Groups.SplitsLocalLayers;
         result["paged_allocated_slots_at_peak"] = slotsCompare ? fits.Allocated : null;
         result["paged_filled_slots_at_peak"] = slotsCompare ? fits.Filled : null;
         result["paged_unfilled_fraction_at_peak"] = slotsCompare ? new Ratio(fits.Allocated - fits.Filled, fits.Allocated).Json : null;
@@ -143,7 +143,7 @@ public static class CapacityScenario
     private static string Percent(double fraction) => $"{fraction * 100:F2}%";
 
     private readonly record struct Outcome(int Sessions, int PeakRunning, long Allocated, long Filled, long Preemptions, long BlocksPerSession,
-        long BytesPerBlock, string Groups, bool Split);
+        long BytesPerBlock, KvSharp.Cache.Paged.KvLayerGroups Groups);
 
     /// <summary>Runs as many sessions at once as the block arithmetic allows (none when one session needs more blocks than the budget holds).</summary>
     private static Outcome RunSessions(BenchSettings s, BenchModelInfo info, BenchLog log, long budget, int context, int p, int n)
@@ -152,17 +152,15 @@ public static class CapacityScenario
         var probe = EngineBench.Options(s, model.Config, context, budget, prefixCaching: false);
         int sessions;
         long blocksPerSession, bytesPerBlock;
-        string groups;
-        bool split;
+        KvSharp.Cache.Paged.KvLayerGroups groups;
         using (var sizing = new LlmEngine(model, probe with { MaxStepTokens = 1, MaxRunningSequences = 1 }))
         {
             blocksPerSession = sizing.Pool.BlocksForSequence(p + n - 1);
             sessions = (int)(sizing.Pool.BlockCount / blocksPerSession);
             bytesPerBlock = sizing.Pool.BytesPerBlock;
-            groups = sizing.Pool.LayerGroups.ToString();
-            split = sizing.Pool.LayerGroups.SplitsLocalLayers;
+            groups = sizing.Pool.LayerGroups;
         }
-        if (sessions == 0) return new Outcome(0, 0, 0, 0, 0, blocksPerSession, bytesPerBlock, groups, split);
+        if (sessions == 0) return new Outcome(0, 0, 0, 0, 0, blocksPerSession, bytesPerBlock, groups);
         // Distinct prompts: nothing is shared, every session pays for its own blocks.
         using var engine = new LlmEngine(model, probe with { MaxRunningSequences = sessions, MaxStepTokens = Math.Max(256, sessions) });
         for (int i = 0; i < sessions; i++) engine.Submit(EngineBench.Request(model, p, n, (ulong)(1000 + i)));
@@ -179,7 +177,7 @@ public static class CapacityScenario
             }
             log.Progress($"capacity: {sessions} sessions, {engine.Metrics.GeneratedTokens} tokens generated, {snap.Running} running, {snap.UsedBlocks}/{engine.Pool.BlockCount} blocks", force: false);
         }
-        return new Outcome(sessions, peak, allocated, filled, engine.Metrics.Preemptions, blocksPerSession, bytesPerBlock, groups, split);
+        return new Outcome(sessions, peak, allocated, filled, engine.Metrics.Preemptions, blocksPerSession, bytesPerBlock, groups);
     }
 }
 
