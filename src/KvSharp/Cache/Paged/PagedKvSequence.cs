@@ -43,7 +43,15 @@ public sealed class PagedKvSequence : IKvStore
     /// </summary>
     public KvCachePolicy Policy { get; } = KvCachePolicy.Full;
     /// <summary>Blocks the sequence holds now (a window policy's freed ones not counted).</summary>
-    public int HeldBlocks => Tables().Sum(t => t.Count(b => b != PagedWindow.Freed));
+    public int HeldBlocks
+    {
+        get
+        {
+            int held = 0;
+            for (int g = 0; g < TableCount; g++) held += Table(g).Count(b => b != PagedWindow.Freed);
+            return held;
+        }
+    }
 
     /// <summary>
     /// The block table of one of the pool's layer groups (<see cref="KvBlockPool.LayerGroups"/>): group 0 is
@@ -53,8 +61,8 @@ public sealed class PagedKvSequence : IKvStore
 
     private List<int> Table(int group) => group == 0 ? _blocks : _local![group - 1];
 
-    /// <summary>Every group's table, the global one first.</summary>
-    private IEnumerable<List<int>> Tables() => _local == null ? [_blocks] : [_blocks, .. _local];
+    /// <summary>Tables the sequence keeps, one per layer group: <see cref="Table"/>(0 ... TableCount - 1), looped by index (no enumerator in the step's path).</summary>
+    private int TableCount => _local == null ? 1 : _local.Length + 1;
 
     /// <summary>The table that holds <paramref name="layer"/>'s rows.</summary>
     private ReadOnlySpan<int> TableOf(int layer) =>
@@ -205,8 +213,9 @@ public sealed class PagedKvSequence : IKvStore
             for (int i = FirstWritten(); i < _blocks.Count; i++)
                 if (MustCopy(_blocks[i])) CopyOnWrite(_blocks, i);
         int partial = Length / _pool.BlockSize;
-        foreach (var table in Tables())
+        for (int g = 0; g < TableCount; g++)
         {
+            var table = Table(g);
             if (_exact == null && Length % _pool.BlockSize != 0 && MustCopy(table[partial])) CopyOnWrite(table, partial);
             while (table.Count < BlocksFor(length)) table.Add(_pool.Allocate());
         }
@@ -228,8 +237,9 @@ public sealed class PagedKvSequence : IKvStore
     private int TablesNeeded(int length)
     {
         int needed = 0;
-        foreach (var table in Tables())
+        for (int g = 0; g < TableCount; g++)
         {
+            var table = Table(g);
             needed += Math.Max(0, BlocksFor(length) - table.Count);
             if (length > Length && Length % _pool.BlockSize != 0 && MustCopy(table[Length / _pool.BlockSize])) needed++;
         }
@@ -340,12 +350,15 @@ public sealed class PagedKvSequence : IKvStore
         }
         if (_exact != null) _pool.Rows.Truncate(_exact, length, Length);
         int keep = BlocksFor(length);
-        foreach (var table in Tables())
+        for (int g = 0; g < TableCount; g++)
+        {
+            var table = Table(g);
             for (int i = table.Count - 1; i >= keep; i--)
             {
                 if (table[i] != PagedWindow.Freed) _pool.Release(table[i]);
                 table.RemoveAt(i);
             }
+        }
         Length = length;
     }
 
@@ -355,8 +368,9 @@ public sealed class PagedKvSequence : IKvStore
         if (_released) return;
         // Tail first: cached blocks are evicted in the order they were let go, and a prefix that loses its head
         // loses every block after it (a lookup walks the chain from the start), while losing the tail costs only it.
-        foreach (var table in Tables())
+        for (int g = 0; g < TableCount; g++)
         {
+            var table = Table(g);
             for (int i = table.Count - 1; i >= 0; i--)
                 if (table[i] != PagedWindow.Freed) _pool.Release(table[i]);
             table.Clear();
