@@ -9,18 +9,17 @@ namespace KvSharp.Extensions.AI;
 /// <summary>
 /// Microsoft.Extensions.AI's tools in KvSharp's terms: <see cref="AIFunctionDeclaration"/>s as the OpenAI-shaped tool
 /// list a chat template renders, a reply's calls (<see cref="ToolCallSyntax"/>) as <see cref="FunctionCallContent"/>,
-/// and function calls and results in the messages as a template's tool_calls and tool turns. A mode that forces a
-/// call, a tool that is not a function, and a template without a syntax KvSharp reads are refused by name: KvSharp has
-/// no constrained decoding to force a call, and ignoring the tools would answer as if none had been given.
+/// and function calls and results in the messages as a template's tool_calls and tool turns. A mode that requires a
+/// call (<see cref="ChatToolMode.RequireAny"/>, <see cref="ChatToolMode.RequireSpecific"/>) forces one
+/// (<see cref="Forced"/>). A tool that is not a function, and a template without a syntax KvSharp reads, are refused
+/// by name: ignoring the tools would answer as if none had been given.
 /// </summary>
-internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax Syntax)
+internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax Syntax, ForcedToolCall? Forced)
 {
     /// <summary>The tools to render and read, or null when the options give none (or <see cref="ChatToolMode.None"/>).</summary>
     public static ChatToolMapping? Of(ChatOptions? options, ChatTemplate template)
     {
         if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode) return null;
-        if (options.ToolMode is RequiredChatToolMode)
-            throw new NotSupportedException("ChatOptions.ToolMode requires a tool call, which KvSharpChatClient cannot force (no constrained decoding): use Auto or None");
         var list = new List<object>();
         foreach (var tool in tools)
         {
@@ -34,16 +33,32 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
         }
         var syntax = ToolCallSyntax.Of(template) ?? throw new NotSupportedException(
             $"ChatOptions.Tools need a chat template that shows a tool-call syntax KvSharp reads ({ToolCallSyntax.Supported}); '{template.Name}' shows none");
-        return new ChatToolMapping(JsonSerializer.SerializeToElement(list, AIJsonUtilities.DefaultOptions), syntax);
+        var definitions = JsonSerializer.SerializeToElement(list, AIJsonUtilities.DefaultOptions);
+        if (options.ToolMode is not RequiredChatToolMode required) return new ChatToolMapping(definitions, syntax, null);
+        try
+        {
+            return new ChatToolMapping(definitions, syntax, syntax.Force(definitions, required.RequiredFunctionName));
+        }
+        catch (ArgumentException e)
+        {
+            throw new NotSupportedException($"ChatOptions.ToolMode requires a call{(required.RequiredFunctionName is { } name ? $" to '{name}'" : "")}, " +
+                                            $"which KvSharpChatClient cannot hold {syntax.Name} tool calls to: {e.Message}", e);
+        }
     }
 
     /// <summary>What the template gets: the tools.</summary>
     public IReadOnlyDictionary<string, object?> TemplateVariables => new Dictionary<string, object?> { ["tools"] = Definitions };
 
-    /// <summary>The reply's text outside its calls, and its calls; a reply without calls is its text as generated.</summary>
-    public ToolCallReply Read(string text, string textWithSpecialTokens)
+    /// <summary>
+    /// The reply's text outside its calls, and its calls (a forced call's between its opening and closing, after any
+    /// thinking when <paramref name="startsInsideThinking"/> says where the reply starts); a reply without calls is its
+    /// text as generated.
+    /// </summary>
+    public ToolCallReply Read(string text, string textWithSpecialTokens, bool? startsInsideThinking)
     {
-        var reply = Syntax.Parse(textWithSpecialTokens);
+        string rendered = Forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
+        if (Forced != null && startsInsideThinking is bool inside) rendered = ReasoningSplitter.Split(rendered, inside).Answer;
+        var reply = Syntax.Parse(rendered);
         return reply.Calls.Count == 0 ? new ToolCallReply(text, []) : reply;
     }
 

@@ -177,9 +177,16 @@ public sealed class KvSharpChatClient : IChatClient
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
         var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, tools?.TemplateVariables);
-        int[] prompt = rendered.Tokenize(_model.Tokenizer);
         // A thinking model's reply: its think block comes apart as TextReasoningContent.
         turn.Reasoning = ReasoningSplitter.Applies(Template) ? ReasoningSplitter.PromptOpensThinking(rendered.Text) : null;
+        // A required call: the reply begun with the call's opening, the rest held to the tools' schemas.
+        if (tools?.Forced is { } required)
+        {
+            (rendered, var forced) = required.Begin(rendered);
+            tools = tools with { Forced = forced };
+            generation = generation with { Format = ResponseFormat.JsonSchema, Schema = forced.Constraint };
+        }
+        int[] prompt = rendered.Tokenize(_model.Tokenizer);
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.
         if (prompt.Length >= session.ContextLength)
@@ -200,7 +207,7 @@ public sealed class KvSharpChatClient : IChatClient
                 reply.Append(piece);
                 yield return piece;
             }
-            if (tools != null) turn.Reply = tools.Read(reply.ToString(), ToolCallSyntax.ReplyText(_model.Tokenizer, session.Tokens.Skip(prompt.Length)));
+            if (tools != null) turn.Reply = tools.Read(reply.ToString(), ToolCallSyntax.ReplyText(_model.Tokenizer, session.Tokens.Skip(prompt.Length)), turn.Reasoning);
             complete = true;
         }
         finally

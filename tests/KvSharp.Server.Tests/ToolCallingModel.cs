@@ -29,18 +29,24 @@ public static class ToolCallingModel
 
     private const int Bytes = 3, ImStart = 259, ImEnd = 260, Embedding = 384;
 
+    /// <summary>The model's second choice after a newline, in <see cref="Write"/>'s <c>secondChoice</c>: a call's JSON as a forced call writes it.</summary>
+    public const string SecondChoiceCall = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}";
+
     /// <summary>
     /// Writes the model to a fresh temporary file; returns its path. <paramref name="script"/>: the user-defined tokens it
     /// writes after a prompt's last newline, in order, then its end-of-turn (default: the Hermes tool call);
-    /// <paramref name="template"/>: its chat template (default <see cref="Template"/>).
+    /// <paramref name="template"/>: its chat template (default <see cref="Template"/>); <paramref name="secondChoice"/>:
+    /// one more user-defined token, less likely than the script's first after a newline and more than ending the turn
+    /// (what a model held to some text writes when its first choice is not allowed).
     /// </summary>
-    public static string Write(string[]? script = null, string? template = null)
+    public static string Write(string[]? script = null, string? template = null, string? secondChoice = null)
     {
         script ??= ["<tool_call>", CallText, "</tool_call>"];
+        string[] defined = secondChoice == null ? script : [.. script, secondChoice];
         var tokens = new List<string> { "<unk>", "<s>", "</s>" };
         for (int b = 0; b < 256; b++) tokens.Add($"<0x{b:X2}>");
-        tokens.AddRange(["<|im_start|>", "<|im_end|>", .. script]);
-        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, .. Enumerable.Repeat(4, script.Length)];
+        tokens.AddRange(["<|im_start|>", "<|im_end|>", .. defined]);
+        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, .. Enumerable.Repeat(4, defined.Length)];
         int Vocab = tokens.Count;
         var w = new GgufWriter();
         w.Add("general.architecture", "llama");
@@ -73,6 +79,7 @@ public static class ToolCallingModel
         int first = ImEnd + 1;
         Next(Bytes + '\n', first);
         for (int i = 0; i < script.Length; i++) Next(first + i, i + 1 < script.Length ? first + i + 1 : ImEnd);
+        if (secondChoice != null) output[(first + script.Length) * Embedding + Bytes + '\n'] = 0.75f;
         // Anything else ends the turn (half the weight, so a bigram above wins).
         for (int c = 0; c < Embedding; c++) output[ImEnd * Embedding + c] += 0.5f;
         float[] Ones(int n) => Enumerable.Repeat(1f, n).ToArray();

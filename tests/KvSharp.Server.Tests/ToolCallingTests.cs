@@ -6,10 +6,13 @@ using KvSharp.Engine;
 
 namespace KvSharp.Server.Tests;
 
-/// <summary>A server over a <see cref="ToolCallingModel"/> GGUF writing <paramref name="script"/> (null: a tool call) with its template.</summary>
-public abstract class ScriptedModelFixture(string[]? script = null, string? template = null) : GeneratedModelServer
+/// <summary>
+/// A server over a <see cref="ToolCallingModel"/> GGUF writing <paramref name="script"/> (null: a tool call) with its
+/// template, and <paramref name="secondChoice"/> as its second choice after a newline.
+/// </summary>
+public abstract class ScriptedModelFixture(string[]? script = null, string? template = null, string? secondChoice = null) : GeneratedModelServer
 {
-    protected override string WriteModel(string directory) => ToolCallingModel.Write(script, template);
+    protected override string WriteModel(string directory) => ToolCallingModel.Write(script, template, secondChoice);
 
     protected override EngineOptions Engine => new() { ContextLength = 1024, BlockSize = 16 };
 }
@@ -138,10 +141,10 @@ public sealed class ToolCallingTests(ToolCallingFixture fixture) : IClassFixture
     }
 
     [Theory]
-    [InlineData("\"required\"", "unsupported_parameter")]
-    [InlineData("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}", "unsupported_parameter")]
+    [InlineData("{\"type\": \"function\", \"function\": {\"name\": \"get_time\"}}", "invalid_value")]
+    [InlineData("{\"type\": \"function\"}", "invalid_value")]
     [InlineData("\"sometimes\"", "invalid_value")]
-    public async Task AForcedOrUnknownToolChoiceIsRefusedByName(string choice, string code)
+    public async Task AnUnknownToolChoiceIsRefusedByName(string choice, string code)
     {
         var body = Request(Question());
         body["tool_choice"] = JsonNode.Parse(choice);

@@ -20,7 +20,10 @@ internal static class ApplyTemplateEndpoint
         var served = context.RequestServices.GetRequiredService<EngineService>();
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ApplyTemplateRequest);
         var tools = ChatTools.Of(new ChatCompletionRequest { Tools = body.Tools, ToolChoice = body.ToolChoice }, served.ChatTemplate);
-        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), body.AddGenerationPrompt != false, served.Model.Tokenizer, tools);
+        bool generationPrompt = body.AddGenerationPrompt != false;
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), generationPrompt, served.Model.Tokenizer, tools);
+        // A forced call's reply starts with its opening: the prompt the model goes on from holds it.
+        if (generationPrompt && tools?.Forced is { } forced) rendered = forced.Begin(rendered).Prompt;
         await context.Response.WriteAsJsonAsync(new ApplyTemplateResponse(rendered.Prompt), ServerJson.Default.ApplyTemplateResponse, contentType: null, context.RequestAborted);
     }
 }

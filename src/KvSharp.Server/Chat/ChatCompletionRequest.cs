@@ -21,9 +21,9 @@ public sealed class ChatCompletionRequest : SamplingParameters
     public string? Continues { get; set; }
     /// <summary>Functions the model may call (<see cref="ChatTools"/>): <c>[{"type": "function", "function": {"name", "description", "parameters"}}]</c>.</summary>
     public JsonElement Tools { get; set; }
-    /// <summary>"auto" (the default with tools) or "none"; a forced call ("required", a named function) is refused.</summary>
+    /// <summary>"auto" (the default with tools), "none", or a forced call: "required" or a named function (<see cref="ChatTools"/>).</summary>
     public JsonElement ToolChoice { get; set; }
-    /// <summary>Accepted: a reply may hold several calls whatever it says (no constrained decoding to hold it to one).</summary>
+    /// <summary>Accepted: with tool_choice "auto" a reply may hold several calls whatever it says; a forced call is always one.</summary>
     public bool? ParallelToolCalls { get; set; }
     /// <summary>
     /// llama-server's: "auto" or "deepseek" (the default) gives a thinking model's <c>&lt;think&gt;</c> block as

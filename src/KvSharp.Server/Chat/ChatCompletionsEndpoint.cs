@@ -44,6 +44,13 @@ internal static class ChatCompletionsEndpoint
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
         // Where the reply's thinking goes apart: null for not at all, else whether the prompt left it already inside a think block.
         bool? reasoning = ReasoningOf(body, served.ChatTemplate) ? ReasoningSplitter.PromptOpensThinking(rendered.Prompt) : null;
+        // A forced call: the reply begun with the call's opening, the rest held to the tools' schemas.
+        ForcedToolCall? forced = null;
+        if (tools?.Forced is { } required)
+        {
+            (rendered, forced) = required.Begin(rendered);
+            (format, schema) = (ResponseFormat.JsonSchema, forced.Constraint);
+        }
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
@@ -60,7 +67,7 @@ internal static class ChatCompletionsEndpoint
             await run.RespondAsync(context.Response, chunks, stream: false, includeUsage, result =>
             {
                 var replies = new ChatReply[result.Texts.Length];
-                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning);
+                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning, forced);
                 return stream ? StreamRepliesAsync(context, chunks, replies, result, includeUsage) : WriteRepliesAsync(context, chunks, replies, result, served.ModelId);
             });
             return;

@@ -19,11 +19,14 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
 
     /// <summary>
     /// Reads the generated <paramref name="tokens"/> with their special tokens rendered (a family's call marker may be
-    /// one) and the end-of-generation tokens left out.
+    /// one) and the end-of-generation tokens left out; for a <paramref name="forced"/> call, between its opening and
+    /// closing.
     /// </summary>
-    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning)
+    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning,
+        ForcedToolCall? forced = null)
     {
         string rendered = ToolCallSyntax.ReplyText(tokenizer, tokens);
+        if (forced != null) rendered = forced.Reply(rendered);
         // The calls come after the thinking (which may well mention them).
         string? thought = null;
         if (reasoning is bool startsInside) (thought, rendered) = ReasoningSplitter.Split(rendered, startsInside);

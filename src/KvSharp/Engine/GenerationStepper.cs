@@ -28,6 +28,8 @@ internal sealed class GenerationStepper
     // With a JSON format: what the output holds so far, and the logits kept to sample again among the tokens it allows.
     private JsonPrefix _json;
     private readonly bool _constrained;
+    // Whether the output is JSON from its first byte, so the syntax alone may turn tokens away (not after a lead).
+    private readonly bool _jsonSyntax;
     // With a schema: the output's bytes so far, read whole against it at each check.
     private readonly JsonSchemaPrefix? _schema;
     private readonly List<byte>? _output;
@@ -56,6 +58,7 @@ internal sealed class GenerationStepper
             _schema = options.Schema ?? throw new ArgumentException("ResponseFormat.JsonSchema needs GenerationOptions.Schema", nameof(options));
             _output = [];
         }
+        _jsonSyntax = _constrained && _schema?.BeginsWithJson != false;
     }
 
     /// <summary>Tokens sampled so far.</summary>
@@ -85,7 +88,7 @@ internal sealed class GenerationStepper
         {
             var piece = _tokenizer.TokenPiece(next);
             // The JSON syntax alone is followed with a schema too: it turns most tokens away without reading the output again.
-            _json.Feed(piece);
+            if (_jsonSyntax) _json.Feed(piece);
             if (_schema != null)
             {
                 _output!.AddRange(piece);
@@ -129,7 +132,7 @@ internal sealed class GenerationStepper
         var piece = _tokenizer.TokenPiece(token);
         if (piece.IsEmpty) return false;
         var trial = _json;
-        if (!trial.Feed(piece)) return false;
+        if (_jsonSyntax && !trial.Feed(piece)) return false;
         if (_schema != null)
         {
             // Inside a string the schema leaves free, text without quotes, backslashes or control bytes stays free.

@@ -30,11 +30,38 @@ public sealed class JsonSchemaPrefix
 {
     private readonly Node _root;
 
-    private JsonSchemaPrefix(Node root) => _root = root;
+    private JsonSchemaPrefix(Node root, bool beginsWithJson)
+    {
+        _root = root;
+        BeginsWithJson = beginsWithJson;
+    }
 
     /// <summary>The checker for <paramref name="schema"/>.</summary>
     /// <exception cref="ArgumentException">A keyword or type this checker does not enforce, named.</exception>
-    public static JsonSchemaPrefix For(JsonElement schema) => new(Build(schema, "schema"));
+    public static JsonSchemaPrefix For(JsonElement schema) => For(schema, "schema");
+
+    /// <summary><see cref="For(JsonElement)"/>, naming the schema <paramref name="path"/> in its errors (where a request holds it).</summary>
+    public static JsonSchemaPrefix For(JsonElement schema, string path) => new(Build(schema, path), beginsWithJson: true);
+
+    /// <summary>
+    /// The checker for a text that is one of the <paramref name="alternatives"/>' leads, exactly (no whitespace before
+    /// it), then a JSON value its schema allows: what a forced tool call holds where the syntax writes the tool's name
+    /// outside the JSON (<c>get_weather\n{"city": ...}</c>). Each schema is named by its path in errors.
+    /// </summary>
+    /// <exception cref="ArgumentException">No alternatives, or a keyword or type this checker does not enforce, named.</exception>
+    public static JsonSchemaPrefix ForLeads(IReadOnlyList<(string Lead, JsonElement Schema, string Path)> alternatives)
+    {
+        ArgumentNullException.ThrowIfNull(alternatives);
+        if (alternatives.Count == 0) throw new ArgumentException("a lead-then-JSON checker needs at least one alternative", nameof(alternatives));
+        var leads = alternatives.Select(a => (Node)new LeadNode(Encoding.UTF8.GetBytes(a.Lead), Build(a.Schema, a.Path))).ToArray();
+        return new(leads.Length == 1 ? leads[0] : new UnionNode(leads, leadingWhitespace: false), alternatives.All(a => a.Lead.Length == 0));
+    }
+
+    /// <summary>
+    /// Whether the text is JSON from its first byte (false where it starts with a lead, <see cref="ForLeads"/>): a
+    /// caller may then turn away text that is not JSON syntax before reading it against the schema.
+    /// </summary>
+    public bool BeginsWithJson { get; }
 
     /// <summary>How far <paramref name="text"/> goes toward an allowed value.</summary>
     public JsonPrefixStatus Check(ReadOnlySpan<byte> text) => Check(text, out _, out _);
@@ -58,10 +85,26 @@ public sealed class JsonSchemaPrefix
 
     /// <summary>
     /// What each of <paramref name="allowed"/> whose UTF-8 starts with <paramref name="soFar"/> (a string's bytes so far,
-    /// perhaps ending inside a character) has after it; empty when none does.
+    /// perhaps ending inside a character) has after it, where the text ends inside an <paramref name="escape"/> (its
+    /// text from the backslash; "" for none) only those whose next character it can still spell; empty when none does.
     /// </summary>
-    private static List<byte[]> Rests(IEnumerable<string> allowed, byte[] soFar) =>
-        [.. allowed.Select(Encoding.UTF8.GetBytes).Where(a => a.AsSpan().StartsWith(soFar)).Select(a => a[soFar.Length..])];
+    private static List<byte[]> Rests(IEnumerable<string> allowed, byte[] soFar, string escape) =>
+        [.. allowed.Select(Encoding.UTF8.GetBytes).Where(a => a.AsSpan().StartsWith(soFar)).Select(a => a[soFar.Length..])
+            .Where(rest => escape.Length == 0 || EscapeCanSpell(escape, rest))];
+
+    /// <summary>
+    /// Whether an unfinished escape (<c>\</c>, or <c>\u</c> and up to three hex digits) can still become the first
+    /// character of <paramref name="rest"/>: any character after a lone backslash (<c>\u</c> spells every one), else
+    /// one whose UTF-16 code unit starts with the digits.
+    /// </summary>
+    private static bool EscapeCanSpell(string escape, byte[] rest)
+    {
+        if (System.Text.Rune.DecodeFromUtf8(rest, out var rune, out _) != System.Buffers.OperationStatus.Done) return false;
+        if (escape.Length == 1) return true;
+        Span<char> units = stackalloc char[2];
+        rune.EncodeToUtf16(units);
+        return ((int)units[0]).ToString("X4", CultureInfo.InvariantCulture).StartsWith(escape[2..], StringComparison.OrdinalIgnoreCase);
+    }
 
     private JsonPrefixStatus Read(ref Reader r)
     {
@@ -143,6 +186,8 @@ public sealed class JsonSchemaPrefix
         public List<byte[]>? StringRests;
         /// <summary>The bytes of the last string read up to the end of the text (escapes resolved), for a Partial one.</summary>
         public byte[] PartialBytes = [];
+        /// <summary>Where that string ends inside an escape, its text from the backslash; "" otherwise.</summary>
+        public string PartialEscape = "";
 
         public readonly bool AtEnd => Position >= _text.Length;
         public readonly byte Current => _text[Position];
@@ -184,7 +229,8 @@ public sealed class JsonSchemaPrefix
                     bytes.Add(b);
                     continue;
                 }
-                if (AtEnd) return End(value, bytes, inEscape: true);
+                int escapeStart = Position - 1;
+                if (AtEnd) return End(value, bytes, escapeStart);
                 byte e = Current;
                 Position++;
                 switch (e)
@@ -201,7 +247,7 @@ public sealed class JsonSchemaPrefix
                         int code = 0;
                         for (int i = 0; i < 4; i++)
                         {
-                            if (AtEnd) return End(value, bytes, inEscape: true);
+                            if (AtEnd) return End(value, bytes, escapeStart);
                             if (!char.IsAsciiHexDigit((char)Current)) return Status.Fail;
                             code = code * 16 + int.Parse(((char)Current).ToString(), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
                             Position++;
@@ -214,9 +260,11 @@ public sealed class JsonSchemaPrefix
             return End(value, bytes);
         }
 
-        private Status End(StringBuilder value, List<byte> bytes, bool inEscape = false)
+        /// <summary>A string Partial at the end of the text; <paramref name="escapeStart"/>: where an unfinished escape began (-1: none).</summary>
+        private Status End(StringBuilder value, List<byte> bytes, int escapeStart = -1)
         {
-            EndedInString = !inEscape;
+            EndedInString = escapeStart < 0;
+            PartialEscape = escapeStart < 0 ? "" : Encoding.ASCII.GetString(_text[escapeStart..]);
             PartialBytes = [.. bytes];
             value.Append(Encoding.UTF8.GetString(PartialBytes));
             return Status.Partial;
@@ -273,7 +321,7 @@ public sealed class JsonSchemaPrefix
     private abstract class Node
     {
         /// <summary>Reads one value (whitespace before it included) at the reader's position.</summary>
-        public Status Parse(ref Reader r)
+        public virtual Status Parse(ref Reader r)
         {
             var ws = r.SkipWhitespace();
             return ws != Status.Ok ? ws : Value(ref r);
@@ -310,7 +358,7 @@ public sealed class JsonSchemaPrefix
             if (status == Status.Fail) return status;
             if (status == Status.Ok) return allowed.Contains(read.ToString(), StringComparer.Ordinal) ? Status.Ok : Status.Fail;
             // Byte by byte: the text so far may end inside a character of one of them.
-            var rests = Rests(allowed, r.PartialBytes);
+            var rests = Rests(allowed, r.PartialBytes, r.PartialEscape);
             if (rests.Count == 0) return Status.Fail;
             if (r.EndedInString) r.StringRests = rests;
             return Status.Partial;
@@ -327,18 +375,28 @@ public sealed class JsonSchemaPrefix
         protected override Status Value(ref Reader r) => r.ReadLiteral(literals);
     }
 
-    private sealed class UnionNode(Node[] options) : Node
+    /// <summary>One of several values; <paramref name="leadingWhitespace"/> false where its options are leads, which start at their first byte.</summary>
+    private sealed class UnionNode(Node[] options, bool leadingWhitespace = true) : Node
     {
+        public override Status Parse(ref Reader r) => leadingWhitespace ? base.Parse(ref r) : Value(ref r);
+
         protected override Status Value(ref Reader r)
         {
             int start = r.Position, end = -1;
-            bool partial = false;
+            bool partial = false, free = false, restsHold = true;
+            List<byte[]>? rests = null;
             foreach (var option in options)
             {
                 r.Position = start;
+                r.EndedInFreeString = false;
+                r.StringRests = null;
                 var status = option.Parse(ref r);
                 if (status == Status.Ok && end < 0) end = r.Position;
-                partial |= status == Status.Partial;
+                if (status != Status.Partial) continue;
+                partial = true;
+                free |= r.EndedInFreeString;
+                if (r.StringRests != null) (rests ??= []).AddRange(r.StringRests);
+                else restsHold = false;
             }
             // A whole value wins (what follows it is read next); else the text may still become one.
             if (end >= 0)
@@ -346,7 +404,28 @@ public sealed class JsonSchemaPrefix
                 r.Position = end;
                 return Status.Ok;
             }
+            // What a caller may tell without reading again holds for the union only as the options' together: any byte
+            // a free string takes keeps that option going; a fixed string's rests only where every open option has some.
+            r.EndedInFreeString = partial && free;
+            r.StringRests = partial && !free && restsHold ? rests : null;
             return partial ? Status.Partial : Status.Fail;
+        }
+    }
+
+    /// <summary>Exactly these bytes (no whitespace first), then a value.</summary>
+    private sealed class LeadNode(byte[] lead, Node value) : Node
+    {
+        public override Status Parse(ref Reader r) => Value(ref r);
+
+        protected override Status Value(ref Reader r)
+        {
+            foreach (byte b in lead)
+            {
+                if (r.AtEnd) return Status.Partial;
+                if (r.Current != b) return Status.Fail;
+                r.Position++;
+            }
+            return value.Parse(ref r);
         }
     }
 
@@ -406,7 +485,7 @@ public sealed class JsonSchemaPrefix
                 if (key == Status.Partial)
                 {
                     if (additional != null) return Status.Partial;
-                    var rests = Rests(properties.Keys.Where(k => !seen.Contains(k)), r.PartialBytes);
+                    var rests = Rests(properties.Keys.Where(k => !seen.Contains(k)), r.PartialBytes, r.PartialEscape);
                     if (rests.Count == 0) return Status.Fail;
                     if (r.EndedInString) r.StringRests = rests;
                     return Status.Partial;

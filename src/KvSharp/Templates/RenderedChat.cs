@@ -73,5 +73,15 @@ public sealed class RenderedChat
         return ranges;
     }
 
+    /// <summary>
+    /// This rendering with the start of the assistant's reply after it, written for the model to go on from (a forced
+    /// tool call's opening): template text, so its special-token text is parsed as special tokens.
+    /// </summary>
+    public RenderedChat WithReplyStart(string replyStart)
+    {
+        ArgumentNullException.ThrowIfNull(replyStart);
+        return replyStart.Length == 0 ? this : new RenderedChat(Text + replyStart, ContentRanges, BosToken, EosToken);
+    }
+
     public override string ToString() => Text;
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using KvSharp.Sampling;
 
 namespace KvSharp.Templates;
 
@@ -29,7 +30,7 @@ public abstract partial class ToolCallSyntax
         ArgumentNullException.ThrowIfNull(template);
         string s = template.Source;
         bool Has(string text) => s.Contains(text, StringComparison.Ordinal);
-        if (Has(DeepSeekR1.CallsBegin)) return new DeepSeekR1();
+        if (Has(DeepSeekR1.CallsBegin)) return new DeepSeekR1(fenced: Has("```json"));
         if (Has("<|END_THINKING|><|START_ACTION|>")) return new CommandR7B();
         if (Has(">>>all")) return new FunctionaryV32();
         if (Has(" functools[")) return new FireFunction();
@@ -53,6 +54,43 @@ public abstract partial class ToolCallSyntax
 
     /// <summary>Splits a reply into its text and its tool calls (none: the whole reply is content).</summary>
     public abstract ToolCallReply Parse(string reply);
+
+    /// <summary>
+    /// How a reply that must call one of <paramref name="tools"/> (an OpenAI-shaped list), or the one named
+    /// <paramref name="function"/>, is written in this syntax (<see cref="ForcedToolCall"/>); <see cref="Parse"/> reads
+    /// its <see cref="ForcedToolCall.Reply"/> as that call.
+    /// </summary>
+    /// <exception cref="ArgumentException">
+    /// The function is not among the tools, a tool's parameter schema uses a keyword a constrained reply does not
+    /// enforce (named with where the request holds it), or the syntax cannot hold the model to one of several tools.
+    /// </exception>
+    public ForcedToolCall Force(JsonElement tools, string? function = null)
+    {
+        var signatures = ToolSignature.Of(tools);
+        if (function != null)
+        {
+            signatures = [.. signatures.Where(s => s.Name == function).Take(1)];
+            if (signatures.Count == 0) throw new ArgumentException($"the function '{function}' is not among the tools");
+        }
+        // Each schema checked where the request holds it, so that an error names the tool.
+        foreach (var s in signatures) JsonSchemaPrefix.For(s.Parameters, s.Path);
+        return Force(signatures);
+    }
+
+    private protected abstract ForcedToolCall Force(IReadOnlyList<ToolSignature> tools);
+
+    /// <summary>A forced call written as a JSON object that names the tool, between an opening and a closing.</summary>
+    private protected static ForcedToolCall CallObject(string opening, IReadOnlyList<ToolSignature> tools, string nameKey, string argumentsKey, string closing,
+        params string[] optionalStrings) =>
+        new(opening, JsonSchemaPrefix.For(ToolSignature.CallObjectSchema(tools, nameKey, argumentsKey, optionalStrings), "tools"), closing);
+
+    /// <summary>
+    /// A forced call whose tool name comes before its arguments' JSON (<paramref name="lead"/>: the name and what
+    /// separates it from them): with one tool its lead is part of the opening, else the model writes one of the leads.
+    /// </summary>
+    private protected static ForcedToolCall NamedArguments(string opening, IReadOnlyList<ToolSignature> tools, Func<string, string> lead, string closing) =>
+        tools.Count == 1 ? new(opening + lead(tools[0].Name), JsonSchemaPrefix.For(tools[0].Parameters, tools[0].Path), closing)
+            : new(opening, JsonSchemaPrefix.ForLeads([.. tools.Select(t => (lead(t.Name), t.Parameters, t.Path))]), closing);
 
     /// <summary>
     /// A call from a JSON object with its name under <paramref name="nameKey"/>, its arguments under one of
@@ -141,9 +179,23 @@ public abstract partial class ToolCallSyntax
     /// DeepSeek R1 and V3.1: its tool-call tokens around each call; R1 writes "function", the separator, the name and
     /// the arguments in a json fence, V3.1 the name, the separator and the arguments.
     /// </summary>
-    private sealed partial class DeepSeekR1 : ToolCallSyntax
+    private sealed partial class DeepSeekR1(bool fenced) : ToolCallSyntax
     {
         public const string CallsBegin = "<｜tool▁calls▁begin｜>";
+        private const string CallBegin = "<｜tool▁call▁begin｜>", Separator = "<｜tool▁sep｜>", Ends = "<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+
+        /// <summary>
+        /// R1 (its template fences the arguments): the name and the fence as a lead. V3.1 puts a special token between
+        /// name and arguments, which a lead (text) cannot hold: one named tool only.
+        /// </summary>
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools)
+        {
+            if (fenced) return NamedArguments(CallsBegin + CallBegin + "function" + Separator, tools, name => name + "\n```json\n", "\n```" + Ends);
+            if (tools.Count > 1)
+                throw new ArgumentException("DeepSeek V3.1 writes a special token between a tool's name and its arguments: a forced call must name its function " +
+                                            "(tool_choice {\"type\": \"function\", \"function\": {\"name\": ...}}), or there must be one tool");
+            return NamedArguments(CallsBegin + CallBegin, tools, name => name + Separator, Ends);
+        }
 
         public override string Name => "deepseek-r1";
 
@@ -170,6 +222,9 @@ public abstract partial class ToolCallSyntax
     {
         public override string Name => "command-r7b";
 
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) =>
+            CallObject("<|START_ACTION|>[\n    ", tools, "tool_name", "parameters", "\n]<|END_ACTION|>", "tool_call_id");
+
         [GeneratedRegex(@"<\|START_ACTION\|>(.*?)<\|END_ACTION\|>", RegexOptions.Singleline)]
         private static partial Regex Action();
 
@@ -193,6 +248,9 @@ public abstract partial class ToolCallSyntax
     private sealed class FunctionaryV32 : ToolCallSyntax
     {
         public override string Name => "functionary-v3.2";
+
+        /// <summary>The generation prompt ends with ">>>": the tool's name, a newline, its arguments.</summary>
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => NamedArguments("", tools, name => name + "\n", "");
 
         public override ToolCallReply Parse(string reply)
         {
@@ -218,6 +276,8 @@ public abstract partial class ToolCallSyntax
 
         public override string Name => "firefunction-v2";
 
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(" " + Marker, tools, "name", "arguments", "]");
+
         public override ToolCallReply Parse(string reply)
         {
             int at = reply.IndexOf(Marker, StringComparison.Ordinal);
@@ -232,6 +292,8 @@ public abstract partial class ToolCallSyntax
     {
         public override string Name => "functionary-v3.1";
 
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => NamedArguments("<function=", tools, name => name + ">", "</function>");
+
         [GeneratedRegex(@"<function=(\w+)>(.*?)</function>", RegexOptions.Singleline)]
         private static partial Regex Function();
 
@@ -243,6 +305,8 @@ public abstract partial class ToolCallSyntax
     private sealed partial class PipeTagged : ToolCallSyntax
     {
         public override string Name => "pipe-tagged";
+
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<|tool_call|>[", tools, "name", "arguments", "]");
 
         [GeneratedRegex(@"<\|tool_call\|>\s*(.*?)\s*(?:<\|/tool_call\|>|$)", RegexOptions.Singleline)]
         private static partial Regex Block();
@@ -257,6 +321,8 @@ public abstract partial class ToolCallSyntax
     {
         public override string Name => "hermes";
 
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<tool_call>\n", tools, "name", "arguments", "\n</tool_call>");
+
         [GeneratedRegex(@"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
         private static partial Regex Block();
 
@@ -270,6 +336,8 @@ public abstract partial class ToolCallSyntax
         private const string Marker = "[TOOL_CALLS]";
 
         public override string Name => "mistral";
+
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(Marker + "[", tools, "name", "arguments", "]");
 
         public override ToolCallReply Parse(string reply)
         {
@@ -294,6 +362,8 @@ public abstract partial class ToolCallSyntax
         private const string PythonTag = "<|python_tag|>";
 
         public override string Name => "llama3-json";
+
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("", tools, "name", "parameters", "");
 
         public override ToolCallReply Parse(string reply)
         {

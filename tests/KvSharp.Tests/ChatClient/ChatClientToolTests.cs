@@ -101,16 +101,50 @@ public sealed class ChatClientToolTests : IDisposable
     }
 
     [Fact]
-    public async Task WithoutToolsTheReplyIsTextAndAForcedCallIsRefused()
+    public async Task WithoutToolsTheReplyIsText()
     {
         var plain = await _client.GetResponseAsync([User("Weather in Paris?")], new ChatOptions { MaxOutputTokens = 16 }, TestContext.Current.CancellationToken);
         Assert.Equal("<tool_call>" + ToolCallingModel.CallText + "</tool_call>", plain.Text);
         Assert.Equal(ChatFinishReason.Stop, plain.FinishReason);
-        var forced = Options();
-        forced.ToolMode = ChatToolMode.RequireAny;
-        var e = await Assert.ThrowsAsync<NotSupportedException>(() => _client.GetResponseAsync([User("Hi")], forced, TestContext.Current.CancellationToken));
-        Assert.Contains("cannot force", e.Message);
     }
+
+    [Fact]
+    public async Task ARequiredCallIsTheCallTheModelLikesBestAmongThoseAllowed()
+    {
+        // This model answers in text; its second choice after a newline is a get_weather call for Oslo.
+        string path = ToolCallingModel.Write(["It is sunny."], secondChoice: ToolCallingModel.SecondChoiceCall);
+        try
+        {
+            using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
+            using var client = new KvSharpChatClient(model);
+            var time = AIFunctionFactory.Create((TimeZoneName zone) => zone.ToString(), "get_time", "The time in a zone");
+            // Room for what a named call is spelled with here: among tokens this model finds equally likely, the lowest id.
+            var options = new ChatOptions { Tools = [_weather, time], MaxOutputTokens = 600 };
+            Assert.Equal("It is sunny.", (await client.GetResponseAsync([User("Weather in Oslo?")], options, TestContext.Current.CancellationToken)).Text);
+
+            options.ToolMode = ChatToolMode.RequireAny;
+            var any = await client.GetResponseAsync([User("Weather in Oslo?")], options, TestContext.Current.CancellationToken);
+            Assert.Equal(ChatFinishReason.ToolCalls, any.FinishReason);
+            var call = Assert.IsType<FunctionCallContent>(Assert.Single(any.Messages.Single().Contents));
+            Assert.Equal(("get_weather", "Oslo"), (call.Name, ((JsonElement)call.Arguments!["city"]!).GetString()));
+
+            // A named function: the model's favourite is not allowed, so it writes the one it must, as its schema allows.
+            options.ToolMode = ChatToolMode.RequireSpecific("get_time");
+            var updates = new List<ChatResponseUpdate>();
+            await foreach (var u in client.GetStreamingResponseAsync([User("Weather in Oslo?")], options, TestContext.Current.CancellationToken)) updates.Add(u);
+            var timeCall = Assert.Single(updates.SelectMany(u => u.Contents).OfType<FunctionCallContent>());
+            Assert.Equal("get_time", timeCall.Name);
+            Assert.Contains(((JsonElement)timeCall.Arguments!["zone"]!).GetString(), Enum.GetNames<TimeZoneName>());
+            Assert.Equal(ChatFinishReason.ToolCalls, updates[^1].FinishReason);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<TimeZoneName>))]
+    public enum TimeZoneName { CET, UTC }
 
     [Fact]
     public async Task AThinkingModelsThinkingIsReasoningContentWholeOrStreamed()

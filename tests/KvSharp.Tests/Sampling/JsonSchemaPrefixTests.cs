@@ -150,4 +150,55 @@ public class JsonSchemaPrefixTests
             Assert.NotNull(answer);
         }
     }
+
+    [Fact]
+    public void ALeadIsReadExactlyThenItsSchema()
+    {
+        var constraint = JsonSchemaPrefix.ForLeads([
+            ("get_weather\n", JsonDocument.Parse("{\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}").RootElement, "a"),
+            ("get_time\n", JsonDocument.Parse("{\"type\": \"object\", \"properties\": {\"zone\": {\"type\": \"string\"}}}").RootElement, "b")]);
+        Assert.False(constraint.BeginsWithJson);
+        Assert.True(Schema("{\"type\": \"object\"}").BeginsWithJson);
+        foreach (string partial in new[] { "", "get_", "get_w", "get_time\n", "get_time\n {\"zo" }) Assert.Equal(JsonPrefixStatus.Partial, Check(constraint, partial));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(constraint, "get_weather\n{\"city\": \"Oslo\"}"));
+        // No whitespace before a lead, no other lead, and the arguments of the tool named.
+        foreach (string invalid in new[] { " get", "got", "get_weather{", "get_time\n{\"city\"" }) Assert.Equal(JsonPrefixStatus.Invalid, Check(constraint, invalid));
+        Assert.Throws<ArgumentException>(() => JsonSchemaPrefix.ForLeads([]));
+    }
+
+    [Fact]
+    public void AnyOfTellsWhatEveryOpenOptionTakesNotTheLastOnly()
+    {
+        var keys = Schema("{\"anyOf\": [{\"type\": \"object\", \"properties\": {\"alpha\": {}}}, {\"type\": \"object\", \"properties\": {\"beta\": {}}}]}");
+        Assert.Equal(JsonPrefixStatus.Partial, keys.Check("{\""u8, out bool free, out var rests));
+        Assert.False(free);
+        Assert.Equal(["alpha", "beta"], rests!.Select(r => Encoding.UTF8.GetString(r)).Order());
+        // A free string among the options: any text continues it, whatever the enum allows.
+        var mixed = Schema("{\"anyOf\": [{\"enum\": [\"x\"]}, {\"type\": \"string\"}]}");
+        Assert.Equal(JsonPrefixStatus.Partial, mixed.Check("\""u8, out free, out rests));
+        Assert.True(free);
+        Assert.Null(rests);
+        // An option open in a number: no string hint at all, so every continuation is read.
+        var number = Schema("{\"anyOf\": [{\"enum\": [\"x\"]}, {\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"number\"}}}]}");
+        Assert.Equal(JsonPrefixStatus.Partial, number.Check("{\"n\": 1"u8, out free, out rests));
+        Assert.False(free);
+        Assert.Null(rests);
+    }
+
+    [Theory]
+    [InlineData("\"\\", JsonPrefixStatus.Partial)]
+    [InlineData("\"\\u00", JsonPrefixStatus.Partial)]        // U+0043 'C' and U+0055 'U' start so
+    [InlineData("\"\\u0043", JsonPrefixStatus.Partial)]
+    [InlineData("\"\\u0043ET\"", JsonPrefixStatus.Complete)]
+    [InlineData("\"\\ua7", JsonPrefixStatus.Invalid)]        // no value's next character is U+A7xx
+    [InlineData("\"C\\u004", JsonPrefixStatus.Partial)]      // 'E' is U+0045
+    [InlineData("\"C\\u005", JsonPrefixStatus.Invalid)]
+    public void AnEscapeInAFixedStringIsPartialOnlyWhereItCanSpellOne(string text, JsonPrefixStatus expected)
+    {
+        Assert.Equal(expected, Check(Schema("{\"enum\": [\"CET\", \"UTC\"]}"), text));
+        // Property names alike.
+        var keyText = "{" + text;
+        Assert.Equal(expected == JsonPrefixStatus.Complete ? JsonPrefixStatus.Partial : expected,
+            Check(Schema("{\"type\": \"object\", \"properties\": {\"CET\": {}, \"UTC\": {}}}"), keyText));
+    }
 }
