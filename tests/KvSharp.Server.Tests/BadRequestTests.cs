@@ -65,7 +65,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"top_logprobs\": 3}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logprobs\": true, \"top_logprobs\": 21}", "invalid_value", "top_logprobs")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\"}}]}", "unsupported_parameter", "tools")]
-    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"w\", \"schema\": {\"type\": \"string\", \"pattern\": \"^a\"}}}}", "unsupported_parameter", "response_format.json_schema.schema")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"w\", \"schema\": {\"type\": \"string\", \"pattern\": \"(?=a)\"}}}}", "unsupported_parameter", "response_format.json_schema.schema")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"response_format\": {\"type\": \"json_schema\", \"json_schema\": {\"name\": \"w\"}}}", "missing_required_parameter", "response_format.json_schema.schema")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"model\": \"gpt-4o\"}", "model_not_found", "model")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"\"]}", "invalid_value", "stop")]

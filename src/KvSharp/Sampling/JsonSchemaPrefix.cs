@@ -19,14 +19,17 @@ public enum JsonPrefixStatus
 /// Whether a UTF-8 text begins a JSON value that a JSON schema allows: what constrains generation to a schema
 /// (OpenAI's json_schema response format, Microsoft.Extensions.AI's <c>GetResponseAsync&lt;T&gt;</c>). The schema
 /// keywords read are <c>type</c> (one or a list), <c>properties</c>, <c>required</c>, <c>additionalProperties</c> (an
-/// object's properties are the listed ones unless it is true or a schema), <c>items</c>, <c>enum</c> and
-/// <c>const</c> (strings), <c>anyOf</c>; annotations (<c>description</c>, <c>title</c>, <c>default</c>,
-/// <c>$schema</c>, <c>examples</c>) are ignored. A keyword that would constrain values in a way not enforced here
-/// (<c>pattern</c>, <c>minimum</c>, <c>$ref</c> ...) is refused by name rather than ignored, so a reply never breaks
-/// a schema it was held to. Each check reads the text from its start (a recursive-descent parse); whitespace runs
-/// are capped at <see cref="JsonPrefix.MaxWhitespace"/>.
+/// object's properties are the listed ones unless it is true or a schema), <c>items</c>, <c>minItems</c>,
+/// <c>maxItems</c>, <c>enum</c> and <c>const</c> (strings), <c>anyOf</c>, <c>$ref</c> (into the schema itself), the
+/// string rules <c>minLength</c>, <c>maxLength</c>, <c>pattern</c> and <c>format</c> (StringRules) and the number
+/// bounds (NumberBounds); annotations (<c>description</c>, <c>title</c>, <c>default</c>, <c>$schema</c>,
+/// <c>examples</c>, <c>$defs</c> ...) are ignored. A keyword that would constrain values in a way not enforced here
+/// (<c>oneOf</c>, <c>multipleOf</c>, <c>minProperties</c> ...) is refused by name rather than ignored, so a reply
+/// never breaks a schema it was held to; and a text is Partial only where some continuation completes it. Each check
+/// reads the text from its start (a recursive-descent parse); whitespace runs are capped at
+/// <see cref="JsonPrefix.MaxWhitespace"/>.
 /// </summary>
-public sealed class JsonSchemaPrefix
+public sealed partial class JsonSchemaPrefix
 {
     private readonly Node _root;
 
@@ -41,7 +44,7 @@ public sealed class JsonSchemaPrefix
     public static JsonSchemaPrefix For(JsonElement schema) => For(schema, "schema");
 
     /// <summary><see cref="For(JsonElement)"/>, naming the schema <paramref name="path"/> in its errors (where a request holds it).</summary>
-    public static JsonSchemaPrefix For(JsonElement schema, string path) => new(Build(schema, path), beginsWithJson: true);
+    public static JsonSchemaPrefix For(JsonElement schema, string path) => new(new SchemaCompiler(schema, path).Compile(), beginsWithJson: true);
 
     /// <summary>
     /// The checker for a text that is one of the <paramref name="alternatives"/>' leads, exactly (no whitespace before
@@ -53,7 +56,7 @@ public sealed class JsonSchemaPrefix
     {
         ArgumentNullException.ThrowIfNull(alternatives);
         if (alternatives.Count == 0) throw new ArgumentException("a lead-then-JSON checker needs at least one alternative", nameof(alternatives));
-        var leads = alternatives.Select(a => (Node)new LeadNode(Encoding.UTF8.GetBytes(a.Lead), Build(a.Schema, a.Path))).ToArray();
+        var leads = alternatives.Select(a => (Node)new LeadNode(Encoding.UTF8.GetBytes(a.Lead), new SchemaCompiler(a.Schema, a.Path).Compile())).ToArray();
         return new(leads.Length == 1 ? leads[0] : new UnionNode(leads, leadingWhitespace: false), alternatives.All(a => a.Lead.Length == 0));
     }
 
@@ -113,64 +116,6 @@ public sealed class JsonSchemaPrefix
         return r.SkipWhitespace() == Status.Fail || !r.AtEnd ? JsonPrefixStatus.Invalid : JsonPrefixStatus.Complete;
     }
 
-    private static readonly HashSet<string> Annotations = ["description", "title", "default", "$schema", "examples", "$comment", "$id"];
-
-    private static Node Build(JsonElement s, string path)
-    {
-        if (s.ValueKind == JsonValueKind.True) return new AnyNode();
-        if (s.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path} must be a JSON schema object, got {s.ValueKind}");
-        foreach (var p in s.EnumerateObject())
-            if (!Annotations.Contains(p.Name) && p.Name is not ("type" or "properties" or "required" or "additionalProperties" or "items" or "enum" or "const" or "anyOf"))
-                throw new ArgumentException($"{path}.{p.Name} is not supported in a constrained reply (supported: type, properties, required, additionalProperties, items, enum, const, anyOf)");
-        if (s.TryGetProperty("anyOf", out var anyOf))
-        {
-            if (anyOf.ValueKind != JsonValueKind.Array || anyOf.GetArrayLength() == 0) throw new ArgumentException($"{path}.anyOf must be a non-empty array");
-            return new UnionNode([.. anyOf.EnumerateArray().Select((x, i) => Build(x, $"{path}.anyOf[{i}]"))]);
-        }
-        if (s.TryGetProperty("const", out var constant)) return new StringNode([Text(constant, $"{path}.const")]);
-        if (s.TryGetProperty("enum", out var values))
-        {
-            if (values.ValueKind != JsonValueKind.Array || values.GetArrayLength() == 0) throw new ArgumentException($"{path}.enum must be a non-empty array");
-            return new StringNode([.. values.EnumerateArray().Select((v, i) => Text(v, $"{path}.enum[{i}]"))]);
-        }
-        if (!s.TryGetProperty("type", out var type)) return s.TryGetProperty("properties", out _) ? BuildType("object", s, path) : new AnyNode();
-        if (type.ValueKind == JsonValueKind.String) return BuildType(type.GetString()!, s, path);
-        if (type.ValueKind == JsonValueKind.Array && type.GetArrayLength() > 0)
-            return new UnionNode([.. type.EnumerateArray().Select(t => BuildType(t.ValueKind == JsonValueKind.String ? t.GetString()! : "", s, path))]);
-        throw new ArgumentException($"{path}.type must be a type name or a list of them");
-    }
-
-    private static string Text(JsonElement v, string path) => v.ValueKind == JsonValueKind.String ? v.GetString()!
-        : throw new ArgumentException($"{path} must be a string (enums and consts of other types are not supported in a constrained reply)");
-
-    private static Node BuildType(string type, JsonElement s, string path) => type switch
-    {
-        "string" => new StringNode(null),
-        "integer" => new NumberNode(integer: true),
-        "number" => new NumberNode(integer: false),
-        "boolean" => new LiteralNode(["true", "false"]),
-        "null" => new LiteralNode(["null"]),
-        "array" => new ArrayNode(s.TryGetProperty("items", out var items) ? Build(items, path + ".items") : new AnyNode()),
-        "object" => BuildObject(s, path),
-        _ => throw new ArgumentException($"{path}.type '{type}' is not a JSON schema type"),
-    };
-
-    private static ObjectNode BuildObject(JsonElement s, string path)
-    {
-        var properties = new Dictionary<string, Node>(StringComparer.Ordinal);
-        if (s.TryGetProperty("properties", out var props))
-            foreach (var p in props.EnumerateObject()) properties[p.Name] = Build(p.Value, $"{path}.properties.{p.Name}");
-        var required = s.TryGetProperty("required", out var req) ? req.EnumerateArray().Select(x => x.GetString()!).ToHashSet(StringComparer.Ordinal) : [];
-        foreach (string name in required)
-            if (!properties.ContainsKey(name) && properties.Count > 0) throw new ArgumentException($"{path}.required names '{name}', which is not among its properties");
-        // Unspecified, an object with listed properties takes those only (what strict structured outputs ask for);
-        // one without any takes any property.
-        Node? additional = s.TryGetProperty("additionalProperties", out var extra)
-            ? extra.ValueKind switch { JsonValueKind.False => null, JsonValueKind.True => new AnyNode(), _ => Build(extra, path + ".additionalProperties") }
-            : properties.Count == 0 ? new AnyNode() : null;
-        return new ObjectNode(properties, required, additional);
-    }
-
     private enum Status : byte { Fail, Partial, Ok }
 
     /// <summary>The text and a position in it; whitespace is counted to cap its runs.</summary>
@@ -190,6 +135,13 @@ public sealed class JsonSchemaPrefix
         public string PartialEscape = "";
 
         public readonly bool AtEnd => Position >= _text.Length;
+
+        /// <summary>References followed without returning, against a schema that refers to itself without reading.</summary>
+        public int Depth;
+        public const int MaxDepth = 256;
+
+        /// <summary>The ASCII text from <paramref name="start"/> to the position (a number's).</summary>
+        public readonly string Read(int start) => Encoding.ASCII.GetString(_text[start..Position]);
         public readonly byte Current => _text[Position];
 
         /// <summary>Whitespace before a token: Fail past the cap, Partial at the end of the text, Ok before a byte.</summary>
@@ -287,8 +239,11 @@ public sealed class JsonSchemaPrefix
             return Status.Fail;
         }
 
-        /// <summary>A number (an integer if <paramref name="integer"/>): Partial when the input ends where it could go on.</summary>
-        public Status ReadNumber(bool integer)
+        /// <summary>
+        /// A number (an integer if <paramref name="integer"/>; without an exponent unless <paramref name="exponent"/>):
+        /// Partial when the input ends where it could go on.
+        /// </summary>
+        public Status ReadNumber(bool integer, bool exponent = true)
         {
             int start = Position;
             if (!AtEnd && Current == '-') Position++;
@@ -305,7 +260,7 @@ public sealed class JsonSchemaPrefix
                 while (!AtEnd && Current is >= (byte)'0' and <= (byte)'9') Position++;
                 if (AtEnd) return Status.Partial;
             }
-            if (!integer && Current is (byte)'e' or (byte)'E')
+            if (!integer && exponent && Current is (byte)'e' or (byte)'E')
             {
                 Position++;
                 if (!AtEnd && Current is (byte)'+' or (byte)'-') Position++;
@@ -318,195 +273,4 @@ public sealed class JsonSchemaPrefix
         }
     }
 
-    private abstract class Node
-    {
-        /// <summary>Reads one value (whitespace before it included) at the reader's position.</summary>
-        public virtual Status Parse(ref Reader r)
-        {
-            var ws = r.SkipWhitespace();
-            return ws != Status.Ok ? ws : Value(ref r);
-        }
-
-        protected abstract Status Value(ref Reader r);
-    }
-
-    private sealed class AnyNode : Node
-    {
-        private static readonly string[] Literals = ["true", "false", "null"];
-
-        protected override Status Value(ref Reader r) => r.Current switch
-        {
-            (byte)'{' => new ObjectNode([], [], this).ParseValue(ref r),
-            (byte)'[' => new ArrayNode(this).ParseValue(ref r),
-            (byte)'"' => r.ReadString(new StringBuilder()),
-            (byte)'-' or (>= (byte)'0' and <= (byte)'9') => r.ReadNumber(integer: false),
-            _ => r.ReadLiteral(Literals),
-        };
-    }
-
-    private sealed class StringNode(string[]? allowed) : Node
-    {
-        protected override Status Value(ref Reader r)
-        {
-            var read = new StringBuilder();
-            var status = r.ReadString(read);
-            if (allowed == null)
-            {
-                r.EndedInFreeString = status == Status.Partial && r.EndedInString;
-                return status;
-            }
-            if (status == Status.Fail) return status;
-            if (status == Status.Ok) return allowed.Contains(read.ToString(), StringComparer.Ordinal) ? Status.Ok : Status.Fail;
-            // Byte by byte: the text so far may end inside a character of one of them.
-            var rests = Rests(allowed, r.PartialBytes, r.PartialEscape);
-            if (rests.Count == 0) return Status.Fail;
-            if (r.EndedInString) r.StringRests = rests;
-            return Status.Partial;
-        }
-    }
-
-    private sealed class NumberNode(bool integer) : Node
-    {
-        protected override Status Value(ref Reader r) => r.ReadNumber(integer);
-    }
-
-    private sealed class LiteralNode(string[] literals) : Node
-    {
-        protected override Status Value(ref Reader r) => r.ReadLiteral(literals);
-    }
-
-    /// <summary>One of several values; <paramref name="leadingWhitespace"/> false where its options are leads, which start at their first byte.</summary>
-    private sealed class UnionNode(Node[] options, bool leadingWhitespace = true) : Node
-    {
-        public override Status Parse(ref Reader r) => leadingWhitespace ? base.Parse(ref r) : Value(ref r);
-
-        protected override Status Value(ref Reader r)
-        {
-            int start = r.Position, end = -1;
-            bool partial = false, free = false, restsHold = true;
-            List<byte[]>? rests = null;
-            foreach (var option in options)
-            {
-                r.Position = start;
-                r.EndedInFreeString = false;
-                r.StringRests = null;
-                var status = option.Parse(ref r);
-                if (status == Status.Ok && end < 0) end = r.Position;
-                if (status != Status.Partial) continue;
-                partial = true;
-                free |= r.EndedInFreeString;
-                if (r.StringRests != null) (rests ??= []).AddRange(r.StringRests);
-                else restsHold = false;
-            }
-            // A whole value wins (what follows it is read next); else the text may still become one.
-            if (end >= 0)
-            {
-                r.Position = end;
-                return Status.Ok;
-            }
-            // What a caller may tell without reading again holds for the union only as the options' together: any byte
-            // a free string takes keeps that option going; a fixed string's rests only where every open option has some.
-            r.EndedInFreeString = partial && free;
-            r.StringRests = partial && !free && restsHold ? rests : null;
-            return partial ? Status.Partial : Status.Fail;
-        }
-    }
-
-    /// <summary>Exactly these bytes (no whitespace first), then a value.</summary>
-    private sealed class LeadNode(byte[] lead, Node value) : Node
-    {
-        public override Status Parse(ref Reader r) => Value(ref r);
-
-        protected override Status Value(ref Reader r)
-        {
-            foreach (byte b in lead)
-            {
-                if (r.AtEnd) return Status.Partial;
-                if (r.Current != b) return Status.Fail;
-                r.Position++;
-            }
-            return value.Parse(ref r);
-        }
-    }
-
-    private sealed class ArrayNode(Node items) : Node
-    {
-        protected override Status Value(ref Reader r) => ParseValue(ref r);
-
-        public Status ParseValue(ref Reader r)
-        {
-            if (r.Current != '[') return Status.Fail;
-            r.Position++;
-            var ws = r.SkipWhitespace();
-            if (ws != Status.Ok) return ws;
-            if (r.Current == ']')
-            {
-                r.Position++;
-                return Status.Ok;
-            }
-            while (true)
-            {
-                var item = items.Parse(ref r);
-                if (item != Status.Ok) return item;
-                ws = r.SkipWhitespace();
-                if (ws != Status.Ok) return ws;
-                byte b = r.Current;
-                r.Position++;
-                if (b == ']') return Status.Ok;
-                if (b != ',') return Status.Fail;
-            }
-        }
-    }
-
-    private sealed class ObjectNode(Dictionary<string, Node> properties, HashSet<string> required, Node? additional) : Node
-    {
-        protected override Status Value(ref Reader r) => ParseValue(ref r);
-
-        public Status ParseValue(ref Reader r)
-        {
-            if (r.Current != '{') return Status.Fail;
-            r.Position++;
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            var keyText = new StringBuilder();
-            bool first = true;
-            while (true)
-            {
-                var ws = r.SkipWhitespace();
-                if (ws != Status.Ok) return ws;
-                if (first && r.Current == '}')
-                {
-                    r.Position++;
-                    return required.Count == 0 ? Status.Ok : Status.Fail;
-                }
-                first = false;
-                var key = r.ReadString(keyText);
-                string name = keyText.ToString();
-                if (key == Status.Fail) return Status.Fail;
-                if (key == Status.Partial)
-                {
-                    if (additional != null) return Status.Partial;
-                    var rests = Rests(properties.Keys.Where(k => !seen.Contains(k)), r.PartialBytes, r.PartialEscape);
-                    if (rests.Count == 0) return Status.Fail;
-                    if (r.EndedInString) r.StringRests = rests;
-                    return Status.Partial;
-                }
-                if (seen.Contains(name) || !(properties.ContainsKey(name) || additional != null)) return Status.Fail;
-                seen.Add(name);
-                ws = r.SkipWhitespace();
-                if (ws != Status.Ok) return ws;
-                if (r.Current != ':') return Status.Fail;
-                r.Position++;
-                var value = (properties.TryGetValue(name, out var node) ? node : additional!).Parse(ref r);
-                if (value != Status.Ok) return value;
-                ws = r.SkipWhitespace();
-                if (ws != Status.Ok) return ws;
-                byte b = r.Current;
-                r.Position++;
-                if (b == '}') return required.IsSubsetOf(seen) ? Status.Ok : Status.Fail;
-                // Another property only where one may still come.
-                if (b != ',' || (additional == null && properties.Keys.All(seen.Contains))) return Status.Fail;
-            }
-        }
-
-    }
 }

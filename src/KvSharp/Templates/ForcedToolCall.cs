@@ -69,10 +69,29 @@ public sealed record ToolSignature(string Name, JsonElement Parameters, string P
             var properties = new JsonObject();
             foreach (string key in optionalStrings) properties[key] = new JsonObject { ["type"] = "string" };
             properties[nameKey] = new JsonObject { ["const"] = tool.Name };
-            properties[argumentsKey] = JsonNode.Parse(tool.Parameters.GetRawText());
+            // The parameters' own references point into the parameters: where they now sit, said from the new root.
+            string at = (tools.Count == 1 ? "" : $"/anyOf/{alternatives.Count}") + "/properties/" + argumentsKey.Replace("~", "~0", StringComparison.Ordinal).Replace("/", "~1", StringComparison.Ordinal);
+            properties[argumentsKey] = Rebased(JsonNode.Parse(tool.Parameters.GetRawText()), at);
             alternatives.Add(new JsonObject { ["type"] = "object", ["properties"] = properties, ["required"] = new JsonArray(nameKey, argumentsKey) });
         }
         JsonNode schema = alternatives.Count == 1 ? alternatives[0]!.DeepClone() : new JsonObject { ["anyOf"] = alternatives };
         return JsonSerializer.SerializeToElement(schema);
+    }
+
+    /// <summary>A schema whose <c>$ref</c> pointers into itself ("#/...") are moved under <paramref name="at"/>.</summary>
+    private static JsonNode? Rebased(JsonNode? node, string at)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (key, value) in o.ToList())
+                    if (key == "$ref" && value is JsonValue v && v.TryGetValue(out string? pointer) && pointer.StartsWith('#')) o[key] = "#" + at + pointer[1..];
+                    else Rebased(value, at);
+                break;
+            case JsonArray a:
+                foreach (var item in a) Rebased(item, at);
+                break;
+        }
+        return node;
     }
 }

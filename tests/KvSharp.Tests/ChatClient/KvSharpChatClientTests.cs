@@ -324,8 +324,8 @@ public class KvSharpChatClientTests
         var prefix = new KvSharp.Sampling.JsonPrefix(objectOnly: true);
         Assert.True(prefix.Feed(System.Text.Encoding.UTF8.GetBytes(reply.Text)), reply.Text);
         Assert.Contains("{", reply.Text);
-        options.ResponseFormat = ChatResponseFormat.ForJsonSchema(System.Text.Json.JsonDocument.Parse("{\"type\": \"string\", \"pattern\": \"^a\"}").RootElement, "w");
+        options.ResponseFormat = ChatResponseFormat.ForJsonSchema(System.Text.Json.JsonDocument.Parse("{\"type\": \"string\", \"pattern\": \"(?=a)\"}").RootElement, "w");
         var e = await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([User("Hi")], options, TestContext.Current.CancellationToken));
-        Assert.Contains("pattern", e.Message);
+        Assert.Contains("pattern: lookahead", e.Message);
     }
 }

@@ -75,8 +75,9 @@ public class JsonSchemaPrefixTests
     }
 
     [Theory]
-    [InlineData("{\"type\": \"string\", \"pattern\": \"^a\"}", "pattern")]
-    [InlineData("{\"type\": \"integer\", \"minimum\": 0}", "minimum")]
+    [InlineData("{\"type\": \"string\", \"pattern\": \"^(a)\\\\1\"}", "backreference")]
+    [InlineData("{\"type\": \"object\", \"minProperties\": 1}", "minProperties")]
+    [InlineData("{\"oneOf\": [{\"type\": \"string\"}]}", "oneOf")]
     [InlineData("{\"$ref\": \"#/$defs/x\"}", "$ref")]
     [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"text\"}}}", "'text'")]
     [InlineData("{\"enum\": [1, 2]}", "enum[0]")]
@@ -151,6 +152,27 @@ public class JsonSchemaPrefixTests
         }
     }
 
+    public sealed record Booking(DateOnly Day, Guid Id, [property: System.ComponentModel.DataAnnotations.Range(1, 9)] int Guests);
+
+    [Fact]
+    public async Task GetResponseAsyncOfARecordWithDatesIdsAndBoundsAlwaysEndsInOne()
+    {
+        // Every value here has a bounded length, and so has whitespace, so the reply must close within the room it has
+        // (the file's metadata says 128 tokens of context; the model was trained at 512).
+        using var model = LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
+        using var client = new KvSharpChatClient(model, new KvSharpChatClientOptions { Session = new SessionOptions { ContextLength = 512 } });
+        var schema = ChatResponseFormat.ForJsonSchema<Booking>().Schema!.Value;
+        Assert.Contains("\"maximum\"", schema.GetRawText());
+        foreach (int seed in new[] { 1, 2, 3 })
+        {
+            var options = new ChatOptions { MaxOutputTokens = 480, Temperature = 0.8f, Seed = seed };
+            var response = await client.GetResponseAsync<Booking>("Once upon a time", options, cancellationToken: TestContext.Current.CancellationToken);
+            Assert.True(response.FinishReason == ChatFinishReason.Stop, $"{response.FinishReason}: {JsonSerializer.Serialize(response.Text)}");
+            Assert.True(response.TryGetResult(out var booking), response.Text);
+            Assert.InRange(booking!.Guests, 1, 9);
+        }
+    }
+
     [Fact]
     public void ALeadIsReadExactlyThenItsSchema()
     {
@@ -200,5 +222,149 @@ public class JsonSchemaPrefixTests
         var keyText = "{" + text;
         Assert.Equal(expected == JsonPrefixStatus.Complete ? JsonPrefixStatus.Partial : expected,
             Check(Schema("{\"type\": \"object\", \"properties\": {\"CET\": {}, \"UTC\": {}}}"), keyText));
+    }
+
+    public sealed record Chain(string Value, Chain? Next);
+
+    [Fact]
+    public void ARecursiveTypeReadsThroughItsReferences()
+    {
+        // System.Text.Json points a recursive property back at its first occurrence: {"$ref": "#/properties/next"}.
+        var schema = ChatResponseFormat.ForJsonSchema<Chain>().Schema!.Value;
+        Assert.Contains("$ref", schema.GetRawText());
+        var chain = JsonSchemaPrefix.For(schema);
+        Assert.Equal(JsonPrefixStatus.Complete, Check(chain, "{\"value\": \"a\", \"next\": {\"value\": \"b\", \"next\": {\"value\": \"c\", \"next\": null}}}"));
+        Assert.Equal(JsonPrefixStatus.Partial, Check(chain, "{\"value\": \"a\", \"next\": {\"value\": \"b\", \"next\": {\"va"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(chain, "{\"value\": \"a\", \"next\": {\"value\": \"b\", \"next\": {\"value\": 3"));
+        var defs = Schema("{\"$defs\": {\"Point\": {\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"integer\"}}, \"required\": [\"x\"]}}, " +
+                          "\"type\": \"array\", \"items\": {\"$ref\": \"#/$defs/Point\"}}");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(defs, "[{\"x\": 1}, {\"x\": 2}]"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(defs, "[{\"y\""));
+    }
+
+    [Theory]
+    [InlineData("{\"$ref\": \"#\"}", "refers only to itself")]
+    [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#/$defs/Missing\"}}}", "points at nothing")]
+    [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"other.json#/x\"}}}", "point into the schema itself")]
+    [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"$ref\": \"#\", \"type\": \"object\"}}}", "beside $ref")]
+    [InlineData("{\"minimum\": 3}", "needs a type")]
+    [InlineData("{\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}", "below minLength")]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "no number is within")]
+    [InlineData("{\"type\": \"string\", \"pattern\": \"(?=a)\"}", "pattern")]
+    public void WhatCannotBeHeldToIsNamed(string schema, string message) =>
+        Assert.Contains(message, Assert.Throws<ArgumentException>(() => Schema(schema)).Message);
+
+    [Fact]
+    public void AReferenceBackToItselfThroughAnyOfEndsInsteadOfRecursingForever()
+    {
+        var loop = Schema("{\"anyOf\": [{\"$ref\": \"#\"}, {\"type\": \"null\"}]}");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(loop, "null"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(loop, "1"));
+    }
+
+    [Theory]
+    [InlineData("\"a\"", JsonPrefixStatus.Invalid)]     // too short, closed
+    [InlineData("\"ab\"", JsonPrefixStatus.Complete)]
+    [InlineData("\"abc", JsonPrefixStatus.Partial)]
+    [InlineData("\"abcd", JsonPrefixStatus.Invalid)]     // too long already
+    [InlineData("\"ab\\u00e9\"", JsonPrefixStatus.Complete)]
+    [InlineData("\"abc\\", JsonPrefixStatus.Invalid)]  // an escape is a fourth character
+    [InlineData("\"éé", JsonPrefixStatus.Partial)]      // characters, not bytes
+    public void AStringsLengthIsCountedInCharacters(string text, JsonPrefixStatus expected) =>
+        Assert.Equal(expected, Check(Schema("{\"type\": \"string\", \"minLength\": 2, \"maxLength\": 3}"), text));
+
+    [Theory]
+    [InlineData("[]", JsonPrefixStatus.Invalid)]
+    [InlineData("[1]", JsonPrefixStatus.Complete)]
+    [InlineData("[1, 2]", JsonPrefixStatus.Complete)]
+    [InlineData("[1, 2,", JsonPrefixStatus.Invalid)]
+    public void AnArraysLengthIsHeldToItsBounds(string text, JsonPrefixStatus expected) =>
+        Assert.Equal(expected, Check(Schema("{\"type\": \"array\", \"items\": {\"type\": \"integer\"}, \"minItems\": 1, \"maxItems\": 2}"), text));
+
+    [Theory]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 1, \"maximum\": 10}")]
+    [InlineData("{\"type\": \"integer\", \"minimum\": -5, \"maximum\": -2}")]
+    [InlineData("{\"type\": \"integer\", \"exclusiveMinimum\": -13, \"exclusiveMaximum\": 127}")]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 40}")]
+    [InlineData("{\"type\": \"integer\", \"maximum\": 0}")]
+    public void AnIntegersStartIsAllowedExactlyWhereSomeIntegerInItsBoundsBeginsSo(string bounds)
+    {
+        var schema = Schema("{\"type\": \"object\", \"properties\": {\"n\": " + bounds + "}}");
+        using var doc = JsonDocument.Parse(bounds);
+        long low = doc.RootElement.TryGetProperty("minimum", out var m) ? m.GetInt64() : doc.RootElement.TryGetProperty("exclusiveMinimum", out var xm) ? xm.GetInt64() + 1 : -1000;
+        long high = doc.RootElement.TryGetProperty("maximum", out var M) ? M.GetInt64() : doc.RootElement.TryGetProperty("exclusiveMaximum", out var xM) ? xM.GetInt64() - 1 : 1000;
+        var allowed = Enumerable.Range(-1000, 2001).Where(n => n >= low && n <= high).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        foreach (string prefix in new[] { "-" }.Concat(Enumerable.Range(-200, 401).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+        {
+            // Within this range of magnitudes every open bound below 1000 decides it; beyond them the brute force stops.
+            bool viable = allowed.Any(a => a.StartsWith(prefix, StringComparison.Ordinal)) || (high > 999 && !prefix.StartsWith('-') && prefix != "0") || (low < -999 && prefix.StartsWith('-') && prefix != "-0");
+            Assert.True(viable == (Check(schema, "{\"n\": " + prefix) == JsonPrefixStatus.Partial), $"{bounds}: '{prefix}' should be {(viable ? "open" : "closed")}");
+            Assert.Equal(allowed.Contains(prefix) && prefix != "-", Check(schema, "{\"n\": " + prefix + "}") == JsonPrefixStatus.Complete);
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"x\": 0.", JsonPrefixStatus.Partial)]
+    [InlineData("{\"x\": 0}", JsonPrefixStatus.Invalid)]       // exclusive
+    [InlineData("{\"x\": 0.0001}", JsonPrefixStatus.Complete)]
+    [InlineData("{\"x\": 1.0}", JsonPrefixStatus.Complete)]
+    [InlineData("{\"x\": 1.00001", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"x\": 1.5", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"x\": 2", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"x\": -", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"x\": 0.5e", JsonPrefixStatus.Invalid)]     // no exponent where there are bounds
+    public void ANumbersStartIsAllowedWhereItCanStillEndWithinItsBounds(string text, JsonPrefixStatus expected) =>
+        Assert.Equal(expected, Check(Schema("{\"type\": \"object\", \"properties\": {\"x\": {\"type\": \"number\", \"exclusiveMinimum\": 0, \"maximum\": 1}}}"), text));
+
+    [Theory]
+    [InlineData("date", "\"2024-02-29\"", JsonPrefixStatus.Complete)]
+    [InlineData("date", "\"2023-02-29\"", JsonPrefixStatus.Invalid)]
+    [InlineData("date", "\"2023-02-3", JsonPrefixStatus.Invalid)]       // no February has a day 3x
+    [InlineData("date", "\"2023-04-3", JsonPrefixStatus.Partial)]
+    [InlineData("date", "\"2023-13", JsonPrefixStatus.Invalid)]
+    [InlineData("date", "\"2023-1", JsonPrefixStatus.Partial)]
+    [InlineData("date", "\"0000", JsonPrefixStatus.Invalid)]
+    [InlineData("date-time", "\"2024-05-06T07:08:09.123Z\"", JsonPrefixStatus.Complete)]
+    [InlineData("date-time", "\"2024-05-06T07:08:09+02:00\"", JsonPrefixStatus.Complete)]
+    [InlineData("date-time", "\"2024-05-06T25", JsonPrefixStatus.Invalid)]
+    [InlineData("date-time", "\"2024-05-06 07", JsonPrefixStatus.Invalid)]
+    [InlineData("time", "\"23:59:59.1234567\"", JsonPrefixStatus.Complete)]
+    [InlineData("uuid", "\"0f8fad5b-d9cb-469f-a165-70867728950e\"", JsonPrefixStatus.Complete)]
+    [InlineData("uuid", "\"0f8fad5b-d9cb-469f-a165-7086772895\"", JsonPrefixStatus.Invalid)]
+    [InlineData("uuid", "\"0f8fad5g", JsonPrefixStatus.Invalid)]
+    [InlineData("email", "\"ann@example.org\"", JsonPrefixStatus.Complete)]
+    [InlineData("email", "\"ann@@", JsonPrefixStatus.Invalid)]
+    [InlineData("ipv4", "\"192.168.0.256\"", JsonPrefixStatus.Invalid)]
+    [InlineData("hostname", "\"any text\"", JsonPrefixStatus.Complete)]  // other formats are annotations
+    public void TheFormatsDotNetTypesUseAreHeldTo(string format, string text, JsonPrefixStatus expected) =>
+        Assert.Equal(expected, Check(Schema("{\"type\": \"string\", \"format\": \"" + format + "\"}"), text));
+
+    public sealed record Appointment(DateTime At, DateOnly Day, TimeOnly Time, Guid Id, TimeSpan Length, DateTimeOffset Booked);
+
+    [Fact]
+    public void AReplyHeldToADotNetTypesSchemaDeserializesToIt()
+    {
+        var schema = JsonSchemaPrefix.For(ChatResponseFormat.ForJsonSchema<Appointment>().Schema!.Value);
+        var value = new Appointment(new DateTime(2024, 5, 6, 7, 8, 9, DateTimeKind.Utc), new DateOnly(2024, 2, 29), new TimeOnly(23, 59, 58),
+            Guid.NewGuid(), TimeSpan.FromMinutes(90), new DateTimeOffset(2024, 5, 6, 7, 8, 9, TimeSpan.FromHours(2)));
+        string json = JsonSerializer.Serialize(value, Microsoft.Extensions.AI.AIJsonUtilities.DefaultOptions);
+        Assert.Equal(JsonPrefixStatus.Complete, Check(schema, json));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(schema, json.Replace("2024-02-29", "2024-02-30", StringComparison.Ordinal)));
+        Assert.Equal(value, JsonSerializer.Deserialize<Appointment>(json, Microsoft.Extensions.AI.AIJsonUtilities.DefaultOptions));
+    }
+
+    [Theory]
+    [InlineData("\"ab\\u00", JsonPrefixStatus.Partial)]   // U+0000 to U+00FF holds a to z
+    [InlineData("\"ab\\u01", JsonPrefixStatus.Invalid)]   // U+0100 to U+01FF holds none
+    [InlineData("\"ab\\", JsonPrefixStatus.Partial)]
+    [InlineData("\"ab\xC3", JsonPrefixStatus.Invalid)]     // the first byte of U+00C0 to U+00FF
+    [InlineData("\"ab\xE0", JsonPrefixStatus.Invalid)]     // U+0800 to U+0FFF (not U+0000: that would be overlong)
+    [InlineData("\"ab\xE0\\", JsonPrefixStatus.Invalid)] // a sequence cut off by an escape
+    public void ACharacterNotYetWholeIsAnyItCanStillBecome(string text, JsonPrefixStatus expected)
+    {
+        var bytes = Encoding.Latin1.GetBytes(text);
+        Assert.Equal(expected, Schema("{\"type\": \"string\", \"pattern\": \"^[a-z]+$\"}").Check(bytes));
+        // With é among the characters the same cut-off byte may still become it.
+        Assert.Equal(JsonPrefixStatus.Partial, Schema("{\"type\": \"string\", \"pattern\": \"^[a-zé]+$\"}").Check(Encoding.Latin1.GetBytes("\"ab\xC3")));
     }
 }

@@ -83,7 +83,7 @@ public class ForcedToolCallTests
         var syntax = Syntax("Qwen-Qwen2.5-7B-Instruct.jinja");
         Assert.Contains("'get_tide'", Assert.Throws<ArgumentException>(() => syntax.Force(Tools, "get_tide")).Message);
         var pattern = JsonDocument.Parse("""
-            [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}}}}}]
+            [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(?=A)"}}}}}]
             """).RootElement;
         Assert.Contains("tools[0].function.parameters.properties.code.pattern", Assert.Throws<ArgumentException>(() => syntax.Force(pattern)).Message);
     }
@@ -110,5 +110,22 @@ public class ForcedToolCallTests
         var (thought, answer) = ReasoningSplitter.Split(call.Reply("{}"), startsInside: true);
         Assert.Equal("", thought);
         Assert.StartsWith("<tool_call>", answer);
+    }
+
+    [Fact]
+    public void ParametersWithReferencesKeepThemWhereverTheCallPutsThem()
+    {
+        var tools = JsonDocument.Parse("""
+            [{"type": "function", "function": {"name": "route", "parameters": {"$defs": {"Place": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+              "type": "object", "properties": {"from": {"$ref": "#/$defs/Place"}, "to": {"$ref": "#/$defs/Place"}}, "required": ["from", "to"]}}},
+             {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}}]
+            """).RootElement;
+        var forced = Syntax("Qwen-Qwen2.5-7B-Instruct.jinja").Force(tools);
+        Assert.Equal(JsonPrefixStatus.Complete,
+            Check(forced.Constraint, "{\"name\": \"route\", \"arguments\": {\"from\": {\"city\": \"Oslo\"}, \"to\": {\"city\": \"Rome\"}}}"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(forced.Constraint, "{\"name\": \"route\", \"arguments\": {\"from\": {\"town\""));
+        // Alone, the tool's arguments are the whole JSON, and its references too.
+        var leads = Syntax("meetkai-functionary-medium-v3.1.jinja").Force(tools);
+        Assert.Equal(JsonPrefixStatus.Complete, Check(leads.Constraint, "route>{\"from\": {\"city\": \"Oslo\"}, \"to\": {\"city\": \"Rome\"}}"));
     }
 }

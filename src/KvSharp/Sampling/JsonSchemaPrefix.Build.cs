@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace KvSharp.Sampling;
+
+/// <summary>A JSON schema compiled to the nodes that read text against it.</summary>
+public sealed partial class JsonSchemaPrefix
+{
+    private static readonly HashSet<string> Annotations =
+        ["description", "title", "default", "$schema", "examples", "$comment", "$id", "$anchor", "readOnly", "writeOnly", "deprecated", "$defs", "definitions"];
+
+    private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "$ref"];
+    private static readonly HashSet<string> StringKeywords = ["minLength", "maxLength", "pattern", "format"];
+    private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
+    private static readonly HashSet<string> ArrayKeywords = ["items", "minItems", "maxItems"];
+    private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties"];
+
+    private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, $ref, " +
+                                     "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum";
+
+    /// <summary>
+    /// Compiles one schema document: every subschema to a node, a <c>$ref</c> (a JSON pointer into the document, such as
+    /// <c>#/$defs/Item</c> or System.Text.Json's <c>#/properties/next</c> for a recursive type) to the node of what it
+    /// points at, compiled once, so recursive schemas are cycles of nodes.
+    /// </summary>
+    private sealed class SchemaCompiler(JsonElement root, string rootPath)
+    {
+        private readonly Dictionary<string, RefNode> _refs = new(StringComparer.Ordinal);
+
+        public Node Compile() => Build(root, rootPath);
+
+        private Node Build(JsonElement s, string path)
+        {
+            if (s.ValueKind == JsonValueKind.True) return new AnyNode();
+            if (s.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path} must be a JSON schema object, got {s.ValueKind}");
+            foreach (var p in s.EnumerateObject())
+                if (!Annotations.Contains(p.Name) && !AnyType.Contains(p.Name) && !StringKeywords.Contains(p.Name) && !NumberKeywords.Contains(p.Name)
+                    && !ArrayKeywords.Contains(p.Name) && !ObjectKeywords.Contains(p.Name))
+                    throw new ArgumentException($"{path}.{p.Name} is not supported in a constrained reply (supported: {Supported})");
+            if (s.TryGetProperty("$ref", out var reference))
+            {
+                if (s.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => !Annotations.Contains(name) && name != "$ref") is { } other)
+                    throw new ArgumentException($"{path}.{other} beside $ref is not supported in a constrained reply");
+                return Reference(reference, path + ".$ref");
+            }
+            if (s.TryGetProperty("anyOf", out var anyOf))
+            {
+                if (anyOf.ValueKind != JsonValueKind.Array || anyOf.GetArrayLength() == 0) throw new ArgumentException($"{path}.anyOf must be a non-empty array");
+                return new UnionNode([.. anyOf.EnumerateArray().Select((x, i) => Build(x, $"{path}.anyOf[{i}]"))]);
+            }
+            if (s.TryGetProperty("const", out var constant)) return new StringNode([Text(constant, $"{path}.const")], null);
+            if (s.TryGetProperty("enum", out var values))
+            {
+                if (values.ValueKind != JsonValueKind.Array || values.GetArrayLength() == 0) throw new ArgumentException($"{path}.enum must be a non-empty array");
+                return new StringNode([.. values.EnumerateArray().Select((v, i) => Text(v, $"{path}.enum[{i}]"))], null);
+            }
+            if (!s.TryGetProperty("type", out var type))
+            {
+                if (s.TryGetProperty("properties", out _)) return BuildType("object", s, path);
+                // A keyword of one type says nothing about values of the others: which type it is must be said.
+                if (s.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => !Annotations.Contains(name)) is { } keyword)
+                    throw new ArgumentException($"{path}.{keyword} needs a type beside it in a constrained reply");
+                return new AnyNode();
+            }
+            if (type.ValueKind == JsonValueKind.String) return BuildType(type.GetString()!, s, path);
+            if (type.ValueKind == JsonValueKind.Array && type.GetArrayLength() > 0)
+                return new UnionNode([.. type.EnumerateArray().Select(t => BuildType(t.ValueKind == JsonValueKind.String ? t.GetString()! : "", s, path))]);
+            throw new ArgumentException($"{path}.type must be a type name or a list of them");
+        }
+
+        private Node BuildType(string type, JsonElement s, string path) => type switch
+        {
+            "string" => new StringNode(null, StringRules.Of(s, path)),
+            "integer" => new NumberNode(integer: true, NumberBounds.Of(s, path)),
+            "number" => new NumberNode(integer: false, NumberBounds.Of(s, path)),
+            "boolean" => new LiteralNode(["true", "false"]),
+            "null" => new LiteralNode(["null"]),
+            "array" => new ArrayNode(s.TryGetProperty("items", out var items) ? Build(items, path + ".items") : new AnyNode(),
+                Count(s, "minItems", path) ?? 0, Count(s, "maxItems", path)),
+            "object" => BuildObject(s, path),
+            _ => throw new ArgumentException($"{path}.type '{type}' is not a JSON schema type"),
+        };
+
+        private ObjectNode BuildObject(JsonElement s, string path)
+        {
+            var properties = new Dictionary<string, Node>(StringComparer.Ordinal);
+            if (s.TryGetProperty("properties", out var props))
+                foreach (var p in props.EnumerateObject()) properties[p.Name] = Build(p.Value, $"{path}.properties.{p.Name}");
+            var required = s.TryGetProperty("required", out var req) ? req.EnumerateArray().Select(x => x.GetString()!).ToHashSet(StringComparer.Ordinal) : [];
+            foreach (string name in required)
+                if (!properties.ContainsKey(name) && properties.Count > 0) throw new ArgumentException($"{path}.required names '{name}', which is not among its properties");
+            // Unspecified, an object with listed properties takes those only (what strict structured outputs ask for);
+            // one without any takes any property.
+            Node? additional = s.TryGetProperty("additionalProperties", out var extra)
+                ? extra.ValueKind switch { JsonValueKind.False => null, JsonValueKind.True => new AnyNode(), _ => Build(extra, path + ".additionalProperties") }
+                : properties.Count == 0 ? new AnyNode() : null;
+            return new ObjectNode(properties, required, additional);
+        }
+
+        /// <summary>The node a <c>$ref</c> points at: one per pointer, its target compiled the first time it is met.</summary>
+        private RefNode Reference(JsonElement reference, string path)
+        {
+            if (reference.ValueKind != JsonValueKind.String || reference.GetString() is not { } pointer || !pointer.StartsWith('#'))
+                throw new ArgumentException($"{path} must point into the schema itself (\"#/...\"); other documents are not supported in a constrained reply");
+            if (_refs.TryGetValue(pointer, out var known)) return known;
+            var node = new RefNode(pointer);
+            _refs[pointer] = node;
+            node.Target = Build(Resolve(pointer, path), pointer);
+            if (node.Target is RefNode chain && chain.LeadsTo(node)) throw new ArgumentException($"{path} '{pointer}' refers only to itself");
+            return node;
+        }
+
+        /// <summary>The subschema a JSON pointer (RFC 6901, in a URI fragment) names.</summary>
+        private JsonElement Resolve(string pointer, string path)
+        {
+            var at = root;
+            foreach (string raw in Uri.UnescapeDataString(pointer[1..]).Split('/').Skip(1))
+            {
+                string token = raw.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
+                if (at.ValueKind == JsonValueKind.Object && at.TryGetProperty(token, out var child)) at = child;
+                else if (at.ValueKind == JsonValueKind.Array && int.TryParse(token, NumberStyles.None, CultureInfo.InvariantCulture, out int i) && i < at.GetArrayLength()) at = at[i];
+                else throw new ArgumentException($"{path} '{pointer}' points at nothing in the schema");
+            }
+            return at;
+        }
+    }
+
+    private static string Text(JsonElement v, string path) => v.ValueKind == JsonValueKind.String ? v.GetString()!
+        : throw new ArgumentException($"{path} must be a string (enums and consts of other types are not supported in a constrained reply)");
+
+    /// <summary>A non-negative integer keyword (minLength, maxItems ...), or null where the schema has none.</summary>
+    private static int? Count(JsonElement s, string keyword, string path)
+    {
+        if (!s.TryGetProperty(keyword, out var v)) return null;
+        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) && n >= 0 ? n
+            : throw new ArgumentException($"{path}.{keyword} must be a non-negative integer");
+    }
+}
