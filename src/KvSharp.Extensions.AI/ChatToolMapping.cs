@@ -58,7 +58,7 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
     {
         string rendered = Forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
         if (Forced != null && startsInsideThinking is bool inside) rendered = ReasoningSplitter.Split(rendered, inside).Answer;
-        var reply = Syntax.Parse(rendered);
+        var reply = Syntax.Parse(rendered, Definitions);
         return reply.Calls.Count == 0 ? new ToolCallReply(text, []) : reply;
     }
 

@@ -67,7 +67,7 @@ internal static class ChatCompletionsEndpoint
             await run.RespondAsync(context.Response, chunks, stream: false, includeUsage, result =>
             {
                 var replies = new ChatReply[result.Texts.Length];
-                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools.Syntax, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning, forced);
+                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning, forced);
                 return stream ? StreamRepliesAsync(context, chunks, replies, result, includeUsage) : WriteRepliesAsync(context, chunks, replies, result, served.ModelId);
             });
             return;

@@ -22,7 +22,7 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
     /// one) and the end-of-generation tokens left out; for a <paramref name="forced"/> call, between its opening and
     /// closing.
     /// </summary>
-    public static ChatReply Read(ToolCallSyntax syntax, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning,
+    public static ChatReply Read(ChatTools tools, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning,
         ForcedToolCall? forced = null)
     {
         string rendered = ToolCallSyntax.ReplyText(tokenizer, tokens);
@@ -30,7 +30,7 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
         // The calls come after the thinking (which may well mention them).
         string? thought = null;
         if (reasoning is bool startsInside) (thought, rendered) = ReasoningSplitter.Split(rendered, startsInside);
-        var reply = syntax.Parse(rendered);
+        var reply = tools.Syntax.Parse(rendered, tools.Definitions);
         return reply.Calls.Count == 0 ? Text(text, finishReason, reasoning)
             : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", thought);
     }

@@ -30,7 +30,8 @@ public sealed class ChatTemplate
         Clock = clock;
         SupportsSystemRole = RendersSystemRole();
         // Before this, MessageValue passes arguments as text: the probe renders them both ways.
-        RequiresObjectArguments = !RendersToolCallArguments(ProbeArguments, "{\"code\": \"print") && RendersToolCallArguments(null, "\"code\": \"print");
+        // An object's keys come back as JSON, or as Qwen3-Coder's XML parameters (as minja's probe now looks for too).
+        RequiresObjectArguments = !RendersToolCallArguments(ProbeArguments, "{\"code\": \"print") && RendersToolCallArguments(null, "\"code\": \"print", "<parameter=code>");
     }
 
     /// <summary>Where the template came from: a built-in name, "gguf", or a file path.</summary>
@@ -41,7 +42,7 @@ public sealed class ChatTemplate
     public bool SupportsSystemRole { get; }
     /// <summary>
     /// Whether the template renders a tool call's arguments only from an object, not from their JSON text (Qwen 2.5,
-    /// Llama 3.x and Mistral print them with tojson): those get the arguments parsed; the others (Hermes, Functionary)
+    /// Llama 3.x and Mistral print them with tojson, Qwen3-Coder as one parameter per key): those get the arguments parsed; the others (Hermes, Functionary)
     /// their text, as OpenAI sends them. minja's probe (llama.cpp's requires_object_arguments).
     /// </summary>
     public bool RequiresObjectArguments { get; }
@@ -174,14 +175,15 @@ public sealed class ChatTemplate
 
     /// <summary>
     /// Renders a user message and an assistant's tool call with <paramref name="arguments"/> as text (null: as the
-    /// object they spell) and looks for <paramref name="needle"/> (minja's capability probe).
+    /// object they spell) and looks for any of <paramref name="needles"/> (minja's capability probe).
     /// </summary>
-    private bool RendersToolCallArguments(string? arguments, string needle)
+    private bool RendersToolCallArguments(string? arguments, params string[] needles)
     {
         var call = new ChatMessage("assistant", "") { ToolCalls = [new ChatToolCall("call00001", "ipython", arguments ?? ProbeArguments)] };
         try
         {
-            return RenderRaw([ChatMessage.User("Hey"), call], false, "", "", null, objectArguments: arguments == null).Text.Contains(needle, StringComparison.Ordinal);
+            string text = RenderRaw([ChatMessage.User("Hey"), call], false, "", "", null, objectArguments: arguments == null).Text;
+            return needles.Any(needle => text.Contains(needle, StringComparison.Ordinal));
         }
         catch (TemplateException)
         {

@@ -12,7 +12,8 @@ public sealed record ToolCallReply(string Content, IReadOnlyList<ChatToolCall> C
 /// How a model family writes tool calls in its reply, told from its chat template in llama.cpp's order
 /// (common/chat.cpp): DeepSeek R1 between its tool-call tokens with the arguments in a json fence, Command R7B a JSON
 /// list between <c>&lt;|START_ACTION|&gt;</c> and <c>&lt;|END_ACTION|&gt;</c>, Functionary 3.2
-/// <c>&gt;&gt;&gt;name\n{arguments}</c>, FireFunction 2 <c> functools[...]</c>, Hermes 2 Pro / Qwen 2.5 / Qwen 3 each in
+/// <c>&gt;&gt;&gt;name\n{arguments}</c>, FireFunction 2 <c> functools[...]</c>, Qwen3-Coder
+/// <c>&lt;function=name&gt;</c> with XML parameters, Hermes 2 Pro / Qwen 2.5 / Qwen 3 each in
 /// <c>&lt;tool_call&gt;{"name", "arguments"}&lt;/tool_call&gt;</c>, Functionary 3.1 <c>&lt;function=name&gt;{...}&lt;/function&gt;</c>,
 /// Llama 3.1-3.3 one JSON object <c>{"name", "parameters"}</c> (after <c>&lt;|python_tag|&gt;</c> or alone), Mistral
 /// <c>[TOOL_CALLS]</c> and a JSON list. A call whose JSON does not parse, or
@@ -35,6 +36,7 @@ public abstract partial class ToolCallSyntax
         if (Has(">>>all")) return new FunctionaryV32();
         if (Has(" functools[")) return new FireFunction();
         if (Has("<|tool_call|>")) return new PipeTagged();
+        if (Has("<tool_call>") && Has("<function=") && Has("<parameter=")) return new Qwen3Coder();
         if (Has("<tool_call>")) return new Hermes();
         if (Has("<|start_header_id|>") && Has("<function=")) return new FunctionaryV31();
         if (Has("<|start_header_id|>ipython<|end_header_id|>") || Has("<|python_tag|>")) return new LlamaJson();
@@ -43,7 +45,7 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>The families <see cref="Of"/> recognises, for an error naming what a template lacks.</summary>
-    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
+    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Qwen3-Coder <function=...><parameter=...>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
 
     /// <summary>
     /// A reply's generated tokens as the syntaxes read them: special tokens rendered (a family's call marker may be
@@ -54,6 +56,12 @@ public abstract partial class ToolCallSyntax
 
     /// <summary>Splits a reply into its text and its tool calls (none: the whole reply is content).</summary>
     public abstract ToolCallReply Parse(string reply);
+
+    /// <summary>
+    /// <see cref="Parse(string)"/> for a reply to a request with these <paramref name="tools"/> (an OpenAI-shaped list):
+    /// a family that writes arguments as text reads each as its parameter's schema types it.
+    /// </summary>
+    public virtual ToolCallReply Parse(string reply, JsonElement tools) => Parse(reply);
 
     /// <summary>
     /// How a reply that must call one of <paramref name="tools"/> (an OpenAI-shaped list), or the one named
@@ -314,6 +322,67 @@ public abstract partial class ToolCallSyntax
         public override ToolCallReply Parse(string reply) => Delimited(reply, Block(), m =>
             m.Groups[1].Value.TrimStart().StartsWith('[') ? CallList(m.Groups[1].Value, "name", ["arguments", "parameters"])
             : ParseJson(m.Groups[1].Value) is { } one && Call(one, "name", ["arguments", "parameters"]) is { } call ? [call] : null);
+    }
+
+    /// <summary>
+    /// Qwen3-Coder: each call between &lt;tool_call&gt; tags as <c>&lt;function=name&gt;</c> and one
+    /// <c>&lt;parameter=key&gt;\nvalue\n&lt;/parameter&gt;</c> per argument, the value as text (vLLM's qwen3_coder
+    /// parser): a string parameter keeps it, another type reads it as JSON (Python's True/False too), and a value that
+    /// does not read as its type stays a string.
+    /// </summary>
+    private sealed partial class Qwen3Coder : ToolCallSyntax
+    {
+        public override string Name => "qwen3-coder";
+
+        [GeneratedRegex(@"<tool_call>\s*<function=([^>\n]+)>(.*?)</function>\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
+        private static partial Regex Call();
+
+        [GeneratedRegex(@"<parameter=([^>\n]+)>\n?(.*?)\n?</parameter>", RegexOptions.Singleline)]
+        private static partial Regex Parameter();
+
+        public override ToolCallReply Parse(string reply) => Parse(reply, default);
+
+        public override ToolCallReply Parse(string reply, JsonElement tools)
+        {
+            var types = tools.ValueKind == JsonValueKind.Array ? ToolSignature.Of(tools) : [];
+            return Delimited(reply, Call(), m =>
+            {
+                string name = m.Groups[1].Value.Trim();
+                var parameters = types.FirstOrDefault(t => t.Name == name)?.Parameters;
+                var arguments = new System.Text.Json.Nodes.JsonObject();
+                foreach (Match p in Parameter().Matches(m.Groups[2].Value))
+                    arguments[p.Groups[1].Value.Trim()] = Value(p.Groups[2].Value, TypeOf(parameters, p.Groups[1].Value.Trim()));
+                return name.Length == 0 ? null : [new ChatToolCall(NewId(null), name, arguments.ToJsonString())];
+            });
+        }
+
+        /// <summary>The type a parameter's schema names (its first, where it lists several); null where it names none.</summary>
+        private static string? TypeOf(JsonElement? parameters, string name) =>
+            parameters is { ValueKind: JsonValueKind.Object } p && p.TryGetProperty("properties", out var props) && props.ValueKind == JsonValueKind.Object
+            && props.TryGetProperty(name, out var schema) && schema.ValueKind == JsonValueKind.Object && schema.TryGetProperty("type", out var type)
+                ? type.ValueKind == JsonValueKind.String ? type.GetString() : type.ValueKind == JsonValueKind.Array ? type.EnumerateArray().Select(t => t.GetString()).FirstOrDefault(t => t != "null") : null
+                : null;
+
+        private static System.Text.Json.Nodes.JsonNode? Value(string text, string? type)
+        {
+            if (type == "string") return text;
+            string json = type == "boolean" && text.Trim() is "True" or "False" ? text.Trim().ToLowerInvariant() : text;
+            if (ParseJson(json) is not { } value) return text;
+            bool fits = type switch
+            {
+                "integer" => value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out _),
+                "number" => value.ValueKind == JsonValueKind.Number,
+                "boolean" => value.ValueKind is JsonValueKind.True or JsonValueKind.False,
+                "object" => value.ValueKind == JsonValueKind.Object,
+                "array" => value.ValueKind == JsonValueKind.Array,
+                "null" => value.ValueKind == JsonValueKind.Null,
+                _ => true,
+            };
+            return fits ? System.Text.Json.Nodes.JsonNode.Parse(value.GetRawText()) : text;
+        }
+
+        private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) =>
+            throw new ArgumentException("Qwen3-Coder writes a call's arguments as XML parameters, not JSON, so a reply cannot be held to their schema");
     }
 
     /// <summary>Hermes 2 Pro, Qwen 2.5 and Qwen 3: each call a JSON object between &lt;tool_call&gt; tags (the last may end with the reply).</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using KvSharp.Templates;
 
 namespace KvSharp.Tests.Templates;
@@ -144,5 +145,49 @@ public class ToolCallSyntaxTests
         Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
         Assert.Single(syntax.Parse("<|python_tag|>{\"name\": \"get_time\", \"parameters\": {\"zone\": \"CET\"}}").Calls);
         Assert.Empty(syntax.Parse("The weather is {fine}.").Calls);
+    }
+
+    private static readonly JsonElement CoderTools = JsonDocument.Parse("""
+        [{"type": "function", "function": {"name": "plan", "parameters": {"type": "object", "properties": {
+          "city": {"type": "string"}, "days": {"type": "integer"}, "metric": {"type": "boolean"}, "tags": {"type": "array"},
+          "code": {"type": "string"}, "count": {"type": ["integer", "null"]}, "note": {}}}}}]
+        """).RootElement.Clone();
+
+    private static ChatTemplate Qwen3CoderTemplate() => ChatTemplate.Parse(
+        TemplateTestData.Load("jinja2-more-templates.json").GetProperty("templates").GetProperty("vllm__tool_chat_template_qwen3coder.jinja").GetString()!, "qwen3coder");
+
+    [Fact]
+    public void Qwen3CoderCallsAreXmlParametersTypedByTheirSchema()
+    {
+        var syntax = ToolCallSyntax.Of(Qwen3CoderTemplate())!;
+        Assert.Equal("qwen3-coder", syntax.Name);
+        var reply = syntax.Parse("I will plan it.\n<tool_call>\n<function=plan>\n<parameter=city>\nSão Paulo\n</parameter>\n<parameter=days>\n3\n</parameter>\n" +
+                                 "<parameter=metric>\nTrue\n</parameter>\n<parameter=tags>\n[\"a\", \"b\"]\n</parameter>\n<parameter=code>\n007\n</parameter>\n" +
+                                 "<parameter=count>\nmany\n</parameter>\n<parameter=note>\n{\"x\": 1}\n</parameter>\n</function>\n</tool_call>", CoderTools);
+        Assert.Equal("I will plan it.", reply.Content);
+        var call = Assert.Single(reply.Calls);
+        Assert.Equal("plan", call.Name);
+        using var arguments = JsonDocument.Parse(call.Arguments);
+        var a = arguments.RootElement;
+        Assert.Equal("São Paulo", a.GetProperty("city").GetString());
+        Assert.Equal(3, a.GetProperty("days").GetInt32());
+        Assert.True(a.GetProperty("metric").GetBoolean());
+        Assert.Equal(2, a.GetProperty("tags").GetArrayLength());
+        Assert.Equal("007", a.GetProperty("code").GetString());           // a string parameter keeps its text
+        Assert.Equal("many", a.GetProperty("count").GetString());         // not an integer: kept as written
+        Assert.Equal(1, a.GetProperty("note").GetProperty("x").GetInt32()); // no type: read as JSON where it is
+    }
+
+    [Fact]
+    public void Qwen3CoderCallsTheTemplateRendersReadBackAsTheyWere()
+    {
+        var template = Qwen3CoderTemplate();
+        var sent = new ChatToolCall("call_1", "plan", "{\"city\": \"Oslo\", \"days\": 2, \"metric\": false, \"tags\": [\"x\"]}");
+        var rendered = template.Render([ChatMessage.User("Plan"), new ChatMessage("assistant", "") { ToolCalls = [sent] }], false, extra: new Dictionary<string, object?> { ["tools"] = CoderTools });
+        string turn = rendered.Text[rendered.Text.LastIndexOf("<|im_start|>assistant", StringComparison.Ordinal)..];
+        var call = Assert.Single(ToolCallSyntax.Of(template)!.Parse(turn, CoderTools).Calls);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(sent.Arguments), JsonNode.Parse(call.Arguments)), call.Arguments);
+        // Its arguments are not JSON, so a forced call cannot hold the model to their schema: refused by name.
+        Assert.Contains("XML parameters", Assert.Throws<ArgumentException>(() => ToolCallSyntax.Of(template)!.Force(CoderTools)).Message);
     }
 }
