@@ -135,8 +135,9 @@ internal sealed class GenerationStepper
         if (_jsonSyntax && !trial.Feed(piece)) return false;
         if (_schema != null)
         {
-            // Inside a string the schema leaves free, text without quotes, backslashes or control bytes stays free.
-            if ((_inFreeString || _stringRests != null) && !piece.ContainsAny(FreeStringStops))
+            // Inside a string the schema leaves free, whole characters without quotes, backslashes or control bytes
+            // keep it free.
+            if ((_inFreeString || _stringRests != null) && !piece.ContainsAny(FreeStringStops) && (!_inFreeString || System.Text.Unicode.Utf8.IsValid(piece)))
             {
                 if (_inFreeString) return true;
                 // Inside a property name or an enum value: the text must stay the start of one.

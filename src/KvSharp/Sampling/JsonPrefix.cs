@@ -21,6 +21,7 @@ public struct JsonPrefix
     private byte _pending;          // hex digits left in \u, or the index into the literal being read
     private string? _literal;
     private int _whitespace;
+    private Utf8Sequence _utf8;     // inside a string: where its bytes stand in a character
     private readonly bool _objectOnly;
 
     /// <param name="objectOnly">The text must be an object (OpenAI's json_object mode), not any JSON value.</param>
@@ -63,9 +64,11 @@ public struct JsonPrefix
         switch (_state)
         {
             case Lex.String:
+                // A character's bytes come whole: no quote, escape or control byte cuts one off.
+                if (_utf8.InCharacter) return _utf8.Next(b);
                 if (b == '"') return EndValue(isKey: _stringIsKey);
                 if (b == '\\') { _state = Lex.Escape; return true; }
-                return b >= 0x20;
+                return b >= 0x20 && _utf8.Next(b);
             case Lex.Escape:
                 if (b == 'u') { _state = Lex.Unicode; _pending = 4; return true; }
                 if (b is (byte)'"' or (byte)'\\' or (byte)'/' or (byte)'b' or (byte)'f' or (byte)'n' or (byte)'r' or (byte)'t') { _state = Lex.String; return true; }

@@ -44,7 +44,7 @@ public sealed partial class JsonSchemaPrefix
             {
                 if (rules == null)
                 {
-                    r.EndedInFreeString = status == Status.Partial && r.EndedInString;
+                    r.EndedInFreeString = status == Status.Partial && r.EndedInString && !r.EndedMidCharacter;
                     return status;
                 }
                 return status switch

@@ -72,7 +72,7 @@ public sealed partial class JsonSchemaPrefix
     /// <summary>
     /// <see cref="Check(ReadOnlySpan{byte})"/>, and where a Partial text ends inside a string, what a caller trying many
     /// continuations can tell without reading the text again: in a string the schema leaves free
-    /// (<paramref name="inFreeString"/>), any bytes but a quote, a backslash or a control character keep it Partial; in
+    /// (<paramref name="inFreeString"/>), whole UTF-8 characters but a quote, a backslash or a control character keep it Partial; in
     /// one that must be one of a few (a property name, an enum value), <paramref name="stringRests"/> are the UTF-8
     /// bytes each may still add, and such a continuation keeps it Partial exactly when one of them starts with it (null
     /// otherwise).
@@ -127,6 +127,8 @@ public sealed partial class JsonSchemaPrefix
         public bool EndedInString;
         /// <summary>... of a string the schema leaves free.</summary>
         public bool EndedInFreeString;
+        /// <summary>... inside a character's UTF-8 bytes, whose next byte is not any byte.</summary>
+        public bool EndedMidCharacter;
         /// <summary>... of a string that must be one of a few: what each may still add (see <see cref="Check(ReadOnlySpan{byte}, out bool, out IReadOnlyList{byte[]}?)"/>).</summary>
         public List<byte[]>? StringRests;
         /// <summary>The bytes of the last string read up to the end of the text (escapes resolved), for a Partial one.</summary>
@@ -166,10 +168,18 @@ public sealed partial class JsonSchemaPrefix
             if (Current != '"') return Status.Fail;
             Position++;
             var bytes = new List<byte>();
+            var utf8 = new Utf8Sequence();
             while (!AtEnd)
             {
                 byte b = Current;
                 Position++;
+                // A character's bytes come whole (well-formed UTF-8): nothing else cuts one off.
+                if (utf8.InCharacter)
+                {
+                    if (!utf8.Next(b)) return Status.Fail;
+                    bytes.Add(b);
+                    continue;
+                }
                 if (b == '"')
                 {
                     value.Append(Encoding.UTF8.GetString([.. bytes]));
@@ -178,6 +188,7 @@ public sealed partial class JsonSchemaPrefix
                 if (b < 0x20) return Status.Fail;
                 if (b != '\\')
                 {
+                    if (!utf8.Next(b)) return Status.Fail;
                     bytes.Add(b);
                     continue;
                 }
@@ -209,13 +220,17 @@ public sealed partial class JsonSchemaPrefix
                     default: return Status.Fail;
                 }
             }
-            return End(value, bytes);
+            return End(value, bytes, midCharacter: utf8.InCharacter);
         }
 
-        /// <summary>A string Partial at the end of the text; <paramref name="escapeStart"/>: where an unfinished escape began (-1: none).</summary>
-        private Status End(StringBuilder value, List<byte> bytes, int escapeStart = -1)
+        /// <summary>
+        /// A string Partial at the end of the text; <paramref name="escapeStart"/>: where an unfinished escape began (-1:
+        /// none); <paramref name="midCharacter"/>: the text ends inside a character's UTF-8 bytes.
+        /// </summary>
+        private Status End(StringBuilder value, List<byte> bytes, int escapeStart = -1, bool midCharacter = false)
         {
             EndedInString = escapeStart < 0;
+            EndedMidCharacter = midCharacter;
             PartialEscape = escapeStart < 0 ? "" : Encoding.ASCII.GetString(_text[escapeStart..]);
             PartialBytes = [.. bytes];
             value.Append(Encoding.UTF8.GetString(PartialBytes));

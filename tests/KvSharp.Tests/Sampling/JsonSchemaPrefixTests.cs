@@ -108,8 +108,8 @@ public class JsonSchemaPrefixTests
     }
 
     /// <summary>
-    /// What a caller may skip reading the text again for: inside a free string any continuation without a quote,
-    /// backslash or control byte stays Partial; inside a property name or enum value, exactly those the rests start with
+    /// What a caller may skip reading the text again for: inside a free string any continuation of whole UTF-8
+    /// characters without a quote, backslash or control byte stays Partial (a piece that is not whole is read in full); inside a property name or enum value, exactly those the rests start with
     /// (byte by byte, so a name's character split across tokens still counts, and a stray byte does not).
     /// </summary>
     [Fact]
@@ -119,6 +119,9 @@ public class JsonSchemaPrefixTests
                             "\"tone\": {\"enum\": [\"calm\", \"café\"]}}, \"required\": [\"story\"]}");
         byte[][] pieces = [.. new[] { "a", "st", "story", "gr", "grö", "c", "ca", "caf", "café", "x", " ", "ö", "ory" }.Select(Encoding.UTF8.GetBytes),
             [0xC3], [0xC3, 0xB6], [0x80], [0xE9]];
+        // A free string that ends inside a character is not free: its next byte must continue the character.
+        Assert.Equal(JsonPrefixStatus.Partial, schema.Check([.. "{\"story\": \"x"u8, 0xC3], out bool midCharacter, out _));
+        Assert.False(midCharacter);
         foreach (string prefix in new[] { "{\"", "{\"st", "{\"gr", "{\"gr\u00f6", "{\"story\": \"x", "{\"story\": \"\", \"tone\": \"ca", "{\"tone\": \"" })
         {
             var text = Encoding.UTF8.GetBytes(prefix);
@@ -126,6 +129,7 @@ public class JsonSchemaPrefixTests
             Assert.True(free || rests != null, prefix);
             foreach (var piece in pieces)
             {
+                if (free && !System.Text.Unicode.Utf8.IsValid(piece)) continue;
                 bool full = schema.Check([.. text, .. piece]) != JsonPrefixStatus.Invalid;
                 bool fast = free || rests!.Any(r => r.AsSpan().StartsWith(piece));
                 Assert.True(full == fast, $"[{prefix}] + {Convert.ToHexString(piece)}: full {full}, fast {fast}");
@@ -366,5 +370,23 @@ public class JsonSchemaPrefixTests
         Assert.Equal(expected, Schema("{\"type\": \"string\", \"pattern\": \"^[a-z]+$\"}").Check(bytes));
         // With é among the characters the same cut-off byte may still become it.
         Assert.Equal(JsonPrefixStatus.Partial, Schema("{\"type\": \"string\", \"pattern\": \"^[a-zé]+$\"}").Check(Encoding.Latin1.GetBytes("\"ab\xC3")));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0xC3, 0xA9 }, true)]                // é
+    [InlineData(new byte[] { 0xE2, 0x80, 0x99 }, true)]          // ’
+    [InlineData(new byte[] { 0xF0, 0x9F, 0x98, 0x80 }, true)]    // 😀
+    [InlineData(new byte[] { 0xC3, (byte)'"' }, false)]          // a character cut off by the closing quote
+    [InlineData(new byte[] { 0xE2, 0x80, (byte)'\\' }, false)]   // ... by an escape
+    [InlineData(new byte[] { 0xC0, 0xAF }, false)]               // an overlong '/'
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 }, false)]         // a surrogate
+    [InlineData(new byte[] { 0x80 }, false)]                     // a continuation byte alone
+    [InlineData(new byte[] { 0xF5 }, false)]                     // past U+10FFFF
+    public void StringsAreWellFormedUtf8InJsonModeAndUnderASchema(byte[] inString, bool allowed)
+    {
+        byte[] text = [.. "{\"a\": \""u8, .. inString];
+        var json = new JsonPrefix(objectOnly: true);
+        Assert.Equal(allowed, json.Feed(text));
+        Assert.Equal(allowed, Schema("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}}}").Check(text) != JsonPrefixStatus.Invalid);
     }
 }
