@@ -21,11 +21,14 @@ public abstract class GeneratedModelServer : IAsyncLifetime
     /// <summary>The engine the server runs.</summary>
     protected virtual EngineOptions Engine => new() { ContextLength = 512 };
 
+    /// <summary>The chat template the server renders with; null: the model's own.</summary>
+    protected virtual KvSharp.Templates.ChatTemplate? Template => null;
+
     public async ValueTask InitializeAsync()
     {
         _path = WriteModel(_dir);
         Model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 1 });
-        Server = KvSharpServer.Create(Model, new ServerOptions { Port = 0, Engine = Engine });
+        Server = KvSharpServer.Create(Model, new ServerOptions { Port = 0, Engine = Engine, ChatTemplate = Template });
         await Server.StartAsync();
         Client = new HttpClient { BaseAddress = Server.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
     }

@@ -4,9 +4,9 @@ using KvSharp.Tensors;
 namespace KvSharp.Server.Tests;
 
 /// <summary>A server over a tiny synthetic model with Llama 3's vocabulary and chat template (what --vocab ggml-vocab-llama3.gguf builds).</summary>
-public sealed class Llama3VocabularyServer : GeneratedModelServer
+public class Llama3VocabularyServer : GeneratedModelServer
 {
-    protected override string WriteModel(string directory)
+    protected sealed override string WriteModel(string directory)
     {
         string path = Path.Combine(directory, "micro-llama3.gguf");
         var vocabulary = GgufVocabulary.Load(Path.Combine(TestPaths.Fixtures, "tokenizer", "ggml-vocab-llama3.gguf"));
