@@ -62,11 +62,11 @@ public static unsafe class GgufModelLoader
         }
         // A bias is the model's, not a layer's: phi2, starcoder2 and gpt2 have them on q/k/v, the attention output and the
         // feed-forward (as llama.cpp requires); in other files a bias the first block has, every block must have.
-        bool blockBiases = c.LayerNorm && c.Architecture is not ("stablelm" or "falcon" or "command-r");
+        bool blockBiases = c.LayerNorm && c.Architecture is not ("stablelm" or "falcon" or "command-r" or "cohere2");
         // Which bias tensors an architecture reads at all (llama.cpp's): others in a file are refused by name.
         bool readsQkvBias = c.Architecture != "falcon", readsOutputBias = c.Architecture is not ("stablelm" or "falcon");
         // Command-R's norms have no biases; Falcon-40B's attention reads attn_norm_2 and its feed-forward attn_norm.
-        bool normBiases = c.LayerNorm && c.Architecture != "command-r", falcon40B = c.Architecture == "falcon" && c.ParallelFeedForwardNorm;
+        bool normBiases = c.LayerNorm && c.Architecture is not ("command-r" or "cohere2"), falcon40B = c.Architecture == "falcon" && c.ParallelFeedForwardNorm;
         string attentionNorm = falcon40B ? "attn_norm_2" : "attn_norm", feedForwardNorm = falcon40B ? "attn_norm" : "ffn_norm";
         bool Biased(string suffix) => blockBiases || file.Has("blk.0." + suffix);
         var layers = new LayerWeights[c.LayerCount];

@@ -167,7 +167,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2vl", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "minicpm"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -210,7 +210,10 @@ public sealed record ModelConfig
 
         // StarCoder (the first) is GPT-2's blocks with multi-query attention.
         bool gpt2 = arch is "gpt2" or "starcoder";
-        bool layerNorm = gpt2 || arch is "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" or "command-r";
+        // Cohere's Command R and R7B (cohere2: Command R7B, Command A): LayerNorm without biases, attention and
+        // feed-forward in parallel, the output tied to the embeddings, logits scaled.
+        bool cohere = arch is "command-r" or "cohere2";
+        bool layerNorm = gpt2 || arch is "phi2" or "starcoder2" or "stablelm" or "gptneox" or "falcon" || cohere;
         // GPT-NeoX says whether its feed-forward runs beside the attention (Pythia does); llama.cpp requires the key.
         bool neoxParallel = arch == "gptneox" && (file.TryGetBool("gptneox.use_parallel_residual", out bool par)
             ? par : throw new ModelFormatException($"{file.Path}: metadata 'gptneox.use_parallel_residual' is missing"));
@@ -246,7 +249,7 @@ public sealed record ModelConfig
         bool gemma = arch is "gemma" or "gemma2" or "gemma3";
         // 0 means no window (convert_hf_to_gguf writes it for Phi-4, whose config has none).
         int? window = file.TryGetInt64($"{arch}.attention.sliding_window", out long sw) && sw == 0 ? null
-            : Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : null);
+            : Count("attention.sliding_window") ?? (arch == "gemma2" ? 4096 : arch == "cohere2" ? Required("attention.sliding_window") : null);
         // The 27B Gemma 2 (46 layers) and Gemma 3 (62 layers) scale queries by their query_pre_attn_scalar.
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
@@ -281,16 +284,18 @@ public sealed record ModelConfig
             VocabSize = vocab,
             TrainedContextLength = ctx,
             SlidingWindow = window,
-            SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, _ => 0 },
+            // Of each group of layers, all but the last attend through the window (cohere2: three of four, as llama.cpp
+            // b4748 hard-codes it); the last attends to everything, and in cohere2 without rotation (below).
+            SlidingWindowPattern = arch switch { "gemma2" => 2, "gemma3" => 6, "cohere2" => 4, _ => 0 },
             LocalRopeTheta = arch == "gemma3" ? 10000f : null,
             EmbeddingScale = gemma ? MathF.Sqrt(embd) : granite ? Multiplier("embedding_scale") : 1f,
             ResidualScale = granite ? Multiplier("residual_scale") : 1f,
             // Granite divides its logits by logit_scale; Command-R multiplies them by its own.
-            LogitScale = granite ? Multiplier("logit_scale") : arch == "command-r" ? 1f / RequiredPositive("logit_scale") : 1f,
+            LogitScale = granite ? Multiplier("logit_scale") : cohere ? 1f / RequiredPositive("logit_scale") : 1f,
             Activation = gemma || gpt2 || arch is "phi2" or "starcoder2" or "gptneox" or "falcon" ? FeedForwardActivation.GeluTanh : FeedForwardActivation.Silu,
             LayerNorm = layerNorm,
             GatedFeedForward = !gpt2 && arch is not ("phi2" or "starcoder2" or "gptneox" or "falcon"),
-            ParallelFeedForward = arch is "phi2" or "falcon" or "command-r" || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
+            ParallelFeedForward = arch is "phi2" or "falcon" || cohere || arch == "stablelm" && !file.HasTensor("blk.0.ffn_norm.weight") || neoxParallel,
             // Falcon-40B normalises the attention's input with attn_norm_2 and the feed-forward's with attn_norm.
             ParallelFeedForwardNorm = neoxParallel || arch == "falcon" && file.HasTensor("blk.0.attn_norm_2.weight"),
             LearnedPositions = learnedPositions,
@@ -313,7 +318,7 @@ public sealed record ModelConfig
             HasQkvBias = arch is "qwen2" or "qwen2vl" or "qwen2moe",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2" or "olmoe",
             QkNormOverWhole = arch is "olmo2" or "olmoe",
-            NoRopeLayerStep = arch == "smollm3" ? 4 : 0,
+            NoRopeLayerStep = arch is "smollm3" or "cohere2" ? 4 : 0,
             ExpertCount = experts,
             ExpertsUsed = expertsUsed,
             ExpertFeedForwardDim = experts > 0 ? Count("expert_feed_forward_length") ?? ffn : 0,

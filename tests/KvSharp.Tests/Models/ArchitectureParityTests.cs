@@ -66,6 +66,7 @@ public class ArchitectureParityTests
         { FalconF32.Name, FalconF32.Name },
         { Falcon40BQ8.Name, Falcon40BQ8.Name },
         { CommandRF32.Name, CommandRF32.Name },
+        { Cohere2F32.Name, Cohere2F32.Name },
         { StarCoderQ8.Name, StarCoderQ8.Name },
         { MiniCpmQ8.Name, MiniCpmQ8.Name },
         { Qwen2VlF32.Name, Qwen2VlF32.Name },
@@ -153,6 +154,7 @@ public class ArchitectureParityTests
     [InlineData("falcon.F32")]
     [InlineData("falcon-40b.Q8_0")]
     [InlineData("command-r.F32")]
+    [InlineData("cohere2-4l.F32")]
     [InlineData("starcoder.Q8_0")]
     [InlineData("minicpm.Q8_0")]
     [InlineData("qwen2vl.F32")]

@@ -46,7 +46,9 @@ namespace KvSharp.Tests.Models;
 ///     attention's norm, or (the "-40b" file) normalising the stream with attn_norm while the attention reads
 ///     attn_norm_2 (the source's ffn_norm);
 ///   - command-r: norms without biases, no biases, a SwiGLU feed-forward in parallel sharing the attention's norm, the
-///     output tied to the embedding and logits times logit_scale 0.0625.
+///     output tied to the embedding and logits times logit_scale 0.0625;
+///   - cohere2 (Command R7B): command-r's block over the fixture's layers twice (4 layers), the first three of each four
+///     rotating and attending through a 24-position window, the fourth attending to everything without rotation.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
@@ -95,14 +97,15 @@ public static class ArchitectureVariants
     public static readonly Variant FalconF32 = new("falcon.F32", "llama-gqa.F32.gguf", "falcon");
     public static readonly Variant Falcon40BQ8 = new("falcon-40b.Q8_0", "llama-gqa.Q8_0.gguf", "falcon");
     public static readonly Variant CommandRF32 = new("command-r.F32", "llama-gqa.F32.gguf", "command-r");
+    public static readonly Variant Cohere2F32 = new("cohere2-4l.F32", "llama-gqa.F32.gguf", "cohere2", SlidingWindow: 24, Repeat: 2);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
-         StarCoderQ8, MiniCpmQ8, Qwen2VlF32];
+         Cohere2F32, StarCoderQ8, MiniCpmQ8, Qwen2VlF32];
 
-    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r";
+    private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r" or "cohere2";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
@@ -139,10 +142,10 @@ public static class ArchitectureVariants
                 : g.Metadata[key];
             w.Add(key.StartsWith(from + ".", StringComparison.Ordinal) ? v.Architecture + key[from.Length..] : key, value);
         }
-        if (v.Architecture is "gemma2" or "gemma3") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
+        if (v.Architecture is "gemma2" or "gemma3" or "cohere2") w.Add(v.Architecture + ".attention.sliding_window", (uint)v.SlidingWindow!.Value);
         if (IsLayerNorm(v)) w.Add(v.Architecture + ".attention.layer_norm_epsilon", 1e-5f);
         if (v.Architecture == "gptneox") w.Add("gptneox.use_parallel_residual", !v.Name.Contains("-seq"));
-        if (v.Architecture == "command-r") w.Add("command-r.logit_scale", 0.0625f);
+        if (v.Architecture is "command-r" or "cohere2") w.Add(v.Architecture + ".logit_scale", 0.0625f);
         // Qwen2-VL's M-RoPE sections over the 32 pairs of a 64-wide head (time, height, width, none).
         if (v.Architecture == "qwen2vl") w.Add("qwen2vl.rope.dimension_sections", GgufValue.Of([8, 12, 12, 0]));
         if (v.Architecture == "gemma2")
@@ -194,11 +197,12 @@ public static class ArchitectureVariants
             string name = t.Name;
             if (gemma || v.Repeat > 1)
             {
-                if (name == "output.weight" && gemma) continue; // Gemma ties its output to the embedding
+                if (name == "output.weight" && (gemma || v.Architecture == "cohere2")) continue; // tied to the embedding
                 if (name.StartsWith("blk."))
                 {
                     int dot = name.IndexOf('.', 4), layer = int.Parse(name[4..dot]);
                     string rest = name[(dot + 1)..];
+                    if (rest == "ffn_norm.weight" && v.Architecture == "cohere2") continue; // the feed-forward shares the attention's norm
                     int headDim = HeadDim(g, from), e = (int)(g.TryGetInt64(from + ".embedding_length", out long el) ? el : 0);
                     for (int r = 0; r < v.Repeat; r++)
                     {
@@ -329,16 +333,16 @@ public static class ArchitectureVariants
     private static void WriteLayerNormTensor(GgufWriter w, Variant v, GgufFile g, GgufTensorInfo t, Func<string, byte[]> bytes, Func<string, long[]> dims)
     {
         string name = t.Name, arch = v.Architecture;
-        bool fused = arch is "phi2" or "gpt2" or "starcoder" or "gptneox" or "falcon", ungated = arch is not ("stablelm" or "command-r");
+        bool fused = arch is "phi2" or "gpt2" or "starcoder" or "gptneox" or "falcon", ungated = arch is not ("stablelm" or "command-r" or "cohere2");
         // Falcon and Command-R have no biases but their norms' (Command-R not even those).
-        bool biased = arch is not ("falcon" or "command-r"), normBiased = arch != "command-r";
+        bool biased = arch is not ("falcon" or "command-r" or "cohere2"), normBiased = arch is not ("command-r" or "cohere2");
         string p = name.StartsWith("blk.") ? name[..(name.IndexOf('.', 4) + 1)] : "";
         int layer = p.Length > 0 ? int.Parse(p[4..^1]) : 0;
         void Bias(string tensor, long n, float phase) => w.AddTensor(tensor, [n], Enumerable.Range(0, (int)n)
             .Select(i => 0.1f * MathF.Sin(phase + 0.7f * layer + 0.53f * i)).ToArray());
         // A feed-forward sharing the attention's norm has none of its own; Falcon-40B's is attn_norm, its attention's attn_norm_2.
-        if (name.EndsWith(".ffn_norm.weight") && (arch is "phi2" or "command-r" || arch == "falcon" && v.Name.Contains("-40b") == false)) return;
-        if (name == "output.weight" && arch == "command-r") return; // tied
+        if (name.EndsWith(".ffn_norm.weight") && (arch is "phi2" or "command-r" or "cohere2" || arch == "falcon" && v.Name.Contains("-40b") == false)) return;
+        if (name == "output.weight" && arch is "command-r" or "cohere2") return; // tied
         if (name.EndsWith(".ffn_norm.weight") && arch == "falcon")
         {
             w.AddTensor(p + "attn_norm_2.weight", t.Type, t.Dimensions, bytes(name));

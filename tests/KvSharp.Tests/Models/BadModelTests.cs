@@ -76,6 +76,20 @@ public class BadModelTests
     }
 
     [Fact]
+    public void ACohere2FileWithoutItsWindowIsRefusedByName()
+    {
+        // cohere2's layers attend through a window three of every four: without its size the file cannot be read right.
+        var source = ArchitectureVariants.Path(ArchitectureVariants.Cohere2F32);
+        using var g = GgufFile.Open(source);
+        var w = new GgufWriter();
+        foreach (var key in g.MetadataKeys)
+            if (key is not ("cohere2.attention.sliding_window" or "general.alignment")) w.Add(key, g.Metadata[key]);
+        string path = Path.Combine(Path.GetTempPath(), $"kvsharp-bad-{Guid.NewGuid():N}.gguf");
+        w.Write(path);
+        Assert.Contains("'cohere2.attention.sliding_window' is missing", LoadFails(path).Message);
+    }
+
+    [Fact]
     public void NonFiniteNormWeightsAreRejected()
     {
         var e = LoadFails(Rewrite("llama-gqa.F32.gguf", tensor: t =>

@@ -9,7 +9,7 @@ using KvSharp.Tests.Models;
 namespace KvSharp.Tests.Paged;
 
 /// <summary>
-/// The engine's pool with a model's local layers kept apart (Gemma 2/3; the test variants' window is 24 positions):
+/// The engine's pool with a model's local layers kept apart (Gemma 2/3, Cohere2; the test variants' window is 24 positions):
 /// every request gives the tokens and log-probabilities of a pool that keeps every layer's every position, through
 /// prompts and replies longer than the window, batching, parallel samples and prefix-cache hits, while the local
 /// layers hold only the blocks their window reads.
@@ -88,9 +88,10 @@ public sealed class LocalLayerGroupsTests
     [InlineData("gemma3", KvElementType.Q8_0)]
     [InlineData("gemma3", KvElementType.F16)]
     [InlineData("gemma2", KvElementType.F32)]
+    [InlineData("cohere2", KvElementType.F32)]
     public void BatchedRequestsPastTheWindowGiveTheBitsOfAPoolKeepingEveryPosition(string arch, KvElementType type)
     {
-        using var model = Load(arch == "gemma3" ? ArchitectureVariants.Gemma3F32 : ArchitectureVariants.Gemma2Q8);
+        using var model = Load(arch switch { "gemma3" => ArchitectureVariants.Gemma3F32, "gemma2" => ArchitectureVariants.Gemma2Q8, _ => ArchitectureVariants.Cohere2F32 });
         // Prompts shorter and longer than the window and than a step, replies well past the window, a late joiner.
         var requests = new[] { Request(Tokens(model, 9, 1), 70), Request(Tokens(model, 150, 2), 40), Request(Tokens(model, 40, 3), 90) };
         using var whole = Engine(model, full: true, type: type);
