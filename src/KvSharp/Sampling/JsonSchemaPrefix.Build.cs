@@ -7,15 +7,17 @@ namespace KvSharp.Sampling;
 public sealed partial class JsonSchemaPrefix
 {
     private static readonly HashSet<string> Annotations =
-        ["description", "title", "default", "$schema", "examples", "$comment", "$id", "$anchor", "readOnly", "writeOnly", "deprecated", "$defs", "definitions"];
+        ["description", "title", "default", "$schema", "examples", "$comment", "$id", "$anchor", "readOnly", "writeOnly", "deprecated", "$defs", "definitions",
+         "discriminator"];
 
-    private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "$ref"];
+    private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "oneOf", "$ref"];
     private static readonly HashSet<string> StringKeywords = ["minLength", "maxLength", "pattern", "format"];
     private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
     private static readonly HashSet<string> ArrayKeywords = ["items", "minItems", "maxItems"];
     private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties"];
 
-    private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, $ref, " +
+    private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, " +
+                                     "oneOf (told apart by a const property), $ref, " +
                                      "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum";
 
     /// <summary>
@@ -47,6 +49,16 @@ public sealed partial class JsonSchemaPrefix
             {
                 if (anyOf.ValueKind != JsonValueKind.Array || anyOf.GetArrayLength() == 0) throw new ArgumentException($"{path}.anyOf must be a non-empty array");
                 return new UnionNode([.. anyOf.EnumerateArray().Select((x, i) => Build(x, $"{path}.anyOf[{i}]"))]);
+            }
+            if (s.TryGetProperty("oneOf", out var oneOf))
+            {
+                if (oneOf.ValueKind != JsonValueKind.Array || oneOf.GetArrayLength() == 0) throw new ArgumentException($"{path}.oneOf must be a non-empty array");
+                // Exactly one branch may match. Where a required property holds a different constant in each (a tagged
+                // union, as Pydantic and System.Text.Json's polymorphism write them), no value matches two, and oneOf
+                // is anyOf; other branches could overlap, which the checker cannot rule out.
+                if (Discriminator(oneOf) == null)
+                    throw new ArgumentException($"{path}.oneOf is supported in a constrained reply only where a required property holds a different constant in each branch");
+                return new UnionNode([.. oneOf.EnumerateArray().Select((x, i) => Build(x, $"{path}.oneOf[{i}]"))]);
             }
             if (s.TryGetProperty("const", out var constant)) return new StringNode([Text(constant, $"{path}.const")], null);
             if (s.TryGetProperty("enum", out var values))
@@ -108,6 +120,32 @@ public sealed partial class JsonSchemaPrefix
             node.Target = Build(Resolve(pointer, path), pointer);
             if (node.Target is RefNode chain && chain.LeadsTo(node)) throw new ArgumentException($"{path} '{pointer}' refers only to itself");
             return node;
+        }
+
+        /// <summary>A property every branch requires with a constant of its own (the branches' references followed); null where there is none.</summary>
+        private string? Discriminator(JsonElement branches)
+        {
+            var objects = new List<JsonElement>();
+            foreach (var branch in branches.EnumerateArray())
+            {
+                var b = branch;
+                for (int hops = 0; b.ValueKind == JsonValueKind.Object && b.TryGetProperty("$ref", out var r) && r.ValueKind == JsonValueKind.String && hops < 32; hops++)
+                    b = Resolve(r.GetString()!, "oneOf");
+                if (b.ValueKind != JsonValueKind.Object || !b.TryGetProperty("properties", out var props) || props.ValueKind != JsonValueKind.Object) return null;
+                objects.Add(b);
+            }
+            static string? Constant(JsonElement o, string name) =>
+                o.GetProperty("properties").TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.Object
+                && o.TryGetProperty("required", out var req) && req.ValueKind == JsonValueKind.Array && req.EnumerateArray().Any(x => x.ValueKind == JsonValueKind.String && x.GetString() == name)
+                    ? p.TryGetProperty("const", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()
+                    : p.TryGetProperty("enum", out var e) && e.ValueKind == JsonValueKind.Array && e.GetArrayLength() == 1 && e[0].ValueKind == JsonValueKind.String ? e[0].GetString() : null
+                    : null;
+            foreach (var candidate in objects[0].GetProperty("properties").EnumerateObject())
+            {
+                var constants = objects.Select(o => Constant(o, candidate.Name)).ToList();
+                if (constants.All(c => c != null) && constants.Distinct(StringComparer.Ordinal).Count() == constants.Count) return candidate.Name;
+            }
+            return null;
         }
 
         /// <summary>The subschema a JSON pointer (RFC 6901, in a URI fragment) names.</summary>

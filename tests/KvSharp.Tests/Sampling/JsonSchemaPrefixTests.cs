@@ -78,6 +78,7 @@ public class JsonSchemaPrefixTests
     [InlineData("{\"type\": \"string\", \"pattern\": \"^(a)\\\\1\"}", "backreference")]
     [InlineData("{\"type\": \"object\", \"minProperties\": 1}", "minProperties")]
     [InlineData("{\"oneOf\": [{\"type\": \"string\"}]}", "oneOf")]
+    [InlineData("{\"oneOf\": [{\"type\": \"object\", \"properties\": {\"k\": {\"const\": \"a\"}}, \"required\": [\"k\"]}, {\"type\": \"object\", \"properties\": {\"k\": {\"const\": \"a\"}}, \"required\": [\"k\"]}]}", "oneOf")]
     [InlineData("{\"$ref\": \"#/$defs/x\"}", "$ref")]
     [InlineData("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"text\"}}}", "'text'")]
     [InlineData("{\"enum\": [1, 2]}", "enum[0]")]
@@ -388,5 +389,20 @@ public class JsonSchemaPrefixTests
         var json = new JsonPrefix(objectOnly: true);
         Assert.Equal(allowed, json.Feed(text));
         Assert.Equal(allowed, Schema("{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"string\"}}}").Check(text) != JsonPrefixStatus.Invalid);
+    }
+
+    [Fact]
+    public void ATaggedUnionsOneOfIsHeldToOneBranch()
+    {
+        // As Pydantic writes a discriminated union: branches behind references, each with its own constant tag.
+        var pets = Schema("""
+            {"$defs": {"Cat": {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}}, "required": ["kind", "lives"]},
+                       "Dog": {"type": "object", "properties": {"kind": {"enum": ["dog"]}, "good": {"type": "boolean"}}, "required": ["kind", "good"]}},
+             "type": "object", "properties": {"pet": {"oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}], "discriminator": {"propertyName": "kind"}}},
+             "required": ["pet"]}
+            """);
+        Assert.Equal(JsonPrefixStatus.Complete, Check(pets, "{\"pet\": {\"kind\": \"cat\", \"lives\": 9}}"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(pets, "{\"pet\": {\"kind\": \"dog\", \"good\": true}}"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(pets, "{\"pet\": {\"kind\": \"cat\", \"good\""));
     }
 }

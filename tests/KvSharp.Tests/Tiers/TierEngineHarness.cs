@@ -30,8 +30,9 @@ public sealed class TierEngineHarness : IDisposable
         string path = Path.Combine(_dir, "micro.gguf");
         SyntheticModelBuilder.Write(Micro, GgmlType.Q8_0, path, contextLength: 64, seed: 3);
         Model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
-        // A deadline no loaded test machine reaches: these tests are about what comes back, not how fast.
-        Tiers = new KvTiers([tier], new KvTierOptions { FetchDeadline = TimeSpan.FromSeconds(30) }, ownsTiers: true);
+        // Deadlines no loaded test machine reaches, for fetches and writes alike (a write abandoned under load would leave
+        // the tier without a block and fail a test about what comes back, not how fast: seen once in a full-suite run).
+        Tiers = new KvTiers([tier], new KvTierOptions { FetchDeadline = TimeSpan.FromSeconds(30), WriteTimeout = TimeSpan.FromSeconds(30) }, ownsTiers: true);
         Engine = new LlmEngine(Model, new EngineOptions { ContextLength = 64, BlockSize = 4, BlockCount = 10, KvTiers = Tiers });
     }
 
