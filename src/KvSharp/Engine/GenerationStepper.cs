@@ -36,6 +36,7 @@ internal sealed class GenerationStepper
     // With a schema, where the output stands now: whole, and whether it ends inside a free string (read once a step).
     private bool _schemaComplete, _inFreeString;
     private IReadOnlyList<byte[]>? _stringRests;
+    private JsonSchemaPrefix.StringContinuation? _ruleString;
     private float[]? _allowedLogits;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
@@ -92,7 +93,7 @@ internal sealed class GenerationStepper
             if (_schema != null)
             {
                 _output!.AddRange(piece);
-                _schemaComplete = _schema.Check(CollectionsMarshal.AsSpan(_output), out _inFreeString, out _stringRests) == JsonPrefixStatus.Complete;
+                _schemaComplete = _schema.Check(CollectionsMarshal.AsSpan(_output), out _inFreeString, out _stringRests, out _ruleString) == JsonPrefixStatus.Complete;
             }
             // The value is whole: nothing may follow it.
             if (Complete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
@@ -145,6 +146,8 @@ internal sealed class GenerationStepper
                     if (rest.AsSpan().StartsWith(piece)) return true;
                 return false;
             }
+            // Inside a string held to a pattern, format or length: read against that string's bytes alone.
+            if (_ruleString != null && !piece.ContainsAny(FreeStringStops)) return _ruleString.Allows(piece);
             int length = _output!.Count;
             _output.AddRange(piece);
             bool allowed = _schema.Check(CollectionsMarshal.AsSpan(_output)) != JsonPrefixStatus.Invalid;

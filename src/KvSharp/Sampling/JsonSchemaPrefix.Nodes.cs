@@ -47,12 +47,10 @@ public sealed partial class JsonSchemaPrefix
                     r.EndedInFreeString = status == Status.Partial && r.EndedInString && !r.EndedMidCharacter;
                     return status;
                 }
-                return status switch
-                {
-                    Status.Ok => rules.Allows(read.ToString()) ? Status.Ok : Status.Fail,
-                    Status.Partial => rules.AllowsStart(r.PartialBytes, r.PartialEscape) ? Status.Partial : Status.Fail,
-                    _ => Status.Fail,
-                };
+                if (status != Status.Partial) return status == Status.Ok && rules.Allows(read.ToString()) ? Status.Ok : Status.Fail;
+                if (!rules.AllowsStart(r.PartialBytes, r.PartialEscape)) return Status.Fail;
+                if (r.EndedInString) r.EndedInRules = rules;
+                return Status.Partial;
             }
             if (status == Status.Fail) return status;
             if (status == Status.Ok) return allowed.Contains(read.ToString(), StringComparer.Ordinal) ? Status.Ok : Status.Fail;
@@ -114,18 +112,22 @@ public sealed partial class JsonSchemaPrefix
 
         protected override Status Value(ref Reader r)
         {
-            int start = r.Position, end = -1;
+            int start = r.Position, end = -1, open = 0;
             bool partial = false, free = false, restsHold = true;
             List<byte[]>? rests = null;
+            StringRules? rules = null;
             foreach (var option in options)
             {
                 r.Position = start;
                 r.EndedInFreeString = false;
                 r.StringRests = null;
+                r.EndedInRules = null;
                 var status = option.Parse(ref r);
                 if (status == Status.Ok && end < 0) end = r.Position;
                 if (status != Status.Partial) continue;
                 partial = true;
+                open++;
+                rules = r.EndedInRules;
                 free |= r.EndedInFreeString;
                 if (r.StringRests != null) (rests ??= []).AddRange(r.StringRests);
                 else restsHold = false;
@@ -140,6 +142,8 @@ public sealed partial class JsonSchemaPrefix
             // a free string takes keeps that option going; a fixed string's rests only where every open option has some.
             r.EndedInFreeString = partial && free;
             r.StringRests = partial && !free && restsHold ? rests : null;
+            // A rule string's answer is the union's only where it is the one option still open.
+            r.EndedInRules = open == 1 ? rules : null;
             return partial ? Status.Partial : Status.Fail;
         }
     }

@@ -15,7 +15,7 @@ public sealed partial class JsonSchemaPrefix
     /// allowed where some continuation meets them all: a character not yet whole (a UTF-8 sequence or an escape cut
     /// off) is any of the code points it can still become.
     /// </summary>
-    private sealed class StringRules(int minLength, int? maxLength, PatternPrefix? pattern, bool calendar)
+    internal sealed class StringRules(int minLength, int? maxLength, PatternPrefix? pattern, bool calendar)
     {
         // Years 0001 to 9999, as .NET's dates have them.
         private const string Date = @"([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])";

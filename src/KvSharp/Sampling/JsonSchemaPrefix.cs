@@ -78,13 +78,38 @@ public sealed partial class JsonSchemaPrefix
     /// bytes each may still add, and such a continuation keeps it Partial exactly when one of them starts with it (null
     /// otherwise).
     /// </summary>
-    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString, out IReadOnlyList<byte[]>? stringRests)
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString, out IReadOnlyList<byte[]>? stringRests) =>
+        Check(text, out inFreeString, out stringRests, out _);
+
+    /// <summary>
+    /// <see cref="Check(ReadOnlySpan{byte}, out bool, out IReadOnlyList{byte[]}?)"/>, and where a Partial text ends inside
+    /// a string held to rules (a pattern, a format, a length), <paramref name="inRuleString"/> tells a continuation
+    /// without a quote, a backslash or a control character from that string's bytes alone (null otherwise).
+    /// </summary>
+    public JsonPrefixStatus Check(ReadOnlySpan<byte> text, out bool inFreeString, out IReadOnlyList<byte[]>? stringRests, out StringContinuation? inRuleString)
     {
         var r = new Reader(text);
         var result = Read(ref r);
-        inFreeString = result == JsonPrefixStatus.Partial && r.EndedInFreeString;
-        stringRests = result == JsonPrefixStatus.Partial ? r.StringRests : null;
+        bool partial = result == JsonPrefixStatus.Partial;
+        inFreeString = partial && r.EndedInFreeString;
+        stringRests = partial ? r.StringRests : null;
+        inRuleString = partial && r.EndedInRules is { } rules ? new StringContinuation(rules, r.PartialBytes) : null;
         return result;
+    }
+
+    /// <summary>Where a text ends inside a string held to rules: whether a continuation of it keeps the string allowed.</summary>
+    public sealed class StringContinuation
+    {
+        private readonly StringRules _rules;
+        private readonly byte[] _soFar;
+
+        internal StringContinuation(StringRules rules, byte[] soFar) => (_rules, _soFar) = (rules, soFar);
+
+        /// <summary>
+        /// Whether the text followed by <paramref name="piece"/> (bytes with no quote, backslash or control character:
+        /// the caller reads others in full) is still Partial.
+        /// </summary>
+        public bool Allows(ReadOnlySpan<byte> piece) => _rules.AllowsStart([.. _soFar, .. piece], "");
     }
 
     /// <summary>
@@ -130,6 +155,8 @@ public sealed partial class JsonSchemaPrefix
         public bool EndedInFreeString;
         /// <summary>... inside a character's UTF-8 bytes, whose next byte is not any byte.</summary>
         public bool EndedMidCharacter;
+        /// <summary>... of a string held to these rules, outside an escape.</summary>
+        public StringRules? EndedInRules;
         /// <summary>... of a string that must be one of a few: what each may still add (see <see cref="Check(ReadOnlySpan{byte}, out bool, out IReadOnlyList{byte[]}?)"/>).</summary>
         public List<byte[]>? StringRests;
         /// <summary>The bytes of the last string read up to the end of the text (escapes resolved), for a Partial one.</summary>

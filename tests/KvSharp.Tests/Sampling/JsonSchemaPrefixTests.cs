@@ -405,4 +405,30 @@ public class JsonSchemaPrefixTests
         Assert.Equal(JsonPrefixStatus.Complete, Check(pets, "{\"pet\": {\"kind\": \"dog\", \"good\": true}}"));
         Assert.Equal(JsonPrefixStatus.Invalid, Check(pets, "{\"pet\": {\"kind\": \"cat\", \"good\""));
     }
+
+    [Fact]
+    public void InsideAStringHeldToRulesTheStringsOwnAnswerIsTheFullChecks()
+    {
+        var schema = Schema("""
+            {"type": "object", "properties": {"day": {"type": "string", "format": "date"}, "code": {"type": "string", "pattern": "^[A-Z]{2}\\d{3}$"},
+             "name": {"type": "string", "maxLength": 5}, "either": {"anyOf": [{"type": "string", "format": "uuid"}, {"type": "integer"}]}}}
+            """);
+        byte[][] pieces = [.. new[] { "2", "20", "2024-", "-0", "1", "13", "A", "AB", "AB1", "ab", "9", "é", "名前", "xyz", "abcdef", "0f8f", "g" }.Select(Encoding.UTF8.GetBytes),
+            [0xC3], [0xE5, 0x90], [0x80], [0xE0, 0x80]];
+        foreach (string prefix in new[] { "{\"day\": \"", "{\"day\": \"2024-0", "{\"day\": \"2023-02-", "{\"code\": \"A", "{\"name\": \"ab", "{\"name\": \"abc\xC3",
+                                          "{\"either\": \"0f" })
+        {
+            var text = Encoding.Latin1.GetBytes(prefix);
+            Assert.Equal(JsonPrefixStatus.Partial, schema.Check(text, out _, out _, out var inRuleString));
+            Assert.True(inRuleString != null, prefix);
+            foreach (var piece in pieces)
+            {
+                bool full = schema.Check([.. text, .. piece]) != JsonPrefixStatus.Invalid;
+                Assert.True(full == inRuleString!.Allows(piece), $"[{prefix}] + {Convert.ToHexString(piece)}: full {full}");
+            }
+        }
+        // Inside an escape, or where two options are still open, there is no such answer: read in full.
+        Assert.Equal(JsonPrefixStatus.Partial, schema.Check("{\"day\": \"2024\\u00"u8, out _, out _, out var inEscape));
+        Assert.Null(inEscape);
+    }
 }
