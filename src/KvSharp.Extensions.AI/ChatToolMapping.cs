@@ -35,6 +35,8 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
             $"ChatOptions.Tools need a chat template that shows a tool-call syntax KvSharp reads ({ToolCallSyntax.Supported}); '{template.Name}' shows none");
         var definitions = JsonSerializer.SerializeToElement(list, AIJsonUtilities.DefaultOptions);
         if (options.ToolMode is not RequiredChatToolMode required) return new ChatToolMapping(definitions, syntax, null);
+        if (required.RequiredFunctionName is { } function && tools.All(t => t.Name != function))
+            throw new ArgumentException($"ChatOptions.ToolMode requires a call to '{function}', which is not among ChatOptions.Tools ({string.Join(", ", tools.Select(t => t.Name))})", nameof(options));
         try
         {
             return new ChatToolMapping(definitions, syntax, syntax.Force(definitions, required.RequiredFunctionName));

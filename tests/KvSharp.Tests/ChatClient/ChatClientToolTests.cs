@@ -136,6 +136,11 @@ public sealed class ChatClientToolTests : IDisposable
             Assert.Equal("get_time", timeCall.Name);
             Assert.Contains(((JsonElement)timeCall.Arguments!["zone"]!).GetString(), Enum.GetNames<TimeZoneName>());
             Assert.Equal(ChatFinishReason.ToolCalls, updates[^1].FinishReason);
+
+            // A function that is not among the tools is the caller's mistake, named.
+            options.ToolMode = ChatToolMode.RequireSpecific("get_tide");
+            var e = await Assert.ThrowsAsync<ArgumentException>(() => client.GetResponseAsync([User("Weather in Oslo?")], options, TestContext.Current.CancellationToken));
+            Assert.Contains("'get_tide'", e.Message);
         }
         finally
         {
