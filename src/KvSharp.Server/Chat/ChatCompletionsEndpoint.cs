@@ -34,11 +34,10 @@ internal static class ChatCompletionsEndpoint
     {
         var served = context.RequestServices.GetRequiredService<EngineService>();
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ChatCompletionRequest);
-        int? topLogprobs = CheckChatFields(body);
+        var (topLogprobs, format, schema) = CheckChatFields(body);
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
         var tools = ChatTools.Of(body, served.ChatTemplate);
-        var (format, schema) = ChatRefusedFields.ResponseFormatOf(body);
         if (tools != null && format != ResponseFormat.Text)
             throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
@@ -111,8 +110,11 @@ internal static class ChatCompletionsEndpoint
         _ => throw ApiError.InvalidValue("reasoning_format", $"reasoning_format must be \"auto\", \"deepseek\" or \"none\", got \"{body.ReasoningFormat}\""),
     };
 
-    /// <summary>The fields only chat has; returns the alternatives per token to report logprobs for (null: no logprobs).</summary>
-    private static int? CheckChatFields(ChatCompletionRequest body)
+    /// <summary>
+    /// The fields only chat has; returns the alternatives per token to report logprobs for (null: no logprobs) and what
+    /// response_format asks for.
+    /// </summary>
+    private static (int? TopLogprobs, ResponseFormat Format, JsonSchemaPrefix? Schema) CheckChatFields(ChatCompletionRequest body)
     {
         if (body.MaxCompletionTokens is < 1)
             throw ApiError.InvalidValue("max_completion_tokens", $"max_completion_tokens must be at least 1, got {body.MaxCompletionTokens}");
@@ -120,8 +122,8 @@ internal static class ChatCompletionsEndpoint
             throw ApiError.InvalidValue("top_logprobs", $"top_logprobs must be in [0, {EngineRequests.MaxTopLogprobs}], got {body.TopLogprobs}");
         if (body.TopLogprobs != null && body.Logprobs != true)
             throw ApiError.InvalidValue("top_logprobs", "top_logprobs needs logprobs: true");
-        ChatRefusedFields.Check(body);
-        return body.Logprobs == true ? body.TopLogprobs ?? 0 : null;
+        var (format, schema) = ChatRefusedFields.Check(body);
+        return (body.Logprobs == true ? body.TopLogprobs ?? 0 : null, format, schema);
     }
 
     /// <summary>The chat completion's chunks, all under one id and creation time; each choice's first chunk carries the role.</summary>

@@ -14,11 +14,12 @@ internal static class ChatRefusedFields
 {
     private const string NoFunctionCalling = "the deprecated function-calling fields are not supported by this server: use tools and tool_choice";
 
-    public static void Check(ChatCompletionRequest body)
+    /// <summary>Refuses what cannot be honoured; returns what response_format asks for (<see cref="ResponseFormatOf"/>), its schema read once.</summary>
+    public static (KvSharp.Engine.ResponseFormat Format, KvSharp.Sampling.JsonSchemaPrefix? Schema) Check(ChatCompletionRequest body)
     {
         RefuseList(body.Functions, "functions");
         RefuseChoice(body.FunctionCall, "function_call");
-        ResponseFormatOf(body);
+        return ResponseFormatOf(body);
     }
 
     /// <summary>
@@ -26,7 +27,7 @@ internal static class ChatRefusedFields
     /// or a value of a schema ({"type": "json_schema", "json_schema": {"name", "schema"}}: with the schema read, or
     /// refused naming what it cannot enforce).
     /// </summary>
-    public static (KvSharp.Engine.ResponseFormat Format, KvSharp.Sampling.JsonSchemaPrefix? Schema) ResponseFormatOf(ChatCompletionRequest body)
+    private static (KvSharp.Engine.ResponseFormat Format, KvSharp.Sampling.JsonSchemaPrefix? Schema) ResponseFormatOf(ChatCompletionRequest body)
     {
         if (!Given(body.ResponseFormat) || IsFormat(body.ResponseFormat, "text")) return (KvSharp.Engine.ResponseFormat.Text, null);
         if (IsFormat(body.ResponseFormat, "json_object")) return (KvSharp.Engine.ResponseFormat.JsonObject, null);

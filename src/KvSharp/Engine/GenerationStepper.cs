@@ -53,7 +53,7 @@ internal sealed class GenerationStepper
         _stops = new StopStringMatcher(options.StopStrings);
         if (options.MaxTokens <= 0) Finish = FinishReason.Length;
         _constrained = options.Format != ResponseFormat.Text;
-        if (options.Format != ResponseFormat.Text) _json = new JsonPrefix(objectOnly: options.Format == ResponseFormat.JsonObject);
+        if (_constrained) _json = new JsonPrefix(objectOnly: options.Format == ResponseFormat.JsonObject);
         if (options.Format == ResponseFormat.JsonSchema)
         {
             _schema = options.Schema ?? throw new ArgumentException("ResponseFormat.JsonSchema needs GenerationOptions.Schema", nameof(options));

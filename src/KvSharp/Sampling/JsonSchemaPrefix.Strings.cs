@@ -104,15 +104,6 @@ public sealed partial class JsonSchemaPrefix
             return (Math.Max(first, total == 2 ? 0x80 : total == 3 ? 0x800 : 0x10000), Math.Min(last, 0x10FFFF));
         }
 
-        /// <summary>The characters an escape cut off can still become: any after a backslash (<c>\u</c> spells every one), else those its hex digits start.</summary>
-        private static (int, int) EscapeRange(string escape)
-        {
-            if (escape.Length <= 2) return (0, 0x10FFFF);
-            string digits = escape[2..];
-            return (int.Parse(digits.PadRight(4, '0'), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                int.Parse(digits.PadRight(4, 'F'), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
-        }
-
         /// <summary>Whether a date's day (as far as it is written) can be a day of its month: no February 30th.</summary>
         private static bool DayFits(string text)
         {

@@ -122,17 +122,28 @@ public sealed partial class JsonSchemaPrefix
             .Where(rest => escape.Length == 0 || EscapeCanSpell(escape, rest))];
 
     /// <summary>
-    /// Whether an unfinished escape (<c>\</c>, or <c>\u</c> and up to three hex digits) can still become the first
-    /// character of <paramref name="rest"/>: any character after a lone backslash (<c>\u</c> spells every one), else
-    /// one whose UTF-16 code unit starts with the digits.
+    /// Whether an unfinished escape can still become the first character of <paramref name="rest"/>: its first UTF-16
+    /// code unit (what a <c>\u</c> escape spells) is among those <see cref="EscapeRange"/> leaves open.
     /// </summary>
     private static bool EscapeCanSpell(string escape, byte[] rest)
     {
         if (System.Text.Rune.DecodeFromUtf8(rest, out var rune, out _) != System.Buffers.OperationStatus.Done) return false;
-        if (escape.Length == 1) return true;
         Span<char> units = stackalloc char[2];
         rune.EncodeToUtf16(units);
-        return ((int)units[0]).ToString("X4", CultureInfo.InvariantCulture).StartsWith(escape[2..], StringComparison.OrdinalIgnoreCase);
+        var (first, last) = EscapeRange(escape);
+        return units[0] >= first && units[0] <= last;
+    }
+
+    /// <summary>
+    /// What an escape cut off (its text from the backslash) can still become: any character after a lone backslash or
+    /// <c>\u</c> (which spells every one), else the code units its hex digits start.
+    /// </summary>
+    private static (int First, int Last) EscapeRange(string escape)
+    {
+        if (escape.Length <= 2) return (0, 0x10FFFF);
+        string digits = escape[2..];
+        return (int.Parse(digits.PadRight(4, '0'), NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+            int.Parse(digits.PadRight(4, 'F'), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
     }
 
     private JsonPrefixStatus Read(ref Reader r)
