@@ -59,14 +59,24 @@ internal static class InspectCommand
                     $"({Attention(c2)}), head dim {c2.HeadDim}, ffn {c2.FeedForwardDim}, vocab {c2.VocabSize}");
         o.WriteLine((c2.LearnedPositions ? "  learned position embeddings (no rope)" : $"  rope {c2.RopeStyle} base {c2.RopeTheta} dims {c2.RopeDimensions}") +
                     (c2.LongRope ? $", longrope (original context {c2.RopeOriginalContextLength?.ToString() ?? "not given"})" : "") +
+                    (c2.Yarn is { } yarn ? $", yarn x{1f / c2.RopeFrequencyScale} from {yarn.OriginalContextLength} (beta {yarn.BetaFast}/{yarn.BetaSlow})" : "") +
+                    (c2.RopeFrequencyScale != 1f && c2.Yarn == null ? $", linear scaling x{1f / c2.RopeFrequencyScale}" : "") +
                     (c2.RopeAttentionFactor != 1f ? $", attention factor {c2.RopeAttentionFactor}" : "") +
                     (c2.LayerNorm ? $", layer norm (with biases) eps {c2.RmsNormEps}" : $", rms eps {c2.RmsNormEps}") + $", trained context {c2.TrainedContextLength}" +
                     (c2.ParallelFeedForward ? ", attention and feed-forward in parallel" : "") +
                     (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : "") +
                     (c2.NoRopeLayerStep > 0 ? $", no rope in every {c2.NoRopeLayerStep}th layer" : ""));
+        if (c2.LatentAttention is { } mla)
+            o.WriteLine($"  latent attention: each token cached as {mla.RopeDim} rotated + {mla.KvRank} latent values per layer (one KV row of {c2.HeadDim}); " +
+                        $"heads expand it to {mla.NopeDim}+{mla.RopeDim} key and {mla.ValueDim} value dimensions" +
+                        (mla.QueryRank > 0 ? $"; queries through rank {mla.QueryRank}" : ""));
         if (c2.IsMixtureOfExperts)
             o.WriteLine($"  mixture of {c2.ExpertCount} experts, {c2.ExpertsUsed} per token, expert ffn {c2.ExpertFeedForwardDim}" +
-                        (c2.NormalizeExpertWeights ? ", chosen weights normalised" : ""));
+                        (c2.NormalizeExpertWeights ? ", chosen weights normalised" : "") +
+                        (c2.ExpertGating == ExpertGating.Sigmoid ? ", sigmoid gating" : "") +
+                        (c2.ExpertWeightsScale != 1f ? $", weights x{c2.ExpertWeightsScale}" : "") +
+                        (c2.SharedExpertFeedForwardDim > 0 ? $", shared expert ffn {c2.SharedExpertFeedForwardDim}" : "") +
+                        (c2.LeadingDenseLayers > 0 ? $", first {c2.LeadingDenseLayers} layer(s) dense" : ""));
         o.WriteLine($"parameters: {parameters:N0}");
         int ctx = context ?? c2.TrainedContextLength;
         if (ctx <= 0) throw new ArgumentException($"--context must be positive, got {ctx}");

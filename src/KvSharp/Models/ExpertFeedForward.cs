@@ -60,8 +60,9 @@ internal sealed class ExpertFeedForward
         for (int t = 0; t < rows; t++)
         {
             var p = _probabilities.AsSpan(t * n, n);
-            Softmax(p);
-            Choose(p, _chosen.AsSpan(t * k, k), _weights.AsSpan(t * k, k));
+            if (_c.ExpertGating == ExpertGating.Sigmoid) Sigmoid(p);
+            else Softmax(p);
+            Choose(p, moe.SelectionBias, _chosen.AsSpan(t * k, k), _weights.AsSpan(t * k, k));
             for (int slot = 0; slot < k; slot++)
             {
                 int x = _chosen[t * k + slot];
@@ -98,20 +99,25 @@ internal sealed class ExpertFeedForward
 
     /// <summary>
     /// output[t] += SwiGLU_shared(input[t]) x sigmoid(router · input[t]), the sigmoid as llama.cpp's qwen2moe takes it
-    /// (silu(g) / g) and the SwiGLU through its own down projection (into the gathered-rows buffer, free by now).
+    /// (silu(g) / g) and the SwiGLU through its own down projection (into the gathered-rows buffer, free by now);
+    /// DeepSeek's shared experts are added ungated.
     /// </summary>
     private void AddShared(SharedExpert shared, ReadOnlySpan<float> input, int rows, Span<float> output)
     {
         int e = _c.EmbeddingDim, fs = _c.SharedExpertFeedForwardDim;
-        _matMul.Multiply(shared.Router, input[..(rows * e)], rows, _sharedLogit.AsSpan(0, rows));
+        bool gated = _c.SharedExpertGated;
+        if (gated) _matMul.Multiply(shared.Router, input[..(rows * e)], rows, _sharedLogit.AsSpan(0, rows));
         _matMul.Multiply(shared.Gate, _sharedGate.AsSpan(0, rows * fs), shared.Up, _sharedUp.AsSpan(0, rows * fs), input[..(rows * e)], rows);
         for (int t = 0; t < rows; t++) _c.Activation.Apply(_sharedGate.AsSpan(t * fs, fs), _sharedUp.AsSpan(t * fs, fs));
         _matMul.Multiply(shared.Down, _sharedGate.AsSpan(0, rows * fs), rows, _gathered.AsSpan(0, rows * e));
         for (int t = 0; t < rows; t++)
         {
-            float g = _sharedLogit[t], gate = g / (1f + MathF.Exp(-g)) / g;
             var y = _gathered.AsSpan(t * e, e);
-            FloatOps.Scale(y, gate);
+            if (gated)
+            {
+                float g = _sharedLogit[t], gate = g / (1f + MathF.Exp(-g)) / g;
+                FloatOps.Scale(y, gate);
+            }
             FloatOps.Add(output.Slice(t * e, e), y);
         }
     }
@@ -127,28 +133,41 @@ internal sealed class ExpertFeedForward
         for (int i = 0; i < p.Length; i++) p[i] *= scale;
     }
 
+    /// <summary>p = sigmoid(p), each on its own (ggml_sigmoid: 1 / (1 + exp(-x))).</summary>
+    private static void Sigmoid(Span<float> p)
+    {
+        for (int i = 0; i < p.Length; i++) p[i] = 1f / (1f + MathF.Exp(-p[i]));
+    }
+
     /// <summary>
-    /// The k most probable experts, most probable first (ggml_top_k: a descending sort in which ties keep the lower
-    /// index first), and their probabilities, divided by their sum (summed in double, as ggml_sum_rows) when the model
-    /// normalises them.
+    /// The k most probable experts (by probability plus the selection bias, where the model has one: DeepSeek V3), most
+    /// probable first (ggml_top_k: a descending sort in which ties keep the lower index first), and their probabilities
+    /// without the bias, divided by their sum (summed in double, as ggml_sum_rows) when the model normalises them, then
+    /// times the model's expert weight scale.
     /// </summary>
-    private void Choose(ReadOnlySpan<float> p, Span<int> chosen, Span<float> weights)
+    private void Choose(ReadOnlySpan<float> p, float[]? bias, Span<int> chosen, Span<float> weights)
     {
         for (int slot = 0; slot < chosen.Length; slot++)
         {
             int best = -1;
+            float bestScore = 0;
             for (int x = 0; x < p.Length; x++)
             {
                 if (chosen[..slot].Contains(x)) continue;
-                if (best < 0 || p[x] > p[best]) best = x;
+                float score = bias == null ? p[x] : p[x] + bias[x];
+                if (best < 0 || score > bestScore) (best, bestScore) = (x, score);
             }
             chosen[slot] = best;
             weights[slot] = p[best];
         }
-        if (!_c.NormalizeExpertWeights) return;
-        double sum = 0;
-        foreach (float w in weights) sum += w;
-        float total = (float)sum;
-        for (int slot = 0; slot < weights.Length; slot++) weights[slot] /= total;
+        if (_c.NormalizeExpertWeights)
+        {
+            double sum = 0;
+            foreach (float w in weights) sum += w;
+            float total = (float)sum;
+            for (int slot = 0; slot < weights.Length; slot++) weights[slot] /= total;
+        }
+        if (_c.ExpertWeightsScale != 1f)
+            for (int slot = 0; slot < weights.Length; slot++) weights[slot] *= _c.ExpertWeightsScale;
     }
 }

@@ -11,7 +11,7 @@ namespace KvSharp.Models;
 /// One ForwardPass owns scratch buffers sized for <see cref="MaxBatch"/> tokens and is not thread-safe; forward
 /// passes sharing a <see cref="KernelPool"/> take turns on it.
 /// </summary>
-public sealed class ForwardPass
+public sealed partial class ForwardPass
 {
     private readonly ModelConfig _c;
     private readonly ModelWeights _w;
@@ -64,7 +64,7 @@ public sealed class ForwardPass
         _rope = new RotaryEmbedding(config, weights.RopeFrequencyFactors);
         if (config.LocalRopeTheta is float localTheta)
         {
-            _localRope = new RotaryEmbedding(config with { RopeTheta = localTheta, RopeFrequencyScale = 1f }, null);
+            _localRope = new RotaryEmbedding(config with { RopeTheta = localTheta, RopeFrequencyScale = 1f, Yarn = null, RopeAttentionFactor = 1f }, null);
             _localCos = new float[maxBatch * config.RopeDimensions / 2];
             _localSin = new float[maxBatch * config.RopeDimensions / 2];
         }
@@ -78,8 +78,11 @@ public sealed class ForwardPass
         _v = new float[maxBatch * config.KvDim];
         _attn = new float[maxBatch * config.QueryDim];
         _proj = new float[maxBatch * config.EmbeddingDim];
-        _gate = new float[config.IsMixtureOfExperts ? 0 : maxBatch * config.FeedForwardDim];
-        _up = new float[config.IsMixtureOfExperts ? 0 : maxBatch * config.FeedForwardDim];
+        // A mixture of experts has scratch of its own; only its leading dense layers (DeepSeek) use these.
+        bool denseLayers = !config.IsMixtureOfExperts || config.LeadingDenseLayers > 0;
+        _gate = new float[denseLayers ? maxBatch * config.FeedForwardDim : 0];
+        _up = new float[denseLayers ? maxBatch * config.FeedForwardDim : 0];
+        if (config.LatentAttention is { } mla) _latent = new LatentScratch(mla, config.HeadCount, maxBatch);
         _cos = new float[maxBatch * config.RopeDimensions / 2];
         _sin = new float[maxBatch * config.RopeDimensions / 2];
         _scratchPerRow = CausalAttention.ScratchLength(config.GroupSize);
@@ -185,9 +188,9 @@ public sealed class ForwardPass
         var v = _v.AsSpan(0, n * kvd);
         var attn = _attn.AsSpan(0, n * qd);
         var proj = _proj.AsSpan(0, n * e);
-        // A mixture of experts has scratch of its own (_experts), and no dense gate or up.
-        var gate = _experts == null ? _gate.AsSpan(0, n * f) : default;
-        var up = _experts == null ? _up.AsSpan(0, n * f) : default;
+        // A mixture of experts has scratch of its own (_experts), and a dense gate and up only for leading dense layers.
+        var gate = _gate.Length > 0 ? _gate.AsSpan(0, n * f) : default;
+        var up = _up.Length > 0 ? _up.AsSpan(0, n * f) : default;
 
         // Embedding lookup: dequantize each token's row exactly (ggml get_rows); rotary angles per row position.
         for (int t = 0; t < n; t++)
@@ -202,11 +205,11 @@ public sealed class ForwardPass
             }
             _rope.Angles(_rowPosition[t], _cos.AsSpan(t * half, half), _sin.AsSpan(t * half, half));
             _localRope?.Angles(_rowPosition[t], _localCos.AsSpan(t * half, half), _localSin.AsSpan(t * half, half));
-            // ggml multiplies cos and sin by the attention factor (mscale) where it computes them.
-            if (_c.RopeAttentionFactor != 1f)
+            // ggml multiplies cos and sin by the magnitude (mscale: attention factor, YaRN's) where it computes them.
+            if (_rope.Magnitude != 1f)
             {
-                FloatOps.Scale(_cos.AsSpan(t * half, half), _c.RopeAttentionFactor);
-                FloatOps.Scale(_sin.AsSpan(t * half, half), _c.RopeAttentionFactor);
+                FloatOps.Scale(_cos.AsSpan(t * half, half), _rope.Magnitude);
+                FloatOps.Scale(_sin.AsSpan(t * half, half), _rope.Magnitude);
             }
         }
         ThrowIfNonFinite(x, EmbeddingStage);
@@ -217,12 +220,13 @@ public sealed class ForwardPass
 
             // Attention block: norm, q/k/v projections, rotary positions, append to the cache, attend over it.
             var input = PreNorm(layer.AttentionNorm, layer.AttentionNormBias, n);
-            _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, input, n);
+            if (layer.Latent is { } latent) ProjectLatent(layer, latent, input, n);
+            else _matMul.Multiply(layer.Query, q, layer.Key, k, layer.Value, v, input, n);
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
             var work = new AttentionWork(this, l);
             _pool.Run(ref work, _blockCount * _headGroups);
-            _matMul.Multiply(layer.AttentionOutput, attn, n, proj);
+            _matMul.Multiply(layer.AttentionOutput, layer.Latent is { } mla ? ExpandLatentValues(mla, n) : attn, n, proj);
             if (layer.OutputBias != null) AddBias(layer.OutputBias, n);
             PostNorm(layer.AttentionPostNorm, n);
             if (_c.ResidualScale != 1f) FloatOps.Scale(proj, _c.ResidualScale);

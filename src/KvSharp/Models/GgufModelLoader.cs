@@ -55,9 +55,10 @@ public static unsafe class GgufModelLoader
                 Up = ExpertViews(file, p + "ffn_up_exps.weight", e, fe, n).Select(Interleave).ToArray(),
                 Down = ExpertViews(file, p + "ffn_down_exps.weight", fe, e, n).Select(Interleave).ToArray(),
                 Shared = c.SharedExpertFeedForwardDim is > 0 and int fs
-                    ? new SharedExpert(Interleave(RowVector(file, p + "ffn_gate_inp_shexp.weight", e)), Matrix(p + "ffn_gate_shexp.weight", e, fs),
-                        Matrix(p + "ffn_up_shexp.weight", e, fs), Matrix(p + "ffn_down_shexp.weight", fs, e))
+                    ? new SharedExpert(c.SharedExpertGated ? Interleave(RowVector(file, p + "ffn_gate_inp_shexp.weight", e)) : default,
+                        Matrix(p + "ffn_gate_shexp.weight", e, fs), Matrix(p + "ffn_up_shexp.weight", e, fs), Matrix(p + "ffn_down_shexp.weight", fs, e))
                     : null,
+                SelectionBias = c.ExpertGating == ExpertGating.Sigmoid ? OptionalVector(file, p + "exp_probs_b.bias", n, required: false) : null,
             };
         }
         // A bias is the model's, not a layer's: phi2, starcoder2 and gpt2 have them on q/k/v, the attention output and the
@@ -75,6 +76,11 @@ public static unsafe class GgufModelLoader
             string p = $"blk.{i}.";
             // phi3 stores q, k and v as one matrix (attn_qkv, their rows one after another) and gate and up as one
             // (ffn_up, gate's rows first): each part is a view of its rows, multiplied like a matrix of its own.
+            if (c.LatentAttention is { } mla)
+            {
+                layers[i] = LatentLayer(file, c, mla, p, Interleave, c.LayerHasExperts(i) ? Experts(p) : null);
+                continue;
+            }
             if (!file.Has(p + "attn_qkv.weight") && !file.Has(p + "attn_q.weight"))
                 throw new ModelFormatException($"{file.Path}: tensor '{p}attn_q.weight' is missing (and no fused '{p}attn_qkv.weight' holds q, k and v)");
             bool fused = file.Has(p + "attn_qkv.weight");
@@ -83,7 +89,7 @@ public static unsafe class GgufModelLoader
                 : (MatrixView(file, p + "attn_q.weight", e, q), MatrixView(file, p + "attn_k.weight", e, kv), MatrixView(file, p + "attn_v.weight", e, kv));
             // A fused bias (phi2, gpt2) is split as its matrix's rows are.
             float[]? qkvBias = fused && readsQkvBias ? OptionalVector(file, p + "attn_qkv.bias", q + 2 * kv, Biased("attn_qkv.bias")) : null;
-            var experts = c.IsMixtureOfExperts ? Experts(p) : null;
+            var experts = c.LayerHasExperts(i) ? Experts(p) : null;
             // phi2, starcoder2 and gpt2's feed-forward is up alone, with biases; a dense llama's may have biases (llama.cpp
             // reads them where present).
             bool ungated = experts == null && !c.GatedFeedForward, ffnBiases = ungated && blockBiases || experts == null && c.Architecture == "llama";
@@ -143,6 +149,76 @@ public static unsafe class GgufModelLoader
             OutputBias = outputBias,
             PositionEmbedding = positions,
         };
+    }
+
+    /// <summary>
+    /// A deepseek2 block: latent attention (<see cref="LatentAttentionWeights"/>), RMS norms, and a dense SwiGLU or the
+    /// layer's experts. The per-head key and value expansions come from attn_kv_b (the older layout: each head's key
+    /// rows, then its value rows, each a row of latent values; the key rows are transposed here) or from attn_k_b and
+    /// attn_v_b (the newer one, already one matrix per head in the shape the forward pass multiplies by).
+    /// </summary>
+    private static LayerWeights LatentLayer(Reads file, ModelConfig c, LatentAttentionShape mla, string p, Func<WeightMatrix, WeightMatrix> interleave,
+        MixtureOfExperts? experts)
+    {
+        int e = c.EmbeddingDim, heads = c.HeadCount, r = mla.KvRank, nope = mla.NopeDim, vd = mla.ValueDim, qd = heads * mla.QueryHeadDim;
+        WeightMatrix Matrix(string name, int cols, int rows) => interleave(MatrixView(file, name, cols, rows));
+        float[] keyAbsorb = new float[heads * r * nope], valueUp = new float[heads * vd * r];
+        if (file.Has(p + "attn_kv_b.weight"))
+        {
+            var kvb = MatrixView(file, p + "attn_kv_b.weight", r, heads * (nope + vd));
+            var row = new float[r];
+            for (int h = 0; h < heads; h++)
+            {
+                int first = h * (nope + vd);
+                for (int j = 0; j < nope; j++)
+                {
+                    Dequantize.Row(kvb.Type, kvb.Row(first + j), row);
+                    for (int x = 0; x < r; x++) keyAbsorb[(h * r + x) * nope + j] = row[x];
+                }
+                for (int j = 0; j < vd; j++) Dequantize.Row(kvb.Type, kvb.Row(first + nope + j), valueUp.AsSpan((h * vd + j) * r, r));
+            }
+        }
+        else
+        {
+            if (!file.Has(p + "attn_k_b.weight"))
+                throw new ModelFormatException($"{file.Path}: tensor '{p}attn_kv_b.weight' is missing (and no split '{p}attn_k_b.weight' and '{p}attn_v_b.weight' hold it)");
+            DequantizeAll(ExpertViews(file, p + "attn_k_b.weight", nope, r, heads), keyAbsorb);
+            DequantizeAll(ExpertViews(file, p + "attn_v_b.weight", r, vd, heads), valueUp);
+        }
+        foreach (float x in keyAbsorb.Concat(valueUp))
+            if (!float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: the key or value expansion of '{p}' contains a non-finite value {x}");
+
+        bool lowRankQuery = mla.QueryRank > 0;
+        var kvDown = Matrix(p + "attn_kv_a_mqa.weight", e, r + mla.RopeDim);
+        var latent = new LatentAttentionWeights(mla, heads, keyAbsorb, valueUp)
+        {
+            QueryDown = lowRankQuery ? Matrix(p + "attn_q_a.weight", e, mla.QueryRank) : default,
+            QueryDownNorm = lowRankQuery ? Vector(file, p + "attn_q_a_norm.weight", mla.QueryRank) : null,
+            KvDown = kvDown,
+            KvNorm = Vector(file, p + "attn_kv_a_norm.weight", r),
+        };
+        int f = c.FeedForwardDim;
+        return new LayerWeights
+        {
+            AttentionNorm = Vector(file, p + "attn_norm.weight", e),
+            Query = lowRankQuery ? Matrix(p + "attn_q_b.weight", mla.QueryRank, qd) : Matrix(p + "attn_q.weight", e, qd),
+            Key = kvDown,
+            Value = default,
+            AttentionOutput = Matrix(p + "attn_output.weight", heads * vd, e),
+            Latent = latent,
+            FeedForwardNorm = Vector(file, p + "ffn_norm.weight", e),
+            Gate = experts == null ? Matrix(p + "ffn_gate.weight", e, f) : default,
+            Up = experts == null ? Matrix(p + "ffn_up.weight", e, f) : default,
+            Down = experts == null ? Matrix(p + "ffn_down.weight", f, e) : default,
+            Experts = experts,
+        };
+    }
+
+    private static void DequantizeAll(WeightMatrix[] matrices, float[] to)
+    {
+        int at = 0;
+        foreach (var m in matrices)
+            for (int row = 0; row < m.Rows; row++, at += m.Cols) Dequantize.Row(m.Type, m.Row(row), to.AsSpan(at, m.Cols));
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace KvSharp.Models;
 /// by the router's probabilities. Each expert is a SwiGLU of its own; its three matrices are views of its slice of the
 /// file's 3-D tensors (ffn_gate_exps, ffn_up_exps, ffn_down_exps), multiplied like any other matrix.
 /// </summary>
-public sealed class MixtureOfExperts
+public sealed unsafe class MixtureOfExperts
 {
     /// <summary>[embedding → experts]: the router's logits (ffn_gate_inp).</summary>
     public required WeightMatrix Router { get; init; }
@@ -26,11 +26,17 @@ public sealed class MixtureOfExperts
 
     /// <summary>The router, every expert's gate, up and down, then the shared expert's router row, gate, up and down.</summary>
     public IEnumerable<WeightMatrix> Matrices() =>
-        [Router, .. Gate, .. Up, .. Down, .. Shared is { } s ? new[] { s.Router, s.Gate, s.Up, s.Down } : []];
+        [Router, .. Gate, .. Up, .. Down, .. Shared is { } s ? new[] { s.Router, s.Gate, s.Up, s.Down }.Where(m => m.Data != null) : []];
+
+    /// <summary>Added to the router's probabilities to choose experts, not to weight them (DeepSeek V3's exp_probs_b); null for none.</summary>
+    public float[]? SelectionBias { get; init; }
 
     /// <summary>Bytes of the routed experts' matrices (without the routers and the shared expert, which every token reads).</summary>
     public long ExpertBytes => Gate.Concat(Up).Concat(Down).Sum(m => m.TotalBytes);
 }
 
-/// <summary>Qwen2-MoE's shared expert: a SwiGLU every token runs through, gated by a sigmoid of one router row.</summary>
+/// <summary>
+/// A shared expert: a SwiGLU every token runs through, gated by a sigmoid of one router row (Qwen2-MoE), or added in
+/// full where <see cref="Router"/> is unset (DeepSeek's, which are several experts' width as one).
+/// </summary>
 public sealed record SharedExpert(WeightMatrix Router, WeightMatrix Gate, WeightMatrix Up, WeightMatrix Down);

@@ -12,7 +12,7 @@ public enum RopeStyle
 }
 
 /// <summary>The hyperparameters of a decoder-only transformer, read from GGUF metadata or a llama2.c header.</summary>
-public sealed record ModelConfig
+public sealed partial record ModelConfig
 {
     public required string Architecture { get; init; }
     public required int EmbeddingDim { get; init; }
@@ -99,6 +99,8 @@ public sealed record ModelConfig
     public bool LongRope { get; init; }
     /// <summary>The context the model was pretrained with before its rope was stretched (<c>{arch}.rope.scaling.original_context_length</c>).</summary>
     public int? RopeOriginalContextLength { get; init; }
+    /// <summary>YaRN rope scaling (with <see cref="RopeFrequencyScale"/> 1 / its factor); null for none.</summary>
+    public YarnScaling? Yarn { get; init; }
     /// <summary>Experts of each layer's mixture-of-experts feed-forward (<c>{arch}.expert_count</c>); 0 for a dense model.</summary>
     public int ExpertCount { get; init; }
     /// <summary>Experts each token runs through (<c>{arch}.expert_used_count</c>).</summary>
@@ -167,7 +169,7 @@ public sealed record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2vl", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm", "deepseek2"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -225,6 +227,7 @@ public sealed record ModelConfig
         int ropeDim = learnedPositions ? 0 : Count("rope.dimension_count") ?? headDim;
 
         float freqScale = 1f;
+        YarnScaling? yarn = null;
         string? scalingType = file.GetStringOrNull($"{arch}.rope.scaling.type");
         if (scalingType is "linear")
         {
@@ -232,11 +235,26 @@ public sealed record ModelConfig
                 throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
             freqScale = 1f / factor;
         }
+        else if (scalingType is "yarn")
+        {
+            if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || !(factor > 0) || !float.IsFinite(factor))
+                throw new ModelFormatException($"{file.Path}: rope scaling is yarn but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
+            freqScale = 1f / factor;
+            // A later llama.cpp writes a magnitude of its own for some models; its meaning is not settled here, so a file
+            // that gives one is refused rather than run with a magnitude that may be wrong.
+            if (file.TryGetFloat($"{arch}.rope.scaling.yarn_attn_factor", out float yarnAttn) && yarnAttn != 1f)
+                throw new ModelFormatException($"{file.Path}: metadata '{arch}.rope.scaling.yarn_attn_factor' = {yarnAttn} is not supported (only 1)");
+            float extrapolation = file.TryGetFloat($"{arch}.rope.scaling.yarn_ext_factor", out float ext) ? ext : 1f;
+            if (!float.IsFinite(extrapolation) || extrapolation < 0)
+                throw new ModelFormatException($"{file.Path}: metadata '{arch}.rope.scaling.yarn_ext_factor' = {extrapolation} is not a finite number >= 0");
+            yarn = new YarnScaling(extrapolation, Positive("rope.scaling.yarn_beta_fast", 32f), Positive("rope.scaling.yarn_beta_slow", 1f),
+                Count("rope.scaling.original_context_length") ?? ctx);
+        }
         else if (scalingType is "longrope" && arch == "phi3") { }
         else if (scalingType is not (null or "none"))
         {
             throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported " +
-                $"for {arch} (supported: none, linear, llama3 via rope_freqs{(arch == "phi3" ? ", longrope" : "")})");
+                $"for {arch} (supported: none, linear, yarn, llama3 via rope_freqs{(arch == "phi3" ? ", longrope" : "")})");
         }
         // Phi-3 128k files carry their LongRoPE factor tables without a scaling type (convert_hf_to_gguf writes none).
         bool longRope = scalingType is "longrope" || file.HasTensor("rope_factors_long.weight") || file.HasTensor("rope_factors_short.weight");
@@ -254,7 +272,7 @@ public sealed record ModelConfig
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
         // These architectures always have experts; llama has them where the file says so (Mixtral).
-        int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" ? Required("expert_count") : Count("expert_count") ?? 0;
+        int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" or "deepseek2" ? Required("expert_count") : Count("expert_count") ?? 0;
         int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         // MiniCPM is llama's blocks with Granite's three multipliers (llama.cpp reads the same keys, and requires them for it).
         bool granite = arch is "granite" or "granitemoe" or "minicpm";
@@ -314,6 +332,7 @@ public sealed record ModelConfig
             RopeFrequencyScale = freqScale,
             RopeAttentionFactor = attnFactor,
             LongRope = longRope,
+            Yarn = yarn,
             RopeOriginalContextLength = Count("rope.scaling.original_context_length"),
             HasQkvBias = arch is "qwen2" or "qwen2vl" or "qwen2moe",
             HasQkNorm = arch is "qwen3" or "qwen3moe" or "gemma3" or "olmo2" or "olmoe",
@@ -329,6 +348,7 @@ public sealed record ModelConfig
             // llama.cpp: Mixtral (llama), Granite-MoE and Qwen3-MoE normalise the chosen weights.
             NormalizeExpertWeights = experts > 0 && arch is "llama" or "granitemoe" or "qwen3moe",
         };
+        if (arch == "deepseek2") config = DeepSeek2(file, config, Count, Required, Positive);
         config.Validate(file.Path);
         return config;
     }

@@ -43,9 +43,16 @@ public sealed class LayerWeights
     /// <summary>The mixture-of-experts feed-forward that replaces Gate/Up/Down in an MoE model; null in a dense one.</summary>
     public MixtureOfExperts? Experts { get; init; }
 
-    /// <summary>The matrices the layer multiplies by: q, k, v, output, then gate, up, down or the router and every expert.</summary>
+    /// <summary>
+    /// Multi-head latent attention's own weights (deepseek2); null elsewhere. <see cref="Key"/> is then the latent's
+    /// projection (attn_kv_a_mqa) and <see cref="Value"/> unset: the values are the cached latents.
+    /// </summary>
+    public LatentAttentionWeights? Latent { get; init; }
+
+    /// <summary>The matrices the layer multiplies by: q, k, v, output (or latent attention's), then gate, up, down or the router and every expert.</summary>
     public IEnumerable<WeightMatrix> Matrices() =>
-        new[] { Query, Key, Value, AttentionOutput }.Concat(Experts?.Matrices() ?? (IsGated ? [Gate, Up, Down] : [Up, Down]));
+        (Latent is { } latent ? [Query, AttentionOutput, .. latent.Matrices()] : new[] { Query, Key, Value, AttentionOutput })
+            .Concat(Experts?.Matrices() ?? (IsGated ? [Gate, Up, Down] : [Up, Down]));
 }
 
 /// <summary>

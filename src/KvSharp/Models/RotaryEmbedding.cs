@@ -6,8 +6,10 @@ namespace KvSharp.Models;
 
 /// <summary>
 /// Rotary position embedding. The angles are computed as ggml does (theta = pos, multiplied by
-/// base^(-2/n_dims) once per pair in float, divided by the optional per-frequency factors), so positions rotate
-/// to the same float values llama.cpp uses.
+/// base^(-2/n_dims) once per pair in float, divided by the optional per-frequency factors, then interpolated by the
+/// linear or YaRN scaling), so positions rotate to the same float values llama.cpp uses. <see cref="Angles"/> are
+/// pure rotations; <see cref="Magnitude"/> is what the forward pass multiplies them by (ggml's mscale), kept apart so
+/// that a cache can undo and redo a rotation (KIVI keys) without touching the magnitude the key already carries.
 /// </summary>
 public sealed class RotaryEmbedding
 {
@@ -16,6 +18,8 @@ public sealed class RotaryEmbedding
     private readonly float _frequencyScale;
     private readonly float[]? _factors;
     private readonly RopeStyle _style;
+    /// <summary>YaRN: per pair, the share of its angle that stays the trained (extrapolated) one; null without YaRN.</summary>
+    private readonly float[]? _extrapolationMix;
 
     public RotaryEmbedding(ModelConfig config, float[]? frequencyFactors)
     {
@@ -24,7 +28,15 @@ public sealed class RotaryEmbedding
         _frequencyScale = config.RopeFrequencyScale;
         _factors = frequencyFactors;
         _style = config.RopeStyle;
+        _extrapolationMix = config.Yarn?.ExtrapolationMix(_dims, config.RopeTheta);
+        Magnitude = config.RopeAttentionFactor * (config.Yarn?.Magnitude(_frequencyScale) ?? 1f);
     }
+
+    /// <summary>
+    /// What every cos and sin is multiplied by where queries and keys are rotated: the file's attention factor times
+    /// YaRN's 1 + 0.1 ln(factor), in float as ggml computes its mscale. 1 for most models.
+    /// </summary>
+    public float Magnitude { get; }
 
     /// <summary>Rotated dimensions (cos and sin each hold Dims/2 values per position).</summary>
     public int Dims => _dims;
@@ -42,8 +54,18 @@ public sealed class RotaryEmbedding
         }
     }
 
-    /// <summary>Pair i's angle at theta = position x thetaScale^i (the recurrence's float value), as ggml computes it.</summary>
-    private float Angle(float theta, int i) => _frequencyScale * (theta / (_factors?[i] ?? 1f));
+    /// <summary>
+    /// Pair i's angle at theta = position x thetaScale^i (the recurrence's float value), as ggml's rope_yarn computes it:
+    /// the trained angle divided by the pair's factor, interpolated by the frequency scale, and under YaRN mixed back
+    /// towards the trained angle by the pair's place on the ramp.
+    /// </summary>
+    private float Angle(float theta, int i)
+    {
+        float extrapolated = theta / (_factors?[i] ?? 1f);
+        float interpolated = _frequencyScale * extrapolated;
+        if (_extrapolationMix is not { } mix) return interpolated;
+        return interpolated * (1 - mix[i]) + extrapolated * mix[i];
+    }
 
     /// <summary>Rotates every head (consecutive rows of headDim) of one token in place.</summary>
     /// <remarks>

@@ -47,6 +47,9 @@ public sealed class ReferenceModel
         _c = config;
         ContextLength = contextLength ?? config.TrainedContextLength;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ContextLength, nameof(contextLength));
+        // Its independent check is llama.cpp's logits (ArchitectureParityTests), which compute the keys expanded per head.
+        if (config.LatentAttention != null)
+            throw new NotSupportedException($"the reference model does not run latent attention ({config.Architecture})");
         if (config.HasPerLayerPositions && !Policy.KeepsEverything)
             throw new NotSupportedException($"cache policy '{Policy}' does not apply to {config.Architecture}, whose layers differ in how positions enter them");
         if (Policy.EvictsByScore) Scored = new ScoredReference(config, Policy, ContextLength);
@@ -327,7 +330,8 @@ public sealed class ReferenceModel
     /// <summary>
     /// Rotary position embedding: in every head, rotates pairs of dimensions by position x frequency. Pair i turns at
     /// base^(-2i/dims) radians per position (fast for the first pairs, slow for the last), divided by the model's
-    /// per-pair factor (llama3-style rope_freqs) and scaled by the linear rope scaling. Only the first
+    /// per-pair factor (llama3-style rope_freqs) and scaled by the linear rope scaling (or YaRN's ramp between the
+    /// scaled and the trained angle). Only the first
     /// RopeDimensions of a head rotate. llama pairs neighbours (2i, 2i+1); NeoX-style models (qwen2, qwen3, phi3)
     /// pair the halves (i, i + dims/2). LongRoPE models also scale both by their attention factor.
     /// </summary>
@@ -338,10 +342,16 @@ public sealed class ReferenceModel
         // Gemma 3's local layers turn with a base of their own, unscaled and without factors.
         bool local = layer >= 0 && _c.LocalRopeTheta != null && _c.LayerWindow(layer) > 0;
         double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta, frequencyScale = local ? 1 : _c.RopeFrequencyScale;
+        // YaRN keeps a share of each pair's trained angle (its ramp, which is exact in float) and grows every rotation
+        // by 1 + 0.1 ln(factor); the attention factor multiplies it too.
+        var yarn = local ? null : _c.Yarn;
+        var mix = yarn?.ExtrapolationMix(dims, _c.RopeTheta);
+        double magnitude = local ? 1 : _c.RopeAttentionFactor * (yarn is { ExtrapolationFactor: not 0 } ? 1 + 0.1 * Math.Log(1 / frequencyScale) : 1);
         for (int i = 0; i < half; i++)
         {
-            double angle = frequencyScale * position * Math.Pow(theta, -2.0 * i / dims) / (local ? 1 : _ropeFactors[i]);
-            double cos = Math.Cos(angle) * _c.RopeAttentionFactor, sin = Math.Sin(angle) * _c.RopeAttentionFactor;
+            double extrapolated = position * Math.Pow(theta, -2.0 * i / dims) / (local ? 1 : _ropeFactors[i]);
+            double share = mix?[i] ?? 0, angle = frequencyScale * extrapolated * (1 - share) + extrapolated * share;
+            double cos = Math.Cos(angle) * magnitude, sin = Math.Sin(angle) * magnitude;
             for (int h = 0; h < heads.Length / hd; h++)
             {
                 int a = h * hd + (neox ? i : 2 * i), b = a + (neox ? half : 1);

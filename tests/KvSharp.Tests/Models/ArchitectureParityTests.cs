@@ -70,6 +70,11 @@ public class ArchitectureParityTests
         { StarCoderQ8.Name, StarCoderQ8.Name },
         { MiniCpmQ8.Name, MiniCpmQ8.Name },
         { Qwen2VlF32.Name, Qwen2VlF32.Name },
+        { LlamaYarnF32.Name, LlamaYarnF32.Name },
+        { Qwen2YarnQ8.Name, Qwen2YarnQ8.Name },
+        { DeepSeek2F32.Name, DeepSeek2F32.Name },
+        { DeepSeek2V3F32.Name, DeepSeek2V3F32.Name },
+        { DeepSeek2SplitF32.Name, DeepSeek2F32.Name },
     };
 
     private static Variant ByName(string name) => All.Single(v => v.Name == name);
@@ -81,7 +86,8 @@ public class ArchitectureParityTests
         var v = ByName(variant);
         string path = ArchitectureVariants.Path(v);
         var golden = Golden.Read(goldenName);
-        Assert.Equal(golden.Sha256, Sha256(path));
+        // A file laid out anew (deepseek2-split) is held to the logits of the file it was laid out from.
+        if (goldenName.StartsWith(variant, StringComparison.Ordinal)) Assert.Equal(golden.Sha256, Sha256(path));
         string type = v.Name.Split('.')[^1];
         var (maxTol, meanTol) = GeluF32(v) ? ReferenceOracle.Tolerance(ReferenceOracle.GeluF32)
             : LlamaCppParityTests.Tolerance(type);
@@ -158,6 +164,8 @@ public class ArchitectureParityTests
     [InlineData("starcoder.Q8_0")]
     [InlineData("minicpm.Q8_0")]
     [InlineData("qwen2vl.F32")]
+    [InlineData("llama-yarn.F32")]
+    [InlineData("qwen2-yarn.Q8_0")]
     public void TheReferenceRunsEveryVariantAsTheFastPathDoes(string variant)
     {
         var v = ByName(variant);

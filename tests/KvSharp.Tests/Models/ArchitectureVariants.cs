@@ -49,12 +49,13 @@ namespace KvSharp.Tests.Models;
 ///     output tied to the embedding and logits times logit_scale 0.0625;
 ///   - cohere2 (Command R7B): command-r's block over the fixture's layers twice (4 layers), the first three of each four
 ///     rotating and attending through a 24-position window, the fourth attending to everything without rotation.
+/// - llama and qwen2 with YaRN rope scaling (factor 4 from a 128-token original context), unchanged otherwise.
 /// The metadata keys are renamed from the source architecture's prefix; the tokenizer is copied unchanged.
 /// </summary>
 public static class ArchitectureVariants
 {
     public sealed record Variant(string Name, string Source, string Architecture, int? SlidingWindow = null, bool LongRope = false, int Repeat = 1,
-        int Experts = 0, int ExpertsUsed = 0)
+        int Experts = 0, int ExpertsUsed = 0, bool Yarn = false)
     {
         public override string ToString() => Name;
     }
@@ -98,18 +99,26 @@ public static class ArchitectureVariants
     public static readonly Variant Falcon40BQ8 = new("falcon-40b.Q8_0", "llama-gqa.Q8_0.gguf", "falcon");
     public static readonly Variant CommandRF32 = new("command-r.F32", "llama-gqa.F32.gguf", "command-r");
     public static readonly Variant Cohere2F32 = new("cohere2-4l.F32", "llama-gqa.F32.gguf", "cohere2", SlidingWindow: 24, Repeat: 2);
+    public static readonly Variant LlamaYarnF32 = new("llama-yarn.F32", "llama-gqa.F32.gguf", "llama", Yarn: true);
+    public static readonly Variant Qwen2YarnQ8 = new("qwen2-yarn.Q8_0", "qwen2-bias.Q8_0.gguf", "qwen2", Yarn: true);
+    public static readonly Variant DeepSeek2F32 = new("deepseek2.F32", "llama-gqa.F32.gguf", "deepseek2");
+    public static readonly Variant DeepSeek2V3F32 = new("deepseek2-v3.F32", "llama-gqa.F32.gguf", "deepseek2");
+    public static readonly Variant DeepSeek2SplitF32 = new("deepseek2-split.F32", "llama-gqa.F32.gguf", "deepseek2");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
-         Cohere2F32, StarCoderQ8, MiniCpmQ8, Qwen2VlF32];
+         Cohere2F32, StarCoderQ8, MiniCpmQ8, Qwen2VlF32, LlamaYarnF32, Qwen2YarnQ8,
+         DeepSeek2F32, DeepSeek2V3F32, DeepSeek2SplitF32];
 
     private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r" or "cohere2";
 
     /// <summary>The original context LongRoPE variants claim: a session of 64 tokens fits it, one of 512 needs the long factors.</summary>
     public const int LongRopeOriginalContext = 128;
     public const float LongRopeAttentionFactor = 1.1902380714238083f;
+    /// <summary>The original context the YaRN variants were stretched from (4x, to the fixtures' 512).</summary>
+    public const int YarnOriginalContext = 128;
 
     /// <summary>Writes the variant to a file in the temporary folder (once per process) and returns its path.</summary>
     public static string Path(Variant v)
@@ -117,7 +126,11 @@ public static class ArchitectureVariants
         string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kvsharp-arch-{v.Name}-{Environment.ProcessId}.gguf");
         lock (v)
         {
-            if (!File.Exists(path)) Write(v, path);
+            if (!File.Exists(path))
+            {
+                if (v.Architecture == "deepseek2") DeepSeek2Variants.Write(v, path);
+                else Write(v, path);
+            }
         }
         return path;
     }
@@ -171,6 +184,14 @@ public static class ArchitectureVariants
             w.Add(v.Architecture + ".residual_scale", minicpm ? 1.4f / MathF.Sqrt(2) : 0.22f);
             if (!minicpm) w.Add(v.Architecture + ".attention.scale", 0.25f);
             w.Add(v.Architecture + ".logit_scale", minicpm ? 1f : 8f);
+        }
+        if (v.Yarn)
+        {
+            // Stretched 4x from a 128-token original context: with 32- and 64-wide heads the ramp spans pairs 0-6 or 0-7,
+            // so some pairs keep their trained angle, some are interpolated and some are mixed.
+            w.Add(v.Architecture + ".rope.scaling.type", "yarn");
+            w.Add(v.Architecture + ".rope.scaling.factor", 4f);
+            w.Add(v.Architecture + ".rope.scaling.original_context_length", (uint)YarnOriginalContext);
         }
         if (v.Architecture == "gemma3")
         {

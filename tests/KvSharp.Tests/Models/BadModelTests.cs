@@ -89,6 +89,26 @@ public class BadModelTests
         Assert.Contains("'cohere2.attention.sliding_window' is missing", LoadFails(path).Message);
     }
 
+    [Theory]
+    [InlineData("factor", "'llama.rope.scaling.factor' is missing")]
+    [InlineData("attn_factor", "'llama.rope.scaling.yarn_attn_factor' = 0.5 is not supported")]
+    [InlineData("ext_factor", "'llama.rope.scaling.yarn_ext_factor' = -1 is not a finite number >= 0")]
+    public void AYarnFileWhoseScalingCannotBeReadIsRefusedByName(string damage, string message)
+    {
+        // Without its factor a YaRN file's angles are unknown; a magnitude of a later llama.cpp's own is not guessed at.
+        using var g = GgufFile.Open(ArchitectureVariants.Path(ArchitectureVariants.LlamaYarnF32));
+        var w = new GgufWriter();
+        foreach (var key in g.MetadataKeys)
+            if (key is not "general.alignment" && !(damage == "factor" && key == "llama.rope.scaling.factor")) w.Add(key, g.Metadata[key]);
+        if (damage == "attn_factor") w.Add("llama.rope.scaling.yarn_attn_factor", 0.5f);
+        if (damage == "ext_factor") w.Add("llama.rope.scaling.yarn_ext_factor", -1f);
+        string path = Path.Combine(Path.GetTempPath(), $"kvsharp-bad-{Guid.NewGuid():N}.gguf");
+        w.Write(path);
+        var e = LoadFails(path);
+        Assert.IsType<ModelFormatException>(e);
+        Assert.Contains(message, e.Message);
+    }
+
     [Fact]
     public void NonFiniteNormWeightsAreRejected()
     {

@@ -45,11 +45,12 @@ public class RopeScalingTests
     [Fact]
     public void UnsupportedScalingIsNamed()
     {
-        string path = GgufRewrite.Rewrite("llama-gqa.F32.gguf", add: w => w.Add("llama.rope.scaling.type", "yarn"));
+        string path = GgufRewrite.Rewrite("llama-gqa.F32.gguf", add: w => w.Add("llama.rope.scaling.type", "dynamic"));
         try
         {
             var e = Assert.ThrowsAny<Exception>(() => LlmModel.Load(path).Dispose());
-            Assert.Contains("rope scaling type 'yarn' is not supported", e.Message);
+            Assert.Contains("rope scaling type 'dynamic' is not supported", e.Message);
+            Assert.Contains("supported: none, linear, yarn", e.Message);
         }
         finally { File.Delete(path); }
     }

@@ -114,14 +114,23 @@ public class FastPathMatchesReferenceTests
         // Batch invariance: the prefill and the token-by-token decodes compute the same bits.
         Assert.Equal(batch, sequential);
 
-        // Paged: blocks of 16, a first prefill of 37 tokens that ends inside a block, the rest one token at a time.
-        using var pool = new KvBlockPool(model.Config, 16, 10);
-        var paged = new PagedKvSequence(pool, 160);
+        ReferenceOracle.AssertClose(expected, PagedPrefillThenDecode(model, prompt, 10, 160), vocab, type, $"{what} prefill then decode, paged cache");
+    }
+
+    /// <summary>
+    /// Every position's logits through a paged cache of 16-token blocks: a first prefill of 37 tokens that ends inside a
+    /// block, the rest one token at a time.
+    /// </summary>
+    internal static float[] PagedPrefillThenDecode(LlmModel model, int[] prompt, int blocks, int capacity)
+    {
+        int vocab = model.Config.VocabSize;
+        using var pool = new KvBlockPool(model.Config, 16, blocks);
+        var paged = new PagedKvSequence(pool, capacity);
         var forward = model.CreateForwardPass();
-        var pagedLogits = new float[prompt.Length * vocab];
-        forward.Forward(prompt.AsSpan(0, 37), paged, pagedLogits, allLogits: true);
+        var logits = new float[prompt.Length * vocab];
+        forward.Forward(prompt.AsSpan(0, 37), paged, logits, allLogits: true);
         for (int t = 37; t < prompt.Length; t++)
-            forward.Forward(prompt.AsSpan(t, 1), paged, pagedLogits.AsSpan(t * vocab, vocab), allLogits: false);
-        ReferenceOracle.AssertClose(expected, pagedLogits, vocab, type, $"{what} prefill then decode, paged cache");
+            forward.Forward(prompt.AsSpan(t, 1), paged, logits.AsSpan(t * vocab, vocab), allLogits: false);
+        return logits;
     }
 }
