@@ -162,7 +162,16 @@ public static unsafe class GgufModelLoader
     {
         int e = c.EmbeddingDim, heads = c.HeadCount, r = mla.KvRank, nope = mla.NopeDim, vd = mla.ValueDim, qd = heads * mla.QueryHeadDim;
         WeightMatrix Matrix(string name, int cols, int rows) => interleave(MatrixView(file, name, cols, rows));
-        float[] keyAbsorb = new float[heads * r * nope], valueUp = new float[heads * vd * r];
+        bool lowRankQuery = mla.QueryRank > 0;
+        var kvDown = Matrix(p + "attn_kv_a_mqa.weight", e, r + mla.RopeDim);
+        var latent = new LatentAttentionWeights(mla, heads)
+        {
+            QueryDown = lowRankQuery ? Matrix(p + "attn_q_a.weight", e, mla.QueryRank) : default,
+            QueryDownNorm = lowRankQuery ? Vector(file, p + "attn_q_a_norm.weight", mla.QueryRank) : null,
+            KvDown = kvDown,
+            KvNorm = Vector(file, p + "attn_kv_a_norm.weight", r),
+        };
+        Span<float> keyAbsorb = latent.KeyAbsorbValues, valueUp = latent.ValueUpValues;
         if (file.Has(p + "attn_kv_b.weight"))
         {
             var kvb = MatrixView(file, p + "attn_kv_b.weight", r, heads * (nope + vd));
@@ -175,7 +184,7 @@ public static unsafe class GgufModelLoader
                     Dequantize.Row(kvb.Type, kvb.Row(first + j), row);
                     for (int x = 0; x < r; x++) keyAbsorb[(h * r + x) * nope + j] = row[x];
                 }
-                for (int j = 0; j < vd; j++) Dequantize.Row(kvb.Type, kvb.Row(first + nope + j), valueUp.AsSpan((h * vd + j) * r, r));
+                for (int j = 0; j < vd; j++) Dequantize.Row(kvb.Type, kvb.Row(first + nope + j), valueUp.Slice((h * vd + j) * r, r));
             }
         }
         else
@@ -185,18 +194,9 @@ public static unsafe class GgufModelLoader
             DequantizeAll(ExpertViews(file, p + "attn_k_b.weight", nope, r, heads), keyAbsorb);
             DequantizeAll(ExpertViews(file, p + "attn_v_b.weight", r, vd, heads), valueUp);
         }
-        foreach (float x in keyAbsorb.Concat(valueUp))
-            if (!float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: the key or value expansion of '{p}' contains a non-finite value {x}");
+        if (NonFinite.Any(keyAbsorb) || NonFinite.Any(valueUp))
+            throw new ModelFormatException($"{file.Path}: the key or value expansion of '{p}' contains a non-finite value");
 
-        bool lowRankQuery = mla.QueryRank > 0;
-        var kvDown = Matrix(p + "attn_kv_a_mqa.weight", e, r + mla.RopeDim);
-        var latent = new LatentAttentionWeights(mla, heads, keyAbsorb, valueUp)
-        {
-            QueryDown = lowRankQuery ? Matrix(p + "attn_q_a.weight", e, mla.QueryRank) : default,
-            QueryDownNorm = lowRankQuery ? Vector(file, p + "attn_q_a_norm.weight", mla.QueryRank) : null,
-            KvDown = kvDown,
-            KvNorm = Vector(file, p + "attn_kv_a_norm.weight", r),
-        };
         int f = c.FeedForwardDim;
         return new LayerWeights
         {
@@ -214,11 +214,11 @@ public static unsafe class GgufModelLoader
         };
     }
 
-    private static void DequantizeAll(WeightMatrix[] matrices, float[] to)
+    private static void DequantizeAll(WeightMatrix[] matrices, Span<float> to)
     {
         int at = 0;
         foreach (var m in matrices)
-            for (int row = 0; row < m.Rows; row++, at += m.Cols) Dequantize.Row(m.Type, m.Row(row), to.AsSpan(at, m.Cols));
+            for (int row = 0; row < m.Rows; row++, at += m.Cols) Dequantize.Row(m.Type, m.Row(row), to.Slice(at, m.Cols));
     }
 
     /// <summary>

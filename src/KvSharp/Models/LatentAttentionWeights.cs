@@ -26,17 +26,15 @@ public sealed unsafe class LatentAttentionWeights
     /// <summary>Per head [latent → value]: expands the attention over latents into the head's output (W_UV).</summary>
     public WeightMatrix[] ValueUp { get; }
 
-    /// <param name="keyAbsorb">Per head, latent rows of nope values (heads one after another).</param>
-    /// <param name="valueUp">Per head, value rows of latent values.</param>
-    public LatentAttentionWeights(LatentAttentionShape shape, int heads, float[] keyAbsorb, float[] valueUp)
+    /// <summary>
+    /// Allocates the per-head matrices, zeroed, for the loader to fill in place through <see cref="KeyAbsorbValues"/>
+    /// and <see cref="ValueUpValues"/> (a model's are hundreds of MB: built where they stay, not copied there).
+    /// </summary>
+    public LatentAttentionWeights(LatentAttentionShape shape, int heads)
     {
         int r = shape.KvRank, nope = shape.NopeDim, vd = shape.ValueDim;
-        if (keyAbsorb.Length != heads * r * nope || valueUp.Length != heads * vd * r)
-            throw new ArgumentException($"latent matrices of {keyAbsorb.Length} and {valueUp.Length} floats do not fit {heads} heads of {shape}");
-        _keyAbsorb = GC.AllocateUninitializedArray<float>(keyAbsorb.Length, pinned: true);
-        _valueUp = GC.AllocateUninitializedArray<float>(valueUp.Length, pinned: true);
-        keyAbsorb.CopyTo(_keyAbsorb, 0);
-        valueUp.CopyTo(_valueUp, 0);
+        _keyAbsorb = GC.AllocateArray<float>(heads * r * nope, pinned: true);
+        _valueUp = GC.AllocateArray<float>(heads * vd * r, pinned: true);
         fixed (float* k = _keyAbsorb, v = _valueUp)
         {
             // Pinned for the array's life: the pointers stay valid after the fixed block.
@@ -45,6 +43,11 @@ public sealed unsafe class LatentAttentionWeights
             ValueUp = Enumerable.Range(0, heads).Select(h => new WeightMatrix(GgmlType.F32, vd, r, (byte*)(vp + (long)h * vd * r))).ToArray();
         }
     }
+
+    /// <summary>Every head's <see cref="KeyAbsorb"/>, one after another: per head, latent rows of nope values.</summary>
+    internal Span<float> KeyAbsorbValues => _keyAbsorb;
+    /// <summary>Every head's <see cref="ValueUp"/>, one after another: per head, value rows of latent values.</summary>
+    internal Span<float> ValueUpValues => _valueUp;
 
     /// <summary>The matrices a step reads (the file's and the per-head F32 ones).</summary>
     public IEnumerable<WeightMatrix> Matrices() => [.. QueryDown.Data != null ? [QueryDown] : Array.Empty<WeightMatrix>(), KvDown, .. KeyAbsorb, .. ValueUp];

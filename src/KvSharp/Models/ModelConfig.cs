@@ -229,17 +229,15 @@ public sealed partial record ModelConfig
         float freqScale = 1f;
         YarnScaling? yarn = null;
         string? scalingType = file.GetStringOrNull($"{arch}.rope.scaling.type");
-        if (scalingType is "linear")
+        // Linear and YaRN scaling both stretch the rope by their factor; YaRN then ramps some pairs back.
+        if (scalingType is "linear" or "yarn")
         {
             if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || !(factor > 0) || !float.IsFinite(factor))
-                throw new ModelFormatException($"{file.Path}: rope scaling is linear but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
+                throw new ModelFormatException($"{file.Path}: rope scaling is {scalingType} but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
             freqScale = 1f / factor;
         }
-        else if (scalingType is "yarn")
+        if (scalingType is "yarn")
         {
-            if (!file.TryGetFloat($"{arch}.rope.scaling.factor", out float factor) || !(factor > 0) || !float.IsFinite(factor))
-                throw new ModelFormatException($"{file.Path}: rope scaling is yarn but '{arch}.rope.scaling.factor' is missing or not a positive finite number");
-            freqScale = 1f / factor;
             // A later llama.cpp writes a magnitude of its own for some models; its meaning is not settled here, so a file
             // that gives one is refused rather than run with a magnitude that may be wrong.
             if (file.TryGetFloat($"{arch}.rope.scaling.yarn_attn_factor", out float yarnAttn) && yarnAttn != 1f)
@@ -250,8 +248,7 @@ public sealed partial record ModelConfig
             yarn = new YarnScaling(extrapolation, Positive("rope.scaling.yarn_beta_fast", 32f), Positive("rope.scaling.yarn_beta_slow", 1f),
                 Count("rope.scaling.original_context_length") ?? ctx);
         }
-        else if (scalingType is "longrope" && arch == "phi3") { }
-        else if (scalingType is not (null or "none"))
+        else if (scalingType is not (null or "none" or "linear") && !(scalingType is "longrope" && arch == "phi3"))
         {
             throw new ModelFormatException($"{file.Path}: rope scaling type '{PrintableText.Of(scalingType)}' is not supported " +
                 $"for {arch} (supported: none, linear, yarn, llama3 via rope_freqs{(arch == "phi3" ? ", longrope" : "")})");

@@ -17,6 +17,8 @@ public sealed class ReferenceModel
 {
     private readonly ModelConfig _c;
     private readonly float[] _ropeFactors;
+    // YaRN: per pair, the share of its angle that stays the trained one (null without YaRN).
+    private readonly float[]? _yarnMix;
     private readonly FloatMatrix _embedding, _output;
     private readonly FloatMatrix? _positions;
     private readonly float[] _outputNorm;
@@ -54,6 +56,7 @@ public sealed class ReferenceModel
             throw new NotSupportedException($"cache policy '{Policy}' does not apply to {config.Architecture}, whose layers differ in how positions enter them");
         if (Policy.EvictsByScore) Scored = new ScoredReference(config, Policy, ContextLength);
         _ropeFactors = weights.RopeFrequencyFactors ?? Enumerable.Repeat(1f, config.RopeDimensions / 2).ToArray();
+        _yarnMix = config.Yarn?.ExtrapolationMix(config.RopeDimensions, config.RopeTheta);
         _embedding = FloatMatrix.From(weights.TokenEmbedding);
         _output = weights.TiedOutput ? _embedding : FloatMatrix.From(weights.Output);
         _outputNorm = weights.OutputNorm;
@@ -344,9 +347,8 @@ public sealed class ReferenceModel
         double theta = local ? _c.LocalRopeTheta!.Value : _c.RopeTheta, frequencyScale = local ? 1 : _c.RopeFrequencyScale;
         // YaRN keeps a share of each pair's trained angle (its ramp, which is exact in float) and grows every rotation
         // by 1 + 0.1 ln(factor); the attention factor multiplies it too.
-        var yarn = local ? null : _c.Yarn;
-        var mix = yarn?.ExtrapolationMix(dims, _c.RopeTheta);
-        double magnitude = local ? 1 : _c.RopeAttentionFactor * (yarn is { ExtrapolationFactor: not 0 } ? 1 + 0.1 * Math.Log(1 / frequencyScale) : 1);
+        var mix = local ? null : _yarnMix;
+        double magnitude = local ? 1 : _c.RopeAttentionFactor * (_c.Yarn is { ExtrapolationFactor: not 0 } ? 1 + 0.1 * Math.Log(1 / frequencyScale) : 1);
         for (int i = 0; i < half; i++)
         {
             double extrapolated = position * Math.Pow(theta, -2.0 * i / dims) / (local ? 1 : _ropeFactors[i]);
