@@ -239,7 +239,7 @@ public static unsafe class GgufModelLoader
         file.Names.Add(name);
         if (!GgmlTypes.IsSupportedWeight(t.Type))
             throw new ModelFormatException($"{file.Path}: tensor '{name}' has type {t.Type}, which KvSharp cannot compute with " +
-                "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, Q4_1, IQ4_NL, IQ4_XS)");
+                "(supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q3_K, Q2_K, Q4_1, IQ4_NL, IQ4_XS, MXFP4)");
         return t;
     }
 

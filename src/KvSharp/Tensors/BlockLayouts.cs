@@ -24,6 +24,7 @@ namespace KvSharp.Tensors;
 /// Q2_K  (84 B/256):   u8 scales[16] | u8 qs[64] | f16 d | f16 dmin     16 sub-blocks of 16, x = d*(sc&15)*q - dmin*(sc>>4)
 /// IQ4_NL (18 B / 32): f16 d | u8 qs[16]                                  x[j] = d*kv[qs[j]&15], x[j+16] = d*kv[qs[j]>>4] (kv = <see cref="Iq4NlValues"/>)
 /// IQ4_XS (136 B/256): f16 d | u16 scales_h | u8 scales_l[4] | u8 qs[128]  8 sub-blocks of 32 as IQ4_NL with d*(ls-32), ls 6 bits (4 in scales_l, 2 in scales_h)
+/// MXFP4 (17 B / 32):  u8 e | u8 qs[16]                                   x[j] = d*kv[qs[j]&15], x[j+16] = d*kv[qs[j]>>4], d = 2^(e-128) (kv = <see cref="Mxfp4Values"/>, d = <see cref="E8M0Half"/>)
 /// </code>
 /// </remarks>
 internal static class BlockLayouts
@@ -35,6 +36,7 @@ internal static class BlockLayouts
     public const int Q8_KBytes = 292, Q4_KBytes = 144, Q5_KBytes = 176, Q6_KBytes = 210;
     public const int Q4_1Bytes = 20;
     public const int IQ4_NLBytes = 18;
+    public const int MXFP4Bytes = 17;
     public const int IQ4_XSBytes = 136, IQ4_XS_ScalesH = 2, IQ4_XS_ScalesL = 4, IQ4_XS_Qs = 8;
 
     // Offsets inside K blocks.
@@ -47,6 +49,20 @@ internal static class BlockLayouts
 
     /// <summary>The 16 non-linear 4-bit levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl).</summary>
     public static ReadOnlySpan<sbyte> Iq4NlValues => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    /// <summary>
+    /// The 16 levels of MXFP4 (ggml's kvalues_mxfp4): the E2M1 values 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives,
+    /// doubled so that they are integers (the block scale is halved to match, <see cref="E8M0Half"/>).
+    /// </summary>
+    public static ReadOnlySpan<sbyte> Mxfp4Values => [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+    /// <summary>
+    /// ggml's GGML_E8M0_TO_FP32_HALF: half the E8M0 scale 2^(e-127), i.e. 2^(e-128), the factor of the doubled
+    /// <see cref="Mxfp4Values"/>. Built from bits; e = 0 and 1 give the subnormals 2^-128 and 2^-127, and e = 255 is
+    /// 2^127 (ggml gives E8M0's NaN code no meaning of its own).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float E8M0Half(byte e) => BitConverter.UInt32BitsToSingle(e < 2 ? 0x00200000u << e : (uint)(e - 1) << 23);
 
     /// <summary>The stored 6-bit scale (0..63; the value used is that minus 32) of sub-block <paramref name="ib"/> of an IQ4_XS block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -10,7 +10,7 @@ public static partial class Dequantize
         for (int b = 0; b < y.Length / QK; b++)
         {
             var blk = src.Slice(b * IQ4_NLBytes, IQ4_NLBytes);
-            Iq4Levels(blk.Slice(2, 16), F16(blk, 0), y.Slice(b * QK, QK));
+            NibbleLevels(Iq4NlValues, blk.Slice(2, 16), F16(blk, 0), y.Slice(b * QK, QK));
         }
     }
 
@@ -22,18 +22,7 @@ public static partial class Dequantize
             var blk = src.Slice(b * IQ4_XSBytes, IQ4_XSBytes);
             float d = F16(blk, 0);
             for (int ib = 0; ib < QK_K / 32; ib++)
-                Iq4Levels(blk.Slice(IQ4_XS_Qs + 16 * ib, 16), d * (Iq4XsScale(blk, ib) - 32), y.Slice(b * QK_K + 32 * ib, 32));
-        }
-    }
-
-    /// <summary>16 bytes of IQ4 nibbles as 32 values d · level: low nibbles elements 0..15, high nibbles 16..31.</summary>
-    private static void Iq4Levels(ReadOnlySpan<byte> qs, float d, Span<float> o)
-    {
-        ReadOnlySpan<sbyte> kv = Iq4NlValues;
-        for (int j = 0; j < 16; j++)
-        {
-            o[j] = d * kv[qs[j] & 0xF];
-            o[j + 16] = d * kv[qs[j] >> 4];
+                NibbleLevels(Iq4NlValues, blk.Slice(IQ4_XS_Qs + 16 * ib, 16), d * (Iq4XsScale(blk, ib) - 32), y.Slice(b * QK_K + 32 * ib, 32));
         }
     }
 }

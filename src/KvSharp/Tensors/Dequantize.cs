@@ -39,6 +39,7 @@ public static partial class Dequantize
             case GgmlType.Q4_1: Q4_1(src, dst); break;
             case GgmlType.IQ4_NL: Iq4Nl(src, dst); break;
             case GgmlType.IQ4_XS: Iq4Xs(src, dst); break;
+            case GgmlType.MXFP4: Mxfp4(src, dst); break;
             default: throw new NotSupportedException($"Dequantize.Row: tensor type {type} is not supported");
         }
     }
@@ -74,6 +75,19 @@ public static partial class Dequantize
                 y[b * QK + j] = ((blk[2 + j] & 0x0F) - 8) * d;
                 y[b * QK + j + QK / 2] = ((blk[2 + j] >> 4) - 8) * d;
             }
+        }
+    }
+
+    /// <summary>
+    /// 16 bytes of 4-bit indices into a level table (IQ4_NL, IQ4_XS, MXFP4) as 32 values d · level: low nibbles are
+    /// elements 0..15, high nibbles 16..31.
+    /// </summary>
+    private static void NibbleLevels(ReadOnlySpan<sbyte> levels, ReadOnlySpan<byte> qs, float d, Span<float> o)
+    {
+        for (int j = 0; j < 16; j++)
+        {
+            o[j] = d * levels[qs[j] & 0xF];
+            o[j + 16] = d * levels[qs[j] >> 4];
         }
     }
 

@@ -34,6 +34,7 @@ public enum GgmlType : uint
     BF16 = 30,
     TQ1_0 = 34,
     TQ2_0 = 35,
+    MXFP4 = 39,
 }
 
 /// <summary>Block layout of each element type: how many elements one block holds and its size in bytes.</summary>
@@ -45,7 +46,7 @@ public static class GgmlTypes
         GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.I8 or GgmlType.I16
             or GgmlType.I32 or GgmlType.I64 or GgmlType.F64 => 1,
         GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q8_0
-            or GgmlType.Q8_1 or GgmlType.IQ4_NL => 32,
+            or GgmlType.Q8_1 or GgmlType.IQ4_NL or GgmlType.MXFP4 => 32,
         GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K
             or GgmlType.Q8_K or GgmlType.IQ2_XXS or GgmlType.IQ2_XS or GgmlType.IQ3_XXS
             or GgmlType.IQ1_S or GgmlType.IQ3_S or GgmlType.IQ2_S or GgmlType.IQ4_XS
@@ -87,6 +88,7 @@ public static class GgmlTypes
         GgmlType.IQ1_M => 32 + 16 + 8,
         GgmlType.TQ1_0 => 2 + 48 + 4,
         GgmlType.TQ2_0 => 2 + 64,
+        GgmlType.MXFP4 => 1 + 16,
         _ => throw new NotSupportedException($"unknown GGML tensor type {(uint)type}"),
     };
 
@@ -98,7 +100,7 @@ public static class GgmlTypes
         or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q5_1
         or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K
         or GgmlType.Q3_K or GgmlType.Q2_K
-        or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.IQ4_XS;
+        or GgmlType.Q4_1 or GgmlType.IQ4_NL or GgmlType.IQ4_XS or GgmlType.MXFP4;
 
     /// <summary>Bytes one row of <paramref name="elements"/> elements occupies; the row length must be a whole number of blocks.</summary>
     public static long RowBytes(GgmlType type, long elements)
@@ -119,7 +121,7 @@ public static class GgmlTypes
         GgmlType.F16 => GgmlType.F16,
         GgmlType.BF16 => GgmlType.BF16,
         GgmlType.Q4_0 or GgmlType.Q5_0 or GgmlType.Q8_0 => GgmlType.Q8_0,
-        GgmlType.IQ4_NL => GgmlType.Q8_0,
+        GgmlType.IQ4_NL or GgmlType.MXFP4 => GgmlType.Q8_0,
         GgmlType.Q4_1 or GgmlType.Q5_1 => GgmlType.Q8_1,
         GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K => GgmlType.Q8_K,
         GgmlType.Q3_K or GgmlType.Q2_K or GgmlType.IQ4_XS => GgmlType.Q8_K,

@@ -9,7 +9,7 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// float -> block conversion. Activation formats (Q8_0, Q8_1, Q8_K, F16, BF16, F32) reproduce what llama.cpp's CPU
 /// backend (b4748, AVX2) does to a matmul's input row, bit for bit; the weight formats (Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,
-/// Q6_K, IQ4_NL, IQ4_XS) are simple reference quantizers for writing synthetic models (see QuantizeWeights.cs).
+/// Q6_K, IQ4_NL, IQ4_XS, MXFP4) are simple reference quantizers for writing synthetic models (see QuantizeWeights.cs).
 /// </summary>
 public static partial class Quantize
 {
@@ -38,6 +38,7 @@ public static partial class Quantize
             case GgmlType.Q4_1: Q4_1Ref(src, dst); break;
             case GgmlType.IQ4_NL: Iq4NlRef(src, dst); break;
             case GgmlType.IQ4_XS: Iq4XsRef(src, dst); break;
+            case GgmlType.MXFP4: Mxfp4Ref(src, dst); break;
             default: throw new NotSupportedException($"Quantize.Row: tensor type {type} is not supported");
         }
     }

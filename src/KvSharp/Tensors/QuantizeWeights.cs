@@ -6,7 +6,8 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// Reference weight quantizers, used to write synthetic models for tests and benchmarks. Q4_0/Q5_0/Q5_1/Q4_1 follow ggml's
 /// quantize_row_*_ref exactly, IQ4_NL/IQ4_XS llama-quantize's search (QuantizeWeights.Iq4.cs), and Q3_K/Q2_K
-/// (QuantizeWeights.Q3K.cs, QuantizeWeights.Q2K.cs) are exact ports too: llama-quantize's bytes. Q4_K/Q5_K/Q6_K use the
+/// (QuantizeWeights.Q3K.cs, QuantizeWeights.Q2K.cs) are exact ports too: llama-quantize's bytes; MXFP4 ports ggml's
+/// quantize_row_mxfp4_ref (QuantizeWeights.Mxfp4.cs). Q4_K/Q5_K/Q6_K use the
 /// same block packing as ggml but pick scales and mins directly from each sub-block's range instead of ggml's iterative
 /// error search (make_qkx2_quants / make_qx_quants), so their bytes differ from llama-quantize's (the error is somewhat
 /// larger) but every block is valid.

@@ -76,6 +76,7 @@ public static unsafe class VecDot
                 GgmlType.Q4_1 => &Q4_1Avx2,
                 GgmlType.IQ4_NL => &Iq4NlAvx2,
                 GgmlType.IQ4_XS => &Iq4XsAvx2,
+                GgmlType.MXFP4 => &Mxfp4Avx2,
                 GgmlType.F32 => &F32Avx2,
                 GgmlType.F16 => &F16Avx2,
                 GgmlType.BF16 => &BF16Avx2,
@@ -96,6 +97,7 @@ public static unsafe class VecDot
             GgmlType.Q4_1 => &Q4_1Scalar,
             GgmlType.IQ4_NL => &Iq4NlScalar,
             GgmlType.IQ4_XS => &Iq4XsScalar,
+            GgmlType.MXFP4 => &Mxfp4Scalar,
             GgmlType.F32 => &F32Scalar,
             GgmlType.F16 => &F16Scalar,
             GgmlType.BF16 => &BF16Scalar,
@@ -131,6 +133,7 @@ public static unsafe class VecDot
     private static float Q4_1Avx2(byte* w, byte* a, int n) => VecDotAvx2.Q4_1(w, a, n / 32);
     private static float Iq4NlAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Nl(w, a, n / 32);
     private static float Iq4XsAvx2(byte* w, byte* a, int n) => VecDotAvx2.Iq4Xs(w, a, n / 256);
+    private static float Mxfp4Avx2(byte* w, byte* a, int n) => VecDotAvx2.Mxfp4(w, a, n / 32);
     private static float F32Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF32((float*)w, (float*)a, n);
     private static float F16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Avx2(byte* w, byte* a, int n) => VecDotAvx2.DotBF16((ushort*)w, (ushort*)a, n);
@@ -146,6 +149,7 @@ public static unsafe class VecDot
     private static float Q4_1Scalar(byte* w, byte* a, int n) => VecDotScalar.Q4_1(w, a, n / 32);
     private static float Iq4NlScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Nl(w, a, n / 32);
     private static float Iq4XsScalar(byte* w, byte* a, int n) => VecDotScalar.Iq4Xs(w, a, n / 256);
+    private static float Mxfp4Scalar(byte* w, byte* a, int n) => VecDotScalar.Mxfp4(w, a, n / 32);
     private static float F32Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF32((float*)w, (float*)a, n);
     private static float F16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotF16((ushort*)w, (ushort*)a, n);
     private static float BF16Scalar(byte* w, byte* a, int n) => VecDotScalar.DotBF16((ushort*)w, (ushort*)a, n);

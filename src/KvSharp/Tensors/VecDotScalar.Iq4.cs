@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using static KvSharp.Tensors.BlockLayouts;
 
 namespace KvSharp.Tensors;
@@ -17,16 +18,23 @@ internal static unsafe partial class VecDotScalar
     /// </remarks>
     public static float Iq4Nl(byte* x, byte* y, int nb)
     {
-        ReadOnlySpan<sbyte> kv = Iq4NlValues;
         float acc = 0;
         for (int ib = 0; ib < nb; ib++, x += IQ4_NLBytes, y += Q8_0Bytes)
-        {
-            int sum = 0;
-            for (int j = 0; j < 16; j++)
-                sum += kv[x[2 + j] & 0xF] * (sbyte)y[2 + j] + kv[x[2 + j] >> 4] * (sbyte)y[18 + j];
-            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), sum, acc);
-        }
+            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), NibbleLevelDot(Iq4NlValues, x + 2, (sbyte*)(y + 2)), acc);
         return acc;
+    }
+
+    /// <summary>
+    /// The exact integer dot of one block's 16 bytes of 4-bit level indices (low nibbles elements 0..15, high nibbles
+    /// 16..31) with 32 activation quants: IQ4_NL's and MXFP4's block sum.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int NibbleLevelDot(ReadOnlySpan<sbyte> levels, byte* qs, sbyte* q8)
+    {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += levels[qs[j] & 0xF] * q8[j] + levels[qs[j] >> 4] * q8[16 + j];
+        return sum;
     }
 
     /// <summary>

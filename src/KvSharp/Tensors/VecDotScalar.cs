@@ -8,7 +8,7 @@ namespace KvSharp.Tensors;
 /// elements 4l..4l+3 (what maddubs + madd produce), each lane is scaled with one fused multiply-add per block, and the
 /// lanes are reduced in hsum_float_8's order. Integer sums are exact, so the result equals the AVX2 one bit for bit.
 /// Q8_0, Q4_0, Q5_0, Q5_1, Q4_1, IQ4_NL, the K-quants and F32 are the exception: they use the interleaved kernels' order (a block, or a column pair, at
-/// a time into one accumulator per row), and the AVX2 single-row kernels follow them.
+/// a time into one accumulator per row), and the AVX2 single-row kernels follow them; MXFP4, not interleaved, takes IQ4_NL's order too.
 /// </summary>
 internal static unsafe partial class VecDotScalar
 {
