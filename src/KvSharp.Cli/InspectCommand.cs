@@ -65,7 +65,8 @@ internal static class InspectCommand
                     (c2.LayerNorm ? $", layer norm (with biases) eps {c2.RmsNormEps}" : $", rms eps {c2.RmsNormEps}") + $", trained context {c2.TrainedContextLength}" +
                     (c2.ParallelFeedForward ? ", attention and feed-forward in parallel" : "") +
                     (c2.SlidingWindow is int w ? $", sliding window {w}" : "") + (c2.HasQkNorm ? ", per-head q/k norm" : "") +
-                    (c2.NoRopeLayerStep > 0 ? $", no rope in every {c2.NoRopeLayerStep}th layer" : ""));
+                    (c2.NoRopeLayerStep > 0 ? $", no rope in every {c2.NoRopeLayerStep}th layer" : "") +
+                    (c2.HasLearnedSinks ? ", learned sink logit per head" : ""));
         if (c2.LatentAttention is { } mla)
             o.WriteLine($"  latent attention: each token cached as {mla.RopeDim} rotated + {mla.KvRank} latent values per layer (one KV row of {c2.HeadDim}); " +
                         $"heads expand it to {mla.NopeDim}+{mla.RopeDim} key and {mla.ValueDim} value dimensions" +
@@ -74,6 +75,9 @@ internal static class InspectCommand
             o.WriteLine($"  mixture of {c2.ExpertCount} experts, {c2.ExpertsUsed} per token, expert ffn {c2.ExpertFeedForwardDim}" +
                         (c2.NormalizeExpertWeights ? ", chosen weights normalised" : "") +
                         (c2.ExpertGating == ExpertGating.Sigmoid ? ", sigmoid gating" : "") +
+                        (c2.ExpertGating == ExpertGating.SoftmaxOfChosen ? ", softmax over the chosen experts' logits" : "") +
+                        (c2.HasExpertBiases ? ", router and expert biases" : "") +
+                        (c2.Activation == FeedForwardActivation.SwiGluClamped ? $", SwiGLU clamped at {FeedForwardActivations.SwiGluLimit}" : "") +
                         (c2.ExpertWeightsScale != 1f ? $", weights x{c2.ExpertWeightsScale}" : "") +
                         (c2.SharedExpertFeedForwardDim > 0 ? $", shared expert ffn {c2.SharedExpertFeedForwardDim}" : "") +
                         (c2.LeadingDenseLayers > 0 ? $", first {c2.LeadingDenseLayers} layer(s) dense" : ""));

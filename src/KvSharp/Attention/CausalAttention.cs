@@ -136,7 +136,26 @@ public static class CausalAttention
             }
         }
 
-        for (int q = 0; q < count; q++) Scale(block.Output.Slice(block.RowOffset(q), headDim), 1f / runningSum[q]);
+        if (!block.SinkLogits.IsEmpty && block.SinkLogits.Length != group)
+            throw new ArgumentException($"{block.SinkLogits.Length} sink logits for a group of {group} heads", nameof(block));
+        for (int q = 0; q < count; q++)
+            Normalize(block.Output.Slice(block.RowOffset(q), headDim), runningMax[q], runningSum[q], block.SinkLogits.IsEmpty ? null : block.SinkLogits[q % group]);
+    }
+
+    /// <summary>
+    /// Divides a query's accumulated output by its softmax's denominator: the running sum, and where its head has a
+    /// sink logit, exp(sink) as one more column. The larger of the sink and the running max is the softmax's max, as in
+    /// ggml's flash attention, so neither exponent can overflow.
+    /// </summary>
+    private static void Normalize(Span<float> output, float runningMax, float runningSum, float? sink)
+    {
+        if (sink is not float s) Scale(output, 1f / runningSum);
+        else if (s > runningMax)
+        {
+            float shift = MathF.Exp(runningMax - s);
+            Scale(output, shift / (runningSum * shift + 1f));
+        }
+        else Scale(output, 1f / (runningSum + MathF.Exp(s - runningMax)));
     }
 
     /// <summary>
@@ -176,7 +195,7 @@ public static class CausalAttention
     /// floats at h x <paramref name="scratchStride"/>. At most <see cref="MostHeadsTogether"/> heads.
     /// </remarks>
     public static void AttendHeads<TRows, TKey, TValue>(ReadOnlySpan<float> queries, Span<float> output, int heads, int groupSize, int headDim,
-        int position, scoped in TRows rows, nint headRows, float scale, Span<float> scratch, int scratchStride)
+        int position, scoped in TRows rows, nint headRows, float scale, Span<float> scratch, int scratchStride, ReadOnlySpan<float> sinkLogits = default)
         where TRows : IKvRows<TKey, TValue>, allows ref struct
         where TKey : struct, IKvElement<TKey>
         where TValue : struct, IKvElement<TValue>
@@ -186,6 +205,8 @@ public static class CausalAttention
             throw new ArgumentException($"{heads} heads of {groupSize} queries at head_dim {headDim} cannot be attended together as {TKey.Name}/{TValue.Name}");
         if (queries.Length < heads * width || output.Length < heads * width)
             throw new ArgumentException($"{heads} heads need {heads * width} query and output floats; got {queries.Length} and {output.Length}");
+        if (!sinkLogits.IsEmpty && sinkLogits.Length != heads * groupSize)
+            throw new ArgumentException($"{sinkLogits.Length} sink logits for {heads} heads of {groupSize} queries", nameof(sinkLogits));
         if (heads < 1 || scratchStride < per || scratch.Length < (heads - 1) * scratchStride + per)
             throw new ArgumentException($"{heads} heads need scratch of {per} floats every {scratchStride}, got {scratch.Length}", nameof(scratch));
 
@@ -241,8 +262,9 @@ public static class CausalAttention
 
         for (int h = 0; h < heads; h++)
         {
-            ScratchParts(scratch.Slice(h * scratchStride, per), groupSize, out _, out _, out Span<float> runningSum);
-            for (int g = 0; g < groupSize; g++) Scale(output.Slice(h * width + g * headDim, headDim), 1f / runningSum[g]);
+            ScratchParts(scratch.Slice(h * scratchStride, per), groupSize, out _, out Span<float> runningMax, out Span<float> runningSum);
+            for (int g = 0; g < groupSize; g++)
+                Normalize(output.Slice(h * width + g * headDim, headDim), runningMax[g], runningSum[g], sinkLogits.IsEmpty ? null : sinkLogits[h * groupSize + g]);
         }
     }
 
@@ -280,7 +302,7 @@ public static class CausalAttention
     /// <summary>Tokens [<paramref name="from"/>, <paramref name="to"/>) of a block, as a block of their own.</summary>
     private static QueryBlock Tokens(scoped in QueryBlock block, int from, int to) =>
         new(block.Queries[(from * block.Stride)..], block.Output[(from * block.Stride)..], to - from, block.Stride, block.FirstPosition + from,
-            block.GroupSize, block.HeadDim) { Window = block.Window, SoftCap = block.SoftCap };
+            block.GroupSize, block.HeadDim) { Window = block.Window, SoftCap = block.SoftCap, SinkLogits = block.SinkLogits };
 
     /// <summary>
     /// One tile folded into the block's queries: each side's rows as stored or as floats (read as a query at

@@ -27,6 +27,12 @@ public readonly ref struct QueryBlock
     /// Logit soft-capping (Gemma 2): each score s (already scaled) becomes cap x tanh(s / cap) before the softmax; 0 for none.
     /// </summary>
     public float SoftCap { get; init; }
+    /// <summary>
+    /// Learned sink logits (gpt-oss's attn_sinks; not StreamingLLM's sink positions, which a cache policy keeps): one
+    /// per head of the group (GroupSize), each joining its head's softmax as one more column with no value behind it;
+    /// empty for none.
+    /// </summary>
+    public ReadOnlySpan<float> SinkLogits { get; init; }
 
     public QueryBlock(ReadOnlySpan<float> queries, Span<float> output, int tokens, int stride, int firstPosition,
         int groupSize, int headDim)

@@ -4,9 +4,9 @@ namespace KvSharp.Models;
 
 /// <summary>
 /// The mixture-of-experts feed-forward of a batch of rows, as llama.cpp's llm_build_moe_ffn computes it: the router's
-/// logits, their softmax, the <see cref="ModelConfig.ExpertsUsed"/> most probable experts (ties to the lower index),
+/// logits (plus its bias, gpt-oss), their softmax (a sigmoid: DeepSeek V3; none until the choice: gpt-oss), the <see cref="ModelConfig.ExpertsUsed"/> most probable experts (ties to the lower index),
 /// their probabilities (divided by their sum where <see cref="ModelConfig.NormalizeExpertWeights"/>), each chosen
-/// expert's SwiGLU of the row, and the weighted outputs added in the order the experts were chosen.
+/// expert's SwiGLU of the row (with the expert's biases, gpt-oss), and the weighted outputs added in the order the experts were chosen.
 /// Rows are grouped by expert so each expert multiplies all the rows that chose it at once; the product kernels give a
 /// row the same bits however many rows share the call, so a token's output does not depend on its batch.
 /// Owns scratch for up to maxBatch rows; not thread-safe (one per <see cref="ForwardPass"/>).
@@ -60,8 +60,9 @@ internal sealed class ExpertFeedForward
         for (int t = 0; t < rows; t++)
         {
             var p = _probabilities.AsSpan(t * n, n);
+            if (moe.RouterBias != null) FloatOps.Add(p, moe.RouterBias);
             if (_c.ExpertGating == ExpertGating.Sigmoid) Sigmoid(p);
-            else Softmax(p);
+            else if (_c.ExpertGating == ExpertGating.Softmax) Softmax(p);
             Choose(p, moe.SelectionBias, _chosen.AsSpan(t * k, k), _weights.AsSpan(t * k, k));
             for (int slot = 0; slot < k; slot++)
             {
@@ -77,9 +78,22 @@ internal sealed class ExpertFeedForward
             if (m == 0) continue;
             for (int i = 0; i < m; i++) input.Slice(_rowsOf[x][i] / k * e, e).CopyTo(_gathered.AsSpan(i * e, e));
             _matMul.Multiply(moe.Gate[x], _gate.AsSpan(0, m * f), moe.Up[x], _up.AsSpan(0, m * f), _gathered.AsSpan(0, m * e), m);
-            for (int i = 0; i < m; i++) _c.Activation.Apply(_gate.AsSpan(i * f, f), _up.AsSpan(i * f, f));
+            var biases = moe.Biases;
+            for (int i = 0; i < m; i++)
+            {
+                if (biases != null)
+                {
+                    FloatOps.Add(_gate.AsSpan(i * f, f), biases.Gate[x]);
+                    FloatOps.Add(_up.AsSpan(i * f, f), biases.Up[x]);
+                }
+                _c.Activation.Apply(_gate.AsSpan(i * f, f), _up.AsSpan(i * f, f));
+            }
             _matMul.Multiply(moe.Down[x], _gate.AsSpan(0, m * f), m, _down.AsSpan(0, m * e));
-            for (int i = 0; i < m; i++) _down.AsSpan(i * e, e).CopyTo(_slots.AsSpan(_rowsOf[x][i] * e, e));
+            for (int i = 0; i < m; i++)
+            {
+                if (biases != null) FloatOps.Add(_down.AsSpan(i * e, e), biases.Down[x]);
+                _down.AsSpan(i * e, e).CopyTo(_slots.AsSpan(_rowsOf[x][i] * e, e));
+            }
         }
 
         // Weighted, then added in choice order (ggml_mul, then a chain of ggml_add).
@@ -160,6 +174,8 @@ internal sealed class ExpertFeedForward
             chosen[slot] = best;
             weights[slot] = p[best];
         }
+        // gpt-oss: p holds logits, and the chosen ones' softmax weights them.
+        if (_c.ExpertGating == ExpertGating.SoftmaxOfChosen) Softmax(weights);
         if (_c.NormalizeExpertWeights)
         {
             double sum = 0;

@@ -371,9 +371,12 @@ public sealed partial class ForwardPass
         // short run per head (`small` Q4_0, F32 KV, two threads: steps of 1-64 sequences at 32-96 positions in 0.91-0.96x the time).
         int heads = end - firstHead, groupAt = first * _c.QueryDim + firstHead * width;
         int window = _c.LayerWindow(layer);
+        // gpt-oss: each query head's sink logit, in the query heads' order (a KV head's group is consecutive).
+        ReadOnlySpan<float> sinkLogits = _w.Layers[layer].SinkLogits;
         // The heads-together path has neither windows nor soft caps: such a layer's heads go one at a time.
         if (tokens == 1 && window == 0 && _c.AttentionSoftCap == 0 && _rowStore[first].TryAttendHeads(layer, firstHead, heads, _q.AsSpan(groupAt, heads * width), _attn.AsSpan(groupAt, heads * width),
-                _rowPosition[first], _attentionScale, _attnScratch.AsSpan((firstHead * MaxBatch + first) * _scratchPerRow), MaxBatch * _scratchPerRow))
+                _rowPosition[first], _attentionScale, _attnScratch.AsSpan((firstHead * MaxBatch + first) * _scratchPerRow), MaxBatch * _scratchPerRow,
+                sinkLogits.IsEmpty ? default : sinkLogits.Slice(firstHead * group, heads * group)))
             return;
         for (int h = firstHead; h < end; h++)
         {
@@ -382,7 +385,7 @@ public sealed partial class ForwardPass
             int at = first * _c.QueryDim + h * width;
             // Token first + i sees positions [0, its position]: the causal mask.
             var block = new QueryBlock(_q.AsSpan(at, span), _attn.AsSpan(at, span), tokens, _c.QueryDim, _rowPosition[first], group, hd)
-                { Window = window, SoftCap = _c.AttentionSoftCap };
+                { Window = window, SoftCap = _c.AttentionSoftCap, SinkLogits = sinkLogits.IsEmpty ? default : sinkLogits.Slice(h * group, group) };
             _rowStore[first].Attend(layer, h, block, _attentionScale,
                 _attnScratch.AsSpan((h * MaxBatch + first) * _scratchPerRow, tokens * _scratchPerRow));
         }

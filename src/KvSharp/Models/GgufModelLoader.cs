@@ -59,6 +59,10 @@ public static unsafe class GgufModelLoader
                         Matrix(p + "ffn_gate_shexp.weight", e, fs), Matrix(p + "ffn_up_shexp.weight", e, fs), Matrix(p + "ffn_down_shexp.weight", fs, e))
                     : null,
                 SelectionBias = c.ExpertGating == ExpertGating.Sigmoid ? OptionalVector(file, p + "exp_probs_b.bias", n, required: false) : null,
+                RouterBias = c.HasExpertBiases ? Vector(file, p + "ffn_gate_inp.bias", n) : null,
+                Biases = c.HasExpertBiases
+                    ? new ExpertBiases(VectorRows(file, p + "ffn_gate_exps.bias", fe, n), VectorRows(file, p + "ffn_up_exps.bias", fe, n), VectorRows(file, p + "ffn_down_exps.bias", e, n))
+                    : null,
             };
         }
         // A bias is the model's, not a layer's: phi2, starcoder2 and gpt2 have them on q/k/v, the attention output and the
@@ -68,7 +72,8 @@ public static unsafe class GgufModelLoader
         bool readsQkvBias = c.Architecture != "falcon", readsOutputBias = c.Architecture is not ("stablelm" or "falcon");
         // Command-R's norms have no biases; Falcon-40B's attention reads attn_norm_2 and its feed-forward attn_norm.
         bool normBiases = c.LayerNorm && c.Architecture is not ("command-r" or "cohere2"), falcon40B = c.Architecture == "falcon" && c.ParallelFeedForwardNorm;
-        string attentionNorm = falcon40B ? "attn_norm_2" : "attn_norm", feedForwardNorm = falcon40B ? "attn_norm" : "ffn_norm";
+        // gpt-oss names the feed-forward's norm post_attention_norm (it comes after the attention, before the experts).
+        string attentionNorm = falcon40B ? "attn_norm_2" : "attn_norm", feedForwardNorm = falcon40B ? "attn_norm" : c.Architecture == "gpt-oss" ? "post_attention_norm" : "ffn_norm";
         bool Biased(string suffix) => blockBiases || file.Has("blk.0." + suffix);
         var layers = new LayerWeights[c.LayerCount];
         for (int i = 0; i < c.LayerCount; i++)
@@ -112,6 +117,7 @@ public static unsafe class GgufModelLoader
                 QueryBias = qkvBias?[..q] ?? OptionalVector(file, p + "attn_q.bias", q, c.HasQkvBias || Biased("attn_q.bias")),
                 KeyBias = qkvBias?[q..(q + kv)] ?? OptionalVector(file, p + "attn_k.bias", kv, c.HasQkvBias || Biased("attn_k.bias")),
                 ValueBias = qkvBias?[(q + kv)..] ?? OptionalVector(file, p + "attn_v.bias", kv, c.HasQkvBias || Biased("attn_v.bias")),
+                SinkLogits = c.HasLearnedSinks ? Vector(file, p + "attn_sinks.weight", c.HeadCount) : null,
                 QueryNorm = c.HasQkNorm ? Vector(file, p + "attn_q_norm.weight", c.QkNormOverWhole ? q : c.HeadDim) : null,
                 KeyNorm = c.HasQkNorm ? Vector(file, p + "attn_k_norm.weight", c.QkNormOverWhole ? kv : c.HeadDim) : null,
                 AttentionPostNorm = c.HasPostNorms ? Vector(file, p + "post_attention_norm.weight", e) : null,
@@ -321,6 +327,24 @@ public static unsafe class GgufModelLoader
         Dequantize.Row(t.Type, file.File.GetTensorBytes(t), values);
         foreach (float x in values)
             if (!float.IsFinite(x)) throw new ModelFormatException($"{file.Path}: tensor '{name}' contains a non-finite value {x}");
+        return values;
+    }
+
+    /// <summary>A 2-D tensor of GGUF shape [length, rows] as its rows (per-expert biases), each checked finite.</summary>
+    private static float[][] VectorRows(Reads file, string name, int length, int rows)
+    {
+        var t = Tensor(file, name);
+        if (t.Dimensions.Length != 2 || t.Dimensions[0] != length || t.Dimensions[1] != rows)
+            throw new ModelFormatException($"{file.Path}: tensor '{name}' has shape {t.ShapeText}, expected [{length}, {rows}] from the metadata");
+        var bytes = file.File.GetTensorBytes(t);
+        int rowBytes = (int)GgmlTypes.RowBytes(t.Type, length);
+        var values = new float[rows][];
+        for (int r = 0; r < rows; r++)
+        {
+            values[r] = new float[length];
+            Dequantize.Row(t.Type, bytes.Slice(r * rowBytes, rowBytes), values[r]);
+            if (NonFinite.Any(values[r])) throw new ModelFormatException($"{file.Path}: tensor '{name}' contains a non-finite value (row {r})");
+        }
         return values;
     }
 

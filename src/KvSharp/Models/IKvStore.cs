@@ -33,10 +33,11 @@ public interface IKvStore
     /// firstHead + <paramref name="heads"/>) of <paramref name="layer"/>, all in one call, with the bits
     /// <see cref="Attend"/> gives head by head: queries and outputs are the heads' groups one after another, head h's
     /// scratch <see cref="CausalAttention.ScratchLength"/>(group) floats at h x <paramref name="scratchStride"/>.
-    /// False, having done nothing, where the store attends head by head only.
+    /// False, having done nothing, where the store attends head by head only. <paramref name="sinkLogits"/>: the heads'
+    /// groups' sink logits one after another (<see cref="QueryBlock.SinkLogits"/>), or empty.
     /// </summary>
     bool TryAttendHeads(int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output, int position, float scale,
-        Span<float> scratch, int scratchStride) => false;
+        Span<float> scratch, int scratchStride, ReadOnlySpan<float> sinkLogits = default) => false;
 
     /// <summary>
     /// True when each KV head's attention must see a step's tokens as one block, in one call: a policy whose every

@@ -31,9 +31,21 @@ public sealed unsafe class MixtureOfExperts
     /// <summary>Added to the router's probabilities to choose experts, not to weight them (DeepSeek V3's exp_probs_b); null for none.</summary>
     public float[]? SelectionBias { get; init; }
 
+    /// <summary>Added to the router's logits before anything else (gpt-oss's ffn_gate_inp.bias); null for none.</summary>
+    public float[]? RouterBias { get; init; }
+
+    /// <summary>
+    /// Each expert's biases of its gate and up products and of its output (gpt-oss: ffn_gate_exps.bias,
+    /// ffn_up_exps.bias, ffn_down_exps.bias, one row per expert); null for none.
+    /// </summary>
+    public ExpertBiases? Biases { get; init; }
+
     /// <summary>Bytes of the routed experts' matrices (without the routers and the shared expert, which every token reads).</summary>
     public long ExpertBytes => Gate.Concat(Up).Concat(Down).Sum(m => m.TotalBytes);
 }
+
+/// <summary>Per expert x: Gate[x] and Up[x] (the expert's width each) and Down[x] (the embedding's width).</summary>
+public sealed record ExpertBiases(float[][] Gate, float[][] Up, float[][] Down);
 
 /// <summary>
 /// A shared expert: a SwiGLU every token runs through, gated by a sigmoid of one router row (Qwen2-MoE), or added in

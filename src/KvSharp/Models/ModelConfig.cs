@@ -169,7 +169,7 @@ public sealed partial record ModelConfig
     public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2vl", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
-        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm", "deepseek2"];
+        "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm", "deepseek2", "gpt-oss"];
 
     /// <summary>Reads and validates the hyperparameters; errors name the file, key and value.</summary>
     public static ModelConfig FromGguf(GgufFile file)
@@ -269,7 +269,7 @@ public sealed partial record ModelConfig
         bool gemma27B = arch == "gemma2" && layers == 46 || arch == "gemma3" && layers == 62;
 
         // These architectures always have experts; llama has them where the file says so (Mixtral).
-        int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" or "deepseek2" ? Required("expert_count") : Count("expert_count") ?? 0;
+        int experts = arch is "qwen3moe" or "qwen2moe" or "granitemoe" or "olmoe" or "deepseek2" or "gpt-oss" ? Required("expert_count") : Count("expert_count") ?? 0;
         int expertsUsed = experts > 0 ? Required("expert_used_count") : Count("expert_used_count") ?? 0;
         // MiniCPM is llama's blocks with Granite's three multipliers (llama.cpp reads the same keys, and requires them for it).
         bool granite = arch is "granite" or "granitemoe" or "minicpm";
@@ -346,6 +346,7 @@ public sealed partial record ModelConfig
             NormalizeExpertWeights = experts > 0 && arch is "llama" or "granitemoe" or "qwen3moe",
         };
         if (arch == "deepseek2") config = DeepSeek2(file, config, Count, Required, Positive);
+        if (arch == "gpt-oss") config = GptOss(file, config, Count);
         config.Validate(file.Path);
         return config;
     }

@@ -18,6 +18,8 @@ public sealed class LayerWeights
     public float[]? ValueBias { get; init; }
     /// <summary>The attention output projection's bias (attn_output.bias, which some llama-family files carry); null for none.</summary>
     public float[]? OutputBias { get; init; }
+    /// <summary>Each query head's sink logit (<see cref="ModelConfig.HasLearnedSinks"/>, gpt-oss); null where the model has none.</summary>
+    public float[]? SinkLogits { get; init; }
     /// <summary>Per-head RMSNorm weights of the queries and keys (qwen3), HeadDim each; null where the model has none.</summary>
     public float[]? QueryNorm { get; init; }
     public float[]? KeyNorm { get; init; }

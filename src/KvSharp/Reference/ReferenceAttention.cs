@@ -13,15 +13,16 @@ public static class ReferenceAttention
     /// rows, and not reading the rows after it is the whole causal mask.
     /// </summary>
     /// <param name="softCap">Gemma 2's soft-capping: each score s becomes cap x tanh(s / cap) before the softmax; 0 for none.</param>
+    /// <param name="sinkLogit">gpt-oss's learned sink: one more softmax column with no value behind it; null for none.</param>
     public static void Attend(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, ReadOnlySpan<float> values,
-        int length, double scale, Span<float> output, double softCap = 0)
+        int length, double scale, Span<float> output, double softCap = 0, double? sinkLogit = null)
     {
         int d = query.Length;
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "a query attends to at least itself");
         if (keys.Length < length * d || values.Length < length * d || output.Length < d)
             throw new ArgumentException($"{length} rows of {d} need {length * d} floats; keys hold {keys.Length}, values {values.Length}, output {output.Length} (needs {d})");
 
-        var weights = Weights(query, keys, length, scale, out double sum, softCap);
+        var weights = Weights(query, keys, length, scale, out double sum, softCap, sinkLogit);
 
         // The output is the average of the values, weighted by the softmax.
         for (int i = 0; i < d; i++)
@@ -43,9 +44,9 @@ public static class ReferenceAttention
         return weights;
     }
 
-    /// <summary>exp(score - max score) per position, and their sum.</summary>
+    /// <summary>exp(score - max score) per position, and their sum (with the sink's exp(sink - max) where there is one).</summary>
     private static double[] Weights(ReadOnlySpan<float> query, ReadOnlySpan<float> keys, int length, double scale, out double sum,
-        double softCap = 0)
+        double softCap = 0, double? sinkLogit = null)
     {
         int d = query.Length;
         // How well each position's key matches the query. Subtracting the largest score before exp changes nothing
@@ -58,7 +59,8 @@ public static class ReferenceAttention
             if (softCap > 0) weights[j] = softCap * Math.Tanh(weights[j] / softCap);
             max = Math.Max(max, weights[j]);
         }
-        sum = 0;
+        if (sinkLogit is double sink) max = Math.Max(max, sink);
+        sum = sinkLogit is double s ? Math.Exp(s - max) : 0;
         for (int j = 0; j < length; j++) sum += weights[j] = Math.Exp(weights[j] - max);
         return weights;
     }

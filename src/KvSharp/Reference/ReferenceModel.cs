@@ -162,7 +162,7 @@ public sealed class ReferenceModel
                 {
                     int kvHead = h / _c.GroupSize;
                     ReferenceAttention.Attend(q.AsSpan(h * hd, hd), _keys[l][kvHead].AsSpan(from * hd), _values[l][kvHead].AsSpan(from * hd),
-                        pos + 1 - from, _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap);
+                        pos + 1 - from, _c.AttentionScale, attention.AsSpan(h * hd, hd), _c.AttentionSoftCap, w.SinkLogits?[h]);
                 }
                 Add(x, Residual(PostNorm(MatVec(w.AttentionOutput, attention, w.OutputBias), w.AttentionPostNorm)));
             }
@@ -193,7 +193,13 @@ public sealed class ReferenceModel
     {
         float[] gate = MatVec(gateMatrix, xb, gateBias), up = MatVec(upMatrix, xb, upBias);
         for (int i = 0; i < gate.Length; i++)
-            gate[i] = _c.Activation == FeedForwardActivation.GeluTanh ? Gelu.Of(gate[i]) * up[i] : (float)(Silu(gate[i]) * up[i]);
+            gate[i] = _c.Activation switch
+            {
+                FeedForwardActivation.GeluTanh => Gelu.Of(gate[i]) * up[i],
+                // gpt-oss: the gate clamped from above, up from both sides, and up shifted by one.
+                FeedForwardActivation.SwiGluClamped => (float)ClampedSwiGlu(gate[i], up[i]),
+                _ => (float)(Silu(gate[i]) * up[i]),
+            };
         return MatVec(down, gate, downBias);
     }
 
@@ -204,17 +210,19 @@ public sealed class ReferenceModel
     /// </summary>
     private float[] Experts(ReferenceExperts moe, float[] xb)
     {
-        float[] logits = MatVec(moe.Router, xb);
+        float[] logits = MatVec(moe.Router, xb, moe.RouterBias);
         double max = logits.Max();
         double[] p = logits.Select(l => Math.Exp(l - max)).ToArray();
         double total = p.Sum();
         var chosen = Enumerable.Range(0, p.Length).OrderByDescending(i => p[i]).ThenBy(i => i).Take(_c.ExpertsUsed).ToArray();
-        double norm = _c.NormalizeExpertWeights ? chosen.Sum(i => p[i] / total) : 1;
+        // gpt-oss weights the chosen experts by a softmax over their logits alone: p renormalised over them.
+        bool ofChosen = _c.ExpertGating == ExpertGating.SoftmaxOfChosen;
+        double norm = _c.NormalizeExpertWeights || ofChosen ? chosen.Sum(i => p[i] / total) : 1;
         var y = new float[_c.EmbeddingDim];
         foreach (int i in chosen)
         {
             double weight = p[i] / total / norm;
-            float[] expert = FeedForward(moe.Gate[i], moe.Up[i], moe.Down[i], xb);
+            float[] expert = FeedForward(moe.Gate[i], moe.Up[i], moe.Down[i], xb, moe.Biases?.Gate[i], moe.Biases?.Up[i], moe.Biases?.Down[i]);
             for (int j = 0; j < y.Length; j++) y[j] += (float)(weight * expert[j]);
         }
         // Qwen2-MoE: a shared expert every token runs through, weighted by the sigmoid of its own router row.
@@ -366,6 +374,14 @@ public sealed class ReferenceModel
 
     /// <summary>SiLU, the gate's activation: x · sigmoid(x).</summary>
     private static double Silu(double x) => x / (1 + Math.Exp(-x));
+
+    /// <summary>OpenAI's SwiGLU (gpt-oss): min(gate, limit) x sigmoid(alpha x that) x (clamp(up, ±limit) + 1).</summary>
+    private static double ClampedSwiGlu(double gate, double up)
+    {
+        double x = Math.Min(gate, FeedForwardActivations.SwiGluLimit);
+        double g = Math.Clamp(up, -FeedForwardActivations.SwiGluLimit, FeedForwardActivations.SwiGluLimit);
+        return x / (1 + Math.Exp(-FeedForwardActivations.SwiGluAlpha * x)) * (g + 1);
+    }
 
     /// <summary>The residual connection: x += y.</summary>
     private static void Add(float[] x, float[] y)

@@ -25,7 +25,8 @@ internal sealed record ReferenceLayer(
     float[]? AttentionNorm, float[]? AttentionNormBias, FloatMatrix Query, FloatMatrix Key, FloatMatrix Value, FloatMatrix AttentionOutput,
     float[]? QueryBias, float[]? KeyBias, float[]? ValueBias, float[]? OutputBias, float[]? QueryNorm, float[]? KeyNorm,
     float[]? AttentionPostNorm, float[]? FeedForwardNorm, float[]? FeedForwardNormBias, float[]? FeedForwardPostNorm,
-    FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down, float[]? GateBias, float[]? UpBias, float[]? DownBias, ReferenceExperts? Experts)
+    FloatMatrix? Gate, FloatMatrix? Up, FloatMatrix? Down, float[]? GateBias, float[]? UpBias, float[]? DownBias, ReferenceExperts? Experts,
+    float[]? SinkLogits)
 {
     public static ReferenceLayer From(LayerWeights w) => new(
         w.AttentionNorm, w.AttentionNormBias, FloatMatrix.From(w.Query), FloatMatrix.From(w.Key), FloatMatrix.From(w.Value), FloatMatrix.From(w.AttentionOutput),
@@ -33,13 +34,15 @@ internal sealed record ReferenceLayer(
         w.AttentionPostNorm, w.FeedForwardNorm, w.FeedForwardNormBias, w.FeedForwardPostNorm,
         w.Experts == null && w.IsGated ? FloatMatrix.From(w.Gate) : null, w.Experts == null ? FloatMatrix.From(w.Up) : null,
         w.Experts == null ? FloatMatrix.From(w.Down) : null, w.GateBias, w.UpBias, w.DownBias,
-        w.Experts == null ? null : ReferenceExperts.From(w.Experts));
+        w.Experts == null ? null : ReferenceExperts.From(w.Experts), w.SinkLogits);
 }
 
 /// <summary>A mixture of experts as floats: the router and each expert's gate, up and down.</summary>
-internal sealed record ReferenceExperts(FloatMatrix Router, FloatMatrix[] Gate, FloatMatrix[] Up, FloatMatrix[] Down, FloatMatrix[]? Shared)
+internal sealed record ReferenceExperts(FloatMatrix Router, FloatMatrix[] Gate, FloatMatrix[] Up, FloatMatrix[] Down, FloatMatrix[]? Shared,
+    float[]? RouterBias, ExpertBiases? Biases)
 {
     public static ReferenceExperts From(MixtureOfExperts m) => new(FloatMatrix.From(m.Router),
         m.Gate.Select(FloatMatrix.From).ToArray(), m.Up.Select(FloatMatrix.From).ToArray(), m.Down.Select(FloatMatrix.From).ToArray(),
-        m.Shared is { } s ? [FloatMatrix.From(s.Router), FloatMatrix.From(s.Gate), FloatMatrix.From(s.Up), FloatMatrix.From(s.Down)] : null);
+        m.Shared is { } s ? [FloatMatrix.From(s.Router), FloatMatrix.From(s.Gate), FloatMatrix.From(s.Up), FloatMatrix.From(s.Down)] : null,
+        m.RouterBias, m.Biases);
 }

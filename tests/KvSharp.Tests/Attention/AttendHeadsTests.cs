@@ -63,16 +63,19 @@ public class AttendHeadsTests
                 for (int heads = 1; first + heads <= kvHeads; heads++)
                 {
                     float[] queries = Gaussian(queryDim, 7 * position + first, 2f);
+                    // Learned sink logits (gpt-oss) on every other case: one per query head, some above every score.
+                    float[] sinks = (position + first) % 2 == 0 ? [] : Gaussian(queryDim / headDim, position + 3 * first, 3f);
                     var alone = new float[queryDim];
                     var scratch = new float[per];
                     for (int h = first; h < first + heads; h++)
                         store.Attend(1, h, QueryBlock.Single(queries.AsSpan(h * width, width), alone.AsSpan(h * width, width), groupSize, headDim,
-                            position + 1), 0.125f, scratch);
+                            position + 1) with { SinkLogits = sinks.Length == 0 ? default : sinks.AsSpan(h * groupSize, groupSize) }, 0.125f, scratch);
 
                     var together = new float[queryDim];
                     var headScratch = new float[(heads - 1) * (per + 3) + per]; // a stride larger than one head's scratch
                     bool taken = store.TryAttendHeads(1, first, heads, queries.AsSpan(first * width, heads * width),
-                        together.AsSpan(first * width, heads * width), position, 0.125f, headScratch, per + 3);
+                        together.AsSpan(first * width, heads * width), position, 0.125f, headScratch, per + 3,
+                        sinks.Length == 0 ? default : sinks.AsSpan(first * groupSize, heads * groupSize));
                     // Every type here reads its rows in registers wherever AVX2 is (every CPU this project meets); F32 everywhere.
                     Assert.Equal(Avx2.IsSupported || keyType == KvElementType.F32 && valueType == KvElementType.F32, taken);
                     if (!taken) continue;

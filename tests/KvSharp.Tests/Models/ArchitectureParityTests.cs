@@ -220,6 +220,7 @@ public class ArchitectureParityTests
     [InlineData("gemma2-26l.Q8_0")]
     [InlineData("qwen3moe-8x3.Q8_0")]
     [InlineData("deepseek2-v3.F32")]
+    [InlineData("gpt-oss.F32")]
     public void TheEngineBatchesNewArchitecturesAsEachRequestRunsAlone(string variant)
     {
         using var model = LlmModel.Load(ArchitectureVariants.Path(ByName(variant)), new ModelLoadOptions { Threads = 2 });

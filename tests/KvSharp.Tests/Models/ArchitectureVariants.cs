@@ -104,13 +104,15 @@ public static class ArchitectureVariants
     public static readonly Variant DeepSeek2F32 = new("deepseek2.F32", "llama-gqa.F32.gguf", "deepseek2");
     public static readonly Variant DeepSeek2V3F32 = new("deepseek2-v3.F32", "llama-gqa.F32.gguf", "deepseek2");
     public static readonly Variant DeepSeek2SplitF32 = new("deepseek2-split.F32", "llama-gqa.F32.gguf", "deepseek2");
+    public static readonly Variant GptOssF32 = new("gpt-oss.F32", "llama-gqa.F32.gguf", "gpt-oss");
+    public static readonly Variant GptOssMxfp4 = new("gpt-oss.MXFP4", "llama-gqa.F32.gguf", "gpt-oss");
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
          Cohere2F32, StarCoderQ8, MiniCpmQ8, Qwen2VlF32, LlamaYarnF32, Qwen2YarnQ8,
-         DeepSeek2F32, DeepSeek2V3F32, DeepSeek2SplitF32];
+         DeepSeek2F32, DeepSeek2V3F32, DeepSeek2SplitF32, GptOssF32, GptOssMxfp4];
 
     private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r" or "cohere2";
 
@@ -129,10 +131,25 @@ public static class ArchitectureVariants
             if (!File.Exists(path))
             {
                 if (v.Architecture == "deepseek2") DeepSeek2Variants.Write(v, path);
+                else if (v.Architecture == "gpt-oss") GptOssVariants.Write(v, path);
                 else Write(v, path);
             }
         }
         return path;
+    }
+
+    /// <summary>
+    /// Copies every tensor outside the blocks as it is, and hands each block tensor to <paramref name="block"/> with its
+    /// layer, its "blk.N." prefix and the rest of its name (the architectures written from scratch: deepseek2, gpt-oss).
+    /// </summary>
+    internal static void CopyWithBlocks(GgufFile g, GgufWriter w, Action<GgufTensorInfo, int, string, string> block)
+    {
+        foreach (var t in g.Tensors)
+        {
+            if (!t.Name.StartsWith("blk.")) { w.AddTensor(t.Name, t.Type, t.Dimensions, g.GetTensorBytes(t).ToArray()); continue; }
+            int dot = t.Name.IndexOf('.', 4), layer = int.Parse(t.Name[4..dot]);
+            block(t, layer, $"blk.{layer}.", t.Name[(dot + 1)..]);
+        }
     }
 
     public static string Sha256(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));

@@ -58,23 +58,19 @@ public static class DeepSeek2Variants
         w.Add("deepseek2.rope.scaling.original_context_length", 128u);
         w.Add("deepseek2.rope.scaling.yarn_log_multiplier", 0.0707f);
 
-        var byName = g.Tensors.ToDictionary(t => t.Name);
-        byte[] Bytes(string name) => g.GetTensorBytes(byName[name]).ToArray();
-        foreach (var t in g.Tensors)
+        ArchitectureVariants.CopyWithBlocks(g, w, (t, layer, p, rest) =>
         {
             string name = t.Name;
-            if (!name.StartsWith("blk.")) { w.AddTensor(name, t.Type, t.Dimensions, Bytes(name)); continue; }
-            int dot = name.IndexOf('.', 4), layer = int.Parse(name[4..dot]);
-            string p = $"blk.{layer}.", rest = name[(dot + 1)..];
-            if (rest is "attn_q.weight" or "attn_k.weight" or "attn_v.weight" or "attn_output.weight") continue;
-            if (rest is "attn_norm.weight" or "ffn_norm.weight") { w.AddTensor(name, t.Type, t.Dimensions, Bytes(name)); }
+            byte[] Bytes() => g.GetTensorBytes(t).ToArray();
+            if (rest is "attn_q.weight" or "attn_k.weight" or "attn_v.weight" or "attn_output.weight") return;
+            if (rest is "attn_norm.weight" or "ffn_norm.weight") { w.AddTensor(name, t.Type, t.Dimensions, Bytes()); }
             if (rest == "attn_norm.weight") WriteAttention(w, p, layer, e, split);
-            if (rest is not ("ffn_gate.weight" or "ffn_up.weight" or "ffn_down.weight")) continue;
-            if (layer == 0) { w.AddTensor(name, t.Type, t.Dimensions, Bytes(name)); continue; }
+            if (rest is not ("ffn_gate.weight" or "ffn_up.weight" or "ffn_down.weight")) return;
+            if (layer == 0) { w.AddTensor(name, t.Type, t.Dimensions, Bytes()); return; }
             // Layer 1: the experts (rows rotated per expert), the shared expert (the matrix itself) and the router.
             string part = rest[4..^7];
             int step = part == "gate" ? 37 : part == "up" ? 53 : 11;
-            byte[] data = Bytes(name);
+            byte[] data = Bytes();
             long rows = t.Dimensions[1];
             int rowBytes = (int)(data.Length / rows);
             var all = new byte[data.Length * Experts];
@@ -89,7 +85,7 @@ public static class DeepSeek2Variants
                     Enumerable.Range(0, e * Experts).Select(i => 2f / MathF.Sqrt(e) * MathF.Sin(0.37f * (i % e) + 1.3f * (i / e) + 0.1f * (i % 7))).ToArray());
                 if (v3) w.AddTensor(p + "exp_probs_b.bias", [Experts], [0.05f, -0.1f, 0.2f, 0f]);
             }
-        }
+        });
         w.Write(path);
     }
 

@@ -98,11 +98,57 @@ public class AttentionKernelMatchesReferenceTests
         }
     }
 
+    /// <summary>
+    /// Learned sink logits (gpt-oss): each head's softmax has one more column with no value behind it. Sinks below,
+    /// around and far above the scores (12: the sink is the softmax's max, and the output nearly vanishes) each match the
+    /// reference, in a windowed prefill block and for each token alone (decode = prefill), and the largest sink shrinks
+    /// the output as it must.
+    /// </summary>
+    [Theory]
+    [InlineData(32, 4)]
+    [InlineData(64, 8)]
+    [InlineData(64, 1)]
+    public void SinkLogitsMatchTheReference(int headDim, int groupSize)
+    {
+        const int firstPosition = 20, tokens = 50, end = firstPosition + tokens;
+        int width = groupSize * headDim;
+        float[] sinks = Enumerable.Range(0, groupSize).Select(g => new[] { -3f, 0.5f, 2f, 12f }[g % 4] + 0.1f * g).ToArray();
+        float[] keys = Gaussian(end * headDim, 17), values = Gaussian(end * headDim, 18), queries = Gaussian(tokens * width, 19, 2f);
+        float scale = 1f / MathF.Sqrt(headDim);
+        var rows = ContiguousKvRows.Of(keys, values, headDim);
+        foreach (int window in new[] { 0, 16 })
+        {
+            var output = new float[queries.Length];
+            var block = new QueryBlock(queries, output, tokens, width, firstPosition, groupSize, headDim) { Window = window, SinkLogits = sinks };
+            CausalAttention.Attend(block, rows, scale, new float[CausalAttention.ScratchLength(block.Count)]);
+            var one = new float[width];
+            for (int t = 0; t < tokens; t++)
+            {
+                int position = firstPosition + t, from = window > 0 ? Math.Max(0, position + 1 - window) : 0;
+                for (int g = 0; g < groupSize; g++)
+                {
+                    int at = t * width + g * headDim;
+                    AssertMatches(queries.AsSpan(at, headDim), keys.AsSpan(from * headDim).ToArray(), values.AsSpan(from * headDim).ToArray(),
+                        position + 1 - from, scale, output.AsSpan(at, headDim), $"window {window} token {t} head {g}/{groupSize} sink {sinks[g]}", sinkLogit: sinks[g]);
+                }
+                var single = new QueryBlock(queries.AsSpan(t * width, width), one, 1, width, position, groupSize, headDim) { Window = window, SinkLogits = sinks };
+                CausalAttention.Attend(single, rows, scale, new float[CausalAttention.ScratchLength(single.Count)]);
+                Assert.True(one.AsSpan().SequenceEqual(output.AsSpan(t * width, width)), $"window {window} token {t} alone differs from the block");
+            }
+            if (groupSize >= 4)
+            {
+                // Head 3's sink (12) takes nearly all its attention: its output is far smaller than head 0's (sink -3).
+                double Size(int g) => Enumerable.Range(0, tokens).Sum(t => output.AsSpan(t * width + g * headDim, headDim).ToArray().Sum(x => Math.Abs(x)));
+                Assert.True(Size(3) < 0.01 * Size(0), $"the large sink shrinks its head's output: {Size(3)} against {Size(0)}");
+            }
+        }
+    }
+
     private static void AssertMatches(ReadOnlySpan<float> query, float[] keys, float[] values, int length, float scale,
-        ReadOnlySpan<float> actual, string what, double softCap = 0)
+        ReadOnlySpan<float> actual, string what, double softCap = 0, double? sinkLogit = null)
     {
         var expected = new float[query.Length];
-        ReferenceAttention.Attend(query, keys, values, length, scale, expected, softCap);
+        ReferenceAttention.Attend(query, keys, values, length, scale, expected, softCap, sinkLogit);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= Tolerance * (1 + Math.Abs(expected[i])),
                 $"{what} element {i}: kernel {actual[i]}, reference {expected[i]}");

@@ -294,10 +294,10 @@ public sealed class PagedKvSequence : IKvStore
     }
 
     public bool TryAttendHeads(int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output, int position, float scale,
-        Span<float> scratch, int scratchStride) =>
+        Span<float> scratch, int scratchStride, ReadOnlySpan<float> sinkLogits = default) =>
         _window == null && _scored == null
         && (_local == null || _pool.LayerGroups.GroupOf(layer) == 0)
-        && _pool.Rows.TryAttendHeads(CollectionsMarshal.AsSpan(_blocks), layer, firstHead, heads, queries, output, position, scale, scratch, scratchStride, _exact);
+        && _pool.Rows.TryAttendHeads(CollectionsMarshal.AsSpan(_blocks), layer, firstHead, heads, queries, output, position, scale, scratch, scratchStride, _exact, sinkLogits);
 
     public bool AttendsWholeChunks => _scored != null;
 

@@ -25,7 +25,7 @@ internal abstract class PagedKvStorage
     /// storage's types cannot (the caller then attends head by head).
     /// </summary>
     public abstract bool TryAttendHeads(ReadOnlySpan<int> blocks, int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output,
-        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact);
+        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact, ReadOnlySpan<float> sinkLogits);
     /// <summary><see cref="Attend"/> over the positions a window policy keeps (<see cref="PolicyAttention"/>).</summary>
     public abstract void AttendKept(ReadOnlySpan<int> blocks, int layer, int kvHead, scoped in QueryBlock block, float scale, Span<float> scratch,
         KeptSlots slots, SinkKeys? sinks);
@@ -135,7 +135,7 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
     }
 
     public override bool TryAttendHeads(ReadOnlySpan<int> blocks, int layer, int firstHead, int heads, ReadOnlySpan<float> queries, Span<float> output,
-        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact)
+        int position, float scale, Span<float> scratch, int scratchStride, PagedExactRows? exact, ReadOnlySpan<float> sinkLogits)
     {
         int group = pool.Config.GroupSize, width = group * _headDim, most = CausalAttention.MostHeadsTogether<TKey, TValue>(group, _headDim);
         if (exact != null || most == 0) return false;
@@ -145,7 +145,8 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
             // A block holds a layer's heads one after another, BlockSize rows each (KvBlockPool.RowIndex).
             CausalAttention.AttendHeads<PagedKvRows<TKey, TValue>, TKey, TValue>(queries.Slice(from * width, count * width),
                 output.Slice(from * width, count * width), count, group, _headDim, position,
-                new PagedKvRows<TKey, TValue>(pool, blocks, layer, firstHead + from), _size, scale, scratch[(from * scratchStride)..], scratchStride);
+                new PagedKvRows<TKey, TValue>(pool, blocks, layer, firstHead + from), _size, scale, scratch[(from * scratchStride)..], scratchStride,
+                sinkLogits.IsEmpty ? default : sinkLogits.Slice(from * group, count * group));
         }
         return true;
     }

@@ -38,7 +38,7 @@ internal static class PolicyAttention
         {
             sinks?.RotateTo(layer, kvHead, 0, first + seeAll);
             var whole = seeAll == block.Tokens ? block
-                : new QueryBlock(block.Queries, block.Output, seeAll, block.Stride, first, block.GroupSize, block.HeadDim);
+                : new QueryBlock(block.Queries, block.Output, seeAll, block.Stride, first, block.GroupSize, block.HeadDim) { SinkLogits = block.SinkLogits };
             CausalAttention.Attend<KeptKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new KeptKvRows<TRows, TKey, TValue>(rows, slots, slots.Sinks), scale, scratch);
         }
         int width = block.GroupSize * block.HeadDim, last = slots.Sinks + slots.Window - 1;
@@ -49,7 +49,7 @@ internal static class PolicyAttention
             // windowStart - S to keep their distance to every window key (and the query) what the policy assigns.
             sinks?.RotateTo(layer, kvHead, windowStart - slots.Sinks, slots.Sinks);
             var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
-                last, block.GroupSize, block.HeadDim);
+                last, block.GroupSize, block.HeadDim) { SinkLogits = block.SinkLogits };
             CausalAttention.Attend<KeptKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new KeptKvRows<TRows, TKey, TValue>(rows, slots, windowStart), scale, scratch);
         }
     }

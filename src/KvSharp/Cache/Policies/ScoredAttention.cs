@@ -68,7 +68,7 @@ internal static class ScoredAttention
             head.Append(position);
             head.EvictLightest(budget, heads.Policy.Recent, position);
             var one = new QueryBlock(block.Queries.Slice(t * block.Stride, width), block.Output.Slice(t * block.Stride, width), 1, width,
-                head.Count - 1, block.GroupSize, block.HeadDim);
+                head.Count - 1, block.GroupSize, block.HeadDim) { SinkLogits = block.SinkLogits };
             CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(one, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
             AddAttention<TRows, TKey, TValue>(one.Queries, block.GroupSize, rows, head, head.Count, scale, head.Scores);
         }
@@ -127,7 +127,7 @@ internal static class ScoredAttention
     {
         for (int t = 0; t < block.Tokens; t++) head.Append(block.FirstPosition + t);
         int logicalFirst = head.Count - block.Tokens;
-        var whole = new QueryBlock(block.Queries, block.Output, block.Tokens, block.Stride, logicalFirst, block.GroupSize, block.HeadDim);
+        var whole = new QueryBlock(block.Queries, block.Output, block.Tokens, block.Stride, logicalFirst, block.GroupSize, block.HeadDim) { SinkLogits = block.SinkLogits };
         CausalAttention.Attend<HeldKvRows<TRows, TKey, TValue>, TKey, TValue>(whole, new HeldKvRows<TRows, TKey, TValue>(rows, head.Slots), scale, scratch);
         return logicalFirst;
     }

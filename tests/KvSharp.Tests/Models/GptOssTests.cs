@@ -1,0 +1,129 @@
+using KvSharp.Cache;
+using KvSharp.Gguf;
+using KvSharp.Models;
+using KvSharp.Sampling;
+using KvSharp.Tests.Reference;
+using static KvSharp.Tests.Models.ArchitectureVariants;
+
+namespace KvSharp.Tests.Models;
+
+/// <summary>
+/// gpt-oss (<see cref="GptOssVariants"/>): the config as the file says it, the fast path against the reference model on
+/// every cache kind, and both against an independent port of OpenAI's reference.
+/// </summary>
+public class GptOssTests
+{
+    [Fact]
+    public void TheConfigIsReadAsTheFileSaysIt()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(GptOssF32), new ModelLoadOptions { Threads = 2 });
+        var c = model.Config;
+        Assert.Equal(("gpt-oss", RopeStyle.NeoX, true, true, ExpertGating.SoftmaxOfChosen, FeedForwardActivation.SwiGluClamped),
+            (c.Architecture, c.RopeStyle, c.HasLearnedSinks, c.HasExpertBiases, c.ExpertGating, c.Activation));
+        Assert.Equal((4, 2, 768), (c.ExpertCount, c.ExpertsUsed, c.ExpertFeedForwardDim));
+        // The even layers attend through the window, the odd ones to everything.
+        Assert.Equal([GptOssVariants.Window, 0], Enumerable.Range(0, c.LayerCount).Select(c.LayerWindow));
+        var layer = model.Weights.Layers[1];
+        Assert.Equal(c.HeadCount, layer.SinkLogits!.Length);
+        Assert.NotNull(layer.OutputBias);
+        Assert.NotNull(layer.QueryBias);
+        var moe = layer.Experts!;
+        Assert.Equal((4, 768, 256), (moe.RouterBias!.Length, moe.Biases!.Gate[3].Length, moe.Biases.Down[3].Length));
+    }
+
+    [Fact]
+    public void TheReferenceRunsItAsTheFastPathDoes()
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(GptOssF32), new ModelLoadOptions { Threads = 2, ContextLength = 512 });
+        FastPathMatchesReferenceTests.AssertEveryCacheMatches(model, "F32", GptOssF32.Name);
+    }
+
+    private static readonly string GoldenDir = System.IO.Path.Combine(TestPaths.RepoRoot, "tests", "KvSharp.Tests", "Models", "Architectures");
+
+    /// <summary>
+    /// The logits of the fixtures' 64-token prompt (every eighth position and the last) and 32 greedy ids against those
+    /// the independent float64 port of OpenAI's reference computed for the very same file (its SHA-256 is checked), with
+    /// the F32 tolerances the fixtures hold llama.cpp to. Ignoring the sinks, the window, a clamp, a bias or the gating
+    /// each fails this.
+    /// </summary>
+    [Theory]
+    [InlineData("gpt-oss.F32", "F32")]
+    // The MXFP4 golden quantizes the experts' inputs to Q8_0 as ggml does (and KvSharp does): what is left is float rounding.
+    [InlineData("gpt-oss.MXFP4", "F32")]
+    public void MatchesOpenAisReferenceModel(string variant, string tolerance)
+    {
+        var v = All.Single(x => x.Name == variant);
+        string path = ArchitectureVariants.Path(v);
+        string[] lines = File.ReadAllLines(System.IO.Path.Combine(GoldenDir, variant + ".txt"));
+        string Field(string key) => lines.Single(l => l.StartsWith(key + ":")).Split(':', 2)[1].Trim();
+        int[] Ints(string key) => Field(key).Split(' ').Select(int.Parse).ToArray();
+        Assert.Equal(Field("sha256"), Sha256(path));
+        var bytes = File.ReadAllBytes(System.IO.Path.Combine(GoldenDir, variant + ".f32"));
+        var expected = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, expected, 0, bytes.Length);
+        int[] positions = Ints("positions"), greedy = Ints("greedy");
+
+        using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2, ContextLength = 512 });
+        int vocab = model.Config.VocabSize;
+        var prompt = Fixtures.All[0].PromptIds;
+        var cache = model.CreateCache(KvCacheMode.Contiguous, 512);
+        var batch = model.Evaluate(prompt, cache, allLogits: true);
+        var (maxTol, meanTol) = LlamaCppParityTests.Tolerance(tolerance);
+        LlamaCppParityTests.Compare(expected, positions.SelectMany(p => batch.AsSpan(p * vocab, vocab).ToArray()).ToArray(), vocab, maxTol, meanTol,
+            $"{variant} vs OpenAI's reference");
+
+        var logits = batch[^vocab..];
+        for (int step = 0; step < greedy.Length; step++)
+        {
+            int token = Sampler.ArgMax(logits);
+            if (ReferenceOracle.TopTwoMargin(logits) < 2 * maxTol) break;
+            Assert.True(greedy[step] == token, $"{variant}: greedy step {step}: reference {greedy[step]}, ours {token}");
+            logits = model.Evaluate([token], cache);
+        }
+    }
+
+    /// <summary>A file whose gpt-oss parts are missing or cannot be run as written is refused, naming what was wrong.</summary>
+    [Theory]
+    [InlineData("no sinks", "tensor 'blk.1.attn_sinks.weight' is missing")]
+    [InlineData("sinks of 7", "tensor 'blk.0.attn_sinks.weight' has shape [7], expected [8]")]
+    [InlineData("no window", "'gpt-oss.attention.sliding_window' is missing")]
+    [InlineData("pattern array", "'gpt-oss.attention.sliding_window_pattern' has type")]
+    [InlineData("local rope base", "'gpt-oss.rope.freq_base_swa' = 5000 differs from the rope base")]
+    [InlineData("no up bias", "tensor 'blk.0.ffn_up_exps.bias' is missing")]
+    [InlineData("down bias shape", "tensor 'blk.0.ffn_down_exps.bias' has shape [256, 3], expected [256, 4]")]
+    [InlineData("non-finite bias", "tensor 'blk.1.ffn_gate_exps.bias' contains a non-finite value (row 2)")]
+    [InlineData("no router bias", "tensor 'blk.0.ffn_gate_inp.bias' is missing")]
+    public void AFileThatCannotBeReadRightIsRefusedByName(string damage, string message)
+    {
+        using var g = GgufFile.Open(ArchitectureVariants.Path(GptOssF32));
+        var w = new GgufWriter(g.Alignment, g.Version);
+        foreach (var key in g.MetadataKeys)
+            if (key != "general.alignment" && !(damage == "no window" && key == "gpt-oss.attention.sliding_window"))
+                w.Add(key, g.Metadata[key]);
+        if (damage == "pattern array") w.Add("gpt-oss.attention.sliding_window_pattern", GgufValue.Of([1, 0]));
+        if (damage == "local rope base") w.Add("gpt-oss.rope.freq_base_swa", 5000f);
+        foreach (var t in g.Tensors)
+        {
+            var data = g.GetTensorBytes(t).ToArray();
+            if (damage == "no sinks" && t.Name == "blk.1.attn_sinks.weight" || damage == "no up bias" && t.Name == "blk.0.ffn_up_exps.bias"
+                || damage == "no router bias" && t.Name == "blk.0.ffn_gate_inp.bias")
+                continue;
+            if (damage == "sinks of 7" && t.Name == "blk.0.attn_sinks.weight") w.AddTensor(t.Name, t.Type, [7], data[..28]);
+            else if (damage == "down bias shape" && t.Name == "blk.0.ffn_down_exps.bias") w.AddTensor(t.Name, t.Type, [256, 3], data[..(256 * 3 * 4)]);
+            else
+            {
+                if (damage == "non-finite bias" && t.Name == "blk.1.ffn_gate_exps.bias") BitConverter.TryWriteBytes(data.AsSpan((2 * 768 + 5) * 4), float.NaN);
+                w.AddTensor(t.Name, t.Type, t.Dimensions, data);
+            }
+        }
+        string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kvsharp-bad-{Guid.NewGuid():N}.gguf");
+        w.Write(path);
+        try
+        {
+            var e = Assert.ThrowsAny<Exception>(() => LlmModel.Load(path).Dispose());
+            Assert.True(e is ModelFormatException or GgufFormatException, $"{e.GetType().Name}: {e.Message}");
+            Assert.Contains(message, e.Message);
+        }
+        finally { File.Delete(path); }
+    }
+}
