@@ -12,6 +12,12 @@ public sealed record ChatMessage(string Role, string Content)
     public string? ToolCallId { get; init; }
     /// <summary>A tool turn's tool name, which some templates print; null where not given.</summary>
     public string? Name { get; init; }
+    /// <summary>
+    /// An assistant turn's reasoning as a client sent it back (OpenAI-compatible servers' <c>reasoning_content</c>);
+    /// null for none. Templates read it under either name models use: reasoning_content (Qwen3, DeepSeek) or
+    /// thinking (gpt-oss, which renders it beside a tool call and in a training transcript's last turn).
+    /// </summary>
+    public string? Reasoning { get; init; }
 
     public static ChatMessage System(string content) => new("system", content);
     public static ChatMessage User(string content) => new("user", content);

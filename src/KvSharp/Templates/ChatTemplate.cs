@@ -235,7 +235,8 @@ public sealed class ChatTemplate
     }
 
     /// <summary>
-    /// A message as templates read it (Hugging Face's shape): role and content; an assistant's tool_calls, each
+    /// A message as templates read it (Hugging Face's shape): role and content; an assistant's reasoning (as
+    /// reasoning_content and as thinking) and tool_calls, each
     /// {id, type: "function", function: {name, arguments}} with the arguments as an object where the template needs
     /// one (<see cref="RequiresObjectArguments"/>) and they are a JSON object, else their text; a tool turn's
     /// tool_call_id and name.
@@ -250,6 +251,7 @@ public sealed class ChatTemplate
                 ["type"] = MarkedString.Data("function"),
                 ["function"] = new JinjaDict { ["name"] = MarkedString.Data(c.Name), ["arguments"] = objectArguments ? ArgumentsValue(c.Arguments) : MarkedString.Data(c.Arguments) },
             }).ToList();
+        if (m.Reasoning != null) d["reasoning_content"] = d["thinking"] = MarkedString.Data(m.Reasoning);
         if (m.ToolCallId != null) d["tool_call_id"] = MarkedString.Data(m.ToolCallId);
         if (m.Name != null) d["name"] = MarkedString.Data(m.Name);
         return d;
