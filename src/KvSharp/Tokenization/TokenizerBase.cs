@@ -14,8 +14,14 @@ public abstract class TokenizerBase : ITokenizer
     private static readonly string[] EndOfGenerationTexts =
     [
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-        "<EOT>", "_<EOT>", "<|end_of_text|>",
+        "<EOT>", "_<EOT>", "<|end_of_text|>", "<|return|>", "<|call|>",
     ];
+
+    // gpt-oss's Harmony format (o200k_harmony): a reply is messages, each "<|start|>role<|channel|>name<|message|>text",
+    // closed by <|end|>, except the last, closed by <|return|> (the answer) or <|call|> (a tool call). So <|end|> does
+    // not end generation there (the answer follows the analysis), and these markers show in decoded text so that the
+    // reply can be read as messages. llama.cpp does both (llama-vocab.cpp), where the vocabulary has <|return|> and <|call|>.
+    private static readonly string[] HarmonyMarkers = ["<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|end|>"];
 
     private readonly string[] _tokens;
     private readonly TokenType[] _types;
@@ -56,13 +62,21 @@ public abstract class TokenizerBase : ITokenizer
             // llama.cpp treats these as control tokens even when the converter forgot to mark them.
             if (_types[id] != TokenType.Control) _types[id] = TokenType.Control;
         }
+        var shown = new bool[n];
+        if (_tokenToId.ContainsKey("<|return|>") && _tokenToId.ContainsKey("<|call|>"))
+            foreach (var text in HarmonyMarkers)
+            {
+                if (!_tokenToId.TryGetValue(text, out int id)) continue;
+                shown[id] = true;
+                if (text == "<|end|>") _endOfGeneration[id] = false;
+            }
 
         _pieces = new byte[n][];
         _specialPieces = new byte[n][];
         for (int i = 0; i < n; i++)
         {
             _specialPieces[i] = ComputePiece(i, byteLevel, renderSpecial: true);
-            _pieces[i] = _types[i] is TokenType.Control or TokenType.Unknown ? [] : _specialPieces[i];
+            _pieces[i] = (_types[i] is TokenType.Control or TokenType.Unknown) && !shown[i] ? [] : _specialPieces[i];
         }
         _splitter = new SpecialTokenSplitter(_tokens, _types);
     }
