@@ -7,7 +7,7 @@ namespace KvSharp.Templates;
 /// inside one) gives what comes before <c>&lt;/think&gt;</c> as reasoning and the rest, leading whitespace dropped, as the
 /// answer; any other reply is all answer. A tag split across pieces is held back until it is whole.
 /// </summary>
-public sealed class ReasoningSplitter
+public sealed class ReasoningSplitter : IReplySplitter
 {
     public const string Open = "<think>", Close = "</think>";
 

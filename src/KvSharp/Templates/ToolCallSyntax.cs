@@ -5,8 +5,11 @@ using KvSharp.Sampling;
 
 namespace KvSharp.Templates;
 
-/// <summary>What a reply with tool calls says: its text outside the calls (trimmed) and the calls.</summary>
-public sealed record ToolCallReply(string Content, IReadOnlyList<ChatToolCall> Calls);
+/// <summary>
+/// What a reply with tool calls says: its text outside the calls (trimmed) and the calls; and its reasoning where the
+/// syntax reads that too (Harmony's analysis messages), else null.
+/// </summary>
+public sealed record ToolCallReply(string Content, IReadOnlyList<ChatToolCall> Calls, string? Reasoning = null);
 
 /// <summary>
 /// How a model family writes tool calls in its reply, told from its chat template in llama.cpp's order
@@ -31,6 +34,7 @@ public abstract partial class ToolCallSyntax
         ArgumentNullException.ThrowIfNull(template);
         string s = template.Source;
         bool Has(string text) => s.Contains(text, StringComparison.Ordinal);
+        if (HarmonySplitter.Applies(template)) return new Harmony();
         if (Has(DeepSeekR1.CallsBegin)) return new DeepSeekR1(fenced: Has("```json"));
         if (Has("<|END_THINKING|><|START_ACTION|>")) return new CommandR7B();
         if (Has(">>>all")) return new FunctionaryV32();
@@ -45,7 +49,7 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>The families <see cref="Of"/> recognises, for an error naming what a template lacks.</summary>
-    public const string Supported = "Hermes 2 Pro / Qwen <tool_call>, Qwen3-Coder <function=...><parameter=...>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
+    public const string Supported = "gpt-oss Harmony, Hermes 2 Pro / Qwen <tool_call>, Qwen3-Coder <function=...><parameter=...>, Mistral [TOOL_CALLS], Llama 3.x JSON, DeepSeek R1 and V3.1, Command R7B, Functionary 3.1 and 3.2, FireFunction 2, Granite and Phi-4-mini <|tool_call|>";
 
     /// <summary>
     /// A reply's generated tokens as the syntaxes read them: special tokens rendered (a family's call marker may be
@@ -128,7 +132,10 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>The call id: the model's where it gave one this syntax accepts, else a fresh one.</summary>
-    private protected virtual string NewId(string? given) => "call_" + RandomAlphanumeric(24);
+    private protected virtual string NewId(string? given) => FreshId();
+
+    /// <summary>A new call id in OpenAI's shape, for a call whose syntax gives none.</summary>
+    internal static string FreshId() => "call_" + RandomAlphanumeric(24);
 
     private protected static string RandomAlphanumeric(int length) =>
         RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", length);
