@@ -53,13 +53,13 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
 
     /// <summary>
     /// The reply's text outside its calls, and its calls (a forced call's between its opening and closing, after any
-    /// thinking when <paramref name="startsInsideThinking"/> says where the reply starts); a reply without calls is its
-    /// text as generated.
+    /// thinking in tags, which <paramref name="reasoning"/> says how to split); a reply without calls is its text as
+    /// generated. Harmony's syntax reads the whole reply, its reasoning too.
     /// </summary>
-    public ToolCallReply Read(string text, string textWithSpecialTokens, bool? startsInsideThinking)
+    public ToolCallReply Read(string text, string textWithSpecialTokens, ReplySplitting? reasoning)
     {
         string rendered = Forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
-        if (Forced != null && startsInsideThinking is bool inside) rendered = ReasoningSplitter.Split(rendered, inside).Answer;
+        if (Forced != null && reasoning is { IsHarmony: false }) rendered = reasoning.Split(rendered).Answer;
         var reply = Syntax.Parse(rendered, Definitions);
         return reply.Calls.Count == 0 ? new ToolCallReply(text, []) : reply;
     }
@@ -80,14 +80,14 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
     }
 
     /// <summary>
-    /// One message as the template sees it: its text; an assistant's function calls as tool_calls; a message's function
+    /// One message as the template sees it: its text and reasoning; an assistant's function calls as tool_calls; a message's function
     /// results (function invocation puts those of parallel calls in one message) as a tool turn each, the result as
     /// text, or as JSON. Other content is refused, not dropped.
     /// </summary>
     public static IEnumerable<ChatMessage> FromMessage(AIChatMessage m)
     {
-        if (m.Contents.FirstOrDefault(c => c is not (TextContent or FunctionCallContent or FunctionResultContent)) is { } other)
-            throw new NotSupportedException($"a {m.Role} message holds {other.GetType().Name}: KvSharpChatClient renders text, function calls and function results only");
+        if (m.Contents.FirstOrDefault(c => c is not (TextContent or TextReasoningContent or FunctionCallContent or FunctionResultContent)) is { } other)
+            throw new NotSupportedException($"a {m.Role} message holds {other.GetType().Name}: KvSharpChatClient renders text, reasoning, function calls and function results only");
         var results = m.Contents.OfType<FunctionResultContent>().ToList();
         if (results.Count > 0)
         {
@@ -98,7 +98,13 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
         var calls = m.Contents.OfType<FunctionCallContent>()
             .Select(c => new ChatToolCall(c.CallId, c.Name, JsonSerializer.Serialize(c.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions)))
             .ToList();
-        return [new ChatMessage(calls.Count > 0 ? "assistant" : m.Role.Value, m.Text) { ToolCalls = calls.Count > 0 ? calls : null }];
+        // A reply's reasoning sent back: the template gets it (gpt-oss's renders it beside a tool call).
+        var reasoning = m.Contents.OfType<TextReasoningContent>().Select(r => r.Text).ToList();
+        return [new ChatMessage(calls.Count > 0 ? "assistant" : m.Role.Value, m.Text)
+        {
+            ToolCalls = calls.Count > 0 ? calls : null,
+            Reasoning = reasoning.Count > 0 ? string.Concat(reasoning) : null,
+        }];
     }
 
     private static string ResultText(object? result) => result switch

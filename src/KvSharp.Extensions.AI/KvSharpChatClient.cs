@@ -109,7 +109,7 @@ public sealed class KvSharpChatClient : IChatClient
         // With tools a reply is read for calls once complete: its text and calls come in one update at its end.
         bool whole = options?.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode;
         var text = new StringBuilder();
-        ReasoningSplitter? splitter = null;
+        IReplySplitter? splitter = null;
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false))
         {
             if (whole)
@@ -117,12 +117,12 @@ public sealed class KvSharpChatClient : IChatClient
                 text.Append(piece);
                 continue;
             }
-            if (turn.Reasoning is not bool inside)
+            if (turn.Reasoning is not { } reasoning)
             {
                 yield return Update(turn, new TextContent(piece));
                 continue;
             }
-            var (thought, answer) = (splitter ??= new ReasoningSplitter(inside)).Append(piece);
+            var (thought, answer) = (splitter ??= reasoning.Start()).Append(piece);
             if (Pieces(thought, answer) is { Count: > 0 } contents) yield return Update(turn, contents);
         }
         if (whole) yield return Update(turn, turn.Contents(text.ToString()));
@@ -177,8 +177,8 @@ public sealed class KvSharpChatClient : IChatClient
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
         var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, tools?.TemplateVariables);
-        // A thinking model's reply: its think block comes apart as TextReasoningContent.
-        turn.Reasoning = ReasoningSplitter.Applies(Template) ? ReasoningSplitter.PromptOpensThinking(rendered.Text) : null;
+        // A thinking model's reply: its think block (or Harmony analysis) comes apart as TextReasoningContent.
+        turn.Reasoning = ReplySplitting.Of(Template, rendered.Text);
         // A required call: the reply begun with the call's opening, the rest held to the tools' schemas.
         if (tools?.Forced is { } required)
         {
@@ -212,10 +212,13 @@ public sealed class KvSharpChatClient : IChatClient
         }
         finally
         {
-            // A reply that called tools is kept as the template renders calls, so the next turn finds it in the cache.
+            // A reply that called tools is kept as the template renders calls, so the next turn finds it in the cache;
+            // a Harmony reply as its answer and reasoning (its template refuses channel markers in a turn's content).
             history.Add(complete && turn.Reply is { Calls.Count: > 0 } called
-                ? new ChatMessage("assistant", called.Content) { ToolCalls = called.Calls }
-                : ChatMessage.Assistant(reply.ToString()));
+                ? new ChatMessage("assistant", called.Content) { ToolCalls = called.Calls, Reasoning = called.Reasoning }
+                : turn.Reasoning is { IsHarmony: true } harmony && harmony.Split(reply.ToString()) is var (thought, answer)
+                    ? ChatMessage.Assistant(answer) with { Reasoning = thought }
+                    : ChatMessage.Assistant(reply.ToString()));
             conversation.Replace(history);
         }
         var stats = session.LastStats!;
@@ -234,18 +237,19 @@ public sealed class KvSharpChatClient : IChatClient
     {
         /// <summary>With tools, the reply read for calls (null without tools).</summary>
         public ToolCallReply? Reply { get; set; }
-        /// <summary>For a thinking model, whether its reply starts inside a think block; null for other models.</summary>
-        public bool? Reasoning { get; set; }
+        /// <summary>For a thinking model, how its reply splits into reasoning and answer; null for other models.</summary>
+        public ReplySplitting? Reasoning { get; set; }
 
         /// <summary>The reply's contents: its text (its thinking apart, for a thinking model), or with calls, the text outside them (if any) and the calls.</summary>
         public IList<AIContent> Contents(string text)
         {
             if (Reply is not { Calls.Count: > 0 } called)
             {
-                if (Reasoning is not bool inside || ReasoningSplitter.Split(text, inside) is not (string thought, var answer)) return [new TextContent(text)];
+                if (Reasoning?.Split(text) is not (string thought, var answer)) return [new TextContent(text)];
                 return [new TextReasoningContent(thought), new TextContent(answer)];
             }
             var contents = new List<AIContent>();
+            if (called.Reasoning != null) contents.Add(new TextReasoningContent(called.Reasoning));
             if (called.Content.Length > 0) contents.Add(new TextContent(called.Content));
             contents.AddRange(called.Calls.Select(ChatToolMapping.ToContent));
             return contents;

@@ -48,6 +48,8 @@ public sealed class ChatRequestMessage
     public List<ChatRequestToolCall?>? ToolCalls { get; set; }
     /// <summary>A tool turn: the call it answers.</summary>
     public string? ToolCallId { get; set; }
+    /// <summary>An assistant turn's reasoning, as a chat completion returned it; the template gets it (gpt-oss's keeps it beside a tool call).</summary>
+    public string? ReasoningContent { get; set; }
 }
 
 /// <summary>One tool call of an assistant turn: <c>{"id", "type": "function", "function": {"name", "arguments"}}</c>.</summary>

@@ -41,8 +41,8 @@ internal static class ChatCompletionsEndpoint
         if (tools != null && format != ResponseFormat.Text)
             throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
-        // Where the reply's thinking goes apart: null for not at all, else whether the prompt left it already inside a think block.
-        bool? reasoning = ReasoningOf(body, served.ChatTemplate) ? ReasoningSplitter.PromptOpensThinking(rendered.Prompt) : null;
+        // How the reply's thinking goes apart (null: not at all).
+        var reasoning = SplittingOf(body, served.ChatTemplate, rendered.Prompt);
         // A forced call: the reply begun with the call's opening, the rest held to the tools' schemas.
         ForcedToolCall? forced = null;
         if (tools?.Forced is { } required)
@@ -102,11 +102,15 @@ internal static class ChatCompletionsEndpoint
         await body.FlushAsync(context.RequestAborted);
     }
 
-    /// <summary>Whether a reply's thinking goes apart: the template's model thinks in tags, and reasoning_format is not "none".</summary>
-    private static bool ReasoningOf(ChatCompletionRequest body, KvSharp.Templates.ChatTemplate template) => body.ReasoningFormat switch
+    /// <summary>
+    /// How a reply's thinking goes apart: as the template's model writes it (think tags, Harmony messages), unless
+    /// reasoning_format is "none", which leaves think tags in the content; Harmony messages are the reply's format,
+    /// not a block in it, and are read whatever it says.
+    /// </summary>
+    private static ReplySplitting? SplittingOf(ChatCompletionRequest body, KvSharp.Templates.ChatTemplate template, string prompt) => body.ReasoningFormat switch
     {
-        null or "auto" or "deepseek" => ReasoningSplitter.Applies(template),
-        "none" => false,
+        null or "auto" or "deepseek" => ReplySplitting.Of(template, prompt),
+        "none" => ReplySplitting.Of(template, prompt) is { IsHarmony: true } harmony ? harmony : null,
         _ => throw ApiError.InvalidValue("reasoning_format", $"reasoning_format must be \"auto\", \"deepseek\" or \"none\", got \"{body.ReasoningFormat}\""),
     };
 
@@ -127,13 +131,13 @@ internal static class ChatCompletionsEndpoint
     }
 
     /// <summary>The chat completion's chunks, all under one id and creation time; each choice's first chunk carries the role.</summary>
-    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices, bool? reasoning = null) : IChunkFormat
+    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices, ReplySplitting? reasoning = null) : IChunkFormat
     {
         public const string Role = "assistant";
         private const string Object = "chat.completion.chunk";
         private readonly bool[] _roleSent = new bool[choices];
         // Per choice, where its streamed thinking ends (null: not split).
-        private readonly ReasoningSplitter?[] _splitters = [.. Enumerable.Range(0, choices).Select(_ => reasoning is bool inside ? new ReasoningSplitter(inside) : null)];
+        private readonly IReplySplitter?[] _splitters = [.. Enumerable.Range(0, choices).Select(_ => reasoning?.Start())];
 
         public string Id => id;
         public long Created => created;

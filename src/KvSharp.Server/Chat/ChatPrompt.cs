@@ -37,6 +37,7 @@ internal static class ChatPrompt
                     ToolCallId = m.ToolCallId ?? throw ApiError.Missing($"{param}.tool_call_id"),
                     Name = m.Name,
                 };
+            if (m.ReasoningContent != null && role == "assistant") message = message with { Reasoning = m.ReasoningContent };
             if (m.ToolCalls is { Count: > 0 } calls)
             {
                 if (role != "assistant") throw ApiError.InvalidValue($"{param}.tool_calls", $"{param}.tool_calls belong to an assistant message, not a {role} one");

@@ -9,11 +9,14 @@ namespace KvSharp.Server.Chat;
 /// </summary>
 internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> ToolCalls, string FinishReason, string? Reasoning = null)
 {
-    /// <summary>A reply without tools: its text, its reasoning apart where <paramref name="reasoning"/> says how (null: not split).</summary>
-    public static ChatReply Text(string text, string finishReason, bool? reasoning)
+    /// <summary>
+    /// A reply without tools: its text, its reasoning apart where <paramref name="reasoning"/> says how (null: not
+    /// split). A Harmony reply's answer is its final text: a call it made to a tool the request did not give is dropped.
+    /// </summary>
+    public static ChatReply Text(string text, string finishReason, ReplySplitting? reasoning)
     {
-        if (reasoning is not bool startsInside) return new ChatReply(text, [], finishReason);
-        var (thought, answer) = ReasoningSplitter.Split(text, startsInside);
+        if (reasoning == null) return new ChatReply(text, [], finishReason);
+        var (thought, answer) = reasoning.Split(text);
         return new ChatReply(answer, [], finishReason, thought);
     }
 
@@ -22,17 +25,17 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
     /// one) and the end-of-generation tokens left out; for a <paramref name="forced"/> call, between its opening and
     /// closing.
     /// </summary>
-    public static ChatReply Read(ChatTools tools, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, bool? reasoning,
+    public static ChatReply Read(ChatTools tools, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, ReplySplitting? reasoning,
         ForcedToolCall? forced = null)
     {
         string rendered = ToolCallSyntax.ReplyText(tokenizer, tokens);
         if (forced != null) rendered = forced.Reply(rendered);
-        // The calls come after the thinking (which may well mention them).
+        // The calls come after the thinking (which may well mention them); Harmony's syntax reads its messages, thinking and all.
         string? thought = null;
-        if (reasoning is bool startsInside) (thought, rendered) = ReasoningSplitter.Split(rendered, startsInside);
+        if (reasoning is { IsHarmony: false }) (thought, rendered) = reasoning.Split(rendered);
         var reply = tools.Syntax.Parse(rendered, tools.Definitions);
         return reply.Calls.Count == 0 ? Text(text, finishReason, reasoning)
-            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", thought);
+            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", thought ?? reply.Reasoning);
     }
 
     /// <summary>The calls in OpenAI's shape (with their index for a stream's delta); null when none.</summary>

@@ -159,18 +159,7 @@ public sealed class ChatClientToolTests : IDisposable
         {
             using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
             using var client = new KvSharpChatClient(model);
-            var options = new ChatOptions { MaxOutputTokens = 16 };
-            var response = await client.GetResponseAsync([User("Weather?")], options, TestContext.Current.CancellationToken);
-            var contents = response.Messages.Single().Contents;
-            Assert.Equal("Let me see.", Assert.IsType<TextReasoningContent>(contents[0]).Text);
-            Assert.Equal("It is sunny.", response.Text);
-            string thought = "", answer = "";
-            await foreach (var u in client.GetStreamingResponseAsync([User("Weather?")], options, TestContext.Current.CancellationToken))
-            {
-                thought += string.Concat(u.Contents.OfType<TextReasoningContent>().Select(c => c.Text));
-                answer += string.Concat(u.Contents.OfType<TextContent>().Select(c => c.Text));
-            }
-            Assert.Equal(("Let me see.", "It is sunny."), (thought, answer));
+            await ReasoningReplies.AssertSplitAsync(client, "Let me see.", "It is sunny.");
         }
         finally { File.Delete(path); }
     }
