@@ -25,7 +25,7 @@ public static class SyntheticModelBuilder
     public static readonly GgmlType[] SupportedTypes =
         [GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1,
          GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
-         GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS];
+         GgmlType.Q3_K, GgmlType.Q2_K, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.IQ4_XS, GgmlType.MXFP4];
 
     /// <summary>Parses a weight type name such as "q8_0", "Q4_K", "f32" (case-insensitive).</summary>
     public static GgmlType ParseType(string name)
@@ -57,7 +57,7 @@ public static class SyntheticModelBuilder
         GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8,
         GgmlType.Q5_1 => 9, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.BF16 => 32,
         GgmlType.Q2_K => 10, GgmlType.Q3_K => 11, // LLAMA_FTYPE_MOSTLY_Q2_K, _Q3_K_S (the pure Q3_K mix)
-        GgmlType.Q4_1 => 3, GgmlType.IQ4_NL => 25, GgmlType.IQ4_XS => 30,
+        GgmlType.Q4_1 => 3, GgmlType.IQ4_NL => 25, GgmlType.IQ4_XS => 30, GgmlType.MXFP4 => 38, // LLAMA_FTYPE_MOSTLY_MXFP4_MOE
         _ => 0,
     };
 

@@ -26,7 +26,7 @@ internal static class BenchCommand
             Description = "synthetic model: copy the vocabulary, merges, special ids and chat template of this GGUF " +
                           "(e.g. llama.cpp's ggml-vocab-llama3.gguf); the vocabulary size follows it",
         };
-        var type = new Option<string?>("--type") { Description = "synthetic weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k, q3_k, q2_k, q4_1, iq4_nl, iq4_xs (default q8_0)" };
+        var type = new Option<string?>("--type") { Description = "synthetic weight type: f32, f16, bf16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k, q3_k, q2_k, q4_1, iq4_nl, iq4_xs, mxfp4 (default q8_0)" };
         var context = NumberOption.Optional("--context", "context length (synthetic: written to the model's metadata)", Allowed.AtLeast(1), "-c");
         var seed = NumberOption.Create("--seed", "synthetic weights seed", Synthetic.SyntheticModelBuilder.DefaultSeed, Allowed.AnyUInt64);
         var prompt = NumberOption.Optional("--prompt-tokens", "prompt length: one measurement at exactly these lengths (default speed 128 and 512, cache 2000; " +

@@ -24,6 +24,7 @@ public sealed class SyntheticModelTests : IDisposable
     [InlineData("q4_1")]
     [InlineData("iq4_nl")]
     [InlineData("iq4_xs")]
+    [InlineData("mxfp4")]
     public void WritesAModelThatLoadsAndGenerates(string typeName)
     {
         var type = SyntheticModelBuilder.ParseType(typeName);
