@@ -4,14 +4,14 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// A Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
+/// A Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_1, Q5_0, Q5_1, K-quant (Q4_K, Q5_K, Q6_K) or F32 matrix rearranged so that eight rows are multiplied side by side,
 /// one row per float lane, and a batch of tokens reuses each weight load: groups of eight consecutive rows, and within
 /// a group block by block (the same bytes as the eight original blocks, so the copy is exactly the matrix's size):
 /// <list type="bullet">
 /// <item>the eight rows' half scales (16 bytes; Q4_K, Q5_K: the eight d, then the eight dmin; Q6_K: its d, stored
 /// last in a block, comes first), then</item>
 /// <item>Q8_0: eight 32-byte vectors, vector s holding quants 4s..4s+3 of row 0, row 1, ... row 7;</item>
-/// <item>Q4_0 (and IQ4_NL, same block shape; Q4_1: the eight d, then the eight m; Q5_0, Q5_1: first the eight rows'
+/// <item>Q4_0 (and IQ4_NL, same block shape; MXFP4: the eight rows' E8M0 bytes, 8 bytes, in place of the d; Q4_1: the eight d, then the eight m; Q5_0, Q5_1: first the eight rows'
 /// fifth bits as one vector, <see cref="FifthBitPlane"/>): four 32-byte vectors, vector k holding packed bytes
 /// 4k..4k+3 of each row (low nibbles: elements 4k..4k+3, high nibbles: elements 16+4k..16+4k+3);</item>
 /// <item>Q4_K (per super-block of 256): three 32-byte vectors, vector i holding bytes 4i..4i+3 of each row's 12 bytes
@@ -31,7 +31,7 @@ namespace KvSharp.Tensors;
 /// Rows past the last whole group are not copied; <see cref="MatMul"/> computes them from the original matrix with the
 /// single-row kernels, whose block-sequential order gives the same bits as a lane.
 /// The copies live on transparent huge pages where the OS gives them (<see cref="HugePageSlabs"/>).
-/// A Q4_0, Q4_1, Q5_0, Q5_1 or IQ4_NL copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two
+/// A Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL or MXFP4 copy may pair its groups (<see cref="PairedGroups"/>): the same bytes, each pair's two
 /// groups merged block by block into one stream for the sixteen-row kernels.
 /// </summary>
 public sealed unsafe class InterleavedRows : IDisposable
@@ -58,7 +58,7 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>Whether matrices of this type are interleaved (the types whose kernels use it).</summary>
-    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool Supports(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.IQ4_NL or GgmlType.MXFP4 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>Whole groups of eight rows (rows past Groups * 8 stay in the original matrix only).</summary>
     public int Groups { get; }
@@ -102,8 +102,8 @@ public sealed unsafe class InterleavedRows : IDisposable
     /// </summary>
     private static bool PairingMeasuredFaster => KernelPaths.IsAvailable(KernelPath.Avx2Vnni);
 
-    /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL).</summary>
-    public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL;
+    /// <summary>Whether copies of <paramref name="type"/> can pair their groups: the nibble types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4).</summary>
+    public static bool CanPairGroups(GgmlType type) => type is GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.MXFP4;
 
     /// <summary>Copies <paramref name="w"/> (a type <see cref="Supports"/> accepts) into the interleaved layout (<see cref="PairsGroupsByDefault"/> decides the pairing).</summary>
     public static InterleavedRows Create(in WeightMatrix w) => Create(w, PairsGroupsByDefault(w.Type));
@@ -115,8 +115,8 @@ public sealed unsafe class InterleavedRows : IDisposable
     public static InterleavedRows Create(in WeightMatrix w, bool pairGroups)
     {
         if (pairGroups && !CanPairGroups(w.Type))
-            throw new ArgumentException($"InterleavedRows: only Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL groups are paired, not {w.Type}", nameof(pairGroups));
-        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
+            throw new ArgumentException($"InterleavedRows: only Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and MXFP4 groups are paired, not {w.Type}", nameof(pairGroups));
+        if (!Supports(w.Type)) throw new ArgumentException($"InterleavedRows: {w.Type} matrices are not interleaved (only Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K and F32)", nameof(w));
         int groups = w.Rows / RowsPerGroup;
         int groupBytes = checked(w.RowBytes * RowsPerGroup);
         long bytes = Math.Max(1, (long)groups * groupBytes);
@@ -139,6 +139,8 @@ public sealed unsafe class InterleavedRows : IDisposable
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0, 2], Words(4, (blockBytes - 4) / 4));
         else if (w.Type == GgmlType.Q6_K)
             InterleaveBlocks(w, data, groups, QK_K, blockBytes, halves: [Q6_K_D], Q6_KWords());
+        else if (w.Type == GgmlType.MXFP4) // the eight E8M0 bytes, then the quants as Q4_0's
+            InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [], Words(1, 4), scaleBytes: [0]);
         else
             InterleaveBlocks(w, data, groups, QK, blockBytes, halves: [0], Words(2, (blockBytes - 2) / 4));
         if (w.Type is GgmlType.Q5_0 or GgmlType.Q5_1)
@@ -152,12 +154,13 @@ public sealed unsafe class InterleavedRows : IDisposable
     }
 
     /// <summary>
-    /// The parts of a nibble type's group block, in order, in bytes: the eight d, (Q4_1, Q5_1: the eight m,) (Q5_0, Q5_1:
+    /// The parts of a nibble type's group block, in order, in bytes: the eight d (MXFP4: the eight E8M0 bytes), (Q4_1, Q5_1: the eight m,) (Q5_0, Q5_1:
     /// the fifth-bit plane,) then the four quant vectors.
     /// </summary>
     private static int[] PairedParts(GgmlType type) => type switch
     {
         GgmlType.Q4_0 or GgmlType.IQ4_NL => [16, 32, 32, 32, 32],
+        GgmlType.MXFP4 => [8, 32, 32, 32, 32],
         GgmlType.Q4_1 => [16, 16, 32, 32, 32, 32],
         GgmlType.Q5_0 => [16, 32, 32, 32, 32, 32],
         GgmlType.Q5_1 => [16, 16, 32, 32, 32, 32, 32],
@@ -268,11 +271,12 @@ public sealed unsafe class InterleavedRows : IDisposable
 
     /// <summary>
     /// Block b of a group: for each half at offset <paramref name="halves"/>[i] of a block, the eight rows' halves
-    /// (16 bytes); then for each word at byte offset <paramref name="words"/>[v] of a block, the eight rows' words
+    /// (16 bytes); then for each byte at offset <paramref name="scaleBytes"/>[i] (MXFP4's exponent), the eight rows'
+    /// bytes (8 bytes); then for each word at byte offset <paramref name="words"/>[v] of a block, the eight rows' words
     /// (32 bytes).
     /// </summary>
     private static void InterleaveBlocks(in WeightMatrix w, byte* data, int groups, int blockSize, int blockBytes,
-        ReadOnlySpan<int> halves, ReadOnlySpan<int> words)
+        ReadOnlySpan<int> halves, ReadOnlySpan<int> words, ReadOnlySpan<int> scaleBytes = default)
     {
         int blocks = w.Cols / blockSize;
         for (int g = 0; g < groups; g++)
@@ -285,7 +289,10 @@ public sealed unsafe class InterleavedRows : IDisposable
                     byte* block = src + (long)r * w.RowBytes + b * blockBytes;
                     for (int h = 0; h < halves.Length; h++)
                         ((ushort*)dst)[RowsPerGroup * h + r] = *(ushort*)(block + halves[h]);
-                    byte* wordsDst = dst + 2 * RowsPerGroup * halves.Length;
+                    byte* bytesDst = dst + 2 * RowsPerGroup * halves.Length;
+                    for (int i = 0; i < scaleBytes.Length; i++)
+                        bytesDst[RowsPerGroup * i + r] = block[scaleBytes[i]];
+                    byte* wordsDst = bytesDst + RowsPerGroup * scaleBytes.Length;
                     for (int v = 0; v < words.Length; v++)
                         *(uint*)(wordsDst + v * 32 + r * 4) = *(uint*)(block + words[v]);
                 }

@@ -156,12 +156,12 @@ public static class KernelPaths
     /// </summary>
     public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
-    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
+    /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)
-        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
+        => type is GgmlType.Q8_0 or GgmlType.IQ4_NL or GgmlType.MXFP4 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K || VecDotAvx2Interleaved.IsNibbleType(type);
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
-    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
+    public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.MXFP4 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
     internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;

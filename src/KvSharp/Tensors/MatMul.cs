@@ -17,10 +17,10 @@ namespace KvSharp.Tensors;
 /// thread owns a row tile, so the two cores never both pull the same weights. A one-token product instead gives each
 /// thread one contiguous share of the rows (<see cref="RowTile(int, int)"/>).</para>
 /// <para><b>Kernels.</b> Besides the single-token kernel, multi-output kernels compute several outputs at once where
-/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
-/// F32 with <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL, Q4_1, Q5_0 and Q5_1 also by eight tokens,
+/// they exist: eight interleaved rows by four tokens or one (Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K,
+/// F32 with <see cref="WeightMatrix.Interleaved"/>; Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_1, Q5_0 and Q5_1 also by eight tokens,
 /// sharing each weight load eight ways), four tokens per weight row (IQ4_XS, Q2_K, Q3_K), two rows by four tokens (F16); on
-/// <see cref="KernelPath.Avx512"/>, sixteen interleaved rows (two groups) at a time (Q8_0, Q4_0 and IQ4_NL by one, four
+/// <see cref="KernelPath.Avx512"/>, sixteen interleaved rows (two groups) at a time (Q8_0, the nibble types, IQ4_NL and MXFP4 by one, four
 /// or eight tokens; Q4_K, Q5_K and Q6_K by four; F32 by four or eight). <see cref="KernelPaths"/> picks each matrix's
 /// path once per call, by weight type and token count.
 /// Each returns, per output,
@@ -190,6 +190,8 @@ public sealed unsafe class MatMul
         delegate*<byte*, byte*, nint, int, float*, nint, void> nibble4 = null, nibble8 = null, first4 = null, first8 = null, second4 = null, second8 = null;
         if (interleaved != null && VecDotAvx2Interleaved.IsNibbleType(w.Type))
             VecDotAvx2Interleaved.NibbleKernels(w.Type, vnni, out nibble1, out nibble4, out nibble8);
+        else if (interleaved != null && VecDotAvx2Interleaved.IsLevelType(w.Type))
+            VecDotAvx2Interleaved.LevelKernels(w.Type, vnni, out nibble1, out nibble4, out nibble8);
         if (paired && !pairs)
         {
             VecDotAvx2Interleaved.PairedNibbleKernels(w.Type, vnni, second: false, out first1, out first4, out first8);
@@ -213,7 +215,6 @@ public sealed unsafe class MatMul
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
-                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx4Vnni : &VecDotAvx2Interleaved.Iq4Nlx4,
                 GgmlType.Q4_K => &VecDotAvx2Interleaved.Q4_Kx4,
                 GgmlType.Q5_K => &VecDotAvx2Interleaved.Q5_Kx4,
                 GgmlType.Q6_K => &VecDotAvx2Interleaved.Q6_Kx4,
@@ -222,13 +223,11 @@ public sealed unsafe class MatMul
             Group8 = interleaved == null ? null : nibble8 != null ? nibble8 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x8Vnni : &VecDotAvx2Interleaved.Q8_0x8,
-                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx8Vnni : &VecDotAvx2Interleaved.Iq4Nlx8,
                 _ => null,
             },
             Group1 = interleaved == null ? null : nibble1 != null ? nibble1 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x1Vnni : &VecDotAvx2Interleaved.Q8_0x1,
-                GgmlType.IQ4_NL => vnni ? &VecDotAvx2Interleaved.Iq4Nlx1Vnni : &VecDotAvx2Interleaved.Iq4Nlx1,
                 GgmlType.Q4_K => vnni ? &VecDotAvx2Interleaved.Q4_Kx1Vnni : &VecDotAvx2Interleaved.Q4_Kx1,
                 GgmlType.Q5_K => vnni ? &VecDotAvx2Interleaved.Q5_Kx1Vnni : &VecDotAvx2Interleaved.Q5_Kx1,
                 GgmlType.Q6_K => vnni ? &VecDotAvx2Interleaved.Q6_Kx1Vnni : &VecDotAvx2Interleaved.Q6_Kx1,

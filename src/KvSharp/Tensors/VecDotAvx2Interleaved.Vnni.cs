@@ -6,7 +6,7 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// The signed-weight group kernels (Q8_0, IQ4_NL) on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four
+/// The signed-weight group kernels (Q8_0; IQ4_NL and MXFP4 through <see cref="LevelKernels"/>) on AVX-VNNI (<c>vpdpbusd</c>: unsigned bytes x signed bytes, four
 /// products summed into each int32 lane in one instruction), used on <see cref="KernelPath.Avx2Vnni"/>
 /// (<see cref="KernelPaths"/>); and Q4_K's, Q5_K's and Q6_K's one-token kernels, whose steps add into int32 lanes and
 /// whose scales multiply with vpmulld (their four-token products stay on vpmaddubsw: see <see cref="QuantKx4"/>). The
@@ -24,17 +24,6 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// <summary><see cref="Q8_0x8"/> on VNNI.</summary>
     public static void Q8_0x8Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
         => SignedX8<Q8Weights, VnniOffset>(w, y, yStride, n, output, outStride);
-
-    /// <summary><see cref="Iq4Nlx1"/> on VNNI.</summary>
-    public static void Iq4Nlx1Vnni(byte* w, byte* y, int n, float* output) => SignedX1<Iq4NlWeights, VnniOffset>(w, y, n, output);
-
-    /// <summary><see cref="Iq4Nlx4"/> on VNNI.</summary>
-    public static void Iq4Nlx4Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => SignedX4<Iq4NlWeights, VnniOffset>(w, y, yStride, n, output, outStride);
-
-    /// <summary><see cref="Iq4Nlx8"/> on VNNI.</summary>
-    public static void Iq4Nlx8Vnni(byte* w, byte* y, nint yStride, int n, float* output, nint outStride)
-        => SignedX8<Iq4NlWeights, VnniOffset>(w, y, yStride, n, output, outStride);
 
     /// <summary><see cref="Q4_Kx1"/> on VNNI.</summary>
     public static void Q4_Kx1Vnni(byte* w, byte* y, int n, float* output) => QuantK4x1<Dpbusd>(w, y, n, output);

@@ -82,7 +82,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
     /// <summary>
     /// Where a signed-weight group kernel (<see cref="SignedX4"/> and its kin) gets a block's eight weight vectors, each
     /// four signed bytes of each of the eight rows: Q8_0 stores them (<see cref="Q8Weights"/>), IQ4_NL looks its
-    /// nibbles up in the level table (<see cref="Iq4NlWeights"/>). Vector s holds elements 4s..4s+3 of the block in
+    /// nibbles up in the level table (<see cref="LevelWeights{K}"/>). Vector s holds elements 4s..4s+3 of the block in
     /// both, so the token's bytes for it are at 4s either way.
     /// </summary>
     private interface ISignedWeights
@@ -90,8 +90,8 @@ internal static unsafe partial class VecDotAvx2Interleaved
         /// <summary>Bytes from one of the group's blocks to its next (the eight scales, then the eight rows' quants; a pair's block where the copy pairs its groups).</summary>
         static abstract int GroupBlockBytes { get; }
 
-        /// <summary>Where the block's eight scales lie, from the pointer the kernel is given (a constant, see <see cref="INibbleBlocks"/>).</summary>
-        static abstract int ScalesAt { get; }
+        /// <summary>The block's eight scales as floats, from the pointer the kernel is given (their place a constant, see <see cref="INibbleBlocks"/>).</summary>
+        static abstract Vector256<float> Scales(byte* block);
 
         /// <summary>Weight vector s (0..7) of the group block at <paramref name="block"/>.</summary>
         static abstract Vector256<sbyte> Vector(byte* block, int s);
@@ -101,7 +101,9 @@ internal static unsafe partial class VecDotAvx2Interleaved
     private readonly struct Q8Weights : ISignedWeights
     {
         public static int GroupBlockBytes => 8 * Q8_0Bytes;
-        public static int ScalesAt => 0;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<float> Scales(byte* block) => VecDotAvx2.HalfToSingle((ushort*)block);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<sbyte> Vector(byte* block, int s) => Avx.LoadVector256((sbyte*)(block + 16 + 32 * s));
@@ -191,7 +193,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i2 = TMultiply.Step(i2, prepared, wv, q + s2);
                 i3 = TMultiply.Step(i3, prepared, wv, q + s3);
             }
-            Finish4(ref a0, ref a1, ref a2, ref a3, VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt)), e, s1, s2, s3,
+            Finish4(ref a0, ref a1, ref a2, ref a3, TWeights.Scales(w), e, s1, s2, s3,
                 TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
         }
         Store4(output, outStride, a0, a1, a2, a3);
@@ -223,7 +225,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i6 = TMultiply.Step(i6, prepared, wv, q4 + s2);
                 i7 = TMultiply.Step(i7, prepared, wv, q4 + s3);
             }
-            Vector256<float> dx = VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt));
+            Vector256<float> dx = TWeights.Scales(w);
             byte* e4 = e + s4;
             Finish4(ref a0, ref a1, ref a2, ref a3, dx, e, s1, s2, s3,
                 TMultiply.BlockSum(i0, e), TMultiply.BlockSum(i1, e + s1), TMultiply.BlockSum(i2, e + s2), TMultiply.BlockSum(i3, e + s3));
@@ -266,7 +268,7 @@ internal static unsafe partial class VecDotAvx2Interleaved
                 i0 = TMultiply.Step(i0, TMultiply.Prepare(w0), w0, y + 2 + 4 * s);
                 i1 = TMultiply.Step(i1, TMultiply.Prepare(w1), w1, y + 6 + 4 * s);
             }
-            acc = Finish(acc, VecDotAvx2.HalfToSingle((ushort*)(w + TWeights.ScalesAt)), e, TMultiply.BlockSum(Avx2.Add(i0, i1), e));
+            acc = Finish(acc, TWeights.Scales(w), e, TMultiply.BlockSum(Avx2.Add(i0, i1), e));
         }
         Avx.Store(output, acc);
     }
@@ -555,16 +557,16 @@ internal static unsafe partial class VecDotAvx2Interleaved
     }
 
     /// <summary>
-    /// A nibble type's (or IQ4_NL's) group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired
+    /// A nibble type's (or IQ4_NL's, MXFP4's) group kernels for the first or (<paramref name="second"/>) the second group of a pair in a paired
     /// copy (<see cref="InterleavedRows.PairedGroups"/>): given the pair's first byte, they give the plain kernels' bits.
     /// </summary>
     public static void PairedNibbleKernels(GgmlType type, bool vnni, bool second, out delegate*<byte*, byte*, int, float*, void> one,
         out delegate*<byte*, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, byte*, nint, int, float*, nint, void> eight)
     {
-        if (type == GgmlType.IQ4_NL)
+        if (IsLevelType(type))
         {
-            if (second) Iq4NlPairKernels<Second>(vnni, out one, out four, out eight);
-            else Iq4NlPairKernels<First>(vnni, out one, out four, out eight);
+            if (second) LevelPairKernels<Second>(type, vnni, out one, out four, out eight);
+            else LevelPairKernels<First>(type, vnni, out one, out four, out eight);
         }
         else if (second) PairedNibbleKernels<Second>(type, vnni, out one, out four, out eight);
         else PairedNibbleKernels<First>(type, vnni, out one, out four, out eight);

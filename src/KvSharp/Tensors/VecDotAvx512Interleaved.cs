@@ -6,7 +6,7 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// AVX-512F/BW group kernels for Q8_0, Q4_0 and IQ4_NL (<see cref="KernelPath.Avx512"/>; the K-quants' and F32's, by four
+/// AVX-512F/BW group kernels for Q8_0, the nibble types, IQ4_NL and MXFP4 (<see cref="KernelPath.Avx512"/>; the K-quants' and F32's, by four
 /// or eight tokens, are in the other parts of this class): two consecutive eight-row groups of
 /// <see cref="InterleavedRows"/> (sixteen rows, one per int32 / float lane of a 512-bit vector) against one, four or
 /// eight tokens. They read the same layout as <see cref="VecDotAvx2Interleaved"/> (each 512-bit weight vector is the
@@ -27,7 +27,7 @@ namespace KvSharp.Tensors;
 internal static unsafe partial class VecDotAvx512Interleaved
 {
     /// <summary>
-    /// The kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
+    /// The kernels for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K or F32 (w, groupBytes, y, yStride, n, output, outStride):
     /// sixteen rows, the groups at w and w + groupBytes, by one, four or eight tokens (activation rows y + k * yStride):
     /// out[k * outStride + r]. A null kernel means that token count runs otherwise (MatMul: eight as two fours, the
     /// rest on the one-group kernels).
@@ -44,7 +44,7 @@ internal static unsafe partial class VecDotAvx512Interleaved
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
     {
         if (pairedGroups && !InterleavedRows.CanPairGroups(type))
-            throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL)");
+            throw new NotSupportedException($"VecDotAvx512Interleaved: no paired-group kernels for {type} (only Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL and MXFP4)");
         if (type == GgmlType.Q8_0) OneFourEight<Q8>(out one, out four, out eight);
         else if (InterleavedRows.CanPairGroups(type))
         {
@@ -65,10 +65,10 @@ internal static unsafe partial class VecDotAvx512Interleaved
             four = &F32X4;
             eight = &F32X8;
         }
-        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q4_K, Q5_K, Q6_K and F32)");
+        else throw new NotSupportedException($"VecDotAvx512Interleaved: no kernels for {type} (only Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and F32)");
     }
 
-    /// <summary>The nibble types' kernels (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL) over a copy laid out as <typeparamref name="L"/> says.</summary>
+    /// <summary>The nibble types' kernels (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4) over a copy laid out as <typeparamref name="L"/> says.</summary>
     private static void NibbleKernels<L>(GgmlType type, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> one,
         out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> four, out delegate*<byte*, nint, byte*, nint, int, float*, nint, void> eight)
         where L : IGroupLayout
@@ -78,7 +78,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
             case GgmlType.Q4_0: OneFourEight<Q4<L>>(out one, out four, out eight); break;
             case GgmlType.Q4_1: OneFourEight<Q41<L>>(out one, out four, out eight); break;
             case GgmlType.Q5_0: OneFourEight<Q5<L>>(out one, out four, out eight); break;
-            case GgmlType.IQ4_NL: OneFourEight<Iq4Nl<L>>(out one, out four, out eight); break;
+            case GgmlType.IQ4_NL: OneFourEight<Levels<Iq4NlLevels, L>>(out one, out four, out eight); break;
+            case GgmlType.MXFP4: OneFourEight<Levels<Mxfp4Levels, L>>(out one, out four, out eight); break;
             default: OneFourEight<Q51<L>>(out one, out four, out eight); break;
         }
     }
@@ -142,6 +143,9 @@ internal static unsafe partial class VecDotAvx512Interleaved
         /// <see cref="GroupBlockBytes"/> is then the pair's block, and groupBytes is not read.
         /// </summary>
         static virtual bool Paired => false;
+
+        /// <summary>Whether the block's scales are E8M0 bytes (MXFP4: eight a group block) rather than halves.</summary>
+        static virtual bool E8M0Scales => false;
 
         /// <summary>What the weight vectors of the group block at w share, read once per block (Q5: the fifth-bit plane).</summary>
         static abstract Vector512<byte> Shared(byte* w, nint groupBytes);
@@ -373,7 +377,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
     }
 
     /// <summary>
-    /// IQ4_NL: Q4_0's group layout, each nibble looked up in the level table (vpshufb works within 128-bit lanes, so
+    /// IQ4_NL and MXFP4 (<typeparamref name="K"/>): Q4_0's group layout but for the scales (MXFP4: eight E8M0 bytes a
+    /// group block), each nibble looked up in the type's level table (vpshufb works within 128-bit lanes, so
     /// the 16-entry table sits in all four); the levels are signed bytes, so the products are Q8_0's: low-nibble
     /// levels against the token's elements 4k.., high ones against 16 + 4k.., int32 lanes. |levels| and their signs are
     /// the same for every token of a pass; the JIT computes them once per weight vector, as Q8_0's sign mask.
@@ -383,10 +388,11 @@ internal static unsafe partial class VecDotAvx512Interleaved
     /// (A Q4_K pair kernel built the same way, eight tokens over sixteen rows, ran 0.93-1.08x its AVX2 kernel: Q4_K's
     /// nibbles need no sign step, so a 512-bit instruction did the work of two 256-bit ones and no more; not kept.)
     /// </summary>
-    private readonly struct Iq4Nl<L> : IBlock where L : IGroupLayout
+    private readonly struct Levels<K, L> : IBlock where K : INibbleLevels where L : IGroupLayout
     {
-        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * IQ4_NLBytes; }
+        public static int GroupBlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (L.Paired ? 16 : 8) * K.BlockBytes; }
         public static bool Paired { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => L.Paired; }
+        public static bool E8M0Scales { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => K.E8M0; }
         public static int Vectors => 4;
 
         /// <summary>Q4_0's (the same bytes per block).</summary>
@@ -399,8 +405,8 @@ internal static unsafe partial class VecDotAvx512Interleaved
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Prepare(byte* w, nint groupBytes, int k, Vector512<byte> shared, out Vector512<byte> a, out Vector512<byte> b)
         {
-            Vector512<byte> v = Load2<L>(w, groupBytes, 16 + 32 * k);
-            Vector512<sbyte> table = Vector512.Create(VecDotAvx2.Iq4Table2, VecDotAvx2.Iq4Table2);
+            Vector512<byte> v = Load2<L>(w, groupBytes, 8 * NibbleLevelScales.ScaleBytes<K>() + 32 * k);
+            Vector512<sbyte> table = Vector512.Create(K.Table, K.Table);
             Vector512<byte> mask = Vector512.Create((byte)0x0F);
             a = Avx512BW.Shuffle(table, (v & mask).AsSByte()).AsByte();
             b = Avx512BW.Shuffle(table, (Avx512BW.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & mask).AsSByte()).AsByte();
@@ -462,9 +468,14 @@ internal static unsafe partial class VecDotAvx512Interleaved
     private static Vector512<float> Scales(byte* p, nint groupBytes)
         => HalvesToSingles(Avx2.InsertVector128(Sse2.LoadVector128((short*)p).ToVector256Unsafe(), Sse2.LoadVector128((short*)(p + groupBytes)), 1));
 
-    /// <summary>The sixteen rows' block scales of the block at p: <see cref="Scales(byte*, nint)"/>, or one load where the pair is one stream.</summary>
+    /// <summary>
+    /// The sixteen rows' block scales of the block at p: <see cref="Scales(byte*, nint)"/>, or one load where the pair is
+    /// one stream; E8M0 bytes (MXFP4) widened as <see cref="NibbleLevelScales.E8M0ToSingle(Vector512{int})"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Scales<T>(byte* p, nint groupBytes) where T : IBlock => Halves<T>(p, groupBytes, 0);
+    private static Vector512<float> Scales<T>(byte* p, nint groupBytes) where T : IBlock
+        => T.E8M0Scales ? NibbleLevelScales.E8M0ToSingle(Avx512F.ConvertToVector512Int32(T.Paired ? Sse2.LoadVector128(p) : Vector128.Create(*(ulong*)p, *(ulong*)(p + groupBytes)).AsByte()))
+            : Halves<T>(p, groupBytes, 0);
 
     /// <summary>
     /// The sixteen rows' halves at <paramref name="offset"/> of the group blocks at p and p + groupBytes, or, where the

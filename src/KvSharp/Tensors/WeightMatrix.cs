@@ -41,7 +41,7 @@ public readonly unsafe struct WeightMatrix
     public byte* Data { get; }
 
     /// <summary>
-    /// The matrix's rows also laid out eight at a time for the interleaved kernels (Q8_0, Q4_0, IQ4_NL, Q4_1, Q4_K, Q5_K, Q6_K, F32; see
+    /// The matrix's rows also laid out eight at a time for the interleaved kernels (Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_1, Q4_K, Q5_K, Q6_K, F32; see
     /// <see cref="InterleavedRows"/>), or null. <see cref="MatMul"/> gives the same bits either way; with it, faster.
     /// </summary>
     public InterleavedRows? Interleaved { get; init; }

@@ -7,7 +7,7 @@ using static KvSharp.Tests.Tensors.TensorTestData;
 namespace KvSharp.Tests.Tensors;
 
 /// <summary>
-/// The interleaved Q8_0 / Q4_0 / IQ4_NL / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
+/// The interleaved Q8_0 / Q4_0 / IQ4_NL / MXFP4 / Q4_1 / Q5_0 / Q5_1 / Q4_K / Q5_K / Q6_K / F32 kernels (eight rows per group, four tokens or one; F32 also three groups by two tokens) must give exactly the bits of the
 /// single-row kernels, AVX2 and portable, whatever the row count (tail rows outside any group), token count and threads.
 /// </summary>
 [Collection(nameof(KernelSwitchCollection))]
@@ -29,6 +29,11 @@ public class InterleavedRowsTests
         { GgmlType.IQ4_NL, 70, 224, 13 },
         { GgmlType.IQ4_NL, 24, 64, 13 }, // AVX-512: a pair of groups and a lone one; eight tokens, four, one
         { GgmlType.IQ4_NL, 16, 32, 5 }, // one block
+        { GgmlType.MXFP4, 8, 256, 4 },
+        { GgmlType.MXFP4, 37, 96, 9 },
+        { GgmlType.MXFP4, 70, 224, 13 },
+        { GgmlType.MXFP4, 24, 64, 13 }, // AVX-512: a pair of groups and a lone one; eight tokens, four, one
+        { GgmlType.MXFP4, 16, 32, 5 }, // one block
         { GgmlType.Q4_1, 8, 256, 4 },
         { GgmlType.Q4_1, 37, 96, 9 },
         { GgmlType.Q4_1, 70, 224, 13 },
@@ -88,7 +93,7 @@ public class InterleavedRowsTests
     }
 
     /// <summary>
-    /// A copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL)
+    /// A copy whose pairs of groups are one stream (<see cref="InterleavedRows.PairedGroups"/>: Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, MXFP4)
     /// gives the plain copy's bits on every path: the AVX-512 pair kernels read it as sixteen-row vectors, the AVX2 and
     /// AVX-VNNI group kernels each half of a pair; a lone last group and the rows past the groups stay as they were.
     /// </summary>
@@ -105,6 +110,8 @@ public class InterleavedRowsTests
     [InlineData(GgmlType.Q5_1, 70, 224, 16)]
     [InlineData(GgmlType.IQ4_NL, 24, 64, 13)]
     [InlineData(GgmlType.IQ4_NL, 70, 224, 16)]
+    [InlineData(GgmlType.MXFP4, 24, 64, 13)]
+    [InlineData(GgmlType.MXFP4, 70, 224, 16)]
     public void PairedCopiesGiveThePlainCopysBitsOnEveryPath(GgmlType type, int rows, int cols, int nTokens)
     {
         using var plain = new NativeWeights(type, rows, cols, 41, interleave: true, pairGroups: false);
@@ -125,7 +132,7 @@ public class InterleavedRowsTests
     }
 
     /// <summary>The types whose copies can pair their groups (<see cref="InterleavedRows.CanPairGroups"/>).</summary>
-    public static TheoryData<GgmlType> PairableTypes() => new(GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL);
+    public static TheoryData<GgmlType> PairableTypes() => new(GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.IQ4_NL, GgmlType.MXFP4);
 
     [Theory]
     [MemberData(nameof(PairableTypes))]
@@ -142,7 +149,7 @@ public class InterleavedRowsTests
         Assert.True(new ReadOnlySpan<byte>(a.Data + pairBytes, a.GroupBytes).SequenceEqual(new ReadOnlySpan<byte>(b.Data + pairBytes, a.GroupBytes)));
         // The parts of a group block: d, (m,) (the fifth-bit plane,) four quant vectors. In block 1 of the pair each
         // lies at twice its offset, the first group's, then the second's.
-        var parts = new List<int> { 16 };
+        var parts = new List<int> { type == GgmlType.MXFP4 ? 8 : 16 }; // MXFP4: eight E8M0 bytes
         if (type is GgmlType.Q4_1 or GgmlType.Q5_1) parts.Add(16);
         if (type is GgmlType.Q5_0 or GgmlType.Q5_1) parts.Add(32);
         parts.AddRange([32, 32, 32, 32]);

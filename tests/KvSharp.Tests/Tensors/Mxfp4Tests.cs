@@ -7,6 +7,7 @@ namespace KvSharp.Tests.Tensors;
 /// MXFP4 (gpt-oss's expert matrices): blocks decode as the OCP MX format defines them, the dot kernels agree with each
 /// other bit for bit and with the dot of the dequantized rows, the quantizer is ggml's, and MatMul runs the type.
 /// </summary>
+[Collection(nameof(KernelSwitchCollection))]
 public class Mxfp4Tests
 {
     private const int BlockBytes = 17;
@@ -222,7 +223,6 @@ public class Mxfp4Tests
     {
         const int rows = 37, cols = 2880;
         using var nw = new NativeWeights(GgmlType.MXFP4, rows, cols, seed: 21);
-        Assert.False(InterleavedRows.Supports(GgmlType.MXFP4)); // the plain row kernels run
         float[] x = Gaussian(nTokens * cols, 22);
         using var pool = new KernelPool(2);
         float[] y = MatMulTests.Multiply(pool, nw.Matrix, x, nTokens);
@@ -231,6 +231,78 @@ public class Mxfp4Tests
             byte[] xq = QuantizeRow(GgmlType.Q8_0, x.AsSpan(t * cols, cols));
             for (int r = 0; r < rows; r++)
                 AssertSameFloat(VecDot.Dot(GgmlType.MXFP4, nw.Matrix.Row(r), xq, cols), y[t * rows + r], $"token {t} row {r}");
+        }
+    }
+
+    /// <summary>
+    /// The interleaved copy (eight rows side by side; paired or not) on every SIMD path this machine has (AVX2, AVX-VNNI,
+    /// AVX-512, each forced) gives, output by output, the bits of the plain matrix through MatMul and of the scalar row
+    /// kernel <see cref="VecDotScalar.Mxfp4"/>: 1, 4, 8 and odd token counts, row counts that leave rows past the last
+    /// group (and a lone group past the last pair), gpt-oss's 2880 x 2880 and a 768 x 256 expert-like shape.
+    /// </summary>
+    [Theory]
+    [InlineData(2880, 2880, 1)]
+    [InlineData(2880, 2880, 4)]
+    [InlineData(2880, 2880, 8)]
+    [InlineData(2880, 2880, 13)]
+    [InlineData(768, 256, 1)]
+    [InlineData(768, 256, 8)]
+    [InlineData(768, 256, 11)]
+    [InlineData(2883, 96, 9)] // 360 groups (180 pairs) and three rows past them
+    [InlineData(43, 2880, 17)] // five groups: two pairs and a lone one, three rows past; 8 + 8 + 1 tokens
+    public void InterleavedKernelsGiveThePlainKernelsBitsOnEveryPath(int rows, int cols, int nTokens)
+    {
+        using var plain = new NativeWeights(GgmlType.MXFP4, rows, cols, seed: 23);
+        float[] x = Gaussian(nTokens * cols, 24);
+        using var pool = new KernelPool(2);
+        float[] want = MatMulTests.Multiply(pool, plain.Matrix, x, nTokens);
+        ScalarRowsAgree(plain.Matrix, x, nTokens, want, rows > 100 ? 7 : 1);
+        foreach (bool paired in new[] { false, true })
+        {
+            using var interleaved = new NativeWeights(GgmlType.MXFP4, rows, cols, seed: 23, interleave: true, pairGroups: paired);
+            Assert.Equal(rows / 8, interleaved.Matrix.Interleaved!.Groups);
+            InterleavedRowsTests.ForEachKernelPath(path => MatMulTests.AssertBitsEqual(want, MatMulTests.Multiply(pool, interleaved.Matrix, x, nTokens),
+                $"MXFP4 {rows}x{cols}, {nTokens} tokens, {path}, {(paired ? "paired" : "plain")} copy"));
+        }
+    }
+
+    /// <summary>
+    /// Every exponent byte, 0 and 1 (the subnormal scales 2^-128 and 2^-127, whose products with dy round) through 255
+    /// (2^127), against activations small enough that nothing overflows: the interleaved kernels widen the eight or
+    /// sixteen rows' exponents to exactly <see cref="BlockLayouts.E8M0Half"/>'s floats, so dx·dy rounds as the scalar
+    /// kernel's does.
+    /// </summary>
+    [Fact]
+    public void InterleavedKernelsTakeEveryExponentAsTheScalarKernelDoes()
+    {
+        const int rows = 40, cols = 256, nTokens = 9;
+        var rng = new Random(25);
+        byte[] bytes = RandomBlocks(rows * cols, rng, 0, 255);
+        for (int b = 0; b < 16; b++) bytes[b * BlockBytes] = (byte)(b % 2); // rows 0 and 1: e = 0 and 1 only
+        float[] x = Gaussian(nTokens * cols, 26, 1e-6f);
+        using var plain = new NativeWeights(GgmlType.MXFP4, rows, cols, bytes, interleave: false);
+        using var pool = new KernelPool(1);
+        float[] want = MatMulTests.Multiply(pool, plain.Matrix, x, nTokens);
+        Assert.All(want, v => Assert.True(float.IsFinite(v)));
+        ScalarRowsAgree(plain.Matrix, x, nTokens, want, 1);
+        foreach (bool paired in new[] { false, true })
+        {
+            using var interleaved = new NativeWeights(GgmlType.MXFP4, rows, cols, bytes, interleave: false);
+            using var copy = InterleavedRows.Create(interleaved.Matrix, paired);
+            var m = interleaved.Matrix with { Interleaved = copy };
+            InterleavedRowsTests.ForEachKernelPath(path => MatMulTests.AssertBitsEqual(want, MatMulTests.Multiply(pool, m, x, nTokens),
+                $"MXFP4 every exponent, {path}, {(paired ? "paired" : "plain")} copy"));
+        }
+    }
+
+    /// <summary>Every <paramref name="rowStep"/>-th row of <paramref name="y"/> against the scalar row kernel.</summary>
+    private static void ScalarRowsAgree(in WeightMatrix w, float[] x, int nTokens, float[] y, int rowStep)
+    {
+        for (int t = 0; t < nTokens; t++)
+        {
+            byte[] xq = QuantizeRow(GgmlType.Q8_0, x.AsSpan(t * w.Cols, w.Cols));
+            for (int r = 0; r < w.Rows; r += rowStep)
+                AssertSameFloat(VecDot.Dot(GgmlType.MXFP4, w.Row(r), xq, w.Cols, avx2: false), y[t * w.Rows + r], $"token {t} row {r}: MatMul vs scalar");
         }
     }
 
