@@ -21,7 +21,7 @@ public class InterleavedMatMulBenchmarks
     private float[] _x = null!, _y = null!;
     private IDisposable? _forced;
 
-    [Params(GgmlType.Q8_0, GgmlType.Q4_0)]
+    [Params(GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.MXFP4)]
     public GgmlType Type { get; set; }
 
     [Params(1, 16, 64)]

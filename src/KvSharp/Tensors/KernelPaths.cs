@@ -93,6 +93,9 @@ public static class KernelPaths
     /// `bench interleaved` is too short for the kernels to leave tier 0 otherwise.)</item>
     /// <item>IQ4_NL: 1.03x at 8 and 64 tokens, 0.71-0.73x at one: AVX-512 (its VNNI kernels serve CPUs with AVX-VNNI
     /// and no AVX-512);</item>
+    /// <item>MXFP4 (IQ4_NL's kernels with the E8M0 scale bytes, <see cref="INibbleLevels"/>): on gpt-oss's 2880 x 2880,
+    /// two threads, paired copy, in-process rounds (`bench variants R 2880x2880 T 2`, 2-core Zen 5, weights from L3): AVX-512
+    /// 0.58-0.62x VNNI's time at one token and 0.83x at 64: AVX-512 at every size, as IQ4_NL;</item>
     /// <item>Q4_K and Q5_K: their VNNI path has one-token kernels only (four tokens on vpdpbusd ran slower than
     /// vpmaddubsw, see VecDotAvx2Interleaved.QuantKx4), 1.13-1.19x the AVX2 ones; over four tokens the AVX-512 pair
     /// kernels run 1.31-1.60x the AVX2 ones: AVX-512 for prefill, VNNI for decode.</item>
