@@ -38,6 +38,39 @@ internal static class ChatOptionsMapping
         };
     }
 
+    /// <summary>
+    /// The chat template's variables beside the messages: the tools; <see cref="ChatOptions.Reasoning"/>'s effort as
+    /// reasoning_effort ("none", "low", "medium", "high", "xhigh": OpenAI's names, which gpt-oss's template writes into its
+    /// system message and others ignore); and AdditionalProperties["chat_template_kwargs"], a dictionary of variables by
+    /// name (llama-server's and vLLM's field, e.g. Qwen3's enable_thinking). Null when there are none.
+    /// </summary>
+    public static IReadOnlyDictionary<string, object?>? TemplateVariables(ChatOptions? chat, ChatToolMapping? tools)
+    {
+        var variables = new Dictionary<string, object?>(tools?.TemplateVariables ?? new Dictionary<string, object?>(), StringComparer.Ordinal);
+        if (chat?.AdditionalProperties?.TryGetValue("chat_template_kwargs", out object? kwargs) == true && kwargs != null)
+        {
+            if (kwargs is not IEnumerable<KeyValuePair<string, object?>> pairs)
+                throw new ArgumentException($"ChatOptions.AdditionalProperties[\"chat_template_kwargs\"] must be a dictionary of template variables, got a {kwargs.GetType().Name}", nameof(chat));
+            foreach (var (name, value) in pairs)
+            {
+                if (name is "messages" or "tools" or "add_generation_prompt" or "bos_token" or "eos_token")
+                    throw new ArgumentException($"chat_template_kwargs cannot set '{name}': the client sets it from the request", nameof(chat));
+                variables[name] = value;
+            }
+        }
+        if (chat?.Reasoning?.Effort is ReasoningEffort effort)
+            variables["reasoning_effort"] = effort switch
+            {
+                ReasoningEffort.None => "none",
+                ReasoningEffort.Low => "low",
+                ReasoningEffort.Medium => "medium",
+                ReasoningEffort.High => "high",
+                ReasoningEffort.ExtraHigh => "xhigh",
+                _ => throw new ArgumentOutOfRangeException(nameof(chat), effort, "ChatOptions.Reasoning.Effort is not a known effort"),
+            };
+        return variables.Count == 0 ? null : variables;
+    }
+
     /// <summary>Text, one JSON object (<see cref="ChatResponseFormat.Json"/>), or a value of a JSON schema (<c>ForJsonSchema</c>, <c>GetResponseAsync&lt;T&gt;</c>).</summary>
     private static KvSharp.Engine.ResponseFormat FormatOf(ChatResponseFormat? format) => format switch
     {

@@ -176,7 +176,7 @@ public sealed class KvSharpChatClient : IChatClient
 
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
-        var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, tools?.TemplateVariables);
+        var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, ChatOptionsMapping.TemplateVariables(options, tools));
         // A thinking model's reply: its think block (or Harmony analysis) comes apart as TextReasoningContent.
         turn.Reasoning = ReplySplitting.Of(Template, rendered.Text);
         // A required call: the reply begun with the call's opening, the rest held to the tools' schemas.

@@ -11,6 +11,13 @@ public static class HarmonyModel
         "<|start|>assistant<|channel|>final<|message|>{{ m.content }}<|end|>\n{% else %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>\n{% endif %}{% endfor %}" +
         "{%- if add_generation_prompt %}<|start|>assistant\n{% endif %}";
 
+    /// <summary>A template that prints the variables a request may add (reasoning_effort, enable_thinking, a nested one).</summary>
+    public const string VariablesTemplate =
+        "{% if reasoning_effort is defined %}Reasoning: {{ reasoning_effort }}\n{% endif %}" +
+        "{% if enable_thinking is defined %}Thinking: {{ enable_thinking }}\n{% endif %}" +
+        "{% if budget is defined %}Budget: {{ budget.tokens }}\n{% endif %}" +
+        "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}<|start|>assistant{% endif %}";
+
     /// <summary>What the model writes after the prompt: its analysis, then its answer (each piece one token).</summary>
     public static readonly string[] Answer = ["<|channel|>analysis<|message|>Let me see.<|end|>", "<|start|>assistant<|channel|>final<|message|>", "It is sunny."];
 

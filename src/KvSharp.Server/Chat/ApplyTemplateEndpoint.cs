@@ -21,7 +21,8 @@ internal static class ApplyTemplateEndpoint
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ApplyTemplateRequest);
         var tools = ChatTools.Of(new ChatCompletionRequest { Tools = body.Tools, ToolChoice = body.ToolChoice }, served.ChatTemplate);
         bool generationPrompt = body.AddGenerationPrompt != false;
-        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), generationPrompt, served.Model.Tokenizer, tools);
+        var variables = ChatTemplateVariables.Of(tools, body.ChatTemplateKwargs, body.ReasoningEffort);
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), generationPrompt, served.Model.Tokenizer, variables);
         // A forced call's reply starts with its opening: the prompt the model goes on from holds it.
         if (generationPrompt && tools?.Forced is { } forced) rendered = forced.Begin(rendered).Prompt;
         await context.Response.WriteAsJsonAsync(new ApplyTemplateResponse(rendered.Prompt), ServerJson.Default.ApplyTemplateResponse, contentType: null, context.RequestAborted);
@@ -35,6 +36,10 @@ public sealed class ApplyTemplateRequest
     public System.Text.Json.JsonElement Tools { get; set; }
     public System.Text.Json.JsonElement ToolChoice { get; set; }
     public bool? AddGenerationPrompt { get; set; }
+    /// <summary>As in chat completions: template variables by name.</summary>
+    public System.Text.Json.JsonElement ChatTemplateKwargs { get; set; }
+    /// <summary>As in chat completions: OpenAI's reasoning effort, the template variable reasoning_effort.</summary>
+    public string? ReasoningEffort { get; set; }
 }
 
 public sealed record ApplyTemplateResponse(string Prompt);

@@ -30,6 +30,13 @@ public sealed class ChatCompletionRequest : SamplingParameters
     /// <c>reasoning_content</c>, apart from the answer; "none" leaves it in the content.
     /// </summary>
     public string? ReasoningFormat { get; set; }
+    /// <summary>
+    /// OpenAI's: "none", "minimal", "low", "medium", "high" or "xhigh", passed to the chat template as the variable
+    /// reasoning_effort (gpt-oss's template writes it into its system message; other templates ignore it).
+    /// </summary>
+    public string? ReasoningEffort { get; set; }
+    /// <summary>llama-server's and vLLM's: variables the chat template gets by name (e.g. {"enable_thinking": false} for Qwen3).</summary>
+    public JsonElement ChatTemplateKwargs { get; set; }
     // The deprecated function-calling fields and structured output are not supported; these fields are read only to
     // refuse them (ChatRefusedFields) rather than silently answer as if they had not been sent.
     public JsonElement Functions { get; set; }

@@ -40,7 +40,8 @@ internal static class ChatCompletionsEndpoint
         var tools = ChatTools.Of(body, served.ChatTemplate);
         if (tools != null && format != ResponseFormat.Text)
             throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
-        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, tools);
+        var variables = ChatTemplateVariables.Of(tools, body.ChatTemplateKwargs, body.ReasoningEffort);
+        var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, variables);
         // How the reply's thinking goes apart (null: not at all).
         var reasoning = SplittingOf(body, served.ChatTemplate, rendered.Prompt);
         // A forced call: the reply begun with the call's opening, the rest held to the tools' schemas.

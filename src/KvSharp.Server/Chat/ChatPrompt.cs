@@ -101,11 +101,11 @@ internal static class ChatPrompt
 
     /// <summary>Renders with the served template; a template that refuses the conversation (raise_exception) is the caller's 400.</summary>
     public static RenderedChat Render(ChatTemplate template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, KvSharp.Tokenization.ITokenizer tokenizer,
-        ChatTools? tools = null)
+        IReadOnlyDictionary<string, object?>? variables = null)
     {
         try
         {
-            return template.Render(messages, addGenerationPrompt, tokenizer, tools?.TemplateVariables);
+            return template.Render(messages, addGenerationPrompt, tokenizer, variables);
         }
         catch (TemplateException e)
         {
