@@ -18,6 +18,12 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
     public IReadOnlyList<ChatMessage> Messages => _messages;
     public string? SystemPrompt => _messages.Count > 0 && _messages[0].Role == "system" ? _messages[0].Content : null;
 
+    /// <summary>
+    /// How the reply to the turn begun last comes apart into reasoning and answer (think tags, gpt-oss's Harmony
+    /// messages); null where it is all answer.
+    /// </summary>
+    public ReplySplitting? Splitting { get; private set; }
+
     /// <summary>Sets, replaces or (with null or "") removes the system prompt; the next turn re-renders from where it changed.</summary>
     public void SetSystemPrompt(string? text)
     {
@@ -45,7 +51,9 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
         int[] all;
         try
         {
-            all = Template.Render(_messages, addGenerationPrompt: true, tokenizer).Tokenize(tokenizer);
+            var rendered = Template.Render(_messages, addGenerationPrompt: true, tokenizer);
+            Splitting = ReplySplitting.Of(Template, rendered.Text);
+            all = rendered.Tokenize(tokenizer);
         }
         catch (TemplateException)
         {
@@ -62,6 +70,18 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
         return PromptResume.Resume(Session, all);
     }
 
-    /// <summary>Records the reply (what was shown, possibly cut off) as the assistant's message.</summary>
-    public void EndTurn(string reply) => _messages.Add(ChatMessage.Assistant(reply));
+    /// <summary>
+    /// Records the reply (what was generated, possibly cut off) as the assistant's message: its answer as the content
+    /// and its reasoning apart, as templates expect them back (gpt-oss's refuses Harmony markers in a content).
+    /// </summary>
+    public void EndTurn(string reply)
+    {
+        if (Splitting is not { } splitting)
+        {
+            _messages.Add(ChatMessage.Assistant(reply));
+            return;
+        }
+        var (reasoning, answer) = splitting.Split(reply);
+        _messages.Add(ChatMessage.Assistant(answer) with { Reasoning = reasoning });
+    }
 }

@@ -116,6 +116,8 @@ internal sealed class ChatRepl(ChatConversation conversation, GenerationOptions 
         var cost = begun.Value;
         var tokens = cost.Pending;
         var reply = new StringBuilder();
+        // A thinking model's reasoning (think tags, gpt-oss's analysis) goes to stderr, its answer to stdout.
+        var shown = new ShownReply(conversation.Splitting?.Start(), output, log);
         _generating = true;
         _stopRequested = false;
         try
@@ -123,8 +125,7 @@ internal sealed class ChatRepl(ChatConversation conversation, GenerationOptions 
             foreach (string piece in session.GenerateTokens(tokens, generation))
             {
                 reply.Append(piece);
-                output.Write(piece);
-                output.Flush();
+                shown.Append(piece);
                 if (_stopRequested) break;
             }
         }
@@ -132,8 +133,7 @@ internal sealed class ChatRepl(ChatConversation conversation, GenerationOptions 
         {
             _generating = false;
         }
-        output.WriteLine();
-        output.Flush();
+        shown.End();
         conversation.EndTurn(reply.ToString());
 
         if (_stopRequested)

@@ -88,4 +88,28 @@ public class ChatCommandTests
         Assert.Equal(0, r.ExitCode);
         Assert.Single(Turns(r.Stderr));
     }
+
+    /// <summary>
+    /// A model that answers in gpt-oss's Harmony messages, under a template that refuses Harmony markers in an earlier
+    /// assistant content (as gpt-oss's official one does): the analysis goes to stderr after "[reasoning]", the answer to
+    /// stdout with no marker, and the reply goes back into the conversation as answer and reasoning, so the next turn
+    /// renders instead of being refused.
+    /// </summary>
+    [Fact]
+    public void AHarmonyReplyShowsItsAnswerAndTheNextTurnRenders()
+    {
+        string strict = KvSharp.Server.Tests.HarmonyModel.Template.Replace("{%- for m in messages %}",
+            "{%- for m in messages %}{% if m.role == 'assistant' and '<|channel|>' in m.content %}{{ raise_exception('channel tags in the content') }}{% endif %}");
+        string model = KvSharp.Server.Tests.ToolCallingModel.Write(KvSharp.Server.Tests.HarmonyModel.Answer, strict);
+        try
+        {
+            var r = CliRunner.RunWithInput("Weather?\nAnd tomorrow?\n", ["chat", "-m", model, "--max-tokens", "16", "--temperature", "0", "--threads", "2"]);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(2, Turns(r.Stderr).Count);
+            Assert.Equal(["It is sunny.", "It is sunny."], r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim()));
+            Assert.DoesNotContain("<|", r.Stdout);
+            Assert.Equal(2, Regex.Matches(r.Stderr, @"\[reasoning\] Let me see\.").Count);
+        }
+        finally { File.Delete(model); }
+    }
 }
