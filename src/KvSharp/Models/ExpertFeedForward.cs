@@ -4,9 +4,11 @@ namespace KvSharp.Models;
 
 /// <summary>
 /// The mixture-of-experts feed-forward of a batch of rows, as llama.cpp's llm_build_moe_ffn computes it: the router's
-/// logits (plus its bias, gpt-oss), their softmax (a sigmoid: DeepSeek V3; none until the choice: gpt-oss), the <see cref="ModelConfig.ExpertsUsed"/> most probable experts (ties to the lower index),
-/// their probabilities (divided by their sum where <see cref="ModelConfig.NormalizeExpertWeights"/>), each chosen
-/// expert's SwiGLU of the row (with the expert's biases, gpt-oss), and the weighted outputs added in the order the experts were chosen.
+/// logits (plus its bias: gpt-oss), their softmax (a sigmoid: DeepSeek V3; none before the choice: gpt-oss), the
+/// <see cref="ModelConfig.ExpertsUsed"/> most probable experts (ties to the lower index), their probabilities (divided
+/// by their sum where <see cref="ModelConfig.NormalizeExpertWeights"/>; gpt-oss: a softmax over the chosen logits),
+/// each chosen expert's SwiGLU of the row (with the expert's biases: gpt-oss), and the weighted outputs added in the
+/// order the experts were chosen.
 /// Rows are grouped by expert so each expert multiplies all the rows that chose it at once; the product kernels give a
 /// row the same bits however many rows share the call, so a token's output does not depend on its batch.
 /// Owns scratch for up to maxBatch rows; not thread-safe (one per <see cref="ForwardPass"/>).

@@ -1,4 +1,5 @@
 using KvSharp.Cache;
+using KvSharp.Engine;
 using KvSharp.Gguf;
 using KvSharp.Models;
 using KvSharp.Sampling;
@@ -125,5 +126,62 @@ public class GptOssTests
             Assert.Contains(message, e.Message);
         }
         finally { File.Delete(path); }
+    }
+
+    /// <summary>
+    /// The keys and values stored in a quantized cache (contiguous, the windowed layer as a ring, and paged): the sinks
+    /// and the window apply to them as to floats, and each prompt position's choice mostly survives.
+    /// </summary>
+    [Theory]
+    [InlineData(KvElementType.F16, 0.95)]
+    [InlineData(KvElementType.Q8_0, 0.9)]
+    [InlineData(KvElementType.Q4_0, 0.6)]
+    public void AQuantizedCacheKeepsMostOfTheChoices(KvElementType type, double agreement)
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(GptOssMxfp4), new ModelLoadOptions { Threads = 2 });
+        int vocab = model.Config.VocabSize;
+        var prompt = Fixtures.All[0].PromptIds;
+        var exact = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 256), allLogits: true);
+        var stored = model.Evaluate(prompt, model.CreateCache(KvCacheMode.Contiguous, 256, type), allLogits: true);
+        Assert.All(stored, x => Assert.True(float.IsFinite(x)));
+        int same = Enumerable.Range(0, prompt.Length).Count(t => Sampler.ArgMax(exact.AsSpan(t * vocab, vocab)) == Sampler.ArgMax(stored.AsSpan(t * vocab, vocab)));
+        Assert.True(same >= agreement * prompt.Length, $"{type}: {same} of {prompt.Length} positions keep their choice");
+        if (type != KvElementType.F16) Assert.NotEqual(exact, stored);
+
+        // A paged pool of the same type gives the contiguous cache's bits.
+        using var pool = new KvSharp.Cache.Paged.KvBlockPool(model.Config, 16, 16, KvElementFormat.Of(type));
+        var paged = new KvSharp.Cache.Paged.PagedKvSequence(pool, 256);
+        var logits = new float[prompt.Length * vocab];
+        model.CreateForwardPass().Forward(prompt, paged, logits, allLogits: true);
+        Assert.Equal(stored, logits);
+    }
+
+    /// <summary>
+    /// A session saved past its windowed layer's ring (400 positions against a ring of 320) and loaded into a fresh one
+    /// continues with the bits the original gives.
+    /// </summary>
+    [Theory]
+    [InlineData(KvElementType.F32)]
+    [InlineData(KvElementType.Q8_0)]
+    public void ASavedSessionContinuesBitIdentically(KvElementType type)
+    {
+        using var model = LlmModel.Load(ArchitectureVariants.Path(GptOssMxfp4), new ModelLoadOptions { Threads = 2 });
+        var options = new SessionOptions { ContextLength = 512, KvElementType = type };
+        int[] prompt = [.. Enumerable.Range(0, 400).Select(i => Fixtures.All[0].PromptIds[i % Fixtures.All[0].PromptIds.Length])];
+        using var original = model.CreateSession(options);
+        original.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 3, StopAtEndOfGeneration = false }).ToList();
+        using var buffer = new MemoryStream();
+        original.Save(buffer);
+        using var restored = model.CreateSession(options);
+        restored.Load(new MemoryStream(buffer.ToArray()));
+        Assert.Equal(original.Tokens.ToArray(), restored.Tokens.ToArray());
+        for (int step = 0; step < 5; step++)
+        {
+            var expected = original.NextTokenLogits().ToArray();
+            Assert.Equal(expected, restored.NextTokenLogits().ToArray());
+            int token = Sampler.ArgMax(expected);
+            original.GenerateTokens([token], new GenerationOptions { MaxTokens = 0 }).ToList();
+            restored.GenerateTokens([token], new GenerationOptions { MaxTokens = 0 }).ToList();
+        }
     }
 }
