@@ -206,7 +206,8 @@ public sealed partial record ModelConfig
         int layers = Required("block_count");
         int heads = Required("attention.head_count");
         int kvHeads = Count("attention.head_count_kv") ?? heads;
-        int ffn = Required("feed_forward_length");
+        // A mixture of experts without dense layers may name only its experts' width (llama.cpp reads the dense one as optional).
+        int ffn = Count("feed_forward_length") ?? Count("expert_feed_forward_length") ?? Required("feed_forward_length");
         int ctx = Required("context_length");
         int headDim = Count("attention.key_length") ?? embd / heads;
 

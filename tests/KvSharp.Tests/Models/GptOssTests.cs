@@ -83,6 +83,31 @@ public class GptOssTests
         }
     }
 
+    /// <summary>
+    /// A file that names only the experts' width (no feed_forward_length: gpt-oss has no dense layer, and llama.cpp reads
+    /// the key as optional) loads and computes what the file with both does.
+    /// </summary>
+    [Fact]
+    public void AFileWithOnlyTheExpertsWidthLoads()
+    {
+        using var g = GgufFile.Open(ArchitectureVariants.Path(GptOssF32));
+        var w = new GgufWriter(g.Alignment, g.Version);
+        foreach (var key in g.MetadataKeys)
+            if (key is not ("general.alignment" or "gpt-oss.feed_forward_length")) w.Add(key, g.Metadata[key]);
+        foreach (var t in g.Tensors) w.AddTensor(t.Name, t.Type, t.Dimensions, g.GetTensorBytes(t).ToArray());
+        string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"kvsharp-gptoss-{Guid.NewGuid():N}.gguf");
+        w.Write(path);
+        try
+        {
+            using var both = LlmModel.Load(ArchitectureVariants.Path(GptOssF32), new ModelLoadOptions { Threads = 2 });
+            using var expertsOnly = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
+            Assert.Equal(768, expertsOnly.Config.FeedForwardDim);
+            var prompt = Fixtures.All[0].PromptIds[..16];
+            Assert.Equal(both.Evaluate(prompt, both.CreateCache(KvCacheMode.Contiguous, 32)), expertsOnly.Evaluate(prompt, expertsOnly.CreateCache(KvCacheMode.Contiguous, 32)));
+        }
+        finally { File.Delete(path); }
+    }
+
     /// <summary>A file whose gpt-oss parts are missing or cannot be run as written is refused, naming what was wrong.</summary>
     [Theory]
     [InlineData("no sinks", "tensor 'blk.1.attn_sinks.weight' is missing")]
