@@ -106,13 +106,14 @@ public static class ArchitectureVariants
     public static readonly Variant DeepSeek2SplitF32 = new("deepseek2-split.F32", "llama-gqa.F32.gguf", "deepseek2");
     public static readonly Variant GptOssF32 = new("gpt-oss.F32", "llama-gqa.F32.gguf", "gpt-oss");
     public static readonly Variant GptOssMxfp4 = new("gpt-oss.MXFP4", "llama-gqa.F32.gguf", "gpt-oss");
+    public static readonly Variant GptOssYarnMxfp4 = new("gpt-oss-yarn.MXFP4", "llama-gqa.F32.gguf", "gpt-oss", Yarn: true);
 
     public static readonly Variant[] All =
         [Phi3F32, Phi3Q8, Phi3Window, Phi3LongRope, Qwen3F32, Qwen3Q8, GemmaF32, Gemma2Q8, Gemma3F32, Gemma3Q8, GraniteF32, LlamaOutputBiasF32,
          MixtralF32, MixtralQ8, Qwen3MoeF32, Qwen3MoeQ8, Qwen2MoeF32, Olmo2F32, ExaoneQ8, SmolLm3F32, GraniteMoeQ8, OlmoeF32,
          Phi2F32, Phi2Q8, StarCoder2F32, Gpt2F32, StableLmQ8, LlamaMlpBiasQ8, GptNeoXF32, GptNeoXSeqQ8, FalconF32, Falcon40BQ8, CommandRF32,
          Cohere2F32, StarCoderQ8, MiniCpmQ8, Qwen2VlF32, LlamaYarnF32, Qwen2YarnQ8,
-         DeepSeek2F32, DeepSeek2V3F32, DeepSeek2SplitF32, GptOssF32, GptOssMxfp4];
+         DeepSeek2F32, DeepSeek2V3F32, DeepSeek2SplitF32, GptOssF32, GptOssMxfp4, GptOssYarnMxfp4];
 
     private static bool IsLayerNorm(Variant v) => v.Architecture is "phi2" or "starcoder2" or "gpt2" or "starcoder" or "stablelm" or "gptneox" or "falcon" or "command-r" or "cohere2";
 

@@ -13,7 +13,8 @@ namespace KvSharp.Tests.Models;
 /// - four experts, two per token: expert x's gate, up and down are llama-gqa's feed-forward matrices with their rows
 ///   rotated by 37x, 53x and 11x (as the Mixtral variant's), stored as F32 or MXFP4 (the name's last part), with gate
 ///   and up biases that include values of ±9 (so the SwiGLU's clamp at 7 acts on some units) and down biases; an F32
-///   router of deterministic waves with a bias.
+///   router of deterministic waves with a bias;
+/// - "gpt-oss-yarn" also has YaRN rope scaling as the released files do (4x from 128 positions here, 32x from 4,096 there).
 /// The golden logits come from an independent pure-Python port of OpenAI's reference model (gpt_oss/torch/model.py, in
 /// float64) over the same file: tests/KvSharp.Tests/Models/Architectures/gpt-oss-reference.py.
 /// </summary>
@@ -39,6 +40,13 @@ public static class GptOssVariants
         w.Add("gpt-oss.expert_used_count", (uint)ExpertsUsed);
         w.Add("gpt-oss.expert_feed_forward_length", (uint)ffn);
         w.Add("gpt-oss.attention.sliding_window", (uint)Window);
+        if (v.Yarn)
+        {
+            // As the released files (YaRN 32x from 4,096), scaled down: 4x from a 128-token original context.
+            w.Add("gpt-oss.rope.scaling.type", "yarn");
+            w.Add("gpt-oss.rope.scaling.factor", 4f);
+            w.Add("gpt-oss.rope.scaling.original_context_length", (uint)ArchitectureVariants.YarnOriginalContext);
+        }
 
         ArchitectureVariants.CopyWithBlocks(g, w, (t, layer, p, rest) =>
         {

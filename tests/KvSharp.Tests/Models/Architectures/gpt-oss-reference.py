@@ -19,7 +19,8 @@ Writes
     OUT_PREFIX.txt  description, sha256 of the GGUF, positions, and N (default 32) greedy token ids.
 
 Supported tensor types: F32, F16, Q8_0, MXFP4. Anything else is refused.
-Rope scaling (e.g. YaRN, which the real gpt-oss checkpoints use) is refused: not supported here.
+YaRN (which the real gpt-oss checkpoints use) follows OpenAI's formulas with the correction range rounded as ggml
+rounds it (floor / ceil, clamped), as GGUF files are run; --openai-yarn keeps it unrounded as OpenAI's reference does.
 """
 
 import argparse
@@ -384,7 +385,8 @@ class GptOss:
     """gpt-oss forward pass. forward_token() uses an incremental KV cache; forward_full() recomputes
     the whole sequence from scratch, layer by layer, with the reference's explicit mask matrix."""
 
-    def __init__(self, path, verbose=False):
+    def __init__(self, path, verbose=False, ggml_yarn=True):
+        self.ggml_yarn = ggml_yarn
         self.gguf = g = GGUFFile(path)
         kv = g.kv
         self.verbose = verbose
@@ -400,9 +402,16 @@ class GptOss:
             return kv[A + key]
 
         scaling = kv.get(A + "rope.scaling.type")
-        if scaling is not None and str(scaling) != "none":
-            raise ModelError("%srope.scaling.type = %r: rope scaling is not supported in this reference "
-                             "(only unscaled RoPE)" % (A, scaling))
+        if scaling is not None and str(scaling) not in ("none", "yarn"):
+            raise ModelError("%srope.scaling.type = %r: only unscaled RoPE and YaRN are supported in this reference"
+                             % (A, scaling))
+        self.yarn = None
+        if scaling is not None and str(scaling) == "yarn":
+            # OpenAI's RotaryEmbedding(scaling_factor, initial_context_length, ntk_alpha = beta_slow, ntk_beta = beta_fast)
+            self.yarn = (float(need("rope.scaling.factor")),
+                         float(kv.get(A + "rope.scaling.original_context_length", kv.get(A + "context_length"))),
+                         float(kv.get(A + "rope.scaling.yarn_beta_slow", 1.0)),
+                         float(kv.get(A + "rope.scaling.yarn_beta_fast", 32.0)))
 
         self.n_layer = int(need("block_count"))
         self.n_embd = E = int(need("embedding_length"))
@@ -450,6 +459,20 @@ class GptOss:
         half = D // 2
         # reference: inv_freq = 1 / base ** (arange(0, D, 2) / D); angle = pos * inv_freq
         self.inv_freq = [1.0 / (self.rope_base ** ((2 * i) / D)) for i in range(half)]
+        self.concentration = 1.0
+        if self.yarn is not None and self.yarn[0] > 1.0:
+            # _compute_concentration_and_inv_freq: NTK by parts. OpenAI's reference keeps low and high as they are;
+            # ggml (llama.cpp, and so the readers of a GGUF file) rounds them outwards (floor, ceil) and clamps them to
+            # [0, D - 1]: self.ggml_yarn picks that, the one GGUF files are run with.
+            factor, ctx, ntk_alpha, ntk_beta = self.yarn
+            low = half * math.log(ctx / (ntk_beta * 2 * math.pi)) / math.log(self.rope_base)
+            high = half * math.log(ctx / (ntk_alpha * 2 * math.pi)) / math.log(self.rope_base)
+            if self.ggml_yarn:
+                low, high = max(0.0, math.floor(low)), min(D - 1.0, math.ceil(high))
+            self.concentration = 0.1 * math.log(factor) + 1.0
+            freq = [self.rope_base ** ((2 * i) / D) for i in range(half)]
+            mask = [1 - min(1.0, max(0.0, (i - low) / max(high - low, 0.001))) for i in range(half)]
+            self.inv_freq = [(1.0 / (factor * f)) * (1 - m) + (1.0 / f) * m for f, m in zip(freq, mask)]
         self._cs_cache = {}
 
         t0 = time.time()
@@ -531,7 +554,8 @@ class GptOss:
         cs = self._cs_cache.get(pos)
         if cs is None:
             ang = [pos * f for f in self.inv_freq]
-            cs = ([math.cos(a) for a in ang], [math.sin(a) for a in ang])
+            c = self.concentration
+            cs = ([math.cos(a) * c for a in ang], [math.sin(a) * c for a in ang])
             self._cs_cache[pos] = cs
         return cs
 
@@ -767,6 +791,8 @@ def main(argv=None):
     ap.add_argument("out_prefix")
     ap.add_argument("--greedy", type=int, default=32, help="number of greedy tokens (default 32)")
     ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("--openai-yarn", action="store_true",
+                    help="YaRN's correction range as OpenAI's reference keeps it (unrounded), not as ggml rounds it")
     ap.add_argument("--q8-expert-inputs", action="store_true",
                     help="quantize the experts' inputs to Q8_0 first, as ggml's CPU backend does for MXFP4 weights")
     a = ap.parse_args(argv)
@@ -778,7 +804,7 @@ def main(argv=None):
     t0 = time.time()
     try:
         ids = read_ids(a.prompt_ids)
-        model = GptOss(a.model, verbose=not a.quiet)
+        model = GptOss(a.model, verbose=not a.quiet, ggml_yarn=not a.openai_yarn)
         model.q8_expert_inputs = a.q8_expert_inputs
         for t in ids:
             if not 0 <= t < model.n_vocab:
