@@ -53,7 +53,7 @@ internal static class ChatOptionsMapping
                 throw new ArgumentException($"ChatOptions.AdditionalProperties[\"chat_template_kwargs\"] must be a dictionary of template variables, got a {kwargs.GetType().Name}", nameof(chat));
             foreach (var (name, value) in pairs)
             {
-                if (name is "messages" or "tools" or "add_generation_prompt" or "bos_token" or "eos_token")
+                if (ChatTemplate.RequestVariables.Contains(name))
                     throw new ArgumentException($"chat_template_kwargs cannot set '{name}': the client sets it from the request", nameof(chat));
                 variables[name] = value;
             }

@@ -216,9 +216,7 @@ public sealed class KvSharpChatClient : IChatClient
             // a Harmony reply as its answer and reasoning (its template refuses channel markers in a turn's content).
             history.Add(complete && turn.Reply is { Calls.Count: > 0 } called
                 ? new ChatMessage("assistant", called.Content) { ToolCalls = called.Calls, Reasoning = called.Reasoning }
-                : turn.Reasoning is { IsHarmony: true } harmony && harmony.Split(reply.ToString()) is var (thought, answer)
-                    ? ChatMessage.Assistant(answer) with { Reasoning = thought }
-                    : ChatMessage.Assistant(reply.ToString()));
+                : turn.Reasoning is { IsHarmony: true } harmony ? harmony.Assistant(reply.ToString()) : ChatMessage.Assistant(reply.ToString()));
             conversation.Replace(history);
         }
         var stats = session.LastStats!;

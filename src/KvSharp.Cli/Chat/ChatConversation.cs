@@ -74,14 +74,5 @@ internal sealed class ChatConversation(InferenceSession session, ChatTemplate te
     /// Records the reply (what was generated, possibly cut off) as the assistant's message: its answer as the content
     /// and its reasoning apart, as templates expect them back (gpt-oss's refuses Harmony markers in a content).
     /// </summary>
-    public void EndTurn(string reply)
-    {
-        if (Splitting is not { } splitting)
-        {
-            _messages.Add(ChatMessage.Assistant(reply));
-            return;
-        }
-        var (reasoning, answer) = splitting.Split(reply);
-        _messages.Add(ChatMessage.Assistant(answer) with { Reasoning = reasoning });
-    }
+    public void EndTurn(string reply) => _messages.Add(Splitting?.Assistant(reply) ?? ChatMessage.Assistant(reply));
 }

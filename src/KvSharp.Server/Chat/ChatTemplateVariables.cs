@@ -1,5 +1,6 @@
 using System.Text.Json;
 using KvSharp.Server.Errors;
+using KvSharp.Templates;
 
 namespace KvSharp.Server.Chat;
 
@@ -11,9 +12,6 @@ namespace KvSharp.Server.Chat;
 /// </summary>
 internal static class ChatTemplateVariables
 {
-    /// <summary>Variables the server sets itself: a kwarg cannot replace them.</summary>
-    private static readonly string[] Reserved = ["messages", "tools", "add_generation_prompt", "bos_token", "eos_token"];
-
     /// <summary>OpenAI's values of reasoning_effort.</summary>
     private static readonly string[] Efforts = ["none", "minimal", "low", "medium", "high", "xhigh"];
 
@@ -27,7 +25,8 @@ internal static class ChatTemplateVariables
                 throw ApiError.InvalidType("chat_template_kwargs", $"chat_template_kwargs must be an object of template variables, got a {kwargs.ValueKind}");
             foreach (var property in kwargs.EnumerateObject())
             {
-                if (Reserved.Contains(property.Name))
+                // Variables the server sets itself: a kwarg cannot replace them.
+                if (ChatTemplate.RequestVariables.Contains(property.Name))
                     throw ApiError.InvalidValue("chat_template_kwargs", $"chat_template_kwargs cannot set '{property.Name}': the server sets it from the request");
                 variables[property.Name] = property.Value.Clone();
             }

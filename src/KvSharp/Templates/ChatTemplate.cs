@@ -130,6 +130,12 @@ public sealed class ChatTemplate
         tokenizer is TokenizerBase t ? t.TokenId(text) >= 0 : false;
 
     /// <summary>
+    /// The variables a render sets from its own arguments (messages, add_generation_prompt, bos_token, eos_token) and the
+    /// tools a caller passes: a caller's free-form variables (chat_template_kwargs) may not name them.
+    /// </summary>
+    public static readonly IReadOnlyList<string> RequestVariables = ["messages", "tools", "add_generation_prompt", "bos_token", "eos_token"];
+
+    /// <summary>
     /// Renders <paramref name="messages"/>. <paramref name="extra"/> adds variables (tools, date_string, ...): strings,
     /// numbers, bools, lists, dictionaries or JSON elements. Message fields and extra values are content: special
     /// tokens in them are never parsed (see <see cref="RenderedChat.Tokenize"/>); bos_token and eos_token are not.

@@ -28,6 +28,16 @@ public sealed class ReplySplitting
     /// <summary>A splitter for one streamed reply.</summary>
     public IReplySplitter Start() => _startsInside is bool inside ? new ReasoningSplitter(inside) : new HarmonySplitter();
 
+    /// <summary>
+    /// A whole reply as the assistant's turn a conversation keeps: its answer as the content and its reasoning apart,
+    /// as templates expect them back (gpt-oss's refuses Harmony markers in a turn's content).
+    /// </summary>
+    public ChatMessage Assistant(string reply)
+    {
+        var (reasoning, answer) = Split(reply);
+        return ChatMessage.Assistant(answer) with { Reasoning = reasoning };
+    }
+
     /// <summary>A whole reply's reasoning (null when it had none) and answer.</summary>
     public (string? Reasoning, string Answer) Split(string reply)
     {

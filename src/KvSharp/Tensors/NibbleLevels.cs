@@ -23,6 +23,12 @@ internal interface INibbleLevels
 
     /// <summary>The 16 levels in both 128-bit lanes, for 256-bit (and, doubled, 512-bit) vpshufb.</summary>
     static abstract Vector256<sbyte> Table { get; }
+
+    /// <summary>The 16 levels, for the scalar kernels and dequantization.</summary>
+    static abstract ReadOnlySpan<sbyte> Levels { get; }
+
+    /// <summary>One row's block scale, at the start of its block, as a float (f16 d, or <see cref="E8M0Half"/>).</summary>
+    static abstract unsafe float Scale(byte* block);
 }
 
 /// <summary>IQ4_NL: ggml's non-linear levels (<see cref="Iq4NlValues"/>), an f16 scale.</summary>
@@ -31,6 +37,9 @@ internal readonly struct Iq4NlLevels : INibbleLevels
     public static int BlockBytes => IQ4_NLBytes;
     public static bool E8M0 => false;
     public static Vector256<sbyte> Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => VecDotAvx2.Iq4Table2; }
+    public static ReadOnlySpan<sbyte> Levels => Iq4NlValues;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe float Scale(byte* block) => F16(block);
 }
 
 /// <summary>MXFP4: the doubled E2M1 levels (<see cref="Mxfp4Values"/>), an E8M0 scale byte.</summary>
@@ -39,6 +48,9 @@ internal readonly struct Mxfp4Levels : INibbleLevels
     public static int BlockBytes => MXFP4Bytes;
     public static bool E8M0 => true;
     public static Vector256<sbyte> Table { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => VecDotAvx2.Mxfp4Table2; }
+    public static ReadOnlySpan<sbyte> Levels => Mxfp4Values;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe float Scale(byte* block) => E8M0Half(*block);
 }
 
 /// <summary>Block scales of the nibble-level types as floats, eight or sixteen rows at once, exactly the scalar kernels' floats.</summary>

@@ -30,12 +30,19 @@ internal static unsafe partial class VecDotAvx2
         Avx2.MultiplyAddAdjacent(Avx2.Sign(x, x).AsByte(), Avx2.Sign(y, x));
 
     /// <summary>IQ4_NL x Q8_0 in block-sequential order (<see cref="VecDotScalar.Iq4Nl"/>), like <see cref="Q4_0"/>.</summary>
-    public static float Iq4Nl(byte* x, byte* y, int nb)
+    public static float Iq4Nl(byte* x, byte* y, int nb) => NibbleLevelRow<Iq4NlLevels>(x, y, nb);
+
+    /// <summary>
+    /// A nibble-level row (IQ4_NL, MXFP4) x Q8_0 in block-sequential order (<see cref="VecDotScalar.NibbleLevelRow{K}"/>):
+    /// per block the levels looked up by vpshufb, the exact integer dot, then acc = fma(d·dy, sum, acc).
+    /// </summary>
+    internal static float NibbleLevelRow<K>(byte* x, byte* y, int nb) where K : INibbleLevels
     {
-        Vector128<sbyte> table = Iq4Table;
+        Vector128<sbyte> table = K.Table.GetLower();
+        int quants = NibbleLevelScales.ScaleBytes<K>();
         float acc = 0;
-        for (int ib = 0; ib < nb; ib++, x += IQ4_NLBytes, y += Q8_0Bytes)
-            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), HSumInt(MulSumI8Pairs(Iq4Levels(table, x + 2), Avx.LoadVector256((sbyte*)(y + 2)))), acc);
+        for (int ib = 0; ib < nb; ib++, x += K.BlockBytes, y += Q8_0Bytes)
+            acc = MathF.FusedMultiplyAdd(K.Scale(x) * F16(y), HSumInt(MulSumI8Pairs(Iq4Levels(table, x + quants), Avx.LoadVector256((sbyte*)(y + 2)))), acc);
         return acc;
     }
 }

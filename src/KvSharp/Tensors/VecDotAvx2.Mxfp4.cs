@@ -16,12 +16,5 @@ internal static unsafe partial class VecDotAvx2
     /// table, the nibbles one byte in (after the exponent) and the scale 2^(e-128) in place of the f16. The levels
     /// (|l| ≤ 12) times Q8_0's quants stay far inside vpmaddubsw's int16 pair sums.
     /// </summary>
-    public static float Mxfp4(byte* x, byte* y, int nb)
-    {
-        Vector128<sbyte> table = Mxfp4Table;
-        float acc = 0;
-        for (int ib = 0; ib < nb; ib++, x += MXFP4Bytes, y += Q8_0Bytes)
-            acc = MathF.FusedMultiplyAdd(E8M0Half(*x) * F16(y), HSumInt(MulSumI8Pairs(Iq4Levels(table, x + 1), Avx.LoadVector256((sbyte*)(y + 2)))), acc);
-        return acc;
-    }
+    public static float Mxfp4(byte* x, byte* y, int nb) => NibbleLevelRow<Mxfp4Levels>(x, y, nb);
 }

@@ -16,11 +16,15 @@ internal static unsafe partial class VecDotScalar
     /// more). This one is what every IQ4_NL kernel here computes, scalar, AVX2 and AVX-512, one token or many, so
     /// prefill and decode agree bit for bit; against llama.cpp it differs only in float rounding (RequantizedParityTests).
     /// </remarks>
-    public static float Iq4Nl(byte* x, byte* y, int nb)
+    public static float Iq4Nl(byte* x, byte* y, int nb) => NibbleLevelRow<Iq4NlLevels>(x, y, nb);
+
+    /// <summary>A nibble-level row (IQ4_NL, MXFP4) x Q8_0: per block the exact integer dot, then acc = fma(d·dy, sum, acc).</summary>
+    internal static float NibbleLevelRow<K>(byte* x, byte* y, int nb) where K : INibbleLevels
     {
+        int quants = NibbleLevelScales.ScaleBytes<K>();
         float acc = 0;
-        for (int ib = 0; ib < nb; ib++, x += IQ4_NLBytes, y += Q8_0Bytes)
-            acc = MathF.FusedMultiplyAdd(F16(x) * F16(y), NibbleLevelDot(Iq4NlValues, x + 2, (sbyte*)(y + 2)), acc);
+        for (int ib = 0; ib < nb; ib++, x += K.BlockBytes, y += Q8_0Bytes)
+            acc = MathF.FusedMultiplyAdd(K.Scale(x) * F16(y), NibbleLevelDot(K.Levels, x + quants, (sbyte*)(y + 2)), acc);
         return acc;
     }
 

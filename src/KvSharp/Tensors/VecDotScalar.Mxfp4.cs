@@ -1,4 +1,3 @@
-using static KvSharp.Tensors.BlockLayouts;
 
 namespace KvSharp.Tensors;
 
@@ -14,11 +13,5 @@ internal static unsafe partial class VecDotScalar
     /// kernels over several rows or tokens can reproduce, so MXFP4 takes it too, and against ggml it differs only in
     /// float rounding. Bound: |sum| ≤ 32 · 12 · 127 &lt; 2^16.
     /// </remarks>
-    public static float Mxfp4(byte* x, byte* y, int nb)
-    {
-        float acc = 0;
-        for (int ib = 0; ib < nb; ib++, x += MXFP4Bytes, y += Q8_0Bytes)
-            acc = MathF.FusedMultiplyAdd(E8M0Half(*x) * F16(y), NibbleLevelDot(Mxfp4Values, x + 1, (sbyte*)(y + 2)), acc);
-        return acc;
-    }
+    public static float Mxfp4(byte* x, byte* y, int nb) => NibbleLevelRow<Mxfp4Levels>(x, y, nb);
 }
