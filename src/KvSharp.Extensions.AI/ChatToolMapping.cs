@@ -52,17 +52,11 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
     public IReadOnlyDictionary<string, object?> TemplateVariables => new Dictionary<string, object?> { ["tools"] = Definitions };
 
     /// <summary>
-    /// The reply's text outside its calls, and its calls (a forced call's between its opening and closing, after any
-    /// thinking in tags, which <paramref name="reasoning"/> says how to split); a reply without calls is its text as
-    /// generated. Harmony's syntax reads the whole reply, its reasoning too.
+    /// The reply's text outside its calls, and its calls, read as <see cref="ToolCallSyntax.ReadCalls"/> reads them; a
+    /// reply without calls is its text as generated.
     /// </summary>
-    public ToolCallReply Read(string text, string textWithSpecialTokens, ReplySplitting? reasoning)
-    {
-        string rendered = Forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
-        if (Forced != null && reasoning is { IsHarmony: false }) rendered = reasoning.Split(rendered).Answer;
-        var reply = Syntax.Parse(rendered, Definitions);
-        return reply.Calls.Count == 0 ? new ToolCallReply(text, []) : reply;
-    }
+    public ToolCallReply Read(string text, string textWithSpecialTokens, ReplySplitting? reasoning) =>
+        Syntax.ReadCalls(textWithSpecialTokens, Definitions, reasoning, Forced) ?? new ToolCallReply(text, []);
 
     /// <summary>A call as Microsoft.Extensions.AI's content, its arguments a dictionary of JSON values.</summary>
     public static FunctionCallContent ToContent(ChatToolCall call)

@@ -106,15 +106,16 @@ public sealed class KvSharpChatClient : IChatClient
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var turn = new Turn();
-        // With tools a reply is read for calls once complete: its text and calls come in one update at its end.
-        bool whole = options?.Tools is { Count: > 0 } && options.ToolMode is not NoneChatToolMode;
         var text = new StringBuilder();
         IReplySplitter? splitter = null;
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false))
         {
-            if (whole)
+            text.Append(piece);
+            // With tools: the reasoning, and the text up to where a call could begin, as they come.
+            if (turn.ToolStream is { } toolStream)
             {
-                text.Append(piece);
+                var (shownThought, shownAnswer) = toolStream.Append(piece);
+                if (Pieces(shownThought, shownAnswer) is { Count: > 0 } shown) yield return Update(turn, shown);
                 continue;
             }
             if (turn.Reasoning is not { } reasoning)
@@ -125,7 +126,15 @@ public sealed class KvSharpChatClient : IChatClient
             var (thought, answer) = (splitter ??= reasoning.Start()).Append(piece);
             if (Pieces(thought, answer) is { Count: > 0 } contents) yield return Update(turn, contents);
         }
-        if (whole) yield return Update(turn, turn.Contents(text.ToString()));
+        if (turn.ToolStream is { } ended)
+        {
+            // The reply read whole: what of its text was not shown yet, then its calls.
+            var whole = turn.Contents(text.ToString());
+            var (restThought, restAnswer) = ended.Finish(whole.OfType<TextReasoningContent>().FirstOrDefault()?.Text, whole.OfType<TextContent>().FirstOrDefault()?.Text ?? "");
+            var rest = Pieces(restThought, restAnswer);
+            rest.AddRange(whole.OfType<FunctionCallContent>());
+            if (rest.Count > 0) yield return Update(turn, rest);
+        }
         else if (splitter?.Flush() is var (restThought, restAnswer) && Pieces(restThought, restAnswer) is { Count: > 0 } rest) yield return Update(turn, rest);
         var last = Update(turn, new UsageContent(turn.Usage!));
         last.FinishReason = turn.FinishReason;
@@ -186,6 +195,7 @@ public sealed class KvSharpChatClient : IChatClient
             tools = tools with { Forced = forced };
             generation = generation with { Format = ResponseFormat.JsonSchema, Schema = forced.Constraint };
         }
+        if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, forced: tools.Forced != null);
         int[] prompt = rendered.Tokenize(_model.Tokenizer);
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.
@@ -201,10 +211,13 @@ public sealed class KvSharpChatClient : IChatClient
         bool complete = false;
         try
         {
+            int reported = prompt.Length;
             foreach (string piece in pieces)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 reply.Append(piece);
+                // The tokens behind the piece (special ones show no text) before the piece itself.
+                for (; turn.ToolStream != null && reported < session.Tokens.Count; reported++) turn.ToolStream.Generated(_model.Tokenizer, session.Tokens[reported]);
                 yield return piece;
             }
             if (tools != null) turn.Reply = tools.Read(reply.ToString(), ToolCallSyntax.ReplyText(_model.Tokenizer, session.Tokens.Skip(prompt.Length)), turn.Reasoning);
@@ -235,6 +248,8 @@ public sealed class KvSharpChatClient : IChatClient
     {
         /// <summary>With tools, the reply read for calls (null without tools).</summary>
         public ToolCallReply? Reply { get; set; }
+        /// <summary>With tools, what of the reply can be shown while it streams (null without tools).</summary>
+        public ToolReplyStream? ToolStream { get; set; }
         /// <summary>For a thinking model, how its reply splits into reasoning and answer; null for other models.</summary>
         public ReplySplitting? Reasoning { get; set; }
 

@@ -27,6 +27,12 @@ public static class ToolCallingModel
     /// <summary>What the thinking model writes after a prompt's last newline.</summary>
     public static readonly string[] ThinkingScript = ["<think>", "Let me see.", "</think>", "\n\nIt is sunny."];
 
+    /// <summary><see cref="Template"/> for a model that may think first in &lt;think&gt; tags (its source names both tags).</summary>
+    public const string ThinkingToolTemplate = "{#- The model may think first, between <think> and </think>. -#}" + Template;
+
+    /// <summary>What a model that thinks, says what it will do, then calls a tool writes after a prompt's last newline.</summary>
+    public static readonly string[] ThinkThenCallScript = ["<think>", "Let me see.", "</think>", "Let me check", " the weather.", "<tool_call>", CallText, "</tool_call>"];
+
     private const int Bytes = 3, ImStart = 259, ImEnd = 260, Embedding = 384;
 
     /// <summary>The model's second choice after a newline, in <see cref="Write"/>'s <c>secondChoice</c>: a call's JSON as a forced call writes it.</summary>

@@ -20,8 +20,9 @@ namespace KvSharp.Server.Chat;
 /// <c>POST /v1/chat/completions</c>: OpenAI's chat completions over the engine, whole or streamed. The messages are
 /// rendered by the served chat template and tokenized so that their content is never read as special tokens; the
 /// template's stop strings join the request's, and generation also stops at the model's end-of-generation tokens.
-/// With tools (<see cref="ChatTools"/>), each reply is read for tool calls once it is complete, so a streamed reply
-/// with tools arrives whole at its end: its text, then its calls, then its finish reason ("tool_calls" when it called).
+/// With tools (<see cref="ChatTools"/>), each reply is read for tool calls once it is complete; streamed, its reasoning
+/// and its text up to where a call could begin go out as they come (<see cref="ToolReplyStream"/>), then the rest of
+/// its text, its calls, and its finish reason ("tool_calls" when it called).
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
@@ -59,22 +60,19 @@ internal static class ChatCompletionsEndpoint
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
-        var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount, reasoning);
         bool stream = body.Stream == true, includeUsage = body.StreamOptions?.IncludeUsage == true;
-        if (tools != null)
-        {
-            // Whole, then written in the shape asked for: the calls are read from the complete reply.
-            await run.RespondAsync(context.Response, chunks, stream: false, includeUsage, result =>
-            {
-                var replies = new ChatReply[result.Texts.Length];
-                for (int i = 0; i < replies.Length; i++) replies[i] = ChatReply.Read(tools, tokenizer, run.Handle.OutputTokens[i], result.Texts[i], result.FinishReasons[i], reasoning, forced);
-                return stream ? StreamRepliesAsync(context, chunks, replies, result, includeUsage) : WriteRepliesAsync(context, chunks, replies, result, served.ModelId);
-            });
-            return;
-        }
+        // With tools each reply is read whole for its calls once it ends; a stream shows its text up to where a call
+        // could begin as it comes, and the rest with the calls at its end.
+        ChatReply Read(int i, string finishReason) => ChatReply.Read(tools!, tokenizer, run.Handle.OutputTokens[i], run.Handle.OutputText[i], finishReason, reasoning, forced);
+        var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount, tools == null ? reasoning : null,
+            tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced != null, Read));
         await run.RespondAsync(context.Response, chunks, stream, includeUsage, result => WriteRepliesAsync(context, chunks,
-            [.. result.Texts.Select((text, i) => ChatReply.Text(text, result.FinishReasons[i], reasoning))], result, served.ModelId));
+            [.. result.Texts.Select((text, i) => tools == null ? ChatReply.Text(text, result.FinishReasons[i], reasoning) : Read(i, result.FinishReasons[i]))],
+            result, served.ModelId));
     }
+
+    /// <summary>How a reply to a request with tools streams, and how a choice's whole reply is read once it ends.</summary>
+    private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, bool Forced, Func<int, string, ChatReply> Read);
 
     private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)
     {
@@ -84,23 +82,6 @@ internal static class ChatCompletionsEndpoint
                 format.Logprobs(result.Logprobs?[i]), replies[i].FinishReason);
         var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, model, choices, result.Usage);
         return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
-    }
-
-    /// <summary>A whole reply per choice as a stream: its text (with its logprobs), its calls, its finish reason; the usage if asked; [DONE].</summary>
-    private static async Task StreamRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, bool includeUsage)
-    {
-        var response = context.Response;
-        ServerSentEvents.Begin(response);
-        var body = response.BodyWriter;
-        for (int i = 0; i < replies.Length; i++)
-        {
-            ServerSentEvents.Write(body, format.Reply(i, replies[i].Content ?? "", null, format.Logprobs(result.Logprobs?[i]), replies[i].Reasoning));
-            if (replies[i].Calls(withIndex: true) is { } calls) ServerSentEvents.Write(body, format.Reply(i, null, calls, null));
-            ServerSentEvents.Write(body, format.Finish(i, replies[i].FinishReason));
-        }
-        if (includeUsage) ServerSentEvents.Write(body, format.Usage(result.Usage));
-        ServerSentEvents.WriteDone(body);
-        await body.FlushAsync(context.RequestAborted);
     }
 
     /// <summary>
@@ -132,30 +113,58 @@ internal static class ChatCompletionsEndpoint
     }
 
     /// <summary>The chat completion's chunks, all under one id and creation time; each choice's first chunk carries the role.</summary>
-    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices, ReplySplitting? reasoning = null) : IChunkFormat
+    private sealed class Chunks(string id, long created, string model, ITokenizer tokenizer, int choices, ReplySplitting? reasoning = null,
+        ToolReplies? toolReplies = null) : IChunkFormat
     {
         public const string Role = "assistant";
         private const string Object = "chat.completion.chunk";
         private readonly bool[] _roleSent = new bool[choices];
         // Per choice, where its streamed thinking ends (null: not split).
         private readonly IReplySplitter?[] _splitters = [.. Enumerable.Range(0, choices).Select(_ => reasoning?.Start())];
+        // With tools, per choice, what of its reply can be shown before it ends.
+        private readonly ToolReplyStream[]? _toolStreams = toolReplies is { } t
+            ? [.. Enumerable.Range(0, choices).Select(_ => new ToolReplyStream(t.Syntax, t.Reasoning, t.Forced))] : null;
 
         public string Id => id;
         public long Created => created;
 
+        public void Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token);
+
         public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
         {
+            if (_toolStreams != null)
+            {
+                var (shownThought, shownAnswer) = _toolStreams[choice].Append(text);
+                // Held (a call may have begun): nothing to send but the tokens' logprobs, if asked for.
+                if (shownThought.Length == 0 && shownAnswer.Length == 0 && logprobs is not { Count: > 0 }) return [];
+                return Serialize([new ChatChunkChoice(choice, Delta(choice, shownAnswer, shownThought), Logprobs(logprobs), null)], null);
+            }
             if (_splitters[choice] is not { } splitter) return Serialize([new ChatChunkChoice(choice, Delta(choice, text), Logprobs(logprobs), null)], null);
             var (thought, answer) = splitter.Append(text);
             return Serialize([new ChatChunkChoice(choice, Delta(choice, answer, thought), Logprobs(logprobs), null)], null);
         }
 
-        /// <summary>An empty delta (what a split reply still held back, if anything), unless the choice ended before any text (it still names its role once).</summary>
-        public byte[] Finish(int choice, string finishReason)
+        /// <summary>
+        /// An empty delta (what a split reply still held back, if anything), unless the choice ended before any text (it
+        /// still names its role once). With tools: the reply read whole, what of its text was not shown, its calls,
+        /// and its finish ("tool_calls" when it called).
+        /// </summary>
+        public IReadOnlyList<byte[]> Finish(int choice, string finishReason)
         {
+            if (_toolStreams != null) return FinishWithTools(choice, toolReplies!.Read(choice, finishReason));
             var (thought, answer) = _splitters[choice]?.Flush() ?? ("", "");
             var delta = !_roleSent[choice] || thought.Length > 0 || answer.Length > 0 ? Delta(choice, answer, thought) : new ChatDelta(null, null);
-            return Serialize([new ChatChunkChoice(choice, delta, null, finishReason)], null);
+            return [Serialize([new ChatChunkChoice(choice, delta, null, finishReason)], null)];
+        }
+
+        private List<byte[]> FinishWithTools(int choice, ChatReply reply)
+        {
+            var chunks = new List<byte[]>(3);
+            var (thought, answer) = _toolStreams![choice].Finish(reply.Reasoning, reply.Content ?? "");
+            if (!_roleSent[choice] || thought.Length > 0 || answer.Length > 0) chunks.Add(Reply(choice, answer, null, null, thought));
+            if (reply.Calls(withIndex: true) is { } calls) chunks.Add(Reply(choice, null, calls, null));
+            chunks.Add(Serialize([new ChatChunkChoice(choice, new ChatDelta(null, null), null, reply.FinishReason)], null));
+            return chunks;
         }
 
         public byte[] Usage(Usage usage) => Serialize([], usage);

@@ -26,17 +26,10 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
     /// closing.
     /// </summary>
     public static ChatReply Read(ChatTools tools, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, ReplySplitting? reasoning,
-        ForcedToolCall? forced = null)
-    {
-        string rendered = ToolCallSyntax.ReplyText(tokenizer, tokens);
-        if (forced != null) rendered = forced.Reply(rendered);
-        // The calls come after the thinking (which may well mention them); Harmony's syntax reads its messages, thinking and all.
-        string? thought = null;
-        if (reasoning is { IsHarmony: false }) (thought, rendered) = reasoning.Split(rendered);
-        var reply = tools.Syntax.Parse(rendered, tools.Definitions);
-        return reply.Calls.Count == 0 ? Text(text, finishReason, reasoning)
-            : new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", thought ?? reply.Reasoning);
-    }
+        ForcedToolCall? forced = null) =>
+        tools.Syntax.ReadCalls(ToolCallSyntax.ReplyText(tokenizer, tokens), tools.Definitions, reasoning, forced) is { } reply
+            ? new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", reply.Reasoning)
+            : Text(text, finishReason, reasoning);
 
     /// <summary>The calls in OpenAI's shape (with their index for a stream's delta); null when none.</summary>
     public ChatResponseToolCall[]? Calls(bool withIndex) => ToolCalls.Count == 0 ? null

@@ -100,7 +100,7 @@ internal static class CompletionsEndpoint
         public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs) =>
             Serialize([new CompletionChoice(choice, text, Logprobs(choice, logprobs), null)], null);
 
-        public byte[] Finish(int choice, string finishReason) => Serialize([new CompletionChoice(choice, "", null, finishReason)], null);
+        public IReadOnlyList<byte[]> Finish(int choice, string finishReason) => [Serialize([new CompletionChoice(choice, "", null, finishReason)], null)];
 
         public byte[] Usage(Usage usage) => Serialize([], usage);
 

@@ -99,14 +99,19 @@ internal sealed class GenerationRun : IDisposable
             while (reader.TryRead(out var token))
             {
                 pending[token.Sample].Append(token.Text);
-                if (token.TokenId >= 0) generated++;
+                if (token.TokenId >= 0)
+                {
+                    generated++;
+                    format.Generated(token.Sample, token.TokenId);
+                }
                 if (token.Logprobs != null) logprobs![token.Sample].Add(token.Logprobs);
             }
             for (int i = 0; i < choices; i++)
             {
                 // A token in the middle of a character has no text yet, but its logprobs still go out.
                 if (pending[i].Length == 0 && (logprobs == null || logprobs[i].Count == 0)) continue;
-                ServerSentEvents.Write(body, format.Text(i, pending[i].ToString(), logprobs?[i]));
+                byte[] chunk = format.Text(i, pending[i].ToString(), logprobs?[i]);
+                if (chunk.Length > 0) ServerSentEvents.Write(body, chunk);
                 pending[i].Clear();
                 logprobs?[i].Clear();
             }
@@ -116,7 +121,9 @@ internal sealed class GenerationRun : IDisposable
         if (Handle.Status == RequestStatus.Finished)
         {
             Finished?.Invoke();
-            for (int i = 0; i < choices; i++) ServerSentEvents.Write(body, format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])));
+            for (int i = 0; i < choices; i++)
+                foreach (byte[] chunk in format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])))
+                    ServerSentEvents.Write(body, chunk);
             if (includeUsage) ServerSentEvents.Write(body, format.Usage(UsageOf(generated)));
         }
         else

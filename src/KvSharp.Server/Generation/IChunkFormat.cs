@@ -8,11 +8,20 @@ namespace KvSharp.Server.Generation;
 /// </summary>
 internal interface IChunkFormat
 {
-    /// <summary>New text of choice <paramref name="choice"/>, and the logprobs of the tokens that made it (null unless asked for).</summary>
+    /// <summary>
+    /// New text of choice <paramref name="choice"/>, and the logprobs of the tokens that made it (null unless asked
+    /// for): its chunk, or an empty one when the format has nothing to send yet.
+    /// </summary>
     byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs);
 
-    /// <summary>Choice <paramref name="choice"/> ended ("stop" or "length").</summary>
-    byte[] Finish(int choice, string finishReason);
+    /// <summary>
+    /// Choice <paramref name="choice"/> generated token <paramref name="token"/> (its text comes through
+    /// <see cref="Text"/>, with the text of the tokens beside it): for a format that reads the tokens themselves.
+    /// </summary>
+    void Generated(int choice, int token) { }
+
+    /// <summary>Choice <paramref name="choice"/> ended ("stop" or "length"): the chunks that end it (usually one).</summary>
+    IReadOnlyList<byte[]> Finish(int choice, string finishReason);
 
     /// <summary>The last chunk when stream_options.include_usage is set: no choices, the usage.</summary>
     byte[] Usage(Usage usage);

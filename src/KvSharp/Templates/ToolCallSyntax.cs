@@ -68,6 +68,42 @@ public abstract partial class ToolCallSyntax
     public virtual ToolCallReply Parse(string reply, JsonElement tools) => Parse(reply);
 
     /// <summary>
+    /// A whole reply to a request with these <paramref name="tools"/> read for its calls, as the server and the chat
+    /// client read it: a <paramref name="forced"/> call's text between its opening and closing, thinking in tags
+    /// (<paramref name="reasoning"/>) apart first (it may well mention calls), then the calls; null when it made none
+    /// (the reply is then its text as generated). <paramref name="textWithSpecialTokens"/>: <see cref="ReplyText"/>.
+    /// </summary>
+    public ToolCallReply? ReadCalls(string textWithSpecialTokens, JsonElement tools, ReplySplitting? reasoning, ForcedToolCall? forced = null)
+    {
+        string rendered = forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
+        // Harmony's syntax reads its messages, thinking and all.
+        string? thought = null;
+        if (reasoning is { IsHarmony: false }) (thought, rendered) = reasoning.Split(rendered);
+        var reply = Parse(rendered, tools);
+        return reply.Calls.Count == 0 ? null : reply with { Reasoning = thought ?? reply.Reasoning };
+    }
+
+    /// <summary>
+    /// How much of an unfinished reply (its answer, after any thinking) is text outside the calls whatever follows it:
+    /// what a stream may show before the reply ends (<see cref="ToolReplyStream"/>). None by default, for a syntax whose
+    /// text is not simply what comes before its first call (its reply then shows when it ends).
+    /// </summary>
+    public virtual int TextBefore(string reply) => 0;
+
+    /// <summary>
+    /// The text before the first <paramref name="marker"/>, without an end that could be the marker's beginning: what
+    /// comes before a syntax's first possible call, where the text before its first marker is always content.
+    /// </summary>
+    private protected static int BeforeMarker(string reply, string marker)
+    {
+        int at = reply.IndexOf(marker, StringComparison.Ordinal);
+        if (at >= 0) return at;
+        for (int keep = Math.Min(marker.Length - 1, reply.Length); keep > 0; keep--)
+            if (reply.AsSpan(reply.Length - keep).SequenceEqual(marker.AsSpan(0, keep))) return reply.Length - keep;
+        return reply.Length;
+    }
+
+    /// <summary>
     /// How a reply that must call one of <paramref name="tools"/> (an OpenAI-shaped list), or the one named
     /// <paramref name="function"/>, is written in this syntax (<see cref="ForcedToolCall"/>); <see cref="Parse"/> reads
     /// its <see cref="ForcedToolCall.Reply"/> as that call.
@@ -214,6 +250,8 @@ public abstract partial class ToolCallSyntax
 
         public override string Name => "deepseek-r1";
 
+        public override int TextBefore(string reply) => BeforeMarker(reply, CallsBegin);
+
         [GeneratedRegex(@"<｜tool▁call▁begin｜>(?:function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)```|([^\n<]+?)<｜tool▁sep｜>(.*?))\s*<｜tool▁call▁end｜>", RegexOptions.Singleline)]
         private static partial Regex CallBlock();
 
@@ -291,6 +329,8 @@ public abstract partial class ToolCallSyntax
 
         public override string Name => "firefunction-v2";
 
+        public override int TextBefore(string reply) => BeforeMarker(reply, Marker);
+
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(" " + Marker, tools, "name", "arguments", "]");
 
         public override ToolCallReply Parse(string reply)
@@ -307,6 +347,8 @@ public abstract partial class ToolCallSyntax
     {
         public override string Name => "functionary-v3.1";
 
+        public override int TextBefore(string reply) => BeforeMarker(reply, "<function=");
+
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => NamedArguments("<function=", tools, name => name + ">", "</function>");
 
         [GeneratedRegex(@"<function=(\w+)>(.*?)</function>", RegexOptions.Singleline)]
@@ -320,6 +362,8 @@ public abstract partial class ToolCallSyntax
     private sealed partial class PipeTagged : ToolCallSyntax
     {
         public override string Name => "pipe-tagged";
+
+        public override int TextBefore(string reply) => BeforeMarker(reply, "<|tool_call|>");
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<|tool_call|>[", tools, "name", "arguments", "]");
 
@@ -340,6 +384,8 @@ public abstract partial class ToolCallSyntax
     private sealed partial class Qwen3Coder : ToolCallSyntax
     {
         public override string Name => "qwen3-coder";
+
+        public override int TextBefore(string reply) => BeforeMarker(reply, "<tool_call>");
 
         [GeneratedRegex(@"<tool_call>\s*<function=([^>\n]+)>(.*?)</function>\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
         private static partial Regex Call();
@@ -397,6 +443,8 @@ public abstract partial class ToolCallSyntax
     {
         public override string Name => "hermes";
 
+        public override int TextBefore(string reply) => BeforeMarker(reply, "<tool_call>");
+
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<tool_call>\n", tools, "name", "arguments", "\n</tool_call>");
 
         [GeneratedRegex(@"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
@@ -412,6 +460,8 @@ public abstract partial class ToolCallSyntax
         private const string Marker = "[TOOL_CALLS]";
 
         public override string Name => "mistral";
+
+        public override int TextBefore(string reply) => BeforeMarker(reply, Marker);
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(Marker + "[", tools, "name", "arguments", "]");
 
@@ -438,6 +488,14 @@ public abstract partial class ToolCallSyntax
         private const string PythonTag = "<|python_tag|>";
 
         public override string Name => "llama3-json";
+
+        /// <summary>A reply is a call only as a whole: one that begins with anything but a JSON object or the tag is text throughout.</summary>
+        public override int TextBefore(string reply)
+        {
+            string text = reply.TrimStart();
+            if (text.Length == 0 || text[0] == '{' || PythonTag.StartsWith(text[..Math.Min(text.Length, PythonTag.Length)], StringComparison.Ordinal)) return 0;
+            return reply.Length;
+        }
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("", tools, "name", "parameters", "");
 
