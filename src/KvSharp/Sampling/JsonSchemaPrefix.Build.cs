@@ -83,8 +83,8 @@ public sealed partial class JsonSchemaPrefix
         private Node BuildType(string type, JsonElement s, string path) => type switch
         {
             "string" => new StringNode(null, StringRules.Of(s, path)),
-            "integer" => new NumberNode(integer: true, NumberBounds.Of(s, path)),
-            "number" => new NumberNode(integer: false, NumberBounds.Of(s, path)),
+            "integer" => new NumberNode(integer: true, NumberBounds.Of(s, path, integer: true)),
+            "number" => new NumberNode(integer: false, NumberBounds.Of(s, path, integer: false)),
             "boolean" => new LiteralNode(["true", "false"]),
             "null" => new LiteralNode(["null"]),
             "array" => new ArrayNode(s.TryGetProperty("items", out var items) ? Build(items, path + ".items") : new AnyNode(),

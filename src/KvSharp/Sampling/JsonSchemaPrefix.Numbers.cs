@@ -13,7 +13,7 @@ public sealed partial class JsonSchemaPrefix
     /// </summary>
     private sealed class NumberBounds(double low, bool lowIncluded, double high, bool highIncluded)
     {
-        public static NumberBounds? Of(JsonElement s, string path)
+        public static NumberBounds? Of(JsonElement s, string path, bool integer)
         {
             double? Bound(string keyword) => !s.TryGetProperty(keyword, out var v) ? null
                 : v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw new ArgumentException($"{path}.{keyword} must be a number");
@@ -24,6 +24,13 @@ public sealed partial class JsonSchemaPrefix
             double low = lowIncluded ? min ?? double.NegativeInfinity : xmin!.Value, high = highIncluded ? max ?? double.PositiveInfinity : xmax!.Value;
             var bounds = new NumberBounds(low, lowIncluded, high, highIncluded);
             if (!bounds.Meets(low, true, high, true)) throw new ArgumentException($"{path}: no number is within its bounds");
+            // Bounds with numbers but no integer between them (exclusive 23 to 24) would leave an integer no way to end.
+            if (integer)
+            {
+                double nearest = !double.IsInfinity(low) ? (Math.Ceiling(low) == low && !lowIncluded ? low + 1 : Math.Ceiling(low))
+                    : !double.IsInfinity(high) ? (Math.Floor(high) == high && !highIncluded ? high - 1 : Math.Floor(high)) : 0;
+                if (!bounds.Meets(nearest, true, nearest, true)) throw new ArgumentException($"{path}: no integer is within its bounds");
+            }
             return bounds;
         }
 

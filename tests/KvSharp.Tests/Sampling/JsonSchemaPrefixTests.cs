@@ -255,6 +255,8 @@ public class JsonSchemaPrefixTests
     [InlineData("{\"minimum\": 3}", "needs a type")]
     [InlineData("{\"type\": \"string\", \"minLength\": 3, \"maxLength\": 2}", "below minLength")]
     [InlineData("{\"type\": \"integer\", \"minimum\": 3, \"exclusiveMaximum\": 3}", "no number is within")]
+    [InlineData("{\"type\": \"integer\", \"exclusiveMinimum\": 23, \"exclusiveMaximum\": 24}", "no integer is within")]
+    [InlineData("{\"type\": \"integer\", \"minimum\": 0.2, \"maximum\": 0.8}", "no integer is within")]
     [InlineData("{\"type\": \"string\", \"pattern\": \"(?=a)\"}", "pattern")]
     public void WhatCannotBeHeldToIsNamed(string schema, string message) =>
         Assert.Contains(message, Assert.Throws<ArgumentException>(() => Schema(schema)).Message);
