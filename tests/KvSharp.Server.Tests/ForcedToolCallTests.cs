@@ -90,13 +90,13 @@ public sealed class ForcedToolCallTests(TextReplyFixture fixture) : IClassFixtur
     public async Task ASchemaKeywordAForcedCallCannotHoldToIsRefusedNamingTheTool()
     {
         const string days = "{\"type\": \"function\", \"function\": {\"name\": \"forecast\", \"parameters\": " +
-                            "{\"type\": \"object\", \"properties\": {\"days\": {\"type\": \"integer\", \"multipleOf\": 7}}}}}";
+                            "{\"type\": \"object\", \"properties\": {\"days\": {\"type\": \"array\", \"uniqueItems\": true}}}}}";
         var (status, text) = await PostAsync(Request("\"required\"", Weather, days));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         var error = JsonDocument.Parse(text).RootElement.GetProperty("error");
         Assert.Equal("tool_choice", error.GetProperty("param").GetString());
         Assert.Equal("unsupported_parameter", error.GetProperty("code").GetString());
-        Assert.Contains("tools[1].function.parameters.properties.days.multipleOf", error.GetProperty("message").GetString());
+        Assert.Contains("tools[1].function.parameters.properties.days.uniqueItems", error.GetProperty("message").GetString());
         // Without a forced call the same tools are fine: the model is not held to them.
         Assert.Equal(HttpStatusCode.OK, (await PostAsync(Request("\"auto\"", Weather, days))).Status);
     }

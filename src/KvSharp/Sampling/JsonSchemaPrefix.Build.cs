@@ -12,13 +12,13 @@ public sealed partial class JsonSchemaPrefix
 
     private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "oneOf", "$ref"];
     private static readonly HashSet<string> StringKeywords = ["minLength", "maxLength", "pattern", "format"];
-    private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
+    private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
     private static readonly HashSet<string> ArrayKeywords = ["items", "minItems", "maxItems"];
     private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties"];
 
     private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, " +
                                      "oneOf (told apart by a const property), $ref, " +
-                                     "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum";
+                                     "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf";
 
     /// <summary>
     /// Compiles one schema document: every subschema to a node, a <c>$ref</c> (a JSON pointer into the document, such as
@@ -34,16 +34,11 @@ public sealed partial class JsonSchemaPrefix
         private Node Build(JsonElement s, string path)
         {
             if (s.ValueKind == JsonValueKind.True) return new AnyNode();
-            if (s.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path} must be a JSON schema object, got {s.ValueKind}");
-            foreach (var p in s.EnumerateObject())
-                if (!Annotations.Contains(p.Name) && !AnyType.Contains(p.Name) && !StringKeywords.Contains(p.Name) && !NumberKeywords.Contains(p.Name)
-                    && !ArrayKeywords.Contains(p.Name) && !ObjectKeywords.Contains(p.Name))
-                    throw new ArgumentException($"{path}.{p.Name} is not supported in a constrained reply (supported: {Supported})");
+            CheckKeywords(s, path);
             if (s.TryGetProperty("$ref", out var reference))
             {
-                if (s.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => !Annotations.Contains(name) && name != "$ref") is { } other)
-                    throw new ArgumentException($"{path}.{other} beside $ref is not supported in a constrained reply");
-                return Reference(reference, path + ".$ref");
+                RefuseBesideRef(s, path);
+                return Reference(Pointer(reference, path + ".$ref"), path + ".$ref");
             }
             if (s.TryGetProperty("anyOf", out var anyOf))
             {
@@ -83,8 +78,8 @@ public sealed partial class JsonSchemaPrefix
         private Node BuildType(string type, JsonElement s, string path) => type switch
         {
             "string" => new StringNode(null, StringRules.Of(s, path)),
-            "integer" => new NumberNode(integer: true, NumberBounds.Of(s, path, integer: true)),
-            "number" => new NumberNode(integer: false, NumberBounds.Of(s, path, integer: false)),
+            "integer" => new NumberNode(integer: true, NumberRule(s, path, integer: true)),
+            "number" => new NumberNode(integer: false, NumberRule(s, path, integer: false)),
             "boolean" => new LiteralNode(["true", "false"]),
             "null" => new LiteralNode(["null"]),
             "array" => new ArrayNode(s.TryGetProperty("items", out var items) ? Build(items, path + ".items") : new AnyNode(),
@@ -109,11 +104,35 @@ public sealed partial class JsonSchemaPrefix
             return new ObjectNode(properties, required, additional);
         }
 
-        /// <summary>The node a <c>$ref</c> points at: one per pointer, its target compiled the first time it is met.</summary>
-        private RefNode Reference(JsonElement reference, string path)
+        /// <summary>A schema object whose keywords are all read here (or annotations); anything else is refused by name.</summary>
+        private static void CheckKeywords(JsonElement s, string path)
         {
-            if (reference.ValueKind != JsonValueKind.String || reference.GetString() is not { } pointer || !pointer.StartsWith('#'))
-                throw new ArgumentException($"{path} must point into the schema itself (\"#/...\"); other documents are not supported in a constrained reply");
+            if (s.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path} must be a JSON schema object, got {s.ValueKind}");
+            foreach (var p in s.EnumerateObject())
+                if (!Annotations.Contains(p.Name) && !AnyType.Contains(p.Name) && !StringKeywords.Contains(p.Name) && !NumberKeywords.Contains(p.Name)
+                    && !ArrayKeywords.Contains(p.Name) && !ObjectKeywords.Contains(p.Name))
+                    throw new ArgumentException($"{path}.{p.Name} is not supported in a constrained reply (supported: {Supported})");
+        }
+
+        /// <summary>A <c>$ref</c> takes no constraining keyword beside it (outside allOf, drafts disagree on what that means).</summary>
+        private static void RefuseBesideRef(JsonElement s, string path)
+        {
+            if (s.EnumerateObject().Select(p => p.Name).FirstOrDefault(name => !Annotations.Contains(name) && name != "$ref") is { } other)
+                throw new ArgumentException($"{path}.{other} beside $ref is not supported in a constrained reply");
+        }
+
+        /// <summary>A <c>$ref</c>'s pointer, which must point into the schema itself.</summary>
+        private static string Pointer(JsonElement reference, string path) =>
+            reference.ValueKind == JsonValueKind.String && reference.GetString() is { } pointer && pointer.StartsWith('#') ? pointer
+                : throw new ArgumentException($"{path} must point into the schema itself (\"#/...\"); other documents are not supported in a constrained reply");
+
+        /// <summary>The number rule of a schema: its multiples within its bounds, or its bounds, or none.</summary>
+        private static INumberRule? NumberRule(JsonElement s, string path, bool integer) =>
+            s.TryGetProperty("multipleOf", out _) ? NumberMultiples.Of(s, path, integer) : NumberBounds.Of(s, path, integer);
+
+        /// <summary>The node a <c>$ref</c> points at: one per pointer, its target compiled the first time it is met.</summary>
+        private RefNode Reference(string pointer, string path)
+        {
             if (_refs.TryGetValue(pointer, out var known)) return known;
             var node = new RefNode(pointer);
             _refs[pointer] = node;

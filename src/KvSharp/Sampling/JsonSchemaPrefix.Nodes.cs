@@ -62,16 +62,17 @@ public sealed partial class JsonSchemaPrefix
         }
     }
 
-    /// <summary>A number (an integer if <paramref name="integer"/>), within <paramref name="bounds"/> where there are some.</summary>
-    private sealed class NumberNode(bool integer, NumberBounds? bounds) : Node
+    /// <summary>A number (an integer if <paramref name="integer"/>), held to <paramref name="rule"/> (bounds, a multiple) where there is one.</summary>
+    private sealed class NumberNode(bool integer, INumberRule? rule) : Node
     {
         protected override Status Value(ref Reader r)
         {
             int start = r.Position;
-            var status = r.ReadNumber(integer, exponent: bounds == null);
-            if (bounds == null || status == Status.Fail) return status;
+            // A rule reads the number's digits, so it is written without an exponent (1e2 would leave every start open).
+            var status = r.ReadNumber(integer, exponent: rule == null);
+            if (rule == null || status == Status.Fail) return status;
             var text = r.Read(start);
-            return status == Status.Ok ? (bounds.Allows(text) ? Status.Ok : Status.Fail) : (bounds.AllowsStart(text, integer) ? Status.Partial : Status.Fail);
+            return status == Status.Ok ? (rule.Allows(text) ? Status.Ok : Status.Fail) : (rule.AllowsStart(text, integer) ? Status.Partial : Status.Fail);
         }
     }
 

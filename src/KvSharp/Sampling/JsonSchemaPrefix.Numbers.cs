@@ -11,7 +11,7 @@ public sealed partial class JsonSchemaPrefix
     /// intervals (more digits scale it by tens), each tested against the bounds, so no prefix is a dead end. A bounded
     /// number is written without an exponent (which would make every prefix open).
     /// </summary>
-    private sealed class NumberBounds(double low, bool lowIncluded, double high, bool highIncluded)
+    private sealed class NumberBounds(double low, bool lowIncluded, double high, bool highIncluded) : INumberRule
     {
         public static NumberBounds? Of(JsonElement s, string path, bool integer)
         {

@@ -23,7 +23,7 @@ public class RunJsonSchemaTests
     }
 
     [Theory]
-    [InlineData("{\"type\": \"string\", \"multipleOf\": 2}", "schema.multipleOf is not supported in a constrained reply")]
+    [InlineData("{\"type\": \"array\", \"uniqueItems\": true}", "schema.uniqueItems is not supported in a constrained reply")]
     [InlineData("{not json", "--json-schema is neither a file nor JSON")]
     public void WhatItCannotEnforceIsAOneLineError(string schema, string expected) =>
         CliOptionErrorTests.AssertOneLineError(CliRunner.Run("run", "-m", Stories, "-p", "hi", "--json-schema", schema), expected);
