@@ -10,14 +10,14 @@ public sealed partial class JsonSchemaPrefix
         ["description", "title", "default", "$schema", "examples", "$comment", "$id", "$anchor", "readOnly", "writeOnly", "deprecated", "$defs", "definitions",
          "discriminator"];
 
-    private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "oneOf", "$ref"];
+    private static readonly HashSet<string> AnyType = ["type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref"];
     private static readonly HashSet<string> StringKeywords = ["minLength", "maxLength", "pattern", "format"];
     private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
     private static readonly HashSet<string> ArrayKeywords = ["items", "minItems", "maxItems"];
     private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties"];
 
     private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, " +
-                                     "oneOf (told apart by a const property), $ref, " +
+                                     "oneOf (told apart by a const property), allOf (where its branches merge exactly), $ref, " +
                                      "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf";
 
     /// <summary>
@@ -25,7 +25,7 @@ public sealed partial class JsonSchemaPrefix
     /// <c>#/$defs/Item</c> or System.Text.Json's <c>#/properties/next</c> for a recursive type) to the node of what it
     /// points at, compiled once, so recursive schemas are cycles of nodes.
     /// </summary>
-    private sealed class SchemaCompiler(JsonElement root, string rootPath)
+    private sealed partial class SchemaCompiler(JsonElement root, string rootPath)
     {
         private readonly Dictionary<string, RefNode> _refs = new(StringComparer.Ordinal);
 
@@ -35,6 +35,8 @@ public sealed partial class JsonSchemaPrefix
         {
             if (s.ValueKind == JsonValueKind.True) return new AnyNode();
             CheckKeywords(s, path);
+            // Before $ref: beside allOf a reference is one more branch to merge.
+            if (s.TryGetProperty("allOf", out _)) return AllOf(s, path);
             if (s.TryGetProperty("$ref", out var reference))
             {
                 RefuseBesideRef(s, path);
