@@ -57,12 +57,7 @@ public sealed partial class JsonSchemaPrefix
                     throw new ArgumentException($"{path}.oneOf is supported in a constrained reply only where a required property holds a different constant in each branch");
                 return new UnionNode([.. oneOf.EnumerateArray().Select((x, i) => Build(x, $"{path}.oneOf[{i}]"))]);
             }
-            if (s.TryGetProperty("const", out var constant)) return new StringNode([Text(constant, $"{path}.const")], null);
-            if (s.TryGetProperty("enum", out var values))
-            {
-                if (values.ValueKind != JsonValueKind.Array || values.GetArrayLength() == 0) throw new ArgumentException($"{path}.enum must be a non-empty array");
-                return new StringNode([.. values.EnumerateArray().Select((v, i) => Text(v, $"{path}.enum[{i}]"))], null);
-            }
+            if (s.TryGetProperty("const", out _) || s.TryGetProperty("enum", out _)) return new StringNode([.. Named(s, path)], null);
             if (!s.TryGetProperty("type", out var type))
             {
                 if (s.TryGetProperty("properties", out _)) return BuildType("object", s, path);
@@ -75,6 +70,27 @@ public sealed partial class JsonSchemaPrefix
             if (type.ValueKind == JsonValueKind.Array && type.GetArrayLength() > 0)
                 return new UnionNode([.. type.EnumerateArray().Select(t => BuildType(t.ValueKind == JsonValueKind.String ? t.GetString()! : "", s, path))]);
             throw new ArgumentException($"{path}.type must be a type name or a list of them");
+        }
+
+        /// <summary>
+        /// The strings a schema's enum and const name (those both name, where it gives both), each kept only where the
+        /// schema's type and string rules allow it too: a value must meet every keyword beside them, never only these.
+        /// </summary>
+        private static List<string> Named(JsonElement s, string path)
+        {
+            List<string>? values = null;
+            if (s.TryGetProperty("const", out var constant)) values = [Text(constant, $"{path}.const")];
+            if (s.TryGetProperty("enum", out var listed))
+            {
+                var these = Enum(listed, $"{path}.enum");
+                values = values == null ? these : [.. values.Where(these.Contains)];
+            }
+            if (s.TryGetProperty("type", out var type) && !(type.ValueKind == JsonValueKind.String ? type.GetString() == "string"
+                    : type.ValueKind == JsonValueKind.Array && type.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.String && t.GetString() == "string")))
+                values!.Clear();
+            if (StringRules.Of(s, path) is { } rules) values = [.. values!.Where(rules.Allows)];
+            return values!.Count > 0 ? values
+                : throw new ArgumentException($"{path}: no value can satisfy it, no string its enum or const names meets its type and string rules");
         }
 
         private Node BuildType(string type, JsonElement s, string path) => type switch
@@ -96,13 +112,15 @@ public sealed partial class JsonSchemaPrefix
             if (s.TryGetProperty("properties", out var props))
                 foreach (var p in props.EnumerateObject()) properties[p.Name] = Build(p.Value, $"{path}.properties.{p.Name}");
             var required = s.TryGetProperty("required", out var req) ? req.EnumerateArray().Select(x => x.GetString()!).ToHashSet(StringComparer.Ordinal) : [];
-            foreach (string name in required)
-                if (!properties.ContainsKey(name) && properties.Count > 0) throw new ArgumentException($"{path}.required names '{name}', which is not among its properties");
             // Unspecified, an object with listed properties takes those only (what strict structured outputs ask for);
             // one without any takes any property.
             Node? additional = s.TryGetProperty("additionalProperties", out var extra)
                 ? extra.ValueKind switch { JsonValueKind.False => null, JsonValueKind.True => new AnyNode(), _ => Build(extra, path + ".additionalProperties") }
                 : properties.Count == 0 ? new AnyNode() : null;
+            // A required name the object could never hold would leave a reply no way to end.
+            foreach (string name in required)
+                if (!properties.ContainsKey(name) && (properties.Count > 0 || additional == null))
+                    throw new ArgumentException($"{path}.required names '{name}', which is not among its properties");
             return new ObjectNode(properties, required, additional);
         }
 

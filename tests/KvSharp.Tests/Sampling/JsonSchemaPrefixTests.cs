@@ -433,4 +433,32 @@ public class JsonSchemaPrefixTests
         Assert.Equal(JsonPrefixStatus.Partial, schema.Check("{\"day\": \"2024\\u00"u8, out _, out _, out var inEscape));
         Assert.Null(inEscape);
     }
+
+    [Fact]
+    public void AnEnumsValuesMeetTheKeywordsBesideIt()
+    {
+        // maxLength beside an enum: "abc" is named but too long, so only "ab" is a value.
+        var schema = Schema("""{"enum": ["abc", "ab"], "maxLength": 2}""");
+        Assert.Equal(JsonPrefixStatus.Complete, Check(schema, "\"ab\""));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(schema, "\"abc"));
+        // A const and an enum together: the values both name.
+        var both = Schema("""{"enum": ["a", "b"], "const": "b"}""");
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(both, "\"a"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(both, "\"b\""));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(Schema("""{"enum": ["x1", "yy"], "type": ["string", "null"], "pattern": "^[a-z]\\d$"}"""), "\"x1\""));
+        // Nothing left: refused by name, never a reply with no way to end.
+        Assert.Contains("schema: no value can satisfy it", Assert.Throws<ArgumentException>(() => Schema("""{"const": "abc", "type": "integer"}""")).Message);
+        Assert.Contains("no value can satisfy it", Assert.Throws<ArgumentException>(() => Schema("""{"enum": ["abc"], "pattern": "^\\d+$"}""")).Message);
+    }
+
+    [Fact]
+    public void ARequiredPropertyAClosedObjectCannotHoldIsRefused()
+    {
+        Assert.Contains("schema.required names 'x', which is not among its properties",
+            Assert.Throws<ArgumentException>(() => Schema("""{"type": "object", "additionalProperties": false, "required": ["x"]}""")).Message);
+        // Open to any property, the required one is an additional property like any other.
+        var open = Schema("""{"type": "object", "required": ["x"]}""");
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(open, "{}"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(open, "{\"x\": 1}"));
+    }
 }
