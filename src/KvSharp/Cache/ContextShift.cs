@@ -8,7 +8,10 @@ namespace KvSharp.Cache;
 /// moves the rest down by <see cref="Discard"/> positions, so the sequence goes on at <c>length - Discard</c>.
 /// Cached keys carry their position (they are stored after RoPE), so each moved key is re-rotated from its old
 /// position to its new one (<see cref="RotaryEmbedding.Rerotate(Span{float}, int, ReadOnlySpan{double}, ReadOnlySpan{double})"/>);
-/// values carry none and move as stored bytes. The policy decides which positions stay and where they sit; the storage
+/// values carry none and move as stored bytes. Where a cache stores each row once (a latent model's: its values are
+/// its keys) the row moves once and is re-rotated as a key: the value's rotated part turns too, which nothing reads
+/// (the heads expand the latent past it), and a quantized type re-quantizes the group the rotated part shares with the
+/// latent, as llama.cpp's shift of its MLA cache (V a view of K) does. The policy decides which positions stay and where they sit; the storage
 /// only moves and rewrites rows.
 /// The moved positions' keys and values in layers past the first were computed while the discarded tokens were in
 /// context, and keep that: a shift is not a fresh prefill of the kept tokens (llama.cpp's is not either).

@@ -14,6 +14,11 @@ namespace KvSharp.Cache;
 internal abstract class ContiguousKvStorage
 {
     public abstract int Capacity { get; }
+    /// <summary>
+    /// Whether each row is stored once, the values a view of the keys (<see cref="KvElementFormat.StoresRowsOnce"/>):
+    /// a value's rows, side data and reads are its key's, and writing one writes the row.
+    /// </summary>
+    public abstract bool RowsOnce { get; }
     public abstract void Grow(int capacity, int used);
     /// <summary>The local layers' ring (<see cref="LocalLayerRing"/>) becomes <paramref name="rows"/> rows long, keeping positions [<paramref name="from"/>, <paramref name="to"/>).</summary>
     public abstract void ResizeRing(int rows, int from, int to);
@@ -40,7 +45,9 @@ internal abstract class ContiguousKvStorage
 /// consecutive positions are contiguous, which is what the attention kernel streams through), and, for a type with
 /// side data, one array of the rows' side data at p x SideBytes. Keys are stored as <typeparamref name="TKey"/>,
 /// values as <typeparamref name="TValue"/>, each side with its own row and side sizes. A layer with a sliding window of
-/// its own keeps a ring instead (<see cref="LocalLayerRing"/>): position p in row p mod its rows.
+/// its own keeps a ring instead (<see cref="LocalLayerRing"/>): position p in row p mod its rows. Where the model's
+/// values are its keys and the format stores them alike (<see cref="RowsOnce"/>: latent attention), a layer has key
+/// arrays only, and every value index names its key's arrays.
 /// </summary>
 internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
@@ -48,8 +55,9 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     private readonly int _kvHeads, _headDim;
     // [K|V]
     private readonly int[] _rowBytes, _sideBytes, _sideHeaders;
-    // [(layer x 2 + K|V) x kv_heads + head]
+    // [(layer x 2 + K|V) x kv_heads + head]; the V entries stay null where the row is stored once (Index never names them).
     private readonly byte[][] _rows, _side;
+    private readonly bool _rowsOnce;
     // Types whose rows do not stand alone (KIVI): each array's pending rows, the length reserved for the step being
     // written (from its first position), and one lock under which a step's first attention settles them. Unused (and
     // compiled out) otherwise.
@@ -66,6 +74,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     public override int Capacity => _capacity;
     private int _capacity;
 
+    public override bool RowsOnce => _rowsOnce;
+
     /// <param name="rope">The model's rotary embedding (<c>LlmModel.Rope</c>), which KIVI keys are stored before; null: the
     /// config's RoPE without per-frequency factors (reads are right either way, see <see cref="KvKivi{TBits, TAxis}"/>).</param>
     /// <param name="ring">The local layers' ring, or null: every layer keeps every position.</param>
@@ -78,6 +88,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _sideBytes = [TKey.SideBytes(_headDim), TValue.SideBytes(_headDim)];
         _sideHeaders = [TKey.SideHeaderBytes(_headDim), TValue.SideHeaderBytes(_headDim)];
         _capacity = capacity;
+        _rowsOnce = KvElementFormat.Of<TKey, TValue>().StoresRowsOnce(config);
         _rows = new byte[2 * config.LayerCount * _kvHeads][];
         _side = new byte[_rows.Length][];
         _pending = new float[]?[_rows.Length];
@@ -88,6 +99,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         }
         for (int i = 0; i < _rows.Length; i++)
         {
+            if (!Owns(i)) continue;
             _rows[i] = new byte[(long)RowsOf(i, capacity) * RowBytes(i)];
             _side[i] = new byte[SideHeader(i) + (long)RowsOf(i, capacity) * SideBytes(i)];
         }
@@ -104,7 +116,11 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     /// <summary>The row of <paramref name="layer"/> that holds <paramref name="position"/>.</summary>
     private int Slot(int layer, int position) => RingLayer(layer) ? _ring!.Slot(position) : position;
 
-    private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value ? 1 : 0)) * _kvHeads + kvHead;
+    /// <summary>The arrays of one layer's K or V of one head: a value's are its key's where the row is stored once.</summary>
+    private int Index(int layer, int kvHead, bool value) => (layer * 2 + (value && !_rowsOnce ? 1 : 0)) * _kvHeads + kvHead;
+
+    /// <summary>Whether the arrays at <paramref name="index"/> are allocated: every one, or only the keys' where the row is stored once.</summary>
+    private bool Owns(int index) => !_rowsOnce || index / _kvHeads % 2 == 0;
 
     /// <summary>Row bytes of the array at <paramref name="index"/>: the key type's or the value type's.</summary>
     private int RowBytes(int index) => _rowBytes[index / _kvHeads % 2];
@@ -122,6 +138,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
     {
         for (int i = 0; i < _rows.Length; i++)
         {
+            if (!Owns(i)) continue;
             // A ring already as long as it will be stays; a shorter one holds positions at their own rows so far.
             int rows = RowsOf(i, capacity), kept = Math.Min(used, RowsOf(i, _capacity));
             if (rows == RowsOf(i, _capacity)) continue;
@@ -136,7 +153,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         var ring = _ring ?? throw new InvalidOperationException("this cache keeps no ring");
         for (int i = 0; i < _rows.Length; i++)
         {
-            if (!InRing(i)) continue;
+            if (!InRing(i) || !Owns(i)) continue;
             int rowBytes = RowBytes(i), sideBytes = SideBytes(i), header = SideHeader(i), count = Math.Min(_capacity, rows);
             var newRows = new byte[(long)count * rowBytes];
             var newSide = new byte[header + (long)count * sideBytes];
@@ -187,7 +204,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         for (int h = 0; h < _kvHeads; h++)
         {
             WriteRow<TKey>(Index(layer, h, false), slot, keys.Slice(h * hd, hd));
-            WriteRow<TValue>(Index(layer, h, true), slot, values.Slice(h * hd, hd));
+            // Where the row is stored once the values are the keys just written (the forward pass gives the same row).
+            if (!_rowsOnce) WriteRow<TValue>(Index(layer, h, true), slot, values.Slice(h * hd, hd));
         }
     }
 
@@ -238,7 +256,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         int positions = Math.Min(Math.Min(end - first, KvPrefetch.Positions), RowsOf(Index(layer, kvHead, false), _capacity) - slot);
         if (positions <= 0) return;
         PrefetchRows<TKey>(Index(layer, kvHead, false), slot, positions);
-        PrefetchRows<TValue>(Index(layer, kvHead, true), slot, positions);
+        if (!_rowsOnce) PrefetchRows<TValue>(Index(layer, kvHead, true), slot, positions);
     }
 
     private void PrefetchRows<TKv>(int index, int slot, int positions) where TKv : struct, IKvElement<TKv> =>
@@ -284,6 +302,8 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         if (_ring != null) throw new NotSupportedException("the rows of layers kept as a ring of their window cannot be moved");
         for (int i = 0; i < _rows.Length; i++)
         {
+            // A row stored once moves once: moving an overlapping range twice would move it twice as far.
+            if (!Owns(i)) continue;
             int rowBytes = RowBytes(i), sideBytes = SideBytes(i);
             _rows[i].AsSpan(from * rowBytes, count * rowBytes).CopyTo(_rows[i].AsSpan(to * rowBytes));
             _side[i].AsSpan(SideHeader(i) + from * sideBytes, count * sideBytes).CopyTo(_side[i].AsSpan(SideHeader(i) + to * sideBytes));
@@ -298,6 +318,7 @@ internal sealed class ContiguousKvStorage<TKey, TValue> : ContiguousKvStorage
         _stepFrom = Math.Min(_stepFrom, from);
         for (int i = 0; i < _rows.Length; i++)
         {
+            if (!Owns(i)) continue;
             if (!InRing(i)) ClearRows(i, from, to);
             else if (to - from >= RowsOf(i, _capacity)) ClearRows(i, 0, RowsOf(i, _capacity));
             else if (to > from)

@@ -66,8 +66,16 @@ public sealed class KvCache : IKvStore
     public int LayerCount => Config.LayerCount;
     public int KvHeadCount => Config.KvHeadCount;
     public int HeadDim => Config.HeadDim;
-    /// <summary>Bytes per cached token: 2 x layers x kv_heads x bytes per row (Q8_0: head_dim + 4 per group).</summary>
+    /// <summary>
+    /// Bytes per cached token: 2 x layers x kv_heads x bytes per row (Q8_0: head_dim + 4 per group), or 1 x where each
+    /// row is stored once (<see cref="ValuesAreKeys"/>).
+    /// </summary>
     public long BytesPerToken => Format.BytesPerToken(Config);
+    /// <summary>
+    /// Whether each row is stored once, the values a view of the keys (<see cref="KvElementFormat.StoresRowsOnce"/>: a
+    /// latent model's cache of one type): <see cref="ValueRows"/> and <see cref="ValueSide"/> are then the key's.
+    /// </summary>
+    public bool ValuesAreKeys => _storage.RowsOnce;
     /// <summary>Bytes a KIVI cache holds beside its per-token bytes, its exact rows (<see cref="KvElementFormat.ExactBytesPerSequence"/>); 0 for the other types.</summary>
     public long ExactBytes => Format.ExactBytesPerSequence(Config);
     /// <summary>Bytes this cache has actually allocated: its rows, and KIVI's exact rows.</summary>
@@ -211,6 +219,7 @@ public sealed class KvCache : IKvStore
     /// </summary>
     public Span<byte> KeyRows(int layer, int kvHead) => _storage.Rows(layer, kvHead, false);
 
+    /// <summary>The stored bytes of one head's value rows: the key rows themselves where <see cref="ValuesAreKeys"/>.</summary>
     public Span<byte> ValueRows(int layer, int kvHead) => _storage.Rows(layer, kvHead, true);
 
     /// <summary>The side data of one head's key rows (Q8_0: their scales), position p's at p x SideBytes; empty for types without.</summary>
@@ -269,7 +278,7 @@ public sealed class KvCache : IKvStore
             {
                 int slot = _scored.Of(layer, h).SlotOf(position);
                 _storage.WriteRow(layer, h, false, slot, keys.Slice(h * hd, hd));
-                _storage.WriteRow(layer, h, true, slot, values.Slice(h * hd, hd));
+                if (!_storage.RowsOnce) _storage.WriteRow(layer, h, true, slot, values.Slice(h * hd, hd));
             }
             return;
         }

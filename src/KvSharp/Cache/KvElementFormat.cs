@@ -63,10 +63,22 @@ public abstract class KvElementFormat
     private KvElementFormat Uniform() => IsUniform ? this
         : throw new InvalidOperationException($"keys ({KeyName}) and values ({ValueName}) have rows of their own sizes; ask Keys or Values");
 
-    /// <summary>Bytes per cached token: layers x kv_heads x (key row + key side + value row + value side).</summary>
+    /// <summary>
+    /// Bytes per cached token: layers x kv_heads x (key row + key side + value row + value side), or, where the cache
+    /// keeps each row once (<see cref="StoresRowsOnce"/>: a latent model's), layers x kv_heads x (row + side).
+    /// </summary>
     public long BytesPerToken(ModelConfig config) =>
         (long)config.LayerCount * config.KvHeadCount * (Keys.RowBytes(config.HeadDim) + Keys.SideBytes(config.HeadDim)
-            + Values.RowBytes(config.HeadDim) + Values.SideBytes(config.HeadDim));
+            + (StoresRowsOnce(config) ? 0 : Values.RowBytes(config.HeadDim) + Values.SideBytes(config.HeadDim)));
+
+    /// <summary>
+    /// Whether a cache of this format for <paramref name="config"/> stores each row once, its values a view of its keys:
+    /// the model's values are its keys (<see cref="ModelConfig.ValuesAreKeys"/>: latent attention), both sides are one
+    /// strategy (so the key's bytes are the value's), and rows stand alone. A mixed pair (-ctk f16 -ctv q8_0) and KIVI
+    /// (per-channel keys, per-token values, quantized in groups along positions) encode the value half differently
+    /// from the key half by design, so those keep both halves.
+    /// </summary>
+    public bool StoresRowsOnce(ModelConfig config) => config.ValuesAreKeys && IsUniform && RowsStandAlone;
 
     /// <summary>
     /// Bytes a sequence holds beside its per-token rows whatever its length: KIVI's exact rows not yet quantized (the

@@ -7,7 +7,7 @@ namespace KvSharp.Engine;
 /// </summary>
 /// <param name="Name">The model's file name.</param>
 /// <param name="BytesPerElement">Stored bytes per K or V element, side data included (Q8_0: 34/32).</param>
-/// <param name="BytesPerToken">2 x layers x kv_heads x head_dim x bytes per element.</param>
+/// <param name="BytesPerToken">2 x layers x kv_heads x head_dim x bytes per element (1 x where the cache keeps each row once: a latent model's).</param>
 /// <param name="ContextLength">The longest sequence the engine serves: what a contiguous cache reserves per session.</param>
 /// <param name="BudgetBytes">The pool's bytes (whole blocks).</param>
 public sealed record EngineSnapshotModel(

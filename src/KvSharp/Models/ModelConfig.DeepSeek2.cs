@@ -6,6 +6,14 @@ public sealed partial record ModelConfig
 {
     /// <summary>Multi-head latent attention (deepseek2); null for every other architecture.</summary>
     public LatentAttentionShape? LatentAttention { get; init; }
+
+    /// <summary>
+    /// Whether every layer's cached values are its cached keys, row for row: latent attention (<see cref="LatentAttention"/>)
+    /// attends over one row per token as key (q . row) and as value (softmax . row, whose rotated part the heads then
+    /// skip), so a cache that stores keys and values alike keeps that row once and reads its values from the keys
+    /// (llama.cpp's MLA cache does the same, its V a view of K). Cache.KvElementFormat.StoresRowsOnce says which formats do.
+    /// </summary>
+    public bool ValuesAreKeys => LatentAttention != null;
     /// <summary>The first layers of a mixture-of-experts model that have a dense feed-forward of <see cref="FeedForwardDim"/> instead (DeepSeek: 1 to 3).</summary>
     public int LeadingDenseLayers { get; init; }
     /// <summary>Multiplies the chosen experts' weights, after any normalisation (DeepSeek's routed_scaling_factor).</summary>

@@ -163,10 +163,11 @@ public sealed partial record ModelConfig
     public int GroupSize => HeadCount / KvHeadCount;
 
     /// <summary>
-    /// KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element (for a type with a
-    /// whole number of bytes per element; Cache.KvSizing.BytesPerToken sizes any KV element type).
+    /// KV cache bytes per token: 2 (K and V) x layers x kv_heads x head_dim x bytes per element, or 1 x where
+    /// <see cref="ValuesAreKeys"/> (for a type with a whole number of bytes per element, keys and values alike;
+    /// Cache.KvSizing.BytesPerToken sizes any KV element type).
     /// </summary>
-    public long KvBytesPerToken(int bytesPerElement) => 2L * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
+    public long KvBytesPerToken(int bytesPerElement) => (ValuesAreKeys ? 1L : 2L) * LayerCount * KvHeadCount * HeadDim * bytesPerElement;
 
     public static readonly string[] SupportedArchitectures = ["llama", "qwen2", "qwen2vl", "qwen2moe", "qwen3", "qwen3moe", "phi3", "olmo2", "olmoe", "exaone", "smollm3", "gemma", "gemma2", "gemma3", "granite", "granitemoe",
         "phi2", "starcoder2", "stablelm", "gpt2", "starcoder", "gptneox", "falcon", "command-r", "cohere2", "minicpm", "deepseek2", "gpt-oss"];

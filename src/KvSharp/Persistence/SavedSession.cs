@@ -23,16 +23,20 @@ public sealed record SavedSession
     /// </summary>
     public int[] FirstPositions { get; init; } = [];
 
+    /// <summary>The session file format version it was read from (<see cref="SessionFile"/>); the one it will be written as for a live session.</summary>
+    public uint FormatVersion { get; init; } = SessionFile.Version;
+
     /// <summary>The oldest position whose rows the file holds for <paramref name="layer"/>.</summary>
     public int FirstPosition(int layer) => FirstPositions.Length == 0 ? 0 : FirstPositions[layer];
 }
 
 /// <summary>
-/// How a cache stores one position of one layer and KV head: the key and value element types (by name) and the bytes
-/// of a row and of its side data. Two caches whose layouts are equal can exchange rows byte for byte.
+/// How a cache stores one position of one layer and KV head: the key and value element types (by name), the bytes
+/// of a row and of its side data, and whether the values are the keys, stored once (<see cref="KvCache.ValuesAreKeys"/>:
+/// a latent model's cache). Two caches whose layouts are equal can exchange rows byte for byte.
 /// </summary>
 public sealed record KvLayout(string KeyType, string ValueType, int Layers, int KvHeads, int HeadDim,
-    int KeyRowBytes, int KeySideBytes, int ValueRowBytes, int ValueSideBytes)
+    int KeyRowBytes, int KeySideBytes, int ValueRowBytes, int ValueSideBytes, bool ValuesAreKeys = false)
 {
     /// <summary>A cache's layout (the one place that reads its element types).</summary>
     public static KvLayout Of(KvCache cache)
@@ -40,13 +44,13 @@ public sealed record KvLayout(string KeyType, string ValueType, int Layers, int 
         int headDim = cache.HeadDim;
         KvElementFormat keys = cache.Format.Keys, values = cache.Format.Values;
         return new KvLayout(cache.Format.KeyName, cache.Format.ValueName, cache.LayerCount, cache.KvHeadCount, headDim,
-            keys.RowBytes(headDim), keys.SideBytes(headDim), values.RowBytes(headDim), values.SideBytes(headDim));
+            keys.RowBytes(headDim), keys.SideBytes(headDim), values.RowBytes(headDim), values.SideBytes(headDim), cache.ValuesAreKeys);
     }
 
     public long BytesPerPosition => Layers * BytesPerLayerPosition;
 
-    /// <summary>Bytes of one position of one layer, every KV head's key and value rows and side data.</summary>
-    public long BytesPerLayerPosition => (long)KvHeads * (KeyRowBytes + KeySideBytes + ValueRowBytes + ValueSideBytes);
+    /// <summary>Bytes of one position of one layer, every KV head's key and value rows and side data (the key's alone where <see cref="ValuesAreKeys"/>).</summary>
+    public long BytesPerLayerPosition => (long)KvHeads * (KeyRowBytes + KeySideBytes + (ValuesAreKeys ? 0 : ValueRowBytes + ValueSideBytes));
 
     public string TypeName => KeyType == ValueType ? KeyType : $"K {KeyType} / V {ValueType}";
 }

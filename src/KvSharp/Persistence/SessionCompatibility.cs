@@ -10,6 +10,9 @@ public static class SessionCompatibility
             throw new SessionFileException($"session file was saved from another model: {model} (file vs loaded model)");
         if (saved.Kv.TypeName != target.Kv.TypeName)
             throw new SessionFileException($"session file holds a {saved.Kv.TypeName} KV cache but this session stores {target.Kv.TypeName}: restore it into a session with the same KV type");
+        if (target.Kv.ValuesAreKeys && !saved.Kv.ValuesAreKeys && saved.FormatVersion < SessionFile.Version)
+            throw new SessionFileException($"session file is version {saved.FormatVersion}, which holds a latent model's rows twice (as keys and as values); " +
+                $"this build keeps each row once (version {SessionFile.Version}) and does not read it: compute the session again and save it");
         if (saved.Kv != target.Kv)
             throw new SessionFileException($"session file's KV layout {saved.Kv} differs from this session's {target.Kv}");
         if (saved.Tokens.Length > target.ContextLength)

@@ -13,11 +13,17 @@ namespace KvSharp.Persistence;
 /// (<see cref="KvCache.LocalLayerRows"/>) the oldest position it held).
 /// Everything but the KV rows is read and checked before anything is restored; a file from another model or KV layout,
 /// of another version, truncated or corrupted is refused with one <see cref="SessionFileException"/> that says which.
-/// Version 1 files (every layer from position 0) are still read.
+/// Version 3 adds, at the end of KVLY, whether the values are the keys (<see cref="KvLayout.ValuesAreKeys"/>: a latent
+/// model's cache keeps each row once), and KVDT then holds per KV head the key rows and their side data alone. A file
+/// whose values are stored apart is written as version 2, byte for byte what earlier builds wrote. Version 1 files
+/// (every layer from position 0) are still read; a version 1 or 2 file of a latent model, which holds each row twice,
+/// is refused naming its version (<see cref="SessionCompatibility"/>).
 /// </summary>
 public static class SessionFile
 {
-    public const uint Version = 2;
+    public const uint Version = 3;
+    // The version a layout whose values are stored apart is written as: version 3 changed nothing for it.
+    private const uint ApartVersion = 2;
     private const uint OldestVersion = 1;
     private static ReadOnlySpan<byte> Magic => "KVSESS\r\n"u8;
     private const int MaxHeaderSection = 1 << 20;
@@ -29,7 +35,8 @@ public static class SessionFile
         ArgumentNullException.ThrowIfNull(cache);
         CheckFull(cache, "written");
         if (session.CachedLength > cache.Length) throw new ArgumentException($"the session claims {session.CachedLength} cached positions but the cache holds {cache.Length}");
-        ChecksummedSections.WriteHeader(stream, Magic, Version);
+        uint version = VersionFor(session.Kv);
+        ChecksummedSections.WriteHeader(stream, Magic, version);
         ChecksummedSections.Write(stream, "MODL", Build(w =>
         {
             var m = session.Model;
@@ -38,7 +45,7 @@ public static class SessionFile
             w.Write(m.TensorTypes);
             w.Write(m.TensorHash);
         }));
-        ChecksummedSections.Write(stream, "KVLY", Build(w => WriteLayout(w, session.Kv)));
+        ChecksummedSections.Write(stream, "KVLY", Build(w => WriteLayout(w, session.Kv, version)));
         int cached = session.CachedLength;
         int[] first = [.. Enumerable.Range(0, cache.LayerCount).Select(l => Math.Min(cache.OldestHeld(l), cached))];
         ChecksummedSections.Write(stream, "SEQN", Build(w =>
@@ -59,6 +66,9 @@ public static class SessionFile
         rows.End();
     }
 
+    /// <summary>The version a file of layout <paramref name="kv"/> is written as: 3 where the values are the keys, else 2.</summary>
+    public static uint VersionFor(KvLayout kv) => kv.ValuesAreKeys ? Version : ApartVersion;
+
     /// <summary>Bytes of the KV rows of a file holding positions [first(l), cached) of each layer l.</summary>
     private static long DataBytes(KvLayout kv, int cached, Func<int, int> first) =>
         Enumerable.Range(0, kv.Layers).Sum(l => kv.BytesPerLayerPosition * (cached - first(l)));
@@ -76,7 +86,7 @@ public static class SessionFile
         uint version = ChecksummedSections.ReadHeader(stream, Magic, OldestVersion, Version, "session");
         var model = Parse(ChecksummedSections.Read(stream, "MODL", "model fingerprint", MaxHeaderSection),
             r => new ModelFingerprint(r.ReadString(), r.ReadString(), r.ReadString(), r.ReadUInt64()));
-        var layout = Parse(ChecksummedSections.Read(stream, "KVLY", "KV layout", MaxHeaderSection), ReadLayout);
+        var layout = Parse(ChecksummedSections.Read(stream, "KVLY", "KV layout", MaxHeaderSection), r => ReadLayout(r, version));
         var seqn = ChecksummedSections.Read(stream, "SEQN", "sequence", int.MaxValue);
         return Parse(seqn, r =>
         {
@@ -104,7 +114,7 @@ public static class SessionFile
             {
                 Model = model, Kv = layout, ContextLength = context, ContextOverflow = policy,
                 ContextShiftKeep = keep < 0 ? null : keep, ContextShiftDiscard = discard < 0 ? null : discard,
-                Tokens = tokens, CachedLength = cached, FirstPositions = first,
+                Tokens = tokens, CachedLength = cached, FirstPositions = first, FormatVersion = version,
             };
         });
     }
@@ -169,8 +179,9 @@ public static class SessionFile
 
     /// <summary>
     /// The rows of positions [<paramref name="from"/>, <paramref name="to"/>) of one layer in file order: per KV head,
-    /// key rows, key side data, value rows, value side data, each in runs of consecutive rows (two where a ring
-    /// wraps). Before each plane's runs, <paramref name="skip"/> (if given) gets its bytes per row.
+    /// key rows, key side data, value rows, value side data (the key's alone where the values are the keys), each in runs
+    /// of consecutive rows (two where a ring wraps). Before each plane's runs, <paramref name="skip"/> (if given) gets its
+    /// bytes per row.
     /// </summary>
     private static void ForEachRun(KvCache cache, KvLayout kv, int layer, int from, int to, SpanAction run, Action<int>? skip = null)
     {
@@ -178,6 +189,7 @@ public static class SessionFile
         {
             PlaneRuns(cache, layer, from, to, cache.KeyRows(layer, h), kv.KeyRowBytes, run, skip);
             PlaneRuns(cache, layer, from, to, cache.KeySide(layer, h), kv.KeySideBytes, run, skip);
+            if (kv.ValuesAreKeys) continue;
             PlaneRuns(cache, layer, from, to, cache.ValueRows(layer, h), kv.ValueRowBytes, run, skip);
             PlaneRuns(cache, layer, from, to, cache.ValueSide(layer, h), kv.ValueSideBytes, run, skip);
         }
@@ -198,16 +210,18 @@ public static class SessionFile
 
     private delegate void SpanAction(Span<byte> run);
 
-    private static void WriteLayout(BinaryWriter w, KvLayout kv)
+    private static void WriteLayout(BinaryWriter w, KvLayout kv, uint version)
     {
         w.Write(kv.KeyType);
         w.Write(kv.ValueType);
         foreach (int n in (ReadOnlySpan<int>)[kv.Layers, kv.KvHeads, kv.HeadDim, kv.KeyRowBytes, kv.KeySideBytes, kv.ValueRowBytes, kv.ValueSideBytes])
             w.Write(n);
+        if (version >= 3) w.Write(kv.ValuesAreKeys);
     }
 
-    private static KvLayout ReadLayout(BinaryReader r) => new(r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(),
-        r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+    /// <summary>A layout as <paramref name="version"/> writes it: before version 3 values were always stored apart.</summary>
+    private static KvLayout ReadLayout(BinaryReader r, uint version) => new(r.ReadString(), r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(),
+        r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), version >= 3 && r.ReadBoolean());
 
     private static byte[] Build(Action<BinaryWriter> write)
     {

@@ -24,11 +24,11 @@ public class LatentAttentionTests
         var c = model.Config;
         Assert.Equal(new LatentAttentionShape(QueryRank, KvRank, Nope, Rope, ValueDim), c.LatentAttention);
         Assert.Equal((8, 1, Rope + KvRank, Rope), (c.HeadCount, c.KvHeadCount, c.HeadDim, c.RopeDimensions));
-        // 2 layers x (16 + 64) floats, as key and as value: 1,280 bytes a token in F32, where the heads' own keys and
-        // values (8 x (48 + 32) per layer, as llama.cpp b4748 caches them) would take 5,120.
-        Assert.Equal(1280, c.KvBytesPerToken(4));
-        Assert.Equal(1280, KvSizing.BytesPerToken(c, KvElementType.F32));
-        Assert.Equal(4 * 1280, 4L * c.LayerCount * Heads * (Nope + Rope + ValueDim));
+        // 2 layers x (16 + 64) floats, once (the values are the keys): 640 bytes a token in F32, where the heads' own
+        // keys and values (8 x (48 + 32) per layer, as llama.cpp b4748 caches them) would take 5,120.
+        Assert.Equal(640, c.KvBytesPerToken(4));
+        Assert.Equal(640, KvSizing.BytesPerToken(c, KvElementType.F32));
+        Assert.Equal(8 * 640, 4L * c.LayerCount * Heads * (Nope + Rope + ValueDim));
         // Layer 0 is dense, layer 1 has the experts and the shared one; both layers have latent weights.
         Assert.Null(model.Weights.Layers[0].Experts);
         Assert.NotNull(model.Weights.Layers[1].Experts!.Shared);

@@ -188,8 +188,8 @@ public sealed class SessionFileTests : IDisposable
         using var saved = Primed(model, KvElementType.F32);
         var file = Save(saved);
         using var target = Session(model, KvElementType.F32);
-        file[8] = 3;
-        Assert.Contains("version 3 is not supported: this build reads versions 1 to 2", Refusal(target, file));
+        file[8] = 4;
+        Assert.Contains("version 4 is not supported: this build reads versions 1 to 3", Refusal(target, file));
         Assert.Contains("not a KvSharp session file", Refusal(target, "GGUF and more"u8.ToArray()));
     }
 

@@ -15,6 +15,9 @@ namespace KvSharp.Cache.Paged;
 /// key plane + r x KeyRowBytes, its side data at key side plane + r x KeySideBytes, and the value row of the same
 /// position at the same index in the value planes. A block's bytes are therefore four runs, one per plane
 /// (<see cref="BlockRows"/>, <see cref="BlockSide"/>), each RowsPerSide x that plane's bytes per row long.
+/// Where the model's values are its keys and the format stores both alike (<see cref="ValuesAreKeys"/>: latent
+/// attention), the pool has no value planes: the value plane is the key plane and the value side plane the key side
+/// plane, so a block is two runs and every reader of a value reads its key's row.
 /// Blocks are reference-counted (sequences that share a prefix share its blocks). The pool keeps storage, refcounts
 /// and the free list; which blocks outlive their last holder is its prefix cache's business (<see cref="PrefixCache"/>,
 /// attached through <see cref="ICachedBlocks"/>), which it asks for a block back when none is free.
@@ -39,8 +42,13 @@ public sealed unsafe class KvBlockPool : IDisposable
         Format.Type ?? throw new InvalidOperationException($"this pool stores {Format.Name}, which KvElementType does not name; see Format");
     /// <summary>Elements (keys and values of every layer of its group and every head) in one block.</summary>
     public long BlockElements => RowsPerBlock * Config.HeadDim;
-    /// <summary>Rows (keys and values of every layer and head, head_dim elements each) in one block.</summary>
-    public long RowsPerBlock => 2 * RowsPerSide;
+    /// <summary>Rows (keys and values of every layer and head, head_dim elements each) in one block: the keys' alone where <see cref="ValuesAreKeys"/>.</summary>
+    public long RowsPerBlock => (ValuesAreKeys ? 1 : 2) * RowsPerSide;
+    /// <summary>
+    /// Whether each row is stored once, the value planes views of the key planes (<see cref="KvElementFormat.StoresRowsOnce"/>:
+    /// a latent model's pool of one type): writers store the key row only, readers of a value read the key's.
+    /// </summary>
+    public bool ValuesAreKeys { get; }
     /// <summary>Key rows (or value rows) of every layer and head in one block.</summary>
     public long RowsPerSide { get; }
     /// <summary>Bytes of a key row's elements, and of its side data (<see cref="Format"/>'s key type).</summary>
@@ -49,7 +57,7 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>Bytes of a value row's elements, and of its side data (<see cref="Format"/>'s value type).</summary>
     public int ValueRowBytes { get; }
     public int ValueSideBytes { get; }
-    public long BytesPerBlock => RowsPerSide * (KeyRowBytes + KeySideBytes + ValueRowBytes + ValueSideBytes);
+    public long BytesPerBlock => RowsPerSide * (KeyRowBytes + KeySideBytes + (ValuesAreKeys ? 0 : ValueRowBytes + ValueSideBytes));
     public long TotalBytes => BytesPerBlock * BlockCount;
     /// <summary>Blocks held by at least one sequence.</summary>
     public int UsedBlocks { get; private set; }
@@ -104,7 +112,8 @@ public sealed unsafe class KvBlockPool : IDisposable
         KeySideBytes = format.Keys.SideBytes(config.HeadDim);
         ValueRowBytes = format.Values.RowBytes(config.HeadDim);
         ValueSideBytes = format.Values.SideBytes(config.HeadDim);
-        // One allocation: the four planes one after another, so a row index finds a position's rows in each.
+        ValuesAreKeys = format.StoresRowsOnce(config);
+        // One allocation: the four planes (two where the values are the keys) one after another, so a row index finds a position's rows in each.
         Int128 bytes = (Int128)BytesPerBlock * blockCount;
         KvSizing.EnsureFits($"a KV block pool of {blockCount:N0} blocks of {blockSize} positions ({format.Name}, {BytesPerBlock:N0} bytes per block)",
             bytes, 0);
@@ -270,18 +279,18 @@ public sealed unsafe class KvBlockPool : IDisposable
     /// <summary>The start of the pool's key plane (the allocation's start).</summary>
     internal byte* KeyPlane => Storage;
 
-    /// <summary>The start of the value plane, right after the key plane.</summary>
-    internal byte* ValuePlane => KeyPlane + RowsPerSide * BlockCount * KeyRowBytes;
+    /// <summary>The start of the value plane, right after the key plane; the key plane itself where <see cref="ValuesAreKeys"/>.</summary>
+    internal byte* ValuePlane => ValuesAreKeys ? KeyPlane : KeyPlane + RowsPerSide * BlockCount * KeyRowBytes;
 
-    /// <summary>The start of the key side plane, right after the value plane (its end, for a key type without side data).</summary>
-    internal byte* KeySidePlane => ValuePlane + RowsPerSide * BlockCount * ValueRowBytes;
+    /// <summary>The start of the key side plane, right after the value plane, or the key plane where the values are the keys (its end, for a key type without side data).</summary>
+    internal byte* KeySidePlane => (ValuesAreKeys ? KeyPlane + RowsPerSide * BlockCount * KeyRowBytes : ValuePlane + RowsPerSide * BlockCount * ValueRowBytes);
 
-    /// <summary>The start of the value side plane, right after the key side plane.</summary>
-    internal byte* ValueSidePlane => KeySidePlane + RowsPerSide * BlockCount * KeySideBytes;
+    /// <summary>The start of the value side plane, right after the key side plane; the key side plane itself where <see cref="ValuesAreKeys"/>.</summary>
+    internal byte* ValueSidePlane => ValuesAreKeys ? KeySidePlane : KeySidePlane + RowsPerSide * BlockCount * KeySideBytes;
 
     /// <summary>
     /// The stored bytes of a block's key rows (or value rows), for inspection and serialization: RowsPerSide rows laid
-    /// out [layer][kv_head][slot], each KeyRowBytes (ValueRowBytes) long.
+    /// out [layer][kv_head][slot], each KeyRowBytes (ValueRowBytes) long; a value's are the key's where <see cref="ValuesAreKeys"/>.
     /// </summary>
     public ReadOnlySpan<byte> BlockRows(int block, bool value) => value
         ? new(ValuePlane + CheckBlock(block) * RowsPerSide * ValueRowBytes, checked((int)(RowsPerSide * ValueRowBytes)))
@@ -304,14 +313,15 @@ public sealed unsafe class KvBlockPool : IDisposable
         }
     }
 
-    /// <summary>Copies a whole block's contents (copy-on-write): its run of each of the four planes.</summary>
+    /// <summary>Copies a whole block's contents (copy-on-write): its run of each plane.</summary>
     public void CopyBlock(int from, int to)
     {
         CheckBlock(from);
         CheckBlock(to);
         CopyRun(KeyPlane, KeyRowBytes, from, to);
-        CopyRun(ValuePlane, ValueRowBytes, from, to);
         CopyRun(KeySidePlane, KeySideBytes, from, to);
+        if (ValuesAreKeys) return;
+        CopyRun(ValuePlane, ValueRowBytes, from, to);
         CopyRun(ValueSidePlane, ValueSideBytes, from, to);
     }
 
@@ -323,7 +333,7 @@ public sealed unsafe class KvBlockPool : IDisposable
 
     /// <summary>
     /// Copies a block's stored bytes (<see cref="BytesPerBlock"/>: its run of the key plane, the value plane, the key
-    /// side plane and the value side plane, in that order) out, for a tier below RAM (<see cref="Tiers.KvTiers"/>) or a
+    /// side plane and the value side plane, in that order; of the key planes alone where <see cref="ValuesAreKeys"/>) out, for a tier below RAM (<see cref="Tiers.KvTiers"/>) or a
     /// file; <see cref="CopyBlockIn"/> puts them back.
     /// </summary>
     public void CopyBlockOut(int block, Span<byte> destination)
@@ -353,8 +363,10 @@ public sealed unsafe class KvBlockPool : IDisposable
         }
     }
 
-    private (nint Plane, int BytesPerRow)[] Planes() =>
-        [((nint)KeyPlane, KeyRowBytes), ((nint)ValuePlane, ValueRowBytes), ((nint)KeySidePlane, KeySideBytes), ((nint)ValueSidePlane, ValueSideBytes)];
+    /// <summary>The planes a block has a run of, in their order in the allocation and in a block's bytes.</summary>
+    private (nint Plane, int BytesPerRow)[] Planes() => ValuesAreKeys
+        ? [((nint)KeyPlane, KeyRowBytes), ((nint)KeySidePlane, KeySideBytes)]
+        : [((nint)KeyPlane, KeyRowBytes), ((nint)ValuePlane, ValueRowBytes), ((nint)KeySidePlane, KeySideBytes), ((nint)ValueSidePlane, ValueSideBytes)];
 
     /// <summary>Checks the bookkeeping: every block is free, cached or held, exactly once.</summary>
     public void Verify()

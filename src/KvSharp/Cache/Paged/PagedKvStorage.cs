@@ -38,11 +38,16 @@ internal abstract class PagedKvStorage
     public abstract void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row);
 }
 
-/// <summary>Keys stored as <typeparamref name="TKey"/> in the pool's key planes, values as <typeparamref name="TValue"/> in its value planes.</summary>
+/// <summary>
+/// Keys stored as <typeparamref name="TKey"/> in the pool's key planes, values as <typeparamref name="TValue"/> in its
+/// value planes, or, where the pool stores each row once (<see cref="KvBlockPool.ValuesAreKeys"/>), not at all: the
+/// value planes are the key planes, so the key row written is the value row read.
+/// </summary>
 internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : PagedKvStorage
     where TKey : struct, IKvElement<TKey> where TValue : struct, IKvElement<TValue>
 {
     private readonly int _headDim = pool.Config.HeadDim, _kvHeads = pool.Config.KvHeadCount, _size = pool.BlockSize;
+    private readonly bool _rowsOnce = pool.ValuesAreKeys;
 
     /// <summary>
     /// Stores one position's keys and values (kv_heads x head_dim each) for one layer, in its block's slot, or, for a
@@ -57,6 +62,8 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
             long row = pool.RowIndex(block, layer, h) + slot;
             if (TKey.RowsStandAlone) WriteRow<TKey>(keys.Slice(h * hd, hd), pool.KeyPlane, pool.KeySidePlane, row);
             else TKey.WriteRow(keys.Slice(h * hd, hd), default, exact!.Header(exact.Index(layer, false, h)), position, hd);
+            // Where the pool stores each row once the value row is the key row just written.
+            if (_rowsOnce) continue;
             if (TValue.RowsStandAlone) WriteRow<TValue>(values.Slice(h * hd, hd), pool.ValuePlane, pool.ValueSidePlane, row);
             else TValue.WriteRow(values.Slice(h * hd, hd), default, exact!.Header(exact.Index(layer, true, h)), position, hd);
         }
@@ -163,7 +170,7 @@ internal sealed unsafe class PagedKvStorage<TKey, TValue>(KvBlockPool pool) : Pa
     {
         long at = RowAt(blocks, layer, kvHead, slot);
         WriteRow<TKey>(key, pool.KeyPlane, pool.KeySidePlane, at);
-        WriteRow<TValue>(value, pool.ValuePlane, pool.ValueSidePlane, at);
+        if (!_rowsOnce) WriteRow<TValue>(value, pool.ValuePlane, pool.ValueSidePlane, at);
     }
 
     public override void WriteKeyRow(ReadOnlySpan<int> blocks, int layer, int kvHead, int position, ReadOnlySpan<float> row) =>

@@ -73,7 +73,10 @@ public sealed class PrefixCache : ICachedBlocks
         _root = new ulong[blocks];
         _parentHash = new ulong[blocks];
         _tiers = tiers;
-        _layoutId = PrefixHasher.Seed($"{pool.Format.Name}|{pool.BlockSize}|{pool.RowsPerSide}|{pool.KeyRowBytes}|{pool.KeySideBytes}|{pool.ValueRowBytes}|{pool.ValueSideBytes}", null);
+        // A pool that stores each row once names it, so its blocks are never taken for (or by) blocks that hold the row twice;
+        // every other layout's id is what it was.
+        _layoutId = PrefixHasher.Seed($"{pool.Format.Name}|{pool.BlockSize}|{pool.RowsPerSide}|{pool.KeyRowBytes}|{pool.KeySideBytes}|{pool.ValueRowBytes}|{pool.ValueSideBytes}"
+            + (pool.ValuesAreKeys ? "|values are keys" : ""), null);
         _parent = new int[blocks];
         _tokens = new int[blocks * pool.BlockSize];
         _generation = new int[blocks];
@@ -355,7 +358,7 @@ public sealed class PrefixCache : ICachedBlocks
         string? refused = null;
         Extend(tokens, full, root, ref hash, (index, id, blockTokens, block) =>
         {
-            if (KvTierBlock.TryDecode(values[index], id, blockTokens, blockBytes, out var bytes, out string? problem))
+            if (KvTierBlock.TryDecode(values[index], id, blockTokens, blockBytes, out var bytes, out string? problem, _pool.ValuesAreKeys))
             {
                 _pool.CopyBlockIn(bytes, block);
                 return true;

@@ -18,6 +18,9 @@ internal interface IKeyRowWriter
 /// kernel would have to rotate every key it reads.
 /// Each rotation starts from the key as first written (kept here in floats), never from an earlier rotation, so
 /// after any number of window moves a sink key is one rounding away from the key rotated at its new position.
+/// Where a cache stores each row once (a latent model's: its values are its keys), rewriting a sink key rewrites its
+/// value too: the rotated part, which nothing reads from a value, and, in a quantized type, the latent values sharing
+/// its group, quantized again from the floats first written.
 /// </summary>
 internal sealed class SinkKeys
 {

@@ -85,7 +85,7 @@ public sealed class KvTiers : IDisposable
             stats.Fetched(time);
             FetchTimed?.Invoke(stats, time);
             if (value == null) continue;
-            if (!KvTierBlock.TryDecode(value, id, tokens, blockBytes, out var bytes, out _))
+            if (!KvTierBlock.TryDecode(value, id, tokens, blockBytes, out var bytes, out _, pool.ValuesAreKeys))
             {
                 stats.Refuse(value.Length);
                 continue;
