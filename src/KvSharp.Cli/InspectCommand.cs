@@ -87,8 +87,11 @@ internal static class InspectCommand
         long perToken = KvSizing.BytesPerToken(c2, KvElementType.F32);
         // decimal: a context of 2^31 tokens times a large model's bytes per token does not fit in a long.
         decimal full = (decimal)perToken * ctx;
-        o.WriteLine("KV cache (2 x layers x kv_heads x head_dim x bytes):");
-        o.WriteLine($"  per token: 2 x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
+        // A latent model's values are its keys: the cache keeps each row once.
+        string halves = c2.ValuesAreKeys ? "1" : "2";
+        o.WriteLine(c2.ValuesAreKeys ? "KV cache (layers x kv_heads x head_dim x bytes: each row once, the values are the keys):"
+            : "KV cache (2 x layers x kv_heads x head_dim x bytes):");
+        o.WriteLine($"  per token: {halves} x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
                     $"   (--kv-type f16: {KvSizing.BytesPerToken(c2, KvElementType.F16):N0}, q8_0: {KvSizing.BytesPerToken(c2, KvElementType.Q8_0):N0}, q4_0: {KvSizing.BytesPerToken(c2, KvElementType.Q4_0):N0})");
         o.WriteLine($"  full context of {ctx}: {full:N0} bytes ({full / 1048576m:F2} MiB)");
         if (c2.KvHeadCount < c2.HeadCount)
