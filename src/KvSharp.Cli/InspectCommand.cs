@@ -94,7 +94,14 @@ internal static class InspectCommand
         o.WriteLine($"  per token: {halves} x {c2.LayerCount} x {c2.KvHeadCount} x {c2.HeadDim} x 4 (F32) = {perToken:N0} bytes" +
                     $"   (--kv-type f16: {KvSizing.BytesPerToken(c2, KvElementType.F16):N0}, q8_0: {KvSizing.BytesPerToken(c2, KvElementType.Q8_0):N0}, q4_0: {KvSizing.BytesPerToken(c2, KvElementType.Q4_0):N0})");
         o.WriteLine($"  full context of {ctx}: {full:N0} bytes ({full / 1048576m:F2} MiB)");
-        if (c2.KvHeadCount < c2.HeadCount)
+        if (c2.LatentAttention is { } latent)
+        {
+            // What caching each head's expanded key and value would take (llama.cpp b4748's deepseek2 cache).
+            decimal expanded = (decimal)c2.LayerCount * c2.HeadCount * (latent.NopeDim + latent.RopeDim + latent.ValueDim) * 4 * ctx;
+            o.WriteLine($"  with each head's key and value expanded ({c2.HeadCount} x ({latent.NopeDim + latent.RopeDim} + {latent.ValueDim})) it would be {expanded:N0} bytes: " +
+                        $"{expanded / full:0.#}x more");
+        }
+        else if (c2.KvHeadCount < c2.HeadCount)
             o.WriteLine($"  without GQA ({c2.HeadCount} kv heads) it would be {full * c2.GroupSize:N0} bytes: {c2.GroupSize}x more");
         o.WriteLine($"  a session allocates: static {full:N0} bytes up front; contiguous grows by doubling as tokens arrive");
         if (c2.HasLayerWindows && c2.SlidingWindow is int window && window < ctx)

@@ -53,4 +53,25 @@ public sealed class ToolCallStreamingTests(ThinkThenCallFixture fixture) : IClas
         Assert.Equal(callAt + 1, deltas.Count - 1);
         Assert.Equal("assistant", deltas[0].GetProperty("delta").GetProperty("role").GetString());
     }
+
+    [Fact]
+    public async Task EachChoiceStreamsItsOwnReply()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var body = Request(stream: true);
+        body["n"] = 2;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
+        using var response = await fixture.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        var choices = (await ServerSentEventsReader.ReadAllAsync(response, ct)).SelectMany(e => e.GetProperty("choices").EnumerateArray()).ToList();
+        for (int index = 0; index < 2; index++)
+        {
+            var deltas = choices.Where(c => c.GetProperty("index").GetInt32() == index).ToList();
+            string Field(string name) => string.Concat(deltas.Select(d => d.GetProperty("delta").TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : ""));
+            Assert.Equal("Let me see.", Field("reasoning_content"));
+            Assert.Equal("Let me check the weather.", Field("content"));
+            Assert.Single(deltas, d => d.GetProperty("delta").TryGetProperty("tool_calls", out _));
+            Assert.Equal("tool_calls", deltas[^1].GetProperty("finish_reason").GetString());
+            Assert.Equal("assistant", deltas[0].GetProperty("delta").GetProperty("role").GetString());
+        }
+    }
 }

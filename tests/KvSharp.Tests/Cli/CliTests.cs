@@ -92,6 +92,15 @@ public class CliTests
         r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.Qwen3MoeQ8));
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("mixture of 8 experts, 3 per token, expert ffn 768, chosen weights normalised", r.Stdout);
+
+        // deepseek2 (2 layers, 8 heads, latent 64 + rope 16): one row a token, the values the keys, against each head's
+        // key (32 + 16) and value (32) expanded.
+        r = CliRunner.Run("inspect", Models.ArchitectureVariants.Path(Models.ArchitectureVariants.DeepSeek2F32));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("per token: 1 x 2 x 1 x 80 x 4 (F32) = 640 bytes", r.Stdout);
+        Assert.Contains("with each head's key and value expanded (8 x (48 + 32)) it would be", r.Stdout);
+        Assert.Contains("bytes: 8x more", r.Stdout);
+        Assert.DoesNotContain("without GQA", r.Stdout);
     }
 
     /// <summary>
