@@ -181,7 +181,10 @@ public sealed unsafe class MatMul
         bool triples = !pairs && interleaved != null && w.Type == GgmlType.F32 && nTokens > 1;
         // A copy whose pairs of groups are one stream (InterleavedRows.PairedGroups) is cut into whole pairs on every path.
         bool paired = interleaved is { PairedGroups: true };
-        int rowTile = RowTile(w.Rows, nTokens), unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
+        int rowTile = RowTile(w.Rows, nTokens);
+        // F16 widened on AVX-512 (VecDotAvx512F16): an item's widened rows stay in L2 beside the other thread's.
+        if (avx512 && w.Type == GgmlType.F16 && nTokens >= 4) rowTile = Math.Min(rowTile, VecDotAvx512F16.RowTile);
+        int unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
         delegate*<byte*, nint, byte*, nint, int, float*, nint, void> pair1 = null, pair4 = null, pair8 = null;
@@ -212,6 +215,7 @@ public sealed unsafe class MatMul
             Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
+            WidenedF16 = avx512 && w.Type == GgmlType.F16,
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
@@ -292,6 +296,8 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
+        // F16 on AVX-512: a work item's rows are widened once, then four rows meet four tokens (VecDotAvx512F16).
+        public bool WidenedF16;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
@@ -316,13 +322,29 @@ public sealed unsafe class MatMul
             int r0 = item * RowTile, r1 = Math.Min(Rows, r0 + RowTile);
             var kernel = Kernel;
             var kernel4 = Kernel4;
-            float* results = stackalloc float[8];
+            float* results = stackalloc float[16];
+            // F16 over several tokens on AVX-512: the item's rows in fours, widened once for all its tokens.
+            int quadRows = WidenedF16 && NTokens >= 4 ? (r1 - r0) & ~3 : 0;
+            float* widened = quadRows > 0 ? VecDotAvx512F16.WidenRows(W + (long)r0 * WRowBytes, WRowBytes, quadRows, Cols) : null;
             for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
                 int t1 = Math.Min(NTokens, t0 + TokenTile);
                 int r = r0;
-                // Two rows by four tokens where such a kernel exists, then rows one at a time; every kernel gives the
-                // single-token kernel's bits, so how outputs are grouped never changes one.
+                // Four or two rows by four tokens where such kernels exist, then rows one at a time; every kernel gives
+                // the single-token kernel's bits, so how outputs are grouped never changes one.
+                for (; r < r0 + quadRows; r += 4)
+                {
+                    float* wq = widened + (long)(r - r0) * Cols;
+                    int t = t0;
+                    for (; t + 4 <= t1; t += 4)
+                    {
+                        VecDotAvx512F16.Dot4x4(wq, Cols, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
+                        for (int k = 0; k < 16; k++) Y[(long)(t + (k & 3)) * Rows + r + (k >> 2)] = results[k];
+                    }
+                    for (; t < t1; t++)
+                        for (int k = 0; k < 4; k++)
+                            Y[(long)t * Rows + r + k] = kernel(W + (long)(r + k) * WRowBytes, Act + (long)t * ActRowBytes, Cols);
+                }
                 if (Kernel2x4 != null && t1 - t0 >= 4)
                 {
                     for (; r + 2 <= r1; r += 2)

@@ -1,0 +1,131 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using static KvSharp.Tensors.BlockLayouts;
+
+namespace KvSharp.Tensors;
+
+/// <summary>
+/// The F16 weight kernel of <see cref="KernelPath.Avx512"/> for products over several tokens (prefill): a work item's
+/// weight rows are widened to floats once (<see cref="WidenRows"/>: exact), then four of them meet four widened
+/// activation rows (<see cref="VecDotAvx2F16.Widen"/>) at a time, each result the bits of <see cref="VecDotAvx2F16.Dot"/>.
+/// That dot keeps four chains of eight lanes over the chunks at 32j + 8k; a 512-bit vector at 32j + 16m holds chains
+/// 2m and 2m + 1 side by side, each lane summing the same products in the same order, so its halves are the AVX2 chains
+/// and the same reduction gives the same float. Widening in the kernel instead (.NET exposes no F16 conversion, so it
+/// takes seven integer instructions a vector) cost more than the FMAs it fed: 615 tokens/s of prefill on `small` F16
+/// against 430 on AVX2, where widening once per work item gives (docs/benchmarks.md, "Twenty-third session").
+/// </summary>
+internal static unsafe class VecDotAvx512F16
+{
+    // Columns per pass, so the four weight rows' and four activation rows' parts stay in L1 (48 KiB on Zen 5: 16 KiB of
+    // each) while both 512-bit chains run over them one after the other.
+    private const int ColumnBlock = 1024;
+
+    /// <summary>
+    /// Rows per work item where F16 products run here: their widened copy (16 x cols x 4 bytes: 48 KiB for 768 columns,
+    /// 1.2 MiB for 18,944) is read again for every eight tokens. 8 to 64 rows measured alike on `small`.
+    /// </summary>
+    public const int RowTile = 16;
+
+    // Each worker thread's widened rows (pinned, so the kernels take pointers), grown to the largest work item met.
+    [ThreadStatic] private static float[]? t_widened;
+
+    /// <summary>
+    /// <paramref name="rows"/> F16 rows of <paramref name="cols"/> (<paramref name="stride"/> bytes apart) widened
+    /// exactly to floats, row after row, in this thread's buffer: valid until this thread's next call.
+    /// </summary>
+    public static float* WidenRows(byte* w, nint stride, int rows, int cols)
+    {
+        long needed = (long)rows * cols;
+        if (t_widened == null || t_widened.Length < needed) t_widened = GC.AllocateUninitializedArray<float>((int)needed, pinned: true);
+        float* to = (float*)Unsafe.AsPointer(ref t_widened[0]);
+        for (int r = 0; r < rows; r++)
+        {
+            ushort* from = (ushort*)(w + r * stride);
+            float* row = to + (long)r * cols;
+            int i = 0;
+            for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, HalfToSingle(from + i));
+            for (; i < cols; i++) row[i] = HalfToFloat(from[i]);
+        }
+        return to;
+    }
+
+    /// <summary>
+    /// Four widened weight rows (<paramref name="cols"/> floats apart) times four widened activation rows
+    /// (<paramref name="yStride"/> bytes apart) over <paramref name="n"/> columns: result[4 * row + token].
+    /// </summary>
+    public static void Dot4x4(float* w, int cols, byte* y, nint yStride, int n, float* result)
+    {
+        int np = n & ~31;
+        // [m][row * 4 + token]: chain pair m (chains 2m, 2m + 1) of each output.
+        Vector512<float>* part = stackalloc Vector512<float>[32];
+        for (int j = 0; j < 32; j++) part[j] = default;
+        float* w0 = w, w1 = w + cols, w2 = w + 2 * cols, w3 = w + 3 * cols;
+        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
+        for (int c0 = 0; c0 < np; c0 += ColumnBlock)
+        {
+            int c1 = Math.Min(np, c0 + ColumnBlock);
+            for (int m = 0; m < 2; m++) Accumulate(w0, w1, w2, w3, y0, y1, y2, y3, c0 + 16 * m, c1, part + 16 * m);
+        }
+        for (int j = 0; j < 16; j++)
+        {
+            int row = j >> 2, token = j & 3;
+            Vector512<float> low = part[j], high = part[16 + j];
+            double sum = VecDotAvx2.Reduce4(low.GetLower(), low.GetUpper(), high.GetLower(), high.GetUpper());
+            float* wr = w + row * cols;
+            float* a = (float*)(y + token * yStride);
+            for (int i = np; i < n; i++) sum += wr[i] * a[i];
+            result[j] = (float)sum;
+        }
+    }
+
+    /// <summary>One chain pair over columns [from, to) in steps of 32: sixteen accumulators, one per (row, token).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate(float* w0, float* w1, float* w2, float* w3, float* y0, float* y1, float* y2, float* y3, int from, int to,
+        Vector512<float>* p)
+    {
+        Vector512<float> a00 = p[0], a01 = p[1], a02 = p[2], a03 = p[3];
+        Vector512<float> a10 = p[4], a11 = p[5], a12 = p[6], a13 = p[7];
+        Vector512<float> a20 = p[8], a21 = p[9], a22 = p[10], a23 = p[11];
+        Vector512<float> a30 = p[12], a31 = p[13], a32 = p[14], a33 = p[15];
+        for (int i = from; i < to; i += 32)
+        {
+            Vector512<float> u0 = Avx512F.LoadVector512(w0 + i), u1 = Avx512F.LoadVector512(w1 + i), u2 = Avx512F.LoadVector512(w2 + i), u3 = Avx512F.LoadVector512(w3 + i);
+            Vector512<float> t = Avx512F.LoadVector512(y0 + i);
+            a00 = Avx512F.FusedMultiplyAdd(u0, t, a00);
+            a10 = Avx512F.FusedMultiplyAdd(u1, t, a10);
+            a20 = Avx512F.FusedMultiplyAdd(u2, t, a20);
+            a30 = Avx512F.FusedMultiplyAdd(u3, t, a30);
+            t = Avx512F.LoadVector512(y1 + i);
+            a01 = Avx512F.FusedMultiplyAdd(u0, t, a01);
+            a11 = Avx512F.FusedMultiplyAdd(u1, t, a11);
+            a21 = Avx512F.FusedMultiplyAdd(u2, t, a21);
+            a31 = Avx512F.FusedMultiplyAdd(u3, t, a31);
+            t = Avx512F.LoadVector512(y2 + i);
+            a02 = Avx512F.FusedMultiplyAdd(u0, t, a02);
+            a12 = Avx512F.FusedMultiplyAdd(u1, t, a12);
+            a22 = Avx512F.FusedMultiplyAdd(u2, t, a22);
+            a32 = Avx512F.FusedMultiplyAdd(u3, t, a32);
+            t = Avx512F.LoadVector512(y3 + i);
+            a03 = Avx512F.FusedMultiplyAdd(u0, t, a03);
+            a13 = Avx512F.FusedMultiplyAdd(u1, t, a13);
+            a23 = Avx512F.FusedMultiplyAdd(u2, t, a23);
+            a33 = Avx512F.FusedMultiplyAdd(u3, t, a33);
+        }
+        p[0] = a00; p[1] = a01; p[2] = a02; p[3] = a03;
+        p[4] = a10; p[5] = a11; p[6] = a12; p[7] = a13;
+        p[8] = a20; p[9] = a21; p[10] = a22; p[11] = a23;
+        p[12] = a30; p[13] = a31; p[14] = a32; p[15] = a33;
+    }
+
+    /// <summary>Sixteen binary16 -> sixteen binary32, exactly: <see cref="VecDotAvx2.HalfToSingle(Vector256{int})"/> at twice the width.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> HalfToSingle(ushort* p)
+    {
+        Vector512<int> h = Avx512F.ConvertToVector512Int32(Avx.LoadVector256((short*)p));
+        Vector512<int> em = Avx512F.And(h, Vector512.Create(0x7fff));
+        Vector512<int> f = Avx512F.Multiply(Avx512F.ShiftLeftLogical(em, 13).AsSingle(), Vector512.Create(5.192297e33f /* 2^112 */)).AsInt32();
+        Vector512<int> infNan = Avx512F.And(Vector512.GreaterThan(em, Vector512.Create(0x7bff)), Vector512.Create(0x7f800000));
+        return Avx512F.Or(Avx512F.Or(f, infNan), Avx512F.And(h, Vector512.Create(int.MinValue))).AsSingle();
+    }
+}
