@@ -20,8 +20,8 @@ public enum KernelPath
 
     /// <summary>
     /// AVX-512F/BW group kernels (<see cref="VecDotAvx512Interleaved"/>, sixteen rows per 512-bit vector) for Q8_0,
-    /// the nibble types, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and F32, and F16's widened four-by-four kernel
-    /// (<see cref="VecDotAvx512F16"/>) (<see cref="KernelPaths.HasAvx512Kernels"/>); other types, and the token counts a
+    /// the nibble types, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and F32, and F16's and BF16's widened four-by-four kernels
+    /// (<see cref="VecDotAvx512Widened"/>) (<see cref="KernelPaths.HasAvx512Kernels"/>); other types, and the token counts a
     /// type has no such kernel for, run <see cref="Avx2"/>.
     /// </summary>
     Avx512,

@@ -103,9 +103,9 @@ public static class KernelPaths
     /// cache and 1.14x streamed on one thread (2048x768 and 32768x768, 201 rounds); a 512-bit one-token kernel over
     /// pairs of groups ran 1.30x slower than AVX2 from cache (its two-group loads cost a vinserti per vector) and was
     /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
-    /// <item>F16 (<see cref="VecDotAvx512F16"/>: a work item's rows widened once, four rows by four tokens): prefill of
-    /// `small` F16 1.45-1.75x the AVX2 two-by-four kernel's (2-core Zen 5, alternated runs); one token stays on AVX2
-    /// (decode streams the halves once, nothing to share).</item>
+    /// <item>F16 and BF16 (<see cref="VecDotAvx512Widened"/>: a work item's rows widened once, four rows by four tokens):
+    /// prefill of `small` F16 1.45-1.75x the AVX2 two-by-four kernel's and BF16 about 2x the AVX2 dot's (2-core Zen 5,
+    /// alternated runs); one token stays on AVX2 (decode streams the halves once, nothing to share).</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
     /// 1.12-1.38x, which is what CPUs with AVX-VNNI and no AVX-512 run for them), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
@@ -160,7 +160,7 @@ public static class KernelPaths
     /// 0.88-1.06x (on huge pages, <see cref="HugePageSlabs"/>: Q8_0 0.83-0.92x, Q4_0 0.73-1.05x). Q8_0 stays on AVX2; Q4_0 keeps AVX-512, whose decode reached 0.87-0.99 of the bandwidth probe on
     /// a quiet machine where Q8_0 on AVX2 reached 0.73-0.80, until OneTokenStreamBenchmarks (bench/) is run there.
     /// </summary>
-    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32 or GgmlType.F16;
+    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
 
     /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)
@@ -168,7 +168,7 @@ public static class KernelPaths
 
     /// <summary>Whether <see cref="KernelPath.Avx512"/> has kernels of its own for <paramref name="type"/>.</summary>
     public static bool HasAvx512Kernels(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1 or GgmlType.IQ4_NL or GgmlType.MXFP4 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32
-        or GgmlType.F16;
+        or GgmlType.F16 or GgmlType.BF16;
 
     /// <summary>True when any SIMD path runs (everything but <see cref="KernelPath.Scalar"/>).</summary>
     internal static bool UsesSimd => s_avx2 && Requested != KernelPath.Scalar;

@@ -182,8 +182,8 @@ public sealed unsafe class MatMul
         // A copy whose pairs of groups are one stream (InterleavedRows.PairedGroups) is cut into whole pairs on every path.
         bool paired = interleaved is { PairedGroups: true };
         int rowTile = RowTile(w.Rows, nTokens);
-        // F16 widened on AVX-512 (VecDotAvx512F16): an item's widened rows stay in L2 beside the other thread's.
-        if (avx512 && w.Type == GgmlType.F16 && nTokens >= 4) rowTile = Math.Min(rowTile, VecDotAvx512F16.RowTile);
+        // F16 widened on AVX-512 (VecDotAvx512Widened): an item's widened rows stay in L2 beside the other thread's.
+        if (avx512 && w.Type is GgmlType.F16 or GgmlType.BF16 && nTokens >= 4) rowTile = Math.Min(rowTile, VecDotAvx512Widened.RowTile);
         int unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
@@ -215,7 +215,13 @@ public sealed unsafe class MatMul
             Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
-            WidenedF16 = avx512 && w.Type == GgmlType.F16,
+            Widened4x4 = !avx512 ? null : w.Type switch
+            {
+                GgmlType.F16 => &VecDotAvx512Widened.Dot4x4F16,
+                GgmlType.BF16 => &VecDotAvx512Widened.Dot4x4BF16,
+                _ => null,
+            },
+            WidenedBF16 = w.Type == GgmlType.BF16,
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
@@ -296,8 +302,9 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
-        // F16 on AVX-512: a work item's rows are widened once, then four rows meet four tokens (VecDotAvx512F16).
-        public bool WidenedF16;
+        // F16 and BF16 on AVX-512: a work item's rows are widened once, then four rows meet four tokens (VecDotAvx512Widened).
+        public delegate*<float*, int, byte*, nint, int, float*, void> Widened4x4;
+        public bool WidenedBF16;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
@@ -323,9 +330,10 @@ public sealed unsafe class MatMul
             var kernel = Kernel;
             var kernel4 = Kernel4;
             float* results = stackalloc float[16];
-            // F16 over several tokens on AVX-512: the item's rows in fours, widened once for all its tokens.
-            int quadRows = WidenedF16 && NTokens >= 4 ? (r1 - r0) & ~3 : 0;
-            float* widened = quadRows > 0 ? VecDotAvx512F16.WidenRows(W + (long)r0 * WRowBytes, WRowBytes, quadRows, Cols) : null;
+            // F16 and BF16 over several tokens on AVX-512: the item's rows in fours, widened once for all its tokens.
+            var widened4x4 = Widened4x4;
+            int quadRows = widened4x4 != null && NTokens >= 4 ? (r1 - r0) & ~3 : 0;
+            float* widened = quadRows > 0 ? VecDotAvx512Widened.WidenRows(W + (long)r0 * WRowBytes, WRowBytes, quadRows, Cols, WidenedBF16) : null;
             for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
                 int t1 = Math.Min(NTokens, t0 + TokenTile);
@@ -338,7 +346,7 @@ public sealed unsafe class MatMul
                     int t = t0;
                     for (; t + 4 <= t1; t += 4)
                     {
-                        VecDotAvx512F16.Dot4x4(wq, Cols, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
+                        widened4x4(wq, Cols, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
                         for (int k = 0; k < 16; k++) Y[(long)(t + (k & 3)) * Rows + r + (k >> 2)] = results[k];
                     }
                     for (; t < t1; t++)

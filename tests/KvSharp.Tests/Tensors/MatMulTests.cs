@@ -166,18 +166,21 @@ public class MatMulTests
     }
 
     /// <summary>
-    /// F16 over several tokens on every path (AVX-512 widens an item's rows once and takes them four by four tokens):
-    /// the bits of one token at a time, with rows short of a four, tokens short of a four, rows past a column block,
-    /// and tails past the last 32 columns.
+    /// F16 and BF16 over several tokens on every path (AVX-512 widens an item's rows once and takes them four by four
+    /// tokens): the bits of one token at a time, with rows short of a four, tokens short of a four, rows past a column
+    /// block, and tails past the last 32 columns.
     /// </summary>
     [Theory]
-    [InlineData(19, 33, 13)]
-    [InlineData(19, 172, 9)]
-    [InlineData(37, 2050, 11)]
-    [InlineData(8, 1024, 4)]
-    public void F16ProductsGiveTheSameBitsOnEveryPath(int rows, int cols, int nTokens)
+    [InlineData(GgmlType.F16, 19, 33, 13)]
+    [InlineData(GgmlType.F16, 19, 172, 9)]
+    [InlineData(GgmlType.F16, 37, 2050, 11)]
+    [InlineData(GgmlType.F16, 8, 1024, 4)]
+    [InlineData(GgmlType.BF16, 19, 33, 13)]
+    [InlineData(GgmlType.BF16, 37, 2050, 11)]
+    [InlineData(GgmlType.BF16, 8, 1024, 4)]
+    public void HalfProductsGiveTheSameBitsOnEveryPath(GgmlType type, int rows, int cols, int nTokens)
     {
-        using var nw = new NativeWeights(GgmlType.F16, rows, cols, 31);
+        using var nw = new NativeWeights(type, rows, cols, 31);
         float[] x = Gaussian(nTokens * cols, 32);
         using var pool = new KernelPool(2);
         float[] reference;
@@ -185,10 +188,10 @@ public class MatMulTests
         foreach (var path in KernelPaths.Available)
         {
             using var _ = KernelPaths.Force(path);
-            AssertBitsEqual(reference, Multiply(pool, nw.Matrix, x, nTokens), $"F16 {rows}x{cols}, {nTokens} tokens on {KernelPaths.Name(path)}");
+            AssertBitsEqual(reference, Multiply(pool, nw.Matrix, x, nTokens), $"{type} {rows}x{cols}, {nTokens} tokens on {KernelPaths.Name(path)}");
             for (int t = 0; t < nTokens; t++)
                 AssertBitsEqual(reference.AsSpan(t * rows, rows), Multiply(pool, nw.Matrix, x.AsSpan(t * cols, cols).ToArray(), 1),
-                    $"F16 token {t} alone on {KernelPaths.Name(path)}");
+                    $"{type} token {t} alone on {KernelPaths.Name(path)}");
         }
     }
 
@@ -212,6 +215,7 @@ public class MatMulTests
     [InlineData(GgmlType.Q4_K, 5)]
     [InlineData(GgmlType.F16, 3)]
     [InlineData(GgmlType.F16, 8)]
+    [InlineData(GgmlType.BF16, 8)]
     public void WarmMultiplyDoesNotAllocate(GgmlType type, int nTokens)
     {
         int cols = ColsFor(type), rows = 128;

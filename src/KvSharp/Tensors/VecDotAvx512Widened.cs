@@ -6,16 +6,19 @@ using static KvSharp.Tensors.BlockLayouts;
 namespace KvSharp.Tensors;
 
 /// <summary>
-/// The F16 weight kernel of <see cref="KernelPath.Avx512"/> for products over several tokens (prefill): a work item's
-/// weight rows are widened to floats once (<see cref="WidenRows"/>: exact), then four of them meet four widened
-/// activation rows (<see cref="VecDotAvx2F16.Widen"/>) at a time, each result the bits of <see cref="VecDotAvx2F16.Dot"/>.
+/// The F16 and BF16 weight kernels of <see cref="KernelPath.Avx512"/> for products over several tokens (prefill): a
+/// work item's weight rows are widened to floats once (<see cref="WidenRows"/>: exact), then four of them meet four
+/// activation rows at a time (F16: rows widened by <see cref="VecDotAvx2F16.Widen"/>; BF16: BF16 rows, widened as they
+/// are loaded, a shift), each result the bits of <see cref="VecDotAvx2F16.Dot"/> or <see cref="VecDotAvx2.DotBF16"/>.
 /// That dot keeps four chains of eight lanes over the chunks at 32j + 8k; a 512-bit vector at 32j + 16m holds chains
 /// 2m and 2m + 1 side by side, each lane summing the same products in the same order, so its halves are the AVX2 chains
 /// and the same reduction gives the same float. Widening in the kernel instead (.NET exposes no F16 conversion, so it
 /// takes seven integer instructions a vector) cost more than the FMAs it fed: 615 tokens/s of prefill on `small` F16
-/// against 430 on AVX2, where widening once per work item gives (docs/benchmarks.md, "Twenty-third session").
+/// against 430 on AVX2, where widening once per work item gives 676-754 (docs/benchmarks.md, "Twenty-third session").
+/// BF16 keeps its own dot's order the same way; only the activations' loads and the final reduction differ
+/// (<see cref="IWidenedType"/>).
 /// </summary>
-internal static unsafe class VecDotAvx512F16
+internal static unsafe class VecDotAvx512Widened
 {
     // Columns per pass, so the four weight rows' and four activation rows' parts stay in L1 (48 KiB on Zen 5: 16 KiB of
     // each) while both 512-bit chains run over them one after the other.
@@ -31,10 +34,11 @@ internal static unsafe class VecDotAvx512F16
     [ThreadStatic] private static float[]? t_widened;
 
     /// <summary>
-    /// <paramref name="rows"/> F16 rows of <paramref name="cols"/> (<paramref name="stride"/> bytes apart) widened
-    /// exactly to floats, row after row, in this thread's buffer: valid until this thread's next call.
+    /// <paramref name="rows"/> F16 or BF16 (<paramref name="bf16"/>) rows of <paramref name="cols"/>
+    /// (<paramref name="stride"/> bytes apart) widened exactly to floats, row after row, in this thread's buffer: valid
+    /// until this thread's next call.
     /// </summary>
-    public static float* WidenRows(byte* w, nint stride, int rows, int cols)
+    public static float* WidenRows(byte* w, nint stride, int rows, int cols, bool bf16)
     {
         long needed = (long)rows * cols;
         if (t_widened == null || t_widened.Length < needed) t_widened = GC.AllocateUninitializedArray<float>((int)needed, pinned: true);
@@ -44,45 +48,59 @@ internal static unsafe class VecDotAvx512F16
             ushort* from = (ushort*)(w + r * stride);
             float* row = to + (long)r * cols;
             int i = 0;
-            for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, HalfToSingle(from + i));
-            for (; i < cols; i++) row[i] = HalfToFloat(from[i]);
+            if (bf16)
+            {
+                for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, BF16.Load(from + i));
+                for (; i < cols; i++) row[i] = BF16ToFloat(from[i]);
+            }
+            else
+            {
+                for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, HalfToSingle(from + i));
+                for (; i < cols; i++) row[i] = HalfToFloat(from[i]);
+            }
         }
         return to;
     }
 
+    /// <summary>F16: four widened weight rows by four widened activation rows (<see cref="Dot4x4{T}"/>).</summary>
+    public static void Dot4x4F16(float* w, int cols, byte* y, nint yStride, int n, float* result) => Dot4x4<F16>(w, cols, y, yStride, n, result);
+
+    /// <summary>BF16: four widened weight rows by four BF16 activation rows (<see cref="Dot4x4{T}"/>).</summary>
+    public static void Dot4x4BF16(float* w, int cols, byte* y, nint yStride, int n, float* result) => Dot4x4<BF16>(w, cols, y, yStride, n, result);
+
     /// <summary>
-    /// Four widened weight rows (<paramref name="cols"/> floats apart) times four widened activation rows
+    /// Four widened weight rows (<paramref name="cols"/> floats apart) times four activation rows
     /// (<paramref name="yStride"/> bytes apart) over <paramref name="n"/> columns: result[4 * row + token].
     /// </summary>
-    public static void Dot4x4(float* w, int cols, byte* y, nint yStride, int n, float* result)
+    private static void Dot4x4<T>(float* w, int cols, byte* y, nint yStride, int n, float* result) where T : IWidenedType
     {
         int np = n & ~31;
         // [m][row * 4 + token]: chain pair m (chains 2m, 2m + 1) of each output.
         Vector512<float>* part = stackalloc Vector512<float>[32];
         for (int j = 0; j < 32; j++) part[j] = default;
         float* w0 = w, w1 = w + cols, w2 = w + 2 * cols, w3 = w + 3 * cols;
-        float* y0 = (float*)y, y1 = (float*)(y + yStride), y2 = (float*)(y + 2 * yStride), y3 = (float*)(y + 3 * yStride);
+        byte* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
         for (int c0 = 0; c0 < np; c0 += ColumnBlock)
         {
             int c1 = Math.Min(np, c0 + ColumnBlock);
-            for (int m = 0; m < 2; m++) Accumulate(w0, w1, w2, w3, y0, y1, y2, y3, c0 + 16 * m, c1, part + 16 * m);
+            for (int m = 0; m < 2; m++) Accumulate<T>(w0, w1, w2, w3, y0, y1, y2, y3, c0 + 16 * m, c1, part + 16 * m);
         }
         for (int j = 0; j < 16; j++)
         {
             int row = j >> 2, token = j & 3;
             Vector512<float> low = part[j], high = part[16 + j];
-            double sum = VecDotAvx2.Reduce4(low.GetLower(), low.GetUpper(), high.GetLower(), high.GetUpper());
+            double sum = T.Reduce(low.GetLower(), low.GetUpper(), high.GetLower(), high.GetUpper());
             float* wr = w + row * cols;
-            float* a = (float*)(y + token * yStride);
-            for (int i = np; i < n; i++) sum += wr[i] * a[i];
+            byte* a = y + token * yStride;
+            for (int i = np; i < n; i++) sum += wr[i] * T.Activation(a, i);
             result[j] = (float)sum;
         }
     }
 
     /// <summary>One chain pair over columns [from, to) in steps of 32: sixteen accumulators, one per (row, token).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate(float* w0, float* w1, float* w2, float* w3, float* y0, float* y1, float* y2, float* y3, int from, int to,
-        Vector512<float>* p)
+    private static void Accumulate<T>(float* w0, float* w1, float* w2, float* w3, byte* y0, byte* y1, byte* y2, byte* y3, int from, int to,
+        Vector512<float>* p) where T : IWidenedType
     {
         Vector512<float> a00 = p[0], a01 = p[1], a02 = p[2], a03 = p[3];
         Vector512<float> a10 = p[4], a11 = p[5], a12 = p[6], a13 = p[7];
@@ -91,22 +109,22 @@ internal static unsafe class VecDotAvx512F16
         for (int i = from; i < to; i += 32)
         {
             Vector512<float> u0 = Avx512F.LoadVector512(w0 + i), u1 = Avx512F.LoadVector512(w1 + i), u2 = Avx512F.LoadVector512(w2 + i), u3 = Avx512F.LoadVector512(w3 + i);
-            Vector512<float> t = Avx512F.LoadVector512(y0 + i);
+            Vector512<float> t = T.LoadActivation(y0, i);
             a00 = Avx512F.FusedMultiplyAdd(u0, t, a00);
             a10 = Avx512F.FusedMultiplyAdd(u1, t, a10);
             a20 = Avx512F.FusedMultiplyAdd(u2, t, a20);
             a30 = Avx512F.FusedMultiplyAdd(u3, t, a30);
-            t = Avx512F.LoadVector512(y1 + i);
+            t = T.LoadActivation(y1, i);
             a01 = Avx512F.FusedMultiplyAdd(u0, t, a01);
             a11 = Avx512F.FusedMultiplyAdd(u1, t, a11);
             a21 = Avx512F.FusedMultiplyAdd(u2, t, a21);
             a31 = Avx512F.FusedMultiplyAdd(u3, t, a31);
-            t = Avx512F.LoadVector512(y2 + i);
+            t = T.LoadActivation(y2, i);
             a02 = Avx512F.FusedMultiplyAdd(u0, t, a02);
             a12 = Avx512F.FusedMultiplyAdd(u1, t, a12);
             a22 = Avx512F.FusedMultiplyAdd(u2, t, a22);
             a32 = Avx512F.FusedMultiplyAdd(u3, t, a32);
-            t = Avx512F.LoadVector512(y3 + i);
+            t = T.LoadActivation(y3, i);
             a03 = Avx512F.FusedMultiplyAdd(u0, t, a03);
             a13 = Avx512F.FusedMultiplyAdd(u1, t, a13);
             a23 = Avx512F.FusedMultiplyAdd(u2, t, a23);
@@ -127,5 +145,44 @@ internal static unsafe class VecDotAvx512F16
         Vector512<int> f = Avx512F.Multiply(Avx512F.ShiftLeftLogical(em, 13).AsSingle(), Vector512.Create(5.192297e33f /* 2^112 */)).AsInt32();
         Vector512<int> infNan = Avx512F.And(Vector512.GreaterThan(em, Vector512.Create(0x7bff)), Vector512.Create(0x7f800000));
         return Avx512F.Or(Avx512F.Or(f, infNan), Avx512F.And(h, Vector512.Create(int.MinValue))).AsSingle();
+    }
+
+    /// <summary>What differs between the widened types' kernels: how an activation row is read and how a dot's chains end.</summary>
+    private interface IWidenedType
+    {
+        /// <summary>Sixteen activations at column <paramref name="i"/> of a row, as floats.</summary>
+        static abstract Vector512<float> LoadActivation(byte* row, int i);
+
+        /// <summary>One activation, for the columns past the last 32.</summary>
+        static abstract float Activation(byte* row, int i);
+
+        /// <summary>The single-row dot's reduction of its four 8-lane chains (chunks at 32j, +8, +16, +24).</summary>
+        static abstract double Reduce(Vector256<float> c0, Vector256<float> c1, Vector256<float> c2, Vector256<float> c3);
+    }
+
+    /// <summary>F16: activation rows already widened to floats; ggml's GGML_F32x8_REDUCE.</summary>
+    private readonly struct F16 : IWidenedType
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> LoadActivation(byte* row, int i) => Avx512F.LoadVector512((float*)row + i);
+
+        public static float Activation(byte* row, int i) => ((float*)row)[i];
+
+        public static double Reduce(Vector256<float> c0, Vector256<float> c1, Vector256<float> c2, Vector256<float> c3) => VecDotAvx2.Reduce4(c0, c1, c2, c3);
+    }
+
+    /// <summary>BF16: activation rows of BF16, widened by a shift as loaded; <see cref="VecDotAvx2.DotBF16"/>'s reduction.</summary>
+    private readonly struct BF16 : IWidenedType
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> Load(ushort* p) => Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Avx.LoadVector256(p)), 16).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<float> LoadActivation(byte* row, int i) => Load((ushort*)row + i);
+
+        public static float Activation(byte* row, int i) => BF16ToFloat(((ushort*)row)[i]);
+
+        public static double Reduce(Vector256<float> c0, Vector256<float> c1, Vector256<float> c2, Vector256<float> c3) =>
+            VecDotAvx2.HSum8(Avx.Add(Avx.Add(c0, c2), Avx.Add(c1, c3)));
     }
 }
