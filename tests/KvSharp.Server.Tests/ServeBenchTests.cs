@@ -68,6 +68,32 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
         Assert.Contains("| in-process engine |", table);
     }
 
+    /// <summary>
+    /// With --tools every request offers a tool: on a model whose template renders tools (a scripted GGUF that says what
+    /// it will do, then calls) every request completes and its text streams before the call; on one whose template
+    /// shows no tool syntax the run stops with the server's reason.
+    /// </summary>
+    [Fact]
+    public void ToolsOfferEachRequestATool()
+    {
+        string model = ToolCallingModel.Write(["Let me check", " the weather.", "<tool_call>", ToolCallingModel.CallText, "</tool_call>"]);
+        try
+        {
+            var (json, _) = Run(Small(new BenchSettings { ModelPath = model, Tools = true }));
+            Assert.True(json.GetProperty("tools").GetBoolean());
+            OnlyLevel(json);
+        }
+        finally
+        {
+            File.Delete(model);
+        }
+        string plain = Path.Combine(_dir, "micro-plain.gguf");
+        SyntheticModelBuilder.Write(MicroShape.Shape, GgmlType.Q8_0, plain);
+        var refused = Assert.Throws<InvalidOperationException>(() => BenchRunner.Run(Small(new BenchSettings { ModelPath = plain, Tools = true }), new StringWriter(), new StringWriter()));
+        Assert.Contains("every warm-up request", refused.Message);
+        Assert.Contains("tool-call syntax", refused.Message);
+    }
+
     [Fact]
     public void UrlDrivesAnExternalServer()
     {

@@ -68,6 +68,8 @@ internal static class BenchCommand
         command.Options.Add(inspectorInterval);
         var browser = new Option<string?>("--browser") { Description = "inspector scenario: open the page in this headless Chromium-family browser (e.g. /usr/bin/chromium) instead of only reading its event stream" };
         command.Options.Add(browser);
+        var tools = new Option<bool>("--tools") { Description = "serve scenario: every request offers one function tool (get_weather), so time to first token is that of a reply read for calls; the served chat template must render tools" };
+        command.Options.Add(tools);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -104,6 +106,7 @@ internal static class BenchCommand
                 Users = r.GetValue(users),
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
                 Browser = r.GetValue(browser),
+                Tools = r.GetValue(tools),
                 FullLocalLayers = r.GetValue(swaFull),
             };
             if (r.GetValue(blockSize) is int size) settings = settings with { BlockSize = size };

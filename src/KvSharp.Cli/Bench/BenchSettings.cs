@@ -87,6 +87,11 @@ public sealed record BenchSettings
     public int[]? Clients { get; init; }
     /// <summary>Serve scenario: words in the system prompt every conversation starts with (default 64; 0 = none).</summary>
     public int? SystemTokens { get; init; }
+    /// <summary>
+    /// Serve scenario: every request offers one function tool, so each reply is read for calls and streams only its
+    /// text before where a call could begin (the served chat template must render tools).
+    /// </summary>
+    public bool Tools { get; init; }
     /// <summary>Serve scenario: an OpenAI-compatible server to drive instead of kvsharp's own in process.</summary>
     public string? Url { get; init; }
     /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>

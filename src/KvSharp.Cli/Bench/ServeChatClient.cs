@@ -31,11 +31,32 @@ internal sealed record ServeResponse(
 
 /// <summary>
 /// Streams chat completions from an OpenAI-compatible server with only the standard request fields (messages,
-/// max_tokens, temperature, seed, stream, stream_options.include_usage), so kvsharp and llama-server get exactly the
-/// same load; reads the <c>data:</c> events of the stream itself (no SDK, so nothing buffers or reorders chunks).
+/// max_tokens, temperature, seed, stream, stream_options.include_usage, and <paramref name="tools"/> where given), so
+/// kvsharp and llama-server get exactly the same load; reads the <c>data:</c> events of the stream itself (no SDK, so
+/// nothing buffers or reorders chunks).
 /// </summary>
-internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool closeConnections = false)
+internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool closeConnections = false, JsonArray? tools = null)
 {
+    /// <summary>The one tool <c>kvsharp bench --scenario serve --tools</c> offers.</summary>
+    public static JsonArray WeatherTool() =>
+    [
+        new JsonObject
+        {
+            ["type"] = "function",
+            ["function"] = new JsonObject
+            {
+                ["name"] = "get_weather",
+                ["description"] = "The weather in a city",
+                ["parameters"] = new JsonObject
+                {
+                    ["type"] = "object",
+                    ["properties"] = new JsonObject { ["city"] = new JsonObject { ["type"] = "string" } },
+                    ["required"] = new JsonArray("city"),
+                },
+            },
+        },
+    ];
+
     public async Task<ServeResponse> ChatAsync(JsonArray messages, int maxTokens, ulong seed, CancellationToken cancellation)
     {
         var body = new JsonObject
@@ -47,6 +68,7 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool
             ["stream"] = true,
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
         };
+        if (tools != null) body["tools"] = tools.DeepClone();
         using var request = new HttpRequestMessage(HttpMethod.Post, chatCompletions)
         {
             Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),

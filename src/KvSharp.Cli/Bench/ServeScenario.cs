@@ -95,7 +95,7 @@ public static class ServeScenario
         // An external server may close a kept-alive connection between requests (llama-server's HTTP library does after
         // a few requests), which races the next request sent on it; there each request gets its own connection
         // (a loopback connect costs about 0.1 ms, beside time to first token in milliseconds).
-        var chat = new ServeChatClient(http, ChatCompletionsUri(url), closeConnections: local == null);
+        var chat = new ServeChatClient(http, ChatCompletionsUri(url), closeConnections: local == null, tools: s.Tools ? ServeChatClient.WeatherTool() : null);
         var progress = new ServeProgress(log);
 
         var clock = Stopwatch.StartNew();
@@ -117,6 +117,7 @@ public static class ServeScenario
         result["max_tokens"] = p.MaxTokens;
         result["user_words"] = p.UserWords;
         result["system_words"] = p.SystemWords;
+        result["tools"] = s.Tools;
         result["workload_seed"] = p.Seed;
         result["levels"] = new JsonArray(levels.Select(l => (JsonNode?)l.Json()).ToArray());
         var overhead = new Ratio((http1.MsPerToken ?? 0) - (inProcess?.MsPerToken ?? 0), inProcess?.MsPerToken ?? 0);
