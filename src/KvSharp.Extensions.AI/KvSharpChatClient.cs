@@ -106,14 +106,15 @@ public sealed class KvSharpChatClient : IChatClient
         ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var turn = new Turn();
+        // With tools, the whole reply, read for calls at its end.
         var text = new StringBuilder();
         IReplySplitter? splitter = null;
         await foreach (string piece in Generate(messages, options, turn, cancellationToken).ConfigureAwait(false))
         {
-            text.Append(piece);
             // With tools: the reasoning, and the text up to where a call could begin, as they come.
             if (turn.ToolStream is { } toolStream)
             {
+                text.Append(piece);
                 var (shownThought, shownAnswer) = toolStream.Append(piece);
                 if (Pieces(shownThought, shownAnswer) is { Count: > 0 } shown) yield return Update(turn, shown);
                 continue;
