@@ -36,7 +36,8 @@ internal static unsafe class VecDotAvx512Widened
     /// <summary>
     /// <paramref name="rows"/> F16 or BF16 (<paramref name="bf16"/>) rows of <paramref name="cols"/>
     /// (<paramref name="stride"/> bytes apart) widened exactly to floats, row after row, in this thread's buffer: valid
-    /// until this thread's next call.
+    /// until this thread's next call. F16 rows go through <see cref="HalfConvert.ToSingle(ref Half, ref float, int)"/>,
+    /// the cache's widening (a NaN comes out quiet, which the kernels' arithmetic would make it anyway).
     /// </summary>
     public static float* WidenRows(byte* w, nint stride, int rows, int cols, bool bf16)
     {
@@ -47,17 +48,14 @@ internal static unsafe class VecDotAvx512Widened
         {
             ushort* from = (ushort*)(w + r * stride);
             float* row = to + (long)r * cols;
+            if (!bf16)
+            {
+                HalfConvert.ToSingle(ref *(Half*)from, ref *row, cols);
+                continue;
+            }
             int i = 0;
-            if (bf16)
-            {
-                for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, BF16.Load(from + i));
-                for (; i < cols; i++) row[i] = BF16ToFloat(from[i]);
-            }
-            else
-            {
-                for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, HalfToSingle(from + i));
-                for (; i < cols; i++) row[i] = HalfToFloat(from[i]);
-            }
+            for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, BF16.Load(from + i));
+            for (; i < cols; i++) row[i] = BF16ToFloat(from[i]);
         }
         return to;
     }
@@ -134,17 +132,6 @@ internal static unsafe class VecDotAvx512Widened
         p[4] = a10; p[5] = a11; p[6] = a12; p[7] = a13;
         p[8] = a20; p[9] = a21; p[10] = a22; p[11] = a23;
         p[12] = a30; p[13] = a31; p[14] = a32; p[15] = a33;
-    }
-
-    /// <summary>Sixteen binary16 -> sixteen binary32, exactly: <see cref="VecDotAvx2.HalfToSingle(Vector256{int})"/> at twice the width.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> HalfToSingle(ushort* p)
-    {
-        Vector512<int> h = Avx512F.ConvertToVector512Int32(Avx.LoadVector256((short*)p));
-        Vector512<int> em = Avx512F.And(h, Vector512.Create(0x7fff));
-        Vector512<int> f = Avx512F.Multiply(Avx512F.ShiftLeftLogical(em, 13).AsSingle(), Vector512.Create(5.192297e33f /* 2^112 */)).AsInt32();
-        Vector512<int> infNan = Avx512F.And(Vector512.GreaterThan(em, Vector512.Create(0x7bff)), Vector512.Create(0x7f800000));
-        return Avx512F.Or(Avx512F.Or(f, infNan), Avx512F.And(h, Vector512.Create(int.MinValue))).AsSingle();
     }
 
     /// <summary>What differs between the widened types' kernels: how an activation row is read and how a dot's chains end.</summary>
