@@ -7,6 +7,7 @@ using KvSharp.Cache.Tiers;
 using KvSharp.Engine;
 using KvSharp.Persistence;
 using KvSharp.Sampling;
+using KvSharp.Tests.Persistence;
 using static KvSharp.Tests.Models.DeepSeek2Variants;
 
 namespace KvSharp.Tests.Models;
@@ -115,24 +116,7 @@ public sealed class LatentRowsOnceTests : IDisposable
 
     private static readonly int[] Prompt = [.. Fixtures.All[0].PromptIds.Take(12)];
 
-    private InferenceSession Primed(KvElementType type)
-    {
-        var session = _model.CreateSession(new SessionOptions { ContextLength = 64, KvElementType = type });
-        session.GenerateTokens(Prompt, new GenerationOptions { MaxTokens = 4, StopAtEndOfGeneration = false }).ToList();
-        return session;
-    }
-
-    private static List<float[]> Continue(InferenceSession session, int steps)
-    {
-        var all = new List<float[]>();
-        for (int i = 0; i < steps; i++)
-        {
-            var logits = session.NextTokenLogits().ToArray();
-            all.Add(logits);
-            session.GenerateTokens([Sampler.ArgMax(logits)], new GenerationOptions { MaxTokens = 0 }).ToList();
-        }
-        return all;
-    }
+    private InferenceSession Primed(KvElementType type) => SessionFileTests.Primed(_model, type, Prompt);
 
     [Theory]
     [InlineData(KvElementType.F32)]
@@ -152,8 +136,8 @@ public sealed class LatentRowsOnceTests : IDisposable
         using var restored = _model.CreateSession(new SessionOptions { ContextLength = 64, KvElementType = type });
         restored.Load(new MemoryStream(file));
         Assert.Equal(saved.Tokens, restored.Tokens);
-        var expected = Continue(saved, 3);
-        var got = Continue(restored, 3);
+        var expected = SessionFileTests.Continue(saved, 3);
+        var got = SessionFileTests.Continue(restored, 3);
         for (int i = 0; i < expected.Count; i++) Assert.Equal(expected[i], got[i]);
     }
 

@@ -34,16 +34,19 @@ public sealed class SessionFileTests : IDisposable
     private static InferenceSession Session(LlmModel model, KvElementType kv) =>
         model.CreateSession(new SessionOptions { ContextLength = 64, KvElementType = kv });
 
-    /// <summary>A session holding the prompt and a few generated tokens (the last one sampled but not computed yet).</summary>
-    private static InferenceSession Primed(LlmModel model, KvElementType kv)
+    /// <summary>
+    /// A session holding the prompt (<paramref name="prompt"/>, else this class's) and a few generated tokens (the last
+    /// one sampled but not computed yet).
+    /// </summary>
+    internal static InferenceSession Primed(LlmModel model, KvElementType kv, int[]? prompt = null)
     {
         var session = Session(model, kv);
-        session.GenerateTokens(Prompt, new GenerationOptions { MaxTokens = 4, StopAtEndOfGeneration = false }).ToList();
+        session.GenerateTokens(prompt ?? Prompt, new GenerationOptions { MaxTokens = 4, StopAtEndOfGeneration = false }).ToList();
         return session;
     }
 
     /// <summary>Logits of greedy steps from the session's current state.</summary>
-    private static List<float[]> Continue(InferenceSession session, int steps)
+    internal static List<float[]> Continue(InferenceSession session, int steps)
     {
         var all = new List<float[]>();
         for (int i = 0; i < steps; i++)
