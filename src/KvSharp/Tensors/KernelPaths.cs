@@ -105,7 +105,9 @@ public static class KernelPaths
     /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
     /// <item>F16 and BF16 (<see cref="VecDotAvx512Widened"/>: a work item's rows widened once, four rows by four tokens):
     /// prefill of `small` F16 1.45-1.75x the AVX2 two-by-four kernel's and BF16 about 2x the AVX2 dot's (2-core Zen 5,
-    /// alternated runs); one token stays on AVX2 (decode streams the halves once, nothing to share).</item>
+    /// alternated runs). One token: F16 on AVX-512 (<see cref="VecDotAvx512F16"/>: its widening takes a third of
+    /// AVX2's instructions, and F16 decode was bound by widening; 64 matrices of 2048x768, 201 MB, two threads, in-process
+    /// rounds, `paths 41 2048x768 1 2 F16 64`: 1.39-1.43x AVX2's, 2-core Zen 5), BF16 on AVX2 (a shift widens it).</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
     /// 1.12-1.38x, which is what CPUs with AVX-VNNI and no AVX-512 run for them), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather
@@ -160,7 +162,7 @@ public static class KernelPaths
     /// 0.88-1.06x (on huge pages, <see cref="HugePageSlabs"/>: Q8_0 0.83-0.92x, Q4_0 0.73-1.05x). Q8_0 stays on AVX2; Q4_0 keeps AVX-512, whose decode reached 0.87-0.99 of the bandwidth probe on
     /// a quiet machine where Q8_0 on AVX2 reached 0.73-0.80, until OneTokenStreamBenchmarks (bench/) is run there.
     /// </summary>
-    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+    public static bool OneTokenStaysOnAvx2(GgmlType type) => type is GgmlType.Q8_0 or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K or GgmlType.F32 or GgmlType.BF16;
 
     /// <summary>Whether <see cref="KernelPath.Avx2Vnni"/> has kernels of its own for <paramref name="type"/>: Q8_0, IQ4_NL, MXFP4, Q4_K, Q5_K, Q6_K and the nibble types.</summary>
     public static bool HasVnniKernels(GgmlType type)

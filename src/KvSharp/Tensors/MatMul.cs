@@ -212,7 +212,7 @@ public sealed unsafe class MatMul
             Pair1 = pair1,
             Pair4 = pair4,
             Pair8 = pair8,
-            Kernel = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
+            Kernel = avx2 && w.Type == GgmlType.F16 ? avx512 ? &VecDotAvx512F16.Dot : &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
             Widened4x4 = !avx512 ? null : w.Type switch

@@ -186,6 +186,27 @@ public class FloatOpsTests
         }
     }
 
+    [Fact]
+    public unsafe void TheAvx512DecodeWideningIsExactForEveryFiniteHalfAndFlagsTheRest()
+    {
+        Assert.SkipUnless(KvSharp.Tensors.KernelPaths.IsAvailable(KvSharp.Tensors.KernelPath.Avx512), "no AVX-512 on this machine");
+        // Every bit pattern, sixteen consecutive ones per vector: a finite half widens to (float)Half's bits in its own
+        // lane; an infinity or NaN (exponent 31) is what the magnitude must flag, and only those are.
+        ushort* halves = stackalloc ushort[16];
+        for (int start = 0; start < 65536; start += 16)
+        {
+            for (int k = 0; k < 16; k++) halves[k] = (ushort)(start + k);
+            var floats = KvSharp.Tensors.VecDotAvx512F16.FiniteHalfToSingle(halves, out var magnitude);
+            for (int k = 0; k < 16; k++)
+            {
+                ushort half = (ushort)(start + k);
+                bool finite = (half & 0x7c00) != 0x7c00;
+                Assert.True(finite == magnitude[k] <= KvSharp.Tensors.VecDotAvx512F16.LargestFiniteMagnitude, $"half bits {half:x4}: magnitude {magnitude[k]:x8}");
+                if (finite) AssertWidened(half, floats[k]);
+            }
+        }
+    }
+
     private static void AssertWidened(ushort half, float widened)
     {
         uint expected = BitConverter.SingleToUInt32Bits((float)BitConverter.UInt16BitsToHalf(half));

@@ -195,6 +195,39 @@ public class MatMulTests
         }
     }
 
+    /// <summary>
+    /// F16 rows holding an infinity, a NaN or the largest finite half, alone and beside ordinary rows: every path gives
+    /// the portable kernel's bits, one token and several (the AVX-512 one-token kernel widens only finite halves and
+    /// must hand such a row to the exact widening; a missed one would come out finite).
+    /// </summary>
+    [Theory]
+    [InlineData((ushort)0x7c00, 1)] // +infinity
+    [InlineData((ushort)0xfc00, 1)] // -infinity
+    [InlineData((ushort)0x7e01, 1)] // NaN
+    [InlineData((ushort)0x7bff, 1)] // 65504, the largest finite half: must not be taken for one
+    [InlineData((ushort)0x7c00, 6)]
+    [InlineData((ushort)0x7e01, 6)]
+    public unsafe void F16RowsWithInfinityOrNaNGiveTheSameBitsOnEveryPath(ushort special, int nTokens)
+    {
+        int rows = 7, cols = 96;
+        using var nw = new NativeWeights(GgmlType.F16, rows, cols, 41);
+        // Row 2 holds the value in its first 32 columns, row 5 in its second 16 (the other half of a 32-column step).
+        ((ushort*)nw.Matrix.Data)[2 * cols + 3] = special;
+        ((ushort*)nw.Matrix.Data)[5 * cols + 32 + 20] = special;
+        float[] x = Gaussian(nTokens * cols, 42);
+        using var pool = new KernelPool(2);
+        float[] reference;
+        using (KernelPaths.Force(KernelPath.Scalar)) reference = Multiply(pool, nw.Matrix, x, nTokens);
+        bool finite = (special & 0x7c00) != 0x7c00;
+        Assert.Equal(finite, float.IsFinite(reference[2]));
+        Assert.True(float.IsFinite(reference[1]));
+        foreach (var path in KernelPaths.Available)
+        {
+            using var _ = KernelPaths.Force(path);
+            AssertBitsEqual(reference, Multiply(pool, nw.Matrix, x, nTokens), $"{special:x4}, {nTokens} tokens on {KernelPaths.Name(path)}");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(WeightTypeData), MemberType = typeof(TensorTestData))]
     public void PortableKernelsGiveTheSameMatMul(GgmlType type)
