@@ -12,7 +12,8 @@ namespace KvSharp.Benchmarks;
 /// <code>
 /// dotnet run -c Release --project bench/KvSharp.Benchmarks -- paths 101 2048x768 1 2 F16 64
 /// </code>
-/// (rounds, rows x columns, tokens, threads, weight type, matrices.)
+/// (rounds, rows x columns, tokens, threads, weight type, matrices.) Types a model load interleaves
+/// (<see cref="InterleavedRows.Supports"/>) get their interleaved copy, as there.
 /// </summary>
 internal static unsafe class PathAlternation
 {
@@ -34,6 +35,8 @@ internal static unsafe class PathAlternation
             using var d = new KernelData(type, rows, cols, seed: 100 + i);
             Buffer.MemoryCopy(d.Weights, slab + i * stride, matrixBytes, matrixBytes);
             matrices[i] = new WeightMatrix(type, rows, cols, slab + i * stride);
+            // As a model load does: the interleaved copy is what the SIMD kernels read.
+            if (InterleavedRows.Supports(type)) matrices[i] = matrices[i] with { Interleaved = InterleavedRows.Create(matrices[i]) };
         }
         try
         {
@@ -75,6 +78,7 @@ internal static unsafe class PathAlternation
         }
         finally
         {
+            foreach (var m in matrices) m.Interleaved?.Dispose();
             HugePageMemory.Free(slab);
         }
     }
