@@ -14,10 +14,10 @@ public sealed partial class JsonSchemaPrefix
     private static readonly HashSet<string> StringKeywords = ["minLength", "maxLength", "pattern", "format"];
     private static readonly HashSet<string> NumberKeywords = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"];
     private static readonly HashSet<string> ArrayKeywords = ["items", "minItems", "maxItems"];
-    private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties"];
+    private static readonly HashSet<string> ObjectKeywords = ["properties", "required", "additionalProperties", "minProperties", "maxProperties"];
 
     private const string Supported = "type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf, " +
-                                     "oneOf (told apart by a const property), allOf (where its branches merge exactly), $ref, " +
+                                     "minProperties, maxProperties, oneOf (told apart by a const property), allOf (where its branches merge exactly), $ref, " +
                                      "minLength, maxLength, pattern, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, multipleOf";
 
     /// <summary>
@@ -121,7 +121,14 @@ public sealed partial class JsonSchemaPrefix
             foreach (string name in required)
                 if (!properties.ContainsKey(name) && (properties.Count > 0 || additional == null))
                     throw new ArgumentException($"{path}.required names '{name}', which is not among its properties");
-            return new ObjectNode(properties, required, additional);
+            // So would counts no object of these properties can meet.
+            int least = Count(s, "minProperties", path) ?? 0;
+            int? most = Count(s, "maxProperties", path);
+            if (most < least) throw new ArgumentException($"{path}: no value can satisfy it, minProperties {least} is above maxProperties {most}");
+            if (most < required.Count) throw new ArgumentException($"{path}: no value can satisfy it, {required.Count} properties are required and maxProperties is {most}");
+            if (additional == null && properties.Count < least)
+                throw new ArgumentException($"{path}: no value can satisfy it, minProperties is {least} and the object can hold only its {properties.Count} listed properties");
+            return new ObjectNode(properties, required, additional, least, most);
         }
 
         /// <summary>A schema object whose keywords are all read here (or annotations); anything else is refused by name.</summary>

@@ -217,10 +217,13 @@ public sealed partial class JsonSchemaPrefix
         /// that branch's additionalProperties (JSON Schema reads each branch's additionalProperties against its own
         /// properties), so a property one branch closes out (additionalProperties false) is left out, and refused where
         /// required. Properties no branch lists meet every branch's additionalProperties: false if one says false.
-        /// Where no branch says, the merged object takes its listed properties only, as one object does here.
+        /// Where no branch says, the merged object takes its listed properties only, as one object does here. Counts
+        /// tightened.
         /// </summary>
         private static void MergeObjects(List<Branch> branches, string path, JsonObject merged)
         {
+            Tightest(branches, "minProperties", larger: true, merged);
+            Tightest(branches, "maxProperties", larger: false, merged);
             var required = branches.Where(b => b.Schema.TryGetProperty("required", out _))
                 .SelectMany(b => b.Schema.GetProperty("required").EnumerateArray().Select(x => x.ValueKind == JsonValueKind.String ? x.GetString()! : throw new ArgumentException($"{b.Path}.required must list property names")))
                 .Distinct(StringComparer.Ordinal).ToList();

@@ -197,7 +197,13 @@ public sealed partial class JsonSchemaPrefix
         }
     }
 
-    private sealed class ObjectNode(Dictionary<string, Node> properties, HashSet<string> required, Node? additional) : Node
+    /// <summary>
+    /// An object: its listed properties (each at most once), others where <paramref name="additional"/> takes them, the
+    /// required ones before it closes, and between <paramref name="least"/> and <paramref name="most"/> properties. A
+    /// property is taken only where the object can still end: once the required names still missing fill what
+    /// <paramref name="most"/> leaves, only they may come next.
+    /// </summary>
+    private sealed class ObjectNode(Dictionary<string, Node> properties, HashSet<string> required, Node? additional, int least = 0, int? most = null) : Node
     {
         protected override Status Value(ref Reader r) => ParseValue(ref r);
 
@@ -215,21 +221,22 @@ public sealed partial class JsonSchemaPrefix
                 if (first && r.Current == '}')
                 {
                     r.Position++;
-                    return required.Count == 0 ? Status.Ok : Status.Fail;
+                    return required.Count == 0 && least == 0 ? Status.Ok : Status.Fail;
                 }
                 first = false;
+                bool onlyRequired = Slack(seen) == 0;
                 var key = r.ReadString(keyText);
                 string name = keyText.ToString();
                 if (key == Status.Fail) return Status.Fail;
                 if (key == Status.Partial)
                 {
-                    if (additional != null) return Status.Partial;
-                    var rests = Rests(properties.Keys.Where(k => !seen.Contains(k)), r.PartialBytes, r.PartialEscape);
+                    if (additional != null && !onlyRequired) return Status.Partial;
+                    var rests = Rests((onlyRequired ? (IEnumerable<string>)required : properties.Keys).Where(k => !seen.Contains(k)), r.PartialBytes, r.PartialEscape);
                     if (rests.Count == 0) return Status.Fail;
                     if (r.EndedInString) r.StringRests = rests;
                     return Status.Partial;
                 }
-                if (seen.Contains(name) || !(properties.ContainsKey(name) || additional != null)) return Status.Fail;
+                if (seen.Contains(name) || !(properties.ContainsKey(name) || additional != null) || (onlyRequired && !required.Contains(name))) return Status.Fail;
                 seen.Add(name);
                 ws = r.SkipWhitespace();
                 if (ws != Status.Ok) return ws;
@@ -241,11 +248,17 @@ public sealed partial class JsonSchemaPrefix
                 if (ws != Status.Ok) return ws;
                 byte b = r.Current;
                 r.Position++;
-                if (b == '}') return required.IsSubsetOf(seen) ? Status.Ok : Status.Fail;
+                if (b == '}') return required.IsSubsetOf(seen) && seen.Count >= least ? Status.Ok : Status.Fail;
                 // Another property only where one may still come.
-                if (b != ',' || (additional == null && properties.Keys.All(seen.Contains))) return Status.Fail;
+                if (b != ',' || !MayTakeAnother(seen)) return Status.Fail;
             }
         }
 
+        /// <summary>How many properties past the required ones still missing the object may still take (unbounded: int.MaxValue).</summary>
+        private int Slack(HashSet<string> seen) => most is int m ? m - seen.Count - required.Count(k => !seen.Contains(k)) : int.MaxValue;
+
+        private bool MayTakeAnother(HashSet<string> seen) => Slack(seen) > 0
+            ? additional != null || properties.Keys.Any(k => !seen.Contains(k))
+            : required.Any(k => !seen.Contains(k));
     }
 }

@@ -19,7 +19,7 @@ public enum JsonPrefixStatus
 /// Whether a UTF-8 text begins a JSON value that a JSON schema allows: what constrains generation to a schema
 /// (OpenAI's json_schema response format, Microsoft.Extensions.AI's <c>GetResponseAsync&lt;T&gt;</c>). The schema
 /// keywords read are <c>type</c> (one or a list), <c>properties</c>, <c>required</c>, <c>additionalProperties</c> (an
-/// object's properties are the listed ones unless it is true or a schema), <c>items</c>, <c>minItems</c>,
+/// object's properties are the listed ones unless it is true or a schema), <c>minProperties</c>, <c>maxProperties</c>, <c>items</c>, <c>minItems</c>,
 /// <c>maxItems</c>, <c>enum</c> and <c>const</c> (strings), <c>anyOf</c>, <c>oneOf</c> (of a tagged union's
 /// branches), <c>allOf</c> (its branches merged into one schema where that is exact: a lone branch, as Pydantic writes a
 /// described reference; types intersected, bounds tightened, enums intersected, objects' properties united; see
@@ -27,7 +27,7 @@ public enum JsonPrefixStatus
 /// string rules <c>minLength</c>, <c>maxLength</c>, <c>pattern</c> and <c>format</c> (StringRules), the number
 /// bounds (NumberBounds) and <c>multipleOf</c> (NumberMultiples, exact for a terminating decimal step); annotations (<c>description</c>, <c>title</c>, <c>default</c>, <c>$schema</c>,
 /// <c>examples</c>, <c>$defs</c> ...) are ignored. A keyword that would constrain values in a way not enforced here
-/// (<c>minProperties</c>, <c>not</c>, an untagged <c>oneOf</c>, an allOf whose branches cannot be merged exactly: two
+/// (<c>not</c>, an untagged <c>oneOf</c>, an allOf whose branches cannot be merged exactly: two
 /// patterns, a union beside other branches ...) is refused by name rather than ignored, so a reply
 /// never breaks a schema it was held to; and a text is Partial only where some continuation completes it. Each check
 /// reads the text from its start (a recursive-descent parse); whitespace runs are capped at

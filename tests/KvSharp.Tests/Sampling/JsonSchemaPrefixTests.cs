@@ -76,7 +76,7 @@ public class JsonSchemaPrefixTests
 
     [Theory]
     [InlineData("{\"type\": \"string\", \"pattern\": \"^(a)\\\\1\"}", "backreference")]
-    [InlineData("{\"type\": \"object\", \"minProperties\": 1}", "minProperties")]
+    [InlineData("{\"type\": \"object\", \"not\": {\"required\": [\"a\"]}}", "not")]
     [InlineData("{\"oneOf\": [{\"type\": \"string\"}]}", "oneOf")]
     [InlineData("{\"oneOf\": [{\"type\": \"object\", \"properties\": {\"k\": {\"const\": \"a\"}}, \"required\": [\"k\"]}, {\"type\": \"object\", \"properties\": {\"k\": {\"const\": \"a\"}}, \"required\": [\"k\"]}]}", "oneOf")]
     [InlineData("{\"$ref\": \"#/$defs/x\"}", "$ref")]
@@ -460,5 +460,106 @@ public class JsonSchemaPrefixTests
         var open = Schema("""{"type": "object", "required": ["x"]}""");
         Assert.Equal(JsonPrefixStatus.Invalid, Check(open, "{}"));
         Assert.Equal(JsonPrefixStatus.Complete, Check(open, "{\"x\": 1}"));
+    }
+
+    [Theory]
+    [InlineData("{}", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"a\": 1}", JsonPrefixStatus.Invalid)]               // one property, two needed
+    [InlineData("{\"a\": 1, ", JsonPrefixStatus.Partial)]
+    [InlineData("{\"a\": 1, \"b\": 2}", JsonPrefixStatus.Complete)]
+    [InlineData("{\"a\": 1, \"b\": 2,", JsonPrefixStatus.Invalid)]    // a third would be over maxProperties
+    [InlineData("{\"b\": 1}", JsonPrefixStatus.Invalid)]
+    [InlineData("{\"b\": 1, \"c\"", JsonPrefixStatus.Invalid)]        // the one place left is the required a's
+    [InlineData("{\"b\": 1, \"", JsonPrefixStatus.Partial)]
+    [InlineData("{\"b\": 1, \"a\": 2}", JsonPrefixStatus.Complete)]
+    public void AnObjectsPropertyCountIsHeldToItsBoundsAndLeavesRoomForWhatIsRequired(string text, JsonPrefixStatus expected) =>
+        Assert.Equal(expected, Check(Schema("""
+            {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}},
+             "required": ["a"], "minProperties": 2, "maxProperties": 2}
+            """), text));
+
+    [Fact]
+    public void AnOpenObjectsCountsHoldToo()
+    {
+        // Open to any property: with one place, it is the required x's; without a listed property, min counts any.
+        var one = Schema("""{"type": "object", "required": ["x"], "maxProperties": 1}""");
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(one, "{\"y\""));
+        Assert.Equal(JsonPrefixStatus.Partial, Check(one, "{\"x"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(one, "{\"x\": [1]}"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(one, "{\"x\": 1,"));
+        var two = Schema("""{"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 2}""");
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(two, "{\"p\": \"q\"}"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(two, "{\"p\": \"q\", \"r\": \"s\"}"));
+        // allOf tightens both counts.
+        var merged = Schema("""{"allOf": [{"type": "object", "minProperties": 1, "maxProperties": 3}, {"type": "object", "maxProperties": 1}]}""");
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(merged, "{}"));
+        Assert.Equal(JsonPrefixStatus.Complete, Check(merged, "{\"k\": 1}"));
+        Assert.Equal(JsonPrefixStatus.Invalid, Check(merged, "{\"k\": 1,"));
+    }
+
+    [Theory]
+    [InlineData("""{"type": "object", "minProperties": 3, "maxProperties": 2}""", "minProperties 3 is above maxProperties 2")]
+    [InlineData("""{"type": "object", "properties": {"a": {}, "b": {}}, "required": ["a", "b"], "maxProperties": 1}""", "2 properties are required and maxProperties is 1")]
+    [InlineData("""{"type": "object", "properties": {"a": {}}, "additionalProperties": false, "minProperties": 2}""", "can hold only its 1 listed properties")]
+    [InlineData("""{"type": "object", "minProperties": -1}""", "minProperties must be a non-negative integer")]
+    public void CountsNoObjectCanMeetAreRefused(string schema, string message) =>
+        Assert.Contains(message, Assert.Throws<ArgumentException>(() => Schema(schema)).Message);
+
+    /// <summary>
+    /// Random walks over the pieces a reply could be made of: every text the checker calls Partial has a continuation it
+    /// calls Complete (found by a bounded search), and every Complete text is JSON with the required properties and a
+    /// property count within the bounds, checked by reading it with System.Text.Json.
+    /// </summary>
+    [Theory]
+    [InlineData("""{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}}, "required": ["c"], "minProperties": 2, "maxProperties": 2}""")]
+    [InlineData("""{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "additionalProperties": {"type": "integer"}, "required": ["b"], "minProperties": 1, "maxProperties": 2}""")]
+    [InlineData("""{"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}, "c": {"type": "integer"}}, "minProperties": 3}""")]
+    public void EveryPartialObjectCanStillBeCompletedAndEveryCompleteOneMeetsItsCounts(string json)
+    {
+        var schema = Schema(json);
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        int least = root.TryGetProperty("minProperties", out var mn) ? mn.GetInt32() : 0;
+        int most = root.TryGetProperty("maxProperties", out var mx) ? mx.GetInt32() : int.MaxValue;
+        string[] required = root.TryGetProperty("required", out var req) ? [.. req.EnumerateArray().Select(x => x.GetString()!)] : [];
+        string[] pieces = ["{", "}", ", ", ": ", "\"a\"", "\"b\"", "\"c\"", "\"d\"", "1"];
+        var rng = new Random(7);
+        int partials = 0, completes = 0;
+        for (int walk = 0; walk < 300; walk++)
+        {
+            string text = "";
+            for (int step = 0; step < 14; step++)
+            {
+                var next = pieces.Select(p => text + p).Where(t => Check(schema, t) != JsonPrefixStatus.Invalid).ToList();
+                if (next.Count == 0) break;
+                text = next[rng.Next(next.Count)];
+                var status = Check(schema, text);
+                if (status == JsonPrefixStatus.Partial)
+                {
+                    partials++;
+                    Assert.True(Completes(schema, text, pieces, 12), $"{text} is Partial but nothing completes it");
+                }
+                else
+                {
+                    completes++;
+                    using var value = JsonDocument.Parse(text);
+                    var names = value.RootElement.EnumerateObject().Select(p => p.Name).ToList();
+                    Assert.True(names.Count >= least && names.Count <= most && required.All(names.Contains), $"{text} is Complete but breaks the counts or the required names");
+                    break;
+                }
+            }
+        }
+        Assert.True(partials > 100 && completes > 50, $"{partials} partial and {completes} complete texts: the walks must reach both");
+    }
+
+    private static bool Completes(JsonSchemaPrefix schema, string text, string[] pieces, int depth)
+    {
+        if (depth == 0) return false;
+        foreach (var p in pieces)
+        {
+            var status = Check(schema, text + p);
+            if (status == JsonPrefixStatus.Complete || (status == JsonPrefixStatus.Partial && Completes(schema, text + p, pieces, depth - 1))) return true;
+        }
+        return false;
     }
 }
