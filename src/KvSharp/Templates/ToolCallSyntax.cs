@@ -91,6 +91,33 @@ public abstract partial class ToolCallSyntax
     public virtual int TextBefore(string reply) => 0;
 
     /// <summary>
+    /// The calls in an unfinished reply (its answer, after any thinking) as far as they are written, in the order the
+    /// whole reading gives them: each one's name once it is whole, and where its arguments' JSON object begins, so that
+    /// <see cref="ToolReplyStream"/> can stream the arguments' raw text as the model writes it (the whole reading keeps
+    /// that text as it is). Null for a family whose calls come whole when the reply ends.
+    /// </summary>
+    internal virtual IReadOnlyList<CallSoFar>? CallsSoFar(string reply) => null;
+
+    /// <summary>An id for a call streamed before the reply is read whole, in the shape this syntax's template wants.</summary>
+    internal string StreamedCallId() => NewId(null);
+
+    /// <summary>
+    /// The calls so far after each <paramref name="marker"/> in turn, as <paramref name="read"/> finds them from just
+    /// past it; the search stops at a call not finished yet, or a marker after which none is found.
+    /// </summary>
+    private protected static List<CallSoFar> AfterEach(string reply, string marker, Func<int, IReadOnlyList<CallSoFar>> read)
+    {
+        var calls = new List<CallSoFar>();
+        for (int at = reply.IndexOf(marker, StringComparison.Ordinal); at >= 0; at = reply.IndexOf(marker, calls[^1].End, StringComparison.Ordinal))
+        {
+            var found = read(at + marker.Length);
+            calls.AddRange(found);
+            if (found.Count == 0 || calls[^1].End < 0) break;
+        }
+        return calls;
+    }
+
+    /// <summary>
     /// The text before the first <paramref name="marker"/>, without an end that could be the marker's beginning: what
     /// comes before a syntax's first possible call, where the text before its first marker is always content.
     /// </summary>
@@ -252,6 +279,30 @@ public abstract partial class ToolCallSyntax
 
         public override int TextBefore(string reply) => BeforeMarker(reply, CallsBegin);
 
+        /// <summary>
+        /// Each call after its begin token: R1's "function", separator, name, newline and json fence, or V3.1's name and
+        /// separator, then the arguments' object.
+        /// </summary>
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply)
+        {
+            int at = reply.IndexOf(CallsBegin, StringComparison.Ordinal);
+            if (at < 0) return [];
+            return AfterEach(reply, CallBegin, from =>
+            {
+                if (from < at) return [];
+                const string R1 = "function" + Separator, Fence = "\n```json\n";
+                if (reply.AsSpan(from).StartsWith(R1))
+                {
+                    int newline = reply.IndexOf('\n', from + R1.Length);
+                    if (newline < 0 || !reply.AsSpan(newline).StartsWith(Fence)) return [];
+                    return [PartialJson.NamedArguments(reply, newline + Fence.Length, reply[(from + R1.Length)..newline].Trim())];
+                }
+                int separator = reply.IndexOf(Separator, from, StringComparison.Ordinal);
+                if (separator < 0 || reply.AsSpan(from, separator - from).IndexOfAny('\n', '<') >= 0) return [];
+                return [PartialJson.NamedArguments(reply, separator + Separator.Length, reply[from..separator].Trim())];
+            });
+        }
+
         [GeneratedRegex(@"<｜tool▁call▁begin｜>(?:function<｜tool▁sep｜>([^\n]+)\n```json\n(.*?)```|([^\n<]+?)<｜tool▁sep｜>(.*?))\s*<｜tool▁call▁end｜>", RegexOptions.Singleline)]
         private static partial Regex CallBlock();
 
@@ -271,6 +322,10 @@ public abstract partial class ToolCallSyntax
     }
 
     /// <summary>Command R7B: a JSON list of {"tool_call_id", "tool_name", "parameters"} between its action tokens; its text in a response block.</summary>
+    /// <remarks>
+    /// Its calls do not stream: each keeps the id the model gives it (its template hands it back with the result), which
+    /// the model may write after the arguments, and a call's first streamed delta must carry its id.
+    /// </remarks>
     private sealed partial class CommandR7B : ToolCallSyntax
     {
         public override string Name => "command-r7b";
@@ -305,6 +360,27 @@ public abstract partial class ToolCallSyntax
         /// <summary>The generation prompt ends with ">>>": the tool's name, a newline, its arguments.</summary>
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => NamedArguments("", tools, name => name + "\n", "");
 
+        /// <summary>Each part a function's name and a newline (not "all", which opens text), then its arguments' object.</summary>
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply)
+        {
+            var calls = new List<CallSoFar>();
+            for (int at = 0; at <= reply.Length;)
+            {
+                int next = reply.IndexOf(">>>", at, StringComparison.Ordinal), newline = reply.IndexOf('\n', at);
+                string head = newline < 0 ? "" : reply[at..newline];
+                if (newline >= 0 && (next < 0 || newline < next) && head != "all" && head.Length > 0 && head.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+                {
+                    var call = PartialJson.NamedArguments(reply, newline + 1, head);
+                    if (call.ArgumentsAt < 0 || (next >= 0 && call.End < 0)) break;
+                    calls.Add(call);
+                    if (call.End < 0) break;
+                }
+                if (next < 0) break;
+                at = next + 3;
+            }
+            return calls;
+        }
+
         public override ToolCallReply Parse(string reply)
         {
             var calls = new List<ChatToolCall>();
@@ -333,6 +409,12 @@ public abstract partial class ToolCallSyntax
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(" " + Marker, tools, "name", "arguments", "]");
 
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply)
+        {
+            int at = reply.IndexOf(Marker, StringComparison.Ordinal);
+            return at < 0 ? [] : PartialJson.CallList(reply, at + Marker.Length - 1, "name", ["arguments"]);
+        }
+
         public override ToolCallReply Parse(string reply)
         {
             int at = reply.IndexOf(Marker, StringComparison.Ordinal);
@@ -351,6 +433,13 @@ public abstract partial class ToolCallSyntax
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => NamedArguments("<function=", tools, name => name + ">", "</function>");
 
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply) => AfterEach(reply, "<function=", from =>
+        {
+            int close = reply.IndexOf('>', from);
+            string name = close < 0 ? "" : reply[from..close];
+            return name.Length > 0 && name.All(c => char.IsLetterOrDigit(c) || c == '_') ? [PartialJson.NamedArguments(reply, close + 1, name)] : [];
+        });
+
         [GeneratedRegex(@"<function=(\w+)>(.*?)</function>", RegexOptions.Singleline)]
         private static partial Regex Function();
 
@@ -367,6 +456,13 @@ public abstract partial class ToolCallSyntax
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<|tool_call|>[", tools, "name", "arguments", "]");
 
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply) => AfterEach(reply, "<|tool_call|>", from =>
+        {
+            int at = PartialJson.SkipWhitespace(reply, from);
+            return at < reply.Length && reply[at] == '[' ? PartialJson.CallList(reply, at, "name", ["arguments", "parameters"])
+                : PartialJson.CallObject(reply, at, "name", ["arguments", "parameters"]) is { } call ? [call] : [];
+        });
+
         [GeneratedRegex(@"<\|tool_call\|>\s*(.*?)\s*(?:<\|/tool_call\|>|$)", RegexOptions.Singleline)]
         private static partial Regex Block();
 
@@ -381,6 +477,11 @@ public abstract partial class ToolCallSyntax
     /// parser): a string parameter keeps it, another type reads it as JSON (Python's True/False too), and a value that
     /// does not read as its type stays a string.
     /// </summary>
+    /// <remarks>
+    /// Its calls do not stream (<see cref="CallsSoFar"/>): their arguments are no text the model writes but a JSON object
+    /// built from the parameters, each value typed by the request's schema and known only at its closing tag, and
+    /// serialised when the reply is read.
+    /// </remarks>
     private sealed partial class Qwen3Coder : ToolCallSyntax
     {
         public override string Name => "qwen3-coder";
@@ -447,6 +548,9 @@ public abstract partial class ToolCallSyntax
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("<tool_call>\n", tools, "name", "arguments", "\n</tool_call>");
 
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply) => AfterEach(reply, "<tool_call>", from =>
+            PartialJson.CallObject(reply, PartialJson.SkipWhitespace(reply, from), "name", ["arguments", "parameters"]) is { } call ? [call] : []);
+
         [GeneratedRegex(@"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", RegexOptions.Singleline)]
         private static partial Regex Block();
 
@@ -464,6 +568,16 @@ public abstract partial class ToolCallSyntax
         public override int TextBefore(string reply) => BeforeMarker(reply, Marker);
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject(Marker + "[", tools, "name", "arguments", "]");
+
+        /// <summary>
+        /// The list's calls as they come. A streamed call's id is a fresh one in the template's shape: the model may
+        /// write its own after the arguments, too late for the call's first delta.
+        /// </summary>
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply)
+        {
+            int at = reply.IndexOf(Marker, StringComparison.Ordinal);
+            return at < 0 ? [] : PartialJson.CallList(reply, PartialJson.SkipWhitespace(reply, at + Marker.Length), "name", ["arguments", "parameters"]);
+        }
 
         public override ToolCallReply Parse(string reply)
         {
@@ -498,6 +612,13 @@ public abstract partial class ToolCallSyntax
         }
 
         private protected override ForcedToolCall Force(IReadOnlyList<ToolSignature> tools) => CallObject("", tools, "name", "parameters", "");
+
+        internal override IReadOnlyList<CallSoFar> CallsSoFar(string reply)
+        {
+            int at = PartialJson.SkipWhitespace(reply, 0);
+            if (reply.AsSpan(at).StartsWith(PythonTag)) at = PartialJson.SkipWhitespace(reply, at + PythonTag.Length);
+            return PartialJson.CallObject(reply, at, "name", ["parameters", "arguments"]) is { } call ? [call] : [];
+        }
 
         public override ToolCallReply Parse(string reply)
         {

@@ -11,6 +11,15 @@ namespace KvSharp.Templates;
 /// <see cref="Finish"/> gives what of that reading was not shown yet. Whitespace at the end of what could be shown is
 /// held too, since a reply with calls has its text trimmed; so the pieces shown add up to the reading of the whole
 /// reply (with at most the whitespace it began with in front).
+/// <para>
+/// A call streams too, in a syntax whose arguments are a JSON object the model writes inline
+/// (<see cref="ToolCallSyntax.CallsSoFar"/>): once its name is whole and its arguments have begun, a delta with its id
+/// and name, then their raw text as it comes (<see cref="TakeCallDeltas"/>), which is what the whole reading keeps. Only
+/// the whole reading says whether it was a call (a JSON object may still go wrong, text may follow where none may);
+/// waiting for that certainty would be waiting for the end, so the calls stream on the likely reading and
+/// <see cref="FinishCalls"/> checks it against the whole one: where they disagree it says so, and the caller ends the
+/// reply with an error rather than with calls that do not add up.
+/// </para>
 /// </summary>
 public sealed class ToolReplyStream
 {
@@ -24,6 +33,9 @@ public sealed class ToolReplyStream
     // Whitespace at the end of the reasoning so far: shown once more reasoning follows it (the whole reading trims it).
     private string _reasoningHeld = "";
     private bool _held;
+    // The calls streamed so far (their ids, names and the arguments' text sent), and the deltas not taken yet.
+    private readonly List<(string Id, string Name, string Arguments)> _calls = [];
+    private readonly List<ToolCallDelta> _callDeltas = [];
 
     /// <param name="syntax">How the template's model writes calls.</param>
     /// <param name="reasoning">How the reply's thinking goes apart (null: it does not).</param>
@@ -77,6 +89,7 @@ public sealed class ToolReplyStream
         _answer.Append(answer);
         if (answer.Length == 0) return "";
         string all = _answer.ToString();
+        if (!_answerIsText) StreamCalls(all);
         int end = _answerIsText ? all.Length : Math.Min(_syntax.TextBefore(all), all.Length);
         while (end > _answerShown && char.IsWhiteSpace(all[end - 1])) end--;
         if (end <= _answerShown) return "";
@@ -84,6 +97,69 @@ public sealed class ToolReplyStream
         _answerShown = end;
         _shownContent.Append(shown);
         return shown;
+    }
+
+    /// <summary>
+    /// The calls written so far, past what was streamed of them: a new call goes out once its name is whole and its
+    /// arguments have begun, then its arguments' text as it comes. A call whose text stops extending what was sent
+    /// streams no further, and the whole reading settles it (<see cref="FinishCalls"/>). The answer is read from its
+    /// start each time: a reply with tools is short, and its text is already joined whole for each piece.
+    /// </summary>
+    private void StreamCalls(string answer)
+    {
+        if (_syntax.CallsSoFar(answer) is not { } calls) return;
+        for (int i = 0; i < calls.Count; i++)
+        {
+            var call = calls[i];
+            if (i == _calls.Count)
+            {
+                if (string.IsNullOrEmpty(call.Name) || call.ArgumentsAt < 0) return;
+                _calls.Add((_syntax.StreamedCallId(), call.Name, ""));
+                _callDeltas.Add(new ToolCallDelta(i, _calls[i].Id, call.Name, ""));
+            }
+            var (id, name, sent) = _calls[i];
+            string arguments = call.Arguments(answer);
+            if (name != call.Name || !arguments.StartsWith(sent, StringComparison.Ordinal)) return;
+            if (arguments.Length == sent.Length) continue;
+            _callDeltas.Add(new ToolCallDelta(i, null, null, arguments[sent.Length..]));
+            _calls[i] = (id, name, arguments);
+        }
+    }
+
+    /// <summary>The calls' deltas that the text appended so far gave and that were not taken yet, in order.</summary>
+    public IReadOnlyList<ToolCallDelta> TakeCallDeltas()
+    {
+        if (_callDeltas.Count == 0) return [];
+        ToolCallDelta[] taken = [.. _callDeltas];
+        _callDeltas.Clear();
+        return taken;
+    }
+
+    /// <summary>
+    /// The reply has ended and its whole reading made <paramref name="calls"/>: the deltas that finish them after those
+    /// not taken yet (the rest of each streamed call's arguments, then each call that did not stream, whole); null
+    /// where the reading disagrees with what was streamed (it makes fewer calls, or one with another name, or arguments
+    /// that do not begin with the text sent). What was sent cannot be taken back, so the caller must then say the
+    /// reply went wrong rather than send calls that do not add up.
+    /// </summary>
+    public IReadOnlyList<ToolCallDelta>? FinishCalls(IReadOnlyList<ChatToolCall> calls)
+    {
+        ArgumentNullException.ThrowIfNull(calls);
+        if (calls.Count < _calls.Count) return null;
+        var deltas = new List<ToolCallDelta>(TakeCallDeltas());
+        for (int i = 0; i < calls.Count; i++)
+        {
+            var call = calls[i];
+            if (i >= _calls.Count)
+            {
+                deltas.Add(new ToolCallDelta(i, call.Id, call.Name, call.Arguments));
+                continue;
+            }
+            var (_, name, sent) = _calls[i];
+            if (call.Name != name || !call.Arguments.StartsWith(sent, StringComparison.Ordinal)) return null;
+            if (call.Arguments.Length > sent.Length) deltas.Add(new ToolCallDelta(i, null, null, call.Arguments[sent.Length..]));
+        }
+        return deltas;
     }
 
     /// <summary>

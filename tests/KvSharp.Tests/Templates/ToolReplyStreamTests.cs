@@ -7,7 +7,9 @@ namespace KvSharp.Tests.Templates;
 /// <summary>
 /// A reply to a request with tools, streamed: in every syntax, however the reply is cut into pieces, what is shown
 /// before the end plus what <see cref="ToolReplyStream.Finish"/> gives add up to the whole reply's reading (text and
-/// reasoning), no call syntax is ever shown as text, and the text before a call goes out before the reply ends.
+/// reasoning), no call syntax is ever shown as text, and the text before a call goes out before the reply ends; in
+/// every syntax whose calls stream, each call's deltas add up to the whole reading's call (its name, its arguments'
+/// exact text), and a reply whose whole reading disagrees with what was streamed is told apart.
 /// </summary>
 public class ToolReplyStreamTests
 {
@@ -71,17 +73,17 @@ public class ToolReplyStreamTests
     }
 
     /// <summary>A whole reply read as the server and the chat client read it; no calls, the text as generated, its thinking apart.</summary>
-    private static (string? Reasoning, string Content, int Calls) Whole(ToolCallSyntax syntax, ReplySplitting? reasoning, string reply)
+    private static (string? Reasoning, string Content, IReadOnlyList<ChatToolCall> Calls) Whole(ToolCallSyntax syntax, ReplySplitting? reasoning, string reply)
     {
-        if (syntax.ReadCalls(reply, default, reasoning) is { } called) return (called.Reasoning, called.Content, called.Calls.Count);
-        if (reasoning == null) return (null, reply, 0);
+        if (syntax.ReadCalls(reply, default, reasoning) is { } called) return (called.Reasoning, called.Content, called.Calls);
+        if (reasoning == null) return (null, reply, []);
         var (r, a) = reasoning.Split(reply);
-        return (r, a, 0);
+        return (r, a, []);
     }
 
     /// <summary>Streams <paramref name="pieces"/>; returns what was shown before the end, and shown plus the rest.</summary>
     private static (string ShownText, string Text, string Reasoning) Stream(ToolCallSyntax syntax, ReplySplitting? reasoning, IEnumerable<string> pieces,
-        (string? Reasoning, string Content, int Calls) whole)
+        (string? Reasoning, string Content, IReadOnlyList<ChatToolCall> Calls) whole)
     {
         var stream = new ToolReplyStream(syntax, reasoning);
         string text = "", thought = "";
@@ -204,6 +206,141 @@ public class ToolReplyStreamTests
         stream.Generated(llama3, header);
         Assert.Equal("", stream.Append(" more").Content);
         Assert.Equal(" more", stream.Finish(null, "Hello there more").Content);
+    }
+
+    private const string Trip = "{\"name\": \"book_trip\", \"arguments\": {\"to\": \"Z\u00fcrich \\\"old town\\\" {centre}\", \"days\": [1, 2.5e1], " +
+                                "\"opts\": {\"rail\": true, \"note\": null}}}";
+
+    /// <summary>More replies whose calls stream in their syntax (beside those in <see cref="Replies"/>): one or several calls, escapes, nesting, braces in strings, keys in either order.</summary>
+    public static TheoryData<string, string> StreamedCalls()
+    {
+        var data = new TheoryData<string, string>();
+        void Add(string syntax, params string[] replies)
+        {
+            foreach (string r in replies) data.Add(syntax, r);
+        }
+        Add("hermes", "<tool_call>" + Weather + "</tool_call>\n<tool_call>\n" + Trip + "\n</tool_call>",
+            "<tool_call>{\"arguments\": {\"city\": \"Oslo\"}, \"name\": \"get_weather\"}</tool_call>",
+            "<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>", "<tool_call>\n" + Trip);
+        Add("mistral", "[TOOL_CALLS] [" + Weather + ", " + Trip + "]",
+            "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abc123XYZ\"}]");
+        Add("llama3-json", "  {\"name\": \"book_trip\", \"parameters\": {\"to\": \"}{\", \"n\": [[1], {}]}}\n");
+        Add("functionary-v3.1", "<function=get_weather>\n{\"city\": \"Paris\"}\n</function><function=book_trip>{\"to\": \"Z\u00fcrich\", \"days\": [1, 2]}</function>");
+        Add("functionary-v3.2", "get_weather\n{\"city\": \"Paris\"}>>>book_trip\n{\"to\": \">>\"}");
+        Add("deepseek-r1", "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Paris\"}\n```<｜tool▁call▁end｜>" +
+            "<｜tool▁call▁begin｜>function<｜tool▁sep｜>book_trip\n```json\n{\"to\": \"Oslo\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>");
+        Add("firefunction-v2", "functools[" + Weather + ", " + Trip + "]");
+        Add("pipe-tagged", "<|tool_call|>[" + Weather + ", " + Trip + "]",
+            "<|tool_call|>" + Weather + "<|/tool_call|><|tool_call|>" + Trip + "<|/tool_call|>");
+        return data;
+    }
+
+    /// <summary>Streams <paramref name="pieces"/>: the call deltas taken while they came, and those <see cref="ToolReplyStream.FinishCalls"/> adds (null: it found a disagreement).</summary>
+    private static (List<ToolCallDelta> Streamed, IReadOnlyList<ToolCallDelta>? Finished) StreamCalls(ToolCallSyntax syntax, ReplySplitting? reasoning,
+        IEnumerable<string> pieces, IReadOnlyList<ChatToolCall> calls)
+    {
+        var stream = new ToolReplyStream(syntax, reasoning);
+        var streamed = new List<ToolCallDelta>();
+        foreach (string piece in pieces)
+        {
+            stream.Append(piece);
+            streamed.AddRange(stream.TakeCallDeltas());
+        }
+        return (streamed, stream.FinishCalls(calls));
+    }
+
+    /// <summary>Deltas joined as a client joins them: per index, the id and name of its first delta and its fragments in order.</summary>
+    private static List<ChatToolCall> Joined(IEnumerable<ToolCallDelta> deltas)
+    {
+        var calls = new List<ChatToolCall>();
+        foreach (var d in deltas)
+        {
+            if (d.Index == calls.Count)
+            {
+                Assert.False(string.IsNullOrEmpty(d.Id), "a call's first delta carries its id");
+                Assert.False(string.IsNullOrEmpty(d.Name), "a call's first delta carries its name");
+                calls.Add(new ChatToolCall(d.Id!, d.Name!, d.Arguments));
+                continue;
+            }
+            Assert.True(d.Index == calls.Count - 1, $"delta for call {d.Index} after call {calls.Count - 1} began");
+            Assert.Null(d.Id);
+            Assert.Null(d.Name);
+            calls[^1] = calls[^1] with { Arguments = calls[^1].Arguments + d.Arguments };
+        }
+        return calls;
+    }
+
+    [Theory]
+    [MemberData(nameof(StreamedCalls))]
+    [MemberData(nameof(Replies))]
+    public void TheStreamedCallsAddUpToTheWholeReading(string syntaxName, string reply)
+    {
+        var (syntax, reasoning) = Of(syntaxName);
+        var whole = Whole(syntax, reasoning, reply);
+        foreach (var pieces in Cuts(reply))
+        {
+            string cut = string.Join("|", pieces);
+            var (streamed, finished) = StreamCalls(syntax, reasoning, pieces, whole.Calls);
+            Assert.True(finished != null, $"the whole reading disagrees with what streamed of [{cut}]");
+            var joined = Joined([.. streamed, .. finished!]);
+            Assert.Equal(whole.Calls.Select(c => (c.Name, c.Arguments)), joined.Select(c => (c.Name, c.Arguments)));
+            Assert.Equal(joined.Count, joined.Select(c => c.Id).Distinct().Count());
+            // The whole text came before the end: every call streamed whole, in a syntax whose calls stream.
+            if (syntaxName is not ("qwen3-coder" or "harmony" or "command-r7b"))
+                Assert.Equal(whole.Calls.Select(c => (c.Name, c.Arguments)), Joined(streamed).Select(c => (c.Name, c.Arguments)));
+        }
+    }
+
+    [Fact]
+    public void ACallsNameGoesOutOnceItsArgumentsBeginAndThenTheirTextAsItComes()
+    {
+        var (syntax, reasoning) = Of("hermes");
+        var stream = new ToolReplyStream(syntax, reasoning);
+        stream.Append("Sure.<tool_call>\n{\"name\": \"get_wea");
+        Assert.Empty(stream.TakeCallDeltas());
+        stream.Append("ther\", \"arguments\": ");
+        Assert.Empty(stream.TakeCallDeltas());
+        stream.Append("{\"ci");
+        var first = stream.TakeCallDeltas();
+        Assert.Equal(2, first.Count);
+        Assert.Equal((0, "get_weather", ""), (first[0].Index, first[0].Name, first[0].Arguments));
+        Assert.StartsWith("call_", first[0].Id);
+        Assert.Equal(new ToolCallDelta(0, null, null, "{\"ci"), first[1]);
+        stream.Append("ty\": \"Paris\"}}\n</tool_call>");
+        Assert.Equal([new ToolCallDelta(0, null, null, "ty\": \"Paris\"}")], stream.TakeCallDeltas());
+        Assert.Equal("Sure.", stream.ShownContent);
+        // The whole reading agrees: nothing is left to send.
+        Assert.Empty(stream.FinishCalls(Whole(syntax, reasoning, "Sure.<tool_call>\n" + Weather + "\n</tool_call>").Calls)!);
+    }
+
+    [Fact]
+    public void AMistralCallStreamsWithAnIdInItsTemplatesShape()
+    {
+        var (syntax, reasoning) = Of("mistral");
+        var stream = new ToolReplyStream(syntax, reasoning);
+        stream.Append("[TOOL_CALLS][" + Weather);
+        string id = stream.TakeCallDeltas()[0].Id!;
+        Assert.True(id.Length == 9 && id.All(char.IsAsciiLetterOrDigit), id);
+    }
+
+    /// <summary>Replies that begin like a call, which streams, and that the whole reading does not read as that call.</summary>
+    [Theory]
+    [InlineData("hermes", "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}} oops</tool_call>")]
+    [InlineData("hermes", "Cut short by max_tokens: <tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1")]
+    [InlineData("llama3-json", "{\"name\": \"f\", \"parameters\": {\"a\": 1}} and then some text")]
+    [InlineData("mistral", "[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}, {\"nam")]
+    [InlineData("functionary-v3.1", "<function=f>{\"a\": 1")]
+    [InlineData("firefunction-v2", "functools[{\"name\": \"f\", \"arguments\": {\"a\": 1}} and text]")]
+    public void AReplyWhoseWholeReadingDisagreesWithWhatStreamedIsToldApart(string syntaxName, string reply)
+    {
+        var (syntax, reasoning) = Of(syntaxName);
+        var whole = Whole(syntax, reasoning, reply);
+        foreach (var pieces in Cuts(reply))
+        {
+            var (streamed, finished) = StreamCalls(syntax, reasoning, pieces, whole.Calls);
+            Assert.NotEmpty(streamed);
+            Assert.Null(finished);
+        }
     }
 
     [Theory]
