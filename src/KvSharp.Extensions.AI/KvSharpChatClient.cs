@@ -196,6 +196,8 @@ public sealed class KvSharpChatClient : IChatClient
             tools = tools with { Forced = forced };
             generation = generation with { Format = ResponseFormat.JsonSchema, Schema = forced.Constraint };
         }
+        // Its calls still come whole, as FunctionCallContent, when the reply ends: M.E.AI has no partial call (its own
+        // OpenAI client joins streamed argument fragments into whole calls too), so the stream's call deltas go untaken.
         if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, forced: tools.Forced != null);
         int[] prompt = rendered.Tokenize(_model.Tokenizer);
         var session = conversation.Session;

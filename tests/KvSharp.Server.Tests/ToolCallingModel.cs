@@ -33,6 +33,13 @@ public static class ToolCallingModel
     /// <summary>What a model that thinks, says what it will do, then calls a tool writes after a prompt's last newline.</summary>
     public static readonly string[] ThinkThenCallScript = ["<think>", "Let me see.", "</think>", "Let me check", " the weather.", "<tool_call>", CallText, "</tool_call>"];
 
+    /// <summary>The arguments <see cref="ArgumentsInPiecesScript"/> writes.</summary>
+    public const string PiecesArguments = "{\"city\": \"Paris\", \"days\": [1, 2]}";
+
+    /// <summary>What a model that says what it will do, then writes a call's JSON a few tokens at a time, writes after a prompt's last newline.</summary>
+    public static readonly string[] ArgumentsInPiecesScript =
+        ["Let me check.", "<tool_call>", "\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": ", "\"Paris\", \"days\": ", "[1, 2]}}", "\n</tool_call>"];
+
     private const int Bytes = 3, ImStart = 259, ImEnd = 260, Embedding = 384;
 
     /// <summary>The model's second choice after a newline, in <see cref="Write"/>'s <c>secondChoice</c>: a call's JSON as a forced call writes it.</summary>

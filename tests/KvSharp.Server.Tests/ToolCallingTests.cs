@@ -103,10 +103,8 @@ public sealed class ToolCallingTests(ToolCallingFixture fixture) : IClassFixture
         var events = await ServerSentEventsReader.ReadAllAsync(response, TestContext.Current.CancellationToken);
         var deltas = events.Where(e => e.GetProperty("choices").GetArrayLength() > 0).Select(e => e.GetProperty("choices")[0]).ToList();
         Assert.Equal("assistant", deltas[0].GetProperty("delta").GetProperty("role").GetString());
-        var call = deltas.Single(d => d.GetProperty("delta").TryGetProperty("tool_calls", out _)).GetProperty("delta").GetProperty("tool_calls")[0];
-        Assert.Equal(0, call.GetProperty("index").GetInt32());
-        Assert.Equal("get_weather", call.GetProperty("function").GetProperty("name").GetString());
-        Assert.Equal("{\"city\": \"Paris\"}", call.GetProperty("function").GetProperty("arguments").GetString());
+        var call = Assert.Single(StreamedToolCalls.Join(deltas));
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), (call.Name, call.Arguments));
         Assert.Equal("tool_calls", deltas[^1].GetProperty("finish_reason").GetString());
         Assert.Equal(4, events[^1].GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }

@@ -14,12 +14,18 @@ public sealed record ChatResponseMessage(string Role, string? Content,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ChatResponseToolCall[]? ToolCalls = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ReasoningContent = null);
 
-/// <summary>One tool call in OpenAI's shape; in a stream's delta it carries its index among the choice's calls.</summary>
+/// <summary>
+/// One tool call in OpenAI's shape; in a stream's delta it carries its index among the choice's calls, and only a
+/// call's first delta its id, type and name (the ones after it a fragment of its arguments).
+/// </summary>
 public sealed record ChatResponseToolCall(
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Index, string Id, string Type, ChatResponseFunction Function);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Index,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Id,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Type,
+    ChatResponseFunction Function);
 
-/// <summary>The function called and its arguments as JSON text.</summary>
-public sealed record ChatResponseFunction(string Name, string Arguments);
+/// <summary>The function called (left out of a streamed fragment) and its arguments as JSON text.</summary>
+public sealed record ChatResponseFunction([property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Name, string Arguments);
 
 /// <summary>
 /// One streamed chunk: <c>"object": "chat.completion.chunk"</c>, choices carrying a delta; the last chunk carries the

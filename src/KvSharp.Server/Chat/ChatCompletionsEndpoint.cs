@@ -21,8 +21,10 @@ namespace KvSharp.Server.Chat;
 /// rendered by the served chat template and tokenized so that their content is never read as special tokens; the
 /// template's stop strings join the request's, and generation also stops at the model's end-of-generation tokens.
 /// With tools (<see cref="ChatTools"/>), each reply is read for tool calls once it is complete; streamed, its reasoning
-/// and its text up to where a call could begin go out as they come (<see cref="ToolReplyStream"/>), then the rest of
-/// its text, its calls, and its finish reason ("tool_calls" when it called).
+/// and its text up to where a call could begin go out as they come (<see cref="ToolReplyStream"/>), and so do its
+/// calls where the syntax lets them (a delta with a call's index, id and name, then fragments of its arguments, as
+/// OpenAI streams them); then the rest of its text and calls, and its finish reason ("tool_calls" when it called).
+/// Where a reply's whole reading disagrees with a call already streamed, its choice ends with an error instead.
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
@@ -130,18 +132,23 @@ internal static class ChatCompletionsEndpoint
 
         public void Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token);
 
-        public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
+        public IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
         {
-            if (_toolStreams != null)
+            if (_toolStreams is { } toolStreams)
             {
-                var (shownThought, shownAnswer) = _toolStreams[choice].Append(text);
-                // Held (a call may have begun): nothing to send but the tokens' logprobs, if asked for.
-                if (shownThought.Length == 0 && shownAnswer.Length == 0 && logprobs is not { Count: > 0 }) return [];
-                return Serialize([new ChatChunkChoice(choice, Delta(choice, shownAnswer, shownThought), Logprobs(logprobs), null)], null);
+                var stream = toolStreams[choice];
+                var (shownThought, shownAnswer) = stream.Append(text);
+                var calls = stream.TakeCallDeltas();
+                var chunks = new List<byte[]>(1 + calls.Count);
+                // Held (a call may have begun): no text to send, but the tokens' logprobs if asked for, and what of a call streams.
+                if (shownThought.Length > 0 || shownAnswer.Length > 0 || logprobs is { Count: > 0 })
+                    chunks.Add(Serialize([new ChatChunkChoice(choice, Delta(choice, shownAnswer, shownThought), Logprobs(logprobs), null)], null));
+                chunks.AddRange(calls.Select(call => Call(choice, call)));
+                return chunks;
             }
-            if (_splitters[choice] is not { } splitter) return Serialize([new ChatChunkChoice(choice, Delta(choice, text), Logprobs(logprobs), null)], null);
+            if (_splitters[choice] is not { } splitter) return [Serialize([new ChatChunkChoice(choice, Delta(choice, text), Logprobs(logprobs), null)], null)];
             var (thought, answer) = splitter.Append(text);
-            return Serialize([new ChatChunkChoice(choice, Delta(choice, answer, thought), Logprobs(logprobs), null)], null);
+            return [Serialize([new ChatChunkChoice(choice, Delta(choice, answer, thought), Logprobs(logprobs), null)], null)];
         }
 
         /// <summary>
@@ -159,22 +166,37 @@ internal static class ChatCompletionsEndpoint
 
         private List<byte[]> FinishWithTools(int choice, ChatReply reply)
         {
-            var chunks = new List<byte[]>(3);
-            var (thought, answer) = _toolStreams![choice].Finish(reply.Reasoning, reply.Content ?? "");
-            if (!_roleSent[choice] || thought.Length > 0 || answer.Length > 0) chunks.Add(Reply(choice, answer, null, null, thought));
-            if (reply.Calls(withIndex: true) is { } calls) chunks.Add(Reply(choice, null, calls, null));
+            var stream = _toolStreams![choice];
+            // A streamed call the whole reading does not make as it went out cannot be taken back: the choice ends with an
+            // error that says so, not with text and calls that do not add up to what was sent.
+            if (stream.FinishCalls(reply.ToolCalls) is not { } calls) return [StreamedCallUnread(choice, reply.FinishReason)];
+            var chunks = new List<byte[]>(2 + calls.Count);
+            var (thought, answer) = stream.Finish(reply.Reasoning, reply.Content ?? "");
+            if (!_roleSent[choice] || thought.Length > 0 || answer.Length > 0) chunks.Add(Reply(choice, answer, null, thought));
+            chunks.AddRange(calls.Select(call => Call(choice, call)));
             chunks.Add(Serialize([new ChatChunkChoice(choice, new ChatDelta(null, null), null, reply.FinishReason)], null));
             return chunks;
         }
 
+        /// <summary>A delta with a piece of a tool call (the role too, if it is the choice's first).</summary>
+        private byte[] Call(int choice, ToolCallDelta call)
+        {
+            bool first = !_roleSent[choice];
+            _roleSent[choice] = true;
+            var shaped = new ChatResponseToolCall(call.Index, call.Id, call.Id == null ? null : "function", new ChatResponseFunction(call.Name, call.Arguments));
+            return Serialize([new ChatChunkChoice(choice, new ChatDelta(first ? Role : null, null, [shaped]), null, null)], null);
+        }
+
+        private static byte[] StreamedCallUnread(int choice, string finishReason) => JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(new ApiError(500,
+                $"choice {choice}: a tool call streamed as the model wrote it, and the whole reply does not read as that call (" +
+                (finishReason == "length" ? "it stopped at max_tokens before the call was whole" : "its JSON went wrong, or text followed where the syntax allows none") +
+                "); what streamed of its calls is not to be used", "server_error", null, "tool_call_unread")), ServerJson.Default.ErrorBody);
+
         public byte[] Usage(Usage usage) => Serialize([], usage);
 
-        /// <summary>A delta with a reply's text (the role too, in a choice's first chunk) or its tool calls.</summary>
-        public byte[] Reply(int choice, string? text, ChatResponseToolCall[]? calls, ChatLogprobs? logprobs, string? reasoning = null)
-        {
-            var delta = text != null ? Delta(choice, text, reasoning) : new ChatDelta(null, null, calls);
-            return Serialize([new ChatChunkChoice(choice, delta, logprobs, null)], null);
-        }
+        /// <summary>A delta with a reply's text (the role too, in a choice's first chunk).</summary>
+        private byte[] Reply(int choice, string text, ChatLogprobs? logprobs, string? reasoning = null) =>
+            Serialize([new ChatChunkChoice(choice, Delta(choice, text, reasoning), logprobs, null)], null);
 
         private ChatDelta Delta(int choice, string text, string? reasoning = null)
         {

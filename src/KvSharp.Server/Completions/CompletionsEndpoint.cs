@@ -97,8 +97,8 @@ internal static class CompletionsEndpoint
 
         public CompletionResponse Response(CompletionChoice[] choices, Usage? usage) => new(id, Object, created, model, choices, usage);
 
-        public byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs) =>
-            Serialize([new CompletionChoice(choice, text, Logprobs(choice, logprobs), null)], null);
+        public IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs) =>
+            [Serialize([new CompletionChoice(choice, text, Logprobs(choice, logprobs), null)], null)];
 
         public IReadOnlyList<byte[]> Finish(int choice, string finishReason) => [Serialize([new CompletionChoice(choice, "", null, finishReason)], null)];
 

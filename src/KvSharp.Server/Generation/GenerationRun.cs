@@ -110,8 +110,7 @@ internal sealed class GenerationRun : IDisposable
             {
                 // A token in the middle of a character has no text yet, but its logprobs still go out.
                 if (pending[i].Length == 0 && (logprobs == null || logprobs[i].Count == 0)) continue;
-                byte[] chunk = format.Text(i, pending[i].ToString(), logprobs?[i]);
-                if (chunk.Length > 0) ServerSentEvents.Write(body, chunk);
+                foreach (byte[] chunk in format.Text(i, pending[i].ToString(), logprobs?[i])) ServerSentEvents.Write(body, chunk);
                 pending[i].Clear();
                 logprobs?[i].Clear();
             }

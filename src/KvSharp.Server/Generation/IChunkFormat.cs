@@ -10,9 +10,9 @@ internal interface IChunkFormat
 {
     /// <summary>
     /// New text of choice <paramref name="choice"/>, and the logprobs of the tokens that made it (null unless asked
-    /// for): its chunk, or an empty one when the format has nothing to send yet.
+    /// for): its chunks (usually one; none when the format has nothing to send yet).
     /// </summary>
-    byte[] Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs);
+    IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs);
 
     /// <summary>
     /// Choice <paramref name="choice"/> generated token <paramref name="token"/> (its text comes through
