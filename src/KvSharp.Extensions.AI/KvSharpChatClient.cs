@@ -198,7 +198,7 @@ public sealed class KvSharpChatClient : IChatClient
         }
         // Its calls still come whole, as FunctionCallContent, when the reply ends: M.E.AI has no partial call (its own
         // OpenAI client joins streamed argument fragments into whole calls too), so the stream's call deltas go untaken.
-        if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, forced: tools.Forced != null);
+        if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, tools.Forced);
         int[] prompt = rendered.Tokenize(_model.Tokenizer);
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.

@@ -198,3 +198,41 @@ public sealed class ToolCallArgumentStreamingTests(ArgumentsInPiecesFixture fixt
         Assert.Equal(OpenAI.Chat.ChatFinishReason.ToolCalls, finish);
     }
 }
+
+/// <summary>A server over a GGUF whose call marker is a control token (<see cref="ToolCallingModel.MarkerTokenScript"/>).</summary>
+public sealed class MarkerTokenFixture() : ScriptedModelFixture(ToolCallingModel.MarkerTokenScript, ToolCallingModel.MarkerTemplate, control: ["[TOOL_CALLS]"]);
+
+/// <summary>
+/// A call opened by a special token the reply's text does not show (Mistral's [TOOL_CALLS]) streams as well: the token
+/// is read in its place among the reply's pieces, as the whole reading renders it, and never shows as text.
+/// </summary>
+public sealed class ControlTokenMarkerStreamingTests(MarkerTokenFixture fixture) : IClassFixture<MarkerTokenFixture>
+{
+    [Fact]
+    public async Task ACallAfterAControlTokenMarkerStreamsAndJoinsToTheWholeReplysCall()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        JsonObject Request(bool stream) => new()
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" }),
+            ["max_tokens"] = 16,
+            ["tools"] = new JsonArray(JsonNode.Parse("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\"}}}")),
+            ["stream"] = stream,
+        };
+        using var whole = await fixture.Client.PostAsync("/v1/chat/completions", new StringContent(Request(stream: false).ToJsonString(), Encoding.UTF8, "application/json"), ct);
+        var message = JsonDocument.Parse(await whole.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0].GetProperty("message");
+        var wholeCall = Assert.Single(StreamedToolCalls.Of(message));
+        Assert.Equal(("get_weather", "{\"city\": \"Paris\"}"), wholeCall);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(Request(stream: true).ToJsonString(), Encoding.UTF8, "application/json") };
+        using var response = await fixture.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        var deltas = (await ServerSentEventsReader.ReadAllAsync(response, ct)).SelectMany(e => e.GetProperty("choices").EnumerateArray()).ToList();
+        var call = Assert.Single(StreamedToolCalls.Join(deltas));
+        Assert.Equal(wholeCall, (call.Name, call.Arguments));
+        Assert.Equal(9, call.Id.Length);
+        var first = deltas.First(d => d.GetProperty("delta").TryGetProperty("tool_calls", out _)).GetProperty("delta").GetProperty("tool_calls")[0];
+        Assert.Equal("", first.GetProperty("function").GetProperty("arguments").GetString());
+        Assert.DoesNotContain(deltas, d => d.GetProperty("delta").TryGetProperty("content", out var c) && c.GetString()!.Contains("TOOL_CALLS"));
+        Assert.Equal("tool_calls", deltas[^1].GetProperty("finish_reason").GetString());
+    }
+}

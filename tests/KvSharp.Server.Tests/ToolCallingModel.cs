@@ -40,6 +40,17 @@ public static class ToolCallingModel
     public static readonly string[] ArgumentsInPiecesScript =
         ["Let me check.", "<tool_call>", "\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": ", "\"Paris\", \"days\": ", "[1, 2]}}", "\n</tool_call>"];
 
+    /// <summary>
+    /// A Mistral-style template (its source names [TOOL_CALLS]; no &lt;tool_call&gt;, which would make it Hermes), for a
+    /// model whose call marker is a control token (<see cref="MarkerTokenScript"/>).
+    /// </summary>
+    public const string MarkerTemplate =
+        "{#- Calls follow [TOOL_CALLS] as a JSON list. -#}" +
+        "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+    /// <summary>What a model whose call marker is a control token writes: the marker, then the call list in pieces.</summary>
+    public static readonly string[] MarkerTokenScript = ["[TOOL_CALLS]", "[{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": ", "\"Paris\"}}]"];
+
     private const int Bytes = 3, ImStart = 259, ImEnd = 260, Embedding = 384;
 
     /// <summary>The model's second choice after a newline, in <see cref="Write"/>'s <c>secondChoice</c>: a call's JSON as a forced call writes it.</summary>
@@ -50,16 +61,17 @@ public static class ToolCallingModel
     /// writes after a prompt's last newline, in order, then its end-of-turn (default: the Hermes tool call);
     /// <paramref name="template"/>: its chat template (default <see cref="Template"/>); <paramref name="secondChoice"/>:
     /// one more user-defined token, less likely than the script's first after a newline and more than ending the turn
-    /// (what a model held to some text writes when its first choice is not allowed).
+    /// (what a model held to some text writes when its first choice is not allowed); <paramref name="control"/>: the
+    /// script's tokens that are control tokens, whose text a reply does not show (Mistral's [TOOL_CALLS] is one).
     /// </summary>
-    public static string Write(string[]? script = null, string? template = null, string? secondChoice = null)
+    public static string Write(string[]? script = null, string? template = null, string? secondChoice = null, string[]? control = null)
     {
         script ??= ["<tool_call>", CallText, "</tool_call>"];
         string[] defined = secondChoice == null ? script : [.. script, secondChoice];
         var tokens = new List<string> { "<unk>", "<s>", "</s>" };
         for (int b = 0; b < 256; b++) tokens.Add($"<0x{b:X2}>");
         tokens.AddRange(["<|im_start|>", "<|im_end|>", .. defined]);
-        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, .. Enumerable.Repeat(4, defined.Length)];
+        int[] types = [2, 3, 3, .. Enumerable.Repeat(6, 256), 3, 3, .. defined.Select(t => control?.Contains(t) == true ? 3 : 4)];
         int Vocab = tokens.Count;
         var w = new GgufWriter();
         w.Add("general.architecture", "llama");

@@ -10,9 +10,9 @@ namespace KvSharp.Server.Tests;
 /// A server over a <see cref="ToolCallingModel"/> GGUF writing <paramref name="script"/> (null: a tool call) with its
 /// template, and <paramref name="secondChoice"/> as its second choice after a newline.
 /// </summary>
-public abstract class ScriptedModelFixture(string[]? script = null, string? template = null, string? secondChoice = null) : GeneratedModelServer
+public abstract class ScriptedModelFixture(string[]? script = null, string? template = null, string? secondChoice = null, string[]? control = null) : GeneratedModelServer
 {
-    protected override string WriteModel(string directory) => ToolCallingModel.Write(script, template, secondChoice);
+    protected override string WriteModel(string directory) => ToolCallingModel.Write(script, template, secondChoice, control);
 
     protected override EngineOptions Engine => new() { ContextLength = 1024, BlockSize = 16 };
 }

@@ -67,14 +67,14 @@ internal static class ChatCompletionsEndpoint
         // could begin as it comes, and the rest with the calls at its end.
         ChatReply Read(int i, string finishReason) => ChatReply.Read(tools!, tokenizer, run.Handle.OutputTokens[i], run.Handle.OutputText[i], finishReason, reasoning, forced);
         var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount, tools == null ? reasoning : null,
-            tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced != null, Read));
+            tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced, Read));
         await run.RespondAsync(context.Response, chunks, stream, includeUsage, result => WriteRepliesAsync(context, chunks,
             [.. result.Texts.Select((text, i) => tools == null ? ChatReply.Text(text, result.FinishReasons[i], reasoning) : Read(i, result.FinishReasons[i]))],
             result, served.ModelId));
     }
 
     /// <summary>How a reply to a request with tools streams, and how a choice's whole reply is read once it ends.</summary>
-    private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, bool Forced, Func<int, string, ChatReply> Read);
+    private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, ForcedToolCall? Forced, Func<int, string, ChatReply> Read);
 
     private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)
     {
@@ -130,7 +130,7 @@ internal static class ChatCompletionsEndpoint
         public string Id => id;
         public long Created => created;
 
-        public void Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token);
+        public string Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token) ?? "";
 
         public IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
         {

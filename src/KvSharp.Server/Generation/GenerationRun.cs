@@ -102,7 +102,7 @@ internal sealed class GenerationRun : IDisposable
                 if (token.TokenId >= 0)
                 {
                     generated++;
-                    format.Generated(token.Sample, token.TokenId);
+                    pending[token.Sample].Append(format.Generated(token.Sample, token.TokenId));
                 }
                 if (token.Logprobs != null) logprobs![token.Sample].Add(token.Logprobs);
             }

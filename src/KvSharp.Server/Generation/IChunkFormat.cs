@@ -17,8 +17,10 @@ internal interface IChunkFormat
     /// <summary>
     /// Choice <paramref name="choice"/> generated token <paramref name="token"/> (its text comes through
     /// <see cref="Text"/>, with the text of the tokens beside it): for a format that reads the tokens themselves.
+    /// Returns text to follow the token's own in what <see cref="Text"/> gets (a chat reply with tools reads the
+    /// special tokens its text does not show in their place, as its whole reading does); usually none.
     /// </summary>
-    void Generated(int choice, int token) { }
+    string Generated(int choice, int token) => "";
 
     /// <summary>Choice <paramref name="choice"/> ended ("stop" or "length"): the chunks that end it (usually one).</summary>
     IReadOnlyList<byte[]> Finish(int choice, string finishReason);

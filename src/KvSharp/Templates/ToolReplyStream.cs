@@ -40,14 +40,16 @@ public sealed class ToolReplyStream
     /// <param name="syntax">How the template's model writes calls.</param>
     /// <param name="reasoning">How the reply's thinking goes apart (null: it does not).</param>
     /// <param name="forced">
-    /// The reply must be a call (its opening is in the prompt): nothing is shown before it ends.
+    /// The call the reply must be (its opening is in the prompt; null: none): no text is shown before it ends, and the
+    /// call is read for streaming after its opening, as the whole reading reads it.
     /// </param>
-    public ToolReplyStream(ToolCallSyntax syntax, ReplySplitting? reasoning, bool forced = false)
+    public ToolReplyStream(ToolCallSyntax syntax, ReplySplitting? reasoning, ForcedToolCall? forced = null)
     {
         _syntax = syntax ?? throw new ArgumentNullException(nameof(syntax));
         _splitter = reasoning?.Start();
         _answerIsText = reasoning is { IsHarmony: true };
-        _held = forced;
+        _held = forced != null;
+        _answer.Append(forced?.Opening);
     }
 
     /// <summary>What has been shown of the reasoning so far.</summary>
@@ -58,21 +60,32 @@ public sealed class ToolReplyStream
 
     /// <summary>
     /// A token was generated: a special token that the reply's text does not show (a call marker may be one, and the
-    /// whole reading will see it) holds everything after it until the end.
+    /// whole reading will see it) holds all text after it until the end. Returns that token's rendered text, which a
+    /// caller that can put it in its place among the pieces it appends passes on, so that a call it opens still
+    /// streams (else ""; the end of generation is no marker).
     /// </summary>
-    public void Generated(ITokenizer tokenizer, int token)
+    public string Generated(ITokenizer tokenizer, int token)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        if (!_held && tokenizer.TokenPiece(token).IsEmpty && !tokenizer.TokenPiece(token, renderSpecial: true).IsEmpty && !tokenizer.IsEndOfGeneration(token))
-            _held = true;
+        if (!tokenizer.TokenPiece(token).IsEmpty || tokenizer.IsEndOfGeneration(token)) return "";
+        var rendered = tokenizer.TokenPiece(token, renderSpecial: true);
+        if (rendered.IsEmpty) return "";
+        _held = true;
+        return Encoding.UTF8.GetString(rendered);
     }
 
-    /// <summary>The next piece of the reply's text: what of it can be shown now, as reasoning and as text.</summary>
+    /// <summary>
+    /// The next piece of the reply's text: what of it can be shown now, as reasoning and as text. Held text is still
+    /// read for calls.
+    /// </summary>
     public (string Reasoning, string Content) Append(string text)
     {
-        if (_held || text.Length == 0) return ("", "");
+        if (text.Length == 0) return ("", "");
         var (thought, answer) = _splitter?.Append(text) ?? ("", text);
-        return (ShowReasoning(thought), ShowAnswer(answer));
+        if (!_held) return (ShowReasoning(thought), ShowAnswer(answer));
+        _answer.Append(answer);
+        if (!_answerIsText && answer.Length > 0) StreamCalls(_answer.ToString());
+        return ("", "");
     }
 
     private string ShowReasoning(string thought)

@@ -177,13 +177,44 @@ public class ToolReplyStreamTests
         Assert.Equal("Look it up.", stream.ShownReasoning);
     }
 
+    private static readonly JsonElement WeatherTool = JsonDocument.Parse("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", " +
+                                                                   "\"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}]").RootElement;
+
     [Fact]
     public void AForcedCallShowsNothingBeforeItEnds()
     {
         var (syntax, reasoning) = Of("hermes");
-        var stream = new ToolReplyStream(syntax, reasoning, forced: true);
+        var stream = new ToolReplyStream(syntax, reasoning, syntax.Force(WeatherTool));
         Assert.Equal(("", ""), stream.Append("Plain words"));
         Assert.Equal(("", "Plain words"), stream.Finish(null, "Plain words"));
+    }
+
+    [Theory]
+    [InlineData("hermes")]
+    [InlineData("mistral")]
+    [InlineData("llama3-json")]
+    [InlineData("functionary-v3.1")]
+    [InlineData("firefunction-v2")]
+    public void AForcedCallStreamsFromTheOpeningInThePrompt(string syntaxName)
+    {
+        var (syntax, reasoning) = Of(syntaxName);
+        var forced = syntax.Force(WeatherTool);
+        // What the model writes after the opening, held to the schema: the call's JSON as its syntax lays it out.
+        string generated = syntaxName == "functionary-v3.1" ? "{\"city\": \"Paris\"}"
+            : Weather.Replace("arguments", syntaxName == "llama3-json" ? "parameters" : "arguments");
+        var whole = syntax.ReadCalls(generated, WeatherTool, reasoning, forced)!;
+        foreach (var pieces in Cuts(generated))
+        {
+            var stream = new ToolReplyStream(syntax, reasoning, forced);
+            var streamed = new List<ToolCallDelta>();
+            foreach (string piece in pieces)
+            {
+                Assert.Equal(("", ""), stream.Append(piece));
+                streamed.AddRange(stream.TakeCallDeltas());
+            }
+            Assert.Equal(whole.Calls.Select(c => (c.Name, c.Arguments)), Joined(streamed).Select(c => (c.Name, c.Arguments)));
+            Assert.Empty(stream.FinishCalls(whole.Calls)!);
+        }
     }
 
     [Fact]
@@ -200,11 +231,12 @@ public class ToolReplyStreamTests
         stream.Generated(llama3, hello);
         Assert.Equal("Hello", stream.Append("Hello").Content);
         // The end of a turn is no marker: text after it would still show.
-        stream.Generated(llama3, eot);
+        Assert.Equal("", stream.Generated(llama3, eot));
         Assert.Equal(" there", stream.Append(" there").Content);
         // A control token shows no text (Llama 3.1's <|python_tag|> is one), and what follows may be a call's.
-        stream.Generated(llama3, header);
-        Assert.Equal("", stream.Append(" more").Content);
+        // Its rendered text goes back for the caller to append in its place.
+        Assert.Equal("<|start_header_id|>", stream.Generated(llama3, header));
+        Assert.Equal("", stream.Append("<|start_header_id|> more").Content);
         Assert.Equal(" more", stream.Finish(null, "Hello there more").Content);
     }
 
