@@ -40,4 +40,19 @@ public static class StreamedToolCalls
     public static List<(string Name, string Arguments)> Of(JsonElement message) =>
         [.. message.GetProperty("tool_calls").EnumerateArray().Select(c => (c.GetProperty("function").GetProperty("name").GetString()!,
             c.GetProperty("function").GetProperty("arguments").GetString()!))];
+
+    /// <summary>
+    /// <paramref name="body"/> posted to the chat completions endpoint whole, then streamed: the whole reply's first
+    /// choice, and the stream's events.
+    /// </summary>
+    public static async Task<(JsonElement Whole, List<JsonElement> Events)> WholeThenStreamedAsync(HttpClient client, System.Text.Json.Nodes.JsonObject body, CancellationToken ct)
+    {
+        body["stream"] = false;
+        using var whole = await client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"), ct);
+        var choice = JsonDocument.Parse(await whole.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0].Clone();
+        body["stream"] = true;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json") };
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        return (choice, await ServerSentEventsReader.ReadAllAsync(response, ct));
+    }
 }

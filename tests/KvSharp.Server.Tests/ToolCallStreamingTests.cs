@@ -128,28 +128,21 @@ public sealed class ToolCallArgumentStreamingTests(ArgumentsInPiecesFixture fixt
     }
 
     [Fact]
-    public async Task ACallCutShortAfterItBeganToStreamEndsItsChoiceWithAnError()
+    public async Task ACallCutShortByMaxTokensAfterItBeganToStreamEndsWithLengthAsOpenAisDoes()
     {
         var ct = TestContext.Current.CancellationToken;
         // Four tokens: the text, the opening, the name and the start of the arguments; read whole, no call.
         var body = Request(stream: false);
         body["max_tokens"] = 4;
-        using var whole = await fixture.Client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
-        var choice = JsonDocument.Parse(await whole.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("choices")[0];
+        var (choice, events) = await StreamedToolCalls.WholeThenStreamedAsync(fixture.Client, body, ct);
         Assert.Equal("length", choice.GetProperty("finish_reason").GetString());
         Assert.False(choice.GetProperty("message").TryGetProperty("tool_calls", out _));
-
-        body["stream"] = true;
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
-        using var response = await fixture.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-        var events = await ServerSentEventsReader.ReadAllAsync(response, ct);
-        var deltas = events.SkipLast(1).SelectMany(e => e.GetProperty("choices").EnumerateArray()).ToList();
+        Assert.DoesNotContain(events, e => e.TryGetProperty("error", out _));
+        var deltas = events.SelectMany(e => e.GetProperty("choices").EnumerateArray()).ToList();
         var call = Assert.Single(StreamedToolCalls.Join(deltas));
         Assert.Equal("get_weather", call.Name);
-        Assert.All(deltas, d => Assert.Equal(JsonValueKind.Null, d.GetProperty("finish_reason").ValueKind));
-        var error = events[^1].GetProperty("error");
-        Assert.Equal("tool_call_unread", error.GetProperty("code").GetString());
-        Assert.Contains("max_tokens", error.GetProperty("message").GetString());
+        Assert.All(deltas.SkipLast(1), d => Assert.Equal(JsonValueKind.Null, d.GetProperty("finish_reason").ValueKind));
+        Assert.Equal("length", deltas[^1].GetProperty("finish_reason").GetString());
         Assert.DoesNotContain("<tool_call>", string.Concat(deltas.Select(d => d.GetProperty("delta").TryGetProperty("content", out var c) ? c.GetString() : "")));
     }
 
@@ -234,5 +227,36 @@ public sealed class ControlTokenMarkerStreamingTests(MarkerTokenFixture fixture)
         Assert.Equal("", first.GetProperty("function").GetProperty("arguments").GetString());
         Assert.DoesNotContain(deltas, d => d.GetProperty("delta").TryGetProperty("content", out var c) && c.GetString()!.Contains("TOOL_CALLS"));
         Assert.Equal("tool_calls", deltas[^1].GetProperty("finish_reason").GetString());
+    }
+}
+
+/// <summary>A server over a GGUF that begins a call, then writes its arguments' JSON wrong (a bare word for a string).</summary>
+public sealed class BrokenArgumentsFixture() : ScriptedModelFixture(["<tool_call>", "\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": ", "Paris}}", "\n</tool_call>"]);
+
+/// <summary>
+/// A call that began to stream and that the whole reply does not read as one (its JSON went wrong, the reply ended on
+/// its own): the choice ends with a tool_call_unread error event, never a finish that would make what streamed a call.
+/// </summary>
+public sealed class BrokenStreamedCallTests(BrokenArgumentsFixture fixture) : IClassFixture<BrokenArgumentsFixture>
+{
+    [Fact]
+    public async Task AStreamedCallTheWholeReplyDoesNotReadEndsItsChoiceWithAnError()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Weather in Paris?" }),
+            ["max_tokens"] = 32,
+            ["tools"] = new JsonArray(JsonNode.Parse("{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": {\"type\": \"object\"}}}")),
+        };
+        var (choice, events) = await StreamedToolCalls.WholeThenStreamedAsync(fixture.Client, body, ct);
+        Assert.Equal("stop", choice.GetProperty("finish_reason").GetString());
+        Assert.False(choice.GetProperty("message").TryGetProperty("tool_calls", out _));
+        var deltas = events.SkipLast(1).SelectMany(e => e.GetProperty("choices").EnumerateArray()).ToList();
+        Assert.Equal("get_weather", Assert.Single(StreamedToolCalls.Join(deltas)).Name);
+        Assert.All(deltas, d => Assert.Equal(JsonValueKind.Null, d.GetProperty("finish_reason").ValueKind));
+        var error = events[^1].GetProperty("error");
+        Assert.Equal("tool_call_unread", error.GetProperty("code").GetString());
+        Assert.Contains("its JSON went wrong", error.GetProperty("message").GetString());
     }
 }

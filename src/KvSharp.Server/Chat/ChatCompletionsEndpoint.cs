@@ -24,7 +24,8 @@ namespace KvSharp.Server.Chat;
 /// and its text up to where a call could begin go out as they come (<see cref="ToolReplyStream"/>), and so do its
 /// calls where the syntax lets them (a delta with a call's index, id and name, then fragments of its arguments, as
 /// OpenAI streams them); then the rest of its text and calls, and its finish reason ("tool_calls" when it called).
-/// Where a reply's whole reading disagrees with a call already streamed, its choice ends with an error instead.
+/// Where a reply's whole reading disagrees with a call already streamed, its choice ends with finish reason "length"
+/// if max_tokens cut the call (as OpenAI's does), else with an error.
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
@@ -167,9 +168,13 @@ internal static class ChatCompletionsEndpoint
         private List<byte[]> FinishWithTools(int choice, ChatReply reply)
         {
             var stream = _toolStreams![choice];
-            // A streamed call the whole reading does not make as it went out cannot be taken back: the choice ends with an
-            // error that says so, not with text and calls that do not add up to what was sent.
-            if (stream.FinishCalls(reply.ToolCalls) is not { } calls) return [StreamedCallUnread(choice, reply.FinishReason)];
+            // A streamed call the whole reading does not make as it went out cannot be taken back. Cut by max_tokens, the
+            // choice ends as OpenAI ends a call it cut: with what streamed of it and finish_reason "length", which says
+            // the call is not whole. Otherwise (its JSON went wrong, text followed where none may) it ends with an error
+            // that says so, not with text and calls that do not add up to what was sent.
+            if (stream.FinishCalls(reply.ToolCalls) is not { } calls)
+                return reply.FinishReason == "length" ? [Serialize([new ChatChunkChoice(choice, new ChatDelta(null, null), null, "length")], null)]
+                    : [StreamedCallUnread(choice)];
             var chunks = new List<byte[]>(2 + calls.Count);
             var (thought, answer) = stream.Finish(reply.Reasoning, reply.Content ?? "");
             if (!_roleSent[choice] || thought.Length > 0 || answer.Length > 0) chunks.Add(Reply(choice, answer, null, thought));
@@ -187,10 +192,10 @@ internal static class ChatCompletionsEndpoint
             return Serialize([new ChatChunkChoice(choice, new ChatDelta(first ? Role : null, null, [shaped]), null, null)], null);
         }
 
-        private static byte[] StreamedCallUnread(int choice, string finishReason) => JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(new ApiError(500,
-                $"choice {choice}: a tool call streamed as the model wrote it, and the whole reply does not read as that call (" +
-                (finishReason == "length" ? "it stopped at max_tokens before the call was whole" : "its JSON went wrong, or text followed where the syntax allows none") +
-                "); what streamed of its calls is not to be used", "server_error", null, "tool_call_unread")), ServerJson.Default.ErrorBody);
+        private static byte[] StreamedCallUnread(int choice) => JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(new ApiError(500,
+                $"choice {choice}: a tool call streamed as the model wrote it, and the whole reply does not read as that call (its JSON went " +
+                "wrong, or text followed where the syntax allows none); what streamed of its calls is not to be used", "server_error", null, "tool_call_unread")),
+            ServerJson.Default.ErrorBody);
 
         public byte[] Usage(Usage usage) => Serialize([], usage);
 
