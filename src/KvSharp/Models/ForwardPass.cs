@@ -35,6 +35,7 @@ public sealed partial class ForwardPass
     // Attention work: blocks of consecutive rows of one sequence (first row, row count) and the order to run them in.
     private readonly int[] _blockFirstRow, _blockTokens, _blockCost, _blockOrder;
     private int _blockCount;
+    private bool _attentionInline;
     // Each block's KV heads go in _headGroups items of _headsPerItem consecutive heads (the last may hold fewer).
     private int _headsPerItem, _headGroups;
 
@@ -225,7 +226,9 @@ public sealed partial class ForwardPass
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
             var work = new AttentionWork(this, l);
-            _pool.Run(ref work, _blockCount * _headGroups);
+            if (_attentionInline)
+                for (int i = 0; i < _blockCount * _headGroups; i++) work.Execute(i);
+            else _pool.Run(ref work, _blockCount * _headGroups);
             _matMul.Multiply(layer.AttentionOutput, layer.Latent is { } mla ? ExpandLatentValues(mla, n) : attn, n, proj);
             if (layer.OutputBias != null) AddBias(layer.OutputBias, n);
             PostNorm(layer.AttentionPostNorm, n);
@@ -340,6 +343,11 @@ public sealed partial class ForwardPass
             }
         }
         Array.Sort(_blockCost, _blockOrder, 0, _blockCount);
+        // Attention this small (a small model's decode step) runs on the calling thread, as a small matmul does: handing
+        // items to another core costs more than they take.
+        long cost = 0;
+        for (int b = 0; b < _blockCount; b++) cost -= _blockCost[b];
+        _attentionInline = cost * _c.HeadCount * _c.HeadDim * 2 < MatMul.InlineWork;
 
         // Blocks of one cost that split evenly over the threads need no more than an item per thread.
         int kvHeads = _c.KvHeadCount, threads = _pool.Threads;
