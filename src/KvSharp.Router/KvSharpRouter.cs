@@ -46,7 +46,9 @@ public sealed class KvSharpRouter : IAsyncDisposable
             k.Limits.MaxRequestBodySize = options.MaxRequestBytes;
             k.Listen(address, options.Port);
         });
-        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        // Logs go to stderr: stdout is the caller's (`kvsharp bench --json` prints its one JSON object there, and a
+        // replica taken out of rotation mid-run used to land in the middle of it).
+        builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddRoutingCore();
         builder.Services.AddHttpForwarder();
         builder.Services.AddOpenTelemetry()

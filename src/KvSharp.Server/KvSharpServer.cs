@@ -60,7 +60,9 @@ public sealed class KvSharpServer : IAsyncDisposable
             k.AddServerHeader = false;
             k.Listen(address, options.Port);
         });
-        builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+        // Logs go to stderr: stdout is the caller's (`kvsharp bench --json` prints its one JSON object there, and a
+        // replica taken out of rotation mid-run used to land in the middle of it).
+        builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddRoutingCore();
         MetricsSetup.AddMetrics(builder.Services);
 
