@@ -15,7 +15,7 @@ internal static class BenchCommand
             "capacity (sessions in a KV budget), concurrency (batched decode), multiturn (prefix caching), " +
             "serve (concurrent streaming chat clients over HTTP, kvsharp's server in process or --url), " +
             "tiers (a 2,000-token prefix from RAM, disk, Redis and recomputed), " +
-            "router (prefix-aware routing over 3 replicas), " +
+            "router (prefix-aware routing over 3 replicas, --replicas), " +
             "inspector (decode tokens/s with and without the inspector's event stream, ABBA)",
             ChoiceOption.Of<BenchScenario>(), BenchScenario.Speed, aliases: "-s");
         var model = new Option<string?>("--model", "-m") { Description = "GGUF model file (default: a synthetic model)" };
@@ -53,12 +53,13 @@ internal static class BenchCommand
         var url = new Option<string?>("--url") { Description = "serve scenario: drive this OpenAI-compatible server (e.g. http://127.0.0.1:8080 for llama-server -np N) instead of kvsharp's own" };
         var redis = new Option<string?>("--redis") { Description = "tiers scenario: Redis or Garnet server HOST:PORT (default: an embedded Garnet)" };
         var users = NumberOption.Create("--users", "router scenario: users chatting at once", 24, Allowed.AtLeast(1));
+        var replicas = NumberOption.Create("--replicas", "router scenario: kvsharp serve replicas behind the router (each gets --threads / replicas threads, at least one)", RouterScenario.DefaultReplicas, Allowed.AtLeast(2));
         var json = new Option<bool>("--json") { Description = "print one JSON object to stdout (the table goes to stderr)" };
         var write = new Option<string?>("--write") { Description = "write the synthetic model to this GGUF file and exit" };
         var cacheDir = new Option<string?>("--cache-dir") { Description = "where synthetic models are cached (default $XDG_CACHE_HOME or ~/.cache, /kvsharp/synthetic)" };
         var command = new Command("bench", "benchmark prefill/decode speed or the KV cache against recomputation (no download needed: synthetic models)")
         {
-            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, depth, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, json, write, cacheDir,
+            scenario, model, tokenizer, synthetic, vocab, type, context, seed, prompt, gen, depth, threads, reps, warmup, cache, noSweep, budget, blockSize, turns, clients, systemWords, url, users, replicas, json, write, cacheDir,
         };
         command.Options.Add(redis);
         var swaFull = CommonOptions.SwaFull();
@@ -104,6 +105,7 @@ internal static class BenchCommand
                 Url = r.GetValue(url),
                 Redis = r.GetValue(redis),
                 Users = r.GetValue(users),
+                Replicas = r.GetValue(replicas),
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
                 Browser = r.GetValue(browser),
                 Tools = r.GetValue(tools),

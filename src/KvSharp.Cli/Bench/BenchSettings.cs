@@ -18,7 +18,7 @@ public enum BenchScenario
     Serve,
     /// <summary>Time to first token of a 2,000-token prefix from RAM, the disk tier, the Redis tier, and recomputed.</summary>
     Tiers,
-    /// <summary>Users chatting through `kvsharp router` to 3 replicas: prefix hit rate and tokens/s, prefix-aware against round-robin.</summary>
+    /// <summary>Users chatting through `kvsharp router` to 3 replicas (--replicas): prefix hit rate and tokens/s, prefix-aware against round-robin.</summary>
     Router,
     /// <summary>Decode tokens/s with and without the inspector page's event stream open, ABBA; the cost of one snapshot.</summary>
     Inspector,
@@ -102,6 +102,8 @@ public sealed record BenchSettings
     public string? Browser { get; init; }
     /// <summary>Router scenario: users chatting at once.</summary>
     public int Users { get; init; } = 24;
+    /// <summary>Router scenario: the kvsharp serve replicas behind the router.</summary>
+    public int Replicas { get; init; } = RouterScenario.DefaultReplicas;
     /// <summary>Skip the memory bandwidth measurement (tests).</summary>
     public bool MeasureBandwidth { get; init; } = true;
 

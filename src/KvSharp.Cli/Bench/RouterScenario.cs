@@ -11,31 +11,32 @@ using KvSharp.Server;
 namespace KvSharp.Cli.Bench;
 
 /// <summary>
-/// Many users chatting at once through `kvsharp router` to 3 in-process `kvsharp serve` replicas, routed by prompt
+/// Many users chatting at once through `kvsharp router` to 3 (--replicas) in-process `kvsharp serve` replicas, routed by prompt
 /// prefix and then round-robin, each with fresh replicas: the prefix hit rate (prompt tokens the replicas served from
 /// their prefix caches) and the aggregate tokens/s. Every user holds one growing conversation (a short system prompt
 /// all users share, an opening message of --prompt-tokens of their own, then per turn a 32-token message and a
 /// --gen-tokens reply) as completion prompts over HTTP, so the router sees what a real client sends. Round-robin
 /// spreads each conversation over every replica: a turn finds its history only where an earlier turn happened to
-/// land, and each replica's KV budget must hold every conversation instead of a third of them. Each turn names the
+/// land, and each replica's KV budget must hold every conversation instead of its share of them. Each turn names the
 /// completion it continues (<c>continues</c>), as a client of kvsharp serve can: the replica that generated the last
 /// reply takes the ids it generated for that text instead of re-tokenizing it (which need not give them back, and
 /// then misses the cache from the first token that differs); any other replica tokenizes the text whole.
 /// <para>
 /// Each replica's KV budget is by default its share of the conversations' warm KV, as docs/deploy.md sizes a
-/// deployment: the users a replica serves under prefix routing (a third, rounded up) times a conversation's mean
+/// deployment: the users a replica serves under prefix routing (users / replicas, rounded up) times a conversation's mean
 /// length over its turns (deploy.md's L_avg), in whole blocks. That is what scale-out buys: with memory for every conversation on every replica (a larger
 /// --kv-budget-mib), round-robin also finds most of a conversation wherever a turn lands, and routing matters less.
 /// </para>
 /// </summary>
 public static class RouterScenario
 {
-    public const int Replicas = 3;
+    /// <summary>Replicas when --replicas is not given.</summary>
+    public const int DefaultReplicas = 3;
     private const int SystemTokens = 64, TurnTokens = 32;
 
     public static JsonObject Run(BenchSettings s, BenchModelInfo info, BenchLog log, TextWriter table)
     {
-        int users = s.Users, turns = s.Turns, opening = s.PromptTokens ?? 128, reply = s.GenTokens ?? 32;
+        int users = s.Users, turns = s.Turns, opening = s.PromptTokens ?? 128, reply = s.GenTokens ?? 32, replicas = s.Replicas;
         var workload = Workload.Create(users, turns, opening);
         // The words' text as this model's tokenizer counts it (a word is a token or a few), plus the replies and a tenth.
         int TokensAfter(int turn) => info.Model.Tokenizer.Encode(workload.System + "\n" + workload.Openings[0] +
@@ -44,7 +45,7 @@ public static class RouterScenario
         info.CheckFits(longest + longest / 10, "the longest conversation (64 words + --prompt-tokens words + --turns x (32 words + --gen-tokens), in this model's tokens, plus a tenth)");
         // deploy.md's L_avg: a conversation's mean length over its turns (it grows by the same amount each turn).
         int mean = (TokensAfter(1) + longest + 1) / 2;
-        long budgetMiB = s.KvBudgetMiB ?? ShareMiB(users, mean, s.BlockSize, info.KvBytesPerToken);
+        long budgetMiB = s.KvBudgetMiB ?? ShareMiB(users, replicas, mean, s.BlockSize, info.KvBytesPerToken);
 
         var results = new[] { RoutingPolicy.PrefixAffinity, RoutingPolicy.RoundRobin }
             .Select(policy => RunPolicy(s, info, log, workload, policy, reply, budgetMiB)).ToArray();
@@ -62,13 +63,13 @@ public static class RouterScenario
         foreach (var r in results)
             table.WriteLine($"{r.Name}: hits lost on the turn's previous replica {r.Lost.LostSameReplica} tokens, on turns that moved ({r.Lost.MovedTurns}) {r.Lost.LostMoved}; " +
                             $"blocks evicted {string.Join(" / ", r.Lost.EvictedBlocks)}, preemptions {string.Join(" / ", r.Lost.Preemptions)}");
-        table.WriteLine($"{users} users x {turns} turns on {Replicas} replicas ({budgetMiB} MiB of KV each{(s.KvBudgetMiB == null ? ": a replica's share" : "")}): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
+        table.WriteLine($"{users} users x {turns} turns on {replicas} replicas ({budgetMiB} MiB of KV each{(s.KvBudgetMiB == null ? ": a replica's share" : "")}): prefix hit rate {hitRatio.Text("F2")} round-robin's, " +
                         $"aggregate tokens/s {speedRatio.Text("F2")} (target: hit rate >= 2x)");
 
         return new JsonObject
         {
             ["scenario"] = "router",
-            ["replicas"] = Replicas,
+            ["replicas"] = replicas,
             ["users"] = users,
             ["turns"] = turns,
             ["system_tokens"] = SystemTokens,
@@ -88,9 +89,9 @@ public static class RouterScenario
     /// A replica's share of the conversations' warm KV, in whole MiB: ceil(users / replicas) conversations of
     /// <paramref name="conversationTokens"/> (their mean length), each rounded up to whole blocks.
     /// </summary>
-    public static long ShareMiB(int users, int conversationTokens, int blockSize, long kvBytesPerToken)
+    public static long ShareMiB(int users, int replicas, int conversationTokens, int blockSize, long kvBytesPerToken)
     {
-        long perReplica = (users + Replicas - 1) / Replicas;
+        long perReplica = (users + replicas - 1) / replicas;
         long blocks = (conversationTokens + blockSize - 1) / blockSize;
         long bytes = perReplica * blocks * blockSize * kvBytesPerToken;
         return (bytes + (1L << 20) - 1) >> 20;
@@ -174,10 +175,10 @@ public static class RouterScenario
         engine = engine with { KvBudgetBytes = (budgetMiB << 20) + engine.ExactRowsBytes(info.Model.Config) };
         try
         {
-            for (int i = 0; i < Replicas; i++)
+            for (int i = 0; i < s.Replicas; i++)
             {
                 // Each replica its own model (memory-mapped, so the weights are shared by the OS) and a third of the threads.
-                var model = LlmModel.Load(info.Path, new ModelLoadOptions { Threads = Math.Max(1, info.Threads / Replicas), TokenizerPath = s.TokenizerPath });
+                var model = LlmModel.Load(info.Path, new ModelLoadOptions { Threads = Math.Max(1, info.Threads / s.Replicas), TokenizerPath = s.TokenizerPath });
                 models.Add(model);
                 var server = KvSharpServer.Create(model, new ServerOptions
                 {
