@@ -15,16 +15,21 @@ public sealed class RedisKvTier : IKvBlockTier
     private readonly ConnectionMultiplexer _connection;
     private readonly IDatabase _db;
 
-    /// <param name="configuration">A StackExchange.Redis configuration string: "host:port", several endpoints for a cluster, options after commas.</param>
+    /// <param name="configuration">
+    /// A StackExchange.Redis configuration string: "host:port", several endpoints for a cluster, options after commas.
+    /// Timeouts not given there are at most 2 s to connect and 1 s a command.
+    /// </param>
     public RedisKvTier(string configuration)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(configuration);
         var options = ConfigurationOptions.Parse(configuration);
         options.AbortOnConnectFail = false;
-        // A tier that is down must cost a lookup little: fail within a second rather than queue.
-        options.ConnectTimeout = Math.Min(options.ConnectTimeout, 2000);
-        options.AsyncTimeout = Math.Min(options.AsyncTimeout, 1000);
-        options.SyncTimeout = Math.Min(options.SyncTimeout, 1000);
+        // A tier that is down must cost a lookup little: fail within a second rather than queue, unless the
+        // configuration says otherwise (a server known to be slow to answer, a loaded test machine).
+        bool Given(string key) => configuration.Split(',').Any(part => part.Trim().StartsWith(key + "=", StringComparison.OrdinalIgnoreCase));
+        if (!Given("connectTimeout")) options.ConnectTimeout = Math.Min(options.ConnectTimeout, 2000);
+        if (!Given("asyncTimeout")) options.AsyncTimeout = Math.Min(options.AsyncTimeout, 1000);
+        if (!Given("syncTimeout")) options.SyncTimeout = Math.Min(options.SyncTimeout, 1000);
         options.BacklogPolicy = BacklogPolicy.FailFast;
         Configuration = configuration;
         _connection = ConnectionMultiplexer.Connect(options);
