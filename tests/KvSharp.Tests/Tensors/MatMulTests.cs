@@ -290,9 +290,17 @@ public class MatMulTests
         AssertBitsEqual(Multiply(pool, c.Matrix, x, nTokens), yc, "c of two");
 
         for (int i = 0; i < 3; i++) mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        // The fewest bytes any of five warm calls allocated: an allocation every call makes shows in each, while a
+        // one-off of the runtime's (7,896 bytes once, in a loaded full-suite run with .NET's AVX-512 off, not seen again
+        // in reruns) does not fail the test.
+        long fewest = long.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            mm.Multiply(a.Matrix, ya, b.Matrix, yb, c.Matrix, yc, x, nTokens);
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.Equal(0, fewest);
     }
 
     [Fact]
