@@ -36,6 +36,9 @@ public sealed class ToolReplyStream
     // The calls streamed so far (their ids, names and the arguments' text sent), and the deltas not taken yet.
     private readonly List<(string Id, string Name, string Arguments)> _calls = [];
     private readonly List<ToolCallDelta> _callDeltas = [];
+    // The answer grew since its calls were last read: they are read when the deltas are taken (StreamCalls), so a
+    // caller that never takes them (the IChatClient, whose calls come whole) does not read the reply for them per piece.
+    private bool _callsUnread;
 
     /// <param name="syntax">How the template's model writes calls.</param>
     /// <param name="reasoning">How the reply's thinking goes apart (null: it does not).</param>
@@ -84,7 +87,7 @@ public sealed class ToolReplyStream
         var (thought, answer) = _splitter?.Append(text) ?? ("", text);
         if (!_held) return (ShowReasoning(thought), ShowAnswer(answer));
         _answer.Append(answer);
-        if (!_answerIsText && answer.Length > 0) StreamCalls(_answer.ToString());
+        if (answer.Length > 0) _callsUnread = true;
         return ("", "");
     }
 
@@ -102,7 +105,7 @@ public sealed class ToolReplyStream
         _answer.Append(answer);
         if (answer.Length == 0) return "";
         string all = _answer.ToString();
-        if (!_answerIsText) StreamCalls(all);
+        _callsUnread = true;
         int end = _answerIsText ? all.Length : Math.Min(_syntax.TextBefore(all), all.Length);
         while (end > _answerShown && char.IsWhiteSpace(all[end - 1])) end--;
         if (end <= _answerShown) return "";
@@ -139,9 +142,14 @@ public sealed class ToolReplyStream
         }
     }
 
-    /// <summary>The calls' deltas that the text appended so far gave and that were not taken yet, in order.</summary>
+    /// <summary>
+    /// The calls' deltas that the text appended so far gives and that were not taken yet, in order. A caller that
+    /// streams calls takes them after every <see cref="Append"/>.
+    /// </summary>
     public IReadOnlyList<ToolCallDelta> TakeCallDeltas()
     {
+        if (_callsUnread && !_answerIsText) StreamCalls(_answer.ToString());
+        _callsUnread = false;
         if (_callDeltas.Count == 0) return [];
         ToolCallDelta[] taken = [.. _callDeltas];
         _callDeltas.Clear();
