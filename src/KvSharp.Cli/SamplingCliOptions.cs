@@ -12,6 +12,7 @@ internal sealed class SamplingCliOptions
     private readonly Option<float> _temperature, _topP, _minP, _repeat, _presence;
     private readonly Option<int> _topK;
     private readonly Option<ulong> _seed;
+    private readonly Option<IReadOnlyDictionary<int, float>?> _logitBias = LogitBiasOption.Create();
 
     public SamplingCliOptions(SamplingOptions defaults)
     {
@@ -25,7 +26,7 @@ internal sealed class SamplingCliOptions
     }
 
     /// <summary>The options, in the order help lists them.</summary>
-    public IEnumerable<Option> All => [_temperature, _topK, _topP, _minP, _repeat, _presence, _seed];
+    public IEnumerable<Option> All => [_temperature, _topK, _topP, _minP, _repeat, _presence, _seed, _logitBias];
 
     public SamplingOptions Read(ParseResult r) => new()
     {
@@ -36,5 +37,6 @@ internal sealed class SamplingCliOptions
         RepetitionPenalty = r.GetValue(_repeat),
         PresencePenalty = r.GetValue(_presence),
         Seed = r.GetValue(_seed),
+        LogitBias = r.GetValue(_logitBias),
     };
 }

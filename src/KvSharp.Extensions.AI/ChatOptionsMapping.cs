@@ -26,6 +26,7 @@ internal static class ChatOptionsMapping
             Seed = chat.Seed is long seed ? unchecked((ulong)seed) : sampling.Seed,
             FrequencyPenalty = chat.FrequencyPenalty ?? sampling.FrequencyPenalty,
             PresencePenalty = chat.PresencePenalty ?? sampling.PresencePenalty,
+            LogitBias = LogitBias(chat) ?? sampling.LogitBias,
         };
         sampling.Validate();
         return new GenerationOptions
@@ -36,6 +37,41 @@ internal static class ChatOptionsMapping
             Format = FormatOf(chat.ResponseFormat),
             Schema = chat.ResponseFormat is ChatResponseFormatJson { Schema: { } schema } json ? SchemaOf(schema, json.SchemaName) : null,
         };
+    }
+
+    /// <summary>
+    /// AdditionalProperties["logit_bias"] (Microsoft.Extensions.AI has no field of its own; the name is OpenAI's): a
+    /// dictionary from token ids (numbers, or their decimal strings) to numeric biases, as
+    /// <see cref="Sampling.SamplingOptions.LogitBias"/> takes them. Null when absent.
+    /// </summary>
+    private static IReadOnlyDictionary<int, float>? LogitBias(ChatOptions chat)
+    {
+        if (chat.AdditionalProperties?.TryGetValue("logit_bias", out object? value) != true || value == null) return null;
+        const string Where = "ChatOptions.AdditionalProperties[\"logit_bias\"]";
+        if (value is not System.Collections.IDictionary entries)
+            throw new ArgumentException($"{Where} must be a dictionary from token ids to biases, got a {value.GetType().Name}", nameof(chat));
+        var bias = new Dictionary<int, float>();
+        foreach (System.Collections.DictionaryEntry e in entries)
+        {
+            int token = e.Key switch
+            {
+                int i => i,
+                long l and >= int.MinValue and <= int.MaxValue => (int)l,
+                string text when int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int parsed) => parsed,
+                _ => throw new ArgumentException($"{Where}: keys must be token ids, got '{e.Key}'", nameof(chat)),
+            };
+            float amount = e.Value switch
+            {
+                float f => f,
+                double d => (float)d,
+                int i => i,
+                long l => l,
+                decimal m => (float)m,
+                _ => throw new ArgumentException($"{Where}[{e.Key}] must be a number, got {e.Value ?? "null"}", nameof(chat)),
+            };
+            if (!bias.TryAdd(token, amount)) throw new ArgumentException($"{Where} names token {token} twice", nameof(chat));
+        }
+        return bias;
     }
 
     /// <summary>

@@ -34,6 +34,13 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"prompt\": \"Once\", \"logprobs\": -1}", "invalid_value", "logprobs")]
     [InlineData("{\"prompt\": \"Once\", \"echo\": true}", "unsupported_parameter", "echo")]
     [InlineData("{\"prompt\": \"Once\", \"max_tokens\": 600}", "context_length_exceeded", "prompt")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": [[5, 1]]}", "invalid_type", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"five\": 1}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"-5\": 1}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"512\": 1}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": 101}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": \"ban\"}}", "invalid_type", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": 1, \"05\": 2}}", "invalid_value", "logit_bias")]
     public async Task CompletionsRefuseWith400(string body, string code, string? param)
     {
         var (status, json) = await server.SendAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
@@ -70,6 +77,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"model\": \"gpt-4o\"}", "model_not_found", "model")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"\"]}", "invalid_value", "stop")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream_options\": {\"include_usage\": true}}", "invalid_value", "stream_options")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logit_bias\": {\"99999\": -100}}", "invalid_value", "logit_bias")]
     public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
     {
         foreach (bool stream in new[] { false, true })

@@ -70,6 +70,7 @@ internal static class EngineRequests
             FrequencyPenalty = frequency,
             RepetitionPenalty = repetition,
             Seed = p.Seed is long seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
+            LogitBias = LogitBias(p.LogitBias, served.Model.Config.VocabSize),
         };
         return new EngineRequest
         {
@@ -120,6 +121,35 @@ internal static class EngineRequests
     private static void Allowed<T>(string param, T value, bool ok, string allowed)
     {
         if (!ok) throw ApiError.InvalidValue(param, $"{param} must be {allowed}, got {value}");
+    }
+
+    /// <summary>Largest bias logit_bias takes either way (OpenAI's range).</summary>
+    public const float MaxLogitBias = 100f;
+
+    /// <summary>
+    /// "logit_bias": absent, null, or an object from token ids, written as decimal strings, to a number in [-100, 100]
+    /// (OpenAI's shape); every id one of the model's. Null when there is none.
+    /// </summary>
+    private static IReadOnlyDictionary<int, float>? LogitBias(JsonElement bias, int vocabSize)
+    {
+        if (bias.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) return null;
+        if (bias.ValueKind != JsonValueKind.Object)
+            throw ApiError.InvalidType("logit_bias", $"logit_bias must be an object from token ids to biases, e.g. {{\"50256\": -100}}; got a {bias.ValueKind}");
+        var map = new Dictionary<int, float>();
+        foreach (var entry in bias.EnumerateObject())
+        {
+            if (!int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int token))
+                throw ApiError.InvalidValue("logit_bias", $"logit_bias keys must be token ids (decimal integers), got '{entry.Name}'");
+            if (token >= vocabSize)
+                throw ApiError.InvalidValue("logit_bias", $"logit_bias names token {token}, but this model's vocabulary has {vocabSize} tokens (ids 0 to {vocabSize - 1})");
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetDouble(out double value))
+                throw ApiError.InvalidType("logit_bias", $"logit_bias['{entry.Name}'] must be a number, got a {entry.Value.ValueKind}");
+            if (value is < -MaxLogitBias or > MaxLogitBias)
+                throw ApiError.InvalidValue("logit_bias", $"logit_bias['{entry.Name}'] must be in [-100, 100], got {value}");
+            if (!map.TryAdd(token, (float)value))
+                throw ApiError.InvalidValue("logit_bias", $"logit_bias names token {token} twice");
+        }
+        return map.Count == 0 ? null : map;
     }
 
     /// <summary>"stop": absent, null, a string, or a list of strings; none of them empty.</summary>

@@ -23,6 +23,8 @@ public class SamplingParameters
     public long? Seed { get; set; }
     /// <summary>A string or a list of strings.</summary>
     public JsonElement Stop { get; set; }
+    /// <summary>OpenAI's logit_bias: an object from token ids (as strings) to a bias in [-100, 100] added to their logits.</summary>
+    public JsonElement LogitBias { get; set; }
     public int? N { get; set; }
     public bool? Stream { get; set; }
     public StreamOptions? StreamOptions { get; set; }

@@ -123,7 +123,9 @@ internal sealed class GenerationStepper
             else pristine[v] = float.NegativeInfinity;
         // No token continues the JSON (a vocabulary without the bytes it needs): end rather than break it.
         if (allowed == 0) return _tokenizer.EosId;
-        return _sampler.Sample(pristine, CollectionsMarshal.AsSpan(tokens));
+        next = _sampler.Sample(pristine, CollectionsMarshal.AsSpan(tokens));
+        // A logit bias that rules out every token the JSON allows leaves nothing to draw from: end the same way.
+        return Allows(next) ? next : _tokenizer.EosId;
     }
 
     /// <summary>Whether the output stays the start of a JSON object (or of a value the schema allows) with <paramref name="token"/> after it.</summary>

@@ -17,6 +17,8 @@ public sealed class Sampler
     private readonly int[] _order;
     private readonly float[] _probs;
     private readonly Dictionary<int, int> _counts = [];
+    private readonly int[] _biasTokens;
+    private readonly float[] _biases;
     private ulong _state;
 
     public Sampler(SamplingOptions options, int vocabSize)
@@ -24,6 +26,15 @@ public sealed class Sampler
         options.Validate();
         _options = options;
         _vocab = vocabSize;
+        // The bias as two arrays, so applying it per token allocates nothing and runs in id order whatever the dictionary's.
+        var bias = options.LogitBias ?? new Dictionary<int, float>();
+        _biasTokens = [.. bias.Keys.Order()];
+        _biases = [.. _biasTokens.Select(t => bias[t])];
+        foreach (int token in _biasTokens)
+            if (token >= vocabSize)
+                throw new ArgumentException($"logit bias names token {token}, but the model's vocabulary has {vocabSize} tokens (ids 0 to {vocabSize - 1})", nameof(options));
+        if (_biases.Count(float.IsNegativeInfinity) == vocabSize)
+            throw new ArgumentException($"logit bias rules out all {vocabSize} tokens of the vocabulary: nothing could be generated", nameof(options));
         _order = new int[vocabSize];
         _probs = new float[vocabSize];
         _state = options.Seed ^ 0x9E3779B97F4A7C15UL;
@@ -70,7 +81,7 @@ public sealed class Sampler
         return best;
     }
 
-    /// <summary>Chooses a token. <paramref name="logits"/> is modified (penalties).</summary>
+    /// <summary>Chooses a token. <paramref name="logits"/> is modified (logit bias, penalties).</summary>
     /// <param name="history">Tokens so far (prompt and generated), for the penalties.</param>
     /// <remarks>
     /// The filters run in llama.cpp's default order on the untempered distribution — top-k, top-p, min-p — and the
@@ -80,6 +91,7 @@ public sealed class Sampler
     public int Sample(Span<float> logits, ReadOnlySpan<int> history)
     {
         if (logits.Length != _vocab) throw new ArgumentException($"expected {_vocab} logits, got {logits.Length}", nameof(logits));
+        for (int i = 0; i < _biasTokens.Length; i++) logits[_biasTokens[i]] += _biases[i];
         ApplyPenalties(logits, history);
         if (_options.Temperature == 0) return ArgMax(logits);
 
@@ -148,12 +160,16 @@ public sealed class Sampler
             sum += w;
         }
         double r = NextDouble() * sum;
+        int last = order[0];
         for (int i = 0; i < candidates; i++)
         {
-            r -= _probs[order[i]];
+            float w = _probs[order[i]];
+            if (w > 0) last = order[i];
+            r -= w;
             if (r < 0) return order[i];
         }
-        return order[candidates - 1];
+        // Rounding left r at or above 0: the last candidate that could be drawn, never one a ban (weight 0) ruled out.
+        return last;
     }
 
     /// <summary>The k tokens with the highest logits, sorted (ties: lower id first), into order[0..k).</summary>

@@ -17,6 +17,13 @@ public sealed record SamplingOptions
     /// <summary>Subtracted once per occurrence of a token in the window (0 = off).</summary>
     public float FrequencyPenalty { get; init; }
     public int PenaltyWindow { get; init; } = 64;
+    /// <summary>
+    /// Added to the logits of the named token ids before anything else (OpenAI's and llama.cpp's logit_bias): a large
+    /// positive bias makes a token all but certain, a large negative one all but rules it out, and negative infinity
+    /// rules it out entirely. Every id must be one of the model's (the <see cref="Sampler"/> checks it). Logprobs still
+    /// report the model's own distribution, before the bias and the penalties.
+    /// </summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// <summary>Random seed; the same seed, prompt and options give the same output.</summary>
     public ulong Seed { get; init; } = 42;
 
@@ -31,6 +38,13 @@ public sealed record SamplingOptions
         if (!(RepetitionPenalty > 0) || float.IsInfinity(RepetitionPenalty)) throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition penalty must be a finite number > 0");
         if (!float.IsFinite(PresencePenalty)) throw new ArgumentOutOfRangeException(nameof(PresencePenalty), PresencePenalty, "presence penalty must be finite");
         if (!float.IsFinite(FrequencyPenalty)) throw new ArgumentOutOfRangeException(nameof(FrequencyPenalty), FrequencyPenalty, "frequency penalty must be finite");
+        if (LogitBias != null)
+            foreach (var (token, bias) in LogitBias)
+            {
+                if (token < 0) throw new ArgumentOutOfRangeException(nameof(LogitBias), token, $"logit bias names token {token}: token ids are >= 0");
+                if (float.IsNaN(bias) || float.IsPositiveInfinity(bias))
+                    throw new ArgumentOutOfRangeException(nameof(LogitBias), bias, $"logit bias of token {token} must be a finite number or negative infinity (a ban), got {bias}");
+            }
         if (PenaltyWindow < 0) throw new ArgumentOutOfRangeException(nameof(PenaltyWindow), PenaltyWindow, "penalty window must be >= 0");
     }
 }
