@@ -78,6 +78,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stop\": [\"\"]}", "invalid_value", "stop")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream_options\": {\"include_usage\": true}}", "invalid_value", "stream_options")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logit_bias\": {\"99999\": -100}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"modalities\": \"text\"}", "invalid_type", "modalities")]
     public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
     {
         foreach (bool stream in new[] { false, true })

@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 namespace KvSharp.Server.Tests;
 
 /// <summary>
-/// The deprecated function-calling fields, response formats other than text, json_object and json_schema, and tools
-/// on a model whose chat template shows no tool-call syntax (this server's, plain) are refused with a 400 naming the
+/// The deprecated function-calling fields, response formats other than text, json_object and json_schema, audio output,
+/// web search, and tools on a model whose chat template shows no tool-call syntax (this server's, plain) are refused with a 400 naming the
 /// field (never silently ignored), streamed or not; what asks for none of them (null, an empty list, "none",
 /// {"type": "text"}), and a schema, are accepted.
 /// </summary>
@@ -36,6 +36,9 @@ public class RefusedFieldsTests(ServerFixture server) : IClassFixture<ServerFixt
     [InlineData("function_call", "{\"name\": \"get_weather\"}")]
     [InlineData("response_format", "\"json\"")]
     [InlineData("response_format", "{}")]
+    [InlineData("modalities", "[\"text\", \"audio\"]")]
+    [InlineData("audio", "{\"voice\": \"alloy\", \"format\": \"wav\"}")]
+    [InlineData("web_search_options", "{}")]
     public async Task AreRefusedNamingTheField(string field, string value)
     {
         foreach (bool stream in new[] { false, true })
@@ -58,6 +61,9 @@ public class RefusedFieldsTests(ServerFixture server) : IClassFixture<ServerFixt
     [InlineData("function_call", "\"none\"")]
     [InlineData("response_format", "{\"type\": \"text\"}")]
     [InlineData("response_format", "null")]
+    [InlineData("modalities", "[\"text\"]")]
+    [InlineData("modalities", "null")]
+    [InlineData("audio", "null")]
     [InlineData("response_format", "{\"type\": \"json_schema\", \"json_schema\": {\"name\": \"w\", \"schema\": {\"type\": \"object\"}}}")]
     public async Task ThatAskForNothingOrForASchemaAreAccepted(string field, string value)
     {

@@ -42,6 +42,10 @@ public sealed class ChatCompletionRequest : SamplingParameters
     public JsonElement Functions { get; set; }
     public JsonElement FunctionCall { get; set; }
     public JsonElement ResponseFormat { get; set; }
+    // Output this server cannot make, read only to refuse it: audio replies, a web search.
+    public JsonElement Modalities { get; set; }
+    public JsonElement Audio { get; set; }
+    public JsonElement WebSearchOptions { get; set; }
 }
 
 /// <summary>One message: a role and its content, a string or an array of <c>{"type": "text", "text"}</c> parts.</summary>

@@ -7,7 +7,7 @@ namespace KvSharp.Server.Chat;
 /// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
 /// sends the deprecated functions or asks for JSON would otherwise get plain text and no error. What asks for nothing
 /// is accepted, as OpenAI's clients send it: absent or null, an empty functions list, function_call "none",
-/// response_format {"type": "text"}; so are {"type": "json_object"} and {"type": "json_schema"} (<see cref="ResponseFormatOf"/>).
+/// response_format {"type": "text"}, modalities ["text"]; audio output and web_search_options are refused; so are {"type": "json_object"} and {"type": "json_schema"} (<see cref="ResponseFormatOf"/>).
 /// Tools are <see cref="ChatTools"/>' business.
 /// </summary>
 internal static class ChatRefusedFields
@@ -19,6 +19,10 @@ internal static class ChatRefusedFields
     {
         RefuseList(body.Functions, "functions");
         RefuseChoice(body.FunctionCall, "function_call");
+        RefuseModalities(body.Modalities);
+        if (Given(body.Audio)) throw ApiError.Unsupported("audio", "audio output is not supported by this server: its models write text");
+        if (Given(body.WebSearchOptions))
+            throw ApiError.Unsupported("web_search_options", "web_search_options is not supported: this server searches nothing; give the model what it needs in the messages or as tools");
         return ResponseFormatOf(body);
     }
 
@@ -61,6 +65,17 @@ internal static class ChatRefusedFields
     {
         if (Given(choice) && !(choice.ValueKind == JsonValueKind.String && choice.GetString() == "none"))
             throw ApiError.Unsupported(param, $"{param} {Short(choice)} is not supported: {NoFunctionCalling} (only \"none\" is accepted)");
+    }
+
+    /// <summary>modalities: absent, null, or a list of "text" only (OpenAI's default, ["text"]); "audio" is refused.</summary>
+    private static void RefuseModalities(JsonElement modalities)
+    {
+        if (!Given(modalities)) return;
+        if (modalities.ValueKind != JsonValueKind.Array)
+            throw ApiError.InvalidType("modalities", $"modalities must be a list such as [\"text\"], got a {modalities.ValueKind}");
+        foreach (var m in modalities.EnumerateArray())
+            if (m.ValueKind != JsonValueKind.String || m.GetString() != "text")
+                throw ApiError.Unsupported("modalities", $"modalities {Short(modalities)} is not supported: this server's models write text only ([\"text\"])");
     }
 
     private static bool IsFormat(JsonElement format, string name) =>
