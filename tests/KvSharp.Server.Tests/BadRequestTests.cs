@@ -41,6 +41,23 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": 101}}", "invalid_value", "logit_bias")]
     [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": \"ban\"}}", "invalid_type", "logit_bias")]
     [InlineData("{\"prompt\": \"Once\", \"logit_bias\": {\"5\": 1, \"05\": 2}}", "invalid_value", "logit_bias")]
+    [InlineData("{\"prompt\": \"Once\", \"max_tokens\": 4, \"min_tokens\": 5}", "invalid_value", "min_tokens")]
+    [InlineData("{\"prompt\": \"Once\", \"min_tokens\": -1}", "invalid_value", "min_tokens")]
+    [InlineData("{\"prompt\": \"Once\", \"stop_token_ids\": [3, 512]}", "invalid_value", "stop_token_ids")]
+    [InlineData("{\"prompt\": \"Once\", \"stop_token_ids\": \"3\"}", "invalid_type", "stop_token_ids")]
+    [InlineData("{\"prompt\": \"Once\", \"guided_json\": {\"type\": \"object\"}}", "unsupported_parameter", "guided_json")]
+    [InlineData("{\"prompt\": \"Once\", \"guided_regex\": \"a+\"}", "unsupported_parameter", "guided_regex")]
+    [InlineData("{\"prompt\": \"Once\", \"guided_choice\": [\"a\", \"b\"]}", "unsupported_parameter", "guided_choice")]
+    [InlineData("{\"prompt\": \"Once\", \"guided_grammar\": \"root ::= \\\"a\\\"\"}", "unsupported_parameter", "guided_grammar")]
+    [InlineData("{\"prompt\": \"Once\", \"grammar\": \"root ::= \\\"a\\\"\"}", "unsupported_parameter", "grammar")]
+    [InlineData("{\"prompt\": \"Once\", \"json_schema\": {\"type\": \"object\"}}", "unsupported_parameter", "json_schema")]
+    [InlineData("{\"prompt\": \"Once\", \"use_beam_search\": true}", "unsupported_parameter", "use_beam_search")]
+    [InlineData("{\"prompt\": \"Once\", \"mirostat\": 2}", "unsupported_parameter", "mirostat")]
+    [InlineData("{\"prompt\": \"Once\", \"typical_p\": 0.9}", "unsupported_parameter", "typical_p")]
+    [InlineData("{\"prompt\": \"Once\", \"dry_multiplier\": 0.8}", "unsupported_parameter", "dry_multiplier")]
+    [InlineData("{\"prompt\": \"Once\", \"xtc_probability\": 0.5}", "unsupported_parameter", "xtc_probability")]
+    [InlineData("{\"prompt\": \"Once\", \"prompt_logprobs\": 1}", "unsupported_parameter", "prompt_logprobs")]
+    [InlineData("{\"prompt\": \"Once\", \"include_stop_str_in_output\": true}", "unsupported_parameter", "include_stop_str_in_output")]
     public async Task CompletionsRefuseWith400(string body, string code, string? param)
     {
         var (status, json) = await server.SendAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
@@ -79,6 +96,8 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"stream_options\": {\"include_usage\": true}}", "invalid_value", "stream_options")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"logit_bias\": {\"99999\": -100}}", "invalid_value", "logit_bias")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"modalities\": \"text\"}", "invalid_type", "modalities")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"guided_json\": {\"type\": \"object\"}}", "unsupported_parameter", "guided_json")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 2, \"min_tokens\": 3}", "invalid_value", "min_tokens")]
     public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
     {
         foreach (bool stream in new[] { false, true })

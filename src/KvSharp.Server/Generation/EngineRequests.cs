@@ -42,6 +42,14 @@ internal static class EngineRequests
         }
         else maxTokens = Math.Min(defaultMaxTokens ?? room, room);
 
+        RefuseExtensions(p);
+        int vocab = served.Model.Config.VocabSize;
+        int minTokens = p.MinTokens ?? 0;
+        if (minTokens < 0 || minTokens > maxTokens)
+            throw ApiError.InvalidValue("min_tokens", $"min_tokens must be in [0, max_tokens = {maxTokens}], got {minTokens}");
+        foreach (int t in p.StopTokenIds ?? [])
+            if ((uint)t >= (uint)vocab)
+                throw ApiError.InvalidValue("stop_token_ids", $"stop_token_ids names token {t}, but this model's vocabulary has {vocab} tokens (ids 0 to {vocab - 1})");
         if (p.StreamOptions != null && p.Stream != true)
             throw ApiError.InvalidValue("stream_options", "stream_options is only allowed when stream is true");
         int n = p.N ?? 1;
@@ -70,7 +78,7 @@ internal static class EngineRequests
             FrequencyPenalty = frequency,
             RepetitionPenalty = repetition,
             Seed = p.Seed is long seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
-            LogitBias = LogitBias(p.LogitBias, served.Model.Config.VocabSize),
+            LogitBias = LogitBias(p.LogitBias, vocab),
         };
         return new EngineRequest
         {
@@ -81,6 +89,8 @@ internal static class EngineRequests
                 Sampling = sampling,
                 StopStrings = StopStrings(p.Stop),
                 StopAtEndOfGeneration = p.IgnoreEos != true,
+                StopTokens = p.StopTokenIds ?? [],
+                MinTokens = minTokens,
                 TopLogprobs = topLogprobs,
             },
             CacheSalt = p.CacheSalt,
@@ -121,6 +131,35 @@ internal static class EngineRequests
     private static void Allowed<T>(string param, T value, bool ok, string allowed)
     {
         if (!ok) throw ApiError.InvalidValue(param, $"{param} must be {allowed}, got {value}");
+    }
+
+    /// <summary>
+    /// vLLM's and llama-server's fields that change what is generated and that this server does not do: refused by name
+    /// when they ask for something (their neutral values, as clients send them by default, pass).
+    /// </summary>
+    private static void RefuseExtensions(SamplingParameters p)
+    {
+        const string Use = "use response_format with a json_schema (or json_object) instead";
+        Refuse("guided_json", p.GuidedJson, Given, Use);
+        Refuse("guided_regex", p.GuidedRegex, Given, "constrained regular expressions are not supported; a json_schema response_format can hold a string to a pattern");
+        Refuse("guided_choice", p.GuidedChoice, Given, "use response_format with a json_schema whose enum lists the choices instead");
+        Refuse("guided_grammar", p.GuidedGrammar, Given, "grammars are not supported; " + Use);
+        Refuse("grammar", p.Grammar, Given, "grammars are not supported; " + Use);
+        Refuse("json_schema", p.JsonSchema, Given, "put the schema in response_format: {\"type\": \"json_schema\", \"json_schema\": {\"schema\": ...}}");
+        Refuse("use_beam_search", p.UseBeamSearch, e => e.ValueKind == JsonValueKind.True, "beam search is not supported");
+        Refuse("mirostat", p.Mirostat, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "mirostat sampling is not supported (0 = off)");
+        Refuse("typical_p", p.TypicalP, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 1), "locally typical sampling is not supported (1 = off)");
+        Refuse("dry_multiplier", p.DryMultiplier, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "DRY sampling is not supported (0 = off)");
+        Refuse("xtc_probability", p.XtcProbability, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "XTC sampling is not supported (0 = off)");
+        Refuse("prompt_logprobs", p.PromptLogprobs, Given, "logprobs of the prompt's tokens are not reported; logprobs covers the generated ones");
+        Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, e => e.ValueKind == JsonValueKind.True, "a stop string is never included in the output");
+    }
+
+    private static bool Given(JsonElement e) => e.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null);
+
+    private static void Refuse(string param, JsonElement value, Func<JsonElement, bool> asks, string why)
+    {
+        if (asks(value)) throw ApiError.Unsupported(param, $"{param} is not supported by this server: {why}");
     }
 
     /// <summary>Largest bias logit_bias takes either way (OpenAI's range).</summary>

@@ -32,6 +32,27 @@ public class SamplingParameters
     public string? CacheSalt { get; set; }
     /// <summary>Go on past the model's end-of-generation tokens, up to max_tokens.</summary>
     public bool? IgnoreEos { get; set; }
+    /// <summary>vLLM's: the fewest tokens to generate before an end-of-generation or stop token, or a stop string, may end the reply.</summary>
+    public int? MinTokens { get; set; }
+    /// <summary>vLLM's: token ids that end the reply as the model's end-of-generation token does.</summary>
+    public List<int>? StopTokenIds { get; set; }
+    /// <summary>
+    /// Other servers' fields that would change the output and that this one does not do, read only to refuse them with a
+    /// 400 naming the field rather than answer as if they had not been sent (<see cref="EngineRequests"/>).
+    /// </summary>
+    public JsonElement GuidedJson { get; set; }
+    public JsonElement GuidedRegex { get; set; }
+    public JsonElement GuidedChoice { get; set; }
+    public JsonElement GuidedGrammar { get; set; }
+    public JsonElement Grammar { get; set; }
+    public JsonElement JsonSchema { get; set; }
+    public JsonElement UseBeamSearch { get; set; }
+    public JsonElement Mirostat { get; set; }
+    public JsonElement TypicalP { get; set; }
+    public JsonElement DryMultiplier { get; set; }
+    public JsonElement XtcProbability { get; set; }
+    public JsonElement PromptLogprobs { get; set; }
+    public JsonElement IncludeStopStrInOutput { get; set; }
     /// <summary>
     /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c>, <c>sinks:S+window:W</c>,
     /// <c>h2o:B[+recent:R]</c> or <c>snapkv:B[+obs:O]</c>, as

@@ -12,6 +12,33 @@ public sealed record GenerationOptions
     /// <summary>Stop at the model's end-of-generation tokens (EOS, EOT).</summary>
     public bool StopAtEndOfGeneration { get; init; } = true;
     /// <summary>
+    /// Token ids that end generation as the end-of-generation tokens do (vLLM's stop_token_ids): the reply stops after
+    /// one with <see cref="FinishReason.Stop"/>, and its text is not returned.
+    /// </summary>
+    public IReadOnlyList<int> StopTokens { get; init; } = [];
+    /// <summary>
+    /// The fewest tokens to generate (vLLM's min_tokens): until this many are out, the end-of-generation tokens (where
+    /// they stop generation) and <see cref="StopTokens"/> are ruled out and stop strings do not stop. At most <see cref="MaxTokens"/>. A JSON
+    /// format still ends where its value is whole.
+    /// </summary>
+    public int MinTokens { get; init; }
+
+    /// <summary>
+    /// Refuses what no model could honour (a negative or too large <see cref="MinTokens"/>) and what this one cannot
+    /// (stop tokens and logit biases outside a vocabulary of <paramref name="vocabSize"/>), naming the option.
+    /// </summary>
+    public void Validate(int vocabSize)
+    {
+        if (MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxTokens), MaxTokens, "max tokens must be >= 0");
+        if (MinTokens < 0 || MinTokens > MaxTokens)
+            throw new ArgumentOutOfRangeException(nameof(MinTokens), MinTokens, $"min tokens must be in [0, max tokens = {MaxTokens}], got {MinTokens}");
+        foreach (int t in StopTokens)
+            if ((uint)t >= (uint)vocabSize)
+                throw new ArgumentOutOfRangeException(nameof(StopTokens), t, $"stop token {t} is outside the vocabulary [0, {vocabSize})");
+        Sampling.Validate();
+        Sampler.CheckVocabulary(Sampling, vocabSize);
+    }
+    /// <summary>
     /// Report each sampled token's log-probability and those of the k most likely tokens (<see cref="TokenLogprobs"/>,
     /// on <see cref="GeneratedToken.Logprobs"/>); null: none, and nothing is computed or allocated for them.
     /// </summary>

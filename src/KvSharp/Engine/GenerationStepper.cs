@@ -38,6 +38,8 @@ internal sealed class GenerationStepper
     private IReadOnlyList<byte[]>? _stringRests;
     private JsonSchemaPrefix.StringContinuation? _ruleString;
     private float[]? _allowedLogits;
+    // MinTokens: what may not come before it (the end-of-generation tokens and the stop tokens), found once.
+    private int[]? _notYet;
 
     /// <param name="skipLeadingSpace">Drop the tokenizer's dummy-prefix space from the first text (see <see cref="StreamingDetokenizer"/>).</param>
     /// <param name="overflow">Whether a full context ends generation (<see cref="ContextOverflow.Stop"/>) or the caller shifts it and goes on.</param>
@@ -81,6 +83,14 @@ internal sealed class GenerationStepper
     {
         if (Finish != null) throw new InvalidOperationException($"generation already finished ({Finish})");
         if (_options.TopLogprobs != null) logits.CopyTo(_rawLogits ??= new float[logits.Length]);
+        bool early = Generated < _options.MinTokens;
+        if (early)
+        {
+            // Before MinTokens nothing may end the reply: those tokens are ruled out (their logprobs, from the copy
+            // above, are still the model's).
+            _notYet ??= [.. Enumerable.Range(0, logits.Length).Where(t => (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(t)) || _options.StopTokens.Contains(t))];
+            foreach (int t in _notYet) logits[t] = float.NegativeInfinity;
+        }
         int next = _constrained ? SampleAllowed(logits, tokens) : _sampler.Sample(logits, CollectionsMarshal.AsSpan(tokens));
         var logprobs = _options.TopLogprobs is int top ? TokenLogprobs.From(_rawLogits, next, top) : null;
         tokens.Add(next);
@@ -99,7 +109,9 @@ internal sealed class GenerationStepper
             if (Complete) return End(next, _stops.Append(_detokenizer.Append(next)).Emit + _stops.Flush(), FinishReason.Stop, logprobs);
         }
         if (_options.StopAtEndOfGeneration && _tokenizer.IsEndOfGeneration(next)) return End(next, "", FinishReason.Stop, logprobs);
-        var (text, stopped) = _stops.Append(_detokenizer.Append(next));
+        if (!early && _options.StopTokens.Contains(next)) return End(next, "", FinishReason.Stop, logprobs);
+        // Before MinTokens stop strings do not stop: the text goes out as it comes (vLLM checks them only after).
+        var (text, stopped) = early ? (_stops.Flush() + _detokenizer.Append(next), false) : _stops.Append(_detokenizer.Append(next));
         if (stopped) return End(next, text, FinishReason.Stop, logprobs);
         // The length the caller asked for wins over the context filling at the same token.
         if (Generated >= _options.MaxTokens) return End(next, text, FinishReason.Length, logprobs);

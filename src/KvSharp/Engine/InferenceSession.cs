@@ -80,7 +80,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Generates after the given prompt tokens (appended to the session's sequence).</summary>
     public IEnumerable<string> GenerateTokens(IReadOnlyList<int> promptTokens, GenerationOptions options)
     {
-        if (options.MaxTokens < 0) throw new ArgumentOutOfRangeException(nameof(options), options.MaxTokens, "max tokens must be >= 0");
+        options.Validate(_model.Config.VocabSize);
         if (_tokens.Count == 0 && promptTokens.Count == 0)
             throw new ArgumentException("the prompt is empty and the tokenizer adds no BOS token: there is nothing to condition on");
         if (_tokens.Count + promptTokens.Count > ContextLength)

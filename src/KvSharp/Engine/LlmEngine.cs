@@ -216,7 +216,7 @@ public sealed class LlmEngine : IDisposable
         if (r.SampleCount > 1 && policy.SingleSampleReason is { } oneSample)
             return $"cache policy '{policy}' takes one sample per request: {oneSample}";
         if (RefusedPolicy(policy, Pool.Format) is { } refused) return refused;
-        try { o.Sampling.Validate(); }
+        try { o.Validate(_model.Config.VocabSize); }
         catch (ArgumentException e) { return e.Message; }
         long total = (long)r.PromptTokens.Count + o.MaxTokens;
         // Too long: the prompt's fault if it leaves no room for one token, else the output's.

@@ -30,15 +30,29 @@ public sealed class Sampler
         var bias = options.LogitBias ?? new Dictionary<int, float>();
         _biasTokens = [.. bias.Keys.Order()];
         _biases = [.. _biasTokens.Select(t => bias[t])];
-        foreach (int token in _biasTokens)
-            if (token >= vocabSize)
-                throw new ArgumentException($"logit bias names token {token}, but the model's vocabulary has {vocabSize} tokens (ids 0 to {vocabSize - 1})", nameof(options));
-        if (_biases.Count(float.IsNegativeInfinity) == vocabSize)
-            throw new ArgumentException($"logit bias rules out all {vocabSize} tokens of the vocabulary: nothing could be generated", nameof(options));
+        CheckVocabulary(options, vocabSize);
         _order = new int[vocabSize];
         _probs = new float[vocabSize];
         _state = options.Seed ^ 0x9E3779B97F4A7C15UL;
         if (_state == 0) _state = 1;
+    }
+
+    /// <summary>
+    /// Refuses options that name tokens a vocabulary of <paramref name="vocabSize"/> does not have, or rule out all of
+    /// it (<see cref="SamplingOptions.LogitBias"/>); the engine runs this when a request is submitted.
+    /// </summary>
+    public static void CheckVocabulary(SamplingOptions options, int vocabSize)
+    {
+        if (options.LogitBias is not { Count: > 0 } bias) return;
+        int banned = 0;
+        foreach (var (token, value) in bias)
+        {
+            if (token >= vocabSize)
+                throw new ArgumentException($"logit bias names token {token}, but the model's vocabulary has {vocabSize} tokens (ids 0 to {vocabSize - 1})", nameof(options));
+            if (float.IsNegativeInfinity(value)) banned++;
+        }
+        if (banned == vocabSize)
+            throw new ArgumentException($"logit bias rules out all {vocabSize} tokens of the vocabulary: nothing could be generated", nameof(options));
     }
 
     /// <summary>
