@@ -132,6 +132,20 @@ internal static class ChatOptionsMapping
     public static ChatFinishReason ToFinishReason(FinishReason reason) =>
         reason == FinishReason.Stop ? ChatFinishReason.Stop : ChatFinishReason.Length;
 
+    /// <summary>
+    /// <see cref="ChatOptions.Instructions"/> in front of the messages, for this request only: joined ahead of the first
+    /// message where that is a system message (many chat templates take one system message, and only first), else as a
+    /// system message of their own, as Microsoft.Extensions.AI's OpenAI client sends them. The messages unchanged when
+    /// there are none.
+    /// </summary>
+    public static IReadOnlyList<ChatMessage> WithInstructions(IReadOnlyList<ChatMessage> messages, string? instructions)
+    {
+        if (string.IsNullOrWhiteSpace(instructions)) return messages;
+        if (messages.Count > 0 && messages[0].Role == "system")
+            return [messages[0] with { Content = instructions + "\n\n" + messages[0].Content }, .. messages.Skip(1)];
+        return [ChatMessage.System(instructions), .. messages];
+    }
+
     /// <summary>The messages as the template sees them (<see cref="ChatToolMapping.FromMessage"/>); content it cannot render is refused, not dropped.</summary>
     public static List<ChatMessage> ToTemplateMessages(IEnumerable<AIChatMessage> messages)
     {

@@ -16,6 +16,9 @@ namespace KvSharp.Extensions.AI;
 /// </summary>
 internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax Syntax, ForcedToolCall? Forced)
 {
+    /// <summary>The most calls a reply may make: 1 where <see cref="ChatOptions.AllowMultipleToolCalls"/> is false (later ones are dropped).</summary>
+    public int MaxCalls { get; init; } = int.MaxValue;
+
     /// <summary>The tools to render and read, or null when the options give none (or <see cref="ChatToolMode.None"/>).</summary>
     public static ChatToolMapping? Of(ChatOptions? options, ChatTemplate template)
     {
@@ -34,12 +37,13 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
         var syntax = ToolCallSyntax.Of(template) ?? throw new NotSupportedException(
             $"ChatOptions.Tools need a chat template that shows a tool-call syntax KvSharp reads ({ToolCallSyntax.Supported}); '{template.Name}' shows none");
         var definitions = JsonSerializer.SerializeToElement(list, AIJsonUtilities.DefaultOptions);
-        if (options.ToolMode is not RequiredChatToolMode required) return new ChatToolMapping(definitions, syntax, null);
+        int maxCalls = options.AllowMultipleToolCalls == false ? 1 : int.MaxValue;
+        if (options.ToolMode is not RequiredChatToolMode required) return new ChatToolMapping(definitions, syntax, null) { MaxCalls = maxCalls };
         if (required.RequiredFunctionName is { } function && tools.All(t => t.Name != function))
             throw new ArgumentException($"ChatOptions.ToolMode requires a call to '{function}', which is not among ChatOptions.Tools ({string.Join(", ", tools.Select(t => t.Name))})", nameof(options));
         try
         {
-            return new ChatToolMapping(definitions, syntax, syntax.Force(definitions, required.RequiredFunctionName));
+            return new ChatToolMapping(definitions, syntax, syntax.Force(definitions, required.RequiredFunctionName)) { MaxCalls = maxCalls };
         }
         catch (ArgumentException e)
         {
@@ -56,7 +60,7 @@ internal sealed record ChatToolMapping(JsonElement Definitions, ToolCallSyntax S
     /// reply without calls is its text as generated.
     /// </summary>
     public ToolCallReply Read(string text, string textWithSpecialTokens, ReplySplitting? reasoning) =>
-        Syntax.ReadCalls(textWithSpecialTokens, Definitions, reasoning, Forced) ?? new ToolCallReply(text, []);
+        Syntax.ReadCalls(textWithSpecialTokens, Definitions, reasoning, Forced, MaxCalls) ?? new ToolCallReply(text, []);
 
     /// <summary>A call as Microsoft.Extensions.AI's content, its arguments a dictionary of JSON values.</summary>
     public static FunctionCallContent ToContent(ChatToolCall call)

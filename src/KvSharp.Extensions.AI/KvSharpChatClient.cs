@@ -186,7 +186,9 @@ public sealed class KvSharpChatClient : IChatClient
 
         using var gate = await conversation.EnterAsync(cancellationToken).ConfigureAwait(false);
         List<ChatMessage> history = conversation == _stateless ? incoming : [.. conversation.History, .. incoming];
-        var rendered = Template.Render(history, addGenerationPrompt: true, _model.Tokenizer, ChatOptionsMapping.TemplateVariables(options, tools));
+        // Instructions go to the template with this request's messages but are not kept in the conversation's history.
+        var rendered = Template.Render(ChatOptionsMapping.WithInstructions(history, options?.Instructions), addGenerationPrompt: true, _model.Tokenizer,
+            ChatOptionsMapping.TemplateVariables(options, tools));
         // A thinking model's reply: its think block (or Harmony analysis) comes apart as TextReasoningContent.
         turn.Reasoning = ReplySplitting.Of(Template, rendered.Text);
         // A required call: the reply begun with the call's opening, the rest held to the tools' schemas.
@@ -198,7 +200,7 @@ public sealed class KvSharpChatClient : IChatClient
         }
         // Its calls still come whole, as FunctionCallContent, when the reply ends: M.E.AI has no partial call (its own
         // OpenAI client joins streamed argument fragments into whole calls too), so the stream's call deltas go untaken.
-        if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, tools.Forced);
+        if (tools != null) turn.ToolStream = new ToolReplyStream(tools.Syntax, turn.Reasoning, tools.Forced, tools.MaxCalls);
         int[] prompt = rendered.Tokenize(_model.Tokenizer);
         var session = conversation.Session;
         // Room for the prompt and at least one generated token.

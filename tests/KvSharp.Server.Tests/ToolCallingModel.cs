@@ -40,6 +40,12 @@ public static class ToolCallingModel
     public static readonly string[] ArgumentsInPiecesScript =
         ["Let me check.", "<tool_call>", "\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": ", "\"Paris\", \"days\": ", "[1, 2]}}", "\n</tool_call>"];
 
+    /// <summary>The second call <see cref="TwoCallsScript"/> writes.</summary>
+    public const string SecondCallText = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}";
+
+    /// <summary>What a model that makes two calls in one reply writes (every token distinct: its table is a bigram's).</summary>
+    public static readonly string[] TwoCallsScript = ["<tool_call>", CallText, "</tool_call>", "\n<tool_call>\n", SecondCallText, "\n</tool_call>"];
+
     /// <summary>
     /// A Mistral-style template (its source names [TOOL_CALLS]; no &lt;tool_call&gt;, which would make it Hermes), for a
     /// model whose call marker is a control token (<see cref="MarkerTokenScript"/>).

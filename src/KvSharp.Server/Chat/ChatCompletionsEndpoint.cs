@@ -68,14 +68,14 @@ internal static class ChatCompletionsEndpoint
         // could begin as it comes, and the rest with the calls at its end.
         ChatReply Read(int i, string finishReason) => ChatReply.Read(tools!, tokenizer, run.Handle.OutputTokens[i], run.Handle.OutputText[i], finishReason, reasoning, forced);
         var chunks = new Chunks(id, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), served.ModelId, tokenizer, request.SampleCount, tools == null ? reasoning : null,
-            tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced, Read));
+            tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced, tools.MaxCalls, Read));
         await run.RespondAsync(context.Response, chunks, stream, includeUsage, result => WriteRepliesAsync(context, chunks,
             [.. result.Texts.Select((text, i) => tools == null ? ChatReply.Text(text, result.FinishReasons[i], reasoning) : Read(i, result.FinishReasons[i]))],
             result, served.ModelId));
     }
 
     /// <summary>How a reply to a request with tools streams, and how a choice's whole reply is read once it ends.</summary>
-    private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, ForcedToolCall? Forced, Func<int, string, ChatReply> Read);
+    private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, ForcedToolCall? Forced, int MaxCalls, Func<int, string, ChatReply> Read);
 
     private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)
     {
@@ -126,7 +126,7 @@ internal static class ChatCompletionsEndpoint
         private readonly IReplySplitter?[] _splitters = [.. Enumerable.Range(0, choices).Select(_ => reasoning?.Start())];
         // With tools, per choice, what of its reply can be shown before it ends.
         private readonly ToolReplyStream[]? _toolStreams = toolReplies is { } t
-            ? [.. Enumerable.Range(0, choices).Select(_ => new ToolReplyStream(t.Syntax, t.Reasoning, t.Forced))] : null;
+            ? [.. Enumerable.Range(0, choices).Select(_ => new ToolReplyStream(t.Syntax, t.Reasoning, t.Forced, t.MaxCalls))] : null;
 
         public string Id => id;
         public long Created => created;

@@ -27,7 +27,7 @@ internal sealed record ChatReply(string? Content, IReadOnlyList<ChatToolCall> To
     /// </summary>
     public static ChatReply Read(ChatTools tools, ITokenizer tokenizer, IReadOnlyList<int> tokens, string text, string finishReason, ReplySplitting? reasoning,
         ForcedToolCall? forced = null) =>
-        tools.Syntax.ReadCalls(ToolCallSyntax.ReplyText(tokenizer, tokens), tools.Definitions, reasoning, forced) is { } reply
+        tools.Syntax.ReadCalls(ToolCallSyntax.ReplyText(tokenizer, tokens), tools.Definitions, reasoning, forced, tools.MaxCalls) is { } reply
             ? new ChatReply(reply.Content.Length == 0 ? null : reply.Content, reply.Calls, "tool_calls", reply.Reasoning)
             : Text(text, finishReason, reasoning);
 

@@ -14,6 +14,9 @@ namespace KvSharp.Server.Chat;
 /// </summary>
 internal sealed record ChatTools(JsonElement Definitions, ToolCallSyntax Syntax, ForcedToolCall? Forced)
 {
+    /// <summary>The most calls a reply may make: 1 where the request says parallel_tool_calls false (later ones are dropped).</summary>
+    public int MaxCalls { get; init; } = int.MaxValue;
+
     /// <summary>The request's tools to render and read, or null when it has none (or asks for none).</summary>
     public static ChatTools? Of(ChatCompletionRequest body, ChatTemplate template)
     {
@@ -30,10 +33,11 @@ internal sealed record ChatTools(JsonElement Definitions, ToolCallSyntax Syntax,
         if (i == 0 || !use) return null;
         var syntax = ToolCallSyntax.Of(template) ?? throw ApiError.Unsupported("tools",
             $"tools need a chat template that shows a tool-call syntax kvsharp reads ({ToolCallSyntax.Supported}); '{template.Name}' shows none: serve with the template of such a model (--chat-template FILE)");
-        if (!forced) return new ChatTools(tools.Clone(), syntax, null);
+        int maxCalls = body.ParallelToolCalls == false ? 1 : int.MaxValue;
+        if (!forced) return new ChatTools(tools.Clone(), syntax, null) { MaxCalls = maxCalls };
         try
         {
-            return new ChatTools(tools.Clone(), syntax, syntax.Force(tools, function));
+            return new ChatTools(tools.Clone(), syntax, syntax.Force(tools, function)) { MaxCalls = maxCalls };
         }
         catch (ArgumentException e)
         {

@@ -73,13 +73,16 @@ public abstract partial class ToolCallSyntax
     /// (<paramref name="reasoning"/>) apart first (it may well mention calls), then the calls; null when it made none
     /// (the reply is then its text as generated). <paramref name="textWithSpecialTokens"/>: <see cref="ReplyText"/>.
     /// </summary>
-    public ToolCallReply? ReadCalls(string textWithSpecialTokens, JsonElement tools, ReplySplitting? reasoning, ForcedToolCall? forced = null)
+    /// <param name="maxCalls">The most calls a reply may make (OpenAI's parallel_tool_calls false: 1); those past it are dropped, as vLLM drops them.</param>
+    public ToolCallReply? ReadCalls(string textWithSpecialTokens, JsonElement tools, ReplySplitting? reasoning, ForcedToolCall? forced = null, int maxCalls = int.MaxValue)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCalls, 1);
         string rendered = forced?.Reply(textWithSpecialTokens) ?? textWithSpecialTokens;
         // Harmony's syntax reads its messages, thinking and all.
         string? thought = null;
         if (reasoning is { IsHarmony: false }) (thought, rendered) = reasoning.Split(rendered);
         var reply = Parse(rendered, tools);
+        if (reply.Calls.Count > maxCalls) reply = reply with { Calls = [.. reply.Calls.Take(maxCalls)] };
         return reply.Calls.Count == 0 ? null : reply with { Reasoning = thought ?? reply.Reasoning };
     }
 

@@ -39,6 +39,7 @@ public sealed class ToolReplyStream
     // The answer grew since its calls were last read: they are read when the deltas are taken (StreamCalls), so a
     // caller that never takes them (the IChatClient, whose calls come whole) does not read the reply for them per piece.
     private bool _callsUnread;
+    private readonly int _maxCalls;
 
     /// <param name="syntax">How the template's model writes calls.</param>
     /// <param name="reasoning">How the reply's thinking goes apart (null: it does not).</param>
@@ -46,8 +47,11 @@ public sealed class ToolReplyStream
     /// The call the reply must be (its opening is in the prompt; null: none): no text is shown before it ends, and the
     /// call is read for streaming after its opening, as the whole reading reads it.
     /// </param>
-    public ToolReplyStream(ToolCallSyntax syntax, ReplySplitting? reasoning, ForcedToolCall? forced = null)
+    /// <param name="maxCalls">The most calls the reply may make (<see cref="ToolCallSyntax.ReadCalls"/>'s): later ones do not stream.</param>
+    public ToolReplyStream(ToolCallSyntax syntax, ReplySplitting? reasoning, ForcedToolCall? forced = null, int maxCalls = int.MaxValue)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCalls, 1);
+        _maxCalls = maxCalls;
         _syntax = syntax ?? throw new ArgumentNullException(nameof(syntax));
         _splitter = reasoning?.Start();
         _answerIsText = reasoning is { IsHarmony: true };
@@ -124,7 +128,7 @@ public sealed class ToolReplyStream
     private void StreamCalls(string answer)
     {
         if (_syntax.CallsSoFar(answer) is not { } calls) return;
-        for (int i = 0; i < calls.Count; i++)
+        for (int i = 0; i < Math.Min(calls.Count, _maxCalls); i++)
         {
             var call = calls[i];
             if (i == _calls.Count)
