@@ -1,6 +1,4 @@
 using System.Text.Json;
-using KvSharp.Engine;
-using KvSharp.Extensions.AI;
 using KvSharp.Server.Tests;
 using Microsoft.Extensions.AI;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
@@ -11,25 +9,8 @@ namespace KvSharp.Tests.ChatClient;
 /// ChatOptions.AllowMultipleToolCalls false, on a GGUF that makes two calls in one reply
 /// (<see cref="ToolCallingModel.TwoCallsScript"/>): only the first comes back, whole or streamed; unset, both do.
 /// </summary>
-public sealed class ChatClientSingleCallTests : IDisposable
+public sealed class ChatClientSingleCallTests() : ScriptedChatClient(ToolCallingModel.TwoCallsScript)
 {
-    private readonly string _path = ToolCallingModel.Write(ToolCallingModel.TwoCallsScript);
-    private readonly LlmModel _model;
-    private readonly KvSharpChatClient _client;
-
-    public ChatClientSingleCallTests()
-    {
-        _model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 2 });
-        _client = new KvSharpChatClient(_model, new KvSharpChatClientOptions { Session = new SessionOptions { ContextLength = 1024 } });
-    }
-
-    public void Dispose()
-    {
-        _client.Dispose();
-        _model.Dispose();
-        File.Delete(_path);
-    }
-
     [Theory]
     [InlineData(null)]
     [InlineData(false)]
@@ -41,12 +22,12 @@ public sealed class ChatClientSingleCallTests : IDisposable
         AIChatMessage[] question = [new(ChatRole.User, "Weather in Paris and Oslo?")];
         string[] expected = allowMultiple == false ? ["Paris"] : ["Paris", "Oslo"];
 
-        var whole = await _client.GetResponseAsync(question, options, ct);
+        var whole = await Client.GetResponseAsync(question, options, ct);
         Assert.Equal(ChatFinishReason.ToolCalls, whole.FinishReason);
         Assert.Equal(expected, Cities(whole.Messages.SelectMany(m => m.Contents)));
 
         var updates = new List<ChatResponseUpdate>();
-        await foreach (var u in _client.GetStreamingResponseAsync(question, options, ct)) updates.Add(u);
+        await foreach (var u in Client.GetStreamingResponseAsync(question, options, ct)) updates.Add(u);
         Assert.Equal(expected, Cities(updates.SelectMany(u => u.Contents)));
     }
 

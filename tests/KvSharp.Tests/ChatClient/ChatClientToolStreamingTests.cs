@@ -12,25 +12,8 @@ namespace KvSharp.Tests.ChatClient;
 /// their own updates while the reply is generated, the call after them, and together they are what the same request
 /// gets whole.
 /// </summary>
-public sealed class ChatClientToolStreamingTests : IDisposable
+public sealed class ChatClientToolStreamingTests() : ScriptedChatClient(ToolCallingModel.ThinkThenCallScript, ToolCallingModel.ThinkingToolTemplate)
 {
-    private readonly string _path = ToolCallingModel.Write(ToolCallingModel.ThinkThenCallScript, ToolCallingModel.ThinkingToolTemplate);
-    private readonly LlmModel _model;
-    private readonly KvSharpChatClient _client;
-
-    public ChatClientToolStreamingTests()
-    {
-        _model = LlmModel.Load(_path, new ModelLoadOptions { Threads = 2 });
-        _client = new KvSharpChatClient(_model, new KvSharpChatClientOptions { Session = new SessionOptions { ContextLength = 1024 } });
-    }
-
-    public void Dispose()
-    {
-        _client.Dispose();
-        _model.Dispose();
-        File.Delete(_path);
-    }
-
     private static ChatOptions Options() => new()
     {
         Tools = [AIFunctionFactory.Create((string city) => $"18 degrees in {city}", "get_weather", "The weather in a city")],
@@ -43,7 +26,7 @@ public sealed class ChatClientToolStreamingTests : IDisposable
         var ct = TestContext.Current.CancellationToken;
         AIChatMessage[] question = [new(ChatRole.User, "Weather in Paris?")];
         var updates = new List<ChatResponseUpdate>();
-        await foreach (var u in _client.GetStreamingResponseAsync(question, Options(), ct)) updates.Add(u);
+        await foreach (var u in Client.GetStreamingResponseAsync(question, Options(), ct)) updates.Add(u);
 
         // One update per piece the model wrote before the call: the client hands each on as it is generated.
         var texts = updates.Select(u => string.Concat(u.Contents.OfType<TextContent>().Select(t => t.Text))).Where(t => t.Length > 0).ToList();
@@ -54,7 +37,7 @@ public sealed class ChatClientToolStreamingTests : IDisposable
         Assert.Equal("get_weather", Assert.Single(updates[callAt].Contents.OfType<FunctionCallContent>()).Name);
         Assert.Equal(ChatFinishReason.ToolCalls, updates[^1].FinishReason);
 
-        var whole = await _client.GetResponseAsync(question, Options(), ct);
+        var whole = await Client.GetResponseAsync(question, Options(), ct);
         Assert.Equal("Let me check the weather.", whole.Text);
         Assert.Equal("Let me see.", Assert.Single(whole.Messages.Single().Contents.OfType<TextReasoningContent>()).Text);
     }
