@@ -18,16 +18,10 @@ public class MinAndStopTokensRequestTests(ServerFixture server) : IClassFixture<
     public async Task MinTokensAndStopTokenIdsEqualTheLibrary()
     {
         var ct = TestContext.Current.CancellationToken;
-        var model = server.ReferenceModel;
-        using var session = model.CreateSession(new SessionOptions { ContextLength = 512 });
-        var prompt = model.Tokenizer.Encode(Prompt, addSpecial: true, parseSpecial: false);
-        session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 12 }).ToList();
-        int stop = session.Tokens[prompt.Length + 2];
+        int stop = server.Reference(Prompt, new GenerationOptions { MaxTokens = 12 }).Tokens[2];
         foreach (int min in new[] { 0, 4 })
         {
-            session.Reset();
-            string expected = string.Concat(session.GenerateTokens(prompt, new GenerationOptions { MaxTokens = 12, MinTokens = min, StopTokens = [stop] }));
-            var stats = session.LastStats!;
+            var (expected, _, stats) = server.Reference(Prompt, new GenerationOptions { MaxTokens = 12, MinTokens = min, StopTokens = [stop] });
             var json = await server.CompleteAsync(new JsonObject
             {
                 ["prompt"] = Prompt, ["max_tokens"] = 12, ["temperature"] = 0, ["min_tokens"] = min, ["stop_token_ids"] = new JsonArray(stop),

@@ -53,6 +53,18 @@ public class ServerFixture : IAsyncLifetime
         return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
     }
 
+    /// <summary>
+    /// What the reference model generates after <paramref name="prompt"/> (BOS first) in a fresh session: what a
+    /// completion with the same options must give, its generated token ids and its stats.
+    /// </summary>
+    public (string Text, int[] Tokens, GenerationStats Stats) Reference(string prompt, GenerationOptions options)
+    {
+        using var session = ReferenceModel.CreateSession(new SessionOptions { ContextLength = 512 });
+        var tokens = ReferenceModel.Tokenizer.Encode(prompt, addSpecial: true, parseSpecial: false);
+        string text = string.Concat(session.GenerateTokens(tokens, options));
+        return (text, [.. session.Tokens.Skip(tokens.Length)], session.LastStats!);
+    }
+
     /// <summary>A non-streaming completion that must succeed.</summary>
     public async Task<JsonElement> CompleteAsync(JsonObject body, CancellationToken cancellation = default)
     {
