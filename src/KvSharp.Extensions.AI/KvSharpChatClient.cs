@@ -175,6 +175,10 @@ public sealed class KvSharpChatClient : IChatClient
         if (incoming.Count == 0) throw new ArgumentException("messages is empty: there is nothing to reply to", nameof(messages));
         if (options?.ModelId is { } modelId && modelId != ModelId)
             throw new ArgumentException($"ChatOptions.ModelId '{modelId}' is not this client's model '{ModelId}'", nameof(options));
+        // This client answers every call in full and never hands out a continuation token, so one it is given cannot be
+        // its own: resuming it would silently answer a different request.
+        if (options?.ContinuationToken != null)
+            throw new NotSupportedException("ChatOptions.ContinuationToken: KvSharpChatClient has no background responses to resume (it answers every call in full)");
         var generation = ChatOptionsMapping.ToGeneration(options, Options, Template);
         var tools = ChatToolMapping.Of(options, Template);
         if (tools != null && generation.Format != ResponseFormat.Text)
