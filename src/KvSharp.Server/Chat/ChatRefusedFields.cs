@@ -5,10 +5,10 @@ namespace KvSharp.Server.Chat;
 
 /// <summary>
 /// Chat fields this server cannot honour, refused with a 400 naming the field instead of ignored: a client that
-/// sends the deprecated functions or asks for JSON would otherwise get plain text and no error. What asks for nothing
-/// is accepted, as OpenAI's clients send it: absent or null, an empty functions list, function_call "none",
-/// response_format {"type": "text"}, modalities ["text"]; audio output and web_search_options are refused; so are {"type": "json_object"} and {"type": "json_schema"} (<see cref="ResponseFormatOf"/>).
-/// Tools are <see cref="ChatTools"/>' business.
+/// sends the deprecated functions, asks for audio output or a web search would otherwise get plain text and no error.
+/// What asks for nothing is accepted, as OpenAI's clients send it: absent or null, an empty functions list,
+/// function_call "none", response_format {"type": "text"}, modalities ["text"]; so are {"type": "json_object"} and
+/// {"type": "json_schema"} (<see cref="ResponseFormatOf"/>). Tools are <see cref="ChatTools"/>' business.
 /// </summary>
 internal static class ChatRefusedFields
 {
