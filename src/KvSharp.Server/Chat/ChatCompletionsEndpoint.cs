@@ -39,11 +39,19 @@ internal static class ChatCompletionsEndpoint
         var served = context.RequestServices.GetRequiredService<EngineService>();
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ChatCompletionRequest);
         var (topLogprobs, format, schema) = CheckChatFields(body);
+        // guided_json / json_schema hold the reply as response_format's json_schema does; one of them at a time.
+        string constraint = "response_format";
+        if (EngineRequests.GuidedSchema(body) is { } guided)
+        {
+            if (format != ResponseFormat.Text)
+                throw ApiError.InvalidValue(guided.Param, $"give one constraint: response_format or {guided.Param}, not both");
+            (format, schema, constraint) = (ResponseFormat.JsonSchema, guided.Schema, guided.Param);
+        }
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
         var tools = ChatTools.Of(body, served.ChatTemplate);
         if (tools != null && format != ResponseFormat.Text)
-            throw ApiError.Unsupported("response_format", "response_format JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
+            throw ApiError.Unsupported(constraint, $"{constraint} JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
         var variables = ChatTemplateVariables.Of(tools, body.ChatTemplateKwargs, body.ReasoningEffort);
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, variables);
         // How the reply's thinking goes apart (null: not at all).
