@@ -18,10 +18,25 @@ public sealed record GenerationOptions
     public IReadOnlyList<int> StopTokens { get; init; } = [];
     /// <summary>
     /// The fewest tokens to generate (vLLM's min_tokens): until this many are out, the end-of-generation tokens (where
-    /// they stop generation) and <see cref="StopTokens"/> are ruled out and stop strings do not stop. At most <see cref="MaxTokens"/>. A JSON
-    /// format still ends where its value is whole.
+    /// they stop generation) and <see cref="StopTokens"/> are ruled out and stop strings do not stop. At most
+    /// <see cref="MaxTokens"/>. A JSON format still ends where its value is whole.
     /// </summary>
     public int MinTokens { get; init; }
+    /// <summary>
+    /// Report each sampled token's log-probability and those of the k most likely tokens (<see cref="TokenLogprobs"/>,
+    /// on <see cref="GeneratedToken.Logprobs"/>); null: none, and nothing is computed or allocated for them.
+    /// </summary>
+    public int? TopLogprobs { get; init; }
+    /// <summary>
+    /// What the output must be: free text, or one JSON object (OpenAI's json_object mode): each token is one that keeps
+    /// the output a prefix of a JSON object (<see cref="JsonPrefix"/>), and generation stops when the object closes.
+    /// </summary>
+    public ResponseFormat Format { get; init; } = ResponseFormat.Text;
+    /// <summary>
+    /// With <see cref="ResponseFormat.JsonSchema"/>: the schema the output's JSON value must follow
+    /// (<see cref="JsonSchemaPrefix.For"/>, which refuses by name what it does not enforce).
+    /// </summary>
+    public JsonSchemaPrefix? Schema { get; init; }
 
     /// <summary>
     /// Refuses what no model could honour (a negative or too large <see cref="MinTokens"/>) and what this one cannot
@@ -38,21 +53,6 @@ public sealed record GenerationOptions
         Sampling.Validate();
         Sampler.CheckVocabulary(Sampling, vocabSize);
     }
-    /// <summary>
-    /// Report each sampled token's log-probability and those of the k most likely tokens (<see cref="TokenLogprobs"/>,
-    /// on <see cref="GeneratedToken.Logprobs"/>); null: none, and nothing is computed or allocated for them.
-    /// </summary>
-    public int? TopLogprobs { get; init; }
-    /// <summary>
-    /// What the output must be: free text, or one JSON object (OpenAI's json_object mode): each token is one that keeps
-    /// the output a prefix of a JSON object (<see cref="JsonPrefix"/>), and generation stops when the object closes.
-    /// </summary>
-    public ResponseFormat Format { get; init; } = ResponseFormat.Text;
-    /// <summary>
-    /// With <see cref="ResponseFormat.JsonSchema"/>: the schema the output's JSON value must follow
-    /// (<see cref="JsonSchemaPrefix.For"/>, which refuses by name what it does not enforce).
-    /// </summary>
-    public JsonSchemaPrefix? Schema { get; init; }
 }
 
 /// <summary>What generated text must be.</summary>
