@@ -41,7 +41,7 @@ internal static class ChatCompletionsEndpoint
         var (topLogprobs, format, schema) = CheckChatFields(body);
         // guided_json / json_schema hold the reply as response_format's json_schema does; one of them at a time.
         string constraint = "response_format";
-        if (EngineRequests.GuidedSchema(body) is { } guided)
+        if (OtherServersFields.GuidedSchema(body) is { } guided)
         {
             if (format != ResponseFormat.Text)
                 throw ApiError.InvalidValue(guided.Param, $"give one constraint: response_format or {guided.Param}, not both");

@@ -36,13 +36,13 @@ public class SamplingParameters
     public int? MinTokens { get; set; }
     /// <summary>vLLM's: token ids that end the reply as the model's end-of-generation token does.</summary>
     public List<int>? StopTokenIds { get; set; }
-    /// <summary>vLLM's: a JSON schema the reply must be a value of (<see cref="EngineRequests.GuidedSchema"/>).</summary>
+    /// <summary>vLLM's: a JSON schema the reply must be a value of (<see cref="OtherServersFields.GuidedSchema"/>).</summary>
     public JsonElement GuidedJson { get; set; }
     /// <summary>llama-server's: the same, under its name.</summary>
     public JsonElement JsonSchema { get; set; }
     /// <summary>
     /// Other servers' fields that would change the output and that this one does not do, read only to refuse them with a
-    /// 400 naming the field rather than answer as if they had not been sent (<see cref="EngineRequests"/>).
+    /// 400 naming the field rather than answer as if they had not been sent (<see cref="OtherServersFields"/>).
     /// </summary>
     public JsonElement GuidedRegex { get; set; }
     public JsonElement GuidedChoice { get; set; }
