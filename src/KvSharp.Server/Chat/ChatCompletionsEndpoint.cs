@@ -39,19 +39,21 @@ internal static class ChatCompletionsEndpoint
         var served = context.RequestServices.GetRequiredService<EngineService>();
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ChatCompletionRequest);
         var (topLogprobs, format, schema) = CheckChatFields(body);
-        // guided_json / json_schema hold the reply as response_format's json_schema does; one of them at a time.
+        // guided_json / json_schema hold the reply as response_format's json_schema does, guided_regex and guided_choice
+        // to a text; one constraint at a time.
         string constraint = "response_format";
-        if (OtherServersFields.GuidedSchema(body) is { } guided)
+        PatternPrefix? pattern = null;
+        if (OtherServersFields.ConstraintOf(body) is { } guided)
         {
             if (format != ResponseFormat.Text)
                 throw ApiError.InvalidValue(guided.Param, $"give one constraint: response_format or {guided.Param}, not both");
-            (format, schema, constraint) = (ResponseFormat.JsonSchema, guided.Schema, guided.Param);
+            (format, schema, pattern, constraint) = (guided.Format, guided.Schema, guided.Pattern, guided.Param);
         }
         EngineRequests.CheckModel(body.Model, served);
         var tokenizer = served.Model.Tokenizer;
         var tools = ChatTools.Of(body, served.ChatTemplate);
         if (tools != null && format != ResponseFormat.Text)
-            throw ApiError.Unsupported(constraint, $"{constraint} JSON with tools is not supported: a reply would have to be JSON and a tool call at once");
+            throw ApiError.Unsupported(constraint, $"{constraint} with tools is not supported: a reply would have to be held to it and be a tool call at once");
         var variables = ChatTemplateVariables.Of(tools, body.ChatTemplateKwargs, body.ReasoningEffort);
         var rendered = ChatPrompt.Render(served.ChatTemplate, ChatPrompt.Messages(body.Messages), addGenerationPrompt: true, tokenizer, variables);
         // How the reply's thinking goes apart (null: not at all).
@@ -67,7 +69,7 @@ internal static class ChatCompletionsEndpoint
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField);
-        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format, Schema = schema } };
+        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format, Schema = schema, Pattern = pattern } };
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);

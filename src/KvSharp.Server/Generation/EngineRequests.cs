@@ -43,7 +43,7 @@ internal static class EngineRequests
         else maxTokens = Math.Min(defaultMaxTokens ?? room, room);
 
         OtherServersFields.Refuse(p);
-        var guided = OtherServersFields.GuidedSchema(p);
+        var guided = OtherServersFields.ConstraintOf(p);
         int vocab = served.Model.Config.VocabSize;
         int minTokens = p.MinTokens ?? 0;
         if (minTokens < 0 || minTokens > maxTokens)
@@ -92,8 +92,9 @@ internal static class EngineRequests
                 StopAtEndOfGeneration = p.IgnoreEos != true,
                 StopTokens = p.StopTokenIds ?? [],
                 MinTokens = minTokens,
-                Format = guided == null ? ResponseFormat.Text : ResponseFormat.JsonSchema,
+                Format = guided?.Format ?? ResponseFormat.Text,
                 Schema = guided?.Schema,
+                Pattern = guided?.Pattern,
                 TopLogprobs = topLogprobs,
             },
             CacheSalt = p.CacheSalt,

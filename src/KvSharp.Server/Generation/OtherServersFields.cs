@@ -1,4 +1,5 @@
 using System.Text.Json;
+using KvSharp.Engine;
 using KvSharp.Sampling;
 using KvSharp.Server.Errors;
 
@@ -6,7 +7,8 @@ namespace KvSharp.Server.Generation;
 
 /// <summary>
 /// Fields of vLLM's and llama-server's OpenAI-style APIs that clients and load generators send here too: the JSON
-/// schemas they hold a reply to (taken), and what else would change the output (refused by name, never ignored).
+/// schemas, regular expressions and choices they hold a reply to (taken), and what else would change the output
+/// (refused by name, never ignored).
 /// </summary>
 internal static class OtherServersFields
 {
@@ -16,9 +18,7 @@ internal static class OtherServersFields
     /// </summary>
     public static void Refuse(SamplingParameters p)
     {
-        const string Use = "use response_format with a json_schema (or json_object), or guided_json, instead";
-        Refuse("guided_regex", p.GuidedRegex, Given, "constrained regular expressions are not supported; a json_schema response_format can hold a string to a pattern");
-        Refuse("guided_choice", p.GuidedChoice, Given, "use response_format with a json_schema whose enum lists the choices instead");
+        const string Use = "use response_format with a json_schema (or json_object), guided_json, guided_regex or guided_choice instead";
         Refuse("guided_grammar", p.GuidedGrammar, Given, "grammars are not supported; " + Use);
         Refuse("grammar", p.Grammar, Given, "grammars are not supported; " + Use);
         Refuse("use_beam_search", p.UseBeamSearch, e => e.ValueKind == JsonValueKind.True, "beam search is not supported");
@@ -30,17 +30,47 @@ internal static class OtherServersFields
         Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, e => e.ValueKind == JsonValueKind.True, "a stop string is never included in the output");
     }
 
+    /// <summary>What a request holds its reply to through these fields: the field, and the format with its schema or pattern.</summary>
+    public sealed record Constraint(string Param, ResponseFormat Format, JsonSchemaPrefix? Schema, PatternPrefix? Pattern);
+
     /// <summary>
-    /// vLLM's guided_json or llama-server's json_schema: a JSON schema (an object, or its JSON text) the reply must be a
-    /// value of, as response_format's json_schema holds a chat reply; null when neither is given. Refused by name when
-    /// both are, or when the schema is malformed or asks for what the checker does not enforce.
+    /// The reply's constraint from vLLM's guided_json, guided_regex or guided_choice, or llama-server's json_schema (at
+    /// most one of them); null when none is given. A JSON schema (an object, or its text) holds the reply to a value of
+    /// it, as response_format's json_schema holds a chat reply; a regular expression to a text it matches whole; a
+    /// list of strings to exactly one of them. Refused by name when malformed or beyond what the checkers enforce.
     /// </summary>
-    public static (string Param, JsonSchemaPrefix Schema)? GuidedSchema(SamplingParameters p)
+    public static Constraint? ConstraintOf(SamplingParameters p)
     {
-        if (Given(p.GuidedJson) && Given(p.JsonSchema))
-            throw ApiError.InvalidValue("json_schema", "give the schema once: guided_json (vLLM's) or json_schema (llama-server's), not both");
-        var (param, schema) = Given(p.GuidedJson) ? ("guided_json", p.GuidedJson) : Given(p.JsonSchema) ? ("json_schema", p.JsonSchema) : (null, default);
-        if (param == null) return null;
+        string[] given = [.. new[] { ("guided_json", p.GuidedJson), ("json_schema", p.JsonSchema), ("guided_regex", p.GuidedRegex), ("guided_choice", p.GuidedChoice) }
+            .Where(f => Given(f.Item2)).Select(f => f.Item1)];
+        if (given.Length > 1) throw ApiError.InvalidValue(given[1], $"give one constraint: {string.Join(" and ", given)} were both given");
+        if (given.Length == 0) return null;
+        try
+        {
+            return given[0] switch
+            {
+                "guided_regex" => p.GuidedRegex.ValueKind == JsonValueKind.String
+                    ? new Constraint("guided_regex", ResponseFormat.Pattern, null, PatternPrefix.WholeText(p.GuidedRegex.GetString()!, "guided_regex"))
+                    : throw ApiError.InvalidType("guided_regex", $"guided_regex must be a regular expression (a string), got a {p.GuidedRegex.ValueKind}"),
+                "guided_choice" => new Constraint("guided_choice", ResponseFormat.Pattern, null, PatternPrefix.OneOf(Choices(p.GuidedChoice), "guided_choice")),
+                string param => new Constraint(param, ResponseFormat.JsonSchema, Schema(param, param == "guided_json" ? p.GuidedJson : p.JsonSchema), null),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiError.Unsupported(given[0], e.Message.StartsWith(given[0], StringComparison.Ordinal) ? e.Message : $"{given[0]}: {e.Message}");
+        }
+    }
+
+    private static string[] Choices(JsonElement choices)
+    {
+        if (choices.ValueKind != JsonValueKind.Array || choices.GetArrayLength() == 0 || choices.EnumerateArray().Any(c => c.ValueKind != JsonValueKind.String))
+            throw ApiError.InvalidType("guided_choice", "guided_choice must be a non-empty list of strings");
+        return [.. choices.EnumerateArray().Select(c => c.GetString()!)];
+    }
+
+    private static JsonSchemaPrefix Schema(string param, JsonElement schema)
+    {
         if (schema.ValueKind == JsonValueKind.String)
         {
             try
@@ -55,14 +85,7 @@ internal static class OtherServersFields
         }
         if (schema.ValueKind != JsonValueKind.Object)
             throw ApiError.InvalidType(param, $"{param} must be a JSON schema (an object, or its JSON text), got a {schema.ValueKind}");
-        try
-        {
-            return (param, JsonSchemaPrefix.For(schema, param));
-        }
-        catch (ArgumentException e)
-        {
-            throw ApiError.Unsupported(param, $"{param}: {e.Message}");
-        }
+        return JsonSchemaPrefix.For(schema, param);
     }
 
     internal static bool Given(JsonElement e) => e.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null);

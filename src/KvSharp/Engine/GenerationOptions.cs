@@ -37,6 +37,12 @@ public sealed record GenerationOptions
     /// (<see cref="JsonSchemaPrefix.For"/>, which refuses by name what it does not enforce).
     /// </summary>
     public JsonSchemaPrefix? Schema { get; init; }
+    /// <summary>
+    /// With <see cref="ResponseFormat.Pattern"/>: what the reply's text must match from start to end
+    /// (<see cref="PatternPrefix.WholeText"/>, <see cref="PatternPrefix.OneOf"/>). Each token is one that keeps the text a
+    /// prefix of a match; the end of generation may come only where it matches, and generation stops where nothing could follow.
+    /// </summary>
+    public PatternPrefix? Pattern { get; init; }
 
     /// <summary>
     /// Refuses what no model could honour (a negative or too large <see cref="MinTokens"/>) and what this one cannot
@@ -63,6 +69,8 @@ public enum ResponseFormat
     JsonObject,
     /// <summary>One JSON value that <see cref="GenerationOptions.Schema"/> allows, and nothing after it.</summary>
     JsonSchema,
+    /// <summary>A text that <see cref="GenerationOptions.Pattern"/> matches whole, and nothing after it.</summary>
+    Pattern,
 }
 
 /// <summary>Why generation ended.</summary>

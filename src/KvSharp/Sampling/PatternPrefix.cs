@@ -70,6 +70,26 @@ public sealed partial class PatternPrefix
         return new PatternPrefix(pattern, Automaton.Compile(term));
     }
 
+    /// <summary>
+    /// The checker for a whole text that <paramref name="pattern"/> matches from its first character to its last (vLLM's
+    /// guided_regex), not a match somewhere inside it as JSON Schema reads a pattern.
+    /// </summary>
+    public static PatternPrefix WholeText(string pattern, string path)
+    {
+        ArgumentNullException.ThrowIfNull(pattern);
+        return Parse("^(?:" + pattern + ")$", path);
+    }
+
+    /// <summary>The checker for a whole text that is exactly one of <paramref name="choices"/> (vLLM's guided_choice).</summary>
+    public static PatternPrefix OneOf(IReadOnlyList<string> choices, string path)
+    {
+        ArgumentNullException.ThrowIfNull(choices);
+        if (choices.Count == 0) throw new ArgumentException($"{path}: give at least one choice");
+        // Every ASCII character but letters and digits escaped: the parser takes an escaped one literally.
+        static string Literal(string s) => string.Concat(s.Select(c => c < 0x80 && !char.IsAsciiLetterOrDigit(c) ? "\\" + c : c.ToString()));
+        return WholeText(string.Join("|", choices.Select(Literal)), path);
+    }
+
     /// <summary>Whether some continuation of <paramref name="text"/> (possibly none) is a string the pattern matches.</summary>
     public bool Viable(ReadOnlySpan<char> text) => Run(text, viable: true);
 

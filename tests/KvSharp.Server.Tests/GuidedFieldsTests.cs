@@ -7,9 +7,10 @@ namespace KvSharp.Server.Tests;
 
 /// <summary>
 /// vLLM's guided_json and llama-server's json_schema hold a completion, or a chat reply, to a value of the schema,
-/// exactly as the library's JsonSchema format does for the same prompt; the schema may be an object or its text.
+/// exactly as the library's JsonSchema format does for the same prompt (the schema an object or its text);
+/// guided_regex and guided_choice to a text the regular expression matches whole, or one of the choices.
 /// </summary>
-public class GuidedJsonTests(ServerFixture server) : IClassFixture<ServerFixture>
+public class GuidedFieldsTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string Prompt = "Once upon a time";
     private const string Schema = "{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": 12}, \"age\": {\"type\": \"integer\"}}, \"required\": [\"name\", \"age\"]}";
@@ -55,5 +56,41 @@ public class GuidedJsonTests(ServerFixture server) : IClassFixture<ServerFixture
         string Content(JsonElement r) => r.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()!;
         Assert.Equal(Content(b), Content(a));
         Assert.StartsWith("{", Content(a).TrimStart());
+    }
+
+    [Fact]
+    public async Task GuidedChoiceAndRegexHoldACompletionAsTheLibraryDoes()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        string[] choices = ["happy", "sad", "a big red ball"];
+        var choice = await server.CompleteAsync(new JsonObject
+        {
+            ["prompt"] = "Lily was", ["max_tokens"] = 20, ["temperature"] = 0, ["guided_choice"] = new JsonArray([.. choices.Select(c => JsonValue.Create(c))]),
+        }, ct);
+        string picked = ServerFixture.Text(choice);
+        Assert.Contains(picked, choices);
+        Assert.Equal(server.Reference("Lily was", new GenerationOptions
+            { MaxTokens = 20, Format = ResponseFormat.Pattern, Pattern = PatternPrefix.OneOf(choices, "c") }).Text, picked);
+
+        const string Regex = "[A-Z][a-z]+ (is|was) [0-9]{1,2} years old\\.";
+        var regex = await server.CompleteAsync(new JsonObject { ["prompt"] = Prompt, ["max_tokens"] = 40, ["temperature"] = 0, ["guided_regex"] = Regex }, ct);
+        Assert.Equal(server.Reference(Prompt, new GenerationOptions
+            { MaxTokens = 40, Format = ResponseFormat.Pattern, Pattern = PatternPrefix.WholeText(Regex, "r") }).Text, ServerFixture.Text(regex));
+        Assert.True(PatternPrefix.WholeText(Regex, "r").Viable(ServerFixture.Text(regex)));
+        await server.WaitForNoBlocksAsync();
+    }
+
+    [Fact]
+    public async Task AChatReplyIsOneOfTheGuidedChoices()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var body = new JsonObject
+        {
+            ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "How was Lily?" }), ["max_tokens"] = 20, ["temperature"] = 0.9, ["seed"] = 4,
+            ["guided_choice"] = new JsonArray("happy", "sad"),
+        };
+        var (status, json) = await server.PostAsync("/v1/chat/completions", body, ct);
+        Assert.True(status == System.Net.HttpStatusCode.OK, json.ToString());
+        Assert.Contains(json.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString(), new[] { "happy", "sad" });
     }
 }
