@@ -38,10 +38,8 @@ internal sealed class GenerationStepper
     private IReadOnlyList<byte[]>? _stringRests;
     private JsonSchemaPrefix.StringContinuation? _ruleString;
     private float[]? _allowedLogits;
-    // With a pattern: the reply's bytes so far; whether its text is a match now, and one nothing may follow.
-    private readonly PatternPrefix? _pattern;
-    private readonly List<byte>? _patternBytes;
-    private bool _patternMatches, _patternComplete;
+    // With a pattern: the reply's text held to it.
+    private readonly PatternFollower? _pattern;
     // MinTokens: what may not come before it (the end-of-generation tokens and the stop tokens), found once.
     private int[]? _notYet;
 
@@ -61,9 +59,7 @@ internal sealed class GenerationStepper
         _constrained = options.Format != ResponseFormat.Text;
         if (options.Format == ResponseFormat.Pattern)
         {
-            _pattern = options.Pattern ?? throw new ArgumentException("ResponseFormat.Pattern needs GenerationOptions.Pattern", nameof(options));
-            _patternBytes = [];
-            _patternMatches = _pattern.Matches("");
+            _pattern = new PatternFollower(options.Pattern ?? throw new ArgumentException("ResponseFormat.Pattern needs GenerationOptions.Pattern", nameof(options)));
         }
         else if (_constrained) _json = new JsonPrefix(objectOnly: options.Format == ResponseFormat.JsonObject);
         if (options.Format == ResponseFormat.JsonSchema)
@@ -110,14 +106,7 @@ internal sealed class GenerationStepper
             var piece = _tokenizer.TokenPiece(next);
             // The JSON syntax alone is followed with a schema too: it turns most tokens away without reading the output again.
             if (_jsonSyntax) _json.Feed(piece);
-            if (_pattern != null)
-            {
-                _patternBytes!.AddRange(piece);
-                var (viable, whole) = PatternText(CollectionsMarshal.AsSpan(_patternBytes), out string sofar);
-                _patternMatches = whole && _pattern.Matches(sofar);
-                // A match nothing may extend: the reply is whole.
-                _patternComplete = viable && _patternMatches && !_pattern.ViableWithAnyOf(sofar, 0, 0x10FFFF);
-            }
+            _pattern?.Append(piece);
             if (_schema != null)
             {
                 _output!.AddRange(piece);
@@ -161,17 +150,10 @@ internal sealed class GenerationStepper
     /// <summary>Whether the output stays the start of a JSON object (or of a value the schema allows) with <paramref name="token"/> after it.</summary>
     private bool Allows(int token)
     {
-        if (_tokenizer.IsEndOfGeneration(token)) return _pattern != null ? _patternMatches : Complete;
+        if (_tokenizer.IsEndOfGeneration(token)) return _pattern?.Matches ?? Complete;
         var piece = _tokenizer.TokenPiece(token);
         if (piece.IsEmpty) return false;
-        if (_pattern != null)
-        {
-            int length = _patternBytes!.Count;
-            _patternBytes.AddRange(piece);
-            bool viable = PatternText(CollectionsMarshal.AsSpan(_patternBytes), out _).Viable;
-            _patternBytes.RemoveRange(length, piece.Length);
-            return viable;
-        }
+        if (_pattern != null) return _pattern.Allows(piece);
         var trial = _json;
         if (_jsonSyntax && !trial.Feed(piece)) return false;
         if (_schema != null)
@@ -201,24 +183,8 @@ internal sealed class GenerationStepper
         System.Buffers.SearchValues.Create([(byte)'"', (byte)'\\', .. Enumerable.Range(0, 0x20).Select(b => (byte)b)]);
 
     /// <summary>The output is a whole JSON object (or value the schema allows).</summary>
-    private bool Complete => _pattern != null ? _patternComplete : _schema != null ? _schemaComplete : _json.IsComplete;
+    private bool Complete => _pattern?.Complete ?? (_schema != null ? _schemaComplete : _json.IsComplete);
 
-    /// <summary>
-    /// The reply's bytes as text for the pattern: whether it can still become a match (a character cut off at the end
-    /// may become any non-ASCII one; bytes that are no UTF-8 never), and whether the text is whole (no such cut).
-    /// </summary>
-    private (bool Viable, bool Whole) PatternText(ReadOnlySpan<byte> bytes, out string text)
-    {
-        var chars = new char[bytes.Length];
-        var status = System.Text.Unicode.Utf8.ToUtf16(bytes, chars, out _, out int written, replaceInvalidSequences: false, isFinalBlock: false);
-        text = new string(chars, 0, written);
-        return status switch
-        {
-            System.Buffers.OperationStatus.Done => (_pattern!.Viable(text), true),
-            System.Buffers.OperationStatus.NeedMoreData => (_pattern!.ViableWithAnyOf(text, 0x80, 0x10FFFF), false),
-            _ => (false, false),
-        };
-    }
 
     private GenerationStep End(int token, string text, FinishReason reason, TokenLogprobs? logprobs)
     {
