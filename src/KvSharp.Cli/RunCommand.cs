@@ -27,6 +27,10 @@ internal static class RunCommand
         {
             Description = "hold the output to a value of this JSON schema (a file, or the schema's text); '{}' or 'object' for any JSON object (JSON mode)",
         };
+        var regex = new Option<string?>("--regex")
+        {
+            Description = "hold the output to a text this regular expression matches whole (JSON Schema's pattern subset; vLLM's guided_regex)",
+        };
         var kvTypes = new KvTypeCliOptions();
         var overflow = ChoiceOption.Create("--context-overflow",
             "when the context is full: stop, or shift (keep the first --keep tokens, discard half of the rest, go on)",
@@ -39,7 +43,7 @@ internal static class RunCommand
         };
         var command = new Command("run", "generate text from a prompt (with no --model: the bundled stories260K.gguf)")
         {
-            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy, swaFull, jsonSchema,
+            model, tokenizer, prompt, file, maxTokens, stop, cache, context, threads, overflow, keep, promptCache, policy, swaFull, jsonSchema, regex,
         };
         foreach (var option in kvTypes.All.Concat(sampling.All)) command.Options.Add(option);
         command.SetAction(r =>
@@ -67,6 +71,11 @@ internal static class RunCommand
                 Sampling = sampling.Read(r),
             };
             if (r.GetValue(jsonSchema) is { } schemaText) options = WithJson(options, schemaText);
+            if (r.GetValue(regex) is { } pattern)
+            {
+                if (options.Format != ResponseFormat.Text) throw new ArgumentException("--regex and --json-schema each hold the whole output: give one of them");
+                options = options with { Format = ResponseFormat.Pattern, Pattern = KvSharp.Sampling.PatternPrefix.WholeText(pattern, "--regex") };
+            }
             using var llm = CommonOptions.Load(DefaultModel.Resolve(r.GetValue(model), Console.Error), r.GetValue(tokenizer), r.ThreadCount(threads), r.GetValue(context));
             int trained = llm.Config.TrainedContextLength;
             int ctx = r.GetValue(context) ?? trained;
