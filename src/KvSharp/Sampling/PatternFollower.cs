@@ -4,28 +4,31 @@ using System.Text.Unicode;
 namespace KvSharp.Sampling;
 
 /// <summary>
-/// A reply held to a <see cref="PatternPrefix"/> as it is generated: its text so far (whole characters, and the bytes of
-/// one cut off at the end), whether a token's bytes keep it a prefix of a match, whether it is a match now, and whether
-/// it is one nothing may extend.
+/// A reply held to a <see cref="PatternPrefix"/> as it is generated: the pattern's states after its whole characters so
+/// far (and the bytes of one cut off at the end), whether a token's bytes keep it a prefix of a match, whether it is a
+/// match now, and whether it is one nothing may extend.
 /// </summary>
 /// <remarks>
-/// A constrained step may ask about every token of the vocabulary, so asking allocates nothing: the token's bytes are
-/// decoded into the one buffer after the text so far, and the pattern reads the text from its start (no state to copy).
+/// A constrained step may ask about every token of the vocabulary, so asking costs the token's own characters only
+/// (the states are moved over them from where the reply stands, <see cref="PatternPrefix.Advance"/>) and allocates
+/// nothing.
 /// </remarks>
 public sealed class PatternFollower
 {
     private readonly PatternPrefix _pattern;
-    private char[] _chars = new char[64];
-    private int _length;                         // whole characters of the text so far
+    private readonly ulong[] _state, _trial;     // the states after the reply's whole characters; a token's trial
     private byte[] _bytes = new byte[16];        // a cut-off character's bytes, then a token's, while one is read
     private int _tail;                           // how many of _bytes are the cut-off character's
-    private int _read;                           // characters in the buffer after the last Read
+    private char[] _chars = new char[16];        // a token's characters
 
     public PatternFollower(PatternPrefix pattern)
     {
         _pattern = pattern ?? throw new ArgumentNullException(nameof(pattern));
-        Matches = pattern.Matches("");
-        Complete = Matches && !pattern.ViableWithAnyOf("", 0, 0x10FFFF);
+        _state = new ulong[pattern.StateWords];
+        _trial = new ulong[pattern.StateWords];
+        pattern.Begin(_state);
+        Matches = pattern.Accepts(_state);
+        Complete = Matches && !pattern.TakesAnyOf(_state, 0, 0x10FFFF);
     }
 
     /// <summary>The text so far is a match (so the reply may end here).</summary>
@@ -35,36 +38,37 @@ public sealed class PatternFollower
     public bool Complete { get; private set; }
 
     /// <summary>Whether the text so far followed by <paramref name="piece"/> is still a prefix of a match.</summary>
-    public bool Allows(ReadOnlySpan<byte> piece) => Read(piece, out _, out _) switch
-    {
-        OperationStatus.Done => _pattern.Viable(_chars.AsSpan(0, _read)),
-        // A character cut off at the end may still become any non-ASCII one.
-        OperationStatus.NeedMoreData => _pattern.ViableWithAnyOf(_chars.AsSpan(0, _read), 0x80, 0x10FFFF),
-        _ => false,
-    };
+    public bool Allows(ReadOnlySpan<byte> piece) => Try(piece, out _, out _) is { } status && status != OperationStatus.InvalidData;
 
     /// <summary>Appends a token's bytes (one <see cref="Allows"/> allowed).</summary>
     public void Append(ReadOnlySpan<byte> piece)
     {
-        var status = Read(piece, out int consumed, out int total);
-        // Keep the whole characters read and the bytes of one still cut off.
-        _length = _read;
+        var status = Try(piece, out int consumed, out int total);
+        if (status is null or OperationStatus.InvalidData)
+            throw new ArgumentException("the piece does not keep the reply a prefix of a match: ask Allows first", nameof(piece));
+        _trial.CopyTo(_state);
         _bytes.AsSpan(consumed, total - consumed).CopyTo(_bytes);
         _tail = total - consumed;
-        var text = _chars.AsSpan(0, _length);
-        Matches = status == OperationStatus.Done && _pattern.Matches(text);
-        Complete = Matches && !_pattern.ViableWithAnyOf(text, 0, 0x10FFFF);
+        Matches = status == OperationStatus.Done && _pattern.Accepts(_state);
+        Complete = Matches && !_pattern.TakesAnyOf(_state, 0, 0x10FFFF);
     }
 
-    /// <summary>Decodes the cut-off bytes and <paramref name="piece"/> into the buffer after the text so far.</summary>
-    private OperationStatus Read(ReadOnlySpan<byte> piece, out int consumed, out int total)
+    /// <summary>
+    /// Moves the trial states over the cut-off bytes and <paramref name="piece"/>: null where the text can no longer
+    /// become a match, else how its bytes decoded (NeedMoreData: a character is cut off at the end, which must be able
+    /// to become some non-ASCII code point the pattern takes next).
+    /// </summary>
+    private OperationStatus? Try(ReadOnlySpan<byte> piece, out int consumed, out int total)
     {
         total = _tail + piece.Length;
         if (_bytes.Length < total) Array.Resize(ref _bytes, Math.Max(total, 2 * _bytes.Length));
         piece.CopyTo(_bytes.AsSpan(_tail));
-        if (_chars.Length < _length + total) Array.Resize(ref _chars, Math.Max(_length + total, 2 * _chars.Length));
-        var status = Utf8.ToUtf16(_bytes.AsSpan(0, total), _chars.AsSpan(_length), out consumed, out int written, replaceInvalidSequences: false, isFinalBlock: false);
-        _read = _length + written;
+        if (_chars.Length < total) Array.Resize(ref _chars, Math.Max(total, 2 * _chars.Length));
+        var status = Utf8.ToUtf16(_bytes.AsSpan(0, total), _chars, out consumed, out int written, replaceInvalidSequences: false, isFinalBlock: false);
+        if (status == OperationStatus.InvalidData) return status;
+        _state.CopyTo(_trial);
+        if (!_pattern.Advance(_trial, _chars.AsSpan(0, written))) return null;
+        if (status == OperationStatus.NeedMoreData && !_pattern.TakesAnyOf(_trial, 0x80, 0x10FFFF)) return null;
         return status;
     }
 }

@@ -114,6 +114,42 @@ public sealed partial class PatternPrefix
         return false;
     }
 
+    /// <summary>
+    /// Words of a state set for the incremental reading below (<see cref="Begin"/>, <see cref="Advance"/>): a text
+    /// read a piece at a time costs each piece only, where <see cref="Viable"/> reads the whole text again.
+    /// </summary>
+    public int StateWords => _words;
+
+    /// <summary>The states before any text, into <paramref name="state"/> (<see cref="StateWords"/> long).</summary>
+    public void Begin(Span<ulong> state) => _start.CopyTo(state);
+
+    /// <summary>
+    /// Moves <paramref name="state"/> over <paramref name="text"/>; false (the state then undefined) where the text so
+    /// far can no longer become a match.
+    /// </summary>
+    public bool Advance(Span<ulong> state, ReadOnlySpan<char> text)
+    {
+        Span<ulong> next = stackalloc ulong[_words];
+        for (int i = 0; i < text.Length;)
+        {
+            if (!Step(state, next, NextCodePoint(text, ref i))) return false;
+            next.CopyTo(state);
+        }
+        return true;
+    }
+
+    /// <summary>Whether the text that led to <paramref name="state"/> is a match (pruned states make any state viable).</summary>
+    public bool Accepts(ReadOnlySpan<ulong> state) => (state[_accept >> 6] & (1UL << _accept)) != 0;
+
+    /// <summary>Whether some code point in [<paramref name="first"/>, <paramref name="last"/>] may follow the text that led to <paramref name="state"/>.</summary>
+    public bool TakesAnyOf(ReadOnlySpan<ulong> state, int first, int last)
+    {
+        if (first > last) return false;
+        for (int interval = IntervalOf(first), end = IntervalOf(Math.Min(last, MaxCodePoint)); interval <= end; interval++)
+            if (Overlaps(state, _takers.AsSpan(interval * _words, _words))) return true;
+        return false;
+    }
+
     private bool Run(ReadOnlySpan<char> text, bool viable)
     {
         Span<ulong> current = stackalloc ulong[_words];

@@ -61,4 +61,32 @@ public class PatternFollowerTests
         Assert.False(new PatternFollower(PatternPrefix.WholeText("a+", "p")).Matches);
         Assert.True(new PatternFollower(PatternPrefix.WholeText("", "p")).Complete);
     }
+
+    [Theory]
+    [InlineData("^(?:[a-c]+d?)$")]
+    [InlineData("ab")]
+    [InlineData("^a|c$")]
+    [InlineData("^(?:x(yz){1,3}|é+)$")]
+    [InlineData("[0-9]{2}")]
+    public void PieceByPieceAgreesWithReadingTheWholeText(string pattern)
+    {
+        var p = PatternPrefix.Parse(pattern, "p");
+        var rng = new Random(pattern.Length);
+        string alphabet = "abcdxyz0123é ";
+        for (int trial = 0; trial < 400; trial++)
+        {
+            var f = new PatternFollower(p);
+            var text = new StringBuilder();
+            for (int step = 0; step < 8; step++)
+            {
+                string piece = string.Concat(Enumerable.Range(0, rng.Next(1, 3)).Select(_ => alphabet[rng.Next(alphabet.Length)]));
+                bool viable = p.Viable(text + piece);
+                Assert.True(viable == f.Allows(B(piece)), $"{pattern}: '{text}' + '{piece}'");
+                if (!viable) break;
+                f.Append(B(piece));
+                text.Append(piece);
+                Assert.True(p.Matches(text.ToString()) == f.Matches, $"{pattern}: '{text}' matches");
+            }
+        }
+    }
 }
