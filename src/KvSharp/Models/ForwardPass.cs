@@ -226,9 +226,7 @@ public sealed partial class ForwardPass
             var positions = new PositionRowsWork(this, l);
             _pool.Run(ref positions, n);
             var work = new AttentionWork(this, l);
-            if (_attentionInline)
-                for (int i = 0; i < _blockCount * _headGroups; i++) work.Execute(i);
-            else _pool.Run(ref work, _blockCount * _headGroups);
+            _pool.Run(ref work, _blockCount * _headGroups, inline: _attentionInline);
             _matMul.Multiply(layer.AttentionOutput, layer.Latent is { } mla ? ExpandLatentValues(mla, n) : attn, n, proj);
             if (layer.OutputBias != null) AddBias(layer.OutputBias, n);
             PostNorm(layer.AttentionPostNorm, n);

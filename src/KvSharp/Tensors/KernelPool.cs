@@ -121,6 +121,20 @@ public sealed unsafe class KernelPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// <see cref="Run{TWork}(ref TWork, int)"/>, or every index on the calling thread where <paramref name="inline"/>:
+    /// work too small to be worth handing to another core (a small matmul, a small model's decode attention).
+    /// </summary>
+    public void Run<TWork>(ref TWork work, int count, bool inline) where TWork : struct, IParallelWork
+    {
+        if (!inline)
+        {
+            Run(ref work, count);
+            return;
+        }
+        for (int i = 0; i < count; i++) work.Execute(i);
+    }
+
     private static void Execute<TWork>(void* work, int index) where TWork : struct, IParallelWork
         => Unsafe.AsRef<TWork>(work).Execute(index);
 

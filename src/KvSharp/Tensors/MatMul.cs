@@ -129,23 +129,15 @@ public sealed unsafe class MatMul
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
             if (t2 != t0 && t2 != t1) quant.Set(quant.Types++, t2, act + off2, r2);
-            Run(ref quant, nTokens * quant.Types, inline);
+            _pool.Run(ref quant, nTokens * quant.Types, inline);
 
             var dot = new DotWork();
             dot.Jobs[0] = Job(w0, act, r0, py0, nTokens, 0, KernelPaths.For(w0.Type, requested, nTokens));
             if (count > 1) dot.Jobs[1] = Job(w1, act + off1, r1, py1, nTokens, dot.Jobs[0].End, KernelPaths.For(w1.Type, requested, nTokens));
             if (count > 2) dot.Jobs[2] = Job(w2, act + off2, r2, py2, nTokens, dot.Jobs[1].End, KernelPaths.For(w2.Type, requested, nTokens));
             dot.Count = count;
-            Run(ref dot, dot.Jobs[count - 1].End, inline);
+            _pool.Run(ref dot, dot.Jobs[count - 1].End, inline);
         }
-    }
-
-    private void Run<TWork>(ref TWork work, int count, bool inline) where TWork : struct, IParallelWork
-    {
-        if (inline)
-            for (int i = 0; i < count; i++) work.Execute(i);
-        else
-            _pool.Run(ref work, count);
     }
 
     /// <summary>
