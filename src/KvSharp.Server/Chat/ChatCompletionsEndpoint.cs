@@ -68,8 +68,9 @@ internal static class ChatCompletionsEndpoint
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
-        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField);
-        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings], Format = format, Schema = schema, Pattern = pattern } };
+        var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField,
+            new OtherServersFields.Constraint(constraint, format, schema, pattern));
+        request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
         if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);

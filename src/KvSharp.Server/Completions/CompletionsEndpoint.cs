@@ -29,7 +29,7 @@ internal static class CompletionsEndpoint
         EngineRequests.CheckModel(body.Model, served);
         var (prompt, continued) = PromptContinuation.Tokenize(body, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
-        var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs);
+        var request = EngineRequests.Create(body, prompt, served, DefaultMaxTokens, body.Logprobs, constraint: OtherServersFields.ConstraintOf(body));
         using var run = served.Submit(request, context.RequestAborted, promptField: "prompt");
         string id = $"cmpl-{Guid.NewGuid():N}";
         if (PromptContinuation.TextOf(body.Prompt) is { } promptText && served.Options.ContinuationTokens > 0)

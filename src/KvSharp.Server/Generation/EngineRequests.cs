@@ -21,8 +21,9 @@ internal static class EngineRequests
     /// <param name="defaultMaxTokens">max_tokens when the request has none (null: up to the end of the context).</param>
     /// <param name="topLogprobs">Alternatives per token to report logprobs for, checked by the endpoint (null: no logprobs).</param>
     /// <param name="promptField">The request field the prompt came from, named by a context-length error.</param>
+    /// <param name="constraint">What the reply is held to, as the endpoint read it from the request (null: free text).</param>
     public static EngineRequest Create(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served, int? defaultMaxTokens, int? topLogprobs = null,
-        string promptField = "prompt")
+        string promptField = "prompt", OtherServersFields.Constraint? constraint = null)
     {
         CheckModel(p.Model, served);
         int context = served.ContextLength;
@@ -43,7 +44,6 @@ internal static class EngineRequests
         else maxTokens = Math.Min(defaultMaxTokens ?? room, room);
 
         OtherServersFields.Refuse(p);
-        var guided = OtherServersFields.ConstraintOf(p);
         int vocab = served.Model.Config.VocabSize;
         int minTokens = p.MinTokens ?? 0;
         if (minTokens < 0 || minTokens > maxTokens)
@@ -92,9 +92,9 @@ internal static class EngineRequests
                 StopAtEndOfGeneration = p.IgnoreEos != true,
                 StopTokens = p.StopTokenIds ?? [],
                 MinTokens = minTokens,
-                Format = guided?.Format ?? ResponseFormat.Text,
-                Schema = guided?.Schema,
-                Pattern = guided?.Pattern,
+                Format = constraint?.Format ?? ResponseFormat.Text,
+                Schema = constraint?.Schema,
+                Pattern = constraint?.Pattern,
                 TopLogprobs = topLogprobs,
             },
             CacheSalt = p.CacheSalt,

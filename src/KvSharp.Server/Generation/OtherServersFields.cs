@@ -21,14 +21,19 @@ internal static class OtherServersFields
         const string Use = "use response_format with a json_schema (or json_object), guided_json, guided_regex or guided_choice instead";
         Refuse("guided_grammar", p.GuidedGrammar, Given, "grammars are not supported; " + Use);
         Refuse("grammar", p.Grammar, Given, "grammars are not supported; " + Use);
-        Refuse("use_beam_search", p.UseBeamSearch, e => e.ValueKind == JsonValueKind.True, "beam search is not supported");
-        Refuse("mirostat", p.Mirostat, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "mirostat sampling is not supported (0 = off)");
-        Refuse("typical_p", p.TypicalP, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 1), "locally typical sampling is not supported (1 = off)");
-        Refuse("dry_multiplier", p.DryMultiplier, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "DRY sampling is not supported (0 = off)");
-        Refuse("xtc_probability", p.XtcProbability, e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == 0), "XTC sampling is not supported (0 = off)");
+        Refuse("use_beam_search", p.UseBeamSearch, IsTrue, "beam search is not supported");
+        Refuse("mirostat", p.Mirostat, NotOff(0), "mirostat sampling is not supported (0 = off)");
+        Refuse("typical_p", p.TypicalP, NotOff(1), "locally typical sampling is not supported (1 = off)");
+        Refuse("dry_multiplier", p.DryMultiplier, NotOff(0), "DRY sampling is not supported (0 = off)");
+        Refuse("xtc_probability", p.XtcProbability, NotOff(0), "XTC sampling is not supported (0 = off)");
         Refuse("prompt_logprobs", p.PromptLogprobs, Given, "logprobs of the prompt's tokens are not reported; logprobs covers the generated ones");
-        Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, e => e.ValueKind == JsonValueKind.True, "a stop string is never included in the output");
+        Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, IsTrue, "a stop string is never included in the output");
     }
+
+    private static bool IsTrue(JsonElement e) => e.ValueKind == JsonValueKind.True;
+
+    /// <summary>A sampler's setting that asks for something: given, and not the number that turns it off.</summary>
+    private static Func<JsonElement, bool> NotOff(double off) => e => Given(e) && !(e.ValueKind == JsonValueKind.Number && e.GetDouble() == off);
 
     /// <summary>What a request holds its reply to through these fields: the field, and the format with its schema or pattern.</summary>
     public sealed record Constraint(string Param, ResponseFormat Format, JsonSchemaPrefix? Schema, PatternPrefix? Pattern);
