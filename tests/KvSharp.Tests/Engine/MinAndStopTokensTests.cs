@@ -15,26 +15,19 @@ public class MinAndStopTokensTests
 
     private static LlmModel Stories() => LlmModel.Load(TestPaths.Model("stories260K.gguf"), new ModelLoadOptions { Threads = 2 });
 
-    private static (string Text, int[] Tokens, GenerationStats Stats) Run(InferenceSession session, int[] prompt, GenerationOptions options)
-    {
-        session.Reset();
-        string text = string.Concat(session.GenerateTokens(prompt, options));
-        return (text, session.Tokens.Skip(prompt.Length).ToArray(), session.LastStats!);
-    }
-
     [Fact]
     public void BeforeMinTokensTheEndOfGenerationTokenIsRuledOutAndAfterItItEnds()
     {
         using var model = Stories();
         using var session = model.CreateSession(new SessionOptions { ContextLength = 256 });
         var prompt = model.Tokenizer.Encode(Prompt, addSpecial: true, parseSpecial: false);
-        var plain = Run(session, prompt, new GenerationOptions { MaxTokens = 12 });
+        var plain = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12 });
         // A bias that makes EOS the greedy choice at every step: the reply ends at once without MinTokens.
         var eager = SamplingOptions.Greedy with { LogitBias = new Dictionary<int, float> { [model.Tokenizer.EosId] = 100f } };
-        var ended = Run(session, prompt, new GenerationOptions { MaxTokens = 12, Sampling = eager });
+        var ended = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12, Sampling = eager });
         Assert.Equal(("", 1, FinishReason.Stop), (ended.Text, ended.Stats.GeneratedTokens, ended.Stats.FinishReason));
 
-        var held = Run(session, prompt, new GenerationOptions { MaxTokens = 12, MinTokens = 5, Sampling = eager });
+        var held = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12, MinTokens = 5, Sampling = eager });
         Assert.Equal(FinishReason.Stop, held.Stats.FinishReason);
         Assert.Equal(6, held.Stats.GeneratedTokens); // five the model chose, then EOS
         Assert.Equal(plain.Tokens[..5], held.Tokens[..5]);
@@ -48,16 +41,16 @@ public class MinAndStopTokensTests
         using var model = Stories();
         using var session = model.CreateSession(new SessionOptions { ContextLength = 256 });
         var prompt = model.Tokenizer.Encode(Prompt, addSpecial: true, parseSpecial: false);
-        var plain = Run(session, prompt, new GenerationOptions { MaxTokens = 12 });
+        var plain = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12 });
         int stop = plain.Tokens[2];
         Assert.DoesNotContain(stop, plain.Tokens[..2]);
 
-        var stopped = Run(session, prompt, new GenerationOptions { MaxTokens = 12, StopTokens = [stop] });
+        var stopped = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12, StopTokens = [stop] });
         Assert.Equal((FinishReason.Stop, 3), (stopped.Stats.FinishReason, stopped.Stats.GeneratedTokens));
         Assert.Equal(model.Tokenizer.Decode(plain.Tokens[..2]).TrimStart(), stopped.Text.TrimStart());
 
         // With MinTokens 4 the stop token cannot come third: the runner-up does, and the reply goes on.
-        var later = Run(session, prompt, new GenerationOptions { MaxTokens = 12, MinTokens = 4, StopTokens = [stop] });
+        var later = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 12, MinTokens = 4, StopTokens = [stop] });
         Assert.Equal(plain.Tokens[..2], later.Tokens[..2]);
         Assert.NotEqual(stop, later.Tokens[2]);
         Assert.DoesNotContain(stop, later.Tokens[..4]);
@@ -70,12 +63,12 @@ public class MinAndStopTokensTests
         using var model = Stories();
         using var session = model.CreateSession(new SessionOptions { ContextLength = 256 });
         var prompt = model.Tokenizer.Encode(Prompt, addSpecial: true, parseSpecial: false);
-        var plain = Run(session, prompt, new GenerationOptions { MaxTokens = 40 });
+        var plain = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 40 });
         Assert.Contains(" girl", plain.Text);
-        var cut = Run(session, prompt, new GenerationOptions { MaxTokens = 40, StopStrings = [" girl"] });
+        var cut = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 40, StopStrings = [" girl"] });
         Assert.Equal(plain.Text[..plain.Text.IndexOf(" girl", StringComparison.Ordinal)], cut.Text);
 
-        var held = Run(session, prompt, new GenerationOptions { MaxTokens = 40, MinTokens = 12, StopStrings = [" girl"] });
+        var held = FreshRun.Of(session, prompt, new GenerationOptions { MaxTokens = 40, MinTokens = 12, StopStrings = [" girl"] });
         Assert.StartsWith(model.Tokenizer.Decode(plain.Tokens[..12]).TrimStart(), held.Text.TrimStart());
         Assert.Contains(" girl", held.Text);
         Assert.True(held.Stats.GeneratedTokens >= 12);

@@ -125,11 +125,7 @@ public class LogitBiasTests
         Assert.StartsWith("{", free.TrimStart());
     }
 
-    private static int[] Generated(InferenceSession session, IReadOnlyList<int> prompt, IReadOnlyDictionary<int, float>? bias)
-    {
-        var options = new GenerationOptions { MaxTokens = 8, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy with { LogitBias = bias } };
-        session.Reset();
-        session.GenerateTokens(prompt, options).ToList();
-        return session.Tokens.Skip(prompt.Count).ToArray();
-    }
+    private static int[] Generated(InferenceSession session, IReadOnlyList<int> prompt, IReadOnlyDictionary<int, float>? bias) =>
+        KvSharp.Tests.Engine.FreshRun.Of(session, prompt,
+            new GenerationOptions { MaxTokens = 8, StopAtEndOfGeneration = false, Sampling = SamplingOptions.Greedy with { LogitBias = bias } }).Tokens;
 }
