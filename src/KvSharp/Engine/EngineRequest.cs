@@ -24,6 +24,13 @@ public sealed record EngineRequest
     /// takes one sample only.
     /// </summary>
     public KvCachePolicy? CachePolicy { get; init; }
+    /// <summary>
+    /// Score the prompt (vLLM's prompt_logprobs, OpenAI's echo with logprobs): the log-probability of each prompt token
+    /// after the first given those before it, with this many most likely tokens at each place, on
+    /// <see cref="RequestHandle.PromptLogprobs"/>. Null: none. Every prompt position's logits are computed, so such a
+    /// request adopts no cached prefix blocks (it still publishes its own), and it may ask for 0 tokens to generate.
+    /// </summary>
+    public int? PromptLogprobs { get; init; }
 }
 
 /// <summary>Where a request stands. <see cref="Failed"/>: the forward pass could not compute its step (the model produced
@@ -57,6 +64,25 @@ public sealed class RequestHandle
     public string? Error { get; internal set; }
     /// <summary>Which part of the request a rejection blames (<see cref="RequestPart.None"/> when none alone, or not rejected).</summary>
     public RequestPart RejectedPart { get; internal set; }
+    /// <summary>
+    /// With <see cref="EngineRequest.PromptLogprobs"/>: one entry per prompt token, null for the first (nothing comes
+    /// before it); all filled by the time the first token is produced, or the request finishes. Null otherwise.
+    /// </summary>
+    public IReadOnlyList<KvSharp.Sampling.TokenLogprobs?>? PromptLogprobs => _promptLogprobs;
+    private readonly KvSharp.Sampling.TokenLogprobs?[]? _promptLogprobs;
+    private int _promptLogprobsFilled;
+
+    /// <summary>Some prompt position's logprobs are still to be computed.</summary>
+    internal bool PromptLogprobsPending => _promptLogprobs != null && _promptLogprobsFilled < _promptLogprobs.Length - 1;
+
+    /// <summary>Records the logprobs of the prompt token at <paramref name="position"/> (from 1), once: a recomputed prompt gives the same.</summary>
+    internal void SetPromptLogprobs(int position, KvSharp.Sampling.TokenLogprobs logprobs)
+    {
+        if (_promptLogprobs![position] != null) return;
+        _promptLogprobs[position] = logprobs;
+        _promptLogprobsFilled++;
+    }
+
     /// <summary>Prompt tokens found in the prefix cache.</summary>
     public int CachedPromptTokens { get; internal set; }
     /// <summary>When the first token was produced, measured from submission.</summary>
@@ -74,6 +100,7 @@ public sealed class RequestHandle
         for (int i = 0; i < n; i++) _text[i] = new();
         FinishReasons = new FinishReason[n];
         LiveSamples = n;
+        if (request.PromptLogprobs != null) _promptLogprobs = new KvSharp.Sampling.TokenLogprobs?[request.PromptTokens.Count];
     }
 
     /// <summary>Tokens as they are generated, for streaming; completes when the request ends.</summary>

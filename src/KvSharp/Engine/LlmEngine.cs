@@ -35,6 +35,8 @@ public sealed class LlmEngine : IDisposable
     private readonly List<EngineSequence> _running = [];
     private readonly List<BatchSegment> _segments = [];
     private readonly List<EngineSequence> _segmentOwners = [];
+    // Where each segment's tokens start in its sequence (its cache length before the step).
+    private readonly List<int> _segmentStarts = [];
     private readonly List<int> _batchTokens = [];
     private readonly List<EngineSequence> _order = [];
     private float[] _logits;
@@ -202,13 +204,16 @@ public sealed class LlmEngine : IDisposable
         foreach (int t in r.PromptTokens)
             if ((uint)t >= (uint)_model.Config.VocabSize) return $"token id {t} is outside the vocabulary [0, {_model.Config.VocabSize})";
         part = RequestPart.MaxTokens;
-        if (o.MaxTokens < 1) return $"max tokens {o.MaxTokens} must be at least 1";
+        // Nothing to generate is a request only to score the prompt.
+        if (o.MaxTokens < (r.PromptLogprobs == null ? 1 : 0))
+            return $"max tokens {o.MaxTokens} must be at least 1 (0 only with prompt logprobs, to score the prompt)";
         part = RequestPart.None;
         if (r.SampleCount < 1) return $"sample count {r.SampleCount} must be at least 1";
         if (r.SampleCount > Options.RunningLimit)
             return $"{r.SampleCount} samples exceed the {Options.RunningLimit} sequences the engine runs at once " +
                    $"(max running sequences {Options.MaxRunningSequences}, max step tokens {Options.MaxStepTokens})";
         if (o.TopLogprobs is < 0) return $"top logprobs {o.TopLogprobs} must be at least 0";
+        if (r.PromptLogprobs is < 0) return $"prompt logprobs {r.PromptLogprobs} must be at least 0";
         if (r.ContextOverflow == ContextOverflow.Shift) return ShiftRefused;
         var policy = PolicyOf(r);
         try { policy.Validate(ContextLength); }
@@ -338,7 +343,9 @@ public sealed class LlmEngine : IDisposable
         if (!BuildBatch()) return _waiting.Count > 0 || _running.Count > 0;
         // Counted as the step ends, still under the lock: an inspection (taken under it) sees a count and the state it counts.
         using var counted = new ChangeCounted(this);
-        int rows = _segments.Count * _model.Config.VocabSize;
+        int rows = 0;
+        foreach (var segment in _segments) rows += segment.LogitRows;
+        rows *= _model.Config.VocabSize;
         if (_logits.Length < rows) _logits = new float[rows];
         BeforeForward?.Invoke();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -405,7 +412,7 @@ public sealed class LlmEngine : IDisposable
                 : new PagedKvSequence(Pool, ContextLength);
             // SnapKV compresses the prompt once, at its end, whatever steps the batch splits it into.
             if (seq.Kv.Length == 0) seq.Kv.BeginPrompt(seq.PromptLength);
-            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv.Policy))
+            if (seq.Kv.Length == 0 && UsesPrefixCache(seq.Kv.Policy) && !seq.Handle.PromptLogprobsPending)
             {
                 int cached = PrefixCache.Adopt(seq.Kv, CollectionsMarshal.AsSpan(seq.Tokens), ref seq.Prefix);
                 if (!seq.IsDecoding) seq.Handle.CachedPromptTokens = Math.Max(seq.Handle.CachedPromptTokens, cached);
@@ -442,7 +449,7 @@ public sealed class LlmEngine : IDisposable
         var node = _waiting.First;
         for (int i = 1; i < Options.MaxRunningSequences && node?.Next != null; i++) node = node.Next;
         for (; node != null; node = node.Previous)
-            if (node.Value is { Kv: null } seq && UsesPrefixCache(PolicyOf(seq.Handle.Request)))
+            if (node.Value is { Kv: null } seq && UsesPrefixCache(PolicyOf(seq.Handle.Request)) && !seq.Handle.PromptLogprobsPending)
                 PrefixCache.Refresh(CollectionsMarshal.AsSpan(seq.Tokens), seq.Prefix.Root);
     }
 
@@ -455,7 +462,7 @@ public sealed class LlmEngine : IDisposable
     private bool AwaitsSharedPrefill(EngineSequence seq)
     {
         // One that will not adopt cached blocks (a policy or KV type that shares none) has nothing to wait for.
-        if (seq.Kv != null || !UsesPrefixCache(PolicyOf(seq.Handle.Request))) return false;
+        if (seq.Kv != null || !UsesPrefixCache(PolicyOf(seq.Handle.Request)) || seq.Handle.PromptLogprobsPending) return false;
         int size = Pool.BlockSize;
         var tokens = CollectionsMarshal.AsSpan(seq.Tokens);
         foreach (var other in _running)
@@ -477,6 +484,7 @@ public sealed class LlmEngine : IDisposable
     {
         _segments.Clear();
         _segmentOwners.Clear();
+        _segmentStarts.Clear();
         _batchTokens.Clear();
         int budget = Options.MaxStepTokens;
         _running.Sort((a, b) => a.Arrival != b.Arrival ? a.Arrival.CompareTo(b.Arrival) : a.Sample.CompareTo(b.Sample));
@@ -492,8 +500,11 @@ public sealed class LlmEngine : IDisposable
                 int count = Math.Min(seq.Pending, budget);
                 if (!TryReserve(seq, seq.Kv.Length + count)) continue;
                 bool reachesEnd = count == seq.Pending;
-                _segments.Add(new BatchSegment(seq.Kv, count, reachesEnd ? LogitsRequest.Last : LogitsRequest.None));
+                // A prompt being scored wants the logits of every position that predicts one of its tokens.
+                bool scores = seq.Handle.PromptLogprobsPending && seq.Kv.Length < seq.PromptLength - 1;
+                _segments.Add(new BatchSegment(seq.Kv, count, scores ? LogitsRequest.All : reachesEnd ? LogitsRequest.Last : LogitsRequest.None));
                 _segmentOwners.Add(seq);
+                _segmentStarts.Add(seq.Kv.Length);
                 _batchTokens.AddRange(CollectionsMarshal.AsSpan(seq.Tokens).Slice(seq.Kv.Length, count));
                 budget -= count;
             }
@@ -539,15 +550,25 @@ public sealed class LlmEngine : IDisposable
         int row = 0, produced = 0, vocab = _model.Config.VocabSize;
         for (int i = 0; i < _segments.Count; i++)
         {
-            if (_segments[i].Logits != LogitsRequest.Last) continue;
+            var segment = _segments[i];
             var seq = _segmentOwners[i];
-            var logits = _logits.AsSpan(row * vocab, vocab);
-            row++;
+            if (segment.Logits == LogitsRequest.All) ScorePrompt(seq, _segmentStarts[i], _logits.AsSpan(row * vocab, segment.TokenCount * vocab));
+            row += segment.LogitRows;
+            if (segment.Logits == LogitsRequest.None || _segmentStarts[i] + segment.TokenCount < seq.Tokens.Count) continue;
+            var logits = _logits.AsSpan((row - 1) * vocab, vocab);
             if (WillFork(seq)) ForkSamples(seq, logits);
-            Advance(seq, logits);
-            produced++;
+            if (Advance(seq, logits)) produced++;
         }
         return produced;
+    }
+
+    /// <summary>Each row of a scored prompt's segment gives the log-probability of the prompt token after its position.</summary>
+    private void ScorePrompt(EngineSequence seq, int start, ReadOnlySpan<float> rows)
+    {
+        int vocab = _model.Config.VocabSize, top = seq.Handle.Request.PromptLogprobs!.Value;
+        var prompt = seq.Handle.Request.PromptTokens;
+        for (int r = 0; r * vocab < rows.Length && start + r + 1 < seq.PromptLength; r++)
+            seq.Handle.SetPromptLogprobs(start + r + 1, TokenLogprobs.From(rows.Slice(r * vocab, vocab), prompt[start + r + 1], top));
     }
 
     /// <summary>Running sequences <paramref name="seq"/> becomes: all its request's samples if it is still to fork them.</summary>
@@ -568,13 +589,20 @@ public sealed class LlmEngine : IDisposable
         }
     }
 
-    private void Advance(EngineSequence seq, Span<float> logits)
+    /// <summary>Samples a sequence's next token; false when it was only to score its prompt (nothing to generate), and ends it.</summary>
+    private bool Advance(EngineSequence seq, Span<float> logits)
     {
+        if (seq.Stepper.Finish is { } done)
+        {
+            Finish(seq, done);
+            return false;
+        }
         var step = seq.Stepper.Next(logits, seq.Tokens);
         bool first = seq.Handle.TimeToFirstToken == null;
         seq.Handle.Emit(seq.Sample, step.Token, step.Text, step.Logprobs);
         Metrics.TokenProduced(seq.Handle, first, ref seq.LastTokenAt, System.Diagnostics.Stopwatch.GetTimestamp());
         if (step.Finish is { } reason) Finish(seq, reason);
+        return true;
     }
 
     private void Finish(EngineSequence seq, FinishReason reason, bool cancelled = false)

@@ -9,12 +9,21 @@ public readonly record struct TokenLogprob(int Token, float Logprob);
 /// </summary>
 public sealed record TokenLogprobs(TokenLogprob Sampled, TokenLogprob[] Top)
 {
+    /// <summary>Where <see cref="Sampled"/> stands among all tokens, most likely first, from 1 (vLLM's rank: one more than the tokens with a larger logit).</summary>
+    public int SampledRank { get; init; } = 1;
+
     /// <summary>Log-softmax of <paramref name="logits"/> at <paramref name="token"/>, and the <paramref name="top"/> largest, most likely first (ties: lower id).</summary>
     public static TokenLogprobs From(ReadOnlySpan<float> logits, int token, int top)
     {
         float max = logits[Sampler.ArgMax(logits)];
         double sum = 0;
-        foreach (float l in logits) sum += Math.Exp(l - max);
+        float own = logits[token];
+        int above = 0;
+        foreach (float l in logits)
+        {
+            sum += Math.Exp(l - max);
+            if (l > own) above++;
+        }
         float logTotal = max + (float)Math.Log(sum);
 
         // The k largest by a bounded insertion pass (k is small: OpenAI allows 20).
@@ -33,6 +42,6 @@ public sealed record TokenLogprobs(TokenLogprob Sampled, TokenLogprob[] Top)
             best[pos] = new TokenLogprob(id, l);
         }
         for (int i = 0; i < k; i++) best[i] = best[i] with { Logprob = best[i].Logprob - logTotal };
-        return new TokenLogprobs(new TokenLogprob(token, logits[token] - logTotal), best);
+        return new TokenLogprobs(new TokenLogprob(token, own - logTotal), best) { SampledRank = above + 1 };
     }
 }
