@@ -3,8 +3,9 @@ using KvSharp.Server.Generation;
 
 namespace KvSharp.Server.Chat;
 
-/// <summary>A whole chat completion: <c>"object": "chat.completion"</c>.</summary>
-public sealed record ChatCompletionResponse(string Id, string Object, long Created, string Model, ChatChoice[] Choices, Usage Usage);
+/// <summary>A whole chat completion: <c>"object": "chat.completion"</c>; vLLM's prompt_logprobs only when asked for, left out otherwise.</summary>
+public sealed record ChatCompletionResponse(string Id, string Object, long Created, string Model, ChatChoice[] Choices, Usage Usage,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] List<Dictionary<string, RankedLogprob>?>? PromptLogprobs = null);
 
 /// <summary>One choice: the assistant's message, its logprobs (null unless asked for) and why it ended.</summary>
 public sealed record ChatChoice(int Index, ChatResponseMessage Message, ChatLogprobs? Logprobs, string FinishReason);

@@ -68,8 +68,11 @@ internal static class ChatCompletionsEndpoint
         body.MaxTokens ??= body.MaxCompletionTokens;
         var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
         PromptContinuation.Report(context.Response, body.Continues, continued);
+        int? scorePrompt = EngineRequests.PromptScoring(body);
+        if (scorePrompt != null && body.Stream == true)
+            throw ApiError.Unsupported("prompt_logprobs", "prompt_logprobs comes with a whole chat completion; set stream to false");
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField,
-            new OtherServersFields.Constraint(constraint, format, schema, pattern));
+            new OtherServersFields.Constraint(constraint, format, schema, pattern), scorePrompt);
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         using var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
         string id = $"chatcmpl-{Guid.NewGuid():N}";
@@ -82,19 +85,20 @@ internal static class ChatCompletionsEndpoint
             tools == null ? null : new ToolReplies(tools.Syntax, reasoning, forced, tools.MaxCalls, Read));
         await run.RespondAsync(context.Response, chunks, stream, includeUsage, result => WriteRepliesAsync(context, chunks,
             [.. result.Texts.Select((text, i) => tools == null ? ChatReply.Text(text, result.FinishReasons[i], reasoning) : Read(i, result.FinishReasons[i]))],
-            result, served.ModelId));
+            result, served.ModelId, scorePrompt is int top ? PromptLogprobsFormat.Of(run.Handle, top, tokenizer) : null));
     }
 
     /// <summary>How a reply to a request with tools streams, and how a choice's whole reply is read once it ends.</summary>
     private sealed record ToolReplies(ToolCallSyntax Syntax, ReplySplitting? Reasoning, ForcedToolCall? Forced, int MaxCalls, Func<int, string, ChatReply> Read);
 
-    private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model)
+    private static Task WriteRepliesAsync(HttpContext context, Chunks format, ChatReply[] replies, GenerationResult result, string model,
+        List<Dictionary<string, RankedLogprob>?>? promptLogprobs)
     {
         var choices = new ChatChoice[replies.Length];
         for (int i = 0; i < choices.Length; i++)
             choices[i] = new ChatChoice(i, new ChatResponseMessage(Chunks.Role, replies[i].Content, replies[i].Calls(withIndex: false), replies[i].Reasoning),
                 format.Logprobs(result.Logprobs?[i]), replies[i].FinishReason);
-        var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, model, choices, result.Usage);
+        var response = new ChatCompletionResponse(format.Id, "chat.completion", format.Created, model, choices, result.Usage, promptLogprobs);
         return context.Response.WriteAsJsonAsync(response, ServerJson.Default.ChatCompletionResponse, contentType: null, context.RequestAborted);
     }
 

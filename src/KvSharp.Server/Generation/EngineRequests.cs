@@ -22,19 +22,25 @@ internal static class EngineRequests
     /// <param name="topLogprobs">Alternatives per token to report logprobs for, checked by the endpoint (null: no logprobs).</param>
     /// <param name="promptField">The request field the prompt came from, named by a context-length error.</param>
     /// <param name="constraint">What the reply is held to, as the endpoint read it from the request (null: free text).</param>
+    /// <param name="scorePrompt">
+    /// Alternatives per prompt token to compute the prompt's logprobs with (<see cref="PromptScoring"/>; null: the
+    /// prompt is not scored). A scored request may ask for max_tokens 0, and its prompt may then fill the context.
+    /// </param>
     public static EngineRequest Create(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served, int? defaultMaxTokens, int? topLogprobs = null,
-        string promptField = "prompt", OtherServersFields.Constraint? constraint = null)
+        string promptField = "prompt", OtherServersFields.Constraint? constraint = null, int? scorePrompt = null)
     {
         CheckModel(p.Model, served);
         int context = served.ContextLength;
-        if (prompt.Count >= context)
+        bool scoresOnly = scorePrompt != null && p.MaxTokens == 0;
+        if (prompt.Count > context || (prompt.Count == context && !scoresOnly))
             throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens, but the prompt has " +
                 $"{prompt.Count} tokens and at least one must be left to generate; shorten the prompt", promptField);
         int room = context - prompt.Count;
         int maxTokens;
         if (p.MaxTokens is int requested)
         {
-            if (requested < 1) throw ApiError.InvalidValue("max_tokens", $"max_tokens must be at least 1, got {requested}");
+            if (requested < 1 && !scoresOnly)
+                throw ApiError.InvalidValue("max_tokens", $"max_tokens must be at least 1 (0 only to score the prompt: with echo or prompt_logprobs), got {requested}");
             if (requested > room)
                 throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens. However, you requested " +
                     $"{(long)prompt.Count + requested} tokens ({prompt.Count} in the prompt, {requested} for the completion); " +
@@ -100,7 +106,19 @@ internal static class EngineRequests
             CacheSalt = p.CacheSalt,
             CachePolicy = CachePolicy(p.KvPolicy, context, n),
             SampleCount = n,
+            PromptLogprobs = scorePrompt,
         };
+    }
+
+    /// <summary>
+    /// How many alternatives to compute the prompt's logprobs with: the most that prompt_logprobs (vLLM's, checked here)
+    /// and <paramref name="echoed"/> (what an endpoint reports for its echoed prompt) ask for; null when neither does.
+    /// </summary>
+    public static int? PromptScoring(SamplingParameters p, int? echoed = null)
+    {
+        if (p.PromptLogprobs is < 0 or > MaxTopLogprobs)
+            throw ApiError.InvalidValue("prompt_logprobs", $"prompt_logprobs must be in [0, {MaxTopLogprobs}], got {p.PromptLogprobs}");
+        return p.PromptLogprobs is int asked && echoed is int shown ? Math.Max(asked, shown) : p.PromptLogprobs ?? echoed;
     }
 
     /// <summary>

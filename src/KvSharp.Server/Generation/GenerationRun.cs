@@ -81,15 +81,46 @@ internal sealed class GenerationRun : IDisposable
     /// then a finish chunk per choice, the usage if asked, and <c>data: [DONE]</c>. A request the engine refused
     /// outright still gets a plain 400, since nothing has been sent yet.
     /// </summary>
-    public async Task StreamAsync(HttpResponse response, IChunkFormat format, bool includeUsage)
+    public Task StreamAsync(HttpResponse response, IChunkFormat format, bool includeUsage) => StreamAllAsync(response, [(this, format)], includeUsage);
+
+    /// <summary>
+    /// <see cref="StreamAsync"/> for the runs of one HTTP call (a completion of several prompts), one after another in
+    /// one event stream, each in its format (which numbers its choices); the usage, if asked, is theirs together. All
+    /// run at once in the engine: a later run's tokens wait in its stream until the ones before it have gone out. A
+    /// run that fails ends the stream with its error.
+    /// </summary>
+    public static async Task StreamAllAsync(HttpResponse response, IReadOnlyList<(GenerationRun Run, IChunkFormat Format)> runs, bool includeUsage)
     {
-        if (Handle.Status == RequestStatus.Rejected) ThrowUnlessFinished();
+        foreach (var (run, _) in runs)
+            if (run.Handle.Status == RequestStatus.Rejected) run.ThrowUnlessFinished();
+        var clientGone = runs[0].Run._clientGone;
         ServerSentEvents.Begin(response);
-        await response.StartAsync(_clientGone);
+        await response.StartAsync(clientGone);
         var body = response.BodyWriter;
         // The headers go now, not with the first token: a request waiting for a slot is already accepted.
-        await body.FlushAsync(_clientGone);
+        await body.FlushAsync(clientGone);
+        Usage? total = null;
+        foreach (var (run, format) in runs)
+        {
+            var usage = await run.StreamChoicesAsync(body, format);
+            if (usage == null)
+            {
+                total = null;
+                includeUsage = false;
+                break;
+            }
+            total = total == null ? usage : total + usage;
+        }
+        if (includeUsage) ServerSentEvents.Write(body, runs[^1].Format.Usage(total!));
+        ServerSentEvents.WriteDone(body);
+        await body.FlushAsync(clientGone);
+    }
+
+    /// <summary>This run's chunks up to its choices' finish chunks; its usage, or null when it failed (an error event went out instead).</summary>
+    private async Task<Usage?> StreamChoicesAsync(System.IO.Pipelines.PipeWriter body, IChunkFormat format)
+    {
         int choices = Handle.Request.SampleCount, generated = 0;
+        var opened = new bool[choices];
         var pending = new StringBuilder[choices];
         for (int i = 0; i < choices; i++) pending[i] = new StringBuilder();
         var logprobs = WantsLogprobs ? NewLists<TokenLogprobs>() : null;
@@ -110,6 +141,7 @@ internal sealed class GenerationRun : IDisposable
             {
                 // A token in the middle of a character has no text yet, but its logprobs still go out.
                 if (pending[i].Length == 0 && (logprobs == null || logprobs[i].Count == 0)) continue;
+                Open(body, format, opened, i);
                 foreach (byte[] chunk in format.Text(i, pending[i].ToString(), logprobs?[i])) ServerSentEvents.Write(body, chunk);
                 pending[i].Clear();
                 logprobs?[i].Clear();
@@ -117,21 +149,28 @@ internal sealed class GenerationRun : IDisposable
             await body.FlushAsync(_clientGone);
         }
         await Handle.Completion;
-        if (Handle.Status == RequestStatus.Finished)
-        {
-            Finished?.Invoke();
-            for (int i = 0; i < choices; i++)
-                foreach (byte[] chunk in format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])))
-                    ServerSentEvents.Write(body, chunk);
-            if (includeUsage) ServerSentEvents.Write(body, format.Usage(UsageOf(generated)));
-        }
-        else
+        if (Handle.Status != RequestStatus.Finished)
         {
             _clientGone.ThrowIfCancellationRequested();
             ServerSentEvents.Write(body, JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(Failure()), ServerJson.Default.ErrorBody));
+            return null;
         }
-        ServerSentEvents.WriteDone(body);
-        await body.FlushAsync(_clientGone);
+        Finished?.Invoke();
+        for (int i = 0; i < choices; i++)
+        {
+            Open(body, format, opened, i);
+            foreach (byte[] chunk in format.Finish(i, OpenAiFinishReason(Handle.FinishReasons[i])))
+                ServerSentEvents.Write(body, chunk);
+        }
+        return UsageOf(generated);
+    }
+
+    /// <summary>A choice's opening chunks (<see cref="IChunkFormat.Opening"/>), once, ahead of its first other chunk.</summary>
+    private static void Open(System.IO.Pipelines.PipeWriter body, IChunkFormat format, bool[] opened, int choice)
+    {
+        if (opened[choice]) return;
+        opened[choice] = true;
+        foreach (byte[] chunk in format.Opening(choice)) ServerSentEvents.Write(body, chunk);
     }
 
     private Usage UsageOf(int generated) => Usage.Of(Handle.Request.PromptTokens.Count, generated, Handle.CachedPromptTokens);

@@ -22,6 +22,12 @@ internal interface IChunkFormat
     /// </summary>
     string Generated(int choice, int token) => "";
 
+    /// <summary>
+    /// What goes out for choice <paramref name="choice"/> ahead of anything else of it, once its prompt has been computed
+    /// (a completion's echoed prompt); usually nothing.
+    /// </summary>
+    IReadOnlyList<byte[]> Opening(int choice) => [];
+
     /// <summary>Choice <paramref name="choice"/> ended ("stop" or "length"): the chunks that end it (usually one).</summary>
     IReadOnlyList<byte[]> Finish(int choice, string finishReason);
 

@@ -26,7 +26,6 @@ internal static class OtherServersFields
         Refuse("typical_p", p.TypicalP, NotOff(1), "locally typical sampling is not supported (1 = off)");
         Refuse("dry_multiplier", p.DryMultiplier, NotOff(0), "DRY sampling is not supported (0 = off)");
         Refuse("xtc_probability", p.XtcProbability, NotOff(0), "XTC sampling is not supported (0 = off)");
-        Refuse("prompt_logprobs", p.PromptLogprobs, Given, "logprobs of the prompt's tokens are not reported; logprobs covers the generated ones");
         Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, IsTrue, "a stop string is never included in the output");
     }
 

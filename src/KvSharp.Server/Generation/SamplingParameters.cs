@@ -36,6 +36,12 @@ public class SamplingParameters
     public int? MinTokens { get; set; }
     /// <summary>vLLM's: token ids that end the reply as the model's end-of-generation token does.</summary>
     public List<int>? StopTokenIds { get; set; }
+    /// <summary>
+    /// vLLM's: report the log-probability of each prompt token after the first, with this many most likely tokens at
+    /// each place (0 to 20), each with its rank and text (<see cref="PromptLogprobsFormat"/>). The prompt is then
+    /// computed whole (no prefix-cache hit), and max_tokens may be 0 (score only).
+    /// </summary>
+    public int? PromptLogprobs { get; set; }
     /// <summary>vLLM's: a JSON schema the reply must be a value of (<see cref="OtherServersFields.GuidedSchema"/>).</summary>
     public JsonElement GuidedJson { get; set; }
     /// <summary>llama-server's: the same, under its name.</summary>
@@ -53,7 +59,6 @@ public class SamplingParameters
     public JsonElement TypicalP { get; set; }
     public JsonElement DryMultiplier { get; set; }
     public JsonElement XtcProbability { get; set; }
-    public JsonElement PromptLogprobs { get; set; }
     public JsonElement IncludeStopStrInOutput { get; set; }
     /// <summary>
     /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c>, <c>sinks:S+window:W</c>,
