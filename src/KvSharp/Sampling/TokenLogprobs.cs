@@ -1,3 +1,5 @@
+using KvSharp.Tensors;
+
 namespace KvSharp.Sampling;
 
 /// <summary>A token and its log-probability.</summary>
@@ -15,22 +17,22 @@ public sealed record TokenLogprobs(TokenLogprob Sampled, TokenLogprob[] Top)
     /// <summary>Log-softmax of <paramref name="logits"/> at <paramref name="token"/>, and the <paramref name="top"/> largest, most likely first (ties: lower id).</summary>
     public static TokenLogprobs From(ReadOnlySpan<float> logits, int token, int top)
     {
-        float max = logits[Sampler.ArgMax(logits)];
-        double sum = 0;
+        // Vectorized: a prompt scored with its logprobs takes this once per position, over the whole vocabulary.
+        float logTotal = FloatOps.LogSumExp(logits);
         float own = logits[token];
-        int above = 0;
-        foreach (float l in logits)
-        {
-            sum += Math.Exp(l - max);
-            if (l > own) above++;
-        }
-        float logTotal = max + (float)Math.Log(sum);
+        int above = FloatOps.CountGreater(logits, own);
 
         // The k largest by a bounded insertion pass (k is small: OpenAI allows 20).
         int k = Math.Min(top, logits.Length), filled = 0;
         var best = new TokenLogprob[k];
         for (int id = 0; id < logits.Length && k > 0; id++)
         {
+            // Once k are held, whole runs of 8 below the k-th are passed over at once.
+            if (filled == k && (id & 7) == 0 && id + 8 <= logits.Length && FloatOps.CountGreater(logits.Slice(id, 8), best[k - 1].Logprob) == 0)
+            {
+                id += 7;
+                continue;
+            }
             float l = logits[id];
             if (filled == k && !(l > best[k - 1].Logprob)) continue;
             int pos = filled < k ? filled++ : k - 1;

@@ -233,6 +233,71 @@ public static class FloatOps
         Scale(x, (float)(1.0 / sum));
     }
 
+    /// <summary>
+    /// log(sum of exp(x)), computed as <see cref="Softmax"/> sums (the max taken out, ggml's vector expf, groups of 8 in
+    /// float, the groups in double) without writing anything: the normalizer of a log-softmax.
+    /// </summary>
+    public static unsafe float LogSumExp(ReadOnlySpan<float> x)
+    {
+        int n = x.Length;
+        if (n == 0) return float.NegativeInfinity;
+        float max = Max(x);
+        if (float.IsNegativeInfinity(max)) return max;
+        double sum = 0;
+        int i = 0;
+        fixed (float* p = x)
+        {
+            if (UseAvx2)
+            {
+                for (; i + 8 <= n; i += 8)
+                    sum += VecDotAvx2.HSum8(FastExp.Avx2Exp(Avx.Subtract(Avx.LoadVector256(p + i), Vector256.Create(max))));
+            }
+            else
+            {
+                VecDotScalar.Lanes8F v = default;
+                for (; i + 8 <= n; i += 8)
+                {
+                    for (int l = 0; l < 8; l++) v[l] = FastExp.Scalar(p[i + l] - max);
+                    sum += VecDotScalar.HSum8(ref v);
+                }
+            }
+            for (; i < n; i++) sum += MathF.Exp(p[i] - max);
+        }
+        return max + (float)Math.Log(sum);
+    }
+
+    /// <summary>The largest element (of finite values: what a NaN gives is unspecified).</summary>
+    public static float Max(ReadOnlySpan<float> x)
+    {
+        float max = float.NegativeInfinity;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && x.Length >= 8)
+        {
+            ref float start = ref MemoryMarshal.GetReference(x);
+            var m = Vector256.Create(float.NegativeInfinity);
+            for (; i + 8 <= x.Length; i += 8) m = Vector256.Max(m, Vector256.LoadUnsafe(ref start, (nuint)i));
+            for (int l = 0; l < 8; l++) max = MathF.Max(max, m[l]);
+        }
+        for (; i < x.Length; i++) max = MathF.Max(max, x[i]);
+        return max;
+    }
+
+    /// <summary>How many elements of <paramref name="x"/> are greater than <paramref name="value"/>.</summary>
+    public static int CountGreater(ReadOnlySpan<float> x, float value)
+    {
+        int count = 0, i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var v = Vector256.Create(value);
+            ref float start = ref MemoryMarshal.GetReference(x);
+            for (; i + 8 <= x.Length; i += 8)
+                count += BitOperations.PopCount(Vector256.GreaterThan(Vector256.LoadUnsafe(ref start, (nuint)i), v).ExtractMostSignificantBits());
+        }
+        for (; i < x.Length; i++)
+            if (x[i] > value) count++;
+        return count;
+    }
+
     /// <summary>Rounds every value to the nearest binary16 (ties to even), keeping it as a float: what storing into an F16 KV cache does.</summary>
     public static void RoundToHalf(Span<float> x) => HalfConvert.RoundTrip(x);
 

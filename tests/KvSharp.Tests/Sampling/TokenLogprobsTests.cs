@@ -21,6 +21,26 @@ public class TokenLogprobsTests
         Assert.Equal(5, TokenLogprobs.From(logits, 0, top: 9).Top.Length);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(20)]
+    public void OverAWholeVocabularyTopIsTheSortedHeadAndTheRankCountsTheLargerLogits(int top)
+    {
+        var rng = new Random(11 + top);
+        // Coarse values, so ties occur (and go to the lower id), over a length that is not a multiple of 8.
+        float[] logits = [.. Enumerable.Range(0, 32003).Select(_ => (float)Math.Round(rng.NextDouble() * 40 - 20, 1))];
+        var sorted = Enumerable.Range(0, logits.Length).OrderByDescending(i => logits[i]).ThenBy(i => i).ToArray();
+        double max = logits.Max(), logTotal = max + Math.Log(logits.Sum(l => Math.Exp(l - max)));
+        foreach (int token in new[] { sorted[0], sorted[top], sorted[^1], 7 })
+        {
+            var lp = TokenLogprobs.From(logits, token, top);
+            Assert.Equal(sorted[..top], lp.Top.Select(t => t.Token));
+            Assert.Equal(logits[token] - logTotal, lp.Sampled.Logprob, 1e-4);
+            Assert.Equal(logits.Count(l => l > logits[token]) + 1, lp.SampledRank);
+        }
+    }
+
     [Fact]
     public void TheEngineReportsLogprobsOfTheLogitsBeforePenaltiesOnlyWhenAsked()
     {

@@ -120,6 +120,26 @@ public class FloatOpsTests
     [InlineData(1)]
     [InlineData(8)]
     [InlineData(13)]
+    [InlineData(32003)]
+    public void LogSumExpMaxAndCountGreaterMatchDefinitionsAndPathsAgree(int n)
+    {
+        float[] x = Gaussian(n, 70 + n, 6f);
+        if (n > 2) x[1] = float.NegativeInfinity;
+        float fast = FloatOps.LogSumExp(x), portable;
+        using (KernelPaths.Force(KernelPath.Scalar)) portable = FloatOps.LogSumExp(x);
+        Assert.Equal(BitConverter.SingleToInt32Bits(portable), BitConverter.SingleToInt32Bits(fast));
+        double max = x.Max(), want = max + Math.Log(x.Sum(v => Math.Exp(v - max)));
+        Assert.Equal(want, fast, 1e-5 * Math.Max(1, Math.Abs(want)));
+        Assert.Equal((float)max, FloatOps.Max(x));
+        foreach (float at in new[] { x[0], x[^1], (float)max, -1f, float.NegativeInfinity })
+            Assert.Equal(x.Count(v => v > at), FloatOps.CountGreater(x, at));
+        Assert.Equal(float.NegativeInfinity, FloatOps.LogSumExp([float.NegativeInfinity, float.NegativeInfinity]));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(8)]
+    [InlineData(13)]
     [InlineData(512)]
     public void SoftmaxMatchesDefinitionAndPathsAgree(int n)
     {
