@@ -181,7 +181,7 @@ internal static class CompletionsEndpoint
 
         public IReadOnlyList<byte[]> Finish(int choice, string finishReason) => [Serialize([new CompletionChoice(firstIndex + choice, "", null, finishReason)], null)];
 
-        public byte[] Usage(Usage usage) => Serialize([], usage);
+        public IReadOnlyList<byte[]> Usage(Usage usage) => [Serialize([], usage)];
 
         private byte[] Serialize(CompletionChoice[] choices, Usage? usage) =>
             JsonSerializer.SerializeToUtf8Bytes(new CompletionResponse(id, Object, created, model, choices, usage), ServerJson.Default.CompletionResponse);

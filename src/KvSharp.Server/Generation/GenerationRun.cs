@@ -111,8 +111,9 @@ internal sealed class GenerationRun : IDisposable
             }
             total = total == null ? usage : total + usage;
         }
-        if (includeUsage) ServerSentEvents.Write(body, runs[^1].Format.Usage(total!));
-        ServerSentEvents.WriteDone(body);
+        if (includeUsage)
+            foreach (byte[] chunk in runs[^1].Format.Usage(total!)) ServerSentEvents.Write(body, chunk);
+        if (runs[^1].Format.EndsWithDone) ServerSentEvents.WriteDone(body);
         await body.FlushAsync(clientGone);
     }
 

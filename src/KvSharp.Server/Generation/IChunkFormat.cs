@@ -32,5 +32,8 @@ internal interface IChunkFormat
     IReadOnlyList<byte[]> Finish(int choice, string finishReason);
 
     /// <summary>The last chunk when stream_options.include_usage is set: no choices, the usage.</summary>
-    byte[] Usage(Usage usage);
+    IReadOnlyList<byte[]> Usage(Usage usage);
+
+    /// <summary>Whether the stream ends with <c>data: [DONE]</c> (OpenAI's completions and chat completions do).</summary>
+    bool EndsWithDone => true;
 }
