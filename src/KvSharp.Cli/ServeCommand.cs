@@ -25,6 +25,8 @@ internal static class ServeCommand
         var kvTypes = new KvTypeCliOptions();
         var maxRunning = NumberOption.Create("--max-running", "most sequences decoding at once", 64, Allowed.AtLeast(1));
         var maxQueue = NumberOption.Create("--max-queue", "requests accepted beyond --max-running to wait for a slot; the next get 429", 256, Allowed.AtLeast(0));
+        var storedResponses = NumberOption.Create("--stored-responses", "responses of /v1/responses kept to read back and to continue by previous_response_id (least recently used out first; 0: none)",
+            new ServerOptions().StoredResponses, Allowed.AtLeast(0));
         var threads = CommonOptions.Threads();
         var swaFull = CommonOptions.SwaFull();
         var tiers = new KvTierCliOptions();
@@ -36,13 +38,14 @@ internal static class ServeCommand
         };
         var inspectorInterval = NumberOption.Create("--inspector-interval-ms", "shortest time between two snapshots the inspector page (GET /) receives while the engine changes",
             (int)new ServerOptions().InspectorInterval.TotalMilliseconds, Allowed.AtLeast((int)ServerOptions.MinInspectorInterval.TotalMilliseconds));
-        var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions), continuous batching and prefix caching")
+        var command = new Command("serve", "serve the model over HTTP with OpenAI's API (POST /v1/chat/completions, /v1/completions, /v1/responses), continuous batching and prefix caching")
         {
             model, tokenizer, chatTemplate, host, port, apiKey, context, budget, maxRunning, maxQueue, threads,
         };
         foreach (var option in tiers.All) command.Options.Add(option);
         command.Options.Add(sessionDir);
         command.Options.Add(inspectorInterval);
+        command.Options.Add(storedResponses);
         command.Options.Add(policy);
         command.Options.Add(swaFull);
         foreach (var option in kvTypes.All) command.Options.Add(option);
@@ -67,6 +70,7 @@ internal static class ServeCommand
                 Port = r.GetValue(port),
                 ApiKey = r.GetValue(apiKey),
                 MaxQueue = r.GetValue(maxQueue),
+                StoredResponses = r.GetValue(storedResponses),
                 InspectorInterval = TimeSpan.FromMilliseconds(r.GetValue(inspectorInterval)),
                 ChatTemplate = template,
                 SessionDirectory = r.GetValue(sessionDir) is { } dir ? SessionDirectory(dir) : null,

@@ -79,6 +79,7 @@ public sealed class KvSharpServer : IAsyncDisposable
         // One line per endpoint group; each maps its routes from its own folder.
         CompletionsEndpoint.Map(app);
         ChatCompletionsEndpoint.Map(app);
+        Responses.ResponsesEndpoint.Map(app);
         ApplyTemplateEndpoint.Map(app);
         TokenizeEndpoints.Map(app);
         Sessions.KvSessionEndpoints.Map(app);

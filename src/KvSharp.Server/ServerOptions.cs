@@ -30,6 +30,12 @@ public sealed record ServerOptions
     /// </summary>
     public int ContinuationTokens { get; init; } = 1 << 21;
 
+    /// <summary>
+    /// Most responses of <c>/v1/responses</c> kept (with their conversations) to read back and to continue by
+    /// previous_response_id, least recently used out first. 0 keeps none.
+    /// </summary>
+    public int StoredResponses { get; init; } = 4096;
+
     /// <summary>Tests only: no engine loop; the test calls <see cref="LlmEngine.Step"/> itself, to see each step's state.</summary>
     internal bool ManualEngineSteps { get; init; }
     /// <summary>
@@ -52,6 +58,7 @@ public sealed record ServerOptions
     {
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in [0, 65535]");
         if (MaxQueue < 0) throw new ArgumentOutOfRangeException(nameof(MaxQueue), MaxQueue, "queue length must be >= 0");
+        if (StoredResponses < 0) throw new ArgumentOutOfRangeException(nameof(StoredResponses), StoredResponses, "stored responses must be >= 0");
         if (ContinuationTokens < 0) throw new ArgumentOutOfRangeException(nameof(ContinuationTokens), ContinuationTokens, "continuation tokens must be >= 0");
         if (InspectorInterval < MinInspectorInterval)
             throw new ArgumentOutOfRangeException(nameof(InspectorInterval), InspectorInterval, $"the inspector's snapshot interval must be at least {MinInspectorInterval.TotalMilliseconds} ms");

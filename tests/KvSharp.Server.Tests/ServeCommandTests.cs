@@ -24,7 +24,7 @@ public class ServeCommandTests
     public async Task ServeListensOnLoopbackAnswersAndStopsOnSigint()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var process = StartServe("--port", "0");
+        using var process = StartServe("--port", "0", "--stored-responses", "1");
         try
         {
             var address = await AddressAsync(process, ct);
@@ -39,6 +39,17 @@ public class ServeCommandTests
             using var chat = await client.PostAsync("/v1/chat/completions",
                 new StringContent("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 5}", System.Text.Encoding.UTF8, "application/json"), ct);
             chat.EnsureSuccessStatusCode();
+            // --stored-responses 1: a second response pushes the first out.
+            string[] ids = new string[2];
+            for (int i = 0; i < 2; i++)
+            {
+                using var created = await client.PostAsync("/v1/responses",
+                    new StringContent("{\"input\": \"Hi\", \"max_output_tokens\": 2}", System.Text.Encoding.UTF8, "application/json"), ct);
+                created.EnsureSuccessStatusCode();
+                ids[i] = JsonDocument.Parse(await created.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("id").GetString()!;
+            }
+            using (var first = await client.GetAsync($"/v1/responses/{ids[0]}", ct)) Assert.Equal(System.Net.HttpStatusCode.NotFound, first.StatusCode);
+            using (var second = await client.GetAsync($"/v1/responses/{ids[1]}", ct)) Assert.Equal(System.Net.HttpStatusCode.OK, second.StatusCode);
 
             using (var kill = Process.Start("kill", ["-INT", process.Id.ToString()])!) await kill.WaitForExitAsync(ct);
             using var exit = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -134,6 +145,7 @@ public class ServeCommandTests
     [Theory]
     [InlineData("--port", "70000", "--port must be a whole number in [0, 65535], got '70000'")]
     [InlineData("--max-queue", "-1", "--max-queue must be a whole number >= 0, got '-1'")]
+    [InlineData("--stored-responses", "-1", "--stored-responses must be a whole number >= 0, got '-1'")]
     [InlineData("--host", "somewhere", "--host somewhere is not an IP address or 'localhost'")]
     [InlineData("--chat-template", "nosuch", "--chat-template 'nosuch' is neither a built-in template")]
     [InlineData("--kv-policy", "window:600", "--kv-policy: cache policy 'window:600' keeps 600 positions, more than the context length of 128 (--context raises it)")]

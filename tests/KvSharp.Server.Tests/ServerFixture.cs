@@ -46,6 +46,12 @@ public class ServerFixture : IAsyncLifetime
     public async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(string path, JsonObject body, CancellationToken cancellation = default) =>
         await SendAsync(path, new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), cancellation);
 
+    public async Task<(HttpStatusCode Status, JsonElement Body)> GetAsync(string path, CancellationToken cancellation = default)
+    {
+        using var response = await Client.GetAsync(path, cancellation);
+        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellation)).RootElement.Clone());
+    }
+
     public async Task<(HttpStatusCode Status, JsonElement Body)> SendAsync(string path, HttpContent content, CancellationToken cancellation = default)
     {
         using var response = await Client.PostAsync(path, content, cancellation);

@@ -37,6 +37,7 @@ public sealed class EngineService : IHostedService
         Metrics = metrics;
         _lifetime = lifetime;
         Continuations = new ContinuationStore(options.ContinuationTokens);
+        Responses = new Responses.ResponseStore(options.StoredResponses);
     }
 
     public ServerOptions Options { get; }
@@ -54,6 +55,8 @@ public sealed class EngineService : IHostedService
     internal ServerMetrics Metrics { get; }
     /// <summary>Recent completions' token ids, for the requests that continue them.</summary>
     internal ContinuationStore Continuations { get; }
+    /// <summary>Stored responses of <c>/v1/responses</c> (<see cref="ServerOptions.StoredResponses"/> of them at most).</summary>
+    internal Responses.ResponseStore Responses { get; }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {

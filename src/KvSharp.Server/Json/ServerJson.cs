@@ -4,6 +4,7 @@ using KvSharp.Server.Completions;
 using KvSharp.Server.Errors;
 using KvSharp.Server.Health;
 using KvSharp.Server.ModelList;
+using KvSharp.Server.Responses;
 using KvSharp.Server.Tokenize;
 
 namespace KvSharp.Server.Json;
@@ -28,6 +29,13 @@ namespace KvSharp.Server.Json;
 [JsonSerializable(typeof(DetokenizeResponse))]
 [JsonSerializable(typeof(ModelListResponse))]
 [JsonSerializable(typeof(HealthStatus))]
+[JsonSerializable(typeof(ResponsesRequest))]
+[JsonSerializable(typeof(ResponseObject))]
+[JsonSerializable(typeof(ResponseItem))]
+[JsonSerializable(typeof(ResponseContent))]
+[JsonSerializable(typeof(ResponseDeleted))]
+[JsonSerializable(typeof(System.Text.Json.Nodes.JsonArray))]
+[JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 // The runtime types of TokenPiece.Piece.
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int[]))]
