@@ -45,6 +45,17 @@ public class AffinityKeyTests
     }
 
     [Fact]
+    public void AResponsesInputKeysByItsInstructionsAndItemsAsMessagesDo()
+    {
+        var first = Chain("""{"instructions":"You are a storyteller.","input":"Tell me about Lily."}""");
+        Assert.Equal(first, Chain("""{"instructions":"You are a storyteller.","input":[{"role":"user","content":[{"type":"input_text","text":"Tell me about Lily."}]}]}"""));
+        Assert.Equal(first, Chain("""{"messages":[{"role":"system","content":"You are a storyteller."},{"role":"user","content":"Tell me about Lily."}]}"""));
+        Assert.NotEqual(first, Chain("""{"instructions":"You are a storyteller.","input":"Tell me about Tom, please."}"""));
+        Assert.Equal("resp_ab12_x", PromptText.PreviousResponseId(Encoding.UTF8.GetBytes("""{"input":"x","previous_response_id":"resp_ab12_x"}""")));
+        Assert.Null(PromptText.PreviousResponseId(Encoding.UTF8.GetBytes("not json")));
+    }
+
+    [Fact]
     public void TheRingSpreadsKeysEvenlyAndTakingAReplicaOutMovesOnlyItsKeys()
     {
         var names = new[] { "http://10.0.0.1:8080", "http://10.0.0.2:8080", "http://10.0.0.3:8080" };

@@ -178,6 +178,20 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
     }
 
     [Theory]
+    [InlineData("ab12cd34", "resp_ab12cd34_")]
+    [InlineData("Not/A-Tag", "resp_")]
+    [InlineData("waytoolongforatag17", "resp_")]
+    public async Task ARoutersTagForThisReplicaIsCarriedInTheIdAndAnythingElseIgnored(string tag, string prefix)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/responses") { Content = new StringContent("{\"input\": \"Hi\", \"max_output_tokens\": 1}", Encoding.UTF8, "application/json") };
+        request.Headers.Add("x-kvsharp-route", tag);
+        using var response = await server.Client.SendAsync(request, ct);
+        string id = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("id").GetString()!;
+        Assert.Matches($"^{prefix}[0-9a-f]{{32}}$", id);
+    }
+
+    [Theory]
     [InlineData("{}", "missing_required_parameter", "input")]
     [InlineData("{\"input\": 5}", "invalid_type", "input")]
     [InlineData("{\"input\": []}", "invalid_value", "input")]

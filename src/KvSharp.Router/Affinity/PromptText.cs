@@ -6,7 +6,8 @@ namespace KvSharp.Router.Affinity;
 /// <summary>
 /// The text of an OpenAI request's prompt, in order, as the router keys it: for chat, each message's role and text
 /// content (text parts of an array content), separated so "ab"+"c" and "a"+"bc" differ; for completions the prompt
-/// (the first of several; token-id prompts as their decimal ids). The tenant's <c>cache_salt</c> comes along, because
+/// (the first of several; token-id prompts as their decimal ids); for the Responses API its instructions, then its
+/// input (a string, or each item's role and text, as messages). The tenant's <c>cache_salt</c> comes along, because
 /// engines never share blocks across salts and so neither should routing. A body that is not such JSON gives empty
 /// text: the request is still forwarded, and the replica answers with its own error.
 /// </summary>
@@ -35,11 +36,50 @@ public readonly record struct PromptText(string Text, string? Salt)
                 }
             }
             else if (root.TryGetProperty("prompt", out var prompt)) AppendPrompt(text, prompt);
+            else if (root.TryGetProperty("input", out var input)) AppendInput(text, root, input);
             return new PromptText(text.ToString(), salt);
         }
         catch (JsonException)
         {
             return default;
+        }
+    }
+
+    /// <summary>A Responses request's previous_response_id, or null (also for a body that is not such JSON).</summary>
+    public static string? PreviousResponseId(ReadOnlySpan<byte> body)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray());
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("previous_response_id", out var id)
+                && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The instructions as a system turn, then the input: a string as a user turn, items by their role (or type) and text.</summary>
+    private static void AppendInput(StringBuilder text, JsonElement root, JsonElement input)
+    {
+        if (root.TryGetProperty("instructions", out var instructions) && instructions.ValueKind == JsonValueKind.String)
+            text.Append("system").Append(Separator).Append(instructions.GetString()).Append(Separator);
+        if (input.ValueKind == JsonValueKind.String)
+        {
+            text.Append("user").Append(Separator).Append(input.GetString()).Append(Separator);
+            return;
+        }
+        if (input.ValueKind != JsonValueKind.Array) return;
+        foreach (var item in input.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Object) continue;
+            string? role = item.TryGetProperty("role", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()
+                : item.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            text.Append(role).Append(Separator);
+            foreach (string field in new[] { "content", "output", "arguments" })
+                if (item.TryGetProperty(field, out var content)) AppendContent(text, content);
+            text.Append(Separator);
         }
     }
 

@@ -20,6 +20,8 @@ namespace KvSharp.Router.Forwarding;
 internal sealed class RoutedForwarder : IDisposable
 {
     public const string ReplicaHeader = "x-kvsharp-replica";
+    /// <summary>The replica's tag, sent with each request (the server's ResponseOutput.RouteHeader).</summary>
+    public const string RouteHeader = "x-kvsharp-route";
     private readonly IHttpForwarder _forwarder;
     private readonly ReplicaPicker _picker;
     private readonly RouterOptions _options;
@@ -48,21 +50,63 @@ internal sealed class RoutedForwarder : IDisposable
         _requestConfig = new ForwarderRequestConfig { ActivityTimeout = options.ActivityTimeout };
     }
 
-    /// <summary>Forwards the request; with <paramref name="byPrompt"/>, to the replica its prompt's prefix points at.</summary>
+    /// <summary>
+    /// Forwards the request; with <paramref name="byPrompt"/>, to the replica its prompt's prefix points at, or, for a
+    /// response that continues a stored one (previous_response_id), first to the replica that stored it.
+    /// </summary>
     public async Task ForwardAsync(HttpContext context, bool byPrompt)
     {
         byte[]? body = await ReadBodyAsync(context);
         if (body == null) return;
-        var chain = new ulong[byPrompt ? _options.MaxBlocks : 0];
-        int blocks = byPrompt ? PrefixChain.Compute(PromptText.Parse(body), _options.BlockChars, chain) : 0;
+        var owner = byPrompt ? ResponseOwner(PromptText.PreviousResponseId(body)) : null;
+        var chain = new ulong[byPrompt && owner == null ? _options.MaxBlocks : 0];
+        int blocks = chain.Length > 0 ? PrefixChain.Compute(PromptText.Parse(body), _options.BlockChars, chain) : 0;
+        await SendAsync(context, body, chain.AsSpan(0, blocks).ToArray(), owner, ownerOnly: false);
+    }
+
+    /// <summary>
+    /// A stored response's read or delete, to the replica that stored it (its id carries the replica's tag); the router's
+    /// 404 when no replica of this router made it.
+    /// </summary>
+    public async Task ForwardToOwnerAsync(HttpContext context, string id)
+    {
+        if (ResponseOwner(id) is not { } owner)
+        {
+            await RouterErrors.WriteAsync(context, StatusCodes.Status404NotFound,
+                $"response '{id}' was not made through this router (its id names none of its replicas)", "not_found");
+            return;
+        }
+        await SendAsync(context, [], [], owner, ownerOnly: true);
+    }
+
+    /// <summary>The replica whose tag a response id carries (<c>resp_TAG_...</c>), or null.</summary>
+    private Replica? ResponseOwner(string? responseId)
+    {
+        if (responseId is not { } id || !id.StartsWith("resp_", StringComparison.Ordinal)) return null;
+        int end = id.IndexOf('_', 5);
+        if (end < 0) return null;
+        string tag = id[5..end];
+        return _picker.Replicas.FirstOrDefault(r => r.Tag == tag);
+    }
+
+    /// <summary>
+    /// Sends the request to the replicas in turn until one answers: <paramref name="owner"/> first where given (alone
+    /// with <paramref name="ownerOnly"/>: no other holds what it asks for), then by the prompt's prefix chain.
+    /// </summary>
+    private async Task SendAsync(HttpContext context, byte[] body, ulong[] chain, Replica? owner, bool ownerOnly)
+    {
+        int blocks = chain.Length;
         ulong tried = 0;
         string? lastFailure = null;
-        for (int attempt = 1; attempt <= _options.MaxAttempts; attempt++)
+        int attempts = ownerOnly ? 1 : _options.MaxAttempts;
+        for (int attempt = 1; attempt <= attempts; attempt++)
         {
-            var replica = _picker.Pick(chain.AsSpan(0, blocks), tried);
+            var replica = owner != null && (tried & (1UL << owner.Index)) == 0 && (owner.Healthy || ownerOnly) ? owner : ownerOnly ? null : _picker.Pick(chain, tried);
             if (replica == null) break;
             tried |= 1UL << replica.Index;
-            var state = new AttemptTransformer.Attempt { IsLast = attempt == _options.MaxAttempts };
+            // The replica tags what it stores with this, so that what follows finds its way back (ResponseOwner).
+            context.Request.Headers[RouteHeader] = replica.Tag;
+            var state = new AttemptTransformer.Attempt { IsLast = attempt == attempts };
             AttemptTransformer.Begin(context, state);
             context.Request.Body = new MemoryStream(body, writable: false);
             context.Response.Headers[ReplicaHeader] = replica.Name;
@@ -81,7 +125,7 @@ internal sealed class RoutedForwarder : IDisposable
             if (error == ForwarderError.None && state.Refused == null)
             {
                 _metrics.Answered(replica);
-                if (blocks > 0 && context.Response.StatusCode == StatusCodes.Status200OK) _picker.Record(chain.AsSpan(0, blocks), replica);
+                if (blocks > 0 && context.Response.StatusCode == StatusCodes.Status200OK) _picker.Record(chain, replica);
                 return;
             }
             if (context.RequestAborted.IsCancellationRequested) return; // the client went away: nobody to answer

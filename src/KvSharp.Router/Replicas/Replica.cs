@@ -21,6 +21,21 @@ public sealed class Replica
         Name = address.GetLeftPart(UriPartial.Authority);
         // YARP appends the request path to this prefix; a replica given with a path keeps it.
         Prefix = address.GetLeftPart(UriPartial.Path).TrimEnd('/');
+        Tag = TagOf(Name);
+    }
+
+    /// <summary>
+    /// What the replica's stored responses are tagged with (<c>resp_TAG_...</c>, set through the x-kvsharp-route header):
+    /// 8 hex digits of a hash of <see cref="Name"/> (FNV-1a), so a router restarted with its replicas in another order
+    /// still finds where each response is stored.
+    /// </summary>
+    public string Tag { get; }
+
+    private static string TagOf(string name)
+    {
+        uint hash = 2166136261;
+        foreach (char c in name) hash = (hash ^ c) * 16777619;
+        return hash.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public int Index { get; }

@@ -96,6 +96,9 @@ internal sealed class ReplicaPicker
         if (_options.Policy == RoutingPolicy.PrefixAffinity) _table.Record(chain, replica.Index);
     }
 
+    /// <summary>Every replica, in rotation or not.</summary>
+    public IReadOnlyList<Replica> Replicas => _replicas.All;
+
     private Replica? NextInTurn(ulong tried)
     {
         var all = _replicas.All;

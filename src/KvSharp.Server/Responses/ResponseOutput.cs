@@ -15,6 +15,18 @@ internal static class ResponseOutput
 {
     public static string NewId(string prefix) => $"{prefix}_{Guid.NewGuid():N}";
 
+    /// <summary>
+    /// The request header a router sets to the tag it knows this replica by (a-z, 0-9, at most 16): a response's id
+    /// then carries it (<c>resp_TAG_...</c>), so the router sends what continues, reads or deletes that response back
+    /// here, where it is stored. Anything else in the header is ignored.
+    /// </summary>
+    public const string RouteHeader = "x-kvsharp-route";
+
+    /// <summary>A new response's id, with the router's tag for this replica when the request carried a valid one.</summary>
+    public static string NewResponseId(Microsoft.AspNetCore.Http.HttpRequest request) =>
+        request.Headers[RouteHeader].ToString() is { Length: > 0 and <= 16 } tag && tag.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c))
+            ? NewId($"resp_{tag}") : NewId("resp");
+
     /// <summary>The response once its reply is whole.</summary>
     public static ResponseObject Complete(ResponseObject shell, ChatReply reply, Usage usage, ITokenizer tokenizer)
     {

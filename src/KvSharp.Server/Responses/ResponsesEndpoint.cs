@@ -45,7 +45,7 @@ internal static class ResponsesEndpoint
         var body = await JsonBody.ReadAsync(context.Request, ServerJson.Default.ResponsesRequest);
         var previous = body.PreviousResponseId is { } previousId ? Stored(context, previousId, "previous_response_id") : null;
         var (chat, conversation) = ResponsesInput.ToChat(body, previous?.Conversation);
-        string id = ResponseOutput.NewId("resp");
+        string id = ResponseOutput.NewResponseId(context.Request);
         var tokenizer = served.Model.Tokenizer;
         var shell = new ResponseObject(id, "response", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), "in_progress", served.ModelId, [], null, null,
             body.Instructions, body.PreviousResponseId, body.MaxOutputTokens, body.Temperature, body.TopP, body.ParallelToolCalls ?? true, body.Store ?? true,
