@@ -185,6 +185,12 @@ public class PromptScoringTests(ServerFixture server) : IClassFixture<ServerFixt
         Assert.Empty(events[^1].GetProperty("choices").EnumerateArray());
         ServerFixture.AssertSameCounts(usage, events[^1].GetProperty("usage"));
         Assert.Single(events, e => e.GetProperty("usage").ValueKind == JsonValueKind.Object);
+
+        // One prompt of the list too long: the whole call is refused, naming it, with nothing started.
+        body["prompt"] = new JsonArray("Once upon a time", string.Concat(Enumerable.Repeat("a ", 600)));
+        var (status, error) = await server.PostAsync("/v1/completions", body, ct);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(("context_length_exceeded", "prompt[1]"), (error.GetProperty("error").GetProperty("code").GetString(), error.GetProperty("error").GetProperty("param").GetString()));
         await server.WaitForNoBlocksAsync();
     }
 }

@@ -40,8 +40,10 @@ internal static class CompletionsEndpoint
         var prompts = Prompts(body, served, context.Response);
         var constraint = OtherServersFields.ConstraintOf(body);
         // Every prompt is checked before any is submitted: a bad one fails the call with nothing started.
-        var requests = prompts.Select(prompt => EngineRequests.Create(body, prompt.Tokens, served, DefaultMaxTokens, body.Logprobs,
-            constraint: constraint, scorePrompt: scorePrompt)).ToArray();
+        // An error about one prompt of a list names it: prompt[1].
+        string Field(int p) => prompts.Count > 1 ? $"prompt[{p}]" : "prompt";
+        var requests = prompts.Select((prompt, p) => EngineRequests.Create(body, prompt.Tokens, served, DefaultMaxTokens, body.Logprobs,
+            promptField: Field(p), constraint: constraint, scorePrompt: scorePrompt)).ToArray();
         string id = $"cmpl-{Guid.NewGuid():N}";
         long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         int n = requests[0].SampleCount;
@@ -50,7 +52,7 @@ internal static class CompletionsEndpoint
         {
             for (int p = 0; p < requests.Length; p++)
             {
-                var run = served.Submit(requests[p], context.RequestAborted, promptField: "prompt");
+                var run = served.Submit(requests[p], context.RequestAborted, promptField: Field(p));
                 var echoed = new Echo(echo ? prompts[p].Text ?? served.Model.Tokenizer.Decode([.. prompts[p].Tokens]) : null, echo ? body.Logprobs : null, body.PromptLogprobs);
                 runs.Add((run, new Chunks(id, created, served.ModelId, served.Model.Tokenizer, run.Handle, p * n, echoed)));
             }
