@@ -177,6 +177,22 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
         await server.WaitForNoBlocksAsync();
     }
 
+    [Fact]
+    public async Task TextFormatHoldsTheReplyAsChatsResponseFormatDoes()
+    {
+        // A schema of one enum: whatever the model would write, the reply is one of its values, as JSON.
+        var schema = JsonNode.Parse("""{"type": "object", "properties": {"mood": {"enum": ["happy", "sad"]}}, "required": ["mood"], "additionalProperties": false}""");
+        var (status, body, _) = await PostAsync(new JsonObject
+        {
+            ["input"] = "Tell me a story.", ["max_output_tokens"] = 60, ["temperature"] = 0,
+            ["text"] = new JsonObject { ["format"] = new JsonObject { ["type"] = "json_schema", ["name"] = "mood", ["schema"] = schema } },
+        });
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("completed", body.GetProperty("status").GetString());
+        string mood = JsonDocument.Parse(OutputText(body)).RootElement.GetProperty("mood").GetString()!;
+        Assert.Contains(mood, new[] { "happy", "sad" });
+    }
+
     [Theory]
     [InlineData("ab12cd34", "resp_ab12cd34_")]
     [InlineData("Not/A-Tag", "resp_")]

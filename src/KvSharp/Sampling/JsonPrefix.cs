@@ -4,13 +4,16 @@ namespace KvSharp.Sampling;
 /// Whether a byte string is the start of a JSON text (RFC 8259), fed one byte at a time: a pushdown machine over
 /// objects, arrays, strings (escapes, \u with four hex digits; any byte from 0x20 up, so UTF-8 passes through),
 /// numbers and the three literals. <see cref="Feed"/> refuses a byte no JSON text could continue with;
-/// <see cref="IsComplete"/> says a whole value has been read. Whitespace runs are capped (<see cref="MaxWhitespace"/>),
-/// so a constrained model cannot pad forever. A value type: copying it is a snapshot to try bytes on.
+/// <see cref="IsComplete"/> says a whole value has been read. Whitespace between tokens is what llama.cpp's JSON
+/// grammars allow (<see cref="JsonWhitespace"/>), so a constrained model cannot pad. A value type: copying it is a snapshot to try bytes on.
 /// </summary>
 public struct JsonPrefix
 {
-    /// <summary>Longest run of whitespace bytes accepted.</summary>
-    public const int MaxWhitespace = 16;
+    /// <summary>
+    /// Most digits in a number's integer part, fraction or exponent, as llama.cpp's JSON grammars allow: more than a
+    /// double holds, and a reply read into a typed object (a long) cannot overflow it with a run of digits.
+    /// </summary>
+    public const int MaxDigits = 16;
 
     private enum Lex : byte { Value, ObjectStart, Key, Colon, After, ArrayStart, String, Escape, Unicode, Minus, Zero, Int, FracStart, Frac, ExpStart, ExpSign, Exp, Literal, Done }
 
@@ -18,9 +21,9 @@ public struct JsonPrefix
     private System.Collections.Immutable.ImmutableStack<byte> _containers;
     private Lex _state;
     private bool _stringIsKey;
-    private byte _pending;          // hex digits left in \u, or the index into the literal being read
+    private byte _pending;          // hex digits left in \u, the index into the literal being read, or the digits of a number's part so far
     private string? _literal;
-    private int _whitespace;
+    private int _whitespace;        // the whitespace run since the last token (JsonWhitespace.Next)
     private Utf8Sequence _utf8;     // inside a string: where its bytes stand in a character
     private readonly bool _objectOnly;
 
@@ -57,8 +60,6 @@ public struct JsonPrefix
         return true;
     }
 
-    private static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
-
     private bool Step(byte b)
     {
         switch (_state)
@@ -83,37 +84,33 @@ public struct JsonPrefix
                 return true;
             case Lex.Minus:
                 if (b == '0') { _state = Lex.Zero; return true; }
-                if (b is >= (byte)'1' and <= (byte)'9') { _state = Lex.Int; return true; }
+                if (b is >= (byte)'1' and <= (byte)'9') { _state = Lex.Int; _pending = 1; return true; }
                 return false;
             case Lex.Zero or Lex.Int:
-                if (_state == Lex.Int && b is >= (byte)'0' and <= (byte)'9') return true;
+                if (_state == Lex.Int && b is >= (byte)'0' and <= (byte)'9') return ++_pending <= MaxDigits;
                 if (b == '.') { _state = Lex.FracStart; return true; }
                 if (b is (byte)'e' or (byte)'E') { _state = Lex.ExpStart; return true; }
                 return EndNumber(b);
             case Lex.FracStart:
-                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Frac; return true; }
+                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Frac; _pending = 1; return true; }
                 return false;
             case Lex.Frac:
-                if (b is >= (byte)'0' and <= (byte)'9') return true;
+                if (b is >= (byte)'0' and <= (byte)'9') return ++_pending <= MaxDigits;
                 if (b is (byte)'e' or (byte)'E') { _state = Lex.ExpStart; return true; }
                 return EndNumber(b);
             case Lex.ExpStart:
                 if (b is (byte)'+' or (byte)'-') { _state = Lex.ExpSign; return true; }
-                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Exp; return true; }
+                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Exp; _pending = 1; return true; }
                 return false;
             case Lex.ExpSign:
-                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Exp; return true; }
+                if (b is >= (byte)'0' and <= (byte)'9') { _state = Lex.Exp; _pending = 1; return true; }
                 return false;
             case Lex.Exp:
-                if (b is >= (byte)'0' and <= (byte)'9') return true;
+                if (b is >= (byte)'0' and <= (byte)'9') return ++_pending <= MaxDigits;
                 return EndNumber(b);
         }
-        // Between tokens: whitespace, capped.
-        if (IsWhitespace(b))
-        {
-            if (++_whitespace > MaxWhitespace) return false;
-            return true;
-        }
+        // Between tokens: whitespace, as llama.cpp's grammars allow it.
+        if (JsonWhitespace.Is(b)) return JsonWhitespace.Next(ref _whitespace, b);
         _whitespace = 0;
         switch (_state)
         {
@@ -153,7 +150,7 @@ public struct JsonPrefix
             case (byte)'"': _state = Lex.String; _stringIsKey = false; return true;
             case (byte)'-': _state = Lex.Minus; return true;
             case (byte)'0': _state = Lex.Zero; return true;
-            case >= (byte)'1' and <= (byte)'9': _state = Lex.Int; return true;
+            case >= (byte)'1' and <= (byte)'9': _state = Lex.Int; _pending = 1; return true;
             case (byte)'t': return StartLiteral("true");
             case (byte)'f': return StartLiteral("false");
             case (byte)'n': return StartLiteral("null");

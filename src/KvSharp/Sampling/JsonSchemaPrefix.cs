@@ -30,8 +30,8 @@ public enum JsonPrefixStatus
 /// (<c>not</c>, an untagged <c>oneOf</c>, an allOf whose branches cannot be merged exactly: two
 /// patterns, a union beside other branches ...) is refused by name rather than ignored, so a reply
 /// never breaks a schema it was held to; and a text is Partial only where some continuation completes it. Each check
-/// reads the text from its start (a recursive-descent parse); whitespace runs are capped at
-/// <see cref="JsonPrefix.MaxWhitespace"/>.
+/// reads the text from its start (a recursive-descent parse); whitespace between tokens is what llama.cpp's JSON
+/// grammars allow (<see cref="JsonWhitespace"/>).
 /// </summary>
 public sealed partial class JsonSchemaPrefix
 {
@@ -158,7 +158,7 @@ public sealed partial class JsonSchemaPrefix
 
     private enum Status : byte { Fail, Partial, Ok }
 
-    /// <summary>The text and a position in it; whitespace is counted to cap its runs.</summary>
+    /// <summary>The text and a position in it.</summary>
     private ref struct Reader(ReadOnlySpan<byte> text)
     {
         private readonly ReadOnlySpan<byte> _text = text;
@@ -188,13 +188,13 @@ public sealed partial class JsonSchemaPrefix
         public readonly string Read(int start) => Encoding.ASCII.GetString(_text[start..Position]);
         public readonly byte Current => _text[Position];
 
-        /// <summary>Whitespace before a token: Fail past the cap, Partial at the end of the text, Ok before a byte.</summary>
+        /// <summary>Whitespace before a token: Fail where it is more than <see cref="JsonWhitespace"/> allows, Partial at the end of the text, Ok before a byte.</summary>
         public Status SkipWhitespace()
         {
             int run = 0;
-            while (!AtEnd && Current is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')
+            while (!AtEnd && JsonWhitespace.Is(Current))
             {
-                if (++run > JsonPrefix.MaxWhitespace) return Status.Fail;
+                if (!JsonWhitespace.Next(ref run, Current)) return Status.Fail;
                 Position++;
             }
             return AtEnd ? Status.Partial : Status.Ok;
@@ -306,15 +306,17 @@ public sealed partial class JsonSchemaPrefix
             if (!AtEnd && Current == '-') Position++;
             if (AtEnd) return Status.Partial;
             if (Current == '0') Position++;
-            else if (Current is >= (byte)'1' and <= (byte)'9') while (!AtEnd && Current is >= (byte)'0' and <= (byte)'9') Position++;
+            else if (Current is >= (byte)'1' and <= (byte)'9')
+            {
+                if (!Digits()) return Status.Fail;
+            }
             else return Status.Fail;
             if (AtEnd) return Status.Partial;
             if (!integer && Current == '.')
             {
                 Position++;
                 if (AtEnd) return Status.Partial;
-                if (Current is not (>= (byte)'0' and <= (byte)'9')) return Status.Fail;
-                while (!AtEnd && Current is >= (byte)'0' and <= (byte)'9') Position++;
+                if (Current is not (>= (byte)'0' and <= (byte)'9') || !Digits()) return Status.Fail;
                 if (AtEnd) return Status.Partial;
             }
             if (!integer && exponent && Current is (byte)'e' or (byte)'E')
@@ -322,11 +324,18 @@ public sealed partial class JsonSchemaPrefix
                 Position++;
                 if (!AtEnd && Current is (byte)'+' or (byte)'-') Position++;
                 if (AtEnd) return Status.Partial;
-                if (Current is not (>= (byte)'0' and <= (byte)'9')) return Status.Fail;
-                while (!AtEnd && Current is >= (byte)'0' and <= (byte)'9') Position++;
+                if (Current is not (>= (byte)'0' and <= (byte)'9') || !Digits()) return Status.Fail;
                 if (AtEnd) return Status.Partial;
             }
             return Position > start ? Status.Ok : Status.Fail;
+        }
+
+        /// <summary>A run of digits from the position: false past <see cref="JsonPrefix.MaxDigits"/> of them.</summary>
+        private bool Digits()
+        {
+            int from = Position;
+            while (!AtEnd && Current is >= (byte)'0' and <= (byte)'9') Position++;
+            return Position - from <= JsonPrefix.MaxDigits;
         }
     }
 

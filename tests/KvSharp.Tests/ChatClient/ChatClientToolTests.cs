@@ -116,10 +116,12 @@ public sealed class ChatClientToolTests : IDisposable
         try
         {
             using var model = LlmModel.Load(path, new ModelLoadOptions { Threads = 2 });
-            using var client = new KvSharpChatClient(model);
+            // Two tools' schemas in the prompt, then a call whose every gap is a newline and twenty tabs: past the file's 1,024.
+            using var client = new KvSharpChatClient(model, new KvSharpChatClientOptions { Session = new SessionOptions { ContextLength = 2048 } });
             var time = AIFunctionFactory.Create((TimeZoneName zone) => zone.ToString(), "get_time", "The time in a zone");
-            // Room for what a named call is spelled with here: among tokens this model finds equally likely, the lowest id.
-            var options = new ChatOptions { Tools = [_weather, time], MaxOutputTokens = 600 };
+            // Room for what a named call is spelled with here: among tokens this model finds equally likely, the lowest id
+            // (a newline and twenty tabs between every two tokens, names in \u escapes).
+            var options = new ChatOptions { Tools = [_weather, time], MaxOutputTokens = 1200 };
             Assert.Equal("It is sunny.", (await client.GetResponseAsync([User("Weather in Oslo?")], options, TestContext.Current.CancellationToken)).Text);
 
             options.ToolMode = ChatToolMode.RequireAny;

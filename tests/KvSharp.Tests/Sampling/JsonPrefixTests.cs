@@ -25,7 +25,7 @@ public class JsonPrefixTests
     [InlineData("{\"a\": 1, \"b\": [true, false, null, -0.5e+3, \"x\\u00e9\\n\"], \"c\": {\"d\": []}}")]
     [InlineData("[1, 2.25, -3E2, \"é\", {\"k\": \"v\"}]")]
     [InlineData("\"just a string\"")]
-    [InlineData(" \n {\"spaced\" :\t[ ] } ")]
+    [InlineData(" {\"spaced\" :\n\t[ ] }\n")]
     public void AWholeDocumentIsCompleteAndEveryShorterPrefixIsNot(string text)
     {
         Assert.Equal((true, true), Read(text));
@@ -54,13 +54,68 @@ public class JsonPrefixTests
     public void WhatNoJsonTextBeginsWithIsRefused(string text) => Assert.False(Read(text).Accepted);
 
     [Fact]
-    public void ObjectModeTakesOnlyAnObjectAndCapsWhitespace()
+    public void ObjectModeTakesOnlyAnObject()
     {
         Assert.False(Read("[1]", objectOnly: true).Accepted);
         Assert.False(Read("\"s\"", objectOnly: true).Accepted);
         Assert.Equal((true, true), Read("{\"a\": [1]}", objectOnly: true));
-        Assert.True(Read("{" + new string(' ', JsonPrefix.MaxWhitespace), objectOnly: true).Accepted);
-        Assert.False(Read("{" + new string(' ', JsonPrefix.MaxWhitespace + 1), objectOnly: true).Accepted);
+    }
+
+    /// <summary>Between two tokens: nothing, one space, or a newline and up to 20 spaces or tabs (llama.cpp's grammars' rule).</summary>
+    [Theory]
+    [InlineData("{ \"a\" : 1 }", true)]
+    [InlineData("{\n\t\t\"a\": [\n    1,\n    2\n  ]\n}", true)]
+    [InlineData(" {\"a\": 1}", true)]
+    [InlineData("{\n                    \"a\": 1}", true)] // twenty spaces of indentation
+    [InlineData("{\n                     \"a\": 1}", false)] // twenty-one
+    [InlineData("{  \"a\": 1}", false)]
+    [InlineData("{ \n\"a\": 1}", false)]
+    [InlineData("{\n\n\"a\": 1}", false)]
+    [InlineData("{\r\n\"a\": 1}", false)]
+    [InlineData("{\t\"a\": 1}", false)]
+    [InlineData("{\"a  b\":\"\\n  \"}", true)] // inside strings, anything
+    public void WhitespaceBetweenTokensIsWhatLlamaCppsGrammarsAllow(string text, bool accepted)
+    {
+        Assert.Equal(accepted, Read(text, objectOnly: true).Accepted);
+        Assert.Equal(accepted, JsonSchemaPrefix.For(JsonDocument.Parse("{}").RootElement).Check(Encoding.UTF8.GetBytes(text)) != JsonPrefixStatus.Invalid);
+    }
+
+    /// <summary>A number's integer part, fraction and exponent each take at most 16 digits (llama.cpp's grammars' rule).</summary>
+    [Theory]
+    [InlineData("1234567890123456", true)]
+    [InlineData("12345678901234567", false)]
+    [InlineData("-1234567890123456.1234567890123456e1234567890123456", true)]
+    [InlineData("1.12345678901234567", false)]
+    [InlineData("1e+12345678901234567", false)]
+    public void ANumbersPartsTakeAtMostSixteenDigits(string number, bool accepted)
+    {
+        Assert.Equal(accepted, Read("[" + number + "]").Accepted);
+        var schema = JsonSchemaPrefix.For(JsonDocument.Parse("""{"type": "array", "items": {"type": "number"}}""").RootElement);
+        Assert.Equal(accepted, schema.Check(Encoding.UTF8.GetBytes("[" + number + "]")) != JsonPrefixStatus.Invalid);
+    }
+
+    /// <summary>Whether every whitespace run outside strings is one <see cref="WhitespaceBetweenTokensIsWhatLlamaCppsGrammarsAllow"/> takes.</summary>
+    private static bool RunsAllowed(string text)
+    {
+        bool inString = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (inString)
+            {
+                if (c == '\\') i++;
+                else if (c == '"') inString = false;
+                continue;
+            }
+            if (c == '"') inString = true;
+            if (c is not (' ' or '\t' or '\n' or '\r')) continue;
+            int end = i;
+            while (end < text.Length && text[end] is ' ' or '\t' or '\n' or '\r') end++;
+            string run = text[i..end];
+            if (!System.Text.RegularExpressions.Regex.IsMatch(run, "^( |\n[ \t]{0,20})$")) return false;
+            i = end - 1;
+        }
+        return true;
     }
 
     /// <summary>Random strings over JSON's own characters: accepted whole and complete exactly when System.Text.Json parses them.</summary>
@@ -82,7 +137,7 @@ public class JsonPrefixTests
             }
             catch (JsonException) { parses = false; }
             var (accepted, complete) = Read(text);
-            return parses == (accepted && complete);
+            return (parses && RunsAllowed(text)) == (accepted && complete);
         }).Check(Config.QuickThrowOnFailure.WithMaxTest(3000).WithQuietOnSuccess(true));
     }
 

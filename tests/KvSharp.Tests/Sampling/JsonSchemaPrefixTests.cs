@@ -138,7 +138,8 @@ public class JsonSchemaPrefixTests
         }
     }
 
-    public sealed record Answer(bool Ok, int Count);
+    /// <summary>A long: an unbounded JSON integer (what .NET's schema says for any integer type) fits one in 16 digits.</summary>
+    public sealed record Answer(bool Ok, long Count);
 
     [Fact]
     public async Task GetResponseAsyncOfARecordDeserializesTheConstrainedReply()
