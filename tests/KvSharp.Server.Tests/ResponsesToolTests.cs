@@ -1,6 +1,7 @@
 #pragma warning disable OPENAI001 // the SDK's Responses client is marked experimental
 using System.ClientModel;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -83,6 +84,14 @@ public sealed class ResponsesToolTests(ThinkThenCallFixture fixture) : IClassFix
             ["max_tokens"] = 1,
         });
         Assert.Equal(chat.GetProperty("usage").GetProperty("prompt_tokens").GetInt32(), second.Usage.InputTokenCount);
+
+        // A client that keeps the conversation itself sends the first reply's output items back: the same turn.
+        var stored = (await fixture.Client.GetFromJsonAsync<JsonElement>($"/v1/responses/{first.Id}", ct)).GetProperty("output");
+        var input = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = Question });
+        foreach (var item in stored.EnumerateArray()) input.Add(JsonNode.Parse(item.GetRawText()));
+        input.Add(new JsonObject { ["type"] = "function_call_output", ["call_id"] = call.CallId, ["output"] = "{\"temperature\": 18}" });
+        var stateless = await PostAsync("/v1/responses", new JsonObject { ["input"] = input, ["tools"] = Tools(), ["max_output_tokens"] = 1 });
+        Assert.Equal(second.Usage.InputTokenCount, stateless.GetProperty("usage").GetProperty("input_tokens").GetInt32());
         await IdleAsync();
     }
 

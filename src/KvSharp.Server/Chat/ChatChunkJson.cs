@@ -9,6 +9,9 @@ internal interface IChatChunkWriter
 {
     IReadOnlyList<byte[]> Write(ChatChunkChoice[] choices, Usage? usage);
 
+    /// <summary>What goes out as the stream begins (<see cref="IChunkFormat.Start"/>).</summary>
+    IReadOnlyList<byte[]> Start() => [];
+
     /// <summary>Whether the stream ends with <c>data: [DONE]</c> (chat completions do; the Responses API's does not).</summary>
     bool EndsWithDone => true;
 }

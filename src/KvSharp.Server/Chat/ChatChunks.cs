@@ -30,6 +30,8 @@ internal sealed class ChatChunks(IChatChunkWriter writer, ITokenizer tokenizer, 
 
     public bool EndsWithDone => writer.EndsWithDone;
 
+    public IReadOnlyList<byte[]> Start() => writer.Start();
+
     public string Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token) ?? "";
 
     public IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)

@@ -98,14 +98,14 @@ internal sealed class GenerationRun : IDisposable
         await response.StartAsync(clientGone);
         var body = response.BodyWriter;
         // The headers go now, not with the first token: a request waiting for a slot is already accepted.
+        foreach (byte[] chunk in runs[0].Format.Start()) ServerSentEvents.Write(body, chunk);
         await body.FlushAsync(clientGone);
         Usage? total = null;
         foreach (var (run, format) in runs)
         {
-            var usage = await run.StreamChoicesAsync(body, format);
-            if (usage == null)
+            // A run that failed has sent its error: nothing of the others, and no usage, follows it.
+            if (await run.StreamChoicesAsync(body, format) is not { } usage)
             {
-                total = null;
                 includeUsage = false;
                 break;
             }

@@ -22,6 +22,9 @@ internal interface IChunkFormat
     /// </summary>
     string Generated(int choice, int token) => "";
 
+    /// <summary>What goes out first, as the stream begins (before the prompt is computed); usually nothing.</summary>
+    IReadOnlyList<byte[]> Start() => [];
+
     /// <summary>
     /// What goes out for choice <paramref name="choice"/> ahead of anything else of it, once its prompt has been computed
     /// (a completion's echoed prompt); usually nothing.

@@ -27,7 +27,6 @@ internal sealed class ResponseEvents(ResponseObject shell, ITokenizer tokenizer)
     private string _openId = "", _callId = "", _callName = "";
     private string? _reasoning;
     private int _sequence;
-    private bool _started;
     private string? _finishReason;
 
     /// <summary>The response as the last event gave it; null until then (or when the stream ended with an error).</summary>
@@ -35,15 +34,13 @@ internal sealed class ResponseEvents(ResponseObject shell, ITokenizer tokenizer)
 
     public bool EndsWithDone => false;
 
+    /// <summary>As the stream begins: the response created, and in progress.</summary>
+    public IReadOnlyList<byte[]> Start() =>
+        [Event("response.created", new JsonObject { ["response"] = Node(shell) }), Event("response.in_progress", new JsonObject { ["response"] = Node(shell) })];
+
     public IReadOnlyList<byte[]> Write(ChatChunkChoice[] choices, Usage? usage)
     {
         var events = new List<byte[]>();
-        if (!_started)
-        {
-            _started = true;
-            events.Add(Event("response.created", new JsonObject { ["response"] = Node(shell) }));
-            events.Add(Event("response.in_progress", new JsonObject { ["response"] = Node(shell) }));
-        }
         foreach (var choice in choices)
         {
             var delta = choice.Delta;

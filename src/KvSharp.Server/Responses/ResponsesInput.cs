@@ -109,8 +109,9 @@ internal static class ResponsesInput
                         Type = "function",
                         Function = new ChatRequestFunctionCall { Name = String(item, "name", param), Arguments = Text(String(item, "arguments", param, required: false) ?? "{}") },
                     };
-                    // Calls made in one turn join the assistant message before them (or open one).
-                    if (messages is [.., { Role: "assistant" } last] && (last.ToolCalls != null || Empty(last.Content))) (last.ToolCalls ??= []).Add(call);
+                    // Calls join the assistant message before them (its text and calls are one turn, as a reply's output
+                    // items are), or open one.
+                    if (messages is [.., { Role: "assistant" } last]) messages[^1] = WithCall(last, call);
                     else messages.Add(new ChatRequestMessage { Role = "assistant", Content = Text(""), ToolCalls = [call], ReasoningContent = reasoning });
                     reasoning = null;
                     break;
@@ -129,8 +130,11 @@ internal static class ResponsesInput
         }
     }
 
-    private static bool Empty(JsonElement content) => content.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null
-        || (content.ValueKind == JsonValueKind.String && content.GetString()!.Length == 0);
+    /// <summary>An assistant turn with one more call (a copy: the turn may be a stored response's).</summary>
+    private static ChatRequestMessage WithCall(ChatRequestMessage turn, ChatRequestToolCall call) => new()
+    {
+        Role = turn.Role, Content = turn.Content, Name = turn.Name, ReasoningContent = turn.ReasoningContent, ToolCalls = [.. turn.ToolCalls ?? [], call],
+    };
 
     private static string? String(JsonElement item, string field, string param, bool required = true)
     {
