@@ -117,7 +117,8 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
         Assert.Equal(prompt.Length + before, Usage(next, "cached"));
         await server.WaitForNoBlocksAsync();
     }
-    private async Task<(JsonElement Body, string? Continued)> ChatAsync(IEnumerable<TemplateMessage> messages, int maxTokens, string? continues = null)
+    private async Task<(JsonElement Body, string? Continued)> ChatAsync(IEnumerable<TemplateMessage> messages, int maxTokens, string? continues = null,
+        JsonObject? logitBias = null)
     {
         var body = new JsonObject
         {
@@ -125,6 +126,7 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
             ["max_tokens"] = maxTokens, ["temperature"] = 0,
         };
         if (continues != null) body["continues"] = continues;
+        if (logitBias != null) body["logit_bias"] = logitBias.DeepClone();
         var ct = TestContext.Current.CancellationToken;
         using var response = await server.Client.PostAsync("/v1/chat/completions", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
         var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone();
@@ -162,13 +164,58 @@ public class ContinuationTests(ServerFixture server) : IClassFixture<ServerFixtu
         Assert.Equal(0, Usage(coldBody, "cached"));
         Assert.Equal(ServerFixture.Text(coldBody), Reply(next));
 
-        // A conversation that no longer starts with the earlier prompt and reply (an edited reply) is tokenized whole.
+        // A conversation whose reply was edited keeps the earlier prompt's ids, and the reply's as far as the edit agrees
+        // with it (here at most its first token, a space), and tokenizes the rest from that token's end.
         TemplateMessage[] edited = [.. turn1, new("assistant", "Something else."), new("user", "What happened next?")];
-        var (whole, zero) = await ChatAsync(edited, 2, continues: first.GetProperty("id").GetString());
+        var renderedEdit = template.Render(edited, addGenerationPrompt: true, tokenizer);
+        var (whole, keptHeader) = await ChatAsync(edited, 2, continues: first.GetProperty("id").GetString());
+        int kept = int.Parse(keptHeader!) - prompt1.Length;
+        Assert.InRange(kept, 0, 1);
+        string keptText = string.Concat(ids.Skip(prompt1.Length).Take(kept).Select(t => Encoding.UTF8.GetString(tokenizer.TokenPiece(t))));
+        Assert.StartsWith(rendered1.Prompt + keptText, renderedEdit.Prompt);
+        Assert.Equal(prompt1.Length + kept + renderedEdit.TokenizeFrom(tokenizer, (rendered1.Prompt + keptText).Length).Length, Usage(whole, "prompt_tokens"));
+        // One that parts within the earlier prompt itself is tokenized whole.
+        TemplateMessage[] other = [new("user", "Tell me a story about a blue car."), new("assistant", reply), new("user", "What happened next?")];
+        var (fresh, zero) = await ChatAsync(other, 2, continues: first.GetProperty("id").GetString());
         Assert.Equal("0", zero);
-        Assert.Equal(template.Render(edited, addGenerationPrompt: true, tokenizer).Tokenize(tokenizer).Length, Usage(whole, "prompt_tokens"));
+        Assert.Equal(template.Render(other, addGenerationPrompt: true, tokenizer).Tokenize(tokenizer).Length, Usage(fresh, "prompt_tokens"));
         var (_, unknown) = await ChatAsync(turn2, 2, continues: "chatcmpl-not-on-this-server");
         Assert.Equal("0", unknown);
+        await server.WaitForNoBlocksAsync();
+    }
+
+    /// <summary>
+    /// Replies the template renders trimmed (the fallback template trims a turn's content, and these end in newlines):
+    /// each next turn still keeps the earlier request's prompt ids, so a conversation stays on the ids its cache holds
+    /// turn after turn instead of being tokenized whole every other turn.
+    /// </summary>
+    [Fact]
+    public async Task RepliesTheTemplateTrimsStillLeaveTheirPromptsIdsToTheNextTurn()
+    {
+        var tokenizer = server.ReferenceModel.Tokenizer;
+        int newline = Enumerable.Range(0, server.ReferenceModel.Config.VocabSize).First(t => tokenizer.TokenPiece(t).SequenceEqual("\n"u8));
+        var bias = new JsonObject { [newline.ToString()] = 100 };
+        var messages = new List<TemplateMessage> { new("user", "Tell me about a dog.") };
+        string? previous = null;
+        int previousPrompt = 0;
+        for (int turn = 0; turn < 3; turn++)
+        {
+            var (body, continued) = await ChatAsync(messages, 3, previous, bias);
+            string reply = Reply(body);
+            Assert.Equal("\n\n\n", reply);
+            if (turn > 0)
+            {
+                // The earlier prompt's ids, whole (the reply's newlines are where the renderings part).
+                Assert.Equal(previousPrompt.ToString(), continued);
+                // And all of it is in the cache (the earlier request ran its last prompt token too).
+                Assert.Equal(previousPrompt, Usage(body, "cached"));
+            }
+            Assert.DoesNotContain(reply, server.Server.ChatTemplate.Render([.. messages, new("assistant", reply), new("user", "x")], addGenerationPrompt: true, tokenizer).Prompt[^20..]);
+            previous = body.GetProperty("id").GetString();
+            previousPrompt = Usage(body, "prompt_tokens");
+            messages.Add(new("assistant", reply));
+            messages.Add(new("user", $"And then, part {turn}?"));
+        }
         await server.WaitForNoBlocksAsync();
     }
 }

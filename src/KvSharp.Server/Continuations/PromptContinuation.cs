@@ -47,17 +47,24 @@ internal static class PromptContinuation
     }
 
     /// <summary>
-    /// A chat prompt's ids, and how many came from the chat completion <paramref name="continues"/> names. Unlike a text
-    /// completion, a conversation that does not start with that request's prompt and reply is tokenized whole rather
-    /// than refused: a chat template may render earlier turns differently once a later one follows (trimmed replies,
-    /// dropped reasoning), which the client cannot help; the header then says 0.
+    /// A chat prompt's ids, and how many came from the chat completion <paramref name="continues"/> names: its prompt's
+    /// ids and as many of its reply's as spell where the new rendering still agrees with it. A chat template may render
+    /// an earlier turn differently once a later one follows (a reply's trailing whitespace trimmed, reasoning dropped),
+    /// which the client cannot help: the ids stop at the last token boundary before the renderings part, and the text
+    /// from there is tokenized as the rest. A conversation that parts from that request's before its reply begins is
+    /// tokenized whole; the header then says 0.
     /// </summary>
     public static (IReadOnlyList<int> Tokens, int Continued) TokenizeChat(string? continues, RenderedChat rendered, EngineService served)
     {
         var tokenizer = served.Model.Tokenizer;
-        if (continues is { } id && served.Continuations.TryGet(id, out string spelled, out int[] ids)
-            && rendered.Prompt.StartsWith(spelled, StringComparison.Ordinal))
-            return ([.. ids, .. rendered.TokenizeFrom(tokenizer, spelled.Length)], ids.Length);
+        if (continues is { } id && served.Continuations.TryGet(id, out string spelled, out int[] ids, out var cuts))
+        {
+            int agree = rendered.Prompt.AsSpan().CommonPrefixLength(spelled);
+            // The longest cut within what both spell alike; the shortest is the prompt's own end.
+            for (int c = cuts.Length - 1; c >= 0; c--)
+                if (cuts[c].Chars <= agree)
+                    return ([.. ids.AsSpan(0, cuts[c].Tokens), .. rendered.TokenizeFrom(tokenizer, cuts[c].Chars)], cuts[c].Tokens);
+        }
         return (rendered.Tokenize(tokenizer), 0);
     }
 
@@ -76,17 +83,23 @@ internal static class PromptContinuation
         var generated = handle.OutputTokens[0];
         string text = handle.OutputText[0];
         byte[] bytes = Encoding.UTF8.GetBytes(text);
-        int offset = 0, kept = 0, keptBytes = 0;
+        int prompt = handle.Request.PromptTokens.Count, offset = 0, kept = 0, keptBytes = 0, keptChars = 0;
+        // Where the ids may be cut (a later rendering may part from this reply's text): after the prompt, and after
+        // each reply token that ends a character.
+        var cuts = new List<Cut> { new(prompt, promptText.Length) };
         for (int i = 0; i < generated.Count; i++)
         {
             var piece = tokenizer.TokenPiece(generated[i]);
             if (piece.IsEmpty || !bytes.AsSpan(offset).StartsWith(piece)) break;
             offset += piece.Length;
             // A token may end inside a character (its bytes are split over several tokens): keep only whole characters.
-            if (offset == bytes.Length || (bytes[offset] & 0xC0) != 0x80) (kept, keptBytes) = (i + 1, offset);
+            if (offset != bytes.Length && (bytes[offset] & 0xC0) == 0x80) continue;
+            keptChars += Encoding.UTF8.GetCharCount(bytes, keptBytes, offset - keptBytes);
+            (kept, keptBytes) = (i + 1, offset);
+            cuts.Add(new Cut(prompt + kept, promptText.Length + keptChars));
         }
         string spelled = promptText + Encoding.UTF8.GetString(bytes, 0, keptBytes);
-        served.Continuations.Remember(responseId, spelled, [.. handle.Request.PromptTokens, .. generated.Take(kept)]);
+        served.Continuations.Remember(responseId, spelled, [.. handle.Request.PromptTokens, .. generated.Take(kept)], [.. cuts]);
     }
 
     /// <summary>The prompt's text: a string, or a list holding one; null for token ids.</summary>
