@@ -30,7 +30,7 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
         return (doc.RootElement.Clone(), stderr.ToString());
     }
 
-    private static JsonElement OnlyLevel(JsonElement json)
+    private static JsonElement OnlyLevel(JsonElement json, string cachedFrom = "usage.prompt_tokens_details.cached_tokens")
     {
         Assert.Equal("serve", json.GetProperty("scenario").GetString());
         var level = Assert.Single(json.GetProperty("levels").EnumerateArray().ToList());
@@ -42,7 +42,7 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
             Assert.True(level.GetProperty(field).GetDouble() >= 0, field);
         Assert.InRange(level.GetProperty("generated_tokens").GetInt64(), 1, 2 * 2 * 4);
         Assert.True(level.GetProperty("usage_reported").GetBoolean());
-        Assert.Equal("usage.prompt_tokens_details.cached_tokens", level.GetProperty("cached_tokens_from").GetString());
+        Assert.Equal(cachedFrom, level.GetProperty("cached_tokens_from").GetString());
         var turns = level.GetProperty("turns").EnumerateArray().ToList();
         Assert.Equal(2, turns.Count);
         // Each client's second turn resends its first: the prefix cache serves at least that turn's full blocks.
@@ -66,6 +66,21 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
         Assert.True(overhead.GetProperty("prompt_tokens").GetInt32() > 0);
         Assert.Contains("| clients |", table);
         Assert.Contains("| in-process engine |", table);
+    }
+
+    /// <summary>
+    /// With --api responses each turn sends only its message and the previous response's id to /v1/responses: the
+    /// server holds the history, and the second turn still finds the first in its prefix cache.
+    /// </summary>
+    [Fact]
+    public void TheResponsesApiTurnsSendTheirMessageAndThePreviousResponsesId()
+    {
+        string model = Path.Combine(_dir, "micro-responses.gguf");
+        SyntheticModelBuilder.Write(MicroShape.Shape, GgmlType.Q8_0, model);
+        var (json, table) = Run(Small(new BenchSettings { ModelPath = model, Api = "responses" }));
+        Assert.Equal("responses", json.GetProperty("api").GetString());
+        OnlyLevel(json, cachedFrom: "usage.input_tokens_details.cached_tokens");
+        Assert.Contains("previous_response_id (/v1/responses)", table);
     }
 
     /// <summary>
@@ -114,8 +129,11 @@ public sealed class ServeBenchTests(ServerFixture server) : IClassFixture<Server
     [InlineData("http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/chat/completions")]
     [InlineData("http://127.0.0.1:8080/", "http://127.0.0.1:8080/v1/chat/completions")]
     [InlineData("http://127.0.0.1:8080/v1/", "http://127.0.0.1:8080/v1/chat/completions")]
-    public void UrlNamesTheServerOrItsV1Root(string url, string expected) =>
+    public void UrlNamesTheServerOrItsV1Root(string url, string expected)
+    {
         Assert.Equal(expected, ServeScenario.ChatCompletionsUri(url).ToString());
+        Assert.Equal(expected.Replace("chat/completions", "responses"), ServeScenario.ResponsesUri(url).ToString());
+    }
 
     [Fact]
     public void UrlWithAModelIsRefused()

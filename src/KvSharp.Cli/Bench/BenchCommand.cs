@@ -71,6 +71,13 @@ internal static class BenchCommand
         command.Options.Add(browser);
         var tools = new Option<bool>("--tools") { Description = "serve scenario: every request offers one function tool (get_weather), so time to first token is that of a reply read for calls; the served chat template must render tools" };
         command.Options.Add(tools);
+        var api = new Option<string>("--api")
+        {
+            Description = "serve scenario: chat (each turn resends the whole conversation to /v1/chat/completions) or responses (each turn sends its new message and previous_response_id to /v1/responses)",
+            DefaultValueFactory = _ => "chat",
+        };
+        api.AcceptOnlyFromAmong("chat", "responses");
+        command.Options.Add(api);
         foreach (var option in kvTypes.All) command.Options.Add(option);
         command.SetAction(r =>
         {
@@ -109,6 +116,7 @@ internal static class BenchCommand
                 InspectorIntervalMs = r.GetValue(inspectorInterval),
                 Browser = r.GetValue(browser),
                 Tools = r.GetValue(tools),
+                Api = r.GetValue(api)!,
                 FullLocalLayers = r.GetValue(swaFull),
             };
             if (r.GetValue(blockSize) is int size) settings = settings with { BlockSize = size };

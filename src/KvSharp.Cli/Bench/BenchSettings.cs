@@ -92,6 +92,11 @@ public sealed record BenchSettings
     /// text before where a call could begin (the served chat template must render tools).
     /// </summary>
     public bool Tools { get; init; }
+    /// <summary>
+    /// Serve scenario: "chat" (each turn resends the whole conversation to /v1/chat/completions) or "responses" (each
+    /// turn sends its new message and the previous response's id to /v1/responses).
+    /// </summary>
+    public string Api { get; init; } = "chat";
     /// <summary>Serve scenario: an OpenAI-compatible server to drive instead of kvsharp's own in process.</summary>
     public string? Url { get; init; }
     /// <summary>Tiers scenario: the Redis or Garnet server to measure (HOST:PORT); null starts an embedded Garnet.</summary>

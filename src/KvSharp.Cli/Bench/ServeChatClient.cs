@@ -141,7 +141,7 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool
         return new ServeResponse(null, text.ToString(), first, last, gaps, prompt, usageSeen ? completion : chunks, cached ?? timingsCached, usageSeen, cachedFrom);
     }
 
-    private static string OneLine(string s)
+    internal static string OneLine(string s)
     {
         s = s.ReplaceLineEndings(" ").Trim();
         return s.Length <= 300 ? s : s[..300] + "...";

@@ -96,19 +96,21 @@ public static class ServeScenario
         // a few requests), which races the next request sent on it; there each request gets its own connection
         // (a loopback connect costs about 0.1 ms, beside time to first token in milliseconds).
         var chat = new ServeChatClient(http, ChatCompletionsUri(url), closeConnections: local == null, tools: s.Tools ? ServeChatClient.WeatherTool() : null);
+        var responses = s.Api == "responses"
+            ? new ServeResponsesClient(http, ResponsesUri(url), closeConnections: local == null, tools: s.Tools ? ServeResponsesClient.Flat(ServeChatClient.WeatherTool()) : null) : null;
         var progress = new ServeProgress(log);
 
         var clock = Stopwatch.StartNew();
         for (int run = 0; run == 0 || clock.Elapsed.TotalSeconds < s.WarmUpSeconds; run++)
         {
-            var warm = await RunLevelAsync(chat, p, p.Workload(WarmUpRound - run * 1000), Math.Min(2, p.Clients.Max()), Math.Min(2, p.Turns), progress, "warm-up");
+            var warm = await RunLevelAsync(chat, responses, p, p.Workload(WarmUpRound - run * 1000), Math.Min(2, p.Clients.Max()), Math.Min(2, p.Turns), progress, "warm-up");
             if (warm.Completed == 0) throw new InvalidOperationException($"every warm-up request to {url} failed: {warm.Json()["errors"]!.ToJsonString()}");
         }
         var (http1, inProcess) = await ServeSingleStream.MeasureAsync(chat, local, OverheadPrompt(p), p.MaxTokens, p.Seed, s.Repetitions ?? 3, progress);
 
         var levels = new List<ServeLevel>();
         for (int i = 0; i < p.Clients.Length; i++)
-            levels.Add(await RunLevelAsync(chat, p, p.Workload(i), p.Clients[i], p.Turns, progress, $"{p.Clients[i]} clients"));
+            levels.Add(await RunLevelAsync(chat, responses, p, p.Workload(i), p.Clients[i], p.Turns, progress, $"{p.Clients[i]} clients"));
         log.EndProgress();
 
         result["url"] = url;
@@ -118,6 +120,7 @@ public static class ServeScenario
         result["user_words"] = p.UserWords;
         result["system_words"] = p.SystemWords;
         result["tools"] = s.Tools;
+        result["api"] = s.Api;
         result["workload_seed"] = p.Seed;
         result["levels"] = new JsonArray(levels.Select(l => (JsonNode?)l.Json()).ToArray());
         var overhead = new Ratio((http1.MsPerToken ?? 0) - (inProcess?.MsPerToken ?? 0), inProcess?.MsPerToken ?? 0);
@@ -137,7 +140,8 @@ public static class ServeScenario
                 $"{l.TokensPerSecond:F1}", l.HitPercent.Text("F1", suffix: "%"));
         table.WriteLine();
         t.Write(table);
-        table.WriteLine($"{p.Turns} turns per client, user messages of {p.UserWords} words after a shared {p.SystemWords}-word system prompt, max_tokens {p.MaxTokens}, greedy, seed {p.Seed}");
+        table.WriteLine($"{p.Turns} turns per client, user messages of {p.UserWords} words after a shared {p.SystemWords}-word system prompt, max_tokens {p.MaxTokens}, greedy, seed {p.Seed}, " +
+            (responses == null ? "each turn resends the conversation (/v1/chat/completions)" : "each turn sends its message and previous_response_id (/v1/responses)"));
         var sources = levels.Select(l => l.CachedFrom).Distinct().ToList();
         if (sources.Contains(null)) table.WriteLine("prefix hit n/a: the server reported no cached prompt tokens (usage.prompt_tokens_details.cached_tokens)");
         if (sources.Contains(ServeResponse.FromTimings)) table.WriteLine($"prefix hit from {ServeResponse.FromTimings} (llama-server's prompt tokens reused from the slot)");
@@ -153,13 +157,20 @@ public static class ServeScenario
     }
 
     /// <summary>http://host:port, http://host:port/ or http://host:port/v1 → …/v1/chat/completions.</summary>
-    public static Uri ChatCompletionsUri(string url)
+    public static Uri ChatCompletionsUri(string url) => V1(url, "chat/completions");
+
+    /// <summary>The same for …/v1/responses.</summary>
+    public static Uri ResponsesUri(string url) => V1(url, "responses");
+
+    private static Uri V1(string url, string path)
     {
         string trimmed = url.TrimEnd('/');
-        return new Uri(trimmed.EndsWith("/v1", StringComparison.Ordinal) ? trimmed + "/chat/completions" : trimmed + "/v1/chat/completions");
+        return new Uri(trimmed.EndsWith("/v1", StringComparison.Ordinal) ? $"{trimmed}/{path}" : $"{trimmed}/v1/{path}");
     }
 
-    private static async Task<ServeLevel> RunLevelAsync(ServeChatClient chat, Plan p, ServeWorkload w, int clients, int turns, ServeProgress progress, string what)
+    /// <param name="responses">Null: each turn resends the conversation as chat; else each sends its message and the previous response's id.</param>
+    private static async Task<ServeLevel> RunLevelAsync(ServeChatClient chat, ServeResponsesClient? responses, Plan p, ServeWorkload w, int clients, int turns,
+        ServeProgress progress, string what)
     {
         progress.Start(what, clients * turns);
         var clock = Stopwatch.StartNew();
@@ -167,14 +178,21 @@ public static class ServeScenario
         {
             var done = new List<(int Client, int Turn, ServeResponse Response)>();
             var history = w.NewConversation();
+            string? previous = null;
             for (int t = 0; t < turns; t++)
             {
-                history.Add(ServeWorkload.Message("user", w.UserMessage(c, t)));
-                var r = await chat.ChatAsync(history, p.MaxTokens, p.Seed + (ulong)c, CancellationToken.None);
+                ServeResponse r;
+                if (responses != null)
+                    (r, previous) = await responses.RespondAsync(w.HasSystemPrompt ? w.SystemPrompt : null, w.UserMessage(c, t), previous, p.MaxTokens, CancellationToken.None);
+                else
+                {
+                    history.Add(ServeWorkload.Message("user", w.UserMessage(c, t)));
+                    r = await chat.ChatAsync(history, p.MaxTokens, p.Seed + (ulong)c, CancellationToken.None);
+                    if (r.Ok) history.Add(ServeWorkload.Message("assistant", r.Text));
+                }
                 done.Add((c, t, r));
                 progress.RequestDone();
                 if (!r.Ok) break; // the conversation cannot go on without its reply
-                history.Add(ServeWorkload.Message("assistant", r.Text));
             }
             return done;
         })).ToArray();
