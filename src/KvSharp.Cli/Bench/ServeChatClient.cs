@@ -69,10 +69,18 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool
             ["stream_options"] = new JsonObject { ["include_usage"] = true },
         };
         if (tools != null) body["tools"] = tools.DeepClone();
-        using var request = new HttpRequestMessage(HttpMethod.Post, chatCompletions)
-        {
-            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
-        };
+        return await StreamAsync(http, chatCompletions, body, closeConnections, ReadStreamAsync, ServeResponse.Failed, cancellation);
+    }
+
+    /// <summary>
+    /// Posts <paramref name="body"/> to <paramref name="uri"/> for a stream of events and reads it with
+    /// <paramref name="read"/> (given when the request was sent, for the client's clock); an error status, or a
+    /// connection or stream that fails, is <paramref name="failed"/>'s result, saying what went wrong.
+    /// </summary>
+    internal static async Task<T> StreamAsync<T>(HttpClient http, Uri uri, JsonObject body, bool closeConnections,
+        Func<HttpResponseMessage, long, CancellationToken, Task<T>> read, Func<string, T> failed, CancellationToken cancellation)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         if (closeConnections) request.Headers.ConnectionClose = true;
         long start = Stopwatch.GetTimestamp();
@@ -80,16 +88,13 @@ internal sealed class ServeChatClient(HttpClient http, Uri chatCompletions, bool
         {
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellation);
             if (!response.IsSuccessStatusCode)
-            {
-                string detail = await response.Content.ReadAsStringAsync(cancellation);
-                return ServeResponse.Failed($"HTTP {(int)response.StatusCode}: {OneLine(detail)}");
-            }
-            return await ReadStreamAsync(response, start, cancellation);
+                return failed($"HTTP {(int)response.StatusCode}: {OneLine(await response.Content.ReadAsStringAsync(cancellation))}");
+            return await read(response, start, cancellation);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
         {
             string inner = e.InnerException is { } cause ? $" ({cause.GetType().Name}: {OneLine(cause.Message)})" : "";
-            return ServeResponse.Failed($"{e.GetType().Name}: {OneLine(e.Message)}{inner}");
+            return failed($"{e.GetType().Name}: {OneLine(e.Message)}{inner}");
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -20,21 +19,8 @@ internal sealed class ServeResponsesClient(HttpClient http, Uri responses, bool 
         if (instructions != null) body["instructions"] = instructions;
         if (previousId != null) body["previous_response_id"] = previousId;
         if (tools != null) body["tools"] = tools.DeepClone();
-        using var request = new HttpRequestMessage(HttpMethod.Post, responses) { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        if (closeConnections) request.Headers.ConnectionClose = true;
-        long start = Stopwatch.GetTimestamp();
-        try
-        {
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellation);
-            if (!response.IsSuccessStatusCode)
-                return (ServeResponse.Failed($"HTTP {(int)response.StatusCode}: {ServeChatClient.OneLine(await response.Content.ReadAsStringAsync(cancellation))}"), null);
-            return await ReadStreamAsync(response, start, cancellation);
-        }
-        catch (Exception e) when (e is HttpRequestException or IOException or System.Text.Json.JsonException || (e is TaskCanceledException && !cancellation.IsCancellationRequested))
-        {
-            return (ServeResponse.Failed($"{e.GetType().Name}: {ServeChatClient.OneLine(e.Message)}"), null);
-        }
+        return await ServeChatClient.StreamAsync<(ServeResponse, string?)>(http, responses, body, closeConnections, ReadStreamAsync,
+            error => (ServeResponse.Failed(error), null), cancellation);
     }
 
     private static async Task<(ServeResponse, string?)> ReadStreamAsync(HttpResponseMessage response, long start, CancellationToken cancellation)
