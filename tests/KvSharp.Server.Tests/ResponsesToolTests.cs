@@ -122,3 +122,29 @@ public sealed class ResponsesToolTests(ThinkThenCallFixture fixture) : IClassFix
         await IdleAsync();
     }
 }
+
+/// <summary>
+/// A function call that streamed and that the whole reply does not read as one (its JSON went wrong): the Responses
+/// stream ends with response.failed, naming the error, never with response.completed; nothing is stored.
+/// </summary>
+public sealed class ResponsesBrokenCallTests(BrokenArgumentsFixture fixture) : IClassFixture<BrokenArgumentsFixture>
+{
+    [Fact]
+    public async Task AStreamedCallTheWholeReplyDoesNotReadEndsTheResponseAsFailed()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var tools = new JsonArray(new JsonObject { ["type"] = "function", ["name"] = "get_weather", ["parameters"] = new JsonObject { ["type"] = "object" } });
+        var (_, events) = await ResponseEventsReader.ReadAsync(fixture.Client, new JsonObject { ["input"] = "Weather in Paris?", ["tools"] = tools, ["max_output_tokens"] = 32 }, ct);
+        string Type(JsonElement e) => e.GetProperty("type").GetString()!;
+        Assert.Contains(events, e => Type(e) == "response.output_item.added" && e.GetProperty("item").GetProperty("type").GetString() == "function_call");
+        var last = events[^1];
+        Assert.Equal("response.failed", Type(last));
+        var response = last.GetProperty("response");
+        Assert.Equal("failed", response.GetProperty("status").GetString());
+        Assert.Equal("tool_call_unread", response.GetProperty("error").GetProperty("code").GetString());
+        Assert.DoesNotContain(events, e => Type(e) is "response.completed" or "response.incomplete");
+        Assert.Equal(Enumerable.Range(0, events.Count), events.Select(e => e.GetProperty("sequence_number").GetInt32()));
+        using var stored = await fixture.Client.GetAsync($"/v1/responses/{response.GetProperty("id").GetString()}", ct);
+        Assert.Equal(HttpStatusCode.NotFound, stored.StatusCode);
+    }
+}

@@ -12,6 +12,10 @@ internal interface IChatChunkWriter
     /// <summary>What goes out as the stream begins (<see cref="IChunkFormat.Start"/>).</summary>
     IReadOnlyList<byte[]> Start() => [];
 
+    /// <summary>The event that ends a stream that failed after it began (<see cref="IChunkFormat.Error"/>): OpenAI's error body.</summary>
+    IReadOnlyList<byte[]> Error(KvSharp.Server.Errors.ApiError error) =>
+        [JsonSerializer.SerializeToUtf8Bytes(KvSharp.Server.Errors.ErrorBody.From(error), ServerJson.Default.ErrorBody)];
+
     /// <summary>Whether the stream ends with <c>data: [DONE]</c> (chat completions do; the Responses API's does not).</summary>
     bool EndsWithDone => true;
 }

@@ -32,6 +32,8 @@ internal sealed class ChatChunks(IChatChunkWriter writer, ITokenizer tokenizer, 
 
     public IReadOnlyList<byte[]> Start() => writer.Start();
 
+    public IReadOnlyList<byte[]> Error(ApiError error) => writer.Error(error);
+
     public string Generated(int choice, int token) => _toolStreams?[choice].Generated(tokenizer, token) ?? "";
 
     public IReadOnlyList<byte[]> Text(int choice, string text, IReadOnlyList<TokenLogprobs>? logprobs)
@@ -75,7 +77,7 @@ internal sealed class ChatChunks(IChatChunkWriter writer, ITokenizer tokenizer, 
         // that says so, not with text and calls that do not add up to what was sent.
         if (stream.FinishCalls(reply.ToolCalls) is not { } calls)
             return reply.FinishReason == "length" ? [.. Serialize([new ChatChunkChoice(choice, new ChatDelta(null, null), null, "length")], null)]
-                : [StreamedCallUnread(choice)];
+                : [.. writer.Error(StreamedCallUnread(choice))];
         var chunks = new List<byte[]>(2 + calls.Count);
         var (thought, answer) = stream.Finish(reply.Reasoning, reply.Content ?? "");
         if (!_roleSent[choice] || thought.Length > 0 || answer.Length > 0) chunks.AddRange(Reply(choice, answer, null, thought));
@@ -93,10 +95,9 @@ internal sealed class ChatChunks(IChatChunkWriter writer, ITokenizer tokenizer, 
         return Serialize([new ChatChunkChoice(choice, new ChatDelta(first ? Role : null, null, [shaped]), null, null)], null);
     }
 
-    private static byte[] StreamedCallUnread(int choice) => JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(new ApiError(500,
-            $"choice {choice}: a tool call streamed as the model wrote it, and the whole reply does not read as that call (its JSON went " +
-            "wrong, or text followed where the syntax allows none); what streamed of its calls is not to be used", "server_error", null, "tool_call_unread")),
-        ServerJson.Default.ErrorBody);
+    private static ApiError StreamedCallUnread(int choice) => new(500,
+        $"choice {choice}: a tool call streamed as the model wrote it, and the whole reply does not read as that call (its JSON went " +
+        "wrong, or text followed where the syntax allows none); what streamed of its calls is not to be used", "server_error", null, "tool_call_unread");
 
     public IReadOnlyList<byte[]> Usage(Usage usage) => Serialize([], usage);
 

@@ -153,7 +153,7 @@ internal sealed class GenerationRun : IDisposable
         if (Handle.Status != RequestStatus.Finished)
         {
             _clientGone.ThrowIfCancellationRequested();
-            ServerSentEvents.Write(body, JsonSerializer.SerializeToUtf8Bytes(ErrorBody.From(Failure()), ServerJson.Default.ErrorBody));
+            foreach (byte[] chunk in format.Error(Failure())) ServerSentEvents.Write(body, chunk);
             return null;
         }
         Finished?.Invoke();

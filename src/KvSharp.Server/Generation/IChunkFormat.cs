@@ -22,6 +22,12 @@ internal interface IChunkFormat
     /// </summary>
     string Generated(int choice, int token) => "";
 
+    /// <summary>
+    /// The event that ends a stream that failed after it began (the model could not compute a step): OpenAI's error
+    /// body, <c>{"error": {...}}</c>, unless the format says otherwise.
+    /// </summary>
+    IReadOnlyList<byte[]> Error(Errors.ApiError error) => [System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(Errors.ErrorBody.From(error), Json.ServerJson.Default.ErrorBody)];
+
     /// <summary>What goes out first, as the stream begins (before the prompt is computed); usually nothing.</summary>
     IReadOnlyList<byte[]> Start() => [];
 

@@ -27,6 +27,7 @@ internal sealed class ResponseEvents(ResponseObject shell, ITokenizer tokenizer)
     private string _openId = "", _callId = "", _callName = "";
     private string? _reasoning;
     private int _sequence;
+    private bool _failed;
     private string? _finishReason;
 
     /// <summary>The response as the last event gave it; null until then (or when the stream ended with an error).</summary>
@@ -38,9 +39,21 @@ internal sealed class ResponseEvents(ResponseObject shell, ITokenizer tokenizer)
     public IReadOnlyList<byte[]> Start() =>
         [Event("response.created", new JsonObject { ["response"] = Node(shell) }), Event("response.in_progress", new JsonObject { ["response"] = Node(shell) })];
 
+    /// <summary>
+    /// The response failed after its stream began (the model could not go on, or a call that streamed does not read as
+    /// one): <c>response.failed</c>, with the error and the output so far, ends the stream; nothing is stored.
+    /// </summary>
+    public IReadOnlyList<byte[]> Error(Errors.ApiError error)
+    {
+        _failed = true;
+        var failed = shell with { Status = "failed", Output = [.. _items], Error = new ResponseError(error.Code ?? "server_error", error.Message) };
+        return [Event("response.failed", new JsonObject { ["response"] = Node(failed) })];
+    }
+
     public IReadOnlyList<byte[]> Write(ChatChunkChoice[] choices, Usage? usage)
     {
         var events = new List<byte[]>();
+        if (_failed) return events; // after response.failed, nothing
         foreach (var choice in choices)
         {
             var delta = choice.Delta;
