@@ -201,36 +201,47 @@ public static class FloatOps
         if (n == 0) return;
         float max = float.NegativeInfinity;
         foreach (float v in x) max = MathF.Max(max, v);
+        double sum;
+        fixed (float* p = x) sum = SumExp(p, n, max, store: true);
+        Scale(x, (float)(1.0 / sum));
+    }
+
+    /// <summary>
+    /// The sum of exp(p[i] - max) as <see cref="Softmax"/> takes it: ggml's vector expf (the C library's for the tail),
+    /// each group of 8 summed in float (hsum order), the groups in double. With <paramref name="store"/>, each exp is
+    /// written back in place.
+    /// </summary>
+    private static unsafe double SumExp(float* p, int n, float max, bool store)
+    {
         double sum = 0;
         int i = 0;
-        fixed (float* p = x)
+        if (UseAvx2)
         {
-            if (UseAvx2)
+            for (; i + 8 <= n; i += 8)
             {
-                for (; i + 8 <= n; i += 8)
-                {
-                    Vector256<float> v = FastExp.Avx2Exp(Avx.Subtract(Avx.LoadVector256(p + i), Vector256.Create(max)));
-                    Avx.Store(p + i, v);
-                    sum += VecDotAvx2.HSum8(v);
-                }
-            }
-            else
-            {
-                VecDotScalar.Lanes8F v = default;
-                for (; i + 8 <= n; i += 8)
-                {
-                    for (int l = 0; l < 8; l++) p[i + l] = v[l] = FastExp.Scalar(p[i + l] - max);
-                    sum += VecDotScalar.HSum8(ref v);
-                }
-            }
-            for (; i < n; i++)
-            {
-                float v = MathF.Exp(p[i] - max);
-                sum += v;
-                p[i] = v;
+                Vector256<float> v = FastExp.Avx2Exp(Avx.Subtract(Avx.LoadVector256(p + i), Vector256.Create(max)));
+                if (store) Avx.Store(p + i, v);
+                sum += VecDotAvx2.HSum8(v);
             }
         }
-        Scale(x, (float)(1.0 / sum));
+        else
+        {
+            VecDotScalar.Lanes8F v = default;
+            for (; i + 8 <= n; i += 8)
+            {
+                for (int l = 0; l < 8; l++) v[l] = FastExp.Scalar(p[i + l] - max);
+                if (store)
+                    for (int l = 0; l < 8; l++) p[i + l] = v[l];
+                sum += VecDotScalar.HSum8(ref v);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float v = MathF.Exp(p[i] - max);
+            sum += v;
+            if (store) p[i] = v;
+        }
+        return sum;
     }
 
     /// <summary>
@@ -243,26 +254,9 @@ public static class FloatOps
         if (n == 0) return float.NegativeInfinity;
         float max = Max(x);
         if (float.IsNegativeInfinity(max)) return max;
-        double sum = 0;
-        int i = 0;
-        fixed (float* p = x)
-        {
-            if (UseAvx2)
-            {
-                for (; i + 8 <= n; i += 8)
-                    sum += VecDotAvx2.HSum8(FastExp.Avx2Exp(Avx.Subtract(Avx.LoadVector256(p + i), Vector256.Create(max))));
-            }
-            else
-            {
-                VecDotScalar.Lanes8F v = default;
-                for (; i + 8 <= n; i += 8)
-                {
-                    for (int l = 0; l < 8; l++) v[l] = FastExp.Scalar(p[i + l] - max);
-                    sum += VecDotScalar.HSum8(ref v);
-                }
-            }
-            for (; i < n; i++) sum += MathF.Exp(p[i] - max);
-        }
+        double sum;
+        // Only read: the pointer is never written through without store.
+        fixed (float* p = x) sum = SumExp(p, n, max, store: false);
         return max + (float)Math.Log(sum);
     }
 
