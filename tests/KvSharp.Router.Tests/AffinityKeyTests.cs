@@ -51,8 +51,8 @@ public class AffinityKeyTests
         Assert.Equal(first, Chain("""{"instructions":"You are a storyteller.","input":[{"role":"user","content":[{"type":"input_text","text":"Tell me about Lily."}]}]}"""));
         Assert.Equal(first, Chain("""{"messages":[{"role":"system","content":"You are a storyteller."},{"role":"user","content":"Tell me about Lily."}]}"""));
         Assert.NotEqual(first, Chain("""{"instructions":"You are a storyteller.","input":"Tell me about Tom, please."}"""));
-        Assert.Equal("resp_ab12_x", PromptText.PreviousResponseId(Encoding.UTF8.GetBytes("""{"input":"x","previous_response_id":"resp_ab12_x"}""")));
-        Assert.Null(PromptText.PreviousResponseId(Encoding.UTF8.GetBytes("not json")));
+        Assert.Equal("resp_ab12_x", PromptText.Parse(Encoding.UTF8.GetBytes("""{"input":"x","previous_response_id":"resp_ab12_x"}""")).PreviousResponseId);
+        Assert.Null(PromptText.Parse(Encoding.UTF8.GetBytes("not json")).PreviousResponseId);
     }
 
     [Fact]

@@ -8,10 +8,11 @@ namespace KvSharp.Router.Affinity;
 /// content (text parts of an array content), separated so "ab"+"c" and "a"+"bc" differ; for completions the prompt
 /// (the first of several; token-id prompts as their decimal ids); for the Responses API its instructions, then its
 /// input (a string, or each item's role and text, as messages). The tenant's <c>cache_salt</c> comes along, because
-/// engines never share blocks across salts and so neither should routing. A body that is not such JSON gives empty
-/// text: the request is still forwarded, and the replica answers with its own error.
+/// engines never share blocks across salts and so neither should routing; and a Responses request's
+/// <c>previous_response_id</c>, which routes it to the replica that stored that response instead. A body that is not
+/// such JSON gives empty text: the request is still forwarded, and the replica answers with its own error.
 /// </summary>
-public readonly record struct PromptText(string Text, string? Salt)
+public readonly record struct PromptText(string Text, string? Salt, string? PreviousResponseId = null)
 {
     private const char Separator = '\u001e'; // record separator: cannot be confused with text a user typed
 
@@ -23,6 +24,7 @@ public readonly record struct PromptText(string Text, string? Salt)
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object) return default;
             string? salt = root.TryGetProperty("cache_salt", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+            string? previous = root.TryGetProperty("previous_response_id", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
             var text = new StringBuilder();
             if (root.TryGetProperty("messages", out var messages) && messages.ValueKind == JsonValueKind.Array)
             {
@@ -37,26 +39,11 @@ public readonly record struct PromptText(string Text, string? Salt)
             }
             else if (root.TryGetProperty("prompt", out var prompt)) AppendPrompt(text, prompt);
             else if (root.TryGetProperty("input", out var input)) AppendInput(text, root, input);
-            return new PromptText(text.ToString(), salt);
+            return new PromptText(text.ToString(), salt, previous);
         }
         catch (JsonException)
         {
             return default;
-        }
-    }
-
-    /// <summary>A Responses request's previous_response_id, or null (also for a body that is not such JSON).</summary>
-    public static string? PreviousResponseId(ReadOnlySpan<byte> body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body.ToArray());
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("previous_response_id", out var id)
-                && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
-        }
-        catch (JsonException)
-        {
-            return null;
         }
     }
 

@@ -58,9 +58,10 @@ internal sealed class RoutedForwarder : IDisposable
     {
         byte[]? body = await ReadBodyAsync(context);
         if (body == null) return;
-        var owner = byPrompt ? ResponseOwner(PromptText.PreviousResponseId(body)) : null;
+        var prompt = byPrompt ? PromptText.Parse(body) : default;
+        var owner = ResponseOwner(prompt.PreviousResponseId);
         var chain = new ulong[byPrompt && owner == null ? _options.MaxBlocks : 0];
-        int blocks = chain.Length > 0 ? PrefixChain.Compute(PromptText.Parse(body), _options.BlockChars, chain) : 0;
+        int blocks = chain.Length > 0 ? PrefixChain.Compute(prompt, _options.BlockChars, chain) : 0;
         await SendAsync(context, body, chain.AsSpan(0, blocks).ToArray(), owner, ownerOnly: false);
     }
 
