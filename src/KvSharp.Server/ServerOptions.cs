@@ -26,7 +26,8 @@ public sealed record ServerOptions
 
     /// <summary>
     /// Most token ids kept of recent completions for requests that continue one (<c>continues</c>: the response id),
-    /// least recently used out first: about 4 bytes an id plus the text they spell. 0 keeps none.
+    /// least recently used out first: about 4 bytes an id (12 a generated one, with where the ids may be cut) plus the
+    /// text they spell. 0 keeps none.
     /// </summary>
     public int ContinuationTokens { get; init; } = 1 << 21;
 

@@ -54,6 +54,7 @@ internal static class ResponsesEndpoint
         {
             using var call = ChatCompletionsEndpoint.Start(context, chat, served, id);
             ResponseObject? response;
+            ChatReply? reply = null;
             if (body.Stream == true)
             {
                 var events = new ResponseEvents(shell, tokenizer);
@@ -63,12 +64,13 @@ internal static class ResponsesEndpoint
             else
             {
                 var result = await call.Run.CompleteAsync();
-                response = ResponseOutput.Complete(shell, call.Reply(0, result.FinishReasons[0]), result.Usage, tokenizer);
+                reply = call.Reply(0, result.FinishReasons[0]);
+                response = ResponseOutput.Complete(shell, reply, result.Usage, tokenizer);
             }
-            // What a later response continues: this conversation, then the reply read whole.
+            // What a later response continues: this conversation, then the reply read whole (once, where not read yet).
             if (response != null && body.Store != false)
             {
-                var reply = call.Reply(0, GenerationRun.OpenAiFinishReason(call.Run.Handle.FinishReasons[0]));
+                reply ??= call.Reply(0, GenerationRun.OpenAiFinishReason(call.Run.Handle.FinishReasons[0]));
                 served.Responses.Remember(id, new StoredResponse(response, [.. conversation, ResponseOutput.AssistantTurn(reply)]));
             }
             if (body.Stream != true) await context.Response.WriteAsJsonAsync(response!, ServerJson.Default.ResponseObject, contentType: null, context.RequestAborted);
