@@ -113,8 +113,8 @@ public sealed unsafe class MatMul
         long off1 = t1 == t0 ? 0 : (long)r0 * nTokens;
         long off2 = t2 == t0 ? 0 : t2 == t1 ? off1 : off1 + (t1 == t0 ? (long)r0 * nTokens : (long)r1 * nTokens);
         long need = Math.Max(Math.Max((long)r0 * nTokens, off1 + (long)r1 * nTokens), off2 + (long)r2 * nTokens);
-        if (_scratch.Length < need)
-            _scratch = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need, _scratch.Length * 2L)), pinned: true);
+        if (_scratch.Length < need + 64)
+            _scratch = GC.AllocateUninitializedArray<byte>(checked((int)Math.Max(need + 64, _scratch.Length * 2L)), pinned: true);
 
         long work = (long)w0.Rows * cols + (count > 1 ? (long)w1.Rows * cols : 0) + (count > 2 ? (long)w2.Rows * cols : 0);
         bool inline = work * nTokens < InlineWork;
@@ -123,8 +123,9 @@ public sealed unsafe class MatMul
         fixed (float* py0 = y0)
         fixed (float* py1 = y1)
         fixed (float* py2 = y2)
-        fixed (byte* act = _scratch)
+        fixed (byte* scratch = _scratch)
         {
+            byte* act = (byte*)(((nint)scratch + 63) & ~(nint)63);
             var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = avx2 };
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
@@ -174,8 +175,8 @@ public sealed unsafe class MatMul
         // A copy whose pairs of groups are one stream (InterleavedRows.PairedGroups) is cut into whole pairs on every path.
         bool paired = interleaved is { PairedGroups: true };
         int rowTile = RowTile(w.Rows, nTokens);
-        // F16 widened on AVX-512 (VecDotAvx512Widened): an item's widened rows stay in L2 beside the other thread's.
-        if (avx512 && w.Type is GgmlType.F16 or GgmlType.BF16 && nTokens >= 4) rowTile = Math.Min(rowTile, VecDotAvx512Widened.RowTile);
+        // F16 and BF16 widened (WidenedRows): an item's widened rows stay in L2 beside the other thread's.
+        if (avx2 && w.Type is GgmlType.F16 or GgmlType.BF16 && nTokens >= 4) rowTile = Math.Min(rowTile, WidenedRows.RowTile);
         int unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
@@ -206,13 +207,15 @@ public sealed unsafe class MatMul
             Pair8 = pair8,
             Kernel = avx2 && w.Type == GgmlType.F16 ? avx512 ? &VecDotAvx512F16.Dot : &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
-            Kernel2x4 = avx2 && w.Type == GgmlType.F16 ? &VecDotAvx2F16.Dot2x4 : null,
-            Widened4x4 = !avx512 ? null : w.Type switch
+            Widened = !avx2 ? null : (w.Type, avx512) switch
             {
-                GgmlType.F16 => &VecDotAvx512Widened.Dot4x4F16,
-                GgmlType.BF16 => &VecDotAvx512Widened.Dot4x4BF16,
+                (GgmlType.F16, true) => &VecDotAvx512Widened.Dot4x4F16,
+                (GgmlType.BF16, true) => &VecDotAvx512Widened.Dot4x4BF16,
+                (GgmlType.F16, false) => &VecDotAvx2Widened.Dot2x4F16,
+                (GgmlType.BF16, false) => &VecDotAvx2Widened.Dot2x4BF16,
                 _ => null,
             },
+            WidenedRowsPerCall = avx512 ? 4 : 2,
             WidenedBF16 = w.Type == GgmlType.BF16,
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
@@ -293,9 +296,10 @@ public sealed unsafe class MatMul
     {
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
-        public delegate*<byte*, nint, byte*, nint, int, float*, void> Kernel2x4;
-        // F16 and BF16 on AVX-512: a work item's rows are widened once, then four rows meet four tokens (VecDotAvx512Widened).
-        public delegate*<float*, int, byte*, nint, int, float*, void> Widened4x4;
+        // F16 and BF16 over several tokens: a work item's rows are widened once, then four rows (AVX-512:
+        // VecDotAvx512Widened) or two (AVX2: VecDotAvx2Widened) meet four tokens.
+        public delegate*<float*, int, byte*, nint, int, float*, void> Widened;
+        public int WidenedRowsPerCall;
         public bool WidenedBF16;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
@@ -322,50 +326,29 @@ public sealed unsafe class MatMul
             var kernel = Kernel;
             var kernel4 = Kernel4;
             float* results = stackalloc float[16];
-            // F16 and BF16 over several tokens on AVX-512: the item's rows in fours, widened once for all its tokens.
-            var widened4x4 = Widened4x4;
-            int quadRows = widened4x4 != null && NTokens >= 4 ? (r1 - r0) & ~3 : 0;
-            float* widened = quadRows > 0 ? VecDotAvx512Widened.WidenRows(W + (long)r0 * WRowBytes, WRowBytes, quadRows, Cols, WidenedBF16) : null;
+            // F16 and BF16 over several tokens: the item's rows widened once for all its tokens, taken in fours or twos.
+            var widenedKernel = Widened;
+            int per = WidenedRowsPerCall, widenedRows = widenedKernel != null && NTokens >= 4 ? (r1 - r0) / per * per : 0;
+            int widenedStride = WidenedRows.Stride(Cols);
+            float* widened = widenedRows > 0 ? WidenedRows.Widen(W + (long)r0 * WRowBytes, WRowBytes, widenedRows, Cols, WidenedBF16) : null;
             for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
                 int t1 = Math.Min(NTokens, t0 + TokenTile);
                 int r = r0;
-                // Four or two rows by four tokens where such kernels exist, then rows one at a time; every kernel gives
-                // the single-token kernel's bits, so how outputs are grouped never changes one.
-                for (; r < r0 + quadRows; r += 4)
+                // Widened rows by four tokens where such kernels exist, then rows one at a time; every kernel gives the
+                // single-token kernel's bits, so how outputs are grouped never changes one.
+                for (; r < r0 + widenedRows; r += per)
                 {
-                    float* wq = widened + (long)(r - r0) * Cols;
+                    float* wq = widened + (long)(r - r0) * widenedStride;
                     int t = t0;
                     for (; t + 4 <= t1; t += 4)
                     {
-                        widened4x4(wq, Cols, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
-                        for (int k = 0; k < 16; k++) Y[(long)(t + (k & 3)) * Rows + r + (k >> 2)] = results[k];
+                        widenedKernel(wq, widenedStride, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
+                        for (int k = 0; k < 4 * per; k++) Y[(long)(t + (k & 3)) * Rows + r + (k >> 2)] = results[k];
                     }
                     for (; t < t1; t++)
-                        for (int k = 0; k < 4; k++)
+                        for (int k = 0; k < per; k++)
                             Y[(long)t * Rows + r + k] = kernel(W + (long)(r + k) * WRowBytes, Act + (long)t * ActRowBytes, Cols);
-                }
-                if (Kernel2x4 != null && t1 - t0 >= 4)
-                {
-                    for (; r + 2 <= r1; r += 2)
-                    {
-                        byte* wr = W + (long)r * WRowBytes;
-                        int t = t0;
-                        for (; t + 4 <= t1; t += 4)
-                        {
-                            Kernel2x4(wr, WRowBytes, Act + (long)t * ActRowBytes, ActRowBytes, Cols, results);
-                            for (int k = 0; k < 4; k++)
-                            {
-                                Y[(long)(t + k) * Rows + r] = results[k];
-                                Y[(long)(t + k) * Rows + r + 1] = results[4 + k];
-                            }
-                        }
-                        for (; t < t1; t++)
-                        {
-                            Y[(long)t * Rows + r] = kernel(wr, Act + (long)t * ActRowBytes, Cols);
-                            Y[(long)t * Rows + r + 1] = kernel(wr + WRowBytes, Act + (long)t * ActRowBytes, Cols);
-                        }
-                    }
                 }
                 // Interleaved matrices: eight rows at a time, eight tokens (Q8_0, Q4_0), four or one; rows past the last
                 // group fall through.

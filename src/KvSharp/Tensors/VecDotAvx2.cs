@@ -283,7 +283,7 @@ internal static unsafe partial class VecDotAvx2
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> BF16ToSingle(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
+    internal static Vector256<float> BF16ToSingle(ushort* p) => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(p), 16).AsSingle();
 
     public static float DotBF16(ushort* x, ushort* y, int n)
     {

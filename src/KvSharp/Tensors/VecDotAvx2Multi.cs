@@ -8,8 +8,8 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// Four-token variants of the AVX2 kernels for batched matmuls, for the types that have no interleaved layout or
 /// kernel of their own (the types whose single-row kernels keep ggml's eight float lanes per row: IQ4_XS, Q2_K, Q3_K;
-/// F16 has
-/// <see cref="VecDotAvx2F16.Dot2x4"/>): one weight row against four activation
+/// F16 and BF16 have
+/// <see cref="VecDotAvx2Widened"/>): one weight row against four activation
 /// rows, the weight block loaded and unpacked once and reused four times. For each token the arithmetic is exactly the
 /// single-token kernel's (same integer lanes, same FMA per block, same final reduction), so every output is
 /// bit-identical to <see cref="VecDotAvx2"/>'s. That is what keeps <see cref="MatMul"/> batch-invariant.

@@ -7,7 +7,7 @@ namespace KvSharp.Tensors;
 
 /// <summary>
 /// The F16 and BF16 weight kernels of <see cref="KernelPath.Avx512"/> for products over several tokens (prefill): a
-/// work item's weight rows are widened to floats once (<see cref="WidenRows"/>: exact), then four of them meet four
+/// work item's weight rows are widened to floats once (<see cref="WidenedRows"/>: exact), then four of them meet four
 /// activation rows at a time (F16: rows widened by <see cref="VecDotAvx2F16.Widen"/>; BF16: BF16 rows, widened as they
 /// are loaded, a shift), each result the bits of <see cref="VecDotAvx2F16.Dot"/> or <see cref="VecDotAvx2.DotBF16"/>.
 /// That dot keeps four chains of eight lanes over the chunks at 32j + 8k; a 512-bit vector at 32j + 16m holds chains
@@ -24,53 +24,18 @@ internal static unsafe class VecDotAvx512Widened
     // each) while both 512-bit chains run over them one after the other.
     private const int ColumnBlock = 1024;
 
-    /// <summary>
-    /// Rows per work item where F16 products run here: their widened copy (16 x cols x 4 bytes: 48 KiB for 768 columns,
-    /// 1.2 MiB for 18,944) is read again for every eight tokens. 8 to 64 rows measured alike on `small`.
-    /// </summary>
-    public const int RowTile = 16;
-
-    // Each worker thread's widened rows (pinned, so the kernels take pointers), grown to the largest work item met.
-    [ThreadStatic] private static float[]? t_widened;
-
-    /// <summary>
-    /// <paramref name="rows"/> F16 or BF16 (<paramref name="bf16"/>) rows of <paramref name="cols"/>
-    /// (<paramref name="stride"/> bytes apart) widened exactly to floats, row after row, in this thread's buffer: valid
-    /// until this thread's next call. F16 rows go through <see cref="HalfConvert.ToSingle(ref Half, ref float, int)"/>,
-    /// the cache's widening (a NaN comes out quiet, which the kernels' arithmetic would make it anyway).
-    /// </summary>
-    public static float* WidenRows(byte* w, nint stride, int rows, int cols, bool bf16)
-    {
-        long needed = (long)rows * cols;
-        if (t_widened == null || t_widened.Length < needed) t_widened = GC.AllocateUninitializedArray<float>((int)needed, pinned: true);
-        float* to = (float*)Unsafe.AsPointer(ref t_widened[0]);
-        for (int r = 0; r < rows; r++)
-        {
-            ushort* from = (ushort*)(w + r * stride);
-            float* row = to + (long)r * cols;
-            if (!bf16)
-            {
-                HalfConvert.ToSingle(ref *(Half*)from, ref *row, cols);
-                continue;
-            }
-            int i = 0;
-            for (; i + 16 <= cols; i += 16) Avx512F.Store(row + i, BF16.Load(from + i));
-            for (; i < cols; i++) row[i] = BF16ToFloat(from[i]);
-        }
-        return to;
-    }
-
     /// <summary>F16: four widened weight rows by four widened activation rows (<see cref="Dot4x4{T}"/>).</summary>
-    public static void Dot4x4F16(float* w, int cols, byte* y, nint yStride, int n, float* result) => Dot4x4<F16>(w, cols, y, yStride, n, result);
+    public static void Dot4x4F16(float* w, int stride, byte* y, nint yStride, int n, float* result) => Dot4x4<F16>(w, stride, y, yStride, n, result);
 
     /// <summary>BF16: four widened weight rows by four BF16 activation rows (<see cref="Dot4x4{T}"/>).</summary>
-    public static void Dot4x4BF16(float* w, int cols, byte* y, nint yStride, int n, float* result) => Dot4x4<BF16>(w, cols, y, yStride, n, result);
+    public static void Dot4x4BF16(float* w, int stride, byte* y, nint yStride, int n, float* result) => Dot4x4<BF16>(w, stride, y, yStride, n, result);
 
     /// <summary>
-    /// Four widened weight rows (<paramref name="cols"/> floats apart) times four activation rows
+    /// Four widened weight rows (<paramref name="stride"/> floats apart) times four activation rows
     /// (<paramref name="yStride"/> bytes apart) over <paramref name="n"/> columns: result[4 * row + token].
     /// </summary>
-    private static void Dot4x4<T>(float* w, int cols, byte* y, nint yStride, int n, float* result) where T : IWidenedType
+    [SkipLocalsInit] // part is zeroed below, and only the 32 vectors used
+    private static void Dot4x4<T>(float* w, int stride, byte* y, nint yStride, int n, float* result) where T : IWidenedType
     {
         int np = n & ~31;
         // [m][row * 4 + token]: chain pair m (chains 2m, 2m + 1) of each output.
@@ -79,7 +44,7 @@ internal static unsafe class VecDotAvx512Widened
         byte* space = stackalloc byte[33 * 64];
         Vector512<float>* part = (Vector512<float>*)(((nint)space + 63) & ~(nint)63);
         for (int j = 0; j < 32; j++) part[j] = default;
-        float* w0 = w, w1 = w + cols, w2 = w + 2 * cols, w3 = w + 3 * cols;
+        float* w0 = w, w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
         byte* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
         for (int c0 = 0; c0 < np; c0 += ColumnBlock)
         {
@@ -91,7 +56,7 @@ internal static unsafe class VecDotAvx512Widened
         for (int j = 0; j < 16; j++)
         {
             double sum = result[j];
-            float* wr = w + (j >> 2) * cols;
+            float* wr = w + (j >> 2) * stride;
             byte* a = y + (j & 3) * yStride;
             for (int i = np; i < n; i++) sum += wr[i] * T.Activation(a, i);
             result[j] = (float)sum;

@@ -166,8 +166,8 @@ public class MatMulTests
     }
 
     /// <summary>
-    /// F16 and BF16 over several tokens on every path (AVX-512 widens an item's rows once and takes them four by four
-    /// tokens): the bits of one token at a time, with rows short of a four, tokens short of a four, rows past a column
+    /// F16 and BF16 over several tokens on every path (the SIMD paths widen an item's rows once and take them by four
+    /// tokens, four rows at a time on AVX-512 and two on AVX2): the bits of one token at a time, with rows short of a four, tokens short of a four, rows past a column
     /// block, and tails past the last 32 columns.
     /// </summary>
     [Theory]
