@@ -16,6 +16,7 @@ switch (args.Length > 0 ? args[0] : null)
     case "interleaved": KvSharp.Benchmarks.InterleavedMatMulAlternation.Run(args); return; // MatMul with interleaved rows against without
     case "paths": KvSharp.Benchmarks.PathAlternation.Run(args); return; // one type's products on each SIMD path
     case "score-prompt": KvSharp.Benchmarks.PromptScoringAlternation.Run(args); return; // a prompt scored (every position's logprobs) against computed for one token
+    case "widened": KvSharp.Benchmarks.WidenedKernelProbe.Run(args); return; // the widened F16 kernels alone, their rows hot or cycling
     case "variants": KvSharp.Benchmarks.MatMulVariantsAlternation.Run(args); return; // MXFP4 plain, interleaved on each path, IQ4_NL interleaved
 }
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
