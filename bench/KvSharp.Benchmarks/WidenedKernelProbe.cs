@@ -6,7 +6,7 @@ namespace KvSharp.Benchmarks;
 
 /// <summary>
 /// The widened F16 kernels alone (<see cref="VecDotAvx512Widened"/> four rows by four tokens,
-/// <see cref="VecDotAvx2Widened"/> two by four) on rows already widened, with each operand either the same rows every
+/// <see cref="VecDotAvx2Widened"/> three by four) on rows already widened, with each operand either the same rows every
 /// call (hot in L1) or cycling through SETS sets of rows (from L2 or beyond): what the kernel does when its data is
 /// near, and what it loses when the weight rows, the activation rows or both have to come from further away.
 /// <code>
@@ -30,7 +30,7 @@ internal static unsafe class WidenedKernelProbe
             float* result = stackalloc float[16];
             var kernels = new List<(string Name, int Outputs, nint Kernel)>();
             if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) kernels.Add(("avx512 4x4", 16, (nint)(delegate*<float*, int, byte*, nint, int, float*, void>)&VecDotAvx512Widened.Dot4x4F16));
-            kernels.Add(("avx2 2x4", 8, (nint)(delegate*<float*, int, byte*, nint, int, float*, void>)&VecDotAvx2Widened.Dot2x4F16));
+            kernels.Add(("avx2 3x4", 12, (nint)(delegate*<float*, int, byte*, nint, int, float*, void>)&VecDotAvx2Widened.Dot3x4F16));
             const int Calls = 200_000;
             for (int round = 0; round < 3; round++)
                 foreach (var (name, outputs, k) in kernels)

@@ -104,9 +104,10 @@ public static class KernelPaths
     /// pairs of groups ran 1.30x slower than AVX2 from cache (its two-group loads cost a vinserti per vector) and was
     /// not kept: AVX-512 for prefill, VNNI for decode, AVX2 for decode where VNNI is absent.</item>
     /// <item>F16 and BF16 over several tokens: a work item's rows widened once on both paths, then four rows by four
-    /// tokens in 512-bit vectors (<see cref="VecDotAvx512Widened"/>) or two by four in 256-bit ones
+    /// tokens in 512-bit vectors (<see cref="VecDotAvx512Widened"/>) or three by four in 256-bit ones
     /// (<see cref="VecDotAvx2Widened"/>); 128 tokens by four 2048x768 matrices, one thread, in-process rounds
-    /// (`paths 15 2048x768 128 1 F16 4`, 2-core Zen 5): AVX-512 1.79x AVX2's speed for F16, 1.88x for BF16. One token: F16 on AVX-512 (<see cref="VecDotAvx512F16"/>: its widening takes a third of
+    /// (`paths 15 2048x768 128 1 F16 4`, 2-core Zen 5): AVX-512 1.70x AVX2's speed for F16, 1.67x for BF16. One token:
+    /// F16 on AVX-512 (<see cref="VecDotAvx512F16"/>: its widening takes a third of
     /// AVX2's instructions, and F16 decode was bound by widening; 64 matrices of 2048x768, 201 MB, two threads, in-process
     /// rounds, `paths 41 2048x768 1 2 F16 64`: 1.39-1.43x AVX2's, 2-core Zen 5), BF16 on AVX2 (a shift widens it).</item>
     /// </list>

@@ -176,7 +176,7 @@ public sealed unsafe class MatMul
         bool paired = interleaved is { PairedGroups: true };
         int rowTile = RowTile(w.Rows, nTokens);
         // F16 and BF16 widened (WidenedRows): an item's widened rows stay in L2 beside the other thread's.
-        if (avx2 && w.Type is GgmlType.F16 or GgmlType.BF16 && nTokens >= 4) rowTile = Math.Min(rowTile, WidenedRows.RowTile);
+        if (avx2 && w.Type is GgmlType.F16 or GgmlType.BF16 && nTokens >= 4) rowTile = Math.Min(rowTile, avx512 ? WidenedRows.RowTileAvx512 : WidenedRows.RowTileAvx2);
         int unit = InterleavedRows.RowsPerGroup * (pairs || paired ? 2 : triples ? 3 : 1);
         if (interleaved != null) rowTile = (rowTile + unit - 1) / unit * unit;
         int rowTiles = (w.Rows + rowTile - 1) / rowTile;
@@ -211,11 +211,11 @@ public sealed unsafe class MatMul
             {
                 (GgmlType.F16, true) => &VecDotAvx512Widened.Dot4x4F16,
                 (GgmlType.BF16, true) => &VecDotAvx512Widened.Dot4x4BF16,
-                (GgmlType.F16, false) => &VecDotAvx2Widened.Dot2x4F16,
-                (GgmlType.BF16, false) => &VecDotAvx2Widened.Dot2x4BF16,
+                (GgmlType.F16, false) => &VecDotAvx2Widened.Dot3x4F16,
+                (GgmlType.BF16, false) => &VecDotAvx2Widened.Dot3x4BF16,
                 _ => null,
             },
-            WidenedRowsPerCall = avx512 ? 4 : 2,
+            WidenedRowsPerCall = avx512 ? 4 : 3,
             WidenedBF16 = w.Type == GgmlType.BF16,
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
@@ -297,7 +297,7 @@ public sealed unsafe class MatMul
         public delegate*<byte*, byte*, int, float> Kernel;
         public delegate*<byte*, byte*, nint, int, float*, void> Kernel4;
         // F16 and BF16 over several tokens: a work item's rows are widened once, then four rows (AVX-512:
-        // VecDotAvx512Widened) or two (AVX2: VecDotAvx2Widened) meet four tokens.
+        // VecDotAvx512Widened) or three (AVX2: VecDotAvx2Widened) meet four tokens.
         public delegate*<float*, int, byte*, nint, int, float*, void> Widened;
         public int WidenedRowsPerCall;
         public bool WidenedBF16;

@@ -13,11 +13,14 @@ namespace KvSharp.Tensors;
 internal static unsafe class WidenedRows
 {
     /// <summary>
-    /// Rows per work item where F16 and BF16 products run on widened rows: their widened copy (16 x cols x 4 bytes: 48 KiB
-    /// for 768 columns, 1.2 MiB for 18,944) is read again for every eight tokens. 8 to 64 rows measured alike on `small`
-    /// with the AVX-512 kernels.
+    /// Rows per work item where F16 and BF16 products run on widened rows on AVX-512: their widened copy (16 x cols x 4
+    /// bytes: 48 KiB for 768 columns, 1.2 MiB for 18,944) is read again for every eight tokens. 8 to 64 rows measured
+    /// alike on `small`.
     /// </summary>
-    public const int RowTile = 16;
+    public const int RowTileAvx512 = 16;
+
+    /// <summary>The same on AVX2, whose kernel takes rows in threes.</summary>
+    public const int RowTileAvx2 = 24;
 
     // Each thread's widened rows (pinned, so the kernels take pointers), grown to the largest work item met.
     [ThreadStatic] private static float[]? t_widened;

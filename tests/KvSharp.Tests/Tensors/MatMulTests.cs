@@ -167,8 +167,8 @@ public class MatMulTests
 
     /// <summary>
     /// F16 and BF16 over several tokens on every path (the SIMD paths widen an item's rows once and take them by four
-    /// tokens, four rows at a time on AVX-512 and two on AVX2): the bits of one token at a time, with rows short of a four, tokens short of a four, rows past a column
-    /// block, and tails past the last 32 columns.
+    /// tokens, four rows at a time on AVX-512 and three on AVX2): the bits of one token at a time, with rows short of a
+    /// kernel's rows, tokens short of a four, rows past a column block, and tails past the last 32 columns.
     /// </summary>
     [Theory]
     [InlineData(GgmlType.F16, 19, 33, 13)]
