@@ -126,7 +126,9 @@ public sealed unsafe class MatMul
         fixed (byte* scratch = _scratch)
         {
             byte* act = (byte*)(((nint)scratch + 63) & ~(nint)63);
-            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = avx2 };
+            // F16 on the AVX2 paths reads its activation rows scaled up by 2^112 (VecDotAvx2F16.DotScaled).
+            bool scaledF16 = avx2 && KernelPaths.For(GgmlType.F16, requested, nTokens) != KernelPath.Avx512;
+            var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = avx2, ScaledF16 = scaledF16 };
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);
             if (t2 != t0 && t2 != t1) quant.Set(quant.Types++, t2, act + off2, r2);
@@ -205,7 +207,7 @@ public sealed unsafe class MatMul
             Pair1 = pair1,
             Pair4 = pair4,
             Pair8 = pair8,
-            Kernel = avx2 && w.Type == GgmlType.F16 ? avx512 ? &VecDotAvx512F16.Dot : &VecDotAvx2F16.Dot : VecDot.Kernel(w.Type, avx2),
+            Kernel = avx2 && w.Type == GgmlType.F16 ? avx512 ? &VecDotAvx512F16.Dot : &VecDotAvx2F16.DotScaled : VecDot.Kernel(w.Type, avx2),
             Kernel4 = VecDot.Kernel4(w.Type, avx2),
             Widened = !avx2 ? null : (w.Type, avx512) switch
             {
@@ -217,6 +219,7 @@ public sealed unsafe class MatMul
             },
             WidenedRowsPerCall = avx512 ? 4 : 3,
             WidenedBF16 = w.Type == GgmlType.BF16,
+            WidenedScaledDown = w.Type == GgmlType.F16 && avx2 && !avx512,
             Group4 = interleaved == null ? null : nibble4 != null ? nibble4 : w.Type switch
             {
                 GgmlType.Q8_0 => vnni ? &VecDotAvx2Interleaved.Q8_0x4Vnni : &VecDotAvx2Interleaved.Q8_0x4,
@@ -264,7 +267,7 @@ public sealed unsafe class MatMul
     {
         public float* X;
         public int Cols, NTokens, Types;
-        public bool WithExtras;
+        public bool WithExtras, ScaledF16;
         public Three<GgmlType> Type;
         public Three<nint> Act;
         public Three<int> ActRowBytes;
@@ -282,7 +285,7 @@ public sealed unsafe class MatMul
             byte* row = (byte*)Act[k] + (long)t * ActRowBytes[k];
             if (WithExtras && Type[k] == GgmlType.F16)
             {
-                VecDotAvx2F16.Widen(new ReadOnlySpan<float>(X + (long)t * Cols, Cols), row);
+                VecDotAvx2F16.Widen(new ReadOnlySpan<float>(X + (long)t * Cols, Cols), row, ScaledF16);
                 return;
             }
             Quantize.Row(Type[k], new ReadOnlySpan<float>(X + (long)t * Cols, Cols), new Span<byte>(row, ActRowBytes[k]));
@@ -300,7 +303,7 @@ public sealed unsafe class MatMul
         // VecDotAvx512Widened) or three (AVX2: VecDotAvx2Widened) meet four tokens.
         public delegate*<float*, int, byte*, nint, int, float*, void> Widened;
         public int WidenedRowsPerCall;
-        public bool WidenedBF16;
+        public bool WidenedBF16, WidenedScaledDown;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group4;
         public delegate*<byte*, byte*, nint, int, float*, nint, void> Group8;
         public delegate*<byte*, byte*, int, float*, void> Group1;
@@ -330,7 +333,7 @@ public sealed unsafe class MatMul
             var widenedKernel = Widened;
             int per = WidenedRowsPerCall, widenedRows = widenedKernel != null && NTokens >= 4 ? (r1 - r0) / per * per : 0;
             int widenedStride = WidenedRows.Stride(Cols);
-            float* widened = widenedRows > 0 ? WidenedRows.Widen(W + (long)r0 * WRowBytes, WRowBytes, widenedRows, Cols, WidenedBF16) : null;
+            float* widened = widenedRows > 0 ? WidenedRows.Widen(W + (long)r0 * WRowBytes, WRowBytes, widenedRows, Cols, WidenedBF16, WidenedScaledDown) : null;
             for (int t0 = 0; t0 < NTokens; t0 += TokenTile)
             {
                 int t1 = Math.Min(NTokens, t0 + TokenTile);

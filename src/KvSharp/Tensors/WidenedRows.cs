@@ -36,9 +36,10 @@ internal static unsafe class WidenedRows
     /// (<paramref name="stride"/> bytes apart) widened exactly to floats, <see cref="Stride"/> floats apart, in this
     /// thread's buffer: valid until this thread's next call. F16 rows go through
     /// <see cref="HalfConvert.ToSingle(ref Half, ref float, int)"/>, the cache's widening (a NaN comes out quiet, which
-    /// the kernels' arithmetic would make it anyway).
+    /// the kernels' arithmetic would make it anyway), or, <paramref name="scaledDown"/>, are their values x 2^-112 (the
+    /// AVX2 paths, whose F16 activations are scaled up as much: <see cref="VecDotAvx2F16"/>).
     /// </summary>
-    public static float* Widen(byte* w, nint stride, int rows, int cols, bool bf16)
+    public static float* Widen(byte* w, nint stride, int rows, int cols, bool bf16, bool scaledDown = false)
     {
         int to = Stride(cols);
         long needed = (long)rows * to + 16;
@@ -49,9 +50,23 @@ internal static unsafe class WidenedRows
             ushort* from = (ushort*)(w + r * stride);
             float* row = first + (long)r * to;
             if (bf16) WidenBF16(from, row, cols);
+            else if (scaledDown) WidenF16ScaledDown(from, row, cols);
             else HalfConvert.ToSingle(ref *(Half*)from, ref *row, cols);
         }
         return first;
+    }
+
+    /// <summary>F16 rows as their values x 2^-112, exactly: a half's bits placed in a float.</summary>
+    private static void WidenF16ScaledDown(ushort* from, float* row, int cols)
+    {
+        int i = 0;
+        for (; i + 16 <= cols; i += 16)
+        {
+            HalfConvert.Widen16ScaledDown(HalfConvert.InUnpackOrder(Avx.LoadVector256(from + i)), out Vector256<float> low, out Vector256<float> high);
+            Avx.Store(row + i, low);
+            Avx.Store(row + i + 8, high);
+        }
+        for (; i < cols; i++) row[i] = HalfToFloat(from[i]) * HalfConvert.TwoToMinus112;
     }
 
     /// <summary>
