@@ -47,6 +47,14 @@ public class ResponsesRoutingTests
                 Assert.Equal(replicas.Single(), read.Headers.GetValues("x-kvsharp-replica").Single());
                 Assert.Equal(previous, JsonDocument.Parse(await read.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("id").GetString());
             }
+            // Its input items too, with the query: the three turns' inputs and the first two outputs, oldest first.
+            using (var items = await rig.Client.GetAsync($"/v1/responses/{previous}/input_items?order=asc", ct))
+            {
+                Assert.Equal(HttpStatusCode.OK, items.StatusCode);
+                Assert.Equal(replicas.Single(), items.Headers.GetValues("x-kvsharp-replica").Single());
+                var data = JsonDocument.Parse(await items.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("data");
+                Assert.Equal(["user", "assistant", "user", "assistant", "user"], data.EnumerateArray().Select(i => i.GetProperty("role").GetString()));
+            }
             using (var deleted = await rig.Client.DeleteAsync($"/v1/responses/{previous}", ct)) Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
             using (var gone = await rig.Client.GetAsync($"/v1/responses/{previous}", ct)) Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
         }

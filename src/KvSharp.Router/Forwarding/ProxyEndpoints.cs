@@ -17,6 +17,7 @@ internal static class ProxyEndpoints
             routes.MapPost(path, (HttpContext context) => forwarder.ForwardAsync(context, byPrompt: true));
         // A stored response lives on the replica that made it: its id says which (ResponseOwner).
         routes.MapGet("/v1/responses/{id}", (HttpContext context, string id) => forwarder.ForwardToOwnerAsync(context, id));
+        routes.MapGet("/v1/responses/{id}/input_items", (HttpContext context, string id) => forwarder.ForwardToOwnerAsync(context, id));
         routes.MapDelete("/v1/responses/{id}", (HttpContext context, string id) => forwarder.ForwardToOwnerAsync(context, id));
         routes.MapGet("/v1/models", (HttpContext context) => forwarder.ForwardAsync(context, byPrompt: false));
         foreach (string path in new[] { "/tokenize", "/detokenize", "/apply-template" })

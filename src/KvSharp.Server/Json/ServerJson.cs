@@ -34,6 +34,7 @@ namespace KvSharp.Server.Json;
 [JsonSerializable(typeof(ResponseItem))]
 [JsonSerializable(typeof(ResponseContent))]
 [JsonSerializable(typeof(ResponseDeleted))]
+[JsonSerializable(typeof(ResponseItemList))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonArray))]
 [JsonSerializable(typeof(System.Text.Json.Nodes.JsonObject))]
 // The runtime types of TokenPiece.Piece.

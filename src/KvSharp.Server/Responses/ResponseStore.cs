@@ -2,8 +2,11 @@ using KvSharp.Server.Chat;
 
 namespace KvSharp.Server.Responses;
 
-/// <summary>A stored response: what was returned, and its conversation (input and output, without the instructions) for one that continues it.</summary>
-internal sealed record StoredResponse(ResponseObject Response, IReadOnlyList<ChatRequestMessage> Conversation);
+/// <summary>
+/// A stored response: what was returned; its conversation (input and output, without the instructions) for one that
+/// continues it; and the items it was generated from, as <c>input_items</c> lists them (<see cref="ResponseInputItems"/>).
+/// </summary>
+internal sealed record StoredResponse(ResponseObject Response, IReadOnlyList<ChatRequestMessage> Conversation, IReadOnlyList<System.Text.Json.JsonElement> InputItems);
 
 /// <summary>
 /// Stored responses by id, for <c>previous_response_id</c> and <c>GET /v1/responses/{id}</c>: the most recent

@@ -13,7 +13,8 @@ namespace KvSharp.Server.Responses;
 /// <summary>
 /// OpenAI's Responses API over the chat machinery: <c>POST /v1/responses</c> answers an input (with instructions,
 /// function tools, text.format) whole or as a stream of events (<see cref="ResponseEvents"/>); a stored response
-/// (store, the default) can be read back (<c>GET /v1/responses/{id}</c>), deleted, and continued by
+/// (store, the default) can be read back (<c>GET /v1/responses/{id}</c>, and the items it was generated from at
+/// <c>/input_items</c>), deleted, and continued by
 /// <c>previous_response_id</c>: its conversation is rendered again with the new input after it, and where that
 /// rendering starts with the earlier prompt and reply, the token ids the earlier request used and generated are
 /// reused, so the conversation's KV blocks are prefix-cache hits, as a chat completion's <c>continues</c> does.
@@ -25,6 +26,9 @@ internal static class ResponsesEndpoint
         routes.MapPost("/v1/responses", Create);
         routes.MapGet("/v1/responses/{id}", (HttpContext context, string id) =>
             context.Response.WriteAsJsonAsync(Stored(context, id).Response, ServerJson.Default.ResponseObject, contentType: null, context.RequestAborted));
+        routes.MapGet("/v1/responses/{id}/input_items", (HttpContext context, string id) =>
+            context.Response.WriteAsJsonAsync(ResponseInputItems.Page(Stored(context, id).InputItems, context.Request.Query),
+                ServerJson.Default.ResponseItemList, contentType: null, context.RequestAborted));
         routes.MapDelete("/v1/responses/{id}", (HttpContext context, string id) =>
         {
             var store = context.RequestServices.GetRequiredService<EngineService>().Responses;
@@ -71,7 +75,8 @@ internal static class ResponsesEndpoint
             if (response != null && body.Store != false)
             {
                 reply ??= call.Reply(0, GenerationRun.OpenAiFinishReason(call.Run.Handle.FinishReasons[0]));
-                served.Responses.Remember(id, new StoredResponse(response, [.. conversation, ResponseOutput.AssistantTurn(reply)]));
+                served.Responses.Remember(id, new StoredResponse(response, [.. conversation, ResponseOutput.AssistantTurn(reply)],
+                    ResponseInputItems.Of(previous, body.Input)));
             }
             if (body.Stream != true) await context.Response.WriteAsJsonAsync(response!, ServerJson.Default.ResponseObject, contentType: null, context.RequestAborted);
         }
