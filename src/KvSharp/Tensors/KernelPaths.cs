@@ -107,9 +107,11 @@ public static class KernelPaths
     /// tokens in 512-bit vectors (<see cref="VecDotAvx512Widened"/>) or three by four in 256-bit ones
     /// (<see cref="VecDotAvx2Widened"/>); 128 tokens by four 2048x768 matrices, one thread, in-process rounds
     /// (`paths 15 2048x768 128 1 F16 4`, 2-core Zen 5): AVX-512 1.70x AVX2's speed for F16, 1.67x for BF16. One token:
-    /// F16 on AVX-512 (<see cref="VecDotAvx512F16"/>: its widening takes a third of
-    /// AVX2's instructions, and F16 decode was bound by widening; 64 matrices of 2048x768, 201 MB, two threads, in-process
-    /// rounds, `paths 41 2048x768 1 2 F16 64`: 1.39-1.43x AVX2's, 2-core Zen 5), BF16 on AVX2 (a shift widens it).</item>
+    /// F16 on AVX-512 (<see cref="VecDotAvx512F16"/>: its widening took a third of the AVX2 kernel's instructions while
+    /// F16 decode was bound by widening; 64 matrices of 2048x768, 201 MB, two threads, in-process rounds, `paths 41
+    /// 2048x768 1 2 F16 64`: 1.39-1.43x AVX2's, 2-core Zen 5. Since the AVX2 kernel widens scaled
+    /// (<see cref="VecDotAvx2F16.DotScaled"/>) the two read at the same speed, 0.99-1.00x on one thread and on two,
+    /// both bound by memory), BF16 on AVX2 (a shift widens it).</item>
     /// </list>
     /// A type with no AVX-512 kernels runs VNNI where it has kernels there (AVX2 / VNNI time: Q4_1, Q5_0, Q5_1
     /// 1.12-1.38x, which is what CPUs with AVX-VNNI and no AVX-512 run for them), else AVX2. A one-token product of a type <see cref="OneTokenStaysOnAvx2"/> names runs AVX2 rather

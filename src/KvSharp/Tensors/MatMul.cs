@@ -329,7 +329,7 @@ public sealed unsafe class MatMul
             var kernel = Kernel;
             var kernel4 = Kernel4;
             float* results = stackalloc float[16];
-            // F16 and BF16 over several tokens: the item's rows widened once for all its tokens, taken in fours or twos.
+            // F16 and BF16 over several tokens: the item's rows widened once for all its tokens, taken in fours or threes.
             var widenedKernel = Widened;
             int per = WidenedRowsPerCall, widenedRows = widenedKernel != null && NTokens >= 4 ? (r1 - r0) / per * per : 0;
             int widenedStride = WidenedRows.Stride(Cols);
