@@ -8,14 +8,15 @@ namespace KvSharp.Tensors;
 /// <summary>
 /// The F16 and BF16 weight kernels of the AVX2 paths (<see cref="KernelPath.Avx2"/>, <see cref="KernelPath.Avx2Vnni"/>)
 /// for products over several tokens (prefill), as <see cref="VecDotAvx512Widened"/> is for AVX-512: a work item's
-/// weight rows are widened to floats once (<see cref="WidenedRows"/>: exact), then three of them meet four activation
-/// rows at a time (F16: rows widened by <see cref="VecDotAvx2F16.Widen"/>; BF16: BF16 rows, widened by a shift as they are
-/// loaded). The single-row dots (<see cref="VecDotAvx2F16.Dot"/>, <see cref="VecDotAvx2.DotBF16"/>) keep four chains of
-/// eight lanes over the chunks at 32j + 8k; here the chains run one after the other, twelve accumulators each (three
-/// rows by four tokens), and end in the dot's own reduction, so every result has its bits. (Two rows by four ran 4-16%
-/// slower per multiply-add in `bench widened`: eight FMAs to six loads instead of twelve to seven.) Before, the F16 kernel converted
-/// each weight vector with seven integer instructions for every four tokens, and BF16 ran one row and one token at a
-/// time, converting both operands.
+/// weight rows are widened to floats once (<see cref="WidenedRows"/>; F16 scaled down by 2^-112, its activation rows
+/// scaled up by as much: <see cref="VecDotAvx2F16"/>), then three of them meet four activation rows at a time (F16:
+/// rows widened by <see cref="VecDotAvx2F16.Widen"/>; BF16: BF16 rows, widened by a shift as they are loaded). The
+/// single-row dots (<see cref="VecDotAvx2F16.Dot"/>, <see cref="VecDotAvx2.DotBF16"/>) keep four chains of eight lanes
+/// over the chunks at 32j + 8k; here the chains run one after the other, twelve accumulators each (three rows by four
+/// tokens), and end in the dot's own reduction, so every result has its bits. (Two rows by four ran 4-16% slower per
+/// multiply-add in `bench widened`: eight FMAs to six loads instead of twelve to seven.) Before, the F16 kernel
+/// converted each weight vector with seven integer instructions for every four tokens, and BF16 ran one row and one
+/// token at a time, converting both operands.
 /// </summary>
 internal static unsafe class VecDotAvx2Widened
 {
