@@ -23,7 +23,8 @@ public sealed record ResponseObject(
     bool ParallelToolCalls,
     bool Store,
     Dictionary<string, string> Metadata,
-    ResponseError? Error = null);
+    ResponseError? Error = null,
+    string Truncation = "disabled");
 
 /// <summary>Why a response is incomplete: "max_output_tokens" (the length limit or the end of the context).</summary>
 public sealed record IncompleteDetails(string Reason);

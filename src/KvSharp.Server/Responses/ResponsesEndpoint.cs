@@ -43,6 +43,25 @@ internal static class ResponsesEndpoint
     private static ApiError NotFound(string id, string param) =>
         new(404, $"No response with id '{id}' is stored here (it was not stored, was deleted, or has been evicted by newer ones)", ApiError.InvalidRequest, param, "not_found");
 
+    /// <summary>
+    /// Starts the chat call; with truncation "auto", first drops the conversation's oldest turns until its prompt and
+    /// max_output_tokens fit the context (the stored conversation is then the one the model saw, so the next turn starts
+    /// from it and its prefix stays cached).
+    /// </summary>
+    private static ChatCall StartFitting(HttpContext context, ChatCompletionRequest chat, List<ChatRequestMessage> conversation, EngineService served, string id, bool truncate)
+    {
+        while (true)
+        {
+            try
+            {
+                return ChatCompletionsEndpoint.Start(context, chat, served, id);
+            }
+            catch (ApiError e) when (truncate && e.Code == "context_length_exceeded" && ResponsesInput.DropOldestTurn(chat, conversation))
+            {
+            }
+        }
+    }
+
     private static async Task Create(HttpContext context)
     {
         var served = context.RequestServices.GetRequiredService<EngineService>();
@@ -53,10 +72,10 @@ internal static class ResponsesEndpoint
         var tokenizer = served.Model.Tokenizer;
         var shell = new ResponseObject(id, "response", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), "in_progress", served.ModelId, [], null, null,
             body.Instructions, body.PreviousResponseId, body.MaxOutputTokens, body.Temperature, body.TopP, body.ParallelToolCalls ?? true, body.Store ?? true,
-            body.Metadata ?? []);
+            body.Metadata ?? [], Truncation: ResponsesInput.TruncatesAuto(body) ? "auto" : "disabled");
         try
         {
-            using var call = ChatCompletionsEndpoint.Start(context, chat, served, id);
+            using var call = StartFitting(context, chat, conversation, served, id, ResponsesInput.TruncatesAuto(body));
             ResponseObject? response;
             ChatReply? reply = null;
             if (body.Stream == true)

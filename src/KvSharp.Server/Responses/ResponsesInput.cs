@@ -55,8 +55,8 @@ internal static class ResponsesInput
             throw ApiError.Unsupported("background", "background responses are not supported: leave background out (the response is answered on this request, or streamed)");
         if (r.Include.ValueKind == JsonValueKind.Array && r.Include.GetArrayLength() > 0)
             throw ApiError.Unsupported("include", $"include is not supported (nothing extra can be added to the output here): got {r.Include.GetRawText()}");
-        if (OtherServersFields.Given(r.Truncation) && !(r.Truncation.ValueKind == JsonValueKind.String && r.Truncation.GetString() == "disabled"))
-            throw ApiError.Unsupported("truncation", "truncation must be \"disabled\": an input longer than the context is refused, never cut");
+        if (OtherServersFields.Given(r.Truncation) && !(r.Truncation.ValueKind == JsonValueKind.String && r.Truncation.GetString() is "disabled" or "auto"))
+            throw ApiError.InvalidValue("truncation", $"truncation must be \"disabled\" (an input longer than the context is refused) or \"auto\" (the conversation's oldest turns are dropped until it fits), got {r.Truncation.GetRawText()}");
         if (OtherServersFields.Given(r.TopLogprobs) && !(r.TopLogprobs.ValueKind == JsonValueKind.Number && r.TopLogprobs.GetDouble() == 0))
             throw ApiError.Unsupported("top_logprobs", "top_logprobs is not reported by /v1/responses here; use /v1/chat/completions with logprobs");
         if (OtherServersFields.Given(r.Conversation))
@@ -66,6 +66,27 @@ internal static class ResponsesInput
         if (OtherServersFields.Given(r.MaxToolCalls))
             throw ApiError.Unsupported("max_tool_calls", "max_tool_calls is not supported; parallel_tool_calls false keeps one call");
         if (r.Metadata is { Count: > 16 }) throw ApiError.InvalidValue("metadata", $"metadata holds at most 16 pairs, got {r.Metadata.Count}");
+    }
+
+    /// <summary>Whether the request asks for truncation "auto".</summary>
+    public static bool TruncatesAuto(ResponsesRequest r) => r.Truncation.ValueKind == JsonValueKind.String && r.Truncation.GetString() == "auto";
+
+    /// <summary>
+    /// truncation "auto": drops the conversation's oldest turn, from its first message that is not a system or
+    /// developer message up to the next user message (an assistant turn goes with its calls' outputs, never leaving a
+    /// tool result without its call), in <paramref name="conversation"/> and in the chat request's messages (after the
+    /// instructions). The last user turn, this input's, is never dropped: false when nothing is left to drop.
+    /// </summary>
+    public static bool DropOldestTurn(ChatCompletionRequest chat, List<ChatRequestMessage> conversation)
+    {
+        int first = conversation.FindIndex(m => m.Role is not ("system" or "developer"));
+        if (first < 0) return false;
+        int next = conversation.FindIndex(first + 1, m => m.Role == "user");
+        if (next < 0) return false;
+        int instructions = chat.Messages!.Count - conversation.Count;
+        conversation.RemoveRange(first, next - first);
+        chat.Messages = [.. chat.Messages.Take(instructions), .. conversation];
+        return true;
     }
 
     private static JsonElement Text(string text) => JsonSerializer.SerializeToElement(text, ServerJson.Default.String);
