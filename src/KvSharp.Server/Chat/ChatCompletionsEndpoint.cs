@@ -84,13 +84,17 @@ internal static class ChatCompletionsEndpoint
             (format, schema) = (ResponseFormat.JsonSchema, forced.Constraint);
         }
         body.MaxTokens ??= body.MaxCompletionTokens;
-        var (prompt, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
-        PromptContinuation.Report(context.Response, body.Continues, continued);
+        var (rendering, continued) = PromptContinuation.TokenizeChat(body.Continues, rendered, served);
+        // vLLM's truncate_prompt_tokens cuts the rendered prompt's tokens from the left: the continued ones go first, and
+        // a cut prompt is no longer its rendering, so nothing is remembered for a continuation.
+        var prompt = EngineRequests.Truncated(body, rendering, served);
+        bool cut = prompt.Count < rendering.Count;
+        PromptContinuation.Report(context.Response, body.Continues, cut ? 0 : continued);
         var request = EngineRequests.Create(body, prompt, served, defaultMaxTokens: null, topLogprobs, promptField: PromptField,
             new OtherServersFields.Constraint(constraint, format, schema, pattern), scorePrompt);
         request = request with { Options = request.Options with { StopStrings = [.. request.Options.StopStrings, .. served.ChatTemplate.StopStrings] } };
         var run = served.Submit(request, context.RequestAborted, promptField: PromptField);
-        if (served.Options.ContinuationTokens > 0) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
+        if (served.Options.ContinuationTokens > 0 && !cut) run.Finished = () => PromptContinuation.Remember(served, id, rendered.Prompt, run.Handle);
         return new ChatCall(id, run, tokenizer, tools, reasoning, forced);
     }
 

@@ -99,11 +99,22 @@ internal static class CompletionsEndpoint
             if (prompt.GetArrayLength() > served.MaxInFlight)
                 throw ApiError.InvalidValue("prompt", $"prompt lists {prompt.GetArrayLength()} prompts, more than the {served.MaxInFlight} requests this server takes at once (kvsharp serve --max-running, --max-queue); send fewer per request");
             if (body.Continues == null)
-                return [.. prompt.EnumerateArray().Select(e => (PromptTokens(e, served.Model), e.ValueKind == JsonValueKind.String ? e.GetString() : null))];
+                return [.. prompt.EnumerateArray().Select(e => Cut(body, PromptTokens(e, served.Model), e.ValueKind == JsonValueKind.String ? e.GetString() : null, served))];
         }
         var (tokens, continued) = PromptContinuation.Tokenize(body, served);
-        PromptContinuation.Report(response, body.Continues, continued);
-        return [(tokens, PromptContinuation.TextOf(prompt))];
+        var one = Cut(body, tokens, PromptContinuation.TextOf(prompt), served);
+        PromptContinuation.Report(response, body.Continues, one.Tokens.Count < tokens.Count ? 0 : continued);
+        return [one];
+    }
+
+    /// <summary>
+    /// vLLM's truncate_prompt_tokens: the prompt's last tokens (<see cref="EngineRequests.Truncated"/>). A cut prompt is
+    /// no longer its text: an echo shows the tokens kept, and nothing is remembered for a continuation.
+    /// </summary>
+    private static (IReadOnlyList<int> Tokens, string? Text) Cut(CompletionRequest body, IReadOnlyList<int> tokens, string? text, EngineService served)
+    {
+        var kept = EngineRequests.Truncated(body, tokens, served);
+        return kept.Count < tokens.Count ? (kept, null) : (tokens, text);
     }
 
     private static void CheckCompletionFields(CompletionRequest body)

@@ -122,6 +122,21 @@ internal static class EngineRequests
     }
 
     /// <summary>
+    /// vLLM's truncate_prompt_tokens: the prompt's last k tokens where it holds more (left truncation, as vLLM cuts),
+    /// k = -1 meaning as many as the context holds with one token to generate; the prompt itself when the field is
+    /// absent. A k below -1, 0 or above the context is refused by name (vLLM refuses one above its max_model_len).
+    /// </summary>
+    public static IReadOnlyList<int> Truncated(SamplingParameters p, IReadOnlyList<int> prompt, EngineService served)
+    {
+        if (p.TruncatePromptTokens is not int k) return prompt;
+        int context = served.ContextLength;
+        if (k is 0 or < -1 || k > context)
+            throw ApiError.InvalidValue("truncate_prompt_tokens", $"truncate_prompt_tokens must be a number of tokens from 1 to the context ({context}), or -1 (as many as the context holds with one to generate), got {k}");
+        if (k == -1) k = context - 1;
+        return prompt.Count <= k ? prompt : prompt is int[] array ? array[^k..] : [.. prompt.Skip(prompt.Count - k)];
+    }
+
+    /// <summary>
     /// kv_policy: null when absent (the engine's default applies), else the parsed policy, refused with a 400 naming the
     /// field when malformed, larger than the context, or a sinks or score-based policy asked for several choices (the
     /// engine could not run it right).

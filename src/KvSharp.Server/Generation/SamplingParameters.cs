@@ -37,6 +37,11 @@ public class SamplingParameters
     /// <summary>vLLM's: token ids that end the reply as the model's end-of-generation token does.</summary>
     public List<int>? StopTokenIds { get; set; }
     /// <summary>
+    /// vLLM's: keep only the prompt's last k tokens (left truncation; -1: as many as the context holds with one to
+    /// generate). Applied to the tokenized prompt, a chat's rendered one included (<see cref="EngineRequests.Truncated"/>).
+    /// </summary>
+    public int? TruncatePromptTokens { get; set; }
+    /// <summary>
     /// vLLM's: report the log-probability of each prompt token after the first, with this many most likely tokens at
     /// each place (0 to 20), each with its rank and text (<see cref="PromptLogprobsFormat"/>). The prompt is then
     /// computed whole (no prefix-cache hit), and max_tokens may be 0 (score only).
