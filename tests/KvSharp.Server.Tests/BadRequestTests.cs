@@ -67,6 +67,15 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"prompt\": [\"Once\", 5]}", "invalid_type", "prompt")]
     [InlineData("{\"prompt\": [[1, 2], [1, \"x\"]]}", "invalid_type", "prompt")]
     [InlineData("{\"prompt\": \"Once\", \"include_stop_str_in_output\": true}", "unsupported_parameter", "include_stop_str_in_output")]
+    [InlineData("{\"prompt\": \"Once\", \"bad_words\": [\"ball\"]}", "unsupported_parameter", "bad_words")]
+    [InlineData("{\"prompt\": \"Once\", \"allowed_token_ids\": [5, 6]}", "unsupported_parameter", "allowed_token_ids")]
+    [InlineData("{\"prompt\": \"Once\", \"skip_special_tokens\": false}", "unsupported_parameter", "skip_special_tokens")]
+    [InlineData("{\"prompt\": \"Once\", \"return_tokens_as_token_ids\": true}", "unsupported_parameter", "return_tokens_as_token_ids")]
+    [InlineData("{\"prompt\": \"Once\", \"guided_whitespace_pattern\": \" ?\"}", "unsupported_parameter", "guided_whitespace_pattern")]
+    [InlineData("{\"prompt\": \"Once\", \"tfs_z\": 0.9}", "unsupported_parameter", "tfs_z")]
+    [InlineData("{\"prompt\": \"Once\", \"dynatemp_range\": 0.5}", "unsupported_parameter", "dynatemp_range")]
+    [InlineData("{\"prompt\": \"Once\", \"top_n_sigma\": 1.5}", "unsupported_parameter", "top_n_sigma")]
+    [InlineData("{\"prompt\": \"Once\", \"n_predict\": -2}", "invalid_value", "n_predict")]
     public async Task CompletionsRefuseWith400(string body, string code, string? param)
     {
         var (status, json) = await server.SendAsync("/v1/completions", new StringContent(body, Encoding.UTF8, "application/json"), TestContext.Current.CancellationToken);
@@ -107,6 +116,12 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"modalities\": \"text\"}", "invalid_type", "modalities")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"guided_json\": {\"type\": \"object\"}, \"response_format\": {\"type\": \"json_object\"}}", "invalid_value", "guided_json")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 2, \"min_tokens\": 3}", "invalid_value", "min_tokens")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"add_generation_prompt\": false}", "unsupported_parameter", "add_generation_prompt")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"continue_final_message\": true}", "unsupported_parameter", "continue_final_message")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"echo\": true}", "unsupported_parameter", "echo")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chat_template\": \"{{ messages }}\"}", "unsupported_parameter", "chat_template")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"documents\": [{\"title\": \"a\", \"text\": \"b\"}]}", "unsupported_parameter", "documents")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"structural_tag\": \"{}\"}", "unsupported_parameter", "structural_tag")]
     public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
     {
         foreach (bool stream in new[] { false, true })

@@ -31,6 +31,14 @@ internal static class EngineRequests
     {
         CheckModel(p.Model, served);
         int context = served.ContextLength;
+        // llama-server's names, where OpenAI's are absent: n_predict (-1: until the context ends), repeat_penalty.
+        if (p.MaxTokens == null && p.NPredict is int nPredict)
+        {
+            if (nPredict < -1) throw ApiError.InvalidValue("n_predict", $"n_predict must be -1 (until the context ends) or a number of tokens, got {nPredict}");
+            if (nPredict >= 0) p.MaxTokens = nPredict;
+            else defaultMaxTokens = null;
+        }
+        p.RepetitionPenalty ??= p.RepeatPenalty;
         bool scoresOnly = scorePrompt != null && p.MaxTokens == 0;
         if (prompt.Count > context || (prompt.Count == context && !scoresOnly))
             throw ApiError.ContextLengthExceeded($"This model's maximum context length is {context} tokens, but the prompt has " +

@@ -27,7 +27,43 @@ internal static class OtherServersFields
         Refuse("dry_multiplier", p.DryMultiplier, NotOff(0), "DRY sampling is not supported (0 = off)");
         Refuse("xtc_probability", p.XtcProbability, NotOff(0), "XTC sampling is not supported (0 = off)");
         Refuse("include_stop_str_in_output", p.IncludeStopStrInOutput, IsTrue, "a stop string is never included in the output");
+        foreach (var (field, asks, why) in Unread)
+            if (p.OtherFields != null && p.OtherFields.TryGetValue(field, out var value)) Refuse(field, value, asks, why);
     }
+
+    /// <summary>
+    /// vLLM's and llama-server's fields that no property reads (they reach <see cref="SamplingParameters.OtherFields"/>):
+    /// each with when it asks for something this server does not do.
+    /// </summary>
+    private static readonly (string Field, Func<JsonElement, bool> Asks, string Why)[] Unread =
+    [
+        ("bad_words", NonEmpty, "bad_words is not supported; logit_bias -100 on a token rules it out"),
+        ("allowed_token_ids", NonEmpty, "allowed_token_ids is not supported; logit_bias -100 on a token rules it out"),
+        ("logits_processors", NonEmpty, "logits processors are not supported"),
+        ("skip_special_tokens", IsFalse, "special tokens are never written into the text (skip_special_tokens false is not supported)"),
+        ("return_tokens_as_token_ids", IsTrue, "return_tokens_as_token_ids is not supported"),
+        ("guided_whitespace_pattern", Given, "the JSON constraints allow llama.cpp's whitespace (nothing, one space, or a newline and up to 20 spaces or tabs); another pattern is not supported"),
+        ("structural_tag", Given, "structural tags are not supported; use response_format with a json_schema, guided_json, guided_regex or guided_choice"),
+        ("add_generation_prompt", IsFalse, "a chat's prompt always opens the assistant's turn (add_generation_prompt false is not supported)"),
+        ("continue_final_message", IsTrue, "continuing the last assistant message is not supported"),
+        ("echo", IsTrue, "a chat reply never repeats the messages (echo is a completions field)"),
+        ("chat_template", Given, "a chat template per request is not supported: kvsharp serve --chat-template NAME|FILE sets the server's"),
+        ("documents", NonEmpty, "documents are not supported; put them in the messages"),
+        ("tfs_z", NotOff(1), "tail-free sampling is not supported (1 = off)"),
+        ("dynatemp_range", NotOff(0), "dynamic temperature is not supported (0 = off)"),
+        ("top_n_sigma", NotOff(-1), "top-n-sigma sampling is not supported (-1 = off)"),
+    ];
+
+    private static bool IsFalse(JsonElement e) => e.ValueKind == JsonValueKind.False;
+
+    /// <summary>A list, object or text with something in it.</summary>
+    private static bool NonEmpty(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Array => e.GetArrayLength() > 0,
+        JsonValueKind.Object => e.EnumerateObject().Any(),
+        JsonValueKind.String => e.GetString()!.Length > 0,
+        _ => Given(e),
+    };
 
     private static bool IsTrue(JsonElement e) => e.ValueKind == JsonValueKind.True;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace KvSharp.Server.Generation;
 
@@ -65,6 +66,16 @@ public class SamplingParameters
     public JsonElement DryMultiplier { get; set; }
     public JsonElement XtcProbability { get; set; }
     public JsonElement IncludeStopStrInOutput { get; set; }
+    /// <summary>llama-server's name for max_tokens (-1: until the context ends), taken where max_tokens is absent.</summary>
+    public int? NPredict { get; set; }
+    /// <summary>llama-server's name for repetition_penalty, taken where repetition_penalty is absent.</summary>
+    public float? RepeatPenalty { get; set; }
+    /// <summary>
+    /// The request's other fields, kept to refuse other servers' output-changing ones that no property reads by name
+    /// (<see cref="OtherServersFields.Refuse"/>); a field no server defines is ignored, as OpenAI ignores extra fields.
+    /// </summary>
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? OtherFields { get; set; }
     /// <summary>
     /// Which positions this request's KV cache keeps: <c>full</c>, <c>window:W</c>, <c>sinks:S+window:W</c>,
     /// <c>h2o:B[+recent:R]</c> or <c>snapkv:B[+obs:O]</c>, as
