@@ -122,6 +122,7 @@ public class BadRequestTests(ServerFixture server) : IClassFixture<ServerFixture
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"chat_template\": \"{{ messages }}\"}", "unsupported_parameter", "chat_template")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"documents\": [{\"title\": \"a\", \"text\": \"b\"}]}", "unsupported_parameter", "documents")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"structural_tag\": \"{}\"}", "unsupported_parameter", "structural_tag")]
+    [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"verbosity\": \"low\"}", "unsupported_parameter", "verbosity")]
     public async Task ChatCompletionsRefuseWith400(string body, string code, string param)
     {
         foreach (bool stream in new[] { false, true })

@@ -49,7 +49,7 @@ public class MinAndStopTokensRequestTests(ServerFixture server) : IClassFixture<
         var chat = new JsonObject
         {
             ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "Hi" }), ["max_tokens"] = 2,
-            ["add_generation_prompt"] = true, ["continue_final_message"] = false, ["echo"] = false, ["documents"] = null,
+            ["add_generation_prompt"] = true, ["continue_final_message"] = false, ["echo"] = false, ["documents"] = null, ["verbosity"] = "medium",
         };
         (status, json) = await server.PostAsync("/v1/chat/completions", chat, TestContext.Current.CancellationToken);
         Assert.True(status == HttpStatusCode.OK, json.ToString());

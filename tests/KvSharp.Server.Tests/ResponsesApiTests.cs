@@ -221,6 +221,7 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
     [InlineData("{\"input\": \"x\", \"max_output_tokens\": 100000}", "context_length_exceeded", "input")]
     [InlineData("{\"input\": \"x\", \"background\": true}", "unsupported_parameter", "background")]
     [InlineData("{\"input\": \"x\", \"truncation\": \"middle\"}", "invalid_value", "truncation")]
+    [InlineData("{\"input\": \"x\", \"text\": {\"verbosity\": \"high\"}}", "unsupported_parameter", "text.verbosity")]
     [InlineData("{\"input\": \"x\", \"include\": [\"reasoning.encrypted_content\"]}", "unsupported_parameter", "include")]
     [InlineData("{\"input\": \"x\", \"text\": {\"format\": {\"type\": \"yaml\"}}}", "invalid_value", "text.format.type")]
     [InlineData("{\"input\": \"x\", \"text\": {\"format\": {\"type\": \"json_schema\", \"name\": \"a\", \"schema\": {\"type\": \"object\", \"not\": {}}}}}", "unsupported_parameter", "text.format.schema")]

@@ -49,12 +49,18 @@ internal static class OtherServersFields
         ("echo", IsTrue, "a chat reply never repeats the messages (echo is a completions field)"),
         ("chat_template", Given, "a chat template per request is not supported: kvsharp serve --chat-template NAME|FILE sets the server's"),
         ("documents", NonEmpty, "documents are not supported; put them in the messages"),
+        ("verbosity", AsksForVerbosity, VerbosityRefusal),
         ("tfs_z", NotOff(1), "tail-free sampling is not supported (1 = off)"),
         ("dynatemp_range", NotOff(0), "dynamic temperature is not supported (0 = off)"),
         ("top_n_sigma", NotOff(-1), "top-n-sigma sampling is not supported (-1 = off)"),
     ];
 
     private static bool IsFalse(JsonElement e) => e.ValueKind == JsonValueKind.False;
+
+    /// <summary>OpenAI's verbosity (chat, and the Responses API's text.verbosity) asking for other than "medium", its default.</summary>
+    internal static bool AsksForVerbosity(JsonElement e) => Given(e) && !(e.ValueKind == JsonValueKind.String && e.GetString() == "medium");
+
+    internal const string VerbosityRefusal = "verbosity is not supported: a model here writes at its own length (only \"medium\", the default, is accepted); max_tokens bounds a reply";
 
     /// <summary>A list, object or text with something in it.</summary>
     private static bool NonEmpty(JsonElement e) => e.ValueKind switch

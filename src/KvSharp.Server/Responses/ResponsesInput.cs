@@ -254,6 +254,8 @@ internal static class ResponsesInput
     {
         if (text.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null) return default;
         if (text.ValueKind != JsonValueKind.Object) throw ApiError.InvalidType("text", "text must be an object {\"format\": {...}}");
+        if (text.TryGetProperty("verbosity", out var verbosity) && OtherServersFields.AsksForVerbosity(verbosity))
+            throw ApiError.Unsupported("text.verbosity", OtherServersFields.VerbosityRefusal);
         if (!text.TryGetProperty("format", out var format) || format.ValueKind == JsonValueKind.Null) return default;
         if (format.ValueKind != JsonValueKind.Object) throw ApiError.InvalidType("text.format", "text.format must be an object {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
         string type = String(format, "type", "text.format")!;
