@@ -75,6 +75,16 @@ public class MinAndStopTokensRequestTests(ServerFixture server) : IClassFixture<
         Assert.Equal(3, (await Complete(new JsonObject { ["max_tokens"] = 3, ["n_predict"] = 20 })).GetProperty("usage").GetProperty("completion_tokens").GetInt32());
         var unbounded = await Complete(new JsonObject { ["n_predict"] = -1, ["ignore_eos"] = true });
         Assert.True(unbounded.GetProperty("usage").GetProperty("completion_tokens").GetInt32() > 16, unbounded.GetProperty("usage").ToString());
+
+        // The penalties' window (llama-server's penalty_last_n, or repeat_last_n): 0 counts nothing, so a penalty does
+        // nothing; 64 is the default; -1, the whole context, is not.
+        string plain = ServerFixture.Text(await Complete(new JsonObject { ["max_tokens"] = 60 }));
+        Assert.Equal(plain, ServerFixture.Text(await Complete(new JsonObject { ["max_tokens"] = 60, ["repetition_penalty"] = 2.0, ["penalty_last_n"] = 0 })));
+        Assert.Equal(plain, ServerFixture.Text(await Complete(new JsonObject { ["max_tokens"] = 60, ["repeat_penalty"] = 2.0, ["repeat_last_n"] = 0 })));
+        Assert.Equal(ServerFixture.Text(named), ServerFixture.Text(await Complete(new JsonObject { ["max_tokens"] = 60, ["repetition_penalty"] = 2.0, ["penalty_last_n"] = 64 })));
+        var (status, error) = await server.PostAsync("/v1/completions", new JsonObject { ["prompt"] = Prompt, ["repeat_last_n"] = -2 }, ct);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("repeat_last_n", error.GetProperty("error").GetProperty("param").GetString());
         await server.WaitForNoBlocksAsync();
     }
 }

@@ -83,6 +83,9 @@ internal static class EngineRequests
         Allowed("presence_penalty", presence, presence is >= -2 and <= 2, "in [-2, 2]");
         Allowed("frequency_penalty", frequency, frequency is >= -2 and <= 2, "in [-2, 2]");
         Allowed("repetition_penalty", repetition, repetition > 0 && float.IsFinite(repetition), "a finite number > 0");
+        string windowField = p.PenaltyLastN != null ? "penalty_last_n" : "repeat_last_n";
+        int window = p.PenaltyLastN ?? p.RepeatLastN ?? new SamplingOptions().PenaltyWindow;
+        Allowed(windowField, window, window >= -1, "-1 (the whole context), 0 (no penalties) or a number of tokens");
         var sampling = new SamplingOptions
         {
             Temperature = temperature,
@@ -92,6 +95,7 @@ internal static class EngineRequests
             PresencePenalty = presence,
             FrequencyPenalty = frequency,
             RepetitionPenalty = repetition,
+            PenaltyWindow = window == -1 ? context : window,
             Seed = p.Seed is long seed ? unchecked((ulong)seed) : (ulong)Random.Shared.NextInt64(),
             LogitBias = LogitBias(p.LogitBias, vocab),
         };

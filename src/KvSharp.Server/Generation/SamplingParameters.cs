@@ -71,6 +71,12 @@ public class SamplingParameters
     /// <summary>llama-server's name for repetition_penalty, taken where repetition_penalty is absent.</summary>
     public float? RepeatPenalty { get; set; }
     /// <summary>
+    /// llama-server's window of the penalties: the last N tokens they count (default 64, as llama.cpp's; 0: none, so
+    /// the penalties do nothing; -1: the whole context). repeat_last_n is its older name.
+    /// </summary>
+    public int? PenaltyLastN { get; set; }
+    public int? RepeatLastN { get; set; }
+    /// <summary>
     /// The request's other fields, kept to refuse other servers' output-changing ones that no property reads by name
     /// (<see cref="OtherServersFields.Refuse"/>); a field no server defines is ignored, as OpenAI ignores extra fields.
     /// </summary>
