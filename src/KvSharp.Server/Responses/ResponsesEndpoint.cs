@@ -69,13 +69,14 @@ internal static class ResponsesEndpoint
         var previous = body.PreviousResponseId is { } previousId ? Stored(context, previousId, "previous_response_id") : null;
         var (chat, conversation) = ResponsesInput.ToChat(body, previous?.Conversation);
         string id = ResponseOutput.NewResponseId(context.Request);
+        bool truncate = ResponsesInput.TruncatesAuto(body);
         var tokenizer = served.Model.Tokenizer;
         var shell = new ResponseObject(id, "response", DateTimeOffset.UtcNow.ToUnixTimeSeconds(), "in_progress", served.ModelId, [], null, null,
             body.Instructions, body.PreviousResponseId, body.MaxOutputTokens, body.Temperature, body.TopP, body.ParallelToolCalls ?? true, body.Store ?? true,
-            body.Metadata ?? [], Truncation: ResponsesInput.TruncatesAuto(body) ? "auto" : "disabled");
+            body.Metadata ?? [], Truncation: truncate ? "auto" : "disabled");
         try
         {
-            using var call = StartFitting(context, chat, conversation, served, id, ResponsesInput.TruncatesAuto(body));
+            using var call = StartFitting(context, chat, conversation, served, id, truncate);
             ResponseObject? response;
             ChatReply? reply = null;
             if (body.Stream == true)

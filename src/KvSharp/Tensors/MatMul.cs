@@ -127,7 +127,8 @@ public sealed unsafe class MatMul
         {
             byte* act = (byte*)(((nint)scratch + 63) & ~(nint)63);
             // F16 on the AVX2 paths reads its activation rows scaled up by 2^112 (VecDotAvx2F16.DotScaled).
-            bool scaledF16 = avx2 && KernelPaths.For(GgmlType.F16, requested, nTokens) != KernelPath.Avx512;
+            bool scaledF16 = avx2 && (t0 == GgmlType.F16 || t1 == GgmlType.F16 || t2 == GgmlType.F16)
+                && KernelPaths.For(GgmlType.F16, requested, nTokens) != KernelPath.Avx512;
             var quant = new QuantizeWork { X = px, Cols = cols, NTokens = nTokens, Types = 1, WithExtras = avx2, ScaledF16 = scaledF16 };
             quant.Set(0, t0, act, r0);
             if (t1 != t0) quant.Set(quant.Types++, t1, act + off1, r1);

@@ -78,7 +78,7 @@ internal static unsafe class WidenedRows
     {
         int i = 0;
         if (Avx2.IsSupported)
-            for (; i + 8 <= cols; i += 8) Avx.Store(row + i, Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(from + i), 16).AsSingle());
+            for (; i + 8 <= cols; i += 8) Avx.Store(row + i, VecDotAvx2.BF16ToSingle(from + i));
         for (; i < cols; i++) row[i] = BF16ToFloat(from[i]);
     }
 }
