@@ -35,10 +35,6 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
         return (response.StatusCode, json, response.Headers.TryGetValues(PromptContinuation.ContinuedHeader, out var v) ? v.Single() : null);
     }
 
-    private static string OutputText(JsonElement response) => string.Concat(response.GetProperty("output").EnumerateArray()
-        .Where(i => i.GetProperty("type").GetString() == "message")
-        .SelectMany(i => i.GetProperty("content").EnumerateArray()).Select(c => c.GetProperty("text").GetString()));
-
     [Fact]
     public async Task TheSdksResponsesClientGetsTheGreedyReplyWholeAndStreamed()
     {
@@ -97,11 +93,11 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
         var final = events[^1].GetProperty("response");
         Assert.Equal("incomplete", final.GetProperty("status").GetString());
         Assert.Equal("max_output_tokens", final.GetProperty("incomplete_details").GetProperty("reason").GetString());
-        Assert.Equal(streamed, OutputText(final));
+        Assert.Equal(streamed, ServerFixture.OutputText(final));
         // The stored response reads back as the stream ended it.
         var (status, stored) = await server.GetAsync($"/v1/responses/{final.GetProperty("id").GetString()}", ct);
         Assert.Equal(HttpStatusCode.OK, status);
-        Assert.Equal(streamed, OutputText(stored));
+        Assert.Equal(streamed, ServerFixture.OutputText(stored));
         await server.WaitForNoBlocksAsync();
     }
 
@@ -115,7 +111,7 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Null(none);
         Assert.Equal("incomplete", first.GetProperty("status").GetString()); // every generated id spells the reply
-        string reply = OutputText(first);
+        string reply = ServerFixture.OutputText(first);
         TemplateMessage[] turn1 = [TemplateMessage.System(Instructions), TemplateMessage.User(user1)];
         TemplateMessage[] turn2 = [.. turn1, new("assistant", reply), TemplateMessage.User(user2)];
         var rendered1 = template.Render(turn1, addGenerationPrompt: true, tokenizer);
@@ -143,7 +139,7 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
             ["prompt"] = new JsonArray([.. ids.Select(t => (JsonNode)t)]), ["max_tokens"] = 6, ["temperature"] = 0, ["cache_salt"] = "cold-responses",
             ["stop"] = new JsonArray([.. template.StopStrings.Select(x => (JsonNode)x)]),
         };
-        Assert.Equal(ServerFixture.Text(await server.CompleteAsync(cold, TestContext.Current.CancellationToken)), OutputText(second));
+        Assert.Equal(ServerFixture.Text(await server.CompleteAsync(cold, TestContext.Current.CancellationToken)), ServerFixture.OutputText(second));
         Assert.Equal(first.GetProperty("id").GetString(), second.GetProperty("previous_response_id").GetString());
 
         // Deleted, it can be neither read nor continued.
@@ -189,7 +185,7 @@ public class ResponsesApiTests(ServerFixture server) : IClassFixture<ServerFixtu
         });
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("completed", body.GetProperty("status").GetString());
-        string mood = JsonDocument.Parse(OutputText(body)).RootElement.GetProperty("mood").GetString()!;
+        string mood = JsonDocument.Parse(ServerFixture.OutputText(body)).RootElement.GetProperty("mood").GetString()!;
         Assert.Contains(mood, new[] { "happy", "sad" });
     }
 

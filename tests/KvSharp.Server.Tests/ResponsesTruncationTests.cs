@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -14,16 +13,8 @@ public class ResponsesTruncationTests(ServerFixture server) : IClassFixture<Serv
 {
     private const string Instructions = "You tell stories.";
 
-    private async Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(JsonObject body)
-    {
-        var ct = TestContext.Current.CancellationToken;
-        using var response = await server.Client.PostAsync("/v1/responses", new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"), ct);
-        return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct)).RootElement.Clone());
-    }
-
-    private static string OutputText(JsonElement response) => string.Concat(response.GetProperty("output").EnumerateArray()
-        .Where(i => i.GetProperty("type").GetString() == "message")
-        .SelectMany(i => i.GetProperty("content").EnumerateArray()).Select(c => c.GetProperty("text").GetString()));
+    private Task<(HttpStatusCode Status, JsonElement Body)> PostAsync(JsonObject body) =>
+        server.PostAsync("/v1/responses", body, TestContext.Current.CancellationToken);
 
     /// <summary>A user message of about <paramref name="words"/> words (stories260K reads a word as one to three tokens).</summary>
     private static string Story(int words, int seed)
@@ -65,13 +56,13 @@ public class ResponsesTruncationTests(ServerFixture server) : IClassFixture<Serv
         {
             ["input"] = new JsonArray(
                 new JsonObject { ["role"] = "user", ["content"] = second },
-                new JsonObject { ["role"] = "assistant", ["content"] = OutputText(r2) },
+                new JsonObject { ["role"] = "assistant", ["content"] = ServerFixture.OutputText(r2) },
                 new JsonObject { ["role"] = "user", ["content"] = third }),
             ["instructions"] = Instructions, ["max_output_tokens"] = 8, ["temperature"] = 0, ["store"] = false,
         };
         var (s4, alone) = await PostAsync(stateless);
         Assert.Equal(HttpStatusCode.OK, s4);
-        Assert.Equal(OutputText(alone), OutputText(r3));
+        Assert.Equal(ServerFixture.OutputText(alone), ServerFixture.OutputText(r3));
         Assert.Equal(alone.GetProperty("usage").GetProperty("input_tokens").GetInt32(), kept);
         Assert.True(kept < twoTurns + 120, "the first turn was not dropped");
 

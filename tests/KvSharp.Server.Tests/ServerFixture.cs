@@ -114,6 +114,11 @@ public class ServerFixture : IAsyncLifetime
     /// <summary>The text of choice <paramref name="index"/> of a completion.</summary>
     public static string Text(JsonElement completion, int index = 0) => Choice(completion, index).GetProperty("text").GetString()!;
 
+    /// <summary>A /v1/responses response's text: its message items' parts, joined.</summary>
+    public static string OutputText(JsonElement response) => string.Concat(response.GetProperty("output").EnumerateArray()
+        .Where(i => i.GetProperty("type").GetString() == "message")
+        .SelectMany(i => i.GetProperty("content").EnumerateArray()).Select(c => c.GetProperty("text").GetString()));
+
     public static JsonElement Choice(JsonElement completion, int index) =>
         completion.GetProperty("choices").EnumerateArray().Single(c => c.GetProperty("index").GetInt32() == index);
 
